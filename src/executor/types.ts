@@ -1,0 +1,50 @@
+// Contract of the executor: one submission (files, stdin, tests) against one runtime, compiled
+// once and run once per test. It sits on the sandbox, the pool and the images; the queue worker
+// calls it and knows nothing below it.
+import type { Limits, RunResult, Verdict } from '../sandbox/types.js';
+
+export interface SourceFile {
+  /** Relative path inside the work dir; no "..", no absolute paths (validated by the API). */
+  name: string;
+  content: Uint8Array;
+}
+
+export interface TestCase {
+  stdin: Uint8Array | string;
+  /** When present, the run's stdout is compared (see theory of operation, "Output comparison"). */
+  expectedOutput?: string;
+}
+
+export interface ExecuteRequest {
+  runtimeId: string;
+  /** The first file is the entry point. */
+  files: SourceFile[];
+  stdin?: Uint8Array | string;
+  args?: string[];
+  /** Run limits; absent fields take the runtime's defaults. Checked against maxima by the API. */
+  limits?: Partial<Limits>;
+  compileLimits?: Partial<Limits>;
+  /** When present, the program is run once per test (after one compile) instead of once. */
+  tests?: TestCase[];
+  signal?: AbortSignal;
+}
+
+/** One sandboxed step (compile, run, or one test) as the executor reports it. */
+export type StageResult = RunResult;
+
+export interface TestResult extends StageResult {
+  /** null when the test had no expected output. */
+  passed: boolean | null;
+}
+
+/** Job-level verdict: the engine's verdicts plus `compile_error`. */
+export type JobVerdict = Verdict | 'compile_error';
+
+export interface ExecuteResult {
+  verdict: JobVerdict;
+  runtime: { id: string; language: string; version: string };
+  compile?: StageResult;
+  /** The single run, when the request had no tests (absent after a compile error). */
+  run?: StageResult;
+  tests?: TestResult[];
+}

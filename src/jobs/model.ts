@@ -1,0 +1,67 @@
+// The job as the queue, the workers and every API front (ours, Piston's, Judge0's) see it.
+// One representation, stored in Redis as JSON; fronts translate to and from it.
+import type { Limits } from '../sandbox/types.js';
+import type { JobVerdict } from '../executor/types.js';
+
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+
+/** A validated submission, as queued. Contents are base64 so that any bytes survive JSON. */
+export interface JobRequest {
+  runtimeId: string;
+  files: { name: string; contentBase64: string }[];
+  stdinBase64: string;
+  args: string[];
+  limits: Partial<Limits>;
+  compileLimits?: Partial<Limits>;
+  tests?: { stdinBase64: string; expectedOutput?: string }[];
+  webhookUrl?: string;
+}
+
+/** A stage result as stored: outputs base64, everything else as RunResult. */
+export interface StoredStage {
+  verdict: JobVerdict;
+  exitCode: number | null;
+  signal: number | null;
+  signalName: string | null;
+  stdoutBase64: string;
+  stderrBase64: string;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  cpuTimeMs: number;
+  wallTimeMs: number;
+  peakMemoryBytes: number;
+  error?: { step: string; errno: number; code: string; message: string };
+  /** Tests only. */
+  passed?: boolean | null;
+}
+
+export interface JobResult {
+  verdict: JobVerdict;
+  runtime: { id: string; language: string; version: string };
+  compile?: StoredStage;
+  run?: StoredStage;
+  tests?: StoredStage[];
+  /** Time from accepted to taken by a worker. */
+  queueWaitMs: number;
+}
+
+export interface JobRecord {
+  id: string;
+  status: JobStatus;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  result?: JobResult;
+  /** Set with status `failed`: the service could not run the job (not the program's fault). */
+  failure?: { code: string; message: string };
+}
+
+/** What an API front needs from the job service; implemented over BullMQ in src/queue. */
+export interface JobClient {
+  submit(request: JobRequest): Promise<string>;
+  submitBatch(requests: JobRequest[]): Promise<string[]>;
+  get(id: string): Promise<JobRecord | undefined>;
+  /** Resolves when the job is done/failed/cancelled or the timeout passes (then its current record). */
+  wait(id: string, timeoutMs: number): Promise<JobRecord | undefined>;
+  cancel(id: string): Promise<JobRecord | undefined>;
+}

@@ -1,0 +1,96 @@
+// The sandbox engine's public contract. Everything above the engine (pool, executor, queue,
+// API) speaks only these types. Verdicts and metrics are defined once, in
+// docs/theory-of-operation.md; the comments here point there rather than restate it.
+
+/** Hard limits for one run. Every field is required at the engine: callers fill defaults. */
+export interface Limits {
+  /** CPU time (user+sys) of all processes of the run, from the cgroup. */
+  cpuTimeMs: number;
+  /** Wall-clock time from exec to the program's exit. */
+  wallTimeMs: number;
+  /** cgroup memory limit (no swap); page cache and tmpfs pages the run creates count too. */
+  memoryBytes: number;
+  /** Tasks (processes + threads) the program may have at once, not counting the sandbox's init. */
+  pids: number;
+  /** stdout + stderr bytes kept; more than this is the `output_limit` verdict. */
+  outputBytes: number;
+  /** RLIMIT_FSIZE: the largest file the program may write. */
+  fileSizeBytes: number;
+  /** RLIMIT_NOFILE. */
+  openFiles: number;
+  /** RLIMIT_STACK. */
+  stackBytes: number;
+  /** Size of the fresh tmpfs mounted at /tmp. */
+  tmpBytes: number;
+  /** CPU bandwidth in cores (cgroup quota/period); 1 means one full core. */
+  cpuCores: number;
+}
+
+export interface RunSpec {
+  /** Host path of the container's `/`: prepared by the caller (an overlay from the pool, or a
+   * plain directory in tests). Mounted read-only inside the container. It must contain the mount
+   * points /proc, /dev, /tmp and the work dir. */
+  rootDir: string;
+  /** Host path of a directory bound read-write at `workDir` inside the container. */
+  workDirHostPath: string;
+  /** Path inside the container where the work dir appears; also the default cwd. Default /box. */
+  workDir?: string;
+  /** argv[0] is resolved inside the container: give an absolute path, or rely on PATH in env. */
+  argv: string[];
+  env?: Record<string, string>;
+  /** Inside the container; default `workDir`. */
+  cwd?: string;
+  stdin?: Uint8Array | string;
+  limits: Limits;
+  /** Hostname inside the container's UTS namespace. Default "cellblock". */
+  hostname?: string;
+}
+
+/** See docs/theory-of-operation.md, "Verdicts". Exactly one per run. */
+export type Verdict =
+  | 'ok'
+  | 'runtime_error'
+  | 'signaled'
+  | 'cpu_time_limit'
+  | 'wall_time_limit'
+  | 'memory_limit'
+  | 'output_limit'
+  | 'cancelled'
+  | 'internal_error';
+
+/** See docs/theory-of-operation.md, "Metrics". */
+export interface RunMetrics {
+  cpuTimeMs: number;
+  wallTimeMs: number;
+  peakMemoryBytes: number;
+}
+
+export interface RunResult {
+  verdict: Verdict;
+  /** Exit status when the program exited by itself; null when it was killed by a signal. */
+  exitCode: number | null;
+  /** Signal number that ended the program, or null. */
+  signal: number | null;
+  /** Signal name (e.g. "SIGSEGV"), or null. */
+  signalName: string | null;
+  stdout: Buffer;
+  stderr: Buffer;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  metrics: RunMetrics;
+  /** Present only with verdict `internal_error`. */
+  error?: { step: string; errno: number; code: string; message: string };
+}
+
+/** The step of the setup recipe that failed, as named by the native recipe. */
+export class SandboxError extends Error {
+  override readonly name = 'SandboxError';
+  constructor(
+    readonly step: string,
+    readonly errno: number,
+    readonly code: string,
+    message?: string,
+  ) {
+    super(message ?? `sandbox setup failed at ${step}: ${code} (errno ${errno})`);
+  }
+}
