@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs everything cellblock needs on a fresh Debian machine (as root) and builds it:
+# Debian packages, npm dependencies, the native addon, and (unless CELLBLOCK_SKIP_IMAGES=1) the
+# language images. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the project uses. One list, so that no machine depends on a hand install.
+#   redis-server     the queue's store (tests start their own on a free port)
+#   debootstrap      builds the base image layer
+#   busybox-static   the tiny test root for the engine's unit tests
+#   bubblewrap       the peer the engine's benchmark compares against
+#   build-essential python3  node-gyp's toolchain for native/
+#   iproute2         network namespace checks in tests
+#   ca-certificates  apt over https mirrors
+PACKAGES=(redis-server debootstrap busybox-static bubblewrap build-essential python3 iproute2 ca-certificates)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ! command -v node >/dev/null 2>&1; then missing+=(nodejs npm); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# node-gyp builds against the running node's headers; find them locally (no download).
+if [ -z "${npm_config_nodedir:-}" ]; then
+  for d in "$(dirname "$(dirname "$(command -v node)")")" /usr /usr/local; do
+    if [ -f "$d/include/node/node_api.h" ]; then export npm_config_nodedir="$d"; break; fi
+  done
+  if [ -z "${npm_config_nodedir:-}" ]; then
+    echo "setup: node headers not found; installing Debian's libnode-dev"
+    apt-get install -y -qq --no-install-recommends libnode-dev >/dev/null
+    export npm_config_nodedir=/usr
+  fi
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+echo "setup: building the native addon and the TypeScript"
+npm run --silent build
+
+if [ "${CELLBLOCK_SKIP_IMAGES:-0}" != 1 ] && [ -f dist/src/bin/cellblock.js ]; then
+  node dist/src/bin/cellblock.js images build
+fi
+echo "setup: done"
