@@ -1,0 +1,23 @@
+// What the app hands each compat front: the job service and the runtime list.
+import type { Runtime } from '../../images/types.js';
+import type { JobClient } from '../../jobs/model.js';
+
+export interface CompatPluginOptions {
+  jobs: JobClient;
+  runtimes: Runtime[];
+  /** Longest a synchronous request (Piston execute, Judge0 `wait=true`) holds for its job. */
+  maxWaitMs?: number;
+}
+
+export const DEFAULT_MAX_WAIT_MS = 60_000;
+
+/** The HTTP status and Retry-After of a service error (QueueFullError, QueueUnavailableError,
+ * fastify's own 4xx such as a malformed body), read from the error's own fields. */
+export function serviceErrorStatus(error: unknown): { statusCode: number; retryAfterSeconds?: number } | undefined {
+  if (error === null || typeof error !== 'object') return undefined;
+  const { name, statusCode, retryAfterSeconds } = error as { name?: string; statusCode?: number; retryAfterSeconds?: number };
+  if (name === 'QueueFullError') return { statusCode: 429, retryAfterSeconds };
+  if (name === 'QueueUnavailableError') return { statusCode: 503, retryAfterSeconds };
+  if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 600) return { statusCode };
+  return undefined;
+}

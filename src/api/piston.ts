@@ -1,0 +1,72 @@
+// Piston v2 compatible API (engineer-man/piston api/src/api/v2.js), served at /api/v2 beside our
+// own: GET /runtimes, GET /packages, POST /execute. Translation only: requests become JobRequests
+// on the same queue and workers; results come back in Piston's shape.
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { pistonRuntimeList } from './compat/piston-runtimes.js';
+import { PistonRequestError, translatePistonExecute } from './compat/piston-request.js';
+import { PistonExecutionError, pistonResponse } from './compat/piston-response.js';
+import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } from './compat/plugin-options.js';
+
+export type { CompatPluginOptions } from './compat/plugin-options.js';
+
+/** Content types Piston's execute accepts. Piston itself requires application/json; text/plain is
+ * taken too because the official Node client (piston-client, node-fetch) posts JSON without
+ * setting a Content-Type, which node-fetch then sends as text/plain. */
+const JSON_BODY_TYPES = ['application/json', 'text/plain'];
+
+export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app, options) => {
+  const { jobs, runtimes } = options;
+  const maxWaitMs = options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
+
+  app.removeContentTypeParser(JSON_BODY_TYPES);
+  app.addContentTypeParser(JSON_BODY_TYPES, { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, body === '' ? {} : JSON.parse(body as string));
+    } catch {
+      done(new PistonRequestError('request body is not valid JSON'), undefined);
+    }
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (['GET', 'HEAD', 'OPTIONS'].includes(request.method)) return;
+    const contentType = request.headers['content-type'] ?? '';
+    if (!JSON_BODY_TYPES.some((type) => contentType.startsWith(type))) {
+      return reply.code(415).send({ message: 'requests must be of type application/json' });
+    }
+  });
+
+  app.setErrorHandler((error, request, reply: FastifyReply) => {
+    if (error instanceof PistonRequestError || error instanceof PistonExecutionError) {
+      if (error instanceof PistonExecutionError) request.log.error({ err: error }, 'piston execute failed');
+      return reply.code(error.statusCode).send({ message: error.message });
+    }
+    const status = serviceErrorStatus(error);
+    if (status) {
+      if (status.retryAfterSeconds !== undefined) reply.header('retry-after', String(status.retryAfterSeconds));
+      return reply.code(status.statusCode).send({ message: (error as Error).message });
+    }
+    request.log.error({ err: error }, 'piston front: unexpected error');
+    return reply.code(500).send({ message: 'internal error' });
+  });
+
+  app.get('/runtimes', { schema: { tags: ['piston'], summary: 'Piston v2: installed runtimes' } }, async () =>
+    pistonRuntimeList(runtimes),
+  );
+
+  // Our runtimes are built into images, not installed at run time: every one is "installed".
+  app.get('/packages', { schema: { tags: ['piston'], summary: 'Piston v2: runtime packages' } }, async () =>
+    runtimes.map((runtime) => ({ language: runtime.language, language_version: runtime.version, installed: true })),
+  );
+
+  app.post('/execute', { schema: { tags: ['piston'], summary: 'Piston v2: run code and wait for the result' } }, async (request) => {
+    const { runtime, request: jobRequest } = translatePistonExecute(request.body, runtimes);
+    const id = await jobs.submit(jobRequest);
+    const record = await jobs.wait(id, maxWaitMs);
+    if (record === undefined) throw new PistonExecutionError(`job ${id} disappeared before it finished`);
+    if (record.status === 'queued' || record.status === 'running') {
+      // Nobody will read this result any more: free the worker.
+      await jobs.cancel(id).catch(() => undefined);
+    }
+    return pistonResponse(record, runtime);
+  });
+};

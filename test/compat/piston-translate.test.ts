@@ -1,0 +1,162 @@
+// Piston v2 translation as pure functions: request checks in Piston's order and words, runtime
+// selection by SemVer range, and each verdict's status/message/code/signal.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { findPistonRuntime, pistonRuntimeList } from '../../src/api/compat/piston-runtimes.js';
+import { PistonRequestError, translatePistonExecute } from '../../src/api/compat/piston-request.js';
+import { PistonExecutionError, pistonResponse, pistonStage } from '../../src/api/compat/piston-response.js';
+import { MiB } from '../../src/units.js';
+import { done, gcc, go, python311, python39, runtimes, stage } from './fixtures.js';
+
+const decode = (base64: string): string => Buffer.from(base64, 'base64').toString('utf8');
+
+function rejects(body: unknown, message: string): void {
+  assert.throws(
+    () => translatePistonExecute(body, runtimes),
+    (error: unknown) => error instanceof PistonRequestError && error.statusCode === 400 && error.message === message,
+  );
+}
+
+describe('piston runtimes', () => {
+  it('lists language, version and aliases (with the id when it differs from the language)', () => {
+    assert.deepEqual(pistonRuntimeList([python39, gcc]), [
+      { language: 'python', version: '3.9.4', aliases: ['py', 'python39'] },
+      { language: 'c', version: '12.2.0', aliases: ['gcc'] },
+    ]);
+  });
+
+  it('selects the highest version satisfying the SemVer range, by name or alias', () => {
+    assert.equal(findPistonRuntime(runtimes, 'python', '*'), python311);
+    assert.equal(findPistonRuntime(runtimes, 'py', '3.x'), python311);
+    assert.equal(findPistonRuntime(runtimes, 'python', '3.9'), python39);
+    assert.equal(findPistonRuntime(runtimes, 'python', '3.9.4'), python39);
+    assert.equal(findPistonRuntime(runtimes, 'python', '<3.10'), python39);
+    assert.equal(findPistonRuntime(runtimes, 'python', '2'), undefined);
+    assert.equal(findPistonRuntime(runtimes, 'ruby', '*'), undefined);
+  });
+
+  it('matches two-part toolchain versions such as Go 1.19', () => {
+    assert.equal(findPistonRuntime(runtimes, 'golang', '1.19'), go);
+    assert.equal(findPistonRuntime(runtimes, 'go', '1.19.0'), go);
+  });
+});
+
+describe('piston execute request', () => {
+  const minimal = { language: 'python', version: '3.x', files: [{ content: 'print(1)' }] };
+
+  it('refuses bad requests with Piston\'s messages, in Piston\'s order', () => {
+    rejects(undefined, 'language is required as a string');
+    rejects({ language: 5 }, 'language is required as a string');
+    rejects({ language: 'python' }, 'version is required as a string');
+    rejects({ language: 'python', version: '3' }, 'files is required as an array');
+    rejects({ language: 'python', version: '3', files: [{}] }, 'files[0].content is required as a string');
+    rejects({ language: 'python', version: '9', files: [{ content: '' }] }, 'python-9 runtime is unknown');
+    rejects({ ...minimal, files: [{ content: 'AA==', encoding: 'base64' }] }, 'files must include at least one utf8 encoded file');
+    rejects({ ...minimal, run_timeout: '3000' }, 'If specified, run_timeout must be a number');
+    rejects({ ...minimal, run_timeout: 20_001 }, 'run_timeout cannot exceed the configured limit of 20000');
+    rejects({ ...minimal, compile_cpu_time: -5 }, 'compile_cpu_time must be non-negative');
+    rejects({ ...minimal, files: [{ name: '../x.py', content: '' }] }, 'files[0].name "../x.py" must be a relative path inside the work directory');
+    rejects({ ...minimal, args: [1] }, 'args must be an array of strings');
+  });
+
+  it('translates files, stdin, args and limits into a JobRequest', () => {
+    const { runtime, request } = translatePistonExecute(
+      {
+        language: 'py',
+        version: '3.9',
+        files: [
+          { name: 'data.bin', content: 'AAEC', encoding: 'base64' },
+          { content: 'print(input())' },
+          { name: 'util.py', content: '6869', encoding: 'hex' },
+        ],
+        stdin: 'hello',
+        args: ['a', 'b'],
+        run_timeout: 2000,
+        run_cpu_time: 1500,
+        run_memory_limit: 64 * MiB,
+        compile_timeout: 9000,
+        compile_memory_limit: -1,
+      },
+      runtimes,
+    );
+    assert.equal(runtime, python39);
+    assert.equal(request.runtimeId, 'python39');
+    // The first utf8 file is the entry point and comes first; unnamed, it takes the runtime's name.
+    assert.deepEqual(request.files.map((file) => file.name), ['main.py', 'data.bin', 'util.py']);
+    assert.equal(decode(request.files[0]!.contentBase64), 'print(input())');
+    assert.deepEqual([...Buffer.from(request.files[1]!.contentBase64, 'base64')], [0, 1, 2]);
+    assert.equal(decode(request.files[2]!.contentBase64), 'hi');
+    assert.equal(decode(request.stdinBase64), 'hello\n', 'Piston appends a newline to stdin');
+    assert.deepEqual(request.args, ['a', 'b']);
+    assert.deepEqual(request.limits, { wallTimeMs: 2000, cpuTimeMs: 1500, memoryBytes: 64 * MiB });
+    assert.deepEqual(request.compileLimits, { wallTimeMs: 9000 });
+  });
+
+  it('leaves absent, zero and -1 memory limits to the runtime defaults', () => {
+    const { request } = translatePistonExecute({ ...minimal, run_timeout: 0, run_memory_limit: -1, stdin: 'x\n' }, runtimes);
+    assert.deepEqual(request.limits, {});
+    assert.equal(request.compileLimits, undefined);
+    assert.equal(decode(request.stdinBase64), 'x\n');
+    assert.deepEqual(request.args, []);
+  });
+});
+
+describe('piston execute response', () => {
+  it('reports a clean run with status and message null, time in ms and memory in bytes', () => {
+    const response = pistonResponse(done({ run: stage({ stdout: 'hi\n', stderr: 'warn\n' }) }), python311);
+    assert.deepEqual(response, {
+      language: 'python',
+      version: '3.11.2',
+      run: {
+        stdout: 'hi\n',
+        stderr: 'warn\n',
+        output: 'hi\nwarn\n',
+        code: 0,
+        signal: null,
+        message: null,
+        status: null,
+        cpu_time: 12,
+        wall_time: 20,
+        memory: 3 * MiB,
+      },
+    });
+  });
+
+  it('maps every verdict to isolate\'s status, message, code and signal', () => {
+    const cases = [
+      [stage({ verdict: 'runtime_error', exitCode: 3 }), 'RE', 'Exited with error status 3', 3, null],
+      [stage({ verdict: 'signaled', exitCode: null, signal: 11, signalName: 'SIGSEGV' }), 'SG', 'Caught fatal signal 11', null, 'SIGSEGV'],
+      [stage({ verdict: 'memory_limit', exitCode: null, signal: 9, signalName: 'SIGKILL' }), 'SG', 'Caught fatal signal 9', null, 'SIGKILL'],
+      [stage({ verdict: 'cpu_time_limit', exitCode: null }), 'TO', 'Time limit exceeded', null, 'SIGKILL'],
+      [stage({ verdict: 'wall_time_limit', exitCode: null }), 'TO', 'Time limit exceeded (wall clock)', null, 'SIGKILL'],
+      [stage({ verdict: 'output_limit', exitCode: null, stdoutTruncated: true }), 'OL', 'stdout length exceeded', null, 'SIGKILL'],
+      [stage({ verdict: 'output_limit', exitCode: null, stderrTruncated: true }), 'EL', 'stderr length exceeded', null, 'SIGKILL'],
+      [
+        stage({ verdict: 'internal_error', exitCode: null, error: { step: 'mount', errno: 1, code: 'EPERM', message: 'mount /proc: EPERM' } }),
+        'XX',
+        'mount /proc: EPERM',
+        null,
+        null,
+      ],
+    ] as const;
+    for (const [input, status, message, code, signal] of cases) {
+      const output = pistonStage(input);
+      assert.deepEqual([output.status, output.message, output.code, output.signal], [status, message, code, signal], input.verdict);
+    }
+  });
+
+  it('repeats a failed compile stage as run, as Piston does', () => {
+    const compile = stage({ verdict: 'runtime_error', exitCode: 1, stderr: 'main.c:1: error\n' });
+    const response = pistonResponse(done({ verdict: 'compile_error', compile }, gcc), gcc);
+    assert.equal(response.compile?.stderr, 'main.c:1: error\n');
+    assert.deepEqual(response.run, response.compile);
+    assert.equal(response.run.status, 'RE');
+  });
+
+  it('turns a failed or unfinished job into a 500', () => {
+    const failed = { id: 'j', status: 'failed' as const, createdAt: '', failure: { code: 'x', message: 'worker lost' } };
+    assert.throws(() => pistonResponse(failed, python311), (e: unknown) => e instanceof PistonExecutionError && e.message === 'worker lost');
+    const queued = { id: 'j', status: 'queued' as const, createdAt: '' };
+    assert.throws(() => pistonResponse(queued, python311), PistonExecutionError);
+  });
+});
