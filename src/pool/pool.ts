@@ -1,0 +1,118 @@
+// The pre-warmed pool: per image, roots (and, when a `container` preparer is given, whole
+// containers on them) made ahead of time by this owner, each serving one job. Starting a pool
+// claims this owner's state dir and first reclaims what dead owners left behind.
+import { join } from 'node:path';
+import { KeyedPool } from './keyed-pool.js';
+import { MountAgent, DEFAULT_PYTHON_PATH } from './mount-agent.js';
+import { destroyRoot, prepareRoot, type PreparedRoot, type RootSpec } from './root.js';
+import {
+  claimOwnerDir,
+  reclaimStaleOwners,
+  releaseOwnerDir,
+  type OwnerExtrasReclaimer,
+  type ReclaimReport,
+} from './state-dir.js';
+import type { PoolSizing, PoolStats } from './types.js';
+
+/** What the pool adds on top of a root, e.g. the engine's pre-warmed container. */
+export interface ContainerPreparer<C> {
+  prepare(image: string, root: PreparedRoot, ownerId: string): Promise<C>;
+  destroy(container: C): Promise<void>;
+  /** Removes what a dead owner's containers left outside its state dir (cgroups). */
+  reclaimOwner?: OwnerExtrasReclaimer;
+}
+
+export interface PoolOptions<C = never> {
+  /** Parent of every owner's state dir; shared by the owners of one machine. */
+  stateRoot: string;
+  /** The image's layers and slot size; called for every slot, so it should be cheap. */
+  rootSpec: (image: string) => RootSpec | Promise<RootSpec>;
+  sizing?: Partial<PoolSizing> | ((image: string) => PoolSizing);
+  refillConcurrency?: number;
+  failureBackoffMs?: number;
+  pythonPath?: string;
+  container?: ContainerPreparer<C>;
+  onBackgroundError?: (err: unknown, image: string) => void;
+}
+
+export interface PoolSlot<C = never> {
+  image: string;
+  root: PreparedRoot;
+  container?: C;
+}
+
+export interface Pool<C = never> {
+  readonly ownerId: string;
+  readonly stateDir: string;
+  /** What was reclaimed from dead owners at start. */
+  readonly reclaimed: ReclaimReport;
+  warm(image: string): void;
+  take(image: string): Promise<PoolSlot<C>>;
+  /** Gives a slot back after its one job: it is destroyed and replaced in the background. */
+  release(slot: PoolSlot<C>): void;
+  stats(): PoolStats;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_SIZING: PoolSizing = { minReady: 1, maxReady: 4, idleShrinkMs: 30_000 };
+
+function slotName(image: string, seq: number): string {
+  return `${image.replace(/[^A-Za-z0-9_.-]/g, '_')}-${seq}`;
+}
+
+export async function createPool<C = never>(options: PoolOptions<C>): Promise<Pool<C>> {
+  const agent = await MountAgent.start(options.pythonPath ?? DEFAULT_PYTHON_PATH);
+  try {
+    const owner = await claimOwnerDir(agent, options.stateRoot);
+    const reclaimed = await reclaimStaleOwners(agent, options.stateRoot, owner.dir, options.container?.reclaimOwner);
+    const sizingOption = options.sizing;
+    const sizing =
+      typeof sizingOption === 'function' ? sizingOption : () => ({ ...DEFAULT_SIZING, ...(sizingOption ?? {}) });
+    let seq = 0;
+    const container = options.container;
+
+    const prepareSlot = async (image: string): Promise<PoolSlot<C>> => {
+      const spec = await options.rootSpec(image);
+      const root = await prepareRoot(agent, join(owner.slotsDir, slotName(image, ++seq)), spec);
+      if (!container) return { image, root };
+      try {
+        return { image, root, container: await container.prepare(image, root, owner.ownerId) };
+      } catch (err) {
+        await destroyRoot(agent, root).catch(() => undefined);
+        throw err;
+      }
+    };
+    const destroySlot = async (slot: PoolSlot<C>): Promise<void> => {
+      // The container first: its processes may hold the root busy.
+      if (container && slot.container !== undefined) await container.destroy(slot.container);
+      await destroyRoot(agent, slot.root);
+    };
+    const keyed = new KeyedPool<PoolSlot<C>>(
+      { prepare: prepareSlot, destroy: destroySlot },
+      {
+        sizing,
+        refillConcurrency: options.refillConcurrency ?? 1,
+        failureBackoffMs: options.failureBackoffMs ?? 1000,
+        onBackgroundError: options.onBackgroundError,
+      },
+    );
+
+    return {
+      ownerId: owner.ownerId,
+      stateDir: owner.dir,
+      reclaimed,
+      warm: (image) => keyed.warm(image),
+      take: (image) => keyed.take(image),
+      release: (slot) => keyed.release(slot.image, slot),
+      stats: () => keyed.stats(),
+      close: async () => {
+        await keyed.close();
+        await releaseOwnerDir(agent, owner);
+        await agent.close();
+      },
+    };
+  } catch (err) {
+    await agent.close();
+    throw err;
+  }
+}

@@ -1,0 +1,53 @@
+// One prepared root: an overlay over an image's read-only layers whose writable upper lives on
+// the slot's own size-limited tmpfs, with the work dir made in the upper and owned by the
+// sandbox user. Made and destroyed by the mount agent; the slot dir is <ownerDir>/<slotName>.
+import { join } from 'node:path';
+import type { MountAgent } from './mount-agent.js';
+
+/** The sandbox user (docs/theory-of-operation.md, "Identity inside the container"). */
+export const SANDBOX_UID = 60000;
+export const SANDBOX_GID = 60000;
+/** Mount points the engine mounts over inside the container; made in the upper when missing. */
+export const ENGINE_MOUNT_POINTS = ['proc', 'dev', 'tmp'];
+
+export interface RootSpec {
+  /** Host paths of the image's layers, lowest first (BuiltImage.layerPaths). */
+  layerPaths: string[];
+  /** Size of the slot's tmpfs: everything the job writes to its root (the work dir) counts. */
+  upperBytes: number;
+  /** Work dir inside the root, without the leading slash. Default "box". */
+  workDir?: string;
+}
+
+export interface PreparedRoot {
+  slotDir: string;
+  /** Host path of the overlay: RunSpec.rootDir. */
+  rootDir: string;
+  /** Host path of the work dir inside the overlay: RunSpec.workDirHostPath. */
+  workDirHostPath: string;
+  /** Path of the work dir inside the container, e.g. "/box". */
+  workDir: string;
+}
+
+export async function prepareRoot(agent: MountAgent, slotDir: string, spec: RootSpec): Promise<PreparedRoot> {
+  const workDir = (spec.workDir ?? 'box').replace(/^\/+/, '');
+  await agent.request('prepareRoot', {
+    slotDir,
+    layerPaths: spec.layerPaths,
+    upperBytes: spec.upperBytes,
+    workDir,
+    uid: SANDBOX_UID,
+    gid: SANDBOX_GID,
+    mountPoints: ENGINE_MOUNT_POINTS,
+  });
+  return { slotDir, rootDir: join(slotDir, 'root'), workDirHostPath: join(slotDir, 'root', workDir), workDir: `/${workDir}` };
+}
+
+/** Unmounts the overlay and drops its tmpfs: everything the job wrote is gone with it. */
+export async function destroyRoot(agent: MountAgent, root: PreparedRoot): Promise<void> {
+  await agent.request('destroyRoot', { slotDir: root.slotDir, detach: false }).catch(async (err: unknown) => {
+    // EBUSY: something (a straggler of the job) still has it open; detach instead of leaking.
+    if ((err as { code?: string }).code !== 'EBUSY') throw err;
+    await agent.request('destroyRoot', { slotDir: root.slotDir, detach: true });
+  });
+}

@@ -1,0 +1,47 @@
+// The pool's public contract: what a prepared slot is, how a pool is sized, and the figures it
+// exposes for monitoring.
+
+/** Sizing of one image's pool. The pool keeps between `minReady` and `maxReady` slots ready,
+ * growing on misses and shrinking after `idleShrinkMs` without a take. */
+export interface PoolSizing {
+  minReady: number;
+  maxReady: number;
+  /** A pool that saw no take for this long gives one ready slot back (down to `minReady`). */
+  idleShrinkMs: number;
+}
+
+/** Figures for one image's pool. Times are milliseconds. */
+export interface ImagePoolStats {
+  /** Slots prepared and waiting. */
+  ready: number;
+  /** Slots taken and not yet released. */
+  inUse: number;
+  /** Slots being prepared (refills and misses). */
+  preparing: number;
+  /** How many slots the pool currently aims to keep ready. */
+  target: number;
+  hits: number;
+  misses: number;
+  prepared: number;
+  destroyed: number;
+  prepareFailures: number;
+  /** Wall time of slot preparations so far. */
+  prepareMs: { count: number; sum: number; last: number; max: number };
+}
+
+export interface PoolStats {
+  images: Record<string, ImagePoolStats>;
+}
+
+/** A pool operation that could not be done; `code` is an errno name where the kernel said no. */
+export class PoolError extends Error {
+  override readonly name = 'PoolError';
+  constructor(
+    readonly op: string,
+    readonly code: string,
+    message: string,
+    readonly errno = 0,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,101 @@
+// Crash safety: an owner killed with SIGKILL leaves mounts and dirs; the next owner removes them,
+// and never touches what a live owner holds.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { createPool } from '../../src/pool/index.js';
+import { makeScratch, mountsMentioning, poolSkipReason, type Scratch } from './helpers.js';
+
+const skip = poolSkipReason();
+const FIXTURE = fileURLToPath(new URL('./fixtures/pool-owner.ts', import.meta.url));
+
+interface Owner {
+  child: ChildProcess;
+  stateDir: string;
+  childPids: number[];
+}
+
+async function startOwner(scratch: Scratch): Promise<Owner> {
+  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, scratch.stateRoot, ...scratch.layerPaths], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`pool owner exited early (${code})`)));
+  });
+  const stateDir = /^READY (.+)$/.exec(line)?.[1];
+  assert.ok(stateDir, `unexpected owner output: ${line}`);
+  const childPids = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  return { child, stateDir, childPids };
+}
+
+async function sigkill(owner: Owner): Promise<void> {
+  const exited = new Promise((r) => owner.child.once('exit', r));
+  owner.child.kill('SIGKILL');
+  await exited;
+  // Its mount agent dies with it (PR_SET_PDEATHSIG), dropping the owner lock.
+  const deadline = Date.now() + 2000;
+  while (owner.childPids.some((pid) => existsSync(`/proc/${pid}`))) {
+    if (Date.now() > deadline) throw new Error(`owner's helpers still alive: ${owner.childPids}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function newPool(scratch: Scratch) {
+  return createPool({
+    stateRoot: scratch.stateRoot,
+    rootSpec: () => ({ layerPaths: scratch.layerPaths, upperBytes: 1 << 20 }),
+    sizing: { minReady: 1, maxReady: 1 },
+  });
+}
+
+test('an owner killed with SIGKILL mid-run is cleaned up by the next owner', { skip, timeout: 60_000 }, async () => {
+  const scratch = makeScratch();
+  try {
+    const dead = await startOwner(scratch);
+    const left = mountsMentioning(dead.stateDir);
+    // 4 slots (3 ready + 1 in use) × (tmpfs + overlay) + the owner's slots tmpfs.
+    assert.equal(left.length, 9, `the killed owner had its slots mounted:\n${left.join('\n')}`);
+    await sigkill(dead);
+    assert.equal(mountsMentioning(dead.stateDir).length, 9, 'a SIGKILLed owner leaves its mounts behind');
+
+    const pool = await newPool(scratch);
+    assert.deepEqual(pool.reclaimed.ownerDirs, [dead.stateDir]);
+    assert.equal(pool.reclaimed.mounts.length, 9);
+    assert.deepEqual(mountsMentioning(dead.stateDir), []);
+    assert.equal(existsSync(dead.stateDir), false);
+    pool.release(await pool.take('busybox'));
+    await pool.close();
+    assert.deepEqual(mountsMentioning(scratch.dir), []);
+  } finally {
+    scratch.remove();
+  }
+});
+
+test("a live owner's slots are never reclaimed", { skip, timeout: 60_000 }, async () => {
+  const scratch = makeScratch();
+  let live: Owner | undefined;
+  try {
+    live = await startOwner(scratch);
+    const before = mountsMentioning(live.stateDir);
+    const pool = await newPool(scratch);
+    assert.deepEqual(pool.reclaimed.ownerDirs, []);
+    assert.deepEqual(pool.reclaimed.liveOwners, [live.stateDir]);
+    assert.deepEqual(mountsMentioning(live.stateDir), before);
+    await pool.close();
+    await sigkill(live);
+    live = undefined;
+    const next = await newPool(scratch);
+    assert.equal(next.reclaimed.ownerDirs.length, 1);
+    await next.close();
+    assert.deepEqual(mountsMentioning(scratch.dir), []);
+  } finally {
+    if (live) await sigkill(live);
+    // Whatever a failed run left: reclaim it before removing the scratch dir.
+    if (mountsMentioning(scratch.dir).length > 0) await (await newPool(scratch)).close();
+    scratch.remove();
+  }
+});

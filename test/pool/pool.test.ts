@@ -1,0 +1,146 @@
+// The pool against the real kernel: overlay roots on per-slot tmpfs, single use, no leftovers.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createPool, type Pool } from '../../src/pool/index.js';
+import { makeScratch, mountsMentioning, poolSkipReason, type Scratch } from './helpers.js';
+
+const skip = poolSkipReason();
+const IMAGE = 'busybox';
+
+async function withPool(
+  sizing: { minReady: number; maxReady: number; idleShrinkMs?: number },
+  body: (pool: Pool, scratch: Scratch) => Promise<void>,
+): Promise<void> {
+  const scratch = makeScratch();
+  try {
+    const pool = await createPool({
+      stateRoot: scratch.stateRoot,
+      rootSpec: () => ({ layerPaths: scratch.layerPaths, upperBytes: 4 << 20 }),
+      sizing: { idleShrinkMs: 60_000, ...sizing },
+    });
+    try {
+      await body(pool, scratch);
+    } finally {
+      await pool.close();
+    }
+    assert.deepEqual(mountsMentioning(scratch.dir), [], 'no mounts left after close');
+    assert.equal(existsSync(pool.stateDir), false, 'owner dir removed after close');
+  } finally {
+    scratch.remove();
+  }
+}
+
+async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+test('a root is the image layers (top wins) with a work dir owned by the sandbox user', { skip }, async () => {
+  await withPool({ minReady: 1, maxReady: 1 }, async (pool) => {
+    const slot = await pool.take(IMAGE);
+    assert.equal(readFileSync(join(slot.root.rootDir, 'etc/layer'), 'utf8'), 'top\n');
+    assert.equal(readFileSync(join(slot.root.rootDir, 'etc/base-only'), 'utf8'), 'base\n');
+    const box = statSync(slot.root.workDirHostPath);
+    assert.equal(box.isDirectory(), true);
+    assert.equal(box.uid, 60000);
+    assert.equal(box.gid, 60000);
+    assert.equal(slot.root.workDir, '/box');
+    for (const point of ['proc', 'dev', 'tmp']) assert.ok(statSync(join(slot.root.rootDir, point)).isDirectory());
+    pool.release(slot);
+  });
+});
+
+test('a file written by one job is not visible to the next job on the same image', { skip }, async () => {
+  await withPool({ minReady: 2, maxReady: 2 }, async (pool, scratch) => {
+    const first = await pool.take(IMAGE);
+    writeFileSync(join(first.root.workDirHostPath, 'secret'), 'job 1');
+    writeFileSync(join(first.root.rootDir, 'etc/layer'), 'overwritten by job 1');
+    mkdirSync(join(first.root.rootDir, 'tmp/dir'));
+    pool.release(first);
+    for (let i = 0; i < 3; i++) {
+      const next = await pool.take(IMAGE);
+      assert.notEqual(next.root.slotDir, first.root.slotDir, 'a slot is never reused');
+      assert.equal(existsSync(join(next.root.workDirHostPath, 'secret')), false);
+      assert.equal(existsSync(join(next.root.rootDir, 'tmp/dir')), false);
+      assert.equal(readFileSync(join(next.root.rootDir, 'etc/layer'), 'utf8'), 'top\n');
+      pool.release(next);
+    }
+    // The layers themselves were never written.
+    assert.equal(readFileSync(join(scratch.layerPaths[1]!, 'etc/layer'), 'utf8'), 'top\n');
+    await until(() => mountsMentioning(first.root.slotDir).length === 0);
+  });
+});
+
+test('the writable space is limited to the slot size', { skip }, async () => {
+  await withPool({ minReady: 0, maxReady: 1 }, async (pool) => {
+    const slot = await pool.take(IMAGE);
+    assert.throws(() => writeFileSync(join(slot.root.workDirHostPath, 'big'), Buffer.alloc(5 << 20)), /ENOSPC/);
+    pool.release(slot);
+  });
+});
+
+test('hits, misses and demand: a miss prepares on the spot and raises the target', { skip }, async () => {
+  await withPool({ minReady: 0, maxReady: 3 }, async (pool) => {
+    const a = await pool.take(IMAGE); // nothing warm: a miss
+    let s = pool.stats().images[IMAGE]!;
+    assert.equal(s.misses, 1);
+    assert.equal(s.hits, 0);
+    assert.equal(s.target, 1);
+    await until(() => pool.stats().images[IMAGE]!.ready === 1);
+    const b = await pool.take(IMAGE);
+    s = pool.stats().images[IMAGE]!;
+    assert.equal(s.hits, 1);
+    assert.equal(s.inUse, 2);
+    assert.ok(s.prepareMs.count >= 2 && s.prepareMs.sum > 0 && s.prepareMs.max >= s.prepareMs.last);
+    pool.release(a);
+    pool.release(b);
+    await until(() => pool.stats().images[IMAGE]!.destroyed >= 2);
+  });
+});
+
+test('an idle pool shrinks back to minReady', { skip }, async () => {
+  await withPool({ minReady: 0, maxReady: 2, idleShrinkMs: 100 }, async (pool) => {
+    pool.release(await pool.take(IMAGE));
+    await until(() => pool.stats().images[IMAGE]!.ready === 1);
+    await until(() => pool.stats().images[IMAGE]!.ready === 0 && pool.stats().images[IMAGE]!.target === 0, 3000);
+  });
+});
+
+test('a bad image (missing layer) is a PoolError, not a crash, and leaves nothing', { skip }, async () => {
+  const scratch = makeScratch();
+  try {
+    const pool = await createPool({
+      stateRoot: scratch.stateRoot,
+      rootSpec: () => ({ layerPaths: [join(scratch.dir, 'no-such-layer')], upperBytes: 1 << 20 }),
+      sizing: { minReady: 0, maxReady: 1 },
+    });
+    await assert.rejects(pool.take(IMAGE), (err: Error) => err.name === 'PoolError');
+    assert.equal(pool.stats().images[IMAGE]!.prepareFailures, 1);
+    await pool.close();
+    assert.deepEqual(mountsMentioning(scratch.dir), []);
+  } finally {
+    scratch.remove();
+  }
+});
+
+test('1000 jobs through the pool leave no mounts and no slot dirs', { skip }, async () => {
+  await withPool({ minReady: 2, maxReady: 4 }, async (pool) => {
+    const baseline = mountsMentioning(pool.stateDir).length; // the owner's slots tmpfs
+    for (let i = 0; i < 1000; i++) {
+      const slot = await pool.take(IMAGE);
+      writeFileSync(join(slot.root.workDirHostPath, 'f'), String(i));
+      pool.release(slot);
+    }
+    const s = pool.stats().images[IMAGE]!;
+    await until(() => pool.stats().images[IMAGE]!.destroyed === pool.stats().images[IMAGE]!.prepared - pool.stats().images[IMAGE]!.ready);
+    assert.equal(s.hits + s.misses, 1000);
+    const ready = pool.stats().images[IMAGE]!.ready;
+    // Each ready slot holds two mounts (its tmpfs and its overlay); nothing else is left.
+    assert.equal(mountsMentioning(pool.stateDir).length, baseline + 2 * ready);
+  });
+});
