@@ -34,6 +34,51 @@ export interface Runtime {
   defaultLimits: Limits;
   /** Largest limits a job may ask for; a larger one is a 4xx. */
   maxLimits: Limits;
+  /** Prints the toolchain's version inside the image; its test checks that `version` appears in
+   * the output, so that the data cannot drift from the image. */
+  versionArgv?: string[];
   /** Used by the runtime's own test: source and the exact stdout it must print. */
   helloWorld: { source: string; stdout: string };
+}
+
+// ---- Image definitions (images/<name>.json) and the layer store ----------------------------
+
+/** How one image's own layer is made. Each image adds exactly one layer on top of its parent's. */
+export type LayerBuild =
+  /** A Debian root made by `debootstrap`; only for images without a parent. */
+  | { kind: 'debootstrap'; suite: string; variant: 'minbase' | 'buildd'; include: string[] }
+  /** A tiny root holding the host's static busybox and its applet links (fast tests). */
+  | { kind: 'busybox' }
+  /** An overlay upper made by chrooting into the parent's layers: `apt-get install
+   * --no-install-recommends packages`, then `commands` run by /bin/sh -eu. */
+  | { kind: 'chroot'; packages: string[]; commands: string[] };
+
+export interface ImageDefinition {
+  name: string;
+  /** Parent image; its layers sit under this image's own layer. */
+  from: string | null;
+  description: string;
+  build: LayerBuild;
+  /** The file the definition was read from. */
+  file: string;
+}
+
+/** `layers/<hash>/layer.json`: what a stored layer is and how it was made. */
+export interface LayerRecord {
+  hash: string;
+  /** Hash of the layer directly below, or null for a base layer. */
+  parent: string | null;
+  build: LayerBuild;
+  sizeBytes: number;
+  buildMs: number;
+  builtAt: string;
+}
+
+/** One line of progress from a build, for the CLI or a log. */
+export interface BuildProgress {
+  image: string;
+  /** "plan": what will be built; "cached": layer already stored; "step": a recipe step started;
+   * "output": a line of the recipe's output; "heartbeat": still working; "done"/"failed". */
+  phase: 'plan' | 'cached' | 'step' | 'output' | 'heartbeat' | 'done' | 'failed';
+  message: string;
 }

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Makes a base root usable as a sandbox root: the mount points the engine mounts over (the
+# container's root is read-only, so they must exist in the image), the work dir /box owned by the
+# sandbox user, a passwd/group entry for that user (uid/gid 60000) for tools that look it up,
+# and no apt lists, caches, logs or host files (resolv.conf) left in the layer.
+# Usage: finalize-root.sh ROOT
+set -eu
+root=$1
+cd "$root"
+echo "==> finalize: mount points, sandbox user 60000, no caches"
+mkdir -p proc dev sys tmp box etc root
+chmod 1777 tmp
+chmod 0755 box
+chown 60000:60000 box
+touch etc/passwd etc/group
+grep -q '^sandbox:' etc/passwd || echo 'sandbox:x:60000:60000:cellblock sandbox:/box:/usr/sbin/nologin' >>etc/passwd
+grep -q '^sandbox:' etc/group || echo 'sandbox:x:60000:' >>etc/group
+grep -q '^root:' etc/passwd || echo 'root:x:0:0:root:/root:/bin/sh' >>etc/passwd
+grep -q '^root:' etc/group || echo 'root:x:0:' >>etc/group
+echo cellblock >etc/hostname
+# resolv.conf is the build host's; an empty file stays as the mount point builds bind over.
+: >etc/resolv.conf
+if [ -d etc/apt ]; then
+  # Sources are given to each build, never kept: images are not updated in place.
+  : >etc/apt/sources.list
+  rm -rf var/lib/apt/lists/* var/cache/apt/*.bin var/cache/apt/archives/*.deb var/cache/apt/archives/partial/*
+  rm -f var/log/bootstrap.log var/log/dpkg.log var/log/alternatives.log var/log/apt/*
+  rm -f var/cache/debconf/*-old var/lib/dpkg/*-old
+fi

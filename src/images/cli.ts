@@ -1,0 +1,107 @@
+// `cellblock images build [names...]` and `cellblock images list`. Also runnable directly:
+// `node --import tsx src/images/cli.ts build python`.
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { buildImages, planImage } from './builder.js';
+import { ImageDefinitions } from './definitions.js';
+import { ImageBuildError, ImageDefinitionError, ImageStoreError, UnknownImageError } from './errors.js';
+import { dataDirFromEnv, defaultDefinitionsDir } from './paths.js';
+import { openImageStore, type ImageStore } from './store.js';
+import type { BuildProgress } from './types.js';
+
+const USAGE = `usage: cellblock images build [--verbose] [--data-dir DIR] [name...]
+       cellblock images list [--data-dir DIR]
+Images live in --data-dir, else $CELLBLOCK_DATA_DIR, else /var/lib/cellblock.`;
+
+interface Options {
+  command: string | undefined;
+  names: string[];
+  verbose: boolean;
+  dataDir: string;
+}
+
+function parse(argv: string[]): Options | string {
+  const opts: Options = { command: undefined, names: [], verbose: false, dataDir: dataDirFromEnv() };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--verbose' || arg === '-v') opts.verbose = true;
+    else if (arg === '--data-dir') {
+      const dir = argv[++i];
+      if (!dir) return '--data-dir needs a directory';
+      opts.dataDir = dir;
+    } else if (arg === '--help' || arg === '-h') return '';
+    else if (arg.startsWith('-')) return `unknown option ${arg}`;
+    else if (opts.command === undefined) opts.command = arg;
+    else opts.names.push(arg);
+  }
+  return opts;
+}
+
+const mib = (bytes: number): string => `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+
+function printProgress(verbose: boolean): (p: BuildProgress) => void {
+  return (p) => {
+    if (p.phase === 'output' && !verbose) return;
+    const at = new Date().toISOString().slice(11, 19);
+    process.stdout.write(`${at} ${p.image}: ${p.phase === 'output' ? '  ' : ''}${p.message}\n`);
+  };
+}
+
+function list(store: ImageStore): void {
+  const definitions = ImageDefinitions.load(defaultDefinitionsDir());
+  const rows = [['IMAGE', 'STATUS', 'HASH', 'LAYERS', 'SIZE', 'BUILT', 'DESCRIPTION']];
+  for (const name of definitions.names()) {
+    const built = store.get(name);
+    const plan = planImage(name, definitions, store, defaultDefinitionsDir());
+    const current = plan[plan.length - 1]!.hash;
+    const status = !built ? 'not built' : built.hash === current ? 'built' : 'stale';
+    const hashes = built ? store.layerHashes(name)! : [];
+    const sizeBytes = hashes.reduce((sum, h) => sum + (store.layerRecord(h)?.sizeBytes ?? 0), 0);
+    rows.push([
+      name, status, (built?.hash ?? current).slice(0, 12), String(plan.length),
+      built ? mib(sizeBytes) : '-', built?.builtAt.slice(0, 19) ?? '-', definitions.get(name).description,
+    ]);
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  for (const r of rows) process.stdout.write(r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ') + '\n');
+  const layers = store.layers();
+  const total = layers.reduce((sum, h) => sum + (store.layerRecord(h)?.sizeBytes ?? 0), 0);
+  process.stdout.write(`${layers.length} layer(s) stored in ${store.layersDir}, ${mib(total)} on disk\n`);
+}
+
+export async function imagesCommand(argv: string[]): Promise<number> {
+  const opts = parse(argv);
+  if (typeof opts === 'string') {
+    process.stderr.write(`${opts ? `cellblock images: ${opts}\n` : ''}${USAGE}\n`);
+    return opts ? 2 : 0;
+  }
+  try {
+    const store = openImageStore(opts.dataDir);
+    switch (opts.command) {
+      case 'build': {
+        const started = Date.now();
+        const outcomes = await buildImages(opts.names, { store, definitionsDir: defaultDefinitionsDir(), onProgress: printProgress(opts.verbose) });
+        const built = outcomes.reduce((n, o) => n + o.builtLayers.length, 0);
+        process.stdout.write(`images: ${outcomes.length} image(s) ready, ${built} layer(s) built, in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+        return 0;
+      }
+      case 'list':
+        list(store);
+        return 0;
+      default:
+        process.stderr.write(`cellblock images: ${opts.command ? `unknown command "${opts.command}"` : 'a command is needed'}\n${USAGE}\n`);
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof ImageBuildError || err instanceof ImageDefinitionError || err instanceof ImageStoreError || err instanceof UnknownImageError) {
+      process.stderr.write(`cellblock images: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+// Run directly (not imported by the cellblock command).
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.exitCode = await imagesCommand(process.argv.slice(2));
+}

@@ -1,0 +1,51 @@
+// Content addresses of layers. A layer's hash covers everything that decides its content: the
+// parent layer's hash, the build step of its definition, the text of the recipes that run it,
+// and the host files it copies in. The image name is not part of it, so identical steps on the
+// same parent are one layer on disk (python and gcc share one base).
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LayerBuild } from './types.js';
+
+/** Bumped when the meaning of a hash input changes, so that every layer rebuilds. */
+const HASH_FORMAT = 1;
+
+/** The recipe scripts (images/build/*.sh) each build kind runs, in order. */
+export const RECIPES: Record<LayerBuild['kind'], string[]> = {
+  debootstrap: ['debootstrap-layer.sh', 'finalize-root.sh'],
+  busybox: ['busybox-layer.sh', 'finalize-root.sh'],
+  chroot: ['chroot-layer.sh'],
+};
+
+export const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
+
+/** JSON with object keys sorted at every level: one text per value. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export interface LayerHashInput {
+  parent: string | null;
+  build: LayerBuild;
+  /** Directory holding the recipe scripts. */
+  recipesDir: string;
+  /** Digests of host files the step copies in (e.g. the busybox binary), by role. */
+  hostFiles: Record<string, string>;
+}
+
+export function layerHash(input: LayerHashInput): string {
+  const recipes: Record<string, string> = {};
+  for (const script of RECIPES[input.build.kind]) {
+    recipes[script] = sha256(readFileSync(join(input.recipesDir, script)));
+  }
+  return sha256(
+    canonicalJson({ format: HASH_FORMAT, parent: input.parent, build: input.build, recipes, hostFiles: input.hostFiles }),
+  );
+}

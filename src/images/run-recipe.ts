@@ -1,0 +1,60 @@
+// Runs one recipe script (images/build/*.sh) as root in a private mount and PID namespace
+// (`unshare --mount --pid --fork --kill-child`): every mount the recipe makes and every process
+// it starts ends with the namespace, even when the recipe fails or the builder is killed. Output
+// goes to the layer's log file and, line by line, to the caller.
+import { spawn } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { ImageBuildError } from './errors.js';
+
+export interface RecipeRun {
+  image: string;
+  recipesDir: string;
+  script: string;
+  args: string[];
+  logFile: WriteStream;
+  logPath: string;
+  /** Extra environment (proxies); the recipe otherwise gets a minimal one. */
+  env?: Record<string, string>;
+  onLine: (line: string) => void;
+}
+
+const TAIL_LINES = 15;
+
+export function openLog(path: string): WriteStream {
+  return createWriteStream(path, { flags: 'w' });
+}
+
+export function runRecipe(run: RecipeRun): Promise<void> {
+  const argv = ['--mount', '--pid', '--fork', '--kill-child', '--propagation', 'private', '--', '/bin/sh', join(run.recipesDir, run.script), ...run.args];
+  run.logFile.write(`$ unshare ${argv.join(' ')}\n`);
+  const child = spawn('unshare', argv, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8', ...run.env },
+  });
+  const tail: string[] = [];
+  const onData = (stream: NodeJS.ReadableStream): void => {
+    let partial = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      run.logFile.write(chunk);
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        tail.push(line);
+        if (tail.length > TAIL_LINES) tail.shift();
+        run.onLine(line);
+      }
+    });
+  };
+  onData(child.stdout);
+  onData(child.stderr);
+  return new Promise((resolve, reject) => {
+    child.on('error', (err) => reject(new ImageBuildError(run.image, run.script, `cannot start unshare: ${err.message}`, run.logPath)));
+    child.on('close', (code, signal) => {
+      if (code === 0) return resolve();
+      const how = signal ? `killed by ${signal}` : `exit status ${code}`;
+      reject(new ImageBuildError(run.image, run.script, `${how}; last output:\n  ${tail.join('\n  ')}`, run.logPath));
+    });
+  });
+}

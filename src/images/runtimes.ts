@@ -1,0 +1,238 @@
+// Runtime definitions: one JSON file per runtime in images/runtimes/<id>.json, saying how to
+// compile and run one language on one image, with its limits. Loaded and validated once; a bad
+// file is a RuntimeDefinitionError naming the file and the field. Lookup is by id or alias, with
+// an optional version selector ("3", "3.11", "3.x", "*").
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { Limits } from '../sandbox/types.js';
+import { ImageDefinitions } from './definitions.js';
+import { RuntimeDefinitionError, UnknownRuntimeError } from './errors.js';
+import { defaultDefinitionsDir, defaultRuntimesDir } from './paths.js';
+import type { Runtime } from './types.js';
+import { NAME_PATTERN, onlyKeys, parseJson, positiveNumber, record, string, stringArray, type Fail } from './validate.js';
+
+/** Every field of `Limits`, and whether it must be a whole number. */
+const LIMIT_FIELDS: Record<keyof Limits, 'integer' | 'number'> = {
+  cpuTimeMs: 'integer',
+  wallTimeMs: 'integer',
+  memoryBytes: 'integer',
+  pids: 'integer',
+  outputBytes: 'integer',
+  fileSizeBytes: 'integer',
+  openFiles: 'integer',
+  stackBytes: 'integer',
+  tmpBytes: 'integer',
+  cpuCores: 'number',
+};
+const LIMIT_NAMES = Object.keys(LIMIT_FIELDS) as (keyof Limits)[];
+
+const ALIAS_PATTERN = /^[a-z0-9][a-z0-9.+#_-]{0,62}$/;
+/** A plain file name in the work dir: no directories, no dot files. */
+const SOURCE_FILE_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const VERSION_PATTERN = /^[0-9]+(\.[0-9A-Za-z]+)*$/;
+
+function limitValue(value: unknown, field: string, kind: 'integer' | 'number', fail: Fail): number {
+  const n = positiveNumber(value, field, fail);
+  if (kind === 'integer' && !Number.isSafeInteger(n)) fail(`${field} must be a whole number`);
+  return n;
+}
+
+function parseLimits(value: unknown, field: string, fail: Fail): Limits {
+  const raw = record(value, field, fail);
+  onlyKeys(raw, LIMIT_NAMES, field, fail);
+  const limits = {} as Limits;
+  for (const name of LIMIT_NAMES) {
+    if (raw[name] === undefined) fail(`${field}.${name} is missing (limits must be complete)`);
+    limits[name] = limitValue(raw[name], `${field}.${name}`, LIMIT_FIELDS[name], fail);
+  }
+  return limits;
+}
+
+function parsePartialLimits(value: unknown, field: string, fail: Fail): Partial<Limits> {
+  const raw = record(value, field, fail);
+  onlyKeys(raw, LIMIT_NAMES, field, fail);
+  const limits: Partial<Limits> = {};
+  for (const name of LIMIT_NAMES) {
+    if (raw[name] !== undefined) limits[name] = limitValue(raw[name], `${field}.${name}`, LIMIT_FIELDS[name], fail);
+  }
+  return limits;
+}
+
+function argv(value: unknown, field: string, fail: Fail): string[] {
+  const list = stringArray(value, field, fail);
+  if (list.length === 0) fail(`${field} must not be empty`);
+  return list;
+}
+
+/** Parses one runtime file's text; `file` names it in errors. */
+export function parseRuntime(text: string, file: string): Runtime {
+  const fail: Fail = (problem) => {
+    throw new RuntimeDefinitionError(file, problem);
+  };
+  const raw = record(parseJson(text, fail), 'runtime', fail);
+  onlyKeys(raw, ['$comment', 'id', 'language', 'version', 'aliases', 'image', 'sourceFile', 'compile', 'run', 'env', 'defaultLimits', 'maxLimits', 'versionArgv', 'helloWorld'], 'runtime', fail);
+  const id = string(raw.id, 'id', fail, NAME_PATTERN);
+  if (basename(file) !== `${id}.json`) fail(`file must be named ${id}.json after its id`);
+
+  let compile: Runtime['compile'];
+  if (raw.compile !== undefined) {
+    const c = record(raw.compile, 'compile', fail);
+    onlyKeys(c, ['argv', 'limits'], 'compile', fail);
+    compile = { argv: argv(c.argv, 'compile.argv', fail) };
+    if (!compile.argv.includes('{files}')) fail('compile.argv must contain "{files}" (where the submitted files go)');
+    if (c.limits !== undefined) compile.limits = parsePartialLimits(c.limits, 'compile.limits', fail);
+  }
+  const run = record(raw.run, 'run', fail);
+  onlyKeys(run, ['argv'], 'run', fail);
+  const runArgv = argv(run.argv, 'run.argv', fail);
+  if (runArgv.includes('{files}')) fail('run.argv may not contain "{files}" (only compile.argv may)');
+
+  const envRaw = record(raw.env ?? {}, 'env', fail);
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(envRaw)) {
+    if (!ENV_NAME_PATTERN.test(k)) fail(`env name "${k}" is not a valid variable name`);
+    if (typeof v !== 'string') fail(`env.${k} must be a string`);
+    env[k] = v as string;
+  }
+
+  const defaultLimits = parseLimits(raw.defaultLimits, 'defaultLimits', fail);
+  const maxLimits = parseLimits(raw.maxLimits, 'maxLimits', fail);
+  for (const name of LIMIT_NAMES) {
+    if (defaultLimits[name] > maxLimits[name]) fail(`defaultLimits.${name} (${defaultLimits[name]}) exceeds maxLimits.${name} (${maxLimits[name]})`);
+  }
+  if (compile?.limits) {
+    for (const name of LIMIT_NAMES) {
+      const v = compile.limits[name];
+      if (v !== undefined && v > maxLimits[name]) fail(`compile.limits.${name} (${v}) exceeds maxLimits.${name} (${maxLimits[name]})`);
+    }
+  }
+
+  const hello = record(raw.helloWorld, 'helloWorld', fail);
+  onlyKeys(hello, ['source', 'stdout'], 'helloWorld', fail);
+  const runtime: Runtime = {
+    id,
+    language: string(raw.language, 'language', fail),
+    version: string(raw.version, 'version', fail, VERSION_PATTERN),
+    aliases: stringArray(raw.aliases ?? [], 'aliases', fail, ALIAS_PATTERN),
+    image: string(raw.image, 'image', fail, NAME_PATTERN),
+    sourceFile: string(raw.sourceFile, 'sourceFile', fail, SOURCE_FILE_PATTERN),
+    run: { argv: runArgv },
+    env,
+    defaultLimits,
+    maxLimits,
+    helloWorld: { source: string(hello.source, 'helloWorld.source', fail), stdout: typeof hello.stdout === 'string' ? hello.stdout : fail('helloWorld.stdout must be a string') },
+  };
+  if (compile) runtime.compile = compile;
+  if (raw.versionArgv !== undefined) runtime.versionArgv = argv(raw.versionArgv, 'versionArgv', fail);
+  return runtime;
+}
+
+/** Numeric-aware comparison of dotted versions: 3.10 > 3.9. */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split('.');
+  const pb = b.split('.');
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const x = pa[i] ?? '';
+    const y = pb[i] ?? '';
+    const d = /^\d+$/.test(x) && /^\d+$/.test(y) ? Number(x) - Number(y) : x.localeCompare(y);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** Whether `version` satisfies `selector`: absent, "*" or "latest" match all; otherwise each
+ * dotted part must equal (or be "x"/"*"), and a shorter selector matches as a prefix. */
+export function versionMatches(version: string, selector: string | undefined): boolean {
+  if (selector === undefined || selector === '' || selector === '*' || selector === 'latest') return true;
+  const have = version.split('.');
+  return selector.split('.').every((part, i) => part === 'x' || part === '*' || part === have[i]);
+}
+
+export interface LoadRuntimesOptions {
+  /** When given, each runtime's image must have a definition there. */
+  definitionsDir?: string;
+}
+
+/** All runtime definitions of `dir` (default images/runtimes), validated. */
+export function loadRuntimes(dir: string = defaultRuntimesDir(), opts: LoadRuntimesOptions = { definitionsDir: defaultDefinitionsDir() }): Runtime[] {
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((n) => n.endsWith('.json')).sort();
+  } catch (err) {
+    throw new RuntimeDefinitionError(dir, `cannot read the runtimes directory: ${(err as Error).message}`);
+  }
+  const runtimes = files.map((n) => parseRuntime(readFileSync(join(dir, n), 'utf8'), join(dir, n)));
+  if (opts.definitionsDir) {
+    const images = ImageDefinitions.load(opts.definitionsDir);
+    for (const r of runtimes) {
+      if (!images.has(r.image)) throw new RuntimeDefinitionError(join(dir, `${r.id}.json`), `image "${r.image}" has no definition in ${opts.definitionsDir}`);
+    }
+  }
+  new RuntimeRegistry(runtimes, dir); // checks names across files
+  return runtimes;
+}
+
+/** Lookup of runtimes by id or alias and version. */
+export class RuntimeRegistry {
+  private readonly byName = new Map<string, Runtime[]>();
+
+  constructor(
+    private readonly runtimes: Runtime[],
+    dir = '(runtimes)',
+  ) {
+    for (const r of runtimes) {
+      for (const name of new Set([r.id, ...r.aliases])) {
+        const same = this.byName.get(name) ?? [];
+        const clash = same.find((o) => o.id === r.id || o.version === r.version);
+        if (clash) {
+          throw new RuntimeDefinitionError(join(dir, `${r.id}.json`), `name "${name}" version ${r.version} is also runtime "${clash.id}" version ${clash.version}`);
+        }
+        same.push(r);
+        same.sort((a, b) => compareVersions(b.version, a.version));
+        this.byName.set(name, same);
+      }
+    }
+  }
+
+  list(): Runtime[] {
+    return [...this.runtimes];
+  }
+
+  /** The newest runtime named `name` (id or alias, case-insensitive) whose version matches. */
+  find(name: string, version?: string): Runtime | undefined {
+    return this.byName.get(name.toLowerCase())?.find((r) => versionMatches(r.version, version));
+  }
+
+  resolve(name: string, version?: string): Runtime {
+    const runtime = this.find(name, version);
+    if (!runtime) throw new UnknownRuntimeError(name, version);
+    return runtime;
+  }
+}
+
+export function loadRuntimeRegistry(dir?: string): RuntimeRegistry {
+  return new RuntimeRegistry(loadRuntimes(dir), dir);
+}
+
+/** The compile argv for the submitted files: "{files}" is replaced by their names. */
+export function compileArgv(runtime: Runtime, files: string[]): string[] {
+  if (!runtime.compile) throw new Error(`runtime ${runtime.id} has no compile step`);
+  return runtime.compile.argv.flatMap((a) => (a === '{files}' ? files : [a]));
+}
+
+/** The run argv with the job's arguments: at "{args}", or appended when absent. */
+export function runArgv(runtime: Runtime, args: string[] = []): string[] {
+  const argv = runtime.run.argv;
+  return argv.includes('{args}') ? argv.flatMap((a) => (a === '{args}' ? args : [a])) : [...argv, ...args];
+}
+
+/** A runtime's limits for one step: its defaults, then the step's own, then the caller's. */
+export function effectiveLimits(base: Limits, ...overrides: (Partial<Limits> | undefined)[]): Limits {
+  const limits = { ...base };
+  for (const o of overrides) {
+    if (!o) continue;
+    for (const name of LIMIT_NAMES) if (o[name] !== undefined) limits[name] = o[name]!;
+  }
+  return limits;
+}
