@@ -1,0 +1,19 @@
+// How the executor runs one stage in a pool slot. Two ways, chosen by whether the pool pre-warms
+// containers: start the slot's prepared container (namespaces, cgroup and init already made), or
+// have the engine build a container on the slot's root now. Everything the executor knows about
+// the engine's API is in this file.
+import type { Limits, RunResult } from '../sandbox/types.js';
+import type { PoolSlot } from '../pool/index.js';
+
+/** One stage's program, as the executor decides it. */
+export interface StageSpec {
+  argv: string[];
+  env: Record<string, string>;
+  stdin: Uint8Array | string;
+  limits: Limits;
+  signal?: AbortSignal;
+}
+
+export interface StageRunner<C> {
+  run(slot: PoolSlot<C>, stage: StageSpec): Promise<RunResult>;
+}

@@ -1,0 +1,116 @@
+// One submission, start to end: a fresh pool slot per stage, the files written into its work dir,
+// one compile (when the runtime has one), then one run, or one run per test, each in a fresh
+// root holding a copy of the compile's work dir. Slots are released as soon as their stage ends,
+// so their teardown overlaps the next stage.
+import type { Runtime } from '../images/types.js';
+import type { Pool, PoolSlot, PoolStats } from '../pool/index.js';
+import { SANDBOX_GID, SANDBOX_UID } from '../pool/index.js';
+import type { RunResult } from '../sandbox/types.js';
+import { compileArgv, runArgv } from './argv.js';
+import { outputMatches } from './compare.js';
+import type { StageRunner, StageSpec } from './engine.js';
+import { ExecutorError } from './errors.js';
+import { checkedFileName, copyWorkDir, writeSourceFiles } from './files.js';
+import { effectiveLimits } from './limits.js';
+import type { ExecuteRequest, ExecuteResult, TestResult } from './types.js';
+import { verdictAfterCompile, verdictOfRuns } from './verdict.js';
+
+const SANDBOX_OWNER = { uid: SANDBOX_UID, gid: SANDBOX_GID };
+
+export interface Executor {
+  execute(request: ExecuteRequest): Promise<ExecuteResult>;
+  close(): Promise<void>;
+  stats(): PoolStats;
+}
+
+export class SubmissionExecutor<C> implements Executor {
+  private readonly runtimes: Map<string, Runtime>;
+  private closed = false;
+
+  constructor(
+    runtimes: Runtime[],
+    private readonly pool: Pool<C>,
+    private readonly runner: StageRunner<C>,
+    private readonly onClose: () => Promise<void> = async () => undefined,
+  ) {
+    this.runtimes = new Map(runtimes.map((r) => [r.id, r]));
+  }
+
+  async execute(request: ExecuteRequest): Promise<ExecuteResult> {
+    if (this.closed) throw new ExecutorError('closed', 'executor is closed');
+    const runtime = this.runtimes.get(request.runtimeId);
+    if (!runtime) throw new ExecutorError('unknown_runtime', `unknown runtime ${JSON.stringify(request.runtimeId)}`);
+    if (!Array.isArray(request.files) || request.files.length === 0) {
+      throw new ExecutorError('bad_request', 'a submission needs at least one file');
+    }
+    const fileNames = request.files.map((f) => checkedFileName(f.name));
+    const args = request.args ?? [];
+    const runLimits = effectiveLimits(runtime.defaultLimits, runtime.maxLimits, request.limits);
+    const compileLimits = runtime.compile
+      ? effectiveLimits(runtime.defaultLimits, runtime.maxLimits, runtime.compile.limits, request.compileLimits)
+      : undefined;
+    const result: ExecuteResult = {
+      verdict: 'ok',
+      runtime: { id: runtime.id, language: runtime.language, version: runtime.version },
+    };
+    const signal = request.signal;
+    const stage = (argv: string[], stdin: Uint8Array | string, limits = runLimits): StageSpec => ({
+      argv,
+      env: runtime.env,
+      stdin,
+      limits,
+      signal,
+    });
+
+    let compiled: PoolSlot<C> | undefined;
+    try {
+      if (signal?.aborted) return { ...result, verdict: 'cancelled' };
+      if (runtime.compile && compileLimits) {
+        compiled = await this.pool.take(runtime.image);
+        await writeSourceFiles(compiled.root.workDirHostPath, request.files, SANDBOX_OWNER);
+        const compile = await this.runner.run(compiled, stage(compileArgv(runtime.compile.argv, fileNames, []), '', compileLimits));
+        result.compile = compile;
+        const failed = verdictAfterCompile(compile.verdict);
+        if (failed) return { ...result, verdict: failed };
+      }
+
+      const runArgs = runArgv(runtime.run.argv, fileNames, args);
+      const runOnce = async (stdin: Uint8Array | string): Promise<RunResult> => {
+        const slot = await this.pool.take(runtime.image);
+        try {
+          if (compiled) await copyWorkDir(compiled.root.workDirHostPath, slot.root.workDirHostPath, SANDBOX_OWNER);
+          else await writeSourceFiles(slot.root.workDirHostPath, request.files, SANDBOX_OWNER);
+          return await this.runner.run(slot, stage(runArgs, stdin));
+        } finally {
+          this.pool.release(slot);
+        }
+      };
+
+      if (!request.tests) {
+        const run = await runOnce(request.stdin ?? '');
+        return { ...result, run, verdict: run.verdict };
+      }
+      const tests: TestResult[] = [];
+      for (const test of request.tests) {
+        if (signal?.aborted) break;
+        const run = await runOnce(test.stdin);
+        tests.push({ ...run, passed: test.expectedOutput === undefined ? null : outputMatches(run.stdout, test.expectedOutput) });
+      }
+      const verdict = tests.length < request.tests.length ? 'cancelled' : verdictOfRuns(tests.map((t) => t.verdict));
+      return { ...result, tests, verdict };
+    } finally {
+      if (compiled) this.pool.release(compiled);
+    }
+  }
+
+  stats(): PoolStats {
+    return this.pool.stats();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.close();
+    await this.onClose();
+  }
+}

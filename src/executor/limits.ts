@@ -1,0 +1,35 @@
+// A run's limits: the runtime's defaults overlaid with the request's, then clamped to the
+// runtime's maxima. The API rejects requests above the maxima; the clamp here is the executor's
+// own defence, so that a caller that skipped validation still cannot exceed them.
+import type { Limits } from '../sandbox/types.js';
+import { ExecutorError } from './errors.js';
+
+const LIMIT_KEYS: (keyof Limits)[] = [
+  'cpuTimeMs',
+  'wallTimeMs',
+  'memoryBytes',
+  'pids',
+  'outputBytes',
+  'fileSizeBytes',
+  'openFiles',
+  'stackBytes',
+  'tmpBytes',
+  'cpuCores',
+];
+
+export function effectiveLimits(defaults: Limits, maxima: Limits, ...overrides: (Partial<Limits> | undefined)[]): Limits {
+  const limits = { ...defaults };
+  for (const override of overrides) {
+    if (!override) continue;
+    for (const key of LIMIT_KEYS) {
+      const value = override[key];
+      if (value === undefined) continue;
+      if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+        throw new ExecutorError('bad_request', `limit ${key} must be a positive number, got ${String(value)}`);
+      }
+      limits[key] = value;
+    }
+  }
+  for (const key of LIMIT_KEYS) limits[key] = Math.min(limits[key], maxima[key]);
+  return limits;
+}

@@ -1,0 +1,104 @@
+// The executor's parts that need no container: limits, argv templates, output comparison,
+// verdicts, and writing/copying work dirs on a real filesystem.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { effectiveLimits } from '../../src/executor/limits.js';
+import { compileArgv, runArgv } from '../../src/executor/argv.js';
+import { outputMatches } from '../../src/executor/compare.js';
+import { verdictAfterCompile, verdictOfRuns } from '../../src/executor/verdict.js';
+import { checkedFileName, copyWorkDir, writeSourceFiles } from '../../src/executor/files.js';
+import { ExecutorError } from '../../src/executor/errors.js';
+import type { Limits } from '../../src/sandbox/types.js';
+import { MiB } from '../../src/units.js';
+
+const defaults: Limits = {
+  cpuTimeMs: 2000, wallTimeMs: 5000, memoryBytes: 256 * MiB, pids: 64, outputBytes: MiB,
+  fileSizeBytes: 16 * MiB, openFiles: 64, stackBytes: 8 * MiB, tmpBytes: 64 * MiB, cpuCores: 1,
+};
+const maxima: Limits = { ...defaults, cpuTimeMs: 10_000, wallTimeMs: 20_000, memoryBytes: 512 * MiB };
+
+test('limits: defaults, overridden in order, clamped to the maxima', () => {
+  assert.deepEqual(effectiveLimits(defaults, maxima), defaults);
+  const l = effectiveLimits(defaults, maxima, { cpuTimeMs: 3000 }, { cpuTimeMs: 50_000, memoryBytes: 100 * MiB });
+  assert.equal(l.cpuTimeMs, 10_000);
+  assert.equal(l.memoryBytes, 100 * MiB);
+  assert.equal(l.pids, 64);
+  assert.throws(() => effectiveLimits(defaults, maxima, { pids: -1 }), ExecutorError);
+  assert.throws(() => effectiveLimits(defaults, maxima, { wallTimeMs: Number.NaN }), ExecutorError);
+});
+
+test('argv: {files} and {args} expand to zero or more elements; run appends args without {args}', () => {
+  assert.deepEqual(compileArgv(['gcc', '-O2', '{files}', '-o', 'a.out'], ['a.c', 'b.c'], ['x']), ['gcc', '-O2', 'a.c', 'b.c', '-o', 'a.out']);
+  assert.deepEqual(runArgv(['python3', '{files}'], ['main.py'], ['1', '2']), ['python3', 'main.py', '1', '2']);
+  assert.deepEqual(runArgv(['./a.out', '{args}', '--end'], ['a.c'], ['1']), ['./a.out', '1', '--end']);
+  assert.deepEqual(runArgv(['./a.out', '{args}'], ['a.c'], []), ['./a.out']);
+  assert.deepEqual(runArgv(['sh', '-c', 'echo {files}'], ['a'], []), ['sh', '-c', 'echo {files}'], 'only whole elements expand');
+});
+
+test('output comparison: trailing whitespace per line and trailing empty lines do not count', () => {
+  assert.equal(outputMatches('1 2 \n3\t\n\n\n', '1 2\n3'), true);
+  assert.equal(outputMatches(Buffer.from('a\r\nb\r\n'), 'a\nb\n'), true);
+  assert.equal(outputMatches('a\n\nb\n', 'a\nb\n'), false, 'inner empty lines count');
+  assert.equal(outputMatches(' a\n', 'a\n'), false, 'leading whitespace counts');
+  assert.equal(outputMatches('', '\n\n'), true);
+  assert.equal(outputMatches('1\n', '2\n'), false);
+});
+
+test('verdicts: compile failures, and the first failing run', () => {
+  assert.equal(verdictAfterCompile('ok'), undefined);
+  assert.equal(verdictAfterCompile('runtime_error'), 'compile_error');
+  assert.equal(verdictAfterCompile('cpu_time_limit'), 'compile_error');
+  assert.equal(verdictAfterCompile('internal_error'), 'internal_error');
+  assert.equal(verdictAfterCompile('cancelled'), 'cancelled');
+  assert.equal(verdictOfRuns(['ok', 'ok']), 'ok');
+  assert.equal(verdictOfRuns(['ok', 'wall_time_limit', 'runtime_error']), 'wall_time_limit');
+});
+
+test('file names: relative paths inside the work dir only', () => {
+  assert.equal(checkedFileName('src/./main.c'), 'src/main.c');
+  for (const bad of ['', '/etc/passwd', '../x', 'a/../../x', 'a/../b', '.', 'a\0b']) {
+    assert.throws(() => checkedFileName(bad), ExecutorError, bad);
+  }
+});
+
+const rootSkip = process.getuid?.() !== 0 ? 'needs root (chown to the sandbox user)' : undefined;
+
+test('work dirs: files owned by the sandbox user; a copy never follows links', { skip: rootSkip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cellblock-exectest-'));
+  try {
+    const owner = { uid: 60000, gid: 60000 };
+    const a = join(dir, 'a');
+    const b = join(dir, 'b');
+    mkdirSync(a);
+    mkdirSync(b);
+    {
+      await writeSourceFiles(a, [
+        { name: 'main.c', content: Buffer.from('int main(){}') },
+        { name: 'lib/util.h', content: Buffer.from('#pragma once') },
+      ], owner);
+      assert.equal(statSync(join(a, 'main.c')).uid, 60000);
+      assert.equal(statSync(join(a, 'lib')).uid, 60000);
+      assert.equal(readFileSync(join(a, 'lib/util.h'), 'utf8'), '#pragma once');
+      await assert.rejects(writeSourceFiles(a, [{ name: 'main.c', content: Buffer.from('') }], owner), ExecutorError);
+      // What a compile might leave: an executable, a link to a host file, a fifo.
+      writeFileSync(join(a, 'a.out'), 'ELF', { mode: 0o755 });
+      symlinkSync('/etc/shadow', join(a, 'leak'));
+      execFileSync('mkfifo', [join(a, 'pipe')]);
+      await copyWorkDir(a, b, owner);
+      assert.equal(statSync(join(b, 'a.out')).mode & 0o777, 0o755);
+      assert.equal(statSync(join(b, 'a.out')).uid, 60000);
+      assert.equal(lstatSync(join(b, 'leak')).isSymbolicLink(), true);
+      assert.equal(readlinkSync(join(b, 'leak')), '/etc/shadow');
+      assert.equal(lstatSync(join(b, 'leak')).uid, 60000);
+      assert.equal(statSync('/etc/shadow').uid, 0, 'the link target was not chowned');
+      assert.equal(existsSync(join(b, 'pipe')), false);
+      assert.equal(readFileSync(join(b, 'lib/util.h'), 'utf8'), '#pragma once');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
