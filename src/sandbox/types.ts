@@ -94,3 +94,79 @@ export class SandboxError extends Error {
     super(message ?? `sandbox setup failed at ${step}: ${code} (errno ${errno})`);
   }
 }
+
+// ---- Added by the engine (issue 2): cancellation, the prepare/start split, the instance.
+
+export interface RunSpec {
+  /** Aborting kills the run; its verdict is then `cancelled`. */
+  signal?: AbortSignal;
+}
+
+/** What `prepare` needs: the container's filesystem and identity, everything but the program. */
+export interface ContainerSpec {
+  rootDir: string;
+  workDirHostPath: string;
+  /** Default /box. */
+  workDir?: string;
+  /** Default "cellblock". */
+  hostname?: string;
+  /** Size of /tmp when prepared; `start` resizes it when its limits say otherwise. Default 64 MiB. */
+  tmpBytes?: number;
+}
+
+/** What `start` needs: the program and its limits. */
+export interface StartSpec {
+  argv: string[];
+  env?: Record<string, string>;
+  /** Default: the container's work dir. */
+  cwd?: string;
+  stdin?: Uint8Array | string;
+  limits: Limits;
+  signal?: AbortSignal;
+}
+
+/** A container whose namespaces, cgroup, mounts, pivot_root, `lo` and hostname are done; its init
+ * waits for `start`. Single use: one `start`, or `destroy`. */
+export interface PreparedContainer {
+  readonly id: string;
+  start(spec: StartSpec): Promise<RunResult>;
+  /** Ends an unstarted container (or kills a started run) and removes its cgroup. */
+  destroy(): Promise<void>;
+}
+
+export interface SandboxOptions {
+  /** Names this instance's cgroup subtree and lock file. Default: pid + random suffix. */
+  instanceId?: string;
+  /** Parent cgroup, relative to each hierarchy's root. Default "cellblock". */
+  cgroupParent?: string;
+  /** The sandbox user. Default 60000/60000. */
+  uid?: number;
+  gid?: number;
+  /** Directory of instance lock files. Default /run/cellblock. */
+  lockDir?: string;
+}
+
+/** One engine instance: owns `<cgroupParent>/<instanceId>` in every cgroup hierarchy. */
+export interface Sandbox {
+  readonly instanceId: string;
+  readonly cgroupVersion: 'v1' | 'v2';
+  /** prepare + start; setup failures come back as verdict `internal_error`. */
+  run(spec: RunSpec): Promise<RunResult>;
+  /** Throws SandboxError when a setup step fails. */
+  prepare(spec: ContainerSpec): Promise<PreparedContainer>;
+  /** Removes the cgroup subtrees of instances whose process is gone; returns their ids. */
+  cleanupStale(): Promise<string[]>;
+  /** Removes this instance's cgroups and releases its lock (prepared containers are destroyed). */
+  close(): Promise<void>;
+}
+
+/** A spec the engine refuses before touching the kernel: `field` says which part. */
+export class SandboxSpecError extends Error {
+  override readonly name = 'SandboxSpecError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`invalid sandbox spec: ${field}: ${message}`);
+  }
+}

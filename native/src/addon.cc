@@ -1,0 +1,254 @@
+// N-API glue: the `Container` class JS sees. It converts JS options into the plain C++ structs of
+// container.h and delivers the supervisor thread's events ("ready", "exit") to one JS callback
+// through a ThreadSafeFunction, so that nothing blocks Node's event loop or libuv's pool.
+#include <napi.h>
+
+#include <memory>
+
+#include "container.h"
+#include "lockfile.h"
+#include "seccomp.h"
+#include "steps.h"
+
+namespace {
+
+using cb::ContainerState;
+using cb::ExitReport;
+
+std::string getString(const Napi::Object& o, const char* key, bool required = true) {
+  Napi::Value v = o.Get(key);
+  if (v.IsString()) return v.As<Napi::String>().Utf8Value();
+  if (!required && (v.IsUndefined() || v.IsNull())) return std::string();
+  throw Napi::TypeError::New(o.Env(), std::string("option ") + key + " must be a string");
+}
+
+/** JS passes milliseconds; the engine counts nanoseconds. */
+int64_t msToNs(double ms) { return static_cast<int64_t>(ms * 1e6); }
+
+double getNumber(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) {
+    throw Napi::TypeError::New(o.Env(), std::string("option ") + key + " must be a number");
+  }
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+int64_t getInt(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) {
+    throw Napi::TypeError::New(o.Env(), std::string("option ") + key + " must be a number");
+  }
+  return v.As<Napi::Number>().Int64Value();
+}
+
+std::vector<std::string> getStrings(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsArray()) {
+    throw Napi::TypeError::New(o.Env(), std::string("option ") + key + " must be an array");
+  }
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value item = a.Get(i);
+    if (!item.IsString()) {
+      throw Napi::TypeError::New(o.Env(), std::string("option ") + key + " must hold strings");
+    }
+    out.push_back(item.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+Napi::Object failureObject(Napi::Env env, cb::Failure f) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("step", cb::stepName(f.step));
+  o.Set("errno", Napi::Number::New(env, f.err));
+  return o;
+}
+
+[[noreturn]] void throwSetupError(Napi::Env env, const cb::SetupError& e) {
+  Napi::Error error = Napi::Error::New(env, std::string("sandbox setup failed at ") +
+                                                cb::stepName(e.failure.step));
+  error.Set("step", cb::stepName(e.failure.step));
+  error.Set("errno", Napi::Number::New(env, e.failure.err));
+  throw error;
+}
+
+/** An event from the supervisor thread, delivered on the JS thread. */
+struct Event {
+  bool ready = false;
+  ExitReport exit;
+};
+
+Napi::Value exitObject(Napi::Env env, ExitReport& r) {
+  Napi::Object o = Napi::Object::New(env);
+  if (r.failure.failed()) o.Set("failure", failureObject(env, r.failure));
+  o.Set("started", r.started);
+  const char* status = r.programStatusKind == cb::kProgramExited     ? "exited"
+                       : r.programStatusKind == cb::kProgramSignaled ? "signaled"
+                                                                     : "not_run";
+  o.Set("status", status);
+  o.Set("statusValue", Napi::Number::New(env, r.programStatusValue));
+  o.Set("killedForCpu", (r.killReasons & cb::kKilledCpu) != 0);
+  o.Set("killedForWall", (r.killReasons & cb::kKilledWall) != 0);
+  o.Set("killedForOutput", (r.killReasons & cb::kKilledOutput) != 0);
+  o.Set("killedForCancel", (r.killReasons & cb::kKilledCancel) != 0);
+  o.Set("wallTimeNs", Napi::Number::New(env, static_cast<double>(r.wallTimeNs)));
+  o.Set("stdout", Napi::Buffer<char>::Copy(env, r.stdoutData.data(), r.stdoutData.size()));
+  o.Set("stderr", Napi::Buffer<char>::Copy(env, r.stderrData.data(), r.stderrData.size()));
+  o.Set("stdoutBytes", Napi::Number::New(env, static_cast<double>(r.stdoutBytes)));
+  o.Set("stderrBytes", Napi::Number::New(env, static_cast<double>(r.stderrBytes)));
+  return o;
+}
+
+class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Container",
+                       {InstanceMethod("start", &ContainerWrap::Start),
+                        InstanceMethod("cancel", &ContainerWrap::Cancel),
+                        InstanceMethod("ref", &ContainerWrap::Ref),
+                        InstanceMethod("unref", &ContainerWrap::Unref),
+                        InstanceAccessor("initPid", &ContainerWrap::InitPid, nullptr)});
+  }
+
+  /** new Container(prepareOptions, onEvent(kind: "ready" | "exit", payload?)) */
+  ContainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ContainerWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+      throw Napi::TypeError::New(env, "Container(options, onEvent)");
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    cb::PrepareOptions options;
+    options.rootDir = getString(o, "rootDir");
+    options.workDirHost = getString(o, "workDirHostPath");
+    options.workDir = getString(o, "workDir");
+    options.hostname = getString(o, "hostname");
+    options.tmpBytes = getInt(o, "tmpBytes");
+    options.cgroupProcsPaths = getStrings(o, "cgroupProcsPaths");
+    options.cpuUsagePath = getString(o, "cpuUsagePath", false);
+    options.cpuUsageScaleNs = getInt(o, "cpuUsageScaleNs");
+    try {
+      state_ = cb::createContainerState(options);
+    } catch (const cb::SetupError& e) {
+      throwSetupError(env, e);
+    }
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "cellblock-container",
+                                          0, 1);
+    Napi::ThreadSafeFunction tsfn = tsfn_;
+    auto deliver = [](Napi::Env env, Napi::Function callback, Event* event) {
+      if (env != nullptr && callback != nullptr) {
+        if (event->ready) {
+          callback.Call({Napi::String::New(env, "ready")});
+        } else {
+          callback.Call({Napi::String::New(env, "exit"), exitObject(env, event->exit)});
+        }
+      }
+      delete event;
+    };
+    cb::launchSupervisor(
+        state_,
+        [tsfn, deliver]() mutable { tsfn.BlockingCall(new Event{true, {}}, deliver); },
+        [tsfn, deliver](ExitReport report) mutable {
+          tsfn.BlockingCall(new Event{false, std::move(report)}, deliver);
+          tsfn.Release();
+        });
+  }
+
+ private:
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "start(options)");
+    if (state_->started || state_->finished) throw Napi::Error::New(env, "container already used");
+    Napi::Object o = info[0].As<Napi::Object>();
+    cb::StartOptions options;
+    options.argv = getStrings(o, "argv");
+    if (options.argv.empty()) throw Napi::TypeError::New(env, "argv must not be empty");
+    options.env = getStrings(o, "env");
+    options.searchPath = getString(o, "searchPath");
+    options.cwd = getString(o, "cwd");
+    Napi::Value stdinValue = o.Get("stdin");
+    if (stdinValue.IsBuffer()) {
+      Napi::Buffer<char> b = stdinValue.As<Napi::Buffer<char>>();
+      options.stdinData.assign(b.Data(), b.Length());
+    }
+    options.uid = static_cast<uint32_t>(getInt(o, "uid"));
+    options.gid = static_cast<uint32_t>(getInt(o, "gid"));
+    options.cpuTimeNs = msToNs(getNumber(o, "cpuTimeMs"));
+    options.wallTimeNs = msToNs(getNumber(o, "wallTimeMs"));
+    options.outputBytes = getInt(o, "outputBytes");
+    options.fileSizeBytes = getInt(o, "fileSizeBytes");
+    options.openFiles = getInt(o, "openFiles");
+    options.stackBytes = getInt(o, "stackBytes");
+    options.tmpBytes = getInt(o, "tmpBytes");
+    options.cpuRlimitSeconds = getInt(o, "cpuRlimitSeconds");
+    options.pollIntervalNs = msToNs(getNumber(o, "pollIntervalMs"));
+    try {
+      cb::configureProgram(*state_, options);
+    } catch (const cb::SetupError& e) {
+      throwSetupError(env, e);
+    }
+    cb::sendGo(*state_);
+    return env.Undefined();
+  }
+
+  Napi::Value Cancel(const Napi::CallbackInfo& info) {
+    cb::cancelContainer(*state_);
+    return info.Env().Undefined();
+  }
+
+  /** The pending "exit" keeps Node alive only while a run is started; an idle prepared
+   * container does not. */
+  Napi::Value Ref(const Napi::CallbackInfo& info) {
+    if (!state_->finished) tsfn_.Ref(info.Env());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Unref(const Napi::CallbackInfo& info) {
+    if (!state_->finished) tsfn_.Unref(info.Env());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value InitPid(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), state_->initPid);
+  }
+
+  std::shared_ptr<ContainerState> state_;
+  Napi::ThreadSafeFunction tsfn_;
+};
+
+/** holdLockFile(path) -> fd; throws with .errno (EWOULDBLOCK: held elsewhere). */
+Napi::Value HoldLockFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "holdLockFile(path)");
+  int fd = cb::holdLockFile(info[0].As<Napi::String>().Utf8Value());
+  if (fd < 0) {
+    Napi::Error error = Napi::Error::New(env, "cannot lock " + info[0].As<Napi::String>().Utf8Value());
+    error.Set("errno", Napi::Number::New(env, -fd));
+    throw error;
+  }
+  return Napi::Number::New(env, fd);
+}
+
+/** isLockFileHeld(path) -> boolean; throws with .errno when the file cannot be opened. */
+Napi::Value IsLockFileHeld(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "isLockFileHeld(path)");
+  int held = cb::isLockFileHeld(info[0].As<Napi::String>().Utf8Value());
+  if (held < 0) {
+    Napi::Error error = Napi::Error::New(env, "cannot open " + info[0].As<Napi::String>().Utf8Value());
+    error.Set("errno", Napi::Number::New(env, -held));
+    throw error;
+  }
+  return Napi::Boolean::New(env, held == 1);
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Container", ContainerWrap::Define(env));
+  exports.Set("holdLockFile", Napi::Function::New(env, HoldLockFile));
+  exports.Set("isLockFileHeld", Napi::Function::New(env, IsLockFileHeld));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(cellblock_native, Init)

@@ -1,0 +1,332 @@
+#include "container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "namespaces.h"
+#include "recipe.h"
+#include "seccomp.h"
+
+namespace cb {
+namespace {
+
+constexpr size_t kInitStackBytes = 256 * 1024;
+constexpr size_t kProgramStackBytes = 128 * 1024;
+constexpr int64_t kDevTmpfsBytes = 64 * 1024;
+
+// Host files bound over /proc entries a program never needs to read (as in runc's masked paths).
+const char* const kProcMaskedFiles[] = {"kcore", "keys", "timer_list", "sched_debug", "kallsyms"};
+// /proc entries bound read-only.
+const char* const kProcReadonlyEntries[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
+const char* const kDevNodes[] = {"null", "zero", "full", "random", "urandom"};
+const struct {
+  const char* name;
+  const char* target;
+} kDevSymlinks[] = {{"fd", "/proc/self/fd"},
+                    {"stdin", "/proc/self/fd/0"},
+                    {"stdout", "/proc/self/fd/1"},
+                    {"stderr", "/proc/self/fd/2"}};
+
+[[noreturn]] void throwSetup(Step step, int err) { throw SetupError{Failure{step, err}}; }
+
+int capLastCap() {
+  static const int value = [] {
+    std::ifstream in("/proc/sys/kernel/cap_last_cap");
+    int v = 40;
+    if (in >> v) return v;
+    return 40;
+  }();
+  return value;
+}
+
+/** Keeps fds 0-2 free for the program: a descriptor below 3 would be clobbered by dup3. */
+int aboveStdio(int fd) {
+  if (fd >= 3) return fd;
+  int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  int err = errno;
+  close(fd);
+  if (moved < 0) throwSetup(step_open_pipe, err);
+  return moved;
+}
+
+int openMemfd(const char* name) {
+  int fd = memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0) throwSetup(step_open_memfd, errno);
+  return aboveStdio(fd);
+}
+
+void openPipe(int& readEnd, int& writeEnd) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) throwSetup(step_open_pipe, errno);
+  readEnd = aboveStdio(fds[0]);
+  writeEnd = aboveStdio(fds[1]);
+}
+
+void* mapStack(size_t bytes) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                 -1, 0);
+  if (p == MAP_FAILED) throwSetup(step_map_stack, errno);
+  return p;
+}
+
+std::string tmpfsOptions(int64_t bytes, const char* mode) {
+  // One inode per 4 KiB of size bounds a many-empty-files flood as well as a disk fill.
+  int64_t inodes = std::max<int64_t>(1024, bytes / 4096);
+  return "size=" + std::to_string(bytes) + ",nr_inodes=" + std::to_string(inodes) +
+         ",mode=" + mode;
+}
+
+void closeFd(int& fd) {
+  if (fd >= 0) close(fd);
+  fd = -1;
+}
+
+std::string readMemfd(int fd, int64_t limit, int64_t& totalBytes) {
+  struct stat st;
+  totalBytes = 0;
+  if (fstat(fd, &st) < 0) return std::string();
+  totalBytes = st.st_size;
+  int64_t want = std::min<int64_t>(st.st_size, std::max<int64_t>(limit, 0));
+  std::string data(static_cast<size_t>(want), '\0');
+  int64_t got = 0;
+  while (got < want) {
+    ssize_t n = pread(fd, &data[got], static_cast<size_t>(want - got), got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += n;
+  }
+  data.resize(static_cast<size_t>(got));
+  return data;
+}
+
+void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onReady,
+                        ExitCallback onExit) {
+  ContainerState& s = *state;
+  ExitReport exit;
+  // Block every signal on this thread before clone: init inherits the mask (it waits on a
+  // signalfd), and Node's signal handlers, which live in the memory init shares, never run there.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+
+  char* stackTop = static_cast<char*>(s.initStack) + s.initStackBytes;
+  int pid = clone(initMain, stackTop, kInitCloneFlags, state.get());
+  if (pid < 0) {
+    exit.failure = Failure{step_clone_init, errno};
+    s.finished = true;
+    onExit(std::move(exit));
+    return;
+  }
+  s.initPid = pid;
+  // Only init keeps these: the report pipe then reaches EOF when init and the program's child
+  // are gone. The fields stay as they are: init reads them from this same memory.
+  close(s.reportWrite);
+  close(s.goRead);
+  close(s.cancelRead);
+  for (int fd : s.cgroupProcsFds) close(fd);
+  s.initEndsClosed = true;
+
+  ReportRecord record{};
+  ssize_t n;
+  do {
+    n = read(s.reportRead, &record, sizeof record);
+  } while (n < 0 && errno == EINTR);
+  bool ready = n == static_cast<ssize_t>(sizeof record) && record.kind == kReportReady;
+  if (ready) {
+    onReady();
+  } else if (n == static_cast<ssize_t>(sizeof record)) {
+    exit.failure = Failure{static_cast<uint16_t>(record.step), record.err};
+  } else {
+    exit.failure = Failure{step_init_died, 0};
+  }
+
+  siginfo_t info;
+  while (waitid(P_PID, pid, &info, WEXITED | __WALL) < 0 && errno == EINTR) {
+  }
+  // init is reaped: the kernel has killed and reaped everything else in its PID namespace.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (ready) {
+    do {
+      n = read(s.reportRead, &record, sizeof record);
+    } while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(sizeof record) && record.kind == kReportFailure) {
+      exit.failure = Failure{static_cast<uint16_t>(record.step), record.err};
+    }
+  }
+  exit.started = s.started.load();
+  exit.programStatusKind = s.programStatusKind;
+  exit.programStatusValue = s.programStatusValue;
+  exit.killReasons = s.killReasons;
+  exit.wallTimeNs = s.wallTimeNs;
+  if (exit.started) {
+    exit.stdoutData = readMemfd(s.stdoutFd, s.outputBytes, exit.stdoutBytes);
+    int64_t stderrRoom = s.outputBytes - static_cast<int64_t>(exit.stdoutData.size());
+    exit.stderrData = readMemfd(s.stderrFd, stderrRoom, exit.stderrBytes);
+  }
+  s.finished = true;
+  onExit(std::move(exit));
+}
+
+}  // namespace
+
+ContainerState::~ContainerState() {
+  closeDescriptors();
+  if (initStack) munmap(initStack, initStackBytes);
+  if (programStack) munmap(programStack, programStackBytes);
+}
+
+void ContainerState::closeDescriptors() {
+  if (initEndsClosed) {
+    reportWrite = goRead = cancelRead = -1;
+    cgroupProcsFds.clear();
+  }
+  for (int& fd : cgroupProcsFds) closeFd(fd);
+  closeFd(cpuUsageFd);
+  closeFd(stdinFd);
+  closeFd(stdoutFd);
+  closeFd(stderrFd);
+  closeFd(reportRead);
+  closeFd(reportWrite);
+  closeFd(goRead);
+  closeFd(goWrite);
+  closeFd(cancelRead);
+  closeFd(cancelWrite);
+}
+
+std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
+  auto state = std::make_shared<ContainerState>();
+  ContainerState& s = *state;
+  s.rootDir = o.rootDir;
+  s.workDirHost = o.workDirHost;
+  s.workDirTarget = o.rootDir + o.workDir;
+  s.procTarget = o.rootDir + "/proc";
+  s.devTarget = o.rootDir + "/dev";
+  s.tmpTarget = o.rootDir + "/tmp";
+  s.hostname = o.hostname;
+  s.devMountOptions = tmpfsOptions(kDevTmpfsBytes, "755");
+  s.tmpMountOptions = tmpfsOptions(o.tmpBytes, "1777");
+  s.preparedTmpBytes = o.tmpBytes;
+  for (const char* entry : kProcReadonlyEntries) s.procReadonlyTargets.push_back(s.procTarget + "/" + entry);
+  for (const char* file : kProcMaskedFiles) s.procMasks.push_back({"/dev/null", s.procTarget + "/" + file});
+  for (const char* node : kDevNodes) s.devNodes.push_back({std::string("/dev/") + node, s.devTarget + "/" + node});
+  for (const auto& link : kDevSymlinks) s.devSymlinks.push_back({link.target, s.devTarget + "/" + link.name});
+  s.capLastCap = capLastCap();
+  s.seccompProgram = seccompProgram();
+
+  for (const std::string& path : o.cgroupProcsPaths) {
+    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throwSetup(step_open_cgroup, errno);
+    s.cgroupProcsFds.push_back(aboveStdio(fd));
+  }
+  if (!o.cpuUsagePath.empty()) {
+    int fd = open(o.cpuUsagePath.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throwSetup(step_open_cgroup, errno);
+    s.cpuUsageFd = aboveStdio(fd);
+  }
+  s.cpuUsageScaleNs = o.cpuUsageScaleNs;
+  s.stdinFd = openMemfd("cellblock-stdin");
+  s.stdoutFd = openMemfd("cellblock-stdout");
+  s.stderrFd = openMemfd("cellblock-stderr");
+  openPipe(s.reportRead, s.reportWrite);
+  openPipe(s.goRead, s.goWrite);
+  openPipe(s.cancelRead, s.cancelWrite);
+
+  s.initKeepFds = s.cgroupProcsFds;
+  for (int fd : {s.cpuUsageFd, s.stdinFd, s.stdoutFd, s.stderrFd, s.reportWrite, s.goRead,
+                 s.cancelRead}) {
+    if (fd >= 0) s.initKeepFds.push_back(fd);
+  }
+  std::sort(s.initKeepFds.begin(), s.initKeepFds.end());
+
+  s.initStackBytes = kInitStackBytes;
+  s.initStack = mapStack(kInitStackBytes);
+  s.programStackBytes = kProgramStackBytes;
+  s.programStack = mapStack(kProgramStackBytes);
+  return state;
+}
+
+void launchSupervisor(std::shared_ptr<ContainerState> state, ReadyCallback onReady,
+                      ExitCallback onExit) {
+  std::thread(superviseContainer, std::move(state), std::move(onReady), std::move(onExit))
+      .detach();
+}
+
+void configureProgram(ContainerState& s, const StartOptions& o) {
+  s.argv = o.argv;
+  s.env = o.env;
+  s.argvPointers.clear();
+  for (std::string& a : s.argv) s.argvPointers.push_back(&a[0]);
+  s.argvPointers.push_back(nullptr);
+  s.envPointers.clear();
+  for (std::string& e : s.env) s.envPointers.push_back(&e[0]);
+  s.envPointers.push_back(nullptr);
+  s.searchPath = o.searchPath;
+  s.cwd = o.cwd;
+  s.uid = o.uid;
+  s.gid = o.gid;
+  s.cpuLimitNs = o.cpuTimeNs;
+  s.wallLimitNs = o.wallTimeNs;
+  s.outputBytes = o.outputBytes;
+  s.pollIntervalNs = o.pollIntervalNs;
+  const rlim_t cpuSoft = static_cast<rlim_t>(o.cpuRlimitSeconds);
+  // RLIMIT_FSIZE also bounds each output stream (memfds are files): one byte past outputBytes is
+  // enough to know the limit was exceeded.
+  const rlim_t fileSize = static_cast<rlim_t>(std::max(o.fileSizeBytes, o.outputBytes + 1));
+  s.rlimits = {
+      {RLIMIT_CPU, cpuSoft, cpuSoft + 1},
+      {RLIMIT_FSIZE, fileSize, fileSize},
+      {RLIMIT_NOFILE, static_cast<rlim_t>(o.openFiles), static_cast<rlim_t>(o.openFiles)},
+      {RLIMIT_STACK, static_cast<rlim_t>(o.stackBytes), static_cast<rlim_t>(o.stackBytes)},
+      {RLIMIT_CORE, 0, 0},
+  };
+  s.remountTmp = o.tmpBytes > 0 && o.tmpBytes != s.preparedTmpBytes;
+  s.tmpRemountOptions = tmpfsOptions(o.tmpBytes, "1777");
+
+  if (ftruncate(s.stdinFd, 0) < 0) throwSetup(step_write_stdin, errno);
+  size_t written = 0;
+  while (written < o.stdinData.size()) {
+    ssize_t n = pwrite(s.stdinFd, o.stdinData.data() + written, o.stdinData.size() - written,
+                       static_cast<off_t>(written));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throwSetup(step_write_stdin, errno);
+    written += static_cast<size_t>(n);
+  }
+  if (lseek(s.stdinFd, 0, SEEK_SET) < 0) throwSetup(step_write_stdin, errno);
+}
+
+void sendGo(ContainerState& s) {
+  s.started = true;
+  std::atomic_thread_fence(std::memory_order_release);
+  char go = 'g';
+  ssize_t n;
+  do {
+    n = write(s.goWrite, &go, 1);
+  } while (n < 0 && errno == EINTR);
+}
+
+void cancelContainer(ContainerState& s) {
+  if (s.finished) return;
+  if (!s.started) {
+    closeFd(s.goWrite);  // init reads EOF instead of "go" and exits
+    return;
+  }
+  char c = 'c';
+  ssize_t n;
+  do {
+    n = write(s.cancelWrite, &c, 1);
+  } while (n < 0 && errno == EINTR);
+}
+
+}  // namespace cb

@@ -1,0 +1,82 @@
+// The supervisor side of one container: prepares its state before clone (descriptors, stacks,
+// paths), runs the dedicated thread that clones init and waits for it, and passes "go",
+// cancellation and destruction to init. No JS here (see addon.cc).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "state.h"
+#include "steps.h"
+
+namespace cb {
+
+/** A setup step that failed in the supervisor itself, before or instead of clone. */
+struct SetupError {
+  Failure failure;
+};
+
+struct PrepareOptions {
+  std::string rootDir;
+  std::string workDirHost;
+  std::string workDir;  // inside the container, absolute
+  std::string hostname;
+  int64_t tmpBytes = 0;
+  std::vector<std::string> cgroupProcsPaths;
+  std::string cpuUsagePath;
+  int64_t cpuUsageScaleNs = 1;
+};
+
+struct StartOptions {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // "KEY=value"
+  std::string searchPath;
+  std::string cwd;
+  std::string stdinData;
+  uint32_t uid = 60000, gid = 60000;
+  int64_t cpuTimeNs = 0;
+  int64_t wallTimeNs = 0;
+  int64_t outputBytes = 0;
+  int64_t fileSizeBytes = 0;
+  int64_t openFiles = 0;
+  int64_t stackBytes = 0;
+  int64_t tmpBytes = 0;
+  int64_t cpuRlimitSeconds = 0;
+  int64_t pollIntervalNs = 0;
+};
+
+/** Everything the supervisor learned once init is gone. */
+struct ExitReport {
+  Failure failure = ok();  // a setup step of init or of the program's child
+  bool started = false;
+  int32_t programStatusKind = kProgramNotRun;
+  int32_t programStatusValue = 0;
+  uint32_t killReasons = 0;
+  int64_t wallTimeNs = 0;
+  std::string stdoutData, stderrData;
+  int64_t stdoutBytes = 0, stderrBytes = 0;
+};
+
+using ReadyCallback = std::function<void()>;
+using ExitCallback = std::function<void(ExitReport)>;
+
+/** Opens every descriptor and lays out every path init needs; throws SetupError. */
+std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& options);
+
+/** Starts the supervisor thread: clone init, report ready, wait for init, collect. onReady is
+ * called once setup succeeded; onExit exactly once at the end (with a failure, or the run). */
+void launchSupervisor(std::shared_ptr<ContainerState> state, ReadyCallback onReady,
+                      ExitCallback onExit);
+
+/** Writes the program's parameters into the state; throws SetupError. */
+void configureProgram(ContainerState& state, const StartOptions& options);
+
+/** Lets init start the program. */
+void sendGo(ContainerState& state);
+
+/** Kills a started run (init sees the cancel pipe) or ends an unstarted container. */
+void cancelContainer(ContainerState& state);
+
+}  // namespace cb

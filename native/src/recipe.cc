@@ -1,0 +1,256 @@
+#include "recipe.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "cgroup_join.h"
+#include "credentials.h"
+#include "mounts.h"
+#include "namespaces.h"
+#include "rlimits.h"
+#include "seccomp.h"
+#include "state.h"
+#include "sys.h"
+
+namespace cb {
+namespace {
+
+constexpr int kKernelSigsetBytes = 8;
+
+void report(const ContainerState& s, uint32_t kind, Failure f) {
+  ReportRecord record{kind, f.step, f.err};
+  sysWriteAll(s.reportWrite, &record, sizeof record);
+}
+
+[[noreturn]] void failAndExit(const ContainerState& s, Failure f, int exitCode) {
+  report(s, kReportFailure, f);
+  sysExit(exitCode);
+}
+
+/** init inherits a copy of every descriptor of the supervising process (Node's sockets
+ * included); it keeps only its own so that it never holds a Node descriptor open. */
+Failure closeInheritedFds(const ContainerState& s) {
+  unsigned int next = 0;
+  for (int keep : s.initKeepFds) {
+    if (static_cast<unsigned int>(keep) > next) {
+      CB_TRY(step_close_inherited_fds, sys(SYS_close_range, next, keep - 1, 0));
+    }
+    next = static_cast<unsigned int>(keep) + 1;
+  }
+  CB_TRY(step_close_inherited_fds, sys(SYS_close_range, next, ~0U, 0));
+  return ok();
+}
+
+// ---- the program's child (pid 2), between clone and execve
+
+Failure resetSignals() {
+  // Dispositions set by Node (SIGPIPE ignored, ...) and init's all-blocked mask must not reach
+  // the program: ignored signals and the mask survive execve.
+  struct { void* handler; unsigned long flags; void* restorer; uint64_t mask; } dfl = {
+      nullptr /* SIG_DFL */, 0, nullptr, 0};
+  for (int sig = 1; sig <= 64; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    long r = sys(SYS_rt_sigaction, sig, &dfl, 0, kKernelSigsetBytes);
+    if (r < 0 && r != -EINVAL) return Failure{step_reset_signals, static_cast<int32_t>(-r)};
+  }
+  uint64_t none = 0;
+  CB_TRY(step_reset_signals, sys(SYS_rt_sigprocmask, SIG_SETMASK, &none, 0, kKernelSigsetBytes));
+  return ok();
+}
+
+Failure redirectStdio(const ContainerState& s) {
+  CB_TRY(step_dup_stdio, sys(SYS_dup3, s.stdinFd, 0, 0));
+  CB_TRY(step_dup_stdio, sys(SYS_dup3, s.stdoutFd, 1, 0));
+  CB_TRY(step_dup_stdio, sys(SYS_dup3, s.stderrFd, 2, 0));
+  return ok();
+}
+
+bool hasSlash(const char* p) {
+  for (; *p; p++)
+    if (*p == '/') return true;
+  return false;
+}
+
+/** execve, searching the PATH when argv[0] has no '/', like execvpe but without allocating. */
+Failure execProgram(ContainerState& s) {
+  const char* file = s.argvPointers[0];
+  char* const* argv = s.argvPointers.data();
+  char* const* envp = s.envPointers.data();
+  if (hasSlash(file)) {
+    return check(step_execve, sys(SYS_execve, file, argv, envp));
+  }
+  const size_t fileLength = __builtin_strlen(file);
+  bool sawAccessDenied = false;
+  const char* p = s.searchPath.c_str();
+  for (;;) {
+    const char* end = p;
+    while (*end && *end != ':') end++;
+    size_t dirLength = static_cast<size_t>(end - p);
+    if (dirLength + 1 + fileLength + 1 <= sizeof s.execPath) {
+      size_t n = 0;
+      for (size_t i = 0; i < dirLength; i++) s.execPath[n++] = p[i];
+      if (n == 0) s.execPath[n++] = '.';
+      s.execPath[n++] = '/';
+      for (size_t i = 0; i < fileLength; i++) s.execPath[n++] = file[i];
+      s.execPath[n] = 0;
+      long r = sys(SYS_execve, s.execPath, argv, envp);
+      if (r == -EACCES) {
+        sawAccessDenied = true;
+      } else if (r != -ENOENT && r != -ENOTDIR) {
+        return check(step_execve, r);
+      }
+    }
+    if (*end == 0) break;
+    p = end + 1;
+  }
+  return Failure{step_execve, sawAccessDenied ? EACCES : ENOENT};
+}
+
+Failure prepareProgram(ContainerState& s) {
+  CB_TRY_FAILURE(redirectStdio(s));
+  CB_TRY_FAILURE(resetSignals());
+  CB_TRY_FAILURE(applyResourceLimits(s));
+  CB_TRY(step_chdir_cwd, sys(SYS_chdir, s.cwd.c_str()));
+  CB_TRY_FAILURE(dropPrivileges(s));
+  CB_TRY_FAILURE(installSeccomp(s));
+  // Everything above 2 is close-on-exec from here: the report pipe stays usable for an execve
+  // failure and disappears with a successful one.
+  CB_TRY(step_close_fds, sys(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC));
+  return execProgram(s);
+}
+
+int programMain(void* arg) {
+  ContainerState& s = *static_cast<ContainerState*>(arg);
+  Failure f = prepareProgram(s);
+  failAndExit(s, f, 127);
+}
+
+// ---- init (pid 1)
+
+Failure setUpContainer(ContainerState& s) {
+  CB_TRY(step_parent_death_signal, sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
+  CB_TRY_FAILURE(closeInheritedFds(s));
+  CB_TRY_FAILURE(joinCgroups(s));
+  CB_TRY_FAILURE(buildFilesystem(s));
+  CB_TRY_FAILURE(bringLoopbackUp());
+  CB_TRY_FAILURE(setHostname(s));
+  return ok();
+}
+
+struct Watch {
+  int signalFd;
+  int programPid;
+  int64_t startNs;
+  int64_t cpuBaselineNs;
+};
+
+void recordStatus(ContainerState& s, const siginfo_t& info, int64_t nowNs, const Watch& w) {
+  s.wallTimeNs = nowNs - w.startNs;
+  if (info.si_code == CLD_EXITED) {
+    s.programStatusKind = kProgramExited;
+  } else {
+    s.programStatusKind = kProgramSignaled;
+  }
+  s.programStatusValue = info.si_status;
+}
+
+/** Reaps every exited child; true once the program itself has been reaped. */
+bool reapChildren(ContainerState& s, const Watch& w) {
+  bool programDone = false;
+  for (;;) {
+    siginfo_t info;
+    info.si_pid = 0;
+    long r = sys(SYS_waitid, P_ALL, 0, &info, WEXITED | WNOHANG | __WALL, 0);
+    if (r < 0 || info.si_pid == 0) break;
+    if (info.si_pid == w.programPid) {
+      recordStatus(s, info, sysMonotonicNs(), w);
+      programDone = true;
+    }
+  }
+  return programDone;
+}
+
+int64_t outputSize(const ContainerState& s) {
+  struct stat out, err;
+  if (sys(SYS_fstat, s.stdoutFd, &out) < 0 || sys(SYS_fstat, s.stderrFd, &err) < 0) return 0;
+  return static_cast<int64_t>(out.st_size) + static_cast<int64_t>(err.st_size);
+}
+
+/** Kills everything in the PID namespace but init, then waits for the program's status. */
+void killRun(ContainerState& s, const Watch& w, uint32_t reason) {
+  s.killReasons |= reason;
+  sys(SYS_kill, -1, SIGKILL);
+  for (;;) {
+    siginfo_t info;
+    info.si_pid = 0;
+    long r = sys(SYS_waitid, P_ALL, 0, &info, WEXITED | __WALL, 0);
+    if (r == -EINTR) continue;
+    if (r < 0) break;  // ECHILD: everything reaped
+    if (info.si_pid == w.programPid) recordStatus(s, info, sysMonotonicNs(), w);
+  }
+}
+
+void watchProgram(ContainerState& s, const Watch& w) {
+  const int64_t deadlineNs = w.startNs + s.wallLimitNs;
+  struct pollfd fds[2] = {{w.signalFd, POLLIN, 0}, {s.cancelRead, POLLIN, 0}};
+  for (;;) {
+    int64_t nowNs = sysMonotonicNs();
+    if (nowNs >= deadlineNs) return killRun(s, w, kKilledWall);
+    int64_t waitNs = deadlineNs - nowNs;
+    if (waitNs > s.pollIntervalNs) waitNs = s.pollIntervalNs;
+    struct { long sec; long nsec; } timeout = {static_cast<long>(waitNs / 1000000000LL),
+                                               static_cast<long>(waitNs % 1000000000LL)};
+    fds[0].revents = fds[1].revents = 0;
+    sys(SYS_ppoll, fds, 2, &timeout, 0, kKernelSigsetBytes);
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo drained[8];
+      sys(SYS_read, w.signalFd, drained, sizeof drained);
+    }
+    if (reapChildren(s, w)) return;
+    if (fds[1].revents & (POLLIN | POLLHUP)) return killRun(s, w, kKilledCancel);
+    int64_t cpuNs = readCgroupCpuNs(s);
+    if (cpuNs >= 0 && cpuNs - w.cpuBaselineNs >= s.cpuLimitNs) return killRun(s, w, kKilledCpu);
+    if (outputSize(s) > s.outputBytes) return killRun(s, w, kKilledOutput);
+  }
+}
+
+[[noreturn]] void runProgram(ContainerState& s, int signalFd) {
+  Failure f = resizeTmp(s);
+  if (f.failed()) failAndExit(s, f, 1);
+  Watch w{signalFd, -1, 0, 0};
+  w.cpuBaselineNs = readCgroupCpuNs(s);
+  if (w.cpuBaselineNs < 0) w.cpuBaselineNs = 0;
+  char* stackTop = static_cast<char*>(s.programStack) + s.programStackBytes;
+  w.startNs = sysMonotonicNs();
+  int pid = clone(programMain, stackTop, kProgramCloneFlags | SIGCHLD, &s);
+  if (pid < 0) failAndExit(s, Failure{step_clone_program, EAGAIN}, 1);
+  w.programPid = pid;
+  watchProgram(s, w);
+  sysExit(0);
+}
+
+}  // namespace
+
+int initMain(void* arg) {
+  ContainerState& s = *static_cast<ContainerState*>(arg);
+  Failure f = setUpContainer(s);
+  if (f.failed()) failAndExit(s, f, 1);
+  uint64_t childMask = 1ULL << (SIGCHLD - 1);
+  long signalFd = sys(SYS_signalfd4, -1, &childMask, kKernelSigsetBytes, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (signalFd < 0) failAndExit(s, Failure{step_signalfd, static_cast<int32_t>(-signalFd)}, 1);
+  report(s, kReportReady, ok());
+  char go = 0;
+  long n;
+  do {
+    n = sys(SYS_read, s.goRead, &go, 1);
+  } while (n == -EINTR);
+  if (n != 1) sysExit(0);  // the supervisor destroyed the container before starting it
+  runProgram(s, static_cast<int>(signalFd));
+}
+
+}  // namespace cb

@@ -1,0 +1,123 @@
+// One container's state: filled by the supervisor (JS thread) before clone and before "go", read by
+// the container's init and the program's pre-exec child (which share this memory through
+// CLONE_VM), and written back by init with what it observed. Everything the clone side needs is
+// laid out here in advance so that nothing is allocated after clone.
+#pragma once
+
+#include <stdint.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "steps.h"
+
+namespace cb {
+
+/** What init and the program's child send to the supervisor on the report pipe. */
+struct ReportRecord {
+  uint32_t kind;  // kReportReady or kReportFailure
+  uint32_t step;
+  int32_t err;
+};
+constexpr uint32_t kReportReady = 1;
+constexpr uint32_t kReportFailure = 2;
+
+/** Why init killed the run; bits of ContainerState::killReasons. */
+constexpr uint32_t kKilledCpu = 1;
+constexpr uint32_t kKilledWall = 2;
+constexpr uint32_t kKilledOutput = 4;
+constexpr uint32_t kKilledCancel = 8;
+
+/** How the program ended, as init observed it. */
+constexpr int32_t kProgramNotRun = 0;
+constexpr int32_t kProgramExited = 1;
+constexpr int32_t kProgramSignaled = 2;
+
+struct BindMount {
+  std::string source;  // host path
+  std::string target;  // host path under the new root, before pivot_root
+};
+
+struct Symlink {
+  std::string target;    // link contents
+  std::string linkPath;  // host path under the new root, before pivot_root
+};
+
+struct ResourceLimit {
+  int resource;
+  rlim_t soft;
+  rlim_t hard;
+};
+
+struct ContainerState {
+  // ---- prepare: filesystem and identity of the container (paths are host paths before pivot).
+  std::string rootDir;
+  std::string workDirHost;
+  std::string workDirTarget;
+  std::string procTarget;
+  std::string devTarget;
+  std::string tmpTarget;
+  std::string devMountOptions;
+  std::string tmpMountOptions;
+  int64_t preparedTmpBytes = 0;
+  std::string hostname;
+  std::vector<std::string> procReadonlyTargets;
+  std::vector<BindMount> procMasks;  // /dev/null bound over files a program never needs
+  std::vector<BindMount> devNodes;
+  std::vector<Symlink> devSymlinks;
+
+  // ---- prepare: descriptors opened before clone.
+  std::vector<int> cgroupProcsFds;  // "0" is written to each by init
+  int cpuUsageFd = -1;              // polled by init; first integer in the file
+  int64_t cpuUsageScaleNs = 1;      // ns per unit of that integer
+  int stdinFd = -1, stdoutFd = -1, stderrFd = -1;
+  int reportRead = -1, reportWrite = -1;
+  int goRead = -1, goWrite = -1;
+  int cancelRead = -1, cancelWrite = -1;
+  std::vector<int> initKeepFds;  // sorted; init closes every other inherited descriptor
+
+  void* initStack = nullptr;
+  size_t initStackBytes = 0;
+  void* programStack = nullptr;
+  size_t programStackBytes = 0;
+
+  // ---- start: the program, written before "go".
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+  std::vector<char*> argvPointers;  // NULL-terminated
+  std::vector<char*> envPointers;   // NULL-terminated
+  std::string searchPath;           // PATH used when argv[0] has no '/'
+  std::string cwd;
+  char execPath[4096] = {0};
+  bool remountTmp = false;
+  std::string tmpRemountOptions;
+  std::vector<ResourceLimit> rlimits;
+  uint32_t uid = 60000, gid = 60000;
+  int64_t cpuLimitNs = 0;
+  int64_t wallLimitNs = 0;
+  int64_t outputBytes = 0;
+  int64_t pollIntervalNs = 5000000;
+  int capLastCap = 40;
+  const void* seccompProgram = nullptr;  // struct sock_fprog*
+
+  // ---- written by init (and the program's child), read by the supervisor after init is reaped.
+  int32_t programStatusKind = kProgramNotRun;
+  int32_t programStatusValue = 0;
+  uint32_t killReasons = 0;
+  int64_t wallTimeNs = 0;
+
+  // ---- supervisor bookkeeping (JS thread and supervisor thread).
+  int initPid = -1;
+  /** The supervisor closed its copies of init's ends (report write, go read, cancel read,
+   * cgroup.procs); the fields keep their values because init reads them. */
+  bool initEndsClosed = false;
+  std::atomic<bool> started{false};
+  std::atomic<bool> finished{false};
+
+  ~ContainerState();
+  void closeDescriptors();
+};
+
+}  // namespace cb

@@ -1,0 +1,54 @@
+// What the engine needs from a cgroup hierarchy, implemented once per version (v1.ts, v2.ts) and
+// chosen by detect.ts. The native side only joins; everything else about cgroups is here.
+import type { Limits } from '../types.js';
+
+export type CgroupVersion = 'v1' | 'v2';
+
+/** Usage of one run, read after its init is reaped. */
+export interface CgroupUsage {
+  cpuTimeNs: number;
+  peakMemoryBytes: number;
+  /** OOM kills since `startAccounting`. */
+  oomKills: number;
+}
+
+/** The cgroup(s) of one container: `<parent>/<instanceId>/<containerId>` in each hierarchy. */
+export interface RunCgroup {
+  /** cgroup.procs files init writes "0" to. */
+  readonly procsPaths: string[];
+  /** File whose first integer is CPU time; see cpuUsageScaleNs. */
+  readonly cpuUsagePath: string;
+  readonly cpuUsageScaleNs: number;
+  /** Memory (no swap), pids (+1 for the container's init) and CPU bandwidth. */
+  applyLimits(limits: Limits): void;
+  /** Resets or records the baselines of CPU, peak memory and OOM kills, just before "go". */
+  startAccounting(): void;
+  readUsage(): CgroupUsage;
+  /** Kills any process still in the cgroup, then removes it. */
+  destroy(): Promise<void>;
+}
+
+export interface CgroupBackend {
+  readonly version: CgroupVersion;
+  /** Where each hierarchy's `cellblock` parent is, for logs and leak checks. */
+  readonly parentPaths: string[];
+  createInstance(instanceId: string): void;
+  createRunCgroup(instanceId: string, containerId: string): RunCgroup;
+  /** Instance ids that have a subtree under the parent. */
+  listInstances(): string[];
+  /** Kills what is left in an instance's subtree and removes it. */
+  removeInstance(instanceId: string): Promise<void>;
+}
+
+/** A cgroup operation failed; `path` says which file or directory. */
+export class CgroupError extends Error {
+  override readonly name = 'CgroupError';
+  constructor(
+    readonly operation: string,
+    readonly path: string,
+    readonly code: string,
+    message?: string,
+  ) {
+    super(message ?? `cgroup ${operation} failed on ${path}: ${code}`);
+  }
+}

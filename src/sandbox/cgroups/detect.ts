@@ -1,0 +1,79 @@
+// Which cgroup hierarchy this host uses, from /proc/self/mountinfo: v2 when a cgroup2 mount
+// offers the cpu, memory and pids controllers; else v1 with cpu, cpuacct, memory and pids each
+// mounted somewhere (often /sys/fs/cgroup/<controller>, sometimes co-mounted as cpu,cpuacct).
+import fs from 'node:fs';
+import path from 'node:path';
+import { CgroupError } from './backend.js';
+
+export const V1_CONTROLLERS = ['cpu', 'cpuacct', 'memory', 'pids'] as const;
+export type V1Controller = (typeof V1_CONTROLLERS)[number];
+export const V2_CONTROLLERS = ['cpu', 'memory', 'pids'] as const;
+
+export type CgroupLayout =
+  | { version: 'v2'; mountPoint: string }
+  | { version: 'v1'; mountPoints: Record<V1Controller, string> };
+
+interface CgroupMount {
+  mountPoint: string;
+  fsType: string;
+  superOptions: string[];
+}
+
+function unescapeMountPath(p: string): string {
+  return p.replace(/\\([0-7]{3})/g, (_m, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
+}
+
+export function parseCgroupMounts(mountinfo: string): CgroupMount[] {
+  const mounts: CgroupMount[] = [];
+  for (const line of mountinfo.split('\n')) {
+    const separator = line.indexOf(' - ');
+    if (separator < 0) continue;
+    const before = line.slice(0, separator).split(' ');
+    const after = line.slice(separator + 3).split(' ');
+    const fsType = after[0];
+    if (fsType !== 'cgroup' && fsType !== 'cgroup2') continue;
+    mounts.push({
+      mountPoint: unescapeMountPath(before[4] ?? ''),
+      fsType,
+      superOptions: (after[2] ?? '').split(','),
+    });
+  }
+  return mounts;
+}
+
+function v2Controllers(mountPoint: string): string[] {
+  try {
+    return fs.readFileSync(path.join(mountPoint, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
+  } catch {
+    return [];
+  }
+}
+
+export function detectCgroupLayout(mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8')): CgroupLayout {
+  const mounts = parseCgroupMounts(mountinfo);
+  for (const mount of mounts) {
+    if (mount.fsType !== 'cgroup2') continue;
+    const available = v2Controllers(mount.mountPoint);
+    if (V2_CONTROLLERS.every((c) => available.includes(c))) return { version: 'v2', mountPoint: mount.mountPoint };
+  }
+  const found: Partial<Record<V1Controller, string>> = {};
+  for (const mount of mounts) {
+    if (mount.fsType !== 'cgroup') continue;
+    for (const controller of V1_CONTROLLERS) {
+      if (mount.superOptions.includes(controller) && found[controller] === undefined) {
+        found[controller] = mount.mountPoint;
+      }
+    }
+  }
+  const missing = V1_CONTROLLERS.filter((c) => found[c] === undefined);
+  if (missing.length > 0) {
+    throw new CgroupError(
+      'detect',
+      '/proc/self/mountinfo',
+      'ENOENT',
+      `no usable cgroup hierarchy: no cgroup2 mount with ${V2_CONTROLLERS.join(', ')}, and cgroup v1 lacks ${missing.join(', ')}`,
+    );
+  }
+  return { version: 'v1', mountPoints: found as Record<V1Controller, string> };
+}
+

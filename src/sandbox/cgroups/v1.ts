@@ -1,0 +1,108 @@
+// cgroup v1: one directory per controller hierarchy (cpu, cpuacct, memory, pids; co-mounted
+// controllers share one). Limits: memory.limit_in_bytes (+ memory.memsw.limit_in_bytes when swap
+// accounting exists), pids.max, cpu.cfs_quota_us/cfs_period_us. Accounting: cpuacct.usage (ns),
+// memory.max_usage_in_bytes, the `oom_kill` line of memory.oom_control.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Limits } from '../types.js';
+import type { CgroupBackend, CgroupUsage, RunCgroup } from './backend.js';
+import {
+  killCgroupPids,
+  listSubdirs,
+  makeCgroupDir,
+  readCgroupInteger,
+  readCgroupKey,
+  removeCgroupDir,
+  removeCgroupTree,
+  writeCgroupFile,
+} from './cgroupfs.js';
+import type { V1Controller } from './detect.js';
+import { cpuQuota } from './cpu-quota.js';
+
+class V1RunCgroup implements RunCgroup {
+  readonly procsPaths: string[];
+  readonly cpuUsagePath: string;
+  readonly cpuUsageScaleNs = 1;
+  private oomKillsBaseline = 0;
+
+  constructor(
+    private readonly dirs: Record<V1Controller, string>,
+    /** One directory per distinct hierarchy (co-mounted controllers share one). */
+    private readonly distinctDirs: string[],
+  ) {
+    this.procsPaths = distinctDirs.map((dir) => path.join(dir, 'cgroup.procs'));
+    this.cpuUsagePath = path.join(dirs.cpuacct, 'cpuacct.usage');
+  }
+
+  applyLimits(limits: Limits): void {
+    const memory = this.dirs.memory;
+    writeCgroupFile(path.join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+    const memsw = path.join(memory, 'memory.memsw.limit_in_bytes');
+    if (fs.existsSync(memsw)) writeCgroupFile(memsw, String(limits.memoryBytes));
+    writeCgroupFile(path.join(this.dirs.pids, 'pids.max'), String(limits.pids + 1));
+    const { quotaUs, periodUs } = cpuQuota(limits.cpuCores);
+    writeCgroupFile(path.join(this.dirs.cpu, 'cpu.cfs_period_us'), String(periodUs));
+    writeCgroupFile(path.join(this.dirs.cpu, 'cpu.cfs_quota_us'), String(quotaUs));
+  }
+
+  startAccounting(): void {
+    // Writing 0 resets the CPU counter and sets the peak to the current usage: what init's setup
+    // used is not the program's.
+    writeCgroupFile(path.join(this.dirs.cpuacct, 'cpuacct.usage'), '0');
+    writeCgroupFile(path.join(this.dirs.memory, 'memory.max_usage_in_bytes'), '0');
+    this.oomKillsBaseline = readCgroupKey(path.join(this.dirs.memory, 'memory.oom_control'), 'oom_kill');
+  }
+
+  readUsage(): CgroupUsage {
+    return {
+      cpuTimeNs: readCgroupInteger(this.cpuUsagePath),
+      peakMemoryBytes: readCgroupInteger(path.join(this.dirs.memory, 'memory.max_usage_in_bytes')),
+      oomKills: readCgroupKey(path.join(this.dirs.memory, 'memory.oom_control'), 'oom_kill') - this.oomKillsBaseline,
+    };
+  }
+
+  async destroy(): Promise<void> {
+    for (const dir of this.distinctDirs) {
+      killCgroupPids(dir);
+      await removeCgroupDir(dir, killCgroupPids);
+    }
+  }
+}
+
+export class CgroupV1Backend implements CgroupBackend {
+  readonly version = 'v1' as const;
+  readonly parentPaths: string[];
+
+  constructor(
+    private readonly mountPoints: Record<V1Controller, string>,
+    private readonly parentName: string,
+  ) {
+    this.parentPaths = [...new Set(Object.values(mountPoints))].map((mount) => path.join(mount, parentName));
+  }
+
+  private dirsOf(...parts: string[]): { dirs: Record<V1Controller, string>; distinct: string[] } {
+    const dirs = {} as Record<V1Controller, string>;
+    for (const [controller, mount] of Object.entries(this.mountPoints) as [V1Controller, string][]) {
+      dirs[controller] = path.join(mount, this.parentName, ...parts);
+    }
+    return { dirs, distinct: [...new Set(Object.values(dirs))] };
+  }
+
+  createInstance(instanceId: string): void {
+    for (const dir of this.dirsOf(instanceId).distinct) makeCgroupDir(dir);
+  }
+
+  createRunCgroup(instanceId: string, containerId: string): RunCgroup {
+    const { dirs, distinct } = this.dirsOf(instanceId, containerId);
+    for (const dir of distinct) makeCgroupDir(dir);
+    return new V1RunCgroup(dirs, distinct);
+  }
+
+  listInstances(): string[] {
+    return [...new Set(this.parentPaths.flatMap((parent) => listSubdirs(parent)))];
+  }
+
+  async removeInstance(instanceId: string): Promise<void> {
+    for (const dir of this.dirsOf(instanceId).distinct) await removeCgroupTree(dir, killCgroupPids);
+  }
+}

@@ -1,0 +1,202 @@
+// One prepared container: its native init (namespaces, mounts, cgroup joined, waiting for "go")
+// and its run cgroup. `start` runs the program once and always removes the cgroup.
+import { msToWholeSecondsCeil, nsToMs } from '../units.js';
+import type { RunCgroup } from './cgroups/index.js';
+import { sandboxErrorFromFailure, toSandboxError } from './errors.js';
+import { native } from './native.js';
+import type { NativeContainer, NativeExit } from './native.js';
+import type { CheckedContainerSpec } from './spec.js';
+import { checkStartSpec } from './spec.js';
+import type { Limits, PreparedContainer, RunResult, StartSpec } from './types.js';
+import { SandboxError, SandboxSpecError } from './types.js';
+import { decideVerdict, signalName } from './verdict.js';
+
+/** How often init checks the cgroup's CPU time and the output size while the program runs. */
+const POLL_INTERVAL_MS = 5;
+
+export interface ContainerIdentity {
+  uid: number;
+  gid: number;
+}
+
+type ContainerState = 'ready' | 'started' | 'finished';
+
+function emptyResult(): Omit<RunResult, 'verdict'> {
+  return {
+    exitCode: null,
+    signal: null,
+    signalName: null,
+    stdout: Buffer.alloc(0),
+    stderr: Buffer.alloc(0),
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    metrics: { cpuTimeMs: 0, wallTimeMs: 0, peakMemoryBytes: 0 },
+  };
+}
+
+export function internalErrorResult(error: SandboxError): RunResult {
+  return {
+    verdict: 'internal_error',
+    ...emptyResult(),
+    error: { step: error.step, errno: error.errno, code: error.code, message: error.message },
+  };
+}
+
+export class Container implements PreparedContainer {
+  private state: ContainerState = 'ready';
+  private destroyed: Promise<void> | null = null;
+
+  private constructor(
+    readonly id: string,
+    private readonly spec: CheckedContainerSpec,
+    private readonly identity: ContainerIdentity,
+    private readonly handle: NativeContainer,
+    private readonly exited: Promise<NativeExit>,
+    private readonly cgroup: RunCgroup,
+    private readonly onGone: (c: Container) => void,
+  ) {}
+
+  /** Clones init and waits until it is ready; throws SandboxError (the cgroup is removed). */
+  static async prepare(
+    id: string,
+    spec: CheckedContainerSpec,
+    identity: ContainerIdentity,
+    cgroup: RunCgroup,
+    onGone: (c: Container) => void,
+  ): Promise<Container> {
+    let onReady!: () => void;
+    let onExit!: (exit: NativeExit) => void;
+    const ready = new Promise<void>((resolve) => (onReady = resolve));
+    const exited = new Promise<NativeExit>((resolve) => (onExit = resolve));
+    let handle: NativeContainer;
+    try {
+      handle = new native.Container(
+        {
+          rootDir: spec.rootDir,
+          workDirHostPath: spec.workDirHostPath,
+          workDir: spec.workDir,
+          hostname: spec.hostname,
+          tmpBytes: spec.tmpBytes,
+          cgroupProcsPaths: cgroup.procsPaths,
+          cpuUsagePath: cgroup.cpuUsagePath,
+          cpuUsageScaleNs: cgroup.cpuUsageScaleNs,
+        },
+        (kind, exit) => (kind === 'ready' ? onReady() : onExit(exit as NativeExit)),
+      );
+    } catch (error) {
+      await cgroup.destroy();
+      throw toSandboxError(error);
+    }
+    const setupFailure = exited.then((exit) => {
+      throw exit.failure ? sandboxErrorFromFailure(exit.failure) : new SandboxError('init_died', 0, 'UNKNOWN');
+    });
+    try {
+      await Promise.race([ready, setupFailure]);
+    } catch (error) {
+      await cgroup.destroy();
+      throw error;
+    }
+    setupFailure.catch(() => {}); // from here on, `exited` is handled by start/destroy
+    handle.unref(); // an idle prepared container does not keep Node alive
+    return new Container(id, spec, identity, handle, exited, cgroup, onGone);
+  }
+
+  async start(spec: StartSpec): Promise<RunResult> {
+    if (this.state !== 'ready') throw new SandboxSpecError('container', `cannot start a container that is ${this.state}`);
+    const program = checkStartSpec(spec, this.spec.workDir);
+    this.state = 'started';
+    if (spec.signal?.aborted) {
+      await this.finish();
+      return { verdict: 'cancelled', ...emptyResult() };
+    }
+    const { limits } = program;
+    try {
+      this.cgroup.applyLimits(limits);
+      this.cgroup.startAccounting();
+      this.handle.ref();
+      this.handle.start({
+        ...program,
+        uid: this.identity.uid,
+        gid: this.identity.gid,
+        cpuTimeMs: limits.cpuTimeMs,
+        wallTimeMs: limits.wallTimeMs,
+        outputBytes: limits.outputBytes,
+        fileSizeBytes: limits.fileSizeBytes,
+        openFiles: limits.openFiles,
+        stackBytes: limits.stackBytes,
+        tmpBytes: limits.tmpBytes,
+        cpuRlimitSeconds: msToWholeSecondsCeil(limits.cpuTimeMs),
+        pollIntervalMs: POLL_INTERVAL_MS,
+      });
+    } catch (error) {
+      const sandboxError = toSandboxError(error);
+      await this.finish();
+      return internalErrorResult(sandboxError);
+    }
+    const cancel = (): void => this.handle.cancel();
+    spec.signal?.addEventListener('abort', cancel, { once: true });
+    try {
+      const exit = await this.exited;
+      return this.result(exit, limits);
+    } finally {
+      spec.signal?.removeEventListener('abort', cancel);
+      await this.finish();
+    }
+  }
+
+  private result(exit: NativeExit, limits: Limits): RunResult {
+    if (exit.failure) return internalErrorResult(sandboxErrorFromFailure(exit.failure));
+    let usage;
+    try {
+      usage = this.cgroup.readUsage();
+    } catch (error) {
+      return internalErrorResult(toSandboxError(error));
+    }
+    const exitCode = exit.status === 'exited' ? exit.statusValue : null;
+    const signal = exit.status === 'signaled' ? exit.statusValue : null;
+    const cpuTimeMs = nsToMs(usage.cpuTimeNs);
+    const verdict = decideVerdict({
+      setupFailed: false,
+      killedForCancel: exit.killedForCancel,
+      killedForCpu: exit.killedForCpu,
+      killedForWall: exit.killedForWall,
+      killedForOutput: exit.killedForOutput,
+      oomKills: usage.oomKills,
+      cpuTimeMs,
+      exitCode,
+      signal,
+      outputBytes: exit.stdoutBytes + exit.stderrBytes,
+      limits,
+    });
+    return {
+      verdict,
+      exitCode,
+      signal,
+      signalName: signalName(signal),
+      stdout: exit.stdout,
+      stderr: exit.stderr,
+      stdoutTruncated: exit.stdoutBytes > exit.stdout.length,
+      stderrTruncated: exit.stderrBytes > exit.stderr.length,
+      metrics: { cpuTimeMs, wallTimeMs: nsToMs(exit.wallTimeNs), peakMemoryBytes: usage.peakMemoryBytes },
+    };
+  }
+
+  /** Waits for init to be gone (ending it if needed) and removes the cgroup; idempotent. */
+  private finish(): Promise<void> {
+    this.destroyed ??= (async () => {
+      this.handle.cancel();
+      await this.exited;
+      this.state = 'finished';
+      try {
+        await this.cgroup.destroy();
+      } finally {
+        this.onGone(this);
+      }
+    })();
+    return this.destroyed;
+  }
+
+  destroy(): Promise<void> {
+    return this.finish();
+  }
+}

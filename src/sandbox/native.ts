@@ -1,0 +1,101 @@
+// The native addon (native/), typed once and loaded in one place. Nothing outside src/sandbox
+// imports this: the rest of cellblock speaks src/sandbox/types.ts.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import fs from 'node:fs';
+
+/** Options of `new Container`: the container's filesystem, identity and cgroup files. */
+export interface NativePrepareOptions {
+  rootDir: string;
+  workDirHostPath: string;
+  workDir: string;
+  hostname: string;
+  tmpBytes: number;
+  /** cgroup.procs of the run's cgroup in every hierarchy; init writes "0" to each. */
+  cgroupProcsPaths: string[];
+  /** File whose first integer is the cgroup's CPU time (polled by init against the limit). */
+  cpuUsagePath: string;
+  cpuUsageScaleNs: number;
+}
+
+export interface NativeStartOptions {
+  argv: string[];
+  /** "KEY=value" entries. */
+  env: string[];
+  /** Directories searched when argv[0] has no '/'. */
+  searchPath: string;
+  cwd: string;
+  stdin: Buffer;
+  uid: number;
+  gid: number;
+  cpuTimeMs: number;
+  wallTimeMs: number;
+  outputBytes: number;
+  fileSizeBytes: number;
+  openFiles: number;
+  stackBytes: number;
+  tmpBytes: number;
+  cpuRlimitSeconds: number;
+  /** How often init checks CPU time and output size. */
+  pollIntervalMs: number;
+}
+
+export interface NativeFailure {
+  step: string;
+  errno: number;
+}
+
+/** What the supervisor thread reports once init is reaped. */
+export interface NativeExit {
+  failure?: NativeFailure;
+  started: boolean;
+  status: 'exited' | 'signaled' | 'not_run';
+  /** Exit code or signal number, per `status`. */
+  statusValue: number;
+  killedForCpu: boolean;
+  killedForWall: boolean;
+  killedForOutput: boolean;
+  killedForCancel: boolean;
+  wallTimeNs: number;
+  stdout: Buffer;
+  stderr: Buffer;
+  /** Full sizes of the streams; stdout/stderr hold at most outputBytes together. */
+  stdoutBytes: number;
+  stderrBytes: number;
+}
+
+export type NativeEventHandler = (kind: 'ready' | 'exit', exit?: NativeExit) => void;
+
+export interface NativeContainer {
+  start(options: NativeStartOptions): void;
+  cancel(): void;
+  ref(): void;
+  unref(): void;
+  readonly initPid: number;
+}
+
+/** Errors thrown by the addon for a failed setup step carry these. */
+export interface NativeSetupErrorFields {
+  step?: string;
+  errno?: number;
+}
+
+interface NativeModule {
+  Container: new (options: NativePrepareOptions, onEvent: NativeEventHandler) => NativeContainer;
+  holdLockFile(path: string): number;
+  isLockFileHeld(path: string): boolean;
+}
+
+function findAddon(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  // src/sandbox (tsx) or dist/src/sandbox (compiled): the addon lives in native/build.
+  for (const up of ['../..', '../../..']) {
+    const candidate = path.resolve(here, up, 'native/build/Release/cellblock_native.node');
+    if (fs.existsSync(candidate)) return candidate;
+  }
+  throw new Error('cellblock native addon not built: run `npm run build:native`');
+}
+
+const require = createRequire(import.meta.url);
+export const native: NativeModule = require(findAddon()) as NativeModule;

@@ -1,0 +1,141 @@
+// A sandbox instance: owns `<cgroupParent>/<instanceId>` in every cgroup hierarchy and proves it is
+// alive by holding an flock on /run/cellblock/<instanceId>.lock, so that another instance's
+// cleanupStale removes only the leftovers of dead instances.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CgroupBackend } from './cgroups/index.js';
+import { createCgroupBackend } from './cgroups/index.js';
+import { Container, internalErrorResult } from './container.js';
+import { toSandboxError } from './errors.js';
+import { native } from './native.js';
+import { checkContainerSpec } from './spec.js';
+import type { ContainerSpec, PreparedContainer, RunResult, RunSpec, Sandbox, SandboxOptions } from './types.js';
+import { SandboxError, SandboxSpecError } from './types.js';
+
+export const SANDBOX_UID = 60000;
+export const SANDBOX_GID = 60000;
+const DEFAULT_LOCK_DIR = '/run/cellblock';
+const INSTANCE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+
+function lockPath(lockDir: string, instanceId: string): string {
+  return path.join(lockDir, `${instanceId}.lock`);
+}
+
+class SandboxInstance implements Sandbox {
+  readonly cgroupVersion: 'v1' | 'v2';
+  private readonly containers = new Set<Container>();
+  private nextContainer = 0;
+  private closed = false;
+
+  constructor(
+    readonly instanceId: string,
+    private readonly backend: CgroupBackend,
+    private readonly lockDir: string,
+    private readonly lockFd: number,
+    private readonly uid: number,
+    private readonly gid: number,
+  ) {
+    this.cgroupVersion = backend.version;
+  }
+
+  async prepare(spec: ContainerSpec): Promise<PreparedContainer> {
+    if (this.closed) throw new SandboxSpecError('sandbox', 'is closed');
+    const checked = checkContainerSpec(spec);
+    const id = `c${(this.nextContainer++).toString(36)}`;
+    // The program runs as the sandbox user; its work dir is the one place it owns.
+    fs.chownSync(checked.workDirHostPath, this.uid, this.gid);
+    let cgroup;
+    try {
+      cgroup = this.backend.createRunCgroup(this.instanceId, id);
+    } catch (error) {
+      throw toSandboxError(error);
+    }
+    const container = await Container.prepare(id, checked, { uid: this.uid, gid: this.gid }, cgroup, (c) =>
+      this.containers.delete(c),
+    );
+    this.containers.add(container);
+    return container;
+  }
+
+  async run(spec: RunSpec): Promise<RunResult> {
+    let container: PreparedContainer;
+    try {
+      container = await this.prepare({
+        rootDir: spec.rootDir,
+        workDirHostPath: spec.workDirHostPath,
+        workDir: spec.workDir,
+        hostname: spec.hostname,
+        tmpBytes: spec.limits?.tmpBytes,
+      });
+    } catch (error) {
+      if (error instanceof SandboxError) return internalErrorResult(error);
+      throw error;
+    }
+    return container.start({
+      argv: spec.argv,
+      env: spec.env,
+      cwd: spec.cwd,
+      stdin: spec.stdin,
+      limits: spec.limits,
+      signal: spec.signal,
+    });
+  }
+
+  async cleanupStale(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const id of this.backend.listInstances()) {
+      if (id === this.instanceId) continue;
+      const lock = lockPath(this.lockDir, id);
+      // No lock file: not an instance of ours (or someone else's subtree); never touch it.
+      if (!fs.existsSync(lock)) continue;
+      if (native.isLockFileHeld(lock)) continue;
+      await this.backend.removeInstance(id);
+      fs.rmSync(lock, { force: true });
+      removed.push(id);
+    }
+    return removed;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.containers].map((c) => c.destroy()));
+    try {
+      await this.backend.removeInstance(this.instanceId);
+    } finally {
+      fs.rmSync(lockPath(this.lockDir, this.instanceId), { force: true });
+      fs.closeSync(this.lockFd);
+    }
+  }
+}
+
+/** Detects the cgroup version, takes the instance's lock and creates its cgroup subtree. */
+export function createSandbox(options: SandboxOptions = {}): Sandbox {
+  const instanceId = options.instanceId ?? `${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+  if (!INSTANCE_ID.test(instanceId)) throw new SandboxSpecError('instanceId', 'must be 1-64 of [A-Za-z0-9_.-]');
+  const uid = options.uid ?? SANDBOX_UID;
+  const gid = options.gid ?? SANDBOX_GID;
+  for (const [field, value] of [['uid', uid], ['gid', gid]] as const) {
+    if (!Number.isSafeInteger(value) || value <= 0 || value >= 2 ** 32 - 1) {
+      throw new SandboxSpecError(field, 'must be a non-root id');
+    }
+  }
+  const lockDir = options.lockDir ?? DEFAULT_LOCK_DIR;
+  const backend = createCgroupBackend(options.cgroupParent ?? 'cellblock');
+  fs.mkdirSync(lockDir, { recursive: true, mode: 0o700 });
+  let lockFd: number;
+  try {
+    lockFd = native.holdLockFile(lockPath(lockDir, instanceId));
+  } catch {
+    throw new SandboxSpecError('instanceId', `${instanceId} is in use by a live process`);
+  }
+  try {
+    backend.createInstance(instanceId);
+  } catch (error) {
+    fs.closeSync(lockFd);
+    fs.rmSync(lockPath(lockDir, instanceId), { force: true });
+    throw toSandboxError(error);
+  }
+  return new SandboxInstance(instanceId, backend, lockDir, lockFd, uid, gid);
+}

@@ -1,0 +1,133 @@
+// Checks a spec before anything touches the kernel and fills the engine's few defaults. A bad
+// spec is a SandboxSpecError naming the field, never a crash deeper down.
+import fs from 'node:fs';
+import path from 'node:path';
+import { MiB } from '../units.js';
+import type { ContainerSpec, Limits, StartSpec } from './types.js';
+import { SandboxSpecError } from './types.js';
+
+export const DEFAULT_WORK_DIR = '/box';
+export const DEFAULT_HOSTNAME = 'cellblock';
+export const DEFAULT_TMP_BYTES = 64 * MiB;
+/** Searched when argv[0] has no '/' and env has no PATH. */
+export const DEFAULT_SEARCH_PATH = '/usr/local/bin:/usr/bin:/bin';
+
+const LIMIT_FIELDS: (keyof Limits)[] = [
+  'cpuTimeMs',
+  'wallTimeMs',
+  'memoryBytes',
+  'pids',
+  'outputBytes',
+  'fileSizeBytes',
+  'openFiles',
+  'stackBytes',
+  'tmpBytes',
+  'cpuCores',
+];
+const INTEGER_LIMITS = new Set<keyof Limits>(['memoryBytes', 'pids', 'outputBytes', 'fileSizeBytes', 'openFiles', 'stackBytes', 'tmpBytes']);
+const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,62})$/;
+
+function noNul(field: string, value: string): void {
+  if (value.includes('\0')) throw new SandboxSpecError(field, 'must not contain NUL bytes');
+}
+
+function absolutePath(field: string, value: unknown): string {
+  if (typeof value !== 'string' || value === '') throw new SandboxSpecError(field, 'must be a non-empty string');
+  noNul(field, value);
+  if (!path.isAbsolute(value)) throw new SandboxSpecError(field, 'must be an absolute path');
+  return path.normalize(value);
+}
+
+function existingDir(field: string, value: string): void {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(value);
+  } catch {
+    throw new SandboxSpecError(field, `${value} does not exist`);
+  }
+  if (!stat.isDirectory()) throw new SandboxSpecError(field, `${value} is not a directory`);
+}
+
+export interface CheckedContainerSpec {
+  rootDir: string;
+  workDirHostPath: string;
+  workDir: string;
+  hostname: string;
+  tmpBytes: number;
+}
+
+export function checkContainerSpec(spec: ContainerSpec): CheckedContainerSpec {
+  if (spec === null || typeof spec !== 'object') throw new SandboxSpecError('spec', 'must be an object');
+  const rootDir = absolutePath('rootDir', spec.rootDir);
+  existingDir('rootDir', rootDir);
+  const workDirHostPath = absolutePath('workDirHostPath', spec.workDirHostPath);
+  existingDir('workDirHostPath', workDirHostPath);
+  const workDir = absolutePath('workDir', spec.workDir ?? DEFAULT_WORK_DIR);
+  if (workDir === '/') throw new SandboxSpecError('workDir', 'must not be /');
+  for (const mountPoint of ['/proc', '/dev', '/tmp', workDir]) {
+    existingDir('rootDir', path.join(rootDir, mountPoint));
+  }
+  const hostname = spec.hostname ?? DEFAULT_HOSTNAME;
+  if (typeof hostname !== 'string' || !HOSTNAME.test(hostname)) {
+    throw new SandboxSpecError('hostname', 'must be 1-63 letters, digits or dashes');
+  }
+  const tmpBytes = spec.tmpBytes ?? DEFAULT_TMP_BYTES;
+  if (!Number.isSafeInteger(tmpBytes) || tmpBytes <= 0) throw new SandboxSpecError('tmpBytes', 'must be a positive integer');
+  return { rootDir, workDirHostPath, workDir, hostname, tmpBytes };
+}
+
+export function checkLimits(limits: Limits): Limits {
+  if (limits === null || typeof limits !== 'object') throw new SandboxSpecError('limits', 'must be an object');
+  for (const field of LIMIT_FIELDS) {
+    const value = limits[field];
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      throw new SandboxSpecError(`limits.${field}`, 'must be a positive finite number');
+    }
+    if (INTEGER_LIMITS.has(field) && !Number.isSafeInteger(value)) {
+      throw new SandboxSpecError(`limits.${field}`, 'must be an integer');
+    }
+  }
+  return limits;
+}
+
+export interface CheckedStartSpec {
+  argv: string[];
+  env: string[];
+  searchPath: string;
+  cwd: string;
+  stdin: Buffer;
+  limits: Limits;
+}
+
+export function checkStartSpec(spec: StartSpec, workDir: string): CheckedStartSpec {
+  if (spec === null || typeof spec !== 'object') throw new SandboxSpecError('spec', 'must be an object');
+  if (!Array.isArray(spec.argv) || spec.argv.length === 0) throw new SandboxSpecError('argv', 'must be a non-empty array');
+  spec.argv.forEach((arg, i) => {
+    if (typeof arg !== 'string') throw new SandboxSpecError(`argv[${i}]`, 'must be a string');
+    noNul(`argv[${i}]`, arg);
+  });
+  if (spec.argv[0] === '') throw new SandboxSpecError('argv[0]', 'must not be empty');
+  const envRecord = spec.env ?? { PATH: DEFAULT_SEARCH_PATH };
+  if (envRecord === null || typeof envRecord !== 'object') throw new SandboxSpecError('env', 'must be an object');
+  const env: string[] = [];
+  for (const [key, value] of Object.entries(envRecord)) {
+    if (key === '' || key.includes('=')) throw new SandboxSpecError(`env.${key}`, 'name must be non-empty and have no "="');
+    if (typeof value !== 'string') throw new SandboxSpecError(`env.${key}`, 'must be a string');
+    noNul(`env.${key}`, key + value);
+    env.push(`${key}=${value}`);
+  }
+  const cwd = absolutePath('cwd', spec.cwd ?? workDir);
+  let stdin: Buffer;
+  if (spec.stdin === undefined) stdin = Buffer.alloc(0);
+  else if (typeof spec.stdin === 'string') stdin = Buffer.from(spec.stdin, 'utf8');
+  else if (spec.stdin instanceof Uint8Array) stdin = Buffer.from(spec.stdin.buffer, spec.stdin.byteOffset, spec.stdin.byteLength);
+  else throw new SandboxSpecError('stdin', 'must be a string or bytes');
+  return {
+    argv: spec.argv,
+    env,
+    searchPath: envRecord.PATH ?? DEFAULT_SEARCH_PATH,
+    cwd,
+    stdin,
+    limits: checkLimits(spec.limits),
+  };
+}

@@ -1,0 +1,16 @@
+// alloc MIB: allocates MIB MiB and touches every page, so the memory is really charged; prints
+// "allocated MIB" and exits 0.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+int main(int argc, char** argv) {
+  long mib = argc > 1 ? atol(argv[1]) : 1;
+  size_t bytes = (size_t)mib << 20;
+  char* p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) { perror("mmap"); return 1; }
+  for (size_t i = 0; i < bytes; i += 4096) p[i] = 1;
+  printf("allocated %ld\n", mib);
+  return 0;
+}

