@@ -214,25 +214,3 @@ export class RuntimeRegistry {
 export function loadRuntimeRegistry(dir?: string): RuntimeRegistry {
   return new RuntimeRegistry(loadRuntimes(dir), dir);
 }
-
-/** The compile argv for the submitted files: "{files}" is replaced by their names. */
-export function compileArgv(runtime: Runtime, files: string[]): string[] {
-  if (!runtime.compile) throw new Error(`runtime ${runtime.id} has no compile step`);
-  return runtime.compile.argv.flatMap((a) => (a === '{files}' ? files : [a]));
-}
-
-/** The run argv with the job's arguments: at "{args}", or appended when absent. */
-export function runArgv(runtime: Runtime, args: string[] = []): string[] {
-  const argv = runtime.run.argv;
-  return argv.includes('{args}') ? argv.flatMap((a) => (a === '{args}' ? args : [a])) : [...argv, ...args];
-}
-
-/** A runtime's limits for one step: its defaults, then the step's own, then the caller's. */
-export function effectiveLimits(base: Limits, ...overrides: (Partial<Limits> | undefined)[]): Limits {
-  const limits = { ...base };
-  for (const o of overrides) {
-    if (!o) continue;
-    for (const name of LIMIT_NAMES) if (o[name] !== undefined) limits[name] = o[name]!;
-  }
-  return limits;
-}

@@ -113,9 +113,9 @@ export class ImageStore {
     if (!existsSync(this.imagesDir)) return [];
     return readdirSync(this.imagesDir)
       .filter((f) => f.endsWith('.json'))
-      .sort()
       .map((f) => this.get(f.slice(0, -'.json'.length)))
-      .filter((i): i is BuiltImage => i !== undefined);
+      .filter((i): i is BuiltImage => i !== undefined)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** Hashes of every complete layer on disk. */

@@ -4,6 +4,7 @@ import type { Runtime } from '../../images/types.js';
 import type { Limits } from '../../sandbox/types.js';
 import type { JobRequest } from '../../jobs/model.js';
 import { findPistonRuntime } from './piston-runtimes.js';
+import { stageMaxima } from './stage-maxima.js';
 import { isSafeRelativePath } from './stage-output.js';
 
 /** A request Piston would refuse; `message` is Piston's text. Always HTTP 400. */
@@ -85,7 +86,7 @@ function constraintValue(body: Body, stage: Stage, constraint: Constraint, runti
   // -1 is Piston's documented "no limit" for memory (piston-client sends it by default): our
   // runtimes always have a limit, so it means "the runtime's default".
   if (constraint === 'memory_limit' && value === -1) return undefined;
-  const configured = runtime.maxLimits[CONSTRAINTS[constraint]];
+  const configured = stageMaxima(runtime, stage)[CONSTRAINTS[constraint]];
   if (value > configured) throw new PistonRequestError(`${name} cannot exceed the configured limit of ${configured}`);
   if (value < 0) throw new PistonRequestError(`${name} must be non-negative`);
   return value;

@@ -1,0 +1,240 @@
+// A Judge0 CE submission (POST /submissions body) → our JobRequest, validated as Judge0's
+// Submission model does (app/models/submission.rb): every failing attribute is collected and
+// answered with 422 `{attribute: [messages]}` in Rails' words. Units are Judge0's: seconds,
+// kilobytes; they become ours through src/units.ts.
+import type { JobRequest } from '../../jobs/model.js';
+import type { Limits } from '../../sandbox/types.js';
+import { bytesToKiB, kibToBytes, msToSeconds, secondsToMs } from '../../units.js';
+import type { Judge0Language, Judge0Languages } from './judge0-languages.js';
+import { stageMaxima } from './stage-maxima.js';
+
+/** Judge0's limits that are not per runtime (app/helpers/config.rb defaults). */
+export const JUDGE0_MAX_NUMBER_OF_RUNS = 20;
+export const JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS = 5;
+const MAX_OPTION_CHARS = 512;
+
+/** Rails' `render json: submission.errors, status: :unprocessable_entity`. */
+export class Judge0ValidationError extends Error {
+  override readonly name = 'Judge0ValidationError';
+  readonly statusCode = 422;
+  constructor(readonly errors: Record<string, string[]>) {
+    super(Object.entries(errors).map(([field, messages]) => `${field} ${messages.join(', ')}`).join('; '));
+  }
+}
+
+export interface Judge0Submission {
+  language: Judge0Language;
+  request: JobRequest;
+  callbackUrl?: string;
+}
+
+type Params = Record<string, unknown>;
+
+const TRUE_VALUES = new Set<unknown>([true, 1, '1', 't', 'T', 'true', 'TRUE', 'on', 'ON']);
+
+/** Rails' blank?: nil, false, or a string of only whitespace. */
+const isBlank = (value: unknown): boolean =>
+  value === undefined || value === null || value === false || (typeof value === 'string' && value.trim() === '');
+
+/** Ruby prints a Float config value with a decimal point ("15.0"); Rails' messages quote it so. */
+const rubyFloat = (value: number): string => (Number.isInteger(value) ? `${value}.0` : String(value));
+
+class Collector {
+  readonly errors: Record<string, string[]> = {};
+  add(field: string, message: string): void {
+    (this.errors[field] ??= []).push(message);
+  }
+}
+
+/** Text attribute: a string (or number, as Rails casts it); base64-decoded when the request says so. */
+function text(params: Params, field: string, base64: boolean, errors: Collector): Buffer | null {
+  const value = params[field];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string' && typeof value !== 'number') {
+    errors.add(field, 'is invalid');
+    return null;
+  }
+  // Ruby's Base64.decode64 skips characters outside the alphabet, as Buffer.from does.
+  return base64 ? Buffer.from(String(value), 'base64') : Buffer.from(String(value), 'utf8');
+}
+
+interface NumberRule {
+  field: string;
+  integer?: boolean;
+  greaterThan?: number;
+  atLeast?: number;
+  /** Upper bound and how Rails prints it. */
+  atMost?: { value: number; shown: string };
+}
+
+/** Numericality validation; absent (nil or "") means "use the default". */
+function numberField(params: Params, rule: NumberRule, errors: Collector): number | undefined {
+  const raw = params[rule.field];
+  if (raw === undefined || raw === null || raw === '') return undefined;
+  const value = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN;
+  if (!Number.isFinite(value)) {
+    errors.add(rule.field, 'is not a number');
+    return undefined;
+  }
+  let ok = true;
+  if (rule.greaterThan !== undefined && !(value > rule.greaterThan)) {
+    errors.add(rule.field, `must be greater than ${rule.greaterThan}`);
+    ok = false;
+  }
+  if (rule.atLeast !== undefined && !(value >= rule.atLeast)) {
+    errors.add(rule.field, `must be greater than or equal to ${rule.atLeast}`);
+    ok = false;
+  }
+  if (rule.atMost !== undefined && !(value <= rule.atMost.value)) {
+    errors.add(rule.field, `must be less than or equal to ${rule.atMost.shown}`);
+    ok = false;
+  }
+  if (!ok) return undefined;
+  // An integer column keeps the integer part, as ActiveRecord's cast does.
+  return rule.integer ? Math.trunc(value) : value;
+}
+
+/** Options Judge0 can refuse by configuration; this service refuses them the same way. */
+const REFUSED_WHEN_TRUE: [field: string, message: string][] = [
+  ['enable_per_process_and_thread_time_limit', 'this option cannot be enabled'],
+  ['enable_per_process_and_thread_memory_limit', 'this option cannot be enabled'],
+  // Our stdout and stderr are captured apart and cannot be re-interleaved afterwards.
+  ['redirect_stderr_to_stdout', 'this option cannot be enabled'],
+  ['enable_network', 'enabling network is not allowed'],
+];
+
+/** Judge0 writes `run_cmd + command_line_arguments` into a bash script after deleting these. */
+const SHELL_METACHARACTERS = /[$&;<>|`]/g;
+
+function commandLineArguments(params: Params, errors: Collector): string[] {
+  const raw = params.command_line_arguments;
+  if (isBlank(raw)) return [];
+  const value = String(raw);
+  if (value.length > MAX_OPTION_CHARS) {
+    errors.add('command_line_arguments', `is too long (maximum is ${MAX_OPTION_CHARS} characters)`);
+    return [];
+  }
+  return value.replace(SHELL_METACHARACTERS, '').trim().split(/\s+/).filter((arg) => arg !== '');
+}
+
+function callbackUrl(params: Params, errors: Collector): string | undefined {
+  const raw = params.callback_url;
+  if (isBlank(raw)) return undefined;
+  try {
+    const url = new URL(String(raw));
+    if (url.protocol === 'http:' || url.protocol === 'https:') return url.toString();
+  } catch {
+    // reported below
+  }
+  errors.add('callback_url', 'is not a valid URL');
+  return undefined;
+}
+
+export function translateJudge0Submission(rawParams: unknown, base64Encoded: boolean, languages: Judge0Languages): Judge0Submission {
+  const params: Params = rawParams !== null && typeof rawParams === 'object' && !Array.isArray(rawParams) ? (rawParams as Params) : {};
+  const errors = new Collector();
+
+  const source = text(params, 'source_code', base64Encoded, errors);
+  if (source === null || source.toString('utf8').trim() === '') errors.add('source_code', "can't be blank");
+
+  let language: Judge0Language | undefined;
+  if (isBlank(params.language_id)) {
+    errors.add('language_id', "can't be blank");
+  } else {
+    const id = Number(params.language_id);
+    language = Number.isInteger(id) ? languages.byLanguageId(id) : undefined;
+    if (language === undefined) errors.add('language_id', `language with id ${String(params.language_id)} doesn't exist`);
+  }
+  const maxima = language ? stageMaxima(language.runtime, 'run') : undefined;
+  const bound = (value: number | undefined, shown: (value: number) => string) =>
+    value === undefined ? undefined : { value, shown: shown(value) };
+
+  const numberOfRuns = numberField(
+    params,
+    { field: 'number_of_runs', integer: true, greaterThan: 0, atMost: bound(JUDGE0_MAX_NUMBER_OF_RUNS, String) },
+    errors,
+  );
+  const cpuTimeLimitSeconds = numberField(
+    params,
+    { field: 'cpu_time_limit', atLeast: 0, atMost: bound(maxima && msToSeconds(maxima.cpuTimeMs), rubyFloat) },
+    errors,
+  );
+  numberField(params, { field: 'cpu_extra_time', atLeast: 0, atMost: bound(JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS, rubyFloat) }, errors);
+  const wallTimeLimitSeconds = numberField(
+    params,
+    { field: 'wall_time_limit', atLeast: 1, atMost: bound(maxima && msToSeconds(maxima.wallTimeMs), rubyFloat) },
+    errors,
+  );
+  const memoryLimitKiB = numberField(
+    params,
+    { field: 'memory_limit', integer: true, atLeast: 2048, atMost: bound(maxima && bytesToKiB(maxima.memoryBytes), String) },
+    errors,
+  );
+  const stackLimitKiB = numberField(
+    params,
+    { field: 'stack_limit', integer: true, atLeast: 0, atMost: bound(maxima && bytesToKiB(maxima.stackBytes), String) },
+    errors,
+  );
+  const maxProcesses = numberField(
+    params,
+    { field: 'max_processes_and_or_threads', integer: true, greaterThan: 0, atMost: bound(maxima?.pids, String) },
+    errors,
+  );
+  const maxFileSizeKiB = numberField(
+    params,
+    { field: 'max_file_size', integer: true, atLeast: 0, atMost: bound(maxima && bytesToKiB(maxima.fileSizeBytes), String) },
+    errors,
+  );
+
+  for (const [field, message] of REFUSED_WHEN_TRUE) {
+    if (TRUE_VALUES.has(params[field])) errors.add(field, message);
+  }
+  if (!isBlank(params.compiler_options)) {
+    if (String(params.compiler_options).length > MAX_OPTION_CHARS) {
+      errors.add('compiler_options', `is too long (maximum is ${MAX_OPTION_CHARS} characters)`);
+    }
+    // Our runtimes' compile commands are fixed data; flags cannot be spliced into them.
+    errors.add('compiler_options', 'setting compiler options is not allowed');
+  }
+  if (!isBlank(params.additional_files)) errors.add('additional_files', 'setting additional files is not allowed');
+  const args = commandLineArguments(params, errors);
+  const callback = callbackUrl(params, errors);
+  const stdin = text(params, 'stdin', base64Encoded, errors) ?? Buffer.alloc(0);
+  const expectedOutput = text(params, 'expected_output', base64Encoded, errors);
+
+  if (Object.keys(errors.errors).length > 0 || language === undefined || source === null || maxima === undefined) {
+    throw new Judge0ValidationError(errors.errors);
+  }
+
+  // isolate treats 0 as "no limit" for time, stack and file size; ours always has one: the maximum.
+  const limits: Partial<Limits> = {};
+  if (cpuTimeLimitSeconds !== undefined) limits.cpuTimeMs = cpuTimeLimitSeconds === 0 ? maxima.cpuTimeMs : secondsToMs(cpuTimeLimitSeconds);
+  if (wallTimeLimitSeconds !== undefined) limits.wallTimeMs = secondsToMs(wallTimeLimitSeconds);
+  if (memoryLimitKiB !== undefined) limits.memoryBytes = kibToBytes(memoryLimitKiB);
+  if (stackLimitKiB !== undefined) limits.stackBytes = stackLimitKiB === 0 ? maxima.stackBytes : kibToBytes(stackLimitKiB);
+  if (maxProcesses !== undefined) limits.pids = maxProcesses;
+  if (maxFileSizeKiB !== undefined) {
+    limits.fileSizeBytes = maxFileSizeKiB === 0 ? maxima.fileSizeBytes : kibToBytes(maxFileSizeKiB);
+    // Judge0's stdout is a file in the box, so the same limit bounds what the program prints.
+    limits.outputBytes = Math.min(limits.fileSizeBytes, maxima.outputBytes);
+  }
+
+  const stdinBase64 = stdin.toString('base64');
+  const request: JobRequest = {
+    runtimeId: language.runtime.id,
+    files: [{ name: language.runtime.sourceFile, contentBase64: source.toString('base64') }],
+    stdinBase64,
+    args,
+    limits,
+  };
+  // Judge0 runs a submission number_of_runs times and compares each run with expected_output:
+  // one test per run, compiled once.
+  const runs = numberOfRuns ?? 1;
+  if (expectedOutput !== null || runs > 1) {
+    const test = expectedOutput === null ? { stdinBase64 } : { stdinBase64, expectedOutput: expectedOutput.toString('utf8') };
+    request.tests = Array.from({ length: runs }, () => ({ ...test }));
+  }
+  const submission: Judge0Submission = { language, request };
+  if (callback !== undefined) submission.callbackUrl = callback;
+  return submission;
+}

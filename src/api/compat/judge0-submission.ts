@@ -1,0 +1,197 @@
+// A JobRecord as a Judge0 CE submission (app/serializers/submission_serializer.rb): the
+// attributes Judge0 returns, the `fields` selection, base64 the way Ruby's Base64.encode64 writes
+// it, and Judge0's units (time and wall_time in seconds as decimal strings, memory in KB).
+import type { JobRecord, StoredStage } from '../../jobs/model.js';
+import { bytesToKiB, msToSeconds } from '../../units.js';
+import type { Judge0Languages } from './judge0-languages.js';
+import { JUDGE0_STATUSES, judge0RunOutcome, type Judge0Status } from './judge0-statuses.js';
+import { isUtf8, stderrBytes, stdoutBytes } from './stage-output.js';
+
+/** Every attribute a submission has (Submission.column_names + status + language - id), v1.13. */
+export const JUDGE0_ATTRIBUTES = [
+  'source_code', 'language_id', 'stdin', 'expected_output', 'stdout', 'status_id', 'created_at', 'finished_at',
+  'time', 'memory', 'stderr', 'token', 'number_of_runs', 'cpu_time_limit', 'cpu_extra_time', 'wall_time_limit',
+  'memory_limit', 'stack_limit', 'max_processes_and_or_threads', 'enable_per_process_and_thread_time_limit',
+  'enable_per_process_and_thread_memory_limit', 'max_file_size', 'compile_output', 'exit_code', 'exit_signal',
+  'message', 'wall_time', 'compiler_options', 'command_line_arguments', 'redirect_stderr_to_stdout', 'callback_url',
+  'additional_files', 'enable_network', 'started_at', 'queued_at', 'updated_at', 'queue_host', 'execution_host',
+  'status', 'language',
+] as const;
+export type Judge0Attribute = (typeof JUDGE0_ATTRIBUTES)[number];
+
+export const JUDGE0_DEFAULT_FIELDS: Judge0Attribute[] = ['token', 'time', 'memory', 'stdout', 'stderr', 'compile_output', 'message', 'status'];
+
+/** Attributes that are text: sent base64-encoded with `base64_encoded=true`. */
+const TEXT_ATTRIBUTES = new Set<Judge0Attribute>(['source_code', 'stdin', 'expected_output', 'stdout', 'stderr', 'compile_output', 'message']);
+
+/** Judge0's 400s with `{error}`: bad `fields`, text that is not UTF-8. */
+export class Judge0BadRequestError extends Error {
+  override readonly name = 'Judge0BadRequestError';
+  readonly statusCode = 400;
+}
+
+export const NOT_UTF8_MESSAGE =
+  'some attributes for this submission cannot be converted to UTF-8, use base64_encoded=true query parameter';
+
+/** Fields::Submission: a comma list of attribute names, `*` for all, empty for the defaults. */
+export function parseFields(fields: unknown): Judge0Attribute[] {
+  const text = typeof fields === 'string' ? fields.trim() : '';
+  if (text === '') return JUDGE0_DEFAULT_FIELDS;
+  if (text === '*') return [...JUDGE0_ATTRIBUTES];
+  const requested = text.split(',').map((field) => field.trim()).filter((field) => field !== '');
+  const invalid = requested.filter((field) => !(JUDGE0_ATTRIBUTES as readonly string[]).includes(field));
+  if (invalid.length > 0) throw new Judge0BadRequestError(`invalid fields: [${invalid.join(', ')}]`);
+  return requested as Judge0Attribute[];
+}
+
+/** Ruby's Base64.encode64: RFC 2045 lines of 60 characters, each ending in "\n". */
+export function rubyEncode64(bytes: Uint8Array): string {
+  const plain = Buffer.from(bytes).toString('base64');
+  return plain === '' ? '' : `${plain.match(/.{1,60}/g)!.join('\n')}\n`;
+}
+
+/** Seconds as the decimal string Rails renders ("0.012"). */
+const secondsText = (ms: number): string => msToSeconds(ms).toFixed(3);
+
+const average = (values: number[]): number => values.reduce((sum, value) => sum + value, 0) / values.length;
+
+const nonEmpty = (bytes: Buffer): Buffer | null => (bytes.length === 0 ? null : bytes);
+
+/** What a finished (or unfinished) job says in Judge0's attributes, before serialization. */
+interface Judge0Outcome {
+  status: Judge0Status;
+  time: string | null;
+  wallTime: string | null;
+  memoryKiB: number | null;
+  stdout: Buffer | null;
+  stderr: Buffer | null;
+  compileOutput: Buffer | null;
+  message: string | null;
+  exitCode: number | null;
+  exitSignal: number | null;
+  numberOfRuns: number | null;
+}
+
+const EMPTY_OUTCOME = {
+  time: null,
+  wallTime: null,
+  memoryKiB: null,
+  stdout: null,
+  stderr: null,
+  compileOutput: null,
+  message: null,
+  exitCode: null,
+  exitSignal: null,
+  numberOfRuns: null,
+};
+
+/** Judge0 compiles with stderr redirected to stdout into compile_output. */
+const compileOutputOf = (compile: StoredStage): Buffer | null => nonEmpty(Buffer.concat([stdoutBytes(compile), stderrBytes(compile)]));
+
+/** The runs Judge0 would have made: it stops at the first one that is not Accepted. */
+function runsMade(stages: StoredStage[]): StoredStage[] {
+  const firstBad = stages.findIndex((stage) => stage.verdict !== 'ok' || stage.passed === false);
+  return firstBad === -1 ? stages : stages.slice(0, firstBad + 1);
+}
+
+export function judge0Outcome(record: JobRecord): Judge0Outcome {
+  switch (record.status) {
+    case 'queued':
+      return { status: JUDGE0_STATUSES.queue, ...EMPTY_OUTCOME };
+    case 'running':
+      return { status: JUDGE0_STATUSES.process, ...EMPTY_OUTCOME };
+    case 'failed':
+      return { status: JUDGE0_STATUSES.boxerr, ...EMPTY_OUTCOME, message: record.failure?.message ?? 'the job failed' };
+    case 'cancelled':
+    case 'done':
+      break;
+  }
+  const result = record.result;
+  if (result === undefined) {
+    return { status: JUDGE0_STATUSES.boxerr, ...EMPTY_OUTCOME, message: 'the submission was cancelled' };
+  }
+  const compileOutput = result.compile ? compileOutputOf(result.compile) : null;
+  const stages = result.tests ?? (result.run ? [result.run] : []);
+  if (stages.length === 0) {
+    const compile = result.compile;
+    if (compile?.verdict === 'internal_error') {
+      return { status: JUDGE0_STATUSES.boxerr, ...EMPTY_OUTCOME, compileOutput, message: compile.error?.message ?? 'internal error' };
+    }
+    if (compile?.verdict === 'cpu_time_limit' || compile?.verdict === 'wall_time_limit') {
+      return { status: JUDGE0_STATUSES.ce, ...EMPTY_OUTCOME, compileOutput: Buffer.from('Compilation time limit exceeded.') };
+    }
+    if (result.verdict === 'compile_error') return { status: JUDGE0_STATUSES.ce, ...EMPTY_OUTCOME, compileOutput };
+    return { status: JUDGE0_STATUSES.boxerr, ...EMPTY_OUTCOME, compileOutput, message: `the job ended (${result.verdict}) without running` };
+  }
+  const runs = runsMade(stages);
+  const last = runs[runs.length - 1]!;
+  const outcome = judge0RunOutcome(last);
+  return {
+    status: outcome.status,
+    // Judge0 reports the average over its runs.
+    time: secondsText(average(runs.map((run) => run.cpuTimeMs))),
+    wallTime: secondsText(average(runs.map((run) => run.wallTimeMs))),
+    memoryKiB: Math.trunc(average(runs.map((run) => bytesToKiB(run.peakMemoryBytes)))),
+    stdout: nonEmpty(stdoutBytes(last)),
+    stderr: nonEmpty(stderrBytes(last)),
+    compileOutput,
+    message: outcome.message,
+    exitCode: outcome.exitCode,
+    exitSignal: outcome.exitSignal,
+    numberOfRuns: stages.length,
+  };
+}
+
+/** Every attribute of the submission; text as bytes, to be encoded by `serializeSubmission`. */
+export function judge0Attributes(record: JobRecord, languages: Judge0Languages): Record<Judge0Attribute, unknown> {
+  const outcome = judge0Outcome(record);
+  const language = record.result ? languages.byRuntime(record.result.runtime.id) : undefined;
+  const attributes = Object.fromEntries(JUDGE0_ATTRIBUTES.map((name) => [name, null])) as Record<Judge0Attribute, unknown>;
+  Object.assign(attributes, {
+    token: record.id,
+    status_id: outcome.status.id,
+    status: { id: outcome.status.id, description: outcome.status.description },
+    language_id: language?.id ?? null,
+    language: language ? { id: language.id, name: language.name } : null,
+    created_at: record.createdAt,
+    queued_at: record.createdAt,
+    started_at: record.startedAt ?? null,
+    finished_at: record.finishedAt ?? null,
+    updated_at: record.finishedAt ?? record.startedAt ?? record.createdAt,
+    time: outcome.time,
+    wall_time: outcome.wallTime,
+    memory: outcome.memoryKiB,
+    stdout: outcome.stdout,
+    stderr: outcome.stderr,
+    compile_output: outcome.compileOutput,
+    message: outcome.message,
+    exit_code: outcome.exitCode,
+    exit_signal: outcome.exitSignal,
+    number_of_runs: outcome.numberOfRuns,
+  });
+  return attributes;
+}
+
+/** The requested fields, text base64-encoded or checked to be UTF-8 (else Judge0's 400). */
+export function serializeSubmission(
+  attributes: Record<Judge0Attribute, unknown>,
+  fields: Judge0Attribute[],
+  base64Encoded: boolean,
+): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  for (const field of fields) {
+    const value = attributes[field];
+    if (!TEXT_ATTRIBUTES.has(field) || value === null || value === undefined) {
+      body[field] = value ?? null;
+      continue;
+    }
+    const bytes = Buffer.isBuffer(value) ? value : Buffer.from(String(value), 'utf8');
+    if (base64Encoded) {
+      body[field] = rubyEncode64(bytes);
+    } else {
+      if (!isUtf8(bytes)) throw new Judge0BadRequestError(NOT_UTF8_MESSAGE);
+      body[field] = bytes.toString('utf8');
+    }
+  }
+  return body;
+}

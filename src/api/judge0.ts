@@ -1,0 +1,175 @@
+// Judge0 CE compatible API (judge0/judge0 v1.13, app/controllers/submissions_controller.rb and
+// friends), served at the root beside our own: submissions (single, batch, wait, fields, base64,
+// callback_url), languages and statuses. Translation only: submissions become JobRequests on the
+// same queue and workers; tokens are our job ids.
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { JobRecord, JobRequest } from '../jobs/model.js';
+import { Judge0Callbacks } from './compat/judge0-callback.js';
+import { Judge0Languages } from './compat/judge0-languages.js';
+import { Judge0ValidationError, translateJudge0Submission, type Judge0Submission } from './compat/judge0-request.js';
+import { JUDGE0_STATUS_LIST } from './compat/judge0-statuses.js';
+import {
+  Judge0BadRequestError,
+  NOT_UTF8_MESSAGE,
+  judge0Attributes,
+  parseFields,
+  serializeSubmission,
+} from './compat/judge0-submission.js';
+import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } from './compat/plugin-options.js';
+
+export type { CompatPluginOptions } from './compat/plugin-options.js';
+
+/** Config::MAX_SUBMISSION_BATCH_SIZE. */
+export const JUDGE0_MAX_BATCH_SIZE = 20;
+
+/** Rails' rendering of a missing record (ActiveRecord::RecordNotFound). */
+const NOT_FOUND = { status: 404, error: 'Not Found' };
+
+type Params = Record<string, unknown>;
+
+/** Rails merges query and body parameters into one `params`; the body wins. */
+function paramsOf(request: FastifyRequest): Params {
+  const body = request.body !== null && typeof request.body === 'object' && !Array.isArray(request.body) ? request.body : {};
+  return { ...(request.query as Params), ...(body as Params) };
+}
+
+/** Judge0 tests `params[:x] == "true"`; a JSON `true` is taken too. */
+const flag = (params: Params, name: string): boolean => params[name] === 'true' || params[name] === true;
+
+export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app, options) => {
+  const { jobs } = options;
+  const maxWaitMs = options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
+  const languages = new Judge0Languages(options.runtimes);
+  const callbacks = new Judge0Callbacks(jobs, languages, app.log);
+  app.addHook('onClose', async () => callbacks.close());
+
+  app.setErrorHandler((error, request, reply: FastifyReply) => {
+    if (error instanceof Judge0ValidationError) return reply.code(422).send(error.errors);
+    if (error instanceof Judge0BadRequestError) return reply.code(400).send({ error: error.message });
+    const status = serviceErrorStatus(error);
+    if (status) {
+      if (status.retryAfterSeconds !== undefined) reply.header('retry-after', String(status.retryAfterSeconds));
+      // Judge0 answers a full queue with 503 "queue is full" (check_queue_size).
+      if ((error as Error).name === 'QueueFullError') return reply.code(503).send({ error: 'queue is full' });
+      return reply.code(status.statusCode).send({ error: (error as Error).message });
+    }
+    request.log.error({ err: error }, 'judge0 front: unexpected error');
+    return reply.code(500).send({ error: 'internal error' });
+  });
+
+  const render = (record: JobRecord, params: Params) =>
+    serializeSubmission(judge0Attributes(record, languages), parseFields(params.fields), flag(params, 'base64_encoded'));
+
+  const accept = (submission: Judge0Submission, token: string): void => {
+    if (submission.callbackUrl !== undefined) callbacks.watch(token, submission.callbackUrl);
+  };
+
+  app.post('/submissions', { schema: { tags: ['judge0'], summary: 'Judge0: create a submission' } }, async (request, reply) => {
+    const params = paramsOf(request);
+    const fields = parseFields(params.fields); // checked before anything is queued, as Judge0 does
+    const submission = translateJudge0Submission(params, flag(params, 'base64_encoded'), languages);
+    const token = await jobs.submit(submission.request);
+    accept(submission, token);
+    reply.code(201);
+    if (!flag(params, 'wait')) return { token };
+    const record = (await jobs.wait(token, maxWaitMs)) ?? (await jobs.get(token));
+    if (record === undefined) return { token };
+    try {
+      return serializeSubmission(judge0Attributes(record, languages), fields, flag(params, 'base64_encoded'));
+    } catch (error) {
+      if (error instanceof Judge0BadRequestError && error.message === NOT_UTF8_MESSAGE) return { token, error: error.message };
+      throw error;
+    }
+  });
+
+  app.post('/submissions/batch', { schema: { tags: ['judge0'], summary: 'Judge0: create submissions' } }, async (request, reply) => {
+    const params = paramsOf(request);
+    const items = Array.isArray(params.submissions) ? params.submissions : [];
+    if (items.length > JUDGE0_MAX_BATCH_SIZE) {
+      throw new Judge0BadRequestError(`number of submissions in a batch should be less than or equal to ${JUDGE0_MAX_BATCH_SIZE}`);
+    }
+    if (items.length === 0) throw new Judge0BadRequestError('there should be at least one submission in a batch');
+    const base64Encoded = flag(params, 'base64_encoded');
+    const translated = items.map((item: unknown) => {
+      try {
+        return translateJudge0Submission(item, base64Encoded, languages);
+      } catch (error) {
+        if (error instanceof Judge0ValidationError) return error;
+        throw error;
+      }
+    });
+    const valid = translated.filter((item): item is Judge0Submission => !(item instanceof Judge0ValidationError));
+    const tokens = valid.length > 0 ? await jobs.submitBatch(valid.map((item): JobRequest => item.request)) : [];
+    const tokenOf = new Map(valid.map((item, i) => [item, tokens[i]!]));
+    valid.forEach((item) => accept(item, tokenOf.get(item)!));
+    reply.code(valid.length > 0 ? 201 : 422);
+    return translated.map((item) => (item instanceof Judge0ValidationError ? item.errors : { token: tokenOf.get(item) }));
+  });
+
+  app.get('/submissions/batch', { schema: { tags: ['judge0'], summary: 'Judge0: get submissions' } }, async (request) => {
+    const params = paramsOf(request);
+    const header = request.headers.tokens;
+    const tokens = String(header ?? params.tokens ?? '')
+      .trim()
+      .split(',')
+      .filter((token) => token !== '');
+    if (tokens.length > JUDGE0_MAX_BATCH_SIZE) {
+      throw new Judge0BadRequestError(`number of submissions in a batch should be less than or equal to ${JUDGE0_MAX_BATCH_SIZE}`);
+    }
+    if (tokens.length === 0) throw new Judge0BadRequestError('there should be at least one submission in a batch');
+    const records = await Promise.all(tokens.map((token) => jobs.get(token)));
+    try {
+      return { submissions: records.map((record) => (record === undefined ? null : render(record, params))) };
+    } catch (error) {
+      if (error instanceof Judge0BadRequestError && error.message === NOT_UTF8_MESSAGE) {
+        throw new Judge0BadRequestError(
+          'some attributes for one or more submissions cannot be converted to UTF-8, use base64_encoded=true query parameter',
+        );
+      }
+      throw error;
+    }
+  });
+
+  app.get<{ Params: { token: string } }>(
+    '/submissions/:token',
+    { schema: { tags: ['judge0'], summary: 'Judge0: get a submission' } },
+    async (request, reply) => {
+      const params = paramsOf(request);
+      parseFields(params.fields);
+      const record = await jobs.get(request.params.token);
+      if (record === undefined) return reply.code(404).send(NOT_FOUND);
+      return render(record, params);
+    },
+  );
+
+  // Listing and deleting submissions need Judge0's authorization token, which this service does
+  // not have: Judge0 without AUTHZ_TOKEN answers 403 to both.
+  app.get('/submissions', { schema: { tags: ['judge0'], summary: 'Judge0: list submissions (not authorized)' } }, async (_request, reply) =>
+    reply.code(403).send(),
+  );
+  app.delete('/submissions/:token', { schema: { tags: ['judge0'], summary: 'Judge0: delete a submission (not authorized)' } }, async (_request, reply) =>
+    reply.code(403).send(),
+  );
+
+  app.get('/statuses', { schema: { tags: ['judge0'], summary: 'Judge0: statuses' } }, async () => JUDGE0_STATUS_LIST);
+
+  const languageList = async () => languages.listed.map(({ id, name }) => ({ id, name }));
+  app.get('/languages', { schema: { tags: ['judge0'], summary: 'Judge0: active languages' } }, languageList);
+  app.get('/languages/all', { schema: { tags: ['judge0'], summary: 'Judge0: all languages' } }, async () =>
+    languages.listed.map(({ id, name }) => ({ id, name, is_archived: false })),
+  );
+  app.get<{ Params: { id: string } }>('/languages/:id', { schema: { tags: ['judge0'], summary: 'Judge0: a language' } }, async (request, reply) => {
+    const id = Number(request.params.id);
+    const language = Number.isInteger(id) ? languages.byLanguageId(id) : undefined;
+    if (language === undefined) return reply.code(404).send(NOT_FOUND);
+    const { runtime } = language;
+    return {
+      id,
+      name: language.name,
+      is_archived: false,
+      source_file: runtime.sourceFile,
+      compile_cmd: runtime.compile ? runtime.compile.argv.join(' ') : null,
+      run_cmd: runtime.run.argv.join(' '),
+    };
+  });
+};

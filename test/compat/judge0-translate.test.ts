@@ -1,0 +1,262 @@
+// Judge0 CE translation as pure functions: the status table, verdict → status, submission
+// validation in Rails' words and Judge0's units, and serialization (fields, base64, averages).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Judge0Languages } from '../../src/api/compat/judge0-languages.js';
+import { Judge0ValidationError, translateJudge0Submission } from '../../src/api/compat/judge0-request.js';
+import { JUDGE0_STATUS_LIST, judge0RunOutcome } from '../../src/api/compat/judge0-statuses.js';
+import {
+  JUDGE0_ATTRIBUTES,
+  Judge0BadRequestError,
+  judge0Attributes,
+  parseFields,
+  rubyEncode64,
+  serializeSubmission,
+} from '../../src/api/compat/judge0-submission.js';
+import { MiB } from '../../src/units.js';
+import { done, gcc, go, python311, python39, runtime, stage } from './fixtures.js';
+
+const python2 = runtime({ id: 'python2', language: 'python', version: '2.7.18', sourceFile: 'main.py' });
+const languages = new Judge0Languages([python311, python39, python2, gcc, go]);
+const decode = (base64: string): string => Buffer.from(base64, 'base64').toString('utf8');
+
+function invalid(params: unknown, errors: Record<string, string[]>, base64 = false): void {
+  assert.throws(
+    () => translateJudge0Submission(params, base64, languages),
+    (error: unknown) => {
+      assert.ok(error instanceof Judge0ValidationError);
+      assert.deepEqual(error.errors, errors);
+      return true;
+    },
+  );
+}
+
+describe('judge0 statuses', () => {
+  it('is Judge0 CE\'s table, ids 1 to 14', () => {
+    assert.deepEqual(
+      JUDGE0_STATUS_LIST.map((status) => `${status.id} ${status.description}`),
+      [
+        '1 In Queue',
+        '2 Processing',
+        '3 Accepted',
+        '4 Wrong Answer',
+        '5 Time Limit Exceeded',
+        '6 Compilation Error',
+        '7 Runtime Error (SIGSEGV)',
+        '8 Runtime Error (SIGXFSZ)',
+        '9 Runtime Error (SIGFPE)',
+        '10 Runtime Error (SIGABRT)',
+        '11 Runtime Error (NZEC)',
+        '12 Runtime Error (Other)',
+        '13 Internal Error',
+        '14 Exec Format Error',
+      ],
+    );
+  });
+
+  it('maps verdicts as IsolateJob#determine_status maps isolate\'s meta', () => {
+    const cases: [Parameters<typeof stage>[0], number, string | null, number, number | null][] = [
+      [{}, 3, null, 0, null],
+      [{ passed: true }, 3, null, 0, null],
+      [{ passed: false }, 4, null, 0, null],
+      [{ verdict: 'cpu_time_limit', exitCode: null }, 5, 'Time limit exceeded', 0, null],
+      [{ verdict: 'wall_time_limit', exitCode: null }, 5, 'Time limit exceeded (wall clock)', 0, null],
+      [{ verdict: 'signaled', exitCode: null, signal: 11, signalName: 'SIGSEGV' }, 7, 'Caught fatal signal 11', 0, 11],
+      [{ verdict: 'signaled', exitCode: null, signal: 25, signalName: 'SIGXFSZ' }, 8, 'Caught fatal signal 25', 0, 25],
+      [{ verdict: 'signaled', exitCode: null, signal: 8, signalName: 'SIGFPE' }, 9, 'Caught fatal signal 8', 0, 8],
+      [{ verdict: 'signaled', exitCode: null, signal: 6, signalName: 'SIGABRT' }, 10, 'Caught fatal signal 6', 0, 6],
+      [{ verdict: 'signaled', exitCode: null, signal: 15, signalName: 'SIGTERM' }, 12, 'Caught fatal signal 15', 0, 15],
+      [{ verdict: 'memory_limit', exitCode: null, signal: 9, signalName: 'SIGKILL' }, 12, 'Caught fatal signal 9', 0, 9],
+      [{ verdict: 'output_limit', exitCode: null, stdoutTruncated: true }, 8, 'Caught fatal signal 25', 0, 25],
+      [{ verdict: 'runtime_error', exitCode: 2 }, 11, 'Exited with error status 2', 2, null],
+      [{ verdict: 'internal_error', exitCode: null, error: { step: 'mount', errno: 1, code: 'EPERM', message: 'mount: EPERM' } }, 13, 'mount: EPERM', 0, null],
+      [{ verdict: 'internal_error', exitCode: null, error: { step: 'execve', errno: 8, code: 'ENOEXEC', message: 'execve(./a.out): Exec format error' } }, 14, 'execve(./a.out): Exec format error', 0, null],
+    ];
+    for (const [fields, id, message, exitCode, exitSignal] of cases) {
+      const outcome = judge0RunOutcome(stage(fields));
+      assert.deepEqual([outcome.status.id, outcome.message, outcome.exitCode, outcome.exitSignal], [id, message, exitCode, exitSignal], JSON.stringify(fields));
+    }
+  });
+});
+
+describe('judge0 languages', () => {
+  it('serves the well-known ids with the runtime\'s own version, newest runtime first', () => {
+    assert.deepEqual(
+      languages.listed.map(({ id, name, runtime: r }) => [id, name, r.id]),
+      [
+        [50, 'C (GCC 12.2.0)', 'c'],
+        [60, 'Go (1.19)', 'go'],
+        [70, 'Python (2.7.18)', 'python2'],
+        [71, 'Python (3.11.2)', 'python'],
+      ],
+    );
+    assert.equal(languages.byLanguageId(92)?.runtime, python311, 'newer Judge0 ids of Python 3 are accepted');
+    assert.equal(languages.byLanguageId(49)?.id, 50);
+    assert.equal(languages.byLanguageId(62), undefined, 'no Java runtime here');
+    assert.equal(languages.byRuntime('python')?.id, 71);
+  });
+});
+
+describe('judge0 submission request', () => {
+  it('answers Judge0\'s documented 422s', () => {
+    invalid({ source_code: 'x' }, { language_id: ["can't be blank"] });
+    invalid({ source_code: 'x', language_id: 150000 }, { language_id: ["language with id 150000 doesn't exist"] });
+    invalid({ language_id: 71, source_code: '  ' }, { source_code: ["can't be blank"] });
+  });
+
+  it('collects every failing attribute with Rails\' messages and the runtime\'s maxima in Judge0 units', () => {
+    invalid(
+      {
+        source_code: 'print(1)',
+        language_id: '71',
+        number_of_runs: 0,
+        cpu_time_limit: 11,
+        wall_time_limit: 0.5,
+        memory_limit: 1000,
+        max_processes_and_or_threads: 'many',
+        max_file_size: 5000,
+        enable_per_process_and_thread_time_limit: true,
+        enable_network: true,
+        compiler_options: '-O2',
+        callback_url: 'ftp://example.invalid/x',
+      },
+      {
+        number_of_runs: ['must be greater than 0'],
+        cpu_time_limit: ['must be less than or equal to 10.0'],
+        wall_time_limit: ['must be greater than or equal to 1'],
+        memory_limit: ['must be greater than or equal to 2048'],
+        max_processes_and_or_threads: ['is not a number'],
+        max_file_size: ['must be less than or equal to 4096'],
+        enable_per_process_and_thread_time_limit: ['this option cannot be enabled'],
+        enable_network: ['enabling network is not allowed'],
+        compiler_options: ['setting compiler options is not allowed'],
+        callback_url: ['is not a valid URL'],
+      },
+    );
+  });
+
+  it('translates source, stdin, arguments and limits (seconds, KB) into a JobRequest', () => {
+    const { language, request, callbackUrl } = translateJudge0Submission(
+      {
+        source_code: 'import sys; print(sys.argv)',
+        language_id: 71,
+        stdin: 'Judge0',
+        command_line_arguments: 'a  b;rm c',
+        cpu_time_limit: 1.5,
+        wall_time_limit: '3',
+        memory_limit: 128000,
+        stack_limit: 0,
+        max_processes_and_or_threads: 30,
+        max_file_size: 1024,
+        cpu_extra_time: 0.5,
+        callback_url: 'http://127.0.0.1:9/done',
+      },
+      false,
+      languages,
+    );
+    assert.equal(language.id, 71);
+    assert.equal(callbackUrl, 'http://127.0.0.1:9/done');
+    assert.equal(request.runtimeId, 'python');
+    assert.deepEqual(request.files.map((file) => [file.name, decode(file.contentBase64)]), [['main.py', 'import sys; print(sys.argv)']]);
+    assert.equal(decode(request.stdinBase64), 'Judge0');
+    assert.deepEqual(request.args, ['a', 'brm', 'c'], 'shell metacharacters are deleted, as Judge0 does');
+    assert.deepEqual(request.limits, {
+      cpuTimeMs: 1500,
+      wallTimeMs: 3000,
+      memoryBytes: 128000 * 1024,
+      stackBytes: 64 * MiB,
+      pids: 30,
+      fileSizeBytes: MiB,
+      outputBytes: MiB,
+    });
+    assert.equal(request.tests, undefined);
+  });
+
+  it('decodes base64 attributes and makes one test per run when there is an expected output', () => {
+    const b64 = (text: string) => Buffer.from(text).toString('base64');
+    const { request } = translateJudge0Submission(
+      { source_code: b64('print(input())'), language_id: 71, stdin: b64('hi'), expected_output: b64('hi\n'), number_of_runs: 3 },
+      true,
+      languages,
+    );
+    assert.equal(decode(request.files[0]!.contentBase64), 'print(input())');
+    assert.deepEqual(request.tests, Array.from({ length: 3 }, () => ({ stdinBase64: b64('hi'), expectedOutput: 'hi\n' })));
+  });
+});
+
+describe('judge0 submission serialization', () => {
+  const attributes = (record: Parameters<typeof judge0Attributes>[0]) => judge0Attributes(record, languages);
+
+  it('parses fields: defaults, *, a list, and Judge0\'s error for unknown names', () => {
+    assert.deepEqual(parseFields(undefined), ['token', 'time', 'memory', 'stdout', 'stderr', 'compile_output', 'message', 'status']);
+    assert.equal(parseFields('*').length, JUDGE0_ATTRIBUTES.length);
+    assert.deepEqual(parseFields('stdout,status_id'), ['stdout', 'status_id']);
+    assert.throws(() => parseFields('stdout,nope,worse'), (e: unknown) => e instanceof Judge0BadRequestError && e.message === 'invalid fields: [nope, worse]');
+  });
+
+  it('renders the default fields of an accepted run in Judge0 units', () => {
+    const record = done({ run: stage({ stdout: 'hello, Judge0\n', cpuTimeMs: 1.4, peakMemoryBytes: 380 * 1024 }) });
+    assert.deepEqual(serializeSubmission(attributes(record), parseFields(''), false), {
+      token: 'job-1',
+      time: '0.001',
+      memory: 380,
+      stdout: 'hello, Judge0\n',
+      stderr: null,
+      compile_output: null,
+      message: null,
+      status: { id: 3, description: 'Accepted' },
+    });
+  });
+
+  it('encodes text as Ruby\'s Base64.encode64 does, message included', () => {
+    const long = 'x'.repeat(50);
+    const record = done({ run: stage({ verdict: 'runtime_error', exitCode: 1, stdout: long }) });
+    const body = serializeSubmission(attributes(record), parseFields('stdout,message,exit_code,status_id'), true);
+    assert.deepEqual(body, {
+      stdout: `${'eHh4'.repeat(15)}\n${'eHh4'.repeat(1)}eHg=\n`,
+      message: `${Buffer.from('Exited with error status 1').toString('base64')}\n`,
+      exit_code: 1,
+      status_id: 11,
+    });
+    assert.equal(rubyEncode64(new Uint8Array()), '');
+  });
+
+  it('refuses to send non-UTF-8 output as text', () => {
+    const record = done({ run: { ...stage(), stdoutBase64: Buffer.from([0xfe, 0x0a]).toString('base64') } });
+    assert.throws(() => serializeSubmission(attributes(record), parseFields(''), false), Judge0BadRequestError);
+    assert.equal(serializeSubmission(attributes(record), parseFields('stdout'), true).stdout, '/go=\n');
+  });
+
+  it('reports a compile error with compile_output and nothing else', () => {
+    const compile = stage({ verdict: 'runtime_error', exitCode: 1, stderr: "main.c:1:1: error: unknown type name 'x'\n" });
+    const body = serializeSubmission(attributes(done({ verdict: 'compile_error', compile }, gcc)), parseFields('*'), false);
+    assert.equal(body.status_id, 6);
+    assert.equal(body.compile_output, "main.c:1:1: error: unknown type name 'x'\n");
+    assert.deepEqual([body.time, body.memory, body.stdout, body.exit_code, body.message], [null, null, null, null, null]);
+    assert.deepEqual(body.language, { id: 50, name: 'C (GCC 12.2.0)' });
+    const slow = stage({ verdict: 'wall_time_limit', exitCode: null });
+    const timedOut = serializeSubmission(attributes(done({ verdict: 'compile_error', compile: slow }, gcc)), parseFields('compile_output,status_id'), false);
+    assert.deepEqual(timedOut, { compile_output: 'Compilation time limit exceeded.', status_id: 6 });
+  });
+
+  it('averages time and memory over the runs made, stopping at the first that is not accepted', () => {
+    const tests = [
+      stage({ passed: true, cpuTimeMs: 10, wallTimeMs: 20, peakMemoryBytes: 1000 * 1024, stdout: 'a\n' }),
+      stage({ passed: false, cpuTimeMs: 20, wallTimeMs: 40, peakMemoryBytes: 2001 * 1024, stdout: 'b\n' }),
+      stage({ passed: true, cpuTimeMs: 900, wallTimeMs: 900, peakMemoryBytes: 9000 * 1024, stdout: 'c\n' }),
+    ];
+    const body = serializeSubmission(attributes(done({ tests })), parseFields('time,wall_time,memory,stdout,status_id,number_of_runs'), false);
+    assert.deepEqual(body, { time: '0.015', wall_time: '0.030', memory: 1500, stdout: 'b\n', status_id: 4, number_of_runs: 3 });
+  });
+
+  it('reports queued, running and failed jobs as 1, 2 and 13', () => {
+    const base = { id: 't', createdAt: '2026-11-23T09:00:00.000Z' };
+    const status = (record: Parameters<typeof judge0Attributes>[0]) => serializeSubmission(attributes(record), parseFields('status,message'), false);
+    assert.deepEqual(status({ ...base, status: 'queued' }), { status: { id: 1, description: 'In Queue' }, message: null });
+    assert.deepEqual(status({ ...base, status: 'running' }), { status: { id: 2, description: 'Processing' }, message: null });
+    assert.deepEqual(status({ ...base, status: 'failed', failure: { code: 'stalled', message: 'worker died' } }), {
+      status: { id: 13, description: 'Internal Error' },
+      message: 'worker died',
+    });
+  });
+});

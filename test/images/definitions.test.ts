@@ -1,0 +1,141 @@
+// Image definitions, layer hashes and the apt setup: the pure parts of the image builder.
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { parseDeb822Sources, parseOneLineSources, renderSourcesList, resolveAptSetup } from '../../src/images/apt-config.js';
+import { planImage } from '../../src/images/builder.js';
+import { ImageDefinitions } from '../../src/images/definitions.js';
+import { ImageDefinitionError, ImageStoreError, UnknownImageError } from '../../src/images/errors.js';
+import { canonicalJson } from '../../src/images/layer-hash.js';
+import { defaultDefinitionsDir } from '../../src/images/paths.js';
+import { openImageStore } from '../../src/images/store.js';
+import { definitionsDir, scratchDir } from './helpers.js';
+
+const scratch = scratchDir('defs');
+after(() => scratch.remove());
+let n = 0;
+/** A fresh definitions dir with only `defs`. */
+const defsWith = (defs: Record<string, unknown>): string => definitionsDir(join(scratch.dir, String(n++)), defs);
+const emptyStore = openImageStore(join(scratch.dir, 'data'));
+
+function rejects(defs: Record<string, unknown>, problem: RegExp, file?: string): void {
+  assert.throws(
+    () => ImageDefinitions.load(defsWith(defs)),
+    (err: unknown) => err instanceof ImageDefinitionError && problem.test(err.problem) && (!file || err.file.endsWith(file)),
+  );
+}
+
+const bb = { name: 'bb', from: null, build: { kind: 'busybox' } };
+
+describe('the repository definitions', () => {
+  const defs = ImageDefinitions.load(defaultDefinitionsDir());
+
+  it('define the base, the test image and the language images', () => {
+    for (const name of ['base', 'busybox', 'python', 'node', 'gcc', 'java']) assert.ok(defs.has(name), name);
+    assert.deepEqual(defs.chain('python').map((d) => d.name), ['base', 'python']);
+    assert.equal(defs.debianSuite('java'), 'bookworm');
+    assert.equal(defs.debianSuite('busybox'), undefined);
+  });
+
+  it('give python and gcc one shared base layer hash and different top layers', () => {
+    const python = planImage('python', defs, emptyStore, defaultDefinitionsDir());
+    const gcc = planImage('gcc', defs, emptyStore, defaultDefinitionsDir());
+    assert.equal(python[0]!.hash, gcc[0]!.hash);
+    assert.notEqual(python[1]!.hash, gcc[1]!.hash);
+    assert.match(python[1]!.hash, /^[0-9a-f]{64}$/);
+  });
+
+  it('name an unknown image with the known ones', () => {
+    assert.throws(() => defs.get('cobol'), (err: unknown) => err instanceof UnknownImageError && /python/.test(err.message));
+  });
+});
+
+describe('bad definitions are typed errors naming file and field', () => {
+  it('invalid JSON', () => rejects({ bb: '{ "name": ' }, /not valid JSON/, 'bb.json'));
+  it('unknown field', () => rejects({ bb: { ...bb, packages: ['x'] } }, /unknown field "packages"/));
+  it('file not named after the image', () => rejects({ other: bb }, /must be named bb\.json/));
+  it('bad name', () => rejects({ 'Bad Name': { ...bb, name: 'Bad Name' } }, /name "Bad Name" does not match/));
+  it('unknown build kind', () => rejects({ bb: { ...bb, build: { kind: 'docker' } } }, /build\.kind "docker"/));
+  it('parent that has no definition', () =>
+    rejects({ bb, c: { name: 'c', from: 'nope', build: { kind: 'chroot', commands: ['true'] } } }, /"nope", which has no definition/));
+  it('a loop of parents', () =>
+    rejects(
+      {
+        a: { name: 'a', from: 'b', build: { kind: 'chroot', commands: ['true'] } },
+        b: { name: 'b', from: 'a', build: { kind: 'chroot', commands: ['true'] } },
+      },
+      /chain loops/,
+    ));
+  it('a base kind with a parent', () => rejects({ bb, b2: { name: 'b2', from: 'bb', build: { kind: 'busybox' } } }, /"from" must be null/));
+  it('a chroot layer without a parent', () => rejects({ c: { name: 'c', from: null, build: { kind: 'chroot', commands: ['true'] } } }, /"from" must name an image/));
+  it('a chroot layer that changes nothing', () => rejects({ bb, c: { name: 'c', from: 'bb', build: { kind: 'chroot' } } }, /needs "packages" or "commands"/));
+  it('packages over a non-Debian base', () =>
+    rejects({ bb, c: { name: 'c', from: 'bb', build: { kind: 'chroot', packages: ['python3'] } } }, /need a Debian base/));
+  it('a malformed package name', () =>
+    rejects({ d: { name: 'd', from: null, build: { kind: 'debootstrap', suite: 'bookworm', include: ['Python 3'] } } }, /build\.include\[0\]/));
+  it('a bad debootstrap variant', () =>
+    rejects({ d: { name: 'd', from: null, build: { kind: 'debootstrap', suite: 'bookworm', variant: 'fat' } } }, /variant/));
+});
+
+describe('layer hashes', () => {
+  it('canonical JSON does not depend on key order', () => {
+    assert.equal(canonicalJson({ b: 1, a: [{ y: 2, x: 1 }] }), canonicalJson({ a: [{ x: 1, y: 2 }], b: 1 }));
+    assert.notEqual(canonicalJson({ a: [1, 2] }), canonicalJson({ a: [2, 1] }));
+  });
+
+  it('do not depend on the image name; do depend on the step and the parent', () => {
+    const dir = defsWith({
+      bb,
+      one: { name: 'one', from: 'bb', build: { kind: 'chroot', commands: ['echo 1 > /x'] } },
+      same: { name: 'same', from: 'bb', build: { kind: 'chroot', commands: ['echo 1 > /x'] } },
+      other: { name: 'other', from: 'bb', build: { kind: 'chroot', commands: ['echo 2 > /x'] } },
+      stacked: { name: 'stacked', from: 'one', build: { kind: 'chroot', commands: ['echo 1 > /x'] } },
+    });
+    const defs = ImageDefinitions.load(dir);
+    const top = (name: string): string => planImage(name, defs, emptyStore, dir).at(-1)!.hash;
+    assert.equal(top('one'), top('same'));
+    assert.notEqual(top('one'), top('other'));
+    assert.notEqual(top('one'), top('stacked'));
+  });
+});
+
+describe('apt setup from the host configuration', () => {
+  it('parses deb822 sources, skipping deb-src and disabled stanzas', () => {
+    const text = [
+      'Types: deb', 'URIs: http://mirror.example/debian', 'Suites: bookworm bookworm-updates', 'Components: main contrib', '',
+      'Types: deb-src', 'URIs: http://mirror.example/debian', 'Suites: bookworm', 'Components: main', '',
+      'Types: deb', 'URIs: http://off.example/debian', 'Suites: bookworm', 'Components: main', 'Enabled: no',
+    ].join('\n');
+    assert.deepEqual(parseDeb822Sources(text), [
+      { uri: 'http://mirror.example/debian', suites: ['bookworm', 'bookworm-updates'], components: ['main', 'contrib'] },
+    ]);
+  });
+
+  it('parses one-line sources with options and comments', () => {
+    assert.deepEqual(parseOneLineSources('# x\ndeb [arch=amd64] http://m.example/debian bookworm main # c\ndeb-src http://m.example/debian bookworm main\n'), [
+      { uri: 'http://m.example/debian', suites: ['bookworm'], components: ['main'] },
+    ]);
+  });
+
+  it('takes the archive and its -security/-updates suites from a host config, and nothing else', () => {
+    const etc = join(scratch.dir, 'etc-apt');
+    mkdirSync(join(etc, 'sources.list.d'), { recursive: true });
+    writeFileSync(join(etc, 'sources.list.d', 'debian.sources'), 'Types: deb\nURIs: http://a.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\nTypes: deb\nURIs: http://a.example/debian-security\nSuites: bookworm-security\nComponents: main\n');
+    writeFileSync(join(etc, 'sources.list.d', 'other.list'), 'deb http://b.example/ubuntu jammy main\n');
+    const setup = resolveAptSetup('bookworm', {}, etc);
+    assert.equal(setup.mirror, 'http://a.example/debian');
+    assert.equal(renderSourcesList(setup.sources), 'deb http://a.example/debian bookworm main\ndeb http://a.example/debian bookworm-updates main\ndeb http://a.example/debian-security bookworm-security main\n');
+  });
+
+  it('prefers CELLBLOCK_DEBIAN_MIRROR, and says what to do when the host has no Debian source', () => {
+    const etc = join(scratch.dir, 'etc-apt-ubuntu');
+    mkdirSync(etc, { recursive: true });
+    writeFileSync(join(etc, 'sources.list'), 'deb http://b.example/ubuntu jammy main\n');
+    assert.throws(() => resolveAptSetup('bookworm', {}, etc), (err: unknown) => err instanceof ImageStoreError && /CELLBLOCK_DEBIAN_MIRROR/.test(err.message));
+    const setup = resolveAptSetup('bookworm', { CELLBLOCK_DEBIAN_MIRROR: 'http://c.example/debian' }, etc);
+    assert.equal(setup.mirror, 'http://c.example/debian');
+    assert.deepEqual(setup.sources[0]!.suites, ['bookworm', 'bookworm-updates']);
+    assert.throws(() => resolveAptSetup('bookworm', { CELLBLOCK_DEBIAN_MIRROR: 'mirror without scheme' }, etc), ImageStoreError);
+  });
+});

@@ -1,0 +1,120 @@
+// Runtime definitions as data: the repository's files load and keep their promises, lookups by
+// id/alias/version work, and bad files are typed errors that name the file and the field.
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { RuntimeDefinitionError, UnknownRuntimeError } from '../../src/images/errors.js';
+import { defaultRuntimesDir } from '../../src/images/paths.js';
+import { loadRuntimes, RuntimeRegistry, compareVersions, versionMatches } from '../../src/images/runtimes.js';
+import type { Runtime } from '../../src/images/types.js';
+import { scratchDir } from './helpers.js';
+
+const scratch = scratchDir('runtimes');
+after(() => scratch.remove());
+
+const python = JSON.parse(readFileSync(join(defaultRuntimesDir(), 'python.json'), 'utf8')) as Runtime;
+let n = 0;
+/** A runtimes dir with the given files (id → JSON object), loaded against the repo's images. */
+function load(files: Record<string, unknown>): Runtime[] {
+  const dir = join(scratch.dir, String(n++));
+  mkdirSync(dir);
+  for (const [name, value] of Object.entries(files)) writeFileSync(join(dir, `${name}.json`), typeof value === 'string' ? value : JSON.stringify(value));
+  return loadRuntimes(dir);
+}
+function rejects(files: Record<string, unknown>, problem: RegExp): void {
+  assert.throws(() => load(files), (err: unknown) => err instanceof RuntimeDefinitionError && problem.test(err.problem));
+}
+
+describe('the repository runtimes', () => {
+  const runtimes = loadRuntimes();
+  const byId = new Map(runtimes.map((r) => [r.id, r]));
+
+  it('cover Python 3, JavaScript, C, C++, Java 17 and Bash', () => {
+    for (const id of ['python', 'javascript', 'c', 'cpp', 'java', 'bash']) assert.ok(byId.has(id), id);
+    assert.match(byId.get('python')!.version, /^3\./);
+    assert.match(byId.get('java')!.version, /^17\./);
+  });
+
+  it('compile exactly the compiled languages, with {files} in the compile argv', () => {
+    for (const r of runtimes) {
+      assert.equal(r.compile !== undefined, ['c', 'cpp', 'java'].includes(r.id), r.id);
+      if (r.compile) assert.ok(r.compile.argv.includes('{files}'), r.id);
+    }
+  });
+
+  it('give Java more memory, tasks and files than the others', () => {
+    const java = byId.get('java')!;
+    for (const r of runtimes.filter((x) => x.id !== 'java')) {
+      assert.ok(java.defaultLimits.memoryBytes > r.defaultLimits.memoryBytes, r.id);
+      assert.ok(java.defaultLimits.pids > r.defaultLimits.pids, r.id);
+      assert.ok(java.maxLimits.memoryBytes >= r.maxLimits.memoryBytes, r.id);
+    }
+  });
+
+  it('have a hello world that prints something and absolute program paths', () => {
+    for (const r of runtimes) {
+      assert.ok(r.helloWorld.stdout.length > 0, r.id);
+      assert.ok(r.run.argv[0]!.startsWith('/') || r.run.argv[0]!.startsWith('./'), r.id);
+    }
+  });
+});
+
+describe('lookup', () => {
+  const registry = new RuntimeRegistry(loadRuntimes());
+
+  it('by id and by alias, case-insensitively', () => {
+    assert.equal(registry.find('python')?.id, 'python');
+    assert.equal(registry.find('py3')?.id, 'python');
+    assert.equal(registry.find('C++')?.id, 'cpp');
+    assert.equal(registry.find('nodejs')?.id, 'javascript');
+    assert.equal(registry.find('cobol'), undefined);
+  });
+
+  it('by version selector', () => {
+    const v = registry.find('python')!.version;
+    assert.equal(registry.find('python', v)?.id, 'python');
+    assert.equal(registry.find('python', v.split('.')[0])?.id, 'python');
+    assert.equal(registry.find('python', '*')?.id, 'python');
+    assert.equal(registry.find('python', '2'), undefined);
+    assert.throws(() => registry.resolve('python', '2.7'), (err: unknown) => err instanceof UnknownRuntimeError && /2\.7/.test(err.message));
+  });
+
+  it('picks the newest of several versions', () => {
+    const older = { ...python, id: 'python-old', version: '3.9.2' };
+    const newer = { ...python, id: 'python-new', version: '3.12.1' };
+    const reg = new RuntimeRegistry([older, newer, python]);
+    assert.equal(reg.find('python3')?.id, 'python-new');
+    assert.equal(reg.find('python3', '3.9')?.id, 'python-old');
+    assert.equal(reg.find('python3', '3.x')?.id, 'python-new');
+  });
+
+  it('compares versions numerically', () => {
+    assert.ok(compareVersions('3.10.0', '3.9.7') > 0);
+    assert.ok(versionMatches('17.0.15', '17'));
+    assert.ok(!versionMatches('17.0.15', '1'));
+  });
+});
+
+describe('bad runtime files are typed errors naming the field', () => {
+  const limits = python.defaultLimits;
+  it('invalid JSON', () => rejects({ python: '{' }, /not valid JSON/));
+  it('file not named after the id', () => rejects({ other: python }, /must be named python\.json/));
+  it('incomplete limits', () => {
+    const { cpuTimeMs: _omit, ...partial } = limits;
+    rejects({ python: { ...python, defaultLimits: partial } }, /defaultLimits\.cpuTimeMs is missing/);
+  });
+  it('a non-integer or non-positive limit', () => {
+    rejects({ python: { ...python, maxLimits: { ...python.maxLimits, pids: 1.5 } } }, /maxLimits\.pids must be a whole number/);
+    rejects({ python: { ...python, maxLimits: { ...python.maxLimits, memoryBytes: -1 } } }, /maxLimits\.memoryBytes must be a number > 0/);
+  });
+  it('a default above the maximum', () =>
+    rejects({ python: { ...python, defaultLimits: { ...limits, memoryBytes: python.maxLimits.memoryBytes * 2 } } }, /defaultLimits\.memoryBytes .* exceeds maxLimits/));
+  it('a compile step without {files}', () =>
+    rejects({ python: { ...python, compile: { argv: ['/usr/bin/true'] } } }, /must contain "\{files\}"/));
+  it('a source file outside the work dir', () => rejects({ python: { ...python, sourceFile: '../main.py' } }, /sourceFile/));
+  it('an image without a definition', () => rejects({ python: { ...python, image: 'cobol' } }, /image "cobol" has no definition/));
+  it('an unknown field', () => rejects({ python: { ...python, timeout: 3 } }, /unknown field "timeout"/));
+  it('one alias for two runtimes of one version', () =>
+    rejects({ python, snake: { ...python, id: 'snake', aliases: ['py'] } }, /name "py" version .* is also runtime "python"/));
+});
