@@ -4,24 +4,13 @@
 import type { Limits } from '../sandbox/types.js';
 import { ExecutorError } from './errors.js';
 
-const LIMIT_KEYS: (keyof Limits)[] = [
-  'cpuTimeMs',
-  'wallTimeMs',
-  'memoryBytes',
-  'pids',
-  'outputBytes',
-  'fileSizeBytes',
-  'openFiles',
-  'stackBytes',
-  'tmpBytes',
-  'cpuCores',
-];
-
 export function effectiveLimits(defaults: Limits, maxima: Limits, ...overrides: (Partial<Limits> | undefined)[]): Limits {
+  // The runtime's defaults are complete (checked when runtimes load): their keys are the limits.
+  const keys = Object.keys(defaults) as (keyof Limits)[];
   const limits = { ...defaults };
   for (const override of overrides) {
     if (!override) continue;
-    for (const key of LIMIT_KEYS) {
+    for (const key of keys) {
       const value = override[key];
       if (value === undefined) continue;
       if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
@@ -30,6 +19,6 @@ export function effectiveLimits(defaults: Limits, maxima: Limits, ...overrides: 
       limits[key] = value;
     }
   }
-  for (const key of LIMIT_KEYS) limits[key] = Math.min(limits[key], maxima[key]);
+  for (const key of keys) limits[key] = Math.min(limits[key], maxima[key]);
   return limits;
 }

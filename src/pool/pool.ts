@@ -5,21 +5,13 @@ import { join } from 'node:path';
 import { KeyedPool } from './keyed-pool.js';
 import { MountAgent, DEFAULT_PYTHON_PATH } from './mount-agent.js';
 import { destroyRoot, prepareRoot, type PreparedRoot, type RootSpec } from './root.js';
-import {
-  claimOwnerDir,
-  reclaimStaleOwners,
-  releaseOwnerDir,
-  type OwnerExtrasReclaimer,
-  type ReclaimReport,
-} from './state-dir.js';
+import { claimOwnerDir, reclaimStaleOwners, releaseOwnerDir, type ReclaimReport } from './state-dir.js';
 import type { PoolSizing, PoolStats } from './types.js';
 
 /** What the pool adds on top of a root, e.g. the engine's pre-warmed container. */
 export interface ContainerPreparer<C> {
-  prepare(image: string, root: PreparedRoot, ownerId: string): Promise<C>;
+  prepare(image: string, root: PreparedRoot): Promise<C>;
   destroy(container: C): Promise<void>;
-  /** Removes what a dead owner's containers left outside its state dir (cgroups). */
-  reclaimOwner?: OwnerExtrasReclaimer;
 }
 
 export interface PoolOptions<C = never> {
@@ -32,6 +24,9 @@ export interface PoolOptions<C = never> {
   failureBackoffMs?: number;
   pythonPath?: string;
   container?: ContainerPreparer<C>;
+  /** Removes what dead owners left outside the pool's state dirs (their containers' cgroups);
+   * called once at start, after the dead owners' roots were reclaimed. */
+  reclaimStale?: () => Promise<unknown>;
   onBackgroundError?: (err: unknown, image: string) => void;
 }
 
@@ -64,7 +59,8 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
   const agent = await MountAgent.start(options.pythonPath ?? DEFAULT_PYTHON_PATH);
   try {
     const owner = await claimOwnerDir(agent, options.stateRoot);
-    const reclaimed = await reclaimStaleOwners(agent, options.stateRoot, owner.dir, options.container?.reclaimOwner);
+    const reclaimed = await reclaimStaleOwners(agent, options.stateRoot, owner.dir);
+    await options.reclaimStale?.();
     const sizingOption = options.sizing;
     const sizing =
       typeof sizingOption === 'function' ? sizingOption : () => ({ ...DEFAULT_SIZING, ...(sizingOption ?? {}) });
@@ -76,7 +72,7 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
       const root = await prepareRoot(agent, join(owner.slotsDir, slotName(image, ++seq)), spec);
       if (!container) return { image, root };
       try {
-        return { image, root, container: await container.prepare(image, root, owner.ownerId) };
+        return { image, root, container: await container.prepare(image, root) };
       } catch (err) {
         await destroyRoot(agent, root).catch(() => undefined);
         throw err;

@@ -35,10 +35,6 @@ export interface ReclaimReport {
   liveOwners: string[];
 }
 
-/** Removes what a dead owner left under its dir; `reclaimOwnerExtras` removes what it left
- * elsewhere (its cgroups), keyed by its owner id. */
-export type OwnerExtrasReclaimer = (ownerId: string) => Promise<void>;
-
 /** Creates and locks this owner's dir. The dir is made and locked under a temporary name and
  * then renamed, so that no other owner ever sees an `owner-` dir whose lock is not yet held. */
 export async function claimOwnerDir(agent: MountAgent, stateRoot: string): Promise<OwnerDir> {
@@ -68,7 +64,6 @@ export async function reclaimStaleOwners(
   agent: MountAgent,
   stateRoot: string,
   ownDir: string | undefined,
-  reclaimOwnerExtras?: OwnerExtrasReclaimer,
 ): Promise<ReclaimReport> {
   const report: ReclaimReport = { ownerDirs: [], mounts: [], liveOwners: [] };
   let names: string[];
@@ -89,7 +84,6 @@ export async function reclaimStaleOwners(
       continue;
     }
     try {
-      const ownerId = name.slice(prefix.length);
       for (const point of mountPointsUnder(dir)) {
         await agent.request('umount', { path: point, detach: true });
         report.mounts.push(point);
@@ -97,7 +91,6 @@ export async function reclaimStaleOwners(
       const left = mountPointsUnder(dir);
       // Never recurse into a tree that still has a mount in it: rm would walk into it.
       if (left.length > 0) throw new PoolError('reclaim', 'EBUSY', `mounts left under ${dir}: ${left.join(', ')}`);
-      if (reclaimOwnerExtras) await reclaimOwnerExtras(ownerId);
       rmSync(dir, { recursive: true, force: true });
       report.ownerDirs.push(dir);
     } finally {

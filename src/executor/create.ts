@@ -1,0 +1,91 @@
+// Wiring: runtimes and images from src/images, slots from the pool, containers from the engine.
+// With `prewarmContainers` (the default) every pool slot also holds a prepared container on its
+// root (namespaces, cgroup joined, mounts and pivot done), so a job's critical path is files in,
+// "go", run, reap; without it the engine builds the container when the stage starts.
+import { join } from 'node:path';
+import { openImageStore } from '../images/store.js';
+import { loadRuntimes } from '../images/runtimes.js';
+import type { Runtime } from '../images/types.js';
+import { createPool, type PoolSizing, type PoolSlot } from '../pool/index.js';
+import { createSandbox, type PreparedContainer, type SandboxOptions } from '../sandbox/index.js';
+import { MiB } from '../units.js';
+import type { StageRunner } from './engine.js';
+import { ExecutorError } from './errors.js';
+import { SubmissionExecutor, type Executor } from './executor.js';
+
+export interface ExecutorPoolOptions {
+  /** Parent of the pool owners' state dirs. Default <dataDir>/pool. */
+  stateRoot?: string;
+  /** Per image. `{ minReady: 0, maxReady: 0 }` disables pre-warming: every slot is made on the spot. */
+  sizing?: Partial<PoolSizing>;
+  refillConcurrency?: number;
+  /** Size of each slot's writable layer (the work dir and anything else the job writes to its root). */
+  workDirBytes?: number;
+  /** Also prepare the container on each pooled root. Default true. */
+  prewarmContainers?: boolean;
+  /** Images to start warming at once. Default: every built image a runtime uses. */
+  warmImages?: string[];
+}
+
+export interface ExecutorOptions {
+  dataDir: string;
+  /** Default: images/runtimes/*.json. */
+  runtimes?: Runtime[];
+  pool?: ExecutorPoolOptions;
+  sandbox?: SandboxOptions;
+  /** Failures of background pool work (refills, teardown), which no job waits for. */
+  onBackgroundError?: (err: unknown, image: string) => void;
+}
+
+export const DEFAULT_WORK_DIR_BYTES = 256 * MiB;
+
+type Slot = PoolSlot<PreparedContainer>;
+
+export async function createExecutor(options: ExecutorOptions): Promise<Executor> {
+  const runtimes = options.runtimes ?? loadRuntimes();
+  const store = openImageStore(options.dataDir);
+  const poolOptions = options.pool ?? {};
+  const workDirBytes = poolOptions.workDirBytes ?? DEFAULT_WORK_DIR_BYTES;
+  const layerPaths = new Map<string, string[]>();
+  const rootSpec = (image: string) => {
+    let paths = layerPaths.get(image);
+    if (!paths) {
+      const built = store.get(image);
+      if (!built) throw new ExecutorError('unknown_image', `image ${JSON.stringify(image)} is not built (cellblock images build ${image})`);
+      paths = built.layerPaths;
+      layerPaths.set(image, paths);
+    }
+    return { layerPaths: paths, upperBytes: workDirBytes };
+  };
+
+  const sandbox = createSandbox(options.sandbox);
+  const prewarm = poolOptions.prewarmContainers ?? true;
+  try {
+    const pool = await createPool<PreparedContainer>({
+      stateRoot: poolOptions.stateRoot ?? join(options.dataDir, 'pool'),
+      rootSpec,
+      sizing: poolOptions.sizing,
+      refillConcurrency: poolOptions.refillConcurrency,
+      onBackgroundError: options.onBackgroundError,
+      reclaimStale: () => sandbox.cleanupStale(),
+      container: prewarm
+        ? {
+            prepare: (_image, root) => sandbox.prepare({ rootDir: root.rootDir, workDirHostPath: root.workDirHostPath, workDir: root.workDir }),
+            destroy: (container) => container.destroy(),
+          }
+        : undefined,
+    });
+    const runner: StageRunner<PreparedContainer> = {
+      run: (slot: Slot, stage) =>
+        slot.container
+          ? slot.container.start(stage)
+          : sandbox.run({ rootDir: slot.root.rootDir, workDirHostPath: slot.root.workDirHostPath, workDir: slot.root.workDir, ...stage }),
+    };
+    const warm = poolOptions.warmImages ?? [...new Set(runtimes.map((r) => r.image))].filter((image) => store.get(image));
+    for (const image of warm) pool.warm(image);
+    return new SubmissionExecutor(runtimes, pool, runner, () => sandbox.close());
+  } catch (err) {
+    await sandbox.close();
+    throw err;
+  }
+}
