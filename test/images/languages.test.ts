@@ -1,0 +1,206 @@
+// Every runtime on its real image, through the sandbox engine: its toolchain version matches
+// the runtime's data, hello world, reading stdin, a compile error with the compiler's message
+// (compiled languages), and a runtime error with its stderr. The images are built first (a no-op
+// when the data dir already holds them: CELLBLOCK_DATA_DIR, default /var/lib/cellblock).
+// Each run gets a fresh root: an overlay of the image's layers with a tmpfs upper, as the pool
+// makes them, unmounted afterwards.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { buildImages } from '../../src/images/builder.js';
+import { dataDirFromEnv, defaultDefinitionsDir } from '../../src/images/paths.js';
+import { loadRuntimes } from '../../src/images/runtimes.js';
+import { openImageStore, overlayLowerdir } from '../../src/images/store.js';
+import type { BuiltImage, Runtime } from '../../src/images/types.js';
+import { compileArgv, runArgv } from '../../src/executor/argv.js';
+import { effectiveLimits } from '../../src/executor/limits.js';
+import type { RunResult, Sandbox } from '../../src/sandbox/types.js';
+import { mountsUnder, scratchDir, whyNoLayerBuilds } from './helpers.js';
+
+/** Per runtime: a program summing two numbers from stdin, a program the compiler rejects (with a
+ * word its message must contain), and one that fails at run time (with its stderr). */
+interface Cases {
+  sum: string;
+  compileError?: { source: string; message: RegExp };
+  runtimeError: { source: string; exitCode: number; stderr: RegExp };
+}
+
+const CASES: Record<string, Cases> = {
+  python: {
+    sum: 'import sys\na, b = map(int, sys.stdin.read().split())\nprint(a + b)\n',
+    runtimeError: { source: 'print("before")\nraise ValueError("boom")\n', exitCode: 1, stderr: /ValueError: boom/ },
+  },
+  javascript: {
+    sum: "const [a, b] = require('fs').readFileSync(0, 'utf8').trim().split(/\\s+/).map(Number);\nconsole.log(a + b);\n",
+    runtimeError: { source: 'console.log("before");\nthrow new Error("boom");\n', exitCode: 1, stderr: /Error: boom/ },
+  },
+  c: {
+    sum: '#include <stdio.h>\nint main(void) {\n  long a, b;\n  if (scanf("%ld %ld", &a, &b) != 2) return 2;\n  printf("%ld\\n", a + b);\n  return 0;\n}\n',
+    compileError: { source: 'int main(void) {\n  return undefined_name;\n}\n', message: /undefined_name.*undeclared|error:.*undefined_name/ },
+    runtimeError: { source: '#include <stdio.h>\nint main(void) {\n  printf("before\\n");\n  fprintf(stderr, "boom\\n");\n  return 3;\n}\n', exitCode: 3, stderr: /boom/ },
+  },
+  cpp: {
+    sum: '#include <iostream>\nint main() {\n  long a, b;\n  std::cin >> a >> b;\n  std::cout << a + b << std::endl;\n}\n',
+    compileError: { source: '#include <iostream>\nint main() {\n  std::cout << "x" << std::endl\n}\n', message: /error: expected .;. before/ },
+    runtimeError: { source: '#include <stdexcept>\nint main() {\n  throw std::runtime_error("boom");\n}\n', exitCode: -1, stderr: /boom/ },
+  },
+  java: {
+    sum: 'import java.util.Scanner;\npublic class Main {\n  public static void main(String[] args) {\n    Scanner in = new Scanner(System.in);\n    long a = in.nextLong(), b = in.nextLong();\n    System.out.println(a + b);\n  }\n}\n',
+    compileError: { source: 'public class Main {\n  public static void main(String[] args) {\n    int x = "text";\n  }\n}\n', message: /incompatible types/ },
+    runtimeError: { source: 'public class Main {\n  public static void main(String[] args) {\n    System.out.println("before");\n    throw new RuntimeException("boom");\n  }\n}\n', exitCode: 1, stderr: /java\.lang\.RuntimeException: boom/ },
+  },
+  bash: {
+    sum: 'read -r a b\necho $((a + b))\n',
+    runtimeError: { source: 'echo before\nno_such_command_here\n', exitCode: 127, stderr: /no_such_command_here: command not found/ },
+  },
+};
+
+async function loadSandbox(): Promise<{ sandbox?: Sandbox; why?: string }> {
+  try {
+    const { createSandbox } = await import('../../src/sandbox/index.js');
+    return { sandbox: createSandbox({ instanceId: `images-test-${process.pid}` }) };
+  } catch (err) {
+    return { why: `the sandbox engine cannot start here: ${(err as Error).message}` };
+  }
+}
+
+const runtimes = loadRuntimes();
+const skipBuild = whyNoLayerBuilds();
+const engine = skipBuild ? { why: skipBuild } : await loadSandbox();
+const scratch = scratchDir('languages');
+const store = openImageStore(dataDirFromEnv());
+const images = new Map<string, BuiltImage>();
+let rootCount = 0;
+
+/** Mounts a fresh root for `image` (overlay, tmpfs upper), calls `use`, and unmounts it. */
+async function withRoot<T>(image: BuiltImage, use: (rootDir: string) => Promise<T>): Promise<T> {
+  const dir = join(scratch.dir, `root-${rootCount++}`);
+  const rw = join(dir, 'rw');
+  const merged = join(dir, 'merged');
+  mkdirSync(rw, { recursive: true });
+  mkdirSync(merged);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m,mode=0755', 'cellblock-test-rw', rw]);
+  try {
+    mkdirSync(join(rw, 'upper'));
+    mkdirSync(join(rw, 'work'));
+    execFileSync('mount', ['-t', 'overlay', 'cellblock-test-root', '-o', `lowerdir=${overlayLowerdir(image)},upperdir=${rw}/upper,workdir=${rw}/work`, merged]);
+    try {
+      return await use(merged);
+    } finally {
+      execFileSync('umount', [merged]);
+    }
+  } finally {
+    execFileSync('umount', [rw]);
+  }
+}
+
+interface Outcome {
+  compile?: RunResult;
+  run?: RunResult;
+}
+
+/** Compiles (when the runtime does) and runs `source` in one work dir, each step in a fresh root. */
+async function submit(runtime: Runtime, source: string, stdin = '', argv?: string[]): Promise<Outcome> {
+  const sandbox = engine.sandbox!;
+  const image = images.get(runtime.image)!;
+  const work = join(scratch.dir, `work-${rootCount}`);
+  mkdirSync(work);
+  writeFileSync(join(work, runtime.sourceFile), source);
+  const outcome: Outcome = {};
+  if (runtime.compile && !argv) {
+    const limits = effectiveLimits(runtime.defaultLimits, runtime.maxLimits, runtime.compile.limits);
+    outcome.compile = await withRoot(image, (rootDir) =>
+      sandbox.run({ rootDir, workDirHostPath: work, argv: compileArgv(runtime.compile!.argv, [runtime.sourceFile], []), env: runtime.env, limits }),
+    );
+    if (outcome.compile.verdict !== 'ok') return outcome;
+  }
+  const limits = effectiveLimits(runtime.defaultLimits, runtime.maxLimits);
+  outcome.run = await withRoot(image, (rootDir) =>
+    sandbox.run({ rootDir, workDirHostPath: work, argv: argv ?? runArgv(runtime.run.argv, [runtime.sourceFile], []), env: runtime.env, stdin, limits }),
+  );
+  return outcome;
+}
+
+/** The run's result, failing with everything the engine said when a step did not go as `want`. */
+function expectRun(outcome: Outcome, want: 'ok' | 'runtime_error' | 'signaled'): RunResult {
+  const show = (r?: RunResult): string =>
+    r ? `${r.verdict} exit=${r.exitCode} signal=${r.signalName}\nstdout: ${r.stdout}\nstderr: ${r.stderr}${r.error ? `\nerror: ${JSON.stringify(r.error)}` : ''}` : '(none)';
+  assert.ok(outcome.compile === undefined || outcome.compile.verdict === 'ok', `compile failed: ${show(outcome.compile)}`);
+  assert.equal(outcome.run?.verdict, want, `run: ${show(outcome.run)}`);
+  return outcome.run!;
+}
+
+describe('runtimes on their images, through the sandbox engine', { skip: engine.why }, () => {
+  before(async () => {
+    const names = [...new Set(runtimes.map((r) => r.image))];
+    const outcomes = await buildImages(names, {
+      store,
+      definitionsDir: defaultDefinitionsDir(),
+      onProgress: (p) => {
+        if (p.phase !== 'output') process.stderr.write(`# images: ${p.image}: ${p.message}\n`);
+      },
+    });
+    for (const o of outcomes) images.set(o.image.name, o.image);
+  });
+
+  after(async () => {
+    await engine.sandbox?.close();
+    assert.deepEqual(mountsUnder(scratch.dir), [], 'every test root is unmounted');
+    scratch.remove();
+  });
+
+  it('store the Debian base once under every Debian image', () => {
+    const debian = [...images.values()].filter((i) => i.name !== 'busybox');
+    assert.ok(debian.length >= 2);
+    const bases = new Set(debian.map((i) => i.layerPaths[0]));
+    assert.equal(bases.size, 1, `one base layer, got ${[...bases].join(', ')}`);
+  });
+
+  for (const runtime of runtimes) {
+    const cases = CASES[runtime.id];
+    describe(`${runtime.id} ${runtime.version} on image ${runtime.image}`, () => {
+      it('has a case table in this test', () => assert.ok(cases, `add ${runtime.id} to CASES`));
+
+      if (runtime.versionArgv) {
+        it('runs the toolchain version the runtime names', async () => {
+          const run = expectRun(await submit(runtime, '', '', runtime.versionArgv), 'ok');
+          assert.ok(`${run.stdout}${run.stderr}`.includes(runtime.version), `"${runtime.version}" not in: ${run.stdout}${run.stderr}`);
+        });
+      }
+
+      it('prints hello world', async () => {
+        const run = expectRun(await submit(runtime, runtime.helloWorld.source), 'ok');
+        assert.equal(run.stdout.toString(), runtime.helloWorld.stdout);
+        assert.equal(run.exitCode, 0);
+      });
+
+      it('reads stdin', async () => {
+        const run = expectRun(await submit(runtime, cases!.sum, '40 2\n'), 'ok');
+        assert.equal(run.stdout.toString(), '42\n');
+      });
+
+      if (runtime.compile) {
+        it("returns the compiler's message for a compile error", async () => {
+          const { compile, run } = await submit(runtime, cases!.compileError!.source);
+          assert.ok(compile, 'a compile step ran');
+          assert.notEqual(compile.verdict, 'ok', 'the compiler rejected the source');
+          assert.equal(run, undefined, 'nothing ran after the failed compile');
+          const message = `${compile.stdout}${compile.stderr}`;
+          assert.match(message, cases!.compileError!.message);
+          assert.match(message, new RegExp(runtime.sourceFile.replace('.', '\\.')));
+        });
+      }
+
+      it('returns stderr and the exit status of a runtime error', async () => {
+        const want = cases!.runtimeError;
+        // An uncaught C++ exception ends in abort(): a signal, not an exit status.
+        const run = expectRun(await submit(runtime, want.source), want.exitCode < 0 ? 'signaled' : 'runtime_error');
+        if (want.exitCode >= 0) assert.equal(run.exitCode, want.exitCode);
+        else assert.equal(run.signalName, 'SIGABRT');
+        assert.match(run.stderr.toString(), want.stderr);
+      });
+    });
+  }
+});
