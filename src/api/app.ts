@@ -1,0 +1,134 @@
+// The HTTP API as one fastify instance: /v1 (ours), the compat fronts when present (Piston,
+// Judge0), health, metrics, and the OpenAPI document at /docs. It knows jobs only through a
+// JobService and runtimes only as data, so it runs on any machine that reaches Redis.
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
+import type { Runtime } from '../images/types.js';
+import type { JobClient } from '../jobs/model.js';
+import { registerAuth } from './auth.js';
+import { registerErrorHandling } from './errors.js';
+import { jobRoutes } from './routes/jobs.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { healthRoutes, runtimeRoutes } from './routes/system.js';
+import { ErrorBody } from './schemas.js';
+import type { JobService } from './service.js';
+
+export type ApiConfig = Pick<
+  Config,
+  | 'bodyLimitBytes'
+  | 'maxFiles'
+  | 'maxTests'
+  | 'maxArgs'
+  | 'maxBatchJobs'
+  | 'maxWaitMs'
+  | 'apiKeys'
+  | 'rateLimitWindowMs'
+  | 'defaultRequestsPerWindow'
+>;
+
+export interface BuildAppOptions {
+  jobs: JobService;
+  runtimes: Runtime[];
+  config: ApiConfig;
+  /** A pino logger instance or fastify's logger options; off when absent. */
+  logger?: FastifyServerOptions['loggerInstance'];
+  rateLimitRedis?: Redis;
+}
+
+/** Options every compat front's plugin takes (src/api/compat/plugin-options.ts). */
+export interface FrontPluginOptions {
+  jobs: JobClient;
+  runtimes: Runtime[];
+  maxWaitMs?: number;
+}
+
+interface CompatFront {
+  plugin: FastifyPluginAsync<FrontPluginOptions>;
+  prefix: string;
+}
+
+/** Compat fronts, registered when their module is present (they are written alongside this one),
+ * each under the path prefix its original serves. */
+const COMPAT_FRONTS = [
+  { module: './piston.js', exportName: 'pistonPlugin', prefix: '/api/v2' },
+  { module: './judge0.js', exportName: 'judge0Plugin', prefix: '' },
+] as const;
+
+async function loadCompatFronts(): Promise<CompatFront[]> {
+  const fronts: CompatFront[] = [];
+  for (const front of COMPAT_FRONTS) {
+    let loaded: Record<string, unknown>;
+    try {
+      loaded = (await import(front.module)) as Record<string, unknown>;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes(front.module.slice(2, -3))) continue;
+      throw error;
+    }
+    const plugin = loaded[front.exportName];
+    if (typeof plugin === 'function') fronts.push({ plugin: plugin as FastifyPluginAsync<FrontPluginOptions>, prefix: front.prefix });
+  }
+  return fronts;
+}
+
+export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
+  const { jobs, runtimes, config } = options;
+  const app = Fastify({
+    bodyLimit: config.bodyLimitBytes,
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  registerErrorHandling(app);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'cellblock',
+        description: 'Sandboxed code execution: submit a program, get its output, verdict and metrics.',
+        version: '1',
+      },
+      components: {
+        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'Only when the server has API keys configured.' } },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.addSchema(ErrorBody);
+
+  await app.register(healthRoutes, { jobs });
+  await app.register(metricsRoutes, { jobs });
+
+  const fronts = await loadCompatFronts();
+  // Everything that runs code sits behind the optional keys and the rate limit.
+  await app.register(async (scope) => {
+    await registerAuth(scope, {
+      apiKeys: config.apiKeys,
+      rateLimitWindowMs: config.rateLimitWindowMs,
+      defaultRequestsPerWindow: config.defaultRequestsPerWindow,
+      ...(options.rateLimitRedis ? { rateLimitRedis: options.rateLimitRedis } : {}),
+    });
+    await scope.register(runtimeRoutes, { prefix: '/v1', runtimes });
+    await scope.register(jobRoutes, {
+      prefix: '/v1',
+      jobs,
+      runtimes,
+      policy: {
+        maxFiles: config.maxFiles,
+        maxTests: config.maxTests,
+        maxArgs: config.maxArgs,
+        maxBatchJobs: config.maxBatchJobs,
+        maxWaitMs: config.maxWaitMs,
+      },
+    });
+    for (const front of fronts) {
+      await scope.register(front.plugin, { prefix: front.prefix, jobs, runtimes, maxWaitMs: config.maxWaitMs });
+    }
+  });
+
+  return app;
+}

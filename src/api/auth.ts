@@ -1,0 +1,59 @@
+// Optional API keys and per-key rate limits, for the routes that run code (/v1 and the compat
+// fronts). Keys arrive as `Authorization: Bearer KEY` or `X-API-Key: KEY`. Without configured
+// keys the API is open and callers are rate-limited by address.
+import { createHash } from 'node:crypto';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { ApiKey } from '../config.js';
+import { ApiError } from './errors.js';
+
+export interface AuthOptions {
+  apiKeys: ApiKey[];
+  rateLimitWindowMs: number;
+  defaultRequestsPerWindow: number;
+  /** Shared counter store, so that limits hold across API machines; in-process when absent. */
+  rateLimitRedis?: Redis;
+}
+
+const digest = (key: string) => createHash('sha256').update(key).digest('hex');
+
+function presentedKey(request: FastifyRequest): string | undefined {
+  const authorization = request.headers.authorization;
+  if (authorization?.startsWith('Bearer ')) return authorization.slice('Bearer '.length).trim();
+  const header = request.headers['x-api-key'];
+  return typeof header === 'string' ? header.trim() : undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    apiKey?: ApiKey;
+  }
+}
+
+/** Call inside the scope of the protected routes, before registering them. */
+export async function registerAuth(app: FastifyInstance, options: AuthOptions): Promise<void> {
+  // Looked up by digest, so that comparing keys does not leak how much of a key matched.
+  const keysByDigest = new Map(options.apiKeys.map((apiKey) => [digest(apiKey.key), apiKey]));
+  if (keysByDigest.size > 0) {
+    app.addHook('onRequest', async (request) => {
+      const key = presentedKey(request);
+      if (!key) throw new ApiError(401, 'api_key_required', 'this server needs an API key (Authorization: Bearer KEY or X-API-Key)');
+      const apiKey = keysByDigest.get(digest(key));
+      if (!apiKey) throw new ApiError(401, 'invalid_api_key', 'the API key is not valid');
+      request.apiKey = apiKey;
+    });
+  }
+  await app.register(rateLimit, {
+    // After authentication, so that the limit is the key's own.
+    hook: 'preHandler',
+    timeWindow: options.rateLimitWindowMs,
+    max: (request) => request.apiKey?.requestsPerWindow ?? options.defaultRequestsPerWindow,
+    keyGenerator: (request) => (request.apiKey ? `key:${digest(request.apiKey.key)}` : `ip:${request.ip}`),
+    nameSpace: 'cellblock-ratelimit:',
+    skipOnError: true,
+    ...(options.rateLimitRedis ? { redis: options.rateLimitRedis } : {}),
+    errorResponseBuilder: (_request, context) =>
+      new ApiError(429, 'rate_limited', `rate limit of ${context.max} requests exceeded; retry in ${context.after}`),
+  });
+}

@@ -1,0 +1,96 @@
+// One error shape for every front: `{ error: { code, message } }` with a 4xx for anything the
+// caller got wrong and 429/503 + Retry-After when the service is busy or Redis is away. Nothing
+// a client can send reaches the 500 branch.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { QueueFullError, QueueUnavailableError } from '../queue/errors.js';
+
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly details?: Record<string, unknown>,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+}
+
+export const badRequest = (code: string, message: string, details?: Record<string, unknown>) =>
+  new ApiError(400, code, message, details);
+
+/** fastify's own errors, by code, as ours. */
+const FASTIFY_ERRORS: Record<string, { statusCode: number; code: string }> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: { statusCode: 400, code: 'invalid_json' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { statusCode: 400, code: 'invalid_json' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { statusCode: 413, code: 'body_too_large' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { statusCode: 415, code: 'unsupported_media_type' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { statusCode: 400, code: 'invalid_content_length' },
+  FST_ERR_CTP_INVALID_TYPE: { statusCode: 415, code: 'unsupported_media_type' },
+  FST_ERR_CTP_EMPTY_TYPE: { statusCode: 415, code: 'unsupported_media_type' },
+  FST_ERR_BAD_URL: { statusCode: 400, code: 'bad_url' },
+  FST_ERR_ASYNC_CONSTRAINT: { statusCode: 400, code: 'bad_request' },
+};
+
+interface ValidationIssue {
+  instancePath?: string;
+  message?: string;
+  keyword?: string;
+  params?: Record<string, unknown>;
+}
+
+function describeValidation(error: FastifyError): { message: string; issues: { path: string; message: string }[] } {
+  const context = error.validationContext ?? 'request';
+  const issues = ((error.validation ?? []) as ValidationIssue[])
+    // TypeBox reports an unknown property twice (as `schema is false` and as additionalProperties); keep the clear one.
+    .filter((issue) => issue.keyword !== 'boolean')
+    .map((issue) => {
+      const extra = issue.keyword === 'additionalProperties' ? ` (${String((issue.params?.additionalProperties as string[] | undefined)?.join(', '))})` : '';
+      return { path: `${context}${issue.instancePath ?? ''}`, message: `${issue.message ?? 'is invalid'}${extra}` };
+    });
+  const first = issues[0];
+  return { message: first ? `${first.path} ${first.message}` : error.message, issues };
+}
+
+export function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
+  if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
+  const body: { error: { code: string; message: string; details?: Record<string, unknown> } } = {
+    error: { code: error.code, message: error.message },
+  };
+  if (error.details) body.error.details = error.details;
+  return reply.code(error.statusCode).send(body);
+}
+
+/** Turns any thrown error into an ApiError; unknown ones become a logged 500. */
+export function toApiError(error: unknown, request: FastifyRequest): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error instanceof QueueUnavailableError) {
+    return new ApiError(503, 'queue_unavailable', error.message, undefined, error.retryAfterSeconds);
+  }
+  if (error instanceof QueueFullError) {
+    return new ApiError(429, 'queue_full', error.message, { queuedJobs: error.queuedJobs }, error.retryAfterSeconds);
+  }
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation) {
+    const { message, issues } = describeValidation(fastifyError);
+    return new ApiError(400, 'invalid_request', message, { issues });
+  }
+  const known = fastifyError.code ? FASTIFY_ERRORS[fastifyError.code] : undefined;
+  if (known) return new ApiError(known.statusCode, known.code, fastifyError.message);
+  if (fastifyError.statusCode === 429) {
+    return new ApiError(429, 'rate_limited', fastifyError.message);
+  }
+  if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
+    return new ApiError(fastifyError.statusCode, 'bad_request', fastifyError.message);
+  }
+  request.log.error({ err: error }, 'unhandled error');
+  return new ApiError(500, 'internal_error', 'the server failed to handle the request');
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error, request, reply) => sendError(reply, toApiError(error, request)));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new ApiError(404, 'route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+}

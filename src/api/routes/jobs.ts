@@ -1,0 +1,116 @@
+// /v1/jobs: submit (one or a batch), read, wait, cancel.
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Runtime } from '../../images/types.js';
+import type { JobRecord } from '../../jobs/model.js';
+import { ApiError } from '../errors.js';
+import { presentJob } from '../present.js';
+import {
+  Accepted,
+  BatchAccepted,
+  BatchSubmission,
+  ErrorBody,
+  JobIdParams,
+  JobQuery,
+  JobSubmission,
+  JobView,
+  SubmitQuery,
+} from '../schemas.js';
+import type { JobService } from '../service.js';
+import { toJobRequest, type SubmissionPolicy } from '../submission.js';
+
+export interface JobRoutesOptions {
+  jobs: JobService;
+  runtimes: Runtime[];
+  policy: SubmissionPolicy & { maxBatchJobs: number; maxWaitMs: number };
+}
+
+/** Ids are nanoids; anything else cannot name a job, and is answered like an unknown one. */
+const JOB_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+const notFound = (id: string) => new ApiError(404, 'job_not_found', `no job "${id}" (unknown, or its result has expired)`);
+
+const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody, 415: ErrorBody, 429: ErrorBody, 503: ErrorBody };
+
+export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, { jobs, runtimes, policy }) => {
+  app.post(
+    '/jobs',
+    {
+      schema: {
+        summary: 'Submit a job',
+        description: 'Queues a job (202). With ?wait=true the answer waits for the result, up to the server maximum: 200 when finished, else 202 with the current state.',
+        tags: ['jobs'],
+        body: JobSubmission,
+        querystring: SubmitQuery,
+        response: { 200: JobView, 202: Type.Union([JobView, Accepted]), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const jobRequest = toJobRequest(request.body, runtimes, policy);
+      const id = await jobs.submit(jobRequest);
+      request.log.info({ jobId: id, runtimeId: jobRequest.runtimeId }, 'job accepted');
+      if (!request.query.wait) return reply.code(202).send({ id, status: 'queued' as const });
+      const timeoutMs = Math.min(request.query.timeoutMs ?? policy.maxWaitMs, policy.maxWaitMs);
+      const record = await jobs.wait(id, timeoutMs);
+      if (!record) throw notFound(id);
+      const finished = record.status === 'done' || record.status === 'failed' || record.status === 'cancelled';
+      return reply.code(finished ? 200 : 202).send(presentJob(record, request.query.outputEncoding));
+    },
+  );
+
+  app.post(
+    '/jobs/batch',
+    {
+      schema: {
+        summary: 'Submit several jobs at once',
+        description: 'All or nothing: one invalid job refuses the batch, naming its index.',
+        tags: ['jobs'],
+        body: BatchSubmission,
+        response: { 202: BatchAccepted, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const submissions = request.body.jobs;
+      if (submissions.length > policy.maxBatchJobs) {
+        throw new ApiError(400, 'batch_too_large', `${submissions.length} jobs; at most ${policy.maxBatchJobs} per batch`, {
+          maximum: policy.maxBatchJobs,
+        });
+      }
+      const jobRequests = submissions.map((submission, index) => {
+        try {
+          return toJobRequest(submission, runtimes, policy);
+        } catch (error) {
+          if (!(error instanceof ApiError)) throw error;
+          throw new ApiError(error.statusCode, error.code, `jobs[${index}]: ${error.message}`, { ...error.details, index });
+        }
+      });
+      const ids = await jobs.submitBatch(jobRequests);
+      request.log.info({ jobIds: ids }, 'batch accepted');
+      return reply.code(202).send({ jobs: ids.map((id) => ({ id, status: 'queued' as const })) });
+    },
+  );
+
+  /** GET and DELETE on one job share their shape: an id in, the job's view out. */
+  const oneJobRoute = (method: 'GET' | 'DELETE', schema: { summary: string; description?: string }, action: (id: string) => Promise<JobRecord | undefined>) =>
+    app.route({
+      method,
+      url: '/jobs/:id',
+      schema: { ...schema, tags: ['jobs'], params: JobIdParams, querystring: JobQuery, response: { 200: JobView, ...errors } },
+      handler: async (request) => {
+        const { id } = request.params;
+        const record = JOB_ID.test(id) ? await action(id) : undefined;
+        if (!record) throw notFound(id);
+        request.log.info({ jobId: id, status: record.status }, method === 'GET' ? 'job read' : 'job cancel requested');
+        return presentJob(record, request.query.outputEncoding);
+      },
+    });
+
+  oneJobRoute('GET', { summary: 'Read a job: its status and, once finished, its result' }, (id) => jobs.get(id));
+  oneJobRoute(
+    'DELETE',
+    {
+      summary: 'Cancel a job',
+      description: 'A queued job never runs; a running one is killed (verdict "cancelled"). A finished job is left as it is.',
+    },
+    (id) => jobs.cancel(id),
+  );
+};

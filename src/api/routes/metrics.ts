@@ -1,0 +1,62 @@
+// GET /metrics in Prometheus' text format. Job counts and latencies come from Redis (every
+// worker adds to them), so any API machine reports the whole service; process metrics are this
+// API process's own.
+import type { FastifyPluginAsync } from 'fastify';
+import { Registry, Gauge, collectDefaultMetrics } from 'prom-client';
+import type { JobService } from '../service.js';
+import { msToSeconds } from '../../units.js';
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService }> = async (app, { jobs }) => {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'cellblock_api_' });
+  const redisUp = new Gauge({ name: 'cellblock_redis_up', help: '1 when Redis answered this scrape', registers: [registry] });
+  const queueJobs = new Gauge({ name: 'cellblock_queue_jobs', help: 'Jobs in the queue by state', labelNames: ['state'], registers: [registry] });
+  const workersAlive = new Gauge({ name: 'cellblock_workers_alive', help: 'Worker processes with a live heartbeat', registers: [registry] });
+  const workerSlots = new Gauge({ name: 'cellblock_worker_slots', help: 'Jobs the live workers may run at once', registers: [registry] });
+  const workerRunning = new Gauge({ name: 'cellblock_worker_running_jobs', help: 'Jobs the live workers are running', registers: [registry] });
+  const pool = new Gauge({ name: 'cellblock_pool', help: "Executor pool figures summed over live workers", labelNames: ['figure'], registers: [registry] });
+
+  /** Figures that are stored in Redis as counters and a histogram, written as text by hand. */
+  async function jobStatsText(): Promise<string> {
+    const stats = await jobs.stats();
+    const lines = ['# HELP cellblock_jobs_finished_total Finished jobs by verdict (failed: the service could not run it)', '# TYPE cellblock_jobs_finished_total counter'];
+    for (const [verdict, count] of Object.entries(stats.verdicts)) {
+      lines.push(`cellblock_jobs_finished_total{verdict="${escapeLabel(verdict)}"} ${count}`);
+    }
+    lines.push('# HELP cellblock_job_latency_seconds Accepted to finished', '# TYPE cellblock_job_latency_seconds histogram');
+    stats.latency.bucketsMs.forEach((boundMs, index) => {
+      lines.push(`cellblock_job_latency_seconds_bucket{le="${msToSeconds(boundMs)}"} ${stats.latency.cumulativeCounts[index]}`);
+    });
+    lines.push(`cellblock_job_latency_seconds_bucket{le="+Inf"} ${stats.latency.count}`);
+    lines.push(`cellblock_job_latency_seconds_sum ${msToSeconds(stats.latency.sumMs)}`);
+    lines.push(`cellblock_job_latency_seconds_count ${stats.latency.count}`);
+    return `${lines.join('\n')}\n`;
+  }
+
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['service'] } }, async (_request, reply) => {
+    let statsText = '';
+    try {
+      const [counts, workers] = await Promise.all([jobs.counts(), jobs.liveWorkers()]);
+      for (const [state, count] of Object.entries(counts)) queueJobs.set({ state }, count);
+      workersAlive.set(workers.length);
+      workerSlots.set(workers.reduce((sum, worker) => sum + worker.concurrency, 0));
+      workerRunning.set(workers.reduce((sum, worker) => sum + worker.running, 0));
+      pool.reset();
+      const figures = new Map<string, number>();
+      for (const worker of workers) {
+        for (const [figure, value] of Object.entries(worker.pool ?? {})) figures.set(figure, (figures.get(figure) ?? 0) + value);
+      }
+      for (const [figure, value] of figures) pool.set({ figure }, value);
+      statsText = await jobStatsText();
+      redisUp.set(1);
+    } catch {
+      redisUp.set(0);
+    }
+    reply.header('content-type', registry.contentType);
+    return (await registry.metrics()) + statsText;
+  });
+};

@@ -1,0 +1,54 @@
+// Liveness, readiness and the runtime list.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Runtime } from '../../images/types.js';
+import { ErrorBody, Health, Readiness, RuntimeList } from '../schemas.js';
+import type { JobService } from '../service.js';
+
+export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService }> = async (app, { jobs }) => {
+  app.get(
+    '/healthz',
+    { schema: { summary: 'The API process is up', tags: ['service'], response: { 200: Health } } },
+    async () => ({ status: 'ok' }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        summary: 'Ready to run jobs: Redis answers and at least one worker is alive',
+        tags: ['service'],
+        response: { 200: Readiness, 503: Readiness },
+      },
+    },
+    async (_request, reply) => {
+      try {
+        await jobs.ping();
+      } catch {
+        return reply.code(503).header('retry-after', '5').send({ status: 'unavailable', redis: 'unreachable', workers: 0 });
+      }
+      const workers = (await jobs.liveWorkers().catch(() => [])).length;
+      const ready = workers > 0;
+      return reply
+        .code(ready ? 200 : 503)
+        .send({ status: ready ? 'ready' : 'no_workers', redis: 'ok', workers });
+    },
+  );
+};
+
+export const runtimeRoutes: FastifyPluginAsyncTypebox<{ runtimes: Runtime[] }> = async (app, { runtimes }) => {
+  const list = runtimes.map((runtime) => ({
+    id: runtime.id,
+    language: runtime.language,
+    version: runtime.version,
+    aliases: runtime.aliases,
+    compiled: runtime.compile !== undefined,
+    sourceFile: runtime.sourceFile,
+    defaultLimits: runtime.defaultLimits,
+    maxLimits: runtime.maxLimits,
+  }));
+  app.get(
+    '/runtimes',
+    { schema: { summary: 'Languages and versions this service runs', tags: ['runtimes'], response: { 200: RuntimeList, 401: ErrorBody } } },
+    async () => list,
+  );
+};

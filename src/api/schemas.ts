@@ -1,0 +1,197 @@
+// The /v1 API's shapes, written once in TypeBox: fastify validates requests with them, shapes
+// responses with them, and @fastify/swagger publishes them as the OpenAPI document at /docs.
+import { Type, type Static } from 'typebox';
+
+const description = (text: string) => ({ description: text });
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String(description('Stable, machine-readable reason, e.g. "unknown_language".')),
+      message: Type.String(description('What was wrong, for a person.')),
+      details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    }),
+  },
+  { $id: 'Error', description: 'Every 4xx/5xx answer has this shape.' },
+);
+
+export const LimitsInput = Type.Object(
+  {
+    cpuTimeMs: Type.Optional(Type.Integer({ minimum: 1 })),
+    wallTimeMs: Type.Optional(Type.Integer({ minimum: 1 })),
+    memoryBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+    pids: Type.Optional(Type.Integer({ minimum: 1 })),
+    outputBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+    fileSizeBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+    openFiles: Type.Optional(Type.Integer({ minimum: 1 })),
+    stackBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+    tmpBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+    cpuCores: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  },
+  {
+    additionalProperties: false,
+    description: "Per-run limits; absent fields take the runtime's defaults, larger than the runtime's maximum is a 400.",
+  },
+);
+
+export const FileInput = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 255, description: 'Relative path inside the work dir.' }),
+    content: Type.String(),
+    base64: Type.Optional(Type.Boolean({ description: '`content` is base64 (for binary files).' })),
+  },
+  { additionalProperties: false },
+);
+
+export const TestInput = Type.Object(
+  {
+    stdin: Type.Optional(Type.String()),
+    expectedOutput: Type.Optional(
+      Type.String({ description: 'Compared with stdout ignoring trailing whitespace on each line and trailing empty lines.' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const JobSubmission = Type.Object(
+  {
+    language: Type.String({ minLength: 1, maxLength: 64, description: 'Runtime id, language or alias (see /v1/runtimes).' }),
+    version: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Exact version or a prefix such as "3.11".' })),
+    source: Type.Optional(Type.String({ description: "A single source file, written as the runtime's source file name." })),
+    files: Type.Optional(Type.Array(FileInput, { minItems: 1, description: 'Several files; the first is the entry point.' })),
+    stdin: Type.Optional(Type.String()),
+    args: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }))),
+    limits: Type.Optional(LimitsInput),
+    compileLimits: Type.Optional(LimitsInput),
+    tests: Type.Optional(Type.Array(TestInput, { minItems: 1, description: 'Run once per test after one compile.' })),
+    webhookUrl: Type.Optional(Type.String({ maxLength: 2048, description: 'http(s) URL the finished job is POSTed to.' })),
+  },
+  { additionalProperties: false, $id: 'JobSubmission' },
+);
+export type JobSubmission = Static<typeof JobSubmission>;
+
+export const BatchSubmission = Type.Object(
+  { jobs: Type.Array(JobSubmission, { minItems: 1 }) },
+  { additionalProperties: false },
+);
+export type BatchSubmission = Static<typeof BatchSubmission>;
+
+export const JobIdParams = Type.Object({ id: Type.String({ description: 'Job id as returned by POST /v1/jobs.' }) });
+
+export const OutputEncoding = Type.Union([Type.Literal('utf8'), Type.Literal('base64')], {
+  description: 'How stdout/stderr are returned: text (invalid UTF-8 replaced) or base64 bytes.',
+});
+
+export const JobQuery = Type.Object({ outputEncoding: Type.Optional(OutputEncoding) }, { additionalProperties: false });
+
+export const SubmitQuery = Type.Object(
+  {
+    wait: Type.Optional(Type.Boolean({ description: 'Hold the request until the job is finished (bounded).' })),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 1, description: "Longest wait; capped by the server's maximum." })),
+    outputEncoding: Type.Optional(OutputEncoding),
+  },
+  { additionalProperties: false },
+);
+
+const NullableInteger = Type.Union([Type.Integer(), Type.Null()]);
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+const Verdict = Type.String({
+  description: 'ok, runtime_error, signaled, cpu_time_limit, wall_time_limit, memory_limit, output_limit, cancelled, internal_error (+ compile_error for the job)',
+});
+
+/** How a program ended and what it printed: the same fields on a stage and, lifted, on the result. */
+const outcomeFields = {
+  verdict: Verdict,
+  exitCode: NullableInteger,
+  signal: NullableInteger,
+  signalName: NullableString,
+  stdout: Type.String(),
+  stderr: Type.String(),
+  stdoutTruncated: Type.Boolean(),
+  stderrTruncated: Type.Boolean(),
+};
+
+export const StageView = Type.Object({
+  ...outcomeFields,
+  cpuTimeMs: Type.Number(),
+  wallTimeMs: Type.Number(),
+  peakMemoryBytes: Type.Number(),
+  passed: Type.Optional(Type.Union([Type.Boolean(), Type.Null()], { description: 'Tests only: stdout matched expectedOutput.' })),
+  error: Type.Optional(
+    Type.Object({ step: Type.String(), errno: Type.Integer(), code: Type.String(), message: Type.String() }),
+  ),
+});
+export type StageView = Static<typeof StageView>;
+
+export const ResultView = Type.Object({
+  ...outcomeFields,
+  runtime: Type.Object({ id: Type.String(), language: Type.String(), version: Type.String() }),
+  compile: Type.Optional(StageView),
+  run: Type.Optional(StageView),
+  tests: Type.Optional(Type.Array(StageView)),
+  metrics: Type.Object(
+    {
+      cpuTimeMs: Type.Number(),
+      wallTimeMs: Type.Number(),
+      peakMemoryBytes: Type.Number(),
+      queueWaitMs: Type.Number(),
+    },
+    { description: 'CPU and wall time summed over compile and every run; peak memory is the largest; queue wait is accepted → taken.' },
+  ),
+});
+export type ResultView = Static<typeof ResultView>;
+
+export const JobView = Type.Object(
+  {
+    id: Type.String(),
+    status: Type.Union([
+      Type.Literal('queued'),
+      Type.Literal('running'),
+      Type.Literal('done'),
+      Type.Literal('failed'),
+      Type.Literal('cancelled'),
+    ]),
+    createdAt: Type.String(),
+    startedAt: Type.Optional(Type.String()),
+    finishedAt: Type.Optional(Type.String()),
+    result: Type.Optional(ResultView),
+    failure: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+  },
+  { $id: 'Job' },
+);
+export type JobView = Static<typeof JobView>;
+
+export const Accepted = Type.Object({ id: Type.String(), status: Type.Literal('queued') });
+export const BatchAccepted = Type.Object({ jobs: Type.Array(Accepted) });
+
+const LimitsView = Type.Object({
+  cpuTimeMs: Type.Number(),
+  wallTimeMs: Type.Number(),
+  memoryBytes: Type.Number(),
+  pids: Type.Number(),
+  outputBytes: Type.Number(),
+  fileSizeBytes: Type.Number(),
+  openFiles: Type.Number(),
+  stackBytes: Type.Number(),
+  tmpBytes: Type.Number(),
+  cpuCores: Type.Number(),
+});
+
+export const RuntimeView = Type.Object({
+  id: Type.String(),
+  language: Type.String(),
+  version: Type.String(),
+  aliases: Type.Array(Type.String()),
+  compiled: Type.Boolean(),
+  sourceFile: Type.String(),
+  defaultLimits: LimitsView,
+  maxLimits: LimitsView,
+});
+export const RuntimeList = Type.Array(RuntimeView);
+
+export const Health = Type.Object({ status: Type.String() });
+export const Readiness = Type.Object({
+  status: Type.String(),
+  redis: Type.String(),
+  workers: Type.Integer(),
+});

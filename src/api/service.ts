@@ -1,0 +1,12 @@
+// What the API needs from the job service: the JobClient every front uses, plus the read-only
+// figures behind /readyz and /metrics. BullJobClient (src/queue/client.ts) is the implementation.
+import type { JobClient } from '../jobs/model.js';
+import type { QueueCounts, WorkerLiveness } from '../queue/client.js';
+import type { JobStats } from '../queue/stats.js';
+
+export interface JobService extends JobClient {
+  ping(): Promise<void>;
+  counts(): Promise<QueueCounts>;
+  liveWorkers(): Promise<WorkerLiveness[]>;
+  stats(): Promise<JobStats>;
+}

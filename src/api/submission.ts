@@ -1,0 +1,133 @@
+// A /v1 submission, checked against the runtime it names and turned into the queue's JobRequest.
+// Everything a worker would trip over is refused here with its own code, so that a job that is
+// accepted can run.
+import type { Runtime } from '../images/types.js';
+import type { JobRequest } from '../jobs/model.js';
+import type { Limits } from '../sandbox/types.js';
+import { badRequest } from './errors.js';
+import { requireRuntime } from './runtimes.js';
+import type { JobSubmission } from './schemas.js';
+
+export interface SubmissionPolicy {
+  maxFiles: number;
+  maxTests: number;
+  maxArgs: number;
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Strict base64 (RFC 4648, padded, no whitespace): Buffer.from would silently skip bad characters. */
+export function decodeBase64(text: string, what: string): Buffer {
+  if (!BASE64.test(text)) throw badRequest('invalid_base64', `${what} is not valid base64`, { field: what });
+  return Buffer.from(text, 'base64');
+}
+
+/** Relative, normalised, inside the work dir: no "..", no absolute path, no empty segment, no NUL. */
+export function checkFileName(name: string, what: string): void {
+  const segments = name.split('/');
+  const bad =
+    name.includes('\0') ||
+    name.startsWith('/') ||
+    segments.some((segment) => segment === '' || segment === '.' || segment === '..');
+  if (bad) {
+    throw badRequest('invalid_file_name', `${what} "${name}" must be a relative path inside the work dir (no "..", no leading "/")`, {
+      field: what,
+    });
+  }
+}
+
+/** Every asked-for limit must be at most the runtime's maximum. */
+export function checkLimits(runtime: Runtime, limits: Partial<Limits> | undefined, maxima: Limits, what: string): Partial<Limits> {
+  const checked: Partial<Limits> = {};
+  for (const [key, value] of Object.entries(limits ?? {}) as [keyof Limits, number | undefined][]) {
+    if (value === undefined) continue;
+    const maximum = maxima[key];
+    if (value > maximum) {
+      throw badRequest(
+        'limit_above_maximum',
+        `${what}.${key} = ${value} is above the maximum ${maximum} of runtime "${runtime.id}"`,
+        { field: `${what}.${key}`, value, maximum },
+      );
+    }
+    checked[key] = value;
+  }
+  return checked;
+}
+
+/** Compiles may be given more room than runs, when the runtime's own compile limits say so. */
+function compileMaxima(runtime: Runtime): Limits {
+  const maxima = { ...runtime.maxLimits };
+  for (const [key, value] of Object.entries(runtime.compile?.limits ?? {}) as [keyof Limits, number][]) {
+    maxima[key] = Math.max(maxima[key], value);
+  }
+  return maxima;
+}
+
+export function toJobRequest(
+  submission: JobSubmission,
+  runtimes: readonly Runtime[],
+  policy: SubmissionPolicy,
+  webhooksAllowed = true,
+): JobRequest {
+  const runtime = requireRuntime(runtimes, submission.language, submission.version);
+  if ((submission.source === undefined) === (submission.files === undefined)) {
+    throw badRequest('source_or_files', 'give exactly one of "source" or "files"');
+  }
+  let files: JobRequest['files'];
+  if (submission.files) {
+    if (submission.files.length > policy.maxFiles) {
+      throw badRequest('too_many_files', `${submission.files.length} files; at most ${policy.maxFiles}`, { maximum: policy.maxFiles });
+    }
+    const seen = new Set<string>();
+    files = submission.files.map((file, index) => {
+      checkFileName(file.name, `files[${index}].name`);
+      if (seen.has(file.name)) throw badRequest('duplicate_file_name', `file "${file.name}" is given twice`);
+      seen.add(file.name);
+      const content = file.base64 ? decodeBase64(file.content, `files[${index}].content`) : Buffer.from(file.content, 'utf8');
+      return { name: file.name, contentBase64: content.toString('base64') };
+    });
+  } else {
+    files = [{ name: runtime.sourceFile, contentBase64: Buffer.from(submission.source!, 'utf8').toString('base64') }];
+  }
+  const args = submission.args ?? [];
+  if (args.length > policy.maxArgs) throw badRequest('too_many_args', `${args.length} arguments; at most ${policy.maxArgs}`);
+  if (args.some((arg) => arg.includes('\0'))) throw badRequest('invalid_args', 'arguments may not contain NUL');
+
+  const request: JobRequest = {
+    runtimeId: runtime.id,
+    files,
+    stdinBase64: Buffer.from(submission.stdin ?? '', 'utf8').toString('base64'),
+    args,
+    limits: checkLimits(runtime, submission.limits, runtime.maxLimits, 'limits'),
+  };
+  if (submission.compileLimits && runtime.compile) {
+    request.compileLimits = checkLimits(runtime, submission.compileLimits, compileMaxima(runtime), 'compileLimits');
+  }
+  if (submission.tests) {
+    if (submission.tests.length > policy.maxTests) {
+      throw badRequest('too_many_tests', `${submission.tests.length} tests; at most ${policy.maxTests}`, { maximum: policy.maxTests });
+    }
+    request.tests = submission.tests.map((test) => {
+      const stdinBase64 = Buffer.from(test.stdin ?? '', 'utf8').toString('base64');
+      return test.expectedOutput === undefined ? { stdinBase64 } : { stdinBase64, expectedOutput: test.expectedOutput };
+    });
+  }
+  if (submission.webhookUrl !== undefined) {
+    if (!webhooksAllowed) throw badRequest('webhooks_disabled', 'webhooks are disabled on this server');
+    request.webhookUrl = checkWebhookUrl(submission.webhookUrl);
+  }
+  return request;
+}
+
+export function checkWebhookUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw badRequest('invalid_webhook_url', `webhookUrl "${text}" is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw badRequest('invalid_webhook_url', `webhookUrl must be http or https, not ${url.protocol}`);
+  }
+  return url.toString();
+}

@@ -1,0 +1,138 @@
+// The service's configuration, read once from the environment. Every knob has a unit in its
+// name and a default that works on one machine; a malformed value is a ConfigError at start-up,
+// never a surprise later.
+import os from 'node:os';
+
+export interface ApiKey {
+  key: string;
+  /** Requests per `rateLimitWindowMs` allowed for this key. */
+  requestsPerWindow: number;
+}
+
+export interface Config {
+  /** Redis to meet in; when absent, `cellblock start` runs a private redis-server. */
+  redisUrl?: string;
+  /** Key prefix of every Redis key (BullMQ's and ours), so that several deployments share a Redis. */
+  queuePrefix: string;
+  host: string;
+  port: number;
+  /** Where `cellblock start` keeps its private Redis's data. */
+  stateDir: string;
+
+  /** Worker processes `cellblock worker` / `cellblock start` run on this machine. */
+  workerProcesses: number;
+  /** Jobs one worker process runs at once. */
+  workerConcurrency: number;
+  /** How long a finished job (and its result) stays readable. */
+  resultTtlSeconds: number;
+  /** BullMQ lock on an active job; a worker that stops renewing it for this long is presumed dead. */
+  lockDurationMs: number;
+  /** How often workers look for jobs whose lock expired (stalled jobs). */
+  stalledIntervalMs: number;
+  /** Stalls a job survives before it is failed: 1 = retried once by another worker. */
+  maxStalledCount: number;
+  /** A worker's liveness key expires this long after its last heartbeat. */
+  workerHeartbeatTtlMs: number;
+  /** Grace on SIGTERM for running jobs to finish before they are cancelled. */
+  shutdownGraceMs: number;
+
+  /** Jobs waiting beyond this many answer 429 with Retry-After. */
+  maxQueuedJobs: number;
+  /** Longest `?wait=true` the API holds a request. */
+  maxWaitMs: number;
+  bodyLimitBytes: number;
+  maxFiles: number;
+  maxTests: number;
+  maxBatchJobs: number;
+  maxArgs: number;
+
+  webhookAttempts: number;
+  webhookTimeoutMs: number;
+  webhookBackoffMs: number;
+
+  /** Empty: the API is open. Otherwise every /v1 (and compat) request needs one of these keys. */
+  apiKeys: ApiKey[];
+  rateLimitWindowMs: number;
+  /** Requests per window for anonymous callers (when keys are off) and keys without their own. */
+  defaultRequestsPerWindow: number;
+
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly variable: string, message: string) {
+    super(`${variable}: ${message}`);
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, variable: string, fallback: number, minimum = 0): number {
+  const raw = env[variable];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(variable, `expected a whole number, got "${raw}"`);
+  const value = Number(raw.trim());
+  if (!Number.isSafeInteger(value) || value < minimum) {
+    throw new ConfigError(variable, `expected a whole number >= ${minimum}, got "${raw}"`);
+  }
+  return value;
+}
+
+/** `key1:120,key2` — a key with no `:n` takes the default requests per window. */
+function apiKeys(env: Env, variable: string, defaultPerWindow: number): ApiKey[] {
+  const raw = env[variable]?.trim();
+  if (!raw) return [];
+  return raw.split(',').map((entry) => {
+    const [key, perWindow, extra] = entry.trim().split(':');
+    if (!key || extra !== undefined || !/^[\w.~+/=-]{8,200}$/.test(key)) {
+      throw new ConfigError(variable, `entry "${entry}" is not KEY or KEY:REQUESTS (keys: 8+ characters)`);
+    }
+    if (perWindow !== undefined && !/^\d+$/.test(perWindow)) {
+      throw new ConfigError(variable, `entry "${entry}": requests must be a whole number`);
+    }
+    return { key, requestsPerWindow: perWindow === undefined ? defaultPerWindow : Number(perWindow) };
+  });
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const defaultRequestsPerWindow = integer(env, 'CELLBLOCK_RATE_LIMIT_REQUESTS', 600, 1);
+  const redisUrl = env.CELLBLOCK_REDIS_URL?.trim() || undefined;
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new ConfigError('CELLBLOCK_REDIS_URL', `expected redis://host:port[/db], got "${redisUrl}"`);
+  }
+  const queuePrefix = env.CELLBLOCK_QUEUE_PREFIX?.trim() || 'cellblock';
+  if (!/^[\w-]{1,64}$/.test(queuePrefix)) {
+    throw new ConfigError('CELLBLOCK_QUEUE_PREFIX', 'letters, digits, "_" and "-" only');
+  }
+  const lockDurationMs = integer(env, 'CELLBLOCK_LOCK_DURATION_MS', 30_000, 1000);
+  return {
+    redisUrl,
+    queuePrefix,
+    host: env.CELLBLOCK_HOST?.trim() || '127.0.0.1',
+    port: integer(env, 'CELLBLOCK_PORT', 2358),
+    stateDir: env.CELLBLOCK_STATE_DIR?.trim() || '/var/lib/cellblock',
+    workerProcesses: integer(env, 'CELLBLOCK_WORKER_PROCESSES', 1, 0),
+    workerConcurrency: integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', Math.max(2, os.availableParallelism()), 1),
+    resultTtlSeconds: integer(env, 'CELLBLOCK_RESULT_TTL_SECONDS', 3600, 1),
+    lockDurationMs,
+    stalledIntervalMs: integer(env, 'CELLBLOCK_STALLED_INTERVAL_MS', lockDurationMs, 500),
+    maxStalledCount: integer(env, 'CELLBLOCK_MAX_STALLED_COUNT', 1, 0),
+    workerHeartbeatTtlMs: integer(env, 'CELLBLOCK_WORKER_HEARTBEAT_TTL_MS', 15_000, 1000),
+    shutdownGraceMs: integer(env, 'CELLBLOCK_SHUTDOWN_GRACE_MS', 60_000),
+    maxQueuedJobs: integer(env, 'CELLBLOCK_MAX_QUEUED_JOBS', 10_000, 1),
+    maxWaitMs: integer(env, 'CELLBLOCK_MAX_WAIT_MS', 60_000, 1),
+    bodyLimitBytes: integer(env, 'CELLBLOCK_BODY_LIMIT_BYTES', 4 * 1024 * 1024, 1024),
+    maxFiles: integer(env, 'CELLBLOCK_MAX_FILES', 64, 1),
+    maxTests: integer(env, 'CELLBLOCK_MAX_TESTS', 100, 1),
+    maxBatchJobs: integer(env, 'CELLBLOCK_MAX_BATCH_JOBS', 100, 1),
+    maxArgs: integer(env, 'CELLBLOCK_MAX_ARGS', 128, 0),
+    webhookAttempts: integer(env, 'CELLBLOCK_WEBHOOK_ATTEMPTS', 5, 1),
+    webhookTimeoutMs: integer(env, 'CELLBLOCK_WEBHOOK_TIMEOUT_MS', 5000, 100),
+    webhookBackoffMs: integer(env, 'CELLBLOCK_WEBHOOK_BACKOFF_MS', 1000, 0),
+    apiKeys: apiKeys(env, 'CELLBLOCK_API_KEYS', defaultRequestsPerWindow),
+    rateLimitWindowMs: integer(env, 'CELLBLOCK_RATE_LIMIT_WINDOW_MS', 60_000, 1000),
+    defaultRequestsPerWindow,
+    logLevel: env.CELLBLOCK_LOG_LEVEL?.trim() || 'info',
+  };
+}

@@ -1,0 +1,266 @@
+// JobClient over BullMQ: the API's side of the queue. Job data is the JobRequest, the job id a
+// nanoid, the return value the JobResult. Finished jobs stay readable for `resultTtlSeconds`
+// (BullMQ's removeOnComplete/removeOnFail age). Cancellation is a marker key (a queued job never
+// runs) plus a pub/sub message (a running job is aborted by whichever worker holds it).
+import { Queue, QueueEvents, type Job, type JobState } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { nanoid } from 'nanoid';
+import type { JobClient, JobRecord, JobRequest, JobResult, JobStatus } from '../jobs/model.js';
+import { createRedis } from './connection.js';
+import { QueueFullError, QueueUnavailableError } from './errors.js';
+import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
+import { readJobStats, type JobStats } from './stats.js';
+
+export interface BullJobClientOptions {
+  redisUrl: string;
+  prefix: string;
+  resultTtlSeconds: number;
+  maxQueuedJobs: number;
+  /** A Redis call that takes longer than this is treated as Redis being unavailable. */
+  redisTimeoutMs?: number;
+}
+
+export interface QueueCounts {
+  waiting: number;
+  active: number;
+  delayed: number;
+  prioritized: number;
+  completed: number;
+  failed: number;
+}
+
+export interface WorkerLiveness {
+  workerId: string;
+  host: string;
+  pid: number;
+  concurrency: number;
+  running: number;
+  /** Whatever figures the worker's executor reports about its pool. */
+  pool?: Record<string, number>;
+}
+
+/** What the cancel marker holds, so that a cancelled queued job (removed from BullMQ) still has a record. */
+interface CancelMarker {
+  createdAt: string;
+  cancelledAt: string;
+}
+
+/** The BullMQ failure reason of a job whose worker died more than `maxStalledCount` times. */
+const STALLED_REASON = 'job stalled more than allowable limit';
+/** The failure reason a worker gives a job it took after it was cancelled (see worker.ts). */
+export const CANCELLED_REASON = 'cancelled before it ran';
+const QUEUED_STATES: ReadonlySet<JobState | 'unknown'> = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
+const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['done', 'failed', 'cancelled']);
+/** How often `wait` re-reads a job in case a queue event was missed (e.g. across a Redis restart). */
+const WAIT_POLL_MS = 1000;
+const CONNECTION_ERROR = /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING/i;
+
+export class BullJobClient implements JobClient {
+  readonly keys: RedisKeys;
+  private readonly queue: Queue<JobRequest, JobResult>;
+  private readonly events: QueueEvents;
+  private readonly redis: Redis;
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly redisTimeoutMs: number;
+
+  constructor(private readonly options: BullJobClientOptions) {
+    this.keys = redisKeys(options.prefix);
+    this.redisTimeoutMs = options.redisTimeoutMs ?? 5000;
+    this.redis = createRedis(options.redisUrl, 'producer', 'cellblock-api');
+    this.queue = new Queue<JobRequest, JobResult>(QUEUE_NAME, { connection: this.redis, prefix: options.prefix });
+    this.queue.on('error', () => {});
+    this.events = new QueueEvents(QUEUE_NAME, {
+      connection: createRedis(options.redisUrl, 'blocking', 'cellblock-api-events'),
+      prefix: options.prefix,
+    });
+    this.events.on('error', () => {});
+    const notify = ({ jobId }: { jobId: string }) => this.notify(jobId);
+    this.events.on('completed', notify);
+    this.events.on('failed', notify);
+    this.events.on('removed', notify);
+  }
+
+  /** Resolves once Redis has answered; rejects with QueueUnavailableError after `timeoutMs`. */
+  async ready(timeoutMs = this.redisTimeoutMs): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.redis.status !== 'ready') {
+      if (Date.now() >= deadline) throw new QueueUnavailableError(new Error(`redis connection is ${this.redis.status}`));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await this.guard(() => Promise.all([this.queue.waitUntilReady(), this.events.waitUntilReady()]), deadline - Date.now());
+  }
+
+  async submit(request: JobRequest): Promise<string> {
+    const [id] = await this.submitBatch([request]);
+    return id!;
+  }
+
+  async submitBatch(requests: JobRequest[]): Promise<string[]> {
+    return this.guard(async () => {
+      const queued = await this.queue.count();
+      if (queued + requests.length > this.options.maxQueuedJobs) {
+        throw new QueueFullError(queued, this.options.maxQueuedJobs);
+      }
+      const age = this.options.resultTtlSeconds;
+      const jobs = requests.map((data) => ({
+        name: data.runtimeId,
+        data,
+        opts: { jobId: nanoid(), attempts: 1, removeOnComplete: { age }, removeOnFail: { age } },
+      }));
+      await this.queue.addBulk(jobs);
+      return jobs.map((job) => job.opts.jobId);
+    });
+  }
+
+  async get(id: string): Promise<JobRecord | undefined> {
+    return this.guard(async () => {
+      const job = await this.queue.getJob(id);
+      if (job) return toRecord(job, await job.getState());
+      const marker = await this.redis.get(this.keys.cancelled(id));
+      if (marker === null) return undefined;
+      const { createdAt, cancelledAt } = JSON.parse(marker) as CancelMarker;
+      return { id, status: 'cancelled', createdAt, finishedAt: cancelledAt };
+    });
+  }
+
+  async wait(id: string, timeoutMs: number): Promise<JobRecord | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    let wake: () => void = () => {};
+    const listener = () => wake();
+    let listeners = this.waiters.get(id);
+    if (!listeners) this.waiters.set(id, (listeners = new Set()));
+    listeners.add(listener);
+    try {
+      for (;;) {
+        // Registered before reading, so that a finish between the read and the sleep still wakes us.
+        const record = await this.get(id);
+        if (!record || FINAL_STATUSES.has(record.status)) return record;
+        const leftMs = deadline - Date.now();
+        if (leftMs <= 0) return record;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(leftMs, WAIT_POLL_MS));
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    } finally {
+      listeners.delete(listener);
+      if (listeners.size === 0) this.waiters.delete(id);
+    }
+  }
+
+  async cancel(id: string): Promise<JobRecord | undefined> {
+    const outcome = await this.guard(async () => {
+      const job = await this.queue.getJob(id);
+      if (!job) return 'unknown' as const;
+      const state = await job.getState();
+      if (state === 'completed' || state === 'failed' || state === 'unknown') return 'finished' as const;
+      const marker: CancelMarker = {
+        createdAt: new Date(job.timestamp).toISOString(),
+        cancelledAt: new Date().toISOString(),
+      };
+      // The marker first: a worker that takes the job from now on sees it and does not run it.
+      await this.redis.set(this.keys.cancelled(id), JSON.stringify(marker), 'EX', this.options.resultTtlSeconds);
+      if (QUEUED_STATES.has(state) && (await this.queue.remove(id)) === 1) return 'removed' as const;
+      // Running (or taken by a worker since we looked): whichever worker holds it aborts it.
+      await this.redis.publish(this.keys.cancelChannel, id);
+      return 'signalled' as const;
+    });
+    if (outcome === 'signalled') return this.wait(id, 5000);
+    return this.get(id);
+  }
+
+  async counts(): Promise<QueueCounts> {
+    return this.guard(async () => {
+      const counts = await this.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed');
+      return {
+        waiting: counts.waiting ?? 0,
+        active: counts.active ?? 0,
+        delayed: counts.delayed ?? 0,
+        prioritized: counts.prioritized ?? 0,
+        completed: counts.completed ?? 0,
+        failed: counts.failed ?? 0,
+      };
+    });
+  }
+
+  /** Workers whose liveness key has not expired, wherever they run. */
+  async liveWorkers(): Promise<WorkerLiveness[]> {
+    return this.guard(async () => {
+      const keys: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, batch] = await this.redis.scan(cursor, 'MATCH', this.keys.workerPattern, 'COUNT', 1000);
+        cursor = next;
+        keys.push(...batch);
+      } while (cursor !== '0');
+      if (keys.length === 0) return [];
+      const values = await this.redis.mget(keys);
+      return values.filter((value): value is string => value !== null).map((value) => JSON.parse(value) as WorkerLiveness);
+    });
+  }
+
+  async stats(): Promise<JobStats> {
+    return this.guard(() => readJobStats(this.redis, this.keys));
+  }
+
+  async ping(): Promise<void> {
+    await this.guard(() => this.redis.ping());
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.events.close(), this.queue.close()]);
+    this.redis.disconnect();
+  }
+
+  private notify(jobId: string): void {
+    for (const listener of this.waiters.get(jobId) ?? []) listener();
+  }
+
+  /** Runs a Redis operation; a dead or slow Redis becomes QueueUnavailableError (503), not a hang or a 500. */
+  private async guard<T>(operation: () => Promise<T>, timeoutMs = this.redisTimeoutMs): Promise<T> {
+    // Not connected (Redis down or reconnecting): answer now rather than queue the call.
+    if (this.redis.status !== 'ready') {
+      throw new QueueUnavailableError(new Error(`redis connection is ${this.redis.status}`));
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new QueueUnavailableError(new Error(`no answer from redis in ${timeoutMs} ms`))), timeoutMs);
+    });
+    try {
+      return await Promise.race([operation(), timeout]);
+    } catch (error) {
+      if (error instanceof QueueUnavailableError || error instanceof QueueFullError) throw error;
+      if (this.redis.status !== 'ready' || (error instanceof Error && CONNECTION_ERROR.test(error.message))) {
+        throw new QueueUnavailableError(error);
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** BullMQ's view of a job, in the vocabulary every front shares. */
+export function toRecord(job: Job<JobRequest, JobResult>, state: JobState | 'unknown'): JobRecord {
+  const record: JobRecord = { id: job.id!, status: 'queued', createdAt: new Date(job.timestamp).toISOString() };
+  if (job.processedOn) record.startedAt = new Date(job.processedOn).toISOString();
+  if (job.finishedOn) record.finishedAt = new Date(job.finishedOn).toISOString();
+  if (state === 'active') {
+    record.status = 'running';
+  } else if (state === 'completed') {
+    record.result = job.returnvalue;
+    record.status = job.returnvalue?.verdict === 'cancelled' ? 'cancelled' : 'done';
+  } else if (state === 'failed' && job.failedReason === CANCELLED_REASON) {
+    record.status = 'cancelled';
+  } else if (state === 'failed') {
+    record.status = 'failed';
+    record.failure =
+      job.failedReason === STALLED_REASON
+        ? { code: 'worker_lost', message: 'the job was retried after its worker died, and its worker died again' }
+        : { code: 'internal_error', message: job.failedReason || 'the worker failed to run the job' };
+  }
+  return record;
+}

@@ -1,0 +1,53 @@
+// Between the executor's in-memory results and the JSON that lives in Redis: outputs become
+// base64 so that any bytes survive, every other field is kept as the executor reported it.
+import type { ExecuteRequest, ExecuteResult, StageResult, TestResult } from '../executor/types.js';
+import type { JobRequest, JobResult, StoredStage } from '../jobs/model.js';
+
+function storeStage(stage: StageResult): StoredStage {
+  const stored: StoredStage = {
+    verdict: stage.verdict,
+    exitCode: stage.exitCode,
+    signal: stage.signal,
+    signalName: stage.signalName,
+    stdoutBase64: Buffer.from(stage.stdout).toString('base64'),
+    stderrBase64: Buffer.from(stage.stderr).toString('base64'),
+    stdoutTruncated: stage.stdoutTruncated,
+    stderrTruncated: stage.stderrTruncated,
+    cpuTimeMs: stage.metrics.cpuTimeMs,
+    wallTimeMs: stage.metrics.wallTimeMs,
+    peakMemoryBytes: stage.metrics.peakMemoryBytes,
+  };
+  if (stage.error) stored.error = stage.error;
+  return stored;
+}
+
+function storeTest(test: TestResult): StoredStage {
+  return { ...storeStage(test), passed: test.passed };
+}
+
+export function toJobResult(result: ExecuteResult, queueWaitMs: number): JobResult {
+  const stored: JobResult = { verdict: result.verdict, runtime: result.runtime, queueWaitMs };
+  if (result.compile) stored.compile = storeStage(result.compile);
+  if (result.run) stored.run = storeStage(result.run);
+  if (result.tests) stored.tests = result.tests.map(storeTest);
+  return stored;
+}
+
+export function toExecuteRequest(request: JobRequest, signal: AbortSignal): ExecuteRequest {
+  const execute: ExecuteRequest = {
+    runtimeId: request.runtimeId,
+    files: request.files.map((file) => ({ name: file.name, content: Buffer.from(file.contentBase64, 'base64') })),
+    stdin: Buffer.from(request.stdinBase64, 'base64'),
+    args: request.args,
+    limits: request.limits,
+    signal,
+  };
+  if (request.compileLimits) execute.compileLimits = request.compileLimits;
+  if (request.tests) {
+    execute.tests = request.tests.map((test) => {
+      const stdin = Buffer.from(test.stdinBase64, 'base64');
+      return test.expectedOutput === undefined ? { stdin } : { stdin, expectedOutput: test.expectedOutput };
+    });
+  }
+  return execute;
+}

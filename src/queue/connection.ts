@@ -1,0 +1,21 @@
+// ioredis connections, configured by what they are for. BullMQ needs `maxRetriesPerRequest: null`
+// on connections that block (workers, queue events) so a Redis restart is waited out; the API's
+// producer connection instead fails fast (`enableOfflineQueue: false`) so that an HTTP request
+// answers 503 at once rather than hanging until Redis returns (BullMQ's "failing fast" pattern).
+import { Redis, type RedisOptions } from 'ioredis';
+
+export type ConnectionRole = 'producer' | 'blocking';
+
+export function createRedis(url: string, role: ConnectionRole, name: string): Redis {
+  const options: RedisOptions = {
+    connectionName: name,
+    maxRetriesPerRequest: role === 'blocking' ? null : 1,
+    enableOfflineQueue: role === 'blocking',
+    // Reconnect forever, backing off to 2 s: Redis restarts are expected and survivable.
+    retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
+  };
+  const redis = new Redis(url, options);
+  // Without a listener ioredis prints every failed reconnect; callers log state changes instead.
+  redis.on('error', () => {});
+  return redis;
+}

@@ -1,0 +1,19 @@
+// Failures of the job service that an API front turns into an HTTP status.
+
+/** Redis cannot be reached: the caller should retry later (503). */
+export class QueueUnavailableError extends Error {
+  override readonly name = 'QueueUnavailableError';
+  readonly retryAfterSeconds = 5;
+  constructor(cause?: unknown) {
+    super('the job queue (Redis) is unavailable; retry later', { cause });
+  }
+}
+
+/** Too many jobs are waiting: the caller should back off (429). */
+export class QueueFullError extends Error {
+  override readonly name = 'QueueFullError';
+  readonly retryAfterSeconds = 10;
+  constructor(readonly queuedJobs: number, readonly maxQueuedJobs: number) {
+    super(`the queue is full (${queuedJobs} jobs waiting, at most ${maxQueuedJobs}); retry later`);
+  }
+}

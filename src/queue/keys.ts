@@ -1,0 +1,31 @@
+// Every Redis name cellblock uses besides BullMQ's own, in one place, under the deployment's prefix.
+// BullMQ keys its queue as `<prefix>:<queue>:*`; ours sit beside them as `<prefix>:cb:*`.
+
+/** The one BullMQ queue all submissions go through. */
+export const QUEUE_NAME = 'jobs';
+
+export interface RedisKeys {
+  /** Set when a job is cancelled; a worker checks it before running. Expires with the results. */
+  cancelled(jobId: string): string;
+  /** Pub/sub channel on which the API tells every worker to abort a running job. */
+  cancelChannel: string;
+  /** One key per live worker process; its TTL is the liveness deadline. */
+  worker(workerId: string): string;
+  workerPattern: string;
+  /** Hash: finished jobs counted by verdict (and `failed`), for /metrics. */
+  verdictCounts: string;
+  /** Hash: job latency histogram (bucket upper bounds in ms, `sum`, `count`), for /metrics. */
+  latencyHistogram: string;
+}
+
+export function redisKeys(prefix: string): RedisKeys {
+  const base = `${prefix}:cb`;
+  return {
+    cancelled: (jobId) => `${base}:cancelled:${jobId}`,
+    cancelChannel: `${base}:cancel`,
+    worker: (workerId) => `${base}:worker:${workerId}`,
+    workerPattern: `${base}:worker:*`,
+    verdictCounts: `${base}:stats:verdicts`,
+    latencyHistogram: `${base}:stats:latency`,
+  };
+}

@@ -1,0 +1,149 @@
+// A private redis-server on a loopback port: what `cellblock start` uses when no Redis URL is
+// configured, and what every test that needs Redis starts for itself. Persistence is on (AOF,
+// fsync always) so that a restart loses nothing that was accepted, and eviction is off, as
+// BullMQ requires.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+
+export interface RedisServerOptions {
+  /** Directory for the AOF and dump files; must exist. */
+  dataDir: string;
+  /** Port on 127.0.0.1; a free one when absent. */
+  port?: number;
+  /** Called with each line redis-server prints (for logs); quiet when absent. */
+  onLog?: (line: string) => void;
+}
+
+export interface RedisServer {
+  url: string;
+  port: number;
+  readonly pid: number | undefined;
+  /** SIGTERM, then wait for it to exit (it writes its data first). */
+  stop(): Promise<void>;
+  /** Stop, then start again on the same port and data. */
+  restart(): Promise<void>;
+}
+
+export class RedisServerError extends Error {
+  override readonly name = 'RedisServerError';
+}
+
+const START_TIMEOUT_MS = 10_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+export async function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let answer = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('error', () => done(false));
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      answer += chunk.toString();
+      if (answer.includes('\r\n')) done(answer.startsWith('+PONG'));
+    });
+  });
+}
+
+function redisArgs(port: number, dataDir: string): string[] {
+  return [
+    '--port', String(port),
+    '--bind', '127.0.0.1',
+    '--dir', dataDir,
+    '--appendonly', 'yes',
+    '--appendfsync', 'always',
+    '--save', '',
+    '--maxmemory-policy', 'noeviction',
+    '--daemonize', 'no',
+    '--logfile', '',
+  ];
+}
+
+function launch(port: number, options: RedisServerOptions): ChildProcess {
+  const args = redisArgs(port, options.dataDir);
+  // setpriv --pdeathsig: the server dies with us, so that a crashed test or service never leaves one behind.
+  const useSetpriv = existsSync('/usr/bin/setpriv');
+  const child = useSetpriv
+    ? spawn('/usr/bin/setpriv', ['--pdeathsig', 'TERM', 'redis-server', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const forward = (chunk: Buffer) => {
+    for (const line of chunk.toString().split('\n')) if (line.trim()) options.onLog?.(line);
+  };
+  child.stdout?.on('data', forward);
+  child.stderr?.on('data', forward);
+  return child;
+}
+
+async function waitUntilAnswering(port: number, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new RedisServerError(`redis-server on port ${port} exited at start (${child.exitCode ?? child.signalCode})`);
+    }
+    if (await ping(port)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  child.kill('SIGKILL');
+  throw new RedisServerError(`redis-server on port ${port} did not answer within ${START_TIMEOUT_MS} ms`);
+}
+
+async function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  await exited;
+  clearTimeout(timer);
+}
+
+export async function startRedisServer(options: RedisServerOptions): Promise<RedisServer> {
+  let port = options.port ?? (await freeLoopbackPort());
+  let child: ChildProcess;
+  for (let attempt = 0; ; attempt++) {
+    child = launch(port, options);
+    const spawnError = new Promise<never>((_, reject) =>
+      child.once('error', (error) => reject(new RedisServerError(`cannot run redis-server: ${error.message} (run scripts/setup.sh)`))),
+    );
+    try {
+      await Promise.race([waitUntilAnswering(port, child), spawnError]);
+      break;
+    } catch (error) {
+      await terminate(child);
+      // Another process may have taken the free port between our probe and redis-server's bind.
+      if (options.port !== undefined || attempt >= 3 || !(error instanceof RedisServerError) || /cannot run/.test(error.message)) {
+        throw error;
+      }
+      port = await freeLoopbackPort();
+    }
+  }
+  const server: RedisServer = {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    get pid() {
+      return child.pid;
+    },
+    stop: () => terminate(child),
+    restart: async () => {
+      await terminate(child);
+      child = launch(port, options);
+      await waitUntilAnswering(port, child);
+    },
+  };
+  return server;
+}

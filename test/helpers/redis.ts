@@ -1,0 +1,43 @@
+// A private redis-server for one test file: a free loopback port, its own data dir (removed on
+// stop), persistence on so that restart() keeps what was written.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { startRedisServer } from '../../src/queue/redis-server.js';
+
+export interface TestRedis {
+  url: string;
+  port: number;
+  /** Stops the server and removes its data. */
+  stop(): Promise<void>;
+  /** Stops and starts it again on the same port, with the same data. */
+  restart(): Promise<void>;
+  /** Stops it, keeping the data, so that a test can watch the service without Redis. */
+  pause(): Promise<void>;
+  /** Starts it again after pause(). */
+  resume(): Promise<void>;
+}
+
+export async function start(port?: number): Promise<TestRedis> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cellblock-test-redis-'));
+  const server = await startRedisServer(port === undefined ? { dataDir } : { dataDir, port });
+  let running = true;
+  return {
+    url: server.url,
+    port: server.port,
+    stop: async () => {
+      await server.stop();
+      running = false;
+      await rm(dataDir, { recursive: true, force: true });
+    },
+    restart: () => server.restart(),
+    pause: async () => {
+      await server.stop();
+      running = false;
+    },
+    resume: async () => {
+      if (!running) await server.restart();
+      running = true;
+    },
+  };
+}

@@ -1,0 +1,223 @@
+// The API's answers to bad input, a full queue, a missing Redis and API keys: every one a 4xx/5xx
+// with a machine-readable code, never a crash. Real Redis, no workers (nothing here runs).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { LightMyRequestResponse } from 'fastify';
+import { startService, testRuntime, type ServiceHarness } from './fixtures.js';
+
+function assertError(response: LightMyRequestResponse, statusCode: number, code: string): { code: string; message: string } {
+  assert.equal(response.statusCode, statusCode, `expected ${statusCode} ${code}, got ${response.statusCode}: ${response.body}`);
+  const body = response.json() as { error: { code: string; message: string } };
+  assert.equal(body.error.code, code, response.body);
+  assert.ok(body.error.message.length > 0, 'message must say what was wrong');
+  return body.error;
+}
+
+const hello = { language: 'python', source: 'print("hi")' };
+
+describe('API bad input', () => {
+  let service: ServiceHarness;
+  const post = (body: unknown, url = '/v1/jobs') => service.app.inject({ method: 'POST', url, payload: body as object });
+  const postRaw = (contentType: string, payload: string) =>
+    service.app.inject({ method: 'POST', url: '/v1/jobs', headers: { 'content-type': contentType }, payload });
+
+  before(async () => {
+    service = await startService({ config: { bodyLimitBytes: 4096, maxFiles: 2, maxTests: 2, maxBatchJobs: 2, maxArgs: 3 } });
+  });
+  after(() => service.close());
+
+  test('invalid JSON is 400 invalid_json', async () => {
+    assertError(await postRaw('application/json', '{"language": "python", '), 400, 'invalid_json');
+  });
+
+  test('a body that is not JSON is 415 unsupported_media_type', async () => {
+    assertError(await postRaw('application/xml', '<job/>'), 415, 'unsupported_media_type');
+  });
+
+  test('an oversized body is 413 body_too_large', async () => {
+    assertError(await post({ ...hello, source: 'x'.repeat(8192) }), 413, 'body_too_large');
+  });
+
+  test('schema violations are 400 invalid_request naming the field', async () => {
+    const missing = assertError(await post({ source: 'x' }), 400, 'invalid_request');
+    assert.match(missing.message, /language/);
+    const unknownField = assertError(await post({ ...hello, colour: 'blue' }), 400, 'invalid_request');
+    assert.match(unknownField.message, /colour/);
+    const negative = assertError(await post({ ...hello, limits: { cpuTimeMs: -5 } }), 400, 'invalid_request');
+    assert.match(negative.message, /cpuTimeMs/);
+    assertError(await post({ ...hello, limits: { gpus: 1 } }), 400, 'invalid_request');
+    assertError(await post({ ...hello, args: 'not-a-list' }), 400, 'invalid_request');
+    assertError(await post([1, 2, 3]), 400, 'invalid_request');
+  });
+
+  test('unknown language and version', async () => {
+    assertError(await post({ language: 'cobol', source: 'x' }), 400, 'unknown_language');
+    assertError(await post({ language: 'python', version: '2.7', source: 'x' }), 400, 'unknown_version');
+  });
+
+  test('limits above the runtime maximum are 400 limit_above_maximum', async () => {
+    const error = assertError(
+      await post({ ...hello, limits: { memoryBytes: testRuntime.maxLimits.memoryBytes + 1 } }),
+      400,
+      'limit_above_maximum',
+    );
+    assert.match(error.message, /memoryBytes/);
+  });
+
+  test('source and files: exactly one', async () => {
+    assertError(await post({ language: 'python' }), 400, 'source_or_files');
+    assertError(await post({ ...hello, files: [{ name: 'a.py', content: 'x' }] }), 400, 'source_or_files');
+  });
+
+  test('files: count, names, base64', async () => {
+    const file = (name: string) => ({ name, content: 'print(1)' });
+    assertError(await post({ language: 'python', files: [file('a.py'), file('b.py'), file('c.py')] }), 400, 'too_many_files');
+    assertError(await post({ language: 'python', files: [file('../escape.py')] }), 400, 'invalid_file_name');
+    assertError(await post({ language: 'python', files: [file('/etc/passwd')] }), 400, 'invalid_file_name');
+    assertError(await post({ language: 'python', files: [file('a//b.py')] }), 400, 'invalid_file_name');
+    assertError(await post({ language: 'python', files: [file('a.py'), file('a.py')] }), 400, 'duplicate_file_name');
+    assertError(
+      await post({ language: 'python', files: [{ name: 'a.py', content: 'not base64!', base64: true }] }),
+      400,
+      'invalid_base64',
+    );
+    assertError(await post({ language: 'python', files: [{ name: 'a.py', content: 'abc', base64: true }] }), 400, 'invalid_base64');
+  });
+
+  test('tests, args and webhook', async () => {
+    assertError(await post({ ...hello, tests: [{}, {}, {}] }), 400, 'too_many_tests');
+    assertError(await post({ ...hello, args: ['1', '2', '3', '4'] }), 400, 'too_many_args');
+    assertError(await post({ ...hello, webhookUrl: 'not a url' }), 400, 'invalid_webhook_url');
+    assertError(await post({ ...hello, webhookUrl: 'file:///etc/passwd' }), 400, 'invalid_webhook_url');
+  });
+
+  test('batches: size, and the index of the bad job', async () => {
+    assertError(await post({ jobs: [hello, hello, hello] }, '/v1/jobs/batch'), 400, 'batch_too_large');
+    const error = assertError(await post({ jobs: [hello, { language: 'cobol', source: 'x' }] }, '/v1/jobs/batch'), 400, 'unknown_language');
+    assert.match(error.message, /jobs\[1\]/);
+    assertError(await post({ jobs: [] }, '/v1/jobs/batch'), 400, 'invalid_request');
+  });
+
+  test('unknown job ids and routes are 404', async () => {
+    assertError(await service.app.inject({ method: 'GET', url: '/v1/jobs/doesnotexist' }), 404, 'job_not_found');
+    assertError(await service.app.inject({ method: 'GET', url: '/v1/jobs/bad%20id%3A%2A' }), 404, 'job_not_found');
+    assertError(await service.app.inject({ method: 'DELETE', url: '/v1/jobs/doesnotexist' }), 404, 'job_not_found');
+    assertError(await service.app.inject({ method: 'GET', url: '/v1/nothing-here' }), 404, 'route_not_found');
+    assertError(await service.app.inject({ method: 'GET', url: '/v1/jobs/x?outputEncoding=rot13' }), 400, 'invalid_request');
+  });
+
+  test('a good job is accepted, readable, and cancelled while queued', async () => {
+    const accepted = await post(hello);
+    assert.equal(accepted.statusCode, 202, accepted.body);
+    const { id, status } = accepted.json() as { id: string; status: string };
+    assert.equal(status, 'queued');
+    assert.match(id, /^[A-Za-z0-9_-]{21}$/);
+    const queued = await service.app.inject({ method: 'GET', url: `/v1/jobs/${id}` });
+    assert.equal(queued.statusCode, 200);
+    assert.equal(queued.json().status, 'queued');
+    const cancelled = await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}` });
+    assert.equal(cancelled.statusCode, 200, cancelled.body);
+    assert.equal(cancelled.json().status, 'cancelled');
+    const after = await service.app.inject({ method: 'GET', url: `/v1/jobs/${id}` });
+    assert.equal(after.json().status, 'cancelled');
+    assert.equal((await service.jobs.counts()).waiting, 0, 'a cancelled queued job must leave the queue');
+  });
+
+  test('health, readiness without workers, runtimes, OpenAPI, metrics', async () => {
+    assert.equal((await service.app.inject({ url: '/healthz' })).statusCode, 200);
+    const ready = await service.app.inject({ url: '/readyz' });
+    assert.equal(ready.statusCode, 503);
+    assert.deepEqual(ready.json(), { status: 'no_workers', redis: 'ok', workers: 0 });
+    const runtimes = await service.app.inject({ url: '/v1/runtimes' });
+    assert.equal(runtimes.statusCode, 200);
+    assert.equal(runtimes.json()[0].id, 'python');
+    const openapi = await service.app.inject({ url: '/docs/json' });
+    assert.equal(openapi.statusCode, 200);
+    const paths = Object.keys(openapi.json().paths);
+    for (const path of ['/v1/jobs', '/v1/jobs/batch', '/v1/jobs/{id}', '/v1/runtimes', '/readyz']) assert.ok(paths.includes(path), path);
+    const metrics = await service.app.inject({ url: '/metrics' });
+    assert.equal(metrics.statusCode, 200);
+    assert.match(metrics.body, /^cellblock_redis_up 1$/m);
+    assert.match(metrics.body, /^cellblock_queue_jobs\{state="waiting"\} \d+$/m);
+    assert.match(metrics.body, /^cellblock_job_latency_seconds_count \d+$/m);
+  });
+});
+
+describe('API under pressure', () => {
+  test('a full queue answers 429 queue_full with Retry-After', async () => {
+    const service = await startService({ maxQueuedJobs: 2 });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const response = await service.app.inject({ method: 'POST', url: '/v1/jobs', payload: hello });
+        assert.equal(response.statusCode, 202);
+      }
+      const full = await service.app.inject({ method: 'POST', url: '/v1/jobs', payload: hello });
+      assertError(full, 429, 'queue_full');
+      assert.ok(Number(full.headers['retry-after']) > 0);
+    } finally {
+      await service.close();
+    }
+  });
+
+  test('without Redis: 503 queue_unavailable with Retry-After, then recovery', async () => {
+    const service = await startService();
+    try {
+      const accepted = await service.app.inject({ method: 'POST', url: '/v1/jobs', payload: hello });
+      const { id } = accepted.json() as { id: string };
+      await service.redis.pause();
+      const started = Date.now();
+      const down = await service.app.inject({ method: 'POST', url: '/v1/jobs', payload: hello });
+      assertError(down, 503, 'queue_unavailable');
+      assert.ok(Number(down.headers['retry-after']) > 0);
+      assert.ok(Date.now() - started < 6000, 'must answer promptly, not hang until Redis returns');
+      assertError(await service.app.inject({ url: `/v1/jobs/${id}` }), 503, 'queue_unavailable');
+      const ready = await service.app.inject({ url: '/readyz' });
+      assert.equal(ready.statusCode, 503);
+      assert.equal(ready.json().redis, 'unreachable');
+      assert.match((await service.app.inject({ url: '/metrics' })).body, /^cellblock_redis_up 0$/m);
+
+      await service.redis.resume();
+      let record: { statusCode: number; body: string } | undefined;
+      for (let i = 0; i < 100; i++) {
+        record = await service.app.inject({ url: `/v1/jobs/${id}` });
+        if (record.statusCode === 200) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.equal(record?.statusCode, 200, 'the API recovers once Redis is back');
+      assert.equal(JSON.parse(record!.body).status, 'queued', 'the accepted job survived the restart');
+      const again = await service.app.inject({ method: 'POST', url: '/v1/jobs', payload: hello });
+      assert.equal(again.statusCode, 202);
+    } finally {
+      await service.close();
+    }
+  });
+
+  test('API keys: required, checked, and rate-limited per key', async () => {
+    const service = await startService({
+      config: {
+        apiKeys: [
+          { key: 'key-with-room-00', requestsPerWindow: 100 },
+          { key: 'key-with-two-000', requestsPerWindow: 2 },
+        ],
+        rateLimitWindowMs: 60_000,
+      },
+    });
+    try {
+      assertError(await service.app.inject({ url: '/v1/runtimes' }), 401, 'api_key_required');
+      assertError(await service.app.inject({ url: '/v1/runtimes', headers: { authorization: 'Bearer wrong-key-000' } }), 401, 'invalid_api_key');
+      const ok = await service.app.inject({ url: '/v1/runtimes', headers: { authorization: 'Bearer key-with-room-00' } });
+      assert.equal(ok.statusCode, 200);
+      const headers = { 'x-api-key': 'key-with-two-000' };
+      assert.equal((await service.app.inject({ url: '/v1/runtimes', headers })).statusCode, 200);
+      assert.equal((await service.app.inject({ url: '/v1/runtimes', headers })).statusCode, 200);
+      const limited = await service.app.inject({ url: '/v1/runtimes', headers });
+      assertError(limited, 429, 'rate_limited');
+      assert.ok(Number(limited.headers['retry-after']) > 0);
+      // The other key has its own budget; health stays open without a key.
+      assert.equal((await service.app.inject({ url: '/v1/runtimes', headers: { authorization: 'Bearer key-with-room-00' } })).statusCode, 200);
+      assert.equal((await service.app.inject({ url: '/healthz' })).statusCode, 200);
+    } finally {
+      await service.close();
+    }
+  });
+});
