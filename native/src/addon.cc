@@ -93,6 +93,7 @@ Napi::Value exitObject(Napi::Env env, ExitReport& r) {
   o.Set("killedForOutput", (r.killReasons & cb::kKilledOutput) != 0);
   o.Set("killedForCancel", (r.killReasons & cb::kKilledCancel) != 0);
   o.Set("wallTimeNs", Napi::Number::New(env, static_cast<double>(r.wallTimeNs)));
+  o.Set("execNs", Napi::Number::New(env, static_cast<double>(r.execNs)));
   o.Set("stdout", Napi::Buffer<char>::Copy(env, r.stdoutData.data(), r.stdoutData.size()));
   o.Set("stderr", Napi::Buffer<char>::Copy(env, r.stderrData.data(), r.stderrData.size()));
   o.Set("stdoutBytes", Napi::Number::New(env, static_cast<double>(r.stdoutBytes)));
@@ -132,15 +133,29 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     } catch (const cb::SetupError& e) {
       throwSetupError(env, e);
     }
-    tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "cellblock-container",
-                                          0, 1);
+    // Set to false on the JS thread once the TSFN is finalized (released and drained): after that
+    // ref/unref would touch freed memory.
+    auto alive = new std::shared_ptr<bool>(tsfnAlive_);
+    tsfn_ = Napi::ThreadSafeFunction::New(
+        env, info[1].As<Napi::Function>(), "cellblock-container", 0, 1,
+        [](Napi::Env, std::shared_ptr<bool>* flag) {
+          **flag = false;
+          delete flag;
+        },
+        alive);
     Napi::ThreadSafeFunction tsfn = tsfn_;
     auto deliver = [](Napi::Env env, Napi::Function callback, Event* event) {
       if (env != nullptr && callback != nullptr) {
-        if (event->ready) {
-          callback.Call({Napi::String::New(env, "ready")});
-        } else {
-          callback.Call({Napi::String::New(env, "exit"), exitObject(env, event->exit)});
+        try {
+          if (event->ready) {
+            callback.Call({Napi::String::New(env, "ready")});
+          } else {
+            callback.Call({Napi::String::New(env, "exit"), exitObject(env, event->exit)});
+          }
+        } catch (const Napi::Error& error) {
+          // A throwing handler must not take the process down from inside the TSFN; report it
+          // as JS reports any uncaught exception.
+          error.ThrowAsJavaScriptException();
         }
       }
       delete event;
@@ -196,15 +211,15 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     return info.Env().Undefined();
   }
 
-  /** The pending "exit" keeps Node alive only while a run is started; an idle prepared
-   * container does not. */
+  /** The pending "exit" keeps Node alive only while someone waits for it (a start, a destroy);
+   * an idle prepared container does not. */
   Napi::Value Ref(const Napi::CallbackInfo& info) {
-    if (!state_->finished) tsfn_.Ref(info.Env());
+    if (*tsfnAlive_) tsfn_.Ref(info.Env());
     return info.Env().Undefined();
   }
 
   Napi::Value Unref(const Napi::CallbackInfo& info) {
-    if (!state_->finished) tsfn_.Unref(info.Env());
+    if (*tsfnAlive_) tsfn_.Unref(info.Env());
     return info.Env().Undefined();
   }
 
@@ -214,6 +229,7 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
 
   std::shared_ptr<ContainerState> state_;
   Napi::ThreadSafeFunction tsfn_;
+  std::shared_ptr<bool> tsfnAlive_ = std::make_shared<bool>(true);
 };
 
 /** holdLockFile(path) -> fd; throws with .errno (EWOULDBLOCK: held elsewhere). */

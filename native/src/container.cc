@@ -170,6 +170,7 @@ void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onR
   exit.programStatusValue = s.programStatusValue;
   exit.killReasons = s.killReasons;
   exit.wallTimeNs = s.wallTimeNs;
+  exit.execNs = s.execNs;
   if (exit.started) {
     exit.stdoutData = readMemfd(s.stdoutFd, s.outputBytes, exit.stdoutBytes);
     int64_t stderrRoom = s.outputBytes - static_cast<int64_t>(exit.stdoutData.size());

@@ -55,6 +55,7 @@ struct ExitReport {
   int32_t programStatusValue = 0;
   uint32_t killReasons = 0;
   int64_t wallTimeNs = 0;
+  int64_t execNs = 0;
   std::string stdoutData, stderrData;
   int64_t stdoutBytes = 0, stderrBytes = 0;
 };

@@ -230,6 +230,7 @@ void watchProgram(ContainerState& s, const Watch& w) {
   int pid = clone(programMain, stackTop, kProgramCloneFlags | SIGCHLD, &s);
   if (pid < 0) failAndExit(s, Failure{step_clone_program, EAGAIN}, 1);
   w.programPid = pid;
+  s.execNs = sysMonotonicNs() - w.startNs;
   watchProgram(s, w);
   sysExit(0);
 }

@@ -243,7 +243,7 @@ const void* seccompProgram() {
 
 Failure installSeccomp(const ContainerState& s) {
   CB_TRY(step_seccomp,
-         sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, s.seccompProgram));
+         sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW, s.seccompProgram));
   return ok();
 }
 

@@ -107,6 +107,7 @@ struct ContainerState {
   int32_t programStatusValue = 0;
   uint32_t killReasons = 0;
   int64_t wallTimeNs = 0;
+  int64_t execNs = 0;  // from clone of the program's child to its successful execve (vfork release)
 
   // ---- supervisor bookkeeping (JS thread and supervisor thread).
   int initPid = -1;

@@ -184,6 +184,7 @@ export class Container implements PreparedContainer {
   /** Waits for init to be gone (ending it if needed) and removes the cgroup; idempotent. */
   private finish(): Promise<void> {
     this.destroyed ??= (async () => {
+      this.handle.ref(); // keep Node alive until init's exit arrives
       this.handle.cancel();
       await this.exited;
       this.state = 'finished';

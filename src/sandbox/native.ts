@@ -58,6 +58,8 @@ export interface NativeExit {
   killedForOutput: boolean;
   killedForCancel: boolean;
   wallTimeNs: number;
+  /** From clone of the program's child to its successful execve (where the setup time goes). */
+  execNs: number;
   stdout: Buffer;
   stderr: Buffer;
   /** Full sizes of the streams; stdout/stderr hold at most outputBytes together. */

@@ -38,13 +38,16 @@ function absolutePath(field: string, value: unknown): string {
   return path.normalize(value);
 }
 
+/** A real directory: a symlink where a mount point should be would send the mount outside the
+ * root (the kernel follows it on the host side). */
 function existingDir(field: string, value: string): void {
   let stat: fs.Stats;
   try {
-    stat = fs.statSync(value);
+    stat = fs.lstatSync(value);
   } catch {
     throw new SandboxSpecError(field, `${value} does not exist`);
   }
+  if (stat.isSymbolicLink()) throw new SandboxSpecError(field, `${value} is a symlink`);
   if (!stat.isDirectory()) throw new SandboxSpecError(field, `${value} is not a directory`);
 }
 

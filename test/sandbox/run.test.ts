@@ -1,0 +1,239 @@
+// Correctness of one run: output, stdin, exit codes, signals, env, cwd, PATH search, the
+// container's identity, setup failures, bad specs, the prepare/start split and cancellation.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { SandboxError, SandboxSpecError } from '../../src/sandbox/index.js';
+import { DEFAULT_LIMITS, program, skip, text, useFixture } from './fixture.js';
+
+describe('sandbox run: correctness', { skip }, () => {
+  const f = useFixture();
+
+  it('prints hello world', async () => {
+    const r = await f.run(['/bin/echo', 'hello', 'world']);
+    assert.equal(r.verdict, 'ok');
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.signal, null);
+    assert.equal(text(r.stdout), 'hello world\n');
+    assert.equal(text(r.stderr), '');
+    assert.equal(r.stdoutTruncated, false);
+    assert.ok(r.metrics.wallTimeMs > 0 && r.metrics.wallTimeMs < 5000);
+    assert.ok(r.metrics.peakMemoryBytes > 0);
+  });
+
+  it('feeds stdin (string and bytes)', async () => {
+    const r = await f.run(['/bin/cat'], { stdin: 'line one\nline two\n' });
+    assert.equal(text(r.stdout), 'line one\nline two\n');
+    const bytes = new Uint8Array([0, 1, 2, 255, 10]);
+    const r2 = await f.run(['/bin/cat'], { stdin: bytes });
+    assert.deepEqual([...r2.stdout], [...bytes]);
+    const r3 = await f.run(['/bin/cat']);
+    assert.equal(r3.stdout.length, 0, 'no stdin is an empty stdin, not a hang');
+  });
+
+  it('reports exit codes as runtime_error', async () => {
+    const r = await f.run(['/bin/sh', '-c', 'echo oops >&2; exit 42']);
+    assert.equal(r.verdict, 'runtime_error');
+    assert.equal(r.exitCode, 42);
+    assert.equal(text(r.stderr), 'oops\n');
+  });
+
+  it('reports signals', async () => {
+    const r = await f.run(['/bin/sh', '-c', 'kill -SEGV $$']);
+    assert.equal(r.verdict, 'signaled');
+    assert.equal(r.signal, 11);
+    assert.equal(r.signalName, 'SIGSEGV');
+    assert.equal(r.exitCode, null);
+    const abort = await f.run(['/bin/sh', '-c', 'kill -ABRT $$']);
+    assert.equal(abort.signalName, 'SIGABRT');
+  });
+
+  it('passes env and argv exactly, and nothing else of the host', async () => {
+    const r = await f.run(['/bin/sh', '-c', 'env | sort; echo "[$1]"', 'sh', 'a b'], {
+      env: { PATH: '/bin', GREETING: 'hi there' },
+    });
+    assert.equal(text(r.stdout), 'GREETING=hi there\nPATH=/bin\nPWD=/box\nSHLVL=1\n[a b]\n');
+  });
+
+  it('runs in the work dir by default, or in cwd', async () => {
+    const work = f.workDir();
+    fs.mkdirSync(path.join(work, 'sub'));
+    fs.writeFileSync(path.join(work, 'sub/data.txt'), 'from the host\n');
+    const r = await f.run(['/bin/sh', '-c', 'pwd; cat sub/data.txt; echo made > out.txt'], { workDirHostPath: work });
+    assert.equal(text(r.stdout), '/box\nfrom the host\n');
+    assert.equal(fs.readFileSync(path.join(work, 'out.txt'), 'utf8'), 'made\n', 'the work dir is writable');
+    const r2 = await f.run(['/bin/pwd'], { workDirHostPath: work, cwd: '/box/sub' });
+    assert.equal(text(r2.stdout), '/box/sub\n');
+  });
+
+  it('searches PATH when argv[0] has no slash', async () => {
+    const r = await f.run(['echo', 'found'], { env: { PATH: '/nowhere:/usr/bin:/bin' } });
+    assert.equal(r.verdict, 'ok');
+    assert.equal(text(r.stdout), 'found\n');
+  });
+
+  it('runs as the sandbox user with no capabilities, no_new_privs and seccomp, as pid 2 under its own hostname', async () => {
+    const r = await f.run([program('identity')], { hostname: 'judge-7' });
+    const out = text(r.stdout);
+    assert.match(out, /^uid 60000 euid 60000 gid 60000 egid 60000 groups 0$/m);
+    for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) {
+      assert.match(out, new RegExp(`^${set}:\\s+0000000000000000$`, 'm'));
+    }
+    assert.match(out, /^NoNewPrivs:\s+1$/m);
+    assert.match(out, /^Seccomp:\s+2$/m);
+    assert.match(out, /^hostname judge-7$/m);
+    assert.match(out, /^pid 2 ppid 1$/m);
+  });
+
+  it('sees only loopback, up', async () => {
+    const r = await f.run(['/bin/sh', '-c', 'ls /sys/class/net 2>/dev/null; cat /proc/net/dev | tail -n +3 | cut -d: -f1']);
+    assert.equal(text(r.stdout).trim().split(/\s+/).join(' '), 'lo');
+    const ping = await f.run([program('connect'), '127.0.0.1', '9']);
+    assert.equal(text(ping.stdout), 'error ECONNREFUSED\n', 'lo is up: a closed port refuses rather than unreachable');
+  });
+
+  it('has a minimal /dev, a fresh /proc and a read-only image', async () => {
+    const r = await f.run([
+      '/bin/sh',
+      '-c',
+      'ls /dev | tr "\\n" " "; echo; ls /proc | grep -c "^[0-9]"; echo x > /dev/null && echo null-ok; head -c 4 /dev/zero | od -An -tx1; touch /etc/new 2>&1; touch /tmp/ok && echo tmp-ok',
+    ]);
+    const lines = text(r.stdout).split('\n');
+    assert.equal(lines[0], 'fd full null random stderr stdin stdout urandom zero ');
+    // init, sh, ls and grep: the host's processes are not there.
+    assert.ok(Number(lines[1]) <= 5, `only the container's processes in /proc, saw ${lines[1]}`);
+    assert.equal(lines[2], 'null-ok');
+    assert.equal(lines[3].trim(), '00 00 00 00');
+    assert.match(text(r.stdout), /Read-only file system/);
+    assert.match(text(r.stdout), /tmp-ok/);
+  });
+
+  it('turns a missing program into internal_error naming execve', async () => {
+    const r = await f.run(['/bin/no-such-program']);
+    assert.equal(r.verdict, 'internal_error');
+    assert.deepEqual(
+      { step: r.error?.step, code: r.error?.code },
+      { step: 'execve', code: 'ENOENT' },
+    );
+  });
+
+  it('turns a missing cwd into internal_error naming chdir_cwd', async () => {
+    const r = await f.run(['/bin/true'], { cwd: '/box/missing' });
+    assert.equal(r.verdict, 'internal_error');
+    assert.equal(r.error?.step, 'chdir_cwd');
+  });
+
+  it('refuses bad specs with SandboxSpecError before touching the kernel', async () => {
+    await assert.rejects(f.run([]), SandboxSpecError);
+    await assert.rejects(f.run(['/bin/true'], { limits: { memoryBytes: -1 } }), /limits\.memoryBytes/);
+    await assert.rejects(f.run(['/bin/true'], { limits: { cpuTimeMs: Number.NaN } }), /limits\.cpuTimeMs/);
+    await assert.rejects(f.run(['/bin/true'], { env: { 'A=B': 'x' } }), SandboxSpecError);
+    await assert.rejects(f.run(['/bin/tr\0ue']), SandboxSpecError);
+    await assert.rejects(f.run(['/bin/true'], { rootDir: '/nonexistent-root' }), /rootDir/);
+    await assert.rejects(f.run(['/bin/true'], { workDir: 'relative' }), /workDir/);
+    await assert.rejects(f.run(['/bin/true'], { hostname: 'bad host!' }), /hostname/);
+  });
+
+  it('prepares ahead and starts later; a container is single-use', async () => {
+    const c = await f.sandbox.prepare({ rootDir: f.rootDir, workDirHostPath: f.workDir() });
+    const r = await c.start({ argv: ['/bin/echo', 'prepared'], limits: DEFAULT_LIMITS });
+    assert.equal(text(r.stdout), 'prepared\n');
+    await assert.rejects(c.start({ argv: ['/bin/true'], limits: DEFAULT_LIMITS }), SandboxSpecError);
+  });
+
+  it('destroys an unstarted container', async () => {
+    const c = await f.sandbox.prepare({ rootDir: f.rootDir, workDirHostPath: f.workDir() });
+    await c.destroy();
+    await c.destroy();
+  });
+
+  it('refuses a root whose mount points are missing or symlinks', async () => {
+    const badRoot = f.workDir();
+    for (const d of ['proc', 'tmp', 'box']) fs.mkdirSync(path.join(badRoot, d));
+    fs.writeFileSync(path.join(badRoot, 'dev'), 'not a directory');
+    await assert.rejects(f.sandbox.prepare({ rootDir: badRoot, workDirHostPath: f.workDir() }), /rootDir: .*dev is not a directory/);
+    fs.rmSync(path.join(badRoot, 'dev'));
+    fs.symlinkSync('/etc', path.join(badRoot, 'dev'));
+    await assert.rejects(f.sandbox.prepare({ rootDir: badRoot, workDirHostPath: f.workDir() }), /rootDir: .*dev is a symlink/);
+  });
+
+  it('throws SandboxError naming the step when the kernel refuses a setup step', async () => {
+    // A work dir that lives in another mount namespace cannot be bound into ours: the kernel
+    // refuses the bind (step bind_workdir) with EINVAL.
+    const holder = spawn('unshare', ['--mount', '--propagation', 'private', 'sleep', '60'], { stdio: 'ignore' });
+    try {
+      const ownNs = fs.readlinkSync('/proc/self/ns/mnt');
+      const foreignWorkDir = `/proc/${holder.pid}/root${f.workDir()}`;
+      for (let i = 0; i < 200 && fs.readlinkSync(`/proc/${holder.pid}/ns/mnt`) === ownNs; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.notEqual(fs.readlinkSync(`/proc/${holder.pid}/ns/mnt`), ownNs, 'unshare did not take effect');
+      const error = await f.sandbox.prepare({ rootDir: f.rootDir, workDirHostPath: foreignWorkDir }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof SandboxError, `expected a SandboxError, got ${String(error)}`);
+      assert.equal(error.step, 'bind_workdir');
+      assert.equal(error.code, 'EINVAL');
+      const r = await f.run(['/bin/true'], { workDirHostPath: foreignWorkDir });
+      assert.equal(r.verdict, 'internal_error');
+      assert.equal(r.error?.step, 'bind_workdir');
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
+  it('turns a kernel refusal in the program\'s setup into internal_error naming the step', async () => {
+    // RLIMIT_NOFILE above fs.nr_open is refused by setrlimit with EPERM.
+    const r = await f.run(['/bin/true'], { limits: { openFiles: 2 ** 40 } });
+    assert.equal(r.verdict, 'internal_error');
+    assert.deepEqual({ step: r.error?.step, code: r.error?.code }, { step: 'setrlimit', code: 'EPERM' });
+  });
+
+  it('resizes /tmp at start when the limits ask for another size', async () => {
+    const r = await f.run(['/bin/sh', '-c', "df -k /tmp | tail -1 | awk '{print $2}'"], {
+      limits: { tmpBytes: 3 * 1024 * 1024 },
+    });
+    assert.equal(text(r.stdout).trim(), '3072');
+    const c = await f.sandbox.prepare({ rootDir: f.rootDir, workDirHostPath: f.workDir(), tmpBytes: 2 * 1024 * 1024 });
+    const r2 = await c.start({
+      argv: ['/bin/sh', '-c', "df -k /tmp | tail -1 | awk '{print $2}'"],
+      limits: { ...DEFAULT_LIMITS, tmpBytes: 5 * 1024 * 1024 },
+    });
+    assert.equal(text(r2.stdout).trim(), '5120');
+  });
+
+  it('cancels a running program through its AbortSignal', async () => {
+    const controller = new AbortController();
+    const started = Date.now();
+    setTimeout(() => controller.abort(), 200);
+    const r = await f.run(['/bin/sleep', '30'], { signal: controller.signal });
+    assert.equal(r.verdict, 'cancelled');
+    assert.ok(Date.now() - started < 5000);
+    const already = new AbortController();
+    already.abort();
+    const r2 = await f.run(['/bin/sleep', '30'], { signal: already.signal });
+    assert.equal(r2.verdict, 'cancelled');
+  });
+
+  it('does not block the event loop while a program runs', async () => {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    const r = await f.run(['/bin/sleep', '0.5']);
+    clearInterval(timer);
+    assert.equal(r.verdict, 'ok');
+    assert.ok(ticks >= 20, `event loop ticked ${ticks} times in 500 ms`);
+  });
+
+  it('runs many containers at once', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => f.run(['/bin/sh', '-c', `sleep 0.2; echo ${i}`])),
+    );
+    assert.deepEqual(
+      results.map((r) => text(r.stdout)),
+      Array.from({ length: 8 }, (_, i) => `${i}\n`),
+    );
+  });
+});
