@@ -1,0 +1,114 @@
+// The compat fronts inside the real app over real Redis, with no worker: everything that is
+// answered before a job runs — request checks, tokens, queued status, batch, fields, languages,
+// statuses, Piston's 400/415. (Running jobs: e2e.test.ts.)
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { loadRuntimes } from '../../src/images/runtimes.js';
+import { startService, type ServiceHarness } from '../service/fixtures.js';
+
+describe('compat fronts before a job runs', () => {
+  let service: ServiceHarness;
+  const inject = (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown, headers?: Record<string, string>) =>
+    service.app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }), ...(headers ? { headers } : {}) });
+
+  before(async () => {
+    service = await startService({ runtimes: loadRuntimes(), config: { maxWaitMs: 300 } });
+  });
+  after(() => service.close());
+
+  test('Judge0 lists its statuses and our languages under the well-known ids', async () => {
+    const statuses = (await inject('GET', '/statuses')).json() as { id: number; description: string }[];
+    assert.equal(statuses.length, 14);
+    assert.deepEqual(statuses[10], { id: 11, description: 'Runtime Error (NZEC)' });
+    const languages = (await inject('GET', '/languages')).json() as { id: number; name: string }[];
+    const ids = new Map(languages.map((language) => [language.id, language.name]));
+    for (const id of [46, 50, 54, 62, 63, 71]) assert.ok(ids.has(id), `language ${id} listed: ${JSON.stringify(languages)}`);
+    assert.match(ids.get(71)!, /^Python \(3\.\d+\.\d+\)$/);
+    const python = await inject('GET', '/languages/71');
+    assert.equal(python.statusCode, 200);
+    assert.deepEqual(Object.keys(python.json()), ['id', 'name', 'is_archived', 'source_file', 'compile_cmd', 'run_cmd']);
+    assert.equal((await inject('GET', '/languages/92')).json().id, 92, 'Python 3.11 id of newer Judge0 is served too');
+    assert.deepEqual((await inject('GET', '/languages/9999')).json(), { status: 404, error: 'Not Found' });
+  });
+
+  test('Judge0 queues a submission and shows it In Queue, with the fields asked for', async () => {
+    const created = await inject('POST', '/submissions', { source_code: 'print("hi")', language_id: 71 });
+    assert.equal(created.statusCode, 201);
+    const { token } = created.json() as { token: string };
+    assert.deepEqual(Object.keys(created.json()), ['token']);
+    const shown = await inject('GET', `/submissions/${token}`);
+    assert.equal(shown.statusCode, 200);
+    assert.deepEqual(shown.json(), {
+      token,
+      time: null,
+      memory: null,
+      stdout: null,
+      stderr: null,
+      compile_output: null,
+      message: null,
+      status: { id: 1, description: 'In Queue' },
+    });
+    assert.deepEqual((await inject('GET', `/submissions/${token}?fields=status_id,language_id`)).json(), { status_id: 1, language_id: null });
+    const bad = await inject('GET', `/submissions/${token}?fields=stdout,bogus`);
+    assert.equal(bad.statusCode, 400);
+    assert.deepEqual(bad.json(), { error: 'invalid fields: [bogus]' });
+    assert.deepEqual((await inject('GET', '/submissions/not-a-token')).json(), { status: 404, error: 'Not Found' });
+  });
+
+  test('Judge0 wait=true answers with the current status when the job does not finish in time', async () => {
+    const created = await inject('POST', '/submissions?wait=true&fields=status_id,token', { source_code: 'print(1)', language_id: 71 });
+    assert.equal(created.statusCode, 201);
+    assert.equal(created.json().status_id, 1);
+  });
+
+  test('Judge0 refuses bad submissions with Rails\' 422 and bad batches with 400', async () => {
+    const refused = await inject('POST', '/submissions', { source_code: 'x', language_id: 71, memory_limit: 100, enable_network: true });
+    assert.equal(refused.statusCode, 422);
+    assert.deepEqual(refused.json(), {
+      memory_limit: ['must be greater than or equal to 2048'],
+      enable_network: ['enabling network is not allowed'],
+    });
+    assert.equal((await inject('POST', '/submissions/batch', { submissions: [] })).statusCode, 400);
+    const tooMany = await inject('POST', '/submissions/batch', { submissions: Array.from({ length: 21 }, () => ({})) });
+    assert.deepEqual(tooMany.json(), { error: 'number of submissions in a batch should be less than or equal to 20' });
+    assert.equal((await inject('GET', '/submissions/batch')).statusCode, 400);
+    assert.equal((await inject('GET', '/submissions')).statusCode, 403);
+  });
+
+  test('Judge0 batch: valid ones get tokens, invalid ones their errors, in order', async () => {
+    const created = await inject('POST', '/submissions/batch', {
+      submissions: [{ source_code: 'print(1)', language_id: 71 }, { source_code: 'x' }, { source_code: 'echo 1', language_id: '46' }],
+    });
+    assert.equal(created.statusCode, 201);
+    const body = created.json() as ({ token: string } | Record<string, string[]>)[];
+    assert.equal(typeof body[0]!.token, 'string');
+    assert.deepEqual(body[1], { language_id: ["can't be blank"] });
+    const tokens = [body[0]!.token, 'missing', body[2]!.token].join(',');
+    const shown = await inject('GET', `/submissions/batch?tokens=${tokens}&fields=token,status_id`);
+    assert.deepEqual(shown.json(), {
+      submissions: [{ token: body[0]!.token, status_id: 1 }, null, { token: body[2]!.token, status_id: 1 }],
+    });
+    const allBad = await inject('POST', '/submissions/batch', { submissions: [{ language_id: 71 }] });
+    assert.equal(allBad.statusCode, 422);
+  });
+
+  test('Piston lists runtimes and refuses bad requests with its messages and codes', async () => {
+    const runtimes = (await inject('GET', '/api/v2/runtimes')).json() as { language: string; version: string; aliases: string[] }[];
+    assert.ok(runtimes.some((runtime) => runtime.language === 'python' && runtime.aliases.includes('py')));
+    const unknown = await inject('POST', '/api/v2/execute', { language: 'cobol', version: '*', files: [{ content: '' }] });
+    assert.equal(unknown.statusCode, 400);
+    assert.deepEqual(unknown.json(), { message: 'cobol-* runtime is unknown' });
+    const xml = await inject('POST', '/api/v2/execute', '<x/>', { 'content-type': 'application/xml' });
+    assert.equal(xml.statusCode, 415);
+    assert.deepEqual(xml.json(), { message: 'requests must be of type application/json' });
+    const broken = await inject('POST', '/api/v2/execute', '{"language":', { 'content-type': 'application/json' });
+    assert.equal(broken.statusCode, 400);
+    assert.ok(typeof broken.json().message === 'string');
+  });
+
+  test('Piston execute that cannot finish (no worker) is a 500 with a message', async () => {
+    const response = await inject('POST', '/api/v2/execute', { language: 'python', version: '3', files: [{ content: 'print(1)' }] });
+    assert.equal(response.statusCode, 500);
+    assert.match(response.json().message, /did not finish/);
+  });
+});
