@@ -67,7 +67,7 @@ export class SubmissionExecutor<C> implements Executor {
       if (signal?.aborted) return { ...result, verdict: 'cancelled' };
       if (runtime.compile && compileLimits) {
         compiled = await this.pool.take(runtime.image);
-        await writeSourceFiles(compiled.root.workDirHostPath, request.files, SANDBOX_OWNER);
+        writeSourceFiles(compiled.root.workDirHostPath, request.files, SANDBOX_OWNER);
         const compile = await this.runner.run(compiled, stage(compileArgv(runtime.compile.argv, fileNames, []), '', compileLimits));
         result.compile = compile;
         const failed = verdictAfterCompile(compile.verdict);
@@ -79,7 +79,7 @@ export class SubmissionExecutor<C> implements Executor {
         const slot = await this.pool.take(runtime.image);
         try {
           if (compiled) await copyWorkDir(compiled.root.workDirHostPath, slot.root.workDirHostPath, SANDBOX_OWNER);
-          else await writeSourceFiles(slot.root.workDirHostPath, request.files, SANDBOX_OWNER);
+          else writeSourceFiles(slot.root.workDirHostPath, request.files, SANDBOX_OWNER);
           return await this.runner.run(slot, stage(runArgs, stdin));
         } finally {
           this.pool.release(slot);

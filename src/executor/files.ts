@@ -2,9 +2,9 @@
 // or a copy of what the compile step left in its work dir. The compile ran untrusted code, so
 // its work dir is walked without following a single symlink: links are copied as links (they
 // resolve inside the next container, not on the host), special files are skipped.
-import { chmod, chown, copyFile, lchown, lstat, mkdir, readdir, readlink, symlink, writeFile } from 'node:fs/promises';
+import { chownSync, constants, mkdirSync, writeFileSync } from 'node:fs';
+import { chmod, copyFile, lchown, lstat, mkdir, readdir, readlink, symlink } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
-import { constants } from 'node:fs';
 import type { SourceFile } from './types.js';
 import { ExecutorError } from './errors.js';
 
@@ -25,29 +25,34 @@ export function checkedFileName(name: string): string {
   return normal;
 }
 
-async function mkdirOwned(workDir: string, relativeDir: string, owner: Owner): Promise<void> {
+function mkdirOwned(workDir: string, relativeDir: string, owner: Owner): void {
   let current = workDir;
   for (const part of relativeDir.split('/').filter((p) => p !== '' && p !== '.')) {
     current = join(current, part);
     try {
-      await mkdir(current, 0o755);
-      await chown(current, owner.uid, owner.gid);
+      mkdirSync(current, 0o755);
+      chownSync(current, owner.uid, owner.gid);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
   }
 }
 
-export async function writeSourceFiles(workDir: string, files: SourceFile[], owner: Owner): Promise<void> {
+/** Synchronous on purpose: on the job's critical path, each trip through libuv's thread pool
+ * cost more than the write itself (submissions are small; the API caps their size). */
+export function writeSourceFiles(workDir: string, files: SourceFile[], owner: Owner): void {
   for (const file of files) {
     const name = checkedFileName(file.name);
-    await mkdirOwned(workDir, dirname(name), owner);
+    mkdirOwned(workDir, dirname(name), owner);
     const path = join(workDir, name);
-    // wx: a name given twice, or through a directory of the same name, is the caller's mistake.
-    await writeFile(path, file.content, { mode: 0o644, flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
-      throw new ExecutorError('bad_request', `cannot write ${JSON.stringify(file.name)}: ${err.code ?? err.message}`);
-    });
-    await chown(path, owner.uid, owner.gid);
+    try {
+      // wx: a name given twice, or through a directory of the same name, is the caller's mistake.
+      writeFileSync(path, file.content, { mode: 0o644, flag: 'wx' });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      throw new ExecutorError('bad_request', `cannot write ${JSON.stringify(file.name)}: ${code}`);
+    }
+    chownSync(path, owner.uid, owner.gid);
   }
 }
 

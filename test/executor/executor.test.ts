@@ -1,0 +1,194 @@
+// The executor end to end on the real engine, pool and images: verdicts, compile once and run per
+// test in fresh roots, isolation between jobs, cancellation, and no leftovers.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Executor } from '../../src/executor/executor.js';
+import type { ExecuteRequest } from '../../src/executor/types.js';
+import { mountsMentioning } from '../pool/helpers.js';
+import { cgroupDirsUnder, dataDir, descendants, executorSkipReason, openNamespaceFds, SH, SHC, TRUE } from './helpers.js';
+
+const skip = executorSkipReason(['busybox']);
+let executor: Executor;
+let stateRoot: string;
+const instanceId = `exectest-${process.pid}`;
+const cgroupsOfInstance = () => cgroupDirsUnder(`cellblock/${instanceId}`);
+const backgroundErrors: unknown[] = [];
+/** Descendants that are not the executor's (tsx's esbuild service): taken before it starts. */
+let baseline = new Set<number>();
+const ourDescendants = () => descendants().filter((pid) => !baseline.has(pid));
+
+before(async () => {
+  if (skip) return;
+  // Imported here: loading the engine needs its addon, which the skip reason checked.
+  const { createExecutor } = await import('../../src/executor/create.js');
+  baseline = new Set(descendants());
+  stateRoot = mkdtempSync(join(tmpdir(), 'cellblock-executor-test-'));
+  executor = await createExecutor({
+    dataDir,
+    runtimes: [SH, SHC, TRUE],
+    pool: { stateRoot, sizing: { minReady: 1, maxReady: 3 }, warmImages: ['busybox'] },
+    sandbox: { instanceId },
+    onBackgroundError: (err) => backgroundErrors.push(err),
+  });
+});
+
+after(async () => {
+  if (skip) return;
+  await executor.close();
+  assert.deepEqual(mountsMentioning(stateRoot), [], 'no mounts left');
+  assert.deepEqual(cgroupsOfInstance(), [], 'no cgroups left');
+  assert.deepEqual(ourDescendants(), [], 'no processes left');
+  rmSync(stateRoot, { recursive: true, force: true });
+  assert.deepEqual(backgroundErrors, []);
+});
+
+const sh = (source: string, extra: Partial<ExecuteRequest> = {}): ExecuteRequest => ({
+  runtimeId: 'sh',
+  files: [{ name: 'main.sh', content: Buffer.from(source) }],
+  ...extra,
+});
+
+test('hello world: ok, stdout, metrics; runs as the sandbox user in /box', { skip }, async () => {
+  const r = await executor.execute(sh('echo "Hello, World!"; id -u; pwd; ls -ln /box/main.sh | cut -c1-30', { args: ['a b'] }));
+  assert.equal(r.verdict, 'ok', JSON.stringify(r.run?.error));
+  assert.deepEqual(r.runtime, { id: 'sh', language: 'sh', version: '1' });
+  const lines = r.run!.stdout.toString().split('\n');
+  assert.equal(lines[0], 'Hello, World!');
+  assert.equal(lines[1], '60000');
+  assert.equal(lines[2], '/box');
+  assert.match(lines[3]!, /60000 +60000/);
+  assert.ok(r.run!.metrics.wallTimeMs > 0);
+  assert.equal(r.compile, undefined);
+  assert.equal(r.tests, undefined);
+});
+
+test('stdin and args reach the program', { skip }, async () => {
+  const r = await executor.execute(sh('read x; echo "$x:$1:$2"', { stdin: 'in\n', args: ['one', 'two words'] }));
+  assert.equal(r.run!.stdout.toString(), 'in:one:two words\n');
+});
+
+test('a file written by one job is not visible to the next job on the same image', { skip }, async () => {
+  const write = await executor.execute(sh('echo secret > /box/left-behind; echo secret > /tmp/left-behind; echo ok'));
+  assert.equal(write.verdict, 'ok');
+  for (let i = 0; i < 4; i++) {
+    const r = await executor.execute(sh('ls -a /box /tmp'));
+    assert.equal(r.verdict, 'ok');
+    assert.doesNotMatch(r.run!.stdout.toString(), /left-behind/);
+  }
+});
+
+test('runtime error and exit code', { skip }, async () => {
+  const r = await executor.execute(sh('echo oops >&2; exit 3'));
+  assert.equal(r.verdict, 'runtime_error');
+  assert.equal(r.run!.exitCode, 3);
+  assert.equal(r.run!.stderr.toString(), 'oops\n');
+});
+
+test('compile once, run per test in a fresh root with the artifacts, compare outputs', { skip }, async () => {
+  const source = "if [ -e /box/touched ]; then echo dirty; fi\ntouch /box/touched\nread x\nprintf '%d  \\n' $((x * 2))\n";
+  const r = await executor.execute({
+    runtimeId: 'shc',
+    files: [{ name: 'main.sh', content: Buffer.from(source) }],
+    tests: [
+      { stdin: '1\n', expectedOutput: '2\n' },
+      { stdin: '2\n', expectedOutput: '4' },
+      { stdin: '3\n', expectedOutput: '7\n' },
+      { stdin: '4\n' },
+    ],
+  });
+  assert.equal(r.compile?.verdict, 'ok', r.compile?.stderr.toString());
+  assert.equal(r.run, undefined);
+  assert.equal(r.tests?.length, 4);
+  assert.deepEqual(r.tests!.map((t) => t.stdout.toString()), ['2  \n', '4  \n', '6  \n', '8  \n'], 'no test sees another one\'s writes');
+  assert.deepEqual(r.tests!.map((t) => t.passed), [true, true, false, null]);
+  assert.equal(r.verdict, 'ok', 'a wrong answer is `passed: false`, not a verdict');
+});
+
+test('a failing compile is compile_error with the compiler output, and nothing runs', { skip }, async () => {
+  const r = await executor.execute({
+    runtimeId: 'shc',
+    files: [{ name: 'main.sh', content: Buffer.from('if then fi (\n') }],
+    tests: [{ stdin: '', expectedOutput: '' }],
+  });
+  assert.equal(r.verdict, 'compile_error');
+  assert.notEqual(r.compile!.verdict, 'ok');
+  assert.ok(r.compile!.stderr.length > 0, 'the compiler said why');
+  assert.equal(r.tests, undefined);
+  assert.equal(r.run, undefined);
+});
+
+test('the job verdict is the first failing test\'s', { skip }, async () => {
+  const r = await executor.execute({
+    runtimeId: 'shc',
+    files: [{ name: 'main.sh', content: Buffer.from('read x; exit $x\n') }],
+    tests: [{ stdin: '0' }, { stdin: '5' }, { stdin: '0' }],
+  });
+  assert.deepEqual(r.tests!.map((t) => t.verdict), ['ok', 'runtime_error', 'ok']);
+  assert.equal(r.verdict, 'runtime_error');
+});
+
+test('limits: the request overrides the defaults and is clamped to the maxima', { skip }, async () => {
+  const r = await executor.execute(sh('sleep 5', { limits: { wallTimeMs: 300 } }));
+  assert.equal(r.verdict, 'wall_time_limit');
+  assert.ok(r.run!.metrics.wallTimeMs < 2000);
+});
+
+test('an abort cancels the running sandbox', { skip }, async () => {
+  const controller = new AbortController();
+  const started = Date.now();
+  setTimeout(() => controller.abort(), 200);
+  const r = await executor.execute(sh('sleep 10', { signal: controller.signal }));
+  assert.equal(r.verdict, 'cancelled');
+  assert.ok(Date.now() - started < 3000);
+  const already = await executor.execute(sh('echo never', { signal: AbortSignal.abort() }));
+  assert.equal(already.verdict, 'cancelled');
+  assert.equal(already.run, undefined);
+});
+
+test('bad requests are typed errors', { skip }, async () => {
+  await assert.rejects(executor.execute({ runtimeId: 'nope', files: [{ name: 'a', content: Buffer.from('') }] }), { name: 'ExecutorError', code: 'unknown_runtime' });
+  await assert.rejects(executor.execute({ runtimeId: 'sh', files: [] }), { name: 'ExecutorError', code: 'bad_request' });
+  await assert.rejects(executor.execute(sh('', { files: [{ name: '../escape', content: Buffer.from('') }] })), { name: 'ExecutorError', code: 'bad_request' });
+});
+
+test('pool figures: ready, hits, misses, prepare time', { skip }, async () => {
+  const s = executor.stats().images.busybox!;
+  assert.ok(s.hits + s.misses > 0);
+  assert.ok(s.prepareMs.count > 0 && s.prepareMs.sum > 0);
+  assert.ok(s.ready >= 0 && s.ready <= 3);
+});
+
+test('many jobs through the pool leave no extra mounts, cgroups, processes or namespaces', { skip, timeout: 600_000 }, async () => {
+  const jobs = Number(process.env.CELLBLOCK_POOL_SOAK_JOBS ?? 10_000);
+  const concurrency = 2;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < jobs) {
+      next++;
+      const r = await executor.execute({ runtimeId: 'true', files: [{ name: 'unused', content: Buffer.alloc(0) }] });
+      if (r.verdict !== 'ok') assert.fail(`job ${next}: ${r.verdict} ${JSON.stringify(r.run?.error)}`);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  // Let teardown and refill settle.
+  const deadline = Date.now() + 10_000;
+  let s = executor.stats().images.busybox!;
+  while ((s.preparing > 0 || s.prepared - s.destroyed !== s.ready) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+    s = executor.stats().images.busybox!;
+  }
+  assert.equal(s.prepared - s.destroyed, s.ready, 'every slot that is not ready was destroyed');
+  // Mounts: the owner's slots tmpfs, plus a tmpfs and an overlay per ready slot.
+  assert.equal(mountsMentioning(stateRoot).length, 1 + 2 * s.ready);
+  // Processes: the mount agent and one waiting container init per ready slot.
+  assert.equal(ourDescendants().length, 1 + s.ready, `descendants: ${ourDescendants()}`);
+  // cgroups: one per ready slot's container (in each hierarchy).
+  const containerCgroups = new Set(cgroupsOfInstance().map((dir) => dir.split('/').pop()));
+  assert.equal(containerCgroups.size, s.ready, cgroupsOfInstance().join('\n'));
+  // Namespaces live only while a process, mount or open file holds them: the processes are
+  // counted above, and this process holds no namespace file open.
+  assert.deepEqual(openNamespaceFds(), []);
+});

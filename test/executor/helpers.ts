@@ -1,0 +1,125 @@
+// Fixtures for the executor's tests: the data dir with built images, runtimes defined as data on
+// the busybox test image, and checks that nothing of a run outlives it.
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { dataDirFromEnv } from '../../src/images/paths.js';
+import { openImageStore } from '../../src/images/store.js';
+import { loadRuntimes } from '../../src/images/runtimes.js';
+import type { Runtime } from '../../src/images/types.js';
+import { MiB } from '../../src/units.js';
+
+export const dataDir = dataDirFromEnv();
+
+/** Why the executor's tests cannot run here (or undefined), given the images they need. */
+export function executorSkipReason(images: string[]): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root (mounts, namespaces, cgroups)';
+  if (!readFileSync('/proc/filesystems', 'utf8').includes('overlay')) return 'overlayfs is not available in this kernel';
+  if (!existsSync(new URL('../../native/build/Release/cellblock_native.node', import.meta.url))) {
+    return 'the native addon is not built (npm run build:native)';
+  }
+  const store = openImageStore(dataDir);
+  const missing = images.filter((image) => !store.get(image));
+  if (missing.length > 0) return `images not built in ${dataDir}: ${missing.join(', ')} (cellblock images build ${missing.join(' ')})`;
+  return undefined;
+}
+
+const limits = {
+  cpuTimeMs: 2000,
+  wallTimeMs: 5000,
+  memoryBytes: 64 * MiB,
+  pids: 16,
+  outputBytes: MiB,
+  fileSizeBytes: 4 * MiB,
+  openFiles: 64,
+  stackBytes: 8 * MiB,
+  tmpBytes: 4 * MiB,
+  cpuCores: 1,
+};
+
+const busyboxBase = {
+  language: 'sh',
+  version: '1',
+  aliases: [],
+  image: 'busybox',
+  env: { PATH: '/bin:/usr/bin', HOME: '/tmp' },
+  defaultLimits: limits,
+  maxLimits: { ...limits, wallTimeMs: 20_000, cpuTimeMs: 10_000 },
+  helloWorld: { source: 'echo "Hello, World!"\n', stdout: 'Hello, World!\n' },
+};
+
+/** A shell script runtime on the busybox image. */
+export const SH: Runtime = { ...busyboxBase, id: 'sh', sourceFile: 'main.sh', run: { argv: ['/bin/sh', 'main.sh'] } };
+
+/** A "compiled" runtime on the busybox image: the compile checks the syntax of the submitted
+ * scripts and joins them into an executable `prog`, which the runs execute. */
+export const SHC: Runtime = {
+  ...busyboxBase,
+  id: 'shc',
+  sourceFile: 'main.sh',
+  compile: { argv: ['/bin/sh', '-c', 'for f; do sh -n "$f" || exit 1; done; { echo "#!/bin/sh"; cat "$@"; } > prog && chmod 755 prog', 'compile', '{files}'] },
+  run: { argv: ['./prog'] },
+};
+
+/** /bin/true on the busybox image: the cheapest possible job. */
+export const TRUE: Runtime = { ...busyboxBase, id: 'true', sourceFile: 'unused', run: { argv: ['/bin/true'] } };
+
+export function imageRuntime(id: string): Runtime | undefined {
+  return loadRuntimes().find((r) => r.id === id);
+}
+
+/** Pids of this process's live descendants. */
+export function descendants(pid = process.pid): number[] {
+  const out: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    let children: string;
+    try {
+      children = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const child of children.trim().split(/\s+/).filter(Boolean).map(Number)) out.push(child, ...descendants(child));
+  }
+  return out;
+}
+
+/** Namespace files this process holds open (a leaked namespace would be pinned by one). */
+export function openNamespaceFds(): string[] {
+  const held: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (/^(mnt|pid|net|uts|ipc|cgroup):\[/.test(target)) held.push(target);
+    } catch {
+      // closed while listing
+    }
+  }
+  return held;
+}
+
+/** cgroup directories under a parent in every v1 hierarchy or the v2 tree. */
+export function cgroupDirsUnder(relativeParent: string): string[] {
+  const roots = existsSync('/sys/fs/cgroup/cgroup.controllers')
+    ? ['/sys/fs/cgroup']
+    : ['cpu', 'cpuacct', 'memory', 'pids'].map((c) => `/sys/fs/cgroup/${c}`);
+  const found: string[] = [];
+  const walk = (dir: string): void => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      found.push(`${dir}/${e.name}`);
+      walk(`${dir}/${e.name}`);
+    }
+  };
+  for (const root of roots) walk(`${root}/${relativeParent}`);
+  return found;
+}
