@@ -60,6 +60,7 @@ export class BullJobClient implements JobClient {
   private readonly queue: Queue<JobRequest, JobResult>;
   private readonly events: QueueEvents;
   private readonly redis: Redis;
+  private readonly eventsRedis: Redis;
   private readonly waiters = new Map<string, Set<() => void>>();
   private readonly redisTimeoutMs: number;
 
@@ -69,8 +70,9 @@ export class BullJobClient implements JobClient {
     this.redis = createRedis(options.redisUrl, 'producer', 'cellblock-api');
     this.queue = new Queue<JobRequest, JobResult>(QUEUE_NAME, { connection: this.redis, prefix: options.prefix });
     this.queue.on('error', () => {});
+    this.eventsRedis = createRedis(options.redisUrl, 'blocking', 'cellblock-api-events');
     this.events = new QueueEvents(QUEUE_NAME, {
-      connection: createRedis(options.redisUrl, 'blocking', 'cellblock-api-events'),
+      connection: this.eventsRedis,
       prefix: options.prefix,
     });
     this.events.on('error', () => {});
@@ -212,7 +214,9 @@ export class BullJobClient implements JobClient {
 
   async close(): Promise<void> {
     await Promise.allSettled([this.events.close(), this.queue.close()]);
+    // BullMQ leaves connections it was handed open.
     this.redis.disconnect();
+    this.eventsRedis.disconnect();
   }
 
   private notify(jobId: string): void {
