@@ -7,8 +7,13 @@
 
 namespace cb {
 
-/** Moves the calling process (init) into the run's cgroup in every hierarchy. Its children
- * (the program) are born there. */
+/** Moves the calling process (the program's child, before execve) into the run's cgroup in every
+ * hierarchy; what it forks is born there.
+ *
+ * init must stay out: it shares the supervisor's memory (CLONE_VM), and when the memory cgroup's
+ * OOM killer picks a victim it kills every process sharing the victim's memory. init's share is
+ * Node's whole heap, so it would be picked, and Node would die with it. (Exempting init with
+ * oom_score_adj -1000 needs CAP_SYS_RESOURCE, which hosts do not always grant.) */
 Failure joinCgroups(const ContainerState& s);
 
 /** The cgroup's CPU time in ns: the first integer of the CPU usage file (cpuacct.usage on v1,

@@ -112,6 +112,7 @@ Failure execProgram(ContainerState& s) {
 }
 
 Failure prepareProgram(ContainerState& s) {
+  CB_TRY_FAILURE(joinCgroups(s));
   CB_TRY_FAILURE(redirectStdio(s));
   CB_TRY_FAILURE(resetSignals());
   CB_TRY_FAILURE(applyResourceLimits(s));
@@ -135,7 +136,6 @@ int programMain(void* arg) {
 Failure setUpContainer(ContainerState& s) {
   CB_TRY(step_parent_death_signal, sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
   CB_TRY_FAILURE(closeInheritedFds(s));
-  CB_TRY_FAILURE(joinCgroups(s));
   CB_TRY_FAILURE(buildFilesystem(s));
   CB_TRY_FAILURE(bringLoopbackUp());
   CB_TRY_FAILURE(setHostname(s));

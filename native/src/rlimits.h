@@ -8,4 +8,5 @@ namespace cb {
 
 Failure applyResourceLimits(const ContainerState& s);
 
+
 }  // namespace cb

@@ -12,14 +12,14 @@ namespace cb {
   X(open_cgroup) X(open_memfd) X(open_pipe) X(map_stack) X(clone_init) X(init_died)  \
   X(read_output) X(write_stdin)                                                      \
   /* init: namespaces, cgroup, mounts */                                             \
-  X(parent_death_signal) X(close_inherited_fds) X(cgroup_join)                       \
+  X(parent_death_signal) X(close_inherited_fds)                       \
   X(mount_private) X(bind_root) X(bind_workdir) X(remount_workdir) X(mount_proc)     \
   X(proc_readonly) X(proc_mask) X(mount_dev) X(dev_node) X(dev_symlink)              \
   X(remount_dev) X(mount_tmp) X(remount_root) X(pivot_root) X(detach_old_root)       \
   X(chdir_root) X(sethostname) X(loopback_up) X(signalfd) X(remount_tmp)             \
   X(clone_program) X(wait_program)                                                   \
   /* the program's child, before execve */                                           \
-  X(dup_stdio) X(reset_signals) X(setrlimit) X(chdir_cwd) X(drop_bounding_set)       \
+  X(cgroup_join) X(dup_stdio) X(reset_signals) X(setrlimit) X(chdir_cwd) X(drop_bounding_set)       \
   X(clear_ambient_caps) X(setgroups) X(setresgid) X(setresuid) X(no_new_privs)       \
   X(seccomp) X(close_fds) X(execve)
 

@@ -12,7 +12,7 @@ export interface NativePrepareOptions {
   workDir: string;
   hostname: string;
   tmpBytes: number;
-  /** cgroup.procs of the run's cgroup in every hierarchy; init writes "0" to each. */
+  /** cgroup.procs of the run's cgroup in every hierarchy; the program's child writes "0" to each. */
   cgroupProcsPaths: string[];
   /** File whose first integer is the cgroup's CPU time (polled by init against the limit). */
   cpuUsagePath: string;

@@ -14,12 +14,12 @@ export interface CgroupUsage {
 
 /** The cgroup(s) of one container: `<parent>/<instanceId>/<containerId>` in each hierarchy. */
 export interface RunCgroup {
-  /** cgroup.procs files init writes "0" to. */
+  /** cgroup.procs files the program's child writes "0" to before execve (init stays out). */
   readonly procsPaths: string[];
   /** File whose first integer is CPU time; see cpuUsageScaleNs. */
   readonly cpuUsagePath: string;
   readonly cpuUsageScaleNs: number;
-  /** Memory (no swap), pids (+1 for the container's init) and CPU bandwidth. */
+  /** Memory (no swap), pids and CPU bandwidth: the program's alone, init is not in the cgroup. */
   applyLimits(limits: Limits): void;
   /** Resets or records the baselines of CPU, peak memory and OOM kills, just before "go". */
   startAccounting(): void;

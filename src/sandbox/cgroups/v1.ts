@@ -39,7 +39,7 @@ class V1RunCgroup implements RunCgroup {
     writeCgroupFile(path.join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
     const memsw = path.join(memory, 'memory.memsw.limit_in_bytes');
     if (fs.existsSync(memsw)) writeCgroupFile(memsw, String(limits.memoryBytes));
-    writeCgroupFile(path.join(this.dirs.pids, 'pids.max'), String(limits.pids + 1));
+    writeCgroupFile(path.join(this.dirs.pids, 'pids.max'), String(limits.pids));
     const { quotaUs, periodUs } = cpuQuota(limits.cpuCores);
     writeCgroupFile(path.join(this.dirs.cpu, 'cpu.cfs_period_us'), String(periodUs));
     writeCgroupFile(path.join(this.dirs.cpu, 'cpu.cfs_quota_us'), String(quotaUs));

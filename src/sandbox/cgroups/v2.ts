@@ -55,7 +55,7 @@ class V2RunCgroup implements RunCgroup {
     writeCgroupFile(path.join(this.dir, 'memory.max'), String(limits.memoryBytes));
     const swapMax = path.join(this.dir, 'memory.swap.max');
     if (fs.existsSync(swapMax)) writeCgroupFile(swapMax, '0');
-    writeCgroupFile(path.join(this.dir, 'pids.max'), String(limits.pids + 1));
+    writeCgroupFile(path.join(this.dir, 'pids.max'), String(limits.pids));
     const { quotaUs, periodUs } = cpuQuota(limits.cpuCores);
     writeCgroupFile(path.join(this.dir, 'cpu.max'), `${quotaUs} ${periodUs}`);
   }

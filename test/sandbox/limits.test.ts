@@ -1,0 +1,111 @@
+// Limits and metrics: each limit gives its verdict, and what the cgroup measures is accurate.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MiB } from '../../src/units.js';
+import { program, skip, text, useFixture } from './fixture.js';
+
+describe('sandbox limits and metrics', { skip }, () => {
+  const f = useFixture();
+
+  it('reports the peak memory of an N MiB allocation within 10% (+2 MiB)', async () => {
+    for (const mib of [32, 128]) {
+      const r = await f.run([program('alloc'), String(mib)], { limits: { memoryBytes: 512 * MiB } });
+      assert.equal(r.verdict, 'ok', text(r.stderr));
+      const peakMiB = r.metrics.peakMemoryBytes / MiB;
+      assert.ok(peakMiB >= mib && peakMiB <= mib * 1.1 + 2, `allocated ${mib} MiB, peak ${peakMiB.toFixed(2)} MiB`);
+    }
+  });
+
+  it('reports the CPU time of a ~1 s CPU loop within 10%', async () => {
+    const r = await f.run([program('spin'), '1000']);
+    assert.equal(r.verdict, 'ok', text(r.stderr));
+    assert.ok(
+      r.metrics.cpuTimeMs >= 1000 && r.metrics.cpuTimeMs <= 1100,
+      `spun 1000 ms of CPU, measured ${r.metrics.cpuTimeMs.toFixed(1)} ms`,
+    );
+    assert.ok(r.metrics.wallTimeMs >= r.metrics.cpuTimeMs * 0.9, 'one thread: wall time is at least its CPU time');
+  });
+
+  it('gives memory_limit when the OOM killer acts', async () => {
+    const r = await f.run([program('alloc'), '512'], { limits: { memoryBytes: 64 * MiB } });
+    assert.equal(r.verdict, 'memory_limit');
+    assert.equal(r.signalName, 'SIGKILL');
+    assert.ok(r.metrics.peakMemoryBytes <= 64 * MiB, `peak ${r.metrics.peakMemoryBytes} within the limit`);
+  });
+
+  it('does not call a large but sufficient allocation memory_limit', async () => {
+    const r = await f.run([program('alloc'), '48'], { limits: { memoryBytes: 64 * MiB } });
+    assert.equal(r.verdict, 'ok');
+  });
+
+  it('gives cpu_time_limit to an infinite loop, killed near the limit', async () => {
+    const r = await f.run([program('spin')], { limits: { cpuTimeMs: 300, wallTimeMs: 10000 } });
+    assert.equal(r.verdict, 'cpu_time_limit');
+    assert.ok(r.metrics.cpuTimeMs >= 300 && r.metrics.cpuTimeMs < 500, `cpu ${r.metrics.cpuTimeMs} ms`);
+    assert.ok(r.metrics.wallTimeMs < 2000);
+  });
+
+  it('counts the CPU time of every process of the run', async () => {
+    const r = await f.run(['/bin/sh', '-c', `${program('spin')} 300 & ${program('spin')} 300 & wait`], {
+      limits: { cpuCores: 2 },
+    });
+    assert.equal(r.verdict, 'ok');
+    assert.ok(r.metrics.cpuTimeMs >= 600, `two 300 ms spinners, measured ${r.metrics.cpuTimeMs} ms`);
+  });
+
+  it('throttles to cpuCores: half a core doubles the wall time of a CPU loop', async () => {
+    const r = await f.run([program('spin'), '300'], { limits: { cpuCores: 0.5 } });
+    assert.equal(r.verdict, 'ok');
+    assert.ok(r.metrics.wallTimeMs >= 500, `300 ms of CPU at half a core took ${r.metrics.wallTimeMs} ms of wall`);
+  });
+
+  it('gives wall_time_limit to a sleeper', async () => {
+    const r = await f.run(['/bin/sleep', '100'], { limits: { wallTimeMs: 300 } });
+    assert.equal(r.verdict, 'wall_time_limit');
+    assert.ok(r.metrics.wallTimeMs >= 300 && r.metrics.wallTimeMs < 1000, `wall ${r.metrics.wallTimeMs}`);
+    assert.equal(r.signalName, 'SIGKILL');
+  });
+
+  it('gives output_limit to an output flood, keeping exactly outputBytes', async () => {
+    const r = await f.run(['yes'], { limits: { outputBytes: 10000 } });
+    assert.equal(r.verdict, 'output_limit');
+    assert.equal(r.stdout.length, 10000);
+    assert.ok(r.stdoutTruncated);
+    assert.equal(text(r.stdout), 'y\n'.repeat(5000));
+  });
+
+  it('counts stdout and stderr together against outputBytes', async () => {
+    const r = await f.run(['/bin/sh', '-c', 'head -c 600 /dev/zero; head -c 600 /dev/zero >&2'], {
+      limits: { outputBytes: 1000 },
+    });
+    assert.equal(r.verdict, 'output_limit');
+    assert.equal(r.stdout.length, 600);
+    assert.equal(r.stderr.length, 400);
+    assert.equal(r.stdoutTruncated, false);
+    assert.equal(r.stderrTruncated, true);
+    const fits = await f.run(['/bin/sh', '-c', 'head -c 500 /dev/zero; head -c 500 /dev/zero >&2'], {
+      limits: { outputBytes: 1000 },
+    });
+    assert.equal(fits.verdict, 'ok');
+  });
+
+  it('enforces RLIMIT_FSIZE on files: SIGXFSZ is signaled, not output_limit', async () => {
+    const r = await f.run(['/bin/sh', '-c', 'exec head -c 2000000 /dev/zero > /tmp/big'], {
+      limits: { fileSizeBytes: 1 * MiB },
+    });
+    assert.equal(r.verdict, 'signaled');
+    assert.equal(r.signalName, 'SIGXFSZ');
+  });
+
+  it('limits the number of tasks', async () => {
+    const r = await f.run(['/bin/sh', '-c', 'for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait'], {
+      limits: { pids: 4 },
+    });
+    assert.match(text(r.stderr), /can't fork|Resource temporarily unavailable/);
+  });
+
+  it('caps open files with RLIMIT_NOFILE', async () => {
+    const r = await f.run(['/bin/sh', '-c', 'ulimit -n'], { limits: { openFiles: 17 } });
+    assert.equal(text(r.stdout), '17\n');
+  });
+});
