@@ -7,7 +7,7 @@
 set -eu
 root=$1
 cd "$root"
-echo "==> finalize: mount points, sandbox user 60000, no caches"
+echo "==> finalize: mount points, sandbox user 60000, no caches or docs"
 mkdir -p proc dev sys tmp box etc root
 chmod 1777 tmp
 chmod 0755 box
@@ -20,6 +20,25 @@ grep -q '^root:' etc/group || echo 'root:x:0:' >>etc/group
 echo cellblock >etc/hostname
 # resolv.conf is the build host's; an empty file stays as the mount point builds bind over.
 : >etc/resolv.conf
+if [ -d etc/dpkg/dpkg.cfg.d ]; then
+  # Nothing in a sandbox reads documentation or message translations: keep them out of this
+  # layer and, through dpkg's path filters, out of every layer built on it.
+  cat >etc/dpkg/dpkg.cfg.d/cellblock-slim <<'SLIM'
+path-exclude=/usr/share/doc/*
+path-include=/usr/share/doc/*/copyright
+path-exclude=/usr/share/man/*
+path-exclude=/usr/share/info/*
+path-exclude=/usr/share/locale/*
+path-include=/usr/share/locale/locale.alias
+path-exclude=/usr/share/lintian/*
+SLIM
+  find usr/share/doc -mindepth 1 ! -type d ! -name copyright -delete 2>/dev/null || true
+  find usr/share/doc -mindepth 1 -type d -empty -delete 2>/dev/null || true
+  # The man section dirs stay: update-alternatives (openjdk's postinst) links into man1.
+  find usr/share/man -mindepth 1 ! -type d -delete 2>/dev/null || true
+  rm -rf usr/share/info/* usr/share/lintian/*
+  find usr/share/locale -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} + 2>/dev/null || true
+fi
 if [ -d etc/apt ]; then
   # Sources are given to each build, never kept: images are not updated in place.
   : >etc/apt/sources.list

@@ -68,14 +68,18 @@ async function buildLayer(layer: PlannedLayer, below: string[], definitions: Ima
   const logPath = join(store.logsDir, `${layer.hash}.log`);
   const logFile = openLog(logPath);
   const started = Date.now();
-  const heartbeat = setInterval(
-    () => report({ image, phase: 'heartbeat', message: `still building layer ${layer.hash.slice(0, 12)} (${Math.round((Date.now() - started) / 1000)} s)` }),
-    opts.heartbeatMs ?? 15_000,
-  );
+  let lastLine = '';
+  const heartbeat = setInterval(() => {
+    const seconds = Math.round((Date.now() - started) / 1000);
+    report({ image, phase: 'heartbeat', message: `still building layer ${layer.hash.slice(0, 12)} (${seconds} s)${lastLine ? `: ${lastLine.slice(0, 100)}` : ''}` });
+  }, opts.heartbeatMs ?? 15_000);
   const recipe = (script: string, args: string[], extraEnv: Record<string, string> = {}): Promise<void> =>
     runRecipe({
       image, recipesDir, script, args, logFile, logPath, env: extraEnv,
-      onLine: (line) => report({ image, phase: line.startsWith('==> ') ? 'step' : 'output', message: line.replace(/^==> /, '') }),
+      onLine: (line) => {
+        if (line.trim()) lastLine = line.trim();
+        report({ image, phase: line.startsWith('==> ') ? 'step' : 'output', message: line.replace(/^==> /, '') });
+      },
     });
   try {
     switch (build.kind) {

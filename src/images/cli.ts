@@ -41,7 +41,8 @@ const mib = (bytes: number): string => `${(bytes / (1024 * 1024)).toFixed(1)} Mi
 
 function printProgress(verbose: boolean): (p: BuildProgress) => void {
   return (p) => {
-    if (p.phase === 'output' && !verbose) return;
+    // A failure is printed once, as the command's error.
+    if ((p.phase === 'output' && !verbose) || p.phase === 'failed') return;
     const at = new Date().toISOString().slice(11, 19);
     process.stdout.write(`${at} ${p.image}: ${p.phase === 'output' ? '  ' : ''}${p.message}\n`);
   };
@@ -52,7 +53,14 @@ function list(store: ImageStore): void {
   const rows = [['IMAGE', 'STATUS', 'HASH', 'LAYERS', 'SIZE', 'BUILT', 'DESCRIPTION']];
   for (const name of definitions.names()) {
     const built = store.get(name);
-    const plan = planImage(name, definitions, store, defaultDefinitionsDir());
+    let plan: ReturnType<typeof planImage>;
+    try {
+      plan = planImage(name, definitions, store, defaultDefinitionsDir());
+    } catch (err) {
+      // e.g. no busybox on this host: the other images are still worth listing.
+      rows.push([name, 'unbuildable', '-', '-', '-', '-', (err as Error).message]);
+      continue;
+    }
     const current = plan[plan.length - 1]!.hash;
     const status = !built ? 'not built' : built.hash === current ? 'built' : 'stale';
     const hashes = built ? store.layerHashes(name)! : [];

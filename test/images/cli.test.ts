@@ -1,0 +1,60 @@
+// The images command as a user runs it (`node --import tsx src/images/cli.ts ...`), against a
+// scratch data dir: progress while building, a no-op rebuild, the listing, and exit codes for
+// bad input.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { repoRoot } from '../../src/images/paths.js';
+import { scratchDir, whyNoLayerBuilds } from './helpers.js';
+
+const scratch = scratchDir('cli');
+after(() => scratch.remove());
+
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot(), 'src/images/cli.ts'), ...args], {
+    cwd: repoRoot(),
+    encoding: 'utf8',
+    env: { ...process.env, CELLBLOCK_DATA_DIR: join(scratch.dir, 'data') },
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('cellblock images', () => {
+  it('builds the busybox image with progress lines, then finds it up to date', { skip: whyNoLayerBuilds() }, () => {
+    const first = cli('build', 'busybox');
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stdout, /busybox: 1 of 1 layer\(s\) to build/);
+    assert.match(first.stdout, /busybox: finalize/);
+    assert.match(first.stdout, /1 image\(s\) ready, 1 layer\(s\) built/);
+    const again = cli('build', 'busybox');
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /up to date/);
+    assert.match(again.stdout, /0 layer\(s\) built/);
+    const list = cli('list');
+    assert.equal(list.status, 0, list.stderr);
+    assert.match(list.stdout, /^busybox\s+built\s+[0-9a-f]{12}\s+1\s/m);
+    assert.match(list.stdout, /^python\s+not built\s/m);
+  });
+
+  it('says which image is unknown, and builds nothing', () => {
+    const r = cli('build', 'cobol');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /unknown image "cobol" \(known: .*python/);
+  });
+
+  it('answers usage errors with exit status 2 and the usage', () => {
+    for (const args of [['frobnicate'], [], ['build', '--fast'], ['list', '--data-dir']]) {
+      const r = cli(...args);
+      assert.equal(r.status, 2, args.join(' '));
+      assert.match(r.stderr, /usage: cellblock images build/);
+    }
+    assert.equal(cli('--help').status, 0);
+  });
+
+  it('refuses a data dir overlayfs cannot use', () => {
+    const r = cli('list', '--data-dir', '/tmp/a:b');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /may not contain ':'/);
+  });
+});
