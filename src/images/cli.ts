@@ -4,6 +4,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { buildImages, planImage } from './builder.js';
 import { ImageDefinitions } from './definitions.js';
+import { pruneLayers } from './prune.js';
 import { ImageBuildError, ImageDefinitionError, ImageStoreError, UnknownImageError } from './errors.js';
 import { dataDirFromEnv, defaultDefinitionsDir } from './paths.js';
 import { openImageStore, type ImageStore } from './store.js';
@@ -11,6 +12,7 @@ import type { BuildProgress } from './types.js';
 
 const USAGE = `usage: cellblock images build [--verbose] [--data-dir DIR] [name...]
        cellblock images list [--data-dir DIR]
+       cellblock images prune [--data-dir DIR]   (remove layers no image uses and nothing mounts)
 Images live in --data-dir, else $CELLBLOCK_DATA_DIR, else /var/lib/cellblock.`;
 
 interface Options {
@@ -96,6 +98,12 @@ export async function imagesCommand(argv: string[]): Promise<number> {
       case 'list':
         list(store);
         return 0;
+      case 'prune': {
+        const report = await pruneLayers(store);
+        for (const h of report.keptMounted) process.stdout.write(`kept ${h.slice(0, 12)}: still mounted\n`);
+        process.stdout.write(`images: removed ${report.removed.length} unused layer(s), ${mib(report.freedBytes)} freed\n`);
+        return 0;
+      }
       default:
         process.stderr.write(`cellblock images: ${opts.command ? `unknown command "${opts.command}"` : 'a command is needed'}\n${USAGE}\n`);
         return 2;

@@ -3,6 +3,7 @@
 //                             included) or a base tree; used as-is as an overlay lowerdir
 //   layers/<hash>/layer.json  LayerRecord: parent, build step, size, build time
 //   layers/.build-*           layers being built; never used, removed when a build ends or fails
+//   layers/.prune-*           layers being deleted by `images prune`
 //   images/<name>.json        an image: its layer hashes, lowest (base) first
 //   cache/                    downloaded .deb files, so that rebuilds do not download again
 //   logs/<hash>.log           the output of the last build of a layer
@@ -138,7 +139,7 @@ export class ImageStore {
   /** Removes build dirs left by builds that died (call with the build lock held). */
   removeStaleBuildDirs(): string[] {
     if (!existsSync(this.layersDir)) return [];
-    const stale = readdirSync(this.layersDir).filter((d) => d.startsWith(BUILD_DIR_PREFIX));
+    const stale = readdirSync(this.layersDir).filter((d) => d.startsWith(BUILD_DIR_PREFIX) || d.startsWith('.prune-'));
     for (const d of stale) rmSync(join(this.layersDir, d), { recursive: true, force: true });
     return stale;
   }

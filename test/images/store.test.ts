@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { acquireBuildLock } from '../../src/images/build-lock.js';
 import { buildImages } from '../../src/images/builder.js';
 import { ImageBuildError, ImageStoreError, UnknownImageError } from '../../src/images/errors.js';
+import { pruneLayers } from '../../src/images/prune.js';
 import { openImageStore, overlayLowerdir } from '../../src/images/store.js';
 import type { BuildProgress } from '../../src/images/types.js';
 import { definitionsDir, mountsUnder, scratchDir, whyNoLayerBuilds } from './helpers.js';
@@ -119,6 +120,26 @@ describe('image store on the busybox test image', { skip }, () => {
     assert.equal(now.layerPaths[0], old.layerPaths[0]);
     assert.notEqual(now.hash, old.hash);
     assert.equal(readFileSync(join(now.layerPaths[1]!, 'opt/b/x'), 'utf8'), 'b2\n');
+  });
+
+  it('prunes layers no image uses, but not while they are mounted', async () => {
+    const used = new Set(store.list().flatMap((i) => store.layerHashes(i.name)!));
+    const unused = store.layers().filter((h) => !used.has(h));
+    assert.equal(unused.length, 1, 'the old top layer of bb-b');
+    const merged = join(scratch.dir, 'merged-old');
+    mkdirSync(merged, { recursive: true });
+    execFileSync('mount', ['-t', 'overlay', 'cellblock-test', '-o', `lowerdir=${store.layerRoot(unused[0]!)}:${store.get('bb')!.layerPaths[0]}`, merged]);
+    try {
+      const kept = await pruneLayers(store);
+      assert.deepEqual(kept, { removed: [], keptMounted: unused, freedBytes: 0 });
+    } finally {
+      execFileSync('umount', [merged]);
+    }
+    const pruned = await pruneLayers(store);
+    assert.deepEqual(pruned.removed, unused);
+    assert.ok(pruned.freedBytes > 0);
+    assert.deepEqual(store.layers().sort(), [...used].sort());
+    for (const name of ['bb', 'bb-a', 'bb-b']) assert.ok(store.get(name), name);
   });
 
   it('rejects unknown image names before building anything', async () => {
