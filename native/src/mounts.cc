@@ -24,8 +24,10 @@ Failure bindReadOnly(Step step, const char* path, unsigned long extraFlags) {
 }
 
 Failure mountProc(const ContainerState& s) {
+  // hidepid=invisible: the program (another uid) cannot see init at all; init shares Node's
+  // memory, so /proc/1/cmdline would otherwise show Node's command line.
   CB_TRY(step_mount_proc, mountCall("proc", s.procTarget.c_str(), "proc",
-                                    MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr));
+                                    MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible"));
   for (const std::string& path : s.procReadonlyTargets) {
     CB_TRY_FAILURE(
         bindReadOnly(step_proc_readonly, path.c_str(), MS_NOSUID | MS_NODEV | MS_NOEXEC));

@@ -52,8 +52,9 @@ function build(dir: string): void {
     fs.symlinkSync('/bin/busybox', link);
   }
   // A setuid-root busybox: running it must not give the program root (nosuid, no_new_privs).
-  fs.copyFileSync(BUSYBOX, path.join(dir, 'bin/suid-busybox'));
-  fs.chmodSync(path.join(dir, 'bin/suid-busybox'), 0o4755);
+  fs.mkdirSync(path.join(dir, 'opt/suid'), { recursive: true });
+  fs.copyFileSync(BUSYBOX, path.join(dir, 'opt/suid/busybox'));
+  fs.chmodSync(path.join(dir, 'opt/suid/busybox'), 0o4755);
   fs.writeFileSync(path.join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nsandbox:x:60000:60000:sandbox:/box:/bin/sh\n');
   fs.writeFileSync(path.join(dir, 'etc/group'), 'root:x:0:\nsandbox:x:60000:\n');
   fs.writeFileSync(path.join(dir, 'etc/marker'), 'this is the busybox test root\n');
