@@ -147,7 +147,7 @@ try {
               if (result.verdict !== 'ok') throw new Error(`${program.name}: verdict ${result.verdict} ${JSON.stringify(result.run?.error)} ${result.run?.stderr}`);
             });
             const s = ex.stats().images[program.runtime.image]!;
-            if (mode.pool!.sizing?.maxReady) console.log(`    (${gap} ms gaps: hits ${s.hits}, misses ${s.misses}, prepare mean ${(s.prepareMs.sum / s.prepareMs.count).toFixed(2)} ms)`);
+            if (mode.pool!.sizing?.maxReady) console.log(`    (${gap} ms gaps: hits ${s.hits}, misses ${s.misses}, prepare mean ${(s.prepareMsTotal / s.prepared).toFixed(2)} ms)`);
           });
         }
         console.log(`  ${mode.label.padEnd(32)} gap ${String(gap).padStart(3)}:  ${summary(samples)}`);

@@ -68,9 +68,10 @@ export class KeyedPool<T> {
     state.lastTakeAtMs = performance.now();
     const slot = state.ready.shift() as T | undefined;
     if (slot !== undefined) {
+      // No refill here: preparing runs JS-thread work (cgroup files, the engine's clone) that
+      // would delay this very job. The slot is replaced when it is released.
       state.stats.hits++;
       state.inUse++;
-      this.refill();
       return slot;
     }
     state.stats.misses++;
@@ -82,7 +83,6 @@ export class KeyedPool<T> {
       return prepared;
     } finally {
       state.preparingOnTheSpot--;
-      this.refill();
     }
   }
 
@@ -90,8 +90,16 @@ export class KeyedPool<T> {
   release(key: string, slot: T): void {
     const state = this.state(key);
     state.inUse--;
-    this.destroyInBackground(state, slot);
-    this.refill();
+    // After the caller has its result: teardown and refill run on the JS thread too.
+    this.track(
+      new Promise<void>((resolve) =>
+        setImmediate(() => {
+          this.destroyInBackground(state, slot);
+          this.refill();
+          resolve();
+        }),
+      ),
+    );
   }
 
   stats(): PoolStats {
@@ -103,7 +111,6 @@ export class KeyedPool<T> {
         preparing: s.refilling + s.preparingOnTheSpot,
         target: s.target,
         ...s.stats,
-        prepareMs: { ...s.stats.prepareMs },
       };
     }
     return { images };
@@ -137,7 +144,7 @@ export class KeyedPool<T> {
         target: sizing.minReady,
         lastTakeAtMs: performance.now(),
         backoffUntilMs: 0,
-        stats: { hits: 0, misses: 0, prepared: 0, destroyed: 0, prepareFailures: 0, prepareMs: { count: 0, sum: 0, last: 0, max: 0 } },
+        stats: { hits: 0, misses: 0, prepared: 0, destroyed: 0, prepareFailures: 0, prepareMsTotal: 0, prepareMsLast: 0, prepareMsMax: 0 },
       };
       this.keys.set(key, state);
     }
@@ -149,12 +156,11 @@ export class KeyedPool<T> {
     try {
       const slot = await this.factory.prepare(state.key);
       const ms = performance.now() - startMs;
-      const p = state.stats.prepareMs;
-      p.count++;
-      p.sum += ms;
-      p.last = ms;
-      p.max = Math.max(p.max, ms);
-      state.stats.prepared++;
+      const stats = state.stats;
+      stats.prepared++;
+      stats.prepareMsTotal += ms;
+      stats.prepareMsLast = ms;
+      stats.prepareMsMax = Math.max(stats.prepareMsMax, ms);
       return slot;
     } catch (err) {
       state.stats.prepareFailures++;

@@ -10,7 +10,7 @@ export interface PoolSizing {
   idleShrinkMs: number;
 }
 
-/** Figures for one image's pool. Times are milliseconds. */
+/** Figures for one image's pool: flat numbers, as monitoring reads them. */
 export interface ImagePoolStats {
   /** Slots prepared and waiting. */
   ready: number;
@@ -22,11 +22,14 @@ export interface ImagePoolStats {
   target: number;
   hits: number;
   misses: number;
+  /** Slots prepared successfully so far. */
   prepared: number;
   destroyed: number;
   prepareFailures: number;
-  /** Wall time of slot preparations so far. */
-  prepareMs: { count: number; sum: number; last: number; max: number };
+  /** Wall time of the `prepared` preparations, summed (mean = prepareMsTotal / prepared). */
+  prepareMsTotal: number;
+  prepareMsLast: number;
+  prepareMsMax: number;
 }
 
 export interface PoolStats {

@@ -96,7 +96,7 @@ test('hits, misses and demand: a miss prepares on the spot and raises the target
     s = pool.stats().images[IMAGE]!;
     assert.equal(s.hits, 1);
     assert.equal(s.inUse, 2);
-    assert.ok(s.prepareMs.count >= 2 && s.prepareMs.sum > 0 && s.prepareMs.max >= s.prepareMs.last);
+    assert.ok(s.prepared >= 2 && s.prepareMsTotal > 0 && s.prepareMsMax >= s.prepareMsLast && s.prepareMsLast > 0);
     pool.release(a);
     pool.release(b);
     await until(() => pool.stats().images[IMAGE]!.destroyed >= 2);
