@@ -2,6 +2,7 @@
 // name and a default that works on one machine; a malformed value is a ConfigError at start-up,
 // never a surprise later.
 import os from 'node:os';
+import { dataDirFromEnv } from './images/paths.js';
 
 export interface ApiKey {
   key: string;
@@ -16,8 +17,8 @@ export interface Config {
   queuePrefix: string;
   host: string;
   port: number;
-  /** Where `cellblock start` keeps its private Redis's data. */
-  stateDir: string;
+  /** Built images, pool state, and (for `cellblock start`) the private Redis's data. */
+  dataDir: string;
 
   /** Worker processes `cellblock worker` / `cellblock start` run on this machine. */
   workerProcesses: number;
@@ -111,7 +112,7 @@ export function loadConfig(env: Env = process.env): Config {
     queuePrefix,
     host: env.CELLBLOCK_HOST?.trim() || '127.0.0.1',
     port: integer(env, 'CELLBLOCK_PORT', 2358),
-    stateDir: env.CELLBLOCK_STATE_DIR?.trim() || '/var/lib/cellblock',
+    dataDir: dataDirFromEnv(env),
     workerProcesses: integer(env, 'CELLBLOCK_WORKER_PROCESSES', 1, 0),
     workerConcurrency: integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', Math.max(2, os.availableParallelism()), 1),
     resultTtlSeconds: integer(env, 'CELLBLOCK_RESULT_TTL_SECONDS', 3600, 1),

@@ -1,32 +1,24 @@
 // Finding the runtime a submission names. Runtimes are data shipped with the code
-// (loadRuntimes() from src/images), so the API knows them without asking a worker.
+// (loadRuntimes() from src/images), so the API knows them without asking a worker; names and
+// versions are matched by the images module's own RuntimeRegistry, the same rule everywhere.
+import { RuntimeRegistry } from '../images/runtimes.js';
 import type { Runtime } from '../images/types.js';
 import { ApiError } from './errors.js';
 
-/** A version matches exactly, or as a dotted prefix ("3" and "3.11" match "3.11.2"). */
-function versionMatches(runtime: Runtime, version: string): boolean {
-  return runtime.version === version || runtime.version.startsWith(`${version}.`);
+const registries = new WeakMap<readonly Runtime[], RuntimeRegistry>();
+
+function registryOf(runtimes: readonly Runtime[]): RuntimeRegistry {
+  let registry = registries.get(runtimes);
+  if (!registry) registries.set(runtimes, (registry = new RuntimeRegistry([...runtimes])));
+  return registry;
 }
 
-function names(runtime: Runtime): string[] {
-  return [runtime.id, runtime.language, ...runtime.aliases].map((name) => name.toLowerCase());
-}
-
-export function findRuntime(runtimes: readonly Runtime[], language: string, version?: string): Runtime | undefined {
-  const wanted = language.trim().toLowerCase();
-  const candidates = runtimes.filter((runtime) => names(runtime).includes(wanted));
-  // The id is exact; otherwise the newest version wins when none is asked for.
-  const byId = candidates.find((runtime) => runtime.id.toLowerCase() === wanted && (!version || versionMatches(runtime, version)));
-  if (byId) return byId;
-  const matching = version ? candidates.filter((runtime) => versionMatches(runtime, version)) : candidates;
-  return matching.sort((a, b) => b.version.localeCompare(a.version, 'en', { numeric: true }))[0];
-}
-
+/** The newest runtime whose id or alias is `language` and whose version matches `version`. */
 export function requireRuntime(runtimes: readonly Runtime[], language: string, version?: string): Runtime {
-  const runtime = findRuntime(runtimes, language, version);
+  const registry = registryOf(runtimes);
+  const runtime = registry.find(language.trim(), version);
   if (runtime) return runtime;
-  const known = runtimes.some((candidate) => names(candidate).includes(language.trim().toLowerCase()));
-  if (known && version) {
+  if (version !== undefined && registry.find(language.trim())) {
     throw new ApiError(400, 'unknown_version', `language "${language}" has no version "${version}"`, { language, version });
   }
   throw new ApiError(400, 'unknown_language', `unknown language "${language}"; GET /v1/runtimes lists them`, { language });

@@ -54,15 +54,6 @@ export function checkLimits(runtime: Runtime, limits: Partial<Limits> | undefine
   return checked;
 }
 
-/** Compiles may be given more room than runs, when the runtime's own compile limits say so. */
-function compileMaxima(runtime: Runtime): Limits {
-  const maxima = { ...runtime.maxLimits };
-  for (const [key, value] of Object.entries(runtime.compile?.limits ?? {}) as [keyof Limits, number][]) {
-    maxima[key] = Math.max(maxima[key], value);
-  }
-  return maxima;
-}
-
 export function toJobRequest(
   submission: JobSubmission,
   runtimes: readonly Runtime[],
@@ -101,7 +92,7 @@ export function toJobRequest(
     limits: checkLimits(runtime, submission.limits, runtime.maxLimits, 'limits'),
   };
   if (submission.compileLimits && runtime.compile) {
-    request.compileLimits = checkLimits(runtime, submission.compileLimits, compileMaxima(runtime), 'compileLimits');
+    request.compileLimits = checkLimits(runtime, submission.compileLimits, runtime.maxLimits, 'compileLimits');
   }
   if (submission.tests) {
     if (submission.tests.length > policy.maxTests) {

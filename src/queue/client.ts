@@ -35,8 +35,8 @@ export interface WorkerLiveness {
   pid: number;
   concurrency: number;
   running: number;
-  /** Whatever figures the worker's executor reports about its pool. */
-  pool?: Record<string, number>;
+  /** The worker's executor pool figures, by image then figure (ready, inUse, hits, ...). */
+  pool?: Record<string, Record<string, number>>;
 }
 
 /** What the cancel marker holds, so that a cancelled queued job (removed from BullMQ) still has a record. */

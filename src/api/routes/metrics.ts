@@ -18,7 +18,12 @@ export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService }> = async (ap
   const workersAlive = new Gauge({ name: 'cellblock_workers_alive', help: 'Worker processes with a live heartbeat', registers: [registry] });
   const workerSlots = new Gauge({ name: 'cellblock_worker_slots', help: 'Jobs the live workers may run at once', registers: [registry] });
   const workerRunning = new Gauge({ name: 'cellblock_worker_running_jobs', help: 'Jobs the live workers are running', registers: [registry] });
-  const pool = new Gauge({ name: 'cellblock_pool', help: "Executor pool figures summed over live workers", labelNames: ['figure'], registers: [registry] });
+  const pool = new Gauge({
+    name: 'cellblock_pool',
+    help: 'Executor pool figures (ready, inUse, preparing, hits, misses, ...) summed over live workers',
+    labelNames: ['image', 'figure'],
+    registers: [registry],
+  });
 
   /** Figures that are stored in Redis as counters and a histogram, written as text by hand. */
   async function jobStatsText(): Promise<string> {
@@ -46,11 +51,11 @@ export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService }> = async (ap
       workerSlots.set(workers.reduce((sum, worker) => sum + worker.concurrency, 0));
       workerRunning.set(workers.reduce((sum, worker) => sum + worker.running, 0));
       pool.reset();
-      const figures = new Map<string, number>();
       for (const worker of workers) {
-        for (const [figure, value] of Object.entries(worker.pool ?? {})) figures.set(figure, (figures.get(figure) ?? 0) + value);
+        for (const [image, figures] of Object.entries(worker.pool ?? {})) {
+          for (const [figure, value] of Object.entries(figures)) pool.inc({ image, figure }, value);
+        }
       }
-      for (const [figure, value] of figures) pool.set({ figure }, value);
       statsText = await jobStatsText();
       redisUp.set(1);
     } catch {

@@ -1,0 +1,36 @@
+// `cellblock api`: the HTTP API alone, against a Redis that workers elsewhere also use.
+import type { Logger } from 'pino';
+import { buildApp } from '../api/app.js';
+import type { Config } from '../config.js';
+import { loadRuntimes } from '../images/runtimes.js';
+import { BullJobClient } from '../queue/client.js';
+import { createRedis } from '../queue/connection.js';
+
+export interface RunningApi {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function runApi(config: Config, redisUrl: string, logger: Logger): Promise<RunningApi> {
+  const runtimes = loadRuntimes();
+  const jobs = new BullJobClient({
+    redisUrl,
+    prefix: config.queuePrefix,
+    resultTtlSeconds: config.resultTtlSeconds,
+    maxQueuedJobs: config.maxQueuedJobs,
+  });
+  // The API starts even while Redis is away: it answers 503 until Redis is back.
+  await jobs.ready().catch((error) => logger.warn({ err: error }, 'redis not reachable yet; answering 503 until it is'));
+  const rateLimitRedis = createRedis(redisUrl, 'producer', 'cellblock-api-ratelimit');
+  const app = await buildApp({ jobs, runtimes, config, logger, rateLimitRedis });
+  const url = await app.listen({ host: config.host, port: config.port });
+  logger.info({ url, runtimes: runtimes.map((runtime) => runtime.id) }, 'api listening');
+  return {
+    url,
+    close: async () => {
+      await app.close();
+      await jobs.close();
+      rateLimitRedis.disconnect();
+    },
+  };
+}

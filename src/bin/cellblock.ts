@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// The `cellblock` command: start (API + workers, and a private Redis when none is configured),
+// api, worker, images. Configuration comes from CELLBLOCK_* environment variables (src/config.ts).
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { ConfigError, loadConfig, type Config } from '../config.js';
+import { startRedisServer } from '../queue/redis-server.js';
+import { runApi } from './api-command.js';
+import { createLogger, onShutdown } from './process-control.js';
+import { runWorkerProcess, superviseWorkers, SINGLE_WORKER_FLAG } from './worker-command.js';
+
+const USAGE = `usage: cellblock <command>
+
+  start            API and workers on this machine; runs a private redis-server when
+                   CELLBLOCK_REDIS_URL is not set (data in $CELLBLOCK_DATA_DIR/redis)
+  api              the HTTP API alone (needs CELLBLOCK_REDIS_URL)
+  worker           worker processes alone (needs CELLBLOCK_REDIS_URL)
+  images <...>     build, list and prune language images (cellblock images --help)
+
+Settings are environment variables; see README.md ("Configuration").`;
+
+class UsageError extends Error {}
+
+function requireRedisUrl(config: Config, command: string): string {
+  if (!config.redisUrl) throw new UsageError(`cellblock ${command} needs CELLBLOCK_REDIS_URL (redis://host:port)`);
+  return config.redisUrl;
+}
+
+async function api(config: Config): Promise<void> {
+  const logger = createLogger(config.logLevel, 'api');
+  const running = await runApi(config, requireRedisUrl(config, 'api'), logger);
+  onShutdown(logger, () => running.close());
+}
+
+async function worker(config: Config, argv: string[]): Promise<void> {
+  const redisUrl = requireRedisUrl(config, 'worker');
+  const logger = createLogger(config.logLevel, 'worker');
+  if (argv.includes(SINGLE_WORKER_FLAG) || config.workerProcesses <= 1) {
+    const running = await runWorkerProcess(config, redisUrl, logger);
+    onShutdown(logger, () => running.close());
+    return;
+  }
+  const supervisor = superviseWorkers(config.workerProcesses, redisUrl, logger);
+  onShutdown(logger, () => supervisor.stop());
+}
+
+async function start(config: Config): Promise<void> {
+  const logger = createLogger(config.logLevel, 'start');
+  let redisUrl = config.redisUrl;
+  let stopRedis = async () => {};
+  if (!redisUrl) {
+    const dataDir = path.join(config.dataDir, 'redis');
+    mkdirSync(dataDir, { recursive: true });
+    const redis = await startRedisServer({ dataDir, onLog: (line) => logger.debug({ redis: line }, 'redis-server') });
+    logger.info({ url: redis.url, dataDir }, 'private redis-server started');
+    redisUrl = redis.url;
+    stopRedis = () => redis.stop();
+  }
+  const workers = config.workerProcesses > 0 ? superviseWorkers(config.workerProcesses, redisUrl, logger) : undefined;
+  const running = await runApi(config, redisUrl, logger);
+  onShutdown(logger, async () => {
+    // Stop taking requests first, then let workers finish their jobs, then Redis.
+    await running.close();
+    await workers?.stop();
+    await stopRedis();
+  });
+}
+
+async function main(argv: string[]): Promise<number | undefined> {
+  const [command, ...rest] = argv;
+  if (command === 'images') {
+    const { imagesCommand } = await import('../images/cli.js');
+    return imagesCommand(rest);
+  }
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const config = loadConfig();
+  switch (command) {
+    case 'start':
+      await start(config);
+      return undefined;
+    case 'api':
+      await api(config);
+      return undefined;
+    case 'worker':
+      await worker(config, rest);
+      return undefined;
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (exitCode) => {
+    if (exitCode !== undefined) process.exitCode = exitCode;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError || error instanceof ConfigError) {
+      process.stderr.write(`cellblock: ${error.message}\n\n${USAGE}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`cellblock: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,68 @@
+// `cellblock worker`: worker processes on this machine. One process runs in place; several are
+// children of a small supervisor that restarts any that die and passes SIGTERM on.
+import { fork, type ChildProcess } from 'node:child_process';
+import type { Logger } from 'pino';
+import { presentJob } from '../api/present.js';
+import type { Config } from '../config.js';
+import { createExecutor } from '../executor/create.js';
+import { startQueueWorker, type QueueWorker } from '../queue/worker.js';
+
+/** argv marker of a supervised child: run one worker in this process. */
+export const SINGLE_WORKER_FLAG = '--single';
+const RESTART_DELAY_MS = 1000;
+
+export async function runWorkerProcess(config: Config, redisUrl: string, logger: Logger): Promise<QueueWorker> {
+  const executor = await createExecutor({
+    dataDir: config.dataDir,
+    onBackgroundError: (error, image) => logger.warn({ err: error, image }, 'pool background work failed'),
+  });
+  return startQueueWorker({
+    redisUrl,
+    prefix: config.queuePrefix,
+    concurrency: config.workerConcurrency,
+    executor,
+    logger,
+    lockDurationMs: config.lockDurationMs,
+    stalledIntervalMs: config.stalledIntervalMs,
+    maxStalledCount: config.maxStalledCount,
+    heartbeatTtlMs: config.workerHeartbeatTtlMs,
+    shutdownGraceMs: config.shutdownGraceMs,
+    webhook: { attempts: config.webhookAttempts, timeoutMs: config.webhookTimeoutMs, backoffMs: config.webhookBackoffMs },
+    presentForWebhook: (record) => presentJob(record),
+  });
+}
+
+export interface WorkerSupervisor {
+  /** SIGTERM to every child; resolves when all have exited. */
+  stop(): Promise<void>;
+}
+
+/** Runs `count` worker processes (this same program with `worker --single`), restarting any that die. */
+export function superviseWorkers(count: number, redisUrl: string, logger: Logger): WorkerSupervisor {
+  const children = new Set<ChildProcess>();
+  let stopping = false;
+  const launch = (slot: number) => {
+    const child = fork(process.argv[1]!, ['worker', SINGLE_WORKER_FLAG], {
+      env: { ...process.env, CELLBLOCK_REDIS_URL: redisUrl },
+      execArgv: process.execArgv,
+      stdio: 'inherit',
+    });
+    children.add(child);
+    logger.info({ slot, childPid: child.pid }, 'worker process started');
+    child.once('exit', (code, signal) => {
+      children.delete(child);
+      if (stopping) return;
+      logger.error({ slot, childPid: child.pid, code, signal }, 'worker process died; restarting');
+      setTimeout(() => !stopping && launch(slot), RESTART_DELAY_MS);
+    });
+  };
+  for (let slot = 0; slot < count; slot++) launch(slot);
+  return {
+    stop: async () => {
+      stopping = true;
+      const exits = [...children].map((child) => new Promise<void>((resolve) => child.once('exit', () => resolve())));
+      for (const child of children) child.kill('SIGTERM');
+      await Promise.all(exits);
+    },
+  };
+}

@@ -1,0 +1,54 @@
+// Delivers a finished job to its webhook: POST of JSON, retried with exponential backoff on
+// network errors, timeouts, 429 and 5xx; any other answer is final. Delivery is at-least-once
+// per worker: a receiver should treat the job id as the idempotency key.
+
+export interface WebhookPolicy {
+  attempts: number;
+  timeoutMs: number;
+  /** Wait before the second attempt; doubles after each further one. */
+  backoffMs: number;
+}
+
+export interface WebhookOutcome {
+  delivered: boolean;
+  attempts: number;
+  /** Last HTTP status, when there was an answer. */
+  status?: number;
+  error?: string;
+}
+
+const retryable = (status: number) => status === 429 || status >= 500;
+
+export async function deliverWebhook(
+  url: string,
+  jobId: string,
+  body: unknown,
+  policy: WebhookPolicy,
+  stop: AbortSignal = new AbortController().signal,
+): Promise<WebhookOutcome> {
+  const payload = JSON.stringify(body);
+  let outcome: WebhookOutcome = { delivered: false, attempts: 0 };
+  for (let attempt = 1; attempt <= policy.attempts && !stop.aborted; attempt++) {
+    if (attempt > 1) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, policy.backoffMs * 2 ** (attempt - 2));
+        stop.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+      });
+    }
+    try {
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'user-agent': 'cellblock-webhook', 'x-cellblock-job-id': jobId },
+        body: payload,
+        redirect: 'manual',
+        signal: AbortSignal.any([AbortSignal.timeout(policy.timeoutMs), stop]),
+      });
+      await response.arrayBuffer().catch(() => undefined);
+      outcome = { delivered: response.ok, attempts: attempt, status: response.status };
+      if (response.ok || !retryable(response.status)) return outcome;
+    } catch (error) {
+      outcome = { delivered: false, attempts: attempt, error: (error as Error).message };
+    }
+  }
+  return outcome;
+}

@@ -1,0 +1,210 @@
+// A worker process's queue side: takes jobs from BullMQ, runs each through the executor, stores
+// the JobResult as the job's return value. Several jobs at once (`concurrency`); liveness in
+// Redis; cancel requests by pub/sub; stalled-job recovery by BullMQ's lock and stall check (a
+// job whose worker died is retried once elsewhere, then failed); graceful close: stop taking
+// jobs, let running ones finish, and after the grace hand unfinished ones back to the queue.
+import os from 'node:os';
+import { DelayedError, Job, UnrecoverableError, Worker } from 'bullmq';
+import { nanoid } from 'nanoid';
+import type { Logger } from 'pino';
+import type { ExecuteRequest, ExecuteResult } from '../executor/types.js';
+import type { JobRecord, JobRequest, JobResult } from '../jobs/model.js';
+import { CANCELLED_REASON, toRecord, type WorkerLiveness } from './client.js';
+import { toExecuteRequest, toJobResult } from './codec.js';
+import { createRedis } from './connection.js';
+import { startHeartbeat } from './heartbeat.js';
+import { QUEUE_NAME, redisKeys } from './keys.js';
+import { recordJobEnd } from './stats.js';
+import { deliverWebhook, type WebhookPolicy } from './webhook.js';
+
+/** What the worker needs of the executor (src/executor's Executor satisfies it). */
+export interface JobExecutor {
+  execute(request: ExecuteRequest): Promise<ExecuteResult>;
+  close(): Promise<void>;
+  /** Pool figures by image, advertised with the heartbeat for /metrics. */
+  stats?(): { images: Record<string, object> };
+}
+
+export interface QueueWorkerOptions {
+  redisUrl: string;
+  prefix: string;
+  concurrency: number;
+  executor: JobExecutor;
+  logger: Logger;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  maxStalledCount: number;
+  heartbeatTtlMs: number;
+  shutdownGraceMs: number;
+  webhook: WebhookPolicy;
+  /** The webhook's body for a finished job (the API's view of it); the raw record when absent. */
+  presentForWebhook?: (record: JobRecord) => unknown;
+}
+
+export interface QueueWorker {
+  readonly workerId: string;
+  /** Jobs running now. */
+  readonly running: number;
+  close(): Promise<void>;
+}
+
+/** Why a run was aborted: the job's cancel, or this worker shutting down. */
+type AbortReason = 'cancelled' | 'shutdown';
+
+function poolFigures(executor: JobExecutor): Record<string, Record<string, number>> | undefined {
+  const stats = executor.stats?.();
+  if (!stats) return undefined;
+  const figures: Record<string, Record<string, number>> = {};
+  for (const [image, imageStats] of Object.entries(stats.images)) {
+    figures[image] = {};
+    for (const [figure, value] of Object.entries(imageStats)) {
+      if (typeof value === 'number') figures[image][figure] = value;
+    }
+  }
+  return figures;
+}
+
+export async function startQueueWorker(options: QueueWorkerOptions): Promise<QueueWorker> {
+  const { executor, logger } = options;
+  const keys = redisKeys(options.prefix);
+  const workerId = `${os.hostname()}-${process.pid}-${nanoid(6)}`;
+  const log = logger.child({ workerId });
+  const redis = createRedis(options.redisUrl, 'blocking', `cellblock-worker-${workerId}`);
+  const subscriber = createRedis(options.redisUrl, 'blocking', `cellblock-worker-cancel-${workerId}`);
+  const controllers = new Map<string, AbortController>();
+  const webhooks = new Set<Promise<unknown>>();
+  const stopWebhooks = new AbortController();
+  let shuttingDown = false;
+
+  async function processJob(job: Job<JobRequest, JobResult>, token?: string, bullSignal?: AbortSignal): Promise<JobResult> {
+    const jobId = job.id!;
+    const jobLog = log.child({ jobId });
+    const queueWaitMs = Math.max(0, Date.now() - job.timestamp);
+    const controller = new AbortController();
+    controllers.set(jobId, controller);
+    bullSignal?.addEventListener('abort', () => controller.abort('cancelled' satisfies AbortReason), { once: true });
+    try {
+      // Marked cancelled while queued, and taken before the API could remove it: never run it.
+      if ((await redis.exists(keys.cancelled(jobId))) === 1) {
+        jobLog.info('job was cancelled before it ran');
+        throw new UnrecoverableError(CANCELLED_REASON);
+      }
+      jobLog.info({ runtimeId: job.data.runtimeId, queueWaitMs, attempt: job.attemptsStarted, stalls: job.stalledCounter }, 'job started');
+      let result: ExecuteResult;
+      try {
+        result = await executor.execute(toExecuteRequest(job.data, controller.signal));
+      } catch (error) {
+        // The executor refused the job (unknown runtime, bad request, closed): retrying cannot help.
+        jobLog.error({ err: error }, 'executor failed the job');
+        throw new UnrecoverableError(`executor: ${(error as Error).message}`);
+      }
+      if (controller.signal.aborted && controller.signal.reason === ('shutdown' satisfies AbortReason)) {
+        // Killed only because this worker is stopping: hand the job back for another worker.
+        jobLog.warn('job interrupted by shutdown; returning it to the queue');
+        await job.moveToDelayed(Date.now(), token);
+        throw new DelayedError();
+      }
+      jobLog.info({ verdict: result.verdict }, 'job finished');
+      return toJobResult(result, queueWaitMs);
+    } finally {
+      controllers.delete(jobId);
+    }
+  }
+
+  const bullRedis = createRedis(options.redisUrl, 'blocking', `cellblock-worker-bull-${workerId}`);
+  const worker = new Worker<JobRequest, JobResult>(QUEUE_NAME, processJob, {
+    connection: bullRedis,
+    prefix: options.prefix,
+    concurrency: options.concurrency,
+    lockDuration: options.lockDurationMs,
+    stalledInterval: options.stalledIntervalMs,
+    maxStalledCount: options.maxStalledCount,
+    autorun: false,
+  });
+
+  function finished(job: Job<JobRequest, JobResult>, state: 'completed' | 'failed', outcome: string): void {
+    const latencyMs = (job.finishedOn ?? Date.now()) - job.timestamp;
+    recordJobEnd(redis, keys, outcome, latencyMs).catch((error) => log.warn({ err: error, jobId: job.id }, 'cannot record job stats'));
+    if (!job.data.webhookUrl) return;
+    const record = toRecord(job, state);
+    const body = options.presentForWebhook ? options.presentForWebhook(record) : record;
+    const delivery = deliverWebhook(job.data.webhookUrl, job.id!, body, options.webhook, stopWebhooks.signal).then((result) => {
+      log[result.delivered ? 'info' : 'warn']({ jobId: job.id, ...result }, result.delivered ? 'webhook delivered' : 'webhook not delivered');
+    });
+    webhooks.add(delivery);
+    void delivery.finally(() => webhooks.delete(delivery));
+  }
+
+  worker.on('completed', (job, result) => finished(job, 'completed', result.verdict));
+  worker.on('failed', (job, error) => {
+    if (!job || error instanceof DelayedError || error.name === 'DelayedError') return;
+    finished(job, 'failed', job.failedReason === CANCELLED_REASON ? 'cancelled' : 'failed');
+  });
+  // A job failed by the stall check (its worker died twice) emits no 'failed' here; look it up.
+  worker.on('stalled', (jobId) => {
+    log.warn({ jobId }, 'job stalled: its worker stopped renewing the lock');
+    void (async () => {
+      const job = await Job.fromId<JobRequest, JobResult>(worker, jobId);
+      if (job && (await job.getState()) === 'failed') finished(job, 'failed', 'failed');
+    })().catch((error) => log.warn({ err: error, jobId }, 'cannot inspect stalled job'));
+  });
+  worker.on('error', (error) => log.error({ err: error }, 'worker error'));
+
+  await subscriber.subscribe(keys.cancelChannel);
+  subscriber.on('message', (_channel, jobId: string) => {
+    const controller = controllers.get(jobId);
+    if (!controller) return;
+    log.info({ jobId }, 'cancelling running job');
+    controller.abort('cancelled' satisfies AbortReason);
+  });
+
+  const heartbeat = startHeartbeat(
+    redis,
+    keys,
+    options.heartbeatTtlMs,
+    (): WorkerLiveness => {
+      const liveness: WorkerLiveness = {
+        workerId,
+        host: os.hostname(),
+        pid: process.pid,
+        concurrency: options.concurrency,
+        running: controllers.size,
+      };
+      const pool = poolFigures(executor);
+      if (pool) liveness.pool = pool;
+      return liveness;
+    },
+    (error) => log.warn({ err: error }, 'heartbeat failed'),
+  );
+
+  void worker.run().catch((error) => log.error({ err: error }, 'worker stopped'));
+  await worker.waitUntilReady();
+  log.info({ concurrency: options.concurrency, prefix: options.prefix }, 'worker ready');
+
+  return {
+    workerId,
+    get running() {
+      return controllers.size;
+    },
+    close: async () => {
+      if (shuttingDown) return;
+      shuttingDown = true;
+      log.info({ running: controllers.size, graceMs: options.shutdownGraceMs }, 'worker closing: no new jobs');
+      const grace = setTimeout(() => {
+        log.warn({ running: controllers.size }, 'shutdown grace over: interrupting running jobs');
+        for (const controller of controllers.values()) controller.abort('shutdown' satisfies AbortReason);
+      }, options.shutdownGraceMs);
+      await worker.close();
+      clearTimeout(grace);
+      await heartbeat.stop();
+      // Webhooks of finished jobs get a short while more, then are given up.
+      const webhookGrace = setTimeout(() => stopWebhooks.abort(), Math.min(options.shutdownGraceMs, 10_000));
+      await Promise.allSettled([...webhooks]);
+      clearTimeout(webhookGrace);
+      await executor.close();
+      // BullMQ leaves the connection it was handed open.
+      for (const connection of [subscriber, redis, bullRedis]) connection.disconnect();
+      log.info('worker closed');
+    },
+  };
+}
