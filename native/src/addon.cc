@@ -77,6 +77,8 @@ Napi::Object failureObject(Napi::Env env, cb::Failure f) {
 struct Event {
   bool ready = false;
   ExitReport exit;
+  /** With the exit event: released on the JS thread, the only one that touches go/cancel. */
+  std::shared_ptr<ContainerState> state;
 };
 
 Napi::Value exitObject(Napi::Env env, ExitReport& r) {
@@ -158,13 +160,15 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
           error.ThrowAsJavaScriptException();
         }
       }
+      if (event->state) event->state->release();
       delete event;
     };
+    std::weak_ptr<ContainerState> weakState = state_;
     cb::launchSupervisor(
         state_,
-        [tsfn, deliver]() mutable { tsfn.BlockingCall(new Event{true, {}}, deliver); },
-        [tsfn, deliver](ExitReport report) mutable {
-          tsfn.BlockingCall(new Event{false, std::move(report)}, deliver);
+        [tsfn, deliver]() mutable { tsfn.BlockingCall(new Event{true, {}, nullptr}, deliver); },
+        [tsfn, deliver, weakState](ExitReport report) mutable {
+          tsfn.BlockingCall(new Event{false, std::move(report), weakState.lock()}, deliver);
           tsfn.Release();
         });
   }
@@ -258,7 +262,19 @@ Napi::Value IsLockFileHeld(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, held == 1);
 }
 
+/** resourceCounts() -> {mappedStacks, supervisorThreads, openStates}: for leak checks. */
+Napi::Value ResourceCounts(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  cb::ResourceCounts counts = cb::resourceCounts();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("mappedStacks", Napi::Number::New(env, static_cast<double>(counts.mappedStacks)));
+  o.Set("supervisorThreads", Napi::Number::New(env, static_cast<double>(counts.supervisorThreads)));
+  o.Set("openStates", Napi::Number::New(env, static_cast<double>(counts.openStates)));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("resourceCounts", Napi::Function::New(env, ResourceCounts));
   exports.Set("Container", ContainerWrap::Define(env));
   exports.Set("holdLockFile", Napi::Function::New(env, HoldLockFile));
   exports.Set("isLockFileHeld", Napi::Function::New(env, IsLockFileHeld));

@@ -26,6 +26,10 @@ constexpr size_t kInitStackBytes = 256 * 1024;
 constexpr size_t kProgramStackBytes = 128 * 1024;
 constexpr int64_t kDevTmpfsBytes = 64 * 1024;
 
+std::atomic<int64_t> gMappedStacks{0};
+std::atomic<int64_t> gSupervisorThreads{0};
+std::atomic<int64_t> gOpenStates{0};
+
 // Host files bound over /proc entries a program never needs to read (as in runc's masked paths).
 const char* const kProcMaskedFiles[] = {"kcore", "keys", "timer_list", "sched_debug", "kallsyms"};
 // /proc entries bound read-only.
@@ -78,6 +82,7 @@ void* mapStack(size_t bytes) {
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
                  -1, 0);
   if (p == MAP_FAILED) throwSetup(step_map_stack, errno);
+  gMappedStacks++;
   return p;
 }
 
@@ -182,13 +187,17 @@ void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onR
 
 }  // namespace
 
-ContainerState::~ContainerState() {
-  closeDescriptors();
-  if (initStack) munmap(initStack, initStackBytes);
-  if (programStack) munmap(programStack, programStackBytes);
-}
+ContainerState::~ContainerState() { release(); }
 
-void ContainerState::closeDescriptors() {
+void ContainerState::release() {
+  for (void** stack : {&initStack, &programStack}) {
+    if (*stack == nullptr) continue;
+    munmap(*stack, stack == &initStack ? initStackBytes : programStackBytes);
+    *stack = nullptr;
+    gMappedStacks--;
+  }
+  if (counted) gOpenStates--;
+  counted = false;
   if (initEndsClosed) {
     reportWrite = goRead = cancelRead = -1;
     cgroupProcsFds.clear();
@@ -209,6 +218,8 @@ void ContainerState::closeDescriptors() {
 std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
   auto state = std::make_shared<ContainerState>();
   ContainerState& s = *state;
+  s.counted = true;
+  gOpenStates++;
   s.rootDir = o.rootDir;
   s.workDirHost = o.workDirHost;
   s.workDirTarget = o.rootDir + o.workDir;
@@ -260,7 +271,13 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
 
 void launchSupervisor(std::shared_ptr<ContainerState> state, ReadyCallback onReady,
                       ExitCallback onExit) {
-  std::thread(superviseContainer, std::move(state), std::move(onReady), std::move(onExit))
+  gSupervisorThreads++;
+  std::thread(
+      [](std::shared_ptr<ContainerState> state, ReadyCallback onReady, ExitCallback onExit) {
+        superviseContainer(std::move(state), std::move(onReady), std::move(onExit));
+        gSupervisorThreads--;
+      },
+      std::move(state), std::move(onReady), std::move(onExit))
       .detach();
 }
 
@@ -328,6 +345,10 @@ void cancelContainer(ContainerState& s) {
   do {
     n = write(s.cancelWrite, &c, 1);
   } while (n < 0 && errno == EINTR);
+}
+
+ResourceCounts resourceCounts() {
+  return ResourceCounts{gMappedStacks.load(), gSupervisorThreads.load(), gOpenStates.load()};
 }
 
 }  // namespace cb

@@ -80,4 +80,12 @@ void sendGo(ContainerState& state);
 /** Kills a started run (init sees the cancel pipe) or ends an unstarted container. */
 void cancelContainer(ContainerState& state);
 
+/** What the engine holds right now, for leak checks. */
+struct ResourceCounts {
+  int64_t mappedStacks;
+  int64_t supervisorThreads;
+  int64_t openStates;  // states whose descriptors are not yet released
+};
+ResourceCounts resourceCounts();
+
 }  // namespace cb

@@ -114,11 +114,13 @@ struct ContainerState {
   /** The supervisor closed its copies of init's ends (report write, go read, cancel read,
    * cgroup.procs); the fields keep their values because init reads them. */
   bool initEndsClosed = false;
+  bool counted = false;  // counted in resourceCounts().openStates until released
   std::atomic<bool> started{false};
   std::atomic<bool> finished{false};
 
   ~ContainerState();
-  void closeDescriptors();
+  /** Closes every descriptor and unmaps the stacks; on the JS thread, once init is reaped. */
+  void release();
 };
 
 }  // namespace cb

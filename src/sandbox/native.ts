@@ -83,7 +83,16 @@ export interface NativeSetupErrorFields {
   errno?: number;
 }
 
+/** What the addon holds right now (leak checks). */
+export interface NativeResourceCounts {
+  mappedStacks: number;
+  supervisorThreads: number;
+  /** Containers whose descriptors are not yet released (released when init's exit is delivered). */
+  openStates: number;
+}
+
 interface NativeModule {
+  resourceCounts(): NativeResourceCounts;
   Container: new (options: NativePrepareOptions, onEvent: NativeEventHandler) => NativeContainer;
   holdLockFile(path: string): number;
   isLockFileHeld(path: string): boolean;
