@@ -2,6 +2,7 @@
 // name and a default that works on one machine; a malformed value is a ConfigError at start-up,
 // never a surprise later.
 import os from 'node:os';
+import path from 'node:path';
 import { dataDirFromEnv } from './images/paths.js';
 
 export interface ApiKey {
@@ -19,6 +20,8 @@ export interface Config {
   port: number;
   /** Built images, pool state, and (for `cellblock start`) the private Redis's data. */
   dataDir: string;
+  /** Where a worker's pool keeps its slots; a dead worker's leftovers are reclaimed from here. */
+  poolStateDir: string;
 
   /** Worker processes `cellblock worker` / `cellblock start` run on this machine. */
   workerProcesses: number;
@@ -106,13 +109,15 @@ export function loadConfig(env: Env = process.env): Config {
   if (!/^[\w-]{1,64}$/.test(queuePrefix)) {
     throw new ConfigError('CELLBLOCK_QUEUE_PREFIX', 'letters, digits, "_" and "-" only');
   }
+  const dataDir = dataDirFromEnv(env);
   const lockDurationMs = integer(env, 'CELLBLOCK_LOCK_DURATION_MS', 30_000, 1000);
   return {
     redisUrl,
     queuePrefix,
     host: env.CELLBLOCK_HOST?.trim() || '127.0.0.1',
     port: integer(env, 'CELLBLOCK_PORT', 2358),
-    dataDir: dataDirFromEnv(env),
+    dataDir,
+    poolStateDir: env.CELLBLOCK_POOL_STATE_DIR?.trim() || path.join(dataDir, 'pool'),
     workerProcesses: integer(env, 'CELLBLOCK_WORKER_PROCESSES', 1, 0),
     workerConcurrency: integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', Math.max(2, os.availableParallelism()), 1),
     resultTtlSeconds: integer(env, 'CELLBLOCK_RESULT_TTL_SECONDS', 3600, 1),

@@ -14,6 +14,7 @@ const RESTART_DELAY_MS = 1000;
 export async function runWorkerProcess(config: Config, redisUrl: string, logger: Logger): Promise<QueueWorker> {
   const executor = await createExecutor({
     dataDir: config.dataDir,
+    pool: { stateRoot: config.poolStateDir },
     onBackgroundError: (error, image) => logger.warn({ err: error, image }, 'pool background work failed'),
   });
   return startQueueWorker({

@@ -1,11 +1,21 @@
 // Shared set-up of the service tests: a private Redis, a BullJobClient on its own prefix, and
 // the API app over them.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { nanoid } from 'nanoid';
+import pino from 'pino';
 import { buildApp, type ApiConfig } from '../../src/api/app.js';
+import { presentJob } from '../../src/api/present.js';
 import { loadConfig } from '../../src/config.js';
+import { createExecutor } from '../../src/executor/create.js';
+import { dataDirFromEnv } from '../../src/images/paths.js';
+import { loadRuntimes } from '../../src/images/runtimes.js';
+import { openImageStore } from '../../src/images/store.js';
 import type { Runtime } from '../../src/images/types.js';
 import { BullJobClient } from '../../src/queue/client.js';
+import { startQueueWorker, type QueueWorker } from '../../src/queue/worker.js';
 import { start, type TestRedis } from '../helpers/redis.js';
 
 /** A runtime as data, for tests of the API's own checks (no worker runs it). */
@@ -79,4 +89,74 @@ export async function startService(
       await redis.stop();
     },
   };
+}
+
+export interface TestWorker {
+  worker: QueueWorker;
+  close(): Promise<void>;
+}
+
+/** Worker settings short enough that stall recovery happens within a test. */
+export const fastStallSettings = { lockDurationMs: 2000, stalledIntervalMs: 1000, maxStalledCount: 1 };
+
+/** Runtimes whose images are built on this machine; the reason when some are not. */
+export function builtRuntimes(): { runtimes: Runtime[]; missing: string[] } {
+  const store = openImageStore(dataDirFromEnv());
+  const runtimes = loadRuntimes();
+  return {
+    runtimes: runtimes.filter((runtime) => store.get(runtime.image)),
+    missing: runtimes.filter((runtime) => !store.get(runtime.image)).map((runtime) => `${runtime.id} (image ${runtime.image})`),
+  };
+}
+
+/** A worker in this process on a real executor, its pool state in `poolStateDir`. */
+export async function startTestWorker(
+  service: ServiceHarness,
+  poolStateDir: string,
+  options: { concurrency?: number; shutdownGraceMs?: number } = {},
+): Promise<TestWorker> {
+  const executor = await createExecutor({ dataDir: dataDirFromEnv(), pool: { stateRoot: poolStateDir } });
+  const worker = await startQueueWorker({
+    redisUrl: service.redis.url,
+    prefix: service.prefix,
+    concurrency: options.concurrency ?? 2,
+    executor,
+    logger: pino({ level: process.env.CELLBLOCK_TEST_LOG_LEVEL ?? 'silent' }),
+    ...fastStallSettings,
+    heartbeatTtlMs: 3000,
+    shutdownGraceMs: options.shutdownGraceMs ?? 30_000,
+    webhook: { attempts: 4, timeoutMs: 2000, backoffMs: 100 },
+    presentForWebhook: (record) => presentJob(record),
+  });
+  return { worker, close: () => worker.close() };
+}
+
+export async function listen(service: ServiceHarness): Promise<string> {
+  return service.app.listen({ host: '127.0.0.1', port: 0 });
+}
+
+export async function postJson(url: string, body: unknown): Promise<{ status: number; json: any; headers: Headers }> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: response.status, json: await response.json(), headers: response.headers };
+}
+
+export async function getJson(url: string, method = 'GET'): Promise<{ status: number; json: any }> {
+  const response = await fetch(url, { method });
+  return { status: response.status, json: await response.json() };
+}
+
+/** Polls a job until `done(status)` or the deadline; returns its last view. */
+export async function pollJob(baseUrl: string, id: string, timeoutMs: number, done = (status: string) => ['done', 'failed', 'cancelled'].includes(status)): Promise<any> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { status, json } = await getJson(`${baseUrl}/v1/jobs/${id}`);
+    if (status === 200 && done(json.status)) return json;
+    if (Date.now() > deadline) throw new Error(`job ${id} not finished after ${timeoutMs} ms: ${JSON.stringify(json)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+export async function scratchDir(): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cellblock-service-'));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }

@@ -1,0 +1,233 @@
+// End to end through HTTP: real Redis, the real API listening on loopback, a real worker on the
+// real executor (containers, images). Every language's hello world, tests against one compile,
+// batches, waiting and polling, cancelling queued and running jobs, webhooks, graceful shutdown.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import type { AddressInfo } from 'node:net';
+import {
+  builtRuntimes,
+  getJson,
+  listen,
+  pollJob,
+  postJson,
+  scratchDir,
+  startService,
+  startTestWorker,
+  type ServiceHarness,
+  type TestWorker,
+} from './fixtures.js';
+
+const { runtimes, missing } = builtRuntimes();
+const skip = runtimes.length === 0 ? `no language image is built (run: bin/cellblock images build); missing ${missing.join(', ')}` : false;
+const python = runtimes.find((runtime) => runtime.id === 'python');
+const sleeper = (seconds: number, before = '') => ({
+  language: 'python',
+  source: `import time\n${before}print("started", flush=True)\ntime.sleep(${seconds})\nprint("woke")\n`,
+});
+
+describe('jobs end to end', { skip }, () => {
+  let service: ServiceHarness;
+  let worker: TestWorker;
+  let scratch: Awaited<ReturnType<typeof scratchDir>>;
+  let base: string;
+
+  before(async () => {
+    scratch = await scratchDir();
+    service = await startService({ runtimes });
+    base = await listen(service);
+    worker = await startTestWorker(service, scratch.dir, { concurrency: 2 });
+  });
+  after(async () => {
+    await worker?.close();
+    await service?.close();
+    await scratch?.remove();
+  });
+
+  test('readiness sees the worker', async () => {
+    const { status, json } = await getJson(`${base}/readyz`);
+    assert.equal(status, 200, JSON.stringify(json));
+    assert.equal(json.workers, 1);
+  });
+
+  for (const runtime of runtimes) {
+    test(`hello world in ${runtime.id} ${runtime.version}`, async () => {
+      const { status, json } = await postJson(`${base}/v1/jobs?wait=true&timeoutMs=60000`, {
+        language: runtime.id,
+        version: runtime.version,
+        source: runtime.helloWorld.source,
+      });
+      assert.equal(status, 200, JSON.stringify(json));
+      assert.equal(json.status, 'done');
+      assert.equal(json.result.verdict, 'ok', JSON.stringify(json.result));
+      assert.equal(json.result.stdout, runtime.helloWorld.stdout);
+      assert.equal(json.result.exitCode, 0);
+      assert.deepEqual(json.result.runtime, { id: runtime.id, language: runtime.language, version: runtime.version });
+      const { metrics } = json.result;
+      assert.ok(metrics.cpuTimeMs > 0 && metrics.wallTimeMs > 0 && metrics.peakMemoryBytes > 0, JSON.stringify(metrics));
+      assert.ok(metrics.queueWaitMs >= 0);
+      assert.equal(json.result.compile !== undefined, runtime.compile !== undefined);
+    });
+  }
+
+  test('stdin, args, a runtime error, and base64 output', { skip: !python && 'python image not built' }, async () => {
+    const { json } = await postJson(`${base}/v1/jobs?wait=true`, {
+      language: 'python',
+      source: 'import sys\nprint(sys.stdin.read().upper(), sys.argv[1:])\nsys.stdout.buffer.write(bytes([255]))\nsys.exit(3)\n',
+      stdin: 'abc',
+      args: ['x', 'y z'],
+    });
+    assert.equal(json.result.verdict, 'runtime_error');
+    assert.equal(json.result.exitCode, 3);
+    assert.match(json.result.stdout, /^ABC \['x', 'y z'\]\n/);
+    const raw = await getJson(`${base}/v1/jobs/${json.id}?outputEncoding=base64`);
+    assert.equal(Buffer.from(raw.json.result.stdout, 'base64').at(-1), 255, 'base64 output keeps every byte');
+  });
+
+  test('tests run against one compile, each with pass/fail', { skip: !runtimes.some((r) => r.id === 'c') && 'c image not built' }, async () => {
+    const { status, json } = await postJson(`${base}/v1/jobs?wait=true`, {
+      language: 'c',
+      source: '#include <stdio.h>\nint main(void){int a,b;if(scanf("%d %d",&a,&b)!=2)return 1;printf("%d\\n",a+b);return 0;}\n',
+      tests: [
+        { stdin: '1 2', expectedOutput: '3' },
+        { stdin: '2 2', expectedOutput: '5' },
+        { stdin: 'x' },
+      ],
+    });
+    assert.equal(status, 200);
+    const { result } = json;
+    assert.equal(result.compile.verdict, 'ok');
+    assert.equal(result.run, undefined);
+    assert.deepEqual(result.tests.map((t: { passed: boolean | null }) => t.passed), [true, false, null]);
+    assert.deepEqual(result.tests.map((t: { stdout: string }) => t.stdout), ['3\n', '4\n', '']);
+    assert.equal(result.tests[2].verdict, 'runtime_error');
+    assert.equal(result.verdict, 'runtime_error', "the job's verdict is the first test's non-ok verdict");
+  });
+
+  test('a compile error runs nothing and returns the compiler output', { skip: !runtimes.some((r) => r.id === 'c') && 'c image not built' }, async () => {
+    const { json } = await postJson(`${base}/v1/jobs?wait=true`, { language: 'c', source: 'int main(void) { return nope; }\n' });
+    assert.equal(json.result.verdict, 'compile_error');
+    assert.match(json.result.compile.stderr, /nope/);
+    assert.equal(json.result.run, undefined);
+  });
+
+  test('a batch: every job runs, and each is readable', { skip: !python && 'python image not built' }, async () => {
+    const jobs = [1, 2, 3].map((n) => ({ language: 'python', source: `print(${n} * 7)` }));
+    const { status, json } = await postJson(`${base}/v1/jobs/batch`, { jobs });
+    assert.equal(status, 202);
+    assert.equal(json.jobs.length, 3);
+    const views = await Promise.all(json.jobs.map((job: { id: string }) => pollJob(base, job.id, 30_000)));
+    assert.deepEqual(views.map((view) => view.result.stdout), ['7\n', '14\n', '21\n']);
+  });
+
+  test('waiting is bounded; polling sees queued/running, then done', { skip: !python && 'python image not built' }, async () => {
+    const started = Date.now();
+    const waited = await postJson(`${base}/v1/jobs?wait=true&timeoutMs=300`, sleeper(2));
+    assert.equal(waited.status, 202, 'not finished within the wait: 202 with the current state');
+    assert.ok(['queued', 'running'].includes(waited.json.status));
+    assert.ok(Date.now() - started < 1500, 'the wait must end at its timeout');
+    const seen = new Set<string>();
+    const view = await pollJob(base, waited.json.id, 30_000, (status) => (seen.add(status), status === 'done'));
+    assert.ok(seen.has('running') || seen.has('queued'));
+    assert.equal(view.result.stdout, 'started\nwoke\n');
+    assert.ok(view.startedAt && view.finishedAt);
+  });
+
+  test('cancel: a queued job never runs, a running one is killed', { skip: !python && 'python image not built' }, async () => {
+    // Two slots: fill both, so that the third job waits.
+    const running = await Promise.all([sleeper(20), sleeper(20)].map((job) => postJson(`${base}/v1/jobs`, job)));
+    const ids = running.map((response) => response.json.id as string);
+    await Promise.all(ids.map((id) => pollJob(base, id, 30_000, (status) => status === 'running')));
+    const queued = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print("must not run")' });
+    const cancelledQueued = await getJson(`${base}/v1/jobs/${queued.json.id}`, 'DELETE');
+    assert.equal(cancelledQueued.status, 200);
+    assert.equal(cancelledQueued.json.status, 'cancelled');
+    assert.equal(cancelledQueued.json.result, undefined, 'a job cancelled while queued has no result: it never ran');
+
+    const started = Date.now();
+    const cancelled = await getJson(`${base}/v1/jobs/${ids[0]}`, 'DELETE');
+    assert.equal(cancelled.status, 200);
+    const view = cancelled.json.status === 'cancelled' ? cancelled.json : await pollJob(base, ids[0]!, 10_000);
+    assert.equal(view.status, 'cancelled');
+    assert.equal(view.result.verdict, 'cancelled');
+    assert.equal(view.result.stdout, 'started\n', 'killed before it woke');
+    assert.ok(Date.now() - started < 10_000);
+    await getJson(`${base}/v1/jobs/${ids[1]}`, 'DELETE');
+    assert.equal((await pollJob(base, ids[1]!, 10_000)).status, 'cancelled');
+    // Cancelling a finished job changes nothing.
+    const again = await getJson(`${base}/v1/jobs/${ids[0]}`, 'DELETE');
+    assert.equal(again.json.status, 'cancelled');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal((await getJson(`${base}/v1/jobs/${queued.json.id}`)).json.status, 'cancelled');
+  });
+
+  test('webhook: the finished job is POSTed, retried after a failure', { skip: !python && 'python image not built' }, async () => {
+    const deliveries: { body: any; headers: http.IncomingHttpHeaders }[] = [];
+    let attempts = 0;
+    const receiver = http.createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk) => (body += chunk));
+      request.on('end', () => {
+        attempts += 1;
+        if (attempts === 1) {
+          response.writeHead(503).end('try again');
+          return;
+        }
+        deliveries.push({ body: JSON.parse(body), headers: request.headers });
+        response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = receiver.address() as AddressInfo;
+      const { json } = await postJson(`${base}/v1/jobs`, {
+        language: 'python',
+        source: 'print("hooked")',
+        webhookUrl: `http://127.0.0.1:${port}/done`,
+      });
+      const deadline = Date.now() + 20_000;
+      while (deliveries.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(deliveries.length, 1, 'delivered once after one failed attempt');
+      assert.equal(attempts, 2);
+      const [delivery] = deliveries;
+      assert.equal(delivery!.headers['x-cellblock-job-id'], json.id);
+      assert.equal(delivery!.body.id, json.id);
+      assert.equal(delivery!.body.status, 'done');
+      assert.equal(delivery!.body.result.stdout, 'hooked\n');
+    } finally {
+      receiver.close();
+    }
+  });
+
+  test('metrics count finished jobs by verdict', async () => {
+    const response = await fetch(`${base}/metrics`);
+    const text = await response.text();
+    assert.match(text, /^cellblock_jobs_finished_total\{verdict="ok"\} [1-9]\d*$/m);
+    assert.match(text, /^cellblock_jobs_finished_total\{verdict="cancelled"\} [1-9]\d*$/m);
+    assert.match(text, /^cellblock_workers_alive 1$/m);
+    assert.match(text, /^cellblock_job_latency_seconds_count [1-9]\d*$/m);
+  });
+});
+
+describe('graceful shutdown', { skip: (skip || !python) && 'python image not built' }, () => {
+  test('SIGTERM-style close: no new jobs are taken, the running one finishes', async () => {
+    const scratch = await scratchDir();
+    const service = await startService({ runtimes });
+    try {
+      const base = await listen(service);
+      const worker = await startTestWorker(service, scratch.dir, { concurrency: 1 });
+      const running = await postJson(`${base}/v1/jobs`, sleeper(1));
+      await pollJob(base, running.json.id, 30_000, (status) => status === 'running');
+      const waiting = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print("later")' });
+      await worker.close();
+      const finished = (await getJson(`${base}/v1/jobs/${running.json.id}`)).json;
+      assert.equal(finished.status, 'done', 'the running job was finished before the worker closed');
+      assert.equal(finished.result.stdout, 'started\nwoke\n');
+      assert.equal((await getJson(`${base}/v1/jobs/${waiting.json.id}`)).json.status, 'queued', 'a closing worker takes no new job');
+      assert.equal((await getJson(`${base}/readyz`)).status, 503, 'a closed worker is no longer advertised');
+    } finally {
+      await service.close();
+      await scratch.remove();
+    }
+  });
+});
