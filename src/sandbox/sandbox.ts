@@ -103,6 +103,7 @@ class SandboxInstance implements Sandbox {
     await Promise.all([...this.containers].map((c) => c.destroy()));
     try {
       await this.backend.removeInstance(this.instanceId);
+      this.backend.removeParentIfEmpty();
     } finally {
       fs.rmSync(lockPath(this.lockDir, this.instanceId), { force: true });
       fs.closeSync(this.lockFd);

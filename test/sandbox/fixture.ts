@@ -40,7 +40,7 @@ function unavailableReason(): string | null {
 
 /** `skip` is the reason every test of the file must skip, or false. */
 export const skip: string | false = unavailableReason() ?? false;
-if (skip) console.log(`# SKIP sandbox tests: ${skip}`);
+if (skip) console.log(`SKIP sandbox tests: ${skip}`);
 
 export interface Fixture {
   sandbox: Sandbox;

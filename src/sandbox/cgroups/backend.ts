@@ -38,6 +38,8 @@ export interface CgroupBackend {
   listInstances(): string[];
   /** Kills what is left in an instance's subtree and removes it. */
   removeInstance(instanceId: string): Promise<void>;
+  /** Removes the `cellblock` parent itself when no instance is left in it. */
+  removeParentIfEmpty(): void;
 }
 
 /** A cgroup operation failed; `path` says which file or directory. */

@@ -43,10 +43,15 @@ export function readCgroupKey(file: string, key: string): number {
 }
 
 export function makeCgroupDir(dir: string): void {
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-  } catch (error) {
-    throw new CgroupError('mkdir', dir, codeOf(error));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+      return;
+    } catch (error) {
+      // Another instance may remove the empty `cellblock` parent between our mkdirs: retry.
+      if (codeOf(error) === 'ENOENT' && attempt < 3) continue;
+      throw new CgroupError('mkdir', dir, codeOf(error));
+    }
   }
 }
 
@@ -102,6 +107,16 @@ export async function removeCgroupTree(dir: string, killLeftovers: (dir: string)
   }
   killLeftovers(dir);
   await removeCgroupDir(dir, killLeftovers);
+}
+
+/** rmdir that gives up quietly when the cgroup still has children (another instance's). */
+export function removeCgroupDirIfEmpty(dir: string): void {
+  try {
+    fs.rmdirSync(dir);
+  } catch (error) {
+    const code = codeOf(error);
+    if (code !== 'ENOENT' && code !== 'EBUSY' && code !== 'ENOTEMPTY') throw new CgroupError('rmdir', dir, code);
+  }
 }
 
 export function listSubdirs(dir: string): string[] {

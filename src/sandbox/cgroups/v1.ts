@@ -13,6 +13,7 @@ import {
   readCgroupInteger,
   readCgroupKey,
   removeCgroupDir,
+  removeCgroupDirIfEmpty,
   removeCgroupTree,
   writeCgroupFile,
 } from './cgroupfs.js';
@@ -104,5 +105,9 @@ export class CgroupV1Backend implements CgroupBackend {
 
   async removeInstance(instanceId: string): Promise<void> {
     for (const dir of this.dirsOf(instanceId).distinct) await removeCgroupTree(dir, killCgroupPids);
+  }
+
+  removeParentIfEmpty(): void {
+    for (const parent of this.parentPaths) removeCgroupDirIfEmpty(parent);
   }
 }

@@ -15,6 +15,7 @@ import {
   readCgroupFile,
   readCgroupKey,
   removeCgroupDir,
+  removeCgroupDirIfEmpty,
   removeCgroupTree,
   writeCgroupFile,
 } from './cgroupfs.js';
@@ -155,5 +156,9 @@ export class CgroupV2Backend implements CgroupBackend {
 
   async removeInstance(instanceId: string): Promise<void> {
     await removeCgroupTree(path.join(this.parent, instanceId), killV2Cgroup);
+  }
+
+  removeParentIfEmpty(): void {
+    for (const parent of this.parentPaths) removeCgroupDirIfEmpty(parent);
   }
 }

@@ -1,0 +1,131 @@
+// cgroup backends: detection from mountinfo, the v2 backend on a v2 host, and cleanupStale
+// removing only dead instances' subtrees.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { createSandbox } from '../../src/sandbox/index.js';
+import { detectCgroupLayout, parseCgroupMounts } from '../../src/sandbox/cgroups/detect.js';
+import { MiB } from '../../src/units.js';
+import { program, skip, text, useFixture } from './fixture.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+function mountinfoLine(id: number, mountPoint: string, fsType: string, superOptions: string): string {
+  return `${id} 25 0:${id} / ${mountPoint} rw,nosuid,nodev,noexec,relatime shared:${id} - ${fsType} ${fsType} ${superOptions}`;
+}
+
+describe('cgroup detection', () => {
+  it('finds each v1 controller, co-mounted or not', () => {
+    const mountinfo = [
+      mountinfoLine(30, '/sys/fs/cgroup/cpu,cpuacct', 'cgroup', 'rw,cpu,cpuacct'),
+      mountinfoLine(31, '/sys/fs/cgroup/memory', 'cgroup', 'rw,memory'),
+      mountinfoLine(32, '/sys/fs/cgroup/pids', 'cgroup', 'rw,pids'),
+      mountinfoLine(33, '/sys/fs/cgroup/unified', 'cgroup2', 'rw,nsdelegate'),
+      mountinfoLine(34, '/proc', 'proc', 'rw'),
+    ].join('\n');
+    assert.equal(parseCgroupMounts(mountinfo).length, 4);
+    const layout = detectCgroupLayout(mountinfo);
+    assert.deepEqual(layout, {
+      version: 'v1',
+      mountPoints: {
+        cpu: '/sys/fs/cgroup/cpu,cpuacct',
+        cpuacct: '/sys/fs/cgroup/cpu,cpuacct',
+        memory: '/sys/fs/cgroup/memory',
+        pids: '/sys/fs/cgroup/pids',
+      },
+    });
+  });
+
+  it('prefers a cgroup2 mount that offers cpu, memory and pids', () => {
+    const fake = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-cgroup2-'));
+    try {
+      fs.writeFileSync(path.join(fake, 'cgroup.controllers'), 'cpuset cpu io memory hugetlb pids rdma misc\n');
+      const mountinfo = [mountinfoLine(31, '/sys/fs/cgroup/memory', 'cgroup', 'rw,memory'), mountinfoLine(33, fake, 'cgroup2', 'rw')].join('\n');
+      assert.deepEqual(detectCgroupLayout(mountinfo), { version: 'v2', mountPoint: fake });
+      fs.writeFileSync(path.join(fake, 'cgroup.controllers'), 'cpu io\n');
+      assert.throws(() => detectCgroupLayout(mountinfo), /cgroup v1 lacks cpu, cpuacct, pids/);
+    } finally {
+      fs.rmSync(fake, { recursive: true });
+    }
+  });
+
+  it('unescapes mount points with spaces', () => {
+    const [mount] = parseCgroupMounts(mountinfoLine(40, '/sys/fs/cgroup/my\\040cg', 'cgroup', 'rw,pids'));
+    assert.equal(mount?.mountPoint, '/sys/fs/cgroup/my cg');
+  });
+});
+
+const systemLayout = (() => {
+  try {
+    return detectCgroupLayout();
+  } catch {
+    return null;
+  }
+})();
+const v2Skip: string | false =
+  skip ||
+  (systemLayout?.version !== 'v2' &&
+    `this host's cgroup hierarchy is ${systemLayout?.version ?? 'unusable'}, not v2: the v2 backend runs where v2 is the system's hierarchy`);
+if (v2Skip && !skip) console.log(`SKIP cgroup v2 backend tests: ${v2Skip}`);
+
+describe('cgroup v2 backend', { skip: v2Skip }, () => {
+  const f = useFixture();
+
+  it('is the backend in use, and enforces and measures memory, CPU and pids', async () => {
+    assert.equal(f.sandbox.cgroupVersion, 'v2');
+    const oom = await f.run([program('alloc'), '256'], { limits: { memoryBytes: 64 * MiB } });
+    assert.equal(oom.verdict, 'memory_limit');
+    const alloc = await f.run([program('alloc'), '64'], { limits: { memoryBytes: 256 * MiB } });
+    assert.ok(alloc.metrics.peakMemoryBytes >= 64 * MiB && alloc.metrics.peakMemoryBytes <= 64 * MiB * 1.1 + 2 * MiB);
+    const spin = await f.run([program('spin'), '500']);
+    assert.ok(spin.metrics.cpuTimeMs >= 500 && spin.metrics.cpuTimeMs <= 550, `cpu ${spin.metrics.cpuTimeMs}`);
+    const loop = await f.run([program('spin')], { limits: { cpuTimeMs: 300 } });
+    assert.equal(loop.verdict, 'cpu_time_limit');
+    const forks = await f.run(['/bin/sh', '-c', 'for i in 1 2 3 4 5 6; do sleep 1 & done; wait'], { limits: { pids: 3 } });
+    assert.match(text(forks.stderr), /can't fork/);
+    const swapMax = path.join('/sys/fs/cgroup', 'cellblock', f.sandbox.instanceId);
+    assert.ok(fs.existsSync(swapMax), 'instance subtree exists under /sys/fs/cgroup/cellblock');
+  });
+});
+
+describe('sandbox instances and cleanupStale', { skip }, () => {
+  it('removes the subtree of a dead instance, never a live one', async () => {
+    const live = createSandbox({ instanceId: `live-${process.pid}` });
+    const deadId = `dead-${process.pid}`;
+    try {
+      // A process that creates an instance and dies without closing it.
+      execFileSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '-e',
+          `import('${REPO}/src/sandbox/index.ts').then((m) => { m.createSandbox({ instanceId: '${deadId}' }); process.exit(0); })`,
+        ],
+        { cwd: REPO, stdio: 'pipe' },
+      );
+      const janitor = createSandbox();
+      try {
+        const removed = await janitor.cleanupStale();
+        assert.ok(removed.includes(deadId), `removed ${JSON.stringify(removed)}`);
+        assert.ok(!removed.includes(live.instanceId));
+        assert.ok(!removed.includes(janitor.instanceId));
+        const again = await janitor.cleanupStale();
+        assert.ok(!again.includes(deadId));
+        assert.throws(() => createSandbox({ instanceId: live.instanceId }), /in use by a live process/);
+      } finally {
+        await janitor.close();
+      }
+    } finally {
+      await live.close();
+    }
+    assert.deepEqual(
+      fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(deadId),
+      false,
+    );
+  });
+});
