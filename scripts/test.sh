@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets up everything (scripts/setup.sh: Debian packages, npm, native addon, TypeScript, images)
+# and runs the whole test suite on the real kernel, one file at a time (the files share the
+# machine's cgroups and cores; a file's own tests decide their concurrency).
+# Extra arguments select test files: bash scripts/test.sh test/sandbox/run.test.ts
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+if [ $# -gt 0 ]; then
+  files=("$@")
+else
+  mapfile -t files < <(find test -name '*.test.ts' | sort)
+fi
+echo "test: ${#files[@]} files"
+exec node --import tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}"
