@@ -6,10 +6,11 @@
 // makes them, unmounted afterwards.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildImages } from '../../src/images/builder.js';
+import { ImageBuildError } from '../../src/images/errors.js';
 import { dataDirFromEnv, defaultDefinitionsDir } from '../../src/images/paths.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { openImageStore, overlayLowerdir } from '../../src/images/store.js';
@@ -17,7 +18,7 @@ import type { BuiltImage, Runtime } from '../../src/images/types.js';
 import { compileArgv, runArgv } from '../../src/executor/argv.js';
 import { effectiveLimits } from '../../src/executor/limits.js';
 import type { RunResult, Sandbox } from '../../src/sandbox/types.js';
-import { mountsUnder, scratchDir, whyNoLayerBuilds } from './helpers.js';
+import { definitionsDir, mountsUnder, scratchDir, whyNoLayerBuilds } from './helpers.js';
 
 /** Per runtime: a program summing two numbers from stdin, a program the compiler rejects (with a
  * word its message must contain), and one that fails at run time (with its stderr). */
@@ -149,6 +150,23 @@ describe('runtimes on their images, through the sandbox engine', { skip: engine.
     await engine.sandbox?.close();
     assert.deepEqual(mountsUnder(scratch.dir), [], 'every test root is unmounted');
     scratch.remove();
+  });
+
+  it('fail a layer whose package does not exist with apt\'s message, storing nothing', async () => {
+    // The real base (same definition, so the same stored layer) with a broken layer on top.
+    const defs = definitionsDir(scratch.dir, {
+      base: JSON.parse(readFileSync(join(defaultDefinitionsDir(), 'base.json'), 'utf8')),
+      broken: { name: 'broken', from: 'base', build: { kind: 'chroot', packages: ['cellblock-no-such-package'] } },
+    });
+    const layersBefore = store.layers().sort();
+    await assert.rejects(buildImages(['broken'], { store, definitionsDir: defs }), (err: unknown) => {
+      assert.ok(err instanceof ImageBuildError, String(err));
+      assert.match(err.detail, /Unable to locate package cellblock-no-such-package/);
+      return true;
+    });
+    assert.equal(store.get('broken'), undefined);
+    assert.deepEqual(store.layers().sort(), layersBefore);
+    assert.deepEqual(mountsUnder(store.dataDir), []);
   });
 
   it('store the Debian base once under every Debian image', () => {
