@@ -1,0 +1,204 @@
+// Judge0 CE end to end over HTTP against the running service, with requests written from Judge0's
+// documentation examples: hello world in every language, Accepted / Wrong Answer, compile error,
+// time limit, memory limit, runtime errors by signal, base64 round trip, batch, number_of_runs,
+// callback_url.
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { serviceSkipReason, startRunningService, type RunningService } from './service.js';
+
+const skip = serviceSkipReason();
+
+type Submission = Record<string, unknown> & { status: { id: number; description: string } };
+
+/** The C example of Judge0's "Create a Submission" documentation. */
+const HELLO_NAME_C = '#include <stdio.h>\n\nint main(void) {\n  char name[10];\n  scanf("%s", name);\n  printf("hello, %s\\n", name);\n  return 0;\n}';
+
+describe('Judge0 CE over HTTP', { skip }, () => {
+  let service: RunningService;
+
+  before(async () => {
+    service = await startRunningService();
+  });
+  after(() => service?.close());
+
+  async function call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const response = await fetch(`${service.baseUrl}${path}`, {
+      method,
+      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text === '' ? undefined : JSON.parse(text) };
+  }
+
+  async function run(submission: Record<string, unknown>, query = ''): Promise<Submission> {
+    const response = await call('POST', `/submissions?wait=true${query}`, submission);
+    assert.equal(response.status, 201, JSON.stringify(response.body));
+    return response.body as Submission;
+  }
+
+  async function languageId(pattern: RegExp): Promise<number> {
+    const languages = (await call('GET', '/languages')).body as { id: number; name: string }[];
+    const language = languages.find((candidate) => pattern.test(candidate.name));
+    assert.ok(language, `a language matching ${pattern} in ${JSON.stringify(languages)}`);
+    return language.id;
+  }
+
+  test('hello world in every language, under the listed ids', async () => {
+    const languages = (await call('GET', '/languages')).body as { id: number; name: string }[];
+    assert.equal(languages.length, service.runtimes.length);
+    for (const { id, name } of languages) {
+      const language = (await call('GET', `/languages/${id}`)).body as { source_file: string };
+      const runtime = service.runtimes.find((candidate) => candidate.sourceFile === language.source_file && name.includes(candidate.version))!;
+      const result = await run({ source_code: runtime.helloWorld.source, language_id: id });
+      assert.equal(result.status.id, 3, `${name}: ${JSON.stringify(result)}`);
+      assert.equal(result.stdout, runtime.helloWorld.stdout);
+      assert.match(String(result.time), /^\d+\.\d{3}$/, 'time in seconds, as a decimal string');
+      assert.ok(Number.isInteger(result.memory) && (result.memory as number) > 0, 'memory in KB');
+    }
+  });
+
+  test('the documented C example: Accepted with the expected output, Wrong Answer without', async () => {
+    const accepted = await run({ source_code: HELLO_NAME_C, language_id: 50, stdin: 'Judge0', expected_output: 'hello, Judge0' });
+    assert.deepEqual(Object.keys(accepted).sort(), ['compile_output', 'memory', 'message', 'status', 'stderr', 'stdout', 'time', 'token']);
+    assert.equal(accepted.stdout, 'hello, Judge0\n');
+    assert.deepEqual(accepted.status, { id: 3, description: 'Accepted' });
+    const wrong = await run({ source_code: HELLO_NAME_C, language_id: 50, stdin: 'world', expected_output: 'hello, Judge0' });
+    assert.deepEqual(wrong.status, { id: 4, description: 'Wrong Answer' });
+    assert.equal(wrong.stdout, 'hello, world\n');
+    // The token reads back the same result.
+    const shown = await call('GET', `/submissions/${wrong.token}?fields=status_id,language_id,exit_code,number_of_runs`);
+    assert.deepEqual(shown.body, { status_id: 4, language_id: 50, exit_code: 0, number_of_runs: 1 });
+  });
+
+  test('compilation error', async () => {
+    const result = await run({ source_code: 'int main(void) { return missing; }', language_id: 50 });
+    assert.deepEqual(result.status, { id: 6, description: 'Compilation Error' });
+    assert.match(String(result.compile_output), /missing/);
+    assert.equal(result.stdout, null);
+    assert.equal(result.time, null);
+  });
+
+  test('time limit exceeded', async () => {
+    const result = await run({ source_code: 'while True: pass', language_id: 71, cpu_time_limit: 1 });
+    assert.deepEqual(result.status, { id: 5, description: 'Time Limit Exceeded' });
+    // The time is the cgroup's CPU time. The sandbox's RLIMIT_CPU backstop counts in scheduler
+    // ticks and can end the program (SIGXCPU) when the cgroup has counted only ~80% of the limit
+    // on a loaded machine, so the bound below is loose on purpose.
+    const seconds = Number(result.time);
+    assert.ok(seconds >= 0.5 && seconds <= 1.5, `time ${result.time} s for a 1 s limit`);
+  });
+
+  test('memory limit: the OOM kill is Runtime Error (Other), signal 9', async () => {
+    const result = await run(
+      { source_code: 'data = b"x" * (256 * 1024 * 1024)\nprint(len(data))', language_id: 71, memory_limit: 65536 },
+      '&fields=status,exit_signal,message,memory',
+    );
+    assert.deepEqual(result.status, { id: 12, description: 'Runtime Error (Other)' });
+    assert.equal(result.exit_signal, 9);
+    assert.equal(result.message, 'Caught fatal signal 9');
+    assert.ok((result.memory as number) <= 65536 + 1024, `memory ${result.memory} KB within the limit`);
+  });
+
+  test('runtime errors: NZEC with the exit code, and the signal-specific statuses', async () => {
+    const nzec = await run({ source_code: 'import sys\nsys.exit(3)', language_id: 71 }, '&fields=status_id,exit_code,message');
+    assert.deepEqual(nzec, { status_id: 11, exit_code: 3, message: 'Exited with error status 3' });
+    const signals: [string, number][] = [
+      ['int main(void) { volatile int *p = 0; return *p; }', 7],
+      ['int main(void) { volatile int dividend = 7, zero = 0; return dividend / zero; }', 9],
+      ['#include <stdlib.h>\nint main(void) { abort(); }', 10],
+    ];
+    for (const [source, statusId] of signals) {
+      const result = await run({ source_code: source, language_id: 50 }, '&fields=status_id,exit_signal');
+      assert.equal(result.status_id, statusId, `${source}: ${JSON.stringify(result)}`);
+    }
+  });
+
+  test('base64 round trip, and Judge0\'s refusals of output that is not UTF-8', async () => {
+    const b64 = (text: string) => Buffer.from(text).toString('base64');
+    const source = 'import sys\nname = input()\nsys.stdout.buffer.write(b"\\xfe\\xff " + name.encode() + b"\\n")';
+    const result = await run({ source_code: b64(source), language_id: 71, stdin: b64('Judge0') }, '&base64_encoded=true');
+    assert.equal(result.status.id, 3);
+    assert.deepEqual(Buffer.from(String(result.stdout), 'base64'), Buffer.from([0xfe, 0xff, ...Buffer.from(' Judge0\n')]));
+    const plain = await call('POST', '/submissions?wait=true', { source_code: source, language_id: 71, stdin: 'x' });
+    assert.equal(plain.status, 201);
+    assert.equal(plain.body.error, 'some attributes for this submission cannot be converted to UTF-8, use base64_encoded=true query parameter');
+    const shown = await call('GET', `/submissions/${plain.body.token}`);
+    assert.equal(shown.status, 400);
+    assert.equal((await call('GET', `/submissions/${plain.body.token}?base64_encoded=true&fields=status_id`)).body.status_id, 3);
+  });
+
+  test('batch: create, then read until every submission is done', async () => {
+    const python = await languageId(/^Python \(3/);
+    const created = await call('POST', '/submissions/batch', {
+      submissions: [
+        { source_code: 'print(input())', language_id: python, stdin: 'one', expected_output: 'one' },
+        { source_code: 'echo two', language_id: 46 },
+        { source_code: 'print(input())', language_id: python, stdin: 'three', expected_output: 'four' },
+      ],
+    });
+    assert.equal(created.status, 201);
+    const tokens = (created.body as { token: string }[]).map((item) => item.token);
+    let submissions: { token: string; stdout: string; status_id: number }[] = [];
+    for (let attempt = 0; attempt < 300; attempt++) {
+      const shown = await call('GET', `/submissions/batch?tokens=${tokens.join(',')}&fields=token,stdout,status_id`);
+      submissions = shown.body.submissions;
+      if (submissions.every((submission) => submission.status_id > 2)) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.deepEqual(submissions, [
+      { token: tokens[0], stdout: 'one\n', status_id: 3 },
+      { token: tokens[1], stdout: 'two\n', status_id: 3 },
+      { token: tokens[2], stdout: 'three\n', status_id: 4 },
+    ]);
+  });
+
+  test('number_of_runs runs the program that many times after one compile', async () => {
+    const result = await run(
+      { source_code: HELLO_NAME_C, language_id: 50, stdin: 'x', expected_output: 'hello, x', number_of_runs: 3 },
+      '&fields=status_id,number_of_runs,stdout',
+    );
+    assert.deepEqual(result, { status_id: 3, number_of_runs: 3, stdout: 'hello, x\n' });
+  });
+
+  test('callback_url receives a PUT of the finished submission, base64-encoded, default fields', async () => {
+    const received: { method: string; contentType: string; body: any }[] = [];
+    let delivered!: () => void;
+    const arrived = new Promise<void>((resolve) => (delivered = resolve));
+    const receiver = createServer((request: IncomingMessage, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        received.push({
+          method: request.method ?? '',
+          contentType: request.headers['content-type'] ?? '',
+          body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
+        });
+        response.end();
+        delivered();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = receiver.address() as AddressInfo;
+      const created = await call('POST', '/submissions', {
+        source_code: 'print("called back")',
+        language_id: 71,
+        callback_url: `http://127.0.0.1:${port}/judge0`,
+      });
+      assert.equal(created.status, 201);
+      await Promise.race([arrived, new Promise((_, reject) => setTimeout(() => reject(new Error('no callback within 30 s')), 30_000))]);
+      assert.equal(received.length, 1);
+      const [callback] = received;
+      assert.equal(callback!.method, 'PUT');
+      assert.equal(callback!.contentType, 'application/json');
+      assert.deepEqual(Object.keys(callback!.body).sort(), ['compile_output', 'memory', 'message', 'status', 'stderr', 'stdout', 'time', 'token']);
+      assert.equal(callback!.body.token, created.body.token);
+      assert.deepEqual(callback!.body.status, { id: 3, description: 'Accepted' });
+      assert.equal(callback!.body.stdout, `${Buffer.from('called back\n').toString('base64')}\n`);
+    } finally {
+      await new Promise((resolve) => receiver.close(resolve));
+    }
+  });
+});
