@@ -68,6 +68,7 @@ export function presentJob(record: JobRecord, encoding: OutputEncoding = 'utf8')
   const view: JobView = { id: record.id, status: record.status, createdAt: record.createdAt };
   if (record.startedAt) view.startedAt = record.startedAt;
   if (record.finishedAt) view.finishedAt = record.finishedAt;
+  if (record.attempts !== undefined) view.attempts = record.attempts;
   if (record.result) view.result = presentResult(record.result, encoding);
   if (record.failure) view.failure = record.failure;
   return view;

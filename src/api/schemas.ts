@@ -154,6 +154,7 @@ export const JobView = Type.Object(
     createdAt: Type.String(),
     startedAt: Type.Optional(Type.String()),
     finishedAt: Type.Optional(Type.String()),
+    attempts: Type.Optional(Type.Integer({ description: 'Times a worker started the job (2: its first worker died and it was retried).' })),
     result: Type.Optional(ResultView),
     failure: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
   },

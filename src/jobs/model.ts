@@ -52,6 +52,8 @@ export interface JobRecord {
   startedAt?: string;
   finishedAt?: string;
   result?: JobResult;
+  /** Times a worker has started the job: 2 after its first worker died and another took it over. */
+  attempts?: number;
   /** Set with status `failed`: the service could not run the job (not the program's fault). */
   failure?: { code: string; message: string };
 }

@@ -116,8 +116,11 @@ export class BullJobClient implements JobClient {
 
   async get(id: string): Promise<JobRecord | undefined> {
     return this.guard(async () => {
+      // State first: a job read before its state may have finished in between, and would show
+      // as done without its result. Read after, the job's hash is at least as new as its state.
+      const state = await this.queue.getJobState(id);
       const job = await this.queue.getJob(id);
-      if (job) return toRecord(job, await job.getState());
+      if (job) return toRecord(job, state === 'unknown' ? await job.getState() : state);
       const marker = await this.redis.get(this.keys.cancelled(id));
       if (marker === null) return undefined;
       const { createdAt, cancelledAt } = JSON.parse(marker) as CancelMarker;
@@ -252,6 +255,7 @@ export function toRecord(job: Job<JobRequest, JobResult>, state: JobState | 'unk
   const record: JobRecord = { id: job.id!, status: 'queued', createdAt: new Date(job.timestamp).toISOString() };
   if (job.processedOn) record.startedAt = new Date(job.processedOn).toISOString();
   if (job.finishedOn) record.finishedAt = new Date(job.finishedOn).toISOString();
+  if (job.attemptsStarted > 0) record.attempts = job.attemptsStarted;
   if (state === 'active') {
     record.status = 'running';
   } else if (state === 'completed') {

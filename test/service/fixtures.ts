@@ -113,7 +113,7 @@ export function builtRuntimes(): { runtimes: Runtime[]; missing: string[] } {
 export async function startTestWorker(
   service: ServiceHarness,
   poolStateDir: string,
-  options: { concurrency?: number; shutdownGraceMs?: number } = {},
+  options: { concurrency?: number; shutdownGraceMs?: number; lockDurationMs?: number } = {},
 ): Promise<TestWorker> {
   const executor = await createExecutor({ dataDir: dataDirFromEnv(), pool: { stateRoot: poolStateDir } });
   const worker = await startQueueWorker({
@@ -123,6 +123,7 @@ export async function startTestWorker(
     executor,
     logger: pino({ level: process.env.CELLBLOCK_TEST_LOG_LEVEL ?? 'silent' }),
     ...fastStallSettings,
+    ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs, stalledIntervalMs: options.lockDurationMs } : {}),
     heartbeatTtlMs: 3000,
     shutdownGraceMs: options.shutdownGraceMs ?? 30_000,
     webhook: { attempts: 4, timeoutMs: 2000, backoffMs: 100 },
@@ -145,12 +146,14 @@ export async function getJson(url: string, method = 'GET'): Promise<{ status: nu
   return { status: response.status, json: await response.json() };
 }
 
-/** Polls a job until `done(status)` or the deadline; returns its last view. */
-export async function pollJob(baseUrl: string, id: string, timeoutMs: number, done = (status: string) => ['done', 'failed', 'cancelled'].includes(status)): Promise<any> {
+const finished = (view: { status: string }) => ['done', 'failed', 'cancelled'].includes(view.status);
+
+/** Polls a job until `done(view)` (default: finished) or the deadline; returns its last view. */
+export async function pollJob(baseUrl: string, id: string, timeoutMs: number, done: (view: any) => boolean = finished): Promise<any> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { status, json } = await getJson(`${baseUrl}/v1/jobs/${id}`);
-    if (status === 200 && done(json.status)) return json;
+    if (status === 200 && done(json)) return json;
     if (Date.now() > deadline) throw new Error(`job ${id} not finished after ${timeoutMs} ms: ${JSON.stringify(json)}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

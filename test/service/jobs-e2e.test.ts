@@ -127,7 +127,7 @@ describe('jobs end to end', { skip }, () => {
     assert.ok(['queued', 'running'].includes(waited.json.status));
     assert.ok(Date.now() - started < 1500, 'the wait must end at its timeout');
     const seen = new Set<string>();
-    const view = await pollJob(base, waited.json.id, 30_000, (status) => (seen.add(status), status === 'done'));
+    const view = await pollJob(base, waited.json.id, 30_000, (view) => (seen.add(view.status), view.status === 'done'));
     assert.ok(seen.has('running') || seen.has('queued'));
     assert.equal(view.result.stdout, 'started\nwoke\n');
     assert.ok(view.startedAt && view.finishedAt);
@@ -137,7 +137,7 @@ describe('jobs end to end', { skip }, () => {
     // Two slots: fill both, so that the third job waits.
     const running = await Promise.all([sleeper(20), sleeper(20)].map((job) => postJson(`${base}/v1/jobs`, job)));
     const ids = running.map((response) => response.json.id as string);
-    await Promise.all(ids.map((id) => pollJob(base, id, 30_000, (status) => status === 'running')));
+    await Promise.all(ids.map((id) => pollJob(base, id, 30_000, (view) => view.status === 'running')));
     const queued = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print("must not run")' });
     const cancelledQueued = await getJson(`${base}/v1/jobs/${queued.json.id}`, 'DELETE');
     assert.equal(cancelledQueued.status, 200);
@@ -217,7 +217,7 @@ describe('graceful shutdown', { skip: (skip || !python) && 'python image not bui
       const base = await listen(service);
       const worker = await startTestWorker(service, scratch.dir, { concurrency: 1 });
       const running = await postJson(`${base}/v1/jobs`, sleeper(1));
-      await pollJob(base, running.json.id, 30_000, (status) => status === 'running');
+      await pollJob(base, running.json.id, 30_000, (view) => view.status === 'running');
       const waiting = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print("later")' });
       await worker.close();
       const finished = (await getJson(`${base}/v1/jobs/${running.json.id}`)).json;

@@ -1,0 +1,180 @@
+// No accepted job is lost: a worker process killed mid-job leaves the job to another worker
+// (once), a second death fails it with an explicit error, and a Redis restart is waited out.
+// Workers that die are real `cellblock worker` processes killed with SIGKILL.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import {
+  builtRuntimes,
+  fastStallSettings,
+  getJson,
+  listen,
+  pollJob,
+  postJson,
+  scratchDir,
+  startService,
+  startTestWorker,
+  type ServiceHarness,
+  type TestWorker,
+} from './fixtures.js';
+
+const launcher = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bin/cellblock');
+const { runtimes } = builtRuntimes();
+const skip = !runtimes.some((runtime) => runtime.id === 'python') && 'the python image is not built (run: bin/cellblock images build python)';
+const sleeper = (seconds: number) => ({
+  language: 'python',
+  source: `import time\nprint("started", flush=True)\ntime.sleep(${seconds})\nprint("woke")\n`,
+});
+
+/** A `cellblock worker` process on the service's Redis and prefix, with short stall settings. */
+async function spawnWorkerProcess(service: ServiceHarness, poolStateDir: string): Promise<ChildProcess> {
+  const child = spawn(launcher, ['worker', '--single'], {
+    env: {
+      ...process.env,
+      CELLBLOCK_REDIS_URL: service.redis.url,
+      CELLBLOCK_QUEUE_PREFIX: service.prefix,
+      CELLBLOCK_WORKER_CONCURRENCY: '1',
+      CELLBLOCK_LOCK_DURATION_MS: String(fastStallSettings.lockDurationMs),
+      CELLBLOCK_STALLED_INTERVAL_MS: String(fastStallSettings.stalledIntervalMs),
+      CELLBLOCK_MAX_STALLED_COUNT: String(fastStallSettings.maxStalledCount),
+      CELLBLOCK_POOL_STATE_DIR: poolStateDir,
+      CELLBLOCK_LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const deadline = Date.now() + 60_000;
+  while (!output.includes('"worker ready"')) {
+    if (child.exitCode !== null) throw new Error(`worker process exited at start (${child.exitCode}):\n${output}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`worker process not ready in 60 s:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return child;
+}
+
+async function killHard(child: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+/** Mount points under `dir` still in this mount namespace (leftovers of a killed worker). */
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[1] ?? '')
+    .filter((mountPoint) => mountPoint.startsWith(dir));
+}
+
+interface DeathScene {
+  base: string;
+  service: ServiceHarness;
+  /** The pool state dir every worker of the scene shares, as workers of one machine do. */
+  poolStateDir: string;
+  /** Starts the in-process worker that outlives the killed ones (closed by the scene). */
+  startSurvivor(): Promise<void>;
+}
+
+/** A service whose workers will be killed; afterwards, nothing of theirs may stay mounted. */
+async function withDeathScene(body: (scene: DeathScene) => Promise<void>): Promise<void> {
+  const scratch = await scratchDir();
+  const service = await startService({ runtimes });
+  let survivor: TestWorker | undefined;
+  try {
+    const base = await listen(service);
+    await body({
+      base,
+      service,
+      poolStateDir: scratch.dir,
+      // The survivor also reclaims what the dead workers left in the shared pool state dir.
+      startSurvivor: async () => void (survivor = await startTestWorker(service, scratch.dir, { concurrency: 1 })),
+    });
+  } finally {
+    await survivor?.close();
+    await service.close();
+    assert.deepEqual(mountsUnder(scratch.dir), [], 'nothing of the dead workers stays mounted');
+    await scratch.remove();
+  }
+}
+
+describe('worker death', { skip }, () => {
+  test('a worker killed mid-job: the job is retried by another worker and finishes', () =>
+    withDeathScene(async ({ base, service, poolStateDir, startSurvivor }) => {
+      const { json } = await postJson(`${base}/v1/jobs`, sleeper(2));
+      const doomed = await spawnWorkerProcess(service, poolStateDir);
+      await pollJob(base, json.id, 30_000, (view) => view.status === 'running');
+      await killHard(doomed);
+      await startSurvivor();
+      const view = await pollJob(base, json.id, 60_000);
+      assert.equal(view.status, 'done', JSON.stringify(view));
+      assert.equal(view.attempts, 2, 'started by the dead worker, then by the survivor');
+      assert.equal(view.result.stdout, 'started\nwoke\n');
+    }));
+
+  test('a job whose worker dies twice fails with worker_lost', () =>
+    withDeathScene(async ({ base, service, poolStateDir, startSurvivor }) => {
+      const { json } = await postJson(`${base}/v1/jobs`, sleeper(60));
+      for (let death = 1; death <= 2; death++) {
+        const doomed = await spawnWorkerProcess(service, poolStateDir);
+        // The second worker runs it only after its stall check found the first one's lock expired.
+        await pollJob(base, json.id, 30_000, (view) => view.status === 'running' && view.attempts === death);
+        await killHard(doomed);
+      }
+      await startSurvivor();
+      const view = await pollJob(base, json.id, 30_000);
+      assert.equal(view.status, 'failed', JSON.stringify(view));
+      assert.equal(view.failure.code, 'worker_lost');
+      assert.equal(view.result, undefined);
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      assert.match(metrics, /^cellblock_jobs_finished_total\{verdict="failed"\} 1$/m);
+    }));
+});
+
+describe('redis restart', { skip }, () => {
+  test('the API answers 503 while Redis is down, then recovers; no accepted job is lost', async () => {
+    const scratch = await scratchDir();
+    const service = await startService({ runtimes });
+    // A lock longer than the outage: the running job must not be taken for dead.
+    const worker = await startTestWorker(service, scratch.dir, { concurrency: 1, lockDurationMs: 15_000 });
+    try {
+      const base = await listen(service);
+      const running = await postJson(`${base}/v1/jobs`, sleeper(2));
+      const queued = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print("queued before the outage")' });
+      assert.equal(queued.status, 202);
+      await pollJob(base, running.json.id, 30_000, (view) => view.status === 'running');
+
+      await service.redis.pause();
+      const refused = await postJson(`${base}/v1/jobs`, sleeper(0));
+      assert.equal(refused.status, 503);
+      assert.equal(refused.json.error.code, 'queue_unavailable');
+      assert.ok(Number(refused.headers.get('retry-after')) > 0);
+      assert.equal((await getJson(`${base}/v1/jobs/${running.json.id}`)).status, 503);
+      assert.equal((await getJson(`${base}/readyz`)).status, 503);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await service.redis.resume();
+
+      const first = await pollJob(base, running.json.id, 60_000);
+      assert.equal(first.status, 'done', JSON.stringify(first));
+      assert.equal(first.result.stdout, 'started\nwoke\n');
+      const second = await pollJob(base, queued.json.id, 60_000);
+      assert.equal(second.status, 'done', JSON.stringify(second));
+      assert.equal(second.result.stdout, 'queued before the outage\n');
+      const after = await postJson(`${base}/v1/jobs?wait=true`, { language: 'python', source: 'print("after")' });
+      assert.equal(after.status, 200, JSON.stringify(after.json));
+      assert.equal(after.json.status, "done", JSON.stringify(after.json));
+      assert.equal(after.json.result.stdout, 'after\n');
+    } finally {
+      await worker.close();
+      await service.close();
+      await scratch.remove();
+    }
+  });
+});
