@@ -9,6 +9,7 @@ import {
   JUDGE0_ATTRIBUTES,
   Judge0BadRequestError,
   judge0Attributes,
+  judge0Seconds,
   parseFields,
   rubyEncode64,
   serializeSubmission,
@@ -247,7 +248,16 @@ describe('judge0 submission serialization', () => {
       stage({ passed: true, cpuTimeMs: 900, wallTimeMs: 900, peakMemoryBytes: 9000 * 1024, stdout: 'c\n' }),
     ];
     const body = serializeSubmission(attributes(done({ tests })), parseFields('time,wall_time,memory,stdout,status_id,number_of_runs'), false);
-    assert.deepEqual(body, { time: '0.015', wall_time: '0.030', memory: 1500, stdout: 'b\n', status_id: 4, number_of_runs: 3 });
+    assert.deepEqual(body, { time: '0.015', wall_time: '0.03', memory: 1500, stdout: 'b\n', status_id: 4, number_of_runs: 3 });
+  });
+
+  it('renders seconds as Rails renders a decimal column: no trailing zeros, one decimal at least', () => {
+    assert.equal(judge0Seconds([1.4]), '0.001');
+    assert.equal(judge0Seconds([170.2]), '0.17');
+    assert.equal(judge0Seconds([0.3]), '0.0');
+    assert.equal(judge0Seconds([1000]), '1.0');
+    assert.equal(judge0Seconds([12, 13]), '0.0125');
+    assert.equal(judge0Seconds([1, 2, 2]), '0.001667');
   });
 
   it('reports queued, running and failed jobs as 1, 2 and 13', () => {

@@ -1,6 +1,6 @@
 // A JobRecord as a Judge0 CE submission (app/serializers/submission_serializer.rb): the
 // attributes Judge0 returns, the `fields` selection, base64 the way Ruby's Base64.encode64 writes
-// it, and Judge0's units (time and wall_time in seconds as decimal strings, memory in KB).
+// it, and Judge0's units (time and wall_time in seconds as Rails renders decimals, memory in KB).
 import type { JobRecord, StoredStage } from '../../jobs/model.js';
 import { bytesToKiB, msToSeconds } from '../../units.js';
 import type { Judge0Languages } from './judge0-languages.js';
@@ -50,10 +50,16 @@ export function rubyEncode64(bytes: Uint8Array): string {
   return plain === '' ? '' : `${plain.match(/.{1,60}/g)!.join('\n')}\n`;
 }
 
-/** Seconds as the decimal string Rails renders ("0.012"). */
-const secondsText = (ms: number): string => msToSeconds(ms).toFixed(3);
-
 const average = (values: number[]): number => values.reduce((sum, value) => sum + value, 0) / values.length;
+
+/** Judge0's `time`/`wall_time`: isolate measures each run in whole milliseconds, Judge0 averages
+ * the runs into a decimal column, and Rails renders it as BigDecimal#to_s does — no trailing
+ * zeros, at least one decimal ("0.012", "0.01", "1.0"). */
+export function judge0Seconds(runTimesMs: number[]): string {
+  const seconds = msToSeconds(average(runTimesMs.map((ms) => Math.round(ms))));
+  const text = seconds.toFixed(6).replace(/0+$/, '');
+  return text.endsWith('.') ? `${text}0` : text;
+}
 
 const nonEmpty = (bytes: Buffer): Buffer | null => (bytes.length === 0 ? null : bytes);
 
@@ -130,8 +136,8 @@ export function judge0Outcome(record: JobRecord): Judge0Outcome {
   return {
     status: outcome.status,
     // Judge0 reports the average over its runs.
-    time: secondsText(average(runs.map((run) => run.cpuTimeMs))),
-    wallTime: secondsText(average(runs.map((run) => run.wallTimeMs))),
+    time: judge0Seconds(runs.map((run) => run.cpuTimeMs)),
+    wallTime: judge0Seconds(runs.map((run) => run.wallTimeMs)),
     memoryKiB: Math.trunc(average(runs.map((run) => bytesToKiB(run.peakMemoryBytes)))),
     stdout: nonEmpty(stdoutBytes(last)),
     stderr: nonEmpty(stderrBytes(last)),
