@@ -43,6 +43,12 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   const callbacks = new Judge0Callbacks(jobs, languages, app.log);
   app.addHook('onClose', async () => callbacks.close());
 
+  // Rails takes form-encoded bodies as well as JSON; flat `key=value` pairs are what a form-posting
+  // client sends for one submission (Rails' nested `submissions[][...]` keys are not parsed).
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)));
+  });
+
   app.setErrorHandler((error, request, reply: FastifyReply) => {
     if (error instanceof Judge0ValidationError) return reply.code(422).send(error.errors);
     if (error instanceof Judge0BadRequestError) return reply.code(400).send({ error: error.message });

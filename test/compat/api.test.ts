@@ -55,6 +55,18 @@ describe('compat fronts before a job runs', () => {
     assert.deepEqual((await inject('GET', '/submissions/not-a-token')).json(), { status: 404, error: 'Not Found' });
   });
 
+  test('Judge0 takes a form-encoded submission, as Rails does', async () => {
+    const created = await inject('POST', '/submissions?fields=token', 'source_code=print(%22hi%22)&language_id=71&stdin=x', {
+      'content-type': 'application/x-www-form-urlencoded',
+    });
+    assert.equal(created.statusCode, 201, created.body);
+    const { token } = created.json() as { token: string };
+    assert.equal((await inject('GET', `/submissions/${token}?fields=status_id`)).json().status_id, 1);
+    const refused = await inject('POST', '/submissions', 'language_id=71', { 'content-type': 'application/x-www-form-urlencoded' });
+    assert.equal(refused.statusCode, 422);
+    assert.deepEqual(refused.json(), { source_code: ["can't be blank"] });
+  });
+
   test('Judge0 wait=true answers with the current status when the job does not finish in time', async () => {
     const created = await inject('POST', '/submissions?wait=true&fields=status_id,token', { source_code: 'print(1)', language_id: 71 });
     assert.equal(created.statusCode, 201);
