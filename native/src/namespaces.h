@@ -15,8 +15,9 @@ namespace cb {
 constexpr int kInitCloneFlags =
     CLONE_VM | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET;
 
-/** The program's child: shares init's memory until it execs (vfork semantics: init waits). */
-constexpr int kProgramCloneFlags = CLONE_VM | CLONE_VFORK;
+/** The program's child: shares init's memory until it execs. Cloned while preparing, it waits
+ * for "go" on a futex (no vfork: init must go on to report ready, then watch the run). */
+constexpr int kProgramCloneFlags = CLONE_VM;
 
 Failure setHostname(const ContainerState& s);
 

@@ -1,6 +1,7 @@
 #include "recipe.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -46,6 +47,24 @@ Failure closeInheritedFds(const ContainerState& s) {
   return ok();
 }
 
+// ---- the handover between init and the program's child (a futex word both share)
+
+int32_t gateValue(const ContainerState& s) { return __atomic_load_n(&s.programGate, __ATOMIC_SEQ_CST); }
+
+void setGate(ContainerState& s, int32_t value) {
+  __atomic_store_n(&s.programGate, value, __ATOMIC_SEQ_CST);
+  sys(SYS_futex, &s.programGate, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
+}
+
+/** Sleeps while the gate holds `value`, at most `timeoutNs` per sleep (0: no timeout). */
+void waitGateWhile(ContainerState& s, int32_t value, int64_t timeoutNs) {
+  struct { long sec; long nsec; } timeout = {static_cast<long>(timeoutNs / 1000000000LL),
+                                             static_cast<long>(timeoutNs % 1000000000LL)};
+  if (gateValue(s) == value) {
+    sys(SYS_futex, &s.programGate, FUTEX_WAIT_PRIVATE, value, timeoutNs > 0 ? &timeout : nullptr, 0, 0);
+  }
+}
+
 // ---- the program's child (pid 2), between clone and execve
 
 Failure resetSignals() {
@@ -76,13 +95,19 @@ bool hasSlash(const char* p) {
   return false;
 }
 
+long execAt(ContainerState& s, const char* file, char* const* argv, char* const* envp) {
+  // The wall time starts here (init reads it after the program is reaped).
+  __atomic_store_n(&s.execStartNs, sysMonotonicNs(), __ATOMIC_SEQ_CST);
+  return sys(SYS_execve, file, argv, envp);
+}
+
 /** execve, searching the PATH when argv[0] has no '/', like execvpe but without allocating. */
 Failure execProgram(ContainerState& s) {
   const char* file = s.argvPointers[0];
   char* const* argv = s.argvPointers.data();
   char* const* envp = s.envPointers.data();
   if (hasSlash(file)) {
-    return check(step_execve, sys(SYS_execve, file, argv, envp));
+    return check(step_execve, execAt(s, file, argv, envp));
   }
   const size_t fileLength = __builtin_strlen(file);
   bool sawAccessDenied = false;
@@ -98,7 +123,7 @@ Failure execProgram(ContainerState& s) {
       s.execPath[n++] = '/';
       for (size_t i = 0; i < fileLength; i++) s.execPath[n++] = file[i];
       s.execPath[n] = 0;
-      long r = sys(SYS_execve, s.execPath, argv, envp);
+      long r = execAt(s, s.execPath, argv, envp);
       if (r == -EACCES) {
         sawAccessDenied = true;
       } else if (r != -ENOENT && r != -ENOTDIR) {
@@ -112,7 +137,6 @@ Failure execProgram(ContainerState& s) {
 }
 
 Failure prepareProgram(ContainerState& s) {
-  CB_TRY_FAILURE(joinCgroups(s));
   CB_TRY_FAILURE(redirectStdio(s));
   CB_TRY_FAILURE(resetSignals());
   CB_TRY_FAILURE(applyResourceLimits(s));
@@ -127,6 +151,16 @@ Failure prepareProgram(ContainerState& s) {
 
 int programMain(void* arg) {
   ContainerState& s = *static_cast<ContainerState*>(arg);
+  Failure joined = joinCgroups(s);
+  if (joined.failed()) {
+    report(s, kReportFailure, joined);
+    setGate(s, kGateFailed);
+    sysExit(127);
+  }
+  setGate(s, kGateJoined);
+  // Waits here, already in the cgroup, until the run starts; if the container is destroyed
+  // instead, init exits and the kernel kills this child with the PID namespace.
+  while (gateValue(s) != kGateGo) waitGateWhile(s, kGateJoined, 0);
   Failure f = prepareProgram(s);
   failAndExit(s, f, 127);
 }
@@ -149,8 +183,15 @@ struct Watch {
   int64_t cpuBaselineNs;
 };
 
+/** When the program exec'd, or "go" while its child has not got that far. */
+int64_t execStartNs(const ContainerState& s, const Watch& w) {
+  int64_t execNs = __atomic_load_n(&s.execStartNs, __ATOMIC_SEQ_CST);
+  return execNs > 0 ? execNs : w.startNs;
+}
+
 void recordStatus(ContainerState& s, const siginfo_t& info, int64_t nowNs, const Watch& w) {
-  s.wallTimeNs = nowNs - w.startNs;
+  s.wallTimeNs = nowNs - execStartNs(s, w);
+  s.execNs = execStartNs(s, w) - w.startNs;
   if (info.si_code == CLD_EXITED) {
     s.programStatusKind = kProgramExited;
   } else {
@@ -196,9 +237,10 @@ void killRun(ContainerState& s, const Watch& w, uint32_t reason) {
 }
 
 void watchProgram(ContainerState& s, const Watch& w) {
-  const int64_t deadlineNs = w.startNs + s.wallLimitNs;
   struct pollfd fds[2] = {{w.signalFd, POLLIN, 0}, {s.cancelRead, POLLIN, 0}};
   for (;;) {
+    // The wall limit counts from the program's execve (from "go" until the child gets there).
+    const int64_t deadlineNs = execStartNs(s, w) + s.wallLimitNs;
     int64_t nowNs = sysMonotonicNs();
     if (nowNs >= deadlineNs) return killRun(s, w, kKilledWall);
     int64_t waitNs = deadlineNs - nowNs;
@@ -219,18 +261,33 @@ void watchProgram(ContainerState& s, const Watch& w) {
   }
 }
 
-[[noreturn]] void runProgram(ContainerState& s, int signalFd) {
+/** Clones the program's child and waits until it has joined the run's cgroup. */
+Failure cloneProgramChild(ContainerState& s, int& pid) {
+  char* stackTop = static_cast<char*>(s.programStack) + s.programStackBytes;
+  pid = clone(programMain, stackTop, kProgramCloneFlags | SIGCHLD, &s);
+  if (pid < 0) return Failure{step_clone_program, EAGAIN};
+  constexpr int64_t kRecheckNs = 100 * 1000000LL;
+  while (gateValue(s) == kGateJoining) {
+    waitGateWhile(s, kGateJoining, kRecheckNs);
+    // A child that died without a word (killed from outside) must not leave init waiting.
+    siginfo_t info;
+    info.si_pid = 0;
+    long r = sys(SYS_waitid, P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT | __WALL, 0);
+    if (gateValue(s) == kGateJoining && r == 0 && info.si_pid == pid) {
+      return Failure{step_wait_program, ECHILD};
+    }
+  }
+  return ok();
+}
+
+[[noreturn]] void runProgram(ContainerState& s, int signalFd, int programPid) {
   Failure f = resizeTmp(s);
   if (f.failed()) failAndExit(s, f, 1);
-  Watch w{signalFd, -1, 0, 0};
+  Watch w{signalFd, programPid, 0, 0};
   w.cpuBaselineNs = readCgroupCpuNs(s);
   if (w.cpuBaselineNs < 0) w.cpuBaselineNs = 0;
-  char* stackTop = static_cast<char*>(s.programStack) + s.programStackBytes;
   w.startNs = sysMonotonicNs();
-  int pid = clone(programMain, stackTop, kProgramCloneFlags | SIGCHLD, &s);
-  if (pid < 0) failAndExit(s, Failure{step_clone_program, EAGAIN}, 1);
-  w.programPid = pid;
-  s.execNs = sysMonotonicNs() - w.startNs;
+  setGate(s, kGateGo);
   watchProgram(s, w);
   sysExit(0);
 }
@@ -244,6 +301,11 @@ int initMain(void* arg) {
   uint64_t childMask = 1ULL << (SIGCHLD - 1);
   long signalFd = sys(SYS_signalfd4, -1, &childMask, kKernelSigsetBytes, SFD_CLOEXEC | SFD_NONBLOCK);
   if (signalFd < 0) failAndExit(s, Failure{step_signalfd, static_cast<int32_t>(-signalFd)}, 1);
+  int programPid = -1;
+  f = cloneProgramChild(s, programPid);
+  if (f.failed()) failAndExit(s, f, 1);
+  // The child has already reported why it could not join.
+  if (gateValue(s) == kGateFailed) sysExit(1);
   report(s, kReportReady, ok());
   char go = 0;
   long n;
@@ -251,7 +313,7 @@ int initMain(void* arg) {
     n = sys(SYS_read, s.goRead, &go, 1);
   } while (n == -EINTR);
   if (n != 1) sysExit(0);  // the supervisor destroyed the container before starting it
-  runProgram(s, static_cast<int>(signalFd));
+  runProgram(s, static_cast<int>(signalFd), programPid);
 }
 
 }  // namespace cb

@@ -30,6 +30,15 @@ constexpr uint32_t kKilledWall = 2;
 constexpr uint32_t kKilledOutput = 4;
 constexpr uint32_t kKilledCancel = 8;
 
+/** The handover between init and the program's child, a futex word in the shared memory. The
+ * child is cloned while preparing and joins the run's cgroup then, so that the attach (an RCU
+ * grace period after idle on the default cgroup mode, see kernel-costs.md) is off the job's
+ * critical path; it then waits for init to pass on "go". */
+constexpr int32_t kGateJoining = 0;  // the child is joining the cgroup
+constexpr int32_t kGateJoined = 1;   // the child is in the cgroup, waiting for "go"
+constexpr int32_t kGateFailed = 2;   // the child could not join; it reported why and exits
+constexpr int32_t kGateGo = 3;       // init released the child: it sets up and execs
+
 /** How the program ended, as init observed it. */
 constexpr int32_t kProgramNotRun = 0;
 constexpr int32_t kProgramExited = 1;
@@ -107,7 +116,9 @@ struct ContainerState {
   int32_t programStatusValue = 0;
   uint32_t killReasons = 0;
   int64_t wallTimeNs = 0;
-  int64_t execNs = 0;  // from clone of the program's child to its successful execve (vfork release)
+  int64_t execNs = 0;  // from "go" to the program's execve (the child's setup after "go")
+  int32_t programGate = kGateJoining;  // futex word; see kGate*
+  int64_t execStartNs = 0;             // CLOCK_MONOTONIC just before the program's execve
 
   // ---- supervisor bookkeeping (JS thread and supervisor thread).
   int initPid = -1;

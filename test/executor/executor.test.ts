@@ -184,8 +184,9 @@ test('many jobs through the pool leave no extra mounts, cgroups, processes or na
   assert.equal(s.prepared - s.destroyed, s.ready, 'every slot that is not ready was destroyed');
   // Mounts: the owner's slots tmpfs, plus a tmpfs and an overlay per ready slot.
   assert.equal(mountsMentioning(stateRoot).length, 1 + 2 * s.ready);
-  // Processes: the mount agent and one waiting container init per ready slot.
-  assert.equal(ourDescendants().length, 1 + s.ready, `descendants: ${ourDescendants()}`);
+  // Processes: the mount agent and, per ready slot, a waiting container init and its program's
+  // child (already in the slot's cgroup, waiting for "go").
+  assert.equal(ourDescendants().length, 1 + 2 * s.ready, `descendants: ${ourDescendants()}`);
   // cgroups: one per ready slot's container (in each hierarchy).
   const containerCgroups = new Set(cgroupsOfInstance().map((dir) => dir.split('/').pop()));
   assert.equal(containerCgroups.size, s.ready, cgroupsOfInstance().join('\n'));
