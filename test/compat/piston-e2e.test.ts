@@ -96,9 +96,14 @@ describe('Piston v2 through piston-client', { skip }, () => {
     assert.deepEqual(pick(result.run), { code: null, signal: 'SIGKILL', status: 'SG', message: 'Caught fatal signal 9' });
   });
 
-  test('a limit above the runtime\'s maximum is Piston\'s 400', async () => {
-    const result = (await client.execute('python', 'print(1)', { runTimeout: 10_000_000 })) as { message?: string };
-    assert.match(result.message ?? '', /^run_timeout cannot exceed the configured limit of \d+$/);
+  test('Piston\'s 400s reach the client as {message}: a limit above the maximum, an unknown language', async () => {
+    const message = async (...args: unknown[]) =>
+      ((await (client.execute as (...a: unknown[]) => Promise<unknown>)(...args)) as { message?: string }).message;
+    assert.match((await message('python', 'print(1)', { runTimeout: 10_000_000 })) ?? '', /^run_timeout cannot exceed the configured limit of \d+$/);
+    // The client finds no version of an unknown language in /runtimes and sends none.
+    assert.equal(await message('cobol', 'DISPLAY "HI".'), 'version is required as a string');
+    assert.equal(await message('cobol', 'DISPLAY "HI".', { version: '*' }), 'cobol-* runtime is unknown');
+    assert.equal(await message('python', 'print(1)', { version: '1.0.0' }), 'python-1.0.0 runtime is unknown');
   });
 });
 
