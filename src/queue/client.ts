@@ -135,13 +135,27 @@ export class BullJobClient implements JobClient {
     let listeners = this.waiters.get(id);
     if (!listeners) this.waiters.set(id, (listeners = new Set()));
     listeners.add(listener);
+    let seen: JobRecord | undefined;
+    let outage: QueueUnavailableError | undefined;
     try {
       for (;;) {
         // Registered before reading, so that a finish between the read and the sleep still wakes us.
-        const record = await this.get(id);
-        if (!record || FINAL_STATUSES.has(record.status)) return record;
+        try {
+          const record = await this.get(id);
+          outage = undefined;
+          if (!record || FINAL_STATUSES.has(record.status)) return record;
+          seen = record;
+        } catch (error) {
+          // Redis away mid-wait (a restart): the job is safe in it; wait it out until the deadline.
+          if (!(error instanceof QueueUnavailableError)) throw error;
+          outage = error;
+        }
         const leftMs = deadline - Date.now();
-        if (leftMs <= 0) return record;
+        if (leftMs <= 0) {
+          // Still away at the end and never read: the caller cannot be told the job's state.
+          if (outage && !seen) throw outage;
+          return seen;
+        }
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, Math.min(leftMs, WAIT_POLL_MS));
           wake = () => {

@@ -6,11 +6,17 @@ import { Redis, type RedisOptions } from 'ioredis';
 
 export type ConnectionRole = 'producer' | 'blocking';
 
+/** Longest a producer's command may go unanswered before it fails (the API then answers 503). */
+export const PRODUCER_COMMAND_TIMEOUT_MS = 5000;
+
 export function createRedis(url: string, role: ConnectionRole, name: string): Redis {
   const options: RedisOptions = {
     connectionName: name,
     maxRetriesPerRequest: role === 'blocking' ? null : 1,
     enableOfflineQueue: role === 'blocking',
+    // A Redis that holds the connection open but does not answer (frozen, or a partition without
+    // a reset) must not hold an HTTP request forever. Blocking connections wait by design.
+    ...(role === 'producer' ? { commandTimeout: PRODUCER_COMMAND_TIMEOUT_MS } : {}),
     // Reconnect forever, backing off to 2 s: Redis restarts are expected and survivable.
     retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
   };

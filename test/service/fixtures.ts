@@ -15,6 +15,7 @@ import { loadRuntimes } from '../../src/images/runtimes.js';
 import { openImageStore } from '../../src/images/store.js';
 import type { Runtime } from '../../src/images/types.js';
 import { BullJobClient } from '../../src/queue/client.js';
+import { createRedis } from '../../src/queue/connection.js';
 import { startQueueWorker, type QueueWorker } from '../../src/queue/worker.js';
 import { start, type TestRedis } from '../helpers/redis.js';
 
@@ -63,9 +64,17 @@ export interface ServiceHarness {
   close(): Promise<void>;
 }
 
-export async function startService(
-  options: { runtimes?: Runtime[]; config?: Partial<ApiConfig>; maxQueuedJobs?: number; resultTtlSeconds?: number } = {},
-): Promise<ServiceHarness> {
+export interface ServiceOptions {
+  runtimes?: Runtime[];
+  config?: Partial<ApiConfig>;
+  maxQueuedJobs?: number;
+  resultTtlSeconds?: number;
+  redisTimeoutMs?: number;
+  /** Keep the rate limit's counters in Redis, as `cellblock api` does (in-process when false). */
+  rateLimitInRedis?: boolean;
+}
+
+export async function startService(options: ServiceOptions = {}): Promise<ServiceHarness> {
   const redis = await start();
   const prefix = `t${nanoid(8)}`;
   const jobs = new BullJobClient({
@@ -73,10 +82,12 @@ export async function startService(
     prefix,
     resultTtlSeconds: options.resultTtlSeconds ?? 600,
     maxQueuedJobs: options.maxQueuedJobs ?? 1000,
+    ...(options.redisTimeoutMs ? { redisTimeoutMs: options.redisTimeoutMs } : {}),
   });
   await jobs.ready();
+  const rateLimitRedis = options.rateLimitInRedis ? createRedis(redis.url, 'producer', 'cellblock-test-ratelimit') : undefined;
   const config: ApiConfig = { ...loadConfig({}), ...options.config };
-  const app = await buildApp({ jobs, runtimes: options.runtimes ?? [testRuntime], config });
+  const app = await buildApp({ jobs, runtimes: options.runtimes ?? [testRuntime], config, ...(rateLimitRedis ? { rateLimitRedis } : {}) });
   await app.ready();
   return {
     redis,
@@ -86,6 +97,7 @@ export async function startService(
     close: async () => {
       await app.close();
       await jobs.close();
+      rateLimitRedis?.disconnect();
       await redis.stop();
     },
   };

@@ -21,7 +21,8 @@ import {
   type TestWorker,
 } from './fixtures.js';
 
-const launcher = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bin/cellblock');
+// The sources through tsx, as this test runs them (bin/cellblock would prefer a possibly stale dist/).
+const cellblockSource = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/bin/cellblock.ts');
 const { runtimes } = builtRuntimes();
 const skip = !runtimes.some((runtime) => runtime.id === 'python') && 'the python image is not built (run: bin/cellblock images build python)';
 const sleeper = (seconds: number) => ({
@@ -31,7 +32,7 @@ const sleeper = (seconds: number) => ({
 
 /** A `cellblock worker` process on the service's Redis and prefix, with short stall settings. */
 async function spawnWorkerProcess(service: ServiceHarness, poolStateDir: string): Promise<ChildProcess> {
-  const child = spawn(launcher, ['worker', '--single'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', cellblockSource, 'worker', '--single'], {
     env: {
       ...process.env,
       CELLBLOCK_REDIS_URL: service.redis.url,

@@ -2,6 +2,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Runtime } from '../../images/types.js';
 import type { JobRecord } from '../../jobs/model.js';
+import { QueueUnavailableError } from '../../queue/errors.js';
 import { ApiError } from '../errors.js';
 import { presentJob } from '../present.js';
 import {
@@ -50,7 +51,16 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
       request.log.info({ jobId: id, runtimeId: jobRequest.runtimeId }, 'job accepted');
       if (!request.query.wait) return reply.code(202).send({ id, status: 'queued' as const });
       const timeoutMs = Math.min(request.query.timeoutMs ?? policy.maxWaitMs, policy.maxWaitMs);
-      const record = await jobs.wait(id, timeoutMs);
+      let record: JobRecord | undefined;
+      try {
+        record = await jobs.wait(id, timeoutMs);
+      } catch (error) {
+        // Accepted, then Redis went away for the whole wait: the job is safe, and the caller
+        // needs its id to poll for it rather than a 503 that invites a duplicate submission.
+        if (!(error instanceof QueueUnavailableError)) throw error;
+        request.log.warn({ jobId: id }, 'redis unavailable while waiting for the job; answering with its id');
+        return reply.code(202).send({ id, status: 'queued' as const });
+      }
       if (!record) throw notFound(id);
       const finished = record.status === 'done' || record.status === 'failed' || record.status === 'cancelled';
       return reply.code(finished ? 200 : 202).send(presentJob(record, request.query.outputEncoding));

@@ -1,0 +1,178 @@
+// The API while Redis is away: stopped, frozen, or restarting under a waiting request. Every
+// route must answer (a 503 with Retry-After where it needs Redis, its normal answer where it
+// does not), none with a 500, none hanging. The app is built as `cellblock api` builds it, with
+// the rate limit's counters in Redis too. Real Redis, no workers.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { LightMyRequestResponse } from 'fastify';
+import { PRODUCER_COMMAND_TIMEOUT_MS } from '../../src/queue/connection.js';
+import { startService, testRuntime, type ServiceHarness } from './fixtures.js';
+
+const hello = { language: 'python', source: 'print("hi")' };
+
+/** A valid body for each POST route, so that the request gets as far as Redis. */
+const BODIES: Record<string, unknown> = {
+  '/v1/jobs': hello,
+  '/v1/jobs/batch': { jobs: [hello, hello] },
+  '/api/v2/execute': { language: 'python', version: testRuntime.version, files: [{ content: 'print(1)' }] },
+  '/submissions': { source_code: 'print(1)', language_id: 71 },
+  '/submissions/batch': { submissions: [{ source_code: 'print(1)', language_id: 71 }] },
+};
+
+/** Values for path parameters: well-formed ids of jobs that do not exist. */
+const PARAMS: Record<string, string> = { id: 'AbCdEfGhIjKlMnOpQrStU', token: 'AbCdEfGhIjKlMnOpQrStU' };
+const LANGUAGE_ID_PARAM = '71';
+
+interface RouteCall {
+  method: 'GET' | 'POST' | 'DELETE';
+  url: string;
+  body?: unknown;
+}
+
+/** Every route of the OpenAPI document (ours and the compat fronts'), ready to call. */
+function everyRoute(service: ServiceHarness): RouteCall[] {
+  const spec = service.app.swagger() as { paths: Record<string, Record<string, unknown>> };
+  const calls: RouteCall[] = [];
+  for (const [template, operations] of Object.entries(spec.paths)) {
+    const url = template.replace(/\{(\w+)\}/g, (_, name: string) => (template.startsWith('/languages') ? LANGUAGE_ID_PARAM : PARAMS[name] ?? 'x'));
+    for (const method of Object.keys(operations)) {
+      const upper = method.toUpperCase() as RouteCall['method'];
+      calls.push(upper === 'POST' ? { method: upper, url, body: BODIES[template] ?? {} } : { method: upper, url });
+    }
+  }
+  return calls;
+}
+
+function call(service: ServiceHarness, route: RouteCall, query = ''): Promise<LightMyRequestResponse> {
+  return service.app.inject({
+    method: route.method,
+    url: `${route.url}${query}`,
+    ...(route.body === undefined ? {} : { payload: route.body as object }),
+  });
+}
+
+function assertNo500(route: RouteCall, response: LightMyRequestResponse): void {
+  const what = `${route.method} ${route.url} answered ${response.statusCode}: ${response.body.slice(0, 300)}`;
+  assert.ok(response.statusCode !== 500 && response.statusCode < 502 || response.statusCode === 503, what);
+  if (response.statusCode === 503) assert.ok(Number(response.headers['retry-after']) > 0, `${what} (no Retry-After)`);
+}
+
+/** What our own routes must answer while Redis is away, by "METHOD path". */
+const OWN_ROUTES_DOWN: Record<string, number> = {
+  'GET /healthz': 200,
+  'GET /readyz': 503,
+  'GET /metrics': 200,
+  'GET /v1/runtimes': 200,
+  'POST /v1/jobs': 503,
+  'POST /v1/jobs/batch': 503,
+  [`GET /v1/jobs/${PARAMS.id}`]: 503,
+  [`DELETE /v1/jobs/${PARAMS.id}`]: 503,
+};
+
+function assertOwnRoute(route: RouteCall, response: LightMyRequestResponse): void {
+  const expected = OWN_ROUTES_DOWN[`${route.method} ${route.url}`];
+  if (expected === undefined) return;
+  assert.equal(response.statusCode, expected, `${route.method} ${route.url}: ${response.body.slice(0, 300)}`);
+  if (route.url.startsWith('/v1/') && expected === 503) assert.equal(response.json().error.code, 'queue_unavailable');
+}
+
+/** Longest any request may take with Redis frozen: our 1 s guard, or the connection's command timeout. */
+const FROZEN_DEADLINE_MS = PRODUCER_COMMAND_TIMEOUT_MS + 5000;
+
+describe('Redis away', () => {
+  test('stopped: every route answers at once, 503 + Retry-After where it needs Redis, never 500', async () => {
+    const service = await startService({ rateLimitInRedis: true });
+    try {
+      const routes = everyRoute(service);
+      assert.ok(routes.length >= 8, `the OpenAPI document lists the routes (${routes.length})`);
+      await service.redis.pause();
+      for (const route of routes) {
+        const started = Date.now();
+        const response = await call(service, route);
+        assertNo500(route, response);
+        assertOwnRoute(route, response);
+        assert.ok(Date.now() - started < 3000, `${route.method} ${route.url} must not wait for Redis`);
+      }
+      const waited = await call(service, { method: 'POST', url: '/v1/jobs', body: hello }, '?wait=true');
+      assert.equal(waited.statusCode, 503, 'not accepted: nothing to wait for');
+      assert.match((await call(service, { method: 'GET', url: '/metrics' })).body, /^cellblock_redis_up 0$/m);
+    } finally {
+      await service.redis.resume();
+      await service.close();
+    }
+  });
+
+  test('frozen (SIGSTOP): requests that need Redis end in 503 after the timeout, the others answer', async () => {
+    const service = await startService({ rateLimitInRedis: true, redisTimeoutMs: 1000 });
+    const pid = service.redis.pid;
+    assert.ok(pid, 'the redis-server pid is known');
+    try {
+      const routes = everyRoute(service);
+      process.kill(pid, 'SIGSTOP');
+      const started = Date.now();
+      // All at once: each may wait out a timeout (ours, or the connection's command timeout).
+      const pending = new Set(routes.map((route) => `${route.method} ${route.url}`));
+      const answers = Promise.all(
+        routes.map(async (route) => {
+          const response = await call(service, route);
+          pending.delete(`${route.method} ${route.url}`);
+          return { route, response };
+        }),
+      );
+      // A hang fails here (and Redis is thawed below) rather than holding the test forever.
+      let timer: NodeJS.Timeout | undefined;
+      const hang = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer in ${FROZEN_DEADLINE_MS} ms: ${[...pending].join(', ')}`)), FROZEN_DEADLINE_MS);
+      });
+      try {
+        for (const { route, response } of await Promise.race([answers, hang])) {
+          assertNo500(route, response);
+          assertOwnRoute(route, response);
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+      assert.ok(Date.now() - started < FROZEN_DEADLINE_MS);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      await service.close();
+    }
+  });
+
+  test('?wait=true across a Redis restart: the waiting request keeps the job id, the job survives', async () => {
+    const service = await startService();
+    try {
+      // Redis back within the wait: the wait goes on and ends at its timeout with the job's view.
+      const restarted = call(service, { method: 'POST', url: '/v1/jobs', body: hello }, '?wait=true&timeoutMs=3000');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await service.redis.pause();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await service.redis.resume();
+      const first = await restarted;
+      assert.equal(first.statusCode, 202, first.body);
+      assert.equal(first.json().status, 'queued');
+
+      // Redis away until the wait ends: 202 with the id (the job was accepted), not a 503.
+      const stranded = call(service, { method: 'POST', url: '/v1/jobs', body: hello }, '?wait=true&timeoutMs=1500');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await service.redis.pause();
+      const second = await stranded;
+      assert.equal(second.statusCode, 202, second.body);
+      assert.equal(second.json().status, 'queued');
+      assert.match(second.json().id, /^[\w-]{21}$/);
+      await service.redis.resume();
+
+      for (const id of [first.json().id, second.json().id]) {
+        let view: LightMyRequestResponse | undefined;
+        for (let i = 0; i < 50 && view?.statusCode !== 200; i++) {
+          if (i > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+          view = await call(service, { method: 'GET', url: `/v1/jobs/${id}` });
+        }
+        assert.equal(view?.statusCode, 200, view?.body);
+        assert.equal(view!.json().status, 'queued', 'accepted before the outage, still there after it');
+      }
+    } finally {
+      await service.close();
+    }
+  });
+});
