@@ -44,8 +44,15 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-echo "setup: building the native addon and the TypeScript"
-npm run --silent build
+# The addon is rebuilt only when its sources changed: a rebuild removes the built file first,
+# which would break every cellblock process starting meanwhile on this machine.
+addon=native/build/Release/cellblock_native.node
+if [ ! -f "$addon" ] || [ -n "$(find native/src native/binding.gyp -newer "$addon" -print -quit)" ]; then
+  echo "setup: building the native addon"
+  npm run --silent build:native
+fi
+echo "setup: building the TypeScript"
+npm run --silent build:ts
 
 if [ "${CELLBLOCK_SKIP_IMAGES:-0}" != 1 ] && [ -f dist/src/bin/cellblock.js ]; then
   node dist/src/bin/cellblock.js images build

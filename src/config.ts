@@ -115,7 +115,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisUrl,
     queuePrefix,
     host: env.CELLBLOCK_HOST?.trim() || '127.0.0.1',
-    port: integer(env, 'CELLBLOCK_PORT', 2358),
+    port: integer(env, 'CELLBLOCK_PORT', 8080),
     dataDir,
     poolStateDir: env.CELLBLOCK_POOL_STATE_DIR?.trim() || path.join(dataDir, 'pool'),
     workerProcesses: integer(env, 'CELLBLOCK_WORKER_PROCESSES', 1, 0),
