@@ -1,7 +1,9 @@
 // Runs one recipe script (images/build/*.sh) as root in a private mount and PID namespace
 // (`unshare --mount --pid --fork --kill-child`): every mount the recipe makes and every process
-// it starts ends with the namespace, even when the recipe fails or the builder is killed. Output
-// goes to the layer's log file and, line by line, to the caller.
+// it starts ends with the namespace, even when the recipe fails. `setpriv --pdeathsig KILL`
+// makes unshare die with the builder, so a killed builder takes the namespace with it instead of
+// leaving an orphaned recipe writing into a build dir the next build removes. Output goes to the
+// layer's log file and, line by line, to the caller.
 import { spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
@@ -26,9 +28,13 @@ export function openLog(path: string): WriteStream {
 }
 
 export function runRecipe(run: RecipeRun): Promise<void> {
-  const argv = ['--mount', '--pid', '--fork', '--kill-child', '--propagation', 'private', '--', '/bin/sh', join(run.recipesDir, run.script), ...run.args];
-  run.logFile.write(`$ unshare ${argv.join(' ')}\n`);
-  const child = spawn('unshare', argv, {
+  const argv = [
+    '--pdeathsig', 'KILL', '--',
+    'unshare', '--mount', '--pid', '--fork', '--kill-child', '--propagation', 'private', '--',
+    '/bin/sh', join(run.recipesDir, run.script), ...run.args,
+  ];
+  run.logFile.write(`$ setpriv ${argv.join(' ')}\n`);
+  const child = spawn('setpriv', argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8', ...run.env },
   });
@@ -50,7 +56,7 @@ export function runRecipe(run: RecipeRun): Promise<void> {
   onData(child.stdout);
   onData(child.stderr);
   return new Promise((resolve, reject) => {
-    child.on('error', (err) => reject(new ImageBuildError(run.image, run.script, `cannot start unshare: ${err.message}`, run.logPath)));
+    child.on('error', (err) => reject(new ImageBuildError(run.image, run.script, `cannot start setpriv: ${err.message}`, run.logPath)));
     child.on('close', (code, signal) => {
       if (code === 0) return resolve();
       const how = signal ? `killed by ${signal}` : `exit status ${code}`;

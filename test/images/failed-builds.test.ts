@@ -1,0 +1,117 @@
+// Builds that do not finish: a builder killed in the middle of a layer, and a base whose Debian
+// mirror cannot be reached. Neither may leave a layer in use, a process running or a mount.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { buildImages } from '../../src/images/builder.js';
+import { ImageBuildError } from '../../src/images/errors.js';
+import { repoRoot } from '../../src/images/paths.js';
+import { openImageStore } from '../../src/images/store.js';
+import { definitionsDir, mountsUnder, scratchDir, whyNoLayerBuilds } from './helpers.js';
+
+const skip = whyNoLayerBuilds();
+const scratch = scratchDir('failed-builds');
+
+/** Pids of processes whose command line or root directory lies in `dir`. */
+function processesUsing(dir: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      const root = readlinkSync(`/proc/${entry}/root`);
+      if (cmdline.includes(dir) || root.startsWith(`${dir}/`)) pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile, or a kernel thread.
+    }
+  }
+  return pids;
+}
+
+after(() => {
+  // Only when the test failed: whatever our builds left running, by pid.
+  for (const pid of processesUsing(scratch.dir)) process.kill(pid, 'SIGKILL');
+  scratch.remove();
+});
+
+/** A loopback port nothing listens on (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('builds that do not finish', { skip }, () => {
+  const dataDir = join(scratch.dir, 'data');
+  const store = openImageStore(dataDir);
+  const defs = definitionsDir(scratch.dir, {
+    bb: { name: 'bb', from: null, build: { kind: 'busybox' } },
+    'bb-slow': { name: 'bb-slow', from: 'bb', build: { kind: 'chroot', commands: ['echo half > /half-built', 'echo cellblock-layer-started', 'sleep 600'] } },
+  });
+
+  it('a builder killed in the middle of a layer takes its recipe with it and leaves no layer in use', async () => {
+    const script = [
+      `import { buildImages } from ${JSON.stringify(join(repoRoot(), 'src/images/builder.ts'))};`,
+      `import { openImageStore } from ${JSON.stringify(join(repoRoot(), 'src/images/store.ts'))};`,
+      `await buildImages(['bb-slow'], { store: openImageStore(${JSON.stringify(dataDir)}), definitionsDir: ${JSON.stringify(defs)},`,
+      `  onProgress: (p) => process.stdout.write(p.message + '\\n') });`,
+    ].join('\n');
+    const builder = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'inherit'] });
+    let output = '';
+    const started = new Promise<void>((resolve, reject) => {
+      builder.stdout.setEncoding('utf8');
+      builder.stdout.on('data', (chunk: string) => {
+        output += chunk;
+        if (output.includes('cellblock-layer-started')) resolve();
+      });
+      builder.on('exit', (code) => reject(new Error(`builder exited (${code}) before the layer's commands ran:\n${output}`)));
+    });
+    await started;
+    assert.ok(processesUsing(dataDir).length > 0, 'the recipe runs while the builder is alive');
+    builder.kill('SIGKILL');
+
+    // The recipe's unshare dies with the builder, and its PID namespace with it.
+    const deadline = Date.now() + 5_000;
+    while (processesUsing(dataDir).length > 0 && Date.now() < deadline) await sleep(50);
+    assert.deepEqual(processesUsing(dataDir), [], 'processes of the killed build still run');
+    assert.deepEqual(mountsUnder(dataDir), []);
+    assert.equal(store.get('bb-slow'), undefined);
+    const halfBuilt = readdirSync(store.layersDir).filter((d) => d.startsWith('.build-'));
+    assert.equal(halfBuilt.length, 1, 'the interrupted layer stays in its build dir');
+    assert.ok(store.layers().every((h) => store.layerRecord(h)?.build.kind === 'busybox'), 'only the finished base is a layer');
+
+    // The next build (the dead builder's lock taken over) clears the half-built layer away.
+    const [outcome] = await buildImages(['bb'], { store, definitionsDir: defs, lockWaitMs: 0 });
+    assert.deepEqual(outcome!.builtLayers, []);
+    assert.deepEqual(readdirSync(store.layersDir).filter((d) => d.startsWith('.')), []);
+  });
+
+  it('a base whose Debian mirror cannot be reached fails with debootstrap\'s message, storing nothing', async () => {
+    const mirror = `http://127.0.0.1:${await closedPort()}/debian`;
+    const debianDefs = definitionsDir(join(scratch.dir, 'debian'), {
+      deb: { name: 'deb', from: null, build: { kind: 'debootstrap', suite: 'bookworm', variant: 'minbase' } },
+    });
+    const layersBefore = store.layers().sort();
+    await assert.rejects(
+      buildImages(['deb'], { store, definitionsDir: debianDefs, env: { ...process.env, CELLBLOCK_DEBIAN_MIRROR: mirror } }),
+      (err: unknown) => {
+        assert.ok(err instanceof ImageBuildError, String(err));
+        assert.equal(err.step, 'debootstrap-layer.sh');
+        assert.match(err.detail, /exit status [1-9]/);
+        assert.match(err.detail, /Failed getting release file/);
+        assert.ok(err.message.includes(mirror.replace('/debian', '')), 'the message names the mirror');
+        return true;
+      },
+    );
+    assert.equal(store.get('deb'), undefined);
+    assert.deepEqual(store.layers().sort(), layersBefore);
+    assert.deepEqual(readdirSync(store.layersDir).filter((d) => d.startsWith('.')), []);
+    assert.deepEqual(mountsUnder(dataDir), []);
+  });
+});
