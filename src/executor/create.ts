@@ -7,7 +7,7 @@ import { openImageStore } from '../images/store.js';
 import { loadRuntimes } from '../images/runtimes.js';
 import type { Runtime } from '../images/types.js';
 import { createPool, type PoolSizing, type PoolSlot } from '../pool/index.js';
-import { createSandbox, type PreparedContainer, type SandboxOptions } from '../sandbox/index.js';
+import { createSandbox, type Limits, type PreparedContainer, type SandboxOptions } from '../sandbox/index.js';
 import { MiB } from '../units.js';
 import type { StageRunner } from './engine.js';
 import { ExecutorError } from './errors.js';
@@ -58,6 +58,11 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     return { layerPaths: paths, upperBytes: workDirBytes };
   };
 
+  // A pre-warmed container gets its image's run limits ahead (cgroup limits, /tmp's size), so
+  // that a run with the defaults writes nothing to the cgroup on its critical path.
+  const expectedLimits = new Map<string, Limits>();
+  for (const runtime of runtimes) if (!expectedLimits.has(runtime.image)) expectedLimits.set(runtime.image, runtime.defaultLimits);
+
   const sandbox = createSandbox(options.sandbox);
   const prewarm = poolOptions.prewarmContainers ?? true;
   try {
@@ -70,7 +75,8 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
       reclaimStale: () => sandbox.cleanupStale(),
       container: prewarm
         ? {
-            prepare: (_image, root) => sandbox.prepare({ rootDir: root.rootDir, workDirHostPath: root.workDirHostPath, workDir: root.workDir }),
+            prepare: (image, root) =>
+              sandbox.prepare({ rootDir: root.rootDir, workDirHostPath: root.workDirHostPath, workDir: root.workDir, limits: expectedLimits.get(image) }),
             destroy: (container) => container.destroy(),
           }
         : undefined,

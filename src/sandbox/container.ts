@@ -98,7 +98,16 @@ export class Container implements PreparedContainer {
     }
     setupFailure.catch(() => {}); // from here on, `exited` is handled by start/destroy
     handle.unref(); // an idle prepared container does not keep Node alive
-    return new Container(id, spec, identity, handle, exited, cgroup, onGone);
+    const container = new Container(id, spec, identity, handle, exited, cgroup, onGone);
+    try {
+      // The program's child is in the cgroup and asleep until "go": baselines taken now hold
+      // for the run, and their files stay open for reading it.
+      cgroup.startAccounting();
+    } catch (error) {
+      await container.destroy().catch(() => {});
+      throw toSandboxError(error);
+    }
+    return container;
   }
 
   async start(spec: StartSpec): Promise<RunResult> {
@@ -112,7 +121,6 @@ export class Container implements PreparedContainer {
     const { limits } = program;
     try {
       this.cgroup.applyLimits(limits);
-      this.cgroup.startAccounting();
       this.handle.ref();
       this.handle.start({
         ...program,
@@ -140,7 +148,9 @@ export class Container implements PreparedContainer {
       return this.result(exit, limits);
     } finally {
       spec.signal?.removeEventListener('abort', cancel);
-      await this.finish();
+      // init is reaped, so every process of the run is dead: removing the cgroup need not delay
+      // the result. destroy() and the sandbox's close() wait for it.
+      setImmediate(() => this.finish().catch(() => {}));
     }
   }
 
@@ -188,11 +198,10 @@ export class Container implements PreparedContainer {
       this.handle.cancel();
       await this.exited;
       this.state = 'finished';
-      try {
-        await this.cgroup.destroy();
-      } finally {
-        this.onGone(this);
-      }
+      await this.cgroup.destroy();
+      // Only once the cgroup is gone: a container whose removal failed stays with the sandbox,
+      // whose close() then reports the failure.
+      this.onGone(this);
     })();
     return this.destroyed;
   }

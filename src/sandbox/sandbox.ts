@@ -51,6 +51,14 @@ class SandboxInstance implements Sandbox {
     } catch (error) {
       throw toSandboxError(error);
     }
+    if (checked.limits) {
+      try {
+        cgroup.applyLimits(checked.limits);
+      } catch (error) {
+        await cgroup.destroy();
+        throw toSandboxError(error);
+      }
+    }
     const container = await Container.prepare(id, checked, { uid: this.uid, gid: this.gid }, cgroup, (c) =>
       this.containers.delete(c),
     );
@@ -67,6 +75,7 @@ class SandboxInstance implements Sandbox {
         workDir: spec.workDir,
         hostname: spec.hostname,
         tmpBytes: spec.limits?.tmpBytes,
+        limits: spec.limits,
       });
     } catch (error) {
       if (error instanceof SandboxError) return internalErrorResult(error);
@@ -100,7 +109,7 @@ class SandboxInstance implements Sandbox {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([...this.containers].map((c) => c.destroy()));
+    const destroyed = await Promise.allSettled([...this.containers].map((c) => c.destroy()));
     try {
       await this.backend.removeInstance(this.instanceId);
       this.backend.removeParentIfEmpty();
@@ -108,6 +117,9 @@ class SandboxInstance implements Sandbox {
       fs.rmSync(lockPath(this.lockDir, this.instanceId), { force: true });
       fs.closeSync(this.lockFd);
     }
+    // The instance's subtree is gone all the same; a container's own failure is still reported.
+    const failure = destroyed.find((d): d is PromiseRejectedResult => d.status === 'rejected');
+    if (failure) throw toSandboxError(failure.reason);
   }
 }
 

@@ -57,6 +57,7 @@ export interface CheckedContainerSpec {
   workDir: string;
   hostname: string;
   tmpBytes: number;
+  limits?: Limits;
 }
 
 export function checkContainerSpec(spec: ContainerSpec): CheckedContainerSpec {
@@ -74,9 +75,10 @@ export function checkContainerSpec(spec: ContainerSpec): CheckedContainerSpec {
   if (typeof hostname !== 'string' || !HOSTNAME.test(hostname)) {
     throw new SandboxSpecError('hostname', 'must be 1-63 letters, digits or dashes');
   }
-  const tmpBytes = spec.tmpBytes ?? DEFAULT_TMP_BYTES;
+  const limits = spec.limits === undefined ? undefined : checkLimits(spec.limits);
+  const tmpBytes = spec.tmpBytes ?? limits?.tmpBytes ?? DEFAULT_TMP_BYTES;
   if (!Number.isSafeInteger(tmpBytes) || tmpBytes <= 0) throw new SandboxSpecError('tmpBytes', 'must be a positive integer');
-  return { rootDir, workDirHostPath, workDir, hostname, tmpBytes };
+  return { rootDir, workDirHostPath, workDir, hostname, tmpBytes, limits };
 }
 
 export function checkLimits(limits: Limits): Limits {

@@ -110,8 +110,12 @@ export interface ContainerSpec {
   workDir?: string;
   /** Default "cellblock". */
   hostname?: string;
-  /** Size of /tmp when prepared; `start` resizes it when its limits say otherwise. Default 64 MiB. */
+  /** Size of /tmp when prepared; `start` resizes it when its limits say otherwise. Default
+   * `limits.tmpBytes`, else 64 MiB. */
   tmpBytes?: number;
+  /** The limits `start` is expected to get (e.g. the runtime's defaults): applied to the cgroup
+   * while preparing, so that `start` writes only those that differ. */
+  limits?: Limits;
 }
 
 /** What `start` needs: the program and its limits. */

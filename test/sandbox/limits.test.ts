@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MiB } from '../../src/units.js';
-import { program, skip, text, useFixture } from './fixture.js';
+import { DEFAULT_LIMITS, program, skip, text, useFixture } from './fixture.js';
 
 describe('sandbox limits and metrics', { skip }, () => {
   const f = useFixture();
@@ -102,6 +102,23 @@ describe('sandbox limits and metrics', { skip }, () => {
       limits: { pids: 4 },
     });
     assert.match(text(r.stderr), /can't fork|Resource temporarily unavailable/);
+  });
+
+  it('enforces start\'s limits when they differ from those expected at prepare', async () => {
+    const expected = { ...DEFAULT_LIMITS, memoryBytes: 512 * MiB, pids: 64, tmpBytes: 32 * MiB };
+    const prepare = () => f.sandbox.prepare({ rootDir: f.rootDir, workDirHostPath: f.workDir(), limits: expected });
+    const oom = await (await prepare()).start({ argv: [program('alloc'), '128'], limits: { ...expected, memoryBytes: 64 * MiB } });
+    assert.equal(oom.verdict, 'memory_limit');
+    const tasks = await (await prepare()).start({
+      argv: ['/bin/sh', '-c', 'for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait'],
+      limits: { ...expected, pids: 4 },
+    });
+    assert.match(text(tasks.stderr), /can't fork|Resource temporarily unavailable/);
+    const tmp = await (await prepare()).start({ argv: ['/bin/df', '-k', '/tmp'], limits: { ...expected, tmpBytes: 8 * MiB } });
+    assert.match(text(tmp.stdout), /\s8192\s/, text(tmp.stdout));
+    // And the expected limits hold when start gives the same ones (nothing is written then).
+    const same = await (await prepare()).start({ argv: [program('alloc'), '128'], limits: expected });
+    assert.equal(same.verdict, 'ok', text(same.stderr));
   });
 
   it('caps open files with RLIMIT_NOFILE', async () => {

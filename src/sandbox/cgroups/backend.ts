@@ -19,9 +19,13 @@ export interface RunCgroup {
   /** File whose first integer is CPU time; see cpuUsageScaleNs. */
   readonly cpuUsagePath: string;
   readonly cpuUsageScaleNs: number;
-  /** Memory (no swap), pids and CPU bandwidth: the program's alone, init is not in the cgroup. */
+  /** Memory (no swap), pids and CPU bandwidth: the program's alone, init is not in the cgroup.
+   * Writes only what differs from the last application (prepare may apply the expected limits,
+   * start then the real ones). */
   applyLimits(limits: Limits): void;
-  /** Resets or records the baselines of CPU, peak memory and OOM kills, just before "go". */
+  /** Resets or records the baselines of CPU, peak memory and OOM kills and opens the files
+   * readUsage reads; once the container is ready (its only task in the cgroup, the program's
+   * child, sleeps until "go"), so that none of this is on the job's critical path. */
   startAccounting(): void;
   readUsage(): CgroupUsage;
   /** Kills any process still in the cgroup, then removes it. */

@@ -27,19 +27,101 @@ export function readCgroupFile(file: string): string {
 }
 
 /** The first integer of a file such as cpuacct.usage or memory.max_usage_in_bytes. */
-export function readCgroupInteger(file: string): number {
-  const value = Number.parseInt(readCgroupFile(file), 10);
+export function parseCgroupInteger(text: string, file: string): number {
+  const value = Number.parseInt(text, 10);
   if (!Number.isFinite(value)) throw new CgroupError('parse', file, 'EINVAL');
   return value;
 }
 
+export function readCgroupInteger(file: string): number {
+  return parseCgroupInteger(readCgroupFile(file), file);
+}
+
 /** A `key value` line of a flat-keyed file (cpu.stat, memory.events, memory.oom_control). */
-export function readCgroupKey(file: string, key: string): number {
-  for (const line of readCgroupFile(file).split('\n')) {
+export function parseCgroupKey(text: string, key: string): number {
+  for (const line of text.split('\n')) {
     const [name, value] = line.split(' ');
     if (name === key) return Number(value);
   }
   return 0;
+}
+
+export function readCgroupKey(file: string, key: string): number {
+  return parseCgroupKey(readCgroupFile(file), key);
+}
+
+/** A cgroup file kept open from preparing to teardown, read and written at offset 0: one system
+ * call per access on the job's critical path, where open and close are most of the cost. */
+export class OpenCgroupFile {
+  private fd: number | null;
+  private readonly buffer = Buffer.alloc(4096);
+
+  constructor(
+    readonly file: string,
+    mode: 'r' | 'r+',
+  ) {
+    try {
+      this.fd = fs.openSync(file, mode);
+    } catch (error) {
+      throw new CgroupError('open', file, codeOf(error));
+    }
+  }
+
+  private open(): number {
+    if (this.fd === null) throw new CgroupError('read', this.file, 'EBADF');
+    return this.fd;
+  }
+
+  read(): string {
+    try {
+      const length = fs.readSync(this.open(), this.buffer, 0, this.buffer.length, 0);
+      return this.buffer.toString('utf8', 0, length);
+    } catch (error) {
+      if (error instanceof CgroupError) throw error;
+      throw new CgroupError('read', this.file, codeOf(error));
+    }
+  }
+
+  readInteger(): number {
+    return parseCgroupInteger(this.read(), this.file);
+  }
+
+  readKey(key: string): number {
+    return parseCgroupKey(this.read(), key);
+  }
+
+  write(value: string): void {
+    try {
+      fs.writeSync(this.open(), value, 0);
+    } catch (error) {
+      if (error instanceof CgroupError) throw error;
+      throw new CgroupError('write', this.file, codeOf(error));
+    }
+  }
+
+  close(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+/** Closes a run cgroup's accounting files; returns null for the field that held them. */
+export function closeCgroupFiles(files: Record<string, OpenCgroupFile> | null): null {
+  for (const file of Object.values(files ?? {})) file.close();
+  return null;
+}
+
+/** A run cgroup's accounting files, which exist only after startAccounting. */
+export function startedAccounting<T>(files: T | null, file: string): T {
+  if (!files) throw new CgroupError('read', file, 'EBADF', 'cgroup accounting was not started');
+  return files;
+}
+
+/** The limits a run cgroup holds, so that a second application writes only what changed. */
+export interface CgroupLimitValues {
+  memoryBytes: number;
+  pids: number;
+  cpuCores: number;
 }
 
 export function makeCgroupDir(dir: string): void {

@@ -7,11 +7,13 @@ import path from 'node:path';
 import type { Limits } from '../types.js';
 import type { CgroupBackend, CgroupUsage, RunCgroup } from './backend.js';
 import {
+  type CgroupLimitValues,
   killCgroupPids,
+  OpenCgroupFile,
+  closeCgroupFiles,
+  startedAccounting,
   listSubdirs,
   makeCgroupDir,
-  readCgroupInteger,
-  readCgroupKey,
   removeCgroupDir,
   removeCgroupDirIfEmpty,
   removeCgroupTree,
@@ -25,6 +27,9 @@ class V1RunCgroup implements RunCgroup {
   readonly cpuUsagePath: string;
   readonly cpuUsageScaleNs = 1;
   private oomKillsBaseline = 0;
+  private applied: CgroupLimitValues | null = null;
+  /** Opened by startAccounting, read after the run, closed by destroy. */
+  private accounting: { cpuUsage: OpenCgroupFile; maxUsage: OpenCgroupFile; oomControl: OpenCgroupFile } | null = null;
 
   constructor(
     private readonly dirs: Record<V1Controller, string>,
@@ -37,32 +42,47 @@ class V1RunCgroup implements RunCgroup {
 
   applyLimits(limits: Limits): void {
     const memory = this.dirs.memory;
-    writeCgroupFile(path.join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
-    const memsw = path.join(memory, 'memory.memsw.limit_in_bytes');
-    if (fs.existsSync(memsw)) writeCgroupFile(memsw, String(limits.memoryBytes));
-    writeCgroupFile(path.join(this.dirs.pids, 'pids.max'), String(limits.pids));
-    const { quotaUs, periodUs } = cpuQuota(limits.cpuCores);
-    writeCgroupFile(path.join(this.dirs.cpu, 'cpu.cfs_period_us'), String(periodUs));
-    writeCgroupFile(path.join(this.dirs.cpu, 'cpu.cfs_quota_us'), String(quotaUs));
+    if (this.applied?.memoryBytes !== limits.memoryBytes) {
+      writeCgroupFile(path.join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+      const memsw = path.join(memory, 'memory.memsw.limit_in_bytes');
+      if (fs.existsSync(memsw)) writeCgroupFile(memsw, String(limits.memoryBytes));
+    }
+    if (this.applied?.pids !== limits.pids) writeCgroupFile(path.join(this.dirs.pids, 'pids.max'), String(limits.pids));
+    if (this.applied?.cpuCores !== limits.cpuCores) {
+      const { quotaUs, periodUs } = cpuQuota(limits.cpuCores);
+      writeCgroupFile(path.join(this.dirs.cpu, 'cpu.cfs_period_us'), String(periodUs));
+      writeCgroupFile(path.join(this.dirs.cpu, 'cpu.cfs_quota_us'), String(quotaUs));
+    }
+    this.applied = { memoryBytes: limits.memoryBytes, pids: limits.pids, cpuCores: limits.cpuCores };
   }
 
   startAccounting(): void {
+    this.accounting = closeCgroupFiles(this.accounting);
+    const memory = this.dirs.memory;
+    const files = {
+      cpuUsage: new OpenCgroupFile(this.cpuUsagePath, 'r+'),
+      maxUsage: new OpenCgroupFile(path.join(memory, 'memory.max_usage_in_bytes'), 'r+'),
+      oomControl: new OpenCgroupFile(path.join(memory, 'memory.oom_control'), 'r'),
+    };
+    this.accounting = files;
     // Writing 0 resets the CPU counter and sets the peak to the current usage: what init's setup
     // used is not the program's.
-    writeCgroupFile(path.join(this.dirs.cpuacct, 'cpuacct.usage'), '0');
-    writeCgroupFile(path.join(this.dirs.memory, 'memory.max_usage_in_bytes'), '0');
-    this.oomKillsBaseline = readCgroupKey(path.join(this.dirs.memory, 'memory.oom_control'), 'oom_kill');
+    files.cpuUsage.write('0');
+    files.maxUsage.write('0');
+    this.oomKillsBaseline = files.oomControl.readKey('oom_kill');
   }
 
   readUsage(): CgroupUsage {
+    const files = startedAccounting(this.accounting, this.cpuUsagePath);
     return {
-      cpuTimeNs: readCgroupInteger(this.cpuUsagePath),
-      peakMemoryBytes: readCgroupInteger(path.join(this.dirs.memory, 'memory.max_usage_in_bytes')),
-      oomKills: readCgroupKey(path.join(this.dirs.memory, 'memory.oom_control'), 'oom_kill') - this.oomKillsBaseline,
+      cpuTimeNs: files.cpuUsage.readInteger(),
+      peakMemoryBytes: files.maxUsage.readInteger(),
+      oomKills: files.oomControl.readKey('oom_kill') - this.oomKillsBaseline,
     };
   }
 
   async destroy(): Promise<void> {
+    this.accounting = closeCgroupFiles(this.accounting);
     for (const dir of this.distinctDirs) {
       killCgroupPids(dir);
       await removeCgroupDir(dir, killCgroupPids);

@@ -7,13 +7,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Limits } from '../types.js';
 import type { CgroupBackend, CgroupUsage, RunCgroup } from './backend.js';
-import { CgroupError } from './backend.js';
 import {
+  type CgroupLimitValues,
   killCgroupPids,
   listSubdirs,
   makeCgroupDir,
+  OpenCgroupFile,
+  closeCgroupFiles,
+  startedAccounting,
   readCgroupFile,
-  readCgroupKey,
   removeCgroupDir,
   removeCgroupDirIfEmpty,
   removeCgroupTree,
@@ -38,14 +40,25 @@ function killV2Cgroup(dir: string): void {
   killCgroupPids(dir);
 }
 
+/** memory.peak is writable (a per-descriptor reset) from Linux 6.12; read-only before. */
+function openPeakFile(file: string): OpenCgroupFile {
+  try {
+    return new OpenCgroupFile(file, 'r+');
+  } catch {
+    return new OpenCgroupFile(file, 'r');
+  }
+}
+
 class V2RunCgroup implements RunCgroup {
   readonly procsPaths: string[];
   readonly cpuUsagePath: string;
   readonly cpuUsageScaleNs = NS_PER_US;
   private cpuBaselineUs = 0;
   private oomKillsBaseline = 0;
-  /** memory.peak resets per open file (Linux 6.12+): reset and read through this descriptor. */
-  private peakFd: number | null = null;
+  private applied: CgroupLimitValues | null = null;
+  /** Opened by startAccounting, read after the run, closed by destroy. memory.peak resets per
+   * open file (Linux 6.12+): it is reset and read through this one descriptor. */
+  private accounting: { cpuStat: OpenCgroupFile; memoryEvents: OpenCgroupFile; memoryPeak: OpenCgroupFile } | null = null;
 
   constructor(private readonly dir: string) {
     this.procsPaths = [path.join(dir, 'cgroup.procs')];
@@ -53,54 +66,47 @@ class V2RunCgroup implements RunCgroup {
   }
 
   applyLimits(limits: Limits): void {
-    writeCgroupFile(path.join(this.dir, 'memory.max'), String(limits.memoryBytes));
-    const swapMax = path.join(this.dir, 'memory.swap.max');
-    if (fs.existsSync(swapMax)) writeCgroupFile(swapMax, '0');
-    writeCgroupFile(path.join(this.dir, 'pids.max'), String(limits.pids));
-    const { quotaUs, periodUs } = cpuQuota(limits.cpuCores);
-    writeCgroupFile(path.join(this.dir, 'cpu.max'), `${quotaUs} ${periodUs}`);
+    if (this.applied?.memoryBytes !== limits.memoryBytes) {
+      writeCgroupFile(path.join(this.dir, 'memory.max'), String(limits.memoryBytes));
+      const swapMax = path.join(this.dir, 'memory.swap.max');
+      if (this.applied === null && fs.existsSync(swapMax)) writeCgroupFile(swapMax, '0');
+    }
+    if (this.applied?.pids !== limits.pids) writeCgroupFile(path.join(this.dir, 'pids.max'), String(limits.pids));
+    if (this.applied?.cpuCores !== limits.cpuCores) {
+      const { quotaUs, periodUs } = cpuQuota(limits.cpuCores);
+      writeCgroupFile(path.join(this.dir, 'cpu.max'), `${quotaUs} ${periodUs}`);
+    }
+    this.applied = { memoryBytes: limits.memoryBytes, pids: limits.pids, cpuCores: limits.cpuCores };
   }
 
   startAccounting(): void {
-    this.cpuBaselineUs = readCgroupKey(this.cpuUsagePath, 'usage_usec');
-    this.oomKillsBaseline = readCgroupKey(path.join(this.dir, 'memory.events'), 'oom_kill');
-    this.closePeakFd();
-    const peakFile = path.join(this.dir, 'memory.peak');
+    this.accounting = closeCgroupFiles(this.accounting);
+    const files = {
+      cpuStat: new OpenCgroupFile(this.cpuUsagePath, 'r'),
+      memoryEvents: new OpenCgroupFile(path.join(this.dir, 'memory.events'), 'r'),
+      memoryPeak: openPeakFile(path.join(this.dir, 'memory.peak')),
+    };
+    this.accounting = files;
+    this.cpuBaselineUs = files.cpuStat.readKey('usage_usec');
+    this.oomKillsBaseline = files.memoryEvents.readKey('oom_kill');
     try {
-      const fd = fs.openSync(peakFile, 'r+');
-      try {
-        fs.writeSync(fd, 'reset');
-      } catch {
-        // Before 6.12 memory.peak is read-only: the peak then includes init's setup.
-      }
-      this.peakFd = fd;
-    } catch (error) {
-      throw new CgroupError('open', peakFile, (error as NodeJS.ErrnoException).code ?? 'EUNKNOWN');
+      files.memoryPeak.write('reset');
+    } catch {
+      // Before 6.12 memory.peak is read-only: the peak then includes init's setup.
     }
   }
 
-  private readPeak(): number {
-    if (this.peakFd === null) return Number.parseInt(readCgroupFile(path.join(this.dir, 'memory.peak')), 10);
-    const buffer = Buffer.alloc(64);
-    const length = fs.readSync(this.peakFd, buffer, 0, buffer.length, 0);
-    return Number.parseInt(buffer.subarray(0, length).toString('utf8'), 10);
-  }
-
-  private closePeakFd(): void {
-    if (this.peakFd !== null) fs.closeSync(this.peakFd);
-    this.peakFd = null;
-  }
-
   readUsage(): CgroupUsage {
+    const files = startedAccounting(this.accounting, this.cpuUsagePath);
     return {
-      cpuTimeNs: (readCgroupKey(this.cpuUsagePath, 'usage_usec') - this.cpuBaselineUs) * NS_PER_US,
-      peakMemoryBytes: this.readPeak(),
-      oomKills: readCgroupKey(path.join(this.dir, 'memory.events'), 'oom_kill') - this.oomKillsBaseline,
+      cpuTimeNs: (files.cpuStat.readKey('usage_usec') - this.cpuBaselineUs) * NS_PER_US,
+      peakMemoryBytes: files.memoryPeak.readInteger(),
+      oomKills: files.memoryEvents.readKey('oom_kill') - this.oomKillsBaseline,
     };
   }
 
   async destroy(): Promise<void> {
-    this.closePeakFd();
+    this.accounting = closeCgroupFiles(this.accounting);
     killV2Cgroup(this.dir);
     await removeCgroupDir(this.dir, killV2Cgroup);
   }
