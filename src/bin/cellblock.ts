@@ -7,7 +7,6 @@ import { ConfigError, loadConfig, type Config } from '../config.js';
 import { startRedisServer } from '../queue/redis-server.js';
 import { runApi } from './api-command.js';
 import { createLogger, onShutdown } from './process-control.js';
-import { runWorkerProcess, superviseWorkers, SINGLE_WORKER_FLAG } from './worker-command.js';
 
 const USAGE = `usage: cellblock <command>
 
@@ -32,9 +31,14 @@ async function api(config: Config): Promise<void> {
   onShutdown(logger, () => running.close());
 }
 
+/** Loaded only by the commands that run jobs: it loads the native addon, which `cellblock api`
+ * (on a machine without the sandbox built) and `cellblock images` do not need. */
+const workerCommand = () => import('./worker-command.js');
+
 async function worker(config: Config, argv: string[]): Promise<void> {
   const redisUrl = requireRedisUrl(config, 'worker');
   const logger = createLogger(config.logLevel, 'worker');
+  const { runWorkerProcess, superviseWorkers, SINGLE_WORKER_FLAG } = await workerCommand();
   if (argv.includes(SINGLE_WORKER_FLAG) || config.workerProcesses <= 1) {
     const running = await runWorkerProcess(config, redisUrl, logger);
     onShutdown(logger, () => running.close());
@@ -56,6 +60,7 @@ async function start(config: Config): Promise<void> {
     redisUrl = redis.url;
     stopRedis = () => redis.stop();
   }
+  const { superviseWorkers } = await workerCommand();
   const workers = config.workerProcesses > 0 ? superviseWorkers(config.workerProcesses, redisUrl, logger) : undefined;
   const running = await runApi(config, redisUrl, logger);
   onShutdown(logger, async () => {
