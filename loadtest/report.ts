@@ -1,0 +1,305 @@
+// The load test and performance report (issue 7): every scenario through the real service (private
+// redis-server, `cellblock api`, `cellblock worker`), each beside the same program run bare on the
+// same cores in the same run, as a closed loop and at a fixed arrival rate with idle gaps; then a
+// queue drain. Prints the tables and the targets, measured.
+//
+//   npm run loadtest [-- --quick] [-- --scenario NAME] [-- --no-drain] [-- --json FILE]
+//
+// Needs root, the gcc, python and base images built (cellblock images build ...), redis-server
+// and gcc (scripts/setup.sh).
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { dataDirFromEnv } from '../src/images/paths.js';
+import { openImageStore } from '../src/images/store.js';
+import { detectCgroupLayout } from '../src/sandbox/cgroups/detect.js';
+import { bytesToMiB, msToSeconds } from '../src/units.js';
+import { createBareRunner, type BareRun, type BareRunner } from './service/bare.js';
+import { drain, type DrainReport } from './service/drain.js';
+import { closedLoop, fixedRate, type JobSample, type ServiceRun } from './service/drive.js';
+import { drainJob, scenarios, type Scenario } from './service/scenarios.js';
+import { startStack, type Stack } from './service/stack.js';
+import { distribution, type Distribution } from './service/stats.js';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    scenario: { type: 'string', multiple: true },
+    'no-drain': { type: 'boolean', default: false },
+    'drain-jobs': { type: 'string' },
+    json: { type: 'string' },
+  },
+});
+
+/** How much of each scenario to run; the full report stays under ~10 minutes on 2 cores. */
+const SIZES = values.quick
+  ? { closedJobs: { 'c true': 60, 'python hello': 120, 'python cpu 100ms': 30, 'hostile mix 10%': 60 }, sporadicJobs: 20, drainJobs: 1000 }
+  : { closedJobs: { 'c true': 300, 'python hello': 600, 'python cpu 100ms': 150, 'hostile mix 10%': 300 }, sporadicJobs: 80, drainJobs: 10_000 };
+/** Connections of the closed loop: twice the worker's slots, so that a job is always queued. */
+const CLOSED_CONNECTIONS = 4;
+/** Bare loops of the closed loop: one per core, as many as the worker runs jobs at once. */
+const BARE_LOOPS = Math.max(2, os.availableParallelism());
+/** Sporadic arrivals per second: one every 250 ms, well apart from each other. */
+const SPORADIC_RATE_PER_SECOND = 4;
+const WARMUP_JOBS = 8;
+
+type Mode = 'closed' | 'sporadic';
+
+interface ScenarioResult {
+  scenario: string;
+  mode: Mode;
+  bare: BareRun;
+  service: ServiceRun;
+}
+
+function preflight(): void {
+  if (process.getuid?.() !== 0) throw new Error('the load test runs real sandboxes: run it as root');
+  const store = openImageStore(dataDirFromEnv());
+  const missing = ['gcc', 'python', 'base'].filter((image) => !store.get(image));
+  if (missing.length > 0) throw new Error(`images not built: ${missing.join(', ')} (cellblock images build ${missing.join(' ')})`);
+}
+
+const fmt = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : '-');
+const pad = (text: string, width: number) => (text.length >= width ? text : text.padStart(width));
+
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => row[column]!.length)));
+  const line = (cells: string[]) => cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[0]!) : pad(cell, widths[column]!))).join('  ');
+  return [line(headers), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.map(line)].join('\n');
+}
+
+function benign(samples: JobSample[]): JobSample[] {
+  return samples.filter((sample) => sample.kind === 'benign');
+}
+
+function failures(samples: JobSample[]): JobSample[] {
+  return samples.filter((sample) => sample.problem !== undefined);
+}
+
+function numbers(samples: JobSample[], pick: (sample: JobSample) => number | undefined): number[] {
+  return samples.map(pick).filter((value): value is number => value !== undefined);
+}
+
+async function runScenario(stack: Stack, bareRunner: BareRunner, scenario: Scenario, mode: Mode): Promise<ScenarioResult> {
+  const closedJobs = SIZES.closedJobs[scenario.name as keyof typeof SIZES.closedJobs] ?? 100;
+  if (mode === 'closed') {
+    const bare = await bareRunner.run(scenario.bare, { runs: closedJobs, loops: BARE_LOOPS, gapMs: 0 });
+    const service = await closedLoop(stack.url, scenario, { connections: CLOSED_CONNECTIONS, amount: closedJobs });
+    return { scenario: scenario.name, mode, bare, service };
+  }
+  const gapMs = 1000 / SPORADIC_RATE_PER_SECOND;
+  const bare = await bareRunner.run(scenario.bare, { runs: SIZES.sporadicJobs, loops: 1, gapMs });
+  const service = await fixedRate(stack.url, scenario, { ratePerSecond: SPORADIC_RATE_PER_SECOND, amount: SIZES.sporadicJobs });
+  return { scenario: scenario.name, mode, bare, service };
+}
+
+function latencyTable(results: ScenarioResult[]): string {
+  const rows: string[][] = [];
+  for (const result of results) {
+    const service = benign(result.service.samples);
+    const serviceLatency = distribution(numbers(service, (s) => s.latencyMs));
+    const bareLatency = distribution(result.bare.latenciesMs);
+    const row = (side: string, jobs: number, perSecond: number, d: Distribution, failed: number, queue = '', sandbox = '') => [
+      `${result.scenario} / ${result.mode}`,
+      side,
+      String(jobs),
+      fmt(perSecond),
+      fmt(d.p50, 2),
+      fmt(d.p90, 2),
+      fmt(d.p99, 2),
+      queue,
+      sandbox,
+      String(failed),
+    ];
+    rows.push(row('bare', result.bare.latenciesMs.length, result.bare.throughputPerSecond, bareLatency, result.bare.failures));
+    rows.push(
+      row(
+        'service',
+        result.service.samples.length,
+        result.service.throughputPerSecond,
+        serviceLatency,
+        failures(service).length + result.service.errors,
+        fmt(distribution(numbers(service, (s) => s.queueWaitMs)).p50, 1),
+        fmt(distribution(numbers(service, (s) => s.sandboxWallMs)).p50, 1),
+      ),
+    );
+  }
+  return table(['scenario / mode', 'side', 'jobs', 'jobs/s', 'p50 ms', 'p90 ms', 'p99 ms', 'queue p50', 'sandbox p50', 'failed'], rows);
+}
+
+function ratioTable(results: ScenarioResult[]): string {
+  const rows = results.map((result) => {
+    const service = distribution(numbers(benign(result.service.samples), (s) => s.latencyMs));
+    const bare = distribution(result.bare.latenciesMs);
+    return [
+      `${result.scenario} / ${result.mode}`,
+      fmt((100 * result.service.throughputPerSecond) / result.bare.throughputPerSecond, 0) + '%',
+      fmt(service.p50 - bare.p50, 2),
+      fmt(service.p50 / bare.p50, 2),
+      fmt(service.p99 / bare.p99, 2),
+    ];
+  });
+  return table(['scenario / mode', 'throughput service/bare', 'p50 +ms', 'p50 ×', 'p99 ×'], rows);
+}
+
+/** Where the benign jobs' end-to-end time went, in means (ms). */
+function phaseTable(results: ScenarioResult[]): string {
+  const mean = (values: number[]) => distribution(values).mean;
+  const rows = results.map((result) => {
+    const samples = benign(result.service.samples).filter((s) => s.phases);
+    const worker = numbers(samples, (s) => s.phases!.workerMs);
+    const sandbox = numbers(samples, (s) => s.sandboxWallMs);
+    return [
+      `${result.scenario} / ${result.mode}`,
+      fmt(mean(numbers(samples, (s) => s.latencyMs)), 1),
+      fmt(mean(numbers(samples, (s) => s.phases!.submitMs)), 1),
+      fmt(mean(numbers(samples, (s) => s.phases!.queueMs)), 1),
+      fmt(mean(worker), 1),
+      fmt(mean(sandbox), 1),
+      fmt(mean(worker) - mean(sandbox), 1),
+      fmt(mean(numbers(samples, (s) => s.phases!.replyMs)), 1),
+    ];
+  });
+  return table(['scenario / mode', 'end-to-end', 'http→queued', 'queued→taken', 'taken→finished', 'of it sandbox', 'of it worker', 'finished→http'], rows);
+}
+
+interface Target {
+  name: string;
+  goal: string;
+  measured: string;
+  met: boolean | undefined;
+}
+
+function targets(results: ScenarioResult[], drained: DrainReport | undefined): Target[] {
+  const find = (scenario: string, mode: Mode) => results.find((r) => r.scenario === scenario && r.mode === mode);
+  const list: Target[] = [];
+  const helloClosed = find('python hello', 'closed');
+  if (helloClosed) {
+    const ratio = helloClosed.service.throughputPerSecond / helloClosed.bare.throughputPerSecond;
+    list.push({
+      name: 'python hello, closed loop: throughput vs bare',
+      goal: '>= 85%',
+      measured: `${fmt(100 * ratio, 0)}% (${fmt(helloClosed.service.throughputPerSecond)} vs ${fmt(helloClosed.bare.throughputPerSecond)} jobs/s)`,
+      met: ratio >= 0.85,
+    });
+  }
+  const cSporadic = find('c true', 'sporadic');
+  if (cSporadic) {
+    const extra = distribution(numbers(cSporadic.service.samples, (s) => s.latencyMs)).p50 - distribution(cSporadic.bare.latenciesMs).p50;
+    list.push({ name: 'c true, sporadic: p50 above bare', goal: '<= 5 ms', measured: `${fmt(extra, 2)} ms`, met: extra <= 5 });
+  }
+  const helloSporadic = find('python hello', 'sporadic');
+  if (helloSporadic) {
+    const ratio = distribution(numbers(helloSporadic.service.samples, (s) => s.latencyMs)).p50 / distribution(helloSporadic.bare.latenciesMs).p50;
+    list.push({ name: 'python hello, sporadic: p50 above bare', goal: '<= 10%', measured: `${fmt(100 * (ratio - 1), 0)}%`, met: ratio <= 1.1 });
+  }
+  for (const mode of ['closed', 'sporadic'] as const) {
+    const mix = find('hostile mix 10%', mode);
+    const alone = find('python hello', mode);
+    if (!mix) continue;
+    const benignMix = benign(mix.service.samples);
+    const failed = failures(benignMix).length;
+    list.push({
+      name: `hostile mix, ${mode}: benign jobs failed`,
+      goal: '0',
+      measured: `${failed} of ${benignMix.length}${failed ? ` (${failures(benignMix)[0]!.problem})` : ''}`,
+      met: failed === 0,
+    });
+    const hostile = mix.service.samples.filter((s) => s.kind === 'hostile');
+    const escaped = failures(hostile);
+    list.push({
+      name: `hostile mix, ${mode}: hostile jobs contained`,
+      goal: 'all',
+      measured: `${hostile.length - escaped.length} of ${hostile.length}${escaped.length ? ` (${escaped[0]!.label}: ${escaped[0]!.problem})` : ''}`,
+      met: escaped.length === 0,
+    });
+    if (alone) {
+      const ratio = distribution(numbers(benignMix, (s) => s.latencyMs)).p99 / distribution(numbers(alone.service.samples, (s) => s.latencyMs)).p99;
+      list.push({ name: `hostile mix, ${mode}: benign p99 vs benign-only p99`, goal: '<= 2x', measured: `${fmt(ratio, 2)}x`, met: ratio <= 2 });
+    }
+  }
+  if (drained) {
+    list.push({
+      name: `drain ${drained.jobs} queued jobs: none lost or wrong`,
+      goal: '0',
+      measured: `${drained.lost} lost, ${drained.wrong} wrong`,
+      met: drained.lost === 0 && drained.wrong === 0,
+    });
+    const growth = drained.workerRssBytes.after - drained.workerRssBytes.half;
+    list.push({
+      name: 'drain: worker RSS flat (second half of the drain)',
+      goal: '< +10%',
+      measured: `${fmt(bytesToMiB(drained.workerRssBytes.half))} → ${fmt(bytesToMiB(drained.workerRssBytes.after))} MiB`,
+      met: growth < 0.1 * drained.workerRssBytes.half,
+    });
+  }
+  return list;
+}
+
+function drainText(report: DrainReport): string {
+  const mib = (bytes: number) => `${fmt(bytesToMiB(bytes))} MiB`;
+  return [
+    `${report.jobs} jobs (${drainJob.label}) queued in ${fmt(msToSeconds(report.submitMs), 1)} s, drained in ${fmt(msToSeconds(report.drainMs), 1)} s: ${fmt(report.throughputPerSecond)} jobs/s`,
+    `lost ${report.lost}, wrong ${report.wrong}${report.problems.length ? ` (${report.problems.join('; ')})` : ''}`,
+    `worker RSS: before ${mib(report.workerRssBytes.before)}, at half ${mib(report.workerRssBytes.half)}, after ${mib(report.workerRssBytes.after)}, peak ${mib(report.workerRssBytes.peak)}`,
+    `api RSS: before ${mib(report.apiRssBytes.before)}, after ${mib(report.apiRssBytes.after)}`,
+  ].join('\n');
+}
+
+function machine(): string {
+  const cgroups = detectCgroupLayout().version;
+  return `${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown cpu'}), kernel ${os.release()}, cgroup ${cgroups}, ${fmt(bytesToMiB(os.totalmem()) / 1024, 0)} GiB, load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+}
+
+async function main(): Promise<void> {
+  preflight();
+  const chosen = values.scenario ? scenarios.filter((s) => values.scenario!.includes(s.name)) : scenarios;
+  if (chosen.length === 0) throw new Error(`no scenario named ${values.scenario!.join(', ')}; known: ${scenarios.map((s) => s.name).join(', ')}`);
+  console.log(`cellblock load test${values.quick ? ' (quick)' : ''} — ${new Date().toISOString()}`);
+  console.log(machine());
+  const bareRunner = await createBareRunner();
+  const stack = await startStack();
+  const results: ScenarioResult[] = [];
+  let drained: DrainReport | undefined;
+  try {
+    console.log(`service: ${stack.url}, worker pid ${stack.workerPid}, logs in ${stack.scratchDir}`);
+    for (const scenario of chosen) {
+      await closedLoop(stack.url, scenario, { connections: 2, amount: WARMUP_JOBS });
+      for (const mode of ['closed', 'sporadic'] as const) {
+        const result = await runScenario(stack, bareRunner, scenario, mode);
+        results.push(result);
+        const service = distribution(numbers(benign(result.service.samples), (s) => s.latencyMs));
+        console.log(
+          `  ${scenario.name} / ${mode}: service ${fmt(result.service.throughputPerSecond)} jobs/s p50 ${fmt(service.p50, 2)} ms; bare ${fmt(result.bare.throughputPerSecond)} jobs/s p50 ${fmt(distribution(result.bare.latenciesMs).p50, 2)} ms`,
+        );
+      }
+    }
+    if (!values['no-drain']) {
+      const jobs = values['drain-jobs'] ? Number(values['drain-jobs']) : SIZES.drainJobs;
+      drained = await drain(stack, drainJob, jobs);
+    }
+  } finally {
+    await stack.stop();
+    bareRunner.close();
+  }
+
+  console.log('\n## Latency and throughput (benign jobs; end-to-end = POST ?wait=true → result)\n');
+  console.log(latencyTable(results));
+  console.log('\n## Service vs bare (same run, same cores)\n');
+  console.log(ratioTable(results));
+  console.log('\n## Where the service time goes (means, ms)\n');
+  console.log(phaseTable(results));
+  if (drained) {
+    console.log('\n## Queue drain\n');
+    console.log(drainText(drained));
+  }
+  const measured = targets(results, drained);
+  console.log('\n## Targets\n');
+  console.log(table(['target', 'goal', 'measured', 'met'], measured.map((t) => [t.name, t.goal, t.measured, t.met === undefined ? '-' : t.met ? 'yes' : 'NO'])));
+  if (values.json) writeFileSync(values.json, JSON.stringify({ machine: machine(), results, drained, targets: measured }, null, 2));
+}
+
+main().catch((error: unknown) => {
+  console.error(`loadtest: ${(error as Error).stack ?? String(error)}`);
+  process.exit(1);
+});

@@ -1,0 +1,145 @@
+// The service under test, as it is deployed: a private redis-server (the one `cellblock start`
+// runs, same persistence settings), `cellblock api` and `cellblock worker` as separate child
+// processes with their production defaults, each logging at info to a file. Only the knobs a
+// load test must turn are set: the rate limit and the queue cap (both would refuse the load),
+// and private state dirs so that nothing is shared with another service on the machine.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freeLoopbackPort, startRedisServer, type RedisServer } from '../../src/queue/redis-server.js';
+import { kibToBytes } from '../../src/units.js';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const START_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 30_000;
+
+export class StackError extends Error {
+  override readonly name = 'StackError';
+}
+
+export interface StackOptions {
+  /** Jobs the worker process runs at once (CELLBLOCK_WORKER_CONCURRENCY); default: the service's own. */
+  workerConcurrency?: number;
+  logLevel?: string;
+  /** Extra node flags for the worker and API processes (e.g. --cpu-prof). */
+  nodeFlags?: string[];
+}
+
+export interface Stack {
+  url: string;
+  redisUrl: string;
+  queuePrefix: string;
+  scratchDir: string;
+  apiPid: number;
+  workerPid: number;
+  /** Resident set size of a process, from /proc. */
+  rssBytes(pid: number): number;
+  stop(): Promise<void>;
+}
+
+function launch(args: string[], env: NodeJS.ProcessEnv, logPath: string, nodeFlags: string[]): ChildProcess {
+  const log = createWriteStream(logPath);
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', path.join(REPO_ROOT, 'src/bin/cellblock.ts'), ...args], {
+    cwd: REPO_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  return child;
+}
+
+function exited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (exited(child)) return;
+  const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  await done;
+  clearTimeout(timer);
+}
+
+/** Waits until /readyz says Redis answers and a worker is alive (its pool warmed and heartbeat up). */
+async function waitUntilReady(url: string, children: { name: string; child: ChildProcess; logPath: string }[]): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    for (const { name, child, logPath } of children) {
+      if (exited(child)) {
+        const tail = readFileSync(logPath, 'utf8').split('\n').slice(-20).join('\n');
+        throw new StackError(`${name} exited at start (${child.exitCode ?? child.signalCode}); its log ends:\n${tail}`);
+      }
+    }
+    try {
+      const response = await fetch(`${url}/readyz`);
+      if (response.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new StackError(`the service at ${url} was not ready within ${START_TIMEOUT_MS} ms`);
+}
+
+export function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  if (!match) throw new StackError(`no VmRSS for pid ${pid}`);
+  return kibToBytes(Number(match[1]));
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const scratchDir = await mkdtemp(path.join(os.tmpdir(), 'cellblock-loadtest-'));
+  const children: { name: string; child: ChildProcess; logPath: string }[] = [];
+  let redis: RedisServer | undefined;
+  const stop = async () => {
+    // API first (no new jobs), then the worker (tears its pool down), then Redis.
+    for (const { child } of children) await stopChild(child);
+    await redis?.stop();
+    await rm(scratchDir, { recursive: true, force: true });
+  };
+  try {
+    mkdirSync(path.join(scratchDir, 'redis'));
+    redis = await startRedisServer({ dataDir: path.join(scratchDir, 'redis') });
+    const port = await freeLoopbackPort();
+    const queuePrefix = 'loadtest';
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      CELLBLOCK_REDIS_URL: redis.url,
+      CELLBLOCK_QUEUE_PREFIX: queuePrefix,
+      CELLBLOCK_HOST: '127.0.0.1',
+      CELLBLOCK_PORT: String(port),
+      CELLBLOCK_POOL_STATE_DIR: path.join(scratchDir, 'pool'),
+      CELLBLOCK_WORKER_PROCESSES: '1',
+      CELLBLOCK_RATE_LIMIT_REQUESTS: String(1_000_000_000),
+      CELLBLOCK_MAX_QUEUED_JOBS: String(100_000),
+      CELLBLOCK_LOG_LEVEL: options.logLevel ?? 'info',
+    };
+    if (options.workerConcurrency !== undefined) env.CELLBLOCK_WORKER_CONCURRENCY = String(options.workerConcurrency);
+    const nodeFlags = options.nodeFlags ?? [];
+    for (const name of ['api', 'worker'] as const) {
+      const logPath = path.join(scratchDir, `${name}.log`);
+      children.push({ name, child: launch([name], env, logPath, nodeFlags), logPath });
+    }
+    const url = `http://127.0.0.1:${port}`;
+    await waitUntilReady(url, children);
+    return {
+      url,
+      redisUrl: redis.url,
+      queuePrefix,
+      scratchDir,
+      apiPid: children[0]!.child.pid!,
+      workerPid: children[1]!.child.pid!,
+      rssBytes,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
