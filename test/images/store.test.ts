@@ -32,6 +32,7 @@ describe('image store on the busybox test image', { skip }, () => {
       'bb-a': chroot('bb-a', 'bb', ['rm /bin/ls', 'echo a > /etc/a']),
       'bb-b': chroot('bb-b', 'bb', ['mkdir -p /opt/b', 'echo b > /opt/b/x']),
       'bb-fail': chroot('bb-fail', 'bb', ['echo about to fail', 'exit 3']),
+      'bb-quiet': chroot('bb-quiet', 'bb', ['echo compiling the world', 'sleep 1', 'touch /quiet']),
     });
   });
 
@@ -140,6 +141,18 @@ describe('image store on the busybox test image', { skip }, () => {
     assert.ok(pruned.freedBytes > 0);
     assert.deepEqual(store.layers().sort(), [...used].sort());
     for (const name of ['bb', 'bb-a', 'bb-b']) assert.ok(store.get(name), name);
+  });
+
+  it('reports a long silent step as still working, with its last output line', async () => {
+    const progress: BuildProgress[] = [];
+    await buildImages(['bb-quiet'], { store, definitionsDir: defs, heartbeatMs: 200, onProgress: (p) => progress.push(p) });
+    const heartbeats = progress.filter((p) => p.phase === 'heartbeat');
+    assert.ok(heartbeats.length >= 2, `heartbeats during a 1 s silence: ${heartbeats.length}`);
+    for (const h of heartbeats) assert.match(h.message, /^still building layer [0-9a-f]{12} \(\d+ s\)/);
+    // During the silence the heartbeat repeats the last thing the recipe said.
+    assert.match(heartbeats[heartbeats.length - 1]!.message, /: compiling the world$/);
+    const phases = progress.map((p) => p.phase);
+    assert.ok(phases.indexOf('heartbeat') > phases.indexOf('plan') && phases.lastIndexOf('heartbeat') < phases.indexOf('done'));
   });
 
   it('rejects unknown image names before building anything', async () => {
