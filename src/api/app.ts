@@ -10,7 +10,7 @@ import type { Config } from '../config.js';
 import type { Runtime } from '../images/types.js';
 import type { JobClient } from '../jobs/model.js';
 import { registerAuth } from './auth.js';
-import { registerErrorHandling } from './errors.js';
+import { frameworkErrorHandler, registerErrorHandling } from './errors.js';
 import { jobRoutes } from './routes/jobs.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { healthRoutes, runtimeRoutes } from './routes/system.js';
@@ -79,6 +79,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const { jobs, runtimes, config } = options;
   const app = Fastify({
     bodyLimit: config.bodyLimitBytes,
+    frameworkErrors: frameworkErrorHandler,
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(TypeBoxValidatorCompiler);

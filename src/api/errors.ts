@@ -30,6 +30,7 @@ const FASTIFY_ERRORS: Record<string, { statusCode: number; code: string }> = {
   FST_ERR_CTP_INVALID_TYPE: { statusCode: 415, code: 'unsupported_media_type' },
   FST_ERR_CTP_EMPTY_TYPE: { statusCode: 415, code: 'unsupported_media_type' },
   FST_ERR_BAD_URL: { statusCode: 400, code: 'bad_url' },
+  FST_ERR_MAX_PARAM_LENGTH: { statusCode: 414, code: 'url_too_long' },
   FST_ERR_ASYNC_CONSTRAINT: { statusCode: 400, code: 'bad_request' },
 };
 
@@ -86,6 +87,12 @@ export function toApiError(error: unknown, request: FastifyRequest): ApiError {
   }
   request.log.error({ err: error }, 'unhandled error');
   return new ApiError(500, 'internal_error', 'the server failed to handle the request');
+}
+
+/** For fastify's `frameworkErrors` option: errors the router raises before any route (a URL that
+ * does not decode, a path parameter that is too long) get the same shape as every other error. */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  void sendError(reply, toApiError(error, request));
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {

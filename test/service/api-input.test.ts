@@ -104,6 +104,9 @@ describe('API bad input', () => {
     assertError(await service.app.inject({ method: 'DELETE', url: '/v1/jobs/doesnotexist' }), 404, 'job_not_found');
     assertError(await service.app.inject({ method: 'GET', url: '/v1/nothing-here' }), 404, 'route_not_found');
     assertError(await service.app.inject({ method: 'GET', url: '/v1/jobs/x?outputEncoding=rot13' }), 400, 'invalid_request');
+    // Refused by the router before any route: the same error shape all the same.
+    assertError(await service.app.inject({ method: 'GET', url: '/v1/jobs/%E0%A4%A' }), 400, 'bad_url');
+    assertError(await service.app.inject({ method: 'GET', url: `/v1/jobs/${'a'.repeat(5000)}` }), 414, 'url_too_long');
   });
 
   test('a good job is accepted, readable, and cancelled while queued', async () => {
