@@ -74,7 +74,9 @@ describe('builds that do not finish', { skip }, () => {
     });
     await started;
     assert.ok(processesUsing(dataDir).length > 0, 'the recipe runs while the builder is alive');
+    const exited = new Promise((resolve) => builder.once('exit', resolve));
     builder.kill('SIGKILL');
+    await exited;
 
     // The recipe's unshare dies with the builder, and its PID namespace with it.
     const deadline = Date.now() + 5_000;

@@ -2,10 +2,12 @@
 // namespaces, overlay chroot layers), content-addressed sharing, no-op rebuilds, whiteouts, and
 // failed builds that leave nothing behind.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { acquireBuildLock } from '../../src/images/build-lock.js';
 import { buildImages } from '../../src/images/builder.js';
 import { ImageBuildError, ImageStoreError, UnknownImageError } from '../../src/images/errors.js';
@@ -167,6 +169,24 @@ describe('image store on the busybox test image', { skip }, () => {
     setTimeout(release, 200);
     (await waiting)();
     assert.ok(!existsSync(join(dataDir, 'build.lock')));
+  });
+
+  it('takes over the lock of a builder that died but was not reaped (a zombie)', async () => {
+    // The shell forks `true` and execs into `sleep`, which never waits: `true` stays a zombie.
+    const parent = spawn('/bin/sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const zombie = Number((await once(parent.stdout, 'data'))[0].toString().trim());
+      const state = (): string => {
+        const stat = readFileSync(`/proc/${zombie}/stat`, 'utf8');
+        return stat[stat.lastIndexOf(')') + 2]!;
+      };
+      for (let i = 0; i < 100 && state() !== 'Z'; i++) await sleep(20);
+      assert.equal(state(), 'Z');
+      writeFileSync(join(dataDir, 'build.lock'), `${zombie}\n`);
+      (await acquireBuildLock(dataDir, 0))();
+    } finally {
+      parent.kill('SIGKILL');
+    }
   });
 });
 
