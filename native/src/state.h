@@ -34,9 +34,9 @@ constexpr uint32_t kKilledCancel = 8;
  * child is cloned while preparing and joins the run's cgroup then, so that the attach (an RCU
  * grace period after idle on the default cgroup mode, see kernel-costs.md) is off the job's
  * critical path; it then waits for init to pass on "go". */
-constexpr int32_t kGateJoining = 0;  // the child is joining the cgroup
-constexpr int32_t kGateJoined = 1;   // the child is in the cgroup, waiting for "go"
-constexpr int32_t kGateFailed = 2;   // the child could not join; it reported why and exits
+constexpr int32_t kGateJoining = 0;  // the child joins the cgroup, sets stdio, signals, seccomp
+constexpr int32_t kGateJoined = 1;   // ... and waits for "go"
+constexpr int32_t kGateFailed = 2;   // a step of that failed; the child reported it and exits
 constexpr int32_t kGateGo = 3;       // init released the child: it sets up and execs
 
 /** How the program ended, as init observed it. */
