@@ -1,5 +1,5 @@
 // N-API glue: the `Container` class JS sees. It converts JS options into the plain C++ structs of
-// container.h and delivers the supervisor thread's events ("ready", "exit") to one JS callback
+// container.h and delivers the supervisor thread's events ("ready", "exit", "gone") to one JS callback
 // through a ThreadSafeFunction, so that nothing blocks Node's event loop or libuv's pool.
 #include <napi.h>
 
@@ -75,9 +75,9 @@ Napi::Object failureObject(Napi::Env env, cb::Failure f) {
 
 /** An event from the supervisor thread, delivered on the JS thread. */
 struct Event {
-  bool ready = false;
+  enum Kind { kReady, kExit, kGone } kind;
   ExitReport exit;
-  /** With the exit event: released on the JS thread, the only one that touches go/cancel. */
+  /** With the gone event: released on the JS thread, the only one that touches go/cancel. */
   std::shared_ptr<ContainerState> state;
 };
 
@@ -149,10 +149,12 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     auto deliver = [](Napi::Env env, Napi::Function callback, Event* event) {
       if (env != nullptr && callback != nullptr) {
         try {
-          if (event->ready) {
+          if (event->kind == Event::kReady) {
             callback.Call({Napi::String::New(env, "ready")});
-          } else {
+          } else if (event->kind == Event::kExit) {
             callback.Call({Napi::String::New(env, "exit"), exitObject(env, event->exit)});
+          } else {
+            callback.Call({Napi::String::New(env, "gone")});
           }
         } catch (const Napi::Error& error) {
           // A throwing handler must not take the process down from inside the TSFN; report it
@@ -166,9 +168,14 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     std::weak_ptr<ContainerState> weakState = state_;
     cb::launchSupervisor(
         state_,
-        [tsfn, deliver]() mutable { tsfn.BlockingCall(new Event{true, {}, nullptr}, deliver); },
-        [tsfn, deliver, weakState](ExitReport report) mutable {
-          tsfn.BlockingCall(new Event{false, std::move(report), weakState.lock()}, deliver);
+        [tsfn, deliver]() mutable {
+          tsfn.BlockingCall(new Event{Event::kReady, {}, nullptr}, deliver);
+        },
+        [tsfn, deliver](ExitReport report) mutable {
+          tsfn.BlockingCall(new Event{Event::kExit, std::move(report), nullptr}, deliver);
+        },
+        [tsfn, deliver, weakState]() mutable {
+          tsfn.BlockingCall(new Event{Event::kGone, {}, weakState.lock()}, deliver);
           tsfn.Release();
         });
   }

@@ -116,8 +116,23 @@ std::string readMemfd(int fd, int64_t limit, int64_t& totalBytes) {
   return data;
 }
 
+/** Reads the next record of the report pipe; false at EOF (every writer is gone). */
+bool readRecord(int fd, ReportRecord& record) {
+  ssize_t n;
+  do {
+    n = read(fd, &record, sizeof record);
+  } while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(sizeof record);
+}
+
+void reap(int pid) {
+  siginfo_t info;
+  while (waitid(P_PID, pid, &info, WEXITED | __WALL) < 0 && errno == EINTR) {
+  }
+}
+
 void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onReady,
-                        ExitCallback onExit) {
+                        ExitCallback onExit, GoneCallback onGone) {
   ContainerState& s = *state;
   ExitReport exit;
   // Block every signal on this thread before clone: init inherits the mask (it waits on a
@@ -132,6 +147,7 @@ void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onR
     exit.failure = Failure{step_clone_init, errno};
     s.finished = true;
     onExit(std::move(exit));
+    onGone();
     return;
   }
   s.initPid = pid;
@@ -144,32 +160,27 @@ void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onR
   s.initEndsClosed = true;
 
   ReportRecord record{};
-  ssize_t n;
-  do {
-    n = read(s.reportRead, &record, sizeof record);
-  } while (n < 0 && errno == EINTR);
-  bool ready = n == static_cast<ssize_t>(sizeof record) && record.kind == kReportReady;
+  bool got = readRecord(s.reportRead, record);
+  bool ready = got && record.kind == kReportReady;
   if (ready) {
     onReady();
-  } else if (n == static_cast<ssize_t>(sizeof record)) {
+  } else if (got) {
     exit.failure = Failure{static_cast<uint16_t>(record.step), record.err};
   } else {
     exit.failure = Failure{step_init_died, 0};
   }
 
-  siginfo_t info;
-  while (waitid(P_PID, pid, &info, WEXITED | __WALL) < 0 && errno == EINTR) {
+  // After ready: a failure of the program's child before execve may come, then init's "done"
+  // once every process of the run is dead and reaped; EOF instead means init is gone.
+  bool done = false;
+  while (ready && !done && readRecord(s.reportRead, record)) {
+    if (record.kind == kReportFailure) exit.failure = Failure{static_cast<uint16_t>(record.step), record.err};
+    done = record.kind == kReportDone;
   }
-  // init is reaped: the kernel has killed and reaped everything else in its PID namespace.
+  // Without "done", init is reaped first: the kernel then has killed and reaped everything else
+  // in its PID namespace. With it, the result goes out before the namespaces' teardown.
+  if (!done) reap(pid);
   std::atomic_thread_fence(std::memory_order_acquire);
-  if (ready) {
-    do {
-      n = read(s.reportRead, &record, sizeof record);
-    } while (n < 0 && errno == EINTR);
-    if (n == static_cast<ssize_t>(sizeof record) && record.kind == kReportFailure) {
-      exit.failure = Failure{static_cast<uint16_t>(record.step), record.err};
-    }
-  }
   exit.started = s.started.load();
   exit.programStatusKind = s.programStatusKind;
   exit.programStatusValue = s.programStatusValue;
@@ -183,6 +194,9 @@ void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onR
   }
   s.finished = true;
   onExit(std::move(exit));
+  if (done) reap(pid);
+  // init's stack may be unmapped only now.
+  onGone();
 }
 
 }  // namespace
@@ -270,14 +284,16 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
 }
 
 void launchSupervisor(std::shared_ptr<ContainerState> state, ReadyCallback onReady,
-                      ExitCallback onExit) {
+                      ExitCallback onExit, GoneCallback onGone) {
   gSupervisorThreads++;
   std::thread(
-      [](std::shared_ptr<ContainerState> state, ReadyCallback onReady, ExitCallback onExit) {
-        superviseContainer(std::move(state), std::move(onReady), std::move(onExit));
+      [](std::shared_ptr<ContainerState> state, ReadyCallback onReady, ExitCallback onExit,
+         GoneCallback onGone) {
+        superviseContainer(std::move(state), std::move(onReady), std::move(onExit),
+                           std::move(onGone));
         gSupervisorThreads--;
       },
-      std::move(state), std::move(onReady), std::move(onExit))
+      std::move(state), std::move(onReady), std::move(onExit), std::move(onGone))
       .detach();
 }
 

@@ -62,14 +62,17 @@ struct ExitReport {
 
 using ReadyCallback = std::function<void()>;
 using ExitCallback = std::function<void(ExitReport)>;
+using GoneCallback = std::function<void()>;
 
 /** Opens every descriptor and lays out every path init needs; throws SetupError. */
 std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& options);
 
-/** Starts the supervisor thread: clone init, report ready, wait for init, collect. onReady is
- * called once setup succeeded; onExit exactly once at the end (with a failure, or the run). */
+/** Starts the supervisor thread: clone init, report ready, wait for the run, collect. onReady
+ * is called once setup succeeded; onExit exactly once when the run is over (with a failure, or
+ * the run: every process of it is dead by then); onGone last, once init itself is reaped (its
+ * namespaces torn down; the state may be released from then on). */
 void launchSupervisor(std::shared_ptr<ContainerState> state, ReadyCallback onReady,
-                      ExitCallback onExit);
+                      ExitCallback onExit, GoneCallback onGone);
 
 /** Writes the program's parameters into the state; throws SetupError. */
 void configureProgram(ContainerState& state, const StartOptions& options);

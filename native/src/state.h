@@ -17,12 +17,14 @@ namespace cb {
 
 /** What init and the program's child send to the supervisor on the report pipe. */
 struct ReportRecord {
-  uint32_t kind;  // kReportReady or kReportFailure
+  uint32_t kind;  // kReportReady, kReportFailure or kReportDone
   uint32_t step;
   int32_t err;
 };
 constexpr uint32_t kReportReady = 1;
 constexpr uint32_t kReportFailure = 2;
+/** init: the run is over, every process of it is dead and reaped, what init recorded is final. */
+constexpr uint32_t kReportDone = 3;
 
 /** Why init killed the run; bits of ContainerState::killReasons. */
 constexpr uint32_t kKilledCpu = 1;

@@ -52,6 +52,8 @@ export class Container implements PreparedContainer {
     private readonly identity: ContainerIdentity,
     private readonly handle: NativeContainer,
     private readonly exited: Promise<NativeExit>,
+    /** init reaped, after `exited`: its namespaces are torn down. */
+    private readonly initGone: Promise<void>,
     private readonly cgroup: RunCgroup,
     private readonly onGone: (c: Container) => void,
   ) {}
@@ -66,8 +68,10 @@ export class Container implements PreparedContainer {
   ): Promise<Container> {
     let onReady!: () => void;
     let onExit!: (exit: NativeExit) => void;
+    let onInitGone!: () => void;
     const ready = new Promise<void>((resolve) => (onReady = resolve));
     const exited = new Promise<NativeExit>((resolve) => (onExit = resolve));
+    const initGone = new Promise<void>((resolve) => (onInitGone = resolve));
     let handle: NativeContainer;
     try {
       handle = new native.Container(
@@ -81,7 +85,11 @@ export class Container implements PreparedContainer {
           cpuUsagePath: cgroup.cpuUsagePath,
           cpuUsageScaleNs: cgroup.cpuUsageScaleNs,
         },
-        (kind, exit) => (kind === 'ready' ? onReady() : onExit(exit as NativeExit)),
+        (kind, exit) => {
+          if (kind === 'ready') onReady();
+          else if (kind === 'exit') onExit(exit as NativeExit);
+          else onInitGone();
+        },
       );
     } catch (error) {
       await cgroup.destroy();
@@ -98,7 +106,7 @@ export class Container implements PreparedContainer {
     }
     setupFailure.catch(() => {}); // from here on, `exited` is handled by start/destroy
     handle.unref(); // an idle prepared container does not keep Node alive
-    const container = new Container(id, spec, identity, handle, exited, cgroup, onGone);
+    const container = new Container(id, spec, identity, handle, exited, initGone, cgroup, onGone);
     try {
       // The program's child is in the cgroup and asleep until "go": baselines taken now hold
       // for the run, and their files stay open for reading it.
@@ -191,12 +199,12 @@ export class Container implements PreparedContainer {
     };
   }
 
-  /** Waits for init to be gone (ending it if needed) and removes the cgroup; idempotent. */
+  /** Waits for init to be reaped (ending it if needed) and removes the cgroup; idempotent. */
   private finish(): Promise<void> {
     this.destroyed ??= (async () => {
-      this.handle.ref(); // keep Node alive until init's exit arrives
+      this.handle.ref(); // keep Node alive until init is reaped
       this.handle.cancel();
-      await this.exited;
+      await this.initGone;
       this.state = 'finished';
       await this.cgroup.destroy();
       // Only once the cgroup is gone: a container whose removal failed stays with the sandbox,

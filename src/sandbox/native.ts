@@ -58,7 +58,7 @@ export interface NativeExit {
   killedForOutput: boolean;
   killedForCancel: boolean;
   wallTimeNs: number;
-  /** From clone of the program's child to its successful execve (where the setup time goes). */
+  /** From "go" to the program's execve (the setup left after "go"). */
   execNs: number;
   stdout: Buffer;
   stderr: Buffer;
@@ -67,7 +67,9 @@ export interface NativeExit {
   stderrBytes: number;
 }
 
-export type NativeEventHandler = (kind: 'ready' | 'exit', exit?: NativeExit) => void;
+/** "ready": init waits for "go". "exit": the run is over, every process of it dead (with the
+ * exit). "gone": init itself is reaped and the addon's state for it released; always last. */
+export type NativeEventHandler = (kind: 'ready' | 'exit' | 'gone', exit?: NativeExit) => void;
 
 export interface NativeContainer {
   start(options: NativeStartOptions): void;
@@ -87,7 +89,7 @@ export interface NativeSetupErrorFields {
 export interface NativeResourceCounts {
   mappedStacks: number;
   supervisorThreads: number;
-  /** Containers whose descriptors are not yet released (released when init's exit is delivered). */
+  /** Containers whose descriptors are not yet released (released when "gone" is delivered). */
   openStates: number;
 }
 
