@@ -1,13 +1,17 @@
 // Engine benchmark: the per-run cost of /bin/true in a fresh container, side by side with a bare
 // spawn of the same binary and with bubblewrap (`bwrap --unshare-all`), back to back and with
-// idle gaps. Prints p50/p99 per mode, the ratios to the bare spawn and to bwrap, and where the
-// engine's time goes. Not a test: figures only. Every mode is timed from Node, as a caller sees
-// it: the bare spawn is Node's child_process.spawn of the same /bin/true (fork+exec+wait).
+// idle gaps. Prints p50/p99 per mode, the ratios to the bare spawns and to bwrap, and where the
+// engine's time goes. Not a test: figures only.
+//
+// Two bare baselines: the physical floor, posix_spawn + waitpid timed inside a small C runner
+// (loadtest/service/bare-runner.c; Node's own spawn forks its whole address space and costs
+// several times more), and Node's child_process.spawn, which is what a Node service would call.
+// Every other mode is timed from Node, as the engine's caller sees it.
 //
 // Targets (issue 2): a fresh container's p50 within 2x of the bare spawn, and at least 4x faster
 // than bwrap. "Fresh container, prepared ahead" is what the pool serves (a container never used
-// before, its namespaces, mounts and cgroup made before the job); "prepare + start" builds it on
-// the spot, as a pool miss does.
+// before, its namespaces, mounts and cgroup made before the job, idle until it is started);
+// "prepare + start" builds it on the spot, as sandbox.run() and a pool miss do.
 //
 //   npm run bench:engine -- [--runs N] [--gap-runs N] [--gap-ms MS]
 import { spawn } from 'node:child_process';
@@ -16,9 +20,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createSandbox } from '../src/sandbox/index.js';
-import type { Limits, Sandbox } from '../src/sandbox/index.js';
+import type { Limits, PreparedContainer, Sandbox } from '../src/sandbox/index.js';
 import { MiB } from '../src/units.js';
 import { busyboxRoot } from '../test/helpers/busybox-root.js';
+import { createBareRunner, type BareRunner } from './service/bare.js';
 
 const { values } = parseArgs({
   options: {
@@ -54,64 +59,74 @@ function spawnAndWait(command: string, args: string[]): Promise<void> {
 
 interface Mode {
   name: string;
-  /** Returns the time to report, in ms (usually the whole call; pre-warmed: start only). */
-  once(): Promise<number>;
+  /** One turn of this mode: its samples in ms (usually one; the C runner gives several). */
+  samples(gapMs: number): Promise<number[]>;
   /** Extra per-run breakdown, filled by engine modes. */
   parts?: Record<string, number[]>;
+  close?(): Promise<void>;
 }
 
-async function timed(fn: () => Promise<unknown>): Promise<number> {
+async function timed(fn: () => Promise<unknown>): Promise<number[]> {
   const t = performance.now();
   await fn();
-  return performance.now() - t;
+  return [performance.now() - t];
 }
 
-function modes(sandbox: Sandbox, rootDir: string, workDir: string): Mode[] {
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function modes(sandbox: Sandbox, bare: BareRunner, rootDir: string, workDir: string): Mode[] {
   const trueInRoot = path.join(rootDir, 'bin/true');
-  const bareSpawn: Mode = { name: 'bare spawn (fork+exec, Node)', once: () => timed(() => spawnAndWait(trueInRoot, [])) };
+  const floor: Mode = {
+    name: 'bare posix_spawn (C runner)',
+    // Three runs per turn, the first dropped: it follows the runner's own start, not a gap.
+    samples: async (gapMs) =>
+      (await bare.run({ files: {}, commands: [[trueInRoot]], env: {} }, { runs: 3, loops: 1, gapMs })).latenciesMs.slice(1),
+  };
+  const nodeSpawn: Mode = { name: 'bare spawn (Node child_process)', samples: () => timed(() => spawnAndWait(trueInRoot, [])) };
   const bwrap: Mode = {
     name: 'bwrap --unshare-all',
-    once: () =>
+    samples: () =>
       timed(() =>
         spawnAndWait('bwrap', ['--unshare-all', '--ro-bind', rootDir, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '/bin/true']),
       ),
   };
-  const engineParts: Record<string, number[]> = { prepare: [], start: [], 'go→exec (in init)': [], 'exec→exit (in init)': [] };
-  const engineRun: Mode = {
+  const prepareSpec = { rootDir, workDirHostPath: workDir, limits: LIMITS };
+  const onTheSpotParts: Record<string, number[]> = { prepare: [], start: [] };
+  const onTheSpot: Mode = {
     name: 'cellblock prepare + start (on the spot)',
-    parts: engineParts,
-    once: async () => {
+    parts: onTheSpotParts,
+    samples: async () => {
       const t0 = performance.now();
-      const container = await sandbox.prepare({ rootDir, workDirHostPath: workDir, tmpBytes: LIMITS.tmpBytes });
+      const container = await sandbox.prepare(prepareSpec);
       const t1 = performance.now();
       const result = await container.start({ argv: ['/bin/true'], limits: LIMITS });
       const t2 = performance.now();
       if (result.verdict !== 'ok') throw new Error(`engine run: ${result.verdict} ${JSON.stringify(result.error)}`);
-      engineParts.prepare.push(t1 - t0);
-      engineParts.start.push(t2 - t1);
-      return t2 - t0;
+      onTheSpotParts.prepare.push(t1 - t0);
+      onTheSpotParts.start.push(t2 - t1);
+      return [t2 - t0];
     },
   };
-  const prewarmed: Mode = {
+  // The next container is prepared right after a start, so that it sits idle through the gap
+  // and the other modes' turns before it is started, as a pooled one does.
+  let next: Promise<PreparedContainer> | null = null;
+  const prepared: Mode = {
     name: 'cellblock fresh container, prepared ahead',
-    once: async () => {
-      const container = await sandbox.prepare({ rootDir, workDirHostPath: workDir, tmpBytes: LIMITS.tmpBytes });
+    samples: async () => {
+      const container = await (next ?? sandbox.prepare(prepareSpec));
       const t = performance.now();
       const result = await container.start({ argv: ['/bin/true'], limits: LIMITS });
       const elapsed = performance.now() - t;
-      if (result.verdict !== 'ok') throw new Error(`engine start: ${result.verdict}`);
-      return elapsed;
+      if (result.verdict !== 'ok') throw new Error(`engine start: ${result.verdict} ${JSON.stringify(result.error)}`);
+      next = sandbox.prepare(prepareSpec);
+      await next;
+      return [elapsed];
+    },
+    close: async () => {
+      if (next) await (await next).destroy();
     },
   };
-  const oneShot: Mode = {
-    name: 'cellblock sandbox.run() (on the spot)',
-    once: () =>
-      timed(async () => {
-        const r = await sandbox.run({ rootDir, workDirHostPath: workDir, argv: ['/bin/true'], limits: LIMITS });
-        if (r.verdict !== 'ok') throw new Error(`run: ${r.verdict}`);
-      }),
-  };
-  return [bareSpawn, oneShot, engineRun, prewarmed, bwrap];
+  return [floor, nodeSpawn, prepared, onTheSpot, bwrap];
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -123,29 +138,38 @@ function summarize(samples: number[]): { p50: number; p99: number } {
   return { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99) };
 }
 
-async function round(label: string, list: Mode[], runs: number, gapMs: number): Promise<void> {
+const ratio = (value: number) => `${value.toFixed(2)}x`;
+
+async function round(label: string, list: Mode[], turns: number, gapMs: number): Promise<void> {
   const samples = new Map<Mode, number[]>(list.map((m) => [m, []]));
   for (const mode of list) for (const part of Object.values(mode.parts ?? {})) part.length = 0;
-  // Interleaved (a rotating order each iteration), so that the machine's load hits every mode alike.
-  for (let i = 0; i < runs; i++) {
+  // Interleaved (a rotating order each turn), so that the machine's load hits every mode alike.
+  for (let i = 0; i < turns; i++) {
     for (let j = 0; j < list.length; j++) {
-      const mode = list[(i + j) % list.length];
-      if (gapMs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs));
-      samples.get(mode)?.push(await mode.once());
+      const mode = list[(i + j) % list.length]!;
+      if (gapMs > 0) await sleep(gapMs);
+      samples.get(mode)!.push(...(await mode.samples(gapMs)));
     }
   }
-  const bare = summarize(samples.get(list[0]) ?? []);
-  const bwrap = summarize(samples.get(list[list.length - 1]) ?? []);
-  console.log(`\n## ${label}: ${runs} runs per mode${gapMs ? `, ${gapMs} ms idle before each` : ', back to back'}, interleaved`);
-  console.log(`${'mode'.padEnd(44)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'p50/bare'.padStart(9)} ${'bwrap/p50'.padStart(10)}`);
+  const [floor, nodeSpawn] = [list[0]!, list[1]!].map((m) => summarize(samples.get(m)!));
+  const bwrap = summarize(samples.get(list[list.length - 1]!)!);
+  console.log(`\n## ${label}: ${turns} turns per mode${gapMs ? `, ${gapMs} ms idle before each` : ', back to back'}, interleaved; ms`);
+  const header = ['mode'.padEnd(44), 'p50'.padStart(7), 'p99'.padStart(7), '/C bare'.padStart(8), '/Node bare'.padStart(10), 'bwrap/'.padStart(7)];
+  console.log(header.join(' '));
   for (const mode of list) {
-    const s = summarize(samples.get(mode) ?? []);
-    const ratios = `${(s.p50 / bare.p50).toFixed(2).padStart(8)}x ${(bwrap.p50 / s.p50).toFixed(2).padStart(9)}x`;
-    console.log(`${mode.name.padEnd(44)} ${s.p50.toFixed(2).padStart(8)} ${s.p99.toFixed(2).padStart(8)} ${ratios}`);
+    const s = summarize(samples.get(mode)!);
+    const row = [
+      mode.name.padEnd(44),
+      s.p50.toFixed(2).padStart(7),
+      s.p99.toFixed(2).padStart(7),
+      ratio(s.p50 / floor!.p50).padStart(8),
+      ratio(s.p50 / nodeSpawn!.p50).padStart(10),
+      ratio(bwrap.p50 / s.p50).padStart(7),
+    ];
+    console.log(row.join(' '));
     for (const [part, values] of Object.entries(mode.parts ?? {})) {
-      if (values.length === 0) continue;
       const p = summarize(values);
-      console.log(`${('  ' + part).padEnd(44)} ${p.p50.toFixed(2).padStart(8)} ${p.p99.toFixed(2).padStart(8)}`);
+      console.log(`${('  ' + part).padEnd(44)} ${p.p50.toFixed(2).padStart(7)} ${p.p99.toFixed(2).padStart(7)}`);
     }
   }
 }
@@ -154,14 +178,19 @@ async function main(): Promise<void> {
   const rootDir = busyboxRoot();
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-engine-bench-'));
   const sandbox = createSandbox();
+  const bare = await createBareRunner();
+  const list = modes(sandbox, bare, rootDir, scratch);
   try {
-    console.log(`# cellblock engine benchmark — ${os.cpus().length} CPUs, kernel ${os.release()}, cgroup ${sandbox.cgroupVersion}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    const list = modes(sandbox, rootDir, scratch);
-    for (const mode of list) for (let i = 0; i < 20; i++) await mode.once(); // warm-up
+    const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+    console.log(`# cellblock engine benchmark: /bin/true; ${os.cpus().length} CPUs, kernel ${os.release()}, cgroup ${sandbox.cgroupVersion}, load ${load}`);
+    for (const mode of list) for (let i = 0; i < 10; i++) await mode.samples(0); // warm-up
     await round('back to back', list, RUNS, 0);
     await round('with idle gaps', list, GAP_RUNS, GAP_MS);
+    console.log(`\n(load at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
   } finally {
+    for (const mode of list) await mode.close?.();
     await sandbox.close();
+    bare.close();
     fs.rmSync(scratch, { recursive: true, force: true });
   }
 }
