@@ -3,7 +3,7 @@
 // same cores in the same run, as a closed loop and at a fixed arrival rate with idle gaps; then a
 // queue drain. Prints the tables and the targets, measured.
 //
-//   npm run loadtest [-- --quick] [-- --scenario NAME] [-- --no-drain] [-- --json FILE]
+//   npm run loadtest [-- --quick] [-- --scenario NAME] [-- --no-drain] [-- --json FILE] [-- --cpu-prof DIR]
 //
 // Needs root, the gcc, python and base images built (cellblock images build ...), redis-server
 // and gcc (scripts/setup.sh).
@@ -13,8 +13,9 @@ import { parseArgs } from 'node:util';
 import { dataDirFromEnv } from '../src/images/paths.js';
 import { openImageStore } from '../src/images/store.js';
 import { detectCgroupLayout } from '../src/sandbox/cgroups/detect.js';
-import { bytesToMiB, msToSeconds } from '../src/units.js';
+import { bytesToMiB, msToSeconds, usToMs } from '../src/units.js';
 import { createBareRunner, type BareRun, type BareRunner } from './service/bare.js';
+import { cpuMsByTree, cpuMsDifference } from './service/cpu.js';
 import { drain, type DrainReport } from './service/drain.js';
 import { closedLoop, fixedRate, type JobSample, type ServiceRun } from './service/drive.js';
 import { drainJob, scenarios, type Scenario } from './service/scenarios.js';
@@ -28,6 +29,8 @@ const { values } = parseArgs({
     'no-drain': { type: 'boolean', default: false },
     'drain-jobs': { type: 'string' },
     json: { type: 'string' },
+    /** Write V8 CPU profiles of the API and worker processes into this directory (node --cpu-prof). */
+    'cpu-prof': { type: 'string' },
   },
 });
 
@@ -50,6 +53,28 @@ interface ScenarioResult {
   mode: Mode;
   bare: BareRun;
   service: ServiceRun;
+  /** CPU ms per finished job, by process, during the service run. */
+  cpuPerJobMs: Record<string, number>;
+}
+
+/** Runs the service side, measuring the CPU every process of the stack spent on it. */
+async function measured(stack: Stack, run: () => Promise<ServiceRun>): Promise<{ service: ServiceRun; cpuPerJobMs: Record<string, number> }> {
+  const roots = { api: stack.apiPid, worker: stack.workerPid, redis: stack.redisPid };
+  const before = cpuMsByTree(roots);
+  const loadBefore = process.cpuUsage();
+  const service = await run();
+  const load = process.cpuUsage(loadBefore);
+  const used = cpuMsDifference(before, cpuMsByTree(roots));
+  const jobs = Math.max(1, service.samples.length);
+  const cpuPerJobMs: Record<string, number> = {
+    'api': used.api!.ownMs / jobs,
+    'worker (node)': used.worker!.ownMs / jobs,
+    'sandboxes': used.worker!.reapedMs / jobs,
+    'mount agent': used.worker!.liveDescendantsMs / jobs,
+    'redis': used.redis!.ownMs / jobs,
+    'load generator': usToMs(load.user + load.system) / jobs,
+  };
+  return { service, cpuPerJobMs };
 }
 
 function preflight(): void {
@@ -84,13 +109,15 @@ async function runScenario(stack: Stack, bareRunner: BareRunner, scenario: Scena
   const closedJobs = SIZES.closedJobs[scenario.name as keyof typeof SIZES.closedJobs] ?? 100;
   if (mode === 'closed') {
     const bare = await bareRunner.run(scenario.bare, { runs: closedJobs, loops: BARE_LOOPS, gapMs: 0 });
-    const service = await closedLoop(stack.url, scenario, { connections: CLOSED_CONNECTIONS, amount: closedJobs });
-    return { scenario: scenario.name, mode, bare, service };
+    const { service, cpuPerJobMs } = await measured(stack, () => closedLoop(stack.url, scenario, { connections: CLOSED_CONNECTIONS, amount: closedJobs }));
+    return { scenario: scenario.name, mode, bare, service, cpuPerJobMs };
   }
   const gapMs = 1000 / SPORADIC_RATE_PER_SECOND;
   const bare = await bareRunner.run(scenario.bare, { runs: SIZES.sporadicJobs, loops: 1, gapMs });
-  const service = await fixedRate(stack.url, scenario, { ratePerSecond: SPORADIC_RATE_PER_SECOND, amount: SIZES.sporadicJobs });
-  return { scenario: scenario.name, mode, bare, service };
+  const { service, cpuPerJobMs } = await measured(stack, () =>
+    fixedRate(stack.url, scenario, { ratePerSecond: SPORADIC_RATE_PER_SECOND, amount: SIZES.sporadicJobs }),
+  );
+  return { scenario: scenario.name, mode, bare, service, cpuPerJobMs };
 }
 
 function latencyTable(results: ScenarioResult[]): string {
@@ -163,6 +190,16 @@ function phaseTable(results: ScenarioResult[]): string {
   return table(['scenario / mode', 'end-to-end', 'http→queued', 'queued→taken', 'taken→finished', 'of it sandbox', 'of it worker', 'finished→http'], rows);
 }
 
+/** CPU per job by process; the bare column is the bare runner's children (the program alone). */
+function cpuTable(results: ScenarioResult[]): string {
+  const names = Object.keys(results[0]?.cpuPerJobMs ?? {});
+  const rows = results.map((result) => {
+    const total = Object.values(result.cpuPerJobMs).reduce((sum, ms) => sum + ms, 0);
+    return [`${result.scenario} / ${result.mode}`, ...names.map((name) => fmt(result.cpuPerJobMs[name]!, 2)), fmt(total, 2)];
+  });
+  return table(['scenario / mode', ...names, 'total'], rows);
+}
+
 interface Target {
   name: string;
   goal: string;
@@ -173,6 +210,14 @@ interface Target {
 function targets(results: ScenarioResult[], drained: DrainReport | undefined): Target[] {
   const find = (scenario: string, mode: Mode) => results.find((r) => r.scenario === scenario && r.mode === mode);
   const list: Target[] = [];
+  const wrong = results.flatMap((result) => failures(benign(result.service.samples)).map((sample) => `${result.scenario}: ${sample.problem}`));
+  const benignJobs = results.reduce((sum, result) => sum + benign(result.service.samples).length, 0);
+  list.push({
+    name: 'every benign job of every scenario right (verdict, stdout)',
+    goal: '0 wrong',
+    measured: `${wrong.length} of ${benignJobs}${wrong.length ? ` (${wrong[0]})` : ''}`,
+    met: wrong.length === 0,
+  });
   const helloClosed = find('python hello', 'closed');
   if (helloClosed) {
     const ratio = helloClosed.service.throughputPerSecond / helloClosed.bare.throughputPerSecond;
@@ -258,7 +303,7 @@ async function main(): Promise<void> {
   console.log(`cellblock load test${values.quick ? ' (quick)' : ''} — ${new Date().toISOString()}`);
   console.log(machine());
   const bareRunner = await createBareRunner();
-  const stack = await startStack();
+  const stack = await startStack(values['cpu-prof'] ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] } : {});
   const results: ScenarioResult[] = [];
   let drained: DrainReport | undefined;
   try {
@@ -289,6 +334,8 @@ async function main(): Promise<void> {
   console.log(ratioTable(results));
   console.log('\n## Where the service time goes (means, ms)\n');
   console.log(phaseTable(results));
+  console.log('\n## CPU per job by process (ms)\n');
+  console.log(cpuTable(results));
   if (drained) {
     console.log('\n## Queue drain\n');
     console.log(drainText(drained));

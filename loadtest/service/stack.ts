@@ -9,6 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createExecutor } from '../../src/executor/create.js';
+import { dataDirFromEnv } from '../../src/images/paths.js';
 import { freeLoopbackPort, startRedisServer, type RedisServer } from '../../src/queue/redis-server.js';
 import { kibToBytes } from '../../src/units.js';
 
@@ -35,6 +37,7 @@ export interface Stack {
   scratchDir: string;
   apiPid: number;
   workerPid: number;
+  redisPid: number;
   /** Resident set size of a process, from /proc. */
   rssBytes(pid: number): number;
   stop(): Promise<void>;
@@ -93,14 +96,40 @@ export function rssBytes(pid: number): number {
   return kibToBytes(Number(match[1]));
 }
 
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4] ?? '')
+    .filter((mountPoint) => mountPoint.startsWith(`${dir}/`));
+}
+
+/** What a worker's pool left behind, removed the way a new worker would: its pool reclaims every
+ * dead owner's dir under the state root (mounts, cgroups, files). */
+async function reclaimPool(stateRoot: string): Promise<void> {
+  const executor = await createExecutor({
+    dataDir: dataDirFromEnv(),
+    pool: { stateRoot, warmImages: [], sizing: { minReady: 0, maxReady: 0 }, prewarmContainers: false },
+  });
+  await executor.close();
+}
+
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const scratchDir = await mkdtemp(path.join(os.tmpdir(), 'cellblock-loadtest-'));
   const children: { name: string; child: ChildProcess; logPath: string }[] = [];
   let redis: RedisServer | undefined;
+  // Should this process die without stopping the stack, the service still shuts down cleanly.
+  const terminateOnExit = () => children.forEach(({ child }) => exited(child) || child.kill('SIGTERM'));
+  process.once('exit', terminateOnExit);
   const stop = async () => {
+    process.off('exit', terminateOnExit);
     // API first (no new jobs), then the worker (tears its pool down), then Redis.
     for (const { child } of children) await stopChild(child);
     await redis?.stop();
+    const left = mountsUnder(scratchDir);
+    if (left.length > 0) {
+      process.stderr.write(`loadtest: the worker left ${left.length} mounts under ${scratchDir}; reclaiming them\n`);
+      await reclaimPool(path.join(scratchDir, 'pool'));
+    }
     await rm(scratchDir, { recursive: true, force: true });
   };
   try {
@@ -135,6 +164,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       scratchDir,
       apiPid: children[0]!.child.pid!,
       workerPid: children[1]!.child.pid!,
+      redisPid: redis.pid!,
       rssBytes,
       stop,
     };
