@@ -1,14 +1,23 @@
-// Job latency through the executor with the pool warm, with the pool disabled, and a bare spawn
-// of the same program on the host, side by side, for /bin/true (busybox image) and Python hello
-// world (python image); each back-to-back and with idle gaps between jobs (sporadic traffic,
-// where the cgroup-attach RCU stall of kernel-costs.md would show).
+// Job latency through the executor with the pool warm, with roots only pre-warmed, and with the
+// pool disabled, side by side (interleaved, a rotating order each turn) with the same program run
+// bare on the host; for /bin/true (busybox image) and Python hello world (python image); back to
+// back and with idle gaps before each job (sporadic traffic, where the cgroup-attach RCU stall of
+// kernel-costs.md would show). Not a test: figures only.
 //
-//   node --import tsx loadtest/pool.ts [--jobs N] [--gap-ms G] [--data-dir DIR]
+// Two bare baselines: the physical floor, posix_spawn + waitpid timed inside a small C runner
+// (loadtest/service/bare-runner.c), and Node's child_process.spawn with piped output, which is
+// what a Node service would call. The executor modes are timed from Node around execute(): the
+// job's whole critical path (take a slot, write the files, run, read the result, compare).
+//
+// Targets (issue 4): warm pool p50 for /bin/true within 1.5x of a bare fork+exec; Python hello
+// world within 1.1x of a bare python3 run; no multi-ms stall with idle gaps.
+//
+//   npm run bench:pool -- [--jobs N] [--gap-ms G] [--data-dir DIR]
 //
 // Needs root and the busybox and python images built in the data dir (cellblock images build).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -18,6 +27,7 @@ import { openImageStore } from '../src/images/store.js';
 import { loadRuntimes } from '../src/images/runtimes.js';
 import type { Runtime } from '../src/images/types.js';
 import { dataDirFromEnv } from '../src/images/paths.js';
+import { createBareRunner, type BareRunner } from './service/bare.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,8 +44,8 @@ interface Program {
   name: string;
   runtime: Runtime;
   source: string;
-  /** The same program, run bare on the host. */
-  bareArgv: (sourcePath: string) => string[];
+  /** The same program, run bare on the host, in a dir holding the source file. */
+  bareArgv: string[];
   jobs: number;
 }
 
@@ -52,12 +62,13 @@ const trueRuntime: Runtime = {
   env: { PATH: '/bin' },
 };
 const programs: Program[] = [
-  { name: '/bin/true', runtime: trueRuntime, source: '', bareArgv: () => ['/bin/true'], jobs },
+  { name: '/bin/true', runtime: trueRuntime, source: '', bareArgv: ['/bin/true'], jobs },
   {
     name: 'python hello',
     runtime: python,
     source: python.helloWorld.source,
-    bareArgv: (path) => [python.run.argv[0]!, path],
+    // The host's /usr/bin/python3 is the same Debian build as the image's (runtime.version).
+    bareArgv: [python.run.argv[0]!, python.sourceFile],
     jobs: Math.max(20, Math.round(jobs / 3)),
   },
 ];
@@ -72,27 +83,13 @@ for (const image of ['busybox', 'python']) {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function summary(samplesMs: number[]): string {
-  const s = [...samplesMs].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
-  return `p50 ${q(0.5).toFixed(2).padStart(7)}  p90 ${q(0.9).toFixed(2).padStart(7)}  p99 ${q(0.99).toFixed(2).padStart(7)}  max ${s[s.length - 1]!.toFixed(2).padStart(7)}`;
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 }
 
-async function timeJobs(n: number, gap: number, job: () => Promise<void>): Promise<number[]> {
-  for (let i = 0; i < 5; i++) await job(); // warm-up
-  const samples: number[] = [];
-  for (let i = 0; i < n; i++) {
-    if (gap > 0) await sleep(gap);
-    const start = performance.now();
-    await job();
-    samples.push(performance.now() - start);
-  }
-  return samples;
-}
-
-function bareRun(argv: string[]): Promise<void> {
+function bareNodeRun(argv: string[], cwd: string, env: Record<string, string>): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.resume();
     child.stderr.resume();
     child.once('error', reject);
@@ -100,61 +97,111 @@ function bareRun(argv: string[]): Promise<void> {
   });
 }
 
-async function withExecutor(pool: ExecutorPoolOptions, body: (ex: Executor) => Promise<void>): Promise<void> {
-  const stateRoot = mkdtempSync(join(tmpdir(), 'cellblock-loadtest-pool-'));
-  const ex = await createExecutor({
-    dataDir,
-    runtimes: programs.map((p) => p.runtime),
-    pool: { ...pool, stateRoot, warmImages: ['busybox', 'python'] },
-    onBackgroundError: (err, image) => console.error(`pool ${image}:`, err),
-  });
-  try {
-    await sleep(500); // let the pool fill
-    await body(ex);
-  } finally {
-    await ex.close();
-    rmSync(stateRoot, { recursive: true, force: true });
-  }
+interface Mode {
+  name: string;
+  /** One turn: its samples in ms (one; the C runner gives several). */
+  samples(program: Program, gap: number): Promise<number[]>;
+  /** Pool figures for this program's image, when the mode has a pool. */
+  poolNote?(program: Program): string;
 }
 
-const modes: { label: string; pool?: ExecutorPoolOptions }[] = [
-  { label: 'bare spawn on the host' },
-  { label: 'pool warm (roots + containers)', pool: { sizing: { minReady: 2, maxReady: 4 } } },
-  { label: 'pool warm (roots only)', pool: { sizing: { minReady: 2, maxReady: 4 }, prewarmContainers: false } },
-  { label: 'pool disabled', pool: { sizing: { minReady: 0, maxReady: 0 }, prewarmContainers: false } },
-];
-
-const scratch = mkdtempSync(join(tmpdir(), 'cellblock-loadtest-bare-'));
-try {
-  console.log(`cellblock pool load test: ${jobs} jobs per /bin/true row, gaps 0 and ${gapMs} ms; times in ms\n`);
-  for (const program of programs) {
-    const sourcePath = join(scratch, 'main.py');
-    writeFileSync(sourcePath, program.source);
-    console.log(`== ${program.name} (${program.jobs} jobs)`);
-    for (const mode of modes) {
-      for (const gap of [0, gapMs]) {
-        let samples: number[];
-        if (!mode.pool) {
-          samples = await timeJobs(program.jobs, gap, () => bareRun(program.bareArgv(sourcePath)));
-        } else {
-          samples = [];
-          await withExecutor(mode.pool, async (ex) => {
-            samples = await timeJobs(program.jobs, gap, async () => {
-              const result = await ex.execute({
-                runtimeId: program.runtime.id,
-                files: [{ name: program.runtime.sourceFile, content: Buffer.from(program.source) }],
-              });
-              if (result.verdict !== 'ok') throw new Error(`${program.name}: verdict ${result.verdict} ${JSON.stringify(result.run?.error)} ${result.run?.stderr}`);
-            });
-            const s = ex.stats().images[program.runtime.image]!;
-            if (mode.pool!.sizing?.maxReady) console.log(`    (${gap} ms gaps: hits ${s.hits}, misses ${s.misses}, prepare mean ${(s.prepareMsTotal / s.prepared).toFixed(2)} ms)`);
-          });
+function executorMode(name: string, executor: Executor, pooled: boolean): Mode {
+  return {
+    name,
+    samples: async (program) => {
+      const start = performance.now();
+      const result = await executor.execute({
+        runtimeId: program.runtime.id,
+        files: [{ name: program.runtime.sourceFile, content: Buffer.from(program.source) }],
+      });
+      const elapsed = performance.now() - start;
+      if (result.verdict !== 'ok') throw new Error(`${program.name}: verdict ${result.verdict} ${JSON.stringify(result.run?.error)} ${result.run?.stderr}`);
+      return [elapsed];
+    },
+    poolNote: pooled
+      ? (program) => {
+          const s = executor.stats().images[program.runtime.image]!;
+          return `hits ${s.hits}, misses ${s.misses}, prepare p-mean ${(s.prepareMsTotal / s.prepared).toFixed(1)} ms`;
         }
-        console.log(`  ${mode.label.padEnd(32)} gap ${String(gap).padStart(3)}:  ${summary(samples)}`);
-      }
-    }
-    console.log('');
-  }
-} finally {
-  rmSync(scratch, { recursive: true, force: true });
+      : undefined,
+  };
 }
+
+async function round(program: Program, modes: Mode[], gap: number): Promise<void> {
+  const samples = new Map<Mode, number[]>(modes.map((m) => [m, []]));
+  for (let i = 0; i < program.jobs; i++) {
+    for (let j = 0; j < modes.length; j++) {
+      const mode = modes[(i + j) % modes.length]!;
+      if (gap > 0) await sleep(gap);
+      samples.get(mode)!.push(...(await mode.samples(program, gap)));
+    }
+  }
+  const sorted = new Map([...samples].map(([m, s]) => [m, [...s].sort((a, b) => a - b)]));
+  const floor = quantile(sorted.get(modes[0]!)!, 0.5);
+  const nodeBare = quantile(sorted.get(modes[1]!)!, 0.5);
+  console.log(`\n## ${program.name}: ${program.jobs} jobs per mode, ${gap ? `${gap} ms idle before each` : 'back to back'}, interleaved; ms`);
+  console.log(['mode'.padEnd(34), 'p50', 'p90', 'p99', 'max'].map((h, i) => (i ? h.padStart(7) : h)).join(' ') + '  /C bare  /Node bare');
+  for (const mode of modes) {
+    const s = sorted.get(mode)!;
+    const p50 = quantile(s, 0.5);
+    const figures = [quantile(s, 0.5), quantile(s, 0.9), quantile(s, 0.99), s[s.length - 1]!].map((v) => v.toFixed(2).padStart(7));
+    const ratios = `${(p50 / floor).toFixed(2).padStart(6)}x ${(p50 / nodeBare).toFixed(2).padStart(9)}x`;
+    console.log(`${mode.name.padEnd(34)} ${figures.join(' ')}  ${ratios}${mode.poolNote ? `  (${mode.poolNote(program)})` : ''}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const scratch = mkdtempSync(join(os.tmpdir(), 'cellblock-loadtest-pool-'));
+  const bare = await createBareRunner();
+  const executors: Executor[] = [];
+  const makeExecutor = async (pool: ExecutorPoolOptions, label: string): Promise<Executor> => {
+    const executor = await createExecutor({
+      dataDir,
+      runtimes: programs.map((p) => p.runtime),
+      pool: { ...pool, stateRoot: mkdtempSync(join(scratch, `${label}-`)), warmImages: ['busybox', 'python'] },
+      onBackgroundError: (err, image) => console.error(`pool ${label} ${image}:`, err),
+    });
+    executors.push(executor);
+    return executor;
+  };
+  try {
+    const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+    console.log(`# cellblock pool benchmark: ${os.cpus().length} CPUs, kernel ${os.release()}, load ${load()}`);
+    const sizing = { minReady: 2, maxReady: 4 };
+    const warm = await makeExecutor({ sizing }, 'warm');
+    const rootsOnly = await makeExecutor({ sizing, prewarmContainers: false }, 'roots');
+    const disabled = await makeExecutor({ sizing: { minReady: 0, maxReady: 0 }, prewarmContainers: false }, 'disabled');
+    await sleep(1000); // let the pools fill
+    const bareDir = mkdtempSync(join(scratch, 'bare-'));
+    for (const program of programs) {
+      const { writeFileSync } = await import('node:fs');
+      writeFileSync(join(bareDir, program.runtime.sourceFile), program.source);
+      const env = program.runtime.env;
+      const modes: Mode[] = [
+        {
+          name: 'bare posix_spawn (C runner)',
+          // Three runs per turn, the first dropped: it follows the runner's own start, not a gap.
+          samples: async (p, gap) =>
+            (await bare.run({ files: { [p.runtime.sourceFile]: p.source }, commands: [p.bareArgv], env }, { runs: 3, loops: 1, gapMs: gap })).latenciesMs.slice(1),
+        },
+        { name: 'bare spawn (Node child_process)', samples: async (p) => {
+          const start = performance.now();
+          await bareNodeRun(p.bareArgv, bareDir, env);
+          return [performance.now() - start];
+        } },
+        executorMode('pool warm (roots + containers)', warm, true),
+        executorMode('pool warm (roots only)', rootsOnly, true),
+        executorMode('pool disabled', disabled, false),
+      ];
+      for (const mode of modes) for (let i = 0; i < 3; i++) await mode.samples(program, 0); // warm-up
+      for (const gap of [0, gapMs]) await round(program, modes, gap);
+    }
+    console.log(`\n(load at the end ${load()})`);
+  } finally {
+    for (const executor of executors) await executor.close();
+    bare.close();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+await main();
