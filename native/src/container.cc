@@ -328,7 +328,7 @@ void configureProgram(ContainerState& s, const StartOptions& o) {
   s.remountTmp = o.tmpBytes > 0 && o.tmpBytes != s.preparedTmpBytes;
   s.tmpRemountOptions = tmpfsOptions(o.tmpBytes, "1777");
 
-  if (ftruncate(s.stdinFd, 0) < 0) throwSetup(step_write_stdin, errno);
+  // The memfd is fresh (one start per container) and pwrite leaves its offset at 0.
   size_t written = 0;
   while (written < o.stdinData.size()) {
     ssize_t n = pwrite(s.stdinFd, o.stdinData.data() + written, o.stdinData.size() - written,
@@ -337,12 +337,14 @@ void configureProgram(ContainerState& s, const StartOptions& o) {
     if (n < 0) throwSetup(step_write_stdin, errno);
     written += static_cast<size_t>(n);
   }
-  if (lseek(s.stdinFd, 0, SEEK_SET) < 0) throwSetup(step_write_stdin, errno);
 }
 
 void sendGo(ContainerState& s) {
   s.started = true;
   std::atomic_thread_fence(std::memory_order_release);
+  // Unless init has /tmp to resize first, the program's child is released from here, while init
+  // wakes to watch it: one wake-up less between "go" and the program's execve.
+  if (!s.remountTmp) releaseProgram(s);
   char go = 'g';
   ssize_t n;
   do {

@@ -296,6 +296,7 @@ Failure cloneProgramChild(ContainerState& s, int& pid) {
 }
 
 [[noreturn]] void runProgram(ContainerState& s, int signalFd, int programPid) {
+  // Unless a /tmp resize came first, the supervisor has already released the child.
   Failure f = resizeTmp(s);
   if (f.failed()) failAndExit(s, f, 1);
   Watch w{signalFd, programPid, 0, 0};
@@ -312,6 +313,8 @@ Failure cloneProgramChild(ContainerState& s, int& pid) {
 }
 
 }  // namespace
+
+void releaseProgram(ContainerState& s) { setGate(s, kGateGo); }
 
 int initMain(void* arg) {
   ContainerState& s = *static_cast<ContainerState*>(arg);

@@ -3,9 +3,14 @@
 // recipe". Both run on stacks mapped before clone and use raw system calls only.
 #pragma once
 
+#include "state.h"
+
 namespace cb {
 
 /** Entry point of the container's init; arg is the ContainerState. Never returns. */
 int initMain(void* arg);
+
+/** Lets the program's child, waiting in the cgroup, go on to set up and exec. */
+void releaseProgram(ContainerState& s);
 
 }  // namespace cb
