@@ -49,6 +49,8 @@ interface CancelMarker {
 const STALLED_REASON = 'job stalled more than allowable limit';
 /** The failure reason a worker gives a job it took after it was cancelled (see worker.ts). */
 export const CANCELLED_REASON = 'cancelled before it ran';
+/** Queue events that name a job's final state. */
+type FinalEventState = 'completed' | 'failed';
 const QUEUED_STATES: ReadonlySet<JobState | 'unknown'> = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
 const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['done', 'failed', 'cancelled']);
 /** How often `wait` re-reads a job in case a queue event was missed (e.g. across a Redis restart). */
@@ -61,7 +63,8 @@ export class BullJobClient implements JobClient {
   private readonly events: QueueEvents;
   private readonly redis: Redis;
   private readonly eventsRedis: Redis;
-  private readonly waiters = new Map<string, Set<() => void>>();
+  /** Listeners by job id, told the final state when a completed/failed event names it. */
+  private readonly waiters = new Map<string, Set<(finalState?: FinalEventState) => void>>();
   private readonly redisTimeoutMs: number;
 
   constructor(private readonly options: BullJobClientOptions) {
@@ -76,10 +79,9 @@ export class BullJobClient implements JobClient {
       prefix: options.prefix,
     });
     this.events.on('error', () => {});
-    const notify = ({ jobId }: { jobId: string }) => this.notify(jobId);
-    this.events.on('completed', notify);
-    this.events.on('failed', notify);
-    this.events.on('removed', notify);
+    this.events.on('completed', ({ jobId }) => this.notify(jobId, 'completed'));
+    this.events.on('failed', ({ jobId }) => this.notify(jobId, 'failed'));
+    this.events.on('removed', ({ jobId }) => this.notify(jobId));
   }
 
   /** Resolves once Redis has answered; rejects with QueueUnavailableError after `timeoutMs`. */
@@ -131,7 +133,11 @@ export class BullJobClient implements JobClient {
   async wait(id: string, timeoutMs: number): Promise<JobRecord | undefined> {
     const deadline = Date.now() + timeoutMs;
     let wake: () => void = () => {};
-    const listener = () => wake();
+    let finalState: FinalEventState | undefined;
+    const listener = (state?: FinalEventState) => {
+      finalState ??= state;
+      wake();
+    };
     let listeners = this.waiters.get(id);
     if (!listeners) this.waiters.set(id, (listeners = new Set()));
     listeners.add(listener);
@@ -141,7 +147,7 @@ export class BullJobClient implements JobClient {
       for (;;) {
         // Registered before reading, so that a finish between the read and the sleep still wakes us.
         try {
-          const record = await this.get(id);
+          const record = finalState ? await this.getFinished(id, finalState) : await this.get(id);
           outage = undefined;
           if (!record || FINAL_STATUSES.has(record.status)) return record;
           seen = record;
@@ -236,8 +242,15 @@ export class BullJobClient implements JobClient {
     this.eventsRedis.disconnect();
   }
 
-  private notify(jobId: string): void {
-    for (const listener of this.waiters.get(jobId) ?? []) listener();
+  /** A job whose final state an event named: one read of the job, no state query (jobs are added
+   * with attempts: 1, so completed and failed are final). Saves a Redis round trip per wait. */
+  private async getFinished(id: string, state: FinalEventState): Promise<JobRecord | undefined> {
+    const job = await this.guard(() => this.queue.getJob(id));
+    return job ? toRecord(job, state) : this.get(id);
+  }
+
+  private notify(jobId: string, finalState?: FinalEventState): void {
+    for (const listener of this.waiters.get(jobId) ?? []) listener(finalState);
   }
 
   /** Runs a Redis operation; a dead or slow Redis becomes QueueUnavailableError (503), not a hang or a 500. */
