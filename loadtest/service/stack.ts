@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { createExecutor } from '../../src/executor/create.js';
 import { dataDirFromEnv } from '../../src/images/paths.js';
 import { freeLoopbackPort, startRedisServer, type RedisServer } from '../../src/queue/redis-server.js';
@@ -28,6 +29,8 @@ export interface StackOptions {
   logLevel?: string;
   /** Extra node flags for the worker and API processes (e.g. --cpu-prof). */
   nodeFlags?: string[];
+  /** Redis's appendfsync; default the service's own ("always"). For measuring what durability costs. */
+  redisAppendFsync?: 'always' | 'everysec';
 }
 
 export interface Stack {
@@ -135,6 +138,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   try {
     mkdirSync(path.join(scratchDir, 'redis'));
     redis = await startRedisServer({ dataDir: path.join(scratchDir, 'redis') });
+    if (options.redisAppendFsync) {
+      const admin = new Redis(redis.url);
+      await admin.config('SET', 'appendfsync', options.redisAppendFsync);
+      admin.disconnect();
+    }
     const port = await freeLoopbackPort();
     const queuePrefix = 'loadtest';
     const env: NodeJS.ProcessEnv = {
