@@ -22,6 +22,8 @@ export interface Config {
   dataDir: string;
   /** Where a worker's pool keeps its slots; a dead worker's leftovers are reclaimed from here. */
   poolStateDir: string;
+  /** The private redis-server's data (`cellblock start` without a Redis URL). */
+  redisDataDir: string;
 
   /** Worker processes `cellblock worker` / `cellblock start` run on this machine. */
   workerProcesses: number;
@@ -118,6 +120,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: integer(env, 'CELLBLOCK_PORT', 8080),
     dataDir,
     poolStateDir: env.CELLBLOCK_POOL_STATE_DIR?.trim() || path.join(dataDir, 'pool'),
+    redisDataDir: env.CELLBLOCK_REDIS_DATA_DIR?.trim() || path.join(dataDir, 'redis'),
     workerProcesses: integer(env, 'CELLBLOCK_WORKER_PROCESSES', 1, 0),
     workerConcurrency: integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', Math.max(2, os.availableParallelism()), 1),
     resultTtlSeconds: integer(env, 'CELLBLOCK_RESULT_TTL_SECONDS', 3600, 1),

@@ -2,16 +2,15 @@
 // The `cellblock` command: start (API + workers, and a private Redis when none is configured),
 // api, worker, images. Configuration comes from CELLBLOCK_* environment variables (src/config.ts).
 import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { startRedisServer } from '../queue/redis-server.js';
 import { runApi } from './api-command.js';
-import { createLogger, onShutdown } from './process-control.js';
+import { createLogger, guardStartup, onShutdown } from './process-control.js';
 
 const USAGE = `usage: cellblock <command>
 
   start            API and workers on this machine; runs a private redis-server when
-                   CELLBLOCK_REDIS_URL is not set (data in $CELLBLOCK_DATA_DIR/redis)
+                   CELLBLOCK_REDIS_URL is not set (data in $CELLBLOCK_REDIS_DATA_DIR)
   api              the HTTP API alone (needs CELLBLOCK_REDIS_URL)
   worker           worker processes alone (needs CELLBLOCK_REDIS_URL)
   images <...>     build, list and prune language images (cellblock images --help)
@@ -40,7 +39,15 @@ async function worker(config: Config, argv: string[]): Promise<void> {
   const logger = createLogger(config.logLevel, 'worker');
   const { runWorkerProcess, superviseWorkers, SINGLE_WORKER_FLAG } = await workerCommand();
   if (argv.includes(SINGLE_WORKER_FLAG) || config.workerProcesses <= 1) {
-    const running = await runWorkerProcess(config, redisUrl, logger);
+    // A supervised worker stops with its supervisor, even one killed by SIGKILL, rather than
+    // live on as an orphan taking jobs; and a stop during start-up releases what was prepared.
+    const startup = guardStartup();
+    const running = await runWorkerProcess(config, redisUrl, logger, startup.signal);
+    if (!running) {
+      logger.warn('asked to stop before the worker was ready; exiting');
+      process.exit(0);
+    }
+    startup.done();
     onShutdown(logger, () => running.close());
     return;
   }
@@ -53,7 +60,7 @@ async function start(config: Config): Promise<void> {
   let redisUrl = config.redisUrl;
   let stopRedis = async () => {};
   if (!redisUrl) {
-    const dataDir = path.join(config.dataDir, 'redis');
+    const dataDir = config.redisDataDir;
     mkdirSync(dataDir, { recursive: true });
     const redis = await startRedisServer({ dataDir, onLog: (line) => logger.debug({ redis: line }, 'redis-server') });
     logger.info({ url: redis.url, dataDir }, 'private redis-server started');

@@ -1,5 +1,5 @@
-// Process-level plumbing shared by the commands: a pino logger, and one orderly shutdown on
-// SIGTERM/SIGINT (a second signal exits at once).
+// Process-level plumbing shared by the commands: a pino logger, one orderly shutdown on
+// SIGTERM/SIGINT (a second signal exits at once), and stop requests during start-up.
 import pino, { type Logger } from 'pino';
 
 export function createLogger(level: string, role: string): Logger {
@@ -25,4 +25,37 @@ export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise
   };
   process.once('SIGTERM', handle);
   process.once('SIGINT', handle);
+}
+
+export interface StartupGuard {
+  /** Aborted when the process is asked to stop before it is ready. */
+  readonly signal: AbortSignal;
+  /** Start-up is over: signals go to onShutdown's handler from now on. */
+  done(): void;
+}
+
+/**
+ * Stop requests that arrive while a process starts — SIGTERM, SIGINT, and for a child forked by
+ * a supervisor the supervisor's death (its IPC channel closes, even when it was SIGKILLed) —
+ * abort `signal`, so that a start-up waiting on an absent Redis can be abandoned cleanly. A
+ * supervisor that dies later sends this process a SIGTERM: the orderly shutdown.
+ */
+export function guardStartup(): StartupGuard {
+  const controller = new AbortController();
+  let starting = true;
+  const abort = () => controller.abort();
+  process.once('SIGTERM', abort);
+  process.once('SIGINT', abort);
+  if (process.send !== undefined) {
+    if (!process.connected) controller.abort();
+    process.once('disconnect', () => (starting ? controller.abort() : process.kill(process.pid, 'SIGTERM')));
+  }
+  return {
+    signal: controller.signal,
+    done: () => {
+      starting = false;
+      process.off('SIGTERM', abort);
+      process.off('SIGINT', abort);
+    },
+  };
 }

@@ -11,13 +11,19 @@ import { startQueueWorker, type QueueWorker } from '../queue/worker.js';
 export const SINGLE_WORKER_FLAG = '--single';
 const RESTART_DELAY_MS = 1000;
 
-export async function runWorkerProcess(config: Config, redisUrl: string, logger: Logger): Promise<QueueWorker> {
+/** One worker in this process; undefined when `stop` aborted its start-up (what it had
+ * prepared is released; a connection still waiting for Redis ends with the process). */
+export async function runWorkerProcess(config: Config, redisUrl: string, logger: Logger, stop: AbortSignal): Promise<QueueWorker | undefined> {
   const executor = await createExecutor({
     dataDir: config.dataDir,
     pool: { stateRoot: config.poolStateDir },
     onBackgroundError: (error, image) => logger.warn({ err: error, image }, 'pool background work failed'),
   });
-  return startQueueWorker({
+  const stopped = new Promise<undefined>((resolve) => {
+    if (stop.aborted) resolve(undefined);
+    stop.addEventListener('abort', () => resolve(undefined), { once: true });
+  });
+  const starting = startQueueWorker({
     redisUrl,
     prefix: config.queuePrefix,
     concurrency: config.workerConcurrency,
@@ -31,6 +37,12 @@ export async function runWorkerProcess(config: Config, redisUrl: string, logger:
     webhook: { attempts: config.webhookAttempts, timeoutMs: config.webhookTimeoutMs, backoffMs: config.webhookBackoffMs },
     presentForWebhook: (record) => presentJob(record),
   });
+  const worker = await Promise.race([starting, stopped]);
+  if (worker) return worker;
+  await executor.close();
+  // Should it become ready after all, it closes too.
+  void starting.then((late) => late.close()).catch(() => {});
+  return undefined;
 }
 
 export interface WorkerSupervisor {

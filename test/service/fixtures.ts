@@ -1,8 +1,10 @@
 // Shared set-up of the service tests: a private Redis, a BullJobClient on its own prefix, and
 // the API app over them.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { nanoid } from 'nanoid';
 import pino from 'pino';
@@ -174,4 +176,34 @@ export async function pollJob(baseUrl: string, id: string, timeoutMs: number, do
 export async function scratchDir(): Promise<{ dir: string; remove(): Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cellblock-service-'));
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+// The sources through tsx, as the tests run them (bin/cellblock would prefer a possibly stale dist/).
+const cellblockSource = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/bin/cellblock.ts');
+
+export interface CellblockProcess {
+  child: ChildProcess;
+  /** Everything it has printed so far (pino's JSON lines). */
+  output(): string;
+}
+
+/** Runs the `cellblock` command with `env` added, and waits until it prints `readyText`. */
+export async function spawnCellblock(args: string[], readyText: string, env: Record<string, string | undefined>, readyTimeoutMs = 60_000): Promise<CellblockProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', cellblockSource, ...args], {
+    env: { ...process.env, CELLBLOCK_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const deadline = Date.now() + readyTimeoutMs;
+  while (!output.includes(readyText)) {
+    if (child.exitCode !== null) throw new Error(`cellblock ${args.join(' ')} exited at start (${child.exitCode}):\n${output}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`cellblock ${args.join(' ')} did not print ${readyText} in ${readyTimeoutMs} ms:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { child, output: () => output };
 }

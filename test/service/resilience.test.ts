@@ -2,10 +2,8 @@
 // (once), a second death fails it with an explicit error, and a Redis restart is waited out.
 // Workers that die are real `cellblock worker` processes killed with SIGKILL.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import {
   builtRuntimes,
@@ -15,14 +13,13 @@ import {
   pollJob,
   postJson,
   scratchDir,
+  spawnCellblock,
   startService,
   startTestWorker,
   type ServiceHarness,
   type TestWorker,
 } from './fixtures.js';
 
-// The sources through tsx, as this test runs them (bin/cellblock would prefer a possibly stale dist/).
-const cellblockSource = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/bin/cellblock.ts');
 const { runtimes } = builtRuntimes();
 const skip = !runtimes.some((runtime) => runtime.id === 'python') && 'the python image is not built (run: bin/cellblock images build python)';
 const sleeper = (seconds: number) => ({
@@ -32,33 +29,16 @@ const sleeper = (seconds: number) => ({
 
 /** A `cellblock worker` process on the service's Redis and prefix, with short stall settings. */
 async function spawnWorkerProcess(service: ServiceHarness, poolStateDir: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', cellblockSource, 'worker', '--single'], {
-    env: {
-      ...process.env,
-      CELLBLOCK_REDIS_URL: service.redis.url,
-      CELLBLOCK_QUEUE_PREFIX: service.prefix,
-      CELLBLOCK_WORKER_CONCURRENCY: '1',
-      CELLBLOCK_LOCK_DURATION_MS: String(fastStallSettings.lockDurationMs),
-      CELLBLOCK_STALLED_INTERVAL_MS: String(fastStallSettings.stalledIntervalMs),
-      CELLBLOCK_MAX_STALLED_COUNT: String(fastStallSettings.maxStalledCount),
-      CELLBLOCK_POOL_STATE_DIR: poolStateDir,
-      CELLBLOCK_LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const worker = await spawnCellblock(['worker', '--single'], '"worker ready"', {
+    CELLBLOCK_REDIS_URL: service.redis.url,
+    CELLBLOCK_QUEUE_PREFIX: service.prefix,
+    CELLBLOCK_WORKER_CONCURRENCY: '1',
+    CELLBLOCK_LOCK_DURATION_MS: String(fastStallSettings.lockDurationMs),
+    CELLBLOCK_STALLED_INTERVAL_MS: String(fastStallSettings.stalledIntervalMs),
+    CELLBLOCK_MAX_STALLED_COUNT: String(fastStallSettings.maxStalledCount),
+    CELLBLOCK_POOL_STATE_DIR: poolStateDir,
   });
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
-  const deadline = Date.now() + 60_000;
-  while (!output.includes('"worker ready"')) {
-    if (child.exitCode !== null) throw new Error(`worker process exited at start (${child.exitCode}):\n${output}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`worker process not ready in 60 s:\n${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return child;
+  return worker.child;
 }
 
 async function killHard(child: ChildProcess): Promise<void> {

@@ -1,0 +1,136 @@
+// `cellblock start` as a user runs it (scripts/start.sh ends in it): no Redis URL, so it starts a
+// private redis-server, a supervised worker process and the API; a Python hello world goes
+// through all of them; SIGTERM stops every one of them and leaves nothing mounted or running.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { freeLoopbackPort } from '../../src/queue/redis-server.js';
+import { builtRuntimes, getJson, postJson, scratchDir, spawnCellblock, type CellblockProcess } from './fixtures.js';
+
+const { runtimes } = builtRuntimes();
+const skip = !runtimes.some((runtime) => runtime.id === 'python') && 'the python image is not built (run: bin/cellblock images build python)';
+
+/** The pino line with message `msg` in `output`, parsed. */
+function logLine(output: string, msg: string): Record<string, unknown> | undefined {
+  const line = output.split('\n').find((text) => text.includes(`"msg":"${msg}"`));
+  return line ? (JSON.parse(line) as Record<string, unknown>) : undefined;
+}
+
+function answers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `cellblock start` with everything it writes under `dir`, on free ports. */
+async function startCellblock(dir: string): Promise<{ started: CellblockProcess; port: number; redisPort: number }> {
+  const port = await freeLoopbackPort();
+  const started = await spawnCellblock(['start'], '"api listening"', {
+    CELLBLOCK_REDIS_URL: undefined,
+    CELLBLOCK_PORT: String(port),
+    CELLBLOCK_REDIS_DATA_DIR: path.join(dir, 'redis'),
+    CELLBLOCK_POOL_STATE_DIR: path.join(dir, 'pool'),
+    CELLBLOCK_WORKER_PROCESSES: '1',
+    CELLBLOCK_WORKER_CONCURRENCY: '1',
+  });
+  const redisUrl = String(logLine(started.output(), 'private redis-server started')?.url);
+  const redisPort = Number(new URL(redisUrl).port);
+  assert.ok(await answers(redisPort), `the private redis-server answers on ${redisUrl}`);
+  return { started, port, redisPort };
+}
+
+function supervisedWorkerPid(output: string): number {
+  const pid = Number(logLine(output, 'worker process started')?.childPid);
+  assert.ok(pid > 0 && processExists(pid), 'the supervised worker process runs');
+  return pid;
+}
+
+async function waitReady(port: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  let ready = await getJson(`http://127.0.0.1:${port}/readyz`);
+  while (ready.status !== 200 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    ready = await getJson(`http://127.0.0.1:${port}/readyz`);
+  }
+  assert.equal(ready.status, 200, `ready once the worker process is up: ${JSON.stringify(ready.json)}`);
+}
+
+async function gone(what: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (await what()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return true;
+}
+
+describe('cellblock start', { skip }, () => {
+  test('private Redis, a worker and the API on one machine: hello world, then SIGTERM stops all', async () => {
+    const scratch = await scratchDir();
+    const { started, port, redisPort } = await startCellblock(scratch.dir);
+    const { child } = started;
+    try {
+      const base = `http://127.0.0.1:${port}`;
+
+      await waitReady(port);
+
+      const hello = await postJson(`${base}/v1/jobs?wait=true`, { language: 'python', source: 'print("hello, world")' });
+      assert.equal(hello.status, 200, JSON.stringify(hello.json));
+      assert.equal(hello.json.result.verdict, 'ok');
+      assert.equal(hello.json.result.stdout, 'hello, world\n');
+
+      const workerPid = supervisedWorkerPid(started.output());
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, `a clean exit on SIGTERM:\n${started.output().slice(-2000)}`);
+      assert.ok(!processExists(workerPid), 'the worker process has exited');
+      assert.ok(!(await answers(redisPort)), 'the private redis-server has stopped');
+      assert.ok(!(await answers(port)), 'the API no longer listens');
+      const mounted = readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((line) => line.includes(scratch.dir));
+      assert.deepEqual(mounted, [], 'the worker left nothing mounted');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await scratch.remove();
+    }
+  });
+
+  for (const moment of ['while its worker starts', 'once its worker is ready'] as const) {
+    test(`killed with SIGKILL ${moment}: its worker process and its redis-server go with it`, async () => {
+      const scratch = await scratchDir();
+      const { started, port, redisPort } = await startCellblock(scratch.dir);
+      const { child } = started;
+      const workerPid = supervisedWorkerPid(started.output());
+      try {
+        if (moment === 'once its worker is ready') await waitReady(port);
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGKILL');
+        await exited;
+        assert.ok(await gone(() => processExists(workerPid), 30_000), 'the orphaned worker process shut down');
+        assert.ok(await gone(() => answers(redisPort), 10_000), 'the private redis-server stopped');
+        const mounted = readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((line) => line.includes(scratch.dir));
+        assert.deepEqual(mounted, [], 'the worker left nothing mounted');
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        // Failed above: stop the orphan ourselves, so that it releases the scratch dir.
+        if (processExists(workerPid)) {
+          process.kill(workerPid, 'SIGTERM');
+          await gone(() => processExists(workerPid), 30_000);
+        }
+        await scratch.remove();
+      }
+    });
+  }
+});
