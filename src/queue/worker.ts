@@ -14,6 +14,7 @@ import { toExecuteRequest, toJobResult } from './codec.js';
 import { createRedis } from './connection.js';
 import { startHeartbeat } from './heartbeat.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
+import { repeatedErrorLogger } from './repeat-log.js';
 import { recordJobEnd } from './stats.js';
 import { deliverWebhook, type WebhookPolicy } from './webhook.js';
 
@@ -47,6 +48,9 @@ export interface QueueWorker {
   readonly running: number;
   close(): Promise<void>;
 }
+
+/** A repeated worker error (Redis away) is logged at most this often. */
+const REPEATED_ERROR_LOG_INTERVAL_MS = 30_000;
 
 /** Why a run was aborted: the job's cancel, or this worker shutting down. */
 type AbortReason = 'cancelled' | 'shutdown';
@@ -148,7 +152,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       if (job && (await job.getState()) === 'failed') finished(job, 'failed', 'failed');
     })().catch((error) => log.warn({ err: error, jobId }, 'cannot inspect stalled job'));
   });
-  worker.on('error', (error) => log.error({ err: error }, 'worker error'));
+  worker.on('error', repeatedErrorLogger(log, 'worker error', REPEATED_ERROR_LOG_INTERVAL_MS));
 
   await subscriber.subscribe(keys.cancelChannel);
   subscriber.on('message', (_channel, jobId: string) => {
