@@ -42,9 +42,11 @@ const { values } = parseArgs({
 const SIZES = values.quick
   ? { closedJobs: { 'c true': 60, 'python hello': 120, 'python cpu 100ms': 30, 'hostile mix 10%': 60 }, sporadicJobs: 20, drainJobs: 1000 }
   : { closedJobs: { 'c true': 300, 'python hello': 600, 'python cpu 100ms': 150, 'hostile mix 10%': 300 }, sporadicJobs: 80, drainJobs: 10_000 };
+/** The worker's slots: the service's own default (CELLBLOCK_WORKER_CONCURRENCY) unless overridden. */
+const WORKER_SLOTS = values['worker-concurrency'] ? Number(values['worker-concurrency']) : Math.max(2, os.availableParallelism());
 /** Connections of the closed loop: twice the worker's slots, so that a job is always queued. */
-const CLOSED_CONNECTIONS = 4;
-/** Bare loops of the closed loop: one per core, as many as the worker runs jobs at once. */
+const CLOSED_CONNECTIONS = 2 * WORKER_SLOTS;
+/** Bare loops of the closed loop: one per core, all the bare program can use. */
 const BARE_LOOPS = Math.max(2, os.availableParallelism());
 /** Sporadic arrivals per second: one every 250 ms, well apart from each other. */
 const SPORADIC_RATE_PER_SECOND = 4;
@@ -342,6 +344,7 @@ function stackOptions(): StackOptions {
 }
 
 async function main(): Promise<void> {
+  const reportStartedAt = performance.now();
   preflight();
   const chosen = values.scenario ? scenarios.filter((s) => values.scenario!.includes(s.name)) : scenarios;
   if (chosen.length === 0) throw new Error(`no scenario named ${values.scenario!.join(', ')}; known: ${scenarios.map((s) => s.name).join(', ')}`);
@@ -400,6 +403,7 @@ async function main(): Promise<void> {
   const measured = targets(results, drained);
   console.log('\n## Targets\n');
   console.log(table(['target', 'goal', 'measured', 'met'], measured.map((t) => [t.name, t.goal, t.measured, t.met === undefined ? '-' : t.met ? 'yes' : 'NO'])));
+  console.log(`\nreport took ${fmt(msToSeconds(performance.now() - reportStartedAt), 0)} s`);
   if (values.json) writeFileSync(values.json, JSON.stringify({ machine: machine(), results, drained, targets: measured }, null, 2));
 }
 
