@@ -120,7 +120,7 @@ describe('worker death', { skip }, () => {
 });
 
 describe('redis restart', { skip }, () => {
-  test('the API answers 503 while Redis is down, then recovers; no accepted job is lost', async () => {
+  test('the API answers 503 while Redis is down, then recovers; no accepted job is lost, a waiting request gets its result', async () => {
     const scratch = await scratchDir();
     const service = await startService({ runtimes });
     // A lock longer than the outage: the running job must not be taken for dead.
@@ -131,6 +131,9 @@ describe('redis restart', { skip }, () => {
       const queued = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print("queued before the outage")' });
       assert.equal(queued.status, 202);
       await pollJob(base, running.json.id, 30_000, (view) => view.status === 'running');
+      // A request that waits for its job across the outage: accepted before it, answered after.
+      const waiting = postJson(`${base}/v1/jobs?wait=true`, { language: 'python', source: 'print("waited across the outage")' });
+      while ((await service.jobs.counts()).waiting < 2) await new Promise((resolve) => setTimeout(resolve, 20));
 
       await service.redis.pause();
       const refused = await postJson(`${base}/v1/jobs`, sleeper(0));
@@ -148,6 +151,9 @@ describe('redis restart', { skip }, () => {
       const second = await pollJob(base, queued.json.id, 60_000);
       assert.equal(second.status, 'done', JSON.stringify(second));
       assert.equal(second.result.stdout, 'queued before the outage\n');
+      const waited = await waiting;
+      assert.equal(waited.status, 200, JSON.stringify(waited.json));
+      assert.equal(waited.json.result.stdout, 'waited across the outage\n');
       const after = await postJson(`${base}/v1/jobs?wait=true`, { language: 'python', source: 'print("after")' });
       assert.equal(after.status, 200, JSON.stringify(after.json));
       assert.equal(after.json.status, "done", JSON.stringify(after.json));
