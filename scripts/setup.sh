@@ -19,7 +19,8 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if ! command -v node >/dev/null 2>&1; then missing+=(nodejs npm); fi
+if ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -27,9 +28,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Node.js 20 or newer (fastify 5 needs it). Debian 12 ships 18: then Debian's node and npm fetch
+# the official Node.js 20 build from the npm registry (the "node" package; the binaries and
+# headers are in node-linux-<arch>), installed under npm's global prefix (/usr/local), which
+# comes before /usr in root's PATH.
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+if [ "$(node_major)" -lt 20 ]; then
+  echo "setup: Node.js $(node --version 2>/dev/null || echo '(none)') is older than 20; installing Node.js 20 from the npm registry"
+  npm install --global --no-audit --no-fund --loglevel=error node@20
+  hash -r
+  if [ "$(node_major)" -lt 20 ]; then
+    echo "setup: $(command -v node) is still $(node --version); put $(npm prefix --global)/bin first in PATH" >&2
+    exit 1
+  fi
+fi
+
 # node-gyp builds against the running node's headers; find them locally (no download).
 if [ -z "${npm_config_nodedir:-}" ]; then
-  for d in "$(dirname "$(dirname "$(command -v node)")")" /usr /usr/local; do
+  node_root=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")
+  for d in "$node_root" "$node_root"/node_modules/node-linux-* /usr /usr/local; do
     if [ -f "$d/include/node/node_api.h" ]; then export npm_config_nodedir="$d"; break; fi
   done
   if [ -z "${npm_config_nodedir:-}" ]; then
