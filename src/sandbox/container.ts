@@ -141,7 +141,10 @@ export class Container implements PreparedContainer {
         openFiles: limits.openFiles,
         stackBytes: limits.stackBytes,
         tmpBytes: limits.tmpBytes,
-        cpuRlimitSeconds: msToWholeSecondsCeil(limits.cpuTimeMs),
+        // A backstop one second above the limit: the kernel charges RLIMIT_CPU by scheduler ticks,
+        // which over-count a busy program under load, so at the limit itself it would fire before
+        // the cgroup's exact CPU time reaches it (a SIGXCPU death instead of cpu_time_limit).
+        cpuRlimitSeconds: msToWholeSecondsCeil(limits.cpuTimeMs) + 1,
         pollIntervalMs: POLL_INTERVAL_MS,
       });
     } catch (error) {

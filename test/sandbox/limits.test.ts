@@ -116,6 +116,9 @@ describe('sandbox limits and metrics', { skip }, () => {
     assert.match(text(tasks.stderr), /can't fork|Resource temporarily unavailable/);
     const tmp = await (await prepare()).start({ argv: ['/bin/df', '-k', '/tmp'], limits: { ...expected, tmpBytes: 8 * MiB } });
     assert.match(text(tmp.stdout), /\s8192\s/, text(tmp.stdout));
+    // A raise above what prepare expected (cgroup v1 refuses a limit above memsw: order matters).
+    const raised = await (await prepare()).start({ argv: [program('alloc'), '600'], limits: { ...expected, memoryBytes: 1024 * MiB } });
+    assert.equal(raised.verdict, 'ok', `${raised.verdict} ${raised.error?.message ?? ''} ${text(raised.stderr)}`);
     // And the expected limits hold when start gives the same ones (nothing is written then).
     const same = await (await prepare()).start({ argv: [program('alloc'), '128'], limits: expected });
     assert.equal(same.verdict, 'ok', text(same.stderr));

@@ -43,9 +43,12 @@ class V1RunCgroup implements RunCgroup {
   applyLimits(limits: Limits): void {
     const memory = this.dirs.memory;
     if (this.applied?.memoryBytes !== limits.memoryBytes) {
-      writeCgroupFile(path.join(memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+      // v1 keeps memsw >= limit at every moment (EINVAL otherwise): raise memsw first, lower it last.
+      const limit = path.join(memory, 'memory.limit_in_bytes');
       const memsw = path.join(memory, 'memory.memsw.limit_in_bytes');
-      if (fs.existsSync(memsw)) writeCgroupFile(memsw, String(limits.memoryBytes));
+      const files = fs.existsSync(memsw) ? [limit, memsw] : [limit];
+      const raising = this.applied !== null && limits.memoryBytes > this.applied.memoryBytes;
+      for (const file of raising ? files.reverse() : files) writeCgroupFile(file, String(limits.memoryBytes));
     }
     if (this.applied?.pids !== limits.pids) writeCgroupFile(path.join(this.dirs.pids, 'pids.max'), String(limits.pids));
     if (this.applied?.cpuCores !== limits.cpuCores) {
