@@ -9,7 +9,12 @@ import { startQueueWorker, type QueueWorker } from '../queue/worker.js';
 
 /** argv marker of a supervised child: run one worker in this process. */
 export const SINGLE_WORKER_FLAG = '--single';
+/** A worker that dies is restarted after this, doubled for each quick death in a row (one that
+ * cannot start at all, say) up to the maximum, so that a broken machine does not spin. */
 const RESTART_DELAY_MS = 1000;
+const MAX_RESTART_DELAY_MS = 30_000;
+/** A worker that ran this long before dying starts its slot's back-off afresh. */
+const HEALTHY_RUN_MS = 60_000;
 
 /** One worker in this process; undefined when `stop` aborted its start-up (what it had
  * prepared is released; a connection still waiting for Redis ends with the process). */
@@ -54,7 +59,9 @@ export interface WorkerSupervisor {
 export function superviseWorkers(count: number, redisUrl: string, logger: Logger): WorkerSupervisor {
   const children = new Set<ChildProcess>();
   let stopping = false;
+  const quickDeaths = new Map<number, number>();
   const launch = (slot: number) => {
+    const launchedAt = Date.now();
     const child = fork(process.argv[1]!, ['worker', SINGLE_WORKER_FLAG], {
       env: { ...process.env, CELLBLOCK_REDIS_URL: redisUrl },
       execArgv: process.execArgv,
@@ -65,8 +72,11 @@ export function superviseWorkers(count: number, redisUrl: string, logger: Logger
     child.once('exit', (code, signal) => {
       children.delete(child);
       if (stopping) return;
-      logger.error({ slot, childPid: child.pid, code, signal }, 'worker process died; restarting');
-      setTimeout(() => !stopping && launch(slot), RESTART_DELAY_MS);
+      const deaths = Date.now() - launchedAt >= HEALTHY_RUN_MS ? 0 : (quickDeaths.get(slot) ?? 0) + 1;
+      quickDeaths.set(slot, deaths);
+      const delayMs = Math.min(RESTART_DELAY_MS * 2 ** Math.max(0, deaths - 1), MAX_RESTART_DELAY_MS);
+      logger.error({ slot, childPid: child.pid, code, signal, restartInMs: delayMs }, 'worker process died; restarting');
+      setTimeout(() => !stopping && launch(slot), delayMs);
     });
   };
   for (let slot = 0; slot < count; slot++) launch(slot);

@@ -1,6 +1,7 @@
 // `cellblock start` as a user runs it (scripts/start.sh ends in it): no Redis URL, so it starts a
 // private redis-server, a supervised worker process and the API; a Python hello world goes
-// through all of them; SIGTERM stops every one of them and leaves nothing mounted or running.
+// through all of them; a worker that dies is replaced; SIGTERM stops every one of them, and so
+// does SIGKILL of the command; nothing stays mounted or running.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -52,8 +53,14 @@ async function startCellblock(dir: string): Promise<{ started: CellblockProcess;
   return { started, port, redisPort };
 }
 
+function countLines(output: string, msg: string): number {
+  return output.split('\n').filter((text) => text.includes(`"msg":"${msg}"`)).length;
+}
+
+/** The pid of the worker process the supervisor started last. */
 function supervisedWorkerPid(output: string): number {
-  const pid = Number(logLine(output, 'worker process started')?.childPid);
+  const started = output.split('\n').filter((text) => text.includes('"msg":"worker process started"'));
+  const pid = Number((JSON.parse(started.at(-1) ?? '{}') as { childPid?: number }).childPid);
   assert.ok(pid > 0 && processExists(pid), 'the supervised worker process runs');
   return pid;
 }
@@ -68,7 +75,8 @@ async function waitReady(port: number): Promise<void> {
   assert.equal(ready.status, 200, `ready once the worker process is up: ${JSON.stringify(ready.json)}`);
 }
 
-async function gone(what: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
+/** Waits while `what()` holds; false when it still holds after `timeoutMs`. */
+async function waitWhile(what: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (await what()) {
     if (Date.now() > deadline) return false;
@@ -78,7 +86,7 @@ async function gone(what: () => boolean | Promise<boolean>, timeoutMs: number): 
 }
 
 describe('cellblock start', { skip }, () => {
-  test('private Redis, a worker and the API on one machine: hello world, then SIGTERM stops all', async () => {
+  test('private Redis, a worker and the API on one machine: hello world, a dead worker replaced, SIGTERM stops all', async () => {
     const scratch = await scratchDir();
     const { started, port, redisPort } = await startCellblock(scratch.dir);
     const { child } = started;
@@ -92,7 +100,15 @@ describe('cellblock start', { skip }, () => {
       assert.equal(hello.json.result.verdict, 'ok');
       assert.equal(hello.json.result.stdout, 'hello, world\n');
 
+      // A worker process that dies is replaced; the new one reclaims what the dead one left.
+      const firstWorkerPid = supervisedWorkerPid(started.output());
+      process.kill(firstWorkerPid, 'SIGKILL');
+      assert.ok(await waitWhile(() => countLines(started.output(), 'worker ready') < 2, 60_000), 'a new worker process became ready');
+      const again = await postJson(`${base}/v1/jobs?wait=true`, { language: 'python', source: 'print("again")' });
+      assert.equal(again.json.result?.stdout, 'again\n', JSON.stringify(again.json));
+
       const workerPid = supervisedWorkerPid(started.output());
+      assert.notEqual(workerPid, firstWorkerPid);
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
       assert.equal(await exited, 0, `a clean exit on SIGTERM:\n${started.output().slice(-2000)}`);
@@ -118,8 +134,8 @@ describe('cellblock start', { skip }, () => {
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGKILL');
         await exited;
-        assert.ok(await gone(() => processExists(workerPid), 30_000), 'the orphaned worker process shut down');
-        assert.ok(await gone(() => answers(redisPort), 10_000), 'the private redis-server stopped');
+        assert.ok(await waitWhile(() => processExists(workerPid), 30_000), 'the orphaned worker process shut down');
+        assert.ok(await waitWhile(() => answers(redisPort), 10_000), 'the private redis-server stopped');
         const mounted = readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((line) => line.includes(scratch.dir));
         assert.deepEqual(mounted, [], 'the worker left nothing mounted');
       } finally {
@@ -127,7 +143,7 @@ describe('cellblock start', { skip }, () => {
         // Failed above: stop the orphan ourselves, so that it releases the scratch dir.
         if (processExists(workerPid)) {
           process.kill(workerPid, 'SIGTERM');
-          await gone(() => processExists(workerPid), 30_000);
+          await waitWhile(() => processExists(workerPid), 30_000);
         }
         await scratch.remove();
       }
