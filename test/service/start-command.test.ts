@@ -8,6 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { freeLoopbackPort } from '../../src/queue/redis-server.js';
+import { start as startRedis, type TestRedis } from '../helpers/redis.js';
 import { builtRuntimes, getJson, postJson, scratchDir, spawnCellblock, type CellblockProcess } from './fixtures.js';
 
 const { runtimes } = builtRuntimes();
@@ -149,4 +150,40 @@ describe('cellblock start', { skip }, () => {
       }
     });
   }
+});
+
+describe('cellblock api', () => {
+  test('starts while Redis is away: health 200, jobs 503 with Retry-After, then serves once Redis is up', async () => {
+    const redisPort = await freeLoopbackPort();
+    const port = await freeLoopbackPort();
+    const api = await spawnCellblock(['api'], '"api listening"', {
+      CELLBLOCK_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      CELLBLOCK_PORT: String(port),
+    });
+    let redis: TestRedis | undefined;
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      assert.equal((await getJson(`${base}/healthz`)).status, 200);
+      const refused = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print(1)' });
+      assert.equal(refused.status, 503, JSON.stringify(refused.json));
+      assert.equal(refused.json.error.code, 'queue_unavailable');
+      assert.ok(Number(refused.headers.get('retry-after')) > 0);
+      assert.equal((await getJson(`${base}/readyz`)).json.redis, 'unreachable');
+
+      redis = await startRedis(redisPort);
+      let accepted = refused;
+      const deadline = Date.now() + 30_000;
+      while (accepted.status !== 202 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        accepted = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print(1)' });
+      }
+      assert.equal(accepted.status, 202, 'accepted once Redis is reachable');
+      assert.equal((await getJson(`${base}/v1/jobs/${accepted.json.id}`)).json.status, 'queued');
+    } finally {
+      const exited = new Promise((resolve) => api.child.once('exit', resolve));
+      api.child.kill('SIGTERM');
+      await exited;
+      await redis?.stop();
+    }
+  });
 });
