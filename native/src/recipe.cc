@@ -201,7 +201,10 @@ int64_t execStartNs(const ContainerState& s, const Watch& w) {
 
 void recordStatus(ContainerState& s, const siginfo_t& info, int64_t nowNs, const Watch& w) {
   s.wallTimeNs = nowNs - execStartNs(s, w);
-  s.execNs = execStartNs(s, w) - w.startNs;
+  // The supervisor may release the child before init wakes to "go": then the child's setup
+  // overlapped init's wake-up entirely.
+  int64_t setupNs = execStartNs(s, w) - w.startNs;
+  s.execNs = setupNs > 0 ? setupNs : 0;
   if (info.si_code == CLD_EXITED) {
     s.programStatusKind = kProgramExited;
   } else {
@@ -296,7 +299,9 @@ Failure cloneProgramChild(ContainerState& s, int& pid) {
 }
 
 [[noreturn]] void runProgram(ContainerState& s, int signalFd, int programPid) {
-  // Unless a /tmp resize came first, the supervisor has already released the child.
+  // Unless a /tmp resize came first, the supervisor has already released the child: the CPU
+  // baseline below may then include what the program used before init woke (microseconds; the
+  // reported CPU time comes from the cgroup, reset while preparing, and is exact).
   Failure f = resizeTmp(s);
   if (f.failed()) failAndExit(s, f, 1);
   Watch w{signalFd, programPid, 0, 0};
