@@ -8,8 +8,6 @@ import { startRedisServer } from '../../src/queue/redis-server.js';
 export interface TestRedis {
   url: string;
   port: number;
-  /** The redis-server process (to freeze it with SIGSTOP, say). */
-  readonly pid: number | undefined;
   /** Stops the server and removes its data. */
   stop(): Promise<void>;
   /** Stops and starts it again on the same port, with the same data. */
@@ -27,9 +25,6 @@ export async function start(port?: number): Promise<TestRedis> {
   return {
     url: server.url,
     port: server.port,
-    get pid() {
-      return server.pid;
-    },
     stop: async () => {
       await server.stop();
       running = false;

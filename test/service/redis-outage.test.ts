@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
-import { PRODUCER_COMMAND_TIMEOUT_MS } from '../../src/queue/connection.js';
+import { createRedis, PRODUCER_COMMAND_TIMEOUT_MS } from '../../src/queue/connection.js';
 import { startService, testRuntime, type ServiceHarness } from './fixtures.js';
 
 const hello = { language: 'python', source: 'print("hi")' };
@@ -102,13 +102,14 @@ describe('Redis away', () => {
     }
   });
 
-  test('frozen (SIGSTOP): requests that need Redis end in 503 after the timeout, the others answer', async () => {
+  test('frozen (connections open, no answers): requests that need Redis end in 503 after the timeout, the others answer', async () => {
     const service = await startService({ rateLimitInRedis: true, redisTimeoutMs: 1000 });
-    const pid = service.redis.pid;
-    assert.ok(pid, 'the redis-server pid is known');
+    const admin = createRedis(service.redis.url, 'blocking', 'cellblock-test-admin');
     try {
       const routes = everyRoute(service);
-      process.kill(pid, 'SIGSTOP');
+      // CLIENT PAUSE ... ALL: Redis keeps every connection but answers nothing until the pause
+      // ends by itself (so that even a killed test leaves no frozen server behind).
+      await admin.call('CLIENT', 'PAUSE', String(FROZEN_DEADLINE_MS + 2000), 'ALL');
       const started = Date.now();
       // All at once: each may wait out a timeout (ours, or the connection's command timeout).
       const pending = new Set(routes.map((route) => `${route.method} ${route.url}`));
@@ -134,7 +135,7 @@ describe('Redis away', () => {
       }
       assert.ok(Date.now() - started < FROZEN_DEADLINE_MS);
     } finally {
-      process.kill(pid, 'SIGCONT');
+      admin.disconnect();
       await service.close();
     }
   });
