@@ -140,6 +140,9 @@ Failure execProgram(ContainerState& s) {
  * filter is the costly part (~0.2 ms: the kernel checks it against every system call number to
  * build its cache); it refuses nothing that the steps after "go" need. */
 Failure prepareBeforeGo(ContainerState& s) {
+  // A session of its own: the child may wait a long time, and it must not share Node's process
+  // group meanwhile (a Ctrl-C on the terminal of `cellblock start` would kill every waiting one).
+  CB_TRY(step_setsid, sys(SYS_setsid));
   CB_TRY_FAILURE(joinCgroups(s));
   CB_TRY_FAILURE(redirectStdio(s));
   CB_TRY_FAILURE(resetSignals());

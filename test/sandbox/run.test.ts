@@ -87,6 +87,16 @@ describe('sandbox run: correctness', { skip }, () => {
     assert.match(out, /^pid 2 ppid 1$/m);
   });
 
+  it('runs the program in a session of its own, outside the supervisor\'s process group', async () => {
+    // Fields 1, 5 and 6 of /proc/self/stat: pid, process group, session (0 when they lie outside
+    // the container's PID namespace, as the supervisor's would).
+    const r = await f.run(['/bin/cat', '/proc/self/stat']);
+    const stat = text(r.stdout);
+    const [pid] = stat.split(' ');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    assert.deepEqual([fields[2], fields[3]], [pid, pid], stat);
+  });
+
   it('sees only loopback, up', async () => {
     const r = await f.run(['/bin/sh', '-c', 'ls /sys/class/net 2>/dev/null; cat /proc/net/dev | tail -n +3 | cut -d: -f1']);
     assert.equal(text(r.stdout).trim().split(/\s+/).join(' '), 'lo');
