@@ -5,6 +5,9 @@ import type { Redis } from 'ioredis';
 import type { WorkerLiveness } from './client.js';
 import type { RedisKeys } from './keys.js';
 
+/** Longest stop() waits for Redis to remove the liveness key (it expires by itself anyway). */
+const REMOVE_TIMEOUT_MS = 2000;
+
 export interface Heartbeat {
   stop(): Promise<void>;
 }
@@ -24,7 +27,13 @@ export function startHeartbeat(
   return {
     stop: async () => {
       clearInterval(timer);
-      await redis.del(key).catch(onError);
+      // Removing the key only says "gone" sooner than its expiry; with Redis away, do not wait.
+      let giveUp: NodeJS.Timeout | undefined;
+      await Promise.race([
+        redis.del(key).catch(onError),
+        new Promise<void>((resolve) => (giveUp = setTimeout(resolve, REMOVE_TIMEOUT_MS))),
+      ]);
+      clearTimeout(giveUp);
     },
   };
 }

@@ -15,6 +15,7 @@ import { createRedis } from './connection.js';
 import { startHeartbeat } from './heartbeat.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
 import { repeatedErrorLogger } from './repeat-log.js';
+import { watchUnreachable } from './unreachable.js';
 import { recordJobEnd } from './stats.js';
 import { deliverWebhook, type WebhookPolicy } from './webhook.js';
 
@@ -51,6 +52,9 @@ export interface QueueWorker {
 
 /** A repeated worker error (Redis away) is logged at most this often. */
 const REPEATED_ERROR_LOG_INTERVAL_MS = 30_000;
+
+/** A closing worker waits this long for an unreachable Redis before it stops waiting. */
+const CLOSE_REDIS_AWAY_MS = 5000;
 
 /** Why a run was aborted: the job's cancel, or this worker shutting down. */
 type AbortReason = 'cancelled' | 'shutdown';
@@ -198,8 +202,19 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         log.warn({ running: controllers.size }, 'shutdown grace over: interrupting running jobs');
         for (const controller of controllers.values()) controller.abort('shutdown' satisfies AbortReason);
       }, options.shutdownGraceMs);
-      await worker.close();
+      // BullMQ's close waits for Redis (its QUIT is queued while Redis is away). When Redis stays
+      // away, the running jobs' results could not be stored anyway: their locks expire and
+      // another worker retries them. So stop waiting, and close what is ours.
+      const redisAway = watchUnreachable(bullRedis, CLOSE_REDIS_AWAY_MS);
+      const outcome = await Promise.race([worker.close().then(() => 'closed' as const), redisAway.reached.then(() => 'redis_away' as const)]);
+      redisAway.cancel();
       clearTimeout(grace);
+      if (outcome === 'redis_away') {
+        log.warn({ running: controllers.size, awayMs: CLOSE_REDIS_AWAY_MS }, 'redis unreachable while closing: leaving running jobs to another worker');
+        for (const controller of controllers.values()) controller.abort('shutdown' satisfies AbortReason);
+        // Pending commands (the heartbeat's delete among them) fail now instead of waiting.
+        for (const connection of [subscriber, redis, bullRedis]) connection.disconnect();
+      }
       await heartbeat.stop();
       // Webhooks of finished jobs get a short while more, then are given up.
       const webhookGrace = setTimeout(() => stopWebhooks.abort(), Math.min(options.shutdownGraceMs, 10_000));

@@ -12,13 +12,16 @@ import {
   listen,
   pollJob,
   postJson,
+  reclaimPoolState,
   scratchDir,
   spawnCellblock,
   startService,
   startTestWorker,
   type ServiceHarness,
+  type CellblockProcess,
   type TestWorker,
 } from './fixtures.js';
+import { start as startRedis } from '../helpers/redis.js';
 
 const { runtimes } = builtRuntimes();
 const skip = !runtimes.some((runtime) => runtime.id === 'python') && 'the python image is not built (run: bin/cellblock images build python)';
@@ -161,6 +164,39 @@ describe('redis restart', { skip }, () => {
     } finally {
       await worker.close();
       await service.close();
+      await scratch.remove();
+    }
+  });
+});
+
+describe('closing without Redis', { skip }, () => {
+  test('SIGTERM to a worker whose Redis is gone: it stops waiting, releases its pool and exits', async () => {
+    const scratch = await scratchDir();
+    const redis = await startRedis();
+    let worker: CellblockProcess | undefined;
+    try {
+      worker = await spawnCellblock(['worker', '--single'], '"worker ready"', {
+        CELLBLOCK_REDIS_URL: redis.url,
+        CELLBLOCK_POOL_STATE_DIR: scratch.dir,
+        CELLBLOCK_WORKER_CONCURRENCY: '1',
+      });
+      await redis.stop();
+      const started = Date.now();
+      const child = worker.child;
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      const timeout = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 20_000).unref());
+      const code = await Promise.race([exited, timeout]);
+      assert.equal(code, 0, `a clean exit, not a hang:\n${worker.output().slice(-1500)}`);
+      assert.ok(Date.now() - started < 20_000);
+      assert.match(worker.output(), /"msg":"worker closed"/);
+      assert.deepEqual(mountsUnder(scratch.dir), [], 'the pool was released');
+    } finally {
+      if (worker && worker.child.exitCode === null && worker.child.signalCode === null) {
+        await killHard(worker.child);
+        await reclaimPoolState(scratch.dir);
+      }
+      await redis.stop();
       await scratch.remove();
     }
   });

@@ -1,0 +1,26 @@
+// Watching a Redis connection for being away: "unreachable for this long" as a promise that can
+// be called off. A closing worker uses it to stop waiting on a Redis that is not coming back.
+import type { Redis } from 'ioredis';
+
+const POLL_MS = 200;
+
+export interface UnreachableWatch {
+  /** Resolves once the connection has not been ready for `forMs` in a row; never if called off. */
+  readonly reached: Promise<void>;
+  cancel(): void;
+}
+
+export function watchUnreachable(redis: Redis, forMs: number): UnreachableWatch {
+  let timer: NodeJS.Timeout | undefined;
+  const reached = new Promise<void>((resolve) => {
+    let awaySince: number | undefined;
+    const check = () => {
+      const now = Date.now();
+      awaySince = redis.status === 'ready' ? undefined : (awaySince ?? now);
+      if (awaySince !== undefined && now - awaySince >= forMs) return resolve();
+      timer = setTimeout(check, POLL_MS);
+    };
+    check();
+  });
+  return { reached, cancel: () => clearTimeout(timer) };
+}
