@@ -9,6 +9,8 @@ declare module 'autocannon' {
       path?: string;
       headers?: Record<string, string>;
       body?: string;
+      /** Called before each request is built; returns the request to send (lib/httpRequestBuilder.js). */
+      setupRequest?: (request: Request, context: Record<string, unknown>) => Request;
       /** Called with each response to this request, before the instance's 'response' event. */
       onResponse?: (status: number, body: string, context: Record<string, unknown>, headers: Record<string, string>) => void;
     }

@@ -54,34 +54,49 @@ interface PendingSample extends Omit<JobSample, 'latencyMs' | 'phases'> {
   times?: { createdAt: number; startedAt: number; finishedAt: number; receivedAt: number };
 }
 
+/** One request whose job is the scenario's next, across every connection of the instance, so
+ * that a mix keeps its proportions however few jobs each connection sends. The job a connection
+ * sent is kept in its autocannon context until the response comes back. */
 function requests(scenario: Scenario, onPending: (sample: PendingSample) => void) {
-  return scenario.jobs.map((job) => ({
-    method: 'POST' as const,
-    path: '/v1/jobs?wait=true',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(job.body),
-    onResponse: (status: number, body: string) => {
-      const receivedAt = Date.now();
-      const base = { label: job.label, kind: job.kind };
-      if (status !== 200) return onPending({ ...base, problem: `HTTP ${status}: ${body.slice(0, 200)}` });
-      const view = JSON.parse(body) as JobView;
-      if (view.status !== 'done' || !view.result) return onPending({ ...base, problem: `job ${view.status}` });
-      const result = view.result;
-      const problem = job.check(result);
-      const createdAt = Date.parse(view.createdAt);
-      const startedAt = view.startedAt ? Date.parse(view.startedAt) : createdAt;
-      const finishedAt = view.finishedAt ? Date.parse(view.finishedAt) : startedAt;
-      return onPending({
-        ...base,
-        ...(problem ? { problem } : {}),
-        verdict: result.verdict,
-        queueWaitMs: result.metrics.queueWaitMs,
-        sandboxWallMs: result.metrics.wallTimeMs,
-        sandboxCpuMs: result.metrics.cpuTimeMs,
-        times: { createdAt, startedAt, finishedAt, receivedAt },
-      });
+  const bodies = scenario.jobs.map((job) => JSON.stringify(job.body));
+  let next = 0;
+  return [
+    {
+      method: 'POST' as const,
+      path: '/v1/jobs?wait=true',
+      headers: { 'content-type': 'application/json' },
+      setupRequest: (request: autocannon.Request, context: Record<string, unknown>) => {
+        const index = next++ % scenario.jobs.length;
+        context.jobIndex = index;
+        return { ...request, body: bodies[index] };
+      },
+      onResponse: (status: number, body: string, context: Record<string, unknown>) => {
+        onPending(pendingSample(scenario.jobs[context.jobIndex as number]!, status, body));
+      },
     },
-  }));
+  ];
+}
+
+function pendingSample(job: JobSpec, status: number, body: string): PendingSample {
+  const receivedAt = Date.now();
+  const base = { label: job.label, kind: job.kind };
+  if (status !== 200) return { ...base, problem: `HTTP ${status}: ${body.slice(0, 200)}` };
+  const view = JSON.parse(body) as JobView;
+  if (view.status !== 'done' || !view.result) return { ...base, problem: `job ${view.status}` };
+  const result = view.result;
+  const problem = job.check(result);
+  const createdAt = Date.parse(view.createdAt);
+  const startedAt = view.startedAt ? Date.parse(view.startedAt) : createdAt;
+  const finishedAt = view.finishedAt ? Date.parse(view.finishedAt) : startedAt;
+  return {
+    ...base,
+    ...(problem ? { problem } : {}),
+    verdict: result.verdict,
+    queueWaitMs: result.metrics.queueWaitMs,
+    sandboxWallMs: result.metrics.wallTimeMs,
+    sandboxCpuMs: result.metrics.cpuTimeMs,
+    times: { createdAt, startedAt, finishedAt, receivedAt },
+  };
 }
 
 function toSample({ times, ...pending }: PendingSample, latencyMs: number): JobSample {
