@@ -1,6 +1,7 @@
 // Optional API keys and per-key rate limits, for the routes that run code (/v1 and the compat
-// fronts). Keys arrive as `Authorization: Bearer KEY` or `X-API-Key: KEY`. Without configured
-// keys the API is open and callers are rate-limited by address.
+// fronts). Keys arrive as `Authorization: Bearer KEY` or `X-API-Key: KEY`, or in a header a
+// route names in its config (`apiKeyHeader`: the Judge0 front's `X-Auth-Token`, which Judge0
+// clients send). Without configured keys the API is open and callers are rate-limited by address.
 import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -21,13 +22,25 @@ const digest = (key: string) => createHash('sha256').update(key).digest('hex');
 function presentedKey(request: FastifyRequest): string | undefined {
   const authorization = request.headers.authorization;
   if (authorization?.startsWith('Bearer ')) return authorization.slice('Bearer '.length).trim();
-  const header = request.headers['x-api-key'];
-  return typeof header === 'string' ? header.trim() : undefined;
+  for (const name of ['x-api-key', request.routeOptions.config?.apiKeyHeader]) {
+    const header = name === undefined ? undefined : request.headers[name];
+    if (typeof header === 'string') return header.trim();
+  }
+  return undefined;
 }
+
+const headersNamed = (request: FastifyRequest): string => {
+  const own = request.routeOptions.config?.apiKeyHeader;
+  return `Authorization: Bearer KEY, X-API-Key${own ? ` or ${own}` : ''}`;
+};
 
 declare module 'fastify' {
   interface FastifyRequest {
     apiKey?: ApiKey;
+  }
+  interface FastifyContextConfig {
+    /** Another header the route takes the API key from (lower case), as the API it imitates names it. */
+    apiKeyHeader?: string;
   }
 }
 
@@ -38,7 +51,7 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
   if (keysByDigest.size > 0) {
     app.addHook('onRequest', async (request) => {
       const key = presentedKey(request);
-      if (!key) throw new ApiError(401, 'api_key_required', 'this server needs an API key (Authorization: Bearer KEY or X-API-Key)');
+      if (!key) throw new ApiError(401, 'api_key_required', `this server needs an API key (${headersNamed(request)})`);
       const apiKey = keysByDigest.get(digest(key));
       if (!apiKey) throw new ApiError(401, 'invalid_api_key', 'the API key is not valid');
       request.apiKey = apiKey;

@@ -22,6 +22,10 @@ export type { CompatPluginOptions } from './compat/plugin-options.js';
 /** Config::MAX_SUBMISSION_BATCH_SIZE. */
 export const JUDGE0_MAX_BATCH_SIZE = 20;
 
+/** The header Judge0 reads its authentication token from (AUTHN_HEADER's default): Judge0 clients
+ * send their key there, so the Judge0 routes take an API key from it too. */
+export const JUDGE0_AUTHN_HEADER = 'x-auth-token';
+
 /** Rails' rendering of a missing record (ActiveRecord::RecordNotFound). */
 const NOT_FOUND = { status: 404, error: 'Not Found' };
 
@@ -42,6 +46,9 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   const languages = new Judge0Languages(options.runtimes);
   const callbacks = new Judge0Callbacks(jobs, languages, app.log);
   app.addHook('onClose', async () => callbacks.close());
+  app.addHook('onRoute', (route) => {
+    route.config = { ...route.config, apiKeyHeader: JUDGE0_AUTHN_HEADER };
+  });
 
   // Rails takes form-encoded bodies as well as JSON; flat `key=value` pairs are what a form-posting
   // client sends for one submission (Rails' nested `submissions[][...]` keys are not parsed).

@@ -15,6 +15,16 @@ export interface JobRequest {
   compileLimits?: Partial<Limits>;
   tests?: { stdinBase64: string; expectedOutput?: string }[];
   webhookUrl?: string;
+  /** What a compat front was sent that has no field above (Judge0's language id as submitted, its
+   * expected output's bytes, ...), stored verbatim with the job so that the front can answer reads
+   * in its own terms. Workers ignore it. */
+  front?: JobFront;
+}
+
+/** A compat front's own request attributes, JSON values only. */
+export interface JobFront {
+  api: 'judge0' | 'piston';
+  attributes: Record<string, string | number | boolean | null>;
 }
 
 /** A stage result as stored: outputs base64, everything else as RunResult. */
@@ -52,6 +62,8 @@ export interface JobRecord {
   startedAt?: string;
   finishedAt?: string;
   result?: JobResult;
+  /** The submission as queued; absent only for a queued job cancelled before it ran (its job is removed). */
+  request?: JobRequest;
   /** Times a worker has started the job: 2 after its first worker died and another took it over. */
   attempts?: number;
   /** Set with status `failed`: the service could not run the job (not the program's fault). */

@@ -280,6 +280,8 @@ export class BullJobClient implements JobClient {
 /** BullMQ's view of a job, in the vocabulary every front shares. */
 export function toRecord(job: Job<JobRequest, JobResult>, state: JobState | 'unknown'): JobRecord {
   const record: JobRecord = { id: job.id!, status: 'queued', createdAt: new Date(job.timestamp).toISOString() };
+  // The job's data is the JobRequest: read with the job, so showing it costs no Redis round trip.
+  if (job.data) record.request = job.data;
   if (job.processedOn) record.startedAt = new Date(job.processedOn).toISOString();
   if (job.finishedOn) record.finishedAt = new Date(job.finishedOn).toISOString();
   if (job.attemptsStarted > 0) record.attempts = job.attemptsStarted;

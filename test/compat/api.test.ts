@@ -48,11 +48,61 @@ describe('compat fronts before a job runs', () => {
       message: null,
       status: { id: 1, description: 'In Queue' },
     });
-    assert.deepEqual((await inject('GET', `/submissions/${token}?fields=status_id,language_id`)).json(), { status_id: 1, language_id: null });
+    assert.deepEqual((await inject('GET', `/submissions/${token}?fields=status_id,language_id`)).json(), { status_id: 1, language_id: 71 });
     const bad = await inject('GET', `/submissions/${token}?fields=stdout,bogus`);
     assert.equal(bad.statusCode, 400);
     assert.deepEqual(bad.json(), { error: 'invalid fields: [bogus]' });
     assert.deepEqual((await inject('GET', '/submissions/not-a-token')).json(), { status: 404, error: 'Not Found' });
+  });
+
+  test('Judge0 answers every request attribute with what was submitted, from the stored job', async () => {
+    const created = await inject('POST', '/submissions?base64_encoded=true', {
+      source_code: Buffer.from('print(input())').toString('base64'),
+      language_id: 92,
+      stdin: Buffer.from('Judge0').toString('base64'),
+      expected_output: Buffer.from([0xfe, 0x0a]).toString('base64'),
+      cpu_time_limit: '1.5',
+      memory_limit: 65536,
+      command_line_arguments: '--flag x',
+    });
+    assert.equal(created.statusCode, 201, created.body);
+    const { token } = created.json() as { token: string };
+    const all = await inject('GET', `/submissions/${token}?fields=*&base64_encoded=true`);
+    assert.equal(all.statusCode, 200);
+    const body = all.json() as Record<string, unknown>;
+    const python = loadRuntimes().find((runtime) => runtime.id === 'python')!;
+    assert.deepEqual(
+      {
+        source_code: body.source_code,
+        language_id: body.language_id,
+        language: body.language,
+        stdin: body.stdin,
+        expected_output: body.expected_output,
+        cpu_time_limit: body.cpu_time_limit,
+        wall_time_limit: body.wall_time_limit,
+        memory_limit: body.memory_limit,
+        number_of_runs: body.number_of_runs,
+        command_line_arguments: body.command_line_arguments,
+        enable_network: body.enable_network,
+        status: body.status,
+      },
+      {
+        source_code: `${Buffer.from('print(input())').toString('base64')}\n`,
+        language_id: 92,
+        language: { id: 92, name: `Python (${python.version})` },
+        stdin: `${Buffer.from('Judge0').toString('base64')}\n`,
+        expected_output: '/go=\n',
+        cpu_time_limit: '1.5',
+        wall_time_limit: `${python.defaultLimits.wallTimeMs / 1000}.0`,
+        memory_limit: 65536,
+        number_of_runs: 1,
+        command_line_arguments: '--flag x',
+        enable_network: false,
+        status: { id: 1, description: 'In Queue' },
+      },
+    );
+    const asText = await inject('GET', `/submissions/${token}?fields=expected_output`);
+    assert.equal(asText.statusCode, 400, 'expected output that is not UTF-8 needs base64_encoded=true, as in Judge0');
   });
 
   test('Judge0 takes a form-encoded submission, as Rails does', async () => {
@@ -122,5 +172,36 @@ describe('compat fronts before a job runs', () => {
     const response = await inject('POST', '/api/v2/execute', { language: 'python', version: '3', files: [{ content: 'print(1)' }] });
     assert.equal(response.statusCode, 500);
     assert.match(response.json().message, /did not finish/);
+  });
+});
+
+describe('compat fronts with API keys', () => {
+  let service: ServiceHarness;
+  const submission = { source_code: 'print(1)', language_id: 71 };
+
+  before(async () => {
+    service = await startService({ runtimes: loadRuntimes(), config: { apiKeys: [{ key: 'judge0-key', requestsPerWindow: 100 }] } });
+  });
+  after(() => service.close());
+
+  test('Judge0 routes take the key from X-Auth-Token, as Judge0 clients send it, besides Bearer and X-API-Key', async () => {
+    const post = (headers: Record<string, string>) => service.app.inject({ method: 'POST', url: '/submissions', payload: submission, headers });
+    const missing = await post({});
+    assert.equal(missing.statusCode, 401);
+    assert.match(missing.json().error, /X-Auth-Token|x-auth-token/);
+    assert.equal((await post({ 'x-auth-token': 'wrong' })).statusCode, 401);
+    assert.equal((await post({ 'x-auth-token': 'judge0-key' })).statusCode, 201);
+    assert.equal((await post({ authorization: 'Bearer judge0-key' })).statusCode, 201);
+    assert.equal((await post({ 'x-api-key': 'judge0-key' })).statusCode, 201);
+    const languages = await service.app.inject({ method: 'GET', url: '/languages', headers: { 'x-auth-token': 'judge0-key' } });
+    assert.equal(languages.statusCode, 200);
+  });
+
+  test('X-Auth-Token is Judge0\'s header only: /v1 and Piston do not read it', async () => {
+    const v1 = await service.app.inject({ method: 'GET', url: '/v1/runtimes', headers: { 'x-auth-token': 'judge0-key' } });
+    assert.equal(v1.statusCode, 401);
+    assert.equal((await service.app.inject({ method: 'GET', url: '/v1/runtimes', headers: { 'x-api-key': 'judge0-key' } })).statusCode, 200);
+    const piston = await service.app.inject({ method: 'GET', url: '/api/v2/runtimes', headers: { 'x-auth-token': 'judge0-key' } });
+    assert.equal(piston.statusCode, 401);
   });
 });

@@ -14,6 +14,7 @@ import {
   rubyEncode64,
   serializeSubmission,
 } from '../../src/api/compat/judge0-submission.js';
+import type { JobRecord, JobRequest } from '../../src/jobs/model.js';
 import { MiB } from '../../src/units.js';
 import { done, gcc, go, python311, python39, runtime, stage } from './fixtures.js';
 
@@ -269,5 +270,99 @@ describe('judge0 submission serialization', () => {
       status: { id: 13, description: 'Internal Error' },
       message: 'worker died',
     });
+  });
+});
+
+describe('judge0 submission read back', () => {
+  const queued = (request: JobRequest): JobRecord => ({ id: 'job-2', status: 'queued', createdAt: '2026-11-23T09:00:00.000Z', request });
+  const requestFields = [
+    'source_code', 'language_id', 'language', 'stdin', 'expected_output', 'number_of_runs', 'cpu_time_limit', 'cpu_extra_time',
+    'wall_time_limit', 'memory_limit', 'stack_limit', 'max_processes_and_or_threads', 'max_file_size', 'compiler_options',
+    'command_line_arguments', 'callback_url', 'additional_files', 'redirect_stderr_to_stdout', 'enable_network',
+    'enable_per_process_and_thread_time_limit', 'enable_per_process_and_thread_memory_limit',
+  ].join(',');
+  const readBack = (record: JobRecord, base64 = false) =>
+    serializeSubmission(judge0Attributes(record, languages), parseFields(requestFields), base64);
+
+  it('answers with what was submitted, before the job runs: the alias id, text, limits in seconds and KB', () => {
+    const { request } = translateJudge0Submission(
+      {
+        source_code: 'print(input())',
+        language_id: '92',
+        stdin: 'Judge0',
+        expected_output: 'Judge0\n',
+        number_of_runs: 2,
+        cpu_time_limit: 1.5,
+        wall_time_limit: 4,
+        memory_limit: 128000,
+        max_processes_and_or_threads: 30,
+        cpu_extra_time: 0.5,
+        command_line_arguments: 'a  b;rm c',
+        callback_url: 'http://127.0.0.1:9/done',
+      },
+      false,
+      languages,
+    );
+    assert.deepEqual(readBack(queued(request)), {
+      source_code: 'print(input())',
+      language_id: 92,
+      language: { id: 92, name: 'Python (3.11.2)' },
+      stdin: 'Judge0',
+      expected_output: 'Judge0\n',
+      number_of_runs: 2,
+      cpu_time_limit: '1.5',
+      cpu_extra_time: '0.5',
+      wall_time_limit: '4.0',
+      memory_limit: 128000,
+      // Not submitted: the runtime's defaults (fixtures: 8 MiB stack, 1 MiB files), as Judge0's set_defaults fills its own.
+      stack_limit: 8192,
+      max_processes_and_or_threads: 30,
+      max_file_size: 1024,
+      compiler_options: null,
+      command_line_arguments: 'a  b;rm c',
+      callback_url: 'http://127.0.0.1:9/done',
+      additional_files: null,
+      redirect_stderr_to_stdout: false,
+      enable_network: false,
+      enable_per_process_and_thread_time_limit: false,
+      enable_per_process_and_thread_memory_limit: false,
+    });
+  });
+
+  it('keeps the bytes of base64 text, and 0 ("no limit") reads back as the maximum it stood for', () => {
+    const bytes = Buffer.from([0xfe, 0xff, 0x0a]);
+    const { request } = translateJudge0Submission(
+      { source_code: Buffer.from('print(1)').toString('base64'), language_id: 71, expected_output: bytes.toString('base64'), cpu_time_limit: 0 },
+      true,
+      languages,
+    );
+    const body = readBack(queued(request), true);
+    assert.equal(body.expected_output, '/v8K\n');
+    assert.equal(body.source_code, `${Buffer.from('print(1)').toString('base64')}\n`);
+    assert.equal(body.stdin, null);
+    assert.equal(body.cpu_time_limit, '10.0', 'the fixtures\' maximum');
+    assert.equal(body.cpu_extra_time, '0.0', 'not submitted: none is applied');
+    assert.equal(body.command_line_arguments, null);
+    assert.throws(() => readBack(queued(request)), Judge0BadRequestError, 'expected output that is not UTF-8 needs base64_encoded');
+  });
+
+  it('reads a job submitted elsewhere (/v1) from its JobRequest alone', () => {
+    const request: JobRequest = {
+      runtimeId: 'c',
+      files: [{ name: 'main.c', contentBase64: Buffer.from('int main(){}').toString('base64') }],
+      stdinBase64: '',
+      args: ['-v', 'x'],
+      limits: { memoryBytes: 64 * MiB },
+      tests: [{ stdinBase64: '', expectedOutput: 'ok' }],
+    };
+    const body = readBack({ ...done({ run: stage() }, gcc), request });
+    assert.equal(body.language_id, 50);
+    assert.deepEqual(body.language, { id: 50, name: 'C (GCC 12.2.0)' });
+    assert.equal(body.source_code, 'int main(){}');
+    assert.equal(body.expected_output, 'ok');
+    assert.equal(body.command_line_arguments, '-v x');
+    assert.equal(body.memory_limit, 65536);
+    assert.equal(body.cpu_time_limit, '3.0');
+    assert.equal(body.number_of_runs, 1);
   });
 });

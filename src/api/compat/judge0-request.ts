@@ -6,6 +6,7 @@ import type { JobRequest } from '../../jobs/model.js';
 import type { Limits } from '../../sandbox/types.js';
 import { bytesToKiB, kibToBytes, msToSeconds, secondsToMs } from '../../units.js';
 import type { Judge0Language, Judge0Languages } from './judge0-languages.js';
+import { judge0Front, rubyDecimal } from './judge0-request-attributes.js';
 import { stageMaxima } from './stage-maxima.js';
 
 /** Judge0's limits that are not per runtime (app/helpers/config.rb defaults). */
@@ -36,8 +37,6 @@ const TRUE_VALUES = new Set<unknown>([true, 1, '1', 't', 'T', 'true', 'TRUE', 'o
 const isBlank = (value: unknown): boolean =>
   value === undefined || value === null || value === false || (typeof value === 'string' && value.trim() === '');
 
-/** Ruby prints a Float config value with a decimal point ("15.0"); Rails' messages quote it so. */
-const rubyFloat = (value: number): string => (Number.isInteger(value) ? `${value}.0` : String(value));
 
 class Collector {
   readonly errors: Record<string, string[]> = {};
@@ -138,11 +137,13 @@ export function translateJudge0Submission(rawParams: unknown, base64Encoded: boo
   if (source === null || source.toString('utf8').trim() === '') errors.add('source_code', "can't be blank");
 
   let language: Judge0Language | undefined;
+  let languageId: number | undefined;
   if (isBlank(params.language_id)) {
     errors.add('language_id', "can't be blank");
   } else {
     const id = Number(params.language_id);
-    language = Number.isInteger(id) ? languages.byLanguageId(id) : undefined;
+    if (Number.isInteger(id)) languageId = id;
+    language = languageId !== undefined ? languages.byLanguageId(languageId) : undefined;
     if (language === undefined) errors.add('language_id', `language with id ${String(params.language_id)} doesn't exist`);
   }
   const maxima = language ? stageMaxima(language.runtime, 'run') : undefined;
@@ -156,13 +157,13 @@ export function translateJudge0Submission(rawParams: unknown, base64Encoded: boo
   );
   const cpuTimeLimitSeconds = numberField(
     params,
-    { field: 'cpu_time_limit', atLeast: 0, atMost: bound(maxima && msToSeconds(maxima.cpuTimeMs), rubyFloat) },
+    { field: 'cpu_time_limit', atLeast: 0, atMost: bound(maxima && msToSeconds(maxima.cpuTimeMs), rubyDecimal) },
     errors,
   );
-  numberField(params, { field: 'cpu_extra_time', atLeast: 0, atMost: bound(JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS, rubyFloat) }, errors);
+  const cpuExtraTimeSeconds = numberField(params, { field: 'cpu_extra_time', atLeast: 0, atMost: bound(JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS, rubyDecimal) }, errors);
   const wallTimeLimitSeconds = numberField(
     params,
-    { field: 'wall_time_limit', atLeast: 1, atMost: bound(maxima && msToSeconds(maxima.wallTimeMs), rubyFloat) },
+    { field: 'wall_time_limit', atLeast: 1, atMost: bound(maxima && msToSeconds(maxima.wallTimeMs), rubyDecimal) },
     errors,
   );
   const memoryLimitKiB = numberField(
@@ -202,7 +203,13 @@ export function translateJudge0Submission(rawParams: unknown, base64Encoded: boo
   const stdin = text(params, 'stdin', base64Encoded, errors) ?? Buffer.alloc(0);
   const expectedOutput = text(params, 'expected_output', base64Encoded, errors);
 
-  if (Object.keys(errors.errors).length > 0 || language === undefined || source === null || maxima === undefined) {
+  if (
+    Object.keys(errors.errors).length > 0 ||
+    language === undefined ||
+    languageId === undefined ||
+    source === null ||
+    maxima === undefined
+  ) {
     throw new Judge0ValidationError(errors.errors);
   }
 
@@ -226,6 +233,14 @@ export function translateJudge0Submission(rawParams: unknown, base64Encoded: boo
     stdinBase64,
     args,
     limits,
+    // Judge0 answers every read with what was submitted; this is what the request above cannot say.
+    front: judge0Front({
+      languageId,
+      expectedOutputBase64: expectedOutput === null ? null : expectedOutput.toString('base64'),
+      cpuExtraTimeSeconds: cpuExtraTimeSeconds ?? null,
+      commandLineArguments: isBlank(params.command_line_arguments) ? null : String(params.command_line_arguments),
+      callbackUrl: callback ?? null,
+    }),
   };
   // Judge0 runs a submission number_of_runs times and compares each run with expected_output:
   // one test per run, compiled once.

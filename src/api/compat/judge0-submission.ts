@@ -4,6 +4,7 @@
 import type { JobRecord, StoredStage } from '../../jobs/model.js';
 import { bytesToKiB, msToSeconds } from '../../units.js';
 import type { Judge0Languages } from './judge0-languages.js';
+import { judge0RequestAttributes, rubyDecimal } from './judge0-request-attributes.js';
 import { JUDGE0_STATUSES, judge0RunOutcome, type Judge0Status } from './judge0-statuses.js';
 import { effectiveVerdict, isUtf8, stderrBytes, stdoutBytes } from './stage-output.js';
 
@@ -56,9 +57,7 @@ const average = (values: number[]): number => values.reduce((sum, value) => sum 
  * the runs into a decimal column, and Rails renders it as BigDecimal#to_s does — no trailing
  * zeros, at least one decimal ("0.012", "0.01", "1.0"). */
 export function judge0Seconds(runTimesMs: number[]): string {
-  const seconds = msToSeconds(average(runTimesMs.map((ms) => Math.round(ms))));
-  const text = seconds.toFixed(6).replace(/0+$/, '');
-  return text.endsWith('.') ? `${text}0` : text;
+  return rubyDecimal(msToSeconds(average(runTimesMs.map((ms) => Math.round(ms)))));
 }
 
 const nonEmpty = (bytes: Buffer): Buffer | null => (bytes.length === 0 ? null : bytes);
@@ -152,14 +151,19 @@ export function judge0Outcome(record: JobRecord): Judge0Outcome {
 /** Every attribute of the submission; text as bytes, to be encoded by `serializeSubmission`. */
 export function judge0Attributes(record: JobRecord, languages: Judge0Languages): Record<Judge0Attribute, unknown> {
   const outcome = judge0Outcome(record);
+  // Without its request (a queued job cancelled: its job is removed), the language is the one it ran as, if it ran.
   const language = record.result ? languages.byRuntime(record.result.runtime.id) : undefined;
   const attributes = Object.fromEntries(JUDGE0_ATTRIBUTES.map((name) => [name, null])) as Record<Judge0Attribute, unknown>;
+  Object.assign(attributes, {
+    language_id: language?.id ?? null,
+    language: language ? { id: language.id, name: language.name } : null,
+    number_of_runs: outcome.numberOfRuns,
+  });
+  if (record.request) Object.assign(attributes, judge0RequestAttributes(record.request, languages));
   Object.assign(attributes, {
     token: record.id,
     status_id: outcome.status.id,
     status: { id: outcome.status.id, description: outcome.status.description },
-    language_id: language?.id ?? null,
-    language: language ? { id: language.id, name: language.name } : null,
     created_at: record.createdAt,
     queued_at: record.createdAt,
     started_at: record.startedAt ?? null,
@@ -174,7 +178,6 @@ export function judge0Attributes(record: JobRecord, languages: Judge0Languages):
     message: outcome.message,
     exit_code: outcome.exitCode,
     exit_signal: outcome.exitSignal,
-    number_of_runs: outcome.numberOfRuns,
   });
   return attributes;
 }

@@ -1,0 +1,90 @@
+// A Judge0 submission's request attributes (source_code, stdin, language_id, the limits, ...) as
+// Judge0 stores them at creation (Submission#set_defaults fills what was left out) and returns
+// them on every read. They come from the queued JobRequest; what a JobRequest cannot say (the
+// language id as submitted, expected output bytes, cpu_extra_time, the argument string) travels
+// in its `front` attributes, written by the Judge0 front when it translates the submission.
+import { effectiveLimits } from '../../executor/limits.js';
+import type { JobFront, JobRequest } from '../../jobs/model.js';
+import { bytesToKiB, msToSeconds } from '../../units.js';
+import type { Judge0Languages } from './judge0-languages.js';
+
+/** What the Judge0 front keeps of a submission beyond the JobRequest. */
+export interface Judge0FrontAttributes {
+  /** As submitted: an accepted alias (92) reads back as 92, not as the well-known id (71). */
+  languageId: number;
+  /** The exact bytes (the JobRequest's tests hold it as text, for the comparison). */
+  expectedOutputBase64: string | null;
+  /** Seconds; validated and not applied (our CPU limit is hard). */
+  cpuExtraTimeSeconds: number | null;
+  /** The string as submitted (the JobRequest holds it split). */
+  commandLineArguments: string | null;
+  callbackUrl: string | null;
+}
+
+export function judge0Front(attributes: Judge0FrontAttributes): JobFront {
+  return { api: 'judge0', attributes: { ...attributes } };
+}
+
+function readJudge0Front(request: JobRequest): Partial<Judge0FrontAttributes> {
+  return request.front?.api === 'judge0' ? (request.front.attributes as Partial<Judge0FrontAttributes>) : {};
+}
+
+/** Rails renders a decimal column as BigDecimal#to_s: at least one decimal ("5.0", "2.5", "0.012"). */
+export function rubyDecimal(value: number): string {
+  const text = String(Number(value.toFixed(6)));
+  return text.includes('.') ? text : `${text}.0`;
+}
+
+const bytesOrNull = (base64: string | null | undefined): Buffer | null => {
+  if (base64 === null || base64 === undefined) return null;
+  const bytes = Buffer.from(base64, 'base64');
+  return bytes.length === 0 ? null : bytes;
+};
+
+/** The request half of a submission's attributes; text as bytes, as judge0Attributes hands them on. */
+export function judge0RequestAttributes(request: JobRequest, languages: Judge0Languages): Record<string, unknown> {
+  const front = readJudge0Front(request);
+  const language = front.languageId !== undefined ? languages.byLanguageId(front.languageId) : languages.byRuntime(request.runtimeId);
+  const languageId = front.languageId ?? language?.id ?? null;
+  const expectedText = request.tests?.[0]?.expectedOutput;
+  const attributes: Record<string, unknown> = {
+    // The entry file comes first (every front puts it there).
+    source_code: bytesOrNull(request.files[0]?.contentBase64),
+    language_id: languageId,
+    language: language && languageId !== null ? { id: languageId, name: language.name } : null,
+    stdin: bytesOrNull(request.stdinBase64),
+    expected_output:
+      front.expectedOutputBase64 !== undefined
+        ? bytesOrNull(front.expectedOutputBase64)
+        : expectedText !== undefined
+          ? Buffer.from(expectedText, 'utf8')
+          : null,
+    // One test per run (see translateJudge0Submission).
+    number_of_runs: request.tests?.length ?? 1,
+    cpu_extra_time: rubyDecimal(front.cpuExtraTimeSeconds ?? 0),
+    command_line_arguments: front.commandLineArguments ?? (request.args.length > 0 ? request.args.join(' ') : null),
+    callback_url: front.callbackUrl ?? null,
+    // Refused when set (422), so every stored submission has them off or empty.
+    compiler_options: null,
+    additional_files: null,
+    enable_per_process_and_thread_time_limit: false,
+    enable_per_process_and_thread_memory_limit: false,
+    redirect_stderr_to_stdout: false,
+    enable_network: false,
+  };
+  if (language !== undefined && language.runtime.id === request.runtimeId) {
+    // The limits the run had: the runtime's defaults where the submission named none (Judge0's
+    // set_defaults fills them from its configuration the same way), in Judge0's units.
+    const { runtime } = language;
+    const limits = effectiveLimits(runtime.defaultLimits, runtime.maxLimits, request.limits);
+    Object.assign(attributes, {
+      cpu_time_limit: rubyDecimal(msToSeconds(limits.cpuTimeMs)),
+      wall_time_limit: rubyDecimal(msToSeconds(limits.wallTimeMs)),
+      memory_limit: bytesToKiB(limits.memoryBytes),
+      stack_limit: bytesToKiB(limits.stackBytes),
+      max_processes_and_or_threads: limits.pids,
+      max_file_size: bytesToKiB(limits.fileSizeBytes),
+    });
+  }
+  return attributes;
+}
