@@ -125,7 +125,7 @@ describe('Judge0 CE over HTTP', { skip }, () => {
       ['#include <stdlib.h>\nint main(void) { abort(); }', 10],
     ];
     for (const [source, statusId] of signals) {
-      const result = await run({ source_code: source, language_id: 50 }, '&fields=status_id,exit_signal');
+      const result = await run({ source_code: source, language_id: 50 }, '&fields=status_id,exit_signal,message,compile_output');
       assert.equal(result.status_id, statusId, `${source}: ${JSON.stringify(result)}`);
     }
   });
@@ -167,6 +167,42 @@ describe('Judge0 CE over HTTP', { skip }, () => {
       { token: tokens[1], stdout: 'two\n', status_id: 3 },
       { token: tokens[2], stdout: 'three\n', status_id: 4 },
     ]);
+  });
+
+  test('a finished submission reads back what was submitted, under the language id it was submitted with', async () => {
+    const created = await call('POST', '/submissions', {
+      source_code: 'import sys\nprint(input(), sys.argv[1:])',
+      language_id: 92,
+      stdin: 'Judge0',
+      expected_output: "Judge0 ['a', 'b']",
+      cpu_time_limit: 2.5,
+      memory_limit: 100000,
+      command_line_arguments: 'a b',
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    let shown: Record<string, any> = {};
+    for (let attempt = 0; attempt < 300; attempt++) {
+      shown = (await call('GET', `/submissions/${created.body.token}?fields=*`)).body;
+      if (shown.status_id > 2) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const { source_code, language_id, language, stdin, expected_output, cpu_time_limit, memory_limit, command_line_arguments, status, stdout } = shown;
+    assert.deepEqual(
+      { source_code, language_id, language_name: language?.name, stdin, expected_output, cpu_time_limit, memory_limit, command_line_arguments, status, stdout },
+      {
+        source_code: 'import sys\nprint(input(), sys.argv[1:])',
+        language_id: 92,
+        language_name: (await call('GET', '/languages/71')).body.name,
+        stdin: 'Judge0',
+        expected_output: "Judge0 ['a', 'b']",
+        cpu_time_limit: '2.5',
+        memory_limit: 100000,
+        command_line_arguments: 'a b',
+        status: { id: 3, description: 'Accepted' },
+        stdout: "Judge0 ['a', 'b']\n",
+      },
+      JSON.stringify(shown),
+    );
   });
 
   test('number_of_runs runs the program that many times after one compile', async () => {
