@@ -23,7 +23,7 @@ export interface JobRequest {
 
 /** A compat front's own request attributes, JSON values only. */
 export interface JobFront {
-  api: 'judge0' | 'piston';
+  api: 'judge0';
   attributes: Record<string, string | number | boolean | null>;
 }
 
