@@ -23,7 +23,7 @@ function presentedKey(request: FastifyRequest): string | undefined {
   const authorization = request.headers.authorization;
   if (authorization?.startsWith('Bearer ')) return authorization.slice('Bearer '.length).trim();
   for (const name of ['x-api-key', request.routeOptions.config?.apiKeyHeader]) {
-    const header = name === undefined ? undefined : request.headers[name];
+    const header = name === undefined ? undefined : request.headers[name.toLowerCase()];
     if (typeof header === 'string') return header.trim();
   }
   return undefined;
@@ -31,7 +31,7 @@ function presentedKey(request: FastifyRequest): string | undefined {
 
 const headersNamed = (request: FastifyRequest): string => {
   const own = request.routeOptions.config?.apiKeyHeader;
-  return `Authorization: Bearer KEY, X-API-Key${own ? ` or ${own}` : ''}`;
+  return own ? `Authorization: Bearer KEY, X-API-Key or ${own}` : 'Authorization: Bearer KEY or X-API-Key';
 };
 
 declare module 'fastify' {
@@ -39,7 +39,7 @@ declare module 'fastify' {
     apiKey?: ApiKey;
   }
   interface FastifyContextConfig {
-    /** Another header the route takes the API key from (lower case), as the API it imitates names it. */
+    /** Another header the route takes the API key from, as the API it imitates names it. */
     apiKeyHeader?: string;
   }
 }

@@ -24,7 +24,7 @@ export const JUDGE0_MAX_BATCH_SIZE = 20;
 
 /** The header Judge0 reads its authentication token from (AUTHN_HEADER's default): Judge0 clients
  * send their key there, so the Judge0 routes take an API key from it too. */
-export const JUDGE0_AUTHN_HEADER = 'x-auth-token';
+export const JUDGE0_AUTHN_HEADER = 'X-Auth-Token';
 
 /** Rails' rendering of a missing record (ActiveRecord::RecordNotFound). */
 const NOT_FOUND = { status: 404, error: 'Not Found' };

@@ -188,7 +188,7 @@ describe('compat fronts with API keys', () => {
     const post = (headers: Record<string, string>) => service.app.inject({ method: 'POST', url: '/submissions', payload: submission, headers });
     const missing = await post({});
     assert.equal(missing.statusCode, 401);
-    assert.match(missing.json().error, /X-Auth-Token|x-auth-token/);
+    assert.equal(missing.json().error, 'this server needs an API key (Authorization: Bearer KEY, X-API-Key or X-Auth-Token)');
     assert.equal((await post({ 'x-auth-token': 'wrong' })).statusCode, 401);
     assert.equal((await post({ 'x-auth-token': 'judge0-key' })).statusCode, 201);
     assert.equal((await post({ authorization: 'Bearer judge0-key' })).statusCode, 201);
