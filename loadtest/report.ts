@@ -353,7 +353,10 @@ async function main(): Promise<void> {
   const settings = stackOptions();
   if (Object.keys(settings).length > 0) console.log(`service settings changed for this run: ${JSON.stringify(settings)}`);
   const bareRunner = await createBareRunner();
-  const stack = await startStack(stackOptions());
+  const stack = await startStack(stackOptions()).catch((error: unknown) => {
+    bareRunner.close();
+    throw error;
+  });
   // Interrupted: stop the service first (its worker unmounts its pool), then leave.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
