@@ -144,6 +144,8 @@ describe('jobs end to end', { skip }, () => {
     assert.equal(cancelledQueued.json.status, 'cancelled');
     assert.equal(cancelledQueued.json.result, undefined, 'a job cancelled while queued has no result: it never ran');
 
+    // "running" means a worker took the job, not that python has printed yet: give it time to.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
     const started = Date.now();
     const cancelled = await getJson(`${base}/v1/jobs/${ids[0]}`, 'DELETE');
     assert.equal(cancelled.status, 200);
