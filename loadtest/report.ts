@@ -10,6 +10,7 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { defaultWorkerConcurrency } from '../src/config.js';
 import { dataDirFromEnv } from '../src/images/paths.js';
 import { openImageStore } from '../src/images/store.js';
 import { detectCgroupLayout } from '../src/sandbox/cgroups/detect.js';
@@ -43,7 +44,7 @@ const SIZES = values.quick
   ? { closedJobs: { 'c true': 60, 'python hello': 120, 'python cpu 100ms': 30, 'hostile mix 10%': 60 }, sporadicJobs: 20, drainJobs: 1000 }
   : { closedJobs: { 'c true': 300, 'python hello': 600, 'python cpu 100ms': 150, 'hostile mix 10%': 300 }, sporadicJobs: 80, drainJobs: 10_000 };
 /** The worker's slots: the service's own default (CELLBLOCK_WORKER_CONCURRENCY) unless overridden. */
-const WORKER_SLOTS = values['worker-concurrency'] ? Number(values['worker-concurrency']) : Math.max(2, os.availableParallelism());
+const WORKER_SLOTS = values['worker-concurrency'] ? Number(values['worker-concurrency']) : defaultWorkerConcurrency();
 /** Connections of the closed loop: twice the worker's slots, so that a job is always queued. */
 const CLOSED_CONNECTIONS = 2 * WORKER_SLOTS;
 /** Bare loops of the closed loop: one per core, all the bare program can use. */

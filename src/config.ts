@@ -65,6 +65,16 @@ export interface Config {
   logLevel: string;
 }
 
+/**
+ * Jobs per worker process when CELLBLOCK_WORKER_CONCURRENCY is unset: two per core. A sandboxed job
+ * often waits (on its own I/O, on the cgroup's CPU throttle, on a sleeping or wall-clock-limited
+ * program), so one slot per core leaves cores idle; and a hostile job holds its slot up to its
+ * limits, so with only a slot per core two hostile jobs starve every benign one behind them.
+ */
+export function defaultWorkerConcurrency(): number {
+  return 2 * os.availableParallelism();
+}
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   constructor(readonly variable: string, message: string) {
@@ -122,7 +132,7 @@ export function loadConfig(env: Env = process.env): Config {
     poolStateDir: env.CELLBLOCK_POOL_STATE_DIR?.trim() || path.join(dataDir, 'pool'),
     redisDataDir: env.CELLBLOCK_REDIS_DATA_DIR?.trim() || path.join(dataDir, 'redis'),
     workerProcesses: integer(env, 'CELLBLOCK_WORKER_PROCESSES', 1, 0),
-    workerConcurrency: integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', Math.max(2, os.availableParallelism()), 1),
+    workerConcurrency: integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', defaultWorkerConcurrency(), 1),
     resultTtlSeconds: integer(env, 'CELLBLOCK_RESULT_TTL_SECONDS', 3600, 1),
     lockDurationMs,
     stalledIntervalMs: integer(env, 'CELLBLOCK_STALLED_INTERVAL_MS', lockDurationMs, 500),
