@@ -4,6 +4,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { dataDirFromEnv } from './images/paths.js';
+import { DEFAULT_REDIS_APPEND_FSYNC, type RedisAppendFsync } from './queue/redis-server.js';
 
 export interface ApiKey {
   key: string;
@@ -24,6 +25,12 @@ export interface Config {
   poolStateDir: string;
   /** The private redis-server's data (`cellblock start` without a Redis URL). */
   redisDataDir: string;
+  /**
+   * The private redis-server's appendfsync. Either way a crash of Redis or of cellblock loses no
+   * accepted job (Redis write()s the AOF before replying); "everysec" may lose the last second of
+   * them to a machine crash or power loss, "always" loses none and flushes the disk on every write.
+   */
+  redisAppendFsync: RedisAppendFsync;
 
   /** Worker processes `cellblock worker` / `cellblock start` run on this machine. */
   workerProcesses: number;
@@ -84,6 +91,15 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+function oneOf<T extends string>(env: Env, variable: string, choices: readonly T[], fallback: T): T {
+  const raw = env[variable]?.trim();
+  if (raw === undefined || raw === '') return fallback;
+  if (!(choices as readonly string[]).includes(raw)) {
+    throw new ConfigError(variable, `expected one of ${choices.join(', ')}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
 function integer(env: Env, variable: string, fallback: number, minimum = 0): number {
   const raw = env[variable];
   if (raw === undefined || raw === '') return fallback;
@@ -131,6 +147,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir,
     poolStateDir: env.CELLBLOCK_POOL_STATE_DIR?.trim() || path.join(dataDir, 'pool'),
     redisDataDir: env.CELLBLOCK_REDIS_DATA_DIR?.trim() || path.join(dataDir, 'redis'),
+    redisAppendFsync: oneOf(env, 'CELLBLOCK_REDIS_FSYNC', ['always', 'everysec'] as const, DEFAULT_REDIS_APPEND_FSYNC),
     workerProcesses: integer(env, 'CELLBLOCK_WORKER_PROCESSES', 1, 0),
     workerConcurrency: integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', defaultWorkerConcurrency(), 1),
     resultTtlSeconds: integer(env, 'CELLBLOCK_RESULT_TTL_SECONDS', 3600, 1),

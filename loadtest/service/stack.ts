@@ -9,10 +9,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { createExecutor } from '../../src/executor/create.js';
 import { dataDirFromEnv } from '../../src/images/paths.js';
-import { freeLoopbackPort, startRedisServer, type RedisServer } from '../../src/queue/redis-server.js';
+import { freeLoopbackPort, startRedisServer, type RedisAppendFsync, type RedisServer, type RedisServerOptions } from '../../src/queue/redis-server.js';
 import { kibToBytes } from '../../src/units.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -29,8 +28,8 @@ export interface StackOptions {
   logLevel?: string;
   /** Extra node flags for the worker and API processes (e.g. --cpu-prof). */
   nodeFlags?: string[];
-  /** Redis's appendfsync; default the service's own ("always"). For measuring what durability costs. */
-  redisAppendFsync?: 'always' | 'everysec';
+  /** Redis's appendfsync; default the service's own (CELLBLOCK_REDIS_FSYNC's). For measuring what durability costs. */
+  redisAppendFsync?: RedisAppendFsync;
 }
 
 export interface Stack {
@@ -137,12 +136,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   };
   try {
     mkdirSync(path.join(scratchDir, 'redis'));
-    redis = await startRedisServer({ dataDir: path.join(scratchDir, 'redis') });
-    if (options.redisAppendFsync) {
-      const admin = new Redis(redis.url);
-      await admin.config('SET', 'appendfsync', options.redisAppendFsync);
-      admin.disconnect();
-    }
+    const redisOptions: RedisServerOptions = { dataDir: path.join(scratchDir, 'redis') };
+    if (options.redisAppendFsync) redisOptions.appendFsync = options.redisAppendFsync;
+    redis = await startRedisServer(redisOptions);
     const port = await freeLoopbackPort();
     const queuePrefix = 'loadtest';
     const env: NodeJS.ProcessEnv = {

@@ -62,8 +62,9 @@ async function start(config: Config): Promise<void> {
   if (!redisUrl) {
     const dataDir = config.redisDataDir;
     mkdirSync(dataDir, { recursive: true });
-    const redis = await startRedisServer({ dataDir, onLog: (line) => logger.debug({ redis: line }, 'redis-server') });
-    logger.info({ url: redis.url, dataDir }, 'private redis-server started');
+    const appendFsync = config.redisAppendFsync;
+    const redis = await startRedisServer({ dataDir, appendFsync, onLog: (line) => logger.debug({ redis: line }, 'redis-server') });
+    logger.info({ url: redis.url, dataDir, appendFsync }, 'private redis-server started');
     redisUrl = redis.url;
     stopRedis = () => redis.stop();
   }
