@@ -57,8 +57,11 @@ if [ -z "${npm_config_nodedir:-}" ]; then
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install --no-save` installs the lock file's versions, like `npm ci`; `npm ci` itself
+  # refuses when a registry lacks other platforms' optional packages (msgpackr-extract's darwin
+  # and win32 builds are missing from some mirrors), which it counts as lock drift.
+  echo "setup: npm install (from package-lock.json)"
+  npm install --no-save --no-audit --no-fund --loglevel=error
 fi
 
 # The addon is rebuilt only when its sources changed: a rebuild removes the built file first,
