@@ -8,7 +8,7 @@ FROM node:20-bookworm
 WORKDIR /opt/cellblock
 COPY . .
 
-# The same set-up as on a machine (scripts/setup.sh: Debian packages, npm ci, native addon,
+# The same set-up as on a machine (scripts/setup.sh: Debian packages, npm modules from the lock file, native addon,
 # TypeScript), minus the language images.
 RUN CELLBLOCK_SKIP_IMAGES=1 bash scripts/setup.sh \
     && apt-get clean && rm -rf /var/lib/apt/lists/*
