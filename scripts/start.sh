@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's first command: on a fresh Debian machine, as root, set everything up
-# (scripts/setup.sh: Debian packages including redis-server, npm ci, native addon, TypeScript,
+# (scripts/setup.sh: Debian packages including redis-server, npm modules, native addon, TypeScript,
 # language images) and start the service in the foreground: the API, the workers, and — when
 # CELLBLOCK_REDIS_URL is unset — a private redis-server that stops with it.
 # Settings are CELLBLOCK_* environment variables (README.md, "Configuration"); for example
