@@ -21,8 +21,11 @@ export async function runApi(config: Config, redisUrl: string, logger: Logger): 
   });
   // The API starts even while Redis is away: it answers 503 until Redis is back.
   await jobs.ready().catch((error) => logger.warn({ err: error }, 'redis not reachable yet; answering 503 until it is'));
-  const rateLimitRedis = createRedis(redisUrl, 'producer', 'cellblock-api-ratelimit');
-  const app = await buildApp({ jobs, runtimes, config, logger, rateLimitRedis });
+  // Per-key quotas are what a deployment sells, so they hold across API machines (a Redis round
+  // trip per request). Without keys the limit only guards against one address flooding this
+  // process: counted in memory, at no Redis cost.
+  const rateLimitRedis = config.apiKeys.length > 0 ? createRedis(redisUrl, 'producer', 'cellblock-api-ratelimit') : undefined;
+  const app = await buildApp({ jobs, runtimes, config, logger, ...(rateLimitRedis ? { rateLimitRedis } : {}) });
   const url = await app.listen({ host: config.host, port: config.port });
   logger.info({ url, runtimes: runtimes.map((runtime) => runtime.id) }, 'api listening');
   return {
@@ -30,7 +33,7 @@ export async function runApi(config: Config, redisUrl: string, logger: Logger): 
     close: async () => {
       await app.close();
       await jobs.close();
-      rateLimitRedis.disconnect();
+      rateLimitRedis?.disconnect();
     },
   };
 }

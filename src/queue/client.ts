@@ -55,6 +55,21 @@ const QUEUED_STATES: ReadonlySet<JobState | 'unknown'> = new Set(['waiting', 'de
 const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['done', 'failed', 'cancelled']);
 /** How often `wait` re-reads a job in case a queue event was missed (e.g. across a Redis restart). */
 const WAIT_POLL_MS = 1000;
+/**
+ * How long one read of the queue's depth serves the admission check (maxQueuedJobs). The check
+ * is a cap against floods, not an exact count (other API processes add in between anyway); the
+ * jobs this process adds meanwhile are counted on top, and a cap that looks reached is re-read.
+ */
+const QUEUE_DEPTH_READ_MS = 250;
+/** A job this process submitted less than this long ago needs no first read in `wait`. */
+const FRESH_SUBMISSION_MS = 2000;
+
+/** A job just submitted by this process, and the event that ended it if one came already. */
+interface FreshSubmission {
+  submittedAt: number;
+  ended: boolean;
+  finalState?: FinalEventState;
+}
 const CONNECTION_ERROR = /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING/i;
 
 export class BullJobClient implements JobClient {
@@ -66,6 +81,10 @@ export class BullJobClient implements JobClient {
   /** Listeners by job id, told the final state when a completed/failed event names it. */
   private readonly waiters = new Map<string, Set<(finalState?: FinalEventState) => void>>();
   private readonly redisTimeoutMs: number;
+  /** The queue's depth as last read (a pending read is shared by concurrent submissions). */
+  private depth?: { read: Promise<number>; readAt: number; addedSince: number };
+  /** Jobs submitted here, in submission order, until `wait` takes them or they grow old. */
+  private readonly fresh = new Map<string, FreshSubmission>();
 
   constructor(private readonly options: BullJobClientOptions) {
     this.keys = redisKeys(options.prefix);
@@ -101,7 +120,8 @@ export class BullJobClient implements JobClient {
 
   async submitBatch(requests: JobRequest[]): Promise<string[]> {
     return this.guard(async () => {
-      const queued = await this.queue.count();
+      let queued = await this.queuedJobs(false);
+      if (queued + requests.length > this.options.maxQueuedJobs) queued = await this.queuedJobs(true);
       if (queued + requests.length > this.options.maxQueuedJobs) {
         throw new QueueFullError(queued, this.options.maxQueuedJobs);
       }
@@ -111,9 +131,42 @@ export class BullJobClient implements JobClient {
         data,
         opts: { jobId: nanoid(), attempts: 1, removeOnComplete: { age }, removeOnFail: { age } },
       }));
-      await this.queue.addBulk(jobs);
+      // Known as fresh before they are added, so that an end event however early is kept for `wait`.
+      this.forgetOldSubmissions();
+      const submittedAt = Date.now();
+      for (const job of jobs) this.fresh.set(job.opts.jobId, { submittedAt, ended: false });
+      try {
+        await this.queue.addBulk(jobs);
+      } catch (error) {
+        for (const job of jobs) this.fresh.delete(job.opts.jobId);
+        throw error;
+      }
+      if (this.depth) this.depth.addedSince += jobs.length;
       return jobs.map((job) => job.opts.jobId);
     });
+  }
+
+  /** Waiting jobs, from a read at most QUEUE_DEPTH_READ_MS old plus what this process added since. */
+  private async queuedJobs(fresh: boolean): Promise<number> {
+    const now = Date.now();
+    if (fresh || !this.depth || now - this.depth.readAt >= QUEUE_DEPTH_READ_MS) {
+      const depth = { read: this.queue.count(), readAt: now, addedSince: 0 };
+      this.depth = depth;
+      // A failed read is not kept: the next submission reads again.
+      depth.read.catch(() => {
+        if (this.depth === depth) this.depth = undefined;
+      });
+    }
+    const { read, addedSince } = this.depth;
+    return (await read) + addedSince;
+  }
+
+  private forgetOldSubmissions(): void {
+    const oldest = Date.now() - FRESH_SUBMISSION_MS;
+    for (const [id, submission] of this.fresh) {
+      if (submission.submittedAt >= oldest) break;
+      this.fresh.delete(id);
+    }
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
@@ -132,18 +185,47 @@ export class BullJobClient implements JobClient {
 
   async wait(id: string, timeoutMs: number): Promise<JobRecord | undefined> {
     const deadline = Date.now() + timeoutMs;
-    let wake: () => void = () => {};
+    /** An event came while no nap was under way (during a read): the next nap returns at once. */
+    let woken = false;
+    const wakeLater = () => {
+      woken = true;
+    };
+    let wake = wakeLater;
     let finalState: FinalEventState | undefined;
     const listener = (state?: FinalEventState) => {
       finalState ??= state;
       wake();
     };
+    const nap = (ms: number) =>
+      new Promise<void>((resolve) => {
+        if (woken || ms <= 0) {
+          woken = false;
+          resolve();
+          return;
+        }
+        const done = () => {
+          clearTimeout(timer);
+          wake = wakeLater;
+          resolve();
+        };
+        const timer = setTimeout(done, ms);
+        wake = done;
+      });
     let listeners = this.waiters.get(id);
     if (!listeners) this.waiters.set(id, (listeners = new Set()));
     listeners.add(listener);
     let seen: JobRecord | undefined;
     let outage: QueueUnavailableError | undefined;
     try {
+      // Submitted here an instant ago: it exists and has not ended unless its event said so, so
+      // the first read would tell nothing; wait for the event (or the poll) instead.
+      const fresh = this.fresh.get(id);
+      this.fresh.delete(id);
+      if (fresh?.ended) {
+        finalState ??= fresh.finalState;
+      } else if (fresh && Date.now() - fresh.submittedAt < FRESH_SUBMISSION_MS) {
+        await nap(Math.min(deadline - Date.now(), WAIT_POLL_MS));
+      }
       for (;;) {
         // Registered before reading, so that a finish between the read and the sleep still wakes us.
         try {
@@ -162,13 +244,7 @@ export class BullJobClient implements JobClient {
           if (outage && !seen) throw outage;
           return seen;
         }
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.min(leftMs, WAIT_POLL_MS));
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
+        await nap(Math.min(leftMs, WAIT_POLL_MS));
       }
     } finally {
       listeners.delete(listener);
@@ -250,6 +326,11 @@ export class BullJobClient implements JobClient {
   }
 
   private notify(jobId: string, finalState?: FinalEventState): void {
+    const fresh = this.fresh.get(jobId);
+    if (fresh && !fresh.ended) {
+      fresh.ended = true;
+      if (finalState) fresh.finalState = finalState;
+    }
     for (const listener of this.waiters.get(jobId) ?? []) listener(finalState);
   }
 
