@@ -148,14 +148,9 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     if (!job || error instanceof DelayedError || error.name === 'DelayedError') return;
     finished(job, 'failed', job.failedReason === CANCELLED_REASON ? 'cancelled' : 'failed');
   });
-  // A job failed by the stall check (its worker died twice) emits no 'failed' here; look it up.
-  worker.on('stalled', (jobId) => {
-    log.warn({ jobId }, 'job stalled: its worker stopped renewing the lock');
-    void (async () => {
-      const job = await Job.fromId<JobRequest, JobResult>(worker, jobId);
-      if (job && (await job.getState()) === 'failed') finished(job, 'failed', 'failed');
-    })().catch((error) => log.warn({ err: error, jobId }, 'cannot inspect stalled job'));
-  });
+  // A job that stalls more often than maxStalledCount goes back to wait marked for failure; the
+  // worker that next takes it fails it without running it, and that 'failed' event counts it.
+  worker.on('stalled', (jobId) => log.warn({ jobId }, 'job stalled: its worker stopped renewing the lock'));
   worker.on('error', repeatedErrorLogger(log, 'worker error', REPEATED_ERROR_LOG_INTERVAL_MS));
 
   await subscriber.subscribe(keys.cancelChannel);
