@@ -4,9 +4,10 @@
 // back and with idle gaps before each job (sporadic traffic, where the cgroup-attach RCU stall of
 // kernel-costs.md would show). Not a test: figures only.
 //
-// Two bare baselines: the physical floor, posix_spawn + waitpid timed inside a small C runner
-// (loadtest/service/bare-runner.c), and Node's child_process.spawn with piped output, which is
-// what a Node service would call. The executor modes are timed from Node around execute(): the
+// Three bare baselines: timed inside a small C runner (loadtest/service/bare-runner.c), the
+// physical floor, posix_spawn + waitpid (vfork + exec), and the textbook fork + exec + waitpid
+// that the issue names; and Node's child_process.spawn with piped output, which is what a Node
+// service would call. The executor modes are timed from Node around execute(): the
 // job's whole critical path (take a slot, write the files, run, read the result, compare).
 //
 // Targets (issue 4): warm pool p50 for /bin/true within 1.5x of a bare fork+exec; Python hello
@@ -137,15 +138,14 @@ async function round(program: Program, modes: Mode[], gap: number): Promise<void
     }
   }
   const sorted = new Map([...samples].map(([m, s]) => [m, [...s].sort((a, b) => a - b)]));
-  const floor = quantile(sorted.get(modes[0]!)!, 0.5);
-  const nodeBare = quantile(sorted.get(modes[1]!)!, 0.5);
+  const [floor, forkExec, nodeBare] = [0, 1, 2].map((index) => quantile(sorted.get(modes[index]!)!, 0.5)) as [number, number, number];
   console.log(`\n## ${program.name}: ${program.jobs} jobs per mode, ${gap ? `${gap} ms idle before each` : 'back to back'}, interleaved; ms`);
-  console.log(['mode'.padEnd(34), 'p50', 'p90', 'p99', 'max'].map((h, i) => (i ? h.padStart(7) : h)).join(' ') + '  /C bare  /Node bare');
+  console.log(['mode'.padEnd(34), 'p50', 'p90', 'p99', 'max'].map((h, i) => (i ? h.padStart(7) : h)).join(' ') + ' /C spawn  /C fork  /Node bare');
   for (const mode of modes) {
     const s = sorted.get(mode)!;
     const p50 = quantile(s, 0.5);
     const figures = [quantile(s, 0.5), quantile(s, 0.9), quantile(s, 0.99), s[s.length - 1]!].map((v) => v.toFixed(2).padStart(7));
-    const ratios = `${(p50 / floor).toFixed(2).padStart(6)}x ${(p50 / nodeBare).toFixed(2).padStart(9)}x`;
+    const ratios = `${(p50 / floor).toFixed(2).padStart(7)}x ${(p50 / forkExec).toFixed(2).padStart(7)}x ${(p50 / nodeBare).toFixed(2).padStart(9)}x`;
     console.log(`${mode.name.padEnd(34)} ${figures.join(' ')}  ${ratios}${mode.poolNote ? `  (${mode.poolNote(program)})` : ''}`);
   }
 }
@@ -177,13 +177,13 @@ async function main(): Promise<void> {
       const { writeFileSync } = await import('node:fs');
       writeFileSync(join(bareDir, program.runtime.sourceFile), program.source);
       const env = program.runtime.env;
+      // Three runs per turn, the first dropped: it follows the runner's own start, not a gap.
+      const bareC = (spawnWith: 'posix_spawn' | 'fork') => async (p: Program, gap: number) =>
+        (await bare.run({ files: { [p.runtime.sourceFile]: p.source }, commands: [p.bareArgv], env }, { runs: 3, loops: 1, gapMs: gap, spawnWith })).latenciesMs.slice(1);
+      // The baselines lead the list: posix_spawn, fork + exec, Node's spawn.
       const modes: Mode[] = [
-        {
-          name: 'bare posix_spawn (C runner)',
-          // Three runs per turn, the first dropped: it follows the runner's own start, not a gap.
-          samples: async (p, gap) =>
-            (await bare.run({ files: { [p.runtime.sourceFile]: p.source }, commands: [p.bareArgv], env }, { runs: 3, loops: 1, gapMs: gap })).latenciesMs.slice(1),
-        },
+        { name: 'bare posix_spawn (C runner)', samples: bareC('posix_spawn') },
+        { name: 'bare fork + exec (C runner)', samples: bareC('fork') },
         { name: 'bare spawn (Node child_process)', samples: async (p) => {
           const start = performance.now();
           await bareNodeRun(p.bareArgv, bareDir, env);

@@ -4,12 +4,13 @@
  * figures have a physical floor beside them. Written in C because spawning from Node costs ~1 ms
  * of the parent's CPU per child, which would flatter the service's ratios.
  *
- *   bare-runner -n RUNS -p LOOPS -g GAP_US -d DIR -- cmd1 arg... [';' cmd2 arg...]
+ *   bare-runner [-f] -n RUNS -p LOOPS -g GAP_US -d DIR -- cmd1 arg... [';' cmd2 arg...]
  *
  * LOOPS threads each run RUNS/LOOPS iterations in DIR/<loop> (one work dir per loop, since a
  * compile writes its output there), sleeping GAP_US between iterations. Each iteration runs the
- * commands in order with posix_spawn (vfork+exec) and stops at the first non-zero exit. Prints
- * one line per iteration: "<loop> <latency_us> <status>", then "elapsed_us <n>".
+ * commands in order with posix_spawn (vfork+exec; with -f, fork then execve, the textbook
+ * fork+exec) and stops at the first non-zero exit. Prints one line per iteration:
+ * "<loop> <latency_us> <status>", then "elapsed_us <n>".
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,6 +31,7 @@ extern char **environ;
 static char **commands[MAX_COMMANDS];
 static int command_count;
 static long runs_per_loop, gap_us;
+static int use_fork;
 static const char *base_dir;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -39,20 +41,38 @@ static long long now_us(void) {
   return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
+/* fork, then in the child what posix_spawn's file actions do, then execve. */
+static int fork_exec(pid_t *pid, char **command, const char *dir) {
+  *pid = fork();
+  if (*pid < 0) return errno;
+  if (*pid == 0) {
+    int null_in = open("/dev/null", O_RDONLY), null_out = open("/dev/null", O_WRONLY);
+    if (chdir(dir) != 0 || null_in < 0 || null_out < 0 || dup2(null_in, 0) < 0 || dup2(null_out, 1) < 0 || dup2(null_out, 2) < 0) _exit(126);
+    execve(command[0], command, environ);
+    _exit(127);
+  }
+  return 0;
+}
+
+static int posix_spawn_in(pid_t *pid, char **command, const char *dir) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  /* posix_spawn_file_actions_addchdir_np: glibc 2.29+, so that threads need no shared chdir. */
+  posix_spawn_file_actions_addchdir_np(&actions, dir);
+  /* Output is discarded: the bare side measures running the program, not keeping what it wrote. */
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  int error = posix_spawn(pid, command[0], &actions, NULL, command, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return error;
+}
+
 /* Runs every command in order in `dir`; the first failing status, else 0; -errno if spawning failed. */
 static int run_sequence(const char *dir) {
   for (int i = 0; i < command_count; i++) {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    /* posix_spawn_file_actions_addchdir_np: glibc 2.29+, so that threads need no shared chdir. */
-    posix_spawn_file_actions_addchdir_np(&actions, dir);
-    /* Output is discarded: the bare side measures running the program, not keeping what it wrote. */
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
     pid_t pid;
-    int error = posix_spawn(&pid, commands[i][0], &actions, NULL, commands[i], environ);
-    posix_spawn_file_actions_destroy(&actions);
+    int error = use_fork ? fork_exec(&pid, commands[i], dir) : posix_spawn_in(&pid, commands[i], dir);
     if (error != 0) return -error;
     int status;
     while (waitpid(pid, &status, 0) < 0) {
@@ -80,15 +100,16 @@ static void *loop(void *arg) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: bare-runner -n RUNS -p LOOPS -g GAP_US -d DIR -- cmd [args] [; cmd [args]]\n");
+  fprintf(stderr, "usage: bare-runner [-f] -n RUNS -p LOOPS -g GAP_US -d DIR -- cmd [args] [; cmd [args]]\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
   long runs = 0, loops = 1;
   int opt;
-  while ((opt = getopt(argc, argv, "n:p:g:d:")) != -1) {
+  while ((opt = getopt(argc, argv, "fn:p:g:d:")) != -1) {
     switch (opt) {
+      case 'f': use_fork = 1; break;
       case 'n': runs = atol(optarg); break;
       case 'p': loops = atol(optarg); break;
       case 'g': gap_us = atol(optarg); break;

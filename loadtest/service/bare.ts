@@ -24,8 +24,16 @@ export interface BareRun {
   throughputPerSecond: number;
 }
 
+export interface BareRunOptions {
+  runs: number;
+  loops: number;
+  gapMs: number;
+  /** How a program is started: posix_spawn (vfork + exec, the default) or fork then exec. */
+  spawnWith?: 'posix_spawn' | 'fork';
+}
+
 export interface BareRunner {
-  run(program: BareProgram, options: { runs: number; loops: number; gapMs: number }): Promise<BareRun>;
+  run(program: BareProgram, options: BareRunOptions): Promise<BareRun>;
   close(): void;
 }
 
@@ -40,14 +48,14 @@ export async function createBareRunner(): Promise<BareRunner> {
   }
   let runIndex = 0;
 
-  async function run(program: BareProgram, options: { runs: number; loops: number; gapMs: number }): Promise<BareRun> {
+  async function run(program: BareProgram, options: BareRunOptions): Promise<BareRun> {
     const base = path.join(scratch, `run${runIndex++}`);
     for (let loop = 0; loop < options.loops; loop++) {
       const dir = path.join(base, String(loop));
       mkdirSync(dir, { recursive: true });
       for (const [name, content] of Object.entries(program.files)) writeFileSync(path.join(dir, name), content);
     }
-    const args = ['-n', String(options.runs), '-p', String(options.loops), '-g', String(msToUs(options.gapMs)), '-d', base, '--'];
+    const args = [...(options.spawnWith === 'fork' ? ['-f'] : []), '-n', String(options.runs), '-p', String(options.loops), '-g', String(msToUs(options.gapMs)), '-d', base, '--'];
     program.commands.forEach((command, index) => args.push(...(index > 0 ? [';'] : []), ...command));
     const child = spawn(binary, args, { env: program.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
