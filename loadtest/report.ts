@@ -3,7 +3,8 @@
 // same cores in the same run, as a closed loop and at a fixed arrival rate with idle gaps; then a
 // queue drain. Prints the tables and the targets, measured.
 //
-//   npm run loadtest [-- --quick] [-- --scenario NAME] [-- --no-drain] [-- --json FILE] [-- --cpu-prof DIR]
+//   npm run loadtest [-- --quick] [-- --scenario NAME] [-- --mode closed|sporadic] [-- --sporadic-jobs N]
+//                    [-- --no-drain] [-- --json FILE] [-- --cpu-prof DIR]
 //
 // Needs root, the gcc, python and base images built (cellblock images build ...), redis-server
 // and gcc (scripts/setup.sh).
@@ -29,6 +30,10 @@ const { values } = parseArgs({
     scenario: { type: 'string', multiple: true },
     'no-drain': { type: 'boolean', default: false },
     'drain-jobs': { type: 'string' },
+    /** Only this mode (closed or sporadic); both by default. */
+    mode: { type: 'string', multiple: true },
+    /** Jobs per sporadic run (default 20 with --quick, 80 without): more for a steadier p50. */
+    'sporadic-jobs': { type: 'string' },
     json: { type: 'string' },
     /** Write V8 CPU profiles of the API and worker processes into this directory (node --cpu-prof). */
     'cpu-prof': { type: 'string' },
@@ -43,6 +48,7 @@ const { values } = parseArgs({
 const SIZES = values.quick
   ? { closedJobs: { 'c true': 60, 'python hello': 120, 'python cpu 100ms': 30, 'hostile mix 10%': 60 }, sporadicJobs: 20, drainJobs: 1000 }
   : { closedJobs: { 'c true': 300, 'python hello': 600, 'python cpu 100ms': 150, 'hostile mix 10%': 300 }, sporadicJobs: 80, drainJobs: 10_000 };
+if (values['sporadic-jobs']) SIZES.sporadicJobs = Number(values['sporadic-jobs']);
 /** The worker's slots: the service's own default (CELLBLOCK_WORKER_CONCURRENCY) unless overridden. */
 const WORKER_SLOTS = values['worker-concurrency'] ? Number(values['worker-concurrency']) : defaultWorkerConcurrency();
 /** Connections of the closed loop: twice the worker's slots, so that a job is always queued. */
@@ -54,6 +60,8 @@ const SPORADIC_RATE_PER_SECOND = 4;
 const WARMUP_JOBS = 8;
 
 type Mode = 'closed' | 'sporadic';
+const MODES: Mode[] = ['closed', 'sporadic'];
+const chosenModes = MODES.filter((mode) => !values.mode || values.mode.includes(mode));
 
 interface ScenarioResult {
   scenario: string;
@@ -349,6 +357,7 @@ async function main(): Promise<void> {
   preflight();
   const chosen = values.scenario ? scenarios.filter((s) => values.scenario!.includes(s.name)) : scenarios;
   if (chosen.length === 0) throw new Error(`no scenario named ${values.scenario!.join(', ')}; known: ${scenarios.map((s) => s.name).join(', ')}`);
+  if (chosenModes.length === 0) throw new Error(`--mode is ${MODES.join(' or ')}`);
   console.log(`cellblock load test${values.quick ? ' (quick)' : ''} — ${new Date().toISOString()}`);
   console.log(machine());
   const settings = stackOptions();
@@ -374,7 +383,7 @@ async function main(): Promise<void> {
     console.log(`service: ${stack.url}, worker pid ${stack.workerPid}, logs in ${stack.scratchDir}`);
     for (const scenario of chosen) {
       await closedLoop(stack.url, scenario, { connections: 2, amount: WARMUP_JOBS });
-      for (const mode of ['closed', 'sporadic'] as const) {
+      for (const mode of chosenModes) {
         const result = await runScenario(stack, bareRunner, scenario, mode);
         results.push(result);
         const service = distribution(numbers(benign(result.service.samples), (s) => s.latencyMs));

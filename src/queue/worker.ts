@@ -3,12 +3,17 @@
 // Redis; cancel requests by pub/sub; stalled-job recovery by BullMQ's lock and stall check (a
 // job whose worker died is retried once elsewhere, then failed); graceful close: stop taking
 // jobs, let running ones finish, and after the grace hand unfinished ones back to the queue.
+//
+// The path from "taken" to "program started" makes no Redis round trip of its own: the cancel
+// marker is read only when a cancel message could have been missed (see cancel-watch.ts), and
+// the log lines are written once the program runs.
 import os from 'node:os';
 import { DelayedError, Job, UnrecoverableError, Worker } from 'bullmq';
 import { nanoid } from 'nanoid';
 import type { Logger } from 'pino';
 import type { ExecuteRequest, ExecuteResult } from '../executor/types.js';
 import type { JobRecord, JobRequest, JobResult } from '../jobs/model.js';
+import { startCancelWatch } from './cancel-watch.js';
 import { CANCELLED_REASON, toRecord, type WorkerLiveness } from './client.js';
 import { toExecuteRequest, toJobResult } from './codec.js';
 import { createRedis } from './connection.js';
@@ -84,35 +89,51 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   const stopWebhooks = new AbortController();
   let shuttingDown = false;
 
+  /** Whether the job was cancelled before it could run: marked cancelled while queued, and taken
+   * before the API could remove it. Asked after the job is registered in `controllers`, so that a
+   * cancel message from now on aborts it instead. */
+  async function cancelledBeforeRun(job: Job<JobRequest, JobResult>): Promise<boolean> {
+    if (cancels.heard(job.id!)) return true;
+    // A first attempt whose cancel came after it was taken (the API removes a job it finds
+    // queued, and publishes only when it could not): the message cannot have been missed if the
+    // subscription held since the take. A retried job may have been cancelled while no worker
+    // held it, which only the marker tells.
+    if (job.attemptsStarted <= 1 && job.processedOn !== undefined && cancels.listeningSince(job.processedOn)) return false;
+    return (await redis.exists(keys.cancelled(job.id!))) === 1;
+  }
+
   async function processJob(job: Job<JobRequest, JobResult>, token?: string, bullSignal?: AbortSignal): Promise<JobResult> {
     const jobId = job.id!;
-    const jobLog = log.child({ jobId });
     const queueWaitMs = Math.max(0, Date.now() - job.timestamp);
     const controller = new AbortController();
     controllers.set(jobId, controller);
     bullSignal?.addEventListener('abort', () => controller.abort('cancelled' satisfies AbortReason), { once: true });
     try {
-      // Marked cancelled while queued, and taken before the API could remove it: never run it.
-      if ((await redis.exists(keys.cancelled(jobId))) === 1) {
-        jobLog.info('job was cancelled before it ran');
+      if (await cancelledBeforeRun(job)) {
+        log.info({ jobId }, 'job was cancelled before it ran');
         throw new UnrecoverableError(CANCELLED_REASON);
       }
-      jobLog.info({ runtimeId: job.data.runtimeId, queueWaitMs, attempt: job.attemptsStarted, stalls: job.stalledCounter }, 'job started');
       let result: ExecuteResult;
       try {
-        result = await executor.execute(toExecuteRequest(job.data, controller.signal));
+        const running = executor.execute(toExecuteRequest(job.data, controller.signal));
+        // After the program has been started (the executor gets there without a macrotask).
+        setImmediate(() =>
+          log.info({ jobId, runtimeId: job.data.runtimeId, queueWaitMs, attempt: job.attemptsStarted, stalls: job.stalledCounter }, 'job started'),
+        );
+        result = await running;
       } catch (error) {
         // The executor refused the job (unknown runtime, bad request, closed): retrying cannot help.
-        jobLog.error({ err: error }, 'executor failed the job');
+        log.error({ err: error, jobId }, 'executor failed the job');
         throw new UnrecoverableError(`executor: ${(error as Error).message}`);
       }
       if (controller.signal.aborted && controller.signal.reason === ('shutdown' satisfies AbortReason)) {
         // Killed only because this worker is stopping: hand the job back for another worker.
-        jobLog.warn('job interrupted by shutdown; returning it to the queue');
+        log.warn({ jobId }, 'job interrupted by shutdown; returning it to the queue');
         await job.moveToDelayed(Date.now(), token);
         throw new DelayedError();
       }
-      jobLog.info({ verdict: result.verdict }, 'job finished');
+      // Written once BullMQ has sent the result on its way.
+      setImmediate(() => log.info({ jobId, verdict: result.verdict }, 'job finished'));
       return toJobResult(result, queueWaitMs);
     } finally {
       controllers.delete(jobId);
@@ -120,15 +141,24 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   }
 
   const bullRedis = createRedis(options.redisUrl, 'blocking', `cellblock-worker-bull-${workerId}`);
-  const worker = new Worker<JobRequest, JobResult>(QUEUE_NAME, processJob, {
-    connection: bullRedis,
-    prefix: options.prefix,
-    concurrency: options.concurrency,
-    lockDuration: options.lockDurationMs,
-    stalledInterval: options.stalledIntervalMs,
-    maxStalledCount: options.maxStalledCount,
-    autorun: false,
-  });
+  // One BullMQ Worker per slot, each taking one job at a time: a Worker with concurrency > 1,
+  // having taken a job, first asks Redis for another (a round trip that finds none when traffic
+  // is sporadic) and only then starts the one it has. Each Worker blocks on its own connection
+  // (BullMQ duplicates ours); one stall checker is enough for the process.
+  const workers = Array.from(
+    { length: options.concurrency },
+    (_, slot) =>
+      new Worker<JobRequest, JobResult>(QUEUE_NAME, processJob, {
+        connection: bullRedis,
+        prefix: options.prefix,
+        concurrency: 1,
+        lockDuration: options.lockDurationMs,
+        stalledInterval: options.stalledIntervalMs,
+        maxStalledCount: options.maxStalledCount,
+        skipStalledCheck: slot > 0,
+        autorun: false,
+      }),
+  );
 
   function finished(job: Job<JobRequest, JobResult>, state: 'completed' | 'failed', outcome: string): void {
     const latencyMs = (job.finishedOn ?? Date.now()) - job.timestamp;
@@ -143,22 +173,25 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     void delivery.finally(() => webhooks.delete(delivery));
   }
 
-  worker.on('completed', (job, result) => finished(job, 'completed', result.verdict));
-  worker.on('failed', (job, error) => {
-    if (!job || error instanceof DelayedError || error.name === 'DelayedError') return;
-    finished(job, 'failed', job.failedReason === CANCELLED_REASON ? 'cancelled' : 'failed');
-  });
-  // A job that stalls more often than maxStalledCount goes back to wait marked for failure; the
-  // worker that next takes it fails it without running it, and that 'failed' event counts it.
-  worker.on('stalled', (jobId) => log.warn({ jobId }, 'job stalled: its worker stopped renewing the lock'));
-  worker.on('error', repeatedErrorLogger(log, 'worker error', REPEATED_ERROR_LOG_INTERVAL_MS));
+  const logWorkerError = repeatedErrorLogger(log, 'worker error', REPEATED_ERROR_LOG_INTERVAL_MS);
+  for (const worker of workers) {
+    worker.on('completed', (job, result) => finished(job, 'completed', result.verdict));
+    worker.on('failed', (job, error) => {
+      if (!job || error instanceof DelayedError || error.name === 'DelayedError') return;
+      finished(job, 'failed', job.failedReason === CANCELLED_REASON ? 'cancelled' : 'failed');
+    });
+    // A job that stalls more often than maxStalledCount goes back to wait marked for failure; the
+    // worker that next takes it fails it without running it, and that 'failed' event counts it.
+    worker.on('stalled', (jobId) => log.warn({ jobId }, 'job stalled: its worker stopped renewing the lock'));
+    worker.on('error', logWorkerError);
+  }
 
-  await subscriber.subscribe(keys.cancelChannel);
-  subscriber.on('message', (_channel, jobId: string) => {
+  const cancels = await startCancelWatch(subscriber, keys.cancelChannel, (jobId) => {
     const controller = controllers.get(jobId);
-    if (!controller) return;
+    if (!controller) return false;
     log.info({ jobId }, 'cancelling running job');
     controller.abort('cancelled' satisfies AbortReason);
+    return true;
   });
 
   const heartbeat = startHeartbeat(
@@ -180,8 +213,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     (error) => log.warn({ err: error }, 'heartbeat failed'),
   );
 
-  void worker.run().catch((error) => log.error({ err: error }, 'worker stopped'));
-  await worker.waitUntilReady();
+  for (const worker of workers) void worker.run().catch((error) => log.error({ err: error }, 'worker stopped'));
+  await Promise.all(workers.map((worker) => worker.waitUntilReady()));
   log.info({ concurrency: options.concurrency, prefix: options.prefix }, 'worker ready');
 
   return {
@@ -201,7 +234,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       // away, the running jobs' results could not be stored anyway: their locks expire and
       // another worker retries them. So stop waiting, and close what is ours.
       const redisAway = watchUnreachable(bullRedis, CLOSE_REDIS_AWAY_MS);
-      const outcome = await Promise.race([worker.close().then(() => 'closed' as const), redisAway.reached.then(() => 'redis_away' as const)]);
+      const closed = Promise.all(workers.map((worker) => worker.close()));
+      const outcome = await Promise.race([closed.then(() => 'closed' as const), redisAway.reached.then(() => 'redis_away' as const)]);
       redisAway.cancel();
       clearTimeout(grace);
       if (outcome === 'redis_away') {

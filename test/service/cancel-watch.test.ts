@@ -1,0 +1,66 @@
+// The worker's ear for cancel messages (src/queue/cancel-watch.ts) against a real redis-server:
+// a message for a job not (yet) running here is remembered for it, one for a running job is not,
+// and a break in the subscription is known, so that the worker then asks Redis for the marker.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { startCancelWatch } from '../../src/queue/cancel-watch.js';
+import { createRedis } from '../../src/queue/connection.js';
+import { start, type TestRedis } from '../helpers/redis.js';
+
+let redis: TestRedis;
+before(async () => {
+  redis = await start();
+});
+after(async () => {
+  await redis.stop();
+});
+
+const CHANNEL = 'test:cb:cancel';
+
+async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+test('a cancel heard before its job runs here is remembered once; a running job takes its own', async () => {
+  const subscriber = createRedis(redis.url, 'blocking', 'test-cancel-watch');
+  const publisher = new Redis(redis.url);
+  try {
+    const aborted: string[] = [];
+    const running = new Set(['running-job']);
+    const subscribedBefore = Date.now();
+    const watch = await startCancelWatch(subscriber, CHANNEL, (jobId) => {
+      if (!running.has(jobId)) return false;
+      aborted.push(jobId);
+      return true;
+    });
+    assert.equal(watch.listeningSince(subscribedBefore - 1000), false, 'not listening before it subscribed');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const takenAt = Date.now();
+    assert.equal(watch.listeningSince(takenAt), true);
+
+    await publisher.publish(CHANNEL, 'taken-not-registered');
+    await publisher.publish(CHANNEL, 'running-job');
+    await until(() => aborted.length === 1);
+    assert.deepEqual(aborted, ['running-job']);
+    assert.equal(watch.heard('running-job'), false, 'a cancel a running job took is not remembered');
+    assert.equal(watch.heard('taken-not-registered'), true);
+    assert.equal(watch.heard('taken-not-registered'), false, 'claimed once');
+    assert.equal(watch.heard('never-cancelled'), false);
+
+    // A break: messages published meanwhile are lost, so nothing taken before it may skip the marker.
+    await publisher.client('KILL', 'TYPE', 'pubsub');
+    await until(() => !watch.listeningSince(takenAt));
+    await until(() => watch.listeningSince(Date.now()), 10_000);
+    assert.equal(watch.listeningSince(takenAt), false, 'the break is remembered for jobs taken before it');
+    await publisher.publish(CHANNEL, 'after-reconnect');
+    await until(() => watch.heard('after-reconnect'));
+  } finally {
+    subscriber.disconnect();
+    publisher.disconnect();
+  }
+});
