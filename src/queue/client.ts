@@ -5,11 +5,12 @@
 import { Queue, QueueEvents, type Job, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
-import type { JobClient, JobRecord, JobRequest, JobResult, JobStatus } from '../jobs/model.js';
+import type { JobClient, JobRecord, JobRequest, JobStatus } from '../jobs/model.js';
 import { createRedis } from './connection.js';
 import { QueueFullError, QueueUnavailableError } from './errors.js';
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
+import { splitStoredResult, type StoredJobResult } from './codec.js';
 
 export interface BullJobClientOptions {
   redisUrl: string;
@@ -66,20 +67,26 @@ const FRESH_SUBMISSION_MS = 2000;
 
 /** A job just submitted by this process, and the event that ended it if one came already. */
 interface FreshSubmission {
+  /** Epoch ms; also the job's BullMQ timestamp (its createdAt). */
   submittedAt: number;
+  /** Kept for a single submission (the one a synchronous request waits for), so that its
+   * completion event alone makes its record. */
+  request?: JobRequest;
   ended: boolean;
   finalState?: FinalEventState;
+  /** The return value the completion event carried. */
+  completion?: StoredJobResult;
 }
 const CONNECTION_ERROR = /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING/i;
 
 export class BullJobClient implements JobClient {
   readonly keys: RedisKeys;
-  private readonly queue: Queue<JobRequest, JobResult>;
+  private readonly queue: Queue<JobRequest, StoredJobResult>;
   private readonly events: QueueEvents;
   private readonly redis: Redis;
   private readonly eventsRedis: Redis;
-  /** Listeners by job id, told the final state when a completed/failed event names it. */
-  private readonly waiters = new Map<string, Set<(finalState?: FinalEventState) => void>>();
+  /** Listeners by job id, told the final state (and a completion's return value) when an event names it. */
+  private readonly waiters = new Map<string, Set<(finalState?: FinalEventState, completion?: StoredJobResult) => void>>();
   private readonly redisTimeoutMs: number;
   /** The queue's depth as last read (a pending read is shared by concurrent submissions). */
   private depth?: { read: Promise<number>; readAt: number; addedSince: number };
@@ -90,7 +97,7 @@ export class BullJobClient implements JobClient {
     this.keys = redisKeys(options.prefix);
     this.redisTimeoutMs = options.redisTimeoutMs ?? 5000;
     this.redis = createRedis(options.redisUrl, 'producer', 'cellblock-api');
-    this.queue = new Queue<JobRequest, JobResult>(QUEUE_NAME, { connection: this.redis, prefix: options.prefix });
+    this.queue = new Queue<JobRequest, StoredJobResult>(QUEUE_NAME, { connection: this.redis, prefix: options.prefix });
     this.queue.on('error', () => {});
     this.eventsRedis = createRedis(options.redisUrl, 'blocking', 'cellblock-api-events');
     this.events = new QueueEvents(QUEUE_NAME, {
@@ -98,7 +105,8 @@ export class BullJobClient implements JobClient {
       prefix: options.prefix,
     });
     this.events.on('error', () => {});
-    this.events.on('completed', ({ jobId }) => this.notify(jobId, 'completed'));
+    // QueueEvents hands the return value over parsed (its typings say string).
+    this.events.on('completed', ({ jobId, returnvalue }) => this.notify(jobId, 'completed', returnvalue as unknown as StoredJobResult));
     this.events.on('failed', ({ jobId }) => this.notify(jobId, 'failed'));
     this.events.on('removed', ({ jobId }) => this.notify(jobId));
   }
@@ -126,15 +134,16 @@ export class BullJobClient implements JobClient {
         throw new QueueFullError(queued, this.options.maxQueuedJobs);
       }
       const age = this.options.resultTtlSeconds;
+      const submittedAt = Date.now();
       const jobs = requests.map((data) => ({
         name: data.runtimeId,
         data,
-        opts: { jobId: nanoid(), attempts: 1, removeOnComplete: { age }, removeOnFail: { age } },
+        opts: { jobId: nanoid(), timestamp: submittedAt, attempts: 1, removeOnComplete: { age }, removeOnFail: { age } },
       }));
       // Known as fresh before they are added, so that an end event however early is kept for `wait`.
       this.forgetOldSubmissions();
-      const submittedAt = Date.now();
-      for (const job of jobs) this.fresh.set(job.opts.jobId, { submittedAt, ended: false });
+      const single = jobs.length === 1;
+      for (const job of jobs) this.fresh.set(job.opts.jobId, { submittedAt, ended: false, ...(single ? { request: job.data } : {}) });
       try {
         await this.queue.addBulk(jobs);
       } catch (error) {
@@ -192,8 +201,10 @@ export class BullJobClient implements JobClient {
     };
     let wake = wakeLater;
     let finalState: FinalEventState | undefined;
-    const listener = (state?: FinalEventState) => {
+    let completion: StoredJobResult | undefined;
+    const listener = (state?: FinalEventState, returnvalue?: StoredJobResult) => {
       finalState ??= state;
+      completion ??= returnvalue;
       wake();
     };
     const nap = (ms: number) =>
@@ -223,10 +234,14 @@ export class BullJobClient implements JobClient {
       this.fresh.delete(id);
       if (fresh?.ended) {
         finalState ??= fresh.finalState;
+        completion ??= fresh.completion;
       } else if (fresh && Date.now() - fresh.submittedAt < FRESH_SUBMISSION_MS) {
         await nap(Math.min(deadline - Date.now(), WAIT_POLL_MS));
       }
       for (;;) {
+        // Submitted here and completed: the event said all the job's hash would.
+        const known = fresh && completion ? recordFromCompletion(id, fresh, completion) : undefined;
+        if (known) return known;
         // Registered before reading, so that a finish between the read and the sleep still wakes us.
         try {
           const record = finalState ? await this.getFinished(id, finalState) : await this.get(id);
@@ -325,13 +340,16 @@ export class BullJobClient implements JobClient {
     return job ? toRecord(job, state) : this.get(id);
   }
 
-  private notify(jobId: string, finalState?: FinalEventState): void {
+  private notify(jobId: string, finalState?: FinalEventState, completion?: StoredJobResult): void {
     const fresh = this.fresh.get(jobId);
     if (fresh && !fresh.ended) {
       fresh.ended = true;
       if (finalState) fresh.finalState = finalState;
+      if (completion) fresh.completion = completion;
     }
-    for (const listener of this.waiters.get(jobId) ?? []) listener(finalState);
+    // Submissions nobody waited for (no ?wait) go here too, not only when the next one comes.
+    this.forgetOldSubmissions();
+    for (const listener of this.waiters.get(jobId) ?? []) listener(finalState, completion);
   }
 
   /** Runs a Redis operation; a dead or slow Redis becomes QueueUnavailableError (503), not a hang or a 500. */
@@ -358,19 +376,46 @@ export class BullJobClient implements JobClient {
   }
 }
 
+/** What a record is made of: a BullMQ job's fields, read from Redis or known from a completion event. */
+type JobSnapshot = Pick<Job<JobRequest, StoredJobResult>, 'id' | 'timestamp' | 'data' | 'processedOn' | 'finishedOn' | 'attemptsStarted' | 'returnvalue' | 'failedReason'>;
+
+/** The record of a job this process submitted, from its completion event's return value; undefined
+ * when the event cannot tell it all (a result stored without its attempt, a batch submission). */
+function recordFromCompletion(id: string, fresh: FreshSubmission, completion: StoredJobResult): JobRecord | undefined {
+  const attempt = completion.attempt;
+  if (!fresh.request || !attempt || typeof completion.verdict !== 'string') return undefined;
+  return toRecord(
+    {
+      id,
+      timestamp: fresh.submittedAt,
+      data: fresh.request,
+      processedOn: attempt.startedAtMs,
+      finishedOn: attempt.finishedAtMs,
+      attemptsStarted: attempt.number,
+      returnvalue: completion,
+      failedReason: '',
+    },
+    'completed',
+  );
+}
+
 /** BullMQ's view of a job, in the vocabulary every front shares. */
-export function toRecord(job: Job<JobRequest, JobResult>, state: JobState | 'unknown'): JobRecord {
+export function toRecord(job: JobSnapshot, state: JobState | 'unknown'): JobRecord {
   const record: JobRecord = { id: job.id!, status: 'queued', createdAt: new Date(job.timestamp).toISOString() };
   // The job's data is the JobRequest: read with the job, so showing it costs no Redis round trip.
   if (job.data) record.request = job.data;
   if (job.processedOn) record.startedAt = new Date(job.processedOn).toISOString();
-  if (job.finishedOn) record.finishedAt = new Date(job.finishedOn).toISOString();
+  // A completed job finished when its worker had the result (BullMQ's finishedOn is an instant
+  // later, when it stored it), so that the record reads the same from the job and from its event.
+  const stored = state === 'completed' && job.returnvalue ? splitStoredResult(job.returnvalue) : undefined;
+  const finishedOn = stored?.attempt?.finishedAtMs ?? job.finishedOn;
+  if (finishedOn) record.finishedAt = new Date(finishedOn).toISOString();
   if (job.attemptsStarted > 0) record.attempts = job.attemptsStarted;
   if (state === 'active') {
     record.status = 'running';
   } else if (state === 'completed') {
-    record.result = job.returnvalue;
-    record.status = job.returnvalue?.verdict === 'cancelled' ? 'cancelled' : 'done';
+    if (stored) record.result = stored.result;
+    record.status = stored?.result.verdict === 'cancelled' ? 'cancelled' : 'done';
   } else if (state === 'failed' && job.failedReason === CANCELLED_REASON) {
     record.status = 'cancelled';
   } else if (state === 'failed') {

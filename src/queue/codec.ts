@@ -25,11 +25,36 @@ function storeTest(test: TestResult): StoredStage {
   return { ...storeStage(test), passed: test.passed };
 }
 
-export function toJobResult(result: ExecuteResult, queueWaitMs: number): JobResult {
-  const stored: JobResult = { verdict: result.verdict, runtime: result.runtime, queueWaitMs };
+/** The attempt that produced a result, as the worker that ran it saw it (epoch ms). */
+export interface ResultAttempt {
+  /** The job's attempts started so far, this one included (BullMQ's attemptsStarted). */
+  number: number;
+  /** When this attempt took the job (BullMQ's processedOn). */
+  startedAtMs: number;
+  /** When the worker had the result, an instant before it stored it. */
+  finishedAtMs: number;
+}
+
+/** A job's return value as workers store it: the JobResult, and the attempt that produced it.
+ * The completion event carries the return value, so an API that submitted the job (and so knows
+ * its request and creation time) has the whole record from the event, without reading the job. */
+export interface StoredJobResult extends JobResult {
+  attempt?: ResultAttempt;
+}
+
+/** A stored return value as the JobResult fronts see, and its attempt when the worker wrote one. */
+export function splitStoredResult(stored: StoredJobResult): { result: JobResult; attempt?: ResultAttempt } {
+  if (stored.attempt === undefined) return { result: stored };
+  const { attempt, ...result } = stored;
+  return { result, attempt };
+}
+
+export function toJobResult(result: ExecuteResult, queueWaitMs: number, attempt?: ResultAttempt): StoredJobResult {
+  const stored: StoredJobResult = { verdict: result.verdict, runtime: result.runtime, queueWaitMs };
   if (result.compile) stored.compile = storeStage(result.compile);
   if (result.run) stored.run = storeStage(result.run);
   if (result.tests) stored.tests = result.tests.map(storeTest);
+  if (attempt) stored.attempt = attempt;
   return stored;
 }
 

@@ -134,7 +134,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       }
       // Written once BullMQ has sent the result on its way.
       setImmediate(() => log.info({ jobId, verdict: result.verdict }, 'job finished'));
-      return toJobResult(result, queueWaitMs);
+      const attempt = { number: job.attemptsStarted, startedAtMs: job.processedOn ?? Date.now(), finishedAtMs: Date.now() };
+      return toJobResult(result, queueWaitMs, attempt);
     } finally {
       controllers.delete(jobId);
     }

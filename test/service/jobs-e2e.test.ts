@@ -67,8 +67,18 @@ describe('jobs end to end', { skip }, () => {
       assert.ok(metrics.cpuTimeMs > 0 && metrics.wallTimeMs > 0 && metrics.peakMemoryBytes > 0, JSON.stringify(metrics));
       assert.ok(metrics.queueWaitMs >= 0);
       assert.equal(json.result.compile !== undefined, runtime.compile !== undefined);
+      // The answer is made from the completion event; a read of the job must say the same.
+      assert.deepEqual((await getJson(`${base}/v1/jobs/${json.id}`)).json, json);
     });
   }
+
+  test('a synchronous Judge0 submission reads back as it was answered (fields=*)', { skip: !python && 'python image not built' }, async () => {
+    const answered = await postJson(`${base}/submissions?wait=true&fields=*`, { source_code: 'print(input())', language_id: 71, stdin: 'echo' });
+    assert.equal(answered.status, 201, JSON.stringify(answered.json));
+    assert.equal(answered.json.stdout, 'echo\n');
+    const read = await getJson(`${base}/submissions/${answered.json.token}?fields=*`);
+    assert.deepEqual(read.json, answered.json);
+  });
 
   test('stdin, args, a runtime error, and base64 output', { skip: !python && 'python image not built' }, async () => {
     const { json } = await postJson(`${base}/v1/jobs?wait=true`, {
