@@ -22,6 +22,10 @@ export interface KeyedPoolOptions {
 }
 
 const HOUSEKEEPING_TICK_MS = 250;
+/** A released slot's teardown and its replacement wait this long: both take CPU (unmounts, a new
+ * container's clone and mounts) on a machine whose cores the finished job's result still has to
+ * cross (worker → Redis → API → client, ~3-5 ms when the machine is idle). */
+const RELEASE_DELAY_MS = 10;
 
 interface KeyState {
   key: string;
@@ -90,14 +94,14 @@ export class KeyedPool<T> {
   release(key: string, slot: T): void {
     const state = this.state(key);
     state.inUse--;
-    // After the caller has its result: teardown and refill run on the JS thread too.
+    // After the caller's result is on its way: teardown and refill run on the JS thread too.
     this.track(
       new Promise<void>((resolve) =>
-        setImmediate(() => {
+        setTimeout(() => {
           this.destroyInBackground(state, slot);
           this.refill();
           resolve();
-        }),
+        }, RELEASE_DELAY_MS),
       ),
     );
   }
