@@ -277,7 +277,10 @@ export class BullJobClient implements JobClient {
         createdAt: new Date(job.timestamp).toISOString(),
         cancelledAt: new Date().toISOString(),
       };
-      // The marker first: a worker that takes the job from now on sees it and does not run it.
+      // The marker first: it is the cancelled job's record, and a retried job's worker reads it
+      // before running. A first attempt is not read against it (a round trip on every job's
+      // path): a job taken since we looked is stopped by the publish below, which every worker
+      // hears or, if it has not yet registered the job, remembers (cancel-watch.ts).
       await this.redis.set(this.keys.cancelled(id), JSON.stringify(marker), 'EX', this.options.resultTtlSeconds);
       if (QUEUED_STATES.has(state) && (await this.queue.remove(id)) === 1) return 'removed' as const;
       // Running (or taken by a worker since we looked): whichever worker holds it aborts it.
