@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { Runtime } from '../images/types.js';
 import type { JobClient } from '../jobs/model.js';
-import { registerAuth } from './auth.js';
+import { API_KEY_SECURITY_SCHEMES, openApiSecurity, registerAuth } from './auth.js';
 import { frameworkErrorHandler, registerErrorHandling } from './errors.js';
 import { jobRoutes } from './routes/jobs.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -93,9 +93,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         description: 'Sandboxed code execution: submit a program, get its output, verdict and metrics.',
         version: '1',
       },
-      components: {
-        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'Only when the server has API keys configured.' } },
-      },
+      components: { securitySchemes: API_KEY_SECURITY_SCHEMES },
+    },
+    // Each route that runs code names the key headers it takes (optional without configured keys).
+    transform: ({ schema, url, route }) => {
+      const security = openApiSecurity(route.config, config.apiKeys.length > 0);
+      return { schema: security ? { ...schema, security } : schema, url };
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

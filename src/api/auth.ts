@@ -4,7 +4,7 @@
 // clients send). Without configured keys the API is open and callers are rate-limited by address.
 import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyContextConfig, FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { ApiKey } from '../config.js';
 import { ApiError } from './errors.js';
@@ -41,13 +41,34 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Another header the route takes the API key from, as the API it imitates names it. */
     apiKeyHeader?: string;
+    /** Behind the optional API keys (set by registerAuth): what the OpenAPI document says. */
+    apiKeyProtected?: boolean;
   }
+}
+
+/** The OpenAPI security schemes a key may arrive by: the document's components. */
+export const API_KEY_SECURITY_SCHEMES = {
+  bearer: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer KEY' },
+  'X-API-Key': { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+  'X-Auth-Token': { type: 'apiKey', in: 'header', name: 'X-Auth-Token', description: 'Judge0 CE routes only, as Judge0 names it' },
+} as const;
+
+/** A route's OpenAPI `security`: for a protected route, any one of the headers it takes a key
+ * from, or none as well when the server has no keys configured; undefined for an open route. */
+export function openApiSecurity(config: FastifyContextConfig | undefined, keysRequired: boolean): Array<Record<string, string[]>> | undefined {
+  if (!config?.apiKeyProtected) return undefined;
+  const own = config.apiKeyHeader;
+  const schemes = ['bearer', 'X-API-Key', ...(own && own in API_KEY_SECURITY_SCHEMES ? [own] : [])];
+  return [...schemes.map((scheme) => ({ [scheme]: [] })), ...(keysRequired ? [] : [{}])];
 }
 
 /** Call inside the scope of the protected routes, before registering them. */
 export async function registerAuth(app: FastifyInstance, options: AuthOptions): Promise<void> {
   // Looked up by digest, so that comparing keys does not leak how much of a key matched.
   const keysByDigest = new Map(options.apiKeys.map((apiKey) => [digest(apiKey.key), apiKey]));
+  app.addHook('onRoute', (route) => {
+    route.config = { ...route.config, apiKeyProtected: true };
+  });
   if (keysByDigest.size > 0) {
     app.addHook('onRequest', async (request) => {
       const key = presentedKey(request);

@@ -138,6 +138,14 @@ describe('API bad input', () => {
     assert.equal(openapi.statusCode, 200);
     const paths = Object.keys(openapi.json().paths);
     for (const path of ['/v1/jobs', '/v1/jobs/batch', '/v1/jobs/{id}', '/v1/runtimes', '/readyz']) assert.ok(paths.includes(path), path);
+    // Routes that run code name every header a key may come in (none needed: no keys configured).
+    const doc = openapi.json();
+    assert.deepEqual(Object.keys(doc.components.securitySchemes).sort(), ['X-API-Key', 'X-Auth-Token', 'bearer']);
+    assert.deepEqual(doc.paths['/v1/jobs'].post.security, [{ bearer: [] }, { 'X-API-Key': [] }, {}]);
+    const judge0Submissions = paths.find((path) => path.endsWith('/submissions') && !path.startsWith('/v1'));
+    assert.ok(judge0Submissions, 'the Judge0 front is in the document');
+    assert.deepEqual(doc.paths[judge0Submissions].post.security, [{ bearer: [] }, { 'X-API-Key': [] }, { 'X-Auth-Token': [] }, {}]);
+    assert.equal(doc.paths['/readyz'].get.security, undefined);
     const metrics = await service.app.inject({ url: '/metrics' });
     assert.equal(metrics.statusCode, 200);
     assert.match(metrics.body, /^cellblock_redis_up 1$/m);
@@ -219,6 +227,9 @@ describe('API under pressure', () => {
       // The other key has its own budget; health stays open without a key.
       assert.equal((await service.app.inject({ url: '/v1/runtimes', headers: { authorization: 'Bearer key-with-room-00' } })).statusCode, 200);
       assert.equal((await service.app.inject({ url: '/healthz' })).statusCode, 200);
+      // With keys configured, the document no longer offers a keyless call.
+      const doc = (await service.app.inject({ url: '/docs/json' })).json();
+      assert.deepEqual(doc.paths['/v1/runtimes'].get.security, [{ bearer: [] }, { 'X-API-Key': [] }]);
     } finally {
       await service.close();
     }
