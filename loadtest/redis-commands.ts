@@ -44,7 +44,10 @@ function role(name: string): string {
 
 const stack = await startStack({ logLevel: 'warn' });
 const admin = new Redis(stack.redisUrl);
-const monitor = await new Redis(stack.redisUrl).monitor();
+// MONITOR answers on a connection of its own; the client it was asked through is closed too, or
+// it would reconnect forever to the Redis the stack stops.
+const monitorOwner = new Redis(stack.redisUrl);
+const monitor = await monitorOwner.monitor();
 try {
   const names = new Map<string, string>();
   const refreshNames = async () => {
@@ -103,6 +106,7 @@ try {
   }
 } finally {
   monitor.disconnect();
+  monitorOwner.disconnect();
   admin.disconnect();
   await stack.stop();
 }
