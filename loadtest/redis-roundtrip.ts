@@ -2,8 +2,10 @@
 // command, for a read (GET) and a write (SET) under each appendfsync policy, one command at a time
 // (a job's critical path) and ten at once (what concurrent jobs share). Same private redis-server
 // as `cellblock start` (AOF on); its data dir is under /tmp, i.e. the disk the service would use.
+// Then a GET after an idle gap, as a sporadic job's first round trip meets it (both processes
+// asleep): median wall time of --idle-commands GETs, each --idle-ms after the last.
 //
-//   node --import tsx loadtest/redis-roundtrip.ts [--commands N]
+//   node --import tsx loadtest/redis-roundtrip.ts [--commands N] [--idle-ms MS] [--idle-commands N]
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,8 +14,16 @@ import { Redis } from 'ioredis';
 import { startRedisServer } from '../src/queue/redis-server.js';
 import { usToMs } from '../src/units.js';
 
-const { values } = parseArgs({ options: { commands: { type: 'string', default: '2000' } } });
+const { values } = parseArgs({
+  options: {
+    commands: { type: 'string', default: '2000' },
+    'idle-ms': { type: 'string', default: '250' },
+    'idle-commands': { type: 'string', default: '40' },
+  },
+});
 const COMMANDS = Number(values.commands);
+const IDLE_MS = Number(values['idle-ms']);
+const IDLE_COMMANDS = Number(values['idle-commands']);
 const BATCH = 10;
 
 async function measure(redis: Redis, command: () => Promise<unknown>, together: number): Promise<{ wallMs: number; cpuMs: number }> {
@@ -43,6 +53,16 @@ try {
       );
     }
   }
+  const afterIdleMs: number[] = [];
+  for (let sent = 0; sent < IDLE_COMMANDS; sent++) {
+    await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
+    const started = performance.now();
+    await redis.get('cellblock-loadtest');
+    afterIdleMs.push(performance.now() - started);
+  }
+  afterIdleMs.sort((a, b) => a - b);
+  const median = afterIdleMs[Math.floor(afterIdleMs.length / 2)]!;
+  console.log(`  GET after ${IDLE_MS} ms idle (appendfsync everysec): median wall ${median.toFixed(3)} ms of ${IDLE_COMMANDS}`);
 } finally {
   redis.disconnect();
   await server.stop();
