@@ -9,10 +9,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createExecutor } from '../../src/executor/create.js';
-import { dataDirFromEnv } from '../../src/images/paths.js';
 import { freeLoopbackPort, startRedisServer, type RedisAppendFsync, type RedisServer, type RedisServerOptions } from '../../src/queue/redis-server.js';
 import { kibToBytes } from '../../src/units.js';
+import { reclaimPoolState } from '../../test/helpers/pool-state.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const START_TIMEOUT_MS = 60_000;
@@ -105,16 +104,6 @@ function mountsUnder(dir: string): string[] {
     .filter((mountPoint) => mountPoint.startsWith(`${dir}/`));
 }
 
-/** What a worker's pool left behind, removed the way a new worker would: its pool reclaims every
- * dead owner's dir under the state root (mounts, cgroups, files). */
-async function reclaimPool(stateRoot: string): Promise<void> {
-  const executor = await createExecutor({
-    dataDir: dataDirFromEnv(),
-    pool: { stateRoot, warmImages: [], sizing: { minReady: 0, maxReady: 0 }, prewarmContainers: false },
-  });
-  await executor.close();
-}
-
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const scratchDir = await mkdtemp(path.join(os.tmpdir(), 'cellblock-loadtest-'));
   const children: { name: string; child: ChildProcess; logPath: string }[] = [];
@@ -130,7 +119,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const left = mountsUnder(scratchDir);
     if (left.length > 0) {
       process.stderr.write(`loadtest: the worker left ${left.length} mounts under ${scratchDir}; reclaiming them\n`);
-      await reclaimPool(path.join(scratchDir, 'pool'));
+      await reclaimPoolState(path.join(scratchDir, 'pool'));
     }
     await rm(scratchDir, { recursive: true, force: true });
   };

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createPool, type Pool } from '../../src/pool/index.js';
+import { until } from '../helpers/until.js';
 import { makeScratch, mountsMentioning, poolSkipReason, type Scratch } from './helpers.js';
 
 const skip = poolSkipReason();
@@ -29,14 +30,6 @@ async function withPool(
     assert.equal(existsSync(pool.stateDir), false, 'owner dir removed after close');
   } finally {
     scratch.remove();
-  }
-}
-
-async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 5));
   }
 }
 

@@ -7,16 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { MiB } from '../../src/units.js';
+import { processExists } from '../helpers/processes.js';
 import { program, skip, text, useFixture } from './fixture.js';
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('sandbox against hostile programs', { skip }, () => {
   const f = useFixture();
@@ -149,8 +141,8 @@ describe('sandbox against hostile programs', { skip }, () => {
     try {
       const r = await f.run(['/bin/sh', '-c', 'sleep 30 & kill -9 -1; echo survived $?']);
       assert.equal(text(r.stdout), 'survived 0\n');
-      assert.ok(sentinel.pid !== undefined && processAlive(sentinel.pid), 'the host sentinel survived');
-      assert.ok(processAlive(process.pid));
+      assert.ok(sentinel.pid !== undefined && processExists(sentinel.pid), 'the host sentinel survived');
+      assert.ok(processExists(process.pid));
     } finally {
       sentinel.kill('SIGKILL');
     }

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { startCancelWatch } from '../../src/queue/cancel-watch.js';
 import { createRedis } from '../../src/queue/connection.js';
 import { start, type TestRedis } from '../helpers/redis.js';
+import { until } from '../helpers/until.js';
 
 let redis: TestRedis;
 before(async () => {
@@ -17,14 +18,6 @@ after(async () => {
 });
 
 const CHANNEL = 'test:cb:cancel';
-
-async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 test('a cancel heard before its job runs here is remembered once; a running job takes its own', async () => {
   const subscriber = createRedis(redis.url, 'blocking', 'test-cancel-watch');

@@ -207,9 +207,3 @@ export async function spawnCellblock(args: string[], readyText: string, env: Rec
   }
   return { child, output: () => output };
 }
-
-/** Releases what dead workers left in a pool state dir (a new pool reclaims a dead owner's slots). */
-export async function reclaimPoolState(stateRoot: string): Promise<void> {
-  const executor = await createExecutor({ dataDir: dataDirFromEnv(), pool: { stateRoot } });
-  await executor.close();
-}

@@ -12,7 +12,6 @@ import {
   listen,
   pollJob,
   postJson,
-  reclaimPoolState,
   scratchDir,
   spawnCellblock,
   startService,
@@ -21,6 +20,7 @@ import {
   type CellblockProcess,
   type TestWorker,
 } from './fixtures.js';
+import { reclaimPoolState } from '../helpers/pool-state.js';
 import { start as startRedis } from '../helpers/redis.js';
 
 const { runtimes } = builtRuntimes();

@@ -8,6 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { freeLoopbackPort } from '../../src/queue/redis-server.js';
+import { processExists } from '../helpers/processes.js';
 import { start as startRedis, type TestRedis } from '../helpers/redis.js';
 import { builtRuntimes, getJson, postJson, scratchDir, spawnCellblock, type CellblockProcess } from './fixtures.js';
 
@@ -26,15 +27,6 @@ function answers(port: number): Promise<boolean> {
     socket.once('connect', () => (socket.destroy(), resolve(true)));
     socket.once('error', () => resolve(false));
   });
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** `cellblock start` with everything it writes under `dir`, on free ports. */
