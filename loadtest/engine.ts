@@ -25,6 +25,7 @@ import type { Limits, PreparedContainer, Sandbox } from '../src/sandbox/index.js
 import { MiB } from '../src/units.js';
 import { busyboxRoot } from '../test/helpers/busybox-root.js';
 import { createBareRunner, type BareRunner } from './service/bare.js';
+import { distribution } from './service/stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -129,14 +130,6 @@ function modes(sandbox: Sandbox, bare: BareRunner, rootDir: string, workDir: str
   return [floor, forkExec, nodeSpawn, prepared, onTheSpot, bwrap];
 }
 
-function quantile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? Number.NaN;
-}
-
-function summarize(samples: number[]): { p50: number; p99: number } {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99) };
-}
 
 const ratio = (value: number) => `${value.toFixed(2)}x`;
 
@@ -152,13 +145,13 @@ async function round(label: string, list: Mode[], turns: number, gapMs: number):
     }
   }
   // The baselines lead the list: posix_spawn, fork + exec, Node's spawn.
-  const [floor, forkExec, nodeSpawn] = [list[0]!, list[1]!, list[2]!].map((m) => summarize(samples.get(m)!));
-  const bwrap = summarize(samples.get(list[list.length - 1]!)!);
+  const [floor, forkExec, nodeSpawn] = [list[0]!, list[1]!, list[2]!].map((m) => distribution(samples.get(m)!));
+  const bwrap = distribution(samples.get(list[list.length - 1]!)!);
   console.log(`\n## ${label}: ${turns} turns per mode${gapMs ? `, ${gapMs} ms idle before each` : ', back to back'}, interleaved; ms`);
   const header = ['mode'.padEnd(44), 'p50'.padStart(7), 'p99'.padStart(7), '/C spawn'.padStart(8), '/C fork'.padStart(8), '/Node bare'.padStart(10), 'bwrap/'.padStart(7)];
   console.log(header.join(' '));
   for (const mode of list) {
-    const s = summarize(samples.get(mode)!);
+    const s = distribution(samples.get(mode)!);
     const row = [
       mode.name.padEnd(44),
       s.p50.toFixed(2).padStart(7),
@@ -170,7 +163,7 @@ async function round(label: string, list: Mode[], turns: number, gapMs: number):
     ];
     console.log(row.join(' '));
     for (const [part, values] of Object.entries(mode.parts ?? {})) {
-      const p = summarize(values);
+      const p = distribution(values);
       console.log(`${('  ' + part).padEnd(44)} ${p.p50.toFixed(2).padStart(7)} ${p.p99.toFixed(2).padStart(7)}`);
     }
   }

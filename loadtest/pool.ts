@@ -29,6 +29,7 @@ import { loadRuntimes } from '../src/images/runtimes.js';
 import type { Runtime } from '../src/images/types.js';
 import { dataDirFromEnv } from '../src/images/paths.js';
 import { createBareRunner, type BareRunner } from './service/bare.js';
+import { distribution } from './service/stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -84,10 +85,6 @@ for (const image of ['busybox', 'python']) {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function quantile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-}
-
 function bareNodeRun(argv: string[], cwd: string, env: Record<string, string>): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -137,14 +134,13 @@ async function round(program: Program, modes: Mode[], gap: number): Promise<void
       samples.get(mode)!.push(...(await mode.samples(program, gap)));
     }
   }
-  const sorted = new Map([...samples].map(([m, s]) => [m, [...s].sort((a, b) => a - b)]));
-  const [floor, forkExec, nodeBare] = [0, 1, 2].map((index) => quantile(sorted.get(modes[index]!)!, 0.5)) as [number, number, number];
+  const distributions = new Map([...samples].map(([m, s]) => [m, distribution(s)]));
+  const [floor, forkExec, nodeBare] = [0, 1, 2].map((index) => distributions.get(modes[index]!)!.p50) as [number, number, number];
   console.log(`\n## ${program.name}: ${program.jobs} jobs per mode, ${gap ? `${gap} ms idle before each` : 'back to back'}, interleaved; ms`);
   console.log(['mode'.padEnd(34), 'p50', 'p90', 'p99', 'max'].map((h, i) => (i ? h.padStart(7) : h)).join(' ') + ' /C spawn  /C fork  /Node bare');
   for (const mode of modes) {
-    const s = sorted.get(mode)!;
-    const p50 = quantile(s, 0.5);
-    const figures = [quantile(s, 0.5), quantile(s, 0.9), quantile(s, 0.99), s[s.length - 1]!].map((v) => v.toFixed(2).padStart(7));
+    const { p50, p90, p99, max } = distributions.get(mode)!;
+    const figures = [p50, p90, p99, max].map((v) => v.toFixed(2).padStart(7));
     const ratios = `${(p50 / floor).toFixed(2).padStart(7)}x ${(p50 / forkExec).toFixed(2).padStart(7)}x ${(p50 / nodeBare).toFixed(2).padStart(9)}x`;
     console.log(`${mode.name.padEnd(34)} ${figures.join(' ')}  ${ratios}${mode.poolNote ? `  (${mode.poolNote(program)})` : ''}`);
   }
