@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { defaultWorkerConcurrency } from '../src/config.js';
 import { dataDirFromEnv } from '../src/images/paths.js';
 import { openImageStore } from '../src/images/store.js';
+import { REDIS_APPEND_FSYNC_POLICIES } from '../src/queue/redis-server.js';
 import { detectCgroupLayout } from '../src/sandbox/cgroups/detect.js';
 import { bytesToMiB, msToSeconds, usToMs } from '../src/units.js';
 import { createBareRunner, type BareRun, type BareRunner } from './service/bare.js';
@@ -347,8 +348,11 @@ function stackOptions(): StackOptions {
   if (values['worker-concurrency']) options.workerConcurrency = Number(values['worker-concurrency']);
   if (values['log-level']) options.logLevel = values['log-level'];
   const fsync = values['redis-fsync'];
-  if (fsync !== undefined && fsync !== 'always' && fsync !== 'everysec') throw new Error('--redis-fsync is always or everysec');
-  if (fsync) options.redisAppendFsync = fsync;
+  if (fsync !== undefined) {
+    const policy = REDIS_APPEND_FSYNC_POLICIES.find((known) => known === fsync);
+    if (!policy) throw new Error(`--redis-fsync is ${REDIS_APPEND_FSYNC_POLICIES.join(' or ')}`);
+    options.redisAppendFsync = policy;
+  }
   return options;
 }
 
@@ -363,7 +367,7 @@ async function main(): Promise<void> {
   const settings = stackOptions();
   if (Object.keys(settings).length > 0) console.log(`service settings changed for this run: ${JSON.stringify(settings)}`);
   const bareRunner = await createBareRunner();
-  const stack = await startStack(stackOptions()).catch((error: unknown) => {
+  const stack = await startStack(settings).catch((error: unknown) => {
     bareRunner.close();
     throw error;
   });

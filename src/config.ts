@@ -4,7 +4,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { dataDirFromEnv } from './images/paths.js';
-import { DEFAULT_REDIS_APPEND_FSYNC, type RedisAppendFsync } from './queue/redis-server.js';
+import { DEFAULT_REDIS_APPEND_FSYNC, REDIS_APPEND_FSYNC_POLICIES, type RedisAppendFsync } from './queue/redis-server.js';
 
 export interface ApiKey {
   key: string;
@@ -147,7 +147,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir,
     poolStateDir: env.CELLBLOCK_POOL_STATE_DIR?.trim() || path.join(dataDir, 'pool'),
     redisDataDir: env.CELLBLOCK_REDIS_DATA_DIR?.trim() || path.join(dataDir, 'redis'),
-    redisAppendFsync: oneOf(env, 'CELLBLOCK_REDIS_FSYNC', ['always', 'everysec'] as const, DEFAULT_REDIS_APPEND_FSYNC),
+    redisAppendFsync: oneOf(env, 'CELLBLOCK_REDIS_FSYNC', REDIS_APPEND_FSYNC_POLICIES, DEFAULT_REDIS_APPEND_FSYNC),
     workerProcesses: integer(env, 'CELLBLOCK_WORKER_PROCESSES', 1, 0),
     workerConcurrency: integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', defaultWorkerConcurrency(), 1),
     resultTtlSeconds: integer(env, 'CELLBLOCK_RESULT_TTL_SECONDS', 3600, 1),

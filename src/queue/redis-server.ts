@@ -10,7 +10,8 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 
 /** Redis's appendfsync policies that keep an accepted job across a redis-server crash. */
-export type RedisAppendFsync = 'always' | 'everysec';
+export const REDIS_APPEND_FSYNC_POLICIES = ['always', 'everysec'] as const;
+export type RedisAppendFsync = (typeof REDIS_APPEND_FSYNC_POLICIES)[number];
 
 export const DEFAULT_REDIS_APPEND_FSYNC: RedisAppendFsync = 'everysec';
 
