@@ -4,6 +4,7 @@
 import type { Redis } from 'ioredis';
 import type { WorkerLiveness } from './client.js';
 import type { RedisKeys } from './keys.js';
+import { settledWithin } from './unreachable.js';
 
 /** Longest stop() waits for Redis to remove the liveness key (it expires by itself anyway). */
 const REMOVE_TIMEOUT_MS = 2000;
@@ -28,12 +29,7 @@ export function startHeartbeat(
     stop: async () => {
       clearInterval(timer);
       // Removing the key only says "gone" sooner than its expiry; with Redis away, do not wait.
-      let giveUp: NodeJS.Timeout | undefined;
-      await Promise.race([
-        redis.del(key).catch(onError),
-        new Promise<void>((resolve) => (giveUp = setTimeout(resolve, REMOVE_TIMEOUT_MS))),
-      ]);
-      clearTimeout(giveUp);
+      await settledWithin(redis.del(key).catch(onError), REMOVE_TIMEOUT_MS);
     },
   };
 }

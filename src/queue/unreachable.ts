@@ -1,5 +1,6 @@
-// Watching a Redis connection for being away: "unreachable for this long" as a promise that can
-// be called off. A closing worker uses it to stop waiting on a Redis that is not coming back.
+// Not waiting long on a Redis that is away: "unreachable for this long" as a promise that can be
+// called off, and a wait on Redis work that gives up after a while. A closing worker uses both to
+// stop waiting on a Redis that is not coming back.
 import type { Redis } from 'ioredis';
 
 const POLL_MS = 200;
@@ -23,4 +24,11 @@ export function watchUnreachable(redis: Redis, forMs: number): UnreachableWatch 
     check();
   });
   return { reached, cancel: () => clearTimeout(timer) };
+}
+
+/** Waits for `work` (failures included), but no longer than `ms`. */
+export async function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  let giveUp: NodeJS.Timeout | undefined;
+  await Promise.race([work.catch(() => {}), new Promise<void>((resolve) => (giveUp = setTimeout(resolve, ms)))]);
+  clearTimeout(giveUp);
 }

@@ -8,7 +8,7 @@
 // marker is read only when a cancel message could have been missed (see cancel-watch.ts), and
 // the log lines are written once the program runs.
 import os from 'node:os';
-import { DelayedError, Job, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { nanoid } from 'nanoid';
 import type { Logger } from 'pino';
 import type { ExecuteRequest, ExecuteResult } from '../executor/types.js';
@@ -20,7 +20,7 @@ import { createRedis } from './connection.js';
 import { startHeartbeat } from './heartbeat.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
 import { repeatedErrorLogger } from './repeat-log.js';
-import { watchUnreachable } from './unreachable.js';
+import { settledWithin, watchUnreachable } from './unreachable.js';
 import { jobStatsRecorder } from './stats.js';
 import { deliverWebhook, type WebhookPolicy } from './webhook.js';
 
@@ -251,7 +251,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         // Pending commands (the heartbeat's delete among them) fail now instead of waiting.
         for (const connection of [subscriber, redis, bullRedis]) connection.disconnect();
       }
-      await Promise.race([stats.flush(), new Promise((resolve) => setTimeout(resolve, CLOSE_REDIS_AWAY_MS).unref())]);
+      await settledWithin(stats.flush(), CLOSE_REDIS_AWAY_MS);
       await heartbeat.stop();
       // Webhooks of finished jobs get a short while more, then are given up.
       const webhookGrace = setTimeout(() => stopWebhooks.abort(), Math.min(options.shutdownGraceMs, 10_000));

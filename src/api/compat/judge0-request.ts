@@ -37,7 +37,6 @@ const TRUE_VALUES = new Set<unknown>([true, 1, '1', 't', 'T', 'true', 'TRUE', 'o
 const isBlank = (value: unknown): boolean =>
   value === undefined || value === null || value === false || (typeof value === 'string' && value.trim() === '');
 
-
 class Collector {
   readonly errors: Record<string, string[]> = {};
   add(field: string, message: string): void {
