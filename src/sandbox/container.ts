@@ -95,11 +95,16 @@ export class Container implements PreparedContainer {
       await cgroup.destroy();
       throw toSandboxError(error);
     }
+    let isReady = false;
+    // Settles only if init ends before "ready". Once ready, the run's own exit must not build an
+    // error here: an Error captures a stack (tens of µs), and this handler runs on every exit,
+    // just before the start() that waits for it.
     const setupFailure = exited.then((exit) => {
+      if (isReady) return;
       throw exit.failure ? sandboxErrorFromFailure(exit.failure) : new SandboxError('init_died', 0, 'UNKNOWN');
     });
     try {
-      await Promise.race([ready, setupFailure]);
+      await Promise.race([ready.then(() => (isReady = true)), setupFailure]);
     } catch (error) {
       await cgroup.destroy();
       throw error;
