@@ -86,10 +86,9 @@ class V1RunCgroup implements RunCgroup {
 
   async destroy(): Promise<void> {
     this.accounting = closeCgroupFiles(this.accounting);
-    for (const dir of this.distinctDirs) {
-      killCgroupPids(dir);
-      await removeCgroupDir(dir, killCgroupPids);
-    }
+    // The container's init is reaped before this, so the cgroups are normally empty: a leftover
+    // shows as EBUSY, and removeCgroupDir kills it and retries. The hierarchies are independent.
+    await Promise.all(this.distinctDirs.map((dir) => removeCgroupDir(dir, killCgroupPids)));
   }
 }
 
