@@ -1,7 +1,10 @@
 // N-API glue: the `Container` class JS sees. It converts JS options into the plain C++ structs of
-// container.h and delivers the supervisor thread's events ("ready", "exit", "gone") to one JS callback
-// through a ThreadSafeFunction, so that nothing blocks Node's event loop or libuv's pool.
+// container.h and delivers a container's events ("ready", "exit", "gone") to one JS callback:
+// the supervisor thread's through a ThreadSafeFunction, so that nothing blocks Node's event loop
+// or libuv's pool; a started run's end straight from the report pipe, which the event loop
+// watches (one wake-up between init's "done" and the result, not two).
 #include <napi.h>
+#include <uv.h>
 
 #include <memory>
 
@@ -73,10 +76,20 @@ Napi::Object failureObject(Napi::Env env, cb::Failure f) {
   throw error;
 }
 
+/** Where a started run's end stands; touched only on the JS thread. Shared by the wrap and the
+ * supervisor's events, so that whichever comes first (the pipe's "done", or init reaped)
+ * delivers "exit", exactly once. */
+struct RunEndWatch {
+  uv_poll_t* poll = nullptr;  // watching the report pipe while a started run may still end
+  cb::Failure failure = cb::ok();
+  bool exitDelivered = false;
+};
+
 /** An event from the supervisor thread, delivered on the JS thread. */
 struct Event {
-  enum Kind { kReady, kExit, kGone } kind;
+  enum Kind { kReady, kSetupFailed, kGone } kind;
   ExitReport exit;
+  std::shared_ptr<RunEndWatch> watch;
   /** With the gone event: released on the JS thread, the only one that touches go/cancel. */
   std::shared_ptr<ContainerState> state;
 };
@@ -145,15 +158,28 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
           delete flag;
         },
         alive);
+    callback_ = Napi::Persistent(info[1].As<Napi::Function>());
+    asyncContext_ = std::make_unique<Napi::AsyncContext>(env, "cellblock-container");
     Napi::ThreadSafeFunction tsfn = tsfn_;
     auto deliver = [](Napi::Env env, Napi::Function callback, Event* event) {
       if (env != nullptr && callback != nullptr) {
         try {
           if (event->kind == Event::kReady) {
             callback.Call({Napi::String::New(env, "ready")});
-          } else if (event->kind == Event::kExit) {
+          } else if (event->kind == Event::kSetupFailed) {
+            if (event->watch) event->watch->exitDelivered = true;
             callback.Call({Napi::String::New(env, "exit"), exitObject(env, event->exit)});
           } else {
+            // init is reaped: a run whose "done" the event loop has not read yet (or that ended
+            // without one) is over now, and its report final.
+            RunEndWatch* watch = event->watch.get();
+            if (watch && !watch->exitDelivered) {
+              stopWatching(*watch);
+              cb::readRunEnd(*event->state, watch->failure);
+              watch->exitDelivered = true;
+              ExitReport report = cb::collectRunReport(*event->state, watch->failure);
+              callback.Call({Napi::String::New(env, "exit"), exitObject(env, report)});
+            }
             callback.Call({Napi::String::New(env, "gone")});
           }
         } catch (const Napi::Error& error) {
@@ -166,19 +192,23 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
       delete event;
     };
     std::weak_ptr<ContainerState> weakState = state_;
+    std::weak_ptr<RunEndWatch> weakWatch = watch_;
     cb::launchSupervisor(
         state_,
         [tsfn, deliver]() mutable {
-          tsfn.BlockingCall(new Event{Event::kReady, {}, nullptr}, deliver);
+          tsfn.BlockingCall(new Event{Event::kReady, {}, nullptr, nullptr}, deliver);
         },
-        [tsfn, deliver](ExitReport report) mutable {
-          tsfn.BlockingCall(new Event{Event::kExit, std::move(report), nullptr}, deliver);
+        [tsfn, deliver, weakWatch](ExitReport report) mutable {
+          tsfn.BlockingCall(new Event{Event::kSetupFailed, std::move(report), weakWatch.lock(), nullptr}, deliver);
         },
-        [tsfn, deliver, weakState]() mutable {
-          tsfn.BlockingCall(new Event{Event::kGone, {}, weakState.lock()}, deliver);
+        [tsfn, deliver, weakState, weakWatch]() mutable {
+          tsfn.BlockingCall(new Event{Event::kGone, {}, weakWatch.lock(), weakState.lock()}, deliver);
           tsfn.Release();
         });
   }
+
+  // Reached with a poll only when the environment is torn down (the poll keeps the wrap alive).
+  ~ContainerWrap() override { closePoll(*watch_); }
 
  private:
   Napi::Value Start(const Napi::CallbackInfo& info) {
@@ -214,7 +244,70 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
       throwSetupError(env, e);
     }
     cb::sendGo(*state_);
+    // Set up while the program execs. Should it fail, the run still ends: the supervisor's
+    // "gone" delivers the exit once init is reaped.
+    watchRunEnd(env);
     return env.Undefined();
+  }
+
+  /** Watches the report pipe for the run's end; the wrap stays alive while it does. */
+  void watchRunEnd(Napi::Env env) {
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok) return;
+    auto* poll = new uv_poll_t;
+    // uv_poll_init also makes the read end non-blocking.
+    if (uv_poll_init(loop, poll, state_->reportRead) != 0) {
+      delete poll;
+      return;
+    }
+    poll->data = this;
+    if (uv_poll_start(poll, UV_READABLE, &ContainerWrap::OnReportReadable) != 0) {
+      uv_close(reinterpret_cast<uv_handle_t*>(poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      return;
+    }
+    watch_->poll = poll;
+    Napi::ObjectWrap<ContainerWrap>::Ref();
+  }
+
+  /** Closes the watch's poll handle; false when there was none. */
+  static bool closePoll(RunEndWatch& watch) {
+    if (watch.poll == nullptr) return false;
+    uv_poll_stop(watch.poll);
+    uv_close(reinterpret_cast<uv_handle_t*>(watch.poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    watch.poll = nullptr;
+    return true;
+  }
+
+  /** Stops watching the report pipe and lets the wrap be collected again. */
+  static void stopWatching(RunEndWatch& watch) {
+    if (watch.poll == nullptr) return;
+    auto* self = static_cast<ContainerWrap*>(watch.poll->data);
+    closePoll(watch);
+    self->Napi::ObjectWrap<ContainerWrap>::Unref();
+  }
+
+  static void OnReportReadable(uv_poll_t* poll, int status, int events) {
+    static_cast<ContainerWrap*>(poll->data)->onReportReadable();
+  }
+
+  void onReportReadable() {
+    RunEndWatch& watch = *watch_;
+    cb::RunEnd end = cb::readRunEnd(*state_, watch.failure);
+    if (end == cb::RunEnd::kPending) return;
+    // kClosed: init is gone without "done"; its reap ("gone") completes the exit.
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    stopWatching(watch);
+    if (end != cb::RunEnd::kDone || watch.exitDelivered) return;
+    watch.exitDelivered = true;
+    ExitReport report = cb::collectRunReport(*state_, watch.failure);
+    try {
+      callback_.MakeCallback(env.Global(), {Napi::String::New(env, "exit"), exitObject(env, report)},
+                             *asyncContext_);
+    } catch (const Napi::Error& error) {
+      // No JS frame to throw into from an event loop callback: report it as uncaught.
+      napi_fatal_exception(env, error.Value());
+    }
   }
 
   Napi::Value Cancel(const Napi::CallbackInfo& info) {
@@ -239,6 +332,9 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
   }
 
   std::shared_ptr<ContainerState> state_;
+  std::shared_ptr<RunEndWatch> watch_ = std::make_shared<RunEndWatch>();
+  Napi::FunctionReference callback_;
+  std::unique_ptr<Napi::AsyncContext> asyncContext_;
   Napi::ThreadSafeFunction tsfn_;
   std::shared_ptr<bool> tsfnAlive_ = std::make_shared<bool>(true);
 };

@@ -132,9 +132,9 @@ void reap(int pid) {
 }
 
 void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onReady,
-                        ExitCallback onExit, GoneCallback onGone) {
+                        SetupFailedCallback onSetupFailed, GoneCallback onGone) {
   ContainerState& s = *state;
-  ExitReport exit;
+  ExitReport failed;
   // Block every signal on this thread before clone: init inherits the mask (it waits on a
   // signalfd), and Node's signal handlers, which live in the memory init shares, never run there.
   sigset_t all;
@@ -144,9 +144,9 @@ void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onR
   char* stackTop = static_cast<char*>(s.initStack) + s.initStackBytes;
   int pid = clone(initMain, stackTop, kInitCloneFlags, state.get());
   if (pid < 0) {
-    exit.failure = Failure{step_clone_init, errno};
+    failed.failure = Failure{step_clone_init, errno};
     s.finished = true;
-    onExit(std::move(exit));
+    onSetupFailed(std::move(failed));
     onGone();
     return;
   }
@@ -161,25 +161,41 @@ void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onR
 
   ReportRecord record{};
   bool got = readRecord(s.reportRead, record);
-  bool ready = got && record.kind == kReportReady;
-  if (ready) {
+  if (got && record.kind == kReportReady) {
     onReady();
-  } else if (got) {
-    exit.failure = Failure{static_cast<uint16_t>(record.step), record.err};
-  } else {
-    exit.failure = Failure{step_init_died, 0};
+    // The run's end is the JS thread's to read; this thread only waits for init to be gone.
+    reap(pid);
+    onGone();
+    return;
   }
+  failed.failure = got ? Failure{static_cast<uint16_t>(record.step), record.err} : Failure{step_init_died, 0};
+  // init is reaped first: the kernel has then killed and reaped everything else in its PID
+  // namespace.
+  reap(pid);
+  s.finished = true;
+  onSetupFailed(std::move(failed));
+  // init's stack may be unmapped only now.
+  onGone();
+}
 
-  // After ready: a failure of the program's child before execve may come, then init's "done"
-  // once every process of the run is dead and reaped; EOF instead means init is gone.
-  bool done = false;
-  while (ready && !done && readRecord(s.reportRead, record)) {
-    if (record.kind == kReportFailure) exit.failure = Failure{static_cast<uint16_t>(record.step), record.err};
-    done = record.kind == kReportDone;
+}  // namespace
+
+RunEnd readRunEnd(ContainerState& s, Failure& failure) {
+  ReportRecord record{};
+  for (;;) {
+    ssize_t n = read(s.reportRead, &record, sizeof record);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno == EAGAIN ? RunEnd::kPending : RunEnd::kClosed;
+    // Records are written whole (smaller than PIPE_BUF); anything else ends the pipe.
+    if (n != static_cast<ssize_t>(sizeof record)) return RunEnd::kClosed;
+    if (record.kind == kReportFailure) failure = Failure{static_cast<uint16_t>(record.step), record.err};
+    if (record.kind == kReportDone) return RunEnd::kDone;
   }
-  // Without "done", init is reaped first: the kernel then has killed and reaped everything else
-  // in its PID namespace. With it, the result goes out before the namespaces' teardown.
-  if (!done) reap(pid);
+}
+
+ExitReport collectRunReport(ContainerState& s, Failure failure) {
+  ExitReport exit;
+  exit.failure = failure;
   std::atomic_thread_fence(std::memory_order_acquire);
   exit.started = s.started.load();
   exit.programStatusKind = s.programStatusKind;
@@ -193,13 +209,8 @@ void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onR
     exit.stderrData = readMemfd(s.stderrFd, stderrRoom, exit.stderrBytes);
   }
   s.finished = true;
-  onExit(std::move(exit));
-  if (done) reap(pid);
-  // init's stack may be unmapped only now.
-  onGone();
+  return exit;
 }
-
-}  // namespace
 
 ContainerState::~ContainerState() { release(); }
 
@@ -284,16 +295,16 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
 }
 
 void launchSupervisor(std::shared_ptr<ContainerState> state, ReadyCallback onReady,
-                      ExitCallback onExit, GoneCallback onGone) {
+                      SetupFailedCallback onSetupFailed, GoneCallback onGone) {
   gSupervisorThreads++;
   std::thread(
-      [](std::shared_ptr<ContainerState> state, ReadyCallback onReady, ExitCallback onExit,
-         GoneCallback onGone) {
-        superviseContainer(std::move(state), std::move(onReady), std::move(onExit),
+      [](std::shared_ptr<ContainerState> state, ReadyCallback onReady,
+         SetupFailedCallback onSetupFailed, GoneCallback onGone) {
+        superviseContainer(std::move(state), std::move(onReady), std::move(onSetupFailed),
                            std::move(onGone));
         gSupervisorThreads--;
       },
-      std::move(state), std::move(onReady), std::move(onExit), std::move(onGone))
+      std::move(state), std::move(onReady), std::move(onSetupFailed), std::move(onGone))
       .detach();
 }
 

@@ -61,18 +61,37 @@ struct ExitReport {
 };
 
 using ReadyCallback = std::function<void()>;
-using ExitCallback = std::function<void(ExitReport)>;
+using SetupFailedCallback = std::function<void(ExitReport)>;
 using GoneCallback = std::function<void()>;
 
 /** Opens every descriptor and lays out every path init needs; throws SetupError. */
 std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& options);
 
-/** Starts the supervisor thread: clone init, report ready, wait for the run, collect. onReady
- * is called once setup succeeded; onExit exactly once when the run is over (with a failure, or
- * the run: every process of it is dead by then); onGone last, once init itself is reaped (its
- * namespaces torn down; the state may be released from then on). */
+/** Starts the supervisor thread: clone init, wait for its first report, then for its end.
+ * onReady is called once setup succeeded; onSetupFailed instead, when it did not (init or the
+ * program's child reported a failed step, or init died first): every process is dead by then.
+ * onGone last, once init itself is reaped (its namespaces torn down; the state may be released
+ * from then on). After "ready" the supervisor never reads the report pipe again: the run's end
+ * is read on the JS thread (readRunEnd), so that nothing hands the result from thread to thread
+ * between init's "done" and the JS callback. */
 void launchSupervisor(std::shared_ptr<ContainerState> state, ReadyCallback onReady,
-                      ExitCallback onExit, GoneCallback onGone);
+                      SetupFailedCallback onSetupFailed, GoneCallback onGone);
+
+/** How far the end of a started run has come, from the report pipe. */
+enum class RunEnd {
+  kPending,  // nothing final yet: wait for the pipe to be readable again
+  kDone,     // init reported "done": every process of the run is dead, what init recorded is final
+  kClosed,   // end of file without "done": init is gone; final once the supervisor reaped it
+};
+
+/** Reads what init and the program's child have sent since "ready"; a failed step of the child
+ * lands in `failure`. Never blocks on a non-blocking read end (the JS thread watches it with
+ * libuv, which makes it so), nor once init is reaped (every writer is gone then). */
+RunEnd readRunEnd(ContainerState& state, Failure& failure);
+
+/** The run's report once it is over (RunEnd::kDone, or init reaped): what init recorded and the
+ * output streams. Marks the state finished. */
+ExitReport collectRunReport(ContainerState& state, Failure failure);
 
 /** Writes the program's parameters into the state; throws SetupError. */
 void configureProgram(ContainerState& state, const StartOptions& options);

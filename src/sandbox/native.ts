@@ -46,7 +46,7 @@ export interface NativeFailure {
   errno: number;
 }
 
-/** What the supervisor thread reports once init is reaped. */
+/** How a run ended: from init's "done", or once init is reaped (a failed setup, an init gone without "done"). */
 export interface NativeExit {
   failure?: NativeFailure;
   started: boolean;
