@@ -12,6 +12,8 @@ export interface StageSpec {
   stdin: Uint8Array | string;
   limits: Limits;
   signal?: AbortSignal;
+  /** StartSpec.backgroundAfterMs. */
+  backgroundAfterMs?: number;
 }
 
 export interface StageRunner<C> {

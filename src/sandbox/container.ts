@@ -159,14 +159,26 @@ export class Container implements PreparedContainer {
     }
     const cancel = (): void => this.handle.cancel();
     spec.signal?.addEventListener('abort', cancel, { once: true });
+    const background = program.backgroundAfterMs > 0 ? setTimeout(() => this.moveToBackground(), program.backgroundAfterMs) : undefined;
     try {
       const exit = await this.exited;
       return this.result(exit, limits);
     } finally {
+      clearTimeout(background);
       spec.signal?.removeEventListener('abort', cancel);
       // init is reaped, so every process of the run is dead: removing the cgroup need not delay
       // the result. destroy() and the sandbox's close() wait for it.
       setImmediate(() => this.finish().catch(() => {}));
+    }
+  }
+
+  /** A run's weight is a matter of fairness, not of its result: a failed write leaves it at the
+   * default weight. */
+  private moveToBackground(): void {
+    try {
+      this.cgroup.moveToBackground();
+    } catch {
+      // the run is ending (its cgroup going), or the cpu controller refused: keep the default
     }
   }
 

@@ -102,6 +102,8 @@ export interface CheckedStartSpec {
   cwd: string;
   stdin: Buffer;
   limits: Limits;
+  /** 0: never. */
+  backgroundAfterMs: number;
 }
 
 export function checkStartSpec(spec: StartSpec, workDir: string): CheckedStartSpec {
@@ -134,5 +136,14 @@ export function checkStartSpec(spec: StartSpec, workDir: string): CheckedStartSp
     cwd,
     stdin,
     limits: checkLimits(spec.limits),
+    backgroundAfterMs: checkBackgroundAfterMs(spec.backgroundAfterMs),
   };
+}
+
+function checkBackgroundAfterMs(value: number | undefined): number {
+  if (value === undefined) return 0;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new SandboxSpecError('backgroundAfterMs', 'must be a non-negative number of milliseconds');
+  }
+  return value;
 }

@@ -1,7 +1,11 @@
 // Limits and metrics: each limit gives its verdict, and what the cgroup measures is accurate.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, it } from 'node:test';
+import { detectCgroupLayout } from '../../src/sandbox/cgroups/detect.js';
 import { MiB } from '../../src/units.js';
+import { until } from '../helpers/until.js';
 import { DEFAULT_LIMITS, program, skip, text, useFixture } from './fixture.js';
 
 describe('sandbox limits and metrics', { skip }, () => {
@@ -57,6 +61,33 @@ describe('sandbox limits and metrics', { skip }, () => {
     const r = await f.run([program('spin'), '300'], { limits: { cpuCores: 0.5 } });
     assert.equal(r.verdict, 'ok');
     assert.ok(r.metrics.wallTimeMs >= 500, `300 ms of CPU at half a core took ${r.metrics.wallTimeMs} ms of wall`);
+  });
+
+  it('moves a run that passed backgroundAfterMs to the background CPU weight, and no other', async () => {
+    const layout = detectCgroupLayout();
+    const cpuRoot = layout.version === 'v1' ? layout.mountPoints.cpu : layout.mountPoint;
+    const instanceDir = path.join(cpuRoot, 'cellblock', f.sandbox.instanceId);
+    const [weightFile, defaultWeight, backgroundWeight] = layout.version === 'v1' ? ['cpu.shares', 1024, 64] : ['cpu.weight', 100, 6];
+    /** The weights of the run cgroups there now (a finished run's may be on its way out). */
+    const weights = (): number[] =>
+      fs.readdirSync(instanceDir, { withFileTypes: true }).flatMap((entry) => {
+        try {
+          return entry.isDirectory() ? [Number(fs.readFileSync(path.join(instanceDir, entry.name, weightFile), 'utf8'))] : [];
+        } catch {
+          return [];
+        }
+      });
+    const long = f.run([program('spin'), '800'], { backgroundAfterMs: 100 });
+    await until(() => weights().includes(backgroundWeight), 3000);
+    assert.equal((await long).verdict, 'ok');
+
+    let seen: number[] = [];
+    const plain = f.run([program('spin'), '500']);
+    await until(() => (seen = weights()).length > 0, 3000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    seen = weights();
+    assert.equal((await plain).verdict, 'ok');
+    assert.deepEqual(seen, [defaultWeight], 'a run without backgroundAfterMs keeps the default weight');
   });
 
   it('gives wall_time_limit to a sleeper', async () => {

@@ -28,6 +28,9 @@ export interface RunCgroup {
    * child, sleeps until "go"), so that none of this is on the job's critical path. */
   startAccounting(): void;
   readUsage(): CgroupUsage;
+  /** Lowers the cgroup's CPU weight from the default to BACKGROUND_CPU_WEIGHT_FRACTION of it;
+   * the bandwidth limit (cpuCores) is unchanged. */
+  moveToBackground(): void;
   /** Kills any process still in the cgroup, then removes it. */
   destroy(): Promise<void>;
 }
@@ -58,3 +61,8 @@ export class CgroupError extends Error {
     super(message ?? `cgroup ${operation} failed on ${path}: ${code}`);
   }
 }
+
+/** A background run's CPU weight as a fraction of the default one (v1 cpu.shares 1024 → 64, v2
+ * cpu.weight 100 → 6): against a run at the default weight on the same core, it gets about 6%.
+ * Weights only divide contended time; a background run alone on a core still gets all of it. */
+export const BACKGROUND_CPU_WEIGHT_FRACTION = 1 / 16;

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Limits } from '../types.js';
-import type { CgroupBackend, CgroupUsage, RunCgroup } from './backend.js';
+import { BACKGROUND_CPU_WEIGHT_FRACTION, type CgroupBackend, type CgroupUsage, type RunCgroup } from './backend.js';
 import {
   type CgroupLimitValues,
   killCgroupPids,
@@ -21,6 +21,9 @@ import {
 } from './cgroupfs.js';
 import type { V1Controller } from './detect.js';
 import { cpuQuota } from './cpu-quota.js';
+
+/** cpu.shares of a new cgroup (the kernel's default). */
+const V1_DEFAULT_CPU_SHARES = 1024;
 
 class V1RunCgroup implements RunCgroup {
   readonly procsPaths: string[];
@@ -82,6 +85,10 @@ class V1RunCgroup implements RunCgroup {
       peakMemoryBytes: files.maxUsage.readInteger(),
       oomKills: files.oomControl.readKey('oom_kill') - this.oomKillsBaseline,
     };
+  }
+
+  moveToBackground(): void {
+    writeCgroupFile(path.join(this.dirs.cpu, 'cpu.shares'), String(Math.round(V1_DEFAULT_CPU_SHARES * BACKGROUND_CPU_WEIGHT_FRACTION)));
   }
 
   async destroy(): Promise<void> {

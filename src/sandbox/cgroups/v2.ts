@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Limits } from '../types.js';
-import type { CgroupBackend, CgroupUsage, RunCgroup } from './backend.js';
+import { BACKGROUND_CPU_WEIGHT_FRACTION, type CgroupBackend, type CgroupUsage, type RunCgroup } from './backend.js';
 import {
   type CgroupLimitValues,
   killCgroupPids,
@@ -23,6 +23,9 @@ import {
 } from './cgroupfs.js';
 import { V2_CONTROLLERS } from './detect.js';
 import { cpuQuota } from './cpu-quota.js';
+
+/** cpu.weight of a new cgroup (the kernel's default). */
+const V2_DEFAULT_CPU_WEIGHT = 100;
 
 const NS_PER_US = 1000;
 
@@ -103,6 +106,10 @@ class V2RunCgroup implements RunCgroup {
       peakMemoryBytes: files.memoryPeak.readInteger(),
       oomKills: files.memoryEvents.readKey('oom_kill') - this.oomKillsBaseline,
     };
+  }
+
+  moveToBackground(): void {
+    writeCgroupFile(path.join(this.dir, 'cpu.weight'), String(Math.round(V2_DEFAULT_CPU_WEIGHT * BACKGROUND_CPU_WEIGHT_FRACTION)));
   }
 
   async destroy(): Promise<void> {
