@@ -34,8 +34,14 @@ export interface Config {
 
   /** Worker processes `cellblock worker` / `cellblock start` run on this machine. */
   workerProcesses: number;
-  /** Jobs one worker process runs at once. */
+  /** Jobs one worker process runs at once, not counting long jobs (see backgroundAfterMs). */
   workerConcurrency: number;
+  /** A job running longer than this is long: its programs go to the background CPU weight and it
+   * frees its slot for the next job (docs/theory-of-operation.md, "Long runs and the
+   * background"). 0: never. */
+  backgroundAfterMs: number;
+  /** Long jobs one worker process runs beyond workerConcurrency. */
+  backgroundSlots: number;
   /** How long a finished job (and its result) stays readable. */
   resultTtlSeconds: number;
   /** BullMQ lock on an active job; a worker that stops renewing it for this long is presumed dead. */
@@ -81,6 +87,13 @@ export interface Config {
 export function defaultWorkerConcurrency(): number {
   return 2 * os.availableParallelism();
 }
+
+/**
+ * When a job counts as long. Well above a typical submission's run (a hello world takes 20-30 ms
+ * here, a C compile ~150 ms), well below the default limits (2 s of CPU, 5 s of wall time) that a
+ * runaway program runs into.
+ */
+export const DEFAULT_BACKGROUND_AFTER_MS = 250;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -139,6 +152,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const dataDir = dataDirFromEnv(env);
   const lockDurationMs = integer(env, 'CELLBLOCK_LOCK_DURATION_MS', 30_000, 1000);
+  const workerConcurrency = integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', defaultWorkerConcurrency(), 1);
   return {
     redisUrl,
     queuePrefix,
@@ -149,7 +163,9 @@ export function loadConfig(env: Env = process.env): Config {
     redisDataDir: env.CELLBLOCK_REDIS_DATA_DIR?.trim() || path.join(dataDir, 'redis'),
     redisAppendFsync: oneOf(env, 'CELLBLOCK_REDIS_FSYNC', REDIS_APPEND_FSYNC_POLICIES, DEFAULT_REDIS_APPEND_FSYNC),
     workerProcesses: integer(env, 'CELLBLOCK_WORKER_PROCESSES', 1, 0),
-    workerConcurrency: integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', defaultWorkerConcurrency(), 1),
+    workerConcurrency,
+    backgroundAfterMs: integer(env, 'CELLBLOCK_BACKGROUND_AFTER_MS', DEFAULT_BACKGROUND_AFTER_MS, 0),
+    backgroundSlots: integer(env, 'CELLBLOCK_BACKGROUND_SLOTS', workerConcurrency, 0),
     resultTtlSeconds: integer(env, 'CELLBLOCK_RESULT_TTL_SECONDS', 3600, 1),
     lockDurationMs,
     stalledIntervalMs: integer(env, 'CELLBLOCK_STALLED_INTERVAL_MS', lockDurationMs, 500),

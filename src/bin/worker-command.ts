@@ -22,6 +22,7 @@ export async function runWorkerProcess(config: Config, redisUrl: string, logger:
   const executor = await createExecutor({
     dataDir: config.dataDir,
     pool: { stateRoot: config.poolStateDir },
+    backgroundAfterMs: config.backgroundAfterMs,
     onBackgroundError: (error, image) => logger.warn({ err: error, image }, 'pool background work failed'),
   });
   const stopped = new Promise<undefined>((resolve) => {
@@ -32,6 +33,8 @@ export async function runWorkerProcess(config: Config, redisUrl: string, logger:
     redisUrl,
     prefix: config.queuePrefix,
     concurrency: config.workerConcurrency,
+    backgroundSlots: config.backgroundSlots,
+    backgroundAfterMs: config.backgroundAfterMs,
     executor,
     logger,
     lockDurationMs: config.lockDurationMs,

@@ -13,6 +13,7 @@ import { nanoid } from 'nanoid';
 import type { Logger } from 'pino';
 import type { ExecuteRequest, ExecuteResult } from '../executor/types.js';
 import type { JobRecord, JobRequest, JobResult } from '../jobs/model.js';
+import { BackgroundLane } from './background-lane.js';
 import { startCancelWatch } from './cancel-watch.js';
 import { CANCELLED_REASON, toRecord, type WorkerLiveness } from './client.js';
 import { toExecuteRequest, toJobResult } from './codec.js';
@@ -36,6 +37,12 @@ export interface QueueWorkerOptions {
   redisUrl: string;
   prefix: string;
   concurrency: number;
+  /** Jobs running longer than backgroundAfterMs stop counting against `concurrency`; this many
+   * more may run at once (see background-lane.ts). 0: no lane. */
+  backgroundSlots: number;
+  /** 0: no job is ever long. The executor should move programs to the background CPU weight
+   * after the same time. */
+  backgroundAfterMs: number;
   executor: JobExecutor;
   logger: Logger;
   lockDurationMs: number;
@@ -107,6 +114,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     const queueWaitMs = Math.max(0, Date.now() - job.timestamp);
     const controller = new AbortController();
     controllers.set(jobId, controller);
+    const untrack = lane.track();
     bullSignal?.addEventListener('abort', () => controller.abort('cancelled' satisfies AbortReason), { once: true });
     try {
       if (await cancelledBeforeRun(job)) {
@@ -141,6 +149,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       const attempt = { number: job.attemptsStarted, startedAtMs: job.processedOn ?? Date.now(), finishedAtMs: Date.now() };
       return toJobResult(result, queueWaitMs, attempt);
     } finally {
+      untrack();
       controllers.delete(jobId);
     }
   }
@@ -150,8 +159,10 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   // having taken a job, first asks Redis for another (a round trip that finds none when traffic
   // is sporadic) and only then starts the one it has. Each Worker blocks on its own connection
   // (BullMQ duplicates ours); one stall checker is enough for the process.
+  // The background lane's Workers come after the slots' and take jobs only while long jobs run.
+  const slotCount = options.concurrency + (options.backgroundAfterMs > 0 ? options.backgroundSlots : 0);
   const workers = Array.from(
-    { length: options.concurrency },
+    { length: slotCount },
     (_, slot) =>
       new Worker<JobRequest, JobResult>(QUEUE_NAME, processJob, {
         connection: bullRedis,
@@ -163,6 +174,9 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         skipStalledCheck: slot > 0,
         autorun: false,
       }),
+  );
+  const lane = new BackgroundLane(workers.slice(options.concurrency), options.backgroundAfterMs, (error) =>
+    log.warn({ err: error }, 'cannot pause a background lane worker'),
   );
 
   const stats = jobStatsRecorder(redis, keys, (error, lostJobs) => log.warn({ err: error, lostJobs }, 'cannot record job stats'));
@@ -220,9 +234,9 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     (error) => log.warn({ err: error }, 'heartbeat failed'),
   );
 
-  for (const worker of workers) void worker.run().catch((error) => log.error({ err: error }, 'worker stopped'));
+  for (const worker of workers.slice(0, options.concurrency)) void worker.run().catch((error) => log.error({ err: error }, 'worker stopped'));
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
-  log.info({ concurrency: options.concurrency, prefix: options.prefix }, 'worker ready');
+  log.info({ concurrency: options.concurrency, backgroundSlots: slotCount - options.concurrency, backgroundAfterMs: options.backgroundAfterMs, prefix: options.prefix }, 'worker ready');
 
   return {
     workerId,
@@ -232,6 +246,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     close: async () => {
       if (shuttingDown) return;
       shuttingDown = true;
+      lane.close();
       log.info({ running: controllers.size, graceMs: options.shutdownGraceMs }, 'worker closing: no new jobs');
       const grace = setTimeout(() => {
         log.warn({ running: controllers.size }, 'shutdown grace over: interrupting running jobs');

@@ -65,6 +65,8 @@ export async function startRunningService(): Promise<RunningService> {
       redisUrl: redis.url,
       prefix,
       concurrency: 2,
+      backgroundSlots: 0,
+      backgroundAfterMs: 0,
       executor,
       logger,
       lockDurationMs: 30_000,

@@ -127,13 +127,16 @@ export function builtRuntimes(): { runtimes: Runtime[]; missing: string[] } {
 export async function startTestWorker(
   service: ServiceHarness,
   poolStateDir: string,
-  options: { concurrency?: number; shutdownGraceMs?: number; lockDurationMs?: number } = {},
+  options: { concurrency?: number; shutdownGraceMs?: number; lockDurationMs?: number; backgroundSlots?: number; backgroundAfterMs?: number } = {},
 ): Promise<TestWorker> {
-  const executor = await createExecutor({ dataDir: dataDirFromEnv(), pool: { stateRoot: poolStateDir } });
+  const backgroundAfterMs = options.backgroundAfterMs ?? 0;
+  const executor = await createExecutor({ dataDir: dataDirFromEnv(), pool: { stateRoot: poolStateDir }, backgroundAfterMs });
   const worker = await startQueueWorker({
     redisUrl: service.redis.url,
     prefix: service.prefix,
     concurrency: options.concurrency ?? 2,
+    backgroundSlots: options.backgroundSlots ?? 0,
+    backgroundAfterMs,
     executor,
     logger: pino({ level: process.env.CELLBLOCK_TEST_LOG_LEVEL ?? 'silent' }),
     ...fastStallSettings,

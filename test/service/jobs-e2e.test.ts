@@ -243,3 +243,41 @@ describe('graceful shutdown', { skip: (skip || !python) && 'python image not bui
     }
   });
 });
+
+describe('long jobs and the background lane', { skip: (skip || !python) && 'python image not built' }, () => {
+  test('a long job frees its slot for a short one, and the lane runs no more long jobs than it has workers', async () => {
+    const scratch = await scratchDir();
+    const service = await startService({ runtimes });
+    const at = (iso: string) => Date.parse(iso);
+    try {
+      const base = await listen(service);
+      // One slot, one lane worker; a job is long after 200 ms.
+      const worker = await startTestWorker(service, scratch.dir, { concurrency: 1, backgroundSlots: 1, backgroundAfterMs: 200 });
+      try {
+        const long = await postJson(`${base}/v1/jobs`, sleeper(3));
+        await pollJob(base, long.json.id, 30_000, (view) => view.status === 'running');
+        // The only slot is taken; once the long job is long, the lane takes the next job.
+        const short = await postJson(`${base}/v1/jobs?wait=true&timeoutMs=60000`, { language: 'python', source: 'print("short")' });
+        assert.equal(short.json.result.stdout, 'short\n');
+        assert.equal((await getJson(`${base}/v1/jobs/${long.json.id}`)).json.status, 'running', 'the short job ended while the long one still ran');
+
+        // A second long job takes the lane's worker; with both long, a short job waits for one of them.
+        const secondLong = await postJson(`${base}/v1/jobs`, sleeper(1));
+        await pollJob(base, secondLong.json.id, 30_000, (view) => view.status === 'running');
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const waiting = await postJson(`${base}/v1/jobs?wait=true&timeoutMs=60000`, { language: 'python', source: 'print("waited")' });
+        assert.equal(waiting.json.result.stdout, 'waited\n');
+        const secondDone = await pollJob(base, secondLong.json.id, 30_000, (view) => view.status === 'done');
+        assert.ok(at(waiting.json.startedAt) >= at(secondDone.finishedAt) - 5, `the short job started ${waiting.json.startedAt}, before a long one ended (${secondDone.finishedAt})`);
+        const first = await pollJob(base, long.json.id, 30_000, (view) => view.status === 'done');
+        assert.equal(first.result.stdout, 'started\nwoke\n');
+      } finally {
+        await worker.close();
+      }
+    } finally {
+      await service.close();
+      await scratch.remove();
+    }
+  });
+});
+
