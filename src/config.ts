@@ -42,6 +42,8 @@ export interface Config {
   backgroundAfterMs: number;
   /** Long jobs one worker process runs beyond workerConcurrency. */
   backgroundSlots: number;
+  /** Most containers a worker keeps ready per image (the pool grows to it as misses show demand). */
+  poolMaxReady: number;
   /** How long a finished job (and its result) stays readable. */
   resultTtlSeconds: number;
   /** BullMQ lock on an active job; a worker that stops renewing it for this long is presumed dead. */
@@ -153,6 +155,8 @@ export function loadConfig(env: Env = process.env): Config {
   const dataDir = dataDirFromEnv(env);
   const lockDurationMs = integer(env, 'CELLBLOCK_LOCK_DURATION_MS', 30_000, 1000);
   const workerConcurrency = integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', defaultWorkerConcurrency(), 1);
+  const backgroundAfterMs = integer(env, 'CELLBLOCK_BACKGROUND_AFTER_MS', DEFAULT_BACKGROUND_AFTER_MS, 0);
+  const backgroundSlots = integer(env, 'CELLBLOCK_BACKGROUND_SLOTS', workerConcurrency, 0);
   return {
     redisUrl,
     queuePrefix,
@@ -164,8 +168,10 @@ export function loadConfig(env: Env = process.env): Config {
     redisAppendFsync: oneOf(env, 'CELLBLOCK_REDIS_FSYNC', REDIS_APPEND_FSYNC_POLICIES, DEFAULT_REDIS_APPEND_FSYNC),
     workerProcesses: integer(env, 'CELLBLOCK_WORKER_PROCESSES', 1, 0),
     workerConcurrency,
-    backgroundAfterMs: integer(env, 'CELLBLOCK_BACKGROUND_AFTER_MS', DEFAULT_BACKGROUND_AFTER_MS, 0),
-    backgroundSlots: integer(env, 'CELLBLOCK_BACKGROUND_SLOTS', workerConcurrency, 0),
+    backgroundAfterMs,
+    backgroundSlots,
+    // As many as the worker may run at once: fewer, and a burst of jobs finds the pool empty.
+    poolMaxReady: integer(env, 'CELLBLOCK_POOL_MAX_READY', workerConcurrency + (backgroundAfterMs > 0 ? backgroundSlots : 0), 0),
     resultTtlSeconds: integer(env, 'CELLBLOCK_RESULT_TTL_SECONDS', 3600, 1),
     lockDurationMs,
     stalledIntervalMs: integer(env, 'CELLBLOCK_STALLED_INTERVAL_MS', lockDurationMs, 500),
