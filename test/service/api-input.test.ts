@@ -32,6 +32,7 @@ describe('API bad input', () => {
 
   test('a body that is not JSON is 415 unsupported_media_type', async () => {
     assertError(await postRaw('application/xml', '<job/>'), 415, 'unsupported_media_type');
+    assertError(await postRaw('text/plain', JSON.stringify({ language: 'python', source: 'print(1)' })), 415, 'unsupported_media_type');
   });
 
   test('an oversized body is 413 body_too_large', async () => {

@@ -33,6 +33,9 @@ const notFound = (id: string) => new ApiError(404, 'job_not_found', `no job "${i
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody, 415: ErrorBody, 429: ErrorBody, 503: ErrorBody };
 
 export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, { jobs, runtimes, policy }) => {
+  // Bodies are JSON. Fastify would hand a text/plain body to the schema as a string, which then
+  // answered 400 "body must be object"; any other type is a 415 (unsupported_media_type).
+  app.removeContentTypeParser('text/plain');
   app.post(
     '/jobs',
     {
