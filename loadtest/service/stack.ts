@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { freeLoopbackPort, startRedisServer, type RedisAppendFsync, type RedisServer, type RedisServerOptions } from '../../src/queue/redis-server.js';
 import { kibToBytes } from '../../src/units.js';
 import { reclaimPoolState } from '../../test/helpers/pool-state.js';
@@ -97,13 +98,6 @@ export function rssBytes(pid: number): number {
   return kibToBytes(Number(match[1]));
 }
 
-function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[4] ?? '')
-    .filter((mountPoint) => mountPoint.startsWith(`${dir}/`));
-}
-
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const scratchDir = await mkdtemp(path.join(os.tmpdir(), 'cellblock-loadtest-'));
   const children: { name: string; child: ChildProcess; logPath: string }[] = [];
@@ -116,7 +110,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     // API first (no new jobs), then the worker (tears its pool down), then Redis.
     for (const { child } of children) await stopChild(child);
     await redis?.stop();
-    const left = mountsUnder(scratchDir);
+    const left = mountPointsUnder(scratchDir);
     if (left.length > 0) {
       process.stderr.write(`loadtest: the worker left ${left.length} mounts under ${scratchDir}; reclaiming them\n`);
       await reclaimPoolState(path.join(scratchDir, 'pool'));

@@ -95,6 +95,14 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   const webhooks = new Set<Promise<unknown>>();
   const stopWebhooks = new AbortController();
   let shuttingDown = false;
+  // Listening before any job can be taken: a cancel heard from now on reaches its job.
+  const cancels = await startCancelWatch(subscriber, keys.cancelChannel, (jobId) => {
+    const controller = controllers.get(jobId);
+    if (!controller) return false;
+    log.info({ jobId }, 'cancelling running job');
+    controller.abort('cancelled' satisfies AbortReason);
+    return true;
+  });
 
   /** Whether the job was cancelled before it could run: marked cancelled while queued, and taken
    * before the API could remove it. Asked after the job is registered in `controllers`, so that a
@@ -206,14 +214,6 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     worker.on('stalled', (jobId) => log.warn({ jobId }, 'job stalled: its worker stopped renewing the lock'));
     worker.on('error', logWorkerError);
   }
-
-  const cancels = await startCancelWatch(subscriber, keys.cancelChannel, (jobId) => {
-    const controller = controllers.get(jobId);
-    if (!controller) return false;
-    log.info({ jobId }, 'cancelling running job');
-    controller.abort('cancelled' satisfies AbortReason);
-    return true;
-  });
 
   const heartbeat = startHeartbeat(
     redis,

@@ -35,11 +35,6 @@ export function whyNoLayerBuilds(): string | undefined {
   return undefined;
 }
 
-/** Mount points (from /proc/self/mountinfo) at or below `path`. Other mounts that merely use
- * files there (a pool's overlay over stored layers) do not count. */
-export function mountsUnder(path: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[4] ?? '')
-    .filter((mountPoint) => mountPoint === path || mountPoint.startsWith(`${path}/`));
-}
+/** Mount points at or below `path`. Other mounts that merely use files there (a pool's overlay
+ * over stored layers) do not count. */
+export { mountPointsUnder as mountsUnder } from '../../src/pool/mountinfo.js';

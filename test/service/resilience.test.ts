@@ -3,7 +3,6 @@
 // Workers that die are real `cellblock worker` processes killed with SIGKILL.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import {
   builtRuntimes,
@@ -20,6 +19,7 @@ import {
   type CellblockProcess,
   type TestWorker,
 } from './fixtures.js';
+import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { reclaimPoolState } from '../helpers/pool-state.js';
 import { start as startRedis } from '../helpers/redis.js';
 
@@ -50,14 +50,6 @@ async function killHard(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** Mount points under `dir` still in this mount namespace (leftovers of a killed worker). */
-function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mounts', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[1] ?? '')
-    .filter((mountPoint) => mountPoint.startsWith(dir));
-}
-
 interface DeathScene {
   base: string;
   service: ServiceHarness;
@@ -84,7 +76,7 @@ async function withDeathScene(body: (scene: DeathScene) => Promise<void>): Promi
   } finally {
     await survivor?.close();
     await service.close();
-    assert.deepEqual(mountsUnder(scratch.dir), [], 'nothing of the dead workers stays mounted');
+    assert.deepEqual(mountPointsUnder(scratch.dir), [], 'nothing of the dead workers stays mounted');
     await scratch.remove();
   }
 }
@@ -197,7 +189,7 @@ describe('closing without Redis', { skip }, () => {
       assert.equal(code, 0, `a clean exit, not a hang:\n${worker.output().slice(-1500)}`);
       assert.ok(Date.now() - started < 20_000);
       assert.match(worker.output(), /"msg":"worker closed"/);
-      assert.deepEqual(mountsUnder(scratch.dir), [], 'the pool was released');
+      assert.deepEqual(mountPointsUnder(scratch.dir), [], 'the pool was released');
     } finally {
       if (worker && worker.child.exitCode === null && worker.child.signalCode === null) {
         await killHard(worker.child);

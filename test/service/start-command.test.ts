@@ -3,13 +3,14 @@
 // through all of them; a worker that dies is replaced; SIGTERM stops every one of them, and so
 // does SIGKILL of the command; nothing stays mounted or running.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { freeLoopbackPort } from '../../src/queue/redis-server.js';
+import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { processExists } from '../helpers/processes.js';
 import { start as startRedis, type TestRedis } from '../helpers/redis.js';
+import { until } from '../helpers/until.js';
 import { builtRuntimes, getJson, postJson, scratchDir, spawnCellblock, type CellblockProcess } from './fixtures.js';
 
 const { runtimes } = builtRuntimes();
@@ -69,15 +70,6 @@ async function waitReady(port: number): Promise<void> {
 }
 
 /** Waits while `what()` holds; false when it still holds after `timeoutMs`. */
-async function waitWhile(what: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (await what()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return true;
-}
-
 describe('cellblock start', { skip }, () => {
   test('private Redis, a worker and the API on one machine: hello world, a dead worker replaced, SIGTERM stops all', async () => {
     const scratch = await scratchDir();
@@ -96,7 +88,7 @@ describe('cellblock start', { skip }, () => {
       // A worker process that dies is replaced; the new one reclaims what the dead one left.
       const firstWorkerPid = supervisedWorkerPid(started.output());
       process.kill(firstWorkerPid, 'SIGKILL');
-      assert.ok(await waitWhile(() => countLines(started.output(), 'worker ready') < 2, 60_000), 'a new worker process became ready');
+      await until(() => countLines(started.output(), 'worker ready') >= 2, 60_000, 100, 'a new worker process became ready');
       const again = await postJson(`${base}/v1/jobs?wait=true`, { language: 'python', source: 'print("again")' });
       assert.equal(again.json.result?.stdout, 'again\n', JSON.stringify(again.json));
 
@@ -108,8 +100,7 @@ describe('cellblock start', { skip }, () => {
       assert.ok(!processExists(workerPid), 'the worker process has exited');
       assert.ok(!(await answers(redisPort)), 'the private redis-server has stopped');
       assert.ok(!(await answers(port)), 'the API no longer listens');
-      const mounted = readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((line) => line.includes(scratch.dir));
-      assert.deepEqual(mounted, [], 'the worker left nothing mounted');
+      assert.deepEqual(mountPointsUnder(scratch.dir), [], 'the worker left nothing mounted');
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await scratch.remove();
@@ -127,16 +118,15 @@ describe('cellblock start', { skip }, () => {
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGKILL');
         await exited;
-        assert.ok(await waitWhile(() => processExists(workerPid), 30_000), 'the orphaned worker process shut down');
-        assert.ok(await waitWhile(() => answers(redisPort), 10_000), 'the private redis-server stopped');
-        const mounted = readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((line) => line.includes(scratch.dir));
-        assert.deepEqual(mounted, [], 'the worker left nothing mounted');
+        await until(() => !processExists(workerPid), 30_000, 100, 'the orphaned worker process shut down');
+        await until(async () => !(await answers(redisPort)), 10_000, 100, 'the private redis-server stopped');
+        assert.deepEqual(mountPointsUnder(scratch.dir), [], 'the worker left nothing mounted');
       } finally {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
         // Failed above: stop the orphan ourselves, so that it releases the scratch dir.
         if (processExists(workerPid)) {
           process.kill(workerPid, 'SIGTERM');
-          await waitWhile(() => processExists(workerPid), 30_000);
+          await until(() => !processExists(workerPid), 30_000, 100).catch(() => {});
         }
         await scratch.remove();
       }
