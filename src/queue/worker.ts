@@ -183,6 +183,12 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         autorun: false,
       }),
   );
+  // BullMQ's resume() restarts a stopped Worker by calling run() and dropping its promise, so a
+  // failure there would be an unhandled rejection: every Worker's run() logs its failure instead.
+  for (const worker of workers) {
+    const run = worker.run.bind(worker);
+    worker.run = () => run().catch((error: unknown) => log.error({ err: error }, 'worker stopped'));
+  }
   const lane = new BackgroundLane(workers.slice(options.concurrency), options.backgroundAfterMs, (error) =>
     log.warn({ err: error }, 'cannot pause a background lane worker'),
   );
@@ -234,7 +240,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     (error) => log.warn({ err: error }, 'heartbeat failed'),
   );
 
-  for (const worker of workers.slice(0, options.concurrency)) void worker.run().catch((error) => log.error({ err: error }, 'worker stopped'));
+  for (const worker of workers.slice(0, options.concurrency)) void worker.run();
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
   log.info({ concurrency: options.concurrency, backgroundSlots: slotCount - options.concurrency, backgroundAfterMs: options.backgroundAfterMs, prefix: options.prefix }, 'worker ready');
 

@@ -271,6 +271,14 @@ describe('long jobs and the background lane', { skip: (skip || !python) && 'pyth
         assert.ok(at(waiting.json.startedAt) >= at(secondDone.finishedAt) - 5, `the short job started ${waiting.json.startedAt}, before a long one ended (${secondDone.finishedAt})`);
         const first = await pollJob(base, long.json.id, 30_000, (view) => view.status === 'done');
         assert.equal(first.result.stdout, 'started\nwoke\n');
+
+        // No long job left: the lane's worker was paused. The next long job opens it again.
+        const third = await postJson(`${base}/v1/jobs`, sleeper(3));
+        await pollJob(base, third.json.id, 30_000, (view) => view.status === 'running');
+        const again = await postJson(`${base}/v1/jobs?wait=true&timeoutMs=60000`, { language: 'python', source: 'print("again")' });
+        assert.equal(again.json.result.stdout, 'again\n');
+        assert.equal((await getJson(`${base}/v1/jobs/${third.json.id}`)).json.status, 'running', 'the lane took jobs again');
+        await pollJob(base, third.json.id, 30_000, (view) => view.status === 'done');
       } finally {
         await worker.close();
       }
