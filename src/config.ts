@@ -44,6 +44,8 @@ export interface Config {
   backgroundSlots: number;
   /** Most containers a worker keeps ready per image (the pool grows to it as misses show demand). */
   poolMaxReady: number;
+  /** Containers a worker prepares at once in the background (refilling its pools). */
+  poolRefillConcurrency: number;
   /** How long a finished job (and its result) stays readable. */
   resultTtlSeconds: number;
   /** BullMQ lock on an active job; a worker that stops renewing it for this long is presumed dead. */
@@ -96,6 +98,11 @@ export function defaultWorkerConcurrency(): number {
  * runaway program runs into.
  */
 export const DEFAULT_BACKGROUND_AFTER_MS = 250;
+
+/** Background preparations of a worker's pool at once. Two, because a preparation mostly waits
+ * (the mount agent, init's setup, the cgroup attach); under a fork bomb one takes 80-180 ms here
+ * (the attach contends with its forks), and one at a time then cannot keep up with ~10 jobs/s. */
+export const DEFAULT_POOL_REFILL_CONCURRENCY = 2;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -172,6 +179,7 @@ export function loadConfig(env: Env = process.env): Config {
     backgroundSlots,
     // As many as the worker may run at once: fewer, and a burst of jobs finds the pool empty.
     poolMaxReady: integer(env, 'CELLBLOCK_POOL_MAX_READY', workerConcurrency + (backgroundAfterMs > 0 ? backgroundSlots : 0), 0),
+    poolRefillConcurrency: integer(env, 'CELLBLOCK_POOL_REFILL_CONCURRENCY', DEFAULT_POOL_REFILL_CONCURRENCY, 1),
     resultTtlSeconds: integer(env, 'CELLBLOCK_RESULT_TTL_SECONDS', 3600, 1),
     lockDurationMs,
     stalledIntervalMs: integer(env, 'CELLBLOCK_STALLED_INTERVAL_MS', lockDurationMs, 500),

@@ -21,7 +21,7 @@ const HEALTHY_RUN_MS = 60_000;
 export async function runWorkerProcess(config: Config, redisUrl: string, logger: Logger, stop: AbortSignal): Promise<QueueWorker | undefined> {
   const executor = await createExecutor({
     dataDir: config.dataDir,
-    pool: { stateRoot: config.poolStateDir, sizing: { minReady: Math.min(1, config.poolMaxReady), maxReady: config.poolMaxReady } },
+    pool: { stateRoot: config.poolStateDir, sizing: { minReady: Math.min(1, config.poolMaxReady), maxReady: config.poolMaxReady }, refillConcurrency: config.poolRefillConcurrency },
     backgroundAfterMs: config.backgroundAfterMs,
     onBackgroundError: (error, image) => logger.warn({ err: error, image }, 'pool background work failed'),
   });
