@@ -140,7 +140,7 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     options.workDir = getString(o, "workDir");
     options.hostname = getString(o, "hostname");
     options.tmpBytes = getInt(o, "tmpBytes");
-    options.cgroupProcsPaths = getStrings(o, "cgroupProcsPaths");
+    options.cgroupJoinPaths = getStrings(o, "cgroupJoinPaths");
     options.cpuUsagePath = getString(o, "cpuUsagePath", false);
     options.cpuUsageScaleNs = getInt(o, "cpuUsageScaleNs");
     try {

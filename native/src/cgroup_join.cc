@@ -5,7 +5,7 @@
 namespace cb {
 
 Failure joinCgroups(const ContainerState& s) {
-  for (int fd : s.cgroupProcsFds) {
+  for (int fd : s.cgroupJoinFds) {
     CB_TRY(step_cgroup_join, sys(SYS_write, fd, "0", 1));
     sys(SYS_close, fd);
   }

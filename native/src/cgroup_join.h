@@ -1,5 +1,6 @@
 // cgroups, the native part: only joining. Creating, limiting, reading and removing cgroups is
-// TypeScript (src/sandbox/cgroups/); the cgroup.procs files were opened before clone.
+// TypeScript (src/sandbox/cgroups/); the files to join through (v1 `tasks`, v2 `cgroup.procs`)
+// were opened before clone.
 #pragma once
 
 #include "state.h"

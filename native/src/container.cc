@@ -156,7 +156,7 @@ void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onR
   close(s.reportWrite);
   close(s.goRead);
   close(s.cancelRead);
-  for (int fd : s.cgroupProcsFds) close(fd);
+  for (int fd : s.cgroupJoinFds) close(fd);
   s.initEndsClosed = true;
 
   ReportRecord record{};
@@ -225,9 +225,9 @@ void ContainerState::release() {
   counted = false;
   if (initEndsClosed) {
     reportWrite = goRead = cancelRead = -1;
-    cgroupProcsFds.clear();
+    cgroupJoinFds.clear();
   }
-  for (int& fd : cgroupProcsFds) closeFd(fd);
+  for (int& fd : cgroupJoinFds) closeFd(fd);
   closeFd(cpuUsageFd);
   closeFd(stdinFd);
   closeFd(stdoutFd);
@@ -262,10 +262,10 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
   s.capLastCap = capLastCap();
   s.seccompProgram = seccompProgram();
 
-  for (const std::string& path : o.cgroupProcsPaths) {
+  for (const std::string& path : o.cgroupJoinPaths) {
     int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) throwSetup(step_open_cgroup, errno);
-    s.cgroupProcsFds.push_back(aboveStdio(fd));
+    s.cgroupJoinFds.push_back(aboveStdio(fd));
   }
   if (!o.cpuUsagePath.empty()) {
     int fd = open(o.cpuUsagePath.c_str(), O_RDONLY | O_CLOEXEC);
@@ -280,7 +280,7 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
   openPipe(s.goRead, s.goWrite);
   openPipe(s.cancelRead, s.cancelWrite);
 
-  s.initKeepFds = s.cgroupProcsFds;
+  s.initKeepFds = s.cgroupJoinFds;
   for (int fd : {s.cpuUsageFd, s.stdinFd, s.stdoutFd, s.stderrFd, s.reportWrite, s.goRead,
                  s.cancelRead}) {
     if (fd >= 0) s.initKeepFds.push_back(fd);

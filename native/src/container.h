@@ -24,7 +24,7 @@ struct PrepareOptions {
   std::string workDir;  // inside the container, absolute
   std::string hostname;
   int64_t tmpBytes = 0;
-  std::vector<std::string> cgroupProcsPaths;
+  std::vector<std::string> cgroupJoinPaths;
   std::string cpuUsagePath;
   int64_t cpuUsageScaleNs = 1;
 };

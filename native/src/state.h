@@ -80,7 +80,7 @@ struct ContainerState {
   std::vector<Symlink> devSymlinks;
 
   // ---- prepare: descriptors opened before clone.
-  std::vector<int> cgroupProcsFds;  // "0" is written to each by the program's child
+  std::vector<int> cgroupJoinFds;  // "0" is written to each by the program's child
   int cpuUsageFd = -1;              // polled by init; first integer in the file
   int64_t cpuUsageScaleNs = 1;      // ns per unit of that integer
   int stdinFd = -1, stdoutFd = -1, stderrFd = -1;

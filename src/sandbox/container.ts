@@ -81,7 +81,7 @@ export class Container implements PreparedContainer {
           workDir: spec.workDir,
           hostname: spec.hostname,
           tmpBytes: spec.tmpBytes,
-          cgroupProcsPaths: cgroup.procsPaths,
+          cgroupJoinPaths: cgroup.joinPaths,
           cpuUsagePath: cgroup.cpuUsagePath,
           cpuUsageScaleNs: cgroup.cpuUsageScaleNs,
         },

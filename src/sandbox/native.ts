@@ -12,8 +12,8 @@ export interface NativePrepareOptions {
   workDir: string;
   hostname: string;
   tmpBytes: number;
-  /** cgroup.procs of the run's cgroup in every hierarchy; the program's child writes "0" to each. */
-  cgroupProcsPaths: string[];
+  /** RunCgroup.joinPaths: the program's child writes "0" to each. */
+  cgroupJoinPaths: string[];
   /** File whose first integer is the cgroup's CPU time (polled by init against the limit). */
   cpuUsagePath: string;
   cpuUsageScaleNs: number;

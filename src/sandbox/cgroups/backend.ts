@@ -14,8 +14,9 @@ export interface CgroupUsage {
 
 /** The cgroup(s) of one container: `<parent>/<instanceId>/<containerId>` in each hierarchy. */
 export interface RunCgroup {
-  /** cgroup.procs files the program's child writes "0" to before execve (init stays out). */
-  readonly procsPaths: string[];
+  /** Files the program's child writes "0" to, joining the run's cgroup before it is released
+   * (init stays out): v1 each hierarchy's `tasks`, v2 `cgroup.procs`. */
+  readonly joinPaths: string[];
   /** File whose first integer is CPU time; see cpuUsageScaleNs. */
   readonly cpuUsagePath: string;
   readonly cpuUsageScaleNs: number;

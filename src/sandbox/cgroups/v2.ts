@@ -53,7 +53,7 @@ function openPeakFile(file: string): OpenCgroupFile {
 }
 
 class V2RunCgroup implements RunCgroup {
-  readonly procsPaths: string[];
+  readonly joinPaths: string[];
   readonly cpuUsagePath: string;
   readonly cpuUsageScaleNs = NS_PER_US;
   private cpuBaselineUs = 0;
@@ -64,7 +64,7 @@ class V2RunCgroup implements RunCgroup {
   private accounting: { cpuStat: OpenCgroupFile; memoryEvents: OpenCgroupFile; memoryPeak: OpenCgroupFile } | null = null;
 
   constructor(private readonly dir: string) {
-    this.procsPaths = [path.join(dir, 'cgroup.procs')];
+    this.joinPaths = [path.join(dir, 'cgroup.procs')];
     this.cpuUsagePath = path.join(dir, 'cpu.stat');
   }
 
