@@ -36,12 +36,13 @@ export interface Config {
   workerProcesses: number;
   /** Jobs one worker process runs at once, not counting long jobs (see backgroundAfterMs). */
   workerConcurrency: number;
-  /** A job running longer than this is long: its programs go to the background CPU weight and it
-   * frees its slot for the next job (docs/theory-of-operation.md, "Long runs and the
-   * background"). 0: never. */
+  /** A job running longer than this (wall time) is long: it frees its slot for the next job
+   * (docs/theory-of-operation.md, "Long runs and the background"). 0: never. */
   backgroundAfterMs: number;
   /** Long jobs one worker process runs beyond workerConcurrency. */
   backgroundSlots: number;
+  /** A program that has used this much CPU time goes to the background CPU weight. 0: never. */
+  backgroundAfterCpuMs: number;
   /** Most containers a worker keeps ready per image (the pool grows to it as misses show demand). */
   poolMaxReady: number;
   /** Containers a worker prepares at once in the background (refilling its pools). */
@@ -93,8 +94,9 @@ export function defaultWorkerConcurrency(): number {
 }
 
 /**
- * When a job counts as long. Well above a typical submission's run (a hello world takes 20-30 ms
- * here, a C compile ~150 ms), well below the default limits (2 s of CPU, 5 s of wall time) that a
+ * When a job counts as long (wall time), and when a program goes to the background CPU weight
+ * (CPU time). Well above a typical submission's run (a hello world takes 20-30 ms here, a C
+ * compile ~150 ms of CPU), well below the default limits (2 s of CPU, 5 s of wall time) that a
  * runaway program runs into.
  */
 export const DEFAULT_BACKGROUND_AFTER_MS = 250;
@@ -177,6 +179,7 @@ export function loadConfig(env: Env = process.env): Config {
     workerConcurrency,
     backgroundAfterMs,
     backgroundSlots,
+    backgroundAfterCpuMs: integer(env, 'CELLBLOCK_BACKGROUND_AFTER_CPU_MS', DEFAULT_BACKGROUND_AFTER_MS, 0),
     // As many as the worker may run at once: fewer, and a burst of jobs finds the pool empty.
     poolMaxReady: integer(env, 'CELLBLOCK_POOL_MAX_READY', workerConcurrency + (backgroundAfterMs > 0 ? backgroundSlots : 0), 0),
     poolRefillConcurrency: integer(env, 'CELLBLOCK_POOL_REFILL_CONCURRENCY', DEFAULT_POOL_REFILL_CONCURRENCY, 1),

@@ -22,7 +22,7 @@ export async function runWorkerProcess(config: Config, redisUrl: string, logger:
   const executor = await createExecutor({
     dataDir: config.dataDir,
     pool: { stateRoot: config.poolStateDir, sizing: { minReady: Math.min(1, config.poolMaxReady), maxReady: config.poolMaxReady }, refillConcurrency: config.poolRefillConcurrency },
-    backgroundAfterMs: config.backgroundAfterMs,
+    backgroundAfterCpuMs: config.backgroundAfterCpuMs,
     onBackgroundError: (error, image) => logger.warn({ err: error, image }, 'pool background work failed'),
   });
   const stopped = new Promise<undefined>((resolve) => {

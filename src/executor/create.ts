@@ -33,9 +33,9 @@ export interface ExecutorOptions {
   runtimes?: Runtime[];
   pool?: ExecutorPoolOptions;
   sandbox?: SandboxOptions;
-  /** Each stage's program moves to the background CPU weight once it has run this long
-   * (StartSpec.backgroundAfterMs). Default 0: never. */
-  backgroundAfterMs?: number;
+  /** Each stage's program moves to the background CPU weight once it has used this much CPU
+   * time (StartSpec.backgroundAfterCpuMs). Default 0: never. */
+  backgroundAfterCpuMs?: number;
   /** Failures of background pool work (refills, teardown), which no job waits for. */
   onBackgroundError?: (err: unknown, image: string) => void;
 }
@@ -92,7 +92,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     };
     const warm = poolOptions.warmImages ?? [...new Set(runtimes.map((r) => r.image))].filter((image) => store.get(image));
     for (const image of warm) pool.warm(image);
-    return new SubmissionExecutor(runtimes, pool, runner, () => sandbox.close(), options.backgroundAfterMs ?? 0);
+    return new SubmissionExecutor(runtimes, pool, runner, () => sandbox.close(), options.backgroundAfterCpuMs ?? 0);
   } catch (err) {
     await sandbox.close();
     throw err;

@@ -12,8 +12,8 @@ export interface StageSpec {
   stdin: Uint8Array | string;
   limits: Limits;
   signal?: AbortSignal;
-  /** StartSpec.backgroundAfterMs. */
-  backgroundAfterMs?: number;
+  /** StartSpec.backgroundAfterCpuMs. */
+  backgroundAfterCpuMs?: number;
 }
 
 export interface StageRunner<C> {

@@ -32,8 +32,8 @@ export class SubmissionExecutor<C> implements Executor {
     private readonly pool: Pool<C>,
     private readonly runner: StageRunner<C>,
     private readonly onClose: () => Promise<void> = async () => undefined,
-    /** StageSpec.backgroundAfterMs of every stage. */
-    private readonly backgroundAfterMs = 0,
+    /** StageSpec.backgroundAfterCpuMs of every stage. */
+    private readonly backgroundAfterCpuMs = 0,
   ) {
     this.runtimes = new Map(runtimes.map((r) => [r.id, r]));
   }
@@ -62,7 +62,7 @@ export class SubmissionExecutor<C> implements Executor {
       stdin,
       limits,
       signal,
-      backgroundAfterMs: this.backgroundAfterMs,
+      backgroundAfterCpuMs: this.backgroundAfterCpuMs,
     });
 
     let compiled: PoolSlot<C> | undefined;

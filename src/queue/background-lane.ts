@@ -1,7 +1,8 @@
 // The background lane. A job that has run for longer than `afterMs` stops counting against the
 // worker's slots: one more BullMQ Worker takes jobs while it runs, up to one per lane Worker.
-// Its programs meanwhile run at the background CPU weight (the executor's backgroundAfterMs),
-// so the job taken into the freed slot is barely slowed by the long one. Without the lane, a few
+// If it is long because it burns CPU, its programs meanwhile run at the background CPU weight
+// (the executor's backgroundAfterCpuMs), so the job taken into the freed slot is barely slowed
+// by it. Without the lane, a few
 // long jobs (an infinite loop or a fork bomb running to its limits) hold every slot, and each
 // short job behind them waits seconds for one. The lane's own Workers are bounded, so a flood of
 // long jobs still cannot run more than slots + lane jobs at once.

@@ -40,8 +40,8 @@ export interface QueueWorkerOptions {
   /** Jobs running longer than backgroundAfterMs stop counting against `concurrency`; this many
    * more may run at once (see background-lane.ts). 0: no lane. */
   backgroundSlots: number;
-  /** 0: no job is ever long. The executor should move programs to the background CPU weight
-   * after the same time. */
+  /** Wall time after which a job is long. 0: no job is ever long. (The executor's
+   * backgroundAfterCpuMs moves the CPU-hungry among them to the background CPU weight.) */
   backgroundAfterMs: number;
   executor: JobExecutor;
   logger: Logger;

@@ -13,6 +13,8 @@ import { decideVerdict, signalName } from './verdict.js';
 
 /** How often init checks the cgroup's CPU time and the output size while the program runs. */
 const POLL_INTERVAL_MS = 5;
+/** How often a run with backgroundAfterCpuMs has its CPU time checked (a read of the cgroup). */
+const BACKGROUND_CHECK_INTERVAL_MS = 50;
 
 export interface ContainerIdentity {
   uid: number;
@@ -159,12 +161,12 @@ export class Container implements PreparedContainer {
     }
     const cancel = (): void => this.handle.cancel();
     spec.signal?.addEventListener('abort', cancel, { once: true });
-    const background = program.backgroundAfterMs > 0 ? setTimeout(() => this.moveToBackground(), program.backgroundAfterMs) : undefined;
+    const background = program.backgroundAfterCpuMs > 0 ? this.watchCpuTime(program.backgroundAfterCpuMs) : undefined;
     try {
       const exit = await this.exited;
       return this.result(exit, limits);
     } finally {
-      clearTimeout(background);
+      clearInterval(background);
       spec.signal?.removeEventListener('abort', cancel);
       // init is reaped, so every process of the run is dead: removing the cgroup need not delay
       // the result. destroy() and the sandbox's close() wait for it.
@@ -172,14 +174,21 @@ export class Container implements PreparedContainer {
     }
   }
 
-  /** A run's weight is a matter of fairness, not of its result: a failed write leaves it at the
+  /** Moves the run to the background weight once its cgroup has used `cpuMs` of CPU time. A
+   * run's weight is a matter of fairness, not of its result: a failed read or write leaves the
    * default weight. */
-  private moveToBackground(): void {
-    try {
-      this.cgroup.moveToBackground();
-    } catch {
-      // the run is ending (its cgroup going), or the cpu controller refused: keep the default
-    }
+  private watchCpuTime(cpuMs: number): NodeJS.Timeout {
+    const timer = setInterval(() => {
+      try {
+        if (nsToMs(this.cgroup.readUsage().cpuTimeNs) < cpuMs) return;
+        this.cgroup.moveToBackground();
+      } catch {
+        // the run is ending (its cgroup going), or the cpu controller refused: keep the default
+      }
+      clearInterval(timer);
+    }, BACKGROUND_CHECK_INTERVAL_MS);
+    timer.unref();
+    return timer;
   }
 
   private result(exit: NativeExit, limits: Limits): RunResult {

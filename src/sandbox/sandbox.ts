@@ -88,7 +88,7 @@ class SandboxInstance implements Sandbox {
       stdin: spec.stdin,
       limits: spec.limits,
       signal: spec.signal,
-      backgroundAfterMs: spec.backgroundAfterMs,
+      backgroundAfterCpuMs: spec.backgroundAfterCpuMs,
     });
   }
 

@@ -103,7 +103,7 @@ export interface CheckedStartSpec {
   stdin: Buffer;
   limits: Limits;
   /** 0: never. */
-  backgroundAfterMs: number;
+  backgroundAfterCpuMs: number;
 }
 
 export function checkStartSpec(spec: StartSpec, workDir: string): CheckedStartSpec {
@@ -136,14 +136,14 @@ export function checkStartSpec(spec: StartSpec, workDir: string): CheckedStartSp
     cwd,
     stdin,
     limits: checkLimits(spec.limits),
-    backgroundAfterMs: checkBackgroundAfterMs(spec.backgroundAfterMs),
+    backgroundAfterCpuMs: checkBackgroundAfterCpuMs(spec.backgroundAfterCpuMs),
   };
 }
 
-function checkBackgroundAfterMs(value: number | undefined): number {
+function checkBackgroundAfterCpuMs(value: number | undefined): number {
   if (value === undefined) return 0;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new SandboxSpecError('backgroundAfterMs', 'must be a non-negative number of milliseconds');
+    throw new SandboxSpecError('backgroundAfterCpuMs', 'must be a non-negative number of milliseconds of CPU time');
   }
   return value;
 }

@@ -44,8 +44,8 @@ export interface RunSpec {
   limits: Limits;
   /** Hostname inside the container's UTS namespace. Default "cellblock". */
   hostname?: string;
-  /** As StartSpec.backgroundAfterMs. */
-  backgroundAfterMs?: number;
+  /** As StartSpec.backgroundAfterCpuMs. */
+  backgroundAfterCpuMs?: number;
 }
 
 /** See docs/theory-of-operation.md, "Verdicts". Exactly one per run. */
@@ -129,10 +129,12 @@ export interface StartSpec {
   stdin?: Uint8Array | string;
   limits: Limits;
   signal?: AbortSignal;
-  /** Once the program has run this long (wall time), its cgroup's CPU weight drops to the
-   * background weight (docs/theory-of-operation.md, "Long runs and the background"): a short
-   * run competing for a core with a long one gets nearly all of it. Absent or 0: never. */
-  backgroundAfterMs?: number;
+  /** Once the run has used this much CPU time, its cgroup's CPU weight drops to the background
+   * weight (docs/theory-of-operation.md, "Long runs and the background"): a short run competing
+   * for a core with a long one gets nearly all of it. CPU time, not wall time, so that a run
+   * slowed down by contention (a compile on busy cores) is not taken for a long one. Absent or
+   * 0: never. */
+  backgroundAfterCpuMs?: number;
 }
 
 /** A container whose namespaces, cgroup, mounts, pivot_root, `lo` and hostname are done; its init

@@ -63,7 +63,7 @@ describe('sandbox limits and metrics', { skip }, () => {
     assert.ok(r.metrics.wallTimeMs >= 500, `300 ms of CPU at half a core took ${r.metrics.wallTimeMs} ms of wall`);
   });
 
-  it('moves a run that passed backgroundAfterMs to the background CPU weight, and no other', async () => {
+  it('moves a run that used backgroundAfterCpuMs of CPU time to the background CPU weight, and no other', async () => {
     const layout = detectCgroupLayout();
     const cpuRoot = layout.version === 'v1' ? layout.mountPoints.cpu : layout.mountPoint;
     const instanceDir = path.join(cpuRoot, 'cellblock', f.sandbox.instanceId);
@@ -77,17 +77,25 @@ describe('sandbox limits and metrics', { skip }, () => {
           return [];
         }
       });
-    const long = f.run([program('spin'), '800'], { backgroundAfterMs: 100 });
+    const long = f.run([program('spin'), '800'], { backgroundAfterCpuMs: 100 });
     await until(() => weights().includes(backgroundWeight), 3000);
     assert.equal((await long).verdict, 'ok');
 
     let seen: number[] = [];
+    // A long run that uses no CPU (waiting, or slowed by contention) keeps the default weight.
+    const sleeper = f.run(['/bin/sleep', '0.6'], { backgroundAfterCpuMs: 100 });
+    await until(() => weights().length > 0, 3000);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    seen = weights();
+    assert.equal((await sleeper).verdict, 'ok');
+    assert.deepEqual(seen, [defaultWeight], 'a sleeper is not moved to the background');
+
     const plain = f.run([program('spin'), '500']);
     await until(() => (seen = weights()).length > 0, 3000);
     await new Promise((resolve) => setTimeout(resolve, 300));
     seen = weights();
     assert.equal((await plain).verdict, 'ok');
-    assert.deepEqual(seen, [defaultWeight], 'a run without backgroundAfterMs keeps the default weight');
+    assert.deepEqual(seen, [defaultWeight], 'a run without backgroundAfterCpuMs keeps the default weight');
   });
 
   it('gives wall_time_limit to a sleeper', async () => {

@@ -130,7 +130,7 @@ export async function startTestWorker(
   options: { concurrency?: number; shutdownGraceMs?: number; lockDurationMs?: number; backgroundSlots?: number; backgroundAfterMs?: number } = {},
 ): Promise<TestWorker> {
   const backgroundAfterMs = options.backgroundAfterMs ?? 0;
-  const executor = await createExecutor({ dataDir: dataDirFromEnv(), pool: { stateRoot: poolStateDir }, backgroundAfterMs });
+  const executor = await createExecutor({ dataDir: dataDirFromEnv(), pool: { stateRoot: poolStateDir }, backgroundAfterCpuMs: backgroundAfterMs });
   const worker = await startQueueWorker({
     redisUrl: service.redis.url,
     prefix: service.prefix,
