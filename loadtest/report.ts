@@ -22,7 +22,7 @@ import { cpuMsByTree, cpuMsDifference } from './service/cpu.js';
 import { drain, type DrainReport } from './service/drain.js';
 import { closedLoop, fixedRate, type JobSample, type ServiceRun } from './service/drive.js';
 import { drainJob, scenarios, type Scenario } from './service/scenarios.js';
-import { startStack, type Stack, type StackOptions } from './service/stack.js';
+import { POOL_FIGURES_LAG_MS, poolTakes, startStack, type Stack, type StackOptions } from './service/stack.js';
 import { distribution, type Distribution } from './service/stats.js';
 
 const { values } = parseArgs({
@@ -71,6 +71,8 @@ interface ScenarioResult {
   service: ServiceRun;
   /** CPU ms per finished job, by process, during the service run. */
   cpuPerJobMs: Record<string, number>;
+  /** Pool takes during the service runs, and how many of them prepared a container on the spot. */
+  pool: { takes: number; misses: number };
 }
 
 function preflight(): void {
@@ -102,13 +104,22 @@ function numbers(samples: JobSample[], pick: (sample: JobSample) => number | und
 }
 
 /** Runs the service side, measuring the CPU (ms) every process of the stack spent on it. */
-async function measured(stack: Stack, run: () => Promise<ServiceRun>): Promise<{ service: ServiceRun; cpuMs: Record<string, number> }> {
+async function measured(
+  stack: Stack,
+  run: () => Promise<ServiceRun>,
+): Promise<{ service: ServiceRun; cpuMs: Record<string, number>; pool: { takes: number; misses: number } }> {
   const roots = { api: stack.apiPid, worker: stack.workerPid, redis: stack.redisPid };
+  const poolBefore = await poolTakes(stack.url);
   const before = cpuMsByTree(roots);
   const loadBefore = process.cpuUsage();
   const service = await run();
   const load = process.cpuUsage(loadBefore);
   const used = cpuMsDifference(before, cpuMsByTree(roots));
+  // After the CPU reading: the next heartbeat carries the run's last takes.
+  await new Promise((resolve) => setTimeout(resolve, POOL_FIGURES_LAG_MS + 100));
+  const poolAfter = await poolTakes(stack.url);
+  const misses = poolAfter.misses - poolBefore.misses;
+  const pool = { takes: poolAfter.hits - poolBefore.hits + misses, misses };
   const cpuMs: Record<string, number> = {
     'api': used.api!.ownMs,
     'worker (node)': used.worker!.ownMs,
@@ -117,7 +128,7 @@ async function measured(stack: Stack, run: () => Promise<ServiceRun>): Promise<{
     'redis': used.redis!.ownMs,
     'load generator': usToMs(load.user + load.system),
   };
-  return { service, cpuMs };
+  return { service, cpuMs, pool };
 }
 
 /** Rounds each side runs in turn (bare, service, bare, service, ...), so that both see the same
@@ -132,22 +143,25 @@ async function runScenario(stack: Stack, bareRunner: BareRunner, scenario: Scena
   const bareRuns: BareRun[] = [];
   const serviceRuns: ServiceRun[] = [];
   const cpuMs: Record<string, number> = {};
+  const pool = { takes: 0, misses: 0 };
   for (let round = 0; round < rounds; round++) {
     bareRuns.push(
       await bareRunner.run(scenario.bare, mode === 'closed' ? { runs: perRound, loops: BARE_LOOPS, gapMs: 0 } : { runs: perRound, loops: 1, gapMs }),
     );
-    const { service, cpuMs: used } = await measured(stack, () =>
+    const { service, cpuMs: used, pool: takes } = await measured(stack, () =>
       mode === 'closed'
         ? closedLoop(stack.url, scenario, { connections: CLOSED_CONNECTIONS, amount: perRound })
         : fixedRate(stack.url, scenario, { ratePerSecond: SPORADIC_RATE_PER_SECOND, amount: perRound }),
     );
     serviceRuns.push(service);
     for (const [name, ms] of Object.entries(used)) cpuMs[name] = (cpuMs[name] ?? 0) + ms;
+    pool.takes += takes.takes;
+    pool.misses += takes.misses;
   }
   const bare = joinBareRuns(bareRuns);
   const service = joinServiceRuns(serviceRuns);
   const cpuPerJobMs = Object.fromEntries(Object.entries(cpuMs).map(([name, ms]) => [name, ms / Math.max(1, service.samples.length)]));
-  return { scenario: scenario.name, mode, bare, service, cpuPerJobMs };
+  return { scenario: scenario.name, mode, bare, service, cpuPerJobMs, pool };
 }
 
 const total = <T>(runs: T[], pick: (run: T) => number) => runs.reduce((sum, run) => sum + pick(run), 0);
@@ -231,9 +245,10 @@ function phaseTable(results: ScenarioResult[]): string {
       fmt(mean(sandbox), 1),
       fmt(mean(worker) - mean(sandbox), 1),
       fmt(mean(numbers(samples, (s) => s.phases!.replyMs)), 1),
+      `${result.pool.misses} of ${result.pool.takes}`,
     ];
   });
-  return table(['scenario / mode', 'end-to-end', 'http→queued', 'queued→taken', 'taken→finished', 'of it sandbox', 'of it worker', 'finished→http'], rows);
+  return table(['scenario / mode', 'end-to-end', 'http→queued', 'queued→taken', 'taken→finished', 'of it sandbox', 'of it worker', 'finished→http', 'pool misses'], rows);
 }
 
 /** CPU per job by process; the bare column is the bare runner's children (the program alone). */

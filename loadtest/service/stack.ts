@@ -18,6 +18,21 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 30_000;
 
+/** How stale /metrics' pool figures may be: the worker's heartbeat interval in the stack. */
+export const POOL_FIGURES_LAG_MS = 500;
+
+/** Pool takes that found a ready container (hits) and that prepared one on the spot (misses),
+ * summed over images, as /metrics shows them (from the workers' heartbeats). */
+export async function poolTakes(url: string): Promise<{ hits: number; misses: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const sum = (figure: string) =>
+    text
+      .split('\n')
+      .filter((line) => line.startsWith('cellblock_pool{') && line.includes(`figure="${figure}"`))
+      .reduce((total, line) => total + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+  return { hits: sum('hits'), misses: sum('misses') };
+}
+
 export class StackError extends Error {
   override readonly name = 'StackError';
 }
@@ -135,6 +150,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       CELLBLOCK_RATE_LIMIT_REQUESTS: String(1_000_000_000),
       CELLBLOCK_MAX_QUEUED_JOBS: String(100_000),
       CELLBLOCK_LOG_LEVEL: options.logLevel ?? 'info',
+      // A heartbeat every 500 ms: /metrics' pool figures (advertised with it) then lag the
+      // worker by at most that, and the report can read them around each run.
+      CELLBLOCK_WORKER_HEARTBEAT_TTL_MS: String(3 * POOL_FIGURES_LAG_MS),
     };
     if (options.workerConcurrency !== undefined) env.CELLBLOCK_WORKER_CONCURRENCY = String(options.workerConcurrency);
     const nodeFlags = options.nodeFlags ?? [];
