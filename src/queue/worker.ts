@@ -168,9 +168,9 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   // is sporadic) and only then starts the one it has. Each Worker blocks on its own connection
   // (BullMQ duplicates ours); one stall checker is enough for the process.
   // The background lane's Workers come after the slots' and take jobs only while long jobs run.
-  const slotCount = options.concurrency + (options.backgroundAfterMs > 0 ? options.backgroundSlots : 0);
+  const bullWorkerCount = options.concurrency + (options.backgroundAfterMs > 0 ? options.backgroundSlots : 0);
   const workers = Array.from(
-    { length: slotCount },
+    { length: bullWorkerCount },
     (_, slot) =>
       new Worker<JobRequest, JobResult>(QUEUE_NAME, processJob, {
         connection: bullRedis,
@@ -242,7 +242,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
 
   for (const worker of workers.slice(0, options.concurrency)) void worker.run();
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
-  log.info({ concurrency: options.concurrency, backgroundSlots: slotCount - options.concurrency, backgroundAfterMs: options.backgroundAfterMs, prefix: options.prefix }, 'worker ready');
+  log.info({ concurrency: options.concurrency, backgroundSlots: bullWorkerCount - options.concurrency, backgroundAfterMs: options.backgroundAfterMs, prefix: options.prefix }, 'worker ready');
 
   return {
     workerId,
