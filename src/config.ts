@@ -102,8 +102,9 @@ export function defaultWorkerConcurrency(): number {
 export const DEFAULT_BACKGROUND_AFTER_MS = 250;
 
 /** Background preparations of a worker's pool at once. Two, because a preparation mostly waits
- * (the mount agent, init's setup, the cgroup attach); under a fork bomb one takes 80-180 ms here
- * (the attach contends with its forks), and one at a time then cannot keep up with ~10 jobs/s. */
+ * (on the mount agent, on init's setup), so two overlap; one at a time let the pool run dry in a
+ * hostile closed loop when a fork bomb still slowed every cgroup attach (before the `tasks` attach,
+ * v1.ts), and two cost a python hello closed loop nothing measurable. */
 export const DEFAULT_POOL_REFILL_CONCURRENCY = 2;
 
 export class ConfigError extends Error {

@@ -42,8 +42,8 @@ class V1RunCgroup implements RunCgroup {
     // `tasks`, not cgroup.procs: the program's child is single-threaded and writes "0" (itself),
     // which the kernel moves without the global threadgroup lock. Through cgroup.procs the attach
     // takes that lock for writing, which waits for an RCU grace period after an idle moment
-    // (5.6 ms p50 here, against 0.03 ms through `tasks`) and for every fork in flight on the
-    // machine (80-180 ms to prepare a container while two fork bombs ran).
+    // (7 ms p50 after 50 ms idle here, against 0.04 ms through `tasks`: npm run bench:attach) and
+    // for every fork in flight on the machine (a fork bomb's).
     this.joinPaths = distinctDirs.map((dir) => path.join(dir, 'tasks'));
     this.cpuUsagePath = path.join(dirs.cpuacct, 'cpuacct.usage');
   }
