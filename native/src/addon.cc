@@ -269,13 +269,12 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     Napi::ObjectWrap<ContainerWrap>::Ref();
   }
 
-  /** Closes the watch's poll handle; false when there was none. */
-  static bool closePoll(RunEndWatch& watch) {
-    if (watch.poll == nullptr) return false;
+  /** Closes the watch's poll handle, if it has one. */
+  static void closePoll(RunEndWatch& watch) {
+    if (watch.poll == nullptr) return;
     uv_poll_stop(watch.poll);
     uv_close(reinterpret_cast<uv_handle_t*>(watch.poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
     watch.poll = nullptr;
-    return true;
   }
 
   /** Stops watching the report pipe and lets the wrap be collected again. */

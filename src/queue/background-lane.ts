@@ -2,9 +2,8 @@
 // worker's slots: one more BullMQ Worker takes jobs while it runs, up to one per lane Worker.
 // If it is long because it burns CPU, its programs meanwhile run at the background CPU weight
 // (the executor's backgroundAfterCpuMs), so the job taken into the freed slot is barely slowed
-// by it. Without the lane, a few
-// long jobs (an infinite loop or a fork bomb running to its limits) hold every slot, and each
-// short job behind them waits seconds for one. The lane's own Workers are bounded, so a flood of
+// by it. Without the lane, a few long jobs (an infinite loop or a fork bomb running to its
+// limits) hold every slot, and each short job behind them waits seconds for one. The lane's own Workers are bounded, so a flood of
 // long jobs still cannot run more than slots + lane jobs at once.
 
 /** What the lane needs of a BullMQ Worker. */
