@@ -2,6 +2,8 @@
 // taken by exactly one job and then destroyed and replaced in the background. A take that finds
 // none ready prepares one on the spot (a miss) and raises that key's target, so the pool follows
 // demand between minReady and maxReady; a key without takes for idleShrinkMs gives slots back.
+// Takes are LIFO: the slot prepared last is taken first (its memory, init's stack and the kernel
+// objects behind it are the likeliest still in cache), and shrinking gives back the oldest.
 import { performance } from 'node:perf_hooks';
 import type { ImagePoolStats, PoolSizing, PoolStats } from './types.js';
 import { PoolError } from './types.js';
@@ -70,7 +72,7 @@ export class KeyedPool<T> {
     if (this.closed) throw new PoolError('take', 'ECLOSED', 'pool is closed');
     const state = this.state(key);
     state.lastTakeAtMs = performance.now();
-    const slot = state.ready.shift() as T | undefined;
+    const slot = state.ready.pop() as T | undefined;
     if (slot !== undefined) {
       // No refill here: preparing runs JS-thread work (cgroup files, the engine's clone) that
       // would delay this very job. The slot is replaced when it is released.
@@ -220,7 +222,7 @@ export class KeyedPool<T> {
       if (state.target > state.sizing.minReady && nowMs - state.lastTakeAtMs >= state.sizing.idleShrinkMs) {
         state.target--;
         state.lastTakeAtMs = nowMs; // one step per idle period
-        if (state.ready.length > state.target) this.destroyInBackground(state, state.ready.pop() as T);
+        if (state.ready.length > state.target) this.destroyInBackground(state, state.ready.shift() as T);
       }
     }
   }

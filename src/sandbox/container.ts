@@ -180,7 +180,7 @@ export class Container implements PreparedContainer {
   private watchCpuTime(cpuMs: number): NodeJS.Timeout {
     const timer = setInterval(() => {
       try {
-        if (nsToMs(this.cgroup.readUsage().cpuTimeNs) < cpuMs) return;
+        if (nsToMs(this.cgroup.readCpuTimeNs()) < cpuMs) return;
         this.cgroup.moveToBackground();
       } catch {
         // the run is ending (its cgroup going), or the cpu controller refused: keep the default

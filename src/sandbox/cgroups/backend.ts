@@ -29,6 +29,8 @@ export interface RunCgroup {
    * child, sleeps until "go"), so that none of this is on the job's critical path. */
   startAccounting(): void;
   readUsage(): CgroupUsage;
+  /** CPU time since `startAccounting` alone: one read, for checks while the program runs. */
+  readCpuTimeNs(): number;
   /** Lowers the cgroup's CPU weight from the default to BACKGROUND_CPU_WEIGHT_FRACTION of it;
    * the bandwidth limit (cpuCores) is unchanged. */
   moveToBackground(): void;

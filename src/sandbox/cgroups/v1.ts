@@ -86,10 +86,14 @@ class V1RunCgroup implements RunCgroup {
   readUsage(): CgroupUsage {
     const files = startedAccounting(this.accounting, this.cpuUsagePath);
     return {
-      cpuTimeNs: files.cpuUsage.readInteger(),
+      cpuTimeNs: this.readCpuTimeNs(),
       peakMemoryBytes: files.maxUsage.readInteger(),
       oomKills: files.oomControl.readKey('oom_kill') - this.oomKillsBaseline,
     };
+  }
+
+  readCpuTimeNs(): number {
+    return startedAccounting(this.accounting, this.cpuUsagePath).cpuUsage.readInteger();
   }
 
   moveToBackground(): void {

@@ -102,10 +102,15 @@ class V2RunCgroup implements RunCgroup {
   readUsage(): CgroupUsage {
     const files = startedAccounting(this.accounting, this.cpuUsagePath);
     return {
-      cpuTimeNs: (files.cpuStat.readKey('usage_usec') - this.cpuBaselineUs) * NS_PER_US,
+      cpuTimeNs: this.readCpuTimeNs(),
       peakMemoryBytes: files.memoryPeak.readInteger(),
       oomKills: files.memoryEvents.readKey('oom_kill') - this.oomKillsBaseline,
     };
+  }
+
+  readCpuTimeNs(): number {
+    const files = startedAccounting(this.accounting, this.cpuUsagePath);
+    return (files.cpuStat.readKey('usage_usec') - this.cpuBaselineUs) * NS_PER_US;
   }
 
   moveToBackground(): void {
