@@ -15,24 +15,28 @@ export const ErrorBody = Type.Object(
   { $id: 'Error', description: 'Every 4xx/5xx answer has this shape.' },
 );
 
-export const LimitsInput = Type.Object(
-  {
-    cpuTimeMs: Type.Optional(Type.Integer({ minimum: 1 })),
-    wallTimeMs: Type.Optional(Type.Integer({ minimum: 1 })),
-    memoryBytes: Type.Optional(Type.Integer({ minimum: 1 })),
-    pids: Type.Optional(Type.Integer({ minimum: 1 })),
-    outputBytes: Type.Optional(Type.Integer({ minimum: 0 })),
-    fileSizeBytes: Type.Optional(Type.Integer({ minimum: 0 })),
-    openFiles: Type.Optional(Type.Integer({ minimum: 1 })),
-    stackBytes: Type.Optional(Type.Integer({ minimum: 1 })),
-    tmpBytes: Type.Optional(Type.Integer({ minimum: 0 })),
-    cpuCores: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
-  },
-  {
-    additionalProperties: false,
-    description: "Per-run limits; absent fields take the runtime's defaults, larger than the runtime's maximum is a 400.",
-  },
-);
+const LIMIT_FIELDS = {
+  cpuTimeMs: Type.Optional(Type.Integer({ minimum: 1 })),
+  wallTimeMs: Type.Optional(Type.Integer({ minimum: 1 })),
+  memoryBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+  pids: Type.Optional(Type.Integer({ minimum: 1 })),
+  outputBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+  fileSizeBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+  openFiles: Type.Optional(Type.Integer({ minimum: 1 })),
+  stackBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+  tmpBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+  cpuCores: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+};
+
+export const LimitsInput = Type.Object(LIMIT_FIELDS, {
+  additionalProperties: false,
+  description: "Per-run limits; absent fields take the runtime's defaults, larger than the runtime's maximum is a 400.",
+});
+
+const CompileLimitsInput = Type.Object(LIMIT_FIELDS, {
+  additionalProperties: false,
+  description: "The compile step's limits, like limits; only for runtimes that have a compile step (400 no_compile_step otherwise).",
+});
 
 export const FileInput = Type.Object(
   {
@@ -62,7 +66,7 @@ export const JobSubmission = Type.Object(
     stdin: Type.Optional(Type.String()),
     args: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }))),
     limits: Type.Optional(LimitsInput),
-    compileLimits: Type.Optional(LimitsInput),
+    compileLimits: Type.Optional(CompileLimitsInput),
     tests: Type.Optional(Type.Array(TestInput, { minItems: 1, description: 'Run once per test after one compile.' })),
     webhookUrl: Type.Optional(Type.String({ maxLength: 2048, description: 'http(s) URL the finished job is POSTed to.' })),
   },

@@ -91,7 +91,13 @@ export function toJobRequest(
     args,
     limits: checkLimits(runtime, submission.limits, runtime.maxLimits, 'limits'),
   };
-  if (submission.compileLimits && runtime.compile) {
+  if (submission.compileLimits) {
+    // Dropping them would leave the caller believing a compile was bounded that never happens.
+    if (!runtime.compile) {
+      throw badRequest('no_compile_step', `runtime "${runtime.id}" has no compile step: compileLimits does not apply`, {
+        field: 'compileLimits',
+      });
+    }
     request.compileLimits = checkLimits(runtime, submission.compileLimits, runtime.maxLimits, 'compileLimits');
   }
   if (submission.tests) {

@@ -5,9 +5,9 @@ import { after, before, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { startService, testRuntime, type ServiceHarness } from './fixtures.js';
 
-function assertError(response: LightMyRequestResponse, statusCode: number, code: string): { code: string; message: string } {
+function assertError(response: LightMyRequestResponse, statusCode: number, code: string): { code: string; message: string; details?: Record<string, unknown> } {
   assert.equal(response.statusCode, statusCode, `expected ${statusCode} ${code}, got ${response.statusCode}: ${response.body}`);
-  const body = response.json() as { error: { code: string; message: string } };
+  const body = response.json() as { error: { code: string; message: string; details?: Record<string, unknown> } };
   assert.equal(body.error.code, code, response.body);
   assert.ok(body.error.message.length > 0, 'message must say what was wrong');
   return body.error;
@@ -63,6 +63,11 @@ describe('API bad input', () => {
       'limit_above_maximum',
     );
     assert.match(error.message, /memoryBytes/);
+  });
+
+  test('compileLimits for a runtime without a compile step are 400 no_compile_step', async () => {
+    const error = assertError(await post({ ...hello, compileLimits: { cpuTimeMs: 1000 } }), 400, 'no_compile_step');
+    assert.equal(error.details?.field, 'compileLimits');
   });
 
   test('source and files: exactly one', async () => {
