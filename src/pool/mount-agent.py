@@ -57,8 +57,12 @@ def ensure_dir(path, mode=0o755):
 
 
 def prepare_root(req):
-    # One slot: a tmpfs of the slot's writable size holds the overlay's upper and work dirs, so
-    # that a reset is "umount, drop the tmpfs" (never deleting from a mounted upper).
+    # One slot: a tmpfs of the slot's writable size holds the overlay's upper and work dirs and
+    # the job's work dir, so that a reset is "umount, drop the tmpfs" (never deleting from a
+    # mounted upper). The job's work dir is a plain directory of that tmpfs, beside the overlay,
+    # which the engine binds onto the root's work dir mount point: the container's root is
+    # read-only, so the work dir is the only place files are written, and there they go straight
+    # to tmpfs, not through overlayfs (about half the cost per file operation).
     slot = req['slotDir']
     rw = os.path.join(slot, 'rw')
     root = os.path.join(slot, 'root')
@@ -72,11 +76,11 @@ def prepare_root(req):
         os.mkdir(os.path.join(rw, 'work'), 0o700)
         # Mount points the engine needs, made in the upper when no layer has them.
         layers = req['layerPaths']
-        for point in req['mountPoints']:
+        for point in req['mountPoints'] + [req['workDir']]:
             if not any(os.path.isdir(os.path.join(layer, point)) for layer in layers):
                 os.makedirs(os.path.join(upper, point), 0o755, exist_ok=True)
-        box = os.path.join(upper, req['workDir'])
-        os.makedirs(box, 0o755, exist_ok=True)
+        box = os.path.join(rw, 'box')
+        os.mkdir(box, 0o755)
         os.chown(box, req['uid'], req['gid'])
         os.chmod(box, 0o755)
         lowerdir = ':'.join(reversed(layers))  # overlayfs wants the top layer first
@@ -85,7 +89,7 @@ def prepare_root(req):
     except BaseException:
         umount(rw, True)
         raise
-    return {'rootDir': root, 'workDirHostPath': os.path.join(root, req['workDir'])}
+    return {'rootDir': root, 'workDirHostPath': box}
 
 
 def destroy_root(req):

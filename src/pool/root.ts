@@ -1,6 +1,7 @@
 // One prepared root: an overlay over an image's read-only layers whose writable upper lives on
-// the slot's own size-limited tmpfs, with the work dir made in the upper and owned by the
-// sandbox user. Made and destroyed by the mount agent; the slot dir is <ownerDir>/<slotName>.
+// the slot's own size-limited tmpfs, and beside it on that tmpfs the job's work dir, owned by the
+// sandbox user, which the engine binds onto the root's work dir mount point. Made and destroyed
+// by the mount agent; the slot dir is <ownerDir>/<slotName>.
 import { join } from 'node:path';
 import type { MountAgent } from './mount-agent.js';
 
@@ -23,7 +24,7 @@ export interface PreparedRoot {
   slotDir: string;
   /** Host path of the overlay: RunSpec.rootDir. */
   rootDir: string;
-  /** Host path of the work dir inside the overlay: RunSpec.workDirHostPath. */
+  /** Host path of the job's work dir (on the slot's tmpfs, beside the overlay): RunSpec.workDirHostPath. */
   workDirHostPath: string;
   /** Path of the work dir inside the container, e.g. "/box". */
   workDir: string;
@@ -31,7 +32,7 @@ export interface PreparedRoot {
 
 export async function prepareRoot(agent: MountAgent, slotDir: string, spec: RootSpec): Promise<PreparedRoot> {
   const workDir = (spec.workDir ?? 'box').replace(/^\/+/, '');
-  await agent.request('prepareRoot', {
+  const prepared = await agent.request('prepareRoot', {
     slotDir,
     layerPaths: spec.layerPaths,
     upperBytes: spec.upperBytes,
@@ -40,7 +41,7 @@ export async function prepareRoot(agent: MountAgent, slotDir: string, spec: Root
     gid: SANDBOX_GID,
     mountPoints: ENGINE_MOUNT_POINTS,
   });
-  return { slotDir, rootDir: join(slotDir, 'root'), workDirHostPath: join(slotDir, 'root', workDir), workDir: `/${workDir}` };
+  return { slotDir, rootDir: String(prepared.rootDir), workDirHostPath: String(prepared.workDirHostPath), workDir: `/${workDir}` };
 }
 
 /** Unmounts the overlay and drops its tmpfs: everything the job wrote is gone with it. */

@@ -43,7 +43,10 @@ test('a root is the image layers (top wins) with a work dir owned by the sandbox
     assert.equal(box.uid, 60000);
     assert.equal(box.gid, 60000);
     assert.equal(slot.root.workDir, '/box');
-    for (const point of ['proc', 'dev', 'tmp']) assert.ok(statSync(join(slot.root.rootDir, point)).isDirectory());
+    // The engine mounts over these, and binds the work dir (a directory of the slot's tmpfs,
+    // beside the overlay) onto the root's own /box.
+    for (const point of ['proc', 'dev', 'tmp', 'box']) assert.ok(statSync(join(slot.root.rootDir, point)).isDirectory());
+    assert.ok(!slot.root.workDirHostPath.startsWith(slot.root.rootDir + '/'), 'the work dir is not under the overlay');
     pool.release(slot);
   });
 });
