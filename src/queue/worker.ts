@@ -122,6 +122,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     const queueWaitMs = Math.max(0, Date.now() - job.timestamp);
     const controller = new AbortController();
     controllers.set(jobId, controller);
+    // `lane` is made below, from the Workers this function is handed to; none of them runs a job
+    // before it exists (they start after it).
     const untrack = lane.track();
     bullSignal?.addEventListener('abort', () => controller.abort('cancelled' satisfies AbortReason), { once: true });
     try {

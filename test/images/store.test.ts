@@ -172,8 +172,10 @@ describe('image store on the busybox test image', { skip }, () => {
   });
 
   it('takes over the lock of a builder that died but was not reaped (a zombie)', async () => {
-    // The shell forks `true` and execs into `sleep`, which never waits: `true` stays a zombie.
-    const parent = spawn('/bin/sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // The shell forks a short `sleep` and execs into a long one, which never waits: the short one
+    // ends as a zombie. (It must outlive the exec: a child that ends first may be reaped by the
+    // shell, and then there is no zombie, nor any /proc entry, to look at.)
+    const parent = spawn('/bin/sh', ['-c', 'sleep 0.2 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const zombie = Number((await once(parent.stdout, 'data'))[0].toString().trim());
       const state = (): string => {
