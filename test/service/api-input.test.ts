@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
+import pino from 'pino';
 import { startService, testRuntime, type ServiceHarness } from './fixtures.js';
 
 function assertError(response: LightMyRequestResponse, statusCode: number, code: string): { code: string; message: string; details?: Record<string, unknown> } {
@@ -236,6 +237,31 @@ describe('API under pressure', () => {
       // With keys configured, the document no longer offers a keyless call.
       const doc = (await service.app.inject({ url: '/docs/json' })).json();
       assert.deepEqual(doc.paths['/v1/runtimes'].get.security, [{ bearer: [] }, { 'X-API-Key': [] }]);
+    } finally {
+      await service.close();
+    }
+  });
+});
+
+describe('API access log', () => {
+  test('one line per answered request, with its status and time; none on arrival', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const service = await startService({ logger });
+    try {
+      const ok = await service.app.inject({ method: 'GET', url: '/healthz' });
+      assert.equal(ok.statusCode, 200);
+      const bad = await service.app.inject({ method: 'POST', url: '/v1/jobs', payload: { language: 'cobol', source: 'x' } });
+      assert.equal(bad.statusCode, 400);
+      const requestLines = lines.filter((line) => line.url !== undefined || line.req !== undefined);
+      assert.deepEqual(
+        requestLines.map((line) => [line.msg, line.method, line.url, line.statusCode]),
+        [
+          ['request answered', 'GET', '/healthz', 200],
+          ['request answered', 'POST', '/v1/jobs', 400],
+        ],
+      );
+      for (const line of requestLines) assert.equal(typeof line.responseTimeMs, 'number');
     } finally {
       await service.close();
     }

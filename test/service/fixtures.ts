@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { nanoid } from 'nanoid';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { buildApp, type ApiConfig } from '../../src/api/app.js';
 import { presentJob } from '../../src/api/present.js';
 import { loadConfig } from '../../src/config.js';
@@ -74,6 +74,8 @@ export interface ServiceOptions {
   redisTimeoutMs?: number;
   /** Keep the rate limit's counters in Redis, as `cellblock api` does (in-process when false). */
   rateLimitInRedis?: boolean;
+  /** The API's logger; none when absent. */
+  logger?: Logger;
 }
 
 export async function startService(options: ServiceOptions = {}): Promise<ServiceHarness> {
@@ -89,7 +91,13 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
   await jobs.ready();
   const rateLimitRedis = options.rateLimitInRedis ? createRedis(redis.url, 'producer', 'cellblock-test-ratelimit') : undefined;
   const config: ApiConfig = { ...loadConfig({}), ...options.config };
-  const app = await buildApp({ jobs, runtimes: options.runtimes ?? [testRuntime], config, ...(rateLimitRedis ? { rateLimitRedis } : {}) });
+  const app = await buildApp({
+    jobs,
+    runtimes: options.runtimes ?? [testRuntime],
+    config,
+    ...(rateLimitRedis ? { rateLimitRedis } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
   await app.ready();
   return {
     redis,
