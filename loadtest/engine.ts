@@ -130,7 +130,6 @@ function modes(sandbox: Sandbox, bare: BareRunner, rootDir: string, workDir: str
   return [floor, forkExec, nodeSpawn, prepared, onTheSpot, bwrap];
 }
 
-
 const ratio = (value: number) => `${value.toFixed(2)}x`;
 
 async function round(label: string, list: Mode[], turns: number, gapMs: number): Promise<void> {

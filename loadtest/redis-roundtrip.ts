@@ -3,7 +3,7 @@
 // (a job's critical path) and ten at once (what concurrent jobs share). Same private redis-server
 // as `cellblock start` (AOF on); its data dir is under /tmp, i.e. the disk the service would use.
 // Then a GET after an idle gap, as a sporadic job's first round trip meets it (both processes
-// asleep): median wall time of --idle-commands GETs, each --idle-ms after the last.
+// asleep): p50 wall time of --idle-commands GETs, each --idle-ms after the last.
 //
 //   node --import tsx loadtest/redis-roundtrip.ts [--commands N] [--idle-ms MS] [--idle-commands N]
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { startRedisServer } from '../src/queue/redis-server.js';
 import { usToMs } from '../src/units.js';
+import { distribution } from './service/stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -60,9 +61,8 @@ try {
     await redis.get('cellblock-loadtest');
     afterIdleMs.push(performance.now() - started);
   }
-  afterIdleMs.sort((a, b) => a - b);
-  const median = afterIdleMs[Math.floor(afterIdleMs.length / 2)]!;
-  console.log(`  GET after ${IDLE_MS} ms idle (appendfsync everysec): median wall ${median.toFixed(3)} ms of ${IDLE_COMMANDS}`);
+  const p50 = distribution(afterIdleMs).p50;
+  console.log(`  GET after ${IDLE_MS} ms idle (appendfsync everysec): p50 wall ${p50.toFixed(3)} ms of ${IDLE_COMMANDS}`);
 } finally {
   redis.disconnect();
   await server.stop();

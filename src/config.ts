@@ -4,6 +4,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { dataDirFromEnv } from './images/paths.js';
+import { jobsAtOnce } from './queue/background-lane.js';
 import { DEFAULT_REDIS_APPEND_FSYNC, REDIS_APPEND_FSYNC_POLICIES, type RedisAppendFsync } from './queue/redis-server.js';
 
 export interface ApiKey {
@@ -182,7 +183,7 @@ export function loadConfig(env: Env = process.env): Config {
     backgroundSlots,
     backgroundAfterCpuMs: integer(env, 'CELLBLOCK_BACKGROUND_AFTER_CPU_MS', DEFAULT_BACKGROUND_AFTER_MS, 0),
     // As many as the worker may run at once: fewer, and a burst of jobs finds the pool empty.
-    poolMaxReady: integer(env, 'CELLBLOCK_POOL_MAX_READY', workerConcurrency + (backgroundAfterMs > 0 ? backgroundSlots : 0), 0),
+    poolMaxReady: integer(env, 'CELLBLOCK_POOL_MAX_READY', jobsAtOnce(workerConcurrency, backgroundSlots, backgroundAfterMs), 0),
     poolRefillConcurrency: integer(env, 'CELLBLOCK_POOL_REFILL_CONCURRENCY', DEFAULT_POOL_REFILL_CONCURRENCY, 1),
     resultTtlSeconds: integer(env, 'CELLBLOCK_RESULT_TTL_SECONDS', 3600, 1),
     lockDurationMs,

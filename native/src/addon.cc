@@ -174,10 +174,8 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
             // without one) is over now, and its report final.
             RunEndWatch* watch = event->watch.get();
             if (watch && !watch->exitDelivered) {
-              stopWatching(*watch);
               cb::readRunEnd(*event->state, watch->failure);
-              watch->exitDelivered = true;
-              ExitReport report = cb::collectRunReport(*event->state, watch->failure);
+              ExitReport report = takeRunEnd(*watch, *event->state);
               callback.Call({Napi::String::New(env, "exit"), exitObject(env, report)});
             }
             callback.Call({Napi::String::New(env, "gone")});
@@ -285,6 +283,14 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     self->Napi::ObjectWrap<ContainerWrap>::Unref();
   }
 
+  /** The run's report, once its end is final: the watch stops and the exit counts as delivered
+   * (the caller delivers it), whichever of the pipe and init's reap got there first. */
+  static ExitReport takeRunEnd(RunEndWatch& watch, ContainerState& state) {
+    stopWatching(watch);
+    watch.exitDelivered = true;
+    return cb::collectRunReport(state, watch.failure);
+  }
+
   static void OnReportReadable(uv_poll_t* poll, int status, int events) {
     static_cast<ContainerWrap*>(poll->data)->onReportReadable();
   }
@@ -296,10 +302,11 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     // kClosed: init is gone without "done"; its reap ("gone") completes the exit.
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
-    stopWatching(watch);
-    if (end != cb::RunEnd::kDone || watch.exitDelivered) return;
-    watch.exitDelivered = true;
-    ExitReport report = cb::collectRunReport(*state_, watch.failure);
+    if (end != cb::RunEnd::kDone || watch.exitDelivered) {
+      stopWatching(watch);
+      return;
+    }
+    ExitReport report = takeRunEnd(watch, *state_);
     try {
       callback_.MakeCallback(env.Global(), {Napi::String::New(env, "exit"), exitObject(env, report)},
                              *asyncContext_);

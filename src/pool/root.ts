@@ -2,7 +2,6 @@
 // the slot's own size-limited tmpfs, and beside it on that tmpfs the job's work dir, owned by the
 // sandbox user, which the engine binds onto the root's work dir mount point. Made and destroyed
 // by the mount agent; the slot dir is <ownerDir>/<slotName>.
-import { join } from 'node:path';
 import type { MountAgent } from './mount-agent.js';
 
 /** The sandbox user (docs/theory-of-operation.md, "Identity inside the container"). */

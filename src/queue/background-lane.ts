@@ -6,6 +6,11 @@
 // limits) hold every slot, and each short job behind them waits seconds for one. The lane's own Workers are bounded, so a flood of
 // long jobs still cannot run more than slots + lane jobs at once.
 
+/** The most jobs a worker runs at once: its slots, and with a lane (`afterMs` > 0) the lane's. */
+export function jobsAtOnce(slots: number, laneSlots: number, afterMs: number): number {
+  return slots + (afterMs > 0 ? laneSlots : 0);
+}
+
 /** What the lane needs of a BullMQ Worker. */
 export interface LaneWorker {
   /** Starts taking jobs (runs the Worker the first time). */

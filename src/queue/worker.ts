@@ -13,7 +13,7 @@ import { nanoid } from 'nanoid';
 import type { Logger } from 'pino';
 import type { ExecuteRequest, ExecuteResult } from '../executor/types.js';
 import type { JobRecord, JobRequest, JobResult } from '../jobs/model.js';
-import { BackgroundLane } from './background-lane.js';
+import { BackgroundLane, jobsAtOnce } from './background-lane.js';
 import { startCancelWatch } from './cancel-watch.js';
 import { CANCELLED_REASON, toRecord, type WorkerLiveness } from './client.js';
 import { toExecuteRequest, toJobResult } from './codec.js';
@@ -170,7 +170,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   // is sporadic) and only then starts the one it has. Each Worker blocks on its own connection
   // (BullMQ duplicates ours); one stall checker is enough for the process.
   // The background lane's Workers come after the slots' and take jobs only while long jobs run.
-  const bullWorkerCount = options.concurrency + (options.backgroundAfterMs > 0 ? options.backgroundSlots : 0);
+  const bullWorkerCount = jobsAtOnce(options.concurrency, options.backgroundSlots, options.backgroundAfterMs);
   const workers = Array.from(
     { length: bullWorkerCount },
     (_, slot) =>

@@ -81,7 +81,7 @@ describe('sandbox limits and metrics', { skip }, () => {
     await until(() => weights().includes(backgroundWeight), 3000);
     assert.equal((await long).verdict, 'ok');
 
-    let seen: number[] = [];
+    let seen: number[];
     // A long run that uses no CPU (waiting, or slowed by contention) keeps the default weight.
     const sleeper = f.run(['/bin/sleep', '0.6'], { backgroundAfterCpuMs: 100 });
     await until(() => weights().length > 0, 3000);
