@@ -143,6 +143,8 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     options.cgroupJoinPaths = getStrings(o, "cgroupJoinPaths");
     options.cpuUsagePath = getString(o, "cpuUsagePath", false);
     options.cpuUsageScaleNs = getInt(o, "cpuUsageScaleNs");
+    options.cpuWeightPath = getString(o, "cpuWeightPath", false);
+    if (!options.cpuWeightPath.empty()) options.backgroundCpuWeight = getInt(o, "backgroundCpuWeight");
     try {
       state_ = cb::createContainerState(options);
     } catch (const cb::SetupError& e) {
@@ -236,6 +238,7 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     options.tmpBytes = getInt(o, "tmpBytes");
     options.cpuRlimitSeconds = getInt(o, "cpuRlimitSeconds");
     options.pollIntervalNs = msToNs(getNumber(o, "pollIntervalMs"));
+    options.backgroundAfterCpuNs = msToNs(getNumber(o, "backgroundAfterCpuMs"));
     try {
       cb::configureProgram(*state_, options);
     } catch (const cb::SetupError& e) {

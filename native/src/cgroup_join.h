@@ -1,6 +1,7 @@
-// cgroups, the native part: only joining. Creating, limiting, reading and removing cgroups is
-// TypeScript (src/sandbox/cgroups/); the files to join through (v1 `tasks`, v2 `cgroup.procs`)
-// were opened before clone.
+// cgroups, the native part: joining, and init's reading of the CPU time while the program runs
+// (recipe.cc also lowers the CPU weight through it). Creating, limiting, the run's accounting and
+// removing cgroups are TypeScript (src/sandbox/cgroups/), which names the files; they were opened
+// before clone.
 #pragma once
 
 #include "state.h"

@@ -229,6 +229,7 @@ void ContainerState::release() {
   }
   for (int& fd : cgroupJoinFds) closeFd(fd);
   closeFd(cpuUsageFd);
+  closeFd(cpuWeightFd);
   closeFd(stdinFd);
   closeFd(stdoutFd);
   closeFd(stderrFd);
@@ -273,6 +274,12 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
     s.cpuUsageFd = aboveStdio(fd);
   }
   s.cpuUsageScaleNs = o.cpuUsageScaleNs;
+  if (!o.cpuWeightPath.empty()) {
+    int fd = open(o.cpuWeightPath.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throwSetup(step_open_cgroup, errno);
+    s.cpuWeightFd = aboveStdio(fd);
+    s.backgroundWeightText = std::to_string(o.backgroundCpuWeight);
+  }
   s.stdinFd = openMemfd("cellblock-stdin");
   s.stdoutFd = openMemfd("cellblock-stdout");
   s.stderrFd = openMemfd("cellblock-stderr");
@@ -281,7 +288,7 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
   openPipe(s.cancelRead, s.cancelWrite);
 
   s.initKeepFds = s.cgroupJoinFds;
-  for (int fd : {s.cpuUsageFd, s.stdinFd, s.stdoutFd, s.stderrFd, s.reportWrite, s.goRead,
+  for (int fd : {s.cpuUsageFd, s.cpuWeightFd, s.stdinFd, s.stdoutFd, s.stderrFd, s.reportWrite, s.goRead,
                  s.cancelRead}) {
     if (fd >= 0) s.initKeepFds.push_back(fd);
   }
@@ -325,6 +332,7 @@ void configureProgram(ContainerState& s, const StartOptions& o) {
   s.wallLimitNs = o.wallTimeNs;
   s.outputBytes = o.outputBytes;
   s.pollIntervalNs = o.pollIntervalNs;
+  s.backgroundAfterCpuNs = s.cpuWeightFd >= 0 ? o.backgroundAfterCpuNs : 0;
   const rlim_t cpuSoft = static_cast<rlim_t>(o.cpuRlimitSeconds);
   // RLIMIT_FSIZE also bounds each output stream (memfds are files): one byte past outputBytes is
   // enough to know the limit was exceeded.

@@ -27,6 +27,10 @@ struct PrepareOptions {
   std::vector<std::string> cgroupJoinPaths;
   std::string cpuUsagePath;
   int64_t cpuUsageScaleNs = 1;
+  /** The cgroup's CPU weight file (v1 cpu.shares, v2 cpu.weight) and the background weight init
+   * writes to it once the run has used backgroundAfterCpuNs; empty path: never. */
+  std::string cpuWeightPath;
+  int64_t backgroundCpuWeight = 0;
 };
 
 struct StartOptions {
@@ -45,6 +49,7 @@ struct StartOptions {
   int64_t tmpBytes = 0;
   int64_t cpuRlimitSeconds = 0;
   int64_t pollIntervalNs = 0;
+  int64_t backgroundAfterCpuNs = 0;  // 0: the run keeps the default CPU weight
 };
 
 /** Everything the supervisor learned once init is gone. */

@@ -194,6 +194,7 @@ struct Watch {
   int programPid;
   int64_t startNs;
   int64_t cpuBaselineNs;
+  bool inBackground = false;
 };
 
 /** When the program exec'd, or "go" while its child has not got that far. */
@@ -257,7 +258,13 @@ void killRun(ContainerState& s, const Watch& w, uint32_t reason) {
   killEverything(s, w);
 }
 
-void watchProgram(ContainerState& s, const Watch& w) {
+/** Lowers the run's CPU weight (docs/theory-of-operation.md, "Long runs and the background").
+ * A matter of fairness, not of the result: a refused write leaves the default weight. */
+void moveToBackground(const ContainerState& s) {
+  sys(SYS_pwrite64, s.cpuWeightFd, s.backgroundWeightText.data(), s.backgroundWeightText.size(), 0);
+}
+
+void watchProgram(ContainerState& s, Watch& w) {
   struct pollfd fds[2] = {{w.signalFd, POLLIN, 0}, {s.cancelRead, POLLIN, 0}};
   for (;;) {
     // The wall limit counts from the program's execve (from "go" until the child gets there).
@@ -279,6 +286,11 @@ void watchProgram(ContainerState& s, const Watch& w) {
     int64_t cpuNs = readCgroupCpuNs(s);
     if (cpuNs >= 0 && cpuNs - w.cpuBaselineNs >= s.cpuLimitNs) return killRun(s, w, kKilledCpu);
     if (outputSize(s) > s.outputBytes) return killRun(s, w, kKilledOutput);
+    if (!w.inBackground && s.backgroundAfterCpuNs > 0 && cpuNs >= 0 &&
+        cpuNs - w.cpuBaselineNs >= s.backgroundAfterCpuNs) {
+      moveToBackground(s);
+      w.inBackground = true;
+    }
   }
 }
 

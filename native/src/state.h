@@ -83,6 +83,8 @@ struct ContainerState {
   std::vector<int> cgroupJoinFds;  // "0" is written to each by the program's child
   int cpuUsageFd = -1;              // polled by init; first integer in the file
   int64_t cpuUsageScaleNs = 1;      // ns per unit of that integer
+  int cpuWeightFd = -1;             // written by init: the background weight, once
+  std::string backgroundWeightText;  // that weight as the file takes it
   int stdinFd = -1, stdoutFd = -1, stderrFd = -1;
   int reportRead = -1, reportWrite = -1;
   int goRead = -1, goWrite = -1;
@@ -110,6 +112,7 @@ struct ContainerState {
   int64_t wallLimitNs = 0;
   int64_t outputBytes = 0;
   int64_t pollIntervalNs = 5000000;
+  int64_t backgroundAfterCpuNs = 0;  // 0: never move to the background weight
   int capLastCap = 40;
   const void* seccompProgram = nullptr;  // struct sock_fprog*
 

@@ -11,10 +11,9 @@ import type { Limits, PreparedContainer, RunResult, StartSpec } from './types.js
 import { SandboxError, SandboxSpecError } from './types.js';
 import { decideVerdict, signalName } from './verdict.js';
 
-/** How often init checks the cgroup's CPU time and the output size while the program runs. */
+/** How often init checks the cgroup's CPU time (against the limit and backgroundAfterCpuMs) and
+ * the output size while the program runs. */
 const POLL_INTERVAL_MS = 5;
-/** How often a run with backgroundAfterCpuMs has its CPU time checked (a read of the cgroup). */
-const BACKGROUND_CHECK_INTERVAL_MS = 50;
 
 export interface ContainerIdentity {
   uid: number;
@@ -86,6 +85,8 @@ export class Container implements PreparedContainer {
           cgroupJoinPaths: cgroup.joinPaths,
           cpuUsagePath: cgroup.cpuUsagePath,
           cpuUsageScaleNs: cgroup.cpuUsageScaleNs,
+          cpuWeightPath: cgroup.cpuWeightPath,
+          backgroundCpuWeight: cgroup.backgroundCpuWeight,
         },
         (kind, exit) => {
           if (kind === 'ready') onReady();
@@ -138,7 +139,11 @@ export class Container implements PreparedContainer {
       this.cgroup.applyLimits(limits);
       this.handle.ref();
       this.handle.start({
-        ...program,
+        argv: program.argv,
+        env: program.env,
+        searchPath: program.searchPath,
+        cwd: program.cwd,
+        stdin: program.stdin,
         uid: this.identity.uid,
         gid: this.identity.gid,
         cpuTimeMs: limits.cpuTimeMs,
@@ -153,6 +158,7 @@ export class Container implements PreparedContainer {
         // the cgroup's exact CPU time reaches it (a SIGXCPU death instead of cpu_time_limit).
         cpuRlimitSeconds: msToWholeSecondsCeil(limits.cpuTimeMs) + 1,
         pollIntervalMs: POLL_INTERVAL_MS,
+        backgroundAfterCpuMs: program.backgroundAfterCpuMs,
       });
     } catch (error) {
       const sandboxError = toSandboxError(error);
@@ -161,34 +167,15 @@ export class Container implements PreparedContainer {
     }
     const cancel = (): void => this.handle.cancel();
     spec.signal?.addEventListener('abort', cancel, { once: true });
-    const background = program.backgroundAfterCpuMs > 0 ? this.watchCpuTime(program.backgroundAfterCpuMs) : undefined;
     try {
       const exit = await this.exited;
       return this.result(exit, limits);
     } finally {
-      clearInterval(background);
       spec.signal?.removeEventListener('abort', cancel);
       // init is reaped, so every process of the run is dead: removing the cgroup need not delay
       // the result. destroy() and the sandbox's close() wait for it.
       setImmediate(() => this.finish().catch(() => {}));
     }
-  }
-
-  /** Moves the run to the background weight once its cgroup has used `cpuMs` of CPU time. A
-   * run's weight is a matter of fairness, not of its result: a failed read or write leaves the
-   * default weight. */
-  private watchCpuTime(cpuMs: number): NodeJS.Timeout {
-    const timer = setInterval(() => {
-      try {
-        if (nsToMs(this.cgroup.readCpuTimeNs()) < cpuMs) return;
-        this.cgroup.moveToBackground();
-      } catch {
-        // the run is ending (its cgroup going), or the cpu controller refused: keep the default
-      }
-      clearInterval(timer);
-    }, BACKGROUND_CHECK_INTERVAL_MS);
-    timer.unref();
-    return timer;
   }
 
   private result(exit: NativeExit, limits: Limits): RunResult {

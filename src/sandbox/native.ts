@@ -17,6 +17,10 @@ export interface NativePrepareOptions {
   /** File whose first integer is the cgroup's CPU time (polled by init against the limit). */
   cpuUsagePath: string;
   cpuUsageScaleNs: number;
+  /** RunCgroup.cpuWeightPath, opened for init, which writes backgroundCpuWeight to it once the
+   * run has used NativeStartOptions.backgroundAfterCpuMs. */
+  cpuWeightPath: string;
+  backgroundCpuWeight: number;
 }
 
 export interface NativeStartOptions {
@@ -39,6 +43,8 @@ export interface NativeStartOptions {
   cpuRlimitSeconds: number;
   /** How often init checks CPU time and output size. */
   pollIntervalMs: number;
+  /** CPU time after which init lowers the run's CPU weight; 0: never. */
+  backgroundAfterCpuMs: number;
 }
 
 export interface NativeFailure {

@@ -1,5 +1,6 @@
 // What the engine needs from a cgroup hierarchy, implemented once per version (v1.ts, v2.ts) and
-// chosen by detect.ts. The native side only joins; everything else about cgroups is here.
+// chosen by detect.ts. The native side only joins, polls the CPU time and lowers the CPU weight,
+// through the files named here; everything else about cgroups is here.
 import type { Limits } from '../types.js';
 
 export type CgroupVersion = 'v1' | 'v2';
@@ -20,6 +21,11 @@ export interface RunCgroup {
   /** File whose first integer is CPU time; see cpuUsageScaleNs. */
   readonly cpuUsagePath: string;
   readonly cpuUsageScaleNs: number;
+  /** The CPU weight file (v1 cpu.shares, v2 cpu.weight) and the background weight, its default's
+   * BACKGROUND_CPU_WEIGHT_FRACTION: init writes the one to the other once the run has used
+   * StartSpec.backgroundAfterCpuMs of CPU time. The bandwidth limit (cpuCores) is unchanged. */
+  readonly cpuWeightPath: string;
+  readonly backgroundCpuWeight: number;
   /** Memory (no swap), pids and CPU bandwidth: the program's alone, init is not in the cgroup.
    * Writes only what differs from the last application (prepare may apply the expected limits,
    * start then the real ones). */
@@ -29,11 +35,6 @@ export interface RunCgroup {
    * child, sleeps until "go"), so that none of this is on the job's critical path. */
   startAccounting(): void;
   readUsage(): CgroupUsage;
-  /** CPU time since `startAccounting` alone: one read, for checks while the program runs. */
-  readCpuTimeNs(): number;
-  /** Lowers the cgroup's CPU weight from the default to BACKGROUND_CPU_WEIGHT_FRACTION of it;
-   * the bandwidth limit (cpuCores) is unchanged. */
-  moveToBackground(): void;
   /** Kills any process still in the cgroup, then removes it. */
   destroy(): Promise<void>;
 }

@@ -29,6 +29,8 @@ class V1RunCgroup implements RunCgroup {
   readonly joinPaths: string[];
   readonly cpuUsagePath: string;
   readonly cpuUsageScaleNs = 1;
+  readonly cpuWeightPath: string;
+  readonly backgroundCpuWeight = Math.round(V1_DEFAULT_CPU_SHARES * BACKGROUND_CPU_WEIGHT_FRACTION);
   private oomKillsBaseline = 0;
   private applied: CgroupLimitValues | null = null;
   /** Opened by startAccounting, read after the run, closed by destroy. */
@@ -46,6 +48,7 @@ class V1RunCgroup implements RunCgroup {
     // for every fork in flight on the machine (a fork bomb's).
     this.joinPaths = distinctDirs.map((dir) => path.join(dir, 'tasks'));
     this.cpuUsagePath = path.join(dirs.cpuacct, 'cpuacct.usage');
+    this.cpuWeightPath = path.join(dirs.cpu, 'cpu.shares');
   }
 
   applyLimits(limits: Limits): void {
@@ -86,18 +89,10 @@ class V1RunCgroup implements RunCgroup {
   readUsage(): CgroupUsage {
     const files = startedAccounting(this.accounting, this.cpuUsagePath);
     return {
-      cpuTimeNs: this.readCpuTimeNs(),
+      cpuTimeNs: files.cpuUsage.readInteger(),
       peakMemoryBytes: files.maxUsage.readInteger(),
       oomKills: files.oomControl.readKey('oom_kill') - this.oomKillsBaseline,
     };
-  }
-
-  readCpuTimeNs(): number {
-    return startedAccounting(this.accounting, this.cpuUsagePath).cpuUsage.readInteger();
-  }
-
-  moveToBackground(): void {
-    writeCgroupFile(path.join(this.dirs.cpu, 'cpu.shares'), String(Math.round(V1_DEFAULT_CPU_SHARES * BACKGROUND_CPU_WEIGHT_FRACTION)));
   }
 
   async destroy(): Promise<void> {

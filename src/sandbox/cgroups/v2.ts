@@ -56,6 +56,8 @@ class V2RunCgroup implements RunCgroup {
   readonly joinPaths: string[];
   readonly cpuUsagePath: string;
   readonly cpuUsageScaleNs = NS_PER_US;
+  readonly cpuWeightPath: string;
+  readonly backgroundCpuWeight = Math.round(V2_DEFAULT_CPU_WEIGHT * BACKGROUND_CPU_WEIGHT_FRACTION);
   private cpuBaselineUs = 0;
   private oomKillsBaseline = 0;
   private applied: CgroupLimitValues | null = null;
@@ -66,6 +68,7 @@ class V2RunCgroup implements RunCgroup {
   constructor(private readonly dir: string) {
     this.joinPaths = [path.join(dir, 'cgroup.procs')];
     this.cpuUsagePath = path.join(dir, 'cpu.stat');
+    this.cpuWeightPath = path.join(dir, 'cpu.weight');
   }
 
   applyLimits(limits: Limits): void {
@@ -102,19 +105,10 @@ class V2RunCgroup implements RunCgroup {
   readUsage(): CgroupUsage {
     const files = startedAccounting(this.accounting, this.cpuUsagePath);
     return {
-      cpuTimeNs: this.readCpuTimeNs(),
+      cpuTimeNs: (files.cpuStat.readKey('usage_usec') - this.cpuBaselineUs) * NS_PER_US,
       peakMemoryBytes: files.memoryPeak.readInteger(),
       oomKills: files.memoryEvents.readKey('oom_kill') - this.oomKillsBaseline,
     };
-  }
-
-  readCpuTimeNs(): number {
-    const files = startedAccounting(this.accounting, this.cpuUsagePath);
-    return (files.cpuStat.readKey('usage_usec') - this.cpuBaselineUs) * NS_PER_US;
-  }
-
-  moveToBackground(): void {
-    writeCgroupFile(path.join(this.dir, 'cpu.weight'), String(Math.round(V2_DEFAULT_CPU_WEIGHT * BACKGROUND_CPU_WEIGHT_FRACTION)));
   }
 
   async destroy(): Promise<void> {
