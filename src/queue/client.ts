@@ -6,7 +6,7 @@ import { Queue, QueueEvents, type Job, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
 import type { JobClient, JobRecord, JobRequest, JobStatus } from '../jobs/model.js';
-import { createRedis } from './connection.js';
+import { API_CONNECTION_NAME, createRedis, workerConnectionName } from './connection.js';
 import { QueueFullError, QueueUnavailableError } from './errors.js';
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
@@ -96,7 +96,7 @@ export class BullJobClient implements JobClient {
   constructor(private readonly options: BullJobClientOptions) {
     this.keys = redisKeys(options.prefix);
     this.redisTimeoutMs = options.redisTimeoutMs ?? 5000;
-    this.redis = createRedis(options.redisUrl, 'producer', 'cellblock-api');
+    this.redis = createRedis(options.redisUrl, 'producer', API_CONNECTION_NAME);
     this.queue = new Queue<JobRequest, StoredJobResult>(QUEUE_NAME, { connection: this.redis, prefix: options.prefix });
     this.queue.on('error', () => {});
     this.eventsRedis = createRedis(options.redisUrl, 'blocking', 'cellblock-api-events');
@@ -305,7 +305,10 @@ export class BullJobClient implements JobClient {
     });
   }
 
-  /** Workers whose liveness key has not expired, wherever they run. */
+  /** Workers whose liveness key has not expired and, where Redis lists its clients' names, whose
+   * own connection is still open, wherever they run. The key alone would count a killed worker
+   * alive until it expires (the heartbeat TTL); its connection goes as the process dies. A worker
+   * whose host vanished without closing its connections is caught by the expiry. */
   async liveWorkers(): Promise<WorkerLiveness[]> {
     return this.guard(async () => {
       const keys: string[] = [];
@@ -317,8 +320,29 @@ export class BullJobClient implements JobClient {
       } while (cursor !== '0');
       if (keys.length === 0) return [];
       const values = await this.redis.mget(keys);
-      return values.filter((value): value is string => value !== null).map((value) => JSON.parse(value) as WorkerLiveness);
+      const workers = values.filter((value): value is string => value !== null).map((value) => JSON.parse(value) as WorkerLiveness);
+      const connected = await this.connectionNames();
+      return connected ? workers.filter((worker) => connected.has(workerConnectionName(worker.workerId))) : workers;
     });
+  }
+
+  /** The names of the connections Redis holds now; undefined where it does not tell: CLIENT LIST
+   * refused (some hosted Redis rename or disable it), or the names are not ours to see (a proxy
+   * between us and Redis: this client's own connection is not among them). */
+  private async connectionNames(): Promise<Set<string> | undefined> {
+    let list: string;
+    try {
+      list = (await this.redis.client('LIST')) as string;
+    } catch (error) {
+      if (CONNECTION_ERROR.test((error as Error).message)) throw error;
+      return undefined;
+    }
+    const names = new Set<string>();
+    for (const line of list.split('\n')) {
+      const name = / name=(\S+)/.exec(line)?.[1];
+      if (name) names.add(name);
+    }
+    return names.has(API_CONNECTION_NAME) ? names : undefined;
   }
 
   async stats(): Promise<JobStats> {

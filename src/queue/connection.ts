@@ -9,6 +9,15 @@ export type ConnectionRole = 'producer' | 'blocking';
 /** Longest a producer's command may go unanswered before it fails (the API then answers 503). */
 export const PRODUCER_COMMAND_TIMEOUT_MS = 5000;
 
+/** The API's producer connection. */
+export const API_CONNECTION_NAME = 'cellblock-api';
+
+/** A worker process's own connection, which writes its liveness key: while the process lives,
+ * Redis lists a connection of this name (CLIENT LIST); once it dies, the kernel closes it. */
+export function workerConnectionName(workerId: string): string {
+  return `cellblock-worker-${workerId}`;
+}
+
 export function createRedis(url: string, role: ConnectionRole, name: string): Redis {
   const options: RedisOptions = {
     connectionName: name,

@@ -17,7 +17,7 @@ import { BackgroundLane, jobsAtOnce } from './background-lane.js';
 import { startCancelWatch } from './cancel-watch.js';
 import { CANCELLED_REASON, toRecord, type WorkerLiveness } from './client.js';
 import { toExecuteRequest, toJobResult } from './codec.js';
-import { createRedis } from './connection.js';
+import { createRedis, workerConnectionName } from './connection.js';
 import { startHeartbeat } from './heartbeat.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
 import { repeatedErrorLogger } from './repeat-log.js';
@@ -89,7 +89,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   const keys = redisKeys(options.prefix);
   const workerId = `${os.hostname()}-${process.pid}-${nanoid(6)}`;
   const log = logger.child({ workerId });
-  const redis = createRedis(options.redisUrl, 'blocking', `cellblock-worker-${workerId}`);
+  const redis = createRedis(options.redisUrl, 'blocking', workerConnectionName(workerId));
   const subscriber = createRedis(options.redisUrl, 'blocking', `cellblock-worker-cancel-${workerId}`);
   const controllers = new Map<string, AbortController>();
   const webhooks = new Set<Promise<unknown>>();

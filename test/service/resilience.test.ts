@@ -19,7 +19,10 @@ import {
   type CellblockProcess,
   type TestWorker,
 } from './fixtures.js';
+import { Redis } from 'ioredis';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
+import { redisKeys } from '../../src/queue/keys.js';
+import { until } from '../helpers/until.js';
 import { reclaimPoolState } from '../helpers/pool-state.js';
 import { start as startRedis } from '../helpers/redis.js';
 
@@ -93,6 +96,26 @@ describe('worker death', { skip }, () => {
       assert.equal(view.status, 'done', JSON.stringify(view));
       assert.equal(view.attempts, 2, 'started by the dead worker, then by the survivor');
       assert.equal(view.result.stdout, 'started\nwoke\n');
+    }));
+
+  test('a worker killed with SIGKILL no longer counts for /readyz, though its liveness key has not expired', () =>
+    withDeathScene(async ({ base, service, poolStateDir, startSurvivor }) => {
+      const doomed = await spawnWorkerProcess(service, poolStateDir);
+      const redis = new Redis(service.redis.url);
+      try {
+        await until(async () => (await getJson(`${base}/readyz`)).json.workers === 1, 10_000, 50, 'the worker counted');
+        await killHard(doomed);
+        // Redis closes the dead process's connection as it reads the reset: a moment, not the TTL.
+        await until(async () => (await getJson(`${base}/readyz`)).status === 503, 3000, 20, '/readyz without the dead worker');
+        assert.deepEqual((await getJson(`${base}/readyz`)).json, { status: 'no_workers', redis: 'ok', workers: 0 });
+        const [key] = await redis.keys(redisKeys(service.prefix).workerPattern);
+        assert.ok(key, "the dead worker's liveness key is still there (expiry did not decide)");
+        assert.ok((await redis.pttl(key)) > 5000, 'with a long TTL left');
+      } finally {
+        redis.disconnect();
+        if (doomed.exitCode === null && doomed.signalCode === null) await killHard(doomed);
+        await startSurvivor(); // it clears what the dead worker left in the pool state dir
+      }
     }));
 
   test('a job whose worker dies twice fails with worker_lost', () =>
