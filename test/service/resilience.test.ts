@@ -77,6 +77,9 @@ async function withDeathScene(body: (scene: DeathScene) => Promise<void>): Promi
       startSurvivor: async () => void (survivor = await startTestWorker(service, scratch.dir, { concurrency: 1 })),
     });
   } finally {
+    // A body that failed before its survivor started still gets one: it reclaims what the dead
+    // workers left in the pool state dir, so that a failed test leaves nothing mounted either.
+    survivor ??= await startTestWorker(service, scratch.dir, { concurrency: 1 }).catch(() => undefined);
     await survivor?.close();
     await service.close();
     assert.deepEqual(mountPointsUnder(scratch.dir), [], 'nothing of the dead workers stays mounted');
@@ -99,7 +102,7 @@ describe('worker death', { skip }, () => {
     }));
 
   test('a worker killed with SIGKILL no longer counts for /readyz, though its liveness key has not expired', () =>
-    withDeathScene(async ({ base, service, poolStateDir, startSurvivor }) => {
+    withDeathScene(async ({ base, service, poolStateDir }) => {
       const doomed = await spawnWorkerProcess(service, poolStateDir);
       const redis = new Redis(service.redis.url);
       try {
@@ -114,7 +117,6 @@ describe('worker death', { skip }, () => {
       } finally {
         redis.disconnect();
         if (doomed.exitCode === null && doomed.signalCode === null) await killHard(doomed);
-        await startSurvivor(); // it clears what the dead worker left in the pool state dir
       }
     }));
 
