@@ -144,7 +144,9 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     options.cpuUsagePath = getString(o, "cpuUsagePath", false);
     options.cpuUsageScaleNs = getInt(o, "cpuUsageScaleNs");
     options.cpuWeightPath = getString(o, "cpuWeightPath", false);
-    if (!options.cpuWeightPath.empty()) options.backgroundCpuWeight = getInt(o, "backgroundCpuWeight");
+    if (!options.cpuWeightPath.empty()) {
+      options.backgroundCpuWeight = getInt(o, "backgroundCpuWeight");
+    }
     try {
       state_ = cb::createContainerState(options);
     } catch (const cb::SetupError& e) {

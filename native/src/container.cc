@@ -288,8 +288,8 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
   openPipe(s.cancelRead, s.cancelWrite);
 
   s.initKeepFds = s.cgroupJoinFds;
-  for (int fd : {s.cpuUsageFd, s.cpuWeightFd, s.stdinFd, s.stdoutFd, s.stderrFd, s.reportWrite, s.goRead,
-                 s.cancelRead}) {
+  for (int fd : {s.cpuUsageFd, s.cpuWeightFd, s.stdinFd, s.stdoutFd, s.stderrFd, s.reportWrite,
+                 s.goRead, s.cancelRead}) {
     if (fd >= 0) s.initKeepFds.push_back(fd);
   }
   std::sort(s.initKeepFds.begin(), s.initKeepFds.end());
