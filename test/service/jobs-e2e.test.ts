@@ -273,8 +273,10 @@ describe('long jobs and the background lane', { skip: (skip || !python) && 'pyth
         assert.equal(first.result.stdout, 'started\nwoke\n');
 
         // No long job left: the lane's worker was paused. A short job behind the next long one still
-        // runs while it does. (This fails only if the slot's worker took the long job and the lane
-        // did not reopen; a paused worker still blocked on BullMQ's wait may take it instead.)
+        // runs while it does, which takes the lane reopening. A paused BullMQ Worker still blocked
+        // in its wait for a job (drainDelay, 5 s) takes the next job that comes in; once that wait
+        // is over it stops, and only the slot's worker and a reopened lane are left.
+        await new Promise((resolve) => setTimeout(resolve, 5500));
         const third = await postJson(`${base}/v1/jobs`, sleeper(3));
         await pollJob(base, third.json.id, 30_000, (view) => view.status === 'running');
         const again = await postJson(`${base}/v1/jobs?wait=true&timeoutMs=60000`, { language: 'python', source: 'print("again")' });
