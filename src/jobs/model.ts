@@ -62,7 +62,7 @@ export interface JobRecord {
   startedAt?: string;
   finishedAt?: string;
   result?: JobResult;
-  /** The submission as queued; absent only for a queued job cancelled before it ran (its job is removed). */
+  /** The submission as queued (for a queued job cancelled before it ran, kept with its cancel marker). */
   request?: JobRequest;
   /** Times a worker has started the job: 2 after its first worker died and another took it over. */
   attempts?: number;

@@ -40,10 +40,13 @@ export interface WorkerLiveness {
   pool?: Record<string, Record<string, number>>;
 }
 
-/** What the cancel marker holds, so that a cancelled queued job (removed from BullMQ) still has a record. */
+/** What the cancel marker holds, so that a cancelled queued job (removed from BullMQ) still has a
+ * record, its submission included. */
 interface CancelMarker {
   createdAt: string;
   cancelledAt: string;
+  /** Absent in markers written before it was kept. */
+  request?: JobRequest;
 }
 
 /** The BullMQ failure reason of a job whose worker died more than `maxStalledCount` times. */
@@ -187,8 +190,8 @@ export class BullJobClient implements JobClient {
       if (job) return toRecord(job, state === 'unknown' ? await job.getState() : state);
       const marker = await this.redis.get(this.keys.cancelled(id));
       if (marker === null) return undefined;
-      const { createdAt, cancelledAt } = JSON.parse(marker) as CancelMarker;
-      return { id, status: 'cancelled', createdAt, finishedAt: cancelledAt };
+      const { createdAt, cancelledAt, request } = JSON.parse(marker) as CancelMarker;
+      return { id, status: 'cancelled', createdAt, finishedAt: cancelledAt, ...(request ? { request } : {}) };
     });
   }
 
@@ -276,6 +279,7 @@ export class BullJobClient implements JobClient {
       const marker: CancelMarker = {
         createdAt: new Date(job.timestamp).toISOString(),
         cancelledAt: new Date().toISOString(),
+        request: job.data,
       };
       // The marker first: it is the cancelled job's record, and a retried job's worker reads it
       // before running. A first attempt is not read against it (a round trip on every job's

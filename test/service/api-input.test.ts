@@ -125,12 +125,15 @@ describe('API bad input', () => {
     const queued = await service.app.inject({ method: 'GET', url: `/v1/jobs/${id}` });
     assert.equal(queued.statusCode, 200);
     assert.equal(queued.json().status, 'queued');
+    const submission = (await service.jobs.get(id))?.request;
+    assert.ok(submission);
     const cancelled = await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}` });
     assert.equal(cancelled.statusCode, 200, cancelled.body);
     assert.equal(cancelled.json().status, 'cancelled');
     const after = await service.app.inject({ method: 'GET', url: `/v1/jobs/${id}` });
     assert.equal(after.json().status, 'cancelled');
     assert.equal((await service.jobs.counts()).waiting, 0, 'a cancelled queued job must leave the queue');
+    assert.deepEqual((await service.jobs.get(id))?.request, submission, 'its record keeps the submission (Judge0 shows it)');
   });
 
   test('health, readiness without workers, runtimes, OpenAPI, metrics', async () => {
