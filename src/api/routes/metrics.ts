@@ -15,7 +15,7 @@ export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService }> = async (ap
   collectDefaultMetrics({ register: registry, prefix: 'cellblock_api_' });
   const redisUp = new Gauge({ name: 'cellblock_redis_up', help: '1 when Redis answered this scrape', registers: [registry] });
   const queueJobs = new Gauge({ name: 'cellblock_queue_jobs', help: 'Jobs in the queue by state', labelNames: ['state'], registers: [registry] });
-  const workersAlive = new Gauge({ name: 'cellblock_workers_alive', help: 'Worker processes with a live heartbeat', registers: [registry] });
+  const workersAlive = new Gauge({ name: 'cellblock_workers_alive', help: 'Worker processes with a live heartbeat (and, where Redis lists client names, an open connection)', registers: [registry] });
   const workerSlots = new Gauge({ name: 'cellblock_worker_slots', help: 'Jobs the live workers may run at once', registers: [registry] });
   const workerRunning = new Gauge({ name: 'cellblock_worker_running_jobs', help: 'Jobs the live workers are running', registers: [registry] });
   const pool = new Gauge({
