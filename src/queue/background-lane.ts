@@ -3,8 +3,9 @@
 // If it is long because it burns CPU, its programs meanwhile run at the background CPU weight
 // (the executor's backgroundAfterCpuMs), so the job taken into the freed slot is barely slowed
 // by it. Without the lane, a few long jobs (an infinite loop or a fork bomb running to its
-// limits) hold every slot, and each short job behind them waits seconds for one. The lane's own Workers are bounded, so a flood of
-// long jobs still cannot run more than slots + lane jobs at once.
+// limits) hold every slot, and each short job behind them waits seconds for one. The lane's own
+// Workers are bounded, so a flood of long jobs still cannot run more than slots + lane jobs at
+// once.
 
 /** The most jobs a worker runs at once: its slots, and with a lane (`afterMs` > 0) the lane's. */
 export function jobsAtOnce(slots: number, laneSlots: number, afterMs: number): number {

@@ -67,19 +67,15 @@ async function withDeathScene(body: (scene: DeathScene) => Promise<void>): Promi
   const scratch = await scratchDir();
   const service = await startService({ runtimes });
   let survivor: TestWorker | undefined;
+  // The survivor also reclaims what the dead workers left in the shared pool state dir.
+  const startSurvivor = async (): Promise<void> => void (survivor = await startTestWorker(service, scratch.dir, { concurrency: 1 }));
   try {
     const base = await listen(service);
-    await body({
-      base,
-      service,
-      poolStateDir: scratch.dir,
-      // The survivor also reclaims what the dead workers left in the shared pool state dir.
-      startSurvivor: async () => void (survivor = await startTestWorker(service, scratch.dir, { concurrency: 1 })),
-    });
+    await body({ base, service, poolStateDir: scratch.dir, startSurvivor });
   } finally {
-    // A body that failed before its survivor started still gets one: it reclaims what the dead
-    // workers left in the pool state dir, so that a failed test leaves nothing mounted either.
-    survivor ??= await startTestWorker(service, scratch.dir, { concurrency: 1 }).catch(() => undefined);
+    // A body that failed before its survivor started still gets one, so that a failed test
+    // leaves nothing mounted either.
+    if (!survivor) await startSurvivor().catch(() => {});
     await survivor?.close();
     await service.close();
     assert.deepEqual(mountPointsUnder(scratch.dir), [], 'nothing of the dead workers stays mounted');
