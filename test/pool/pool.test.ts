@@ -133,7 +133,11 @@ test('1000 jobs through the pool leave no mounts and no slot dirs', { skip }, as
       pool.release(slot);
     }
     const s = pool.stats().images[IMAGE]!;
-    await until(() => pool.stats().images[IMAGE]!.destroyed === pool.stats().images[IMAGE]!.prepared - pool.stats().images[IMAGE]!.ready);
+    // Settled: no refill in flight (its mounts would count) and every used slot torn down.
+    await until(() => {
+      const now = pool.stats().images[IMAGE]!;
+      return now.preparing === 0 && now.destroyed === now.prepared - now.ready;
+    });
     assert.equal(s.hits + s.misses, 1000);
     const ready = pool.stats().images[IMAGE]!.ready;
     // Each ready slot holds two mounts (its tmpfs and its overlay); nothing else is left.

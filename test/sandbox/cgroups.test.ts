@@ -69,7 +69,7 @@ const systemLayout = (() => {
 const v2Skip: string | false =
   skip ||
   (systemLayout?.version !== 'v2' &&
-    `this host's cgroup hierarchy is ${systemLayout?.version ?? 'unusable'}, not v2: the v2 backend runs where v2 is the system's hierarchy`);
+    `this host's cgroup hierarchy is ${systemLayout?.version ?? 'unusable'}, not v2: the v2 backend runs where v2 is the system's hierarchy (test/vm/cgroup-v2.test.ts runs this file in a cgroup v2 VM)`);
 if (v2Skip && !skip) console.log(`SKIP cgroup v2 backend tests: ${v2Skip}`);
 
 describe('cgroup v2 backend', { skip: v2Skip }, () => {
@@ -82,7 +82,8 @@ describe('cgroup v2 backend', { skip: v2Skip }, () => {
     const alloc = await f.run([program('alloc'), '64'], { limits: { memoryBytes: 256 * MiB } });
     assert.ok(alloc.metrics.peakMemoryBytes >= 64 * MiB && alloc.metrics.peakMemoryBytes <= 64 * MiB * 1.1 + 2 * MiB);
     const spin = await f.run([program('spin'), '500']);
-    assert.ok(spin.metrics.cpuTimeMs >= 500 && spin.metrics.cpuTimeMs <= 550, `cpu ${spin.metrics.cpuTimeMs}`);
+    // 1% below: spin's own clock also counts its setup before the run (see limits.test.ts).
+    assert.ok(spin.metrics.cpuTimeMs >= 495 && spin.metrics.cpuTimeMs <= 550, `cpu ${spin.metrics.cpuTimeMs}`);
     const loop = await f.run([program('spin')], { limits: { cpuTimeMs: 300 } });
     assert.equal(loop.verdict, 'cpu_time_limit');
     const forks = await f.run(['/bin/sh', '-c', 'for i in 1 2 3 4 5 6; do sleep 1 & done; wait'], { limits: { pids: 3 } });

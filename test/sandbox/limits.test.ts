@@ -23,8 +23,11 @@ describe('sandbox limits and metrics', { skip }, () => {
   it('reports the CPU time of a ~1 s CPU loop within 10%', async () => {
     const r = await f.run([program('spin'), '1000']);
     assert.equal(r.verdict, 'ok', text(r.stderr));
+    // spin's own clock also counts its process's setup before the run began (the engine's steps
+    // in the child before "go", outside the measured run): ~0.05 ms here, over 1 ms under the
+    // cgroup v2 VM's software emulation. Hence 1% below as well as 10% above.
     assert.ok(
-      r.metrics.cpuTimeMs >= 1000 && r.metrics.cpuTimeMs <= 1100,
+      r.metrics.cpuTimeMs >= 990 && r.metrics.cpuTimeMs <= 1100,
       `spun 1000 ms of CPU, measured ${r.metrics.cpuTimeMs.toFixed(1)} ms`,
     );
     assert.ok(r.metrics.wallTimeMs >= r.metrics.cpuTimeMs * 0.9, 'one thread: wall time is at least its CPU time');
