@@ -92,7 +92,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     };
     const warm = poolOptions.warmImages ?? [...new Set(runtimes.map((r) => r.image))].filter((image) => store.get(image));
     for (const image of warm) pool.warm(image);
-    return new SubmissionExecutor(runtimes, pool, runner, () => sandbox.close(), options.backgroundAfterCpuMs ?? 0);
+    return new SubmissionExecutor(runtimes, pool, runner, () => sandbox.close(), options.backgroundAfterCpuMs ?? 0, sandbox.cgroups);
   } catch (err) {
     await sandbox.close();
     throw err;

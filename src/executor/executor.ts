@@ -5,7 +5,7 @@
 import type { Runtime } from '../images/types.js';
 import type { Pool, PoolSlot, PoolStats } from '../pool/index.js';
 import { SANDBOX_GID, SANDBOX_UID } from '../pool/index.js';
-import type { RunResult } from '../sandbox/types.js';
+import type { RunResult, SandboxCgroups } from '../sandbox/types.js';
 import { compileArgv, runArgv } from './argv.js';
 import { outputMatches } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
@@ -21,6 +21,8 @@ export interface Executor {
   execute(request: ExecuteRequest): Promise<ExecuteResult>;
   close(): Promise<void>;
   stats(): PoolStats;
+  /** The sandbox's cgroups (version, parents), for the owner's start-up log. */
+  readonly cgroups?: SandboxCgroups;
 }
 
 export class SubmissionExecutor<C> implements Executor {
@@ -34,6 +36,7 @@ export class SubmissionExecutor<C> implements Executor {
     private readonly onClose: () => Promise<void> = async () => undefined,
     /** StageSpec.backgroundAfterCpuMs of every stage. */
     private readonly backgroundAfterCpuMs = 0,
+    readonly cgroups?: SandboxCgroups,
   ) {
     this.runtimes = new Map(runtimes.map((r) => [r.id, r]));
   }

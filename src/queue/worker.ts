@@ -31,6 +31,8 @@ export interface JobExecutor {
   close(): Promise<void>;
   /** Pool figures by image, advertised with the heartbeat for /metrics. */
   stats?(): { images: Record<string, object> };
+  /** The cgroups the sandbox uses (which version, where), logged when the worker is ready. */
+  readonly cgroups?: { version: string; parents: string[]; hostProcessesMovedTo?: string };
 }
 
 export interface QueueWorkerOptions {
@@ -244,7 +246,22 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
 
   for (const worker of workers.slice(0, options.concurrency)) void worker.run();
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
-  log.info({ concurrency: options.concurrency, backgroundSlots: bullWorkerCount - options.concurrency, backgroundAfterMs: options.backgroundAfterMs, prefix: options.prefix }, 'worker ready');
+  log.info(
+    {
+      concurrency: options.concurrency,
+      backgroundSlots: bullWorkerCount - options.concurrency,
+      backgroundAfterMs: options.backgroundAfterMs,
+      prefix: options.prefix,
+      cgroups: executor.cgroups,
+    },
+    'worker ready',
+  );
+  if (executor.cgroups?.hostProcessesMovedTo) {
+    log.info(
+      { leaf: executor.cgroups.hostProcessesMovedTo },
+      "cgroup v2 in a container's own cgroup namespace: its processes were moved to a leaf so that cpu, memory and pids could be enabled for the sandboxes",
+    );
+  }
 
   return {
     workerId,

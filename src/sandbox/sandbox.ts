@@ -10,7 +10,7 @@ import { Container, internalErrorResult } from './container.js';
 import { toSandboxError } from './errors.js';
 import { native } from './native.js';
 import { checkContainerSpec } from './spec.js';
-import type { ContainerSpec, PreparedContainer, RunResult, RunSpec, Sandbox, SandboxOptions } from './types.js';
+import type { ContainerSpec, PreparedContainer, RunResult, RunSpec, Sandbox, SandboxCgroups, SandboxOptions } from './types.js';
 import { SandboxError, SandboxSpecError } from './types.js';
 
 export const SANDBOX_UID = 60000;
@@ -24,6 +24,7 @@ function lockPath(lockDir: string, instanceId: string): string {
 
 class SandboxInstance implements Sandbox {
   readonly cgroupVersion: 'v1' | 'v2';
+  readonly cgroups: SandboxCgroups;
   private readonly containers = new Set<Container>();
   private nextContainer = 0;
   private closed = false;
@@ -37,6 +38,11 @@ class SandboxInstance implements Sandbox {
     private readonly gid: number,
   ) {
     this.cgroupVersion = backend.version;
+    this.cgroups = {
+      version: backend.version,
+      parents: backend.parentPaths,
+      ...(backend.hostProcessesMovedTo ? { hostProcessesMovedTo: backend.hostProcessesMovedTo } : {}),
+    };
   }
 
   async prepare(spec: ContainerSpec): Promise<PreparedContainer> {

@@ -158,10 +158,22 @@ export interface SandboxOptions {
   lockDir?: string;
 }
 
+/** The cgroups an engine instance uses, for its owner to log at start-up. */
+export interface SandboxCgroups {
+  version: 'v1' | 'v2';
+  /** Our parent cgroup in each hierarchy (one on v2). */
+  parents: string[];
+  /** v2 in a container with a cgroup namespace of its own: the leaf under our parent that the
+   * namespace root's processes (this one included) were moved to, so that the controllers could
+   * be enabled for children. Absent when nothing was moved. */
+  hostProcessesMovedTo?: string;
+}
+
 /** One engine instance: owns `<cgroupParent>/<instanceId>` in every cgroup hierarchy. */
 export interface Sandbox {
   readonly instanceId: string;
   readonly cgroupVersion: 'v1' | 'v2';
+  readonly cgroups: SandboxCgroups;
   /** prepare + start; setup failures come back as verdict `internal_error`. */
   run(spec: RunSpec): Promise<RunResult>;
   /** Throws SandboxError when a setup step fails. */

@@ -1,7 +1,7 @@
 // cgroup backends: detection from mountinfo, the v2 backend on a v2 host, and cleanupStale
 // removing only dead instances' subtrees.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { createSandbox } from '../../src/sandbox/index.js';
 import { detectCgroupLayout, parseCgroupMounts } from '../../src/sandbox/cgroups/detect.js';
 import { MiB } from '../../src/units.js';
+import { PROGRAMS_IN_ROOT } from '../helpers/busybox-root.js';
+import { until } from '../helpers/until.js';
 import { program, skip, text, useFixture } from './fixture.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -77,6 +79,7 @@ describe('cgroup v2 backend', { skip: v2Skip }, () => {
 
   it('is the backend in use, and enforces and measures memory, CPU and pids', async () => {
     assert.equal(f.sandbox.cgroupVersion, 'v2');
+    assert.equal(f.sandbox.cgroups.hostProcessesMovedTo, undefined, 'nothing moved outside a container');
     const oom = await f.run([program('alloc'), '256'], { limits: { memoryBytes: 64 * MiB } });
     assert.equal(oom.verdict, 'memory_limit');
     const alloc = await f.run([program('alloc'), '64'], { limits: { memoryBytes: 256 * MiB } });
@@ -90,6 +93,78 @@ describe('cgroup v2 backend', { skip: v2Skip }, () => {
     assert.match(text(forks.stderr), /can't fork/);
     const swapMax = path.join('/sys/fs/cgroup', 'cellblock', f.sandbox.instanceId);
     assert.ok(fs.existsSync(swapMax), 'instance subtree exists under /sys/fs/cgroup/cellblock');
+  });
+
+  it("works in a container's own cgroup namespace, whose root cgroup holds the container's processes", async () => {
+    // As Docker (its default on v2 hosts) and Kubernetes run a container: all its processes in
+    // one cgroup, which is the root of the cgroup2 hierarchy mounted in it. The controllers
+    // cannot be enabled for children of a cgroup that has processes; the backend moves them all
+    // (here a shell, a sleeper standing for the container's init, and node) to a leaf of its own.
+    const mountPoint = systemLayout?.version === 'v2' ? systemLayout.mountPoint : '/sys/fs/cgroup';
+    const container = path.join(mountPoint, 'cellblock', `test-container-${process.pid}`);
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-cgns-'));
+    const script = path.join(scratch, 'inside.mts'); // .mts: an ES module outside the package
+    fs.writeFileSync(
+      script,
+      `import fs from 'node:fs';
+import { createSandbox } from '${REPO}/src/sandbox/index.ts';
+import { busyboxRoot, PROGRAMS_IN_ROOT } from '${REPO}/test/helpers/busybox-root.ts';
+const MiB = 1024 * 1024;
+const limits = { cpuTimeMs: 2000, wallTimeMs: 10000, memoryBytes: 64 * MiB, pids: 16, outputBytes: MiB,
+  fileSizeBytes: MiB, openFiles: 64, stackBytes: 8 * MiB, tmpBytes: 16 * MiB, cpuCores: 1 };
+const sandbox = createSandbox();
+const run = (argv) => sandbox.run({ rootDir: busyboxRoot(), workDirHostPath: fs.mkdtempSync('${scratch}/w'), argv, limits });
+const hello = await run(['/bin/sh', '-c', 'echo hello']);
+const oom = await run(['${PROGRAMS_IN_ROOT}/alloc', '256']);
+const read = (file) => fs.readFileSync(file, 'utf8').trim().split('\\n').filter(Boolean);
+console.log(JSON.stringify({
+  hello: [hello.verdict, hello.stdout.toString()], oom: oom.verdict, cgroups: sandbox.cgroups,
+  self: fs.readFileSync('/proc/self/cgroup', 'utf8').trim(),
+  rootProcs: read('/sys/fs/cgroup/cgroup.procs'), leafProcs: read('/sys/fs/cgroup/cellblock/host-processes/cgroup.procs'),
+}));
+await sandbox.close();
+`,
+    );
+    fs.mkdirSync(container);
+    try {
+      const inContainer = [
+        'umount /sys/fs/cgroup',
+        'mount -t cgroup2 cgroup2 /sys/fs/cgroup',
+        'sleep 30 & sleeper=$!',
+        `${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(script)}`,
+        'status=$?',
+        'kill $sleeper',
+        'exit $status',
+      ].join('\n');
+      const inside = spawnSync(
+        'sh',
+        ['-c', `echo $$ > ${container}/cgroup.procs && exec unshare --cgroup --mount --propagation private sh -c "$0"`, inContainer],
+        { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      assert.equal(inside.status, 0, `in the container: ${inside.stderr}`);
+      const seen = JSON.parse(inside.stdout.trim().split('\n').pop()!) as {
+        hello: [string, string];
+        oom: string;
+        cgroups: { version: string; hostProcessesMovedTo?: string };
+        self: string;
+        rootProcs: string[];
+        leafProcs: string[];
+      };
+      assert.deepEqual(seen.hello, ['ok', 'hello\n']);
+      assert.equal(seen.oom, 'memory_limit');
+      assert.deepEqual(seen.cgroups, { version: 'v2', parents: ['/sys/fs/cgroup/cellblock'], hostProcessesMovedTo: '/sys/fs/cgroup/cellblock/host-processes' });
+      assert.equal(seen.self, '0::/cellblock/host-processes', 'node itself was moved to the leaf');
+      assert.deepEqual(seen.rootProcs, [], "nothing is left in the namespace's root cgroup");
+      assert.ok(seen.leafProcs.length >= 3, `shell, sleeper and node in the leaf: ${seen.leafProcs.join(' ')}`);
+    } finally {
+      // Whatever is left inside (nothing, unless the test failed midway) dies with the cgroup.
+      fs.writeFileSync(path.join(container, 'cgroup.kill'), '1');
+      await until(() => fs.readFileSync(path.join(container, 'cgroup.events'), 'utf8').includes('populated 0'), 5000, 10, 'container cgroup empty');
+      for (const dir of [path.join(container, 'cellblock', 'host-processes'), path.join(container, 'cellblock'), container]) {
+        if (fs.existsSync(dir)) fs.rmdirSync(dir);
+      }
+      fs.rmSync(scratch, { recursive: true, force: true });
+    }
   });
 });
 

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { freeLoopbackPort } from '../../src/queue/redis-server.js';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
+import { detectCgroupLayout } from '../../src/sandbox/cgroups/detect.js';
 import { processExists } from '../helpers/processes.js';
 import { start as startRedis, type TestRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
@@ -79,6 +80,10 @@ describe('cellblock start', { skip }, () => {
       const base = `http://127.0.0.1:${port}`;
 
       await waitReady(port);
+      // The worker says which cgroup version it detected and where its cgroups are.
+      const cgroups = logLine(started.output(), 'worker ready')?.cgroups as { version?: string; parents?: string[] } | undefined;
+      assert.equal(cgroups?.version, detectCgroupLayout().version);
+      assert.ok(cgroups?.parents?.length && cgroups.parents.every((parent) => parent.endsWith('/cellblock')), JSON.stringify(cgroups));
 
       const hello = await postJson(`${base}/v1/jobs?wait=true`, { language: 'python', source: 'print("hello, world")' });
       assert.equal(hello.status, 200, JSON.stringify(hello.json));

@@ -43,6 +43,10 @@ export interface CgroupBackend {
   readonly version: CgroupVersion;
   /** Where each hierarchy's `cellblock` parent is, for logs and leak checks. */
   readonly parentPaths: string[];
+  /** v2 only: the leaf that the processes of a cgroup namespace's root were moved to, so that
+   * the controllers could be enabled there (a container with a cgroup namespace of its own);
+   * undefined when nothing was moved. */
+  readonly hostProcessesMovedTo?: string;
   createInstance(instanceId: string): void;
   createRunCgroup(instanceId: string, containerId: string): RunCgroup;
   /** Instance ids that have a subtree under the parent. */

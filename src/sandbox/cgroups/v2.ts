@@ -2,13 +2,15 @@
 // must be enabled in the subtree_control of every ancestor ("+cpu +memory +pids"); processes live
 // only in leaves (our parent and instance directories hold none). Limits: memory.max,
 // memory.swap.max = 0, pids.max, cpu.max "quota period". Accounting: cpu.stat usage_usec,
-// memory.peak, memory.events oom_kill. Leftovers die through cgroup.kill.
+// memory.peak, memory.events oom_kill. Leftovers die through cgroup.kill. In a container's own
+// cgroup namespace the hierarchy's root holds the container's processes; see enableControllers.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Limits } from '../types.js';
-import { BACKGROUND_CPU_WEIGHT_FRACTION, type CgroupBackend, type CgroupUsage, type RunCgroup } from './backend.js';
+import { BACKGROUND_CPU_WEIGHT_FRACTION, CgroupError, type CgroupBackend, type CgroupUsage, type RunCgroup } from './backend.js';
 import {
   type CgroupLimitValues,
+  cgroupPids,
   killCgroupPids,
   listSubdirs,
   makeCgroupDir,
@@ -23,6 +25,15 @@ import {
 } from './cgroupfs.js';
 import { V2_CONTROLLERS } from './detect.js';
 import { cpuQuota } from './cpu-quota.js';
+
+/** The leaf under our parent that takes the processes of a cgroup namespace's root when the
+ * controllers cannot be enabled there otherwise (see enableControllers). Not an instance: it has
+ * no lock file, and listInstances leaves it out. */
+export const V2_HOST_PROCESSES_LEAF = 'host-processes';
+
+/** Rounds of moving a namespace root's processes to the leaf: a process forked meanwhile is
+ * born in the root and needs another round. */
+const MOVE_ROUNDS = 10;
 
 /** cpu.weight of a new cgroup (the kernel's default). */
 const V2_DEFAULT_CPU_WEIGHT = 100;
@@ -121,6 +132,7 @@ class V2RunCgroup implements RunCgroup {
 export class CgroupV2Backend implements CgroupBackend {
   readonly version = 'v2' as const;
   readonly parentPaths: string[];
+  hostProcessesMovedTo?: string;
   private readonly parent: string;
 
   constructor(
@@ -135,25 +147,71 @@ export class CgroupV2Backend implements CgroupBackend {
   private enableControllersDownTo(dir: string): void {
     const relative = path.relative(this.mountPoint, dir).split(path.sep).filter(Boolean);
     let current = this.mountPoint;
-    const wanted = V2_CONTROLLERS.map((c) => `+${c}`).join(' ');
     for (const part of relative) {
-      const enabled = readCgroupFile(path.join(current, 'cgroup.subtree_control')).trim().split(/\s+/);
-      if (!V2_CONTROLLERS.every((c) => enabled.includes(c))) {
-        writeCgroupFile(path.join(current, 'cgroup.subtree_control'), wanted);
-      }
+      this.enableControllers(current);
       current = path.join(current, part);
       makeCgroupDir(current);
     }
   }
 
+  /** Enables cpu, memory and pids for dir's children. A cgroup with processes of its own cannot
+   * (the "no internal processes" rule; only the hierarchy's true root is exempt). The mount
+   * point does hold processes where this runs inside a container with a cgroup namespace of its
+   * own (Docker's default on v2 hosts, Kubernetes pods): the root of that hierarchy is the
+   * container's own cgroup, with all of its processes. Those processes are then moved to a
+   * leaf under our parent, as Docker-in-Docker's entrypoint moves them to `/init`; a cgroup
+   * below the mount point keeps the kernel's EBUSY. */
+  private enableControllers(dir: string): void {
+    const file = path.join(dir, 'cgroup.subtree_control');
+    const enabled = readCgroupFile(file).trim().split(/\s+/);
+    if (V2_CONTROLLERS.every((c) => enabled.includes(c))) return;
+    const wanted = V2_CONTROLLERS.map((c) => `+${c}`).join(' ');
+    try {
+      writeCgroupFile(file, wanted);
+    } catch (error) {
+      if (!(error instanceof CgroupError && error.code === 'EBUSY' && dir === this.mountPoint)) throw error;
+      this.moveRootProcessesToLeaf();
+      writeCgroupFile(file, wanted);
+      this.hostProcessesMovedTo = path.join(this.parent, V2_HOST_PROCESSES_LEAF);
+    }
+  }
+
+  private moveRootProcessesToLeaf(): void {
+    const leaf = path.join(this.parent, V2_HOST_PROCESSES_LEAF);
+    makeCgroupDir(leaf);
+    const procs = path.join(leaf, 'cgroup.procs');
+    for (let round = 0; round < MOVE_ROUNDS; round++) {
+      const pids = cgroupPids(this.mountPoint);
+      if (pids.length === 0) return;
+      for (const pid of pids) {
+        try {
+          fs.writeFileSync(procs, String(pid));
+        } catch (error) {
+          // ESRCH: it exited meanwhile. Anything else is reported below, by the root still not empty.
+          if ((error as NodeJS.ErrnoException).code !== 'ESRCH') break;
+        }
+      }
+    }
+    const left = cgroupPids(this.mountPoint);
+    if (left.length > 0) {
+      throw new CgroupError(
+        'move',
+        path.join(this.mountPoint, 'cgroup.procs'),
+        'EBUSY',
+        `cgroup v2: the controllers cannot be enabled in ${this.mountPoint}, which holds processes (${left.join(', ')}) that could not be moved to ${leaf}; ` +
+          "give cellblock the host's cgroup namespace (docker run --cgroupns=host, compose `cgroup: host`) or a cgroup without processes of its own",
+      );
+    }
+  }
+
   createInstance(instanceId: string): void {
+    if (instanceId === V2_HOST_PROCESSES_LEAF) {
+      throw new CgroupError('mkdir', path.join(this.parent, instanceId), 'EEXIST', `cgroup v2: ${instanceId} is a reserved name under ${this.parent}`);
+    }
     const instanceDir = path.join(this.parent, instanceId);
     this.enableControllersDownTo(instanceDir);
     // The instance's children (the containers) need the controllers too.
-    writeCgroupFile(
-      path.join(instanceDir, 'cgroup.subtree_control'),
-      V2_CONTROLLERS.map((c) => `+${c}`).join(' '),
-    );
+    this.enableControllers(instanceDir);
   }
 
   createRunCgroup(instanceId: string, containerId: string): RunCgroup {
@@ -163,7 +221,7 @@ export class CgroupV2Backend implements CgroupBackend {
   }
 
   listInstances(): string[] {
-    return listSubdirs(this.parent);
+    return listSubdirs(this.parent).filter((name) => name !== V2_HOST_PROCESSES_LEAF);
   }
 
   async removeInstance(instanceId: string): Promise<void> {
