@@ -52,10 +52,17 @@ function countLines(output: string, msg: string): number {
   return output.split('\n').filter((text) => text.includes(`"msg":"${msg}"`)).length;
 }
 
+/** The pids of the worker processes the supervisor started, in order. */
+function supervisedWorkerPids(output: string): number[] {
+  return output
+    .split('\n')
+    .filter((text) => text.includes('"msg":"worker process started"'))
+    .map((line) => Number((JSON.parse(line) as { childPid?: number }).childPid));
+}
+
 /** The pid of the worker process the supervisor started last. */
 function supervisedWorkerPid(output: string): number {
-  const started = output.split('\n').filter((text) => text.includes('"msg":"worker process started"'));
-  const pid = Number((JSON.parse(started.at(-1) ?? '{}') as { childPid?: number }).childPid);
+  const pid = supervisedWorkerPids(output).at(-1) ?? 0;
   assert.ok(pid > 0 && processExists(pid), 'the supervised worker process runs');
   return pid;
 }
@@ -107,7 +114,15 @@ describe('cellblock start', { skip }, () => {
       assert.ok(!(await answers(port)), 'the API no longer listens');
       assert.deepEqual(mountPointsUnder(scratch.dir), [], 'the worker left nothing mounted');
     } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) {
+        // A failed test: its worker processes (which follow the command's death) may still be
+        // writing the pool's state under the scratch dir; remove it after they are gone.
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGKILL');
+        await exited;
+        const pids = supervisedWorkerPids(started.output()).filter((pid) => pid > 0);
+        await until(() => !pids.some(processExists), 10_000, 50, 'the worker processes gone').catch(() => {});
+      }
       await scratch.remove();
     }
   });
