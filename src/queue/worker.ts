@@ -11,6 +11,7 @@ import os from 'node:os';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { nanoid } from 'nanoid';
 import type { Logger } from 'pino';
+import type { Executor } from '../executor/executor.js';
 import type { ExecuteRequest, ExecuteResult } from '../executor/types.js';
 import type { JobRecord, JobRequest, JobResult } from '../jobs/model.js';
 import { BackgroundLane, jobsAtOnce } from './background-lane.js';
@@ -32,7 +33,7 @@ export interface JobExecutor {
   /** Pool figures by image, advertised with the heartbeat for /metrics. */
   stats?(): { images: Record<string, object> };
   /** The cgroups the sandbox uses (which version, where), logged when the worker is ready. */
-  readonly cgroups?: { version: string; parents: string[]; hostProcessesMovedTo?: string };
+  readonly cgroups?: Executor['cgroups'];
 }
 
 export interface QueueWorkerOptions {

@@ -87,7 +87,9 @@ describe('cellblock start', { skip }, () => {
       const base = `http://127.0.0.1:${port}`;
 
       await waitReady(port);
-      // The worker says which cgroup version it detected and where its cgroups are.
+      // The worker says which cgroup version it detected and where its cgroups are. (Its line
+      // may come after /readyz's 200: the heartbeat is written first.)
+      await until(() => logLine(started.output(), 'worker ready') !== undefined, 10_000, 20, "the worker's ready line");
       const cgroups = logLine(started.output(), 'worker ready')?.cgroups as { version?: string; parents?: string[] } | undefined;
       assert.equal(cgroups?.version, detectCgroupLayout().version);
       assert.ok(cgroups?.parents?.length && cgroups.parents.every((parent) => parent.endsWith('/cellblock')), JSON.stringify(cgroups));

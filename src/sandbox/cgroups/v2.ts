@@ -180,6 +180,7 @@ export class CgroupV2Backend implements CgroupBackend {
     const leaf = path.join(this.parent, V2_HOST_PROCESSES_LEAF);
     makeCgroupDir(leaf);
     const procs = path.join(leaf, 'cgroup.procs');
+    let refused = 'EBUSY';
     for (let round = 0; round < MOVE_ROUNDS; round++) {
       const pids = cgroupPids(this.mountPoint);
       if (pids.length === 0) return;
@@ -187,8 +188,9 @@ export class CgroupV2Backend implements CgroupBackend {
         try {
           fs.writeFileSync(procs, String(pid));
         } catch (error) {
-          // ESRCH: it exited meanwhile. Anything else is reported below, by the root still not empty.
-          if ((error as NodeJS.ErrnoException).code !== 'ESRCH') break;
+          // ESRCH: it exited meanwhile. Anything else is reported below, with the root not empty.
+          const code = (error as NodeJS.ErrnoException).code ?? 'EUNKNOWN';
+          if (code !== 'ESRCH') refused = code;
         }
       }
     }
@@ -197,8 +199,8 @@ export class CgroupV2Backend implements CgroupBackend {
       throw new CgroupError(
         'move',
         path.join(this.mountPoint, 'cgroup.procs'),
-        'EBUSY',
-        `cgroup v2: the controllers cannot be enabled in ${this.mountPoint}, which holds processes (${left.join(', ')}) that could not be moved to ${leaf}; ` +
+        refused,
+        `cgroup v2: the controllers cannot be enabled in ${this.mountPoint}, which holds processes (${left.join(', ')}) that could not be moved to ${leaf} (${refused}); ` +
           "give cellblock the host's cgroup namespace (docker run --cgroupns=host, compose `cgroup: host`) or a cgroup without processes of its own",
       );
     }
