@@ -141,6 +141,7 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     options.hostname = getString(o, "hostname");
     options.tmpBytes = getInt(o, "tmpBytes");
     options.cgroupJoinPaths = getStrings(o, "cgroupJoinPaths");
+    options.cgroupCloneIntoPath = getString(o, "cgroupCloneIntoPath", false);
     options.cpuUsagePath = getString(o, "cpuUsagePath", false);
     options.cpuUsageScaleNs = getInt(o, "cpuUsageScaleNs");
     options.cpuWeightPath = getString(o, "cpuWeightPath", false);

@@ -9,8 +9,17 @@
 
 namespace cb {
 
+/** Clones the program's child (CLONE_VM, on `stackTop`, running fn(arg)) straight into the run's
+ * cgroup with clone3's CLONE_INTO_CGROUP (v2, Linux 5.7+, x86_64): no migration afterwards,
+ * so none of the cgroup.procs write's cost (it takes the global threadgroup lock for writing,
+ * which waits for an RCU grace period after idle and for every fork in flight, a fork bomb's
+ * included) and no write lock that stalls every other fork on the machine meanwhile.
+ * Returns the pid, or -errno; -ENOSYS also where this build or the kernel cannot (the caller
+ * then clones and joins through the files). Sets s.joinedAtClone on success. */
+long cloneIntoCgroup(ContainerState& s, int (*fn)(void*), void* stackTop, size_t stackBytes);
+
 /** Moves the calling process (the program's child, before execve) into the run's cgroup in every
- * hierarchy; what it forks is born there.
+ * hierarchy; what it forks is born there. Nothing to do when it was cloned into it.
  *
  * init must stay out: it shares the supervisor's memory (CLONE_VM), and when the memory cgroup's
  * OOM killer picks a victim it kills every process sharing the victim's memory. init's share is

@@ -157,6 +157,7 @@ void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onR
   close(s.goRead);
   close(s.cancelRead);
   for (int fd : s.cgroupJoinFds) close(fd);
+  if (s.cgroupDirFd >= 0) close(s.cgroupDirFd);
   s.initEndsClosed = true;
 
   ReportRecord record{};
@@ -226,8 +227,10 @@ void ContainerState::release() {
   if (initEndsClosed) {
     reportWrite = goRead = cancelRead = -1;
     cgroupJoinFds.clear();
+    cgroupDirFd = -1;
   }
   for (int& fd : cgroupJoinFds) closeFd(fd);
+  closeFd(cgroupDirFd);
   closeFd(cpuUsageFd);
   closeFd(cpuWeightFd);
   closeFd(stdinFd);
@@ -268,6 +271,11 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
     if (fd < 0) throwSetup(step_open_cgroup, errno);
     s.cgroupJoinFds.push_back(aboveStdio(fd));
   }
+  if (!o.cgroupCloneIntoPath.empty()) {
+    int fd = open(o.cgroupCloneIntoPath.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throwSetup(step_open_cgroup, errno);
+    s.cgroupDirFd = aboveStdio(fd);
+  }
   if (!o.cpuUsagePath.empty()) {
     int fd = open(o.cpuUsagePath.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throwSetup(step_open_cgroup, errno);
@@ -288,7 +296,7 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
   openPipe(s.cancelRead, s.cancelWrite);
 
   s.initKeepFds = s.cgroupJoinFds;
-  for (int fd : {s.cpuUsageFd, s.cpuWeightFd, s.stdinFd, s.stdoutFd, s.stderrFd, s.reportWrite,
+  for (int fd : {s.cgroupDirFd, s.cpuUsageFd, s.cpuWeightFd, s.stdinFd, s.stdoutFd, s.stderrFd, s.reportWrite,
                  s.goRead, s.cancelRead}) {
     if (fd >= 0) s.initKeepFds.push_back(fd);
   }

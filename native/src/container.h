@@ -25,6 +25,9 @@ struct PrepareOptions {
   std::string hostname;
   int64_t tmpBytes = 0;
   std::vector<std::string> cgroupJoinPaths;
+  /** v2: the run cgroup's directory, for clone3's CLONE_INTO_CGROUP (the join files stay the
+   * fallback where the kernel lacks it); empty: join through the files. */
+  std::string cgroupCloneIntoPath;
   std::string cpuUsagePath;
   int64_t cpuUsageScaleNs = 1;
   /** The cgroup's CPU weight file (v1 cpu.shares, v2 cpu.weight) and the background weight init

@@ -294,11 +294,18 @@ void watchProgram(ContainerState& s, Watch& w) {
   }
 }
 
-/** Clones the program's child and waits until it has joined the run's cgroup. */
+/** Clones the program's child (into the run's cgroup where clone3 can, see cloneIntoCgroup) and
+ * waits until it has joined the run's cgroup. */
 Failure cloneProgramChild(ContainerState& s, int& pid) {
   char* stackTop = static_cast<char*>(s.programStack) + s.programStackBytes;
-  pid = clone(programMain, stackTop, kProgramCloneFlags | SIGCHLD, &s);
-  if (pid < 0) return Failure{step_clone_program, EAGAIN};
+  long cloned = cloneIntoCgroup(s, programMain, stackTop, s.programStackBytes);
+  if (cloned == -ENOSYS) {
+    cloned = clone(programMain, stackTop, kProgramCloneFlags | SIGCHLD, &s);
+    if (cloned < 0) return Failure{step_clone_program, EAGAIN};
+  } else if (cloned < 0) {
+    return Failure{step_clone_program, static_cast<int32_t>(-cloned)};
+  }
+  pid = static_cast<int>(cloned);
   constexpr int64_t kRecheckNs = 100 * 1000000LL;
   while (gateValue(s) == kGateJoining) {
     waitGateWhile(s, kGateJoining, kRecheckNs);

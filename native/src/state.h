@@ -33,9 +33,9 @@ constexpr uint32_t kKilledOutput = 4;
 constexpr uint32_t kKilledCancel = 8;
 
 /** The handover between init and the program's child, a futex word in the shared memory. The
- * child is cloned while preparing and joins the run's cgroup then, so that the attach (an RCU
- * grace period after idle on the default cgroup mode, see kernel-costs.md) is off the job's
- * critical path; it then waits for init to pass on "go". */
+ * child is cloned while preparing and joins the run's cgroup then (v2: is cloned into it), so
+ * that the attach (an RCU grace period after idle on the default cgroup mode, see
+ * kernel-costs.md) is off the job's critical path; it then waits for init to pass on "go". */
 constexpr int32_t kGateJoining = 0;  // the child joins the cgroup, sets stdio, signals, seccomp
 constexpr int32_t kGateJoined = 1;   // ... and waits for "go"
 constexpr int32_t kGateFailed = 2;   // a step of that failed; the child reported it and exits
@@ -81,6 +81,8 @@ struct ContainerState {
 
   // ---- prepare: descriptors opened before clone.
   std::vector<int> cgroupJoinFds;  // "0" is written to each by the program's child
+  int cgroupDirFd = -1;  // v2: the run's cgroup, which clone3 puts the program's child into
+  bool joinedAtClone = false;  // set by init: the child was born in the cgroup, it writes no join
   int cpuUsageFd = -1;              // polled by init; first integer in the file
   int64_t cpuUsageScaleNs = 1;      // ns per unit of that integer
   int cpuWeightFd = -1;             // written by init: the background weight, once

@@ -83,6 +83,7 @@ export class Container implements PreparedContainer {
           hostname: spec.hostname,
           tmpBytes: spec.tmpBytes,
           cgroupJoinPaths: cgroup.joinPaths,
+          cgroupCloneIntoPath: cgroup.cloneIntoPath,
           cpuUsagePath: cgroup.cpuUsagePath,
           cpuUsageScaleNs: cgroup.cpuUsageScaleNs,
           cpuWeightPath: cgroup.cpuWeightPath,

@@ -14,6 +14,8 @@ export interface NativePrepareOptions {
   tmpBytes: number;
   /** RunCgroup.joinPaths: the program's child writes "0" to each. */
   cgroupJoinPaths: string[];
+  /** RunCgroup.cloneIntoPath: the program's child is cloned into this cgroup ('' for none). */
+  cgroupCloneIntoPath: string;
   /** File whose first integer is the cgroup's CPU time (polled by init against the limit). */
   cpuUsagePath: string;
   cpuUsageScaleNs: number;

@@ -18,6 +18,9 @@ export interface RunCgroup {
   /** Files the program's child writes "0" to, joining the run's cgroup before it is released
    * (init stays out): v1 each hierarchy's `tasks`, v2 `cgroup.procs`. */
   readonly joinPaths: string[];
+  /** v2: the cgroup's directory; the program's child is cloned straight into it (clone3's
+   * CLONE_INTO_CGROUP) and writes no join file, where the kernel and build allow. Empty: v1. */
+  readonly cloneIntoPath: string;
   /** File whose first integer is CPU time; see cpuUsageScaleNs. */
   readonly cpuUsagePath: string;
   readonly cpuUsageScaleNs: number;

@@ -27,6 +27,8 @@ const V1_DEFAULT_CPU_SHARES = 1024;
 
 class V1RunCgroup implements RunCgroup {
   readonly joinPaths: string[];
+  /** v1 has no CLONE_INTO_CGROUP: the child joins through `tasks`. */
+  readonly cloneIntoPath = '';
   readonly cpuUsagePath: string;
   readonly cpuUsageScaleNs = 1;
   readonly cpuWeightPath: string;

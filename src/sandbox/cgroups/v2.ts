@@ -65,6 +65,7 @@ function openPeakFile(file: string): OpenCgroupFile {
 
 class V2RunCgroup implements RunCgroup {
   readonly joinPaths: string[];
+  readonly cloneIntoPath: string;
   readonly cpuUsagePath: string;
   readonly cpuUsageScaleNs = NS_PER_US;
   readonly cpuWeightPath: string;
@@ -78,6 +79,7 @@ class V2RunCgroup implements RunCgroup {
 
   constructor(private readonly dir: string) {
     this.joinPaths = [path.join(dir, 'cgroup.procs')];
+    this.cloneIntoPath = dir;
     this.cpuUsagePath = path.join(dir, 'cpu.stat');
     this.cpuWeightPath = path.join(dir, 'cpu.weight');
   }
