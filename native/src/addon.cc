@@ -8,6 +8,7 @@
 
 #include <memory>
 
+#include "cgroup_join.h"
 #include "container.h"
 #include "lockfile.h"
 #include "seccomp.h"
@@ -388,8 +389,19 @@ Napi::Value ResourceCounts(const Napi::CallbackInfo& info) {
   return o;
 }
 
+/** joinCounts() -> {clonedInto, joined}: how programs' children got into their cgroups. */
+Napi::Value JoinCounts(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  cb::JoinCounts counts = cb::joinCounts();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("clonedInto", Napi::Number::New(env, static_cast<double>(counts.clonedInto)));
+  o.Set("joined", Napi::Number::New(env, static_cast<double>(counts.joined)));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resourceCounts", Napi::Function::New(env, ResourceCounts));
+  exports.Set("joinCounts", Napi::Function::New(env, JoinCounts));
   exports.Set("Container", ContainerWrap::Define(env));
   exports.Set("holdLockFile", Napi::Function::New(env, HoldLockFile));
   exports.Set("isLockFileHeld", Napi::Function::New(env, IsLockFileHeld));

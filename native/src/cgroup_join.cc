@@ -4,6 +4,8 @@
 #include <sched.h>
 #include <signal.h>
 
+#include <atomic>
+
 #include "sys.h"
 
 #ifndef CLONE_INTO_CGROUP
@@ -81,6 +83,16 @@ long cloneIntoCgroup(ContainerState& s, int (*fn)(void*), void* stackTop, size_t
 long cloneIntoCgroup(ContainerState&, int (*)(void*), void*, size_t) { return -ENOSYS; }
 
 #endif
+
+namespace {
+// Lock-free atomics: init (which shares this memory) bumps them without a call into libc.
+std::atomic<int64_t> gClonedInto{0};
+std::atomic<int64_t> gJoined{0};
+}  // namespace
+
+JoinCounts joinCounts() { return JoinCounts{gClonedInto.load(), gJoined.load()}; }
+
+void countJoin(bool clonedInto) { (clonedInto ? gClonedInto : gJoined).fetch_add(1, std::memory_order_relaxed); }
 
 Failure joinCgroups(const ContainerState& s) {
   if (s.joinedAtClone) return ok();

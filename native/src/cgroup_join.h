@@ -18,6 +18,16 @@ namespace cb {
  * then clones and joins through the files). Sets s.joinedAtClone on success. */
 long cloneIntoCgroup(ContainerState& s, int (*fn)(void*), void* stackTop, size_t stackBytes);
 
+/** How the program's children of this process's containers got into their cgroups, since the
+ * addon was loaded: cloned into it, or cloned and then joined through the files. */
+struct JoinCounts {
+  int64_t clonedInto;
+  int64_t joined;
+};
+JoinCounts joinCounts();
+/** Counts one child (init calls it once the child is in its cgroup). */
+void countJoin(bool clonedInto);
+
 /** Moves the calling process (the program's child, before execve) into the run's cgroup in every
  * hierarchy; what it forks is born there. Nothing to do when it was cloned into it.
  *

@@ -355,6 +355,7 @@ int initMain(void* arg) {
   if (f.failed()) failAndExit(s, f, 1);
   // The child has already reported why it could not join.
   if (gateValue(s) == kGateFailed) sysExit(1);
+  countJoin(s.joinedAtClone);
   report(s, kReportReady, ok());
   char go = 0;
   long n;

@@ -101,8 +101,16 @@ export interface NativeResourceCounts {
   openStates: number;
 }
 
+/** How the programs' children got into their run cgroups since the addon was loaded: cloned
+ * into it (v2, clone3 CLONE_INTO_CGROUP) or cloned and then joined through the files. */
+export interface NativeJoinCounts {
+  clonedInto: number;
+  joined: number;
+}
+
 interface NativeModule {
   resourceCounts(): NativeResourceCounts;
+  joinCounts(): NativeJoinCounts;
   Container: new (options: NativePrepareOptions, onEvent: NativeEventHandler) => NativeContainer;
   holdLockFile(path: string): number;
   isLockFileHeld(path: string): boolean;

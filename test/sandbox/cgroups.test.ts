@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createSandbox } from '../../src/sandbox/index.js';
 import { detectCgroupLayout, parseCgroupMounts } from '../../src/sandbox/cgroups/detect.js';
+import { native } from '../../src/sandbox/native.js';
 import { MiB } from '../../src/units.js';
 import { PROGRAMS_IN_ROOT } from '../helpers/busybox-root.js';
 import { until } from '../helpers/until.js';
@@ -79,6 +80,9 @@ describe('cgroup v2 backend', { skip: v2Skip }, () => {
 
   it('is the backend in use, and enforces and measures memory, CPU and pids', async () => {
     assert.equal(f.sandbox.cgroupVersion, 'v2');
+    // Every program's child is cloned straight into its cgroup (clone3 CLONE_INTO_CGROUP, on
+    // x86_64; elsewhere it joins through cgroup.procs, as on a kernel before 5.7).
+    const joinsBefore = native.joinCounts();
     assert.equal(f.sandbox.cgroups.hostProcessesMovedTo, undefined, 'nothing moved outside a container');
     const oom = await f.run([program('alloc'), '256'], { limits: { memoryBytes: 64 * MiB } });
     assert.equal(oom.verdict, 'memory_limit');
@@ -91,6 +95,10 @@ describe('cgroup v2 backend', { skip: v2Skip }, () => {
     assert.equal(loop.verdict, 'cpu_time_limit');
     const forks = await f.run(['/bin/sh', '-c', 'for i in 1 2 3 4 5 6; do sleep 1 & done; wait'], { limits: { pids: 3 } });
     assert.match(text(forks.stderr), /can't fork/);
+    const joins = native.joinCounts();
+    if (process.arch === 'x64') {
+      assert.deepEqual({ clonedInto: joins.clonedInto - joinsBefore.clonedInto, joined: joins.joined - joinsBefore.joined }, { clonedInto: 5, joined: 0 });
+    }
     const swapMax = path.join('/sys/fs/cgroup', 'cellblock', f.sandbox.instanceId);
     assert.ok(fs.existsSync(swapMax), 'instance subtree exists under /sys/fs/cgroup/cellblock');
   });
@@ -165,6 +173,18 @@ await sandbox.close();
       }
       fs.rmSync(scratch, { recursive: true, force: true });
     }
+  });
+});
+
+describe('cgroup v1 backend', { skip: skip || (systemLayout?.version !== 'v1' && "this host's hierarchy is not v1") }, () => {
+  const f = useFixture();
+
+  it("joins the program's child through each hierarchy's tasks file (v1 has no CLONE_INTO_CGROUP)", async () => {
+    const before = native.joinCounts();
+    const r = await f.run([program('alloc'), '256'], { limits: { memoryBytes: 64 * MiB } });
+    assert.equal(r.verdict, 'memory_limit', 'the child is in the limited cgroup');
+    const after = native.joinCounts();
+    assert.deepEqual({ clonedInto: after.clonedInto - before.clonedInto, joined: after.joined - before.joined }, { clonedInto: 0, joined: 1 });
   });
 });
 
