@@ -52,7 +52,7 @@ cp /bin/busybox "$root/bin/busybox"
 add_module() {
   local name=$1 file dep
   grep -qx "$name" "$root/modules/order" 2>/dev/null && return 0
-  file=$(find "$modules" -name "$name.ko" -o -name "$name.ko.xz" | head -n 1)
+  file=$(find "$modules" \( -name "$name.ko" -o -name "$name.ko.xz" \) -print -quit)
   [ -n "$file" ] || return 0 # built into this kernel: nothing to load
   case "$file" in
     *.xz) xz -dc "$file" >"$root/modules/$name.ko" ;;
