@@ -6,7 +6,9 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <initializer_list>
 #include <memory>
+#include <utility>
 
 #include "cgroup_join.h"
 #include "container.h"
@@ -378,25 +380,23 @@ Napi::Value IsLockFileHeld(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, held == 1);
 }
 
+/** A plain object of named counters. */
+Napi::Object countsObject(Napi::Env env, std::initializer_list<std::pair<const char*, int64_t>> counts) {
+  Napi::Object o = Napi::Object::New(env);
+  for (const auto& [name, value] : counts) o.Set(name, Napi::Number::New(env, static_cast<double>(value)));
+  return o;
+}
+
 /** resourceCounts() -> {mappedStacks, supervisorThreads, openStates}: for leak checks. */
 Napi::Value ResourceCounts(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  cb::ResourceCounts counts = cb::resourceCounts();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("mappedStacks", Napi::Number::New(env, static_cast<double>(counts.mappedStacks)));
-  o.Set("supervisorThreads", Napi::Number::New(env, static_cast<double>(counts.supervisorThreads)));
-  o.Set("openStates", Napi::Number::New(env, static_cast<double>(counts.openStates)));
-  return o;
+  cb::ResourceCounts c = cb::resourceCounts();
+  return countsObject(info.Env(), {{"mappedStacks", c.mappedStacks}, {"supervisorThreads", c.supervisorThreads}, {"openStates", c.openStates}});
 }
 
 /** joinCounts() -> {clonedInto, joined}: how programs' children got into their cgroups. */
 Napi::Value JoinCounts(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  cb::JoinCounts counts = cb::joinCounts();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("clonedInto", Napi::Number::New(env, static_cast<double>(counts.clonedInto)));
-  o.Set("joined", Napi::Number::New(env, static_cast<double>(counts.joined)));
-  return o;
+  cb::JoinCounts c = cb::joinCounts();
+  return countsObject(info.Env(), {{"clonedInto", c.clonedInto}, {"joined", c.joined}});
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

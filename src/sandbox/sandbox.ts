@@ -23,7 +23,6 @@ function lockPath(lockDir: string, instanceId: string): string {
 }
 
 class SandboxInstance implements Sandbox {
-  readonly cgroupVersion: 'v1' | 'v2';
   readonly cgroups: SandboxCgroups;
   private readonly containers = new Set<Container>();
   private nextContainer = 0;
@@ -37,12 +36,15 @@ class SandboxInstance implements Sandbox {
     private readonly uid: number,
     private readonly gid: number,
   ) {
-    this.cgroupVersion = backend.version;
     this.cgroups = {
       version: backend.version,
       parents: backend.parentPaths,
       ...(backend.hostProcessesMovedTo ? { hostProcessesMovedTo: backend.hostProcessesMovedTo } : {}),
     };
+  }
+
+  get cgroupVersion(): 'v1' | 'v2' {
+    return this.cgroups.version;
   }
 
   async prepare(spec: ContainerSpec): Promise<PreparedContainer> {

@@ -13,7 +13,7 @@ import { native } from '../../src/sandbox/native.js';
 import { MiB } from '../../src/units.js';
 import { PROGRAMS_IN_ROOT } from '../helpers/busybox-root.js';
 import { until } from '../helpers/until.js';
-import { program, skip, text, useFixture } from './fixture.js';
+import { DEFAULT_LIMITS, program, skip, text, useFixture } from './fixture.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -117,9 +117,7 @@ describe('cgroup v2 backend', { skip: v2Skip }, () => {
       `import fs from 'node:fs';
 import { createSandbox } from '${REPO}/src/sandbox/index.ts';
 import { busyboxRoot, PROGRAMS_IN_ROOT } from '${REPO}/test/helpers/busybox-root.ts';
-const MiB = 1024 * 1024;
-const limits = { cpuTimeMs: 2000, wallTimeMs: 10000, memoryBytes: 64 * MiB, pids: 16, outputBytes: MiB,
-  fileSizeBytes: MiB, openFiles: 64, stackBytes: 8 * MiB, tmpBytes: 16 * MiB, cpuCores: 1 };
+const limits = ${JSON.stringify({ ...DEFAULT_LIMITS, memoryBytes: 64 * MiB })};
 const sandbox = createSandbox();
 const run = (argv) => sandbox.run({ rootDir: busyboxRoot(), workDirHostPath: fs.mkdtempSync('${scratch}/w'), argv, limits });
 const hello = await run(['/bin/sh', '-c', 'echo hello']);
