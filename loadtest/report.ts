@@ -18,7 +18,7 @@ import { REDIS_APPEND_FSYNC_POLICIES } from '../src/queue/redis-server.js';
 import { detectCgroupLayout } from '../src/sandbox/cgroups/detect.js';
 import { bytesToMiB, msToSeconds, usToMs } from '../src/units.js';
 import { createBareRunner, type BareRun, type BareRunner } from './service/bare.js';
-import { cpuMsByTree, cpuMsDifference } from './service/cpu.js';
+import { cpuMsByTree, cpuMsDifference, machineBusyMs, reapedChildrenMs } from './service/cpu.js';
 import { drain, type DrainReport } from './service/drain.js';
 import { closedLoop, fixedRate, type JobSample, type ServiceRun } from './service/drive.js';
 import { drainJob, scenarios, type Scenario } from './service/scenarios.js';
@@ -69,8 +69,11 @@ interface ScenarioResult {
   mode: Mode;
   bare: BareRun;
   service: ServiceRun;
-  /** CPU ms per finished job, by process, during the service run. */
+  /** CPU ms per finished job, by process, during the service run; the last entry is the rest of
+   * the machine's busy time (kernel threads, other processes), so that they sum to the whole. */
   cpuPerJobMs: Record<string, number>;
+  /** CPU ms per bare job: the bare runner with its programs, and the whole machine's busy time. */
+  bareCpuPerJobMs: { program: number; machine: number };
   /** Pool takes during the service runs, and how many of them prepared a container on the spot. */
   pool: { takes: number; misses: number };
 }
@@ -112,7 +115,9 @@ async function measured(
   const poolBefore = await poolTakes(stack.url);
   const before = cpuMsByTree(roots);
   const loadBefore = process.cpuUsage();
+  const machineBefore = machineBusyMs();
   const service = await run();
+  const machineMs = machineBusyMs() - machineBefore;
   const load = process.cpuUsage(loadBefore);
   const used = cpuMsDifference(before, cpuMsByTree(roots));
   // After the CPU reading: the next heartbeat carries the run's last takes.
@@ -128,6 +133,7 @@ async function measured(
     'redis': used.redis!.ownMs,
     'load generator': usToMs(load.user + load.system),
   };
+  cpuMs['kernel, other'] = machineMs - Object.values(cpuMs).reduce((sum, ms) => sum + ms, 0);
   return { service, cpuMs, pool };
 }
 
@@ -143,11 +149,15 @@ async function runScenario(stack: Stack, bareRunner: BareRunner, scenario: Scena
   const bareRuns: BareRun[] = [];
   const serviceRuns: ServiceRun[] = [];
   const cpuMs: Record<string, number> = {};
+  const bareCpuMs = { program: 0, machine: 0 };
   const pool = { takes: 0, misses: 0 };
   for (let round = 0; round < rounds; round++) {
+    const [bareProgramBefore, bareMachineBefore] = [reapedChildrenMs(), machineBusyMs()];
     bareRuns.push(
       await bareRunner.run(scenario.bare, mode === 'closed' ? { runs: perRound, loops: BARE_LOOPS, gapMs: 0 } : { runs: perRound, loops: 1, gapMs }),
     );
+    bareCpuMs.program += reapedChildrenMs() - bareProgramBefore;
+    bareCpuMs.machine += machineBusyMs() - bareMachineBefore;
     const { service, cpuMs: used, pool: takes } = await measured(stack, () =>
       mode === 'closed'
         ? closedLoop(stack.url, scenario, { connections: CLOSED_CONNECTIONS, amount: perRound })
@@ -161,7 +171,9 @@ async function runScenario(stack: Stack, bareRunner: BareRunner, scenario: Scena
   const bare = joinBareRuns(bareRuns);
   const service = joinServiceRuns(serviceRuns);
   const cpuPerJobMs = Object.fromEntries(Object.entries(cpuMs).map(([name, ms]) => [name, ms / Math.max(1, service.samples.length)]));
-  return { scenario: scenario.name, mode, bare, service, cpuPerJobMs, pool };
+  const bareJobs = Math.max(1, bare.latenciesMs.length);
+  const bareCpuPerJobMs = { program: bareCpuMs.program / bareJobs, machine: bareCpuMs.machine / bareJobs };
+  return { scenario: scenario.name, mode, bare, service, cpuPerJobMs, bareCpuPerJobMs, pool };
 }
 
 const total = <T>(runs: T[], pick: (run: T) => number) => runs.reduce((sum, run) => sum + pick(run), 0);
@@ -251,14 +263,23 @@ function phaseTable(results: ScenarioResult[]): string {
   return table(['scenario / mode', 'end-to-end', 'http→queued', 'queued→taken', 'taken→finished', 'of it sandbox', 'of it worker', 'finished→http', 'pool misses'], rows);
 }
 
-/** CPU per job by process; the bare column is the bare runner's children (the program alone). */
+/** CPU per job by process; "total" is the machine's busy time per job (the processes and the
+ * rest: kernel threads, anything else running), beside the same for a bare job: the bare runner
+ * with its programs, and the machine. On cores kept busy, a closed loop's throughput is the
+ * cores' time divided by the total. */
 function cpuTable(results: ScenarioResult[]): string {
   const names = Object.keys(results[0]?.cpuPerJobMs ?? {});
   const rows = results.map((result) => {
     const total = Object.values(result.cpuPerJobMs).reduce((sum, ms) => sum + ms, 0);
-    return [`${result.scenario} / ${result.mode}`, ...names.map((name) => fmt(result.cpuPerJobMs[name]!, 2)), fmt(total, 2)];
+    return [
+      `${result.scenario} / ${result.mode}`,
+      ...names.map((name) => fmt(result.cpuPerJobMs[name]!, 2)),
+      fmt(total, 2),
+      fmt(result.bareCpuPerJobMs.program, 2),
+      fmt(result.bareCpuPerJobMs.machine, 2),
+    ];
   });
-  return table(['scenario / mode', ...names, 'total'], rows);
+  return table(['scenario / mode', ...names, 'total', 'bare program', 'bare total'], rows);
 }
 
 interface Target {
@@ -426,7 +447,7 @@ async function main(): Promise<void> {
   console.log(ratioTable(results));
   console.log('\n## Where the service time goes (means, ms)\n');
   console.log(phaseTable(results));
-  console.log('\n## CPU per job by process (ms)\n');
+  console.log('\n## CPU per job by process (ms; "total" and "bare total" are the whole machine\'s busy time per job)\n');
   console.log(cpuTable(results));
   if (drained) {
     console.log('\n## Queue drain\n');

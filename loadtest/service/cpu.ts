@@ -80,3 +80,21 @@ export function cpuMsDifference(before: Record<string, TreeCpuMs>, after: Record
     }),
   );
 }
+
+/** Busy time of the whole machine so far, all cores together (/proc/stat: user, nice, system,
+ * irq and softirq; not idle, iowait or steal). Beside the processes' own figures it shows what
+ * no process of the stack is charged with: kernel threads (network namespaces' and cgroups'
+ * teardown, RCU callbacks) and anything else running on the machine. */
+export function machineBusyMs(): number {
+  const first = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  // "cpu  user nice system idle iowait irq softirq steal guest guest_nice" (guest is inside user).
+  const [user, nice, system, , , irq, softirq] = first.trim().split(/\s+/).slice(1).map(Number) as number[];
+  return ticksToMs(user! + nice! + system! + irq! + softirq!);
+}
+
+/** CPU of the children this process has reaped so far (a bare runner and its programs, once it exits). */
+export function reapedChildrenMs(): number {
+  const self = readStat(process.pid);
+  if (!self) throw new Error('cannot read /proc/self/stat');
+  return ticksToMs(self.reapedChildrenTicks);
+}
