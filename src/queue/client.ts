@@ -60,9 +60,11 @@ const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['done', 'failed', 'cance
 /** How often `wait` re-reads a job in case a queue event was missed (e.g. across a Redis restart). */
 const WAIT_POLL_MS = 1000;
 /**
- * How long one read of the queue's depth serves the admission check (maxQueuedJobs). The check
- * is a cap against floods, not an exact count (other API processes add in between anyway); the
- * jobs this process adds meanwhile are counted on top, and a cap that looks reached is re-read.
+ * How old a read of the queue's depth may grow before a submission starts the next one, for the
+ * admission check (maxQueuedJobs). The check is a cap against floods, not an exact count (other
+ * API processes add in between anyway): a submission is admitted on the last read (plus the jobs
+ * this process added since) while the next read is under way, so that no request waits for a
+ * round trip to Redis just for it; only a refusal waits, for a read of its own.
  */
 const QUEUE_DEPTH_READ_MS = 250;
 /** A job this process submitted less than this long ago needs no first read in `wait`. */
@@ -91,8 +93,10 @@ export class BullJobClient implements JobClient {
   /** Listeners by job id, told the final state (and a completion's return value) when an event names it. */
   private readonly waiters = new Map<string, Set<(finalState?: FinalEventState, completion?: StoredJobResult) => void>>();
   private readonly redisTimeoutMs: number;
-  /** The queue's depth as last read (a pending read is shared by concurrent submissions). */
-  private depth?: { read: Promise<number>; readAt: number; addedSince: number };
+  /** The queue's depth as last read, when that read was started, and the jobs added here since. */
+  private depth?: { jobs: number; readAt: number; addedSince: number };
+  /** The read under way (shared by concurrent submissions), and the jobs added here since it started. */
+  private depthRead?: { read: Promise<number>; startedAt: number; addedSince: number };
   /** Jobs submitted here, in submission order, until `wait` takes them or they grow old. */
   private readonly fresh = new Map<string, FreshSubmission>();
 
@@ -154,23 +158,35 @@ export class BullJobClient implements JobClient {
         throw error;
       }
       if (this.depth) this.depth.addedSince += jobs.length;
+      if (this.depthRead) this.depthRead.addedSince += jobs.length;
       return jobs.map((job) => job.opts.jobId);
     });
   }
 
-  /** Waiting jobs, from a read at most QUEUE_DEPTH_READ_MS old plus what this process added since. */
+  /** Waiting jobs: from the last read plus what this process added since (a new read starts in
+   * the background once it is QUEUE_DEPTH_READ_MS old); `fresh`, or before any read, from a read
+   * under way (started by this call if none is). */
   private async queuedJobs(fresh: boolean): Promise<number> {
-    const now = Date.now();
-    if (fresh || !this.depth || now - this.depth.readAt >= QUEUE_DEPTH_READ_MS) {
-      const depth = { read: this.queue.count(), readAt: now, addedSince: 0 };
-      this.depth = depth;
-      // A failed read is not kept: the next submission reads again.
-      depth.read.catch(() => {
-        if (this.depth === depth) this.depth = undefined;
+    const last = this.depth;
+    if (fresh || !last) return this.readQueuedJobs();
+    if (Date.now() - last.readAt >= QUEUE_DEPTH_READ_MS) this.readQueuedJobs().catch(() => {});
+    return last.jobs + last.addedSince;
+  }
+
+  private readQueuedJobs(): Promise<number> {
+    let pending = this.depthRead;
+    if (!pending) {
+      const started = { read: this.queue.count(), startedAt: Date.now(), addedSince: 0 };
+      this.depthRead = pending = started;
+      started.read.then(
+        (jobs) => (this.depth = { jobs, readAt: started.startedAt, addedSince: started.addedSince }),
+        () => {}, // a failed read is not kept: the next submission reads again
+      ).finally(() => {
+        if (this.depthRead === started) this.depthRead = undefined;
       });
     }
-    const { read, addedSince } = this.depth;
-    return (await read) + addedSince;
+    const reading = pending;
+    return reading.read.then((jobs) => jobs + reading.addedSince);
   }
 
   private forgetOldSubmissions(): void {

@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
+import { Queue } from 'bullmq';
 import pino from 'pino';
+import { QUEUE_NAME } from '../../src/queue/keys.js';
 import { startService, testRuntime, type ServiceHarness } from './fixtures.js';
 
 function assertError(response: LightMyRequestResponse, statusCode: number, code: string): { code: string; message: string; details?: Record<string, unknown> } {
@@ -176,6 +178,50 @@ describe('API under pressure', () => {
       assertError(full, 429, 'queue_full');
       assert.ok(Number(full.headers['retry-after']) > 0);
     } finally {
+      await service.close();
+    }
+  });
+
+  test('a submission does not wait for a read of the queue depth once one was made', async () => {
+    const service = await startService({ maxQueuedJobs: 100 });
+    const queue = (service.jobs as unknown as { queue: { count(): Promise<number> } }).queue;
+    const count = queue.count.bind(queue);
+    try {
+      const first = await service.app.inject({ method: 'POST', url: '/v1/jobs', payload: hello });
+      assert.equal(first.statusCode, 202);
+      // From here every read of the depth hangs: a submission made after the last read has grown
+      // old starts the next read and must still be answered, on the last read.
+      let reads = 0;
+      queue.count = () => {
+        reads++;
+        return new Promise<number>(() => {});
+      };
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const answered = await Promise.race([
+        service.app.inject({ method: 'POST', url: '/v1/jobs', payload: hello }),
+        new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 3000)),
+      ]);
+      assert.equal(answered?.statusCode, 202, 'the submission waited for the depth read');
+      assert.equal(reads, 1, 'the old read started the next one');
+    } finally {
+      queue.count = count;
+      await service.close();
+    }
+  });
+
+  test('a queue that drained is not refused on an old read of its depth', async () => {
+    const service = await startService({ maxQueuedJobs: 2 });
+    const queue = new Queue(QUEUE_NAME, { connection: { host: '127.0.0.1', port: service.redis.port }, prefix: service.prefix });
+    try {
+      for (let i = 0; i < 2; i++) {
+        assert.equal((await service.app.inject({ method: 'POST', url: '/v1/jobs', payload: hello })).statusCode, 202);
+      }
+      assertError(await service.app.inject({ method: 'POST', url: '/v1/jobs', payload: hello }), 429, 'queue_full');
+      await queue.drain();
+      // The last read (2 waiting) is younger than the read interval; a cap that looks reached is read again.
+      assert.equal((await service.app.inject({ method: 'POST', url: '/v1/jobs', payload: hello })).statusCode, 202);
+    } finally {
+      await queue.close();
       await service.close();
     }
   });
