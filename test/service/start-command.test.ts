@@ -3,6 +3,7 @@
 // through all of them; a worker that dies is replaced; SIGTERM stops every one of them, and so
 // does SIGKILL of the command; nothing stays mounted or running.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -188,6 +189,30 @@ describe('cellblock api', () => {
       api.child.kill('SIGTERM');
       await exited;
       await redis?.stop();
+    }
+  });
+
+  test('sleeps while idle: its main thread wakes a few times a second, not at every 10 ms', async () => {
+    const redis = await startRedis();
+    const port = await freeLoopbackPort();
+    const api = await spawnCellblock(['api'], '"api listening"', { CELLBLOCK_REDIS_URL: redis.url, CELLBLOCK_PORT: String(port) });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // start-up settles
+      const pid = api.child.pid!;
+      const switches = () => {
+        const status = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
+        return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)![1]) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)![1]);
+      };
+      const before = switches();
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      const wakes = switches() - before;
+      // prom-client's event-loop lag sampling at its default 10 ms made ~200 here.
+      assert.ok(wakes < 80, `the idle API's main thread was switched in ${wakes} times in 2 s`);
+    } finally {
+      const exited = new Promise((resolve) => api.child.once('exit', resolve));
+      api.child.kill('SIGTERM');
+      await exited;
+      await redis.stop();
     }
   });
 });
