@@ -176,7 +176,7 @@ async function main(): Promise<void> {
   const list = modes(sandbox, bare, rootDir, scratch);
   try {
     const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
-    console.log(`# cellblock engine benchmark: /bin/true; ${os.cpus().length} CPUs, kernel ${os.release()}, cgroup ${sandbox.cgroupVersion}, load ${load}`);
+    console.log(`# cellblock engine benchmark: /bin/true; ${os.cpus().length} CPUs, kernel ${os.release()}, cgroup ${sandbox.cgroups.version}, load ${load}`);
     for (const mode of list) for (let i = 0; i < 10; i++) await mode.samples(0); // warm-up
     await round('back to back', list, RUNS, 0);
     await round('with idle gaps', list, GAP_RUNS, GAP_MS);

@@ -82,6 +82,12 @@ interface FreshSubmission {
   /** The return value the completion event carried. */
   completion?: StoredJobResult;
 }
+/** A read of the queue's depth under way, and the jobs added here since it started. */
+interface DepthRead {
+  read: Promise<number>;
+  startedAt: number;
+  addedSince: number;
+}
 const CONNECTION_ERROR = /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING/i;
 
 export class BullJobClient implements JobClient {
@@ -95,8 +101,8 @@ export class BullJobClient implements JobClient {
   private readonly redisTimeoutMs: number;
   /** The queue's depth as last read, when that read was started, and the jobs added here since. */
   private depth?: { jobs: number; readAt: number; addedSince: number };
-  /** The read under way (shared by concurrent submissions), and the jobs added here since it started. */
-  private depthRead?: { read: Promise<number>; startedAt: number; addedSince: number };
+  /** The read under way, shared by concurrent submissions. */
+  private depthRead?: DepthRead;
   /** Jobs submitted here, in submission order, until `wait` takes them or they grow old. */
   private readonly fresh = new Map<string, FreshSubmission>();
 
@@ -174,19 +180,20 @@ export class BullJobClient implements JobClient {
   }
 
   private readQueuedJobs(): Promise<number> {
-    let pending = this.depthRead;
-    if (!pending) {
-      const started = { read: this.queue.count(), startedAt: Date.now(), addedSince: 0 };
-      this.depthRead = pending = started;
-      started.read.then(
-        (jobs) => (this.depth = { jobs, readAt: started.startedAt, addedSince: started.addedSince }),
-        () => {}, // a failed read is not kept: the next submission reads again
-      ).finally(() => {
+    const reading = (this.depthRead ??= this.startDepthRead());
+    return reading.read.then((jobs) => jobs + reading.addedSince);
+  }
+
+  /** A read of the queue's depth; settled, it becomes the last read (a failed one is not kept:
+   * the next submission reads again). */
+  private startDepthRead(): DepthRead {
+    const started: DepthRead = { read: this.queue.count(), startedAt: Date.now(), addedSince: 0 };
+    started.read
+      .then((jobs) => (this.depth = { jobs, readAt: started.startedAt, addedSince: started.addedSince }), () => {})
+      .finally(() => {
         if (this.depthRead === started) this.depthRead = undefined;
       });
-    }
-    const reading = pending;
-    return reading.read.then((jobs) => jobs + reading.addedSince);
+    return started;
   }
 
   private forgetOldSubmissions(): void {

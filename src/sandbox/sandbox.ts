@@ -43,10 +43,6 @@ class SandboxInstance implements Sandbox {
     };
   }
 
-  get cgroupVersion(): 'v1' | 'v2' {
-    return this.cgroups.version;
-  }
-
   async prepare(spec: ContainerSpec): Promise<PreparedContainer> {
     if (this.closed) throw new SandboxSpecError('sandbox', 'is closed');
     const checked = checkContainerSpec(spec);

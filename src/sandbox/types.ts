@@ -172,7 +172,6 @@ export interface SandboxCgroups {
 /** One engine instance: owns `<cgroupParent>/<instanceId>` in every cgroup hierarchy. */
 export interface Sandbox {
   readonly instanceId: string;
-  readonly cgroupVersion: 'v1' | 'v2';
   readonly cgroups: SandboxCgroups;
   /** prepare + start; setup failures come back as verdict `internal_error`. */
   run(spec: RunSpec): Promise<RunResult>;

@@ -79,7 +79,7 @@ describe('cgroup v2 backend', { skip: v2Skip }, () => {
   const f = useFixture();
 
   it('is the backend in use, and enforces and measures memory, CPU and pids', async () => {
-    assert.equal(f.sandbox.cgroupVersion, 'v2');
+    assert.equal(f.sandbox.cgroups.version, 'v2');
     // Every program's child is cloned straight into its cgroup (clone3 CLONE_INTO_CGROUP, on
     // x86_64; elsewhere it joins through cgroup.procs, as on a kernel before 5.7).
     const joinsBefore = native.joinCounts();

@@ -172,20 +172,21 @@ export class CgroupV2Backend implements CgroupBackend {
       writeCgroupFile(file, wanted);
     } catch (error) {
       if (!(error instanceof CgroupError && error.code === 'EBUSY' && dir === this.mountPoint)) throw error;
-      this.moveRootProcessesToLeaf();
+      const leaf = this.moveRootProcessesToLeaf();
       writeCgroupFile(file, wanted);
-      this.hostProcessesMovedTo = path.join(this.parent, V2_HOST_PROCESSES_LEAF);
+      this.hostProcessesMovedTo = leaf;
     }
   }
 
-  private moveRootProcessesToLeaf(): void {
+  /** Moves the mount point's processes to V2_HOST_PROCESSES_LEAF; returns the leaf's path. */
+  private moveRootProcessesToLeaf(): string {
     const leaf = path.join(this.parent, V2_HOST_PROCESSES_LEAF);
     makeCgroupDir(leaf);
     const procs = path.join(leaf, 'cgroup.procs');
     let refused = 'EBUSY';
     for (let round = 0; round < MOVE_ROUNDS; round++) {
       const pids = cgroupPids(this.mountPoint);
-      if (pids.length === 0) return;
+      if (pids.length === 0) return leaf;
       for (const pid of pids) {
         try {
           fs.writeFileSync(procs, String(pid));
@@ -206,6 +207,7 @@ export class CgroupV2Backend implements CgroupBackend {
           "give cellblock the host's cgroup namespace (docker run --cgroupns=host, compose `cgroup: host`) or a cgroup without processes of its own",
       );
     }
+    return leaf;
   }
 
   createInstance(instanceId: string): void {
