@@ -2,7 +2,8 @@
 // pool disabled, side by side (interleaved, a rotating order each turn) with the same program run
 // bare on the host; for /bin/true (busybox image) and Python hello world (python image); back to
 // back and with idle gaps before each job (sporadic traffic, where the cgroup-attach RCU stall of
-// kernel-costs.md would show). Not a test: figures only.
+// kernel-costs.md would show): every kept sample of every mode follows that mode's previous run
+// by one gap, the machine idle between (see RUNS_PER_TURN). Not a test: figures only.
 //
 // Three bare baselines: timed inside a small C runner (loadtest/service/bare-runner.c), the
 // physical floor, posix_spawn + waitpid (vfork + exec), and the textbook fork + exec + waitpid
@@ -87,6 +88,24 @@ const programs: Program[] = [
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Runs per turn and mode, the first dropped: each kept sample follows the same mode's previous
+ * run by exactly one gap, as in the C runner (which runs three per turn the same way). Without
+ * it the executor's samples followed the other modes' turns (~0.3 s of other work) while the
+ * bare side's followed its own run 50 ms earlier: two different histories, and after a longer
+ * idle everything here runs slower (a bare fork + exec 0.87 ms after 50 ms idle, 1.25 ms after
+ * 200 ms). */
+const RUNS_PER_TURN = 3;
+
+/** One turn of a mode timed from Node: RUNS_PER_TURN runs a gap apart, the first dropped. */
+async function timedTurn(gap: number, runOnce: () => Promise<number>): Promise<number[]> {
+  const samples: number[] = [];
+  for (let run = 0; run < RUNS_PER_TURN; run++) {
+    if (run > 0 && gap > 0) await sleep(gap);
+    samples.push(await runOnce());
+  }
+  return samples.slice(1);
+}
+
 function bareNodeRun(argv: string[], cwd: string, env: Record<string, string>): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -99,7 +118,7 @@ function bareNodeRun(argv: string[], cwd: string, env: Record<string, string>): 
 
 interface Mode {
   name: string;
-  /** One turn: its samples in ms (one; the C runner gives several). */
+  /** One turn: its samples in ms (RUNS_PER_TURN - 1 of them, each a gap after the last run). */
   samples(program: Program, gap: number): Promise<number[]>;
   /** Pool figures for this program's image, when the mode has a pool. */
   poolNote?(program: Program): string;
@@ -108,16 +127,17 @@ interface Mode {
 function executorMode(name: string, executor: Executor, pooled: boolean): Mode {
   return {
     name,
-    samples: async (program) => {
-      const start = performance.now();
-      const result = await executor.execute({
-        runtimeId: program.runtime.id,
-        files: [{ name: program.runtime.sourceFile, content: Buffer.from(program.source) }],
-      });
-      const elapsed = performance.now() - start;
-      if (result.verdict !== 'ok') throw new Error(`${program.name}: verdict ${result.verdict} ${JSON.stringify(result.run?.error)} ${result.run?.stderr}`);
-      return [elapsed];
-    },
+    samples: (program, gap) =>
+      timedTurn(gap, async () => {
+        const start = performance.now();
+        const result = await executor.execute({
+          runtimeId: program.runtime.id,
+          files: [{ name: program.runtime.sourceFile, content: Buffer.from(program.source) }],
+        });
+        const elapsed = performance.now() - start;
+        if (result.verdict !== 'ok') throw new Error(`${program.name}: verdict ${result.verdict} ${JSON.stringify(result.run?.error)} ${result.run?.stderr}`);
+        return elapsed;
+      }),
     poolNote: pooled
       ? (program) => {
           const s = executor.stats().images[program.runtime.image]!;
@@ -129,7 +149,8 @@ function executorMode(name: string, executor: Executor, pooled: boolean): Mode {
 
 async function round(program: Program, modes: Mode[], gap: number): Promise<void> {
   const samples = new Map<Mode, number[]>(modes.map((m) => [m, []]));
-  for (let i = 0; i < program.jobs; i++) {
+  const turns = Math.ceil(program.jobs / (RUNS_PER_TURN - 1));
+  for (let i = 0; i < turns; i++) {
     for (let j = 0; j < modes.length; j++) {
       const mode = modes[(i + j) % modes.length]!;
       if (gap > 0) await sleep(gap);
@@ -138,7 +159,8 @@ async function round(program: Program, modes: Mode[], gap: number): Promise<void
   }
   const distributions = new Map([...samples].map(([m, s]) => [m, distribution(s)]));
   const [floor, forkExec, nodeBare] = [0, 1, 2].map((index) => distributions.get(modes[index]!)!.p50) as [number, number, number];
-  console.log(`\n## ${program.name}: ${program.jobs} jobs per mode, ${gap ? `${gap} ms idle before each` : 'back to back'}, interleaved; ms`);
+  const kept = turns * (RUNS_PER_TURN - 1);
+  console.log(`\n## ${program.name}: ${kept} jobs per mode, ${gap ? `each ${gap} ms after the mode's previous one, idle between` : 'back to back'}, in turns of ${RUNS_PER_TURN} (the first dropped), modes interleaved; ms`);
   console.log(['mode'.padEnd(34), 'p50', 'p90', 'p99', 'max'].map((h, i) => (i ? h.padStart(7) : h)).join(' ') + ' /C spawn  /C fork  /Node bare');
   for (const mode of modes) {
     const { p50, p90, p99, max } = distributions.get(mode)!;
@@ -175,23 +197,23 @@ async function main(): Promise<void> {
       const { writeFileSync } = await import('node:fs');
       writeFileSync(join(bareDir, program.runtime.sourceFile), program.source);
       const env = program.runtime.env;
-      // Three runs per turn, the first dropped: it follows the runner's own start, not a gap.
+      // The runner's first run follows its own start, not a gap: dropped, as in timedTurn.
       const bareC = (spawnWith: 'posix_spawn' | 'fork') => async (p: Program, gap: number) =>
-        (await bare.run({ files: { [p.runtime.sourceFile]: p.source }, commands: [p.bareArgv], env }, { runs: 3, loops: 1, gapMs: gap, spawnWith })).latenciesMs.slice(1);
+        (await bare.run({ files: { [p.runtime.sourceFile]: p.source }, commands: [p.bareArgv], env }, { runs: RUNS_PER_TURN, loops: 1, gapMs: gap, spawnWith })).latenciesMs.slice(1);
       // The baselines lead the list: posix_spawn, fork + exec, Node's spawn.
       const modes: Mode[] = [
         { name: 'bare posix_spawn (C runner)', samples: bareC('posix_spawn') },
         { name: 'bare fork + exec (C runner)', samples: bareC('fork') },
-        { name: 'bare spawn (Node child_process)', samples: async (p) => {
+        { name: 'bare spawn (Node child_process)', samples: (p, gap) => timedTurn(gap, async () => {
           const start = performance.now();
           await bareNodeRun(p.bareArgv, bareDir, env);
-          return [performance.now() - start];
-        } },
+          return performance.now() - start;
+        }) },
         executorMode('pool warm (roots + containers)', warm, true),
         executorMode('pool warm (roots only)', rootsOnly, true),
         executorMode('pool disabled', disabled, false),
       ];
-      for (const mode of modes) for (let i = 0; i < 3; i++) await mode.samples(program, 0); // warm-up
+      for (const mode of modes) await mode.samples(program, 0); // warm-up: one turn each
       for (const gap of [0, gapMs]) await round(program, modes, gap);
     }
     console.log(`\n(load at the end ${load()})`);
