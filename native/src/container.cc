@@ -380,11 +380,15 @@ void sendGo(ContainerState& s) {
 }
 
 void cancelContainer(ContainerState& s) {
-  if (s.finished) return;
   if (!s.started) {
-    closeFd(s.goWrite);  // init reads EOF instead of "go" and exits
+    if (!s.finished) closeFd(s.goWrite);  // init reads EOF instead of "go" and exits
     return;
   }
+  // Init polls this pipe during the run (a word kills the run) and waits on it after "done" (a
+  // word lets it exit). A word, not a close: an init being prepared right now holds a copy of
+  // this end until its setup closes what it inherited.
+  if (s.cancelSent) return;
+  s.cancelSent = true;
   char c = 'c';
   ssize_t n;
   do {

@@ -320,6 +320,15 @@ Failure cloneProgramChild(ContainerState& s, int& pid) {
   return ok();
 }
 
+/** Returns once the supervisor writes to or closes the cancel pipe: it has the result. Init's
+ * exit would otherwise take this core (the namespaces' teardown) just as the thread that reads
+ * the result is woken, often on this same core. */
+void waitForTeardown(ContainerState& s) {
+  char word = 0;
+  while (sys(SYS_read, s.cancelRead, &word, 1) == -EINTR) {
+  }
+}
+
 [[noreturn]] void runProgram(ContainerState& s, int signalFd, int programPid) {
   // Unless a /tmp resize came first, the supervisor has already released the child: the CPU
   // baseline below may then include what the program used before init woke (microseconds; the
@@ -336,6 +345,7 @@ Failure cloneProgramChild(ContainerState& s, int& pid) {
   // take the result before the kernel tears the namespaces down (~0.2 ms) as init exits.
   killEverything(s, w);
   report(s, kReportDone, ok());
+  if (s.initWaitsAfterDone) waitForTeardown(s);
   sysExit(0);
 }
 

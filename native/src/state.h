@@ -107,6 +107,10 @@ struct ContainerState {
   std::string cwd;
   char execPath[4096] = {0};
   bool remountTmp = false;
+  /** Init stays after "done" until the cancel pipe is written or closed (cancelContainer), so
+   * that its exit, which tears the namespaces down, does not run ahead of the result. False
+   * when the JS thread could not watch the report pipe: "exit" then comes with init's reap. */
+  bool initWaitsAfterDone = false;
   std::string tmpRemountOptions;
   std::vector<ResourceLimit> rlimits;
   uint32_t uid = 60000, gid = 60000;
@@ -135,6 +139,7 @@ struct ContainerState {
   bool counted = false;  // counted in resourceCounts().openStates until released
   std::atomic<bool> started{false};
   std::atomic<bool> finished{false};
+  bool cancelSent = false;  // JS thread only
 
   ~ContainerState();
   /** Closes every descriptor and unmaps the stacks; on the JS thread, once init is reaped. */

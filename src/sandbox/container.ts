@@ -75,7 +75,7 @@ export class Container implements PreparedContainer {
     const initGone = new Promise<void>((resolve) => (onInitGone = resolve));
     let handle: NativeContainer;
     try {
-      handle = new native.Container(
+      handle = native.createContainer(
         {
           rootDir: spec.rootDir,
           workDirHostPath: spec.workDirHostPath,
@@ -173,8 +173,10 @@ export class Container implements PreparedContainer {
       return this.result(exit, limits);
     } finally {
       spec.signal?.removeEventListener('abort', cancel);
-      // init is reaped, so every process of the run is dead: removing the cgroup need not delay
-      // the result. destroy() and the sandbox's close() wait for it.
+      // Every process of the run is dead (init killed what was left before "done") and init
+      // waits for finish()'s word to exit: ending it, which tears its namespaces down, and
+      // removing the cgroup need not delay the result. destroy() and the sandbox's close() wait
+      // for both.
       setImmediate(() => this.finish().catch(() => {}));
     }
   }

@@ -111,9 +111,47 @@ export interface NativeJoinCounts {
 interface NativeModule {
   resourceCounts(): NativeResourceCounts;
   joinCounts(): NativeJoinCounts;
-  Container: new (options: NativePrepareOptions, onEvent: NativeEventHandler) => NativeContainer;
+  /** Prepares a container (the addon's Container) and reports its events to onEvent. */
+  createContainer(options: NativePrepareOptions, onEvent: NativeEventHandler): NativeContainer;
   holdLockFile(path: string): number;
   isLockFileHeld(path: string): boolean;
+}
+
+/** An "exit" as the addon passes it (exitArguments in native/src/addon.cc): positional, since an
+ * object literal built here costs less than the addon setting each property. */
+type RawExitArguments = [
+  started: boolean,
+  status: NativeExit['status'],
+  statusValue: number,
+  killedForCpu: boolean,
+  killedForWall: boolean,
+  killedForOutput: boolean,
+  killedForCancel: boolean,
+  wallTimeNs: number,
+  execNs: number,
+  stdout: Buffer,
+  stderr: Buffer,
+  stdoutBytes: number,
+  stderrBytes: number,
+  failureStep: string | undefined,
+  failureErrno: number,
+];
+
+type RawEventHandler = (kind: 'ready' | 'exit' | 'gone', ...exit: RawExitArguments | []) => void;
+
+interface RawModule extends Omit<NativeModule, 'createContainer'> {
+  Container: new (options: NativePrepareOptions, onEvent: RawEventHandler) => NativeContainer;
+}
+
+function exitFromArguments(args: RawExitArguments): NativeExit {
+  const [started, status, statusValue, killedForCpu, killedForWall, killedForOutput, killedForCancel,
+    wallTimeNs, execNs, stdout, stderr, stdoutBytes, stderrBytes, failureStep, failureErrno] = args;
+  const exit: NativeExit = {
+    started, status, statusValue, killedForCpu, killedForWall, killedForOutput, killedForCancel,
+    wallTimeNs, execNs, stdout, stderr, stdoutBytes, stderrBytes,
+  };
+  if (failureStep !== undefined) exit.failure = { step: failureStep, errno: failureErrno };
+  return exit;
 }
 
 function findAddon(): string {
@@ -127,4 +165,15 @@ function findAddon(): string {
 }
 
 const require = createRequire(import.meta.url);
-export const native: NativeModule = require(findAddon()) as NativeModule;
+const addon = require(findAddon()) as RawModule;
+
+export const native: NativeModule = {
+  resourceCounts: () => addon.resourceCounts(),
+  joinCounts: () => addon.joinCounts(),
+  holdLockFile: (lockPath) => addon.holdLockFile(lockPath),
+  isLockFileHeld: (lockPath) => addon.isLockFileHeld(lockPath),
+  createContainer: (options, onEvent) =>
+    new addon.Container(options, (kind, ...exit) =>
+      onEvent(kind, exit.length > 0 ? exitFromArguments(exit as RawExitArguments) : undefined),
+    ),
+};

@@ -1,4 +1,30 @@
 // Host processes as tests see them.
+import fs from 'node:fs';
+
+/** The fields of /proc/<pid>/stat after the command name (which may hold spaces). */
+function statFields(pid: number | string): string[] {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** This process's children, by pid. */
+export function childPids(): number[] {
+  const children: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (Number(statFields(entry)[1]) === process.pid) children.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return children;
+}
+
+/** A process's state letter (S sleeping, R running, D uninterruptible, Z zombie, ...). */
+export function processState(pid: number): string {
+  return statFields(pid)[0]!;
+}
 
 /** Whether a process with this pid exists (signal 0 reaches it). */
 export function processExists(pid: number): boolean {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { native } from '../../src/sandbox/native.js';
+import { childPids } from '../helpers/processes.js';
 import { DEFAULT_LIMITS, skip, useFixture } from './fixture.js';
 
 const RUNS = 1000;
@@ -13,21 +14,6 @@ const RUNS = 1000;
 function statusField(name: string): number {
   const line = fs.readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
   return Number.parseInt(line?.split(/\s+/)[1] ?? 'NaN', 10);
-}
-
-function childPids(): number[] {
-  const children: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid) children.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return children;
 }
 
 function cgroupDirsOf(instanceId: string): string[] {

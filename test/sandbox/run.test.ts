@@ -7,6 +7,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { SandboxError, SandboxSpecError } from '../../src/sandbox/index.js';
 import { DEFAULT_LIMITS, program, skip, text, useFixture } from './fixture.js';
+import { childPids, processExists, processState } from '../helpers/processes.js';
 
 describe('sandbox run: correctness', { skip }, () => {
   const f = useFixture();
@@ -157,6 +158,26 @@ describe('sandbox run: correctness', { skip }, () => {
     const c = await f.sandbox.prepare({ rootDir: f.rootDir, workDirHostPath: f.workDir() });
     await c.destroy();
     await c.destroy();
+  });
+
+  it('hands the result over while init waits, and init exits (its namespaces with it) after', async () => {
+    const others = new Set(childPids());
+    const c = await f.sandbox.prepare({ rootDir: f.rootDir, workDirHostPath: f.workDir() });
+    const inits = childPids().filter((pid) => !others.has(pid));
+    assert.equal(inits.length, 1, 'one init per prepared container');
+    const r = await c.start({ argv: ['/bin/true'], limits: DEFAULT_LIMITS });
+    assert.equal(r.verdict, 'ok');
+    // Asleep, waiting for the word to go, rather than exiting (R, D), a zombie or gone: the
+    // namespaces' teardown is not ahead of the result. Spun for, synchronously, so that the
+    // container's own teardown (scheduled once the result is out) cannot tell init to go yet.
+    const spinUntil = Date.now() + 1000;
+    let state = 'R';
+    while ((state === 'R' || state === 'D') && Date.now() < spinUntil) {
+      state = processExists(inits[0]!) ? processState(inits[0]!) : 'gone';
+    }
+    assert.equal(state, 'S');
+    await c.destroy();
+    assert.equal(processExists(inits[0]!), false);
   });
 
   it('refuses a root whose mount points are missing or symlinks', async () => {

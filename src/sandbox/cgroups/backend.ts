@@ -5,7 +5,7 @@ import type { Limits } from '../types.js';
 
 export type CgroupVersion = 'v1' | 'v2';
 
-/** Usage of one run, read after its init is reaped. */
+/** Usage of one run, read once every process of it is dead. */
 export interface CgroupUsage {
   cpuTimeNs: number;
   peakMemoryBytes: number;
