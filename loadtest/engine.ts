@@ -7,7 +7,8 @@
 // the physical floor, posix_spawn + waitpid (vfork + exec); the textbook fork + exec + waitpid
 // that the issue names; and Node's child_process.spawn, which is what a Node service would call
 // (it forks Node's whole address space and costs several times more). Every other mode is timed
-// from Node, as the engine's caller sees it.
+// from Node, as the engine's caller sees it. Every kept sample of every mode follows that mode's
+// previous run by one gap (turns.ts).
 //
 // Targets (issue 2): a fresh container's p50 within 2x of a bare fork + exec, and at least 4x faster
 // than bwrap. "Fresh container, prepared ahead" is what the pool serves (a container never used
@@ -26,6 +27,7 @@ import { MiB } from '../src/units.js';
 import { busyboxRoot } from '../test/helpers/busybox-root.js';
 import { createBareRunner, type BareRunner } from './service/bare.js';
 import { distribution } from './service/stats.js';
+import { RUNS_PER_TURN, SAMPLES_PER_TURN, timedTurn } from './turns.js';
 
 const { values } = parseArgs({
   options: {
@@ -61,34 +63,36 @@ function spawnAndWait(command: string, args: string[]): Promise<void> {
 
 interface Mode {
   name: string;
-  /** One turn of this mode: its samples in ms (usually one; the C runner gives several). */
+  /** One turn of this mode: its samples in ms (SAMPLES_PER_TURN, each a gap after the last run). */
   samples(gapMs: number): Promise<number[]>;
   /** Extra per-run breakdown, filled by engine modes. */
   parts?: Record<string, number[]>;
   close?(): Promise<void>;
 }
 
-async function timed(fn: () => Promise<unknown>): Promise<number[]> {
+async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
   await fn();
-  return [performance.now() - t];
+  return performance.now() - t;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function modes(sandbox: Sandbox, bare: BareRunner, rootDir: string, workDir: string): Mode[] {
   const trueInRoot = path.join(rootDir, 'bin/true');
-  // Three runs per turn, the first dropped: it follows the runner's own start, not a gap.
+  // The runner's first run follows its own start, not a gap: dropped, as in timedTurn.
   const bareC = (spawnWith: 'posix_spawn' | 'fork') => async (gapMs: number) =>
-    (await bare.run({ files: {}, commands: [[trueInRoot]], env: {} }, { runs: 3, loops: 1, gapMs, spawnWith })).latenciesMs.slice(1);
+    (await bare.run({ files: {}, commands: [[trueInRoot]], env: {} }, { runs: RUNS_PER_TURN, loops: 1, gapMs, spawnWith })).latenciesMs.slice(1);
   const floor: Mode = { name: 'bare posix_spawn (C runner)', samples: bareC('posix_spawn') };
   const forkExec: Mode = { name: 'bare fork + exec (C runner)', samples: bareC('fork') };
-  const nodeSpawn: Mode = { name: 'bare spawn (Node child_process)', samples: () => timed(() => spawnAndWait(trueInRoot, [])) };
+  const nodeSpawn: Mode = { name: 'bare spawn (Node child_process)', samples: (gapMs) => timedTurn(gapMs, () => timed(() => spawnAndWait(trueInRoot, []))) };
   const bwrap: Mode = {
     name: 'bwrap --unshare-all',
-    samples: () =>
-      timed(() =>
-        spawnAndWait('bwrap', ['--unshare-all', '--ro-bind', rootDir, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '/bin/true']),
+    samples: (gapMs) =>
+      timedTurn(gapMs, () =>
+        timed(() =>
+          spawnAndWait('bwrap', ['--unshare-all', '--ro-bind', rootDir, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '/bin/true']),
+        ),
       ),
   };
   const prepareSpec = { rootDir, workDirHostPath: workDir, limits: LIMITS };
@@ -96,33 +100,41 @@ function modes(sandbox: Sandbox, bare: BareRunner, rootDir: string, workDir: str
   const onTheSpot: Mode = {
     name: 'cellblock prepare + start (on the spot)',
     parts: onTheSpotParts,
-    samples: async () => {
-      const t0 = performance.now();
-      const container = await sandbox.prepare(prepareSpec);
-      const t1 = performance.now();
-      const result = await container.start({ argv: ['/bin/true'], limits: LIMITS });
-      const t2 = performance.now();
-      if (result.verdict !== 'ok') throw new Error(`engine run: ${result.verdict} ${JSON.stringify(result.error)}`);
-      onTheSpotParts.prepare.push(t1 - t0);
-      onTheSpotParts.start.push(t2 - t1);
-      return [t2 - t0];
+    samples: async (gapMs) => {
+      const parts: Array<[number, number]> = [];
+      const samples = await timedTurn(gapMs, async () => {
+        const t0 = performance.now();
+        const container = await sandbox.prepare(prepareSpec);
+        const t1 = performance.now();
+        const result = await container.start({ argv: ['/bin/true'], limits: LIMITS });
+        const t2 = performance.now();
+        if (result.verdict !== 'ok') throw new Error(`engine run: ${result.verdict} ${JSON.stringify(result.error)}`);
+        parts.push([t1 - t0, t2 - t1]);
+        return t2 - t0;
+      });
+      for (const [prepareMs, startMs] of parts.slice(1)) {
+        onTheSpotParts.prepare.push(prepareMs);
+        onTheSpotParts.start.push(startMs);
+      }
+      return samples;
     },
   };
   // The next container is prepared right after a start, so that it sits idle through the gap
-  // and the other modes' turns before it is started, as a pooled one does.
+  // before it is started, as a pooled one does.
   let next: Promise<PreparedContainer> | null = null;
   const prepared: Mode = {
     name: 'cellblock fresh container, prepared ahead',
-    samples: async () => {
-      const container = await (next ?? sandbox.prepare(prepareSpec));
-      const t = performance.now();
-      const result = await container.start({ argv: ['/bin/true'], limits: LIMITS });
-      const elapsed = performance.now() - t;
-      if (result.verdict !== 'ok') throw new Error(`engine start: ${result.verdict} ${JSON.stringify(result.error)}`);
-      next = sandbox.prepare(prepareSpec);
-      await next;
-      return [elapsed];
-    },
+    samples: (gapMs) =>
+      timedTurn(gapMs, async () => {
+        const container = await (next ?? sandbox.prepare(prepareSpec));
+        const t = performance.now();
+        const result = await container.start({ argv: ['/bin/true'], limits: LIMITS });
+        const elapsed = performance.now() - t;
+        if (result.verdict !== 'ok') throw new Error(`engine start: ${result.verdict} ${JSON.stringify(result.error)}`);
+        next = sandbox.prepare(prepareSpec);
+        await next;
+        return elapsed;
+      }),
     close: async () => {
       if (next) await (await next).destroy();
     },
@@ -132,7 +144,8 @@ function modes(sandbox: Sandbox, bare: BareRunner, rootDir: string, workDir: str
 
 const ratio = (value: number) => `${value.toFixed(2)}x`;
 
-async function round(label: string, list: Mode[], turns: number, gapMs: number): Promise<void> {
+async function round(label: string, list: Mode[], runs: number, gapMs: number): Promise<void> {
+  const turns = Math.ceil(runs / SAMPLES_PER_TURN);
   const samples = new Map<Mode, number[]>(list.map((m) => [m, []]));
   for (const mode of list) for (const part of Object.values(mode.parts ?? {})) part.length = 0;
   // Interleaved (a rotating order each turn), so that the machine's load hits every mode alike.
@@ -146,7 +159,8 @@ async function round(label: string, list: Mode[], turns: number, gapMs: number):
   // The baselines lead the list: posix_spawn, fork + exec, Node's spawn.
   const [floor, forkExec, nodeSpawn] = [list[0]!, list[1]!, list[2]!].map((m) => distribution(samples.get(m)!));
   const bwrap = distribution(samples.get(list[list.length - 1]!)!);
-  console.log(`\n## ${label}: ${turns} turns per mode${gapMs ? `, ${gapMs} ms idle before each` : ', back to back'}, interleaved; ms`);
+  const kept = turns * SAMPLES_PER_TURN;
+  console.log(`\n## ${label}: ${kept} runs per mode${gapMs ? `, each ${gapMs} ms after the mode's previous one, idle between` : ', back to back'}, in turns of ${RUNS_PER_TURN} (the first dropped), modes interleaved; ms`);
   const header = ['mode'.padEnd(44), 'p50'.padStart(7), 'p99'.padStart(7), '/C spawn'.padStart(8), '/C fork'.padStart(8), '/Node bare'.padStart(10), 'bwrap/'.padStart(7)];
   console.log(header.join(' '));
   for (const mode of list) {
@@ -177,7 +191,7 @@ async function main(): Promise<void> {
   try {
     const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
     console.log(`# cellblock engine benchmark: /bin/true; ${os.cpus().length} CPUs, kernel ${os.release()}, cgroup ${sandbox.cgroups.version}, load ${load}`);
-    for (const mode of list) for (let i = 0; i < 10; i++) await mode.samples(0); // warm-up
+    for (const mode of list) for (let i = 0; i < 4; i++) await mode.samples(0); // warm-up: 12 runs each
     await round('back to back', list, RUNS, 0);
     await round('with idle gaps', list, GAP_RUNS, GAP_MS);
     console.log(`\n(load at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);

@@ -3,7 +3,7 @@
 // bare on the host; for /bin/true (busybox image) and Python hello world (python image); back to
 // back and with idle gaps before each job (sporadic traffic, where the cgroup-attach RCU stall of
 // kernel-costs.md would show): every kept sample of every mode follows that mode's previous run
-// by one gap, the machine idle between (see RUNS_PER_TURN). Not a test: figures only.
+// by one gap, the machine idle between (turns.ts). Not a test: figures only.
 //
 // Three bare baselines: timed inside a small C runner (loadtest/service/bare-runner.c), the
 // physical floor, posix_spawn + waitpid (vfork + exec), and the textbook fork + exec + waitpid
@@ -31,6 +31,7 @@ import type { Runtime } from '../src/images/types.js';
 import { dataDirFromEnv } from '../src/images/paths.js';
 import { createBareRunner, type BareRunner } from './service/bare.js';
 import { distribution } from './service/stats.js';
+import { RUNS_PER_TURN, SAMPLES_PER_TURN, timedTurn } from './turns.js';
 
 const { values } = parseArgs({
   options: {
@@ -88,24 +89,6 @@ const programs: Program[] = [
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Runs per turn and mode, the first dropped: each kept sample follows the same mode's previous
- * run by exactly one gap, as in the C runner (which runs three per turn the same way). Without
- * it the executor's samples followed the other modes' turns (~0.3 s of other work) while the
- * bare side's followed its own run 50 ms earlier: two different histories, and after a longer
- * idle everything here runs slower (a bare fork + exec 0.87 ms after 50 ms idle, 1.25 ms after
- * 200 ms). */
-const RUNS_PER_TURN = 3;
-
-/** One turn of a mode timed from Node: RUNS_PER_TURN runs a gap apart, the first dropped. */
-async function timedTurn(gap: number, runOnce: () => Promise<number>): Promise<number[]> {
-  const samples: number[] = [];
-  for (let run = 0; run < RUNS_PER_TURN; run++) {
-    if (run > 0 && gap > 0) await sleep(gap);
-    samples.push(await runOnce());
-  }
-  return samples.slice(1);
-}
-
 function bareNodeRun(argv: string[], cwd: string, env: Record<string, string>): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -118,7 +101,7 @@ function bareNodeRun(argv: string[], cwd: string, env: Record<string, string>): 
 
 interface Mode {
   name: string;
-  /** One turn: its samples in ms (RUNS_PER_TURN - 1 of them, each a gap after the last run). */
+  /** One turn: its samples in ms (SAMPLES_PER_TURN of them, each a gap after the last run). */
   samples(program: Program, gap: number): Promise<number[]>;
   /** Pool figures for this program's image, when the mode has a pool. */
   poolNote?(program: Program): string;
@@ -149,7 +132,7 @@ function executorMode(name: string, executor: Executor, pooled: boolean): Mode {
 
 async function round(program: Program, modes: Mode[], gap: number): Promise<void> {
   const samples = new Map<Mode, number[]>(modes.map((m) => [m, []]));
-  const turns = Math.ceil(program.jobs / (RUNS_PER_TURN - 1));
+  const turns = Math.ceil(program.jobs / SAMPLES_PER_TURN);
   for (let i = 0; i < turns; i++) {
     for (let j = 0; j < modes.length; j++) {
       const mode = modes[(i + j) % modes.length]!;
@@ -159,7 +142,7 @@ async function round(program: Program, modes: Mode[], gap: number): Promise<void
   }
   const distributions = new Map([...samples].map(([m, s]) => [m, distribution(s)]));
   const [floor, forkExec, nodeBare] = [0, 1, 2].map((index) => distributions.get(modes[index]!)!.p50) as [number, number, number];
-  const kept = turns * (RUNS_PER_TURN - 1);
+  const kept = turns * SAMPLES_PER_TURN;
   console.log(`\n## ${program.name}: ${kept} jobs per mode, ${gap ? `each ${gap} ms after the mode's previous one, idle between` : 'back to back'}, in turns of ${RUNS_PER_TURN} (the first dropped), modes interleaved; ms`);
   console.log(['mode'.padEnd(34), 'p50', 'p90', 'p99', 'max'].map((h, i) => (i ? h.padStart(7) : h)).join(' ') + ' /C spawn  /C fork  /Node bare');
   for (const mode of modes) {

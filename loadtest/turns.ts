@@ -1,0 +1,26 @@
+// How the benchmarks under loadtest/ take their samples: in turns, each mode's kept runs a gap
+// after that same mode's previous run. The C runner (loadtest/service/bare-runner.c) runs a
+// turn itself: RUNS_PER_TURN runs, a gap between them, the first dropped (it follows the
+// runner's own start). Modes timed from Node do the same through timedTurn. Otherwise a Node-timed
+// mode's sample would follow the other modes' turns (~0.3 s of other work) while the bare side's
+// follows its own run one gap earlier: two different histories, and after a longer idle
+// everything on these machines runs slower (a bare fork + exec of busybox true: ~0.87 ms p50
+// after 50 ms idle, ~1.25 ms after 200 ms).
+
+/** Runs per turn and mode, the first dropped. */
+export const RUNS_PER_TURN = 3;
+
+/** Samples each turn keeps. */
+export const SAMPLES_PER_TURN = RUNS_PER_TURN - 1;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One turn of a mode timed from Node: RUNS_PER_TURN runs a gap apart, the first dropped. */
+export async function timedTurn(gapMs: number, runOnce: () => Promise<number>): Promise<number[]> {
+  const samples: number[] = [];
+  for (let run = 0; run < RUNS_PER_TURN; run++) {
+    if (run > 0 && gapMs > 0) await sleep(gapMs);
+    samples.push(await runOnce());
+  }
+  return samples.slice(1);
+}
