@@ -170,7 +170,7 @@ describe('sandbox run: correctness', { skip }, () => {
     // Asleep, waiting for the word to go, rather than exiting (R, D), a zombie or gone: the
     // namespaces' teardown is not ahead of the result. Spun for, synchronously, so that the
     // container's own teardown (scheduled once the result is out) cannot tell init to go yet.
-    const spinUntil = Date.now() + 1000;
+    const spinUntil = Date.now() + 5000; // generous: the cgroup v2 VM emulates its CPU
     let state = 'R';
     while ((state === 'R' || state === 'D') && Date.now() < spinUntil) {
       state = processExists(inits[0]!) ? processState(inits[0]!) : 'gone';
