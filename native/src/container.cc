@@ -385,15 +385,15 @@ void cancelContainer(ContainerState& s) {
     return;
   }
   // Init polls this pipe during the run (a word kills the run) and waits on it after "done" (a
-  // word lets it exit). A word, not a close: an init being prepared right now holds a copy of
-  // this end until its setup closes what it inherited.
-  if (s.cancelSent) return;
-  s.cancelSent = true;
+  // word lets it exit). A word before the close, not the close alone: an init being prepared
+  // right now holds a copy of this end until its setup closes what it inherited. Said once.
+  if (s.cancelWrite < 0) return;
   char c = 'c';
   ssize_t n;
   do {
     n = write(s.cancelWrite, &c, 1);
   } while (n < 0 && errno == EINTR);
+  closeFd(s.cancelWrite);
 }
 
 ResourceCounts resourceCounts() {

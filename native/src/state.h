@@ -139,7 +139,6 @@ struct ContainerState {
   bool counted = false;  // counted in resourceCounts().openStates until released
   std::atomic<bool> started{false};
   std::atomic<bool> finished{false};
-  bool cancelSent = false;  // JS thread only
 
   ~ContainerState();
   /** Closes every descriptor and unmaps the stacks; on the JS thread, once init is reaped. */

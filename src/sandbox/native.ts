@@ -165,15 +165,12 @@ function findAddon(): string {
 }
 
 const require = createRequire(import.meta.url);
-const addon = require(findAddon()) as RawModule;
+const { Container, ...functions } = require(findAddon()) as RawModule;
 
 export const native: NativeModule = {
-  resourceCounts: () => addon.resourceCounts(),
-  joinCounts: () => addon.joinCounts(),
-  holdLockFile: (lockPath) => addon.holdLockFile(lockPath),
-  isLockFileHeld: (lockPath) => addon.isLockFileHeld(lockPath),
+  ...functions,
   createContainer: (options, onEvent) =>
-    new addon.Container(options, (kind, ...exit) =>
+    new Container(options, (kind, ...exit) =>
       onEvent(kind, exit.length > 0 ? exitFromArguments(exit as RawExitArguments) : undefined),
     ),
 };

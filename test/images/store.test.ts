@@ -15,6 +15,7 @@ import { pruneLayers } from '../../src/images/prune.js';
 import { openImageStore, overlayLowerdir } from '../../src/images/store.js';
 import type { BuildProgress } from '../../src/images/types.js';
 import { definitionsDir, mountsUnder, scratchDir, whyNoLayerBuilds } from './helpers.js';
+import { processState } from '../helpers/processes.js';
 
 const skip = whyNoLayerBuilds();
 const scratch = scratchDir('store');
@@ -178,10 +179,7 @@ describe('image store on the busybox test image', { skip }, () => {
     const parent = spawn('/bin/sh', ['-c', 'sleep 0.2 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const zombie = Number((await once(parent.stdout, 'data'))[0].toString().trim());
-      const state = (): string => {
-        const stat = readFileSync(`/proc/${zombie}/stat`, 'utf8');
-        return stat[stat.lastIndexOf(')') + 2]!;
-      };
+      const state = () => processState(zombie);
       for (let i = 0; i < 100 && state() !== 'Z'; i++) await sleep(20);
       assert.equal(state(), 'Z');
       writeFileSync(join(dataDir, 'build.lock'), `${zombie}\n`);
