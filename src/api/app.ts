@@ -8,9 +8,9 @@ import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, 
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { Runtime } from '../images/types.js';
-import type { JobClient } from '../jobs/model.js';
 import { API_KEY_SECURITY_SCHEMES, openApiSecurity, registerAuth } from './auth.js';
-import { frameworkErrorHandler, registerErrorHandling } from './errors.js';
+import type { CompatPluginOptions } from './compat/plugin-options.js';
+import { clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './errors.js';
 import { jobRoutes } from './routes/jobs.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { healthRoutes, runtimeRoutes } from './routes/system.js';
@@ -39,15 +39,8 @@ export interface BuildAppOptions {
   rateLimitRedis?: Redis;
 }
 
-/** Options every compat front's plugin takes (src/api/compat/plugin-options.ts). */
-export interface FrontPluginOptions {
-  jobs: JobClient;
-  runtimes: Runtime[];
-  maxWaitMs?: number;
-}
-
 interface CompatFront {
-  plugin: FastifyPluginAsync<FrontPluginOptions>;
+  plugin: FastifyPluginAsync<CompatPluginOptions>;
   prefix: string;
 }
 
@@ -70,7 +63,7 @@ async function loadCompatFronts(): Promise<CompatFront[]> {
       throw error;
     }
     const plugin = loaded[front.exportName];
-    if (typeof plugin === 'function') fronts.push({ plugin: plugin as FastifyPluginAsync<FrontPluginOptions>, prefix: front.prefix });
+    if (typeof plugin === 'function') fronts.push({ plugin: plugin as FastifyPluginAsync<CompatPluginOptions>, prefix: front.prefix });
   }
   return fronts;
 }
@@ -80,6 +73,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const app = Fastify({
     bodyLimit: config.bodyLimitBytes,
     frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     // One access line per request, written once it is answered (below); fastify's own are two,
     // one on arrival and one on the answer, which doubled the API's log writes.
@@ -135,20 +129,15 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       ...(options.rateLimitRedis ? { rateLimitRedis: options.rateLimitRedis } : {}),
     });
     await scope.register(runtimeRoutes, { prefix: '/v1', runtimes });
+    const policy = { maxFiles: config.maxFiles, maxTests: config.maxTests, maxArgs: config.maxArgs };
     await scope.register(jobRoutes, {
       prefix: '/v1',
       jobs,
       runtimes,
-      policy: {
-        maxFiles: config.maxFiles,
-        maxTests: config.maxTests,
-        maxArgs: config.maxArgs,
-        maxBatchJobs: config.maxBatchJobs,
-        maxWaitMs: config.maxWaitMs,
-      },
+      policy: { ...policy, maxBatchJobs: config.maxBatchJobs, maxWaitMs: config.maxWaitMs },
     });
     for (const front of fronts) {
-      await scope.register(front.plugin, { prefix: front.prefix, jobs, runtimes, maxWaitMs: config.maxWaitMs });
+      await scope.register(front.plugin, { prefix: front.prefix, jobs, runtimes, policy, maxWaitMs: config.maxWaitMs });
     }
   });
 

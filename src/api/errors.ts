@@ -1,6 +1,8 @@
 // One error shape for every front: `{ error: { code, message } }` with a 4xx for anything the
 // caller got wrong and 429/503 + Retry-After when the service is busy or Redis is away. Nothing
 // a client can send reaches the 500 branch.
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { QueueFullError, QueueUnavailableError } from '../queue/errors.js';
 
@@ -87,6 +89,28 @@ export function toApiError(error: unknown, request: FastifyRequest): ApiError {
   }
   request.log.error({ err: error }, 'unhandled error');
   return new ApiError(500, 'internal_error', 'the server failed to handle the request');
+}
+
+/** For fastify's `clientErrorHandler` option: a request Node's HTTP parser refuses before fastify
+ * sees it (a body shorter than its Content-Length, both Content-Length and Transfer-Encoding, too
+ * many header bytes, too slow) gets the same body shape as every other error, then the connection
+ * is closed. (fastify's default answers `{"error": "Bad Request", ...}`.) */
+export function clientErrorHandler(this: FastifyInstance, error: NodeJS.ErrnoException, socket: Duplex): void {
+  // A reset connection is gone: there is no one to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [statusCode, code, message] =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'request_timeout', 'the request did not arrive in time']
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'headers_too_large', "the request's headers are larger than the server takes"]
+        : [400, 'bad_request', `the request is not valid HTTP (${error.code ?? error.message})`];
+  this.log.debug({ err: error }, 'malformed HTTP request');
+  if (socket.writable) {
+    const body = JSON.stringify({ error: { code, message } });
+    const head = `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n`;
+    socket.write(head + body);
+  }
+  socket.destroy(error);
 }
 
 /** For fastify's `frameworkErrors` option: errors the router raises before any route (a URL that

@@ -16,6 +16,7 @@ import {
   serializeSubmission,
 } from './compat/judge0-submission.js';
 import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } from './compat/plugin-options.js';
+import { admissionProblem } from './submission.js';
 
 export type { CompatPluginOptions } from './compat/plugin-options.js';
 
@@ -73,6 +74,15 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   const render = (record: JobRecord, params: Params) =>
     serializeSubmission(judge0Attributes(record, languages), parseFields(params.fields), flag(params, 'base64_encoded'));
 
+  /** A submission translated and past the last check before queueing (admissionProblem), whose
+   * refusal Judge0 has no attribute for: Rails files such errors under `base`. */
+  const translate = (params: unknown, base64Encoded: boolean): Judge0Submission => {
+    const submission = translateJudge0Submission(params, base64Encoded, languages);
+    const problem = admissionProblem(submission.request, submission.language.runtime, options.policy);
+    if (problem !== undefined) throw new Judge0ValidationError({ base: [problem] });
+    return submission;
+  };
+
   const accept = (submission: Judge0Submission, token: string): void => {
     if (submission.callbackUrl !== undefined) callbacks.watch(token, submission.callbackUrl);
   };
@@ -80,7 +90,7 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   app.post('/submissions', { schema: { tags: ['judge0'], summary: 'Judge0: create a submission' } }, async (request, reply) => {
     const params = paramsOf(request);
     const fields = parseFields(params.fields); // checked before anything is queued, as Judge0 does
-    const submission = translateJudge0Submission(params, flag(params, 'base64_encoded'), languages);
+    const submission = translate(params, flag(params, 'base64_encoded'));
     const token = await jobs.submit(submission.request);
     accept(submission, token);
     reply.code(201);
@@ -105,7 +115,7 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     const base64Encoded = flag(params, 'base64_encoded');
     const translated = items.map((item: unknown) => {
       try {
-        return translateJudge0Submission(item, base64Encoded, languages);
+        return translate(item, base64Encoded);
       } catch (error) {
         if (error instanceof Judge0ValidationError) return error;
         throw error;

@@ -6,6 +6,7 @@ import { pistonRuntimeList } from './compat/piston-runtimes.js';
 import { PistonRequestError, translatePistonExecute } from './compat/piston-request.js';
 import { PistonExecutionError, pistonResponse } from './compat/piston-response.js';
 import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } from './compat/plugin-options.js';
+import { admissionProblem } from './submission.js';
 
 export type { CompatPluginOptions } from './compat/plugin-options.js';
 
@@ -60,6 +61,8 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
 
   app.post('/execute', { schema: { tags: ['piston'], summary: 'Piston v2: run code and wait for the result' } }, async (request) => {
     const { runtime, request: jobRequest } = translatePistonExecute(request.body, runtimes);
+    const problem = admissionProblem(jobRequest, runtime, options.policy);
+    if (problem !== undefined) throw new PistonRequestError(problem);
     const id = await jobs.submit(jobRequest);
     const record = await jobs.wait(id, maxWaitMs);
     if (record === undefined) throw new PistonExecutionError(`job ${id} disappeared before it finished`);

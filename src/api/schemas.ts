@@ -4,6 +4,10 @@ import { Type, type Static } from 'typebox';
 
 const description = (text: string) => ({ description: text });
 
+/** Longest argument, in characters, for every front (admissionProblem): the kernel bounds all of a
+ * program's arguments together by a quarter of its stack limit (E2BIG beyond). */
+export const MAX_ARG_CHARS = 4096;
+
 export const ErrorBody = Type.Object(
   {
     error: Type.Object({
@@ -64,7 +68,7 @@ export const JobSubmission = Type.Object(
     source: Type.Optional(Type.String({ description: "A single source file, written as the runtime's source file name." })),
     files: Type.Optional(Type.Array(FileInput, { minItems: 1, description: 'Several files; the first is the entry point.' })),
     stdin: Type.Optional(Type.String()),
-    args: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }))),
+    args: Type.Optional(Type.Array(Type.String({ maxLength: MAX_ARG_CHARS }))),
     limits: Type.Optional(LimitsInput),
     compileLimits: Type.Optional(CompileLimitsInput),
     tests: Type.Optional(Type.Array(TestInput, { minItems: 1, description: 'Run once per test after one compile.' })),

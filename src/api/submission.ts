@@ -1,17 +1,44 @@
 // A /v1 submission, checked against the runtime it names and turned into the queue's JobRequest.
 // Everything a worker would trip over is refused here with its own code, so that a job that is
-// accepted can run.
+// accepted can run; admissionProblem stands behind every front's own checks (Piston, Judge0 too).
+import { checkSubmission } from '../executor/check.js';
+import { ExecutorError } from '../executor/errors.js';
 import type { Runtime } from '../images/types.js';
 import type { JobRequest } from '../jobs/model.js';
 import type { Limits } from '../sandbox/types.js';
 import { badRequest } from './errors.js';
 import { requireRuntime } from './runtimes.js';
-import type { JobSubmission } from './schemas.js';
+import { MAX_ARG_CHARS, type JobSubmission } from './schemas.js';
 
 export interface SubmissionPolicy {
   maxFiles: number;
   maxTests: number;
   maxArgs: number;
+}
+
+/** The last check before a job is queued, whichever front translated it: the server's maxima and
+ * the worker's own check of a submission (checkSubmission, the code its executor runs first), so
+ * that no job is accepted that a worker would refuse. Each front says it in its own words;
+ * undefined when the job may be queued. */
+export function admissionProblem(request: JobRequest, runtime: Runtime, policy: SubmissionPolicy): string | undefined {
+  if (request.files.length > policy.maxFiles) return `${request.files.length} files; at most ${policy.maxFiles}`;
+  if (request.args.length > policy.maxArgs) return `${request.args.length} arguments; at most ${policy.maxArgs}`;
+  const long = request.args.findIndex((arg) => typeof arg === 'string' && arg.length > MAX_ARG_CHARS);
+  if (long >= 0) return `argument ${long} has more than ${MAX_ARG_CHARS} characters`;
+  const tests = request.tests?.length ?? 0;
+  if (tests > policy.maxTests) return `${tests} tests; at most ${policy.maxTests}`;
+  try {
+    checkSubmission(runtime, {
+      fileNames: request.files.map((file) => file.name),
+      args: request.args,
+      limits: request.limits,
+      compileLimits: request.compileLimits,
+    });
+  } catch (error) {
+    if (error instanceof ExecutorError) return error.message;
+    throw error;
+  }
+  return undefined;
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -113,6 +140,9 @@ export function toJobRequest(
     if (!webhooksAllowed) throw badRequest('webhooks_disabled', 'webhooks are disabled on this server');
     request.webhookUrl = checkWebhookUrl(submission.webhookUrl);
   }
+  // The checks above name the usual mistakes; this one stands behind them.
+  const problem = admissionProblem(request, runtime, policy);
+  if (problem !== undefined) throw badRequest('unrunnable_job', problem);
   return request;
 }
 

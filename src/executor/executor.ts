@@ -10,8 +10,8 @@ import { compileArgv, runArgv } from './argv.js';
 import { outputMatches } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
 import { ExecutorError } from './errors.js';
-import { checkedFileName, copyWorkDir, writeSourceFiles } from './files.js';
-import { effectiveLimits } from './limits.js';
+import { checkSubmission } from './check.js';
+import { copyWorkDir, writeSourceFiles } from './files.js';
 import type { ExecuteRequest, ExecuteResult, TestResult } from './types.js';
 import { verdictAfterCompile, verdictOfRuns } from './verdict.js';
 
@@ -45,15 +45,13 @@ export class SubmissionExecutor<C> implements Executor {
     if (this.closed) throw new ExecutorError('closed', 'executor is closed');
     const runtime = this.runtimes.get(request.runtimeId);
     if (!runtime) throw new ExecutorError('unknown_runtime', `unknown runtime ${JSON.stringify(request.runtimeId)}`);
-    if (!Array.isArray(request.files) || request.files.length === 0) {
-      throw new ExecutorError('bad_request', 'a submission needs at least one file');
-    }
-    const fileNames = request.files.map((f) => checkedFileName(f.name));
     const args = request.args ?? [];
-    const runLimits = effectiveLimits(runtime.defaultLimits, runtime.maxLimits, request.limits);
-    const compileLimits = runtime.compile
-      ? effectiveLimits(runtime.defaultLimits, runtime.maxLimits, runtime.compile.limits, request.compileLimits)
-      : undefined;
+    const { fileNames, runLimits, compileLimits } = checkSubmission(runtime, {
+      fileNames: Array.isArray(request.files) ? request.files.map((f) => f.name) : [],
+      args,
+      limits: request.limits,
+      compileLimits: request.compileLimits,
+    });
     const result: ExecuteResult = {
       verdict: 'ok',
       runtime: { id: runtime.id, language: runtime.language, version: runtime.version },

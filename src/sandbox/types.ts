@@ -188,8 +188,9 @@ export class SandboxSpecError extends Error {
   override readonly name = 'SandboxSpecError';
   constructor(
     readonly field: string,
-    message: string,
+    /** What is wrong with it, e.g. "must be an integer". */
+    readonly reason: string,
   ) {
-    super(`invalid sandbox spec: ${field}: ${message}`);
+    super(`invalid sandbox spec: ${field}: ${reason}`);
   }
 }

@@ -12,7 +12,7 @@ describe('compat fronts before a job runs', () => {
     service.app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }), ...(headers ? { headers } : {}) });
 
   before(async () => {
-    service = await startService({ runtimes: loadRuntimes(), config: { maxWaitMs: 300 } });
+    service = await startService({ runtimes: loadRuntimes(), config: { maxWaitMs: 300, maxTests: 3 } });
   });
   after(() => service.close());
 
@@ -166,6 +166,42 @@ describe('compat fronts before a job runs', () => {
     const broken = await inject('POST', '/api/v2/execute', '{"language":', { 'content-type': 'application/json' });
     assert.equal(broken.statusCode, 400);
     assert.ok(typeof broken.json().message === 'string');
+  });
+
+  test('every front refuses, with nothing queued, a job a worker would refuse or the server\'s maxima forbid', async () => {
+    const waiting = async () => (await service.jobs.counts()).waiting;
+    const before = await waiting();
+    const piston = { language: 'python', version: '3', files: [{ content: 'print(1)' }] };
+    const refusedByPiston = async (body: object, message: string) => {
+      const response = await inject('POST', '/api/v2/execute', { ...piston, ...body });
+      assert.equal(response.statusCode, 400, response.body);
+      assert.deepEqual(response.json(), { message });
+    };
+    await refusedByPiston({ args: Array.from({ length: 129 }, () => 'a') }, '129 arguments; at most 128');
+    await refusedByPiston({ args: ['a'.repeat(4097)] }, 'argument 0 has more than 4096 characters');
+    await refusedByPiston({ files: Array.from({ length: 65 }, (_, i) => ({ name: `f${i}.py`, content: '' })) }, '65 files; at most 64');
+    await refusedByPiston({ args: ['\0'] }, 'args[0] must not contain NUL characters');
+    await refusedByPiston({ run_memory_limit: 1.5 }, 'run_memory_limit must be a whole number of bytes');
+
+    const judge0 = { source_code: 'print(1)', language_id: 71 };
+    const overTests = await inject('POST', '/submissions', { ...judge0, number_of_runs: 4 });
+    assert.equal(overTests.statusCode, 422);
+    assert.deepEqual(overTests.json(), { base: ['4 tests; at most 3'] });
+    const zeroPids = await inject('POST', '/submissions', { ...judge0, max_processes_and_or_threads: 0.5 });
+    assert.deepEqual([zeroPids.statusCode, zeroPids.json()], [422, { max_processes_and_or_threads: ['must be greater than 0'] }]);
+    const batch = await inject('POST', '/submissions/batch', { submissions: [{ ...judge0, number_of_runs: 4 }, judge0] });
+    assert.equal(batch.statusCode, 201);
+    const [refused, accepted] = batch.json() as [Record<string, string[]>, { token: string }];
+    assert.deepEqual(refused, { base: ['4 tests; at most 3'] });
+    assert.equal(typeof accepted.token, 'string');
+    assert.equal(await waiting(), before + 1, 'only the valid one of the batch was queued');
+
+    // A CPU time limit that rounds to no milliseconds was queued as none and then failed every read.
+    const tiny = await inject('POST', '/submissions', { ...judge0, cpu_time_limit: 0.0004 });
+    assert.equal(tiny.statusCode, 201, tiny.body);
+    const shown = await inject('GET', `/submissions/${(tiny.json() as { token: string }).token}?fields=cpu_time_limit,status_id`);
+    assert.equal(shown.statusCode, 200, shown.body);
+    assert.deepEqual(shown.json(), { cpu_time_limit: '0.001', status_id: 1 });
   });
 
   test('Piston execute that cannot finish (no worker) is a 500 with a message', async () => {

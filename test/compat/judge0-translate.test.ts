@@ -138,6 +138,18 @@ describe('judge0 submission request', () => {
     );
   });
 
+  it('refuses what the sandbox could not take: a count that truncates to none, NUL in the arguments', () => {
+    invalid(
+      { source_code: 'print(1)', language_id: 71, max_processes_and_or_threads: 0.5, command_line_arguments: 'a\u0000b' },
+      { max_processes_and_or_threads: ['must be greater than 0'], command_line_arguments: ['must not contain NUL characters'] },
+    );
+  });
+
+  it('keeps a CPU time limit under half a millisecond as 1 ms, not as none', () => {
+    const { request } = translateJudge0Submission({ source_code: 'print(1)', language_id: 71, cpu_time_limit: 0.0004 }, false, languages);
+    assert.deepEqual(request.limits, { cpuTimeMs: 1 });
+  });
+
   it('translates source, stdin, arguments and limits (seconds, KB) into a JobRequest', () => {
     const { language, request, callbackUrl } = translateJudge0Submission(
       {

@@ -57,6 +57,9 @@ describe('piston execute request', () => {
     rejects({ ...minimal, compile_cpu_time: -5 }, 'compile_cpu_time must be non-negative');
     rejects({ ...minimal, files: [{ name: '../x.py', content: '' }] }, 'files[0].name "../x.py" must be a relative path inside the work directory');
     rejects({ ...minimal, args: [1] }, 'args must be an array of strings');
+    // Beyond Piston's own checks: what the sandbox could not take is refused, not run and failed.
+    rejects({ ...minimal, args: ['a', 'b\0c'] }, 'args[1] must not contain NUL characters');
+    rejects({ ...minimal, run_memory_limit: 64 * MiB + 0.5 }, 'run_memory_limit must be a whole number of bytes');
   });
 
   it('translates files, stdin, args and limits into a JobRequest', () => {

@@ -9,6 +9,7 @@ import type { Executor } from '../../src/executor/executor.js';
 import type { ExecuteRequest } from '../../src/executor/types.js';
 import { mountsMentioning } from '../pool/helpers.js';
 import { cgroupDirsUnder, dataDir, descendants, executorSkipReason, openNamespaceFds, SH, SHC, TRUE } from './helpers.js';
+import { MiB } from '../../src/units.js';
 
 const skip = executorSkipReason(['busybox']);
 let executor: Executor;
@@ -152,6 +153,13 @@ test('bad requests are typed errors', { skip }, async () => {
   await assert.rejects(executor.execute({ runtimeId: 'nope', files: [{ name: 'a', content: Buffer.from('') }] }), { name: 'ExecutorError', code: 'unknown_runtime' });
   await assert.rejects(executor.execute({ runtimeId: 'sh', files: [] }), { name: 'ExecutorError', code: 'bad_request' });
   await assert.rejects(executor.execute(sh('', { files: [{ name: '../escape', content: Buffer.from('') }] })), { name: 'ExecutorError', code: 'bad_request' });
+  // What the engine would refuse is refused here, before a slot is taken, not as a failed run.
+  await assert.rejects(executor.execute(sh('', { args: ['a\0b'] })), { name: 'ExecutorError', code: 'bad_request', message: 'args[0] must be a string without NUL bytes' });
+  await assert.rejects(executor.execute(sh('', { limits: { memoryBytes: 32 * MiB + 0.5 } })), {
+    name: 'ExecutorError',
+    code: 'bad_request',
+    message: 'limits.memoryBytes must be an integer',
+  });
 });
 
 test('pool figures: ready, hits, misses, prepare time', { skip }, async () => {

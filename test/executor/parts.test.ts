@@ -7,11 +7,13 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { effectiveLimits } from '../../src/executor/limits.js';
+import { checkSubmission } from '../../src/executor/check.js';
 import { compileArgv, runArgv } from '../../src/executor/argv.js';
 import { outputMatches } from '../../src/executor/compare.js';
 import { verdictAfterCompile, verdictOfRuns } from '../../src/executor/verdict.js';
 import { checkedFileName, copyWorkDir, writeSourceFiles } from '../../src/executor/files.js';
 import { ExecutorError } from '../../src/executor/errors.js';
+import type { Runtime } from '../../src/images/types.js';
 import type { Limits } from '../../src/sandbox/types.js';
 import { MiB } from '../../src/units.js';
 
@@ -29,6 +31,23 @@ test('limits: defaults, overridden in order, clamped to the maxima', () => {
   assert.equal(l.pids, 64);
   assert.throws(() => effectiveLimits(defaults, maxima, { pids: -1 }), ExecutorError);
   assert.throws(() => effectiveLimits(defaults, maxima, { wallTimeMs: Number.NaN }), ExecutorError);
+});
+
+test('a submission is checked as execute() and the engine would check it, without running it', () => {
+  const runtime: Runtime = { id: 'c', language: 'c', version: '1', aliases: [], image: 'gcc', sourceFile: 'main.c', run: { argv: ['./main'] }, env: {},
+    defaultLimits: defaults, maxLimits: maxima, helloWorld: { source: '', stdout: '' },
+    compile: { argv: ['gcc', '{files}'], limits: { cpuTimeMs: 5000 } } };
+  const checked = checkSubmission(runtime, { fileNames: ['./main.c'], args: ['-v'], limits: { cpuTimeMs: 1.5 }, compileLimits: { pids: 32 } });
+  assert.deepEqual(checked.fileNames, ['main.c']);
+  assert.equal(checked.runLimits.cpuTimeMs, 1.5, 'a time may be a fraction of a millisecond');
+  assert.deepEqual([checked.compileLimits?.cpuTimeMs, checked.compileLimits?.pids], [5000, 32]);
+  const refuses = (submission: Parameters<typeof checkSubmission>[1], message: string) =>
+    assert.throws(() => checkSubmission(runtime, submission), (error: unknown) => error instanceof ExecutorError && error.code === 'bad_request' && error.message === message);
+  refuses({ fileNames: [], args: [] }, 'a submission needs at least one file');
+  refuses({ fileNames: ['main.c'], args: ['ok', 'a\0b'] }, 'args[1] must be a string without NUL bytes');
+  refuses({ fileNames: ['main.c'], args: [], limits: { pids: 2.5 } }, 'limits.pids must be an integer');
+  refuses({ fileNames: ['main.c'], args: [], compileLimits: { stackBytes: MiB / 3 } }, 'compileLimits.stackBytes must be an integer');
+  refuses({ fileNames: ['main.c'], args: [], limits: { memoryBytes: 0 } }, 'limit memoryBytes must be a positive number, got 0');
 });
 
 test('argv: {files} and {args} expand to zero or more elements; run appends args without {args}', () => {

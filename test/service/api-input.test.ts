@@ -1,6 +1,8 @@
 // The API's answers to bad input, a full queue, a missing Redis and API keys: every one a 4xx/5xx
 // with a machine-readable code, never a crash. Real Redis, no workers (nothing here runs).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { Queue } from 'bullmq';
@@ -116,6 +118,36 @@ describe('API bad input', () => {
     // Refused by the router before any route: the same error shape all the same.
     assertError(await service.app.inject({ method: 'GET', url: '/v1/jobs/%E0%A4%A' }), 400, 'bad_url');
     assertError(await service.app.inject({ method: 'GET', url: `/v1/jobs/${'a'.repeat(5000)}` }), 414, 'url_too_long');
+  });
+
+  test('what the HTTP parser refuses gets the same error shape, then the connection closes', async () => {
+    const address = await service.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = new URL(address);
+    /** Writes `raw`, half-closes, and returns the status and body of the answer. */
+    const exchange = (raw: string) =>
+      new Promise<{ statusCode: number; body: unknown }>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => socket.end(raw));
+        const chunks: Buffer[] = [];
+        socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+        socket.on('error', reject);
+        socket.on('close', () => {
+          const text = Buffer.concat(chunks).toString();
+          const [head, body] = [text.slice(0, text.indexOf('\r\n\r\n')), text.slice(text.indexOf('\r\n\r\n') + 4)];
+          resolve({ statusCode: Number(head.split(' ')[1]), body: JSON.parse(body) });
+        });
+      });
+    const body = JSON.stringify(hello);
+    const post = (headers: string, payload = body) => `POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${headers}\r\n${payload}`;
+    const refused = async (raw: string, statusCode: number, code: string) => {
+      const answer = await exchange(raw);
+      assert.equal(answer.statusCode, statusCode, JSON.stringify(answer));
+      const error = (answer.body as { error: { code: string; message: string } }).error;
+      assert.equal(error.code, code);
+      assert.ok(error.message.length > 0);
+    };
+    await refused(post('Content-Length: 500\r\n'), 400, 'bad_request'); // the body ends short of its length
+    await refused(post(`Transfer-Encoding: chunked\r\nContent-Length: ${body.length}\r\n`), 400, 'bad_request');
+    await refused(post(`X-Padding: ${'a'.repeat(20_000)}\r\nContent-Length: ${body.length}\r\n`), 431, 'headers_too_large');
   });
 
   test('a good job is accepted, readable, and cancelled while queued', async () => {
@@ -314,5 +346,23 @@ describe('API access log', () => {
     } finally {
       await service.close();
     }
+  });
+});
+
+describe('API-only host', () => {
+  test('the API loads no native code: it checks jobs as the worker does, without the engine', () => {
+    // The API runs the worker's check of a job (checkSubmission) but must start where the native
+    // addon was never built (API and workers need not share a host).
+    const module = (relative: string) => JSON.stringify(new URL(relative, import.meta.url).pathname);
+    // buildApp loads the compat fronts too; the job service is not touched before a request.
+    const script = `const { buildApp } = await import(${module('../../src/api/app.ts')});
+      const { loadConfig } = await import(${module('../../src/config.ts')});
+      const app = await buildApp({ jobs: {}, runtimes: [], config: loadConfig({}) });
+      await app.ready();
+      const maps = (await import('node:fs')).readFileSync('/proc/self/maps', 'utf8');
+      process.stdout.write(String(maps.includes('cellblock_native')));
+      await app.close();`;
+    const loaded = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(loaded, 'false');
   });
 });

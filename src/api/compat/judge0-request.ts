@@ -74,12 +74,15 @@ function numberField(params: Params, rule: NumberRule, errors: Collector): numbe
     errors.add(rule.field, 'is not a number');
     return undefined;
   }
+  // An integer column keeps the integer part, as ActiveRecord's cast does: the lower bounds hold
+  // for what is kept (0.5 processes would be 0).
+  const kept = rule.integer ? Math.trunc(value) : value;
   let ok = true;
-  if (rule.greaterThan !== undefined && !(value > rule.greaterThan)) {
+  if (rule.greaterThan !== undefined && !(kept > rule.greaterThan)) {
     errors.add(rule.field, `must be greater than ${rule.greaterThan}`);
     ok = false;
   }
-  if (rule.atLeast !== undefined && !(value >= rule.atLeast)) {
+  if (rule.atLeast !== undefined && !(kept >= rule.atLeast)) {
     errors.add(rule.field, `must be greater than or equal to ${rule.atLeast}`);
     ok = false;
   }
@@ -87,9 +90,7 @@ function numberField(params: Params, rule: NumberRule, errors: Collector): numbe
     errors.add(rule.field, `must be less than or equal to ${rule.atMost.shown}`);
     ok = false;
   }
-  if (!ok) return undefined;
-  // An integer column keeps the integer part, as ActiveRecord's cast does.
-  return rule.integer ? Math.trunc(value) : value;
+  return ok ? kept : undefined;
 }
 
 /** Options Judge0 can refuse by configuration; this service refuses them the same way. */
@@ -110,6 +111,11 @@ function commandLineArguments(params: Params, errors: Collector): string[] {
   const value = String(raw);
   if (value.length > MAX_OPTION_CHARS) {
     errors.add('command_line_arguments', `is too long (maximum is ${MAX_OPTION_CHARS} characters)`);
+    return [];
+  }
+  // A program's arguments end at their first NUL (execve): refused rather than cut short.
+  if (value.includes('\0')) {
+    errors.add('command_line_arguments', 'must not contain NUL characters');
     return [];
   }
   return value.replace(SHELL_METACHARACTERS, '').trim().split(/\s+/).filter((arg) => arg !== '');
@@ -214,7 +220,11 @@ export function translateJudge0Submission(rawParams: unknown, base64Encoded: boo
 
   // isolate treats 0 as "no limit" for time, stack and file size; ours always has one: the maximum.
   const limits: Partial<Limits> = {};
-  if (cpuTimeLimitSeconds !== undefined) limits.cpuTimeMs = cpuTimeLimitSeconds === 0 ? maxima.cpuTimeMs : secondsToMs(cpuTimeLimitSeconds);
+  // A limit under half a millisecond would round to none at all: it is 1 ms (the engine reads a
+  // run's CPU time every 5 ms, so a limit that small stops the run at its first reading anyway).
+  if (cpuTimeLimitSeconds !== undefined) {
+    limits.cpuTimeMs = cpuTimeLimitSeconds === 0 ? maxima.cpuTimeMs : Math.max(1, secondsToMs(cpuTimeLimitSeconds));
+  }
   if (wallTimeLimitSeconds !== undefined) limits.wallTimeMs = secondsToMs(wallTimeLimitSeconds);
   if (memoryLimitKiB !== undefined) limits.memoryBytes = kibToBytes(memoryLimitKiB);
   if (stackLimitKiB !== undefined) limits.stackBytes = stackLimitKiB === 0 ? maxima.stackBytes : kibToBytes(stackLimitKiB);

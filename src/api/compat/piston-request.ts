@@ -86,6 +86,7 @@ function constraintValue(body: Body, stage: Stage, constraint: Constraint, runti
   // -1 is Piston's documented "no limit" for memory (piston-client sends it by default): our
   // runtimes always have a limit, so it means "the runtime's default".
   if (constraint === 'memory_limit' && value === -1) return undefined;
+  if (constraint === 'memory_limit' && !Number.isInteger(value)) throw new PistonRequestError(`${name} must be a whole number of bytes`);
   const configured = stageMaxima(runtime, stage)[CONSTRAINTS[constraint]];
   if (value > configured) throw new PistonRequestError(`${name} cannot exceed the configured limit of ${configured}`);
   if (value < 0) throw new PistonRequestError(`${name} must be non-negative`);
@@ -134,5 +135,8 @@ function pistonArgs(args: unknown): string[] {
   if (!Array.isArray(args) || !args.every((arg) => typeof arg === 'string')) {
     throw new PistonRequestError('args must be an array of strings');
   }
+  // A program's arguments end at their first NUL (execve): refused rather than cut short.
+  const withNul = args.findIndex((arg) => arg.includes('\0'));
+  if (withNul >= 0) throw new PistonRequestError(`args[${withNul}] must not contain NUL characters`);
   return args;
 }

@@ -1,10 +1,13 @@
-// What the app hands each compat front: the job service and the runtime list.
+// What the app hands each compat front: the job service, the runtime list and the server's maxima.
 import type { Runtime } from '../../images/types.js';
 import type { JobClient } from '../../jobs/model.js';
+import type { SubmissionPolicy } from '../submission.js';
 
 export interface CompatPluginOptions {
   jobs: JobClient;
   runtimes: Runtime[];
+  /** The server's maxima (files, arguments, tests per job), the same for every front. */
+  policy: SubmissionPolicy;
   /** Longest a synchronous request (Piston execute, Judge0 `wait=true`) holds for its job. */
   maxWaitMs?: number;
 }
