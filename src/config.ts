@@ -117,6 +117,9 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+/** pino's levels, and `silent`. */
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
 function oneOf<T extends string>(env: Env, variable: string, choices: readonly T[], fallback: T): T {
   const raw = env[variable]?.trim();
   if (raw === undefined || raw === '') return fallback;
@@ -126,13 +129,14 @@ function oneOf<T extends string>(env: Env, variable: string, choices: readonly T
   return raw as T;
 }
 
-function integer(env: Env, variable: string, fallback: number, minimum = 0): number {
+function integer(env: Env, variable: string, fallback: number, minimum = 0, maximum = Number.MAX_SAFE_INTEGER): number {
   const raw = env[variable];
   if (raw === undefined || raw === '') return fallback;
   if (!/^\d+$/.test(raw.trim())) throw new ConfigError(variable, `expected a whole number, got "${raw}"`);
   const value = Number(raw.trim());
-  if (!Number.isSafeInteger(value) || value < minimum) {
-    throw new ConfigError(variable, `expected a whole number >= ${minimum}, got "${raw}"`);
+  if (!Number.isSafeInteger(value) || value < minimum || value > maximum) {
+    const range = maximum === Number.MAX_SAFE_INTEGER ? `>= ${minimum}` : `from ${minimum} to ${maximum}`;
+    throw new ConfigError(variable, `expected a whole number ${range}, got "${raw}"`);
   }
   return value;
 }
@@ -172,7 +176,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisUrl,
     queuePrefix,
     host: env.CELLBLOCK_HOST?.trim() || '127.0.0.1',
-    port: integer(env, 'CELLBLOCK_PORT', 8080),
+    port: integer(env, 'CELLBLOCK_PORT', 8080, 0, 65_535),
     dataDir,
     poolStateDir: env.CELLBLOCK_POOL_STATE_DIR?.trim() || path.join(dataDir, 'pool'),
     redisDataDir: env.CELLBLOCK_REDIS_DATA_DIR?.trim() || path.join(dataDir, 'redis'),
@@ -204,6 +208,6 @@ export function loadConfig(env: Env = process.env): Config {
     apiKeys: apiKeys(env, 'CELLBLOCK_API_KEYS', defaultRequestsPerWindow),
     rateLimitWindowMs: integer(env, 'CELLBLOCK_RATE_LIMIT_WINDOW_MS', 60_000, 1000),
     defaultRequestsPerWindow,
-    logLevel: env.CELLBLOCK_LOG_LEVEL?.trim() || 'info',
+    logLevel: oneOf(env, 'CELLBLOCK_LOG_LEVEL', LOG_LEVELS, 'info'),
   };
 }

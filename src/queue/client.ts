@@ -11,6 +11,7 @@ import { QueueFullError, QueueUnavailableError } from './errors.js';
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
 import { splitStoredResult, type StoredJobResult } from './codec.js';
+import { CLOSE_REDIS_AWAY_MS, watchUnreachable } from './unreachable.js';
 
 export interface BullJobClientOptions {
   redisUrl: string;
@@ -381,7 +382,11 @@ export class BullJobClient implements JobClient {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([this.events.close(), this.queue.close()]);
+    // BullMQ's close waits for Redis (its QUIT is queued while Redis is away): an API stopped
+    // while Redis is unreachable would wait for ever. Nothing of ours is in flight to lose.
+    const redisAway = watchUnreachable(this.redis, CLOSE_REDIS_AWAY_MS);
+    await Promise.race([Promise.allSettled([this.events.close(), this.queue.close()]), redisAway.reached]);
+    redisAway.cancel();
     // BullMQ leaves connections it was handed open.
     this.redis.disconnect();
     this.eventsRedis.disconnect();

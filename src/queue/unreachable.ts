@@ -1,9 +1,13 @@
 // Not waiting long on a Redis that is away: "unreachable for this long" as a promise that can be
-// called off, and a wait on Redis work that gives up after a while. A closing worker uses both to
-// stop waiting on a Redis that is not coming back.
+// called off, and a wait on Redis work that gives up after a while. A closing worker and the API's
+// job client use them to stop waiting on a Redis that is not coming back.
 import type { Redis } from 'ioredis';
 
 const POLL_MS = 200;
+
+/** Closing (a worker, the API's job client) waits this long for an unreachable Redis, then stops
+ * waiting on it. */
+export const CLOSE_REDIS_AWAY_MS = 5000;
 
 export interface UnreachableWatch {
   /** Resolves once the connection has not been ready for `forMs` in a row; never if called off. */

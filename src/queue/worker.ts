@@ -22,7 +22,7 @@ import { createRedis, workerConnectionName } from './connection.js';
 import { startHeartbeat } from './heartbeat.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
 import { repeatedErrorLogger } from './repeat-log.js';
-import { settledWithin, watchUnreachable } from './unreachable.js';
+import { CLOSE_REDIS_AWAY_MS, settledWithin, watchUnreachable } from './unreachable.js';
 import { jobStatsRecorder } from './stats.js';
 import { deliverWebhook, type WebhookPolicy } from './webhook.js';
 
@@ -67,9 +67,6 @@ export interface QueueWorker {
 
 /** A repeated worker error (Redis away) is logged at most this often. */
 const REPEATED_ERROR_LOG_INTERVAL_MS = 30_000;
-
-/** A closing worker waits this long for an unreachable Redis before it stops waiting. */
-const CLOSE_REDIS_AWAY_MS = 5000;
 
 /** Why a run was aborted: the job's cancel, or this worker shutting down. */
 type AbortReason = 'cancelled' | 'shutdown';

@@ -192,6 +192,19 @@ describe('cellblock api', () => {
     }
   });
 
+  test('stops on SIGTERM while Redis is away, instead of waiting for it for ever', async () => {
+    const api = await spawnCellblock(['api'], '"api listening"', {
+      CELLBLOCK_REDIS_URL: `redis://127.0.0.1:${await freeLoopbackPort()}`,
+      CELLBLOCK_PORT: String(await freeLoopbackPort()),
+    });
+    const exited = new Promise<number | null>((resolve) => api.child.once('exit', (code) => resolve(code)));
+    api.child.kill('SIGTERM');
+    // BullMQ's close waited for the unreachable Redis: the process never exited.
+    const outcome = await Promise.race([exited, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 20_000).unref())]);
+    if (outcome === 'running') api.child.kill('SIGKILL');
+    assert.equal(outcome, 0, api.output());
+  });
+
   test('sleeps while idle: its main thread wakes a few times a second, not at every 10 ms', async () => {
     const redis = await startRedis();
     const port = await freeLoopbackPort();

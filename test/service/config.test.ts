@@ -1,0 +1,44 @@
+// Settings from the environment: defaults that work on one machine, and every malformed value a
+// ConfigError naming its variable (cellblock prints it with the usage and exits 2), never a crash
+// further in (pino refusing a level, listen refusing a port).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+describe('configuration', () => {
+  test('defaults with nothing set', () => {
+    const config = loadConfig({});
+    assert.equal(config.port, 8080);
+    assert.equal(config.logLevel, 'info');
+    assert.equal(config.maxArgs, 128);
+    assert.equal(config.redisUrl, undefined);
+  });
+
+  test('values in range are taken', () => {
+    const config = loadConfig({ CELLBLOCK_PORT: '65535', CELLBLOCK_LOG_LEVEL: 'debug', CELLBLOCK_MAX_FILES: ' 3 ', CELLBLOCK_REDIS_URL: 'redis://10.0.0.5:6380/2' });
+    assert.deepEqual([config.port, config.logLevel, config.maxFiles, config.redisUrl], [65535, 'debug', 3, 'redis://10.0.0.5:6380/2']);
+  });
+
+  test('a malformed value is a ConfigError naming the variable and what it expects', () => {
+    const refused: [Record<string, string>, string, RegExp][] = [
+      [{ CELLBLOCK_PORT: 'abc' }, 'CELLBLOCK_PORT', /whole number/],
+      [{ CELLBLOCK_PORT: '70000' }, 'CELLBLOCK_PORT', /from 0 to 65535/],
+      [{ CELLBLOCK_LOG_LEVEL: 'loud' }, 'CELLBLOCK_LOG_LEVEL', /one of fatal, error, warn, info, debug, trace, silent/],
+      [{ CELLBLOCK_MAX_FILES: '0' }, 'CELLBLOCK_MAX_FILES', />= 1/],
+      [{ CELLBLOCK_MAX_FILES: '1.5' }, 'CELLBLOCK_MAX_FILES', /whole number/],
+      [{ CELLBLOCK_BODY_LIMIT_BYTES: '1e99' }, 'CELLBLOCK_BODY_LIMIT_BYTES', /whole number/],
+      [{ CELLBLOCK_WORKER_CONCURRENCY: '0' }, 'CELLBLOCK_WORKER_CONCURRENCY', />= 1/],
+      [{ CELLBLOCK_REDIS_URL: 'localhost:6379' }, 'CELLBLOCK_REDIS_URL', /redis:\/\//],
+      [{ CELLBLOCK_REDIS_FSYNC: 'sometimes' }, 'CELLBLOCK_REDIS_FSYNC', /one of/],
+      [{ CELLBLOCK_QUEUE_PREFIX: 'a b' }, 'CELLBLOCK_QUEUE_PREFIX', /letters, digits/],
+      [{ CELLBLOCK_API_KEYS: 'short' }, 'CELLBLOCK_API_KEYS', /8\+ characters/],
+    ];
+    for (const [env, variable, expected] of refused) {
+      assert.throws(
+        () => loadConfig(env),
+        (error: unknown) => error instanceof ConfigError && error.variable === variable && expected.test(error.message),
+        JSON.stringify(env),
+      );
+    }
+  });
+});
