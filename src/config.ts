@@ -4,6 +4,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { dataDirFromEnv } from './images/paths.js';
+import { MiB } from './units.js';
 import { jobsAtOnce } from './queue/background-lane.js';
 import { DEFAULT_REDIS_APPEND_FSYNC, REDIS_APPEND_FSYNC_POLICIES, type RedisAppendFsync } from './queue/redis-server.js';
 
@@ -70,6 +71,8 @@ export interface Config {
   maxTests: number;
   maxBatchJobs: number;
   maxArgs: number;
+  /** Most output one job may store: its stages' outputBytes limits added up (the compile, each run). */
+  maxJobOutputBytes: number;
 
   webhookAttempts: number;
   webhookTimeoutMs: number;
@@ -107,6 +110,12 @@ export const DEFAULT_BACKGROUND_AFTER_MS = 250;
  * hostile closed loop when a fork bomb still slowed every cgroup attach (before the `tasks` attach,
  * v1.ts), and two cost a python hello closed loop nothing measurable. */
 export const DEFAULT_POOL_REFILL_CONCURRENCY = 2;
+
+/** A job's stored output at most (stdout and stderr of every stage): the worker holds it in memory
+ * and Redis stores it, base64, for the result's TTL. 30 tests of 16 MiB each made a 2 GB worker and
+ * a result too long for a JavaScript string; the default runtimes' own limits (1 MiB per run, up to
+ * CELLBLOCK_MAX_TESTS = 100 runs after a compile) stay within it. */
+export const DEFAULT_MAX_JOB_OUTPUT_BYTES = 128 * MiB;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -202,6 +211,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxTests: integer(env, 'CELLBLOCK_MAX_TESTS', 100, 1),
     maxBatchJobs: integer(env, 'CELLBLOCK_MAX_BATCH_JOBS', 100, 1),
     maxArgs: integer(env, 'CELLBLOCK_MAX_ARGS', 128, 0),
+    maxJobOutputBytes: integer(env, 'CELLBLOCK_MAX_JOB_OUTPUT_BYTES', DEFAULT_MAX_JOB_OUTPUT_BYTES, 1),
     webhookAttempts: integer(env, 'CELLBLOCK_WEBHOOK_ATTEMPTS', 5, 1),
     webhookTimeoutMs: integer(env, 'CELLBLOCK_WEBHOOK_TIMEOUT_MS', 5000, 100),
     webhookBackoffMs: integer(env, 'CELLBLOCK_WEBHOOK_BACKOFF_MS', 1000, 0),

@@ -23,6 +23,7 @@ export type ApiConfig = Pick<
   | 'maxFiles'
   | 'maxTests'
   | 'maxArgs'
+  | 'maxJobOutputBytes'
   | 'maxBatchJobs'
   | 'maxWaitMs'
   | 'apiKeys'
@@ -129,7 +130,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       ...(options.rateLimitRedis ? { rateLimitRedis: options.rateLimitRedis } : {}),
     });
     await scope.register(runtimeRoutes, { prefix: '/v1', runtimes });
-    const policy = { maxFiles: config.maxFiles, maxTests: config.maxTests, maxArgs: config.maxArgs };
+    const policy = { maxFiles: config.maxFiles, maxTests: config.maxTests, maxArgs: config.maxArgs, maxJobOutputBytes: config.maxJobOutputBytes };
     await scope.register(jobRoutes, {
       prefix: '/v1',
       jobs,

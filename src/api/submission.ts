@@ -1,7 +1,7 @@
 // A /v1 submission, checked against the runtime it names and turned into the queue's JobRequest.
 // Everything a worker would trip over is refused here with its own code, so that a job that is
 // accepted can run; admissionProblem stands behind every front's own checks (Piston, Judge0 too).
-import { checkSubmission } from '../executor/check.js';
+import { checkSubmission, type CheckedSubmission, type SubmissionShape } from '../executor/check.js';
 import { ExecutorError } from '../executor/errors.js';
 import type { Runtime } from '../images/types.js';
 import type { JobRequest } from '../jobs/model.js';
@@ -14,12 +14,37 @@ export interface SubmissionPolicy {
   maxFiles: number;
   maxTests: number;
   maxArgs: number;
+  maxJobOutputBytes: number;
 }
 
-/** The last check before a job is queued, whichever front translated it: the server's maxima and
- * the worker's own check of a submission (checkSubmission, the code its executor runs first), so
- * that no job is accepted that a worker would refuse. Each front says it in its own words;
- * undefined when the job may be queued. */
+/** What the worker's executor makes of the job (checkSubmission, the code it runs first), or why
+ * it would refuse it. */
+function checkedForWorker(request: JobRequest, runtime: Runtime): CheckedSubmission | string {
+  const shape: SubmissionShape = { fileNames: request.files.map((file) => file.name), args: request.args, limits: request.limits };
+  if (request.compileLimits) shape.compileLimits = request.compileLimits;
+  try {
+    return checkSubmission(runtime, shape);
+  } catch (error) {
+    if (error instanceof ExecutorError) return error.message;
+    throw error;
+  }
+}
+
+/** The most output the job could store (each stage's outputBytes, stdout and stderr together, for
+ * the compile and every run), when that is above the policy's maximum. */
+function outputAboveMaximum(request: JobRequest, checked: CheckedSubmission, policy: SubmissionPolicy): { bytes: number; message: string } | undefined {
+  const runs = request.tests?.length ?? 1;
+  const { runLimits, compileLimits } = checked;
+  const bytes = runLimits.outputBytes * runs + (compileLimits?.outputBytes ?? 0);
+  if (bytes <= policy.maxJobOutputBytes) return undefined;
+  const stages = `${runs} run${runs === 1 ? '' : 's'} of up to ${runLimits.outputBytes} bytes${compileLimits ? ` and a compile of up to ${compileLimits.outputBytes}` : ''}`;
+  return { bytes, message: `${stages} could store ${bytes} bytes of output; at most ${policy.maxJobOutputBytes} per job (lower limits.outputBytes or send fewer tests)` };
+}
+
+/** The last check before a job is queued, whichever front translated it: the server's maxima (files,
+ * arguments, tests, the output the job could store) and the worker's own check of a submission
+ * (checkSubmission, the code its executor runs first), so that no job is accepted that a worker
+ * would refuse. Each front says it in its own words; undefined when the job may be queued. */
 export function admissionProblem(request: JobRequest, runtime: Runtime, policy: SubmissionPolicy): string | undefined {
   if (request.files.length > policy.maxFiles) return `${request.files.length} files; at most ${policy.maxFiles}`;
   if (request.args.length > policy.maxArgs) return `${request.args.length} arguments; at most ${policy.maxArgs}`;
@@ -27,18 +52,9 @@ export function admissionProblem(request: JobRequest, runtime: Runtime, policy: 
   if (long >= 0) return `argument ${long} has more than ${MAX_ARG_CHARS} characters`;
   const tests = request.tests?.length ?? 0;
   if (tests > policy.maxTests) return `${tests} tests; at most ${policy.maxTests}`;
-  try {
-    checkSubmission(runtime, {
-      fileNames: request.files.map((file) => file.name),
-      args: request.args,
-      limits: request.limits,
-      compileLimits: request.compileLimits,
-    });
-  } catch (error) {
-    if (error instanceof ExecutorError) return error.message;
-    throw error;
-  }
-  return undefined;
+  const checked = checkedForWorker(request, runtime);
+  if (typeof checked === 'string') return checked;
+  return outputAboveMaximum(request, checked, policy)?.message;
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -140,9 +156,13 @@ export function toJobRequest(
     if (!webhooksAllowed) throw badRequest('webhooks_disabled', 'webhooks are disabled on this server');
     request.webhookUrl = checkWebhookUrl(submission.webhookUrl);
   }
-  // The checks above name the usual mistakes; this one stands behind them.
-  const problem = admissionProblem(request, runtime, policy);
-  if (problem !== undefined) throw badRequest('unrunnable_job', problem);
+  // The checks above name the usual mistakes; the worker's own check stands behind them.
+  const checked = checkedForWorker(request, runtime);
+  if (typeof checked === 'string') throw badRequest('unrunnable_job', checked);
+  const output = outputAboveMaximum(request, checked, policy);
+  if (output) {
+    throw badRequest('job_output_above_maximum', output.message, { outputBytes: output.bytes, maximum: policy.maxJobOutputBytes });
+  }
   return request;
 }
 

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { loadRuntimes } from '../../src/images/runtimes.js';
+import { MiB } from '../../src/units.js';
 import { startService, type ServiceHarness } from '../service/fixtures.js';
 
 describe('compat fronts before a job runs', () => {
@@ -12,7 +13,7 @@ describe('compat fronts before a job runs', () => {
     service.app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }), ...(headers ? { headers } : {}) });
 
   before(async () => {
-    service = await startService({ runtimes: loadRuntimes(), config: { maxWaitMs: 300, maxTests: 3 } });
+    service = await startService({ runtimes: loadRuntimes(), config: { maxWaitMs: 300, maxTests: 3, maxJobOutputBytes: 8 * MiB } });
   });
   after(() => service.close());
 
@@ -187,6 +188,12 @@ describe('compat fronts before a job runs', () => {
     const overTests = await inject('POST', '/submissions', { ...judge0, number_of_runs: 4 });
     assert.equal(overTests.statusCode, 422);
     assert.deepEqual(overTests.json(), { base: ['4 tests; at most 3'] });
+    // Judge0's max_file_size bounds a run's output too: 3 runs of up to 4 MiB could store 12 MiB.
+    const overOutput = await inject('POST', '/submissions', { ...judge0, number_of_runs: 3, max_file_size: 4096 });
+    assert.deepEqual([overOutput.statusCode, overOutput.json()], [
+      422,
+      { base: [`3 runs of up to ${4 * MiB} bytes could store ${12 * MiB} bytes of output; at most ${8 * MiB} per job (lower limits.outputBytes or send fewer tests)`] },
+    ]);
     const zeroPids = await inject('POST', '/submissions', { ...judge0, max_processes_and_or_threads: 0.5 });
     assert.deepEqual([zeroPids.statusCode, zeroPids.json()], [422, { max_processes_and_or_threads: ['must be greater than 0'] }]);
     const batch = await inject('POST', '/submissions/batch', { submissions: [{ ...judge0, number_of_runs: 4 }, judge0] });

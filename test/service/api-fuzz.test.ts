@@ -48,7 +48,7 @@ const judge0 = {
 describe('every front under malformed input', () => {
   let service: ServiceHarness;
   const runtimes = loadRuntimes();
-  const policy = { maxFiles: 8, maxTests: 4, maxArgs: 8 };
+  const policy = { maxFiles: 8, maxTests: 4, maxArgs: 8, maxJobOutputBytes: 64 << 20 };
 
   /** Every request the fronts handed to the queue (Piston's are cancelled again, unfinished). */
   const submitted: JobRequest[] = [];

@@ -27,7 +27,7 @@ describe('API bad input', () => {
     service.app.inject({ method: 'POST', url: '/v1/jobs', headers: { 'content-type': contentType }, payload });
 
   before(async () => {
-    service = await startService({ config: { bodyLimitBytes: 4096, maxFiles: 2, maxTests: 2, maxBatchJobs: 2, maxArgs: 3 } });
+    service = await startService({ config: { bodyLimitBytes: 4096, maxFiles: 2, maxTests: 2, maxBatchJobs: 2, maxArgs: 3, maxJobOutputBytes: 100_000 } });
   });
   after(() => service.close());
 
@@ -100,6 +100,18 @@ describe('API bad input', () => {
     assertError(await post({ ...hello, args: ['1', '2', '3', '4'] }), 400, 'too_many_args');
     assertError(await post({ ...hello, webhookUrl: 'not a url' }), 400, 'invalid_webhook_url');
     assertError(await post({ ...hello, webhookUrl: 'file:///etc/passwd' }), 400, 'invalid_webhook_url');
+  });
+
+  test('the output a job could store: every run\'s outputBytes added up, at most the maximum', async () => {
+    // The runtime's default is 64 KiB per run: one run fits 100,000 bytes, two do not.
+    const refused = assertError(await post({ ...hello, tests: [{}, {}] }), 400, 'job_output_above_maximum');
+    assert.deepEqual(refused.details, { outputBytes: 2 * 65_536, maximum: 100_000 });
+    assert.match(refused.message, /2 runs of up to 65536 bytes could store 131072 bytes of output; at most 100000 per job/);
+    for (const fits of [{ ...hello, tests: [{}] }, { ...hello, tests: [{}, {}], limits: { outputBytes: 50_000 } }]) {
+      const accepted = await post(fits);
+      assert.equal(accepted.statusCode, 202, accepted.body);
+      await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(accepted.json() as { id: string }).id}` });
+    }
   });
 
   test('batches: size, and the index of the bad job', async () => {

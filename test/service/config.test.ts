@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config.js';
+import { MiB } from '../../src/units.js';
 
 describe('configuration', () => {
   test('defaults with nothing set', () => {
@@ -11,6 +12,7 @@ describe('configuration', () => {
     assert.equal(config.port, 8080);
     assert.equal(config.logLevel, 'info');
     assert.equal(config.maxArgs, 128);
+    assert.equal(config.maxJobOutputBytes, 128 * MiB);
     assert.equal(config.redisUrl, undefined);
   });
 
