@@ -10,7 +10,7 @@ import type { Config } from '../config.js';
 import type { Runtime } from '../images/types.js';
 import { API_KEY_SECURITY_SCHEMES, openApiSecurity, registerAuth } from './auth.js';
 import type { CompatPluginOptions } from './compat/plugin-options.js';
-import { clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './errors.js';
+import { ApiError, clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './errors.js';
 import { jobRoutes } from './routes/jobs.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { healthRoutes, runtimeRoutes } from './routes/system.js';
@@ -97,6 +97,14 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     });
   }
   registerErrorHandling(app);
+  // A body is parsed as sent: a compressed one would read as malformed JSON. Refused as what it
+  // is instead (RFC 9110: 415 for a content coding the server does not take).
+  app.addHook('onRequest', async (request) => {
+    const coding = request.headers['content-encoding']?.trim().toLowerCase();
+    if (coding !== undefined && coding !== '' && coding !== 'identity') {
+      throw new ApiError(415, 'unsupported_content_encoding', `Content-Encoding "${coding}" is not supported: send the body uncompressed`);
+    }
+  });
 
   await app.register(swagger, {
     openapi: {

@@ -11,6 +11,12 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
+/** The API could not take its address (in use, not this machine's, not allowed): a setting to
+ * change, said in one line. */
+export class ListenError extends Error {
+  override readonly name = 'ListenError';
+}
+
 export async function runApi(config: Config, redisUrl: string, logger: Logger): Promise<RunningApi> {
   const runtimes = loadRuntimes();
   const jobs = new BullJobClient({
@@ -26,7 +32,15 @@ export async function runApi(config: Config, redisUrl: string, logger: Logger): 
   // process: counted in memory, at no Redis cost.
   const rateLimitRedis = config.apiKeys.length > 0 ? createRedis(redisUrl, 'producer', 'cellblock-api-ratelimit') : undefined;
   const app = await buildApp({ jobs, runtimes, config, logger, ...(rateLimitRedis ? { rateLimitRedis } : {}) });
-  const url = await app.listen({ host: config.host, port: config.port });
+  let url: string;
+  try {
+    url = await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    await app.close();
+    await jobs.close();
+    rateLimitRedis?.disconnect();
+    throw new ListenError(`cannot listen on ${config.host}:${config.port} (CELLBLOCK_HOST, CELLBLOCK_PORT): ${(error as Error).message}`);
+  }
   logger.info({ url, runtimes: runtimes.map((runtime) => runtime.id) }, 'api listening');
   return {
     url,

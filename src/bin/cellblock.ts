@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { startRedisServer } from '../queue/redis-server.js';
-import { runApi } from './api-command.js';
+import { ListenError, runApi } from './api-command.js';
 import { createLogger, guardStartup, onShutdown } from './process-control.js';
 
 const USAGE = `usage: cellblock <command>
@@ -113,6 +113,10 @@ main(process.argv.slice(2)).then(
     if (error instanceof UsageError || error instanceof ConfigError) {
       process.stderr.write(`cellblock: ${error.message}\n\n${USAGE}\n`);
       process.exit(2);
+    }
+    if (error instanceof ListenError) {
+      process.stderr.write(`cellblock: ${error.message}\n`);
+      process.exit(1);
     }
     process.stderr.write(`cellblock: ${(error as Error).stack ?? String(error)}\n`);
     process.exit(1);

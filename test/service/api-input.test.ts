@@ -35,6 +35,22 @@ describe('API bad input', () => {
     assertError(await postRaw('application/json', '{"language": "python", '), 400, 'invalid_json');
   });
 
+  test('a compressed body is 415 unsupported_content_encoding, not malformed JSON', async () => {
+    const body = JSON.stringify(hello);
+    const sent = (coding: string) =>
+      service.app.inject({ method: 'POST', url: '/v1/jobs', headers: { 'content-type': 'application/json', 'content-encoding': coding }, payload: body });
+    assertError(await sent('gzip'), 415, 'unsupported_content_encoding');
+    assertError(await sent('br, gzip'), 415, 'unsupported_content_encoding');
+    const piston = await service.app.inject({
+      method: 'POST', url: '/api/v2/execute', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, payload: '{}',
+    });
+    assert.equal(piston.statusCode, 415);
+    assert.match(piston.json().message, /Content-Encoding "gzip"/, 'each front in its own shape');
+    const identity = await sent('identity');
+    assert.equal(identity.statusCode, 202, identity.body);
+    await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(identity.json() as { id: string }).id}` });
+  });
+
   test('a body that is not JSON is 415 unsupported_media_type', async () => {
     assertError(await postRaw('application/xml', '<job/>'), 415, 'unsupported_media_type');
     assertError(await postRaw('text/plain', JSON.stringify({ language: 'python', source: 'print(1)' })), 415, 'unsupported_media_type');

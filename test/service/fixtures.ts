@@ -190,7 +190,7 @@ export async function scratchDir(): Promise<{ dir: string; remove(): Promise<voi
 }
 
 // The sources through tsx, as the tests run them (bin/cellblock would prefer a possibly stale dist/).
-const cellblockSource = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/bin/cellblock.ts');
+export const cellblockSource = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/bin/cellblock.ts');
 
 export interface CellblockProcess {
   child: ChildProcess;

@@ -3,6 +3,7 @@
 // through all of them; a worker that dies is replaced; SIGTERM stops every one of them, and so
 // does SIGKILL of the command; nothing stays mounted or running.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -13,7 +14,7 @@ import { detectCgroupLayout } from '../../src/sandbox/cgroups/detect.js';
 import { processExists } from '../helpers/processes.js';
 import { start as startRedis, type TestRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
-import { builtRuntimes, getJson, postJson, scratchDir, spawnCellblock, type CellblockProcess } from './fixtures.js';
+import { builtRuntimes, cellblockSource, getJson, postJson, scratchDir, spawnCellblock, type CellblockProcess } from './fixtures.js';
 
 const { runtimes } = builtRuntimes();
 const skip = !runtimes.some((runtime) => runtime.id === 'python') && 'the python image is not built (run: bin/cellblock images build python)';
@@ -189,6 +190,26 @@ describe('cellblock api', () => {
       api.child.kill('SIGTERM');
       await exited;
       await redis?.stop();
+    }
+  });
+
+  test('a port it cannot take is one line naming the settings, exit 1', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', cellblockSource, 'api'], {
+        env: { ...process.env, CELLBLOCK_REDIS_URL: `redis://127.0.0.1:${await freeLoopbackPort()}`, CELLBLOCK_PORT: String(port), CELLBLOCK_LOG_LEVEL: 'silent' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr!.on('data', (chunk) => (stderr += chunk));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      assert.equal(code, 1, stderr);
+      assert.match(stderr, new RegExp(`^cellblock: cannot listen on 127\\.0\\.0\\.1:${port} \\(CELLBLOCK_HOST, CELLBLOCK_PORT\\): .*EADDRINUSE`));
+      assert.equal(stderr.trim().split('\n').length, 1, `one line, no stack: ${stderr}`);
+    } finally {
+      taken.close();
     }
   });
 
