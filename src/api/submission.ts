@@ -1,7 +1,7 @@
 // A /v1 submission, checked against the runtime it names and turned into the queue's JobRequest.
 // Everything a worker would trip over is refused here with its own code, so that a job that is
 // accepted can run; admissionProblem stands behind every front's own checks (Piston, Judge0 too).
-import { checkSubmission, type CheckedSubmission, type SubmissionShape } from '../executor/check.js';
+import { checkSubmission, outputStages, type CheckedSubmission, type SubmissionShape } from '../executor/check.js';
 import { ExecutorError } from '../executor/errors.js';
 import type { Runtime } from '../images/types.js';
 import type { JobRequest } from '../jobs/model.js';
@@ -22,6 +22,7 @@ export interface SubmissionPolicy {
 function checkedForWorker(request: JobRequest, runtime: Runtime): CheckedSubmission | string {
   const shape: SubmissionShape = { fileNames: request.files.map((file) => file.name), args: request.args, limits: request.limits };
   if (request.compileLimits) shape.compileLimits = request.compileLimits;
+  if (request.tests) shape.runs = request.tests.length;
   try {
     return checkSubmission(runtime, shape);
   } catch (error) {
@@ -30,15 +31,12 @@ function checkedForWorker(request: JobRequest, runtime: Runtime): CheckedSubmiss
   }
 }
 
-/** The most output the job could store (each stage's outputBytes, stdout and stderr together, for
- * the compile and every run), when that is above the policy's maximum. */
+/** The most output the job could store (CheckedSubmission.mostOutputBytes), when that is above
+ * the policy's maximum. */
 function outputAboveMaximum(request: JobRequest, checked: CheckedSubmission, policy: SubmissionPolicy): { bytes: number; message: string } | undefined {
-  const runs = request.tests?.length ?? 1;
-  const { runLimits, compileLimits } = checked;
-  const bytes = runLimits.outputBytes * runs + (compileLimits?.outputBytes ?? 0);
+  const bytes = checked.mostOutputBytes;
   if (bytes <= policy.maxJobOutputBytes) return undefined;
-  const stages = `${runs} run${runs === 1 ? '' : 's'} of up to ${runLimits.outputBytes} bytes${compileLimits ? ` and a compile of up to ${compileLimits.outputBytes}` : ''}`;
-  return { bytes, message: `${stages} could store ${bytes} bytes of output; at most ${policy.maxJobOutputBytes} per job (lower limits.outputBytes or send fewer tests)` };
+  return { bytes, message: `${outputStages(request.tests?.length ?? 1, checked)} could store ${bytes} bytes of output; at most ${policy.maxJobOutputBytes} per job (lower limits.outputBytes or send fewer tests)` };
 }
 
 /** The last check before a job is queued, whichever front translated it: the server's maxima (files,

@@ -15,6 +15,8 @@ export interface SubmissionShape {
   args: string[];
   limits?: Partial<Limits>;
   compileLimits?: Partial<Limits>;
+  /** How many times it runs (its tests); 1 when absent. */
+  runs?: number;
 }
 
 export interface CheckedSubmission {
@@ -23,6 +25,9 @@ export interface CheckedSubmission {
   runLimits: Limits;
   /** Present when the runtime has a compile step. */
   compileLimits?: Limits;
+  /** The most output the job could store: each stage's outputBytes (stdout and stderr together),
+   * for the compile and every run. */
+  mostOutputBytes: number;
 }
 
 export function checkSubmission(runtime: Runtime, submission: SubmissionShape): CheckedSubmission {
@@ -37,17 +42,19 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
       throw new ExecutorError('bad_request', `args[${i}] must be a string without NUL bytes`);
     }
   });
-  const checked: CheckedSubmission = {
-    fileNames,
-    runLimits: sandboxLimits('limits', effectiveLimits(runtime.defaultLimits, runtime.maxLimits, submission.limits)),
-  };
-  if (runtime.compile) {
-    checked.compileLimits = sandboxLimits(
-      'compileLimits',
-      effectiveLimits(runtime.defaultLimits, runtime.maxLimits, runtime.compile.limits, submission.compileLimits),
-    );
-  }
-  return checked;
+  const runLimits = sandboxLimits('limits', effectiveLimits(runtime.defaultLimits, runtime.maxLimits, submission.limits));
+  const compileLimits = runtime.compile
+    ? sandboxLimits('compileLimits', effectiveLimits(runtime.defaultLimits, runtime.maxLimits, runtime.compile.limits, submission.compileLimits))
+    : undefined;
+  const mostOutputBytes = runLimits.outputBytes * (submission.runs ?? 1) + (compileLimits?.outputBytes ?? 0);
+  return compileLimits ? { fileNames, runLimits, compileLimits, mostOutputBytes } : { fileNames, runLimits, mostOutputBytes };
+}
+
+/** The stages behind CheckedSubmission.mostOutputBytes, in words: "3 runs of up to N bytes and a
+ * compile of up to M". */
+export function outputStages(runs: number, checked: CheckedSubmission): string {
+  const compile = checked.compileLimits ? ` and a compile of up to ${checked.compileLimits.outputBytes}` : '';
+  return `${runs} run${runs === 1 ? '' : 's'} of up to ${checked.runLimits.outputBytes} bytes${compile}`;
 }
 
 /** The engine's own check of a stage's limits (a byte or pid count must be whole). */

@@ -38,6 +38,8 @@ export interface ExecutorOptions {
   backgroundAfterCpuMs?: number;
   /** Failures of background pool work (refills, teardown), which no job waits for. */
   onBackgroundError?: (err: unknown, image: string) => void;
+  /** SubmissionExecutorOptions.maxJobOutputBytes. */
+  maxJobOutputBytes?: number;
 }
 
 export const DEFAULT_WORK_DIR_BYTES = 256 * MiB;
@@ -92,7 +94,12 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     };
     const warm = poolOptions.warmImages ?? [...new Set(runtimes.map((r) => r.image))].filter((image) => store.get(image));
     for (const image of warm) pool.warm(image);
-    return new SubmissionExecutor(runtimes, pool, runner, () => sandbox.close(), options.backgroundAfterCpuMs ?? 0, sandbox.cgroups);
+    return new SubmissionExecutor(runtimes, pool, runner, {
+      onClose: () => sandbox.close(),
+      backgroundAfterCpuMs: options.backgroundAfterCpuMs ?? 0,
+      cgroups: sandbox.cgroups,
+      ...(options.maxJobOutputBytes !== undefined ? { maxJobOutputBytes: options.maxJobOutputBytes } : {}),
+    });
   } catch (err) {
     await sandbox.close();
     throw err;

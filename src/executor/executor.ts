@@ -10,7 +10,7 @@ import { compileArgv, runArgv } from './argv.js';
 import { outputMatches } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
 import { ExecutorError } from './errors.js';
-import { checkSubmission } from './check.js';
+import { checkSubmission, outputStages } from './check.js';
 import { copyWorkDir, writeSourceFiles } from './files.js';
 import type { ExecuteRequest, ExecuteResult, TestResult } from './types.js';
 import { verdictAfterCompile, verdictOfRuns } from './verdict.js';
@@ -25,20 +25,36 @@ export interface Executor {
   readonly cgroups?: SandboxCgroups;
 }
 
+export interface SubmissionExecutorOptions {
+  onClose?: () => Promise<void>;
+  /** StageSpec.backgroundAfterCpuMs of every stage. */
+  backgroundAfterCpuMs?: number;
+  cgroups?: SandboxCgroups;
+  /** Most output one job may store (CheckedSubmission.mostOutputBytes); unbounded when absent. The
+   * API refuses such jobs before queueing; this holds for jobs queued by anything else. */
+  maxJobOutputBytes?: number;
+}
+
 export class SubmissionExecutor<C> implements Executor {
   private readonly runtimes: Map<string, Runtime>;
   private closed = false;
+
+  private readonly onClose: () => Promise<void>;
+  private readonly backgroundAfterCpuMs: number;
+  private readonly maxJobOutputBytes: number;
+  readonly cgroups?: SandboxCgroups;
 
   constructor(
     runtimes: Runtime[],
     private readonly pool: Pool<C>,
     private readonly runner: StageRunner<C>,
-    private readonly onClose: () => Promise<void> = async () => undefined,
-    /** StageSpec.backgroundAfterCpuMs of every stage. */
-    private readonly backgroundAfterCpuMs = 0,
-    readonly cgroups?: SandboxCgroups,
+    options: SubmissionExecutorOptions = {},
   ) {
     this.runtimes = new Map(runtimes.map((r) => [r.id, r]));
+    this.onClose = options.onClose ?? (async () => undefined);
+    this.backgroundAfterCpuMs = options.backgroundAfterCpuMs ?? 0;
+    this.maxJobOutputBytes = options.maxJobOutputBytes ?? Number.POSITIVE_INFINITY;
+    if (options.cgroups) this.cgroups = options.cgroups;
   }
 
   async execute(request: ExecuteRequest): Promise<ExecuteResult> {
@@ -46,12 +62,18 @@ export class SubmissionExecutor<C> implements Executor {
     const runtime = this.runtimes.get(request.runtimeId);
     if (!runtime) throw new ExecutorError('unknown_runtime', `unknown runtime ${JSON.stringify(request.runtimeId)}`);
     const args = request.args ?? [];
-    const { fileNames, runLimits, compileLimits } = checkSubmission(runtime, {
+    const checked = checkSubmission(runtime, {
       fileNames: Array.isArray(request.files) ? request.files.map((f) => f.name) : [],
       args,
       limits: request.limits,
       compileLimits: request.compileLimits,
+      runs: Array.isArray(request.tests) ? request.tests.length : 1,
     });
+    if (checked.mostOutputBytes > this.maxJobOutputBytes) {
+      const stages = outputStages(Array.isArray(request.tests) ? request.tests.length : 1, checked);
+      throw new ExecutorError('bad_request', `${stages} could store ${checked.mostOutputBytes} bytes of output; at most ${this.maxJobOutputBytes} per job`);
+    }
+    const { fileNames, runLimits, compileLimits } = checked;
     const result: ExecuteResult = {
       verdict: 'ok',
       runtime: { id: runtime.id, language: runtime.language, version: runtime.version },

@@ -33,6 +33,7 @@ before(async () => {
     pool: { stateRoot, sizing: { minReady: 1, maxReady: 3 }, warmImages: ['busybox'] },
     sandbox: { instanceId },
     onBackgroundError: (err) => backgroundErrors.push(err),
+    maxJobOutputBytes: 8 * MiB, // eight runs at the runtimes' 1 MiB (the tests below run at most four)
   });
 });
 
@@ -155,6 +156,12 @@ test('bad requests are typed errors', { skip }, async () => {
   await assert.rejects(executor.execute(sh('', { files: [{ name: '../escape', content: Buffer.from('') }] })), { name: 'ExecutorError', code: 'bad_request' });
   // What the engine would refuse is refused here, before a slot is taken, not as a failed run.
   await assert.rejects(executor.execute(sh('', { args: ['a\0b'] })), { name: 'ExecutorError', code: 'bad_request', message: 'args[0] must be a string without NUL bytes' });
+  const nineRuns = Array.from({ length: 9 }, () => ({ stdin: '' }));
+  await assert.rejects(executor.execute(sh('', { tests: nineRuns })), {
+    name: 'ExecutorError',
+    code: 'bad_request',
+    message: `9 runs of up to ${MiB} bytes could store ${9 * MiB} bytes of output; at most ${8 * MiB} per job`,
+  });
   await assert.rejects(executor.execute(sh('', { limits: { memoryBytes: 32 * MiB + 0.5 } })), {
     name: 'ExecutorError',
     code: 'bad_request',

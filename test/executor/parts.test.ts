@@ -41,6 +41,9 @@ test('a submission is checked as execute() and the engine would check it, withou
   assert.deepEqual(checked.fileNames, ['main.c']);
   assert.equal(checked.runLimits.cpuTimeMs, 1.5, 'a time may be a fraction of a millisecond');
   assert.deepEqual([checked.compileLimits?.cpuTimeMs, checked.compileLimits?.pids], [5000, 32]);
+  assert.equal(checked.mostOutputBytes, 2 * MiB, 'one run and the compile, 1 MiB each');
+  const threeRuns = checkSubmission(runtime, { fileNames: ['main.c'], args: [], limits: { outputBytes: 1000 }, runs: 3 });
+  assert.equal(threeRuns.mostOutputBytes, 3 * 1000 + MiB);
   const refuses = (submission: Parameters<typeof checkSubmission>[1], message: string) =>
     assert.throws(() => checkSubmission(runtime, submission), (error: unknown) => error instanceof ExecutorError && error.code === 'bad_request' && error.message === message);
   refuses({ fileNames: [], args: [] }, 'a submission needs at least one file');
