@@ -58,13 +58,44 @@ export function toJobResult(result: ExecuteResult, queueWaitMs: number, attempt?
   return stored;
 }
 
+/** Job data as a worker finds it in Redis is whatever its producer wrote (an API of another
+ * version during an upgrade, another program): its shape is checked, so that a job that is not a
+ * JobRequest fails saying which field, not with a TypeError from deep inside. */
+export class JobDataError extends Error {
+  override readonly name = 'JobDataError';
+  constructor(field: string, expected: string) {
+    super(`job data: ${field} must be ${expected}`);
+  }
+}
+
+const isString = (value: unknown): value is string => typeof value === 'string';
+const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
+
+function checkJobRequestShape(data: unknown): asserts data is JobRequest {
+  if (!isObject(data)) throw new JobDataError('the job', 'an object (a JobRequest)');
+  if (!isString(data.runtimeId)) throw new JobDataError('runtimeId', 'a string');
+  if (!Array.isArray(data.files) || !data.files.every((file) => isObject(file) && isString(file.name) && isString(file.contentBase64))) {
+    throw new JobDataError('files', 'an array of {name, contentBase64} strings');
+  }
+  if (!isString(data.stdinBase64)) throw new JobDataError('stdinBase64', 'a string');
+  if (data.args !== undefined && !(Array.isArray(data.args) && data.args.every(isString))) throw new JobDataError('args', 'an array of strings');
+  for (const field of ['limits', 'compileLimits'] as const) {
+    if (data[field] !== undefined && data[field] !== null && !isObject(data[field])) throw new JobDataError(field, 'an object');
+  }
+  const tests = data.tests;
+  if (tests !== undefined && !(Array.isArray(tests) && tests.every((test) => isObject(test) && isString(test.stdinBase64) && (test.expectedOutput === undefined || isString(test.expectedOutput))))) {
+    throw new JobDataError('tests', 'an array of {stdinBase64, expectedOutput?} strings');
+  }
+}
+
 export function toExecuteRequest(request: JobRequest, signal: AbortSignal): ExecuteRequest {
+  checkJobRequestShape(request);
   const execute: ExecuteRequest = {
     runtimeId: request.runtimeId,
     files: request.files.map((file) => ({ name: file.name, content: Buffer.from(file.contentBase64, 'base64') })),
     stdin: Buffer.from(request.stdinBase64, 'base64'),
-    args: request.args,
-    limits: request.limits,
+    args: request.args ?? [],
+    limits: request.limits ?? {},
     signal,
   };
   if (request.compileLimits) execute.compileLimits = request.compileLimits;

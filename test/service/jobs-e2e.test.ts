@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import type { AddressInfo } from 'node:net';
+import { Queue } from 'bullmq';
+import { QUEUE_NAME } from '../../src/queue/keys.js';
 import {
   builtRuntimes,
   getJson,
@@ -208,6 +210,29 @@ describe('jobs end to end', { skip }, () => {
       assert.equal(delivery!.body.result.stdout, 'hooked\n');
     } finally {
       receiver.close();
+    }
+  });
+
+  test('job data that is not a JobRequest (another producer) fails saying which field; the worker goes on', { skip: !python && 'python image not built' }, async () => {
+    const queue = new Queue(QUEUE_NAME, { connection: { url: service.redis.url }, prefix: service.prefix });
+    try {
+      const file = { name: 'main.py', contentBase64: Buffer.from('print(1)').toString('base64') };
+      const foreign: [unknown, string][] = [
+        [null, 'the job must be an object (a JobRequest)'],
+        [{ runtimeId: 'python', files: 'main.py', stdinBase64: '' }, 'files must be an array of {name, contentBase64} strings'],
+        [{ runtimeId: 'python', files: [file], stdinBase64: '', args: [1] }, 'args must be an array of strings'],
+        [{ runtimeId: 'python', files: [file], stdinBase64: '', tests: [null] }, 'tests must be an array of {stdinBase64, expectedOutput?} strings'],
+      ];
+      for (const [data, reason] of foreign) {
+        const { id } = await queue.add('job', data as object, { attempts: 1 });
+        const record = await service.jobs.wait(id!, 30_000);
+        assert.equal(record?.status, 'failed', JSON.stringify(record));
+        assert.equal(record?.failure?.message, `executor: job data: ${reason}`);
+      }
+      const fine = await postJson(`${base}/v1/jobs?wait=true&timeoutMs=60000`, { language: 'python', source: 'print(1)' });
+      assert.equal(fine.json.result?.verdict, 'ok', JSON.stringify(fine.json));
+    } finally {
+      await queue.close();
     }
   });
 
