@@ -377,4 +377,18 @@ describe('judge0 submission read back', () => {
     assert.equal(body.cpu_time_limit, '3.0');
     assert.equal(body.number_of_runs, 1);
   });
+
+  it('reads a stored job whose limits no worker takes (an older version queued a 0 ms CPU limit) without its limits', () => {
+    const request: JobRequest = {
+      runtimeId: 'python',
+      files: [{ name: 'main.py', contentBase64: Buffer.from('print(1)').toString('base64') }],
+      stdinBase64: '',
+      args: [],
+      limits: { cpuTimeMs: 0 },
+    };
+    const body = readBack(queued(request));
+    assert.equal(body.source_code, 'print(1)');
+    assert.equal(body.language_id, 71);
+    assert.equal(body.cpu_time_limit ?? null, null);
+  });
 });

@@ -3,8 +3,10 @@
 // them on every read. They come from the queued JobRequest; what a JobRequest cannot say (the
 // language id as submitted, expected output bytes, cpu_extra_time, the argument string) travels
 // in its `front` attributes, written by the Judge0 front when it translates the submission.
+import { ExecutorError } from '../../executor/errors.js';
 import { effectiveLimits } from '../../executor/limits.js';
 import type { JobFront, JobRequest } from '../../jobs/model.js';
+import type { Limits } from '../../sandbox/types.js';
 import { bytesToKiB, msToSeconds } from '../../units.js';
 import type { Judge0Languages } from './judge0-languages.js';
 
@@ -76,7 +78,15 @@ export function judge0RequestAttributes(request: JobRequest, languages: Judge0La
     // The limits the run had: the runtime's defaults where the submission named none (Judge0's
     // set_defaults fills them from its configuration the same way), in Judge0's units.
     const { runtime } = language;
-    const limits = effectiveLimits(runtime.defaultLimits, runtime.maxLimits, request.limits);
+    let limits: Limits;
+    try {
+      limits = effectiveLimits(runtime.defaultLimits, runtime.maxLimits, request.limits);
+    } catch (error) {
+      // A stored request whose limits no worker takes (queued by an older version, which let a
+      // CPU time limit round to 0): its limits are not shown, and the rest of it still is.
+      if (error instanceof ExecutorError) return attributes;
+      throw error;
+    }
     Object.assign(attributes, {
       cpu_time_limit: rubyDecimal(msToSeconds(limits.cpuTimeMs)),
       wall_time_limit: rubyDecimal(msToSeconds(limits.wallTimeMs)),
