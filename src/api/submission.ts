@@ -1,12 +1,12 @@
 // A /v1 submission, checked against the runtime it names and turned into the queue's JobRequest.
 // Everything a worker would trip over is refused here with its own code, so that a job that is
 // accepted can run; admissionProblem stands behind every front's own checks (Piston, Judge0 too).
-import { checkSubmission, outputStages, type CheckedSubmission, type SubmissionShape } from '../executor/check.js';
+import { checkSubmission, outputAboveMaximum, type CheckedSubmission, type SubmissionShape } from '../executor/check.js';
 import { ExecutorError } from '../executor/errors.js';
 import type { Runtime } from '../images/types.js';
 import type { JobRequest } from '../jobs/model.js';
 import type { Limits } from '../sandbox/types.js';
-import { badRequest } from './errors.js';
+import { badRequest, type ApiError } from './errors.js';
 import { requireRuntime } from './runtimes.js';
 import { MAX_ARG_CHARS, type JobSubmission } from './schemas.js';
 
@@ -31,12 +31,24 @@ function checkedForWorker(request: JobRequest, runtime: Runtime): CheckedSubmiss
   }
 }
 
-/** The most output the job could store (CheckedSubmission.mostOutputBytes), when that is above
- * the policy's maximum. */
-function outputAboveMaximum(request: JobRequest, checked: CheckedSubmission, policy: SubmissionPolicy): { bytes: number; message: string } | undefined {
-  const bytes = checked.mostOutputBytes;
-  if (bytes <= policy.maxJobOutputBytes) return undefined;
-  return { bytes, message: `${outputStages(request.tests?.length ?? 1, checked)} could store ${bytes} bytes of output; at most ${policy.maxJobOutputBytes} per job (lower limits.outputBytes or send fewer tests)` };
+/** The server's maxima on counts, as /v1 refuses them; the other fronts word the message their way. */
+const COUNT_MAXIMA = {
+  files: { code: 'too_many_files', noun: 'files', maximum: 'maxFiles' },
+  args: { code: 'too_many_args', noun: 'arguments', maximum: 'maxArgs' },
+  tests: { code: 'too_many_tests', noun: 'tests', maximum: 'maxTests' },
+} as const;
+
+function countAboveMaximum(what: keyof typeof COUNT_MAXIMA, count: number, policy: SubmissionPolicy): ApiError | undefined {
+  const { code, noun } = COUNT_MAXIMA[what];
+  const maximum = policy[COUNT_MAXIMA[what].maximum];
+  return count > maximum ? badRequest(code, `${count} ${noun}; at most ${maximum}`, { maximum }) : undefined;
+}
+
+/** The job could store more output than the server keeps for one (outputAboveMaximum), with what
+ * to do about it. */
+function outputProblem(checked: CheckedSubmission, policy: SubmissionPolicy): string | undefined {
+  const problem = outputAboveMaximum(checked, policy.maxJobOutputBytes);
+  return problem === undefined ? undefined : `${problem} (lower limits.outputBytes or send fewer tests)`;
 }
 
 /** The last check before a job is queued, whichever front translated it: the server's maxima (files,
@@ -44,15 +56,16 @@ function outputAboveMaximum(request: JobRequest, checked: CheckedSubmission, pol
  * (checkSubmission, the code its executor runs first), so that no job is accepted that a worker
  * would refuse. Each front says it in its own words; undefined when the job may be queued. */
 export function admissionProblem(request: JobRequest, runtime: Runtime, policy: SubmissionPolicy): string | undefined {
-  if (request.files.length > policy.maxFiles) return `${request.files.length} files; at most ${policy.maxFiles}`;
-  if (request.args.length > policy.maxArgs) return `${request.args.length} arguments; at most ${policy.maxArgs}`;
+  const tooMany =
+    countAboveMaximum('files', request.files.length, policy) ??
+    countAboveMaximum('args', request.args.length, policy) ??
+    countAboveMaximum('tests', request.tests?.length ?? 0, policy);
+  if (tooMany) return tooMany.message;
   const long = request.args.findIndex((arg) => typeof arg === 'string' && arg.length > MAX_ARG_CHARS);
   if (long >= 0) return `argument ${long} has more than ${MAX_ARG_CHARS} characters`;
-  const tests = request.tests?.length ?? 0;
-  if (tests > policy.maxTests) return `${tests} tests; at most ${policy.maxTests}`;
   const checked = checkedForWorker(request, runtime);
   if (typeof checked === 'string') return checked;
-  return outputAboveMaximum(request, checked, policy)?.message;
+  return outputProblem(checked, policy);
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -107,9 +120,8 @@ export function toJobRequest(
   }
   let files: JobRequest['files'];
   if (submission.files) {
-    if (submission.files.length > policy.maxFiles) {
-      throw badRequest('too_many_files', `${submission.files.length} files; at most ${policy.maxFiles}`, { maximum: policy.maxFiles });
-    }
+    const tooMany = countAboveMaximum('files', submission.files.length, policy);
+    if (tooMany) throw tooMany;
     const seen = new Set<string>();
     files = submission.files.map((file, index) => {
       checkFileName(file.name, `files[${index}].name`);
@@ -122,7 +134,8 @@ export function toJobRequest(
     files = [{ name: runtime.sourceFile, contentBase64: Buffer.from(submission.source!, 'utf8').toString('base64') }];
   }
   const args = submission.args ?? [];
-  if (args.length > policy.maxArgs) throw badRequest('too_many_args', `${args.length} arguments; at most ${policy.maxArgs}`);
+  const tooManyArgs = countAboveMaximum('args', args.length, policy);
+  if (tooManyArgs) throw tooManyArgs;
   if (args.some((arg) => arg.includes('\0'))) throw badRequest('invalid_args', 'arguments may not contain NUL');
 
   const request: JobRequest = {
@@ -142,9 +155,8 @@ export function toJobRequest(
     request.compileLimits = checkLimits(runtime, submission.compileLimits, runtime.maxLimits, 'compileLimits');
   }
   if (submission.tests) {
-    if (submission.tests.length > policy.maxTests) {
-      throw badRequest('too_many_tests', `${submission.tests.length} tests; at most ${policy.maxTests}`, { maximum: policy.maxTests });
-    }
+    const tooManyTests = countAboveMaximum('tests', submission.tests.length, policy);
+    if (tooManyTests) throw tooManyTests;
     request.tests = submission.tests.map((test) => {
       const stdinBase64 = Buffer.from(test.stdin ?? '', 'utf8').toString('base64');
       return test.expectedOutput === undefined ? { stdinBase64 } : { stdinBase64, expectedOutput: test.expectedOutput };
@@ -157,9 +169,9 @@ export function toJobRequest(
   // The checks above name the usual mistakes; the worker's own check stands behind them.
   const checked = checkedForWorker(request, runtime);
   if (typeof checked === 'string') throw badRequest('unrunnable_job', checked);
-  const output = outputAboveMaximum(request, checked, policy);
+  const output = outputProblem(checked, policy);
   if (output) {
-    throw badRequest('job_output_above_maximum', output.message, { outputBytes: output.bytes, maximum: policy.maxJobOutputBytes });
+    throw badRequest('job_output_above_maximum', output, { outputBytes: checked.mostOutputBytes, maximum: policy.maxJobOutputBytes });
   }
   return request;
 }

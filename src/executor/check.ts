@@ -25,6 +25,8 @@ export interface CheckedSubmission {
   runLimits: Limits;
   /** Present when the runtime has a compile step. */
   compileLimits?: Limits;
+  /** How many times it runs (SubmissionShape.runs). */
+  runs: number;
   /** The most output the job could store: each stage's outputBytes (stdout and stderr together),
    * for the compile and every run. */
   mostOutputBytes: number;
@@ -46,15 +48,19 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
   const compileLimits = runtime.compile
     ? sandboxLimits('compileLimits', effectiveLimits(runtime.defaultLimits, runtime.maxLimits, runtime.compile.limits, submission.compileLimits))
     : undefined;
-  const mostOutputBytes = runLimits.outputBytes * (submission.runs ?? 1) + (compileLimits?.outputBytes ?? 0);
-  return compileLimits ? { fileNames, runLimits, compileLimits, mostOutputBytes } : { fileNames, runLimits, mostOutputBytes };
+  const runs = submission.runs ?? 1;
+  const mostOutputBytes = runLimits.outputBytes * runs + (compileLimits?.outputBytes ?? 0);
+  return compileLimits ? { fileNames, runLimits, compileLimits, runs, mostOutputBytes } : { fileNames, runLimits, runs, mostOutputBytes };
 }
 
-/** The stages behind CheckedSubmission.mostOutputBytes, in words: "3 runs of up to N bytes and a
- * compile of up to M". */
-export function outputStages(runs: number, checked: CheckedSubmission): string {
-  const compile = checked.compileLimits ? ` and a compile of up to ${checked.compileLimits.outputBytes}` : '';
-  return `${runs} run${runs === 1 ? '' : 's'} of up to ${checked.runLimits.outputBytes} bytes${compile}`;
+/** Why the job could store more output than `maximum` (CheckedSubmission.mostOutputBytes, in
+ * words: "3 runs of up to N bytes and a compile of up to M could store ..."), or undefined. */
+export function outputAboveMaximum(checked: CheckedSubmission, maximum: number): string | undefined {
+  if (checked.mostOutputBytes <= maximum) return undefined;
+  const { runs, runLimits, compileLimits } = checked;
+  const compile = compileLimits ? ` and a compile of up to ${compileLimits.outputBytes}` : '';
+  const stages = `${runs} run${runs === 1 ? '' : 's'} of up to ${runLimits.outputBytes} bytes${compile}`;
+  return `${stages} could store ${checked.mostOutputBytes} bytes of output; at most ${maximum} per job`;
 }
 
 /** The engine's own check of a stage's limits (a byte or pid count must be whole). */

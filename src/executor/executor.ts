@@ -7,7 +7,7 @@ import type { Pool, PoolSlot, PoolStats } from '../pool/index.js';
 import { SANDBOX_GID, SANDBOX_UID } from '../pool/index.js';
 import type { RunResult, SandboxCgroups } from '../sandbox/types.js';
 import { compileArgv, runArgv } from './argv.js';
-import { checkSubmission, outputStages } from './check.js';
+import { checkSubmission, outputAboveMaximum } from './check.js';
 import { outputMatches } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
 import { ExecutorError } from './errors.js';
@@ -69,10 +69,8 @@ export class SubmissionExecutor<C> implements Executor {
       compileLimits: request.compileLimits,
       runs: Array.isArray(request.tests) ? request.tests.length : 1,
     });
-    if (checked.mostOutputBytes > this.maxJobOutputBytes) {
-      const stages = outputStages(Array.isArray(request.tests) ? request.tests.length : 1, checked);
-      throw new ExecutorError('bad_request', `${stages} could store ${checked.mostOutputBytes} bytes of output; at most ${this.maxJobOutputBytes} per job`);
-    }
+    const outputProblem = outputAboveMaximum(checked, this.maxJobOutputBytes);
+    if (outputProblem !== undefined) throw new ExecutorError('bad_request', outputProblem);
     const { fileNames, runLimits, compileLimits } = checked;
     const result: ExecuteResult = {
       verdict: 'ok',
