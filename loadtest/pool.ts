@@ -7,8 +7,10 @@
 //
 // Three bare baselines: timed inside a small C runner (loadtest/service/bare-runner.c), the
 // physical floor, posix_spawn + waitpid (vfork + exec), and the textbook fork + exec + waitpid
-// that the issue names; and Node's child_process.spawn with piped output, which is what a Node
-// service would call. The executor modes are timed from Node around execute(): the
+// that the issue names, each running the image's own files (chrooted in its layers, nothing
+// around the run); and Node's child_process.spawn with piped output, which is what a Node
+// service would call (for /bin/true only: Node cannot chroot a child, and the host's python3 is
+// not the image's: it reads the host's site-packages). The executor modes are timed from Node around execute(): the
 // job's whole critical path (take a slot, write the files, run, read the result, compare).
 //
 // Targets (issue 4): warm pool p50 for /bin/true within 1.5x of a bare fork+exec; Python hello
@@ -48,8 +50,10 @@ interface Program {
   name: string;
   runtime: Runtime;
   source: string;
-  /** The same program, run bare on the host, in a dir holding the source file. */
+  /** The same program's argv, run bare from its image's files in a dir holding the source file. */
   bareArgv: string[];
+  /** The same binary by its path on the host, for Node's spawn; absent when the host has none. */
+  hostArgv?: string[];
   jobs: number;
 }
 
@@ -72,16 +76,15 @@ for (const image of ['busybox', 'python']) {
     process.exit(2);
   }
 }
-// The bare side runs the very binary the container runs: the busybox image's static busybox (as
-// `busybox true`), not the host's coreutils /bin/true, which is dynamically linked and ~0.1 ms slower.
+// Node's spawn runs the busybox image's static busybox by its host path (as `busybox true`),
+// the very binary the container runs; not the host's coreutils /bin/true (dynamic, ~0.1 ms slower).
 const busyboxBinary = join(store.get('busybox')!.layerPaths[0]!, 'bin/busybox');
 const programs: Program[] = [
-  { name: '/bin/true', runtime: trueRuntime, source: '', bareArgv: [busyboxBinary, 'true'], jobs },
+  { name: '/bin/true', runtime: trueRuntime, source: '', bareArgv: trueRuntime.run.argv, hostArgv: [busyboxBinary, 'true'], jobs },
   {
     name: 'python hello',
     runtime: python,
     source: python.helloWorld.source,
-    // The host's /usr/bin/python3 is the same Debian build as the image's (runtime.version).
     bareArgv: [python.run.argv[0]!, python.sourceFile],
     jobs: Math.max(20, Math.round(jobs / 3)),
   },
@@ -101,6 +104,8 @@ function bareNodeRun(argv: string[], cwd: string, env: Record<string, string>): 
 
 interface Mode {
   name: string;
+  /** Which ratio column this mode is the denominator of, for the bare modes. */
+  baseline?: 'C spawn' | 'C fork' | 'Node bare';
   /** One turn: its samples in ms (SAMPLES_PER_TURN of them, each a gap after the last run). */
   samples(program: Program, gap: number): Promise<number[]>;
   /** Pool figures for this program's image, when the mode has a pool. */
@@ -141,14 +146,17 @@ async function round(program: Program, modes: Mode[], gap: number): Promise<void
     }
   }
   const distributions = new Map([...samples].map(([m, s]) => [m, distribution(s)]));
-  const [floor, forkExec, nodeBare] = [0, 1, 2].map((index) => distributions.get(modes[index]!)!.p50) as [number, number, number];
+  const baselines = (['C spawn', 'C fork', 'Node bare'] as const).map((name) => {
+    const mode = modes.find((m) => m.baseline === name);
+    return mode ? distributions.get(mode)!.p50 : undefined;
+  });
   const kept = turns * SAMPLES_PER_TURN;
   console.log(`\n## ${program.name}: ${kept} jobs per mode, ${gap ? `each ${gap} ms after the mode's previous one, idle between` : 'back to back'}, in turns of ${RUNS_PER_TURN} (the first dropped), modes interleaved; ms`);
-  console.log(['mode'.padEnd(34), 'p50', 'p90', 'p99', 'max'].map((h, i) => (i ? h.padStart(7) : h)).join(' ') + ' /C spawn  /C fork  /Node bare');
+  console.log(['mode'.padEnd(34), 'p50', 'p90', 'p99', 'max'].map((h, i) => (i ? h.padStart(7) : h)).join(' ') + '  ' + ['/C spawn'.padStart(8), '/C fork'.padStart(8), '/Node bare'.padStart(10)].join(' '));
   for (const mode of modes) {
     const { p50, p90, p99, max } = distributions.get(mode)!;
     const figures = [p50, p90, p99, max].map((v) => v.toFixed(2).padStart(7));
-    const ratios = `${(p50 / floor).toFixed(2).padStart(7)}x ${(p50 / forkExec).toFixed(2).padStart(7)}x ${(p50 / nodeBare).toFixed(2).padStart(9)}x`;
+    const ratios = baselines.map((base, i) => (base === undefined ? '-' : `${(p50 / base).toFixed(2)}x`).padStart(i === 2 ? 10 : 8)).join(' ');
     console.log(`${mode.name.padEnd(34)} ${figures.join(' ')}  ${ratios}${mode.poolNote ? `  (${mode.poolNote(program)})` : ''}`);
   }
 }
@@ -182,16 +190,17 @@ async function main(): Promise<void> {
       const env = program.runtime.env;
       // The runner's first run follows its own start, not a gap: dropped, as in timedTurn.
       const bareC = (spawnWith: 'posix_spawn' | 'fork') => async (p: Program, gap: number) =>
-        (await bare.run({ files: { [p.runtime.sourceFile]: p.source }, commands: [p.bareArgv], env }, { runs: RUNS_PER_TURN, loops: 1, gapMs: gap, spawnWith })).latenciesMs.slice(1);
-      // The baselines lead the list: posix_spawn, fork + exec, Node's spawn.
+        (await bare.run({ image: p.runtime.image, files: { [p.runtime.sourceFile]: p.source }, commands: [p.bareArgv], env }, { runs: RUNS_PER_TURN, loops: 1, gapMs: gap, spawnWith })).latenciesMs.slice(1);
+      const hostArgv = program.hostArgv;
+      // The baselines lead the list: posix_spawn, fork + exec, Node's spawn (where it runs the same binary).
       const modes: Mode[] = [
-        { name: 'bare posix_spawn (C runner)', samples: bareC('posix_spawn') },
-        { name: 'bare fork + exec (C runner)', samples: bareC('fork') },
-        { name: 'bare spawn (Node child_process)', samples: (p, gap) => timedTurn(gap, async () => {
+        { name: 'bare posix_spawn (C runner)', baseline: 'C spawn', samples: bareC('posix_spawn') },
+        { name: 'bare fork + exec (C runner)', baseline: 'C fork', samples: bareC('fork') },
+        ...(hostArgv ? [{ name: 'bare spawn (Node child_process)', baseline: 'Node bare' as const, samples: (_p: Program, gap: number) => timedTurn(gap, async () => {
           const start = performance.now();
-          await bareNodeRun(p.bareArgv, bareDir, env);
+          await bareNodeRun(hostArgv, bareDir, env);
           return performance.now() - start;
-        }) },
+        }) }] : []),
         executorMode('pool warm (roots + containers)', warm, true),
         executorMode('pool warm (roots only)', rootsOnly, true),
         executorMode('pool disabled', disabled, false),

@@ -1,11 +1,15 @@
-// The bare side: a scenario's program run on the host with no service and no sandbox, by the
-// small C runner next to this file (compiled with the host's gcc into a scratch dir), either as
-// a closed loop on `loops` threads (throughput) or one at a time with a gap (sporadic latency).
+// The bare side: a scenario's program run with no service and no sandbox, by the small C runner
+// next to this file (compiled with the host's gcc into a scratch dir), either as a closed loop on
+// `loops` threads (throughput) or one at a time with a gap (sporadic latency). A program of an
+// image runs from that image's files (the runner's -r: its layers as a chroot, nothing around
+// the runs), so that both sides run the same files and the host's packages weigh on neither.
 import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { dataDirFromEnv } from '../../src/images/paths.js';
+import { openImageStore, overlayLowerdir } from '../../src/images/store.js';
 import { msToSeconds, msToUs, usToMs } from '../../src/units.js';
 import type { BareProgram } from './scenarios.js';
 import { REPO_ROOT } from './stack.js';
@@ -37,7 +41,8 @@ export interface BareRunner {
   close(): void;
 }
 
-export async function createBareRunner(): Promise<BareRunner> {
+/** dataDir: where the programs' images are built (CELLBLOCK_DATA_DIR's default). */
+export async function createBareRunner(dataDir = dataDirFromEnv()): Promise<BareRunner> {
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'cellblock-loadtest-bare-'));
   const binary = path.join(scratch, 'bare-runner');
   try {
@@ -47,6 +52,12 @@ export async function createBareRunner(): Promise<BareRunner> {
     throw new BareRunError(`cannot build the bare runner with /usr/bin/gcc (build-essential): ${(error as Error).message}`);
   }
   let runIndex = 0;
+  const store = openImageStore(dataDir);
+  const imageRoot = (image: string): string => {
+    const built = store.get(image);
+    if (!built) throw new BareRunError(`image ${image} is not built in ${dataDir}: run \`cellblock images build ${image}\``);
+    return overlayLowerdir(built);
+  };
 
   async function run(program: BareProgram, options: BareRunOptions): Promise<BareRun> {
     const base = path.join(scratch, `run${runIndex++}`);
@@ -55,7 +66,7 @@ export async function createBareRunner(): Promise<BareRunner> {
       mkdirSync(dir, { recursive: true });
       for (const [name, content] of Object.entries(program.files)) writeFileSync(path.join(dir, name), content);
     }
-    const args = [...(options.spawnWith === 'fork' ? ['-f'] : []), '-n', String(options.runs), '-p', String(options.loops), '-g', String(msToUs(options.gapMs)), '-d', base, '--'];
+    const args = [...(options.spawnWith === 'fork' ? ['-f'] : []), ...(program.image ? ['-r', imageRoot(program.image)] : []), '-n', String(options.runs), '-p', String(options.loops), '-g', String(msToUs(options.gapMs)), '-d', base, '--'];
     program.commands.forEach((command, index) => args.push(...(index > 0 ? [';'] : []), ...command));
     const child = spawn(binary, args, { env: program.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

@@ -1,6 +1,6 @@
 // What the load test submits, as data: each scenario's jobs (the /v1 submission body), how a
-// result is checked, and the same program's bare equivalent (argv run on the host with no
-// service and no sandbox, same versions: Debian 12's gcc 12.2 and python 3.11.2, as in the images).
+// result is checked, and the same program's bare equivalent (the same argv, run from the same
+// image's files with no service and no sandbox: bare.ts).
 //
 // The C scenario is "run a tiny C program" as a user submits it: source in, compiled by the
 // service's gcc runtime, run. The API has no "precompiled binary" path (every c job compiles), so
@@ -25,9 +25,11 @@ export interface ResultView {
 }
 
 export interface BareProgram {
+  /** The image whose files the commands are (run chrooted in its layers); absent: the host's. */
+  image?: string;
   /** Files written into each bare loop's work dir. */
   files: Record<string, string>;
-  /** Commands run in order per iteration; absolute paths (no PATH lookup, never a pyenv shim). */
+  /** Commands run in order per iteration; absolute paths (no PATH lookup). */
   commands: string[][];
   env: Record<string, string>;
 }
@@ -68,6 +70,7 @@ const CPU_PY = `n = 0\nfor i in range(${CPU_LOOP_ITERATIONS}):\n    n += i\nprin
 const CPU_PY_STDOUT = `${(CPU_LOOP_ITERATIONS * (CPU_LOOP_ITERATIONS - 1)) / 2}\n`;
 
 const pythonBare = (source: string): BareProgram => ({
+  image: python.image,
   files: { [python.sourceFile]: source },
   commands: [python.run.argv.filter((arg) => arg !== '{args}')],
   env: python.env,
@@ -114,6 +117,7 @@ export const scenarios: Scenario[] = [
     name: 'c true',
     jobs: [{ kind: 'benign', label: 'c true', body: { language: 'c', source: TRUE_C }, check: expectOk('') }],
     bare: {
+      image: c.image,
       files: { [c.sourceFile]: TRUE_C },
       commands: [
         c.compile!.argv.flatMap((arg) => (arg === '{files}' ? [c.sourceFile] : [arg])),
