@@ -1,0 +1,70 @@
+// The load test's bare side (loadtest/service/bare-runner.c through bare.ts): a program of an
+// image runs from that image's files, chrooted in its layers, so that the service's figures are
+// compared with the same program and not with the host's build of it; its mounts die with the
+// runner. Builds the python image first when the data dir lacks it (a no-op otherwise).
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { buildImages } from '../../src/images/builder.js';
+import { dataDirFromEnv, defaultDefinitionsDir } from '../../src/images/paths.js';
+import { openImageStore } from '../../src/images/store.js';
+import { createBareRunner, type BareRunner } from '../../loadtest/service/bare.js';
+import type { BareProgram } from '../../loadtest/service/scenarios.js';
+
+const dataDir = dataDirFromEnv();
+const notRoot = process.getuid?.() !== 0 ? 'needs root (mounts, chroot)' : false;
+
+/** Exits 0 only where the host's dir `hostDir` cannot be seen and the work dir holds this file. */
+function chrootedCheck(hostDir: string): BareProgram['files'] {
+  return {
+    'check.py': `import os, sys\nsys.exit(0 if not os.path.exists(${JSON.stringify(hostDir)}) and os.path.exists('check.py') else 3)\n`,
+  };
+}
+
+describe('the load test\'s bare runner', { skip: notRoot }, () => {
+  let runner: BareRunner;
+  let hostDir: string;
+
+  before(async () => {
+    await buildImages(['python'], { store: openImageStore(dataDir), definitionsDir: defaultDefinitionsDir() });
+    runner = await createBareRunner(dataDir);
+    hostDir = mkdtempSync(join(os.tmpdir(), 'cellblock-bare-test-'));
+  });
+
+  after(() => {
+    runner?.close();
+    if (hostDir) rmSync(hostDir, { recursive: true, force: true });
+  });
+
+  const program = (image: string | undefined): BareProgram => ({
+    ...(image ? { image } : {}),
+    files: chrootedCheck(hostDir),
+    commands: [['/usr/bin/python3', 'check.py']],
+    env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' },
+  });
+
+  it('runs an image\'s program inside the image: the host\'s files are out of its sight', async () => {
+    const run = await runner.run(program('python'), { runs: 4, loops: 2, gapMs: 0 });
+    assert.equal(run.latenciesMs.length, 4);
+    assert.equal(run.failures, 0, 'every run exited 0: it saw its work dir and not the host');
+    const forked = await runner.run(program('python'), { runs: 2, loops: 1, gapMs: 0, spawnWith: 'fork' });
+    assert.equal(forked.failures, 0);
+  });
+
+  it('counts a run whose program fails (the same check run on the host sees the host)', async () => {
+    const run = await runner.run(program(undefined), { runs: 2, loops: 1, gapMs: 0 });
+    assert.equal(run.failures, 2);
+  });
+
+  it('leaves no mount behind: the image root lived in the runner\'s own mount namespace', async () => {
+    await runner.run(program('python'), { runs: 1, loops: 1, gapMs: 0 });
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
+    assert.doesNotMatch(mounts, /cellblock-loadtest-bare-/);
+  });
+
+  it('refuses an image that is not built, naming it', async () => {
+    await assert.rejects(runner.run({ ...program('no-such-image'), image: 'no-such-image' }, { runs: 1, loops: 1, gapMs: 0 }), /image no-such-image is not built/);
+  });
+});
