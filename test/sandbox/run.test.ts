@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { SandboxError, SandboxSpecError } from '../../src/sandbox/index.js';
 import { DEFAULT_LIMITS, program, skip, text, useFixture } from './fixture.js';
 import { childPids, processExists, processState } from '../helpers/processes.js';
+import { until } from '../helpers/until.js';
 
 describe('sandbox run: correctness', { skip }, () => {
   const f = useFixture();
@@ -178,6 +179,17 @@ describe('sandbox run: correctness', { skip }, () => {
     assert.equal(state, 'S');
     await c.destroy();
     assert.equal(processExists(inits[0]!), false);
+  });
+
+  it('ends init on its own a little after the result, with no destroy()', async () => {
+    const others = new Set(childPids());
+    const c = await f.sandbox.prepare({ rootDir: f.rootDir, workDirHostPath: f.workDir() });
+    const [init] = childPids().filter((pid) => !others.has(pid));
+    assert.ok(init, 'init of the prepared container');
+    assert.equal((await c.start({ argv: ['/bin/true'], limits: DEFAULT_LIMITS })).verdict, 'ok');
+    // The word comes TEARDOWN_DELAY_MS after the result (off the result's way out), not never.
+    await until(() => !processExists(init), 5000, 5, 'init reaped without destroy()');
+    await c.destroy(); // already done: resolves at once
   });
 
   it('refuses a root whose mount points are missing or symlinks', async () => {
