@@ -10,8 +10,9 @@
 // that the issue names, each running the image's own files (chrooted in its layers, nothing
 // around the run); and Node's child_process.spawn with piped output, which is what a Node
 // service would call (for /bin/true only: Node cannot chroot a child, and the host's python3 is
-// not the image's: it reads the host's site-packages). The executor modes are timed from Node around execute(): the
-// job's whole critical path (take a slot, write the files, run, read the result, compare).
+// not the image's: it reads the host's site-packages). The executor modes are timed from Node
+// around execute(): the job's whole critical path (take a slot, write the files, run, read the
+// result, compare).
 //
 // Targets (issue 4): warm pool p50 for /bin/true within 1.5x of a bare fork+exec; Python hello
 // world within 1.1x of a bare python3 run; no multi-ms stall with idle gaps.
