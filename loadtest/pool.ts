@@ -109,11 +109,14 @@ interface Mode {
   baseline?: 'C spawn' | 'C fork' | 'Node bare';
   /** One turn: its samples in ms (SAMPLES_PER_TURN of them, each a gap after the last run). */
   samples(program: Program, gap: number): Promise<number[]>;
-  /** Pool figures for this program's image, when the mode has a pool. */
-  poolNote?(program: Program): string;
+  /** For the executor modes: the program's own wall and CPU time (its result's metrics) over the
+   * runs since the last call, and the pool's figures for its image when the mode has a pool. */
+  note?(program: Program): string;
 }
 
 function executorMode(name: string, executor: Executor, pooled: boolean): Mode {
+  const programWallMs: number[] = [];
+  const programCpuMs: number[] = [];
   return {
     name,
     samples: (program, gap) =>
@@ -125,14 +128,17 @@ function executorMode(name: string, executor: Executor, pooled: boolean): Mode {
         });
         const elapsed = performance.now() - start;
         if (result.verdict !== 'ok') throw new Error(`${program.name}: verdict ${result.verdict} ${JSON.stringify(result.run?.error)} ${result.run?.stderr}`);
+        programWallMs.push(result.run!.metrics.wallTimeMs);
+        programCpuMs.push(result.run!.metrics.cpuTimeMs);
         return elapsed;
       }),
-    poolNote: pooled
-      ? (program) => {
-          const s = executor.stats().images[program.runtime.image]!;
-          return `hits ${s.hits}, misses ${s.misses}, prepare p-mean ${(s.prepareMsTotal / s.prepared).toFixed(1)} ms`;
-        }
-      : undefined,
+    note: (program) => {
+      const p50 = (values: number[]) => distribution(values.splice(0)).p50.toFixed(2);
+      const programFigures = `program wall p50 ${p50(programWallMs)}, CPU p50 ${p50(programCpuMs)} ms`;
+      if (!pooled) return programFigures;
+      const s = executor.stats().images[program.runtime.image]!;
+      return `${programFigures}; hits ${s.hits}, misses ${s.misses}, prepare p-mean ${(s.prepareMsTotal / s.prepared).toFixed(1)} ms`;
+    },
   };
 }
 
@@ -158,7 +164,7 @@ async function round(program: Program, modes: Mode[], gap: number): Promise<void
     const { p50, p90, p99, max } = distributions.get(mode)!;
     const figures = [p50, p90, p99, max].map((v) => v.toFixed(2).padStart(7));
     const ratios = baselines.map((base, i) => (base === undefined ? '-' : `${(p50 / base).toFixed(2)}x`).padStart(i === 2 ? 10 : 8)).join(' ');
-    console.log(`${mode.name.padEnd(34)} ${figures.join(' ')}  ${ratios}${mode.poolNote ? `  (${mode.poolNote(program)})` : ''}`);
+    console.log(`${mode.name.padEnd(34)} ${figures.join(' ')}  ${ratios}${mode.note ? `  (${mode.note(program)})` : ''}`);
   }
 }
 
@@ -206,7 +212,10 @@ async function main(): Promise<void> {
         executorMode('pool warm (roots only)', rootsOnly, true),
         executorMode('pool disabled', disabled, false),
       ];
-      for (const mode of modes) await mode.samples(program, 0); // warm-up: one turn each
+      for (const mode of modes) {
+        await mode.samples(program, 0); // warm-up: one turn each, its figures dropped
+        mode.note?.(program);
+      }
       for (const gap of [0, gapMs]) await round(program, modes, gap);
     }
     console.log(`\n(load at the end ${load()})`);

@@ -65,6 +65,6 @@ describe('the load test\'s bare runner', { skip: notRoot }, () => {
   });
 
   it('refuses an image that is not built, naming it', async () => {
-    await assert.rejects(runner.run({ ...program('no-such-image'), image: 'no-such-image' }, { runs: 1, loops: 1, gapMs: 0 }), /image no-such-image is not built/);
+    await assert.rejects(runner.run(program('no-such-image'), { runs: 1, loops: 1, gapMs: 0 }), /image no-such-image is not built/);
   });
 });
