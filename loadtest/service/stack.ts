@@ -75,6 +75,9 @@ function launch(args: string[], env: NodeJS.ProcessEnv, logPath: string, nodeFla
   let collector: ChildProcess;
   try {
     collector = spawn('/bin/cat', [], { stdio: ['pipe', log, log] });
+    // Without a listener a failed spawn would end the load test with an unhandled 'error'; the
+    // service's own start-up check then reports the service's failure.
+    collector.once('error', (error) => process.stderr.write(`loadtest: log collector for ${args.join(' ')}: ${error.message}\n`));
   } finally {
     closeSync(log); // the collector has its own copy
   }

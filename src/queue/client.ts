@@ -161,7 +161,8 @@ export class BullJobClient implements JobClient {
       try {
         // One job: add, not a one-job addBulk, whose MULTI/EXEC around the same script made a job
         // submitted after an idle gap ~0.2 ms later to be queued and taken (loadtest/redis-add.ts).
-        if (single) await this.queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
+        const [first] = jobs;
+        if (single && first) await this.queue.add(first.name, first.data, first.opts);
         else await this.queue.addBulk(jobs);
       } catch (error) {
         for (const job of jobs) this.fresh.delete(job.opts.jobId);
