@@ -3,7 +3,9 @@
 // bare on the host; for /bin/true (busybox image) and Python hello world (python image); back to
 // back and with idle gaps before each job (sporadic traffic, where the cgroup-attach RCU stall of
 // kernel-costs.md would show): every kept sample of every mode follows that mode's previous run
-// by one gap, the machine idle between (turns.ts). Not a test: figures only.
+// by one gap, the machine idle between (turns.ts). Every turn starts once the turns before it are
+// settled (every pool's upkeep done, then SETTLE_MS), so that no mode runs in another's wake:
+// back to back means a burst of RUNS_PER_TURN jobs after idle. Not a test: figures only.
 //
 // Three bare baselines: timed inside a small C runner (loadtest/service/bare-runner.c), the
 // physical floor, posix_spawn + waitpid (vfork + exec), and the textbook fork + exec + waitpid
@@ -142,13 +144,25 @@ function executorMode(name: string, executor: Executor, pooled: boolean): Mode {
   };
 }
 
-async function round(program: Program, modes: Mode[], gap: number): Promise<void> {
+/** After this long with every pool's upkeep done, the containers' own teardown (10 ms after a
+ * run) and the kernel's work behind it are over too. */
+const SETTLE_MS = 30;
+
+/** Resolves once no executor's pool holds, prepares or still has to tear down a slot. */
+async function settled(executors: Executor[]): Promise<void> {
+  const busy = () => executors.some((e) => Object.values(e.stats().images).some((s) => s.inUse + s.preparing + s.retiring > 0));
+  while (busy()) await sleep(2);
+}
+
+async function round(program: Program, modes: Mode[], executors: Executor[], gap: number): Promise<void> {
   const samples = new Map<Mode, number[]>(modes.map((m) => [m, []]));
   const turns = Math.ceil(program.jobs / SAMPLES_PER_TURN);
   for (let i = 0; i < turns; i++) {
     for (let j = 0; j < modes.length; j++) {
       const mode = modes[(i + j) % modes.length]!;
-      if (gap > 0) await sleep(gap);
+      // Each turn starts on a settled machine: the modes before it left no upkeep running.
+      await settled(executors);
+      await sleep(Math.max(gap, SETTLE_MS));
       samples.get(mode)!.push(...(await mode.samples(program, gap)));
     }
   }
@@ -158,7 +172,7 @@ async function round(program: Program, modes: Mode[], gap: number): Promise<void
     return mode ? distributions.get(mode)!.p50 : undefined;
   });
   const kept = turns * SAMPLES_PER_TURN;
-  console.log(`\n## ${program.name}: ${kept} jobs per mode, ${gap ? `each ${gap} ms after the mode's previous one, idle between` : 'back to back'}, in turns of ${RUNS_PER_TURN} (the first dropped), modes interleaved; ms`);
+  console.log(`\n## ${program.name}: ${kept} jobs per mode, ${gap ? `each ${gap} ms after the mode's previous one, idle between` : 'back to back (bursts after the machine settled)'}, in turns of ${RUNS_PER_TURN} (the first dropped), modes interleaved; ms`);
   console.log(['mode'.padEnd(34), 'p50', 'p90', 'p99', 'max'].map((h, i) => (i ? h.padStart(7) : h)).join(' ') + '  ' + ['/C spawn'.padStart(8), '/C fork'.padStart(8), '/Node bare'.padStart(10)].join(' '));
   for (const mode of modes) {
     const { p50, p90, p99, max } = distributions.get(mode)!;
@@ -216,7 +230,7 @@ async function main(): Promise<void> {
         await mode.samples(program, 0); // warm-up: one turn each, its figures dropped
         mode.note?.(program);
       }
-      for (const gap of [0, gapMs]) await round(program, modes, gap);
+      for (const gap of [0, gapMs]) await round(program, modes, executors, gap);
     }
     console.log(`\n(load at the end ${load()})`);
   } finally {

@@ -18,6 +18,8 @@ export interface ImagePoolStats {
   inUse: number;
   /** Slots being prepared (refills and misses). */
   preparing: number;
+  /** Used slots waiting for their teardown, which yields to running jobs (at most ~0.1 s). */
+  retiring: number;
   /** How many slots the pool currently aims to keep ready. */
   target: number;
   hits: number;

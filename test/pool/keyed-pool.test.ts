@@ -57,3 +57,98 @@ test('an idle key gives back its oldest slot first', async () => {
     await pool.close();
   }
 });
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function countingPool(sizing: { minReady: number; maxReady: number }) {
+  const numbered = numberedFactory();
+  const pool = new KeyedPool<number>(numbered.factory, {
+    sizing: () => ({ ...sizing, idleShrinkMs: 60_000 }),
+    refillConcurrency: 2,
+    failureBackoffMs: 1000,
+  });
+  const stats = () => pool.stats().images.k!;
+  /** Warms key k and waits for its minReady slots. */
+  const warmed = async () => {
+    pool.warm('k');
+    await until(() => stats().ready === sizing.minReady, 5000, 5, `${sizing.minReady} slots ready`);
+  };
+  /** Takes two slots and releases the first: one job ended, one still running. */
+  const oneEndedOneRunning = async () => {
+    const ended = await pool.take('k');
+    const running = await pool.take('k');
+    pool.release('k', ended);
+    return { ended, running };
+  };
+  return { pool, destroyed: numbered.destroyed, stats, warmed, oneEndedOneRunning };
+}
+
+/** Runs `body` against a warmed countingPool, closed afterwards. */
+async function withWarmPool(sizing: { minReady: number; maxReady: number }, body: (p: ReturnType<typeof countingPool>) => Promise<void>) {
+  const counting = countingPool(sizing);
+  try {
+    await counting.warmed();
+    await body(counting);
+  } finally {
+    await counting.pool.close();
+  }
+}
+
+test('upkeep yields to running jobs: a used slot is torn down and replaced once the last job ends', async () => {
+  await withWarmPool({ minReady: 3, maxReady: 3 }, async ({ pool, destroyed, stats, oneEndedOneRunning }) => {
+    const { ended: first, running: second } = await oneEndedOneRunning();
+    // `second` still runs and one slot is ready for it and more: no teardown, no refill yet.
+    await sleep(50);
+    assert.deepEqual(destroyed, []);
+    assert.equal(stats().prepared, 3);
+    assert.equal(stats().retiring, 1);
+    pool.release('k', second);
+    await until(() => destroyed.length === 2 && stats().ready === 3, 5000, 5, 'both torn down and replaced');
+    assert.deepEqual(destroyed.sort(), [first, second].sort());
+    assert.equal(stats().retiring, 0);
+  });
+});
+
+test('upkeep waits for a long job, but not to its end', async () => {
+  await withWarmPool({ minReady: 3, maxReady: 3 }, async ({ destroyed, stats, oneEndedOneRunning }) => {
+    const releasedAt = Date.now();
+    const { ended: used } = await oneEndedOneRunning(); // the running one: a long job, held to the end
+    await until(() => destroyed.includes(used) && stats().ready === 3, 5000, 5, 'torn down and replaced while the long job runs');
+    assert.ok(Date.now() - releasedAt >= 50, 'not before the jobs had their time');
+  });
+});
+
+test('a key with fewer slots ready than jobs running refills that many at once; the rest waits', async () => {
+  await withWarmPool({ minReady: 2, maxReady: 2 }, async ({ destroyed, stats, oneEndedOneRunning }) => {
+    await oneEndedOneRunning();
+    // None ready for the one job running: demand, not upkeep. One is made at once, and the
+    // second (target 2) and the teardown wait.
+    await until(() => stats().ready === 1, 5000, 5, 'one refilled while a job runs');
+    await sleep(30);
+    assert.equal(stats().ready, 1);
+    assert.deepEqual(destroyed, []);
+  });
+});
+
+test('used slots beyond maxReady are torn down while jobs run', async () => {
+  await withWarmPool({ minReady: 1, maxReady: 1 }, async ({ pool, destroyed }) => {
+    const first = await pool.take('k');
+    const second = await pool.take('k');
+    await pool.take('k'); // still running below
+    pool.release('k', first);
+    pool.release('k', second);
+    await until(() => destroyed.includes(first), 5000, 5, 'the oldest used slot torn down');
+    await sleep(30);
+    assert.deepEqual(destroyed, [first]);
+  });
+});
+
+test('close tears down the used slots still waiting for upkeep', async () => {
+  const { pool, destroyed } = countingPool({ minReady: 0, maxReady: 2 });
+  const first = await pool.take('k');
+  const second = await pool.take('k');
+  pool.release('k', first);
+  pool.release('k', second);
+  await pool.close();
+  assert.deepEqual(destroyed.sort(), [first, second].sort());
+});

@@ -25,7 +25,7 @@ export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService }> = async (ap
   const workerRunning = new Gauge({ name: 'cellblock_worker_running_jobs', help: 'Jobs the live workers are running', registers: [registry] });
   const pool = new Gauge({
     name: 'cellblock_pool',
-    help: 'Executor pool figures (ready, inUse, preparing, hits, misses, ...) summed over live workers',
+    help: 'Executor pool figures (ready, inUse, preparing, retiring, hits, misses, ...) summed over live workers',
     labelNames: ['image', 'figure'],
     registers: [registry],
   });
