@@ -12,8 +12,9 @@
 // with each job's upkeep running beside the next, 1.18x and 1.18x with it after the burst).
 // While a job of this pool runs, a used slot waits (at most UPKEEP_POSTPONE_MAX_MS, and no more
 // than maxReady of them per key), and so does a refill, unless the key has fewer slots ready or
-// coming than jobs running: that much is demand, and is refilled at once. Under a steady stream
-// the same work is done, later: only bursts that the ready slots cover run without it.
+// coming than it ran jobs at once lately: that much is demand, and is refilled at once. Under a
+// steady stream the same work is done, later: only bursts that the ready slots cover run
+// without it.
 import { performance } from 'node:perf_hooks';
 import type { ImagePoolStats, PoolSizing, PoolStats } from './types.js';
 import { PoolError } from './types.js';
@@ -60,6 +61,9 @@ interface KeyState {
   backoffUntilMs: number;
   /** When a refill this key wants was first put off for running jobs; undefined when none is. */
   refillPostponedSinceMs: number | undefined;
+  /** The most jobs of this key at once lately (within UPKEEP_POSTPONE_MAX_MS of peakJobsAtMs). */
+  peakJobs: number;
+  peakJobsAtMs: number;
   stats: Omit<ImagePoolStats, 'ready' | 'inUse' | 'preparing' | 'retiring' | 'target'>;
 }
 
@@ -101,11 +105,13 @@ export class KeyedPool<T> {
       // would delay this very job. The slot is replaced when it is released.
       state.stats.hits++;
       state.inUse++;
+      this.noteJobs(state, state.lastTakeAtMs);
       return slot;
     }
     state.stats.misses++;
     state.target = Math.min(state.sizing.maxReady, state.target + 1);
     state.preparingOnTheSpot++;
+    this.noteJobs(state, state.lastTakeAtMs);
     try {
       const prepared = await this.prepareTimed(state);
       state.inUse++;
@@ -172,6 +178,8 @@ export class KeyedPool<T> {
         lastTakeAtMs: performance.now(),
         backoffUntilMs: 0,
         refillPostponedSinceMs: undefined,
+        peakJobs: 0,
+        peakJobsAtMs: 0,
         stats: { hits: 0, misses: 0, prepared: 0, destroyed: 0, prepareFailures: 0, prepareMsTotal: 0, prepareMsLast: 0, prepareMsMax: 0 },
       };
       this.keys.set(key, state);
@@ -237,10 +245,22 @@ export class KeyedPool<T> {
     }
   }
 
+  private noteJobs(state: KeyState, nowMs: number): void {
+    const jobs = state.inUse + state.preparingOnTheSpot;
+    if (jobs >= state.peakJobs || nowMs - state.peakJobsAtMs >= UPKEEP_POSTPONE_MAX_MS) {
+      state.peakJobs = jobs;
+      state.peakJobsAtMs = nowMs;
+    }
+  }
+
   /** Whether a refill that `state` wants waits for the running jobs to end: not when the key has
-   * fewer slots ready or coming than jobs running, nor once it has waited UPKEEP_POSTPONE_MAX_MS. */
+   * fewer slots ready or coming than it ran jobs at once lately (demand: a closed loop's jobs
+   * come and go, and a dip between two of them is no time to wait), nor once it has waited
+   * UPKEEP_POSTPONE_MAX_MS. */
   private refillPostponed(state: KeyState, busy: boolean, nowMs: number): boolean {
-    if (!busy || state.ready.length + state.refilling < state.inUse) return false;
+    const recentPeak = nowMs - state.peakJobsAtMs < UPKEEP_POSTPONE_MAX_MS ? state.peakJobs : 0;
+    const demand = Math.max(state.inUse + state.preparingOnTheSpot, recentPeak);
+    if (!busy || state.ready.length + state.refilling < demand) return false;
     state.refillPostponedSinceMs ??= nowMs;
     const dueAtMs = state.refillPostponedSinceMs + UPKEEP_POSTPONE_MAX_MS;
     if (nowMs >= dueAtMs) return false;

@@ -95,37 +95,38 @@ async function withWarmPool(sizing: { minReady: number; maxReady: number }, body
 }
 
 test('upkeep yields to running jobs: a used slot is torn down and replaced once the last job ends', async () => {
-  await withWarmPool({ minReady: 3, maxReady: 3 }, async ({ pool, destroyed, stats, oneEndedOneRunning }) => {
+  await withWarmPool({ minReady: 4, maxReady: 4 }, async ({ pool, destroyed, stats, oneEndedOneRunning }) => {
     const { ended: first, running: second } = await oneEndedOneRunning();
-    // `second` still runs and one slot is ready for it and more: no teardown, no refill yet.
+    // `second` still runs, and two slots are ready, as many as jobs ran at once: no teardown, no
+    // refill yet.
     await sleep(50);
     assert.deepEqual(destroyed, []);
-    assert.equal(stats().prepared, 3);
+    assert.equal(stats().prepared, 4);
     assert.equal(stats().retiring, 1);
     pool.release('k', second);
-    await until(() => destroyed.length === 2 && stats().ready === 3, 5000, 5, 'both torn down and replaced');
+    await until(() => destroyed.length === 2 && stats().ready === 4, 5000, 5, 'both torn down and replaced');
     assert.deepEqual(destroyed.sort(), [first, second].sort());
     assert.equal(stats().retiring, 0);
   });
 });
 
 test('upkeep waits for a long job, but not to its end', async () => {
-  await withWarmPool({ minReady: 3, maxReady: 3 }, async ({ destroyed, stats, oneEndedOneRunning }) => {
+  await withWarmPool({ minReady: 4, maxReady: 4 }, async ({ destroyed, stats, oneEndedOneRunning }) => {
     const releasedAt = Date.now();
     const { ended: used } = await oneEndedOneRunning(); // the running one: a long job, held to the end
-    await until(() => destroyed.includes(used) && stats().ready === 3, 5000, 5, 'torn down and replaced while the long job runs');
+    await until(() => destroyed.includes(used) && stats().ready === 4, 5000, 5, 'torn down and replaced while the long job runs');
     assert.ok(Date.now() - releasedAt >= 50, 'not before the jobs had their time');
   });
 });
 
-test('a key with fewer slots ready than jobs running refills that many at once; the rest waits', async () => {
-  await withWarmPool({ minReady: 2, maxReady: 2 }, async ({ destroyed, stats, oneEndedOneRunning }) => {
+test('a key with fewer slots ready than it ran jobs at once refills that many at once; the rest waits', async () => {
+  await withWarmPool({ minReady: 3, maxReady: 3 }, async ({ destroyed, stats, oneEndedOneRunning }) => {
     await oneEndedOneRunning();
-    // None ready for the one job running: demand, not upkeep. One is made at once, and the
-    // second (target 2) and the teardown wait.
-    await until(() => stats().ready === 1, 5000, 5, 'one refilled while a job runs');
+    // Two jobs ran at once a moment ago and one slot is ready: demand, not upkeep. One more is
+    // made at once; the third (target 3) and the teardown wait.
+    await until(() => stats().ready === 2, 5000, 5, 'one refilled while a job runs');
     await sleep(30);
-    assert.equal(stats().ready, 1);
+    assert.equal(stats().ready, 2);
     assert.deepEqual(destroyed, []);
   });
 });
