@@ -245,6 +245,7 @@ export class KeyedPool<T> {
     }
   }
 
+  /** At a take: keeps the key's peak of jobs at once (the demand refillPostponed honours). */
   private noteJobs(state: KeyState, nowMs: number): void {
     const jobs = state.inUse + state.preparingOnTheSpot;
     if (jobs >= state.peakJobs || nowMs - state.peakJobsAtMs >= UPKEEP_POSTPONE_MAX_MS) {
