@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
+import { jobOptions } from '../src/queue/client.js';
 import { startRedisServer } from '../src/queue/redis-server.js';
 import { distribution } from './service/stats.js';
 
@@ -68,7 +69,7 @@ try {
     const way = WAYS[sent % WAYS.length]!;
     await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
     const completed = new Promise<number>((resolve) => (onCompleted = () => resolve(performance.now())));
-    const opts = { jobId: nanoid(), timestamp: Date.now(), attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } };
+    const opts = jobOptions(Date.now(), 3600);
     const started = performance.now();
     if (way === 'add') await queue.add('python', data, opts);
     else await queue.addBulk([{ name: 'python', data, opts }]);

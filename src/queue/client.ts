@@ -147,13 +147,8 @@ export class BullJobClient implements JobClient {
       if (queued + requests.length > this.options.maxQueuedJobs) {
         throw new QueueFullError(queued, this.options.maxQueuedJobs);
       }
-      const age = this.options.resultTtlSeconds;
       const submittedAt = Date.now();
-      const jobs = requests.map((data) => ({
-        name: data.runtimeId,
-        data,
-        opts: { jobId: nanoid(), timestamp: submittedAt, attempts: 1, removeOnComplete: { age }, removeOnFail: { age } },
-      }));
+      const jobs = requests.map((data) => ({ name: data.runtimeId, data, opts: jobOptions(submittedAt, this.options.resultTtlSeconds) }));
       // Known as fresh before they are added, so that an end event however early is kept for `wait`.
       this.forgetOldSubmissions();
       const single = jobs.length === 1;
@@ -437,6 +432,13 @@ export class BullJobClient implements JobClient {
       clearTimeout(timer);
     }
   }
+}
+
+/** A new job's BullMQ options: its own id, one attempt (a job whose worker died is retried by
+ * BullMQ's stalled-job check, not a second attempt), kept for `resultTtlSeconds` once it ends. */
+export function jobOptions(submittedAt: number, resultTtlSeconds: number) {
+  const age = resultTtlSeconds;
+  return { jobId: nanoid(), timestamp: submittedAt, attempts: 1, removeOnComplete: { age }, removeOnFail: { age } };
 }
 
 /** What a record is made of: a BullMQ job's fields, read from Redis or known from a completion event. */
