@@ -76,6 +76,9 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t;
 }
 
+/** How long after a result the benchmark destroys that container (see destroyLater). */
+const TEARDOWN_AFTER_MS = 10;
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function modes(sandbox: Sandbox, bare: BareRunner, rootDir: string, workDir: string): Mode[] {
@@ -96,6 +99,10 @@ function modes(sandbox: Sandbox, bare: BareRunner, rootDir: string, workDir: str
       ),
   };
   const prepareSpec = { rootDir, workDirHostPath: workDir, limits: LIMITS };
+  // The benchmark owns its containers: each is destroyed a little after its result, as the
+  // sandbox's one-shot run() does and as an idle pool does (off the next turn's runs).
+  const destroyLater = (container: PreparedContainer) =>
+    setTimeout(() => container.destroy().catch((err) => console.error('destroy:', err)), TEARDOWN_AFTER_MS);
   const onTheSpotParts: Record<string, number[]> = { prepare: [], start: [] };
   const onTheSpot: Mode = {
     name: 'cellblock prepare + start (on the spot)',
@@ -108,6 +115,7 @@ function modes(sandbox: Sandbox, bare: BareRunner, rootDir: string, workDir: str
         const t1 = performance.now();
         const result = await container.start({ argv: ['/bin/true'], limits: LIMITS });
         const t2 = performance.now();
+        destroyLater(container);
         if (result.verdict !== 'ok') throw new Error(`engine run: ${result.verdict} ${JSON.stringify(result.error)}`);
         parts.push([t1 - t0, t2 - t1]);
         return t2 - t0;
@@ -130,6 +138,7 @@ function modes(sandbox: Sandbox, bare: BareRunner, rootDir: string, workDir: str
         const t = performance.now();
         const result = await container.start({ argv: ['/bin/true'], limits: LIMITS });
         const elapsed = performance.now() - t;
+        destroyLater(container);
         if (result.verdict !== 'ok') throw new Error(`engine start: ${result.verdict} ${JSON.stringify(result.error)}`);
         next = sandbox.prepare(prepareSpec);
         await next;

@@ -19,7 +19,7 @@
 // Targets (issue 4): warm pool p50 for /bin/true within 1.5x of a bare fork+exec; Python hello
 // world within 1.1x of a bare python3 run; no multi-ms stall with idle gaps.
 //
-//   npm run bench:pool -- [--jobs N] [--gap-ms G] [--data-dir DIR]
+//   npm run bench:pool -- [--jobs N] [--gap-ms G] [--program '/bin/true'|'python hello'] [--data-dir DIR]
 //
 // Needs root and the busybox and python images built in the data dir (cellblock images build).
 import { spawn } from 'node:child_process';
@@ -43,6 +43,8 @@ const { values } = parseArgs({
     jobs: { type: 'string', default: '300' },
     'gap-ms': { type: 'string', default: '50' },
     'data-dir': { type: 'string', default: dataDirFromEnv() },
+    /** Only these programs ('/bin/true', 'python hello'); default both. */
+    program: { type: 'string', multiple: true },
   },
 });
 const jobs = Number(values.jobs);
@@ -92,6 +94,13 @@ const programs: Program[] = [
     jobs: Math.max(20, Math.round(jobs / 3)),
   },
 ];
+
+for (const name of values.program ?? []) {
+  if (!programs.some((p) => p.name === name)) {
+    console.error(`no program ${JSON.stringify(name)}: one of ${programs.map((p) => JSON.stringify(p.name)).join(', ')}`);
+    process.exit(2);
+  }
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -205,7 +214,7 @@ async function main(): Promise<void> {
     const disabled = await makeExecutor({ sizing: { minReady: 0, maxReady: 0 }, prewarmContainers: false }, 'disabled');
     await sleep(1000); // let the pools fill
     const bareDir = mkdtempSync(join(scratch, 'bare-'));
-    for (const program of programs) {
+    for (const program of programs.filter((p) => !values.program || values.program.includes(p.name))) {
       const { writeFileSync } = await import('node:fs');
       writeFileSync(join(bareDir, program.runtime.sourceFile), program.source);
       const env = program.runtime.env;

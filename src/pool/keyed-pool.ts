@@ -5,8 +5,9 @@
 // Takes are LIFO: the slot prepared last is taken first (its memory, init's stack and the kernel
 // objects behind it are the likeliest still in cache), and shrinking gives back the oldest.
 //
-// Upkeep (destroying used slots, refilling) yields to running jobs: its work — unmounts, cgroup
-// removals, a new container's clone and mounts — takes CPU, and on a small machine it ran on
+// Upkeep (destroying used slots, refilling) yields to running jobs: its work — a used
+// container's namespaces torn down, unmounts, cgroup removals, a new container's clone and
+// mounts — takes CPU, and on a small machine it ran on
 // the cores of the jobs that followed, such as a submission's next test or its run after the
 // compile (`npm run bench:pool`, python hello in bursts of three: 1.28x and 1.26x of a bare run
 // with each job's upkeep running beside the next, 1.18x and 1.18x with it after the burst).

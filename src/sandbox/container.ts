@@ -1,5 +1,6 @@
 // One prepared container: its native init (namespaces, mounts, cgroup joined, waiting for "go")
-// and its run cgroup. `start` runs the program once and always removes the cgroup.
+// and its run cgroup. `start` runs the program once; `destroy` ends init and removes the cgroup
+// (on its own UNDESTROYED_TEARDOWN_MS after the result when the owner does not).
 import { msToWholeSecondsCeil, nsToMs } from '../units.js';
 import type { RunCgroup } from './cgroups/index.js';
 import { sandboxErrorFromFailure, toSandboxError } from './errors.js';
@@ -15,13 +16,12 @@ import { decideVerdict, signalName } from './verdict.js';
  * the output size while the program runs. */
 const POLL_INTERVAL_MS = 5;
 
-/** How long after a run's result init is told to exit. Its exit tears the namespaces down (an
- * expedited RCU grace period for the mount namespace, an IPI to every core; the network
- * namespace's cleanup in a kworker, with more of them) and the cgroup is removed after it: on a
- * small machine that work competed with the result's way out of the worker (worker → Redis → API
- * → client, ~2-3 ms when idle). Quick sporadic load tests, this delay vs none, four alternating
- * pairs: finished → HTTP 0.1-0.5 ms shorter in each of the eight scenario figures. */
-const TEARDOWN_DELAY_MS = 10;
+/** How long after a run's result a container that its owner has not destroyed ends on its own
+ * (init told to exit, which tears its namespaces down, then the cgroup removed). The owner
+ * normally ends it sooner, when that work competes least with other jobs: the pool in its
+ * upkeep, which waits while the image's jobs run (src/pool/keyed-pool.ts); the sandbox's one-shot
+ * run() RUN_TEARDOWN_DELAY_MS after the result. This only bounds how long a forgotten one lives. */
+const UNDESTROYED_TEARDOWN_MS = 1000;
 
 export interface ContainerIdentity {
   uid: number;
@@ -54,6 +54,7 @@ export function internalErrorResult(error: SandboxError): RunResult {
 export class Container implements PreparedContainer {
   private state: ContainerState = 'ready';
   private destroyed: Promise<void> | null = null;
+  private undestroyedTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly id: string,
@@ -183,9 +184,13 @@ export class Container implements PreparedContainer {
       spec.signal?.removeEventListener('abort', cancel);
       // Every process of the run is dead (init killed what was left before "done") and init
       // waits for finish()'s word to exit: ending it, which tears its namespaces down, and
-      // removing the cgroup need not delay the result, nor compete with it (TEARDOWN_DELAY_MS).
-      // destroy() and the sandbox's close() end it at once and wait for both.
-      setTimeout(() => this.finish().catch(() => {}), TEARDOWN_DELAY_MS);
+      // removing the cgroup is kernel work that should not compete with the result's way out or
+      // with the jobs that follow, so the owner chooses when (destroy()). Unref'd: a forgotten
+      // container does not keep Node alive (nor does its init, as before the run); Sandbox.close()
+      // ends it.
+      this.handle.unref();
+      this.undestroyedTimer = setTimeout(() => this.finish().catch(() => {}), UNDESTROYED_TEARDOWN_MS);
+      this.undestroyedTimer.unref();
     }
   }
 
@@ -229,6 +234,7 @@ export class Container implements PreparedContainer {
   /** Waits for init to be reaped (ending it if needed) and removes the cgroup; idempotent. */
   private finish(): Promise<void> {
     this.destroyed ??= (async () => {
+      clearTimeout(this.undestroyedTimer);
       this.handle.ref(); // keep Node alive until init is reaped
       this.handle.cancel();
       await this.initGone;

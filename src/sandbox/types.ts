@@ -138,11 +138,14 @@ export interface StartSpec {
 }
 
 /** A container whose namespaces, cgroup, mounts, pivot_root, `lo` and hostname are done; its init
- * waits for `start`. Single use: one `start`, or `destroy`. */
+ * waits for `start`. Single use: one `start`, then `destroy`; or `destroy` alone. */
 export interface PreparedContainer {
   readonly id: string;
+  /** Runs the program; after the result, init waits (its namespaces up, the cgroup kept) for
+   * `destroy`, which the owner calls when that teardown disturbs other work least. A container
+   * not destroyed within a second of its result ends on its own. */
   start(spec: StartSpec): Promise<RunResult>;
-  /** Ends an unstarted container (or kills a started run) and removes its cgroup. */
+  /** Ends the container (killing a run still going) and removes its cgroup; idempotent. */
   destroy(): Promise<void>;
 }
 
@@ -173,7 +176,8 @@ export interface SandboxCgroups {
 export interface Sandbox {
   readonly instanceId: string;
   readonly cgroups: SandboxCgroups;
-  /** prepare + start; setup failures come back as verdict `internal_error`. */
+  /** prepare + start, the container destroyed a little after the result (10 ms); setup failures
+   * come back as verdict `internal_error`. */
   run(spec: RunSpec): Promise<RunResult>;
   /** Throws SandboxError when a setup step fails. */
   prepare(spec: ContainerSpec): Promise<PreparedContainer>;

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError, SandboxSpecError } from '../../src/sandbox/index.js';
 import { DEFAULT_LIMITS, program, skip, text, useFixture } from './fixture.js';
 import { childPids, processExists, processState } from '../helpers/processes.js';
@@ -12,6 +13,15 @@ import { until } from '../helpers/until.js';
 
 describe('sandbox run: correctness', { skip }, () => {
   const f = useFixture();
+
+  /** A prepared container and its init, the one child process it added. */
+  const preparedWithInit = async () => {
+    const others = new Set(childPids());
+    const c = await f.sandbox.prepare({ rootDir: f.rootDir, workDirHostPath: f.workDir() });
+    const inits = childPids().filter((pid) => !others.has(pid));
+    assert.equal(inits.length, 1, 'one init per prepared container');
+    return { c, init: inits[0]! };
+  };
 
   it('prints hello world', async () => {
     const r = await f.run(['/bin/echo', 'hello', 'world']);
@@ -162,34 +172,44 @@ describe('sandbox run: correctness', { skip }, () => {
   });
 
   it('hands the result over while init waits, and init exits (its namespaces with it) after', async () => {
-    const others = new Set(childPids());
-    const c = await f.sandbox.prepare({ rootDir: f.rootDir, workDirHostPath: f.workDir() });
-    const inits = childPids().filter((pid) => !others.has(pid));
-    assert.equal(inits.length, 1, 'one init per prepared container');
+    const { c, init } = await preparedWithInit();
     const r = await c.start({ argv: ['/bin/true'], limits: DEFAULT_LIMITS });
     assert.equal(r.verdict, 'ok');
     // Asleep, waiting for the word to go, rather than exiting (R, D), a zombie or gone: the
-    // namespaces' teardown is not ahead of the result. Spun for, synchronously, so that the
-    // container's own teardown (scheduled once the result is out) cannot tell init to go yet.
+    // namespaces' teardown is not ahead of the result. Init may still be on its way from
+    // "done" to its wait: polled until it leaves R and D.
     const spinUntil = Date.now() + 5000; // generous: the cgroup v2 VM emulates its CPU
     let state = 'R';
     while ((state === 'R' || state === 'D') && Date.now() < spinUntil) {
-      state = processExists(inits[0]!) ? processState(inits[0]!) : 'gone';
+      state = processExists(init) ? processState(init) : 'gone';
     }
     assert.equal(state, 'S');
     await c.destroy();
-    assert.equal(processExists(inits[0]!), false);
+    assert.equal(processExists(init), false);
   });
 
-  it('ends init on its own a little after the result, with no destroy()', async () => {
-    const others = new Set(childPids());
-    const c = await f.sandbox.prepare({ rootDir: f.rootDir, workDirHostPath: f.workDir() });
-    const [init] = childPids().filter((pid) => !others.has(pid));
-    assert.ok(init, 'init of the prepared container');
+  it('keeps init waiting after the result until its owner destroys it', async () => {
+    const { c, init } = await preparedWithInit();
     assert.equal((await c.start({ argv: ['/bin/true'], limits: DEFAULT_LIMITS })).verdict, 'ok');
-    // The word comes TEARDOWN_DELAY_MS after the result (off the result's way out), not never.
-    await until(() => !processExists(init), 5000, 5, 'init reaped without destroy()');
+    // The owner (the pool) picks the moment for the namespaces' teardown: not the container.
+    await sleep(150);
+    assert.equal(processExists(init) ? processState(init) : 'gone', 'S');
+    await c.destroy();
+    assert.equal(processExists(init), false);
+  });
+
+  it('ends a started container on its own when its owner never destroys it', async () => {
+    const { c, init } = await preparedWithInit();
+    assert.equal((await c.start({ argv: ['/bin/true'], limits: DEFAULT_LIMITS })).verdict, 'ok');
+    await until(() => !processExists(init), 5000, 10, 'init reaped without destroy()');
     await c.destroy(); // already done: resolves at once
+  });
+
+  it('ends a one-shot run\'s container a little after its result', async () => {
+    const others = new Set(childPids());
+    assert.equal((await f.run(['/bin/true'])).verdict, 'ok');
+    // run() destroys it 10 ms after the result; well before the second an undestroyed one waits.
+    await until(() => childPids().every((pid) => others.has(pid)), 700, 5, 'run()\'s init reaped');
   });
 
   it('refuses a root whose mount points are missing or symlinks', async () => {
