@@ -22,6 +22,22 @@ export interface ResultView {
   verdict: string;
   stdout: string;
   metrics: { cpuTimeMs: number; wallTimeMs: number; peakMemoryBytes: number; queueWaitMs: number };
+  compile?: StageView;
+  run?: StageView;
+}
+
+/** A stage's sandbox failure, present when its verdict is internal_error. */
+interface StageView {
+  error?: { step: string; code: string; message: string };
+}
+
+/** "compile: <step> <code> <message>" for each stage that failed in the sandbox. */
+function stageErrors(result: ResultView): string {
+  const errors = (['compile', 'run'] as const).flatMap((name) => {
+    const error = result[name]?.error;
+    return error ? [`${name}: ${error.step} ${error.code} ${error.message}`] : [];
+  });
+  return errors.length ? ` (${errors.join('; ')})` : '';
 }
 
 export interface BareProgram {
@@ -50,14 +66,14 @@ function runtime(id: string): Runtime {
 }
 
 const expectOk = (stdout?: string) => (result: ResultView) => {
-  if (result.verdict !== 'ok') return `verdict ${result.verdict}`;
+  if (result.verdict !== 'ok') return `verdict ${result.verdict}${stageErrors(result)}`;
   if (stdout !== undefined && result.stdout !== stdout) return `stdout ${JSON.stringify(result.stdout.slice(0, 80))}`;
   return undefined;
 };
 
 /** A hostile job passes when it was stopped by a limit (any verdict but ok and internal_error). */
 const expectContained = (result: ResultView) =>
-  result.verdict === 'ok' || result.verdict === 'internal_error' ? `hostile job ended ${result.verdict}` : undefined;
+  result.verdict === 'ok' || result.verdict === 'internal_error' ? `hostile job ended ${result.verdict}${stageErrors(result)}` : undefined;
 
 const c = runtime('c');
 const python = runtime('python');

@@ -95,10 +95,28 @@ bool hasSlash(const char* p) {
   return false;
 }
 
+/** An execve refused with ETXTBSY is tried again after 1, 2, 4, ... ms, this many times (~1 s
+ * in all). The file is then open for writing somewhere, and in a work dir of ours that is
+ * always a passing copy: another container's init is cloned on a supervisor thread and gets a
+ * copy of every descriptor the supervising process had open at that moment, the one Node was
+ * writing this file through included (a compile's output copied into this work dir, say),
+ * and closes them as its first step once it runs, which on a busy machine can be milliseconds
+ * after the copy here was done (`npm run loadtest`, c true in a closed loop: ~1 job in 1,000). */
+constexpr int kTextBusyRetries = 10;
+constexpr int64_t kTextBusyFirstPauseNs = 1000000;
+
 long execAt(ContainerState& s, const char* file, char* const* argv, char* const* envp) {
-  // The wall time starts here (init reads it after the program is reaped).
-  __atomic_store_n(&s.execStartNs, sysMonotonicNs(), __ATOMIC_SEQ_CST);
-  return sys(SYS_execve, file, argv, envp);
+  int64_t pauseNs = kTextBusyFirstPauseNs;
+  for (int retry = 0;; retry++) {
+    // The wall time starts here (init reads it after the program is reaped).
+    __atomic_store_n(&s.execStartNs, sysMonotonicNs(), __ATOMIC_SEQ_CST);
+    long r = sys(SYS_execve, file, argv, envp);
+    if (r != -ETXTBSY || retry == kTextBusyRetries) return r;
+    struct { long sec; long nsec; } pause = {static_cast<long>(pauseNs / 1000000000LL),
+                                             static_cast<long>(pauseNs % 1000000000LL)};
+    sys(SYS_clock_nanosleep, 1 /* CLOCK_MONOTONIC */, 0, &pause, 0);
+    pauseNs *= 2;
+  }
 }
 
 /** execve, searching the PATH when argv[0] has no '/', like execvpe but without allocating. */

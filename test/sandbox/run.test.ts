@@ -212,6 +212,31 @@ describe('sandbox run: correctness', { skip }, () => {
     await until(() => childPids().every((pid) => others.has(pid)), 700, 5, 'run()\'s init reaped');
   });
 
+  it('runs a file that another process holds open for writing once it lets go (ETXTBSY)', async () => {
+    // As another container's init does for a moment when it was cloned while the supervisor was
+    // writing this file (a compile's output copied into a run's work dir): execve refuses a file
+    // open for writing anywhere.
+    const work = f.workDir();
+    const file = path.join(work, 'true');
+    fs.copyFileSync(path.join(f.rootDir, 'bin/busybox'), file);
+    fs.chmodSync(file, 0o755);
+    const holder = spawn('/bin/sh', ['-c', 'exec 3>>"$0"; exec sleep 0.2', file], { stdio: 'ignore' });
+    const heldOpen = () => {
+      try {
+        return fs.readlinkSync(`/proc/${holder.pid}/fd/3`) === file;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      await until(heldOpen, 5000, 2, 'the file held open for writing');
+      const r = await f.run(['./true'], { workDirHostPath: work });
+      assert.equal(r.verdict, 'ok', JSON.stringify(r.error));
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
   it('refuses a root whose mount points are missing or symlinks', async () => {
     const badRoot = f.workDir();
     for (const d of ['proc', 'tmp', 'box']) fs.mkdirSync(path.join(badRoot, d));
