@@ -7,10 +7,11 @@
 //
 // Upkeep (destroying used slots, refilling) yields to running jobs: its work — a used
 // container's namespaces torn down, unmounts, cgroup removals, a new container's clone and
-// mounts — takes CPU, and on a small machine it ran on
-// the cores of the jobs that followed, such as a submission's next test or its run after the
-// compile (`npm run bench:pool`, python hello in bursts of three: 1.28x and 1.26x of a bare run
-// with each job's upkeep running beside the next, 1.18x and 1.18x with it after the burst).
+// mounts — takes CPU, and on a small machine it ran on the cores of the jobs that followed,
+// such as a submission's next test or its run after the compile (`npm run bench:pool`, python
+// hello in bursts of three: 1.28x and 1.26x of a bare run with each job's upkeep running beside
+// the next, 1.18x and 1.18x with it after the burst; 1.15x, 1.16x -> 1.10x, 1.12x once the used
+// containers' own teardown came with it too, d7074b3).
 // While a job of this pool runs, a used slot waits (at most UPKEEP_POSTPONE_MAX_MS, and no more
 // than maxReady of them per key), and so does a refill, unless the key has fewer slots ready or
 // coming than it ran jobs at once lately: that much is demand, and is refilled at once. Under a
