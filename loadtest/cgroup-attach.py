@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Cost of joining a cgroup v1 hierarchy, the way a container's program child does it: a
-single-threaded process writes "0" (itself) to the `tasks` file, or to `cgroup.procs`, of a
-memory cgroup, alternating between two cgroups, back to back and after idle gaps, interleaved.
-Through `cgroup.procs` the kernel takes its global threadgroup lock for writing, which waits for
-an RCU grace period after an idle moment; a single thread moving itself through `tasks` does not.
+single-threaded process writes "0" (itself) to the `tasks` file, or its own pid's number to
+`tasks`, or "0" to `cgroup.procs`, of a memory cgroup, alternating between two cgroups, back to
+back and after idle gaps, interleaved. Through `cgroup.procs` the kernel takes its global
+threadgroup lock for writing, which waits for an RCU grace period after an idle moment; so it
+does for `tasks` given a pid's number, even the writer's own: only a single thread moving itself
+as "0" skips it (cgroup_procs_write_start: locked = pid || threadgroup).
 
     python3 loadtest/cgroup-attach.py [--gap-ms 50] [--moves 30]
 
@@ -30,11 +32,20 @@ for group in groups:
     os.makedirs(group)
 
 
-def move(group: str, via: str) -> float:
-    fd = os.open(os.path.join(group, via), os.O_WRONLY)
+# Each way: the file written and what is written to it.
+WAYS = {
+    'tasks': ('tasks', b'0'),
+    'tasks, own pid': ('tasks', str(os.getpid()).encode()),
+    'cgroup.procs': ('cgroup.procs', b'0'),
+}
+
+
+def move(group: str, way: str) -> float:
+    file, value = WAYS[way]
+    fd = os.open(os.path.join(group, file), os.O_WRONLY)
     try:
         started = time.perf_counter()
-        os.write(fd, b'0')
+        os.write(fd, value)
         return (time.perf_counter() - started) * 1e3
     finally:
         os.close(fd)
@@ -42,14 +53,14 @@ def move(group: str, via: str) -> float:
 
 try:
     for gap_ms in (0, args.gap_ms):
-        samples = {'tasks': [], 'cgroup.procs': []}
+        samples = {way: [] for way in WAYS}
         for i in range(args.moves):
-            for via in samples:
+            for way in samples:
                 time.sleep(gap_ms / 1e3)
-                samples[via].append(move(groups[i % 2], via))
+                samples[way].append(move(groups[i % 2], way))
         label = 'back to back' if gap_ms == 0 else f'{gap_ms:g} ms idle before each'
-        for via, times in samples.items():
-            print(f'{label:>24}: via {via:<12} p50 {statistics.median(times):7.3f} ms  max {max(times):7.3f} ms  ({len(times)} moves)')
+        for way, times in samples.items():
+            print(f'{label:>24}: via {way:<14} p50 {statistics.median(times):7.3f} ms  max {max(times):7.3f} ms  ({len(times)} moves)')
 finally:
     with open(os.path.join(hierarchy + own, 'cgroup.procs'), 'w') as back:
         back.write('0')

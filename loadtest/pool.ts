@@ -153,8 +153,8 @@ function executorMode(name: string, executor: Executor, pooled: boolean): Mode {
   };
 }
 
-/** After this long with every pool's upkeep done, the containers' own teardown (10 ms after a
- * run) and the kernel's work behind it are over too. */
+/** After this long with every pool's upkeep done (the used containers' teardown included), the
+ * kernel's work behind it (the network namespaces' cleanup in a kworker) is over too. */
 const SETTLE_MS = 30;
 
 /** Resolves once no executor's pool holds, prepares or still has to tear down a slot. */

@@ -437,8 +437,8 @@ export class BullJobClient implements JobClient {
 /** A new job's BullMQ options: its own id, one attempt (a job whose worker died is retried by
  * BullMQ's stalled-job check, not a second attempt), kept for `resultTtlSeconds` once it ends. */
 export function jobOptions(submittedAt: number, resultTtlSeconds: number) {
-  const age = resultTtlSeconds;
-  return { jobId: nanoid(), timestamp: submittedAt, attempts: 1, removeOnComplete: { age }, removeOnFail: { age } };
+  const kept = { age: resultTtlSeconds };
+  return { jobId: nanoid(), timestamp: submittedAt, attempts: 1, removeOnComplete: kept, removeOnFail: kept };
 }
 
 /** What a record is made of: a BullMQ job's fields, read from Redis or known from a completion event. */
