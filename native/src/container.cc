@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -131,6 +133,16 @@ void reap(int pid) {
   }
 }
 
+/** Until init has a descriptor table of its own (or is gone), closing a descriptor here would
+ * close it for init too. init's first step; microseconds once it runs. */
+void waitForOwnFdTable(ContainerState& s) {
+  // The timeout only bounds a missed wake; the word is read again after each.
+  const struct timespec recheck = {0, 100 * 1000 * 1000};
+  while (__atomic_load_n(&s.fdTableWord, __ATOMIC_SEQ_CST) == kFdTableShared) {
+    syscall(SYS_futex, &s.fdTableWord, FUTEX_WAIT, kFdTableShared, &recheck, nullptr, 0);
+  }
+}
+
 void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onReady,
                         SetupFailedCallback onSetupFailed, GoneCallback onGone) {
   ContainerState& s = *state;
@@ -142,7 +154,8 @@ void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onR
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
 
   char* stackTop = static_cast<char*>(s.initStack) + s.initStackBytes;
-  int pid = clone(initMain, stackTop, kInitCloneFlags, state.get());
+  s.fdTableWord = kFdTableShared;
+  int pid = clone(initMain, stackTop, kInitCloneFlags, state.get(), nullptr, nullptr, &s.fdTableWord);
   if (pid < 0) {
     failed.failure = Failure{step_clone_init, errno};
     s.finished = true;
@@ -151,6 +164,7 @@ void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onR
     return;
   }
   s.initPid = pid;
+  waitForOwnFdTable(s);
   // Only init keeps these: the report pipe then reaches EOF when init and the program's child
   // are gone. The fields stay as they are: init reads them from this same memory.
   close(s.reportWrite);

@@ -33,9 +33,13 @@ void report(const ContainerState& s, uint32_t kind, Failure f) {
   sysExit(exitCode);
 }
 
-/** init inherits a copy of every descriptor of the supervising process (Node's sockets
- * included); it keeps only its own so that it never holds a Node descriptor open. */
-Failure closeInheritedFds(const ContainerState& s) {
+/** init starts on the supervising process's descriptor table (kInitCloneFlags): it takes a
+ * copy of its own and at once closes every descriptor in it but its own, so that it holds a
+ * Node descriptor (a file being written, a socket) only for the microseconds between the two;
+ * then it lets the supervisor close its ends of the pipes. (Waking the supervisor first could
+ * put init off its core between the two.) */
+Failure takeOwnFdTable(ContainerState& s) {
+  CB_TRY(step_unshare_files, sys(SYS_unshare, CLONE_FILES));
   unsigned int next = 0;
   for (int keep : s.initKeepFds) {
     if (static_cast<unsigned int>(keep) > next) {
@@ -44,6 +48,10 @@ Failure closeInheritedFds(const ContainerState& s) {
     next = static_cast<unsigned int>(keep) + 1;
   }
   CB_TRY(step_close_inherited_fds, sys(SYS_close_range, next, ~0U, 0));
+  __atomic_store_n(&s.fdTableWord, kFdTableOwn, __ATOMIC_SEQ_CST);
+  // Not FUTEX_PRIVATE_FLAG: the supervisor's wait must also hear the kernel's wake at init's
+  // exit (CLONE_CHILD_CLEARTID), which is a shared-futex wake.
+  sys(SYS_futex, &s.fdTableWord, FUTEX_WAKE, 1, 0, 0, 0);
   return ok();
 }
 
@@ -97,11 +105,11 @@ bool hasSlash(const char* p) {
 
 /** An execve refused with ETXTBSY is tried again after 1, 2, 4, ... ms, this many times (~1 s
  * in all). The file is then open for writing somewhere, and in a work dir of ours that is
- * always a passing copy: another container's init is cloned on a supervisor thread and gets a
- * copy of every descriptor the supervising process had open at that moment, the one Node was
- * writing this file through included (a compile's output copied into this work dir, say),
- * and closes them as its first step once it runs, which on a busy machine can be milliseconds
- * after the copy here was done (`npm run loadtest`, c true in a closed loop: ~1 job in 1,000). */
+ * always a passing copy of the descriptor Node wrote it through (a compile's output copied into
+ * this work dir, say): another container's init between its copy of the descriptor table and
+ * its close_range (takeOwnFdTable: microseconds; before, clone made the copy, which
+ * init closed only once it ran, milliseconds later: `npm run loadtest`, c true in a closed loop,
+ * ~1 job in 1,000 failed then without this retry), or a child Node forks, until its exec. */
 constexpr int kTextBusyRetries = 10;
 constexpr int64_t kTextBusyFirstPauseNs = 1000000;
 
@@ -199,8 +207,8 @@ int programMain(void* arg) {
 // ---- init (pid 1)
 
 Failure setUpContainer(ContainerState& s) {
+  CB_TRY_FAILURE(takeOwnFdTable(s));
   CB_TRY(step_parent_death_signal, sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
-  CB_TRY_FAILURE(closeInheritedFds(s));
   CB_TRY_FAILURE(buildFilesystem(s));
   CB_TRY_FAILURE(bringLoopbackUp());
   CB_TRY_FAILURE(setHostname(s));

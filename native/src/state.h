@@ -41,6 +41,11 @@ constexpr int32_t kGateJoined = 1;   // ... and waits for "go"
 constexpr int32_t kGateFailed = 2;   // a step of that failed; the child reported it and exits
 constexpr int32_t kGateGo = 3;       // init released the child: it sets up and execs
 
+/** Whose descriptor table init runs on (ContainerState::fdTableWord, a futex word). */
+constexpr int32_t kFdTableInitGone = 0;  // written by the kernel when init exits (CLONE_CHILD_CLEARTID)
+constexpr int32_t kFdTableShared = 1;    // the supervising process's, from clone on
+constexpr int32_t kFdTableOwn = 2;       // a copy of init's own, after its first step
+
 /** How the program ended, as init observed it. */
 constexpr int32_t kProgramNotRun = 0;
 constexpr int32_t kProgramExited = 1;
@@ -129,12 +134,18 @@ struct ContainerState {
   int64_t wallTimeNs = 0;
   int64_t execNs = 0;  // from "go" to the program's execve (the child's setup after "go")
   int32_t programGate = kGateJoining;  // futex word; see kGate*
+  /** Futex word: kFdTableShared while init still runs on the supervising process's descriptor
+   * table, kFdTableOwn once it has a copy of its own; the kernel writes 0 and wakes it when init
+   * exits (CLONE_CHILD_CLEARTID). The supervisor closes its copies of init's ends only once it
+   * is no longer kFdTableShared: before, closing them would close them for init too. */
+  int32_t fdTableWord = kFdTableShared;
   int64_t execStartNs = 0;             // CLOCK_MONOTONIC just before the program's execve
 
   // ---- supervisor bookkeeping (JS thread and supervisor thread).
   int initPid = -1;
   /** The supervisor closed its copies of init's ends (report write, go read, cancel read,
-   * cgroup.procs); the fields keep their values because init reads them. */
+   * cgroup.procs), once init had a descriptor table of its own (fdTableWord); the fields keep
+   * their values because init reads them. */
   bool initEndsClosed = false;
   bool counted = false;  // counted in resourceCounts().openStates until released
   std::atomic<bool> started{false};

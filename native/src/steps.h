@@ -12,7 +12,7 @@ namespace cb {
   X(open_cgroup) X(open_memfd) X(open_pipe) X(map_stack) X(clone_init) X(init_died)  \
   X(read_output) X(write_stdin)                                                      \
   /* init: namespaces, cgroup, mounts */                                             \
-  X(parent_death_signal) X(close_inherited_fds)                       \
+  X(unshare_files) X(parent_death_signal) X(close_inherited_fds)                     \
   X(mount_private) X(bind_root) X(bind_workdir) X(remount_workdir) X(mount_proc)     \
   X(proc_readonly) X(proc_mask) X(mount_dev) X(dev_node) X(dev_symlink)              \
   X(remount_dev) X(mount_tmp) X(remount_root) X(pivot_root) X(detach_old_root)       \
