@@ -6,6 +6,7 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <cstring>
 #include <initializer_list>
 #include <memory>
 #include <utility>
@@ -403,9 +404,40 @@ Napi::Value JoinCounts(const Napi::CallbackInfo& info) {
   return countsObject(info.Env(), {{"clonedInto", c.clonedInto}, {"joined", c.joined}});
 }
 
+/** seccompPolicy() -> {filter: Buffer of struct sock_filter, refused, notImplemented, cloneNr,
+ * cloneNamespaceFlags, auditArch, x32SyscallBit}: for the tests that check the filter. */
+Napi::Value SeccompPolicy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  cb::SeccompPolicy policy = cb::seccompPolicy();
+  Napi::Buffer<uint8_t> filter = Napi::Buffer<uint8_t>::New(env, policy.filter.size() * 8);
+  for (size_t i = 0; i < policy.filter.size(); i++) {
+    const auto& insn = policy.filter[i];
+    uint8_t* at = filter.Data() + i * 8;
+    memcpy(at, &insn.code, 2);
+    at[2] = insn.jt;
+    at[3] = insn.jf;
+    memcpy(at + 4, &insn.k, 4);
+  }
+  auto numbers = [&](const std::vector<uint32_t>& values) {
+    Napi::Array array = Napi::Array::New(env, values.size());
+    for (size_t i = 0; i < values.size(); i++) array.Set(i, Napi::Number::New(env, values[i]));
+    return array;
+  };
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("filter", filter);
+  o.Set("refused", numbers(policy.refused));
+  o.Set("notImplemented", numbers(policy.notImplemented));
+  o.Set("cloneNr", Napi::Number::New(env, policy.cloneNr));
+  o.Set("cloneNamespaceFlags", Napi::Number::New(env, policy.cloneNamespaceFlags));
+  o.Set("auditArch", Napi::Number::New(env, policy.auditArch));
+  o.Set("x32SyscallBit", Napi::Number::New(env, policy.x32SyscallBit));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resourceCounts", Napi::Function::New(env, ResourceCounts));
   exports.Set("joinCounts", Napi::Function::New(env, JoinCounts));
+  exports.Set("seccompPolicy", Napi::Function::New(env, SeccompPolicy));
   exports.Set("Container", ContainerWrap::Define(env));
   exports.Set("holdLockFile", Napi::Function::New(env, HoldLockFile));
   exports.Set("isLockFileHeld", Napi::Function::New(env, IsLockFileHeld));

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <sys/prctl.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "sys.h"
@@ -197,14 +198,83 @@ constexpr uint32_t kCloneNamespaceFlags = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_
                                           CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID |
                                           CLONE_NEWNET;
 
+static_assert(sizeof kRefusedSyscalls / sizeof kRefusedSyscalls[0] <= 100,
+              "the tree's jumps (8-bit offsets) over half of the rules must stay under 256");
+
 sock_filter stmt(uint16_t code, uint32_t k) { return BPF_STMT(code, k); }
 sock_filter jump(uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) {
   return BPF_JUMP(code, k, jt, jf);
 }
 
+constexpr uint32_t kRefuse = SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA);
+constexpr uint32_t kNoSys = SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA);
+
+/** What the filter does with one system call number; every other number is allowed. */
+struct Rule {
+  uint32_t nr;
+  enum Kind { kRefused, kNotImplemented, kCloneFlagsChecked } kind;
+};
+
+std::vector<Rule> sortedRules() {
+  std::vector<Rule> rules;
+  for (long nr : kRefusedSyscalls) rules.push_back({static_cast<uint32_t>(nr), Rule::kRefused});
+#ifdef SYS_clone3
+  rules.push_back({SYS_clone3, Rule::kNotImplemented});
+#endif
+  rules.push_back({SYS_clone, Rule::kCloneFlagsChecked});
+  std::sort(rules.begin(), rules.end(), [](const Rule& a, const Rule& b) { return a.nr < b.nr; });
+  rules.erase(std::unique(rules.begin(), rules.end(), [](const Rule& a, const Rule& b) { return a.nr == b.nr; }),
+              rules.end());
+  return rules;
+}
+
+/** The rule's test and its verdicts; falls through to the next instruction for other numbers. */
+void emitRule(std::vector<sock_filter>& f, const Rule& rule) {
+  switch (rule.kind) {
+    case Rule::kRefused:
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, rule.nr, 0, 1));
+      f.push_back(stmt(BPF_RET | BPF_K, kRefuse));
+      break;
+    case Rule::kNotImplemented:
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, rule.nr, 0, 1));
+      f.push_back(stmt(BPF_RET | BPF_K, kNoSys));
+      break;
+    case Rule::kCloneFlagsChecked:
+      // clone(flags, ...): flags is the first argument on x86_64 and aarch64; every CLONE_NEW*
+      // bit is in its low 32 bits (little-endian: the first word). Loading it replaces the
+      // number in A: every path below returns.
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, rule.nr, 0, 4));
+      f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])));
+      f.push_back(jump(BPF_JMP | BPF_JSET | BPF_K, kCloneNamespaceFlags, 0, 1));
+      f.push_back(stmt(BPF_RET | BPF_K, kRefuse));
+      f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+      break;
+  }
+}
+
+/** Up to this many rules are tested one after the other; more are split in two by number. */
+constexpr size_t kRulesPerLeaf = 4;
+
+/** rules[lo, hi) as a binary search on the number in A, each leaf a few tests then "allow". The
+ * kernel runs a filter for every system call number when it is loaded (to cache the calls it
+ * always allows): ~0.04 ms per container this way, ~0.09 ms as a linear list of the same tests
+ * (`npm run bench:seccomp`). */
+void emitTree(std::vector<sock_filter>& f, const std::vector<Rule>& rules, size_t lo, size_t hi) {
+  if (hi - lo <= kRulesPerLeaf) {
+    for (size_t i = lo; i < hi; i++) emitRule(f, rules[i]);
+    f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    return;
+  }
+  size_t mid = lo + (hi - lo) / 2;
+  size_t split = f.size();
+  f.push_back(jump(BPF_JMP | BPF_JGE | BPF_K, rules[mid].nr, 0, 0));
+  emitTree(f, rules, lo, mid);
+  f[split].jt = static_cast<uint8_t>(f.size() - split - 1);  // over the lower half (see static_assert)
+  emitTree(f, rules, mid, hi);
+}
+
 std::vector<sock_filter> buildFilter() {
   std::vector<sock_filter> f;
-  const uint32_t refuse = SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA);
   f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)));
   f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0));
   f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
@@ -213,32 +283,38 @@ std::vector<sock_filter> buildFilter() {
     f.push_back(jump(BPF_JMP | BPF_JGE | BPF_K, kX32SyscallBit, 0, 1));
     f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
   }
-  for (long nr : kRefusedSyscalls) {
-    f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1));
-    f.push_back(stmt(BPF_RET | BPF_K, refuse));
-  }
-#ifdef SYS_clone3
-  f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1));
-  f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)));
-#endif
-  // clone(flags, ...): flags is the first argument on x86_64 and aarch64; every CLONE_NEW* bit
-  // is in its low 32 bits (little-endian: the first word).
-  f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 4));
-  f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])));
-  f.push_back(jump(BPF_JMP | BPF_JSET | BPF_K, kCloneNamespaceFlags, 0, 1));
-  f.push_back(stmt(BPF_RET | BPF_K, refuse));
-  f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-  f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  std::vector<Rule> rules = sortedRules();
+  emitTree(f, rules, 0, rules.size());
   return f;
+}
+
+const std::vector<sock_filter>& filter() {
+  static const std::vector<sock_filter> built = buildFilter();
+  return built;
 }
 
 }  // namespace
 
 const void* seccompProgram() {
-  static const std::vector<sock_filter> filter = buildFilter();
-  static const sock_fprog program = {static_cast<unsigned short>(filter.size()),
-                                     const_cast<sock_filter*>(filter.data())};
+  static const sock_fprog program = {static_cast<unsigned short>(filter().size()),
+                                     const_cast<sock_filter*>(filter().data())};
   return &program;
+}
+
+SeccompPolicy seccompPolicy() {
+  SeccompPolicy policy;
+  for (const sock_filter& insn : filter()) {
+    policy.filter.push_back({insn.code, insn.jt, insn.jf, insn.k});
+  }
+  for (long nr : kRefusedSyscalls) policy.refused.push_back(static_cast<uint32_t>(nr));
+#ifdef SYS_clone3
+  policy.notImplemented.push_back(SYS_clone3);
+#endif
+  policy.cloneNr = SYS_clone;
+  policy.cloneNamespaceFlags = kCloneNamespaceFlags;
+  policy.auditArch = kAuditArch;
+  policy.x32SyscallBit = kRejectX32 ? kX32SyscallBit : 0;
+  return policy;
 }
 
 Failure installSeccomp(const ContainerState& s) {

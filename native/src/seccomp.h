@@ -4,6 +4,10 @@
 // audit architecture or an x32 system call.
 #pragma once
 
+#include <stdint.h>
+
+#include <vector>
+
 #include "state.h"
 #include "steps.h"
 
@@ -11,6 +15,24 @@ namespace cb {
 
 /** The filter program, built once (struct sock_fprog*). */
 const void* seccompProgram();
+
+/** The filter's instructions and the policy it was built from, for the tests that check the one
+ * against the other (the filter is a binary search on the call's number, see emitTree). */
+struct SeccompPolicy {
+  struct Instruction {
+    uint16_t code;
+    uint8_t jt, jf;
+    uint32_t k;
+  };
+  std::vector<Instruction> filter;
+  std::vector<uint32_t> refused;         // EPERM
+  std::vector<uint32_t> notImplemented;  // ENOSYS
+  uint32_t cloneNr = 0;                  // EPERM when its flags hold any of cloneNamespaceFlags
+  uint32_t cloneNamespaceFlags = 0;
+  uint32_t auditArch = 0;      // any other architecture: the process is killed
+  uint32_t x32SyscallBit = 0;  // 0: none; numbers with it set: the process is killed
+};
+SeccompPolicy seccompPolicy();
 
 /** Installs the filter; requires no_new_privs (set by dropPrivileges). */
 Failure installSeccomp(const ContainerState& s);

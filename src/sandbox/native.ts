@@ -108,9 +108,28 @@ export interface NativeJoinCounts {
   joined: number;
 }
 
+/** The program's seccomp filter and the policy it was built from (tests check one against the
+ * other). Numbers are the system calls' numbers on this architecture. */
+export interface NativeSeccompPolicy {
+  /** struct sock_filter[], 8 bytes each, in the machine's byte order. */
+  filter: Buffer;
+  /** Refused with EPERM. */
+  refused: number[];
+  /** Refused with ENOSYS (clone3: libc falls back to clone, whose flags the filter can read). */
+  notImplemented: number[];
+  /** clone: refused with EPERM when its flags hold any of cloneNamespaceFlags. */
+  cloneNr: number;
+  cloneNamespaceFlags: number;
+  /** The only audit architecture allowed; any other kills the process. */
+  auditArch: number;
+  /** Set in an x32 system call's number (which kills the process); 0 where there is none. */
+  x32SyscallBit: number;
+}
+
 interface NativeModule {
   resourceCounts(): NativeResourceCounts;
   joinCounts(): NativeJoinCounts;
+  seccompPolicy(): NativeSeccompPolicy;
   /** Prepares a container (the addon's Container) and reports its events to onEvent. */
   createContainer(options: NativePrepareOptions, onEvent: NativeEventHandler): NativeContainer;
   holdLockFile(path: string): number;

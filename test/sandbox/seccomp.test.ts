@@ -1,0 +1,104 @@
+// The program's seccomp filter against the policy it is built from, for every system call
+// number: the filter is a binary search on the number (native/src/seccomp.cc), and a slip in it
+// would allow or refuse the wrong calls without any program noticing. Run through a classic BPF
+// interpreter of the instructions the kernel accepts for seccomp; hostile.test.ts checks a few
+// calls in a real container.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { native } from '../../src/sandbox/native.js';
+
+const RET_KILL_PROCESS = 0x80000000;
+const RET_ERRNO = 0x00050000;
+const RET_ALLOW = 0x7fff0000;
+const EPERM = 1;
+const ENOSYS = 38;
+
+const policy = native.seccompPolicy();
+
+interface SeccompData {
+  nr: number;
+  arch: number;
+  /** The low 32 bits of the first argument (all a classic BPF load of args[0] sees). */
+  arg0: number;
+}
+
+/** Runs the filter as the kernel would (struct seccomp_data: nr at 0, arch at 4, args at 16). */
+function verdict(filter: Buffer, data: SeccompData): number {
+  const words = new Map([[0, data.nr >>> 0], [4, data.arch >>> 0], [16, data.arg0 >>> 0]]);
+  const count = filter.length / 8;
+  let a = 0;
+  for (let pc = 0, steps = 0; pc < count; steps++) {
+    assert.ok(steps <= count, 'a filter runs forward only');
+    const code = filter.readUInt16LE(pc * 8);
+    const jt = filter[pc * 8 + 2]!;
+    const jf = filter[pc * 8 + 3]!;
+    const k = filter.readUInt32LE(pc * 8 + 4);
+    const jumpIf = (taken: boolean) => (pc += 1 + (taken ? jt : jf));
+    switch (code) {
+      case 0x20: // BPF_LD | BPF_W | BPF_ABS
+        assert.ok(words.has(k), `a load of offset ${k}, which the policy never reads`);
+        a = words.get(k)!;
+        pc++;
+        break;
+      case 0x15: // BPF_JMP | BPF_JEQ | BPF_K
+        jumpIf(a === k);
+        break;
+      case 0x35: // BPF_JMP | BPF_JGE | BPF_K
+        jumpIf(a >= k);
+        break;
+      case 0x45: // BPF_JMP | BPF_JSET | BPF_K
+        jumpIf(((a & k) >>> 0) !== 0);
+        break;
+      case 0x06: // BPF_RET | BPF_K
+        return k;
+      default:
+        assert.fail(`instruction ${pc}: opcode 0x${code.toString(16)} not expected`);
+    }
+  }
+  return assert.fail('the filter ran off its end');
+}
+
+/** What the policy says for a call (the filter must agree). */
+function expected(data: SeccompData): number {
+  if (data.arch !== policy.auditArch) return RET_KILL_PROCESS;
+  if (policy.x32SyscallBit !== 0 && data.nr >= policy.x32SyscallBit) return RET_KILL_PROCESS;
+  if (policy.refused.includes(data.nr)) return RET_ERRNO | EPERM;
+  if (policy.notImplemented.includes(data.nr)) return RET_ERRNO | ENOSYS;
+  if (data.nr === policy.cloneNr && (data.arg0 & policy.cloneNamespaceFlags) !== 0) return RET_ERRNO | EPERM;
+  return RET_ALLOW;
+}
+
+const name = (v: number) =>
+  v === RET_ALLOW ? 'allow' : v === RET_KILL_PROCESS ? 'kill' : (v & 0xffff0000) >>> 0 === RET_ERRNO ? `errno ${v & 0xffff}` : `0x${v.toString(16)}`;
+
+describe('seccomp filter', () => {
+  it('holds the policy the tests below check', () => {
+    assert.ok(policy.refused.length >= 40, 'the refused calls');
+    assert.ok(policy.filter.length % 8 === 0 && policy.filter.length / 8 < 4096);
+    // A few whose numbers differ by architecture, named through what the policy must refuse.
+    for (const nr of [policy.cloneNr, ...policy.notImplemented]) assert.ok(!policy.refused.includes(nr));
+  });
+
+  it('gives every system call number the policy\'s verdict', () => {
+    const wrong: string[] = [];
+    const check = (data: SeccompData) => {
+      const got = verdict(policy.filter, data);
+      const want = expected(data);
+      if (got !== want) wrong.push(`nr ${data.nr} arch 0x${data.arch.toString(16)} arg0 0x${data.arg0.toString(16)}: ${name(got)}, policy ${name(want)}`);
+    };
+    for (let nr = 0; nr < 1024; nr++) {
+      check({ nr, arch: policy.auditArch, arg0: 0 });
+      check({ nr, arch: policy.auditArch, arg0: 0x7e020000 }); // every CLONE_NEW* bit and more
+    }
+    // clone: each namespace flag alone refused, other flags (fork's, threads') allowed.
+    for (let bit = 0; bit < 32; bit++) check({ nr: policy.cloneNr, arch: policy.auditArch, arg0: (1 << bit) >>> 0 });
+    if (policy.x32SyscallBit !== 0) {
+      for (const nr of [0, 1, 39, policy.cloneNr, ...policy.refused]) check({ nr: (policy.x32SyscallBit | nr) >>> 0, arch: policy.auditArch, arg0: 0 });
+    }
+    for (const arch of [0x40000003 /* i386 */, 0xc00000b7 /* aarch64 */, 0xc000003e /* x86_64 */, 0]) {
+      if (arch === policy.auditArch) continue;
+      for (const nr of [0, 1, policy.cloneNr, ...policy.refused]) check({ nr, arch, arg0: 0 });
+    }
+    assert.deepEqual(wrong, []);
+  });
+});
