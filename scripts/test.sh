@@ -2,7 +2,7 @@
 # Sets up everything (scripts/setup.sh: Debian packages, npm, native addon, TypeScript, images)
 # and runs the whole test suite on the real kernel, one file at a time (the files share the
 # machine's cgroups and cores; a file's own tests decide their concurrency). On a cgroup v1 host,
-# test/vm/cgroup-v2.test.ts runs the engine's, pool's and executor's tests again in a cgroup v2 VM
+# test/vm/cgroup-v2.test.ts runs the engine's, pool's, executor's and end-to-end tests again in a cgroup v2 VM
 # (scripts/vm/, which installs qemu and fetches a Debian kernel on first use).
 # Extra arguments select test files: bash scripts/test.sh test/sandbox/run.test.ts
 set -euo pipefail

@@ -1,8 +1,9 @@
 // The cgroup v2 backend, tested for real on a host whose own hierarchy is v1: the engine's, the
-// pool's and the executor's tests run again inside a throwaway VM whose only hierarchy is
-// cgroup v2 (scripts/vm/run.sh: Debian's kernel under qemu, the host's files read-only). There
-// every cgroup the sandbox makes, limits, measures, kills and removes is a v2 one, and
-// test/sandbox/cgroups.test.ts's v2 tests, skipped on this host, run.
+// pool's and the executor's tests, and the service's end to end (HTTP, Redis, a worker), run
+// again inside a throwaway VM whose only hierarchy is cgroup v2 (scripts/vm/run.sh: Debian's
+// kernel under qemu, the host's files read-only). There every cgroup the sandbox makes, limits,
+// measures, kills and removes is a v2 one, and test/sandbox/cgroups.test.ts's v2 tests, skipped
+// on this host, run.
 // On a v2 host those tests run natively and this file skips.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -14,7 +15,8 @@ import { detectCgroupLayout } from '../../src/sandbox/cgroups/detect.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** The test files that drive the cgroup backend: the engine, the pool, the executor. */
+/** The test files that drive the cgroup backend: the engine, the pool, the executor, and the
+ * service around them (a queue worker on the real executor, jobs through HTTP and a private Redis). */
 const FILES_IN_VM = [
   'test/sandbox/cgroups.test.ts',
   'test/sandbox/run.test.ts',
@@ -24,6 +26,7 @@ const FILES_IN_VM = [
   'test/pool/pool.test.ts',
   'test/pool/crash.test.ts',
   'test/executor/executor.test.ts',
+  'test/service/jobs-e2e.test.ts',
 ];
 /** The executor's soak test in the VM: software emulation runs a job ~30x slower than here. */
 const SOAK_JOBS_IN_VM = 300;
@@ -95,7 +98,7 @@ function runInVm(files: string[]): Promise<{ status: number | null; output: stri
   });
 }
 
-test('the engine, pool and executor tests pass on a cgroup v2 kernel', { skip, timeout: (VM_TIMEOUT_S + 60) * 1000 }, async (t) => {
+test('the engine, pool, executor and end-to-end service tests pass on a cgroup v2 kernel', { skip, timeout: (VM_TIMEOUT_S + 60) * 1000 }, async (t) => {
   for (const file of FILES_IN_VM) readFileSync(path.join(REPO, file)); // a renamed file fails here
   const { status, output } = await runInVm(FILES_IN_VM);
   const summary = summaryOf(output);
