@@ -99,11 +99,21 @@ export class SubmissionExecutor<C> implements Executor {
       }
 
       const runArgs = runArgv(runtime.run.argv, fileNames, args);
-      const runOnce = async (stdin: Uint8Array | string): Promise<RunResult> => {
+      /** `last`: no run after this one needs the compile's work dir. */
+      const runOnce = async (stdin: Uint8Array | string, last: boolean): Promise<RunResult> => {
         const slot = await this.pool.take(runtime.image);
         try {
-          if (compiled) await copyWorkDir(compiled.root.workDirHostPath, slot.root.workDirHostPath, SANDBOX_OWNER);
-          else writeSourceFiles(slot.root.workDirHostPath, request.files, SANDBOX_OWNER);
+          if (compiled) {
+            await copyWorkDir(compiled.root.workDirHostPath, slot.root.workDirHostPath, SANDBOX_OWNER);
+            // Its container, root and cgroup are no use to the last run: they go back to the pool
+            // now, to be torn down and replaced, rather than after the run.
+            if (last) {
+              this.pool.release(compiled);
+              compiled = undefined;
+            }
+          } else {
+            writeSourceFiles(slot.root.workDirHostPath, request.files, SANDBOX_OWNER);
+          }
           return await this.runner.run(slot, stage(runArgs, stdin));
         } finally {
           this.pool.release(slot);
@@ -111,13 +121,13 @@ export class SubmissionExecutor<C> implements Executor {
       };
 
       if (!request.tests) {
-        const run = await runOnce(request.stdin ?? '');
+        const run = await runOnce(request.stdin ?? '', true);
         return { ...result, run, verdict: run.verdict };
       }
       const tests: TestResult[] = [];
-      for (const test of request.tests) {
+      for (const [index, test] of request.tests.entries()) {
         if (signal?.aborted) break;
-        const run = await runOnce(test.stdin);
+        const run = await runOnce(test.stdin, index === request.tests.length - 1);
         tests.push({ ...run, passed: test.expectedOutput === undefined ? null : outputMatches(run.stdout, test.expectedOutput) });
       }
       const verdict = tests.length < request.tests.length ? 'cancelled' : verdictOfRuns(tests.map((t) => t.verdict));

@@ -109,6 +109,25 @@ test('compile once, run per test in a fresh root with the artifacts, compare out
   assert.equal(r.verdict, 'ok', 'a wrong answer is `passed: false`, not a verdict');
 });
 
+test('a compiled job gives its compile\'s slot back once its last run has the files', { skip }, async () => {
+  // Two tests of 0.3 s each: while the first runs, the compile's slot is still needed (the second
+  // run copies from it); while the last one runs it is not, and is back in the pool.
+  const inUse: number[] = [];
+  let done = false;
+  const job = executor
+    .execute({ runtimeId: 'shc', files: [{ name: 'main.sh', content: Buffer.from('sleep 0.3\n') }], tests: [{ stdin: '' }, { stdin: '' }] })
+    .finally(() => (done = true));
+  while (!done) {
+    inUse.push(executor.stats().images.busybox?.inUse ?? 0);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const r = await job;
+  assert.deepEqual(r.tests!.map((t) => t.verdict), ['ok', 'ok']);
+  assert.ok(inUse.includes(2), `the compile's slot and the first run's at once: ${inUse.join(' ')}`);
+  // The last 0.2 s of the job: inside the last run.
+  assert.deepEqual(inUse.slice(-15), Array(15).fill(1), `only the last run's slot at the end: ${inUse.join(' ')}`);
+});
+
 test('a failing compile is compile_error with the compiler output, and nothing runs', { skip }, async () => {
   const r = await executor.execute({
     runtimeId: 'shc',
