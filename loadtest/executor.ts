@@ -1,0 +1,160 @@
+// The sandbox's own ceiling for a closed loop: jobs through the executor alone (pool, engine,
+// files, result; no HTTP, Redis or BullMQ), as many at once as a worker runs by default, against
+// the same program run bare in one loop per core, in alternating rounds. Whatever the service
+// around it costs, its closed-loop throughput cannot pass this one (issue 7's python hello
+// target is 85% of bare). Prints each round's jobs/s and the CPU per job: the executor's process
+// (Node and the engine's supervisor threads: cgroups, the containers' clones), the containers'
+// processes it reaped (init, the program), its live descendants (the pool's mount agent), and the
+// whole machine (kernel threads included: the namespaces' teardown). Not a test: figures only.
+//
+//   npm run bench:executor -- [--scenario 'python hello'|'c true' ...] [--rounds N] [--jobs N]
+//
+// Needs root and the python and gcc images built in the data dir (cellblock images build).
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../src/config.js';
+import { createExecutor } from '../src/executor/create.js';
+import type { Executor } from '../src/executor/executor.js';
+import type { ExecuteRequest } from '../src/executor/types.js';
+import { loadRuntimes } from '../src/images/runtimes.js';
+import { createBareRunner } from './service/bare.js';
+import { cpuMsByTree, cpuMsDifference, machineBusyMs } from './service/cpu.js';
+import { scenarios, type Scenario } from './service/scenarios.js';
+
+const { values } = parseArgs({
+  options: {
+    scenario: { type: 'string', multiple: true },
+    rounds: { type: 'string', default: '3' },
+    /** Jobs per executor round; the bare rounds run as many, spread over one loop per core. */
+    jobs: { type: 'string', default: '600' },
+  },
+});
+const rounds = Number(values.rounds);
+const jobsPerRound = Number(values.jobs);
+const names = values.scenario ?? ['python hello', 'c true'];
+const chosen: Scenario[] = names.map((name) => {
+  const scenario = scenarios.find((s) => s.name === name && s.jobs.every((job) => job.kind === 'benign'));
+  if (!scenario) {
+    console.error(`no benign scenario ${JSON.stringify(name)}: one of ${scenarios.filter((s) => s.jobs.every((j) => j.kind === 'benign')).map((s) => JSON.stringify(s.name)).join(', ')}`);
+    process.exit(2);
+  }
+  return scenario;
+});
+
+const runtimes = new Map(loadRuntimes().map((runtime) => [runtime.id, runtime]));
+
+/** The scenario's /v1 submission as the worker hands it to the executor. */
+function executeRequest(scenario: Scenario): ExecuteRequest {
+  const body = scenario.jobs[0]!.body as { language: string; source: string };
+  const runtime = runtimes.get(body.language);
+  if (!runtime) throw new Error(`no runtime ${body.language}`);
+  return { runtimeId: runtime.id, files: [{ name: runtime.sourceFile, content: Buffer.from(body.source) }] };
+}
+
+interface Round {
+  jobsPerSecond: number;
+  cpuMsPerJob: { own: number; reaped: number; descendants: number; machine: number };
+}
+
+const perJob = (ms: number, jobs: number) => ms / jobs;
+
+async function executorRound(executor: Executor, request: ExecuteRequest, check: Scenario['jobs'][0]['check'], concurrency: number): Promise<Round> {
+  let started = 0;
+  const before = cpuMsByTree({ self: process.pid }).self!;
+  const machineBefore = machineBusyMs();
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (started < jobsPerRound) {
+        started++;
+        const result = await executor.execute(request);
+        const wrong = check({
+          verdict: result.verdict,
+          stdout: (result.run?.stdout ?? Buffer.alloc(0)).toString(),
+          metrics: { ...(result.run?.metrics ?? { cpuTimeMs: 0, wallTimeMs: 0, peakMemoryBytes: 0 }), queueWaitMs: 0 },
+        });
+        if (wrong) throw new Error(`wrong result: ${wrong}`);
+      }
+    }),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  const used = cpuMsDifference({ self: before }, { self: cpuMsByTree({ self: process.pid }).self! }).self!;
+  return {
+    jobsPerSecond: jobsPerRound / seconds,
+    cpuMsPerJob: {
+      own: perJob(used.ownMs, jobsPerRound),
+      reaped: perJob(used.reapedMs, jobsPerRound),
+      descendants: perJob(used.liveDescendantsMs, jobsPerRound),
+      machine: perJob(machineBusyMs() - machineBefore, jobsPerRound),
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const concurrency = config.workerConcurrency;
+  const cores = os.cpus().length;
+  const scratch = mkdtempSync(join(os.tmpdir(), 'cellblock-bench-executor-'));
+  const bare = await createBareRunner(config.dataDir);
+  let executor: Executor | undefined;
+  try {
+    executor = await createExecutor({
+      dataDir: config.dataDir,
+      pool: {
+        stateRoot: scratch,
+        sizing: { minReady: Math.min(1, config.poolMaxReady), maxReady: config.poolMaxReady },
+        refillConcurrency: config.poolRefillConcurrency,
+      },
+      backgroundAfterCpuMs: config.backgroundAfterCpuMs,
+      onBackgroundError: (err, image) => console.error(`pool ${image}:`, err),
+    });
+    const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+    console.log(`# cellblock executor closed loop: ${cores} CPUs, kernel ${os.release()}, load ${load()}`);
+    console.log(`# executor: ${concurrency} jobs at once (the worker's default), pool maxReady ${config.poolMaxReady}; bare: one loop per core; ${jobsPerRound} jobs per round on either side`);
+    for (const scenario of chosen) {
+      const request = executeRequest(scenario);
+      const check = scenario.jobs[0]!.check;
+      // Warm the pool and the caches: one executor round's worth at a tenth of the size.
+      for (let i = 0; i < Math.max(20, jobsPerRound / 10); i++) await executor.execute(request);
+      console.log(`\n## ${scenario.name}`);
+      console.log('round  bare jobs/s  executor jobs/s  executor/bare  | executor CPU per job, ms: process  reaped (init, program)  mount agent  machine | bare machine');
+      const ratios: number[] = [];
+      for (let round = 1; round <= rounds; round++) {
+        // Bare first in odd rounds, second in even ones.
+        const runBare = async () => {
+          const machineBefore = machineBusyMs();
+          const run = await bare.run(scenario.bare, { runs: jobsPerRound, loops: cores, gapMs: 0 });
+          if (run.failures > 0) throw new Error(`bare ${scenario.name}: ${run.failures} runs failed`);
+          return { jobsPerSecond: run.throughputPerSecond, machineMsPerJob: perJob(machineBusyMs() - machineBefore, run.latenciesMs.length) };
+        };
+        let bareRound: Awaited<ReturnType<typeof runBare>>;
+        let executorResult: Round;
+        if (round % 2 === 1) {
+          bareRound = await runBare();
+          executorResult = await executorRound(executor, request, check, concurrency);
+        } else {
+          executorResult = await executorRound(executor, request, check, concurrency);
+          bareRound = await runBare();
+        }
+        const ratio = executorResult.jobsPerSecond / bareRound.jobsPerSecond;
+        ratios.push(ratio);
+        const c = executorResult.cpuMsPerJob;
+        console.log(
+          `${String(round).padStart(5)}  ${bareRound.jobsPerSecond.toFixed(1).padStart(11)}  ${executorResult.jobsPerSecond.toFixed(1).padStart(15)}  ${`${(ratio * 100).toFixed(0)}%`.padStart(13)}  |  ${c.own.toFixed(2).padStart(31)}  ${c.reaped.toFixed(2).padStart(22)}  ${c.descendants.toFixed(2).padStart(11)}  ${c.machine.toFixed(2).padStart(7)} | ${bareRound.machineMsPerJob.toFixed(2).padStart(12)}`,
+        );
+      }
+      const sorted = [...ratios].sort((a, b) => a - b);
+      console.log(`median executor/bare: ${(sorted[Math.floor(sorted.length / 2)]! * 100).toFixed(0)}%`);
+    }
+    console.log(`\n(load at the end ${load()})`);
+  } finally {
+    await executor?.close();
+    bare.close();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+await main();
