@@ -35,10 +35,12 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds);
 const jobsPerRound = Number(values.jobs);
 const names = values.scenario ?? ['python hello', 'c true'];
+/** The load test's scenarios whose jobs are all benign (the hostile mix has no single program). */
+const benignScenarios = scenarios.filter((s) => s.jobs.every((job) => job.kind === 'benign'));
 const chosen: Scenario[] = names.map((name) => {
-  const scenario = scenarios.find((s) => s.name === name && s.jobs.every((job) => job.kind === 'benign'));
+  const scenario = benignScenarios.find((s) => s.name === name);
   if (!scenario) {
-    console.error(`no benign scenario ${JSON.stringify(name)}: one of ${scenarios.filter((s) => s.jobs.every((j) => j.kind === 'benign')).map((s) => JSON.stringify(s.name)).join(', ')}`);
+    console.error(`no benign scenario ${JSON.stringify(name)}: one of ${benignScenarios.map((s) => JSON.stringify(s.name)).join(', ')}`);
     process.exit(2);
   }
   return scenario;

@@ -213,9 +213,10 @@ describe('sandbox run: correctness', { skip }, () => {
   });
 
   it('runs a file that another process holds open for writing once it lets go (ETXTBSY)', async () => {
-    // As another container's init does for a moment when it was cloned while the supervisor was
-    // writing this file (a compile's output copied into a run's work dir): execve refuses a file
-    // open for writing anywhere.
+    // As a process that holds Node's descriptors for a moment may while the supervisor writes this
+    // file (a compile's output copied into a run's work dir): a new init between its copy of the
+    // descriptor table and its close_range, a child Node forks until its exec. execve refuses a
+    // file open for writing anywhere.
     const work = f.workDir();
     const file = path.join(work, 'true');
     fs.copyFileSync(path.join(f.rootDir, 'bin/busybox'), file);
