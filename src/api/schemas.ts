@@ -1,6 +1,7 @@
 // The /v1 API's shapes, written once in TypeBox: fastify validates requests with them, shapes
 // responses with them, and @fastify/swagger publishes them as the OpenAPI document at /docs.
 import { Type, type Static } from 'typebox';
+import { MIN_MEMORY_BYTES } from '../executor/check.js';
 
 const description = (text: string) => ({ description: text });
 
@@ -22,7 +23,7 @@ export const ErrorBody = Type.Object(
 const LIMIT_FIELDS = {
   cpuTimeMs: Type.Optional(Type.Integer({ minimum: 1 })),
   wallTimeMs: Type.Optional(Type.Integer({ minimum: 1 })),
-  memoryBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+  memoryBytes: Type.Optional(Type.Integer({ minimum: MIN_MEMORY_BYTES })),
   pids: Type.Optional(Type.Integer({ minimum: 1 })),
   outputBytes: Type.Optional(Type.Integer({ minimum: 0 })),
   fileSizeBytes: Type.Optional(Type.Integer({ minimum: 0 })),

@@ -4,11 +4,16 @@
 import type { Runtime } from '../images/types.js';
 // From spec.ts, not the sandbox's index: the index loads the native addon, which an API-only host
 // (that runs this check too) does not build.
-import { checkLimits } from '../sandbox/spec.js';
+import { checkLimits, envStrings, EXEC_MEMORY_RESERVE_BYTES, leastMemoryBytes } from '../sandbox/spec.js';
 import { SandboxSpecError, type Limits } from '../sandbox/types.js';
 import { ExecutorError } from './errors.js';
+import { compileArgv, runArgv } from './argv.js';
 import { checkedFileName } from './files.js';
 import { effectiveLimits } from './limits.js';
+
+/** The least memory limit of any stage (the engine's; leastMemoryBytes adds the stage's argv and
+ * env to it). */
+export const MIN_MEMORY_BYTES = EXEC_MEMORY_RESERVE_BYTES;
 
 export interface SubmissionShape {
   fileNames: string[];
@@ -48,6 +53,9 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
   const compileLimits = runtime.compile
     ? sandboxLimits('compileLimits', effectiveLimits(runtime.defaultLimits, runtime.maxLimits, runtime.compile.limits, submission.compileLimits))
     : undefined;
+  const env = envStrings(runtime.env);
+  enoughMemoryForExec('limits', runArgv(runtime.run.argv, fileNames, submission.args), env, runLimits);
+  if (runtime.compile && compileLimits) enoughMemoryForExec('compileLimits', compileArgv(runtime.compile.argv, fileNames, []), env, compileLimits);
   const runs = submission.runs ?? 1;
   const mostOutputBytes = runLimits.outputBytes * runs + (compileLimits?.outputBytes ?? 0);
   return compileLimits ? { fileNames, runLimits, compileLimits, runs, mostOutputBytes } : { fileNames, runLimits, runs, mostOutputBytes };
@@ -71,4 +79,15 @@ function sandboxLimits(what: string, limits: Limits): Limits {
     if (!(error instanceof SandboxSpecError)) throw error;
     throw new ExecutorError('bad_request', `${what}.${error.field.replace(/^limits\./, '')} ${error.reason}`);
   }
+}
+
+/** The engine refuses a stage whose memory limit could not hold what execve copies (its argv and
+ * env) inside the run's cgroup (leastMemoryBytes): said here, before the job is queued. */
+function enoughMemoryForExec(what: string, argv: string[], env: string[], limits: Limits): void {
+  const least = leastMemoryBytes(argv, env);
+  if (limits.memoryBytes >= least) return;
+  throw new ExecutorError(
+    'bad_request',
+    `${what}.memoryBytes ${limits.memoryBytes} is below ${least}: the program's arguments, file names and environment take ${least - EXEC_MEMORY_RESERVE_BYTES} bytes, which must fit in its memory limit with ${EXEC_MEMORY_RESERVE_BYTES} to spare`,
+  );
 }

@@ -12,6 +12,31 @@ export const DEFAULT_TMP_BYTES = 64 * MiB;
 /** Searched when argv[0] has no '/' and env has no PATH. */
 export const DEFAULT_SEARCH_PATH = '/usr/local/bin:/usr/bin:/bin';
 
+/** Of a run's memory limit, what is kept for the kernel's charges before execve other than
+ * argv and env (leastMemoryBytes): 32-48 KiB of them were measured (Linux 6.18, cgroup v1), a
+ * limit of 32 KiB took Node down and one of 48 KiB did not. Also the least memoryBytes of all. */
+export const EXEC_MEMORY_RESERVE_BYTES = 1 * MiB;
+const POINTER_BYTES = 8;
+
+/** The least memory limit a run of argv and env may have. Until execve gives it memory of its
+ * own, the program's child runs on Node's (CLONE_VM, native/src/namespaces.h) inside the run's
+ * cgroup, and what the kernel charges to that cgroup meanwhile has to fit under the limit: the
+ * child's own kernel objects, and exec's copy of argv and env into the new program's stack. A
+ * charge that does not fit wakes the cgroup's OOM killer, whose only candidate is the child;
+ * it kills the child and every process sharing its memory: Node. */
+export function leastMemoryBytes(argv: readonly string[], env: readonly string[]): number {
+  let stringsBytes = 0;
+  for (const s of argv) stringsBytes += Buffer.byteLength(s) + 1 + POINTER_BYTES;
+  for (const s of env) stringsBytes += Buffer.byteLength(s) + 1 + POINTER_BYTES;
+  return EXEC_MEMORY_RESERVE_BYTES + stringsBytes + 2 * POINTER_BYTES;
+}
+
+/** env as execve takes it: NAME=value strings; PATH is the default search path when absent. */
+export function envStrings(envRecord: Record<string, string> | undefined): string[] {
+  const record = envRecord ?? { PATH: DEFAULT_SEARCH_PATH };
+  return Object.entries(record).map(([key, value]) => `${key}=${value}`);
+}
+
 const LIMIT_FIELDS: (keyof Limits)[] = [
   'cpuTimeMs',
   'wallTimeMs',
@@ -92,6 +117,9 @@ export function checkLimits(limits: Limits): Limits {
       throw new SandboxSpecError(`limits.${field}`, 'must be an integer');
     }
   }
+  if (limits.memoryBytes < EXEC_MEMORY_RESERVE_BYTES) {
+    throw new SandboxSpecError('limits.memoryBytes', `must be at least ${EXEC_MEMORY_RESERVE_BYTES} (1 MiB), what the kernel may charge to a run before its program starts`);
+  }
   return limits;
 }
 
@@ -116,26 +144,33 @@ export function checkStartSpec(spec: StartSpec, workDir: string): CheckedStartSp
   if (spec.argv[0] === '') throw new SandboxSpecError('argv[0]', 'must not be empty');
   const envRecord = spec.env ?? { PATH: DEFAULT_SEARCH_PATH };
   if (envRecord === null || typeof envRecord !== 'object') throw new SandboxSpecError('env', 'must be an object');
-  const env: string[] = [];
   for (const [key, value] of Object.entries(envRecord)) {
     if (key === '' || key.includes('=')) throw new SandboxSpecError(`env.${key}`, 'name must be non-empty and have no "="');
     if (typeof value !== 'string') throw new SandboxSpecError(`env.${key}`, 'must be a string');
     noNul(`env.${key}`, key + value);
-    env.push(`${key}=${value}`);
   }
+  const env = envStrings(envRecord);
   const cwd = absolutePath('cwd', spec.cwd ?? workDir);
   let stdin: Buffer;
   if (spec.stdin === undefined) stdin = Buffer.alloc(0);
   else if (typeof spec.stdin === 'string') stdin = Buffer.from(spec.stdin, 'utf8');
   else if (spec.stdin instanceof Uint8Array) stdin = Buffer.from(spec.stdin.buffer, spec.stdin.byteOffset, spec.stdin.byteLength);
   else throw new SandboxSpecError('stdin', 'must be a string or bytes');
+  const limits = checkLimits(spec.limits);
+  const leastMemory = leastMemoryBytes(spec.argv, env);
+  if (limits.memoryBytes < leastMemory) {
+    throw new SandboxSpecError(
+      'limits.memoryBytes',
+      `must be at least ${leastMemory} for this argv and env: ${leastMemory - EXEC_MEMORY_RESERVE_BYTES} bytes of them, which execve copies inside the run's cgroup, and 1 MiB`,
+    );
+  }
   return {
     argv: spec.argv,
     env,
     searchPath: envRecord.PATH ?? DEFAULT_SEARCH_PATH,
     cwd,
     stdin,
-    limits: checkLimits(spec.limits),
+    limits,
     backgroundAfterCpuMs: checkBackgroundAfterCpuMs(spec.backgroundAfterCpuMs),
   };
 }

@@ -44,13 +44,31 @@ test('a submission is checked as execute() and the engine would check it, withou
   assert.equal(checked.mostOutputBytes, 2 * MiB, 'one run and the compile, 1 MiB each');
   const threeRuns = checkSubmission(runtime, { fileNames: ['main.c'], args: [], limits: { outputBytes: 1000 }, runs: 3 });
   assert.equal(threeRuns.mostOutputBytes, 3 * 1000 + MiB);
-  const refuses = (submission: Parameters<typeof checkSubmission>[1], message: string) =>
-    assert.throws(() => checkSubmission(runtime, submission), (error: unknown) => error instanceof ExecutorError && error.code === 'bad_request' && error.message === message);
+  const refuses = (submission: Parameters<typeof checkSubmission>[1], message: string | RegExp) =>
+    assert.throws(
+      () => checkSubmission(runtime, submission),
+      (error: unknown) =>
+        error instanceof ExecutorError && error.code === 'bad_request' && (typeof message === 'string' ? error.message === message : message.test(error.message)),
+    );
   refuses({ fileNames: [], args: [] }, 'a submission needs at least one file');
   refuses({ fileNames: ['main.c'], args: ['ok', 'a\0b'] }, 'args[1] must be a string without NUL bytes');
   refuses({ fileNames: ['main.c'], args: [], limits: { pids: 2.5 } }, 'limits.pids must be an integer');
   refuses({ fileNames: ['main.c'], args: [], compileLimits: { stackBytes: MiB / 3 } }, 'compileLimits.stackBytes must be an integer');
   refuses({ fileNames: ['main.c'], args: [], limits: { memoryBytes: 0 } }, 'limit memoryBytes must be a positive number, got 0');
+  // What execve copies inside the run's cgroup must fit in the memory limit (the engine's
+  // leastMemoryBytes): 1 MiB and the strings of argv and env (9 bytes and a NUL each here).
+  refuses({ fileNames: ['main.c'], args: [], limits: { memoryBytes: MiB - 1 } }, 'limits.memoryBytes must be at least 1048576 (1 MiB), what the kernel may charge to a run before its program starts');
+  const bigArgs = Array.from({ length: 16 }, () => 'x'.repeat(100_000));
+  const leastForBigArgs = MiB + ('./main'.length + 9) + 16 * (100_000 + 9) + 16;
+  refuses(
+    { fileNames: ['main.c'], args: bigArgs, limits: { memoryBytes: leastForBigArgs - 1 } },
+    `limits.memoryBytes ${leastForBigArgs - 1} is below ${leastForBigArgs}: the program's arguments, file names and environment take ${leastForBigArgs - MiB} bytes, which must fit in its memory limit with 1048576 to spare`,
+  );
+  assert.equal(checkSubmission(runtime, { fileNames: ['main.c'], args: bigArgs, limits: { memoryBytes: leastForBigArgs } }).runLimits.memoryBytes, leastForBigArgs);
+  refuses(
+    { fileNames: Array.from({ length: 12 }, (_, i) => `${'f'.repeat(100_000)}${i}.c`), args: [], compileLimits: { memoryBytes: MiB } },
+    /^compileLimits\.memoryBytes 1048576 is below /,
+  );
 });
 
 test('argv: {files} and {args} expand to zero or more elements; run appends args without {args}', () => {

@@ -1,5 +1,6 @@
 // Limits and metrics: each limit gives its verdict, and what the cgroup measures is accurate.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -164,6 +165,31 @@ describe('sandbox limits and metrics', { skip }, () => {
     // And the expected limits hold when start gives the same ones (nothing is written then).
     const same = await (await prepare()).start({ argv: [program('alloc'), '128'], limits: expected });
     assert.equal(same.verdict, 'ok', text(same.stderr));
+  });
+
+  // The program's child shares Node's memory until execve, inside the run's cgroup: a charge
+  // there that the limit cannot hold lets the cgroup's OOM killer take the child, and Node with
+  // it (spec.ts, leastMemoryBytes). Hence another process: before the engine refused such limits,
+  // it died of SIGKILL here, with 1 MiB of memory and 1.6 MB of arguments.
+  it('refuses a memory limit that execve could not start the program in, and survives the least one', async () => {
+    const child = spawnSync(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'fixtures/exec-memory.ts')], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    assert.equal(child.signal, null, `the process running the cases died of ${child.signal}: the OOM killer took it with a program's child\n${child.stdout}${child.stderr}`);
+    assert.equal(child.status, 0, child.stdout + child.stderr);
+    const outcomes = Object.fromEntries(
+      child.stdout.trim().split('\n').map((line) => {
+        const { name, verdict, specError } = JSON.parse(line);
+        return [name, specError ? `refused: ${specError}` : verdict];
+      }),
+    );
+    const ran = (outcome: string) => outcome === 'ok' || outcome === 'memory_limit';
+    assert.equal(outcomes['below the least limit'], 'refused: limits.memoryBytes');
+    assert.ok(ran(outcomes['the least limit']), outcomes['the least limit']);
+    assert.equal(outcomes['big argv, 1 MiB'], 'refused: limits.memoryBytes');
+    assert.equal(outcomes['big argv, one byte short'], 'refused: limits.memoryBytes');
+    assert.ok(ran(outcomes['big argv, its least limit']), outcomes['big argv, its least limit']);
   });
 
   it('caps open files with RLIMIT_NOFILE', async () => {

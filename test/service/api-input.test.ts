@@ -86,6 +86,19 @@ describe('API bad input', () => {
     assert.match(error.message, /memoryBytes/);
   });
 
+  // The engine's least memory limit: 1 MiB, and what execve copies (arguments, environment).
+  test('a memory limit below 1 MiB, or one the arguments do not fit in, is a 400', async () => {
+    const below = assertError(await post({ ...hello, limits: { memoryBytes: 1024 * 1024 - 1 } }), 400, 'invalid_request');
+    assert.match(below.message, /memoryBytes/);
+    const args = assertError(await post({ ...hello, args: ['x'.repeat(1000), 'y'.repeat(1000)], limits: { memoryBytes: 1024 * 1024 } }), 400, 'unrunnable_job');
+    assert.match(args.message, /^limits\.memoryBytes 1048576 is below \d+: the program's arguments/);
+    const accepted = await post({ ...hello, args: ['x'.repeat(1000)], limits: { memoryBytes: 2 * 1024 * 1024 } });
+    assert.equal(accepted.statusCode, 202, accepted.body);
+    // Out of the queue again: other tests here count what waits in it.
+    const cancelled = await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(accepted.json() as { id: string }).id}` });
+    assert.equal(cancelled.statusCode, 200, cancelled.body);
+  });
+
   test('compileLimits for a runtime without a compile step are 400 no_compile_step', async () => {
     const error = assertError(await post({ ...hello, compileLimits: { cpuTimeMs: 1000 } }), 400, 'no_compile_step');
     assert.equal(error.details?.field, 'compileLimits');
