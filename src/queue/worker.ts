@@ -200,10 +200,12 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   function finished(job: Job<JobRequest, JobResult>, state: 'completed' | 'failed', outcome: string): void {
     const latencyMs = (job.finishedOn ?? Date.now()) - job.timestamp;
     stats.record(outcome, latencyMs);
-    if (!job.data.webhookUrl) return;
+    // The data is another producer's where it failed as not a JobRequest: null, say.
+    const webhookUrl = (job.data as Partial<JobRequest> | null)?.webhookUrl;
+    if (typeof webhookUrl !== 'string' || webhookUrl === '') return;
     const record = toRecord(job, state);
     const body = options.presentForWebhook ? options.presentForWebhook(record) : record;
-    const delivery = deliverWebhook(job.data.webhookUrl, job.id!, body, options.webhook, stopWebhooks.signal).then((result) => {
+    const delivery = deliverWebhook(webhookUrl, job.id!, body, options.webhook, stopWebhooks.signal).then((result) => {
       log[result.delivered ? 'info' : 'warn']({ jobId: job.id, ...result }, result.delivered ? 'webhook delivered' : 'webhook not delivered');
     });
     webhooks.add(delivery);

@@ -131,11 +131,34 @@ export function builtRuntimes(): { runtimes: Runtime[]; missing: string[] } {
   };
 }
 
+/** Silent, unless CELLBLOCK_TEST_LOG_LEVEL names a level (then to stdout) or lines are collected. */
+function testLogger(lines: string[] | undefined): Logger {
+  const printLevel = process.env.CELLBLOCK_TEST_LOG_LEVEL;
+  if (!lines) return pino({ level: printLevel ?? 'silent' });
+  return pino(
+    { level: printLevel ?? 'warn' },
+    {
+      write: (line: string) => {
+        lines.push(line);
+        if (printLevel) process.stdout.write(line);
+      },
+    },
+  );
+}
+
 /** A worker in this process on a real executor, its pool state in `poolStateDir`. */
 export async function startTestWorker(
   service: ServiceHarness,
   poolStateDir: string,
-  options: { concurrency?: number; shutdownGraceMs?: number; lockDurationMs?: number; backgroundSlots?: number; backgroundAfterMs?: number } = {},
+  options: {
+    concurrency?: number;
+    shutdownGraceMs?: number;
+    lockDurationMs?: number;
+    backgroundSlots?: number;
+    backgroundAfterMs?: number;
+    /** Collects what the worker logs at warn and above. */
+    logLines?: string[];
+  } = {},
 ): Promise<TestWorker> {
   const backgroundAfterMs = options.backgroundAfterMs ?? 0;
   const executor = await createExecutor({ dataDir: dataDirFromEnv(), pool: { stateRoot: poolStateDir }, backgroundAfterCpuMs: backgroundAfterMs });
@@ -146,7 +169,7 @@ export async function startTestWorker(
     backgroundSlots: options.backgroundSlots ?? 0,
     backgroundAfterMs,
     executor,
-    logger: pino({ level: process.env.CELLBLOCK_TEST_LOG_LEVEL ?? 'silent' }),
+    logger: testLogger(options.logLines),
     ...fastStallSettings,
     ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs, stalledIntervalMs: options.lockDurationMs } : {}),
     heartbeatTtlMs: 3000,

@@ -33,12 +33,13 @@ describe('jobs end to end', { skip }, () => {
   let worker: TestWorker;
   let scratch: Awaited<ReturnType<typeof scratchDir>>;
   let base: string;
+  const workerLog: string[] = [];
 
   before(async () => {
     scratch = await scratchDir();
     service = await startService({ runtimes });
     base = await listen(service);
-    worker = await startTestWorker(service, scratch.dir, { concurrency: 2 });
+    worker = await startTestWorker(service, scratch.dir, { concurrency: 2, logLines: workerLog });
   });
   after(async () => {
     await worker?.close();
@@ -236,6 +237,9 @@ describe('jobs end to end', { skip }, () => {
       }
       const fine = await postJson(`${base}/v1/jobs?wait=true&timeoutMs=60000`, { language: 'python', source: 'print(1)' });
       assert.equal(fine.json.result?.verdict, 'ok', JSON.stringify(fine.json));
+      // Failing them is the executor's answer; nothing else of the worker may trip on their data.
+      const tripped = workerLog.filter((line) => JSON.parse(line).msg === 'worker error' && /TypeError/.test(line));
+      assert.deepEqual(tripped, []);
     } finally {
       await queue.close();
     }
