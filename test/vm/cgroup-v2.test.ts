@@ -66,6 +66,21 @@ function summaryOf(output: string): Summary | null {
   return { tests, pass, fail, skipped };
 }
 
+/** What a failure report needs from the VM's output: every line but a passing test's, a suite's
+ * header and the summary. A test file that dies of a signal shows only as "✖ <file> 'test
+ * failed'"; the kernel's log, printed after the tests (KERNEL_REPORT), says what killed it. */
+function failureDetail(output: string): string {
+  const unusual = output.split('\n').filter((line) => line.trim() !== '' && !/^\s*(✔|▶|ℹ)/.test(line));
+  return `--- the VM's output but passing tests (last ${DETAIL_CHARS} characters) ---\n${unusual.join('\n').slice(-DETAIL_CHARS)}`;
+}
+const DETAIL_CHARS = 30_000;
+/** Runs its arguments, then prints the processes the VM's kernel killed (the OOM killer: the
+ * test programs' expected memory_limit runs among them) or saw crash, and exits with the
+ * command's status. */
+const KERNEL_REPORT =
+  '"$@"; status=$?; echo "--- the kernel\'s killed and crashed processes:"; ' +
+  "dmesg | grep -E 'Killed process|segfault|general protection|trap' | tail -n 40; exit $status";
+
 function runInVm(files: string[]): Promise<{ status: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(
@@ -75,6 +90,10 @@ function runInVm(files: string[]): Promise<{ status: number | null; output: stri
         '--timeout',
         String(VM_TIMEOUT_S),
         '--',
+        'sh',
+        '-c',
+        KERNEL_REPORT,
+        'sh',
         process.execPath,
         '--import',
         'tsx',
@@ -85,7 +104,8 @@ function runInVm(files: string[]): Promise<{ status: number | null; output: stri
       ],
       {
         cwd: REPO,
-        env: { ...process.env, NO_COLOR: '1', CELLBLOCK_POOL_SOAK_JOBS: String(SOAK_JOBS_IN_VM) },
+        // The service's warnings and errors go to the output, which a failure report shows.
+        env: { ...process.env, NO_COLOR: '1', CELLBLOCK_POOL_SOAK_JOBS: String(SOAK_JOBS_IN_VM), CELLBLOCK_TEST_LOG_LEVEL: 'warn' },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
@@ -102,8 +122,7 @@ test('the engine, pool, executor and end-to-end service tests pass on a cgroup v
   for (const file of FILES_IN_VM) readFileSync(path.join(REPO, file)); // a renamed file fails here
   const { status, output } = await runInVm(FILES_IN_VM);
   const summary = summaryOf(output);
-  const failures = output.split('\n').filter((line) => /^\s*✖|SKIP|^vm[: ]/.test(line));
-  const detail = `${failures.join('\n')}\n--- the VM's last output ---\n${output.slice(-4000)}`;
+  const detail = failureDetail(output);
   assert.ok(summary, `no test summary from the VM (status ${status})\n${detail}`);
   t.diagnostic(`in the cgroup v2 VM: ${summary.tests} tests, ${summary.pass} passed, ${summary.skipped} skipped`);
   assert.equal(summary.fail, 0, `tests failed in the cgroup v2 VM\n${detail}`);
