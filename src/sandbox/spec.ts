@@ -31,10 +31,9 @@ export function leastMemoryBytes(argv: readonly string[], env: readonly string[]
   return EXEC_MEMORY_RESERVE_BYTES + stringsBytes + 2 * POINTER_BYTES;
 }
 
-/** env as execve takes it: NAME=value strings; PATH is the default search path when absent. */
-export function envStrings(envRecord: Record<string, string> | undefined): string[] {
-  const record = envRecord ?? { PATH: DEFAULT_SEARCH_PATH };
-  return Object.entries(record).map(([key, value]) => `${key}=${value}`);
+/** env as execve takes it: NAME=value strings. */
+export function envStrings(envRecord: Record<string, string>): string[] {
+  return Object.entries(envRecord).map(([key, value]) => `${key}=${value}`);
 }
 
 const LIMIT_FIELDS: (keyof Limits)[] = [
