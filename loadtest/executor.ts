@@ -7,7 +7,12 @@
 // processes it reaped (init, the program), its live descendants (the pool's mount agent), and the
 // whole machine (kernel threads included: the namespaces' teardown). Not a test: figures only.
 //
-//   npm run bench:executor -- [--scenario 'python hello'|'c true' ...] [--rounds N] [--jobs N]
+// With --gap-ms, sporadic instead: one job at a time after an idle gap, against the bare program
+// one at a time after the same gap, in alternating rounds; p50 of the job's time in execute(),
+// of its programs' own wall time (compile + run, from "go" to exit), and of the difference: the
+// executor's own time on a job's path (pool take, files, starting and reading each stage).
+//
+//   npm run bench:executor -- [--scenario 'python hello'|'c true' ...] [--rounds N] [--jobs N] [--gap-ms MS]
 //
 // Needs root and the python and gcc images built in the data dir (cellblock images build).
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,20 +25,25 @@ import { createExecutor } from '../src/executor/create.js';
 import type { Executor } from '../src/executor/executor.js';
 import type { ExecuteRequest } from '../src/executor/types.js';
 import { loadRuntimes } from '../src/images/runtimes.js';
-import { createBareRunner } from './service/bare.js';
+import { createBareRunner, type BareRunner } from './service/bare.js';
 import { cpuMsByTree, cpuMsDifference, machineBusyMs } from './service/cpu.js';
 import { scenarios, type Scenario } from './service/scenarios.js';
+import { distribution } from './service/stats.js';
 
 const { values } = parseArgs({
   options: {
     scenario: { type: 'string', multiple: true },
     rounds: { type: 'string', default: '3' },
-    /** Jobs per executor round; the bare rounds run as many, spread over one loop per core. */
-    jobs: { type: 'string', default: '600' },
+    /** Jobs per executor round (600; 100 with --gap-ms); the bare rounds run as many, spread
+     * over one loop per core. */
+    jobs: { type: 'string' },
+    /** > 0: sporadic rounds, one job at a time after this long idle. */
+    'gap-ms': { type: 'string', default: '0' },
   },
 });
 const rounds = Number(values.rounds);
-const jobsPerRound = Number(values.jobs);
+const gapMs = Number(values['gap-ms']);
+const jobsPerRound = values.jobs !== undefined ? Number(values.jobs) : gapMs > 0 ? 100 : 600;
 const names = values.scenario ?? ['python hello', 'c true'];
 /** The load test's scenarios whose jobs are all benign (the hostile mix has no single program). */
 const benignScenarios = scenarios.filter((s) => s.jobs.every((job) => job.kind === 'benign'));
@@ -95,6 +105,63 @@ async function executorRound(executor: Executor, request: ExecuteRequest, check:
   };
 }
 
+interface SporadicRound {
+  executeMsP50: number;
+  programsMsP50: number;
+  ownMsP50: number;
+}
+
+async function sporadicRound(executor: Executor, request: ExecuteRequest, check: Scenario['jobs'][0]['check']): Promise<SporadicRound> {
+  const executeMs: number[] = [];
+  const programsMs: number[] = [];
+  const ownMs: number[] = [];
+  for (let i = 0; i < jobsPerRound; i++) {
+    await new Promise((resolve) => setTimeout(resolve, gapMs));
+    const start = performance.now();
+    const result = await executor.execute(request);
+    const elapsedMs = performance.now() - start;
+    const wrong = check({
+      verdict: result.verdict,
+      stdout: (result.run?.stdout ?? Buffer.alloc(0)).toString(),
+      metrics: { ...(result.run?.metrics ?? { cpuTimeMs: 0, wallTimeMs: 0, peakMemoryBytes: 0 }), queueWaitMs: 0 },
+    });
+    if (wrong) throw new Error(`wrong result: ${wrong}`);
+    const programs = (result.compile?.metrics.wallTimeMs ?? 0) + (result.run?.metrics.wallTimeMs ?? 0);
+    executeMs.push(elapsedMs);
+    programsMs.push(programs);
+    ownMs.push(elapsedMs - programs);
+  }
+  return { executeMsP50: distribution(executeMs).p50, programsMsP50: distribution(programsMs).p50, ownMsP50: distribution(ownMs).p50 };
+}
+
+async function sporadic(executor: Executor, bare: BareRunner, scenario: Scenario): Promise<void> {
+  const request = executeRequest(scenario);
+  const check = scenario.jobs[0]!.check;
+  console.log('round  bare p50 ms  executor p50 ms  executor - bare  | of the executor: programs p50  own p50');
+  const owns: number[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    const runBare = async () => {
+      const run = await bare.run(scenario.bare, { runs: jobsPerRound, loops: 1, gapMs });
+      if (run.failures > 0) throw new Error(`bare ${scenario.name}: ${run.failures} runs failed`);
+      return distribution(run.latenciesMs).p50;
+    };
+    let bareMsP50: number;
+    let result: SporadicRound;
+    if (round % 2 === 1) {
+      bareMsP50 = await runBare();
+      result = await sporadicRound(executor, request, check);
+    } else {
+      result = await sporadicRound(executor, request, check);
+      bareMsP50 = await runBare();
+    }
+    owns.push(result.ownMsP50);
+    console.log(
+      `${String(round).padStart(5)}  ${bareMsP50.toFixed(2).padStart(11)}  ${result.executeMsP50.toFixed(2).padStart(15)}  ${(result.executeMsP50 - bareMsP50).toFixed(2).padStart(14)}  |  ${result.programsMsP50.toFixed(2).padStart(28)}  ${result.ownMsP50.toFixed(3).padStart(7)}`,
+    );
+  }
+  console.log(`median of the executor's own p50: ${distribution(owns).p50.toFixed(3)} ms`);
+}
+
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const concurrency = config.workerConcurrency;
@@ -114,14 +181,23 @@ async function main(): Promise<void> {
       onBackgroundError: (err, image) => console.error(`pool ${image}:`, err),
     });
     const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
-    console.log(`# cellblock executor closed loop: ${cores} CPUs, kernel ${os.release()}, load ${load()}`);
-    console.log(`# executor: ${concurrency} jobs at once (the worker's default), pool maxReady ${config.poolMaxReady}; bare: one loop per core; ${jobsPerRound} jobs per round on either side`);
+    if (gapMs > 0) {
+      console.log(`# cellblock executor, sporadic: ${cores} CPUs, kernel ${os.release()}, load ${load()}`);
+      console.log(`# one job at a time after ${gapMs} ms idle, ${jobsPerRound} per round on either side; pool maxReady ${config.poolMaxReady}`);
+    } else {
+      console.log(`# cellblock executor closed loop: ${cores} CPUs, kernel ${os.release()}, load ${load()}`);
+      console.log(`# executor: ${concurrency} jobs at once (the worker's default), pool maxReady ${config.poolMaxReady}; bare: one loop per core; ${jobsPerRound} jobs per round on either side`);
+    }
     for (const scenario of chosen) {
       const request = executeRequest(scenario);
       const check = scenario.jobs[0]!.check;
       // Warm the pool and the caches: one executor round's worth at a tenth of the size.
       for (let i = 0; i < Math.max(20, jobsPerRound / 10); i++) await executor.execute(request);
       console.log(`\n## ${scenario.name}`);
+      if (gapMs > 0) {
+        await sporadic(executor, bare, scenario);
+        continue;
+      }
       console.log('round  bare jobs/s  executor jobs/s  executor/bare  | executor CPU per job, ms: process  reaped (init, program)  mount agent  machine | bare machine');
       const ratios: number[] = [];
       for (let round = 1; round <= rounds; round++) {
