@@ -12,6 +12,8 @@ import { MiB } from '../units.js';
 import type { StageRunner } from './engine.js';
 import { ExecutorError } from './errors.js';
 import { SubmissionExecutor, type Executor } from './executor.js';
+import { effectiveLimits } from './limits.js';
+import { imageOfSlotKey, slotKey } from './slot-keys.js';
 
 export interface ExecutorPoolOptions {
   /** Parent of the pool owners' state dirs. Default <dataDir>/pool. */
@@ -23,7 +25,8 @@ export interface ExecutorPoolOptions {
   workDirBytes?: number;
   /** Also prepare the container on each pooled root. Default true. */
   prewarmContainers?: boolean;
-  /** Images to start warming at once. Default: every built image a runtime uses. */
+  /** Images to start warming at once (their run slots, and their compile slots where a runtime
+   * compiles on them). Default: every built image a runtime uses. */
   warmImages?: string[];
 }
 
@@ -52,7 +55,8 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   const poolOptions = options.pool ?? {};
   const workDirBytes = poolOptions.workDirBytes ?? DEFAULT_WORK_DIR_BYTES;
   const layerPaths = new Map<string, string[]>();
-  const rootSpec = (image: string) => {
+  const rootSpec = (key: string) => {
+    const image = imageOfSlotKey(key);
     let paths = layerPaths.get(image);
     if (!paths) {
       const built = store.get(image);
@@ -63,10 +67,18 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     return { layerPaths: paths, upperBytes: workDirBytes };
   };
 
-  // A pre-warmed container gets its image's run limits ahead (cgroup limits, /tmp's size), so
-  // that a run with the defaults writes nothing to the cgroup on its critical path.
+  // A pre-warmed container gets its stage's default limits ahead (cgroup limits, /tmp's size), so
+  // that a stage with the defaults writes nothing to the cgroup on its critical path. Where
+  // runtimes on one image differ, the first one's.
   const expectedLimits = new Map<string, Limits>();
-  for (const runtime of runtimes) if (!expectedLimits.has(runtime.image)) expectedLimits.set(runtime.image, runtime.defaultLimits);
+  const expect = (key: string, limits: () => Limits) => {
+    if (!expectedLimits.has(key)) expectedLimits.set(key, limits());
+  };
+  for (const runtime of runtimes) {
+    expect(slotKey(runtime.image, 'run'), () => runtime.defaultLimits);
+    const compile = runtime.compile;
+    if (compile) expect(slotKey(runtime.image, 'compile'), () => effectiveLimits(runtime.defaultLimits, runtime.maxLimits, compile.limits));
+  }
 
   const sandbox = createSandbox(options.sandbox);
   const prewarm = poolOptions.prewarmContainers ?? true;
@@ -80,8 +92,8 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
       reclaimStale: () => sandbox.cleanupStale(),
       container: prewarm
         ? {
-            prepare: (image, root) =>
-              sandbox.prepare({ rootDir: root.rootDir, workDirHostPath: root.workDirHostPath, workDir: root.workDir, limits: expectedLimits.get(image) }),
+            prepare: (key, root) =>
+              sandbox.prepare({ rootDir: root.rootDir, workDirHostPath: root.workDirHostPath, workDir: root.workDir, limits: expectedLimits.get(key) }),
             destroy: (container) => container.destroy(),
           }
         : undefined,
@@ -92,8 +104,8 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
           ? slot.container.start(stage)
           : sandbox.run({ rootDir: slot.root.rootDir, workDirHostPath: slot.root.workDirHostPath, workDir: slot.root.workDir, ...stage }),
     };
-    const warm = poolOptions.warmImages ?? [...new Set(runtimes.map((r) => r.image))].filter((image) => store.get(image));
-    for (const image of warm) pool.warm(image);
+    const warmImages = new Set(poolOptions.warmImages ?? runtimes.map((r) => r.image).filter((image) => store.get(image)));
+    for (const key of expectedLimits.keys()) if (warmImages.has(imageOfSlotKey(key))) pool.warm(key);
     return new SubmissionExecutor(runtimes, pool, runner, {
       onClose: () => sandbox.close(),
       backgroundAfterCpuMs: options.backgroundAfterCpuMs ?? 0,

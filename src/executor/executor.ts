@@ -1,7 +1,7 @@
-// One submission, start to end: a fresh pool slot per stage, the files written into its work dir,
-// one compile (when the runtime has one), then one run, or one run per test, each in a fresh
-// root holding a copy of the compile's work dir. Slots are released as soon as their stage ends,
-// so their teardown overlaps the next stage.
+// One submission, start to end: a fresh pool slot per stage (kept per image and stage, see
+// slot-keys.ts), the files written into its work dir, one compile (when the runtime has one),
+// then one run, or one run per test, each in a fresh root holding a copy of the compile's work
+// dir. Slots are released as soon as their stage ends, so their teardown overlaps the next stage.
 import type { Runtime } from '../images/types.js';
 import type { Pool, PoolSlot, PoolStats } from '../pool/index.js';
 import { SANDBOX_GID, SANDBOX_UID } from '../pool/index.js';
@@ -12,6 +12,7 @@ import { outputMatches } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
 import { ExecutorError } from './errors.js';
 import { copyWorkDir, writeSourceFiles } from './files.js';
+import { slotKey } from './slot-keys.js';
 import type { ExecuteRequest, ExecuteResult, TestResult } from './types.js';
 import { verdictAfterCompile, verdictOfRuns } from './verdict.js';
 
@@ -90,7 +91,7 @@ export class SubmissionExecutor<C> implements Executor {
     try {
       if (signal?.aborted) return { ...result, verdict: 'cancelled' };
       if (runtime.compile && compileLimits) {
-        compiled = await this.pool.take(runtime.image);
+        compiled = await this.pool.take(slotKey(runtime.image, 'compile'));
         writeSourceFiles(compiled.root.workDirHostPath, request.files, SANDBOX_OWNER);
         const compile = await this.runner.run(compiled, stage(compileArgv(runtime.compile.argv, fileNames, []), '', compileLimits));
         result.compile = compile;
@@ -101,7 +102,7 @@ export class SubmissionExecutor<C> implements Executor {
       const runArgs = runArgv(runtime.run.argv, fileNames, args);
       /** `last`: no run after this one needs the compile's work dir. */
       const runOnce = async (stdin: Uint8Array | string, last: boolean): Promise<RunResult> => {
-        const slot = await this.pool.take(runtime.image);
+        const slot = await this.pool.take(slotKey(runtime.image, 'run'));
         try {
           if (compiled) {
             await copyWorkDir(compiled.root.workDirHostPath, slot.root.workDirHostPath, SANDBOX_OWNER);

@@ -1,6 +1,8 @@
 // The pre-warmed pool: per image, roots (and, when a `container` preparer is given, whole
 // containers on them) made ahead of time by this owner, each serving one job. Starting a pool
-// claims this owner's state dir and first reclaims what dead owners left behind.
+// claims this owner's state dir and first reclaims what dead owners left behind. The `image`
+// the pool is given is a key that rootSpec and the preparer understand: the executor keeps one
+// image's slots for its runs and for its compiles apart (`gcc`, `gcc:compile`).
 import { join } from 'node:path';
 import { KeyedPool } from './keyed-pool.js';
 import { MountAgent, DEFAULT_PYTHON_PATH } from './mount-agent.js';

@@ -118,7 +118,8 @@ test('a compiled job gives its compile\'s slot back once its last run has the fi
     .execute({ runtimeId: 'shc', files: [{ name: 'main.sh', content: Buffer.from('sleep 0.3\n') }], tests: [{ stdin: '' }, { stdin: '' }] })
     .finally(() => (done = true));
   while (!done) {
-    inUse.push(executor.stats().images.busybox?.inUse ?? 0);
+    const { images } = executor.stats();
+    inUse.push((images.busybox?.inUse ?? 0) + (images['busybox:compile']?.inUse ?? 0));
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   const r = await job;
@@ -196,6 +197,19 @@ test('pool figures: ready, hits, misses, prepare time', { skip }, async () => {
   assert.ok(s.ready >= 0 && s.ready <= 3);
 });
 
+test('a compile takes a slot kept for compiles on its image; its run takes one of the image', { skip }, async () => {
+  const takes = (key: string) => {
+    const s = executor.stats().images[key];
+    return s ? s.hits + s.misses : 0;
+  };
+  const before = { compile: takes('busybox:compile'), run: takes('busybox') };
+  const r = await executor.execute({ runtimeId: 'shc', files: [{ name: 'main.sh', content: Buffer.from('echo compiled\n') }] });
+  assert.equal(r.verdict, 'ok', JSON.stringify(r.compile?.error ?? r.run?.error));
+  assert.equal(r.run!.stdout.toString(), 'compiled\n');
+  assert.equal(takes('busybox:compile') - before.compile, 1, 'the compile: one take of a compile slot');
+  assert.equal(takes('busybox') - before.run, 1, 'the run: one take of a run slot');
+});
+
 test('many jobs through the pool leave no extra mounts, cgroups, processes or namespaces', { skip, timeout: 600_000 }, async () => {
   const jobs = Number(process.env.CELLBLOCK_POOL_SOAK_JOBS ?? 10_000);
   const concurrency = 2;
@@ -208,12 +222,19 @@ test('many jobs through the pool leave no extra mounts, cgroups, processes or na
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-  // Let teardown and refill settle.
+  // Let teardown and refill settle. Ready slots of every key (the image's runs and compiles).
+  const allKeys = () => {
+    const sum = { preparing: 0, prepared: 0, destroyed: 0, ready: 0 };
+    for (const figures of Object.values(executor.stats().images)) {
+      for (const name of Object.keys(sum) as (keyof typeof sum)[]) sum[name] += figures[name];
+    }
+    return sum;
+  };
   const deadline = Date.now() + 10_000;
-  let s = executor.stats().images.busybox!;
+  let s = allKeys();
   while ((s.preparing > 0 || s.prepared - s.destroyed !== s.ready) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 20));
-    s = executor.stats().images.busybox!;
+    s = allKeys();
   }
   assert.equal(s.prepared - s.destroyed, s.ready, 'every slot that is not ready was destroyed');
   // Mounts: the owner's slots tmpfs, plus a tmpfs and an overlay per ready slot.
