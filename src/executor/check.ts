@@ -9,7 +9,7 @@ import { SandboxSpecError, type Limits } from '../sandbox/types.js';
 import { ExecutorError } from './errors.js';
 import { compileArgv, runArgv } from './argv.js';
 import { checkedFileName } from './files.js';
-import { effectiveLimits } from './limits.js';
+import { defaultCompileLimits, effectiveLimits } from './limits.js';
 
 /** The least memory limit of any stage (the engine's; leastMemoryBytes adds the stage's argv and
  * env to it). */
@@ -50,8 +50,9 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
     }
   });
   const runLimits = sandboxLimits('limits', effectiveLimits(runtime.defaultLimits, runtime.maxLimits, submission.limits));
-  const compileLimits = runtime.compile
-    ? sandboxLimits('compileLimits', effectiveLimits(runtime.defaultLimits, runtime.maxLimits, runtime.compile.limits, submission.compileLimits))
+  const compileDefaults = defaultCompileLimits(runtime);
+  const compileLimits = compileDefaults
+    ? sandboxLimits('compileLimits', effectiveLimits(compileDefaults, runtime.maxLimits, submission.compileLimits))
     : undefined;
   const env = envStrings(runtime.env);
   enoughMemoryForExec('limits', runArgv(runtime.run.argv, fileNames, submission.args), env, runLimits);

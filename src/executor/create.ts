@@ -12,7 +12,7 @@ import { MiB } from '../units.js';
 import type { StageRunner } from './engine.js';
 import { ExecutorError } from './errors.js';
 import { SubmissionExecutor, type Executor } from './executor.js';
-import { effectiveLimits } from './limits.js';
+import { defaultCompileLimits } from './limits.js';
 import { imageOfSlotKey, slotKey } from './slot-keys.js';
 
 export interface ExecutorPoolOptions {
@@ -71,13 +71,13 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   // that a stage with the defaults writes nothing to the cgroup on its critical path. Where
   // runtimes on one image differ, the first one's.
   const expectedLimits = new Map<string, Limits>();
-  const expect = (key: string, limits: () => Limits) => {
-    if (!expectedLimits.has(key)) expectedLimits.set(key, limits());
+  const expect = (key: string, limits: Limits) => {
+    if (!expectedLimits.has(key)) expectedLimits.set(key, limits);
   };
   for (const runtime of runtimes) {
-    expect(slotKey(runtime.image, 'run'), () => runtime.defaultLimits);
-    const compile = runtime.compile;
-    if (compile) expect(slotKey(runtime.image, 'compile'), () => effectiveLimits(runtime.defaultLimits, runtime.maxLimits, compile.limits));
+    expect(slotKey(runtime.image, 'run'), runtime.defaultLimits);
+    const compileLimits = defaultCompileLimits(runtime);
+    if (compileLimits) expect(slotKey(runtime.image, 'compile'), compileLimits);
   }
 
   const sandbox = createSandbox(options.sandbox);
