@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.js';
 import { createExecutor } from '../src/executor/create.js';
 import type { Executor } from '../src/executor/executor.js';
-import type { ExecuteRequest } from '../src/executor/types.js';
+import type { ExecuteRequest, ExecuteResult } from '../src/executor/types.js';
 import { loadRuntimes } from '../src/images/runtimes.js';
 import { createBareRunner, type BareRunner } from './service/bare.js';
 import { cpuMsByTree, cpuMsDifference, machineBusyMs } from './service/cpu.js';
@@ -73,7 +73,30 @@ interface Round {
 
 const perJob = (ms: number, jobs: number) => ms / jobs;
 
-async function executorRound(executor: Executor, request: ExecuteRequest, check: Scenario['jobs'][0]['check'], concurrency: number): Promise<Round> {
+type Check = Scenario['jobs'][0]['check'];
+
+/** The result, once the scenario's check found it right; throws otherwise. */
+function checked(result: ExecuteResult, check: Check): ExecuteResult {
+  const wrong = check({
+    verdict: result.verdict,
+    stdout: (result.run?.stdout ?? Buffer.alloc(0)).toString(),
+    metrics: { ...(result.run?.metrics ?? { cpuTimeMs: 0, wallTimeMs: 0, peakMemoryBytes: 0 }), queueWaitMs: 0 },
+  });
+  if (wrong) throw new Error(`wrong result: ${wrong}`);
+  return result;
+}
+
+/** Both sides of a round, bare first in odd rounds and second in even ones. */
+async function inTurn<B, E>(round: number, runBare: () => Promise<B>, runExecutor: () => Promise<E>): Promise<[B, E]> {
+  if (round % 2 === 1) {
+    const bareSide = await runBare();
+    return [bareSide, await runExecutor()];
+  }
+  const executorSide = await runExecutor();
+  return [await runBare(), executorSide];
+}
+
+async function executorRound(executor: Executor, request: ExecuteRequest, check: Check, concurrency: number): Promise<Round> {
   let started = 0;
   const before = cpuMsByTree({ self: process.pid }).self!;
   const machineBefore = machineBusyMs();
@@ -82,13 +105,7 @@ async function executorRound(executor: Executor, request: ExecuteRequest, check:
     Array.from({ length: concurrency }, async () => {
       while (started < jobsPerRound) {
         started++;
-        const result = await executor.execute(request);
-        const wrong = check({
-          verdict: result.verdict,
-          stdout: (result.run?.stdout ?? Buffer.alloc(0)).toString(),
-          metrics: { ...(result.run?.metrics ?? { cpuTimeMs: 0, wallTimeMs: 0, peakMemoryBytes: 0 }), queueWaitMs: 0 },
-        });
-        if (wrong) throw new Error(`wrong result: ${wrong}`);
+        checked(await executor.execute(request), check);
       }
     }),
   );
@@ -111,21 +128,15 @@ interface SporadicRound {
   ownMsP50: number;
 }
 
-async function sporadicRound(executor: Executor, request: ExecuteRequest, check: Scenario['jobs'][0]['check']): Promise<SporadicRound> {
+async function sporadicRound(executor: Executor, request: ExecuteRequest, check: Check): Promise<SporadicRound> {
   const executeMs: number[] = [];
   const programsMs: number[] = [];
   const ownMs: number[] = [];
   for (let i = 0; i < jobsPerRound; i++) {
     await new Promise((resolve) => setTimeout(resolve, gapMs));
     const start = performance.now();
-    const result = await executor.execute(request);
+    const result = checked(await executor.execute(request), check);
     const elapsedMs = performance.now() - start;
-    const wrong = check({
-      verdict: result.verdict,
-      stdout: (result.run?.stdout ?? Buffer.alloc(0)).toString(),
-      metrics: { ...(result.run?.metrics ?? { cpuTimeMs: 0, wallTimeMs: 0, peakMemoryBytes: 0 }), queueWaitMs: 0 },
-    });
-    if (wrong) throw new Error(`wrong result: ${wrong}`);
     const programs = (result.compile?.metrics.wallTimeMs ?? 0) + (result.run?.metrics.wallTimeMs ?? 0);
     executeMs.push(elapsedMs);
     programsMs.push(programs);
@@ -145,15 +156,7 @@ async function sporadic(executor: Executor, bare: BareRunner, scenario: Scenario
       if (run.failures > 0) throw new Error(`bare ${scenario.name}: ${run.failures} runs failed`);
       return distribution(run.latenciesMs).p50;
     };
-    let bareMsP50: number;
-    let result: SporadicRound;
-    if (round % 2 === 1) {
-      bareMsP50 = await runBare();
-      result = await sporadicRound(executor, request, check);
-    } else {
-      result = await sporadicRound(executor, request, check);
-      bareMsP50 = await runBare();
-    }
+    const [bareMsP50, result] = await inTurn(round, runBare, () => sporadicRound(executor, request, check));
     owns.push(result.ownMsP50);
     console.log(
       `${String(round).padStart(5)}  ${bareMsP50.toFixed(2).padStart(11)}  ${result.executeMsP50.toFixed(2).padStart(15)}  ${(result.executeMsP50 - bareMsP50).toFixed(2).padStart(14)}  |  ${result.programsMsP50.toFixed(2).padStart(28)}  ${result.ownMsP50.toFixed(3).padStart(7)}`,
@@ -188,6 +191,7 @@ async function main(): Promise<void> {
       console.log(`# cellblock executor closed loop: ${cores} CPUs, kernel ${os.release()}, load ${load()}`);
       console.log(`# executor: ${concurrency} jobs at once (the worker's default), pool maxReady ${config.poolMaxReady}; bare: one loop per core; ${jobsPerRound} jobs per round on either side`);
     }
+    const running = executor;
     for (const scenario of chosen) {
       const request = executeRequest(scenario);
       const check = scenario.jobs[0]!.check;
@@ -201,22 +205,13 @@ async function main(): Promise<void> {
       console.log('round  bare jobs/s  executor jobs/s  executor/bare  | executor CPU per job, ms: process  reaped (init, program)  mount agent  machine | bare machine');
       const ratios: number[] = [];
       for (let round = 1; round <= rounds; round++) {
-        // Bare first in odd rounds, second in even ones.
         const runBare = async () => {
           const machineBefore = machineBusyMs();
           const run = await bare.run(scenario.bare, { runs: jobsPerRound, loops: cores, gapMs: 0 });
           if (run.failures > 0) throw new Error(`bare ${scenario.name}: ${run.failures} runs failed`);
           return { jobsPerSecond: run.throughputPerSecond, machineMsPerJob: perJob(machineBusyMs() - machineBefore, run.latenciesMs.length) };
         };
-        let bareRound: Awaited<ReturnType<typeof runBare>>;
-        let executorResult: Round;
-        if (round % 2 === 1) {
-          bareRound = await runBare();
-          executorResult = await executorRound(executor, request, check, concurrency);
-        } else {
-          executorResult = await executorRound(executor, request, check, concurrency);
-          bareRound = await runBare();
-        }
+        const [bareRound, executorResult] = await inTurn(round, runBare, () => executorRound(running, request, check, concurrency));
         const ratio = executorResult.jobsPerSecond / bareRound.jobsPerSecond;
         ratios.push(ratio);
         const c = executorResult.cpuMsPerJob;
