@@ -1,4 +1,5 @@
-// Percentiles of a sample, nearest-rank: the value below which p of the sample lies.
+// Percentiles of a sample, nearest-rank: the value below which p of the sample lies; and how
+// precisely a run's sample pins a figure down (a bootstrap interval).
 
 export interface Distribution {
   count: number;
@@ -20,5 +21,47 @@ export function distribution(samples: readonly number[]): Distribution {
     p90: rank(0.9),
     p99: rank(0.99),
     max: sorted[sorted.length - 1]!,
+  };
+}
+
+export interface Interval {
+  low: number;
+  high: number;
+}
+
+/** The p50 (nearest rank) of a sample. */
+export function median(samples: readonly number[]): number {
+  return distribution(samples).p50;
+}
+
+/** A percentile bootstrap confidence interval (default 95%) of `statistic(a, b)` for two
+ * independent samples: `rounds` times, each sample is drawn again with replacement at its own
+ * size and the statistic computed; the interval holds the middle `level` of those values. It
+ * says how far a figure such as "p50 above bare" could move between runs of the same code from
+ * sampling alone (this run's machine noise included, not another day's). Seeded: the same
+ * samples give the same interval. */
+export function bootstrapInterval(
+  a: readonly number[],
+  b: readonly number[],
+  statistic: (a: readonly number[], b: readonly number[]) => number,
+  { rounds = 2000, level = 0.95, seed = 1 }: { rounds?: number; level?: number; seed?: number } = {},
+): Interval {
+  if (a.length === 0 || b.length === 0) return { low: NaN, high: NaN };
+  const random = mulberry32(seed);
+  const resample = (sample: readonly number[]) => Array.from(sample, () => sample[Math.floor(random() * sample.length)]!);
+  const values = Array.from({ length: rounds }, () => statistic(resample(a), resample(b))).sort((x, y) => x - y);
+  const at = (p: number) => values[Math.min(rounds - 1, Math.max(0, Math.round(p * (rounds - 1))))]!;
+  return { low: at((1 - level) / 2), high: at((1 + level) / 2) };
+}
+
+/** A small seeded generator (Mulberry32): uniform in [0, 1). */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
