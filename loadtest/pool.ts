@@ -35,7 +35,7 @@ import { loadRuntimes } from '../src/images/runtimes.js';
 import type { Runtime } from '../src/images/types.js';
 import { dataDirFromEnv } from '../src/images/paths.js';
 import { createBareRunner, type BareRunner } from './service/bare.js';
-import { distribution } from './service/stats.js';
+import { bootstrapInterval, distribution, median } from './service/stats.js';
 import { RUNS_PER_TURN, SAMPLES_PER_TURN, timedTurn } from './turns.js';
 
 const { values } = parseArgs({
@@ -163,6 +163,9 @@ async function settled(executors: Executor[]): Promise<void> {
   while (busy()) await sleep(2);
 }
 
+/** The mode of issue 4's targets. */
+const WARM_POOL_MODE = 'pool warm (roots + containers)';
+
 async function round(program: Program, modes: Mode[], executors: Executor[], gap: number): Promise<void> {
   const samples = new Map<Mode, number[]>(modes.map((m) => [m, []]));
   const turns = Math.ceil(program.jobs / SAMPLES_PER_TURN);
@@ -188,6 +191,18 @@ async function round(program: Program, modes: Mode[], executors: Executor[], gap
     const figures = [p50, p90, p99, max].map((v) => v.toFixed(2).padStart(7));
     const ratios = baselines.map((base, i) => (base === undefined ? '-' : `${(p50 / base).toFixed(2)}x`).padStart(i === 2 ? 10 : 8)).join(' ');
     console.log(`${mode.name.padEnd(34)} ${figures.join(' ')}  ${ratios}${mode.note ? `  (${mode.note(program)})` : ''}`);
+  }
+  // The issue's target, with how precisely this round's samples pin it down.
+  const fork = modes.find((m) => m.baseline === 'C fork');
+  const pool = modes.find((m) => m.name === WARM_POOL_MODE);
+  if (fork && pool) {
+    const ratio = (a: readonly number[], b: readonly number[]) => median(a) / median(b);
+    const [poolSamples, forkSamples] = [samples.get(pool)!, samples.get(fork)!];
+    const { low, high } = bootstrapInterval(poolSamples, forkSamples, ratio);
+    console.log(
+      `${WARM_POOL_MODE} / bare fork + exec, p50: ${ratio(poolSamples, forkSamples).toFixed(2)}x ` +
+        `(95% bootstrap interval ${low.toFixed(2)}x to ${high.toFixed(2)}x: how far it could move from this round's sampling alone)`,
+    );
   }
 }
 
@@ -231,7 +246,7 @@ async function main(): Promise<void> {
           await bareNodeRun(hostArgv, bareDir, env);
           return performance.now() - start;
         }) }] : []),
-        executorMode('pool warm (roots + containers)', warm, true),
+        executorMode(WARM_POOL_MODE, warm, true),
         executorMode('pool warm (roots only)', rootsOnly, true),
         executorMode('pool disabled', disabled, false),
       ];
