@@ -148,7 +148,9 @@ describe('sandbox limits and metrics', { skip }, () => {
   });
 
   it('enforces start\'s limits when they differ from those expected at prepare', async () => {
-    const expected = { ...DEFAULT_LIMITS, memoryBytes: 512 * MiB, pids: 64, tmpBytes: 32 * MiB };
+    // CPU and wall time to spare: touching 600 MiB took more than 5 s of CPU in the cgroup v2 VM's
+    // software emulation on a busy host. Neither is a cgroup setting, so prepare writes no less.
+    const expected = { ...DEFAULT_LIMITS, cpuTimeMs: 60_000, wallTimeMs: 120_000, memoryBytes: 512 * MiB, pids: 64, tmpBytes: 32 * MiB };
     const prepare = () => f.sandbox.prepare({ rootDir: f.rootDir, workDirHostPath: f.workDir(), limits: expected });
     const oom = await (await prepare()).start({ argv: [program('alloc'), '128'], limits: { ...expected, memoryBytes: 64 * MiB } });
     assert.equal(oom.verdict, 'memory_limit');

@@ -16,6 +16,7 @@ import { dataDirFromEnv } from '../../src/images/paths.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { openImageStore } from '../../src/images/store.js';
 import type { Runtime } from '../../src/images/types.js';
+import type { Limits } from '../../src/sandbox/types.js';
 import { BullJobClient } from '../../src/queue/client.js';
 import { createRedis } from '../../src/queue/connection.js';
 import { startQueueWorker, type QueueWorker } from '../../src/queue/worker.js';
@@ -121,6 +122,21 @@ export interface TestWorker {
 /** Worker settings short enough that stall recovery happens within a test. */
 export const fastStallSettings = { lockDurationMs: 2000, stalledIntervalMs: 1000, maxStalledCount: 1 };
 
+/** The runtime with `factor` times its CPU and wall time limits (defaults, maxima, compile's). */
+export function withSlowCpu(runtime: Runtime, factor = 10): Runtime {
+  const scaled = <L extends Partial<Limits>>(limits: L): L => ({
+    ...limits,
+    ...(limits.cpuTimeMs !== undefined ? { cpuTimeMs: limits.cpuTimeMs * factor } : {}),
+    ...(limits.wallTimeMs !== undefined ? { wallTimeMs: limits.wallTimeMs * factor } : {}),
+  });
+  return {
+    ...runtime,
+    defaultLimits: scaled(runtime.defaultLimits),
+    maxLimits: scaled(runtime.maxLimits),
+    ...(runtime.compile ? { compile: { ...runtime.compile, ...(runtime.compile.limits ? { limits: scaled(runtime.compile.limits) } : {}) } } : {}),
+  };
+}
+
 /** Runtimes whose images are built on this machine; the reason when some are not. */
 export function builtRuntimes(): { runtimes: Runtime[]; missing: string[] } {
   const store = openImageStore(dataDirFromEnv());
@@ -158,10 +174,17 @@ export async function startTestWorker(
     backgroundAfterMs?: number;
     /** Collects what the worker logs at warn and above. */
     logLines?: string[];
+    /** Default: images/runtimes/*.json. */
+    runtimes?: Runtime[];
   } = {},
 ): Promise<TestWorker> {
   const backgroundAfterMs = options.backgroundAfterMs ?? 0;
-  const executor = await createExecutor({ dataDir: dataDirFromEnv(), pool: { stateRoot: poolStateDir }, backgroundAfterCpuMs: backgroundAfterMs });
+  const executor = await createExecutor({
+    dataDir: dataDirFromEnv(),
+    pool: { stateRoot: poolStateDir },
+    backgroundAfterCpuMs: backgroundAfterMs,
+    ...(options.runtimes ? { runtimes: options.runtimes } : {}),
+  });
   const worker = await startQueueWorker({
     redisUrl: service.redis.url,
     prefix: service.prefix,
