@@ -266,8 +266,9 @@ describe('sandbox run: correctness', { skip }, () => {
       }
       await (await prepared).destroy();
     }
-    // init can be preempted between its copy of the table and its close_range: allow one round.
-    assert.ok(heldInRounds.length <= 1, `write end still held after Node closed it in rounds ${heldInRounds.join(', ')}`);
+    // init can be preempted between its copy of the table and its close_range (on a busy VM host,
+    // its vCPU for milliseconds: 2 rounds of 300 once): allow 1%, against ~10% before.
+    assert.ok(heldInRounds.length <= 3, `write end still held after Node closed it in rounds ${heldInRounds.join(', ')}`);
   });
 
   it('refuses a root whose mount points are missing or symlinks', async () => {
