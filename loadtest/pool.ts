@@ -196,7 +196,7 @@ async function round(program: Program, modes: Mode[], executors: Executor[], gap
   const fork = modes.find((m) => m.baseline === 'C fork');
   const pool = modes.find((m) => m.name === WARM_POOL_MODE);
   if (fork && pool) {
-    const ratio = (a: readonly number[], b: readonly number[]) => median(a) / median(b);
+    const ratio = (a: ArrayLike<number>, b: ArrayLike<number>) => median(a) / median(b);
     const [poolSamples, forkSamples] = [samples.get(pool)!, samples.get(fork)!];
     const { low, high } = bootstrapInterval(poolSamples, forkSamples, ratio);
     console.log(

@@ -236,8 +236,8 @@ function p50Above(result: ScenarioResult, relative = false): { value: number; in
   const service = numbers(benign(result.service.samples), (s) => s.latencyMs);
   const bare = result.bare.latenciesMs;
   const above = relative
-    ? (s: readonly number[], b: readonly number[]) => median(s) / median(b) - 1
-    : (s: readonly number[], b: readonly number[]) => median(s) - median(b);
+    ? (s: ArrayLike<number>, b: ArrayLike<number>) => median(s) / median(b) - 1
+    : (s: ArrayLike<number>, b: ArrayLike<number>) => median(s) - median(b);
   return { value: above(service, bare), interval: bootstrapInterval(service, bare, above) };
 }
 

@@ -29,9 +29,12 @@ export interface Interval {
   high: number;
 }
 
-/** The p50 (nearest rank) of a sample. */
-export function median(samples: readonly number[]): number {
-  return distribution(samples).p50;
+/** The p50 (nearest rank, as distribution's) of a sample. A typed array's numeric sort: the
+ * bootstrap below takes thousands of medians (~10x faster than sorting a copy of the array). */
+export function median(samples: ArrayLike<number>): number {
+  if (samples.length === 0) return NaN;
+  const sorted = Float64Array.from(samples).sort();
+  return sorted[Math.max(0, Math.ceil(0.5 * sorted.length) - 1)]!;
 }
 
 /** A percentile bootstrap confidence interval (default 95%) of `statistic(a, b)` for two
@@ -43,12 +46,16 @@ export function median(samples: readonly number[]): number {
 export function bootstrapInterval(
   a: readonly number[],
   b: readonly number[],
-  statistic: (a: readonly number[], b: readonly number[]) => number,
+  statistic: (a: ArrayLike<number>, b: ArrayLike<number>) => number,
   { rounds = 2000, level = 0.95, seed = 1 }: { rounds?: number; level?: number; seed?: number } = {},
 ): Interval {
   if (a.length === 0 || b.length === 0) return { low: NaN, high: NaN };
   const random = mulberry32(seed);
-  const resample = (sample: readonly number[]) => Array.from(sample, () => sample[Math.floor(random() * sample.length)]!);
+  const resample = (sample: readonly number[]) => {
+    const drawn = new Float64Array(sample.length);
+    for (let i = 0; i < drawn.length; i++) drawn[i] = sample[Math.floor(random() * sample.length)]!;
+    return drawn;
+  };
   const values = Array.from({ length: rounds }, () => statistic(resample(a), resample(b))).sort((x, y) => x - y);
   const at = (p: number) => values[Math.min(rounds - 1, Math.max(0, Math.round(p * (rounds - 1))))]!;
   return { low: at((1 - level) / 2), high: at((1 + level) / 2) };

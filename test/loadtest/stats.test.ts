@@ -11,7 +11,7 @@ function latencies(count: number, center: number, seed: number): number[] {
   return Array.from({ length: count }, () => center + 2 * (next() - 0.5) + (next() < 0.1 ? 5 * next() : 0));
 }
 
-const above = (a: readonly number[], b: readonly number[]) => median(a) - median(b);
+const above = (a: ArrayLike<number>, b: ArrayLike<number>) => median(a) - median(b);
 
 describe('load test statistics', () => {
   it('takes percentiles by nearest rank', () => {
