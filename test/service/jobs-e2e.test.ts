@@ -29,6 +29,10 @@ const built = builtRuntimes();
 const inEmulatedVm = process.env.CELLBLOCK_IN_VM === '1';
 const runtimes = inEmulatedVm ? built.runtimes.map((runtime) => withSlowCpu(runtime)) : built.runtimes;
 const missing = built.missing;
+/** A worker on these runtimes. In the VM also with 30 s locks: nothing here tests stall recovery,
+ * and a busy host stalled the emulated worker's 2 s lock renewals (a job retried mid-run). */
+const startWorker = (service: ServiceHarness, dir: string, options: Parameters<typeof startTestWorker>[2] = {}) =>
+  startTestWorker(service, dir, { ...options, runtimes, ...(inEmulatedVm ? { lockDurationMs: 30_000 } : {}) });
 const skip = runtimes.length === 0 ? `no language image is built (run: bin/cellblock images build); missing ${missing.join(', ')}` : false;
 const python = runtimes.find((runtime) => runtime.id === 'python');
 const sleeper = (seconds: number, before = '') => ({
@@ -47,7 +51,7 @@ describe('jobs end to end', { skip }, () => {
     scratch = await scratchDir();
     service = await startService({ runtimes });
     base = await listen(service);
-    worker = await startTestWorker(service, scratch.dir, { concurrency: 2, logLines: workerLog, runtimes });
+    worker = await startWorker(service, scratch.dir, { concurrency: 2, logLines: workerLog });
   });
   after(async () => {
     await worker?.close();
@@ -266,7 +270,7 @@ describe('graceful shutdown', { skip: (skip || !python) && 'python image not bui
     const service = await startService({ runtimes });
     try {
       const base = await listen(service);
-      const worker = await startTestWorker(service, scratch.dir, { concurrency: 1, runtimes });
+      const worker = await startWorker(service, scratch.dir, { concurrency: 1 });
       const running = await postJson(`${base}/v1/jobs`, sleeper(1));
       await pollJob(base, running.json.id, 30_000, (view) => view.status === 'running');
       const waiting = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print("later")' });
@@ -291,7 +295,7 @@ describe('long jobs and the background lane', { skip: (skip || !python) && 'pyth
     try {
       const base = await listen(service);
       // One slot, one lane worker; a job is long after 200 ms.
-      const worker = await startTestWorker(service, scratch.dir, { concurrency: 1, backgroundSlots: 1, backgroundAfterMs: 200, runtimes });
+      const worker = await startWorker(service, scratch.dir, { concurrency: 1, backgroundSlots: 1, backgroundAfterMs: 200 });
       try {
         const long = await postJson(`${base}/v1/jobs`, sleeper(3));
         await pollJob(base, long.json.id, 30_000, (view) => view.status === 'running');
