@@ -49,17 +49,48 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
       throw new ExecutorError('bad_request', `args[${i}] must be a string without NUL bytes`);
     }
   });
-  const runLimits = sandboxLimits('limits', effectiveLimits(runtime.defaultLimits, runtime.maxLimits, submission.limits));
-  const compileDefaults = defaultCompileLimits(runtime);
-  const compileLimits = compileDefaults
-    ? sandboxLimits('compileLimits', effectiveLimits(compileDefaults, runtime.maxLimits, submission.compileLimits))
-    : undefined;
-  const env = envStrings(runtime.env);
-  enoughMemoryForExec('limits', runArgv(runtime.run.argv, fileNames, submission.args), env, runLimits);
-  if (runtime.compile && compileLimits) enoughMemoryForExec('compileLimits', compileArgv(runtime.compile.argv, fileNames, []), env, compileLimits);
+  const defaults = runtimeDefaults(runtime);
+  const runLimits = submission.limits === undefined ? defaults.runLimits : sandboxLimits('limits', effectiveLimits(runtime.defaultLimits, runtime.maxLimits, submission.limits));
+  const compileLimits =
+    defaults.compileLimits === undefined || submission.compileLimits === undefined
+      ? defaults.compileLimits
+      : sandboxLimits('compileLimits', effectiveLimits(defaults.compileLimits, runtime.maxLimits, submission.compileLimits));
+  enoughMemoryForExec('limits', runArgv(runtime.run.argv, fileNames, submission.args), defaults.env, runLimits);
+  if (runtime.compile && compileLimits) enoughMemoryForExec('compileLimits', compileArgv(runtime.compile.argv, fileNames, []), defaults.env, compileLimits);
   const runs = submission.runs ?? 1;
   const mostOutputBytes = runLimits.outputBytes * runs + (compileLimits?.outputBytes ?? 0);
   return compileLimits ? { fileNames, runLimits, compileLimits, runs, mostOutputBytes } : { fileNames, runLimits, runs, mostOutputBytes };
+}
+
+/** What checkSubmission derives from the runtime alone. */
+interface RuntimeDefaults {
+  /** The run's limits of a job that names none, checked. */
+  runLimits: Limits;
+  /** The compile's limits of a job that names none, checked; undefined without a compile. */
+  compileLimits: Limits | undefined;
+  env: readonly string[];
+}
+
+/** Computed once per runtime: the API checks every job it accepts and the worker every job it
+ * takes, on the job's path, which runs cold after an idle moment (caches gone), where every call
+ * it makes costs several times what it costs in a loop. A job that names no limits of its own
+ * (most do) then takes none of the limits' arithmetic: its check took half the time or less,
+ * between the jobs of a burst and after 30 ms idle. Frozen, since every such job shares them;
+ * a runtime is not changed once loaded. */
+const runtimeDefaultsCache = new WeakMap<Runtime, RuntimeDefaults>();
+
+function runtimeDefaults(runtime: Runtime): RuntimeDefaults {
+  let defaults = runtimeDefaultsCache.get(runtime);
+  if (defaults === undefined) {
+    const compileLimits = defaultCompileLimits(runtime);
+    defaults = Object.freeze({
+      runLimits: Object.freeze(sandboxLimits('limits', effectiveLimits(runtime.defaultLimits, runtime.maxLimits))),
+      compileLimits: compileLimits && Object.freeze(sandboxLimits('compileLimits', compileLimits)),
+      env: Object.freeze(envStrings(runtime.env)),
+    });
+    runtimeDefaultsCache.set(runtime, defaults);
+  }
+  return defaults;
 }
 
 /** Why the job could store more output than `maximum` (CheckedSubmission.mostOutputBytes, in
@@ -84,7 +115,7 @@ function sandboxLimits(what: string, limits: Limits): Limits {
 
 /** The engine refuses a stage whose memory limit could not hold what execve copies (its argv and
  * env) inside the run's cgroup (leastMemoryBytes): said here, before the job is queued. */
-function enoughMemoryForExec(what: string, argv: string[], env: string[], limits: Limits): void {
+function enoughMemoryForExec(what: string, argv: string[], env: readonly string[], limits: Limits): void {
   const least = leastMemoryBytes(argv, env);
   if (limits.memoryBytes >= least) return;
   throw new ExecutorError(

@@ -71,12 +71,35 @@ test('a submission is checked as execute() and the engine would check it, withou
   );
 });
 
+test("a job without limits of its own gets its runtime's defaults, whatever jobs were checked before", () => {
+  const runtime: Runtime = { id: 'c', language: 'c', version: '1', aliases: [], image: 'gcc', sourceFile: 'main.c', run: { argv: ['./main'] }, env: { PATH: '/bin' },
+    defaultLimits: defaults, maxLimits: maxima, helloWorld: { source: '', stdout: '' },
+    compile: { argv: ['gcc', '{files}'], limits: { cpuTimeMs: 5000 } } };
+  const plain = { fileNames: ['main.c'], args: [] };
+  const first = checkSubmission(runtime, plain);
+  const own = checkSubmission(runtime, { ...plain, limits: { cpuTimeMs: 7000, pids: 3 }, compileLimits: { memoryBytes: 200 * MiB } });
+  assert.deepEqual([own.runLimits.cpuTimeMs, own.runLimits.pids, own.compileLimits?.memoryBytes, own.compileLimits?.cpuTimeMs], [7000, 3, 200 * MiB, 5000]);
+  const again = checkSubmission(runtime, plain);
+  assert.deepEqual(again.runLimits, defaults);
+  assert.deepEqual(again.compileLimits, { ...defaults, cpuTimeMs: 5000 });
+  assert.deepEqual(first, again);
+  // Shared by every such job: a caller cannot change the next job's limits through its own.
+  assert.throws(() => {
+    again.runLimits.cpuTimeMs = 1;
+  }, TypeError);
+  assert.equal(checkSubmission(runtime, plain).runLimits.cpuTimeMs, defaults.cpuTimeMs);
+  // A runtime whose own defaults the engine refuses is refused at every check, not once.
+  const broken: Runtime = { ...runtime, defaultLimits: { ...defaults, pids: 1.5 } };
+  for (let i = 0; i < 2; i++) assert.throws(() => checkSubmission(broken, plain), /limits\.pids must be an integer/);
+});
+
 test('argv: {files} and {args} expand to zero or more elements; run appends args without {args}', () => {
   assert.deepEqual(compileArgv(['gcc', '-O2', '{files}', '-o', 'a.out'], ['a.c', 'b.c'], ['x']), ['gcc', '-O2', 'a.c', 'b.c', '-o', 'a.out']);
   assert.deepEqual(runArgv(['python3', '{files}'], ['main.py'], ['1', '2']), ['python3', 'main.py', '1', '2']);
   assert.deepEqual(runArgv(['./a.out', '{args}', '--end'], ['a.c'], ['1']), ['./a.out', '1', '--end']);
   assert.deepEqual(runArgv(['./a.out', '{args}'], ['a.c'], []), ['./a.out']);
   assert.deepEqual(runArgv(['sh', '-c', 'echo {files}'], ['a'], []), ['sh', '-c', 'echo {files}'], 'only whole elements expand');
+  assert.deepEqual(compileArgv(['tool', 'constructor', 'toString', '__proto__', '{files}'], ['a'], []), ['tool', 'constructor', 'toString', '__proto__', 'a'], 'no element is looked up as a property');
 });
 
 test('output comparison: trailing whitespace per line and trailing empty lines do not count', () => {
