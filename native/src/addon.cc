@@ -49,6 +49,23 @@ int64_t getInt(const Napi::Object& o, const char* key) {
   return v.As<Napi::Number>().Int64Value();
 }
 
+std::vector<int> getDescriptors(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsArray()) {
+    throw Napi::TypeError::New(o.Env(), std::string("option ") + key + " must be an array");
+  }
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<int> out;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value item = a.Get(i);
+    if (!item.IsNumber() || item.As<Napi::Number>().Int64Value() < 0) {
+      throw Napi::TypeError::New(o.Env(), std::string("option ") + key + " must hold descriptors");
+    }
+    out.push_back(item.As<Napi::Number>().Int32Value());
+  }
+  return out;
+}
+
 std::vector<std::string> getStrings(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   if (!v.IsArray()) {
@@ -118,6 +135,7 @@ std::vector<napi_value> exitArguments(Napi::Env env, ExitReport& r) {
       Napi::Number::New(env, static_cast<double>(r.stderrBytes)),
       failed ? Napi::Value(Napi::String::New(env, cb::stepName(r.failure.step))) : env.Undefined(),
       Napi::Number::New(env, failed ? r.failure.err : 0),
+      r.accountingRead ? Napi::Value(Napi::String::New(env, r.accountingText.data(), r.accountingText.size())) : env.Undefined(),
   };
 }
 
@@ -247,6 +265,7 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     options.cpuRlimitSeconds = getInt(o, "cpuRlimitSeconds");
     options.pollIntervalNs = msToNs(getNumber(o, "pollIntervalMs"));
     options.backgroundAfterCpuNs = msToNs(getNumber(o, "backgroundAfterCpuMs"));
+    options.accountingFds = getDescriptors(o, "accountingFds");
     try {
       cb::configureProgram(*state_, options);
     } catch (const cb::SetupError& e) {

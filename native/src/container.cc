@@ -118,6 +118,23 @@ std::string readMemfd(int fd, int64_t limit, int64_t& totalBytes) {
   return data;
 }
 
+/** Appends each file's text at offset 0 and a NUL to `text`; false if a read fails. Here rather
+ * than in JS: the run's end is collected on the JS thread anyway, and three reads through Node's
+ * fs after the run's idle wait cost more than the reads themselves. */
+bool readAccounting(const std::vector<int>& fds, std::string& text) {
+  char buffer[4096];
+  for (int fd : fds) {
+    ssize_t n;
+    do {
+      n = pread(fd, buffer, sizeof buffer, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return false;
+    text.append(buffer, static_cast<size_t>(n));
+    text.push_back('\0');
+  }
+  return true;
+}
+
 /** Reads the next record of the report pipe; false at EOF (every writer is gone). */
 bool readRecord(int fd, ReportRecord& record) {
   ssize_t n;
@@ -222,6 +239,7 @@ ExitReport collectRunReport(ContainerState& s, Failure failure) {
     exit.stdoutData = readMemfd(s.stdoutFd, s.outputBytes, exit.stdoutBytes);
     int64_t stderrRoom = s.outputBytes - static_cast<int64_t>(exit.stdoutData.size());
     exit.stderrData = readMemfd(s.stderrFd, stderrRoom, exit.stderrBytes);
+    exit.accountingRead = readAccounting(s.accountingFds, exit.accountingText);
   }
   s.finished = true;
   return exit;
@@ -355,6 +373,7 @@ void configureProgram(ContainerState& s, const StartOptions& o) {
   s.outputBytes = o.outputBytes;
   s.pollIntervalNs = o.pollIntervalNs;
   s.backgroundAfterCpuNs = s.cpuWeightFd >= 0 ? o.backgroundAfterCpuNs : 0;
+  s.accountingFds = o.accountingFds;
   const rlim_t cpuSoft = static_cast<rlim_t>(o.cpuRlimitSeconds);
   // RLIMIT_FSIZE also bounds each output stream (memfds are files): one byte past outputBytes is
   // enough to know the limit was exceeded.

@@ -53,6 +53,9 @@ struct StartOptions {
   int64_t cpuRlimitSeconds = 0;
   int64_t pollIntervalNs = 0;
   int64_t backgroundAfterCpuNs = 0;  // 0: the run keeps the default CPU weight
+  /** The run cgroup's accounting files, opened (and owned) by the JS side: read at offset 0 when
+   * the run's end is collected, so that their texts come with the exit. */
+  std::vector<int> accountingFds;
 };
 
 /** Everything the supervisor learned once init is gone. */
@@ -66,6 +69,10 @@ struct ExitReport {
   int64_t execNs = 0;
   std::string stdoutData, stderrData;
   int64_t stdoutBytes = 0, stderrBytes = 0;
+  /** The accounting files' texts, in StartOptions.accountingFds' order, each followed by a NUL;
+   * false when the run did not start or a read failed (the JS side then reads them itself). */
+  bool accountingRead = false;
+  std::string accountingText;
 };
 
 using ReadyCallback = std::function<void()>;

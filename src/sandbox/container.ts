@@ -169,6 +169,7 @@ export class Container implements PreparedContainer {
         cpuRlimitSeconds: msToWholeSecondsCeil(limits.cpuTimeMs) + 1,
         pollIntervalMs: POLL_INTERVAL_MS,
         backgroundAfterCpuMs: program.backgroundAfterCpuMs,
+        accountingFds: this.cgroup.accountingFds(),
       });
     } catch (error) {
       const sandboxError = toSandboxError(error);
@@ -198,7 +199,7 @@ export class Container implements PreparedContainer {
     if (exit.failure) return internalErrorResult(sandboxErrorFromFailure(exit.failure));
     let usage;
     try {
-      usage = this.cgroup.readUsage();
+      usage = exit.accountingTexts ? this.cgroup.usageFrom(exit.accountingTexts) : this.cgroup.readUsage();
     } catch (error) {
       return internalErrorResult(toSandboxError(error));
     }

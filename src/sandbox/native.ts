@@ -47,6 +47,8 @@ export interface NativeStartOptions {
   pollIntervalMs: number;
   /** CPU time after which init lowers the run's CPU weight; 0: never. */
   backgroundAfterCpuMs: number;
+  /** RunCgroup.accountingFds: read when the run's end is collected (NativeExit.accountingTexts). */
+  accountingFds: number[];
 }
 
 export interface NativeFailure {
@@ -73,6 +75,9 @@ export interface NativeExit {
   /** Full sizes of the streams; stdout/stderr hold at most outputBytes together. */
   stdoutBytes: number;
   stderrBytes: number;
+  /** The texts of NativeStartOptions.accountingFds' files, in their order, read once every
+   * process of the run was dead; absent when the run did not start or a read failed. */
+  accountingTexts?: string[];
 }
 
 /** "ready": init waits for "go". "exit": the run is over, every process of it dead (with the
@@ -154,6 +159,8 @@ type RawExitArguments = [
   stderrBytes: number,
   failureStep: string | undefined,
   failureErrno: number,
+  /** Each accounting file's text followed by a NUL. */
+  accountingText: string | undefined,
 ];
 
 type RawEventHandler = (kind: 'ready' | 'exit' | 'gone', ...exit: RawExitArguments | []) => void;
@@ -164,12 +171,13 @@ interface RawModule extends Omit<NativeModule, 'createContainer'> {
 
 function exitFromArguments(args: RawExitArguments): NativeExit {
   const [started, status, statusValue, killedForCpu, killedForWall, killedForOutput, killedForCancel,
-    wallTimeNs, execNs, stdout, stderr, stdoutBytes, stderrBytes, failureStep, failureErrno] = args;
+    wallTimeNs, execNs, stdout, stderr, stdoutBytes, stderrBytes, failureStep, failureErrno, accountingText] = args;
   const exit: NativeExit = {
     started, status, statusValue, killedForCpu, killedForWall, killedForOutput, killedForCancel,
     wallTimeNs, execNs, stdout, stderr, stdoutBytes, stderrBytes,
   };
   if (failureStep !== undefined) exit.failure = { step: failureStep, errno: failureErrno };
+  if (accountingText !== undefined) exit.accountingTexts = accountingText.split('\0').slice(0, -1);
   return exit;
 }
 

@@ -11,7 +11,7 @@ import { createSandbox } from '../../src/sandbox/index.js';
 import { detectCgroupLayout, parseCgroupMounts } from '../../src/sandbox/cgroups/detect.js';
 import { native } from '../../src/sandbox/native.js';
 import { MiB } from '../../src/units.js';
-import { PROGRAMS_IN_ROOT } from '../helpers/busybox-root.js';
+import { busyboxRoot, PROGRAMS_IN_ROOT } from '../helpers/busybox-root.js';
 import { until } from '../helpers/until.js';
 import { DEFAULT_LIMITS, program, skip, text, useFixture } from './fixture.js';
 
@@ -221,5 +221,55 @@ describe('sandbox instances and cleanupStale', { skip }, () => {
       fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(deadId),
       false,
     );
+  });
+});
+
+describe("the run's accounting, read by the engine at its end", { skip }, () => {
+  it("hands back the texts of the descriptors it was given, in their order, read from offset 0 once the run's processes are dead, and leaves them open", async () => {
+    // The engine itself, without a cgroup: two ordinary files stand for a run cgroup's accounting
+    // files (RunCgroup.accountingFds); the first is written by the run itself, so its text must be
+    // the one after the run, and the descriptor's offset (moved here) must not matter.
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-accounting-'));
+    const workDir = path.join(scratch, 'work');
+    fs.mkdirSync(workDir);
+    fs.chownSync(workDir, 60000, 60000);
+    const written = path.join(workDir, 'written');
+    fs.writeFileSync(written, 'before\n');
+    fs.chownSync(written, 60000, 60000);
+    const fixed = path.join(scratch, 'fixed');
+    fs.writeFileSync(fixed, 'usage_usec 1234\noom_kill 0\n');
+    const fds = [fs.openSync(written, 'r'), fs.openSync(fixed, 'r')];
+    fs.readSync(fds[1]!, Buffer.alloc(4), 0, 4, null);
+    try {
+      const events: Array<{ kind: string; exit?: { accountingTexts?: string[] } }> = [];
+      let ready!: () => void;
+      let gone!: () => void;
+      const isReady = new Promise<void>((resolve) => (ready = resolve));
+      const isGone = new Promise<void>((resolve) => (gone = resolve));
+      const handle = native.createContainer(
+        { rootDir: busyboxRoot(), workDirHostPath: workDir, workDir: '/box', hostname: 'cellblock', tmpBytes: 16 * MiB,
+          cgroupJoinPaths: [], cgroupCloneIntoPath: '', cpuUsagePath: '', cpuUsageScaleNs: 1, cpuWeightPath: '', backgroundCpuWeight: 0 },
+        (kind, exit) => {
+          events.push({ kind, exit });
+          if (kind === 'ready') ready();
+          if (kind === 'gone') gone();
+        },
+      );
+      await isReady;
+      handle.start({
+        argv: ['/bin/sh', '-c', 'echo after > /box/written'], env: ['PATH=/bin'], searchPath: '/bin', cwd: '/box', stdin: Buffer.alloc(0),
+        uid: 60000, gid: 60000, cpuTimeMs: 5000, wallTimeMs: 10000, outputBytes: MiB, fileSizeBytes: MiB, openFiles: 64,
+        stackBytes: 8 * MiB, tmpBytes: 16 * MiB, cpuRlimitSeconds: 6, pollIntervalMs: 5, backgroundAfterCpuMs: 0, accountingFds: fds,
+      });
+      await until(() => events.some((e) => e.kind === 'exit'), 10_000, 5, 'the run ended');
+      handle.cancel();
+      await isGone;
+      const exit = events.find((e) => e.kind === 'exit')!.exit!;
+      assert.deepEqual(exit.accountingTexts, ['after\n', 'usage_usec 1234\noom_kill 0\n']);
+      for (const fd of fds) assert.ok(fs.fstatSync(fd).isFile(), 'the descriptors are still open: the caller owns them');
+    } finally {
+      for (const fd of fds) fs.closeSync(fd);
+      fs.rmSync(scratch, { recursive: true, force: true });
+    }
   });
 });

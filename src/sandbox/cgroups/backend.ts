@@ -1,6 +1,7 @@
 // What the engine needs from a cgroup hierarchy, implemented once per version (v1.ts, v2.ts) and
-// chosen by detect.ts. The native side only joins, polls the CPU time and lowers the CPU weight,
-// through the files named here; everything else about cgroups is here.
+// chosen by detect.ts. The native side only joins, polls the CPU time, lowers the CPU weight and
+// reads the accounting files' texts at the run's end, through the files and descriptors named
+// here; everything else about cgroups, what those texts mean included, is here.
 import type { Limits } from '../types.js';
 
 export type CgroupVersion = 'v1' | 'v2';
@@ -37,6 +38,12 @@ export interface RunCgroup {
    * readUsage reads; once the container is ready (its only task in the cgroup, the program's
    * child, sleeps until "go"), so that none of this is on the job's critical path. */
   startAccounting(): void;
+  /** The descriptors of the files readUsage reads, once accounting started: the engine reads
+   * them at the run's end (native/, where the run's end is collected) and hands their texts, in
+   * this order, to usageFrom. */
+  accountingFds(): number[];
+  usageFrom(texts: readonly string[]): CgroupUsage;
+  /** Reads the files itself: where the engine could not. */
   readUsage(): CgroupUsage;
   /** Kills any process still in the cgroup, then removes it. */
   destroy(): Promise<void>;

@@ -99,6 +99,11 @@ export class OpenCgroupFile {
     }
   }
 
+  /** The open descriptor, for the engine to read at the run's end (RunCgroup.accountingFds). */
+  get descriptor(): number {
+    return this.open();
+  }
+
   close(): void {
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;

@@ -11,6 +11,8 @@ import {
   killCgroupPids,
   OpenCgroupFile,
   closeCgroupFiles,
+  parseCgroupInteger,
+  parseCgroupKey,
   startedAccounting,
   listSubdirs,
   makeCgroupDir,
@@ -88,13 +90,22 @@ class V1RunCgroup implements RunCgroup {
     this.oomKillsBaseline = files.oomControl.readKey('oom_kill');
   }
 
+  accountingFds(): number[] {
+    const files = startedAccounting(this.accounting, this.cpuUsagePath);
+    return [files.cpuUsage.descriptor, files.maxUsage.descriptor, files.oomControl.descriptor];
+  }
+
+  usageFrom([cpuUsage = '', maxUsage = '', oomControl = '']: readonly string[]): CgroupUsage {
+    return {
+      cpuTimeNs: parseCgroupInteger(cpuUsage, this.cpuUsagePath),
+      peakMemoryBytes: parseCgroupInteger(maxUsage, path.join(this.dirs.memory, 'memory.max_usage_in_bytes')),
+      oomKills: parseCgroupKey(oomControl, 'oom_kill') - this.oomKillsBaseline,
+    };
+  }
+
   readUsage(): CgroupUsage {
     const files = startedAccounting(this.accounting, this.cpuUsagePath);
-    return {
-      cpuTimeNs: files.cpuUsage.readInteger(),
-      peakMemoryBytes: files.maxUsage.readInteger(),
-      oomKills: files.oomControl.readKey('oom_kill') - this.oomKillsBaseline,
-    };
+    return this.usageFrom([files.cpuUsage.read(), files.maxUsage.read(), files.oomControl.read()]);
   }
 
   async destroy(): Promise<void> {

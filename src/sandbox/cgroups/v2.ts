@@ -16,6 +16,8 @@ import {
   makeCgroupDir,
   OpenCgroupFile,
   closeCgroupFiles,
+  parseCgroupInteger,
+  parseCgroupKey,
   startedAccounting,
   readCgroupFile,
   removeCgroupDir,
@@ -115,13 +117,22 @@ class V2RunCgroup implements RunCgroup {
     }
   }
 
+  accountingFds(): number[] {
+    const files = startedAccounting(this.accounting, this.cpuUsagePath);
+    return [files.cpuStat.descriptor, files.memoryPeak.descriptor, files.memoryEvents.descriptor];
+  }
+
+  usageFrom([cpuStat = '', memoryPeak = '', memoryEvents = '']: readonly string[]): CgroupUsage {
+    return {
+      cpuTimeNs: (parseCgroupKey(cpuStat, 'usage_usec') - this.cpuBaselineUs) * NS_PER_US,
+      peakMemoryBytes: parseCgroupInteger(memoryPeak, path.join(this.dir, 'memory.peak')),
+      oomKills: parseCgroupKey(memoryEvents, 'oom_kill') - this.oomKillsBaseline,
+    };
+  }
+
   readUsage(): CgroupUsage {
     const files = startedAccounting(this.accounting, this.cpuUsagePath);
-    return {
-      cpuTimeNs: (files.cpuStat.readKey('usage_usec') - this.cpuBaselineUs) * NS_PER_US,
-      peakMemoryBytes: files.memoryPeak.readInteger(),
-      oomKills: files.memoryEvents.readKey('oom_kill') - this.oomKillsBaseline,
-    };
+    return this.usageFrom([files.cpuStat.read(), files.memoryPeak.read(), files.memoryEvents.read()]);
   }
 
   async destroy(): Promise<void> {
