@@ -8,7 +8,7 @@ import { checkLimits, envStrings, EXEC_MEMORY_RESERVE_BYTES, leastMemoryBytes } 
 import { SandboxSpecError, type Limits } from '../sandbox/types.js';
 import { ExecutorError } from './errors.js';
 import { compileArgv, runArgv } from './argv.js';
-import { checkedFileName } from './files.js';
+import { checkedFileName, fileNamesConflict } from './files.js';
 import { defaultCompileLimits, effectiveLimits } from './limits.js';
 
 /** The least memory limit of any stage (the engine's; leastMemoryBytes adds the stage's argv and
@@ -42,6 +42,8 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
     throw new ExecutorError('bad_request', 'a submission needs at least one file');
   }
   const fileNames = submission.fileNames.map((name) => checkedFileName(name));
+  const conflict = fileNamesConflict(fileNames);
+  if (conflict) throw new ExecutorError('bad_request', conflict);
   if (!Array.isArray(submission.args)) throw new ExecutorError('bad_request', 'args must be an array of strings');
   submission.args.forEach((arg, i) => {
     // The kernel's execve ends each argument at its first NUL: refused, never silently cut.

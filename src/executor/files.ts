@@ -25,6 +25,26 @@ export function checkedFileName(name: string): string {
   return normal;
 }
 
+/** Why files of these names (checkedFileName's) cannot all be written into one work dir, or
+ * undefined: a name given twice, or a file that another one needs as its directory. Said by
+ * checkSubmission, so that the API refuses such a job rather than queueing one that would fail. */
+export function fileNamesConflict(names: readonly string[]): string | undefined {
+  const files = new Set<string>();
+  const directories = new Set<string>();
+  for (const name of names) {
+    if (files.has(name)) return `file ${JSON.stringify(name)} is given twice`;
+    if (directories.has(name)) return `file ${JSON.stringify(name)} is also the directory of another file`;
+    const parts = name.split('/');
+    for (let end = 1; end < parts.length; end++) {
+      const directory = parts.slice(0, end).join('/');
+      if (files.has(directory)) return `file ${JSON.stringify(name)} needs ${JSON.stringify(directory)}, another file, as its directory`;
+      directories.add(directory);
+    }
+    files.add(name);
+  }
+  return undefined;
+}
+
 function mkdirOwned(workDir: string, relativeDir: string, owner: Owner): void {
   let current = workDir;
   for (const part of relativeDir.split('/').filter((p) => p !== '' && p !== '.')) {

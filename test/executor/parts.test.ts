@@ -51,6 +51,12 @@ test('a submission is checked as execute() and the engine would check it, withou
         error instanceof ExecutorError && error.code === 'bad_request' && (typeof message === 'string' ? error.message === message : message.test(error.message)),
     );
   refuses({ fileNames: [], args: [] }, 'a submission needs at least one file');
+  // Names that could not all be written into one work dir (once normalised): said before a job is
+  // queued, not when the worker writes them.
+  refuses({ fileNames: ['main.c', './main.c'], args: [] }, 'file "main.c" is given twice');
+  refuses({ fileNames: ['lib', 'lib/util.h'], args: [] }, 'file "lib/util.h" needs "lib", another file, as its directory');
+  refuses({ fileNames: ['lib/util.h', 'lib'], args: [] }, 'file "lib" is also the directory of another file');
+  assert.deepEqual(checkSubmission(runtime, { fileNames: ['lib/a.h', 'lib/b.h', 'main.c'], args: [] }).fileNames, ['lib/a.h', 'lib/b.h', 'main.c']);
   refuses({ fileNames: ['main.c'], args: ['ok', 'a\0b'] }, 'args[1] must be a string without NUL bytes');
   refuses({ fileNames: ['main.c'], args: [], limits: { pids: 2.5 } }, 'limits.pids must be an integer');
   refuses({ fileNames: ['main.c'], args: [], compileLimits: { stackBytes: MiB / 3 } }, 'compileLimits.stackBytes must be an integer');

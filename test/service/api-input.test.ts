@@ -116,6 +116,8 @@ describe('API bad input', () => {
     assertError(await post({ language: 'python', files: [file('/etc/passwd')] }), 400, 'invalid_file_name');
     assertError(await post({ language: 'python', files: [file('a//b.py')] }), 400, 'invalid_file_name');
     assertError(await post({ language: 'python', files: [file('a.py'), file('a.py')] }), 400, 'duplicate_file_name');
+    // Both names are fine alone; together they cannot be written (the worker would fail the job).
+    assertError(await post({ language: 'python', files: [file('lib'), file('lib/a.py')] }), 400, 'unrunnable_job');
     assertError(
       await post({ language: 'python', files: [{ name: 'a.py', content: 'not base64!', base64: true }] }),
       400,
