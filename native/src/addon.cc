@@ -6,6 +6,7 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <cstdint>
 #include <cstring>
 #include <initializer_list>
 #include <memory>
@@ -58,10 +59,11 @@ std::vector<int> getDescriptors(const Napi::Object& o, const char* key) {
   std::vector<int> out;
   for (uint32_t i = 0; i < a.Length(); i++) {
     Napi::Value item = a.Get(i);
-    if (!item.IsNumber() || item.As<Napi::Number>().Int64Value() < 0) {
+    int64_t fd = item.IsNumber() ? item.As<Napi::Number>().Int64Value() : -1;
+    if (fd < 0 || fd > INT32_MAX) {
       throw Napi::TypeError::New(o.Env(), std::string("option ") + key + " must hold descriptors");
     }
-    out.push_back(item.As<Napi::Number>().Int32Value());
+    out.push_back(static_cast<int>(fd));
   }
   return out;
 }

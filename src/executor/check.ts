@@ -74,11 +74,11 @@ interface RuntimeDefaults {
 }
 
 /** Computed once per runtime: the API checks every job it accepts and the worker every job it
- * takes, on the job's path, which runs cold after an idle moment (caches gone), where every call
- * it makes costs several times what it costs in a loop. A job that names no limits of its own
- * (most do) then takes none of the limits' arithmetic: its check took half the time or less,
- * between the jobs of a burst and after 30 ms idle. Frozen, since every such job shares them;
- * a runtime is not changed once loaded. */
+ * takes, on the job's path, where after an idle moment every call costs several times what it
+ * costs in a loop (measured here: 2-5x). A job that names no limits of its own, the common case,
+ * then takes none of the limits' arithmetic: its check took about half the time, between the
+ * jobs of a burst and after 30 ms idle. Frozen, since every such job shares them; a runtime is
+ * not changed once loaded. */
 const runtimeDefaultsCache = new WeakMap<Runtime, RuntimeDefaults>();
 
 function runtimeDefaults(runtime: Runtime): RuntimeDefaults {
