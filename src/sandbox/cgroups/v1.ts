@@ -96,9 +96,10 @@ class V1RunCgroup implements RunCgroup {
   }
 
   usageFrom([cpuUsage = '', maxUsage = '', oomControl = '']: readonly string[]): CgroupUsage {
+    const files = startedAccounting(this.accounting, this.cpuUsagePath);
     return {
-      cpuTimeNs: parseCgroupInteger(cpuUsage, this.cpuUsagePath),
-      peakMemoryBytes: parseCgroupInteger(maxUsage, path.join(this.dirs.memory, 'memory.max_usage_in_bytes')),
+      cpuTimeNs: parseCgroupInteger(cpuUsage, files.cpuUsage.file),
+      peakMemoryBytes: parseCgroupInteger(maxUsage, files.maxUsage.file),
       oomKills: parseCgroupKey(oomControl, 'oom_kill') - this.oomKillsBaseline,
     };
   }

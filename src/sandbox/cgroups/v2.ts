@@ -123,9 +123,10 @@ class V2RunCgroup implements RunCgroup {
   }
 
   usageFrom([cpuStat = '', memoryPeak = '', memoryEvents = '']: readonly string[]): CgroupUsage {
+    const files = startedAccounting(this.accounting, this.cpuUsagePath);
     return {
       cpuTimeNs: (parseCgroupKey(cpuStat, 'usage_usec') - this.cpuBaselineUs) * NS_PER_US,
-      peakMemoryBytes: parseCgroupInteger(memoryPeak, path.join(this.dir, 'memory.peak')),
+      peakMemoryBytes: parseCgroupInteger(memoryPeak, files.memoryPeak.file),
       oomKills: parseCgroupKey(memoryEvents, 'oom_kill') - this.oomKillsBaseline,
     };
   }
