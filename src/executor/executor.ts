@@ -20,6 +20,8 @@ const SANDBOX_OWNER = { uid: SANDBOX_UID, gid: SANDBOX_GID };
 
 export interface Executor {
   execute(request: ExecuteRequest): Promise<ExecuteResult>;
+  /** Refuses new jobs at once, waits for the jobs in flight to end (abort their signals to end
+   * them sooner), then releases the pool. */
   close(): Promise<void>;
   stats(): PoolStats;
   /** The sandbox's cgroups (version, parents), for the owner's start-up log. */
@@ -38,7 +40,10 @@ export interface SubmissionExecutorOptions {
 
 export class SubmissionExecutor<C> implements Executor {
   private readonly runtimes: Map<string, Runtime>;
-  private closed = false;
+  private closing: Promise<void> | undefined;
+  /** Jobs between execute() and their result: the pool may not close under them (their slots'
+   * mounts and cgroups would stay behind). */
+  private readonly inFlight = new Set<Promise<ExecuteResult>>();
 
   private readonly onClose: () => Promise<void>;
   private readonly backgroundAfterCpuMs: number;
@@ -59,7 +64,17 @@ export class SubmissionExecutor<C> implements Executor {
   }
 
   async execute(request: ExecuteRequest): Promise<ExecuteResult> {
-    if (this.closed) throw new ExecutorError('closed', 'executor is closed');
+    if (this.closing) throw new ExecutorError('closed', 'executor is closed');
+    const execution = this.executeOnce(request);
+    this.inFlight.add(execution);
+    try {
+      return await execution;
+    } finally {
+      this.inFlight.delete(execution);
+    }
+  }
+
+  private async executeOnce(request: ExecuteRequest): Promise<ExecuteResult> {
     const runtime = this.runtimes.get(request.runtimeId);
     if (!runtime) throw new ExecutorError('unknown_runtime', `unknown runtime ${JSON.stringify(request.runtimeId)}`);
     const args = request.args ?? [];
@@ -142,10 +157,12 @@ export class SubmissionExecutor<C> implements Executor {
     return this.pool.stats();
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.pool.close();
-    await this.onClose();
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+      await this.pool.close();
+      await this.onClose();
+    })();
+    return this.closing;
   }
 }

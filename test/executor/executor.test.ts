@@ -170,6 +170,33 @@ test('an abort cancels the running sandbox', { skip }, async () => {
   assert.equal(already.run, undefined);
 });
 
+test('close refuses new jobs, lets the running one finish, then leaves nothing behind', { skip }, async () => {
+  const { createExecutor } = await import('../../src/executor/create.js');
+  const closingRoot = mkdtempSync(join(tmpdir(), 'cellblock-executor-close-test-'));
+  const closingInstance = `exectest-close-${process.pid}`;
+  const closing = await createExecutor({
+    dataDir,
+    runtimes: [SH],
+    pool: { stateRoot: closingRoot, sizing: { minReady: 1, maxReady: 2 }, warmImages: ['busybox'] },
+    sandbox: { instanceId: closingInstance },
+  });
+  try {
+    const running = closing.execute(sh('sleep 0.5; echo done'));
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const closed = closing.close();
+    await assert.rejects(closing.execute(sh('echo late')), { name: 'ExecutorError', code: 'closed' });
+    const r = await running;
+    assert.equal(r.verdict, 'ok', JSON.stringify(r.run?.error));
+    assert.equal(r.run!.stdout.toString(), 'done\n');
+    await closed;
+    assert.deepEqual(mountsMentioning(closingRoot), [], 'no mounts left');
+    assert.deepEqual(cgroupDirsUnder(`cellblock/${closingInstance}`), [], 'no cgroups left');
+  } finally {
+    await closing.close().catch(() => {});
+    rmSync(closingRoot, { recursive: true, force: true });
+  }
+});
+
 test('bad requests are typed errors', { skip }, async () => {
   await assert.rejects(executor.execute({ runtimeId: 'nope', files: [{ name: 'a', content: Buffer.from('') }] }), { name: 'ExecutorError', code: 'unknown_runtime' });
   await assert.rejects(executor.execute({ runtimeId: 'sh', files: [] }), { name: 'ExecutorError', code: 'bad_request' });

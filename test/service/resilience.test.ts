@@ -221,3 +221,37 @@ describe('closing without Redis', { skip }, () => {
     }
   });
 });
+
+describe('closing when Redis goes away mid-job', { skip }, () => {
+  test('SIGTERM: the worker stops waiting for Redis, interrupts the job, waits for its sandbox to go and releases its pool', async () => {
+    const scratch = await scratchDir();
+    const service = await startService({ runtimes });
+    let worker: CellblockProcess | undefined;
+    try {
+      const base = await listen(service);
+      const { json } = await postJson(`${base}/v1/jobs`, sleeper(60));
+      worker = await spawnCellblock(['worker', '--single'], '"worker ready"', {
+        CELLBLOCK_REDIS_URL: service.redis.url,
+        CELLBLOCK_QUEUE_PREFIX: service.prefix,
+        CELLBLOCK_POOL_STATE_DIR: scratch.dir,
+        CELLBLOCK_WORKER_CONCURRENCY: '1',
+      });
+      await pollJob(base, json.id, 30_000, (view) => view.status === 'running');
+      await service.redis.stop();
+      const child = worker.child;
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      const timeout = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000).unref());
+      const code = await Promise.race([exited, timeout]);
+      assert.equal(code, 0, `a clean exit, not a hang or a failed close:\n${worker.output().slice(-2500)}`);
+      assert.match(worker.output(), /redis unreachable while closing/);
+      assert.match(worker.output(), /"msg":"worker closed"/);
+      assert.deepEqual(mountPointsUnder(scratch.dir), [], 'the running job\'s slot was released with the pool');
+    } finally {
+      if (worker && worker.child.exitCode === null && worker.child.signalCode === null) await killHard(worker.child);
+      await reclaimPoolState(scratch.dir);
+      await service.close();
+      await scratch.remove();
+    }
+  });
+});
