@@ -285,6 +285,32 @@ describe('graceful shutdown', { skip: (skip || !python) && 'python image not bui
       await scratch.remove();
     }
   });
+
+  test('close past the shutdown grace: the running job is interrupted and handed back, and another worker runs it', async () => {
+    const scratch = await scratchDir();
+    const service = await startService({ runtimes });
+    let second: TestWorker | undefined;
+    try {
+      const base = await listen(service);
+      const first = await startWorker(service, scratch.dir, { concurrency: 1, shutdownGraceMs: 300 });
+      const { json } = await postJson(`${base}/v1/jobs`, sleeper(4));
+      await pollJob(base, json.id, 30_000, (view) => view.status === 'running');
+      const closing = Date.now();
+      await first.close();
+      assert.ok(Date.now() - closing < 3000, `the close waited ${Date.now() - closing} ms: the job was not interrupted`);
+      const handedBack = (await getJson(`${base}/v1/jobs/${json.id}`)).json;
+      assert.equal(handedBack.status, 'queued', JSON.stringify(handedBack));
+      second = await startWorker(service, scratch.dir, { concurrency: 1 });
+      const view = await pollJob(base, json.id, 30_000);
+      assert.equal(view.status, 'done', JSON.stringify(view));
+      assert.equal(view.result.verdict, 'ok');
+      assert.equal(view.result.stdout, 'started\nwoke\n', 'run to its end, from the start');
+    } finally {
+      await second?.close();
+      await service.close();
+      await scratch.remove();
+    }
+  });
 });
 
 describe('long jobs and the background lane', { skip: (skip || !python) && 'python image not built' }, () => {
