@@ -1,9 +1,10 @@
 // The service under test, as it is deployed: a private redis-server (the one `cellblock start`
 // runs, same persistence settings), `cellblock api` and `cellblock worker` as separate child
-// processes with their production defaults, each logging at info to a file. Only the knobs a
+// processes of the compiled build (what bin/cellblock runs) with their production defaults,
+// each logging at info to a file. Only the knobs a
 // load test must turn are set: the rate limit and the queue cap (both would refuse the load),
 // and private state dirs so that nothing is shared with another service on the machine.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -70,6 +71,24 @@ export interface Stack {
  * to the file did as well, but a write stuck in the filesystem would then stall the service's
  * event loop, its logger writing synchronously, which a deployment logging to stdout does not
  * risk.) */
+/** The compiled command, as bin/cellblock runs it where the build exists (setup.sh and the
+ * Dockerfile make it), built afresh from the sources once per load test (`npm run build:ts`,
+ * ~7 s), so that a stale build never stands in for the code under test. Until 2026-12-04 20:05
+ * the service ran from the sources through tsx, which a deployment does not: tsx turns on
+ * Node's source maps (every error's stack is mapped back to the TypeScript) and loads modules
+ * through its hooks. */
+let compiledCommand: string | undefined;
+function compiledCellblock(): string {
+  if (compiledCommand === undefined) {
+    execFileSync(process.execPath, [path.join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(REPO_ROOT, 'tsconfig.json')], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    compiledCommand = path.join(REPO_ROOT, 'dist/src/bin/cellblock.js');
+  }
+  return compiledCommand;
+}
+
 function launch(args: string[], env: NodeJS.ProcessEnv, logPath: string, nodeFlags: string[]): ChildProcess {
   const log = openSync(logPath, 'a');
   let collector: ChildProcess;
@@ -82,7 +101,7 @@ function launch(args: string[], env: NodeJS.ProcessEnv, logPath: string, nodeFla
     closeSync(log); // the collector has its own copy
   }
   try {
-    return spawn(process.execPath, [...nodeFlags, '--import', 'tsx', path.join(REPO_ROOT, 'src/bin/cellblock.ts'), ...args], {
+    return spawn(process.execPath, [...nodeFlags, compiledCellblock(), ...args], {
       cwd: REPO_ROOT,
       env,
       stdio: ['ignore', collector.stdin!, collector.stdin!],
