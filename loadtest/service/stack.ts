@@ -73,7 +73,7 @@ export interface Stack {
  * risk.) */
 /** The compiled command, as bin/cellblock runs it where the build exists (setup.sh and the
  * Dockerfile make it), built afresh from the sources once per load test (`npm run build:ts`,
- * ~7 s), so that a stale build never stands in for the code under test. Until 2026-12-04 20:05
+ * ~7 s), so that a stale build never stands in for the code under test. Until 2026-12-04 19:57
  * the service ran from the sources through tsx, which a deployment does not: tsx turns on
  * Node's source maps (every error's stack is mapped back to the TypeScript) and loads modules
  * through its hooks. */
