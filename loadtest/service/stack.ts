@@ -1,9 +1,9 @@
 // The service under test, as it is deployed: a private redis-server (the one `cellblock start`
 // runs, same persistence settings), `cellblock api` and `cellblock worker` as separate child
 // processes of the compiled build (what bin/cellblock runs) with their production defaults,
-// each logging at info to a file. Only the knobs a
-// load test must turn are set: the rate limit and the queue cap (both would refuse the load),
-// and private state dirs so that nothing is shared with another service on the machine.
+// each logging at info to a file. Only the knobs a load test must turn are set: the rate limit
+// and the queue cap (both would refuse the load), and private state dirs so that nothing is
+// shared with another service on the machine.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -61,16 +61,6 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-/** The child logs to a pipe read by a `cat` of its own that appends to the file: a service
- * logging to stdout, read by a log collector (journald, a container runtime). Piped through this
- * process instead, every log line woke the load test's own process (the one that sends the
- * requests and reads the answers) to copy it, and the service was charged for the harness. Quick
- * sporadic load tests (c true, python hello, 100 jobs), through this process vs a collector, two
- * alternating pairs: p50 above bare c true 7.81, 8.94 -> 7.30, 7.59 ms, python hello 6.37, 5.79
- * -> 6.09, 6.18 ms; the load generator's CPU per python job 1.91, 1.89 -> 1.48, 1.31 ms. (Straight
- * to the file did as well, but a write stuck in the filesystem would then stall the service's
- * event loop, its logger writing synchronously, which a deployment logging to stdout does not
- * risk.) */
 /** The compiled command, as bin/cellblock runs it where the build exists (setup.sh and the
  * Dockerfile make it), built afresh from the sources once per load test (`npm run build:ts`,
  * ~7 s), so that a stale build never stands in for the code under test. Until 2026-12-04 19:57
@@ -89,7 +79,18 @@ function compiledCellblock(): string {
   return compiledCommand;
 }
 
+/** The child logs to a pipe read by a `cat` of its own that appends to the file: a service
+ * logging to stdout, read by a log collector (journald, a container runtime). Piped through this
+ * process instead, every log line woke the load test's own process (the one that sends the
+ * requests and reads the answers) to copy it, and the service was charged for the harness. Quick
+ * sporadic load tests (c true, python hello, 100 jobs), through this process vs a collector, two
+ * alternating pairs: p50 above bare c true 7.81, 8.94 -> 7.30, 7.59 ms, python hello 6.37, 5.79
+ * -> 6.09, 6.18 ms; the load generator's CPU per python job 1.91, 1.89 -> 1.48, 1.31 ms. (Straight
+ * to the file did as well, but a write stuck in the filesystem would then stall the service's
+ * event loop, its logger writing synchronously, which a deployment logging to stdout does not
+ * risk.) */
 function launch(args: string[], env: NodeJS.ProcessEnv, logPath: string, nodeFlags: string[]): ChildProcess {
+  const command = compiledCellblock();
   const log = openSync(logPath, 'a');
   let collector: ChildProcess;
   try {
@@ -101,7 +102,7 @@ function launch(args: string[], env: NodeJS.ProcessEnv, logPath: string, nodeFla
     closeSync(log); // the collector has its own copy
   }
   try {
-    return spawn(process.execPath, [...nodeFlags, compiledCellblock(), ...args], {
+    return spawn(process.execPath, [...nodeFlags, command, ...args], {
       cwd: REPO_ROOT,
       env,
       stdio: ['ignore', collector.stdin!, collector.stdin!],
