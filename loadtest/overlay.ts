@@ -1,0 +1,49 @@
+// What a fresh overlay per container costs the program run in it: the same program chrooted in
+// one overlay of an image's layers mounted once (as the load test's bare side runs it) and in a
+// fresh overlay mounted for every run over a tmpfs upper (as a pool slot's root is made),
+// alternating in rounds (loadtest/overlay-fresh.c, compiled here with the host's gcc). The
+// program gets the environment of the image's first runtime. Not a test: figures only.
+//
+//   npm run bench:overlay [-- --image python --runs 150 --rounds 3] [-- PROGRAM ARG...]
+//
+// Needs root and the image built (cellblock images build python).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { dataDirFromEnv } from '../src/images/paths.js';
+import { loadRuntimes } from '../src/images/runtimes.js';
+import { openImageStore, overlayLowerdir } from '../src/images/store.js';
+
+const { values, positionals } = parseArgs({
+  options: {
+    image: { type: 'string', default: 'python' },
+    runs: { type: 'string', default: '150' },
+    rounds: { type: 'string', default: '3' },
+  },
+  allowPositionals: true,
+});
+const image = openImageStore(dataDirFromEnv()).get(values.image);
+if (!image) {
+  console.error(`image ${values.image} is not built (cellblock images build ${values.image})`);
+  process.exit(2);
+}
+const runtime = loadRuntimes().find((r) => r.image === values.image);
+const program = positionals.length > 0 ? positionals : ['/usr/bin/python3', '-c', 'print("Hello, World!")'];
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'cellblock-bench-overlay-'));
+try {
+  const binary = path.join(scratch, 'overlay-fresh');
+  execFileSync('gcc', ['-O2', '-Wall', '-o', binary, fileURLToPath(new URL('./overlay-fresh.c', import.meta.url))], { stdio: 'inherit' });
+  console.log(`# ${os.cpus().length} CPUs, kernel ${os.release()}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`# image ${values.image}, ${values.runs} runs per round and overlay: ${program.join(' ')}`);
+  const { status } = spawnSync(binary, [overlayLowerdir(image), scratch, values.runs!, values.rounds!, ...program], {
+    env: runtime?.env ?? { PATH: '/usr/bin:/bin' },
+    stdio: 'inherit',
+  });
+  process.exitCode = status ?? 1;
+} finally {
+  // The runner's mounts lived in its own mount namespace and ended with it.
+  rmSync(scratch, { recursive: true, force: true });
+}
