@@ -1,11 +1,12 @@
 /* What a fresh overlay per container costs a program, against one overlay mounted once (see
  * loadtest/overlay.ts, which builds and runs this). In a private mount namespace, alternating in
  * rounds: "persistent" runs the program chrooted in one read-only overlay of the image's layers
- * mounted before the first run (as the load test's bare side does); "fresh" mounts, for every
- * run, a tmpfs holding an upper and a work dir and an overlay of the same layers over them (as a
- * pool slot's root is made), runs the program chrooted there, then unmounts both. Prints per
- * round the program's CPU time (its rusage) and wall time, p50, and this process's own CPU per
- * run (the mounts and unmounts, the fork).
+ * mounted before the first run (a read-only bind of the layer when there is only one), as the
+ * load test's bare side does; "fresh" mounts, for every run, a tmpfs holding an upper and a work
+ * dir and an overlay of the same layers over them (as a pool slot's root is made), runs the
+ * program chrooted there, then unmounts both. Prints per round the program's CPU time (its
+ * rusage) and wall time, p50, and this process's own CPU per run (the mounts and unmounts, the
+ * fork).
  *
  *   overlay-fresh LOWERDIR SCRATCH RUNS ROUNDS PROGRAM [ARG...]   (the program gets this environment)
  */
@@ -14,6 +15,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -98,8 +100,15 @@ int main(int argc, char **argv) {
   makeDir(persistent);
   makeDir(fresh);
   makeDir(slot);
-  snprintf(options, sizeof options, "lowerdir=%s", lowerdir);
-  if (mount("overlay", persistent, "overlay", MS_RDONLY, options) != 0) fail("mount the persistent overlay");
+  if (strchr(lowerdir, ':') != NULL) {
+    snprintf(options, sizeof options, "lowerdir=%s", lowerdir);
+    if (mount("overlay", persistent, "overlay", MS_RDONLY, options) != 0) fail("mount the persistent overlay");
+  } else {
+    /* One layer: overlayfs wants two lowers or an upper, so the layer is bound read-only, as the
+     * load test's bare runner does. */
+    if (mount(lowerdir, persistent, NULL, MS_BIND, NULL) != 0) fail("bind the image's layer");
+    if (mount(NULL, persistent, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0) fail("remount the layer read-only");
+  }
   snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s", lowerdir, upper, work);
 
   double *cpu = malloc(sizeof(double) * runs), *wall = malloc(sizeof(double) * runs);
