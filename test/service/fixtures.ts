@@ -235,7 +235,7 @@ export async function scratchDir(): Promise<{ dir: string; remove(): Promise<voi
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
-// The sources through tsx, as the tests run them (bin/cellblock would prefer a possibly stale dist/).
+// The sources through tsx, as the tests run them (bin/cellblock runs them too whenever a source is newer than dist/).
 export const cellblockSource = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/bin/cellblock.ts');
 
 export interface CellblockProcess {
