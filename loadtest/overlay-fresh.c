@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "service/image-layers.h"
+
 extern char **environ;
 
 static void fail(const char *what) {
@@ -100,15 +102,8 @@ int main(int argc, char **argv) {
   makeDir(persistent);
   makeDir(fresh);
   makeDir(slot);
-  if (strchr(lowerdir, ':') != NULL) {
-    snprintf(options, sizeof options, "lowerdir=%s", lowerdir);
-    if (mount("overlay", persistent, "overlay", MS_RDONLY, options) != 0) fail("mount the persistent overlay");
-  } else {
-    /* One layer: overlayfs wants two lowers or an upper, so the layer is bound read-only, as the
-     * load test's bare runner does. */
-    if (mount(lowerdir, persistent, NULL, MS_BIND, NULL) != 0) fail("bind the image's layer");
-    if (mount(NULL, persistent, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0) fail("remount the layer read-only");
-  }
+  const char *step;
+  if (mount_image_layers(lowerdir, persistent, &step) != 0) fail(step);
   snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s", lowerdir, upper, work);
 
   double *cpu = malloc(sizeof(double) * runs), *wall = malloc(sizeof(double) * runs);

@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "image-layers.h"
+
 extern char **environ;
 
 #define MAX_COMMANDS 8
@@ -128,14 +130,8 @@ static void enter_image_root(const char *lowerdir) {
   if (mkdir(root, 0755) != 0 && errno != EEXIST) fail("mkdir image root");
   if (unshare(CLONE_NEWNS) != 0) fail("unshare(CLONE_NEWNS)");
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail("make / private");
-  if (strchr(lowerdir, ':') != NULL) {
-    char options[8192];
-    snprintf(options, sizeof options, "lowerdir=%s", lowerdir);
-    if (mount("overlay", root, "overlay", MS_RDONLY, options) != 0) fail("mount overlay of the image's layers");
-  } else {
-    if (mount(lowerdir, root, NULL, MS_BIND, NULL) != 0) fail("bind the image's layer");
-    if (mount(NULL, root, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0) fail("remount the layer read-only");
-  }
+  const char *step;
+  if (mount_image_layers(lowerdir, root, &step) != 0) fail(step);
   char tmp[4200];
   snprintf(tmp, sizeof tmp, "%s/tmp", root);
   if (mount(base_dir, tmp, NULL, MS_BIND, NULL) != 0) fail("bind the work dirs onto the image's /tmp");

@@ -70,10 +70,7 @@ export interface Stack {
 let compiledCommand: string | undefined;
 function compiledCellblock(): string {
   if (compiledCommand === undefined) {
-    execFileSync(process.execPath, [path.join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(REPO_ROOT, 'tsconfig.json')], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
+    execFileSync('npm', ['run', '--silent', 'build:ts'], { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
     compiledCommand = path.join(REPO_ROOT, 'dist/src/bin/cellblock.js');
   }
   return compiledCommand;
