@@ -34,7 +34,7 @@ struct SeccompPolicy {
 };
 SeccompPolicy seccompPolicy();
 
-/** Installs the filter; requires no_new_privs (set by dropPrivileges). */
+/** Installs the filter; requires no_new_privs (set by dropCapabilityBounds). */
 Failure installSeccomp(const ContainerState& s);
 
 }  // namespace cb

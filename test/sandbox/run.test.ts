@@ -188,6 +188,16 @@ describe('sandbox run: correctness', { skip }, () => {
     assert.equal(processExists(init), false);
   });
 
+  it('kills what the program left running before its result: init waits alone', async () => {
+    const { c, init } = await preparedWithInit();
+    const r = await c.start({ argv: ['/bin/sh', '-c', 'sleep 60 & sleep 60 & echo started'], limits: DEFAULT_LIMITS });
+    assert.equal(r.verdict, 'ok');
+    assert.equal(text(r.stdout), 'started\n');
+    // The two sleeps were orphaned to init, which kills and reaps them before "done".
+    assert.equal(fs.readFileSync(`/proc/${init}/task/${init}/children`, 'utf8').trim(), '');
+    await c.destroy();
+  });
+
   it('keeps init waiting after the result until its owner destroys it', async () => {
     const { c, init } = await preparedWithInit();
     assert.equal((await c.start({ argv: ['/bin/true'], limits: DEFAULT_LIMITS })).verdict, 'ok');
