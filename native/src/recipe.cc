@@ -401,6 +401,7 @@ int initMain(void* arg) {
   if (f.failed()) failAndExit(s, f, 1);
   // The child has already reported why it could not join.
   if (gateValue(s) == kGateFailed) sysExit(1);
+  holdProgramFilter(s, programPid);
   countJoin(s.joinedAtClone);
   report(s, kReportReady, ok());
   char go = 0;

@@ -317,10 +317,29 @@ SeccompPolicy seccompPolicy() {
   return policy;
 }
 
-Failure installSeccomp(const ContainerState& s) {
-  CB_TRY(step_seccomp,
-         sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW, s.seccompProgram));
+Failure installSeccomp(ContainerState& s) {
+  long listener = sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                      SECCOMP_FILTER_FLAG_SPEC_ALLOW | SECCOMP_FILTER_FLAG_NEW_LISTENER, s.seccompProgram);
+  if (listener == -EINVAL) {  // a kernel without listeners (before 5.0)
+    listener = sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW, s.seccompProgram);
+  }
+  CB_TRY(step_seccomp, listener);
+  s.filterListenerFd = listener > 0 ? static_cast<int>(listener) : -1;
   return ok();
+}
+
+void holdProgramFilter(const ContainerState& s, int childPid) {
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+  if (s.filterListenerFd < 0) return;
+  long pidfd = sys(SYS_pidfd_open, childPid, 0);
+  if (pidfd < 0) return;
+  // Never closed: it goes with init's exit (the copy is close-on-exec, and init never execs).
+  sys(SYS_pidfd_getfd, pidfd, s.filterListenerFd, 0);
+  sys(SYS_close, pidfd);
+#else
+  (void)s;
+  (void)childPid;
+#endif
 }
 
 }  // namespace cb

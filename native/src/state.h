@@ -141,6 +141,9 @@ struct ContainerState {
    * is no longer kFdTableShared: before, closing them would close them for init too. */
   int32_t fdTableWord = kFdTableShared;
   int64_t execStartNs = 0;             // CLOCK_MONOTONIC just before the program's execve
+  /** The program's child: its listener on its seccomp filter, a descriptor in its own table
+   * (-1: none), copied by init to keep the filter alive (holdProgramFilter). */
+  int filterListenerFd = -1;
 
   // ---- supervisor bookkeeping (JS thread and supervisor thread).
   int initPid = -1;

@@ -198,6 +198,16 @@ describe('sandbox run: correctness', { skip }, () => {
     await c.destroy();
   });
 
+  it('keeps the program\'s seccomp filter held by init (its listener), so that the program\'s exit does not free it', async () => {
+    const { c, init } = await preparedWithInit();
+    const targets = () => fs.readdirSync(`/proc/${init}/fd`).map((fd) => fs.readlinkSync(`/proc/${init}/fd/${fd}`));
+    assert.ok(targets().includes('anon_inode:seccomp notify'), `init's descriptors: ${targets().join(', ')}`);
+    assert.equal((await c.start({ argv: ['/bin/true'], limits: DEFAULT_LIMITS })).verdict, 'ok');
+    // Still held after the program's exit, until init itself exits.
+    assert.ok(targets().includes('anon_inode:seccomp notify'));
+    await c.destroy();
+  });
+
   it('keeps init waiting after the result until its owner destroys it', async () => {
     const { c, init } = await preparedWithInit();
     assert.equal((await c.start({ argv: ['/bin/true'], limits: DEFAULT_LIMITS })).verdict, 'ok');
