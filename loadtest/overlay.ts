@@ -35,7 +35,7 @@ const program = positionals.length > 0 ? positionals : ['/usr/bin/python3', '-c'
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'cellblock-bench-overlay-'));
 try {
   const binary = path.join(scratch, 'overlay-fresh');
-  execFileSync('gcc', ['-O2', '-Wall', '-o', binary, fileURLToPath(new URL('./overlay-fresh.c', import.meta.url))], { stdio: 'inherit' });
+  execFileSync('/usr/bin/gcc', ['-O2', '-Wall', '-o', binary, fileURLToPath(new URL('./overlay-fresh.c', import.meta.url))], { stdio: 'inherit' });
   console.log(`# ${os.cpus().length} CPUs, kernel ${os.release()}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(`# image ${values.image}, ${values.runs} runs per round and overlay: ${program.join(' ')}`);
   const { status } = spawnSync(binary, [overlayLowerdir(image), scratch, values.runs!, values.rounds!, ...program], {
