@@ -97,7 +97,10 @@ std::vector<std::string> getStrings(const Napi::Object& o, const char* key) {
  * supervisor's events, so that whichever comes first (the pipe's "done", or init reaped)
  * delivers "exit", exactly once. */
 struct RunEndWatch {
-  uv_poll_t* poll = nullptr;  // watching the report pipe while a started run may still end
+  /** The report pipe's poll handle: initialized once the container is ready (armRunEndWatch),
+   * started by start while a started run may still end. */
+  uv_poll_t* poll = nullptr;
+  bool watching = false;  // poll started; the wrap is ref'd meanwhile
   cb::Failure failure = cb::ok();
   bool exitDelivered = false;
 };
@@ -146,6 +149,7 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Container",
                        {InstanceMethod("start", &ContainerWrap::Start),
+                        InstanceMethod("armRunEndWatch", &ContainerWrap::ArmRunEndWatch),
                         InstanceMethod("cancel", &ContainerWrap::Cancel),
                         InstanceMethod("ref", &ContainerWrap::Ref),
                         InstanceMethod("unref", &ContainerWrap::Unref),
@@ -235,7 +239,8 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
         });
   }
 
-  // Reached with a poll only when the environment is torn down (the poll keeps the wrap alive).
+  // Reached with a started poll only when the environment is torn down (a started poll keeps the
+  // wrap alive); with one only armed, when the ready container is collected unused.
   ~ContainerWrap() override { closePoll(*watch_); }
 
  private:
@@ -281,9 +286,12 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     return env.Undefined();
   }
 
-  /** Watches the report pipe for the run's end; the wrap stays alive while it does. False if
-   * it cannot: the run's end then comes with init's reap. */
-  bool watchRunEnd(Napi::Env env) {
+  /** Initializes the report pipe's poll handle (and makes the read end non-blocking), which
+   * start then only has to start: libuv's init costs four system calls (it tries the descriptor
+   * with epoll), which this takes off the job's critical path. Called once the container is
+   * ready, when the supervisor thread reads the pipe no more; false if it cannot. */
+  bool armWatch(Napi::Env env) {
+    if (watch_->poll != nullptr) return true;
     uv_loop_t* loop = nullptr;
     if (napi_get_uv_event_loop(env, &loop) != napi_ok) return false;
     auto* poll = new uv_poll_t;
@@ -293,11 +301,24 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
       return false;
     }
     poll->data = this;
-    if (uv_poll_start(poll, UV_READABLE, &ContainerWrap::OnReportReadable) != 0) {
-      uv_close(reinterpret_cast<uv_handle_t*>(poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    watch_->poll = poll;
+    return true;
+  }
+
+  Napi::Value ArmRunEndWatch(const Napi::CallbackInfo& info) {
+    if (!state_->started && !state_->finished) armWatch(info.Env());
+    return info.Env().Undefined();
+  }
+
+  /** Watches the report pipe for the run's end; the wrap stays alive while it does. False if it
+   * cannot: the run's end then comes with init's reap. */
+  bool watchRunEnd(Napi::Env env) {
+    if (!armWatch(env)) return false;
+    if (uv_poll_start(watch_->poll, UV_READABLE, &ContainerWrap::OnReportReadable) != 0) {
+      closePoll(*watch_);
       return false;
     }
-    watch_->poll = poll;
+    watch_->watching = true;
     Napi::ObjectWrap<ContainerWrap>::Ref();
     return true;
   }
@@ -308,14 +329,16 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     uv_poll_stop(watch.poll);
     uv_close(reinterpret_cast<uv_handle_t*>(watch.poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
     watch.poll = nullptr;
+    watch.watching = false;
   }
 
   /** Stops watching the report pipe and lets the wrap be collected again. */
   static void stopWatching(RunEndWatch& watch) {
     if (watch.poll == nullptr) return;
     auto* self = static_cast<ContainerWrap*>(watch.poll->data);
+    const bool wasWatching = watch.watching;
     closePoll(watch);
-    self->Napi::ObjectWrap<ContainerWrap>::Unref();
+    if (wasWatching) self->Napi::ObjectWrap<ContainerWrap>::Unref();
   }
 
   /** The run's report, once its end is final: the watch stops and the exit counts as delivered

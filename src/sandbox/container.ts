@@ -124,6 +124,7 @@ export class Container implements PreparedContainer {
     }
     setupFailure.catch(() => {}); // from here on, `exited` is handled by start/destroy
     handle.unref(); // an idle prepared container does not keep Node alive
+    handle.armRunEndWatch();
     const container = new Container(id, spec, identity, handle, exited, initGone, cgroup, onGone);
     try {
       // The program's child is in the cgroup and asleep until "go": baselines taken now hold

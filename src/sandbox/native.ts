@@ -86,6 +86,8 @@ export type NativeEventHandler = (kind: 'ready' | 'exit' | 'gone', exit?: Native
 
 export interface NativeContainer {
   start(options: NativeStartOptions): void;
+  /** Once ready: prepares the watch on the run's end that start() starts (off the job's path). */
+  armRunEndWatch(): void;
   cancel(): void;
   ref(): void;
   unref(): void;
