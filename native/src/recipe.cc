@@ -166,7 +166,7 @@ Failure execProgram(ContainerState& s) {
  * filter is the costly part (~0.2 ms: the kernel checks it against every system call number to
  * build its cache); it refuses nothing that the steps after "go" need. The capability bounds
  * are some 45 system calls (one per capability), each through that filter once it is loaded:
- * here rather than after "go" (~0.02 ms of the job's critical path). */
+ * here rather than after "go", where they took tens of microseconds of the job's critical path. */
 Failure prepareBeforeGo(ContainerState& s) {
   // A session of its own: the child may wait a long time, and it must not share Node's process
   // group meanwhile (a Ctrl-C on the terminal of `cellblock start` would kill every waiting one).
