@@ -1,17 +1,21 @@
 /* What a fresh overlay per container costs a program, against one overlay mounted once (see
- * loadtest/overlay.ts, which builds and runs this). In a private mount namespace, alternating in
- * rounds: "persistent" runs the program chrooted in one read-only overlay of the image's layers
+ * loadtest/overlay.ts, which builds and runs this). In a private mount namespace, taking turns
+ * run by run: "persistent" runs the program chrooted in one read-only overlay of the image's layers
  * mounted before the first run (a read-only bind of the layer when there is only one), as the
  * load test's bare side does; "fresh" mounts, for every run, a tmpfs holding an upper and a work
  * dir and an overlay of the same layers over them (as a pool slot's root is made), runs the
- * program chrooted there, then unmounts both. Prints per round the program's CPU time (its
+ * program chrooted there, then unmounts both. Prints per round and way the program's CPU time (its
  * rusage) and wall time, p50, and this process's own CPU per run (the mounts and unmounts, the
- * fork).
+ * fork). With -s, a third way, "looked up": a fresh overlay in which the paths listed in
+ * PATHSFILE (one per line: a runtime's startupPaths) are looked up before the program runs, as the
+ * pool's mount agent does while preparing a root (openat2 O_PATH, RESOLVE_IN_ROOT).
  *
- *   overlay-fresh LOWERDIR SCRATCH RUNS ROUNDS PROGRAM [ARG...]   (the program gets this environment)
+ *   overlay-fresh [-s PATHSFILE] LOWERDIR SCRATCH RUNS ROUNDS PROGRAM [ARG...]   (the program gets this environment)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,9 +80,40 @@ static void makeDir(const char *path) {
   if (mkdir(path, 0755) != 0) fail(path);
 }
 
+static char *startupPaths[4096];
+static int startupPathCount;
+
+static void readStartupPaths(const char *file) {
+  FILE *in = fopen(file, "r");
+  if (!in) fail(file);
+  char line[4096];
+  while (startupPathCount < 4096 && fgets(line, sizeof line, in)) {
+    line[strcspn(line, "\n")] = 0;
+    if (line[0] == '/') startupPaths[startupPathCount++] = strdup(line);
+  }
+  fclose(in);
+}
+
+/* What the mount agent does to a fresh root before it is taken (src/pool/mount-agent.py). */
+static void lookUpStartupPaths(const char *root) {
+  int rootFd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootFd < 0) fail(root);
+  struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+  for (int i = 0; i < startupPathCount; i++) {
+    long fd = syscall(SYS_openat2, rootFd, startupPaths[i], &how, sizeof how);
+    if (fd >= 0) close((int)fd);
+  }
+  close(rootFd);
+}
+
 int main(int argc, char **argv) {
+  if (argc >= 3 && strcmp(argv[1], "-s") == 0) {
+    readStartupPaths(argv[2]);
+    argv += 2;
+    argc -= 2;
+  }
   if (argc < 6) {
-    fprintf(stderr, "usage: overlay-fresh LOWERDIR SCRATCH RUNS ROUNDS PROGRAM [ARG...]\n");
+    fprintf(stderr, "usage: overlay-fresh [-s PATHSFILE] LOWERDIR SCRATCH RUNS ROUNDS PROGRAM [ARG...]\n");
     return 2;
   }
   const char *lowerdir = argv[1], *scratch = argv[2];
@@ -106,33 +141,45 @@ int main(int argc, char **argv) {
   if (mount_image_layers(lowerdir, persistent, &step) != 0) fail(step);
   snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s", lowerdir, upper, work);
 
-  double *cpu = malloc(sizeof(double) * runs), *wall = malloc(sizeof(double) * runs);
-  if (!cpu || !wall) fail("malloc");
+  // The ways take turns run by run, so that a host whose speed drifts weighs on each alike.
+  enum { PERSISTENT, FRESH, LOOKED_UP };
+  const char *modeNames[] = {"persistent", "fresh", "looked up"};
+  int modes = startupPathCount > 0 ? 3 : 2;
+  double *cpu[3], *wall[3];
+  for (int m = 0; m < modes; m++) {
+    cpu[m] = malloc(sizeof(double) * runs);
+    wall[m] = malloc(sizeof(double) * runs);
+    if (!cpu[m] || !wall[m]) fail("malloc");
+  }
   printf("round  overlay     program CPU p50 ms  wall p50 ms  this process's CPU per run, ms\n");
   for (int round = 1; round <= rounds; round++) {
-    for (int freshMode = 0; freshMode <= 1; freshMode++) {
-      struct rusage before, after;
-      getrusage(RUSAGE_SELF, &before);
-      for (int i = 0; i < runs; i++) {
+    double ownMs[3] = {0, 0, 0};
+    for (int i = 0; i < runs; i++) {
+      for (int m = 0; m < modes; m++) {
+        struct rusage before, after;
+        getrusage(RUSAGE_SELF, &before);
         double start = nowMs();
-        if (!freshMode) {
-          cpu[i] = runIn(persistent, program, devNull);
+        if (m == PERSISTENT) {
+          cpu[m][i] = runIn(persistent, program, devNull);
         } else {
           if (mount("cellblock-bench", slot, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=0700") != 0) fail("mount the slot's tmpfs");
           makeDir(upper);
           makeDir(work);
           if (mount("overlay", fresh, "overlay", MS_NOSUID | MS_NODEV, options) != 0) fail("mount a fresh overlay");
-          cpu[i] = runIn(fresh, program, devNull);
+          if (m == LOOKED_UP) lookUpStartupPaths(fresh);
+          cpu[m][i] = runIn(fresh, program, devNull);
           if (umount2(fresh, 0) != 0) fail("unmount the fresh overlay");
           if (umount2(slot, 0) != 0) fail("unmount the slot's tmpfs");
         }
-        wall[i] = nowMs() - start;
+        wall[m][i] = nowMs() - start;
+        getrusage(RUSAGE_SELF, &after);
+        ownMs[m] += cpuMs(&after) - cpuMs(&before);
       }
-      getrusage(RUSAGE_SELF, &after);
-      printf("%5d  %-10s  %18.2f  %11.2f  %30.3f\n", round, freshMode ? "fresh" : "persistent", p50(cpu, runs), p50(wall, runs),
-             (cpuMs(&after) - cpuMs(&before)) / runs);
-      fflush(stdout);
     }
+    for (int m = 0; m < modes; m++) {
+      printf("%5d  %-10s  %18.2f  %11.2f  %30.3f\n", round, modeNames[m], p50(cpu[m], runs), p50(wall[m], runs), ownMs[m] / runs);
+    }
+    fflush(stdout);
   }
   return 0;
 }

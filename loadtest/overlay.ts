@@ -1,14 +1,16 @@
 // What a fresh overlay per container costs the program run in it: the same program chrooted in
 // one overlay of an image's layers mounted once (as the load test's bare side runs it) and in a
 // fresh overlay mounted for every run over a tmpfs upper (as a pool slot's root is made),
-// alternating in rounds (loadtest/overlay-fresh.c, compiled here with the host's gcc). The
-// program gets the environment of the image's first runtime. Not a test: figures only.
+// taking turns run by run (loadtest/overlay-fresh.c, compiled here with the host's gcc); and, where
+// the image's first runtime lists startupPaths, in a fresh overlay in which those paths were looked
+// up first, as the pool's mount agent does while preparing a root. The program gets the
+// environment of that runtime. Not a test: figures only.
 //
 //   npm run bench:overlay [-- --image python --runs 150 --rounds 3] [-- PROGRAM ARG...]
 //
 // Needs root and the image built (cellblock images build python).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +40,15 @@ try {
   execFileSync('/usr/bin/gcc', ['-O2', '-Wall', '-o', binary, fileURLToPath(new URL('./overlay-fresh.c', import.meta.url))], { stdio: 'inherit' });
   console.log(`# ${os.cpus().length} CPUs, kernel ${os.release()}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(`# image ${values.image}, ${values.runs} runs per round and overlay: ${program.join(' ')}`);
-  const { status } = spawnSync(binary, [overlayLowerdir(image), scratch, values.runs!, values.rounds!, ...program], {
+  const startupPaths = runtime?.run.startupPaths ?? [];
+  const lookups: string[] = [];
+  if (startupPaths.length > 0) {
+    const file = path.join(scratch, 'startup-paths');
+    writeFileSync(file, startupPaths.join('\n') + '\n');
+    lookups.push('-s', file);
+    console.log(`# "looked up": the ${startupPaths.length} startupPaths of runtime ${runtime!.id} looked up in the fresh overlay first`);
+  }
+  const { status } = spawnSync(binary, [...lookups, overlayLowerdir(image), scratch, values.runs!, values.rounds!, ...program], {
     env: runtime?.env ?? { PATH: '/usr/bin:/bin' },
     stdio: 'inherit',
   });

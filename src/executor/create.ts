@@ -13,7 +13,7 @@ import type { StageRunner } from './engine.js';
 import { ExecutorError } from './errors.js';
 import { SubmissionExecutor, type Executor } from './executor.js';
 import { defaultCompileLimits } from './limits.js';
-import { imageOfSlotKey, slotKey } from './slot-keys.js';
+import { imageOfSlotKey, slotKey, startupPathsBySlotKey } from './slot-keys.js';
 
 export interface ExecutorPoolOptions {
   /** Parent of the pool owners' state dirs. Default <dataDir>/pool. */
@@ -55,6 +55,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   const poolOptions = options.pool ?? {};
   const workDirBytes = poolOptions.workDirBytes ?? DEFAULT_WORK_DIR_BYTES;
   const layerPaths = new Map<string, string[]>();
+  const startupPaths = startupPathsBySlotKey(runtimes);
   const rootSpec = (key: string) => {
     const image = imageOfSlotKey(key);
     let paths = layerPaths.get(image);
@@ -64,7 +65,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
       paths = built.layerPaths;
       layerPaths.set(image, paths);
     }
-    return { layerPaths: paths, upperBytes: workDirBytes };
+    return { layerPaths: paths, upperBytes: workDirBytes, startupPaths: startupPaths.get(key) ?? [] };
   };
 
   // A pre-warmed container gets its stage's default limits ahead (cgroup limits, /tmp's size), so

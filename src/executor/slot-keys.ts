@@ -2,7 +2,9 @@
 // /tmp's size), and a start with other limits writes them on the job's path (a /tmp resize wakes
 // init before the program). So a runtime's slots are kept per image and per stage: runs under the
 // image's name, compiles under `<image>:compile` (no image name has a colon). /metrics shows the
-// pool's figures under these keys.
+// pool's figures under these keys. A key's slots are prepared for every stage that runs on them:
+// their roots get the start-up paths of all those stages looked up (startupPathsBySlotKey).
+import type { Runtime } from '../images/types.js';
 
 export type Stage = 'run' | 'compile';
 
@@ -14,4 +16,21 @@ export function slotKey(image: string, stage: Stage): string {
 
 export function imageOfSlotKey(key: string): string {
   return key.endsWith(COMPILE_SUFFIX) ? key.slice(0, -COMPILE_SUFFIX.length) : key;
+}
+
+/** Each slot key's start-up paths (Runtime's startupPaths): those of every runtime whose stage
+ * runs on that key's slots, each once, in the runtimes' order. Keys without any are absent. */
+export function startupPathsBySlotKey(runtimes: readonly Runtime[]): Map<string, string[]> {
+  const byKey = new Map<string, Set<string>>();
+  const add = (key: string, paths: readonly string[] | undefined) => {
+    if (!paths || paths.length === 0) return;
+    let set = byKey.get(key);
+    if (!set) byKey.set(key, (set = new Set()));
+    for (const path of paths) set.add(path);
+  };
+  for (const runtime of runtimes) {
+    add(slotKey(runtime.image, 'run'), runtime.run.startupPaths);
+    if (runtime.compile) add(slotKey(runtime.image, 'compile'), runtime.compile.startupPaths);
+  }
+  return new Map([...byKey].map(([key, set]) => [key, [...set]]));
 }

@@ -3,7 +3,7 @@
 // file is a RuntimeDefinitionError naming the file and the field. Lookup is by id or alias, with
 // an optional version selector ("3", "3.11", "3.x", "*").
 import { readdirSync, readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, posix } from 'node:path';
 import type { Limits } from '../sandbox/types.js';
 import { ImageDefinitions } from './definitions.js';
 import { RuntimeDefinitionError, UnknownRuntimeError } from './errors.js';
@@ -65,6 +65,22 @@ function argv(value: unknown, field: string, fail: Fail): string[] {
   return list;
 }
 
+/** Enough for any interpreter's or compiler's start-up; the pool looks each one up per root. */
+const MAX_STARTUP_PATHS = 1000;
+
+/** A stage's startupPaths: absolute, normalised paths inside the image (no "..", "//" or trailing "/"). */
+function startupPaths(value: unknown, field: string, fail: Fail): string[] {
+  const list = stringArray(value, field, fail);
+  if (list.length > MAX_STARTUP_PATHS) fail(`${field} has ${list.length} paths; at most ${MAX_STARTUP_PATHS}`);
+  list.forEach((path, i) => {
+    const normal = path.startsWith('/') && !path.includes('\0') && posix.normalize(path) === path && !path.split('/').includes('..');
+    if (!normal || (path.length > 1 && path.endsWith('/')) || path.length > 4096) {
+      fail(`${field}[${i}] must be an absolute, normalised path inside the image (no "..")`);
+    }
+  });
+  return list;
+}
+
 /** Parses one runtime file's text; `file` names it in errors. */
 export function parseRuntime(text: string, file: string): Runtime {
   const fail: Fail = (problem) => {
@@ -78,14 +94,16 @@ export function parseRuntime(text: string, file: string): Runtime {
   let compile: Runtime['compile'];
   if (raw.compile !== undefined) {
     const c = record(raw.compile, 'compile', fail);
-    onlyKeys(c, ['argv', 'limits'], 'compile', fail);
+    onlyKeys(c, ['argv', 'limits', 'startupPaths'], 'compile', fail);
     compile = { argv: argv(c.argv, 'compile.argv', fail) };
+    if (c.startupPaths !== undefined) compile.startupPaths = startupPaths(c.startupPaths, 'compile.startupPaths', fail);
     if (!compile.argv.includes('{files}')) fail('compile.argv must contain "{files}" (where the submitted files go)');
     if (c.limits !== undefined) compile.limits = parsePartialLimits(c.limits, 'compile.limits', fail);
   }
   const run = record(raw.run, 'run', fail);
-  onlyKeys(run, ['argv'], 'run', fail);
+  onlyKeys(run, ['argv', 'startupPaths'], 'run', fail);
   const runArgv = argv(run.argv, 'run.argv', fail);
+  const runStartupPaths = run.startupPaths === undefined ? undefined : startupPaths(run.startupPaths, 'run.startupPaths', fail);
   if (runArgv.includes('{files}')) fail('run.argv may not contain "{files}" (only compile.argv may)');
 
   const envRaw = record(raw.env ?? {}, 'env', fail);
@@ -117,7 +135,7 @@ export function parseRuntime(text: string, file: string): Runtime {
     aliases: stringArray(raw.aliases ?? [], 'aliases', fail, ALIAS_PATTERN),
     image: string(raw.image, 'image', fail, NAME_PATTERN),
     sourceFile: string(raw.sourceFile, 'sourceFile', fail, SOURCE_FILE_PATTERN),
-    run: { argv: runArgv },
+    run: runStartupPaths ? { argv: runArgv, startupPaths: runStartupPaths } : { argv: runArgv },
     env,
     defaultLimits,
     maxLimits,

@@ -26,9 +26,14 @@ export interface Runtime {
   /** File name the submitted source is written to inside the work dir, e.g. "main.py". */
   sourceFile: string;
   /** Compile step, for compiled languages. `{files}` in argv expands to the submitted file names. */
-  compile?: { argv: string[]; limits?: Partial<Limits> };
-  /** Run step; `{args}` expands to the job's arguments (appended when absent). */
-  run: { argv: string[] };
+  compile?: { argv: string[]; limits?: Partial<Limits>; startupPaths?: string[] };
+  /** Run step; `{args}` expands to the job's arguments (appended when absent).
+   *
+   * A stage's `startupPaths`: absolute paths inside the image that its program looks up as it
+   * starts, existing or not (from a trace of its hello world). The pool looks them up in each
+   * fresh root while preparing it, so that the program finds them in the new overlay's dentry
+   * cache instead of making each entry on its own path (images/README.md, "Start-up paths"). */
+  run: { argv: string[]; startupPaths?: string[] };
   env: Record<string, string>;
   /** Limits used where the job names none. */
   defaultLimits: Limits;

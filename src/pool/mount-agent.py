@@ -20,8 +20,13 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+libc.syscall.restype = ctypes.c_long
 
 PR_SET_PDEATHSIG = 1
+SYS_openat2 = 437  # one number on every architecture (Linux 5.6+)
+O_PATH = 0o10000000
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MNT_DETACH = 0x2
@@ -54,6 +59,31 @@ def ensure_dir(path, mode=0o755):
         os.mkdir(path, mode)
     except FileExistsError:
         pass
+
+
+class OpenHow(ctypes.Structure):
+    _fields_ = [('flags', ctypes.c_uint64), ('mode', ctypes.c_uint64), ('resolve', ctypes.c_uint64)]
+
+
+def look_up_startup_paths(root, paths):
+    # Each path is resolved as the program inside the container would resolve it: with root as
+    # "/", so an absolute symlink of the image stays in the image (openat2 RESOLVE_IN_ROOT). O_PATH
+    # opens nothing; the walk is what makes the overlay's dentries and inodes. Best effort: a
+    # kernel without openat2 leaves the lookups to the program. Returns how many paths exist.
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        how = OpenHow(O_PATH | os.O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+        found = 0
+        for path in paths:
+            fd = libc.syscall(SYS_openat2, ctypes.c_int(root_fd), path.encode(), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+            if fd >= 0:
+                os.close(fd)
+                found += 1
+            elif ctypes.get_errno() == errno.ENOSYS:
+                break
+        return found
+    finally:
+        os.close(root_fd)
 
 
 def prepare_root(req):
@@ -89,7 +119,13 @@ def prepare_root(req):
     except BaseException:
         umount(rw, True)
         raise
-    return {'rootDir': root, 'workDirHostPath': box}
+    try:
+        found = look_up_startup_paths(root, req.get('startupPaths', []))
+    except BaseException:
+        umount(root, True)
+        umount(rw, True)
+        raise
+    return {'rootDir': root, 'workDirHostPath': box, 'startupPathsFound': found}
 
 
 def destroy_root(req):

@@ -17,6 +17,11 @@ export interface RootSpec {
   upperBytes: number;
   /** Work dir inside the root, without the leading slash. Default "box". */
   workDir?: string;
+  /** Paths inside the root to look up once it is mounted (Runtime's startupPaths): a fresh
+   * overlay makes a dentry and an inode on each path's first lookup, which then costs the job's
+   * program instead of the pool's preparation. Missing ones too: the program's failed lookups
+   * are as new to the overlay as the others. */
+  startupPaths?: readonly string[];
 }
 
 export interface PreparedRoot {
@@ -27,6 +32,8 @@ export interface PreparedRoot {
   workDirHostPath: string;
   /** Path of the work dir inside the container, e.g. "/box". */
   workDir: string;
+  /** How many of RootSpec.startupPaths exist in this root (all were looked up). */
+  startupPathsFound: number;
 }
 
 export async function prepareRoot(agent: MountAgent, slotDir: string, spec: RootSpec): Promise<PreparedRoot> {
@@ -39,8 +46,15 @@ export async function prepareRoot(agent: MountAgent, slotDir: string, spec: Root
     uid: SANDBOX_UID,
     gid: SANDBOX_GID,
     mountPoints: ENGINE_MOUNT_POINTS,
+    startupPaths: spec.startupPaths ?? [],
   });
-  return { slotDir, rootDir: String(prepared.rootDir), workDirHostPath: String(prepared.workDirHostPath), workDir: `/${workDir}` };
+  return {
+    slotDir,
+    rootDir: String(prepared.rootDir),
+    workDirHostPath: String(prepared.workDirHostPath),
+    workDir: `/${workDir}`,
+    startupPathsFound: Number(prepared.startupPathsFound),
+  };
 }
 
 /** Unmounts the overlay and drops its tmpfs: everything the job wrote is gone with it. */

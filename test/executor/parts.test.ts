@@ -12,6 +12,7 @@ import { compileArgv, runArgv } from '../../src/executor/argv.js';
 import { outputMatches } from '../../src/executor/compare.js';
 import { verdictAfterCompile, verdictOfRuns } from '../../src/executor/verdict.js';
 import { checkedFileName, copyWorkDir, writeSourceFiles } from '../../src/executor/files.js';
+import { startupPathsBySlotKey } from '../../src/executor/slot-keys.js';
 import { ExecutorError } from '../../src/executor/errors.js';
 import type { Runtime } from '../../src/images/types.js';
 import type { Limits } from '../../src/sandbox/types.js';
@@ -170,4 +171,15 @@ test('work dirs: files owned by the sandbox user; a copy never follows links', {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("a slot key's start-up paths are those of every stage run on its slots, each once", () => {
+  const base = { language: 'x', version: '1', aliases: [], sourceFile: 'main.x', env: {}, defaultLimits: defaults, maxLimits: maxima, helloWorld: { source: '', stdout: '' } };
+  const c: Runtime = { ...base, id: 'c', image: 'gcc', compile: { argv: ['cc', '{files}'], startupPaths: ['/usr/bin/cc', '/usr/include/stdio.h'] }, run: { argv: ['./main'], startupPaths: ['/lib/libc.so.6'] } };
+  const cpp: Runtime = { ...base, id: 'cpp', image: 'gcc', compile: { argv: ['c++', '{files}'], startupPaths: ['/usr/bin/c++', '/usr/include/stdio.h'] }, run: { argv: ['./main'] } };
+  const bash: Runtime = { ...base, id: 'bash', image: 'base', run: { argv: ['/bin/bash', 'main.x'] } };
+  const byKey = startupPathsBySlotKey([c, cpp, bash]);
+  assert.deepEqual([...byKey.keys()].sort(), ['gcc', 'gcc:compile']);
+  assert.deepEqual(byKey.get('gcc:compile'), ['/usr/bin/cc', '/usr/include/stdio.h', '/usr/bin/c++']);
+  assert.deepEqual(byKey.get('gcc'), ['/lib/libc.so.6']);
 });

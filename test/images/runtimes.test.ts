@@ -52,6 +52,12 @@ describe('the repository runtimes', () => {
     }
   });
 
+  it("give python's run the paths its start-up looks up, as absolute paths", () => {
+    const paths = byId.get('python')!.run.startupPaths ?? [];
+    assert.ok(paths.includes('/usr/lib/python3.11/encodings/__init__.py'), 'the first module python loads from a file');
+    for (const path of paths) assert.match(path, /^\/[^/]/, path);
+  });
+
   it('have a hello world that prints something and absolute program paths', () => {
     for (const r of runtimes) {
       assert.ok(r.helloWorld.stdout.length > 0, r.id);
@@ -115,6 +121,13 @@ describe('bad runtime files are typed errors naming the field', () => {
   it('a source file outside the work dir', () => rejects({ python: { ...python, sourceFile: '../main.py' } }, /sourceFile/));
   it('an image without a definition', () => rejects({ python: { ...python, image: 'cobol' } }, /image "cobol" has no definition/));
   it('an unknown field', () => rejects({ python: { ...python, timeout: 3 } }, /unknown field "timeout"/));
+  it('start-up paths that are not absolute, normalised paths inside the image', () => {
+    for (const bad of ['usr/lib', '/usr/../etc', '/usr//lib', '/usr/lib/', '/usr/./lib', 7]) {
+      rejects({ python: { ...python, run: { ...python.run, startupPaths: ['/etc/ld.so.cache', bad] } } }, /run\.startupPaths\[1\]/);
+    }
+    rejects({ python: { ...python, run: { ...python.run, startupPaths: '/etc' } } }, /run\.startupPaths must be an array/);
+    rejects({ python: { ...python, compile: { argv: ['cc', '{files}'], startupPaths: ['lib'] } } }, /compile\.startupPaths\[0\]/);
+  });
   it('one alias for two runtimes of one version', () =>
     rejects({ python, snake: { ...python, id: 'snake', aliases: ['py'] } }, /name "py" version .* is also runtime "python"/));
 });

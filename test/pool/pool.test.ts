@@ -1,7 +1,7 @@
 // The pool against the real kernel: overlay roots on per-slot tmpfs, single use, no leftovers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createPool, type Pool } from '../../src/pool/index.js';
 import { until } from '../helpers/until.js';
@@ -13,12 +13,14 @@ const IMAGE = 'busybox';
 async function withPool(
   sizing: { minReady: number; maxReady: number; idleShrinkMs?: number },
   body: (pool: Pool, scratch: Scratch) => Promise<void>,
+  roots: { startupPaths?: string[]; layers?: (layerPaths: string[]) => void } = {},
 ): Promise<void> {
   const scratch = makeScratch();
   try {
+    roots.layers?.(scratch.layerPaths);
     const pool = await createPool({
       stateRoot: scratch.stateRoot,
-      rootSpec: () => ({ layerPaths: scratch.layerPaths, upperBytes: 4 << 20 }),
+      rootSpec: () => ({ layerPaths: scratch.layerPaths, upperBytes: 4 << 20, startupPaths: roots.startupPaths }),
       sizing: { idleShrinkMs: 60_000, ...sizing },
     });
     try {
@@ -49,6 +51,24 @@ test('a root is the image layers (top wins) with a work dir owned by the sandbox
     assert.ok(!slot.root.workDirHostPath.startsWith(slot.root.rootDir + '/'), 'the work dir is not under the overlay');
     pool.release(slot);
   });
+});
+
+test("a root's start-up paths are looked up in it, as its programs would, before it is taken", { skip }, async () => {
+  // abs-link points at /etc/base-only: inside the root it exists (the base layer has it), on the
+  // host it does not, so it is found only when looked up with the root as "/".
+  const startupPaths = ['/etc/layer', '/bin/sh', '/etc/abs-link', '/etc/missing', '/nowhere/at/all'];
+  await withPool(
+    { minReady: 1, maxReady: 1 },
+    async (pool) => {
+      const slot = await pool.take(IMAGE);
+      try {
+        assert.equal(slot.root.startupPathsFound, 3);
+      } finally {
+        pool.release(slot);
+      }
+    },
+    { startupPaths, layers: ([, top]) => symlinkSync('/etc/base-only', join(top!, 'etc', 'abs-link')) },
+  );
 });
 
 test('a file written by one job is not visible to the next job on the same image', { skip }, async () => {
