@@ -73,9 +73,15 @@ def look_up_startup_paths(root, paths):
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         how = OpenHow(O_PATH | os.O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+        # The arguments converted once: ctypes' per-call conversions were half of the loop's
+        # time (a C compile's 239 paths: 1.1 -> 0.56 ms in a root where all are already made).
+        number = ctypes.c_long(SYS_openat2)
+        dir_fd = ctypes.c_int(root_fd)
+        how_ref = ctypes.byref(how)
+        how_size = ctypes.c_size_t(ctypes.sizeof(how))
         found = 0
         for path in paths:
-            fd = libc.syscall(SYS_openat2, ctypes.c_int(root_fd), path.encode(), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+            fd = libc.syscall(number, dir_fd, path.encode(), how_ref, how_size)
             if fd >= 0:
                 os.close(fd)
                 found += 1
