@@ -21,8 +21,12 @@ import { performance } from 'node:perf_hooks';
 import type { ImagePoolStats, PoolSizing, PoolStats } from './types.js';
 import { PoolError } from './types.js';
 
+/** Why a slot is prepared: ahead of time (a refill), or on the spot for a take that found none
+ * ready, with its job waiting. */
+export type PrepareOccasion = 'ahead' | 'onTheSpot';
+
 export interface SlotFactory<T> {
-  prepare(key: string): Promise<T>;
+  prepare(key: string, occasion: PrepareOccasion): Promise<T>;
   destroy(slot: T): Promise<void>;
 }
 
@@ -115,7 +119,7 @@ export class KeyedPool<T> {
     state.preparingOnTheSpot++;
     this.noteJobs(state, state.lastTakeAtMs);
     try {
-      const prepared = await this.prepareTimed(state);
+      const prepared = await this.prepareTimed(state, 'onTheSpot');
       state.inUse++;
       return prepared;
     } finally {
@@ -189,10 +193,10 @@ export class KeyedPool<T> {
     return state;
   }
 
-  private async prepareTimed(state: KeyState): Promise<T> {
+  private async prepareTimed(state: KeyState, occasion: PrepareOccasion): Promise<T> {
     const startMs = performance.now();
     try {
-      const slot = await this.factory.prepare(state.key);
+      const slot = await this.factory.prepare(state.key, occasion);
       const ms = performance.now() - startMs;
       const stats = state.stats;
       stats.prepared++;
@@ -285,7 +289,7 @@ export class KeyedPool<T> {
         state.refilling++;
         this.refillsRunning++;
         this.track(
-          this.prepareTimed(state).then(
+          this.prepareTimed(state, 'ahead').then(
             (slot) => {
               if (this.closed || state.ready.length >= state.target) this.destroyInBackground(state, slot);
               else state.ready.push(slot);

@@ -4,7 +4,7 @@
 // the pool is given is a key that rootSpec and the preparer understand: the executor keeps one
 // image's slots for its runs and for its compiles apart (`gcc`, `gcc:compile`).
 import { join } from 'node:path';
-import { KeyedPool } from './keyed-pool.js';
+import { KeyedPool, type PrepareOccasion } from './keyed-pool.js';
 import { MountAgent, DEFAULT_PYTHON_PATH } from './mount-agent.js';
 import { destroyRoot, prepareRoot, type PreparedRoot, type RootSpec } from './root.js';
 import { claimOwnerDir, reclaimStaleOwners, releaseOwnerDir, type ReclaimReport } from './state-dir.js';
@@ -69,9 +69,12 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
     let seq = 0;
     const container = options.container;
 
-    const prepareSlot = async (image: string): Promise<PoolSlot<C>> => {
+    const prepareSlot = async (image: string, occasion: PrepareOccasion): Promise<PoolSlot<C>> => {
       const spec = await options.rootSpec(image);
-      const root = await prepareRoot(agent, join(owner.slotsDir, slotName(image, ++seq)), spec);
+      // A miss's job waits for its root: looking up its start-up paths first would only move the
+      // program's own lookups ahead of it, at the agent's cost per path (~2-4 us) on top.
+      const rootSpec = occasion === 'onTheSpot' ? { ...spec, startupPaths: undefined } : spec;
+      const root = await prepareRoot(agent, join(owner.slotsDir, slotName(image, ++seq)), rootSpec);
       if (!container) return { image, root };
       try {
         return { image, root, container: await container.prepare(image, root) };

@@ -32,7 +32,8 @@ export interface PreparedRoot {
   workDirHostPath: string;
   /** Path of the work dir inside the container, e.g. "/box". */
   workDir: string;
-  /** How many of RootSpec.startupPaths exist in this root (all were looked up). */
+  /** How many of RootSpec.startupPaths exist in this root (all were looked up); 0 for a root a
+   * pool prepared on the spot for a waiting job (its program makes those lookups itself). */
   startupPathsFound: number;
 }
 

@@ -1,7 +1,7 @@
 // KeyedPool's order on its own, with a factory that hands out numbered slots: no kernel needed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KeyedPool } from '../../src/pool/keyed-pool.js';
+import { KeyedPool, type PrepareOccasion } from '../../src/pool/keyed-pool.js';
 import { until } from '../helpers/until.js';
 
 function numberedFactory() {
@@ -32,6 +32,30 @@ test('takes are LIFO: the slot prepared last is taken first', async () => {
     assert.equal(await pool.take('k'), 3);
     assert.equal(await pool.take('k'), 2);
     assert.equal(await pool.take('k'), 1);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('the factory is told whether a slot is prepared ahead or on the spot for a waiting take', async () => {
+  const occasions: PrepareOccasion[] = [];
+  let next = 0;
+  const pool = new KeyedPool<number>(
+    {
+      prepare: async (_key, occasion) => {
+        occasions.push(occasion);
+        return ++next;
+      },
+      destroy: async () => undefined,
+    },
+    { sizing: () => ({ minReady: 1, maxReady: 1, idleShrinkMs: 60_000 }), refillConcurrency: 1, failureBackoffMs: 1000 },
+  );
+  try {
+    pool.warm('k');
+    await until(() => pool.stats().images.k!.ready === 1, 5000, 5, 'one slot ready');
+    assert.equal(await pool.take('k'), 1);
+    assert.equal(await pool.take('k'), 2);
+    assert.deepEqual(occasions, ['ahead', 'onTheSpot']);
   } finally {
     await pool.close();
   }

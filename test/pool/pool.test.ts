@@ -53,18 +53,29 @@ test('a root is the image layers (top wins) with a work dir owned by the sandbox
   });
 });
 
-test("a root's start-up paths are looked up in it, as its programs would, before it is taken", { skip }, async () => {
+test("a root's start-up paths are looked up in it, as its programs would, before it is taken; not on a miss", { skip }, async () => {
   // abs-link points at /etc/base-only: inside the root it exists (the base layer has it), on the
   // host it does not, so it is found only when looked up with the root as "/".
   const startupPaths = ['/etc/layer', '/bin/sh', '/etc/abs-link', '/etc/missing', '/nowhere/at/all'];
   await withPool(
     { minReady: 1, maxReady: 1 },
     async (pool) => {
-      const slot = await pool.take(IMAGE);
+      pool.warm(IMAGE);
+      await until(() => pool.stats().images[IMAGE]!.ready === 1);
+      const prepared = await pool.take(IMAGE);
       try {
-        assert.equal(slot.root.startupPathsFound, 3);
+        assert.equal(prepared.root.startupPathsFound, 3);
+        // None ready now: the next take's root is prepared on the spot while its job waits, and
+        // leaves the lookups to the program.
+        const onTheSpot = await pool.take(IMAGE);
+        try {
+          assert.equal(pool.stats().images[IMAGE]!.misses, 1);
+          assert.equal(onTheSpot.root.startupPathsFound, 0);
+        } finally {
+          pool.release(onTheSpot);
+        }
       } finally {
-        pool.release(slot);
+        pool.release(prepared);
       }
     },
     { startupPaths, layers: ([, top]) => symlinkSync('/etc/base-only', join(top!, 'etc', 'abs-link')) },
