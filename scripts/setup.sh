@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 #   build-essential python3  node-gyp's toolchain for native/
 #   iproute2         network namespace checks in tests
 #   ca-certificates  apt over https mirrors
-PACKAGES=(redis-server debootstrap busybox-static bubblewrap build-essential python3 iproute2 ca-certificates)
+#   strace           traces the runtimes' start-up paths (scripts/startup-paths.ts, and its test)
+PACKAGES=(redis-server debootstrap busybox-static bubblewrap build-essential python3 iproute2 ca-certificates strace)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

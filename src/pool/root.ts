@@ -9,13 +9,15 @@ export const SANDBOX_UID = 60000;
 export const SANDBOX_GID = 60000;
 /** Mount points the engine mounts over inside the container; made in the upper when missing. */
 export const ENGINE_MOUNT_POINTS = ['proc', 'dev', 'tmp'];
+/** RootSpec.workDir's default. */
+export const DEFAULT_WORK_DIR = 'box';
 
 export interface RootSpec {
   /** Host paths of the image's layers, lowest first (BuiltImage.layerPaths). */
   layerPaths: string[];
   /** Size of the slot's tmpfs: everything the job writes to its root (the work dir) counts. */
   upperBytes: number;
-  /** Work dir inside the root, without the leading slash. Default "box". */
+  /** Work dir inside the root, without the leading slash. Default DEFAULT_WORK_DIR. */
   workDir?: string;
   /** Paths inside the root to look up once it is mounted (Runtime's startupPaths): a fresh
    * overlay makes a dentry and an inode on each path's first lookup, which then costs the job's
@@ -38,7 +40,7 @@ export interface PreparedRoot {
 }
 
 export async function prepareRoot(agent: MountAgent, slotDir: string, spec: RootSpec): Promise<PreparedRoot> {
-  const workDir = (spec.workDir ?? 'box').replace(/^\/+/, '');
+  const workDir = (spec.workDir ?? DEFAULT_WORK_DIR).replace(/^\/+/, '');
   const prepared = await agent.request('prepareRoot', {
     slotDir,
     layerPaths: spec.layerPaths,

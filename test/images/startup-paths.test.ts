@@ -1,0 +1,117 @@
+// scripts/startup-paths.ts: reading strace's output, and the repository's start-up path lists
+// against a trace of each runtime's hello world in its built image (a list that no longer matches
+// its image fails here, with the command that rewrites it).
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, it, test } from 'node:test';
+import { promisify } from 'node:util';
+import { buildImages } from '../../src/images/builder.js';
+import { dataDirFromEnv, defaultDefinitionsDir, defaultRuntimesDir, repoRoot } from '../../src/images/paths.js';
+import { loadRuntimes } from '../../src/images/runtimes.js';
+import { openImageStore } from '../../src/images/store.js';
+import { diffStage, pathsFromTrace, splitArgs, traceStartupPaths } from '../../scripts/startup-paths.js';
+import { scratchDir, whyNoLayerBuilds } from './helpers.js';
+
+const execFileAsync = promisify(execFile);
+const EXCLUDED = ['/proc', '/dev', '/tmp', '/box', '/sys'];
+
+test("strace's arguments: lone strings decoded, arrays and structs kept whole", () => {
+  assert.deepEqual(splitArgs('AT_FDCWD, "/a\\"b\\\\c\\x41\\101", O_RDONLY) = 3'), [{ raw: 'AT_FDCWD' }, { string: '/a"b\\cAA' }, { raw: 'O_RDONLY' }]);
+  assert.deepEqual(splitArgs('"/bin/x", ["/bin/x", "a,b"], 0x7ff /* 3 vars */) = 0'), [{ string: '/bin/x' }, { raw: '["/bin/x", "a,b"]' }, { raw: '0x7ff /* 3 vars */' }]);
+  assert.deepEqual(splitArgs('3, "", {st_mode=S_IFREG|0644, st_size=1, ...}, AT_EMPTY_PATH) = 0'), [{ raw: '3' }, { string: '' }, { raw: '{st_mode=S_IFREG|0644, st_size=1, ...}' }, { raw: 'AT_EMPTY_PATH' }]);
+  assert.deepEqual(splitArgs('AT_FDCWD, "/x", O_RDONLY <unfinished ...>'), [{ raw: 'AT_FDCWD' }, { string: '/x' }, { raw: 'O_RDONLY' }]);
+});
+
+test("a stage's paths: from its exec on, every pid, normalised, less the container's own mounts", () => {
+  const trace = [
+    '100 execve("/bin/sh", ["/bin/sh", "-c", "cd \\"$1\\" && exec \\"$@\\""], 0x7ffd /* 3 vars */) = 0',
+    '100 openat(AT_FDCWD, "/etc/launcher-only", O_RDONLY|O_CLOEXEC) = 3',
+    '100 execve("/usr/bin/prog", ["/usr/bin/prog", "main.x"], 0x55 /* 3 vars */) = -1 ENOENT (No such file or directory)',
+    '100 openat(AT_FDCWD, "/etc/still-the-launcher", O_RDONLY) = 3',
+    '100 execve("/usr/bin/prog", ["/usr/bin/prog", "main.x"], 0x55 /* 3 vars */) = 0',
+    '100 openat(AT_FDCWD, "/etc/ld.so.cache", O_RDONLY|O_CLOEXEC) = 3',
+    '100 newfstatat(3, "", {st_mode=S_IFREG|0644, st_size=7187, ...}, AT_EMPTY_PATH) = 0',
+    '100 openat(AT_FDCWD, "/usr/lib/gcc/x86_64-linux-gnu/12/../../../../lib/crt1.o", O_RDONLY <unfinished ...>',
+    '101 access("/usr/lib/with\\"quote", R_OK) = -1 ENOENT (No such file or directory)',
+    '100 <... openat resumed>) = 4',
+    '101 readlink("/proc/self/exe", "/usr/bin/prog", 4096) = 13',
+    '101 openat(AT_FDCWD, "main.x", O_RDONLY) = 5',
+    '101 openat(5, "relative", O_RDONLY) = -1 ENOENT (No such file or directory)',
+    '101 newfstatat(AT_FDCWD, "/tmp/cc1.s", 0x7ffd, 0) = 0',
+    '101 statfs("/sys/fs/cgroup", 0x7ffd) = -1 ENOENT (No such file or directory)',
+    '101 statx(AT_FDCWD, "/usr/share/dir/", AT_STATX_SYNC_AS_STAT, STATX_ALL, 0x7ffd) = 0',
+    '101 execve("/usr/bin/helper", ["/usr/bin/helper", "/not/a/lookup"], 0x1 /* 2 vars */) = 0',
+    '101 renameat2(AT_FDCWD, "/a/b", AT_FDCWD, "/c/d", RENAME_NOREPLACE) = -1 EXDEV (Invalid cross-device link)',
+    '101 --- SIGCHLD {si_signo=SIGCHLD, si_code=CLD_EXITED} ---',
+    '101 +++ exited with 0 +++',
+  ].join('\n');
+  assert.deepEqual(pathsFromTrace(trace, '/usr/bin/prog', '/box', EXCLUDED), {
+    paths: ['/a/b', '/c/d', '/etc/ld.so.cache', '/usr/bin/helper', '/usr/bin/prog', '/usr/lib/crt1.o', '/usr/lib/with"quote', '/usr/share/dir'],
+    unplaced: 1,
+  });
+});
+
+test('a trace without the stage\'s exec, or with a syscall of unknown arguments, is refused', () => {
+  assert.throws(() => pathsFromTrace('1 openat(AT_FDCWD, "/x", O_RDONLY) = 3\n', '/usr/bin/prog', '/box', EXCLUDED), /no successful execve of \/usr\/bin\/prog/);
+  const unknown = '1 execve("/usr/bin/prog", ["/usr/bin/prog"], 0x1 /* 0 vars */) = 0\n1 frobnicateat(AT_FDCWD, "/x") = 0\n';
+  assert.throws(() => pathsFromTrace(unknown, '/usr/bin/prog', '/box', EXCLUDED), /does not know: frobnicateat/);
+});
+
+test('a list compared with its trace: paths new to it and paths gone from it', () => {
+  assert.deepEqual(diffStage('run', ['/a', '/b'], { paths: ['/b', '/c'], unplaced: 0 }), { stage: 'run', recorded: 2, traced: 2, added: ['/c'], removed: ['/a'] });
+});
+
+const skip = whyNoLayerBuilds();
+
+describe("the repository's start-up path lists against their images", { skip }, () => {
+  const runtimes = loadRuntimes();
+  before(async () => {
+    await buildImages([...new Set(runtimes.map((r) => r.image))], { store: openImageStore(dataDirFromEnv()), definitionsDir: defaultDefinitionsDir() });
+  });
+
+  for (const runtime of runtimes) {
+    it(`${runtime.id}: its lists are what its hello world looks up`, async () => {
+      const traced = await traceStartupPaths(runtime);
+      for (const stage of ['compile', 'run'] as const) {
+        if (!traced[stage]) continue;
+        const diff = diffStage(stage, runtime[stage]?.startupPaths, traced[stage]);
+        // The dynamic loader searches glibc-hwcaps/x86-64-v2..v4 only as far as the CPU goes: a
+        // CPU below this list's maker's (v4) has fewer of those misses, never more.
+        const gone = diff.removed.filter((path) => !/\/glibc-hwcaps\/x86-64-v[234](\/|$)/.test(path));
+        const fix = '`npm run -s startup-paths -- --write` rewrites the lists (images/README.md, "Start-up paths")';
+        assert.deepEqual({ new: diff.added, gone }, { new: [], gone: [] }, `${runtime.id} ${stage}.startupPaths differ from the trace: ${fix}`);
+      }
+    });
+  }
+
+  it('the command reports a stale list, exits 1, and --write makes it current', async () => {
+    const scratch = scratchDir('startup-paths');
+    try {
+      const dir = join(scratch.dir, 'runtimes');
+      mkdirSync(dir);
+      const file = join(dir, 'python.json');
+      copyFileSync(join(defaultRuntimesDir(), 'python.json'), file);
+      const current = readFileSync(file, 'utf8');
+      const json = JSON.parse(current) as { run: { startupPaths: string[] } };
+      const count = json.run.startupPaths.length;
+      const dropped = json.run.startupPaths.shift()!;
+      json.run.startupPaths.push('/no/longer/there');
+      writeFileSync(file, JSON.stringify(json, null, 2) + '\n');
+      const command = ['--import', 'tsx', join(repoRoot(), 'scripts/startup-paths.ts'), '--runtimes-dir', dir];
+      await assert.rejects(execFileAsync(process.execPath, command, { cwd: repoRoot() }), (err: { code?: number; stdout?: string }) => {
+        assert.equal(err.code, 1);
+        assert.match(err.stdout ?? '', new RegExp(`python run: ${count} paths traced, ${count} recorded: 1 new, 1 gone`));
+        assert.ok(err.stdout?.includes(`  + ${dropped}\n`) && err.stdout.includes('  - /no/longer/there\n'), err.stdout);
+        return true;
+      });
+      await execFileAsync(process.execPath, [...command, '--write'], { cwd: repoRoot() });
+      assert.equal(readFileSync(file, 'utf8'), current);
+      const { stdout } = await execFileAsync(process.execPath, command, { cwd: repoRoot() });
+      assert.match(stdout, new RegExp(`python run: ${count} paths traced, ${count} recorded, the same`));
+    } finally {
+      scratch.remove();
+    }
+  });
+});
