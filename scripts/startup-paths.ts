@@ -17,18 +17,19 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join, posix } from 'node:path';
+import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { compileArgv, runArgv } from '../src/executor/argv.js';
-import { dataDirFromEnv, defaultRuntimesDir } from '../src/images/paths.js';
+import { dataDirFromEnv, defaultRuntimesDir, repoRoot } from '../src/images/paths.js';
 import { parseRuntime } from '../src/images/runtimes.js';
 import { openImageStore, overlayLowerdir } from '../src/images/store.js';
 import type { Runtime } from '../src/images/types.js';
 import { DEFAULT_WORK_DIR, ENGINE_MOUNT_POINTS, SANDBOX_GID, SANDBOX_UID } from '../src/pool/index.js';
 
 const execFileAsync = promisify(execFile);
-const SCRIPTS_DIR = dirname(fileURLToPath(import.meta.url));
+/** From the repository, also when this runs compiled from dist/scripts. */
+const TRACE_SCRIPT = join(repoRoot(), 'scripts', 'startup-paths-trace.sh');
 
 export type Stage = 'compile' | 'run';
 
@@ -184,7 +185,7 @@ export async function traceStartupPaths(runtime: Runtime, dataDir = dataDirFromE
     argvs.run = runArgv(runtime.run.argv, [runtime.sourceFile], []);
     const stages = Object.keys(argvs) as Stage[];
     for (const stage of stages) writeFileSync(join(scratch, `${stage}.argv`), argvs[stage]!.map((a) => `${a}\0`).join(''));
-    await execFileAsync('unshare', ['--mount', '--propagation', 'private', '--', 'bash', join(SCRIPTS_DIR, 'startup-paths-trace.sh'),
+    await execFileAsync('unshare', ['--mount', '--propagation', 'private', '--', 'bash', TRACE_SCRIPT,
       overlayLowerdir(built), scratch, DEFAULT_WORK_DIR, `${SANDBOX_UID}:${SANDBOX_GID}`, ...stages], { maxBuffer: 1 << 20 });
     // /sys too: the container has no /sys mounted, so a lookup there stops at its first component
     // (a negative dentry made once), and what a program looks for under it depends on the host
@@ -272,7 +273,11 @@ async function main(argv: string[]): Promise<number> {
       }
       json[stage]!.startupPaths = stagePaths.paths;
     }
-    if (write) writeFileSync(file, JSON.stringify(json, null, 2) + '\n');
+    if (write) {
+      const text = JSON.stringify(json, null, 2) + '\n';
+      parseRuntime(text, file); // a list the service would refuse (too long, say) is not written
+      writeFileSync(file, text);
+    }
   }
   if (stale > 0 && !write) {
     process.stdout.write(`${stale} list(s) differ from their trace: \`npm run -s startup-paths -- --write\` rewrites them\n`);
