@@ -4,8 +4,9 @@
  * mounted before the first run (a read-only bind of the layer when there is only one), as the
  * load test's bare side does; "fresh" mounts, for every run, a tmpfs holding an upper and a work
  * dir and an overlay of the same layers over them (as a pool slot's root is made), runs the
- * program chrooted there, then unmounts both. Prints per round and way the program's CPU time (its
- * rusage) and wall time, p50, and this process's own CPU per run (the mounts and unmounts, the
+ * program chrooted there, then unmounts both. Both ways have a proc on /proc, as the container
+ * has (the java launcher, for one, finds its libraries through /proc/self/exe). Prints per round
+ * and way the program's CPU time (its rusage) and wall time, p50, and this process's own CPU per run (the mounts and unmounts, the
  * fork). With -s, a third way, "looked up": a fresh overlay in which the paths listed in
  * PATHSFILE (one per line: a runtime's startupPaths) are looked up before the program runs, as the
  * pool's mount agent does while preparing a root (openat2 O_PATH, RESOLVE_IN_ROOT).
@@ -139,6 +140,7 @@ int main(int argc, char **argv) {
   makeDir(slot);
   const char *step;
   if (mount_image_layers(lowerdir, persistent, &step) != 0) fail(step);
+  if (mount_image_proc(persistent) < 0) fail("mount proc in the persistent overlay");
   snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s", lowerdir, upper, work);
 
   // The ways take turns run by run, so that a host whose speed drifts weighs on each alike.
@@ -166,8 +168,13 @@ int main(int argc, char **argv) {
           makeDir(upper);
           makeDir(work);
           if (mount("overlay", fresh, "overlay", MS_NOSUID | MS_NODEV, options) != 0) fail("mount a fresh overlay");
+          int freshHasProc = mount_image_proc(fresh);
+          if (freshHasProc < 0) fail("mount proc in the fresh overlay");
           if (m == LOOKED_UP) lookUpStartupPaths(fresh);
           cpu[m][i] = runIn(fresh, program, devNull);
+          char freshProc[4200];
+          snprintf(freshProc, sizeof freshProc, "%s/proc", fresh);
+          if (freshHasProc && umount2(freshProc, 0) != 0) fail("unmount the fresh overlay's proc");
           if (umount2(fresh, 0) != 0) fail("unmount the fresh overlay");
           if (umount2(slot, 0) != 0) fail("unmount the slot's tmpfs");
         }

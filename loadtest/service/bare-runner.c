@@ -7,8 +7,8 @@
  *   bare-runner [-f] [-r LOWERDIR] -n RUNS -p LOOPS -g GAP_US -d DIR -- cmd1 arg... [';' cmd2 arg...]
  *
  * With -r, the programs are the image's own: the runner enters a private mount namespace, mounts
- * the image's layers read-only (LOWERDIR as overlayfs's lowerdir=, top layer first), binds DIR
- * onto its /tmp and chroots there, before any run. Same files as the container's root, none of
+ * the image's layers read-only (LOWERDIR as overlayfs's lowerdir=, top layer first) with a proc on
+ * its /proc (as the container has), binds DIR onto its /tmp and chroots there, before any run. Same files as the container's root, none of
  * the host's (a host interpreter reads the host's site-packages: here two .pth files that cost
  * python hello ~1 ms of its ~8); no namespace, cgroup or limit around the runs themselves. The
  * mounts die with the runner's mount namespace, whatever way it ends.
@@ -132,6 +132,7 @@ static void enter_image_root(const char *lowerdir) {
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail("make / private");
   const char *step;
   if (mount_image_layers(lowerdir, root, &step) != 0) fail(step);
+  if (mount_image_proc(root) < 0) fail("mount proc in the image");
   char tmp[4200];
   snprintf(tmp, sizeof tmp, "%s/tmp", root);
   if (mount(base_dir, tmp, NULL, MS_BIND, NULL) != 0) fail("bind the work dirs onto the image's /tmp");

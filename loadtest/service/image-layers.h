@@ -1,5 +1,5 @@
 /* The image's layers mounted read-only at target, for the benchmarks' C runners (bare-runner.c,
- * ../overlay-fresh.c): an overlay of them (lowerdir as overlayfs takes it, top layer first), or,
+ * ../overlay-fresh.c), and a proc in them: an overlay of them (lowerdir as overlayfs takes it, top layer first), or,
  * for an image of one layer, a read-only bind of it (overlayfs wants two lowers or an upper).
  * Returns 0, or -1 with errno set and *step naming what failed. */
 #ifndef CELLBLOCK_LOADTEST_IMAGE_LAYERS_H
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 
 static int mount_image_layers(const char *lowerdir, const char *target, const char **step) {
   if (strchr(lowerdir, ':') != NULL) {
@@ -20,6 +21,17 @@ static int mount_image_layers(const char *lowerdir, const char *target, const ch
   if (mount(lowerdir, target, NULL, MS_BIND, NULL) != 0) return -1;
   *step = "remount the layer read-only";
   return mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
+}
+
+/* A proc mounted on target/proc, as the container's engine mounts one (programs such as the java
+ * launcher find their own files through /proc/self/exe). Skipped when the image has no /proc
+ * directory. Returns 1 when mounted, 0 when skipped, or -1 with errno set. */
+static int mount_image_proc(const char *target) {
+  char proc[4200];
+  struct stat st;
+  snprintf(proc, sizeof proc, "%s/proc", target);
+  if (stat(proc, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+  return mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0 ? 1 : -1;
 }
 
 #endif
