@@ -6,8 +6,8 @@
  * dir and an overlay of the same layers over them (as a pool slot's root is made), runs the
  * program chrooted there, then unmounts both. Both ways have a proc on /proc, as the container
  * has (the java launcher, for one, finds its libraries through /proc/self/exe). Prints per round
- * and way the program's CPU time (its rusage) and wall time, p50, and this process's own CPU per run (the mounts and unmounts, the
- * fork). With -s, a third way, "looked up": a fresh overlay in which the paths listed in
+ * and way the program's CPU time (its rusage) and wall time, p50, and this process's own CPU per
+ * run (the mounts and unmounts, the fork). With -s, a third way, "looked up": a fresh overlay in which the paths listed in
  * PATHSFILE (one per line: a runtime's startupPaths) are looked up before the program runs, as the
  * pool's mount agent does while preparing a root (openat2 O_PATH, RESOLVE_IN_ROOT).
  *

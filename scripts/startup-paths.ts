@@ -63,6 +63,7 @@ PATH_ARGS.pivot_root = [[0, -1], [1, -1]];
 PATH_ARGS.mount = [[0, -1], [1, -1]];
 PATH_ARGS.inotify_add_watch = [[1, -1]];
 PATH_ARGS.fanotify_mark = [[4, 3]];
+PATH_ARGS.getcwd = []; // in %file, but its string is the answer, not a lookup
 
 type Arg = { string: string } | { raw: string };
 
@@ -144,7 +145,7 @@ export function pathsFromTrace(trace: string, argv0: string, workDir: string, ex
     }
     const spec = PATH_ARGS[name];
     if (!spec) {
-      if (name !== 'getcwd') unknown.add(name);
+      unknown.add(name);
       continue;
     }
     for (const [pathIndex, dirfdIndex] of spec) {
@@ -267,11 +268,11 @@ async function main(argv: string[]): Promise<number> {
       if (!same) stale++;
       const unplaced = stagePaths.unplaced > 0 ? `; ${stagePaths.unplaced} relative to a directory fd, left out` : '';
       process.stdout.write(`${runtime.id} ${stage}: ${diff.traced} paths traced, ${diff.recorded} recorded${same ? ', the same' : `: ${diff.added.length} new, ${diff.removed.length} gone`}${unplaced}\n`);
-      if (!write) {
+      if (write) json[stage]!.startupPaths = stagePaths.paths;
+      else {
         for (const path of diff.added) process.stdout.write(`  + ${path}\n`);
         for (const path of diff.removed) process.stdout.write(`  - ${path}\n`);
       }
-      json[stage]!.startupPaths = stagePaths.paths;
     }
     if (write) {
       const text = JSON.stringify(json, null, 2) + '\n';

@@ -8,10 +8,11 @@
  *
  * With -r, the programs are the image's own: the runner enters a private mount namespace, mounts
  * the image's layers read-only (LOWERDIR as overlayfs's lowerdir=, top layer first) with a proc on
- * its /proc (as the container has), binds DIR onto its /tmp and chroots there, before any run. Same files as the container's root, none of
- * the host's (a host interpreter reads the host's site-packages: here two .pth files that cost
- * python hello ~1 ms of its ~8); no namespace, cgroup or limit around the runs themselves. The
- * mounts die with the runner's mount namespace, whatever way it ends.
+ * its /proc (as the container has), binds DIR onto its /tmp and chroots there, before any run.
+ * Same files as the container's root, none of the host's (a host interpreter reads the host's
+ * site-packages: here two .pth files that cost python hello ~1 ms of its ~8); no namespace,
+ * cgroup or limit around the runs themselves. The mounts die with the runner's mount namespace,
+ * whatever way it ends.
  *
  * LOOPS threads each run RUNS/LOOPS iterations in DIR/<loop> (one work dir per loop, since a
  * compile writes its output there), sleeping GAP_US between iterations. Each iteration runs the

@@ -1,7 +1,8 @@
 /* The image's layers mounted read-only at target, for the benchmarks' C runners (bare-runner.c,
- * ../overlay-fresh.c), and a proc in them: an overlay of them (lowerdir as overlayfs takes it, top layer first), or,
+ * ../overlay-fresh.c): an overlay of them (lowerdir as overlayfs takes it, top layer first), or,
  * for an image of one layer, a read-only bind of it (overlayfs wants two lowers or an upper).
- * Returns 0, or -1 with errno set and *step naming what failed. */
+ * Returns 0, or -1 with errno set and *step naming what failed. mount_image_proc, below, adds
+ * the proc. */
 #ifndef CELLBLOCK_LOADTEST_IMAGE_LAYERS_H
 #define CELLBLOCK_LOADTEST_IMAGE_LAYERS_H
 
