@@ -12,9 +12,12 @@
 // of its programs' own wall time (compile + run, from "go" to exit), and of the difference: the
 // executor's own time on a job's path (pool take, files, starting and reading each stage).
 //
-//   npm run bench:executor -- [--scenario 'python hello'|'c true' ...] [--rounds N] [--jobs N] [--gap-ms MS]
+//   npm run bench:executor -- [--scenario 'python hello'|'c true'|'java hello' ...] [--rounds N] [--jobs N] [--gap-ms MS]
 //
-// Needs root and the python and gcc images built in the data dir (cellblock images build).
+// CELLBLOCK_WORKER_CONCURRENCY sets how many jobs run at once, as for the worker.
+//
+// Needs root and the chosen scenarios' images built in the data dir (python and gcc; java for
+// java hello; cellblock images build).
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -189,7 +192,7 @@ async function main(): Promise<void> {
       console.log(`# one job at a time after ${gapMs} ms idle, ${jobsPerRound} per round on either side; pool maxReady ${config.poolMaxReady}`);
     } else {
       console.log(`# cellblock executor closed loop: ${cores} CPUs, kernel ${os.release()}, load ${load()}`);
-      console.log(`# executor: ${concurrency} jobs at once (the worker's default), pool maxReady ${config.poolMaxReady}; bare: one loop per core; ${jobsPerRound} jobs per round on either side`);
+      console.log(`# executor: ${concurrency} jobs at once (the worker's, CELLBLOCK_WORKER_CONCURRENCY${process.env.CELLBLOCK_WORKER_CONCURRENCY ? '' : ' unset: its default'}), pool maxReady ${config.poolMaxReady}; bare: one loop per core; ${jobsPerRound} jobs per round on either side`);
     }
     const running = executor;
     for (const scenario of chosen) {

@@ -1,18 +1,20 @@
 // The load test and performance report (issue 7): every scenario through the real service (private
 // redis-server, `cellblock api`, `cellblock worker`), each beside the same program run bare on the
 // same cores in the same run, as a closed loop and at a fixed arrival rate with idle gaps; then a
-// queue drain. Prints the tables and the targets, measured.
+// queue drain. Prints the tables and the targets, measured. Scenarios marked onlyWhenNamed
+// (scenarios.ts: java hello) run only when --scenario names them.
 //
 //   npm run loadtest [-- --quick] [-- --scenario NAME] [-- --mode closed|sporadic] [-- --sporadic-jobs N]
 //                    [-- --no-drain] [-- --json FILE] [-- --cpu-prof DIR]
 //
-// Needs root, the gcc, python and base images built (cellblock images build ...), redis-server
-// and gcc (scripts/setup.sh).
+// Needs root, the chosen scenarios' images built (the default report: gcc, python and base; java
+// hello: java; cellblock images build ...), redis-server and gcc (scripts/setup.sh).
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { defaultWorkerConcurrency } from '../src/config.js';
 import { dataDirFromEnv } from '../src/images/paths.js';
+import { loadRuntimeRegistry } from '../src/images/runtimes.js';
 import { openImageStore } from '../src/images/store.js';
 import { REDIS_APPEND_FSYNC_POLICIES } from '../src/queue/redis-server.js';
 import { detectCgroupLayout } from '../src/sandbox/cgroups/detect.js';
@@ -48,8 +50,8 @@ const { values } = parseArgs({
 
 /** How much of each scenario to run; the full report stays under ~10 minutes on 2 cores. */
 const SIZES = values.quick
-  ? { closedJobs: { 'c true': 60, 'python hello': 120, 'python cpu 100ms': 30, 'hostile mix 10%': 60 }, sporadicJobs: 20, drainJobs: 1000 }
-  : { closedJobs: { 'c true': 300, 'python hello': 600, 'python cpu 100ms': 150, 'hostile mix 10%': 300 }, sporadicJobs: 200, drainJobs: 10_000 };
+  ? { closedJobs: { 'c true': 60, 'python hello': 120, 'python cpu 100ms': 30, 'hostile mix 10%': 60, 'java hello': 48 }, sporadicJobs: 20, drainJobs: 1000 }
+  : { closedJobs: { 'c true': 300, 'python hello': 600, 'python cpu 100ms': 150, 'hostile mix 10%': 300, 'java hello': 120 }, sporadicJobs: 200, drainJobs: 10_000 };
 if (values['sporadic-jobs']) SIZES.sporadicJobs = Number(values['sporadic-jobs']);
 /** The worker's slots: the service's own default (CELLBLOCK_WORKER_CONCURRENCY) unless overridden. */
 const WORKER_SLOTS = values['worker-concurrency'] ? Number(values['worker-concurrency']) : defaultWorkerConcurrency();
@@ -79,10 +81,17 @@ interface ScenarioResult {
   pool: { takes: number; misses: number };
 }
 
-function preflight(): void {
+/** The images the chosen scenarios and the drain run in. */
+function imagesNeeded(chosen: Scenario[]): string[] {
+  const registry = loadRuntimeRegistry();
+  const jobImages = [...chosen.flatMap((scenario) => scenario.jobs), ...(values['no-drain'] ? [] : [drainJob])].map((job) => registry.resolve(String(job.body.language)).image);
+  return [...new Set([...jobImages, ...chosen.map((scenario) => scenario.bare.image)])].filter((image): image is string => image !== undefined);
+}
+
+function preflight(chosen: Scenario[]): void {
   if (process.getuid?.() !== 0) throw new Error('the load test runs real sandboxes: run it as root');
   const store = openImageStore(dataDirFromEnv());
-  const missing = ['gcc', 'python', 'base'].filter((image) => !store.get(image));
+  const missing = imagesNeeded(chosen).filter((image) => !store.get(image));
   if (missing.length > 0) throw new Error(`images not built: ${missing.join(', ')} (cellblock images build ${missing.join(' ')})`);
 }
 
@@ -145,7 +154,8 @@ const ROUNDS = { closed: 3, sporadic: 2 };
 async function runScenario(stack: Stack, bareRunner: BareRunner, scenario: Scenario, mode: Mode): Promise<ScenarioResult> {
   const jobs = mode === 'closed' ? SIZES.closedJobs[scenario.name as keyof typeof SIZES.closedJobs] ?? 100 : SIZES.sporadicJobs;
   const rounds = ROUNDS[mode];
-  const perRound = Math.max(1, Math.round(jobs / rounds));
+  // autocannon refuses fewer requests than connections.
+  const perRound = Math.max(mode === 'closed' ? CLOSED_CONNECTIONS : 1, Math.round(jobs / rounds));
   const gapMs = 1000 / SPORADIC_RATE_PER_SECOND;
   const bareRuns: BareRun[] = [];
   const serviceRuns: ServiceRun[] = [];
@@ -422,10 +432,11 @@ function stackOptions(): StackOptions {
 
 async function main(): Promise<void> {
   const reportStartedAt = performance.now();
-  preflight();
-  const chosen = values.scenario ? scenarios.filter((s) => values.scenario!.includes(s.name)) : scenarios;
-  if (chosen.length === 0) throw new Error(`no scenario named ${values.scenario!.join(', ')}; known: ${scenarios.map((s) => s.name).join(', ')}`);
+  const chosen = values.scenario ? scenarios.filter((s) => values.scenario!.includes(s.name)) : scenarios.filter((s) => !s.onlyWhenNamed);
+  const unknown = (values.scenario ?? []).filter((name) => !scenarios.some((s) => s.name === name));
+  if (unknown.length > 0) throw new Error(`no scenario named ${unknown.join(', ')}; known: ${scenarios.map((s) => s.name).join(', ')}`);
   if (chosenModes.length === 0) throw new Error(`--mode is ${MODES.join(' or ')}`);
+  preflight(chosen);
   console.log(`cellblock load test${values.quick ? ' (quick)' : ''} — ${new Date().toISOString()}`);
   console.log(machine());
   const settings = stackOptions();
@@ -451,7 +462,7 @@ async function main(): Promise<void> {
     console.log(`service: ${stack.url}, worker pid ${stack.workerPid}, logs in ${stack.scratchDir}`);
     for (const scenario of chosen) {
       await closedLoop(stack.url, scenario, { connections: 2, amount: WARMUP_JOBS });
-      for (const mode of chosenModes) {
+      for (const mode of chosenModes.filter((m) => !scenario.modes || scenario.modes.includes(m))) {
         const result = await runScenario(stack, bareRunner, scenario, mode);
         results.push(result);
         const service = distribution(numbers(benign(result.service.samples), (s) => s.latencyMs));

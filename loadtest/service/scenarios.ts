@@ -55,6 +55,12 @@ export interface Scenario {
   /** The job sequence, cycled by each connection. */
   jobs: JobSpec[];
   bare: BareProgram;
+  /** Left out of the default report and run only when named (--scenario): too slow for the
+   * report's ten minutes. */
+  onlyWhenNamed?: boolean;
+  /** The modes it runs in, when not both: sporadic arrivals come every 250 ms, and a job that
+   * takes longer than that leaves no idle gap to measure. */
+  modes?: ('closed' | 'sporadic')[];
 }
 
 const runtimes = new Map(loadRuntimes().map((runtime) => [runtime.id, runtime]));
@@ -77,6 +83,7 @@ const expectContained = (result: ResultView) =>
 
 const c = runtime('c');
 const python = runtime('python');
+const java = runtime('java');
 
 const TRUE_C = 'int main(void) { return 0; }\n';
 const HELLO_PY = python.helloWorld.source;
@@ -84,6 +91,13 @@ const HELLO_PY = python.helloWorld.source;
 export const CPU_LOOP_ITERATIONS = 1_000_000;
 const CPU_PY = `n = 0\nfor i in range(${CPU_LOOP_ITERATIONS}):\n    n += i\nprint(n)\n`;
 const CPU_PY_STDOUT = `${(CPU_LOOP_ITERATIONS * (CPU_LOOP_ITERATIONS - 1)) / 2}\n`;
+
+/** A compiled runtime's compile then run, as argv lists: its source file in place of {files}, no
+ * {args}. */
+const compileAndRun = (compiled: Runtime): string[][] => [
+  compiled.compile!.argv.flatMap((arg) => (arg === '{files}' ? [compiled.sourceFile] : [arg])),
+  compiled.run.argv.filter((arg) => arg !== '{args}'),
+];
 
 const pythonBare = (source: string): BareProgram => ({
   image: python.image,
@@ -135,10 +149,7 @@ export const scenarios: Scenario[] = [
     bare: {
       image: c.image,
       files: { [c.sourceFile]: TRUE_C },
-      commands: [
-        c.compile!.argv.flatMap((arg) => (arg === '{files}' ? [c.sourceFile] : [arg])),
-        [c.run.argv[0]!],
-      ],
+      commands: compileAndRun(c),
       env: c.env,
     },
   },
@@ -149,6 +160,15 @@ export const scenarios: Scenario[] = [
     bare: pythonBare(CPU_PY),
   },
   { name: 'hostile mix 10%', jobs: hostileMix(), bare: pythonBare(HELLO_PY) },
+  {
+    // What a judge's java submissions cost: javac then java, each a JVM start (~0.5 s and ~0.1 s
+    // of CPU), so a job takes longer than the sporadic mode's gap between arrivals.
+    name: 'java hello',
+    jobs: [{ kind: 'benign', label: 'java hello', body: { language: 'java', source: java.helloWorld.source }, check: expectOk(java.helloWorld.stdout) }],
+    bare: { image: java.image, files: { [java.sourceFile]: java.helloWorld.source }, commands: compileAndRun(java), env: java.env },
+    onlyWhenNamed: true,
+    modes: ['closed'],
+  },
 ];
 
 /** The job the drain test queues by the thousand: a bash one-liner, the cheapest runtime. */

@@ -11,7 +11,7 @@ import { buildImages } from '../../src/images/builder.js';
 import { dataDirFromEnv, defaultDefinitionsDir } from '../../src/images/paths.js';
 import { openImageStore } from '../../src/images/store.js';
 import { createBareRunner, type BareRunner } from '../../loadtest/service/bare.js';
-import type { BareProgram } from '../../loadtest/service/scenarios.js';
+import { scenarios, type BareProgram } from '../../loadtest/service/scenarios.js';
 
 const dataDir = dataDirFromEnv();
 const notRoot = process.getuid?.() !== 0 ? 'needs root (mounts, chroot)' : false;
@@ -63,6 +63,15 @@ describe('the load test\'s bare runner', { skip: notRoot }, () => {
     await runner.run(program('python'), { runs: 1, loops: 1, gapMs: 0 });
     const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
     assert.doesNotMatch(mounts, /cellblock-loadtest-bare-/);
+  });
+
+  it('runs every scenario\'s bare program (compile and run where the runtime compiles) to exit 0', async () => {
+    const images = [...new Set(scenarios.flatMap((scenario) => (scenario.bare.image ? [scenario.bare.image] : [])))];
+    await buildImages(images, { store: openImageStore(dataDir), definitionsDir: defaultDefinitionsDir() });
+    for (const scenario of scenarios) {
+      const run = await runner.run(scenario.bare, { runs: 1, loops: 1, gapMs: 0 });
+      assert.deepEqual([run.latenciesMs.length, run.failures], [1, 0], `${scenario.name}: one run, exit 0`);
+    }
   });
 
   it('refuses an image that is not built, naming it', async () => {
