@@ -170,8 +170,14 @@ export function pathsFromTrace(trace: string, argv0: string, workDir: string, ex
   return { paths: [...found].sort(), unplaced };
 }
 
-/** Traces a runtime's hello world in its image: the paths each of its stages looks up. */
-export async function traceStartupPaths(runtime: Runtime, dataDir = dataDirFromEnv()): Promise<Partial<Record<Stage, StagePaths>>> {
+/** Traces a runtime's hello world in its image: the paths each of its stages looks up, in a root
+ * with the engine's mounts (mountPoints: the engine's, a parameter only for the test of a mount
+ * point the trace script does not know). */
+export async function traceStartupPaths(
+  runtime: Runtime,
+  dataDir = dataDirFromEnv(),
+  mountPoints: readonly string[] = ENGINE_MOUNT_POINTS,
+): Promise<Partial<Record<Stage, StagePaths>>> {
   const built = openImageStore(dataDir).get(runtime.image);
   if (!built) throw new Error(`image ${runtime.image} is not built in ${dataDir}: run \`cellblock images build ${runtime.image}\``);
   const scratch = mkdtempSync(join(os.tmpdir(), 'cellblock-startup-paths-'));
@@ -187,12 +193,12 @@ export async function traceStartupPaths(runtime: Runtime, dataDir = dataDirFromE
     const stages = Object.keys(argvs) as Stage[];
     for (const stage of stages) writeFileSync(join(scratch, `${stage}.argv`), argvs[stage]!.map((a) => `${a}\0`).join(''));
     await execFileAsync('unshare', ['--mount', '--propagation', 'private', '--', 'bash', TRACE_SCRIPT,
-      overlayLowerdir(built), scratch, DEFAULT_WORK_DIR, `${SANDBOX_UID}:${SANDBOX_GID}`, ...stages], { maxBuffer: 1 << 20 });
+      overlayLowerdir(built), scratch, DEFAULT_WORK_DIR, `${SANDBOX_UID}:${SANDBOX_GID}`, mountPoints.join(','), ...stages], { maxBuffer: 1 << 20 });
     // /sys too: the container has no /sys mounted, so a lookup there stops at its first component
     // (a negative dentry made once), and what a program looks for under it depends on the host
     // (node reads its cgroup's memory limit by the host's cgroup version, the JVM its CPU's
     // microcode), which would make the lists differ from machine to machine.
-    const excluded = [...ENGINE_MOUNT_POINTS, DEFAULT_WORK_DIR, 'sys'].map((dir) => `/${dir}`);
+    const excluded = [...mountPoints, DEFAULT_WORK_DIR, 'sys'].map((dir) => `/${dir}`);
     const result: Partial<Record<Stage, StagePaths>> = {};
     for (const stage of stages) {
       const trace = readFileSync(join(scratch, `${stage}.trace`), 'utf8');

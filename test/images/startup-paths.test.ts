@@ -11,6 +11,7 @@ import { buildImages } from '../../src/images/builder.js';
 import { dataDirFromEnv, defaultDefinitionsDir, defaultRuntimesDir, repoRoot } from '../../src/images/paths.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { openImageStore } from '../../src/images/store.js';
+import { ENGINE_MOUNT_POINTS } from '../../src/pool/index.js';
 import { diffStage, pathsFromTrace, splitArgs, traceStartupPaths } from '../../scripts/startup-paths.js';
 import { scratchDir, whyNoLayerBuilds } from './helpers.js';
 
@@ -85,6 +86,11 @@ describe("the repository's start-up path lists against their images", { skip }, 
       }
     });
   }
+
+  it('the trace mounts what the engine mounts, and stops at a mount point it does not know', async () => {
+    const bash = runtimes.find((r) => r.id === 'bash')!;
+    await assert.rejects(traceStartupPaths(bash, dataDirFromEnv(), [...ENGINE_MOUNT_POINTS, 'sys']), /the engine mounts \/sys and this trace does not/);
+  });
 
   it('the command reports a stale list, exits 1, and --write makes it current', async () => {
     const scratch = scratchDir('startup-paths');
