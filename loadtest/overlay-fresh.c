@@ -9,7 +9,8 @@
  * and way the program's CPU time (its rusage) and wall time, p50, and this process's own CPU per
  * run (the mounts and unmounts, the fork). With -s, a third way, "looked up": a fresh overlay in which the paths listed in
  * PATHSFILE (one per line: a runtime's startupPaths) are looked up before the program runs, as the
- * pool's mount agent does while preparing a root (openat2 O_PATH, RESOLVE_IN_ROOT).
+ * pool's mount agent does while preparing a root (openat2 O_PATH, RESOLVE_IN_ROOT). The program's
+ * stdout goes to /dev/null, its stderr to SCRATCH/program.stderr (shown when a run fails).
  *
  *   overlay-fresh [-s PATHSFILE] LOWERDIR SCRATCH RUNS ROUNDS PROGRAM [ARG...]   (the program gets this environment)
  */
@@ -57,13 +58,16 @@ static double p50(double *values, int n) {
   return values[n / 2];
 }
 
-/* Runs the program chrooted in root, its output to /dev/null; returns its CPU time in ms. */
-static double runIn(const char *root, char **program, int devNull) {
+/* Runs the program chrooted in root, its output to /dev/null and its errors appended to the file
+ * open on errFd (one for all runs: nothing more per run), whose end is shown if it fails; returns
+ * its CPU time in ms. */
+static double runIn(const char *root, char **program, int devNull, int errFd) {
   pid_t pid = fork();
   if (pid < 0) fail("fork");
   if (pid == 0) {
     if (chroot(root) != 0 || chdir("/") != 0) _exit(126);
     dup2(devNull, 1);
+    dup2(errFd, 2);
     execve(program[0], program, environ);
     _exit(127);
   }
@@ -71,7 +75,12 @@ static double runIn(const char *root, char **program, int devNull) {
   struct rusage usage;
   if (wait4(pid, &status, 0, &usage) < 0) fail("wait4");
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    fprintf(stderr, "the program failed (status %#x)\n", (unsigned)status);
+    fflush(stdout);
+    fprintf(stderr, "the program failed (status %#x); the end of its stderr:\n", (unsigned)status);
+    char text[4096];
+    off_t size = lseek(errFd, 0, SEEK_END);
+    ssize_t length = pread(errFd, text, sizeof text, size > (off_t)sizeof text ? size - (off_t)sizeof text : 0);
+    if (length > 0) fwrite(text, 1, (size_t)length, stderr);
     exit(1);
   }
   return cpuMs(&usage);
@@ -126,6 +135,10 @@ int main(int argc, char **argv) {
   }
   int devNull = open("/dev/null", O_WRONLY | O_CLOEXEC);
   if (devNull < 0) fail("open /dev/null");
+  char errPath[4200];
+  snprintf(errPath, sizeof errPath, "%s/program.stderr", scratch);
+  int errFd = open(errPath, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+  if (errFd < 0) fail("open the programs' stderr file");
   if (unshare(CLONE_NEWNS) != 0) fail("unshare");
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail("make / private");
 
@@ -162,7 +175,7 @@ int main(int argc, char **argv) {
         getrusage(RUSAGE_SELF, &before);
         double start = nowMs();
         if (m == PERSISTENT) {
-          cpu[m][i] = runIn(persistent, program, devNull);
+          cpu[m][i] = runIn(persistent, program, devNull, errFd);
         } else {
           if (mount("cellblock-bench", slot, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=0700") != 0) fail("mount the slot's tmpfs");
           makeDir(upper);
@@ -171,7 +184,7 @@ int main(int argc, char **argv) {
           int freshHasProc = mount_image_proc(fresh);
           if (freshHasProc < 0) fail("mount proc in the fresh overlay");
           if (m == LOOKED_UP) lookUpStartupPaths(fresh);
-          cpu[m][i] = runIn(fresh, program, devNull);
+          cpu[m][i] = runIn(fresh, program, devNull, errFd);
           char freshProc[4200];
           snprintf(freshProc, sizeof freshProc, "%s/proc", fresh);
           if (freshHasProc && umount2(freshProc, 0) != 0) fail("unmount the fresh overlay's proc");
