@@ -5,6 +5,7 @@
 // The C scenario is "run a tiny C program" as a user submits it: source in, compiled by the
 // service's gcc runtime, run. The API has no "precompiled binary" path (every c job compiles), so
 // the job is compile + run, and so is its bare equivalent (gcc with the runtime's flags, then ./main).
+import { compileArgv, runArgv } from '../../src/executor/argv.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { Runtime } from '../../src/images/types.js';
 
@@ -92,17 +93,17 @@ export const CPU_LOOP_ITERATIONS = 1_000_000;
 const CPU_PY = `n = 0\nfor i in range(${CPU_LOOP_ITERATIONS}):\n    n += i\nprint(n)\n`;
 const CPU_PY_STDOUT = `${(CPU_LOOP_ITERATIONS * (CPU_LOOP_ITERATIONS - 1)) / 2}\n`;
 
-/** A compiled runtime's compile then run, as argv lists: its source file in place of {files}, no
- * {args}. */
+/** A compiled runtime's compile then run of its source file, expanded as the service expands them
+ * (no arguments). */
 const compileAndRun = (compiled: Runtime): string[][] => [
-  compiled.compile!.argv.flatMap((arg) => (arg === '{files}' ? [compiled.sourceFile] : [arg])),
-  compiled.run.argv.filter((arg) => arg !== '{args}'),
+  compileArgv(compiled.compile!.argv, [compiled.sourceFile], []),
+  runArgv(compiled.run.argv, [compiled.sourceFile], []),
 ];
 
 const pythonBare = (source: string): BareProgram => ({
   image: python.image,
   files: { [python.sourceFile]: source },
-  commands: [python.run.argv.filter((arg) => arg !== '{args}')],
+  commands: [runArgv(python.run.argv, [python.sourceFile], [])],
   env: python.env,
 });
 
