@@ -1,0 +1,40 @@
+// What the host charges for a page fault, printed in the heading of the load test and of the
+// bench:pool, bench:executor, bench:engine and bench:overlay benchmarks. A process start (fork or
+// clone, exec, the loader's mmaps, the first use of its heap and stack) takes hundreds of faults on
+// fresh pages, and what one costs is set by the host under the VM more than by the guest: on the
+// development VM it was ~10 µs on 2026-12-05, when a fork + exec of /bin/true took ~3 ms from a
+// shell and the host's `python3 -c pass` ~24 ms, while the same memory rewritten took 0.15 µs a
+// page; the same VM on quiet evenings ran a bare fork + exec in 0.36 ms (bench:pool). Figures from
+// such a host differ from a quiet host's by more than most changes under test; this line says which
+// kind of host a run had.
+import { performance } from 'node:perf_hooks';
+import { MiB, msToUs } from '../../src/units.js';
+
+const PAGE_BYTES = 4096;
+const PROBE_BYTES = 32 * MiB;
+const ROUNDS = 3;
+
+/** The median over a few rounds of one fresh anonymous page's first write, less the cost of
+ * writing the same page again: the fault (and the hypervisor's part in it) alone, in µs. */
+export function pageFaultUs(): number {
+  const pages = PROBE_BYTES / PAGE_BYTES;
+  const perPage: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    // allocUnsafeSlow: memory straight from the allocator, not yet touched (a large block is a
+    // fresh mmap), so the first fill faults in every page.
+    const block = Buffer.allocUnsafeSlow(PROBE_BYTES);
+    const first = performance.now();
+    block.fill(1);
+    const faulted = performance.now() - first;
+    const again = performance.now();
+    block.fill(2);
+    const rewritten = performance.now() - again;
+    perPage.push(msToUs(faulted - rewritten) / pages);
+  }
+  return perPage.sort((a, b) => a - b)[Math.floor(ROUNDS / 2)]!;
+}
+
+/** "page fault 9.8 µs", for a benchmark's heading. */
+export function pageFaultNote(): string {
+  return `page fault ${pageFaultUs().toFixed(2)} µs (a fresh page's first write, loadtest/service/host.ts)`;
+}
