@@ -63,7 +63,8 @@ async function start(config: Config): Promise<void> {
     const dataDir = config.redisDataDir;
     mkdirSync(dataDir, { recursive: true });
     const appendFsync = config.redisAppendFsync;
-    const redis = await startRedisServer({ dataDir, appendFsync, onLog: (line) => logger.debug({ redis: line }, 'redis-server') });
+    // Not the API's port: it is free until the API binds it, after Redis is up.
+    const redis = await startRedisServer({ dataDir, appendFsync, avoidPorts: [config.port], onLog: (line) => logger.debug({ redis: line }, 'redis-server') });
     logger.info({ url: redis.url, dataDir, appendFsync }, 'private redis-server started');
     redisUrl = redis.url;
     stopRedis = () => redis.stop();

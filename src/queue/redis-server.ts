@@ -22,6 +22,9 @@ export interface RedisServerOptions {
   appendFsync?: RedisAppendFsync;
   /** Port on 127.0.0.1; a free one when absent. */
   port?: number;
+  /** Ports a free one must not be: ports other servers of ours are about to bind (`cellblock
+   * start`'s API, which binds its port once Redis is up), free until then. */
+  avoidPorts?: readonly number[];
   /** Called with each line redis-server prints (for logs); quiet when absent. */
   onLog?: (line: string) => void;
 }
@@ -52,6 +55,17 @@ export async function freeLoopbackPort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+const FREE_PORT_ATTEMPTS = 100;
+
+/** A free loopback port that is none of `avoid` (probe: how a free port is found). */
+export async function freeLoopbackPortExcept(avoid: readonly number[], probe: () => Promise<number> = freeLoopbackPort): Promise<number> {
+  for (let attempt = 0; attempt < FREE_PORT_ATTEMPTS; attempt++) {
+    const port = await probe();
+    if (!avoid.includes(port)) return port;
+  }
+  throw new RedisServerError(`no free loopback port other than ${avoid.join(', ')} in ${FREE_PORT_ATTEMPTS} attempts`);
 }
 
 function ping(port: number): Promise<boolean> {
@@ -124,7 +138,8 @@ async function terminate(child: ChildProcess): Promise<void> {
 }
 
 export async function startRedisServer(options: RedisServerOptions): Promise<RedisServer> {
-  let port = options.port ?? (await freeLoopbackPort());
+  const avoid = options.avoidPorts ?? [];
+  let port = options.port ?? (await freeLoopbackPortExcept(avoid));
   let child: ChildProcess;
   for (let attempt = 0; ; attempt++) {
     child = launch(port, options);
@@ -140,7 +155,7 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
       if (options.port !== undefined || attempt >= 3 || !(error instanceof RedisServerError) || /cannot run/.test(error.message)) {
         throw error;
       }
-      port = await freeLoopbackPort();
+      port = await freeLoopbackPortExcept(avoid);
     }
   }
   const server: RedisServer = {

@@ -1,7 +1,8 @@
 // The load test's bare side (loadtest/service/bare-runner.c through bare.ts): a program of an
 // image runs from that image's files, chrooted in its layers, so that the service's figures are
 // compared with the same program and not with the host's build of it; its mounts die with the
-// runner. Builds the python image first when the data dir lacks it (a no-op otherwise).
+// runner; and every load test scenario's bare program runs in it. Builds the images it needs
+// when the data dir lacks them (python; the scenarios' gcc and java; a no-op otherwise).
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';

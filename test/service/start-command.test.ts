@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { freeLoopbackPort } from '../../src/queue/redis-server.js';
+import { freeLoopbackPort, freeLoopbackPortExcept } from '../../src/queue/redis-server.js';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { detectCgroupLayout } from '../../src/sandbox/cgroups/detect.js';
 import { processExists } from '../helpers/processes.js';
@@ -79,7 +79,17 @@ async function waitReady(port: number): Promise<void> {
   assert.equal(ready.status, 200, `ready once the worker process is up: ${JSON.stringify(ready.json)}`);
 }
 
-/** Waits while `what()` holds; false when it still holds after `timeoutMs`. */
+// `cellblock start` picks its private Redis a free port before its API binds CELLBLOCK_PORT, so a
+// free port could be the API's (a clean-clone run of this file on 2026-12-05 drew the same port
+// for both: "cannot listen on 127.0.0.1:42333 ... EADDRINUSE").
+test('a private Redis passes over a free port that is the API\'s, and gives up after many draws', async () => {
+  const drawn = [4242, 4242, 5353];
+  assert.equal(await freeLoopbackPortExcept([4242], async () => drawn.shift()!), 5353);
+  assert.deepEqual(drawn, []);
+  await assert.rejects(freeLoopbackPortExcept([4242], async () => 4242), /no free loopback port other than 4242/);
+  assert.notEqual(await freeLoopbackPortExcept([]), 0);
+});
+
 describe('cellblock start', { skip }, () => {
   test('private Redis, a worker and the API on one machine: hello world, a dead worker replaced, SIGTERM stops all', async () => {
     const scratch = await scratchDir();
