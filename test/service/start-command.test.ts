@@ -171,7 +171,8 @@ describe('cellblock start', { skip }, () => {
 describe('cellblock api', () => {
   test('starts while Redis is away: health 200, jobs 503 with Retry-After, then serves once Redis is up', async () => {
     const redisPort = await freeLoopbackPort();
-    const port = await freeLoopbackPort();
+    // Not the port kept for Redis: both are free until bound.
+    const port = await freeLoopbackPortExcept([redisPort]);
     const api = await spawnCellblock(['api'], '"api listening"', {
       CELLBLOCK_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
       CELLBLOCK_PORT: String(port),
@@ -224,9 +225,10 @@ describe('cellblock api', () => {
   });
 
   test('stops on SIGTERM while Redis is away, instead of waiting for it for ever', async () => {
+    const redisPort = await freeLoopbackPort();
     const api = await spawnCellblock(['api'], '"api listening"', {
-      CELLBLOCK_REDIS_URL: `redis://127.0.0.1:${await freeLoopbackPort()}`,
-      CELLBLOCK_PORT: String(await freeLoopbackPort()),
+      CELLBLOCK_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      CELLBLOCK_PORT: String(await freeLoopbackPortExcept([redisPort])),
     });
     const exited = new Promise<number | null>((resolve) => api.child.once('exit', (code) => resolve(code)));
     api.child.kill('SIGTERM');
