@@ -50,6 +50,15 @@ async function startCellblock(dir: string): Promise<{ started: CellblockProcess;
   return { started, port, redisPort };
 }
 
+/** For a start that failed: the scratch dir goes too (its Redis and worker died with it), then the
+ * error is thrown on. */
+function removing(scratch: { remove(): Promise<void> }): (error: unknown) => Promise<never> {
+  return async (error) => {
+    await scratch.remove();
+    throw error;
+  };
+}
+
 function countLines(output: string, msg: string): number {
   return output.split('\n').filter((text) => text.includes(`"msg":"${msg}"`)).length;
 }
@@ -93,7 +102,7 @@ test('a private Redis passes over a free port that is the API\'s, and gives up a
 describe('cellblock start', { skip }, () => {
   test('private Redis, a worker and the API on one machine: hello world, a dead worker replaced, SIGTERM stops all', async () => {
     const scratch = await scratchDir();
-    const { started, port, redisPort } = await startCellblock(scratch.dir);
+    const { started, port, redisPort } = await startCellblock(scratch.dir).catch(removing(scratch));
     const { child } = started;
     try {
       const base = `http://127.0.0.1:${port}`;
@@ -144,7 +153,7 @@ describe('cellblock start', { skip }, () => {
   for (const moment of ['while its worker starts', 'once its worker is ready'] as const) {
     test(`killed with SIGKILL ${moment}: its worker process and its redis-server go with it`, async () => {
       const scratch = await scratchDir();
-      const { started, port, redisPort } = await startCellblock(scratch.dir);
+      const { started, port, redisPort } = await startCellblock(scratch.dir).catch(removing(scratch));
       const { child } = started;
       const workerPid = supervisedWorkerPid(started.output());
       try {
