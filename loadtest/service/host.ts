@@ -2,11 +2,10 @@
 // bench:pool, bench:executor, bench:engine and bench:overlay benchmarks. A process start (fork or
 // clone, exec, the loader's mmaps, the first use of its heap and stack) takes hundreds of faults on
 // fresh pages, and what one costs is set by the host under the VM more than by the guest: on the
-// development VM it was ~10 µs on 2026-12-05, when a fork + exec of /bin/true took ~3 ms from a
-// shell and the host's `python3 -c pass` ~24 ms, while the same memory rewritten took 0.15 µs a
-// page; the same VM on quiet evenings ran a bare fork + exec in 0.36 ms (bench:pool). Figures from
-// such a host differ from a quiet host's by more than most changes under test; this line says which
-// kind of host a run had.
+// development VM it was 9.5–9.6 µs in bench:pool on 2026-12-05, whose bare fork + exec of
+// /bin/true took 2.1–2.5 ms p50 and bare python hello 20–24 ms; the same VM on quiet evenings ran
+// them in 0.36 and 7.7 ms. Figures from such a host differ from a quiet host's by more than most
+// changes under test; this line says which kind of host a run had.
 import { performance } from 'node:perf_hooks';
 import { MiB, msToUs } from '../../src/units.js';
 
