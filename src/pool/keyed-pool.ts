@@ -1,7 +1,8 @@
 // A pool of single-use slots per key (an image name). Slots are prepared ahead of time, each is
 // taken by exactly one job and then destroyed and replaced in the background. A take that finds
-// none ready prepares one on the spot (a miss) and raises that key's target, so the pool follows
-// demand between minReady and maxReady; a key without takes for idleShrinkMs gives slots back.
+// none ready prepares one on the spot (a miss) and raises that key's target, as does a take that
+// leaves none ready or coming (the next would miss), so the pool follows demand between minReady
+// and maxReady; a key without takes for idleShrinkMs gives slots back.
 // Takes are LIFO: the slot prepared last is taken first (its memory, init's stack and the kernel
 // objects behind it are the likeliest still in cache), and shrinking gives back the oldest.
 //
@@ -111,6 +112,10 @@ export class KeyedPool<T> {
       // would delay this very job. The slot is replaced when it is released.
       state.stats.hits++;
       state.inUse++;
+      // Nothing ready or coming: the next take would miss. The target grows as for a miss, so
+      // that jobs coming one after another (a submission's tests, a burst) keep a spare, and the
+      // refill waits for them to end (refillPostponed) instead of running beside the next one.
+      if (state.ready.length + state.refilling === 0) state.target = Math.min(state.sizing.maxReady, state.target + 1);
       this.noteJobs(state, state.lastTakeAtMs);
       return slot;
     }

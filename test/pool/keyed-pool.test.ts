@@ -118,6 +118,21 @@ async function withWarmPool(sizing: { minReady: number; maxReady: number }, body
   }
 }
 
+test('a take that leaves nothing ready or coming raises the target, as a miss does; one that leaves a spare does not', async () => {
+  await withWarmPool({ minReady: 1, maxReady: 3 }, async ({ pool, stats }) => {
+    const first = await pool.take('k');
+    assert.deepEqual([stats().target, stats().misses], [2, 0], 'the pool ran dry without a miss');
+    pool.release('k', first);
+    await until(() => stats().ready === 2, 5000, 5, 'refilled to the new target');
+    const second = await pool.take('k');
+    assert.equal(stats().target, 2, 'a spare left: no change');
+    const third = await pool.take('k');
+    assert.equal(stats().target, 3);
+    pool.release('k', second);
+    pool.release('k', third);
+  });
+});
+
 test('upkeep yields to running jobs: a used slot is torn down and replaced once the last job ends', async () => {
   await withWarmPool({ minReady: 4, maxReady: 4 }, async ({ pool, destroyed, stats, oneEndedOneRunning }) => {
     const { ended: first, running: second } = await oneEndedOneRunning();
