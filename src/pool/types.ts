@@ -2,7 +2,8 @@
 // exposes for monitoring.
 
 /** Sizing of one image's pool. The pool keeps between `minReady` and `maxReady` slots ready,
- * growing on misses and shrinking after `idleShrinkMs` without a take. */
+ * growing on misses (and on takes that leave none ready or coming) and shrinking after
+ * `idleShrinkMs` without a take. */
 export interface PoolSizing {
   minReady: number;
   maxReady: number;
