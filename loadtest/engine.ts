@@ -26,7 +26,7 @@ import type { Limits, PreparedContainer, Sandbox } from '../src/sandbox/index.js
 import { MiB } from '../src/units.js';
 import { busyboxRoot } from '../test/helpers/busybox-root.js';
 import { createBareRunner, type BareRunner } from './service/bare.js';
-import { pageFaultNote } from './service/host.js';
+import { hostNote, loadAverage } from './service/host.js';
 import { distribution } from './service/stats.js';
 import { RUNS_PER_TURN, SAMPLES_PER_TURN, timedTurn } from './turns.js';
 
@@ -199,12 +199,11 @@ async function main(): Promise<void> {
   const bare = await createBareRunner();
   const list = modes(sandbox, bare, rootDir, scratch);
   try {
-    const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
-    console.log(`# cellblock engine benchmark: /bin/true; ${os.cpus().length} CPUs, kernel ${os.release()}, cgroup ${sandbox.cgroups.version}, load ${load}, ${pageFaultNote()}`);
+    console.log(`# cellblock engine benchmark: /bin/true; cgroup ${sandbox.cgroups.version}, ${hostNote()}`);
     for (const mode of list) for (let i = 0; i < 4; i++) await mode.samples(0); // warm-up: 12 runs each
     await round('back to back', list, RUNS, 0);
     await round('with idle gaps', list, GAP_RUNS, GAP_MS);
-    console.log(`\n(load at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+    console.log(`\n(load at the end ${loadAverage()})`);
   } finally {
     for (const mode of list) await mode.close?.();
     await sandbox.close();

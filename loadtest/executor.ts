@@ -30,7 +30,7 @@ import type { ExecuteRequest, ExecuteResult } from '../src/executor/types.js';
 import { loadRuntimes } from '../src/images/runtimes.js';
 import { createBareRunner, type BareRunner } from './service/bare.js';
 import { cpuMsByTree, cpuMsDifference, machineBusyMs } from './service/cpu.js';
-import { pageFaultNote } from './service/host.js';
+import { hostNote, loadAverage } from './service/host.js';
 import { scenarios, type Scenario } from './service/scenarios.js';
 import { distribution } from './service/stats.js';
 
@@ -187,12 +187,11 @@ async function main(): Promise<void> {
       backgroundAfterCpuMs: config.backgroundAfterCpuMs,
       onBackgroundError: (err, image) => console.error(`pool ${image}:`, err),
     });
-    const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
     if (gapMs > 0) {
-      console.log(`# cellblock executor, sporadic: ${cores} CPUs, kernel ${os.release()}, load ${load()}, ${pageFaultNote()}`);
+      console.log(`# cellblock executor, sporadic: ${hostNote()}`);
       console.log(`# one job at a time after ${gapMs} ms idle, ${jobsPerRound} per round on either side; pool maxReady ${config.poolMaxReady}`);
     } else {
-      console.log(`# cellblock executor closed loop: ${cores} CPUs, kernel ${os.release()}, load ${load()}, ${pageFaultNote()}`);
+      console.log(`# cellblock executor closed loop: ${hostNote()}`);
       console.log(`# executor: ${concurrency} jobs at once (the worker's, CELLBLOCK_WORKER_CONCURRENCY${process.env.CELLBLOCK_WORKER_CONCURRENCY ? '' : ' unset: its default'}), pool maxReady ${config.poolMaxReady}; bare: one loop per core; ${jobsPerRound} jobs per round on either side`);
     }
     const running = executor;
@@ -226,7 +225,7 @@ async function main(): Promise<void> {
       const sorted = [...ratios].sort((a, b) => a - b);
       console.log(`median executor/bare: ${(sorted[Math.floor(sorted.length / 2)]! * 100).toFixed(0)}%`);
     }
-    console.log(`\n(load at the end ${load()})`);
+    console.log(`\n(load at the end ${loadAverage()})`);
   } finally {
     await executor?.close();
     bare.close();

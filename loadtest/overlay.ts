@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { dataDirFromEnv } from '../src/images/paths.js';
 import { loadRuntimes } from '../src/images/runtimes.js';
 import { openImageStore, overlayLowerdir } from '../src/images/store.js';
-import { pageFaultNote } from './service/host.js';
+import { hostNote } from './service/host.js';
 
 const { values, positionals } = parseArgs({
   options: {
@@ -39,7 +39,7 @@ const scratch = mkdtempSync(path.join(os.tmpdir(), 'cellblock-bench-overlay-'));
 try {
   const binary = path.join(scratch, 'overlay-fresh');
   execFileSync('/usr/bin/gcc', ['-O2', '-Wall', '-o', binary, fileURLToPath(new URL('./overlay-fresh.c', import.meta.url))], { stdio: 'inherit' });
-  console.log(`# ${os.cpus().length} CPUs, kernel ${os.release()}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, ${pageFaultNote()}`);
+  console.log(`# ${hostNote()}`);
   console.log(`# image ${values.image}, ${values.runs} runs per round and overlay: ${program.join(' ')}`);
   const startupPaths = runtime?.run.startupPaths ?? [];
   const lookups: string[] = [];

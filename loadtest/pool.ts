@@ -35,7 +35,7 @@ import { loadRuntimes } from '../src/images/runtimes.js';
 import type { Runtime } from '../src/images/types.js';
 import { dataDirFromEnv } from '../src/images/paths.js';
 import { createBareRunner, type BareRunner } from './service/bare.js';
-import { pageFaultNote } from './service/host.js';
+import { hostNote, loadAverage } from './service/host.js';
 import { bootstrapInterval, distribution, median } from './service/stats.js';
 import { RUNS_PER_TURN, SAMPLES_PER_TURN, timedTurn } from './turns.js';
 
@@ -222,8 +222,7 @@ async function main(): Promise<void> {
     return executor;
   };
   try {
-    const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
-    console.log(`# cellblock pool benchmark: ${os.cpus().length} CPUs, kernel ${os.release()}, load ${load()}, ${pageFaultNote()}`);
+    console.log(`# cellblock pool benchmark: ${hostNote()}`);
     const sizing = { minReady: 2, maxReady: 4 };
     const warm = await makeExecutor({ sizing }, 'warm');
     const rootsOnly = await makeExecutor({ sizing, prewarmContainers: false }, 'roots');
@@ -257,7 +256,7 @@ async function main(): Promise<void> {
       }
       for (const gap of [0, gapMs]) await round(program, modes, executors, gap);
     }
-    console.log(`\n(load at the end ${load()})`);
+    console.log(`\n(load at the end ${loadAverage()})`);
   } finally {
     for (const executor of executors) await executor.close();
     bare.close();

@@ -24,7 +24,7 @@ import { cpuMsByTree, cpuMsDifference, machineBusyMs, reapedChildrenMs } from '.
 import { drain, type DrainReport } from './service/drain.js';
 import { closedLoop, fixedRate, type JobSample, type ServiceRun } from './service/drive.js';
 import { drainJob, scenarios, type Scenario } from './service/scenarios.js';
-import { pageFaultNote } from './service/host.js';
+import { loadAverage, pageFaultNote } from './service/host.js';
 import { POOL_FIGURES_LAG_MS, poolTakes, startStack, type Stack, type StackOptions } from './service/stack.js';
 import { bootstrapInterval, distribution, median, type Distribution, type Interval } from './service/stats.js';
 
@@ -414,7 +414,7 @@ function drainText(report: DrainReport): string {
 
 function machine(): string {
   const cgroups = detectCgroupLayout().version;
-  return `${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown cpu'}), kernel ${os.release()}, cgroup ${cgroups}, ${fmt(bytesToMiB(os.totalmem()) / 1024, 0)} GiB, load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, ${pageFaultNote()}`;
+  return `${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown cpu'}), kernel ${os.release()}, cgroup ${cgroups}, ${fmt(bytesToMiB(os.totalmem()) / 1024, 0)} GiB, load average at start ${loadAverage()}, ${pageFaultNote()}`;
 }
 
 function stackOptions(): StackOptions {

@@ -6,6 +6,7 @@
 // /bin/true took 2.1–2.5 ms p50 and bare python hello 20–24 ms; the same VM on quiet evenings ran
 // them in 0.36 and 7.7 ms. Figures from such a host differ from a quiet host's by more than most
 // changes under test; this line says which kind of host a run had.
+import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { MiB, msToUs } from '../../src/units.js';
 
@@ -36,4 +37,15 @@ export function pageFaultUs(): number {
 /** "page fault 9.8 µs", for a benchmark's heading. */
 export function pageFaultNote(): string {
   return `page fault ${pageFaultUs().toFixed(2)} µs (a fresh page's first write, loadtest/service/host.ts)`;
+}
+
+/** The load average's three figures, "0.52 0.61 0.70". */
+export function loadAverage(): string {
+  return os.loadavg().map((l) => l.toFixed(2)).join(' ');
+}
+
+/** "2 CPUs, kernel 6.18.44, load 0.52 0.61 0.70, page fault 9.8 µs (...)": the host, for a
+ * benchmark's heading. */
+export function hostNote(): string {
+  return `${os.cpus().length} CPUs, kernel ${os.release()}, load ${loadAverage()}, ${pageFaultNote()}`;
 }

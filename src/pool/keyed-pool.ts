@@ -115,12 +115,12 @@ export class KeyedPool<T> {
       // Nothing ready or coming: the next take would miss. The target grows as for a miss, so
       // that jobs coming one after another (a submission's tests, a burst) keep a spare, and the
       // refill waits for them to end (refillPostponed) instead of running beside the next one.
-      if (state.ready.length + state.refilling === 0) state.target = Math.min(state.sizing.maxReady, state.target + 1);
+      if (state.ready.length + state.refilling === 0) this.raiseTarget(state);
       this.noteJobs(state, state.lastTakeAtMs);
       return slot;
     }
     state.stats.misses++;
-    state.target = Math.min(state.sizing.maxReady, state.target + 1);
+    this.raiseTarget(state);
     state.preparingOnTheSpot++;
     this.noteJobs(state, state.lastTakeAtMs);
     try {
@@ -254,6 +254,12 @@ export class KeyedPool<T> {
         this.destroyInBackground(state, oldest.slot as T);
       }
     }
+  }
+
+  /** Demand showed at a take (a miss, or nothing left ready or coming): one more slot ready, up to
+   * maxReady. */
+  private raiseTarget(state: KeyState): void {
+    state.target = Math.min(state.sizing.maxReady, state.target + 1);
   }
 
   /** At a take: keeps the key's peak of jobs at once (the demand refillPostponed honours). */
