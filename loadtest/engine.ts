@@ -27,6 +27,7 @@ import { MiB } from '../src/units.js';
 import { busyboxRoot } from '../test/helpers/busybox-root.js';
 import { createBareRunner, type BareRunner } from './service/bare.js';
 import { hostNote, loadAverage } from './service/host.js';
+import { runInterruptible } from './service/interrupt.js';
 import { distribution } from './service/stats.js';
 import { RUNS_PER_TURN, SAMPLES_PER_TURN, timedTurn } from './turns.js';
 
@@ -198,18 +199,21 @@ async function main(): Promise<void> {
   const sandbox = createSandbox();
   const bare = await createBareRunner();
   const list = modes(sandbox, bare, rootDir, scratch);
-  try {
+  const close = async (): Promise<void> => {
+    for (const mode of list) await mode.close?.();
+    await sandbox.close();
+    bare.close();
+    fs.rmSync(scratch, { recursive: true, force: true });
+  };
+  await runInterruptible('bench:engine', async () => {
+    // What a run killed outright left (its cgroups; its containers died with it) goes first.
+    await sandbox.cleanupStale();
     console.log(`# cellblock engine benchmark: /bin/true; cgroup ${sandbox.cgroups.version}, ${hostNote()}`);
     for (const mode of list) for (let i = 0; i < 4; i++) await mode.samples(0); // warm-up: 12 runs each
     await round('back to back', list, RUNS, 0);
     await round('with idle gaps', list, GAP_RUNS, GAP_MS);
     console.log(`\n(load at the end ${loadAverage()})`);
-  } finally {
-    for (const mode of list) await mode.close?.();
-    await sandbox.close();
-    bare.close();
-    fs.rmSync(scratch, { recursive: true, force: true });
-  }
+  }, close);
 }
 
 await main();

@@ -18,9 +18,7 @@
 //
 // Needs root and the chosen scenarios' images built in the data dir (python and gcc; java for
 // java hello; cellblock images build).
-import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.js';
@@ -31,6 +29,7 @@ import { loadRuntimes } from '../src/images/runtimes.js';
 import { createBareRunner, type BareRunner } from './service/bare.js';
 import { cpuMsByTree, cpuMsDifference, machineBusyMs } from './service/cpu.js';
 import { hostNote, loadAverage } from './service/host.js';
+import { runInterruptible } from './service/interrupt.js';
 import { scenarios, type Scenario } from './service/scenarios.js';
 import { distribution } from './service/stats.js';
 
@@ -173,20 +172,27 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const concurrency = config.workerConcurrency;
   const cores = os.cpus().length;
-  const scratch = mkdtempSync(join(os.tmpdir(), 'cellblock-bench-executor-'));
   const bare = await createBareRunner(config.dataDir);
   let executor: Executor | undefined;
-  try {
+  let closed = false;
+  const close = async (): Promise<void> => {
+    closed = true;
+    await executor?.close();
+    bare.close();
+  };
+  await runInterruptible('bench:executor', async () => {
+    // The pool keeps its state where a worker's does (<data dir>/pool, an owner dir of its own),
+    // so that whatever a run killed outright leaves there is reclaimed by the next executor's start.
     executor = await createExecutor({
       dataDir: config.dataDir,
       pool: {
-        stateRoot: scratch,
         sizing: { minReady: Math.min(1, config.poolMaxReady), maxReady: config.poolMaxReady },
         refillConcurrency: config.poolRefillConcurrency,
       },
       backgroundAfterCpuMs: config.backgroundAfterCpuMs,
       onBackgroundError: (err, image) => console.error(`pool ${image}:`, err),
     });
+    if (closed) await close(); // interrupted while it started
     if (gapMs > 0) {
       console.log(`# cellblock executor, sporadic: ${hostNote()}`);
       console.log(`# one job at a time after ${gapMs} ms idle, ${jobsPerRound} per round on either side; pool maxReady ${config.poolMaxReady}`);
@@ -226,11 +232,7 @@ async function main(): Promise<void> {
       console.log(`median executor/bare: ${(sorted[Math.floor(sorted.length / 2)]! * 100).toFixed(0)}%`);
     }
     console.log(`\n(load at the end ${loadAverage()})`);
-  } finally {
-    await executor?.close();
-    bare.close();
-    rmSync(scratch, { recursive: true, force: true });
-  }
+  }, close);
 }
 
 await main();

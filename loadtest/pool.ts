@@ -36,6 +36,7 @@ import type { Runtime } from '../src/images/types.js';
 import { dataDirFromEnv } from '../src/images/paths.js';
 import { createBareRunner, type BareRunner } from './service/bare.js';
 import { hostNote, loadAverage } from './service/host.js';
+import { runInterruptible } from './service/interrupt.js';
 import { bootstrapInterval, distribution, median } from './service/stats.js';
 import { RUNS_PER_TURN, SAMPLES_PER_TURN, timedTurn } from './turns.js';
 
@@ -211,17 +212,27 @@ async function main(): Promise<void> {
   const scratch = mkdtempSync(join(os.tmpdir(), 'cellblock-loadtest-pool-'));
   const bare = await createBareRunner();
   const executors: Executor[] = [];
+  // Each pool keeps its state where a worker's does (<data dir>/pool, one owner dir each), so
+  // that whatever a run killed outright leaves there is reclaimed by the next executor's start.
   const makeExecutor = async (pool: ExecutorPoolOptions, label: string): Promise<Executor> => {
     const executor = await createExecutor({
       dataDir,
       runtimes: programs.map((p) => p.runtime),
-      pool: { ...pool, stateRoot: mkdtempSync(join(scratch, `${label}-`)), warmImages: ['busybox', 'python'] },
+      pool: { ...pool, warmImages: ['busybox', 'python'] },
       onBackgroundError: (err, image) => console.error(`pool ${label} ${image}:`, err),
     });
     executors.push(executor);
+    if (closed) await close(); // interrupted while it started
     return executor;
   };
-  try {
+  let closed = false;
+  const close = async (): Promise<void> => {
+    closed = true;
+    for (const executor of executors) await executor.close();
+    bare.close();
+    rmSync(scratch, { recursive: true, force: true });
+  };
+  await runInterruptible('bench:pool', async () => {
     console.log(`# cellblock pool benchmark: ${hostNote()}`);
     const sizing = { minReady: 2, maxReady: 4 };
     const warm = await makeExecutor({ sizing }, 'warm');
@@ -257,11 +268,7 @@ async function main(): Promise<void> {
       for (const gap of [0, gapMs]) await round(program, modes, executors, gap);
     }
     console.log(`\n(load at the end ${loadAverage()})`);
-  } finally {
-    for (const executor of executors) await executor.close();
-    bare.close();
-    rmSync(scratch, { recursive: true, force: true });
-  }
+  }, close);
 }
 
 await main();

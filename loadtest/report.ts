@@ -25,6 +25,7 @@ import { drain, type DrainReport } from './service/drain.js';
 import { closedLoop, fixedRate, type JobSample, type ServiceRun } from './service/drive.js';
 import { drainJob, scenarios, type Scenario } from './service/scenarios.js';
 import { loadAverage, pageFaultNote } from './service/host.js';
+import { runInterruptible } from './service/interrupt.js';
 import { POOL_FIGURES_LAG_MS, poolTakes, startStack, type Stack, type StackOptions } from './service/stack.js';
 import { bootstrapInterval, distribution, median, type Distribution, type Interval } from './service/stats.js';
 
@@ -447,19 +448,14 @@ async function main(): Promise<void> {
     bareRunner.close();
     throw error;
   });
-  // Interrupted: stop the service first (its worker unmounts its pool), then leave.
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      console.error(`loadtest: ${signal}, stopping the service`);
-      void Promise.allSettled([stack.stop()]).then(() => {
-        bareRunner.close();
-        process.exit(130);
-      });
-    });
-  }
   const results: ScenarioResult[] = [];
   let drained: DrainReport | undefined;
-  try {
+  // Stopping the service stops its worker, which tears its pool down; on an interrupt too.
+  const close = async (): Promise<void> => {
+    await stack.stop();
+    bareRunner.close();
+  };
+  await runInterruptible('loadtest', async () => {
     console.log(`service: ${stack.url}, worker pid ${stack.workerPid}, logs in ${stack.scratchDir}`);
     for (const scenario of chosen) {
       await closedLoop(stack.url, scenario, { connections: 2, amount: WARMUP_JOBS });
@@ -476,10 +472,7 @@ async function main(): Promise<void> {
       const jobs = values['drain-jobs'] ? Number(values['drain-jobs']) : SIZES.drainJobs;
       drained = await drain(stack, drainJob, jobs);
     }
-  } finally {
-    await stack.stop();
-    bareRunner.close();
-  }
+  }, close);
 
   console.log('\n## Latency and throughput (benign jobs; end-to-end = POST ?wait=true → result)\n');
   console.log(latencyTable(results));
