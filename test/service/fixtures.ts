@@ -89,29 +89,31 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
     maxQueuedJobs: options.maxQueuedJobs ?? 1000,
     ...(options.redisTimeoutMs ? { redisTimeoutMs: options.redisTimeoutMs } : {}),
   });
-  await jobs.ready();
   const rateLimitRedis = options.rateLimitInRedis ? createRedis(redis.url, 'producer', 'cellblock-test-ratelimit') : undefined;
-  const config: ApiConfig = { ...loadConfig({}), ...options.config };
-  const app = await buildApp({
-    jobs,
-    runtimes: options.runtimes ?? [testRuntime],
-    config,
-    ...(rateLimitRedis ? { rateLimitRedis } : {}),
-    ...(options.logger ? { logger: options.logger } : {}),
-  });
-  await app.ready();
-  return {
-    redis,
-    jobs,
-    app,
-    prefix,
-    close: async () => {
-      await app.close();
-      await jobs.close();
-      rateLimitRedis?.disconnect();
-      await redis.stop();
-    },
+  let app: FastifyInstance | undefined;
+  const close = async (): Promise<void> => {
+    await app?.close();
+    await jobs.close();
+    rateLimitRedis?.disconnect();
+    await redis.stop();
   };
+  try {
+    await jobs.ready();
+    const config: ApiConfig = { ...loadConfig({}), ...options.config };
+    app = await buildApp({
+      jobs,
+      runtimes: options.runtimes ?? [testRuntime],
+      config,
+      ...(rateLimitRedis ? { rateLimitRedis } : {}),
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
+    await app.ready();
+    return { redis, jobs, app, prefix, close };
+  } catch (error) {
+    // A service that did not start leaves no Redis (nor its data dir) behind.
+    await close().catch(() => {});
+    throw error;
+  }
 }
 
 export interface TestWorker {
@@ -230,6 +232,8 @@ export async function pollJob(baseUrl: string, id: string, timeoutMs: number, do
   }
 }
 
+/** A scratch dir for a test's worker pool state. Tests make it after the service they start
+ * (startService cleans up after itself when it fails), so that a failed start leaves no dir. */
 export async function scratchDir(): Promise<{ dir: string; remove(): Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cellblock-service-'));
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };

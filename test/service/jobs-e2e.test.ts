@@ -266,11 +266,12 @@ describe('jobs end to end', { skip }, () => {
 
 describe('graceful shutdown', { skip: (skip || !python) && 'python image not built' }, () => {
   test('SIGTERM-style close: no new jobs are taken, the running one finishes', async () => {
-    const scratch = await scratchDir();
     const service = await startService({ runtimes });
+    const scratch = await scratchDir();
+    let worker: TestWorker | undefined;
     try {
       const base = await listen(service);
-      const worker = await startWorker(service, scratch.dir, { concurrency: 1 });
+      worker = await startWorker(service, scratch.dir, { concurrency: 1 });
       const running = await postJson(`${base}/v1/jobs`, sleeper(1));
       await pollJob(base, running.json.id, 30_000, (view) => view.status === 'running');
       const waiting = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print("later")' });
@@ -281,18 +282,20 @@ describe('graceful shutdown', { skip: (skip || !python) && 'python image not bui
       assert.equal((await getJson(`${base}/v1/jobs/${waiting.json.id}`)).json.status, 'queued', 'a closing worker takes no new job');
       assert.equal((await getJson(`${base}/readyz`)).status, 503, 'a closed worker is no longer advertised');
     } finally {
+      await worker?.close(); // after a failure above (a second close does nothing)
       await service.close();
       await scratch.remove();
     }
   });
 
   test('close past the shutdown grace: the running job is interrupted and handed back, and another worker runs it', async () => {
-    const scratch = await scratchDir();
     const service = await startService({ runtimes });
+    const scratch = await scratchDir();
+    let first: TestWorker | undefined;
     let second: TestWorker | undefined;
     try {
       const base = await listen(service);
-      const first = await startWorker(service, scratch.dir, { concurrency: 1, shutdownGraceMs: 300 });
+      first = await startWorker(service, scratch.dir, { concurrency: 1, shutdownGraceMs: 300 });
       const { json } = await postJson(`${base}/v1/jobs`, sleeper(4));
       await pollJob(base, json.id, 30_000, (view) => view.status === 'running');
       const closing = Date.now();
@@ -306,6 +309,7 @@ describe('graceful shutdown', { skip: (skip || !python) && 'python image not bui
       assert.equal(view.result.verdict, 'ok');
       assert.equal(view.result.stdout, 'started\nwoke\n', 'run to its end, from the start');
     } finally {
+      await first?.close();
       await second?.close();
       await service.close();
       await scratch.remove();
@@ -315,8 +319,8 @@ describe('graceful shutdown', { skip: (skip || !python) && 'python image not bui
 
 describe('long jobs and the background lane', { skip: (skip || !python) && 'python image not built' }, () => {
   test('a long job frees its slot for a short one, and the lane runs no more long jobs than it has workers', async () => {
-    const scratch = await scratchDir();
     const service = await startService({ runtimes });
+    const scratch = await scratchDir();
     const at = (iso: string) => Date.parse(iso);
     try {
       const base = await listen(service);

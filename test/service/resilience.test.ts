@@ -64,8 +64,8 @@ interface DeathScene {
 
 /** A service whose workers will be killed; afterwards, nothing of theirs may stay mounted. */
 async function withDeathScene(body: (scene: DeathScene) => Promise<void>): Promise<void> {
-  const scratch = await scratchDir();
   const service = await startService({ runtimes });
+  const scratch = await scratchDir();
   let survivor: TestWorker | undefined;
   // The survivor also reclaims what the dead workers left in the shared pool state dir.
   const startSurvivor = async (): Promise<void> => void (survivor = await startTestWorker(service, scratch.dir, { concurrency: 1 }));
@@ -144,11 +144,12 @@ describe('worker death', { skip }, () => {
 
 describe('redis restart', { skip }, () => {
   test('the API answers 503 while Redis is down, then recovers; no accepted job is lost, a waiting request gets its result', async () => {
-    const scratch = await scratchDir();
     const service = await startService({ runtimes });
-    // A lock longer than the outage: the running job must not be taken for dead.
-    const worker = await startTestWorker(service, scratch.dir, { concurrency: 1, lockDurationMs: 15_000 });
+    const scratch = await scratchDir();
+    let worker: TestWorker | undefined;
     try {
+      // A lock longer than the outage: the running job must not be taken for dead.
+      worker = await startTestWorker(service, scratch.dir, { concurrency: 1, lockDurationMs: 15_000 });
       const base = await listen(service);
       const running = await postJson(`${base}/v1/jobs`, sleeper(2));
       const queued = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print("queued before the outage")' });
@@ -182,7 +183,7 @@ describe('redis restart', { skip }, () => {
       assert.equal(after.json.status, "done", JSON.stringify(after.json));
       assert.equal(after.json.result.stdout, 'after\n');
     } finally {
-      await worker.close();
+      await worker?.close();
       await service.close();
       await scratch.remove();
     }
@@ -191,8 +192,8 @@ describe('redis restart', { skip }, () => {
 
 describe('closing without Redis', { skip }, () => {
   test('SIGTERM to a worker whose Redis is gone: it stops waiting, releases its pool and exits', async () => {
-    const scratch = await scratchDir();
     const redis = await startRedis();
+    const scratch = await scratchDir();
     let worker: CellblockProcess | undefined;
     try {
       worker = await spawnCellblock(['worker', '--single'], '"worker ready"', {
@@ -224,8 +225,8 @@ describe('closing without Redis', { skip }, () => {
 
 describe('closing when Redis goes away mid-job', { skip }, () => {
   test('SIGTERM: the worker stops waiting for Redis, interrupts the job, waits for its sandbox to go and releases its pool', async () => {
-    const scratch = await scratchDir();
     const service = await startService({ runtimes });
+    const scratch = await scratchDir();
     let worker: CellblockProcess | undefined;
     try {
       const base = await listen(service);
