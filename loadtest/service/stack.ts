@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { freeLoopbackPort, startRedisServer, type RedisAppendFsync, type RedisServer, type RedisServerOptions } from '../../src/queue/redis-server.js';
+import { dyingWithParent } from '../../src/parent-death.js';
 import { kibToBytes } from '../../src/units.js';
 import { reclaimPoolState } from '../../test/helpers/pool-state.js';
 
@@ -99,7 +100,10 @@ function launch(args: string[], env: NodeJS.ProcessEnv, logPath: string, nodeFla
     closeSync(log); // the collector has its own copy
   }
   try {
-    return spawn(process.execPath, [...nodeFlags, command, ...args], {
+    // A load test killed outright still stops its service: SIGTERM, on which the worker tears
+    // its pool down as at any stop.
+    const service = dyingWithParent('TERM', process.execPath, [...nodeFlags, command, ...args]);
+    return spawn(service.file, service.args, {
       cwd: REPO_ROOT,
       env,
       stdio: ['ignore', collector.stdin!, collector.stdin!],

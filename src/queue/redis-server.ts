@@ -6,8 +6,8 @@
 // second with "everysec", nothing with "always", which costs a disk flush per write (~1.3 ms vs
 // ~0.13 ms per write under load on the reference machine).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import net from 'node:net';
+import { dyingWithParent } from '../parent-death.js';
 
 /** Redis's appendfsync policies that keep an accepted job across a redis-server crash. */
 export const REDIS_APPEND_FSYNC_POLICIES = ['always', 'everysec'] as const;
@@ -102,11 +102,9 @@ function redisArgs(port: number, options: RedisServerOptions): string[] {
 
 function launch(port: number, options: RedisServerOptions): ChildProcess {
   const args = redisArgs(port, options);
-  // setpriv --pdeathsig: the server dies with us, so that a crashed test or service never leaves one behind.
-  const useSetpriv = existsSync('/usr/bin/setpriv');
-  const child = useSetpriv
-    ? spawn('/usr/bin/setpriv', ['--pdeathsig', 'TERM', 'redis-server', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The server dies with us, so that a crashed test or service never leaves one behind.
+  const command = dyingWithParent('TERM', 'redis-server', args);
+  const child = spawn(command.file, command.args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const forward = (chunk: Buffer) => {
     for (const line of chunk.toString().split('\n')) if (line.trim()) options.onLog?.(line);
   };
