@@ -9,7 +9,7 @@
 //   npm run bench:overlay [-- --image python --runs 150 --rounds 3] [-- PROGRAM ARG...]
 //
 // Needs root and the image built (cellblock images build python).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +19,7 @@ import { dataDirFromEnv } from '../src/images/paths.js';
 import { loadRuntimes } from '../src/images/runtimes.js';
 import { openImageStore, overlayLowerdir } from '../src/images/store.js';
 import { hostNote } from './service/host.js';
+import { runInterruptible } from './service/interrupt.js';
 
 const { values, positionals } = parseArgs({
   options: {
@@ -36,25 +37,41 @@ if (!image) {
 const runtime = loadRuntimes().find((r) => r.image === values.image);
 const program = positionals.length > 0 ? positionals : ['/usr/bin/python3', '-c', 'print("Hello, World!")'];
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'cellblock-bench-overlay-'));
-try {
-  const binary = path.join(scratch, 'overlay-fresh');
-  execFileSync('/usr/bin/gcc', ['-O2', '-Wall', '-o', binary, fileURLToPath(new URL('./overlay-fresh.c', import.meta.url))], { stdio: 'inherit' });
-  console.log(`# ${hostNote()}`);
-  console.log(`# image ${values.image}, ${values.runs} runs per round and overlay: ${program.join(' ')}`);
-  const startupPaths = runtime?.run.startupPaths ?? [];
-  const lookups: string[] = [];
-  if (startupPaths.length > 0) {
-    const file = path.join(scratch, 'startup-paths');
-    writeFileSync(file, startupPaths.join('\n') + '\n');
-    lookups.push('-s', file);
-    console.log(`# "looked up": the ${startupPaths.length} startupPaths of runtime ${runtime!.id} looked up in the fresh overlay first`);
-  }
-  const { status } = spawnSync(binary, [...lookups, overlayLowerdir(image), scratch, values.runs!, values.rounds!, ...program], {
-    env: runtime?.env ?? { PATH: '/usr/bin:/bin' },
-    stdio: 'inherit',
-  });
-  process.exitCode = status ?? 1;
-} finally {
-  // The runner's mounts lived in its own mount namespace and ended with it.
-  rmSync(scratch, { recursive: true, force: true });
-}
+let runner: ChildProcess | undefined;
+await runInterruptible(
+  'bench:overlay',
+  async () => {
+    const binary = path.join(scratch, 'overlay-fresh');
+    execFileSync('/usr/bin/gcc', ['-O2', '-Wall', '-o', binary, fileURLToPath(new URL('./overlay-fresh.c', import.meta.url))], { stdio: 'inherit' });
+    console.log(`# ${hostNote()}`);
+    console.log(`# image ${values.image}, ${values.runs} runs per round and overlay: ${program.join(' ')}`);
+    const startupPaths = runtime?.run.startupPaths ?? [];
+    const lookups: string[] = [];
+    if (startupPaths.length > 0) {
+      const file = path.join(scratch, 'startup-paths');
+      writeFileSync(file, startupPaths.join('\n') + '\n');
+      lookups.push('-s', file);
+      console.log(`# "looked up": the ${startupPaths.length} startupPaths of runtime ${runtime!.id} looked up in the fresh overlay first`);
+    }
+    // Started and awaited, not spawnSync: the event loop stays free for an interrupt's close.
+    const child = spawn(binary, [...lookups, overlayLowerdir(image), scratch, values.runs!, values.rounds!, ...program], {
+      env: runtime?.env ?? { PATH: '/usr/bin:/bin' },
+      stdio: 'inherit',
+    });
+    runner = child;
+    const status = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code) => resolve(code));
+    });
+    process.exitCode = status ?? 1;
+  },
+  async () => {
+    // The runner's mounts live in its own mount namespace and end with it.
+    if (runner && runner.exitCode === null && runner.signalCode === null) {
+      const exited = new Promise((resolve) => runner!.once('exit', resolve));
+      runner.kill('SIGKILL');
+      await exited;
+    }
+    rmSync(scratch, { recursive: true, force: true });
+  },
+);
