@@ -13,13 +13,20 @@ Root and a cgroup v1 memory hierarchy needed. The cgroups live under cellblock/ 
 Python rather than Node: Node is multi-threaded, and `tasks` would move only its main thread."""
 import argparse
 import os
+import signal
 import statistics
+import sys
 import time
 
 parser = argparse.ArgumentParser()
 parser.add_argument('--gap-ms', type=float, default=50)
 parser.add_argument('--moves', type=int, default=30)
 args = parser.parse_args()
+
+# A kill (SIGTERM) or a closed terminal (SIGHUP) ends the run through the finally below, as
+# Ctrl-C (KeyboardInterrupt) does, so that the cgroups it made are removed.
+for stopping in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(stopping, lambda number, _frame: sys.exit(128 + number))
 
 hierarchy = '/sys/fs/cgroup/memory'
 if not os.path.exists(os.path.join(hierarchy, 'tasks')):

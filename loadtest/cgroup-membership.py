@@ -12,12 +12,15 @@ The default command is the c runtime's compile (images/runtimes/c.json, with the
 cgroup v1 cpu, cpuacct, memory and pids hierarchies needed (this machine's layout; a v2 host is
 not measured by this script). The cgroups live under cellblock/ and are removed."""
 import argparse
+import errno
 import json
 import os
+import signal
 import resource
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -28,6 +31,11 @@ CONTROLLERS = ('cpu', 'cpuacct', 'memory', 'pids')
 MEMORY_BYTES = 512 * 1024 * 1024
 PIDS = 64
 CPU_PERIOD_US = 100_000
+
+# A kill (SIGTERM) or a closed terminal (SIGHUP) ends the run through the finally below, as
+# Ctrl-C (KeyboardInterrupt) does, so that the cgroups it made are removed.
+for stopping in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(stopping, lambda number, _frame: sys.exit(128 + number))
 
 parser = argparse.ArgumentParser()
 parser.add_argument('--runs', type=int, default=24)
@@ -56,6 +64,26 @@ MODES = {
     'all four + 1-core quota': CONTROLLERS,
 }
 bench = f'cellblock/membership-bench-{os.getpid()}'
+
+
+def remove_cgroup(path: str) -> None:
+    # A run cut short (SIGTERM, Ctrl-C) can leave the compiler's own children in its cgroup:
+    # kill them by the cgroup we made, then remove it once the kernel has let them go.
+    for _ in range(200):
+        try:
+            os.rmdir(path)
+            return
+        except OSError as error:
+            if error.errno != errno.EBUSY:
+                raise
+        with open(os.path.join(path, 'cgroup.procs')) as procs:
+            for pid in procs.read().split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        time.sleep(0.01)
+    os.rmdir(path)
 
 
 def make_cgroups(name: str, controllers: tuple, quota: bool) -> list:
@@ -112,7 +140,7 @@ try:
                 cpu_ms, wall_ms = run_once(dirs)
             finally:
                 for path in dirs:
-                    os.rmdir(path)
+                    remove_cgroup(path)
             samples[mode][0].append(cpu_ms)
             samples[mode][1].append(wall_ms)
     print(f'# {" ".join(command)}: {args.runs} runs per mode, {args.gap_ms:g} ms idle before each, interleaved; p50 ms')
