@@ -10,6 +10,7 @@
 import { parseArgs } from 'node:util';
 import { loadRuntimes } from '../src/images/runtimes.js';
 import { createBareRunner } from './service/bare.js';
+import { runInterruptible } from './service/interrupt.js';
 import type { BareProgram } from './service/scenarios.js';
 import { distribution } from './service/stats.js';
 
@@ -29,7 +30,7 @@ const sides: [string, BareProgram][] = [
 ];
 
 const runner = await createBareRunner();
-try {
+await runInterruptible('bare-host-vs-image', async () => {
   console.log(`# python hello bare, ${values.runs} runs per side and round, back to back; p50 ms`);
   for (let round = 1; round <= Number(values.rounds); round++) {
     const figures: string[] = [];
@@ -40,6 +41,6 @@ try {
     }
     console.log(`round ${round}: ${figures.join('   ')}`);
   }
-} finally {
+}, async () => {
   runner.close();
-}
+});

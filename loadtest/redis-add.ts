@@ -16,6 +16,7 @@ import { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
 import { jobOptions } from '../src/queue/client.js';
 import { startRedisServer } from '../src/queue/redis-server.js';
+import { runInterruptible } from './service/interrupt.js';
 import { distribution } from './service/stats.js';
 
 const { values } = parseArgs({
@@ -62,7 +63,7 @@ events.on('completed', () => onCompleted?.());
 // A python hello world as the API queues it.
 const data = { runtimeId: 'python', files: [{ name: 'main.py', content: 'print("Hello, World!")' }], stdin: '', args: [] };
 
-try {
+await runInterruptible('redis-add', async () => {
   await Promise.all([events.waitUntilReady(), ...workers.map((worker) => worker.waitUntilReady())]);
   const figures = new Map(WAYS.map((way) => [way, { queued: [] as number[], taken: [] as number[], completed: [] as number[] }]));
   for (let sent = 0; sent < 2 * JOBS; sent++) {
@@ -86,11 +87,11 @@ try {
     const p50 = (samples: number[]) => distribution(samples).p50.toFixed(3);
     console.log(`  ${way.padEnd(15)} queued ${p50(queued)}  taken by a worker ${p50(taken)}  completion heard ${p50(completed)}`);
   }
-} finally {
+}, async () => {
   await Promise.all(workers.map((worker) => worker.close()));
   await events.close();
   await queue.close();
   for (const connection of connections) connection.disconnect();
   await server.stop();
   rmSync(dataDir, { recursive: true, force: true });
-}
+});

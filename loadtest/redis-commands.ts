@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { loadRuntimes } from '../src/images/runtimes.js';
+import { runInterruptible } from './service/interrupt.js';
 import { startStack } from './service/stack.js';
 
 const { values } = parseArgs({ options: { jobs: { type: 'string', default: '20' }, verbose: { type: 'boolean', default: false } } });
@@ -48,7 +49,7 @@ const admin = new Redis(stack.redisUrl);
 // it would reconnect forever to the Redis the stack stops.
 const monitorOwner = new Redis(stack.redisUrl);
 const monitor = await monitorOwner.monitor();
-try {
+await runInterruptible('redis-commands', async () => {
   const names = new Map<string, string>();
   const refreshNames = async () => {
     const list = (await admin.client('LIST')) as string;
@@ -104,9 +105,9 @@ try {
       }
     }
   }
-} finally {
+}, async () => {
   monitor.disconnect();
   monitorOwner.disconnect();
   admin.disconnect();
   await stack.stop();
-}
+});

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { startRedisServer } from '../src/queue/redis-server.js';
 import { usToMs } from '../src/units.js';
+import { runInterruptible } from './service/interrupt.js';
 import { distribution } from './service/stats.js';
 
 const { values } = parseArgs({
@@ -38,7 +39,7 @@ async function measure(redis: Redis, command: () => Promise<unknown>, together: 
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'cellblock-loadtest-redis-'));
 const server = await startRedisServer({ dataDir });
 const redis = new Redis(server.url);
-try {
+await runInterruptible('redis-roundtrip', async () => {
   console.log(`redis round trips, ${COMMANDS} commands each; per command: wall ms / client CPU ms`);
   for (const fsync of ['always', 'everysec'] as const) {
     await redis.config('SET', 'appendfsync', fsync);
@@ -63,8 +64,8 @@ try {
   }
   const p50 = distribution(afterIdleMs).p50;
   console.log(`  GET after ${IDLE_MS} ms idle (appendfsync everysec): p50 wall ${p50.toFixed(3)} ms of ${IDLE_COMMANDS}`);
-} finally {
+}, async () => {
   redis.disconnect();
   await server.stop();
   rmSync(dataDir, { recursive: true, force: true });
-}
+});
