@@ -7,7 +7,7 @@ threadgroup lock for writing, which waits for an RCU grace period after an idle 
 does for `tasks` given a pid's number, even the writer's own: only a single thread moving itself
 as "0" skips it (cgroup_procs_write_start: locked = pid || threadgroup).
 
-    python3 loadtest/cgroup-attach.py [--gap-ms 50] [--moves 30]
+    npm run bench:attach -- [--gap-ms 50] [--moves 30]
 
 Root and a cgroup v1 memory hierarchy needed. The cgroups live under cellblock/ and are removed.
 Python rather than Node: Node is multi-threaded, and `tasks` would move only its main thread."""

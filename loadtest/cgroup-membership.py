@@ -5,7 +5,7 @@ of one core that a run gets by default), interleaved, with idle gaps, as a run's
 for every job. Prints each mode's p50 CPU time (the command and its children, from rusage) and
 wall time, and their ratio to bare.
 
-    python3 loadtest/cgroup-membership.py [--runs 24] [--gap-ms 250] [-- command ...]
+    npm run bench:cgroups -- [--runs 24] [--gap-ms 250] [-- command ...]
 
 The default command is the c runtime's compile (images/runtimes/c.json, with the host's gcc) of
 `int main(void){return 0;}`: the compile stage of the load test's "c true" job, bare. Root and
