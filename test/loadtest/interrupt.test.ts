@@ -1,13 +1,15 @@
 // A benchmark stopped before its end (a signal, or its stdout closed under it: `| head`) closes
 // what it opened, once, exits with the conventional status, and prints nothing after it; a
-// second signal while it closes exits at once; a benchmark that ends normally closes once too. Runs test/loadtest/fixtures/interruptible.ts.
+// second signal while it closes exits at once; a benchmark that ends normally closes once too.
+// Runs test/loadtest/fixtures/interruptible.ts.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { until } from '../helpers/until.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/interruptible.ts', import.meta.url));
 const scratch = mkdtempSync(join(os.tmpdir(), 'cellblock-interrupt-test-'));
@@ -21,7 +23,10 @@ interface Outcome {
 }
 
 /** Runs the fixture; `onReady` gets the child once it printed "ready". */
-function runFixture(mode: 'wait' | 'flood' | 'finish', onReady: (child: ReturnType<typeof spawn>) => void = () => {}): Promise<Outcome> {
+function runFixture(
+  mode: 'wait' | 'flood' | 'finish',
+  onReady: (child: ReturnType<typeof spawn>, marker: string) => void = () => {},
+): Promise<Outcome> {
   const marker = join(scratch, `marker-${++runs}`);
   const child = spawn(process.execPath, ['--import', 'tsx', fixture, marker, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -30,7 +35,7 @@ function runFixture(mode: 'wait' | 'flood' | 'finish', onReady: (child: ReturnTy
   child.stdout!.on('data', (chunk: Buffer) => {
     if (!ready && chunk.toString().includes('ready')) {
       ready = true;
-      onReady(child);
+      onReady(child, marker);
     }
   });
   return new Promise((resolve) =>
@@ -63,9 +68,10 @@ describe('runInterruptible (the benchmarks\' interrupt handling)', () => {
   });
 
   it('exits at once, without waiting for close, on a second signal while it closes', async () => {
-    const outcome = await runFixture('wait', (child) => {
+    const outcome = await runFixture('wait', (child, marker) => {
       child.kill('SIGINT');
-      setTimeout(() => child.kill('SIGTERM'), 50); // close takes 200 ms
+      // Once close has begun (it then takes 200 ms more).
+      void until(() => existsSync(marker), 5000).then(() => child.kill('SIGTERM'));
     });
     assert.equal(outcome.status, 143, outcome.stderr);
     assert.deepEqual(outcome.marker, ['closing']);
