@@ -15,9 +15,9 @@ import argparse
 import errno
 import json
 import os
-import signal
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys

@@ -6,10 +6,11 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { SETPRIV_PATH } from '../src/parent-death.js';
 import { until } from './helpers/until.js';
 
 const moduleUrl = new URL('../src/parent-death.ts', import.meta.url).href;
-const noSetpriv = !existsSync('/usr/bin/setpriv') && 'util-linux setpriv is missing: helpers then outlive a killed parent';
+const noSetpriv = !existsSync(SETPRIV_PATH) && 'util-linux setpriv is missing: helpers then outlive a killed parent';
 
 function alive(pid: number): boolean {
   try {
