@@ -18,7 +18,6 @@
 //   npm run bench:engine -- [--runs N] [--gap-runs N] [--gap-ms MS]
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createSandbox } from '../src/sandbox/index.js';
@@ -28,6 +27,7 @@ import { busyboxRoot } from '../test/helpers/busybox-root.js';
 import { createBareRunner, type BareRunner } from './service/bare.js';
 import { hostNote, loadAverage } from './service/host.js';
 import { runInterruptible } from './service/interrupt.js';
+import { makeScratchDir } from './service/scratch.js';
 import { distribution } from './service/stats.js';
 import { RUNS_PER_TURN, SAMPLES_PER_TURN, timedTurn } from './turns.js';
 
@@ -195,7 +195,7 @@ async function round(label: string, list: Mode[], runs: number, gapMs: number): 
 
 async function main(): Promise<void> {
   const rootDir = busyboxRoot();
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-engine-bench-'));
+  const scratch = await makeScratchDir('bench-engine');
   const sandbox = createSandbox();
   const bare = await createBareRunner();
   const list = modes(sandbox, bare, rootDir, scratch);

@@ -10,8 +10,7 @@
 //
 // Needs root and the image built (cellblock images build python).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -20,6 +19,7 @@ import { loadRuntimes } from '../src/images/runtimes.js';
 import { openImageStore, overlayLowerdir } from '../src/images/store.js';
 import { hostNote } from './service/host.js';
 import { runInterruptible } from './service/interrupt.js';
+import { makeScratchDir } from './service/scratch.js';
 
 const { values, positionals } = parseArgs({
   options: {
@@ -36,7 +36,7 @@ if (!image) {
 }
 const runtime = loadRuntimes().find((r) => r.image === values.image);
 const program = positionals.length > 0 ? positionals : ['/usr/bin/python3', '-c', 'print("Hello, World!")'];
-const scratch = mkdtempSync(path.join(os.tmpdir(), 'cellblock-bench-overlay-'));
+const scratch = await makeScratchDir('bench-overlay');
 let runner: ChildProcess | undefined;
 await runInterruptible(
   'bench:overlay',

@@ -24,7 +24,6 @@
 // Needs root and the busybox and python images built in the data dir (cellblock images build).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -37,6 +36,7 @@ import { dataDirFromEnv } from '../src/images/paths.js';
 import { createBareRunner, type BareRunner } from './service/bare.js';
 import { hostNote, loadAverage } from './service/host.js';
 import { runInterruptible } from './service/interrupt.js';
+import { makeScratchDir } from './service/scratch.js';
 import { bootstrapInterval, distribution, median } from './service/stats.js';
 import { RUNS_PER_TURN, SAMPLES_PER_TURN, timedTurn } from './turns.js';
 
@@ -209,7 +209,7 @@ async function round(program: Program, modes: Mode[], executors: Executor[], gap
 }
 
 async function main(): Promise<void> {
-  const scratch = mkdtempSync(join(os.tmpdir(), 'cellblock-loadtest-pool-'));
+  const scratch = await makeScratchDir('bench-pool');
   const bare = await createBareRunner();
   const executors: Executor[] = [];
   // Each pool keeps its state where a worker's does (<data dir>/pool, one owner dir each), so

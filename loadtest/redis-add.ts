@@ -7,9 +7,8 @@
 // as the service's default slots on this machine (`--workers`), each with concurrency 1.
 //
 //   node --import tsx loadtest/redis-add.ts [--jobs N] [--idle-ms MS] [--workers N]
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -17,6 +16,7 @@ import { nanoid } from 'nanoid';
 import { jobOptions } from '../src/queue/client.js';
 import { startRedisServer } from '../src/queue/redis-server.js';
 import { runInterruptible } from './service/interrupt.js';
+import { makeScratchDir } from './service/scratch.js';
 import { distribution } from './service/stats.js';
 
 const { values } = parseArgs({
@@ -35,7 +35,7 @@ const PREFIX = `cellblock-loadtest-${nanoid(6)}`;
 type Way = 'add' | 'addBulk of one';
 const WAYS: Way[] = ['add', 'addBulk of one'];
 
-const dataDir = mkdtempSync(path.join(os.tmpdir(), 'cellblock-loadtest-redis-'));
+const dataDir = await makeScratchDir('redis-add');
 const server = await startRedisServer({ dataDir });
 const connections: Redis[] = [];
 const connect = () => {

@@ -6,14 +6,13 @@
 // asleep): p50 wall time of --idle-commands GETs, each --idle-ms after the last.
 //
 //   node --import tsx loadtest/redis-roundtrip.ts [--commands N] [--idle-ms MS] [--idle-commands N]
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { startRedisServer } from '../src/queue/redis-server.js';
 import { usToMs } from '../src/units.js';
 import { runInterruptible } from './service/interrupt.js';
+import { makeScratchDir } from './service/scratch.js';
 import { distribution } from './service/stats.js';
 
 const { values } = parseArgs({
@@ -36,7 +35,7 @@ async function measure(redis: Redis, command: () => Promise<unknown>, together: 
   return { wallMs: (performance.now() - started) / COMMANDS, cpuMs: usToMs(cpu.user + cpu.system) / COMMANDS };
 }
 
-const dataDir = mkdtempSync(path.join(os.tmpdir(), 'cellblock-loadtest-redis-'));
+const dataDir = await makeScratchDir('redis-roundtrip');
 const server = await startRedisServer({ dataDir });
 const redis = new Redis(server.url);
 await runInterruptible('redis-roundtrip', async () => {

@@ -4,14 +4,14 @@
 // image runs from that image's files (the runner's -r: its layers as a chroot, nothing around
 // the runs), so that both sides run the same files and the host's packages weigh on neither.
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { dataDirFromEnv } from '../../src/images/paths.js';
 import { openImageStore, overlayLowerdir } from '../../src/images/store.js';
 import { msToSeconds, msToUs, usToMs } from '../../src/units.js';
 import type { BareProgram } from './scenarios.js';
+import { makeScratchDir } from './scratch.js';
 import { REPO_ROOT } from './stack.js';
 
 const execFileAsync = promisify(execFile);
@@ -43,7 +43,7 @@ export interface BareRunner {
 
 /** dataDir: where the programs' images are built (CELLBLOCK_DATA_DIR's default). */
 export async function createBareRunner(dataDir = dataDirFromEnv()): Promise<BareRunner> {
-  const scratch = mkdtempSync(path.join(os.tmpdir(), 'cellblock-loadtest-bare-'));
+  const scratch = await makeScratchDir('bare-runner');
   const binary = path.join(scratch, 'bare-runner');
   try {
     await execFileAsync('/usr/bin/gcc', ['-O2', '-Wall', '-pthread', '-o', binary, path.join(REPO_ROOT, 'loadtest/service/bare-runner.c')]);

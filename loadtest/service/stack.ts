@@ -6,8 +6,7 @@
 // shared with another service on the machine.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
@@ -15,6 +14,7 @@ import { freeLoopbackPort, startRedisServer, type RedisAppendFsync, type RedisSe
 import { dyingWithParent } from '../../src/parent-death.js';
 import { kibToBytes } from '../../src/units.js';
 import { reclaimPoolState } from '../../test/helpers/pool-state.js';
+import { makeScratchDir, SCRATCH_POOL_DIR } from './scratch.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const START_TIMEOUT_MS = 60_000;
@@ -156,7 +156,7 @@ export function rssBytes(pid: number): number {
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const scratchDir = await mkdtemp(path.join(os.tmpdir(), 'cellblock-loadtest-'));
+  const scratchDir = await makeScratchDir('loadtest');
   const children: { name: string; child: ChildProcess; logPath: string }[] = [];
   let redis: RedisServer | undefined;
   // Should this process die without stopping the stack, the service still shuts down cleanly.
@@ -170,7 +170,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const left = mountPointsUnder(scratchDir);
     if (left.length > 0) {
       process.stderr.write(`loadtest: the worker left ${left.length} mounts under ${scratchDir}; reclaiming them\n`);
-      await reclaimPoolState(path.join(scratchDir, 'pool'));
+      await reclaimPoolState(path.join(scratchDir, SCRATCH_POOL_DIR));
     }
     await rm(scratchDir, { recursive: true, force: true });
   };
@@ -187,7 +187,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       CELLBLOCK_QUEUE_PREFIX: queuePrefix,
       CELLBLOCK_HOST: '127.0.0.1',
       CELLBLOCK_PORT: String(port),
-      CELLBLOCK_POOL_STATE_DIR: path.join(scratchDir, 'pool'),
+      CELLBLOCK_POOL_STATE_DIR: path.join(scratchDir, SCRATCH_POOL_DIR),
       CELLBLOCK_WORKER_PROCESSES: '1',
       CELLBLOCK_RATE_LIMIT_REQUESTS: String(1_000_000_000),
       CELLBLOCK_MAX_QUEUED_JOBS: String(100_000),

@@ -63,7 +63,7 @@ describe('the load test\'s bare runner', { skip: notRoot }, () => {
   it('leaves no mount behind: the image root lived in the runner\'s own mount namespace', async () => {
     await runner.run(program('python'), { runs: 1, loops: 1, gapMs: 0 });
     const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
-    assert.doesNotMatch(mounts, /cellblock-loadtest-bare-/);
+    assert.doesNotMatch(mounts, /cellblock-bench\/bare-runner-/);
   });
 
   it('runs every scenario\'s bare program (compile and run where the runtime compiles) to exit 0', async () => {
