@@ -13,10 +13,11 @@ Root and a cgroup v1 memory hierarchy needed. The cgroups live under cellblock/ 
 Python rather than Node: Node is multi-threaded, and `tasks` would move only its main thread."""
 import argparse
 import os
-import signal
 import statistics
 import sys
 import time
+
+from bench_cleanup import exit_through_finally_on_signals, sweep_dead_runs
 
 parser = argparse.ArgumentParser()
 parser.add_argument('--gap-ms', type=float, default=50)
@@ -25,15 +26,17 @@ args = parser.parse_args()
 
 # A kill (SIGTERM) or a closed terminal (SIGHUP) ends the run through the finally below, as
 # Ctrl-C (KeyboardInterrupt) does, so that the cgroups it made are removed.
-for stopping in (signal.SIGTERM, signal.SIGHUP):
-    signal.signal(stopping, lambda number, _frame: sys.exit(128 + number))
+exit_through_finally_on_signals()
 
 hierarchy = '/sys/fs/cgroup/memory'
 if not os.path.exists(os.path.join(hierarchy, 'tasks')):
     raise SystemExit('no cgroup v1 memory hierarchy at /sys/fs/cgroup/memory (cgroup v2 has no tasks file)')
 own = next(line.split(':', 2)[2] for line in open('/proc/self/cgroup').read().splitlines() if line.split(':')[1] == 'memory')
 parent = os.path.join(hierarchy, 'cellblock')
-bench = os.path.join(parent, f'attach-bench-{os.getpid()}')
+BENCH = 'attach-bench'
+bench = os.path.join(parent, f'{BENCH}-{os.getpid()}')
+for left in sweep_dead_runs([hierarchy], BENCH):
+    print(f"removed {left}: a killed run's", file=sys.stderr)
 groups = [os.path.join(bench, name) for name in ('a', 'b')]
 for group in groups:
     os.makedirs(group)

@@ -12,17 +12,16 @@ The default command is the c runtime's compile (images/runtimes/c.json, with the
 cgroup v1 cpu, cpuacct, memory and pids hierarchies needed (this machine's layout; a v2 host is
 not measured by this script). The cgroups live under cellblock/ and are removed."""
 import argparse
-import errno
 import json
 import os
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+
+from bench_cleanup import exit_through_finally_on_signals, remove_cgroup, scratch_dir, sweep_dead_runs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CGROUP_ROOT = '/sys/fs/cgroup'
@@ -34,8 +33,7 @@ CPU_PERIOD_US = 100_000
 
 # A kill (SIGTERM) or a closed terminal (SIGHUP) ends the run through the finally below, as
 # Ctrl-C (KeyboardInterrupt) does, so that the cgroups it made are removed.
-for stopping in (signal.SIGTERM, signal.SIGHUP):
-    signal.signal(stopping, lambda number, _frame: sys.exit(128 + number))
+exit_through_finally_on_signals()
 
 parser = argparse.ArgumentParser()
 parser.add_argument('--runs', type=int, default=24)
@@ -47,7 +45,7 @@ for controller in CONTROLLERS:
     if not os.path.exists(os.path.join(CGROUP_ROOT, controller, 'tasks')):
         raise SystemExit(f'no cgroup v1 {controller} hierarchy at {CGROUP_ROOT}/{controller}: this script measures v1 only')
 
-scratch = tempfile.mkdtemp(prefix='cellblock-cgroup-membership-')
+scratch = scratch_dir('cgroup-membership')
 command = args.command
 if not command:
     with open(os.path.join(REPO, 'images/runtimes/c.json')) as f:
@@ -63,27 +61,10 @@ MODES = {
     'all four': CONTROLLERS,
     'all four + 1-core quota': CONTROLLERS,
 }
-bench = f'cellblock/membership-bench-{os.getpid()}'
-
-
-def remove_cgroup(path: str) -> None:
-    # A run cut short (SIGTERM, Ctrl-C) can leave the compiler's own children in its cgroup:
-    # kill them by the cgroup we made, then remove it once the kernel has let them go.
-    for _ in range(200):
-        try:
-            os.rmdir(path)
-            return
-        except OSError as error:
-            if error.errno != errno.EBUSY:
-                raise
-        with open(os.path.join(path, 'cgroup.procs')) as procs:
-            for pid in procs.read().split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        time.sleep(0.01)
-    os.rmdir(path)
+BENCH = 'membership-bench'
+bench = f'cellblock/{BENCH}-{os.getpid()}'
+for left in sweep_dead_runs({os.path.realpath(os.path.join(CGROUP_ROOT, c)) for c in CONTROLLERS}, BENCH):
+    print(f"removed {left}: a killed run's", file=sys.stderr)
 
 
 def make_cgroups(name: str, controllers: tuple, quota: bool) -> list:

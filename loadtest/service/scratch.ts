@@ -1,19 +1,20 @@
 // Scratch dirs of benchmark runs: <tmp>/cellblock-bench/<name>-<pid>-XXXXXX, <pid> the run's own
-// process. A run removes its own when it ends, an interrupted one too (interrupt.ts); a run killed
+// process (bench:seccomp's shell script and bench:cgroups' Python name theirs the same way). A run removes its own when it ends, an interrupted one too (interrupt.ts); a run killed
 // outright (SIGKILL) cannot, so each new one first removes the dirs of runs whose process is gone.
 // A dir with something still mounted under it is never walked into: the load test keeps its
 // worker's pool state in its dir, and a worker that outlived its load test may still be closing
 // that pool. Such a dir's pool is reclaimed the way a new worker reclaims a dead one's (its owner
 // dirs whose lock is free); the dir goes once nothing is mounted under it, or at a later run.
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 
 export const BENCH_SCRATCH_ROOT = path.join(os.tmpdir(), 'cellblock-bench');
 
-/** `<name>-<pid>-` then mkdtemp's six characters. */
-const RUN_DIR = /^[a-z0-9-]+?-(\d+)-[A-Za-z0-9]{6}$/;
+/** `<name>-<pid>-` then mkdtemp's six characters (Node's, mktemp's) or eight (Python's, which
+ * loadtest/cgroup-membership.py uses). */
+const RUN_DIR = /^[a-z0-9-]+?-(\d+)-[A-Za-z0-9_]{6,8}$/;
 
 /** The pool state dir inside a run's scratch dir (the load test's CELLBLOCK_POOL_STATE_DIR). */
 export const SCRATCH_POOL_DIR = 'pool';
@@ -24,13 +25,16 @@ export interface OrphanSweep {
   kept: string[];
 }
 
+/** A zombie counts as gone: it holds no mount or cgroup membership, and a killed run's parent (an
+ * init that reaps orphans lazily) may leave it a while. */
 function processAlive(pid: number): boolean {
+  let stat: string;
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false;
   }
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
 }
 
 /** The root, made if missing; refused unless it is a real dir of this user (never a link someone

@@ -41,11 +41,14 @@ describe('benchmark scratch dirs', () => {
     const dead = path.join(root, `loadtest-${deadPid()}-AbC123`);
     mkdirSync(path.join(dead, 'redis'), { recursive: true });
     writeFileSync(path.join(dead, 'worker.log'), 'left by a killed run\n');
+    const deadPython = path.join(root, `cgroup-membership-${deadPid()}-k2_x9aqz`); // tempfile.mkdtemp's suffix
+    mkdirSync(deadPython);
     const unrelated = path.join(root, 'notes');
     mkdirSync(unrelated);
 
     const next = await makeScratchDir('bench-y', root);
     assert.equal(existsSync(dead), false, "a dead run's dir is removed");
+    assert.equal(existsSync(deadPython), false, "a dead Python benchmark's too");
     assert.equal(existsSync(own), true, "a live run's dir (this process's) stays");
     assert.equal(existsSync(unrelated), true, 'a name not of a run stays');
     assert.equal(existsSync(next), true);
@@ -99,6 +102,23 @@ describe('benchmark scratch dirs', () => {
       // Should the sweep have failed, what the killed pool left still goes.
       if (mountsMentioning(dead).length > 0) await reclaimPoolState(path.join(dead, SCRATCH_POOL_DIR));
       layers.remove();
+    }
+  }));
+
+  it("counts a zombie's run as gone (an init that reaps orphans lazily leaves one a while)", withRoot(async (root) => {
+    // `true` exits; its parent, exec'd into sleep, never waits for it: a zombie until sleep ends.
+    const parent = spawn('/bin/sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const zombie = Number(await new Promise<string>((resolve) => createInterface({ input: parent.stdout! }).once('line', resolve)));
+      for (const deadline = Date.now() + 5000; !/\) Z /.test(readFileSync(`/proc/${zombie}/stat`, 'utf8')); ) {
+        if (Date.now() > deadline) throw new Error(`${zombie} never became a zombie`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const dir = path.join(root, `loadtest-${zombie}-Zz0000`);
+      mkdirSync(dir, { recursive: true });
+      assert.deepEqual(await sweepOrphanedScratchDirs(root), { removed: [dir], kept: [] });
+    } finally {
+      parent.kill('SIGKILL');
     }
   }));
 
