@@ -106,8 +106,10 @@ describe('benchmark scratch dirs', () => {
   }));
 
   it("counts a zombie's run as gone (an init that reaps orphans lazily leaves one a while)", withRoot(async (root) => {
-    // `true` exits; its parent, exec'd into sleep, never waits for it: a zombie until sleep ends.
-    const parent = spawn('/bin/sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // The short sleep ends after its parent shell has exec'd into the long one, which never waits
+    // for it: a zombie until the long sleep ends. (A child that ended before the exec could be
+    // reaped by the shell.)
+    const parent = spawn('/bin/sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const zombie = Number(await new Promise<string>((resolve) => createInterface({ input: parent.stdout! }).once('line', resolve)));
       for (const deadline = Date.now() + 5000; !/\) Z /.test(readFileSync(`/proc/${zombie}/stat`, 'utf8')); ) {
