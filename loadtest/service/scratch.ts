@@ -1,10 +1,12 @@
 // Scratch dirs of benchmark runs: <tmp>/cellblock-bench/<name>-<pid>-XXXXXX, <pid> the run's own
-// process (bench:seccomp's shell script and bench:cgroups' Python name theirs the same way). A run removes its own when it ends, an interrupted one too (interrupt.ts); a run killed
-// outright (SIGKILL) cannot, so each new one first removes the dirs of runs whose process is gone.
-// A dir with something still mounted under it is never walked into: the load test keeps its
-// worker's pool state in its dir, and a worker that outlived its load test may still be closing
-// that pool. Such a dir's pool is reclaimed the way a new worker reclaims a dead one's (its owner
-// dirs whose lock is free); the dir goes once nothing is mounted under it, or at a later run.
+// process (bench:seccomp's shell script and the Python benchmarks' loadtest/bench_cleanup.py name
+// theirs the same way). A run removes its own when it ends, an interrupted one too (interrupt.ts);
+// a run killed outright (SIGKILL) cannot, so each new one first removes the dirs of runs whose
+// process is gone. A dir with something still mounted under it is never walked into: the load
+// test keeps its worker's pool state in its dir, and a worker that outlived its load test may
+// still be closing that pool. Such a dir's pool is reclaimed the way a new worker reclaims a dead
+// one's (its owner dirs whose lock is free); the dir goes once nothing is mounted under it, or at
+// a later run.
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,8 +14,8 @@ import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 
 export const BENCH_SCRATCH_ROOT = path.join(os.tmpdir(), 'cellblock-bench');
 
-/** `<name>-<pid>-` then mkdtemp's six characters (Node's, mktemp's) or eight (Python's, which
- * loadtest/cgroup-membership.py uses). */
+/** `<name>-<pid>-` then mkdtemp's six characters (Node's, mktemp's) or eight (Python's
+ * tempfile.mkdtemp, in loadtest/bench_cleanup.py). */
 const RUN_DIR = /^[a-z0-9-]+?-(\d+)-[A-Za-z0-9_]{6,8}$/;
 
 /** The pool state dir inside a run's scratch dir (the load test's CELLBLOCK_POOL_STATE_DIR). */
