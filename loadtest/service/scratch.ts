@@ -7,10 +7,11 @@
 // still be closing that pool. Such a dir's pool is reclaimed the way a new worker reclaims a dead
 // one's (its owner dirs whose lock is free); the dir goes once nothing is mounted under it, or at
 // a later run.
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
+import { processState } from '../../test/helpers/processes.js';
 
 export const BENCH_SCRATCH_ROOT = path.join(os.tmpdir(), 'cellblock-bench');
 
@@ -30,13 +31,11 @@ export interface OrphanSweep {
 /** A zombie counts as gone: it holds no mount or cgroup membership, and a killed run's parent (an
  * init that reaps orphans lazily) may leave it a while. */
 function processAlive(pid: number): boolean {
-  let stat: string;
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return processState(pid) !== 'Z';
   } catch {
-    return false;
+    return false; // no /proc/<pid>: gone
   }
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
 }
 
 /** The root, made if missing; refused unless it is a real dir of this user (never a link someone
@@ -57,19 +56,23 @@ export async function sweepOrphanedScratchDirs(root = BENCH_SCRATCH_ROOT): Promi
     const match = RUN_DIR.exec(name);
     if (!match || processAlive(Number(match[1]))) continue;
     const dir = path.join(root, name);
-    if (mountPointsUnder(dir).length > 0 && existsSync(path.join(dir, SCRATCH_POOL_DIR))) {
-      // Loaded only here: it starts an executor (the native addon), which most runs never need.
-      const { reclaimPoolState } = await import('../../test/helpers/pool-state.js');
-      await reclaimPoolState(path.join(dir, SCRATCH_POOL_DIR));
-    }
-    if (mountPointsUnder(dir).length > 0) {
-      sweep.kept.push(dir);
-      continue;
-    }
-    rmSync(dir, { recursive: true, force: true });
-    sweep.removed.push(dir);
+    if (await removeScratchDir(dir)) sweep.removed.push(dir);
+    else sweep.kept.push(dir);
   }
   return sweep;
+}
+
+/** Removes a run's scratch dir, its own run's at the end or a dead one's: a pool left mounted in
+ * it is reclaimed first; a dir with anything else still mounted under it is left (false). */
+export async function removeScratchDir(dir: string): Promise<boolean> {
+  if (mountPointsUnder(dir).length > 0 && existsSync(path.join(dir, SCRATCH_POOL_DIR))) {
+    // Loaded only here: it starts an executor (the native addon), which most runs never need.
+    const { reclaimPoolState } = await import('../../test/helpers/pool-state.js');
+    await reclaimPoolState(path.join(dir, SCRATCH_POOL_DIR));
+  }
+  if (mountPointsUnder(dir).length > 0) return false;
+  rmSync(dir, { recursive: true, force: true });
+  return true;
 }
 
 /** A fresh scratch dir for this run, after sweeping the dirs of dead runs (named on stderr). */

@@ -6,15 +6,13 @@
 // shared with another service on the machine.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { freeLoopbackPort, startRedisServer, type RedisAppendFsync, type RedisServer, type RedisServerOptions } from '../../src/queue/redis-server.js';
 import { dyingWithParent } from '../../src/parent-death.js';
 import { kibToBytes } from '../../src/units.js';
-import { reclaimPoolState } from '../../test/helpers/pool-state.js';
-import { makeScratchDir, SCRATCH_POOL_DIR } from './scratch.js';
+import { makeScratchDir, removeScratchDir, SCRATCH_POOL_DIR } from './scratch.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const START_TIMEOUT_MS = 60_000;
@@ -168,11 +166,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     for (const { child } of children) await stopChild(child);
     await redis?.stop();
     const left = mountPointsUnder(scratchDir);
-    if (left.length > 0) {
-      process.stderr.write(`loadtest: the worker left ${left.length} mounts under ${scratchDir}; reclaiming them\n`);
-      await reclaimPoolState(path.join(scratchDir, SCRATCH_POOL_DIR));
+    if (left.length > 0) process.stderr.write(`loadtest: the worker left ${left.length} mounts under ${scratchDir}; reclaiming them\n`);
+    if (!(await removeScratchDir(scratchDir))) {
+      process.stderr.write(`loadtest: left ${scratchDir}: something is still mounted under it (the next run retries)\n`);
     }
-    await rm(scratchDir, { recursive: true, force: true });
   };
   try {
     mkdirSync(path.join(scratchDir, 'redis'));

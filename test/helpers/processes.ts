@@ -1,4 +1,5 @@
 // Host processes as tests see them.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 
 /** The fields of /proc/<pid>/stat after the command name (which may hold spaces). */
@@ -34,4 +35,11 @@ export function processExists(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The pid of a process that has ended and been reaped: for tests of what a dead run left. */
+export function endedPid(): number {
+  const run = spawnSync('/bin/true');
+  if (run.status !== 0) throw new Error(`/bin/true exited ${run.status}`);
+  return run.pid!;
 }

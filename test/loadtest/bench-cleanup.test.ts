@@ -1,13 +1,14 @@
 // loadtest/bench_cleanup.py, which the Python benchmarks (bench:attach, bench:cgroups) clean up
 // with: a SIGTERM runs their `finally`; a killed run's scratch dir and cgroups go at the next start.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { endedPid } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
 
 const LOADTEST_DIR = fileURLToPath(new URL('../../loadtest/', import.meta.url));
@@ -29,10 +30,6 @@ async function finished(child: ReturnType<typeof spawn>): Promise<{ status: numb
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const status = await new Promise<number | null>((resolve) => child.once('close', resolve));
   return { status, stdout, stderr };
-}
-
-function deadPid(): number {
-  return spawnSync('/bin/true').pid!;
 }
 
 const noPython = !existsSync(PYTHON) && `${PYTHON} is missing (apt-get install python3)`;
@@ -63,8 +60,8 @@ describe('the Python benchmarks\' cleanup (loadtest/bench_cleanup.py)', { skip: 
     const tmp = mkdtempSync(path.join(os.tmpdir(), 'cellblock-bench-cleanup-test-'));
     try {
       const root = path.join(tmp, 'cellblock-bench');
-      const deadNode = path.join(root, `loadtest-${deadPid()}-AbC123`);
-      const deadPython = path.join(root, `cgroup-membership-${deadPid()}-k2_x9aqz`);
+      const deadNode = path.join(root, `loadtest-${endedPid()}-AbC123`);
+      const deadPython = path.join(root, `cgroup-membership-${endedPid()}-k2_x9aqz`);
       const live = path.join(root, `bench-pool-${process.pid}-AbC123`);
       for (const dir of [deadNode, deadPython, live]) mkdirSync(dir, { recursive: true, mode: 0o700 });
       const run = await finished(python(`from bench_cleanup import scratch_dir\nimport os\nprint(scratch_dir('cgroup-membership'), os.getpid())`, { TMPDIR: tmp }));
@@ -81,7 +78,7 @@ describe('the Python benchmarks\' cleanup (loadtest/bench_cleanup.py)', { skip: 
   it("removes a dead run's cgroups (killing what is left in them), never a live run's", { skip: noV1Memory, timeout: 30_000 }, async () => {
     const parent = path.join(MEMORY_HIERARCHY, 'cellblock');
     const parentExisted = existsSync(parent);
-    const dead = path.join(parent, `cleanup-test-${deadPid()}`);
+    const dead = path.join(parent, `cleanup-test-${endedPid()}`);
     const live = path.join(parent, `cleanup-test-${process.pid}`);
     const sleeper = spawn('/bin/sleep', ['60'], { stdio: 'ignore' });
     try {

@@ -10,16 +10,10 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { makeScratchDir, SCRATCH_POOL_DIR, sweepOrphanedScratchDirs } from '../../loadtest/service/scratch.js';
 import { reclaimPoolState } from '../helpers/pool-state.js';
+import { endedPid, processState } from '../helpers/processes.js';
 import { makeScratch, mountsMentioning, poolSkipReason } from '../pool/helpers.js';
 
 const POOL_OWNER = fileURLToPath(new URL('../pool/fixtures/pool-owner.ts', import.meta.url));
-
-/** A pid whose process has ended (and been reaped). */
-function deadPid(): number {
-  const run = spawnSync('/bin/true');
-  assert.equal(run.status, 0);
-  return run.pid!;
-}
 
 function withRoot(body: (root: string) => Promise<void>): () => Promise<void> {
   return async () => {
@@ -38,10 +32,10 @@ describe('benchmark scratch dirs', () => {
   it('makes a dir named for this run, and removes those of runs whose process is gone', withRoot(async (root) => {
     const own = await makeScratchDir('bench-x', root);
     assert.match(path.basename(own), new RegExp(`^bench-x-${process.pid}-[A-Za-z0-9]{6}$`));
-    const dead = path.join(root, `loadtest-${deadPid()}-AbC123`);
+    const dead = path.join(root, `loadtest-${endedPid()}-AbC123`);
     mkdirSync(path.join(dead, 'redis'), { recursive: true });
     writeFileSync(path.join(dead, 'worker.log'), 'left by a killed run\n');
-    const deadPython = path.join(root, `cgroup-membership-${deadPid()}-k2_x9aqz`); // tempfile.mkdtemp's suffix
+    const deadPython = path.join(root, `cgroup-membership-${endedPid()}-k2_x9aqz`); // tempfile.mkdtemp's suffix
     mkdirSync(deadPython);
     const unrelated = path.join(root, 'notes');
     mkdirSync(unrelated);
@@ -56,7 +50,7 @@ describe('benchmark scratch dirs', () => {
 
   it("keeps a dead run's dir while something is mounted under it, and removes it once nothing is", { skip: mountSkip }, withRoot(async (root) => {
     await makeScratchDir('bench-x', root);
-    const dead = path.join(root, `bench-engine-${deadPid()}-XyZ789`);
+    const dead = path.join(root, `bench-engine-${endedPid()}-XyZ789`);
     const mounted = path.join(dead, 'mnt');
     mkdirSync(mounted, { recursive: true });
     assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'none', mounted]).status, 0);
@@ -73,7 +67,7 @@ describe('benchmark scratch dirs', () => {
 
   it("reclaims the pool a killed load test's worker left in its dir, then removes the dir", { skip: poolSkipReason(), timeout: 60_000 }, withRoot(async (root) => {
     const layers = makeScratch();
-    const dead = path.join(root, `loadtest-${deadPid()}-Pq4567`);
+    const dead = path.join(root, `loadtest-${endedPid()}-Pq4567`);
     try {
       await makeScratchDir('bench-x', root);
       // A worker's pool, killed outright: its slots stay mounted under the dead run's dir.
@@ -112,7 +106,7 @@ describe('benchmark scratch dirs', () => {
     const parent = spawn('/bin/sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const zombie = Number(await new Promise<string>((resolve) => createInterface({ input: parent.stdout! }).once('line', resolve)));
-      for (const deadline = Date.now() + 5000; !/\) Z /.test(readFileSync(`/proc/${zombie}/stat`, 'utf8')); ) {
+      for (const deadline = Date.now() + 5000; processState(zombie) !== 'Z'; ) {
         if (Date.now() > deadline) throw new Error(`${zombie} never became a zombie`);
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
@@ -126,7 +120,7 @@ describe('benchmark scratch dirs', () => {
 
   it('refuses a root that is a symbolic link (someone else\'s, in a shared tmp dir)', withRoot(async (root) => {
     const elsewhere = `${root}-elsewhere`;
-    const victim = path.join(elsewhere, `loadtest-${deadPid()}-AbC123`);
+    const victim = path.join(elsewhere, `loadtest-${endedPid()}-AbC123`);
     mkdirSync(victim, { recursive: true });
     symlinkSync(elsewhere, root);
     await assert.rejects(makeScratchDir('bench-x', root), /is not a directory of uid/);
