@@ -63,9 +63,20 @@ def scratch_dir(name: str) -> str:
     return tempfile.mkdtemp(prefix=f'{name}-{os.getpid()}-', dir=root)
 
 
+def _below_cellblock_parent(path: str) -> bool:
+    """Whether `path` is a cgroup below a `cellblock` dir (<hierarchy>/cellblock/<...>), where
+    every cgroup of ours lives; never the parent itself, a hierarchy's root or anything else."""
+    parts = os.path.realpath(path).split('/')
+    return 'cellblock' in parts[:-1]
+
+
 def remove_cgroup(path: str) -> None:
     """Removes an empty cgroup dir; processes a run cut short left in it (a compiler's children)
-    are killed first, by the cgroup we made, and the removal retried once the kernel lets them go."""
+    are killed first, by the cgroup we made, and the removal retried once the kernel lets them go.
+    Refuses (ValueError) a path outside cellblock/: the kill would reach whatever the cgroup holds,
+    the whole machine for a hierarchy's root (rmdir of a root is EBUSY too)."""
+    if not _below_cellblock_parent(path):
+        raise ValueError(f'{path} is not below a cellblock/ cgroup: not removing it, nor killing what it holds')
     for _ in range(200):
         try:
             os.rmdir(path)

@@ -1,14 +1,14 @@
 // loadtest/bench_cleanup.py, which the Python benchmarks (bench:attach, bench:cgroups) clean up
 // with: a SIGTERM runs their `finally`; a killed run's scratch dir and cgroups go at the next start.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { endedPid } from '../helpers/processes.js';
+import { endedPid, processExists, processState } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
 
 const LOADTEST_DIR = fileURLToPath(new URL('../../loadtest/', import.meta.url));
@@ -71,6 +71,31 @@ describe('the Python benchmarks\' cleanup (loadtest/bench_cleanup.py)', { skip: 
       assert.equal(path.dirname(made!), root);
       assert.deepEqual([existsSync(deadNode), existsSync(deadPython), existsSync(live)], [false, false, true]);
     } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a cgroup outside cellblock/ and kills nothing in it (a hierarchy root: rmdir is EBUSY there, as on any mount point)', { skip: noPython || (process.getuid?.() !== 0 && 'needs root (a tmpfs mount)'), timeout: 30_000 }, async () => {
+    // A mount point stands in for a hierarchy's root: its rmdir fails with EBUSY, which sends
+    // remove_cgroup to kill what its cgroup.procs lists. Here that is one sleep of ours, where a
+    // real root would list every process of the machine.
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'cellblock-bench-cleanup-test-'));
+    const root = path.join(tmp, 'hierarchy');
+    mkdirSync(root);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'cellblock-test-hierarchy', root]);
+    const sleeper = spawn('/bin/sleep', ['60'], { stdio: 'ignore' });
+    try {
+      writeFileSync(path.join(root, 'cgroup.procs'), String(sleeper.pid));
+      const run = await finished(
+        python(`from bench_cleanup import remove_cgroup\ntry:\n    remove_cgroup(${JSON.stringify(root)})\nexcept ValueError as refused:\n    print('refused:', refused)`),
+      );
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stdout, /^refused: .* is not below a cellblock\/ cgroup/);
+      // Killed, it would be a zombie until Node reaps it: alive means running or sleeping.
+      assert.equal(processExists(sleeper.pid!) && processState(sleeper.pid!) !== 'Z', true, 'the process listed there is alive');
+    } finally {
+      sleeper.kill('SIGKILL');
+      execFileSync('umount', [root]);
       rmSync(tmp, { recursive: true, force: true });
     }
   });

@@ -1,17 +1,20 @@
 // cgroup backends: detection from mountinfo, the v2 backend on a v2 host, and cleanupStale
 // removing only dead instances' subtrees.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createSandbox } from '../../src/sandbox/index.js';
+import { CgroupError } from '../../src/sandbox/cgroups/backend.js';
+import { killCgroupPids } from '../../src/sandbox/cgroups/cgroupfs.js';
 import { detectCgroupLayout, parseCgroupMounts } from '../../src/sandbox/cgroups/detect.js';
 import { native } from '../../src/sandbox/native.js';
 import { MiB } from '../../src/units.js';
 import { busyboxRoot, PROGRAMS_IN_ROOT } from '../helpers/busybox-root.js';
+import { processExists, processState } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
 import { DEFAULT_LIMITS, program, skip, text, useFixture } from './fixture.js';
 
@@ -74,6 +77,47 @@ const v2Skip: string | false =
   (systemLayout?.version !== 'v2' &&
     `this host's cgroup hierarchy is ${systemLayout?.version ?? 'unusable'}, not v2: the v2 backend runs where v2 is the system's hierarchy (test/vm/cgroup-v2.test.ts runs this file in a cgroup v2 VM)`);
 if (v2Skip && !skip) console.log(`SKIP cgroup v2 backend tests: ${v2Skip}`);
+
+// Plain dirs with cgroup.procs files stand in for a hierarchy: the kill reads only those, and a
+// sleep of ours is the one process listed, where a real root would list the whole machine's.
+describe("killing what a cgroup holds", () => {
+  function sleeper() {
+    const child = spawn('/bin/sleep', ['60'], { stdio: 'ignore' });
+    const ended = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+    return { child, ended };
+  }
+
+  it("refuses a hierarchy's root (its parent dir is no cgroup) and kills nothing", () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-kill-test-'));
+    const { child } = sleeper();
+    try {
+      const root = path.join(tmp, 'hierarchy');
+      fs.mkdirSync(root);
+      fs.writeFileSync(path.join(root, 'cgroup.procs'), `${child.pid}\n`);
+      assert.throws(() => killCgroupPids(root), (error: unknown) => error instanceof CgroupError && error.code === 'EINVAL' && error.operation === 'kill');
+      assert.equal(processExists(child.pid!) && processState(child.pid!) !== 'Z', true, 'the process listed there is alive');
+    } finally {
+      child.kill('SIGKILL');
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('kills what a cgroup below the root lists', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-kill-test-'));
+    const { child, ended } = sleeper();
+    try {
+      const cgroup = path.join(tmp, 'hierarchy', 'cellblock');
+      fs.mkdirSync(cgroup, { recursive: true });
+      fs.writeFileSync(path.join(tmp, 'hierarchy', 'cgroup.procs'), '');
+      fs.writeFileSync(path.join(cgroup, 'cgroup.procs'), `${child.pid}\n`);
+      killCgroupPids(cgroup);
+      assert.equal(await ended, 'SIGKILL');
+    } finally {
+      child.kill('SIGKILL');
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('cgroup v2 backend', { skip: v2Skip }, () => {
   const f = useFixture();

@@ -154,7 +154,14 @@ export function cgroupPids(dir: string): number[] {
   }
 }
 
+/** SIGKILLs every process a cgroup of ours holds. Refuses (CgroupError EINVAL) a hierarchy's root,
+ * known by a parent dir that is no cgroup: its cgroup.procs lists every process of the machine not
+ * in a child cgroup, and a root's rmdir fails with EBUSY as a busy cgroup's does, so a wrong path
+ * handed to a removal would lead it here. */
 export function killCgroupPids(dir: string): void {
+  if (!fs.existsSync(path.join(path.dirname(path.resolve(dir)), 'cgroup.procs'))) {
+    throw new CgroupError('kill', dir, 'EINVAL', `${dir} is no cgroup below a hierarchy's root: not killing what it holds`);
+  }
   for (const pid of cgroupPids(dir)) {
     try {
       process.kill(pid, 'SIGKILL');
