@@ -101,7 +101,10 @@ def joiner(dirs: list):
 def run_once(dirs: list) -> tuple:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(command, cwd=scratch, check=True, stdout=subprocess.DEVNULL, preexec_fn=joiner(dirs) if dirs else None)
+    # Bare too through a preexec_fn (joining nothing): with one, subprocess forks; without, it
+    # vforks, and on this VM the fork alone cost gcc as much as the cgroups (2026-12-05: bare 92.4
+    # ms of CPU vforked, 102.4 forked), which every figure of this script before then included.
+    subprocess.run(command, cwd=scratch, check=True, stdout=subprocess.DEVNULL, preexec_fn=joiner(dirs))
     wall_ms = (time.perf_counter() - started) * 1e3
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_ms = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1e3
