@@ -7,19 +7,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SETPRIV_PATH } from '../src/parent-death.js';
+import { processAlive } from './helpers/processes.js';
 import { until } from './helpers/until.js';
 
 const moduleUrl = new URL('../src/parent-death.ts', import.meta.url).href;
 const noSetpriv = !existsSync(SETPRIV_PATH) && 'util-linux setpriv is missing: helpers then outlive a killed parent';
-
-function alive(pid: number): boolean {
-  try {
-    // A zombie waiting for its new parent (PID 1) to reap it has ended too.
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 describe('dyingWithParent', { skip: noSetpriv }, () => {
   it('ends the helper when its parent is killed with SIGKILL', async () => {
@@ -43,14 +35,14 @@ describe('dyingWithParent', { skip: noSetpriv }, () => {
     let helperPid: number | undefined = pid;
     try {
       // setpriv has exec'd the command: the child's pid is sleep's.
-      await until(() => alive(pid) && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sleep', 5000);
+      await until(() => processAlive(pid) && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sleep', 5000);
       const exited = new Promise((resolve) => parent.once('exit', resolve));
       parent.kill('SIGKILL');
       await exited;
-      await until(() => !alive(pid), 5000);
+      await until(() => !processAlive(pid), 5000);
       helperPid = undefined;
     } finally {
-      if (helperPid !== undefined && alive(helperPid)) process.kill(helperPid, 'SIGKILL');
+      if (helperPid !== undefined && processAlive(helperPid)) process.kill(helperPid, 'SIGKILL');
       if (parent.exitCode === null && parent.signalCode === null) parent.kill('SIGKILL');
     }
   });

@@ -11,7 +11,8 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } fr
 import os from 'node:os';
 import path from 'node:path';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
-import { processState } from '../../test/helpers/processes.js';
+// processAlive counts a zombie as gone: a killed run's pid may linger as one.
+import { processAlive } from '../../test/helpers/processes.js';
 
 export const BENCH_SCRATCH_ROOT = path.join(os.tmpdir(), 'cellblock-bench');
 
@@ -26,16 +27,6 @@ export interface OrphanSweep {
   removed: string[];
   /** Dirs of dead runs left in place: something is still mounted under them. */
   kept: string[];
-}
-
-/** A zombie counts as gone: it holds no mount or cgroup membership, and a killed run's parent (an
- * init that reaps orphans lazily) may leave it a while. */
-function processAlive(pid: number): boolean {
-  try {
-    return processState(pid) !== 'Z';
-  } catch {
-    return false; // no /proc/<pid>: gone
-  }
 }
 
 /** The root, made if missing; refused unless it is a real dir of this user (never a link someone

@@ -27,6 +27,17 @@ export function processState(pid: number): string {
   return statFields(pid)[0]!;
 }
 
+/** Whether a process is alive: it exists and is no zombie. A zombie has ended (it holds no mount,
+ * cgroup membership or CPU), and an orphan's zombie may wait a while for its new parent (PID 1 here
+ * reaps orphans lazily). */
+export function processAlive(pid: number): boolean {
+  try {
+    return processState(pid) !== 'Z';
+  } catch {
+    return false; // no /proc/<pid>: gone
+  }
+}
+
 /** Whether a process with this pid exists (signal 0 reaches it). */
 export function processExists(pid: number): boolean {
   try {
