@@ -85,7 +85,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function modes(sandbox: Sandbox, bare: BareRunner, rootDir: string, workDir: string): Mode[] {
   const trueInRoot = path.join(rootDir, 'bin/true');
-  // The runner's first run follows its own start, not a gap: dropped, as in timedTurn.
+  // The runner's first run follows its own start, not a run of its mode: dropped, as in timedTurn.
   const bareC = (spawnWith: 'posix_spawn' | 'fork') => async (gapMs: number) =>
     (await bare.run({ files: {}, commands: [[trueInRoot]], env: {} }, { runs: RUNS_PER_TURN, loops: 1, gapMs, spawnWith })).latenciesMs.slice(1);
   const floor: Mode = { name: 'bare posix_spawn (C runner)', samples: bareC('posix_spawn') };

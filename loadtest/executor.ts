@@ -8,9 +8,15 @@
 // whole machine (kernel threads included: the namespaces' teardown). Not a test: figures only.
 //
 // With --gap-ms, sporadic instead: one job at a time after an idle gap, against the bare program
-// one at a time after the same gap, in alternating rounds; p50 of the job's time in execute(),
-// of its programs' own wall time (compile + run, from "go" to exit), and of the difference: the
-// executor's own time on a job's path (pool take, files, starting and reading each stage).
+// one at a time after the same gap, in turns of three a gap apart (the first dropped), the two
+// sides taking turns and each turn starting once the pool's upkeep of the last is done
+// (loadtest/turns.ts), so that both sides see the same host: on these VMs its speed drifts by
+// more than the difference under test within a minute, which rounds of a side each misread. Per
+// round, p50 of the job's time in execute(), of its programs' own wall time (compile + run, from
+// "go" to exit), and of the difference: the executor's own time on a job's path (pool take,
+// files, starting and reading each stage); then the p50 of the programs' CPU time on either side
+// (the runs' cgroups; the bare runner's wait4), which tells a program that worked longer in its
+// container from one that waited longer there.
 //
 //   npm run bench:executor -- [--scenario 'python hello'|'c true'|'java hello' ...] [--rounds N] [--jobs N] [--gap-ms MS]
 //
@@ -32,6 +38,7 @@ import { hostNote, loadAverage } from './service/host.js';
 import { runInterruptible } from './service/interrupt.js';
 import { scenarios, type Scenario } from './service/scenarios.js';
 import { distribution } from './service/stats.js';
+import { RUNS_PER_TURN, SAMPLES_PER_TURN, SETTLE_MS, settled, timedTurn } from './turns.js';
 
 const { values } = parseArgs({
   options: {
@@ -40,7 +47,7 @@ const { values } = parseArgs({
     /** Jobs per executor round (600; 100 with --gap-ms); the bare rounds run as many, spread
      * over one loop per core. */
     jobs: { type: 'string' },
-    /** > 0: sporadic rounds, one job at a time after this long idle. */
+    /** > 0: sporadic rounds, one job at a time after this long idle, the sides taking turns. */
     'gap-ms': { type: 'string', default: '0' },
   },
 });
@@ -75,6 +82,7 @@ interface Round {
 }
 
 const perJob = (ms: number, jobs: number) => ms / jobs;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 type Check = Scenario['jobs'][0]['check'];
 
@@ -125,44 +133,64 @@ async function executorRound(executor: Executor, request: ExecuteRequest, check:
   };
 }
 
-interface SporadicRound {
-  executeMsP50: number;
-  programsMsP50: number;
-  ownMsP50: number;
+/** One job's figures on the executor's side of a sporadic round. */
+interface ExecutorJob {
+  executeMs: number;
+  programsMs: number;
+  programsCpuMs: number;
 }
 
-async function sporadicRound(executor: Executor, request: ExecuteRequest, check: Check): Promise<SporadicRound> {
-  const executeMs: number[] = [];
-  const programsMs: number[] = [];
-  const ownMs: number[] = [];
-  for (let i = 0; i < jobsPerRound; i++) {
-    await new Promise((resolve) => setTimeout(resolve, gapMs));
+/** One turn of the executor's side: RUNS_PER_TURN jobs a gap apart, the first dropped. */
+async function executorTurn(executor: Executor, request: ExecuteRequest, check: Check): Promise<ExecutorJob[]> {
+  const jobs: ExecutorJob[] = [];
+  await timedTurn(gapMs, async () => {
     const start = performance.now();
     const result = checked(await executor.execute(request), check);
-    const elapsedMs = performance.now() - start;
-    const programs = (result.compile?.metrics.wallTimeMs ?? 0) + (result.run?.metrics.wallTimeMs ?? 0);
-    executeMs.push(elapsedMs);
-    programsMs.push(programs);
-    ownMs.push(elapsedMs - programs);
-  }
-  return { executeMsP50: distribution(executeMs).p50, programsMsP50: distribution(programsMs).p50, ownMsP50: distribution(ownMs).p50 };
+    const executeMs = performance.now() - start;
+    jobs.push({
+      executeMs,
+      programsMs: (result.compile?.metrics.wallTimeMs ?? 0) + (result.run?.metrics.wallTimeMs ?? 0),
+      programsCpuMs: (result.compile?.metrics.cpuTimeMs ?? 0) + (result.run?.metrics.cpuTimeMs ?? 0),
+    });
+    return executeMs;
+  });
+  return jobs.slice(1);
 }
 
 async function sporadic(executor: Executor, bare: BareRunner, scenario: Scenario): Promise<void> {
   const request = executeRequest(scenario);
   const check = scenario.jobs[0]!.check;
-  console.log('round  bare p50 ms  executor p50 ms  executor - bare  | of the executor: programs p50  own p50');
+  const turns = Math.ceil(jobsPerRound / SAMPLES_PER_TURN);
+  console.log(`${turns * SAMPLES_PER_TURN} jobs a side per round, in turns of ${RUNS_PER_TURN} (the first dropped), the sides alternating`);
+  console.log('round  bare p50 ms  executor p50 ms  executor - bare  | of the executor: programs p50  own p50 | CPU p50 ms: bare  programs');
   const owns: number[] = [];
   for (let round = 1; round <= rounds; round++) {
-    const runBare = async () => {
-      const run = await bare.run(scenario.bare, { runs: jobsPerRound, loops: 1, gapMs });
+    const bareMs: number[] = [];
+    const bareCpuMs: number[] = [];
+    const jobs: ExecutorJob[] = [];
+    const bareTurn = async () => {
+      // The runner's first run follows its own start, not a run of its mode: dropped, as in timedTurn.
+      const run = await bare.run(scenario.bare, { runs: RUNS_PER_TURN, loops: 1, gapMs });
       if (run.failures > 0) throw new Error(`bare ${scenario.name}: ${run.failures} runs failed`);
-      return distribution(run.latenciesMs).p50;
+      bareMs.push(...run.latenciesMs.slice(1));
+      bareCpuMs.push(...run.cpuMs.slice(1));
     };
-    const [bareMsP50, result] = await inTurn(round, runBare, () => sporadicRound(executor, request, check));
-    owns.push(result.ownMsP50);
+    const turnOfExecutor = async () => {
+      jobs.push(...(await executorTurn(executor, request, check)));
+    };
+    for (let turn = 0; turn < turns; turn++) {
+      for (const side of (round + turn) % 2 === 0 ? [bareTurn, turnOfExecutor] : [turnOfExecutor, bareTurn]) {
+        await settled([executor]);
+        await sleep(Math.max(gapMs, SETTLE_MS));
+        await side();
+      }
+    }
+    const p50 = (values: number[]) => distribution(values).p50;
+    const [bareMsP50, executeMsP50] = [p50(bareMs), p50(jobs.map((j) => j.executeMs))];
+    const ownMsP50 = p50(jobs.map((j) => j.executeMs - j.programsMs));
+    owns.push(ownMsP50);
     console.log(
-      `${String(round).padStart(5)}  ${bareMsP50.toFixed(2).padStart(11)}  ${result.executeMsP50.toFixed(2).padStart(15)}  ${(result.executeMsP50 - bareMsP50).toFixed(2).padStart(14)}  |  ${result.programsMsP50.toFixed(2).padStart(28)}  ${result.ownMsP50.toFixed(3).padStart(7)}`,
+      `${String(round).padStart(5)}  ${bareMsP50.toFixed(2).padStart(11)}  ${executeMsP50.toFixed(2).padStart(15)}  ${(executeMsP50 - bareMsP50).toFixed(2).padStart(14)}  |  ${p50(jobs.map((j) => j.programsMs)).toFixed(2).padStart(28)}  ${ownMsP50.toFixed(3).padStart(7)} | ${p50(bareCpuMs).toFixed(2).padStart(15)}  ${p50(jobs.map((j) => j.programsCpuMs)).toFixed(2).padStart(8)}`,
     );
   }
   console.log(`median of the executor's own p50: ${distribution(owns).p50.toFixed(3)} ms`);
@@ -195,7 +223,7 @@ async function main(): Promise<void> {
     if (closed) await close(); // interrupted while it started
     if (gapMs > 0) {
       console.log(`# cellblock executor, sporadic: ${hostNote()}`);
-      console.log(`# one job at a time after ${gapMs} ms idle, ${jobsPerRound} per round on either side; pool maxReady ${config.poolMaxReady}`);
+      console.log(`# one job at a time after ${gapMs} ms idle, each side in turn; pool maxReady ${config.poolMaxReady}`);
     } else {
       console.log(`# cellblock executor closed loop: ${hostNote()}`);
       console.log(`# executor: ${concurrency} jobs at once (the worker's, CELLBLOCK_WORKER_CONCURRENCY${process.env.CELLBLOCK_WORKER_CONCURRENCY ? '' : ' unset: its default'}), pool maxReady ${config.poolMaxReady}; bare: one loop per core; ${jobsPerRound} jobs per round on either side`);

@@ -38,7 +38,7 @@ import { hostNote, loadAverage } from './service/host.js';
 import { runInterruptible } from './service/interrupt.js';
 import { makeScratchDir } from './service/scratch.js';
 import { bootstrapInterval, distribution, median } from './service/stats.js';
-import { RUNS_PER_TURN, SAMPLES_PER_TURN, timedTurn } from './turns.js';
+import { RUNS_PER_TURN, SAMPLES_PER_TURN, SETTLE_MS, settled, timedTurn } from './turns.js';
 
 const { values } = parseArgs({
   options: {
@@ -155,16 +155,6 @@ function executorMode(name: string, executor: Executor, pooled: boolean): Mode {
   };
 }
 
-/** After this long with every pool's upkeep done (the used containers' teardown included), the
- * kernel's work behind it (the network namespaces' cleanup in a kworker) is over too. */
-const SETTLE_MS = 30;
-
-/** Resolves once no executor's pool holds, prepares or still has to tear down a slot. */
-async function settled(executors: Executor[]): Promise<void> {
-  const busy = () => executors.some((e) => Object.values(e.stats().images).some((s) => s.inUse + s.preparing + s.retiring > 0));
-  while (busy()) await sleep(2);
-}
-
 /** The mode of issue 4's targets. */
 const WARM_POOL_MODE = 'pool warm (roots + containers)';
 
@@ -244,7 +234,7 @@ async function main(): Promise<void> {
       const { writeFileSync } = await import('node:fs');
       writeFileSync(join(bareDir, program.runtime.sourceFile), program.source);
       const env = program.runtime.env;
-      // The runner's first run follows its own start, not a gap: dropped, as in timedTurn.
+      // The runner's first run follows its own start, not a run of its mode: dropped, as in timedTurn.
       const bareC = (spawnWith: 'posix_spawn' | 'fork') => async (p: Program, gap: number) =>
         (await bare.run({ image: p.runtime.image, files: { [p.runtime.sourceFile]: p.source }, commands: [p.bareArgv], env }, { runs: RUNS_PER_TURN, loops: 1, gapMs: gap, spawnWith })).latenciesMs.slice(1);
       const hostArgv = program.hostArgv;

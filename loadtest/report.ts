@@ -149,13 +149,17 @@ async function measured(
   return { service, cpuMs, pool };
 }
 
-/** Rounds each side runs in turn (bare, service, bare, service, ...), so that both see the same
- * background load on a shared machine rather than one side catching a busy minute. */
-const ROUNDS = { closed: 3, sporadic: 2 };
+/** Rounds each side runs in turn, the side that goes first alternating (bare, service, service,
+ * bare, ...), so that both see the same background load on a shared machine rather than one side
+ * catching a busy minute. A sporadic round is about SPORADIC_JOBS_PER_ROUND jobs a side (~5 s):
+ * on these VMs the host's speed drifts within a minute by more than the differences under test
+ * (a bare c true 81 ms p50 in one half-minute, 106 ms in the next), which longer rounds misread. */
+const CLOSED_ROUNDS = 3;
+const SPORADIC_JOBS_PER_ROUND = 20;
 
 async function runScenario(stack: Stack, bareRunner: BareRunner, scenario: Scenario, mode: Mode): Promise<ScenarioResult> {
   const jobs = mode === 'closed' ? SIZES.closedJobs[scenario.name as keyof typeof SIZES.closedJobs] ?? 100 : SIZES.sporadicJobs;
-  const rounds = ROUNDS[mode];
+  const rounds = mode === 'closed' ? CLOSED_ROUNDS : Math.max(2, Math.round(jobs / SPORADIC_JOBS_PER_ROUND));
   // autocannon refuses fewer requests than connections.
   const perRound = Math.max(mode === 'closed' ? CLOSED_CONNECTIONS : 1, Math.round(jobs / rounds));
   const gapMs = 1000 / SPORADIC_RATE_PER_SECOND;
@@ -165,17 +169,23 @@ async function runScenario(stack: Stack, bareRunner: BareRunner, scenario: Scena
   const bareCpuMs = { program: 0, machine: 0 };
   const pool = { takes: 0, misses: 0 };
   for (let round = 0; round < rounds; round++) {
-    const [bareProgramBefore, bareMachineBefore] = [reapedChildrenMs(), machineBusyMs()];
-    bareRuns.push(
-      await bareRunner.run(scenario.bare, mode === 'closed' ? { runs: perRound, loops: BARE_LOOPS, gapMs: 0 } : { runs: perRound, loops: 1, gapMs }),
-    );
-    bareCpuMs.program += reapedChildrenMs() - bareProgramBefore;
-    bareCpuMs.machine += machineBusyMs() - bareMachineBefore;
-    const { service, cpuMs: used, pool: takes } = await measured(stack, () =>
-      mode === 'closed'
-        ? closedLoop(stack.url, scenario, { connections: CLOSED_CONNECTIONS, amount: perRound })
-        : fixedRate(stack.url, scenario, { ratePerSecond: SPORADIC_RATE_PER_SECOND, amount: perRound }),
-    );
+    const bareSide = async () => {
+      const [bareProgramBefore, bareMachineBefore] = [reapedChildrenMs(), machineBusyMs()];
+      bareRuns.push(
+        await bareRunner.run(scenario.bare, mode === 'closed' ? { runs: perRound, loops: BARE_LOOPS, gapMs: 0 } : { runs: perRound, loops: 1, gapMs }),
+      );
+      bareCpuMs.program += reapedChildrenMs() - bareProgramBefore;
+      bareCpuMs.machine += machineBusyMs() - bareMachineBefore;
+    };
+    const serviceSide = () =>
+      measured(stack, () =>
+        mode === 'closed'
+          ? closedLoop(stack.url, scenario, { connections: CLOSED_CONNECTIONS, amount: perRound })
+          : fixedRate(stack.url, scenario, { ratePerSecond: SPORADIC_RATE_PER_SECOND, amount: perRound }),
+      );
+    if (round % 2 === 0) await bareSide();
+    const { service, cpuMs: used, pool: takes } = await serviceSide();
+    if (round % 2 === 1) await bareSide();
     serviceRuns.push(service);
     for (const [name, ms] of Object.entries(used)) cpuMs[name] = (cpuMs[name] ?? 0) + ms;
     pool.takes += takes.takes;
@@ -194,8 +204,9 @@ const perSecond = (count: number, elapsedMs: number) => count / msToSeconds(elap
 
 function joinBareRuns(runs: BareRun[]): BareRun {
   const latenciesMs = runs.flatMap((run) => run.latenciesMs);
+  const cpuMs = runs.flatMap((run) => run.cpuMs);
   const elapsedMs = total(runs, (run) => run.elapsedMs);
-  return { latenciesMs, elapsedMs, failures: total(runs, (run) => run.failures), throughputPerSecond: perSecond(latenciesMs.length, elapsedMs) };
+  return { latenciesMs, cpuMs, elapsedMs, failures: total(runs, (run) => run.failures), throughputPerSecond: perSecond(latenciesMs.length, elapsedMs) };
 }
 
 function joinServiceRuns(runs: ServiceRun[]): ServiceRun {

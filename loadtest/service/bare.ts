@@ -22,6 +22,9 @@ export class BareRunError extends Error {
 
 export interface BareRun {
   latenciesMs: number[];
+  /** Per run, in the order of latenciesMs: the user + system CPU time of its programs and of every
+   * descendant they reaped (wait4's rusage), as a container's `cpuTimeMs` counts its run's. */
+  cpuMs: number[];
   elapsedMs: number;
   /** Iterations whose program did not exit 0. */
   failures: number;
@@ -80,6 +83,7 @@ export async function createBareRunner(dataDir = dataDirFromEnv()): Promise<Bare
     rmSync(base, { recursive: true, force: true });
     if (code !== 0) throw new BareRunError(`bare runner exited ${code}: ${stderr.trim()}`);
     const latenciesMs: number[] = [];
+    const cpuMs: number[] = [];
     let failures = 0;
     let elapsedMs = NaN;
     for (const line of stdout.trim().split('\n')) {
@@ -89,9 +93,10 @@ export async function createBareRunner(dataDir = dataDirFromEnv()): Promise<Bare
         continue;
       }
       latenciesMs.push(usToMs(Number(fields[1])));
+      cpuMs.push(usToMs(Number(fields[3])));
       if (fields[2] !== '0') failures++;
     }
-    return { latenciesMs, elapsedMs, failures, throughputPerSecond: latenciesMs.length / msToSeconds(elapsedMs) };
+    return { latenciesMs, cpuMs, elapsedMs, failures, throughputPerSecond: latenciesMs.length / msToSeconds(elapsedMs) };
   }
 
   return { run, close: () => rmSync(scratch, { recursive: true, force: true }) };

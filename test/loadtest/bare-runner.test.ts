@@ -55,6 +55,30 @@ describe('the load test\'s bare runner', { skip: notRoot }, () => {
     assert.equal(forked.failures, 0);
   });
 
+  it('reports each run\'s CPU time apart from its wall time, the descendants it reaped included', async () => {
+    const python = (code: string): BareProgram => ({
+      image: 'python',
+      files: {},
+      commands: [['/usr/bin/python3', '-c', code]],
+      env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' },
+    });
+    // The work is a grandchild's: python runs a second python, which loops.
+    const busy = await runner.run(python('import subprocess, sys; subprocess.run([sys.executable, "-c", "x = 0\\nfor i in range(3 * 10**6): x += i"], check=True)'), { runs: 1, loops: 1, gapMs: 0 });
+    assert.equal(busy.failures, 0);
+    const [busyWallMs, busyCpuMs] = [busy.latenciesMs[0]!, busy.cpuMs[0]!];
+    assert.ok(busyCpuMs >= busyWallMs / 2 && busyCpuMs <= busyWallMs * 1.1 + 5, `busy: ${busyCpuMs} ms of CPU in ${busyWallMs} ms`);
+    const sleeper = await runner.run(python('import time; time.sleep(0.3)'), { runs: 1, loops: 1, gapMs: 0 });
+    assert.equal(sleeper.failures, 0);
+    const [sleeperWallMs, sleeperCpuMs] = [sleeper.latenciesMs[0]!, sleeper.cpuMs[0]!];
+    assert.ok(sleeperWallMs >= 300 && sleeperCpuMs < sleeperWallMs - 200, `sleeper: ${sleeperCpuMs} ms of CPU in ${sleeperWallMs} ms`);
+  });
+
+  it('sleeps the gap before every run, the first one too: each follows the same idle', async () => {
+    const run = await runner.run(program('python'), { runs: 2, loops: 1, gapMs: 300 });
+    assert.equal(run.failures, 0);
+    assert.ok(run.elapsedMs >= 600, `two runs with 300 ms gaps took ${run.elapsedMs} ms`);
+  });
+
   it('counts a run whose program fails (the same check run on the host sees the host)', async () => {
     const run = await runner.run(program(undefined), { runs: 2, loops: 1, gapMs: 0 });
     assert.equal(run.failures, 2);
