@@ -168,18 +168,18 @@ async function sporadic(executor: Executor, bare: BareRunner, scenario: Scenario
     const bareMs: number[] = [];
     const bareCpuMs: number[] = [];
     const jobs: ExecutorJob[] = [];
-    const bareTurn = async () => {
+    const takeBareTurn = async () => {
       // The runner's first run follows its own start, not a run of its mode: dropped, as in timedTurn.
       const run = await bare.run(scenario.bare, { runs: RUNS_PER_TURN, loops: 1, gapMs });
       if (run.failures > 0) throw new Error(`bare ${scenario.name}: ${run.failures} runs failed`);
       bareMs.push(...run.latenciesMs.slice(1));
       bareCpuMs.push(...run.cpuMs.slice(1));
     };
-    const turnOfExecutor = async () => {
+    const takeExecutorTurn = async () => {
       jobs.push(...(await executorTurn(executor, request, check)));
     };
     for (let turn = 0; turn < turns; turn++) {
-      for (const side of (round + turn) % 2 === 0 ? [bareTurn, turnOfExecutor] : [turnOfExecutor, bareTurn]) {
+      for (const side of (round + turn) % 2 === 0 ? [takeBareTurn, takeExecutorTurn] : [takeExecutorTurn, takeBareTurn]) {
         await settled([executor]);
         await sleep(Math.max(gapMs, SETTLE_MS));
         await side();
