@@ -153,7 +153,8 @@ async function measured(
  * bare, ...), so that both see the same background load on a shared machine rather than one side
  * catching a busy minute. A sporadic round is about SPORADIC_JOBS_PER_ROUND jobs a side (~5 s):
  * on these VMs the host's speed drifts within a minute by more than the differences under test
- * (a bare c true 81 ms p50 in one half-minute, 106 ms in the next), which longer rounds misread. */
+ * (a bare c true 106.7 ms p50 in one half-minute, 83.9 ms in the next: bench:executor at 15:31 on
+ * 2026-12-05), which longer rounds misread. */
 const CLOSED_ROUNDS = 3;
 const SPORADIC_JOBS_PER_ROUND = 20;
 
