@@ -222,7 +222,7 @@ function latencyTable(results: ScenarioResult[]): string {
     const service = benign(result.service.samples);
     const serviceLatency = distribution(numbers(service, (s) => s.latencyMs));
     const bareLatency = distribution(result.bare.latenciesMs);
-    const row = (side: string, jobs: number, perSecond: number, d: Distribution, failed: number, queue = '', sandbox = '') => [
+    const row = (side: string, jobs: number, perSecond: number, d: Distribution, failed: number, programCpu: string, queue = '', sandbox = '') => [
       `${result.scenario} / ${result.mode}`,
       side,
       String(jobs),
@@ -232,9 +232,11 @@ function latencyTable(results: ScenarioResult[]): string {
       fmt(d.p99, 2),
       queue,
       sandbox,
+      programCpu,
       String(failed),
     ];
-    rows.push(row('bare', result.bare.latenciesMs.length, result.bare.throughputPerSecond, bareLatency, result.bare.failures));
+    const bareCpu = fmt(distribution(result.bare.cpuMs).p50, 1);
+    rows.push(row('bare', result.bare.latenciesMs.length, result.bare.throughputPerSecond, bareLatency, result.bare.failures, bareCpu));
     rows.push(
       row(
         'service',
@@ -242,13 +244,19 @@ function latencyTable(results: ScenarioResult[]): string {
         result.service.throughputPerSecond,
         serviceLatency,
         failures(service).length + result.service.errors,
+        fmt(distribution(numbers(service, (s) => s.sandboxCpuMs)).p50, 1),
         fmt(distribution(numbers(service, (s) => s.queueWaitMs)).p50, 1),
         fmt(distribution(numbers(service, (s) => s.sandboxWallMs)).p50, 1),
       ),
     );
   }
-  return table(['scenario / mode', 'side', 'jobs', 'jobs/s', 'p50 ms', 'p90 ms', 'p99 ms', 'queue p50', 'sandbox p50', 'failed'], rows);
+  return table(['scenario / mode', 'side', 'jobs', 'jobs/s', 'p50 ms', 'p90 ms', 'p99 ms', 'queue p50', 'sandbox p50', 'CPU p50', 'failed'], rows);
 }
+
+const CPU_NOTE =
+  '\n"CPU p50": the programs\' own user + system CPU time per job, compile included: the result\'s\n' +
+  "metrics.cpuTimeMs (the runs' cgroups) on the service side, the bare runner's wait4 on the bare side.\n" +
+  'Beside the wall times it tells a program that worked longer in its container from one that waited longer.';
 
 const INTERVAL_NOTE =
   '\nThe 95% interval of p50 +ms (bootstrap, 2000 resamples of both sides): how far the figure could move\n' +
@@ -488,6 +496,7 @@ async function main(): Promise<void> {
 
   console.log('\n## Latency and throughput (benign jobs; end-to-end = POST ?wait=true → result)\n');
   console.log(latencyTable(results));
+  console.log(CPU_NOTE);
   console.log('\n## Service vs bare (same run, same cores)\n');
   console.log(ratioTable(results));
   console.log(INTERVAL_NOTE);
