@@ -29,7 +29,7 @@ import { hostNote, loadAverage } from './service/host.js';
 import { runInterruptible } from './service/interrupt.js';
 import { makeScratchDir } from './service/scratch.js';
 import { distribution } from './service/stats.js';
-import { RUNS_PER_TURN, SAMPLES_PER_TURN, timedTurn } from './turns.js';
+import { bareTurn, RUNS_PER_TURN, SAMPLES_PER_TURN, timedTurn } from './turns.js';
 
 const { values } = parseArgs({
   options: {
@@ -85,9 +85,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function modes(sandbox: Sandbox, bare: BareRunner, rootDir: string, workDir: string): Mode[] {
   const trueInRoot = path.join(rootDir, 'bin/true');
-  // The runner's first run follows its own start, not a run of its mode: dropped, as in timedTurn.
   const bareC = (spawnWith: 'posix_spawn' | 'fork') => async (gapMs: number) =>
-    (await bare.run({ files: {}, commands: [[trueInRoot]], env: {} }, { runs: RUNS_PER_TURN, loops: 1, gapMs, spawnWith })).latenciesMs.slice(1);
+    (await bareTurn(bare, { files: {}, commands: [[trueInRoot]], env: {} }, gapMs, spawnWith)).latenciesMs;
   const floor: Mode = { name: 'bare posix_spawn (C runner)', samples: bareC('posix_spawn') };
   const forkExec: Mode = { name: 'bare fork + exec (C runner)', samples: bareC('fork') };
   const nodeSpawn: Mode = { name: 'bare spawn (Node child_process)', samples: (gapMs) => timedTurn(gapMs, () => timed(() => spawnAndWait(trueInRoot, []))) };

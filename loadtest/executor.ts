@@ -38,7 +38,7 @@ import { hostNote, loadAverage } from './service/host.js';
 import { runInterruptible } from './service/interrupt.js';
 import { scenarios, type Scenario } from './service/scenarios.js';
 import { distribution } from './service/stats.js';
-import { RUNS_PER_TURN, SAMPLES_PER_TURN, SETTLE_MS, settled, timedTurn } from './turns.js';
+import { bareTurn, RUNS_PER_TURN, SAMPLES_PER_TURN, SETTLE_MS, settled, timedTurn } from './turns.js';
 
 const { values } = parseArgs({
   options: {
@@ -147,11 +147,8 @@ async function executorTurn(executor: Executor, request: ExecuteRequest, check: 
     const start = performance.now();
     const result = checked(await executor.execute(request), check);
     const executeMs = performance.now() - start;
-    jobs.push({
-      executeMs,
-      programsMs: (result.compile?.metrics.wallTimeMs ?? 0) + (result.run?.metrics.wallTimeMs ?? 0),
-      programsCpuMs: (result.compile?.metrics.cpuTimeMs ?? 0) + (result.run?.metrics.cpuTimeMs ?? 0),
-    });
+    const stagesMs = (metric: 'wallTimeMs' | 'cpuTimeMs') => (result.compile?.metrics[metric] ?? 0) + (result.run?.metrics[metric] ?? 0);
+    jobs.push({ executeMs, programsMs: stagesMs('wallTimeMs'), programsCpuMs: stagesMs('cpuTimeMs') });
     return executeMs;
   });
   return jobs.slice(1);
@@ -169,11 +166,10 @@ async function sporadic(executor: Executor, bare: BareRunner, scenario: Scenario
     const bareCpuMs: number[] = [];
     const jobs: ExecutorJob[] = [];
     const takeBareTurn = async () => {
-      // The runner's first run follows its own start, not a run of its mode: dropped, as in timedTurn.
-      const run = await bare.run(scenario.bare, { runs: RUNS_PER_TURN, loops: 1, gapMs });
-      if (run.failures > 0) throw new Error(`bare ${scenario.name}: ${run.failures} runs failed`);
-      bareMs.push(...run.latenciesMs.slice(1));
-      bareCpuMs.push(...run.cpuMs.slice(1));
+      const turn = await bareTurn(bare, scenario.bare, gapMs);
+      if (turn.failures > 0) throw new Error(`bare ${scenario.name}: ${turn.failures} runs failed`);
+      bareMs.push(...turn.latenciesMs);
+      bareCpuMs.push(...turn.cpuMs);
     };
     const takeExecutorTurn = async () => {
       jobs.push(...(await executorTurn(executor, request, check)));

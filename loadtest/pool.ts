@@ -38,7 +38,7 @@ import { hostNote, loadAverage } from './service/host.js';
 import { runInterruptible } from './service/interrupt.js';
 import { makeScratchDir } from './service/scratch.js';
 import { bootstrapInterval, distribution, median } from './service/stats.js';
-import { RUNS_PER_TURN, SAMPLES_PER_TURN, SETTLE_MS, settled, timedTurn } from './turns.js';
+import { bareTurn, RUNS_PER_TURN, SAMPLES_PER_TURN, SETTLE_MS, settled, timedTurn } from './turns.js';
 
 const { values } = parseArgs({
   options: {
@@ -234,9 +234,8 @@ async function main(): Promise<void> {
       const { writeFileSync } = await import('node:fs');
       writeFileSync(join(bareDir, program.runtime.sourceFile), program.source);
       const env = program.runtime.env;
-      // The runner's first run follows its own start, not a run of its mode: dropped, as in timedTurn.
       const bareC = (spawnWith: 'posix_spawn' | 'fork') => async (p: Program, gap: number) =>
-        (await bare.run({ image: p.runtime.image, files: { [p.runtime.sourceFile]: p.source }, commands: [p.bareArgv], env }, { runs: RUNS_PER_TURN, loops: 1, gapMs: gap, spawnWith })).latenciesMs.slice(1);
+        (await bareTurn(bare, { image: p.runtime.image, files: { [p.runtime.sourceFile]: p.source }, commands: [p.bareArgv], env }, gap, spawnWith)).latenciesMs;
       const hostArgv = program.hostArgv;
       // The baselines lead the list: posix_spawn, fork + exec, Node's spawn (where it runs the same binary).
       const modes: Mode[] = [

@@ -8,6 +8,8 @@
 // after 50 ms idle, ~1.25 ms after 200 ms).
 
 import type { Executor } from '../src/executor/executor.js';
+import type { BareRunner, BareRunOptions } from './service/bare.js';
+import type { BareProgram } from './service/scenarios.js';
 
 /** Runs per turn and mode, the first dropped. */
 export const RUNS_PER_TURN = 3;
@@ -25,6 +27,19 @@ export async function timedTurn(gapMs: number, runOnce: () => Promise<number>): 
     samples.push(await runOnce());
   }
   return samples.slice(1);
+}
+
+/** One turn of the C bare runner: RUNS_PER_TURN runs, each a gap after the last, the first
+ * dropped (it follows the runner's own start, not a run of its mode, as timedTurn's first follows
+ * other modes' turns). Per kept run its latency and CPU time; `failures` counts every run. */
+export async function bareTurn(
+  bare: BareRunner,
+  program: BareProgram,
+  gapMs: number,
+  spawnWith?: BareRunOptions['spawnWith'],
+): Promise<{ latenciesMs: number[]; cpuMs: number[]; failures: number }> {
+  const run = await bare.run(program, { runs: RUNS_PER_TURN, loops: 1, gapMs, ...(spawnWith ? { spawnWith } : {}) });
+  return { latenciesMs: run.latenciesMs.slice(1), cpuMs: run.cpuMs.slice(1), failures: run.failures };
 }
 
 /** After this long with every pool's upkeep done (the used containers' teardown included), the
