@@ -49,6 +49,16 @@ std::vector<sock_filter> linearFilter(const cb::SeccompPolicy& policy) {
   f.push_back(BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, policy.cloneNamespaceFlags, 0, 1));
   f.push_back(BPF_STMT(BPF_RET | BPF_K, refuse));
   f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  const uint8_t families = static_cast<uint8_t>(policy.socketFamilies.size());
+  for (uint32_t nr : policy.socketNrs) {
+    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, static_cast<uint8_t>(families + 3)));
+    f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])));
+    for (uint8_t i = 0; i < families; i++) {
+      f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, policy.socketFamilies[i], static_cast<uint8_t>(families - i), 0));
+    }
+    f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 97 /* EAFNOSUPPORT */));
+    f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  }
   f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
   return f;
 }

@@ -449,7 +449,7 @@ Napi::Value JoinCounts(const Napi::CallbackInfo& info) {
 }
 
 /** seccompPolicy() -> {filter: Buffer of struct sock_filter, refused, notImplemented, cloneNr,
- * cloneNamespaceFlags, auditArch, x32SyscallBit}: for the tests that check the filter. */
+ * cloneNamespaceFlags, socketNrs, socketFamilies, auditArch, x32SyscallBit}: for the tests that check the filter. */
 Napi::Value SeccompPolicy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   cb::SeccompPolicy policy = cb::seccompPolicy();
@@ -473,6 +473,8 @@ Napi::Value SeccompPolicy(const Napi::CallbackInfo& info) {
   o.Set("notImplemented", numbers(policy.notImplemented));
   o.Set("cloneNr", Napi::Number::New(env, policy.cloneNr));
   o.Set("cloneNamespaceFlags", Napi::Number::New(env, policy.cloneNamespaceFlags));
+  o.Set("socketNrs", numbers(policy.socketNrs));
+  o.Set("socketFamilies", numbers(policy.socketFamilies));
   o.Set("auditArch", Napi::Number::New(env, policy.auditArch));
   o.Set("x32SyscallBit", Napi::Number::New(env, policy.x32SyscallBit));
   return o;

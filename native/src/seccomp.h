@@ -1,7 +1,8 @@
 // The seccomp filter of the program: refuses (EPERM) the system calls a submission never needs,
 // makes clone3 fail with ENOSYS (libc then falls back to clone, whose flags a classic BPF filter
-// can inspect), refuses clone with any CLONE_NEW* flag, and kills the process on a foreign
-// audit architecture or an x32 system call.
+// can inspect), refuses clone with any CLONE_NEW* flag, lets socket and socketpair make only
+// unix, IP and netlink sockets (EAFNOSUPPORT for the rest: AF_VSOCK, AF_ALG...), and kills the
+// process on a foreign audit architecture or an x32 system call.
 #pragma once
 
 #include <stdint.h>
@@ -29,6 +30,8 @@ struct SeccompPolicy {
   std::vector<uint32_t> notImplemented;  // ENOSYS
   uint32_t cloneNr = 0;                  // EPERM when its flags hold any of cloneNamespaceFlags
   uint32_t cloneNamespaceFlags = 0;
+  std::vector<uint32_t> socketNrs;       // EAFNOSUPPORT unless the family is in socketFamilies
+  std::vector<uint32_t> socketFamilies;
   uint32_t auditArch = 0;      // any other architecture: the process is killed
   uint32_t x32SyscallBit = 0;  // 0: none; numbers with it set: the process is killed
 };

@@ -127,6 +127,10 @@ export interface NativeSeccompPolicy {
   /** clone: refused with EPERM when its flags hold any of cloneNamespaceFlags. */
   cloneNr: number;
   cloneNamespaceFlags: number;
+  /** socket and socketpair: refused with EAFNOSUPPORT unless their family (the first argument)
+   * is one of socketFamilies. */
+  socketNrs: number[];
+  socketFamilies: number[];
   /** The only audit architecture allowed; any other kills the process. */
   auditArch: number;
   /** Set in an x32 system call's number (which kills the process); 0 where there is none. */

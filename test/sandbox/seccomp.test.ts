@@ -12,6 +12,8 @@ const RET_ERRNO = 0x00050000;
 const RET_ALLOW = 0x7fff0000;
 const EPERM = 1;
 const ENOSYS = 38;
+const EAFNOSUPPORT = 97;
+const AF_VSOCK = 40;
 
 const policy = native.seccompPolicy();
 
@@ -65,6 +67,7 @@ function expected(data: SeccompData): number {
   if (policy.refused.includes(data.nr)) return RET_ERRNO | EPERM;
   if (policy.notImplemented.includes(data.nr)) return RET_ERRNO | ENOSYS;
   if (data.nr === policy.cloneNr && (data.arg0 & policy.cloneNamespaceFlags) !== 0) return RET_ERRNO | EPERM;
+  if (policy.socketNrs.includes(data.nr) && !policy.socketFamilies.includes(data.arg0)) return RET_ERRNO | EAFNOSUPPORT;
   return RET_ALLOW;
 }
 
@@ -76,7 +79,10 @@ describe('seccomp filter', () => {
     assert.ok(policy.refused.length >= 40, 'the refused calls');
     assert.ok(policy.filter.length % 8 === 0 && policy.filter.length / 8 < 4096);
     // clone and clone3 have verdicts of their own: neither may also be in the plain EPERM list.
-    for (const nr of [policy.cloneNr, ...policy.notImplemented]) assert.ok(!policy.refused.includes(nr));
+    for (const nr of [policy.cloneNr, ...policy.notImplemented, ...policy.socketNrs]) assert.ok(!policy.refused.includes(nr));
+    assert.equal(policy.socketNrs.length, 2, 'socket and socketpair');
+    assert.ok(policy.socketFamilies.includes(1) && policy.socketFamilies.includes(2), 'unix and IPv4 sockets');
+    assert.ok(!policy.socketFamilies.includes(AF_VSOCK), 'no vsock: a VM\'s way to its host, outside the network namespace');
   });
 
   it('gives every system call number the policy\'s verdict', () => {
@@ -92,6 +98,10 @@ describe('seccomp filter', () => {
     }
     // clone: each namespace flag alone refused, other flags (fork's, threads') allowed.
     for (let bit = 0; bit < 32; bit++) check({ nr: policy.cloneNr, arch: policy.auditArch, arg0: (1 << bit) >>> 0 });
+    // socket, socketpair: every family number (AF_MAX is 46 on 6.x), and beyond.
+    for (const nr of policy.socketNrs) {
+      for (const family of [...Array(64).keys(), 0x10001, 0xffffffff]) check({ nr, arch: policy.auditArch, arg0: family });
+    }
     if (policy.x32SyscallBit !== 0) {
       for (const nr of [0, 1, 39, policy.cloneNr, ...policy.refused]) check({ nr: (policy.x32SyscallBit | nr) >>> 0, arch: policy.auditArch, arg0: 0 });
     }

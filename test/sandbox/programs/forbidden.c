@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/reboot.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -56,6 +57,17 @@ int main(void) {
   show("syslog", syscall(SYS_syslog, 3, 0, 0));
   show("process_vm_readv", syscall(SYS_process_vm_readv, 1, 0, 0, 0, 0, 0));
   show("setuid0", syscall(SYS_setuid, 0));
+  // socket families outside unix, IP and netlink: vsock reaches a VM's host from any namespace.
+  show("socket_vsock", socket(AF_VSOCK, SOCK_STREAM, 0));
+  show("socket_alg", socket(AF_ALG, SOCK_SEQPACKET, 0));
+  show("socket_packet", socket(AF_PACKET, SOCK_RAW, 0));
+  int pair[2];
+  show("socketpair_vsock", socketpair(AF_VSOCK, SOCK_STREAM, 0, pair));
+  show("socket_unix", socket(AF_UNIX, SOCK_STREAM, 0));
+  show("socket_inet", socket(AF_INET, SOCK_STREAM, 0));
+  show("socket_inet6", socket(AF_INET6, SOCK_DGRAM, 0));
+  show("socket_netlink", socket(AF_NETLINK, SOCK_RAW, 0));
+  show("socketpair_unix", socketpair(AF_UNIX, SOCK_STREAM, 0, pair));
   show("write_sysrq", open("/proc/sysrq-trigger", O_WRONLY));
   show("write_proc_sys", open("/proc/sys/kernel/hostname", O_WRONLY));
   // An ordinary fork must still work (clone without namespace flags).
