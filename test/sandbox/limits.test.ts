@@ -41,6 +41,20 @@ describe('sandbox limits and metrics', { skip }, () => {
     assert.ok(r.metrics.peakMemoryBytes <= 64 * MiB, `peak ${r.metrics.peakMemoryBytes} within the limit`);
   });
 
+  it('keeps socket buffers within the memory limit', async () => {
+    // 8 loopback connections filled without reading queue ~10 MiB each (tcp_wmem + tcp_rmem)
+    // where nothing limits them: v1 before it had a TCP limit (80 MiB and more queued here).
+    const memoryBytes = 16 * MiB;
+    const r = await f.run([program('tcpfill'), '8'], { limits: { memoryBytes, wallTimeMs: 10000 } });
+    const lines = text(r.stdout).trim().split('\n');
+    const [connections, queued] = lines.at(-1)!.split(' ').map(Number);
+    assert.ok(Number.isFinite(queued), `tcpfill printed ${JSON.stringify(text(r.stdout))}, ${r.verdict}: ${text(r.stderr)}`);
+    // v1: every send refused at the TCP limit, the program ends ok; v2 may also end it with
+    // memory_limit, the buffers counted in memory.current. Either way, bounded by the limit.
+    assert.ok(['ok', 'memory_limit'].includes(r.verdict), r.verdict);
+    assert.ok(queued! <= memoryBytes, `${connections} connections queued ${(queued! / MiB).toFixed(1)} MiB against a ${memoryBytes / MiB} MiB limit`);
+  });
+
   it('does not call a large but sufficient allocation memory_limit', async () => {
     const r = await f.run([program('alloc'), '48'], { limits: { memoryBytes: 64 * MiB } });
     assert.equal(r.verdict, 'ok');

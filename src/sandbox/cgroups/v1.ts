@@ -1,7 +1,8 @@
 // cgroup v1: one directory per controller hierarchy (cpu, cpuacct, memory, pids; co-mounted
 // controllers share one). Limits: memory.limit_in_bytes (+ memory.memsw.limit_in_bytes when swap
-// accounting exists), pids.max, cpu.cfs_quota_us/cfs_period_us. Accounting: cpuacct.usage (ns),
-// memory.max_usage_in_bytes, the `oom_kill` line of memory.oom_control.
+// accounting exists, memory.kmem.tcp.limit_in_bytes for socket buffers), pids.max,
+// cpu.cfs_quota_us/cfs_period_us. Accounting: cpuacct.usage (ns), memory.max_usage_in_bytes, the
+// `oom_kill` line of memory.oom_control.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Limits } from '../types.js';
@@ -64,6 +65,12 @@ class V1RunCgroup implements RunCgroup {
       const files = fs.existsSync(memsw) ? [limit, memsw] : [limit];
       const raising = this.applied !== null && limits.memoryBytes > this.applied.memoryBytes;
       for (const file of raising ? files.reverse() : files) writeCgroupFile(file, String(limits.memoryBytes));
+      // v1 charges TCP socket buffers to a cgroup only once it has a TCP limit, and then against
+      // that limit alone (v2 counts them in memory.current): without it, a job could queue
+      // hundreds of MiB of the host's TCP memory (tcp_mem is global) on its own loopback. The same
+      // amount as the memory limit: sockets stop taking data there (sends wait or fail EAGAIN).
+      const tcp = path.join(memory, 'memory.kmem.tcp.limit_in_bytes');
+      if (fs.existsSync(tcp)) writeCgroupFile(tcp, String(limits.memoryBytes));
     }
     if (this.applied?.pids !== limits.pids) writeCgroupFile(path.join(this.dirs.pids, 'pids.max'), String(limits.pids));
     if (this.applied?.cpuCores !== limits.cpuCores) {
