@@ -1,7 +1,7 @@
 // A /v1 submission, checked against the runtime it names and turned into the queue's JobRequest.
 // Everything a worker would trip over is refused here with its own code, so that a job that is
 // accepted can run; admissionProblem stands behind every front's own checks (Piston, Judge0 too).
-import { checkSubmission, outputAboveMaximum, type CheckedSubmission, type SubmissionShape } from '../executor/check.js';
+import { OPTION_LIKE_FILE_NAME, checkSubmission, outputAboveMaximum, type CheckedSubmission, type SubmissionShape } from '../executor/check.js';
 import { ExecutorError } from '../executor/errors.js';
 import type { Runtime } from '../images/types.js';
 import type { JobRequest } from '../jobs/model.js';
@@ -76,7 +76,8 @@ export function decodeBase64(text: string, what: string): Buffer {
   return Buffer.from(text, 'base64');
 }
 
-/** Relative, normalised, inside the work dir: no "..", no absolute path, no empty segment, no NUL. */
+/** Relative, normalised, inside the work dir: no "..", no absolute path, no empty segment, no NUL;
+ * and not an option to the compile's command (OPTION_LIKE_FILE_NAME). */
 export function checkFileName(name: string, what: string): void {
   const segments = name.split('/');
   const bad =
@@ -85,6 +86,11 @@ export function checkFileName(name: string, what: string): void {
     segments.some((segment) => segment === '' || segment === '.' || segment === '..');
   if (bad) {
     throw badRequest('invalid_file_name', `${what} "${name}" must be a relative path inside the work dir (no "..", no leading "/")`, {
+      field: what,
+    });
+  }
+  if (OPTION_LIKE_FILE_NAME.test(name)) {
+    throw badRequest('invalid_file_name', `${what} "${name}" must not start with "-" or "@": the compiler would read it as an option`, {
       field: what,
     });
   }

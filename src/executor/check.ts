@@ -9,6 +9,8 @@ import { SandboxSpecError, type Limits } from '../sandbox/types.js';
 import { ExecutorError } from './errors.js';
 import { compileArgv, runArgv } from './argv.js';
 import { checkedFileName, fileNamesConflict } from './files.js';
+
+export { OPTION_LIKE_FILE_NAME } from './files.js';
 import { defaultCompileLimits, effectiveLimits } from './limits.js';
 
 /** The least memory limit of any stage (the engine's; leastMemoryBytes adds the stage's argv and

@@ -13,6 +13,12 @@ export interface Owner {
   gid: number;
 }
 
+/** A file name the compile's command would read as an option rather than a file: `{files}`
+ * expands to the names as given, and gcc's `-wrapper`, `-fplugin=`, `@file` or javac's
+ * `-processorpath` would run code of the submission's choosing in the compile or change its
+ * output. */
+export const OPTION_LIKE_FILE_NAME = /^[-@]/;
+
 /** A submitted file name as a safe relative path, or an ExecutorError. */
 export function checkedFileName(name: string): string {
   if (typeof name !== 'string' || name === '' || name.includes('\0')) {
@@ -21,6 +27,9 @@ export function checkedFileName(name: string): string {
   const normal = posix.normalize(name);
   if (posix.isAbsolute(normal) || normal === '.' || normal === '..' || normal.startsWith('../') || name.split('/').includes('..')) {
     throw new ExecutorError('bad_request', `file name ${JSON.stringify(name)} must be a relative path inside the work dir`);
+  }
+  if (OPTION_LIKE_FILE_NAME.test(normal)) {
+    throw new ExecutorError('bad_request', `file name ${JSON.stringify(name)} must not start with "-" or "@": the compiler would read it as an option`);
   }
   return normal;
 }

@@ -130,7 +130,8 @@ test('verdicts: compile failures, and the first failing run', () => {
 
 test('file names: relative paths inside the work dir only', () => {
   assert.equal(checkedFileName('src/./main.c'), 'src/main.c');
-  for (const bad of ['', '/etc/passwd', '../x', 'a/../../x', 'a/../b', '.', 'a\0b']) {
+  assert.equal(checkedFileName('a/-x.c'), 'a/-x.c', 'a dash inside a path is no option');
+  for (const bad of ['', '/etc/passwd', '../x', 'a/../../x', 'a/../b', '.', 'a\0b', '-wrapper', './-o', '@args', '-']) {
     assert.throws(() => checkedFileName(bad), ExecutorError, bad);
   }
 });

@@ -115,6 +115,9 @@ describe('API bad input', () => {
     assertError(await post({ language: 'python', files: [file('../escape.py')] }), 400, 'invalid_file_name');
     assertError(await post({ language: 'python', files: [file('/etc/passwd')] }), 400, 'invalid_file_name');
     assertError(await post({ language: 'python', files: [file('a//b.py')] }), 400, 'invalid_file_name');
+    // {files} expands to the names: one starting with "-" or "@" would be an option to the compiler.
+    assertError(await post({ language: 'python', files: [file('main.py'), file('-wrapper')] }), 400, 'invalid_file_name');
+    assertError(await post({ language: 'python', files: [file('main.py'), file('@options')] }), 400, 'invalid_file_name');
     assertError(await post({ language: 'python', files: [file('a.py'), file('a.py')] }), 400, 'duplicate_file_name');
     // Both names are fine alone; together they cannot be written (the worker would fail the job).
     assertError(await post({ language: 'python', files: [file('lib'), file('lib/a.py')] }), 400, 'unrunnable_job');
