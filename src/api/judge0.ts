@@ -16,6 +16,7 @@ import {
   serializeSubmission,
 } from './compat/judge0-submission.js';
 import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } from './compat/plugin-options.js';
+import { compileArgv, runArgv } from '../executor/check.js';
 import { admissionProblem } from './submission.js';
 
 export type { CompatPluginOptions } from './compat/plugin-options.js';
@@ -191,8 +192,9 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
       name: language.name,
       is_archived: false,
       source_file: runtime.sourceFile,
-      compile_cmd: runtime.compile ? runtime.compile.argv.join(' ') : null,
-      run_cmd: runtime.run.argv.join(' '),
+      // As they run a Judge0 submission: its one file is source_file.
+      compile_cmd: runtime.compile ? compileArgv(runtime.compile.argv, [runtime.sourceFile], []).join(' ') : null,
+      run_cmd: runArgv(runtime.run.argv, [runtime.sourceFile], []).join(' '),
     };
   });
 };

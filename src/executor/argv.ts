@@ -1,7 +1,9 @@
 // Expansion of a runtime's argv templates (src/images/types.ts, Runtime): `{files}` becomes the
-// submitted file names, `{args}` the job's arguments; a run argv without `{args}` gets them
-// appended. A placeholder stands alone as one argv element and expands to zero or more elements.
+// submitted file names, `{entry}` the first of them (the entry point), `{args}` the job's
+// arguments; a run argv without `{args}` gets them appended. A placeholder stands alone as one
+// argv element and expands to zero or more elements.
 export const FILES_PLACEHOLDER = '{files}';
+export const ENTRY_PLACEHOLDER = '{entry}';
 export const ARGS_PLACEHOLDER = '{args}';
 
 /** A plain loop: it runs on every job's path (the API's check, the worker's, the stages' argv),
@@ -10,6 +12,7 @@ function expand(template: string[], fileNames: string[], args: string[]): string
   const argv: string[] = [];
   for (const part of template) {
     if (part === FILES_PLACEHOLDER) argv.push(...fileNames);
+    else if (part === ENTRY_PLACEHOLDER) argv.push(...fileNames.slice(0, 1));
     else if (part === ARGS_PLACEHOLDER) argv.push(...args);
     else argv.push(part);
   }

@@ -11,6 +11,7 @@ import { compileArgv, runArgv } from './argv.js';
 import { checkedFileName, fileNamesConflict } from './files.js';
 
 export { OPTION_LIKE_FILE_NAME } from './files.js';
+export { compileArgv, runArgv } from './argv.js';
 import { defaultCompileLimits, effectiveLimits } from './limits.js';
 
 /** The least memory limit of any stage (the engine's; leastMemoryBytes adds the stage's argv and

@@ -27,7 +27,8 @@ export interface Runtime {
   sourceFile: string;
   /** Compile step, for compiled languages. `{files}` in argv expands to the submitted file names. */
   compile?: { argv: string[]; limits?: Partial<Limits>; startupPaths?: string[] };
-  /** Run step; `{args}` expands to the job's arguments (appended when absent).
+  /** Run step; `{entry}` expands to the first submitted file's name (the entry point), `{args}`
+   * to the job's arguments (appended when absent).
    *
    * A stage's `startupPaths`: absolute paths inside the image that its program looks up as it
    * starts, existing or not (from a trace of its hello world). The pool looks them up in each

@@ -28,6 +28,7 @@ describe('compat fronts before a job runs', () => {
     const python = await inject('GET', '/languages/71');
     assert.equal(python.statusCode, 200);
     assert.deepEqual(Object.keys(python.json()), ['id', 'name', 'is_archived', 'source_file', 'compile_cmd', 'run_cmd']);
+    assert.equal(python.json().run_cmd, '/usr/bin/python3 main.py', 'the command as it runs, placeholders expanded');
     assert.equal((await inject('GET', '/languages/92')).json().id, 92, 'Python 3.11 id of newer Judge0 is served too');
     assert.deepEqual((await inject('GET', '/languages/9999')).json(), { status: 404, error: 'Not Found' });
   });

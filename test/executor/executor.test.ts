@@ -72,6 +72,19 @@ test('stdin and args reach the program', { skip }, async () => {
   assert.equal(r.run!.stdout.toString(), 'in:one:two words\n');
 });
 
+test('the first file is the entry point, whatever its name; the others sit beside it', { skip }, async () => {
+  const r = await executor.execute({
+    runtimeId: 'sh',
+    files: [
+      { name: 'app.sh', content: Buffer.from('. ./lib/greet.sh; greet "$1"\n') },
+      { name: 'lib/greet.sh', content: Buffer.from('greet() { echo "hello $1"; }\n') },
+    ],
+    args: ['there'],
+  });
+  assert.equal(r.verdict, 'ok', r.run?.stderr.toString());
+  assert.equal(r.run!.stdout.toString(), 'hello there\n');
+});
+
 test('a file written by one job is not visible to the next job on the same image', { skip }, async () => {
   const write = await executor.execute(sh('echo secret > /box/left-behind; echo secret > /tmp/left-behind; echo ok'));
   assert.equal(write.verdict, 'ok');

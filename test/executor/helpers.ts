@@ -47,7 +47,7 @@ const busyboxBase = {
 };
 
 /** A shell script runtime on the busybox image. */
-export const SH: Runtime = { ...busyboxBase, id: 'sh', sourceFile: 'main.sh', run: { argv: ['/bin/sh', 'main.sh'] } };
+export const SH: Runtime = { ...busyboxBase, id: 'sh', sourceFile: 'main.sh', run: { argv: ['/bin/sh', '{entry}'] } };
 
 /** A "compiled" runtime on the busybox image: the compile checks the syntax of the submitted
  * scripts and joins them into an executable `prog`, which the runs execute. */

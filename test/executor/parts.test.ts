@@ -104,6 +104,7 @@ test('argv: {files} and {args} expand to zero or more elements; run appends args
   assert.deepEqual(compileArgv(['gcc', '-O2', '{files}', '-o', 'a.out'], ['a.c', 'b.c'], ['x']), ['gcc', '-O2', 'a.c', 'b.c', '-o', 'a.out']);
   assert.deepEqual(runArgv(['python3', '{files}'], ['main.py'], ['1', '2']), ['python3', 'main.py', '1', '2']);
   assert.deepEqual(runArgv(['./a.out', '{args}', '--end'], ['a.c'], ['1']), ['./a.out', '1', '--end']);
+  assert.deepEqual(runArgv(['python3', '{entry}', '{args}'], ['app.py', 'lib.py'], ['1']), ['python3', 'app.py', '1']);
   assert.deepEqual(runArgv(['./a.out', '{args}'], ['a.c'], []), ['./a.out']);
   assert.deepEqual(runArgv(['sh', '-c', 'echo {files}'], ['a'], []), ['sh', '-c', 'echo {files}'], 'only whole elements expand');
   assert.deepEqual(compileArgv(['tool', 'constructor', 'toString', '__proto__', '{files}'], ['a'], []), ['tool', 'constructor', 'toString', '__proto__', 'a'], 'no element is looked up as a property');

@@ -43,6 +43,13 @@ describe('the repository runtimes', () => {
     }
   });
 
+  it('run an interpreted submission by {entry} (its first file), never by a fixed file name', () => {
+    for (const r of runtimes.filter((x) => !x.compile)) {
+      assert.ok(r.run.argv.includes('{entry}'), r.id);
+      assert.ok(!r.run.argv.includes(r.sourceFile), `${r.id} runs ${r.sourceFile} whatever the first file is`);
+    }
+  });
+
   it('give Java more memory, tasks and files than the others', () => {
     const java = byId.get('java')!;
     for (const r of runtimes.filter((x) => x.id !== 'java')) {
