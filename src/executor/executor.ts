@@ -11,7 +11,7 @@ import { checkSubmission, outputAboveMaximum } from './check.js';
 import { outputMatches } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
 import { ExecutorError } from './errors.js';
-import { copyWorkDir, writeSourceFiles } from './files.js';
+import { CompiledFilesError, copyCompiledWorkDir, writeSourceFiles } from './files.js';
 import { slotKey } from './slot-keys.js';
 import type { ExecuteRequest, ExecuteResult, TestResult } from './types.js';
 import { verdictAfterCompile, verdictOfRuns } from './verdict.js';
@@ -120,7 +120,7 @@ export class SubmissionExecutor<C> implements Executor {
         const slot = await this.pool.take(slotKey(runtime.image, 'run'));
         try {
           if (compiled) {
-            await copyWorkDir(compiled.root.workDirHostPath, slot.root.workDirHostPath, SANDBOX_OWNER);
+            await copyCompiledWorkDir(compiled.root.workDirHostPath, slot.root.workDirHostPath, SANDBOX_OWNER);
             // Its container, root and cgroup are no use to the last run: they go back to the pool
             // now, to be torn down and replaced, rather than after the run.
             if (last) {
@@ -148,6 +148,12 @@ export class SubmissionExecutor<C> implements Executor {
       }
       const verdict = tests.length < request.tests.length ? 'cancelled' : verdictOfRuns(tests.map((t) => t.verdict));
       return { ...result, tests, verdict };
+    } catch (err) {
+      if (!(err instanceof CompiledFilesError) || !result.compile) throw err;
+      // The compile succeeded but left what no run can be given: its fault, told where a
+      // compile's messages go.
+      const stderr = Buffer.concat([result.compile.stderr, Buffer.from(`cellblock: ${err.message}\n`)]);
+      return { ...result, compile: { ...result.compile, stderr }, verdict: 'compile_error' };
     } finally {
       if (compiled) this.pool.release(compiled);
     }

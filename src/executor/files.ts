@@ -91,6 +91,27 @@ const SYNC_COPY_MAX_BYTES = 1024 * 1024;
 /** A tree with more entries than this lets the event loop run between every so many. */
 const ENTRIES_BETWEEN_YIELDS = 256;
 
+/** Why a compile's work dir could not be copied into a run's, where the tree it left is the
+ * cause (ENOSPC: more bytes than a work dir holds, through hard links to one file, say;
+ * ENAMETOOLONG: a path nested past PATH_MAX): the job's verdict is then `compile_error`. */
+export class CompiledFilesError extends Error {
+  override readonly name = 'CompiledFilesError';
+}
+
+/** Errors of a copy that the copied tree causes, not the host. */
+const TREE_COPY_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'ENAMETOOLONG', 'ELOOP', 'EMLINK', 'EFBIG']);
+
+/** copyWorkDir for the compile's work dir: a failure the tree causes is a CompiledFilesError. */
+export async function copyCompiledWorkDir(fromDir: string, toDir: string, owner: Owner): Promise<void> {
+  try {
+    await copyWorkDir(fromDir, toDir, owner);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === undefined || !TREE_COPY_ERRORS.has(code)) throw err;
+    throw new CompiledFilesError(`the compile's files could not be copied into the run's work dir (${code}): too large, too many or too deeply nested`);
+  }
+}
+
 /** Copies the tree under `fromDir` into `toDir` (both work dirs of ours), owned by `owner`.
  * Synchronous calls, like writeSourceFiles: a compile leaves a few small files, and each trip
  * through the thread pool cost more than the call (~2.5 ms for a C program's two files, async);

@@ -105,7 +105,8 @@ def prepare_root(req):
     ensure_dir(slot, 0o700)
     ensure_dir(rw, 0o700)
     ensure_dir(root, 0o755)
-    mount('cellblock-slot', rw, 'tmpfs', MS_NOSUID | MS_NODEV, f"size={int(req['upperBytes'])},mode=0700")
+    mount('cellblock-slot', rw, 'tmpfs', MS_NOSUID | MS_NODEV,
+          f"size={int(req['upperBytes'])},nr_inodes={int(req['upperInodes'])},mode=0700")
     try:
         upper = os.path.join(rw, 'upper')
         os.mkdir(upper, 0o755)

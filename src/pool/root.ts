@@ -11,12 +11,19 @@ export const SANDBOX_GID = 60000;
 export const ENGINE_MOUNT_POINTS = ['proc', 'dev', 'tmp'];
 /** RootSpec.workDir's default. */
 export const DEFAULT_WORK_DIR = 'box';
+/** RootSpec.upperInodes' default: files and directories on a slot's tmpfs (the work dir, and the
+ * overlay's upper, which holds a few mount points: the root is read-only). A compile's work dir
+ * is copied into every run's, file by file on the worker's event loop, so its size in entries
+ * is bounded as its bytes are (tmpfs's own default is half the RAM's pages: millions). */
+export const DEFAULT_UPPER_INODES = 8192;
 
 export interface RootSpec {
   /** Host paths of the image's layers, lowest first (BuiltImage.layerPaths). */
   layerPaths: string[];
   /** Size of the slot's tmpfs: everything the job writes to its root (the work dir) counts. */
   upperBytes: number;
+  /** Files and directories that tmpfs may hold; default DEFAULT_UPPER_INODES. */
+  upperInodes?: number;
   /** Work dir inside the root, without the leading slash. Default DEFAULT_WORK_DIR. */
   workDir?: string;
   /** Paths inside the root to look up once it is mounted (Runtime's startupPaths): a fresh
@@ -45,6 +52,7 @@ export async function prepareRoot(agent: MountAgent, slotDir: string, spec: Root
     slotDir,
     layerPaths: spec.layerPaths,
     upperBytes: spec.upperBytes,
+    upperInodes: spec.upperInodes ?? DEFAULT_UPPER_INODES,
     workDir,
     uid: SANDBOX_UID,
     gid: SANDBOX_GID,

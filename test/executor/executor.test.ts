@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Executor } from '../../src/executor/executor.js';
 import type { ExecuteRequest } from '../../src/executor/types.js';
 import { mountsMentioning } from '../pool/helpers.js';
-import { cgroupDirsUnder, dataDir, descendants, executorSkipReason, openNamespaceFds, SH, SHC, TRUE } from './helpers.js';
+import { BUILD, cgroupDirsUnder, dataDir, descendants, executorSkipReason, openNamespaceFds, SH, SHC, TRUE } from './helpers.js';
 import { MiB } from '../../src/units.js';
 
 const skip = executorSkipReason(['busybox']);
@@ -29,7 +29,7 @@ before(async () => {
   stateRoot = mkdtempSync(join(tmpdir(), 'cellblock-executor-test-'));
   executor = await createExecutor({
     dataDir,
-    runtimes: [SH, SHC, TRUE],
+    runtimes: [SH, SHC, TRUE, BUILD],
     pool: { stateRoot, sizing: { minReady: 1, maxReady: 3 }, warmImages: ['busybox'] },
     sandbox: { instanceId },
     onBackgroundError: (err) => backgroundErrors.push(err),
@@ -140,6 +140,27 @@ test('a compiled job gives its compile\'s slot back once its last run has the fi
   assert.ok(inUse.includes(2), `the compile's slot and the first run's at once: ${inUse.join(' ')}`);
   // The last 0.2 s of the job: inside the last run.
   assert.deepEqual(inUse.slice(-15), Array(15).fill(1), `only the last run's slot at the end: ${inUse.join(' ')}`);
+});
+
+const build = (script: string): ExecuteRequest => ({ runtimeId: 'build', files: [{ name: 'build.sh', content: Buffer.from(script) }] });
+
+test('a compile leaves at most the work dir\'s file count (8192) for the runs', { skip }, async () => {
+  const r = await executor.execute(build('i=0; while [ $i -lt 9000 ]; do : > f$i || exit 1; i=$((i+1)); done\n'));
+  assert.equal(r.verdict, 'compile_error');
+  assert.match(r.compile!.stderr.toString(), /No space left on device/);
+  const fits = await executor.execute(build('i=0; while [ $i -lt 4000 ]; do : > f$i || exit 1; i=$((i+1)); done\n'));
+  assert.equal(fits.verdict, 'ok', fits.compile!.stderr.toString());
+  assert.equal(fits.run!.stdout.toString().trim(), '4001', 'the 4000 files and build.sh, copied');
+});
+
+test('a compile whose files a run\'s work dir cannot hold is compile_error, said in its stderr', { skip }, async () => {
+  // One 4 MiB file and 70 hard links to it: 4 MiB in the compile's work dir, 284 MiB to copy
+  // into a run's (256 MiB).
+  const r = await executor.execute(build('head -c 4194304 /dev/zero > big || exit 1; i=0; while [ $i -lt 70 ]; do ln big l$i || exit 1; i=$((i+1)); done\n'));
+  assert.equal(r.compile!.verdict, 'ok', r.compile!.stderr.toString());
+  assert.equal(r.verdict, 'compile_error');
+  assert.equal(r.run, undefined);
+  assert.match(r.compile!.stderr.toString(), /^cellblock: the compile's files could not be copied into the run's work dir \(ENOSPC\)/m);
 });
 
 test('a failing compile is compile_error with the compiler output, and nothing runs', { skip }, async () => {

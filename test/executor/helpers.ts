@@ -59,6 +59,16 @@ export const SHC: Runtime = {
   run: { argv: ['./prog'] },
 };
 
+/** A "build" on the busybox image: the compile runs the submitted script, which may leave what
+ * it likes in the work dir for the runs; a run lists what it was given. */
+export const BUILD: Runtime = {
+  ...busyboxBase,
+  id: 'build',
+  sourceFile: 'build.sh',
+  compile: { argv: ['/bin/sh', '{files}'] },
+  run: { argv: ['/bin/sh', '-c', 'ls | wc -l'] },
+};
+
 /** /bin/true on the busybox image: the cheapest possible job. */
 export const TRUE: Runtime = { ...busyboxBase, id: 'true', sourceFile: 'unused', run: { argv: ['/bin/true'] } };
 
