@@ -40,6 +40,9 @@ export class MountAgent {
       this.stderrTail = (this.stderrTail + chunk.toString()).slice(-2000);
     });
     createInterface({ input: this.child.stdout }).on('line', (line) => this.onLine(line));
+    // A request written after the agent died but before its exit is handled fails here (EPIPE):
+    // unhandled, that error would end the worker; handled, the request is rejected as a PoolError.
+    this.child.stdin.on('error', (err) => this.fail(new PoolError('agent', 'EAGENTEXIT', `mount agent: ${err.message}`)));
     this.child.on('error', (err) => this.fail(new PoolError('agent', 'ESPAWN', `mount agent: ${err.message}`)));
     this.child.on('exit', (code, signal) =>
       this.fail(new PoolError('agent', 'EAGENTEXIT', `mount agent exited (code ${code}, signal ${signal}) ${this.stderrTail.trim()}`)),

@@ -3,6 +3,7 @@
 // claims this owner's state dir and first reclaims what dead owners left behind. The `image`
 // the pool is given is a key that rootSpec and the preparer understand: the executor keeps one
 // image's slots for its runs and for its compiles apart (`gcc`, `gcc:compile`).
+import { mkdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { KeyedPool, type PrepareOccasion } from './keyed-pool.js';
 import { MountAgent, DEFAULT_PYTHON_PATH } from './mount-agent.js';
@@ -58,10 +59,17 @@ function slotName(image: string, seq: number): string {
 }
 
 export async function createPool<C = never>(options: PoolOptions<C>): Promise<Pool<C>> {
+  // Resolved once: /proc/self/mountinfo names mount points by their real paths, and the dirs are
+  // matched against it (a stateRoot through a symlink found no mounts to reclaim, and the removal
+  // then walked into a dead owner's mounted slots).
+  mkdirSync(options.stateRoot, { recursive: true, mode: 0o700 });
+  const stateRoot = realpathSync(options.stateRoot);
   const agent = await MountAgent.start(options.pythonPath ?? DEFAULT_PYTHON_PATH);
+  let owner: Awaited<ReturnType<typeof claimOwnerDir>> | undefined;
   try {
-    const owner = await claimOwnerDir(agent, options.stateRoot);
-    const reclaimed = await reclaimStaleOwners(agent, options.stateRoot, owner.dir);
+    owner = await claimOwnerDir(agent, stateRoot);
+    const ownerDir = owner;
+    const reclaimed = await reclaimStaleOwners(agent, stateRoot, ownerDir.dir);
     await options.reclaimStale?.();
     const sizingOption = options.sizing;
     const sizing =
@@ -74,7 +82,7 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
       // A miss's job waits for its root: looking up its start-up paths first would only move the
       // program's own lookups ahead of it, at the agent's cost per path (~2-4 us) on top.
       const rootSpec = occasion === 'onTheSpot' ? { ...spec, startupPaths: undefined } : spec;
-      const root = await prepareRoot(agent, join(owner.slotsDir, slotName(image, ++seq)), rootSpec);
+      const root = await prepareRoot(agent, join(ownerDir.slotsDir, slotName(image, ++seq)), rootSpec);
       if (!container) return { image, root };
       try {
         return { image, root, container: await container.prepare(image, root) };
@@ -84,9 +92,14 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
       }
     };
     const destroySlot = async (slot: PoolSlot<C>): Promise<void> => {
-      // The container first: its processes may hold the root busy.
-      if (container && slot.container !== undefined) await container.destroy(slot.container);
-      await destroyRoot(agent, slot.root);
+      // The container first: its processes may hold the root busy. The root goes even when the
+      // container's teardown failed (destroyRoot detaches a busy one), else its mounts would
+      // stay until close, and close would fail on them.
+      try {
+        if (container && slot.container !== undefined) await container.destroy(slot.container);
+      } finally {
+        await destroyRoot(agent, slot.root);
+      }
     };
     const keyed = new KeyedPool<PoolSlot<C>>(
       { prepare: prepareSlot, destroy: destroySlot },
@@ -99,20 +112,25 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
     );
 
     return {
-      ownerId: owner.ownerId,
-      stateDir: owner.dir,
+      ownerId: ownerDir.ownerId,
+      stateDir: ownerDir.dir,
       reclaimed,
       warm: (image) => keyed.warm(image),
       take: (image) => keyed.take(image),
       release: (slot) => keyed.release(slot.image, slot),
       stats: () => keyed.stats(),
       close: async () => {
-        await keyed.close();
-        await releaseOwnerDir(agent, owner);
-        await agent.close();
+        try {
+          await keyed.close();
+          await releaseOwnerDir(agent, ownerDir);
+        } finally {
+          await agent.close();
+        }
       },
     };
   } catch (err) {
+    // A start-up that failed after claiming its dir gives it back (its slots tmpfs included).
+    if (owner) await releaseOwnerDir(agent, owner).catch(() => undefined);
     await agent.close();
     throw err;
   }

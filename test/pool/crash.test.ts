@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { createPool } from '../../src/pool/index.js';
@@ -18,8 +19,8 @@ interface Owner {
   childPids: number[];
 }
 
-async function startOwner(scratch: Scratch): Promise<Owner> {
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, scratch.stateRoot, ...scratch.layerPaths], {
+async function startOwner(scratch: Scratch, stateRoot = scratch.stateRoot): Promise<Owner> {
+  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, stateRoot, ...scratch.layerPaths], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const line = await new Promise<string>((resolve, reject) => {
@@ -44,9 +45,9 @@ async function sigkill(owner: Owner): Promise<void> {
   }
 }
 
-function newPool(scratch: Scratch) {
+function newPool(scratch: Scratch, stateRoot = scratch.stateRoot) {
   return createPool({
-    stateRoot: scratch.stateRoot,
+    stateRoot,
     rootSpec: () => ({ layerPaths: scratch.layerPaths, upperBytes: 1 << 20 }),
     sizing: { minReady: 1, maxReady: 1 },
   });
@@ -68,6 +69,23 @@ test('an owner killed with SIGKILL mid-run is cleaned up by the next owner', { s
     assert.deepEqual(mountsMentioning(dead.stateDir), []);
     assert.equal(existsSync(dead.stateDir), false);
     pool.release(await pool.take('busybox'));
+    await pool.close();
+    assert.deepEqual(mountsMentioning(scratch.dir), []);
+  } finally {
+    scratch.remove();
+  }
+});
+
+test('the same through a state root reached by a symlink', { skip, timeout: 60_000 }, async () => {
+  const scratch = makeScratch();
+  try {
+    const link = join(scratch.dir, 'link');
+    symlinkSync(scratch.dir, link);
+    const dead = await startOwner(scratch, join(link, 'state'));
+    await sigkill(dead);
+    const pool = await newPool(scratch, join(link, 'state'));
+    assert.equal(pool.reclaimed.mounts.length, 9);
+    assert.deepEqual(mountsMentioning(scratch.dir).length, 1, "the new owner's slots tmpfs alone");
     await pool.close();
     assert.deepEqual(mountsMentioning(scratch.dir), []);
   } finally {
