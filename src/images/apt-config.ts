@@ -62,6 +62,32 @@ export function parseOneLineSources(text: string): AptSource[] {
   return sources;
 }
 
+/** Schemes debootstrap and the chroot's plain apt can fetch from. */
+const FETCHABLE_URI = /^(https?|file):\/\/\S+$/;
+
+/**
+ * A source's URI as debootstrap and a bare chroot can use it. apt's mirror method
+ * (`mirror+file:///etc/apt/mirrors/debian.list`, as Debian's cloud images configure it) names a
+ * host file listing mirrors, one URI first on each line: the first is taken. Anything else that is
+ * not http(s) or file (`mirror+http`, `tor+http`, `cdrom:`) is refused with what to do instead.
+ */
+export function fetchableUri(uri: string): string {
+  if (FETCHABLE_URI.test(uri)) return uri;
+  const list = /^mirror\+file:\/\/(\/\S+)$/.exec(uri)?.[1];
+  if (list) {
+    let text: string;
+    try {
+      text = readFileSync(list, 'utf8');
+    } catch (err) {
+      throw new ImageStoreError(`apt source "${uri}": cannot read its mirror list (${(err as NodeJS.ErrnoException).code}); set CELLBLOCK_DEBIAN_MIRROR to a Debian mirror URI`);
+    }
+    const first = text.split('\n').map((line) => line.replace(/#.*$/, '').trim().split(/\s+/)[0]).find((word) => word);
+    if (first && FETCHABLE_URI.test(first)) return first;
+    throw new ImageStoreError(`apt source "${uri}": its mirror list ${list} names no http(s):// or file:// mirror first; set CELLBLOCK_DEBIAN_MIRROR to a Debian mirror URI`);
+  }
+  throw new ImageStoreError(`apt source "${uri}": debootstrap fetches only http(s):// and file:// URIs; set CELLBLOCK_DEBIAN_MIRROR to a Debian mirror URI`);
+}
+
 function hostSources(etcApt: string): AptSource[] {
   const sources: AptSource[] = [];
   const list = join(etcApt, 'sources.list');
@@ -103,7 +129,7 @@ export function resolveAptSetup(
   const aptConf = hostAptConf();
   const override = env.CELLBLOCK_DEBIAN_MIRROR?.trim();
   if (override) {
-    if (!/^(https?|file):\/\/\S+$/.test(override)) {
+    if (!FETCHABLE_URI.test(override)) {
       throw new ImageStoreError(`CELLBLOCK_DEBIAN_MIRROR is not an http(s):// or file:// URI: "${override}"`);
     }
     return {
@@ -122,7 +148,8 @@ export function resolveAptSetup(
       `no apt source for Debian "${suite}" in ${etcApt}/sources.list{,.d}; set CELLBLOCK_DEBIAN_MIRROR to a Debian mirror URI`,
     );
   }
-  return { mirror: archive.uri, sources: related, aptConf, origin: `${etcApt} (host apt configuration)` };
+  const sources = related.map((s) => ({ ...s, uri: fetchableUri(s.uri) }));
+  return { mirror: fetchableUri(archive.uri), sources, aptConf, origin: `${etcApt} (host apt configuration)` };
 }
 
 /** One-line sources.list text for the chroot's apt. */

@@ -128,6 +128,26 @@ describe('apt setup from the host configuration', () => {
     assert.equal(renderSourcesList(setup.sources), 'deb http://a.example/debian bookworm main\ndeb http://a.example/debian bookworm-updates main\ndeb http://a.example/debian-security bookworm-security main\n');
   });
 
+  it("reads a mirror+file source's list (Debian's cloud images), and refuses what debootstrap cannot fetch", () => {
+    const etc = join(scratch.dir, 'etc-apt-cloud');
+    mkdirSync(join(etc, 'sources.list.d'), { recursive: true });
+    const list = join(etc, 'debian.list');
+    const securityList = join(etc, 'debian-security.list');
+    writeFileSync(list, '# mirrors\nhttps://m.example/debian\tpriority:1\nhttp://n.example/debian\n');
+    writeFileSync(securityList, 'https://m.example/debian-security\n');
+    writeFileSync(
+      join(etc, 'sources.list.d', 'debian.sources'),
+      `Types: deb\nURIs: mirror+file://${list}\nSuites: bookworm bookworm-updates\nComponents: main\n\nTypes: deb\nURIs: mirror+file://${securityList}\nSuites: bookworm-security\nComponents: main\n`,
+    );
+    const setup = resolveAptSetup('bookworm', {}, etc);
+    assert.equal(setup.mirror, 'https://m.example/debian');
+    assert.equal(renderSourcesList(setup.sources), 'deb https://m.example/debian bookworm main\ndeb https://m.example/debian bookworm-updates main\ndeb https://m.example/debian-security bookworm-security main\n');
+    for (const [uri, problem] of [[`mirror+file://${join(etc, 'missing.list')}`, /cannot read its mirror list \(ENOENT\)/], ['tor+http://m.example/debian', /only http\(s\):\/\/ and file:\/\//]] as const) {
+      writeFileSync(join(etc, 'sources.list.d', 'debian.sources'), `Types: deb\nURIs: ${uri}\nSuites: bookworm\nComponents: main\n`);
+      assert.throws(() => resolveAptSetup('bookworm', {}, etc), (err: unknown) => err instanceof ImageStoreError && problem.test(err.message) && /CELLBLOCK_DEBIAN_MIRROR/.test(err.message));
+    }
+  });
+
   it('prefers CELLBLOCK_DEBIAN_MIRROR, and says what to do when the host has no Debian source', () => {
     const etc = join(scratch.dir, 'etc-apt-ubuntu');
     mkdirSync(etc, { recursive: true });
