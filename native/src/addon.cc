@@ -247,7 +247,10 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "start(options)");
-    if (state_->started || state_->finished) throw Napi::Error::New(env, "container already used");
+    if (state_->started) throw Napi::Error::New(env, "container already used");
+    // Init died while the container was ready (killed from outside: an OOM kill, a kill by pid):
+    // the sandbox's failure, reported as such, so that the owner tears the container down.
+    if (state_->finished) throwSetupError(env, cb::SetupError{cb::Failure{cb::step_init_died, ESRCH}});
     Napi::Object o = info[0].As<Napi::Object>();
     cb::StartOptions options;
     options.argv = getStrings(o, "argv");

@@ -173,9 +173,10 @@ export class Container implements PreparedContainer {
         accountingFds: this.cgroup.accountingFds(),
       });
     } catch (error) {
-      const sandboxError = toSandboxError(error);
+      // Torn down first: toSandboxError rethrows what is no sandbox failure, and the container
+      // (init, cgroup) must not outlive that either.
       await this.finish();
-      return internalErrorResult(sandboxError);
+      return internalErrorResult(toSandboxError(error));
     }
     const cancel = (): void => this.handle.cancel();
     spec.signal?.addEventListener('abort', cancel, { once: true });

@@ -165,6 +165,17 @@ describe('sandbox run: correctness', { skip }, () => {
     await assert.rejects(c.start({ argv: ['/bin/true'], limits: DEFAULT_LIMITS }), SandboxSpecError);
   });
 
+  it('a container whose init died before the start is internal_error (init_died), torn down', async () => {
+    const { c, init } = await preparedWithInit();
+    process.kill(init, 'SIGKILL');
+    await until(() => !processExists(init) || processState(init) === 'Z', 5000, 5, 'init gone');
+    await sleep(200); // the supervisor hears of it
+    const r = await c.start({ argv: ['/bin/true'], limits: DEFAULT_LIMITS });
+    assert.equal(r.verdict, 'internal_error');
+    assert.equal(r.error?.step, 'init_died');
+    await c.destroy();
+  });
+
   it('destroys an unstarted container', async () => {
     const c = await f.sandbox.prepare({ rootDir: f.rootDir, workDirHostPath: f.workDir() });
     await c.destroy();
