@@ -14,7 +14,9 @@ export interface Limits {
   pids: number;
   /** stdout + stderr bytes kept; more than this is the `output_limit` verdict. */
   outputBytes: number;
-  /** RLIMIT_FSIZE: the largest file the program may write. */
+  /** RLIMIT_FSIZE: the largest file the program may write. stdout and stderr are files too: where
+   * this is at most outputBytes, the run keeps fileSizeBytes - 1 bytes of output, and more is
+   * `output_limit`. */
   fileSizeBytes: number;
   /** RLIMIT_NOFILE. */
   openFiles: number;

@@ -154,6 +154,16 @@ describe('sandbox limits and metrics', { skip }, () => {
     assert.equal(r.signalName, 'SIGXFSZ');
   });
 
+  it('enforces fileSizeBytes on files even below outputBytes, and bounds the output by it there', async () => {
+    const limits = { fileSizeBytes: 4096, outputBytes: MiB };
+    const file = await f.run(['/bin/sh', '-c', 'exec head -c 524288 /dev/zero > /tmp/big'], { limits });
+    assert.equal(file.verdict, 'signaled');
+    assert.equal(file.signalName, 'SIGXFSZ');
+    const flood = await f.run(['yes'], { limits });
+    assert.equal(flood.verdict, 'output_limit');
+    assert.equal(flood.stdout.length, 4095);
+  });
+
   it('limits the number of tasks', async () => {
     const r = await f.run(['/bin/sh', '-c', 'for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait'], {
       limits: { pids: 4 },
