@@ -91,6 +91,15 @@ interface DepthRead {
 }
 const CONNECTION_ERROR = /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING/i;
 
+/** The shape of the ids this client gives jobs (nanoid's default). Anything else names no job,
+ * and may name one of BullMQ's own keys beside the jobs' ("meta", "events", "wait"), which a read
+ * would take for a job's hash, or fail on with WRONGTYPE. */
+const JOB_ID = /^[A-Za-z0-9_-]{21}$/;
+
+export function isJobId(id: string): boolean {
+  return JOB_ID.test(id);
+}
+
 export class BullJobClient implements JobClient {
   readonly keys: RedisKeys;
   private readonly queue: Queue<JobRequest, StoredJobResult>;
@@ -205,6 +214,7 @@ export class BullJobClient implements JobClient {
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
+    if (!isJobId(id)) return undefined;
     return this.guard(async () => {
       // State first: a job read before its state may have finished in between, and would show
       // as done without its result. Read after, the job's hash is at least as new as its state.
@@ -219,6 +229,7 @@ export class BullJobClient implements JobClient {
   }
 
   async wait(id: string, timeoutMs: number): Promise<JobRecord | undefined> {
+    if (!isJobId(id)) return undefined;
     const deadline = Date.now() + timeoutMs;
     /** An event came while no nap was under way (during a read): the next nap returns at once. */
     let woken = false;
@@ -294,6 +305,7 @@ export class BullJobClient implements JobClient {
   }
 
   async cancel(id: string): Promise<JobRecord | undefined> {
+    if (!isJobId(id)) return undefined;
     const outcome = await this.guard(async () => {
       const job = await this.queue.getJob(id);
       if (!job) return 'unknown' as const;

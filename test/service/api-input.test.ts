@@ -159,6 +159,13 @@ describe('API bad input', () => {
     assertError(await service.app.inject({ method: 'GET', url: '/v1/jobs/doesnotexist' }), 404, 'job_not_found');
     assertError(await service.app.inject({ method: 'GET', url: '/v1/jobs/bad%20id%3A%2A' }), 404, 'job_not_found');
     assertError(await service.app.inject({ method: 'DELETE', url: '/v1/jobs/doesnotexist' }), 404, 'job_not_found');
+    // BullMQ's own keys sit beside the jobs' under the queue's prefix: none of them is a job.
+    for (const key of ['meta', 'wait', 'id', 'events', 'marker', 'active', 'completed', 'stalled-check']) {
+      for (const method of ['GET', 'DELETE'] as const) {
+        assertError(await service.app.inject({ method, url: `/v1/jobs/${key}` }), 404, 'job_not_found');
+      }
+      assert.equal((await service.app.inject({ method: 'GET', url: `/submissions/${key}` })).statusCode, 404, `Judge0 token ${key}`);
+    }
     assertError(await service.app.inject({ method: 'GET', url: '/v1/nothing-here' }), 404, 'route_not_found');
     assertError(await service.app.inject({ method: 'GET', url: '/v1/jobs/x?outputEncoding=rot13' }), 400, 'invalid_request');
     // Refused by the router before any route: the same error shape all the same.
