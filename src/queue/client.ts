@@ -89,7 +89,8 @@ interface DepthRead {
   startedAt: number;
   addedSince: number;
 }
-const CONNECTION_ERROR = /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING/i;
+// "Command timed out": ioredis's commandTimeout, where a frozen Redis outlasts it.
+const CONNECTION_ERROR = /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING|Command timed out/i;
 
 /** The shape of the ids this client gives jobs (nanoid's default). Anything else names no job,
  * and may name one of BullMQ's own keys beside the jobs' ("meta", "events", "wait"), which a read

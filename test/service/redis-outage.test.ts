@@ -140,6 +140,26 @@ describe('Redis away', () => {
     }
   });
 
+  test("frozen beyond the connection's command timeout: its timeout is a 503 too", async () => {
+    // Our guard longer than ioredis's command timeout: the command's own "Command timed out"
+    // ends the first request, and a later one that shares its queue-depth read gets the same.
+    const service = await startService({ redisTimeoutMs: PRODUCER_COMMAND_TIMEOUT_MS + 3000 });
+    const admin = createRedis(service.redis.url, 'blocking', 'cellblock-test-admin');
+    try {
+      await admin.call('CLIENT', 'PAUSE', String(PRODUCER_COMMAND_TIMEOUT_MS + 4000), 'ALL');
+      const first = call(service, { method: 'POST', url: '/v1/jobs', body: hello });
+      await new Promise((resolve) => setTimeout(resolve, PRODUCER_COMMAND_TIMEOUT_MS / 2));
+      const second = call(service, { method: 'POST', url: '/v1/jobs', body: hello });
+      for (const response of await Promise.all([first, second])) {
+        assert.equal(response.statusCode, 503, response.body);
+        assert.equal(JSON.parse(response.body).error.code, 'queue_unavailable');
+      }
+    } finally {
+      admin.disconnect();
+      await service.close();
+    }
+  });
+
   test('?wait=true across a Redis restart: the waiting request keeps the job id, the job survives', async () => {
     const service = await startService();
     try {
