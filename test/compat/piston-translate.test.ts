@@ -49,6 +49,8 @@ describe('piston execute request', () => {
     rejects({ language: 5 }, 'language is required as a string');
     rejects({ language: 'python' }, 'version is required as a string');
     rejects({ language: 'python', version: '3' }, 'files is required as an array');
+    // Refused before SemVer parses it (a range of "1 1 1 ..." takes seconds per megabyte).
+    rejects({ language: 'python', version: '1 '.repeat(40), files: [{ content: 'x' }] }, 'version is longer than 64 characters');
     rejects({ language: 'python', version: '3', files: [{}] }, 'files[0].content is required as a string');
     rejects({ language: 'python', version: '9', files: [{ content: '' }] }, 'python-9 runtime is unknown');
     rejects({ ...minimal, files: [{ content: 'AA==', encoding: 'base64' }] }, 'files must include at least one utf8 encoded file');

@@ -32,11 +32,16 @@ export interface PistonExecution {
 
 type Body = Record<string, unknown>;
 
+/** As /v1's version field. A SemVer range is parsed in time that grows faster than its length:
+ * a review's 4 MB "1 1 1 ..." held the event loop for 17 s. */
+const MAX_VERSION_CHARS = 64;
+
 export function translatePistonExecute(rawBody: unknown, runtimes: Runtime[]): PistonExecution {
   const body: Body = rawBody !== null && typeof rawBody === 'object' && !Array.isArray(rawBody) ? (rawBody as Body) : {};
   const { language, version, files } = body;
   if (!language || typeof language !== 'string') throw new PistonRequestError('language is required as a string');
   if (!version || typeof version !== 'string') throw new PistonRequestError('version is required as a string');
+  if (version.length > MAX_VERSION_CHARS) throw new PistonRequestError(`version is longer than ${MAX_VERSION_CHARS} characters`);
   if (!files || !Array.isArray(files)) throw new PistonRequestError('files is required as an array');
   files.forEach((file: unknown, i) => {
     if (typeof (file as Body | null)?.content !== 'string') {
