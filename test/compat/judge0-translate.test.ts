@@ -145,6 +145,17 @@ describe('judge0 submission request', () => {
     );
   });
 
+  it('calls an object or array where text belongs invalid (String() of one can throw or recurse)', () => {
+    const hostile = { toString: 1 };
+    let nested: unknown[] = [];
+    for (let i = 0; i < 100_000; i++) nested = [nested];
+    invalid({ source_code: 'print(1)', language_id: hostile }, { language_id: ['is invalid'] });
+    invalid({ source_code: 'print(1)', language_id: 71, command_line_arguments: hostile }, { command_line_arguments: ['is invalid'] });
+    invalid({ source_code: 'print(1)', language_id: 71, command_line_arguments: nested }, { command_line_arguments: ['is invalid'] });
+    invalid({ source_code: 'print(1)', language_id: 71, compiler_options: hostile }, { compiler_options: ['setting compiler options is not allowed'] });
+    invalid({ source_code: 'print(1)', language_id: 71, callback_url: hostile }, { callback_url: ['is not a valid URL'] });
+  });
+
   it('keeps a CPU time limit under half a millisecond as 1 ms, not as none', () => {
     const { request } = translateJudge0Submission({ source_code: 'print(1)', language_id: 71, cpu_time_limit: 0.0004 }, false, languages);
     assert.deepEqual(request.limits, { cpuTimeMs: 1 });

@@ -37,6 +37,11 @@ const TRUE_VALUES = new Set<unknown>([true, 1, '1', 't', 'T', 'true', 'TRUE', 'o
 const isBlank = (value: unknown): boolean =>
   value === undefined || value === null || value === false || (typeof value === 'string' && value.trim() === '');
 
+/** A JSON scalar as Rails casts it to text; undefined for an object or array, whose String() can
+ * throw ({"toString": 1}) or recurse without end (deeply nested arrays). */
+const scalarText = (value: unknown): string | undefined =>
+  typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : undefined;
+
 class Collector {
   readonly errors: Record<string, string[]> = {};
   add(field: string, message: string): void {
@@ -108,7 +113,11 @@ const SHELL_METACHARACTERS = /[$&;<>|`]/g;
 function commandLineArguments(params: Params, errors: Collector): string[] {
   const raw = params.command_line_arguments;
   if (isBlank(raw)) return [];
-  const value = String(raw);
+  const value = scalarText(raw);
+  if (value === undefined) {
+    errors.add('command_line_arguments', 'is invalid');
+    return [];
+  }
   if (value.length > MAX_OPTION_CHARS) {
     errors.add('command_line_arguments', `is too long (maximum is ${MAX_OPTION_CHARS} characters)`);
     return [];
@@ -125,7 +134,7 @@ function callbackUrl(params: Params, errors: Collector): string | undefined {
   const raw = params.callback_url;
   if (isBlank(raw)) return undefined;
   try {
-    const url = new URL(String(raw));
+    const url = new URL(scalarText(raw) ?? '');
     if (url.protocol === 'http:' || url.protocol === 'https:') return url.toString();
   } catch {
     // reported below
@@ -146,10 +155,12 @@ export function translateJudge0Submission(rawParams: unknown, base64Encoded: boo
   if (isBlank(params.language_id)) {
     errors.add('language_id', "can't be blank");
   } else {
-    const id = Number(params.language_id);
+    const shown = scalarText(params.language_id);
+    const id = shown === undefined ? Number.NaN : Number(shown);
     if (Number.isInteger(id)) languageId = id;
     language = languageId !== undefined ? languages.byLanguageId(languageId) : undefined;
-    if (language === undefined) errors.add('language_id', `language with id ${String(params.language_id)} doesn't exist`);
+    if (shown === undefined) errors.add('language_id', 'is invalid');
+    else if (language === undefined) errors.add('language_id', `language with id ${shown} doesn't exist`);
   }
   const maxima = language ? stageMaxima(language.runtime, 'run') : undefined;
   const bound = (value: number | undefined, shown: (value: number) => string) =>
@@ -196,7 +207,7 @@ export function translateJudge0Submission(rawParams: unknown, base64Encoded: boo
     if (TRUE_VALUES.has(params[field])) errors.add(field, message);
   }
   if (!isBlank(params.compiler_options)) {
-    if (String(params.compiler_options).length > MAX_OPTION_CHARS) {
+    if ((scalarText(params.compiler_options) ?? '').length > MAX_OPTION_CHARS) {
       errors.add('compiler_options', `is too long (maximum is ${MAX_OPTION_CHARS} characters)`);
     }
     // Our runtimes' compile commands are fixed data; flags cannot be spliced into them.
@@ -247,7 +258,7 @@ export function translateJudge0Submission(rawParams: unknown, base64Encoded: boo
       languageId,
       expectedOutputBase64: expectedOutput === null ? null : expectedOutput.toString('base64'),
       cpuExtraTimeSeconds: cpuExtraTimeSeconds ?? null,
-      commandLineArguments: isBlank(params.command_line_arguments) ? null : String(params.command_line_arguments),
+      commandLineArguments: isBlank(params.command_line_arguments) ? null : (scalarText(params.command_line_arguments) ?? null),
       callbackUrl: callback ?? null,
     }),
   };
