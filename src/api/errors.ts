@@ -74,6 +74,11 @@ export function toApiError(error: unknown, request: FastifyRequest): ApiError {
   if (error instanceof QueueFullError) {
     return new ApiError(429, 'queue_full', error.message, { queuedJobs: error.queuedJobs }, error.retryAfterSeconds);
   }
+  if (error instanceof RangeError && /Invalid string length/.test(error.message)) {
+    // The answer's JSON text would pass V8's longest string: outputs of control bytes, escaped as
+    // \u0000 (six characters a byte), across many tests. Base64 is 4/3 of the bytes.
+    return new ApiError(406, 'response_too_large', 'the result is too large to answer as JSON text; ask for its outputs as base64 (?outputEncoding=base64 on /v1, ?base64_encoded=true on Judge0)');
+  }
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) {
     const { message, issues } = describeValidation(fastifyError);

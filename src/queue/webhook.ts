@@ -26,13 +26,28 @@ export async function deliverWebhook(
   policy: WebhookPolicy,
   stop: AbortSignal = new AbortController().signal,
 ): Promise<WebhookOutcome> {
-  const payload = JSON.stringify(body);
+  let payload: string;
+  try {
+    payload = JSON.stringify(body);
+  } catch (error) {
+    // A job whose output, escaped as JSON text, passes V8's longest string (~512 Mi characters:
+    // 100 tests of 1 MiB of control bytes do) cannot be sent as one body.
+    return { delivered: false, attempts: 0, error: `cannot serialise the job as JSON: ${(error as Error).message}` };
+  }
   let outcome: WebhookOutcome = { delivered: false, attempts: 0 };
   for (let attempt = 1; attempt <= policy.attempts && !stop.aborted; attempt++) {
     if (attempt > 1) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, policy.backoffMs * 2 ** (attempt - 2));
-        stop.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+        const onStop = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        // Removed when the backoff ends: the stop signal lives as long as the worker.
+        const timer = setTimeout(() => {
+          stop.removeEventListener('abort', onStop);
+          resolve();
+        }, policy.backoffMs * 2 ** (attempt - 2));
+        stop.addEventListener('abort', onStop, { once: true });
       });
     }
     try {

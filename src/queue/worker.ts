@@ -203,11 +203,16 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     // The data is another producer's where it failed as not a JobRequest: null, say.
     const webhookUrl = (job.data as Partial<JobRequest> | null)?.webhookUrl;
     if (typeof webhookUrl !== 'string' || webhookUrl === '') return;
-    const record = toRecord(job, state);
-    const body = options.presentForWebhook ? options.presentForWebhook(record) : record;
-    const delivery = deliverWebhook(webhookUrl, job.id!, body, options.webhook, stopWebhooks.signal).then((result) => {
-      log[result.delivered ? 'info' : 'warn']({ jobId: job.id, ...result }, result.delivered ? 'webhook delivered' : 'webhook not delivered');
-    });
+    // Nothing of a webhook may escape as an unhandled rejection, which would end the worker and
+    // every job it runs.
+    const delivery = (async () => {
+      const record = toRecord(job, state);
+      const body = options.presentForWebhook ? options.presentForWebhook(record) : record;
+      return deliverWebhook(webhookUrl, job.id!, body, options.webhook, stopWebhooks.signal);
+    })().then(
+      (result) => log[result.delivered ? 'info' : 'warn']({ jobId: job.id, ...result }, result.delivered ? 'webhook delivered' : 'webhook not delivered'),
+      (error: unknown) => log.warn({ jobId: job.id, err: error }, 'webhook not delivered'),
+    );
     webhooks.add(delivery);
     void delivery.finally(() => webhooks.delete(delivery));
   }

@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { Queue } from 'bullmq';
 import pino from 'pino';
+import type { JobRecord, StoredStage } from '../../src/jobs/model.js';
 import { QUEUE_NAME } from '../../src/queue/keys.js';
 import { startService, testRuntime, type ServiceHarness } from './fixtures.js';
 
@@ -153,6 +154,31 @@ describe('API bad input', () => {
     const error = assertError(await post({ jobs: [hello, { language: 'cobol', source: 'x' }] }, '/v1/jobs/batch'), 400, 'unknown_language');
     assert.match(error.message, /jobs\[1\]/);
     assertError(await post({ jobs: [] }, '/v1/jobs/batch'), 400, 'invalid_request');
+  });
+
+  test('a result too large for JSON text is a 406 that points to base64, not a 500', async () => {
+    // 90 tests of 1 MiB of NUL bytes: escaped as \u0000, 540 Mi characters, past V8's longest
+    // string; as base64, 120 MiB. One stored string, shared by every stage.
+    const nulBase64 = Buffer.alloc(1 << 20).toString('base64');
+    const stage: StoredStage = {
+      verdict: 'ok', exitCode: 0, signal: null, signalName: null, stdoutBase64: nulBase64, stderrBase64: '',
+      stdoutTruncated: false, stderrTruncated: false, cpuTimeMs: 1, wallTimeMs: 1, peakMemoryBytes: 1, passed: null,
+    };
+    const id = 'A'.repeat(21);
+    const record: JobRecord = {
+      id, status: 'done', createdAt: new Date().toISOString(),
+      result: { verdict: 'ok', runtime: { id: 'python', language: 'python', version: '3' }, tests: Array(90).fill(stage), queueWaitMs: 0 },
+    };
+    const get = service.jobs.get.bind(service.jobs);
+    service.jobs.get = async (asked) => (asked === id ? record : get(asked));
+    try {
+      const text = await service.app.inject({ method: 'GET', url: `/v1/jobs/${id}` });
+      assert.match(assertError(text, 406, 'response_too_large').message, /outputEncoding=base64/);
+      const base64 = await service.app.inject({ method: 'GET', url: `/v1/jobs/${id}?outputEncoding=base64` });
+      assert.equal(base64.statusCode, 200);
+    } finally {
+      service.jobs.get = get;
+    }
   });
 
   test('unknown job ids and routes are 404', async () => {

@@ -30,7 +30,7 @@ const JOB_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 const notFound = (id: string) => new ApiError(404, 'job_not_found', `no job "${id}" (unknown, or its result has expired)`);
 
-const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 413: ErrorBody, 415: ErrorBody, 429: ErrorBody, 503: ErrorBody };
+const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 406: ErrorBody, 413: ErrorBody, 415: ErrorBody, 429: ErrorBody, 503: ErrorBody };
 
 export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, { jobs, runtimes, policy }) => {
   // Bodies are JSON. Fastify would hand a text/plain body to the schema as a string, which then
