@@ -138,7 +138,12 @@ function oneOf<T extends string>(env: Env, variable: string, choices: readonly T
   return raw as T;
 }
 
-function integer(env: Env, variable: string, fallback: number, minimum = 0, maximum = Number.MAX_SAFE_INTEGER): number {
+/** Node's timers take at most 2^31 - 1 ms and fire after 1 ms for anything longer (a grace of
+ * 3e9 ms would interrupt jobs at once): every `*_MS` setting is bounded by it. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function integer(env: Env, variable: string, fallback: number, minimum = 0, maximumAsked = Number.MAX_SAFE_INTEGER): number {
+  const maximum = variable.endsWith('_MS') ? Math.min(maximumAsked, MAX_TIMER_MS) : maximumAsked;
   const raw = env[variable];
   if (raw === undefined || raw === '') return fallback;
   if (!/^\d+$/.test(raw.trim())) throw new ConfigError(variable, `expected a whole number, got "${raw}"`);

@@ -34,6 +34,9 @@ describe('configuration', () => {
       [{ CELLBLOCK_REDIS_FSYNC: 'sometimes' }, 'CELLBLOCK_REDIS_FSYNC', /one of/],
       [{ CELLBLOCK_QUEUE_PREFIX: 'a b' }, 'CELLBLOCK_QUEUE_PREFIX', /letters, digits/],
       [{ CELLBLOCK_API_KEYS: 'short' }, 'CELLBLOCK_API_KEYS', /8\+ characters/],
+      // Past a timer's 2^31 - 1 ms, Node fires it after 1 ms.
+      [{ CELLBLOCK_SHUTDOWN_GRACE_MS: '3000000000' }, 'CELLBLOCK_SHUTDOWN_GRACE_MS', /to 2147483647/],
+      [{ CELLBLOCK_LOCK_DURATION_MS: '2147483648' }, 'CELLBLOCK_LOCK_DURATION_MS', /to 2147483647/],
     ];
     for (const [env, variable, expected] of refused) {
       assert.throws(

@@ -30,3 +30,11 @@ test('a repeated error is logged once per interval, with how often it repeated',
   );
   assert.ok(lines.every((line) => line.msg === 'worker error'));
 });
+
+test('kinds that name a job each are forgotten once their interval is over', async () => {
+  const logError = repeatedErrorLogger(pino(new Writable({ write: (_chunk, _encoding, done) => done() })), 'worker error', 20);
+  for (let i = 0; i < 1000; i++) logError(new Error(`could not renew lock for job ${i}`));
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  for (let i = 0; i < 1000; i++) logError(new Error(`could not renew lock for job ${1000 + i}`));
+  assert.ok(logError.kinds <= 1000, `${logError.kinds} kinds remembered`);
+});
