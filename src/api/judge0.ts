@@ -17,6 +17,7 @@ import {
 } from './compat/judge0-submission.js';
 import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } from './compat/plugin-options.js';
 import { compileArgv, runArgv } from '../executor/check.js';
+import { QueueUnavailableError } from '../queue/errors.js';
 import { admissionProblem } from './submission.js';
 
 export type { CompatPluginOptions } from './compat/plugin-options.js';
@@ -96,7 +97,16 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     accept(submission, token);
     reply.code(201);
     if (!flag(params, 'wait')) return { token };
-    const record = (await jobs.wait(token, maxWaitMs)) ?? (await jobs.get(token));
+    let record;
+    try {
+      record = (await jobs.wait(token, maxWaitMs)) ?? (await jobs.get(token));
+    } catch (error) {
+      // Accepted, then Redis went away for the whole wait: the token, as without wait, rather
+      // than a 503 that invites a second submission of the same job.
+      if (!(error instanceof QueueUnavailableError)) throw error;
+      request.log.warn({ jobId: token }, 'redis unavailable while waiting for the submission; answering with its token');
+      return { token };
+    }
     if (record === undefined) return { token };
     try {
       return serializeSubmission(judge0Attributes(record, languages), fields, flag(params, 'base64_encoded'));

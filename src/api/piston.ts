@@ -6,6 +6,7 @@ import { pistonRuntimeList } from './compat/piston-runtimes.js';
 import { PistonRequestError, translatePistonExecute } from './compat/piston-request.js';
 import { PistonExecutionError, pistonResponse } from './compat/piston-response.js';
 import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } from './compat/plugin-options.js';
+import { QueueUnavailableError } from '../queue/errors.js';
 import { admissionProblem } from './submission.js';
 
 export type { CompatPluginOptions } from './compat/plugin-options.js';
@@ -64,7 +65,17 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     const problem = admissionProblem(jobRequest, runtime, options.policy);
     if (problem !== undefined) throw new PistonRequestError(problem);
     const id = await jobs.submit(jobRequest);
-    const record = await jobs.wait(id, maxWaitMs);
+    let record;
+    try {
+      record = await jobs.wait(id, maxWaitMs);
+    } catch (error) {
+      // Accepted, then Redis went away for the whole wait. Piston has no id to poll by; ours is
+      // told, so that the caller can read the job rather than run it again.
+      if (!(error instanceof QueueUnavailableError)) throw error;
+      request.log.warn({ jobId: id }, 'redis unavailable while waiting for the job');
+      error.message = `job ${id} was accepted, but its result cannot be read now (${error.message}); GET /v1/jobs/${id} reads it later`;
+      throw error;
+    }
     if (record === undefined) throw new PistonExecutionError(`job ${id} disappeared before it finished`);
     if (record.status === 'queued' || record.status === 'running') {
       // Nobody will read this result any more: free the worker.

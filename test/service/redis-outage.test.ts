@@ -160,6 +160,24 @@ describe('Redis away', () => {
     }
   });
 
+  test('the compat fronts waiting through an outage: Judge0 answers the token, Piston names the job, neither a bare 503', async () => {
+    const service = await startService({ config: { maxWaitMs: 1500 } });
+    try {
+      const judge0 = call(service, { method: 'POST', url: '/submissions', body: BODIES['/submissions'] }, '?wait=true');
+      const piston = call(service, { method: 'POST', url: '/api/v2/execute', body: BODIES['/api/v2/execute'] });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await service.redis.pause();
+      const [judge0Answer, pistonAnswer] = await Promise.all([judge0, piston]);
+      assert.equal(judge0Answer.statusCode, 201, judge0Answer.body);
+      assert.match(judge0Answer.json().token, /^[\w-]{21}$/);
+      assert.equal(pistonAnswer.statusCode, 503, pistonAnswer.body);
+      assert.match(pistonAnswer.json().message, /^job [\w-]{21} was accepted, but its result cannot be read now .*GET \/v1\/jobs\/[\w-]{21} reads it later$/);
+    } finally {
+      await service.redis.resume();
+      await service.close();
+    }
+  });
+
   test('?wait=true across a Redis restart: the waiting request keeps the job id, the job survives', async () => {
     const service = await startService();
     try {
