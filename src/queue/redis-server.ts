@@ -104,7 +104,10 @@ function launch(port: number, options: RedisServerOptions): ChildProcess {
   const args = redisArgs(port, options);
   // The server dies with us, so that a crashed test or service never leaves one behind.
   const command = dyingWithParent('TERM', 'redis-server', args);
-  const child = spawn(command.file, command.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: a terminal's Ctrl-C reaches the foreground group (`cellblock start`, its
+  // workers), and Redis must outlive their shutdown, which stores the results of the jobs in
+  // flight; it is stopped last, by stop() (or dies with us, above).
+  const child = spawn(command.file, command.args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const forward = (chunk: Buffer) => {
     for (const line of chunk.toString().split('\n')) if (line.trim()) options.onLog?.(line);
   };

@@ -8,6 +8,8 @@ import { startRedisServer } from '../../src/queue/redis-server.js';
 export interface TestRedis {
   url: string;
   port: number;
+  /** The server's pid, while it runs. */
+  readonly pid: number | undefined;
   /** Stops the server and removes its data. */
   stop(): Promise<void>;
   /** Stops and starts it again on the same port, with the same data. */
@@ -25,6 +27,9 @@ export async function start(port?: number): Promise<TestRedis> {
   return {
     url: server.url,
     port: server.port,
+    get pid() {
+      return server.pid;
+    },
     stop: async () => {
       await server.stop();
       running = false;
