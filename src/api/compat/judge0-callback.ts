@@ -4,6 +4,7 @@
 // Judge0's shape, not /v1's webhook.
 import type { FastifyBaseLogger } from 'fastify';
 import type { JobClient, JobRecord } from '../../jobs/model.js';
+import { QueueUnavailableError } from '../../queue/errors.js';
 import type { Judge0Languages } from './judge0-languages.js';
 import { JUDGE0_DEFAULT_FIELDS, judge0Attributes, serializeSubmission } from './judge0-submission.js';
 
@@ -44,9 +45,24 @@ export class Judge0Callbacks {
   private async deliver(token: string, url: string): Promise<void> {
     const deadline = Date.now() + GIVE_UP_AFTER_MS;
     let record: JobRecord | undefined;
+    let away = false;
     while (!this.closed && Date.now() < deadline) {
-      record = await this.jobs.wait(token, WAIT_SLICE_MS);
+      try {
+        record = await this.jobs.wait(token, WAIT_SLICE_MS);
+        away = false;
+      } catch (error) {
+        // Redis away (a restart): the job is safe in it, and so is this watch; wait it out.
+        if (!(error instanceof QueueUnavailableError)) throw error;
+        away = true;
+        await new Promise((resolve) => setTimeout(resolve, WAIT_SLICE_MS));
+        continue;
+      }
       if (record === undefined || isFinished(record)) break;
+    }
+    if (this.closed && !(record && isFinished(record))) {
+      // Watches live in this process: one that shuts down first sends none (said, not silent).
+      this.log.warn({ token, redisAway: away }, 'judge0 callback: not sent, the API shut down before the submission finished');
+      return;
     }
     if (record === undefined || !isFinished(record)) return;
     const body = JSON.stringify(serializeSubmission(judge0Attributes(record, this.languages), JUDGE0_DEFAULT_FIELDS, true));
