@@ -77,7 +77,7 @@ double loadOnce(const sock_fprog& program) {
   if (child == 0) {
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     double start = nowMs();
-    long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW, &program);
+    long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program);
     double took = r == 0 ? nowMs() - start : -1;
     if (write(pipeFds[1], &took, sizeof took) != sizeof took) _exit(1);
     _exit(0);

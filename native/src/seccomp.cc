@@ -347,11 +347,15 @@ SeccompPolicy seccompPolicy() {
   return policy;
 }
 
+// No SECCOMP_FILTER_FLAG_SPEC_ALLOW: where the host's administrator chose speculation mitigations
+// for seccomp'd tasks (spec_store_bypass_disable=seccomp, spectre_v2_user=seccomp), an untrusted
+// program is what they are for. Elsewhere the flag changes nothing. runc sets it only on request.
 Failure installSeccomp(ContainerState& s) {
-  long listener = sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-                      SECCOMP_FILTER_FLAG_SPEC_ALLOW | SECCOMP_FILTER_FLAG_NEW_LISTENER, s.seccompProgram);
-  if (listener == -EINVAL) {  // a kernel without listeners (before 5.0)
-    listener = sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW, s.seccompProgram);
+  long listener = sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, s.seccompProgram);
+  // EINVAL: a kernel without listeners (before 5.0). EBUSY: the worker itself runs under a filter
+  // that has a listener (a container manager's), and a task may sit under only one such.
+  if (listener == -EINVAL || listener == -EBUSY) {
+    listener = sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, s.seccompProgram);
   }
   CB_TRY(step_seccomp, listener);
   s.filterListenerFd = listener > 0 ? static_cast<int>(listener) : -1;
