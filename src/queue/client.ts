@@ -92,10 +92,11 @@ interface DepthRead {
 // "Command timed out": ioredis's commandTimeout, where a frozen Redis outlasts it.
 const CONNECTION_ERROR = /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING|Command timed out/i;
 
-/** The shape of the ids this client gives jobs (nanoid's default). Anything else names no job,
- * and may name one of BullMQ's own keys beside the jobs' ("meta", "events", "wait"), which a read
- * would take for a job's hash, or fail on with WRONGTYPE. */
-const JOB_ID = /^[A-Za-z0-9_-]{21}$/;
+/** The shapes of job ids: this client's (nanoid's default) and BullMQ's own counter, which names
+ * jobs that another producer added without an id. Anything else names no job, and may name one
+ * of BullMQ's own keys beside the jobs' ("meta", "events", "wait"), which a read would take for a
+ * job's hash, or fail on with WRONGTYPE. */
+const JOB_ID = /^(?:[A-Za-z0-9_-]{21}|[1-9]\d{0,15})$/;
 
 export function isJobId(id: string): boolean {
   return JOB_ID.test(id);
