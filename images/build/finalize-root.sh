@@ -1,8 +1,9 @@
 #!/bin/sh
 # Makes a base root usable as a sandbox root: the mount points the engine mounts over (the
 # container's root is read-only, so they must exist in the image), the work dir /box owned by the
-# sandbox user, a passwd/group entry for that user (uid/gid 60000) for tools that look it up,
-# and no apt lists, caches, logs or host files (resolv.conf) left in the layer.
+# sandbox user, a passwd/group entry for that user (uid/gid 60000) for tools that look it up, and
+# a passwd entry named "sandbox" for each uid a pool gives its slots (60000-61023, group 60000:
+# src/pool/uid-leases.ts), and no apt lists, caches, logs or host files (resolv.conf) left in the layer.
 # Usage: finalize-root.sh ROOT
 set -eu
 root=$1
@@ -14,6 +15,13 @@ chmod 0755 box
 chown 60000:60000 box
 touch etc/passwd etc/group
 grep -q '^sandbox:' etc/passwd || echo 'sandbox:x:60000:60000:cellblock sandbox:/box:/usr/sbin/nologin' >>etc/passwd
+if ! grep -q '^sandbox:x:60001:' etc/passwd; then
+  uid=60001
+  while [ "$uid" -le 61023 ]; do
+    echo "sandbox:x:$uid:60000:cellblock sandbox:/box:/usr/sbin/nologin"
+    uid=$((uid + 1))
+  done >>etc/passwd
+fi
 grep -q '^sandbox:' etc/group || echo 'sandbox:x:60000:' >>etc/group
 grep -q '^root:' etc/passwd || echo 'root:x:0:0:root:/root:/bin/sh' >>etc/passwd
 grep -q '^root:' etc/group || echo 'root:x:0:' >>etc/group

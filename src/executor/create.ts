@@ -94,7 +94,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
       container: prewarm
         ? {
             prepare: (key, root) =>
-              sandbox.prepare({ rootDir: root.rootDir, workDirHostPath: root.workDirHostPath, workDir: root.workDir, limits: expectedLimits.get(key) }),
+              sandbox.prepare({ rootDir: root.rootDir, workDirHostPath: root.workDirHostPath, workDir: root.workDir, uid: root.uid, limits: expectedLimits.get(key) }),
             destroy: (container) => container.destroy(),
           }
         : undefined,
@@ -103,7 +103,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
       run: (slot: Slot, stage) =>
         slot.container
           ? slot.container.start(stage)
-          : sandbox.run({ rootDir: slot.root.rootDir, workDirHostPath: slot.root.workDirHostPath, workDir: slot.root.workDir, ...stage }),
+          : sandbox.run({ rootDir: slot.root.rootDir, workDirHostPath: slot.root.workDirHostPath, workDir: slot.root.workDir, uid: slot.root.uid, ...stage }),
     };
     const warmImages = new Set(poolOptions.warmImages ?? runtimes.map((r) => r.image).filter((image) => store.get(image)));
     for (const key of expectedLimits.keys()) if (warmImages.has(imageOfSlotKey(key))) pool.warm(key);

@@ -4,7 +4,7 @@
 // dir. Slots are released as soon as their stage ends, so their teardown overlaps the next stage.
 import type { Runtime } from '../images/types.js';
 import type { Pool, PoolSlot, PoolStats } from '../pool/index.js';
-import { SANDBOX_GID, SANDBOX_UID } from '../pool/index.js';
+import { SANDBOX_GID } from '../pool/index.js';
 import type { RunResult, SandboxCgroups } from '../sandbox/types.js';
 import { compileArgv, runArgv } from './argv.js';
 import { checkSubmission, outputAboveMaximum } from './check.js';
@@ -16,7 +16,8 @@ import { slotKey } from './slot-keys.js';
 import type { ExecuteRequest, ExecuteResult, TestResult } from './types.js';
 import { verdictAfterCompile, verdictOfRuns } from './verdict.js';
 
-const SANDBOX_OWNER = { uid: SANDBOX_UID, gid: SANDBOX_GID };
+/** The owner of a slot's files: its own uid (src/pool/uid-leases.ts), the sandbox's group. */
+const ownerOf = (slot: PoolSlot<unknown>) => ({ uid: slot.root.uid, gid: SANDBOX_GID });
 
 export interface Executor {
   execute(request: ExecuteRequest): Promise<ExecuteResult>;
@@ -107,7 +108,7 @@ export class SubmissionExecutor<C> implements Executor {
       if (signal?.aborted) return { ...result, verdict: 'cancelled' };
       if (runtime.compile && compileLimits) {
         compiled = await this.pool.take(slotKey(runtime.image, 'compile'));
-        writeSourceFiles(compiled.root.workDirHostPath, request.files, SANDBOX_OWNER);
+        writeSourceFiles(compiled.root.workDirHostPath, request.files, ownerOf(compiled));
         const compile = await this.runner.run(compiled, stage(compileArgv(runtime.compile.argv, fileNames, []), '', compileLimits));
         result.compile = compile;
         const failed = verdictAfterCompile(compile.verdict);
@@ -120,7 +121,7 @@ export class SubmissionExecutor<C> implements Executor {
         const slot = await this.pool.take(slotKey(runtime.image, 'run'));
         try {
           if (compiled) {
-            await copyCompiledWorkDir(compiled.root.workDirHostPath, slot.root.workDirHostPath, SANDBOX_OWNER);
+            await copyCompiledWorkDir(compiled.root.workDirHostPath, slot.root.workDirHostPath, ownerOf(slot));
             // Its container, root and cgroup are no use to the last run: they go back to the pool
             // now, to be torn down and replaced, rather than after the run.
             if (last) {
@@ -128,7 +129,7 @@ export class SubmissionExecutor<C> implements Executor {
               compiled = undefined;
             }
           } else {
-            writeSourceFiles(slot.root.workDirHostPath, request.files, SANDBOX_OWNER);
+            writeSourceFiles(slot.root.workDirHostPath, request.files, ownerOf(slot));
           }
           return await this.runner.run(slot, stage(runArgs, stdin));
         } finally {

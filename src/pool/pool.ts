@@ -9,6 +9,7 @@ import { KeyedPool, type PrepareOccasion } from './keyed-pool.js';
 import { MountAgent, DEFAULT_PYTHON_PATH } from './mount-agent.js';
 import { destroyRoot, prepareRoot, type PreparedRoot, type RootSpec } from './root.js';
 import { claimOwnerDir, reclaimStaleOwners, releaseOwnerDir, type ReclaimReport } from './state-dir.js';
+import { UidLeases, type UidLease } from './uid-leases.js';
 import type { PoolSizing, PoolStats } from './types.js';
 
 /** What the pool adds on top of a root, e.g. the engine's pre-warmed container. */
@@ -76,18 +77,31 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
       typeof sizingOption === 'function' ? sizingOption : () => ({ ...DEFAULT_SIZING, ...(sizingOption ?? {}) });
     let seq = 0;
     const container = options.container;
+    const uids = new UidLeases(agent, stateRoot);
+    /** Each live slot's uid lease, by its slot dir. */
+    const leases = new Map<string, UidLease>();
 
     const prepareSlot = async (image: string, occasion: PrepareOccasion): Promise<PoolSlot<C>> => {
       const spec = await options.rootSpec(image);
       // A miss's job waits for its root: looking up its start-up paths first would only move the
       // program's own lookups ahead of it, at the agent's cost per path (~2-4 us) on top.
-      const rootSpec = occasion === 'onTheSpot' ? { ...spec, startupPaths: undefined } : spec;
-      const root = await prepareRoot(agent, join(ownerDir.slotsDir, slotName(image, ++seq)), rootSpec);
+      const lease = await uids.lease();
+      const slotDir = join(ownerDir.slotsDir, slotName(image, ++seq));
+      let root: PreparedRoot;
+      try {
+        root = await prepareRoot(agent, slotDir, { ...spec, ...(occasion === 'onTheSpot' ? { startupPaths: undefined } : {}), uid: lease.uid });
+      } catch (err) {
+        await uids.release(lease).catch(() => undefined);
+        throw err;
+      }
+      leases.set(slotDir, lease);
       if (!container) return { image, root };
       try {
         return { image, root, container: await container.prepare(image, root) };
       } catch (err) {
         await destroyRoot(agent, root).catch(() => undefined);
+        leases.delete(slotDir);
+        await uids.release(lease).catch(() => undefined);
         throw err;
       }
     };
@@ -98,7 +112,14 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
       try {
         if (container && slot.container !== undefined) await container.destroy(slot.container);
       } finally {
-        await destroyRoot(agent, slot.root);
+        try {
+          await destroyRoot(agent, slot.root);
+        } finally {
+          // Its uid once the slot's processes and files are gone (or the root failed to go).
+          const lease = leases.get(slot.root.slotDir);
+          leases.delete(slot.root.slotDir);
+          if (lease) await uids.release(lease);
+        }
       }
     };
     const keyed = new KeyedPool<PoolSlot<C>>(

@@ -24,6 +24,8 @@ export interface RootSpec {
   upperBytes: number;
   /** Files and directories that tmpfs may hold; default DEFAULT_UPPER_INODES. */
   upperInodes?: number;
+  /** Owner of the work dir: the uid its programs run as. Default SANDBOX_UID. */
+  uid?: number;
   /** Work dir inside the root, without the leading slash. Default DEFAULT_WORK_DIR. */
   workDir?: string;
   /** Paths inside the root to look up once it is mounted (Runtime's startupPaths): a fresh
@@ -41,6 +43,8 @@ export interface PreparedRoot {
   workDirHostPath: string;
   /** Path of the work dir inside the container, e.g. "/box". */
   workDir: string;
+  /** The work dir's owner and the uid its programs run as (RootSpec.uid). */
+  uid: number;
   /** How many of RootSpec.startupPaths exist in this root (all were looked up); 0 for a root a
    * pool prepared on the spot for a waiting job (its program makes those lookups itself). */
   startupPathsFound: number;
@@ -54,7 +58,7 @@ export async function prepareRoot(agent: MountAgent, slotDir: string, spec: Root
     upperBytes: spec.upperBytes,
     upperInodes: spec.upperInodes ?? DEFAULT_UPPER_INODES,
     workDir,
-    uid: SANDBOX_UID,
+    uid: spec.uid ?? SANDBOX_UID,
     gid: SANDBOX_GID,
     mountPoints: ENGINE_MOUNT_POINTS,
     startupPaths: spec.startupPaths ?? [],
@@ -64,6 +68,7 @@ export async function prepareRoot(agent: MountAgent, slotDir: string, spec: Root
     rootDir: String(prepared.rootDir),
     workDirHostPath: String(prepared.workDirHostPath),
     workDir: `/${workDir}`,
+    uid: spec.uid ?? SANDBOX_UID,
     startupPathsFound: Number(prepared.startupPathsFound),
   };
 }

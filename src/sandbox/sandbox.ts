@@ -9,7 +9,7 @@ import { createCgroupBackend } from './cgroups/index.js';
 import { Container, internalErrorResult } from './container.js';
 import { toSandboxError } from './errors.js';
 import { native } from './native.js';
-import { checkContainerSpec } from './spec.js';
+import { checkContainerSpec, isSandboxId } from './spec.js';
 import type { ContainerSpec, PreparedContainer, RunResult, RunSpec, Sandbox, SandboxCgroups, SandboxOptions } from './types.js';
 import { SandboxError, SandboxSpecError } from './types.js';
 
@@ -57,7 +57,8 @@ class SandboxInstance implements Sandbox {
     const checked = checkContainerSpec(spec);
     const id = `c${(this.nextContainer++).toString(36)}`;
     // The program runs as the sandbox user; its work dir is the one place it owns.
-    fs.chownSync(checked.workDirHostPath, this.uid, this.gid);
+    const uid = checked.uid ?? this.uid;
+    fs.chownSync(checked.workDirHostPath, uid, this.gid);
     let cgroup;
     try {
       cgroup = this.backend.createRunCgroup(this.instanceId, id);
@@ -72,7 +73,7 @@ class SandboxInstance implements Sandbox {
         throw toSandboxError(error);
       }
     }
-    const container = await Container.prepare(id, checked, { uid: this.uid, gid: this.gid }, cgroup, (c) =>
+    const container = await Container.prepare(id, checked, { uid, gid: this.gid }, cgroup, (c) =>
       this.containers.delete(c),
     );
     this.containers.add(container);
@@ -89,6 +90,7 @@ class SandboxInstance implements Sandbox {
         hostname: spec.hostname,
         tmpBytes: spec.limits?.tmpBytes,
         limits: spec.limits,
+        ...(spec.uid !== undefined ? { uid: spec.uid } : {}),
       });
     } catch (error) {
       if (error instanceof SandboxError) return internalErrorResult(error);
@@ -148,7 +150,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
   const uid = options.uid ?? SANDBOX_UID;
   const gid = options.gid ?? SANDBOX_GID;
   for (const [field, value] of [['uid', uid], ['gid', gid]] as const) {
-    if (!Number.isSafeInteger(value) || value <= 0 || value >= 2 ** 32 - 1) {
+    if (!isSandboxId(value)) {
       throw new SandboxSpecError(field, 'must be a non-root id');
     }
   }

@@ -82,6 +82,12 @@ export interface CheckedContainerSpec {
   hostname: string;
   tmpBytes: number;
   limits?: Limits;
+  uid?: number;
+}
+
+/** A uid or gid the program may run as: not root, not the kernel's "no id" (2^32 - 1). */
+export function isSandboxId(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0 && value < 2 ** 32 - 1;
 }
 
 export function checkContainerSpec(spec: ContainerSpec): CheckedContainerSpec {
@@ -102,7 +108,8 @@ export function checkContainerSpec(spec: ContainerSpec): CheckedContainerSpec {
   const limits = spec.limits === undefined ? undefined : checkLimits(spec.limits);
   const tmpBytes = spec.tmpBytes ?? limits?.tmpBytes ?? DEFAULT_TMP_BYTES;
   if (!Number.isSafeInteger(tmpBytes) || tmpBytes <= 0) throw new SandboxSpecError('tmpBytes', 'must be a positive integer');
-  return { rootDir, workDirHostPath, workDir, hostname, tmpBytes, limits };
+  if (spec.uid !== undefined && !isSandboxId(spec.uid)) throw new SandboxSpecError('uid', 'must be a non-root id');
+  return { rootDir, workDirHostPath, workDir, hostname, tmpBytes, limits, ...(spec.uid !== undefined ? { uid: spec.uid } : {}) };
 }
 
 export function checkLimits(limits: Limits): Limits {

@@ -46,6 +46,8 @@ export interface RunSpec {
   limits: Limits;
   /** Hostname inside the container's UTS namespace. Default "cellblock". */
   hostname?: string;
+  /** As ContainerSpec.uid. */
+  uid?: number;
   /** As StartSpec.backgroundAfterCpuMs. */
   backgroundAfterCpuMs?: number;
 }
@@ -120,6 +122,10 @@ export interface ContainerSpec {
   /** The limits `start` is expected to get (e.g. the runtime's defaults): applied to the cgroup
    * while preparing, so that `start` writes only those that differ. */
   limits?: Limits;
+  /** The uid the program runs as (and owns its work dir); default the sandbox's. A uid of its own
+   * per live container keeps apart what the kernel limits per user, not per namespace: inotify
+   * instances, pending signals, message queue bytes, pipe buffers (src/pool/uid-leases.ts). */
+  uid?: number;
 }
 
 /** What `start` needs: the program and its limits. */

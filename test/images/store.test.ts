@@ -8,6 +8,8 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, 
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SANDBOX_UID } from '../../src/pool/root.js';
+import { SANDBOX_UID_COUNT } from '../../src/pool/uid-leases.js';
 import { acquireBuildLock } from '../../src/images/build-lock.js';
 import { buildImages } from '../../src/images/builder.js';
 import { ImageBuildError, ImageStoreError, UnknownImageError } from '../../src/images/errors.js';
@@ -48,7 +50,12 @@ describe('image store on the busybox test image', { skip }, () => {
     for (const d of ['proc', 'dev', 'tmp', 'box', 'sys']) assert.ok(statSync(join(root, d)).isDirectory(), d);
     assert.equal(statSync(join(root, 'box')).uid, 60000);
     assert.equal(statSync(join(root, 'tmp')).mode & 0o1777, 0o1777);
-    assert.match(readFileSync(join(root, 'etc/passwd'), 'utf8'), /^sandbox:x:60000:60000:/m);
+    const passwd = readFileSync(join(root, 'etc/passwd'), 'utf8');
+    assert.match(passwd, /^sandbox:x:60000:60000:/m);
+    // Every uid a pool gives its slots is named, as "sandbox", for tools that look it up.
+    for (let uid = SANDBOX_UID; uid < SANDBOX_UID + SANDBOX_UID_COUNT; uid++) {
+      assert.ok(passwd.includes(`\nsandbox:x:${uid}:60000:`) || uid === 60000, `uid ${uid} in passwd`);
+    }
     assert.ok(lstatSync(join(root, 'bin/sh')).isSymbolicLink());
     assert.deepEqual(store.get('bb'), image);
     assert.ok(progress.some((p) => p.phase === 'step' && /busybox/.test(p.message)));

@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createPool, type Pool } from '../../src/pool/index.js';
+import { SANDBOX_UID } from '../../src/pool/root.js';
+import { SANDBOX_UID_COUNT } from '../../src/pool/uid-leases.js';
 import { until } from '../helpers/until.js';
 import { makeScratch, mountsMentioning, poolSkipReason, type Scratch } from './helpers.js';
 
@@ -42,7 +44,8 @@ test('a root is the image layers (top wins) with a work dir owned by the sandbox
     assert.equal(readFileSync(join(slot.root.rootDir, 'etc/base-only'), 'utf8'), 'base\n');
     const box = statSync(slot.root.workDirHostPath);
     assert.equal(box.isDirectory(), true);
-    assert.equal(box.uid, 60000);
+    assert.equal(box.uid, slot.root.uid);
+    assert.ok(slot.root.uid >= SANDBOX_UID && slot.root.uid < SANDBOX_UID + SANDBOX_UID_COUNT, `uid ${slot.root.uid} in the range`);
     assert.equal(box.gid, 60000);
     assert.equal(slot.root.workDir, '/box');
     // The engine mounts over these, and binds the work dir (a directory of the slot's tmpfs,
@@ -171,6 +174,34 @@ test("a container whose teardown fails still has its root unmounted; close succe
     await until(() => errors.length > 0, 5000, 5, 'the teardown failed');
     await until(() => mountsMentioning(slot.root.slotDir).length === 0, 5000, 5, "the slot's mounts gone all the same");
     await pool.close();
+    assert.deepEqual(mountsMentioning(scratch.dir), []);
+  } finally {
+    scratch.remove();
+  }
+});
+
+test('live slots have uids of their own, and a slot destroyed gives its uid back', { skip }, async () => {
+  await withPool({ minReady: 0, maxReady: 4 }, async (pool) => {
+    const slots = await Promise.all([pool.take(IMAGE), pool.take(IMAGE), pool.take(IMAGE)]);
+    const uids = slots.map((slot) => slot.root.uid);
+    assert.equal(new Set(uids).size, 3, `distinct: ${uids}`);
+    for (const slot of slots) pool.release(slot);
+  });
+  // A second pool on the same state root (another worker on the machine) never hands out a uid
+  // the first holds.
+  const scratch = makeScratch();
+  try {
+    const rootSpec = () => ({ layerPaths: scratch.layerPaths, upperBytes: 1 << 20 });
+    const [a, b] = await Promise.all([0, 1].map(() => createPool({ stateRoot: scratch.stateRoot, rootSpec, sizing: { minReady: 0, maxReady: 2 } })));
+    try {
+      const taken = await Promise.all([a!.take(IMAGE), a!.take(IMAGE), b!.take(IMAGE), b!.take(IMAGE)]);
+      assert.equal(new Set(taken.map((slot) => slot.root.uid)).size, 4);
+      for (const slot of taken.slice(0, 2)) a!.release(slot);
+      for (const slot of taken.slice(2)) b!.release(slot);
+    } finally {
+      await a!.close();
+      await b!.close();
+    }
     assert.deepEqual(mountsMentioning(scratch.dir), []);
   } finally {
     scratch.remove();

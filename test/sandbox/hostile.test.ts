@@ -186,6 +186,23 @@ describe('sandbox against hostile programs', { skip }, () => {
     assert.equal(r.verdict, 'memory_limit');
   });
 
+  it('on a uid of its own, cannot use up what the kernel limits per user for another run', async () => {
+    // One run holds every inotify instance its user may have (fs.inotify.max_user_instances);
+    // another run on another uid still makes one, and on the same uid it could not.
+    const maxInstances = Number(fs.readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'));
+    const openFiles = maxInstances + 16;
+    const hog = (uid: number) => f.run([program('inotify'), String(maxInstances), '1500'], { uid, limits: { openFiles } });
+    const one = (uid: number) => f.run([program('inotify'), '1'], { uid });
+    const afterHog = async (hogUid: number, otherUid: number): Promise<[string, string]> => {
+      const holding = hog(hogUid);
+      await new Promise((resolve) => setTimeout(resolve, 500)); // the hog's instances made
+      const other = await one(otherUid);
+      return [text((await holding).stdout).trim(), text(other.stdout).trim()];
+    };
+    assert.deepEqual(await afterHog(60001, 60002), [String(maxInstances), '1'], 'apart');
+    assert.deepEqual(await afterHog(60003, 60003), [String(maxInstances), '0'], 'the same uid shares the limit (what per-slot uids prevent)');
+  });
+
   it('cannot see or signal other containers', async () => {
     const controller = new AbortController();
     const long = f.run(['/bin/sleep', '30'], { signal: controller.signal });
