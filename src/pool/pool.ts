@@ -83,13 +83,14 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
 
     const prepareSlot = async (image: string, occasion: PrepareOccasion): Promise<PoolSlot<C>> => {
       const spec = await options.rootSpec(image);
-      // A miss's job waits for its root: looking up its start-up paths first would only move the
-      // program's own lookups ahead of it, at the agent's cost per path (~2-4 us) on top.
       const lease = await uids.lease();
       const slotDir = join(ownerDir.slotsDir, slotName(image, ++seq));
+      // A miss's job waits for its root: looking up its start-up paths first would only move the
+      // program's own lookups ahead of it, at the agent's cost per path (~2-4 us) on top.
+      const startupPaths = occasion === 'onTheSpot' ? undefined : spec.startupPaths;
       let root: PreparedRoot;
       try {
-        root = await prepareRoot(agent, slotDir, { ...spec, ...(occasion === 'onTheSpot' ? { startupPaths: undefined } : {}), uid: lease.uid });
+        root = await prepareRoot(agent, slotDir, { ...spec, startupPaths, uid: lease.uid });
       } catch (err) {
         await uids.release(lease).catch(() => undefined);
         throw err;
