@@ -92,7 +92,7 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
       try {
         root = await prepareRoot(agent, slotDir, { ...spec, startupPaths, uid: lease.uid });
       } catch (err) {
-        await uids.release(lease).catch(() => undefined);
+        uids.release(lease);
         throw err;
       }
       leases.set(slotDir, lease);
@@ -102,7 +102,7 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
       } catch (err) {
         await destroyRoot(agent, root).catch(() => undefined);
         leases.delete(slotDir);
-        await uids.release(lease).catch(() => undefined);
+        uids.release(lease);
         throw err;
       }
     };
@@ -119,7 +119,7 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
           // Its uid once the slot's processes and files are gone (or the root failed to go).
           const lease = leases.get(slot.root.slotDir);
           leases.delete(slot.root.slotDir);
-          if (lease) await uids.release(lease);
+          if (lease) uids.release(lease);
         }
       }
     };

@@ -181,11 +181,16 @@ test("a container whose teardown fails still has its root unmounted; close succe
 });
 
 test('live slots have uids of their own, and a slot destroyed gives its uid back', { skip }, async () => {
-  await withPool({ minReady: 0, maxReady: 4 }, async (pool) => {
+  await withPool({ minReady: 0, maxReady: 0 }, async (pool) => {
     const slots = await Promise.all([pool.take(IMAGE), pool.take(IMAGE), pool.take(IMAGE)]);
     const uids = slots.map((slot) => slot.root.uid);
     assert.equal(new Set(uids).size, 3, `distinct: ${uids}`);
     for (const slot of slots) pool.release(slot);
+    await until(() => pool.stats().images[IMAGE]!.destroyed === 3, 5000, 5, 'the three destroyed');
+    // The owner keeps the uids it leased and hands the oldest given back out first.
+    const again = await pool.take(IMAGE);
+    assert.ok(uids.includes(again.root.uid), `${again.root.uid} is one of ${uids}`);
+    pool.release(again);
   });
   // A second pool on the same state root (another worker on the machine) never hands out a uid
   // the first holds.
