@@ -168,7 +168,15 @@ describe('sandbox run: correctness', { skip }, () => {
   it('a container whose init died before the start is internal_error (init_died), torn down', async () => {
     const { c, init } = await preparedWithInit();
     process.kill(init, 'SIGKILL');
-    await until(() => !processExists(init) || processState(init) === 'Z', 5000, 5, 'init gone');
+    // A zombie or reaped; reaped between the two reads of a check as well (its /proc entry gone).
+    const initGone = () => {
+      try {
+        return processState(init) === 'Z';
+      } catch {
+        return !processExists(init);
+      }
+    };
+    await until(initGone, 5000, 5, 'init gone');
     await sleep(200); // the supervisor hears of it
     const r = await c.start({ argv: ['/bin/true'], limits: DEFAULT_LIMITS });
     assert.equal(r.verdict, 'internal_error');
