@@ -9,7 +9,7 @@ import { KeyedPool, type PrepareOccasion } from './keyed-pool.js';
 import { MountAgent, DEFAULT_PYTHON_PATH } from './mount-agent.js';
 import { destroyRoot, prepareRoot, type PreparedRoot, type RootSpec } from './root.js';
 import { claimOwnerDir, reclaimStaleOwners, releaseOwnerDir, type ReclaimReport } from './state-dir.js';
-import { UidLeases, type UidLease } from './uid-leases.js';
+import { UidLeases } from './uid-leases.js';
 import type { PoolSizing, PoolStats } from './types.js';
 
 /** What the pool adds on top of a root, e.g. the engine's pre-warmed container. */
@@ -78,31 +78,27 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
     let seq = 0;
     const container = options.container;
     const uids = new UidLeases(agent, stateRoot);
-    /** Each live slot's uid lease, by its slot dir. */
-    const leases = new Map<string, UidLease>();
 
     const prepareSlot = async (image: string, occasion: PrepareOccasion): Promise<PoolSlot<C>> => {
       const spec = await options.rootSpec(image);
-      const lease = await uids.lease();
+      const uid = await uids.lease();
       const slotDir = join(ownerDir.slotsDir, slotName(image, ++seq));
       // A miss's job waits for its root: looking up its start-up paths first would only move the
       // program's own lookups ahead of it, at the agent's cost per path (~2-4 us) on top.
       const startupPaths = occasion === 'onTheSpot' ? undefined : spec.startupPaths;
       let root: PreparedRoot;
       try {
-        root = await prepareRoot(agent, slotDir, { ...spec, startupPaths, uid: lease.uid });
+        root = await prepareRoot(agent, slotDir, { ...spec, startupPaths, uid });
       } catch (err) {
-        uids.release(lease);
+        uids.release(uid);
         throw err;
       }
-      leases.set(slotDir, lease);
       if (!container) return { image, root };
       try {
         return { image, root, container: await container.prepare(image, root) };
       } catch (err) {
         await destroyRoot(agent, root).catch(() => undefined);
-        leases.delete(slotDir);
-        uids.release(lease);
+        uids.release(uid);
         throw err;
       }
     };
@@ -117,9 +113,7 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
           await destroyRoot(agent, slot.root);
         } finally {
           // Its uid once the slot's processes and files are gone (or the root failed to go).
-          const lease = leases.get(slot.root.slotDir);
-          leases.delete(slot.root.slotDir);
-          if (lease) uids.release(lease);
+          uids.release(slot.root.uid);
         }
       }
     };

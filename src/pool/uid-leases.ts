@@ -19,19 +19,15 @@ import { PoolError } from './types.js';
  * "sandbox" (images/build/finalize-root.sh). */
 export const SANDBOX_UID_COUNT = 1024;
 
-export interface UidLease {
-  uid: number;
-  lockId: number;
-}
-
 export class UidLeases {
   private readonly dir: string;
-  /** Every uid this owner holds the lock of, in use or free. */
+  /** Every uid this owner holds the lock of, in use or free (the locks are never given back: they
+   * go with the agent). */
   private readonly held = new Set<number>();
   /** Held and not in use, oldest given back first: a uid just given back is the last one taken
    * again (its processes are gone by then, but nothing of it should linger in the next job's
    * way). */
-  private readonly free: UidLease[] = [];
+  private readonly free: number[] = [];
   /** Where the search for a new uid starts. */
   private next = 0;
 
@@ -43,9 +39,9 @@ export class UidLeases {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 
-  async lease(): Promise<UidLease> {
+  async lease(): Promise<number> {
     const reused = this.free.shift();
-    if (reused) return reused;
+    if (reused !== undefined) return reused;
     for (let tried = 0; tried < SANDBOX_UID_COUNT; tried++) {
       const uid = SANDBOX_UID + this.next;
       this.next = (this.next + 1) % SANDBOX_UID_COUNT;
@@ -54,13 +50,13 @@ export class UidLeases {
       // Another worker's on this machine: try the next.
       if (reply.acquired !== true) continue;
       this.held.add(uid);
-      return { uid, lockId: Number(reply.lockId) };
+      return uid;
     }
     throw new PoolError('uid', 'EAGAIN', `all ${SANDBOX_UID_COUNT} sandbox uids (from ${SANDBOX_UID}) are in use on this machine`);
   }
 
-  /** Back on the free list, still locked; the locks go with the agent when the owner closes. */
-  release(lease: UidLease): void {
-    this.free.push(lease);
+  /** Back on the free list, still locked. */
+  release(uid: number): void {
+    this.free.push(uid);
   }
 }
