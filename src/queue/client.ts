@@ -56,7 +56,18 @@ const STALLED_REASON = 'job stalled more than allowable limit';
 export const CANCELLED_REASON = 'cancelled before it ran';
 /** Queue events that name a job's final state. */
 type FinalEventState = 'completed' | 'failed';
-const QUEUED_STATES: ReadonlySet<JobState | 'unknown'> = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
+/**
+ * Takes a job out of every list BullMQ's workers take jobs from (KEYS: wait, paused, prioritized,
+ * delayed; ARGV[1]: the job id), atomically with respect to their moveToActive: 1 if it was in
+ * one, and no worker can take it now; 0 if a worker has it or it has ended.
+ */
+const UNQUEUE_JOB = `
+local id = ARGV[1]
+if redis.call('LREM', KEYS[1], 0, id) > 0 or redis.call('LREM', KEYS[2], 0, id) > 0
+  or redis.call('ZREM', KEYS[3], id) > 0 or redis.call('ZREM', KEYS[4], id) > 0 then
+  return 1
+end
+return 0`;
 const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['done', 'failed', 'cancelled']);
 /** How often `wait` re-reads a job in case a queue event was missed (e.g. across a Redis restart). */
 const WAIT_POLL_MS = 1000;
@@ -323,7 +334,14 @@ export class BullJobClient implements JobClient {
       // path): a job taken since we looked is stopped by the publish below, which every worker
       // hears or, if it has not yet registered the job, remembers (cancel-watch.ts).
       await this.redis.set(this.keys.cancelled(id), JSON.stringify(marker), 'EX', this.options.resultTtlSeconds);
-      if (QUEUED_STATES.has(state) && (await this.queue.remove(id)) === 1) return 'removed' as const;
+      // Out of the queue first, in one step, then removed: BullMQ's remove takes a job whatever
+      // its state, so a job taken and finished since we read its state would lose its result.
+      // Tried whatever the state read: a stalled or retried job goes back to waiting.
+      const { wait, paused, prioritized, delayed } = this.queue.keys;
+      if ((await this.redis.eval(UNQUEUE_JOB, 4, wait!, paused!, prioritized!, delayed!, id)) === 1) {
+        await this.queue.remove(id);
+        return 'removed' as const;
+      }
       // Running (or taken by a worker since we looked): whichever worker holds it aborts it.
       await this.redis.publish(this.keys.cancelChannel, id);
       return 'signalled' as const;
