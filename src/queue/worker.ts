@@ -261,6 +261,12 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     },
     'worker ready',
   );
+  if (executor.cgroups?.oomScoreAdjRaisedFrom !== undefined) {
+    log.warn(
+      { from: executor.cgroups.oomScoreAdjRaisedFrom, to: -999 },
+      "the worker's oom_score_adj was raised: at -1000 the OOM killer spares a process, and the programs inherit it, so that a memory bomb would not be killed at its memory limit",
+    );
+  }
   if (executor.cgroups?.hostProcessesMovedTo) {
     log.info(
       { leaf: executor.cgroups.hostProcessesMovedTo },

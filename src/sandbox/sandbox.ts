@@ -9,6 +9,7 @@ import { createCgroupBackend } from './cgroups/index.js';
 import { Container, internalErrorResult } from './container.js';
 import { toSandboxError } from './errors.js';
 import { native } from './native.js';
+import { keepProgramsOomKillable } from './oom-score.js';
 import { checkContainerSpec, isSandboxId } from './spec.js';
 import type { ContainerSpec, PreparedContainer, RunResult, RunSpec, Sandbox, SandboxCgroups, SandboxOptions } from './types.js';
 import { SandboxError, SandboxSpecError } from './types.js';
@@ -44,11 +45,13 @@ class SandboxInstance implements Sandbox {
     private readonly lockFd: number,
     private readonly uid: number,
     private readonly gid: number,
+    oomScoreAdjRaisedFrom: number | undefined,
   ) {
     this.cgroups = {
       version: backend.version,
       parents: backend.parentPaths,
       ...(backend.hostProcessesMovedTo ? { hostProcessesMovedTo: backend.hostProcessesMovedTo } : {}),
+      ...(oomScoreAdjRaisedFrom !== undefined ? { oomScoreAdjRaisedFrom } : {}),
     };
   }
 
@@ -154,6 +157,8 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
       throw new SandboxSpecError(field, 'must be a non-root id');
     }
   }
+  // Before any container: each init and program inherits the value at its clone.
+  const oomScoreAdjRaisedFrom = keepProgramsOomKillable();
   const lockDir = options.lockDir ?? DEFAULT_LOCK_DIR;
   const backend = createCgroupBackend(options.cgroupParent ?? 'cellblock');
   fs.mkdirSync(lockDir, { recursive: true, mode: 0o700 });
@@ -170,5 +175,5 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
     fs.rmSync(lockPath(lockDir, instanceId), { force: true });
     throw toSandboxError(error);
   }
-  return new SandboxInstance(instanceId, backend, lockDir, lockFd, uid, gid);
+  return new SandboxInstance(instanceId, backend, lockDir, lockFd, uid, gid, oomScoreAdjRaisedFrom);
 }

@@ -178,6 +178,10 @@ export interface SandboxCgroups {
    * namespace root's processes (this one included) were moved to, so that the controllers could
    * be enabled for children. Absent when nothing was moved. */
   hostProcessesMovedTo?: string;
+  /** The memory controller's OOM killer spares processes at oom_score_adj -1000, and the
+   * programs inherit this process's value: where it was -1000, it was raised to -999 (see
+   * oom-score.ts) and this is the value it had. */
+  oomScoreAdjRaisedFrom?: number;
 }
 
 /** One engine instance: owns `<cgroupParent>/<instanceId>` in every cgroup hierarchy. */
