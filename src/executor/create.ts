@@ -2,6 +2,7 @@
 // With `prewarmContainers` (the default) every pool slot also holds a prepared container on its
 // root (namespaces, cgroup joined, mounts and pivot done), so a job's critical path is files in,
 // "go", run, reap; without it the engine builds the container when the stage starts.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openImageStore } from '../images/store.js';
 import { loadRuntimes } from '../images/runtimes.js';
@@ -59,7 +60,10 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   const rootSpec = (key: string) => {
     const image = imageOfSlotKey(key);
     let paths = layerPaths.get(image);
-    if (!paths) {
+    // The image as this process first read it, while its layers are there: a rebuild leaves the
+    // old ones, and `images prune` removes them once no root has them mounted (a pool that
+    // emptied), after which this process takes the image's current build.
+    if (!paths || !paths.every((layer) => existsSync(layer))) {
       const built = store.get(image);
       if (!built) throw new ExecutorError('unknown_image', `image ${JSON.stringify(image)} is not built (cellblock images build ${image})`);
       paths = built.layerPaths;
