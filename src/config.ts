@@ -6,6 +6,7 @@ import path from 'node:path';
 import { dataDirFromEnv } from './images/paths.js';
 import { MiB } from './units.js';
 import { jobsAtOnce } from './queue/background-lane.js';
+import { DEFAULT_WEBHOOK_DENY, OutboundPolicy, parseSubnet } from './queue/outbound.js';
 import { DEFAULT_REDIS_APPEND_FSYNC, REDIS_APPEND_FSYNC_POLICIES, type RedisAppendFsync } from './queue/redis-server.js';
 
 export interface ApiKey {
@@ -77,6 +78,8 @@ export interface Config {
   webhookAttempts: number;
   webhookTimeoutMs: number;
   webhookBackoffMs: number;
+  /** Where /v1 webhooks and Judge0 callbacks may be sent (src/queue/outbound.ts). */
+  webhookDestinations: OutboundPolicy;
 
   /** Empty: the API is open. Otherwise every /v1 (and compat) request needs one of these keys. */
   apiKeys: ApiKey[];
@@ -155,6 +158,22 @@ function integer(env: Env, variable: string, fallback: number, minimum = 0, maxi
   return value;
 }
 
+/** `10.0.0.0/8,fd00::/8,192.0.2.7`; unset or empty: `fallback`; `none`: no network. */
+function networks(env: Env, variable: string, fallback: readonly string[]): string[] {
+  const raw = env[variable]?.trim();
+  if (raw === undefined || raw === '') return [...fallback];
+  if (raw === 'none') return [];
+  const entries = raw.split(',').map((entry) => entry.trim());
+  for (const entry of entries) {
+    try {
+      parseSubnet(entry);
+    } catch (error) {
+      throw new ConfigError(variable, (error as Error).message);
+    }
+  }
+  return entries;
+}
+
 /** `key1:120,key2` — a key with no `:n` takes the default requests per window. */
 function apiKeys(env: Env, variable: string, defaultPerWindow: number): ApiKey[] {
   const raw = env[variable]?.trim();
@@ -220,6 +239,10 @@ export function loadConfig(env: Env = process.env): Config {
     webhookAttempts: integer(env, 'CELLBLOCK_WEBHOOK_ATTEMPTS', 5, 1),
     webhookTimeoutMs: integer(env, 'CELLBLOCK_WEBHOOK_TIMEOUT_MS', 5000, 100),
     webhookBackoffMs: integer(env, 'CELLBLOCK_WEBHOOK_BACKOFF_MS', 1000, 0),
+    webhookDestinations: new OutboundPolicy(
+      networks(env, 'CELLBLOCK_WEBHOOK_ALLOW', []),
+      networks(env, 'CELLBLOCK_WEBHOOK_DENY', DEFAULT_WEBHOOK_DENY),
+    ),
     apiKeys: apiKeys(env, 'CELLBLOCK_API_KEYS', defaultRequestsPerWindow),
     rateLimitWindowMs: integer(env, 'CELLBLOCK_RATE_LIMIT_WINDOW_MS', 60_000, 1000),
     defaultRequestsPerWindow,

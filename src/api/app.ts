@@ -29,6 +29,7 @@ export type ApiConfig = Pick<
   | 'apiKeys'
   | 'rateLimitWindowMs'
   | 'defaultRequestsPerWindow'
+  | 'webhookDestinations'
 >;
 
 export interface BuildAppOptions {
@@ -138,7 +139,13 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       ...(options.rateLimitRedis ? { rateLimitRedis: options.rateLimitRedis } : {}),
     });
     await scope.register(runtimeRoutes, { prefix: '/v1', runtimes });
-    const policy = { maxFiles: config.maxFiles, maxTests: config.maxTests, maxArgs: config.maxArgs, maxJobOutputBytes: config.maxJobOutputBytes };
+    const policy = {
+      maxFiles: config.maxFiles,
+      maxTests: config.maxTests,
+      maxArgs: config.maxArgs,
+      maxJobOutputBytes: config.maxJobOutputBytes,
+      webhookDestinations: config.webhookDestinations,
+    };
     await scope.register(jobRoutes, {
       prefix: '/v1',
       jobs,

@@ -47,7 +47,7 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   const { jobs } = options;
   const maxWaitMs = options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
   const languages = new Judge0Languages(options.runtimes);
-  const callbacks = new Judge0Callbacks(jobs, languages, app.log);
+  const callbacks = new Judge0Callbacks(jobs, languages, options.policy.webhookDestinations, app.log);
   app.addHook('onClose', async () => callbacks.close());
   app.addHook('onRoute', (route) => {
     route.config = { ...route.config, apiKeyHeader: JUDGE0_AUTHN_HEADER };
@@ -82,6 +82,9 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     const submission = translateJudge0Submission(params, base64Encoded, languages);
     const problem = admissionProblem(submission.request, submission.language.runtime, options.policy);
     if (problem !== undefined) throw new Judge0ValidationError({ base: [problem] });
+    // A host name is checked where it is resolved, as the callback is sent.
+    const refusal = submission.callbackUrl === undefined ? undefined : options.policy.webhookDestinations.refusalOf(new URL(submission.callbackUrl));
+    if (refusal) throw new Judge0ValidationError({ callback_url: ['is not a permitted destination'] });
     return submission;
   };
 

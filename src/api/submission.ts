@@ -5,6 +5,7 @@ import { OPTION_LIKE_FILE_NAME, checkSubmission, outputAboveMaximum, type Checke
 import { ExecutorError } from '../executor/errors.js';
 import type { Runtime } from '../images/types.js';
 import type { JobRequest } from '../jobs/model.js';
+import type { OutboundPolicy } from '../queue/outbound.js';
 import type { Limits } from '../sandbox/types.js';
 import { badRequest, type ApiError } from './errors.js';
 import { requireRuntime } from './runtimes.js';
@@ -15,6 +16,8 @@ export interface SubmissionPolicy {
   maxTests: number;
   maxArgs: number;
   maxJobOutputBytes: number;
+  /** Where a webhook (or a Judge0 callback) may be sent: a URL naming an address outside is refused. */
+  webhookDestinations: OutboundPolicy;
 }
 
 /** What the worker's executor makes of the job (checkSubmission, the code it runs first), or why
@@ -170,7 +173,7 @@ export function toJobRequest(
   }
   if (submission.webhookUrl !== undefined) {
     if (!webhooksAllowed) throw badRequest('webhooks_disabled', 'webhooks are disabled on this server');
-    request.webhookUrl = checkWebhookUrl(submission.webhookUrl);
+    request.webhookUrl = checkWebhookUrl(submission.webhookUrl, policy.webhookDestinations);
   }
   // The checks above name the usual mistakes; the worker's own check stands behind them.
   const checked = checkedForWorker(request, runtime);
@@ -182,7 +185,7 @@ export function toJobRequest(
   return request;
 }
 
-export function checkWebhookUrl(text: string): string {
+export function checkWebhookUrl(text: string, destinations: OutboundPolicy): string {
   let url: URL;
   try {
     url = new URL(text);
@@ -192,5 +195,8 @@ export function checkWebhookUrl(text: string): string {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw badRequest('invalid_webhook_url', `webhookUrl must be http or https, not ${url.protocol}`);
   }
+  // A host name is checked where it is resolved, as the webhook is sent (the worker's settings).
+  const refusal = destinations.refusalOf(url);
+  if (refusal) throw badRequest('webhook_url_not_allowed', `webhookUrl: ${refusal.message}`);
   return url.toString();
 }

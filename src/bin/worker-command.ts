@@ -43,7 +43,12 @@ export async function runWorkerProcess(config: Config, redisUrl: string, logger:
     maxStalledCount: config.maxStalledCount,
     heartbeatTtlMs: config.workerHeartbeatTtlMs,
     shutdownGraceMs: config.shutdownGraceMs,
-    webhook: { attempts: config.webhookAttempts, timeoutMs: config.webhookTimeoutMs, backoffMs: config.webhookBackoffMs },
+    webhook: {
+      attempts: config.webhookAttempts,
+      timeoutMs: config.webhookTimeoutMs,
+      backoffMs: config.webhookBackoffMs,
+      destinations: config.webhookDestinations,
+    },
     presentForWebhook: (record) => presentJob(record),
   });
   const worker = await Promise.race([starting, stopped]);

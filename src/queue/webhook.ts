@@ -1,12 +1,16 @@
 // Delivers a finished job to its webhook: POST of JSON, retried with exponential backoff on
 // network errors, timeouts, 429 and 5xx; any other answer is final. Delivery is at-least-once
-// per worker: a receiver should treat the job id as the idempotency key.
+// per worker: a receiver should treat the job id as the idempotency key. Only to destinations the
+// operator permits (outbound.ts); one outside them is not retried.
+import { OutboundRefusedError, sendOutbound, type OutboundPolicy } from './outbound.js';
 
 export interface WebhookPolicy {
   attempts: number;
   timeoutMs: number;
   /** Wait before the second attempt; doubles after each further one. */
   backoffMs: number;
+  /** Where a webhook may be sent. */
+  destinations: OutboundPolicy;
 }
 
 export interface WebhookOutcome {
@@ -51,18 +55,18 @@ export async function deliverWebhook(
       });
     }
     try {
-      const response = await fetch(url, {
+      const status = await sendOutbound(policy.destinations, url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': 'cellblock-webhook', 'x-cellblock-job-id': jobId },
         body: payload,
-        redirect: 'manual',
         signal: AbortSignal.any([AbortSignal.timeout(policy.timeoutMs), stop]),
       });
-      await response.arrayBuffer().catch(() => undefined);
-      outcome = { delivered: response.ok, attempts: attempt, status: response.status };
-      if (response.ok || !retryable(response.status)) return outcome;
+      const delivered = status >= 200 && status < 300;
+      outcome = { delivered, attempts: attempt, status };
+      if (delivered || !retryable(status)) return outcome;
     } catch (error) {
       outcome = { delivered: false, attempts: attempt, error: (error as Error).message };
+      if (error instanceof OutboundRefusedError) return outcome;
     }
   }
   return outcome;

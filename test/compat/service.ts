@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/config.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { Runtime } from '../../src/images/types.js';
 import { BullJobClient } from '../../src/queue/client.js';
+import { OutboundPolicy } from '../../src/queue/outbound.js';
 import type { QueueWorker } from '../../src/queue/worker.js';
 import type { Executor } from '../../src/executor/executor.js';
 import { dataDir, executorSkipReason } from '../executor/helpers.js';
@@ -74,7 +75,7 @@ export async function startRunningService(): Promise<RunningService> {
       maxStalledCount: 1,
       heartbeatTtlMs: 15_000,
       shutdownGraceMs: 5_000,
-      webhook: { attempts: 1, timeoutMs: 1000, backoffMs: 0 },
+      webhook: { attempts: 1, timeoutMs: 1000, backoffMs: 0, destinations: new OutboundPolicy() },
     });
     return { baseUrl, runtimes, close };
   } catch (error) {

@@ -11,6 +11,7 @@ import { admissionProblem } from '../../src/api/submission.js';
 import { checkSubmission } from '../../src/executor/check.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { JobRequest } from '../../src/jobs/model.js';
+import { OutboundPolicy } from '../../src/queue/outbound.js';
 import { startService, type ServiceHarness } from './fixtures.js';
 
 const EDGE_VALUES: unknown[] = [
@@ -50,7 +51,7 @@ const judge0 = {
 describe('every front under malformed input', () => {
   let service: ServiceHarness;
   const runtimes = loadRuntimes();
-  const policy = { maxFiles: 8, maxTests: 4, maxArgs: 8, maxJobOutputBytes: 64 << 20 };
+  const policy = { maxFiles: 8, maxTests: 4, maxArgs: 8, maxJobOutputBytes: 64 << 20, webhookDestinations: new OutboundPolicy() };
 
   /** Every request the fronts handed to the queue (Piston's are cancelled again, unfinished). */
   const submitted: JobRequest[] = [];

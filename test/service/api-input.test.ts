@@ -137,6 +137,21 @@ describe('API bad input', () => {
     assertError(await post({ ...hello, webhookUrl: 'file:///etc/passwd' }), 400, 'invalid_webhook_url');
   });
 
+  test('a webhook or Judge0 callback to an address outside the permitted networks is refused', async () => {
+    // The default destinations: anywhere but link-local, where cloud metadata services answer.
+    for (const webhookUrl of ['http://169.254.169.254/latest/meta-data', 'http://[fe80::1]:8080/', 'https://[::ffff:169.254.169.254]/']) {
+      const refused = assertError(await post({ ...hello, webhookUrl }), 400, 'webhook_url_not_allowed');
+      assert.match(refused.message, /not a permitted destination/);
+    }
+    const judge0 = await service.app.inject({
+      method: 'POST',
+      url: '/submissions',
+      payload: { source_code: 'print(1)', language_id: 71, callback_url: 'http://169.254.169.254/' },
+    });
+    assert.equal(judge0.statusCode, 422, judge0.body);
+    assert.deepEqual(judge0.json(), { callback_url: ['is not a permitted destination'] });
+  });
+
   test('the output a job could store: every run\'s outputBytes added up, at most the maximum', async () => {
     // The runtime's default is 64 KiB per run: one run fits 100,000 bytes, two do not.
     const refused = assertError(await post({ ...hello, tests: [{}, {}] }), 400, 'job_output_above_maximum');

@@ -21,6 +21,14 @@ describe('configuration', () => {
     assert.deepEqual([config.port, config.logLevel, config.maxFiles, config.redisUrl], [65535, 'debug', 3, 'redis://10.0.0.5:6380/2']);
   });
 
+  test('webhook destinations: link-local denied by default; lists replace the defaults; none empties one', () => {
+    const byDefault = loadConfig({}).webhookDestinations;
+    assert.deepEqual([byDefault.allow, byDefault.deny], [[], ['169.254.0.0/16', 'fe80::/10']]);
+    const set = loadConfig({ CELLBLOCK_WEBHOOK_ALLOW: '10.0.0.0/8, fd00::/8', CELLBLOCK_WEBHOOK_DENY: 'none' }).webhookDestinations;
+    assert.deepEqual([set.allow, set.deny], [['10.0.0.0/8', 'fd00::/8'], []]);
+    assert.ok(set.permits('10.0.0.1') && !set.permits('192.0.2.1'));
+  });
+
   test('a malformed value is a ConfigError naming the variable and what it expects', () => {
     const refused: [Record<string, string>, string, RegExp][] = [
       [{ CELLBLOCK_PORT: 'abc' }, 'CELLBLOCK_PORT', /whole number/],
@@ -37,6 +45,8 @@ describe('configuration', () => {
       // Past a timer's 2^31 - 1 ms, Node fires it after 1 ms.
       [{ CELLBLOCK_SHUTDOWN_GRACE_MS: '3000000000' }, 'CELLBLOCK_SHUTDOWN_GRACE_MS', /to 2147483647/],
       [{ CELLBLOCK_LOCK_DURATION_MS: '2147483648' }, 'CELLBLOCK_LOCK_DURATION_MS', /to 2147483647/],
+      [{ CELLBLOCK_WEBHOOK_ALLOW: '10.0.0.0/8, example.com' }, 'CELLBLOCK_WEBHOOK_ALLOW', /"example.com" is not an address or a network/],
+      [{ CELLBLOCK_WEBHOOK_DENY: '10.0.0.0/40' }, 'CELLBLOCK_WEBHOOK_DENY', /is not an address or a network/],
     ];
     for (const [env, variable, expected] of refused) {
       assert.throws(

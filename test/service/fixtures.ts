@@ -19,6 +19,7 @@ import type { Runtime } from '../../src/images/types.js';
 import type { Limits } from '../../src/sandbox/types.js';
 import { BullJobClient } from '../../src/queue/client.js';
 import { createRedis } from '../../src/queue/connection.js';
+import { OutboundPolicy } from '../../src/queue/outbound.js';
 import { startQueueWorker, type QueueWorker } from '../../src/queue/worker.js';
 import { start, type TestRedis } from '../helpers/redis.js';
 
@@ -199,7 +200,7 @@ export async function startTestWorker(
     ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs, stalledIntervalMs: options.lockDurationMs } : {}),
     heartbeatTtlMs: 3000,
     shutdownGraceMs: options.shutdownGraceMs ?? 30_000,
-    webhook: { attempts: 4, timeoutMs: 2000, backoffMs: 100 },
+    webhook: { attempts: 4, timeoutMs: 2000, backoffMs: 100, destinations: new OutboundPolicy() },
     presentForWebhook: (record) => presentJob(record),
   });
   return { worker, close: () => worker.close() };

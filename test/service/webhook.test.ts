@@ -1,10 +1,12 @@
-// Webhook delivery on its own: what cannot be sent, and what a delivery leaves behind.
+// Webhook delivery on its own: what cannot be sent, what a delivery leaves behind, and where a
+// webhook may go (the operator's networks, checked on the address connected to).
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, test } from 'node:test';
-import { deliverWebhook } from '../../src/queue/webhook.js';
+import { after, before, describe, test } from 'node:test';
+import { OutboundPolicy, parseSubnet } from '../../src/queue/outbound.js';
+import { deliverWebhook, type WebhookPolicy } from '../../src/queue/webhook.js';
 
 let server: http.Server;
 let url: string;
@@ -27,7 +29,7 @@ test('a body that cannot be serialised is not delivered, and nothing is thrown',
   const body: Record<string, unknown> = { id: 'x' };
   body.self = body;
   const before = requests;
-  const outcome = await deliverWebhook(url, 'x', body, { attempts: 3, timeoutMs: 1000, backoffMs: 1 });
+  const outcome = await deliverWebhook(url, 'x', body, { attempts: 3, timeoutMs: 1000, backoffMs: 1, destinations: new OutboundPolicy() });
   assert.equal(outcome.delivered, false);
   assert.equal(outcome.attempts, 0);
   assert.match(outcome.error ?? '', /cannot serialise the job as JSON/);
@@ -37,8 +39,70 @@ test('a body that cannot be serialised is not delivered, and nothing is thrown',
 test("retries leave no listener on the worker's stop signal", async () => {
   const stop = new AbortController();
   for (let i = 0; i < 5; i++) {
-    const outcome = await deliverWebhook(url, `job${i}`, { i }, { attempts: 3, timeoutMs: 1000, backoffMs: 1 }, stop.signal);
+    const outcome = await deliverWebhook(url, `job${i}`, { i }, { attempts: 3, timeoutMs: 1000, backoffMs: 1, destinations: new OutboundPolicy() }, stop.signal);
     assert.deepEqual([outcome.delivered, outcome.attempts, outcome.status], [false, 3, 503]);
   }
   assert.equal(getEventListeners(stop.signal, 'abort').length, 0);
+});
+
+test('the default destinations: anywhere but link-local (cloud metadata services)', () => {
+  const policy = new OutboundPolicy();
+  for (const address of ['127.0.0.1', '10.1.2.3', '192.0.2.7', '::1', '2001:db8::1']) assert.ok(policy.permits(address), address);
+  for (const address of ['169.254.169.254', '::ffff:169.254.169.254', 'fe80::1']) assert.ok(!policy.permits(address), address);
+});
+
+test('allow and deny lists: deny wins, allow bounds the rest, mapped IPv4 counts as IPv4', () => {
+  const policy = new OutboundPolicy(['10.0.0.0/8', '2001:db8::/32', '192.0.2.7'], ['10.9.0.0/16']);
+  assert.ok(policy.permits('10.1.2.3'));
+  assert.ok(policy.permits('::ffff:10.1.2.3'));
+  assert.ok(policy.permits('192.0.2.7'));
+  assert.ok(policy.permits('2001:db8::5'));
+  assert.ok(!policy.permits('10.9.1.1'), 'denied inside an allowed network');
+  assert.ok(!policy.permits('192.0.2.8'), 'outside every allowed network');
+  assert.ok(!policy.permits('127.0.0.1'));
+  for (const bad of ['10.0.0.0/33', 'example.com', '10.0.0.0/8/1', '::/129', '10.0.0.0/x', '']) {
+    assert.throws(() => parseSubnet(bad), /is not an address or a network/, bad);
+  }
+});
+
+describe('a webhook outside the permitted networks', () => {
+  let receiver: http.Server;
+  let port: number;
+  let received = 0;
+  before(async () => {
+    receiver = http.createServer((request, response) => {
+      received++;
+      request.resume();
+      response.end();
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    port = (receiver.address() as AddressInfo).port;
+  });
+  after(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
+  const policy = (destinations: OutboundPolicy): WebhookPolicy => ({ attempts: 3, timeoutMs: 1000, backoffMs: 1, destinations });
+
+  test('is delivered where loopback is permitted', async () => {
+    const before = received;
+    const outcome = await deliverWebhook(`http://127.0.0.1:${port}/hook`, 'job', { ok: 1 }, policy(new OutboundPolicy()));
+    assert.deepEqual([outcome.delivered, outcome.status], [true, 200]);
+    assert.equal(received, before + 1);
+  });
+
+  test('is refused, once and without a request, by address or by a name that resolves there', async () => {
+    const noLoopback = new OutboundPolicy([], ['127.0.0.0/8', '::1/128']);
+    const onlyElsewhere = new OutboundPolicy(['192.0.2.0/24'], []);
+    const before = received;
+    for (const [url, destinations] of [
+      [`http://127.0.0.1:${port}/hook`, noLoopback],
+      [`http://localhost:${port}/hook`, noLoopback],
+      [`http://[::ffff:127.0.0.1]:${port}/hook`, noLoopback],
+      [`http://localhost:${port}/hook`, onlyElsewhere],
+    ] as const) {
+      const outcome = await deliverWebhook(url, 'job', { ok: 1 }, policy(destinations));
+      assert.equal(outcome.delivered, false, url);
+      assert.equal(outcome.attempts, 1, `${url}: a refusal is final, not retried`);
+      assert.match(outcome.error ?? '', /not a permitted destination/, url);
+    }
+    assert.equal(received, before, 'the receiver heard nothing');
+  });
 });

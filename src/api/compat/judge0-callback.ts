@@ -5,6 +5,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { JobClient, JobRecord } from '../../jobs/model.js';
 import { QueueUnavailableError } from '../../queue/errors.js';
+import { OutboundRefusedError, sendOutbound, type OutboundPolicy } from '../../queue/outbound.js';
 import type { Judge0Languages } from './judge0-languages.js';
 import { JUDGE0_DEFAULT_FIELDS, judge0Attributes, serializeSubmission } from './judge0-submission.js';
 
@@ -24,6 +25,7 @@ export class Judge0Callbacks {
   constructor(
     private readonly jobs: JobClient,
     private readonly languages: Judge0Languages,
+    private readonly destinations: OutboundPolicy,
     private readonly log: FastifyBaseLogger,
   ) {}
 
@@ -68,15 +70,18 @@ export class Judge0Callbacks {
     const body = JSON.stringify(serializeSubmission(judge0Attributes(record, this.languages), JUDGE0_DEFAULT_FIELDS, true));
     for (let attempt = 1; attempt <= CALLBACK_ATTEMPTS; attempt++) {
       try {
-        const response = await fetch(url, {
+        await sendOutbound(this.destinations, url, {
           method: 'PUT',
           body,
           headers: { 'content-type': 'application/json' },
           signal: AbortSignal.timeout(CALLBACK_TIMEOUT_MS),
         });
-        await response.body?.cancel();
         return;
       } catch (error) {
+        if (error instanceof OutboundRefusedError) {
+          this.log.warn({ token, url }, `judge0 callback: not sent: ${error.message}`);
+          return;
+        }
         this.log.info({ err: error, token, attempt }, 'judge0 callback: PUT failed');
       }
     }
