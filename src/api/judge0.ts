@@ -4,7 +4,6 @@
 // same queue and workers; tokens are our job ids.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { JobRecord, JobRequest } from '../jobs/model.js';
-import { Judge0Callbacks } from './compat/judge0-callback.js';
 import { Judge0Languages } from './compat/judge0-languages.js';
 import { Judge0ValidationError, translateJudge0Submission, type Judge0Submission } from './compat/judge0-request.js';
 import { JUDGE0_STATUS_LIST } from './compat/judge0-statuses.js';
@@ -47,8 +46,6 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   const { jobs } = options;
   const maxWaitMs = options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
   const languages = new Judge0Languages(options.runtimes);
-  const callbacks = new Judge0Callbacks(jobs, languages, options.policy.webhookDestinations, app.log);
-  app.addHook('onClose', async () => callbacks.close());
   app.addHook('onRoute', (route) => {
     route.config = { ...route.config, apiKeyHeader: JUDGE0_AUTHN_HEADER };
   });
@@ -88,16 +85,11 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     return submission;
   };
 
-  const accept = (submission: Judge0Submission, token: string): void => {
-    if (submission.callbackUrl !== undefined) callbacks.watch(token, submission.callbackUrl);
-  };
-
   app.post('/submissions', { schema: { tags: ['judge0'], summary: 'Judge0: create a submission' } }, async (request, reply) => {
     const params = paramsOf(request);
     const fields = parseFields(params.fields); // checked before anything is queued, as Judge0 does
     const submission = translate(params, flag(params, 'base64_encoded'));
     const token = await jobs.submit(submission.request);
-    accept(submission, token);
     reply.code(201);
     if (!flag(params, 'wait')) return { token };
     let record;
@@ -138,7 +130,6 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     const valid = translated.filter((item): item is Judge0Submission => !(item instanceof Judge0ValidationError));
     const tokens = valid.length > 0 ? await jobs.submitBatch(valid.map((item): JobRequest => item.request)) : [];
     const tokenOf = new Map(valid.map((item, i) => [item, tokens[i]!]));
-    valid.forEach((item) => accept(item, tokenOf.get(item)!));
     reply.code(valid.length > 0 ? 201 : 422);
     return translated.map((item) => (item instanceof Judge0ValidationError ? item.errors : { token: tokenOf.get(item) }));
   });

@@ -2,9 +2,10 @@
 // children of a small supervisor that restarts any that die and passes SIGTERM on.
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
-import { presentJob } from '../api/present.js';
+import { jobNotifications } from '../api/notifications.js';
 import type { Config } from '../config.js';
 import { createExecutor } from '../executor/create.js';
+import { loadRuntimes } from '../images/runtimes.js';
 import { startQueueWorker, type QueueWorker } from '../queue/worker.js';
 
 /** argv marker of a supervised child: run one worker in this process. */
@@ -19,8 +20,10 @@ const HEALTHY_RUN_MS = 60_000;
 /** One worker in this process; undefined when `stop` aborted its start-up (what it had
  * prepared is released; a connection still waiting for Redis ends with the process). */
 export async function runWorkerProcess(config: Config, redisUrl: string, logger: Logger, stop: AbortSignal): Promise<QueueWorker | undefined> {
+  const runtimes = loadRuntimes();
   const executor = await createExecutor({
     dataDir: config.dataDir,
+    runtimes,
     pool: { stateRoot: config.poolStateDir, sizing: { minReady: Math.min(1, config.poolMaxReady), maxReady: config.poolMaxReady }, refillConcurrency: config.poolRefillConcurrency },
     backgroundAfterCpuMs: config.backgroundAfterCpuMs,
     maxJobOutputBytes: config.maxJobOutputBytes,
@@ -49,7 +52,7 @@ export async function runWorkerProcess(config: Config, redisUrl: string, logger:
       backoffMs: config.webhookBackoffMs,
       destinations: config.webhookDestinations,
     },
-    presentForWebhook: (record) => presentJob(record),
+    notificationFor: jobNotifications(runtimes),
   });
   const worker = await Promise.race([starting, stopped]);
   if (worker) return worker;

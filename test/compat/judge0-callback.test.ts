@@ -1,68 +1,86 @@
-// Judge0's callback_url on its own: a watch outlives a Redis outage.
+// Judge0's callback_url: composed for the worker (PUT, Judge0's fields, 3 tries on failures only)
+// and sent by the worker that ran the submission, so that the API that accepted it may be gone.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { test } from 'node:test';
-import pino from 'pino';
-import { Judge0Callbacks } from '../../src/api/compat/judge0-callback.js';
+import { after, before, describe, test } from 'node:test';
+import { judge0Callback } from '../../src/api/compat/judge0-callback.js';
 import { Judge0Languages } from '../../src/api/compat/judge0-languages.js';
-import type { JobClient, JobRecord } from '../../src/jobs/model.js';
-import { QueueUnavailableError } from '../../src/queue/errors.js';
-import { OutboundPolicy } from '../../src/queue/outbound.js';
+import { judge0Front } from '../../src/api/compat/judge0-request-attributes.js';
+import type { JobRecord, JobRequest } from '../../src/jobs/model.js';
+import { builtRuntimes, scratchDir, startService, startTestWorker, type ServiceHarness, type TestWorker } from '../service/fixtures.js';
 import { done, python311, stage } from './fixtures.js';
 
-test('a callback is sent once the submission finishes, though Redis was away for a while of the wait', async () => {
-  const bodies: string[] = [];
-  const server = http.createServer((request, response) => {
-    let body = '';
-    request.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    request.on('end', () => {
-      bodies.push(`${request.method} ${body}`);
-      response.end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  try {
-    const finished: JobRecord = { ...done({ run: stage({ stdout: 'hi\n' }) }), id: 'A'.repeat(21) };
-    let waits = 0;
-    // Away for the first two waits (a restart), then the submission is done.
-    const jobs = {
-      wait: async () => {
-        waits++;
-        if (waits <= 2) throw new QueueUnavailableError(new Error('connection is reconnecting'));
-        return finished;
-      },
-    } as unknown as JobClient;
-    const callbacks = new Judge0Callbacks(jobs, new Judge0Languages([python311]), new OutboundPolicy(), pino({ level: 'silent' }));
-    callbacks.watch(finished.id, `http://127.0.0.1:${(server.address() as AddressInfo).port}/judge0`);
-    const deadline = Date.now() + 15_000;
-    while (bodies.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-    await callbacks.close();
-    assert.equal(bodies.length, 1, 'one PUT');
-    assert.match(bodies[0]!, /^PUT \{.*"stdout":"aGkK/);
-    assert.equal(waits, 3);
-  } finally {
-    server.close();
-  }
+test('a finished submission with a callback_url is a PUT of Judge0 fields, tried 3 times on failures only', () => {
+  const languages = new Judge0Languages([python311]);
+  const finished: JobRecord = { ...done({ run: stage({ stdout: 'hi\n' }) }), id: 'A'.repeat(21) };
+  const attributes = { languageId: 71, expectedOutputBase64: null, cpuExtraTimeSeconds: null, commandLineArguments: null };
+  const base: JobRequest = { runtimeId: 'python', files: [{ name: 'main.py', contentBase64: '' }], stdinBase64: '', args: [], limits: {} };
+  const request = { ...base, front: judge0Front({ ...attributes, callbackUrl: 'http://192.0.2.7/cb' }) };
+  const callback = judge0Callback(request, { ...finished, request }, languages);
+  assert.ok(callback);
+  assert.deepEqual(
+    [callback.url, callback.method, callback.retryOnStatus, callback.attempts, callback.timeoutMs, callback.backoffMs],
+    ['http://192.0.2.7/cb', 'PUT', false, 3, 5000, 0],
+  );
+  const body = callback.body as Record<string, unknown>;
+  assert.equal(body.token, finished.id);
+  assert.equal(body.stdout, `${Buffer.from('hi\n').toString('base64')}\n`);
+  const without = { ...base, front: judge0Front({ ...attributes, callbackUrl: null }) };
+  assert.equal(judge0Callback(without, { ...finished, request: without }, languages), undefined);
 });
 
-test('a callback whose host resolves outside the permitted networks is not sent', async () => {
-  let puts = 0;
-  const server = http.createServer((request, response) => {
-    puts++;
-    request.resume();
-    response.end();
+const built = builtRuntimes();
+const python = built.runtimes.find((runtime) => runtime.id === 'python');
+
+describe('a callback once the API that accepted the submission has closed', { skip: !python && 'python image not built (bin/cellblock images build python)' }, () => {
+  let service: ServiceHarness;
+  let worker: TestWorker;
+  let scratch: Awaited<ReturnType<typeof scratchDir>>;
+  before(async () => {
+    scratch = await scratchDir();
+    service = await startService({ runtimes: [python!] });
+    worker = await startTestWorker(service, scratch.dir, { runtimes: [python!] });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  try {
-    const finished: JobRecord = { ...done({ run: stage({ stdout: 'hi\n' }) }), id: 'B'.repeat(21) };
-    const jobs = { wait: async () => finished } as unknown as JobClient;
-    const noLoopback = new OutboundPolicy([], ['127.0.0.0/8', '::1/128']);
-    const callbacks = new Judge0Callbacks(jobs, new Judge0Languages([python311]), noLoopback, pino({ level: 'silent' }));
-    callbacks.watch(finished.id, `http://localhost:${(server.address() as AddressInfo).port}/judge0`);
-    await callbacks.close();
-    assert.equal(puts, 0);
-  } finally {
-    server.close();
-  }
+  after(async () => {
+    await worker?.close();
+    await service?.close();
+    await scratch?.remove();
+  });
+
+  test('is sent by the worker', async () => {
+    const bodies: string[] = [];
+    let arrived!: () => void;
+    const received = new Promise<void>((resolve) => (arrived = resolve));
+    const receiver = http.createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk) => (body += chunk));
+      request.on('end', () => {
+        bodies.push(`${request.method} ${body}`);
+        response.end();
+        arrived();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const created = await service.app.inject({
+        method: 'POST',
+        url: '/submissions',
+        payload: {
+          source_code: 'import time\ntime.sleep(0.5)\nprint("late")',
+          language_id: 71,
+          callback_url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/judge0`,
+        },
+      });
+      assert.equal(created.statusCode, 201, created.body);
+      // The API goes while the submission runs (a restart, a deploy).
+      await service.app.close();
+      await Promise.race([received, new Promise((_, reject) => setTimeout(() => reject(new Error('no callback within 30 s')), 30_000))]);
+      assert.equal(bodies.length, 1);
+      assert.match(bodies[0]!, /^PUT \{.*"stdout":"bGF0ZQo/);
+      assert.match(bodies[0]!, new RegExp(`"token":"${created.json().token}"`));
+    } finally {
+      receiver.close();
+    }
+  });
 });

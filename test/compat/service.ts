@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { nanoid } from 'nanoid';
 import pino from 'pino';
 import { buildApp } from '../../src/api/app.js';
+import { jobNotifications } from '../../src/api/notifications.js';
 import { loadConfig } from '../../src/config.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { Runtime } from '../../src/images/types.js';
@@ -76,6 +77,7 @@ export async function startRunningService(): Promise<RunningService> {
       heartbeatTtlMs: 15_000,
       shutdownGraceMs: 5_000,
       webhook: { attempts: 1, timeoutMs: 1000, backoffMs: 0, destinations: new OutboundPolicy() },
+      notificationFor: jobNotifications(runtimes),
     });
     return { baseUrl, runtimes, close };
   } catch (error) {

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { nanoid } from 'nanoid';
 import pino, { type Logger } from 'pino';
 import { buildApp, type ApiConfig } from '../../src/api/app.js';
-import { presentJob } from '../../src/api/present.js';
+import { jobNotifications } from '../../src/api/notifications.js';
 import { loadConfig } from '../../src/config.js';
 import { createExecutor } from '../../src/executor/create.js';
 import { dataDirFromEnv } from '../../src/images/paths.js';
@@ -201,7 +201,7 @@ export async function startTestWorker(
     heartbeatTtlMs: 3000,
     shutdownGraceMs: options.shutdownGraceMs ?? 30_000,
     webhook: { attempts: 4, timeoutMs: 2000, backoffMs: 100, destinations: new OutboundPolicy() },
-    presentForWebhook: (record) => presentJob(record),
+    notificationFor: jobNotifications(options.runtimes ?? loadRuntimes()),
   });
   return { worker, close: () => worker.close() };
 }

@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { OutboundPolicy, parseSubnet } from '../../src/queue/outbound.js';
-import { deliverWebhook, type WebhookPolicy } from '../../src/queue/webhook.js';
+import { deliverNotification, webhookNotification, type WebhookPolicy } from '../../src/queue/webhook.js';
 
 let server: http.Server;
 let url: string;
@@ -29,7 +29,7 @@ test('a body that cannot be serialised is not delivered, and nothing is thrown',
   const body: Record<string, unknown> = { id: 'x' };
   body.self = body;
   const before = requests;
-  const outcome = await deliverWebhook(url, 'x', body, { attempts: 3, timeoutMs: 1000, backoffMs: 1, destinations: new OutboundPolicy() });
+  const outcome = await deliverNotification(webhookNotification(url, 'x', body), { attempts: 3, timeoutMs: 1000, backoffMs: 1, destinations: new OutboundPolicy() });
   assert.equal(outcome.delivered, false);
   assert.equal(outcome.attempts, 0);
   assert.match(outcome.error ?? '', /cannot serialise the job as JSON/);
@@ -39,10 +39,26 @@ test('a body that cannot be serialised is not delivered, and nothing is thrown',
 test("retries leave no listener on the worker's stop signal", async () => {
   const stop = new AbortController();
   for (let i = 0; i < 5; i++) {
-    const outcome = await deliverWebhook(url, `job${i}`, { i }, { attempts: 3, timeoutMs: 1000, backoffMs: 1, destinations: new OutboundPolicy() }, stop.signal);
+    const outcome = await deliverNotification(webhookNotification(url, `job${i}`, { i }), { attempts: 3, timeoutMs: 1000, backoffMs: 1, destinations: new OutboundPolicy() }, stop.signal);
     assert.deepEqual([outcome.delivered, outcome.attempts, outcome.status], [false, 3, 503]);
   }
   assert.equal(getEventListeners(stop.signal, 'abort').length, 0);
+});
+
+test('a notification that stops at any answer (a Judge0 callback) is sent once to a 503; failures to connect are tried again', async () => {
+  const before = requests;
+  const once = { ...webhookNotification(url, 'x', {}), method: 'PUT' as const, retryOnStatus: false, attempts: 3, backoffMs: 0 };
+  const answered = await deliverNotification(once, { attempts: 5, timeoutMs: 1000, backoffMs: 1000, destinations: new OutboundPolicy() });
+  assert.deepEqual([answered.delivered, answered.attempts, answered.status], [false, 1, 503]);
+  assert.equal(requests, before + 1);
+  // A port nothing listens on (the receiver's, closed): every attempt fails to connect.
+  const closed = http.createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const port = (closed.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  const refused = await deliverNotification({ ...once, url: `http://127.0.0.1:${port}/` }, { attempts: 5, timeoutMs: 1000, backoffMs: 1000, destinations: new OutboundPolicy() });
+  assert.deepEqual([refused.delivered, refused.attempts], [false, 3]);
+  assert.match(refused.error ?? '', /ECONNREFUSED/);
 });
 
 test('the default destinations: anywhere but link-local (cloud metadata services)', () => {
@@ -83,7 +99,7 @@ describe('a webhook outside the permitted networks', () => {
 
   test('is delivered where loopback is permitted', async () => {
     const before = received;
-    const outcome = await deliverWebhook(`http://127.0.0.1:${port}/hook`, 'job', { ok: 1 }, policy(new OutboundPolicy()));
+    const outcome = await deliverNotification(webhookNotification(`http://127.0.0.1:${port}/hook`, 'job', { ok: 1 }), policy(new OutboundPolicy()));
     assert.deepEqual([outcome.delivered, outcome.status], [true, 200]);
     assert.equal(received, before + 1);
   });
@@ -98,7 +114,7 @@ describe('a webhook outside the permitted networks', () => {
       [`http://[::ffff:127.0.0.1]:${port}/hook`, noLoopback],
       [`http://localhost:${port}/hook`, onlyElsewhere],
     ] as const) {
-      const outcome = await deliverWebhook(url, 'job', { ok: 1 }, policy(destinations));
+      const outcome = await deliverNotification(webhookNotification(url, 'job', { ok: 1 }), policy(destinations));
       assert.equal(outcome.delivered, false, url);
       assert.equal(outcome.attempts, 1, `${url}: a refusal is final, not retried`);
       assert.match(outcome.error ?? '', /not a permitted destination/, url);

@@ -27,7 +27,7 @@ export function judge0Front(attributes: Judge0FrontAttributes): JobFront {
   return { api: 'judge0', attributes: { ...attributes } };
 }
 
-function readJudge0Front(request: JobRequest): Partial<Judge0FrontAttributes> {
+export function readJudge0Front(request: JobRequest): Partial<Judge0FrontAttributes> {
   return request.front?.api === 'judge0' ? (request.front.attributes as Partial<Judge0FrontAttributes>) : {};
 }
 
