@@ -1,9 +1,10 @@
-// Where the service's own outgoing requests may go: /v1 webhooks (sent by workers) and Judge0
-// callbacks (sent by the API). Their URLs come from submissions, so without a bound a submitter
-// could make the service POST to any address its hosts reach — a cloud's metadata service
-// (169.254.169.254), an admin port on loopback — a blind request forgery. The operator names
-// the networks a destination may be in (CELLBLOCK_WEBHOOK_ALLOW, default: anywhere) and those
-// it may not (CELLBLOCK_WEBHOOK_DENY, default: link-local, where metadata services live).
+// Where the service's own outgoing requests may go: /v1 webhooks and Judge0 callbacks, both sent
+// by workers (the API refuses a URL naming a refused address up front). Their URLs come from
+// submissions, so without a bound a submitter could make the service send to any address its
+// hosts reach — a cloud's metadata service (169.254.169.254), an admin port on loopback — a blind
+// request forgery. The operator names the networks a destination may be in
+// (CELLBLOCK_WEBHOOK_ALLOW, default: anywhere) and those it may not (CELLBLOCK_WEBHOOK_DENY,
+// default: link-local, where metadata services live).
 //
 // The check is on the address actually connected to: a host name is resolved by the request's
 // own lookup, which hands the socket only permitted addresses, so a name that resolves to a
