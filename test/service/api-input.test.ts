@@ -357,6 +357,8 @@ describe('API under pressure', () => {
     try {
       const accepted = await service.app.inject({ method: 'POST', url: '/v1/jobs', payload: hello });
       const { id } = accepted.json() as { id: string };
+      const redisDerived = /^cellblock_(queue_jobs|workers_alive|worker_slots|worker_running_jobs|jobs_finished_total|job_latency_seconds_count)\b/m;
+      assert.match((await service.app.inject({ url: '/metrics' })).body, redisDerived);
       await service.redis.pause();
       const started = Date.now();
       const down = await service.app.inject({ method: 'POST', url: '/v1/jobs', payload: hello });
@@ -367,7 +369,10 @@ describe('API under pressure', () => {
       const ready = await service.app.inject({ url: '/readyz' });
       assert.equal(ready.statusCode, 503);
       assert.equal(ready.json().redis, 'unreachable');
-      assert.match((await service.app.inject({ url: '/metrics' })).body, /^cellblock_redis_up 0$/m);
+      const metricsAway = (await service.app.inject({ url: '/metrics' })).body;
+      assert.match(metricsAway, /^cellblock_redis_up 0$/m);
+      assert.doesNotMatch(metricsAway, redisDerived, 'no figure read from Redis before it went away is shown as current');
+      assert.match(metricsAway, /^cellblock_api_process_cpu_seconds_total /m, "the process's own figures are still there");
 
       await service.redis.resume();
       let record: { statusCode: number; body: string } | undefined;

@@ -15,19 +15,22 @@ function escapeLabel(value: string): string {
 
 export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService }> = async (app, { jobs }) => {
   const registry = new Registry();
+  // What Redis says, read anew at each scrape: left out of a scrape that could not read it, so
+  // that no graph shows the last figures read as if they held while Redis was away.
+  const queueRegistry = new Registry();
   // The event-loop lag figures come from a timer of Node's that samples the loop; at prom-client's
   // default of every 10 ms it woke an idle API 100 times a second (~0.65% of a core here, always).
   collectDefaultMetrics({ register: registry, prefix: 'cellblock_api_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   const redisUp = new Gauge({ name: 'cellblock_redis_up', help: '1 when Redis answered this scrape', registers: [registry] });
-  const queueJobs = new Gauge({ name: 'cellblock_queue_jobs', help: 'Jobs in the queue by state', labelNames: ['state'], registers: [registry] });
-  const workersAlive = new Gauge({ name: 'cellblock_workers_alive', help: 'Worker processes with a live heartbeat (and, where Redis lists client names, an open connection)', registers: [registry] });
-  const workerSlots = new Gauge({ name: 'cellblock_worker_slots', help: 'Jobs the live workers may run at once', registers: [registry] });
-  const workerRunning = new Gauge({ name: 'cellblock_worker_running_jobs', help: 'Jobs the live workers are running', registers: [registry] });
+  const queueJobs = new Gauge({ name: 'cellblock_queue_jobs', help: 'Jobs in the queue by state', labelNames: ['state'], registers: [queueRegistry] });
+  const workersAlive = new Gauge({ name: 'cellblock_workers_alive', help: 'Worker processes with a live heartbeat (and, where Redis lists client names, an open connection)', registers: [queueRegistry] });
+  const workerSlots = new Gauge({ name: 'cellblock_worker_slots', help: 'Jobs the live workers may run at once', registers: [queueRegistry] });
+  const workerRunning = new Gauge({ name: 'cellblock_worker_running_jobs', help: 'Jobs the live workers are running', registers: [queueRegistry] });
   const pool = new Gauge({
     name: 'cellblock_pool',
     help: 'Executor pool figures (ready, inUse, preparing, retiring, hits, misses, ...) summed over live workers',
     labelNames: ['image', 'figure'],
-    registers: [registry],
+    registers: [queueRegistry],
   });
 
   /** Figures that are stored in Redis as counters and a histogram, written as text by hand. */
@@ -61,7 +64,7 @@ export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService }> = async (ap
           for (const [figure, value] of Object.entries(figures)) pool.inc({ image, figure }, value);
         }
       }
-      statsText = await jobStatsText();
+      statsText = (await queueRegistry.metrics()) + (await jobStatsText());
       redisUp.set(1);
     } catch {
       redisUp.set(0);
