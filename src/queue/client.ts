@@ -233,9 +233,12 @@ export class BullJobClient implements JobClient {
       // as done without its result. Read after, the job's hash is at least as new as its state.
       const state = await this.queue.getJobState(id);
       const job = await this.queue.getJob(id);
-      if (job) return toRecord(job, state === 'unknown' ? await job.getState() : state);
+      const jobState = job && state === 'unknown' ? await job.getState() : state;
+      // A job in no list of BullMQ's is one whose cancel took it out of the queue and then lost
+      // Redis before removing it: its marker is its record, as for a job removed.
+      if (job && jobState !== 'unknown') return toRecord(job, jobState);
       const marker = await this.redis.get(this.keys.cancelled(id));
-      if (marker === null) return undefined;
+      if (marker === null) return job ? toRecord(job, jobState) : undefined;
       const { createdAt, cancelledAt, request } = JSON.parse(marker) as CancelMarker;
       return { id, status: 'cancelled', createdAt, finishedAt: cancelledAt, ...(request ? { request } : {}) };
     });
@@ -323,7 +326,13 @@ export class BullJobClient implements JobClient {
       const job = await this.queue.getJob(id);
       if (!job) return 'unknown' as const;
       const state = await job.getState();
-      if (state === 'completed' || state === 'failed' || state === 'unknown') return 'finished' as const;
+      if (state === 'completed' || state === 'failed') return 'finished' as const;
+      if (state === 'unknown') {
+        // Out of the queue by an earlier cancel that lost Redis before the remove: finish it.
+        if ((await this.redis.exists(this.keys.cancelled(id))) === 0) return 'finished' as const;
+        await this.queue.remove(id);
+        return 'removed' as const;
+      }
       const marker: CancelMarker = {
         createdAt: new Date(job.timestamp).toISOString(),
         cancelledAt: new Date().toISOString(),

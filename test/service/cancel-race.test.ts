@@ -1,7 +1,7 @@
 // A cancel that races a worker: the job is read as waiting, then taken and finished before the
 // cancel removes it. The finished job must keep its result (the cancel only signals), and a job
-// still queued must still be removed. Real Redis; the "worker" is BullMQ's manual fetch, so that
-// the race happens at the same point every run.
+// still queued must still be removed, even by a cancel that Redis failed halfway. Real Redis;
+// the "worker" is BullMQ's manual fetch, so that the race happens at the same point every run.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Worker, type Job } from 'bullmq';
@@ -90,6 +90,22 @@ describe('cancel racing a worker', () => {
     assert.equal(Buffer.from(record!.result!.run!.stdoutBase64, 'base64').toString(), 'raced\n');
     const again = await service.jobs.get(id);
     assert.equal(again?.status, 'done', 'the finished job is still there to read');
+  });
+
+  test('a cancel that lost Redis between taking the job out of the queue and removing it: cancelled, and finished by the next', async () => {
+    const id = await service.jobs.submit(request);
+    const removable = queue as unknown as { remove(id: string): Promise<number> };
+    const remove = removable.remove.bind(removable);
+    removable.remove = async () => {
+      removable.remove = remove;
+      throw new Error('Connection is closed.');
+    };
+    await assert.rejects(service.jobs.cancel(id), { name: 'QueueUnavailableError' });
+    assert.ok(await getJob(id), 'the job hash is left, in no list of the queue');
+    assert.equal((await service.jobs.get(id))?.status, 'cancelled', 'read as the cancel left it, not as queued forever');
+    assert.equal((await service.jobs.cancel(id))?.status, 'cancelled');
+    assert.equal(await getJob(id), undefined, 'the cancel tried again removed it');
+    assert.equal(await worker.getNextJob('after-cancel', { block: false }), undefined);
   });
 
   test('a job still queued when the cancel removes it is cancelled and never taken', async () => {
