@@ -188,7 +188,7 @@ export async function traceStartupPaths(
     writeFileSync(join(files, runtime.sourceFile), runtime.helloWorld.source);
     writeFileSync(join(scratch, 'env'), Object.entries(runtime.env).map(([k, v]) => `${k}=${v}\0`).join(''));
     const argvs: Partial<Record<Stage, string[]>> = {};
-    if (runtime.compile) argvs.compile = compileArgv(runtime.compile.argv, [runtime.sourceFile], []);
+    if (runtime.compile) argvs.compile = compileArgv(runtime.compile, [runtime.sourceFile], []);
     argvs.run = runArgv(runtime.run.argv, [runtime.sourceFile], []);
     const stages = Object.keys(argvs) as Stage[];
     for (const stage of stages) writeFileSync(join(scratch, `${stage}.argv`), argvs[stage]!.map((a) => `${a}\0`).join(''));

@@ -96,7 +96,7 @@ const CPU_PY_STDOUT = `${(CPU_LOOP_ITERATIONS * (CPU_LOOP_ITERATIONS - 1)) / 2}\
 /** A compiled runtime's compile then run of its source file, expanded as the service expands them
  * (no arguments). */
 const compileAndRun = (compiled: Runtime): string[][] => [
-  compileArgv(compiled.compile!.argv, [compiled.sourceFile], []),
+  compileArgv(compiled.compile!, [compiled.sourceFile], []),
   runArgv(compiled.run.argv, [compiled.sourceFile], []),
 ];
 

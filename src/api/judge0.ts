@@ -197,7 +197,7 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
       is_archived: false,
       source_file: runtime.sourceFile,
       // As they run a Judge0 submission: its one file is source_file.
-      compile_cmd: runtime.compile ? compileArgv(runtime.compile.argv, [runtime.sourceFile], []).join(' ') : null,
+      compile_cmd: runtime.compile ? compileArgv(runtime.compile, [runtime.sourceFile], []).join(' ') : null,
       run_cmd: runArgv(runtime.run.argv, [runtime.sourceFile], []).join(' '),
     };
   });

@@ -1,5 +1,6 @@
 // Expansion of a runtime's argv templates (src/images/types.ts, Runtime): `{files}` becomes the
-// submitted file names, `{entry}` the first of them (the entry point), `{args}` the job's
+// submitted file names (a compile's: those with one of its sourceSuffixes, where it names some),
+// `{entry}` the first of them (the entry point), `{args}` the job's
 // arguments; a run argv without `{args}` gets them appended. A placeholder stands alone as one
 // argv element and expands to zero or more elements.
 export const FILES_PLACEHOLDER = '{files}';
@@ -19,8 +20,15 @@ function expand(template: string[], fileNames: string[], args: string[]): string
   return argv;
 }
 
-export function compileArgv(template: string[], fileNames: string[], args: string[]): string[] {
-  return expand(template, fileNames, args);
+/** The submitted files a compile takes: those ending in one of `sourceSuffixes`; all without them. */
+export function compiledFileNames(compile: { sourceSuffixes?: string[] }, fileNames: string[]): string[] {
+  const suffixes = compile.sourceSuffixes;
+  if (!suffixes) return fileNames;
+  return fileNames.filter((name) => suffixes.some((suffix) => name.endsWith(suffix)));
+}
+
+export function compileArgv(compile: { argv: string[]; sourceSuffixes?: string[] }, fileNames: string[], args: string[]): string[] {
+  return expand(compile.argv, compiledFileNames(compile, fileNames), args);
 }
 
 export function runArgv(template: string[], fileNames: string[], args: string[]): string[] {

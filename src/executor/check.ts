@@ -7,7 +7,7 @@ import type { Runtime } from '../images/types.js';
 import { checkLimits, envStrings, EXEC_MEMORY_RESERVE_BYTES, leastMemoryBytes } from '../sandbox/spec.js';
 import { SandboxSpecError, type Limits } from '../sandbox/types.js';
 import { ExecutorError } from './errors.js';
-import { compileArgv, runArgv } from './argv.js';
+import { compileArgv, compiledFileNames, runArgv } from './argv.js';
 import { checkedFileName, fileNamesConflict } from './files.js';
 
 export { OPTION_LIKE_FILE_NAME } from './files.js';
@@ -61,7 +61,10 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
       ? defaults.compileLimits
       : sandboxLimits('compileLimits', effectiveLimits(defaults.compileLimits, runtime.maxLimits, submission.compileLimits));
   enoughMemoryForExec('limits', runArgv(runtime.run.argv, fileNames, submission.args), defaults.env, runLimits);
-  if (runtime.compile && compileLimits) enoughMemoryForExec('compileLimits', compileArgv(runtime.compile.argv, fileNames, []), defaults.env, compileLimits);
+  if (runtime.compile && compiledFileNames(runtime.compile, fileNames).length === 0) {
+    throw new ExecutorError('bad_request', `none of the files is a ${runtime.language} source for the compiler (a name ending in ${runtime.compile.sourceSuffixes!.join(', ')})`);
+  }
+  if (runtime.compile && compileLimits) enoughMemoryForExec('compileLimits', compileArgv(runtime.compile, fileNames, []), defaults.env, compileLimits);
   const runs = submission.runs ?? 1;
   const mostOutputBytes = runLimits.outputBytes * runs + (compileLimits?.outputBytes ?? 0);
   return compileLimits ? { fileNames, runLimits, compileLimits, runs, mostOutputBytes } : { fileNames, runLimits, runs, mostOutputBytes };

@@ -109,7 +109,7 @@ export class SubmissionExecutor<C> implements Executor {
       if (runtime.compile && compileLimits) {
         compiled = await this.pool.take(slotKey(runtime.image, 'compile'));
         writeSourceFiles(compiled.root.workDirHostPath, request.files, ownerOf(compiled));
-        const compile = await this.runner.run(compiled, stage(compileArgv(runtime.compile.argv, fileNames, []), '', compileLimits));
+        const compile = await this.runner.run(compiled, stage(compileArgv(runtime.compile, fileNames, []), '', compileLimits));
         result.compile = compile;
         const failed = verdictAfterCompile(compile.verdict);
         if (failed) return { ...result, verdict: failed };

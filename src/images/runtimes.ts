@@ -94,8 +94,15 @@ export function parseRuntime(text: string, file: string): Runtime {
   let compile: Runtime['compile'];
   if (raw.compile !== undefined) {
     const c = record(raw.compile, 'compile', fail);
-    onlyKeys(c, ['argv', 'limits', 'startupPaths'], 'compile', fail);
+    onlyKeys(c, ['argv', 'sourceSuffixes', 'limits', 'startupPaths'], 'compile', fail);
     compile = { argv: argv(c.argv, 'compile.argv', fail) };
+    if (c.sourceSuffixes !== undefined) {
+      compile.sourceSuffixes = stringArray(c.sourceSuffixes, 'compile.sourceSuffixes', fail);
+      if (compile.sourceSuffixes.length === 0) fail('compile.sourceSuffixes must not be empty (leave it out to compile every file)');
+      compile.sourceSuffixes.forEach((suffix, i) => {
+        if (!/^\.[A-Za-z0-9+_-]{1,16}$/.test(suffix)) fail(`compile.sourceSuffixes[${i}] must be a dot and 1-16 letters, digits, "+", "_" or "-" (".c")`);
+      });
+    }
     if (c.startupPaths !== undefined) compile.startupPaths = startupPaths(c.startupPaths, 'compile.startupPaths', fail);
     if (!compile.argv.includes('{files}')) fail('compile.argv must contain "{files}" (where the submitted files go)');
     if (c.limits !== undefined) compile.limits = parsePartialLimits(c.limits, 'compile.limits', fail);

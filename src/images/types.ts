@@ -25,8 +25,10 @@ export interface Runtime {
   image: string;
   /** File name the submitted source is written to inside the work dir, e.g. "main.py". */
   sourceFile: string;
-  /** Compile step, for compiled languages. `{files}` in argv expands to the submitted file names. */
-  compile?: { argv: string[]; limits?: Partial<Limits>; startupPaths?: string[] };
+  /** Compile step, for compiled languages. `{files}` in argv expands to the submitted file names,
+   * or, with `sourceSuffixes`, to those that end in one of them (".c"): the compiler gets the
+   * sources, and the other files (data the program reads, headers) are only in the work dir. */
+  compile?: { argv: string[]; sourceSuffixes?: string[]; limits?: Partial<Limits>; startupPaths?: string[] };
   /** Run step; `{entry}` expands to the first submitted file's name (the entry point), `{args}`
    * to the job's arguments (appended when absent).
    *

@@ -76,6 +76,13 @@ test('a submission is checked as execute() and the engine would check it, withou
     { fileNames: Array.from({ length: 12 }, (_, i) => `${'f'.repeat(100_000)}${i}.c`), args: [], compileLimits: { memoryBytes: MiB } },
     /^compileLimits\.memoryBytes 1048576 is below /,
   );
+  // A compile that names its sources: a submission must give it one.
+  const sourced: Runtime = { ...runtime, compile: { ...runtime.compile!, sourceSuffixes: ['.c'] } };
+  assert.deepEqual(checkSubmission(sourced, { fileNames: ['main.c', 'input.txt'], args: [] }).fileNames, ['main.c', 'input.txt']);
+  assert.throws(
+    () => checkSubmission(sourced, { fileNames: ['main.txt', 'util.h'], args: [] }),
+    (error: unknown) => error instanceof ExecutorError && error.code === 'bad_request' && /none of the files is a c source for the compiler \(a name ending in \.c\)/.test(error.message),
+  );
 });
 
 test("a job without limits of its own gets its runtime's defaults, whatever jobs were checked before", () => {
@@ -101,13 +108,16 @@ test("a job without limits of its own gets its runtime's defaults, whatever jobs
 });
 
 test('argv: {files} and {args} expand to zero or more elements; run appends args without {args}', () => {
-  assert.deepEqual(compileArgv(['gcc', '-O2', '{files}', '-o', 'a.out'], ['a.c', 'b.c'], ['x']), ['gcc', '-O2', 'a.c', 'b.c', '-o', 'a.out']);
+  assert.deepEqual(compileArgv({ argv: ['gcc', '-O2', '{files}', '-o', 'a.out'] }, ['a.c', 'b.c'], ['x']), ['gcc', '-O2', 'a.c', 'b.c', '-o', 'a.out']);
+  // With sourceSuffixes, only the sources go to the compiler: data files and headers stay in the work dir.
+  const gcc = { argv: ['gcc', '{files}', '-o', 'main'], sourceSuffixes: ['.c'] };
+  assert.deepEqual(compileArgv(gcc, ['main.c', 'util.h', 'input.txt', 'lib/util.c', 'notes.c.txt'], []), ['gcc', 'main.c', 'lib/util.c', '-o', 'main']);
   assert.deepEqual(runArgv(['python3', '{files}'], ['main.py'], ['1', '2']), ['python3', 'main.py', '1', '2']);
   assert.deepEqual(runArgv(['./a.out', '{args}', '--end'], ['a.c'], ['1']), ['./a.out', '1', '--end']);
   assert.deepEqual(runArgv(['python3', '{entry}', '{args}'], ['app.py', 'lib.py'], ['1']), ['python3', 'app.py', '1']);
   assert.deepEqual(runArgv(['./a.out', '{args}'], ['a.c'], []), ['./a.out']);
   assert.deepEqual(runArgv(['sh', '-c', 'echo {files}'], ['a'], []), ['sh', '-c', 'echo {files}'], 'only whole elements expand');
-  assert.deepEqual(compileArgv(['tool', 'constructor', 'toString', '__proto__', '{files}'], ['a'], []), ['tool', 'constructor', 'toString', '__proto__', 'a'], 'no element is looked up as a property');
+  assert.deepEqual(compileArgv({ argv: ['tool', 'constructor', 'toString', '__proto__', '{files}'] }, ['a'], []), ['tool', 'constructor', 'toString', '__proto__', 'a'], 'no element is looked up as a property');
 });
 
 test('output comparison: trailing whitespace per line and trailing empty lines do not count', () => {

@@ -25,6 +25,9 @@ import { definitionsDir, mountsUnder, scratchDir, whyNoLayerBuilds } from './hel
 interface Cases {
   sum: string;
   compileError?: { source: string; message: RegExp };
+  /** A compiled language's program beside other files (a header, a data file it reads): the
+   * compiler must get only the sources. Prints the data file's first line. */
+  withFiles?: { source: string; files: Record<string, string> };
   runtimeError: { source: string; exitCode: number; stderr: RegExp };
 }
 
@@ -40,16 +43,28 @@ const CASES: Record<string, Cases> = {
   c: {
     sum: '#include <stdio.h>\nint main(void) {\n  long a, b;\n  if (scanf("%ld %ld", &a, &b) != 2) return 2;\n  printf("%ld\\n", a + b);\n  return 0;\n}\n',
     compileError: { source: 'int main(void) {\n  return undefined_name;\n}\n', message: /undefined_name.*undeclared|error:.*undefined_name/ },
+    withFiles: {
+      source: '#include <stdio.h>\n#include "util.h"\nint main(void) {\n  char line[64];\n  FILE *f = fopen("input.txt", "r");\n  if (!f || !fgets(line, sizeof line, f)) return 2;\n  fputs(line, stdout);\n  return ZERO;\n}\n',
+      files: { 'util.h': '#define ZERO 0\n', 'input.txt': 'data line\n' },
+    },
     runtimeError: { source: '#include <stdio.h>\nint main(void) {\n  printf("before\\n");\n  fprintf(stderr, "boom\\n");\n  return 3;\n}\n', exitCode: 3, stderr: /boom/ },
   },
   cpp: {
     sum: '#include <iostream>\nint main() {\n  long a, b;\n  std::cin >> a >> b;\n  std::cout << a + b << std::endl;\n}\n',
     compileError: { source: '#include <iostream>\nint main() {\n  std::cout << "x" << std::endl\n}\n', message: /error: expected .;. before/ },
+    withFiles: {
+      source: '#include <fstream>\n#include <iostream>\n#include <string>\n#include "util.hpp"\nint main() {\n  std::ifstream in("input.txt");\n  std::string line;\n  if (!std::getline(in, line)) return 2;\n  std::cout << line << std::endl;\n  return ZERO;\n}\n',
+      files: { 'util.hpp': '#define ZERO 0\n', 'input.txt': 'data line\n' },
+    },
     runtimeError: { source: '#include <stdexcept>\nint main() {\n  throw std::runtime_error("boom");\n}\n', exitCode: -1, stderr: /boom/ },
   },
   java: {
     sum: 'import java.util.Scanner;\npublic class Main {\n  public static void main(String[] args) {\n    Scanner in = new Scanner(System.in);\n    long a = in.nextLong(), b = in.nextLong();\n    System.out.println(a + b);\n  }\n}\n',
     compileError: { source: 'public class Main {\n  public static void main(String[] args) {\n    int x = "text";\n  }\n}\n', message: /incompatible types/ },
+    withFiles: {
+      source: 'import java.nio.file.*;\npublic class Main {\n  public static void main(String[] args) throws Exception {\n    System.out.println(Files.readAllLines(Path.of("input.txt")).get(0) + Util.SUFFIX);\n  }\n}\n',
+      files: { 'Util.java': 'class Util {\n  static final String SUFFIX = "";\n}\n', 'input.txt': 'data line\n' },
+    },
     runtimeError: { source: 'public class Main {\n  public static void main(String[] args) {\n    System.out.println("before");\n    throw new RuntimeException("boom");\n  }\n}\n', exitCode: 1, stderr: /java\.lang\.RuntimeException: boom/ },
   },
   bash: {
@@ -103,17 +118,19 @@ interface Outcome {
 }
 
 /** Compiles (when the runtime does) and runs `source` in one work dir, each step in a fresh root. */
-async function submit(runtime: Runtime, source: string, stdin = '', argv?: string[]): Promise<Outcome> {
+async function submit(runtime: Runtime, source: string, stdin = '', argv?: string[], files: Record<string, string> = {}): Promise<Outcome> {
   const sandbox = engine.sandbox!;
   const image = images.get(runtime.image)!;
   const work = join(scratch.dir, `work-${rootCount}`);
   mkdirSync(work);
   writeFileSync(join(work, runtime.sourceFile), source);
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(work, name), content);
+  const fileNames = [runtime.sourceFile, ...Object.keys(files)];
   const outcome: Outcome = {};
   if (runtime.compile && !argv) {
     const limits = effectiveLimits(runtime.defaultLimits, runtime.maxLimits, runtime.compile.limits);
     outcome.compile = await withRoot(image, (rootDir) =>
-      sandbox.run({ rootDir, workDirHostPath: work, argv: compileArgv(runtime.compile!.argv, [runtime.sourceFile], []), env: runtime.env, limits }),
+      sandbox.run({ rootDir, workDirHostPath: work, argv: compileArgv(runtime.compile!, fileNames, []), env: runtime.env, limits }),
     );
     if (outcome.compile.verdict !== 'ok') return outcome;
   }
@@ -212,6 +229,12 @@ describe('runtimes on their images, through the sandbox engine', { skip: engine.
           const message = `${compile.stdout}${compile.stderr}`;
           assert.match(message, cases!.compileError!.message);
           assert.match(message, new RegExp(runtime.sourceFile.replace('.', '\\.')));
+        });
+
+        it('compiles its sources only: a header and a data file beside them stay in the work dir', async () => {
+          const { source, files } = cases!.withFiles!;
+          const run = expectRun(await submit(runtime, source, '', undefined, files), 'ok');
+          assert.equal(run.stdout.toString(), 'data line\n');
         });
       }
 

@@ -36,6 +36,13 @@ describe('the repository runtimes', () => {
     assert.match(byId.get('java')!.version, /^17\./);
   });
 
+  it('give each compiler only its sources: C, C++ and Java name their suffixes', () => {
+    const suffixes = (id: string) => loadRuntimes().find((runtime) => runtime.id === id)?.compile?.sourceSuffixes;
+    assert.deepEqual(suffixes('c'), ['.c']);
+    assert.ok(suffixes('cpp')?.includes('.cpp') && suffixes('cpp')?.includes('.cc'));
+    assert.deepEqual(suffixes('java'), ['.java']);
+  });
+
   it('compile exactly the compiled languages, with {files} in the compile argv', () => {
     for (const r of runtimes) {
       assert.equal(r.compile !== undefined, ['c', 'cpp', 'java'].includes(r.id), r.id);
@@ -127,6 +134,12 @@ describe('bad runtime files are typed errors naming the field', () => {
     rejects({ python: { ...python, defaultLimits: { ...limits, memoryBytes: python.maxLimits.memoryBytes * 2 } } }, /defaultLimits\.memoryBytes .* exceeds maxLimits/));
   it('a compile step without {files}', () =>
     rejects({ python: { ...python, compile: { argv: ['/usr/bin/true'] } } }, /must contain "\{files\}"/));
+  it('source suffixes that are empty or not a dot and a name', () => {
+    for (const sourceSuffixes of [[], ['c'], ['.'], ['.c d'], ['.c/x'], [1]]) {
+      rejects({ python: { ...python, compile: { argv: ['/usr/bin/cc', '{files}'], sourceSuffixes } } }, /compile\.sourceSuffixes/);
+    }
+    assert.deepEqual(load({ python: { ...python, compile: { argv: ['/usr/bin/cc', '{files}'], sourceSuffixes: ['.c', '.c++'] } } })[0]!.compile!.sourceSuffixes, ['.c', '.c++']);
+  });
   it('a source file outside the work dir', () => rejects({ python: { ...python, sourceFile: '../main.py' } }, /sourceFile/));
   it('an image without a definition', () => rejects({ python: { ...python, image: 'cobol' } }, /image "cobol" has no definition/));
   it('an unknown field', () => rejects({ python: { ...python, timeout: 3 } }, /unknown field "timeout"/));
