@@ -30,6 +30,7 @@ export type ApiConfig = Pick<
   | 'rateLimitWindowMs'
   | 'defaultRequestsPerWindow'
   | 'webhookDestinations'
+  | 'maxQueuedJobs'
 >;
 
 export interface BuildAppOptions {
@@ -153,7 +154,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       policy: { ...policy, maxBatchJobs: config.maxBatchJobs, maxWaitMs: config.maxWaitMs },
     });
     for (const front of fronts) {
-      await scope.register(front.plugin, { prefix: front.prefix, jobs, runtimes, policy, maxWaitMs: config.maxWaitMs });
+      await scope.register(front.plugin, { prefix: front.prefix, jobs, runtimes, policy, maxWaitMs: config.maxWaitMs, maxQueuedJobs: config.maxQueuedJobs });
     }
   });
 

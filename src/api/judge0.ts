@@ -4,6 +4,7 @@
 // same queue and workers; tokens are our job ids.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { JobRecord, JobRequest } from '../jobs/model.js';
+import { judge0About, judge0ConfigInfo, judge0Workers } from './compat/judge0-info.js';
 import { Judge0Languages } from './compat/judge0-languages.js';
 import { Judge0ValidationError, translateJudge0Submission, type Judge0Submission } from './compat/judge0-request.js';
 import { JUDGE0_STATUS_LIST } from './compat/judge0-statuses.js';
@@ -180,6 +181,19 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   );
 
   app.get('/statuses', { schema: { tags: ['judge0'], summary: 'Judge0: statuses' } }, async () => JUDGE0_STATUS_LIST);
+  app.get('/about', { schema: { tags: ['judge0'], summary: 'Judge0: about' } }, async () => judge0About());
+  const configInfo = judge0ConfigInfo({
+    languages,
+    maxQueuedJobs: options.maxQueuedJobs,
+    maxTests: options.policy.maxTests,
+    maxBatchSize: JUDGE0_MAX_BATCH_SIZE,
+  });
+  app.get('/config_info', { schema: { tags: ['judge0'], summary: 'Judge0: configuration' } }, async () => configInfo);
+  app.get('/workers', { schema: { tags: ['judge0'], summary: 'Judge0: workers' } }, async (_request, reply) => {
+    const { status, body } = judge0Workers(await jobs.liveWorkers());
+    if (status === 503) reply.header('retry-after', '5');
+    return reply.code(status).send(body);
+  });
 
   const languageList = async () => languages.listed.map(({ id, name }) => ({ id, name }));
   app.get('/languages', { schema: { tags: ['judge0'], summary: 'Judge0: active languages' } }, languageList);

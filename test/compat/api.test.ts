@@ -33,6 +33,39 @@ describe('compat fronts before a job runs', () => {
     assert.deepEqual((await inject('GET', '/languages/9999')).json(), { status: 404, error: 'Not Found' });
   });
 
+  test('Judge0 about, config_info (the limits every language accepts) and workers (none here: 503)', async () => {
+    const about = await inject('GET', '/about');
+    assert.equal(about.statusCode, 200);
+    assert.equal(about.json().version, '1.13.1');
+    const config = (await inject('GET', '/config_info')).json() as Record<string, unknown>;
+    const runtimes = loadRuntimes();
+    const least = (pick: (runtime: (typeof runtimes)[number]) => number) => Math.min(...runtimes.map(pick));
+    assert.equal(config.cpu_time_limit, least((r) => r.defaultLimits.cpuTimeMs) / 1000);
+    assert.equal(config.max_cpu_time_limit, least((r) => r.maxLimits.cpuTimeMs) / 1000);
+    assert.equal(config.max_memory_limit, least((r) => r.maxLimits.memoryBytes) / 1024);
+    assert.equal(config.max_max_processes_and_or_threads, least((r) => r.maxLimits.pids));
+    assert.deepEqual([config.max_number_of_runs, config.max_queue_size, config.enable_wait_result, config.enable_compiler_options, config.enable_network], [3, 1000, true, false, false]);
+    for (const [key, value] of Object.entries(config)) {
+      assert.ok(['number', 'boolean'].includes(typeof value) || Array.isArray(value), `${key}: ${JSON.stringify(value)}`);
+    }
+    assert.equal(config.max_max_file_size, least((r) => r.maxLimits.fileSizeBytes) / 1024);
+    // A client's largest limits per config_info are accepted for every language it lists (but for
+    // max_file_size, which also bounds a run's output: here that would pass this server's
+    // CELLBLOCK_MAX_JOB_OUTPUT_BYTES, a bound Judge0 has no counterpart of).
+    for (const languageId of [46, 50, 54, 62, 63, 71]) {
+      const created = await inject('POST', '/submissions', {
+        source_code: 'x', language_id: languageId, cpu_time_limit: config.max_cpu_time_limit, wall_time_limit: config.max_wall_time_limit,
+        memory_limit: config.max_memory_limit, stack_limit: config.max_stack_limit, max_processes_and_or_threads: config.max_max_processes_and_or_threads,
+        number_of_runs: config.max_number_of_runs,
+      });
+      assert.equal(created.statusCode, 201, `language ${languageId}: ${created.body}`);
+    }
+    const workers = await inject('GET', '/workers');
+    assert.equal(workers.statusCode, 503);
+    assert.ok(Number(workers.headers['retry-after']) > 0);
+    assert.deepEqual(workers.json(), [{ queue: 'cellblock', total: 0, available: 0, idle: 0, working: 0, paused: 0, failed: 0 }]);
+  });
+
   test('Judge0 queues a submission and shows it In Queue, with the fields asked for', async () => {
     const created = await inject('POST', '/submissions', { source_code: 'print("hi")', language_id: 71 });
     assert.equal(created.statusCode, 201);

@@ -60,6 +60,14 @@ describe('Judge0 CE over HTTP', { skip }, () => {
     assert.equal((await call('GET', '/languages/424242')).status, 404);
   });
 
+  test('/workers counts the live worker\'s slots, idle ones and working ones', async () => {
+    const workers = await call('GET', '/workers');
+    assert.equal(workers.status, 200);
+    assert.equal(workers.body.length, 1);
+    const [queue] = workers.body;
+    assert.deepEqual([queue.queue, queue.total, queue.available, queue.idle + queue.working], ['cellblock', 2, 2, 2]);
+  });
+
   test('hello world in every language, under the listed ids', async () => {
     const languages = (await call('GET', '/languages')).body as { id: number; name: string }[];
     assert.equal(languages.length, service.runtimes.length);

@@ -83,11 +83,12 @@ export interface ServiceOptions {
 export async function startService(options: ServiceOptions = {}): Promise<ServiceHarness> {
   const redis = await start();
   const prefix = `t${nanoid(8)}`;
+  const maxQueuedJobs = options.maxQueuedJobs ?? 1000;
   const jobs = new BullJobClient({
     redisUrl: redis.url,
     prefix,
     resultTtlSeconds: options.resultTtlSeconds ?? 600,
-    maxQueuedJobs: options.maxQueuedJobs ?? 1000,
+    maxQueuedJobs,
     ...(options.redisTimeoutMs ? { redisTimeoutMs: options.redisTimeoutMs } : {}),
   });
   const rateLimitRedis = options.rateLimitInRedis ? createRedis(redis.url, 'producer', 'cellblock-test-ratelimit') : undefined;
@@ -100,7 +101,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
   };
   try {
     await jobs.ready();
-    const config: ApiConfig = { ...loadConfig({}), ...options.config };
+    const config: ApiConfig = { ...loadConfig({}), maxQueuedJobs, ...options.config };
     app = await buildApp({
       jobs,
       runtimes: options.runtimes ?? [testRuntime],

@@ -1,15 +1,17 @@
 // What the app hands each compat front: the job service, the runtime list and the server's maxima.
 import type { Runtime } from '../../images/types.js';
-import type { JobClient } from '../../jobs/model.js';
+import type { JobService } from '../service.js';
 import type { SubmissionPolicy } from '../submission.js';
 
 export interface CompatPluginOptions {
-  jobs: JobClient;
+  jobs: JobService;
   runtimes: Runtime[];
   /** The server's maxima (files, arguments, tests per job), the same for every front. */
   policy: SubmissionPolicy;
   /** Longest a synchronous request (Piston execute, Judge0 `wait=true`) holds for its job. */
   maxWaitMs?: number;
+  /** CELLBLOCK_MAX_QUEUED_JOBS, for the fronts that tell it (Judge0's max_queue_size). */
+  maxQueuedJobs: number;
 }
 
 export const DEFAULT_MAX_WAIT_MS = 60_000;

@@ -1,0 +1,89 @@
+// Judge0's service information: GET /about, GET /config_info (Rails.configuration.api, documented
+// in docs/api/system_and_configuration/configuration_info.md) and GET /workers
+// (HealthController#workers). Clients read config_info for the limits they may send; here limits
+// are per runtime, so each figure is the one every listed language accepts: the smallest default
+// and the smallest maximum over them (Java's are larger: GET /languages/:id does not say them,
+// as in Judge0, but a submission up to the runtime's own maxima is accepted).
+import type { Limits } from '../../sandbox/types.js';
+import { bytesToKiB, msToSeconds } from '../../units.js';
+import type { WorkerLiveness } from '../../queue/client.js';
+import type { Judge0Languages } from './judge0-languages.js';
+import { CALLBACK_ATTEMPTS, CALLBACK_TIMEOUT_MS } from './judge0-callback.js';
+import { JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS, JUDGE0_MAX_NUMBER_OF_RUNS } from './judge0-request.js';
+import { stageMaxima } from './stage-maxima.js';
+
+/** The Judge0 CE version whose API this front follows (docs/compat.md). */
+export const JUDGE0_API_VERSION = '1.13.1';
+
+export interface Judge0ConfigSources {
+  languages: Judge0Languages;
+  /** CELLBLOCK_MAX_QUEUED_JOBS. */
+  maxQueuedJobs: number;
+  /** CELLBLOCK_MAX_TESTS: a submission's number_of_runs are its tests. */
+  maxTests: number;
+  maxBatchSize: number;
+}
+
+/** GET /about: Judge0's fields; the version is that of the Judge0 API followed (clients check
+ * it), the others are a Judge0 operator's settings, which this service has none of. */
+export function judge0About(): Record<string, string | null> {
+  return { version: JUDGE0_API_VERSION, homepage: null, source_code: null, maintainer: null };
+}
+
+export function judge0ConfigInfo(sources: Judge0ConfigSources): Record<string, unknown> {
+  const runtimes = sources.languages.listed.map((language) => language.runtime);
+  const smallest = (limits: (runtime: (typeof runtimes)[number]) => Limits, key: keyof Limits): number =>
+    runtimes.length === 0 ? 0 : Math.min(...runtimes.map((runtime) => limits(runtime)[key]));
+  const byDefault = (key: keyof Limits) => smallest((runtime) => runtime.defaultLimits, key);
+  const atMost = (key: keyof Limits) => smallest((runtime) => stageMaxima(runtime, 'run'), key);
+  return {
+    enable_wait_result: true,
+    enable_compiler_options: false,
+    allowed_languages_for_compile_options: [],
+    enable_command_line_arguments: true,
+    enable_submission_delete: false,
+    max_queue_size: sources.maxQueuedJobs,
+    cpu_time_limit: msToSeconds(byDefault('cpuTimeMs')),
+    max_cpu_time_limit: msToSeconds(atMost('cpuTimeMs')),
+    // Validated, never applied: the CPU limit is hard (docs/compat.md).
+    cpu_extra_time: 0,
+    max_cpu_extra_time: JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS,
+    wall_time_limit: msToSeconds(byDefault('wallTimeMs')),
+    max_wall_time_limit: msToSeconds(atMost('wallTimeMs')),
+    memory_limit: bytesToKiB(byDefault('memoryBytes')),
+    max_memory_limit: bytesToKiB(atMost('memoryBytes')),
+    stack_limit: bytesToKiB(byDefault('stackBytes')),
+    max_stack_limit: bytesToKiB(atMost('stackBytes')),
+    max_processes_and_or_threads: byDefault('pids'),
+    max_max_processes_and_or_threads: atMost('pids'),
+    // Limits are per run (its cgroup), never per process: asking for either is refused.
+    enable_per_process_and_thread_time_limit: false,
+    allow_enable_per_process_and_thread_time_limit: false,
+    enable_per_process_and_thread_memory_limit: false,
+    allow_enable_per_process_and_thread_memory_limit: false,
+    max_file_size: bytesToKiB(byDefault('fileSizeBytes')),
+    max_max_file_size: bytesToKiB(atMost('fileSizeBytes')),
+    number_of_runs: 1,
+    max_number_of_runs: Math.min(JUDGE0_MAX_NUMBER_OF_RUNS, sources.maxTests),
+    redirect_stderr_to_stdout: false,
+    enable_batched_submissions: true,
+    max_submission_batch_size: sources.maxBatchSize,
+    enable_callbacks: true,
+    callbacks_max_tries: CALLBACK_ATTEMPTS,
+    callbacks_timeout: msToSeconds(CALLBACK_TIMEOUT_MS),
+    enable_additional_files: false,
+    allow_enable_network: false,
+    enable_network: false,
+    maintenance_mode: false,
+  };
+}
+
+/** GET /workers: one queue (every language is served by every worker), its live workers' slots.
+ * Judge0 answers 500 when fewer workers run than configured; here the unhealthy case is no worker
+ * at all, answered 503 as /readyz answers it (no 500 comes from anything but a bug). */
+export function judge0Workers(workers: WorkerLiveness[]): { status: number; body: Record<string, unknown>[] } {
+  const slots = workers.reduce((sum, worker) => sum + worker.concurrency, 0);
+  const working = workers.reduce((sum, worker) => sum + worker.running, 0);
+  const body = [{ queue: 'cellblock', total: slots, available: slots, idle: Math.max(0, slots - working), working, paused: 0, failed: 0 }];
+  return { status: workers.length === 0 ? 503 : 200, body };
+}
