@@ -70,7 +70,7 @@ await runInterruptible('redis-add', async () => {
     const way = WAYS[sent % WAYS.length]!;
     await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
     const completed = new Promise<number>((resolve) => (onCompleted = () => resolve(performance.now())));
-    const opts = jobOptions(Date.now(), 3600);
+    const opts = jobOptions(nanoid(), Date.now(), 3600);
     const started = performance.now();
     if (way === 'add') await queue.add('python', data, opts);
     else await queue.addBulk([{ name: 'python', data, opts }]);

@@ -102,6 +102,19 @@ export const SubmitQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/** The submission's own headers (the others are HTTP's and the API key's). */
+export const SubmitHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: '^[\\x20-\\x7e]+$',
+      description:
+        "A key of the caller's choosing (a UUID, say) that makes a retried submission safe: while the job it first named is kept (CELLBLOCK_RESULT_TTL_SECONDS after it ends), the same key with the same submission answers that job instead of queueing another; with another submission, 422 idempotency_key_reused. Keys are per API key.",
+    }),
+  ),
+});
+
 const NullableInteger = Type.Union([Type.Integer(), Type.Null()]);
 const NullableString = Type.Union([Type.String(), Type.Null()]);
 const Verdict = Type.String({

@@ -73,6 +73,10 @@ export interface JobRecord {
 /** What an API front needs from the job service; implemented over BullMQ in src/queue. */
 export interface JobClient {
   submit(request: JobRequest): Promise<string>;
+  /** Submits at most once per key: while the job a key named is kept (its result's lifetime), the
+   * same key and request answer its id; the same key with another request is an
+   * IdempotencyConflictError. */
+  submitOnce(request: JobRequest, idempotencyKey: string): Promise<string>;
   submitBatch(requests: JobRequest[]): Promise<string[]>;
   get(id: string): Promise<JobRecord | undefined>;
   /** Resolves when the job is done/failed/cancelled or the timeout passes (then its current record). */

@@ -2,12 +2,13 @@
 // nanoid, the return value the JobResult. Finished jobs stay readable for `resultTtlSeconds`
 // (BullMQ's removeOnComplete/removeOnFail age). Cancellation is a marker key (a queued job never
 // runs) plus a pub/sub message (a running job is aborted by whichever worker holds it).
+import { createHash } from 'node:crypto';
 import { Queue, QueueEvents, type Job, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
 import type { JobClient, JobRecord, JobRequest, JobStatus } from '../jobs/model.js';
 import { API_CONNECTION_NAME, createRedis, workerConnectionName } from './connection.js';
-import { QueueFullError, QueueUnavailableError } from './errors.js';
+import { IdempotencyConflictError, QueueFullError, QueueUnavailableError } from './errors.js';
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
 import { splitStoredResult, type StoredJobResult } from './codec.js';
@@ -162,7 +163,31 @@ export class BullJobClient implements JobClient {
     return id!;
   }
 
+  async submitOnce(request: JobRequest, idempotencyKey: string): Promise<string> {
+    const id = idempotentJobId(idempotencyKey);
+    const submitted = JSON.stringify(request);
+    const earlier = await this.guard(async () => {
+      const job = await this.queue.getJob(id);
+      if (job) return JSON.stringify(job.data);
+      // Cancelled while queued: removed from BullMQ, recorded by its marker.
+      const marker = await this.redis.get(this.keys.cancelled(id));
+      return marker === null ? undefined : JSON.stringify((JSON.parse(marker) as CancelMarker).request ?? null);
+    });
+    if (earlier !== undefined) {
+      if (earlier !== submitted) throw new IdempotencyConflictError(id);
+      return id;
+    }
+    // Two requests with the key at once both get here: BullMQ adds a job id once, so both answer
+    // the one job.
+    const [added] = await this.add([request], [id]);
+    return added!;
+  }
+
   async submitBatch(requests: JobRequest[]): Promise<string[]> {
+    return this.add(requests, requests.map(() => nanoid()));
+  }
+
+  private async add(requests: JobRequest[], ids: string[]): Promise<string[]> {
     return this.guard(async () => {
       let queued = await this.queuedJobs(false);
       if (queued + requests.length > this.options.maxQueuedJobs) queued = await this.queuedJobs(true);
@@ -170,7 +195,7 @@ export class BullJobClient implements JobClient {
         throw new QueueFullError(queued, this.options.maxQueuedJobs);
       }
       const submittedAt = Date.now();
-      const jobs = requests.map((data) => ({ name: data.runtimeId, data, opts: jobOptions(submittedAt, this.options.resultTtlSeconds) }));
+      const jobs = requests.map((data, i) => ({ name: data.runtimeId, data, opts: jobOptions(ids[i]!, submittedAt, this.options.resultTtlSeconds) }));
       // Known as fresh before they are added, so that an end event however early is kept for `wait`.
       this.forgetOldSubmissions();
       const single = jobs.length === 1;
@@ -477,9 +502,15 @@ export class BullJobClient implements JobClient {
 
 /** A new job's BullMQ options: its own id, one attempt (a job whose worker died is retried by
  * BullMQ's stalled-job check, not a second attempt), kept for `resultTtlSeconds` once it ends. */
-export function jobOptions(submittedAt: number, resultTtlSeconds: number) {
+export function jobOptions(jobId: string, submittedAt: number, resultTtlSeconds: number) {
   const kept = { age: resultTtlSeconds };
-  return { jobId: nanoid(), timestamp: submittedAt, attempts: 1, removeOnComplete: kept, removeOnFail: kept };
+  return { jobId, timestamp: submittedAt, attempts: 1, removeOnComplete: kept, removeOnFail: kept };
+}
+
+/** The job id an idempotency key names: 21 characters of its SHA-256 in base64url, a nanoid's
+ * shape (isJobId), so that every read of the job is one of any other. */
+export function idempotentJobId(idempotencyKey: string): string {
+  return createHash('sha256').update(idempotencyKey).digest('base64url').slice(0, 21);
 }
 
 /** What a record is made of: a BullMQ job's fields, read from Redis or known from a completion event. */

@@ -9,6 +9,14 @@ export class QueueUnavailableError extends Error {
   }
 }
 
+/** An idempotency key already names a job submitted with another request (422). */
+export class IdempotencyConflictError extends Error {
+  override readonly name = 'IdempotencyConflictError';
+  constructor(readonly jobId: string) {
+    super(`this idempotency key was used for job ${jobId}, with another request; use a new key for a new job`);
+  }
+}
+
 /** Too many jobs are waiting: the caller should back off (429). */
 export class QueueFullError extends Error {
   override readonly name = 'QueueFullError';

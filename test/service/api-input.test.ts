@@ -137,6 +137,38 @@ describe('API bad input', () => {
     assertError(await post({ ...hello, webhookUrl: 'file:///etc/passwd' }), 400, 'invalid_webhook_url');
   });
 
+  test('Idempotency-Key: a retried submission answers its first job; another submission under the key is 422', async () => {
+    const submitWith = (key: string, body: unknown = hello) =>
+      service.app.inject({ method: 'POST', url: '/v1/jobs', payload: body as object, headers: { 'idempotency-key': key } });
+    const waiting = async () => (await service.jobs.counts()).waiting;
+    const before = await waiting();
+    const first = await submitWith('order-1');
+    assert.equal(first.statusCode, 202, first.body);
+    const { id } = first.json() as { id: string };
+    const again = await submitWith('order-1');
+    assert.equal(again.statusCode, 202);
+    assert.equal(again.json().id, id, 'the same job');
+    // At once, as a client's retry can overlap its first try: one job still.
+    const racing = await Promise.all([submitWith('order-2'), submitWith('order-2'), submitWith('order-2')]);
+    assert.equal(new Set(racing.map((response) => response.json().id)).size, 1);
+    assert.equal(await waiting(), before + 2, 'two keys, two jobs');
+    const reused = assertError(await submitWith('order-1', { language: 'python', source: 'print("other")' }), 422, 'idempotency_key_reused');
+    assert.equal(reused.details?.id, id);
+    const third = (await submitWith('order-3')).json().id;
+    assert.notEqual(third, id, 'another key, another job');
+    // Cancelled while queued, the job is still the key's: it is not queued again.
+    assert.equal((await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}` })).json().status, 'cancelled');
+    const afterCancel = await submitWith('order-1');
+    assert.equal(afterCancel.json().id, id);
+    assert.equal((await service.app.inject({ url: `/v1/jobs/${id}` })).json().status, 'cancelled');
+    assertError(await submitWith('x'.repeat(256)), 400, 'invalid_request');
+    const batch = await service.app.inject({ method: 'POST', url: '/v1/jobs/batch', payload: { jobs: [hello] }, headers: { 'idempotency-key': 'b' } });
+    assertError(batch, 400, 'idempotency_key_unsupported');
+    // The tests after this one count the queue from empty.
+    for (const left of [racing[0]!.json().id, third]) await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${left}` });
+    assert.equal(await waiting(), before);
+  });
+
   test('a webhook or Judge0 callback to an address outside the permitted networks is refused', async () => {
     // The default destinations: anywhere but link-local, where cloud metadata services answer.
     for (const webhookUrl of ['http://169.254.169.254/latest/meta-data', 'http://[fe80::1]:8080/', 'https://[::ffff:169.254.169.254]/']) {
@@ -385,6 +417,20 @@ describe('API under pressure', () => {
       assert.equal(JSON.parse(record!.body).status, 'queued', 'the accepted job survived the restart');
       const again = await service.app.inject({ method: 'POST', url: '/v1/jobs', payload: hello });
       assert.equal(again.statusCode, 202);
+    } finally {
+      await service.close();
+    }
+  });
+
+  test('Idempotency-Key is per API key: two callers with one key get two jobs', async () => {
+    const service = await startService({ config: { apiKeys: [{ key: 'caller-one-key-0', requestsPerWindow: 100 }, { key: 'caller-two-key-0', requestsPerWindow: 100 }] } });
+    try {
+      const submit = (apiKey: string) =>
+        service.app.inject({ method: 'POST', url: '/v1/jobs', payload: hello, headers: { 'x-api-key': apiKey, 'idempotency-key': 'shared' } });
+      const one = (await submit('caller-one-key-0')).json().id;
+      const two = (await submit('caller-two-key-0')).json().id;
+      assert.ok(one && two && one !== two, `${one} vs ${two}`);
+      assert.equal((await submit('caller-one-key-0')).json().id, one);
     } finally {
       await service.close();
     }

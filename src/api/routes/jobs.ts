@@ -14,6 +14,7 @@ import {
   JobQuery,
   JobSubmission,
   JobView,
+  SubmitHeaders,
   SubmitQuery,
 } from '../schemas.js';
 import type { JobService } from '../service.js';
@@ -27,7 +28,7 @@ export interface JobRoutesOptions {
 
 const notFound = (id: string) => new ApiError(404, 'job_not_found', `no job "${id}" (unknown, or its result has expired)`);
 
-const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 406: ErrorBody, 413: ErrorBody, 415: ErrorBody, 429: ErrorBody, 503: ErrorBody };
+const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 406: ErrorBody, 413: ErrorBody, 415: ErrorBody, 422: ErrorBody, 429: ErrorBody, 503: ErrorBody };
 
 export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, { jobs, runtimes, policy }) => {
   // Bodies are JSON. Fastify would hand a text/plain body to the schema as a string, which then
@@ -42,12 +43,16 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
         tags: ['jobs'],
         body: JobSubmission,
         querystring: SubmitQuery,
+        headers: SubmitHeaders,
         response: { 200: JobView, 202: Type.Union([JobView, Accepted]), ...errors },
       },
     },
     async (request, reply) => {
       const jobRequest = toJobRequest(request.body, runtimes, policy);
-      const id = await jobs.submit(jobRequest);
+      const idempotencyKey = request.headers['idempotency-key'];
+      // Scoped by the caller's API key, so that two callers' keys never name one job.
+      const id =
+        idempotencyKey === undefined ? await jobs.submit(jobRequest) : await jobs.submitOnce(jobRequest, `${request.apiKey?.key ?? ''}\0${idempotencyKey}`);
       request.log.info({ jobId: id, runtimeId: jobRequest.runtimeId }, 'job accepted');
       if (!request.query.wait) return reply.code(202).send({ id, status: 'queued' as const });
       const timeoutMs = Math.min(request.query.timeoutMs ?? policy.maxWaitMs, policy.maxWaitMs);
@@ -79,6 +84,9 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
       },
     },
     async (request, reply) => {
+      if (request.headers['idempotency-key'] !== undefined) {
+        throw new ApiError(400, 'idempotency_key_unsupported', 'Idempotency-Key is taken by POST /v1/jobs only; a batch is not submitted once per key');
+      }
       const submissions = request.body.jobs;
       if (submissions.length > policy.maxBatchJobs) {
         throw new ApiError(400, 'batch_too_large', `${submissions.length} jobs; at most ${policy.maxBatchJobs} per batch`, {
