@@ -15,6 +15,9 @@ import https from 'node:https';
 import net from 'node:net';
 
 export const DEFAULT_WEBHOOK_DENY = ['169.254.0.0/16', 'fe80::/10'];
+/** Addresses that mean this host when connected to (0.0.0.0, ::): refused whatever the lists say,
+ * since a deny list of loopback would not name them, and no receiver is reached by them. */
+const THIS_HOST = ['0.0.0.0/8', '::/128'];
 
 /** A destination outside the permitted networks: final, never retried. */
 export class OutboundRefusedError extends Error {
@@ -53,6 +56,7 @@ export function parseSubnet(text: string): Subnet {
 export class OutboundPolicy {
   private readonly allowed = new net.BlockList();
   private readonly denied = new net.BlockList();
+  private readonly thisHost = new net.BlockList();
 
   /** `allow`: networks a destination must be in (empty: any); `deny`: networks it must not be in. */
   constructor(
@@ -61,12 +65,13 @@ export class OutboundPolicy {
   ) {
     for (const subnet of allow.map(parseSubnet)) this.allowed.addSubnet(subnet.address, subnet.prefix, subnet.family);
     for (const subnet of deny.map(parseSubnet)) this.denied.addSubnet(subnet.address, subnet.prefix, subnet.family);
+    for (const subnet of THIS_HOST.map(parseSubnet)) this.thisHost.addSubnet(subnet.address, subnet.prefix, subnet.family);
   }
 
   /** Whether an IP address may be connected to. IPv4-mapped IPv6 addresses count as their IPv4. */
   permits(address: string): boolean {
     const family = net.isIPv4(address) ? 'ipv4' : 'ipv6';
-    if (this.denied.check(address, family)) return false;
+    if (this.thisHost.check(address, family) || this.denied.check(address, family)) return false;
     return this.allow.length === 0 || this.allowed.check(address, family);
   }
 
@@ -107,8 +112,9 @@ export interface OutboundRequest {
   signal: AbortSignal;
 }
 
-/** Sends one request to a permitted destination and resolves with the answer's status (its body
- * read and dropped). Redirects are answers like any other: never followed. Rejects with
+/** Sends one request to a permitted destination and resolves with the answer's status as soon as
+ * it arrives: its body is read and dropped after, and a body cut short or slow changes nothing
+ * (the receiver has answered). Redirects are answers like any other: never followed. Rejects with
  * OutboundRefusedError before connecting anywhere else, or with the request's own error. */
 export function sendOutbound(policy: OutboundPolicy, target: string, request: OutboundRequest): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -126,8 +132,8 @@ export function sendOutbound(policy: OutboundPolicy, target: string, request: Ou
         agent: false,
       },
       (response) => {
-        response.on('error', reject);
-        response.on('end', () => resolve(response.statusCode ?? 0));
+        resolve(response.statusCode ?? 0);
+        response.on('error', () => {});
         response.resume();
       },
     );

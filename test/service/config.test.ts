@@ -47,6 +47,8 @@ describe('configuration', () => {
       [{ CELLBLOCK_LOCK_DURATION_MS: '2147483648' }, 'CELLBLOCK_LOCK_DURATION_MS', /to 2147483647/],
       [{ CELLBLOCK_WEBHOOK_ALLOW: '10.0.0.0/8, example.com' }, 'CELLBLOCK_WEBHOOK_ALLOW', /"example.com" is not an address or a network/],
       [{ CELLBLOCK_WEBHOOK_DENY: '10.0.0.0/40' }, 'CELLBLOCK_WEBHOOK_DENY', /is not an address or a network/],
+      // An empty allow list is "anywhere": "none" must not open everything.
+      [{ CELLBLOCK_WEBHOOK_ALLOW: 'none' }, 'CELLBLOCK_WEBHOOK_ALLOW', /would permit no destination.*CELLBLOCK_WEBHOOK_DENY=0\.0\.0\.0\/0,::\/0/],
     ];
     for (const [env, variable, expected] of refused) {
       assert.throws(

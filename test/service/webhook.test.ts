@@ -65,6 +65,11 @@ test('the default destinations: anywhere but link-local (cloud metadata services
   const policy = new OutboundPolicy();
   for (const address of ['127.0.0.1', '10.1.2.3', '192.0.2.7', '::1', '2001:db8::1']) assert.ok(policy.permits(address), address);
   for (const address of ['169.254.169.254', '::ffff:169.254.169.254', 'fe80::1']) assert.ok(!policy.permits(address), address);
+  // This host by another name, whatever the lists: a deny list of loopback would not name them.
+  const everywhere = new OutboundPolicy(['0.0.0.0/0', '::/0'], []);
+  for (const address of ['0.0.0.0', '0.1.2.3', '::', '::ffff:0.0.0.0']) assert.ok(!everywhere.permits(address), address);
+  const denyAll = new OutboundPolicy([], ['0.0.0.0/0', '::/0']);
+  for (const address of ['10.1.2.3', '2001:db8::1', '127.0.0.1']) assert.ok(!denyAll.permits(address), address);
 });
 
 test('allow and deny lists: deny wins, allow bounds the rest, mapped IPv4 counts as IPv4', () => {
@@ -112,6 +117,8 @@ describe('a webhook outside the permitted networks', () => {
       [`http://127.0.0.1:${port}/hook`, noLoopback],
       [`http://localhost:${port}/hook`, noLoopback],
       [`http://[::ffff:127.0.0.1]:${port}/hook`, noLoopback],
+      [`http://[::]:${port}/hook`, noLoopback],
+      [`http://0.0.0.0:${port}/hook`, noLoopback],
       [`http://localhost:${port}/hook`, onlyElsewhere],
     ] as const) {
       const outcome = await deliverNotification(webhookNotification(url, 'job', { ok: 1 }), policy(destinations));
@@ -121,4 +128,29 @@ describe('a webhook outside the permitted networks', () => {
     }
     assert.equal(received, before, 'the receiver heard nothing');
   });
+});
+
+test('an answer is the answer: a body cut short or slow after it neither fails nor repeats the delivery', async () => {
+  let requests = 0;
+  const receiver = http.createServer((request, response) => {
+    requests++;
+    request.resume();
+    response.writeHead(200, { 'content-length': '1000' });
+    response.write('partial');
+    // Then either silence past the delivery's timeout or a reset, by turns.
+    if (requests % 2 === 0) setTimeout(() => response.socket?.destroy(), 50);
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const policy = { attempts: 3, timeoutMs: 300, backoffMs: 1, destinations: new OutboundPolicy() };
+    for (let i = 0; i < 2; i++) {
+      const outcome = await deliverNotification(webhookNotification(url, 'job', {}), policy);
+      assert.deepEqual([outcome.delivered, outcome.attempts, outcome.status], [true, 1, 200]);
+    }
+    assert.equal(requests, 2, 'one request per delivery');
+  } finally {
+    receiver.closeAllConnections();
+    await new Promise<void>((resolve) => receiver.close(() => resolve()));
+  }
 });
