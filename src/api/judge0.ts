@@ -190,7 +190,8 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   });
   app.get('/config_info', { schema: { tags: ['judge0'], summary: 'Judge0: configuration' } }, async () => configInfo);
   app.get('/workers', { schema: { tags: ['judge0'], summary: 'Judge0: workers' } }, async (_request, reply) => {
-    const { status, body } = judge0Workers(await jobs.liveWorkers());
+    const [workers, counts] = await Promise.all([jobs.liveWorkers(), jobs.counts()]);
+    const { status, body } = judge0Workers(workers, counts);
     if (status === 503) reply.header('retry-after', '5');
     return reply.code(status).send(body);
   });

@@ -59,13 +59,16 @@ export const CANCELLED_REASON = 'cancelled before it ran';
 type FinalEventState = 'completed' | 'failed';
 /**
  * Takes a job out of every list BullMQ's workers take jobs from (KEYS: wait, paused, prioritized,
- * delayed; ARGV[1]: the job id), atomically with respect to their moveToActive: 1 if it was in
- * one, and no worker can take it now; 0 if a worker has it or it has ended.
+ * delayed, then the job's hash; ARGV: the job id, seconds to keep the hash), atomically with
+ * respect to their moveToActive: 1 if it was in one, and no worker can take it now; 0 if a worker
+ * has it or it has ended. The hash, in no list now, expires with the cancel marker, should the
+ * remove that follows never come (Redis lost in between): nothing of BullMQ's would remove it.
  */
 const UNQUEUE_JOB = `
 local id = ARGV[1]
 if redis.call('LREM', KEYS[1], 0, id) > 0 or redis.call('LREM', KEYS[2], 0, id) > 0
   or redis.call('ZREM', KEYS[3], id) > 0 or redis.call('ZREM', KEYS[4], id) > 0 then
+  redis.call('EXPIRE', KEYS[5], ARGV[2])
   return 1
 end
 return 0`;
@@ -372,7 +375,8 @@ export class BullJobClient implements JobClient {
       // its state, so a job taken and finished since we read its state would lose its result.
       // Tried whatever the state read: a stalled or retried job goes back to waiting.
       const { wait, paused, prioritized, delayed } = this.queue.keys;
-      if ((await this.redis.eval(UNQUEUE_JOB, 4, wait!, paused!, prioritized!, delayed!, id)) === 1) {
+      const jobKey = this.queue.toKey(id);
+      if ((await this.redis.eval(UNQUEUE_JOB, 5, wait!, paused!, prioritized!, delayed!, jobKey, id, this.options.resultTtlSeconds)) === 1) {
         await this.queue.remove(id);
         return 'removed' as const;
       }

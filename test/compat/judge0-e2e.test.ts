@@ -66,6 +66,7 @@ describe('Judge0 CE over HTTP', { skip }, () => {
     assert.equal(workers.body.length, 1);
     const [queue] = workers.body;
     assert.deepEqual([queue.queue, queue.total, queue.available, queue.idle + queue.working], ['cellblock', 2, 2, 2]);
+    assert.equal(typeof queue.size, 'number');
   });
 
   test('hello world in every language, under the listed ids', async () => {

@@ -102,6 +102,9 @@ describe('cancel racing a worker', () => {
     };
     await assert.rejects(service.jobs.cancel(id), { name: 'QueueUnavailableError' });
     assert.ok(await getJob(id), 'the job hash is left, in no list of the queue');
+    // ... and goes with the cancel marker, should no cancel come again.
+    const ttl = await workerRedis.ttl(`${service.prefix}:${QUEUE_NAME}:${id}`);
+    assert.ok(ttl > 0 && ttl <= 600, `the left hash expires (ttl ${ttl} s)`);
     assert.equal((await service.jobs.get(id))?.status, 'cancelled', 'read as the cancel left it, not as queued forever');
     assert.equal((await service.jobs.cancel(id))?.status, 'cancelled');
     assert.equal(await getJob(id), undefined, 'the cancel tried again removed it');

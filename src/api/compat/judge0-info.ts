@@ -6,7 +6,7 @@
 // as in Judge0, but a submission up to the runtime's own maxima is accepted).
 import type { Limits } from '../../sandbox/types.js';
 import { bytesToKiB, msToSeconds } from '../../units.js';
-import type { WorkerLiveness } from '../../queue/client.js';
+import type { QueueCounts, WorkerLiveness } from '../../queue/client.js';
 import type { Judge0Languages } from './judge0-languages.js';
 import { CALLBACK_ATTEMPTS, CALLBACK_TIMEOUT_MS } from './judge0-callback.js';
 import { JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS, JUDGE0_MAX_NUMBER_OF_RUNS } from './judge0-request.js';
@@ -78,12 +78,15 @@ export function judge0ConfigInfo(sources: Judge0ConfigSources): Record<string, u
   };
 }
 
-/** GET /workers: one queue (every language is served by every worker), its live workers' slots.
+/** GET /workers (docs/api/health_check/workers.md): one queue (every language is served by every
+ * worker), `size` its submissions waiting, then its live workers' slots (`total` as the controller
+ * has it beside the documented fields).
  * Judge0 answers 500 when fewer workers run than configured; here the unhealthy case is no worker
  * at all, answered 503 as /readyz answers it (no 500 comes from anything but a bug). */
-export function judge0Workers(workers: WorkerLiveness[]): { status: number; body: Record<string, unknown>[] } {
+export function judge0Workers(workers: WorkerLiveness[], counts: QueueCounts): { status: number; body: Record<string, unknown>[] } {
   const slots = workers.reduce((sum, worker) => sum + worker.concurrency, 0);
   const working = workers.reduce((sum, worker) => sum + worker.running, 0);
-  const body = [{ queue: 'cellblock', total: slots, available: slots, idle: Math.max(0, slots - working), working, paused: 0, failed: 0 }];
+  const size = counts.waiting + counts.prioritized + counts.delayed;
+  const body = [{ queue: 'cellblock', size, total: slots, available: slots, idle: Math.max(0, slots - working), working, paused: 0, failed: 0 }];
   return { status: workers.length === 0 ? 503 : 200, body };
 }
