@@ -2,7 +2,7 @@
 // nanoid, the return value the JobResult. Finished jobs stay readable for `resultTtlSeconds`
 // (BullMQ's removeOnComplete/removeOnFail age). Cancellation is a marker key (a queued job never
 // runs) plus a pub/sub message (a running job is aborted by whichever worker holds it).
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Queue, QueueEvents, type Job, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
@@ -59,16 +59,17 @@ export const CANCELLED_REASON = 'cancelled before it ran';
 type FinalEventState = 'completed' | 'failed';
 /**
  * Takes a job out of every list BullMQ's workers take jobs from (KEYS: wait, paused, prioritized,
- * delayed, then the job's hash; ARGV: the job id, seconds to keep the hash), atomically with
- * respect to their moveToActive: 1 if it was in one, and no worker can take it now; 0 if a worker
- * has it or it has ended. The hash, in no list now, expires with the cancel marker, should the
- * remove that follows never come (Redis lost in between): nothing of BullMQ's would remove it.
+ * delayed, then the job's hash and its cancel marker; ARGV: the job id), atomically with respect
+ * to their moveToActive: 1 if it was in one, and no worker can take it now; 0 if a worker has it
+ * or it has ended. The hash, in no list now, expires when the marker does, should the remove that
+ * follows never come (Redis lost in between): nothing of BullMQ's would remove it.
  */
 const UNQUEUE_JOB = `
 local id = ARGV[1]
 if redis.call('LREM', KEYS[1], 0, id) > 0 or redis.call('LREM', KEYS[2], 0, id) > 0
   or redis.call('ZREM', KEYS[3], id) > 0 or redis.call('ZREM', KEYS[4], id) > 0 then
-  redis.call('EXPIRE', KEYS[5], ARGV[2])
+  local markerMs = redis.call('PTTL', KEYS[6])
+  redis.call('PEXPIRE', KEYS[5], markerMs > 0 and markerMs or 1)
   return 1
 end
 return 0`;
@@ -130,6 +131,8 @@ export class BullJobClient implements JobClient {
   private depth?: { jobs: number; readAt: number; addedSince: number };
   /** The read under way, shared by concurrent submissions. */
   private depthRead?: DepthRead;
+  /** keys.idempotencySecret, once read. */
+  private idempotencySecretValue?: string;
   /** Jobs submitted here, in submission order, until `wait` takes them or they grow old. */
   private readonly fresh = new Map<string, FreshSubmission>();
 
@@ -167,23 +170,48 @@ export class BullJobClient implements JobClient {
   }
 
   async submitOnce(request: JobRequest, idempotencyKey: string): Promise<string> {
-    const id = idempotentJobId(idempotencyKey);
-    const submitted = JSON.stringify(request);
-    const earlier = await this.guard(async () => {
-      const job = await this.queue.getJob(id);
-      if (job) return JSON.stringify(job.data);
-      // Cancelled while queued: removed from BullMQ, recorded by its marker.
-      const marker = await this.redis.get(this.keys.cancelled(id));
-      return marker === null ? undefined : JSON.stringify((JSON.parse(marker) as CancelMarker).request ?? null);
-    });
-    if (earlier !== undefined) {
-      if (earlier !== submitted) throw new IdempotencyConflictError(id);
+    const id = idempotentJobId(await this.idempotencySecret(), idempotencyKey);
+    const submitted = canonicalJson(request);
+    const earlier = await this.guard(() => this.submittedUnder(id));
+    if (earlier === undefined) {
+      // Tries under one key that overlap all get here. BullMQ adds a job id once, keeping the
+      // first try's data; and a cancel of that first job in between would have removed it, which
+      // this add would bring back. Both are seen in what the key names after the add.
+      await this.add([request], [id]);
+      const named = await this.guard(() => this.submittedUnder(id, { withdrawCancelled: true }));
+      if (named !== undefined && named !== submitted) throw new IdempotencyConflictError(id);
       return id;
     }
-    // Two requests with the key at once both get here: BullMQ adds a job id once, so both answer
-    // the one job.
-    const [added] = await this.add([request], [id]);
-    return added!;
+    if (earlier !== submitted) throw new IdempotencyConflictError(id);
+    return id;
+  }
+
+  /** The submission (canonical JSON) a job id names: its job's, or its cancel marker's. With
+   * `withdrawCancelled`, a job that has a cancel marker (a cancel that came before this add
+   * re-created it) is taken out of the queue again, as the cancel did. */
+  private async submittedUnder(id: string, options: { withdrawCancelled?: boolean } = {}): Promise<string | undefined> {
+    const marker = await this.redis.get(this.keys.cancelled(id));
+    if (marker !== null) {
+      if (options.withdrawCancelled) await this.withdraw(id);
+      return canonicalJson((JSON.parse(marker) as CancelMarker).request ?? null);
+    }
+    const job = await this.queue.getJob(id);
+    return job ? canonicalJson(job.data) : undefined;
+  }
+
+  /** The secret mixed into every idempotency key's job id, the same for every API process of the
+   * deployment (kept in Redis, made by the first that needs it): without it anyone who guessed a
+   * key on a server without API keys could compute its job's id and read the job. */
+  private async idempotencySecret(): Promise<string> {
+    if (this.idempotencySecretValue) return this.idempotencySecretValue;
+    const key = this.keys.idempotencySecret;
+    const secret = await this.guard(async () => {
+      await this.redis.set(key, randomBytes(32).toString('base64url'), 'NX');
+      return this.redis.get(key);
+    });
+    if (!secret) throw new QueueUnavailableError(new Error(`${key} vanished as it was read`));
+    this.idempotencySecretValue = secret;
+    return secret;
   }
 
   async submitBatch(requests: JobRequest[]): Promise<string[]> {
@@ -202,7 +230,9 @@ export class BullJobClient implements JobClient {
       // Known as fresh before they are added, so that an end event however early is kept for `wait`.
       this.forgetOldSubmissions();
       const single = jobs.length === 1;
-      for (const job of jobs) this.fresh.set(job.opts.jobId, { submittedAt, ended: false, ...(single ? { request: job.data } : {}) });
+      // An id already fresh here is another try under one idempotency key: its entry stays.
+      const created = jobs.filter((job) => !this.fresh.has(job.opts.jobId));
+      for (const job of created) this.fresh.set(job.opts.jobId, { submittedAt, ended: false, ...(single ? { request: job.data } : {}) });
       try {
         // One job: add, not a one-job addBulk, whose MULTI/EXEC around the same script made a job
         // submitted after an idle gap ~0.2 ms later to be queued and taken (loadtest/redis-add.ts).
@@ -210,7 +240,7 @@ export class BullJobClient implements JobClient {
         if (single && first) await this.queue.add(first.name, first.data, first.opts);
         else await this.queue.addBulk(jobs);
       } catch (error) {
-        for (const job of jobs) this.fresh.delete(job.opts.jobId);
+        for (const job of created) this.fresh.delete(job.opts.jobId);
         throw error;
       }
       if (this.depth) this.depth.addedSince += jobs.length;
@@ -371,21 +401,27 @@ export class BullJobClient implements JobClient {
       // path): a job taken since we looked is stopped by the publish below, which every worker
       // hears or, if it has not yet registered the job, remembers (cancel-watch.ts).
       await this.redis.set(this.keys.cancelled(id), JSON.stringify(marker), 'EX', this.options.resultTtlSeconds);
-      // Out of the queue first, in one step, then removed: BullMQ's remove takes a job whatever
-      // its state, so a job taken and finished since we read its state would lose its result.
-      // Tried whatever the state read: a stalled or retried job goes back to waiting.
-      const { wait, paused, prioritized, delayed } = this.queue.keys;
-      const jobKey = this.queue.toKey(id);
-      if ((await this.redis.eval(UNQUEUE_JOB, 5, wait!, paused!, prioritized!, delayed!, jobKey, id, this.options.resultTtlSeconds)) === 1) {
-        await this.queue.remove(id);
-        return 'removed' as const;
-      }
-      // Running (or taken by a worker since we looked): whichever worker holds it aborts it.
-      await this.redis.publish(this.keys.cancelChannel, id);
-      return 'signalled' as const;
+      return this.withdraw(id);
     });
     if (outcome === 'signalled') return this.wait(id, 5000);
     return this.get(id);
+  }
+
+  /** A cancelled job (its marker written) out of the queue: removed if no worker has it yet, else
+   * aborted by whichever worker holds it. */
+  private async withdraw(id: string): Promise<'removed' | 'signalled'> {
+    // Out of the queue first, in one step, then removed: BullMQ's remove takes a job whatever its
+    // state, so a job taken and finished since its state was read would lose its result. Tried
+    // whatever that state was: a stalled or retried job goes back to waiting.
+    const { wait, paused, prioritized, delayed } = this.queue.keys;
+    const unqueued = await this.redis.eval(UNQUEUE_JOB, 6, wait!, paused!, prioritized!, delayed!, this.queue.toKey(id), this.keys.cancelled(id), id);
+    if (unqueued === 1) {
+      await this.queue.remove(id);
+      return 'removed';
+    }
+    // Running (or taken by a worker since): whichever worker holds it aborts it.
+    await this.redis.publish(this.keys.cancelChannel, id);
+    return 'signalled';
   }
 
   async counts(): Promise<QueueCounts> {
@@ -511,10 +547,20 @@ export function jobOptions(jobId: string, submittedAt: number, resultTtlSeconds:
   return { jobId, timestamp: submittedAt, attempts: 1, removeOnComplete: kept, removeOnFail: kept };
 }
 
-/** The job id an idempotency key names: 21 characters of its SHA-256 in base64url, a nanoid's
- * shape (isJobId), so that every read of the job is one of any other. */
-export function idempotentJobId(idempotencyKey: string): string {
-  return createHash('sha256').update(idempotencyKey).digest('base64url').slice(0, 21);
+/** The job id an idempotency key names: 21 characters of the SHA-256 of the deployment's secret
+ * and the key in base64url, a nanoid's shape (isJobId), so that every read of the job is one of
+ * any other. */
+export function idempotentJobId(secret: string, idempotencyKey: string): string {
+  return createHash('sha256').update(secret).update('\0').update(idempotencyKey).digest('base64url').slice(0, 21);
+}
+
+/** JSON with every object's keys sorted: one submission, whatever order its fields came in. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, field: unknown) =>
+    field !== null && typeof field === 'object' && !Array.isArray(field)
+      ? Object.fromEntries(Object.entries(field as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : field,
+  );
 }
 
 /** What a record is made of: a BullMQ job's fields, read from Redis or known from a completion event. */

@@ -16,6 +16,8 @@ export interface RedisKeys {
   verdictCounts: string;
   /** Hash: job latency histogram (bucket upper bounds in ms, `sum`, `count`), for /metrics. */
   latencyHistogram: string;
+  /** String: the deployment's secret in idempotency keys' job ids (client.ts, submitOnce). */
+  idempotencySecret: string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
@@ -27,5 +29,6 @@ export function redisKeys(prefix: string): RedisKeys {
     workerPattern: `${base}:worker:*`,
     verdictCounts: `${base}:stats:verdicts`,
     latencyHistogram: `${base}:stats:latency`,
+    idempotencySecret: `${base}:idempotency-secret`,
   };
 }

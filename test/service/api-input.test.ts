@@ -8,6 +8,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { Queue } from 'bullmq';
 import pino from 'pino';
 import type { JobRecord, StoredStage } from '../../src/jobs/model.js';
+import { idempotentJobId } from '../../src/queue/client.js';
 import { QUEUE_NAME } from '../../src/queue/keys.js';
 import { startService, testRuntime, type ServiceHarness } from './fixtures.js';
 
@@ -156,6 +157,20 @@ describe('API bad input', () => {
     assert.equal(reused.details?.id, id);
     const third = (await submitWith('order-3')).json().id;
     assert.notEqual(third, id, 'another key, another job');
+    // The same submission with its fields in another order is the same submission.
+    const limited = (limits: Record<string, number>) => ({ language: 'python', source: 'print(4)', limits });
+    const ordered = await submitWith('order-4', limited({ cpuTimeMs: 1000, wallTimeMs: 3000 }));
+    const reordered = await submitWith('order-4', limited({ wallTimeMs: 3000, cpuTimeMs: 1000 }));
+    assert.equal(reordered.statusCode, 202, reordered.body);
+    assert.equal(reordered.json().id, ordered.json().id);
+    // Two tries at once with different submissions: one job, whose submission is the one answered 202.
+    const [a, b] = await Promise.all([submitWith('order-5', { language: 'python', source: 'print("a")' }), submitWith('order-5', { language: 'python', source: 'print("b")' })]);
+    assert.deepEqual([a.statusCode, b.statusCode].sort(), [202, 422], `${a.body} ${b.body}`);
+    const winner = a.statusCode === 202 ? 'a' : 'b';
+    const stored = (await service.jobs.get((a.statusCode === 202 ? a : b).json().id))!.request!;
+    assert.equal(Buffer.from(stored.files[0]!.contentBase64, 'base64').toString(), `print("${winner}")`);
+    // Without the deployment's secret, a key's job id cannot be worked out from the key.
+    assert.notEqual(id, idempotentJobId('', '\0order-1'));
     // Cancelled while queued, the job is still the key's: it is not queued again.
     assert.equal((await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}` })).json().status, 'cancelled');
     const afterCancel = await submitWith('order-1');
@@ -165,7 +180,9 @@ describe('API bad input', () => {
     const batch = await service.app.inject({ method: 'POST', url: '/v1/jobs/batch', payload: { jobs: [hello] }, headers: { 'idempotency-key': 'b' } });
     assertError(batch, 400, 'idempotency_key_unsupported');
     // The tests after this one count the queue from empty.
-    for (const left of [racing[0]!.json().id, third]) await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${left}` });
+    for (const left of [racing[0]!.json().id, third, ordered.json().id, (a.statusCode === 202 ? a : b).json().id]) {
+      await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${left}` });
+    }
     assert.equal(await waiting(), before);
   });
 

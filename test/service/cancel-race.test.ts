@@ -111,6 +111,23 @@ describe('cancel racing a worker', () => {
     assert.equal(await worker.getNextJob('after-cancel', { block: false }), undefined);
   });
 
+  test('an idempotent retry whose first try was cancelled in between does not bring the job back', async () => {
+    // The retry read the key before the first try added its job; then the job was cancelled
+    // (removed, its marker left); then the retry's add re-created it.
+    const first = await service.jobs.submitOnce(request, 'retried-key');
+    const client = service.jobs as unknown as { submittedUnder(id: string, options?: object): Promise<string | undefined> };
+    const submittedUnder = client.submittedUnder.bind(client);
+    client.submittedUnder = async () => {
+      client.submittedUnder = submittedUnder;
+      assert.equal((await service.jobs.cancel(first))?.status, 'cancelled');
+      return undefined;
+    };
+    const retried = await service.jobs.submitOnce(request, 'retried-key');
+    assert.equal(retried, first);
+    assert.equal((await service.jobs.get(first))?.status, 'cancelled');
+    assert.equal(await worker.getNextJob('after-retry', { block: false }), undefined, 'the cancelled job is not queued again');
+  });
+
   test('a job still queued when the cancel removes it is cancelled and never taken', async () => {
     const id = await service.jobs.submit(request);
     raceNextCancel(async () => {});
