@@ -128,6 +128,24 @@ describe('cancel racing a worker', () => {
     assert.equal(await worker.getNextJob('after-retry', { block: false }), undefined, 'the cancelled job is not queued again');
   });
 
+  test('an idempotent retry that finds the queue full of its own first try answers that job', async () => {
+    const capped = await startService({ maxQueuedJobs: 1 });
+    try {
+      const first = await capped.jobs.submitOnce(request, 'capped-key');
+      // The retry read the key before the first try added its job.
+      const client = capped.jobs as unknown as { submittedUnder(id: string, options?: object): Promise<string | undefined> };
+      const submittedUnder = client.submittedUnder.bind(client);
+      client.submittedUnder = async () => {
+        client.submittedUnder = submittedUnder;
+        return undefined;
+      };
+      assert.equal(await capped.jobs.submitOnce(request, 'capped-key'), first);
+      await assert.rejects(capped.jobs.submitOnce(request, 'another-key'), { name: 'QueueFullError' });
+    } finally {
+      await capped.close();
+    }
+  });
+
   test('a job still queued when the cancel removes it is cancelled and never taken', async () => {
     const id = await service.jobs.submit(request);
     raceNextCancel(async () => {});
