@@ -158,13 +158,13 @@ function integer(env: Env, variable: string, fallback: number, minimum = 0, maxi
   return value;
 }
 
-/** `10.0.0.0/8,fd00::/8,192.0.2.7`; unset or empty: `fallback`; `none` (where `noneMeans` says
- * what it means): no network. */
-function networks(env: Env, variable: string, fallback: readonly string[], noneMeans?: string): string[] {
+/** `10.0.0.0/8,fd00::/8,192.0.2.7`; unset or empty: `fallback`; `none`, where `noneTaken`: no
+ * network. */
+function networks(env: Env, variable: string, fallback: readonly string[], noneTaken = false): string[] {
   const raw = env[variable]?.trim();
   if (raw === undefined || raw === '') return [...fallback];
   if (raw === 'none') {
-    if (noneMeans === undefined) {
+    if (!noneTaken) {
       // An empty allow list is "anywhere": "none" must not read as the most open setting.
       throw new ConfigError(variable, '"none" would permit no destination; to send no webhook or callback, set CELLBLOCK_WEBHOOK_DENY=0.0.0.0/0,::/0');
     }
@@ -248,7 +248,7 @@ export function loadConfig(env: Env = process.env): Config {
     webhookBackoffMs: integer(env, 'CELLBLOCK_WEBHOOK_BACKOFF_MS', 1000, 0),
     webhookDestinations: new OutboundPolicy(
       networks(env, 'CELLBLOCK_WEBHOOK_ALLOW', []),
-      networks(env, 'CELLBLOCK_WEBHOOK_DENY', DEFAULT_WEBHOOK_DENY, 'deny nothing'),
+      networks(env, 'CELLBLOCK_WEBHOOK_DENY', DEFAULT_WEBHOOK_DENY, true),
     ),
     apiKeys: apiKeys(env, 'CELLBLOCK_API_KEYS', defaultRequestsPerWindow),
     rateLimitWindowMs: integer(env, 'CELLBLOCK_RATE_LIMIT_WINDOW_MS', 60_000, 1000),

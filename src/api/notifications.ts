@@ -9,13 +9,14 @@ import { judge0Callback } from './compat/judge0-callback.js';
 import { Judge0Languages } from './compat/judge0-languages.js';
 import { presentJob } from './present.js';
 
-export function jobNotifications(runtimes: readonly Runtime[]): (request: JobRequest, record: JobRecord) => Notification | undefined {
+export function jobNotifications(runtimes: readonly Runtime[]): (request: JobRequest, recordOf: () => JobRecord) => Notification | undefined {
   const judge0Languages = new Judge0Languages([...runtimes]);
-  return (request, record) => {
+  return (request, recordOf) => {
     if (typeof request.webhookUrl === 'string' && request.webhookUrl !== '') {
+      const record = recordOf();
       return webhookNotification(request.webhookUrl, record.id, presentJob(record));
     }
-    if (request.front?.api === 'judge0') return judge0Callback(request, record, judge0Languages);
+    if (request.front?.api === 'judge0') return judge0Callback(request, recordOf, judge0Languages);
     return undefined;
   };
 }

@@ -52,13 +52,14 @@ export interface PreparedRoot {
 
 export async function prepareRoot(agent: MountAgent, slotDir: string, spec: RootSpec): Promise<PreparedRoot> {
   const workDir = (spec.workDir ?? DEFAULT_WORK_DIR).replace(/^\/+/, '');
+  const uid = spec.uid ?? SANDBOX_UID;
   const prepared = await agent.request('prepareRoot', {
     slotDir,
     layerPaths: spec.layerPaths,
     upperBytes: spec.upperBytes,
     upperInodes: spec.upperInodes ?? DEFAULT_UPPER_INODES,
     workDir,
-    uid: spec.uid ?? SANDBOX_UID,
+    uid,
     gid: SANDBOX_GID,
     mountPoints: ENGINE_MOUNT_POINTS,
     startupPaths: spec.startupPaths ?? [],
@@ -68,7 +69,7 @@ export async function prepareRoot(agent: MountAgent, slotDir: string, spec: Root
     rootDir: String(prepared.rootDir),
     workDirHostPath: String(prepared.workDirHostPath),
     workDir: `/${workDir}`,
-    uid: spec.uid ?? SANDBOX_UID,
+    uid,
     startupPathsFound: Number(prepared.startupPathsFound),
   };
 }

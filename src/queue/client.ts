@@ -173,24 +173,24 @@ export class BullJobClient implements JobClient {
     const id = idempotentJobId(await this.idempotencySecret(), idempotencyKey);
     const submitted = canonicalJson(request);
     const earlier = await this.guard(() => this.submittedUnder(id));
-    if (earlier === undefined) {
-      // Tries under one key that overlap all get here. BullMQ adds a job id once, keeping the
-      // first try's data; and a cancel of that first job in between would have removed it, which
-      // this add would bring back. Both are seen in what the key names after the add, as is a
-      // first try's job that filled the queue up to its cap before this add.
-      let full: QueueFullError | undefined;
-      try {
-        await this.add([request], [id]);
-      } catch (error) {
-        if (!(error instanceof QueueFullError)) throw error;
-        full = error;
-      }
-      const named = await this.guard(() => this.submittedUnder(id, { withdrawCancelled: true }));
-      if (named === undefined && full) throw full;
-      if (named !== undefined && named !== submitted) throw new IdempotencyConflictError(id);
+    if (earlier !== undefined) {
+      if (earlier !== submitted) throw new IdempotencyConflictError(id);
       return id;
     }
-    if (earlier !== submitted) throw new IdempotencyConflictError(id);
+    // Tries under one key that overlap all get here. BullMQ adds a job id once, keeping the first
+    // try's data; and a cancel of that first job in between would have removed it, which this add
+    // would bring back. Both are seen in what the key names after the add, as is a first try's job
+    // that filled the queue up to its cap before this add.
+    let full: QueueFullError | undefined;
+    try {
+      await this.add([request], [id]);
+    } catch (error) {
+      if (!(error instanceof QueueFullError)) throw error;
+      full = error;
+    }
+    const named = await this.guard(() => this.submittedUnder(id, { withdrawCancelled: true }));
+    if (named === undefined && full) throw full;
+    if (named !== undefined && named !== submitted) throw new IdempotencyConflictError(id);
     return id;
   }
 

@@ -24,7 +24,7 @@ import { QUEUE_NAME, redisKeys } from './keys.js';
 import { repeatedErrorLogger } from './repeat-log.js';
 import { CLOSE_REDIS_AWAY_MS, settledWithin, watchUnreachable } from './unreachable.js';
 import { jobStatsRecorder } from './stats.js';
-import { deliverNotification, webhookNotification, type Notification, type WebhookPolicy } from './webhook.js';
+import { deliverNotification, type Notification, type WebhookPolicy } from './webhook.js';
 
 /** What the worker needs of the executor (src/executor's Executor satisfies it). */
 export interface JobExecutor {
@@ -55,9 +55,9 @@ export interface QueueWorkerOptions {
   shutdownGraceMs: number;
   webhook: WebhookPolicy;
   /** What to send for a finished job, if anything: a /v1 webhook in the API's view of the job, a
-   * compat front's callback (bin composes it from src/api). When absent: the raw record to
-   * the job's webhookUrl. */
-  notificationFor?: (request: JobRequest, record: JobRecord) => Notification | undefined;
+   * compat front's callback (bin composes it from src/api/notifications.ts). `recordOf` makes the
+   * job's record, for a job that has something to send. */
+  notificationFor: (request: JobRequest, recordOf: () => JobRecord) => Notification | undefined;
 }
 
 export interface QueueWorker {
@@ -205,18 +205,11 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     // The data is another producer's where it failed as not a JobRequest: null, say.
     const request = job.data as JobRequest | null;
     if (request === null || typeof request !== 'object') return;
-    if (!request.webhookUrl && request.front === undefined) return; // nothing to send: no record made
     // Nothing of a notification may escape as an unhandled rejection, which would end the worker
     // and every job it runs.
     const delivery = (async () => {
-      const record = toRecord(job, state);
-      const notification = options.notificationFor
-        ? options.notificationFor(request, record)
-        : typeof request.webhookUrl === 'string' && request.webhookUrl !== ''
-          ? webhookNotification(request.webhookUrl, job.id!, record)
-          : undefined;
-      if (!notification) return undefined;
-      return deliverNotification(notification, options.webhook, stopWebhooks.signal);
+      const notification = options.notificationFor(request, () => toRecord(job, state));
+      return notification && deliverNotification(notification, options.webhook, stopWebhooks.signal);
     })().then(
       (result) => {
         if (result) log[result.delivered ? 'info' : 'warn']({ jobId: job.id, ...result }, result.delivered ? 'webhook delivered' : 'webhook not delivered');

@@ -17,7 +17,7 @@ test('a finished submission with a callback_url is a PUT of Judge0 fields, tried
   const attributes = { languageId: 71, expectedOutputBase64: null, cpuExtraTimeSeconds: null, commandLineArguments: null };
   const base: JobRequest = { runtimeId: 'python', files: [{ name: 'main.py', contentBase64: '' }], stdinBase64: '', args: [], limits: {} };
   const request = { ...base, front: judge0Front({ ...attributes, callbackUrl: 'http://192.0.2.7/cb' }) };
-  const callback = judge0Callback(request, { ...finished, request }, languages);
+  const callback = judge0Callback(request, () => ({ ...finished, request }), languages);
   assert.ok(callback);
   assert.deepEqual(
     [callback.url, callback.method, callback.retryOnStatus, callback.attempts, callback.timeoutMs, callback.backoffMs],
@@ -27,7 +27,7 @@ test('a finished submission with a callback_url is a PUT of Judge0 fields, tried
   assert.equal(body.token, finished.id);
   assert.equal(body.stdout, `${Buffer.from('hi\n').toString('base64')}\n`);
   const without = { ...base, front: judge0Front({ ...attributes, callbackUrl: null }) };
-  assert.equal(judge0Callback(without, { ...finished, request: without }, languages), undefined);
+  assert.equal(judge0Callback(without, () => assert.fail('no record is made for a submission without callback_url'), languages), undefined);
 });
 
 const built = builtRuntimes();

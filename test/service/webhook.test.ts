@@ -8,22 +8,34 @@ import { after, before, describe, test } from 'node:test';
 import { OutboundPolicy, parseSubnet } from '../../src/queue/outbound.js';
 import { deliverNotification, webhookNotification, type WebhookPolicy } from '../../src/queue/webhook.js';
 
-let server: http.Server;
+/** An HTTP server on a free loopback port; `close` ends its connections too. */
+async function receiver(handler: http.RequestListener): Promise<{ port: number; close(): Promise<void> }> {
+  const server = http.createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+let server: Awaited<ReturnType<typeof receiver>>;
 let url: string;
 let requests = 0;
 
 before(async () => {
   // Every delivery fails with a retryable status: each one goes through every backoff.
-  server = http.createServer((request, response) => {
+  server = await receiver((request, response) => {
     requests++;
     request.resume();
     response.statusCode = 503;
     response.end();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  url = `http://127.0.0.1:${server.port}/hook`;
 });
-after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+after(() => server.close());
 
 test('a body that cannot be serialised is not delivered, and nothing is thrown', async () => {
   const body: Record<string, unknown> = { id: 'x' };
@@ -52,10 +64,9 @@ test('a notification that stops at any answer (a Judge0 callback) is sent once t
   assert.deepEqual([answered.delivered, answered.attempts, answered.status], [false, 1, 503]);
   assert.equal(requests, before + 1);
   // A port nothing listens on (the receiver's, closed): every attempt fails to connect.
-  const closed = http.createServer();
-  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-  const port = (closed.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  const closed = await receiver(() => {});
+  const port = closed.port;
+  await closed.close();
   const refused = await deliverNotification({ ...once, url: `http://127.0.0.1:${port}/` }, { attempts: 5, timeoutMs: 1000, backoffMs: 1000, destinations: new OutboundPolicy() });
   assert.deepEqual([refused.delivered, refused.attempts], [false, 3]);
   assert.match(refused.error ?? '', /ECONNREFUSED/);
@@ -87,19 +98,18 @@ test('allow and deny lists: deny wins, allow bounds the rest, mapped IPv4 counts
 });
 
 describe('a webhook outside the permitted networks', () => {
-  let receiver: http.Server;
+  let listening: Awaited<ReturnType<typeof receiver>>;
   let port: number;
   let received = 0;
   before(async () => {
-    receiver = http.createServer((request, response) => {
+    listening = await receiver((request, response) => {
       received++;
       request.resume();
       response.end();
     });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    port = (receiver.address() as AddressInfo).port;
+    port = listening.port;
   });
-  after(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
+  after(() => listening.close());
   const policy = (destinations: OutboundPolicy): WebhookPolicy => ({ attempts: 3, timeoutMs: 1000, backoffMs: 1, destinations });
 
   test('is delivered where loopback is permitted', async () => {
@@ -132,7 +142,7 @@ describe('a webhook outside the permitted networks', () => {
 
 test('an answer is the answer: a body cut short or slow after it neither fails nor repeats the delivery', async () => {
   let requests = 0;
-  const receiver = http.createServer((request, response) => {
+  const stalling = await receiver((request, response) => {
     requests++;
     request.resume();
     response.writeHead(200, { 'content-length': '1000' });
@@ -140,9 +150,8 @@ test('an answer is the answer: a body cut short or slow after it neither fails n
     // Then either silence past the delivery's timeout or a reset, by turns.
     if (requests % 2 === 0) setTimeout(() => response.socket?.destroy(), 50);
   });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   try {
-    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const url = `http://127.0.0.1:${stalling.port}/hook`;
     const policy = { attempts: 3, timeoutMs: 300, backoffMs: 1, destinations: new OutboundPolicy() };
     for (let i = 0; i < 2; i++) {
       const outcome = await deliverNotification(webhookNotification(url, 'job', {}), policy);
@@ -150,7 +159,6 @@ test('an answer is the answer: a body cut short or slow after it neither fails n
     }
     assert.equal(requests, 2, 'one request per delivery');
   } finally {
-    receiver.closeAllConnections();
-    await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    await stalling.close();
   }
 });

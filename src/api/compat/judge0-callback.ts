@@ -12,14 +12,15 @@ import { JUDGE0_DEFAULT_FIELDS, judge0Attributes, serializeSubmission } from './
 export const CALLBACK_ATTEMPTS = 3;
 export const CALLBACK_TIMEOUT_MS = 5000;
 
-/** The callback of a finished Judge0 submission, or undefined when it named no callback_url. */
-export function judge0Callback(request: JobRequest, record: JobRecord, languages: Judge0Languages): Notification | undefined {
+/** The callback of a finished Judge0 submission, or undefined when it named no callback_url (then
+ * its record is not made). */
+export function judge0Callback(request: JobRequest, recordOf: () => JobRecord, languages: Judge0Languages): Notification | undefined {
   const url = readJudge0Front(request).callbackUrl;
   if (typeof url !== 'string' || url === '') return undefined;
   return {
     url,
     method: 'PUT',
-    body: serializeSubmission(judge0Attributes(record, languages), JUDGE0_DEFAULT_FIELDS, true),
+    body: serializeSubmission(judge0Attributes(recordOf(), languages), JUDGE0_DEFAULT_FIELDS, true),
     headers: { 'content-type': 'application/json' },
     retryOnStatus: false,
     attempts: CALLBACK_ATTEMPTS,
