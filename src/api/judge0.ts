@@ -211,8 +211,9 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
       name: language.name,
       is_archived: false,
       source_file: runtime.sourceFile,
-      // As they run a Judge0 submission: its one file is source_file.
-      compile_cmd: runtime.compile ? compileArgv(runtime.compile, [runtime.sourceFile], []).join(' ') : null,
+      // As they run a Judge0 submission: its one file is source_file; compiler_options go where
+      // Judge0's compile_cmd has them, its `%s`.
+      compile_cmd: runtime.compile ? compileArgv(runtime.compile, [runtime.sourceFile], ['%s']).join(' ') : null,
       run_cmd: runArgv(runtime.run.argv, [runtime.sourceFile], []).join(' '),
     };
   });

@@ -70,6 +70,12 @@ export const JobSubmission = Type.Object(
     files: Type.Optional(Type.Array(FileInput, { minItems: 1, description: 'Several files; the first is the entry point.' })),
     stdin: Type.Optional(Type.String()),
     args: Type.Optional(Type.Array(Type.String({ maxLength: MAX_ARG_CHARS }))),
+    compileArgs: Type.Optional(
+      Type.Array(Type.String({ maxLength: MAX_ARG_CHARS }), {
+        description:
+          "Arguments for the compiler (\"-O0\", \"-DLOCAL\", \"-std=c11\"), placed where the runtime's compile command takes them, after its own flags, so that they override them; only for runtimes that have a compile step (400 no_compile_step otherwise).",
+      }),
+    ),
     limits: Type.Optional(LimitsInput),
     compileLimits: Type.Optional(CompileLimitsInput),
     tests: Type.Optional(Type.Array(TestInput, { minItems: 1, description: 'Run once per test after one compile.' })),

@@ -1,7 +1,7 @@
 // A /v1 submission, checked against the runtime it names and turned into the queue's JobRequest.
 // Everything a worker would trip over is refused here with its own code, so that a job that is
 // accepted can run; admissionProblem stands behind every front's own checks (Piston, Judge0 too).
-import { OPTION_LIKE_FILE_NAME, checkSubmission, outputAboveMaximum, type CheckedSubmission, type SubmissionShape } from '../executor/check.js';
+import { OPTION_LIKE_FILE_NAME, checkSubmission, compileArgsProblem, outputAboveMaximum, type CheckedSubmission, type SubmissionShape } from '../executor/check.js';
 import { ExecutorError } from '../executor/errors.js';
 import type { Runtime } from '../images/types.js';
 import type { JobRequest } from '../jobs/model.js';
@@ -24,6 +24,7 @@ export interface SubmissionPolicy {
  * it would refuse it. */
 function checkedForWorker(request: JobRequest, runtime: Runtime): CheckedSubmission | string {
   const shape: SubmissionShape = { fileNames: request.files.map((file) => file.name), args: request.args, limits: request.limits };
+  if (request.compileArgs) shape.compileArgs = request.compileArgs;
   if (request.compileLimits) shape.compileLimits = request.compileLimits;
   if (request.tests) shape.runs = request.tests.length;
   try {
@@ -38,6 +39,7 @@ function checkedForWorker(request: JobRequest, runtime: Runtime): CheckedSubmiss
 const COUNT_MAXIMA = {
   files: { code: 'too_many_files', noun: 'files', maximum: 'maxFiles' },
   args: { code: 'too_many_args', noun: 'arguments', maximum: 'maxArgs' },
+  compileArgs: { code: 'too_many_args', noun: 'compile arguments', maximum: 'maxArgs' },
   tests: { code: 'too_many_tests', noun: 'tests', maximum: 'maxTests' },
 } as const;
 
@@ -59,13 +61,17 @@ function outputProblem(checked: CheckedSubmission, policy: SubmissionPolicy): st
  * (checkSubmission, the code its executor runs first), so that no job is accepted that a worker
  * would refuse. Each front says it in its own words; undefined when the job may be queued. */
 export function admissionProblem(request: JobRequest, runtime: Runtime, policy: SubmissionPolicy): string | undefined {
+  const compileArgs = request.compileArgs ?? [];
   const tooMany =
     countAboveMaximum('files', request.files.length, policy) ??
     countAboveMaximum('args', request.args.length, policy) ??
+    countAboveMaximum('compileArgs', compileArgs.length, policy) ??
     countAboveMaximum('tests', request.tests?.length ?? 0, policy);
   if (tooMany) return tooMany.message;
-  const long = request.args.findIndex((arg) => typeof arg === 'string' && arg.length > MAX_ARG_CHARS);
-  if (long >= 0) return `argument ${long} has more than ${MAX_ARG_CHARS} characters`;
+  for (const [what, args] of [['argument', request.args], ['compile argument', compileArgs]] as const) {
+    const long = args.findIndex((arg) => typeof arg === 'string' && arg.length > MAX_ARG_CHARS);
+    if (long >= 0) return `${what} ${long} has more than ${MAX_ARG_CHARS} characters`;
+  }
   const checked = checkedForWorker(request, runtime);
   if (typeof checked === 'string') return checked;
   return outputProblem(checked, policy);
@@ -146,6 +152,18 @@ export function toJobRequest(
   const tooManyArgs = countAboveMaximum('args', args.length, policy);
   if (tooManyArgs) throw tooManyArgs;
   if (args.some((arg) => arg.includes('\0'))) throw badRequest('invalid_args', 'arguments may not contain NUL');
+  const compileArgs = submission.compileArgs ?? [];
+  if (compileArgs.length > 0) {
+    // Dropped, they would leave the caller believing the program was built with them.
+    if (!runtime.compile) {
+      throw badRequest('no_compile_step', `runtime "${runtime.id}" has no compile step: compileArgs does not apply`, { field: 'compileArgs' });
+    }
+    const problem = compileArgsProblem(runtime);
+    if (problem) throw badRequest('compile_args_not_accepted', problem, { field: 'compileArgs' });
+    const tooManyCompileArgs = countAboveMaximum('compileArgs', compileArgs.length, policy);
+    if (tooManyCompileArgs) throw tooManyCompileArgs;
+    if (compileArgs.some((arg) => arg.includes('\0'))) throw badRequest('invalid_args', 'compile arguments may not contain NUL');
+  }
 
   const request: JobRequest = {
     runtimeId: runtime.id,
@@ -154,6 +172,7 @@ export function toJobRequest(
     args,
     limits: checkLimits(runtime, submission.limits, runtime.maxLimits, 'limits'),
   };
+  if (compileArgs.length > 0) request.compileArgs = compileArgs;
   if (submission.compileLimits) {
     // Dropping them would leave the caller believing a compile was bounded that never happens.
     if (!runtime.compile) {

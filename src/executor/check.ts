@@ -7,7 +7,7 @@ import type { Runtime } from '../images/types.js';
 import { checkLimits, envStrings, EXEC_MEMORY_RESERVE_BYTES, leastMemoryBytes } from '../sandbox/spec.js';
 import { SandboxSpecError, type Limits } from '../sandbox/types.js';
 import { ExecutorError } from './errors.js';
-import { compileArgv, compiledFileNames, runArgv } from './argv.js';
+import { ARGS_PLACEHOLDER, compileArgv, compiledFileNames, runArgv } from './argv.js';
 import { checkedFileName, fileNamesConflict } from './files.js';
 
 export { OPTION_LIKE_FILE_NAME } from './files.js';
@@ -21,6 +21,8 @@ export const MIN_MEMORY_BYTES = EXEC_MEMORY_RESERVE_BYTES;
 export interface SubmissionShape {
   fileNames: string[];
   args: string[];
+  /** Arguments for the compile, where its argv has `{args}`; only for a runtime with a compile. */
+  compileArgs?: string[];
   limits?: Partial<Limits>;
   compileLimits?: Partial<Limits>;
   /** How many times it runs (its tests); 1 when absent. */
@@ -47,13 +49,13 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
   const fileNames = submission.fileNames.map((name) => checkedFileName(name));
   const conflict = fileNamesConflict(fileNames);
   if (conflict) throw new ExecutorError('bad_request', conflict);
-  if (!Array.isArray(submission.args)) throw new ExecutorError('bad_request', 'args must be an array of strings');
-  submission.args.forEach((arg, i) => {
-    // The kernel's execve ends each argument at its first NUL: refused, never silently cut.
-    if (typeof arg !== 'string' || arg.includes('\0')) {
-      throw new ExecutorError('bad_request', `args[${i}] must be a string without NUL bytes`);
-    }
-  });
+  checkArgs(submission.args, 'args');
+  const compileArgs = submission.compileArgs ?? [];
+  checkArgs(compileArgs, 'compileArgs');
+  if (compileArgs.length > 0) {
+    const problem = compileArgsProblem(runtime);
+    if (problem) throw new ExecutorError('bad_request', problem);
+  }
   const defaults = runtimeDefaults(runtime);
   const runLimits = submission.limits === undefined ? defaults.runLimits : sandboxLimits('limits', effectiveLimits(runtime.defaultLimits, runtime.maxLimits, submission.limits));
   const compileLimits =
@@ -64,10 +66,28 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
   if (runtime.compile && compiledFileNames(runtime.compile, fileNames).length === 0) {
     throw new ExecutorError('bad_request', `none of the files is a ${runtime.language} source for the compiler (a name ending in ${runtime.compile.sourceSuffixes!.join(', ')})`);
   }
-  if (runtime.compile && compileLimits) enoughMemoryForExec('compileLimits', compileArgv(runtime.compile, fileNames, []), defaults.env, compileLimits);
+  if (runtime.compile && compileLimits) enoughMemoryForExec('compileLimits', compileArgv(runtime.compile, fileNames, compileArgs), defaults.env, compileLimits);
   const runs = submission.runs ?? 1;
   const mostOutputBytes = runLimits.outputBytes * runs + (compileLimits?.outputBytes ?? 0);
   return compileLimits ? { fileNames, runLimits, compileLimits, runs, mostOutputBytes } : { fileNames, runLimits, runs, mostOutputBytes };
+}
+
+/** Why the runtime takes no compile arguments, or undefined when it does (its compile argv says
+ * where they go, with `{args}`). */
+export function compileArgsProblem(runtime: Runtime): string | undefined {
+  if (!runtime.compile) return `runtime "${runtime.id}" has no compile step: compileArgs does not apply`;
+  if (!runtime.compile.argv.includes(ARGS_PLACEHOLDER)) return `runtime "${runtime.id}" takes no compile arguments (its compile.argv has no "${ARGS_PLACEHOLDER}")`;
+  return undefined;
+}
+
+function checkArgs(args: unknown, what: string): void {
+  if (!Array.isArray(args)) throw new ExecutorError('bad_request', `${what} must be an array of strings`);
+  args.forEach((arg, i) => {
+    // The kernel's execve ends each argument at its first NUL: refused, never silently cut.
+    if (typeof arg !== 'string' || arg.includes('\0')) {
+      throw new ExecutorError('bad_request', `${what}[${i}] must be a string without NUL bytes`);
+    }
+  });
 }
 
 /** What checkSubmission derives from the runtime alone. */

@@ -79,9 +79,11 @@ export class SubmissionExecutor<C> implements Executor {
     const runtime = this.runtimes.get(request.runtimeId);
     if (!runtime) throw new ExecutorError('unknown_runtime', `unknown runtime ${JSON.stringify(request.runtimeId)}`);
     const args = request.args ?? [];
+    const compileArgs = request.compileArgs ?? [];
     const checked = checkSubmission(runtime, {
       fileNames: Array.isArray(request.files) ? request.files.map((f) => f.name) : [],
       args,
+      compileArgs,
       limits: request.limits,
       compileLimits: request.compileLimits,
       runs: Array.isArray(request.tests) ? request.tests.length : 1,
@@ -109,7 +111,7 @@ export class SubmissionExecutor<C> implements Executor {
       if (runtime.compile && compileLimits) {
         compiled = await this.pool.take(slotKey(runtime.image, 'compile'));
         writeSourceFiles(compiled.root.workDirHostPath, request.files, ownerOf(compiled));
-        const compile = await this.runner.run(compiled, stage(compileArgv(runtime.compile, fileNames, []), '', compileLimits));
+        const compile = await this.runner.run(compiled, stage(compileArgv(runtime.compile, fileNames, compileArgs), '', compileLimits));
         result.compile = compile;
         const failed = verdictAfterCompile(compile.verdict);
         if (failed) return { ...result, verdict: failed };

@@ -21,6 +21,8 @@ export interface ExecuteRequest {
   files: SourceFile[];
   stdin?: Uint8Array | string;
   args?: string[];
+  /** The compile's own arguments, where the runtime's compile argv has `{args}` (checkSubmission). */
+  compileArgs?: string[];
   /** Run limits; absent fields take the runtime's defaults. Checked against maxima by the API. */
   limits?: Partial<Limits>;
   compileLimits?: Partial<Limits>;

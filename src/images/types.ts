@@ -27,7 +27,9 @@ export interface Runtime {
   sourceFile: string;
   /** Compile step, for compiled languages. `{files}` in argv expands to the submitted file names,
    * or, with `sourceSuffixes`, to those that end in one of them (".c"): the compiler gets the
-   * sources, and the other files (data the program reads, headers) are only in the work dir. */
+   * sources, and the other files (data the program reads, headers) are only in the work dir.
+   * `{args}` expands to the job's compile arguments (ExecuteRequest.compileArgs); a runtime
+   * without it takes none. */
   compile?: { argv: string[]; sourceSuffixes?: string[]; limits?: Partial<Limits>; startupPaths?: string[] };
   /** Run step; `{entry}` expands to the first submitted file's name (the entry point), `{args}`
    * to the job's arguments (appended when absent).

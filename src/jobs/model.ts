@@ -11,6 +11,8 @@ export interface JobRequest {
   files: { name: string; contentBase64: string }[];
   stdinBase64: string;
   args: string[];
+  /** The compile's own arguments (compiler flags); absent when none. */
+  compileArgs?: string[];
   limits: Partial<Limits>;
   compileLimits?: Partial<Limits>;
   tests?: { stdinBase64: string; expectedOutput?: string }[];

@@ -78,7 +78,9 @@ function checkJobRequestShape(data: unknown): asserts data is JobRequest {
     throw new JobDataError('files', 'an array of {name, contentBase64} strings');
   }
   if (!isString(data.stdinBase64)) throw new JobDataError('stdinBase64', 'a string');
-  if (data.args !== undefined && !(Array.isArray(data.args) && data.args.every(isString))) throw new JobDataError('args', 'an array of strings');
+  for (const field of ['args', 'compileArgs'] as const) {
+    if (data[field] !== undefined && !(Array.isArray(data[field]) && data[field].every(isString))) throw new JobDataError(field, 'an array of strings');
+  }
   for (const field of ['limits', 'compileLimits'] as const) {
     if (data[field] !== undefined && data[field] !== null && !isObject(data[field])) throw new JobDataError(field, 'an object');
   }
@@ -99,6 +101,7 @@ export function toExecuteRequest(request: JobRequest, signal: AbortSignal): Exec
     signal,
   };
   if (request.compileLimits) execute.compileLimits = request.compileLimits;
+  if (request.compileArgs) execute.compileArgs = request.compileArgs;
   if (request.tests) {
     execute.tests = request.tests.map((test) => {
       const stdin = Buffer.from(test.stdinBase64, 'base64');

@@ -29,6 +29,9 @@ describe('compat fronts before a job runs', () => {
     assert.equal(python.statusCode, 200);
     assert.deepEqual(Object.keys(python.json()), ['id', 'name', 'is_archived', 'source_file', 'compile_cmd', 'run_cmd']);
     assert.equal(python.json().run_cmd, '/usr/bin/python3 main.py', 'the command as it runs, placeholders expanded');
+    assert.equal(python.json().compile_cmd, null);
+    const c = (await inject('GET', '/languages/50')).json() as { compile_cmd: string };
+    assert.match(c.compile_cmd, /^\/usr\/bin\/gcc .* %s .*main\.c/, "compiler options go where Judge0's compile_cmd has %s");
     assert.equal((await inject('GET', '/languages/92')).json().id, 92, 'Python 3.11 id of newer Judge0 is served too');
     assert.deepEqual((await inject('GET', '/languages/9999')).json(), { status: 404, error: 'Not Found' });
   });
@@ -44,7 +47,8 @@ describe('compat fronts before a job runs', () => {
     assert.equal(config.max_cpu_time_limit, least((r) => r.maxLimits.cpuTimeMs) / 1000);
     assert.equal(config.max_memory_limit, least((r) => r.maxLimits.memoryBytes) / 1024);
     assert.equal(config.max_max_processes_and_or_threads, least((r) => r.maxLimits.pids));
-    assert.deepEqual([config.max_number_of_runs, config.max_queue_size, config.enable_wait_result, config.enable_compiler_options, config.enable_network], [3, 1000, true, false, false]);
+    assert.deepEqual([config.max_number_of_runs, config.max_queue_size, config.enable_wait_result, config.enable_compiler_options, config.enable_network], [3, 1000, true, true, false]);
+    assert.deepEqual(config.allowed_languages_for_compile_options, [], 'every compiled runtime of ours takes compiler options');
     for (const [key, value] of Object.entries(config)) {
       assert.ok(['number', 'boolean'].includes(typeof value) || Array.isArray(value), `${key}: ${JSON.stringify(value)}`);
     }

@@ -41,7 +41,7 @@ export const gcc = runtime({
   version: '12.2.0',
   aliases: ['gcc'],
   sourceFile: 'main.c',
-  compile: { argv: ['gcc', '{files}'] },
+  compile: { argv: ['gcc', '{args}', '{files}'] },
 });
 export const go = runtime({ id: 'go', language: 'go', version: '1.19', aliases: ['golang'], sourceFile: 'main.go' });
 export const runtimes = [python311, python39, gcc, go];

@@ -104,6 +104,15 @@ describe('Judge0 CE over HTTP', { skip }, () => {
     assert.equal(result.time, null);
   });
 
+  test('compiler_options reach the compiler, and read back as submitted', async () => {
+    const source = '#include <stdio.h>\nint main(void) { printf("%d\\n", LEVEL); return 0; }';
+    const result = await run({ source_code: source, language_id: 50, compiler_options: '-DLEVEL=7 -O0' }, '&fields=status_id,stdout,compiler_options');
+    assert.deepEqual(result, { status_id: 3, stdout: '7\n', compiler_options: '-DLEVEL=7 -O0' });
+    const refused = await call('POST', '/submissions', { source_code: 'print(1)', language_id: 71, compiler_options: '-O2' });
+    assert.equal(refused.status, 422);
+    assert.deepEqual(refused.body, { compiler_options: ['setting compiler options is only allowed for compiled languages'] });
+  });
+
   test('time limit exceeded', async () => {
     const result = await run({ source_code: 'while True: pass', language_id: 71, cpu_time_limit: 1 });
     assert.deepEqual(result.status, { id: 5, description: 'Time Limit Exceeded' });

@@ -132,7 +132,7 @@ describe('judge0 submission request', () => {
         max_file_size: ['must be less than or equal to 4096'],
         enable_per_process_and_thread_time_limit: ['this option cannot be enabled'],
         enable_network: ['enabling network is not allowed'],
-        compiler_options: ['setting compiler options is not allowed'],
+        compiler_options: ['setting compiler options is only allowed for compiled languages'],
         callback_url: ['is not a valid URL'],
       },
     );
@@ -152,8 +152,24 @@ describe('judge0 submission request', () => {
     invalid({ source_code: 'print(1)', language_id: hostile }, { language_id: ['is invalid'] });
     invalid({ source_code: 'print(1)', language_id: 71, command_line_arguments: hostile }, { command_line_arguments: ['is invalid'] });
     invalid({ source_code: 'print(1)', language_id: 71, command_line_arguments: nested }, { command_line_arguments: ['is invalid'] });
-    invalid({ source_code: 'print(1)', language_id: 71, compiler_options: hostile }, { compiler_options: ['setting compiler options is not allowed'] });
+    invalid({ source_code: 'x', language_id: 50, compiler_options: hostile }, { compiler_options: ['is invalid'] });
     invalid({ source_code: 'print(1)', language_id: 71, callback_url: hostile }, { callback_url: ['is not a valid URL'] });
+  });
+
+  it('takes compiler_options for a compiled language as Judge0 hands them to bash: metacharacters deleted, split on whitespace', () => {
+    const { request } = translateJudge0Submission({ source_code: 'int main(){}', language_id: 50, compiler_options: ' -O0  -DX=1;rm -rf /  -Wall|cat ' }, false, languages);
+    assert.deepEqual(request.compileArgs, ['-O0', '-DX=1rm', '-rf', '/', '-Wallcat']);
+    assert.equal(translateJudge0Submission({ source_code: 'int main(){}', language_id: 50, compiler_options: '  ' }, false, languages).request.compileArgs, undefined);
+    invalid({ source_code: 'print(1)', language_id: 71, compiler_options: '-O2' }, { compiler_options: ['setting compiler options is only allowed for compiled languages'] });
+    invalid({ source_code: 'x', language_id: 50, compiler_options: `-D${'x'.repeat(511)}` }, { compiler_options: ['is too long (maximum is 512 characters)'] });
+    invalid({ source_code: 'x', language_id: 50, compiler_options: '-Da\u0000b' }, { compiler_options: ['must not contain NUL characters'] });
+    // A compiled runtime whose compile command has no place for them (an operator's own).
+    const fixed = runtime({ id: 'c', language: 'c', version: '12.2.0', sourceFile: 'main.c', compile: { argv: ['gcc', '{files}'] } });
+    const cpp = runtime({ id: 'cpp', language: 'c++', version: '12.2.0', sourceFile: 'main.cpp', compile: { argv: ['g++', '{args}', '{files}'] } });
+    assert.throws(
+      () => translateJudge0Submission({ source_code: 'x', language_id: 50, compiler_options: '-O0' }, false, new Judge0Languages([fixed, cpp])),
+      (error: unknown) => error instanceof Judge0ValidationError && /^setting compiler options is only allowed for C\+\+$/.test(error.errors.compiler_options?.[0] ?? ''),
+    );
   });
 
   it('keeps a CPU time limit under half a millisecond as 1 ms, not as none', () => {
@@ -369,12 +385,18 @@ describe('judge0 submission read back', () => {
     assert.throws(() => readBack(queued(request)), Judge0BadRequestError, 'expected output that is not UTF-8 needs base64_encoded');
   });
 
+  it('reads compiler_options back as submitted', () => {
+    const { request } = translateJudge0Submission({ source_code: 'int main(){}', language_id: 50, compiler_options: ' -O0  -DX;y ' }, false, languages);
+    assert.equal(readBack(queued(request)).compiler_options, ' -O0  -DX;y ');
+  });
+
   it('reads a job submitted elsewhere (/v1) from its JobRequest alone', () => {
     const request: JobRequest = {
       runtimeId: 'c',
       files: [{ name: 'main.c', contentBase64: Buffer.from('int main(){}').toString('base64') }],
       stdinBase64: '',
       args: ['-v', 'x'],
+      compileArgs: ['-O0', '-DX'],
       limits: { memoryBytes: 64 * MiB },
       tests: [{ stdinBase64: '', expectedOutput: 'ok' }],
     };
@@ -384,6 +406,7 @@ describe('judge0 submission read back', () => {
     assert.equal(body.source_code, 'int main(){}');
     assert.equal(body.expected_output, 'ok');
     assert.equal(body.command_line_arguments, '-v x');
+    assert.equal(body.compiler_options, '-O0 -DX');
     assert.equal(body.memory_limit, 65536);
     assert.equal(body.cpu_time_limit, '3.0');
     assert.equal(body.number_of_runs, 1);

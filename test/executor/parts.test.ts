@@ -76,6 +76,18 @@ test('a submission is checked as execute() and the engine would check it, withou
     { fileNames: Array.from({ length: 12 }, (_, i) => `${'f'.repeat(100_000)}${i}.c`), args: [], compileLimits: { memoryBytes: MiB } },
     /^compileLimits\.memoryBytes 1048576 is below /,
   );
+  // Compile arguments: only where the compile argv says where they go, and counted in its memory.
+  refuses({ fileNames: ['main.c'], args: [], compileArgs: ['-O0'] }, 'runtime "c" takes no compile arguments (its compile.argv has no "{args}")');
+  const flagged: Runtime = { ...runtime, compile: { ...runtime.compile!, argv: ['gcc', '{args}', '{files}'] } };
+  assert.equal(checkSubmission(flagged, { fileNames: ['main.c'], args: [], compileArgs: ['-O0'] }).fileNames[0], 'main.c');
+  const refusesFlagged = (submission: Parameters<typeof checkSubmission>[1], message: string | RegExp) =>
+    assert.throws(() => checkSubmission(flagged, submission), (error: unknown) => error instanceof ExecutorError && (typeof message === 'string' ? error.message === message : message.test(error.message)));
+  refusesFlagged({ fileNames: ['main.c'], args: [], compileArgs: ['-O0', '-D\0'] }, 'compileArgs[1] must be a string without NUL bytes');
+  refusesFlagged({ fileNames: ['main.c'], args: [], compileArgs: bigArgs, compileLimits: { memoryBytes: 2 * MiB } }, /^compileLimits\.memoryBytes 2097152 is below /);
+  const { compile: _compile, ...interpreted } = runtime;
+  assert.throws(() => checkSubmission(interpreted, { fileNames: ['main.c'], args: [], compileArgs: ['-O0'] }), /runtime "c" has no compile step: compileArgs does not apply/);
+  assert.equal(checkSubmission(interpreted, { fileNames: ['main.c'], args: [], compileArgs: [] }).compileLimits, undefined, 'none is no compile argument');
+  assert.deepEqual(compileArgv(flagged.compile!, ['main.c'], ['-O0', '-DX']), ['gcc', '-O0', '-DX', 'main.c']);
   // A compile that names its sources: a submission must give it one.
   const sourced: Runtime = { ...runtime, compile: { ...runtime.compile!, sourceSuffixes: ['.c'] } };
   assert.deepEqual(checkSubmission(sourced, { fileNames: ['main.c', 'input.txt'], args: [] }).fileNames, ['main.c', 'input.txt']);

@@ -47,6 +47,8 @@ describe('the repository runtimes', () => {
     for (const r of runtimes) {
       assert.equal(r.compile !== undefined, ['c', 'cpp', 'java'].includes(r.id), r.id);
       if (r.compile) assert.ok(r.compile.argv.includes('{files}'), r.id);
+      // Compile arguments (/v1 compileArgs, Judge0 compiler_options) are taken by every compiled runtime.
+      if (r.compile) assert.ok(r.compile.argv.includes('{args}'), r.id);
     }
   });
 

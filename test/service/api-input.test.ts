@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { Queue } from 'bullmq';
 import pino from 'pino';
+import type { Runtime } from '../../src/images/types.js';
 import type { JobRecord, StoredStage } from '../../src/jobs/model.js';
 import { idempotentJobId } from '../../src/queue/client.js';
 import { QUEUE_NAME } from '../../src/queue/keys.js';
@@ -21,6 +22,47 @@ function assertError(response: LightMyRequestResponse, statusCode: number, code:
 }
 
 const hello = { language: 'python', source: 'print("hi")' };
+
+describe('compileArgs', () => {
+  // Compiled runtimes on the test runtime's image: nothing here runs.
+  const compiled: Runtime = { ...testRuntime, id: 'cc', language: 'cc', aliases: [], sourceFile: 'main.c', compile: { argv: ['/usr/bin/cc', '{args}', '{files}'] } };
+  const fixedFlags: Runtime = { ...compiled, id: 'fixed', language: 'fixed', compile: { argv: ['/usr/bin/cc', '{files}'] } };
+  let service: ServiceHarness;
+  let queue: Queue;
+  const post = (body: unknown) => service.app.inject({ method: 'POST', url: '/v1/jobs', payload: body as object });
+  const source = 'int main(void) { return 0; }';
+
+  before(async () => {
+    service = await startService({ runtimes: [testRuntime, compiled, fixedFlags], config: { maxArgs: 2 } });
+    queue = new Queue(QUEUE_NAME, { connection: { host: '127.0.0.1', port: service.redis.port }, prefix: service.prefix });
+  });
+  after(async () => {
+    await queue?.close();
+    await service?.close();
+  });
+
+  test('are queued with the job, and absent when none are given', async () => {
+    const accepted = await post({ language: 'cc', source, compileArgs: ['-O0', '-DNAME="a b"'] });
+    assert.equal(accepted.statusCode, 202, accepted.body);
+    const job = await queue.getJob((accepted.json() as { id: string }).id);
+    assert.deepEqual(job?.data.compileArgs, ['-O0', '-DNAME="a b"']);
+    const plain = await post({ language: 'cc', source, compileArgs: [] });
+    assert.equal(plain.statusCode, 202, plain.body);
+    const plainJob = await queue.getJob((plain.json() as { id: string }).id);
+    assert.equal(plainJob?.data.compileArgs, undefined);
+  });
+
+  test("are refused where the runtime's compile command has no place for them, or above the maxima", async () => {
+    const fixed = assertError(await post({ language: 'fixed', source, compileArgs: ['-O0'] }), 400, 'compile_args_not_accepted');
+    assert.equal(fixed.details?.field, 'compileArgs');
+    assert.match(fixed.message, /\{args\}/);
+    const tooMany = assertError(await post({ language: 'cc', source, compileArgs: ['-a', '-b', '-c'] }), 400, 'too_many_args');
+    assert.match(tooMany.message, /3 compile arguments; at most 2/);
+    assertError(await post({ language: 'cc', source, compileArgs: ['-D\u0000'] }), 400, 'invalid_args');
+    assertError(await post({ language: 'cc', source, compileArgs: ['x'.repeat(5000)] }), 400, 'invalid_request');
+    assertError(await post({ language: 'cc', source, compileArgs: [1] }), 400, 'invalid_request');
+  });
+});
 
 describe('API bad input', () => {
   let service: ServiceHarness;
@@ -104,6 +146,15 @@ describe('API bad input', () => {
   test('compileLimits for a runtime without a compile step are 400 no_compile_step', async () => {
     const error = assertError(await post({ ...hello, compileLimits: { cpuTimeMs: 1000 } }), 400, 'no_compile_step');
     assert.equal(error.details?.field, 'compileLimits');
+  });
+
+  test('compileArgs for a runtime without a compile step are 400 no_compile_step', async () => {
+    const error = assertError(await post({ ...hello, compileArgs: ['-O0'] }), 400, 'no_compile_step');
+    assert.equal(error.details?.field, 'compileArgs');
+    // None at all is no compile argument.
+    const none = await post({ ...hello, compileArgs: [] });
+    assert.equal(none.statusCode, 202, none.body);
+    await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(none.json() as { id: string }).id}` });
   });
 
   test('source and files: exactly one', async () => {

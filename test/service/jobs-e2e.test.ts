@@ -136,6 +136,23 @@ describe('jobs end to end', { skip }, () => {
     assert.equal(json.result.run, undefined);
   });
 
+  test('compileArgs reach the compiler after its own flags; a warning made an error fails the compile', { skip: !runtimes.some((r) => r.id === 'c') && 'c image not built' }, async () => {
+    // -DGREETING defines what the source prints; -std=c89 after the runtime's -std=gnu17 wins, so
+    // that the C99 `//` comment is an error under -pedantic-errors.
+    const source = '#include <stdio.h>\nint main(void) { printf("%s\\n", GREETING); return 0; }\n';
+    const { status, json } = await postJson(`${base}/v1/jobs?wait=true`, { language: 'c', source, compileArgs: ['-DGREETING="hi there"', '-O0'] });
+    assert.equal(status, 200, JSON.stringify(json));
+    assert.equal(json.result.verdict, 'ok', JSON.stringify(json.result));
+    assert.equal(json.result.stdout, 'hi there\n');
+    const strict = await postJson(`${base}/v1/jobs?wait=true`, {
+      language: 'c',
+      source: 'int main(void) { return 0; } // a C99 comment\n',
+      compileArgs: ['-std=c89', '-pedantic-errors'],
+    });
+    assert.equal(strict.json.result.verdict, 'compile_error', JSON.stringify(strict.json.result));
+    assert.match(strict.json.result.compile.stderr, /C\+\+ style comments|ISO C90/);
+  });
+
   test('a batch: every job runs, and each is readable', { skip: !python && 'python image not built' }, async () => {
     const jobs = [1, 2, 3].map((n) => ({ language: 'python', source: `print(${n} * 7)` }));
     const { status, json } = await postJson(`${base}/v1/jobs/batch`, { jobs });

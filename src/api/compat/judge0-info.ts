@@ -9,7 +9,7 @@ import { bytesToKiB, msToSeconds } from '../../units.js';
 import type { QueueCounts, WorkerLiveness } from '../../queue/client.js';
 import type { Judge0Languages } from './judge0-languages.js';
 import { CALLBACK_ATTEMPTS, CALLBACK_TIMEOUT_MS } from './judge0-callback.js';
-import { JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS, JUDGE0_MAX_NUMBER_OF_RUNS } from './judge0-request.js';
+import { JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS, JUDGE0_MAX_NUMBER_OF_RUNS, judge0CompilerOptionLanguages } from './judge0-request.js';
 import { stageMaxima } from './stage-maxima.js';
 
 /** The Judge0 CE version whose API this front follows (docs/compat.md). */
@@ -38,8 +38,9 @@ export function judge0ConfigInfo(sources: Judge0ConfigSources): Record<string, u
   const atMost = (key: keyof Limits) => smallest((runtime) => stageMaxima(runtime, 'run'), key);
   return {
     enable_wait_result: true,
-    enable_compiler_options: false,
-    allowed_languages_for_compile_options: [],
+    enable_compiler_options: true,
+    // Empty: every compiled language takes them.
+    allowed_languages_for_compile_options: judge0CompilerOptionLanguages(sources.languages),
     enable_command_line_arguments: true,
     enable_submission_delete: false,
     max_queue_size: sources.maxQueuedJobs,

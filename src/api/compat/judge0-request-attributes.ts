@@ -20,6 +20,9 @@ export interface Judge0FrontAttributes {
   cpuExtraTimeSeconds: number | null;
   /** The string as submitted (the JobRequest holds it split). */
   commandLineArguments: string | null;
+  /** The string as submitted (the JobRequest holds it split, as compileArgs); absent in
+   * submissions queued before compiler options were taken. */
+  compilerOptions?: string | null;
   callbackUrl: string | null;
 }
 
@@ -66,8 +69,8 @@ export function judge0RequestAttributes(request: JobRequest, languages: Judge0La
     cpu_extra_time: rubyDecimal(front.cpuExtraTimeSeconds ?? 0),
     command_line_arguments: front.commandLineArguments ?? (request.args.length > 0 ? request.args.join(' ') : null),
     callback_url: front.callbackUrl ?? null,
+    compiler_options: front.compilerOptions ?? (request.compileArgs && request.compileArgs.length > 0 ? request.compileArgs.join(' ') : null),
     // Refused when set (422), so every stored submission has them off or empty.
-    compiler_options: null,
     additional_files: null,
     enable_per_process_and_thread_time_limit: false,
     enable_per_process_and_thread_memory_limit: false,

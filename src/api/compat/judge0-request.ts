@@ -2,6 +2,7 @@
 // Submission model does (app/models/submission.rb): every failing attribute is collected and
 // answered with 422 `{attribute: [messages]}` in Rails' words. Units are Judge0's: seconds,
 // kilobytes; they become ours through src/units.ts.
+import { compileArgsProblem } from '../../executor/check.js';
 import type { JobRequest } from '../../jobs/model.js';
 import type { Limits } from '../../sandbox/types.js';
 import { bytesToKiB, kibToBytes, msToSeconds, secondsToMs } from '../../units.js';
@@ -107,27 +108,52 @@ const REFUSED_WHEN_TRUE: [field: string, message: string][] = [
   ['enable_network', 'enabling network is not allowed'],
 ];
 
-/** Judge0 writes `run_cmd + command_line_arguments` into a bash script after deleting these. */
+/** Judge0 writes `run_cmd + command_line_arguments` (and `compile_cmd % compiler_options`) into a
+ * bash script after deleting these. */
 const SHELL_METACHARACTERS = /[$&;<>|`]/g;
 
-function commandLineArguments(params: Params, errors: Collector): string[] {
-  const raw = params.command_line_arguments;
+/** command_line_arguments or compiler_options as Judge0 hands them to bash: at most 512 characters,
+ * the metacharacters deleted, split on whitespace (quotes are not interpreted: docs/compat.md). */
+function shellWords(params: Params, field: 'command_line_arguments' | 'compiler_options', errors: Collector): string[] {
+  const raw = params[field];
   if (isBlank(raw)) return [];
   const value = scalarText(raw);
   if (value === undefined) {
-    errors.add('command_line_arguments', 'is invalid');
+    errors.add(field, 'is invalid');
     return [];
   }
   if (value.length > MAX_OPTION_CHARS) {
-    errors.add('command_line_arguments', `is too long (maximum is ${MAX_OPTION_CHARS} characters)`);
+    errors.add(field, `is too long (maximum is ${MAX_OPTION_CHARS} characters)`);
     return [];
   }
   // A program's arguments end at their first NUL (execve): refused rather than cut short.
   if (value.includes('\0')) {
-    errors.add('command_line_arguments', 'must not contain NUL characters');
+    errors.add(field, 'must not contain NUL characters');
     return [];
   }
   return value.replace(SHELL_METACHARACTERS, '').trim().split(/\s+/).filter((arg) => arg !== '');
+}
+
+/** Judge0's compiler_options_allowed: only for a language with a compile step whose command takes
+ * arguments (compileArgsProblem; every compiled runtime of ours does). */
+function compilerOptions(params: Params, language: Judge0Language | undefined, languages: Judge0Languages, errors: Collector): string[] {
+  if (isBlank(params.compiler_options)) return [];
+  const options = shellWords(params, 'compiler_options', errors);
+  if (language && !language.runtime.compile) {
+    errors.add('compiler_options', 'setting compiler options is only allowed for compiled languages');
+  } else if (language && compileArgsProblem(language.runtime)) {
+    const allowed = judge0CompilerOptionLanguages(languages);
+    errors.add('compiler_options', allowed.length === 0 ? 'setting compiler options is not allowed' : `setting compiler options is only allowed for ${allowed.join(', ')}`);
+  }
+  return options;
+}
+
+/** Judge0's ALLOWED_LANGUAGES_FOR_COMPILER_OPTIONS: empty when every compiled language takes them,
+ * else the names (first words) of those that do. */
+export function judge0CompilerOptionLanguages(languages: Judge0Languages): string[] {
+  const compiled = languages.listed.filter((language) => language.runtime.compile);
+  const taking = compiled.filter((language) => compileArgsProblem(language.runtime) === undefined);
+  return taking.length === compiled.length ? [] : [...new Set(taking.map((language) => language.name.split(' ')[0]!))];
 }
 
 function callbackUrl(params: Params, errors: Collector): string | undefined {
@@ -206,15 +232,9 @@ export function translateJudge0Submission(rawParams: unknown, base64Encoded: boo
   for (const [field, message] of REFUSED_WHEN_TRUE) {
     if (TRUE_VALUES.has(params[field])) errors.add(field, message);
   }
-  if (!isBlank(params.compiler_options)) {
-    if ((scalarText(params.compiler_options) ?? '').length > MAX_OPTION_CHARS) {
-      errors.add('compiler_options', `is too long (maximum is ${MAX_OPTION_CHARS} characters)`);
-    }
-    // Our runtimes' compile commands are fixed data; flags cannot be spliced into them.
-    errors.add('compiler_options', 'setting compiler options is not allowed');
-  }
+  const compileArgs = compilerOptions(params, language, languages, errors);
   if (!isBlank(params.additional_files)) errors.add('additional_files', 'setting additional files is not allowed');
-  const args = commandLineArguments(params, errors);
+  const args = shellWords(params, 'command_line_arguments', errors);
   const callback = callbackUrl(params, errors);
   const stdin = text(params, 'stdin', base64Encoded, errors) ?? Buffer.alloc(0);
   const expectedOutput = text(params, 'expected_output', base64Encoded, errors);
@@ -259,9 +279,11 @@ export function translateJudge0Submission(rawParams: unknown, base64Encoded: boo
       expectedOutputBase64: expectedOutput === null ? null : expectedOutput.toString('base64'),
       cpuExtraTimeSeconds: cpuExtraTimeSeconds ?? null,
       commandLineArguments: isBlank(params.command_line_arguments) ? null : (scalarText(params.command_line_arguments) ?? null),
+      compilerOptions: isBlank(params.compiler_options) ? null : (scalarText(params.compiler_options) ?? null),
       callbackUrl: callback ?? null,
     }),
   };
+  if (compileArgs.length > 0) request.compileArgs = compileArgs;
   // Judge0 runs a submission number_of_runs times and compares each run with expected_output:
   // one test per run, compiled once.
   const runs = numberOfRuns ?? 1;
