@@ -42,6 +42,14 @@ double getNumber(const Napi::Object& o, const char* key) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
+bool getBool(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsBoolean()) {
+    throw Napi::TypeError::New(o.Env(), std::string("option ") + key + " must be a boolean");
+  }
+  return v.As<Napi::Boolean>().Value();
+}
+
 int64_t getInt(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   if (!v.IsNumber()) {
@@ -275,6 +283,7 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     options.cpuRlimitSeconds = getInt(o, "cpuRlimitSeconds");
     options.pollIntervalNs = msToNs(getNumber(o, "pollIntervalMs"));
     options.backgroundAfterCpuNs = msToNs(getNumber(o, "backgroundAfterCpuMs"));
+    options.stderrToStdout = getBool(o, "stderrToStdout");
     options.accountingFds = getDescriptors(o, "accountingFds");
     try {
       cb::configureProgram(*state_, options);

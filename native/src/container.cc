@@ -373,6 +373,7 @@ void configureProgram(ContainerState& s, const StartOptions& o) {
   s.outputBytes = o.outputBytes;
   s.pollIntervalNs = o.pollIntervalNs;
   s.backgroundAfterCpuNs = s.cpuWeightFd >= 0 ? o.backgroundAfterCpuNs : 0;
+  s.stderrToStdout = o.stderrToStdout;
   s.accountingFds = o.accountingFds;
   const rlim_t cpuSoft = static_cast<rlim_t>(o.cpuRlimitSeconds);
   // RLIMIT_FSIZE also bounds each output stream (memfds are files): one byte past outputBytes is

@@ -53,6 +53,8 @@ struct StartOptions {
   int64_t cpuRlimitSeconds = 0;
   int64_t pollIntervalNs = 0;
   int64_t backgroundAfterCpuNs = 0;  // 0: the run keeps the default CPU weight
+  /** The program's fd 2 is its fd 1: one stream, in the order written (stderr's memfd stays empty). */
+  bool stderrToStdout = false;
   /** The run cgroup's accounting files, opened (and owned) by the JS side: read at offset 0 when
    * the run's end is collected, so that their texts come with the exit. */
   std::vector<int> accountingFds;

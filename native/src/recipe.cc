@@ -184,6 +184,10 @@ Failure prepareBeforeGo(ContainerState& s) {
 Failure prepareProgram(ContainerState& s) {
   CB_TRY_FAILURE(applyResourceLimits(s));
   CB_TRY(step_chdir_cwd, sys(SYS_chdir, s.cwd.c_str()));
+  // Here, not with the other descriptors before "go": a pre-warmed container does not know yet
+  // whether its program's stderr is a stream of its own. Sharing stdout's open file (and offset)
+  // keeps the two in the order the program wrote them.
+  if (s.stderrToStdout) CB_TRY(step_dup_stdio, sys(SYS_dup3, 1, 2, 0));
   CB_TRY_FAILURE(becomeSandboxUser(s));
   // Everything above 2 is close-on-exec from here: the report pipe stays usable for an execve
   // failure and disappears with a successful one.

@@ -124,6 +124,7 @@ struct ContainerState {
   int64_t outputBytes = 0;
   int64_t pollIntervalNs = 5000000;
   int64_t backgroundAfterCpuNs = 0;  // 0: never move to the background weight
+  bool stderrToStdout = false;      // StartOptions.stderrToStdout
   std::vector<int> accountingFds;  // StartOptions.accountingFds: not ours to close
   int capLastCap = 40;
   const void* seccompProgram = nullptr;  // struct sock_fprog*

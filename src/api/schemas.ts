@@ -78,6 +78,12 @@ export const JobSubmission = Type.Object(
     ),
     limits: Type.Optional(LimitsInput),
     compileLimits: Type.Optional(CompileLimitsInput),
+    stderrToStdout: Type.Optional(
+      Type.Boolean({
+        description:
+          "Each run's stderr is written into its stdout, interleaved as the program wrote them (the result's stderr is then empty); the compile's streams stay apart.",
+      }),
+    ),
     tests: Type.Optional(Type.Array(TestInput, { minItems: 1, description: 'Run once per test after one compile.' })),
     webhookUrl: Type.Optional(Type.String({ maxLength: 2048, description: 'http(s) URL the finished job is POSTed to.' })),
   },

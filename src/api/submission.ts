@@ -173,6 +173,7 @@ export function toJobRequest(
     limits: checkLimits(runtime, submission.limits, runtime.maxLimits, 'limits'),
   };
   if (compileArgs.length > 0) request.compileArgs = compileArgs;
+  if (submission.stderrToStdout === true) request.stderrToStdout = true;
   if (submission.compileLimits) {
     // Dropping them would leave the caller believing a compile was bounded that never happens.
     if (!runtime.compile) {

@@ -14,6 +14,8 @@ export interface StageSpec {
   signal?: AbortSignal;
   /** StartSpec.backgroundAfterCpuMs. */
   backgroundAfterCpuMs?: number;
+  /** StartSpec.stderrToStdout. */
+  stderrToStdout?: boolean;
 }
 
 export interface StageRunner<C> {

@@ -118,6 +118,8 @@ export class SubmissionExecutor<C> implements Executor {
       }
 
       const runArgs = runArgv(runtime.run.argv, fileNames, args);
+      const runStage = (stdin: Uint8Array | string): StageSpec =>
+        request.stderrToStdout === true ? { ...stage(runArgs, stdin), stderrToStdout: true } : stage(runArgs, stdin);
       /** `last`: no run after this one needs the compile's work dir. */
       const runOnce = async (stdin: Uint8Array | string, last: boolean): Promise<RunResult> => {
         const slot = await this.pool.take(slotKey(runtime.image, 'run'));
@@ -133,7 +135,7 @@ export class SubmissionExecutor<C> implements Executor {
           } else {
             writeSourceFiles(slot.root.workDirHostPath, request.files, ownerOf(slot));
           }
-          return await this.runner.run(slot, stage(runArgs, stdin));
+          return await this.runner.run(slot, runStage(stdin));
         } finally {
           this.pool.release(slot);
         }

@@ -26,6 +26,9 @@ export interface ExecuteRequest {
   /** Run limits; absent fields take the runtime's defaults. Checked against maxima by the API. */
   limits?: Partial<Limits>;
   compileLimits?: Partial<Limits>;
+  /** Each run's stderr is written into its stdout, interleaved as the program wrote them
+   * (StartSpec.stderrToStdout); not the compile's. */
+  stderrToStdout?: boolean;
   /** When present, the program is run once per test (after one compile) instead of once. */
   tests?: TestCase[];
   signal?: AbortSignal;

@@ -13,6 +13,8 @@ export interface JobRequest {
   args: string[];
   /** The compile's own arguments (compiler flags); absent when none. */
   compileArgs?: string[];
+  /** Each run's stderr written into its stdout (ExecuteRequest.stderrToStdout); absent when not. */
+  stderrToStdout?: true;
   limits: Partial<Limits>;
   compileLimits?: Partial<Limits>;
   tests?: { stdinBase64: string; expectedOutput?: string }[];

@@ -170,6 +170,7 @@ export class Container implements PreparedContainer {
         cpuRlimitSeconds: msToWholeSecondsCeil(limits.cpuTimeMs) + 1,
         pollIntervalMs: POLL_INTERVAL_MS,
         backgroundAfterCpuMs: program.backgroundAfterCpuMs,
+        stderrToStdout: program.stderrToStdout,
         accountingFds: this.cgroup.accountingFds(),
       });
     } catch (error) {

@@ -47,6 +47,8 @@ export interface NativeStartOptions {
   pollIntervalMs: number;
   /** CPU time after which init lowers the run's CPU weight; 0: never. */
   backgroundAfterCpuMs: number;
+  /** The program's fd 2 is its fd 1 (StartSpec.stderrToStdout). */
+  stderrToStdout: boolean;
   /** RunCgroup.accountingFds: read when the run's end is collected (NativeExit.accountingTexts). */
   accountingFds: number[];
 }

@@ -108,6 +108,7 @@ class SandboxInstance implements Sandbox {
         limits: spec.limits,
         signal: spec.signal,
         backgroundAfterCpuMs: spec.backgroundAfterCpuMs,
+        stderrToStdout: spec.stderrToStdout,
       });
     } finally {
       setTimeout(() => container.destroy().catch(() => {}), RUN_TEARDOWN_DELAY_MS);

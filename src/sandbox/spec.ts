@@ -138,6 +138,7 @@ export interface CheckedStartSpec {
   limits: Limits;
   /** 0: never. */
   backgroundAfterCpuMs: number;
+  stderrToStdout: boolean;
 }
 
 /**
@@ -189,7 +190,14 @@ export function checkStartSpec(spec: StartSpec, workDir: string): CheckedStartSp
     stdin,
     limits,
     backgroundAfterCpuMs: checkBackgroundAfterCpuMs(spec.backgroundAfterCpuMs),
+    stderrToStdout: checkStderrToStdout(spec.stderrToStdout),
   };
+}
+
+function checkStderrToStdout(value: boolean | undefined): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw new SandboxSpecError('stderrToStdout', 'must be a boolean');
+  return value;
 }
 
 function checkBackgroundAfterCpuMs(value: number | undefined): number {

@@ -50,6 +50,8 @@ export interface RunSpec {
   uid?: number;
   /** As StartSpec.backgroundAfterCpuMs. */
   backgroundAfterCpuMs?: number;
+  /** As StartSpec.stderrToStdout. */
+  stderrToStdout?: boolean;
 }
 
 /** See docs/theory-of-operation.md, "Verdicts". Exactly one per run. */
@@ -143,6 +145,9 @@ export interface StartSpec {
    * slowed down by contention (a compile on busy cores) is not taken for a long one. Absent or
    * 0: never. */
   backgroundAfterCpuMs?: number;
+  /** The program's stderr is its stdout: one stream, interleaved as written (isolate's
+   * --stderr-to-stdout); the result's stderr is then empty. Default false. */
+  stderrToStdout?: boolean;
 }
 
 /** A container whose namespaces, cgroup, mounts, pivot_root, `lo` and hostname are done; its init

@@ -113,6 +113,12 @@ describe('Judge0 CE over HTTP', { skip }, () => {
     assert.deepEqual(refused.body, { compiler_options: ['setting compiler options is only allowed for compiled languages'] });
   });
 
+  test('redirect_stderr_to_stdout: stderr in stdout, in the order written', async () => {
+    const source = 'import sys\nprint("a", flush=True)\nprint("b", file=sys.stderr, flush=True)\nprint("c", flush=True)';
+    const result = await run({ source_code: source, language_id: 71, redirect_stderr_to_stdout: true }, '&fields=status_id,stdout,stderr,redirect_stderr_to_stdout');
+    assert.deepEqual(result, { status_id: 3, stdout: 'a\nb\nc\n', stderr: null, redirect_stderr_to_stdout: true });
+  });
+
   test('time limit exceeded', async () => {
     const result = await run({ source_code: 'while True: pass', language_id: 71, cpu_time_limit: 1 });
     assert.deepEqual(result.status, { id: 5, description: 'Time Limit Exceeded' });

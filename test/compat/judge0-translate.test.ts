@@ -172,6 +172,15 @@ describe('judge0 submission request', () => {
     );
   });
 
+  it('takes redirect_stderr_to_stdout, and reads Judge0\'s booleans as Rails casts them', () => {
+    const redirected = (value: unknown) =>
+      translateJudge0Submission({ source_code: 'print(1)', language_id: 71, redirect_stderr_to_stdout: value }, false, languages).request.stderrToStdout;
+    for (const value of [true, 'true', 1, '1', 'yes', 'on', 'True']) assert.equal(redirected(value), true, JSON.stringify(value));
+    for (const value of [false, 'false', 0, '0', 'f', 'off', '', null, undefined]) assert.equal(redirected(value), undefined, JSON.stringify(value));
+    // The same cast refuses what it turns on: "yes" is true to Rails, so Judge0 would refuse it too.
+    invalid({ source_code: 'print(1)', language_id: 71, enable_network: 'yes' }, { enable_network: ['enabling network is not allowed'] });
+  });
+
   it('keeps a CPU time limit under half a millisecond as 1 ms, not as none', () => {
     const { request } = translateJudge0Submission({ source_code: 'print(1)', language_id: 71, cpu_time_limit: 0.0004 }, false, languages);
     assert.deepEqual(request.limits, { cpuTimeMs: 1 });
@@ -385,9 +394,14 @@ describe('judge0 submission read back', () => {
     assert.throws(() => readBack(queued(request)), Judge0BadRequestError, 'expected output that is not UTF-8 needs base64_encoded');
   });
 
-  it('reads compiler_options back as submitted', () => {
-    const { request } = translateJudge0Submission({ source_code: 'int main(){}', language_id: 50, compiler_options: ' -O0  -DX;y ' }, false, languages);
-    assert.equal(readBack(queued(request)).compiler_options, ' -O0  -DX;y ');
+  it('reads compiler_options back as submitted, and redirect_stderr_to_stdout as it applies', () => {
+    const { request } = translateJudge0Submission(
+      { source_code: 'int main(){}', language_id: 50, compiler_options: ' -O0  -DX;y ', redirect_stderr_to_stdout: 'yes' },
+      false,
+      languages,
+    );
+    const body = readBack(queued(request));
+    assert.deepEqual([body.compiler_options, body.redirect_stderr_to_stdout], [' -O0  -DX;y ', true]);
   });
 
   it('reads a job submitted elsewhere (/v1) from its JobRequest alone', () => {

@@ -303,7 +303,7 @@ describe("the run's accounting, read by the engine at its end", { skip }, () => 
       handle.start({
         argv: ['/bin/sh', '-c', 'echo after > /box/written'], env: ['PATH=/bin'], searchPath: '/bin', cwd: '/box', stdin: Buffer.alloc(0),
         uid: 60000, gid: 60000, cpuTimeMs: 5000, wallTimeMs: 10000, outputBytes: MiB, fileSizeBytes: MiB, openFiles: 64,
-        stackBytes: 8 * MiB, tmpBytes: 16 * MiB, cpuRlimitSeconds: 6, pollIntervalMs: 5, backgroundAfterCpuMs: 0, accountingFds: fds,
+        stackBytes: 8 * MiB, tmpBytes: 16 * MiB, cpuRlimitSeconds: 6, pollIntervalMs: 5, backgroundAfterCpuMs: 0, stderrToStdout: false, accountingFds: fds,
       });
       await until(() => events.some((e) => e.kind === 'exit'), 10_000, 5, 'the run ended');
       handle.cancel();

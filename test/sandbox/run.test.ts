@@ -52,6 +52,27 @@ describe('sandbox run: correctness', { skip }, () => {
     assert.equal(text(r.stderr), 'oops\n');
   });
 
+  it('writes stderr into stdout, in the order written, when asked (a prepared container too), and bounds the one stream', async () => {
+    const script = 'echo out1; echo err1 >&2; echo out2; echo err2 >&2';
+    const merged = await f.run(['/bin/sh', '-c', script], { stderrToStdout: true });
+    assert.equal(merged.verdict, 'ok');
+    assert.equal(text(merged.stdout), 'out1\nerr1\nout2\nerr2\n');
+    assert.equal(merged.stderr.length, 0);
+    const apart = await f.run(['/bin/sh', '-c', script]);
+    assert.deepEqual([text(apart.stdout), text(apart.stderr)], ['out1\nout2\n', 'err1\nerr2\n']);
+    // Decided at start: a container prepared before the job (the pool's) takes it too.
+    const c = await f.sandbox.prepare({ rootDir: f.rootDir, workDirHostPath: f.workDir() });
+    const started = await c.start({ argv: ['/bin/sh', '-c', script], limits: DEFAULT_LIMITS, stderrToStdout: true });
+    assert.equal(text(started.stdout), 'out1\nerr1\nout2\nerr2\n');
+    const flood = await f.run(['/bin/sh', '-c', 'while :; do echo xxxxxxxxxxxxxxx >&2; done'], {
+      stderrToStdout: true,
+      limits: { ...DEFAULT_LIMITS, outputBytes: 1000 },
+    });
+    assert.equal(flood.verdict, 'output_limit');
+    assert.deepEqual([flood.stdout.length, flood.stdoutTruncated, flood.stderr.length], [1000, true, 0]);
+    await assert.rejects(f.run(['/bin/true'], { stderrToStdout: 'yes' as unknown as boolean }), /stderrToStdout: must be a boolean/);
+  });
+
   it('reports signals', async () => {
     const r = await f.run(['/bin/sh', '-c', 'kill -SEGV $$']);
     assert.equal(r.verdict, 'signaled');

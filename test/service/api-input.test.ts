@@ -148,6 +148,22 @@ describe('API bad input', () => {
     assert.equal(error.details?.field, 'compileLimits');
   });
 
+  test('stderrToStdout is queued with the job when true, and must be a boolean', async () => {
+    const queue = new Queue(QUEUE_NAME, { connection: { host: '127.0.0.1', port: service.redis.port }, prefix: service.prefix });
+    try {
+      for (const [value, queued] of [[true, true], [false, undefined]] as const) {
+        const accepted = await post({ ...hello, stderrToStdout: value });
+        assert.equal(accepted.statusCode, 202, accepted.body);
+        const id = (accepted.json() as { id: string }).id;
+        assert.equal((await queue.getJob(id))?.data.stderrToStdout, queued);
+        await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}` });
+      }
+    } finally {
+      await queue.close();
+    }
+    assertError(await post({ ...hello, stderrToStdout: 'yes' }), 400, 'invalid_request');
+  });
+
   test('compileArgs for a runtime without a compile step are 400 no_compile_step', async () => {
     const error = assertError(await post({ ...hello, compileArgs: ['-O0'] }), 400, 'no_compile_step');
     assert.equal(error.details?.field, 'compileArgs');

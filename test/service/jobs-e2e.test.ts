@@ -109,6 +109,15 @@ describe('jobs end to end', { skip }, () => {
     assert.equal(Buffer.from(raw.json.result.stdout, 'base64').at(-1), 255, 'base64 output keeps every byte');
   });
 
+  test('stderrToStdout: one stream, in the order the program wrote it, for every test', { skip: !python && 'python image not built' }, async () => {
+    const source = 'import sys\nfor i in range(3):\n    print("out", i, flush=True)\n    print("err", i, file=sys.stderr, flush=True)\n';
+    const { json } = await postJson(`${base}/v1/jobs?wait=true`, { language: 'python', source, stderrToStdout: true, tests: [{}, {}] });
+    assert.equal(json.result.verdict, 'ok', JSON.stringify(json.result));
+    for (const test of json.result.tests) {
+      assert.deepEqual([test.stdout, test.stderr], ['out 0\nerr 0\nout 1\nerr 1\nout 2\nerr 2\n', '']);
+    }
+  });
+
   test('tests run against one compile, each with pass/fail', { skip: !runtimes.some((r) => r.id === 'c') && 'c image not built' }, async () => {
     const { status, json } = await postJson(`${base}/v1/jobs?wait=true`, {
       language: 'c',

@@ -70,11 +70,11 @@ export function judge0RequestAttributes(request: JobRequest, languages: Judge0La
     command_line_arguments: front.commandLineArguments ?? (request.args.length > 0 ? request.args.join(' ') : null),
     callback_url: front.callbackUrl ?? null,
     compiler_options: front.compilerOptions ?? (request.compileArgs && request.compileArgs.length > 0 ? request.compileArgs.join(' ') : null),
+    redirect_stderr_to_stdout: request.stderrToStdout === true,
     // Refused when set (422), so every stored submission has them off or empty.
     additional_files: null,
     enable_per_process_and_thread_time_limit: false,
     enable_per_process_and_thread_memory_limit: false,
-    redirect_stderr_to_stdout: false,
     enable_network: false,
   };
   if (language !== undefined && language.runtime.id === request.runtimeId) {

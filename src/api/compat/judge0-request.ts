@@ -32,7 +32,10 @@ export interface Judge0Submission {
 
 type Params = Record<string, unknown>;
 
-const TRUE_VALUES = new Set<unknown>([true, 1, '1', 't', 'T', 'true', 'TRUE', 'on', 'ON']);
+/** ActiveModel's boolean cast, as a Judge0 boolean attribute is stored: nil and "" are nil, these
+ * false, anything else true ("yes", 2, "True"). */
+const FALSE_VALUES = new Set<unknown>([false, 0, '0', 'f', 'F', 'false', 'FALSE', 'off', 'OFF']);
+const railsTrue = (value: unknown): boolean => value !== undefined && value !== null && value !== '' && !FALSE_VALUES.has(value);
 
 /** Rails' blank?: nil, false, or a string of only whitespace. */
 const isBlank = (value: unknown): boolean =>
@@ -103,8 +106,6 @@ function numberField(params: Params, rule: NumberRule, errors: Collector): numbe
 const REFUSED_WHEN_TRUE: [field: string, message: string][] = [
   ['enable_per_process_and_thread_time_limit', 'this option cannot be enabled'],
   ['enable_per_process_and_thread_memory_limit', 'this option cannot be enabled'],
-  // Our stdout and stderr are captured apart and cannot be re-interleaved afterwards.
-  ['redirect_stderr_to_stdout', 'this option cannot be enabled'],
   ['enable_network', 'enabling network is not allowed'],
 ];
 
@@ -230,7 +231,7 @@ export function translateJudge0Submission(rawParams: unknown, base64Encoded: boo
   );
 
   for (const [field, message] of REFUSED_WHEN_TRUE) {
-    if (TRUE_VALUES.has(params[field])) errors.add(field, message);
+    if (railsTrue(params[field])) errors.add(field, message);
   }
   const compileArgs = compilerOptions(params, language, languages, errors);
   if (!isBlank(params.additional_files)) errors.add('additional_files', 'setting additional files is not allowed');
@@ -284,6 +285,7 @@ export function translateJudge0Submission(rawParams: unknown, base64Encoded: boo
     }),
   };
   if (compileArgs.length > 0) request.compileArgs = compileArgs;
+  if (railsTrue(params.redirect_stderr_to_stdout)) request.stderrToStdout = true;
   // Judge0 runs a submission number_of_runs times and compares each run with expected_output:
   // one test per run, compiled once.
   const runs = numberOfRuns ?? 1;
