@@ -6,6 +6,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { JobRecord, JobRequest } from '../jobs/model.js';
 import { judge0About, judge0ConfigInfo, judge0Workers } from './compat/judge0-info.js';
 import { Judge0Languages } from './compat/judge0-languages.js';
+import { readAdditionalFiles } from './compat/judge0-additional-files.js';
 import { Judge0ValidationError, translateJudge0Submission, type Judge0Submission } from './compat/judge0-request.js';
 import { JUDGE0_STATUS_LIST } from './compat/judge0-statuses.js';
 import {
@@ -76,8 +77,10 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
 
   /** A submission translated and past the last check before queueing (admissionProblem), whose
    * refusal Judge0 has no attribute for: Rails files such errors under `base`. */
-  const translate = (params: unknown, base64Encoded: boolean): Judge0Submission => {
-    const submission = translateJudge0Submission(params, base64Encoded, languages);
+  const translate = async (params: unknown, base64Encoded: boolean): Promise<Judge0Submission> => {
+    const rawFiles = params !== null && typeof params === 'object' ? (params as Params).additional_files : undefined;
+    const additional = await readAdditionalFiles(rawFiles, options.policy.maxFiles);
+    const submission = translateJudge0Submission(params, base64Encoded, languages, additional);
     const problem = admissionProblem(submission.request, submission.language.runtime, options.policy);
     if (problem !== undefined) throw new Judge0ValidationError({ base: [problem] });
     // A host name is checked where it is resolved, as the callback is sent.
@@ -89,7 +92,7 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   app.post('/submissions', { schema: { tags: ['judge0'], summary: 'Judge0: create a submission' } }, async (request, reply) => {
     const params = paramsOf(request);
     const fields = parseFields(params.fields); // checked before anything is queued, as Judge0 does
-    const submission = translate(params, flag(params, 'base64_encoded'));
+    const submission = await translate(params, flag(params, 'base64_encoded'));
     const token = await jobs.submit(submission.request);
     reply.code(201);
     if (!flag(params, 'wait')) return { token };
@@ -120,14 +123,16 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     }
     if (items.length === 0) throw new Judge0BadRequestError('there should be at least one submission in a batch');
     const base64Encoded = flag(params, 'base64_encoded');
-    const translated = items.map((item: unknown) => {
-      try {
-        return translate(item, base64Encoded);
-      } catch (error) {
-        if (error instanceof Judge0ValidationError) return error;
-        throw error;
-      }
-    });
+    const translated = await Promise.all(
+      items.map(async (item: unknown) => {
+        try {
+          return await translate(item, base64Encoded);
+        } catch (error) {
+          if (error instanceof Judge0ValidationError) return error;
+          throw error;
+        }
+      }),
+    );
     const valid = translated.filter((item): item is Judge0Submission => !(item instanceof Judge0ValidationError));
     const tokens = valid.length > 0 ? await jobs.submitBatch(valid.map((item): JobRequest => item.request)) : [];
     const tokenOf = new Map(valid.map((item, i) => [item, tokens[i]!]));

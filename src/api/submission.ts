@@ -25,6 +25,7 @@ export interface SubmissionPolicy {
 function checkedForWorker(request: JobRequest, runtime: Runtime): CheckedSubmission | string {
   const shape: SubmissionShape = { fileNames: request.files.map((file) => file.name), args: request.args, limits: request.limits };
   if (request.compileArgs) shape.compileArgs = request.compileArgs;
+  if (request.compileEntryOnly) shape.compileEntryOnly = true;
   if (request.compileLimits) shape.compileLimits = request.compileLimits;
   if (request.tests) shape.runs = request.tests.length;
   try {

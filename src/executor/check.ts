@@ -23,6 +23,8 @@ export interface SubmissionShape {
   args: string[];
   /** Arguments for the compile, where its argv has `{args}`; only for a runtime with a compile. */
   compileArgs?: string[];
+  /** ExecuteRequest.compileEntryOnly. */
+  compileEntryOnly?: boolean;
   limits?: Partial<Limits>;
   compileLimits?: Partial<Limits>;
   /** How many times it runs (its tests); 1 when absent. */
@@ -63,10 +65,12 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
       ? defaults.compileLimits
       : sandboxLimits('compileLimits', effectiveLimits(defaults.compileLimits, runtime.maxLimits, submission.compileLimits));
   enoughMemoryForExec('limits', runArgv(runtime.run.argv, fileNames, submission.args), defaults.env, runLimits);
-  if (runtime.compile && compiledFileNames(runtime.compile, fileNames).length === 0) {
-    throw new ExecutorError('bad_request', `none of the files is a ${runtime.language} source for the compiler (a name ending in ${runtime.compile.sourceSuffixes!.join(', ')})`);
+  const sources = submission.compileEntryOnly === true ? fileNames.slice(0, 1) : fileNames;
+  if (runtime.compile && compiledFileNames(runtime.compile, sources).length === 0) {
+    const which = sources === fileNames ? 'none of the files is' : 'the entry file (the only one compiled) is not';
+    throw new ExecutorError('bad_request', `${which} a ${runtime.language} source for the compiler (a name ending in ${runtime.compile.sourceSuffixes!.join(', ')})`);
   }
-  if (runtime.compile && compileLimits) enoughMemoryForExec('compileLimits', compileArgv(runtime.compile, fileNames, compileArgs), defaults.env, compileLimits);
+  if (runtime.compile && compileLimits) enoughMemoryForExec('compileLimits', compileArgv(runtime.compile, sources, compileArgs), defaults.env, compileLimits);
   const runs = submission.runs ?? 1;
   const mostOutputBytes = runLimits.outputBytes * runs + (compileLimits?.outputBytes ?? 0);
   return compileLimits ? { fileNames, runLimits, compileLimits, runs, mostOutputBytes } : { fileNames, runLimits, runs, mostOutputBytes };

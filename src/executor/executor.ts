@@ -84,6 +84,7 @@ export class SubmissionExecutor<C> implements Executor {
       fileNames: Array.isArray(request.files) ? request.files.map((f) => f.name) : [],
       args,
       compileArgs,
+      compileEntryOnly: request.compileEntryOnly === true,
       limits: request.limits,
       compileLimits: request.compileLimits,
       runs: Array.isArray(request.tests) ? request.tests.length : 1,
@@ -111,7 +112,7 @@ export class SubmissionExecutor<C> implements Executor {
       if (runtime.compile && compileLimits) {
         compiled = await this.pool.take(slotKey(runtime.image, 'compile'));
         writeSourceFiles(compiled.root.workDirHostPath, request.files, ownerOf(compiled));
-        const compile = await this.runner.run(compiled, stage(compileArgv(runtime.compile, fileNames, compileArgs), '', compileLimits));
+        const compile = await this.runner.run(compiled, stage(compileArgv(runtime.compile, request.compileEntryOnly === true ? fileNames.slice(0, 1) : fileNames, compileArgs), '', compileLimits));
         result.compile = compile;
         const failed = verdictAfterCompile(compile.verdict);
         if (failed) return { ...result, verdict: failed };

@@ -15,6 +15,8 @@ export interface JobRequest {
   compileArgs?: string[];
   /** Each run's stderr written into its stdout (ExecuteRequest.stderrToStdout); absent when not. */
   stderrToStdout?: true;
+  /** The compile gets the entry file alone (ExecuteRequest.compileEntryOnly); absent when not. */
+  compileEntryOnly?: true;
   limits: Partial<Limits>;
   compileLimits?: Partial<Limits>;
   tests?: { stdinBase64: string; expectedOutput?: string }[];

@@ -81,7 +81,9 @@ function checkJobRequestShape(data: unknown): asserts data is JobRequest {
   for (const field of ['args', 'compileArgs'] as const) {
     if (data[field] !== undefined && !(Array.isArray(data[field]) && data[field].every(isString))) throw new JobDataError(field, 'an array of strings');
   }
-  if (data.stderrToStdout !== undefined && typeof data.stderrToStdout !== 'boolean') throw new JobDataError('stderrToStdout', 'a boolean');
+  for (const field of ['stderrToStdout', 'compileEntryOnly'] as const) {
+    if (data[field] !== undefined && typeof data[field] !== 'boolean') throw new JobDataError(field, 'a boolean');
+  }
   for (const field of ['limits', 'compileLimits'] as const) {
     if (data[field] !== undefined && data[field] !== null && !isObject(data[field])) throw new JobDataError(field, 'an object');
   }
@@ -104,6 +106,7 @@ export function toExecuteRequest(request: JobRequest, signal: AbortSignal): Exec
   if (request.compileLimits) execute.compileLimits = request.compileLimits;
   if (request.compileArgs) execute.compileArgs = request.compileArgs;
   if (request.stderrToStdout === true) execute.stderrToStdout = true;
+  if (request.compileEntryOnly === true) execute.compileEntryOnly = true;
   if (request.tests) {
     execute.tests = request.tests.map((test) => {
       const stdin = Buffer.from(test.stdinBase64, 'base64');

@@ -49,6 +49,7 @@ describe('compat fronts before a job runs', () => {
     assert.equal(config.max_max_processes_and_or_threads, least((r) => r.maxLimits.pids));
     assert.deepEqual([config.max_number_of_runs, config.max_queue_size, config.enable_wait_result, config.enable_compiler_options, config.enable_network], [3, 1000, true, true, false]);
     assert.deepEqual(config.allowed_languages_for_compile_options, [], 'every compiled runtime of ours takes compiler options');
+    assert.deepEqual([config.enable_additional_files, config.max_extract_size], [true, 10240]);
     for (const [key, value] of Object.entries(config)) {
       assert.ok(['number', 'boolean'].includes(typeof value) || Array.isArray(value), `${key}: ${JSON.stringify(value)}`);
     }

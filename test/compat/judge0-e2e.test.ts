@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { makeZip } from '../helpers/zip.js';
 import { serviceSkipReason, startRunningService, type RunningService } from './service.js';
 
 const skip = serviceSkipReason();
@@ -117,6 +118,37 @@ describe('Judge0 CE over HTTP', { skip }, () => {
     const source = 'import sys\nprint("a", flush=True)\nprint("b", file=sys.stderr, flush=True)\nprint("c", flush=True)';
     const result = await run({ source_code: source, language_id: 71, redirect_stderr_to_stdout: true }, '&fields=status_id,stdout,stderr,redirect_stderr_to_stdout');
     assert.deepEqual(result, { status_id: 3, stdout: 'a\nb\nc\n', stderr: null, redirect_stderr_to_stdout: true });
+  });
+
+  test('additional_files: beside the source, which alone is compiled; a bad zip is 422, in a batch too', async () => {
+    const zip = makeZip([
+      { name: 'helper.c', content: 'int helper(void) { return 41; }\n' },
+      { name: 'data/input.txt', content: 'from the zip\n' },
+      // unzip -n keeps the source file Judge0 wrote first.
+      { name: 'main.c', content: 'this is not C' },
+    ]).toString('base64');
+    // Both sources compiled, helper() would be defined twice.
+    const source = '#include <stdio.h>\n#include "helper.c"\nint main(void) { char line[64]; FILE *f = fopen("data/input.txt", "r"); fgets(line, sizeof line, f); printf("%d %s", helper() + 1, line); return 0; }';
+    const result = await run({ source_code: source, language_id: 50, additional_files: zip }, '&fields=status_id,stdout,compile_output,additional_files');
+    assert.deepEqual(result, { status_id: 3, stdout: '42 from the zip\n', compile_output: null, additional_files: zip });
+    const python = await run(
+      { source_code: 'import helper\nprint(helper.greet())', language_id: 71, additional_files: makeZip([{ name: 'helper.py', content: 'def greet():\n    return "hi"\n' }]).toString('base64') },
+      '&fields=status_id,stdout',
+    );
+    assert.deepEqual(python, { status_id: 3, stdout: 'hi\n' });
+    const link = makeZip([{ name: 'passwd', symlinkTo: '/etc/passwd' }]).toString('base64');
+    const refused = await call('POST', '/submissions', { source_code: 'print(1)', language_id: 71, additional_files: link });
+    assert.equal(refused.status, 422);
+    assert.deepEqual(refused.body, { additional_files: ['holds a symbolic link (passwd); only regular files are extracted'] });
+    const batch = await call('POST', '/submissions/batch', {
+      submissions: [
+        { source_code: 'print(1)', language_id: 71, additional_files: link },
+        { source_code: 'print(2)', language_id: 71, additional_files: makeZip([{ name: 'x.txt', content: 'x' }]).toString('base64') },
+      ],
+    });
+    assert.equal(batch.status, 201);
+    assert.deepEqual(batch.body[0], { additional_files: ['holds a symbolic link (passwd); only regular files are extracted'] });
+    assert.equal(typeof batch.body[1].token, 'string');
   });
 
   test('time limit exceeded', async () => {

@@ -2,6 +2,7 @@
 // validation in Rails' words and Judge0's units, and serialization (fields, base64, averages).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { AdditionalFiles } from '../../src/api/compat/judge0-additional-files.js';
 import { Judge0Languages } from '../../src/api/compat/judge0-languages.js';
 import { Judge0ValidationError, translateJudge0Submission } from '../../src/api/compat/judge0-request.js';
 import { JUDGE0_STATUS_LIST, judge0RunOutcome } from '../../src/api/compat/judge0-statuses.js';
@@ -22,9 +23,9 @@ const python2 = runtime({ id: 'python2', language: 'python', version: '2.7.18', 
 const languages = new Judge0Languages([python311, python39, python2, gcc, go]);
 const decode = (base64: string): string => Buffer.from(base64, 'base64').toString('utf8');
 
-function invalid(params: unknown, errors: Record<string, string[]>, base64 = false): void {
+function invalid(params: unknown, errors: Record<string, string[]>, base64 = false, additional?: AdditionalFiles): void {
   assert.throws(
-    () => translateJudge0Submission(params, base64, languages),
+    () => translateJudge0Submission(params, base64, languages, additional),
     (error: unknown) => {
       assert.ok(error instanceof Judge0ValidationError);
       assert.deepEqual(error.errors, errors);
@@ -179,6 +180,27 @@ describe('judge0 submission request', () => {
     for (const value of [false, 'false', 0, '0', 'f', 'off', '', null, undefined]) assert.equal(redirected(value), undefined, JSON.stringify(value));
     // The same cast refuses what it turns on: "yes" is true to Rails, so Judge0 would refuse it too.
     invalid({ source_code: 'print(1)', language_id: 71, enable_network: 'yes' }, { enable_network: ['enabling network is not allowed'] });
+  });
+
+  it('puts additional_files beside the source file, which is kept over an entry of its name, and compiles the source file alone', () => {
+    const zipBase64 = Buffer.from('zip').toString('base64');
+    const additional = {
+      zipBase64,
+      files: [
+        { name: 'helper.c', content: Buffer.from('int helper(void) { return 1; }') },
+        { name: 'main.c', content: Buffer.from('int main(void) { return 2; }') },
+      ],
+    };
+    const params = { source_code: '#include "helper.c"\nint main(void) { return helper(); }', language_id: 50, additional_files: zipBase64 };
+    const { request } = translateJudge0Submission(params, false, languages, additional);
+    assert.deepEqual(
+      request.files.map((file) => [file.name, decode(file.contentBase64)]),
+      [['main.c', params.source_code], ['helper.c', 'int helper(void) { return 1; }']],
+    );
+    assert.equal(request.compileEntryOnly, true);
+    assert.equal(translateJudge0Submission({ source_code: 'int main(){}', language_id: 50 }, false, languages).request.compileEntryOnly, undefined);
+    invalid({ ...params, additional_files: 'x' }, { additional_files: ['holds a symbolic link (a)'] }, false, { error: 'holds a symbolic link (a)' });
+    assert.throws(() => translateJudge0Submission(params, false, languages), /additional_files was not read/);
   });
 
   it('keeps a CPU time limit under half a millisecond as 1 ms, not as none', () => {
@@ -401,7 +423,10 @@ describe('judge0 submission read back', () => {
       languages,
     );
     const body = readBack(queued(request));
-    assert.deepEqual([body.compiler_options, body.redirect_stderr_to_stdout], [' -O0  -DX;y ', true]);
+    assert.deepEqual([body.compiler_options, body.redirect_stderr_to_stdout, body.additional_files], [' -O0  -DX;y ', true, null]);
+    const zipBase64 = Buffer.from('the zip').toString('base64');
+    const withFiles = translateJudge0Submission({ source_code: 'int main(){}', language_id: 50, additional_files: zipBase64 }, false, languages, { zipBase64, files: [] });
+    assert.equal(readBack(queued(withFiles.request)).additional_files, zipBase64, 'base64, whatever base64_encoded says');
   });
 
   it('reads a job submitted elsewhere (/v1) from its JobRequest alone', () => {

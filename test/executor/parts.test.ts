@@ -88,6 +88,13 @@ test('a submission is checked as execute() and the engine would check it, withou
   assert.throws(() => checkSubmission(interpreted, { fileNames: ['main.c'], args: [], compileArgs: ['-O0'] }), /runtime "c" has no compile step: compileArgs does not apply/);
   assert.equal(checkSubmission(interpreted, { fileNames: ['main.c'], args: [], compileArgs: [] }).compileLimits, undefined, 'none is no compile argument');
   assert.deepEqual(compileArgv(flagged.compile!, ['main.c'], ['-O0', '-DX']), ['gcc', '-O0', '-DX', 'main.c']);
+  // The compile of the entry file alone (Judge0's): the entry must be a source; the others need not be.
+  const sourcedOnly: Runtime = { ...runtime, compile: { ...runtime.compile!, sourceSuffixes: ['.c'] } };
+  assert.deepEqual(checkSubmission(sourcedOnly, { fileNames: ['main.c', 'helper.c'], args: [], compileEntryOnly: true }).fileNames, ['main.c', 'helper.c']);
+  assert.throws(
+    () => checkSubmission(sourcedOnly, { fileNames: ['notes.txt', 'helper.c'], args: [], compileEntryOnly: true }),
+    /^ExecutorError: the entry file \(the only one compiled\) is not a c source for the compiler/,
+  );
   // A compile that names its sources: a submission must give it one.
   const sourced: Runtime = { ...runtime, compile: { ...runtime.compile!, sourceSuffixes: ['.c'] } };
   assert.deepEqual(checkSubmission(sourced, { fileNames: ['main.c', 'input.txt'], args: [] }).fileNames, ['main.c', 'input.txt']);

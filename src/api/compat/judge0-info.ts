@@ -7,6 +7,7 @@
 import type { Limits } from '../../sandbox/types.js';
 import { bytesToKiB, msToSeconds } from '../../units.js';
 import type { QueueCounts, WorkerLiveness } from '../../queue/client.js';
+import { JUDGE0_MAX_EXTRACT_BYTES } from './judge0-additional-files.js';
 import type { Judge0Languages } from './judge0-languages.js';
 import { CALLBACK_ATTEMPTS, CALLBACK_TIMEOUT_MS } from './judge0-callback.js';
 import { JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS, JUDGE0_MAX_NUMBER_OF_RUNS, judge0CompilerOptionLanguages } from './judge0-request.js';
@@ -72,7 +73,8 @@ export function judge0ConfigInfo(sources: Judge0ConfigSources): Record<string, u
     enable_callbacks: true,
     callbacks_max_tries: CALLBACK_ATTEMPTS,
     callbacks_timeout: msToSeconds(CALLBACK_TIMEOUT_MS),
-    enable_additional_files: false,
+    enable_additional_files: true,
+    max_extract_size: bytesToKiB(JUDGE0_MAX_EXTRACT_BYTES),
     allow_enable_network: false,
     enable_network: false,
     maintenance_mode: false,

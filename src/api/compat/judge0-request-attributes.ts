@@ -23,6 +23,8 @@ export interface Judge0FrontAttributes {
   /** The string as submitted (the JobRequest holds it split, as compileArgs); absent in
    * submissions queued before compiler options were taken. */
   compilerOptions?: string | null;
+  /** The additional_files zip as received (base64); absent in submissions queued before they were taken. */
+  additionalFilesBase64?: string | null;
   callbackUrl: string | null;
 }
 
@@ -71,8 +73,8 @@ export function judge0RequestAttributes(request: JobRequest, languages: Judge0La
     callback_url: front.callbackUrl ?? null,
     compiler_options: front.compilerOptions ?? (request.compileArgs && request.compileArgs.length > 0 ? request.compileArgs.join(' ') : null),
     redirect_stderr_to_stdout: request.stderrToStdout === true,
-    // Refused when set (422), so every stored submission has them off or empty.
-    additional_files: null,
+    additional_files: front.additionalFilesBase64 ?? null,
+    // Refused when set (422), so every stored submission has them off.
     enable_per_process_and_thread_time_limit: false,
     enable_per_process_and_thread_memory_limit: false,
     enable_network: false,

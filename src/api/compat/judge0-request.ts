@@ -6,6 +6,7 @@ import { compileArgsProblem } from '../../executor/check.js';
 import type { JobRequest } from '../../jobs/model.js';
 import type { Limits } from '../../sandbox/types.js';
 import { bytesToKiB, kibToBytes, msToSeconds, secondsToMs } from '../../units.js';
+import type { AdditionalFiles } from './judge0-additional-files.js';
 import type { Judge0Language, Judge0Languages } from './judge0-languages.js';
 import { judge0Front, rubyDecimal } from './judge0-request-attributes.js';
 import { stageMaxima } from './stage-maxima.js';
@@ -157,6 +158,13 @@ export function judge0CompilerOptionLanguages(languages: Judge0Languages): strin
   return taking.length === compiled.length ? [] : [...new Set(taking.map((language) => language.name.split(' ')[0]!))];
 }
 
+/** The additional files as job files, the source file's name left out: unzip -n keeps the source
+ * file that Judge0 wrote before it. */
+function extraFiles(additional: AdditionalFiles | undefined, sourceFile: string): JobRequest['files'] {
+  if (additional === undefined || 'error' in additional) return [];
+  return additional.files.filter((file) => file.name !== sourceFile).map((file) => ({ name: file.name, contentBase64: file.content.toString('base64') }));
+}
+
 function callbackUrl(params: Params, errors: Collector): string | undefined {
   const raw = params.callback_url;
   if (isBlank(raw)) return undefined;
@@ -170,7 +178,14 @@ function callbackUrl(params: Params, errors: Collector): string | undefined {
   return undefined;
 }
 
-export function translateJudge0Submission(rawParams: unknown, base64Encoded: boolean, languages: Judge0Languages): Judge0Submission {
+/** `additional` is readAdditionalFiles' reading of the submission's additional_files (an async
+ * step of its own), undefined when it is blank. */
+export function translateJudge0Submission(
+  rawParams: unknown,
+  base64Encoded: boolean,
+  languages: Judge0Languages,
+  additional?: AdditionalFiles,
+): Judge0Submission {
   const params: Params = rawParams !== null && typeof rawParams === 'object' && !Array.isArray(rawParams) ? (rawParams as Params) : {};
   const errors = new Collector();
 
@@ -234,7 +249,8 @@ export function translateJudge0Submission(rawParams: unknown, base64Encoded: boo
     if (railsTrue(params[field])) errors.add(field, message);
   }
   const compileArgs = compilerOptions(params, language, languages, errors);
-  if (!isBlank(params.additional_files)) errors.add('additional_files', 'setting additional files is not allowed');
+  if (additional === undefined && !isBlank(params.additional_files)) throw new Error('additional_files was not read (readAdditionalFiles)');
+  if (additional && 'error' in additional) errors.add('additional_files', additional.error);
   const args = shellWords(params, 'command_line_arguments', errors);
   const callback = callbackUrl(params, errors);
   const stdin = text(params, 'stdin', base64Encoded, errors) ?? Buffer.alloc(0);
@@ -270,7 +286,7 @@ export function translateJudge0Submission(rawParams: unknown, base64Encoded: boo
   const stdinBase64 = stdin.toString('base64');
   const request: JobRequest = {
     runtimeId: language.runtime.id,
-    files: [{ name: language.runtime.sourceFile, contentBase64: source.toString('base64') }],
+    files: [{ name: language.runtime.sourceFile, contentBase64: source.toString('base64') }, ...extraFiles(additional, language.runtime.sourceFile)],
     stdinBase64,
     args,
     limits,
@@ -281,11 +297,14 @@ export function translateJudge0Submission(rawParams: unknown, base64Encoded: boo
       cpuExtraTimeSeconds: cpuExtraTimeSeconds ?? null,
       commandLineArguments: isBlank(params.command_line_arguments) ? null : (scalarText(params.command_line_arguments) ?? null),
       compilerOptions: isBlank(params.compiler_options) ? null : (scalarText(params.compiler_options) ?? null),
+      additionalFilesBase64: additional && 'zipBase64' in additional ? additional.zipBase64 : null,
       callbackUrl: callback ?? null,
     }),
   };
   if (compileArgs.length > 0) request.compileArgs = compileArgs;
   if (railsTrue(params.redirect_stderr_to_stdout)) request.stderrToStdout = true;
+  // Judge0's compile commands name the source file alone; the others are there for it to include.
+  if (request.files.length > 1) request.compileEntryOnly = true;
   // Judge0 runs a submission number_of_runs times and compares each run with expected_output:
   // one test per run, compiled once.
   const runs = numberOfRuns ?? 1;

@@ -1,0 +1,57 @@
+// Judge0's additional_files read in the API: a zip from a client, unpacked with bounds and checks
+// before anything is queued (src/api/compat/judge0-additional-files.ts).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { readAdditionalFiles } from '../../src/api/compat/judge0-additional-files.js';
+import { makeZip, type ZipEntry } from '../helpers/zip.js';
+
+const read = (entries: ZipEntry[], maxFiles = 10, maxBytes?: number) => readAdditionalFiles(makeZip(entries).toString('base64'), maxFiles, maxBytes);
+const refusal = async (entries: ZipEntry[], maxFiles = 10, maxBytes?: number): Promise<string> => {
+  const result = await read(entries, maxFiles, maxBytes);
+  assert.ok(result && 'error' in result, JSON.stringify(result));
+  return result.error;
+};
+
+describe('judge0 additional_files', () => {
+  it('unpacks regular files as unzip -n would: directories made for their files, the first of two same names kept', async () => {
+    const zip = makeZip([
+      { name: 'lib/', content: '' },
+      { name: 'lib/util.h', content: '#define X 1\n' },
+      { name: 'data.txt', content: 'first', stored: true },
+      { name: './data.txt', content: 'second' },
+      { name: 'empty', content: '' },
+    ]);
+    const result = await readAdditionalFiles(zip.toString('base64'), 10);
+    assert.ok(result && 'files' in result, JSON.stringify(result));
+    assert.deepEqual(
+      result.files.map((file) => [file.name, file.content.toString()]),
+      [['lib/util.h', '#define X 1\n'], ['data.txt', 'first'], ['empty', '']],
+    );
+    assert.equal(result.zipBase64, zip.toString('base64'));
+    assert.equal(await readAdditionalFiles('', 10), undefined);
+    assert.equal(await readAdditionalFiles(null, 10), undefined);
+  });
+
+  it('refuses what it would not extract faithfully: links, encrypted entries, paths out of the box', async () => {
+    assert.match(await refusal([{ name: 'a', content: 'x' }, { name: 'passwd', symlinkTo: '/etc/passwd' }]), /^holds a symbolic link \(passwd\)/);
+    assert.equal(await refusal([{ name: 'secret', content: 'x', flaggedEncrypted: true }]), 'holds an encrypted file (secret)');
+    assert.match(await refusal([{ name: '../escape', content: 'x' }]), /^is not a valid zip archive \(invalid relative path: \.\.\/escape\)$/);
+    assert.match(await refusal([{ name: '/etc/cron.d/x', content: 'x' }]), /absolute path/);
+  });
+
+  it('bounds the files and the bytes before it reads them, and holds an entry to the size it declares', async () => {
+    const three = [1, 2, 3].map((n) => ({ name: `f${n}`, content: 'x' }));
+    assert.equal(await refusal(three, 2), 'holds more than 2 files');
+    assert.ok((await read(three, 3)) !== undefined);
+    assert.equal(await refusal([{ name: 'big', content: 'y'.repeat(2000) }], 10, 1000), 'unpacks to more than 1000 bytes');
+    // A bomb that declares 10 bytes: reading stops past them, nothing larger is made.
+    assert.match(await refusal([{ name: 'bomb', content: 'z'.repeat(1_000_000), declaredSize: 10 }]), /^is not a valid zip archive \(too many bytes in the stream/);
+  });
+
+  it('refuses damaged data, and what is no zip', async () => {
+    assert.equal(await refusal([{ name: 'a.txt', content: 'hello', stored: true, damaged: true }]), 'is damaged: a.txt does not match its checksum');
+    const notZip = await readAdditionalFiles(Buffer.from('not a zip').toString('base64'), 10);
+    assert.ok(notZip && 'error' in notZip && notZip.error.startsWith('is not a zip archive'));
+    assert.deepEqual(await readAdditionalFiles(42, 10), { error: 'is invalid' });
+  });
+});
