@@ -100,6 +100,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
             prepare: (key, root) =>
               sandbox.prepare({ rootDir: root.rootDir, workDirHostPath: root.workDirHostPath, workDir: root.workDir, uid: root.uid, limits: expectedLimits.get(key) }),
             destroy: (container) => container.destroy(),
+            usable: (container) => container.usable,
           }
         : undefined,
     });

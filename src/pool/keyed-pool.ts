@@ -29,6 +29,9 @@ export type PrepareOccasion = 'ahead' | 'onTheSpot';
 export interface SlotFactory<T> {
   prepare(key: string, occasion: PrepareOccasion): Promise<T>;
   destroy(slot: T): Promise<void>;
+  /** Whether a ready slot can still serve a job; one that cannot is torn down at its take, and the
+   * take goes on to the next. Absent: every slot can. */
+  usable?(slot: T): boolean;
 }
 
 export interface KeyedPoolOptions {
@@ -106,7 +109,7 @@ export class KeyedPool<T> {
     if (this.closed) throw new PoolError('take', 'ECLOSED', 'pool is closed');
     const state = this.state(key);
     state.lastTakeAtMs = performance.now();
-    const slot = state.ready.pop() as T | undefined;
+    const slot = this.popUsable(state);
     if (slot !== undefined) {
       // No refill here: preparing runs JS-thread work (cgroup files, the engine's clone) that
       // would delay this very job. The slot is replaced when it is released.
@@ -129,6 +132,17 @@ export class KeyedPool<T> {
       return prepared;
     } finally {
       state.preparingOnTheSpot--;
+    }
+  }
+
+  /** The last ready slot that can serve a job; those that cannot go to the retired, for upkeep. */
+  private popUsable(state: KeyState): T | undefined {
+    for (;;) {
+      const slot = state.ready.pop() as T | undefined;
+      if (slot === undefined || this.factory.usable === undefined || this.factory.usable(slot)) return slot;
+      state.stats.discarded++;
+      state.retired.push({ slot, releasedAtMs: state.lastTakeAtMs });
+      this.scheduleUpkeep(state.lastTakeAtMs + RELEASE_DELAY_MS);
     }
   }
 
@@ -191,7 +205,7 @@ export class KeyedPool<T> {
         refillPostponedSinceMs: undefined,
         peakJobs: 0,
         peakJobsAtMs: 0,
-        stats: { hits: 0, misses: 0, prepared: 0, destroyed: 0, prepareFailures: 0, prepareMsTotal: 0, prepareMsLast: 0, prepareMsMax: 0 },
+        stats: { hits: 0, misses: 0, discarded: 0, prepared: 0, destroyed: 0, prepareFailures: 0, prepareMsTotal: 0, prepareMsLast: 0, prepareMsMax: 0 },
       };
       this.keys.set(key, state);
     }

@@ -16,6 +16,8 @@ import type { PoolSizing, PoolStats } from './types.js';
 export interface ContainerPreparer<C> {
   prepare(image: string, root: PreparedRoot): Promise<C>;
   destroy(container: C): Promise<void>;
+  /** Whether a ready slot's container can still run a job (SlotFactory.usable); absent: always. */
+  usable?(container: C): boolean;
 }
 
 export interface PoolOptions<C = never> {
@@ -118,7 +120,11 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
       }
     };
     const keyed = new KeyedPool<PoolSlot<C>>(
-      { prepare: prepareSlot, destroy: destroySlot },
+      {
+        prepare: prepareSlot,
+        destroy: destroySlot,
+        ...(container?.usable ? { usable: (slot: PoolSlot<C>) => slot.container === undefined || container.usable!(slot.container) } : {}),
+      },
       {
         sizing,
         refillConcurrency: options.refillConcurrency ?? 1,

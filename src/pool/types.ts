@@ -25,6 +25,9 @@ export interface ImagePoolStats {
   target: number;
   hits: number;
   misses: number;
+  /** Ready slots found unusable at their take (a container whose init was killed while it
+   * waited), torn down instead of handed out. */
+  discarded: number;
   /** Slots prepared successfully so far. */
   prepared: number;
   destroyed: number;

@@ -53,6 +53,8 @@ export function internalErrorResult(error: SandboxError): RunResult {
 
 export class Container implements PreparedContainer {
   private state: ContainerState = 'ready';
+  /** init has been reaped: a ready container can no longer run anything. */
+  private initEnded = false;
   private destroyed: Promise<void> | null = null;
   private undestroyedTimer: NodeJS.Timeout | undefined;
 
@@ -66,7 +68,13 @@ export class Container implements PreparedContainer {
     private readonly initGone: Promise<void>,
     private readonly cgroup: RunCgroup,
     private readonly onGone: (c: Container) => void,
-  ) {}
+  ) {
+    void initGone.then(() => (this.initEnded = true));
+  }
+
+  get usable(): boolean {
+    return this.state === 'ready' && !this.initEnded;
+  }
 
   /** Clones init and waits until it is ready; throws SandboxError (the cgroup is removed). */
   static async prepare(

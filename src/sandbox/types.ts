@@ -160,6 +160,10 @@ export interface PreparedContainer {
   start(spec: StartSpec): Promise<RunResult>;
   /** Ends the container (killing a run still going) and removes its cgroup; idempotent. */
   destroy(): Promise<void>;
+  /** Whether `start` can still run a program here: false once started or destroyed, and once its
+   * init has ended while it waited (killed from outside: an OOM kill, a kill by pid), when `start`
+   * could only answer internal_error. */
+  readonly usable: boolean;
 }
 
 export interface SandboxOptions {

@@ -2,7 +2,8 @@
 // test in fresh roots, isolation between jobs, cancellation, and no leftovers.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Executor } from '../../src/executor/executor.js';
@@ -10,6 +11,8 @@ import type { ExecuteRequest } from '../../src/executor/types.js';
 import { mountsMentioning } from '../pool/helpers.js';
 import { BUILD, cgroupDirsUnder, dataDir, descendants, executorSkipReason, openNamespaceFds, SH, SHC, TRUE } from './helpers.js';
 import { MiB } from '../../src/units.js';
+import { childPids } from '../helpers/processes.js';
+import { until } from '../helpers/until.js';
 
 const skip = executorSkipReason(['busybox']);
 let executor: Executor;
@@ -257,6 +260,22 @@ test('pool figures: ready, hits, misses, prepare time', { skip }, async () => {
   assert.ok(s.prepared > 0 && s.prepareMsTotal > 0);
   for (const value of Object.values(s)) assert.equal(typeof value, 'number', 'flat numbers, as the worker advertises them');
   assert.ok(s.ready >= 0 && s.ready <= 3);
+});
+
+test('a ready container whose init was killed while it waited is not handed to a job', { skip }, async () => {
+  const discarded = () => Object.values(executor.stats().images).reduce((sum, figures) => sum + figures.discarded, 0);
+  await until(() => (executor.stats().images.busybox?.ready ?? 0) >= 1, 10_000, 10, 'a ready busybox slot');
+  // The inits of every container the pool holds: this process's children but the mount agent.
+  const inits = childPids().filter((pid) => !baseline.has(pid) && !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('mount-agent'));
+  assert.ok(inits.length >= 1, 'at least the ready slot\'s init');
+  for (const pid of inits) process.kill(pid, 'SIGKILL');
+  await until(() => inits.every((pid) => !existsSync(`/proc/${pid}`)), 5000, 5, 'the inits reaped');
+  await sleep(100); // the engine's word of each reap reaches the JS thread
+  const before = discarded();
+  const r = await executor.execute(sh('echo alive'));
+  assert.equal(r.verdict, 'ok', JSON.stringify(r.run?.error));
+  assert.equal(r.run!.stdout.toString(), 'alive\n');
+  assert.ok(discarded() > before, 'the dead slot was discarded, not used');
 });
 
 test('a compile takes a slot kept for compiles on its image; its run takes one of the image', { skip }, async () => {

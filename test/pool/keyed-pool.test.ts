@@ -37,6 +37,42 @@ test('takes are LIFO: the slot prepared last is taken first', async () => {
   }
 });
 
+test('a ready slot that can no longer serve a job is torn down at its take, and the next one taken', async () => {
+  const { factory, destroyed } = numberedFactory();
+  const unusable = new Set([3, 2]);
+  let noneUsable = false;
+  const onTheSpot = new Set<number>();
+  const pool = new KeyedPool<number>(
+    {
+      ...factory,
+      prepare: async (key: string, occasion: PrepareOccasion) => {
+        const slot = await factory.prepare();
+        if (occasion === 'onTheSpot') onTheSpot.add(slot);
+        return slot;
+      },
+      usable: (slot) => !noneUsable && !unusable.has(slot),
+    },
+    { sizing: () => ({ minReady: 3, maxReady: 3, idleShrinkMs: 60_000 }), refillConcurrency: 1, failureBackoffMs: 1000 },
+  );
+  try {
+    pool.warm('k');
+    await until(() => pool.stats().images.k!.ready === 3, 5000, 5, 'three slots ready');
+    assert.equal(await pool.take('k'), 1, 'the two taken last first were unusable');
+    assert.deepEqual([pool.stats().images.k!.hits, pool.stats().images.k!.discarded], [1, 2]);
+    await until(() => destroyed.length === 2, 5000, 5, 'the unusable slots torn down');
+    assert.deepEqual(destroyed.sort(), [2, 3]);
+    await until(() => pool.stats().images.k!.ready >= 1, 5000, 5, 'refilled');
+    // None usable: the take prepares one on the spot, as when none is ready.
+    noneUsable = true;
+    const misses = pool.stats().images.k!.misses;
+    const slot = await pool.take('k');
+    assert.ok(onTheSpot.has(slot), `slot ${slot} prepared on the spot`);
+    assert.equal(pool.stats().images.k!.misses, misses + 1);
+  } finally {
+    await pool.close();
+  }
+});
+
 test('the factory is told whether a slot is prepared ahead or on the spot for a waiting take', async () => {
   const occasions: PrepareOccasion[] = [];
   let next = 0;

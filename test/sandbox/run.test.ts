@@ -183,6 +183,7 @@ describe('sandbox run: correctness', { skip }, () => {
     const c = await f.sandbox.prepare({ rootDir: f.rootDir, workDirHostPath: f.workDir() });
     const r = await c.start({ argv: ['/bin/echo', 'prepared'], limits: DEFAULT_LIMITS });
     assert.equal(text(r.stdout), 'prepared\n');
+    assert.equal(c.usable, false, 'used once');
     await assert.rejects(c.start({ argv: ['/bin/true'], limits: DEFAULT_LIMITS }), SandboxSpecError);
   });
 
@@ -197,8 +198,10 @@ describe('sandbox run: correctness', { skip }, () => {
         return !processExists(init);
       }
     };
+    assert.equal(c.usable, true, 'ready, its init alive');
     await until(initGone, 5000, 5, 'init gone');
-    await sleep(200); // the supervisor hears of it
+    // The supervisor hears of it, and so does the container's owner, before any start.
+    await until(() => !c.usable, 5000, 5, 'the container no longer usable');
     const r = await c.start({ argv: ['/bin/true'], limits: DEFAULT_LIMITS });
     assert.equal(r.verdict, 'internal_error');
     assert.equal(r.error?.step, 'init_died');
