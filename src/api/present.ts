@@ -25,6 +25,12 @@ function presentStage(stage: StoredStage, encoding: OutputEncoding): StageView {
   };
   if (stage.passed !== undefined) view.passed = stage.passed;
   if (stage.error) view.error = stage.error;
+  if (stage.outputFiles) {
+    view.outputFiles = stage.outputFiles.map(({ contentBase64, ...file }) => ({
+      ...file,
+      content: contentBase64 === null ? null : decode(contentBase64, encoding),
+    }));
+  }
   return view;
 }
 

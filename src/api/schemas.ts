@@ -78,6 +78,12 @@ export const JobSubmission = Type.Object(
     ),
     limits: Type.Optional(LimitsInput),
     compileLimits: Type.Optional(CompileLimitsInput),
+    outputFiles: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 255 }), {
+        description:
+          "Files the program writes in its work dir (/box), relative paths, returned with each run (outputFiles of run or of each test), each up to the run's limits.outputBytes; at most CELLBLOCK_MAX_FILES.",
+      }),
+    ),
     stderrToStdout: Type.Optional(
       Type.Boolean({
         description:
@@ -153,6 +159,22 @@ export const StageView = Type.Object({
   passed: Type.Optional(Type.Union([Type.Boolean(), Type.Null()], { description: 'Tests only: stdout matched expectedOutput.' })),
   error: Type.Optional(
     Type.Object({ step: Type.String(), errno: Type.Integer(), code: Type.String(), message: Type.String() }),
+  ),
+  outputFiles: Type.Optional(
+    Type.Array(
+      Type.Object({
+        name: Type.String(),
+        content: Type.Union([Type.String(), Type.Null()], { description: 'As stdout is given (outputEncoding); null when the file could not be read (problem).' }),
+        sizeBytes: Type.Number({ description: 'The whole file, of which content may be the start.' }),
+        truncated: Type.Boolean({ description: "Longer than the run's outputBytes: content is its start." }),
+        problem: Type.Optional(
+          Type.Union([Type.Literal('not_found'), Type.Literal('not_a_regular_file')], {
+            description: 'not_found: no such file; not_a_regular_file: a directory, a symbolic link or a fifo there (or a link on the way).',
+          }),
+        ),
+      }),
+      { description: 'Runs of a job that asked for outputFiles: each file the program left in its work dir, in the asked order.' },
+    ),
   ),
 });
 export type StageView = Static<typeof StageView>;

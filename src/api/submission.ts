@@ -26,6 +26,7 @@ function checkedForWorker(request: JobRequest, runtime: Runtime): CheckedSubmiss
   const shape: SubmissionShape = { fileNames: request.files.map((file) => file.name), args: request.args, limits: request.limits };
   if (request.compileArgs) shape.compileArgs = request.compileArgs;
   if (request.compileEntryOnly) shape.compileEntryOnly = true;
+  if (request.outputFiles) shape.outputFiles = request.outputFiles;
   if (request.compileLimits) shape.compileLimits = request.compileLimits;
   if (request.tests) shape.runs = request.tests.length;
   try {
@@ -41,6 +42,7 @@ const COUNT_MAXIMA = {
   files: { code: 'too_many_files', noun: 'files', maximum: 'maxFiles' },
   args: { code: 'too_many_args', noun: 'arguments', maximum: 'maxArgs' },
   compileArgs: { code: 'too_many_args', noun: 'compile arguments', maximum: 'maxArgs' },
+  outputFiles: { code: 'too_many_files', noun: 'output files', maximum: 'maxFiles' },
   tests: { code: 'too_many_tests', noun: 'tests', maximum: 'maxTests' },
 } as const;
 
@@ -54,7 +56,7 @@ function countAboveMaximum(what: keyof typeof COUNT_MAXIMA, count: number, polic
  * to do about it. */
 function outputProblem(checked: CheckedSubmission, policy: SubmissionPolicy): string | undefined {
   const problem = outputAboveMaximum(checked, policy.maxJobOutputBytes);
-  return problem === undefined ? undefined : `${problem} (lower limits.outputBytes or send fewer tests)`;
+  return problem === undefined ? undefined : `${problem} (lower limits.outputBytes or send fewer tests${checked.outputFiles.length > 0 ? ' or outputFiles' : ''})`;
 }
 
 /** The last check before a job is queued, whichever front translated it: the server's maxima (files,
@@ -67,6 +69,7 @@ export function admissionProblem(request: JobRequest, runtime: Runtime, policy: 
     countAboveMaximum('files', request.files.length, policy) ??
     countAboveMaximum('args', request.args.length, policy) ??
     countAboveMaximum('compileArgs', compileArgs.length, policy) ??
+    countAboveMaximum('outputFiles', request.outputFiles?.length ?? 0, policy) ??
     countAboveMaximum('tests', request.tests?.length ?? 0, policy);
   if (tooMany) return tooMany.message;
   for (const [what, args] of [['argument', request.args], ['compile argument', compileArgs]] as const) {
@@ -175,6 +178,17 @@ export function toJobRequest(
   };
   if (compileArgs.length > 0) request.compileArgs = compileArgs;
   if (submission.stderrToStdout === true) request.stderrToStdout = true;
+  if (submission.outputFiles && submission.outputFiles.length > 0) {
+    const tooManyOutputFiles = countAboveMaximum('outputFiles', submission.outputFiles.length, policy);
+    if (tooManyOutputFiles) throw tooManyOutputFiles;
+    const seen = new Set<string>();
+    submission.outputFiles.forEach((name, index) => {
+      checkFileName(name, `outputFiles[${index}]`);
+      if (seen.has(name)) throw badRequest('duplicate_file_name', `output file "${name}" is asked for twice`);
+      seen.add(name);
+    });
+    request.outputFiles = submission.outputFiles;
+  }
   if (submission.compileLimits) {
     // Dropping them would leave the caller believing a compile was bounded that never happens.
     if (!runtime.compile) {

@@ -25,6 +25,8 @@ export interface SubmissionShape {
   compileArgs?: string[];
   /** ExecuteRequest.compileEntryOnly. */
   compileEntryOnly?: boolean;
+  /** ExecuteRequest.outputFiles. */
+  outputFiles?: string[];
   limits?: Partial<Limits>;
   compileLimits?: Partial<Limits>;
   /** How many times it runs (its tests); 1 when absent. */
@@ -39,8 +41,10 @@ export interface CheckedSubmission {
   compileLimits?: Limits;
   /** How many times it runs (SubmissionShape.runs). */
   runs: number;
+  /** The output files, normalised (as fileNames are), in the asked order. */
+  outputFiles: string[];
   /** The most output the job could store: each stage's outputBytes (stdout and stderr together),
-   * for the compile and every run. */
+   * for the compile and every run, and every run's output files, each up to the run's outputBytes. */
   mostOutputBytes: number;
 }
 
@@ -71,9 +75,12 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
     throw new ExecutorError('bad_request', `${which} a ${runtime.language} source for the compiler (a name ending in ${runtime.compile.sourceSuffixes!.join(', ')})`);
   }
   if (runtime.compile && compileLimits) enoughMemoryForExec('compileLimits', compileArgv(runtime.compile, sources, compileArgs), defaults.env, compileLimits);
+  const outputFiles = checkedOutputFiles(submission.outputFiles ?? []);
   const runs = submission.runs ?? 1;
-  const mostOutputBytes = runLimits.outputBytes * runs + (compileLimits?.outputBytes ?? 0);
-  return compileLimits ? { fileNames, runLimits, compileLimits, runs, mostOutputBytes } : { fileNames, runLimits, runs, mostOutputBytes };
+  const mostOutputBytes = runLimits.outputBytes * runs * (1 + outputFiles.length) + (compileLimits?.outputBytes ?? 0);
+  const checked: CheckedSubmission = { fileNames, runLimits, runs, outputFiles, mostOutputBytes };
+  if (compileLimits) checked.compileLimits = compileLimits;
+  return checked;
 }
 
 /** Why the runtime takes no compile arguments, or undefined when it does (its compile argv says
@@ -82,6 +89,14 @@ export function compileArgsProblem(runtime: Runtime): string | undefined {
   if (!runtime.compile) return `runtime "${runtime.id}" has no compile step: compileArgs does not apply`;
   if (!runtime.compile.argv.includes(ARGS_PLACEHOLDER)) return `runtime "${runtime.id}" takes no compile arguments (its compile.argv has no "${ARGS_PLACEHOLDER}")`;
   return undefined;
+}
+
+function checkedOutputFiles(names: unknown): string[] {
+  if (!Array.isArray(names)) throw new ExecutorError('bad_request', 'outputFiles must be an array of file names');
+  const normal = names.map((name) => checkedFileName(name as string));
+  const twice = normal.find((name, i) => normal.indexOf(name) !== i);
+  if (twice !== undefined) throw new ExecutorError('bad_request', `output file ${JSON.stringify(twice)} is asked for twice`);
+  return normal;
 }
 
 function checkArgs(args: unknown, what: string): void {
@@ -129,9 +144,10 @@ function runtimeDefaults(runtime: Runtime): RuntimeDefaults {
  * words: "3 runs of up to N bytes and a compile of up to M could store ..."), or undefined. */
 export function outputAboveMaximum(checked: CheckedSubmission, maximum: number): string | undefined {
   if (checked.mostOutputBytes <= maximum) return undefined;
-  const { runs, runLimits, compileLimits } = checked;
+  const { runs, runLimits, compileLimits, outputFiles } = checked;
   const compile = compileLimits ? ` and a compile of up to ${compileLimits.outputBytes}` : '';
-  const stages = `${runs} run${runs === 1 ? '' : 's'} of up to ${runLimits.outputBytes} bytes${compile}`;
+  const files = outputFiles.length === 0 ? '' : ` (and as much for each of ${outputFiles.length} output file${outputFiles.length === 1 ? '' : 's'})`;
+  const stages = `${runs} run${runs === 1 ? '' : 's'} of up to ${runLimits.outputBytes} bytes${files}${compile}`;
   return `${stages} could store ${checked.mostOutputBytes} bytes of output; at most ${maximum} per job`;
 }
 

@@ -11,9 +11,9 @@ import { checkSubmission, outputAboveMaximum } from './check.js';
 import { outputMatches } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
 import { ExecutorError } from './errors.js';
-import { CompiledFilesError, copyCompiledWorkDir, writeSourceFiles } from './files.js';
+import { CompiledFilesError, copyCompiledWorkDir, readOutputFiles, writeSourceFiles } from './files.js';
 import { slotKey } from './slot-keys.js';
-import type { ExecuteRequest, ExecuteResult, TestResult } from './types.js';
+import type { ExecuteRequest, ExecuteResult, StageResult, TestResult } from './types.js';
 import { verdictAfterCompile, verdictOfRuns } from './verdict.js';
 
 /** The owner of a slot's files: its own uid (src/pool/uid-leases.ts), the sandbox's group. */
@@ -85,13 +85,14 @@ export class SubmissionExecutor<C> implements Executor {
       args,
       compileArgs,
       compileEntryOnly: request.compileEntryOnly === true,
+      outputFiles: request.outputFiles ?? [],
       limits: request.limits,
       compileLimits: request.compileLimits,
       runs: Array.isArray(request.tests) ? request.tests.length : 1,
     });
     const outputProblem = outputAboveMaximum(checked, this.maxJobOutputBytes);
     if (outputProblem !== undefined) throw new ExecutorError('bad_request', outputProblem);
-    const { fileNames, runLimits, compileLimits } = checked;
+    const { fileNames, runLimits, compileLimits, outputFiles } = checked;
     const result: ExecuteResult = {
       verdict: 'ok',
       runtime: { id: runtime.id, language: runtime.language, version: runtime.version },
@@ -122,7 +123,7 @@ export class SubmissionExecutor<C> implements Executor {
       const runStage = (stdin: Uint8Array | string): StageSpec =>
         request.stderrToStdout === true ? { ...stage(runArgs, stdin), stderrToStdout: true } : stage(runArgs, stdin);
       /** `last`: no run after this one needs the compile's work dir. */
-      const runOnce = async (stdin: Uint8Array | string, last: boolean): Promise<RunResult> => {
+      const runOnce = async (stdin: Uint8Array | string, last: boolean): Promise<StageResult> => {
         const slot = await this.pool.take(slotKey(runtime.image, 'run'));
         try {
           if (compiled) {
@@ -136,7 +137,10 @@ export class SubmissionExecutor<C> implements Executor {
           } else {
             writeSourceFiles(slot.root.workDirHostPath, request.files, ownerOf(slot));
           }
-          return await this.runner.run(slot, runStage(stdin));
+          const run: StageResult = await this.runner.run(slot, runStage(stdin));
+          // Before the slot goes back: its work dir goes with it.
+          if (outputFiles.length > 0) run.outputFiles = readOutputFiles(slot.root.workDirHostPath, outputFiles, runLimits.outputBytes);
+          return run;
         } finally {
           this.pool.release(slot);
         }

@@ -2,7 +2,7 @@
 // or a copy of what the compile step left in its work dir. The compile ran untrusted code, so
 // its work dir is walked without following a single symlink: links are copied as links (they
 // resolve inside the next container, not on the host), special files are skipped.
-import { chmodSync, chownSync, constants, copyFileSync, lchownSync, lstatSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, copyFileSync, fstatSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, symlinkSync, writeFileSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import type { SourceFile } from './types.js';
@@ -144,4 +144,65 @@ export async function copyWorkDir(fromDir: string, toDir: string, owner: Owner):
     }
   };
   await copyTree(fromDir, toDir);
+}
+
+/** A file the program left in its work dir, asked for by name (ExecuteRequest.outputFiles). */
+export interface OutputFile {
+  name: string;
+  /** Its first `maxBytes` bytes; null when it could not be read (`problem`). */
+  content: Buffer | null;
+  /** Its whole size, of which `content` may be the start. */
+  sizeBytes: number;
+  truncated: boolean;
+  /** Why nothing was read: no such file, or something else than a regular file there (a
+   * directory, a symbolic link, a fifo), or on the way there (a link as a directory). */
+  problem?: 'not_found' | 'not_a_regular_file';
+}
+
+/** O_NONBLOCK: a fifo of the program's opens at once (and is then refused) instead of waiting for
+ * a writer. O_NOFOLLOW: a link is never followed, here on the host. */
+const OUTPUT_FILE_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** Reads the named files from a work dir after its run: every process of the run is dead by then
+ * (init killed what was left), so what is checked here cannot change before it is read; the
+ * directories on the way are checked not to be links, each file opened without following one. */
+export function readOutputFiles(workDir: string, names: readonly string[], maxBytes: number): OutputFile[] {
+  return names.map((name) => readOutputFile(workDir, name, maxBytes));
+}
+
+function readOutputFile(workDir: string, name: string, maxBytes: number): OutputFile {
+  const missing = (problem: NonNullable<OutputFile['problem']>): OutputFile => ({ name, content: null, sizeBytes: 0, truncated: false, problem });
+  const parts = name.split('/');
+  for (let end = 1; end < parts.length; end++) {
+    let stat;
+    try {
+      stat = lstatSync(join(workDir, ...parts.slice(0, end)));
+    } catch {
+      return missing('not_found');
+    }
+    if (!stat.isDirectory()) return missing(stat.isSymbolicLink() ? 'not_a_regular_file' : 'not_found');
+  }
+  let fd: number;
+  try {
+    fd = openSync(join(workDir, name), OUTPUT_FILE_OPEN_FLAGS);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return missing('not_found');
+    if (code === 'ELOOP' || code === 'ENXIO') return missing('not_a_regular_file');
+    throw err;
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) return missing('not_a_regular_file');
+    const content = Buffer.alloc(Math.min(stat.size, maxBytes));
+    let read = 0;
+    while (read < content.length) {
+      const n = readSync(fd, content, read, content.length - read, read);
+      if (n === 0) break;
+      read += n;
+    }
+    return { name, content: content.subarray(0, read), sizeBytes: stat.size, truncated: stat.size > read };
+  } finally {
+    closeSync(fd);
+  }
 }

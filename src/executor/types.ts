@@ -2,6 +2,7 @@
 // once and run once per test. It sits on the sandbox, the pool and the images; the queue worker
 // calls it and knows nothing below it.
 import type { Limits, RunResult, Verdict } from '../sandbox/types.js';
+import type { OutputFile } from './files.js';
 
 export interface SourceFile {
   /** Relative path inside the work dir; no "..", no absolute paths (validated by the API). */
@@ -33,13 +34,19 @@ export interface ExecuteRequest {
   /** Each run's stderr is written into its stdout, interleaved as the program wrote them
    * (StartSpec.stderrToStdout); not the compile's. */
   stderrToStdout?: boolean;
+  /** Files the program writes in its work dir, returned with each run (StageResult.outputFiles),
+   * each up to the run's outputBytes. Relative paths, as file names are. */
+  outputFiles?: string[];
   /** When present, the program is run once per test (after one compile) instead of once. */
   tests?: TestCase[];
   signal?: AbortSignal;
 }
 
 /** One sandboxed step (compile, run, or one test) as the executor reports it. */
-export type StageResult = RunResult;
+export interface StageResult extends RunResult {
+  /** A run's files asked for by ExecuteRequest.outputFiles, in that order. */
+  outputFiles?: OutputFile[];
+}
 
 export interface TestResult extends StageResult {
   /** null when the test had no expected output. */

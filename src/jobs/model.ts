@@ -17,6 +17,8 @@ export interface JobRequest {
   stderrToStdout?: true;
   /** The compile gets the entry file alone (ExecuteRequest.compileEntryOnly); absent when not. */
   compileEntryOnly?: true;
+  /** Files the program writes, returned with each run (ExecuteRequest.outputFiles); absent when none. */
+  outputFiles?: string[];
   limits: Partial<Limits>;
   compileLimits?: Partial<Limits>;
   tests?: { stdinBase64: string; expectedOutput?: string }[];
@@ -49,6 +51,16 @@ export interface StoredStage {
   error?: { step: string; errno: number; code: string; message: string };
   /** Tests only. */
   passed?: boolean | null;
+  /** Runs of a job that asked for output files (OutputFile, content base64). */
+  outputFiles?: StoredOutputFile[];
+}
+
+export interface StoredOutputFile {
+  name: string;
+  contentBase64: string | null;
+  sizeBytes: number;
+  truncated: boolean;
+  problem?: 'not_found' | 'not_a_regular_file';
 }
 
 export interface JobResult {

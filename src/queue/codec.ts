@@ -18,6 +18,12 @@ function storeStage(stage: StageResult): StoredStage {
     peakMemoryBytes: stage.metrics.peakMemoryBytes,
   };
   if (stage.error) stored.error = stage.error;
+  if (stage.outputFiles) {
+    stored.outputFiles = stage.outputFiles.map((file) => {
+      const { content, ...rest } = file;
+      return { ...rest, contentBase64: content === null ? null : content.toString('base64') };
+    });
+  }
   return stored;
 }
 
@@ -78,7 +84,7 @@ function checkJobRequestShape(data: unknown): asserts data is JobRequest {
     throw new JobDataError('files', 'an array of {name, contentBase64} strings');
   }
   if (!isString(data.stdinBase64)) throw new JobDataError('stdinBase64', 'a string');
-  for (const field of ['args', 'compileArgs'] as const) {
+  for (const field of ['args', 'compileArgs', 'outputFiles'] as const) {
     if (data[field] !== undefined && !(Array.isArray(data[field]) && data[field].every(isString))) throw new JobDataError(field, 'an array of strings');
   }
   for (const field of ['stderrToStdout', 'compileEntryOnly'] as const) {
@@ -107,6 +113,7 @@ export function toExecuteRequest(request: JobRequest, signal: AbortSignal): Exec
   if (request.compileArgs) execute.compileArgs = request.compileArgs;
   if (request.stderrToStdout === true) execute.stderrToStdout = true;
   if (request.compileEntryOnly === true) execute.compileEntryOnly = true;
+  if (request.outputFiles) execute.outputFiles = request.outputFiles;
   if (request.tests) {
     execute.tests = request.tests.map((test) => {
       const stdin = Buffer.from(test.stdinBase64, 'base64');

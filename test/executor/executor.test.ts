@@ -262,9 +262,47 @@ test('pool figures: ready, hits, misses, prepare time', { skip }, async () => {
   assert.ok(s.ready >= 0 && s.ready <= 3);
 });
 
+test('output files: each run\'s own, read without following a link, bounded by outputBytes', { skip }, async () => {
+  const script = [
+    'read v; echo "result $1 $v" > out.txt',
+    'mkdir -p dir && printf nested > dir/res.txt',
+    'ln -s /etc/hostname link.txt',
+    'ln -s /etc dirlink',
+    'mkfifo fifo',
+    'head -c 3000 /dev/zero > big.bin',
+    'mkdir adir',
+  ].join('\n');
+  const names = ['out.txt', 'dir/res.txt', 'missing.txt', 'link.txt', 'dirlink/hostname', 'fifo', 'big.bin', 'adir', 'out.txt/x'];
+  const r = await executor.execute(sh(script, { outputFiles: names, limits: { outputBytes: 1000 }, tests: [{ stdin: 'one\n' }, { stdin: 'two\n' }], args: ['x'] }));
+  assert.equal(r.verdict, 'ok', JSON.stringify(r.tests?.map((t) => t.stderr.toString())));
+  for (const [index, test] of r.tests!.entries()) {
+    const files = test.outputFiles!;
+    const own = `result x ${['one', 'two'][index]}\n`;
+    assert.deepEqual(files.map((f) => f.name), names, 'in the asked order');
+    const shown = Object.fromEntries(files.map((f) => [f.name, [f.content?.toString() ?? null, f.sizeBytes, f.truncated, f.problem ?? null]]));
+    assert.deepEqual(shown, {
+      'out.txt': [own, own.length, false, null],
+      'dir/res.txt': ['nested', 6, false, null],
+      'missing.txt': [null, 0, false, 'not_found'],
+      'link.txt': [null, 0, false, 'not_a_regular_file'],
+      'dirlink/hostname': [null, 0, false, 'not_a_regular_file'],
+      fifo: [null, 0, false, 'not_a_regular_file'],
+      'big.bin': ['\0'.repeat(1000), 3000, true, null],
+      adir: [null, 0, false, 'not_a_regular_file'],
+      'out.txt/x': [null, 0, false, 'not_found'],
+    });
+  }
+  await assert.rejects(executor.execute(sh('true', { outputFiles: ['a', './a'] })), /output file "a" is asked for twice/);
+  await assert.rejects(executor.execute(sh('true', { outputFiles: ['../etc/passwd'] })), /must be a relative path inside the work dir/);
+});
+
 test('a ready container whose init was killed while it waited is not handed to a job', { skip }, async () => {
   const discarded = () => Object.values(executor.stats().images).reduce((sum, figures) => sum + figures.discarded, 0);
-  await until(() => (executor.stats().images.busybox?.ready ?? 0) >= 1, 10_000, 10, 'a ready busybox slot');
+  // Settled first: a slot prepared after the kill would be the one taken (takes are LIFO).
+  const settled = () =>
+    (executor.stats().images.busybox?.ready ?? 0) >= 1 &&
+    Object.values(executor.stats().images).every((figures) => figures.preparing === 0 && figures.retiring === 0 && figures.ready >= figures.target);
+  await until(settled, 10_000, 10, 'a ready busybox slot, and nothing being prepared or torn down');
   // The inits of every container the pool holds: this process's children but the mount agent.
   const inits = childPids().filter((pid) => !baseline.has(pid) && !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('mount-agent'));
   assert.ok(inits.length >= 1, 'at least the ready slot\'s init');

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { effectiveLimits } from '../../src/executor/limits.js';
-import { checkSubmission } from '../../src/executor/check.js';
+import { checkSubmission, outputAboveMaximum } from '../../src/executor/check.js';
 import { compileArgv, runArgv } from '../../src/executor/argv.js';
 import { outputMatches } from '../../src/executor/compare.js';
 import { verdictAfterCompile, verdictOfRuns } from '../../src/executor/verdict.js';
@@ -45,6 +45,13 @@ test('a submission is checked as execute() and the engine would check it, withou
   assert.equal(checked.mostOutputBytes, 2 * MiB, 'one run and the compile, 1 MiB each');
   const threeRuns = checkSubmission(runtime, { fileNames: ['main.c'], args: [], limits: { outputBytes: 1000 }, runs: 3 });
   assert.equal(threeRuns.mostOutputBytes, 3 * 1000 + MiB);
+  // Each run's output files, each up to its outputBytes, count too.
+  const withFiles = checkSubmission(runtime, { fileNames: ['main.c'], args: [], limits: { outputBytes: 1000 }, runs: 3, outputFiles: ['a.txt', './out/b.txt'] });
+  assert.deepEqual([withFiles.outputFiles, withFiles.mostOutputBytes], [['a.txt', 'out/b.txt'], 3 * 1000 * 3 + MiB]);
+  assert.equal(
+    outputAboveMaximum(withFiles, MiB),
+    `3 runs of up to 1000 bytes (and as much for each of 2 output files) and a compile of up to ${MiB} could store ${9000 + MiB} bytes of output; at most ${MiB} per job`,
+  );
   const refuses = (submission: Parameters<typeof checkSubmission>[1], message: string | RegExp) =>
     assert.throws(
       () => checkSubmission(runtime, submission),

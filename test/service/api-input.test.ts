@@ -164,6 +164,27 @@ describe('API bad input', () => {
     assertError(await post({ ...hello, stderrToStdout: 'yes' }), 400, 'invalid_request');
   });
 
+  test('outputFiles: queued with the job; names, duplicates and count checked as files are', async () => {
+    const queue = new Queue(QUEUE_NAME, { connection: { host: '127.0.0.1', port: service.redis.port }, prefix: service.prefix });
+    try {
+      // Each output file may hold as much as the run's output: 3 x 65536 would pass this server's 100000.
+      const above = assertError(await post({ ...hello, outputFiles: ['out.txt', 'dir/res.txt'] }), 400, 'job_output_above_maximum');
+      assert.match(above.message, /and as much for each of 2 output files.*fewer tests or outputFiles\)$/);
+      const accepted = await post({ ...hello, outputFiles: ['out.txt', 'dir/res.txt'], limits: { outputBytes: 1000 } });
+      assert.equal(accepted.statusCode, 202, accepted.body);
+      const id = (accepted.json() as { id: string }).id;
+      assert.deepEqual((await queue.getJob(id))?.data.outputFiles, ['out.txt', 'dir/res.txt']);
+      await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}` });
+    } finally {
+      await queue.close();
+    }
+    assertError(await post({ ...hello, outputFiles: ['../etc/passwd'] }), 400, 'invalid_file_name');
+    assertError(await post({ ...hello, outputFiles: ['a', 'a'] }), 400, 'duplicate_file_name');
+    const tooMany = assertError(await post({ ...hello, outputFiles: ['a', 'b', 'c'] }), 400, 'too_many_files');
+    assert.match(tooMany.message, /3 output files; at most 2/);
+    assertError(await post({ ...hello, outputFiles: [''] }), 400, 'invalid_request');
+  });
+
   test('compileArgs for a runtime without a compile step are 400 no_compile_step', async () => {
     const error = assertError(await post({ ...hello, compileArgs: ['-O0'] }), 400, 'no_compile_step');
     assert.equal(error.details?.field, 'compileArgs');

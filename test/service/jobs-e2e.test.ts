@@ -109,6 +109,26 @@ describe('jobs end to end', { skip }, () => {
     assert.equal(Buffer.from(raw.json.result.stdout, 'base64').at(-1), 255, 'base64 output keeps every byte');
   });
 
+  test('outputFiles: what each test wrote, as text or base64 as the outputs are', { skip: !python && 'python image not built' }, async () => {
+    const source = 'import sys\nopen("answer.txt", "w").write(sys.stdin.read().upper())\nopen("raw.bin", "wb").write(bytes([0, 255]))\n';
+    const { json } = await postJson(`${base}/v1/jobs?wait=true`, {
+      language: 'python',
+      source,
+      outputFiles: ['answer.txt', 'raw.bin', 'none.txt'],
+      tests: [{ stdin: 'one' }, { stdin: 'two' }],
+    });
+    assert.equal(json.result.verdict, 'ok', JSON.stringify(json.result));
+    assert.deepEqual(
+      json.result.tests.map((test: { outputFiles: { name: string; content: string | null; problem?: string }[] }) => test.outputFiles.map((file) => [file.name, file.content, file.problem ?? null])),
+      [
+        [['answer.txt', 'ONE', null], ['raw.bin', '\u0000\ufffd', null], ['none.txt', null, 'not_found']],
+        [['answer.txt', 'TWO', null], ['raw.bin', '\u0000\ufffd', null], ['none.txt', null, 'not_found']],
+      ],
+    );
+    const raw = await getJson(`${base}/v1/jobs/${json.id}?outputEncoding=base64`);
+    assert.equal(raw.json.result.tests[0].outputFiles[1].content, Buffer.from([0, 255]).toString('base64'));
+  });
+
   test('stderrToStdout: one stream, in the order the program wrote it, for every test', { skip: !python && 'python image not built' }, async () => {
     const source = 'import sys\nfor i in range(3):\n    print("out", i, flush=True)\n    print("err", i, file=sys.stderr, flush=True)\n';
     const { json } = await postJson(`${base}/v1/jobs?wait=true`, { language: 'python', source, stderrToStdout: true, tests: [{}, {}] });
