@@ -6,7 +6,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { JobRecord, JobRequest } from '../jobs/model.js';
 import { judge0About, judge0ConfigInfo, judge0Workers } from './compat/judge0-info.js';
 import { Judge0Languages } from './compat/judge0-languages.js';
-import { readAdditionalFiles } from './compat/judge0-additional-files.js';
+import { JUDGE0_MAX_EXTRACT_BYTES, readAdditionalFiles } from './compat/judge0-additional-files.js';
 import { Judge0ValidationError, translateJudge0Submission, type Judge0Submission } from './compat/judge0-request.js';
 import { JUDGE0_STATUS_LIST } from './compat/judge0-statuses.js';
 import {
@@ -77,9 +77,12 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
 
   /** A submission translated and past the last check before queueing (admissionProblem), whose
    * refusal Judge0 has no attribute for: Rails files such errors under `base`. */
-  const translate = async (params: unknown, base64Encoded: boolean): Promise<Judge0Submission> => {
+  const maxUnpackedBytes = Math.min(JUDGE0_MAX_EXTRACT_BYTES, options.maxUnpackedBytes);
+  /** `unpackBudget`: what the request's archives may still unpack to (maxUnpackedBytes for them all). */
+  const translate = async (params: unknown, base64Encoded: boolean, unpackBudget: { bytes: number }): Promise<Judge0Submission> => {
     const rawFiles = params !== null && typeof params === 'object' ? (params as Params).additional_files : undefined;
-    const additional = await readAdditionalFiles(rawFiles, options.policy.maxFiles);
+    const additional = await readAdditionalFiles(rawFiles, options.policy.maxFiles, unpackBudget.bytes);
+    if (additional && 'files' in additional) unpackBudget.bytes -= additional.unpackedBytes;
     const submission = translateJudge0Submission(params, base64Encoded, languages, additional);
     const problem = admissionProblem(submission.request, submission.language.runtime, options.policy);
     if (problem !== undefined) throw new Judge0ValidationError({ base: [problem] });
@@ -92,7 +95,7 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   app.post('/submissions', { schema: { tags: ['judge0'], summary: 'Judge0: create a submission' } }, async (request, reply) => {
     const params = paramsOf(request);
     const fields = parseFields(params.fields); // checked before anything is queued, as Judge0 does
-    const submission = await translate(params, flag(params, 'base64_encoded'));
+    const submission = await translate(params, flag(params, 'base64_encoded'), { bytes: maxUnpackedBytes });
     const token = await jobs.submit(submission.request);
     reply.code(201);
     if (!flag(params, 'wait')) return { token };
@@ -123,16 +126,17 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     }
     if (items.length === 0) throw new Judge0BadRequestError('there should be at least one submission in a batch');
     const base64Encoded = flag(params, 'base64_encoded');
-    const translated = await Promise.all(
-      items.map(async (item: unknown) => {
-        try {
-          return await translate(item, base64Encoded);
-        } catch (error) {
-          if (error instanceof Judge0ValidationError) return error;
-          throw error;
-        }
-      }),
-    );
+    // One after another: their archives share the request's budget.
+    const unpackBudget = { bytes: maxUnpackedBytes };
+    const translated: (Judge0Submission | Judge0ValidationError)[] = [];
+    for (const item of items as unknown[]) {
+      try {
+        translated.push(await translate(item, base64Encoded, unpackBudget));
+      } catch (error) {
+        if (!(error instanceof Judge0ValidationError)) throw error;
+        translated.push(error);
+      }
+    }
     const valid = translated.filter((item): item is Judge0Submission => !(item instanceof Judge0ValidationError));
     const tokens = valid.length > 0 ? await jobs.submitBatch(valid.map((item): JobRequest => item.request)) : [];
     const tokenOf = new Map(valid.map((item, i) => [item, tokens[i]!]));
@@ -192,6 +196,7 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     maxQueuedJobs: options.maxQueuedJobs,
     maxTests: options.policy.maxTests,
     maxBatchSize: JUDGE0_MAX_BATCH_SIZE,
+    maxExtractBytes: maxUnpackedBytes,
   });
   app.get('/config_info', { schema: { tags: ['judge0'], summary: 'Judge0: configuration' } }, async () => configInfo);
   app.get('/workers', { schema: { tags: ['judge0'], summary: 'Judge0: workers' } }, async (_request, reply) => {

@@ -1,7 +1,7 @@
 // A /v1 submission, checked against the runtime it names and turned into the queue's JobRequest.
 // Everything a worker would trip over is refused here with its own code, so that a job that is
 // accepted can run; admissionProblem stands behind every front's own checks (Piston, Judge0 too).
-import { OPTION_LIKE_FILE_NAME, checkSubmission, compileArgsProblem, outputAboveMaximum, type CheckedSubmission, type SubmissionShape } from '../executor/check.js';
+import { NAME_MAX_BYTES, OPTION_LIKE_FILE_NAME, checkSubmission, compileArgsProblem, outputAboveMaximum, type CheckedSubmission, type SubmissionShape } from '../executor/check.js';
 import { ExecutorError } from '../executor/errors.js';
 import type { Runtime } from '../images/types.js';
 import type { JobRequest } from '../jobs/model.js';
@@ -106,6 +106,9 @@ export function checkFileName(name: string, what: string): void {
     throw badRequest('invalid_file_name', `${what} "${name}" must not start with "-" or "@": the compiler would read it as an option`, {
       field: what,
     });
+  }
+  if (segments.some((segment) => Buffer.byteLength(segment) > NAME_MAX_BYTES)) {
+    throw badRequest('invalid_file_name', `${what} "${name}" has a part longer than ${NAME_MAX_BYTES} bytes, more than a file system takes`, { field: what });
   }
 }
 

@@ -10,7 +10,7 @@ import { ExecutorError } from './errors.js';
 import { ARGS_PLACEHOLDER, compileArgv, compiledFileNames, runArgv } from './argv.js';
 import { checkedFileName, fileNamesConflict } from './files.js';
 
-export { OPTION_LIKE_FILE_NAME } from './files.js';
+export { NAME_MAX_BYTES, OPTION_LIKE_FILE_NAME } from './files.js';
 export { compileArgv, runArgv } from './argv.js';
 import { defaultCompileLimits, effectiveLimits } from './limits.js';
 

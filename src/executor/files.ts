@@ -19,6 +19,9 @@ export interface Owner {
  * output. */
 export const OPTION_LIKE_FILE_NAME = /^[-@]/;
 
+/** Linux's NAME_MAX: the longest name of one directory entry, in bytes (UTF-8 here). */
+export const NAME_MAX_BYTES = 255;
+
 /** A submitted file name as a safe relative path, or an ExecutorError. */
 export function checkedFileName(name: string): string {
   if (typeof name !== 'string' || name === '' || name.includes('\0')) {
@@ -30,6 +33,9 @@ export function checkedFileName(name: string): string {
   }
   if (OPTION_LIKE_FILE_NAME.test(normal)) {
     throw new ExecutorError('bad_request', `file name ${JSON.stringify(name)} must not start with "-" or "@": the compiler would read it as an option`);
+  }
+  if (normal.split('/').some((segment) => Buffer.byteLength(segment) > NAME_MAX_BYTES)) {
+    throw new ExecutorError('bad_request', `file name ${JSON.stringify(name)} has a part longer than ${NAME_MAX_BYTES} bytes, more than a file system takes`);
   }
   return normal;
 }
@@ -187,7 +193,7 @@ function readOutputFile(workDir: string, name: string, maxBytes: number): Output
     fd = openSync(join(workDir, name), OUTPUT_FILE_OPEN_FLAGS);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return missing('not_found');
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENAMETOOLONG') return missing('not_found');
     if (code === 'ELOOP' || code === 'ENXIO') return missing('not_a_regular_file');
     throw err;
   }

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { MiB } from '../../src/units.js';
+import { makeZip } from '../helpers/zip.js';
 import { startService, type ServiceHarness } from '../service/fixtures.js';
 
 describe('compat fronts before a job runs', () => {
@@ -49,7 +50,8 @@ describe('compat fronts before a job runs', () => {
     assert.equal(config.max_max_processes_and_or_threads, least((r) => r.maxLimits.pids));
     assert.deepEqual([config.max_number_of_runs, config.max_queue_size, config.enable_wait_result, config.enable_compiler_options, config.enable_network], [3, 1000, true, true, false]);
     assert.deepEqual(config.allowed_languages_for_compile_options, [], 'every compiled runtime of ours takes compiler options');
-    assert.deepEqual([config.enable_additional_files, config.max_extract_size], [true, 10240]);
+    // Judge0's 10240 KB, or less: what one request's body may carry (CELLBLOCK_BODY_LIMIT_BYTES, 4 MiB here).
+    assert.deepEqual([config.enable_additional_files, config.max_extract_size], [true, 4096]);
     for (const [key, value] of Object.entries(config)) {
       assert.ok(['number', 'boolean'].includes(typeof value) || Array.isArray(value), `${key}: ${JSON.stringify(value)}`);
     }
@@ -194,6 +196,19 @@ describe('compat fronts before a job runs', () => {
     });
     const allBad = await inject('POST', '/submissions/batch', { submissions: [{ language_id: 71 }] });
     assert.equal(allBad.statusCode, 422);
+  });
+
+  test("Judge0 additional_files: one request's archives unpack to at most its body limit, all its submissions together", async () => {
+    // Deflated zeros: a few KB of request that would be megabytes of queued job.
+    const zeros = (mib: number) => makeZip([{ name: 'zeros.bin', content: '\0'.repeat(mib * MiB) }]).toString('base64');
+    const judge0 = { source_code: 'print(1)', language_id: 71 };
+    const whole = await inject('POST', '/submissions', { ...judge0, additional_files: zeros(5) });
+    assert.deepEqual([whole.statusCode, whole.json()], [422, { additional_files: [`unpacks to more than ${4 * MiB} bytes`] }]);
+    const batch = await inject('POST', '/submissions/batch', { submissions: [{ ...judge0, additional_files: zeros(3) }, { ...judge0, additional_files: zeros(3) }] });
+    assert.equal(batch.statusCode, 201);
+    const [first, second] = batch.json() as [{ token: string }, Record<string, string[]>];
+    assert.equal(typeof first.token, 'string');
+    assert.deepEqual(second, { additional_files: [`unpacks to more than ${MiB} bytes`] }, 'what the first left of the budget');
   });
 
   test('Piston lists runtimes and refuses bad requests with its messages and codes', async () => {

@@ -186,6 +186,7 @@ describe('judge0 submission request', () => {
     const zipBase64 = Buffer.from('zip').toString('base64');
     const additional = {
       zipBase64,
+      unpackedBytes: 60,
       files: [
         { name: 'helper.c', content: Buffer.from('int helper(void) { return 1; }') },
         { name: 'main.c', content: Buffer.from('int main(void) { return 2; }') },
@@ -425,7 +426,7 @@ describe('judge0 submission read back', () => {
     const body = readBack(queued(request));
     assert.deepEqual([body.compiler_options, body.redirect_stderr_to_stdout, body.additional_files], [' -O0  -DX;y ', true, null]);
     const zipBase64 = Buffer.from('the zip').toString('base64');
-    const withFiles = translateJudge0Submission({ source_code: 'int main(){}', language_id: 50, additional_files: zipBase64 }, false, languages, { zipBase64, files: [] });
+    const withFiles = translateJudge0Submission({ source_code: 'int main(){}', language_id: 50, additional_files: zipBase64 }, false, languages, { zipBase64, files: [], unpackedBytes: 0 });
     assert.equal(readBack(queued(withFiles.request)).additional_files, zipBase64, 'base64, whatever base64_encoded says');
   });
 

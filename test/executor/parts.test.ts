@@ -11,7 +11,7 @@ import { checkSubmission, outputAboveMaximum } from '../../src/executor/check.js
 import { compileArgv, runArgv } from '../../src/executor/argv.js';
 import { outputMatches } from '../../src/executor/compare.js';
 import { verdictAfterCompile, verdictOfRuns } from '../../src/executor/verdict.js';
-import { checkedFileName, copyWorkDir, writeSourceFiles } from '../../src/executor/files.js';
+import { checkedFileName, copyWorkDir, readOutputFiles, writeSourceFiles } from '../../src/executor/files.js';
 import { startupPathsBySlotKey } from '../../src/executor/slot-keys.js';
 import { ExecutorError } from '../../src/executor/errors.js';
 import type { Runtime } from '../../src/images/types.js';
@@ -80,7 +80,8 @@ test('a submission is checked as execute() and the engine would check it, withou
   );
   assert.equal(checkSubmission(runtime, { fileNames: ['main.c'], args: bigArgs, limits: { memoryBytes: leastForBigArgs } }).runLimits.memoryBytes, leastForBigArgs);
   refuses(
-    { fileNames: Array.from({ length: 12 }, (_, i) => `${'f'.repeat(100_000)}${i}.c`), args: [], compileLimits: { memoryBytes: MiB } },
+    // Long names of parts no longer than a directory entry's (255 bytes).
+    { fileNames: Array.from({ length: 12 }, (_, i) => `${Array.from({ length: 400 }, () => 'd'.repeat(249)).join('/')}/${i}.c`), args: [], compileLimits: { memoryBytes: MiB } },
     /^compileLimits\.memoryBytes 1048576 is below /,
   );
   // Compile arguments: only where the compile argv says where they go, and counted in its memory.
@@ -163,6 +164,21 @@ test('verdicts: compile failures, and the first failing run', () => {
   assert.equal(verdictAfterCompile('cancelled'), 'cancelled');
   assert.equal(verdictOfRuns(['ok', 'ok']), 'ok');
   assert.equal(verdictOfRuns(['ok', 'wall_time_limit', 'runtime_error']), 'wall_time_limit');
+});
+
+test('output files: a name the file system refuses reads as not found', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cellblock-output-files-'));
+  try {
+    writeFileSync(join(dir, 'a.txt'), 'A');
+    assert.deepEqual(
+      readOutputFiles(dir, ['a.txt', 'x'.repeat(300)], 10).map((file) => [file.content?.toString() ?? null, file.problem ?? null]),
+      [['A', null], [null, 'not_found']],
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.throws(() => checkedFileName(`lib/${'é'.repeat(128)}`), /has a part longer than 255 bytes/);
+  assert.equal(checkedFileName(`lib/${'é'.repeat(127)}`), `lib/${'é'.repeat(127)}`);
 });
 
 test('file names: relative paths inside the work dir only', () => {

@@ -183,6 +183,10 @@ describe('API bad input', () => {
     const tooMany = assertError(await post({ ...hello, outputFiles: ['a', 'b', 'c'] }), 400, 'too_many_files');
     assert.match(tooMany.message, /3 output files; at most 2/);
     assertError(await post({ ...hello, outputFiles: [''] }), 400, 'invalid_request');
+    // 128 characters, 256 bytes: more than one directory entry's name may hold.
+    const long = assertError(await post({ ...hello, outputFiles: ['é'.repeat(128)] }), 400, 'invalid_file_name');
+    assert.match(long.message, /longer than 255 bytes/);
+    assertError(await post({ language: 'python', files: [{ name: `dir/${'é'.repeat(128)}`, content: '' }] }), 400, 'invalid_file_name');
   });
 
   test('compileArgs for a runtime without a compile step are 400 no_compile_step', async () => {

@@ -9,7 +9,9 @@ import { posix } from 'node:path';
 import { crc32 } from 'node:zlib';
 import yauzl from 'yauzl';
 
-/** Judge0's MAX_EXTRACT_SIZE default (10240 KB): the most the files may unpack to, together. */
+/** Judge0's MAX_EXTRACT_SIZE default (10240 KB): there the most each file may unpack to, here the
+ * most a submission's files may unpack to together (and less when the request's body limit is
+ * lower: CompatPluginOptions.maxUnpackedBytes). */
 export const JUDGE0_MAX_EXTRACT_BYTES = 10240 * 1024;
 
 export interface AdditionalFile {
@@ -18,7 +20,7 @@ export interface AdditionalFile {
 }
 
 export type AdditionalFiles =
-  | { files: AdditionalFile[]; /** The zip as received, for reading back. */ zipBase64: string }
+  | { files: AdditionalFile[]; /** The zip as received, for reading back. */ zipBase64: string; unpackedBytes: number }
   | { error: string };
 
 const S_IFMT = 0o170000;
@@ -69,5 +71,5 @@ export async function readAdditionalFiles(raw: unknown, maxFiles: number, maxByt
   } catch (error) {
     return { error: `is not a valid zip archive (${(error as Error).message})` };
   }
-  return { files, zipBase64: zip.toString('base64') };
+  return { files, zipBase64: zip.toString('base64'), unpackedBytes };
 }

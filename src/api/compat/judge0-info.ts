@@ -7,7 +7,6 @@
 import type { Limits } from '../../sandbox/types.js';
 import { bytesToKiB, msToSeconds } from '../../units.js';
 import type { QueueCounts, WorkerLiveness } from '../../queue/client.js';
-import { JUDGE0_MAX_EXTRACT_BYTES } from './judge0-additional-files.js';
 import type { Judge0Languages } from './judge0-languages.js';
 import { CALLBACK_ATTEMPTS, CALLBACK_TIMEOUT_MS } from './judge0-callback.js';
 import { JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS, JUDGE0_MAX_NUMBER_OF_RUNS, judge0CompilerOptionLanguages } from './judge0-request.js';
@@ -23,6 +22,8 @@ export interface Judge0ConfigSources {
   /** CELLBLOCK_MAX_TESTS: a submission's number_of_runs are its tests. */
   maxTests: number;
   maxBatchSize: number;
+  /** The most a submission's additional_files may unpack to (JUDGE0_MAX_EXTRACT_BYTES, or less). */
+  maxExtractBytes: number;
 }
 
 /** GET /about: Judge0's fields; the version is that of the Judge0 API followed (clients check
@@ -74,7 +75,7 @@ export function judge0ConfigInfo(sources: Judge0ConfigSources): Record<string, u
     callbacks_max_tries: CALLBACK_ATTEMPTS,
     callbacks_timeout: msToSeconds(CALLBACK_TIMEOUT_MS),
     enable_additional_files: true,
-    max_extract_size: bytesToKiB(JUDGE0_MAX_EXTRACT_BYTES),
+    max_extract_size: Math.floor(sources.maxExtractBytes / 1024),
     allow_enable_network: false,
     enable_network: false,
     maintenance_mode: false,
