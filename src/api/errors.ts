@@ -4,7 +4,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { IdempotencyConflictError, QueueFullError, QueueUnavailableError } from '../queue/errors.js';
+import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from '../queue/errors.js';
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -73,6 +73,9 @@ export function toApiError(error: unknown, request: FastifyRequest): ApiError {
   }
   if (error instanceof IdempotencyConflictError) {
     return new ApiError(422, 'idempotency_key_reused', error.message, { id: error.jobId });
+  }
+  if (error instanceof WorkersBehindError) {
+    return new ApiError(503, 'workers_behind', error.message, { fields: error.fields, workers: error.workers }, error.retryAfterSeconds);
   }
   if (error instanceof QueueFullError) {
     return new ApiError(429, 'queue_full', error.message, { queuedJobs: error.queuedJobs }, error.retryAfterSeconds);

@@ -29,6 +29,18 @@ export interface JobRequest {
   front?: JobFront;
 }
 
+/** The JobRequest fields added after workers first shipped. A worker of an older version ignores
+ * them and would run the job without them (a program built without its flags, say), so a worker
+ * lists those it knows in its liveness (WorkerLiveness.jobFields), and the queue accepts a job that
+ * has one only while every live worker lists it: during a rolling upgrade, 503 until the old
+ * workers are gone (WorkersBehindError). A field added later goes here too. */
+export const LATER_JOB_FIELDS = ['compileArgs', 'stderrToStdout', 'compileEntryOnly', 'outputFiles'] as const;
+export type LaterJobField = (typeof LATER_JOB_FIELDS)[number];
+
+export function laterFieldsOf(request: JobRequest): LaterJobField[] {
+  return LATER_JOB_FIELDS.filter((field) => request[field] !== undefined);
+}
+
 /** A compat front's own request attributes, JSON values only. */
 export interface JobFront {
   api: 'judge0';

@@ -6,9 +6,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Queue, QueueEvents, type Job, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
-import type { JobClient, JobRecord, JobRequest, JobStatus } from '../jobs/model.js';
+import { laterFieldsOf, type JobClient, type JobRecord, type JobRequest, type JobStatus } from '../jobs/model.js';
 import { API_CONNECTION_NAME, createRedis, workerConnectionName } from './connection.js';
-import { IdempotencyConflictError, QueueFullError, QueueUnavailableError } from './errors.js';
+import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from './errors.js';
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
 import { splitStoredResult, type StoredJobResult } from './codec.js';
@@ -40,6 +40,8 @@ export interface WorkerLiveness {
   running: number;
   /** The worker's executor pool figures, by image then figure (ready, inUse, hits, ...). */
   pool?: Record<string, Record<string, number>>;
+  /** The LATER_JOB_FIELDS this worker runs jobs with; absent from workers older than them. */
+  jobFields?: string[];
 }
 
 /** What the cancel marker holds, so that a cancelled queued job (removed from BullMQ) still has a
@@ -86,6 +88,9 @@ const WAIT_POLL_MS = 1000;
 const QUEUE_DEPTH_READ_MS = 250;
 /** A job this process submitted less than this long ago needs no first read in `wait`. */
 const FRESH_SUBMISSION_MS = 2000;
+/** How long the live workers read for a job with a later field (checkWorkersKnow) are trusted: a
+ * heartbeat's period, so that a burst of such jobs reads them once. */
+const WORKERS_SEEN_MS = 1000;
 
 /** A job just submitted by this process, and the event that ended it if one came already. */
 interface FreshSubmission {
@@ -135,6 +140,7 @@ export class BullJobClient implements JobClient {
   private idempotencySecretValue?: string;
   /** Jobs submitted here, in submission order, until `wait` takes them or they grow old. */
   private readonly fresh = new Map<string, FreshSubmission>();
+  private workersSeen: { atMs: number; workers: WorkerLiveness[] } | undefined;
 
   constructor(private readonly options: BullJobClientOptions) {
     this.keys = redisKeys(options.prefix);
@@ -228,6 +234,7 @@ export class BullJobClient implements JobClient {
 
   private async add(requests: JobRequest[], ids: string[]): Promise<string[]> {
     return this.guard(async () => {
+      await this.checkWorkersKnow(requests);
       let queued = await this.queuedJobs(false);
       if (queued + requests.length > this.options.maxQueuedJobs) queued = await this.queuedJobs(true);
       if (queued + requests.length > this.options.maxQueuedJobs) {
@@ -444,6 +451,19 @@ export class BullJobClient implements JobClient {
         failed: counts.failed ?? 0,
       };
     });
+  }
+
+  /** Refuses jobs with a field that a live worker does not know (LATER_JOB_FIELDS). The live
+   * workers are read at most once per WORKERS_SEEN_MS, and only for such jobs. */
+  private async checkWorkersKnow(requests: JobRequest[]): Promise<void> {
+    const fields = [...new Set(requests.flatMap(laterFieldsOf))];
+    if (fields.length === 0) return;
+    const nowMs = Date.now();
+    if (this.workersSeen === undefined || nowMs - this.workersSeen.atMs > WORKERS_SEEN_MS) {
+      this.workersSeen = { atMs: nowMs, workers: await this.liveWorkers() };
+    }
+    const behind = this.workersSeen.workers.filter((worker) => fields.some((field) => !(worker.jobFields ?? []).includes(field)));
+    if (behind.length > 0) throw new WorkersBehindError(fields, behind.length);
   }
 
   /** Workers whose liveness key has not expired and, where Redis lists its clients' names, whose

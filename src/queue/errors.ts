@@ -17,6 +17,20 @@ export class IdempotencyConflictError extends Error {
   }
 }
 
+/** Some live workers run a version that does not know a field the job has (LATER_JOB_FIELDS: a
+ * rolling upgrade under way), and would run it without it: the caller should retry once they are
+ * upgraded (503). */
+export class WorkersBehindError extends Error {
+  override readonly name = 'WorkersBehindError';
+  readonly statusCode = 503;
+  readonly retryAfterSeconds = 10;
+  constructor(readonly fields: string[], readonly workers: number) {
+    super(
+      `${workers} live worker${workers === 1 ? ' runs' : 's run'} a version that does not know ${fields.join(', ')} and would run the job without it; retry once every worker is upgraded`,
+    );
+  }
+}
+
 /** Too many jobs are waiting: the caller should back off (429). */
 export class QueueFullError extends Error {
   override readonly name = 'QueueFullError';

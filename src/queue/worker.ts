@@ -13,7 +13,7 @@ import { nanoid } from 'nanoid';
 import type { Logger } from 'pino';
 import type { Executor } from '../executor/executor.js';
 import type { ExecuteRequest, ExecuteResult } from '../executor/types.js';
-import type { JobRecord, JobRequest, JobResult } from '../jobs/model.js';
+import { LATER_JOB_FIELDS, type JobRecord, type JobRequest, type JobResult } from '../jobs/model.js';
 import { BackgroundLane, jobsAtOnce } from './background-lane.js';
 import { startCancelWatch } from './cancel-watch.js';
 import { CANCELLED_REASON, toRecord, type WorkerLiveness } from './client.js';
@@ -244,6 +244,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         pid: process.pid,
         concurrency: options.concurrency,
         running: controllers.size,
+        jobFields: [...LATER_JOB_FIELDS],
       };
       const pool = poolFigures(executor);
       if (pool) liveness.pool = pool;

@@ -8,9 +8,12 @@ import type { LightMyRequestResponse } from 'fastify';
 import { Queue } from 'bullmq';
 import pino from 'pino';
 import type { Runtime } from '../../src/images/types.js';
-import type { JobRecord, StoredStage } from '../../src/jobs/model.js';
+import { LATER_JOB_FIELDS, type JobRecord, type StoredStage } from '../../src/jobs/model.js';
 import { idempotentJobId } from '../../src/queue/client.js';
-import { QUEUE_NAME } from '../../src/queue/keys.js';
+import { workerConnectionName } from '../../src/queue/connection.js';
+import { Redis } from 'ioredis';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { QUEUE_NAME, redisKeys } from '../../src/queue/keys.js';
 import { startService, testRuntime, type ServiceHarness } from './fixtures.js';
 
 function assertError(response: LightMyRequestResponse, statusCode: number, code: string): { code: string; message: string; details?: Record<string, unknown> } {
@@ -22,6 +25,50 @@ function assertError(response: LightMyRequestResponse, statusCode: number, code:
 }
 
 const hello = { language: 'python', source: 'print("hi")' };
+
+describe('a rolling upgrade: jobs with fields an older worker would ignore', () => {
+  let service: ServiceHarness;
+  let oldWorker: Redis;
+  const post = (body: unknown) => service.app.inject({ method: 'POST', url: '/v1/jobs', payload: body as object });
+  /** A live worker of a version before LATER_JOB_FIELDS, as its heartbeat shows it (its own named
+   * connection open, as liveWorkers checks). */
+  const liveness = (jobFields?: readonly string[]) =>
+    JSON.stringify({ workerId: 'old-1', host: 'elsewhere', pid: 1, concurrency: 1, running: 0, ...(jobFields ? { jobFields } : {}) });
+
+  before(async () => {
+    service = await startService();
+    oldWorker = new Redis(service.redis.port, '127.0.0.1', { connectionName: workerConnectionName('old-1') });
+  });
+  after(async () => {
+    oldWorker?.disconnect();
+    await service?.close();
+  });
+
+  test('are refused (503 workers_behind, Retry-After) while a live worker does not know them; the others are not', async () => {
+    const merged = { ...hello, stderrToStdout: true };
+    const noWorker = await post(merged);
+    assert.equal(noWorker.statusCode, 202, 'no live worker: nothing to contradict');
+    await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(noWorker.json() as { id: string }).id}` });
+    await sleep(1100); // the live workers read for the job above are trusted for a second
+    await oldWorker.set(redisKeys(service.prefix).worker('old-1'), liveness(), 'PX', 60_000);
+    const refused = await post(merged);
+    const error = assertError(refused, 503, 'workers_behind');
+    assert.deepEqual(error.details, { fields: ['stderrToStdout'], workers: 1 });
+    assert.equal(refused.headers['retry-after'], '10');
+    const judge0 = await service.app.inject({ method: 'POST', url: '/submissions', payload: { source_code: 'print(1)', language_id: 71, redirect_stderr_to_stdout: true } });
+    assert.equal(judge0.statusCode, 503, judge0.body);
+    assert.match((judge0.json() as { error: string }).error, /does not know stderrToStdout/);
+    const plain = await post(hello);
+    assert.equal(plain.statusCode, 202, 'a job without later fields runs on any worker');
+    await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(plain.json() as { id: string }).id}` });
+    // The worker upgraded: its heartbeat lists the fields.
+    await oldWorker.set(redisKeys(service.prefix).worker('old-1'), liveness(LATER_JOB_FIELDS), 'PX', 60_000);
+    await sleep(1100);
+    const accepted = await post(merged);
+    assert.equal(accepted.statusCode, 202, accepted.body);
+    await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(accepted.json() as { id: string }).id}` });
+  });
+});
 
 describe('compileArgs', () => {
   // Compiled runtimes on the test runtime's image: nothing here runs.

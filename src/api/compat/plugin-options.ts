@@ -27,6 +27,8 @@ export function serviceErrorStatus(error: unknown): { statusCode: number; retryA
   const { name, statusCode, retryAfterSeconds } = error as { name?: string; statusCode?: number; retryAfterSeconds?: number };
   if (name === 'QueueFullError') return { statusCode: 429, retryAfterSeconds };
   if (name === 'QueueUnavailableError') return { statusCode: 503, retryAfterSeconds };
-  if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 600) return { statusCode };
+  if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 600) {
+    return typeof retryAfterSeconds === 'number' ? { statusCode, retryAfterSeconds } : { statusCode };
+  }
   return undefined;
 }
