@@ -77,25 +77,35 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
 
   /** A submission translated and past the last check before queueing (admissionProblem), whose
    * refusal Judge0 has no attribute for: Rails files such errors under `base`. */
-  const maxUnpackedBytes = Math.min(JUDGE0_MAX_EXTRACT_BYTES, options.maxUnpackedBytes);
-  /** `unpackBudget`: what the request's archives may still unpack to (maxUnpackedBytes for them all). */
-  const translate = async (params: unknown, base64Encoded: boolean, unpackBudget: { bytes: number }): Promise<Judge0Submission> => {
+  const maxUnpackedBytes = Math.min(JUDGE0_MAX_EXTRACT_BYTES, options.maxExpansionBytes);
+  /** `budget`: the bytes the request's jobs may still hold beyond what its body carried
+   * (options.maxExpansionBytes for them all): archives unpacked, and a stdin and expected output
+   * stored once per run (number_of_runs). Charged only for a submission that is accepted. */
+  const translate = async (params: unknown, base64Encoded: boolean, budget: { bytes: number }): Promise<Judge0Submission> => {
     const rawFiles = params !== null && typeof params === 'object' ? (params as Params).additional_files : undefined;
-    const additional = await readAdditionalFiles(rawFiles, options.policy.maxFiles, unpackBudget.bytes);
-    if (additional && 'files' in additional) unpackBudget.bytes -= additional.unpackedBytes;
+    const additional = await readAdditionalFiles(rawFiles, options.policy.maxFiles, Math.min(maxUnpackedBytes, budget.bytes));
     const submission = translateJudge0Submission(params, base64Encoded, languages, additional);
     const problem = admissionProblem(submission.request, submission.language.runtime, options.policy);
     if (problem !== undefined) throw new Judge0ValidationError({ base: [problem] });
     // A host name is checked where it is resolved, as the callback is sent.
     const refusal = submission.callbackUrl === undefined ? undefined : options.policy.webhookDestinations.refusalOf(new URL(submission.callbackUrl));
     if (refusal) throw new Judge0ValidationError({ callback_url: ['is not a permitted destination'] });
+    const unpacked = additional && 'files' in additional ? additional.unpackedBytes : 0;
+    const { tests } = submission.request;
+    const repeated = tests && tests.length > 1 ? (tests.length - 1) * (Buffer.byteLength(tests[0]!.stdinBase64) + Buffer.byteLength(tests[0]!.expectedOutput ?? '')) : 0;
+    if (unpacked + repeated > budget.bytes) {
+      throw new Judge0ValidationError({
+        base: [`${tests?.length ?? 1} runs store the stdin and expected_output once each, ${repeated} bytes beyond the first, more than the ${budget.bytes} bytes this request may still add to what it sent`],
+      });
+    }
+    budget.bytes -= unpacked + repeated;
     return submission;
   };
 
   app.post('/submissions', { schema: { tags: ['judge0'], summary: 'Judge0: create a submission' } }, async (request, reply) => {
     const params = paramsOf(request);
     const fields = parseFields(params.fields); // checked before anything is queued, as Judge0 does
-    const submission = await translate(params, flag(params, 'base64_encoded'), { bytes: maxUnpackedBytes });
+    const submission = await translate(params, flag(params, 'base64_encoded'), { bytes: options.maxExpansionBytes });
     const token = await jobs.submit(submission.request);
     reply.code(201);
     if (!flag(params, 'wait')) return { token };
@@ -126,12 +136,12 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     }
     if (items.length === 0) throw new Judge0BadRequestError('there should be at least one submission in a batch');
     const base64Encoded = flag(params, 'base64_encoded');
-    // One after another: their archives share the request's budget.
-    const unpackBudget = { bytes: maxUnpackedBytes };
+    // One after another: they share the request's budget.
+    const budget = { bytes: options.maxExpansionBytes };
     const translated: (Judge0Submission | Judge0ValidationError)[] = [];
     for (const item of items as unknown[]) {
       try {
-        translated.push(await translate(item, base64Encoded, unpackBudget));
+        translated.push(await translate(item, base64Encoded, budget));
       } catch (error) {
         if (!(error instanceof Judge0ValidationError)) throw error;
         translated.push(error);

@@ -187,15 +187,17 @@ export class BullJobClient implements JobClient {
     // try's data; and a cancel of that first job in between would have removed it, which this add
     // would bring back. Both are seen in what the key names after the add, as is a first try's job
     // that filled the queue up to its cap before this add.
-    let full: QueueFullError | undefined;
+    // An add refused (a full queue; a live worker too old for the job) may have been another try's
+    // to make: the key answers for it.
+    let refused: QueueFullError | WorkersBehindError | undefined;
     try {
       await this.add([request], [id]);
     } catch (error) {
-      if (!(error instanceof QueueFullError)) throw error;
-      full = error;
+      if (!(error instanceof QueueFullError) && !(error instanceof WorkersBehindError)) throw error;
+      refused = error;
     }
     const named = await this.guard(() => this.submittedUnder(id, { withdrawCancelled: true }));
-    if (named === undefined && full) throw full;
+    if (named === undefined && refused) throw refused;
     if (named !== undefined && named !== submitted) throw new IdempotencyConflictError(id);
     return id;
   }

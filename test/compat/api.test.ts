@@ -209,6 +209,20 @@ describe('compat fronts before a job runs', () => {
     const [first, second] = batch.json() as [{ token: string }, Record<string, string[]>];
     assert.equal(typeof first.token, 'string');
     assert.deepEqual(second, { additional_files: [`unpacks to more than ${MiB} bytes`] }, 'what the first left of the budget');
+    // A refused submission uses none of it: here its language.
+    const refusedFirst = await inject('POST', '/submissions/batch', {
+      submissions: [{ ...judge0, language_id: 424242, additional_files: zeros(3) }, { ...judge0, additional_files: zeros(3) }],
+    });
+    const [unknown, valid] = refusedFirst.json() as [Record<string, string[]>, { token: string }];
+    assert.deepEqual(unknown, { language_id: ["language with id 424242 doesn't exist"] });
+    assert.equal(typeof valid.token, 'string', JSON.stringify(valid));
+    // number_of_runs stores the stdin once per run: 3 runs of a 2.5 MiB stdin would add 2 x 2.5 MiB (base64: 6.7 MiB).
+    const stdin = 'x'.repeat(2.5 * MiB);
+    const repeated = await inject('POST', '/submissions', { ...judge0, stdin, number_of_runs: 3 });
+    assert.equal(repeated.statusCode, 422, repeated.body);
+    assert.match((repeated.json() as { base: string[] }).base[0]!, /^3 runs store the stdin and expected_output once each, \d+ bytes beyond the first, more than the 4194304 bytes/);
+    const once = await inject('POST', '/submissions', { ...judge0, stdin, number_of_runs: 1 });
+    assert.equal(once.statusCode, 201, once.body);
   });
 
   test('Piston lists runtimes and refuses bad requests with its messages and codes', async () => {

@@ -12,10 +12,11 @@ export interface CompatPluginOptions {
   maxWaitMs?: number;
   /** CELLBLOCK_MAX_QUEUED_JOBS, for the fronts that tell it (Judge0's max_queue_size). */
   maxQueuedJobs: number;
-  /** The most one request's archives may unpack to, all its submissions together (Judge0's
-   * additional_files): CELLBLOCK_BODY_LIMIT_BYTES, so that the jobs a request queues hold no more
-   * than its body could have carried as plain files. */
-  maxUnpackedBytes: number;
+  /** The most the jobs of one request, all its submissions together, may hold beyond what its body
+   * carried: Judge0's additional_files unpacked, a stdin and expected output stored once per run
+   * (number_of_runs). CELLBLOCK_BODY_LIMIT_BYTES: a request then queues at most about twice its
+   * body (and a third more, base64 in Redis). */
+  maxExpansionBytes: number;
 }
 
 export const DEFAULT_MAX_WAIT_MS = 60_000;
