@@ -40,6 +40,10 @@ const CASES: Record<string, Cases> = {
     sum: "const [a, b] = require('fs').readFileSync(0, 'utf8').trim().split(/\\s+/).map(Number);\nconsole.log(a + b);\n",
     runtimeError: { source: 'console.log("before");\nthrow new Error("boom");\n', exitCode: 1, stderr: /Error: boom/ },
   },
+  ruby: {
+    sum: 'a, b = $stdin.read.split.map(&:to_i)\nputs a + b\n',
+    runtimeError: { source: 'puts "before"\nraise "boom"\n', exitCode: 1, stderr: /boom \(RuntimeError\)/ },
+  },
   c: {
     sum: '#include <stdio.h>\nint main(void) {\n  long a, b;\n  if (scanf("%ld %ld", &a, &b) != 2) return 2;\n  printf("%ld\\n", a + b);\n  return 0;\n}\n',
     compileError: { source: 'int main(void) {\n  return undefined_name;\n}\n', message: /undefined_name.*undeclared|error:.*undefined_name/ },
