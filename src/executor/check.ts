@@ -41,6 +41,8 @@ export interface CheckedSubmission {
   compileLimits?: Limits;
   /** How many times it runs (SubmissionShape.runs). */
   runs: number;
+  /** What the compile's `{files}` is drawn from: every file, or the entry alone (compileEntryOnly). */
+  compileSources: string[];
   /** The output files, normalised (as fileNames are), in the asked order. */
   outputFiles: string[];
   /** The most output the job could store: each stage's outputBytes (stdout and stderr together),
@@ -78,7 +80,7 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
   const outputFiles = checkedOutputFiles(submission.outputFiles ?? []);
   const runs = submission.runs ?? 1;
   const mostOutputBytes = runLimits.outputBytes * runs * (1 + outputFiles.length) + (compileLimits?.outputBytes ?? 0);
-  const checked: CheckedSubmission = { fileNames, runLimits, runs, outputFiles, mostOutputBytes };
+  const checked: CheckedSubmission = { fileNames, compileSources: sources, runLimits, runs, outputFiles, mostOutputBytes };
   if (compileLimits) checked.compileLimits = compileLimits;
   return checked;
 }

@@ -5,7 +5,7 @@
 import type { Runtime } from '../images/types.js';
 import type { Pool, PoolSlot, PoolStats } from '../pool/index.js';
 import { SANDBOX_GID } from '../pool/index.js';
-import type { RunResult, SandboxCgroups } from '../sandbox/types.js';
+import type { SandboxCgroups } from '../sandbox/types.js';
 import { compileArgv, runArgv } from './argv.js';
 import { checkSubmission, outputAboveMaximum } from './check.js';
 import { outputMatches } from './compare.js';
@@ -92,7 +92,7 @@ export class SubmissionExecutor<C> implements Executor {
     });
     const outputProblem = outputAboveMaximum(checked, this.maxJobOutputBytes);
     if (outputProblem !== undefined) throw new ExecutorError('bad_request', outputProblem);
-    const { fileNames, runLimits, compileLimits, outputFiles } = checked;
+    const { fileNames, compileSources, runLimits, compileLimits, outputFiles } = checked;
     const result: ExecuteResult = {
       verdict: 'ok',
       runtime: { id: runtime.id, language: runtime.language, version: runtime.version },
@@ -113,7 +113,7 @@ export class SubmissionExecutor<C> implements Executor {
       if (runtime.compile && compileLimits) {
         compiled = await this.pool.take(slotKey(runtime.image, 'compile'));
         writeSourceFiles(compiled.root.workDirHostPath, request.files, ownerOf(compiled));
-        const compile = await this.runner.run(compiled, stage(compileArgv(runtime.compile, request.compileEntryOnly === true ? fileNames.slice(0, 1) : fileNames, compileArgs), '', compileLimits));
+        const compile = await this.runner.run(compiled, stage(compileArgv(runtime.compile, compileSources, compileArgs), '', compileLimits));
         result.compile = compile;
         const failed = verdictAfterCompile(compile.verdict);
         if (failed) return { ...result, verdict: failed };

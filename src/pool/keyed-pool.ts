@@ -141,19 +141,22 @@ export class KeyedPool<T> {
       const slot = state.ready.pop() as T | undefined;
       if (slot === undefined || this.factory.usable === undefined || this.factory.usable(slot)) return slot;
       state.stats.discarded++;
-      state.retired.push({ slot, releasedAtMs: state.lastTakeAtMs });
-      this.scheduleUpkeep(state.lastTakeAtMs + RELEASE_DELAY_MS);
+      this.retire(state, slot, state.lastTakeAtMs);
     }
+  }
+
+  /** A slot done with (used, or found unusable) waits for its teardown in upkeep. */
+  private retire(state: KeyState, slot: T, nowMs: number): void {
+    state.retired.push({ slot, releasedAtMs: nowMs });
+    // After the caller's result is on its way: teardown and refill run on the JS thread too.
+    this.scheduleUpkeep(nowMs + RELEASE_DELAY_MS);
   }
 
   /** Gives a used slot back: it is destroyed (never reused) and replaced, off the caller's path. */
   release(key: string, slot: T): void {
     const state = this.state(key);
     state.inUse--;
-    const nowMs = performance.now();
-    state.retired.push({ slot, releasedAtMs: nowMs });
-    // After the caller's result is on its way: teardown and refill run on the JS thread too.
-    this.scheduleUpkeep(nowMs + RELEASE_DELAY_MS);
+    this.retire(state, slot, performance.now());
   }
 
   stats(): PoolStats {
