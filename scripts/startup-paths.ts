@@ -222,6 +222,20 @@ export interface StageDiff {
   removed: string[];
 }
 
+/** The directories the dynamic loader tries under each library search directory according to the
+ * CPU it runs on: glibc-hwcaps/x86-64-v2..v4 as far as the CPU goes, and glibc 2.36's legacy
+ * hwcaps (tls, the platform such as haswell or xeon_phi, avx512_1, x86_64), tried in every
+ * combination the CPU allows. A list traced on an AMD EPYC has tls/x86_64/x86_64 where one traced on
+ * an Intel Xeon with AVX-512 has haswell/avx512_1/...: neither is stale. */
+const CPU_DEPENDENT_DIR = /\/(glibc-hwcaps|tls|haswell|xeon_phi|avx512_1|x86_64)(\/|$)/;
+
+/** Whether the loader looks `path` up on some CPUs only (CPU_DEPENDENT_DIR). */
+export function cpuDependent(path: string): boolean {
+  return CPU_DEPENDENT_DIR.test(path);
+}
+
+/** A list against its trace. Paths whose lookup depends on the CPU are not compared (a list
+ * written on one CPU is current on another); --write still records them as traced. */
 export function diffStage(stage: Stage, recorded: readonly string[] | undefined, traced: StagePaths): StageDiff {
   const before = new Set(recorded ?? []);
   const after = new Set(traced.paths);
@@ -229,8 +243,8 @@ export function diffStage(stage: Stage, recorded: readonly string[] | undefined,
     stage,
     recorded: before.size,
     traced: after.size,
-    added: traced.paths.filter((p) => !before.has(p)),
-    removed: [...before].filter((p) => !after.has(p)).sort(),
+    added: traced.paths.filter((p) => !before.has(p) && !cpuDependent(p)),
+    removed: [...before].filter((p) => !after.has(p) && !cpuDependent(p)).sort(),
   };
 }
 
