@@ -65,8 +65,10 @@ function argv(value: unknown, field: string, fail: Fail): string[] {
   return list;
 }
 
-/** Enough for any interpreter's or compiler's start-up; the pool looks each one up per root. */
-const MAX_STARTUP_PATHS = 1000;
+/** Enough for any interpreter's or compiler's start-up (go build's is the longest: ~2000, as it
+ * hashes the sources of every standard package its hello world imports); the pool looks each one
+ * up per root. */
+const MAX_STARTUP_PATHS = 4000;
 
 /** A stage's startupPaths: absolute, normalised paths inside the image (no "..", "//" or trailing "/"). */
 function startupPaths(value: unknown, field: string, fail: Fail): string[] {
@@ -104,7 +106,9 @@ export function parseRuntime(text: string, file: string): Runtime {
       });
     }
     if (c.startupPaths !== undefined) compile.startupPaths = startupPaths(c.startupPaths, 'compile.startupPaths', fail);
-    if (!compile.argv.includes('{files}')) fail('compile.argv must contain "{files}" (where the submitted files go)');
+    if (!compile.argv.includes('{files}') && !compile.argv.includes('{entry}')) {
+      fail('compile.argv must contain "{files}" (where the submitted sources go) or "{entry}" (the first of them alone)');
+    }
     if (c.limits !== undefined) compile.limits = parsePartialLimits(c.limits, 'compile.limits', fail);
   }
   const run = record(raw.run, 'run', fail);

@@ -28,6 +28,8 @@ export interface Runtime {
   /** Compile step, for compiled languages. `{files}` in argv expands to the submitted file names,
    * or, with `sourceSuffixes`, to those that end in one of them (".c"): the compiler gets the
    * sources, and the other files (data the program reads, headers) are only in the work dir.
+   * `{entry}` expands to the first of those alone (a compiler that takes one root file, as rustc
+   * takes its crate root and finds the modules beside it); argv holds one or the other.
    * `{args}` expands to the job's compile arguments (ExecuteRequest.compileArgs); a runtime
    * without it takes none. */
   compile?: { argv: string[]; sourceSuffixes?: string[]; limits?: Partial<Limits>; startupPaths?: string[] };

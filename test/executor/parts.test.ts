@@ -139,6 +139,8 @@ test('argv: {files} and {args} expand to zero or more elements; run appends args
   // With sourceSuffixes, only the sources go to the compiler: data files and headers stay in the work dir.
   const gcc = { argv: ['gcc', '{files}', '-o', 'main'], sourceSuffixes: ['.c'] };
   assert.deepEqual(compileArgv(gcc, ['main.c', 'util.h', 'input.txt', 'lib/util.c', 'notes.c.txt'], []), ['gcc', 'main.c', 'lib/util.c', '-o', 'main']);
+  // {entry}: the first source alone (rustc's crate root), past files that are not sources.
+  assert.deepEqual(compileArgv({ argv: ['rustc', '{entry}'], sourceSuffixes: ['.rs'] }, ['input.txt', 'main.rs', 'util.rs'], []), ['rustc', 'main.rs']);
   assert.deepEqual(runArgv(['python3', '{files}'], ['main.py'], ['1', '2']), ['python3', 'main.py', '1', '2']);
   assert.deepEqual(runArgv(['./a.out', '{args}', '--end'], ['a.c'], ['1']), ['./a.out', '1', '--end']);
   assert.deepEqual(runArgv(['python3', '{entry}', '{args}'], ['app.py', 'lib.py'], ['1']), ['python3', 'app.py', '1']);

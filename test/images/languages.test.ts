@@ -71,6 +71,25 @@ const CASES: Record<string, Cases> = {
     },
     runtimeError: { source: 'public class Main {\n  public static void main(String[] args) {\n    System.out.println("before");\n    throw new RuntimeException("boom");\n  }\n}\n', exitCode: 1, stderr: /java\.lang\.RuntimeException: boom/ },
   },
+  rust: {
+    sum: 'use std::io::Read;\nfn main() {\n    let mut text = String::new();\n    std::io::stdin().read_to_string(&mut text).unwrap();\n    let sum: i64 = text.split_whitespace().map(|n| n.parse::<i64>().unwrap()).sum();\n    println!("{}", sum);\n}\n',
+    compileError: { source: 'fn main() {\n    println!("{}", undefined_name);\n}\n', message: /cannot find value `undefined_name`/ },
+    // rustc takes the crate root alone ({entry}); `mod util;` finds util.rs beside it.
+    withFiles: {
+      source: 'mod util;\nfn main() {\n    let text = std::fs::read_to_string("input.txt").unwrap();\n    print!("{}{}", text.lines().next().unwrap(), util::NEWLINE);\n}\n',
+      files: { 'util.rs': 'pub const NEWLINE: &str = "\\n";\n', 'input.txt': 'data line\n' },
+    },
+    runtimeError: { source: 'fn main() {\n    println!("before");\n    panic!("boom");\n}\n', exitCode: 101, stderr: /panicked at 'boom'/ },
+  },
+  go: {
+    sum: 'package main\n\nimport "fmt"\n\nfunc main() {\n\tvar a, b int64\n\tfmt.Scan(&a, &b)\n\tfmt.Println(a + b)\n}\n',
+    compileError: { source: 'package main\n\nfunc main() {\n\tprintln(undefinedName)\n}\n', message: /undefined: undefinedName/ },
+    withFiles: {
+      source: 'package main\n\nimport (\n\t"bufio"\n\t"fmt"\n\t"os"\n)\n\nfunc main() {\n\tf, err := os.Open("input.txt")\n\tif err != nil {\n\t\tos.Exit(2)\n\t}\n\tline, _ := bufio.NewReader(f).ReadString(\'\\n\')\n\tfmt.Print(line)\n\tos.Exit(zero)\n}\n',
+      files: { 'util.go': 'package main\n\nconst zero = 0\n', 'input.txt': 'data line\n' },
+    },
+    runtimeError: { source: 'package main\n\nimport "fmt"\n\nfunc main() {\n\tfmt.Println("before")\n\tpanic("boom")\n}\n', exitCode: 2, stderr: /panic: boom/ },
+  },
   bash: {
     sum: 'read -r a b\necho $((a + b))\n',
     runtimeError: { source: 'echo before\nno_such_command_here\n', exitCode: 127, stderr: /no_such_command_here: command not found/ },

@@ -30,8 +30,8 @@ describe('the repository runtimes', () => {
   const runtimes = loadRuntimes();
   const byId = new Map(runtimes.map((r) => [r.id, r]));
 
-  it('cover Python 3, JavaScript, C, C++, Java 17 and Bash', () => {
-    for (const id of ['python', 'javascript', 'c', 'cpp', 'java', 'bash']) assert.ok(byId.has(id), id);
+  it('cover Python 3, JavaScript, C, C++, Java 17, Ruby, Go, Rust and Bash', () => {
+    for (const id of ['python', 'javascript', 'c', 'cpp', 'java', 'ruby', 'go', 'rust', 'bash']) assert.ok(byId.has(id), id);
     assert.match(byId.get('python')!.version, /^3\./);
     assert.match(byId.get('java')!.version, /^17\./);
   });
@@ -41,12 +41,14 @@ describe('the repository runtimes', () => {
     assert.deepEqual(suffixes('c'), ['.c']);
     assert.ok(suffixes('cpp')?.includes('.cpp') && suffixes('cpp')?.includes('.cc'));
     assert.deepEqual(suffixes('java'), ['.java']);
+    assert.deepEqual(suffixes('go'), ['.go']);
+    assert.deepEqual(suffixes('rust'), ['.rs']);
   });
 
-  it('compile exactly the compiled languages, with {files} in the compile argv', () => {
+  it('compile exactly the compiled languages, with {files} in the compile argv ({entry} for rustc)', () => {
     for (const r of runtimes) {
-      assert.equal(r.compile !== undefined, ['c', 'cpp', 'java'].includes(r.id), r.id);
-      if (r.compile) assert.ok(r.compile.argv.includes('{files}'), r.id);
+      assert.equal(r.compile !== undefined, ['c', 'cpp', 'java', 'go', 'rust'].includes(r.id), r.id);
+      if (r.compile) assert.ok(r.compile.argv.includes(r.id === 'rust' ? '{entry}' : '{files}'), r.id);
       // Compile arguments (/v1 compileArgs, Judge0 compiler_options) are taken by every compiled runtime.
       if (r.compile) assert.ok(r.compile.argv.includes('{args}'), r.id);
     }
@@ -134,8 +136,10 @@ describe('bad runtime files are typed errors naming the field', () => {
   });
   it('a default above the maximum', () =>
     rejects({ python: { ...python, defaultLimits: { ...limits, memoryBytes: python.maxLimits.memoryBytes * 2 } } }, /defaultLimits\.memoryBytes .* exceeds maxLimits/));
-  it('a compile step without {files}', () =>
-    rejects({ python: { ...python, compile: { argv: ['/usr/bin/true'] } } }, /must contain "\{files\}"/));
+  it('a compile step without {files} or {entry}', () => {
+    rejects({ python: { ...python, compile: { argv: ['/usr/bin/true'] } } }, /must contain "\{files\}" .* or "\{entry\}"/);
+    assert.deepEqual(load({ python: { ...python, compile: { argv: ['/usr/bin/rustc', '{entry}'] } } })[0]!.compile!.argv, ['/usr/bin/rustc', '{entry}']);
+  });
   it('source suffixes that are empty or not a dot and a name', () => {
     for (const sourceSuffixes of [[], ['c'], ['.'], ['.c d'], ['.c/x'], [1]]) {
       rejects({ python: { ...python, compile: { argv: ['/usr/bin/cc', '{files}'], sourceSuffixes } } }, /compile\.sourceSuffixes/);
