@@ -2,8 +2,8 @@
 # the native addon and the compiled TypeScript. Language images are not built here (building
 # them needs mounts and namespaces that `docker build` does not grant): the compose file's
 # one-shot `images` service builds them into the shared data volume at start.
-# Debian 12 with Node.js 20, the platform cellblock targets.
-FROM node:20-bookworm
+# Debian 12 with Node.js 22, the platform cellblock targets.
+FROM node:22-bookworm
 
 WORKDIR /opt/cellblock
 COPY . .

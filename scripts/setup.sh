@@ -29,18 +29,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Node.js 20 (fastify 5 needs it) with zlib.crc32, which checks Judge0's additional_files: 20.15
-# or newer, or 22.2 or newer (21 and 22.0-22.1 lack it). Debian 12 ships 18: then Debian's node and
-# npm fetch the official Node.js 20 build from the npm registry (the "node" package; the binaries
-# and headers are in node-linux-<arch>), installed under npm's global prefix (/usr/local), which
-# comes before /usr in root's PATH. Checked by what is used, not by the version's number.
-node_ok() { node -e 'const [major] = process.versions.node.split(".").map(Number); process.exit(major >= 20 && typeof require("node:zlib").crc32 === "function" ? 0 : 1)' 2>/dev/null; }
+# Node.js 22 or newer: an LTS line that still gets security fixes (20's ended in April 2026), with
+# zlib.crc32, which checks Judge0's additional_files (22.2 or newer; 22.0-22.1 lack it). Debian 12
+# ships 18, and machines often carry 20: then the machine's node and npm fetch the official Node.js
+# 22 build from the npm registry (the "node" package; the binaries and headers are in
+# node-linux-<arch>), installed under /usr/local, which comes before /usr in root's PATH (not under
+# npm's global prefix: NodeSource's npm has /usr, where it would overwrite the packaged node).
+# Checked by what is used, not by the version's number alone.
+node_ok() { node -e 'const [major] = process.versions.node.split(".").map(Number); process.exit(major >= 22 && typeof require("node:zlib").crc32 === "function" ? 0 : 1)' 2>/dev/null; }
 if ! node_ok; then
-  echo "setup: Node.js $(node --version 2>/dev/null || echo '(none)') is older than 20.15 (or lacks zlib.crc32); installing Node.js 20 from the npm registry"
-  npm install --global --no-audit --no-fund --loglevel=error node@20
+  echo "setup: Node.js $(node --version 2>/dev/null || echo '(none)') is older than 22.2 (or lacks zlib.crc32); installing Node.js 22 from the npm registry"
+  npm install --global --prefix /usr/local --no-audit --no-fund --loglevel=error node@22
   hash -r
   if ! node_ok; then
-    echo "setup: $(command -v node) is still $(node --version 2>/dev/null || echo 'not working'); put $(npm prefix --global)/bin first in PATH" >&2
+    echo "setup: $(command -v node) is still $(node --version 2>/dev/null || echo 'not working'); put /usr/local/bin first in PATH" >&2
     exit 1
   fi
 fi
