@@ -90,6 +90,37 @@ const CASES: Record<string, Cases> = {
     },
     runtimeError: { source: 'package main\n\nimport "fmt"\n\nfunc main() {\n\tfmt.Println("before")\n\tpanic("boom")\n}\n', exitCode: 2, stderr: /panic: boom/ },
   },
+  php: {
+    sum: '<?php\n[$a, $b] = array_map(\'intval\', preg_split(\'/\\s+/\', trim(stream_get_contents(STDIN))));\necho $a + $b, "\\n";\n',
+    runtimeError: { source: '<?php\necho "before\\n";\nthrow new Exception("boom");\n', exitCode: 255, stderr: /Uncaught Exception: boom/ },
+  },
+  perl: {
+    sum: 'my ($a, $b) = split " ", do { local $/; <STDIN> };\nprint $a + $b, "\\n";\n',
+    runtimeError: { source: 'print "before\\n";\ndie "boom\\n";\n', exitCode: 255, stderr: /^boom$/m },
+  },
+  lua: {
+    sum: 'local a, b = io.read("n", "n")\nprint(math.tointeger(a + b))\n',
+    runtimeError: { source: 'print("before")\nerror("boom")\n', exitCode: 1, stderr: /boom/ },
+  },
+  csharp: {
+    sum: 'using System;\nusing System.Linq;\n\npublic class Program\n{\n    public static void Main()\n    {\n        var sum = Console.In.ReadToEnd().Split((char[])null, StringSplitOptions.RemoveEmptyEntries).Select(long.Parse).Sum();\n        Console.WriteLine(sum);\n    }\n}\n',
+    compileError: { source: 'public class Program\n{\n    public static void Main()\n    {\n        int x = "text";\n    }\n}\n', message: /error CS0029: Cannot implicitly convert type `string' to `int'/ },
+    withFiles: {
+      source: 'using System;\nusing System.IO;\n\npublic class Program\n{\n    public static void Main()\n    {\n        Console.WriteLine(File.ReadAllLines("input.txt")[0] + Util.Suffix);\n    }\n}\n',
+      files: { 'Util.cs': 'static class Util\n{\n    public const string Suffix = "";\n}\n', 'input.txt': 'data line\n' },
+    },
+    runtimeError: { source: 'using System;\n\npublic class Program\n{\n    public static void Main()\n    {\n        Console.WriteLine("before");\n        throw new InvalidOperationException("boom");\n    }\n}\n', exitCode: 1, stderr: /System\.InvalidOperationException: boom/ },
+  },
+  pascal: {
+    sum: 'program Sum;\nvar a, b: Int64;\nbegin\n  readln(a, b);\n  writeln(a + b);\nend.\n',
+    compileError: { source: 'program Broken;\nbegin\n  writeln(undefinedName);\nend.\n', message: /Identifier not found "undefinedName"/ },
+    // fpc takes the program file alone ({entry}) and finds the units it uses beside it.
+    withFiles: {
+      source: "program WithFiles;\nuses Util;\nvar f: Text; line: string;\nbegin\n  Assign(f, 'input.txt');\n  Reset(f);\n  readln(f, line);\n  writeln(line);\n  Halt(Zero);\nend.\n",
+      files: { 'util.pas': 'unit Util;\ninterface\nconst Zero = 0;\nimplementation\nend.\n', 'input.txt': 'data line\n' },
+    },
+    runtimeError: { source: "program Fail;\nbegin\n  writeln('before');\n  writeln(StdErr, 'boom');\n  Halt(3);\nend.\n", exitCode: 3, stderr: /boom/ },
+  },
   bash: {
     sum: 'read -r a b\necho $((a + b))\n',
     runtimeError: { source: 'echo before\nno_such_command_here\n', exitCode: 127, stderr: /no_such_command_here: command not found/ },
