@@ -218,6 +218,8 @@ export interface StageDiff {
   stage: Stage;
   recorded: number;
   traced: number;
+  /** Paths of the list or the trace left out of the comparison (cpuDependent). */
+  cpuDependent: number;
   added: string[];
   removed: string[];
 }
@@ -226,8 +228,10 @@ export interface StageDiff {
  * CPU it runs on: glibc-hwcaps/x86-64-v2..v4 as far as the CPU goes, and glibc 2.36's legacy
  * hwcaps (tls, the platform such as haswell or xeon_phi, avx512_1, x86_64), tried in every
  * combination the CPU allows. A list traced on an AMD EPYC has tls/x86_64/x86_64 where one traced on
- * an Intel Xeon with AVX-512 has haswell/avx512_1/...: neither is stale. */
-const CPU_DEPENDENT_DIR = /\/(glibc-hwcaps|tls|haswell|xeon_phi|avx512_1|x86_64)(\/|$)/;
+ * an Intel Xeon with AVX-512 has haswell/avx512_1/...: neither is stale. Only such a chain at the
+ * path's end counts, alone or before a shared library's name, so that a source tree's tls
+ * directory (Go's crypto/tls/conn.go) is compared as any other path. */
+const CPU_DEPENDENT_DIR = /\/(glibc-hwcaps\/x86-64-v[234]|(tls|haswell|xeon_phi|avx512_1|x86_64)(\/(tls|haswell|xeon_phi|avx512_1|x86_64))*)(\/[^/]+\.so(\.[0-9]+)*)?$/;
 
 /** Whether the loader looks `path` up on some CPUs only (CPU_DEPENDENT_DIR). */
 export function cpuDependent(path: string): boolean {
@@ -239,10 +243,13 @@ export function cpuDependent(path: string): boolean {
 export function diffStage(stage: Stage, recorded: readonly string[] | undefined, traced: StagePaths): StageDiff {
   const before = new Set(recorded ?? []);
   const after = new Set(traced.paths);
+  let cpuDependentPaths = 0;
+  for (const path of new Set([...before, ...after])) if (cpuDependent(path)) cpuDependentPaths++;
   return {
     stage,
     recorded: before.size,
     traced: after.size,
+    cpuDependent: cpuDependentPaths,
     added: traced.paths.filter((p) => !before.has(p) && !cpuDependent(p)),
     removed: [...before].filter((p) => !after.has(p) && !cpuDependent(p)).sort(),
   };
@@ -286,7 +293,9 @@ async function main(argv: string[]): Promise<number> {
       const diff = diffStage(stage, runtime[stage]?.startupPaths, stagePaths);
       const same = diff.added.length === 0 && diff.removed.length === 0;
       if (!same) stale++;
-      const unplaced = stagePaths.unplaced > 0 ? `; ${stagePaths.unplaced} relative to a directory fd, left out` : '';
+      const unplaced =
+        (stagePaths.unplaced > 0 ? `; ${stagePaths.unplaced} relative to a directory fd, left out` : '') +
+        (diff.cpuDependent > 0 ? `; ${diff.cpuDependent} that depend on the CPU, not compared` : '');
       process.stdout.write(`${runtime.id} ${stage}: ${diff.traced} paths traced, ${diff.recorded} recorded${same ? ', the same' : `: ${diff.added.length} new, ${diff.removed.length} gone`}${unplaced}\n`);
       if (write) json[stage]!.startupPaths = stagePaths.paths;
       else {

@@ -41,7 +41,7 @@ export interface CheckedSubmission {
   compileLimits?: Limits;
   /** How many times it runs (SubmissionShape.runs). */
   runs: number;
-  /** What the compile's `{files}` is drawn from: every file, or the entry alone (compileEntryOnly). */
+  /** What the compile's `{files}` (or `{entry}`) is drawn from: every file, or the entry alone (compileEntryOnly). */
   compileSources: string[];
   /** The output files, normalised (as fileNames are), in the asked order. */
   outputFiles: string[];

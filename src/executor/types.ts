@@ -27,7 +27,7 @@ export interface ExecuteRequest {
   /** Run limits; absent fields take the runtime's defaults. Checked against maxima by the API. */
   limits?: Partial<Limits>;
   compileLimits?: Partial<Limits>;
-  /** The compile's `{files}` is the entry file alone, not every source among the files (Judge0's
+  /** The compile's `{files}` (or `{entry}`) is the entry file alone, not every source among the files (Judge0's
    * compile commands name the source file only; its additional files may be sources that the
    * entry #includes). */
   compileEntryOnly?: boolean;

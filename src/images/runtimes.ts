@@ -106,8 +106,8 @@ export function parseRuntime(text: string, file: string): Runtime {
       });
     }
     if (c.startupPaths !== undefined) compile.startupPaths = startupPaths(c.startupPaths, 'compile.startupPaths', fail);
-    if (!compile.argv.includes('{files}') && !compile.argv.includes('{entry}')) {
-      fail('compile.argv must contain "{files}" (where the submitted sources go) or "{entry}" (the first of them alone)');
+    if (compile.argv.includes('{files}') === compile.argv.includes('{entry}')) {
+      fail('compile.argv must contain "{files}" (where the submitted sources go) or "{entry}" (the first of them alone), not both');
     }
     if (c.limits !== undefined) compile.limits = parsePartialLimits(c.limits, 'compile.limits', fail);
   }

@@ -138,8 +138,10 @@ describe('bad runtime files are typed errors naming the field', () => {
   });
   it('a default above the maximum', () =>
     rejects({ python: { ...python, defaultLimits: { ...limits, memoryBytes: python.maxLimits.memoryBytes * 2 } } }, /defaultLimits\.memoryBytes .* exceeds maxLimits/));
-  it('a compile step without {files} or {entry}', () => {
+  it('a compile step with neither {files} nor {entry}, or with both', () => {
     rejects({ python: { ...python, compile: { argv: ['/usr/bin/true'] } } }, /must contain "\{files\}" .* or "\{entry\}"/);
+    // Both would hand the compiler its entry file twice.
+    rejects({ python: { ...python, compile: { argv: ['/usr/bin/cc', '{entry}', '{files}'] } } }, /not both/);
     assert.deepEqual(load({ python: { ...python, compile: { argv: ['/usr/bin/rustc', '{entry}'] } } })[0]!.compile!.argv, ['/usr/bin/rustc', '{entry}']);
   });
   it('source suffixes that are empty or not a dot and a name', () => {
