@@ -121,6 +121,19 @@ const CASES: Record<string, Cases> = {
     },
     runtimeError: { source: "program Fail;\nbegin\n  writeln('before');\n  writeln(StdErr, 'boom');\n  Halt(3);\nend.\n", exitCode: 3, stderr: /boom/ },
   },
+  haskell: {
+    sum: 'main :: IO ()\nmain = do\n  [a, b] <- map read . words <$> getContents :: IO [Integer]\n  print (a + b)\n',
+    compileError: { source: 'main :: IO ()\nmain = print undefinedName\n', message: /Variable not in scope: undefinedName/ },
+    withFiles: {
+      source: 'import Util (firstLine)\n\nmain :: IO ()\nmain = readFile "input.txt" >>= putStrLn . firstLine\n',
+      files: { 'Util.hs': 'module Util (firstLine) where\n\nfirstLine :: String -> String\nfirstLine = head . lines\n', 'input.txt': 'data line\n' },
+    },
+    runtimeError: { source: 'main :: IO ()\nmain = do\n  putStrLn "before"\n  error "boom"\n', exitCode: 1, stderr: /main: boom/ },
+  },
+  r: {
+    sum: 'x <- scan(file("stdin"), quiet = TRUE)\ncat(sum(x), "\\n", sep = "")\n',
+    runtimeError: { source: 'cat("before\\n")\nstop("boom")\n', exitCode: 1, stderr: /Error: boom/ },
+  },
   bash: {
     sum: 'read -r a b\necho $((a + b))\n',
     runtimeError: { source: 'echo before\nno_such_command_here\n', exitCode: 127, stderr: /no_such_command_here: command not found/ },

@@ -30,8 +30,8 @@ describe('the repository runtimes', () => {
   const runtimes = loadRuntimes();
   const byId = new Map(runtimes.map((r) => [r.id, r]));
 
-  it('cover Python 3, JavaScript, C, C++, Java 17, Ruby, Go, Rust, C#, Pascal, PHP, Perl, Lua and Bash', () => {
-    for (const id of ['python', 'javascript', 'c', 'cpp', 'java', 'ruby', 'go', 'rust', 'csharp', 'pascal', 'php', 'perl', 'lua', 'bash']) assert.ok(byId.has(id), id);
+  it('cover Python 3, JavaScript, C, C++, Java 17, Ruby, Go, Rust, C#, Pascal, Haskell, PHP, Perl, Lua, R and Bash', () => {
+    for (const id of ['python', 'javascript', 'c', 'cpp', 'java', 'ruby', 'go', 'rust', 'csharp', 'pascal', 'haskell', 'php', 'perl', 'lua', 'r', 'bash']) assert.ok(byId.has(id), id);
     assert.match(byId.get('python')!.version, /^3\./);
     assert.match(byId.get('java')!.version, /^17\./);
   });
@@ -45,11 +45,12 @@ describe('the repository runtimes', () => {
     assert.deepEqual(suffixes('rust'), ['.rs']);
     assert.deepEqual(suffixes('csharp'), ['.cs']);
     assert.deepEqual(suffixes('pascal'), ['.pas', '.pp', '.lpr']);
+    assert.deepEqual(suffixes('haskell'), ['.hs']);
   });
 
   it('compile exactly the compiled languages, with {files} in the compile argv ({entry} for rustc and fpc)', () => {
     for (const r of runtimes) {
-      assert.equal(r.compile !== undefined, ['c', 'cpp', 'java', 'go', 'rust', 'csharp', 'pascal'].includes(r.id), r.id);
+      assert.equal(r.compile !== undefined, ['c', 'cpp', 'java', 'go', 'rust', 'csharp', 'pascal', 'haskell'].includes(r.id), r.id);
       if (r.compile) assert.ok(r.compile.argv.includes(['rust', 'pascal'].includes(r.id) ? '{entry}' : '{files}'), r.id);
       // Compile arguments (/v1 compileArgs, Judge0 compiler_options) are taken by every compiled runtime.
       if (r.compile) assert.ok(r.compile.argv.includes('{args}'), r.id);
