@@ -229,8 +229,9 @@ export interface StageDiff {
  * hwcaps (tls, the platform such as haswell or xeon_phi, avx512_1, x86_64), tried in every
  * combination the CPU allows. A list traced on an AMD EPYC has tls/x86_64/x86_64 where one traced on
  * an Intel Xeon with AVX-512 has haswell/avx512_1/...: neither is stale. Only such a chain at the
- * path's end counts, alone or before a shared library's name, so that a source tree's tls
- * directory (Go's crypto/tls/conn.go) is compared as any other path. */
+ * path's end counts, alone or before a shared library's name, so that the files of a source
+ * tree's tls directory (Go's crypto/tls/conn.go) are compared as any other path; a lookup of such
+ * a directory itself (.../crypto/tls) is not. */
 const CPU_DEPENDENT_DIR = /\/(glibc-hwcaps\/x86-64-v[234]|(tls|haswell|xeon_phi|avx512_1|x86_64)(\/(tls|haswell|xeon_phi|avx512_1|x86_64))*)(\/[^/]+\.so(\.[0-9]+)*)?$/;
 
 /** Whether the loader looks `path` up on some CPUs only (CPU_DEPENDENT_DIR). */

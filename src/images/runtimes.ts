@@ -65,9 +65,10 @@ function argv(value: unknown, field: string, fail: Fail): string[] {
   return list;
 }
 
-/** Enough for any interpreter's or compiler's start-up (go build's is the longest: ~2000, as it
- * hashes the sources of every standard package its hello world imports); the pool looks each one
- * up per root. */
+/** Enough for any interpreter's or compiler's start-up (GHC's is the longest: ~2240, half of them
+ * the loader's CPU-dependent directories under its many library directories; go build's ~2000, as
+ * it hashes the sources of every standard package its hello world imports); the pool looks each
+ * one up per root. */
 const MAX_STARTUP_PATHS = 4000;
 
 /** A stage's startupPaths: absolute, normalised paths inside the image (no "..", "//" or trailing "/"). */

@@ -64,13 +64,15 @@ describe('the repository runtimes', () => {
     }
   });
 
-  it('give Java more memory, tasks and files than the others', () => {
+  it('give Java more memory and tasks than the others, and Java and R more open files', () => {
     const java = byId.get('java')!;
     for (const r of runtimes.filter((x) => x.id !== 'java')) {
       assert.ok(java.defaultLimits.memoryBytes > r.defaultLimits.memoryBytes, r.id);
       assert.ok(java.defaultLimits.pids > r.defaultLimits.pids, r.id);
       assert.ok(java.maxLimits.memoryBytes >= r.maxLimits.memoryBytes, r.id);
     }
+    // R does not start below 167 (its library limit, at least 100, must be at most 60% of it).
+    for (const r of runtimes) assert.equal(r.defaultLimits.openFiles >= 167, ['java', 'r'].includes(r.id), r.id);
   });
 
   it('give the stages of python, C and C++ the paths their start-up looks up', () => {
