@@ -11,7 +11,7 @@ import yauzl from 'yauzl';
 
 /** Judge0's MAX_EXTRACT_SIZE default (10240 KB): there the most each file may unpack to, here the
  * most a submission's files may unpack to together (and less when the request's body limit is
- * lower: CompatPluginOptions.maxUnpackedBytes). */
+ * lower: CompatPluginOptions.maxExpansionBytes). */
 export const JUDGE0_MAX_EXTRACT_BYTES = 10240 * 1024;
 
 export interface AdditionalFile {

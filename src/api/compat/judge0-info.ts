@@ -5,7 +5,7 @@
 // and the smallest maximum over them (Java's are larger: GET /languages/:id does not say them,
 // as in Judge0, but a submission up to the runtime's own maxima is accepted).
 import type { Limits } from '../../sandbox/types.js';
-import { bytesToKiB, msToSeconds } from '../../units.js';
+import { KiB, bytesToKiB, msToSeconds } from '../../units.js';
 import type { QueueCounts, WorkerLiveness } from '../../queue/client.js';
 import type { Judge0Languages } from './judge0-languages.js';
 import { CALLBACK_ATTEMPTS, CALLBACK_TIMEOUT_MS } from './judge0-callback.js';
@@ -75,7 +75,8 @@ export function judge0ConfigInfo(sources: Judge0ConfigSources): Record<string, u
     callbacks_max_tries: CALLBACK_ATTEMPTS,
     callbacks_timeout: msToSeconds(CALLBACK_TIMEOUT_MS),
     enable_additional_files: true,
-    max_extract_size: Math.floor(sources.maxExtractBytes / 1024),
+    // Down, not to the nearest (bytesToKiB): a bound read back must not promise more than it allows.
+    max_extract_size: Math.floor(sources.maxExtractBytes / KiB),
     allow_enable_network: false,
     enable_network: false,
     maintenance_mode: false,
