@@ -76,6 +76,17 @@ std::vector<int> getDescriptors(const Napi::Object& o, const char* key) {
   return out;
 }
 
+/** A descriptor, or -1 when the option is absent. */
+int getOptionalDescriptor(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return -1;
+  int64_t fd = v.IsNumber() ? v.As<Napi::Number>().Int64Value() : -1;
+  if (fd < 0 || fd > INT32_MAX) {
+    throw Napi::TypeError::New(o.Env(), std::string("option ") + key + " must be a descriptor");
+  }
+  return static_cast<int>(fd);
+}
+
 std::vector<std::string> getStrings(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   if (!v.IsArray()) {
@@ -185,6 +196,10 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     if (!options.cpuWeightPath.empty()) {
       options.backgroundCpuWeight = getInt(o, "backgroundCpuWeight");
     }
+    options.stdinPipeFd = getOptionalDescriptor(o, "stdinPipeFd");
+    options.stdoutPipeFd = getOptionalDescriptor(o, "stdoutPipeFd");
+    Napi::Value ignoreSigpipe = o.Get("ignoreSigpipe");
+    options.ignoreSigpipe = ignoreSigpipe.IsBoolean() && ignoreSigpipe.As<Napi::Boolean>().Value();
     try {
       state_ = cb::createContainerState(options);
     } catch (const cb::SetupError& e) {
@@ -441,6 +456,22 @@ Napi::Value IsLockFileHeld(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, held == 1);
 }
 
+/** createPipe() -> [readFd, writeFd], both close-on-exec: for a connected run's two containers
+ * (PrepareOptions.stdinPipeFd); the caller closes them once both are prepared. */
+Napi::Value CreatePipe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int readEnd = -1, writeEnd = -1;
+  try {
+    cb::createPipe(readEnd, writeEnd);
+  } catch (const cb::SetupError& e) {
+    throwSetupError(env, e);
+  }
+  Napi::Array ends = Napi::Array::New(env, 2);
+  ends.Set(0u, Napi::Number::New(env, readEnd));
+  ends.Set(1u, Napi::Number::New(env, writeEnd));
+  return ends;
+}
+
 /** A plain object of named counters. */
 Napi::Object countsObject(Napi::Env env, std::initializer_list<std::pair<const char*, int64_t>> counts) {
   Napi::Object o = Napi::Object::New(env);
@@ -499,6 +530,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Container", ContainerWrap::Define(env));
   exports.Set("holdLockFile", Napi::Function::New(env, HoldLockFile));
   exports.Set("isLockFileHeld", Napi::Function::New(env, IsLockFileHeld));
+  exports.Set("createPipe", Napi::Function::New(env, CreatePipe));
   return exports;
 }
 

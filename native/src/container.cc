@@ -76,8 +76,26 @@ int openMemfd(const char* name) {
 void openPipe(int& readEnd, int& writeEnd) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) < 0) throwSetup(step_open_pipe, errno);
-  readEnd = aboveStdio(fds[0]);
-  writeEnd = aboveStdio(fds[1]);
+  try {
+    readEnd = aboveStdio(fds[0]);
+  } catch (const SetupError&) {
+    close(fds[1]);
+    throw;
+  }
+  try {
+    writeEnd = aboveStdio(fds[1]);
+  } catch (const SetupError&) {
+    close(readEnd);
+    readEnd = -1;
+    throw;
+  }
+}
+
+/** The caller's pipe end, copied above stdio and close-on-exec. */
+int copyPipeEnd(int fd) {
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (copy < 0) throwSetup(step_open_pipe, errno);
+  return copy;
 }
 
 void* mapStack(size_t bytes) {
@@ -189,6 +207,10 @@ void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onR
   close(s.cancelRead);
   for (int fd : s.cgroupJoinFds) close(fd);
   if (s.cgroupDirFd >= 0) close(s.cgroupDirFd);
+  // A connected run's pipe ends are the program's alone (init closes its copies once the child
+  // has them): the peer must see end of file when this program is gone.
+  if (s.stdinIsPipe) close(s.stdinFd);
+  if (s.stdoutIsPipe) close(s.stdoutFd);
   s.initEndsClosed = true;
 
   ReportRecord record{};
@@ -236,7 +258,8 @@ ExitReport collectRunReport(ContainerState& s, Failure failure) {
   exit.wallTimeNs = s.wallTimeNs;
   exit.execNs = s.execNs;
   if (exit.started) {
-    exit.stdoutData = readMemfd(s.stdoutFd, s.outputBytes, exit.stdoutBytes);
+    // A connected run's stdout went to its peer: nothing of it is kept.
+    if (!s.stdoutIsPipe) exit.stdoutData = readMemfd(s.stdoutFd, s.outputBytes, exit.stdoutBytes);
     int64_t stderrRoom = s.outputBytes - static_cast<int64_t>(exit.stdoutData.size());
     exit.stderrData = readMemfd(s.stderrFd, stderrRoom, exit.stderrBytes);
     exit.accountingRead = readAccounting(s.accountingFds, exit.accountingText);
@@ -260,6 +283,8 @@ void ContainerState::release() {
     reportWrite = goRead = cancelRead = -1;
     cgroupJoinFds.clear();
     cgroupDirFd = -1;
+    if (stdinIsPipe) stdinFd = -1;
+    if (stdoutIsPipe) stdoutFd = -1;
   }
   for (int& fd : cgroupJoinFds) closeFd(fd);
   closeFd(cgroupDirFd);
@@ -320,8 +345,11 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
     s.cpuWeightFd = aboveStdio(fd);
     s.backgroundWeightText = std::to_string(o.backgroundCpuWeight);
   }
-  s.stdinFd = openMemfd("cellblock-stdin");
-  s.stdoutFd = openMemfd("cellblock-stdout");
+  s.programIgnoresSigpipe = o.ignoreSigpipe;
+  s.stdinIsPipe = o.stdinPipeFd >= 0;
+  s.stdoutIsPipe = o.stdoutPipeFd >= 0;
+  s.stdinFd = s.stdinIsPipe ? copyPipeEnd(o.stdinPipeFd) : openMemfd("cellblock-stdin");
+  s.stdoutFd = s.stdoutIsPipe ? copyPipeEnd(o.stdoutPipeFd) : openMemfd("cellblock-stdout");
   s.stderrFd = openMemfd("cellblock-stderr");
   openPipe(s.reportRead, s.reportWrite);
   openPipe(s.goRead, s.goWrite);
@@ -340,6 +368,8 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
   s.programStack = mapStack(kProgramStackBytes);
   return state;
 }
+
+void createPipe(int& readEnd, int& writeEnd) { openPipe(readEnd, writeEnd); }
 
 void launchSupervisor(std::shared_ptr<ContainerState> state, ReadyCallback onReady,
                       SetupFailedCallback onSetupFailed, GoneCallback onGone) {
@@ -389,6 +419,9 @@ void configureProgram(ContainerState& s, const StartOptions& o) {
   s.remountTmp = o.tmpBytes > 0 && o.tmpBytes != s.preparedTmpBytes;
   s.tmpRemountOptions = tmpfsOptions(o.tmpBytes, "1777");
 
+  // A connected run's stdin is its peer's stdout, and its stdout its peer's stdin.
+  if (s.stdinIsPipe && !o.stdinData.empty()) throwSetup(step_write_stdin, EINVAL);
+  if (s.stdoutIsPipe && o.stderrToStdout) throwSetup(step_dup_stdio, EINVAL);
   // The memfd is fresh (one start per container) and pwrite leaves its offset at 0.
   size_t written = 0;
   while (written < o.stdinData.size()) {

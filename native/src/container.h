@@ -34,6 +34,14 @@ struct PrepareOptions {
    * writes to it once the run has used backgroundAfterCpuNs; empty path: never. */
   std::string cpuWeightPath;
   int64_t backgroundCpuWeight = 0;
+  /** A pipe end (the caller's, which it keeps and closes) to be the program's stdin or stdout in
+   * place of the memfd: a connected run (an interactive problem's two programs, each one's stdout
+   * the other's stdin). -1: the memfd. The state takes a copy of its own. */
+  int stdinPipeFd = -1;
+  int stdoutPipeFd = -1;
+  /** The program starts with SIGPIPE ignored (every other signal at its default): a write to a
+   * pipe whose reader is gone fails with EPIPE instead of killing it. */
+  bool ignoreSigpipe = false;
 };
 
 struct StartOptions {
@@ -80,6 +88,9 @@ struct ExitReport {
 using ReadyCallback = std::function<void()>;
 using SetupFailedCallback = std::function<void(ExitReport)>;
 using GoneCallback = std::function<void()>;
+
+/** A pipe whose two ends (read, write) are close-on-exec and above 2; throws SetupError. */
+void createPipe(int& readEnd, int& writeEnd);
 
 /** Opens every descriptor and lays out every path init needs; throws SetupError. */
 std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& options);

@@ -75,14 +75,17 @@ void waitGateWhile(ContainerState& s, int32_t value, int64_t timeoutNs) {
 
 // ---- the program's child (pid 2), between clone and execve
 
-Failure resetSignals() {
+Failure resetSignals(const ContainerState& s) {
   // Dispositions set by Node (SIGPIPE ignored, ...) and init's all-blocked mask must not reach
-  // the program: ignored signals and the mask survive execve.
-  struct { void* handler; unsigned long flags; void* restorer; uint64_t mask; } dfl = {
-      nullptr /* SIG_DFL */, 0, nullptr, 0};
+  // the program: ignored signals and the mask survive execve. SIGPIPE stays ignored only where
+  // the container was prepared so (PrepareOptions.ignoreSigpipe).
+  struct Action { void* handler; unsigned long flags; void* restorer; uint64_t mask; };
+  Action dfl = {nullptr /* SIG_DFL */, 0, nullptr, 0};
+  Action ign = {reinterpret_cast<void*>(1) /* SIG_IGN */, 0, nullptr, 0};
   for (int sig = 1; sig <= 64; sig++) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
-    long r = sys(SYS_rt_sigaction, sig, &dfl, 0, kKernelSigsetBytes);
+    const Action* action = sig == SIGPIPE && s.programIgnoresSigpipe ? &ign : &dfl;
+    long r = sys(SYS_rt_sigaction, sig, action, 0, kKernelSigsetBytes);
     if (r < 0 && r != -EINVAL) return Failure{step_reset_signals, static_cast<int32_t>(-r)};
   }
   uint64_t none = 0;
@@ -173,7 +176,7 @@ Failure prepareBeforeGo(ContainerState& s) {
   CB_TRY(step_setsid, sys(SYS_setsid));
   CB_TRY_FAILURE(joinCgroups(s));
   CB_TRY_FAILURE(redirectStdio(s));
-  CB_TRY_FAILURE(resetSignals());
+  CB_TRY_FAILURE(resetSignals(s));
   CB_TRY_FAILURE(dropCapabilityBounds(s));
   CB_TRY_FAILURE(installSeccomp(s));
   return ok();
@@ -270,9 +273,13 @@ bool reapChildren(ContainerState& s, Watch& w) {
   return programDone;
 }
 
+/** What the run has written to its memfds (a connected run's stdout is a pipe to its peer, and
+ * init no longer holds it). */
 int64_t outputSize(const ContainerState& s) {
   struct stat out, err;
-  if (sys(SYS_fstat, s.stdoutFd, &out) < 0 || sys(SYS_fstat, s.stderrFd, &err) < 0) return 0;
+  if (sys(SYS_fstat, s.stderrFd, &err) < 0) return 0;
+  if (s.stdoutIsPipe) return static_cast<int64_t>(err.st_size);
+  if (sys(SYS_fstat, s.stdoutFd, &out) < 0) return 0;
   return static_cast<int64_t>(out.st_size) + static_cast<int64_t>(err.st_size);
 }
 
@@ -405,6 +412,10 @@ int initMain(void* arg) {
   if (f.failed()) failAndExit(s, f, 1);
   // The child has already reported why it could not join.
   if (gateValue(s) == kGateFailed) sysExit(1);
+  // The child holds a connected run's pipe ends as its stdin and stdout now: init's copies would
+  // keep its peer from seeing end of file (or SIGPIPE) once the program is gone.
+  if (s.stdinIsPipe) sys(SYS_close, s.stdinFd);
+  if (s.stdoutIsPipe) sys(SYS_close, s.stdoutFd);
   holdProgramFilter(s, programPid);
   countJoin(s.joinedAtClone);
   report(s, kReportReady, ok());

@@ -62,6 +62,28 @@ export const TestInput = Type.Object(
   { additionalProperties: false },
 );
 
+const compileArgsInput = (what: string) =>
+  Type.Array(Type.String({ maxLength: MAX_ARG_CHARS }), {
+    description: `Arguments for ${what} compiler ("-O0", "-DLOCAL", "-std=c11"), placed where the runtime's compile command takes them, after its own flags, so that they override them; only for runtimes that have a compile step (400 no_compile_step otherwise).`,
+  });
+
+export const InteractorInput = Type.Object(
+  {
+    language: Type.String({ minLength: 1, maxLength: 64, description: "The interactor's runtime id, language or alias." }),
+    version: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    source: Type.Optional(Type.String({ description: "A single source file, written as the runtime's source file name." })),
+    files: Type.Optional(Type.Array(FileInput, { minItems: 1, description: 'Several files; the first is the entry point. Not input.txt, output.txt or answer.txt.' })),
+    compileArgs: Type.Optional(compileArgsInput("the interactor's")),
+    limits: Type.Optional(LimitsInput),
+    compileLimits: Type.Optional(CompileLimitsInput),
+  },
+  {
+    additionalProperties: false,
+    description:
+      "An interactive problem's interactor: run beside the program in every test, the interactor's stdout the program's stdin and the program's stdout its stdin. It is started as `<its run command> input.txt output.txt [answer.txt]` (testlib's interactor arguments): input.txt holds the test's stdin, answer.txt its expectedOutput when the test has one. The test's passed is its judgement: exit 0 true, 1 or 2 (wrong answer, presentation error) false, anything else null (see tests[].interactor). Needs tests; not with stdin or stderrToStdout.",
+  },
+);
+
 export const JobSubmission = Type.Object(
   {
     language: Type.String({ minLength: 1, maxLength: 64, description: 'Runtime id, language or alias (see /v1/runtimes).' }),
@@ -70,12 +92,7 @@ export const JobSubmission = Type.Object(
     files: Type.Optional(Type.Array(FileInput, { minItems: 1, description: 'Several files; the first is the entry point.' })),
     stdin: Type.Optional(Type.String()),
     args: Type.Optional(Type.Array(Type.String({ maxLength: MAX_ARG_CHARS }))),
-    compileArgs: Type.Optional(
-      Type.Array(Type.String({ maxLength: MAX_ARG_CHARS }), {
-        description:
-          "Arguments for the compiler (\"-O0\", \"-DLOCAL\", \"-std=c11\"), placed where the runtime's compile command takes them, after its own flags, so that they override them; only for runtimes that have a compile step (400 no_compile_step otherwise).",
-      }),
-    ),
+    compileArgs: Type.Optional(compileArgsInput('the')),
     limits: Type.Optional(LimitsInput),
     compileLimits: Type.Optional(CompileLimitsInput),
     outputFiles: Type.Optional(
@@ -91,6 +108,7 @@ export const JobSubmission = Type.Object(
       }),
     ),
     tests: Type.Optional(Type.Array(TestInput, { minItems: 1, description: 'Run once per test after one compile.' })),
+    interactor: Type.Optional(InteractorInput),
     webhookUrl: Type.Optional(Type.String({ maxLength: 2048, description: 'http(s) URL the finished job is POSTed to.' })),
   },
   { additionalProperties: false, $id: 'JobSubmission' },
@@ -151,12 +169,16 @@ const outcomeFields = {
   stderrTruncated: Type.Boolean(),
 };
 
-export const StageView = Type.Object({
+const stageFields = {
   ...outcomeFields,
   cpuTimeMs: Type.Number(),
   wallTimeMs: Type.Number(),
   peakMemoryBytes: Type.Number(),
-  passed: Type.Optional(Type.Union([Type.Boolean(), Type.Null()], { description: 'Tests only: stdout matched expectedOutput.' })),
+  passed: Type.Optional(
+    Type.Union([Type.Boolean(), Type.Null()], {
+      description: "Tests only: stdout matched expectedOutput (null: the test had none); in an interactive job, the interactor's judgement (see interactor).",
+    }),
+  ),
   error: Type.Optional(
     Type.Object({ step: Type.String(), errno: Type.Integer(), code: Type.String(), message: Type.String() }),
   ),
@@ -176,6 +198,13 @@ export const StageView = Type.Object({
       { description: 'Runs of a job that asked for outputFiles: each file the program left in its work dir, in the asked order.' },
     ),
   ),
+};
+
+export const StageView = Type.Object({
+  ...stageFields,
+  interactor: Type.Optional(
+    Type.Object(stageFields, { description: "Tests of an interactive job: the interactor's run (its stdout went to the program: empty; testlib writes its message to stderr)." }),
+  ),
 });
 export type StageView = Static<typeof StageView>;
 
@@ -183,6 +212,7 @@ export const ResultView = Type.Object({
   ...outcomeFields,
   runtime: Type.Object({ id: Type.String(), language: Type.String(), version: Type.String() }),
   compile: Type.Optional(StageView),
+  interactorCompile: Type.Optional(StageView),
   run: Type.Optional(StageView),
   tests: Type.Optional(Type.Array(StageView)),
   metrics: Type.Object(
@@ -192,7 +222,7 @@ export const ResultView = Type.Object({
       peakMemoryBytes: Type.Number(),
       queueWaitMs: Type.Number(),
     },
-    { description: 'CPU and wall time summed over compile and every run; peak memory is the largest; queue wait is accepted → taken.' },
+    { description: "CPU and wall time summed over compile and every run; peak memory is the largest; queue wait is accepted → taken. The program's own: an interactor's stages are not counted." },
   ),
 });
 export type ResultView = Static<typeof ResultView>;

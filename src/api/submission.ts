@@ -1,15 +1,28 @@
 // A /v1 submission, checked against the runtime it names and turned into the queue's JobRequest.
 // Everything a worker would trip over is refused here with its own code, so that a job that is
 // accepted can run; admissionProblem stands behind every front's own checks (Piston, Judge0 too).
-import { NAME_MAX_BYTES, OPTION_LIKE_FILE_NAME, checkSubmission, compileArgsProblem, outputAboveMaximum, type CheckedSubmission, type SubmissionShape } from '../executor/check.js';
+import {
+  NAME_MAX_BYTES,
+  OPTION_LIKE_FILE_NAME,
+  checkInteractor,
+  checkSubmission,
+  compileArgsProblem,
+  interactiveJobProblem,
+  interactorFileNameProblem,
+  outputAboveMaximum,
+  type CheckedSubmission,
+  type SubmissionShape,
+} from '../executor/check.js';
 import { ExecutorError } from '../executor/errors.js';
 import type { Runtime } from '../images/types.js';
-import type { JobRequest } from '../jobs/model.js';
+import type { JobInteractor, JobRequest } from '../jobs/model.js';
 import type { OutboundPolicy } from '../queue/outbound.js';
 import type { Limits } from '../sandbox/types.js';
-import { badRequest, type ApiError } from './errors.js';
+import { ApiError, badRequest } from './errors.js';
 import { requireRuntime } from './runtimes.js';
 import { MAX_ARG_CHARS, type JobSubmission } from './schemas.js';
+
+type InteractorSubmission = NonNullable<JobSubmission['interactor']>;
 
 export interface SubmissionPolicy {
   maxFiles: number;
@@ -37,6 +50,27 @@ function checkedForWorker(request: JobRequest, runtime: Runtime): CheckedSubmiss
   }
 }
 
+/** What the worker's executor makes of an interactive job's interactor (checkInteractor), or why
+ * it would refuse it. */
+function checkedInteractorForWorker(request: JobRequest, interactor: JobInteractor, runtime: Runtime, program: CheckedSubmission): CheckedSubmission | string {
+  try {
+    return checkInteractor(
+      runtime,
+      {
+        fileNames: interactor.files.map((file) => file.name),
+        limits: interactor.limits,
+        ...(interactor.compileArgs ? { compileArgs: interactor.compileArgs } : {}),
+        ...(interactor.compileLimits ? { compileLimits: interactor.compileLimits } : {}),
+      },
+      request.tests?.length ?? 1,
+      program.runLimits.wallTimeMs,
+    );
+  } catch (error) {
+    if (error instanceof ExecutorError) return error.message;
+    throw error;
+  }
+}
+
 /** The server's maxima on counts, as /v1 refuses them; the other fronts word the message their way. */
 const COUNT_MAXIMA = {
   files: { code: 'too_many_files', noun: 'files', maximum: 'maxFiles' },
@@ -54,9 +88,10 @@ function countAboveMaximum(what: keyof typeof COUNT_MAXIMA, count: number, polic
 
 /** The job could store more output than the server keeps for one (outputAboveMaximum), with what
  * to do about it. */
-function outputProblem(checked: CheckedSubmission, policy: SubmissionPolicy): string | undefined {
-  const problem = outputAboveMaximum(checked, policy.maxJobOutputBytes);
-  return problem === undefined ? undefined : `${problem} (lower limits.outputBytes or send fewer tests${checked.outputFiles.length > 0 ? ' or outputFiles' : ''})`;
+function outputProblem(checked: CheckedSubmission, policy: SubmissionPolicy, interactor?: CheckedSubmission): string | undefined {
+  const problem = outputAboveMaximum(checked, policy.maxJobOutputBytes, interactor);
+  const limits = interactor ? 'limits.outputBytes or interactor.limits.outputBytes' : 'limits.outputBytes';
+  return problem === undefined ? undefined : `${problem} (lower ${limits} or send fewer tests${checked.outputFiles.length > 0 ? ' or outputFiles' : ''})`;
 }
 
 /** The last check before a job is queued, whichever front translated it: the server's maxima (files,
@@ -64,6 +99,8 @@ function outputProblem(checked: CheckedSubmission, policy: SubmissionPolicy): st
  * (checkSubmission, the code its executor runs first), so that no job is accepted that a worker
  * would refuse. Each front says it in its own words; undefined when the job may be queued. */
 export function admissionProblem(request: JobRequest, runtime: Runtime, policy: SubmissionPolicy): string | undefined {
+  // Only /v1 takes an interactor, and checks it there (toJobRequest).
+  if (request.interactor !== undefined) return 'this API takes no interactor';
   const compileArgs = request.compileArgs ?? [];
   const tooMany =
     countAboveMaximum('files', request.files.length, policy) ??
@@ -137,40 +174,12 @@ export function toJobRequest(
   webhooksAllowed = true,
 ): JobRequest {
   const runtime = requireRuntime(runtimes, submission.language, submission.version);
-  if ((submission.source === undefined) === (submission.files === undefined)) {
-    throw badRequest('source_or_files', 'give exactly one of "source" or "files"');
-  }
-  let files: JobRequest['files'];
-  if (submission.files) {
-    const tooMany = countAboveMaximum('files', submission.files.length, policy);
-    if (tooMany) throw tooMany;
-    const seen = new Set<string>();
-    files = submission.files.map((file, index) => {
-      checkFileName(file.name, `files[${index}].name`);
-      if (seen.has(file.name)) throw badRequest('duplicate_file_name', `file "${file.name}" is given twice`);
-      seen.add(file.name);
-      const content = file.base64 ? decodeBase64(file.content, `files[${index}].content`) : Buffer.from(file.content, 'utf8');
-      return { name: file.name, contentBase64: content.toString('base64') };
-    });
-  } else {
-    files = [{ name: runtime.sourceFile, contentBase64: Buffer.from(submission.source!, 'utf8').toString('base64') }];
-  }
+  const files = submittedFiles(submission, runtime, policy, '');
   const args = submission.args ?? [];
   const tooManyArgs = countAboveMaximum('args', args.length, policy);
   if (tooManyArgs) throw tooManyArgs;
   if (args.some((arg) => arg.includes('\0'))) throw badRequest('invalid_args', 'arguments may not contain NUL');
-  const compileArgs = submission.compileArgs ?? [];
-  if (compileArgs.length > 0) {
-    // Dropped, they would leave the caller believing the program was built with them.
-    if (!runtime.compile) {
-      throw badRequest('no_compile_step', `runtime "${runtime.id}" has no compile step: compileArgs does not apply`, { field: 'compileArgs' });
-    }
-    const problem = compileArgsProblem(runtime);
-    if (problem) throw badRequest('compile_args_not_accepted', problem, { field: 'compileArgs' });
-    const tooManyCompileArgs = countAboveMaximum('compileArgs', compileArgs.length, policy);
-    if (tooManyCompileArgs) throw tooManyCompileArgs;
-    if (compileArgs.some((arg) => arg.includes('\0'))) throw badRequest('invalid_args', 'compile arguments may not contain NUL');
-  }
+  const compileArgs = submittedCompileArgs(submission, runtime, policy, '');
 
   const request: JobRequest = {
     runtimeId: runtime.id,
@@ -192,15 +201,8 @@ export function toJobRequest(
     });
     request.outputFiles = submission.outputFiles;
   }
-  if (submission.compileLimits) {
-    // Dropping them would leave the caller believing a compile was bounded that never happens.
-    if (!runtime.compile) {
-      throw badRequest('no_compile_step', `runtime "${runtime.id}" has no compile step: compileLimits does not apply`, {
-        field: 'compileLimits',
-      });
-    }
-    request.compileLimits = checkLimits(runtime, submission.compileLimits, runtime.maxLimits, 'compileLimits');
-  }
+  const compileLimits = submittedCompileLimits(submission, runtime, '');
+  if (compileLimits) request.compileLimits = compileLimits;
   if (submission.tests) {
     const tooManyTests = countAboveMaximum('tests', submission.tests.length, policy);
     if (tooManyTests) throw tooManyTests;
@@ -209,6 +211,17 @@ export function toJobRequest(
       return test.expectedOutput === undefined ? { stdinBase64 } : { stdinBase64, expectedOutput: test.expectedOutput };
     });
   }
+  let interactor: { request: JobInteractor; runtime: Runtime } | undefined;
+  if (submission.interactor) {
+    const problem = interactiveJobProblem({
+      tests: submission.tests,
+      stdinBytes: Buffer.byteLength(submission.stdin ?? ''),
+      stderrToStdout: submission.stderrToStdout,
+    });
+    if (problem) throw badRequest('interactor_not_applicable', problem, { field: 'interactor' });
+    interactor = toJobInteractor(submission.interactor, runtimes, policy);
+    request.interactor = interactor.request;
+  }
   if (submission.webhookUrl !== undefined) {
     if (!webhooksAllowed) throw badRequest('webhooks_disabled', 'webhooks are disabled on this server');
     request.webhookUrl = checkWebhookUrl(submission.webhookUrl, policy.webhookDestinations);
@@ -216,11 +229,93 @@ export function toJobRequest(
   // The checks above name the usual mistakes; the worker's own check stands behind them.
   const checked = checkedForWorker(request, runtime);
   if (typeof checked === 'string') throw badRequest('unrunnable_job', checked);
-  const output = outputProblem(checked, policy);
+  let interactorChecked: CheckedSubmission | undefined;
+  if (interactor) {
+    const result = checkedInteractorForWorker(request, interactor.request, interactor.runtime, checked);
+    if (typeof result === 'string') throw badRequest('unrunnable_job', `interactor: ${result}`, { field: 'interactor' });
+    interactorChecked = result;
+  }
+  const output = outputProblem(checked, policy, interactorChecked);
   if (output) {
-    throw badRequest('job_output_above_maximum', output, { outputBytes: checked.mostOutputBytes, maximum: policy.maxJobOutputBytes });
+    const outputBytes = checked.mostOutputBytes + (interactorChecked?.mostOutputBytes ?? 0);
+    throw badRequest('job_output_above_maximum', output, { outputBytes, maximum: policy.maxJobOutputBytes });
   }
   return request;
+}
+
+/** Where an interactor's fields sit in a submission, for the messages. */
+const INTERACTOR_PREFIX = 'interactor.';
+
+/** The parts a program and an interactor are both given in. */
+type SourceSubmission = Pick<JobSubmission, 'source' | 'files' | 'compileArgs' | 'compileLimits'>;
+
+/** `prefix`: where the fields sit in the body ("" or "interactor."), for the messages. */
+function submittedFiles(submission: SourceSubmission, runtime: Runtime, policy: SubmissionPolicy, prefix: string): JobRequest['files'] {
+  if ((submission.source === undefined) === (submission.files === undefined)) {
+    throw badRequest('source_or_files', `give exactly one of "${prefix}source" or "${prefix}files"`);
+  }
+  if (!submission.files) {
+    return [{ name: runtime.sourceFile, contentBase64: Buffer.from(submission.source!, 'utf8').toString('base64') }];
+  }
+  const tooMany = countAboveMaximum('files', submission.files.length, policy);
+  if (tooMany) throw tooMany;
+  const seen = new Set<string>();
+  return submission.files.map((file, index) => {
+    const field = `${prefix}files[${index}].name`;
+    checkFileName(file.name, field);
+    const reserved = prefix === INTERACTOR_PREFIX ? interactorFileNameProblem(file.name) : undefined;
+    if (reserved) throw badRequest('invalid_file_name', reserved, { field });
+    if (seen.has(file.name)) throw badRequest('duplicate_file_name', `${prefix}files: file "${file.name}" is given twice`, { field });
+    seen.add(file.name);
+    const content = file.base64 ? decodeBase64(file.content, `${prefix}files[${index}].content`) : Buffer.from(file.content, 'utf8');
+    return { name: file.name, contentBase64: content.toString('base64') };
+  });
+}
+
+function submittedCompileArgs(submission: SourceSubmission, runtime: Runtime, policy: SubmissionPolicy, prefix: string): string[] {
+  const compileArgs = submission.compileArgs ?? [];
+  if (compileArgs.length === 0) return compileArgs;
+  const field = `${prefix}compileArgs`;
+  // Dropped, they would leave the caller believing the program was built with them.
+  if (!runtime.compile) {
+    throw badRequest('no_compile_step', `runtime "${runtime.id}" has no compile step: ${field} does not apply`, { field });
+  }
+  const problem = compileArgsProblem(runtime);
+  if (problem) throw badRequest('compile_args_not_accepted', problem, { field });
+  const tooManyCompileArgs = countAboveMaximum('compileArgs', compileArgs.length, policy);
+  if (tooManyCompileArgs) throw tooManyCompileArgs;
+  if (compileArgs.some((arg) => arg.includes('\0'))) throw badRequest('invalid_args', 'compile arguments may not contain NUL');
+  return compileArgs;
+}
+
+function submittedCompileLimits(submission: SourceSubmission, runtime: Runtime, prefix: string): Partial<Limits> | undefined {
+  if (!submission.compileLimits) return undefined;
+  const field = `${prefix}compileLimits`;
+  // Dropping them would leave the caller believing a compile was bounded that never happens.
+  if (!runtime.compile) {
+    throw badRequest('no_compile_step', `runtime "${runtime.id}" has no compile step: ${field} does not apply`, { field });
+  }
+  return checkLimits(runtime, submission.compileLimits, runtime.maxLimits, field);
+}
+
+function toJobInteractor(submission: InteractorSubmission, runtimes: readonly Runtime[], policy: SubmissionPolicy): { request: JobInteractor; runtime: Runtime } {
+  let runtime: Runtime;
+  try {
+    runtime = requireRuntime(runtimes, submission.language, submission.version);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    throw new ApiError(error.statusCode, error.code, `interactor: ${error.message}`, { ...error.details, field: 'interactor.language' });
+  }
+  const request: JobInteractor = {
+    runtimeId: runtime.id,
+    files: submittedFiles(submission, runtime, policy, INTERACTOR_PREFIX),
+    limits: checkLimits(runtime, submission.limits, runtime.maxLimits, 'interactor.limits'),
+  };
+  const compileArgs = submittedCompileArgs(submission, runtime, policy, INTERACTOR_PREFIX);
+  if (compileArgs.length > 0) request.compileArgs = compileArgs;
+  const compileLimits = submittedCompileLimits(submission, runtime, INTERACTOR_PREFIX);
+  if (compileLimits) request.compileLimits = compileLimits;
+  return { request, runtime };
 }
 
 export function checkWebhookUrl(text: string, destinations: OutboundPolicy): string {

@@ -7,6 +7,7 @@ import type { Runtime } from '../images/types.js';
 import { checkLimits, envStrings, EXEC_MEMORY_RESERVE_BYTES, leastMemoryBytes } from '../sandbox/spec.js';
 import { SandboxSpecError, type Limits } from '../sandbox/types.js';
 import { ExecutorError } from './errors.js';
+import { posix } from 'node:path';
 import { ARGS_PLACEHOLDER, compileArgv, compiledFileNames, runArgv } from './argv.js';
 import { checkedFileName, fileNamesConflict } from './files.js';
 
@@ -85,6 +86,65 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
   return checked;
 }
 
+/** The files an interactive job's interactor finds in its work dir in each test (testlib's
+ * `interactor <input> <output> [<answer>]`): the test's input, a file for its own output (which
+ * nothing reads back), and the test's expected output, when it has one. */
+export const INTERACTOR_FILES = { input: 'input.txt', output: 'output.txt', answer: 'answer.txt' } as const;
+
+/** The interactor's arguments after its runtime's run argv. */
+export function interactorArgs(hasAnswer: boolean): string[] {
+  const { input, output, answer } = INTERACTOR_FILES;
+  return hasAnswer ? [input, output, answer] : [input, output];
+}
+
+export interface InteractorShape {
+  fileNames: string[];
+  compileArgs?: string[];
+  limits?: Partial<Limits>;
+  compileLimits?: Partial<Limits>;
+}
+
+/** Why an interactor may not have a file of this name (one of INTERACTOR_FILES, or a path
+ * inside one), or undefined. */
+export function interactorFileNameProblem(name: string): string | undefined {
+  const reserved: string[] = Object.values(INTERACTOR_FILES);
+  const first = typeof name === 'string' ? posix.normalize(name).split('/')[0]! : '';
+  if (!reserved.includes(first)) return undefined;
+  return `interactor file ${JSON.stringify(name)}: ${reserved.join(', ')} are the files each test gives the interactor`;
+}
+
+/** An interactive job's interactor, checked as a submission of its own that runs once per test
+ * with interactorArgs; its files may not take the names of INTERACTOR_FILES. `runs` is the job's
+ * test count (an interactor needs tests: interactiveJobProblem). Where its limits name no wall
+ * time, it gets at least the program's (`programWallTimeMs`, up to its runtime's maximum): an
+ * interactor waits for the program, and one killed while a valid program is still thinking
+ * would judge nothing. */
+export function checkInteractor(runtime: Runtime, interactor: InteractorShape, runs: number, programWallTimeMs: number): CheckedSubmission {
+  for (const name of Array.isArray(interactor.fileNames) ? interactor.fileNames : []) {
+    const problem = interactorFileNameProblem(name);
+    if (problem) throw new ExecutorError('bad_request', problem);
+  }
+  const shape: SubmissionShape = { fileNames: interactor.fileNames, args: interactorArgs(true), runs };
+  if (interactor.compileArgs !== undefined) shape.compileArgs = interactor.compileArgs;
+  const defaultWallTimeMs = runtime.defaultLimits.wallTimeMs;
+  if (interactor.limits?.wallTimeMs === undefined && programWallTimeMs > defaultWallTimeMs) {
+    shape.limits = { ...interactor.limits, wallTimeMs: Math.min(programWallTimeMs, runtime.maxLimits.wallTimeMs) };
+  } else if (interactor.limits !== undefined) {
+    shape.limits = interactor.limits;
+  }
+  if (interactor.compileLimits !== undefined) shape.compileLimits = interactor.compileLimits;
+  return checkSubmission(runtime, shape);
+}
+
+/** What an interactor needs of the job it is part of: tests (it judges each), and the program's
+ * stdin and stdout free for the pipes. */
+export function interactiveJobProblem(job: { tests?: unknown[]; stdinBytes: number; stderrToStdout?: boolean }): string | undefined {
+  if (job.tests === undefined) return 'an interactor judges tests: give tests';
+  if (job.stdinBytes > 0) return "an interactive job's stdin is its interactor's output: give each test's input as its stdin, which the interactor reads as a file";
+  if (job.stderrToStdout === true) return "stderrToStdout does not apply to an interactive job: the program's stdout is its interactor's input";
+  return undefined;
+}
+
 /** Why the runtime takes no compile arguments, or undefined when it does (its compile argv says
  * where they go, with `{args}`). */
 export function compileArgsProblem(runtime: Runtime): string | undefined {
@@ -144,13 +204,16 @@ function runtimeDefaults(runtime: Runtime): RuntimeDefaults {
 
 /** Why the job could store more output than `maximum` (CheckedSubmission.mostOutputBytes, in
  * words: "3 runs of up to N bytes and a compile of up to M could store ..."), or undefined. */
-export function outputAboveMaximum(checked: CheckedSubmission, maximum: number): string | undefined {
-  if (checked.mostOutputBytes <= maximum) return undefined;
-  const { runs, runLimits, compileLimits, outputFiles } = checked;
-  const compile = compileLimits ? ` and a compile of up to ${compileLimits.outputBytes}` : '';
-  const files = outputFiles.length === 0 ? '' : ` (and as much for each of ${outputFiles.length} output file${outputFiles.length === 1 ? '' : 's'})`;
-  const stages = `${runs} run${runs === 1 ? '' : 's'} of up to ${runLimits.outputBytes} bytes${files}${compile}`;
-  return `${stages} could store ${checked.mostOutputBytes} bytes of output; at most ${maximum} per job`;
+export function outputAboveMaximum(checked: CheckedSubmission, maximum: number, interactor?: CheckedSubmission): string | undefined {
+  const mostOutputBytes = checked.mostOutputBytes + (interactor?.mostOutputBytes ?? 0);
+  if (mostOutputBytes <= maximum) return undefined;
+  const describe = ({ runs, runLimits, compileLimits, outputFiles }: CheckedSubmission) => {
+    const compile = compileLimits ? ` and a compile of up to ${compileLimits.outputBytes}` : '';
+    const files = outputFiles.length === 0 ? '' : ` (and as much for each of ${outputFiles.length} output file${outputFiles.length === 1 ? '' : 's'})`;
+    return `${runs} run${runs === 1 ? '' : 's'} of up to ${runLimits.outputBytes} bytes${files}${compile}`;
+  };
+  const stages = interactor ? `${describe(checked)}, with an interactor's ${describe(interactor)},` : describe(checked);
+  return `${stages} could store ${mostOutputBytes} bytes of output; at most ${maximum} per job`;
 }
 
 /** The engine's own check of a stage's limits (a byte or pid count must be whole). */

@@ -104,11 +104,13 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
           }
         : undefined,
     });
+    const onRoot = (slot: Slot) => ({ rootDir: slot.root.rootDir, workDirHostPath: slot.root.workDirHostPath, workDir: slot.root.workDir, uid: slot.root.uid });
     const runner: StageRunner<PreparedContainer> = {
-      run: (slot: Slot, stage) =>
-        slot.container
-          ? slot.container.start(stage)
-          : sandbox.run({ rootDir: slot.root.rootDir, workDirHostPath: slot.root.workDirHostPath, workDir: slot.root.workDir, uid: slot.root.uid, ...stage }),
+      run: (slot: Slot, stage) => (slot.container ? slot.container.start(stage) : sandbox.run({ ...onRoot(slot), ...stage })),
+      // The pipes are given when a container is prepared: the slots' pre-warmed containers (made
+      // without them) stay unused, and the pool tears them down with the slots.
+      runConnected: (first: Slot, firstStage, second: Slot, secondStage) =>
+        sandbox.runConnected({ ...onRoot(first), ...firstStage }, { ...onRoot(second), ...secondStage }),
     };
     const warmImages = new Set(poolOptions.warmImages ?? runtimes.map((r) => r.image).filter((image) => store.get(image)));
     for (const key of expectedLimits.keys()) if (warmImages.has(imageOfSlotKey(key))) pool.warm(key);

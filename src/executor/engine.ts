@@ -16,8 +16,15 @@ export interface StageSpec {
   backgroundAfterCpuMs?: number;
   /** StartSpec.stderrToStdout. */
   stderrToStdout?: boolean;
+  /** ContainerSpec.ignoreSigpipe: for runConnected's stages only, whose containers it prepares
+   * (a pre-warmed container was prepared without it). */
+  ignoreSigpipe?: boolean;
 }
 
 export interface StageRunner<C> {
   run(slot: PoolSlot<C>, stage: StageSpec): Promise<RunResult>;
+  /** Two stages at once on two slots' roots, each one's stdout the other's stdin
+   * (Sandbox.runConnected: fresh containers, not the slots' pre-warmed ones, which the pool
+   * tears down with the slots). The stages' stdin must be empty. */
+  runConnected(first: PoolSlot<C>, firstStage: StageSpec, second: PoolSlot<C>, secondStage: StageSpec): Promise<[RunResult, RunResult]>;
 }

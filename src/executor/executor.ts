@@ -2,19 +2,24 @@
 // slot-keys.ts), the files written into its work dir, one compile (when the runtime has one),
 // then one run, or one run per test, each in a fresh root holding a copy of the compile's work
 // dir. Slots are released as soon as their stage ends, so their teardown overlaps the next stage.
+// An interactive job also compiles its interactor once and runs it beside the program in every
+// test, the two connected by pipes (docs/theory-of-operation.md, "Interactive runs").
 import type { Runtime } from '../images/types.js';
 import type { Pool, PoolSlot, PoolStats } from '../pool/index.js';
 import { SANDBOX_GID } from '../pool/index.js';
 import type { SandboxCgroups } from '../sandbox/types.js';
 import { compileArgv, runArgv } from './argv.js';
-import { checkSubmission, outputAboveMaximum } from './check.js';
+import { checkInteractor, checkSubmission, INTERACTOR_FILES, interactiveJobProblem, interactorArgs, outputAboveMaximum, type CheckedSubmission } from './check.js';
 import { outputMatches } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
 import { ExecutorError } from './errors.js';
-import { CompiledFilesError, copyCompiledWorkDir, readOutputFiles, writeSourceFiles } from './files.js';
+import { CompiledFilesError, copyCompiledWorkDir, readOutputFiles, writeSourceFiles, writeTestFiles } from './files.js';
 import { slotKey } from './slot-keys.js';
-import type { ExecuteRequest, ExecuteResult, StageResult, TestResult } from './types.js';
-import { verdictAfterCompile, verdictOfRuns } from './verdict.js';
+import type { ExecuteRequest, ExecuteResult, InteractorRequest, SourceFile, StageResult, TestCase, TestResult } from './types.js';
+import { interactorJudgement, verdictAfterCompile, verdictOfInteractiveTest, verdictOfRuns } from './verdict.js';
+
+/** The result's field of a compile: the program's or the interactor's. */
+type CompileStage = 'compile' | 'interactorCompile';
 
 /** The owner of a slot's files: its own uid (src/pool/uid-leases.ts), the sandbox's group. */
 const ownerOf = (slot: PoolSlot<unknown>) => ({ uid: slot.root.uid, gid: SANDBOX_GID });
@@ -90,7 +95,8 @@ export class SubmissionExecutor<C> implements Executor {
       compileLimits: request.compileLimits,
       runs: Array.isArray(request.tests) ? request.tests.length : 1,
     });
-    const outputProblem = outputAboveMaximum(checked, this.maxJobOutputBytes);
+    const interactor = request.interactor ? this.checkedInteractor(request, checked.runLimits.wallTimeMs) : undefined;
+    const outputProblem = outputAboveMaximum(checked, this.maxJobOutputBytes, interactor?.checked);
     if (outputProblem !== undefined) throw new ExecutorError('bad_request', outputProblem);
     const { fileNames, compileSources, runLimits, compileLimits, outputFiles } = checked;
     const result: ExecuteResult = {
@@ -108,6 +114,9 @@ export class SubmissionExecutor<C> implements Executor {
     });
 
     let compiled: PoolSlot<C> | undefined;
+    let interactorCompiled: PoolSlot<C> | undefined;
+    /** Whose compiled work dir was copied last: a CompiledFilesError is that compile's fault. */
+    let copyingFrom: CompileStage = 'compile';
     try {
       if (signal?.aborted) return { ...result, verdict: 'cancelled' };
       if (runtime.compile && compileLimits) {
@@ -118,29 +127,82 @@ export class SubmissionExecutor<C> implements Executor {
         const failed = verdictAfterCompile(compile.verdict);
         if (failed) return { ...result, verdict: failed };
       }
+      if (interactor?.runtime.compile && interactor.checked.compileLimits) {
+        const { runtime: interactorRuntime, checked: interactorChecked } = interactor;
+        interactorCompiled = await this.pool.take(slotKey(interactorRuntime.image, 'compile'));
+        writeSourceFiles(interactorCompiled.root.workDirHostPath, interactor.request.files, ownerOf(interactorCompiled));
+        const argv = compileArgv(interactorRuntime.compile!, interactorChecked.compileSources, interactor.request.compileArgs ?? []);
+        const compile = await this.runner.run(interactorCompiled, { ...stage(argv, '', interactorChecked.compileLimits!), env: interactorRuntime.env });
+        result.interactorCompile = compile;
+        const failed = verdictAfterCompile(compile.verdict);
+        if (failed) return { ...result, verdict: failed };
+      }
 
       const runArgs = runArgv(runtime.run.argv, fileNames, args);
       const runStage = (stdin: Uint8Array | string): StageSpec =>
         request.stderrToStdout === true ? { ...stage(runArgs, stdin), stderrToStdout: true } : stage(runArgs, stdin);
-      /** `last`: no run after this one needs the compile's work dir. */
+      /** A run's work dir: a copy of its compile's (`from`), or the submitted files where there
+       * was no compile. `last`: no run after this one needs the compile's work dir, whose
+       * container, root and cgroup then go back to the pool now, to be torn down and replaced,
+       * rather than after the run. Answers the compile's slot while it is still held. */
+      const fillWorkDir = async (
+        slot: PoolSlot<C>,
+        from: PoolSlot<C> | undefined,
+        files: SourceFile[],
+        last: boolean,
+        compileStage: CompileStage = 'compile',
+      ): Promise<PoolSlot<C> | undefined> => {
+        if (!from) {
+          writeSourceFiles(slot.root.workDirHostPath, files, ownerOf(slot));
+          return undefined;
+        }
+        copyingFrom = compileStage;
+        await copyCompiledWorkDir(from.root.workDirHostPath, slot.root.workDirHostPath, ownerOf(slot));
+        if (!last) return from;
+        this.pool.release(from);
+        return undefined;
+      };
       const runOnce = async (stdin: Uint8Array | string, last: boolean): Promise<StageResult> => {
         const slot = await this.pool.take(slotKey(runtime.image, 'run'));
         try {
-          if (compiled) {
-            await copyCompiledWorkDir(compiled.root.workDirHostPath, slot.root.workDirHostPath, ownerOf(slot));
-            // Its container, root and cgroup are no use to the last run: they go back to the pool
-            // now, to be torn down and replaced, rather than after the run.
-            if (last) {
-              this.pool.release(compiled);
-              compiled = undefined;
-            }
-          } else {
-            writeSourceFiles(slot.root.workDirHostPath, request.files, ownerOf(slot));
-          }
+          compiled = await fillWorkDir(slot, compiled, request.files, last);
           const run: StageResult = await this.runner.run(slot, runStage(stdin));
           // Before the slot goes back: its work dir goes with it.
           if (outputFiles.length > 0) run.outputFiles = readOutputFiles(slot.root.workDirHostPath, outputFiles, runLimits.outputBytes);
           return run;
+        } finally {
+          this.pool.release(slot);
+        }
+      };
+
+      /** One test of an interactive job: the program and the interactor at once, connected. */
+      const runInteractive = async (test: TestCase, last: boolean): Promise<TestResult> => {
+        const { runtime: interactorRuntime, checked: interactorChecked } = interactor!;
+        const slot = await this.pool.take(slotKey(runtime.image, 'run'));
+        try {
+          const judge = await this.pool.take(slotKey(interactorRuntime.image, 'run'));
+          try {
+            compiled = await fillWorkDir(slot, compiled, request.files, last);
+            interactorCompiled = await fillWorkDir(judge, interactorCompiled, interactor!.request.files, last, 'interactorCompile');
+            const hasAnswer = test.expectedOutput !== undefined;
+            writeTestFiles(judge.root.workDirHostPath, Object.values(INTERACTOR_FILES), [
+              { name: INTERACTOR_FILES.input, content: test.stdin },
+              ...(hasAnswer ? [{ name: INTERACTOR_FILES.answer, content: test.expectedOutput! }] : []),
+            ], ownerOf(judge));
+            const judgeArgv = runArgv(interactorRuntime.run.argv, interactorChecked.fileNames, interactorArgs(hasAnswer));
+            // The interactor ignores SIGPIPE: a program that ended early is its to judge (testlib
+            // then reads end of file), not a signal that kills it mid-answer.
+            const [run, judged] = await this.runner.runConnected(slot, stage(runArgs, ''), judge, {
+              ...stage(judgeArgv, '', interactorChecked.runLimits),
+              env: interactorRuntime.env,
+              ignoreSigpipe: true,
+            });
+            const tested: TestResult = { ...run, verdict: verdictOfInteractiveTest(run, judged), passed: interactorJudgement(judged), interactor: judged };
+            if (outputFiles.length > 0) tested.outputFiles = readOutputFiles(slot.root.workDirHostPath, outputFiles, runLimits.outputBytes);
+            return tested;
+          } finally {
+            this.pool.release(judge);
+          }
         } finally {
           this.pool.release(slot);
         }
@@ -153,20 +215,53 @@ export class SubmissionExecutor<C> implements Executor {
       const tests: TestResult[] = [];
       for (const [index, test] of request.tests.entries()) {
         if (signal?.aborted) break;
-        const run = await runOnce(test.stdin, index === request.tests.length - 1);
+        const last = index === request.tests.length - 1;
+        if (interactor) {
+          tests.push(await runInteractive(test, last));
+          continue;
+        }
+        const run = await runOnce(test.stdin, last);
         tests.push({ ...run, passed: test.expectedOutput === undefined ? null : outputMatches(run.stdout, test.expectedOutput) });
       }
       const verdict = tests.length < request.tests.length ? 'cancelled' : verdictOfRuns(tests.map((t) => t.verdict));
       return { ...result, tests, verdict };
     } catch (err) {
-      if (!(err instanceof CompiledFilesError) || !result.compile) throw err;
-      // The compile succeeded but left what no run can be given: its fault, told where a
-      // compile's messages go.
-      const stderr = Buffer.concat([result.compile.stderr, Buffer.from(`cellblock: ${err.message}\n`)]);
-      return { ...result, compile: { ...result.compile, stderr }, verdict: 'compile_error' };
+      const compile = result[copyingFrom];
+      if (!(err instanceof CompiledFilesError) || !compile) throw err;
+      // The compile (the program's or the interactor's) succeeded but left what no run can be
+      // given: its fault, told where its messages go.
+      const stderr = Buffer.concat([compile.stderr, Buffer.from(`cellblock: ${err.message}\n`)]);
+      return { ...result, [copyingFrom]: { ...compile, stderr }, verdict: 'compile_error' };
     } finally {
       if (compiled) this.pool.release(compiled);
+      if (interactorCompiled) this.pool.release(interactorCompiled);
     }
+  }
+
+  /** The interactor's runtime and checks (checkInteractor), or an ExecutorError. */
+  private checkedInteractor(request: ExecuteRequest, programWallTimeMs: number): { runtime: Runtime; checked: CheckedSubmission; request: InteractorRequest } {
+    const interactor = request.interactor!;
+    const stdin = request.stdin ?? '';
+    const problem = interactiveJobProblem({
+      tests: request.tests,
+      stdinBytes: typeof stdin === 'string' ? Buffer.byteLength(stdin) : stdin.byteLength,
+      stderrToStdout: request.stderrToStdout,
+    });
+    if (problem) throw new ExecutorError('bad_request', problem);
+    const runtime = this.runtimes.get(interactor.runtimeId);
+    if (!runtime) throw new ExecutorError('unknown_runtime', `unknown interactor runtime ${JSON.stringify(interactor.runtimeId)}`);
+    const checked = checkInteractor(
+      runtime,
+      {
+        fileNames: Array.isArray(interactor.files) ? interactor.files.map((f) => f.name) : [],
+        ...(interactor.compileArgs !== undefined ? { compileArgs: interactor.compileArgs } : {}),
+        ...(interactor.limits !== undefined ? { limits: interactor.limits } : {}),
+        ...(interactor.compileLimits !== undefined ? { compileLimits: interactor.compileLimits } : {}),
+      },
+      request.tests!.length,
+      programWallTimeMs,
+    );
+    return { runtime, checked, request: interactor };
   }
 
   stats(): PoolStats {

@@ -2,7 +2,7 @@
 // or a copy of what the compile step left in its work dir. The compile ran untrusted code, so
 // its work dir is walked without following a single symlink: links are copied as links (they
 // resolve inside the next container, not on the host), special files are skipped.
-import { chmodSync, chownSync, closeSync, constants, copyFileSync, fstatSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, copyFileSync, fchownSync, fstatSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import type { SourceFile } from './types.js';
@@ -88,6 +88,23 @@ export function writeSourceFiles(workDir: string, files: SourceFile[], owner: Ow
       throw new ExecutorError('bad_request', `cannot write ${JSON.stringify(file.name)}: ${code}`);
     }
     chownSync(path, owner.uid, owner.gid);
+  }
+}
+
+/** A test's files (an interactor's input and answer) at the top of a work dir: whatever the
+ * compile left under any of the `reserved` names is removed first (so that none of them holds a
+ * file of another test or of the compile's), and each file is created anew (O_EXCL, and owned
+ * through its descriptor), so that a symlink left there is never followed from the host. */
+export function writeTestFiles(workDir: string, reserved: readonly string[], files: { name: string; content: Uint8Array | string }[], owner: Owner): void {
+  for (const name of reserved) rmSync(join(workDir, name), { recursive: true, force: true });
+  for (const file of files) {
+    const fd = openSync(join(workDir, file.name), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    try {
+      writeFileSync(fd, file.content);
+      fchownSync(fd, owner.uid, owner.gid);
+    } finally {
+      closeSync(fd);
+    }
   }
 }
 

@@ -39,7 +39,24 @@ export interface ExecuteRequest {
   outputFiles?: string[];
   /** When present, the program is run once per test (after one compile) instead of once. */
   tests?: TestCase[];
+  /** An interactive problem's interactor: compiled once (where its runtime compiles), then run
+   * beside the program in every test, each one's stdout the other's stdin. Needs `tests`; not
+   * with `stdin` or `stderrToStdout` (docs/theory-of-operation.md, "Interactive runs"). */
+  interactor?: InteractorRequest;
   signal?: AbortSignal;
+}
+
+/** The interactor of an interactive job. Its argv is its runtime's run argv, then the test's
+ * input file, an output file and, when the test has an expected output, the answer file
+ * (INTERACTOR_FILES: testlib's `interactor <input> <output> [<answer>]`), all in its work dir. */
+export interface InteractorRequest {
+  runtimeId: string;
+  /** The first file is the entry point. */
+  files: SourceFile[];
+  compileArgs?: string[];
+  /** Its runs' limits; absent fields take its runtime's defaults. */
+  limits?: Partial<Limits>;
+  compileLimits?: Partial<Limits>;
 }
 
 /** One sandboxed step (compile, run, or one test) as the executor reports it. */
@@ -49,8 +66,12 @@ export interface StageResult extends RunResult {
 }
 
 export interface TestResult extends StageResult {
-  /** null when the test had no expected output. */
+  /** null when the test had no expected output. In an interactive job, the interactor's
+   * judgement: true when it exited 0, false when it exited 1 or 2 (testlib's wrong answer and
+   * presentation error), null when it ended otherwise (see `interactor`). */
   passed: boolean | null;
+  /** An interactive job's interactor in this test (its stdout went to the program: empty). */
+  interactor?: StageResult;
 }
 
 /** Job-level verdict: the engine's verdicts plus `compile_error`. */
@@ -60,6 +81,8 @@ export interface ExecuteResult {
   verdict: JobVerdict;
   runtime: { id: string; language: string; version: string };
   compile?: StageResult;
+  /** An interactive job's interactor compile, when its runtime compiles. */
+  interactorCompile?: StageResult;
   /** The single run, when the request had no tests (absent after a compile error). */
   run?: StageResult;
   tests?: TestResult[];

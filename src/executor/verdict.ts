@@ -1,5 +1,5 @@
 // Job-level verdicts from stage verdicts (docs/theory-of-operation.md, "Verdicts").
-import type { Verdict } from '../sandbox/types.js';
+import type { RunResult, Verdict } from '../sandbox/types.js';
 import type { JobVerdict } from './types.js';
 
 /** A compile that did not end `ok` is the job's `compile_error`, unless the sandbox failed
@@ -13,4 +13,31 @@ export function verdictAfterCompile(compileVerdict: Verdict): JobVerdict | undef
 /** With tests: the first test's non-`ok` verdict, else `ok`. */
 export function verdictOfRuns(verdicts: Verdict[]): JobVerdict {
   return verdicts.find((v) => v !== 'ok') ?? 'ok';
+}
+
+const SIGPIPE = 13;
+
+/** testlib's exit codes that reject the program's answer: wrong answer (1), presentation error
+ * (2), "dirt" after the answer (4), unexpected end of file (8). */
+const REJECTING_EXIT_CODES = new Set([1, 2, 4, 8]);
+
+/** The interactor's judgement of a test by testlib's exit codes (docs/theory-of-operation.md,
+ * "Interactive runs"): 0 accepts, REJECTING_EXIT_CODES reject; anything else (3, testlib's
+ * "fail": the interactor or the test is wrong; 7, points; a signal; a limit) judges nothing. */
+export function interactorJudgement(interactor: Pick<RunResult, 'verdict' | 'exitCode'>): boolean | null {
+  if (interactor.verdict === 'ok') return true;
+  if (interactor.verdict === 'runtime_error' && interactor.exitCode !== null && REJECTING_EXIT_CODES.has(interactor.exitCode)) return false;
+  return null;
+}
+
+/** An interactive test's verdict: the program's, except that
+ * - a program killed by SIGPIPE wrote after the interactor had ended (its stdout's only reader),
+ *   which ended the test: where the interactor judged, the judgement (`passed`) says how, and the
+ *   verdict is `ok`;
+ * - an interactor run that failed through no fault of the submission (the sandbox failed, the job
+ *   was cancelled) makes the test's verdict that. */
+export function verdictOfInteractiveTest(program: Pick<RunResult, 'verdict' | 'signal'>, interactor: Pick<RunResult, 'verdict' | 'exitCode'>): Verdict {
+  if (interactor.verdict === 'internal_error' || interactor.verdict === 'cancelled') return interactor.verdict;
+  if (program.verdict === 'signaled' && program.signal === SIGPIPE && interactorJudgement(interactor) !== null) return 'ok';
+  return program.verdict;
 }

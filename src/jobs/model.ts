@@ -22,6 +22,8 @@ export interface JobRequest {
   limits: Partial<Limits>;
   compileLimits?: Partial<Limits>;
   tests?: { stdinBase64: string; expectedOutput?: string }[];
+  /** An interactive job's interactor (ExecuteRequest.interactor); absent when none. */
+  interactor?: JobInteractor;
   webhookUrl?: string;
   /** What a compat front was sent that has no field above (Judge0's language id as submitted, its
    * expected output's bytes, ...), stored verbatim with the job so that the front can answer reads
@@ -34,11 +36,20 @@ export interface JobRequest {
  * lists those it knows in its liveness (WorkerLiveness.jobFields), and the queue accepts a job that
  * has one only while every live worker lists it: during a rolling upgrade, 503 until the old
  * workers are gone (WorkersBehindError). A field added later goes here too. */
-export const LATER_JOB_FIELDS = ['compileArgs', 'stderrToStdout', 'compileEntryOnly', 'outputFiles'] as const;
+export const LATER_JOB_FIELDS = ['compileArgs', 'stderrToStdout', 'compileEntryOnly', 'outputFiles', 'interactor'] as const;
 export type LaterJobField = (typeof LATER_JOB_FIELDS)[number];
 
 export function laterFieldsOf(request: JobRequest): LaterJobField[] {
   return LATER_JOB_FIELDS.filter((field) => request[field] !== undefined);
+}
+
+/** ExecuteRequest.interactor as queued: contents base64, as JobRequest's files. */
+export interface JobInteractor {
+  runtimeId: string;
+  files: { name: string; contentBase64: string }[];
+  compileArgs?: string[];
+  limits: Partial<Limits>;
+  compileLimits?: Partial<Limits>;
 }
 
 /** A compat front's own request attributes, JSON values only. */
@@ -65,6 +76,8 @@ export interface StoredStage {
   passed?: boolean | null;
   /** Runs of a job that asked for output files (OutputFile, content base64). */
   outputFiles?: StoredOutputFile[];
+  /** Tests of an interactive job: the interactor's run beside the program's. */
+  interactor?: StoredStage;
 }
 
 export interface StoredOutputFile {
@@ -79,6 +92,8 @@ export interface JobResult {
   verdict: JobVerdict;
   runtime: { id: string; language: string; version: string };
   compile?: StoredStage;
+  /** An interactive job's interactor compile. */
+  interactorCompile?: StoredStage;
   run?: StoredStage;
   tests?: StoredStage[];
   /** Time from accepted to taken by a worker. */

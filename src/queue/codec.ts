@@ -28,7 +28,9 @@ function storeStage(stage: StageResult): StoredStage {
 }
 
 function storeTest(test: TestResult): StoredStage {
-  return { ...storeStage(test), passed: test.passed };
+  const stored: StoredStage = { ...storeStage(test), passed: test.passed };
+  if (test.interactor) stored.interactor = storeStage(test.interactor);
+  return stored;
 }
 
 /** The attempt that produced a result, as the worker that ran it saw it (epoch ms). */
@@ -58,6 +60,7 @@ export function splitStoredResult(stored: StoredJobResult): { result: JobResult;
 export function toJobResult(result: ExecuteResult, queueWaitMs: number, attempt?: ResultAttempt): StoredJobResult {
   const stored: StoredJobResult = { verdict: result.verdict, runtime: result.runtime, queueWaitMs };
   if (result.compile) stored.compile = storeStage(result.compile);
+  if (result.interactorCompile) stored.interactorCompile = storeStage(result.interactorCompile);
   if (result.run) stored.run = storeStage(result.run);
   if (result.tests) stored.tests = result.tests.map(storeTest);
   if (attempt) stored.attempt = attempt;
@@ -93,6 +96,19 @@ function checkJobRequestShape(data: unknown): asserts data is JobRequest {
   for (const field of ['limits', 'compileLimits'] as const) {
     if (data[field] !== undefined && data[field] !== null && !isObject(data[field])) throw new JobDataError(field, 'an object');
   }
+  const interactor = data.interactor;
+  if (interactor !== undefined) {
+    if (!isObject(interactor) || !isString(interactor.runtimeId)) throw new JobDataError('interactor', 'an object with a runtimeId string');
+    if (!Array.isArray(interactor.files) || !interactor.files.every((file) => isObject(file) && isString(file.name) && isString(file.contentBase64))) {
+      throw new JobDataError('interactor.files', 'an array of {name, contentBase64} strings');
+    }
+    if (interactor.compileArgs !== undefined && !(Array.isArray(interactor.compileArgs) && interactor.compileArgs.every(isString))) {
+      throw new JobDataError('interactor.compileArgs', 'an array of strings');
+    }
+    for (const field of ['limits', 'compileLimits'] as const) {
+      if (interactor[field] !== undefined && interactor[field] !== null && !isObject(interactor[field])) throw new JobDataError(`interactor.${field}`, 'an object');
+    }
+  }
   const tests = data.tests;
   if (tests !== undefined && !(Array.isArray(tests) && tests.every((test) => isObject(test) && isString(test.stdinBase64) && (test.expectedOutput === undefined || isString(test.expectedOutput))))) {
     throw new JobDataError('tests', 'an array of {stdinBase64, expectedOutput?} strings');
@@ -114,6 +130,16 @@ export function toExecuteRequest(request: JobRequest, signal: AbortSignal): Exec
   if (request.stderrToStdout === true) execute.stderrToStdout = true;
   if (request.compileEntryOnly === true) execute.compileEntryOnly = true;
   if (request.outputFiles) execute.outputFiles = request.outputFiles;
+  if (request.interactor) {
+    const { runtimeId, files, compileArgs, limits, compileLimits } = request.interactor;
+    execute.interactor = {
+      runtimeId,
+      files: files.map((file) => ({ name: file.name, content: Buffer.from(file.contentBase64, 'base64') })),
+      limits: limits ?? {},
+      ...(compileArgs ? { compileArgs } : {}),
+      ...(compileLimits ? { compileLimits } : {}),
+    };
+  }
   if (request.tests) {
     execute.tests = request.tests.map((test) => {
       const stdin = Buffer.from(test.stdinBase64, 'base64');

@@ -28,6 +28,13 @@ export interface ContainerIdentity {
   gid: number;
 }
 
+/** A connected run's pipe ends (native createPipe's), the program's stdin and stdout in place of
+ * the memfds; the container takes copies, the caller closes these. */
+export interface ConnectedStdio {
+  stdinFd: number;
+  stdoutFd: number;
+}
+
 type ContainerState = 'ready' | 'started' | 'finished';
 
 function emptyResult(): Omit<RunResult, 'verdict'> {
@@ -83,6 +90,7 @@ export class Container implements PreparedContainer {
     identity: ContainerIdentity,
     cgroup: RunCgroup,
     onGone: (c: Container) => void,
+    connected?: ConnectedStdio,
   ): Promise<Container> {
     let onReady!: () => void;
     let onExit!: (exit: NativeExit) => void;
@@ -105,6 +113,8 @@ export class Container implements PreparedContainer {
           cpuUsageScaleNs: cgroup.cpuUsageScaleNs,
           cpuWeightPath: cgroup.cpuWeightPath,
           backgroundCpuWeight: cgroup.backgroundCpuWeight,
+          ...(connected ? { stdinPipeFd: connected.stdinFd, stdoutPipeFd: connected.stdoutFd } : {}),
+          ...(spec.ignoreSigpipe ? { ignoreSigpipe: true } : {}),
         },
         (kind, exit) => {
           if (kind === 'ready') onReady();

@@ -23,6 +23,13 @@ export interface NativePrepareOptions {
    * run has used NativeStartOptions.backgroundAfterCpuMs. */
   cpuWeightPath: string;
   backgroundCpuWeight: number;
+  /** A pipe end (createPipe's) that is the program's stdin in place of the memfd: a connected run.
+   * The container takes a copy; the caller closes its own. */
+  stdinPipeFd?: number;
+  /** Likewise the program's stdout: its output then goes to the peer and is not kept. */
+  stdoutPipeFd?: number;
+  /** ContainerSpec.ignoreSigpipe. */
+  ignoreSigpipe?: boolean;
 }
 
 export interface NativeStartOptions {
@@ -146,6 +153,9 @@ interface NativeModule {
   /** Prepares a container (the addon's Container) and reports its events to onEvent. */
   createContainer(options: NativePrepareOptions, onEvent: NativeEventHandler): NativeContainer;
   holdLockFile(path: string): number;
+  /** A pipe's [read, write] ends, close-on-exec, for a connected run's containers (the caller
+   * closes them once the containers are prepared). */
+  createPipe(): [number, number];
   isLockFileHeld(path: string): boolean;
 }
 

@@ -6,12 +6,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CgroupBackend } from './cgroups/index.js';
 import { createCgroupBackend } from './cgroups/index.js';
-import { Container, internalErrorResult } from './container.js';
+import { Container, internalErrorResult, type ConnectedStdio } from './container.js';
 import { toSandboxError } from './errors.js';
 import { native } from './native.js';
 import { keepProgramsOomKillable } from './oom-score.js';
-import { checkContainerSpec, isSandboxId } from './spec.js';
-import type { ContainerSpec, PreparedContainer, RunResult, RunSpec, Sandbox, SandboxCgroups, SandboxOptions } from './types.js';
+import { checkContainerSpec, checkStartSpec, DEFAULT_WORK_DIR, isSandboxId } from './spec.js';
+import type { ContainerSpec, PreparedContainer, RunResult, RunSpec, Sandbox, SandboxCgroups, SandboxOptions, StartSpec } from './types.js';
 import { SandboxError, SandboxSpecError } from './types.js';
 
 export const SANDBOX_UID = 60000;
@@ -27,6 +27,32 @@ const INSTANCE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
  * none, four alternating pairs: finished → HTTP 0.1-0.5 ms shorter in each of the eight scenario
  * figures. (A pool's containers are destroyed by the pool's upkeep instead.) */
 const RUN_TEARDOWN_DELAY_MS = 10;
+
+function containerSpecOf(spec: RunSpec): ContainerSpec {
+  return {
+    rootDir: spec.rootDir,
+    workDirHostPath: spec.workDirHostPath,
+    workDir: spec.workDir,
+    hostname: spec.hostname,
+    tmpBytes: spec.limits?.tmpBytes,
+    limits: spec.limits,
+    ...(spec.uid !== undefined ? { uid: spec.uid } : {}),
+    ...(spec.ignoreSigpipe !== undefined ? { ignoreSigpipe: spec.ignoreSigpipe } : {}),
+  };
+}
+
+function startSpecOf(spec: RunSpec): StartSpec {
+  return {
+    argv: spec.argv,
+    env: spec.env,
+    cwd: spec.cwd,
+    stdin: spec.stdin,
+    limits: spec.limits,
+    signal: spec.signal,
+    backgroundAfterCpuMs: spec.backgroundAfterCpuMs,
+    stderrToStdout: spec.stderrToStdout,
+  };
+}
 
 function lockPath(lockDir: string, instanceId: string): string {
   return path.join(lockDir, `${instanceId}.lock`);
@@ -55,7 +81,11 @@ class SandboxInstance implements Sandbox {
     };
   }
 
-  async prepare(spec: ContainerSpec): Promise<PreparedContainer> {
+  prepare(spec: ContainerSpec): Promise<PreparedContainer> {
+    return this.prepareContainer(spec);
+  }
+
+  private async prepareContainer(spec: ContainerSpec, connected?: ConnectedStdio): Promise<PreparedContainer> {
     if (this.closed) throw new SandboxSpecError('sandbox', 'is closed');
     const checked = checkContainerSpec(spec);
     const id = `c${(this.nextContainer++).toString(36)}`;
@@ -76,8 +106,13 @@ class SandboxInstance implements Sandbox {
         throw toSandboxError(error);
       }
     }
-    const container = await Container.prepare(id, checked, { uid, gid: this.gid }, cgroup, (c) =>
-      this.containers.delete(c),
+    const container = await Container.prepare(
+      id,
+      checked,
+      { uid, gid: this.gid },
+      cgroup,
+      (c) => this.containers.delete(c),
+      connected,
     );
     this.containers.add(container);
     return container;
@@ -86,32 +121,61 @@ class SandboxInstance implements Sandbox {
   async run(spec: RunSpec): Promise<RunResult> {
     let container: PreparedContainer;
     try {
-      container = await this.prepare({
-        rootDir: spec.rootDir,
-        workDirHostPath: spec.workDirHostPath,
-        workDir: spec.workDir,
-        hostname: spec.hostname,
-        tmpBytes: spec.limits?.tmpBytes,
-        limits: spec.limits,
-        ...(spec.uid !== undefined ? { uid: spec.uid } : {}),
-      });
+      container = await this.prepare(containerSpecOf(spec));
     } catch (error) {
       if (error instanceof SandboxError) return internalErrorResult(error);
       throw error;
     }
     try {
-      return await container.start({
-        argv: spec.argv,
-        env: spec.env,
-        cwd: spec.cwd,
-        stdin: spec.stdin,
-        limits: spec.limits,
-        signal: spec.signal,
-        backgroundAfterCpuMs: spec.backgroundAfterCpuMs,
-        stderrToStdout: spec.stderrToStdout,
-      });
+      return await container.start(startSpecOf(spec));
     } finally {
       setTimeout(() => container.destroy().catch(() => {}), RUN_TEARDOWN_DELAY_MS);
+    }
+  }
+
+  async runConnected(first: RunSpec, second: RunSpec): Promise<[RunResult, RunResult]> {
+    for (const [which, spec] of [['first', first], ['second', second]] as const) {
+      if (spec.stdin !== undefined && spec.stdin.length > 0) {
+        throw new SandboxSpecError(`${which}.stdin`, "must be empty: a connected run reads its peer's stdout");
+      }
+      if (spec.stderrToStdout === true) {
+        throw new SandboxSpecError(`${which}.stderrToStdout`, "must be false: a connected run's stdout is its peer's stdin");
+      }
+      // Here as well as at start: a spec refused there would leave its peer started alone.
+      checkStartSpec(startSpecOf(spec), spec.workDir ?? DEFAULT_WORK_DIR);
+    }
+    const ends: number[] = [];
+    let containers: PreparedContainer[] = [];
+    try {
+      const [firstToSecondRead, firstToSecondWrite] = native.createPipe();
+      ends.push(firstToSecondRead, firstToSecondWrite);
+      const [secondToFirstRead, secondToFirstWrite] = native.createPipe();
+      ends.push(secondToFirstRead, secondToFirstWrite);
+      // Both at once: neither waits for the other's clone and mounts.
+      const prepared = await Promise.allSettled([
+        this.prepareContainer(containerSpecOf(first), { stdinFd: secondToFirstRead, stdoutFd: firstToSecondWrite }),
+        this.prepareContainer(containerSpecOf(second), { stdinFd: firstToSecondRead, stdoutFd: secondToFirstWrite }),
+      ]);
+      containers = prepared.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
+      const failed = prepared.find((p): p is PromiseRejectedResult => p.status === 'rejected');
+      if (failed) throw failed.reason;
+    } catch (error) {
+      await Promise.allSettled(containers.map((c) => c.destroy()));
+      const failure = toSandboxError(error);
+      return [internalErrorResult(failure), internalErrorResult(failure)];
+    } finally {
+      // Each container holds copies of its two ends: these would keep a peer from seeing end of
+      // file once a program is gone.
+      for (const fd of ends) fs.closeSync(fd);
+    }
+    const [firstContainer, secondContainer] = containers as [PreparedContainer, PreparedContainer];
+    try {
+      // Both "go"s in the same turn of the event loop: neither program waits for the other's start.
+      return await Promise.all([firstContainer.start(startSpecOf(first)), secondContainer.start(startSpecOf(second))]);
+    } finally {
+      setTimeout(() => {
+        for (const container of containers) container.destroy().catch(() => {});
+      }, RUN_TEARDOWN_DELAY_MS);
     }
   }
 

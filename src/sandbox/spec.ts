@@ -83,6 +83,7 @@ export interface CheckedContainerSpec {
   tmpBytes: number;
   limits?: Limits;
   uid?: number;
+  ignoreSigpipe: boolean;
 }
 
 /** A uid or gid the program may run as: not root, not the kernel's "no id" (2^32 - 1). */
@@ -109,7 +110,9 @@ export function checkContainerSpec(spec: ContainerSpec): CheckedContainerSpec {
   const tmpBytes = spec.tmpBytes ?? limits?.tmpBytes ?? DEFAULT_TMP_BYTES;
   if (!Number.isSafeInteger(tmpBytes) || tmpBytes <= 0) throw new SandboxSpecError('tmpBytes', 'must be a positive integer');
   if (spec.uid !== undefined && !isSandboxId(spec.uid)) throw new SandboxSpecError('uid', 'must be a non-root id');
-  return { rootDir, workDirHostPath, workDir, hostname, tmpBytes, limits, ...(spec.uid !== undefined ? { uid: spec.uid } : {}) };
+  if (spec.ignoreSigpipe !== undefined && typeof spec.ignoreSigpipe !== 'boolean') throw new SandboxSpecError('ignoreSigpipe', 'must be a boolean');
+  const ignoreSigpipe = spec.ignoreSigpipe === true;
+  return { rootDir, workDirHostPath, workDir, hostname, tmpBytes, limits, ignoreSigpipe, ...(spec.uid !== undefined ? { uid: spec.uid } : {}) };
 }
 
 export function checkLimits(limits: Limits): Limits {

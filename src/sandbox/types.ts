@@ -52,6 +52,8 @@ export interface RunSpec {
   backgroundAfterCpuMs?: number;
   /** As StartSpec.stderrToStdout. */
   stderrToStdout?: boolean;
+  /** As ContainerSpec.ignoreSigpipe. */
+  ignoreSigpipe?: boolean;
 }
 
 /** See docs/theory-of-operation.md, "Verdicts". Exactly one per run. */
@@ -128,6 +130,11 @@ export interface ContainerSpec {
    * per live container keeps apart what the kernel limits per user, not per namespace: inotify
    * instances, pending signals, message queue bytes, pipe buffers (src/pool/uid-leases.ts). */
   uid?: number;
+  /** The program starts with SIGPIPE ignored (every other signal at its default): a write to a
+   * pipe whose reader is gone fails with EPIPE instead of killing it. For an interactor in a
+   * connected run (Sandbox.runConnected), which should judge a program that ended early rather
+   * than die of it. Default false. */
+  ignoreSigpipe?: boolean;
 }
 
 /** What `start` needs: the program and its limits. */
@@ -200,6 +207,12 @@ export interface Sandbox {
   /** prepare + start, the container destroyed a little after the result (10 ms); setup failures
    * come back as verdict `internal_error`. */
   run(spec: RunSpec): Promise<RunResult>;
+  /** Two programs at once in two fresh containers, each one's stdout the other's stdin (an
+   * interactive problem: the solution and its interactor). Neither spec may have stdin or
+   * stderrToStdout; their stdout is the pipe, so the results' stdout is empty. Each ends on its own
+   * (its exit, its limits); the other then reads end of file or gets SIGPIPE. Results in the
+   * specs' order; setup failures come back as verdict `internal_error` for both. */
+  runConnected(first: RunSpec, second: RunSpec): Promise<[RunResult, RunResult]>;
   /** Throws SandboxError when a setup step fails. */
   prepare(spec: ContainerSpec): Promise<PreparedContainer>;
   /** Removes the cgroup subtrees of instances whose process is gone; returns their ids. */

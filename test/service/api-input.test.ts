@@ -111,6 +111,81 @@ describe('compileArgs', () => {
   });
 });
 
+describe('interactor', () => {
+  // A compiled runtime on the test runtime's image: nothing here runs.
+  const compiled: Runtime = { ...testRuntime, id: 'cc', language: 'cc', aliases: [], sourceFile: 'main.c', compile: { argv: ['/usr/bin/cc', '{args}', '{files}'] } };
+  let service: ServiceHarness;
+  let queue: Queue;
+  const post = (body: unknown) => service.app.inject({ method: 'POST', url: '/v1/jobs', payload: body as object });
+  const small = { outputBytes: 1000 };
+  const interactive = {
+    ...hello,
+    limits: small,
+    tests: [{ stdin: '21\n', expectedOutput: '42\n' }],
+    interactor: { language: 'cc', source: 'int main(void) { return 0; }', compileArgs: ['-O2'], limits: small, compileLimits: small },
+  };
+
+  before(async () => {
+    service = await startService({ runtimes: [testRuntime, compiled], config: { maxFiles: 2, maxJobOutputBytes: 100_000 } });
+    queue = new Queue(QUEUE_NAME, { connection: { host: '127.0.0.1', port: service.redis.port }, prefix: service.prefix });
+  });
+  after(async () => {
+    await queue?.close();
+    await service?.close();
+  });
+
+  test('is queued with the job, its runtime resolved and its source as its runtime names it', async () => {
+    const accepted = await post(interactive);
+    assert.equal(accepted.statusCode, 202, accepted.body);
+    const id = (accepted.json() as { id: string }).id;
+    const job = await queue.getJob(id);
+    assert.deepEqual(job?.data.interactor, {
+      runtimeId: 'cc',
+      files: [{ name: 'main.c', contentBase64: Buffer.from('int main(void) { return 0; }').toString('base64') }],
+      compileArgs: ['-O2'],
+      limits: small,
+      compileLimits: small,
+    });
+    await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}` });
+    const plain = await post(hello);
+    assert.equal(((await queue.getJob((plain.json() as { id: string }).id))?.data as { interactor?: unknown }).interactor, undefined);
+  });
+
+  test('is refused without tests, with stdin or stderrToStdout, and where its own parts are wrong', async () => {
+    const { tests: _tests, ...withoutTests } = interactive;
+    assert.match(assertError(await post(withoutTests), 400, 'interactor_not_applicable').message, /give tests/);
+    assertError(await post({ ...interactive, stdin: 'x' }), 400, 'interactor_not_applicable');
+    assertError(await post({ ...interactive, stderrToStdout: true }), 400, 'interactor_not_applicable');
+    const unknown = assertError(await post({ ...interactive, interactor: { ...interactive.interactor, language: 'cobol' } }), 400, 'unknown_language');
+    assert.equal(unknown.details?.field, 'interactor.language');
+    assert.match(unknown.message, /^interactor: unknown language "cobol"/);
+    const reserved = assertError(await post({ ...interactive, interactor: { language: 'cc', files: [{ name: 'main.c', content: '' }, { name: 'input.txt/x.h', content: '' }] } }), 400, 'invalid_file_name');
+    assert.match(reserved.message, /interactor file "input.txt\/x.h"/);
+    assert.equal(reserved.details?.field, 'interactor.files[1].name');
+    const twice = assertError(await post({ ...interactive, interactor: { language: 'cc', files: [{ name: 'a.c', content: '' }, { name: 'a.c', content: '' }] } }), 400, 'duplicate_file_name');
+    assert.equal(twice.details?.field, 'interactor.files[1].name');
+    assertError(await post({ ...interactive, interactor: { language: 'cc', files: [{ name: '../x.c', content: '' }] } }), 400, 'invalid_file_name');
+    assertError(await post({ ...interactive, interactor: { language: 'cc' } }), 400, 'source_or_files');
+    assert.equal(assertError(await post({ ...interactive, interactor: { language: 'python', source: '', compileArgs: ['-O2'] } }), 400, 'no_compile_step').details?.field, 'interactor.compileArgs');
+    const above = assertError(await post({ ...interactive, interactor: { language: 'cc', source: '', limits: { memoryBytes: 2 ** 40 } } }), 400, 'limit_above_maximum');
+    assert.equal(above.details?.field, 'interactor.limits.memoryBytes');
+    assertError(await post({ ...interactive, interactor: { ...interactive.interactor, stdin: 'x' } }), 400, 'invalid_request');
+  });
+
+  test("counts the interactor's output toward the job's maximum", async () => {
+    // The program's 1000 bytes and the interactor's runs at 65536 and its compile.
+    const output = assertError(await post({ ...interactive, interactor: { language: 'cc', source: '' } }), 400, 'job_output_above_maximum');
+    assert.match(output.message, /^1 run of up to 1000 bytes, with an interactor's 1 run of up to 65536 bytes and a compile of up to \d+, could store \d+ bytes/);
+    assert.match(output.message, /\(lower limits.outputBytes or interactor.limits.outputBytes or send fewer tests\)$/);
+  });
+
+  test("other APIs' jobs take none (their fronts make none; the last check before queueing refuses one)", async () => {
+    const { admissionProblem } = await import('../../src/api/submission.js');
+    const request = { runtimeId: 'python', files: [{ name: 'main.py', contentBase64: '' }], stdinBase64: '', args: [], limits: {}, interactor: { runtimeId: 'cc', files: [], limits: {} } };
+    assert.match(admissionProblem(request, testRuntime, { maxFiles: 2, maxTests: 2, maxArgs: 2, maxJobOutputBytes: 1e9, webhookDestinations: undefined as never }) ?? '', /takes no interactor/);
+  });
+});
+
 describe('API bad input', () => {
   let service: ServiceHarness;
   const post = (body: unknown, url = '/v1/jobs') => service.app.inject({ method: 'POST', url, payload: body as object });

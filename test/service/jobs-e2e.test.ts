@@ -164,6 +164,53 @@ describe('jobs end to end', { skip }, () => {
     assert.equal(result.verdict, 'runtime_error', "the job's verdict is the first test's non-ok verdict");
   });
 
+  test('an interactive problem: a C program guesses, a Python interactor answers and judges each test', { skip: !(python && runtimes.some((r) => r.id === 'c')) && 'c or python image not built' }, async () => {
+    // Guess the number in 1..1000 in at most 10 questions; testlib's exit codes (0 right, 1 wrong).
+    const interactorSource = [
+      'import sys',
+      'secret = int(open(sys.argv[1]).read())',
+      'for asked in range(1, 11):',
+      '    line = sys.stdin.readline()',
+      '    if not line:',
+      '        sys.exit("no guess after %d questions" % (asked - 1))',
+      '    guess = int(line)',
+      '    if guess == secret:',
+      '        print("=", flush=True)',
+      '        print("found in %d" % asked, file=sys.stderr)',
+      '        sys.exit(0)',
+      '    print("<" if secret < guess else ">", flush=True)',
+      'print("too many questions", file=sys.stderr)',
+      'sys.exit(1)',
+      '',
+    ].join('\n');
+    const bisect = '#include <stdio.h>\nint main(void){int lo=1,hi=1000;char a[4];while(lo<=hi){int m=(lo+hi)/2;printf("%d\\n",m);fflush(stdout);if(scanf("%3s",a)!=1)return 1;if(a[0]==\'=\')return 0;if(a[0]==\'<\')hi=m-1;else lo=m+1;}return 2;}\n';
+    const linear = '#include <stdio.h>\nint main(void){char a[4];for(int g=1;g<=1000;g++){printf("%d\\n",g);fflush(stdout);if(scanf("%3s",a)!=1)return 0;if(a[0]==\'=\')return 0;}return 0;}\n';
+    const submit = (source: string) =>
+      postJson(`${base}/v1/jobs?wait=true&timeoutMs=60000`, {
+        language: 'c',
+        source,
+        interactor: { language: 'python', source: interactorSource },
+        tests: [{ stdin: '500' }, { stdin: '1000' }],
+      });
+    const { status, json } = await submit(bisect);
+    assert.equal(status, 200, JSON.stringify(json));
+    const { result } = json;
+    assert.equal(result.verdict, 'ok', JSON.stringify(result));
+    assert.equal(result.interactorCompile, undefined, 'python compiles nothing');
+    assert.deepEqual(result.tests.map((t: { passed: boolean | null }) => t.passed), [true, true]);
+    assert.deepEqual(result.tests.map((t: { interactor: { stderr: string } }) => t.interactor.stderr), ['found in 1\n', 'found in 10\n']);
+    assert.deepEqual(result.tests.map((t: { stdout: string }) => t.stdout), ['', ''], "the program's stdout went to the interactor");
+    // The job's metrics are the program's own: its compile and its two runs.
+    const own = [result.compile, ...result.tests].reduce((sum: number, stage: { cpuTimeMs: number }) => sum + stage.cpuTimeMs, 0);
+    assert.equal(result.metrics.cpuTimeMs, own);
+    const slow = await submit(linear);
+    assert.equal(slow.status, 200, JSON.stringify(slow.json));
+    assert.deepEqual(slow.json.result.tests.map((t: { passed: boolean | null }) => t.passed), [false, false]);
+    assert.deepEqual(slow.json.result.tests.map((t: { interactor: { stderr: string } }) => t.interactor.stderr), ['too many questions\n', 'too many questions\n']);
+    // The interactor ended: the program's next write hit a closed pipe (SIGPIPE), or it read end of file.
+    assert.ok(slow.json.result.tests.every((t: { verdict: string }) => ['ok', 'signaled'].includes(t.verdict)), JSON.stringify(slow.json.result.tests.map((t: { verdict: string }) => t.verdict)));
+  });
+
   test('a compile error runs nothing and returns the compiler output', { skip: !runtimes.some((r) => r.id === 'c') && 'c image not built' }, async () => {
     const { json } = await postJson(`${base}/v1/jobs?wait=true`, { language: 'c', source: 'int main(void) { return nope; }\n' });
     assert.equal(json.result.verdict, 'compile_error');
@@ -289,6 +336,8 @@ describe('jobs end to end', { skip }, () => {
         [{ runtimeId: 'python', files: 'main.py', stdinBase64: '' }, 'files must be an array of {name, contentBase64} strings'],
         [{ runtimeId: 'python', files: [file], stdinBase64: '', args: [1] }, 'args must be an array of strings'],
         [{ runtimeId: 'python', files: [file], stdinBase64: '', tests: [null] }, 'tests must be an array of {stdinBase64, expectedOutput?} strings'],
+        [{ runtimeId: 'python', files: [file], stdinBase64: '', interactor: { files: [file] } }, 'interactor must be an object with a runtimeId string'],
+        [{ runtimeId: 'python', files: [file], stdinBase64: '', interactor: { runtimeId: 'python', files: [{ name: 1 }] } }, 'interactor.files must be an array of {name, contentBase64} strings'],
       ];
       for (const [data, reason] of foreign) {
         const { id } = await queue.add('job', data as object, { attempts: 1 });

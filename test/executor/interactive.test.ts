@@ -1,0 +1,201 @@
+// Interactive jobs on the real engine, pool and busybox image: the program and its interactor
+// connected in every test, the interactor's judgement as `passed`, its compile, the files each
+// test gives it, the requests refused, and nothing left behind.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Executor } from '../../src/executor/executor.js';
+import type { ExecuteRequest, InteractorRequest } from '../../src/executor/types.js';
+import { checkInteractor } from '../../src/executor/check.js';
+import { ExecutorError } from '../../src/executor/errors.js';
+import { interactorJudgement } from '../../src/executor/verdict.js';
+import { mountsMentioning } from '../pool/helpers.js';
+import { BUILD, cgroupDirsUnder, dataDir, descendants, executorSkipReason, SH, SHC } from './helpers.js';
+import { MiB } from '../../src/units.js';
+
+const skip = executorSkipReason(['busybox']);
+let executor: Executor;
+let stateRoot: string;
+const instanceId = `interactivetest-${process.pid}`;
+const backgroundErrors: unknown[] = [];
+let baseline = new Set<number>();
+
+before(async () => {
+  if (skip) return;
+  const { createExecutor } = await import('../../src/executor/create.js');
+  baseline = new Set(descendants());
+  stateRoot = mkdtempSync(join(tmpdir(), 'cellblock-interactive-test-'));
+  executor = await createExecutor({
+    dataDir,
+    runtimes: [SH, SHC, BUILD],
+    pool: { stateRoot, sizing: { minReady: 1, maxReady: 3 }, warmImages: ['busybox'] },
+    sandbox: { instanceId },
+    onBackgroundError: (err) => backgroundErrors.push(err),
+    maxJobOutputBytes: 16 * MiB,
+  });
+});
+
+after(async () => {
+  if (skip) return;
+  await executor.close();
+  assert.deepEqual(mountsMentioning(stateRoot), [], 'no mounts left');
+  assert.deepEqual(cgroupDirsUnder(`cellblock/${instanceId}`), [], 'no cgroups left');
+  assert.deepEqual(descendants().filter((pid) => !baseline.has(pid)), [], 'no processes left');
+  rmSync(stateRoot, { recursive: true, force: true });
+  assert.deepEqual(backgroundErrors, []);
+});
+
+/** Reads the number in input.txt, asks the program for its double, and judges the answer against
+ * answer.txt when there is one (testlib's exit codes: 0 right, 1 wrong); says so on stderr. */
+const DOUBLING_INTERACTOR = [
+  'read n < "$1"',
+  'echo "$n"',
+  'read answer || { echo "no answer" >&2; exit 1; }',
+  'if [ -n "$3" ]; then read expected < "$3"; else expected=$((n * 2)); fi',
+  '[ "$answer" = "$expected" ] && { echo "ok $answer" >&2; exit 0; }',
+  'echo "wrong: $answer, expected $expected" >&2; exit 1',
+  '',
+].join('\n');
+
+const interactor = (source: string, extra: Partial<InteractorRequest> = {}): InteractorRequest => ({
+  runtimeId: 'shc',
+  files: [{ name: 'judge.sh', content: Buffer.from(source) }],
+  ...extra,
+});
+
+const job = (solution: string, extra: Partial<ExecuteRequest> = {}): ExecuteRequest => ({
+  runtimeId: 'sh',
+  files: [{ name: 'main.sh', content: Buffer.from(solution) }],
+  interactor: interactor(DOUBLING_INTERACTOR),
+  tests: [{ stdin: '21\n', expectedOutput: '42\n' }, { stdin: '5\n' }],
+  ...extra,
+});
+
+test('the program and its compiled interactor talk through pipes; the interactor judges each test', { skip }, async () => {
+  const r = await executor.execute(job('read n; echo $((n * 2)); ls /box >&2'));
+  assert.equal(r.verdict, 'ok');
+  assert.equal(r.interactorCompile?.verdict, 'ok', r.interactorCompile?.stderr.toString());
+  assert.deepEqual(r.tests!.map((t) => [t.verdict, t.passed]), [['ok', true], ['ok', true]]);
+  assert.deepEqual(r.tests!.map((t) => t.interactor!.stderr.toString()), ['ok 42\n', 'ok 10\n']);
+  assert.deepEqual(r.tests!.map((t) => t.interactor!.exitCode), [0, 0]);
+  // The program's stdout went to the interactor; the program's work dir holds its own files only.
+  assert.deepEqual(r.tests!.map((t) => t.stdout.length), [0, 0]);
+  assert.equal(r.tests![0]!.stderr.toString(), 'main.sh\n');
+});
+
+test('a wrong answer is passed: false with the interactor\'s message; its own failure (exit 3) judges nothing', { skip }, async () => {
+  const wrong = await executor.execute(job('read n; echo $((n + 1))'));
+  assert.equal(wrong.verdict, 'ok', 'a wrong answer is `passed: false`, not a verdict');
+  assert.deepEqual(wrong.tests!.map((t) => t.passed), [false, false]);
+  assert.equal(wrong.tests![0]!.interactor!.stderr.toString(), 'wrong: 22, expected 42\n');
+  const failing = await executor.execute(job('read n; echo $((n * 2))', { interactor: interactor('echo "bad test" >&2; exit 3\n') }));
+  assert.deepEqual(failing.tests!.map((t) => [t.passed, t.interactor!.exitCode]), [[null, 3], [null, 3]]);
+});
+
+test('a program killed by SIGPIPE, writing after its interactor judged, is ok: the judgement says how it did', { skip }, async () => {
+  const right = await executor.execute(job('read n; while :; do echo $((n * 2)); done'));
+  assert.deepEqual(right.tests!.map((t) => [t.verdict, t.signalName, t.passed]), [['ok', 'SIGPIPE', true], ['ok', 'SIGPIPE', true]]);
+  assert.equal(right.verdict, 'ok');
+  const wrong = await executor.execute(job('while :; do echo 1; done'));
+  assert.deepEqual(wrong.tests!.map((t) => [t.verdict, t.passed]), [['ok', false], ['ok', false]]);
+});
+
+test('an interactor writing to a program that has ended gets EPIPE, not SIGPIPE, and judges it', { skip }, async () => {
+  const r = await executor.execute(
+    job('exit 0', { interactor: interactor('read n < "$1"; sleep 0.2; echo "$n" || { echo "gone" >&2; exit 1; }; exit 0\n'), tests: [{ stdin: '1\n' }] }),
+  );
+  assert.deepEqual([r.tests![0]!.verdict, r.tests![0]!.passed, r.tests![0]!.interactor!.exitCode], ['ok', false, 1]);
+  assert.match(r.tests![0]!.interactor!.stderr.toString(), /gone\n$/);
+});
+
+test('the program\'s own limits stay its verdict; its interactor sees end of file', { skip }, async () => {
+  const r = await executor.execute(job('read n; while :; do :; done', { limits: { cpuTimeMs: 200 }, tests: [{ stdin: '4\n' }] }));
+  assert.equal(r.verdict, 'cpu_time_limit');
+  assert.deepEqual([r.tests![0]!.passed, r.tests![0]!.interactor!.stderr.toString()], [false, 'no answer\n']);
+  assert.ok(r.tests![0]!.interactor!.metrics.wallTimeMs < 2000, 'end of file as the program was killed, not the wall limit');
+});
+
+test('an interactor that does not compile is compile_error, and nothing runs', { skip }, async () => {
+  const r = await executor.execute(job('read n; echo $((n * 2))', { interactor: interactor('if then fi (\n') }));
+  assert.equal(r.verdict, 'compile_error');
+  assert.notEqual(r.interactorCompile!.verdict, 'ok');
+  assert.equal(r.tests, undefined);
+});
+
+test('a test\'s files replace what the interactor\'s compile left under their names, never through a link', { skip }, async () => {
+  const outside = join(stateRoot, 'outside.txt');
+  writeFileSync(outside, 'keep\n');
+  // BUILD's compile runs the script; its run counts the files in the work dir, and prints them.
+  const r = await executor.execute(
+    job('read count; echo "$count" >&2', {
+      interactor: { runtimeId: 'build', files: [{ name: 'build.sh', content: Buffer.from(`ln -s ${outside} input.txt; mkdir answer.txt\n`) }] },
+      tests: [{ stdin: 'overwritten\n', expectedOutput: '1\n' }],
+    }),
+  );
+  assert.equal(r.interactorCompile?.verdict, 'ok', r.interactorCompile?.stderr.toString());
+  assert.equal(readFileSync(outside, 'utf8'), 'keep\n', 'the host file the link named is untouched');
+  // build.sh, input.txt and answer.txt: both now plain files.
+  assert.equal(r.tests![0]!.stderr.toString(), '3\n');
+  assert.equal(r.tests![0]!.interactor!.verdict, 'ok');
+  // Nothing the compile left under the three names reaches a test that does not give them.
+  const stale = await executor.execute(
+    job('read count; echo "$count" >&2', {
+      interactor: { runtimeId: 'build', files: [{ name: 'build.sh', content: Buffer.from('mkdir output.txt; echo stale > answer.txt\n') }] },
+      tests: [{ stdin: 'x\n' }],
+    }),
+  );
+  assert.equal(stale.tests![0]!.stderr.toString(), '2\n', 'build.sh and input.txt');
+});
+
+test('an interactor compile that leaves more than a test\'s work dir holds is compile_error, told in its own stderr', { skip }, async () => {
+  const r = await executor.execute(
+    job('true', {
+      interactor: {
+        runtimeId: 'build',
+        files: [{ name: 'build.sh', content: Buffer.from('head -c 4194304 /dev/zero > big || exit 1; i=0; while [ $i -lt 70 ]; do ln big l$i || exit 1; i=$((i+1)); done\n') }],
+      },
+    }),
+  );
+  assert.equal(r.verdict, 'compile_error');
+  assert.equal(r.compile, undefined, 'the program (sh) compiles nothing, and is not blamed');
+  assert.match(r.interactorCompile!.stderr.toString(), /^cellblock: the compile's files could not be copied into the run's work dir \(ENOSPC\)/m);
+  assert.equal(r.tests, undefined);
+});
+
+test('testlib\'s exit codes: 0 accepts; 1, 2, 4 and 8 reject; 3, 7, a signal or a limit judge nothing', () => {
+  const judged = (verdict: 'ok' | 'runtime_error' | 'signaled' | 'wall_time_limit', exitCode: number | null) => interactorJudgement({ verdict, exitCode });
+  assert.equal(judged('ok', 0), true);
+  assert.deepEqual([1, 2, 4, 8].map((code) => judged('runtime_error', code)), [false, false, false, false]);
+  assert.deepEqual([3, 7, 5].map((code) => judged('runtime_error', code)), [null, null, null]);
+  assert.equal(judged('signaled', null), null);
+  assert.equal(judged('wall_time_limit', null), null);
+});
+
+test('an interactor gets at least the program\'s wall time, up to its maximum, unless its limits name one', () => {
+  const wall = (programWallTimeMs: number, limits?: { wallTimeMs: number }) =>
+    checkInteractor(SHC, { fileNames: ['judge.sh'], ...(limits ? { limits } : {}) }, 1, programWallTimeMs).runLimits.wallTimeMs;
+  assert.equal(wall(8000), 8000);
+  assert.equal(wall(1000), 5000, 'its own default when that is longer');
+  assert.equal(wall(60_000), 20_000, 'its runtime\'s maximum');
+  assert.equal(wall(8000, { wallTimeMs: 700 }), 700);
+});
+
+test('refused before anything runs: no tests, stdin, stderrToStdout, a reserved file name, an unknown runtime', { skip }, async () => {
+  const refused = async (request: ExecuteRequest, pattern: RegExp) => {
+    await assert.rejects(executor.execute(request), (error: unknown) => {
+      assert.ok(error instanceof ExecutorError, String(error));
+      assert.match(error.message, pattern);
+      return true;
+    });
+  };
+  const { tests: _tests, ...withoutTests } = job('true');
+  await refused(withoutTests, /an interactor judges tests/);
+  await refused(job('true', { stdin: 'x' }), /stdin is its interactor's output/);
+  await refused(job('true', { stderrToStdout: true }), /stderrToStdout does not apply/);
+  await refused(job('true', { interactor: { runtimeId: 'sh', files: [{ name: 'input.txt', content: Buffer.from('') }] } }), /interactor file "input.txt"/);
+  await refused(job('true', { interactor: { runtimeId: 'sh', files: [{ name: 'j.sh', content: Buffer.from('') }, { name: 'answer.txt/data', content: Buffer.from('') }] } }), /interactor file "answer.txt\/data"/);
+  await refused(job('true', { interactor: { runtimeId: 'sh', files: [{ name: './output.txt', content: Buffer.from('') }] } }), /interactor file "\.\/output.txt"/);
+  await refused(job('true', { interactor: interactor('exit 0', { runtimeId: 'cobol' }) }), /unknown interactor runtime "cobol"/);
+});
