@@ -43,7 +43,7 @@ function mainStage(result: JobResult): StoredStage | undefined {
   if (result.tests && result.tests.length > 0) {
     return result.tests.find((test) => test.verdict !== 'ok') ?? result.tests[result.tests.length - 1];
   }
-  if (result.interactorCompile && result.interactorCompile.verdict !== 'ok') return result.interactorCompile;
+  if (result.failedCompile === 'interactorCompile') return result.interactorCompile;
   return result.compile;
 }
 

@@ -80,7 +80,7 @@ export const InteractorInput = Type.Object(
   {
     additionalProperties: false,
     description:
-      "An interactive problem's interactor: run beside the program in every test, the interactor's stdout the program's stdin and the program's stdout its stdin. It is started as `<its run command> input.txt output.txt [answer.txt]` (testlib's interactor arguments): input.txt holds the test's stdin, answer.txt its expectedOutput when the test has one. The test's passed is its judgement: exit 0 true, 1 or 2 (wrong answer, presentation error) false, anything else null (see tests[].interactor). Needs tests; not with stdin or stderrToStdout.",
+      "An interactive problem's interactor: run beside the program in every test, the interactor's stdout the program's stdin and the program's stdout its stdin. It is started as `<its run command> input.txt output.txt [answer.txt]` (testlib's interactor arguments): input.txt holds the test's stdin, answer.txt its expectedOutput when the test has one. The test's passed is its judgement by testlib's exit codes: 0 true; 1, 2, 4 or 8 (wrong answer, presentation error, extra output, unexpected end of file) false; anything else null (see tests[].interactor). Needs tests; not with stdin or stderrToStdout.",
   },
 );
 

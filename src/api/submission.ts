@@ -265,7 +265,7 @@ function submittedFiles(submission: SourceSubmission, runtime: Runtime, policy: 
     checkFileName(file.name, field);
     const reserved = prefix === INTERACTOR_PREFIX ? interactorFileNameProblem(file.name) : undefined;
     if (reserved) throw badRequest('invalid_file_name', reserved, { field });
-    if (seen.has(file.name)) throw badRequest('duplicate_file_name', `${prefix}files: file "${file.name}" is given twice`, { field });
+    if (seen.has(file.name)) throw badRequest('duplicate_file_name', `file "${file.name}" is given twice${prefix ? ` in ${prefix}files` : ''}`, { field });
     seen.add(file.name);
     const content = file.base64 ? decodeBase64(file.content, `${prefix}files[${index}].content`) : Buffer.from(file.content, 'utf8');
     return { name: file.name, contentBase64: content.toString('base64') };

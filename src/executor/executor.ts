@@ -116,7 +116,7 @@ export class SubmissionExecutor<C> implements Executor {
     let compiled: PoolSlot<C> | undefined;
     let interactorCompiled: PoolSlot<C> | undefined;
     /** Whose compiled work dir was copied last: a CompiledFilesError is that compile's fault. */
-    let copyingFrom: CompileStage = 'compile';
+    let copyingFrom = 'compile' as CompileStage;
     try {
       if (signal?.aborted) return { ...result, verdict: 'cancelled' };
       if (runtime.compile && compileLimits) {
@@ -135,6 +135,7 @@ export class SubmissionExecutor<C> implements Executor {
         const compile = await this.runner.run(interactorCompiled, { ...stage(argv, '', interactorChecked.compileLimits!), env: interactorRuntime.env });
         result.interactorCompile = compile;
         const failed = verdictAfterCompile(compile.verdict);
+        if (failed === 'compile_error') return { ...result, verdict: failed, failedCompile: 'interactorCompile' };
         if (failed) return { ...result, verdict: failed };
       }
 
@@ -178,32 +179,43 @@ export class SubmissionExecutor<C> implements Executor {
       /** One test of an interactive job: the program and the interactor at once, connected. */
       const runInteractive = async (test: TestCase, last: boolean): Promise<TestResult> => {
         const { runtime: interactorRuntime, checked: interactorChecked } = interactor!;
-        const slot = await this.pool.take(slotKey(runtime.image, 'run'));
+        const taken = await Promise.allSettled([this.pool.take(slotKey(runtime.image, 'run')), this.pool.take(slotKey(interactorRuntime.image, 'run'))]);
+        const held = taken.flatMap((t) => (t.status === 'fulfilled' ? [t.value] : []));
+        const refused = taken.find((t): t is PromiseRejectedResult => t.status === 'rejected');
+        if (refused) {
+          for (const slot of held) this.pool.release(slot);
+          throw refused.reason;
+        }
+        const [slot, judge] = held as [PoolSlot<C>, PoolSlot<C>];
         try {
-          const judge = await this.pool.take(slotKey(interactorRuntime.image, 'run'));
+          compiled = await fillWorkDir(slot, compiled, request.files, last);
+          interactorCompiled = await fillWorkDir(judge, interactorCompiled, interactor!.request.files, last, 'interactorCompile');
+          const hasAnswer = test.expectedOutput !== undefined;
           try {
-            compiled = await fillWorkDir(slot, compiled, request.files, last);
-            interactorCompiled = await fillWorkDir(judge, interactorCompiled, interactor!.request.files, last, 'interactorCompile');
-            const hasAnswer = test.expectedOutput !== undefined;
             writeTestFiles(judge.root.workDirHostPath, Object.values(INTERACTOR_FILES), [
               { name: INTERACTOR_FILES.input, content: test.stdin },
               ...(hasAnswer ? [{ name: INTERACTOR_FILES.answer, content: test.expectedOutput! }] : []),
             ], ownerOf(judge));
-            const judgeArgv = runArgv(interactorRuntime.run.argv, interactorChecked.fileNames, interactorArgs(hasAnswer));
-            // The interactor ignores SIGPIPE: a program that ended early is its to judge (testlib
-            // then reads end of file), not a signal that kills it mid-answer.
-            const [run, judged] = await this.runner.runConnected(slot, stage(runArgs, ''), judge, {
-              ...stage(judgeArgv, '', interactorChecked.runLimits),
-              env: interactorRuntime.env,
-              ignoreSigpipe: true,
-            });
-            const tested: TestResult = { ...run, verdict: verdictOfInteractiveTest(run, judged), passed: interactorJudgement(judged), interactor: judged };
-            if (outputFiles.length > 0) tested.outputFiles = readOutputFiles(slot.root.workDirHostPath, outputFiles, runLimits.outputBytes);
-            return tested;
-          } finally {
-            this.pool.release(judge);
+          } catch (err) {
+            const code = (err as NodeJS.ErrnoException).code;
+            // A compile that filled the work dir (its bytes or its files) left no room for them.
+            if (!result.interactorCompile || (code !== 'ENOSPC' && code !== 'EDQUOT')) throw err;
+            copyingFrom = 'interactorCompile';
+            throw new CompiledFilesError(`the test's files could not be written beside the compile's in the run's work dir (${code})`);
           }
+          const judgeArgv = runArgv(interactorRuntime.run.argv, interactorChecked.fileNames, interactorArgs(hasAnswer));
+          // The interactor ignores SIGPIPE: a program that ended early is its to judge (testlib
+          // then reads end of file), not a signal that kills it mid-answer.
+          const [run, judged] = await this.runner.runConnected(slot, stage(runArgs, ''), judge, {
+            ...stage(judgeArgv, '', interactorChecked.runLimits),
+            env: interactorRuntime.env,
+            ignoreSigpipe: true,
+          });
+          const tested: TestResult = { ...run, verdict: verdictOfInteractiveTest(run, judged), passed: interactorJudgement(judged), interactor: judged };
+          if (outputFiles.length > 0) tested.outputFiles = readOutputFiles(slot.root.workDirHostPath, outputFiles, runLimits.outputBytes);
+          return tested;
         } finally {
+          this.pool.release(judge);
           this.pool.release(slot);
         }
       };
@@ -231,7 +243,9 @@ export class SubmissionExecutor<C> implements Executor {
       // The compile (the program's or the interactor's) succeeded but left what no run can be
       // given: its fault, told where its messages go.
       const stderr = Buffer.concat([compile.stderr, Buffer.from(`cellblock: ${err.message}\n`)]);
-      return { ...result, [copyingFrom]: { ...compile, stderr }, verdict: 'compile_error' };
+      const failed: ExecuteResult = { ...result, [copyingFrom]: { ...compile, stderr }, verdict: 'compile_error' };
+      if (copyingFrom === 'interactorCompile') failed.failedCompile = 'interactorCompile';
+      return failed;
     } finally {
       if (compiled) this.pool.release(compiled);
       if (interactorCompiled) this.pool.release(interactorCompiled);

@@ -67,8 +67,8 @@ export interface StageResult extends RunResult {
 
 export interface TestResult extends StageResult {
   /** null when the test had no expected output. In an interactive job, the interactor's
-   * judgement: true when it exited 0, false when it exited 1 or 2 (testlib's wrong answer and
-   * presentation error), null when it ended otherwise (see `interactor`). */
+   * judgement (interactorJudgement): true when it exited 0, false when it exited 1, 2, 4 or 8
+   * (testlib's rejections), null when it ended otherwise (see `interactor`). */
   passed: boolean | null;
   /** An interactive job's interactor in this test (its stdout went to the program: empty). */
   interactor?: StageResult;
@@ -83,6 +83,9 @@ export interface ExecuteResult {
   compile?: StageResult;
   /** An interactive job's interactor compile, when its runtime compiles. */
   interactorCompile?: StageResult;
+  /** Set when the job's `compile_error` is the interactor's compile's (its exit, or files no
+   * test's work dir could hold, said in its stderr); absent when it is the program's. */
+  failedCompile?: 'interactorCompile';
   /** The single run, when the request had no tests (absent after a compile error). */
   run?: StageResult;
   tests?: TestResult[];

@@ -1,4 +1,5 @@
 // Job-level verdicts from stage verdicts (docs/theory-of-operation.md, "Verdicts").
+import os from 'node:os';
 import type { RunResult, Verdict } from '../sandbox/types.js';
 import type { JobVerdict } from './types.js';
 
@@ -15,7 +16,7 @@ export function verdictOfRuns(verdicts: Verdict[]): JobVerdict {
   return verdicts.find((v) => v !== 'ok') ?? 'ok';
 }
 
-const SIGPIPE = 13;
+const { SIGPIPE } = os.constants.signals;
 
 /** testlib's exit codes that reject the program's answer: wrong answer (1), presentation error
  * (2), "dirt" after the answer (4), unexpected end of file (8). */

@@ -94,6 +94,8 @@ export interface JobResult {
   compile?: StoredStage;
   /** An interactive job's interactor compile. */
   interactorCompile?: StoredStage;
+  /** ExecuteResult.failedCompile. */
+  failedCompile?: 'interactorCompile';
   run?: StoredStage;
   tests?: StoredStage[];
   /** Time from accepted to taken by a worker. */

@@ -61,6 +61,7 @@ export function toJobResult(result: ExecuteResult, queueWaitMs: number, attempt?
   const stored: StoredJobResult = { verdict: result.verdict, runtime: result.runtime, queueWaitMs };
   if (result.compile) stored.compile = storeStage(result.compile);
   if (result.interactorCompile) stored.interactorCompile = storeStage(result.interactorCompile);
+  if (result.failedCompile) stored.failedCompile = result.failedCompile;
   if (result.run) stored.run = storeStage(result.run);
   if (result.tests) stored.tests = result.tests.map(storeTest);
   if (attempt) stored.attempt = attempt;

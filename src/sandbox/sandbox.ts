@@ -166,7 +166,14 @@ class SandboxInstance implements Sandbox {
     } finally {
       // Each container holds copies of its two ends: these would keep a peer from seeing end of
       // file once a program is gone.
-      for (const fd of ends) fs.closeSync(fd);
+      for (const fd of ends) {
+        try {
+          fs.closeSync(fd);
+        } catch {
+          // Ours, open since createPipe: a close cannot fail but by a bug, and must not keep
+          // the other ends open nor the prepared containers from starting.
+        }
+      }
     }
     const [firstContainer, secondContainer] = containers as [PreparedContainer, PreparedContainer];
     try {

@@ -120,6 +120,7 @@ test('the program\'s own limits stay its verdict; its interactor sees end of fil
 test('an interactor that does not compile is compile_error, and nothing runs', { skip }, async () => {
   const r = await executor.execute(job('read n; echo $((n * 2))', { interactor: interactor('if then fi (\n') }));
   assert.equal(r.verdict, 'compile_error');
+  assert.equal(r.failedCompile, 'interactorCompile');
   assert.notEqual(r.interactorCompile!.verdict, 'ok');
   assert.equal(r.tests, undefined);
 });
@@ -160,8 +161,22 @@ test('an interactor compile that leaves more than a test\'s work dir holds is co
   );
   assert.equal(r.verdict, 'compile_error');
   assert.equal(r.compile, undefined, 'the program (sh) compiles nothing, and is not blamed');
+  assert.equal(r.failedCompile, 'interactorCompile');
   assert.match(r.interactorCompile!.stderr.toString(), /^cellblock: the compile's files could not be copied into the run's work dir \(ENOSPC\)/m);
   assert.equal(r.tests, undefined);
+  // As /v1 shows it: the interactor's compile decided the job.
+  const { presentResult } = await import('../../src/api/present.js');
+  const { toJobResult } = await import('../../src/queue/codec.js');
+  assert.match(presentResult(toJobResult(r, 0), 'utf8').stderr, /^cellblock: the compile's files could not be copied/m);
+  // A compile that leaves the work dir without a free inode: the test's input.txt has no room.
+  const full = await executor.execute(
+    job('true', {
+      interactor: { runtimeId: 'build', files: [{ name: 'build.sh', content: Buffer.from('i=0; while true 2>/dev/null > f$i; do i=$((i+1)); done; true\n') }] },
+    }),
+  );
+  assert.equal(full.interactorCompile!.verdict, 'ok', full.interactorCompile!.stderr.toString());
+  assert.deepEqual([full.verdict, full.failedCompile], ['compile_error', 'interactorCompile']);
+  assert.match(full.interactorCompile!.stderr.toString(), /cellblock: the test's files could not be written beside the compile's in the run's work dir \(ENOSPC\)/);
 });
 
 test('testlib\'s exit codes: 0 accepts; 1, 2, 4 and 8 reject; 3, 7, a signal or a limit judge nothing', () => {
