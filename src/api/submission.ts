@@ -9,6 +9,7 @@ import {
   compileArgsProblem,
   interactiveJobProblem,
   interactorFileNameProblem,
+  limitBelowMinimum,
   outputAboveMaximum,
   type CheckedSubmission,
   type SubmissionShape,
@@ -149,8 +150,17 @@ export function checkFileName(name: string, what: string): void {
   }
 }
 
-/** Every asked-for limit must be at most the runtime's maximum. */
-export function checkLimits(runtime: Runtime, limits: Partial<Limits> | undefined, maxima: Limits, what: string): Partial<Limits> {
+/** Every asked-for limit must be at most the runtime's maximum (and, for runs, at least its
+ * minLimits). */
+export function checkLimits(runtime: Runtime, limits: Partial<Limits> | undefined, maxima: Limits, what: string, stage: 'run' | 'compile' = 'run'): Partial<Limits> {
+  const below = stage === 'run' ? limitBelowMinimum(runtime, limits ?? {}) : undefined;
+  if (below) {
+    throw badRequest('limit_below_minimum', `${what}.${below.name} = ${below.value} is below the minimum ${below.minimum} of runtime "${runtime.id}" (it does not start below it)`, {
+      field: `${what}.${below.name}`,
+      value: below.value,
+      minimum: below.minimum,
+    });
+  }
   const checked: Partial<Limits> = {};
   for (const [key, value] of Object.entries(limits ?? {}) as [keyof Limits, number | undefined][]) {
     if (value === undefined) continue;
@@ -295,7 +305,7 @@ function submittedCompileLimits(submission: SourceSubmission, runtime: Runtime, 
   if (!runtime.compile) {
     throw badRequest('no_compile_step', `runtime "${runtime.id}" has no compile step: ${field} does not apply`, { field });
   }
-  return checkLimits(runtime, submission.compileLimits, runtime.maxLimits, field);
+  return checkLimits(runtime, submission.compileLimits, runtime.maxLimits, field, 'compile');
 }
 
 function toJobInteractor(submission: InteractorSubmission, runtimes: readonly Runtime[], policy: SubmissionPolicy): { request: JobInteractor; runtime: Runtime } {

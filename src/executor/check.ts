@@ -71,6 +71,8 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
     defaults.compileLimits === undefined || submission.compileLimits === undefined
       ? defaults.compileLimits
       : sandboxLimits('compileLimits', effectiveLimits(defaults.compileLimits, runtime.maxLimits, submission.compileLimits));
+  const belowMinimum = limitBelowMinimum(runtime, runLimits);
+  if (belowMinimum) throw new ExecutorError('bad_request', `limits.${belowMinimum.name} ${belowMinimum.value} is below ${belowMinimum.minimum}, the least runtime "${runtime.id}" starts with`);
   enoughMemoryForExec('limits', runArgv(runtime.run.argv, fileNames, submission.args), defaults.env, runLimits);
   const sources = submission.compileEntryOnly === true ? fileNames.slice(0, 1) : fileNames;
   if (runtime.compile && compiledFileNames(runtime.compile, sources).length === 0) {
@@ -142,6 +144,16 @@ export function interactiveJobProblem(job: { tests?: unknown[]; stdinBytes: numb
   if (job.tests === undefined) return 'an interactor judges tests: give tests';
   if (job.stdinBytes > 0) return "an interactive job's stdin is its interactor's output: give each test's input as its stdin, which the interactor reads as a file";
   if (job.stderrToStdout === true) return "stderrToStdout does not apply to an interactive job: the program's stdout is its interactor's input";
+  return undefined;
+}
+
+/** The first of a run's limits below its runtime's minLimits, or undefined. */
+export function limitBelowMinimum(runtime: Runtime, limits: Partial<Limits>): { name: keyof Limits; value: number; minimum: number } | undefined {
+  if (!runtime.minLimits) return undefined;
+  for (const [name, minimum] of Object.entries(runtime.minLimits) as [keyof Limits, number][]) {
+    const value = limits[name];
+    if (value !== undefined && value < minimum) return { name, value, minimum };
+  }
   return undefined;
 }
 

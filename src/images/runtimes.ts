@@ -90,7 +90,7 @@ export function parseRuntime(text: string, file: string): Runtime {
     throw new RuntimeDefinitionError(file, problem);
   };
   const raw = record(parseJson(text, fail), 'runtime', fail);
-  onlyKeys(raw, ['$comment', 'id', 'language', 'version', 'aliases', 'image', 'sourceFile', 'compile', 'run', 'env', 'defaultLimits', 'maxLimits', 'versionArgv', 'helloWorld'], 'runtime', fail);
+  onlyKeys(raw, ['$comment', 'id', 'language', 'version', 'aliases', 'image', 'sourceFile', 'compile', 'run', 'env', 'defaultLimits', 'maxLimits', 'minLimits', 'versionArgv', 'helloWorld'], 'runtime', fail);
   const id = string(raw.id, 'id', fail, NAME_PATTERN);
   if (basename(file) !== `${id}.json`) fail(`file must be named ${id}.json after its id`);
 
@@ -131,6 +131,11 @@ export function parseRuntime(text: string, file: string): Runtime {
   for (const name of LIMIT_NAMES) {
     if (defaultLimits[name] > maxLimits[name]) fail(`defaultLimits.${name} (${defaultLimits[name]}) exceeds maxLimits.${name} (${maxLimits[name]})`);
   }
+  const minLimits = raw.minLimits === undefined ? undefined : parsePartialLimits(raw.minLimits, 'minLimits', fail);
+  for (const name of LIMIT_NAMES) {
+    const least = minLimits?.[name];
+    if (least !== undefined && least > defaultLimits[name]) fail(`minLimits.${name} (${least}) exceeds defaultLimits.${name} (${defaultLimits[name]})`);
+  }
   if (compile?.limits) {
     for (const name of LIMIT_NAMES) {
       const v = compile.limits[name];
@@ -154,6 +159,7 @@ export function parseRuntime(text: string, file: string): Runtime {
     helloWorld: { source: string(hello.source, 'helloWorld.source', fail), stdout: typeof hello.stdout === 'string' ? hello.stdout : fail('helloWorld.stdout must be a string') },
   };
   if (compile) runtime.compile = compile;
+  if (minLimits) runtime.minLimits = minLimits;
   if (raw.versionArgv !== undefined) runtime.versionArgv = argv(raw.versionArgv, 'versionArgv', fail);
   return runtime;
 }

@@ -46,6 +46,9 @@ export interface Runtime {
   defaultLimits: Limits;
   /** Largest limits a job may ask for; a larger one is a 4xx. */
   maxLimits: Limits;
+  /** Smallest run limits a job may ask for, where the runtime does not start below some value
+   * (R below 167 open files); a smaller one is a 4xx. Absent for most runtimes. */
+  minLimits?: Partial<Limits>;
   /** Prints the toolchain's version inside the image; its test checks that `version` appears in
    * the output, so that the data cannot drift from the image. */
   versionArgv?: string[];

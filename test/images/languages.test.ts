@@ -17,7 +17,7 @@ import { openImageStore, overlayLowerdir } from '../../src/images/store.js';
 import type { BuiltImage, Runtime } from '../../src/images/types.js';
 import { compileArgv, runArgv } from '../../src/executor/argv.js';
 import { effectiveLimits } from '../../src/executor/limits.js';
-import type { RunResult, Sandbox } from '../../src/sandbox/types.js';
+import type { Limits, RunResult, Sandbox } from '../../src/sandbox/types.js';
 import { definitionsDir, mountsUnder, scratchDir, whyNoLayerBuilds } from './helpers.js';
 
 /** Per runtime: a program summing two numbers from stdin, a program the compiler rejects (with a
@@ -185,7 +185,7 @@ interface Outcome {
 }
 
 /** Compiles (when the runtime does) and runs `source` in one work dir, each step in a fresh root. */
-async function submit(runtime: Runtime, source: string, stdin = '', argv?: string[], files: Record<string, string> = {}): Promise<Outcome> {
+async function submit(runtime: Runtime, source: string, stdin = '', argv?: string[], files: Record<string, string> = {}, runLimits: Partial<Limits> = {}): Promise<Outcome> {
   const sandbox = engine.sandbox!;
   const image = images.get(runtime.image)!;
   const work = join(scratch.dir, `work-${rootCount}`);
@@ -201,7 +201,7 @@ async function submit(runtime: Runtime, source: string, stdin = '', argv?: strin
     );
     if (outcome.compile.verdict !== 'ok') return outcome;
   }
-  const limits = effectiveLimits(runtime.defaultLimits, runtime.maxLimits);
+  const limits = effectiveLimits(runtime.defaultLimits, runtime.maxLimits, runLimits);
   outcome.run = await withRoot(image, (rootDir) =>
     sandbox.run({ rootDir, workDirHostPath: work, argv: argv ?? runArgv(runtime.run.argv, [runtime.sourceFile], []), env: runtime.env, stdin, limits }),
   );
@@ -281,6 +281,18 @@ describe('runtimes on their images, through the sandbox engine', { skip: engine.
         assert.equal(run.stdout.toString(), runtime.helloWorld.stdout);
         assert.equal(run.exitCode, 0);
       });
+
+      const minLimits = runtime.minLimits;
+      if (minLimits) {
+        it('starts at its minLimits, and not below them', async () => {
+          const atMinimum = expectRun(await submit(runtime, runtime.helloWorld.source, '', undefined, {}, minLimits), 'ok');
+          assert.equal(atMinimum.stdout.toString(), runtime.helloWorld.stdout);
+          for (const [name, least] of Object.entries(minLimits) as [keyof Limits, number][]) {
+            const below = await submit(runtime, runtime.helloWorld.source, '', undefined, {}, { ...minLimits, [name]: least - 1 });
+            assert.notEqual(below.run?.verdict, 'ok', `${name} ${least - 1}: the minimum is not needed`);
+          }
+        });
+      }
 
       it('reads stdin', async () => {
         const run = expectRun(await submit(runtime, cases!.sum, '40 2\n'), 'ok');

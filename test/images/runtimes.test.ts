@@ -73,6 +73,7 @@ describe('the repository runtimes', () => {
     }
     // R does not start below 167 (its library limit, at least 100, must be at most 60% of it).
     for (const r of runtimes) assert.equal(r.defaultLimits.openFiles >= 167, ['java', 'r'].includes(r.id), r.id);
+    assert.deepEqual(runtimes.find((r) => r.id === 'r')?.minLimits, { openFiles: 167 });
   });
 
   it('give the stages of python, C and C++ the paths their start-up looks up', () => {
@@ -141,6 +142,10 @@ describe('bad runtime files are typed errors naming the field', () => {
   });
   it('a default above the maximum', () =>
     rejects({ python: { ...python, defaultLimits: { ...limits, memoryBytes: python.maxLimits.memoryBytes * 2 } } }, /defaultLimits\.memoryBytes .* exceeds maxLimits/));
+  it('a minimum above the default, or of no limit', () => {
+    rejects({ python: { ...python, minLimits: { openFiles: limits.openFiles + 1 } } }, /minLimits\.openFiles \(\d+\) exceeds defaultLimits\.openFiles/);
+    rejects({ python: { ...python, minLimits: { files: 3 } } }, /unknown field "files"/);
+  });
   it('a compile step with neither {files} nor {entry}, or with both', () => {
     rejects({ python: { ...python, compile: { argv: ['/usr/bin/true'] } } }, /must contain "\{files\}" .* or "\{entry\}"/);
     // Both would hand the compiler its entry file twice.

@@ -111,6 +111,42 @@ describe('compileArgs', () => {
   });
 });
 
+describe("a runtime's minLimits", () => {
+  // R's case: a runtime that does not start below some open files. Nothing here runs.
+  const floored: Runtime = { ...testRuntime, id: 'floored', language: 'floored', aliases: [], minLimits: { openFiles: 40 } };
+  const compiledFloored: Runtime = { ...floored, id: 'floored-cc', language: 'floored-cc', compile: { argv: ['/usr/bin/cc', '{files}'] }, sourceFile: 'main.c' };
+  let service: ServiceHarness;
+  const post = (body: unknown) => service.app.inject({ method: 'POST', url: '/v1/jobs', payload: body as object });
+  before(async () => {
+    service = await startService({ runtimes: [testRuntime, floored, compiledFloored] });
+  });
+  after(() => service?.close());
+
+  test('refuse a run limit below them (400 limit_below_minimum), not a compile limit; /v1/runtimes lists them', async () => {
+    const below = assertError(await post({ language: 'floored', source: '', limits: { openFiles: 39 } }), 400, 'limit_below_minimum');
+    assert.deepEqual(below.details, { field: 'limits.openFiles', value: 39, minimum: 40 });
+    const at = await post({ language: 'floored', source: '', limits: { openFiles: 40 } });
+    assert.equal(at.statusCode, 202, at.body);
+    const compile = await post({ language: 'floored-cc', source: '', compileLimits: { openFiles: 20 } });
+    assert.equal(compile.statusCode, 202, compile.body);
+    const interactor = assertError(
+      await post({ ...hello, tests: [{}], limits: { outputBytes: 1000 }, interactor: { language: 'floored', source: '', limits: { openFiles: 1 } } }),
+      400,
+      'limit_below_minimum',
+    );
+    assert.equal(interactor.details?.field, 'interactor.limits.openFiles');
+    const list = (await service.app.inject({ method: 'GET', url: '/v1/runtimes' })).json() as { id: string; minLimits?: object }[];
+    assert.deepEqual(list.find((r) => r.id === 'floored')?.minLimits, { openFiles: 40 });
+    assert.equal(list.find((r) => r.id === 'python')?.minLimits, undefined);
+  });
+
+  test("the worker's own check refuses them too (for jobs no front checked)", async () => {
+    const { checkSubmission } = await import('../../src/executor/check.js');
+    assert.throws(() => checkSubmission(floored, { fileNames: ['main.py'], args: [], limits: { openFiles: 39 } }), /limits\.openFiles 39 is below 40, the least runtime "floored" starts with/);
+    assert.equal(checkSubmission(floored, { fileNames: ['main.py'], args: [] }).runLimits.openFiles, 64);
+  });
+});
+
 describe('interactor', () => {
   // A compiled runtime on the test runtime's image: nothing here runs.
   const compiled: Runtime = { ...testRuntime, id: 'cc', language: 'cc', aliases: [], sourceFile: 'main.c', compile: { argv: ['/usr/bin/cc', '{args}', '{files}'] } };

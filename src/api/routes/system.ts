@@ -45,6 +45,7 @@ export const runtimeRoutes: FastifyPluginAsyncTypebox<{ runtimes: Runtime[] }> =
     sourceFile: runtime.sourceFile,
     defaultLimits: runtime.defaultLimits,
     maxLimits: runtime.maxLimits,
+    ...(runtime.minLimits ? { minLimits: runtime.minLimits } : {}),
   }));
   app.get(
     '/runtimes',
