@@ -32,23 +32,24 @@ function presentStage(stage: StoredStage, encoding: OutputEncoding): StageView {
     }));
   }
   if (stage.interactor) view.interactor = presentStage(stage.interactor, encoding);
+  if (stage.checker) view.checker = presentStage(stage.checker, encoding);
   return view;
 }
 
 /** The stage that decided the job: the run; else the first test that was not ok (or the last
- * test); else the compile that failed (a compile error ran nothing): an interactor's, or the
+ * test); else the compile that failed (a compile error ran nothing): a judge program's, or the
  * program's. */
 function mainStage(result: JobResult): StoredStage | undefined {
   if (result.run) return result.run;
   if (result.tests && result.tests.length > 0) {
     return result.tests.find((test) => test.verdict !== 'ok') ?? result.tests[result.tests.length - 1];
   }
-  if (result.failedCompile === 'interactorCompile') return result.interactorCompile;
+  if (result.failedCompile) return result[result.failedCompile];
   return result.compile;
 }
 
 export function presentResult(result: JobResult, encoding: OutputEncoding): ResultView {
-  // The program's own stages: an interactor's are not the submission's time or memory.
+  // The program's own stages: a judge program's are not the submission's time or memory.
   const stages = [result.compile, result.run, ...(result.tests ?? [])].filter((stage): stage is StoredStage => !!stage);
   const main = mainStage(result);
   const view: ResultView = {
@@ -70,6 +71,8 @@ export function presentResult(result: JobResult, encoding: OutputEncoding): Resu
   };
   if (result.compile) view.compile = presentStage(result.compile, encoding);
   if (result.interactorCompile) view.interactorCompile = presentStage(result.interactorCompile, encoding);
+  if (result.checkerCompile) view.checkerCompile = presentStage(result.checkerCompile, encoding);
+  if (result.failedCompile) view.failedCompile = result.failedCompile;
   if (result.run) view.run = presentStage(result.run, encoding);
   if (result.tests) view.tests = result.tests.map((test) => presentStage(test, encoding));
   return view;

@@ -67,21 +67,29 @@ const compileArgsInput = (what: string) =>
     description: `Arguments for ${what} compiler ("-O0", "-DLOCAL", "-std=c11"), placed where the runtime's compile command takes them, after its own flags, so that they override them; only for runtimes that have a compile step (400 no_compile_step otherwise).`,
   });
 
-export const InteractorInput = Type.Object(
-  {
-    language: Type.String({ minLength: 1, maxLength: 64, description: "The interactor's runtime id, language or alias." }),
-    version: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-    source: Type.Optional(Type.String({ description: "A single source file, written as the runtime's source file name." })),
-    files: Type.Optional(Type.Array(FileInput, { minItems: 1, description: 'Several files; the first is the entry point. Not input.txt, output.txt or answer.txt.' })),
-    compileArgs: Type.Optional(compileArgsInput("the interactor's")),
-    limits: Type.Optional(LimitsInput),
-    compileLimits: Type.Optional(CompileLimitsInput),
-  },
-  {
-    additionalProperties: false,
-    description:
-      "An interactive problem's interactor: run beside the program in every test, the interactor's stdout the program's stdin and the program's stdout its stdin. It is started as `<its run command> input.txt output.txt [answer.txt]` (testlib's interactor arguments): input.txt holds the test's stdin, answer.txt its expectedOutput when the test has one. The test's passed is its judgement by testlib's exit codes: 0 true; 1, 2, 4 or 8 (wrong answer, presentation error, extra output, unexpected end of file) false; anything else null (see tests[].interactor). Needs tests; not with stdin or stderrToStdout.",
-  },
+/** A judge program's fields, as a submission's program has them. */
+const judgeProgramInput = (role: 'interactor' | 'checker', description: string) =>
+  Type.Object(
+    {
+      language: Type.String({ minLength: 1, maxLength: 64, description: `The ${role}'s runtime id, language or alias.` }),
+      version: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+      source: Type.Optional(Type.String({ description: "A single source file, written as the runtime's source file name." })),
+      files: Type.Optional(Type.Array(FileInput, { minItems: 1, description: 'Several files; the first is the entry point. Not input.txt, output.txt or answer.txt.' })),
+      compileArgs: Type.Optional(compileArgsInput(`the ${role}'s`)),
+      limits: Type.Optional(LimitsInput),
+      compileLimits: Type.Optional(CompileLimitsInput),
+    },
+    { additionalProperties: false, description },
+  );
+
+export const InteractorInput = judgeProgramInput(
+  'interactor',
+  "An interactive problem's interactor: run beside the program in every test, the interactor's stdout the program's stdin and the program's stdout its stdin. It is started as `<its run command> input.txt output.txt [answer.txt]` (testlib's interactor arguments): input.txt holds the test's stdin, answer.txt its expectedOutput when the test has one. The test's passed is its judgement by testlib's exit codes: 0 true; 1, 2, 4 or 8 (wrong answer, presentation error, extra output, unexpected end of file) false; anything else null (see tests[].interactor). Needs tests; not with stdin or stderrToStdout.",
+);
+
+export const CheckerInput = judgeProgramInput(
+  'checker',
+  "A checker (a special judge): run after each test whose run ended ok, as `<its run command> input.txt output.txt answer.txt` (testlib's checker arguments): the test's stdin, the program's stdout and the test's expectedOutput (empty when it has none). The test's passed is its judgement by testlib's exit codes, as an interactor's (see tests[].checker), in place of comparing stdout with expectedOutput; null when the run was not ok (the checker did not run). Needs tests; not with interactor.",
 );
 
 export const JobSubmission = Type.Object(
@@ -109,6 +117,7 @@ export const JobSubmission = Type.Object(
     ),
     tests: Type.Optional(Type.Array(TestInput, { minItems: 1, description: 'Run once per test after one compile.' })),
     interactor: Type.Optional(InteractorInput),
+    checker: Type.Optional(CheckerInput),
     webhookUrl: Type.Optional(Type.String({ maxLength: 2048, description: 'http(s) URL the finished job is POSTed to.' })),
   },
   { additionalProperties: false, $id: 'JobSubmission' },
@@ -176,7 +185,7 @@ const stageFields = {
   peakMemoryBytes: Type.Number(),
   passed: Type.Optional(
     Type.Union([Type.Boolean(), Type.Null()], {
-      description: "Tests only: stdout matched expectedOutput (null: the test had none); in an interactive job, the interactor's judgement (see interactor).",
+      description: "Tests only: stdout matched expectedOutput (null: the test had none); in a job with an interactor or a checker, its judgement (see interactor, checker).",
     }),
   ),
   error: Type.Optional(
@@ -205,6 +214,9 @@ export const StageView = Type.Object({
   interactor: Type.Optional(
     Type.Object(stageFields, { description: "Tests of an interactive job: the interactor's run (its stdout went to the program: empty; testlib writes its message to stderr)." }),
   ),
+  checker: Type.Optional(
+    Type.Object(stageFields, { description: "Tests of a checked job whose run ended ok: the checker's run (testlib writes its message to stderr)." }),
+  ),
 });
 export type StageView = Static<typeof StageView>;
 
@@ -213,6 +225,12 @@ export const ResultView = Type.Object({
   runtime: Type.Object({ id: Type.String(), language: Type.String(), version: Type.String() }),
   compile: Type.Optional(StageView),
   interactorCompile: Type.Optional(StageView),
+  checkerCompile: Type.Optional(StageView),
+  failedCompile: Type.Optional(
+    Type.Union([Type.Literal('interactorCompile'), Type.Literal('checkerCompile')], {
+      description: "With verdict compile_error: the judge program's compile that failed (absent when it was the program's).",
+    }),
+  ),
   run: Type.Optional(StageView),
   tests: Type.Optional(Type.Array(StageView)),
   metrics: Type.Object(
@@ -222,7 +240,7 @@ export const ResultView = Type.Object({
       peakMemoryBytes: Type.Number(),
       queueWaitMs: Type.Number(),
     },
-    { description: "CPU and wall time summed over compile and every run; peak memory is the largest; queue wait is accepted → taken. The program's own: an interactor's stages are not counted." },
+    { description: "CPU and wall time summed over compile and every run; peak memory is the largest; queue wait is accepted → taken. The program's own: an interactor's or a checker's stages are not counted." },
   ),
 });
 export type ResultView = Static<typeof ResultView>;

@@ -4,26 +4,27 @@
 import {
   NAME_MAX_BYTES,
   OPTION_LIKE_FILE_NAME,
-  checkInteractor,
+  checkJudgeProgram,
   checkSubmission,
   compileArgsProblem,
-  interactiveJobProblem,
-  interactorFileNameProblem,
+  judgedJobProblem,
+  judgeFileNameProblem,
   limitBelowMinimum,
   outputAboveMaximum,
   type CheckedSubmission,
+  type JudgeRole,
   type SubmissionShape,
 } from '../executor/check.js';
 import { ExecutorError } from '../executor/errors.js';
 import type { Runtime } from '../images/types.js';
-import type { JobInteractor, JobRequest } from '../jobs/model.js';
+import type { JobJudgeProgram, JobRequest } from '../jobs/model.js';
 import type { OutboundPolicy } from '../queue/outbound.js';
 import type { Limits } from '../sandbox/types.js';
 import { ApiError, badRequest } from './errors.js';
 import { requireRuntime } from './runtimes.js';
 import { MAX_ARG_CHARS, type JobSubmission } from './schemas.js';
 
-type InteractorSubmission = NonNullable<JobSubmission['interactor']>;
+type JudgeProgramSubmission = NonNullable<JobSubmission['interactor' | 'checker']>;
 
 export interface SubmissionPolicy {
   maxFiles: number;
@@ -51,17 +52,18 @@ function checkedForWorker(request: JobRequest, runtime: Runtime): CheckedSubmiss
   }
 }
 
-/** What the worker's executor makes of an interactive job's interactor (checkInteractor), or why
- * it would refuse it. */
-function checkedInteractorForWorker(request: JobRequest, interactor: JobInteractor, runtime: Runtime, program: CheckedSubmission): CheckedSubmission | string {
+/** What the worker's executor makes of a job's judge program (checkJudgeProgram), or why it
+ * would refuse it. */
+function checkedJudgeForWorker(role: JudgeRole, request: JobRequest, judge: JobJudgeProgram, runtime: Runtime, program: CheckedSubmission): CheckedSubmission | string {
   try {
-    return checkInteractor(
+    return checkJudgeProgram(
+      role,
       runtime,
       {
-        fileNames: interactor.files.map((file) => file.name),
-        limits: interactor.limits,
-        ...(interactor.compileArgs ? { compileArgs: interactor.compileArgs } : {}),
-        ...(interactor.compileLimits ? { compileLimits: interactor.compileLimits } : {}),
+        fileNames: judge.files.map((file) => file.name),
+        limits: judge.limits,
+        ...(judge.compileArgs ? { compileArgs: judge.compileArgs } : {}),
+        ...(judge.compileLimits ? { compileLimits: judge.compileLimits } : {}),
       },
       request.tests?.length ?? 1,
       program.runLimits.wallTimeMs,
@@ -89,9 +91,9 @@ function countAboveMaximum(what: keyof typeof COUNT_MAXIMA, count: number, polic
 
 /** The job could store more output than the server keeps for one (outputAboveMaximum), with what
  * to do about it. */
-function outputProblem(checked: CheckedSubmission, policy: SubmissionPolicy, interactor?: CheckedSubmission): string | undefined {
-  const problem = outputAboveMaximum(checked, policy.maxJobOutputBytes, interactor);
-  const limits = interactor ? 'limits.outputBytes or interactor.limits.outputBytes' : 'limits.outputBytes';
+function outputProblem(checked: CheckedSubmission, policy: SubmissionPolicy, judge?: { role: JudgeRole; checked: CheckedSubmission }): string | undefined {
+  const problem = outputAboveMaximum(checked, policy.maxJobOutputBytes, judge ? [judge] : []);
+  const limits = judge ? `limits.outputBytes or ${judge.role}.limits.outputBytes` : 'limits.outputBytes';
   return problem === undefined ? undefined : `${problem} (lower ${limits} or send fewer tests${checked.outputFiles.length > 0 ? ' or outputFiles' : ''})`;
 }
 
@@ -100,8 +102,9 @@ function outputProblem(checked: CheckedSubmission, policy: SubmissionPolicy, int
  * (checkSubmission, the code its executor runs first), so that no job is accepted that a worker
  * would refuse. Each front says it in its own words; undefined when the job may be queued. */
 export function admissionProblem(request: JobRequest, runtime: Runtime, policy: SubmissionPolicy): string | undefined {
-  // Only /v1 takes an interactor, and checks it there (toJobRequest).
+  // Only /v1 takes a judge program, and checks it there (toJobRequest).
   if (request.interactor !== undefined) return 'this API takes no interactor';
+  if (request.checker !== undefined) return 'this API takes no checker';
   const compileArgs = request.compileArgs ?? [];
   const tooMany =
     countAboveMaximum('files', request.files.length, policy) ??
@@ -184,12 +187,12 @@ export function toJobRequest(
   webhooksAllowed = true,
 ): JobRequest {
   const runtime = requireRuntime(runtimes, submission.language, submission.version);
-  const files = submittedFiles(submission, runtime, policy, '');
+  const files = submittedFiles(submission, runtime, policy);
   const args = submission.args ?? [];
   const tooManyArgs = countAboveMaximum('args', args.length, policy);
   if (tooManyArgs) throw tooManyArgs;
   if (args.some((arg) => arg.includes('\0'))) throw badRequest('invalid_args', 'arguments may not contain NUL');
-  const compileArgs = submittedCompileArgs(submission, runtime, policy, '');
+  const compileArgs = submittedCompileArgs(submission, runtime, policy);
 
   const request: JobRequest = {
     runtimeId: runtime.id,
@@ -211,7 +214,7 @@ export function toJobRequest(
     });
     request.outputFiles = submission.outputFiles;
   }
-  const compileLimits = submittedCompileLimits(submission, runtime, '');
+  const compileLimits = submittedCompileLimits(submission, runtime);
   if (compileLimits) request.compileLimits = compileLimits;
   if (submission.tests) {
     const tooManyTests = countAboveMaximum('tests', submission.tests.length, policy);
@@ -221,17 +224,17 @@ export function toJobRequest(
       return test.expectedOutput === undefined ? { stdinBase64 } : { stdinBase64, expectedOutput: test.expectedOutput };
     });
   }
-  let interactor: { request: JobInteractor; runtime: Runtime } | undefined;
-  if (submission.interactor) {
-    const problem = interactiveJobProblem({
-      tests: submission.tests,
-      stdinBytes: Buffer.byteLength(submission.stdin ?? ''),
-      stderrToStdout: submission.stderrToStdout,
-    });
-    if (problem) throw badRequest('interactor_not_applicable', problem, { field: 'interactor' });
-    interactor = toJobInteractor(submission.interactor, runtimes, policy);
-    request.interactor = interactor.request;
-  }
+  const problem = judgedJobProblem({
+    tests: submission.tests,
+    stdinBytes: Buffer.byteLength(submission.stdin ?? ''),
+    stderrToStdout: submission.stderrToStdout,
+    interactor: submission.interactor !== undefined,
+    checker: submission.checker !== undefined,
+  });
+  if (problem) throw badRequest(`${problem.role}_not_applicable`, problem.message, { field: problem.role });
+  const role: JudgeRole | undefined = submission.interactor ? 'interactor' : submission.checker ? 'checker' : undefined;
+  const judge = role ? { role, ...toJobJudgeProgram(role, submission[role]!, runtimes, policy) } : undefined;
+  if (judge) request[judge.role] = judge.request;
   if (submission.webhookUrl !== undefined) {
     if (!webhooksAllowed) throw badRequest('webhooks_disabled', 'webhooks are disabled on this server');
     request.webhookUrl = checkWebhookUrl(submission.webhookUrl, policy.webhookDestinations);
@@ -239,28 +242,29 @@ export function toJobRequest(
   // The checks above name the usual mistakes; the worker's own check stands behind them.
   const checked = checkedForWorker(request, runtime);
   if (typeof checked === 'string') throw badRequest('unrunnable_job', checked);
-  let interactorChecked: CheckedSubmission | undefined;
-  if (interactor) {
-    const result = checkedInteractorForWorker(request, interactor.request, interactor.runtime, checked);
-    if (typeof result === 'string') throw badRequest('unrunnable_job', `interactor: ${result}`, { field: 'interactor' });
-    interactorChecked = result;
+  let judgeChecked: { role: JudgeRole; checked: CheckedSubmission } | undefined;
+  if (judge) {
+    const result = checkedJudgeForWorker(judge.role, request, judge.request, judge.runtime, checked);
+    if (typeof result === 'string') throw badRequest('unrunnable_job', `${judge.role}: ${result}`, { field: judge.role });
+    judgeChecked = { role: judge.role, checked: result };
   }
-  const output = outputProblem(checked, policy, interactorChecked);
+  const output = outputProblem(checked, policy, judgeChecked);
   if (output) {
-    const outputBytes = checked.mostOutputBytes + (interactorChecked?.mostOutputBytes ?? 0);
+    const outputBytes = checked.mostOutputBytes + (judgeChecked?.checked.mostOutputBytes ?? 0);
     throw badRequest('job_output_above_maximum', output, { outputBytes, maximum: policy.maxJobOutputBytes });
   }
   return request;
 }
 
-/** Where an interactor's fields sit in a submission, for the messages. */
-const INTERACTOR_PREFIX = 'interactor.';
-
-/** The parts a program and an interactor are both given in. */
+/** The parts a program and a judge program are both given in. */
 type SourceSubmission = Pick<JobSubmission, 'source' | 'files' | 'compileArgs' | 'compileLimits'>;
 
-/** `prefix`: where the fields sit in the body ("" or "interactor."), for the messages. */
-function submittedFiles(submission: SourceSubmission, runtime: Runtime, policy: SubmissionPolicy, prefix: string): JobRequest['files'] {
+/** Where a submission's fields sit in the body, for the messages: "" for the program's, "interactor."
+ * or "checker." for its judge program's. */
+const prefixOf = (role: JudgeRole | undefined): string => (role ? `${role}.` : '');
+
+function submittedFiles(submission: SourceSubmission, runtime: Runtime, policy: SubmissionPolicy, role?: JudgeRole): JobRequest['files'] {
+  const prefix = prefixOf(role);
   if ((submission.source === undefined) === (submission.files === undefined)) {
     throw badRequest('source_or_files', `give exactly one of "${prefix}source" or "${prefix}files"`);
   }
@@ -273,7 +277,7 @@ function submittedFiles(submission: SourceSubmission, runtime: Runtime, policy: 
   return submission.files.map((file, index) => {
     const field = `${prefix}files[${index}].name`;
     checkFileName(file.name, field);
-    const reserved = prefix === INTERACTOR_PREFIX ? interactorFileNameProblem(file.name) : undefined;
+    const reserved = role ? judgeFileNameProblem(role, file.name) : undefined;
     if (reserved) throw badRequest('invalid_file_name', reserved, { field });
     if (seen.has(file.name)) throw badRequest('duplicate_file_name', `file "${file.name}" is given twice${prefix ? ` in ${prefix}files` : ''}`, { field });
     seen.add(file.name);
@@ -282,10 +286,10 @@ function submittedFiles(submission: SourceSubmission, runtime: Runtime, policy: 
   });
 }
 
-function submittedCompileArgs(submission: SourceSubmission, runtime: Runtime, policy: SubmissionPolicy, prefix: string): string[] {
+function submittedCompileArgs(submission: SourceSubmission, runtime: Runtime, policy: SubmissionPolicy, role?: JudgeRole): string[] {
   const compileArgs = submission.compileArgs ?? [];
   if (compileArgs.length === 0) return compileArgs;
-  const field = `${prefix}compileArgs`;
+  const field = `${prefixOf(role)}compileArgs`;
   // Dropped, they would leave the caller believing the program was built with them.
   if (!runtime.compile) {
     throw badRequest('no_compile_step', `runtime "${runtime.id}" has no compile step: ${field} does not apply`, { field });
@@ -298,9 +302,9 @@ function submittedCompileArgs(submission: SourceSubmission, runtime: Runtime, po
   return compileArgs;
 }
 
-function submittedCompileLimits(submission: SourceSubmission, runtime: Runtime, prefix: string): Partial<Limits> | undefined {
+function submittedCompileLimits(submission: SourceSubmission, runtime: Runtime, role?: JudgeRole): Partial<Limits> | undefined {
   if (!submission.compileLimits) return undefined;
-  const field = `${prefix}compileLimits`;
+  const field = `${prefixOf(role)}compileLimits`;
   // Dropping them would leave the caller believing a compile was bounded that never happens.
   if (!runtime.compile) {
     throw badRequest('no_compile_step', `runtime "${runtime.id}" has no compile step: ${field} does not apply`, { field });
@@ -308,22 +312,22 @@ function submittedCompileLimits(submission: SourceSubmission, runtime: Runtime, 
   return checkLimits(runtime, submission.compileLimits, runtime.maxLimits, field, 'compile');
 }
 
-function toJobInteractor(submission: InteractorSubmission, runtimes: readonly Runtime[], policy: SubmissionPolicy): { request: JobInteractor; runtime: Runtime } {
+function toJobJudgeProgram(role: JudgeRole, submission: JudgeProgramSubmission, runtimes: readonly Runtime[], policy: SubmissionPolicy): { request: JobJudgeProgram; runtime: Runtime } {
   let runtime: Runtime;
   try {
     runtime = requireRuntime(runtimes, submission.language, submission.version);
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
-    throw new ApiError(error.statusCode, error.code, `interactor: ${error.message}`, { ...error.details, field: 'interactor.language' });
+    throw new ApiError(error.statusCode, error.code, `${role}: ${error.message}`, { ...error.details, field: `${role}.language` });
   }
-  const request: JobInteractor = {
+  const request: JobJudgeProgram = {
     runtimeId: runtime.id,
-    files: submittedFiles(submission, runtime, policy, INTERACTOR_PREFIX),
-    limits: checkLimits(runtime, submission.limits, runtime.maxLimits, 'interactor.limits'),
+    files: submittedFiles(submission, runtime, policy, role),
+    limits: checkLimits(runtime, submission.limits, runtime.maxLimits, `${role}.limits`),
   };
-  const compileArgs = submittedCompileArgs(submission, runtime, policy, INTERACTOR_PREFIX);
+  const compileArgs = submittedCompileArgs(submission, runtime, policy, role);
   if (compileArgs.length > 0) request.compileArgs = compileArgs;
-  const compileLimits = submittedCompileLimits(submission, runtime, INTERACTOR_PREFIX);
+  const compileLimits = submittedCompileLimits(submission, runtime, role);
   if (compileLimits) request.compileLimits = compileLimits;
   return { request, runtime };
 }

@@ -88,62 +88,83 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
   return checked;
 }
 
-/** The files an interactive job's interactor finds in its work dir in each test (testlib's
- * `interactor <input> <output> [<answer>]`): the test's input, a file for its own output (which
- * nothing reads back), and the test's expected output, when it has one. */
-export const INTERACTOR_FILES = { input: 'input.txt', output: 'output.txt', answer: 'answer.txt' } as const;
+/** A problem's own program that judges each test (docs/theory-of-operation.md, "Judge
+ * programs"): an interactor runs beside the program, connected to it; a checker runs after it, on
+ * its output. */
+export type JudgeRole = 'interactor' | 'checker';
 
-/** The interactor's arguments after its runtime's run argv. */
-export function interactorArgs(hasAnswer: boolean): string[] {
-  const { input, output, answer } = INTERACTOR_FILES;
-  return hasAnswer ? [input, output, answer] : [input, output];
+/** The files a judge program finds in its work dir in each test, named as testlib's arguments
+ * take them: the test's input; the output (a checker's: the program's stdout; an interactor's: a
+ * file for its own, which nothing reads back); the test's expected output (a checker gets an empty
+ * one where the test has none). */
+export const JUDGE_FILES = { input: 'input.txt', output: 'output.txt', answer: 'answer.txt' } as const;
+
+/** A judge program's arguments after its runtime's run argv (testlib's): an interactor's
+ * `<input> <output> [<answer>]`, a checker's `<input> <output> <answer>`. */
+export function judgeArgs(role: JudgeRole, hasAnswer: boolean): string[] {
+  const { input, output, answer } = JUDGE_FILES;
+  return role === 'checker' || hasAnswer ? [input, output, answer] : [input, output];
 }
 
-export interface InteractorShape {
+export interface JudgeProgramShape {
   fileNames: string[];
   compileArgs?: string[];
   limits?: Partial<Limits>;
   compileLimits?: Partial<Limits>;
 }
 
-/** Why an interactor may not have a file of this name (one of INTERACTOR_FILES, or a path
- * inside one), or undefined. */
-export function interactorFileNameProblem(name: string): string | undefined {
-  const reserved: string[] = Object.values(INTERACTOR_FILES);
+/** Why a judge program may not have a file of this name (one of JUDGE_FILES, or a path inside
+ * one), or undefined. */
+export function judgeFileNameProblem(role: JudgeRole, name: string): string | undefined {
+  const reserved: string[] = Object.values(JUDGE_FILES);
   const first = typeof name === 'string' ? posix.normalize(name).split('/')[0]! : '';
   if (!reserved.includes(first)) return undefined;
-  return `interactor file ${JSON.stringify(name)}: ${reserved.join(', ')} are the files each test gives the interactor`;
+  return `${role} file ${JSON.stringify(name)}: ${reserved.join(', ')} are the files each test gives the ${role}`;
 }
 
-/** An interactive job's interactor, checked as a submission of its own that runs once per test
- * with interactorArgs; its files may not take the names of INTERACTOR_FILES. `runs` is the job's
- * test count (an interactor needs tests: interactiveJobProblem). Where its limits name no wall
- * time, it gets at least the program's (`programWallTimeMs`, up to its runtime's maximum): an
- * interactor waits for the program, and one killed while a valid program is still thinking
- * would judge nothing. */
-export function checkInteractor(runtime: Runtime, interactor: InteractorShape, runs: number, programWallTimeMs: number): CheckedSubmission {
-  for (const name of Array.isArray(interactor.fileNames) ? interactor.fileNames : []) {
-    const problem = interactorFileNameProblem(name);
+/** A job's judge program, checked as a submission of its own that runs once per test with
+ * judgeArgs; its files may not take the names of JUDGE_FILES. `runs` is the job's test count (a
+ * judge program needs tests: judgedJobProblem). Where an interactor's limits name no wall time, it
+ * gets at least the program's (`programWallTimeMs`, up to its runtime's maximum): it waits for
+ * the program, and one killed while a valid program is still thinking would judge nothing. */
+export function checkJudgeProgram(role: JudgeRole, runtime: Runtime, judge: JudgeProgramShape, runs: number, programWallTimeMs: number): CheckedSubmission {
+  for (const name of Array.isArray(judge.fileNames) ? judge.fileNames : []) {
+    const problem = judgeFileNameProblem(role, name);
     if (problem) throw new ExecutorError('bad_request', problem);
   }
-  const shape: SubmissionShape = { fileNames: interactor.fileNames, args: interactorArgs(true), runs };
-  if (interactor.compileArgs !== undefined) shape.compileArgs = interactor.compileArgs;
+  const shape: SubmissionShape = { fileNames: judge.fileNames, args: judgeArgs(role, true), runs };
+  if (judge.compileArgs !== undefined) shape.compileArgs = judge.compileArgs;
   const defaultWallTimeMs = runtime.defaultLimits.wallTimeMs;
-  if (interactor.limits?.wallTimeMs === undefined && programWallTimeMs > defaultWallTimeMs) {
-    shape.limits = { ...interactor.limits, wallTimeMs: Math.min(programWallTimeMs, runtime.maxLimits.wallTimeMs) };
-  } else if (interactor.limits !== undefined) {
-    shape.limits = interactor.limits;
+  if (role === 'interactor' && judge.limits?.wallTimeMs === undefined && programWallTimeMs > defaultWallTimeMs) {
+    shape.limits = { ...judge.limits, wallTimeMs: Math.min(programWallTimeMs, runtime.maxLimits.wallTimeMs) };
+  } else if (judge.limits !== undefined) {
+    shape.limits = judge.limits;
   }
-  if (interactor.compileLimits !== undefined) shape.compileLimits = interactor.compileLimits;
+  if (judge.compileLimits !== undefined) shape.compileLimits = judge.compileLimits;
   return checkSubmission(runtime, shape);
 }
 
-/** What an interactor needs of the job it is part of: tests (it judges each), and the program's
- * stdin and stdout free for the pipes. */
-export function interactiveJobProblem(job: { tests?: unknown[]; stdinBytes: number; stderrToStdout?: boolean }): string | undefined {
-  if (job.tests === undefined) return 'an interactor judges tests: give tests';
-  if (job.stdinBytes > 0) return "an interactive job's stdin is its interactor's output: give each test's input as its stdin, which the interactor reads as a file";
-  if (job.stderrToStdout === true) return "stderrToStdout does not apply to an interactive job: the program's stdout is its interactor's input";
+/** What a judge program needs of the job it is part of, or undefined: tests (it judges each);
+ * an interactor, the program's stdin and stdout free for the pipes; a checker, no interactor (an
+ * interactive job's program's output is its interactor's to judge). */
+export function judgedJobProblem(job: {
+  tests?: unknown[];
+  stdinBytes: number;
+  stderrToStdout?: boolean;
+  interactor: boolean;
+  checker: boolean;
+}): { role: JudgeRole; message: string } | undefined {
+  for (const role of ['interactor', 'checker'] as const) {
+    if (job[role] && job.tests === undefined) return { role, message: `${role === 'interactor' ? 'an' : 'a'} ${role} judges tests: give tests` };
+  }
+  if (job.checker && job.interactor) return { role: 'checker', message: "a checker does not apply to an interactive job: the program's output is its interactor's to judge" };
+  if (!job.interactor) return undefined;
+  if (job.stdinBytes > 0) {
+    return { role: 'interactor', message: "an interactive job's stdin is its interactor's output: give each test's input as its stdin, which the interactor reads as a file" };
+  }
+  if (job.stderrToStdout === true) {
+    return { role: 'interactor', message: "stderrToStdout does not apply to an interactive job: the program's stdout is its interactor's input" };
+  }
   return undefined;
 }
 
@@ -216,15 +237,15 @@ function runtimeDefaults(runtime: Runtime): RuntimeDefaults {
 
 /** Why the job could store more output than `maximum` (CheckedSubmission.mostOutputBytes, in
  * words: "3 runs of up to N bytes and a compile of up to M could store ..."), or undefined. */
-export function outputAboveMaximum(checked: CheckedSubmission, maximum: number, interactor?: CheckedSubmission): string | undefined {
-  const mostOutputBytes = checked.mostOutputBytes + (interactor?.mostOutputBytes ?? 0);
+export function outputAboveMaximum(checked: CheckedSubmission, maximum: number, judges: { role: JudgeRole; checked: CheckedSubmission }[] = []): string | undefined {
+  const mostOutputBytes = judges.reduce((sum, judge) => sum + judge.checked.mostOutputBytes, checked.mostOutputBytes);
   if (mostOutputBytes <= maximum) return undefined;
   const describe = ({ runs, runLimits, compileLimits, outputFiles }: CheckedSubmission) => {
     const compile = compileLimits ? ` and a compile of up to ${compileLimits.outputBytes}` : '';
     const files = outputFiles.length === 0 ? '' : ` (and as much for each of ${outputFiles.length} output file${outputFiles.length === 1 ? '' : 's'})`;
     return `${runs} run${runs === 1 ? '' : 's'} of up to ${runLimits.outputBytes} bytes${files}${compile}`;
   };
-  const stages = interactor ? `${describe(checked)}, with an interactor's ${describe(interactor)},` : describe(checked);
+  const stages = [describe(checked), ...judges.map((judge) => `with a${judge.role === 'interactor' ? 'n' : ''} ${judge.role}'s ${describe(judge.checked)},`)].join(', ');
   return `${stages} could store ${mostOutputBytes} bytes of output; at most ${maximum} per job`;
 }
 

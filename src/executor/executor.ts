@@ -2,24 +2,34 @@
 // slot-keys.ts), the files written into its work dir, one compile (when the runtime has one),
 // then one run, or one run per test, each in a fresh root holding a copy of the compile's work
 // dir. Slots are released as soon as their stage ends, so their teardown overlaps the next stage.
-// An interactive job also compiles its interactor once and runs it beside the program in every
-// test, the two connected by pipes (docs/theory-of-operation.md, "Interactive runs").
+// A job with a judge program (docs/theory-of-operation.md, "Judge programs") also compiles it
+// once: an interactor then runs beside the program in every test, the two connected by pipes; a
+// checker runs after each test's run, on its output.
 import type { Runtime } from '../images/types.js';
 import type { Pool, PoolSlot, PoolStats } from '../pool/index.js';
 import { SANDBOX_GID } from '../pool/index.js';
 import type { SandboxCgroups } from '../sandbox/types.js';
 import { compileArgv, runArgv } from './argv.js';
-import { checkInteractor, checkSubmission, INTERACTOR_FILES, interactiveJobProblem, interactorArgs, outputAboveMaximum, type CheckedSubmission } from './check.js';
+import { checkJudgeProgram, checkSubmission, JUDGE_FILES, judgeArgs, judgedJobProblem, outputAboveMaximum, type CheckedSubmission, type JudgeRole } from './check.js';
 import { outputMatches } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
 import { ExecutorError } from './errors.js';
 import { CompiledFilesError, copyCompiledWorkDir, readOutputFiles, writeSourceFiles, writeTestFiles } from './files.js';
 import { slotKey } from './slot-keys.js';
-import type { ExecuteRequest, ExecuteResult, InteractorRequest, SourceFile, StageResult, TestCase, TestResult } from './types.js';
-import { interactorJudgement, verdictAfterCompile, verdictOfInteractiveTest, verdictOfRuns } from './verdict.js';
+import type { ExecuteRequest, ExecuteResult, JudgeCompileStage, JudgeProgramRequest, SourceFile, StageResult, TestCase, TestResult } from './types.js';
+import { testlibJudgement, verdictAfterCompile, verdictOfJudgedTest, verdictOfRuns } from './verdict.js';
 
-/** The result's field of a compile: the program's or the interactor's. */
-type CompileStage = 'compile' | 'interactorCompile';
+/** The result's field of a compile: the program's or its judge program's. */
+type CompileStage = 'compile' | JudgeCompileStage;
+
+/** A job's judge program (an interactor or a checker), checked. */
+interface CheckedJudge {
+  role: JudgeRole;
+  runtime: Runtime;
+  checked: CheckedSubmission;
+  request: JudgeProgramRequest;
+  compileStage: JudgeCompileStage;
+}
 
 /** The owner of a slot's files: its own uid (src/pool/uid-leases.ts), the sandbox's group. */
 const ownerOf = (slot: PoolSlot<unknown>) => ({ uid: slot.root.uid, gid: SANDBOX_GID });
@@ -95,8 +105,8 @@ export class SubmissionExecutor<C> implements Executor {
       compileLimits: request.compileLimits,
       runs: Array.isArray(request.tests) ? request.tests.length : 1,
     });
-    const interactor = request.interactor ? this.checkedInteractor(request, checked.runLimits.wallTimeMs) : undefined;
-    const outputProblem = outputAboveMaximum(checked, this.maxJobOutputBytes, interactor?.checked);
+    const judge = this.checkedJudge(request, checked.runLimits.wallTimeMs);
+    const outputProblem = outputAboveMaximum(checked, this.maxJobOutputBytes, judge ? [{ role: judge.role, checked: judge.checked }] : []);
     if (outputProblem !== undefined) throw new ExecutorError('bad_request', outputProblem);
     const { fileNames, compileSources, runLimits, compileLimits, outputFiles } = checked;
     const result: ExecuteResult = {
@@ -114,7 +124,7 @@ export class SubmissionExecutor<C> implements Executor {
     });
 
     let compiled: PoolSlot<C> | undefined;
-    let interactorCompiled: PoolSlot<C> | undefined;
+    let judgeCompiled: PoolSlot<C> | undefined;
     /** Whose compiled work dir was copied last: a CompiledFilesError is that compile's fault. */
     let copyingFrom = 'compile' as CompileStage;
     try {
@@ -127,15 +137,14 @@ export class SubmissionExecutor<C> implements Executor {
         const failed = verdictAfterCompile(compile.verdict);
         if (failed) return { ...result, verdict: failed };
       }
-      if (interactor?.runtime.compile && interactor.checked.compileLimits) {
-        const { runtime: interactorRuntime, checked: interactorChecked } = interactor;
-        interactorCompiled = await this.pool.take(slotKey(interactorRuntime.image, 'compile'));
-        writeSourceFiles(interactorCompiled.root.workDirHostPath, interactor.request.files, ownerOf(interactorCompiled));
-        const argv = compileArgv(interactorRuntime.compile!, interactorChecked.compileSources, interactor.request.compileArgs ?? []);
-        const compile = await this.runner.run(interactorCompiled, { ...stage(argv, '', interactorChecked.compileLimits!), env: interactorRuntime.env });
-        result.interactorCompile = compile;
+      if (judge?.runtime.compile && judge.checked.compileLimits) {
+        judgeCompiled = await this.pool.take(slotKey(judge.runtime.image, 'compile'));
+        writeSourceFiles(judgeCompiled.root.workDirHostPath, judge.request.files, ownerOf(judgeCompiled));
+        const argv = compileArgv(judge.runtime.compile, judge.checked.compileSources, judge.request.compileArgs ?? []);
+        const compile = await this.runner.run(judgeCompiled, { ...stage(argv, '', judge.checked.compileLimits), env: judge.runtime.env });
+        result[judge.compileStage] = compile;
         const failed = verdictAfterCompile(compile.verdict);
-        if (failed === 'compile_error') return { ...result, verdict: failed, failedCompile: 'interactorCompile' };
+        if (failed === 'compile_error') return { ...result, verdict: failed, failedCompile: judge.compileStage };
         if (failed) return { ...result, verdict: failed };
       }
 
@@ -176,46 +185,70 @@ export class SubmissionExecutor<C> implements Executor {
         }
       };
 
+      /** A test's files in its judge program's work dir (JUDGE_FILES), in place of whatever its
+       * compile left under those names. */
+      const writeJudgeFiles = (slot: PoolSlot<C>, files: { name: string; content: Uint8Array | string }[]): void => {
+        try {
+          writeTestFiles(slot.root.workDirHostPath, Object.values(JUDGE_FILES), files, ownerOf(slot));
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          // A compile that filled the work dir (its bytes or its files) left no room for them.
+          if (!result[judge!.compileStage] || (code !== 'ENOSPC' && code !== 'EDQUOT')) throw err;
+          copyingFrom = judge!.compileStage;
+          throw new CompiledFilesError(`the test's files could not be written beside the compile's in the run's work dir (${code})`);
+        }
+      };
+      const judgeStage = (hasAnswer: boolean): StageSpec => ({
+        ...stage(runArgv(judge!.runtime.run.argv, judge!.checked.fileNames, judgeArgs(judge!.role, hasAnswer)), '', judge!.checked.runLimits),
+        env: judge!.runtime.env,
+      });
+
       /** One test of an interactive job: the program and the interactor at once, connected. */
       const runInteractive = async (test: TestCase, last: boolean): Promise<TestResult> => {
-        const { runtime: interactorRuntime, checked: interactorChecked } = interactor!;
-        const taken = await Promise.allSettled([this.pool.take(slotKey(runtime.image, 'run')), this.pool.take(slotKey(interactorRuntime.image, 'run'))]);
+        const taken = await Promise.allSettled([this.pool.take(slotKey(runtime.image, 'run')), this.pool.take(slotKey(judge!.runtime.image, 'run'))]);
         const held = taken.flatMap((t) => (t.status === 'fulfilled' ? [t.value] : []));
         const refused = taken.find((t): t is PromiseRejectedResult => t.status === 'rejected');
         if (refused) {
           for (const slot of held) this.pool.release(slot);
           throw refused.reason;
         }
-        const [slot, judge] = held as [PoolSlot<C>, PoolSlot<C>];
+        const [slot, judgeSlot] = held as [PoolSlot<C>, PoolSlot<C>];
         try {
           compiled = await fillWorkDir(slot, compiled, request.files, last);
-          interactorCompiled = await fillWorkDir(judge, interactorCompiled, interactor!.request.files, last, 'interactorCompile');
+          judgeCompiled = await fillWorkDir(judgeSlot, judgeCompiled, judge!.request.files, last, judge!.compileStage);
           const hasAnswer = test.expectedOutput !== undefined;
-          try {
-            writeTestFiles(judge.root.workDirHostPath, Object.values(INTERACTOR_FILES), [
-              { name: INTERACTOR_FILES.input, content: test.stdin },
-              ...(hasAnswer ? [{ name: INTERACTOR_FILES.answer, content: test.expectedOutput! }] : []),
-            ], ownerOf(judge));
-          } catch (err) {
-            const code = (err as NodeJS.ErrnoException).code;
-            // A compile that filled the work dir (its bytes or its files) left no room for them.
-            if (!result.interactorCompile || (code !== 'ENOSPC' && code !== 'EDQUOT')) throw err;
-            copyingFrom = 'interactorCompile';
-            throw new CompiledFilesError(`the test's files could not be written beside the compile's in the run's work dir (${code})`);
-          }
-          const judgeArgv = runArgv(interactorRuntime.run.argv, interactorChecked.fileNames, interactorArgs(hasAnswer));
+          writeJudgeFiles(judgeSlot, [
+            { name: JUDGE_FILES.input, content: test.stdin },
+            ...(hasAnswer ? [{ name: JUDGE_FILES.answer, content: test.expectedOutput! }] : []),
+          ]);
           // The interactor ignores SIGPIPE: a program that ended early is its to judge (testlib
           // then reads end of file), not a signal that kills it mid-answer.
-          const [run, judged] = await this.runner.runConnected(slot, stage(runArgs, ''), judge, {
-            ...stage(judgeArgv, '', interactorChecked.runLimits),
-            env: interactorRuntime.env,
-            ignoreSigpipe: true,
-          });
-          const tested: TestResult = { ...run, verdict: verdictOfInteractiveTest(run, judged), passed: interactorJudgement(judged), interactor: judged };
+          const [run, judged] = await this.runner.runConnected(slot, stage(runArgs, ''), judgeSlot, { ...judgeStage(hasAnswer), ignoreSigpipe: true });
+          const tested: TestResult = { ...run, verdict: verdictOfJudgedTest(run, judged), passed: testlibJudgement(judged), interactor: judged };
           if (outputFiles.length > 0) tested.outputFiles = readOutputFiles(slot.root.workDirHostPath, outputFiles, runLimits.outputBytes);
           return tested;
         } finally {
-          this.pool.release(judge);
+          this.pool.release(judgeSlot);
+          this.pool.release(slot);
+        }
+      };
+
+      /** One test of a checked job: the program's run, then (when it ended ok) the checker on its
+       * stdout. */
+      const runChecked = async (test: TestCase, last: boolean): Promise<TestResult> => {
+        const run = await runOnce(test.stdin, last);
+        if (run.verdict !== 'ok') return { ...run, passed: null };
+        const slot = await this.pool.take(slotKey(judge!.runtime.image, 'run'));
+        try {
+          judgeCompiled = await fillWorkDir(slot, judgeCompiled, judge!.request.files, last, judge!.compileStage);
+          writeJudgeFiles(slot, [
+            { name: JUDGE_FILES.input, content: test.stdin },
+            { name: JUDGE_FILES.output, content: run.stdout },
+            { name: JUDGE_FILES.answer, content: test.expectedOutput ?? '' },
+          ]);
+          const checked = await this.runner.run(slot, judgeStage(true));
+          return { ...run, verdict: verdictOfJudgedTest(run, checked), passed: testlibJudgement(checked), checker: checked };
+        } finally {
           this.pool.release(slot);
         }
       };
@@ -228,8 +261,8 @@ export class SubmissionExecutor<C> implements Executor {
       for (const [index, test] of request.tests.entries()) {
         if (signal?.aborted) break;
         const last = index === request.tests.length - 1;
-        if (interactor) {
-          tests.push(await runInteractive(test, last));
+        if (judge) {
+          tests.push(await (judge.role === 'interactor' ? runInteractive : runChecked)(test, last));
           continue;
         }
         const run = await runOnce(test.stdin, last);
@@ -240,42 +273,48 @@ export class SubmissionExecutor<C> implements Executor {
     } catch (err) {
       const compile = result[copyingFrom];
       if (!(err instanceof CompiledFilesError) || !compile) throw err;
-      // The compile (the program's or the interactor's) succeeded but left what no run can be
+      // The compile (the program's or its judge program's) succeeded but left what no run can be
       // given: its fault, told where its messages go.
       const stderr = Buffer.concat([compile.stderr, Buffer.from(`cellblock: ${err.message}\n`)]);
       const failed: ExecuteResult = { ...result, [copyingFrom]: { ...compile, stderr }, verdict: 'compile_error' };
-      if (copyingFrom === 'interactorCompile') failed.failedCompile = 'interactorCompile';
+      if (copyingFrom !== 'compile') failed.failedCompile = copyingFrom;
       return failed;
     } finally {
       if (compiled) this.pool.release(compiled);
-      if (interactorCompiled) this.pool.release(interactorCompiled);
+      if (judgeCompiled) this.pool.release(judgeCompiled);
     }
   }
 
-  /** The interactor's runtime and checks (checkInteractor), or an ExecutorError. */
-  private checkedInteractor(request: ExecuteRequest, programWallTimeMs: number): { runtime: Runtime; checked: CheckedSubmission; request: InteractorRequest } {
-    const interactor = request.interactor!;
+  /** The job's judge program (its interactor or its checker) with its runtime and checks
+   * (checkJudgeProgram), undefined when it has none, or an ExecutorError. */
+  private checkedJudge(request: ExecuteRequest, programWallTimeMs: number): CheckedJudge | undefined {
     const stdin = request.stdin ?? '';
-    const problem = interactiveJobProblem({
+    const problem = judgedJobProblem({
       tests: request.tests,
       stdinBytes: typeof stdin === 'string' ? Buffer.byteLength(stdin) : stdin.byteLength,
       stderrToStdout: request.stderrToStdout,
+      interactor: request.interactor !== undefined,
+      checker: request.checker !== undefined,
     });
-    if (problem) throw new ExecutorError('bad_request', problem);
-    const runtime = this.runtimes.get(interactor.runtimeId);
-    if (!runtime) throw new ExecutorError('unknown_runtime', `unknown interactor runtime ${JSON.stringify(interactor.runtimeId)}`);
-    const checked = checkInteractor(
+    if (problem) throw new ExecutorError('bad_request', problem.message);
+    const role: JudgeRole | undefined = request.interactor ? 'interactor' : request.checker ? 'checker' : undefined;
+    if (role === undefined) return undefined;
+    const judge = request[role]!;
+    const runtime = this.runtimes.get(judge.runtimeId);
+    if (!runtime) throw new ExecutorError('unknown_runtime', `unknown ${role} runtime ${JSON.stringify(judge.runtimeId)}`);
+    const checked = checkJudgeProgram(
+      role,
       runtime,
       {
-        fileNames: Array.isArray(interactor.files) ? interactor.files.map((f) => f.name) : [],
-        ...(interactor.compileArgs !== undefined ? { compileArgs: interactor.compileArgs } : {}),
-        ...(interactor.limits !== undefined ? { limits: interactor.limits } : {}),
-        ...(interactor.compileLimits !== undefined ? { compileLimits: interactor.compileLimits } : {}),
+        fileNames: Array.isArray(judge.files) ? judge.files.map((f) => f.name) : [],
+        ...(judge.compileArgs !== undefined ? { compileArgs: judge.compileArgs } : {}),
+        ...(judge.limits !== undefined ? { limits: judge.limits } : {}),
+        ...(judge.compileLimits !== undefined ? { compileLimits: judge.compileLimits } : {}),
       },
       request.tests!.length,
       programWallTimeMs,
     );
-    return { runtime, checked, request: interactor };
+    return { role, runtime, checked, request: judge, compileStage: role === 'interactor' ? 'interactorCompile' : 'checkerCompile' };
   }
 
   stats(): PoolStats {

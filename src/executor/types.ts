@@ -41,15 +41,21 @@ export interface ExecuteRequest {
   tests?: TestCase[];
   /** An interactive problem's interactor: compiled once (where its runtime compiles), then run
    * beside the program in every test, each one's stdout the other's stdin. Needs `tests`; not
-   * with `stdin` or `stderrToStdout` (docs/theory-of-operation.md, "Interactive runs"). */
-  interactor?: InteractorRequest;
+   * with `stdin` or `stderrToStdout` (docs/theory-of-operation.md, "Judge programs"). */
+  interactor?: JudgeProgramRequest;
+  /** A checker: compiled once (where its runtime compiles), then run after each test whose run
+   * ended `ok`, on the program's stdout, its judgement the test's `passed` (in place of comparing
+   * with `expectedOutput`, which it gets as its answer file). Needs `tests`; not with
+   * `interactor`. */
+  checker?: JudgeProgramRequest;
   signal?: AbortSignal;
 }
 
-/** The interactor of an interactive job. Its argv is its runtime's run argv, then the test's
- * input file, an output file and, when the test has an expected output, the answer file
- * (INTERACTOR_FILES: testlib's `interactor <input> <output> [<answer>]`), all in its work dir. */
-export interface InteractorRequest {
+/** A job's interactor or checker (judgeArgs). Its argv is its runtime's run argv, then the
+ * test's input file, the output file and the answer file (an interactor's only when the test has
+ * an expected output): testlib's `interactor <input> <output> [<answer>]` and
+ * `checker <input> <output> <answer>` (JUDGE_FILES), all in its work dir. */
+export interface JudgeProgramRequest {
   runtimeId: string;
   /** The first file is the entry point. */
   files: SourceFile[];
@@ -66,13 +72,19 @@ export interface StageResult extends RunResult {
 }
 
 export interface TestResult extends StageResult {
-  /** null when the test had no expected output. In an interactive job, the interactor's
-   * judgement (interactorJudgement): true when it exited 0, false when it exited 1, 2, 4 or 8
-   * (testlib's rejections), null when it ended otherwise (see `interactor`). */
+  /** null when the test had no expected output. In a job with an interactor or a checker, its
+   * judgement (testlibJudgement): true when it exited 0, false when it exited 1, 2, 4 or 8
+   * (testlib's rejections), null when it ended otherwise (see `interactor`, `checker`) or, for a
+   * checker, did not run (the program's run was not `ok`). */
   passed: boolean | null;
   /** An interactive job's interactor in this test (its stdout went to the program: empty). */
   interactor?: StageResult;
+  /** A checked job's checker in this test, when the program's run was `ok`. */
+  checker?: StageResult;
 }
+
+/** The result's field of a judge program's compile. */
+export type JudgeCompileStage = 'interactorCompile' | 'checkerCompile';
 
 /** Job-level verdict: the engine's verdicts plus `compile_error`. */
 export type JobVerdict = Verdict | 'compile_error';
@@ -83,9 +95,11 @@ export interface ExecuteResult {
   compile?: StageResult;
   /** An interactive job's interactor compile, when its runtime compiles. */
   interactorCompile?: StageResult;
-  /** Set when the job's `compile_error` is the interactor's compile's (its exit, or files no
+  /** A checked job's checker compile, when its runtime compiles. */
+  checkerCompile?: StageResult;
+  /** Set when the job's `compile_error` is a judge program's compile's (its exit, or files no
    * test's work dir could hold, said in its stderr); absent when it is the program's. */
-  failedCompile?: 'interactorCompile';
+  failedCompile?: JudgeCompileStage;
   /** The single run, when the request had no tests (absent after a compile error). */
   run?: StageResult;
   tests?: TestResult[];

@@ -23,22 +23,23 @@ const { SIGPIPE } = os.constants.signals;
 const REJECTING_EXIT_CODES = new Set([1, 2, 4, 8]);
 
 /** The interactor's judgement of a test by testlib's exit codes (docs/theory-of-operation.md,
- * "Interactive runs"): 0 accepts, REJECTING_EXIT_CODES reject; anything else (3, testlib's
+ * "Judge programs"): 0 accepts, REJECTING_EXIT_CODES reject; anything else (3, testlib's
  * "fail": the interactor or the test is wrong; 7, points; a signal; a limit) judges nothing. */
-export function interactorJudgement(interactor: Pick<RunResult, 'verdict' | 'exitCode'>): boolean | null {
+export function testlibJudgement(interactor: Pick<RunResult, 'verdict' | 'exitCode'>): boolean | null {
   if (interactor.verdict === 'ok') return true;
   if (interactor.verdict === 'runtime_error' && interactor.exitCode !== null && REJECTING_EXIT_CODES.has(interactor.exitCode)) return false;
   return null;
 }
 
-/** An interactive test's verdict: the program's, except that
+/** The verdict of a test with a judge program (an interactor's or a checker's run beside it):
+ * the program's, except that
  * - a program killed by SIGPIPE wrote after the interactor had ended (its stdout's only reader),
  *   which ended the test: where the interactor judged, the judgement (`passed`) says how, and the
  *   verdict is `ok`;
- * - an interactor run that failed through no fault of the submission (the sandbox failed, the job
- *   was cancelled) makes the test's verdict that. */
-export function verdictOfInteractiveTest(program: Pick<RunResult, 'verdict' | 'signal'>, interactor: Pick<RunResult, 'verdict' | 'exitCode'>): Verdict {
-  if (interactor.verdict === 'internal_error' || interactor.verdict === 'cancelled') return interactor.verdict;
-  if (program.verdict === 'signaled' && program.signal === SIGPIPE && interactorJudgement(interactor) !== null) return 'ok';
+ * - a judge program's run that failed through no fault of the submission (the sandbox failed,
+ *   the job was cancelled) makes the test's verdict that. */
+export function verdictOfJudgedTest(program: Pick<RunResult, 'verdict' | 'signal'>, judge: Pick<RunResult, 'verdict' | 'exitCode'>): Verdict {
+  if (judge.verdict === 'internal_error' || judge.verdict === 'cancelled') return judge.verdict;
+  if (program.verdict === 'signaled' && program.signal === SIGPIPE && testlibJudgement(judge) !== null) return 'ok';
   return program.verdict;
 }

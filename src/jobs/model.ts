@@ -1,7 +1,7 @@
 // The job as the queue, the workers and every API front (ours, Piston's, Judge0's) see it.
 // One representation, stored in Redis as JSON; fronts translate to and from it.
 import type { Limits } from '../sandbox/types.js';
-import type { JobVerdict } from '../executor/types.js';
+import type { JobVerdict, JudgeCompileStage } from '../executor/types.js';
 
 export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 
@@ -23,7 +23,9 @@ export interface JobRequest {
   compileLimits?: Partial<Limits>;
   tests?: { stdinBase64: string; expectedOutput?: string }[];
   /** An interactive job's interactor (ExecuteRequest.interactor); absent when none. */
-  interactor?: JobInteractor;
+  interactor?: JobJudgeProgram;
+  /** A checked job's checker (ExecuteRequest.checker); absent when none. */
+  checker?: JobJudgeProgram;
   webhookUrl?: string;
   /** What a compat front was sent that has no field above (Judge0's language id as submitted, its
    * expected output's bytes, ...), stored verbatim with the job so that the front can answer reads
@@ -36,15 +38,15 @@ export interface JobRequest {
  * lists those it knows in its liveness (WorkerLiveness.jobFields), and the queue accepts a job that
  * has one only while every live worker lists it: during a rolling upgrade, 503 until the old
  * workers are gone (WorkersBehindError). A field added later goes here too. */
-export const LATER_JOB_FIELDS = ['compileArgs', 'stderrToStdout', 'compileEntryOnly', 'outputFiles', 'interactor'] as const;
+export const LATER_JOB_FIELDS = ['compileArgs', 'stderrToStdout', 'compileEntryOnly', 'outputFiles', 'interactor', 'checker'] as const;
 export type LaterJobField = (typeof LATER_JOB_FIELDS)[number];
 
 export function laterFieldsOf(request: JobRequest): LaterJobField[] {
   return LATER_JOB_FIELDS.filter((field) => request[field] !== undefined);
 }
 
-/** ExecuteRequest.interactor as queued: contents base64, as JobRequest's files. */
-export interface JobInteractor {
+/** ExecuteRequest.interactor or .checker as queued: contents base64, as JobRequest's files. */
+export interface JobJudgeProgram {
   runtimeId: string;
   files: { name: string; contentBase64: string }[];
   compileArgs?: string[];
@@ -78,6 +80,8 @@ export interface StoredStage {
   outputFiles?: StoredOutputFile[];
   /** Tests of an interactive job: the interactor's run beside the program's. */
   interactor?: StoredStage;
+  /** Tests of a checked job: the checker's run after the program's (when that ended ok). */
+  checker?: StoredStage;
 }
 
 export interface StoredOutputFile {
@@ -94,8 +98,10 @@ export interface JobResult {
   compile?: StoredStage;
   /** An interactive job's interactor compile. */
   interactorCompile?: StoredStage;
+  /** A checked job's checker compile. */
+  checkerCompile?: StoredStage;
   /** ExecuteResult.failedCompile. */
-  failedCompile?: 'interactorCompile';
+  failedCompile?: JudgeCompileStage;
   run?: StoredStage;
   tests?: StoredStage[];
   /** Time from accepted to taken by a worker. */

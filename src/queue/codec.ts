@@ -30,6 +30,7 @@ function storeStage(stage: StageResult): StoredStage {
 function storeTest(test: TestResult): StoredStage {
   const stored: StoredStage = { ...storeStage(test), passed: test.passed };
   if (test.interactor) stored.interactor = storeStage(test.interactor);
+  if (test.checker) stored.checker = storeStage(test.checker);
   return stored;
 }
 
@@ -61,6 +62,7 @@ export function toJobResult(result: ExecuteResult, queueWaitMs: number, attempt?
   const stored: StoredJobResult = { verdict: result.verdict, runtime: result.runtime, queueWaitMs };
   if (result.compile) stored.compile = storeStage(result.compile);
   if (result.interactorCompile) stored.interactorCompile = storeStage(result.interactorCompile);
+  if (result.checkerCompile) stored.checkerCompile = storeStage(result.checkerCompile);
   if (result.failedCompile) stored.failedCompile = result.failedCompile;
   if (result.run) stored.run = storeStage(result.run);
   if (result.tests) stored.tests = result.tests.map(storeTest);
@@ -97,17 +99,18 @@ function checkJobRequestShape(data: unknown): asserts data is JobRequest {
   for (const field of ['limits', 'compileLimits'] as const) {
     if (data[field] !== undefined && data[field] !== null && !isObject(data[field])) throw new JobDataError(field, 'an object');
   }
-  const interactor = data.interactor;
-  if (interactor !== undefined) {
-    if (!isObject(interactor) || !isString(interactor.runtimeId)) throw new JobDataError('interactor', 'an object with a runtimeId string');
-    if (!Array.isArray(interactor.files) || !interactor.files.every((file) => isObject(file) && isString(file.name) && isString(file.contentBase64))) {
-      throw new JobDataError('interactor.files', 'an array of {name, contentBase64} strings');
+  for (const role of ['interactor', 'checker'] as const) {
+    const judge = data[role];
+    if (judge === undefined) continue;
+    if (!isObject(judge) || !isString(judge.runtimeId)) throw new JobDataError(role, 'an object with a runtimeId string');
+    if (!Array.isArray(judge.files) || !judge.files.every((file) => isObject(file) && isString(file.name) && isString(file.contentBase64))) {
+      throw new JobDataError(`${role}.files`, 'an array of {name, contentBase64} strings');
     }
-    if (interactor.compileArgs !== undefined && !(Array.isArray(interactor.compileArgs) && interactor.compileArgs.every(isString))) {
-      throw new JobDataError('interactor.compileArgs', 'an array of strings');
+    if (judge.compileArgs !== undefined && !(Array.isArray(judge.compileArgs) && judge.compileArgs.every(isString))) {
+      throw new JobDataError(`${role}.compileArgs`, 'an array of strings');
     }
     for (const field of ['limits', 'compileLimits'] as const) {
-      if (interactor[field] !== undefined && interactor[field] !== null && !isObject(interactor[field])) throw new JobDataError(`interactor.${field}`, 'an object');
+      if (judge[field] !== undefined && judge[field] !== null && !isObject(judge[field])) throw new JobDataError(`${role}.${field}`, 'an object');
     }
   }
   const tests = data.tests;
@@ -131,9 +134,11 @@ export function toExecuteRequest(request: JobRequest, signal: AbortSignal): Exec
   if (request.stderrToStdout === true) execute.stderrToStdout = true;
   if (request.compileEntryOnly === true) execute.compileEntryOnly = true;
   if (request.outputFiles) execute.outputFiles = request.outputFiles;
-  if (request.interactor) {
-    const { runtimeId, files, compileArgs, limits, compileLimits } = request.interactor;
-    execute.interactor = {
+  for (const role of ['interactor', 'checker'] as const) {
+    const judge = request[role];
+    if (!judge) continue;
+    const { runtimeId, files, compileArgs, limits, compileLimits } = judge;
+    execute[role] = {
       runtimeId,
       files: files.map((file) => ({ name: file.name, content: Buffer.from(file.contentBase64, 'base64') })),
       limits: limits ?? {},

@@ -215,10 +215,32 @@ describe('interactor', () => {
     assert.match(output.message, /\(lower limits.outputBytes or interactor.limits.outputBytes or send fewer tests\)$/);
   });
 
+  test('a checker: queued with the job; refused without tests or beside an interactor; its parts checked as an interactor\'s', async () => {
+    const checked = { ...hello, limits: small, tests: [{ stdin: '15', expectedOutput: '5' }], checker: interactive.interactor };
+    const accepted = await post(checked);
+    assert.equal(accepted.statusCode, 202, accepted.body);
+    const id = (accepted.json() as { id: string }).id;
+    const job = await queue.getJob(id);
+    assert.equal(job?.data.checker.runtimeId, 'cc');
+    assert.equal(job?.data.interactor, undefined);
+    await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}` });
+    const { tests: _tests, ...withoutTests } = checked;
+    assert.match(assertError(await post(withoutTests), 400, 'checker_not_applicable').message, /a checker judges tests/);
+    assert.match(assertError(await post({ ...checked, interactor: interactive.interactor }), 400, 'checker_not_applicable').message, /interactive job/);
+    const reserved = assertError(await post({ ...checked, checker: { language: 'cc', files: [{ name: 'answer.txt', content: '' }] } }), 400, 'invalid_file_name');
+    assert.equal(reserved.details?.field, 'checker.files[0].name');
+    assert.equal(assertError(await post({ ...checked, checker: { language: 'cobol', source: '' } }), 400, 'unknown_language').details?.field, 'checker.language');
+    const output = assertError(await post({ ...checked, checker: { language: 'cc', source: '' } }), 400, 'job_output_above_maximum');
+    assert.match(output.message, /with a checker's 1 run of up to 65536 bytes.*\(lower limits.outputBytes or checker.limits.outputBytes or send fewer tests\)$/);
+  });
+
   test("other APIs' jobs take none (their fronts make none; the last check before queueing refuses one)", async () => {
     const { admissionProblem } = await import('../../src/api/submission.js');
     const request = { runtimeId: 'python', files: [{ name: 'main.py', contentBase64: '' }], stdinBase64: '', args: [], limits: {}, interactor: { runtimeId: 'cc', files: [], limits: {} } };
-    assert.match(admissionProblem(request, testRuntime, { maxFiles: 2, maxTests: 2, maxArgs: 2, maxJobOutputBytes: 1e9, webhookDestinations: undefined as never }) ?? '', /takes no interactor/);
+    const policy = { maxFiles: 2, maxTests: 2, maxArgs: 2, maxJobOutputBytes: 1e9, webhookDestinations: undefined as never };
+    assert.match(admissionProblem(request, testRuntime, policy) ?? '', /takes no interactor/);
+    const { interactor, ...plain } = request;
+    assert.match(admissionProblem({ ...plain, checker: interactor }, testRuntime, policy) ?? '', /takes no checker/);
   });
 });
 

@@ -212,6 +212,36 @@ describe('jobs end to end', { skip }, () => {
     assert.deepEqual(slow.json.result.tests.map((t: { verdict: string }) => t.verdict), ['ok', 'ok']);
   });
 
+  test('a checker: a Python checker accepts any right answer of a C program, test by test', { skip: !(python && runtimes.some((r) => r.id === 'c')) && 'c or python image not built' }, async () => {
+    // Any two numbers of the input whose sum is the target on its first line.
+    const checkerSource = [
+      'import sys',
+      'target, *numbers = map(int, open(sys.argv[1]).read().split())',
+      'answer = open(sys.argv[2]).read().split()',
+      'if len(answer) == 2 and all(a.isdigit() for a in answer):',
+      '    i, j = map(int, answer)',
+      '    if i != j and 0 <= i < len(numbers) and 0 <= j < len(numbers) and numbers[i] + numbers[j] == target:',
+      '        sys.exit(0)',
+      'print("not a pair summing to", target, file=sys.stderr)',
+      'sys.exit(1)',
+      '',
+    ].join('\n');
+    const lastPair = '#include <stdio.h>\nint main(void){int t,n=0,a[16];scanf("%d",&t);while(n<16&&scanf("%d",&a[n])==1)n++;for(int i=n-1;i>=0;i--)for(int j=i-1;j>=0;j--)if(a[i]+a[j]==t){printf("%d %d\\n",j,i);return 0;}puts("none");return 0;}\n';
+    const { status, json } = await postJson(`${base}/v1/jobs?wait=true&timeoutMs=60000`, {
+      language: 'c',
+      source: lastPair,
+      checker: { language: 'python', source: checkerSource },
+      tests: [{ stdin: '10 1 9 5 5', expectedOutput: '0 1' }, { stdin: '7 1 2 3' }],
+    });
+    assert.equal(status, 200, JSON.stringify(json));
+    const { result } = json;
+    assert.equal(result.verdict, 'ok', JSON.stringify(result));
+    // "2 3" is not the expected "0 1", and right all the same; the second input has no pair.
+    assert.deepEqual(result.tests.map((t: { stdout: string; passed: boolean | null }) => [t.stdout, t.passed]), [['2 3\n', true], ['none\n', false]]);
+    assert.equal(result.tests[1].checker.stderr, 'not a pair summing to 7\n');
+    assert.equal(result.checkerCompile, undefined, 'python compiles nothing');
+  });
+
   test('a compile error runs nothing and returns the compiler output', { skip: !runtimes.some((r) => r.id === 'c') && 'c image not built' }, async () => {
     const { json } = await postJson(`${base}/v1/jobs?wait=true`, { language: 'c', source: 'int main(void) { return nope; }\n' });
     assert.equal(json.result.verdict, 'compile_error');

@@ -1,16 +1,17 @@
-// Interactive jobs on the real engine, pool and busybox image: the program and its interactor
-// connected in every test, the interactor's judgement as `passed`, its compile, the files each
-// test gives it, the requests refused, and nothing left behind.
+// Judge programs on the real engine, pool and busybox image. Interactive jobs: the program and its
+// interactor connected in every test, the interactor's judgement as `passed`, its compile, the
+// files each test gives it. Checked jobs: the checker on each ok run's output. The requests
+// refused, and nothing left behind.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Executor } from '../../src/executor/executor.js';
-import type { ExecuteRequest, InteractorRequest } from '../../src/executor/types.js';
-import { checkInteractor } from '../../src/executor/check.js';
+import type { ExecuteRequest, JudgeProgramRequest } from '../../src/executor/types.js';
+import { checkJudgeProgram } from '../../src/executor/check.js';
 import { ExecutorError } from '../../src/executor/errors.js';
-import { interactorJudgement } from '../../src/executor/verdict.js';
+import { testlibJudgement } from '../../src/executor/verdict.js';
 import { mountsMentioning } from '../pool/helpers.js';
 import { BUILD, cgroupDirsUnder, dataDir, descendants, executorSkipReason, SH, SHC } from './helpers.js';
 import { MiB } from '../../src/units.js';
@@ -18,7 +19,7 @@ import { MiB } from '../../src/units.js';
 const skip = executorSkipReason(['busybox']);
 let executor: Executor;
 let stateRoot: string;
-const instanceId = `interactivetest-${process.pid}`;
+const instanceId = `judgestest-${process.pid}`;
 const backgroundErrors: unknown[] = [];
 let baseline = new Set<number>();
 
@@ -26,7 +27,7 @@ before(async () => {
   if (skip) return;
   const { createExecutor } = await import('../../src/executor/create.js');
   baseline = new Set(descendants());
-  stateRoot = mkdtempSync(join(tmpdir(), 'cellblock-interactive-test-'));
+  stateRoot = mkdtempSync(join(tmpdir(), 'cellblock-judges-test-'));
   executor = await createExecutor({
     dataDir,
     runtimes: [SH, SHC, BUILD],
@@ -59,7 +60,16 @@ const DOUBLING_INTERACTOR = [
   '',
 ].join('\n');
 
-const interactor = (source: string, extra: Partial<InteractorRequest> = {}): InteractorRequest => ({
+/** The job is refused before anything runs, with an ExecutorError saying `pattern`. */
+const refused = async (request: ExecuteRequest, pattern: RegExp) => {
+  await assert.rejects(executor.execute(request), (error: unknown) => {
+    assert.ok(error instanceof ExecutorError, String(error));
+    assert.match(error.message, pattern);
+    return true;
+  });
+};
+
+const interactor = (source: string, extra: Partial<JudgeProgramRequest> = {}): JudgeProgramRequest => ({
   runtimeId: 'shc',
   files: [{ name: 'judge.sh', content: Buffer.from(source) }],
   ...extra,
@@ -180,7 +190,7 @@ test('an interactor compile that leaves more than a test\'s work dir holds is co
 });
 
 test('testlib\'s exit codes: 0 accepts; 1, 2, 4 and 8 reject; 3, 7, a signal or a limit judge nothing', () => {
-  const judged = (verdict: 'ok' | 'runtime_error' | 'signaled' | 'wall_time_limit', exitCode: number | null) => interactorJudgement({ verdict, exitCode });
+  const judged = (verdict: 'ok' | 'runtime_error' | 'signaled' | 'wall_time_limit', exitCode: number | null) => testlibJudgement({ verdict, exitCode });
   assert.equal(judged('ok', 0), true);
   assert.deepEqual([1, 2, 4, 8].map((code) => judged('runtime_error', code)), [false, false, false, false]);
   assert.deepEqual([3, 7, 5].map((code) => judged('runtime_error', code)), [null, null, null]);
@@ -190,7 +200,7 @@ test('testlib\'s exit codes: 0 accepts; 1, 2, 4 and 8 reject; 3, 7, a signal or 
 
 test('an interactor gets at least the program\'s wall time, up to its maximum, unless its limits name one', () => {
   const wall = (programWallTimeMs: number, limits?: { wallTimeMs: number }) =>
-    checkInteractor(SHC, { fileNames: ['judge.sh'], ...(limits ? { limits } : {}) }, 1, programWallTimeMs).runLimits.wallTimeMs;
+    checkJudgeProgram('interactor', SHC, { fileNames: ['judge.sh'], ...(limits ? { limits } : {}) }, 1, programWallTimeMs).runLimits.wallTimeMs;
   assert.equal(wall(8000), 8000);
   assert.equal(wall(1000), 5000, 'its own default when that is longer');
   assert.equal(wall(60_000), 20_000, 'its runtime\'s maximum');
@@ -198,13 +208,6 @@ test('an interactor gets at least the program\'s wall time, up to its maximum, u
 });
 
 test('refused before anything runs: no tests, stdin, stderrToStdout, a reserved file name, an unknown runtime', { skip }, async () => {
-  const refused = async (request: ExecuteRequest, pattern: RegExp) => {
-    await assert.rejects(executor.execute(request), (error: unknown) => {
-      assert.ok(error instanceof ExecutorError, String(error));
-      assert.match(error.message, pattern);
-      return true;
-    });
-  };
   const { tests: _tests, ...withoutTests } = job('true');
   await refused(withoutTests, /an interactor judges tests/);
   await refused(job('true', { stdin: 'x' }), /stdin is its interactor's output/);
@@ -213,4 +216,63 @@ test('refused before anything runs: no tests, stdin, stderrToStdout, a reserved 
   await refused(job('true', { interactor: { runtimeId: 'sh', files: [{ name: 'j.sh', content: Buffer.from('') }, { name: 'answer.txt/data', content: Buffer.from('') }] } }), /interactor file "answer.txt\/data"/);
   await refused(job('true', { interactor: { runtimeId: 'sh', files: [{ name: './output.txt', content: Buffer.from('') }] } }), /interactor file "\.\/output.txt"/);
   await refused(job('true', { interactor: interactor('exit 0', { runtimeId: 'cobol' }) }), /unknown interactor runtime "cobol"/);
+});
+
+// ---- checkers
+
+/** Accepts any divisor of the number in input.txt other than 1 and itself (a problem with many
+ * right answers), whatever answer.txt says; says why on stderr. */
+const DIVISOR_CHECKER = [
+  'read n < "$1"',
+  'd=$(cat "$2")',
+  'if [ "$d" -gt 1 ] 2>/dev/null && [ "$d" -lt "$n" ] && [ $((n % d)) -eq 0 ]; then echo "ok: $d divides $n" >&2; exit 0; fi',
+  'echo "wrong: $d" >&2',
+  'exit 1',
+  '',
+].join('\n');
+
+const SMALLEST_DIVISOR = 'read n; d=2; while [ $((n % d)) -ne 0 ]; do d=$((d + 1)); done; echo $d\n';
+
+const checked = (solution: string, extra: Partial<ExecuteRequest> = {}): ExecuteRequest => ({
+  runtimeId: 'sh',
+  files: [{ name: 'main.sh', content: Buffer.from(solution) }],
+  checker: interactor(DIVISOR_CHECKER),
+  tests: [{ stdin: '15\n', expectedOutput: '5\n' }, { stdin: '49\n' }, { stdin: '13\n' }],
+  ...extra,
+});
+
+test('a checker judges each test on the program\'s output, in place of comparing it with the expected output', { skip }, async () => {
+  const r = await executor.execute(checked(SMALLEST_DIVISOR));
+  assert.equal(r.checkerCompile?.verdict, 'ok', r.checkerCompile?.stderr.toString());
+  assert.equal(r.verdict, 'ok');
+  // 3 is not the expected 5, but a divisor all the same; 13 has none.
+  assert.deepEqual(r.tests!.map((t) => [t.stdout.toString(), t.passed]), [['3\n', true], ['7\n', true], ['13\n', false]]);
+  assert.deepEqual(r.tests!.map((t) => t.checker!.stderr.toString()), ['ok: 3 divides 15\n', 'ok: 7 divides 49\n', 'wrong: 13\n']);
+  assert.equal(r.tests![0]!.interactor, undefined);
+});
+
+test('a checker gets the test\'s input, the program\'s output and the expected output (empty when none) as its files', { skip }, async () => {
+  const echo = 'for f in "$@"; do printf "%s=" "$f" >&2; tr "\\n" "|" < "$f" >&2; echo >&2; done; exit 0\n';
+  const r = await executor.execute(checked('read x; echo "got $x"', { checker: interactor(echo), tests: [{ stdin: 'a\n', expectedOutput: 'want\n' }, { stdin: 'b\n' }] }));
+  assert.deepEqual(
+    r.tests!.map((t) => t.checker!.stderr.toString()),
+    ['input.txt=a|\noutput.txt=got a|\nanswer.txt=want|\n', 'input.txt=b|\noutput.txt=got b|\nanswer.txt=\n'],
+  );
+});
+
+test('a run that is not ok is not checked (passed null); a checker that fails or does not compile judges nothing', { skip }, async () => {
+  const crashed = await executor.execute(checked('exit 3', { tests: [{ stdin: '15\n' }] }));
+  assert.deepEqual([crashed.verdict, crashed.tests![0]!.passed, crashed.tests![0]!.checker], ['runtime_error', null, undefined]);
+  const failing = await executor.execute(checked(SMALLEST_DIVISOR, { checker: interactor('echo "bad test" >&2; exit 3\n'), tests: [{ stdin: '15\n' }] }));
+  assert.deepEqual([failing.verdict, failing.tests![0]!.passed, failing.tests![0]!.checker!.exitCode], ['ok', null, 3]);
+  const broken = await executor.execute(checked(SMALLEST_DIVISOR, { checker: interactor('if then fi (\n') }));
+  assert.deepEqual([broken.verdict, broken.failedCompile, broken.tests], ['compile_error', 'checkerCompile', undefined]);
+});
+
+test('a checker is refused without tests, beside an interactor, or with a file of a test file\'s name', { skip }, async () => {
+  const { tests: _tests, ...withoutTests } = checked('true');
+  await refused(withoutTests, /a checker judges tests/);
+  await refused(checked('true', { interactor: interactor(DOUBLING_INTERACTOR) }), /a checker does not apply to an interactive job/);
+  await refused(checked('true', { checker: { runtimeId: 'sh', files: [{ name: 'output.txt', content: Buffer.from('') }] } }), /checker file "output.txt"/);
+  await refused(checked('true', { checker: interactor('exit 0', { runtimeId: 'cobol' }) }), /unknown checker runtime "cobol"/);
 });
