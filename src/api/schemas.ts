@@ -56,7 +56,10 @@ export const TestInput = Type.Object(
   {
     stdin: Type.Optional(Type.String()),
     expectedOutput: Type.Optional(
-      Type.String({ description: 'Compared with stdout ignoring trailing whitespace on each line and trailing empty lines.' }),
+      Type.String({
+        description:
+          "Compared with stdout ignoring trailing whitespace on each line and trailing empty lines; with a checker or an interactor, given to it as answer.txt instead.",
+      }),
     ),
   },
   { additionalProperties: false },
@@ -228,7 +231,7 @@ export const ResultView = Type.Object({
   checkerCompile: Type.Optional(StageView),
   failedCompile: Type.Optional(
     Type.Union([Type.Literal('interactorCompile'), Type.Literal('checkerCompile')], {
-      description: "With verdict compile_error: the judge program's compile that failed (absent when it was the program's).",
+      description: "The judge program's compile that ended the job (verdict compile_error, or internal_error or cancelled there); absent when it was the program's.",
     }),
   ),
   run: Type.Optional(StageView),

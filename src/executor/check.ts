@@ -32,6 +32,9 @@ export interface SubmissionShape {
   compileLimits?: Partial<Limits>;
   /** How many times it runs (its tests); 1 when absent. */
   runs?: number;
+  /** Where `limits` sit in the request, for messages: "limits" (default), or a judge program's
+   * ("checker.limits"). */
+  limitsField?: string;
 }
 
 export interface CheckedSubmission {
@@ -72,7 +75,10 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
       ? defaults.compileLimits
       : sandboxLimits('compileLimits', effectiveLimits(defaults.compileLimits, runtime.maxLimits, submission.compileLimits));
   const belowMinimum = limitBelowMinimum(runtime, runLimits);
-  if (belowMinimum) throw new ExecutorError('bad_request', `limits.${belowMinimum.name} ${belowMinimum.value} is below ${belowMinimum.minimum}, the least runtime "${runtime.id}" starts with`);
+  if (belowMinimum) {
+    const field = `${submission.limitsField ?? 'limits'}.${belowMinimum.name}`;
+    throw new ExecutorError('bad_request', `${field} ${belowMinimum.value} is below ${belowMinimum.minimum}, the least runtime "${runtime.id}" starts with`);
+  }
   enoughMemoryForExec('limits', runArgv(runtime.run.argv, fileNames, submission.args), defaults.env, runLimits);
   const sources = submission.compileEntryOnly === true ? fileNames.slice(0, 1) : fileNames;
   if (runtime.compile && compiledFileNames(runtime.compile, sources).length === 0) {
@@ -132,7 +138,7 @@ export function checkJudgeProgram(role: JudgeRole, runtime: Runtime, judge: Judg
     const problem = judgeFileNameProblem(role, name);
     if (problem) throw new ExecutorError('bad_request', problem);
   }
-  const shape: SubmissionShape = { fileNames: judge.fileNames, args: judgeArgs(role, true), runs };
+  const shape: SubmissionShape = { fileNames: judge.fileNames, args: judgeArgs(role, true), runs, limitsField: `${role}.limits` };
   if (judge.compileArgs !== undefined) shape.compileArgs = judge.compileArgs;
   const defaultWallTimeMs = runtime.defaultLimits.wallTimeMs;
   if (role === 'interactor' && judge.limits?.wallTimeMs === undefined && programWallTimeMs > defaultWallTimeMs) {

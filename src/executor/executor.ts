@@ -144,8 +144,7 @@ export class SubmissionExecutor<C> implements Executor {
         const compile = await this.runner.run(judgeCompiled, { ...stage(argv, '', judge.checked.compileLimits), env: judge.runtime.env });
         result[judge.compileStage] = compile;
         const failed = verdictAfterCompile(compile.verdict);
-        if (failed === 'compile_error') return { ...result, verdict: failed, failedCompile: judge.compileStage };
-        if (failed) return { ...result, verdict: failed };
+        if (failed) return { ...result, verdict: failed, failedCompile: judge.compileStage };
       }
 
       const runArgs = runArgv(runtime.run.argv, fileNames, args);
@@ -246,8 +245,8 @@ export class SubmissionExecutor<C> implements Executor {
             { name: JUDGE_FILES.output, content: run.stdout },
             { name: JUDGE_FILES.answer, content: test.expectedOutput ?? '' },
           ]);
-          const checked = await this.runner.run(slot, judgeStage(true));
-          return { ...run, verdict: verdictOfJudgedTest(run, checked), passed: testlibJudgement(checked), checker: checked };
+          const judged = await this.runner.run(slot, judgeStage(true));
+          return { ...run, verdict: verdictOfJudgedTest(run, judged), passed: testlibJudgement(judged), checker: judged };
         } finally {
           this.pool.release(slot);
         }

@@ -97,8 +97,9 @@ export interface ExecuteResult {
   interactorCompile?: StageResult;
   /** A checked job's checker compile, when its runtime compiles. */
   checkerCompile?: StageResult;
-  /** Set when the job's `compile_error` is a judge program's compile's (its exit, or files no
-   * test's work dir could hold, said in its stderr); absent when it is the program's. */
+  /** Set when a judge program's compile ended the job (its `compile_error`: its exit, or files no
+   * test's work dir could hold, said in its stderr; or its `internal_error`, `cancelled`); absent
+   * when the program's did. */
   failedCompile?: JudgeCompileStage;
   /** The single run, when the request had no tests (absent after a compile error). */
   run?: StageResult;

@@ -25,9 +25,9 @@ const REJECTING_EXIT_CODES = new Set([1, 2, 4, 8]);
 /** The interactor's judgement of a test by testlib's exit codes (docs/theory-of-operation.md,
  * "Judge programs"): 0 accepts, REJECTING_EXIT_CODES reject; anything else (3, testlib's
  * "fail": the interactor or the test is wrong; 7, points; a signal; a limit) judges nothing. */
-export function testlibJudgement(interactor: Pick<RunResult, 'verdict' | 'exitCode'>): boolean | null {
-  if (interactor.verdict === 'ok') return true;
-  if (interactor.verdict === 'runtime_error' && interactor.exitCode !== null && REJECTING_EXIT_CODES.has(interactor.exitCode)) return false;
+export function testlibJudgement(judge: Pick<RunResult, 'verdict' | 'exitCode'>): boolean | null {
+  if (judge.verdict === 'ok') return true;
+  if (judge.verdict === 'runtime_error' && judge.exitCode !== null && REJECTING_EXIT_CODES.has(judge.exitCode)) return false;
   return null;
 }
 

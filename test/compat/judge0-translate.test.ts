@@ -323,6 +323,25 @@ describe('judge0 submission serialization', () => {
     assert.deepEqual(body, { time: '0.015', wall_time: '0.03', memory: 1500, stdout: 'b\n', status_id: 4, number_of_runs: 3 });
   });
 
+  it('reads a /v1 job with a judge program: its judgement as Accepted or Wrong Answer, a test it did not judge as Internal Error, its failed compile as the compile', () => {
+    const read = (result: Parameters<typeof done>[0]) => serializeSubmission(attributes(done(result)), parseFields('status_id,message,compile_output'), false);
+    const checker = (exitCode: number) => stage({ verdict: exitCode === 0 ? 'ok' : 'runtime_error', exitCode, stderr: 'judged\n' });
+    assert.equal(read({ tests: [stage({ passed: true, checker: checker(0) })] }).status_id, 3);
+    assert.equal(read({ tests: [stage({ passed: true, checker: checker(0) }), stage({ passed: false, checker: checker(1) })] }).status_id, 4);
+    assert.deepEqual(read({ tests: [stage({ passed: null, checker: checker(3) })] }), {
+      status_id: 13,
+      message: 'the judge program judged nothing (runtime_error, exit 3)',
+      compile_output: null,
+    });
+    assert.equal(read({ tests: [stage({ passed: null, interactor: stage({ verdict: 'wall_time_limit', exitCode: null }) })] }).status_id, 13);
+    const broken = stage({ verdict: 'runtime_error', exitCode: 1, stderr: 'checker.cpp:1: error\n' });
+    assert.deepEqual(read({ verdict: 'compile_error', compile: stage(), checkerCompile: broken, failedCompile: 'checkerCompile' }), {
+      status_id: 6,
+      message: null,
+      compile_output: 'checker.cpp:1: error\n',
+    });
+  });
+
   it('renders seconds as Rails renders a decimal column: no trailing zeros, one decimal at least', () => {
     assert.equal(judge0Seconds([1.4]), '0.001');
     assert.equal(judge0Seconds([170.2]), '0.17');

@@ -267,6 +267,30 @@ test('a run that is not ok is not checked (passed null); a checker that fails or
   assert.deepEqual([failing.verdict, failing.tests![0]!.passed, failing.tests![0]!.checker!.exitCode], ['ok', null, 3]);
   const broken = await executor.execute(checked(SMALLEST_DIVISOR, { checker: interactor('if then fi (\n') }));
   assert.deepEqual([broken.verdict, broken.failedCompile, broken.tests], ['compile_error', 'checkerCompile', undefined]);
+  // As /v1 shows it: the checker's compile decided the job.
+  const { presentResult } = await import('../../src/api/present.js');
+  const { toJobResult } = await import('../../src/queue/codec.js');
+  const view = presentResult(toJobResult(broken, 0), 'utf8');
+  assert.deepEqual([view.failedCompile, view.exitCode, view.stderr], ['checkerCompile', broken.checkerCompile!.exitCode, broken.checkerCompile!.stderr.toString()]);
+  assert.notEqual(view.exitCode, 0);
+  // A last run that is not ok leaves the checker's compile slot to the job's end (after() checks nothing is left).
+  const lastCrashed = await executor.execute(checked('read n; [ "$n" = 15 ] && echo 3 || exit 4', { tests: [{ stdin: '15\n' }, { stdin: '9\n' }] }));
+  assert.deepEqual(lastCrashed.tests!.map((t) => [t.verdict, t.passed]), [['ok', true], ['runtime_error', null]]);
+});
+
+test('a checker\'s compile that plants a link at output.txt does not make the host write through it', { skip }, async () => {
+  const outside = join(stateRoot, 'checker-outside.txt');
+  writeFileSync(outside, 'keep\n');
+  const r = await executor.execute(
+    checked('echo 3', {
+      checker: { runtimeId: 'build', files: [{ name: 'build.sh', content: Buffer.from(`ln -s ${outside} output.txt\n`) }] },
+      tests: [{ stdin: '15\n' }],
+    }),
+  );
+  assert.equal(r.checkerCompile?.verdict, 'ok', r.checkerCompile?.stderr.toString());
+  assert.equal(readFileSync(outside, 'utf8'), 'keep\n', 'the host file the link named is untouched');
+  // BUILD's run counts the files: build.sh and the three test files.
+  assert.equal(r.tests![0]!.checker!.stdout.toString(), '4\n');
 });
 
 test('a checker is refused without tests, beside an interactor, or with a file of a test file\'s name', { skip }, async () => {

@@ -93,9 +93,18 @@ const EMPTY_OUTCOME = {
 /** Judge0 compiles with stderr redirected to stdout into compile_output. */
 const compileOutputOf = (compile: StoredStage): Buffer | null => nonEmpty(Buffer.concat([stdoutBytes(compile), stderrBytes(compile)]));
 
+/** A test of a /v1 job with a judge program (an interactor, a checker) that it did not judge: it
+ * ended otherwise than testlib's verdicts (its own failure, a limit), though the program's run was
+ * ok. Judge0 has no judge programs; read through it, such a test is the service's Internal Error,
+ * never Accepted. */
+function unjudged(stage: StoredStage): StoredStage | undefined {
+  const judge = stage.checker ?? stage.interactor;
+  return judge && stage.verdict === 'ok' && stage.passed === null ? judge : undefined;
+}
+
 /** The runs Judge0 would have made: it stops at the first one that is not Accepted. */
 function runsMade(stages: StoredStage[]): StoredStage[] {
-  const firstBad = stages.findIndex((stage) => stage.verdict !== 'ok' || stage.passed === false);
+  const firstBad = stages.findIndex((stage) => stage.verdict !== 'ok' || stage.passed === false || unjudged(stage) !== undefined);
   return firstBad === -1 ? stages : stages.slice(0, firstBad + 1);
 }
 
@@ -115,10 +124,12 @@ export function judge0Outcome(record: JobRecord): Judge0Outcome {
   if (result === undefined) {
     return { status: JUDGE0_STATUSES.boxerr, ...EMPTY_OUTCOME, message: 'the submission was cancelled' };
   }
-  const compileOutput = result.compile ? compileOutputOf(result.compile) : null;
+  // A judge program's compile that failed is the compile a Judge0 reader is told about.
+  const decidingCompile = result.failedCompile ? result[result.failedCompile] : result.compile;
+  const compileOutput = decidingCompile ? compileOutputOf(decidingCompile) : null;
   const stages = result.tests ?? (result.run ? [result.run] : []);
   if (stages.length === 0) {
-    const compile = result.compile;
+    const compile = decidingCompile;
     if (compile?.verdict === 'internal_error') {
       return { status: JUDGE0_STATUSES.boxerr, ...EMPTY_OUTCOME, compileOutput, message: compile.error?.message ?? 'internal error' };
     }
@@ -131,7 +142,10 @@ export function judge0Outcome(record: JobRecord): Judge0Outcome {
   }
   const runs = runsMade(stages);
   const last = runs[runs.length - 1]!;
-  const outcome = judge0RunOutcome(last);
+  const judgeOfLast = unjudged(last);
+  const outcome = judgeOfLast
+    ? { status: JUDGE0_STATUSES.boxerr, message: `the judge program judged nothing (${judgeOfLast.verdict}, exit ${judgeOfLast.exitCode ?? judgeOfLast.signalName})`, exitCode: null, exitSignal: null }
+    : judge0RunOutcome(last);
   return {
     status: outcome.status,
     // Judge0 reports the average over its runs.
