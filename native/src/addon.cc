@@ -80,7 +80,8 @@ std::vector<int> getDescriptors(const Napi::Object& o, const char* key) {
 int getOptionalDescriptor(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined()) return -1;
-  int64_t fd = v.IsNumber() ? v.As<Napi::Number>().Int64Value() : -1;
+  double value = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  int64_t fd = value == static_cast<double>(static_cast<int64_t>(value)) ? static_cast<int64_t>(value) : -1;
   if (fd < 0 || fd > INT32_MAX) {
     throw Napi::TypeError::New(o.Env(), std::string("option ") + key + " must be a descriptor");
   }

@@ -35,7 +35,7 @@ const LIMIT_FIELDS = {
 
 export const LimitsInput = Type.Object(LIMIT_FIELDS, {
   additionalProperties: false,
-  description: "Per-run limits; absent fields take the runtime's defaults, larger than the runtime's maximum is a 400.",
+  description: "Per-run limits; absent fields take the runtime's defaults, larger than the runtime's maximum is a 400 (limit_above_maximum), as a run limit below its minLimits (limit_below_minimum).",
 });
 
 const CompileLimitsInput = Type.Object(LIMIT_FIELDS, {
@@ -54,7 +54,9 @@ export const FileInput = Type.Object(
 
 export const TestInput = Type.Object(
   {
-    stdin: Type.Optional(Type.String()),
+    stdin: Type.Optional(
+      Type.String({ description: "The run's stdin; with a checker or an interactor, also its input.txt (an interactor's program reads the interactor instead)." }),
+    ),
     expectedOutput: Type.Optional(
       Type.String({
         description:

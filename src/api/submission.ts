@@ -83,10 +83,13 @@ const COUNT_MAXIMA = {
   tests: { code: 'too_many_tests', noun: 'tests', maximum: 'maxTests' },
 } as const;
 
-function countAboveMaximum(what: keyof typeof COUNT_MAXIMA, count: number, policy: SubmissionPolicy): ApiError | undefined {
+/** `field`: a judge program's ("checker.files"), named in the message and details; absent for the
+ * program's own. */
+function countAboveMaximum(what: keyof typeof COUNT_MAXIMA, count: number, policy: SubmissionPolicy, field?: string): ApiError | undefined {
   const { code, noun } = COUNT_MAXIMA[what];
   const maximum = policy[COUNT_MAXIMA[what].maximum];
-  return count > maximum ? badRequest(code, `${count} ${noun}; at most ${maximum}`, { maximum }) : undefined;
+  if (count <= maximum) return undefined;
+  return field ? badRequest(code, `${field}: ${count} ${noun}; at most ${maximum}`, { maximum, field }) : badRequest(code, `${count} ${noun}; at most ${maximum}`, { maximum });
 }
 
 /** The job could store more output than the server keeps for one (outputAboveMaximum), with what
@@ -271,7 +274,7 @@ function submittedFiles(submission: SourceSubmission, runtime: Runtime, policy: 
   if (!submission.files) {
     return [{ name: runtime.sourceFile, contentBase64: Buffer.from(submission.source!, 'utf8').toString('base64') }];
   }
-  const tooMany = countAboveMaximum('files', submission.files.length, policy);
+  const tooMany = countAboveMaximum('files', submission.files.length, policy, role && `${prefix}files`);
   if (tooMany) throw tooMany;
   const seen = new Set<string>();
   return submission.files.map((file, index) => {
@@ -296,9 +299,9 @@ function submittedCompileArgs(submission: SourceSubmission, runtime: Runtime, po
   }
   const problem = compileArgsProblem(runtime);
   if (problem) throw badRequest('compile_args_not_accepted', problem, { field });
-  const tooManyCompileArgs = countAboveMaximum('compileArgs', compileArgs.length, policy);
+  const tooManyCompileArgs = countAboveMaximum('compileArgs', compileArgs.length, policy, role && field);
   if (tooManyCompileArgs) throw tooManyCompileArgs;
-  if (compileArgs.some((arg) => arg.includes('\0'))) throw badRequest('invalid_args', 'compile arguments may not contain NUL');
+  if (compileArgs.some((arg) => arg.includes('\0'))) throw badRequest('invalid_args', `${role ? `${field}: ` : ''}compile arguments may not contain NUL`, role ? { field } : undefined);
   return compileArgs;
 }
 

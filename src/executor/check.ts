@@ -32,9 +32,9 @@ export interface SubmissionShape {
   compileLimits?: Partial<Limits>;
   /** How many times it runs (its tests); 1 when absent. */
   runs?: number;
-  /** Where `limits` sit in the request, for messages: "limits" (default), or a judge program's
-   * ("checker.limits"). */
-  limitsField?: string;
+  /** Where these fields sit in the request, for messages: "" (default) for the program's, a judge
+   * program's "checker." or "interactor.". */
+  fieldPrefix?: string;
 }
 
 export interface CheckedSubmission {
@@ -61,31 +61,32 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
   const fileNames = submission.fileNames.map((name) => checkedFileName(name));
   const conflict = fileNamesConflict(fileNames);
   if (conflict) throw new ExecutorError('bad_request', conflict);
-  checkArgs(submission.args, 'args');
+  const prefix = submission.fieldPrefix ?? '';
+  checkArgs(submission.args, `${prefix}args`);
   const compileArgs = submission.compileArgs ?? [];
-  checkArgs(compileArgs, 'compileArgs');
+  checkArgs(compileArgs, `${prefix}compileArgs`);
   if (compileArgs.length > 0) {
     const problem = compileArgsProblem(runtime);
     if (problem) throw new ExecutorError('bad_request', problem);
   }
   const defaults = runtimeDefaults(runtime);
-  const runLimits = submission.limits === undefined ? defaults.runLimits : sandboxLimits('limits', effectiveLimits(runtime.defaultLimits, runtime.maxLimits, submission.limits));
+  const runLimits = submission.limits === undefined ? defaults.runLimits : sandboxLimits(`${prefix}limits`, effectiveLimits(runtime.defaultLimits, runtime.maxLimits, submission.limits));
   const compileLimits =
     defaults.compileLimits === undefined || submission.compileLimits === undefined
       ? defaults.compileLimits
-      : sandboxLimits('compileLimits', effectiveLimits(defaults.compileLimits, runtime.maxLimits, submission.compileLimits));
+      : sandboxLimits(`${prefix}compileLimits`, effectiveLimits(defaults.compileLimits, runtime.maxLimits, submission.compileLimits));
   const belowMinimum = limitBelowMinimum(runtime, runLimits);
   if (belowMinimum) {
-    const field = `${submission.limitsField ?? 'limits'}.${belowMinimum.name}`;
+    const field = `${prefix}limits.${belowMinimum.name}`;
     throw new ExecutorError('bad_request', `${field} ${belowMinimum.value} is below ${belowMinimum.minimum}, the least runtime "${runtime.id}" starts with`);
   }
-  enoughMemoryForExec('limits', runArgv(runtime.run.argv, fileNames, submission.args), defaults.env, runLimits);
+  enoughMemoryForExec(`${prefix}limits`, runArgv(runtime.run.argv, fileNames, submission.args), defaults.env, runLimits);
   const sources = submission.compileEntryOnly === true ? fileNames.slice(0, 1) : fileNames;
   if (runtime.compile && compiledFileNames(runtime.compile, sources).length === 0) {
     const which = sources === fileNames ? 'none of the files is' : 'the entry file (the only one compiled) is not';
     throw new ExecutorError('bad_request', `${which} a ${runtime.language} source for the compiler (a name ending in ${runtime.compile.sourceSuffixes!.join(', ')})`);
   }
-  if (runtime.compile && compileLimits) enoughMemoryForExec('compileLimits', compileArgv(runtime.compile, sources, compileArgs), defaults.env, compileLimits);
+  if (runtime.compile && compileLimits) enoughMemoryForExec(`${prefix}compileLimits`, compileArgv(runtime.compile, sources, compileArgs), defaults.env, compileLimits);
   const outputFiles = checkedOutputFiles(submission.outputFiles ?? []);
   const runs = submission.runs ?? 1;
   const mostOutputBytes = runLimits.outputBytes * runs * (1 + outputFiles.length) + (compileLimits?.outputBytes ?? 0);
@@ -112,6 +113,11 @@ export function judgeArgs(role: JudgeRole, hasAnswer: boolean): string[] {
   return role === 'checker' || hasAnswer ? [input, output, answer] : [input, output];
 }
 
+/** What an interactor's default wall time adds to the program's: both start together, and the
+ * interactor still reads the program's last answer and judges after a program that ends at its
+ * limit. */
+export const INTERACTOR_WALL_MARGIN_MS = 1000;
+
 export interface JudgeProgramShape {
   fileNames: string[];
   compileArgs?: string[];
@@ -131,18 +137,20 @@ export function judgeFileNameProblem(role: JudgeRole, name: string): string | un
 /** A job's judge program, checked as a submission of its own that runs once per test with
  * judgeArgs; its files may not take the names of JUDGE_FILES. `runs` is the job's test count (a
  * judge program needs tests: judgedJobProblem). Where an interactor's limits name no wall time, it
- * gets at least the program's (`programWallTimeMs`, up to its runtime's maximum): it waits for
- * the program, and one killed while a valid program is still thinking would judge nothing. */
+ * gets at least the program's and INTERACTOR_WALL_MARGIN_MS more (`programWallTimeMs`, up to its
+ * runtime's maximum): it waits for the program, and one killed while a valid program is still
+ * thinking, or reading its last answer, would judge nothing. */
 export function checkJudgeProgram(role: JudgeRole, runtime: Runtime, judge: JudgeProgramShape, runs: number, programWallTimeMs: number): CheckedSubmission {
   for (const name of Array.isArray(judge.fileNames) ? judge.fileNames : []) {
     const problem = judgeFileNameProblem(role, name);
     if (problem) throw new ExecutorError('bad_request', problem);
   }
-  const shape: SubmissionShape = { fileNames: judge.fileNames, args: judgeArgs(role, true), runs, limitsField: `${role}.limits` };
+  const shape: SubmissionShape = { fileNames: judge.fileNames, args: judgeArgs(role, true), runs, fieldPrefix: `${role}.` };
   if (judge.compileArgs !== undefined) shape.compileArgs = judge.compileArgs;
   const defaultWallTimeMs = runtime.defaultLimits.wallTimeMs;
-  if (role === 'interactor' && judge.limits?.wallTimeMs === undefined && programWallTimeMs > defaultWallTimeMs) {
-    shape.limits = { ...judge.limits, wallTimeMs: Math.min(programWallTimeMs, runtime.maxLimits.wallTimeMs) };
+  const programsWallTimeMs = programWallTimeMs + INTERACTOR_WALL_MARGIN_MS;
+  if (role === 'interactor' && judge.limits?.wallTimeMs === undefined && programsWallTimeMs > defaultWallTimeMs) {
+    shape.limits = { ...judge.limits, wallTimeMs: Math.min(programsWallTimeMs, runtime.maxLimits.wallTimeMs) };
   } else if (judge.limits !== undefined) {
     shape.limits = judge.limits;
   }

@@ -31,6 +31,14 @@ interface CheckedJudge {
   compileStage: JudgeCompileStage;
 }
 
+/** A judged test's run with its verdict (verdictOfJudgedTest); where the verdict is the judge's
+ * (its sandbox failed), with the judge's error, as a stage with verdict internal_error has. */
+function judgedRun(run: StageResult, judged: StageResult): StageResult {
+  const verdict = verdictOfJudgedTest(run, judged);
+  if (verdict === 'internal_error' && run.verdict !== 'internal_error' && judged.error) return { ...run, verdict, error: judged.error };
+  return { ...run, verdict };
+}
+
 /** The owner of a slot's files: its own uid (src/pool/uid-leases.ts), the sandbox's group. */
 const ownerOf = (slot: PoolSlot<unknown>) => ({ uid: slot.root.uid, gid: SANDBOX_GID });
 
@@ -223,7 +231,7 @@ export class SubmissionExecutor<C> implements Executor {
           // The interactor ignores SIGPIPE: a program that ended early is its to judge (testlib
           // then reads end of file), not a signal that kills it mid-answer.
           const [run, judged] = await this.runner.runConnected(slot, stage(runArgs, ''), judgeSlot, { ...judgeStage(hasAnswer), ignoreSigpipe: true });
-          const tested: TestResult = { ...run, verdict: verdictOfJudgedTest(run, judged), passed: testlibJudgement(judged), interactor: judged };
+          const tested: TestResult = { ...judgedRun(run, judged), passed: testlibJudgement(judged), interactor: judged };
           if (outputFiles.length > 0) tested.outputFiles = readOutputFiles(slot.root.workDirHostPath, outputFiles, runLimits.outputBytes);
           return tested;
         } finally {
@@ -246,7 +254,7 @@ export class SubmissionExecutor<C> implements Executor {
             { name: JUDGE_FILES.answer, content: test.expectedOutput ?? '' },
           ]);
           const judged = await this.runner.run(slot, judgeStage(true));
-          return { ...run, verdict: verdictOfJudgedTest(run, judged), passed: testlibJudgement(judged), checker: judged };
+          return { ...judgedRun(run, judged), passed: testlibJudgement(judged), checker: judged };
         } finally {
           this.pool.release(slot);
         }

@@ -91,7 +91,8 @@ export function writeSourceFiles(workDir: string, files: SourceFile[], owner: Ow
   }
 }
 
-/** A test's files (an interactor's input and answer) at the top of a work dir: whatever the
+/** A test's files for its judge program (the input, a checker's output, the answer) at the top of
+ * a work dir: whatever the
  * compile left under any of the `reserved` names is removed first (so that none of them holds a
  * file of another test or of the compile's), and each file is created anew (O_EXCL, and owned
  * through its descriptor), so that a symlink left there is never followed from the host. */

@@ -22,7 +22,7 @@ const { SIGPIPE } = os.constants.signals;
  * (2), "dirt" after the answer (4), unexpected end of file (8). */
 const REJECTING_EXIT_CODES = new Set([1, 2, 4, 8]);
 
-/** The interactor's judgement of a test by testlib's exit codes (docs/theory-of-operation.md,
+/** A judge program's judgement of a test by testlib's exit codes (docs/theory-of-operation.md,
  * "Judge programs"): 0 accepts, REJECTING_EXIT_CODES reject; anything else (3, testlib's
  * "fail": the interactor or the test is wrong; 7, points; a signal; a limit) judges nothing. */
 export function testlibJudgement(judge: Pick<RunResult, 'verdict' | 'exitCode'>): boolean | null {
@@ -31,15 +31,15 @@ export function testlibJudgement(judge: Pick<RunResult, 'verdict' | 'exitCode'>)
   return null;
 }
 
-/** The verdict of a test with a judge program (an interactor's or a checker's run beside it):
- * the program's, except that
+/** The verdict of a test with a judge program (an interactor's run beside the program, or a
+ * checker's after it): the program's, except that
  * - a program killed by SIGPIPE wrote after the interactor had ended (its stdout's only reader),
- *   which ended the test: where the interactor judged, the judgement (`passed`) says how, and the
- *   verdict is `ok`;
+ *   which ended the test: not the program's failure, so the verdict is `ok`, and `passed` says
+ *   how the interactor judged it (null: it judged nothing, its own failure);
  * - a judge program's run that failed through no fault of the submission (the sandbox failed,
  *   the job was cancelled) makes the test's verdict that. */
 export function verdictOfJudgedTest(program: Pick<RunResult, 'verdict' | 'signal'>, judge: Pick<RunResult, 'verdict' | 'exitCode'>): Verdict {
   if (judge.verdict === 'internal_error' || judge.verdict === 'cancelled') return judge.verdict;
-  if (program.verdict === 'signaled' && program.signal === SIGPIPE && testlibJudgement(judge) !== null) return 'ok';
+  if (program.verdict === 'signaled' && program.signal === SIGPIPE) return 'ok';
   return program.verdict;
 }

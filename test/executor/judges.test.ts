@@ -69,7 +69,7 @@ const refused = async (request: ExecuteRequest, pattern: RegExp) => {
   });
 };
 
-const interactor = (source: string, extra: Partial<JudgeProgramRequest> = {}): JudgeProgramRequest => ({
+const judgeProgram = (source: string, extra: Partial<JudgeProgramRequest> = {}): JudgeProgramRequest => ({
   runtimeId: 'shc',
   files: [{ name: 'judge.sh', content: Buffer.from(source) }],
   ...extra,
@@ -78,7 +78,7 @@ const interactor = (source: string, extra: Partial<JudgeProgramRequest> = {}): J
 const job = (solution: string, extra: Partial<ExecuteRequest> = {}): ExecuteRequest => ({
   runtimeId: 'sh',
   files: [{ name: 'main.sh', content: Buffer.from(solution) }],
-  interactor: interactor(DOUBLING_INTERACTOR),
+  interactor: judgeProgram(DOUBLING_INTERACTOR),
   tests: [{ stdin: '21\n', expectedOutput: '42\n' }, { stdin: '5\n' }],
   ...extra,
 });
@@ -100,7 +100,7 @@ test('a wrong answer is passed: false with the interactor\'s message; its own fa
   assert.equal(wrong.verdict, 'ok', 'a wrong answer is `passed: false`, not a verdict');
   assert.deepEqual(wrong.tests!.map((t) => t.passed), [false, false]);
   assert.equal(wrong.tests![0]!.interactor!.stderr.toString(), 'wrong: 22, expected 42\n');
-  const failing = await executor.execute(job('read n; echo $((n * 2))', { interactor: interactor('echo "bad test" >&2; exit 3\n') }));
+  const failing = await executor.execute(job('read n; echo $((n * 2))', { interactor: judgeProgram('echo "bad test" >&2; exit 3\n') }));
   assert.deepEqual(failing.tests!.map((t) => [t.passed, t.interactor!.exitCode]), [[null, 3], [null, 3]]);
 });
 
@@ -110,11 +110,15 @@ test('a program killed by SIGPIPE, writing after its interactor judged, is ok: t
   assert.equal(right.verdict, 'ok');
   const wrong = await executor.execute(job('while :; do echo 1; done'));
   assert.deepEqual(wrong.tests!.map((t) => [t.verdict, t.passed]), [['ok', false], ['ok', false]]);
+  // An interactor that ends without judging (testlib's "fail") leaves nothing judged, and the
+  // program that writes after it is not blamed either.
+  const failed = await executor.execute(job('while :; do echo 1; done', { interactor: judgeProgram('exit 3\n'), tests: [{ stdin: '1\n' }] }));
+  assert.deepEqual(failed.tests!.map((t) => [t.verdict, t.signalName, t.passed]), [['ok', 'SIGPIPE', null]]);
 });
 
 test('an interactor writing to a program that has ended gets EPIPE, not SIGPIPE, and judges it', { skip }, async () => {
   const r = await executor.execute(
-    job('exit 0', { interactor: interactor('read n < "$1"; sleep 0.2; echo "$n" || { echo "gone" >&2; exit 1; }; exit 0\n'), tests: [{ stdin: '1\n' }] }),
+    job('exit 0', { interactor: judgeProgram('read n < "$1"; sleep 0.2; echo "$n" || { echo "gone" >&2; exit 1; }; exit 0\n'), tests: [{ stdin: '1\n' }] }),
   );
   assert.deepEqual([r.tests![0]!.verdict, r.tests![0]!.passed, r.tests![0]!.interactor!.exitCode], ['ok', false, 1]);
   assert.match(r.tests![0]!.interactor!.stderr.toString(), /gone\n$/);
@@ -128,7 +132,7 @@ test('the program\'s own limits stay its verdict; its interactor sees end of fil
 });
 
 test('an interactor that does not compile is compile_error, and nothing runs', { skip }, async () => {
-  const r = await executor.execute(job('read n; echo $((n * 2))', { interactor: interactor('if then fi (\n') }));
+  const r = await executor.execute(job('read n; echo $((n * 2))', { interactor: judgeProgram('if then fi (\n') }));
   assert.equal(r.verdict, 'compile_error');
   assert.equal(r.failedCompile, 'interactorCompile');
   assert.notEqual(r.interactorCompile!.verdict, 'ok');
@@ -201,7 +205,7 @@ test('testlib\'s exit codes: 0 accepts; 1, 2, 4 and 8 reject; 3, 7, a signal or 
 test('an interactor gets at least the program\'s wall time, up to its maximum, unless its limits name one', () => {
   const wall = (programWallTimeMs: number, limits?: { wallTimeMs: number }) =>
     checkJudgeProgram('interactor', SHC, { fileNames: ['judge.sh'], ...(limits ? { limits } : {}) }, 1, programWallTimeMs).runLimits.wallTimeMs;
-  assert.equal(wall(8000), 8000);
+  assert.equal(wall(8000), 9000, 'the program\'s and a second more');
   assert.equal(wall(1000), 5000, 'its own default when that is longer');
   assert.equal(wall(60_000), 20_000, 'its runtime\'s maximum');
   assert.equal(wall(8000, { wallTimeMs: 700 }), 700);
@@ -215,7 +219,7 @@ test('refused before anything runs: no tests, stdin, stderrToStdout, a reserved 
   await refused(job('true', { interactor: { runtimeId: 'sh', files: [{ name: 'input.txt', content: Buffer.from('') }] } }), /interactor file "input.txt"/);
   await refused(job('true', { interactor: { runtimeId: 'sh', files: [{ name: 'j.sh', content: Buffer.from('') }, { name: 'answer.txt/data', content: Buffer.from('') }] } }), /interactor file "answer.txt\/data"/);
   await refused(job('true', { interactor: { runtimeId: 'sh', files: [{ name: './output.txt', content: Buffer.from('') }] } }), /interactor file "\.\/output.txt"/);
-  await refused(job('true', { interactor: interactor('exit 0', { runtimeId: 'cobol' }) }), /unknown interactor runtime "cobol"/);
+  await refused(job('true', { interactor: judgeProgram('exit 0', { runtimeId: 'cobol' }) }), /unknown interactor runtime "cobol"/);
 });
 
 // ---- checkers
@@ -236,7 +240,7 @@ const SMALLEST_DIVISOR = 'read n; d=2; while [ $((n % d)) -ne 0 ]; do d=$((d + 1
 const checked = (solution: string, extra: Partial<ExecuteRequest> = {}): ExecuteRequest => ({
   runtimeId: 'sh',
   files: [{ name: 'main.sh', content: Buffer.from(solution) }],
-  checker: interactor(DIVISOR_CHECKER),
+  checker: judgeProgram(DIVISOR_CHECKER),
   tests: [{ stdin: '15\n', expectedOutput: '5\n' }, { stdin: '49\n' }, { stdin: '13\n' }],
   ...extra,
 });
@@ -253,7 +257,7 @@ test('a checker judges each test on the program\'s output, in place of comparing
 
 test('a checker gets the test\'s input, the program\'s output and the expected output (empty when none) as its files', { skip }, async () => {
   const echo = 'for f in "$@"; do printf "%s=" "$f" >&2; tr "\\n" "|" < "$f" >&2; echo >&2; done; exit 0\n';
-  const r = await executor.execute(checked('read x; echo "got $x"', { checker: interactor(echo), tests: [{ stdin: 'a\n', expectedOutput: 'want\n' }, { stdin: 'b\n' }] }));
+  const r = await executor.execute(checked('read x; echo "got $x"', { checker: judgeProgram(echo), tests: [{ stdin: 'a\n', expectedOutput: 'want\n' }, { stdin: 'b\n' }] }));
   assert.deepEqual(
     r.tests!.map((t) => t.checker!.stderr.toString()),
     ['input.txt=a|\noutput.txt=got a|\nanswer.txt=want|\n', 'input.txt=b|\noutput.txt=got b|\nanswer.txt=\n'],
@@ -263,9 +267,9 @@ test('a checker gets the test\'s input, the program\'s output and the expected o
 test('a run that is not ok is not checked (passed null); a checker that fails or does not compile judges nothing', { skip }, async () => {
   const crashed = await executor.execute(checked('exit 3', { tests: [{ stdin: '15\n' }] }));
   assert.deepEqual([crashed.verdict, crashed.tests![0]!.passed, crashed.tests![0]!.checker], ['runtime_error', null, undefined]);
-  const failing = await executor.execute(checked(SMALLEST_DIVISOR, { checker: interactor('echo "bad test" >&2; exit 3\n'), tests: [{ stdin: '15\n' }] }));
+  const failing = await executor.execute(checked(SMALLEST_DIVISOR, { checker: judgeProgram('echo "bad test" >&2; exit 3\n'), tests: [{ stdin: '15\n' }] }));
   assert.deepEqual([failing.verdict, failing.tests![0]!.passed, failing.tests![0]!.checker!.exitCode], ['ok', null, 3]);
-  const broken = await executor.execute(checked(SMALLEST_DIVISOR, { checker: interactor('if then fi (\n') }));
+  const broken = await executor.execute(checked(SMALLEST_DIVISOR, { checker: judgeProgram('if then fi (\n') }));
   assert.deepEqual([broken.verdict, broken.failedCompile, broken.tests], ['compile_error', 'checkerCompile', undefined]);
   // As /v1 shows it: the checker's compile decided the job.
   const { presentResult } = await import('../../src/api/present.js');
@@ -296,7 +300,7 @@ test('a checker\'s compile that plants a link at output.txt does not make the ho
 test('a checker is refused without tests, beside an interactor, or with a file of a test file\'s name', { skip }, async () => {
   const { tests: _tests, ...withoutTests } = checked('true');
   await refused(withoutTests, /a checker judges tests/);
-  await refused(checked('true', { interactor: interactor(DOUBLING_INTERACTOR) }), /a checker does not apply to an interactive job/);
+  await refused(checked('true', { interactor: judgeProgram(DOUBLING_INTERACTOR) }), /a checker does not apply to an interactive job/);
   await refused(checked('true', { checker: { runtimeId: 'sh', files: [{ name: 'output.txt', content: Buffer.from('') }] } }), /checker file "output.txt"/);
-  await refused(checked('true', { checker: interactor('exit 0', { runtimeId: 'cobol' }) }), /unknown checker runtime "cobol"/);
+  await refused(checked('true', { checker: judgeProgram('exit 0', { runtimeId: 'cobol' }) }), /unknown checker runtime "cobol"/);
 });

@@ -228,6 +228,10 @@ describe('interactor', () => {
     const { tests: _tests, ...withoutTests } = checked;
     assert.match(assertError(await post(withoutTests), 400, 'checker_not_applicable').message, /a checker judges tests/);
     assert.match(assertError(await post({ ...checked, interactor: interactive.interactor }), 400, 'checker_not_applicable').message, /interactive job/);
+    const many = assertError(await post({ ...checked, checker: { language: 'cc', files: ['a.c', 'b.c', 'c.c'].map((name) => ({ name, content: '' })) } }), 400, 'too_many_files');
+    assert.deepEqual([many.message, many.details?.field], ['checker.files: 3 files; at most 2', 'checker.files']);
+    const memory = assertError(await post({ ...checked, checker: { ...interactive.interactor, limits: { memoryBytes: 1048576 } } }), 400, 'unrunnable_job');
+    assert.match(memory.message, /^checker: checker\.limits\.memoryBytes 1048576 is below/);
     const reserved = assertError(await post({ ...checked, checker: { language: 'cc', files: [{ name: 'answer.txt', content: '' }] } }), 400, 'invalid_file_name');
     assert.equal(reserved.details?.field, 'checker.files[0].name');
     assert.equal(assertError(await post({ ...checked, checker: { language: 'cobol', source: '' } }), 400, 'unknown_language').details?.field, 'checker.language');

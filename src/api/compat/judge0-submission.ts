@@ -102,6 +102,13 @@ function unjudged(stage: StoredStage): StoredStage | undefined {
   return judge && stage.verdict === 'ok' && stage.passed === null ? judge : undefined;
 }
 
+/** How a judge program ended, in words: "exit 3", "signal SIGSEGV", or its limit's verdict. */
+function judgeEnd(judge: StoredStage): string {
+  if (judge.verdict === 'runtime_error' && judge.exitCode !== null) return `exit ${judge.exitCode}`;
+  if (judge.verdict === 'signaled' && judge.signalName) return `signal ${judge.signalName}`;
+  return judge.verdict;
+}
+
 /** The runs Judge0 would have made: it stops at the first one that is not Accepted. */
 function runsMade(stages: StoredStage[]): StoredStage[] {
   const firstBad = stages.findIndex((stage) => stage.verdict !== 'ok' || stage.passed === false || unjudged(stage) !== undefined);
@@ -144,7 +151,7 @@ export function judge0Outcome(record: JobRecord): Judge0Outcome {
   const last = runs[runs.length - 1]!;
   const judgeOfLast = unjudged(last);
   const outcome = judgeOfLast
-    ? { status: JUDGE0_STATUSES.boxerr, message: `the judge program judged nothing (${judgeOfLast.verdict}, exit ${judgeOfLast.exitCode ?? judgeOfLast.signalName})`, exitCode: null, exitSignal: null }
+    ? { status: JUDGE0_STATUSES.boxerr, message: `the judge program judged nothing (${judgeEnd(judgeOfLast)})`, exitCode: null, exitSignal: null }
     : judge0RunOutcome(last);
   return {
     status: outcome.status,
