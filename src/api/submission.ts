@@ -56,18 +56,7 @@ function checkedForWorker(request: JobRequest, runtime: Runtime): CheckedSubmiss
  * would refuse it. */
 function checkedJudgeForWorker(role: JudgeRole, request: JobRequest, judge: JobJudgeProgram, runtime: Runtime, program: CheckedSubmission): CheckedSubmission | string {
   try {
-    return checkJudgeProgram(
-      role,
-      runtime,
-      {
-        fileNames: judge.files.map((file) => file.name),
-        limits: judge.limits,
-        ...(judge.compileArgs ? { compileArgs: judge.compileArgs } : {}),
-        ...(judge.compileLimits ? { compileLimits: judge.compileLimits } : {}),
-      },
-      request.tests?.length ?? 1,
-      program.runLimits.wallTimeMs,
-    );
+    return checkJudgeProgram(role, runtime, judge, request.tests?.length ?? 1, program.runLimits.wallTimeMs);
   } catch (error) {
     if (error instanceof ExecutorError) return error.message;
     throw error;

@@ -75,7 +75,9 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
     defaults.compileLimits === undefined || submission.compileLimits === undefined
       ? defaults.compileLimits
       : sandboxLimits(`${prefix}compileLimits`, effectiveLimits(defaults.compileLimits, runtime.maxLimits, submission.compileLimits));
-  const belowMinimum = limitBelowMinimum(runtime, runLimits);
+  // Only limits the job names can be below the minima: a runtime's defaults are checked against
+  // them when it loads (parseRuntime).
+  const belowMinimum = submission.limits === undefined ? undefined : limitBelowMinimum(runtime, runLimits);
   if (belowMinimum) {
     const field = `${prefix}limits.${belowMinimum.name}`;
     throw new ExecutorError('bad_request', `${field} ${belowMinimum.value} is below ${belowMinimum.minimum}, the least runtime "${runtime.id}" starts with`);
@@ -118,8 +120,10 @@ export function judgeArgs(role: JudgeRole, hasAnswer: boolean): string[] {
  * limit. */
 export const INTERACTOR_WALL_MARGIN_MS = 1000;
 
+/** A judge program as either side holds it (the executor's request, the queued job's): only its
+ * files' names are read. */
 export interface JudgeProgramShape {
-  fileNames: string[];
+  files: readonly { name: string }[];
   compileArgs?: string[];
   limits?: Partial<Limits>;
   compileLimits?: Partial<Limits>;
@@ -141,11 +145,12 @@ export function judgeFileNameProblem(role: JudgeRole, name: string): string | un
  * runtime's maximum): it waits for the program, and one killed while a valid program is still
  * thinking, or reading its last answer, would judge nothing. */
 export function checkJudgeProgram(role: JudgeRole, runtime: Runtime, judge: JudgeProgramShape, runs: number, programWallTimeMs: number): CheckedSubmission {
-  for (const name of Array.isArray(judge.fileNames) ? judge.fileNames : []) {
+  const fileNames = Array.isArray(judge.files) ? judge.files.map((file) => file.name) : [];
+  for (const name of fileNames) {
     const problem = judgeFileNameProblem(role, name);
     if (problem) throw new ExecutorError('bad_request', problem);
   }
-  const shape: SubmissionShape = { fileNames: judge.fileNames, args: judgeArgs(role, true), runs, fieldPrefix: `${role}.` };
+  const shape: SubmissionShape = { fileNames, args: judgeArgs(role, true), runs, fieldPrefix: `${role}.` };
   if (judge.compileArgs !== undefined) shape.compileArgs = judge.compileArgs;
   const defaultWallTimeMs = runtime.defaultLimits.wallTimeMs;
   const programsWallTimeMs = programWallTimeMs + INTERACTOR_WALL_MARGIN_MS;

@@ -309,18 +309,7 @@ export class SubmissionExecutor<C> implements Executor {
     const judge = request[role]!;
     const runtime = this.runtimes.get(judge.runtimeId);
     if (!runtime) throw new ExecutorError('unknown_runtime', `unknown ${role} runtime ${JSON.stringify(judge.runtimeId)}`);
-    const checked = checkJudgeProgram(
-      role,
-      runtime,
-      {
-        fileNames: Array.isArray(judge.files) ? judge.files.map((f) => f.name) : [],
-        ...(judge.compileArgs !== undefined ? { compileArgs: judge.compileArgs } : {}),
-        ...(judge.limits !== undefined ? { limits: judge.limits } : {}),
-        ...(judge.compileLimits !== undefined ? { compileLimits: judge.compileLimits } : {}),
-      },
-      request.tests!.length,
-      programWallTimeMs,
-    );
+    const checked = checkJudgeProgram(role, runtime, judge, request.tests!.length, programWallTimeMs);
     return { role, runtime, checked, request: judge, compileStage: role === 'interactor' ? 'interactorCompile' : 'checkerCompile' };
   }
 

@@ -204,7 +204,7 @@ test('testlib\'s exit codes: 0 accepts; 1, 2, 4 and 8 reject; 3, 7, a signal or 
 
 test('an interactor gets at least the program\'s wall time, up to its maximum, unless its limits name one', () => {
   const wall = (programWallTimeMs: number, limits?: { wallTimeMs: number }) =>
-    checkJudgeProgram('interactor', SHC, { fileNames: ['judge.sh'], ...(limits ? { limits } : {}) }, 1, programWallTimeMs).runLimits.wallTimeMs;
+    checkJudgeProgram('interactor', SHC, { files: [{ name: 'judge.sh' }], ...(limits ? { limits } : {}) }, 1, programWallTimeMs).runLimits.wallTimeMs;
   assert.equal(wall(8000), 9000, 'the program\'s and a second more');
   assert.equal(wall(1000), 5000, 'its own default when that is longer');
   assert.equal(wall(60_000), 20_000, 'its runtime\'s maximum');

@@ -143,7 +143,7 @@ describe("a runtime's minLimits", () => {
   test("the worker's own check refuses them too (for jobs no front checked)", async () => {
     const { checkJudgeProgram, checkSubmission } = await import('../../src/executor/check.js');
     assert.throws(() => checkSubmission(floored, { fileNames: ['main.py'], args: [], limits: { openFiles: 39 } }), /^ExecutorError: limits\.openFiles 39 is below 40, the least runtime "floored" starts with/);
-    assert.throws(() => checkJudgeProgram('checker', floored, { fileNames: ['c.py'], limits: { openFiles: 39 } }, 1, 1000), /checker\.limits\.openFiles 39 is below 40/);
+    assert.throws(() => checkJudgeProgram('checker', floored, { files: [{ name: 'c.py' }], limits: { openFiles: 39 } }, 1, 1000), /checker\.limits\.openFiles 39 is below 40/);
     assert.equal(checkSubmission(floored, { fileNames: ['main.py'], args: [] }).runLimits.openFiles, 64);
   });
 });
