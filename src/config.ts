@@ -3,6 +3,7 @@
 // never a surprise later.
 import os from 'node:os';
 import path from 'node:path';
+import { DEFAULT_JUDGE_COMPILE_CACHE_BYTES } from './executor/compile-cache.js';
 import { dataDirFromEnv } from './images/paths.js';
 import { MiB } from './units.js';
 import { jobsAtOnce } from './queue/background-lane.js';
@@ -74,6 +75,8 @@ export interface Config {
   maxArgs: number;
   /** Most output one job may store: its stages' outputBytes limits added up (the compile, each run). */
   maxJobOutputBytes: number;
+  /** A worker's budget for the judge programs' compiles it keeps for later jobs; 0 keeps none. */
+  judgeCompileCacheBytes: number;
 
   webhookAttempts: number;
   webhookTimeoutMs: number;
@@ -243,6 +246,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxBatchJobs: integer(env, 'CELLBLOCK_MAX_BATCH_JOBS', 100, 1),
     maxArgs: integer(env, 'CELLBLOCK_MAX_ARGS', 128, 0),
     maxJobOutputBytes: integer(env, 'CELLBLOCK_MAX_JOB_OUTPUT_BYTES', DEFAULT_MAX_JOB_OUTPUT_BYTES, 1),
+    judgeCompileCacheBytes: integer(env, 'CELLBLOCK_JUDGE_COMPILE_CACHE_BYTES', DEFAULT_JUDGE_COMPILE_CACHE_BYTES, 0),
     webhookAttempts: integer(env, 'CELLBLOCK_WEBHOOK_ATTEMPTS', 5, 1),
     webhookTimeoutMs: integer(env, 'CELLBLOCK_WEBHOOK_TIMEOUT_MS', 5000, 100),
     webhookBackoffMs: integer(env, 'CELLBLOCK_WEBHOOK_BACKOFF_MS', 1000, 0),

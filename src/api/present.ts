@@ -25,6 +25,7 @@ function presentStage(stage: StoredStage, encoding: OutputEncoding): StageView {
   };
   if (stage.passed !== undefined) view.passed = stage.passed;
   if (stage.error) view.error = stage.error;
+  if (stage.cached) view.cached = true;
   if (stage.outputFiles) {
     view.outputFiles = stage.outputFiles.map(({ contentBase64, ...file }) => ({
       ...file,

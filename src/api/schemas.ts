@@ -196,6 +196,12 @@ const stageFields = {
   error: Type.Optional(
     Type.Object({ step: Type.String(), errno: Type.Integer(), code: Type.String(), message: Type.String() }),
   ),
+  cached: Type.Optional(
+    Type.Literal(true, {
+      description:
+        "interactorCompile and checkerCompile only: this job did not run the compile; the worker kept the work dir of the same compile (the judge's files, compileArgs, compileLimits, runtime and image build) from an earlier job, and its tests start from it. The stage's output and metrics are that compile's.",
+    }),
+  ),
   outputFiles: Type.Optional(
     Type.Array(
       Type.Object({

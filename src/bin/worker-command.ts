@@ -27,6 +27,7 @@ export async function runWorkerProcess(config: Config, redisUrl: string, logger:
     pool: { stateRoot: config.poolStateDir, sizing: { minReady: Math.min(1, config.poolMaxReady), maxReady: config.poolMaxReady }, refillConcurrency: config.poolRefillConcurrency },
     backgroundAfterCpuMs: config.backgroundAfterCpuMs,
     maxJobOutputBytes: config.maxJobOutputBytes,
+    judgeCompileCacheBytes: config.judgeCompileCacheBytes,
     onBackgroundError: (error, image) => logger.warn({ err: error, image }, 'pool background work failed'),
   });
   const stopped = new Promise<undefined>((resolve) => {

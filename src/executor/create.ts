@@ -12,6 +12,7 @@ import { createSandbox, type Limits, type PreparedContainer, type SandboxOptions
 import { MiB } from '../units.js';
 import type { StageRunner } from './engine.js';
 import { ExecutorError } from './errors.js';
+import { CompileCache, DEFAULT_JUDGE_COMPILE_CACHE_BYTES } from './compile-cache.js';
 import { SubmissionExecutor, type Executor } from './executor.js';
 import { defaultCompileLimits } from './limits.js';
 import { imageOfSlotKey, slotKey, startupPathsBySlotKey } from './slot-keys.js';
@@ -44,6 +45,9 @@ export interface ExecutorOptions {
   onBackgroundError?: (err: unknown, image: string) => void;
   /** SubmissionExecutorOptions.maxJobOutputBytes. */
   maxJobOutputBytes?: number;
+  /** The budget of the kept judge compiles (CompileCache), in the pool owner's state dir; 0 keeps
+   * none. Default DEFAULT_JUDGE_COMPILE_CACHE_BYTES. */
+  judgeCompileCacheBytes?: number;
 }
 
 export const DEFAULT_WORK_DIR_BYTES = 256 * MiB;
@@ -112,6 +116,10 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
       runConnected: (first: Slot, firstStage, second: Slot, secondStage) =>
         sandbox.runConnected({ ...onRoot(first), ...firstStage }, { ...onRoot(second), ...secondStage }),
     };
+    const judgeCompileCacheBytes = options.judgeCompileCacheBytes ?? DEFAULT_JUDGE_COMPILE_CACHE_BYTES;
+    // A compile is kept with the layers a compile slot of its image would be given now.
+    const imageBuild = (image: string) => rootSpec(slotKey(image, 'compile')).layerPaths.join('\n');
+    const judgeCompiles = judgeCompileCacheBytes > 0 ? new CompileCache(join(pool.stateDir, 'judge-compiles'), judgeCompileCacheBytes, imageBuild) : undefined;
     const warmImages = new Set(poolOptions.warmImages ?? runtimes.map((r) => r.image).filter((image) => store.get(image)));
     for (const key of expectedLimits.keys()) if (warmImages.has(imageOfSlotKey(key))) pool.warm(key);
     return new SubmissionExecutor(runtimes, pool, runner, {
@@ -119,6 +127,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
       backgroundAfterCpuMs: options.backgroundAfterCpuMs ?? 0,
       cgroups: sandbox.cgroups,
       ...(options.maxJobOutputBytes !== undefined ? { maxJobOutputBytes: options.maxJobOutputBytes } : {}),
+      ...(judgeCompiles ? { judgeCompiles } : {}),
     });
   } catch (err) {
     await sandbox.close();

@@ -4,12 +4,14 @@
 // dir. Slots are released as soon as their stage ends, so their teardown overlaps the next stage.
 // A job with a judge program (docs/theory-of-operation.md, "Judge programs") also compiles it
 // once: an interactor then runs beside the program in every test, the two connected by pipes; a
-// checker runs after each test's run, on its output.
+// checker runs after each test's run, on its output. A judge program's compile that ended ok is
+// kept for the worker's later jobs that send the same one (compile-cache.ts).
 import type { Runtime } from '../images/types.js';
 import type { Pool, PoolSlot, PoolStats } from '../pool/index.js';
 import { SANDBOX_GID } from '../pool/index.js';
 import type { SandboxCgroups } from '../sandbox/types.js';
 import { compileArgv, runArgv } from './argv.js';
+import type { CompileCache } from './compile-cache.js';
 import { checkJudgeProgram, checkSubmission, JUDGE_FILES, judgeArgs, judgedJobProblem, outputAboveMaximum, type CheckedSubmission, type JudgeRole } from './check.js';
 import { outputMatches } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
@@ -39,6 +41,13 @@ function judgedRun(run: StageResult, judged: StageResult): StageResult {
   return { ...run, verdict };
 }
 
+/** A compile's work dir, which a job's runs copy: its slot's, or a kept one's (CompileCache).
+ * done() gives it back once no run needs it. */
+interface CompiledTree {
+  dir: string;
+  done(): void;
+}
+
 /** The owner of a slot's files: its own uid (src/pool/uid-leases.ts), the sandbox's group. */
 const ownerOf = (slot: PoolSlot<unknown>) => ({ uid: slot.root.uid, gid: SANDBOX_GID });
 
@@ -60,6 +69,9 @@ export interface SubmissionExecutorOptions {
   /** Most output one job may store (CheckedSubmission.mostOutputBytes); unbounded when absent. The
    * API refuses such jobs before queueing; this holds for jobs queued by anything else. */
   maxJobOutputBytes?: number;
+  /** Keeps judge programs' compiles for later jobs of this worker (CompileCache); absent: every
+   * job compiles its judge program. */
+  judgeCompiles?: CompileCache;
 }
 
 export class SubmissionExecutor<C> implements Executor {
@@ -72,6 +84,7 @@ export class SubmissionExecutor<C> implements Executor {
   private readonly onClose: () => Promise<void>;
   private readonly backgroundAfterCpuMs: number;
   private readonly maxJobOutputBytes: number;
+  private readonly judgeCompiles: CompileCache | undefined;
   readonly cgroups?: SandboxCgroups;
 
   constructor(
@@ -84,6 +97,7 @@ export class SubmissionExecutor<C> implements Executor {
     this.onClose = options.onClose ?? (async () => undefined);
     this.backgroundAfterCpuMs = options.backgroundAfterCpuMs ?? 0;
     this.maxJobOutputBytes = options.maxJobOutputBytes ?? Number.POSITIVE_INFINITY;
+    this.judgeCompiles = options.judgeCompiles;
     if (options.cgroups) this.cgroups = options.cgroups;
   }
 
@@ -131,52 +145,70 @@ export class SubmissionExecutor<C> implements Executor {
       backgroundAfterCpuMs: this.backgroundAfterCpuMs,
     });
 
-    let compiled: PoolSlot<C> | undefined;
-    let judgeCompiled: PoolSlot<C> | undefined;
+    let compiled: CompiledTree | undefined;
+    let judgeCompiled: CompiledTree | undefined;
+    const slotTree = (slot: PoolSlot<C>): CompiledTree => ({ dir: slot.root.workDirHostPath, done: () => this.pool.release(slot) });
     /** Whose compiled work dir was copied last: a CompiledFilesError is that compile's fault. */
     let copyingFrom = 'compile' as CompileStage;
     try {
       if (signal?.aborted) return { ...result, verdict: 'cancelled' };
       if (runtime.compile && compileLimits) {
-        compiled = await this.pool.take(slotKey(runtime.image, 'compile'));
-        writeSourceFiles(compiled.root.workDirHostPath, request.files, ownerOf(compiled));
-        const compile = await this.runner.run(compiled, stage(compileArgv(runtime.compile, compileSources, compileArgs), '', compileLimits));
+        const slot = await this.pool.take(slotKey(runtime.image, 'compile'));
+        compiled = slotTree(slot);
+        writeSourceFiles(slot.root.workDirHostPath, request.files, ownerOf(slot));
+        const compile = await this.runner.run(slot, stage(compileArgv(runtime.compile, compileSources, compileArgs), '', compileLimits));
         result.compile = compile;
         const failed = verdictAfterCompile(compile.verdict);
         if (failed) return { ...result, verdict: failed };
       }
       if (judge?.runtime.compile && judge.checked.compileLimits) {
-        judgeCompiled = await this.pool.take(slotKey(judge.runtime.image, 'compile'));
-        writeSourceFiles(judgeCompiled.root.workDirHostPath, judge.request.files, ownerOf(judgeCompiled));
         const argv = compileArgv(judge.runtime.compile, judge.checked.compileSources, judge.request.compileArgs ?? []);
-        const compile = await this.runner.run(judgeCompiled, { ...stage(argv, '', judge.checked.compileLimits), env: judge.runtime.env });
-        result[judge.compileStage] = compile;
-        const failed = verdictAfterCompile(compile.verdict);
-        if (failed) return { ...result, verdict: failed, failedCompile: judge.compileStage };
+        const limits = judge.checked.compileLimits;
+        const cache = this.judgeCompiles;
+        const key = cache?.key({ runtime: judge.runtime, argv, limits, files: judge.request.files });
+        const kept = key === undefined ? undefined : cache!.take(key);
+        if (kept) {
+          judgeCompiled = { dir: kept.dir, done: kept.release };
+          result[judge.compileStage] = { ...kept.result, cached: true };
+        } else {
+          const slot = await this.pool.take(slotKey(judge.runtime.image, 'compile'));
+          judgeCompiled = slotTree(slot);
+          writeSourceFiles(slot.root.workDirHostPath, judge.request.files, ownerOf(slot));
+          const compile = await this.runner.run(slot, { ...stage(argv, '', limits), env: judge.runtime.env });
+          result[judge.compileStage] = compile;
+          const failed = verdictAfterCompile(compile.verdict);
+          if (failed) return { ...result, verdict: failed, failedCompile: judge.compileStage };
+          const keptNow = key === undefined ? undefined : await cache!.keep(key, slot.root.workDirHostPath, compile);
+          if (keptNow) {
+            // The tests copy the kept work dir, and the compile's slot goes back now.
+            judgeCompiled.done();
+            judgeCompiled = { dir: keptNow.dir, done: keptNow.release };
+          }
+        }
       }
 
       const runArgs = runArgv(runtime.run.argv, fileNames, args);
       const runStage = (stdin: Uint8Array | string): StageSpec =>
         request.stderrToStdout === true ? { ...stage(runArgs, stdin), stderrToStdout: true } : stage(runArgs, stdin);
       /** A run's work dir: a copy of its compile's (`from`), or the submitted files where there
-       * was no compile. `last`: no run after this one needs the compile's work dir, whose
-       * container, root and cgroup then go back to the pool now, to be torn down and replaced,
-       * rather than after the run. Answers the compile's slot while it is still held. */
+       * was no compile. `last`: no run after this one needs the compile's work dir, which is given
+       * back now (a slot's container, root and cgroup go back to the pool, to be torn down and
+       * replaced) rather than after the run. Answers the compiled tree while it is still held. */
       const fillWorkDir = async (
         slot: PoolSlot<C>,
-        from: PoolSlot<C> | undefined,
+        from: CompiledTree | undefined,
         files: SourceFile[],
         last: boolean,
         compileStage: CompileStage = 'compile',
-      ): Promise<PoolSlot<C> | undefined> => {
+      ): Promise<CompiledTree | undefined> => {
         if (!from) {
           writeSourceFiles(slot.root.workDirHostPath, files, ownerOf(slot));
           return undefined;
         }
         copyingFrom = compileStage;
-        await copyCompiledWorkDir(from.root.workDirHostPath, slot.root.workDirHostPath, ownerOf(slot));
+        await copyCompiledWorkDir(from.dir, slot.root.workDirHostPath, ownerOf(slot));
         if (!last) return from;
-        this.pool.release(from);
+        from.done();
         return undefined;
       };
       const runOnce = async (stdin: Uint8Array | string, last: boolean): Promise<StageResult> => {
@@ -287,8 +319,8 @@ export class SubmissionExecutor<C> implements Executor {
       if (copyingFrom !== 'compile') failed.failedCompile = copyingFrom;
       return failed;
     } finally {
-      if (compiled) this.pool.release(compiled);
-      if (judgeCompiled) this.pool.release(judgeCompiled);
+      compiled?.done();
+      judgeCompiled?.done();
     }
   }
 
@@ -320,6 +352,8 @@ export class SubmissionExecutor<C> implements Executor {
   close(): Promise<void> {
     this.closing ??= (async () => {
       while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+      // Its removals first: the pool's close removes the owner's dir that the cache's dir is in.
+      await this.judgeCompiles?.close();
       await this.pool.close();
       await this.onClose();
     })();

@@ -69,6 +69,10 @@ export interface JudgeProgramRequest {
 export interface StageResult extends RunResult {
   /** A run's files asked for by ExecuteRequest.outputFiles, in that order. */
   outputFiles?: OutputFile[];
+  /** A judge program's compile that this job did not run: the result of the same compile (its
+   * files, arguments, limits, runtime and image), run by this worker for an earlier job, whose work
+   * dir it kept (CompileCache); its metrics are that compile's. */
+  cached?: true;
 }
 
 export interface TestResult extends StageResult {

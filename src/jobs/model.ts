@@ -74,6 +74,8 @@ export interface StoredStage {
   wallTimeMs: number;
   peakMemoryBytes: number;
   error?: { step: string; errno: number; code: string; message: string };
+  /** A judge program's compile kept from an earlier job (StageResult.cached). */
+  cached?: true;
   /** Tests only. */
   passed?: boolean | null;
   /** Runs of a job that asked for output files (OutputFile, content base64). */

@@ -18,6 +18,7 @@ function storeStage(stage: StageResult): StoredStage {
     peakMemoryBytes: stage.metrics.peakMemoryBytes,
   };
   if (stage.error) stored.error = stage.error;
+  if (stage.cached) stored.cached = true;
   if (stage.outputFiles) {
     stored.outputFiles = stage.outputFiles.map((file) => {
       const { content, ...rest } = file;

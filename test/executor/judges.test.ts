@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Executor } from '../../src/executor/executor.js';
 import type { ExecuteRequest, JudgeProgramRequest } from '../../src/executor/types.js';
+import type { Runtime } from '../../src/images/types.js';
 import { checkJudgeProgram } from '../../src/executor/check.js';
 import { ExecutorError } from '../../src/executor/errors.js';
 import { testlibJudgement } from '../../src/executor/verdict.js';
@@ -17,6 +18,8 @@ import { BUILD, cgroupDirsUnder, dataDir, descendants, executorSkipReason, SH, S
 import { MiB } from '../../src/units.js';
 
 const skip = executorSkipReason(['busybox']);
+/** BUILD whose run prints the file `nonce` that its compile left (on stderr: a checker's). */
+const NONCE_BUILD: Runtime = { ...BUILD, id: 'nonce', run: { argv: ['/bin/sh', '-c', 'cat nonce >&2'] } };
 let executor: Executor;
 let stateRoot: string;
 const instanceId = `judgestest-${process.pid}`;
@@ -30,7 +33,7 @@ before(async () => {
   stateRoot = mkdtempSync(join(tmpdir(), 'cellblock-judges-test-'));
   executor = await createExecutor({
     dataDir,
-    runtimes: [SH, SHC, BUILD],
+    runtimes: [SH, SHC, BUILD, NONCE_BUILD],
     pool: { stateRoot, sizing: { minReady: 1, maxReady: 3 }, warmImages: ['busybox'] },
     sandbox: { instanceId },
     onBackgroundError: (err) => backgroundErrors.push(err),
@@ -303,4 +306,51 @@ test('a checker is refused without tests, beside an interactor, or with a file o
   await refused(checked('true', { interactor: judgeProgram(DOUBLING_INTERACTOR) }), /a checker does not apply to an interactive job/);
   await refused(checked('true', { checker: { runtimeId: 'sh', files: [{ name: 'output.txt', content: Buffer.from('') }] } }), /checker file "output.txt"/);
   await refused(checked('true', { checker: judgeProgram('exit 0', { runtimeId: 'cobol' }) }), /unknown checker runtime "cobol"/);
+});
+
+test('a judge program\'s compile is kept: a later job sending the same one starts from its work dir and does not compile it', { skip }, async () => {
+  /** A checker whose compile leaves random bytes in `nonce`, and whose run prints them. */
+  const nonceChecker = (build = 'head -c 8 /dev/urandom | od -An -tx1 > nonce\n', extra: Partial<JudgeProgramRequest> = {}): JudgeProgramRequest => ({
+    runtimeId: 'nonce',
+    files: [{ name: 'build.sh', content: Buffer.from(build) }],
+    ...extra,
+  });
+  const run = (checker: JudgeProgramRequest) => executor.execute(checked('echo 3', { checker, tests: [{ stdin: '15\n' }, { stdin: '9\n' }] }));
+  const noncesOf = (r: Awaited<ReturnType<typeof run>>) => r.tests!.map((t) => t.checker!.stderr.toString());
+
+  const first = await run(nonceChecker());
+  assert.equal(first.checkerCompile?.verdict, 'ok', first.checkerCompile?.stderr.toString());
+  assert.equal(first.checkerCompile!.cached, undefined);
+  const [nonce] = noncesOf(first);
+  assert.match(nonce!, /[0-9a-f]{2}/);
+  assert.deepEqual(noncesOf(first), [nonce, nonce]);
+  const second = await run(nonceChecker());
+  const { cached, ...compile } = second.checkerCompile!;
+  assert.equal(cached, true);
+  assert.deepEqual(compile, first.checkerCompile, 'the compile\'s own result, its metrics among them');
+  assert.deepEqual(noncesOf(second), [nonce, nonce], 'the tests start from the kept work dir');
+  assert.deepEqual(second.tests!.map((t) => t.passed), [true, true]);
+  const { presentResult } = await import('../../src/api/present.js');
+  const { toJobResult } = await import('../../src/queue/codec.js');
+  assert.equal(presentResult(toJobResult(second, 0), 'utf8').checkerCompile!.cached, true, 'as /v1 shows it');
+  assert.equal(presentResult(toJobResult(first, 0), 'utf8').checkerCompile!.cached, undefined);
+
+  // Another file's content or other compile limits are another compile.
+  for (const other of [nonceChecker('head -c 8 /dev/urandom | od -An -tx1 > nonce # edited\n'), nonceChecker(undefined, { compileLimits: { cpuTimeMs: 1500 } })]) {
+    const r = await run(other);
+    assert.equal(r.checkerCompile!.cached, undefined);
+    assert.notEqual(noncesOf(r)[0], nonce);
+  }
+  // A compile that failed is compiled again.
+  const broken = nonceChecker('echo broken >&2; exit 1\n');
+  assert.deepEqual((await run(broken)).checkerCompile!.stderr.toString(), 'broken\n');
+  const again = await run(broken);
+  assert.deepEqual([again.verdict, again.checkerCompile!.cached], ['compile_error', undefined]);
+
+  // An interactor's too.
+  const interactor = judgeProgram(`${DOUBLING_INTERACTOR}# kept\n`);
+  const interactive = await executor.execute(job('read n; echo $((n * 2))', { interactor }));
+  const keptInteractive = await executor.execute(job('read n; echo $((n * 2))', { interactor }));
+  assert.deepEqual([interactive.interactorCompile!.cached, keptInteractive.interactorCompile!.cached], [undefined, true]);
+  assert.deepEqual(keptInteractive.tests!.map((t) => t.passed), [true, true]);
 });

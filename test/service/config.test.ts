@@ -13,12 +13,14 @@ describe('configuration', () => {
     assert.equal(config.logLevel, 'info');
     assert.equal(config.maxArgs, 128);
     assert.equal(config.maxJobOutputBytes, 128 * MiB);
+    assert.equal(config.judgeCompileCacheBytes, 256 * MiB);
     assert.equal(config.redisUrl, undefined);
   });
 
   test('values in range are taken', () => {
     const config = loadConfig({ CELLBLOCK_PORT: '65535', CELLBLOCK_LOG_LEVEL: 'debug', CELLBLOCK_MAX_FILES: ' 3 ', CELLBLOCK_REDIS_URL: 'redis://10.0.0.5:6380/2' });
     assert.deepEqual([config.port, config.logLevel, config.maxFiles, config.redisUrl], [65535, 'debug', 3, 'redis://10.0.0.5:6380/2']);
+    assert.equal(loadConfig({ CELLBLOCK_JUDGE_COMPILE_CACHE_BYTES: '0' }).judgeCompileCacheBytes, 0, 'none kept');
   });
 
   test('webhook destinations: link-local denied by default; lists replace the defaults; none empties one', () => {

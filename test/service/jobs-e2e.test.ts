@@ -242,6 +242,23 @@ describe('jobs end to end', { skip }, () => {
     assert.equal(result.checkerCompile, undefined, 'python compiles nothing');
   });
 
+  test('a C checker is compiled once: the worker keeps its compile, and the next job that sends it starts from it', { skip: !(python && runtimes.some((r) => r.id === 'c')) && 'c or python image not built' }, async () => {
+    const checker = { language: 'c', source: '#include <stdio.h>\nint main(int argc, char **argv) { int x; FILE *f = fopen(argv[2], "r"); return f && fscanf(f, "%d", &x) == 1 && x % 3 == 0 ? 0 : 1; }\n' };
+    const submit = (source: string) =>
+      postJson(`${base}/v1/jobs?wait=true&timeoutMs=60000`, { language: 'python', source, checker, tests: [{ stdin: '' }, { stdin: '' }] });
+    const first = await submit('print(3)');
+    assert.equal(first.status, 200, JSON.stringify(first.json));
+    assert.equal(first.json.result.checkerCompile.verdict, 'ok', JSON.stringify(first.json.result.checkerCompile));
+    assert.equal(first.json.result.checkerCompile.cached, undefined);
+    const second = await submit('print(4)');
+    assert.equal(second.status, 200, JSON.stringify(second.json));
+    const { cached, ...compile } = second.json.result.checkerCompile;
+    assert.equal(cached, true);
+    assert.deepEqual(compile, first.json.result.checkerCompile, "the kept compile's own result");
+    assert.deepEqual(first.json.result.tests.map((t: { passed: boolean | null }) => t.passed), [true, true]);
+    assert.deepEqual(second.json.result.tests.map((t: { passed: boolean | null }) => t.passed), [false, false]);
+  });
+
   test('a compile error runs nothing and returns the compiler output', { skip: !runtimes.some((r) => r.id === 'c') && 'c image not built' }, async () => {
     const { json } = await postJson(`${base}/v1/jobs?wait=true`, { language: 'c', source: 'int main(void) { return nope; }\n' });
     assert.equal(json.result.verdict, 'compile_error');

@@ -1,0 +1,214 @@
+// A worker's cache of judge programs' compiles. An online judge sends the same checker or
+// interactor with every submission to a problem, and a testlib checker in C++ takes seconds of CPU
+// to compile: compiled once per worker, its work dir is kept here and each later job's tests copy
+// it from here, as they would from the compile's own slot. go-judge leaves this to its callers
+// (copyOutCached, fileId); here the key is the compile itself, so a caller does nothing.
+//
+// The key holds everything a compile's outcome depends on: the runtime's compile command and
+// environment, the image's layers (a rebuild is a new key), the command's arguments, the limits,
+// and every file's name and content. Only a compile that ended ok is kept. Entries live under the
+// pool owner's state dir (removed at a clean shutdown, reclaimed from a dead owner with its slots),
+// owned by root, which no sandbox sees; the budget bounds their bytes, the least recently used
+// going first. An entry a job is copying from is taken out of the index when evicted and removed
+// once that job is done with it.
+import { createHash } from 'node:crypto';
+import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Runtime } from '../images/types.js';
+import type { Limits } from '../sandbox/types.js';
+import { MiB } from '../units.js';
+import { copyWorkDir } from './files.js';
+import type { SourceFile, StageResult } from './types.js';
+
+/** A worker's budget for kept compiles when its configuration names none (a testlib checker
+ * compiled by g++ is ~1-2 MiB with its sources: a hundred problems' checkers). */
+export const DEFAULT_JUDGE_COMPILE_CACHE_BYTES = 256 * MiB;
+
+/** Most directory entries (files, dirs, links) a kept compile may have: a compiled program is a
+ * few files; a tree of thousands is left by a compile that was not making one. */
+export const MAX_CACHED_TREE_ENTRIES = 4096;
+
+/** A kept compile, held by one job until it calls release(). */
+export interface CachedCompile {
+  /** The compile's work dir as it left it (host path; never given to a sandbox). */
+  readonly dir: string;
+  /** The compile's own result, as the job that ran it got it. */
+  readonly result: StageResult;
+  release(): void;
+}
+
+export interface CompileCacheStats {
+  entries: number;
+  bytes: number;
+  hits: number;
+  misses: number;
+  /** Compiles that ended ok and were not kept: above the budget, or the copy failed. */
+  notKept: number;
+}
+
+interface Entry {
+  key: string;
+  dir: string;
+  result: StageResult;
+  bytes: number;
+  /** Jobs copying from it now. */
+  holders: number;
+  /** Out of the index: removed once no job holds it. */
+  evicted: boolean;
+}
+
+/** What a compile's outcome depends on, besides its image's layers (CompileCache's `imageBuild`). */
+export interface CompileKeyParts {
+  runtime: Runtime;
+  argv: string[];
+  limits: Limits;
+  files: SourceFile[];
+}
+
+const sha256 = (data: string | Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+export class CompileCache {
+  /** Least recently used first (a Map keeps insertion order; a hit moves its entry to the end). */
+  private readonly entries = new Map<string, Entry>();
+  private readonly removals = new Set<Promise<void>>();
+  private bytes = 0;
+  private seq = 0;
+  private readonly counts = { hits: 0, misses: 0, notKept: 0 };
+
+  /**
+   * @param dir a directory of this process's own (made here; what is in it is this cache's)
+   * @param maxBytes the budget: the bytes of the kept files and outputs, all entries together
+   * @param imageBuild names the build of an image that a compile slot would have now (its layers)
+   */
+  constructor(
+    private readonly dir: string,
+    private readonly maxBytes: number,
+    private readonly imageBuild: (image: string) => string,
+  ) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  key(parts: CompileKeyParts): string {
+    const { runtime } = parts;
+    return sha256(
+      JSON.stringify({
+        runtime: runtime.id,
+        image: runtime.image,
+        build: this.imageBuild(runtime.image),
+        compile: runtime.compile,
+        env: runtime.env,
+        argv: parts.argv,
+        limits: parts.limits,
+        files: parts.files.map((file) => [file.name, sha256(file.content)]),
+      }),
+    );
+  }
+
+  /** The kept compile of this key, held until its release(); undefined on a miss. */
+  take(key: string): CachedCompile | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) {
+      this.counts.misses++;
+      return undefined;
+    }
+    this.counts.hits++;
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    return this.hold(entry);
+  }
+
+  /** Keeps a copy of the compile's work dir `fromDir` (whose processes have all ended) with its
+   * result, and returns it held as take() would; undefined where it was not kept (its bytes above
+   * the budget, more than MAX_CACHED_TREE_ENTRIES entries, or the copy failed: the job goes on
+   * with its compile's slot). */
+  async keep(key: string, fromDir: string, result: StageResult): Promise<CachedCompile | undefined> {
+    const kept = this.entries.get(key);
+    if (kept) return this.hold(kept); // another job kept the same compile meanwhile: the newer goes
+    const outputBytes = result.stdout.byteLength + result.stderr.byteLength;
+    const dir = join(this.dir, `${++this.seq}`);
+    let treeBytes: number | undefined;
+    try {
+      treeBytes = outputBytes <= this.maxBytes ? treeSizeBytes(fromDir, this.maxBytes - outputBytes) : undefined;
+      if (treeBytes !== undefined) {
+        mkdirSync(`${dir}.new`, { mode: 0o700 });
+        await copyWorkDir(fromDir, `${dir}.new`, { uid: 0, gid: 0 });
+        renameSync(`${dir}.new`, dir);
+      }
+    } catch {
+      rmSync(`${dir}.new`, { recursive: true, force: true });
+      treeBytes = undefined;
+    }
+    if (treeBytes === undefined) {
+      this.counts.notKept++;
+      return undefined;
+    }
+    const entry: Entry = { key, dir, result, bytes: treeBytes + outputBytes, holders: 0, evicted: false };
+    this.evictFor(entry.bytes);
+    this.entries.set(key, entry);
+    this.bytes += entry.bytes;
+    return this.hold(entry);
+  }
+
+  stats(): CompileCacheStats {
+    return { entries: this.entries.size, bytes: this.bytes, ...this.counts };
+  }
+
+  /** Waits for the removals under way (the directory itself goes with its owner's). */
+  async close(): Promise<void> {
+    while (this.removals.size > 0) await Promise.allSettled([...this.removals]);
+  }
+
+  private hold(entry: Entry): CachedCompile {
+    entry.holders++;
+    let released = false;
+    return {
+      dir: entry.dir,
+      result: entry.result,
+      release: () => {
+        if (released) return;
+        released = true;
+        entry.holders--;
+        if (entry.evicted && entry.holders === 0) this.remove(entry);
+      },
+    };
+  }
+
+  private evictFor(bytes: number): void {
+    for (const entry of this.entries.values()) {
+      if (this.bytes + bytes <= this.maxBytes) return;
+      this.entries.delete(entry.key);
+      this.bytes -= entry.bytes;
+      entry.evicted = true;
+      if (entry.holders === 0) this.remove(entry);
+    }
+  }
+
+  private remove(entry: Entry): void {
+    const removal = rm(entry.dir, { recursive: true, force: true })
+      .catch(() => undefined)
+      .finally(() => this.removals.delete(removal));
+    this.removals.add(removal);
+  }
+}
+
+/** The bytes of the regular files under `dir` (each hard link counted: copying makes each one a
+ * file), without following links; undefined once they pass `maxBytes` or the tree has more than
+ * MAX_CACHED_TREE_ENTRIES entries, where the walk stops. */
+function treeSizeBytes(dir: string, maxBytes: number): number | undefined {
+  let bytes = 0;
+  let entries = 0;
+  const pending = [dir];
+  while (pending.length > 0) {
+    const current = pending.pop()!;
+    for (const name of readdirSync(current)) {
+      if (++entries > MAX_CACHED_TREE_ENTRIES) return undefined;
+      const path = join(current, name);
+      const stat = lstatSync(path);
+      if (stat.isDirectory()) pending.push(path);
+      else if (stat.isFile()) bytes += stat.size;
+      if (bytes > maxBytes) return undefined;
+    }
+  }
+  return bytes;
+}
