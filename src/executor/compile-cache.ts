@@ -8,22 +8,28 @@
 // environment, the image's layers (a rebuild is a new key), the command's arguments, the limits,
 // and every file's name and content. Only a compile that ended ok is kept. Entries live under the
 // pool owner's state dir (removed at a clean shutdown, reclaimed from a dead owner with its slots),
-// owned by root, which no sandbox sees; the budget bounds their bytes, the least recently used
-// going first. An entry a job is copying from is taken out of the index when evicted and removed
-// once that job is done with it.
+// owned by root, which no sandbox sees. Their bytes stay within the budget, the least recently
+// used going first: an entry's files as written (copyWorkDir's count: a block for each entry at
+// least) and its compile's output; a copy under way holds the most an entry may take (an eighth
+// of the budget) until its size is known. An entry a job is copying from is taken out of the
+// index when evicted and removed once that job is done with it.
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, renameSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Runtime } from '../images/types.js';
 import type { Limits } from '../sandbox/types.js';
 import { MiB } from '../units.js';
-import { copyWorkDir } from './files.js';
+import { copyWorkDir, TREE_ENTRY_BYTES } from './files.js';
 import type { SourceFile, StageResult } from './types.js';
 
 /** A worker's budget for kept compiles when its configuration names none (a testlib checker
  * compiled by g++ is ~1-2 MiB with its sources: a hundred problems' checkers). */
 export const DEFAULT_JUDGE_COMPILE_CACHE_BYTES = 256 * MiB;
+
+/** The most of the budget one kept compile may take, so that one job's compile does not push out
+ * every other problem's. */
+export const ENTRY_SHARE_OF_BUDGET = 1 / 8;
 
 /** Most directory entries (files, dirs, links) a kept compile may have: a compiled program is a
  * few files; a tree of thousands is left by a compile that was not making one. */
@@ -38,12 +44,15 @@ export interface CachedCompile {
   release(): void;
 }
 
+/** A worker's kept compiles, advertised with its heartbeat (cellblock_judge_compiles). */
 export interface CompileCacheStats {
   entries: number;
+  /** The entries' bytes, and those held for copies under way. */
   bytes: number;
   hits: number;
   misses: number;
-  /** Compiles that ended ok and were not kept: above the budget, or the copy failed. */
+  /** Compiles that ended ok and were not kept: above an entry's share of the budget, or the copy
+   * failed. */
   notKept: number;
 }
 
@@ -68,10 +77,28 @@ export interface CompileKeyParts {
 
 const sha256 = (data: string | Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
+/** The key of a compile on an image of this build (the layers a compile slot would have now). */
+export function compileKey(parts: CompileKeyParts, imageBuild: string): string {
+  const { runtime } = parts;
+  return sha256(
+    JSON.stringify({
+      runtime: runtime.id,
+      image: runtime.image,
+      build: imageBuild,
+      compile: runtime.compile,
+      env: runtime.env,
+      argv: parts.argv,
+      limits: parts.limits,
+      files: parts.files.map((file) => [file.name, sha256(file.content)]),
+    }),
+  );
+}
+
 export class CompileCache {
   /** Least recently used first (a Map keeps insertion order; a hit moves its entry to the end). */
   private readonly entries = new Map<string, Entry>();
   private readonly removals = new Set<Promise<void>>();
+  private readonly maxEntryBytes: number;
   private bytes = 0;
   private seq = 0;
   private readonly counts = { hits: 0, misses: 0, notKept: 0 };
@@ -86,23 +113,12 @@ export class CompileCache {
     private readonly maxBytes: number,
     private readonly imageBuild: (image: string) => string,
   ) {
+    this.maxEntryBytes = Math.floor(maxBytes * ENTRY_SHARE_OF_BUDGET);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
   key(parts: CompileKeyParts): string {
-    const { runtime } = parts;
-    return sha256(
-      JSON.stringify({
-        runtime: runtime.id,
-        image: runtime.image,
-        build: this.imageBuild(runtime.image),
-        compile: runtime.compile,
-        env: runtime.env,
-        argv: parts.argv,
-        limits: parts.limits,
-        files: parts.files.map((file) => [file.name, sha256(file.content)]),
-      }),
-    );
+    return compileKey(parts, this.imageBuild(parts.runtime.image));
   }
 
   /** The kept compile of this key, held until its release(); undefined on a miss. */
@@ -113,37 +129,47 @@ export class CompileCache {
       return undefined;
     }
     this.counts.hits++;
-    this.entries.delete(key);
-    this.entries.set(key, entry);
-    return this.hold(entry);
+    return this.hold(this.touch(entry));
   }
 
   /** Keeps a copy of the compile's work dir `fromDir` (whose processes have all ended) with its
-   * result, and returns it held as take() would; undefined where it was not kept (its bytes above
-   * the budget, more than MAX_CACHED_TREE_ENTRIES entries, or the copy failed: the job goes on
-   * with its compile's slot). */
+   * result, and returns it held as take() would; undefined where it was not kept (more bytes than
+   * an entry's share of the budget, more than MAX_CACHED_TREE_ENTRIES entries, or the copy failed:
+   * the job goes on with its compile's slot). */
   async keep(key: string, fromDir: string, result: StageResult): Promise<CachedCompile | undefined> {
-    const kept = this.entries.get(key);
-    if (kept) return this.hold(kept); // another job kept the same compile meanwhile: the newer goes
-    const outputBytes = result.stdout.byteLength + result.stderr.byteLength;
+    const fixedBytes = TREE_ENTRY_BYTES + result.stdout.byteLength + result.stderr.byteLength;
+    if (fixedBytes > this.maxEntryBytes) {
+      this.counts.notKept++;
+      return undefined;
+    }
+    // The most it may take, held while it is copied, so that copies at once stay in the budget.
+    this.evictFor(this.maxEntryBytes);
+    this.bytes += this.maxEntryBytes;
     const dir = join(this.dir, `${++this.seq}`);
     let treeBytes: number | undefined;
     try {
-      treeBytes = outputBytes <= this.maxBytes ? treeSizeBytes(fromDir, this.maxBytes - outputBytes) : undefined;
-      if (treeBytes !== undefined) {
-        mkdirSync(`${dir}.new`, { mode: 0o700 });
-        await copyWorkDir(fromDir, `${dir}.new`, { uid: 0, gid: 0 });
-        renameSync(`${dir}.new`, dir);
-      }
+      mkdirSync(`${dir}.new`, { mode: 0o700 });
+      treeBytes = await copyWorkDir(fromDir, `${dir}.new`, { uid: 0, gid: 0 }, { maxBytes: this.maxEntryBytes - fixedBytes, maxEntries: MAX_CACHED_TREE_ENTRIES });
+      renameSync(`${dir}.new`, dir);
     } catch {
-      rmSync(`${dir}.new`, { recursive: true, force: true });
+      // Above its share (TreeLimitError), or the host's own failure (its disk full): not kept, and
+      // the next job that sends it compiles it again.
+      this.removeDir(`${dir}.new`);
       treeBytes = undefined;
+    } finally {
+      this.bytes -= this.maxEntryBytes;
     }
     if (treeBytes === undefined) {
       this.counts.notKept++;
       return undefined;
     }
-    const entry: Entry = { key, dir, result, bytes: treeBytes + outputBytes, holders: 0, evicted: false };
+    const kept = this.entries.get(key);
+    if (kept) {
+      // Another job kept the same compile while this one was copied: one copy is enough.
+      this.removeDir(dir);
+      return this.hold(this.touch(kept));
+    }
+    const entry: Entry = { key, dir, result, bytes: treeBytes + fixedBytes, holders: 0, evicted: false };
     this.evictFor(entry.bytes);
     this.entries.set(key, entry);
     this.bytes += entry.bytes;
@@ -159,6 +185,12 @@ export class CompileCache {
     while (this.removals.size > 0) await Promise.allSettled([...this.removals]);
   }
 
+  private touch(entry: Entry): Entry {
+    this.entries.delete(entry.key);
+    this.entries.set(entry.key, entry);
+    return entry;
+  }
+
   private hold(entry: Entry): CachedCompile {
     entry.holders++;
     let released = false;
@@ -169,7 +201,7 @@ export class CompileCache {
         if (released) return;
         released = true;
         entry.holders--;
-        if (entry.evicted && entry.holders === 0) this.remove(entry);
+        if (entry.evicted && entry.holders === 0) this.removeDir(entry.dir);
       },
     };
   }
@@ -180,35 +212,14 @@ export class CompileCache {
       this.entries.delete(entry.key);
       this.bytes -= entry.bytes;
       entry.evicted = true;
-      if (entry.holders === 0) this.remove(entry);
+      if (entry.holders === 0) this.removeDir(entry.dir);
     }
   }
 
-  private remove(entry: Entry): void {
-    const removal = rm(entry.dir, { recursive: true, force: true })
+  private removeDir(dir: string): void {
+    const removal = rm(dir, { recursive: true, force: true })
       .catch(() => undefined)
       .finally(() => this.removals.delete(removal));
     this.removals.add(removal);
   }
-}
-
-/** The bytes of the regular files under `dir` (each hard link counted: copying makes each one a
- * file), without following links; undefined once they pass `maxBytes` or the tree has more than
- * MAX_CACHED_TREE_ENTRIES entries, where the walk stops. */
-function treeSizeBytes(dir: string, maxBytes: number): number | undefined {
-  let bytes = 0;
-  let entries = 0;
-  const pending = [dir];
-  while (pending.length > 0) {
-    const current = pending.pop()!;
-    for (const name of readdirSync(current)) {
-      if (++entries > MAX_CACHED_TREE_ENTRIES) return undefined;
-      const path = join(current, name);
-      const stat = lstatSync(path);
-      if (stat.isDirectory()) pending.push(path);
-      else if (stat.isFile()) bytes += stat.size;
-      if (bytes > maxBytes) return undefined;
-    }
-  }
-  return bytes;
 }

@@ -119,7 +119,13 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     const judgeCompileCacheBytes = options.judgeCompileCacheBytes ?? DEFAULT_JUDGE_COMPILE_CACHE_BYTES;
     // A compile is kept with the layers a compile slot of its image would be given now.
     const imageBuild = (image: string) => rootSpec(slotKey(image, 'compile')).layerPaths.join('\n');
-    const judgeCompiles = judgeCompileCacheBytes > 0 ? new CompileCache(join(pool.stateDir, 'judge-compiles'), judgeCompileCacheBytes, imageBuild) : undefined;
+    let judgeCompiles: CompileCache | undefined;
+    try {
+      if (judgeCompileCacheBytes > 0) judgeCompiles = new CompileCache(join(pool.stateDir, 'judge-compiles'), judgeCompileCacheBytes, imageBuild);
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
     const warmImages = new Set(poolOptions.warmImages ?? runtimes.map((r) => r.image).filter((image) => store.get(image)));
     for (const key of expectedLimits.keys()) if (warmImages.has(imageOfSlotKey(key))) pool.warm(key);
     return new SubmissionExecutor(runtimes, pool, runner, {

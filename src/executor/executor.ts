@@ -11,7 +11,7 @@ import type { Pool, PoolSlot, PoolStats } from '../pool/index.js';
 import { SANDBOX_GID } from '../pool/index.js';
 import type { SandboxCgroups } from '../sandbox/types.js';
 import { compileArgv, runArgv } from './argv.js';
-import type { CompileCache } from './compile-cache.js';
+import type { CompileCache, CompileCacheStats } from './compile-cache.js';
 import { checkJudgeProgram, checkSubmission, JUDGE_FILES, judgeArgs, judgedJobProblem, outputAboveMaximum, type CheckedSubmission, type JudgeRole } from './check.js';
 import { outputMatches } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
@@ -57,6 +57,8 @@ export interface Executor {
    * them sooner), then releases the pool. */
   close(): Promise<void>;
   stats(): PoolStats;
+  /** The kept judge compiles' figures; undefined where none are kept. */
+  judgeCompileStats(): CompileCacheStats | undefined;
   /** The sandbox's cgroups (version, parents), for the owner's start-up log. */
   readonly cgroups?: SandboxCgroups;
 }
@@ -347,6 +349,10 @@ export class SubmissionExecutor<C> implements Executor {
 
   stats(): PoolStats {
     return this.pool.stats();
+  }
+
+  judgeCompileStats(): CompileCacheStats | undefined {
+    return this.judgeCompiles?.stats();
   }
 
   close(): Promise<void> {

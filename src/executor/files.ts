@@ -125,6 +125,15 @@ export class CompiledFilesError extends Error {
 /** Errors of a copy that the copied tree causes, not the host. */
 const TREE_COPY_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'ENAMETOOLONG', 'ELOOP', 'EMLINK', 'EFBIG']);
 
+/** What copyWorkDir counts for each entry it copies, besides a file's bytes or a link's target:
+ * a block, as a file system gives each one at least (its inode and name besides). */
+export const TREE_ENTRY_BYTES = 4096;
+
+/** A tree that copyWorkDir's limit stopped: more entries or bytes than the copy may write. */
+export class TreeLimitError extends Error {
+  override readonly name = 'TreeLimitError';
+}
+
 /** copyWorkDir for the compile's work dir: a failure the tree causes is a CompiledFilesError. */
 export async function copyCompiledWorkDir(fromDir: string, toDir: string, owner: Owner): Promise<void> {
   try {
@@ -136,11 +145,16 @@ export async function copyCompiledWorkDir(fromDir: string, toDir: string, owner:
   }
 }
 
-/** Copies the tree under `fromDir` into `toDir` (both work dirs of ours), owned by `owner`.
- * Synchronous calls, like writeSourceFiles: a compile leaves a few small files, and each trip
- * through the thread pool cost more than the call (~2.5 ms for a C program's two files, async);
- * only big files and big trees give the event loop a turn. */
-export async function copyWorkDir(fromDir: string, toDir: string, owner: Owner): Promise<void> {
+/** Copies the tree under `fromDir` into `toDir` (both dirs of ours), owned by `owner`, and returns
+ * the bytes it wrote (TREE_ENTRY_BYTES for each entry, and each file's size or link's target).
+ * With a `limit`, a tree that passes it stops the copy with a TreeLimitError before the entry that
+ * would (each hard link is a file of its own here, a sparse file all its size): the copy is then
+ * the caller's to remove. Synchronous calls, like writeSourceFiles: a compile leaves a few small
+ * files, and each trip through the thread pool cost more than the call (~2.5 ms for a C program's
+ * two files, async); only big files and big trees give the event loop a turn. */
+export async function copyWorkDir(fromDir: string, toDir: string, owner: Owner, limit?: { maxBytes: number; maxEntries: number }): Promise<number> {
+  let bytes = 0;
+  let entries = 0;
   let entriesSinceYield = 0;
   const copyTree = async (from: string, to: string): Promise<void> => {
     for (const entry of readdirSync(from, { withFileTypes: true })) {
@@ -151,6 +165,11 @@ export async function copyWorkDir(fromDir: string, toDir: string, owner: Owner):
       const source = join(from, entry.name);
       const target = join(to, entry.name);
       const stat = lstatSync(source);
+      entries++;
+      bytes += TREE_ENTRY_BYTES + (stat.isFile() || stat.isSymbolicLink() ? stat.size : 0);
+      if (limit && (entries > limit.maxEntries || bytes > limit.maxBytes)) {
+        throw new TreeLimitError(`more than ${limit.maxEntries} entries or ${limit.maxBytes} bytes under ${fromDir}`);
+      }
       if (stat.isDirectory()) {
         mkdirSync(target, 0o755);
         await copyTree(source, target);
@@ -168,6 +187,7 @@ export async function copyWorkDir(fromDir: string, toDir: string, owner: Owner):
     }
   };
   await copyTree(fromDir, toDir);
+  return bytes;
 }
 
 /** A file the program left in its work dir, asked for by name (ExecuteRequest.outputFiles). */

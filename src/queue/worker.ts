@@ -12,6 +12,7 @@ import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { nanoid } from 'nanoid';
 import type { Logger } from 'pino';
 import type { Executor } from '../executor/executor.js';
+import type { CompileCacheStats } from '../executor/compile-cache.js';
 import type { ExecuteRequest, ExecuteResult } from '../executor/types.js';
 import { LATER_JOB_FIELDS, type JobRecord, type JobRequest, type JobResult } from '../jobs/model.js';
 import { BackgroundLane, jobsAtOnce } from './background-lane.js';
@@ -32,6 +33,8 @@ export interface JobExecutor {
   close(): Promise<void>;
   /** Pool figures by image, advertised with the heartbeat for /metrics. */
   stats?(): { images: Record<string, object> };
+  /** Kept judge compiles' figures (entries, bytes, hits, ...), advertised with the heartbeat. */
+  judgeCompileStats?(): CompileCacheStats | undefined;
   /** The cgroups the sandbox uses (which version, where), logged when the worker is ready. */
   readonly cgroups?: Executor['cgroups'];
 }
@@ -248,6 +251,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       };
       const pool = poolFigures(executor);
       if (pool) liveness.pool = pool;
+      const judgeCompiles = executor.judgeCompileStats?.();
+      if (judgeCompiles) liveness.judgeCompiles = { ...judgeCompiles };
       return liveness;
     },
     (error) => log.warn({ err: error }, 'heartbeat failed'),

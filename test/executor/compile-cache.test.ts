@@ -3,13 +3,17 @@
 // job holds outliving its eviction, and the key's parts.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CompileCache, MAX_CACHED_TREE_ENTRIES, type CompileKeyParts } from '../../src/executor/compile-cache.js';
+import { TREE_ENTRY_BYTES } from '../../src/executor/files.js';
+import { MiB } from '../../src/units.js';
 import type { StageResult } from '../../src/executor/types.js';
 import { SHC } from './helpers.js';
 
+// The kept files are root's (lchown): only root makes them.
+const skip = process.getuid?.() === 0 ? false : 'needs root: the kept files are chowned to root';
 const scratch = mkdtempSync(join(tmpdir(), 'cellblock-compile-cache-test-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 let trees = 0;
@@ -39,8 +43,8 @@ function tree(files: Record<string, string>): string {
 
 const cacheOf = (maxBytes: number, build = () => 'layers-1') => new CompileCache(join(scratch, `cache-${++trees}`), maxBytes, build);
 
-test('a kept compile is taken by the next job with its result; its files are a copy, owned by root', async () => {
-  const cache = cacheOf(1000);
+test('a kept compile is taken by the next job with its result; its files are a copy, owned by root', { skip }, async () => {
+  const cache = cacheOf(MiB);
   const from = tree({ prog: 'binary', 'sub/data': 'x' });
   assert.equal(cache.take('k'), undefined);
   const kept = await cache.keep('k', from, result('warning\n'));
@@ -54,57 +58,83 @@ test('a kept compile is taken by the next job with its result; its files are a c
   assert.equal(lstatSync(join(taken.dir, 'prog')).uid, 0);
   kept.release();
   taken.release();
-  assert.deepEqual(cache.stats(), { entries: 1, bytes: 'binary'.length + 'x'.length + 'warning\n'.length, hits: 1, misses: 1, notKept: 0 });
+  // A block for the kept compile and one for each of prog, sub and sub/data, their bytes, its output.
+  const bytes = 4 * TREE_ENTRY_BYTES + 'binary'.length + 'x'.length + 'warning\n'.length;
+  assert.deepEqual(cache.stats(), { entries: 1, bytes, hits: 1, misses: 1, notKept: 0 });
   await cache.close();
 });
 
-test('a link the compile left is kept as a link, never followed', async () => {
-  const cache = cacheOf(1000);
+test('a link the compile left is kept as a link, never followed', { skip }, async () => {
+  const cache = cacheOf(MiB);
   const outside = join(scratch, 'outside');
-  writeFileSync(outside, 'a secret of the host, larger than the budget'.repeat(100));
+  writeFileSync(outside, 'a secret of the host, larger than an entry may be'.repeat(4096));
   const from = tree({ prog: 'p' });
   symlinkSync(outside, join(from, 'link'));
   const kept = (await cache.keep('k', from, result()))!;
+  assert.ok(kept, 'kept: the target is not counted, only the link');
   assert.equal(readlinkSync(join(kept.dir, 'link')), outside);
-  assert.equal(cache.stats().bytes, 1, 'the link\'s target is not counted: it is not copied');
+  assert.equal(cache.stats().bytes, 3 * TREE_ENTRY_BYTES + 1 + outside.length);
   kept.release();
 });
 
-test('a tree above the budget, or with more entries than MAX_CACHED_TREE_ENTRIES, is not kept; hard links count as copies', async () => {
-  const cache = cacheOf(100);
-  assert.equal(await cache.keep('big', tree({ prog: 'x'.repeat(101) }), result()), undefined);
-  assert.equal(await cache.keep('loud', tree({ prog: 'x' }), result('y'.repeat(100))), undefined, 'its output counts');
-  const linked = tree({ prog: 'x'.repeat(40) });
+test('a compile above an entry\'s share of the budget is not kept, its copy removed; hard links count as copies', { skip }, async () => {
+  const share = 4 * TREE_ENTRY_BYTES; // of a budget of 8 shares
+  const dir = join(scratch, `cache-${++trees}`);
+  const cache = new CompileCache(dir, 8 * share, () => 'layers-1');
+  const room = share - 2 * TREE_ENTRY_BYTES; // for prog's bytes, beside the compile's own block and prog's
+  assert.ok(await cache.keep('fits', tree({ prog: 'x'.repeat(room) }), result()), 'exactly a share');
+  assert.equal(await cache.keep('big', tree({ prog: 'x'.repeat(room + 1) }), result()), undefined);
+  assert.equal(await cache.keep('loud', tree({ prog: '' }), result('y'.repeat(room + 1))), undefined, 'its output counts');
+  const linked = tree({ prog: 'x'.repeat(100) });
   linkSync(join(linked, 'prog'), join(linked, 'again'));
   linkSync(join(linked, 'prog'), join(linked, 'more'));
-  assert.equal(await cache.keep('linked', linked, result()), undefined, 'three copies of 40 bytes');
+  linkSync(join(linked, 'prog'), join(linked, 'most'));
+  assert.equal(await cache.keep('linked', linked, result()), undefined, 'four files of a block and 100 bytes each');
+  await cache.close();
+  assert.deepEqual(readdirSync(dir), ['1'], 'only the one kept: the copies stopped part way are removed');
+  assert.deepEqual([cache.stats().entries, cache.stats().notKept], [1, 3]);
+
+  const roomy = cacheOf(8 * (MAX_CACHED_TREE_ENTRIES + 2) * TREE_ENTRY_BYTES);
   const many = tree({});
   for (let i = 0; i <= MAX_CACHED_TREE_ENTRIES; i++) writeFileSync(join(many, `f${i}`), '');
-  assert.equal(await cache.keep('many', many, result()), undefined);
-  assert.deepEqual(cache.stats(), { entries: 0, bytes: 0, hits: 0, misses: 0, notKept: 4 });
-  assert.deepEqual(readdirSync(join(scratch, `cache-${trees - 4}`)), [], 'nothing of them left in the cache\'s dir');
+  assert.equal(await roomy.keep('many', many, result()), undefined, 'more entries than MAX_CACHED_TREE_ENTRIES');
+  assert.equal(roomy.stats().notKept, 1);
 });
 
-test('the budget holds: the least recently used goes first, and one a job holds is removed when it lets go', async () => {
-  const cache = cacheOf(30);
-  for (const key of ['a', 'b', 'c']) (await cache.keep(key, tree({ prog: key.repeat(10) }), result()))!.release();
-  cache.take('a')!.release(); // b is now the least recently used
-  const held = cache.take('b')!;
-  cache.take('a')!.release();
-  cache.take('c')!.release();
-  // Held, b is still the oldest: evicted from the index, its files kept until released.
-  (await cache.keep('d', tree({ prog: 'd'.repeat(10) }), result()))!.release();
-  assert.equal(cache.take('b'), undefined);
-  assert.equal(readFileSync(join(held.dir, 'prog'), 'utf8'), 'b'.repeat(10));
-  assert.deepEqual([cache.stats().entries, cache.stats().bytes], [3, 30]);
-  held.release();
-  await cache.close();
-  assert.equal(existsSync(held.dir), false);
-  // Not held, a is the oldest now (a, c, d), and goes at once.
-  (await cache.keep('e', tree({ prog: 'e'.repeat(10) }), result()))!.release();
-  await cache.close();
+test('the budget holds: the least recently used goes first, and one a job holds is removed when it lets go', { skip }, async () => {
+  const entryBytes = 2 * TREE_ENTRY_BYTES + 10; // the compile's block, prog's block and its 10 bytes
+  const dir = join(scratch, `cache-${++trees}`);
+  const cache = new CompileCache(dir, 8 * entryBytes, () => 'layers-1');
+  const keep = (key: string) => cache.keep(key, tree({ prog: key.repeat(10) }), result());
+  const held = (await keep('a'))!;
+  for (const key of ['b', 'c', 'd', 'e', 'f', 'g', 'h']) (await keep(key))!.release();
+  cache.take('b')!.release(); // a, c, d, ..., h, b
+  assert.deepEqual([cache.stats().entries, cache.stats().bytes], [8, 8 * entryBytes]);
+  // The ninth: a is the least recently used; held, it leaves the index and keeps its files.
+  (await keep('i'))!.release();
   assert.equal(cache.take('a'), undefined);
-  assert.deepEqual(readdirSync(join(held.dir, '..')).sort(), ['3', '4', '5'], 'c, d and e: the entries are numbered as kept');
+  assert.equal(readFileSync(join(held.dir, 'prog'), 'utf8'), 'a'.repeat(10));
+  assert.deepEqual([cache.stats().entries, cache.stats().bytes], [8, 8 * entryBytes]);
+  held.release();
+  // The tenth: c goes, at once.
+  (await keep('j'))!.release();
+  await cache.close();
+  assert.deepEqual(readdirSync(dir).sort(), ['10', '2', '4', '5', '6', '7', '8', '9'], 'b, d to h, i and j (numbered as kept)');
+  assert.ok(cache.take('b') && !cache.take('c'));
+});
+
+test('two jobs keeping the same compile at once keep one copy', { skip }, async () => {
+  const dir = join(scratch, `cache-${++trees}`);
+  const cache = new CompileCache(dir, 64 * MiB, () => 'layers-1');
+  // Above files.ts's synchronous copy size: the copies interleave on the thread pool.
+  const big = 'x'.repeat(2 * MiB);
+  const [first, second] = await Promise.all([cache.keep('k', tree({ prog: big }), result()), cache.keep('k', tree({ prog: big }), result())]);
+  assert.equal(first!.dir, second!.dir);
+  first!.release();
+  second!.release();
+  await cache.close();
+  assert.deepEqual(readdirSync(dir), [first!.dir.split('/').pop()]);
+  assert.deepEqual([cache.stats().entries, cache.stats().bytes], [1, 2 * TREE_ENTRY_BYTES + big.length]);
 });
 
 test('the key changes with each part a compile depends on, the image\'s build among them', () => {

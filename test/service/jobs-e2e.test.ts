@@ -410,6 +410,7 @@ describe('jobs end to end', { skip }, () => {
     assert.match(text, /^cellblock_jobs_finished_total\{verdict="ok"\} [1-9]\d*$/m);
     assert.match(text, /^cellblock_jobs_finished_total\{verdict="cancelled"\} [1-9]\d*$/m);
     assert.match(text, /^cellblock_workers_alive 1$/m);
+    assert.match(text, /^cellblock_judge_compiles\{figure="hits"\} \d+$/m);
     assert.match(text, /^cellblock_job_latency_seconds_count [1-9]\d*$/m);
   });
 });

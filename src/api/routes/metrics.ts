@@ -32,6 +32,12 @@ export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService }> = async (ap
     labelNames: ['image', 'figure'],
     registers: [queueRegistry],
   });
+  const judgeCompiles = new Gauge({
+    name: 'cellblock_judge_compiles',
+    help: "Judge programs' compiles kept for later jobs (entries, bytes, hits, misses, notKept) summed over live workers",
+    labelNames: ['figure'],
+    registers: [queueRegistry],
+  });
 
   /** Figures that are stored in Redis as counters and a histogram, written as text by hand. */
   async function jobStatsText(): Promise<string> {
@@ -59,10 +65,12 @@ export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService }> = async (ap
       workerSlots.set(workers.reduce((sum, worker) => sum + worker.concurrency, 0));
       workerRunning.set(workers.reduce((sum, worker) => sum + worker.running, 0));
       pool.reset();
+      judgeCompiles.reset();
       for (const worker of workers) {
         for (const [image, figures] of Object.entries(worker.pool ?? {})) {
           for (const [figure, value] of Object.entries(figures)) pool.inc({ image, figure }, value);
         }
+        for (const [figure, value] of Object.entries(worker.judgeCompiles ?? {})) judgeCompiles.inc({ figure }, value);
       }
       statsText = (await queueRegistry.metrics()) + (await jobStatsText());
       redisUp.set(1);
