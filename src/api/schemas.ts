@@ -52,6 +52,23 @@ export const FileInput = Type.Object(
   { additionalProperties: false },
 );
 
+export const ComparisonInput = Type.Object(
+  {
+    mode: Type.Union([Type.Literal('lines'), Type.Literal('exact'), Type.Literal('tokens')], {
+      description:
+        "lines (the default, Judge0's rule): equal after removing trailing whitespace from each line and trailing empty lines; exact: the same bytes; tokens: the same words (separated by spaces, tabs, newlines and carriage returns), compared byte for byte, as testlib's standard checkers compare.",
+    }),
+    floatTolerance: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        description:
+          'tokens only: two words that are both decimal numbers (1, -2.5, 3e-7) are equal when they differ by at most this, or by at most this times the expected one (1e-6: six digits after the point, or six significant digits of a large number); other words must be equal as text.',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: "How each test's stdout is compared with its expectedOutput. Needs tests; not with a checker or an interactor (their judgement decides)." },
+);
+
 export const TestInput = Type.Object(
   {
     stdin: Type.Optional(
@@ -60,7 +77,7 @@ export const TestInput = Type.Object(
     expectedOutput: Type.Optional(
       Type.String({
         description:
-          "Compared with stdout ignoring trailing whitespace on each line and trailing empty lines; with a checker or an interactor, given to it as answer.txt instead.",
+          "Compared with stdout by the job's comparison (by default ignoring trailing whitespace on each line and trailing empty lines); with a checker or an interactor, given to it as answer.txt instead.",
       }),
     ),
   },
@@ -121,6 +138,7 @@ export const JobSubmission = Type.Object(
       }),
     ),
     tests: Type.Optional(Type.Array(TestInput, { minItems: 1, description: 'Run once per test after one compile.' })),
+    comparison: Type.Optional(ComparisonInput),
     interactor: Type.Optional(InteractorInput),
     checker: Type.Optional(CheckerInput),
     webhookUrl: Type.Optional(Type.String({ maxLength: 2048, description: 'http(s) URL the finished job is POSTed to.' })),

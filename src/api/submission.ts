@@ -7,6 +7,7 @@ import {
   checkJudgeProgram,
   checkSubmission,
   compileArgsProblem,
+  comparisonProblem,
   judgedJobProblem,
   judgeFileNameProblem,
   limitBelowMinimum,
@@ -94,9 +95,10 @@ function outputProblem(checked: CheckedSubmission, policy: SubmissionPolicy, jud
  * (checkSubmission, the code its executor runs first), so that no job is accepted that a worker
  * would refuse. Each front says it in its own words; undefined when the job may be queued. */
 export function admissionProblem(request: JobRequest, runtime: Runtime, policy: SubmissionPolicy): string | undefined {
-  // Only /v1 takes a judge program, and checks it there (toJobRequest).
+  // Only /v1 takes a judge program or a comparison, and checks them there (toJobRequest).
   if (request.interactor !== undefined) return 'this API takes no interactor';
   if (request.checker !== undefined) return 'this API takes no checker';
+  if (request.comparison !== undefined) return 'this API takes no comparison';
   const compileArgs = request.compileArgs ?? [];
   const tooMany =
     countAboveMaximum('files', request.files.length, policy) ??
@@ -216,6 +218,10 @@ export function toJobRequest(
       return test.expectedOutput === undefined ? { stdinBase64 } : { stdinBase64, expectedOutput: test.expectedOutput };
     });
   }
+  const comparison = comparisonProblem({ comparison: submission.comparison, tests: submission.tests, judged: submission.interactor !== undefined || submission.checker !== undefined });
+  if (comparison) throw badRequest(comparison.code, comparison.message, { field: 'comparison' });
+  // The default is every worker's: a job that names it runs on an older worker too.
+  if (submission.comparison && submission.comparison.mode !== 'lines') request.comparison = submission.comparison;
   const problem = judgedJobProblem({
     tests: submission.tests,
     stdinBytes: Buffer.byteLength(submission.stdin ?? ''),

@@ -9,6 +9,7 @@ import { SandboxSpecError, type Limits } from '../sandbox/types.js';
 import { ExecutorError } from './errors.js';
 import { posix } from 'node:path';
 import { ARGS_PLACEHOLDER, compileArgv, compiledFileNames, runArgv } from './argv.js';
+import { COMPARISON_MODES } from './compare.js';
 import { checkedFileName, fileNamesConflict } from './files.js';
 
 export { NAME_MAX_BYTES, OPTION_LIKE_FILE_NAME } from './files.js';
@@ -184,6 +185,26 @@ export function judgedJobProblem(job: {
   if (job.stderrToStdout === true) {
     return { role: 'interactor', message: "stderrToStdout does not apply to an interactive job: the program's stdout is its interactor's input" };
   }
+  return undefined;
+}
+
+/** Why a job's comparison cannot be used, or undefined: a mode that is not one (the API's schema
+ * says so first), a tolerance anywhere but in `tokens` or not a number of at least 0
+ * (invalid_comparison); no tests to compare, or a judge program that judges in its place
+ * (comparison_not_applicable). */
+export function comparisonProblem(job: { comparison?: unknown; tests?: unknown[]; judged: boolean }): { code: 'invalid_comparison' | 'comparison_not_applicable'; message: string } | undefined {
+  const comparison = job.comparison;
+  if (comparison === undefined) return undefined;
+  const invalid = (message: string) => ({ code: 'invalid_comparison' as const, message });
+  if (comparison === null || typeof comparison !== 'object') return invalid('comparison must be an object: {mode, floatTolerance?}');
+  const { mode, floatTolerance } = comparison as Record<string, unknown>;
+  if (!(COMPARISON_MODES as readonly unknown[]).includes(mode)) return invalid(`comparison.mode must be one of ${COMPARISON_MODES.join(', ')}`);
+  if (floatTolerance !== undefined) {
+    if (mode !== 'tokens') return invalid('comparison.floatTolerance applies to mode "tokens" only: numbers are compared as the words of the output');
+    if (typeof floatTolerance !== 'number' || !Number.isFinite(floatTolerance) || floatTolerance < 0) return invalid('comparison.floatTolerance must be a number of at least 0');
+  }
+  if (job.tests === undefined) return { code: 'comparison_not_applicable', message: "a comparison applies to the tests' expectedOutput: give tests" };
+  if (job.judged) return { code: 'comparison_not_applicable', message: 'a comparison does not apply to a job with a checker or an interactor: its judge program judges each test' };
   return undefined;
 }
 

@@ -1,11 +1,78 @@
-// Output comparison (docs/theory-of-operation.md): equal after removing trailing whitespace from
-// every line and trailing empty lines from the end, Judge0's rule.
-function normalize(text: string): string {
-  const lines = text.split('\n').map((line) => line.replace(/\s+$/, ''));
+// Output comparison (docs/theory-of-operation.md, "Output comparison"): how a test's stdout is
+// compared with its expectedOutput, by the job's comparison mode. `lines`, the default, is
+// Judge0's rule; `exact` compares bytes; `tokens` compares whitespace-separated words, as
+// testlib's standard checkers do, numbers within a tolerance where the job gives one. The program
+// chooses its output (up to its outputBytes, megabytes): nothing here backtracks over it, holds
+// more than two words of it at once, or reads past its first difference.
+import type { Comparison } from './types.js';
+
+export const COMPARISON_MODES = ['lines', 'exact', 'tokens'] as const;
+
+const LINES: Comparison = { mode: 'lines' };
+
+/** A decimal number as a program prints one: sign, digits with or without a point, exponent.
+ * Each digit can be matched one way only, so a long word is tested in linear time. */
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+/** A longer word is compared as text: no double holds more digits than this that matter. */
+const MAX_NUMBER_CHARS = 400;
+/** Slack for the rounding of decimal text to doubles, scaled as the tolerance is: 1000.1 is
+ * within 1e-4 of 1000 though the doubles differ by 0.1000000000000227. */
+const ROUNDING_SLACK = 1e-15;
+
+/** Equal after removing trailing whitespace from every line and trailing empty lines. trimEnd,
+ * not /\s+$/: that regex is quadratic on a line of many spaces followed by a word. */
+function normalizeLines(text: string): string {
+  const lines = text.split('\n').map((line) => line.trimEnd());
   while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
   return lines.join('\n');
 }
 
-export function outputMatches(stdout: Buffer | string, expectedOutput: string): boolean {
-  return normalize(typeof stdout === 'string' ? stdout : stdout.toString('utf8')) === normalize(expectedOutput);
+/** testlib's blanks: space, tab, newline, carriage return (a vertical tab, a form feed or a UTF-8
+ * no-break space is part of a word). */
+const isBlank = (code: number): boolean => code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
+
+/** The words of `text` one at a time, without an array of them all. */
+function* words(text: string): Generator<string> {
+  let index = 0;
+  while (index < text.length) {
+    while (index < text.length && isBlank(text.charCodeAt(index))) index++;
+    const start = index;
+    while (index < text.length && !isBlank(text.charCodeAt(index))) index++;
+    if (index > start) yield text.slice(start, index);
+  }
+}
+
+/** Two words are equal as bytes, or, with a tolerance, as numbers within it: absolutely or
+ * relative to the expected one (testlib's floating-point checkers' rule). */
+function wordMatches(actual: string, expected: string, floatTolerance: number | undefined): boolean {
+  if (actual === expected) return true;
+  if (floatTolerance === undefined || actual.length > MAX_NUMBER_CHARS || expected.length > MAX_NUMBER_CHARS) return false;
+  if (!DECIMAL.test(actual) || !DECIMAL.test(expected)) return false;
+  const a = Number(actual);
+  const e = Number(expected);
+  if (!Number.isFinite(a) || !Number.isFinite(e)) return false;
+  const difference = Math.abs(a - e);
+  const tolerance = floatTolerance + ROUNDING_SLACK;
+  return difference <= tolerance + ROUNDING_SLACK || difference <= tolerance * Math.abs(e) + ROUNDING_SLACK;
+}
+
+/** Byte for byte as one character each (latin1), so that two different invalid UTF-8 bytes are
+ * two different characters; blanks and digits are ASCII either way. */
+const asBytes = (text: Buffer | string): string => (typeof text === 'string' ? Buffer.from(text, 'utf8') : text).toString('latin1');
+
+function wordsMatch(stdout: Buffer | string, expectedOutput: string, floatTolerance: number | undefined): boolean {
+  const actual = words(asBytes(stdout));
+  const expected = words(asBytes(expectedOutput));
+  for (;;) {
+    const a = actual.next();
+    const e = expected.next();
+    if (a.done || e.done) return a.done === e.done;
+    if (!wordMatches(a.value, e.value, floatTolerance)) return false;
+  }
+}
+
+export function outputMatches(stdout: Buffer | string, expectedOutput: string, comparison: Comparison = LINES): boolean {
+  if (comparison.mode === 'exact') return (Buffer.isBuffer(stdout) ? stdout : Buffer.from(stdout, 'utf8')).equals(Buffer.from(expectedOutput, 'utf8'));
+  if (comparison.mode === 'tokens') return wordsMatch(stdout, expectedOutput, comparison.floatTolerance);
+  return normalizeLines(typeof stdout === 'string' ? stdout : stdout.toString('utf8')) === normalizeLines(expectedOutput);
 }

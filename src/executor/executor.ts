@@ -12,7 +12,7 @@ import { SANDBOX_GID } from '../pool/index.js';
 import type { SandboxCgroups } from '../sandbox/types.js';
 import { compileArgv, runArgv } from './argv.js';
 import type { CompileCache, CompileCacheStats } from './compile-cache.js';
-import { checkJudgeProgram, checkSubmission, JUDGE_FILES, judgeArgs, judgedJobProblem, outputAboveMaximum, type CheckedSubmission, type JudgeRole } from './check.js';
+import { checkJudgeProgram, checkSubmission, comparisonProblem, JUDGE_FILES, judgeArgs, judgedJobProblem, outputAboveMaximum, type CheckedSubmission, type JudgeRole } from './check.js';
 import { outputMatches } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
 import { ExecutorError } from './errors.js';
@@ -130,6 +130,8 @@ export class SubmissionExecutor<C> implements Executor {
       runs: Array.isArray(request.tests) ? request.tests.length : 1,
     });
     const judge = this.checkedJudge(request, checked.runLimits.wallTimeMs);
+    const comparison = comparisonProblem({ comparison: request.comparison, tests: request.tests, judged: judge !== undefined });
+    if (comparison) throw new ExecutorError('bad_request', comparison.message);
     const outputProblem = outputAboveMaximum(checked, this.maxJobOutputBytes, judge ? [{ role: judge.role, checked: judge.checked }] : []);
     if (outputProblem !== undefined) throw new ExecutorError('bad_request', outputProblem);
     const { fileNames, compileSources, runLimits, compileLimits, outputFiles } = checked;
@@ -307,7 +309,7 @@ export class SubmissionExecutor<C> implements Executor {
           continue;
         }
         const run = await runOnce(test.stdin, last);
-        tests.push({ ...run, passed: test.expectedOutput === undefined ? null : outputMatches(run.stdout, test.expectedOutput) });
+        tests.push({ ...run, passed: test.expectedOutput === undefined ? null : outputMatches(run.stdout, test.expectedOutput, request.comparison) });
       }
       const verdict = tests.length < request.tests.length ? 'cancelled' : verdictOfRuns(tests.map((t) => t.verdict));
       return { ...result, tests, verdict };

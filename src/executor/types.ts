@@ -16,6 +16,16 @@ export interface TestCase {
   expectedOutput?: string;
 }
 
+/** How each test's stdout is compared with its expectedOutput (compare.ts). */
+export interface Comparison {
+  /** lines: trailing whitespace on each line and trailing empty lines ignored (Judge0's rule, the
+   * default); exact: the same bytes; tokens: the same whitespace-separated words. */
+  mode: 'lines' | 'exact' | 'tokens';
+  /** tokens only: two words that are both decimal numbers are equal within this, absolutely or
+   * relative to the expected one. */
+  floatTolerance?: number;
+}
+
 export interface ExecuteRequest {
   runtimeId: string;
   /** The first file is the entry point. */
@@ -39,6 +49,9 @@ export interface ExecuteRequest {
   outputFiles?: string[];
   /** When present, the program is run once per test (after one compile) instead of once. */
   tests?: TestCase[];
+  /** How the tests' stdout is compared with their expectedOutput; absent: `lines`. Needs tests;
+   * not with a judge program, which judges in its place (comparisonProblem). */
+  comparison?: Comparison;
   /** An interactive problem's interactor: compiled once (where its runtime compiles), then run
    * beside the program in every test, each one's stdout the other's stdin. Needs `tests`; not
    * with `stdin` or `stderrToStdout` (docs/theory-of-operation.md, "Judge programs"). */

@@ -1,7 +1,7 @@
 // The job as the queue, the workers and every API front (ours, Piston's, Judge0's) see it.
 // One representation, stored in Redis as JSON; fronts translate to and from it.
 import type { Limits } from '../sandbox/types.js';
-import type { JobVerdict, JudgeCompileStage } from '../executor/types.js';
+import type { Comparison, JobVerdict, JudgeCompileStage } from '../executor/types.js';
 
 export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 
@@ -22,6 +22,8 @@ export interface JobRequest {
   limits: Partial<Limits>;
   compileLimits?: Partial<Limits>;
   tests?: { stdinBase64: string; expectedOutput?: string }[];
+  /** How the tests' stdout is compared (ExecuteRequest.comparison); absent: `lines`. */
+  comparison?: Comparison;
   /** An interactive job's interactor (ExecuteRequest.interactor); absent when none. */
   interactor?: JobJudgeProgram;
   /** A checked job's checker (ExecuteRequest.checker); absent when none. */
@@ -37,8 +39,10 @@ export interface JobRequest {
  * them and would run the job without them (a program built without its flags, say), so a worker
  * lists those it knows in its liveness (WorkerLiveness.jobFields), and the queue accepts a job that
  * has one only while every live worker lists it: during a rolling upgrade, 503 until the old
- * workers are gone (WorkersBehindError). A field added later goes here too. */
-export const LATER_JOB_FIELDS = ['compileArgs', 'stderrToStdout', 'compileEntryOnly', 'outputFiles', 'interactor', 'checker'] as const;
+ * workers are gone (WorkersBehindError). A field added later goes here too, and so does a value
+ * added later to a field already here (a comparison mode: as `comparison:<mode>`, say), since a
+ * worker that lists the field would refuse the value. */
+export const LATER_JOB_FIELDS = ['compileArgs', 'stderrToStdout', 'compileEntryOnly', 'outputFiles', 'interactor', 'checker', 'comparison'] as const;
 export type LaterJobField = (typeof LATER_JOB_FIELDS)[number];
 
 export function laterFieldsOf(request: JobRequest): LaterJobField[] {

@@ -114,6 +114,7 @@ function checkJobRequestShape(data: unknown): asserts data is JobRequest {
       if (judge[field] !== undefined && judge[field] !== null && !isObject(judge[field])) throw new JobDataError(`${role}.${field}`, 'an object');
     }
   }
+  if (data.comparison !== undefined && !(isObject(data.comparison) && isString(data.comparison.mode))) throw new JobDataError('comparison', 'an object with a mode string');
   const tests = data.tests;
   if (tests !== undefined && !(Array.isArray(tests) && tests.every((test) => isObject(test) && isString(test.stdinBase64) && (test.expectedOutput === undefined || isString(test.expectedOutput))))) {
     throw new JobDataError('tests', 'an array of {stdinBase64, expectedOutput?} strings');
@@ -135,6 +136,7 @@ export function toExecuteRequest(request: JobRequest, signal: AbortSignal): Exec
   if (request.stderrToStdout === true) execute.stderrToStdout = true;
   if (request.compileEntryOnly === true) execute.compileEntryOnly = true;
   if (request.outputFiles) execute.outputFiles = request.outputFiles;
+  if (request.comparison) execute.comparison = request.comparison;
   for (const role of ['interactor', 'checker'] as const) {
     const judge = request[role];
     if (!judge) continue;

@@ -190,6 +190,19 @@ test('the job verdict is the first failing test\'s', { skip }, async () => {
   assert.equal(r.verdict, 'runtime_error');
 });
 
+test("the job's comparison decides each test's passed", { skip }, async () => {
+  const tests = [{ stdin: '', expectedOutput: '1 yes' }];
+  const passed = async (comparison?: ExecuteRequest['comparison']) =>
+    (await executor.execute(sh('echo 1.0000001; echo yes', { tests, ...(comparison ? { comparison } : {}) }))).tests![0]!.passed;
+  assert.deepEqual(
+    [await passed(), await passed({ mode: 'tokens' }), await passed({ mode: 'tokens', floatTolerance: 1e-6 }), await passed({ mode: 'exact' })],
+    [false, false, true, false],
+  );
+  // A job queued by another producer is checked by the worker too.
+  await assert.rejects(executor.execute(sh('', { tests, comparison: { mode: 'words' } as never })), { name: 'ExecutorError', code: 'bad_request', message: 'comparison.mode must be one of lines, exact, tokens' });
+  await assert.rejects(executor.execute(sh('', { comparison: { mode: 'exact' } })), { name: 'ExecutorError', code: 'bad_request', message: /give tests/ });
+});
+
 test('limits: the request overrides the defaults and is clamped to the maxima', { skip }, async () => {
   const r = await executor.execute(sh('sleep 5', { limits: { wallTimeMs: 300 } }));
   assert.equal(r.verdict, 'wall_time_limit');

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { effectiveLimits } from '../../src/executor/limits.js';
@@ -156,6 +157,62 @@ test('output comparison: trailing whitespace per line and trailing empty lines d
   assert.equal(outputMatches(' a\n', 'a\n'), false, 'leading whitespace counts');
   assert.equal(outputMatches('', '\n\n'), true);
   assert.equal(outputMatches('1\n', '2\n'), false);
+});
+
+test('output comparison, exact: the same bytes', () => {
+  const exact = { mode: 'exact' } as const;
+  assert.equal(outputMatches(Buffer.from('é 1\n'), 'é 1\n', exact), true);
+  assert.equal(outputMatches('é 1\n', 'é 1\n', exact), true);
+  assert.equal(outputMatches('1 \n', '1\n', exact), false);
+  assert.equal(outputMatches('1\n', '1', exact), false);
+  assert.equal(outputMatches(Buffer.from('a\r\n'), 'a\n', exact), false);
+});
+
+test('output comparison, tokens: the same words in any layout; numbers within floatTolerance', () => {
+  const tokens = { mode: 'tokens' } as const;
+  assert.equal(outputMatches('1  2\n3\r\n\n\t', ' 1\n2 3', tokens), true);
+  assert.equal(outputMatches('1 2', '2 1', tokens), false, 'order counts');
+  assert.equal(outputMatches('1 2 3', '1 2', tokens), false, 'a word more');
+  assert.equal(outputMatches('1 2', '1 2 3', tokens), false, 'a word less');
+  assert.equal(outputMatches('', ' \n', tokens), true);
+  assert.equal(outputMatches('a\u00a0b', 'a b', tokens), false, 'a no-break space is part of a word');
+  assert.equal(outputMatches('1\v2', '1 2', tokens), false, "a vertical tab is not one of testlib's blanks");
+  assert.equal(outputMatches(Buffer.from([0x61, 0xff]), 'a\ufffd', tokens), false, 'an invalid byte is itself, not a replacement character');
+  assert.equal(outputMatches(Buffer.from([0xff]), Buffer.from([0xfe]).toString('latin1'), tokens), false);
+  assert.equal(outputMatches(Buffer.from('é'), 'é', tokens), true);
+  assert.equal(outputMatches('1.0', '1', tokens), false, 'without a tolerance, numbers are words');
+  const close = { mode: 'tokens', floatTolerance: 1e-6 } as const;
+  assert.equal(outputMatches('0.333333', '0.3333333333', close), true);
+  assert.equal(outputMatches('1.0000011', '1', close), false);
+  assert.equal(outputMatches('1000000.5', '1000000', close), true, 'relative to the expected number');
+  assert.equal(outputMatches('-1000000.5', '-1000000', close), true, 'relative to a negative one');
+  assert.equal(outputMatches('1000002', '1000000', close), false);
+  assert.equal(outputMatches('0.000001', '0', close), true, 'absolute around zero');
+  assert.equal(outputMatches('0.0000011', '0', close), false);
+  assert.equal(outputMatches('-2.5e-7 .5 +3 1. 00012 -0 1E+05', '0 0.5 3.0 1 12 0 100000', close), true, "a number's forms");
+  assert.equal(outputMatches('YES 1.0', 'yes 1', close), false, 'other words as text');
+  assert.equal(outputMatches('nan', 'nan', close), true);
+  assert.equal(outputMatches('inf', '1e400', close), false);
+  assert.equal(outputMatches('1e400', '1e400', close), true, 'beyond a double: the same text only');
+  assert.equal(outputMatches('2e400', '1e400', close), false);
+  assert.equal(outputMatches('0x10', '16', close), false);
+  // Exactly at the tolerance, where the doubles differ by a rounding step more: the slack.
+  assert.equal(outputMatches('1.1', '1', { mode: 'tokens', floatTolerance: 0.1 }), true);
+  assert.equal(outputMatches('1000.1', '1000', { mode: 'tokens', floatTolerance: 1e-4 }), true);
+  assert.equal(outputMatches('1000.1000001', '1000', { mode: 'tokens', floatTolerance: 1e-4 }), false);
+});
+
+test("output comparison ends on the program's worst words and lines (no quadratic regex)", async () => {
+  // A line of spaces before a word, a word of digits before a letter: backtracking regexes took
+  // 4.5 s on 100,000 characters here, and about 70 s on these; each is milliseconds now. In a
+  // child, since a comparison that blocks this process could not be timed out from it.
+  const script = [
+    `import { outputMatches } from ${JSON.stringify(new URL('../../src/executor/compare.ts', import.meta.url).href)};`,
+    "const close = { mode: 'tokens', floatTolerance: 1e-6 };",
+    "console.log(outputMatches(`a${' '.repeat(400_000)}b\\n`, 'a b\\n'), outputMatches(`${'1'.repeat(400_000)}x`, '1', close), outputMatches(`${'1'.repeat(400)} 2`, `${'1'.repeat(400)} 2`, close));",
+  ].join('\n');
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 15_000 });
+  assert.equal(stdout, 'false false true\n');
 });
 
 test('verdicts: compile failures, and the first failing run', () => {

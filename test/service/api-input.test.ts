@@ -61,6 +61,11 @@ describe('a rolling upgrade: jobs with fields an older worker would ignore', () 
     const plain = await post(hello);
     assert.equal(plain.statusCode, 202, 'a job without later fields runs on any worker');
     await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(plain.json() as { id: string }).id}` });
+    const tests = [{ stdin: '', expectedOutput: '1' }];
+    assert.deepEqual(assertError(await post({ ...hello, tests, comparison: { mode: 'tokens' } }), 503, 'workers_behind').details, { fields: ['comparison'], workers: 1 });
+    const byLines = await post({ ...hello, tests, comparison: { mode: 'lines' } });
+    assert.equal(byLines.statusCode, 202, 'the default comparison runs on any worker');
+    await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(byLines.json() as { id: string }).id}` });
     // The worker upgraded: its heartbeat lists the fields.
     await oldWorker.set(redisKeys(service.prefix).worker('old-1'), liveness(LATER_JOB_FIELDS), 'PX', 60_000);
     await sleep(1100);
@@ -246,6 +251,7 @@ describe('interactor', () => {
     assert.match(admissionProblem(request, testRuntime, policy) ?? '', /takes no interactor/);
     const { interactor, ...plain } = request;
     assert.match(admissionProblem({ ...plain, checker: interactor }, testRuntime, policy) ?? '', /takes no checker/);
+    assert.match(admissionProblem({ ...plain, comparison: { mode: 'tokens' } }, testRuntime, policy) ?? '', /takes no comparison/);
   });
 });
 
@@ -347,6 +353,39 @@ describe('API bad input', () => {
       await queue.close();
     }
     assertError(await post({ ...hello, stderrToStdout: 'yes' }), 400, 'invalid_request');
+  });
+
+  test('comparison: queued with the job unless it is the default; refused without tests, beside a judge, or with a tolerance outside tokens', async () => {
+    const tests = [{ stdin: '', expectedOutput: '1.5\n' }];
+    const queue = new Queue(QUEUE_NAME, { connection: { host: '127.0.0.1', port: service.redis.port }, prefix: service.prefix });
+    try {
+      for (const [comparison, queued] of [
+        [{ mode: 'tokens', floatTolerance: 1e-6 }, { mode: 'tokens', floatTolerance: 1e-6 }],
+        [{ mode: 'exact' }, { mode: 'exact' }],
+        [{ mode: 'lines' }, undefined],
+      ] as const) {
+        const accepted = await post({ ...hello, tests, comparison });
+        assert.equal(accepted.statusCode, 202, accepted.body);
+        const id = (accepted.json() as { id: string }).id;
+        assert.deepEqual((await queue.getJob(id))?.data.comparison, queued);
+        await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}` });
+      }
+    } finally {
+      await queue.close();
+    }
+    const tolerance = assertError(await post({ ...hello, tests, comparison: { mode: 'lines', floatTolerance: 0.1 } }), 400, 'invalid_comparison');
+    assert.deepEqual([tolerance.message, tolerance.details?.field], ['comparison.floatTolerance applies to mode "tokens" only: numbers are compared as the words of the output', 'comparison']);
+    assert.match(assertError(await post({ ...hello, comparison: { mode: 'exact' } }), 400, 'comparison_not_applicable').message, /give tests/);
+    const judged = assertError(await post({ ...hello, tests, comparison: { mode: 'exact' }, checker: { language: 'python', source: '' } }), 400, 'comparison_not_applicable');
+    assert.match(judged.message, /its judge program judges each test/);
+    for (const comparison of [{ mode: 'words' }, { mode: 'tokens', floatTolerance: -1 }, { mode: 'tokens', floatTolerance: '1e-6' }, { floatTolerance: 1 }, 'tokens', { mode: 'tokens', extra: 1 }]) {
+      assertError(await post({ ...hello, tests, comparison }), 400, 'invalid_request');
+    }
+    // The worker's own check, for jobs no front checked.
+    const { comparisonProblem } = await import('../../src/executor/check.js');
+    assert.equal(comparisonProblem({ comparison: { mode: 'words' }, tests: [], judged: false })?.code, 'invalid_comparison');
+    assert.equal(comparisonProblem({ comparison: { mode: 'tokens', floatTolerance: Number.NaN }, tests: [], judged: false })?.code, 'invalid_comparison');
+    assert.equal(comparisonProblem({ comparison: { mode: 'tokens', floatTolerance: 0 }, tests: [], judged: false }), undefined);
   });
 
   test('outputFiles: queued with the job; names, duplicates and count checked as files are', async () => {

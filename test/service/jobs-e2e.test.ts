@@ -259,6 +259,25 @@ describe('jobs end to end', { skip }, () => {
     assert.deepEqual(second.json.result.tests.map((t: { passed: boolean | null }) => t.passed), [false, false]);
   });
 
+  test("a comparison: the tests' words with a float tolerance, or their exact bytes", { skip: !python && 'python image not built' }, async () => {
+    const passed = async (comparison: object | undefined, expectedOutput: string) => {
+      const { status, json } = await postJson(`${base}/v1/jobs?wait=true&timeoutMs=60000`, {
+        language: 'python',
+        source: 'print(1 / 3, "yes")\nprint()\n',
+        ...(comparison ? { comparison } : {}),
+        tests: [{ stdin: '', expectedOutput }],
+      });
+      assert.equal(status, 200, JSON.stringify(json));
+      return json.result.tests[0].passed;
+    };
+    assert.equal(await passed({ mode: 'tokens', floatTolerance: 1e-6 }, '0.333333\n  yes'), true);
+    assert.equal(await passed({ mode: 'tokens' }, '0.333333 yes'), false);
+    assert.equal(await passed(undefined, '0.333333 yes'), false);
+    assert.equal(await passed({ mode: 'exact' }, '0.3333333333333333 yes\n\n'), true);
+    assert.equal(await passed({ mode: 'exact' }, '0.3333333333333333 yes\n'), false);
+    assert.equal(await passed(undefined, '0.3333333333333333 yes\n'), true, 'lines: trailing empty lines do not count');
+  });
+
   test('a compile error runs nothing and returns the compiler output', { skip: !runtimes.some((r) => r.id === 'c') && 'c image not built' }, async () => {
     const { json } = await postJson(`${base}/v1/jobs?wait=true`, { language: 'c', source: 'int main(void) { return nope; }\n' });
     assert.equal(json.result.verdict, 'compile_error');
