@@ -71,14 +71,15 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
     if (problem) throw new ExecutorError('bad_request', problem);
   }
   const defaults = runtimeDefaults(runtime);
-  const runLimits = submission.limits === undefined ? defaults.runLimits : sandboxLimits(`${prefix}limits`, effectiveLimits(runtime.defaultLimits, runtime.maxLimits, submission.limits));
+  const namesLimits = namesAny(submission.limits);
+  const runLimits = !namesLimits ? defaults.runLimits : sandboxLimits(`${prefix}limits`, effectiveLimits(runtime.defaultLimits, runtime.maxLimits, submission.limits));
   const compileLimits =
-    defaults.compileLimits === undefined || submission.compileLimits === undefined
+    defaults.compileLimits === undefined || !namesAny(submission.compileLimits)
       ? defaults.compileLimits
       : sandboxLimits(`${prefix}compileLimits`, effectiveLimits(defaults.compileLimits, runtime.maxLimits, submission.compileLimits));
   // Only limits the job names can be below the minima: a runtime's defaults are checked against
   // them when it loads (parseRuntime).
-  const belowMinimum = submission.limits === undefined ? undefined : limitBelowMinimum(runtime, runLimits);
+  const belowMinimum = !namesLimits ? undefined : limitBelowMinimum(runtime, runLimits);
   if (belowMinimum) {
     const field = `${prefix}limits.${belowMinimum.name}`;
     throw new ExecutorError('bad_request', `${field} ${belowMinimum.value} is below ${belowMinimum.minimum}, the least runtime "${runtime.id}" starts with`);
@@ -242,6 +243,14 @@ function checkArgs(args: unknown, what: string): void {
       throw new ExecutorError('bad_request', `${what}[${i}] must be a string without NUL bytes`);
     }
   });
+}
+
+/** Whether a job names any limit of its own: the queue gives a worker `{}` for none (its JobRequest
+ * always has limits), which takes the runtime's defaults as absent limits do. */
+function namesAny(limits: Partial<Limits> | undefined): boolean {
+  if (limits === undefined) return false;
+  for (const key in limits) if (limits[key as keyof Limits] !== undefined) return true;
+  return false;
 }
 
 /** What checkSubmission derives from the runtime alone. */

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import type { Runtime } from '../images/types.js';
 import type { Limits } from '../sandbox/types.js';
 import { MiB } from '../units.js';
-import { copyWorkDir, TREE_ENTRY_BYTES } from './files.js';
+import { copyWorkDir, TREE_ENTRY_BYTES, TreeLimitError } from './files.js';
 import type { SourceFile, StageResult } from './types.js';
 
 /** A worker's budget for kept compiles when its configuration names none (a testlib checker
@@ -30,6 +30,9 @@ export const DEFAULT_JUDGE_COMPILE_CACHE_BYTES = 256 * MiB;
 /** The most of the budget one kept compile may take, so that one job's compile does not push out
  * every other problem's. */
 export const ENTRY_SHARE_OF_BUDGET = 1 / 8;
+
+/** How many keys of compiles too large to keep are remembered (CompileCache.take). */
+export const TOO_LARGE_KEYS_KEPT = 1024;
 
 /** Most directory entries (files, dirs, links) a kept compile may have: a compiled program is a
  * few files; a tree of thousands is left by a compile that was not making one. */
@@ -51,9 +54,32 @@ export interface CompileCacheStats {
   bytes: number;
   hits: number;
   misses: number;
+  /** Takes that waited for the same compile in another job (then a hit, or a miss where it kept
+   * nothing). */
+  waits: number;
   /** Compiles that ended ok and were not kept: above an entry's share of the budget, or the copy
    * failed. */
   notKept: number;
+}
+
+/** How a turn to compile ended: kept (or not, where it was too large: `kept` still), its compile
+ * failed (its own error: the next fails alike, so the jobs waiting compile at once), or given up
+ * (its job was cancelled, its sandbox failed: the next job in line compiles). */
+export type TurnOutcome = 'kept' | 'failed' | 'given_up';
+
+/** What take() found: a kept compile, or the caller's turn to compile (CompileCache.take). */
+export type CompileLookup = { kept: CachedCompile; turn?: undefined } | { kept?: undefined; turn: (outcome?: TurnOutcome) => void };
+
+/** `promise`'s value, or undefined as soon as `signal` aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T | undefined> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.resolve(undefined);
+  let onAbort!: () => void;
+  const aborted = new Promise<undefined>((resolve) => {
+    onAbort = () => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([promise, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
 }
 
 interface Entry {
@@ -98,10 +124,15 @@ export class CompileCache {
   /** Least recently used first (a Map keeps insertion order; a hit moves its entry to the end). */
   private readonly entries = new Map<string, Entry>();
   private readonly removals = new Set<Promise<void>>();
+  /** Compiles under way by key, each resolved with how it ended (take()'s turns). */
+  private readonly compiling = new Map<string, Promise<TurnOutcome>>();
+  /** Keys of compiles that were too large to keep, the latest TOO_LARGE_KEYS_KEPT: their jobs
+   * neither wait for one another nor copy them again, each compiling its own. */
+  private readonly tooLarge = new Set<string>();
   private readonly maxEntryBytes: number;
   private bytes = 0;
   private seq = 0;
-  private readonly counts = { hits: 0, misses: 0, notKept: 0 };
+  private readonly counts = { hits: 0, misses: 0, waits: 0, notKept: 0 };
 
   /**
    * @param dir a directory of this process's own (made here; what is in it is this cache's)
@@ -121,15 +152,43 @@ export class CompileCache {
     return compileKey(parts, this.imageBuild(parts.runtime.image));
   }
 
-  /** The kept compile of this key, held until its release(); undefined on a miss. */
-  take(key: string): CachedCompile | undefined {
-    const entry = this.entries.get(key);
-    if (!entry) {
-      this.counts.misses++;
-      return undefined;
+  /** The kept compile of this key, held until its release(); else the caller's turn to compile it,
+   * which it ends with how its compile went (turn(outcome)). Where another job of this worker is
+   * compiling the same now, this waits for that turn (a contest's first submissions to a problem
+   * compile its checker once, not once each) and takes what it kept; after a compile that failed,
+   * each waiting job compiles on its own, at once; after one that was given up (its job cancelled,
+   * its sandbox failed, or kept and already pushed out), one of them takes the next turn and the
+   * others wait again. A compile too large to keep is not waited for (TOO_LARGE_KEYS_KEPT). An
+   * abort of `signal` ends the wait: a turn, which the caller then does not take. */
+  async take(key: string, signal?: AbortSignal): Promise<CompileLookup> {
+    const ownTurn = { turn: () => undefined };
+    for (;;) {
+      if (signal?.aborted) return ownTurn;
+      const entry = this.entries.get(key);
+      if (entry) {
+        this.counts.hits++;
+        return { kept: this.hold(this.touch(entry)) };
+      }
+      const compiling = this.compiling.get(key);
+      if (!compiling) break;
+      this.counts.waits++;
+      const outcome = await untilAborted(compiling, signal);
+      if (outcome === 'failed') {
+        this.counts.misses++;
+        return ownTurn;
+      }
     }
-    this.counts.hits++;
-    return this.hold(this.touch(entry));
+    this.counts.misses++;
+    if (this.tooLarge.has(key)) return ownTurn;
+    let end!: (outcome: TurnOutcome) => void;
+    const turn = new Promise<TurnOutcome>((resolve) => (end = resolve));
+    this.compiling.set(key, turn);
+    return {
+      turn: (outcome = 'given_up') => {
+        if (this.compiling.get(key) === turn) this.compiling.delete(key);
+        end(outcome);
+      },
+    };
   }
 
   /** Keeps a copy of the compile's work dir `fromDir` (whose processes have all ended) with its
@@ -139,30 +198,27 @@ export class CompileCache {
   async keep(key: string, fromDir: string, result: StageResult): Promise<CachedCompile | undefined> {
     const fixedBytes = TREE_ENTRY_BYTES + result.stdout.byteLength + result.stderr.byteLength;
     if (fixedBytes > this.maxEntryBytes) {
-      this.counts.notKept++;
+      this.notKept(key, true);
       return undefined;
     }
     // The most it may take, held while it is copied, so that copies at once stay in the budget.
     this.evictFor(this.maxEntryBytes);
     this.bytes += this.maxEntryBytes;
     const dir = join(this.dir, `${++this.seq}`);
-    let treeBytes: number | undefined;
+    let treeBytes: number;
     try {
       mkdirSync(`${dir}.new`, { mode: 0o700 });
       treeBytes = await copyWorkDir(fromDir, `${dir}.new`, { uid: 0, gid: 0 }, { maxBytes: this.maxEntryBytes - fixedBytes, maxEntries: MAX_CACHED_TREE_ENTRIES });
       renameSync(`${dir}.new`, dir);
-    } catch {
-      // Above its share (TreeLimitError), or the host's own failure (its disk full): not kept, and
-      // the next job that sends it compiles it again.
+    } catch (err) {
+      // Above its share, or the host's own failure (its disk full): not kept, and the next job that
+      // sends it compiles it again.
       this.removeDir(`${dir}.new`);
-      treeBytes = undefined;
-    } finally {
       this.bytes -= this.maxEntryBytes;
-    }
-    if (treeBytes === undefined) {
-      this.counts.notKept++;
+      this.notKept(key, err instanceof TreeLimitError);
       return undefined;
     }
+    this.bytes -= this.maxEntryBytes;
     const kept = this.entries.get(key);
     if (kept) {
       // Another job kept the same compile while this one was copied: one copy is enough.
@@ -183,6 +239,14 @@ export class CompileCache {
   /** Waits for the removals under way (the directory itself goes with its owner's). */
   async close(): Promise<void> {
     while (this.removals.size > 0) await Promise.allSettled([...this.removals]);
+  }
+
+  private notKept(key: string, tooLarge: boolean): void {
+    this.counts.notKept++;
+    if (!tooLarge) return;
+    this.tooLarge.delete(key);
+    this.tooLarge.add(key);
+    if (this.tooLarge.size > TOO_LARGE_KEYS_KEPT) this.tooLarge.delete(this.tooLarge.values().next().value!);
   }
 
   private touch(entry: Entry): Entry {

@@ -11,7 +11,7 @@ import type { Pool, PoolSlot, PoolStats } from '../pool/index.js';
 import { SANDBOX_GID } from '../pool/index.js';
 import type { SandboxCgroups } from '../sandbox/types.js';
 import { compileArgv, runArgv } from './argv.js';
-import type { CompileCache, CompileCacheStats } from './compile-cache.js';
+import type { CompileCache, CompileCacheStats, TurnOutcome } from './compile-cache.js';
 import { checkJudgeProgram, checkSubmission, comparisonProblem, JUDGE_FILES, judgeArgs, judgedJobProblem, outputAboveMaximum, type CheckedSubmission, type JudgeRole } from './check.js';
 import { outputMatches } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
@@ -170,23 +170,35 @@ export class SubmissionExecutor<C> implements Executor {
         const limits = judge.checked.compileLimits;
         const cache = this.judgeCompiles;
         const key = cache?.key({ runtime: judge.runtime, argv, limits, files: judge.request.files });
-        const kept = key === undefined ? undefined : cache!.take(key);
-        if (kept) {
-          judgeCompiled = { dir: kept.dir, done: kept.release };
-          result[judge.compileStage] = { ...kept.result, cached: true };
+        const lookup = key === undefined ? undefined : await cache!.take(key, signal);
+        if (lookup?.kept) {
+          judgeCompiled = { dir: lookup.kept.dir, done: lookup.kept.release };
+          result[judge.compileStage] = { ...lookup.kept.result, cached: true };
         } else {
-          const slot = await this.pool.take(slotKey(judge.runtime.image, 'compile'));
-          judgeCompiled = slotTree(slot);
-          writeSourceFiles(slot.root.workDirHostPath, judge.request.files, ownerOf(slot));
-          const compile = await this.runner.run(slot, { ...stage(argv, '', limits), env: judge.runtime.env });
-          result[judge.compileStage] = compile;
-          const failed = verdictAfterCompile(compile.verdict);
-          if (failed) return { ...result, verdict: failed, failedCompile: judge.compileStage };
-          const keptNow = key === undefined ? undefined : await cache!.keep(key, slot.root.workDirHostPath, compile);
-          if (keptNow) {
-            // The tests copy the kept work dir, and the compile's slot goes back now.
-            judgeCompiled.done();
-            judgeCompiled = { dir: keptNow.dir, done: keptNow.release };
+          // Other jobs compiling the same wait until this turn ends: given up unless said otherwise.
+          let outcome: TurnOutcome = 'given_up';
+          try {
+            if (signal?.aborted) return { ...result, verdict: 'cancelled' };
+            const slot = await this.pool.take(slotKey(judge.runtime.image, 'compile'));
+            judgeCompiled = slotTree(slot);
+            writeSourceFiles(slot.root.workDirHostPath, judge.request.files, ownerOf(slot));
+            const compile = await this.runner.run(slot, { ...stage(argv, '', limits), env: judge.runtime.env });
+            result[judge.compileStage] = compile;
+            const failed = verdictAfterCompile(compile.verdict);
+            if (failed) {
+              // Its own compile error: the next would fail alike. Cancelled, or the sandbox's failure: the next may not.
+              if (failed === 'compile_error') outcome = 'failed';
+              return { ...result, verdict: failed, failedCompile: judge.compileStage };
+            }
+            const keptNow = key === undefined ? undefined : await cache!.keep(key, slot.root.workDirHostPath, compile);
+            outcome = 'kept'; // or too large to keep, which the cache remembers
+            if (keptNow) {
+              // The tests copy the kept work dir, and the compile's slot goes back now.
+              judgeCompiled.done();
+              judgeCompiled = { dir: keptNow.dir, done: keptNow.release };
+            }
+          } finally {
+            lookup?.turn(outcome);
           }
         }
       }

@@ -40,7 +40,7 @@ export interface WorkerLiveness {
   running: number;
   /** The worker's executor pool figures, by image then figure (ready, inUse, hits, ...). */
   pool?: Record<string, Record<string, number>>;
-  /** The worker's kept judge compiles by figure (entries, bytes, hits, misses, notKept); absent
+  /** The worker's kept judge compiles by figure (entries, bytes, hits, misses, waits, notKept); absent
    * where it keeps none. */
   judgeCompiles?: Record<string, number>;
   /** The LATER_JOB_FIELDS this worker runs jobs with; absent from workers older than them. */

@@ -1,12 +1,13 @@
 // The judge compile cache on its own (no sandbox): what it keeps and what it refuses, the copy it
 // keeps (never following a link), its budget with the least recently used going first, an entry a
 // job holds outliving its eviction, and the key's parts.
+import { getEventListeners } from 'node:events';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CompileCache, MAX_CACHED_TREE_ENTRIES, type CompileKeyParts } from '../../src/executor/compile-cache.js';
+import { CompileCache, MAX_CACHED_TREE_ENTRIES, type CachedCompile, type CompileKeyParts } from '../../src/executor/compile-cache.js';
 import { TREE_ENTRY_BYTES } from '../../src/executor/files.js';
 import { MiB } from '../../src/units.js';
 import type { StageResult } from '../../src/executor/types.js';
@@ -41,26 +42,33 @@ function tree(files: Record<string, string>): string {
   return dir;
 }
 
+/** take()'s kept compile, or undefined, its turn to compile ended at once (nothing kept). */
+async function taken(cache: CompileCache, key: string): Promise<CachedCompile | undefined> {
+  const lookup = await cache.take(key);
+  lookup.turn?.('failed');
+  return lookup.kept;
+}
+
 const cacheOf = (maxBytes: number, build = () => 'layers-1') => new CompileCache(join(scratch, `cache-${++trees}`), maxBytes, build);
 
 test('a kept compile is taken by the next job with its result; its files are a copy, owned by root', { skip }, async () => {
   const cache = cacheOf(MiB);
   const from = tree({ prog: 'binary', 'sub/data': 'x' });
-  assert.equal(cache.take('k'), undefined);
+  assert.equal(await taken(cache, 'k'), undefined);
   const kept = await cache.keep('k', from, result('warning\n'));
   assert.ok(kept);
   rmSync(from, { recursive: true });
-  const taken = cache.take('k')!;
-  assert.equal(taken.dir, kept.dir);
-  assert.equal(taken.result.stderr.toString(), 'warning\n');
-  assert.equal(readFileSync(join(taken.dir, 'prog'), 'utf8'), 'binary');
-  assert.equal(readFileSync(join(taken.dir, 'sub/data'), 'utf8'), 'x');
-  assert.equal(lstatSync(join(taken.dir, 'prog')).uid, 0);
+  const again = (await taken(cache, 'k'))!;
+  assert.equal(again.dir, kept.dir);
+  assert.equal(again.result.stderr.toString(), 'warning\n');
+  assert.equal(readFileSync(join(again.dir, 'prog'), 'utf8'), 'binary');
+  assert.equal(readFileSync(join(again.dir, 'sub/data'), 'utf8'), 'x');
+  assert.equal(lstatSync(join(again.dir, 'prog')).uid, 0);
   kept.release();
-  taken.release();
+  again.release();
   // A block for the kept compile and one for each of prog, sub and sub/data, their bytes, its output.
   const bytes = 4 * TREE_ENTRY_BYTES + 'binary'.length + 'x'.length + 'warning\n'.length;
-  assert.deepEqual(cache.stats(), { entries: 1, bytes, hits: 1, misses: 1, notKept: 0 });
+  assert.deepEqual(cache.stats(), { entries: 1, bytes, hits: 1, misses: 1, waits: 0, notKept: 0 });
   await cache.close();
 });
 
@@ -108,11 +116,11 @@ test('the budget holds: the least recently used goes first, and one a job holds 
   const keep = (key: string) => cache.keep(key, tree({ prog: key.repeat(10) }), result());
   const held = (await keep('a'))!;
   for (const key of ['b', 'c', 'd', 'e', 'f', 'g', 'h']) (await keep(key))!.release();
-  cache.take('b')!.release(); // a, c, d, ..., h, b
+  (await taken(cache, 'b'))!.release(); // a, c, d, ..., h, b
   assert.deepEqual([cache.stats().entries, cache.stats().bytes], [8, 8 * entryBytes]);
   // The ninth: a is the least recently used; held, it leaves the index and keeps its files.
   (await keep('i'))!.release();
-  assert.equal(cache.take('a'), undefined);
+  assert.equal(await taken(cache, 'a'), undefined);
   assert.equal(readFileSync(join(held.dir, 'prog'), 'utf8'), 'a'.repeat(10));
   assert.deepEqual([cache.stats().entries, cache.stats().bytes], [8, 8 * entryBytes]);
   held.release();
@@ -120,7 +128,7 @@ test('the budget holds: the least recently used goes first, and one a job holds 
   (await keep('j'))!.release();
   await cache.close();
   assert.deepEqual(readdirSync(dir).sort(), ['10', '2', '4', '5', '6', '7', '8', '9'], 'b, d to h, i and j (numbered as kept)');
-  assert.ok(cache.take('b') && !cache.take('c'));
+  assert.ok((await taken(cache, 'b')) && !(await taken(cache, 'c')));
 });
 
 test('two jobs keeping the same compile at once keep one copy', { skip }, async () => {
@@ -162,4 +170,91 @@ test('the key changes with each part a compile depends on, the image\'s build am
   assert.equal(keys.size, changed.length + 1);
   build = 'layers-2';
   assert.notEqual(cache.key(parts), key, 'a rebuilt image');
+});
+
+/** Whether `promise` is still pending once the callbacks queued now have run. */
+async function pending(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  void promise.then(() => (settled = true));
+  await new Promise((resolve) => setImmediate(resolve));
+  return !settled;
+}
+
+test('a job taking a compile that another job is making waits for its turn, and takes what it kept', { skip }, async () => {
+  const cache = cacheOf(MiB);
+  const first = await cache.take('k');
+  assert.ok(first.turn);
+  const second = cache.take('k');
+  assert.equal(await pending(second), true, 'the second waits while the first compiles');
+  const kept = (await cache.keep('k', tree({ prog: 'p' }), result()))!;
+  first.turn('kept');
+  const secondLookup = await second;
+  assert.equal(secondLookup.kept?.dir, kept.dir, 'then takes what the first kept');
+  kept.release();
+  secondLookup.kept!.release();
+  assert.deepEqual([cache.stats().hits, cache.stats().misses, cache.stats().waits], [1, 1, 1]);
+  await cache.close();
+});
+
+test('after a failed compile the jobs waiting compile at once; after one given up, one of them; a compile too large is not waited for', { skip }, async () => {
+  const cache = cacheOf(8 * 4 * TREE_ENTRY_BYTES);
+  const failing = await cache.take('f');
+  const waiting = [cache.take('f'), cache.take('f')];
+  assert.deepEqual(await Promise.all(waiting.map(pending)), [true, true]);
+  failing.turn!('failed');
+  const lookups = await Promise.all(waiting);
+  assert.deepEqual(lookups.map((lookup) => [lookup.kept, typeof lookup.turn]), [[undefined, 'function'], [undefined, 'function']]);
+  assert.deepEqual([cache.stats().waits, cache.stats().misses], [2, 3]);
+  // Neither registered a turn: the next take does not wait for them.
+  const next = await cache.take('f');
+  assert.ok(next.turn);
+  next.turn('failed');
+
+  // Given up (its job cancelled): the first in line takes the turn, the other waits for it.
+  const cancelled = await cache.take('g');
+  const inLine = [cache.take('g'), cache.take('g')];
+  cancelled.turn!('given_up');
+  const nextInLine = await inLine[0]!;
+  assert.ok(nextInLine.turn);
+  assert.equal(await pending(inLine[1]!), true, 'the other waits for the new turn');
+  (await cache.keep('g', tree({ prog: 'g' }), result()))!.release();
+  nextInLine.turn!('kept');
+  const last = await inLine[1]!;
+  assert.ok(last.kept);
+  last.kept.release();
+
+  // Too large to keep: remembered, and its jobs compile side by side.
+  const large = await cache.take('l');
+  assert.equal(await cache.keep('l', tree({ prog: 'x'.repeat(4 * TREE_ENTRY_BYTES) }), result()), undefined);
+  const beside = cache.take('l');
+  assert.equal(await pending(beside), true, 'waits for the turn under way, not knowing it yet');
+  large.turn!('kept');
+  assert.deepEqual([(await beside).kept, typeof (await beside).turn], [undefined, 'function']);
+  const after = await cache.take('l');
+  assert.ok(after.turn);
+  assert.equal(await pending(cache.take('l')), false, 'no turn was registered: the next does not wait');
+  await cache.close();
+});
+
+test('an abort ends a wait: a turn the caller does not take, the listener removed', { skip }, async () => {
+  const cache = cacheOf(MiB);
+  const first = await cache.take('k');
+  const abort = new AbortController();
+  const waiting = cache.take('k', abort.signal);
+  assert.equal(await pending(waiting), true);
+  assert.equal(getEventListeners(abort.signal, 'abort').length, 1);
+  abort.abort();
+  const lookup = await waiting;
+  assert.deepEqual([lookup.kept, typeof lookup.turn], [undefined, 'function']);
+  assert.equal(getEventListeners(abort.signal, 'abort').length, 0);
+  // Already aborted: no wait, and no turn registered that others would wait for.
+  assert.equal(await pending(cache.take('k', abort.signal)), false);
+  first.turn!('failed');
+  const quiet = new AbortController();
+  const second = await cache.take('q', quiet.signal);
+  const third = cache.take('q', quiet.signal);
+  second.turn!('failed');
+  await third;
+  assert.equal(getEventListeners(quiet.signal, 'abort').length, 0, 'a wait that ended without an abort leaves no listener');
+  await cache.close();
 });

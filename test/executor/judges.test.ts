@@ -347,6 +347,16 @@ test('a judge program\'s compile is kept: a later job sending the same one start
   const again = await run(broken);
   assert.deepEqual([again.verdict, again.checkerCompile!.cached], ['compile_error', undefined]);
 
+  // Two jobs at once with a checker not kept yet: one compiles it, the other waits for that compile
+  // and starts from what it kept.
+  const fresh = nonceChecker('head -c 8 /dev/urandom | od -An -tx1 > nonce # at once\n');
+  const waits = executor.judgeCompileStats()!.waits;
+  const [one, two] = await Promise.all([run(fresh), run(fresh)]);
+  assert.equal(executor.judgeCompileStats()!.waits, waits + 1);
+  assert.deepEqual([one, two].map((r) => r.checkerCompile!.cached === true).sort(), [false, true]);
+  assert.equal(noncesOf(one)[0], noncesOf(two)[0]);
+  assert.notEqual(noncesOf(one)[0], nonce);
+
   // An interactor's too.
   const interactor = judgeProgram(`${DOUBLING_INTERACTOR}# kept\n`);
   const interactive = await executor.execute(job('read n; echo $((n * 2))', { interactor }));

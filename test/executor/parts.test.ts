@@ -130,6 +130,11 @@ test("a job without limits of its own gets its runtime's defaults, whatever jobs
     again.runLimits.cpuTimeMs = 1;
   }, TypeError);
   assert.equal(checkSubmission(runtime, plain).runLimits.cpuTimeMs, defaults.cpuTimeMs);
+  // Empty limits, as the queue gives a worker for a job that names none, are none: the same
+  // defaults, not computed again for each job.
+  const empty = checkSubmission(runtime, { ...plain, limits: {}, compileLimits: { cpuTimeMs: undefined } });
+  assert.equal(empty.runLimits, again.runLimits);
+  assert.equal(empty.compileLimits, again.compileLimits);
   // A runtime whose own defaults the engine refuses is refused at every check, not once.
   const broken: Runtime = { ...runtime, defaultLimits: { ...defaults, pids: 1.5 } };
   for (let i = 0; i < 2; i++) assert.throws(() => checkSubmission(broken, plain), /limits\.pids must be an integer/);

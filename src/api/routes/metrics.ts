@@ -34,7 +34,7 @@ export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService }> = async (ap
   });
   const judgeCompiles = new Gauge({
     name: 'cellblock_judge_compiles',
-    help: "Judge programs' compiles kept for later jobs (entries, bytes, hits, misses, notKept) summed over live workers",
+    help: "Judge programs' compiles kept for later jobs (entries, bytes, hits, misses, waits, notKept) summed over live workers",
     labelNames: ['figure'],
     registers: [queueRegistry],
   });
