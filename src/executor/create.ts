@@ -15,7 +15,7 @@ import { ExecutorError } from './errors.js';
 import { CompileCache, DEFAULT_JUDGE_COMPILE_CACHE_BYTES } from './compile-cache.js';
 import { SubmissionExecutor, type Executor } from './executor.js';
 import { defaultCompileLimits } from './limits.js';
-import { imageOfSlotKey, slotKey, startupPathsBySlotKey } from './slot-keys.js';
+import { imageOfSlotKey, slotHoldsContainer, slotKey, startupPathsBySlotKey } from './slot-keys.js';
 
 export interface ExecutorPoolOptions {
   /** Parent of the pool owners' state dirs. Default <dataDir>/pool. */
@@ -101,6 +101,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
       reclaimStale: () => sandbox.cleanupStale(),
       container: prewarm
         ? {
+            prepares: slotHoldsContainer,
             prepare: (key, root) =>
               sandbox.prepare({ rootDir: root.rootDir, workDirHostPath: root.workDirHostPath, workDir: root.workDir, uid: root.uid, limits: expectedLimits.get(key) }),
             destroy: (container) => container.destroy(),
@@ -111,8 +112,8 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     const onRoot = (slot: Slot) => ({ rootDir: slot.root.rootDir, workDirHostPath: slot.root.workDirHostPath, workDir: slot.root.workDir, uid: slot.root.uid });
     const runner: StageRunner<PreparedContainer> = {
       run: (slot: Slot, stage) => (slot.container ? slot.container.start(stage) : sandbox.run({ ...onRoot(slot), ...stage })),
-      // The pipes are given when a container is prepared: the slots' pre-warmed containers (made
-      // without them) stay unused, and the pool tears them down with the slots.
+      // The pipes are given when a container is prepared: these slots are roots alone (slot-keys.ts,
+      // `connected`), their containers made here.
       runConnected: (first: Slot, firstStage, second: Slot, secondStage) =>
         sandbox.runConnected({ ...onRoot(first), ...firstStage }, { ...onRoot(second), ...secondStage }),
     };

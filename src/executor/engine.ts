@@ -24,7 +24,7 @@ export interface StageSpec {
 export interface StageRunner<C> {
   run(slot: PoolSlot<C>, stage: StageSpec): Promise<RunResult>;
   /** Two stages at once on two slots' roots, each one's stdout the other's stdin
-   * (Sandbox.runConnected: fresh containers, not the slots' pre-warmed ones, which the pool
-   * tears down with the slots). The stages' stdin must be empty. */
+   * (Sandbox.runConnected: fresh containers, made with the pipes; the slots, taken under a
+   * `connected` key, are roots alone). The stages' stdin must be empty. */
   runConnected(first: PoolSlot<C>, firstStage: StageSpec, second: PoolSlot<C>, secondStage: StageSpec): Promise<[RunResult, RunResult]>;
 }

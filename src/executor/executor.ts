@@ -260,7 +260,7 @@ export class SubmissionExecutor<C> implements Executor {
 
       /** One test of an interactive job: the program and the interactor at once, connected. */
       const runInteractive = async (test: TestCase, last: boolean): Promise<TestResult> => {
-        const taken = await Promise.allSettled([this.pool.take(slotKey(runtime.image, 'run')), this.pool.take(slotKey(judge!.runtime.image, 'run'))]);
+        const taken = await Promise.allSettled([this.pool.take(slotKey(runtime.image, 'connected')), this.pool.take(slotKey(judge!.runtime.image, 'connected'))]);
         const held = taken.flatMap((t) => (t.status === 'fulfilled' ? [t.value] : []));
         const refused = taken.find((t): t is PromiseRejectedResult => t.status === 'rejected');
         if (refused) {

@@ -1,21 +1,30 @@
 // The executor's pool keys. A pre-warmed container carries its stage's limits (cgroup limits,
 // /tmp's size), and a start with other limits writes them on the job's path (a /tmp resize wakes
 // init before the program). So a runtime's slots are kept per image and per stage: runs under the
-// image's name, compiles under `<image>:compile` (no image name has a colon). /metrics shows the
-// pool's figures under these keys. A key's slots are prepared for every stage that runs on them:
-// their roots get the start-up paths of all those stages looked up (startupPathsBySlotKey).
+// image's name, compiles under `<image>:compile` (no image name has a colon). The runs of an
+// interactive test (an interactor and its program, connected by pipes) take slots under
+// `<image>:connected`: roots alone, since their containers are made with the pipes, when the test
+// starts (Sandbox.runConnected), and a pre-warmed one would be torn down unused. /metrics shows
+// the pool's figures under these keys. A key's slots are prepared for every stage that runs on
+// them: their roots get the start-up paths of all those stages looked up (startupPathsBySlotKey).
 import type { Runtime } from '../images/types.js';
 
-export type Stage = 'run' | 'compile';
+export type Stage = 'run' | 'compile' | 'connected';
 
-const COMPILE_SUFFIX = ':compile';
+const SUFFIXES: Record<Stage, string> = { run: '', compile: ':compile', connected: ':connected' };
 
 export function slotKey(image: string, stage: Stage): string {
-  return stage === 'compile' ? `${image}${COMPILE_SUFFIX}` : image;
+  return `${image}${SUFFIXES[stage]}`;
 }
 
 export function imageOfSlotKey(key: string): string {
-  return key.endsWith(COMPILE_SUFFIX) ? key.slice(0, -COMPILE_SUFFIX.length) : key;
+  const colon = key.indexOf(':');
+  return colon === -1 ? key : key.slice(0, colon);
+}
+
+/** Whether a key's slots get a pre-warmed container: all but the connected runs'. */
+export function slotHoldsContainer(key: string): boolean {
+  return !key.endsWith(SUFFIXES.connected);
 }
 
 /** Each slot key's start-up paths (Runtime's startupPaths): those of every runtime whose stage
@@ -30,6 +39,7 @@ export function startupPathsBySlotKey(runtimes: readonly Runtime[]): Map<string,
   };
   for (const runtime of runtimes) {
     add(slotKey(runtime.image, 'run'), runtime.run.startupPaths);
+    add(slotKey(runtime.image, 'connected'), runtime.run.startupPaths);
     if (runtime.compile) add(slotKey(runtime.image, 'compile'), runtime.compile.startupPaths);
   }
   return new Map([...byKey].map(([key, set]) => [key, [...set]]));

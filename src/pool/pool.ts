@@ -14,6 +14,8 @@ import type { PoolSizing, PoolStats } from './types.js';
 
 /** What the pool adds on top of a root, e.g. the engine's pre-warmed container. */
 export interface ContainerPreparer<C> {
+  /** Whether slots of this key get a container; absent: all do (a slot without one is a root). */
+  prepares?(image: string): boolean;
   prepare(image: string, root: PreparedRoot): Promise<C>;
   destroy(container: C): Promise<void>;
   /** Whether a ready slot's container can still run a job (SlotFactory.usable); absent: always. */
@@ -95,7 +97,7 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
         uids.release(uid);
         throw err;
       }
-      if (!container) return { image, root };
+      if (!container || container.prepares?.(image) === false) return { image, root };
       try {
         return { image, root, container: await container.prepare(image, root) };
       } catch (err) {

@@ -98,6 +98,18 @@ test('the program and its compiled interactor talk through pipes; the interactor
   assert.equal(r.tests![0]!.stderr.toString(), 'main.sh\n');
 });
 
+test("an interactive test's two runs take roots kept for connected runs, not pre-warmed containers", { skip }, async () => {
+  const takes = (key: string) => {
+    const figures = executor.stats().images[key];
+    return figures ? figures.hits + figures.misses : 0;
+  };
+  const [runs, connected] = [takes('busybox'), takes('busybox:connected')];
+  const r = await executor.execute(job('read n; echo $((n * 2))'));
+  assert.deepEqual(r.tests!.map((t) => t.passed), [true, true]);
+  assert.equal(takes('busybox:connected') - connected, 4, 'two tests, two runs each');
+  assert.equal(takes('busybox') - runs, 0, 'no pre-warmed run container taken (and torn down unused)');
+});
+
 test('a wrong answer is passed: false with the interactor\'s message; its own failure (exit 3) judges nothing', { skip }, async () => {
   const wrong = await executor.execute(job('read n; echo $((n + 1))'));
   assert.equal(wrong.verdict, 'ok', 'a wrong answer is `passed: false`, not a verdict');

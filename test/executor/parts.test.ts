@@ -13,7 +13,7 @@ import { compileArgv, runArgv } from '../../src/executor/argv.js';
 import { outputMatches } from '../../src/executor/compare.js';
 import { verdictAfterCompile, verdictOfRuns } from '../../src/executor/verdict.js';
 import { checkedFileName, copyWorkDir, readOutputFiles, writeSourceFiles } from '../../src/executor/files.js';
-import { startupPathsBySlotKey } from '../../src/executor/slot-keys.js';
+import { imageOfSlotKey, slotHoldsContainer, slotKey, startupPathsBySlotKey } from '../../src/executor/slot-keys.js';
 import { ExecutorError } from '../../src/executor/errors.js';
 import type { Runtime } from '../../src/images/types.js';
 import type { Limits } from '../../src/sandbox/types.js';
@@ -297,7 +297,14 @@ test("a slot key's start-up paths are those of every stage run on its slots, eac
   const cpp: Runtime = { ...base, id: 'cpp', image: 'gcc', compile: { argv: ['c++', '{files}'], startupPaths: ['/usr/bin/c++', '/usr/include/stdio.h'] }, run: { argv: ['./main'] } };
   const bash: Runtime = { ...base, id: 'bash', image: 'base', run: { argv: ['/bin/bash', 'main.x'] } };
   const byKey = startupPathsBySlotKey([c, cpp, bash]);
-  assert.deepEqual([...byKey.keys()].sort(), ['gcc', 'gcc:compile']);
+  assert.deepEqual([...byKey.keys()].sort(), ['gcc', 'gcc:compile', 'gcc:connected']);
   assert.deepEqual(byKey.get('gcc:compile'), ['/usr/bin/cc', '/usr/include/stdio.h', '/usr/bin/c++']);
   assert.deepEqual(byKey.get('gcc'), ['/lib/libc.so.6']);
+  assert.deepEqual(byKey.get('gcc:connected'), ['/lib/libc.so.6'], "an interactive test's runs are runs");
+});
+
+test('slot keys: runs under the image, compiles and connected runs beside; only connected slots are roots alone', () => {
+  assert.deepEqual((['run', 'compile', 'connected'] as const).map((stage) => slotKey('gcc', stage)), ['gcc', 'gcc:compile', 'gcc:connected']);
+  assert.deepEqual(['gcc', 'gcc:compile', 'gcc:connected'].map(imageOfSlotKey), ['gcc', 'gcc', 'gcc']);
+  assert.deepEqual(['gcc', 'gcc:compile', 'gcc:connected'].map(slotHoldsContainer), [true, true, false]);
 });

@@ -180,6 +180,30 @@ test("a container whose teardown fails still has its root unmounted; close succe
   }
 });
 
+test("a key whose slots the container preparer does not prepare for gets roots alone", { skip }, async () => {
+  const scratch = makeScratch();
+  try {
+    const prepared: string[] = [];
+    const pool = await createPool<string>({
+      stateRoot: scratch.stateRoot,
+      rootSpec: () => ({ layerPaths: scratch.layerPaths, upperBytes: 1 << 20 }),
+      sizing: { minReady: 0, maxReady: 1 },
+      container: { prepares: (key) => key !== 'bare', prepare: async (key) => (prepared.push(key), `container of ${key}`), destroy: async () => undefined },
+    });
+    const [withContainer, bare] = await Promise.all([pool.take(IMAGE), pool.take('bare')]);
+    assert.equal(withContainer.container, `container of ${IMAGE}`);
+    assert.equal(bare.container, undefined);
+    assert.ok(bare.root.workDirHostPath);
+    assert.deepEqual(prepared, [IMAGE]);
+    pool.release(withContainer);
+    pool.release(bare);
+    await pool.close();
+    assert.deepEqual(mountsMentioning(scratch.dir), []);
+  } finally {
+    scratch.remove();
+  }
+});
+
 test('live slots have uids of their own, and a slot destroyed gives its uid back', { skip }, async () => {
   await withPool({ minReady: 0, maxReady: 0 }, async (pool) => {
     const slots = await Promise.all([pool.take(IMAGE), pool.take(IMAGE), pool.take(IMAGE)]);
