@@ -62,9 +62,9 @@ export interface CompileCacheStats {
   notKept: number;
 }
 
-/** How a turn to compile ended: kept (or not, where it was too large: `kept` still), its compile
- * failed (its own error: the next fails alike, so the jobs waiting compile at once), or given up
- * (its job was cancelled, its sandbox failed: the next job in line compiles). */
+/** How a turn to compile ended: kept; failed (its own compile error, or an ok compile that could
+ * not be kept: the next would end alike, so the jobs waiting compile at once); or given up (its job
+ * was cancelled, its sandbox failed: the next job in line compiles). */
 export type TurnOutcome = 'kept' | 'failed' | 'given_up';
 
 /** What take() found: a kept compile, or the caller's turn to compile (CompileCache.take). */
@@ -197,7 +197,8 @@ export class CompileCache {
    * the job goes on with its compile's slot). */
   async keep(key: string, fromDir: string, result: StageResult): Promise<CachedCompile | undefined> {
     const fixedBytes = TREE_ENTRY_BYTES + result.stdout.byteLength + result.stderr.byteLength;
-    if (fixedBytes > this.maxEntryBytes) {
+    // Known too large: not copied again (nor other problems' compiles pushed out for room).
+    if (this.tooLarge.has(key) || fixedBytes > this.maxEntryBytes) {
       this.notKept(key, true);
       return undefined;
     }

@@ -1,7 +1,8 @@
 // Wiring: runtimes and images from src/images, slots from the pool, containers from the engine.
 // With `prewarmContainers` (the default) every pool slot also holds a prepared container on its
 // root (namespaces, cgroup joined, mounts and pivot done), so a job's critical path is files in,
-// "go", run, reap; without it the engine builds the container when the stage starts.
+// "go", run, reap; without it the engine builds the container when the stage starts. The slots of
+// interactive tests' connected runs are roots alone either way (slot-keys.ts).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openImageStore } from '../images/store.js';
@@ -25,10 +26,11 @@ export interface ExecutorPoolOptions {
   refillConcurrency?: number;
   /** Size of each slot's writable layer (the work dir and anything else the job writes to its root). */
   workDirBytes?: number;
-  /** Also prepare the container on each pooled root. Default true. */
+  /** Also prepare the container on each pooled root (but connected runs' roots). Default true. */
   prewarmContainers?: boolean;
   /** Images to start warming at once (their run slots, and their compile slots where a runtime
-   * compiles on them). Default: every built image a runtime uses. */
+   * compiles on them; connected runs' roots are made at an image's first interactive test).
+   * Default: every built image a runtime uses. */
   warmImages?: string[];
 }
 

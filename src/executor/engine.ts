@@ -1,6 +1,6 @@
-// How the executor runs one stage in a pool slot. Two ways, chosen by whether the pool pre-warms
-// containers: start the slot's prepared container (namespaces, cgroup and init already made), or
-// have the engine build a container on the slot's root now. Everything the executor knows about
+// How the executor runs one stage in a pool slot. Two ways, chosen by whether the slot holds a
+// pre-warmed container: start it (namespaces, cgroup and init already made), or have the engine
+// build a container on the slot's root now. Everything the executor knows about
 // the engine's API is in this file.
 import type { Limits, RunResult } from '../sandbox/types.js';
 import type { PoolSlot } from '../pool/index.js';

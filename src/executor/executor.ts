@@ -191,7 +191,8 @@ export class SubmissionExecutor<C> implements Executor {
               return { ...result, verdict: failed, failedCompile: judge.compileStage };
             }
             const keptNow = key === undefined ? undefined : await cache!.keep(key, slot.root.workDirHostPath, compile);
-            outcome = 'kept'; // or too large to keep, which the cache remembers
+            // Not kept (too large, or the host's disk): the jobs waiting would not keep it either.
+            outcome = keptNow ? 'kept' : 'failed';
             if (keptNow) {
               // The tests copy the kept work dir, and the compile's slot goes back now.
               judgeCompiled.done();

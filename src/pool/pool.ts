@@ -2,7 +2,8 @@
 // containers on them) made ahead of time by this owner, each serving one job. Starting a pool
 // claims this owner's state dir and first reclaims what dead owners left behind. The `image`
 // the pool is given is a key that rootSpec and the preparer understand: the executor keeps one
-// image's slots for its runs and for its compiles apart (`gcc`, `gcc:compile`).
+// image's slots for its runs, its compiles and its interactive tests' connected runs apart (`gcc`,
+// `gcc:compile`, `gcc:connected`), and the preparer may decline a key (the last: roots alone).
 import { mkdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { KeyedPool, type PrepareOccasion } from './keyed-pool.js';

@@ -233,6 +233,13 @@ test('after a failed compile the jobs waiting compile at once; after one given u
   const after = await cache.take('l');
   assert.ok(after.turn);
   assert.equal(await pending(cache.take('l')), false, 'no turn was registered: the next does not wait');
+  // Nor is it copied again, pushing out what is kept to make room for the copy: with the cache
+  // near full (g and seven entries of a share each), a copy would push g out.
+  for (let i = 0; i < 7; i++) (await cache.keep(`e${i}`, tree({ prog: 'x'.repeat(2 * TREE_ENTRY_BYTES) }), result()))!.release();
+  assert.equal(cache.stats().entries, 8);
+  const notKept = cache.stats().notKept;
+  assert.equal(await cache.keep('l', tree({ prog: 'x'.repeat(4 * TREE_ENTRY_BYTES) }), result()), undefined);
+  assert.deepEqual([cache.stats().notKept, cache.stats().entries], [notKept + 1, 8], 'g and the seven stay');
   await cache.close();
 });
 

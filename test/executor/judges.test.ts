@@ -14,6 +14,8 @@ import { checkJudgeProgram } from '../../src/executor/check.js';
 import { ExecutorError } from '../../src/executor/errors.js';
 import { testlibJudgement } from '../../src/executor/verdict.js';
 import { mountsMentioning } from '../pool/helpers.js';
+import { childPids } from '../helpers/processes.js';
+import { until } from '../helpers/until.js';
 import { BUILD, cgroupDirsUnder, dataDir, descendants, executorSkipReason, SH, SHC } from './helpers.js';
 import { MiB } from '../../src/units.js';
 
@@ -108,6 +110,19 @@ test("an interactive test's two runs take roots kept for connected runs, not pre
   assert.deepEqual(r.tests!.map((t) => t.passed), [true, true]);
   assert.equal(takes('busybox:connected') - connected, 4, 'two tests, two runs each');
   assert.equal(takes('busybox') - runs, 0, 'no pre-warmed run container taken (and torn down unused)');
+  // The roots kept ready for connected runs hold no container: the inits alive (this process's
+  // children but the mount agent) are those of the other keys' ready slots.
+  const ready = (key: string) => executor.stats().images[key]?.ready ?? 0;
+  const cmdline = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      return 'gone';
+    }
+  };
+  const inits = () => childPids().filter((pid) => !baseline.has(pid) && !/mount-agent|^gone$/.test(cmdline(pid)));
+  const settled = () => Object.values(executor.stats().images).every((figures) => figures.preparing === 0 && figures.retiring === 0 && figures.ready >= figures.target);
+  await until(() => settled() && ready('busybox:connected') >= 1 && inits().length === ready('busybox') + ready('busybox:compile'), 10_000, 10, 'as many inits as ready slots of the keys with containers');
 });
 
 test('a wrong answer is passed: false with the interactor\'s message; its own failure (exit 3) judges nothing', { skip }, async () => {
