@@ -76,6 +76,7 @@ export function presentResult(result: JobResult, encoding: OutputEncoding): Resu
   if (result.failedCompile) view.failedCompile = result.failedCompile;
   if (result.run) view.run = presentStage(result.run, encoding);
   if (result.tests) view.tests = result.tests.map((test) => presentStage(test, encoding));
+  if (result.skippedTests !== undefined) view.skippedTests = result.skippedTests;
   return view;
 }
 

@@ -139,6 +139,12 @@ export const JobSubmission = Type.Object(
     ),
     tests: Type.Optional(Type.Array(TestInput, { minItems: 1, description: 'Run once per test after one compile.' })),
     comparison: Type.Optional(ComparisonInput),
+    stopOnFailure: Type.Optional(
+      Type.Boolean({
+        description:
+          "Run the tests in order and stop after the first that fails: its run's verdict is not ok, or its passed is false (its output did not match, or its checker or interactor said wrong). The tests after it are not run (skippedTests in the result), as online judges stop at the first failing test. A test with nothing to judge it by (passed null) does not stop the job. Needs tests.",
+      }),
+    ),
     interactor: Type.Optional(InteractorInput),
     checker: Type.Optional(CheckerInput),
     webhookUrl: Type.Optional(Type.String({ maxLength: 2048, description: 'http(s) URL the finished job is POSTed to.' })),
@@ -261,7 +267,10 @@ export const ResultView = Type.Object({
     }),
   ),
   run: Type.Optional(StageView),
-  tests: Type.Optional(Type.Array(StageView)),
+  tests: Type.Optional(Type.Array(StageView, { description: 'The tests run, in order: all of them, unless the job was cancelled or stopOnFailure stopped it (skippedTests).' })),
+  skippedTests: Type.Optional(
+    Type.Integer({ description: 'With stopOnFailure: how many tests after the one that failed (the last in tests) were not run; absent when none were skipped.' }),
+  ),
   metrics: Type.Object(
     {
       cpuTimeMs: Type.Number(),

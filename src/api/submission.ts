@@ -95,10 +95,11 @@ function outputProblem(checked: CheckedSubmission, policy: SubmissionPolicy, jud
  * (checkSubmission, the code its executor runs first), so that no job is accepted that a worker
  * would refuse. Each front says it in its own words; undefined when the job may be queued. */
 export function admissionProblem(request: JobRequest, runtime: Runtime, policy: SubmissionPolicy): string | undefined {
-  // Only /v1 takes a judge program or a comparison, and checks them there (toJobRequest).
+  // Only /v1 takes a judge program, a comparison or stopOnFailure, and checks them there (toJobRequest).
   if (request.interactor !== undefined) return 'this API takes no interactor';
   if (request.checker !== undefined) return 'this API takes no checker';
   if (request.comparison !== undefined) return 'this API takes no comparison';
+  if (request.stopOnFailure !== undefined) return 'this API takes no stopOnFailure';
   const compileArgs = request.compileArgs ?? [];
   const tooMany =
     countAboveMaximum('files', request.files.length, policy) ??
@@ -197,6 +198,10 @@ export function toJobRequest(
   };
   if (compileArgs.length > 0) request.compileArgs = compileArgs;
   if (submission.stderrToStdout === true) request.stderrToStdout = true;
+  if (submission.stopOnFailure === true) {
+    if (!submission.tests) throw badRequest('stop_on_failure_not_applicable', 'stopOnFailure stops the tests at the first that fails: give tests', { field: 'stopOnFailure' });
+    request.stopOnFailure = true;
+  }
   if (submission.outputFiles && submission.outputFiles.length > 0) {
     const tooManyOutputFiles = countAboveMaximum('outputFiles', submission.outputFiles.length, policy);
     if (tooManyOutputFiles) throw tooManyOutputFiles;

@@ -19,7 +19,7 @@ import { ExecutorError } from './errors.js';
 import { CompiledFilesError, copyCompiledWorkDir, readOutputFiles, writeSourceFiles, writeTestFiles } from './files.js';
 import { slotKey } from './slot-keys.js';
 import type { ExecuteRequest, ExecuteResult, JudgeCompileStage, JudgeProgramRequest, SourceFile, StageResult, TestCase, TestResult } from './types.js';
-import { testlibJudgement, verdictAfterCompile, verdictOfJudgedTest, verdictOfRuns } from './verdict.js';
+import { testFailed, testlibJudgement, verdictAfterCompile, verdictOfJudgedTest, verdictOfRuns } from './verdict.js';
 
 /** The result's field of a compile: the program's or its judge program's. */
 type CompileStage = 'compile' | JudgeCompileStage;
@@ -314,18 +314,24 @@ export class SubmissionExecutor<C> implements Executor {
         return { ...result, run, verdict: run.verdict };
       }
       const tests: TestResult[] = [];
+      let skippedTests = 0;
       for (const [index, test] of request.tests.entries()) {
         if (signal?.aborted) break;
         const last = index === request.tests.length - 1;
         if (judge) {
           tests.push(await (judge.role === 'interactor' ? runInteractive : runChecked)(test, last));
-          continue;
+        } else {
+          const run = await runOnce(test.stdin, last);
+          tests.push({ ...run, passed: test.expectedOutput === undefined ? null : outputMatches(run.stdout, test.expectedOutput, request.comparison) });
         }
-        const run = await runOnce(test.stdin, last);
-        tests.push({ ...run, passed: test.expectedOutput === undefined ? null : outputMatches(run.stdout, test.expectedOutput, request.comparison) });
+        // A test ended by the job's cancel is not a failure: the loop ends at its next turn.
+        if (request.stopOnFailure === true && !signal?.aborted && testFailed(tests[index]!)) {
+          skippedTests = request.tests.length - index - 1;
+          break;
+        }
       }
-      const verdict = tests.length < request.tests.length ? 'cancelled' : verdictOfRuns(tests.map((t) => t.verdict));
-      return { ...result, tests, verdict };
+      const verdict = tests.length + skippedTests < request.tests.length ? 'cancelled' : verdictOfRuns(tests.map((t) => t.verdict));
+      return { ...result, tests, verdict, ...(skippedTests > 0 ? { skippedTests } : {}) };
     } catch (err) {
       const compile = result[copyingFrom];
       if (!(err instanceof CompiledFilesError) || !compile) throw err;

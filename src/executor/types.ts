@@ -49,6 +49,9 @@ export interface ExecuteRequest {
   outputFiles?: string[];
   /** When present, the program is run once per test (after one compile) instead of once. */
   tests?: TestCase[];
+  /** Run the tests in order and none after the first that fails (testFailed: its run not ok, or its
+   * passed false); the others are counted in ExecuteResult.skippedTests. */
+  stopOnFailure?: boolean;
   /** How the tests' stdout is compared with their expectedOutput; absent: `lines`. Needs tests;
    * not with a judge program, which judges in its place (comparisonProblem). */
   comparison?: Comparison;
@@ -120,5 +123,9 @@ export interface ExecuteResult {
   failedCompile?: JudgeCompileStage;
   /** The single run, when the request had no tests (absent after a compile error). */
   run?: StageResult;
+  /** The tests run, in order: all of them, unless the job was cancelled, or stopOnFailure stopped
+   * it after the last of these. */
   tests?: TestResult[];
+  /** With stopOnFailure: the tests after the one that failed, not run; absent when none. */
+  skippedTests?: number;
 }

@@ -43,3 +43,10 @@ export function verdictOfJudgedTest(program: Pick<RunResult, 'verdict' | 'signal
   if (program.verdict === 'signaled' && program.signal === SIGPIPE) return 'ok';
   return program.verdict;
 }
+
+/** A test that failed, for stopOnFailure: its run did not end ok (internal_error too: the tests
+ * after it would not be judged on the submission alone either), or its output (or its judge
+ * program) said wrong. A test with nothing to judge it by (passed null) has not failed. */
+export function testFailed(test: { verdict: string; passed: boolean | null }): boolean {
+  return test.verdict !== 'ok' || test.passed === false;
+}

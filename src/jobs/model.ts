@@ -22,6 +22,8 @@ export interface JobRequest {
   limits: Partial<Limits>;
   compileLimits?: Partial<Limits>;
   tests?: { stdinBase64: string; expectedOutput?: string }[];
+  /** ExecuteRequest.stopOnFailure; absent when not. */
+  stopOnFailure?: true;
   /** How the tests' stdout is compared (ExecuteRequest.comparison); absent: `lines`. */
   comparison?: Comparison;
   /** An interactive job's interactor (ExecuteRequest.interactor); absent when none. */
@@ -42,7 +44,7 @@ export interface JobRequest {
  * workers are gone (WorkersBehindError). A field added later goes here too, and so does a value
  * added later to a field already here (a comparison mode: as `comparison:<mode>`, say), since a
  * worker that lists the field would refuse the value. */
-export const LATER_JOB_FIELDS = ['compileArgs', 'stderrToStdout', 'compileEntryOnly', 'outputFiles', 'interactor', 'checker', 'comparison'] as const;
+export const LATER_JOB_FIELDS = ['compileArgs', 'stderrToStdout', 'compileEntryOnly', 'outputFiles', 'interactor', 'checker', 'comparison', 'stopOnFailure'] as const;
 export type LaterJobField = (typeof LATER_JOB_FIELDS)[number];
 
 export function laterFieldsOf(request: JobRequest): LaterJobField[] {
@@ -110,6 +112,8 @@ export interface JobResult {
   failedCompile?: JudgeCompileStage;
   run?: StoredStage;
   tests?: StoredStage[];
+  /** ExecuteResult.skippedTests. */
+  skippedTests?: number;
   /** Time from accepted to taken by a worker. */
   queueWaitMs: number;
 }

@@ -67,6 +67,7 @@ export function toJobResult(result: ExecuteResult, queueWaitMs: number, attempt?
   if (result.failedCompile) stored.failedCompile = result.failedCompile;
   if (result.run) stored.run = storeStage(result.run);
   if (result.tests) stored.tests = result.tests.map(storeTest);
+  if (result.skippedTests !== undefined) stored.skippedTests = result.skippedTests;
   if (attempt) stored.attempt = attempt;
   return stored;
 }
@@ -94,7 +95,7 @@ function checkJobRequestShape(data: unknown): asserts data is JobRequest {
   for (const field of ['args', 'compileArgs', 'outputFiles'] as const) {
     if (data[field] !== undefined && !(Array.isArray(data[field]) && data[field].every(isString))) throw new JobDataError(field, 'an array of strings');
   }
-  for (const field of ['stderrToStdout', 'compileEntryOnly'] as const) {
+  for (const field of ['stderrToStdout', 'compileEntryOnly', 'stopOnFailure'] as const) {
     if (data[field] !== undefined && typeof data[field] !== 'boolean') throw new JobDataError(field, 'a boolean');
   }
   for (const field of ['limits', 'compileLimits'] as const) {
@@ -134,6 +135,7 @@ export function toExecuteRequest(request: JobRequest, signal: AbortSignal): Exec
   if (request.compileLimits) execute.compileLimits = request.compileLimits;
   if (request.compileArgs) execute.compileArgs = request.compileArgs;
   if (request.stderrToStdout === true) execute.stderrToStdout = true;
+  if (request.stopOnFailure === true) execute.stopOnFailure = true;
   if (request.compileEntryOnly === true) execute.compileEntryOnly = true;
   if (request.outputFiles) execute.outputFiles = request.outputFiles;
   if (request.comparison) execute.comparison = request.comparison;

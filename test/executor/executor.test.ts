@@ -203,6 +203,31 @@ test("the job's comparison decides each test's passed", { skip }, async () => {
   await assert.rejects(executor.execute(sh('', { comparison: { mode: 'exact' } })), { name: 'ExecutorError', code: 'bad_request', message: /give tests/ });
 });
 
+test('stopOnFailure: no test runs after the first that fails, by its verdict or by its output', { skip }, async () => {
+  const echo = (extra: Partial<ExecuteRequest>) => executor.execute(sh('read x; [ "$x" = crash ] && exit 3; echo "$x"', { stopOnFailure: true, ...extra }));
+  const wrong = await echo({ tests: [{ stdin: 'a', expectedOutput: 'a' }, { stdin: 'b', expectedOutput: 'x' }, { stdin: 'c', expectedOutput: 'c' }, { stdin: 'd' }] });
+  assert.deepEqual(wrong.tests!.map((t) => [t.stdout.toString(), t.passed]), [['a\n', true], ['b\n', false]]);
+  assert.deepEqual([wrong.verdict, wrong.skippedTests], ['ok', 2]);
+  const crashed = await echo({ tests: [{ stdin: 'crash' }, { stdin: 'b' }] });
+  assert.deepEqual([crashed.verdict, crashed.tests!.length, crashed.skippedTests], ['runtime_error', 1, 1]);
+  // Nothing to judge a test by (no expected output) is not a failure.
+  const unjudged = await echo({ tests: [{ stdin: 'a' }, { stdin: 'b', expectedOutput: 'x' }] });
+  assert.deepEqual([unjudged.tests!.map((t) => t.passed), unjudged.skippedTests], [[null, false], undefined]);
+  // A cancel is not a failure: the job is cancelled, with nothing said skipped.
+  const abort = new AbortController();
+  const cancelling = executor.execute(sh('sleep 5', { stopOnFailure: true, tests: [{ stdin: '' }, { stdin: '' }], signal: abort.signal }));
+  setTimeout(() => abort.abort(), 300);
+  const cancelled = await cancelling;
+  assert.deepEqual([cancelled.verdict, cancelled.tests!.length, cancelled.skippedTests], ['cancelled', 1, undefined]);
+  // A compiled job stopped early gives its compile's slot back all the same.
+  const compiled = await executor.execute({ runtimeId: 'shc', files: [{ name: 'main.sh', content: Buffer.from('exit 1\n') }], stopOnFailure: true, tests: [{ stdin: '' }, { stdin: '' }, { stdin: '' }] });
+  assert.deepEqual([compiled.verdict, compiled.tests!.length, compiled.skippedTests], ['runtime_error', 1, 2]);
+  assert.equal(executor.stats().images['busybox:compile']?.inUse, 0);
+  // Without it, every test runs.
+  const all = await echo({ stopOnFailure: false, tests: [{ stdin: 'crash' }, { stdin: 'b', expectedOutput: 'x' }, { stdin: 'c' }] });
+  assert.deepEqual([all.tests!.length, all.skippedTests], [3, undefined]);
+});
+
 test('limits: the request overrides the defaults and is clamped to the maxima', { skip }, async () => {
   const r = await executor.execute(sh('sleep 5', { limits: { wallTimeMs: 300 } }));
   assert.equal(r.verdict, 'wall_time_limit');

@@ -285,6 +285,11 @@ test('a checker judges each test on the program\'s output, in place of comparing
   assert.equal(r.tests![0]!.interactor, undefined);
 });
 
+test('stopOnFailure: a test its checker judges wrong is the last run', { skip }, async () => {
+  const r = await executor.execute(checked(SMALLEST_DIVISOR, { stopOnFailure: true, tests: [{ stdin: '15\n' }, { stdin: '13\n' }, { stdin: '49\n' }] }));
+  assert.deepEqual([r.tests!.map((t) => t.passed), r.skippedTests, r.verdict], [[true, false], 1, 'ok']);
+});
+
 test('a checker gets the test\'s input, the program\'s output and the expected output (empty when none) as its files', { skip }, async () => {
   const echo = 'for f in "$@"; do printf "%s=" "$f" >&2; tr "\\n" "|" < "$f" >&2; echo >&2; done; exit 0\n';
   const r = await executor.execute(checked('read x; echo "got $x"', { checker: judgeProgram(echo), tests: [{ stdin: 'a\n', expectedOutput: 'want\n' }, { stdin: 'b\n' }] }));

@@ -252,6 +252,7 @@ describe('interactor', () => {
     const { interactor, ...plain } = request;
     assert.match(admissionProblem({ ...plain, checker: interactor }, testRuntime, policy) ?? '', /takes no checker/);
     assert.match(admissionProblem({ ...plain, comparison: { mode: 'tokens' } }, testRuntime, policy) ?? '', /takes no comparison/);
+    assert.match(admissionProblem({ ...plain, stopOnFailure: true }, testRuntime, policy) ?? '', /takes no stopOnFailure/);
   });
 });
 
@@ -339,20 +340,23 @@ describe('API bad input', () => {
     assert.equal(error.details?.field, 'compileLimits');
   });
 
-  test('stderrToStdout is queued with the job when true, and must be a boolean', async () => {
+  test('stderrToStdout and stopOnFailure are queued with the job when true, and must be booleans', async () => {
     const queue = new Queue(QUEUE_NAME, { connection: { host: '127.0.0.1', port: service.redis.port }, prefix: service.prefix });
     try {
-      for (const [value, queued] of [[true, true], [false, undefined]] as const) {
-        const accepted = await post({ ...hello, stderrToStdout: value });
-        assert.equal(accepted.statusCode, 202, accepted.body);
-        const id = (accepted.json() as { id: string }).id;
-        assert.equal((await queue.getJob(id))?.data.stderrToStdout, queued);
-        await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}` });
+      for (const field of ['stderrToStdout', 'stopOnFailure'] as const) {
+        for (const [value, queued] of [[true, true], [false, undefined]] as const) {
+          const accepted = await post({ ...hello, tests: [{ stdin: '' }], [field]: value });
+          assert.equal(accepted.statusCode, 202, accepted.body);
+          const id = (accepted.json() as { id: string }).id;
+          assert.equal((await queue.getJob(id))?.data[field], queued);
+          await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}` });
+        }
+        assertError(await post({ ...hello, [field]: 'yes' }), 400, 'invalid_request');
       }
     } finally {
       await queue.close();
     }
-    assertError(await post({ ...hello, stderrToStdout: 'yes' }), 400, 'invalid_request');
+    assert.equal(assertError(await post({ ...hello, stopOnFailure: true }), 400, 'stop_on_failure_not_applicable').details?.field, 'stopOnFailure');
   });
 
   test('comparison: queued with the job unless it is the default; refused without tests, beside a judge, or with a tolerance outside tokens', async () => {

@@ -278,6 +278,19 @@ describe('jobs end to end', { skip }, () => {
     assert.equal(await passed(undefined, '0.3333333333333333 yes\n'), true, 'lines: trailing empty lines do not count');
   });
 
+  test('stopOnFailure: the tests after the first failing one are not run, and counted', { skip: !python && 'python image not built' }, async () => {
+    const { status, json } = await postJson(`${base}/v1/jobs?wait=true&timeoutMs=60000`, {
+      language: 'python',
+      source: 'print(input())\n',
+      stopOnFailure: true,
+      tests: [{ stdin: 'a', expectedOutput: 'a' }, { stdin: 'b', expectedOutput: 'c' }, { stdin: 'c', expectedOutput: 'c' }],
+    });
+    assert.equal(status, 200, JSON.stringify(json));
+    assert.deepEqual(json.result.tests.map((t: { passed: boolean | null }) => t.passed), [true, false]);
+    assert.equal(json.result.skippedTests, 1);
+    assert.equal(json.result.stdout, 'b\n', 'the failing test is the last, and the one shown');
+  });
+
   test('a compile error runs nothing and returns the compiler output', { skip: !runtimes.some((r) => r.id === 'c') && 'c image not built' }, async () => {
     const { json } = await postJson(`${base}/v1/jobs?wait=true`, { language: 'c', source: 'int main(void) { return nope; }\n' });
     assert.equal(json.result.verdict, 'compile_error');
