@@ -3,7 +3,6 @@
 // never a surprise later.
 import os from 'node:os';
 import path from 'node:path';
-import { DEFAULT_JUDGE_COMPILE_CACHE_BYTES } from './executor/compile-cache.js';
 import { dataDirFromEnv } from './images/paths.js';
 import { MiB } from './units.js';
 import { jobsAtOnce } from './queue/background-lane.js';
@@ -122,6 +121,10 @@ export const DEFAULT_POOL_REFILL_CONCURRENCY = 2;
  * a result too long for a JavaScript string; the default runtimes' own limits (1 MiB per run, up to
  * CELLBLOCK_MAX_TESTS = 100 runs after a compile) stay within it. */
 export const DEFAULT_MAX_JOB_OUTPUT_BYTES = 128 * MiB;
+
+/** A worker's budget for the judge programs' compiles it keeps (src/executor/compile-cache.ts): a
+ * testlib checker compiled by g++ is ~1-2 MiB with its sources, so a hundred problems' checkers. */
+export const DEFAULT_JUDGE_COMPILE_CACHE_BYTES = 256 * MiB;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

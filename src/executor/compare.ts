@@ -2,8 +2,8 @@
 // compared with its expectedOutput, by the job's comparison mode. `lines`, the default, is
 // Judge0's rule; `exact` compares bytes; `tokens` compares whitespace-separated words, as
 // testlib's standard checkers do, numbers within a tolerance where the job gives one. The program
-// chooses its output (up to its outputBytes, megabytes): nothing here backtracks over it, holds
-// more than two words of it at once, or reads past its first difference.
+// chooses its output (up to its outputBytes, megabytes): every mode is linear in it (no regex that
+// backtracks over it), and `tokens` compares word by word, stopping at the first difference.
 import type { Comparison } from './types.js';
 
 export const COMPARISON_MODES = ['lines', 'exact', 'tokens'] as const;

@@ -19,17 +19,16 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Runtime } from '../images/types.js';
 import type { Limits } from '../sandbox/types.js';
-import { MiB } from '../units.js';
 import { copyWorkDir, TREE_ENTRY_BYTES, TreeLimitError } from './files.js';
 import type { SourceFile, StageResult } from './types.js';
-
-/** A worker's budget for kept compiles when its configuration names none (a testlib checker
- * compiled by g++ is ~1-2 MiB with its sources: a hundred problems' checkers). */
-export const DEFAULT_JUDGE_COMPILE_CACHE_BYTES = 256 * MiB;
 
 /** The most of the budget one kept compile may take, so that one job's compile does not push out
  * every other problem's. */
 export const ENTRY_SHARE_OF_BUDGET = 1 / 8;
+
+/** Most compiles kept at once, whatever their bytes: each has its result in memory besides its
+ * files on disk. */
+export const MAX_KEPT_COMPILES = 4096;
 
 /** How many keys of compiles too large to keep are remembered (CompileCache.take). */
 export const TOO_LARGE_KEYS_KEPT = 1024;
@@ -62,9 +61,9 @@ export interface CompileCacheStats {
   notKept: number;
 }
 
-/** How a turn to compile ended: kept; failed (its own compile error, or an ok compile that could
- * not be kept: the next would end alike, so the jobs waiting compile at once); or given up (its job
- * was cancelled, its sandbox failed: the next job in line compiles). */
+/** How a turn to compile ended: kept; failed (the compiler's own error, or an ok compile that
+ * could not be kept: the next would end alike, so the jobs waiting compile at once); or given up
+ * (a limit hit, its job cancelled, its sandbox failed: the next job in line compiles). */
 export type TurnOutcome = 'kept' | 'failed' | 'given_up';
 
 /** What take() found: a kept compile, or the caller's turn to compile (CompileCache.take). */
@@ -155,10 +154,10 @@ export class CompileCache {
   /** The kept compile of this key, held until its release(); else the caller's turn to compile it,
    * which it ends with how its compile went (turn(outcome)). Where another job of this worker is
    * compiling the same now, this waits for that turn (a contest's first submissions to a problem
-   * compile its checker once, not once each) and takes what it kept; after a compile that failed,
-   * each waiting job compiles on its own, at once; after one that was given up (its job cancelled,
-   * its sandbox failed, or kept and already pushed out), one of them takes the next turn and the
-   * others wait again. A compile too large to keep is not waited for (TOO_LARGE_KEYS_KEPT). An
+   * compile its checker once, not once each) and takes what it kept; after a compile that failed
+   * (the compiler's own error, or not keepable), each waiting job compiles on its own, at once;
+   * after one that was given up (a limit hit, its job cancelled, its sandbox failed, or kept and
+   * already pushed out), one of them takes the next turn and the others wait again. A compile too large to keep is not waited for (TOO_LARGE_KEYS_KEPT). An
    * abort of `signal` ends the wait: a turn, which the caller then does not take. */
   async take(key: string, signal?: AbortSignal): Promise<CompileLookup> {
     const ownTurn = { turn: () => undefined };
@@ -273,7 +272,7 @@ export class CompileCache {
 
   private evictFor(bytes: number): void {
     for (const entry of this.entries.values()) {
-      if (this.bytes + bytes <= this.maxBytes) return;
+      if (this.bytes + bytes <= this.maxBytes && this.entries.size < MAX_KEPT_COMPILES) return;
       this.entries.delete(entry.key);
       this.bytes -= entry.bytes;
       entry.evicted = true;

@@ -13,7 +13,7 @@ import { createSandbox, type Limits, type PreparedContainer, type SandboxOptions
 import { MiB } from '../units.js';
 import type { StageRunner } from './engine.js';
 import { ExecutorError } from './errors.js';
-import { CompileCache, DEFAULT_JUDGE_COMPILE_CACHE_BYTES } from './compile-cache.js';
+import { CompileCache } from './compile-cache.js';
 import { SubmissionExecutor, type Executor } from './executor.js';
 import { defaultCompileLimits } from './limits.js';
 import { imageOfSlotKey, slotHoldsContainer, slotKey, startupPathsBySlotKey } from './slot-keys.js';
@@ -48,7 +48,8 @@ export interface ExecutorOptions {
   /** SubmissionExecutorOptions.maxJobOutputBytes. */
   maxJobOutputBytes?: number;
   /** The budget of the kept judge compiles (CompileCache), in the pool owner's state dir; 0 keeps
-   * none. Default DEFAULT_JUDGE_COMPILE_CACHE_BYTES. */
+   * none, as when absent (the service's default is its configuration's,
+   * CELLBLOCK_JUDGE_COMPILE_CACHE_BYTES). */
   judgeCompileCacheBytes?: number;
 }
 
@@ -119,7 +120,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
       runConnected: (first: Slot, firstStage, second: Slot, secondStage) =>
         sandbox.runConnected({ ...onRoot(first), ...firstStage }, { ...onRoot(second), ...secondStage }),
     };
-    const judgeCompileCacheBytes = options.judgeCompileCacheBytes ?? DEFAULT_JUDGE_COMPILE_CACHE_BYTES;
+    const judgeCompileCacheBytes = options.judgeCompileCacheBytes ?? 0;
     // A compile is kept with the layers a compile slot of its image would be given now.
     const imageBuild = (image: string) => rootSpec(slotKey(image, 'compile')).layerPaths.join('\n');
     let judgeCompiles: CompileCache | undefined;

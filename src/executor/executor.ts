@@ -186,8 +186,9 @@ export class SubmissionExecutor<C> implements Executor {
             result[judge.compileStage] = compile;
             const failed = verdictAfterCompile(compile.verdict);
             if (failed) {
-              // Its own compile error: the next would fail alike. Cancelled, or the sandbox's failure: the next may not.
-              if (failed === 'compile_error') outcome = 'failed';
+              // The compiler's own error (its exit status): the next would fail alike. A limit hit
+              // (a busy host), a signal, a cancel or the sandbox's failure: the next may not.
+              if (compile.verdict === 'runtime_error') outcome = 'failed';
               return { ...result, verdict: failed, failedCompile: judge.compileStage };
             }
             const keptNow = key === undefined ? undefined : await cache!.keep(key, slot.root.workDirHostPath, compile);

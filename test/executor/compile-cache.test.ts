@@ -4,10 +4,10 @@
 import { getEventListeners } from 'node:events';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CompileCache, MAX_CACHED_TREE_ENTRIES, type CachedCompile, type CompileKeyParts } from '../../src/executor/compile-cache.js';
+import { CompileCache, MAX_CACHED_TREE_ENTRIES, MAX_KEPT_COMPILES, type CachedCompile, type CompileKeyParts } from '../../src/executor/compile-cache.js';
 import { TREE_ENTRY_BYTES } from '../../src/executor/files.js';
 import { MiB } from '../../src/units.js';
 import type { StageResult } from '../../src/executor/types.js';
@@ -54,6 +54,7 @@ const cacheOf = (maxBytes: number, build = () => 'layers-1') => new CompileCache
 test('a kept compile is taken by the next job with its result; its files are a copy, owned by root', { skip }, async () => {
   const cache = cacheOf(MiB);
   const from = tree({ prog: 'binary', 'sub/data': 'x' });
+  for (const name of ['', 'prog', 'sub', 'sub/data']) chownSync(join(from, name), 1000, 1000); // the sandbox's, as a compile leaves them
   assert.equal(await taken(cache, 'k'), undefined);
   const kept = await cache.keep('k', from, result('warning\n'));
   assert.ok(kept);
@@ -93,14 +94,19 @@ test('a compile above an entry\'s share of the budget is not kept, its copy remo
   assert.ok(await cache.keep('fits', tree({ prog: 'x'.repeat(room) }), result()), 'exactly a share');
   assert.equal(await cache.keep('big', tree({ prog: 'x'.repeat(room + 1) }), result()), undefined);
   assert.equal(await cache.keep('loud', tree({ prog: '' }), result('y'.repeat(room + 1))), undefined, 'its output counts');
-  const linked = tree({ prog: 'x'.repeat(100) });
-  linkSync(join(linked, 'prog'), join(linked, 'again'));
-  linkSync(join(linked, 'prog'), join(linked, 'more'));
-  linkSync(join(linked, 'prog'), join(linked, 'most'));
-  assert.equal(await cache.keep('linked', linked, result()), undefined, 'four files of a block and 100 bytes each');
   await cache.close();
   assert.deepEqual(readdirSync(dir), ['1'], 'only the one kept: the copies stopped part way are removed');
-  assert.deepEqual([cache.stats().entries, cache.stats().notKept], [1, 3]);
+  assert.deepEqual([cache.stats().entries, cache.stats().notKept], [1, 2]);
+
+  // Room for four files' blocks and 399 bytes: four hard links of one 100-byte file are four
+  // files of 100 bytes each, once copied, and do not fit; one does.
+  const linkShare = 5 * TREE_ENTRY_BYTES + 399;
+  const linking = new CompileCache(join(scratch, `cache-${++trees}`), 8 * linkShare, () => 'layers-1');
+  const linked = tree({ prog: 'x'.repeat(100) });
+  for (const name of ['again', 'more', 'most']) linkSync(join(linked, 'prog'), join(linked, name));
+  assert.equal(await linking.keep('linked', linked, result()), undefined, 'four files of a block and 100 bytes each');
+  const single = tree({ prog: 'x'.repeat(100), a: '', b: '', c: '' });
+  assert.ok(await linking.keep('single', single, result()), 'the same entries with 100 bytes once fit');
 
   const roomy = cacheOf(8 * (MAX_CACHED_TREE_ENTRIES + 2) * TREE_ENTRY_BYTES);
   const many = tree({});
@@ -263,5 +269,15 @@ test('an abort ends a wait: a turn the caller does not take, the listener remove
   second.turn!('failed');
   await third;
   assert.equal(getEventListeners(quiet.signal, 'abort').length, 0, 'a wait that ended without an abort leaves no listener');
+  await cache.close();
+});
+
+test('at most MAX_KEPT_COMPILES are kept, whatever their bytes', { skip }, async () => {
+  const cache = cacheOf(1 << 30);
+  const from = tree({});
+  for (let i = 0; i <= MAX_KEPT_COMPILES; i++) (await cache.keep(`k${i}`, from, result()))!.release();
+  assert.equal(cache.stats().entries, MAX_KEPT_COMPILES);
+  assert.equal(await taken(cache, 'k0'), undefined, 'the least recently used went');
+  assert.ok(await taken(cache, `k${MAX_KEPT_COMPILES}`));
   await cache.close();
 });

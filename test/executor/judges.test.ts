@@ -18,6 +18,7 @@ import { childPids } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
 import { BUILD, cgroupDirsUnder, dataDir, descendants, executorSkipReason, SH, SHC } from './helpers.js';
 import { MiB } from '../../src/units.js';
+import { DEFAULT_JUDGE_COMPILE_CACHE_BYTES } from '../../src/config.js';
 
 const skip = executorSkipReason(['busybox']);
 /** BUILD whose run prints the file `nonce` that its compile left (on stderr: a checker's). */
@@ -40,6 +41,7 @@ before(async () => {
     sandbox: { instanceId },
     onBackgroundError: (err) => backgroundErrors.push(err),
     maxJobOutputBytes: 16 * MiB,
+    judgeCompileCacheBytes: DEFAULT_JUDGE_COMPILE_CACHE_BYTES,
   });
 });
 
@@ -285,9 +287,11 @@ test('a checker judges each test on the program\'s output, in place of comparing
   assert.equal(r.tests![0]!.interactor, undefined);
 });
 
-test('stopOnFailure: a test its checker judges wrong is the last run', { skip }, async () => {
+test('stopOnFailure: a test its checker or its interactor judges wrong is the last run', { skip }, async () => {
   const r = await executor.execute(checked(SMALLEST_DIVISOR, { stopOnFailure: true, tests: [{ stdin: '15\n' }, { stdin: '13\n' }, { stdin: '49\n' }] }));
   assert.deepEqual([r.tests!.map((t) => t.passed), r.skippedTests, r.verdict], [[true, false], 1, 'ok']);
+  const interactive = await executor.execute(job('read n; echo $((n + 1))', { stopOnFailure: true }));
+  assert.deepEqual([interactive.tests!.map((t) => t.passed), interactive.skippedTests], [[false], 1]);
 });
 
 test('a checker gets the test\'s input, the program\'s output and the expected output (empty when none) as its files', { skip }, async () => {

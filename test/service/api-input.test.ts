@@ -63,6 +63,7 @@ describe('a rolling upgrade: jobs with fields an older worker would ignore', () 
     await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(plain.json() as { id: string }).id}` });
     const tests = [{ stdin: '', expectedOutput: '1' }];
     assert.deepEqual(assertError(await post({ ...hello, tests, comparison: { mode: 'tokens' } }), 503, 'workers_behind').details, { fields: ['comparison'], workers: 1 });
+    assert.deepEqual(assertError(await post({ ...hello, tests, stopOnFailure: true }), 503, 'workers_behind').details, { fields: ['stopOnFailure'], workers: 1 });
     const byLines = await post({ ...hello, tests, comparison: { mode: 'lines' } });
     assert.equal(byLines.statusCode, 202, 'the default comparison runs on any worker');
     await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(byLines.json() as { id: string }).id}` });

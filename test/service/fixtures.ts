@@ -10,7 +10,7 @@ import { nanoid } from 'nanoid';
 import pino, { type Logger } from 'pino';
 import { buildApp, type ApiConfig } from '../../src/api/app.js';
 import { jobNotifications } from '../../src/api/notifications.js';
-import { loadConfig } from '../../src/config.js';
+import { DEFAULT_JUDGE_COMPILE_CACHE_BYTES, loadConfig } from '../../src/config.js';
 import { createExecutor } from '../../src/executor/create.js';
 import { dataDirFromEnv } from '../../src/images/paths.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
@@ -187,6 +187,7 @@ export async function startTestWorker(
     dataDir: dataDirFromEnv(),
     pool: { stateRoot: poolStateDir },
     backgroundAfterCpuMs: backgroundAfterMs,
+    judgeCompileCacheBytes: DEFAULT_JUDGE_COMPILE_CACHE_BYTES,
     ...(options.runtimes ? { runtimes: options.runtimes } : {}),
   });
   const worker = await startQueueWorker({
