@@ -179,7 +179,6 @@ export function toJobRequest(
   submission: JobSubmission,
   runtimes: readonly Runtime[],
   policy: SubmissionPolicy,
-  webhooksAllowed = true,
 ): JobRequest {
   const runtime = requireRuntime(runtimes, submission.language, submission.version);
   const files = submittedFiles(submission, runtime, policy);
@@ -239,7 +238,6 @@ export function toJobRequest(
   const judge = role ? { role, ...toJobJudgeProgram(role, submission[role]!, runtimes, policy) } : undefined;
   if (judge) request[judge.role] = judge.request;
   if (submission.webhookUrl !== undefined) {
-    if (!webhooksAllowed) throw badRequest('webhooks_disabled', 'webhooks are disabled on this server');
     request.webhookUrl = checkWebhookUrl(submission.webhookUrl, policy.webhookDestinations);
   }
   // The checks above name the usual mistakes; the worker's own check stands behind them.
