@@ -96,10 +96,9 @@ function outputProblem(checked: CheckedSubmission, policy: SubmissionPolicy, jud
  * would refuse. Each front says it in its own words; undefined when the job may be queued. */
 export function admissionProblem(request: JobRequest, runtime: Runtime, policy: SubmissionPolicy): string | undefined {
   // Only /v1 takes a judge program, a comparison or stopOnFailure, and checks them there (toJobRequest).
-  if (request.interactor !== undefined) return 'this API takes no interactor';
-  if (request.checker !== undefined) return 'this API takes no checker';
-  if (request.comparison !== undefined) return 'this API takes no comparison';
-  if (request.stopOnFailure !== undefined) return 'this API takes no stopOnFailure';
+  for (const field of ['interactor', 'checker', 'comparison', 'stopOnFailure'] as const) {
+    if (request[field] !== undefined) return `this API takes no ${field}`;
+  }
   const compileArgs = request.compileArgs ?? [];
   const tooMany =
     countAboveMaximum('files', request.files.length, policy) ??

@@ -103,7 +103,7 @@ export interface CompileKeyParts {
 const sha256 = (data: string | Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
 /** The key of a compile on an image of this build (the layers a compile slot would have now). */
-export function compileKey(parts: CompileKeyParts, imageBuild: string): string {
+function compileKey(parts: CompileKeyParts, imageBuild: string): string {
   const { runtime } = parts;
   return sha256(
     JSON.stringify({

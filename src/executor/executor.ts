@@ -41,11 +41,11 @@ function judgedRun(run: StageResult, judged: StageResult): StageResult {
   return { ...run, verdict };
 }
 
-/** A compile's work dir, which a job's runs copy: its slot's, or a kept one's (CompileCache).
- * done() gives it back once no run needs it. */
+/** A compile's work dir, which a job's runs copy: its slot's, or a kept one's (a CachedCompile is
+ * one). release() gives it back once no run needs it. */
 interface CompiledTree {
   dir: string;
-  done(): void;
+  release(): void;
 }
 
 /** The owner of a slot's files: its own uid (src/pool/uid-leases.ts), the sandbox's group. */
@@ -151,7 +151,7 @@ export class SubmissionExecutor<C> implements Executor {
 
     let compiled: CompiledTree | undefined;
     let judgeCompiled: CompiledTree | undefined;
-    const slotTree = (slot: PoolSlot<C>): CompiledTree => ({ dir: slot.root.workDirHostPath, done: () => this.pool.release(slot) });
+    const slotTree = (slot: PoolSlot<C>): CompiledTree => ({ dir: slot.root.workDirHostPath, release: () => this.pool.release(slot) });
     /** Whose compiled work dir was copied last: a CompiledFilesError is that compile's fault. */
     let copyingFrom = 'compile' as CompileStage;
     try {
@@ -172,7 +172,7 @@ export class SubmissionExecutor<C> implements Executor {
         const key = cache?.key({ runtime: judge.runtime, argv, limits, files: judge.request.files });
         const lookup = key === undefined ? undefined : await cache!.take(key, signal);
         if (lookup?.kept) {
-          judgeCompiled = { dir: lookup.kept.dir, done: lookup.kept.release };
+          judgeCompiled = lookup.kept;
           result[judge.compileStage] = { ...lookup.kept.result, cached: true };
         } else {
           // Other jobs compiling the same wait until this turn ends: given up unless said otherwise.
@@ -196,8 +196,8 @@ export class SubmissionExecutor<C> implements Executor {
             outcome = keptNow ? 'kept' : 'failed';
             if (keptNow) {
               // The tests copy the kept work dir, and the compile's slot goes back now.
-              judgeCompiled.done();
-              judgeCompiled = { dir: keptNow.dir, done: keptNow.release };
+              judgeCompiled.release();
+              judgeCompiled = keptNow;
             }
           } finally {
             lookup?.turn(outcome);
@@ -226,7 +226,7 @@ export class SubmissionExecutor<C> implements Executor {
         copyingFrom = compileStage;
         await copyCompiledWorkDir(from.dir, slot.root.workDirHostPath, ownerOf(slot));
         if (!last) return from;
-        from.done();
+        from.release();
         return undefined;
       };
       const runOnce = async (stdin: Uint8Array | string, last: boolean): Promise<StageResult> => {
@@ -343,8 +343,8 @@ export class SubmissionExecutor<C> implements Executor {
       if (copyingFrom !== 'compile') failed.failedCompile = copyingFrom;
       return failed;
     } finally {
-      compiled?.done();
-      judgeCompiled?.done();
+      compiled?.release();
+      judgeCompiled?.release();
     }
   }
 
