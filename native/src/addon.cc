@@ -199,6 +199,7 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     }
     options.stdinPipeFd = getOptionalDescriptor(o, "stdinPipeFd");
     options.stdoutPipeFd = getOptionalDescriptor(o, "stdoutPipeFd");
+    options.stderrPipeFd = getOptionalDescriptor(o, "stderrPipeFd");
     Napi::Value ignoreSigpipe = o.Get("ignoreSigpipe");
     options.ignoreSigpipe = ignoreSigpipe.IsBoolean() && ignoreSigpipe.As<Napi::Boolean>().Value();
     try {
@@ -457,8 +458,9 @@ Napi::Value IsLockFileHeld(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, held == 1);
 }
 
-/** createPipe() -> [readFd, writeFd], both close-on-exec: for a connected run's two containers
- * (PrepareOptions.stdinPipeFd); the caller closes them once both are prepared. */
+/** createPipe() -> [readFd, writeFd], both close-on-exec: for a connected run's two containers or
+ * a streaming run's one (PrepareOptions.stdinPipeFd); the caller closes the ends it gave them
+ * once they are prepared. */
 Napi::Value CreatePipe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int readEnd = -1, writeEnd = -1;

@@ -211,6 +211,7 @@ void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onR
   // has them): the peer must see end of file when this program is gone.
   if (s.stdinIsPipe) close(s.stdinFd);
   if (s.stdoutIsPipe) close(s.stdoutFd);
+  if (s.stderrIsPipe) close(s.stderrFd);
   s.initEndsClosed = true;
 
   ReportRecord record{};
@@ -258,10 +259,11 @@ ExitReport collectRunReport(ContainerState& s, Failure failure) {
   exit.wallTimeNs = s.wallTimeNs;
   exit.execNs = s.execNs;
   if (exit.started) {
-    // A connected run's stdout went to its peer: nothing of it is kept.
+    // A stream that is a pipe went to its reader (a connected run's peer, a streaming run's
+    // caller): nothing of it is kept here.
     if (!s.stdoutIsPipe) exit.stdoutData = readMemfd(s.stdoutFd, s.outputBytes, exit.stdoutBytes);
     int64_t stderrRoom = s.outputBytes - static_cast<int64_t>(exit.stdoutData.size());
-    exit.stderrData = readMemfd(s.stderrFd, stderrRoom, exit.stderrBytes);
+    if (!s.stderrIsPipe) exit.stderrData = readMemfd(s.stderrFd, stderrRoom, exit.stderrBytes);
     exit.accountingRead = readAccounting(s.accountingFds, exit.accountingText);
   }
   s.finished = true;
@@ -285,6 +287,7 @@ void ContainerState::release() {
     cgroupDirFd = -1;
     if (stdinIsPipe) stdinFd = -1;
     if (stdoutIsPipe) stdoutFd = -1;
+    if (stderrIsPipe) stderrFd = -1;
   }
   for (int& fd : cgroupJoinFds) closeFd(fd);
   closeFd(cgroupDirFd);
@@ -348,9 +351,10 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
   s.programIgnoresSigpipe = o.ignoreSigpipe;
   s.stdinIsPipe = o.stdinPipeFd >= 0;
   s.stdoutIsPipe = o.stdoutPipeFd >= 0;
+  s.stderrIsPipe = o.stderrPipeFd >= 0;
   s.stdinFd = s.stdinIsPipe ? copyPipeEnd(o.stdinPipeFd) : openMemfd("cellblock-stdin");
   s.stdoutFd = s.stdoutIsPipe ? copyPipeEnd(o.stdoutPipeFd) : openMemfd("cellblock-stdout");
-  s.stderrFd = openMemfd("cellblock-stderr");
+  s.stderrFd = s.stderrIsPipe ? copyPipeEnd(o.stderrPipeFd) : openMemfd("cellblock-stderr");
   openPipe(s.reportRead, s.reportWrite);
   openPipe(s.goRead, s.goWrite);
   openPipe(s.cancelRead, s.cancelWrite);
@@ -419,9 +423,10 @@ void configureProgram(ContainerState& s, const StartOptions& o) {
   s.remountTmp = o.tmpBytes > 0 && o.tmpBytes != s.preparedTmpBytes;
   s.tmpRemountOptions = tmpfsOptions(o.tmpBytes, "1777");
 
-  // A connected run's stdin is its peer's stdout, and its stdout its peer's stdin.
+  // A piped stdin is what its writer sends; stderr into stdout would leave a piped stderr unused
+  // or put it into a piped stdout's reader's stream.
   if (s.stdinIsPipe && !o.stdinData.empty()) throwSetup(step_write_stdin, EINVAL);
-  if (s.stdoutIsPipe && o.stderrToStdout) throwSetup(step_dup_stdio, EINVAL);
+  if ((s.stdoutIsPipe || s.stderrIsPipe) && o.stderrToStdout) throwSetup(step_dup_stdio, EINVAL);
   // The memfd is fresh (one start per container) and pwrite leaves its offset at 0.
   size_t written = 0;
   while (written < o.stdinData.size()) {

@@ -34,11 +34,13 @@ struct PrepareOptions {
    * writes to it once the run has used backgroundAfterCpuNs; empty path: never. */
   std::string cpuWeightPath;
   int64_t backgroundCpuWeight = 0;
-  /** A pipe end (the caller's, which it keeps and closes) to be the program's stdin or stdout in
-   * place of the memfd: a connected run (an interactive problem's two programs, each one's stdout
-   * the other's stdin). -1: the memfd. The state takes a copy of its own. */
+  /** A pipe end (the caller's, which it keeps and closes) to be the program's stdin, stdout or
+   * stderr in place of the memfd: a connected run (an interactive problem's two programs, each
+   * one's stdout the other's stdin), or a streaming run (all three pipes to the caller, which
+   * reads the output as it is written). -1: the memfd. The state takes a copy of its own. */
   int stdinPipeFd = -1;
   int stdoutPipeFd = -1;
+  int stderrPipeFd = -1;
   /** The program starts with SIGPIPE ignored (every other signal at its default): a write to a
    * pipe whose reader is gone fails with EPIPE instead of killing it. */
   bool ignoreSigpipe = false;

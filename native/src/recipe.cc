@@ -273,14 +273,21 @@ bool reapChildren(ContainerState& s, Watch& w) {
   return programDone;
 }
 
-/** What the run has written to its memfds (a connected run's stdout is a pipe to its peer, and
- * init no longer holds it). */
+/** What the run has written to its memfds. A stream that is a pipe is not measured: init no
+ * longer holds it (its descriptor number may be another file's by now), and its reader bounds
+ * it (a connected run's peer reads it as input; a streaming run's caller counts it). */
 int64_t outputSize(const ContainerState& s) {
-  struct stat out, err;
-  if (sys(SYS_fstat, s.stderrFd, &err) < 0) return 0;
-  if (s.stdoutIsPipe) return static_cast<int64_t>(err.st_size);
-  if (sys(SYS_fstat, s.stdoutFd, &out) < 0) return 0;
-  return static_cast<int64_t>(out.st_size) + static_cast<int64_t>(err.st_size);
+  struct stat st;
+  int64_t total = 0;
+  if (!s.stdoutIsPipe) {
+    if (sys(SYS_fstat, s.stdoutFd, &st) < 0) return 0;
+    total += static_cast<int64_t>(st.st_size);
+  }
+  if (!s.stderrIsPipe) {
+    if (sys(SYS_fstat, s.stderrFd, &st) < 0) return 0;
+    total += static_cast<int64_t>(st.st_size);
+  }
+  return total;
 }
 
 /** Kills everything in the PID namespace but init and reaps it all (orphans are init's
@@ -412,10 +419,11 @@ int initMain(void* arg) {
   if (f.failed()) failAndExit(s, f, 1);
   // The child has already reported why it could not join.
   if (gateValue(s) == kGateFailed) sysExit(1);
-  // The child holds a connected run's pipe ends as its stdin and stdout now: init's copies would
-  // keep its peer from seeing end of file (or SIGPIPE) once the program is gone.
+  // The child holds the pipe ends as its stdin, stdout and stderr now: init's copies would keep
+  // the other end from seeing end of file (or SIGPIPE) once the program is gone.
   if (s.stdinIsPipe) sys(SYS_close, s.stdinFd);
   if (s.stdoutIsPipe) sys(SYS_close, s.stdoutFd);
+  if (s.stderrIsPipe) sys(SYS_close, s.stderrFd);
   holdProgramFilter(s, programPid);
   countJoin(s.joinedAtClone);
   report(s, kReportReady, ok());

@@ -93,11 +93,12 @@ struct ContainerState {
   int cpuWeightFd = -1;             // written by init: the background weight, once
   std::string backgroundWeightText;  // that weight as the file takes it
   int stdinFd = -1, stdoutFd = -1, stderrFd = -1;
-  /** stdin / stdout is a pipe to another container's program (PrepareOptions.stdinPipeFd), not a
-   * memfd: nothing is written to it or read from it here, and init and the supervisor close their
-   * copies once the program's child holds its own, so that the peer sees end of file (or
-   * SIGPIPE) as soon as the program is gone. */
-  bool stdinIsPipe = false, stdoutIsPipe = false;
+  /** stdin / stdout / stderr is a pipe (PrepareOptions.stdinPipeFd) to another container's program
+   * or to the caller, not a memfd: nothing is written to it or read from it here, its output is
+   * not measured (the reader bounds it), and init and the supervisor close their copies once the
+   * program's child holds its own, so that the other end sees end of file (or SIGPIPE) as soon as
+   * the program is gone. */
+  bool stdinIsPipe = false, stdoutIsPipe = false, stderrIsPipe = false;
   bool programIgnoresSigpipe = false;  // PrepareOptions.ignoreSigpipe
   int reportRead = -1, reportWrite = -1;
   int goRead = -1, goWrite = -1;

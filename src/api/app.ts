@@ -3,6 +3,7 @@
 // JobService and runtimes only as data, so it runs on any machine that reaches Redis.
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -12,6 +13,8 @@ import { API_KEY_SECURITY_SCHEMES, openApiSecurity, registerAuth } from './auth.
 import type { CompatPluginOptions } from './compat/plugin-options.js';
 import { ApiError, clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './errors.js';
 import { jobRoutes } from './routes/jobs.js';
+import { liveRoutes } from './routes/live.js';
+import { LiveSockets } from './live-socket.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { healthRoutes, runtimeRoutes } from './routes/system.js';
 import { ErrorBody } from './schemas.js';
@@ -125,6 +128,17 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  // Live jobs' sockets (/v1/live, Piston's /api/v2/connect). A message is at most a body's size.
+  // Closing, the API ends each open one with its front's word and cancels its job (no one will
+  // read its output) while the job client is still open; the plugin's own would close them bare.
+  const liveSockets = new LiveSockets();
+  await app.register(websocket, {
+    options: { maxPayload: config.bodyLimitBytes },
+    preClose: async () => {
+      await liveSockets.closeAll();
+      for (const client of app.websocketServer.clients) client.close(1001, 'server stopping');
+    },
+  });
   app.addSchema(ErrorBody);
 
   await app.register(healthRoutes, { jobs });
@@ -153,8 +167,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       runtimes,
       policy: { ...policy, maxBatchJobs: config.maxBatchJobs, maxWaitMs: config.maxWaitMs },
     });
+    await scope.register(liveRoutes, { prefix: '/v1', jobs, runtimes, policy, maxStdinBytes: config.bodyLimitBytes, liveSockets });
     for (const front of fronts) {
-      await scope.register(front.plugin, { prefix: front.prefix, jobs, runtimes, policy, maxWaitMs: config.maxWaitMs, maxQueuedJobs: config.maxQueuedJobs, maxExpansionBytes: config.bodyLimitBytes });
+      await scope.register(front.plugin, { prefix: front.prefix, jobs, runtimes, policy, maxWaitMs: config.maxWaitMs, maxQueuedJobs: config.maxQueuedJobs, maxExpansionBytes: config.bodyLimitBytes, liveSockets });
     }
   });
 

@@ -1,5 +1,6 @@
 // Piston v2 compatible API (engineer-man/piston api/src/api/v2.js), served at /api/v2 beside our
-// own: GET /runtimes, GET /packages, POST /execute. Translation only: requests become JobRequests
+// own: GET /runtimes, GET /packages, POST /execute, and the WebSocket /connect (a live job,
+// compat/piston-connect.ts). Translation only: requests become JobRequests
 // on the same queue and workers; results come back in Piston's shape.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { pistonRuntimeList } from './compat/piston-runtimes.js';
@@ -8,6 +9,7 @@ import { PistonExecutionError, pistonResponse } from './compat/piston-response.j
 import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } from './compat/plugin-options.js';
 import { QueueUnavailableError } from '../queue/errors.js';
 import { admissionProblem } from './submission.js';
+import { pistonConnect } from './compat/piston-connect.js';
 
 export type { CompatPluginOptions } from './compat/plugin-options.js';
 
@@ -58,6 +60,12 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   // Our runtimes are built into images, not installed at run time: every one is "installed".
   app.get('/packages', { schema: { tags: ['piston'], summary: 'Piston v2: runtime packages' } }, async () =>
     runtimes.map((runtime) => ({ language: runtime.language, language_version: runtime.version, installed: true })),
+  );
+
+  app.get(
+    '/connect',
+    { websocket: true, schema: { tags: ['piston'], summary: "Piston v2: an interactive job over a WebSocket (init, data, signal; runtime, stage, data, exit)" } },
+    (socket, request) => pistonConnect(socket, request, { jobs, runtimes, policy: options.policy, maxStdinBytes: options.maxExpansionBytes, liveSockets: options.liveSockets }),
   );
 
   app.post('/execute', { schema: { tags: ['piston'], summary: 'Piston v2: run code and wait for the result' } }, async (request) => {

@@ -12,13 +12,13 @@ import { SANDBOX_GID } from '../pool/index.js';
 import type { SandboxCgroups } from '../sandbox/types.js';
 import { compileArgv, runArgv } from './argv.js';
 import type { CompileCache, CompileCacheStats, TurnOutcome } from './compile-cache.js';
-import { checkJudgeProgram, checkSubmission, comparisonProblem, JUDGE_FILES, judgeArgs, judgedJobProblem, outputAboveMaximum, type CheckedSubmission, type JudgeRole } from './check.js';
+import { checkJudgeProgram, checkSubmission, comparisonProblem, JUDGE_FILES, judgeArgs, judgedJobProblem, liveJobProblem, outputAboveMaximum, type CheckedSubmission, type JudgeRole } from './check.js';
 import { outputMatches } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
 import { ExecutorError } from './errors.js';
 import { CompiledFilesError, copyCompiledWorkDir, readOutputFiles, writeSourceFiles, writeTestFiles } from './files.js';
 import { slotKey } from './slot-keys.js';
-import type { ExecuteRequest, ExecuteResult, JudgeCompileStage, JudgeProgramRequest, SourceFile, StageResult, TestCase, TestResult } from './types.js';
+import type { ExecuteRequest, ExecuteResult, JudgeCompileStage, JudgeProgramRequest, LiveIo, LiveStageName, SourceFile, StageResult, TestCase, TestResult } from './types.js';
 import { testFailed, testlibJudgement, verdictAfterCompile, verdictOfJudgedTest, verdictOfRuns } from './verdict.js';
 
 /** The result's field of a compile: the program's or its judge program's. */
@@ -39,6 +39,14 @@ function judgedRun(run: StageResult, judged: StageResult): StageResult {
   const verdict = verdictOfJudgedTest(run, judged);
   if (verdict === 'internal_error' && run.verdict !== 'internal_error' && judged.error) return { ...run, verdict, error: judged.error };
   return { ...run, verdict };
+}
+
+/** A finished stage to a live job's client: its output (a compile's, which was not streamed), then
+ * how it ended. */
+function tellFinishedStage(live: LiveIo, stage: LiveStageName, result: StageResult): void {
+  if (result.stdout.length > 0) live.output(stage, 'stdout', result.stdout);
+  if (result.stderr.length > 0) live.output(stage, 'stderr', result.stderr);
+  live.exit(stage, result);
 }
 
 /** A compile's work dir, which a job's runs copy: its slot's, or a kept one's (a CachedCompile is
@@ -132,6 +140,9 @@ export class SubmissionExecutor<C> implements Executor {
     const judge = this.checkedJudge(request, checked.runLimits.wallTimeMs);
     const comparison = comparisonProblem({ comparison: request.comparison, tests: request.tests, judged: judge !== undefined });
     if (comparison) throw new ExecutorError('bad_request', comparison.message);
+    const live = request.live;
+    const liveProblem = live && liveJobProblem({ tests: request.tests, interactor: request.interactor !== undefined, checker: request.checker !== undefined, stderrToStdout: request.stderrToStdout });
+    if (liveProblem) throw new ExecutorError('bad_request', liveProblem);
     const outputProblem = outputAboveMaximum(checked, this.maxJobOutputBytes, judge ? [{ role: judge.role, checked: judge.checked }] : []);
     if (outputProblem !== undefined) throw new ExecutorError('bad_request', outputProblem);
     const { fileNames, compileSources, runLimits, compileLimits, outputFiles } = checked;
@@ -160,8 +171,10 @@ export class SubmissionExecutor<C> implements Executor {
         const slot = await this.pool.take(slotKey(runtime.image, 'compile'));
         compiled = slotTree(slot);
         writeSourceFiles(slot.root.workDirHostPath, request.files, ownerOf(slot));
+        live?.stage('compile');
         const compile = await this.runner.run(slot, stage(compileArgv(runtime.compile, compileSources, compileArgs), '', compileLimits));
         result.compile = compile;
+        if (live) tellFinishedStage(live, 'compile', compile);
         const failed = verdictAfterCompile(compile.verdict);
         if (failed) return { ...result, verdict: failed };
       }
@@ -229,11 +242,22 @@ export class SubmissionExecutor<C> implements Executor {
         from.release();
         return undefined;
       };
+      /** A live job's run: its container made with pipes (on a `connected` root), the client's
+       * stdin connected once it runs, its output told as it comes. */
+      const runLive = async (slot: PoolSlot<C>, firstStdin: Uint8Array | string, io: LiveIo): Promise<StageResult> => {
+        io.stage('run');
+        const streaming = this.runner.runStreaming(slot, runStage(''), { onOutput: (stream, chunk) => io.output('run', stream, chunk) });
+        if (firstStdin.length > 0) streaming.write(typeof firstStdin === 'string' ? Buffer.from(firstStdin) : firstStdin);
+        io.connectStdin(streaming);
+        const run = await streaming.result;
+        io.exit('run', run);
+        return run;
+      };
       const runOnce = async (stdin: Uint8Array | string, last: boolean): Promise<StageResult> => {
-        const slot = await this.pool.take(slotKey(runtime.image, 'run'));
+        const slot = await this.pool.take(slotKey(runtime.image, live ? 'connected' : 'run'));
         try {
           compiled = await fillWorkDir(slot, compiled, request.files, last);
-          const run: StageResult = await this.runner.run(slot, runStage(stdin));
+          const run: StageResult = live ? await runLive(slot, stdin, live) : await this.runner.run(slot, runStage(stdin));
           // Before the slot goes back: its work dir goes with it.
           if (outputFiles.length > 0) run.outputFiles = readOutputFiles(slot.root.workDirHostPath, outputFiles, runLimits.outputBytes);
           return run;

@@ -2,9 +2,10 @@
 // /tmp's size), and a start with other limits writes them on the job's path (a /tmp resize wakes
 // init before the program). So a runtime's slots are kept per image and per stage: runs under the
 // image's name, compiles under `<image>:compile` (no image name has a colon). The runs of an
-// interactive test (an interactor and its program, connected by pipes) take slots under
-// `<image>:connected`: roots alone, since their containers are made with the pipes, when the test
-// starts (Sandbox.runConnected), and a pre-warmed one would be torn down unused. /metrics shows
+// interactive test (an interactor and its program, connected by pipes) and a live job's run (its
+// stdin, stdout and stderr pipes to the worker) take slots under `<image>:connected`: roots alone,
+// since their containers are made with the pipes, when the run starts (Sandbox.runConnected,
+// runStreaming), and a pre-warmed one would be torn down unused. /metrics shows
 // the pool's figures under these keys. A key's slots are prepared for every stage that runs on
 // them: their roots get the start-up paths of all those stages looked up (startupPathsBySlotKey).
 import type { Runtime } from '../images/types.js';

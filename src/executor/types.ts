@@ -64,7 +64,33 @@ export interface ExecuteRequest {
    * with `expectedOutput`, which it gets as its answer file). Needs `tests`; not with
    * `interactor`. */
   checker?: JudgeProgramRequest;
+  /** A live job (docs/theory-of-operation.md, "Live runs"): its run's stdin and output are
+   * streams, `stdin` only their first bytes. No tests, judge program or stderrToStdout
+   * (liveJobProblem). */
+  live?: LiveIo;
   signal?: AbortSignal;
+}
+
+/** A live job's stages, in order. */
+export type LiveStageName = 'compile' | 'run';
+
+/** A live job's two-way line to its client (the queue's live channel implements it). */
+export interface LiveIo {
+  /** A stage begins. */
+  stage(stage: LiveStageName): void;
+  /** A stage's output: the compile's when it has ended, the run's as the program writes it. */
+  output(stage: LiveStageName, stream: 'stdout' | 'stderr', chunk: Buffer): void;
+  /** A stage ended (after all its output). */
+  exit(stage: LiveStageName, result: StageResult): void;
+  /** The run's stdin, once the program runs: the client's input goes there from now on (what it
+   * sent earlier first), and its end of input ends it. */
+  connectStdin(stdin: LiveStdin): void;
+}
+
+/** The running program's stdin (the engine's StreamingRun is one). */
+export interface LiveStdin {
+  write(data: Uint8Array): void;
+  end(): void;
 }
 
 /** A job's interactor or checker (judgeArgs). Its argv is its runtime's run argv, then the

@@ -30,6 +30,9 @@ export interface JobRequest {
   interactor?: JobJudgeProgram;
   /** A checked job's checker (ExecuteRequest.checker); absent when none. */
   checker?: JobJudgeProgram;
+  /** A live job: its run's stdin comes from its session as the client sends it, and its stages'
+   * output goes back as it is written (JobClient.submitLive); absent when not. */
+  live?: true;
   webhookUrl?: string;
   /** What a compat front was sent that has no field above (Judge0's language id as submitted, its
    * expected output's bytes, ...), stored verbatim with the job so that the front can answer reads
@@ -44,7 +47,7 @@ export interface JobRequest {
  * workers are gone (WorkersBehindError). A field added later goes here too, and so does a value
  * added later to a field already here (a comparison mode: as `comparison:<mode>`, say), since a
  * worker that lists the field would refuse the value. */
-export const LATER_JOB_FIELDS = ['compileArgs', 'stderrToStdout', 'compileEntryOnly', 'outputFiles', 'interactor', 'checker', 'comparison', 'stopOnFailure'] as const;
+export const LATER_JOB_FIELDS = ['compileArgs', 'stderrToStdout', 'compileEntryOnly', 'outputFiles', 'interactor', 'checker', 'comparison', 'stopOnFailure', 'live'] as const;
 export type LaterJobField = (typeof LATER_JOB_FIELDS)[number];
 
 export function laterFieldsOf(request: JobRequest): LaterJobField[] {
@@ -145,4 +148,56 @@ export interface JobClient {
   /** Resolves when the job is done/failed/cancelled or the timeout passes (then its current record). */
   wait(id: string, timeoutMs: number): Promise<JobRecord | undefined>;
   cancel(id: string): Promise<JobRecord | undefined>;
+  /** Queues a live job (its request's `live` set here) and listens to it: `onEvent` hears it
+   * taken, its stages and their output as they happen, and last its record (`end`). */
+  submitLive(request: JobRequest, onEvent: (event: LiveEvent) => void, options: LiveSessionOptions): Promise<LiveSession>;
+}
+
+/** A live job's stages: its compile (where its runtime compiles), then its run. */
+export type LiveStage = 'compile' | 'run';
+
+/** How a live job's stage ended: its StoredStage without the outputs, which came as events. */
+export interface LiveExit {
+  verdict: JobVerdict;
+  exitCode: number | null;
+  signal: number | null;
+  signalName: string | null;
+  cpuTimeMs: number;
+  wallTimeMs: number;
+  peakMemoryBytes: number;
+}
+
+/** What a live job's session hears, in order. `started`: a worker took the job, and stdin written
+ * from now on reaches the program once its run starts (what was written before is sent then).
+ * `output`: the compile's once it ended, the run's as the program writes it. `end`: the last
+ * event, with the job's record once it finished (done, failed or cancelled; undefined when it no
+ * longer exists); its result's outputs are the whole of what came as events. `inputLost`: stdin
+ * could not be passed on (Redis unreachable), so the program's input has a gap: the fronts end the
+ * session, cancelling the job. */
+export type LiveEvent =
+  | { type: 'started' }
+  | { type: 'stage'; stage: LiveStage }
+  | { type: 'output'; stage: LiveStage; stream: 'stdout' | 'stderr'; data: Buffer }
+  | { type: 'exit'; stage: LiveStage; exit: LiveExit }
+  | { type: 'inputLost' }
+  | { type: 'end'; record: JobRecord | undefined };
+
+export interface LiveSessionOptions {
+  /** The most stdin bytes the session takes in all (LiveSession.write). */
+  maxStdinBytes: number;
+}
+
+export interface LiveSession {
+  readonly id: string;
+  /** Sends bytes to the program's stdin; false (nothing sent) when they would take the session
+   * past maxStdinBytes. Ignored after endStdin() and after the end. */
+  write(data: Uint8Array): boolean;
+  /** The program reads end of file once what was written has reached it. */
+  endStdin(): void;
+  /** Cancels the job: queued, it never runs; running, it is killed (verdict cancelled). The `end`
+   * event follows. */
+  cancel(): Promise<void>;
+  /** Stops listening (the client went away): no event after this. The job runs to its end unless
+   * cancelled. */
+  close(): void;
 }

@@ -6,13 +6,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Queue, QueueEvents, type Job, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
-import { laterFieldsOf, type JobClient, type JobRecord, type JobRequest, type JobStatus } from '../jobs/model.js';
+import { laterFieldsOf, type JobClient, type JobRecord, type JobRequest, type JobStatus, type LiveEvent, type LiveSession, type LiveSessionOptions } from '../jobs/model.js';
 import { API_CONNECTION_NAME, createRedis, workerConnectionName } from './connection.js';
 import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from './errors.js';
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
 import { splitStoredResult, type StoredJobResult } from './codec.js';
 import { CLOSE_REDIS_AWAY_MS, watchUnreachable } from './unreachable.js';
+import { LiveHub, QueueLiveSession } from './live-session.js';
 
 export interface BullJobClientOptions {
   redisUrl: string;
@@ -144,6 +145,8 @@ export class BullJobClient implements JobClient {
   /** Jobs submitted here, in submission order, until `wait` takes them or they grow old. */
   private readonly fresh = new Map<string, FreshSubmission>();
   private workersSeen: { atMs: number; workers: WorkerLiveness[] } | undefined;
+  /** Live sessions' events, on a connection made at the first one. */
+  private readonly liveHub: LiveHub;
 
   constructor(private readonly options: BullJobClientOptions) {
     this.keys = redisKeys(options.prefix);
@@ -161,6 +164,7 @@ export class BullJobClient implements JobClient {
     this.events.on('completed', ({ jobId, returnvalue }) => this.notify(jobId, 'completed', returnvalue as unknown as StoredJobResult));
     this.events.on('failed', ({ jobId }) => this.notify(jobId, 'failed'));
     this.events.on('removed', ({ jobId }) => this.notify(jobId));
+    this.liveHub = new LiveHub(options.redisUrl);
   }
 
   /** Resolves once Redis has answered; rejects with QueueUnavailableError after `timeoutMs`. */
@@ -231,6 +235,36 @@ export class BullJobClient implements JobClient {
     if (!secret) throw new QueueUnavailableError(new Error(`${key} vanished as it was read`));
     this.idempotencySecretValue = secret;
     return secret;
+  }
+
+  async submitLive(request: JobRequest, onEvent: (event: LiveEvent) => void, options: LiveSessionOptions): Promise<LiveSession> {
+    const id = nanoid();
+    const channels = { events: this.keys.liveEvents(id), input: this.keys.liveInput(id) };
+    const jobs = {
+      wait: (jobId: string, timeoutMs: number, pollMs: number) => this.wait(jobId, timeoutMs, pollMs),
+      cancel: (jobId: string) => this.cancel(jobId),
+      publish: (channel: string, message: string) => this.redis.publish(channel, message),
+    };
+    const session = new QueueLiveSession(id, channels, jobs, this.liveHub, onEvent, options);
+    let adding = false;
+    try {
+      // Listening before the job is queued: a worker that takes it at once is heard from the start.
+      await this.guard(() => this.liveHub.listen(channels.events, (message) => session.heard(message)));
+      adding = true;
+      await this.add([{ ...request, live: true }], [id]);
+    } catch (error) {
+      session.close();
+      // An add that timed out may have reached Redis all the same: a job no session listens to
+      // would wait for input until its wall time, holding a worker.
+      if (adding) void this.cancel(id).catch(() => undefined);
+      throw error;
+    }
+    // Events heard already (a worker quick to take the job) are told once the caller has the
+    // session in hand: after the microtasks its await resumes in.
+    setImmediate(() => session.open());
+    // Its events go to the fronts' handlers, which do not throw; should one, the session ends.
+    void session.watch().catch(() => session.close());
+    return session;
   }
 
   async submitBatch(requests: JobRequest[]): Promise<string[]> {
@@ -322,7 +356,8 @@ export class BullJobClient implements JobClient {
     });
   }
 
-  async wait(id: string, timeoutMs: number): Promise<JobRecord | undefined> {
+  /** `pollMs`: how often the job is read again in case its end's event was missed. */
+  async wait(id: string, timeoutMs: number, pollMs = WAIT_POLL_MS): Promise<JobRecord | undefined> {
     if (!isJobId(id)) return undefined;
     const deadline = Date.now() + timeoutMs;
     /** An event came while no nap was under way (during a read): the next nap returns at once. */
@@ -367,7 +402,7 @@ export class BullJobClient implements JobClient {
         finalState ??= fresh.finalState;
         completion ??= fresh.completion;
       } else if (fresh && Date.now() - fresh.submittedAt < FRESH_SUBMISSION_MS) {
-        await nap(Math.min(deadline - Date.now(), WAIT_POLL_MS));
+        await nap(Math.min(deadline - Date.now(), pollMs));
       }
       for (;;) {
         // Submitted here and completed: the event said all the job's hash would.
@@ -390,7 +425,7 @@ export class BullJobClient implements JobClient {
           if (outage && !seen) throw outage;
           return seen;
         }
-        await nap(Math.min(leftMs, WAIT_POLL_MS));
+        await nap(Math.min(leftMs, pollMs));
       }
     } finally {
       listeners.delete(listener);
@@ -528,6 +563,7 @@ export class BullJobClient implements JobClient {
     // BullMQ leaves connections it was handed open.
     this.redis.disconnect();
     this.eventsRedis.disconnect();
+    this.liveHub.close();
   }
 
   /** A job whose final state an event named: one read of the job, no state query (jobs are added

@@ -95,7 +95,7 @@ function checkJobRequestShape(data: unknown): asserts data is JobRequest {
   for (const field of ['args', 'compileArgs', 'outputFiles'] as const) {
     if (data[field] !== undefined && !(Array.isArray(data[field]) && data[field].every(isString))) throw new JobDataError(field, 'an array of strings');
   }
-  for (const field of ['stderrToStdout', 'compileEntryOnly', 'stopOnFailure'] as const) {
+  for (const field of ['stderrToStdout', 'compileEntryOnly', 'stopOnFailure', 'live'] as const) {
     if (data[field] !== undefined && typeof data[field] !== 'boolean') throw new JobDataError(field, 'a boolean');
   }
   for (const field of ['limits', 'compileLimits'] as const) {

@@ -18,6 +18,10 @@ export interface RedisKeys {
   latencyHistogram: string;
   /** String: the deployment's secret in idempotency keys' job ids (client.ts, submitOnce). */
   idempotencySecret: string;
+  /** Pub/sub channel of a live job's events, from its worker to the API that holds its session. */
+  liveEvents(jobId: string): string;
+  /** Pub/sub channel of a live job's stdin, from the API to its worker. */
+  liveInput(jobId: string): string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
@@ -30,5 +34,7 @@ export function redisKeys(prefix: string): RedisKeys {
     verdictCounts: `${base}:stats:verdicts`,
     latencyHistogram: `${base}:stats:latency`,
     idempotencySecret: `${base}:idempotency-secret`,
+    liveEvents: (jobId) => `${base}:live:${jobId}:events`,
+    liveInput: (jobId) => `${base}:live:${jobId}:input`,
   };
 }

@@ -25,6 +25,7 @@ import { QUEUE_NAME, redisKeys } from './keys.js';
 import { repeatedErrorLogger } from './repeat-log.js';
 import { CLOSE_REDIS_AWAY_MS, settledWithin, watchUnreachable } from './unreachable.js';
 import { jobStatsRecorder } from './stats.js';
+import { LiveInputs, openLiveChannel, type LiveChannel } from './live-channel.js';
 import { deliverNotification, type Notification, type WebhookPolicy } from './webhook.js';
 
 /** What the worker needs of the executor (src/executor's Executor satisfies it). */
@@ -73,6 +74,10 @@ export interface QueueWorker {
 /** A repeated worker error (Redis away) is logged at most this often. */
 const REPEATED_ERROR_LOG_INTERVAL_MS = 30_000;
 
+/** Why a live job fails rather than run again: its client's input went to the worker that had it. */
+const LIVE_RETRY_REASON = 'a live job is not run again: the worker running it stopped, and its session went with it';
+const LIVE_SHUTDOWN_REASON = 'a live job is not handed to another worker: this one shut down while it ran, and its session went with it';
+
 /** Why a run was aborted: the job's cancel, or this worker shutting down. */
 type AbortReason = 'cancelled' | 'shutdown';
 
@@ -96,6 +101,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   const log = logger.child({ workerId });
   const redis = createRedis(options.redisUrl, 'blocking', workerConnectionName(workerId));
   const subscriber = createRedis(options.redisUrl, 'blocking', `cellblock-worker-cancel-${workerId}`);
+  const liveInputs = new LiveInputs(options.redisUrl, `cellblock-worker-live-${workerId}`);
   const controllers = new Map<string, AbortController>();
   const webhooks = new Set<Promise<unknown>>();
   const stopWebhooks = new AbortController();
@@ -131,14 +137,20 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     // before it exists (they start after it).
     const untrack = lane.track();
     bullSignal?.addEventListener('abort', () => controller.abort('cancelled' satisfies AbortReason), { once: true });
+    let live: LiveChannel | undefined;
     try {
       if (await cancelledBeforeRun(job)) {
         log.info({ jobId }, 'job was cancelled before it ran');
         throw new UnrecoverableError(CANCELLED_REASON);
       }
+      if ((job.data as JobRequest | null)?.live === true) {
+        if (job.attemptsStarted > 1) throw new UnrecoverableError(LIVE_RETRY_REASON);
+        live = await openLiveChannel(liveInputs, redis, keys, jobId);
+      }
       let result: ExecuteResult;
       try {
-        const running = executor.execute(toExecuteRequest(job.data, controller.signal));
+        const request = toExecuteRequest(job.data, controller.signal);
+        const running = executor.execute(live ? { ...request, live } : request);
         // After the program has been started (the executor gets there without a macrotask). At
         // debug: each line costs the worker a write (~0.3 ms of CPU here); 'job finished' says it all.
         if (log.isLevelEnabled('debug')) setImmediate(() => log.debug({ jobId, runtimeId: job.data.runtimeId }, 'job started'));
@@ -149,10 +161,16 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         throw new UnrecoverableError(`executor: ${(error as Error).message}`);
       }
       if (controller.signal.aborted && controller.signal.reason === ('shutdown' satisfies AbortReason)) {
-        // Killed only because this worker is stopping: hand the job back for another worker.
-        log.warn({ jobId }, 'job interrupted by shutdown; returning it to the queue');
-        await job.moveToDelayed(Date.now(), token);
-        throw new DelayedError();
+        // A live job is not handed on (its session is this worker's), and one whose run had ended
+        // by itself just before keeps its result.
+        if (live) {
+          if (result.verdict === 'cancelled') throw new UnrecoverableError(LIVE_SHUTDOWN_REASON);
+        } else {
+          // Killed only because this worker is stopping: hand the job back for another worker.
+          log.warn({ jobId }, 'job interrupted by shutdown; returning it to the queue');
+          await job.moveToDelayed(Date.now(), token);
+          throw new DelayedError();
+        }
       }
       // Written once BullMQ has sent the result on its way.
       setImmediate(() =>
@@ -164,6 +182,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       const attempt = { number: job.attemptsStarted, startedAtMs: job.processedOn ?? Date.now(), finishedAtMs: Date.now() };
       return toJobResult(result, queueWaitMs, attempt);
     } finally {
+      // Before the result is stored: the session hears `end` before the job's completion.
+      await live?.close();
       untrack();
       controllers.delete(jobId);
     }
@@ -320,6 +340,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       await executor.close();
       // BullMQ leaves the connection it was handed open.
       for (const connection of [subscriber, redis, bullRedis]) connection.disconnect();
+      liveInputs.close();
       log.info('worker closed');
     },
   };

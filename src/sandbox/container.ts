@@ -28,11 +28,22 @@ export interface ContainerIdentity {
   gid: number;
 }
 
-/** A connected run's pipe ends (native createPipe's), the program's stdin and stdout in place of
- * the memfds; the container takes copies, the caller closes these. */
+/** A connected or streaming run's pipe ends (native createPipe's), the program's stdin and stdout
+ * (and a streaming run's stderr) in place of the memfds; the container takes copies, the caller
+ * closes these. */
 export interface ConnectedStdio {
   stdinFd: number;
   stdoutFd: number;
+  stderrFd?: number;
+}
+
+/** What a streaming run's caller read from the stdout and stderr pipes and kept (init measures
+ * and reads only memfds): the result's output in place of the native exit's. */
+export interface PipedOutput {
+  stdout: Buffer;
+  stderr: Buffer;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
 }
 
 type ContainerState = 'ready' | 'started' | 'finished';
@@ -64,6 +75,11 @@ export class Container implements PreparedContainer {
   private initEnded = false;
   private destroyed: Promise<void> | null = null;
   private undestroyedTimer: NodeJS.Timeout | undefined;
+  /** The run's "exit" has arrived: every process of it is dead. */
+  private runEnded = false;
+  /** Who asked first to kill the run: spec.signal, or a streaming run's caller for its output
+   * (killForOutput). Both reach init as the same cancel word, which alone would say `cancelled`. */
+  private killedBy: 'signal' | 'output' | undefined;
 
   private constructor(
     readonly id: string,
@@ -114,6 +130,7 @@ export class Container implements PreparedContainer {
           cpuWeightPath: cgroup.cpuWeightPath,
           backgroundCpuWeight: cgroup.backgroundCpuWeight,
           ...(connected ? { stdinPipeFd: connected.stdinFd, stdoutPipeFd: connected.stdoutFd } : {}),
+          ...(connected?.stderrFd !== undefined ? { stderrPipeFd: connected.stderrFd } : {}),
           ...(spec.ignoreSigpipe ? { ignoreSigpipe: true } : {}),
         },
         (kind, exit) => {
@@ -155,7 +172,18 @@ export class Container implements PreparedContainer {
     return container;
   }
 
-  async start(spec: StartSpec): Promise<RunResult> {
+  /** A streaming run's output pipes are read by its caller, not measured by init: the caller kills
+   * the run here once they pass limits.outputBytes, and the verdict is then `output_limit` (also
+   * when the output that passed it is found after the program's own exit). */
+  killForOutput(): void {
+    if (this.state !== 'started' || this.killedBy !== undefined) return;
+    this.killedBy = 'output';
+    if (!this.runEnded) this.handle.cancel();
+  }
+
+  /** `readPipes`: a streaming run's; called once every process of the run is dead, it resolves
+   * once the caller has read the output pipes to their end. */
+  async start(spec: StartSpec, readPipes?: () => Promise<PipedOutput>): Promise<RunResult> {
     if (this.state !== 'ready') throw new SandboxSpecError('container', `cannot start a container that is ${this.state}`);
     const program = checkStartSpec(spec, this.spec.workDir);
     this.state = 'started';
@@ -197,11 +225,18 @@ export class Container implements PreparedContainer {
       await this.finish();
       return internalErrorResult(toSandboxError(error));
     }
-    const cancel = (): void => this.handle.cancel();
+    const cancel = (): void => {
+      if (!this.runEnded) this.killedBy ??= 'signal';
+      this.handle.cancel();
+    };
     spec.signal?.addEventListener('abort', cancel, { once: true });
     try {
       const exit = await this.exited;
-      return this.result(exit, limits);
+      this.runEnded = true;
+      // The pipes may still hold the last chunks, one of which may pass the output limit: the
+      // verdict waits for them.
+      const piped = readPipes ? await readPipes() : undefined;
+      return this.result(exit, limits, piped);
     } finally {
       spec.signal?.removeEventListener('abort', cancel);
       // Every process of the run is dead (init killed what was left before "done") and init
@@ -216,7 +251,7 @@ export class Container implements PreparedContainer {
     }
   }
 
-  private result(exit: NativeExit, limits: Limits): RunResult {
+  private result(exit: NativeExit, limits: Limits, piped?: PipedOutput): RunResult {
     if (exit.failure) return internalErrorResult(sandboxErrorFromFailure(exit.failure));
     let usage;
     try {
@@ -229,10 +264,10 @@ export class Container implements PreparedContainer {
     const cpuTimeMs = nsToMs(usage.cpuTimeNs);
     const verdict = decideVerdict({
       setupFailed: false,
-      killedForCancel: exit.killedForCancel,
+      killedForCancel: exit.killedForCancel && this.killedBy !== 'output',
       killedForCpu: exit.killedForCpu,
       killedForWall: exit.killedForWall,
-      killedForOutput: exit.killedForOutput,
+      killedForOutput: exit.killedForOutput || this.killedBy === 'output',
       oomKills: usage.oomKills,
       cpuTimeMs,
       exitCode,
@@ -245,10 +280,12 @@ export class Container implements PreparedContainer {
       exitCode,
       signal,
       signalName: signalName(signal),
-      stdout: exit.stdout,
-      stderr: exit.stderr,
-      stdoutTruncated: exit.stdoutBytes > exit.stdout.length,
-      stderrTruncated: exit.stderrBytes > exit.stderr.length,
+      ...(piped ?? {
+        stdout: exit.stdout,
+        stderr: exit.stderr,
+        stdoutTruncated: exit.stdoutBytes > exit.stdout.length,
+        stderrTruncated: exit.stderrBytes > exit.stderr.length,
+      }),
       metrics: { cpuTimeMs, wallTimeMs: nsToMs(exit.wallTimeNs), peakMemoryBytes: usage.peakMemoryBytes },
     };
   }

@@ -26,8 +26,10 @@ export interface NativePrepareOptions {
   /** A pipe end (createPipe's) that is the program's stdin in place of the memfd: a connected run.
    * The container takes a copy; the caller closes its own. */
   stdinPipeFd?: number;
-  /** Likewise the program's stdout: its output then goes to the peer and is not kept. */
+  /** Likewise the program's stdout: its output then goes to the pipe's reader and is not kept. */
   stdoutPipeFd?: number;
+  /** Likewise the program's stderr (a streaming run, whose caller reads it as it is written). */
+  stderrPipeFd?: number;
   /** ContainerSpec.ignoreSigpipe. */
   ignoreSigpipe?: boolean;
 }
@@ -153,8 +155,8 @@ interface NativeModule {
   /** Prepares a container (the addon's Container) and reports its events to onEvent. */
   createContainer(options: NativePrepareOptions, onEvent: NativeEventHandler): NativeContainer;
   holdLockFile(path: string): number;
-  /** A pipe's [read, write] ends, close-on-exec, for a connected run's containers (the caller
-   * closes them once the containers are prepared). */
+  /** A pipe's [read, write] ends, close-on-exec, for a connected or streaming run's containers (the
+   * caller closes the ends it gave them once the containers are prepared). */
   createPipe(): [number, number];
   isLockFileHeld(path: string): boolean;
 }

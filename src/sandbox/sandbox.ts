@@ -11,7 +11,19 @@ import { toSandboxError } from './errors.js';
 import { native } from './native.js';
 import { keepProgramsOomKillable } from './oom-score.js';
 import { checkContainerSpec, checkStartSpec, DEFAULT_WORK_DIR, isSandboxId } from './spec.js';
-import type { ContainerSpec, PreparedContainer, RunResult, RunSpec, Sandbox, SandboxCgroups, SandboxOptions, StartSpec } from './types.js';
+import { StreamingPipes } from './streaming.js';
+import type {
+  ContainerSpec,
+  PreparedContainer,
+  RunResult,
+  RunSpec,
+  Sandbox,
+  SandboxCgroups,
+  SandboxOptions,
+  StartSpec,
+  StreamingIo,
+  StreamingRun,
+} from './types.js';
 import { SandboxError, SandboxSpecError } from './types.js';
 
 export const SANDBOX_UID = 60000;
@@ -85,7 +97,7 @@ class SandboxInstance implements Sandbox {
     return this.prepareContainer(spec);
   }
 
-  private async prepareContainer(spec: ContainerSpec, connected?: ConnectedStdio): Promise<PreparedContainer> {
+  private async prepareContainer(spec: ContainerSpec, connected?: ConnectedStdio): Promise<Container> {
     if (this.closed) throw new SandboxSpecError('sandbox', 'is closed');
     const checked = checkContainerSpec(spec);
     const id = `c${(this.nextContainer++).toString(36)}`;
@@ -183,6 +195,53 @@ class SandboxInstance implements Sandbox {
       setTimeout(() => {
         for (const container of containers) container.destroy().catch(() => {});
       }, RUN_TEARDOWN_DELAY_MS);
+    }
+  }
+
+  runStreaming(spec: RunSpec, io: StreamingIo): StreamingRun {
+    if (this.closed) throw new SandboxSpecError('sandbox', 'is closed');
+    if (spec.stdin !== undefined && spec.stdin.length > 0) {
+      throw new SandboxSpecError('stdin', "must be empty: a streaming run's stdin is what the caller writes");
+    }
+    if (spec.stderrToStdout === true) {
+      throw new SandboxSpecError('stderrToStdout', "must be false: a streaming run's stderr is a stream of its own");
+    }
+    // Here, at once, what prepare and start would refuse later: `result` then fails only as a run.
+    checkContainerSpec(containerSpecOf(spec));
+    checkStartSpec(startSpecOf(spec), spec.workDir ?? DEFAULT_WORK_DIR);
+    let pipes: StreamingPipes;
+    try {
+      pipes = StreamingPipes.open(io, spec.limits.outputBytes);
+    } catch (error) {
+      const result = Promise.resolve(internalErrorResult(toSandboxError(error)));
+      return { write: () => {}, end: () => {}, result };
+    }
+    return {
+      write: (data) => pipes.write(data),
+      end: () => pipes.end(),
+      result: this.streamingResult(spec, pipes),
+    };
+  }
+
+  private async streamingResult(spec: RunSpec, pipes: StreamingPipes): Promise<RunResult> {
+    let container: Container;
+    try {
+      container = await this.prepareContainer(containerSpecOf(spec), pipes.childEnds);
+    } catch (error) {
+      pipes.destroy();
+      if (error instanceof SandboxError) return internalErrorResult(error);
+      throw error;
+    } finally {
+      pipes.closeChildEnds();
+    }
+    pipes.killForOutput = () => container.killForOutput();
+    try {
+      return await container.start(startSpecOf(spec), () => pipes.readToEnd());
+    } finally {
+      // Also where start() returned without running the program (cancelled before it, a failed
+      // start): its output pipes would reach end of file only with the container's end.
+      pipes.destroy();
+      setTimeout(() => container.destroy().catch(() => {}), RUN_TEARDOWN_DELAY_MS);
     }
   }
 

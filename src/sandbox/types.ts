@@ -200,6 +200,31 @@ export interface SandboxCgroups {
   oomScoreAdjRaisedFrom?: number;
 }
 
+/** A streaming run's output (Sandbox.runStreaming): a live session shows it as the program writes
+ * it, where run() gives it only at the end. */
+export interface StreamingIo {
+  /** Each chunk the program writes, in order within each stream, as it arrives. At most
+   * limits.outputBytes bytes in all (stdout and stderr together; the chunk that crosses it is cut
+   * at the limit), after which the run is killed and its verdict is `output_limit`: the bound
+   * run() keeps, which a session's client cannot flood past. (A pipe is no file: fileSizeBytes
+   * does not lower it, as it does run()'s.) Never called after `result` has settled. */
+  onOutput(stream: 'stdout' | 'stderr', chunk: Buffer): void;
+}
+
+/** A streaming run under way: the caller types into its stdin while it runs. */
+export interface StreamingRun {
+  /** Queues bytes for the program's stdin (delivered in order; copied, so the caller may reuse
+   * its buffer). Ignored after end(), and once the program has ended or closed its stdin: a
+   * session's client may type after the program is gone, which is no error. */
+  write(data: Uint8Array): void;
+  /** Closes the program's stdin once what was queued is delivered: it then reads end of file. */
+  end(): void;
+  /** As run()'s result. stdout and stderr hold what onOutput was given (stdoutTruncated /
+   * stderrTruncated when the output limit cut them). Settles only after every chunk has been
+   * given to onOutput, so that a session can send the result as its last message. */
+  readonly result: Promise<RunResult>;
+}
+
 /** One engine instance: owns `<cgroupParent>/<instanceId>` in every cgroup hierarchy. */
 export interface Sandbox {
   readonly instanceId: string;
@@ -213,6 +238,11 @@ export interface Sandbox {
    * (its exit, its limits); the other then reads end of file or gets SIGPIPE. Results in the
    * specs' order; setup failures come back as verdict `internal_error` for both. */
   runConnected(first: RunSpec, second: RunSpec): Promise<[RunResult, RunResult]>;
+  /** One program in a fresh container whose stdin, stdout and stderr are pipes to the caller
+   * (a live session). spec.stdin must be empty and spec.stderrToStdout false (SandboxSpecError,
+   * thrown at once, as is any other spec error: a caller learns of it before it has a session
+   * to end). Setup failures come back as verdict internal_error in `result`. */
+  runStreaming(spec: RunSpec, io: StreamingIo): StreamingRun;
   /** Throws SandboxError when a setup step fails. */
   prepare(spec: ContainerSpec): Promise<PreparedContainer>;
   /** Removes the cgroup subtrees of instances whose process is gone; returns their ids. */

@@ -23,6 +23,7 @@ import { Redis } from 'ioredis';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { redisKeys } from '../../src/queue/keys.js';
 import { until } from '../helpers/until.js';
+import { openLiveSocket } from '../helpers/live-socket.js';
 import { reclaimPoolState } from '../helpers/pool-state.js';
 import { start as startRedis } from '../helpers/redis.js';
 
@@ -95,6 +96,20 @@ describe('worker death', { skip }, () => {
       assert.equal(view.status, 'done', JSON.stringify(view));
       assert.equal(view.attempts, 2, 'started by the dead worker, then by the survivor');
       assert.equal(view.result.stdout, 'started\nwoke\n');
+    }));
+
+  test('a worker killed mid live job: the next worker fails it rather than run it without its input; the session ends with that', () =>
+    withDeathScene(async ({ base, service, poolStateDir, startSurvivor }) => {
+      const doomed = await spawnWorkerProcess(service, poolStateDir);
+      const socket = await openLiveSocket(`${base.replace(/^http/, 'ws')}/v1/live`);
+      socket.send({ type: 'submit', job: sleeper(30) });
+      await socket.outputHolds('started\n', { timeoutMs: 30_000 });
+      await killHard(doomed);
+      await startSurvivor();
+      const done = await socket.next((m) => m.type === 'done', 60_000);
+      assert.equal(done.job.status, 'failed', JSON.stringify(done.job));
+      assert.equal(done.job.attempts, 2);
+      assert.match(done.job.failure.message, /a live job is not run again/);
     }));
 
   test('a worker killed with SIGKILL no longer counts for /readyz, though its liveness key has not expired', () =>

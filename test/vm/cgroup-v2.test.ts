@@ -23,6 +23,7 @@ const FILES_IN_VM = [
   'test/sandbox/limits.test.ts',
   'test/sandbox/hostile.test.ts',
   'test/sandbox/leaks.test.ts',
+  'test/sandbox/streaming.test.ts',
   'test/pool/pool.test.ts',
   'test/pool/crash.test.ts',
   'test/executor/executor.test.ts',

@@ -2,6 +2,7 @@
 import type { Runtime } from '../../images/types.js';
 import type { JobService } from '../service.js';
 import type { SubmissionPolicy } from '../submission.js';
+import type { LiveSockets } from '../live-socket.js';
 
 export interface CompatPluginOptions {
   jobs: JobService;
@@ -17,6 +18,8 @@ export interface CompatPluginOptions {
    * (number_of_runs). CELLBLOCK_BODY_LIMIT_BYTES: a request then queues at most about twice its
    * body (and a third more, base64 in Redis). */
   maxExpansionBytes: number;
+  /** The API's open live sockets (a front's own live route registers each). */
+  liveSockets: LiveSockets;
 }
 
 export const DEFAULT_MAX_WAIT_MS = 60_000;

@@ -1,0 +1,207 @@
+// /v1/live: a live job over a WebSocket (docs/theory-of-operation.md, "Live runs"). The client
+// submits one job, as POST /v1/jobs takes it, then writes its stdin while it runs and reads its
+// output as the program writes it; the last message is the job's view, as GET /v1/jobs/:id shows
+// it. Every refusal is an `error` message with the code and message an HTTP answer would carry,
+// then the socket closes with 4000 + that HTTP status.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import { Compile } from 'typebox/compile';
+import type { WebSocket } from 'ws';
+import { liveJobProblem } from '../../executor/check.js';
+import type { Runtime } from '../../images/types.js';
+import type { LiveEvent, LiveSession } from '../../jobs/model.js';
+import { ApiError, badRequest, toApiError } from '../errors.js';
+import { LIVE_SEND_BUFFER_BYTES, SocketJob, StreamText, type LiveSockets } from '../live-socket.js';
+import { presentJob, type OutputEncoding } from '../present.js';
+import { JobQuery, JobSubmission } from '../schemas.js';
+import type { JobService } from '../service.js';
+import { decodeBase64, toJobRequest, type SubmissionPolicy } from '../submission.js';
+
+export interface LiveRoutesOptions {
+  jobs: JobService;
+  runtimes: Runtime[];
+  policy: SubmissionPolicy;
+  /** The most stdin bytes one session takes in all (CELLBLOCK_BODY_LIMIT_BYTES: what one
+   * submission's stdin could hold). */
+  maxStdinBytes: number;
+  liveSockets: LiveSockets;
+}
+
+/** How long a client has, once connected, to send its `submit`. */
+export const LIVE_SUBMIT_TIMEOUT_MS = 10_000;
+
+/** A WebSocket close code for an error: 4000 + its HTTP status (4000-4999 are the application's). */
+export const closeCodeOf = (error: ApiError) => 4000 + error.statusCode;
+
+const submissionCheck = Compile(JobSubmission);
+
+/** The `submit` message's job as a validation error fastify would make of a body, so that it reads
+ * as POST /v1/jobs's 400 invalid_request does. */
+function validationError(job: unknown): Error {
+  return Object.assign(new Error('invalid job'), { validation: [...submissionCheck.Errors(job)], validationContext: 'job' });
+}
+
+export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (app, options) => {
+  app.get(
+    '/live',
+    {
+      websocket: true,
+      schema: {
+        summary: 'A live job over a WebSocket',
+        description:
+          'Upgrade to a WebSocket, send {"type": "submit", "job": <a submission as POST /v1/jobs takes it>}, then {"type": "stdin", "data"} and {"type": "stdinEnd"} as the program runs; the server sends accepted, started, stage, output, exit and last done with the job. See the README, "Live runs".',
+        tags: ['jobs'],
+        querystring: JobQuery,
+      },
+    },
+    (socket: WebSocket, request) => {
+      const encoding: OutputEncoding = (request.query as { outputEncoding?: OutputEncoding }).outputEncoding ?? 'utf8';
+      handleLiveSocket(socket, request, options, encoding);
+    },
+  );
+};
+
+function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: LiveRoutesOptions, encoding: OutputEncoding): void {
+  const { jobs, runtimes, policy, maxStdinBytes } = options;
+  const socketJob = new SocketJob(request.log, maxStdinBytes);
+  let over = false;
+  const text = new StreamText();
+
+  /** Ends the socket with an error; a job it submitted is cancelled (its client is leaving). */
+  const fail = (error: ApiError): Promise<void> => {
+    if (over) return Promise.resolve();
+    over = true;
+    const body: Record<string, unknown> = { code: error.code, message: error.message };
+    if (error.details) body.details = error.details;
+    sendText(JSON.stringify({ type: 'error', error: body }));
+    socket.close(closeCodeOf(error), error.code);
+    return socketJob.abandon();
+  };
+  const sendText = (message: string): void => {
+    if (socket.readyState !== socket.OPEN) return;
+    socket.send(message);
+    if (!over && socket.bufferedAmount > LIVE_SEND_BUFFER_BYTES) {
+      void fail(new ApiError(429, 'client_too_slow', `more than ${LIVE_SEND_BUFFER_BYTES} bytes were left unread: read the socket as the program writes`));
+    }
+  };
+  const send = (message: Record<string, unknown>): void => sendText(JSON.stringify(message));
+  const withSession = (use: (session: LiveSession) => void): void => {
+    if (!socketJob.use(use)) void fail(badRequest('not_submitted', 'send {"type": "submit", "job": ...} first'));
+  };
+
+  const onEvent = (event: LiveEvent): void => {
+    switch (event.type) {
+      case 'started':
+      case 'stage':
+        send(event);
+        return;
+      case 'output': {
+        const data = encoding === 'base64' ? event.data.toString('base64') : text.text(event.stage, event.stream, event.data);
+        if (data !== '') send({ type: 'output', stage: event.stage, stream: event.stream, data });
+        return;
+      }
+      case 'exit':
+        if (encoding === 'utf8') for (const { stream, text: rest } of text.rest(event.stage)) send({ type: 'output', stage: event.stage, stream, data: rest });
+        send({ type: 'exit', stage: event.stage, ...event.exit });
+        return;
+      case 'inputLost':
+        void fail(new ApiError(503, 'queue_unavailable', 'stdin could not be passed on (Redis unreachable): the job is cancelled, its input having a gap'));
+        return;
+      case 'end': {
+        socketJob.end();
+        if (over) return;
+        if (!event.record) {
+          void fail(new ApiError(404, 'job_not_found', 'the job disappeared before it finished'));
+          return;
+        }
+        let done: string;
+        try {
+          done = JSON.stringify({ type: 'done', job: presentJob(event.record, encoding) });
+        } catch (error) {
+          void fail(toApiError(error, request));
+          return;
+        }
+        over = true;
+        sendText(done);
+        socket.close(1000, 'done');
+      }
+    }
+  };
+
+  const submit = (job: unknown): void => {
+    if (socketJob.submitted) {
+      void fail(badRequest('already_submitted', 'a live session runs one job'));
+      return;
+    }
+    if (!submissionCheck.Check(job)) {
+      void fail(toApiError(validationError(job), request));
+      return;
+    }
+    let jobRequest;
+    try {
+      jobRequest = toJobRequest(job, runtimes, policy);
+      const problem = liveJobProblem({ tests: jobRequest.tests, interactor: jobRequest.interactor !== undefined, checker: jobRequest.checker !== undefined, stderrToStdout: jobRequest.stderrToStdout });
+      if (problem) throw badRequest('live_not_applicable', problem);
+    } catch (error) {
+      void fail(toApiError(error, request));
+      return;
+    }
+    socketJob.submit(jobs, jobRequest, onEvent, {
+      socketEnded: () => over,
+      accepted: (session) => send({ type: 'accepted', id: session.id }),
+      refused: (error) => void fail(toApiError(error, request)),
+    });
+  };
+
+  const submitTimer = setTimeout(() => {
+    if (!socketJob.submitted) void fail(new ApiError(408, 'submit_timeout', `no submit within ${LIVE_SUBMIT_TIMEOUT_MS} ms`));
+  }, LIVE_SUBMIT_TIMEOUT_MS);
+  const forget = options.liveSockets.add(() => fail(new ApiError(503, 'shutting_down', 'the API is stopping: the job is cancelled')));
+
+  socket.on('message', (raw, isBinary) => {
+    if (over) return;
+    let message: unknown;
+    try {
+      message = JSON.parse((isBinary ? Buffer.from(raw as Buffer) : raw).toString());
+    } catch {
+      void fail(badRequest('invalid_json', 'a message is not JSON'));
+      return;
+    }
+    const { type } = (message ?? {}) as { type?: unknown };
+    const fields = message as Record<string, unknown>;
+    if (message === null || typeof message !== 'object' || Array.isArray(message)) {
+      void fail(badRequest('invalid_message', 'a message is a JSON object with a type'));
+    } else if (type === 'submit') {
+      submit(fields.job);
+    } else if (type === 'stdin') {
+      if (typeof fields.data !== 'string' || (fields.base64 !== undefined && typeof fields.base64 !== 'boolean')) {
+        void fail(badRequest('invalid_message', 'stdin is {"type": "stdin", "data": string, "base64"?: boolean}'));
+        return;
+      }
+      let data: Buffer;
+      try {
+        data = fields.base64 === true ? decodeBase64(fields.data, 'stdin data') : Buffer.from(fields.data, 'utf8');
+      } catch (error) {
+        void fail(toApiError(error, request));
+        return;
+      }
+      const sent = socketJob.write(data);
+      if (sent === 'not_submitted') void fail(badRequest('not_submitted', 'send {"type": "submit", "job": ...} first'));
+      if (sent === 'too_large') void fail(new ApiError(413, 'stdin_too_large', `a live session takes at most ${maxStdinBytes} bytes of stdin`, { maximum: maxStdinBytes }));
+    } else if (type === 'stdinEnd') {
+      withSession((live) => live.endStdin());
+    } else if (type === 'cancel') {
+      withSession((live) => void live.cancel().catch((err: unknown) => void fail(toApiError(err, request))));
+    } else {
+      void fail(badRequest('invalid_message', `unknown message type ${JSON.stringify(type)}: submit, stdin, stdinEnd or cancel`));
+    }
+  });
+
+  socket.on('close', () => {
+    clearTimeout(submitTimer);
+    forget();
+    // The client went away mid-job: no one reads what the program writes any more.
+    if (!over) void socketJob.abandon();
+    over = true;
+  });
+}

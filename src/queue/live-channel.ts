@@ -1,0 +1,94 @@
+// A worker's side of a live job: the executor's LiveIo over the job's two channels (live-wire.ts).
+// The job's stdin arrives on a subscriber connection of the worker's live jobs (LiveInputs: not
+// the one its cancels come on, whose output buffer Redis bounds, and which a client's typing must
+// not fill) and is held until the program runs; events go out on the worker's own connection, in
+// order, and `close` sends the last (`end`) once every earlier one is on its way.
+import type { Redis } from 'ioredis';
+import type { LiveIo, LiveStageName, LiveStdin, StageResult } from '../executor/types.js';
+import { createRedis } from './connection.js';
+import type { RedisKeys } from './keys.js';
+import { decodeInput, encodeEvent, liveExitOf, type WireEvent } from './live-wire.js';
+import { CLOSE_REDIS_AWAY_MS, settledWithin } from './unreachable.js';
+
+/** Every live job's input channel of one worker, on one connection made at its first live job. */
+export class LiveInputs {
+  private connection: Redis | undefined;
+  private readonly listeners = new Map<string, (message: string) => void>();
+
+  constructor(
+    private readonly redisUrl: string,
+    private readonly connectionName: string,
+  ) {}
+
+  /** Resolves once Redis confirmed the subscription: every message published after is heard. */
+  async listen(channel: string, onMessage: (message: string) => void): Promise<void> {
+    if (!this.connection) {
+      this.connection = createRedis(this.redisUrl, 'blocking', this.connectionName);
+      this.connection.on('message', (heardOn: string, message: string) => this.listeners.get(heardOn)?.(message));
+    }
+    this.listeners.set(channel, onMessage);
+    try {
+      await this.connection.subscribe(channel);
+    } catch (error) {
+      this.listeners.delete(channel);
+      throw error;
+    }
+  }
+
+  async unlisten(channel: string): Promise<void> {
+    if (this.listeners.delete(channel)) await this.connection?.unsubscribe(channel).catch(() => undefined);
+  }
+
+  close(): void {
+    this.listeners.clear();
+    this.connection?.disconnect();
+  }
+}
+
+export interface LiveChannel extends LiveIo {
+  /** Tells the session that nothing follows and stops listening; never throws, and gives up on a
+   * Redis that does not answer (the job's result is what matters then). */
+  close(): Promise<void>;
+}
+
+/** Listens for the job's stdin, then tells its session that the job was taken (`started`): input
+ * sent from then on is heard. */
+export async function openLiveChannel(inputs: LiveInputs, publisher: Redis, keys: RedisKeys, jobId: string): Promise<LiveChannel> {
+  const inputChannel = keys.liveInput(jobId);
+  const eventsChannel = keys.liveEvents(jobId);
+  let stdin: LiveStdin | undefined;
+  /** Input heard before the program runs; `null` marks its end. */
+  let heldInput: (Buffer | null)[] = [];
+  let lastSend: Promise<unknown> = Promise.resolve();
+  const send = (event: WireEvent): void => {
+    // A lost event costs the client a part of the stream, never the job: its result has it all.
+    lastSend = publisher.publish(eventsChannel, encodeEvent(event)).catch(() => undefined);
+  };
+  await inputs.listen(inputChannel, (message) => {
+    const input = decodeInput(message);
+    if (!input) return;
+    const data = input.type === 'stdin' ? input.data : null;
+    if (!stdin) heldInput.push(data);
+    else if (data) stdin.write(data);
+    else stdin.end();
+  });
+  send({ type: 'started' });
+
+  return {
+    stage: (stage: LiveStageName) => send({ type: 'stage', stage }),
+    output: (stage, stream, chunk) => send({ type: 'output', stage, stream, data: chunk }),
+    exit: (stage, result: StageResult) => send({ type: 'exit', stage, exit: liveExitOf(result) }),
+    connectStdin(program: LiveStdin) {
+      stdin = program;
+      for (const data of heldInput) {
+        if (data) program.write(data);
+        else program.end();
+      }
+      heldInput = [];
+    },
+    async close() {
+      send({ type: 'end' });
+      await settledWithin(Promise.all([lastSend, inputs.unlisten(inputChannel)]), CLOSE_REDIS_AWAY_MS);
+    },
+  };
+}

@@ -1,0 +1,181 @@
+// The API's side of a live job (JobClient.submitLive): one subscriber connection per API process
+// for every session's events (LiveHub), and per session the client's stdin, held until a worker
+// has taken the job (`started`: it listens from then on) and published after. The session's last
+// event, `end`, carries the job's record, read from the job once it finished: the events say what
+// happened as it happened, the record is what is kept. A job whose worker died sends no `end`
+// message; its record (failed) ends the session all the same.
+import type { Redis } from 'ioredis';
+import type { JobRecord, LiveEvent, LiveSession, LiveSessionOptions } from '../jobs/model.js';
+import { createRedis } from './connection.js';
+import { decodeEvent, encodeInput, type WireInput } from './live-wire.js';
+
+/** How long one wait for the job's end lasts before the session looks again whether it was closed. */
+const END_WAIT_SLICE_MS = 10_000;
+/** How often that wait reads the job in case the event of its end was missed: a session lasts as
+ * long as its run, and a read of a live job's hash carries its files. */
+const END_POLL_MS = 5000;
+/** After the job finished, how long its worker's `end` message may take to arrive before the
+ * record ends the session. The worker sends it before it stores the result, but on another
+ * connection, behind the run's output: a done or cancelled job's is on its way (a busy API may be
+ * reading a backlog); a failed job's worker may have died and sent none. */
+const END_MESSAGE_GRACE_MS = { finished: 15_000, failed: 1000 };
+/** Between tries of a wait that failed (Redis away). */
+const RETRY_MS = 1000;
+
+const FINAL: ReadonlySet<string> = new Set(['done', 'failed', 'cancelled']);
+
+/** Every live session's events, on one subscriber connection of the API process's own. */
+export class LiveHub {
+  private connection: Redis | undefined;
+  private readonly listeners = new Map<string, (message: string) => void>();
+
+  constructor(private readonly redisUrl: string) {}
+
+  /** Resolves once Redis confirmed the subscription: every message published after is heard. */
+  async listen(channel: string, onMessage: (message: string) => void): Promise<void> {
+    if (!this.connection) {
+      this.connection = createRedis(this.redisUrl, 'blocking', 'cellblock-api-live');
+      this.connection.on('message', (heardOn: string, message: string) => this.listeners.get(heardOn)?.(message));
+    }
+    this.listeners.set(channel, onMessage);
+    await this.connection.subscribe(channel);
+  }
+
+  unlisten(channel: string): void {
+    if (this.listeners.delete(channel)) void this.connection?.unsubscribe(channel).catch(() => undefined);
+  }
+
+  close(): void {
+    this.listeners.clear();
+    this.connection?.disconnect();
+  }
+}
+
+/** What a session needs of the job client. */
+export interface LiveSessionJobs {
+  wait(id: string, timeoutMs: number, pollMs: number): Promise<JobRecord | undefined>;
+  cancel(id: string): Promise<JobRecord | undefined>;
+  /** Sends on the producer connection (in order with the session's other input). */
+  publish(channel: string, message: string): Promise<unknown>;
+}
+
+export class QueueLiveSession implements LiveSession {
+  /** Input written before the worker was heard from; undefined once it was (sent at once since). */
+  private held: WireInput[] | undefined = [];
+  /** Events heard before open(): the caller does not have the session yet. */
+  private early: LiveEvent[] | undefined = [];
+  private stdinBytes = 0;
+  private stdinEnded = false;
+  private inputLost = false;
+  private closed = false;
+  private endHeard = false;
+  private onEndHeard: (() => void) | undefined;
+
+  constructor(
+    readonly id: string,
+    private readonly channels: { events: string; input: string },
+    private readonly jobs: LiveSessionJobs,
+    private readonly hub: LiveHub,
+    private readonly onEvent: (event: LiveEvent) => void,
+    private readonly options: LiveSessionOptions,
+  ) {}
+
+  /** A message on the job's events channel. */
+  heard(message: string): void {
+    const event = decodeEvent(message);
+    if (!event || this.closed) return;
+    // Any word from the worker says it listens: `started` is the first, but it may be the one lost.
+    if (this.held) {
+      const held = this.held;
+      this.held = undefined;
+      for (const input of held) this.send(input);
+    }
+    if (event.type === 'end') {
+      this.endHeard = true;
+      this.onEndHeard?.();
+      return;
+    }
+    this.tell(event);
+  }
+
+  /** The caller has the session: events from now on are told as they come, those before now first. */
+  open(): void {
+    const early = this.early ?? [];
+    this.early = undefined;
+    // Heard before any close: told whatever came since.
+    for (const event of early) this.onEvent(event);
+  }
+
+  write(data: Uint8Array): boolean {
+    if (this.stdinEnded || this.closed) return true;
+    if (this.stdinBytes + data.byteLength > this.options.maxStdinBytes) return false;
+    this.stdinBytes += data.byteLength;
+    if (data.byteLength > 0) this.input({ type: 'stdin', data: Buffer.from(data) });
+    return true;
+  }
+
+  endStdin(): void {
+    if (this.stdinEnded || this.closed) return;
+    this.stdinEnded = true;
+    this.input({ type: 'stdinEnd' });
+  }
+
+  async cancel(): Promise<void> {
+    await this.jobs.cancel(this.id);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.hub.unlisten(this.channels.events);
+    this.onEndHeard?.();
+  }
+
+  /** Waits for the job's end, then tells the record and stops listening. */
+  async watch(): Promise<void> {
+    let record: JobRecord | undefined;
+    for (;;) {
+      if (this.closed) return;
+      try {
+        record = await this.jobs.wait(this.id, END_WAIT_SLICE_MS, END_POLL_MS);
+      } catch {
+        // Redis away for a whole slice: the job is safe in it; look again.
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+        continue;
+      }
+      if (!record || FINAL.has(record.status)) break;
+    }
+    if (!this.endHeard && !this.closed) {
+      const graceMs = record?.status === 'failed' || !record ? END_MESSAGE_GRACE_MS.failed : END_MESSAGE_GRACE_MS.finished;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.onEndHeard = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.tell({ type: 'end', record });
+    this.close();
+  }
+
+  private tell(event: LiveEvent): void {
+    if (this.closed) return;
+    if (this.early) this.early.push(event);
+    else this.onEvent(event);
+  }
+
+  private input(input: WireInput): void {
+    if (this.held) this.held.push(input);
+    else this.send(input);
+  }
+
+  private send(input: WireInput): void {
+    this.jobs.publish(this.channels.input, encodeInput(input)).catch(() => {
+      // Redis away: the program's input has a gap, which it must not read on past unknowing.
+      if (this.inputLost) return;
+      this.inputLost = true;
+      this.tell({ type: 'inputLost' });
+    });
+  }
+}

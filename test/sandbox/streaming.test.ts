@@ -1,0 +1,187 @@
+// Streaming runs (Sandbox.runStreaming): one program whose stdin, stdout and stderr are pipes to
+// the caller, as a live session drives it: output arrives while the program runs, stdin is typed
+// as it goes.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SandboxSpecError, type RunSpec } from '../../src/sandbox/index.js';
+import { until } from '../helpers/until.js';
+import { DEFAULT_LIMITS, skip, text, useFixture } from './fixture.js';
+
+describe('sandbox: streaming runs', { skip }, () => {
+  const f = useFixture();
+
+  const spec = (argv: string[], limits: Partial<RunSpec['limits']> = {}): RunSpec => ({
+    rootDir: f.rootDir,
+    workDirHostPath: f.workDir(),
+    argv,
+    limits: { ...DEFAULT_LIMITS, ...limits },
+  });
+  const shell = (script: string, limits: Partial<RunSpec['limits']> = {}) => spec(['/bin/sh', '-c', script], limits);
+  const openDescriptors = () => fs.readdirSync('/proc/self/fd').length;
+
+  /** Starts a streaming run that records every chunk, and any chunk given after its result. */
+  function stream(runSpec: RunSpec) {
+    const chunks: { stream: 'stdout' | 'stderr'; chunk: Buffer }[] = [];
+    let settled = false;
+    let chunksAfterResult = 0;
+    const run = f.sandbox.runStreaming(runSpec, {
+      onOutput: (name, chunk) => {
+        if (settled) chunksAfterResult++;
+        chunks.push({ stream: name, chunk });
+      },
+    });
+    const result = run.result.then((r) => {
+      settled = true;
+      return r;
+    });
+    const received = (name: 'stdout' | 'stderr') => text(Buffer.concat(chunks.filter((c) => c.stream === name).map((c) => c.chunk)));
+    return { run, result, chunks, received, chunksAfterResult: () => chunksAfterResult };
+  }
+
+  it('streams output while the program runs, and gives it stdin as it is written', async () => {
+    const s = stream(spec(['/bin/cat']));
+    s.run.write(Buffer.from('one\n'));
+    // Only output that streams can arrive before "two" is written and stdin closed.
+    await until(() => s.received('stdout') === 'one\n', 5000, 5, 'the first line echoed while cat runs');
+    s.run.write(Buffer.from('two\n'));
+    s.run.end();
+    const endedAt = Date.now();
+    const r = await s.result;
+    // End of file on both output pipes follows the program's exit at once, not the bound on it (1 s).
+    assert.ok(Date.now() - endedAt < 700, `the result ${Date.now() - endedAt} ms after stdin ended`);
+    assert.deepEqual([r.verdict, r.exitCode], ['ok', 0]);
+    assert.equal(text(r.stdout), 'one\ntwo\n');
+    assert.equal(s.received('stdout'), 'one\ntwo\n');
+    assert.deepEqual([r.stdoutTruncated, r.stderrTruncated, r.stderr.length], [false, false, 0]);
+    assert.ok(r.metrics.wallTimeMs > 0);
+    await sleep(50);
+    assert.equal(s.chunksAfterResult(), 0);
+  });
+
+  it('gives stderr as a stream of its own', async () => {
+    const s = stream(shell('echo out; echo err >&2; read line; echo "more $line"; echo "err $line" >&2'));
+    await until(() => s.received('stdout') === 'out\n' && s.received('stderr') === 'err\n', 5000, 5, 'both first lines');
+    s.run.write(Buffer.from('x\n'));
+    const r = await s.result;
+    assert.equal(r.verdict, 'ok');
+    assert.deepEqual([s.received('stdout'), s.received('stderr')], ['out\nmore x\n', 'err\nerr x\n']);
+    assert.deepEqual([text(r.stdout), text(r.stderr)], ['out\nmore x\n', 'err\nerr x\n']);
+  });
+
+  it('cuts the output at the limit exactly and kills the run: output_limit', async () => {
+    const outputBytes = 100_000; // more than one read of the pipe: the cut falls inside a chunk
+    const s = stream(spec(['/usr/bin/yes', 'xxxxxxxxxxxxxxx'], { outputBytes }));
+    const r = await s.result;
+    assert.equal(r.verdict, 'output_limit');
+    assert.equal(s.chunks.reduce((sum, c) => sum + c.chunk.length, 0), outputBytes);
+    assert.deepEqual([r.stdout.length, r.stdoutTruncated, r.stderrTruncated], [outputBytes, true, false]);
+    assert.ok(r.stdout.every((byte) => byte === 0x78 || byte === 0x0a));
+    await sleep(50);
+    assert.equal(s.chunksAfterResult(), 0);
+  });
+
+  it('counts stdout and stderr together against the limit', async () => {
+    const s = stream(shell('while :; do echo xxxxxxxxxxxxxxx; echo yyyyyyyyyyyyyyy >&2; done', { outputBytes: 5000 }));
+    const r = await s.result;
+    assert.equal(r.verdict, 'output_limit');
+    assert.equal(r.stdout.length + r.stderr.length, 5000);
+    assert.ok(r.stdout.length > 0 && r.stderr.length > 0);
+    assert.ok(r.stdoutTruncated || r.stderrTruncated);
+  });
+
+  it('ends a run waiting on stdin when spec.signal aborts: cancelled', async () => {
+    const controller = new AbortController();
+    const s = stream({ ...shell('echo ready; read line; echo "got $line"'), signal: controller.signal });
+    await until(() => s.received('stdout') === 'ready\n', 5000, 5, 'the program started');
+    controller.abort();
+    const r = await s.result;
+    assert.equal(r.verdict, 'cancelled');
+    assert.equal(text(r.stdout), 'ready\n');
+  });
+
+  it('ends a run waiting on stdin at the wall limit: wall_time_limit', async () => {
+    const s = stream(shell('read line', { wallTimeMs: 300 }));
+    const r = await s.result;
+    assert.equal(r.verdict, 'wall_time_limit');
+    assert.ok(r.metrics.wallTimeMs < 1000, `killed at the limit (${r.metrics.wallTimeMs} ms)`);
+  });
+
+  it('ignores what is written after the program is gone (EPIPE), and after the result', async () => {
+    const s = stream(spec(['/bin/true']));
+    let settled = false;
+    void s.result.then(() => (settled = true));
+    // More than a pipe holds: the writes after the program's exit fail with EPIPE.
+    const block = Buffer.alloc(64 * 1024, 0x61);
+    while (!settled) {
+      s.run.write(block);
+      await sleep(1);
+    }
+    const r = await s.result;
+    assert.deepEqual([r.verdict, r.exitCode], ['ok', 0]);
+    s.run.write(block);
+    s.run.end();
+    s.run.write(block);
+    s.run.end();
+    await sleep(50);
+  });
+
+  it('reads end of file where the caller ends stdin before the program reads it', async () => {
+    const s = stream(shell('sleep 0.1; if read line; then echo "line $line"; else echo "eof $line"; fi'));
+    s.run.write(Buffer.from('partial'));
+    s.run.end();
+    const r = await s.result;
+    assert.equal(r.verdict, 'ok');
+    assert.equal(text(r.stdout), 'eof partial\n');
+  });
+
+  it('refuses stdin and stderrToStdout, and any bad spec, at once', () => {
+    const io = { onOutput: () => {} };
+    assert.throws(() => f.sandbox.runStreaming({ ...spec(['/bin/true']), stdin: 'x' }, io), (error: unknown) => {
+      assert.ok(error instanceof SandboxSpecError);
+      assert.equal(error.field, 'stdin');
+      return true;
+    });
+    assert.throws(() => f.sandbox.runStreaming({ ...spec(['/bin/true']), stderrToStdout: true }, io), /stderrToStdout/);
+    assert.throws(() => f.sandbox.runStreaming(spec([]), io), /argv: must be a non-empty array/);
+    assert.throws(() => f.sandbox.runStreaming({ ...spec(['/bin/true']), rootDir: '/nonexistent-root' }, io), /rootDir/);
+    // An empty stdin is no stdin.
+    const r = f.sandbox.runStreaming({ ...spec(['/bin/true']), stdin: '' }, io);
+    return r.result.then((result) => assert.equal(result.verdict, 'ok'));
+  });
+
+  it('leaves no descriptor open: runs that end, are cut, are cancelled, or fail to set up', async () => {
+    // A work dir in another mount namespace cannot be bound into ours: prepare fails (bind_workdir).
+    const holder = spawn('unshare', ['--mount', '--propagation', 'private', 'sleep', '60'], { stdio: 'ignore' });
+    try {
+      const ownNs = fs.readlinkSync('/proc/self/ns/mnt');
+      await until(() => fs.readlinkSync(`/proc/${holder.pid}/ns/mnt`) !== ownNs, 2000, 10, 'unshare took effect');
+      // A first run opens what the sandbox keeps open for all (its cgroup files, the event loop's).
+      await stream(spec(['/bin/true'])).result;
+      await sleep(200);
+      const before = openDescriptors();
+      const controller = new AbortController();
+      const cancelled = stream({ ...shell('read line'), signal: controller.signal });
+      setTimeout(() => controller.abort(), 100);
+      const echo = stream(spec(['/bin/cat']));
+      echo.run.write(Buffer.from('hello\n'));
+      echo.run.end();
+      const results = await Promise.all([
+        echo.result,
+        stream(spec(['/usr/bin/yes'], { outputBytes: 10_000 })).result,
+        cancelled.result,
+        stream({ ...spec(['/bin/true']), workDirHostPath: `/proc/${holder.pid}/root${f.workDir()}` }).result,
+        stream(spec(['/bin/no-such-program'])).result,
+      ]);
+      assert.deepEqual(
+        results.map((r) => [r.verdict, r.error?.step]),
+        [['ok', undefined], ['output_limit', undefined], ['cancelled', undefined], ['internal_error', 'bind_workdir'], ['internal_error', 'execve']],
+      );
+      await until(() => openDescriptors() === before, 3000, 5, 'every descriptor of the runs closed');
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+});

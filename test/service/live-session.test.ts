@@ -1,0 +1,130 @@
+// The live session's own rules, without Redis: input held until a worker took the job and sent in
+// order after, the stdin maximum, the wire format's refusals, and the end told once, with the record.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { JobRecord, LiveEvent } from '../../src/jobs/model.js';
+import { LiveHub, QueueLiveSession } from '../../src/queue/live-session.js';
+import { decodeEvent, decodeInput, encodeEvent, encodeInput } from '../../src/queue/live-wire.js';
+
+function session(options: { maxStdinBytes?: number; publishFails?: boolean } = {}) {
+  const published: string[] = [];
+  const events: LiveEvent[] = [];
+  let finish: (record: JobRecord | undefined) => void = () => {};
+  const finished = new Promise<JobRecord | undefined>((resolve) => (finish = resolve));
+  const running: JobRecord = { id: 'id', status: 'running', createdAt: new Date(0).toISOString() };
+  const jobs = {
+    // As the client's: the record once it finished, else the current one when the slice is over.
+    wait: (_id: string, timeoutMs: number) => Promise.race([finished, new Promise<JobRecord>((resolve) => setTimeout(() => resolve(running), Math.min(timeoutMs, 20)))]),
+    cancel: async () => undefined,
+    publish: async (_channel: string, message: string) => {
+      if (options.publishFails) throw new Error('Connection is closed.');
+      return published.push(message);
+    },
+  };
+  const hub = new LiveHub('redis://127.0.0.1:1'); // never connected: nothing here listens
+  const live = new QueueLiveSession('id', { events: 'e', input: 'i' }, jobs, hub, (event) => events.push(event), { maxStdinBytes: options.maxStdinBytes ?? 100 });
+  return { live, published, events, finish };
+}
+
+const inputs = (published: string[]) => published.map((message) => decodeInput(message));
+
+test('input is held until the worker says started, then sent in the order written', () => {
+  const { live, published } = session();
+  live.open();
+  live.write(Buffer.from('a'));
+  live.write(Buffer.from('b'));
+  live.endStdin();
+  assert.deepEqual(published, []);
+  live.heard(encodeEvent({ type: 'started' }));
+  assert.deepEqual(inputs(published), [{ type: 'stdin', data: Buffer.from('a') }, { type: 'stdin', data: Buffer.from('b') }, { type: 'stdinEnd' }]);
+  live.write(Buffer.from('c'));
+  assert.equal(published.length, 3, 'nothing after the end of input');
+});
+
+test('input held for a `started` that was lost goes with the worker\'s next word', () => {
+  const { live, published } = session();
+  live.open();
+  live.write(Buffer.from('a'));
+  live.heard(encodeEvent({ type: 'stage', stage: 'run' }));
+  assert.deepEqual(inputs(published), [{ type: 'stdin', data: Buffer.from('a') }]);
+});
+
+test('input that cannot be published is told once as inputLost', async () => {
+  const { live, events } = session({ publishFails: true });
+  live.open();
+  live.heard(encodeEvent({ type: 'started' }));
+  live.write(Buffer.from('a'));
+  live.write(Buffer.from('b'));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(events, [{ type: 'started' }, { type: 'inputLost' }]);
+});
+
+test('events heard before the caller has the session are told, in order, when it opens it', () => {
+  const { live, events } = session();
+  live.heard(encodeEvent({ type: 'started' }));
+  live.heard(encodeEvent({ type: 'stage', stage: 'run' }));
+  assert.deepEqual(events, []);
+  live.open();
+  assert.deepEqual(events, [{ type: 'started' }, { type: 'stage', stage: 'run' }]);
+});
+
+test('stdin past the maximum is refused whole, and what fits still goes', () => {
+  const { live, published } = session({ maxStdinBytes: 5 });
+  live.open();
+  live.heard(encodeEvent({ type: 'started' }));
+  assert.equal(live.write(Buffer.from('1234')), true);
+  assert.equal(live.write(Buffer.from('56')), false);
+  assert.equal(live.write(Buffer.from('5')), true);
+  assert.deepEqual(inputs(published), [{ type: 'stdin', data: Buffer.from('1234') }, { type: 'stdin', data: Buffer.from('5') }]);
+});
+
+test('events pass on in order; end comes once, with the record, after the worker\'s end message', async () => {
+  const { live, events, finish } = session();
+  live.open();
+  const watching = live.watch();
+  live.heard(encodeEvent({ type: 'started' }));
+  live.heard(encodeEvent({ type: 'output', stage: 'run', stream: 'stdout', data: Buffer.from([0, 255]) }));
+  const record: JobRecord = { id: 'id', status: 'done', createdAt: new Date(0).toISOString() };
+  finish(record);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(events.length, 2, 'the record waits for the end message');
+  live.heard(encodeEvent({ type: 'end' }));
+  await watching;
+  assert.deepEqual(events, [
+    { type: 'started' },
+    { type: 'output', stage: 'run', stream: 'stdout', data: Buffer.from([0, 255]) },
+    { type: 'end', record },
+  ]);
+  live.heard(encodeEvent({ type: 'stage', stage: 'run' }));
+  assert.equal(events.length, 3, 'nothing after the end');
+});
+
+test('a job that ended without its worker\'s end message (its worker died) ends the session after a grace', async () => {
+  const { live, events, finish } = session();
+  live.open();
+  const record: JobRecord = { id: 'id', status: 'failed', createdAt: new Date(0).toISOString() };
+  finish(record);
+  const startedAt = Date.now();
+  await live.watch();
+  assert.ok(Date.now() - startedAt < 5000, 'a failed job\'s grace is short');
+  assert.deepEqual(events, [{ type: 'end', record }]);
+});
+
+test('closed: no event after, and the watch stops at its next look', async () => {
+  const { live, events } = session();
+  live.open();
+  const watching = live.watch();
+  live.close();
+  live.heard(encodeEvent({ type: 'started' }));
+  const stopped = await Promise.race([watching.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 2000))]);
+  assert.equal(stopped, true, 'the watch ended');
+  assert.deepEqual(events, []);
+});
+
+test('the wire drops what it does not know', () => {
+  for (const message of ['', 'null', '[]', '{"type":"stage","stage":"link"}', '{"type":"output","stage":"run","stream":"stdin","data":""}', '{"type":"exit","stage":"run"}', '{"type":"gossip"}']) {
+    assert.equal(decodeEvent(message), undefined, message);
+  }
+  for (const message of ['{"type":"stdin"}', '{"type":"stdin","data":1}', '{"type":"eof"}']) assert.equal(decodeInput(message), undefined, message);
+  assert.deepEqual(decodeInput(encodeInput({ type: 'stdin', data: Buffer.from([1, 2]) })), { type: 'stdin', data: Buffer.from([1, 2]) });
+});
