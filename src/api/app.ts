@@ -134,6 +134,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const liveSockets = new LiveSockets();
   await app.register(websocket, {
     options: { maxPayload: config.bodyLimitBytes },
+    // A socket's errors are its client's (a reset, a message over maxPayload, which ws closes
+    // with 1009): not the API's to log as errors.
+    errorHandler: (error, socket, request) => {
+      request.log.info({ err: error }, 'live socket error');
+      socket.terminate();
+    },
     preClose: async () => {
       await liveSockets.closeAll();
       for (const client of app.websocketServer.clients) client.close(1001, 'server stopping');

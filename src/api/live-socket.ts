@@ -9,14 +9,20 @@ import type { JobService } from './service.js';
  * before it is ended: the API's memory is not the client's buffer. */
 export const LIVE_SEND_BUFFER_BYTES = 16 * 1024 * 1024;
 
-/** A socket's live job. Input the client sends while the job is being queued waits for its
- * session (counted at once against the session's maximum); a job whose socket ended meanwhile is
- * cancelled as soon as it exists. */
+/** A socket's live job. What the client sends while the job is being queued waits for its session
+ * (stdin counted at once against the session's maximum, merged, and an end or a cancel kept once:
+ * a flood of messages holds no more than the bytes it carries); a socket that ends meanwhile has
+ * the job cancelled as soon as it exists, and `abandon` resolves only then. */
 export class SocketJob {
   private session: LiveSession | undefined;
-  /** Between the submit and its session: what to do with the session once it exists. */
-  private pending: ((session: LiveSession) => void)[] | undefined;
+  /** The submit under way: settles once the session exists (or the submit failed). */
+  private submitting: Promise<void> | undefined;
+  /** Input sent during the submit, for the session: stdin merged, then its end. */
+  private pendingStdin: Buffer[] = [];
+  private pendingStdinEnd = false;
   private stdinBytes = 0;
+  private cancelling: Promise<void> | undefined;
+  private abandoning: Promise<void> | undefined;
   /** The job has ended (its `end` came): nothing to cancel. */
   private ended = false;
 
@@ -26,37 +32,30 @@ export class SocketJob {
   ) {}
 
   get submitted(): boolean {
-    return this.session !== undefined || this.pending !== undefined;
+    return this.submitting !== undefined;
   }
 
-  /** Queues the job; `accepted` once it is (unless the socket has ended by then: `socketEnded()`),
-   * `refused` with what the queue threw. */
+  /** Queues the job; `accepted` once it is (unless the socket has ended by then: `socketEnded()`,
+   * whose abandon() cancels it), `refused` with what the queue threw. */
   submit(
     jobs: JobService,
     request: JobRequest,
     onEvent: (event: LiveEvent) => void,
     handlers: { socketEnded: () => boolean; accepted: (session: LiveSession) => void; refused: (error: unknown) => void },
   ): void {
-    this.pending = [];
-    jobs
+    this.submitting = jobs
       .submitLive(request, onEvent, { maxStdinBytes: this.maxStdinBytes })
       .then(
         (session) => {
-          const waiting = this.pending ?? [];
-          this.pending = undefined;
           this.session = session;
-          if (handlers.socketEnded()) {
-            void this.abandon();
-            return;
-          }
+          if (handlers.socketEnded()) return;
           this.log.info({ jobId: session.id, runtimeId: request.runtimeId }, 'live job accepted');
           handlers.accepted(session);
-          for (const use of waiting) use(session);
+          if (this.pendingStdin.length > 0) session.write(Buffer.concat(this.pendingStdin));
+          this.pendingStdin = [];
+          if (this.pendingStdinEnd) session.endStdin();
         },
-        (error: unknown) => {
-          this.pending = undefined;
-          handlers.refused(error);
-        },
+        (error: unknown) => handlers.refused(error),
       )
       // A socket's handlers must not end the API process.
       .catch((err: unknown) => this.log.error({ err }, 'live socket: unexpected error'));
@@ -68,16 +67,26 @@ export class SocketJob {
     if (!this.submitted) return 'not_submitted';
     if (this.stdinBytes + data.byteLength > this.maxStdinBytes) return 'too_large';
     this.stdinBytes += data.byteLength;
-    this.use((session) => session.write(data));
+    if (data.byteLength === 0 || this.pendingStdinEnd) return 'sent';
+    if (this.session) this.session.write(data);
+    else this.pendingStdin.push(data);
     return 'sent';
   }
 
-  /** Runs `use` on the session now, or once it exists; false when nothing was submitted. */
-  use(use: (session: LiveSession) => void): boolean {
-    if (this.session) use(this.session);
-    else if (this.pending) this.pending.push(use);
-    else return false;
+  /** The program's stdin ends (now, or once the session exists); false before a submit. */
+  endStdin(): boolean {
+    if (!this.submitted) return false;
+    if (this.session) this.session.endStdin();
+    else this.pendingStdinEnd = true;
     return true;
+  }
+
+  /** Cancels the job, once however often asked (once the session exists); undefined before a
+   * submit. */
+  cancel(): Promise<void> | undefined {
+    if (!this.submitting) return undefined;
+    this.cancelling ??= this.submitting.then(() => this.session?.cancel());
+    return this.cancelling;
   }
 
   /** The job's `end` came: the session is over, and there is nothing to cancel. */
@@ -86,14 +95,18 @@ export class SocketJob {
   }
 
   /** The client is gone, refused or the API is stopping: stop listening, and cancel the job,
-   * whose output no one would read. Resolves once the cancel is done (or failed). */
-  async abandon(): Promise<void> {
-    const session = this.session;
-    if (!session) return;
-    session.close();
-    if (this.ended) return;
-    this.ended = true;
-    await session.cancel().catch((err: unknown) => this.log.warn({ err, jobId: session.id }, 'live job not cancelled'));
+   * whose output no one would read (a submit under way first finishes, so that its job is not
+   * left behind). Resolves once the cancel is done (or failed). */
+  abandon(): Promise<void> {
+    this.abandoning ??= (async () => {
+      await this.submitting;
+      const session = this.session;
+      if (!session) return;
+      session.close();
+      if (this.ended) return;
+      await session.cancel().catch((err: unknown) => this.log.warn({ err, jobId: session.id }, 'live job not cancelled'));
+    })();
+    return this.abandoning;
   }
 }
 

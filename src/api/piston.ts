@@ -62,11 +62,15 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     runtimes.map((runtime) => ({ language: runtime.language, language_version: runtime.version, installed: true })),
   );
 
-  app.get(
-    '/connect',
-    { websocket: true, schema: { tags: ['piston'], summary: "Piston v2: an interactive job over a WebSocket (init, data, signal; runtime, stage, data, exit)" } },
-    (socket, request) => pistonConnect(socket, request, { jobs, runtimes, policy: options.policy, maxStdinBytes: options.maxExpansionBytes, liveSockets: options.liveSockets }),
-  );
+  app.route({
+    method: 'GET',
+    url: '/connect',
+    schema: { tags: ['piston'], summary: 'Piston v2: an interactive job over a WebSocket (init, data, signal; runtime, stage, data, exit)' },
+    handler: async (_request, reply) =>
+      reply.code(426).header('upgrade', 'websocket').send({ message: '/api/v2/connect is a WebSocket: connect with an Upgrade: websocket request' }),
+    wsHandler: (socket, request) =>
+      pistonConnect(socket, request, { jobs, runtimes, policy: options.policy, maxStdinBytes: options.maxExpansionBytes, liveSockets: options.liveSockets }),
+  });
 
   app.post('/execute', { schema: { tags: ['piston'], summary: 'Piston v2: run code and wait for the result' } }, async (request) => {
     const { runtime, request: jobRequest } = translatePistonExecute(request.body, runtimes);

@@ -262,8 +262,15 @@ export class BullJobClient implements JobClient {
     // Events heard already (a worker quick to take the job) are told once the caller has the
     // session in hand: after the microtasks its await resumes in.
     setImmediate(() => session.open());
-    // Its events go to the fronts' handlers, which do not throw; should one, the session ends.
-    void session.watch().catch(() => session.close());
+    // Its events go to the fronts' handlers, which do not throw; should one, the session ends
+    // saying it cannot tell how the job ended.
+    void session.watch().catch(() => {
+      try {
+        session.fail();
+      } catch {
+        session.close();
+      }
+    });
     return session;
   }
 

@@ -10,6 +10,9 @@ import type { RedisKeys } from './keys.js';
 import { decodeInput, encodeEvent, liveExitOf, type WireEvent } from './live-wire.js';
 import { CLOSE_REDIS_AWAY_MS, settledWithin } from './unreachable.js';
 
+/** Held stdin is merged into buffers of at most this many bytes. */
+const HELD_INPUT_MERGE_BYTES = 64 * 1024;
+
 /** Every live job's input channel of one worker, on one connection made at its first live job. */
 export class LiveInputs {
   private connection: Redis | undefined;
@@ -68,9 +71,15 @@ export async function openLiveChannel(inputs: LiveInputs, publisher: Redis, keys
     const input = decodeInput(message);
     if (!input) return;
     const data = input.type === 'stdin' ? input.data : null;
-    if (!stdin) heldInput.push(data);
-    else if (data) stdin.write(data);
-    else stdin.end();
+    if (stdin) {
+      if (data) stdin.write(data);
+      else stdin.end();
+      return;
+    }
+    // Held merged: what a client typed during a long compile is a few buffers.
+    const last = heldInput.at(-1);
+    if (data && last && last.length + data.length <= HELD_INPUT_MERGE_BYTES) heldInput[heldInput.length - 1] = Buffer.concat([last, data]);
+    else heldInput.push(data);
   });
   send({ type: 'started' });
 

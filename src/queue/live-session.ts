@@ -21,6 +21,11 @@ const END_POLL_MS = 5000;
 const END_MESSAGE_GRACE_MS = { finished: 15_000, failed: 1000 };
 /** Between tries of a wait that failed (Redis away). */
 const RETRY_MS = 1000;
+/** Held stdin is merged into publishes of at most this many bytes. */
+const MERGED_INPUT_MAX_BYTES = 64 * 1024;
+/** Input published to no one is lost unless the worker's `end` comes within this: it stops
+ * listening just after it sent that. */
+const ZERO_RECEIVERS_GRACE_MS = 1000;
 
 const FINAL: ReadonlySet<string> = new Set(['done', 'failed', 'cancelled']);
 
@@ -60,8 +65,13 @@ export interface LiveSessionJobs {
 }
 
 export class QueueLiveSession implements LiveSession {
-  /** Input written before the worker was heard from; undefined once it was (sent at once since). */
-  private held: WireInput[] | undefined = [];
+  /** The worker has been heard from (it listens for input): input is published as it comes. */
+  private workerHeard = false;
+  /** Input not yet published: held until the worker is heard, and while a publish is under way
+   * (one at a time per session, adjacent stdin merged: a client's thousand one-byte messages are
+   * a few publishes, not a thousand). */
+  private outbox: WireInput[] = [];
+  private publishing = false;
   /** Events heard before open(): the caller does not have the session yet. */
   private early: LiveEvent[] | undefined = [];
   private stdinBytes = 0;
@@ -85,10 +95,9 @@ export class QueueLiveSession implements LiveSession {
     const event = decodeEvent(message);
     if (!event || this.closed) return;
     // Any word from the worker says it listens: `started` is the first, but it may be the one lost.
-    if (this.held) {
-      const held = this.held;
-      this.held = undefined;
-      for (const input of held) this.send(input);
+    if (!this.workerHeard) {
+      this.workerHeard = true;
+      void this.publishOutbox();
     }
     if (event.type === 'end') {
       this.endHeard = true;
@@ -102,7 +111,7 @@ export class QueueLiveSession implements LiveSession {
   open(): void {
     const early = this.early ?? [];
     this.early = undefined;
-    // Heard before any close: told whatever came since.
+    if (this.closed) return;
     for (const event of early) this.onEvent(event);
   }
 
@@ -131,6 +140,12 @@ export class QueueLiveSession implements LiveSession {
     this.onEndHeard?.();
   }
 
+  /** Ends the session without the job's record (its `end` says undefined): the watch failed. */
+  fail(): void {
+    this.tell({ type: 'end', record: undefined });
+    this.close();
+  }
+
   /** Waits for the job's end, then tells the record and stops listening. */
   async watch(): Promise<void> {
     let record: JobRecord | undefined;
@@ -145,7 +160,8 @@ export class QueueLiveSession implements LiveSession {
       }
       if (!record || FINAL.has(record.status)) break;
     }
-    if (!this.endHeard && !this.closed) {
+    // A job no worker took (cancelled while queued) has no `end` to wait for.
+    if (this.workerHeard && !this.endHeard && !this.closed) {
       const graceMs = record?.status === 'failed' || !record ? END_MESSAGE_GRACE_MS.failed : END_MESSAGE_GRACE_MS.finished;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, graceMs);
@@ -166,16 +182,40 @@ export class QueueLiveSession implements LiveSession {
   }
 
   private input(input: WireInput): void {
-    if (this.held) this.held.push(input);
-    else this.send(input);
+    const last = this.outbox.at(-1);
+    if (input.type === 'stdin' && last?.type === 'stdin' && last.data.length + input.data.length <= MERGED_INPUT_MAX_BYTES) {
+      this.outbox[this.outbox.length - 1] = { type: 'stdin', data: Buffer.concat([last.data, input.data]) };
+    } else {
+      this.outbox.push(input);
+    }
+    if (this.workerHeard) void this.publishOutbox();
   }
 
-  private send(input: WireInput): void {
-    this.jobs.publish(this.channels.input, encodeInput(input)).catch(() => {
-      // Redis away: the program's input has a gap, which it must not read on past unknowing.
-      if (this.inputLost) return;
-      this.inputLost = true;
-      this.tell({ type: 'inputLost' });
-    });
+  private async publishOutbox(): Promise<void> {
+    if (this.publishing) return;
+    this.publishing = true;
+    try {
+      for (let input = this.outbox.shift(); input; input = this.outbox.shift()) {
+        let receivers: unknown;
+        try {
+          receivers = await this.jobs.publish(this.channels.input, encodeInput(input));
+        } catch {
+          // Redis away: the program's input has a gap, which it must not read on past unknowing.
+          this.loseInput();
+          continue;
+        }
+        // Nobody listening: the worker has ended the job (its `end` is on its way) or its
+        // connection is being remade (what was published meanwhile is gone).
+        if (receivers === 0) setTimeout(() => this.loseInput(), ZERO_RECEIVERS_GRACE_MS);
+      }
+    } finally {
+      this.publishing = false;
+    }
+  }
+
+  private loseInput(): void {
+    if (this.inputLost || this.endHeard) return;
+    this.inputLost = true;
+    this.tell({ type: 'inputLost' });
   }
 }

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { openLiveSocket, type LiveSocket } from '../helpers/live-socket.js';
+import { until } from '../helpers/until.js';
 import { builtRuntimes, getJson, listen, pollJob, scratchDir, startService, startTestWorker, withSlowCpu, type ServiceHarness, type TestWorker } from './fixtures.js';
 
 const inEmulatedVm = process.env.CELLBLOCK_IN_VM === '1';
@@ -15,6 +16,29 @@ const c = runtimes.find((runtime) => runtime.id === 'c');
 const skip = !python && 'the python image is not built (bin/cellblock images build python)';
 
 /** Echoes each line upper-cased as it comes, then says bye on stderr. */
+/** Records the id of every live job the service's API queues; `delayMs` holds each submit that
+ * long first (as a slow Redis would). */
+function recordLiveSubmits(service: ServiceHarness, ids: string[], delayMs = 0): void {
+  const submitLive = service.jobs.submitLive.bind(service.jobs);
+  const pending = new Set<unknown>();
+  submittingBy.set(service, pending);
+  service.jobs.submitLive = async (...args) => {
+    const marker = {};
+    pending.add(marker);
+    try {
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      const session = await submitLive(...args);
+      ids.push(session.id);
+      return session;
+    } finally {
+      pending.delete(marker);
+    }
+  };
+}
+const submittingBy = new Map<ServiceHarness, Set<unknown>>();
+/** A submit is under way in the service's API. */
+const submitting = (service: ServiceHarness) => (submittingBy.get(service)?.size ?? 0) > 0;
+
 const ECHO = 'import sys\nfor line in sys.stdin:\n    print(line.strip().upper(), flush=True)\nprint("bye", file=sys.stderr, flush=True)\n';
 const SLEEPER = 'import time\nprint("started", flush=True)\ntime.sleep(30)\n';
 
@@ -25,10 +49,13 @@ describe('live jobs end to end', { skip }, () => {
   let base: string;
   let wsBase: string;
   const open = (path: string): Promise<LiveSocket> => openLiveSocket(`${wsBase}${path}`);
+  /** Every live job the API queued, in order (the app calls the client it was given). */
+  const submittedIds: string[] = [];
 
   before(async () => {
     scratch = await scratchDir();
     service = await startService({ runtimes });
+    recordLiveSubmits(service, submittedIds);
     base = await listen(service);
     wsBase = base.replace(/^http/, 'ws');
     worker = await startTestWorker(service, scratch.dir, { concurrency: 2, runtimes, ...(inEmulatedVm ? { lockDurationMs: 30_000 } : {}) });
@@ -64,15 +91,6 @@ describe('live jobs end to end', { skip }, () => {
     assert.deepEqual((await getJson(`${base}/v1/jobs/${id}`)).json, done.job);
   });
 
-  test('/v1/live: stdin sent before the worker took the job, and the submission\'s own stdin first', async () => {
-    const socket = await open('/v1/live');
-    socket.send({ type: 'submit', job: { language: 'python', source: ECHO, stdin: 'first\n' } });
-    // In the same breath as the submit: held by the API until a worker listens, then by the worker until the program runs.
-    socket.send({ type: 'stdin', data: 'second\n' });
-    socket.send({ type: 'stdinEnd' });
-    const done = await socket.next((m) => m.type === 'done');
-    assert.equal(done.job.result.stdout, 'FIRST\nSECOND\n');
-  });
 
   test('/v1/live: a compiled program, its compile a stage of its own', { skip: !c && 'the gcc image is not built' }, async () => {
     const source = '#include <stdio.h>\nint main(void) { char line[64]; while (fgets(line, sizeof line, stdin)) { printf("got %s", line); fflush(stdout); } return 0; }\n';
@@ -146,17 +164,28 @@ describe('live jobs end to end', { skip }, () => {
   ];
   for (const [what, messages, code, errorCode] of refusals) {
     test(`/v1/live refuses ${what}: an error message, then close ${code}`, async () => {
+      const submittedBefore = submittedIds.length;
       const socket = await open('/v1/live');
       for (const message of messages) socket.send(message);
       const error = await socket.next((m) => m.type === 'error');
       assert.equal(error.error.code, errorCode, JSON.stringify(error));
       assert.equal(typeof error.error.message, 'string');
       assert.deepEqual(await socket.closed, { code, reason: errorCode });
-      // A job the socket submitted goes with it.
-      const accepted = socket.messages.find((m) => m.type === 'accepted');
-      if (accepted) assert.equal((await pollJob(base, accepted.id, 10_000)).status, 'cancelled');
+      // A job the socket submitted (refused while it was being queued: never `accepted`) goes with it.
+      const submitted = messages.some((m) => (m as { type?: string }).type === 'submit') && !['invalid_request', 'unknown_language', 'live_not_applicable'].includes(errorCode);
+      await until(() => submittedIds.length === submittedBefore + (submitted ? 1 : 0), 10_000);
+      for (const id of submittedIds.slice(submittedBefore)) assert.equal((await pollJob(base, id, 10_000)).status, 'cancelled');
     });
   }
+
+  test('a plain GET (no upgrade) of either socket route is 426, said as the front says errors', async () => {
+    const v1 = await getJson(`${base}/v1/live`);
+    assert.equal(v1.status, 426);
+    assert.equal(v1.json.error.code, 'upgrade_required');
+    const piston = await getJson(`${base}/api/v2/connect`);
+    assert.equal(piston.status, 426);
+    assert.equal(typeof piston.json.message, 'string');
+  });
 
   test('/v1/live: a refusal after the job was accepted cancels it', async () => {
     const socket = await open('/v1/live');
@@ -219,6 +248,47 @@ describe('live jobs end to end', { skip }, () => {
 });
 
 describe('live jobs: what the API holds and a worker that stops', { skip }, () => {
+  test('stdin sent while no worker listens is held by the API, and the submission\'s own stdin comes first', async () => {
+    const service = await startService({ runtimes });
+    const scratch = await scratchDir();
+    let worker: TestWorker | undefined;
+    try {
+      const base = await listen(service);
+      const socket = await openLiveSocket(`${base.replace(/^http/, 'ws')}/v1/live`);
+      socket.send({ type: 'submit', job: { language: 'python', source: ECHO, stdin: 'first\n' } });
+      socket.send({ type: 'stdin', data: 'sec' });
+      await socket.next((m) => m.type === 'accepted');
+      socket.send({ type: 'stdin', data: 'ond\n' });
+      socket.send({ type: 'stdinEnd' });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      worker = await startTestWorker(service, scratch.dir, { concurrency: 1, runtimes });
+      const done = await socket.next((m) => m.type === 'done', 60_000);
+      assert.equal(done.job.result.stdout, 'FIRST\nSECOND\n');
+    } finally {
+      await worker?.close();
+      await service.close();
+      await scratch.remove();
+    }
+  });
+
+  test('a job cancelled before any worker took it: done comes at once', async () => {
+    const service = await startService({ runtimes });
+    try {
+      const base = await listen(service);
+      const socket = await openLiveSocket(`${base.replace(/^http/, 'ws')}/v1/live`);
+      socket.send({ type: 'submit', job: { language: 'python', source: ECHO } });
+      await socket.next((m) => m.type === 'accepted');
+      const cancelledAt = Date.now();
+      socket.send({ type: 'cancel' });
+      socket.send({ type: 'cancel' });
+      const done = await socket.next((m) => m.type === 'done');
+      assert.ok(Date.now() - cancelledAt < 5000, `done ${Date.now() - cancelledAt} ms after the cancel`);
+      assert.equal(done.job.status, 'cancelled');
+    } finally {
+      await service.close();
+    }
+  });
+
   test('stdin past the session\'s maximum: 413 stdin_too_large, the queued job cancelled (no worker needed)', async () => {
     const service = await startService({ runtimes, config: { bodyLimitBytes: 1024 } });
     try {
@@ -249,11 +319,23 @@ describe('live jobs: what the API holds and a worker that stops', { skip }, () =
       const piston = await openLiveSocket(`${wsBase}/api/v2/connect`);
       piston.send({ type: 'init', language: 'python', version: '*', files: [{ content: ECHO }] });
       await piston.next((m) => m.type === 'runtime');
+      // A third whose job is still being queued when the API stops: its job is not left behind.
+      const ids: string[] = [];
+      recordLiveSubmits(service, ids, 300);
+      const late = await openLiveSocket(`${wsBase}/v1/live`);
+      late.send({ type: 'submit', job: { language: 'python', source: ECHO } });
+      await until(() => ids.length === 0 && submitting(service), 5000);
       await service.app.close();
       assert.equal((await socket.next((m) => m.type === 'error')).error.code, 'shutting_down');
       assert.deepEqual(await socket.closed, { code: 4503, reason: 'shutting_down' });
       assert.deepEqual(await piston.closed, { code: 4002, reason: 'Notified Error' });
-      assert.equal((await service.jobs.get(id))?.status, 'cancelled', 'cancelled before the job client closed');
+      assert.deepEqual(await late.closed, { code: 4503, reason: 'shutting_down' });
+      // app.close() resolved only after these cancels (the job client is still open here).
+      assert.equal((await service.jobs.get(id))?.status, 'cancelled');
+      assert.equal(ids.length, 1);
+      assert.equal((await service.jobs.get(ids[0]!))?.status, 'cancelled');
+      const counts = await service.jobs.counts();
+      assert.equal(counts.waiting + counts.active, 0, `every job cancelled: ${JSON.stringify(counts)}`);
     } finally {
       await service.close();
     }

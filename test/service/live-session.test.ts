@@ -6,7 +6,7 @@ import type { JobRecord, LiveEvent } from '../../src/jobs/model.js';
 import { LiveHub, QueueLiveSession } from '../../src/queue/live-session.js';
 import { decodeEvent, decodeInput, encodeEvent, encodeInput } from '../../src/queue/live-wire.js';
 
-function session(options: { maxStdinBytes?: number; publishFails?: boolean } = {}) {
+function session(options: { maxStdinBytes?: number; publishFails?: boolean; receivers?: number } = {}) {
   const published: string[] = [];
   const events: LiveEvent[] = [];
   let finish: (record: JobRecord | undefined) => void = () => {};
@@ -18,7 +18,8 @@ function session(options: { maxStdinBytes?: number; publishFails?: boolean } = {
     cancel: async () => undefined,
     publish: async (_channel: string, message: string) => {
       if (options.publishFails) throw new Error('Connection is closed.');
-      return published.push(message);
+      published.push(message);
+      return options.receivers ?? 1;
     },
   };
   const hub = new LiveHub('redis://127.0.0.1:1'); // never connected: nothing here listens
@@ -27,26 +28,67 @@ function session(options: { maxStdinBytes?: number; publishFails?: boolean } = {
 }
 
 const inputs = (published: string[]) => published.map((message) => decodeInput(message));
+const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-test('input is held until the worker says started, then sent in the order written', () => {
+test('input is held until the worker says started, then sent in the order written, merged', async () => {
   const { live, published } = session();
   live.open();
   live.write(Buffer.from('a'));
   live.write(Buffer.from('b'));
   live.endStdin();
+  await settle();
   assert.deepEqual(published, []);
   live.heard(encodeEvent({ type: 'started' }));
-  assert.deepEqual(inputs(published), [{ type: 'stdin', data: Buffer.from('a') }, { type: 'stdin', data: Buffer.from('b') }, { type: 'stdinEnd' }]);
+  await settle();
+  assert.deepEqual(inputs(published), [{ type: 'stdin', data: Buffer.from('ab') }, { type: 'stdinEnd' }]);
   live.write(Buffer.from('c'));
-  assert.equal(published.length, 3, 'nothing after the end of input');
+  await settle();
+  assert.equal(published.length, 2, 'nothing after the end of input');
 });
 
-test('input held for a `started` that was lost goes with the worker\'s next word', () => {
+test('one publish at a time: what is written meanwhile goes as one', async () => {
+  const { live, published } = session();
+  live.open();
+  live.heard(encodeEvent({ type: 'started' }));
+  for (const byte of 'abcde') live.write(Buffer.from(byte));
+  await settle();
+  assert.deepEqual(inputs(published), [{ type: 'stdin', data: Buffer.from('a') }, { type: 'stdin', data: Buffer.from('bcde') }]);
+});
+
+test('input held for a `started` that was lost goes with the worker\'s next word', async () => {
   const { live, published } = session();
   live.open();
   live.write(Buffer.from('a'));
   live.heard(encodeEvent({ type: 'stage', stage: 'run' }));
+  await settle();
   assert.deepEqual(inputs(published), [{ type: 'stdin', data: Buffer.from('a') }]);
+});
+
+test('input published to no one is lost unless the worker\'s end comes within a second', async () => {
+  const lost = session({ receivers: 0 });
+  lost.live.open();
+  lost.live.heard(encodeEvent({ type: 'started' }));
+  lost.live.write(Buffer.from('a'));
+  const ended = session({ receivers: 0 });
+  ended.live.open();
+  ended.live.heard(encodeEvent({ type: 'started' }));
+  ended.live.write(Buffer.from('a'));
+  await settle();
+  ended.live.heard(encodeEvent({ type: 'end' }));
+  await new Promise((resolve) => setTimeout(resolve, 1200));
+  assert.deepEqual(lost.events, [{ type: 'started' }, { type: 'inputLost' }]);
+  assert.deepEqual(ended.events, [{ type: 'started' }]);
+});
+
+test('a job no worker took (cancelled while queued) ends its session at once', async () => {
+  const { live, events, finish } = session();
+  live.open();
+  const record: JobRecord = { id: 'id', status: 'cancelled', createdAt: new Date(0).toISOString() };
+  finish(record);
+  const startedAt = Date.now();
+  await live.watch();
+  assert.ok(Date.now() - startedAt < 500, `ended after ${Date.now() - startedAt} ms`);
+  assert.deepEqual(events, [{ type: 'end', record }]);
 });
 
 test('input that cannot be published is told once as inputLost', async () => {
@@ -54,8 +96,9 @@ test('input that cannot be published is told once as inputLost', async () => {
   live.open();
   live.heard(encodeEvent({ type: 'started' }));
   live.write(Buffer.from('a'));
+  await settle();
   live.write(Buffer.from('b'));
-  await new Promise((resolve) => setImmediate(resolve));
+  await settle();
   assert.deepEqual(events, [{ type: 'started' }, { type: 'inputLost' }]);
 });
 
@@ -68,14 +111,23 @@ test('events heard before the caller has the session are told, in order, when it
   assert.deepEqual(events, [{ type: 'started' }, { type: 'stage', stage: 'run' }]);
 });
 
-test('stdin past the maximum is refused whole, and what fits still goes', () => {
+test('stdin past the maximum is refused whole, and what fits still goes', async () => {
   const { live, published } = session({ maxStdinBytes: 5 });
   live.open();
   live.heard(encodeEvent({ type: 'started' }));
   assert.equal(live.write(Buffer.from('1234')), true);
   assert.equal(live.write(Buffer.from('56')), false);
   assert.equal(live.write(Buffer.from('5')), true);
+  await settle();
   assert.deepEqual(inputs(published), [{ type: 'stdin', data: Buffer.from('1234') }, { type: 'stdin', data: Buffer.from('5') }]);
+});
+
+test('a session closed before the caller opened it tells nothing', () => {
+  const { live, events } = session();
+  live.heard(encodeEvent({ type: 'started' }));
+  live.close();
+  live.open();
+  assert.deepEqual(events, []);
 });
 
 test('events pass on in order; end comes once, with the record, after the worker\'s end message', async () => {

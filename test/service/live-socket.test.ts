@@ -9,6 +9,7 @@ import { SocketJob } from '../../src/api/live-socket.js';
 
 function lateJobs(log: string[]): { jobs: JobService; resolve: () => void } {
   let resolve: () => void = () => {};
+  let cancels = 0;
   const session: LiveSession = {
     id: 'job',
     write: (data) => {
@@ -16,7 +17,7 @@ function lateJobs(log: string[]): { jobs: JobService; resolve: () => void } {
       return true;
     },
     endStdin: () => void log.push('end'),
-    cancel: async () => void log.push('cancel'),
+    cancel: async () => void log.push(`cancel ${++cancels}`),
     close: () => void log.push('close'),
   };
   const jobs = { submitLive: () => new Promise<LiveSession>((done) => (resolve = () => done(session))) } as unknown as JobService;
@@ -26,18 +27,48 @@ function lateJobs(log: string[]): { jobs: JobService; resolve: () => void } {
 const request = { runtimeId: 'python', files: [], stdinBase64: '', args: [], limits: {} } satisfies JobRequest;
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-test('input sent while the job is queued is applied in order once its session exists; stdin is counted from the first byte', async () => {
+test('input sent while the job is queued is applied in order once its session exists, merged; stdin is counted from the first byte', async () => {
   const log: string[] = [];
   const { jobs, resolve } = lateJobs(log);
-  const socketJob = new SocketJob(pino({ level: 'silent' }), 3);
+  const socketJob = new SocketJob(pino({ level: 'silent' }), 4);
   assert.equal(socketJob.write(Buffer.from('x')), 'not_submitted');
+  assert.equal(socketJob.endStdin(), false);
+  assert.equal(socketJob.cancel(), undefined);
   socketJob.submit(jobs, request, () => {}, { socketEnded: () => false, accepted: () => log.push('accepted'), refused: () => log.push('refused') });
   assert.equal(socketJob.write(Buffer.from('ab')), 'sent');
-  assert.equal(socketJob.write(Buffer.from('cd')), 'too_large', 'counted before the session exists');
-  socketJob.use((session) => session.endStdin());
+  assert.equal(socketJob.write(Buffer.from('')), 'sent');
+  assert.equal(socketJob.write(Buffer.from('c')), 'sent');
+  assert.equal(socketJob.write(Buffer.from('de')), 'too_large', 'counted before the session exists');
+  assert.equal(socketJob.endStdin(), true);
   resolve();
   await settle();
-  assert.deepEqual(log, ['accepted', 'write ab', 'end']);
+  assert.deepEqual(log, ['accepted', 'write abc', 'end']);
+});
+
+test('a cancel asked for many times is one', async () => {
+  const log: string[] = [];
+  const { jobs, resolve } = lateJobs(log);
+  const socketJob = new SocketJob(pino({ level: 'silent' }), 100);
+  socketJob.submit(jobs, request, () => {}, { socketEnded: () => false, accepted: () => {}, refused: () => {} });
+  const cancels = [socketJob.cancel(), socketJob.cancel()];
+  resolve();
+  await Promise.all([...cancels, socketJob.cancel()]);
+  assert.deepEqual(log, ['cancel 1']);
+});
+
+test('abandoned while its job is being queued: resolves only once the job is cancelled', async () => {
+  const log: string[] = [];
+  const { jobs, resolve } = lateJobs(log);
+  const socketJob = new SocketJob(pino({ level: 'silent' }), 100);
+  let ended = false;
+  socketJob.submit(jobs, request, () => {}, { socketEnded: () => ended, accepted: () => log.push('accepted'), refused: () => {} });
+  ended = true;
+  const abandoned = socketJob.abandon().then(() => log.push('abandoned'));
+  await settle();
+  assert.deepEqual(log, [], 'waits for the submit');
+  resolve();
+  await abandoned;
+  assert.deepEqual(log, ['close', 'cancel 1', 'abandoned']);
 });
 
 test('a job whose socket ended while it was being queued is cancelled once it exists', async () => {
@@ -45,9 +76,10 @@ test('a job whose socket ended while it was being queued is cancelled once it ex
   const { jobs, resolve } = lateJobs(log);
   const socketJob = new SocketJob(pino({ level: 'silent' }), 100);
   socketJob.submit(jobs, request, () => {}, { socketEnded: () => true, accepted: () => log.push('accepted'), refused: () => log.push('refused') });
+  const abandoned = socketJob.abandon();
   resolve();
-  await settle();
-  assert.deepEqual(log, ['close', 'cancel']);
+  await abandoned;
+  assert.deepEqual(log, ['close', 'cancel 1']);
 });
 
 test('after the job\'s end, abandoning only stops listening', async () => {

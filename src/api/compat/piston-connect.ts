@@ -152,7 +152,7 @@ export function pistonConnect(socket: WebSocket, request: FastifyRequest, option
         if (!initialized) void close(CLOSE.notInitialized);
         else if (typeof message.signal !== 'string' || !SIGNALS.has(message.signal)) void close(CLOSE.invalidSignal);
         // A terminal's resize (SIGWINCH) and the like change nothing for a process by default.
-        else if (!HARMLESS_SIGNALS.has(message.signal)) socketJob.use((live) => void live.cancel().catch((error: unknown) => void notify((error as Error).message)));
+        else if (!HARMLESS_SIGNALS.has(message.signal)) socketJob.cancel()?.catch((error: unknown) => void notify((error as Error).message));
         return;
       default:
       // Piston ignores other messages.

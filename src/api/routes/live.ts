@@ -9,11 +9,11 @@ import { Compile } from 'typebox/compile';
 import type { WebSocket } from 'ws';
 import { liveJobProblem } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
-import type { LiveEvent, LiveSession } from '../../jobs/model.js';
+import type { LiveEvent } from '../../jobs/model.js';
 import { ApiError, badRequest, toApiError } from '../errors.js';
 import { LIVE_SEND_BUFFER_BYTES, SocketJob, StreamText, type LiveSockets } from '../live-socket.js';
 import { presentJob, type OutputEncoding } from '../present.js';
-import { JobQuery, JobSubmission } from '../schemas.js';
+import { ErrorBody, JobQuery, JobSubmission } from '../schemas.js';
 import type { JobService } from '../service.js';
 import { decodeBase64, toJobRequest, type SubmissionPolicy } from '../submission.js';
 
@@ -42,23 +42,27 @@ function validationError(job: unknown): Error {
 }
 
 export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (app, options) => {
-  app.get(
-    '/live',
-    {
-      websocket: true,
-      schema: {
-        summary: 'A live job over a WebSocket',
-        description:
-          'Upgrade to a WebSocket, send {"type": "submit", "job": <a submission as POST /v1/jobs takes it>}, then {"type": "stdin", "data"} and {"type": "stdinEnd"} as the program runs; the server sends accepted, started, stage, output, exit and last done with the job. See the README, "Live runs".',
-        tags: ['jobs'],
-        querystring: JobQuery,
-      },
+  app.route({
+    method: 'GET',
+    url: '/live',
+    schema: {
+      summary: 'A live job over a WebSocket',
+      description:
+        'Upgrade to a WebSocket, send {"type": "submit", "job": <a submission as POST /v1/jobs takes it>}, then {"type": "stdin", "data"} and {"type": "stdinEnd"} as the program runs; the server sends accepted, started, stage, output, exit and last done with the job. See the README, "Live jobs". A request without the upgrade is 426.',
+      tags: ['jobs'],
+      querystring: JobQuery,
+      response: { 426: ErrorBody },
     },
-    (socket: WebSocket, request) => {
+    // Without the upgrade (a plain GET), said as every refusal is.
+    handler: async (_request, reply) => {
+      reply.header('upgrade', 'websocket');
+      throw new ApiError(426, 'upgrade_required', 'GET /v1/live is a WebSocket: connect with an Upgrade: websocket request');
+    },
+    wsHandler: (socket: WebSocket, request) => {
       const encoding: OutputEncoding = (request.query as { outputEncoding?: OutputEncoding }).outputEncoding ?? 'utf8';
       handleLiveSocket(socket, request, options, encoding);
     },
-  );
+  });
 };
 
 function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: LiveRoutesOptions, encoding: OutputEncoding): void {
@@ -85,9 +89,7 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
     }
   };
   const send = (message: Record<string, unknown>): void => sendText(JSON.stringify(message));
-  const withSession = (use: (session: LiveSession) => void): void => {
-    if (!socketJob.use(use)) void fail(badRequest('not_submitted', 'send {"type": "submit", "job": ...} first'));
-  };
+  const notSubmitted = () => void fail(badRequest('not_submitted', 'send {"type": "submit", "job": ...} first'));
 
   const onEvent = (event: LiveEvent): void => {
     switch (event.type) {
@@ -186,12 +188,14 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
         return;
       }
       const sent = socketJob.write(data);
-      if (sent === 'not_submitted') void fail(badRequest('not_submitted', 'send {"type": "submit", "job": ...} first'));
+      if (sent === 'not_submitted') notSubmitted();
       if (sent === 'too_large') void fail(new ApiError(413, 'stdin_too_large', `a live session takes at most ${maxStdinBytes} bytes of stdin`, { maximum: maxStdinBytes }));
     } else if (type === 'stdinEnd') {
-      withSession((live) => live.endStdin());
+      if (!socketJob.endStdin()) notSubmitted();
     } else if (type === 'cancel') {
-      withSession((live) => void live.cancel().catch((err: unknown) => void fail(toApiError(err, request))));
+      const cancelling = socketJob.cancel();
+      if (!cancelling) notSubmitted();
+      else cancelling.catch((err: unknown) => void fail(toApiError(err, request)));
     } else {
       void fail(badRequest('invalid_message', `unknown message type ${JSON.stringify(type)}: submit, stdin, stdinEnd or cancel`));
     }
