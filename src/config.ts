@@ -76,6 +76,9 @@ export interface Config {
   maxJobOutputBytes: number;
   /** A worker's budget for the judge programs' compiles it keeps for later jobs; 0 keeps none. */
   judgeCompileCacheBytes: number;
+  /** Live job sockets one client (API key, or address without keys) may hold open at once on one
+   * API process. */
+  maxLiveSessionsPerClient: number;
 
   webhookAttempts: number;
   webhookTimeoutMs: number;
@@ -250,6 +253,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxArgs: integer(env, 'CELLBLOCK_MAX_ARGS', 128, 0),
     maxJobOutputBytes: integer(env, 'CELLBLOCK_MAX_JOB_OUTPUT_BYTES', DEFAULT_MAX_JOB_OUTPUT_BYTES, 1),
     judgeCompileCacheBytes: integer(env, 'CELLBLOCK_JUDGE_COMPILE_CACHE_BYTES', DEFAULT_JUDGE_COMPILE_CACHE_BYTES, 0),
+    maxLiveSessionsPerClient: integer(env, 'CELLBLOCK_MAX_LIVE_SESSIONS_PER_CLIENT', 16, 1),
     webhookAttempts: integer(env, 'CELLBLOCK_WEBHOOK_ATTEMPTS', 5, 1),
     webhookTimeoutMs: integer(env, 'CELLBLOCK_WEBHOOK_TIMEOUT_MS', 5000, 100),
     webhookBackoffMs: integer(env, 'CELLBLOCK_WEBHOOK_BACKOFF_MS', 1000, 0),

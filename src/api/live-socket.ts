@@ -1,7 +1,7 @@
 // What the live fronts (/v1/live, Piston's /api/v2/connect) share: a socket's job from its submit
 // on, the API's open sockets (ended with a word when the API stops), and output as text.
 import { StringDecoder } from 'node:string_decoder';
-import type { FastifyBaseLogger } from 'fastify';
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import type { JobRequest, LiveEvent, LiveSession, LiveStage } from '../jobs/model.js';
 import type { JobService } from './service.js';
 
@@ -110,15 +110,40 @@ export class SocketJob {
   }
 }
 
-/** The API's open live sockets: a stopping API ends each with a word (not a bare close) and
- * cancels its job while the job client is still open. */
+/** Who a live socket counts against: its API key, or its address where there are none (as the
+ * rate limit counts). */
+export function liveClientOf(request: FastifyRequest): string {
+  return request.apiKey ? `key:${request.apiKey.key}` : `ip:${request.ip}`;
+}
+
+/** The API's open live sockets: at most `maxPerClient` per client (each may hold a worker for its
+ * run's wall time, waiting for input, and the rate limit counts only its upgrade), and a stopping
+ * API ends each with a word (not a bare close) and cancels its job while the job client is still
+ * open. */
 export class LiveSockets {
   private readonly open = new Set<() => Promise<void>>();
+  private readonly perClient = new Map<string, number>();
+
+  constructor(readonly maxPerClient: number) {}
+
+  /** Whether `client` may open another (asked before the upgrade). */
+  admits(client: string): boolean {
+    return (this.perClient.get(client) ?? 0) < this.maxPerClient;
+  }
 
   /** `shutdown` ends the socket and resolves once its job is cancelled; returns the removal. */
-  add(shutdown: () => Promise<void>): () => void {
+  add(client: string, shutdown: () => Promise<void>): () => void {
     this.open.add(shutdown);
-    return () => this.open.delete(shutdown);
+    this.perClient.set(client, (this.perClient.get(client) ?? 0) + 1);
+    let removed = false;
+    return () => {
+      if (removed) return;
+      removed = true;
+      this.open.delete(shutdown);
+      const left = (this.perClient.get(client) ?? 1) - 1;
+      if (left > 0) this.perClient.set(client, left);
+      else this.perClient.delete(client);
+    };
   }
 
   async closeAll(): Promise<void> {

@@ -10,6 +10,7 @@ import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } fro
 import { QueueUnavailableError } from '../queue/errors.js';
 import { admissionProblem } from './submission.js';
 import { pistonConnect } from './compat/piston-connect.js';
+import { liveClientOf } from './live-socket.js';
 
 export type { CompatPluginOptions } from './compat/plugin-options.js';
 
@@ -66,6 +67,11 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     method: 'GET',
     url: '/connect',
     schema: { tags: ['piston'], summary: 'Piston v2: an interactive job over a WebSocket (init, data, signal; runtime, stage, data, exit)' },
+    preHandler: async (request, reply) => {
+      if (!options.liveSockets.admits(liveClientOf(request))) {
+        return reply.code(429).send({ message: `at most ${options.liveSockets.maxPerClient} interactive sockets at once per client` });
+      }
+    },
     handler: async (_request, reply) =>
       reply.code(426).header('upgrade', 'websocket').send({ message: '/api/v2/connect is a WebSocket: connect with an Upgrade: websocket request' }),
     wsHandler: (socket, request) =>

@@ -10,8 +10,9 @@ import type { RedisKeys } from './keys.js';
 import { decodeInput, encodeEvent, liveExitOf, type WireEvent } from './live-wire.js';
 import { CLOSE_REDIS_AWAY_MS, settledWithin } from './unreachable.js';
 
-/** Held stdin is merged into buffers of at most this many bytes. */
-const HELD_INPUT_MERGE_BYTES = 64 * 1024;
+/** Held stdin, and output written while a publish is under way, is merged into buffers of at most
+ * this many bytes. */
+const MERGE_BYTES = 64 * 1024;
 
 /** Every live job's input channel of one worker, on one connection made at its first live job. */
 export class LiveInputs {
@@ -56,16 +57,39 @@ export interface LiveChannel extends LiveIo {
 
 /** Listens for the job's stdin, then tells its session that the job was taken (`started`): input
  * sent from then on is heard. */
-export async function openLiveChannel(inputs: LiveInputs, publisher: Redis, keys: RedisKeys, jobId: string): Promise<LiveChannel> {
+export async function openLiveChannel(
+  inputs: Pick<LiveInputs, 'listen' | 'unlisten'>,
+  publisher: Pick<Redis, 'publish'>,
+  keys: RedisKeys,
+  jobId: string,
+): Promise<LiveChannel> {
   const inputChannel = keys.liveInput(jobId);
   const eventsChannel = keys.liveEvents(jobId);
   let stdin: LiveStdin | undefined;
   /** Input heard before the program runs; `null` marks its end. */
   let heldInput: (Buffer | null)[] = [];
-  let lastSend: Promise<unknown> = Promise.resolve();
+  /** Events not yet published: one publish at a time, output written meanwhile merged into the
+   * next (a program that flushes every byte is a few publishes per round trip, not one a byte). */
+  const outbox: WireEvent[] = [];
+  let publishing: Promise<void> | undefined;
+  const publishOutbox = async (): Promise<void> => {
+    try {
+      for (let event = outbox.shift(); event; event = outbox.shift()) {
+        // A lost event costs the client a part of the stream, never the job: its result has it all.
+        await publisher.publish(eventsChannel, encodeEvent(event)).catch(() => undefined);
+      }
+    } finally {
+      publishing = undefined;
+    }
+  };
   const send = (event: WireEvent): void => {
-    // A lost event costs the client a part of the stream, never the job: its result has it all.
-    lastSend = publisher.publish(eventsChannel, encodeEvent(event)).catch(() => undefined);
+    const last = outbox.at(-1);
+    if (event.type === 'output' && last?.type === 'output' && last.stage === event.stage && last.stream === event.stream && last.data.length + event.data.length <= MERGE_BYTES) {
+      outbox[outbox.length - 1] = { ...last, data: Buffer.concat([last.data, event.data]) };
+    } else {
+      outbox.push(event);
+    }
+    publishing ??= publishOutbox();
   };
   await inputs.listen(inputChannel, (message) => {
     const input = decodeInput(message);
@@ -78,7 +102,7 @@ export async function openLiveChannel(inputs: LiveInputs, publisher: Redis, keys
     }
     // Held merged: what a client typed during a long compile is a few buffers.
     const last = heldInput.at(-1);
-    if (data && last && last.length + data.length <= HELD_INPUT_MERGE_BYTES) heldInput[heldInput.length - 1] = Buffer.concat([last, data]);
+    if (data && last && last.length + data.length <= MERGE_BYTES) heldInput[heldInput.length - 1] = Buffer.concat([last, data]);
     else heldInput.push(data);
   });
   send({ type: 'started' });
@@ -97,7 +121,7 @@ export async function openLiveChannel(inputs: LiveInputs, publisher: Redis, keys
     },
     async close() {
       send({ type: 'end' });
-      await settledWithin(Promise.all([lastSend, inputs.unlisten(inputChannel)]), CLOSE_REDIS_AWAY_MS);
+      await settledWithin(Promise.all([publishing, inputs.unlisten(inputChannel)]), CLOSE_REDIS_AWAY_MS);
     },
   };
 }

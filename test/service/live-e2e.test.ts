@@ -271,6 +271,28 @@ describe('live jobs: what the API holds and a worker that stops', { skip }, () =
     }
   });
 
+  test('at most CELLBLOCK_MAX_LIVE_SESSIONS_PER_CLIENT sockets per client: the next upgrade is 429, on both fronts', async () => {
+    const service = await startService({ runtimes, config: { maxLiveSessionsPerClient: 1 } });
+    try {
+      const wsBase = (await listen(service)).replace(/^http/, 'ws');
+      const first = await openLiveSocket(`${wsBase}/v1/live`);
+      await assert.rejects(openLiveSocket(`${wsBase}/v1/live`), /429/);
+      await assert.rejects(openLiveSocket(`${wsBase}/api/v2/connect`), /429/);
+      first.close();
+      await first.closed;
+      await until(async () => {
+        try {
+          (await openLiveSocket(`${wsBase}/v1/live`)).close();
+          return true;
+        } catch {
+          return false;
+        }
+      }, 5000);
+    } finally {
+      await service.close();
+    }
+  });
+
   test('a job cancelled before any worker took it: done comes at once', async () => {
     const service = await startService({ runtimes });
     try {

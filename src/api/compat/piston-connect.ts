@@ -11,7 +11,7 @@ import type { WebSocket } from 'ws';
 import { liveJobProblem } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
 import type { JobRequest, LiveEvent } from '../../jobs/model.js';
-import { LIVE_SEND_BUFFER_BYTES, SocketJob, StreamText, type LiveSockets } from '../live-socket.js';
+import { LIVE_SEND_BUFFER_BYTES, liveClientOf, SocketJob, StreamText, type LiveSockets } from '../live-socket.js';
 import type { JobService } from '../service.js';
 import { admissionProblem, type SubmissionPolicy } from '../submission.js';
 import { PistonRequestError, translatePistonExecute } from './piston-request.js';
@@ -121,7 +121,7 @@ export function pistonConnect(socket: WebSocket, request: FastifyRequest, option
   const initTimer = setTimeout(() => {
     if (!initialized) void close(CLOSE.initTimeout);
   }, INIT_TIMEOUT_MS);
-  const forget = options.liveSockets.add(() => notify('the server is stopping: the job is cancelled'));
+  const forget = options.liveSockets.add(liveClientOf(request), () => notify('the server is stopping: the job is cancelled'));
 
   socket.on('message', (raw, isBinary) => {
     if (over) return;

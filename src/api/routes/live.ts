@@ -11,7 +11,7 @@ import { liveJobProblem } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
 import type { LiveEvent } from '../../jobs/model.js';
 import { ApiError, badRequest, toApiError } from '../errors.js';
-import { LIVE_SEND_BUFFER_BYTES, SocketJob, StreamText, type LiveSockets } from '../live-socket.js';
+import { LIVE_SEND_BUFFER_BYTES, liveClientOf, SocketJob, StreamText, type LiveSockets } from '../live-socket.js';
 import { presentJob, type OutputEncoding } from '../present.js';
 import { ErrorBody, JobQuery, JobSubmission } from '../schemas.js';
 import type { JobService } from '../service.js';
@@ -52,6 +52,12 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
       tags: ['jobs'],
       querystring: JobQuery,
       response: { 426: ErrorBody },
+    },
+    preHandler: async (request) => {
+      if (!options.liveSockets.admits(liveClientOf(request))) {
+        const maximum = options.liveSockets.maxPerClient;
+        throw new ApiError(429, 'too_many_live_sessions', `at most ${maximum} live sockets at once per client (CELLBLOCK_MAX_LIVE_SESSIONS_PER_CLIENT)`, { maximum });
+      }
     },
     // Without the upgrade (a plain GET), said as every refusal is.
     handler: async (_request, reply) => {
@@ -158,7 +164,7 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
   const submitTimer = setTimeout(() => {
     if (!socketJob.submitted) void fail(new ApiError(408, 'submit_timeout', `no submit within ${LIVE_SUBMIT_TIMEOUT_MS} ms`));
   }, LIVE_SUBMIT_TIMEOUT_MS);
-  const forget = options.liveSockets.add(() => fail(new ApiError(503, 'shutting_down', 'the API is stopping: the job is cancelled')));
+  const forget = options.liveSockets.add(liveClientOf(request), () => fail(new ApiError(503, 'shutting_down', 'the API is stopping: the job is cancelled')));
 
   socket.on('message', (raw, isBinary) => {
     if (over) return;

@@ -1,0 +1,77 @@
+// The worker's side of a live job, without Redis: input held until the program runs, then
+// written as it comes; events in order, output written during a publish merged into the next, and
+// `end` last, once every earlier event is on its way.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { StageResult } from '../../src/executor/types.js';
+import { redisKeys } from '../../src/queue/keys.js';
+import { openLiveChannel } from '../../src/queue/live-channel.js';
+import { decodeEvent, encodeInput } from '../../src/queue/live-wire.js';
+
+function fakes() {
+  const published: string[] = [];
+  let hear: (message: string) => void = () => {};
+  let unlistened = false;
+  /** Publishes resolve one turn of the event loop later, as a round trip would. */
+  const publisher = {
+    publish: (_channel: string, message: string) =>
+      new Promise<number>((resolve) =>
+        setImmediate(() => {
+          published.push(message);
+          resolve(1);
+        }),
+      ),
+  };
+  const inputs = {
+    listen: async (_channel: string, onMessage: (message: string) => void) => void (hear = onMessage),
+    unlisten: async () => void (unlistened = true),
+  };
+  return { published, publisher, inputs, hear: (message: string) => hear(message), unlistened: () => unlistened };
+}
+
+const result: StageResult = {
+  verdict: 'ok',
+  exitCode: 0,
+  signal: null,
+  signalName: null,
+  stdout: Buffer.alloc(0),
+  stderr: Buffer.alloc(0),
+  stdoutTruncated: false,
+  stderrTruncated: false,
+  metrics: { cpuTimeMs: 1, wallTimeMs: 2, peakMemoryBytes: 3 },
+};
+
+test('events in order, output written during a publish merged, end last once all are sent', async () => {
+  const { published, publisher, inputs, unlistened } = fakes();
+  const channel = await openLiveChannel(inputs, publisher as never, redisKeys('p'), 'job');
+  channel.stage('run');
+  for (const byte of 'abc') channel.output('run', 'stdout', Buffer.from(byte));
+  channel.output('run', 'stderr', Buffer.from('!'));
+  channel.exit('run', result);
+  await channel.close();
+  const events = published.map((message) => decodeEvent(message));
+  assert.deepEqual(events, [
+    { type: 'started' },
+    { type: 'stage', stage: 'run' },
+    { type: 'output', stage: 'run', stream: 'stdout', data: Buffer.from('abc') },
+    { type: 'output', stage: 'run', stream: 'stderr', data: Buffer.from('!') },
+    { type: 'exit', stage: 'run', exit: { verdict: 'ok', exitCode: 0, signal: null, signalName: null, cpuTimeMs: 1, wallTimeMs: 2, peakMemoryBytes: 3 } },
+    { type: 'end' },
+  ]);
+  assert.equal(unlistened(), true);
+});
+
+test('stdin heard before the program runs is held, merged, and written when it connects; then as it comes', async () => {
+  const { publisher, inputs, hear } = fakes();
+  const channel = await openLiveChannel(inputs, publisher as never, redisKeys('p'), 'job');
+  hear(encodeInput({ type: 'stdin', data: Buffer.from('a') }));
+  hear(encodeInput({ type: 'stdin', data: Buffer.from('b') }));
+  hear('not a message');
+  const written: string[] = [];
+  channel.connectStdin({ write: (data) => void written.push(Buffer.from(data).toString()), end: () => void written.push('<end>') });
+  assert.deepEqual(written, ['ab']);
+  hear(encodeInput({ type: 'stdin', data: Buffer.from('c') }));
+  hear(encodeInput({ type: 'stdinEnd' }));
+  assert.deepEqual(written, ['ab', 'c', '<end>']);
+  await channel.close();
+});
