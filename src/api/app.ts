@@ -135,10 +135,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const liveSockets = new LiveSockets(config.maxLiveSessionsPerClient);
   await app.register(websocket, {
     options: { maxPayload: config.bodyLimitBytes },
-    // A socket's errors are its client's (a reset, a message over maxPayload, which ws closes
-    // with 1009): not the API's to log as errors.
+    // A socket's own errors are its client's (a reset, a message over maxPayload, which ws closes
+    // with 1009): not the API's to log as errors. A throw from a route's handler is ours.
     errorHandler: (error, socket, request) => {
-      request.log.info({ err: error }, 'live socket error');
+      const code = (error as NodeJS.ErrnoException).code ?? '';
+      const clients = code.startsWith('WS_ERR_') || code === 'ECONNRESET' || code === 'EPIPE';
+      request.log[clients ? 'info' : 'error']({ err: error }, 'live socket error');
       socket.terminate();
     },
     preClose: async () => {
@@ -176,7 +178,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     });
     await scope.register(liveRoutes, { prefix: '/v1', jobs, runtimes, policy, maxStdinBytes: config.bodyLimitBytes, liveSockets });
     for (const front of fronts) {
-      await scope.register(front.plugin, { prefix: front.prefix, jobs, runtimes, policy, maxWaitMs: config.maxWaitMs, maxQueuedJobs: config.maxQueuedJobs, maxExpansionBytes: config.bodyLimitBytes, liveSockets });
+      await scope.register(front.plugin, { prefix: front.prefix, jobs, runtimes, policy, maxWaitMs: config.maxWaitMs, maxQueuedJobs: config.maxQueuedJobs, maxExpansionBytes: config.bodyLimitBytes, liveSockets, maxLiveStdinBytes: config.bodyLimitBytes });
     }
   });
 

@@ -1,13 +1,100 @@
-// What the live fronts (/v1/live, Piston's /api/v2/connect) share: a socket's job from its submit
-// on, the API's open sockets (ended with a word when the API stops), and output as text.
+// What the live fronts (/v1/live, Piston's /api/v2/connect) share, so that each is only its
+// messages: a socket's life (JobSocket: its messages parsed, what it sends bounded by what the
+// client reads, its end cancelling its job, the deadline for its first message), its job from the
+// submit on (SocketJob), the API's open sockets (LiveSockets: at most so many per client, each
+// ended with its front's word when the API stops), and output as text (StreamText).
 import { StringDecoder } from 'node:string_decoder';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
 import type { JobRequest, LiveEvent, LiveSession, LiveStage } from '../jobs/model.js';
 import type { JobService } from './service.js';
 
 /** How much a socket may hold unsent (a client that does not read what its program writes)
  * before it is ended: the API's memory is not the client's buffer. */
 export const LIVE_SEND_BUFFER_BYTES = 16 * 1024 * 1024;
+
+/** What a front does at a socket's moments. */
+export interface JobSocketHandlers {
+  /** A message, parsed from JSON (any JSON value). */
+  message(message: unknown): void;
+  /** A message that is not JSON. */
+  notJson(error: Error): void;
+  /** The client left more than LIVE_SEND_BUFFER_BYTES unread. */
+  tooSlow(): void;
+  /** The API is stopping: the front's last word (its end()). */
+  shuttingDown(): Promise<void>;
+  /** No job submitted `firstMessageMs` after the socket opened. */
+  noSubmit(): void;
+}
+
+/** One live socket of a front: its job, its end (once: a last message, a close code, the job
+ * cancelled unless it has ended), and its bookkeeping (LiveSockets, the first message's deadline). */
+export class JobSocket {
+  readonly job: SocketJob;
+  private over = false;
+
+  constructor(
+    private readonly socket: WebSocket,
+    request: FastifyRequest,
+    liveSockets: LiveSockets,
+    maxStdinBytes: number,
+    firstMessageMs: number,
+    private readonly handlers: JobSocketHandlers,
+  ) {
+    this.job = new SocketJob(request.log, maxStdinBytes);
+    const deadline = setTimeout(() => {
+      if (!this.job.submitted) handlers.noSubmit();
+    }, firstMessageMs);
+    const forget = liveSockets.add(liveClientOf(request), () => handlers.shuttingDown());
+    socket.on('message', (raw) => {
+      if (this.over) return;
+      let message: unknown;
+      try {
+        // A text or binary frame alike: ws hands both as bytes.
+        message = JSON.parse(raw.toString());
+      } catch (error) {
+        handlers.notJson(error as Error);
+        return;
+      }
+      handlers.message(message);
+    });
+    socket.on('close', () => {
+      clearTimeout(deadline);
+      this.over = true;
+      // The client went away (or was sent away): no one reads what the program writes. It counts
+      // against its client until its job is cancelled (that job holds a worker until then).
+      void this.job.abandon().finally(forget);
+    });
+  }
+
+  /** Whether the socket has ended (or is ending): nothing more is sent or taken. */
+  get ended(): boolean {
+    return this.over;
+  }
+
+  send(message: Record<string, unknown>): void {
+    this.sendText(JSON.stringify(message));
+  }
+
+  /** A message already made into JSON text (one that may be too large to make is made by the
+   * caller, where it can say so). */
+  sendText(text: string): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    this.socket.send(text);
+    if (!this.over && this.socket.bufferedAmount > LIVE_SEND_BUFFER_BYTES) this.handlers.tooSlow();
+  }
+
+  /** Sends `last` (when given), closes with `code` and `reason`, and cancels the job unless it has
+   * ended; resolves once that cancel is done. Once ended, answers that same cancel. */
+  end(code: number, reason: string, last?: Record<string, unknown> | string): Promise<void> {
+    if (!this.over) {
+      if (last !== undefined) this.sendText(typeof last === 'string' ? last : JSON.stringify(last));
+      this.over = true;
+      this.socket.close(code, reason);
+    }
+    return this.job.abandon();
+  }
+}
 
 /** A socket's live job. What the client sends while the job is being queued waits for its session
  * (stdin counted at once against the session's maximum, merged, and an end or a cancel kept once:
@@ -44,7 +131,7 @@ export class SocketJob {
     handlers: { socketEnded: () => boolean; accepted: (session: LiveSession) => void; refused: (error: unknown) => void },
   ): void {
     this.submitting = jobs
-      .submitLive(request, onEvent, { maxStdinBytes: this.maxStdinBytes })
+      .submitLive(request, onEvent)
       .then(
         (session) => {
           this.session = session;
@@ -90,7 +177,7 @@ export class SocketJob {
   }
 
   /** The job's `end` came: the session is over, and there is nothing to cancel. */
-  end(): void {
+  jobEnded(): void {
     this.ended = true;
   }
 

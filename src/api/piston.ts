@@ -68,14 +68,14 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     url: '/connect',
     schema: { tags: ['piston'], summary: 'Piston v2: an interactive job over a WebSocket (init, data, signal; runtime, stage, data, exit)' },
     preHandler: async (request, reply) => {
-      if (!options.liveSockets.admits(liveClientOf(request))) {
+      if (request.ws && !options.liveSockets.admits(liveClientOf(request))) {
         return reply.code(429).send({ message: `at most ${options.liveSockets.maxPerClient} interactive sockets at once per client` });
       }
     },
     handler: async (_request, reply) =>
       reply.code(426).header('upgrade', 'websocket').send({ message: '/api/v2/connect is a WebSocket: connect with an Upgrade: websocket request' }),
     wsHandler: (socket, request) =>
-      pistonConnect(socket, request, { jobs, runtimes, policy: options.policy, maxStdinBytes: options.maxExpansionBytes, liveSockets: options.liveSockets }),
+      pistonConnect(socket, request, { jobs, runtimes, policy: options.policy, maxStdinBytes: options.maxLiveStdinBytes, liveSockets: options.liveSockets }),
   });
 
   app.post('/execute', { schema: { tags: ['piston'], summary: 'Piston v2: run code and wait for the result' } }, async (request) => {

@@ -191,9 +191,9 @@ export function judgedJobProblem(job: {
 
 /** Why a job cannot run live, or undefined: a live job is one run whose stdin and output are
  * streams, so nothing that runs it more than once, feeds it from elsewhere or merges its streams. */
-export function liveJobProblem(job: { tests?: unknown[]; interactor: boolean; checker: boolean; stderrToStdout?: boolean }): string | undefined {
+export function liveJobProblem(job: { tests?: unknown[]; interactor?: unknown; checker?: unknown; stderrToStdout?: boolean }): string | undefined {
   if (job.tests !== undefined) return 'a live job is one run whose stdin comes from its session: it takes no tests';
-  if (job.interactor || job.checker) return 'a live job has no judge program: its stdin and output are its client\'s';
+  if (job.interactor !== undefined || job.checker !== undefined) return 'a live job has no judge program: its stdin and output are its client\'s';
   if (job.stderrToStdout === true) return 'stderrToStdout does not apply to a live job: its stdout and stderr come to the client as two streams';
   return undefined;
 }

@@ -5,7 +5,9 @@
 // A job with a judge program (docs/theory-of-operation.md, "Judge programs") also compiles it
 // once: an interactor then runs beside the program in every test, the two connected by pipes; a
 // checker runs after each test's run, on its output. A judge program's compile that ended ok is
-// kept for the worker's later jobs that send the same one (compile-cache.ts).
+// kept for the worker's later jobs that send the same one (compile-cache.ts). A live job's one run
+// streams (runLive): its stdin from its client as it runs, its output to it as it is written, in a
+// container made with the pipes on a `connected` root.
 import type { Runtime } from '../images/types.js';
 import type { Pool, PoolSlot, PoolStats } from '../pool/index.js';
 import { SANDBOX_GID } from '../pool/index.js';
@@ -141,7 +143,7 @@ export class SubmissionExecutor<C> implements Executor {
     const comparison = comparisonProblem({ comparison: request.comparison, tests: request.tests, judged: judge !== undefined });
     if (comparison) throw new ExecutorError('bad_request', comparison.message);
     const live = request.live;
-    const liveProblem = live && liveJobProblem({ tests: request.tests, interactor: request.interactor !== undefined, checker: request.checker !== undefined, stderrToStdout: request.stderrToStdout });
+    const liveProblem = live && liveJobProblem(request);
     if (liveProblem) throw new ExecutorError('bad_request', liveProblem);
     const outputProblem = outputAboveMaximum(checked, this.maxJobOutputBytes, judge ? [{ role: judge.role, checked: judge.checked }] : []);
     if (outputProblem !== undefined) throw new ExecutorError('bad_request', outputProblem);

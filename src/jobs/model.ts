@@ -1,7 +1,7 @@
 // The job as the queue, the workers and every API front (ours, Piston's, Judge0's) see it.
 // One representation, stored in Redis as JSON; fronts translate to and from it.
 import type { Limits } from '../sandbox/types.js';
-import type { Comparison, JobVerdict, JudgeCompileStage } from '../executor/types.js';
+import type { Comparison, JobVerdict, JudgeCompileStage, LiveStageName } from '../executor/types.js';
 
 export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 
@@ -150,11 +150,11 @@ export interface JobClient {
   cancel(id: string): Promise<JobRecord | undefined>;
   /** Queues a live job (its request's `live` set here) and listens to it: `onEvent` hears it
    * taken, its stages and their output as they happen, and last its record (`end`). */
-  submitLive(request: JobRequest, onEvent: (event: LiveEvent) => void, options: LiveSessionOptions): Promise<LiveSession>;
+  submitLive(request: JobRequest, onEvent: (event: LiveEvent) => void): Promise<LiveSession>;
 }
 
 /** A live job's stages: its compile (where its runtime compiles), then its run. */
-export type LiveStage = 'compile' | 'run';
+export type LiveStage = LiveStageName;
 
 /** How a live job's stage ended: its StoredStage without the outputs, which came as events. */
 export interface LiveExit {
@@ -182,16 +182,11 @@ export type LiveEvent =
   | { type: 'inputLost' }
   | { type: 'end'; record: JobRecord | undefined };
 
-export interface LiveSessionOptions {
-  /** The most stdin bytes the session takes in all (LiveSession.write). */
-  maxStdinBytes: number;
-}
-
 export interface LiveSession {
   readonly id: string;
-  /** Sends bytes to the program's stdin; false (nothing sent) when they would take the session
-   * past maxStdinBytes. Ignored after endStdin() and after the end. */
-  write(data: Uint8Array): boolean;
+  /** Sends bytes to the program's stdin (the fronts bound how many). Ignored after endStdin() and
+   * after the end. */
+  write(data: Uint8Array): void;
   /** The program reads end of file once what was written has reached it. */
   endStdin(): void;
   /** Cancels the job: queued, it never runs; running, it is killed (verdict cancelled). The `end`

@@ -1,19 +1,21 @@
 // JobClient over BullMQ: the API's side of the queue. Job data is the JobRequest, the job id a
 // nanoid, the return value the JobResult. Finished jobs stay readable for `resultTtlSeconds`
 // (BullMQ's removeOnComplete/removeOnFail age). Cancellation is a marker key (a queued job never
-// runs) plus a pub/sub message (a running job is aborted by whichever worker holds it).
+// runs) plus a pub/sub message (a running job is aborted by whichever worker holds it). A live job
+// (submitLive) is a job whose session listens on its own pub/sub channels (live-session.ts).
 import { createHash, randomBytes } from 'node:crypto';
 import { Queue, QueueEvents, type Job, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
-import { laterFieldsOf, type JobClient, type JobRecord, type JobRequest, type JobStatus, type LiveEvent, type LiveSession, type LiveSessionOptions } from '../jobs/model.js';
+import { laterFieldsOf, type JobClient, type JobRecord, type JobRequest, type JobStatus, type LiveEvent, type LiveSession } from '../jobs/model.js';
 import { API_CONNECTION_NAME, createRedis, workerConnectionName } from './connection.js';
 import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from './errors.js';
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
 import { splitStoredResult, type StoredJobResult } from './codec.js';
 import { CLOSE_REDIS_AWAY_MS, watchUnreachable } from './unreachable.js';
-import { LiveHub, QueueLiveSession } from './live-session.js';
+import { ChannelSubscriber } from './channel-subscriber.js';
+import { QueueLiveSession } from './live-session.js';
 
 export interface BullJobClientOptions {
   redisUrl: string;
@@ -146,7 +148,7 @@ export class BullJobClient implements JobClient {
   private readonly fresh = new Map<string, FreshSubmission>();
   private workersSeen: { atMs: number; workers: WorkerLiveness[] } | undefined;
   /** Live sessions' events, on a connection made at the first one. */
-  private readonly liveHub: LiveHub;
+  private readonly liveEvents: ChannelSubscriber;
 
   constructor(private readonly options: BullJobClientOptions) {
     this.keys = redisKeys(options.prefix);
@@ -164,7 +166,7 @@ export class BullJobClient implements JobClient {
     this.events.on('completed', ({ jobId, returnvalue }) => this.notify(jobId, 'completed', returnvalue as unknown as StoredJobResult));
     this.events.on('failed', ({ jobId }) => this.notify(jobId, 'failed'));
     this.events.on('removed', ({ jobId }) => this.notify(jobId));
-    this.liveHub = new LiveHub(options.redisUrl);
+    this.liveEvents = new ChannelSubscriber(options.redisUrl, 'cellblock-api-live');
   }
 
   /** Resolves once Redis has answered; rejects with QueueUnavailableError after `timeoutMs`. */
@@ -237,7 +239,7 @@ export class BullJobClient implements JobClient {
     return secret;
   }
 
-  async submitLive(request: JobRequest, onEvent: (event: LiveEvent) => void, options: LiveSessionOptions): Promise<LiveSession> {
+  async submitLive(request: JobRequest, onEvent: (event: LiveEvent) => void): Promise<LiveSession> {
     const id = nanoid();
     const channels = { events: this.keys.liveEvents(id), input: this.keys.liveInput(id) };
     const jobs = {
@@ -245,11 +247,11 @@ export class BullJobClient implements JobClient {
       cancel: (jobId: string) => this.cancel(jobId),
       publish: (channel: string, message: string) => this.redis.publish(channel, message),
     };
-    const session = new QueueLiveSession(id, channels, jobs, this.liveHub, onEvent, options);
+    const session = new QueueLiveSession(id, channels, jobs, this.liveEvents, onEvent);
     let adding = false;
     try {
       // Listening before the job is queued: a worker that takes it at once is heard from the start.
-      await this.guard(() => this.liveHub.listen(channels.events, (message) => session.heard(message)));
+      await this.guard(() => this.liveEvents.listen(channels.events, (message) => session.heard(message)));
       adding = true;
       await this.add([{ ...request, live: true }], [id]);
     } catch (error) {
@@ -570,7 +572,7 @@ export class BullJobClient implements JobClient {
     // BullMQ leaves connections it was handed open.
     this.redis.disconnect();
     this.eventsRedis.disconnect();
-    this.liveHub.close();
+    this.liveEvents.close();
   }
 
   /** A job whose final state an event named: one read of the job, no state query (jobs are added

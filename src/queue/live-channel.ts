@@ -1,11 +1,10 @@
 // A worker's side of a live job: the executor's LiveIo over the job's two channels (live-wire.ts).
-// The job's stdin arrives on a subscriber connection of the worker's live jobs (LiveInputs: not
-// the one its cancels come on, whose output buffer Redis bounds, and which a client's typing must
-// not fill) and is held until the program runs; events go out on the worker's own connection, in
+// The job's stdin arrives on a subscriber connection of the worker's live jobs (a
+// ChannelSubscriber, not the one its cancels come on) and is held until the program runs; events go out on the worker's own connection, in
 // order, and `close` sends the last (`end`) once every earlier one is on its way.
 import type { Redis } from 'ioredis';
 import type { LiveIo, LiveStageName, LiveStdin, StageResult } from '../executor/types.js';
-import { createRedis } from './connection.js';
+import type { ChannelSubscriber } from './channel-subscriber.js';
 import type { RedisKeys } from './keys.js';
 import { decodeInput, encodeEvent, liveExitOf, type WireEvent } from './live-wire.js';
 import { CLOSE_REDIS_AWAY_MS, settledWithin } from './unreachable.js';
@@ -13,41 +12,6 @@ import { CLOSE_REDIS_AWAY_MS, settledWithin } from './unreachable.js';
 /** Held stdin, and output written while a publish is under way, is merged into buffers of at most
  * this many bytes. */
 const MERGE_BYTES = 64 * 1024;
-
-/** Every live job's input channel of one worker, on one connection made at its first live job. */
-export class LiveInputs {
-  private connection: Redis | undefined;
-  private readonly listeners = new Map<string, (message: string) => void>();
-
-  constructor(
-    private readonly redisUrl: string,
-    private readonly connectionName: string,
-  ) {}
-
-  /** Resolves once Redis confirmed the subscription: every message published after is heard. */
-  async listen(channel: string, onMessage: (message: string) => void): Promise<void> {
-    if (!this.connection) {
-      this.connection = createRedis(this.redisUrl, 'blocking', this.connectionName);
-      this.connection.on('message', (heardOn: string, message: string) => this.listeners.get(heardOn)?.(message));
-    }
-    this.listeners.set(channel, onMessage);
-    try {
-      await this.connection.subscribe(channel);
-    } catch (error) {
-      this.listeners.delete(channel);
-      throw error;
-    }
-  }
-
-  async unlisten(channel: string): Promise<void> {
-    if (this.listeners.delete(channel)) await this.connection?.unsubscribe(channel).catch(() => undefined);
-  }
-
-  close(): void {
-    this.listeners.clear();
-    this.connection?.disconnect();
-  }
-}
 
 export interface LiveChannel extends LiveIo {
   /** Tells the session that nothing follows and stops listening; never throws, and gives up on a
@@ -58,7 +22,7 @@ export interface LiveChannel extends LiveIo {
 /** Listens for the job's stdin, then tells its session that the job was taken (`started`): input
  * sent from then on is heard. */
 export async function openLiveChannel(
-  inputs: Pick<LiveInputs, 'listen' | 'unlisten'>,
+  inputs: Pick<ChannelSubscriber, 'listen' | 'unlisten'>,
   publisher: Pick<Redis, 'publish'>,
   keys: RedisKeys,
   jobId: string,

@@ -1,12 +1,11 @@
 // The API's side of a live job (JobClient.submitLive): one subscriber connection per API process
-// for every session's events (LiveHub), and per session the client's stdin, held until a worker
+// for every session's events (a ChannelSubscriber), and per session the client's stdin, held until a worker
 // has taken the job (`started`: it listens from then on) and published after. The session's last
 // event, `end`, carries the job's record, read from the job once it finished: the events say what
 // happened as it happened, the record is what is kept. A job whose worker died sends no `end`
 // message; its record (failed) ends the session all the same.
-import type { Redis } from 'ioredis';
-import type { JobRecord, LiveEvent, LiveSession, LiveSessionOptions } from '../jobs/model.js';
-import { createRedis } from './connection.js';
+import type { JobRecord, LiveEvent, LiveSession } from '../jobs/model.js';
+import type { ChannelSubscriber } from './channel-subscriber.js';
 import { decodeEvent, encodeInput, type WireInput } from './live-wire.js';
 
 /** How long one wait for the job's end lasts before the session looks again whether it was closed. */
@@ -29,35 +28,8 @@ const ZERO_RECEIVERS_GRACE_MS = 1000;
 
 const FINAL: ReadonlySet<string> = new Set(['done', 'failed', 'cancelled']);
 
-/** Every live session's events, on one subscriber connection of the API process's own. */
-export class LiveHub {
-  private connection: Redis | undefined;
-  private readonly listeners = new Map<string, (message: string) => void>();
-
-  constructor(private readonly redisUrl: string) {}
-
-  /** Resolves once Redis confirmed the subscription: every message published after is heard. */
-  async listen(channel: string, onMessage: (message: string) => void): Promise<void> {
-    if (!this.connection) {
-      this.connection = createRedis(this.redisUrl, 'blocking', 'cellblock-api-live');
-      this.connection.on('message', (heardOn: string, message: string) => this.listeners.get(heardOn)?.(message));
-    }
-    this.listeners.set(channel, onMessage);
-    await this.connection.subscribe(channel);
-  }
-
-  unlisten(channel: string): void {
-    if (this.listeners.delete(channel)) void this.connection?.unsubscribe(channel).catch(() => undefined);
-  }
-
-  close(): void {
-    this.listeners.clear();
-    this.connection?.disconnect();
-  }
-}
-
 /** What a session needs of the job client. */
-export interface LiveSessionJobs {
+interface LiveSessionJobs {
   wait(id: string, timeoutMs: number, pollMs: number): Promise<JobRecord | undefined>;
   cancel(id: string): Promise<JobRecord | undefined>;
   /** Sends on the producer connection (in order with the session's other input). */
@@ -74,7 +46,6 @@ export class QueueLiveSession implements LiveSession {
   private publishing = false;
   /** Events heard before open(): the caller does not have the session yet. */
   private early: LiveEvent[] | undefined = [];
-  private stdinBytes = 0;
   private stdinEnded = false;
   private inputLost = false;
   private closed = false;
@@ -85,9 +56,8 @@ export class QueueLiveSession implements LiveSession {
     readonly id: string,
     private readonly channels: { events: string; input: string },
     private readonly jobs: LiveSessionJobs,
-    private readonly hub: LiveHub,
+    private readonly subscriber: Pick<ChannelSubscriber, 'unlisten'>,
     private readonly onEvent: (event: LiveEvent) => void,
-    private readonly options: LiveSessionOptions,
   ) {}
 
   /** A message on the job's events channel. */
@@ -115,12 +85,9 @@ export class QueueLiveSession implements LiveSession {
     for (const event of early) this.onEvent(event);
   }
 
-  write(data: Uint8Array): boolean {
-    if (this.stdinEnded || this.closed) return true;
-    if (this.stdinBytes + data.byteLength > this.options.maxStdinBytes) return false;
-    this.stdinBytes += data.byteLength;
-    if (data.byteLength > 0) this.input({ type: 'stdin', data: Buffer.from(data) });
-    return true;
+  write(data: Uint8Array): void {
+    if (this.stdinEnded || this.closed || data.byteLength === 0) return;
+    this.input({ type: 'stdin', data: Buffer.from(data) });
   }
 
   endStdin(): void {
@@ -136,7 +103,7 @@ export class QueueLiveSession implements LiveSession {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.hub.unlisten(this.channels.events);
+    void this.subscriber.unlisten(this.channels.events);
     this.onEndHeard?.();
   }
 

@@ -2,7 +2,9 @@
 // the JobResult as the job's return value. Several jobs at once (`concurrency`); liveness in
 // Redis; cancel requests by pub/sub; stalled-job recovery by BullMQ's lock and stall check (a
 // job whose worker died is retried once elsewhere, then failed); graceful close: stop taking
-// jobs, let running ones finish, and after the grace hand unfinished ones back to the queue.
+// jobs, let running ones finish, and after the grace hand unfinished ones back to the queue. A
+// live job (live-channel.ts) is neither retried nor handed back: its client's input went to the
+// worker that had it, so it fails instead.
 //
 // The path from "taken" to "program started" makes no Redis round trip of its own: the cancel
 // marker is read only when a cancel message could have been missed (see cancel-watch.ts), and
@@ -25,7 +27,8 @@ import { QUEUE_NAME, redisKeys } from './keys.js';
 import { repeatedErrorLogger } from './repeat-log.js';
 import { CLOSE_REDIS_AWAY_MS, settledWithin, watchUnreachable } from './unreachable.js';
 import { jobStatsRecorder } from './stats.js';
-import { LiveInputs, openLiveChannel, type LiveChannel } from './live-channel.js';
+import { ChannelSubscriber } from './channel-subscriber.js';
+import { openLiveChannel, type LiveChannel } from './live-channel.js';
 import { deliverNotification, type Notification, type WebhookPolicy } from './webhook.js';
 
 /** What the worker needs of the executor (src/executor's Executor satisfies it). */
@@ -75,8 +78,8 @@ export interface QueueWorker {
 const REPEATED_ERROR_LOG_INTERVAL_MS = 30_000;
 
 /** Why a live job fails rather than run again: its client's input went to the worker that had it. */
-const LIVE_RETRY_REASON = 'a live job is not run again: the worker running it stopped, and its session went with it';
-const LIVE_SHUTDOWN_REASON = 'a live job is not handed to another worker: this one shut down while it ran, and its session went with it';
+const LIVE_RETRY_REASON = "a live job is not run again: the worker running it stopped, and its client's input went with it";
+const LIVE_SHUTDOWN_REASON = "a live job is not handed to another worker: this one shut down while it ran, and its client's input went with it";
 
 /** Why a run was aborted: the job's cancel, or this worker shutting down. */
 type AbortReason = 'cancelled' | 'shutdown';
@@ -101,7 +104,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   const log = logger.child({ workerId });
   const redis = createRedis(options.redisUrl, 'blocking', workerConnectionName(workerId));
   const subscriber = createRedis(options.redisUrl, 'blocking', `cellblock-worker-cancel-${workerId}`);
-  const liveInputs = new LiveInputs(options.redisUrl, `cellblock-worker-live-${workerId}`);
+  const liveInputs = new ChannelSubscriber(options.redisUrl, `cellblock-worker-live-${workerId}`);
   const controllers = new Map<string, AbortController>();
   const webhooks = new Set<Promise<unknown>>();
   const stopWebhooks = new AbortController();

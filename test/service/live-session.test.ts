@@ -1,12 +1,13 @@
 // The live session's own rules, without Redis: input held until a worker took the job and sent in
-// order after, the stdin maximum, the wire format's refusals, and the end told once, with the record.
+// order after (merged, one publish at a time), lost input told, the wire format's refusals, and the
+// end told once, with the record.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { JobRecord, LiveEvent } from '../../src/jobs/model.js';
-import { LiveHub, QueueLiveSession } from '../../src/queue/live-session.js';
+import { QueueLiveSession } from '../../src/queue/live-session.js';
 import { decodeEvent, decodeInput, encodeEvent, encodeInput } from '../../src/queue/live-wire.js';
 
-function session(options: { maxStdinBytes?: number; publishFails?: boolean; receivers?: number } = {}) {
+function session(options: { publishFails?: boolean; receivers?: number } = {}) {
   const published: string[] = [];
   const events: LiveEvent[] = [];
   let finish: (record: JobRecord | undefined) => void = () => {};
@@ -22,8 +23,8 @@ function session(options: { maxStdinBytes?: number; publishFails?: boolean; rece
       return options.receivers ?? 1;
     },
   };
-  const hub = new LiveHub('redis://127.0.0.1:1'); // never connected: nothing here listens
-  const live = new QueueLiveSession('id', { events: 'e', input: 'i' }, jobs, hub, (event) => events.push(event), { maxStdinBytes: options.maxStdinBytes ?? 100 });
+  const subscriber = { unlisten: async () => undefined };
+  const live = new QueueLiveSession('id', { events: 'e', input: 'i' }, jobs, subscriber, (event) => events.push(event));
   return { live, published, events, finish };
 }
 
@@ -109,17 +110,6 @@ test('events heard before the caller has the session are told, in order, when it
   assert.deepEqual(events, []);
   live.open();
   assert.deepEqual(events, [{ type: 'started' }, { type: 'stage', stage: 'run' }]);
-});
-
-test('stdin past the maximum is refused whole, and what fits still goes', async () => {
-  const { live, published } = session({ maxStdinBytes: 5 });
-  live.open();
-  live.heard(encodeEvent({ type: 'started' }));
-  assert.equal(live.write(Buffer.from('1234')), true);
-  assert.equal(live.write(Buffer.from('56')), false);
-  assert.equal(live.write(Buffer.from('5')), true);
-  await settle();
-  assert.deepEqual(inputs(published), [{ type: 'stdin', data: Buffer.from('1234') }, { type: 'stdin', data: Buffer.from('5') }]);
 });
 
 test('a session closed before the caller opened it tells nothing', () => {

@@ -12,10 +12,7 @@ function lateJobs(log: string[]): { jobs: JobService; resolve: () => void } {
   let cancels = 0;
   const session: LiveSession = {
     id: 'job',
-    write: (data) => {
-      log.push(`write ${Buffer.from(data).toString()}`);
-      return true;
-    },
+    write: (data) => void log.push(`write ${Buffer.from(data).toString()}`),
     endStdin: () => void log.push('end'),
     cancel: async () => void log.push(`cancel ${++cancels}`),
     close: () => void log.push('close'),
@@ -89,7 +86,7 @@ test('after the job\'s end, abandoning only stops listening', async () => {
   socketJob.submit(jobs, request, () => {}, { socketEnded: () => false, accepted: () => {}, refused: () => {} });
   resolve();
   await settle();
-  socketJob.end();
+  socketJob.jobEnded();
   await socketJob.abandon();
   assert.deepEqual(log, ['close']);
 });

@@ -11,7 +11,7 @@ import type { WebSocket } from 'ws';
 import { liveJobProblem } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
 import type { JobRequest, LiveEvent } from '../../jobs/model.js';
-import { LIVE_SEND_BUFFER_BYTES, liveClientOf, SocketJob, StreamText, type LiveSockets } from '../live-socket.js';
+import { JobSocket, LIVE_SEND_BUFFER_BYTES, StreamText, type LiveSockets } from '../live-socket.js';
 import type { JobService } from '../service.js';
 import { admissionProblem, type SubmissionPolicy } from '../submission.js';
 import { PistonRequestError, translatePistonExecute } from './piston-request.js';
@@ -46,49 +46,46 @@ export interface PistonConnectOptions {
 export function pistonConnect(socket: WebSocket, request: FastifyRequest, options: PistonConnectOptions): void {
   const { jobs, runtimes, policy, maxStdinBytes } = options;
   let initialized = false;
-  const socketJob = new SocketJob(request.log, maxStdinBytes);
-  let over = false;
   const text = new StreamText();
+  const live: JobSocket = new JobSocket(socket, request, options.liveSockets, maxStdinBytes, INIT_TIMEOUT_MS, {
+    message: (message) => onMessage(message),
+    notJson: (error) => void notify(error.message),
+    tooSlow: () => void notify(`more than ${LIVE_SEND_BUFFER_BYTES} bytes were left unread: read the socket as the program writes`),
+    shuttingDown: () => notify('the server is stopping: the job is cancelled'),
+    // Piston's deadline is for `init` itself, which a refused init has sent.
+    noSubmit: () => void (initialized || close(CLOSE.initTimeout)),
+  });
+  const { job } = live;
 
-  const close = ([code, reason]: readonly [number, string]): Promise<void> => {
-    if (over) return Promise.resolve();
-    over = true;
-    socket.close(code, reason);
-    return socketJob.abandon();
-  };
-  // Piston's error path: the message over the socket (a close reason holds 123 bytes at most), then 4002.
-  const notify = (message: string): Promise<void> => {
-    if (over) return Promise.resolve();
-    send({ type: 'error', message });
-    return close(CLOSE.notifiedError);
-  };
-  const send = (message: Record<string, unknown>): void => {
-    if (socket.readyState !== socket.OPEN) return;
-    socket.send(JSON.stringify(message));
-    if (!over && socket.bufferedAmount > LIVE_SEND_BUFFER_BYTES) void notify(`more than ${LIVE_SEND_BUFFER_BYTES} bytes were left unread: read the socket as the program writes`);
-  };
+  function close([code, reason]: readonly [number, string]): Promise<void> {
+    return live.end(code, reason);
+  }
+  /** Piston's error path: the message over the socket (a close reason holds 123 bytes at most), then 4002. */
+  function notify(message: string): Promise<void> {
+    return live.end(CLOSE.notifiedError[0], CLOSE.notifiedError[1], { type: 'error', message });
+  }
 
   const onEvent = (event: LiveEvent): void => {
     switch (event.type) {
       case 'started':
         return;
       case 'stage':
-        send({ type: 'stage', stage: event.stage });
+        live.send({ type: 'stage', stage: event.stage });
         return;
       case 'output': {
         const data = text.text(event.stage, event.stream, event.data);
-        if (data !== '') send({ type: 'data', stream: event.stream, data });
+        if (data !== '') live.send({ type: 'data', stream: event.stream, data });
         return;
       }
       case 'exit':
-        for (const { stream, text: rest } of text.rest(event.stage)) send({ type: 'data', stream, data: rest });
-        send({ type: 'exit', stage: event.stage, code: event.exit.exitCode, signal: event.exit.signalName });
+        for (const { stream, text: rest } of text.rest(event.stage)) live.send({ type: 'data', stream, data: rest });
+        live.send({ type: 'exit', stage: event.stage, code: event.exit.exitCode, signal: event.exit.signalName });
         return;
       case 'inputLost':
-        void notify('stdin could not be passed on (Redis unreachable): the job is cancelled, its input having a gap');
+        void notify('stdin could not be passed on (Redis unreachable, or the worker gone): the job is cancelled, its input having a gap');
         return;
       case 'end':
-        socketJob.end();
+        job.jobEnded();
         if (event.record?.status === 'failed') void notify(event.record.failure?.message ?? 'the job failed');
         else if (!event.record) void notify('the job disappeared before it finished');
         else void close(CLOSE.completed);
@@ -103,7 +100,7 @@ export function pistonConnect(socket: WebSocket, request: FastifyRequest, option
       runtime = translated.runtime;
       // Piston's interactive jobs take their stdin from `data` messages alone.
       jobRequest = { ...translated.request, stdinBase64: '' };
-      const problem = admissionProblem(jobRequest, runtime, policy) ?? liveJobProblem({ interactor: false, checker: false, stderrToStdout: jobRequest.stderrToStdout });
+      const problem = admissionProblem(jobRequest, runtime, policy) ?? liveJobProblem(jobRequest);
       if (problem !== undefined) throw new PistonRequestError(problem);
     } catch (error) {
       // Thrown from a socket's message handler, anything else would end the API process.
@@ -111,28 +108,15 @@ export function pistonConnect(socket: WebSocket, request: FastifyRequest, option
       void notify(error instanceof PistonRequestError ? error.message : 'internal error');
       return;
     }
-    socketJob.submit(jobs, jobRequest, onEvent, {
-      socketEnded: () => over,
-      accepted: () => send({ type: 'runtime', language: runtime.language, version: runtime.version }),
+    job.submit(jobs, jobRequest, onEvent, {
+      socketEnded: () => live.ended,
+      accepted: () => live.send({ type: 'runtime', language: runtime.language, version: runtime.version }),
       refused: (error) => void notify((error as Error).message),
     });
   };
 
-  const initTimer = setTimeout(() => {
-    if (!initialized) void close(CLOSE.initTimeout);
-  }, INIT_TIMEOUT_MS);
-  const forget = options.liveSockets.add(liveClientOf(request), () => notify('the server is stopping: the job is cancelled'));
-
-  socket.on('message', (raw, isBinary) => {
-    if (over) return;
-    let message: Record<string, unknown>;
-    try {
-      const parsed: unknown = JSON.parse((isBinary ? Buffer.from(raw as Buffer) : raw).toString());
-      message = parsed !== null && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : {};
-    } catch (error) {
-      void notify((error as Error).message);
-      return;
-    }
+  function onMessage(parsed: unknown): void {
+    const message = parsed !== null && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : {};
     switch (message.type) {
       case 'init':
         if (initialized) {
@@ -146,23 +130,16 @@ export function pistonConnect(socket: WebSocket, request: FastifyRequest, option
         if (!initialized) void close(CLOSE.notInitialized);
         else if (message.stream !== 'stdin') void close(CLOSE.stdinOnly);
         else if (typeof message.data !== 'string') void notify('data must be a string');
-        else if (socketJob.write(Buffer.from(message.data, 'utf8')) === 'too_large') void notify(`stdin is limited to ${maxStdinBytes} bytes`);
+        else if (job.write(Buffer.from(message.data, 'utf8')) === 'too_large') void notify(`stdin is limited to ${maxStdinBytes} bytes`);
         return;
       case 'signal':
         if (!initialized) void close(CLOSE.notInitialized);
         else if (typeof message.signal !== 'string' || !SIGNALS.has(message.signal)) void close(CLOSE.invalidSignal);
         // A terminal's resize (SIGWINCH) and the like change nothing for a process by default.
-        else if (!HARMLESS_SIGNALS.has(message.signal)) socketJob.cancel()?.catch((error: unknown) => void notify((error as Error).message));
+        else if (!HARMLESS_SIGNALS.has(message.signal)) job.cancel()?.catch((error: unknown) => void notify((error as Error).message));
         return;
       default:
       // Piston ignores other messages.
     }
-  });
-
-  socket.on('close', () => {
-    clearTimeout(initTimer);
-    forget();
-    if (!over) void socketJob.abandon();
-    over = true;
-  });
+  }
 }

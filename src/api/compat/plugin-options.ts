@@ -20,6 +20,8 @@ export interface CompatPluginOptions {
   maxExpansionBytes: number;
   /** The API's open live sockets (a front's own live route registers each). */
   liveSockets: LiveSockets;
+  /** The most stdin one live socket sends in all (CELLBLOCK_BODY_LIMIT_BYTES, as /v1/live's). */
+  maxLiveStdinBytes: number;
 }
 
 export const DEFAULT_MAX_WAIT_MS = 60_000;

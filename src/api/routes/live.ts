@@ -11,7 +11,7 @@ import { liveJobProblem } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
 import type { LiveEvent } from '../../jobs/model.js';
 import { ApiError, badRequest, toApiError } from '../errors.js';
-import { LIVE_SEND_BUFFER_BYTES, liveClientOf, SocketJob, StreamText, type LiveSockets } from '../live-socket.js';
+import { JobSocket, LIVE_SEND_BUFFER_BYTES, liveClientOf, StreamText, type LiveSockets } from '../live-socket.js';
 import { presentJob, type OutputEncoding } from '../present.js';
 import { ErrorBody, JobQuery, JobSubmission } from '../schemas.js';
 import type { JobService } from '../service.js';
@@ -28,10 +28,7 @@ export interface LiveRoutesOptions {
 }
 
 /** How long a client has, once connected, to send its `submit`. */
-export const LIVE_SUBMIT_TIMEOUT_MS = 10_000;
-
-/** A WebSocket close code for an error: 4000 + its HTTP status (4000-4999 are the application's). */
-export const closeCodeOf = (error: ApiError) => 4000 + error.statusCode;
+const LIVE_SUBMIT_TIMEOUT_MS = 10_000;
 
 const submissionCheck = Compile(JobSubmission);
 
@@ -54,7 +51,8 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
       response: { 426: ErrorBody },
     },
     preHandler: async (request) => {
-      if (!options.liveSockets.admits(liveClientOf(request))) {
+      // Only an upgrade opens a socket (a plain GET is answered 426 below).
+      if (request.ws && !options.liveSockets.admits(liveClientOf(request))) {
         const maximum = options.liveSockets.maxPerClient;
         throw new ApiError(429, 'too_many_live_sessions', `at most ${maximum} live sockets at once per client (CELLBLOCK_MAX_LIVE_SESSIONS_PER_CLIENT)`, { maximum });
       }
@@ -73,51 +71,45 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
 
 function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: LiveRoutesOptions, encoding: OutputEncoding): void {
   const { jobs, runtimes, policy, maxStdinBytes } = options;
-  const socketJob = new SocketJob(request.log, maxStdinBytes);
-  let over = false;
   const text = new StreamText();
+  const live: JobSocket = new JobSocket(socket, request, options.liveSockets, maxStdinBytes, LIVE_SUBMIT_TIMEOUT_MS, {
+    message: (message) => onMessage(message),
+    notJson: () => void fail(badRequest('invalid_json', 'a message is not JSON')),
+    tooSlow: () => void fail(new ApiError(429, 'client_too_slow', `more than ${LIVE_SEND_BUFFER_BYTES} bytes were left unread: read the socket as the program writes`)),
+    shuttingDown: () => fail(new ApiError(503, 'shutting_down', 'the API is stopping: the job is cancelled')),
+    noSubmit: () => void fail(new ApiError(408, 'submit_timeout', `no submit within ${LIVE_SUBMIT_TIMEOUT_MS} ms`)),
+  });
+  const { job } = live;
 
-  /** Ends the socket with an error; a job it submitted is cancelled (its client is leaving). */
-  const fail = (error: ApiError): Promise<void> => {
-    if (over) return Promise.resolve();
-    over = true;
+  /** Ends the socket with an error, as an HTTP answer would say it; its job is cancelled. */
+  function fail(error: ApiError): Promise<void> {
     const body: Record<string, unknown> = { code: error.code, message: error.message };
     if (error.details) body.details = error.details;
-    sendText(JSON.stringify({ type: 'error', error: body }));
-    socket.close(closeCodeOf(error), error.code);
-    return socketJob.abandon();
-  };
-  const sendText = (message: string): void => {
-    if (socket.readyState !== socket.OPEN) return;
-    socket.send(message);
-    if (!over && socket.bufferedAmount > LIVE_SEND_BUFFER_BYTES) {
-      void fail(new ApiError(429, 'client_too_slow', `more than ${LIVE_SEND_BUFFER_BYTES} bytes were left unread: read the socket as the program writes`));
-    }
-  };
-  const send = (message: Record<string, unknown>): void => sendText(JSON.stringify(message));
+    return live.end(4000 + error.statusCode, error.code, { type: 'error', error: body });
+  }
   const notSubmitted = () => void fail(badRequest('not_submitted', 'send {"type": "submit", "job": ...} first'));
 
   const onEvent = (event: LiveEvent): void => {
     switch (event.type) {
       case 'started':
       case 'stage':
-        send(event);
+        live.send(event);
         return;
       case 'output': {
         const data = encoding === 'base64' ? event.data.toString('base64') : text.text(event.stage, event.stream, event.data);
-        if (data !== '') send({ type: 'output', stage: event.stage, stream: event.stream, data });
+        if (data !== '') live.send({ type: 'output', stage: event.stage, stream: event.stream, data });
         return;
       }
       case 'exit':
-        if (encoding === 'utf8') for (const { stream, text: rest } of text.rest(event.stage)) send({ type: 'output', stage: event.stage, stream, data: rest });
-        send({ type: 'exit', stage: event.stage, ...event.exit });
+        if (encoding === 'utf8') for (const { stream, text: rest } of text.rest(event.stage)) live.send({ type: 'output', stage: event.stage, stream, data: rest });
+        live.send({ type: 'exit', stage: event.stage, ...event.exit });
         return;
       case 'inputLost':
-        void fail(new ApiError(503, 'queue_unavailable', 'stdin could not be passed on (Redis unreachable): the job is cancelled, its input having a gap'));
+        void fail(new ApiError(503, 'queue_unavailable', 'stdin could not be passed on (Redis unreachable, or the worker gone): the job is cancelled, its input having a gap'));
         return;
       case 'end': {
-        socketJob.end();
-        if (over) return;
+        job.jobEnded();
+        if (live.ended) return;
         if (!event.record) {
           void fail(new ApiError(404, 'job_not_found', 'the job disappeared before it finished'));
           return;
@@ -129,89 +121,74 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
           void fail(toApiError(error, request));
           return;
         }
-        over = true;
-        sendText(done);
-        socket.close(1000, 'done');
+        void live.end(1000, 'done', done);
       }
     }
   };
 
-  const submit = (job: unknown): void => {
-    if (socketJob.submitted) {
+  const submit = (submission: unknown): void => {
+    if (job.submitted) {
       void fail(badRequest('already_submitted', 'a live session runs one job'));
       return;
     }
-    if (!submissionCheck.Check(job)) {
-      void fail(toApiError(validationError(job), request));
+    if (!submissionCheck.Check(submission)) {
+      void fail(toApiError(validationError(submission), request));
       return;
     }
     let jobRequest;
     try {
-      jobRequest = toJobRequest(job, runtimes, policy);
-      const problem = liveJobProblem({ tests: jobRequest.tests, interactor: jobRequest.interactor !== undefined, checker: jobRequest.checker !== undefined, stderrToStdout: jobRequest.stderrToStdout });
+      jobRequest = toJobRequest(submission, runtimes, policy);
+      const problem = liveJobProblem(jobRequest);
       if (problem) throw badRequest('live_not_applicable', problem);
     } catch (error) {
       void fail(toApiError(error, request));
       return;
     }
-    socketJob.submit(jobs, jobRequest, onEvent, {
-      socketEnded: () => over,
-      accepted: (session) => send({ type: 'accepted', id: session.id }),
+    job.submit(jobs, jobRequest, onEvent, {
+      socketEnded: () => live.ended,
+      accepted: (session) => live.send({ type: 'accepted', id: session.id }),
       refused: (error) => void fail(toApiError(error, request)),
     });
   };
 
-  const submitTimer = setTimeout(() => {
-    if (!socketJob.submitted) void fail(new ApiError(408, 'submit_timeout', `no submit within ${LIVE_SUBMIT_TIMEOUT_MS} ms`));
-  }, LIVE_SUBMIT_TIMEOUT_MS);
-  const forget = options.liveSockets.add(liveClientOf(request), () => fail(new ApiError(503, 'shutting_down', 'the API is stopping: the job is cancelled')));
-
-  socket.on('message', (raw, isBinary) => {
-    if (over) return;
-    let message: unknown;
-    try {
-      message = JSON.parse((isBinary ? Buffer.from(raw as Buffer) : raw).toString());
-    } catch {
-      void fail(badRequest('invalid_json', 'a message is not JSON'));
-      return;
-    }
-    const { type } = (message ?? {}) as { type?: unknown };
-    const fields = message as Record<string, unknown>;
+  function onMessage(message: unknown): void {
     if (message === null || typeof message !== 'object' || Array.isArray(message)) {
       void fail(badRequest('invalid_message', 'a message is a JSON object with a type'));
-    } else if (type === 'submit') {
-      submit(fields.job);
-    } else if (type === 'stdin') {
-      if (typeof fields.data !== 'string' || (fields.base64 !== undefined && typeof fields.base64 !== 'boolean')) {
-        void fail(badRequest('invalid_message', 'stdin is {"type": "stdin", "data": string, "base64"?: boolean}'));
-        return;
-      }
-      let data: Buffer;
-      try {
-        data = fields.base64 === true ? decodeBase64(fields.data, 'stdin data') : Buffer.from(fields.data, 'utf8');
-      } catch (error) {
-        void fail(toApiError(error, request));
-        return;
-      }
-      const sent = socketJob.write(data);
-      if (sent === 'not_submitted') notSubmitted();
-      if (sent === 'too_large') void fail(new ApiError(413, 'stdin_too_large', `a live session takes at most ${maxStdinBytes} bytes of stdin`, { maximum: maxStdinBytes }));
-    } else if (type === 'stdinEnd') {
-      if (!socketJob.endStdin()) notSubmitted();
-    } else if (type === 'cancel') {
-      const cancelling = socketJob.cancel();
-      if (!cancelling) notSubmitted();
-      else cancelling.catch((err: unknown) => void fail(toApiError(err, request)));
-    } else {
-      void fail(badRequest('invalid_message', `unknown message type ${JSON.stringify(type)}: submit, stdin, stdinEnd or cancel`));
+      return;
     }
-  });
-
-  socket.on('close', () => {
-    clearTimeout(submitTimer);
-    forget();
-    // The client went away mid-job: no one reads what the program writes any more.
-    if (!over) void socketJob.abandon();
-    over = true;
-  });
+    const fields = message as Record<string, unknown>;
+    switch (fields.type) {
+      case 'submit':
+        submit(fields.job);
+        return;
+      case 'stdin': {
+        if (typeof fields.data !== 'string' || (fields.base64 !== undefined && typeof fields.base64 !== 'boolean')) {
+          void fail(badRequest('invalid_message', 'stdin is {"type": "stdin", "data": string, "base64"?: boolean}'));
+          return;
+        }
+        let data: Buffer;
+        try {
+          data = fields.base64 === true ? decodeBase64(fields.data, 'stdin data') : Buffer.from(fields.data, 'utf8');
+        } catch (error) {
+          void fail(toApiError(error, request));
+          return;
+        }
+        const sent = job.write(data);
+        if (sent === 'not_submitted') notSubmitted();
+        if (sent === 'too_large') void fail(new ApiError(413, 'stdin_too_large', `a live session takes at most ${maxStdinBytes} bytes of stdin`, { maximum: maxStdinBytes }));
+        return;
+      }
+      case 'stdinEnd':
+        if (!job.endStdin()) notSubmitted();
+        return;
+      case 'cancel': {
+        const cancelling = job.cancel();
+        if (!cancelling) notSubmitted();
+        else cancelling.catch((err: unknown) => void fail(toApiError(err, request)));
+        return;
+      }
+      default:
+        void fail(badRequest('invalid_message', `unknown message type ${JSON.stringify(fields.type)}: submit, stdin, stdinEnd or cancel`));
+    }
+  }
 }
