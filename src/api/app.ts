@@ -151,7 +151,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.addSchema(ErrorBody);
 
   await app.register(healthRoutes, { jobs });
-  await app.register(metricsRoutes, { jobs });
+  await app.register(metricsRoutes, { jobs, liveSockets });
 
   const fronts = await loadCompatFronts();
   // Everything that runs code sits behind the optional keys and the rate limit.

@@ -213,6 +213,11 @@ export class LiveSockets {
 
   constructor(readonly maxPerClient: number) {}
 
+  /** Sockets open now (until each one's job is cancelled). */
+  get size(): number {
+    return this.open.size;
+  }
+
   /** Whether `client` may open another (asked before the upgrade). */
   admits(client: string): boolean {
     return (this.perClient.get(client) ?? 0) < this.maxPerClient;

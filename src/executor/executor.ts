@@ -11,7 +11,7 @@
 import type { Runtime } from '../images/types.js';
 import type { Pool, PoolSlot, PoolStats } from '../pool/index.js';
 import { SANDBOX_GID } from '../pool/index.js';
-import type { SandboxCgroups } from '../sandbox/types.js';
+import type { Limits, SandboxCgroups } from '../sandbox/types.js';
 import { compileArgv, runArgv } from './argv.js';
 import type { CompileCache, CompileCacheStats, TurnOutcome } from './compile-cache.js';
 import { checkJudgeProgram, checkSubmission, comparisonProblem, JUDGE_FILES, judgeArgs, judgedJobProblem, liveJobProblem, outputAboveMaximum, type CheckedSubmission, type JudgeRole } from './check.js';
@@ -164,14 +164,13 @@ export class SubmissionExecutor<C> implements Executor {
 
     let compiled: CompiledTree | undefined;
     let judgeCompiled: CompiledTree | undefined;
-    const slotTree = (slot: PoolSlot<C>): CompiledTree => ({ dir: slot.root.workDirHostPath, release: () => this.pool.release(slot) });
     /** Whose compiled work dir was copied last: a CompiledFilesError is that compile's fault. */
     let copyingFrom = 'compile' as CompileStage;
     try {
       if (signal?.aborted) return { ...result, verdict: 'cancelled' };
       if (runtime.compile && compileLimits) {
         const slot = await this.pool.take(slotKey(runtime.image, 'compile'));
-        compiled = slotTree(slot);
+        compiled = this.slotTree(slot);
         writeSourceFiles(slot.root.workDirHostPath, request.files, ownerOf(slot));
         live?.stage('compile');
         const compile = await this.runner.run(slot, stage(compileArgv(runtime.compile, compileSources, compileArgs), '', compileLimits));
@@ -181,43 +180,11 @@ export class SubmissionExecutor<C> implements Executor {
         if (failed) return { ...result, verdict: failed };
       }
       if (judge?.runtime.compile && judge.checked.compileLimits) {
-        const argv = compileArgv(judge.runtime.compile, judge.checked.compileSources, judge.request.compileArgs ?? []);
-        const limits = judge.checked.compileLimits;
-        const cache = this.judgeCompiles;
-        const key = cache?.key({ runtime: judge.runtime, argv, limits, files: judge.request.files });
-        const lookup = key === undefined ? undefined : await cache!.take(key, signal);
-        if (lookup?.kept) {
-          judgeCompiled = lookup.kept;
-          result[judge.compileStage] = { ...lookup.kept.result, cached: true };
-        } else {
-          // Other jobs compiling the same wait until this turn ends: given up unless said otherwise.
-          let outcome: TurnOutcome = 'given_up';
-          try {
-            if (signal?.aborted) return { ...result, verdict: 'cancelled' };
-            const slot = await this.pool.take(slotKey(judge.runtime.image, 'compile'));
-            judgeCompiled = slotTree(slot);
-            writeSourceFiles(slot.root.workDirHostPath, judge.request.files, ownerOf(slot));
-            const compile = await this.runner.run(slot, { ...stage(argv, '', limits), env: judge.runtime.env });
-            result[judge.compileStage] = compile;
-            const failed = verdictAfterCompile(compile.verdict);
-            if (failed) {
-              // The compiler's own error (its exit status): the next would fail alike. A limit hit
-              // (a busy host), a signal, a cancel or the sandbox's failure: the next may not.
-              if (compile.verdict === 'runtime_error') outcome = 'failed';
-              return { ...result, verdict: failed, failedCompile: judge.compileStage };
-            }
-            const keptNow = key === undefined ? undefined : await cache!.keep(key, slot.root.workDirHostPath, compile);
-            // Not kept (too large, or the host's disk): the jobs waiting would not keep it either.
-            outcome = keptNow ? 'kept' : 'failed';
-            if (keptNow) {
-              // The tests copy the kept work dir, and the compile's slot goes back now.
-              judgeCompiled.release();
-              judgeCompiled = keptNow;
-            }
-          } finally {
-            lookup?.turn(outcome);
-          }
-        }
+        const compile = await this.compileJudge(judge, stage, signal, (tree) => (judgeCompiled = tree));
+        if (!compile) return { ...result, verdict: 'cancelled' };
+        result[judge.compileStage] = compile;
+        const failed = verdictAfterCompile(compile.verdict);
+        if (failed) return { ...result, verdict: failed, failedCompile: judge.compileStage };
       }
 
       const runArgs = runArgv(runtime.run.argv, fileNames, args);
@@ -371,6 +338,59 @@ export class SubmissionExecutor<C> implements Executor {
     } finally {
       compiled?.release();
       judgeCompiled?.release();
+    }
+  }
+
+  /** A slot's work dir as a compiled tree: released, the slot goes back to the pool. */
+  private slotTree(slot: PoolSlot<C>): CompiledTree {
+    return { dir: slot.root.workDirHostPath, release: () => this.pool.release(slot) };
+  }
+
+  /** The job's judge program's compile: the same compile kept from an earlier job (its result with
+   * `cached`), or run now in a compile slot and kept for later jobs when it ends ok. `hold` is given
+   * the compiled tree as soon as there is one (and again when it becomes the kept copy), so that
+   * the job releases it however it ends. Undefined when the job was cancelled before it ran. */
+  private async compileJudge(
+    judge: CheckedJudge,
+    stage: (argv: string[], stdin: string, limits: Limits) => StageSpec,
+    signal: AbortSignal | undefined,
+    hold: (tree: CompiledTree) => void,
+  ): Promise<StageResult | undefined> {
+    const argv = compileArgv(judge.runtime.compile!, judge.checked.compileSources, judge.request.compileArgs ?? []);
+    const limits = judge.checked.compileLimits!;
+    const cache = this.judgeCompiles;
+    const key = cache?.key({ runtime: judge.runtime, argv, limits, files: judge.request.files });
+    const lookup = key === undefined ? undefined : await cache!.take(key, signal);
+    if (lookup?.kept) {
+      hold(lookup.kept);
+      return { ...lookup.kept.result, cached: true };
+    }
+    // Other jobs compiling the same wait until this turn ends: given up unless said otherwise.
+    let outcome: TurnOutcome = 'given_up';
+    try {
+      if (signal?.aborted) return undefined;
+      const slot = await this.pool.take(slotKey(judge.runtime.image, 'compile'));
+      const tree = this.slotTree(slot);
+      hold(tree);
+      writeSourceFiles(slot.root.workDirHostPath, judge.request.files, ownerOf(slot));
+      const compile = await this.runner.run(slot, { ...stage(argv, '', limits), env: judge.runtime.env });
+      if (verdictAfterCompile(compile.verdict)) {
+        // The compiler's own error (its exit status): the next would fail alike. A limit hit
+        // (a busy host), a signal, a cancel or the sandbox's failure: the next may not.
+        if (compile.verdict === 'runtime_error') outcome = 'failed';
+        return compile;
+      }
+      const keptNow = key === undefined ? undefined : await cache!.keep(key, slot.root.workDirHostPath, compile);
+      // Not kept (too large, or the host's disk): the jobs waiting would not keep it either.
+      outcome = keptNow ? 'kept' : 'failed';
+      if (keptNow) {
+        // The tests copy the kept work dir, and the compile's slot goes back now.
+        tree.release();
+        hold(keptNow);
+      }
+      return compile;
+    } finally {
+      lookup?.turn(outcome);
     }
   }
 

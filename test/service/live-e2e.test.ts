@@ -178,6 +178,21 @@ describe('live jobs end to end', { skip }, () => {
     });
   }
 
+  test('/metrics counts the live sockets open on this API process', async () => {
+    const liveSockets = async () => {
+      const count = Number(/^cellblock_api_live_sockets (\d+)$/m.exec(await (await fetch(`${base}/metrics`)).text())?.[1]);
+      assert.ok(Number.isInteger(count), 'the metric is there');
+      return count;
+    };
+    // Every earlier socket has ended; one counts until its job is cancelled, which may still be under way.
+    await until(async () => (await liveSockets()) === 0, 10_000);
+    const socket = await open('/v1/live');
+    assert.equal(await liveSockets(), 1);
+    socket.close();
+    await socket.closed;
+    await until(async () => (await liveSockets()) === 0, 5000);
+  });
+
   test('a plain GET (no upgrade) of either socket route is 426, said as the front says errors', async () => {
     const v1 = await getJson(`${base}/v1/live`);
     assert.equal(v1.status, 426);

@@ -3,6 +3,7 @@
 // API process's own.
 import type { FastifyPluginAsync } from 'fastify';
 import { Registry, Gauge, collectDefaultMetrics } from 'prom-client';
+import type { LiveSockets } from '../live-socket.js';
 import type { JobService } from '../service.js';
 import { msToSeconds } from '../../units.js';
 
@@ -13,7 +14,7 @@ function escapeLabel(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
-export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService }> = async (app, { jobs }) => {
+export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService; liveSockets: LiveSockets }> = async (app, { jobs, liveSockets }) => {
   const registry = new Registry();
   // What Redis says, read anew at each scrape: left out of a scrape that could not read it, so
   // that no graph shows the last figures read as if they held while Redis was away.
@@ -22,6 +23,14 @@ export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService }> = async (ap
   // default of every 10 ms it woke an idle API 100 times a second (~0.65% of a core here, always).
   collectDefaultMetrics({ register: registry, prefix: 'cellblock_api_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   const redisUp = new Gauge({ name: 'cellblock_redis_up', help: '1 when Redis answered this scrape', registers: [registry] });
+  new Gauge({
+    name: 'cellblock_api_live_sockets',
+    help: "Live job sockets open on this API process (/v1/live, Piston's /api/v2/connect)",
+    registers: [registry],
+    collect() {
+      this.set(liveSockets.size);
+    },
+  });
   const queueJobs = new Gauge({ name: 'cellblock_queue_jobs', help: 'Jobs in the queue by state', labelNames: ['state'], registers: [queueRegistry] });
   const workersAlive = new Gauge({ name: 'cellblock_workers_alive', help: 'Worker processes with a live heartbeat (and, where Redis lists client names, an open connection)', registers: [queueRegistry] });
   const workerSlots = new Gauge({ name: 'cellblock_worker_slots', help: 'Jobs the live workers may run at once', registers: [queueRegistry] });
