@@ -4,13 +4,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SANDBOX_UID } from '../../src/pool/root.js';
 import { SANDBOX_UID_COUNT } from '../../src/pool/uid-leases.js';
-import { acquireBuildLock } from '../../src/images/build-lock.js';
+import { acquireBuildLock, removeStaleLock } from '../../src/images/build-lock.js';
 import { buildImages } from '../../src/images/builder.js';
 import { ImageBuildError, ImageStoreError, UnknownImageError } from '../../src/images/errors.js';
 import { pruneLayers } from '../../src/images/prune.js';
@@ -177,6 +177,31 @@ describe('image store on the busybox test image', { skip }, () => {
     setTimeout(release, 200);
     (await waiting)();
     assert.ok(!existsSync(join(dataDir, 'build.lock')));
+  });
+
+  it('takes a dead builder\'s lock over one builder at a time, and never a lock taken since', () => {
+    const lock = join(dataDir, 'build.lock');
+    const dead = 999999999;
+    // A builder that saw the dead holder, while another took the lock over in between: it must
+    // not remove the new holder's lock.
+    writeFileSync(lock, `${process.pid}\n`);
+    assert.equal(removeStaleLock(lock, dead), true);
+    assert.equal(readFileSync(lock, 'utf8'), `${process.pid}\n`, 'the live holder keeps its lock');
+    // Still the dead one's: removed.
+    writeFileSync(lock, `${dead}\n`);
+    assert.equal(removeStaleLock(lock, dead), true);
+    assert.ok(!existsSync(lock));
+    // Another builder taking over right now: nothing is removed.
+    writeFileSync(lock, `${dead}\n`);
+    writeFileSync(`${lock}.takeover`, '1\n');
+    assert.equal(removeStaleLock(lock, dead), false);
+    assert.ok(existsSync(lock));
+    // A takeover left by a builder that died in it (old): removed, and the next try goes through.
+    const longAgo = new Date(Date.now() - 60_000);
+    utimesSync(`${lock}.takeover`, longAgo, longAgo);
+    assert.equal(removeStaleLock(lock, dead), false);
+    assert.equal(removeStaleLock(lock, dead), true);
+    assert.ok(!existsSync(lock) && !existsSync(`${lock}.takeover`));
   });
 
   it('takes over the lock of a builder that died but was not reaped (a zombie)', async () => {
