@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 // processAlive counts a zombie as gone: a killed run's pid may linger as one.
-import { processAlive } from '../../test/helpers/processes.js';
+import { processAlive } from '../../src/processes.js';
 
 export const BENCH_SCRATCH_ROOT = path.join(os.tmpdir(), 'cellblock-bench');
 

@@ -4,6 +4,7 @@
 import { linkSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { processAlive } from '../processes.js';
 import { ImageStoreError } from './errors.js';
 
 function holderPid(path: string): number | undefined {
@@ -12,26 +13,6 @@ function holderPid(path: string): number | undefined {
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
-  }
-}
-
-/** A zombie (dead, not yet reaped by its parent) holds nothing any more. */
-function isZombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // "pid (comm) state ...": comm may hold spaces and parentheses, the state follows the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch {
-    return false;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !isZombie(pid);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -95,7 +76,7 @@ export async function acquireBuildLock(
   for (;;) {
     if (linkOwnPid(path)) return () => rmSync(path, { force: true });
     const holder = holderPid(path);
-    if (holder === undefined || !alive(holder)) {
+    if (holder === undefined || !processAlive(holder)) {
       if (!removeStaleLock(path, holder)) await sleep(TAKEOVER_WAIT_MS);
       continue;
     }

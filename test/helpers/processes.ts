@@ -1,12 +1,9 @@
 // Host processes as tests see them.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { statFields } from '../../src/processes.js';
 
-/** The fields of /proc/<pid>/stat after the command name (which may hold spaces). */
-function statFields(pid: number | string): string[] {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-}
+export { processAlive, processState } from '../../src/processes.js';
 
 /** This process's children, by pid. */
 export function childPids(): number[] {
@@ -22,21 +19,6 @@ export function childPids(): number[] {
   return children;
 }
 
-/** A process's state letter (S sleeping, R running, D uninterruptible, Z zombie, ...). */
-export function processState(pid: number): string {
-  return statFields(pid)[0]!;
-}
-
-/** Whether a process is alive: it exists and is no zombie. A zombie has ended (it holds no mount,
- * cgroup membership or CPU), and an orphan's zombie may wait a while for its new parent (PID 1 here
- * reaps orphans lazily). */
-export function processAlive(pid: number): boolean {
-  try {
-    return processState(pid) !== 'Z';
-  } catch {
-    return false; // no /proc/<pid>: gone
-  }
-}
 
 /** Whether a process with this pid exists (signal 0 reaches it). */
 export function processExists(pid: number): boolean {
