@@ -214,11 +214,11 @@ export class CompileCache {
       // Above its share, or the host's own failure (its disk full): not kept, and the next job that
       // sends it compiles it again.
       this.removeDir(`${dir}.new`);
-      this.bytes -= this.maxEntryBytes;
       this.notKept(key, err instanceof TreeLimitError);
       return undefined;
+    } finally {
+      this.bytes -= this.maxEntryBytes;
     }
-    this.bytes -= this.maxEntryBytes;
     const kept = this.entries.get(key);
     if (kept) {
       // Another job kept the same compile while this one was copied: one copy is enough.

@@ -7,11 +7,8 @@ import type { LiveIo, LiveStageName, LiveStdin, StageResult } from '../executor/
 import type { ChannelSubscriber } from './channel-subscriber.js';
 import type { RedisKeys } from './keys.js';
 import { decodeInput, encodeEvent, liveExitOf, type WireEvent } from './live-wire.js';
+import { mergedBytes, SerialOutbox } from './serial-outbox.js';
 import { CLOSE_REDIS_AWAY_MS, settledWithin } from './unreachable.js';
-
-/** Held stdin, and output written while a publish is under way, is merged into buffers of at most
- * this many bytes. */
-const MERGE_BYTES = 64 * 1024;
 
 export interface LiveChannel extends LiveIo {
   /** Tells the session that nothing follows and stops listening; never throws, and gives up on a
@@ -32,29 +29,19 @@ export async function openLiveChannel(
   let stdin: LiveStdin | undefined;
   /** Input heard before the program runs; `null` marks its end. */
   let heldInput: (Buffer | null)[] = [];
-  /** Events not yet published: one publish at a time, output written meanwhile merged into the
-   * next (a program that flushes every byte is a few publishes per round trip, not one a byte). */
-  const outbox: WireEvent[] = [];
-  let publishing: Promise<void> | undefined;
-  const publishOutbox = async (): Promise<void> => {
-    try {
-      for (let event = outbox.shift(); event; event = outbox.shift()) {
-        // A lost event costs the client a part of the stream, never the job: its result has it all.
-        await publisher.publish(eventsChannel, encodeEvent(event)).catch(() => undefined);
-      }
-    } finally {
-      publishing = undefined;
-    }
-  };
-  const send = (event: WireEvent): void => {
-    const last = outbox.at(-1);
-    if (event.type === 'output' && last?.type === 'output' && last.stage === event.stage && last.stream === event.stream && last.data.length + event.data.length <= MERGE_BYTES) {
-      outbox[outbox.length - 1] = { ...last, data: Buffer.concat([last.data, event.data]) };
-    } else {
-      outbox.push(event);
-    }
-    publishing ??= publishOutbox();
-  };
+  // A lost event costs the client a part of the stream, never the job: its result has it all.
+  const events = new SerialOutbox<WireEvent>(
+    (event) => publisher.publish(eventsChannel, encodeEvent(event)).then(
+      () => undefined,
+      () => undefined,
+    ),
+    (last, next) => {
+      if (last.type !== 'output' || next.type !== 'output' || last.stage !== next.stage || last.stream !== next.stream) return undefined;
+      const data = mergedBytes(last.data, next.data);
+      return data && { ...last, data };
+    },
+  );
+  const send = (event: WireEvent): void => events.add(event);
   await inputs.listen(inputChannel, (message) => {
     const input = decodeInput(message);
     if (!input) return;
@@ -66,7 +53,8 @@ export async function openLiveChannel(
     }
     // Held merged: what a client typed during a long compile is a few buffers.
     const last = heldInput.at(-1);
-    if (data && last && last.length + data.length <= MERGE_BYTES) heldInput[heldInput.length - 1] = Buffer.concat([last, data]);
+    const merged = data && last && mergedBytes(last, data);
+    if (merged) heldInput[heldInput.length - 1] = merged;
     else heldInput.push(data);
   });
   send({ type: 'started' });
@@ -85,7 +73,7 @@ export async function openLiveChannel(
     },
     async close() {
       send({ type: 'end' });
-      await settledWithin(Promise.all([publishing, inputs.unlisten(inputChannel)]), CLOSE_REDIS_AWAY_MS);
+      await settledWithin(Promise.all([events.flushed(), inputs.unlisten(inputChannel)]), CLOSE_REDIS_AWAY_MS);
     },
   };
 }

@@ -7,6 +7,7 @@
 import type { JobRecord, LiveEvent, LiveSession } from '../jobs/model.js';
 import type { ChannelSubscriber } from './channel-subscriber.js';
 import { decodeEvent, encodeInput, type WireInput } from './live-wire.js';
+import { mergedBytes, SerialOutbox } from './serial-outbox.js';
 
 /** How long one wait for the job's end lasts before the session looks again whether it was closed. */
 const END_WAIT_SLICE_MS = 10_000;
@@ -20,8 +21,6 @@ const END_POLL_MS = 5000;
 const END_MESSAGE_GRACE_MS = { finished: 15_000, failed: 1000 };
 /** Between tries of a wait that failed (Redis away). */
 const RETRY_MS = 1000;
-/** Held stdin is merged into publishes of at most this many bytes. */
-const MERGED_INPUT_MAX_BYTES = 64 * 1024;
 /** Input published to no one is lost unless the worker's `end` comes within this: it stops
  * listening just after it sent that. */
 const ZERO_RECEIVERS_GRACE_MS = 1000;
@@ -39,11 +38,15 @@ interface LiveSessionJobs {
 export class QueueLiveSession implements LiveSession {
   /** The worker has been heard from (it listens for input): input is published as it comes. */
   private workerHeard = false;
-  /** Input not yet published: held until the worker is heard, and while a publish is under way
-   * (one at a time per session, adjacent stdin merged: a client's thousand one-byte messages are
-   * a few publishes, not a thousand). */
-  private outbox: WireInput[] = [];
-  private publishing = false;
+  /** Input not yet published: held until the worker is heard, then one publish at a time. */
+  private readonly outbox = new SerialOutbox<WireInput>(
+    (input) => this.publishInput(input),
+    (last, next) => {
+      const data = last.type === 'stdin' && next.type === 'stdin' ? mergedBytes(last.data, next.data) : undefined;
+      return data && { type: 'stdin', data };
+    },
+    true,
+  );
   /** Events heard before open(): the caller does not have the session yet. */
   private early: LiveEvent[] | undefined = [];
   private stdinEnded = false;
@@ -67,7 +70,7 @@ export class QueueLiveSession implements LiveSession {
     // Any word from the worker says it listens: `started` is the first, but it may be the one lost.
     if (!this.workerHeard) {
       this.workerHeard = true;
-      void this.publishOutbox();
+      this.outbox.release();
     }
     if (event.type === 'end') {
       this.endHeard = true;
@@ -149,35 +152,21 @@ export class QueueLiveSession implements LiveSession {
   }
 
   private input(input: WireInput): void {
-    const last = this.outbox.at(-1);
-    if (input.type === 'stdin' && last?.type === 'stdin' && last.data.length + input.data.length <= MERGED_INPUT_MAX_BYTES) {
-      this.outbox[this.outbox.length - 1] = { type: 'stdin', data: Buffer.concat([last.data, input.data]) };
-    } else {
-      this.outbox.push(input);
-    }
-    if (this.workerHeard) void this.publishOutbox();
+    this.outbox.add(input);
   }
 
-  private async publishOutbox(): Promise<void> {
-    if (this.publishing) return;
-    this.publishing = true;
+  private async publishInput(input: WireInput): Promise<void> {
+    let receivers: unknown;
     try {
-      for (let input = this.outbox.shift(); input; input = this.outbox.shift()) {
-        let receivers: unknown;
-        try {
-          receivers = await this.jobs.publish(this.channels.input, encodeInput(input));
-        } catch {
-          // Redis away: the program's input has a gap, which it must not read on past unknowing.
-          this.loseInput();
-          continue;
-        }
-        // Nobody listening: the worker has ended the job (its `end` is on its way) or its
-        // connection is being remade (what was published meanwhile is gone).
-        if (receivers === 0) setTimeout(() => this.loseInput(), ZERO_RECEIVERS_GRACE_MS);
-      }
-    } finally {
-      this.publishing = false;
+      receivers = await this.jobs.publish(this.channels.input, encodeInput(input));
+    } catch {
+      // Redis away: the program's input has a gap, which it must not read on past unknowing.
+      this.loseInput();
+      return;
     }
+    // Nobody listening: the worker has ended the job (its `end` is on its way) or its connection
+    // is being remade (what was published meanwhile is gone).
+    if (receivers === 0) setTimeout(() => this.loseInput(), ZERO_RECEIVERS_GRACE_MS);
   }
 
   private loseInput(): void {
