@@ -202,6 +202,8 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     options.stderrPipeFd = getOptionalDescriptor(o, "stderrPipeFd");
     Napi::Value ignoreSigpipe = o.Get("ignoreSigpipe");
     options.ignoreSigpipe = ignoreSigpipe.IsBoolean() && ignoreSigpipe.As<Napi::Boolean>().Value();
+    Napi::Value controllingTerminal = o.Get("controllingTerminal");
+    options.controllingTerminal = controllingTerminal.IsBoolean() && controllingTerminal.As<Napi::Boolean>().Value();
     try {
       state_ = cb::createContainerState(options);
     } catch (const cb::SetupError& e) {
@@ -475,6 +477,53 @@ Napi::Value CreatePipe(const Napi::CallbackInfo& info) {
   return ends;
 }
 
+/** A window size argument: an integer 1-65535 (struct winsize's unsigned short). */
+uint16_t getTerminalDimension(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  Napi::Value v = info[index];
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 0;
+  if (!(d >= 1 && d <= 65535) || d != static_cast<double>(static_cast<uint16_t>(d))) {
+    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be an integer 1-65535");
+  }
+  return static_cast<uint16_t>(d);
+}
+
+/** openTerminal(rows, cols) -> [masterFd, peerFd]: a pseudo-terminal for a streaming run whose
+ * program has a terminal (the peer as PrepareOptions' three pipe fds, with controllingTerminal);
+ * the caller reads and writes the master, which is non-blocking, and closes the peer once the
+ * container is prepared. Both close-on-exec. */
+Napi::Value OpenTerminal(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint16_t rows = getTerminalDimension(info, 0, "rows");
+  uint16_t cols = getTerminalDimension(info, 1, "cols");
+  int master = -1, peer = -1;
+  try {
+    cb::openTerminal(master, peer, rows, cols);
+  } catch (const cb::SetupError& e) {
+    throwSetupError(env, e);
+  }
+  Napi::Array ends = Napi::Array::New(env, 2);
+  ends.Set(0u, Napi::Number::New(env, master));
+  ends.Set(1u, Napi::Number::New(env, peer));
+  return ends;
+}
+
+/** setTerminalSize(masterFd, rows, cols): the terminal's new window size (its program gets
+ * SIGWINCH); throws an Error with `errno` when the kernel refuses. */
+Napi::Value SetTerminalSize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "masterFd must be a descriptor");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  uint16_t rows = getTerminalDimension(info, 1, "rows");
+  uint16_t cols = getTerminalDimension(info, 2, "cols");
+  int err = cb::setTerminalSize(fd, rows, cols);
+  if (err != 0) {
+    Napi::Error error = Napi::Error::New(env, std::string("TIOCSWINSZ: ") + strerror(err));
+    error.Set("errno", Napi::Number::New(env, err));
+    throw error;
+  }
+  return env.Undefined();
+}
+
 /** A plain object of named counters. */
 Napi::Object countsObject(Napi::Env env, std::initializer_list<std::pair<const char*, int64_t>> counts) {
   Napi::Object o = Napi::Object::New(env);
@@ -534,6 +583,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("holdLockFile", Napi::Function::New(env, HoldLockFile));
   exports.Set("isLockFileHeld", Napi::Function::New(env, IsLockFileHeld));
   exports.Set("createPipe", Napi::Function::New(env, CreatePipe));
+  exports.Set("openTerminal", Napi::Function::New(env, OpenTerminal));
+  exports.Set("setTerminalSize", Napi::Function::New(env, SetTerminalSize));
   return exports;
 }
 

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +39,9 @@ const char* const kProcMaskedFiles[] = {"kcore", "keys", "timer_list", "sched_de
 // /proc entries bound read-only.
 const char* const kProcReadonlyEntries[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
 const char* const kDevNodes[] = {"null", "zero", "full", "random", "urandom"};
+/** Bound only where the program has a controlling terminal (PrepareOptions.controllingTerminal):
+ * it opens that terminal (the program's own, whatever its /dev/pts name on the host). */
+const char* const kTerminalDevNode = "tty";
 const struct {
   const char* name;
   const char* target;
@@ -305,6 +310,10 @@ void ContainerState::release() {
 }
 
 std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
+  // A controlling terminal is the peer given as all three streams (openTerminal's).
+  if (o.controllingTerminal && (o.stdinPipeFd < 0 || o.stdoutPipeFd < 0 || o.stderrPipeFd < 0)) {
+    throwSetup(step_open_terminal, EINVAL);
+  }
   auto state = std::make_shared<ContainerState>();
   ContainerState& s = *state;
   s.counted = true;
@@ -322,6 +331,7 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
   for (const char* entry : kProcReadonlyEntries) s.procReadonlyTargets.push_back(s.procTarget + "/" + entry);
   for (const char* file : kProcMaskedFiles) s.procMasks.push_back({"/dev/null", s.procTarget + "/" + file});
   for (const char* node : kDevNodes) s.devNodes.push_back({std::string("/dev/") + node, s.devTarget + "/" + node});
+  if (o.controllingTerminal) s.devNodes.push_back({std::string("/dev/") + kTerminalDevNode, s.devTarget + "/" + kTerminalDevNode});
   for (const auto& link : kDevSymlinks) s.devSymlinks.push_back({link.target, s.devTarget + "/" + link.name});
   s.capLastCap = capLastCap();
   s.seccompProgram = seccompProgram();
@@ -349,6 +359,7 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
     s.backgroundWeightText = std::to_string(o.backgroundCpuWeight);
   }
   s.programIgnoresSigpipe = o.ignoreSigpipe;
+  s.controllingTerminal = o.controllingTerminal;
   s.stdinIsPipe = o.stdinPipeFd >= 0;
   s.stdoutIsPipe = o.stdoutPipeFd >= 0;
   s.stderrIsPipe = o.stderrPipeFd >= 0;
@@ -374,6 +385,56 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
 }
 
 void createPipe(int& readEnd, int& writeEnd) { openPipe(readEnd, writeEnd); }
+
+int setTerminalSize(int master, uint16_t rows, uint16_t cols) {
+  struct winsize size = {};
+  size.ws_row = rows;
+  size.ws_col = cols;
+  return ioctl(master, TIOCSWINSZ, &size) < 0 ? errno : 0;
+}
+
+void openTerminal(int& master, int& peer, uint16_t rows, uint16_t cols) {
+  // The peer is opened from the master (TIOCGPTPEER), not by its /dev/pts path: no lookup that
+  // another devpts mount or a path race could redirect.
+  master = peer = -1;
+  int fd = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throwSetup(step_open_terminal, errno);
+  try {
+    master = aboveStdio(fd);
+  } catch (const SetupError& e) {
+    throwSetup(step_open_terminal, e.failure.err);
+  }
+  int unlock = 0;
+  int err = 0;
+  if (ioctl(master, TIOCSPTLCK, &unlock) < 0) err = errno;
+  if (err == 0) {
+    int p = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (p < 0) {
+      err = errno;
+    } else {
+      try {
+        peer = aboveStdio(p);
+      } catch (const SetupError& e) {
+        err = e.failure.err;
+      }
+    }
+  }
+  if (err == 0) err = setTerminalSize(master, rows, cols);
+  // A terminal's defaults but one: erase takes back a UTF-8 character, not its last byte (the
+  // playgrounds' terminals send UTF-8).
+  struct termios modes;
+  if (err == 0 && tcgetattr(peer, &modes) < 0) err = errno;
+  if (err == 0) {
+    modes.c_iflag |= IUTF8;
+    if (tcsetattr(peer, TCSANOW, &modes) < 0) err = errno;
+  }
+  if (err != 0) {
+    if (peer >= 0) close(peer);
+    close(master);
+    master = peer = -1;
+    throwSetup(step_open_terminal, err);
+  }
+}
 
 void launchSupervisor(std::shared_ptr<ContainerState> state, ReadyCallback onReady,
                       SetupFailedCallback onSetupFailed, GoneCallback onGone) {

@@ -44,6 +44,10 @@ struct PrepareOptions {
   /** The program starts with SIGPIPE ignored (every other signal at its default): a write to a
    * pipe whose reader is gone fails with EPIPE instead of killing it. */
   bool ignoreSigpipe = false;
+  /** The program's stdin is a terminal (openTerminal's peer, given as all three pipe fds): the
+   * program's child makes it its controlling terminal (a session of its own already), so that
+   * the terminal's Ctrl-C and window changes signal the program as a shell's would. */
+  bool controllingTerminal = false;
 };
 
 struct StartOptions {
@@ -93,6 +97,15 @@ using GoneCallback = std::function<void()>;
 
 /** A pipe whose two ends (read, write) are close-on-exec and above 2; throws SetupError. */
 void createPipe(int& readEnd, int& writeEnd);
+
+/** A pseudo-terminal of `rows` x `cols`: its master (non-blocking, for the caller) and its peer
+ * (the program's, given as PrepareOptions' three pipe fds), both close-on-exec and above 2;
+ * throws SetupError. */
+void openTerminal(int& master, int& peer, uint16_t rows, uint16_t cols);
+
+/** Sets a terminal's window size (TIOCSWINSZ on its master): the kernel signals SIGWINCH to the
+ * terminal's foreground process group. Returns 0 or a positive errno. */
+int setTerminalSize(int master, uint16_t rows, uint16_t cols);
 
 /** Opens every descriptor and lays out every path init needs; throws SetupError. */
 std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& options);

@@ -4,6 +4,7 @@
 #include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -176,6 +177,9 @@ Failure prepareBeforeGo(ContainerState& s) {
   CB_TRY(step_setsid, sys(SYS_setsid));
   CB_TRY_FAILURE(joinCgroups(s));
   CB_TRY_FAILURE(redirectStdio(s));
+  // A new session has no controlling terminal: this takes stdin's (TIOCSCTTY needs the session
+  // leader, and a terminal no other session holds: a fresh peer, opened with O_NOCTTY).
+  if (s.controllingTerminal) CB_TRY(step_controlling_terminal, sys(SYS_ioctl, 0, TIOCSCTTY, 0));
   CB_TRY_FAILURE(resetSignals(s));
   CB_TRY_FAILURE(dropCapabilityBounds(s));
   CB_TRY_FAILURE(installSeccomp(s));

@@ -100,6 +100,7 @@ struct ContainerState {
    * the program is gone. */
   bool stdinIsPipe = false, stdoutIsPipe = false, stderrIsPipe = false;
   bool programIgnoresSigpipe = false;  // PrepareOptions.ignoreSigpipe
+  bool controllingTerminal = false;    // PrepareOptions.controllingTerminal
   int reportRead = -1, reportWrite = -1;
   int goRead = -1, goWrite = -1;
   int cancelRead = -1, cancelWrite = -1;

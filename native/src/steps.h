@@ -10,7 +10,7 @@ namespace cb {
   X(none)                                                                            \
   /* supervisor, before clone */                                                     \
   X(open_cgroup) X(open_memfd) X(open_pipe) X(map_stack) X(clone_init) X(init_died)  \
-  X(read_output) X(write_stdin)                                                      \
+  X(read_output) X(write_stdin) X(open_terminal)                                     \
   /* init: namespaces, cgroup, mounts */                                             \
   X(unshare_files) X(parent_death_signal) X(close_inherited_fds)                     \
   X(mount_private) X(bind_root) X(bind_workdir) X(remount_workdir) X(mount_proc)     \
@@ -19,7 +19,8 @@ namespace cb {
   X(chdir_root) X(sethostname) X(loopback_up) X(signalfd) X(remount_tmp)             \
   X(clone_program) X(wait_program)                                                   \
   /* the program's child, before execve */                                           \
-  X(setsid) X(cgroup_join) X(dup_stdio) X(reset_signals) X(setrlimit) X(chdir_cwd)        \
+  X(setsid) X(cgroup_join) X(dup_stdio) X(controlling_terminal) X(reset_signals)    \
+  X(setrlimit) X(chdir_cwd)                                                          \
   X(drop_bounding_set)                                                               \
   X(clear_ambient_caps) X(setgroups) X(setresgid) X(setresuid) X(no_new_privs)       \
   X(seccomp) X(close_fds) X(execve)

@@ -6,7 +6,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import type { JobRequest, LiveEvent, LiveSession, LiveStage } from '../jobs/model.js';
+import type { JobRequest, LiveEvent, LiveSession, LiveStage, TerminalSize } from '../jobs/model.js';
 import type { JobService } from './service.js';
 
 /** How much a socket may hold unsent (a client that does not read what its program writes)
@@ -107,6 +107,10 @@ export class SocketJob {
   /** Input sent during the submit, for the session: stdin merged, then its end. */
   private pendingStdin: Buffer[] = [];
   private pendingStdinEnd = false;
+  /** The terminal's size last asked for during the submit (only the last matters). */
+  private pendingResize: TerminalSize | undefined;
+  /** The job has a terminal (its submit asked for one): resize() passes sizes on. */
+  private terminal = false;
   private stdinBytes = 0;
   private cancelling: Promise<void> | undefined;
   private abandoning: Promise<void> | undefined;
@@ -130,6 +134,7 @@ export class SocketJob {
     onEvent: (event: LiveEvent) => void,
     handlers: { socketEnded: () => boolean; accepted: (session: LiveSession) => void; refused: (error: unknown) => void },
   ): void {
+    this.terminal = request.terminal !== undefined;
     this.submitting = jobs
       .submitLive(request, onEvent)
       .then(
@@ -141,6 +146,8 @@ export class SocketJob {
           if (this.pendingStdin.length > 0) session.write(Buffer.concat(this.pendingStdin));
           this.pendingStdin = [];
           if (this.pendingStdinEnd) session.endStdin();
+          if (this.pendingResize) session.resize(this.pendingResize);
+          this.pendingResize = undefined;
         },
         (error: unknown) => handlers.refused(error),
       )
@@ -166,6 +173,16 @@ export class SocketJob {
     if (this.session) this.session.endStdin();
     else this.pendingStdinEnd = true;
     return true;
+  }
+
+  /** The job's terminal has a new size (now, or once the session exists): `no_terminal` for a job
+   * submitted without one, `not_submitted` before a submit. */
+  resize(size: TerminalSize): 'sent' | 'no_terminal' | 'not_submitted' {
+    if (!this.submitted) return 'not_submitted';
+    if (!this.terminal) return 'no_terminal';
+    if (this.session) this.session.resize(size);
+    else this.pendingResize = size;
+    return 'sent';
   }
 
   /** Cancels the job, once however often asked (once the session exists); undefined before a

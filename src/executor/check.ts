@@ -4,7 +4,7 @@
 import type { Runtime } from '../images/types.js';
 // From spec.ts, not the sandbox's index: the index loads the native addon, which an API-only host
 // (that runs this check too) does not build.
-import { checkLimits, envStrings, EXEC_MEMORY_RESERVE_BYTES, leastMemoryBytes } from '../sandbox/spec.js';
+import { checkLimits, checkTerminalSize, envStrings, EXEC_MEMORY_RESERVE_BYTES, leastMemoryBytes } from '../sandbox/spec.js';
 import { SandboxSpecError, type Limits } from '../sandbox/types.js';
 import { ExecutorError } from './errors.js';
 import { posix } from 'node:path';
@@ -196,6 +196,17 @@ export function liveJobProblem(job: { tests?: unknown[]; interactor?: unknown; c
   if (job.interactor !== undefined || job.checker !== undefined) return 'a live job has no judge program: its stdin and output are its client\'s';
   if (job.stderrToStdout === true) return 'stderrToStdout does not apply to a live job: its stdout and stderr come to the client as two streams';
   return undefined;
+}
+
+/** Why a live job's terminal size cannot be a terminal's (the engine's rule), or undefined. */
+export function terminalSizeProblem(size: unknown): string | undefined {
+  try {
+    checkTerminalSize(size as { rows: number; cols: number });
+    return undefined;
+  } catch (error) {
+    if (error instanceof SandboxSpecError) return `${error.field} ${error.reason}`;
+    throw error;
+  }
 }
 
 /** Why a job's comparison cannot be used, or undefined: a mode that is not one (the API's schema

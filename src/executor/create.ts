@@ -119,7 +119,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
       // `connected`), their containers made here.
       runConnected: (first: Slot, firstStage, second: Slot, secondStage) =>
         sandbox.runConnected({ ...onRoot(first), ...firstStage }, { ...onRoot(second), ...secondStage }),
-      runStreaming: (slot: Slot, stage, io) => sandbox.runStreaming({ ...onRoot(slot), ...stage }, io),
+      runStreaming: (slot: Slot, stage, io, terminal) => sandbox.runStreaming({ ...onRoot(slot), ...stage }, io, terminal),
     };
     const judgeCompileCacheBytes = options.judgeCompileCacheBytes ?? 0;
     // A compile is kept with the layers a compile slot of its image would be given now.

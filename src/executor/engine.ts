@@ -2,7 +2,7 @@
 // pre-warmed container: start it (namespaces, cgroup and init already made), or have the engine
 // build a container on the slot's root now. Everything the executor knows about
 // the engine's API is in this file.
-import type { Limits, RunResult, StreamingIo, StreamingRun } from '../sandbox/types.js';
+import type { Limits, RunResult, StreamingIo, StreamingRun, TerminalSize } from '../sandbox/types.js';
 import type { PoolSlot } from '../pool/index.js';
 
 /** One stage's program, as the executor decides it. */
@@ -28,6 +28,7 @@ export interface StageRunner<C> {
    * `connected` key, are roots alone). The stages' stdin must be empty. */
   runConnected(first: PoolSlot<C>, firstStage: StageSpec, second: PoolSlot<C>, secondStage: StageSpec): Promise<[RunResult, RunResult]>;
   /** A stage on a slot's root (a `connected` key's: the container is made with the pipes) whose
-   * stdin, stdout and stderr are streams (Sandbox.runStreaming); the stage's stdin must be empty. */
-  runStreaming(slot: PoolSlot<C>, stage: StageSpec, io: StreamingIo): StreamingRun;
+   * stdin, stdout and stderr are streams (Sandbox.runStreaming), or one terminal of `terminal`'s
+   * size; the stage's stdin must be empty. */
+  runStreaming(slot: PoolSlot<C>, stage: StageSpec, io: StreamingIo, terminal?: TerminalSize): StreamingRun;
 }

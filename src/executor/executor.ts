@@ -14,7 +14,7 @@ import { SANDBOX_GID } from '../pool/index.js';
 import type { Limits, SandboxCgroups } from '../sandbox/types.js';
 import { compileArgv, runArgv } from './argv.js';
 import type { CompileCache, CompileCacheStats, TurnOutcome } from './compile-cache.js';
-import { checkJudgeProgram, checkSubmission, comparisonProblem, JUDGE_FILES, judgeArgs, judgedJobProblem, liveJobProblem, outputAboveMaximum, type CheckedSubmission, type JudgeRole } from './check.js';
+import { checkJudgeProgram, checkSubmission, comparisonProblem, JUDGE_FILES, judgeArgs, judgedJobProblem, liveJobProblem, outputAboveMaximum, terminalSizeProblem, type CheckedSubmission, type JudgeRole } from './check.js';
 import { outputMatches } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
 import { ExecutorError } from './errors.js';
@@ -42,6 +42,10 @@ function judgedRun(run: StageResult, judged: StageResult): StageResult {
   if (verdict === 'internal_error' && run.verdict !== 'internal_error' && judged.error) return { ...run, verdict, error: judged.error };
   return { ...run, verdict };
 }
+
+/** A live run's environment on a terminal, over its runtime's: the terminal type that the
+ * playgrounds' terminal emulators (xterm.js and the like) speak. */
+const TERMINAL_ENV = { TERM: 'xterm-256color' };
 
 /** A finished stage to a live job's client: its output (a compile's, which was not streamed), then
  * how it ended. */
@@ -143,7 +147,7 @@ export class SubmissionExecutor<C> implements Executor {
     const comparison = comparisonProblem({ comparison: request.comparison, tests: request.tests, judged: judge !== undefined });
     if (comparison) throw new ExecutorError('bad_request', comparison.message);
     const live = request.live;
-    const liveProblem = live && liveJobProblem(request);
+    const liveProblem = live && (liveJobProblem(request) ?? (live.terminal && terminalSizeProblem(live.terminal)));
     if (liveProblem) throw new ExecutorError('bad_request', liveProblem);
     const outputProblem = outputAboveMaximum(checked, this.maxJobOutputBytes, judge ? [{ role: judge.role, checked: judge.checked }] : []);
     if (outputProblem !== undefined) throw new ExecutorError('bad_request', outputProblem);
@@ -215,7 +219,10 @@ export class SubmissionExecutor<C> implements Executor {
        * stdin connected once it runs, its output told as it comes. */
       const runLive = async (slot: PoolSlot<C>, firstStdin: Uint8Array | string, io: LiveIo): Promise<StageResult> => {
         io.stage('run');
-        const streaming = this.runner.runStreaming(slot, runStage(''), { onOutput: (stream, chunk) => io.output('run', stream, chunk) });
+        const runSpec = runStage('');
+        // A terminal's programs read TERM to know what it understands (colours, cursor moves).
+        if (io.terminal) runSpec.env = { ...runSpec.env, ...TERMINAL_ENV };
+        const streaming = this.runner.runStreaming(slot, runSpec, { onOutput: (stream, chunk) => io.output('run', stream, chunk) }, io.terminal);
         if (firstStdin.length > 0) streaming.write(typeof firstStdin === 'string' ? Buffer.from(firstStdin) : firstStdin);
         io.connectStdin(streaming);
         const run = await streaming.result;

@@ -1,8 +1,10 @@
 // Contract of the executor: one submission (files, stdin, tests) against one runtime, compiled
 // once and run once per test. It sits on the sandbox, the pool and the images; the queue worker
 // calls it and knows nothing below it.
-import type { Limits, RunResult, Verdict } from '../sandbox/types.js';
+import type { Limits, RunResult, TerminalSize, Verdict } from '../sandbox/types.js';
 import type { OutputFile } from './files.js';
+
+export type { TerminalSize };
 
 export interface SourceFile {
   /** Relative path inside the work dir; no "..", no absolute paths (validated by the API). */
@@ -76,6 +78,9 @@ export type LiveStageName = 'compile' | 'run';
 
 /** A live job's two-way line to its client (the queue's live channel implements it). */
 export interface LiveIo {
+  /** The run's stdin, stdout and stderr are one terminal of this size (its output comes as
+   * `stdout`, as a terminal writes it); absent: three pipes. */
+  readonly terminal?: TerminalSize;
   /** A stage begins. */
   stage(stage: LiveStageName): void;
   /** A stage's output: the compile's when it has ended, the run's as the program writes it. */
@@ -91,6 +96,9 @@ export interface LiveIo {
 export interface LiveStdin {
   write(data: Uint8Array): void;
   end(): void;
+  /** The terminal's new size (the program gets SIGWINCH); nothing without a terminal. Throws
+   * for a size outside 1-65535 (terminalSizeProblem says which first). */
+  resize(size: TerminalSize): void;
 }
 
 /** A job's interactor or checker (judgeArgs). Its argv is its runtime's run argv, then the

@@ -1,7 +1,9 @@
 // The job as the queue, the workers and every API front (ours, Piston's, Judge0's) see it.
 // One representation, stored in Redis as JSON; fronts translate to and from it.
 import type { Limits } from '../sandbox/types.js';
-import type { Comparison, JobVerdict, JudgeCompileStage, LiveStageName } from '../executor/types.js';
+import type { Comparison, JobVerdict, JudgeCompileStage, LiveStageName, TerminalSize } from '../executor/types.js';
+
+export type { TerminalSize };
 
 export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 
@@ -33,6 +35,9 @@ export interface JobRequest {
   /** A live job: its run's stdin comes from its session as the client sends it, and its stages'
    * output goes back as it is written (JobClient.submitLive); absent when not. */
   live?: true;
+  /** A live job's terminal (LiveIo.terminal): its run's stdin, stdout and stderr are one
+   * terminal of this size; absent: three pipes. */
+  terminal?: TerminalSize;
   webhookUrl?: string;
   /** What a compat front was sent that has no field above (Judge0's language id as submitted, its
    * expected output's bytes, ...), stored verbatim with the job so that the front can answer reads
@@ -47,7 +52,7 @@ export interface JobRequest {
  * workers are gone (WorkersBehindError). A field added later goes here too, and so does a value
  * added later to a field already here (a comparison mode: as `comparison:<mode>`, say), since a
  * worker that lists the field would refuse the value. */
-export const LATER_JOB_FIELDS = ['compileArgs', 'stderrToStdout', 'compileEntryOnly', 'outputFiles', 'interactor', 'checker', 'comparison', 'stopOnFailure', 'live'] as const;
+export const LATER_JOB_FIELDS = ['compileArgs', 'stderrToStdout', 'compileEntryOnly', 'outputFiles', 'interactor', 'checker', 'comparison', 'stopOnFailure', 'live', 'terminal'] as const;
 export type LaterJobField = (typeof LATER_JOB_FIELDS)[number];
 
 export function laterFieldsOf(request: JobRequest): LaterJobField[] {
@@ -187,8 +192,12 @@ export interface LiveSession {
   /** Sends bytes to the program's stdin (the fronts bound how many). Ignored after endStdin() and
    * after the end. */
   write(data: Uint8Array): void;
-  /** The program reads end of file once what was written has reached it. */
+  /** The program reads end of file once what was written has reached it (on a terminal: the
+   * terminal's end-of-file character, StreamingRun.end). */
   endStdin(): void;
+  /** A live job's terminal has a new size (the program gets SIGWINCH once it runs); nothing
+   * without a terminal. Ignored after the end. */
+  resize(size: TerminalSize): void;
   /** Cancels the job: queued, it never runs; running, it is killed (verdict cancelled). The `end`
    * event follows. */
   cancel(): Promise<void>;

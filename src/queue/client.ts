@@ -247,7 +247,7 @@ export class BullJobClient implements JobClient {
       cancel: (jobId: string) => this.cancel(jobId),
       publish: (channel: string, message: string) => this.redis.publish(channel, message),
     };
-    const session = new QueueLiveSession(id, channels, jobs, this.liveEvents, onEvent);
+    const session = new QueueLiveSession(id, channels, jobs, this.liveEvents, onEvent, request.terminal !== undefined);
     let adding = false;
     try {
       // Listening before the job is queued: a worker that takes it at once is heard from the start.

@@ -115,6 +115,9 @@ function checkJobRequestShape(data: unknown): asserts data is JobRequest {
       if (judge[field] !== undefined && judge[field] !== null && !isObject(judge[field])) throw new JobDataError(`${role}.${field}`, 'an object');
     }
   }
+  if (data.terminal !== undefined && !(isObject(data.terminal) && typeof data.terminal.rows === 'number' && typeof data.terminal.cols === 'number')) {
+    throw new JobDataError('terminal', 'an object with rows and cols numbers');
+  }
   if (data.comparison !== undefined && !(isObject(data.comparison) && isString(data.comparison.mode))) throw new JobDataError('comparison', 'an object with a mode string');
   const tests = data.tests;
   if (tests !== undefined && !(Array.isArray(tests) && tests.every((test) => isObject(test) && isString(test.stdinBase64) && (test.expectedOutput === undefined || isString(test.expectedOutput))))) {

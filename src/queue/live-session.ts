@@ -4,6 +4,7 @@
 // event, `end`, carries the job's record, read from the job once it finished: the events say what
 // happened as it happened, the record is what is kept. A job whose worker died sends no `end`
 // message; its record (failed) ends the session all the same.
+import type { TerminalSize } from '../executor/types.js';
 import type { JobRecord, LiveEvent, LiveSession } from '../jobs/model.js';
 import type { ChannelSubscriber } from './channel-subscriber.js';
 import { decodeEvent, encodeInput, type WireInput } from './live-wire.js';
@@ -42,6 +43,8 @@ export class QueueLiveSession implements LiveSession {
   private readonly outbox = new SerialOutbox<WireInput>(
     (input) => this.publishInput(input),
     (last, next) => {
+      // Of sizes not yet sent only the last matters.
+      if (last.type === 'resize' && next.type === 'resize') return next;
       const data = last.type === 'stdin' && next.type === 'stdin' ? mergedBytes(last.data, next.data) : undefined;
       return data && { type: 'stdin', data };
     },
@@ -61,6 +64,8 @@ export class QueueLiveSession implements LiveSession {
     private readonly jobs: LiveSessionJobs,
     private readonly subscriber: Pick<ChannelSubscriber, 'unlisten'>,
     private readonly onEvent: (event: LiveEvent) => void,
+    /** The job has a terminal: resize() is passed on. */
+    private readonly terminal = false,
   ) {}
 
   /** A message on the job's events channel. */
@@ -97,6 +102,11 @@ export class QueueLiveSession implements LiveSession {
     if (this.stdinEnded || this.closed) return;
     this.stdinEnded = true;
     this.input({ type: 'stdinEnd' });
+  }
+
+  resize(size: TerminalSize): void {
+    if (!this.terminal || this.closed) return;
+    this.input({ type: 'resize', rows: size.rows, cols: size.cols });
   }
 
   async cancel(): Promise<void> {

@@ -3,14 +3,15 @@
 // one message per event; pub/sub keeps one publisher's messages in order. A message that does not
 // parse is dropped: the channels are ours, and a malformed one can only come from another version.
 import type { LiveEvent, LiveExit, LiveStage } from '../jobs/model.js';
-import type { StageResult } from '../executor/types.js';
+import { terminalSizeProblem } from '../executor/check.js';
+import type { StageResult, TerminalSize } from '../executor/types.js';
 
 /** Worker to API: the LiveEvents but `inputLost` (the API's own) and `end`'s record, which the
  * API reads from the job itself; `end` here says that no event follows. */
 export type WireEvent = Exclude<LiveEvent, { type: 'end' } | { type: 'inputLost' }> | { type: 'end' };
 
 /** API to worker. */
-export type WireInput = { type: 'stdin'; data: Buffer } | { type: 'stdinEnd' };
+export type WireInput = { type: 'stdin'; data: Buffer } | { type: 'stdinEnd' } | ({ type: 'resize' } & TerminalSize);
 
 const STAGES: ReadonlySet<string> = new Set<LiveStage>(['compile', 'run']);
 const STREAMS: ReadonlySet<string> = new Set(['stdout', 'stderr']);
@@ -70,5 +71,10 @@ export function decodeInput(message: string): WireInput | undefined {
   const value = parseObject(message);
   if (value?.type === 'stdinEnd') return { type: 'stdinEnd' };
   if (value?.type === 'stdin' && typeof value.data === 'string') return { type: 'stdin', data: Buffer.from(value.data, 'base64') };
+  if (value?.type === 'resize') {
+    const size = { rows: value.rows, cols: value.cols };
+    // Checked here, where the engine would throw later (on the subscriber's event loop turn).
+    if (terminalSizeProblem(size) === undefined) return { type: 'resize', ...(size as TerminalSize) };
+  }
   return undefined;
 }

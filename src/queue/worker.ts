@@ -148,7 +148,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       }
       if ((job.data as JobRequest | null)?.live === true) {
         if (job.attemptsStarted > 1) throw new UnrecoverableError(LIVE_RETRY_REASON);
-        live = await openLiveChannel(liveInputs, redis, keys, jobId);
+        live = await openLiveChannel(liveInputs, redis, keys, jobId, job.data.terminal);
       }
       let result: ExecuteResult;
       try {

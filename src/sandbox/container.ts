@@ -35,6 +35,9 @@ export interface ConnectedStdio {
   stdinFd: number;
   stdoutFd: number;
   stderrFd?: number;
+  /** The three are one terminal's peer (a streaming run with a terminal): the program's
+   * controlling terminal. */
+  terminal?: boolean;
 }
 
 /** What a streaming run's caller read from the stdout and stderr pipes and kept (init measures
@@ -132,6 +135,7 @@ export class Container implements PreparedContainer {
           ...(connected ? { stdinPipeFd: connected.stdinFd, stdoutPipeFd: connected.stdoutFd } : {}),
           ...(connected?.stderrFd !== undefined ? { stderrPipeFd: connected.stderrFd } : {}),
           ...(spec.ignoreSigpipe ? { ignoreSigpipe: true } : {}),
+          ...(connected?.terminal ? { controllingTerminal: true } : {}),
         },
         (kind, exit) => {
           if (kind === 'ready') onReady();
@@ -174,11 +178,13 @@ export class Container implements PreparedContainer {
 
   /** A streaming run's output pipes are read by its caller, not measured by init: the caller kills
    * the run here once they pass limits.outputBytes, and the verdict is then `output_limit` (also
-   * when the output that passed it is found after the program's own exit). */
+   * when the output that passed it is found after the program's own exit). Before start (a
+   * terminal's echo of what was typed passed it), the run is not started: start() answers
+   * `output_limit` at once. */
   killForOutput(): void {
-    if (this.state !== 'started' || this.killedBy !== undefined) return;
+    if (this.state === 'finished' || this.killedBy !== undefined) return;
     this.killedBy = 'output';
-    if (!this.runEnded) this.handle.cancel();
+    if (this.state === 'started' && !this.runEnded) this.handle.cancel();
   }
 
   /** `readPipes`: a streaming run's; called once every process of the run is dead, it resolves
@@ -190,6 +196,10 @@ export class Container implements PreparedContainer {
     if (spec.signal?.aborted) {
       await this.finish();
       return { verdict: 'cancelled', ...emptyResult() };
+    }
+    if (this.killedBy === 'output') {
+      await this.finish();
+      return { verdict: 'output_limit', ...emptyResult(), ...(readPipes ? await readPipes() : {}) };
     }
     const { limits } = program;
     try {

@@ -32,6 +32,9 @@ export interface NativePrepareOptions {
   stderrPipeFd?: number;
   /** ContainerSpec.ignoreSigpipe. */
   ignoreSigpipe?: boolean;
+  /** The three pipe fds are one terminal's peer (openTerminal's): the program's controlling
+   * terminal. */
+  controllingTerminal?: boolean;
 }
 
 export interface NativeStartOptions {
@@ -158,6 +161,12 @@ interface NativeModule {
   /** A pipe's [read, write] ends, close-on-exec, for a connected or streaming run's containers (the
    * caller closes the ends it gave them once the containers are prepared). */
   createPipe(): [number, number];
+  /** A pseudo-terminal's [master, peer], both close-on-exec, the master non-blocking: a streaming
+   * run's terminal (the peer given as the three pipe fds with controllingTerminal; the caller
+   * closes it once the container is prepared, and reads and writes the master). */
+  openTerminal(rows: number, cols: number): [number, number];
+  /** TIOCSWINSZ on a terminal's master: the program gets SIGWINCH. Throws (with `errno`). */
+  setTerminalSize(masterFd: number, rows: number, cols: number): void;
   isLockFileHeld(path: string): boolean;
 }
 

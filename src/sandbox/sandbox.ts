@@ -10,8 +10,8 @@ import { Container, internalErrorResult, type ConnectedStdio } from './container
 import { toSandboxError } from './errors.js';
 import { native } from './native.js';
 import { keepProgramsOomKillable } from './oom-score.js';
-import { checkContainerSpec, checkStartSpec, DEFAULT_WORK_DIR, isSandboxId } from './spec.js';
-import { StreamingPipes } from './streaming.js';
+import { checkContainerSpec, checkStartSpec, checkTerminalSize, DEFAULT_WORK_DIR, isSandboxId } from './spec.js';
+import { StreamingPipes, StreamingTerminal, type StreamingStdio } from './streaming.js';
 import type {
   ContainerSpec,
   PreparedContainer,
@@ -23,6 +23,7 @@ import type {
   StartSpec,
   StreamingIo,
   StreamingRun,
+  TerminalSize,
 } from './types.js';
 import { SandboxError, SandboxSpecError } from './types.js';
 
@@ -198,7 +199,7 @@ class SandboxInstance implements Sandbox {
     }
   }
 
-  runStreaming(spec: RunSpec, io: StreamingIo): StreamingRun {
+  runStreaming(spec: RunSpec, io: StreamingIo, terminal?: TerminalSize): StreamingRun {
     if (this.closed) throw new SandboxSpecError('sandbox', 'is closed');
     if (spec.stdin !== undefined && spec.stdin.length > 0) {
       throw new SandboxSpecError('stdin', "must be empty: a streaming run's stdin is what the caller writes");
@@ -209,38 +210,45 @@ class SandboxInstance implements Sandbox {
     // Here, at once, what prepare and start would refuse later: `result` then fails only as a run.
     checkContainerSpec(containerSpecOf(spec));
     checkStartSpec(startSpecOf(spec), spec.workDir ?? DEFAULT_WORK_DIR);
-    let pipes: StreamingPipes;
+    if (terminal !== undefined) checkTerminalSize(terminal);
+    let stdio: StreamingStdio;
     try {
-      pipes = StreamingPipes.open(io, spec.limits.outputBytes);
+      stdio = terminal ? StreamingTerminal.open(io, spec.limits.outputBytes, terminal) : StreamingPipes.open(io, spec.limits.outputBytes);
     } catch (error) {
       const result = Promise.resolve(internalErrorResult(toSandboxError(error)));
-      return { write: () => {}, end: () => {}, result };
+      return { write: () => {}, end: () => {}, resize: () => {}, result };
     }
     return {
-      write: (data) => pipes.write(data),
-      end: () => pipes.end(),
-      result: this.streamingResult(spec, pipes),
+      write: (data) => stdio.write(data),
+      end: () => stdio.end(),
+      resize: (size) => {
+        checkTerminalSize(size);
+        stdio.resize(size);
+      },
+      result: this.streamingResult(spec, stdio),
     };
   }
 
-  private async streamingResult(spec: RunSpec, pipes: StreamingPipes): Promise<RunResult> {
+  private async streamingResult(spec: RunSpec, stdio: StreamingStdio): Promise<RunResult> {
     let container: Container;
     try {
-      container = await this.prepareContainer(containerSpecOf(spec), pipes.childEnds);
+      container = await this.prepareContainer(containerSpecOf(spec), stdio.childEnds);
     } catch (error) {
-      pipes.destroy();
+      stdio.destroy();
       if (error instanceof SandboxError) return internalErrorResult(error);
       throw error;
     } finally {
-      pipes.closeChildEnds();
+      stdio.closeChildEnds();
     }
-    pipes.killForOutput = () => container.killForOutput();
+    stdio.killForOutput = () => container.killForOutput();
+    // A terminal echoes what is typed at once: its output may have passed the limit already.
+    if (stdio.outputLimitReached) container.killForOutput();
     try {
-      return await container.start(startSpecOf(spec), () => pipes.readToEnd());
+      return await container.start(startSpecOf(spec), () => stdio.readToEnd());
     } finally {
       // Also where start() returned without running the program (cancelled before it, a failed
-      // start): its output pipes would reach end of file only with the container's end.
-      pipes.destroy();
+      // start): its output would reach end of file only with the container's end.
+      stdio.destroy();
       setTimeout(() => container.destroy().catch(() => {}), RUN_TEARDOWN_DELAY_MS);
     }
   }

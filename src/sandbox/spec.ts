@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { MiB } from '../units.js';
-import type { ContainerSpec, Limits, StartSpec } from './types.js';
+import type { ContainerSpec, Limits, StartSpec, TerminalSize } from './types.js';
 import { SandboxSpecError } from './types.js';
 
 export const DEFAULT_WORK_DIR = '/box';
@@ -209,4 +209,14 @@ function checkBackgroundAfterCpuMs(value: number | undefined): number {
     throw new SandboxSpecError('backgroundAfterCpuMs', 'must be a non-negative number of milliseconds of CPU time');
   }
   return value;
+}
+
+/** A terminal's size as struct winsize holds it: whole cells, 1-65535 each. */
+export function checkTerminalSize(size: TerminalSize): void {
+  for (const field of ['rows', 'cols'] as const) {
+    const value = (size as Partial<TerminalSize> | null)?.[field];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
+      throw new SandboxSpecError(`terminal.${field}`, 'must be an integer 1-65535');
+    }
+  }
 }

@@ -211,14 +211,26 @@ export interface StreamingIo {
   onOutput(stream: 'stdout' | 'stderr', chunk: Buffer): void;
 }
 
+/** A terminal's window, in character cells (each 1-65535). */
+export interface TerminalSize {
+  rows: number;
+  cols: number;
+}
+
 /** A streaming run under way: the caller types into its stdin while it runs. */
 export interface StreamingRun {
   /** Queues bytes for the program's stdin (delivered in order; copied, so the caller may reuse
    * its buffer). Ignored after end(), and once the program has ended or closed its stdin: a
    * session's client may type after the program is gone, which is no error. */
   write(data: Uint8Array): void;
-  /** Closes the program's stdin once what was queued is delivered: it then reads end of file. */
+  /** Closes the program's stdin once what was queued is delivered: it then reads end of file.
+   * On a terminal, which has no end but its hang-up, this writes the terminal's end-of-file
+   * character (Ctrl-D, 0x04) instead: the program reads end of file where its line is empty, as
+   * a terminal's user ends a program's input. Either way, later writes are ignored. */
   end(): void;
+  /** On a terminal: its new window size (the program gets SIGWINCH); else nothing. Throws
+   * SandboxSpecError for a size outside 1-65535. */
+  resize(size: TerminalSize): void;
   /** As run()'s result. stdout and stderr hold what onOutput was given (stdoutTruncated /
    * stderrTruncated when the output limit cut them). Settles only after every chunk has been
    * given to onOutput, so that a session can send the result as its last message. */
@@ -241,8 +253,12 @@ export interface Sandbox {
   /** One program in a fresh container whose stdin, stdout and stderr are pipes to the caller
    * (a live session). spec.stdin must be empty and spec.stderrToStdout false (SandboxSpecError,
    * thrown at once, as is any other spec error: a caller learns of it before it has a session
-   * to end). Setup failures come back as verdict internal_error in `result`. */
-  runStreaming(spec: RunSpec, io: StreamingIo): StreamingRun;
+   * to end). Setup failures come back as verdict internal_error in `result`. With `terminal`,
+   * the program's stdin, stdout and stderr are one pseudo-terminal of that size, its controlling
+   * terminal (docs/theory-of-operation.md, "Live runs"): its output, both streams in the order
+   * written and as the terminal writes it (a newline as CR LF, what is typed echoed), comes as
+   * `stdout`, and the result's stderr is empty. */
+  runStreaming(spec: RunSpec, io: StreamingIo, terminal?: TerminalSize): StreamingRun;
   /** Throws SandboxError when a setup step fails. */
   prepare(spec: ContainerSpec): Promise<PreparedContainer>;
   /** Removes the cgroup subtrees of instances whose process is gone; returns their ids. */

@@ -1,12 +1,13 @@
 // Streaming runs (Sandbox.runStreaming): one program whose stdin, stdout and stderr are pipes to
-// the caller, as a live session drives it: output arrives while the program runs, stdin is typed
-// as it goes.
+// the caller, or one terminal, as a live session drives it: output arrives while the program
+// runs, stdin is typed as it goes.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SandboxSpecError, type RunSpec } from '../../src/sandbox/index.js';
+import { SandboxSpecError, type RunSpec, type TerminalSize } from '../../src/sandbox/index.js';
 import { until } from '../helpers/until.js';
 import { DEFAULT_LIMITS, skip, text, useFixture } from './fixture.js';
 
@@ -23,7 +24,7 @@ describe('sandbox: streaming runs', { skip }, () => {
   const openDescriptors = () => fs.readdirSync('/proc/self/fd').length;
 
   /** Starts a streaming run that records every chunk, and any chunk given after its result. */
-  function stream(runSpec: RunSpec) {
+  function stream(runSpec: RunSpec, terminal?: TerminalSize) {
     const chunks: { stream: 'stdout' | 'stderr'; chunk: Buffer }[] = [];
     let settled = false;
     let chunksAfterResult = 0;
@@ -32,7 +33,7 @@ describe('sandbox: streaming runs', { skip }, () => {
         if (settled) chunksAfterResult++;
         chunks.push({ stream: name, chunk });
       },
-    });
+    }, terminal);
     const result = run.result.then((r) => {
       settled = true;
       return r;
@@ -187,5 +188,114 @@ describe('sandbox: streaming runs', { skip }, () => {
     } finally {
       holder.kill('SIGKILL');
     }
+  });
+
+  describe('on a terminal', () => {
+    const size = { rows: 30, cols: 100 };
+
+    it("makes the terminal the program's stdin, stdout, stderr and controlling terminal, of the size asked; echoes what is typed", async () => {
+      // /dev/tty opens only for a process with a controlling terminal (ENXIO without).
+      const s = stream(shell('test -t 0 && test -t 1 && test -t 2 && echo terminal; stty size; echo own > /dev/tty; read line; echo "got $line"; echo err >&2'), size);
+      await until(() => s.received('stdout').includes('own'), 5000, 5, 'the program reached its read');
+      s.run.write(Buffer.from('abc\n'));
+      const r = await s.result;
+      assert.deepEqual([r.verdict, r.exitCode], ['ok', 0]);
+      // The terminal writes a newline as CR LF, and echoes the typed line.
+      const expected = 'terminal\r\n30 100\r\nown\r\nabc\r\ngot abc\r\nerr\r\n';
+      assert.equal(text(r.stdout), expected);
+      assert.equal(s.received('stdout'), expected);
+      assert.deepEqual([r.stderr.length, s.received('stderr')], [0, '']);
+    });
+
+    it('gives the program SIGINT for a typed Ctrl-C and SIGWINCH with the new size for a resize; Ctrl-Z stops nothing', async () => {
+      const s = stream(shell("trap 'stty size' WINCH; echo ready; i=0; while [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done"), size);
+      await until(() => s.received('stdout').includes('ready'), 5000, 5, 'the trap set');
+      // A stopped shell would run no trap: the size below would never come.
+      s.run.write(Buffer.from([0x1a]));
+      s.run.resize({ rows: 40, cols: 120 });
+      await until(() => s.received('stdout').includes('40 120'), 5000, 5, 'the new size told on SIGWINCH');
+      s.run.write(Buffer.from([0x03]));
+      const r = await s.result;
+      assert.deepEqual([r.verdict, r.signalName], ['signaled', 'SIGINT']);
+      assert.throws(() => s.run.resize({ rows: 0, cols: 80 }), /terminal\.rows/);
+    });
+
+    it('erases a UTF-8 character, not its last byte', async () => {
+      const s = stream(shell('read line; echo "[$line]"'), size);
+      s.run.write(Buffer.concat([Buffer.from('aé'), Buffer.from([0x7f]), Buffer.from('\n')]));
+      const r = await s.result;
+      assert.equal(r.verdict, 'ok');
+      assert.ok(text(r.stdout).endsWith('[a]\r\n'), JSON.stringify(text(r.stdout)));
+    });
+
+    it("ends the program's input with Ctrl-D (end of file where the line is empty)", async () => {
+      const s = stream(spec(['/bin/cat']), size);
+      s.run.write(Buffer.from('line\n'));
+      s.run.end();
+      // Dropped: nothing is written after the end of input (else the terminal would echo it).
+      s.run.write(Buffer.from('more\n'));
+      const r = await s.result;
+      assert.deepEqual([r.verdict, r.exitCode], ['ok', 0]);
+      assert.equal(text(r.stdout), 'line\r\nline\r\n');
+    });
+
+    it('cuts the output at the limit exactly and kills the run: output_limit', async () => {
+      const outputBytes = 50_000;
+      const s = stream(spec(['/usr/bin/yes', 'xxxxxxxxxxxxxxx'], { outputBytes }), size);
+      const r = await s.result;
+      assert.equal(r.verdict, 'output_limit');
+      assert.equal(s.chunks.reduce((sum, c) => sum + c.chunk.length, 0), outputBytes);
+      assert.deepEqual([r.stdout.length, r.stdoutTruncated], [outputBytes, true]);
+    });
+
+    it('takes what is typed past a full input queue in turn, and nothing after the program is gone', async () => {
+      // The terminal holds some 68 KiB of typed input (its line buffer and the kernel's buffers
+      // behind it): the rest waits until the program reads. Not echoed, which would only repeat it.
+      const typedBytes = 200_000;
+      const s = stream(shell(`stty -echo; echo ready; sleep 0.3; head -c ${typedBytes} > /dev/null; echo done`), size);
+      await until(() => s.received('stdout').includes('ready'), 5000, 5, 'echo off');
+      const block = Buffer.alloc(1000, 0x61);
+      block[999] = 0x0a;
+      for (let i = 0; i < typedBytes / block.length; i++) s.run.write(block);
+      const r = await s.result;
+      assert.deepEqual([r.verdict, r.exitCode], ['ok', 0]);
+      assert.equal(text(r.stdout), 'ready\r\ndone\r\n');
+      // The master's number is free again: a file opened now may have it, and gets none of this.
+      const other = fs.openSync(path.join(f.workDir(), 'after'), 'w+');
+      try {
+        s.run.write(block);
+        s.run.resize({ rows: 10, cols: 10 });
+        s.run.end();
+        assert.equal(fs.fstatSync(other).size, 0);
+      } finally {
+        fs.closeSync(other);
+      }
+    });
+
+    it('passes the output limit with the echo of what was typed before the program runs: output_limit, the program never started', async () => {
+      const workDirHostPath = f.workDir();
+      const s = stream({ ...shell('echo ran > ran'), workDirHostPath, limits: { ...DEFAULT_LIMITS, outputBytes: 5 } }, size);
+      // Echoed at once, while the container is being made.
+      s.run.write(Buffer.from('hello world\n'));
+      const r = await s.result;
+      assert.equal(r.verdict, 'output_limit');
+      assert.deepEqual([text(r.stdout), r.stdoutTruncated], ['hello', true]);
+      assert.equal(fs.existsSync(path.join(workDirHostPath, 'ran')), false);
+    });
+
+    it('refuses a bad size at once, and leaves no descriptor open', async () => {
+      await stream(spec(['/bin/true']), size).result;
+      await sleep(200);
+      const before = openDescriptors();
+      for (const bad of [{ rows: 0, cols: 80 }, { rows: 24, cols: 65536 }, { rows: 2.5, cols: 80 }]) {
+        assert.throws(() => f.sandbox.runStreaming(spec(['/bin/true']), { onOutput: () => {} }, bad), /terminal\.(rows|cols): must be an integer 1-65535/);
+      }
+      const controller = new AbortController();
+      const cancelled = stream({ ...shell('read line'), signal: controller.signal }, size);
+      setTimeout(() => controller.abort(), 100);
+      const results = await Promise.all([cancelled.result, stream(spec(['/bin/true']), size).result, stream(spec(['/bin/no-such-program']), size).result]);
+      assert.deepEqual(results.map((r) => [r.verdict, r.error?.step]), [['cancelled', undefined], ['ok', undefined], ['internal_error', 'execve']]);
+      await until(() => openDescriptors() === before, 3000, 5, 'every descriptor of the runs closed');
+    });
   });
 });

@@ -68,10 +68,36 @@ test('stdin heard before the program runs is held, merged, and written when it c
   hear(encodeInput({ type: 'stdin', data: Buffer.from('b') }));
   hear('not a message');
   const written: string[] = [];
-  channel.connectStdin({ write: (data) => void written.push(Buffer.from(data).toString()), end: () => void written.push('<end>') });
+  channel.connectStdin({ write: (data) => void written.push(Buffer.from(data).toString()), end: () => void written.push('<end>'), resize: () => assert.fail('no resize was sent') });
   assert.deepEqual(written, ['ab']);
   hear(encodeInput({ type: 'stdin', data: Buffer.from('c') }));
   hear(encodeInput({ type: 'stdinEnd' }));
   assert.deepEqual(written, ['ab', 'c', '<end>']);
   await channel.close();
+});
+
+test("a terminal's sizes heard before the program runs are held in order with its stdin, the last of a run of them only; then passed on as they come", async () => {
+  const { publisher, inputs, hear } = fakes();
+  const channel = await openLiveChannel(inputs, publisher as never, redisKeys('p'), 'job', { rows: 24, cols: 80 });
+  assert.deepEqual(channel.terminal, { rows: 24, cols: 80 });
+  hear(encodeInput({ type: 'resize', rows: 30, cols: 90 }));
+  hear(encodeInput({ type: 'resize', rows: 31, cols: 91 }));
+  hear(encodeInput({ type: 'stdin', data: Buffer.from('a') }));
+  hear(encodeInput({ type: 'resize', rows: 32, cols: 92 }));
+  // Not a size a terminal can have: dropped where it is decoded, never reaching the engine.
+  hear(JSON.stringify({ type: 'resize', rows: 0, cols: 80 }));
+  hear(JSON.stringify({ type: 'resize', rows: 24.5, cols: 80 }));
+  const told: string[] = [];
+  channel.connectStdin({
+    write: (data) => void told.push(Buffer.from(data).toString()),
+    end: () => void told.push('<end>'),
+    resize: (size) => void told.push(`${size.rows}x${size.cols}`),
+  });
+  assert.deepEqual(told, ['31x91', 'a', '32x92']);
+  hear(encodeInput({ type: 'resize', rows: 40, cols: 100 }));
+  assert.deepEqual(told.at(-1), '40x100');
+  await channel.close();
+  const plain = await openLiveChannel(inputs, publisher as never, redisKeys('p'), 'other');
+  assert.equal(plain.terminal, undefined);
+  await plain.close();
 });

@@ -40,6 +40,21 @@ const submittingBy = new Map<ServiceHarness, Set<unknown>>();
 const submitting = (service: ServiceHarness) => (submittingBy.get(service)?.size ?? 0) > 0;
 
 const ECHO = 'import sys\nfor line in sys.stdin:\n    print(line.strip().upper(), flush=True)\nprint("bye", file=sys.stderr, flush=True)\n';
+/** Tells what its terminal is, greets, reports each new size, and ends at end of input. */
+const TERMINAL_PROGRAM = [
+  'import os, signal, sys',
+  'def size():',
+  '    s = os.get_terminal_size(0)',
+  "    return f'{s.lines}x{s.columns}'",
+  "signal.signal(signal.SIGWINCH, lambda *_: print('resized', size(), flush=True))",
+  "print(sys.stdin.isatty(), sys.stdout.isatty(), sys.stderr.isatty(), os.environ.get('TERM'), size(), flush=True)",
+  "print('name?', flush=True)",
+  'name = sys.stdin.readline().strip()',
+  "print('hi', name, file=sys.stderr, flush=True)",
+  'while sys.stdin.readline():',
+  '    pass',
+  '',
+].join('\n');
 const SLEEPER = 'import time\nprint("started", flush=True)\ntime.sleep(30)\n';
 
 describe('live jobs end to end', { skip }, () => {
@@ -91,6 +106,30 @@ describe('live jobs end to end', { skip }, () => {
     assert.deepEqual((await getJson(`${base}/v1/jobs/${id}`)).json, done.job);
   });
 
+
+  test('/v1/live with a terminal: the program sees one of the size asked (TERM set), stderr in the one stream, a resize its SIGWINCH, stdinEnd its Ctrl-D', async () => {
+    const socket = await open('/v1/live');
+    socket.send({ type: 'submit', job: { language: 'python', source: TERMINAL_PROGRAM }, terminal: { rows: 24, cols: 80 } });
+    // Sent before the job is even queued: held (by the API, then the worker), and the program
+    // starts at the last size asked.
+    socket.send({ type: 'resize', rows: 25, cols: 81 });
+    const { id } = await socket.next((m) => m.type === 'accepted');
+    await socket.outputHolds('True True True xterm-256color 25x81\r\nname?\r\n');
+    socket.send({ type: 'stdin', data: 'ada\n' });
+    // The terminal echoes what is typed; the program's stderr comes in the same stream.
+    await socket.outputHolds('ada\r\nhi ada\r\n');
+    socket.send({ type: 'resize', rows: 40, cols: 120 });
+    await socket.outputHolds('resized 40x120\r\n');
+    socket.send({ type: 'stdinEnd' });
+    const exit = await socket.next((m) => m.type === 'exit');
+    assert.deepEqual([exit.verdict, exit.exitCode], ['ok', 0]);
+    const done = await socket.next((m) => m.type === 'done');
+    assert.equal((await socket.closed).code, 1000);
+    assert.equal(done.job.id, id);
+    assert.equal(done.job.result.stdout, 'True True True xterm-256color 25x81\r\nname?\r\nada\r\nhi ada\r\nresized 40x120\r\n');
+    assert.equal(done.job.result.stderr, '');
+    assert.ok(socket.messages.every((m) => m.type !== 'output' || m.stream === 'stdout'));
+  });
 
   test('/v1/live: a compiled program, its compile a stage of its own', { skip: !c && 'the gcc image is not built' }, async () => {
     const source = '#include <stdio.h>\nint main(void) { char line[64]; while (fgets(line, sizeof line, stdin)) { printf("got %s", line); fflush(stdout); } return 0; }\n';
@@ -151,7 +190,8 @@ describe('live jobs end to end', { skip }, () => {
     assert.equal(done.job.result.stdout, streamed);
   });
 
-  const refusals: [string, unknown[], number, string][] = [
+  /** [what, messages, close code, error code, whether a job was queued (default: by the code)] */
+  const refusals: [string, unknown[], number, string, boolean?][] = [
     ['not JSON', ['{'], 4400, 'invalid_json'],
     ['stdin before the submit', [{ type: 'stdin', data: 'x' }], 4400, 'not_submitted'],
     ['an unknown message', [{ type: 'shout' }], 4400, 'invalid_message'],
@@ -161,8 +201,11 @@ describe('live jobs end to end', { skip }, () => {
     ['stderrToStdout', [{ type: 'submit', job: { language: 'python', source: 'x', stderrToStdout: true } }], 4400, 'live_not_applicable'],
     ['stdin that is not base64', [{ type: 'submit', job: { language: 'python', source: ECHO } }, { type: 'stdin', data: '*', base64: true }], 4400, 'invalid_base64'],
     ['two submits', [{ type: 'submit', job: { language: 'python', source: ECHO } }, { type: 'submit', job: { language: 'python', source: ECHO } }], 4400, 'already_submitted'],
+    ['a terminal of no size', [{ type: 'submit', job: { language: 'python', source: ECHO }, terminal: { rows: 0, cols: 80 } }], 4400, 'invalid_message', false],
+    ['a resize of a job without a terminal', [{ type: 'submit', job: { language: 'python', source: ECHO } }, { type: 'resize', rows: 24, cols: 80 }], 4400, 'no_terminal'],
+    ['a resize that is no size', [{ type: 'submit', job: { language: 'python', source: ECHO }, terminal: { rows: 24, cols: 80 } }, { type: 'resize', rows: '40' }], 4400, 'invalid_message'],
   ];
-  for (const [what, messages, code, errorCode] of refusals) {
+  for (const [what, messages, code, errorCode, queued] of refusals) {
     test(`/v1/live refuses ${what}: an error message, then close ${code}`, async () => {
       const submittedBefore = submittedIds.length;
       const socket = await open('/v1/live');
@@ -172,7 +215,7 @@ describe('live jobs end to end', { skip }, () => {
       assert.equal(typeof error.error.message, 'string');
       assert.deepEqual(await socket.closed, { code, reason: errorCode });
       // A job the socket submitted (refused while it was being queued: never `accepted`) goes with it.
-      const submitted = messages.some((m) => (m as { type?: string }).type === 'submit') && !['invalid_request', 'unknown_language', 'live_not_applicable'].includes(errorCode);
+      const submitted = queued ?? (messages.some((m) => (m as { type?: string }).type === 'submit') && !['invalid_request', 'unknown_language', 'live_not_applicable'].includes(errorCode));
       await until(() => submittedIds.length === submittedBefore + (submitted ? 1 : 0), 10_000);
       for (const id of submittedIds.slice(submittedBefore)) assert.equal((await pollJob(base, id, 10_000)).status, 'cancelled');
     });

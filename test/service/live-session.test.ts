@@ -7,7 +7,7 @@ import type { JobRecord, LiveEvent } from '../../src/jobs/model.js';
 import { QueueLiveSession } from '../../src/queue/live-session.js';
 import { decodeEvent, decodeInput, encodeEvent, encodeInput } from '../../src/queue/live-wire.js';
 
-function session(options: { publishFails?: boolean; receivers?: number } = {}) {
+function session(options: { publishFails?: boolean; receivers?: number; terminal?: boolean } = {}) {
   const published: string[] = [];
   const events: LiveEvent[] = [];
   let finish: (record: JobRecord | undefined) => void = () => {};
@@ -24,7 +24,7 @@ function session(options: { publishFails?: boolean; receivers?: number } = {}) {
     },
   };
   const subscriber = { unlisten: async () => undefined };
-  const live = new QueueLiveSession('id', { events: 'e', input: 'i' }, jobs, subscriber, (event) => events.push(event));
+  const live = new QueueLiveSession('id', { events: 'e', input: 'i' }, jobs, subscriber, (event) => events.push(event), options.terminal);
   return { live, published, events, finish };
 }
 
@@ -172,4 +172,23 @@ test('the wire drops what it does not know', () => {
   }
   for (const message of ['{"type":"stdin"}', '{"type":"stdin","data":1}', '{"type":"eof"}']) assert.equal(decodeInput(message), undefined, message);
   assert.deepEqual(decodeInput(encodeInput({ type: 'stdin', data: Buffer.from([1, 2]) })), { type: 'stdin', data: Buffer.from([1, 2]) });
+});
+
+test("a terminal's sizes go in order with stdin, sizes not yet sent merged into the last; none without a terminal", async () => {
+  const { live, published } = session({ terminal: true });
+  live.open();
+  live.resize({ rows: 30, cols: 90 });
+  live.resize({ rows: 31, cols: 91 });
+  live.write(Buffer.from('a'));
+  live.resize({ rows: 32, cols: 92 });
+  live.heard(encodeEvent({ type: 'started' }));
+  await settle();
+  assert.deepEqual(inputs(published), [{ type: 'resize', rows: 31, cols: 91 }, { type: 'stdin', data: Buffer.from('a') }, { type: 'resize', rows: 32, cols: 92 }]);
+
+  const plain = session();
+  plain.live.open();
+  plain.live.heard(encodeEvent({ type: 'started' }));
+  plain.live.resize({ rows: 30, cols: 90 });
+  await settle();
+  assert.deepEqual(plain.published, []);
 });

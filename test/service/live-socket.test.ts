@@ -14,6 +14,7 @@ function lateJobs(log: string[]): { jobs: JobService; resolve: () => void } {
     id: 'job',
     write: (data) => void log.push(`write ${Buffer.from(data).toString()}`),
     endStdin: () => void log.push('end'),
+    resize: (size) => void log.push(`resize ${size.rows}x${size.cols}`),
     cancel: async () => void log.push(`cancel ${++cancels}`),
     close: () => void log.push('close'),
   };
@@ -89,4 +90,24 @@ test('after the job\'s end, abandoning only stops listening', async () => {
   socketJob.jobEnded();
   await socketJob.abandon();
   assert.deepEqual(log, ['close']);
+});
+
+test('a terminal\'s size asked for while the job is queued goes once its session exists, the last one only; a job without a terminal refuses it', async () => {
+  const log: string[] = [];
+  const { jobs, resolve } = lateJobs(log);
+  const socketJob = new SocketJob(pino({ level: 'silent' }), 100);
+  assert.equal(socketJob.resize({ rows: 24, cols: 80 }), 'not_submitted');
+  socketJob.submit(jobs, { ...request, terminal: { rows: 24, cols: 80 } }, () => {}, { socketEnded: () => false, accepted: () => log.push('accepted'), refused: () => {} });
+  assert.equal(socketJob.resize({ rows: 30, cols: 90 }), 'sent');
+  assert.equal(socketJob.write(Buffer.from('x')), 'sent');
+  assert.equal(socketJob.resize({ rows: 40, cols: 100 }), 'sent');
+  resolve();
+  await settle();
+  assert.deepEqual(log, ['accepted', 'write x', 'resize 40x100']);
+  assert.equal(socketJob.resize({ rows: 50, cols: 110 }), 'sent');
+  assert.deepEqual(log.at(-1), 'resize 50x110');
+
+  const plain = new SocketJob(pino({ level: 'silent' }), 100);
+  plain.submit(lateJobs([]).jobs, request, () => {}, { socketEnded: () => false, accepted: () => {}, refused: () => {} });
+  assert.equal(plain.resize({ rows: 24, cols: 80 }), 'no_terminal');
 });

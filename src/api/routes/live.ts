@@ -13,7 +13,7 @@ import type { LiveEvent } from '../../jobs/model.js';
 import { ApiError, badRequest, toApiError } from '../errors.js';
 import { JobSocket, LIVE_SEND_BUFFER_BYTES, liveClientOf, StreamText, type LiveSockets } from '../live-socket.js';
 import { presentJob, type OutputEncoding } from '../present.js';
-import { ErrorBody, JobQuery, JobSubmission } from '../schemas.js';
+import { ErrorBody, JobQuery, JobSubmission, TerminalSizeInput } from '../schemas.js';
 import type { JobService } from '../service.js';
 import { decodeBase64, toJobRequest, type SubmissionPolicy } from '../submission.js';
 
@@ -31,6 +31,8 @@ export interface LiveRoutesOptions {
 const LIVE_SUBMIT_TIMEOUT_MS = 10_000;
 
 const submissionCheck = Compile(JobSubmission);
+const terminalSizeCheck = Compile(TerminalSizeInput);
+const TERMINAL_SIZE_SHAPE = '{"rows": integer, "cols": integer}, each 1-65535';
 
 /** The `submit` message's job as a validation error fastify would make of a body, so that it reads
  * as POST /v1/jobs's 400 invalid_request does. */
@@ -45,7 +47,7 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
     schema: {
       summary: 'A live job over a WebSocket',
       description:
-        'Upgrade to a WebSocket, send {"type": "submit", "job": <a submission as POST /v1/jobs takes it>}, then {"type": "stdin", "data"} and {"type": "stdinEnd"} as the program runs; the server sends accepted, started, stage, output, exit and last done with the job. See the README, "Live jobs". A request without the upgrade is 426.',
+        'Upgrade to a WebSocket, send {"type": "submit", "job": <a submission as POST /v1/jobs takes it>, "terminal"?: {"rows", "cols"}}, then {"type": "stdin", "data"}, {"type": "stdinEnd"} and (with a terminal) {"type": "resize", "rows", "cols"} as the program runs; the server sends accepted, started, stage, output, exit and last done with the job. See the README, "Live jobs". A request without the upgrade is 426.',
       tags: ['jobs'],
       querystring: JobQuery,
       response: { 426: ErrorBody },
@@ -126,9 +128,13 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
     }
   };
 
-  const submit = (submission: unknown): void => {
+  const submit = (submission: unknown, terminal: unknown): void => {
     if (job.submitted) {
       void fail(badRequest('already_submitted', 'a live session runs one job'));
+      return;
+    }
+    if (terminal !== undefined && !terminalSizeCheck.Check(terminal)) {
+      void fail(badRequest('invalid_message', `submit's terminal is ${TERMINAL_SIZE_SHAPE}`));
       return;
     }
     if (!submissionCheck.Check(submission)) {
@@ -140,6 +146,7 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
       jobRequest = toJobRequest(submission, runtimes, policy);
       const problem = liveJobProblem(jobRequest);
       if (problem) throw badRequest('live_not_applicable', problem);
+      if (terminal !== undefined) jobRequest.terminal = { rows: terminal.rows, cols: terminal.cols };
     } catch (error) {
       void fail(toApiError(error, request));
       return;
@@ -159,7 +166,7 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
     const fields = message as Record<string, unknown>;
     switch (fields.type) {
       case 'submit':
-        submit(fields.job);
+        submit(fields.job, fields.terminal);
         return;
       case 'stdin': {
         if (typeof fields.data !== 'string' || (fields.base64 !== undefined && typeof fields.base64 !== 'boolean')) {
@@ -181,6 +188,17 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
       case 'stdinEnd':
         if (!job.endStdin()) notSubmitted();
         return;
+      case 'resize': {
+        const size = { rows: fields.rows, cols: fields.cols };
+        if (!terminalSizeCheck.Check(size)) {
+          void fail(badRequest('invalid_message', `resize is {"type": "resize", "rows", "cols"}: ${TERMINAL_SIZE_SHAPE}`));
+          return;
+        }
+        const sent = job.resize(size);
+        if (sent === 'not_submitted') notSubmitted();
+        if (sent === 'no_terminal') void fail(badRequest('no_terminal', 'resize applies to a job submitted with a terminal: {"type": "submit", "job", "terminal": {"rows", "cols"}}'));
+        return;
+      }
       case 'cancel': {
         const cancelling = job.cancel();
         if (!cancelling) notSubmitted();
@@ -188,7 +206,7 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
         return;
       }
       default:
-        void fail(badRequest('invalid_message', `unknown message type ${JSON.stringify(fields.type)}: submit, stdin, stdinEnd or cancel`));
+        void fail(badRequest('invalid_message', `unknown message type ${JSON.stringify(fields.type)}: submit, stdin, stdinEnd, resize or cancel`));
     }
   }
 }
