@@ -9,7 +9,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, 
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { Runtime } from '../images/types.js';
-import { API_KEY_SECURITY_SCHEMES, openApiSecurity, registerAuth } from './auth.js';
+import { API_KEY_SECURITY_SCHEMES, loggableUrl, openApiSecurity, registerAuth } from './auth.js';
 import type { CompatPluginOptions } from './compat/plugin-options.js';
 import { ApiError, clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './errors.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -92,7 +92,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       request.log.info(
         {
           method: request.method,
-          url: request.url,
+          url: loggableUrl(request.url),
           remoteAddress: request.ip,
           statusCode: reply.statusCode,
           responseTimeMs: Math.round(reply.elapsedTime * 10) / 10,
@@ -158,6 +158,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(async (scope) => {
     await registerAuth(scope, {
       apiKeys: config.apiKeys,
+      redeemLiveTicket: (ticket) => jobs.redeemLiveTicket(ticket),
       rateLimitWindowMs: config.rateLimitWindowMs,
       defaultRequestsPerWindow: config.defaultRequestsPerWindow,
       ...(options.rateLimitRedis ? { rateLimitRedis: options.rateLimitRedis } : {}),

@@ -1,7 +1,11 @@
 // Optional API keys and per-key rate limits, for the routes that run code (/v1 and the compat
 // fronts). Keys arrive as `Authorization: Bearer KEY` or `X-API-Key: KEY`, or in a header a
 // route names in its config (`apiKeyHeader`: the Judge0 front's `X-Auth-Token`, which Judge0
-// clients send). Without configured keys the API is open and callers are rate-limited by address.
+// clients send). A live socket's upgrade may bring a live ticket instead (`?ticket=`, a route
+// whose config says `liveTicket`): a browser cannot set headers on a WebSocket, so its page's
+// server asks for a ticket with its key (POST /v1/live/tickets) and hands it on; the ticket
+// stands for that key, once. Without configured keys the API is open and callers are
+// rate-limited by address.
 import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyContextConfig, FastifyInstance, FastifyRequest } from 'fastify';
@@ -11,6 +15,9 @@ import { ApiError } from './errors.js';
 
 export interface AuthOptions {
   apiKeys: ApiKey[];
+  /** The holder a live ticket was issued for (liveTicketHolder's), once; undefined for a ticket
+   * unknown, used or expired. */
+  redeemLiveTicket: (ticket: string) => Promise<string | undefined>;
   rateLimitWindowMs: number;
   defaultRequestsPerWindow: number;
   /** Shared counter store, so that limits hold across API machines; in-process when absent. */
@@ -18,6 +25,28 @@ export interface AuthOptions {
 }
 
 const digest = (key: string) => createHash('sha256').update(key).digest('hex');
+
+/** Who a live ticket is issued for: the asking request's API key, by digest (none without keys). */
+export function liveTicketHolder(request: FastifyRequest): string {
+  return request.apiKey ? digest(request.apiKey.key) : '';
+}
+
+/** The `ticket` query parameter of a route that takes one. */
+function presentedTicket(request: FastifyRequest): string | undefined {
+  if (!request.routeOptions.config?.liveTicket) return undefined;
+  const ticket = (request.query as Record<string, unknown> | undefined)?.ticket;
+  return typeof ticket === 'string' ? ticket : undefined;
+}
+
+/** A live ticket's shape (32 random bytes in base64url): anything else is refused without a
+ * Redis round trip, which a refused request must not cost before the rate limit has run. */
+const LIVE_TICKET_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+/** A URL as the access log writes it: a ticket in its query is not (one refused before it was
+ * redeemed, or sent to another route, would still be good). */
+export function loggableUrl(url: string): string {
+  return url.replace(/([?&]ticket=)[^&#]*/g, '$1[redacted]');
+}
 
 function presentedKey(request: FastifyRequest): string | undefined {
   const authorization = request.headers.authorization;
@@ -41,6 +70,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Another header the route takes the API key from, as the API it imitates names it. */
     apiKeyHeader?: string;
+    /** A live socket's route: its upgrade may bring a live ticket (`?ticket=`) in place of a key. */
+    liveTicket?: boolean;
     /** Behind the optional API keys (set by registerAuth): what the OpenAPI document says. */
     apiKeyProtected?: boolean;
   }
@@ -51,6 +82,7 @@ export const API_KEY_SECURITY_SCHEMES = {
   bearer: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer KEY' },
   'X-API-Key': { type: 'apiKey', in: 'header', name: 'X-API-Key' },
   'X-Auth-Token': { type: 'apiKey', in: 'header', name: 'X-Auth-Token', description: 'Judge0 CE routes only, as Judge0 names it' },
+  liveTicket: { type: 'apiKey', in: 'query', name: 'ticket', description: 'Live socket routes only: a live ticket (POST /v1/live/tickets), for one connection' },
 } as const;
 
 /** A route's OpenAPI `security`: for a protected route, any one of the headers it takes a key
@@ -58,7 +90,7 @@ export const API_KEY_SECURITY_SCHEMES = {
 export function openApiSecurity(config: FastifyContextConfig | undefined, keysRequired: boolean): Array<Record<string, string[]>> | undefined {
   if (!config?.apiKeyProtected) return undefined;
   const own = config.apiKeyHeader;
-  const schemes = ['bearer', 'X-API-Key', ...(own && own in API_KEY_SECURITY_SCHEMES ? [own] : [])];
+  const schemes = ['bearer', 'X-API-Key', ...(own && own in API_KEY_SECURITY_SCHEMES ? [own] : []), ...(config.liveTicket ? ['liveTicket'] : [])];
   return [...schemes.map((scheme) => ({ [scheme]: [] })), ...(keysRequired ? [] : [{}])];
 }
 
@@ -71,8 +103,21 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
   });
   if (keysByDigest.size > 0) {
     app.addHook('onRequest', async (request) => {
+      // A ticket brought to a live route is spent, whatever else the request carries: one seen
+      // (in a page's history, say) next to a key must not stay good.
+      const ticket = presentedTicket(request);
+      if (ticket !== undefined) {
+        const holder = LIVE_TICKET_SHAPE.test(ticket) ? await options.redeemLiveTicket(ticket) : undefined;
+        const apiKey = holder === undefined ? undefined : keysByDigest.get(holder);
+        if (!apiKey) throw new ApiError(401, 'invalid_ticket', 'the live ticket is unknown, used or expired: POST /v1/live/tickets issues one, for one connection');
+        request.apiKey = apiKey;
+        return;
+      }
       const key = presentedKey(request);
-      if (!key) throw new ApiError(401, 'api_key_required', `this server needs an API key (${headersNamed(request)})`);
+      if (!key) {
+        const orTicket = request.routeOptions.config?.liveTicket ? ', or a live ticket as ?ticket=' : '';
+        throw new ApiError(401, 'api_key_required', `this server needs an API key (${headersNamed(request)}${orTicket})`);
+      }
       const apiKey = keysByDigest.get(digest(key));
       if (!apiKey) throw new ApiError(401, 'invalid_api_key', 'the API key is not valid');
       request.apiKey = apiKey;

@@ -3,6 +3,7 @@
 // compat/piston-connect.ts). Translation only: requests become JobRequests
 // on the same queue and workers; results come back in Piston's shape.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { Type } from 'typebox';
 import { pistonRuntimeList } from './compat/piston-runtimes.js';
 import { PistonRequestError, translatePistonExecute } from './compat/piston-request.js';
 import { PistonExecutionError, pistonResponse } from './compat/piston-response.js';
@@ -66,7 +67,13 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   app.route({
     method: 'GET',
     url: '/connect',
-    schema: { tags: ['piston'], summary: 'Piston v2: an interactive job over a WebSocket (init, data, signal; runtime, stage, data, exit)' },
+    schema: {
+      tags: ['piston'],
+      summary: 'Piston v2: an interactive job over a WebSocket (init, data, signal; runtime, stage, data, exit)',
+      querystring: Type.Object({ ticket: Type.Optional(Type.String({ description: 'A live ticket (POST /v1/live/tickets) in place of an API key header, where keys are configured.' })) }),
+    },
+    // A browser's page reaches it with a live ticket where keys are required (POST /v1/live/tickets).
+    config: { liveTicket: true },
     preHandler: async (request, reply) => {
       if (request.ws && !options.liveSockets.admits(liveClientOf(request))) {
         return reply.code(429).send({ message: `at most ${options.liveSockets.maxPerClient} interactive sockets at once per client` });

@@ -176,6 +176,20 @@ export const OutputEncoding = Type.Union([Type.Literal('utf8'), Type.Literal('ba
 
 export const JobQuery = Type.Object({ outputEncoding: Type.Optional(OutputEncoding) }, { additionalProperties: false });
 
+/** GET /v1/live's query: a job's, and the live ticket that may stand for an API key. */
+export const LiveQuery = Type.Object(
+  {
+    outputEncoding: Type.Optional(OutputEncoding),
+    ticket: Type.Optional(Type.String({ description: 'A live ticket (POST /v1/live/tickets) in place of an API key header: a browser cannot set headers on a WebSocket.' })),
+  },
+  { additionalProperties: false },
+);
+
+export const LiveTicketView = Type.Object({
+  ticket: Type.String({ description: 'For one connection to GET /v1/live (or Piston\'s /api/v2/connect) as ?ticket=, standing for the API key that asked for it.' }),
+  expiresInMs: Type.Integer({ description: 'How long it is good for, from now.' }),
+});
+
 export const SubmitQuery = Type.Object(
   {
     wait: Type.Optional(Type.Boolean({ description: 'Hold the request until the job is finished (bounded).' })),

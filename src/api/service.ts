@@ -5,6 +5,10 @@ import type { QueueCounts, WorkerLiveness } from '../queue/client.js';
 import type { JobStats } from '../queue/stats.js';
 
 export interface JobService extends JobClient {
+  /** Live tickets (a browser's way onto a live socket where keys are required): issued to a
+   * holder for `ttlMs`, redeemed once. */
+  issueLiveTicket(holder: string, ttlMs: number): Promise<string>;
+  redeemLiveTicket(ticket: string): Promise<string | undefined>;
   ping(): Promise<void>;
   counts(): Promise<QueueCounts>;
   liveWorkers(): Promise<WorkerLiveness[]>;

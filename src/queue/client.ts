@@ -119,6 +119,11 @@ interface DepthRead {
 // "Command timed out": ioredis's commandTimeout, where a frozen Redis outlasts it.
 const CONNECTION_ERROR = /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING|Command timed out/i;
 
+/** A live ticket's random bytes (256 bits: unguessable for its lifetime, as a key is). */
+const LIVE_TICKET_BYTES = 32;
+
+const ticketDigest = (ticket: string): string => createHash('sha256').update(ticket).digest('hex');
+
 /** The shapes of job ids: this client's (nanoid's default) and BullMQ's own counter, which names
  * jobs that another producer added without an id. Anything else names no job, and may name one
  * of BullMQ's own keys beside the jobs' ("meta", "events", "wait"), which a read would take for a
@@ -440,6 +445,26 @@ export class BullJobClient implements JobClient {
       listeners.delete(listener);
       if (listeners.size === 0) this.waiters.delete(id);
     }
+  }
+
+  /** A new live ticket for `holder` (the API's word for who asked: its API key's digest), kept
+   * `ttlMs`: single use, by redeemLiveTicket. Stored under its digest, so that Redis holds no
+   * usable ticket. */
+  async issueLiveTicket(holder: string, ttlMs: number): Promise<string> {
+    const ticket = randomBytes(LIVE_TICKET_BYTES).toString('base64url');
+    await this.guard(() => this.redis.set(this.keys.liveTicket(ticketDigest(ticket)), holder, 'PX', ttlMs));
+    return ticket;
+  }
+
+  /** The holder a live ticket was issued for, once: undefined for a ticket unknown, used or
+   * expired. */
+  async redeemLiveTicket(ticket: string): Promise<string | undefined> {
+    const key = this.keys.liveTicket(ticketDigest(ticket));
+    // GET and DEL in one transaction: once, as GETDEL would (Redis 6.2+; BullMQ needs 5).
+    const replies = await this.guard(() => this.redis.multi().get(key).del(key).exec());
+    const [getError, holder] = replies?.[0] ?? [];
+    if (getError) throw getError;
+    return typeof holder === 'string' ? holder : undefined;
   }
 
   async cancel(id: string): Promise<JobRecord | undefined> {

@@ -22,6 +22,9 @@ export interface RedisKeys {
   liveEvents(jobId: string): string;
   /** Pub/sub channel of a live job's stdin, from the API to its worker. */
   liveInput(jobId: string): string;
+  /** String: a live ticket's holder (client.ts, issueLiveTicket), under the ticket's digest;
+   * its TTL is the ticket's lifetime. */
+  liveTicket(ticketDigest: string): string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
@@ -36,5 +39,6 @@ export function redisKeys(prefix: string): RedisKeys {
     idempotencySecret: `${base}:idempotency-secret`,
     liveEvents: (jobId) => `${base}:live:${jobId}:events`,
     liveInput: (jobId) => `${base}:live:${jobId}:input`,
+    liveTicket: (ticketDigest) => `${base}:live-ticket:${ticketDigest}`,
   };
 }

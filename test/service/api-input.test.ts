@@ -648,8 +648,12 @@ describe('API bad input', () => {
     for (const path of ['/v1/jobs', '/v1/jobs/batch', '/v1/jobs/{id}', '/v1/runtimes', '/readyz']) assert.ok(paths.includes(path), path);
     // Routes that run code name every header a key may come in (none needed: no keys configured).
     const doc = openapi.json();
-    assert.deepEqual(Object.keys(doc.components.securitySchemes).sort(), ['X-API-Key', 'X-Auth-Token', 'bearer']);
+    assert.deepEqual(Object.keys(doc.components.securitySchemes).sort(), ['X-API-Key', 'X-Auth-Token', 'bearer', 'liveTicket']);
     assert.deepEqual(doc.paths['/v1/jobs'].post.security, [{ bearer: [] }, { 'X-API-Key': [] }, {}]);
+    // The live sockets take a ticket in place of a key header; the route that issues one does not.
+    assert.deepEqual(doc.paths['/v1/live'].get.security, [{ bearer: [] }, { 'X-API-Key': [] }, { liveTicket: [] }, {}]);
+    assert.deepEqual(doc.paths['/api/v2/connect'].get.security, [{ bearer: [] }, { 'X-API-Key': [] }, { liveTicket: [] }, {}]);
+    assert.deepEqual(doc.paths['/v1/live/tickets'].post.security, [{ bearer: [] }, { 'X-API-Key': [] }, {}]);
     const judge0Submissions = paths.find((path) => path.endsWith('/submissions') && !path.startsWith('/v1'));
     assert.ok(judge0Submissions, 'the Judge0 front is in the document');
     assert.deepEqual(doc.paths[judge0Submissions].post.security, [{ bearer: [] }, { 'X-API-Key': [] }, { 'X-Auth-Token': [] }, {}]);
@@ -817,14 +821,19 @@ describe('API access log', () => {
       assert.equal(ok.statusCode, 200);
       const bad = await service.app.inject({ method: 'POST', url: '/v1/jobs', payload: { language: 'cobol', source: 'x' } });
       assert.equal(bad.statusCode, 400);
+      // A live ticket is never written down (one a request did not spend would still be good).
+      const plainGet = await service.app.inject({ method: 'GET', url: '/v1/live?ticket=secret-ticket&outputEncoding=utf8' });
+      assert.equal(plainGet.statusCode, 426);
       const requestLines = lines.filter((line) => line.url !== undefined || line.req !== undefined);
       assert.deepEqual(
         requestLines.map((line) => [line.msg, line.method, line.url, line.statusCode]),
         [
           ['request answered', 'GET', '/healthz', 200],
           ['request answered', 'POST', '/v1/jobs', 400],
+          ['request answered', 'GET', '/v1/live?ticket=[redacted]&outputEncoding=utf8', 426],
         ],
       );
+      assert.ok(!JSON.stringify(lines).includes('secret-ticket'));
       for (const line of requestLines) assert.equal(typeof line.responseTimeMs, 'number');
     } finally {
       await service.close();

@@ -67,6 +67,7 @@ const OWN_ROUTES_DOWN: Record<string, number> = {
   'POST /v1/jobs/batch': 503,
   [`GET /v1/jobs/${PARAMS.id}`]: 503,
   [`DELETE /v1/jobs/${PARAMS.id}`]: 503,
+  'POST /v1/live/tickets': 503,
 };
 
 function assertOwnRoute(route: RouteCall, response: LightMyRequestResponse): void {
@@ -96,6 +97,28 @@ describe('Redis away', () => {
       const waited = await call(service, { method: 'POST', url: '/v1/jobs', body: hello }, '?wait=true');
       assert.equal(waited.statusCode, 503, 'not accepted: nothing to wait for');
       assert.match((await call(service, { method: 'GET', url: '/metrics' })).body, /^cellblock_redis_up 0$/m);
+    } finally {
+      await service.redis.resume();
+      await service.close();
+    }
+  });
+
+  test('stopped, with API keys: a live ticket is neither issued nor taken (503), on each front as it says errors', async () => {
+    const key = 'page-server-key-0';
+    const service = await startService({ config: { apiKeys: [{ key, requestsPerWindow: 100 }] } });
+    try {
+      await service.redis.pause();
+      const issued = await service.app.inject({ method: 'POST', url: '/v1/live/tickets', headers: { 'x-api-key': key } });
+      assert.equal(issued.statusCode, 503, issued.body);
+      assert.equal(issued.json().error.code, 'queue_unavailable');
+      const ticket = 'A'.repeat(43);
+      const live = await service.app.inject({ url: `/v1/live?ticket=${ticket}` });
+      assert.equal(live.statusCode, 503, live.body);
+      assert.equal(live.json().error.code, 'queue_unavailable');
+      assert.ok(Number(live.headers['retry-after']) > 0);
+      const piston = await service.app.inject({ url: `/api/v2/connect?ticket=${ticket}` });
+      assert.equal(piston.statusCode, 503, piston.body);
+      assert.equal(typeof piston.json().message, 'string');
     } finally {
       await service.redis.resume();
       await service.close();

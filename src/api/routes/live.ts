@@ -10,10 +10,11 @@ import type { WebSocket } from 'ws';
 import { liveJobProblem } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
 import type { LiveEvent } from '../../jobs/model.js';
+import { liveTicketHolder } from '../auth.js';
 import { ApiError, badRequest, toApiError } from '../errors.js';
 import { JobSocket, LIVE_SEND_BUFFER_BYTES, liveClientOf, StreamText, type LiveSockets } from '../live-socket.js';
 import { presentJob, type OutputEncoding } from '../present.js';
-import { ErrorBody, JobQuery, JobSubmission, TerminalSizeInput } from '../schemas.js';
+import { ErrorBody, JobSubmission, LiveQuery, LiveTicketView, TerminalSizeInput } from '../schemas.js';
 import type { JobService } from '../service.js';
 import { decodeBase64, toJobRequest, type SubmissionPolicy } from '../submission.js';
 
@@ -29,6 +30,9 @@ export interface LiveRoutesOptions {
 
 /** How long a client has, once connected, to send its `submit`. */
 const LIVE_SUBMIT_TIMEOUT_MS = 10_000;
+/** How long a live ticket is good for: a page's server hands it to the browser, which connects at
+ * once; a ticket copied from a log or a history is spent or gone. */
+const LIVE_TICKET_TTL_MS = 60_000;
 
 const submissionCheck = Compile(JobSubmission);
 const terminalSizeCheck = Compile(TerminalSizeInput);
@@ -41,6 +45,22 @@ function validationError(job: unknown): Error {
 }
 
 export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (app, options) => {
+  app.post(
+    '/live/tickets',
+    {
+      schema: {
+        summary: 'A live ticket: one connection to a live socket without an API key header',
+        description: `For browsers, which cannot set headers on a WebSocket: a page's server asks with its API key and hands the ticket to the page, which connects to GET /v1/live?ticket=... (or Piston's /api/v2/connect?ticket=...) within ${LIVE_TICKET_TTL_MS / 1000} s. The ticket stands for the key that asked (its rate limit and live socket cap), once.`,
+        tags: ['jobs'],
+        response: { 201: LiveTicketView, 401: ErrorBody, 429: ErrorBody, 503: ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const ticket = await options.jobs.issueLiveTicket(liveTicketHolder(request), LIVE_TICKET_TTL_MS);
+      return reply.code(201).send({ ticket, expiresInMs: LIVE_TICKET_TTL_MS });
+    },
+  );
+
   app.route({
     method: 'GET',
     url: '/live',
@@ -49,9 +69,10 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
       description:
         'Upgrade to a WebSocket, send {"type": "submit", "job": <a submission as POST /v1/jobs takes it>, "terminal"?: {"rows", "cols"}}, then {"type": "stdin", "data"}, {"type": "stdinEnd"} and (with a terminal) {"type": "resize", "rows", "cols"} as the program runs; the server sends accepted, started, stage, output, exit and last done with the job. See the README, "Live jobs". A request without the upgrade is 426.',
       tags: ['jobs'],
-      querystring: JobQuery,
-      response: { 426: ErrorBody },
+      querystring: LiveQuery,
+      response: { 400: ErrorBody, 401: ErrorBody, 426: ErrorBody, 429: ErrorBody, 503: ErrorBody },
     },
+    config: { liveTicket: true },
     preHandler: async (request) => {
       // Only an upgrade opens a socket (a plain GET is answered 426 below).
       if (request.ws && !options.liveSockets.admits(liveClientOf(request))) {

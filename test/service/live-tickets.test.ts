@@ -1,0 +1,111 @@
+// Live tickets: a browser cannot set headers on a WebSocket, so where API keys are required its
+// page's server asks for a ticket with its key (POST /v1/live/tickets) and the page connects with
+// it (?ticket=): once, for the key that asked, on the live socket routes only.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { LightMyRequestResponse } from 'fastify';
+import { Redis } from 'ioredis';
+import { redisKeys } from '../../src/queue/keys.js';
+import { openLiveSocket } from '../helpers/live-socket.js';
+import { listen, startService, type ServiceHarness } from './fixtures.js';
+
+const KEY = 'page-server-key-0';
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+const TIGHT_KEY = 'key-with-one-00';
+
+function assertError(response: LightMyRequestResponse, statusCode: number, code: string): string {
+  assert.equal(response.statusCode, statusCode, response.body);
+  const body = response.json() as { error: { code: string; message: string } };
+  assert.equal(body.error.code, code, response.body);
+  return body.error.message;
+}
+
+describe('live tickets', () => {
+  let service: ServiceHarness;
+  let wsBase: string;
+  const issue = async (key = KEY): Promise<string> => {
+    const issued = await service.app.inject({ method: 'POST', url: '/v1/live/tickets', headers: { 'x-api-key': key } });
+    assert.equal(issued.statusCode, 201, issued.body);
+    const body = issued.json() as { ticket: string; expiresInMs: number };
+    assert.equal(body.expiresInMs, 60_000);
+    return body.ticket;
+  };
+
+  before(async () => {
+    service = await startService({
+      config: {
+        apiKeys: [
+          { key: KEY, requestsPerWindow: 100 },
+          { key: TIGHT_KEY, requestsPerWindow: 2 },
+        ],
+        rateLimitWindowMs: 60_000,
+      },
+    });
+    wsBase = (await listen(service)).replace(/^http/, 'ws');
+  });
+  after(async () => {
+    await service?.close();
+  });
+
+  test('issued only to a key; a socket opened with one works, and the ticket is spent', async () => {
+    assertError(await service.app.inject({ method: 'POST', url: '/v1/live/tickets' }), 401, 'api_key_required');
+    const ticket = await issue();
+    assert.match(ticket, /^[A-Za-z0-9_-]{43}$/);
+    const socket = await openLiveSocket(`${wsBase}/v1/live?ticket=${ticket}`);
+    socket.send({ type: 'shout' });
+    const error = await socket.next((m) => m.type === 'error');
+    assert.equal(error.error.code, 'invalid_message', 'the socket is open and served');
+    await socket.closed;
+    await assert.rejects(openLiveSocket(`${wsBase}/v1/live?ticket=${ticket}`), /401/);
+    // Said as every refusal is (a plain GET reaches the same check before its 426).
+    assertError(await service.app.inject({ url: `/v1/live?ticket=${ticket}` }), 401, 'invalid_ticket');
+  });
+
+  test("Piston's /api/v2/connect takes one too; a ticket stands for no key on any other route", async () => {
+    const socket = await openLiveSocket(`${wsBase}/api/v2/connect?ticket=${await issue()}`);
+    socket.close();
+    await socket.closed;
+    const ticket = await issue();
+    assertError(await service.app.inject({ url: `/v1/runtimes?ticket=${ticket}` }), 401, 'api_key_required');
+    assertError(await service.app.inject({ method: 'POST', url: `/v1/live/tickets?ticket=${ticket}` }), 401, 'api_key_required');
+    // Untouched by those: still good for a socket.
+    assert.equal((await service.app.inject({ url: `/v1/live?ticket=${ticket}` })).statusCode, 426);
+  });
+
+  test('without a key or a ticket the socket routes say both ways; an unknown ticket is refused, on each front as it says errors', async () => {
+    const message = assertError(await service.app.inject({ url: '/v1/live' }), 401, 'api_key_required');
+    assert.match(message, /\?ticket=/);
+    assertError(await service.app.inject({ url: '/v1/live?ticket=not-a-ticket' }), 401, 'invalid_ticket');
+    assertError(await service.app.inject({ url: `/v1/live?ticket=${'A'.repeat(43)}` }), 401, 'invalid_ticket');
+    await assert.rejects(openLiveSocket(`${wsBase}/v1/live`), /401/);
+    const piston = await service.app.inject({ url: `/api/v2/connect?ticket=${'A'.repeat(43)}` });
+    assert.equal(piston.statusCode, 401);
+    assert.equal(typeof piston.json().message, 'string');
+  });
+
+  test('a ticket is spent by the request that brings it to a live route, with a key or not; of two at once, one has it', async () => {
+    const withKey = await issue();
+    assert.equal((await service.app.inject({ url: `/v1/live?ticket=${withKey}`, headers: { 'x-api-key': KEY } })).statusCode, 426);
+    assertError(await service.app.inject({ url: `/v1/live?ticket=${withKey}` }), 401, 'invalid_ticket');
+    const raced = await issue();
+    const answers = await Promise.all([1, 2].map(() => service.app.inject({ url: `/v1/live?ticket=${raced}` })));
+    assert.deepEqual(answers.map((a) => a.statusCode).sort(), [401, 426]);
+  });
+
+  test("a ticket counts against its key's rate limit, and Redis keeps only its digest, for its lifetime", async () => {
+    const ticket = await issue(TIGHT_KEY);
+    const redis = new Redis(service.redis.url, { lazyConnect: true });
+    try {
+      const stored = redisKeys(service.prefix).liveTicket(sha256(ticket));
+      assert.equal(await redis.get(stored), sha256(TIGHT_KEY), 'the holder: the key by its digest');
+      const ttl = await redis.pttl(stored);
+      assert.ok(ttl > 0 && ttl <= 60_000, String(ttl));
+    } finally {
+      redis.disconnect();
+    }
+    // The tight key's two requests: the ticket's issue, then its use; the third is over.
+    assert.equal((await service.app.inject({ url: `/v1/live?ticket=${ticket}` })).statusCode, 426);
+    assertError(await service.app.inject({ url: '/v1/runtimes', headers: { 'x-api-key': TIGHT_KEY } }), 429, 'rate_limited');
+  });
+});
