@@ -13,6 +13,10 @@ export interface ApiKey {
   key: string;
   /** Requests per `rateLimitWindowMs` allowed for this key. */
   requestsPerWindow: number;
+  /** Live sockets this key may hold open at once per API process; absent: the server's
+   * maxLiveSessionsPerClient. A playground whose pages all connect with tickets of its one key
+   * needs room for all of them. */
+  maxLiveSessions?: number;
 }
 
 export interface Config {
@@ -190,19 +194,25 @@ function networks(env: Env, variable: string, fallback: readonly string[], noneT
   return entries;
 }
 
-/** `key1:120,key2` — a key with no `:n` takes the default requests per window. */
+/** `key1:120,key2,key3::500` — KEY[:REQUESTS[:LIVE_SESSIONS]]: a figure left out (or empty)
+ * takes the server's default (requests per window; live sockets at once). */
 function apiKeys(env: Env, variable: string, defaultPerWindow: number): ApiKey[] {
   const raw = env[variable]?.trim();
   if (!raw) return [];
   return raw.split(',').map((entry) => {
-    const [key, perWindow, extra] = entry.trim().split(':');
+    const [key, perWindow, liveSessions, extra] = entry.trim().split(':');
     if (!key || extra !== undefined || !/^[\w.~+/=-]{8,200}$/.test(key)) {
-      throw new ConfigError(variable, `entry "${entry}" is not KEY or KEY:REQUESTS (keys: 8+ characters)`);
+      throw new ConfigError(variable, `entry "${entry}" is not KEY, KEY:REQUESTS or KEY:REQUESTS:LIVE_SESSIONS (keys: 8+ characters)`);
     }
-    if (perWindow !== undefined && !/^\d+$/.test(perWindow)) {
+    if (perWindow !== undefined && perWindow !== '' && !/^\d+$/.test(perWindow)) {
       throw new ConfigError(variable, `entry "${entry}": requests must be a whole number`);
     }
-    return { key, requestsPerWindow: perWindow === undefined ? defaultPerWindow : Number(perWindow) };
+    if (liveSessions !== undefined && liveSessions !== '' && !/^[1-9]\d*$/.test(liveSessions)) {
+      throw new ConfigError(variable, `entry "${entry}": live sessions must be a whole number of at least 1`);
+    }
+    const apiKey: ApiKey = { key, requestsPerWindow: perWindow === undefined || perWindow === '' ? defaultPerWindow : Number(perWindow) };
+    if (liveSessions) apiKey.maxLiveSessions = Number(liveSessions);
+    return apiKey;
   });
 }
 

@@ -214,14 +214,22 @@ export class SocketJob {
   }
 }
 
-/** Who a live socket counts against: its API key, or its address where there are none (as the
- * rate limit counts). */
-export function liveClientOf(request: FastifyRequest): string {
-  return request.apiKey ? `key:${request.apiKey.key}` : `ip:${request.ip}`;
+/** Who a live socket counts against: its API key (with the key's own maximum, where it has one),
+ * or its address where there are none (as the rate limit counts). */
+export interface LiveClient {
+  id: string;
+  maxSessions?: number;
 }
 
-/** The API's open live sockets: at most `maxPerClient` per client (each may hold a worker for its
- * run's wall time, waiting for input, and the rate limit counts only its upgrade), and a stopping
+export function liveClientOf(request: FastifyRequest): LiveClient {
+  const apiKey = request.apiKey;
+  if (!apiKey) return { id: `ip:${request.ip}` };
+  return apiKey.maxLiveSessions === undefined ? { id: `key:${apiKey.key}` } : { id: `key:${apiKey.key}`, maxSessions: apiKey.maxLiveSessions };
+}
+
+/** The API's open live sockets: at most `maxPerClient` per client, or its key's own maximum (each
+ * may hold a worker for its run's wall time, waiting for input, and the rate limit counts only its
+ * upgrade), and a stopping
  * API ends each with a word (not a bare close) and cancels its job while the job client is still
  * open. */
 export class LiveSockets {
@@ -235,13 +243,18 @@ export class LiveSockets {
     return this.open.size;
   }
 
+  /** How many `client` may hold open at once. */
+  maximumFor(client: LiveClient): number {
+    return client.maxSessions ?? this.maxPerClient;
+  }
+
   /** Whether `client` may open another (asked before the upgrade). */
-  admits(client: string): boolean {
-    return (this.perClient.get(client) ?? 0) < this.maxPerClient;
+  admits(client: LiveClient): boolean {
+    return (this.perClient.get(client.id) ?? 0) < this.maximumFor(client);
   }
 
   /** `shutdown` ends the socket and resolves once its job is cancelled; returns the removal. */
-  add(client: string, shutdown: () => Promise<void>): () => void {
+  add({ id: client }: LiveClient, shutdown: () => Promise<void>): () => void {
     this.open.add(shutdown);
     this.perClient.set(client, (this.perClient.get(client) ?? 0) + 1);
     let removed = false;

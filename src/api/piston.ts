@@ -75,8 +75,9 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     // A browser's page reaches it with a live ticket where keys are required (POST /v1/live/tickets).
     config: { liveTicket: true },
     preHandler: async (request, reply) => {
-      if (request.ws && !options.liveSockets.admits(liveClientOf(request))) {
-        return reply.code(429).send({ message: `at most ${options.liveSockets.maxPerClient} interactive sockets at once per client` });
+      const client = liveClientOf(request);
+      if (request.ws && !options.liveSockets.admits(client)) {
+        return reply.code(429).send({ message: `at most ${options.liveSockets.maximumFor(client)} interactive sockets at once per client` });
       }
     },
     handler: async (_request, reply) =>

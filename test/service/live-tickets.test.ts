@@ -13,6 +13,8 @@ import { listen, startService, type ServiceHarness } from './fixtures.js';
 const KEY = 'page-server-key-0';
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const TIGHT_KEY = 'key-with-one-00';
+/** A key with a live socket cap of its own (CELLBLOCK_API_KEYS' third figure). */
+const ONE_SOCKET_KEY = 'one-socket-key-0';
 
 function assertError(response: LightMyRequestResponse, statusCode: number, code: string): string {
   assert.equal(response.statusCode, statusCode, response.body);
@@ -38,6 +40,7 @@ describe('live tickets', () => {
         apiKeys: [
           { key: KEY, requestsPerWindow: 100 },
           { key: TIGHT_KEY, requestsPerWindow: 2 },
+          { key: ONE_SOCKET_KEY, requestsPerWindow: 100, maxLiveSessions: 1 },
         ],
         rateLimitWindowMs: 60_000,
       },
@@ -107,5 +110,25 @@ describe('live tickets', () => {
     // The tight key's two requests: the ticket's issue, then its use; the third is over.
     assert.equal((await service.app.inject({ url: `/v1/live?ticket=${ticket}` })).statusCode, 426);
     assertError(await service.app.inject({ url: '/v1/runtimes', headers: { 'x-api-key': TIGHT_KEY } }), 429, 'rate_limited');
+  });
+
+  test("a ticket's socket counts against its key's live socket cap, the key's own where it has one", async () => {
+    const first = await openLiveSocket(`${wsBase}/v1/live?ticket=${await issue(ONE_SOCKET_KEY)}`);
+    try {
+      await assert.rejects(openLiveSocket(`${wsBase}/v1/live?ticket=${await issue(ONE_SOCKET_KEY)}`), /429/);
+      // Another key has the server's cap (16 by default): two at once.
+      const others = await Promise.all([1, 2].map(async () => openLiveSocket(`${wsBase}/v1/live?ticket=${await issue()}`)));
+      for (const other of others) other.close();
+    } finally {
+      first.close();
+      await first.closed;
+    }
+    // The socket's removal follows its close: the key has room again once it is counted out.
+    const again = await openLiveSocket(`${wsBase}/v1/live?ticket=${await issue(ONE_SOCKET_KEY)}`).catch(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      return openLiveSocket(`${wsBase}/v1/live?ticket=${await issue(ONE_SOCKET_KEY)}`);
+    });
+    again.close();
+    await again.closed;
   });
 });

@@ -75,9 +75,11 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
     config: { liveTicket: true },
     preHandler: async (request) => {
       // Only an upgrade opens a socket (a plain GET is answered 426 below).
-      if (request.ws && !options.liveSockets.admits(liveClientOf(request))) {
-        const maximum = options.liveSockets.maxPerClient;
-        throw new ApiError(429, 'too_many_live_sessions', `at most ${maximum} live sockets at once per client (CELLBLOCK_MAX_LIVE_SESSIONS_PER_CLIENT)`, { maximum });
+      const client = liveClientOf(request);
+      if (request.ws && !options.liveSockets.admits(client)) {
+        const maximum = options.liveSockets.maximumFor(client);
+        const set = client.maxSessions === undefined ? 'CELLBLOCK_MAX_LIVE_SESSIONS_PER_CLIENT' : "this key's in CELLBLOCK_API_KEYS";
+        throw new ApiError(429, 'too_many_live_sessions', `at most ${maximum} live sockets at once per client (${set})`, { maximum });
       }
     },
     // Without the upgrade (a plain GET), said as every refusal is.
