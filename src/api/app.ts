@@ -132,7 +132,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   // Live jobs' sockets (/v1/live, Piston's /api/v2/connect). A message is at most a body's size.
   // Closing, the API ends each open one with its front's word and cancels its job (no one will
   // read its output) while the job client is still open; the plugin's own would close them bare.
-  const liveSockets = new LiveSockets(config.maxLiveSessionsPerClient);
+  const liveSockets = new LiveSockets(config.maxLiveSessionsPerClient, jobs);
   await app.register(websocket, {
     options: { maxPayload: config.bodyLimitBytes },
     // A socket's own errors are its client's (a reset, a message over maxPayload, which ws closes

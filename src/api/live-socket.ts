@@ -5,8 +5,10 @@
 // ended with its front's word when the API stops), and output as text (StreamText).
 import { StringDecoder } from 'node:string_decoder';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import { nanoid } from 'nanoid';
 import type { WebSocket } from 'ws';
 import type { JobRequest, LiveEvent, LiveSession, LiveStage, TerminalSize } from '../jobs/model.js';
+import type { LiveSocketClaim } from '../queue/live-socket-ledger.js';
 import type { JobService } from './service.js';
 
 /** How much a socket may hold unsent (a client that does not read what its program writes)
@@ -45,7 +47,7 @@ export class JobSocket {
     const deadline = setTimeout(() => {
       if (!this.job.submitted) handlers.noSubmit();
     }, firstMessageMs);
-    const forget = liveSockets.add(liveClientOf(request), () => handlers.shuttingDown());
+    const forget = liveSockets.add(request, () => handlers.shuttingDown());
     socket.on('message', (raw) => {
       if (this.over) return;
       let message: unknown;
@@ -227,18 +229,28 @@ export function liveClientOf(request: FastifyRequest): LiveClient {
   return apiKey.maxLiveSessions === undefined ? { id: `key:${apiKey.key}` } : { id: `key:${apiKey.key}`, maxSessions: apiKey.maxLiveSessions };
 }
 
-/** The API's open live sockets: at most `maxPerClient` per client, or its key's own maximum (each
- * may hold a worker for its run's wall time, waiting for input, and the rate limit counts only its
- * upgrade), and a stopping
- * API ends each with a word (not a bare close) and cancels its job while the job client is still
- * open. */
+/** How long a socket's place stays claimed unless its API renews it (every third of it): an API
+ * that dies gives its sockets' places back within this (src/queue/live-socket-ledger.ts). */
+const LIVE_SOCKET_LEASE_MS = 60_000;
+
+/** The API's open live sockets: at most `maxPerClient` per client, or its key's own maximum, on
+ * all API processes together (each may hold a worker for its run's wall time, waiting for input,
+ * and the rate limit counts only its upgrade), counted in Redis; and a stopping API ends each
+ * with a word (not a bare close) and cancels its job while the job client is still open. */
 export class LiveSockets {
-  private readonly open = new Set<() => Promise<void>>();
-  private readonly perClient = new Map<string, number>();
+  /** Each open socket's shutdown, and its claim. */
+  private readonly open = new Map<() => Promise<void>, LiveSocketClaim | undefined>();
+  /** Claims taken for upgrades that have not become sockets yet. */
+  private readonly claimsOfUpgrades = new WeakMap<FastifyRequest, LiveSocketClaim>();
+  private renewing: NodeJS.Timeout | undefined;
 
-  constructor(readonly maxPerClient: number) {}
+  constructor(
+    readonly maxPerClient: number,
+    private readonly ledger: Pick<JobService, 'claimLiveSocket' | 'releaseLiveSocket' | 'renewLiveSockets'>,
+    private readonly leaseMs = LIVE_SOCKET_LEASE_MS,
+  ) {}
 
-  /** Sockets open now (until each one's job is cancelled). */
+  /** Sockets open now on this process (until each one's job is cancelled). */
   get size(): number {
     return this.open.size;
   }
@@ -248,28 +260,51 @@ export class LiveSockets {
     return client.maxSessions ?? this.maxPerClient;
   }
 
-  /** Whether `client` may open another (asked before the upgrade). */
-  admits(client: LiveClient): boolean {
-    return (this.perClient.get(client.id) ?? 0) < this.maximumFor(client);
+  /** Claims a place for the upgrade `request` (asked before the upgrade): false when `client`
+   * holds all its places already. Throws QueueUnavailableError where Redis is away. An upgrade
+   * that never becomes a socket leaves its claim to lapse. */
+  async admit(request: FastifyRequest, client: LiveClient): Promise<boolean> {
+    const claim = { client: client.id, socketId: nanoid() };
+    if (!(await this.ledger.claimLiveSocket(claim, this.maximumFor(client), this.leaseMs))) return false;
+    this.claimsOfUpgrades.set(request, claim);
+    return true;
   }
 
-  /** `shutdown` ends the socket and resolves once its job is cancelled; returns the removal. */
-  add({ id: client }: LiveClient, shutdown: () => Promise<void>): () => void {
-    this.open.add(shutdown);
-    this.perClient.set(client, (this.perClient.get(client) ?? 0) + 1);
+  /** The upgrade `request` is a socket: `shutdown` ends it and resolves once its job is
+   * cancelled; returns the removal, which gives its place back. */
+  add(request: FastifyRequest, shutdown: () => Promise<void>): () => void {
+    const claim = this.claimsOfUpgrades.get(request);
+    this.claimsOfUpgrades.delete(request);
+    this.open.set(shutdown, claim);
+    if (!this.renewing) {
+      this.renewing = setInterval(() => this.renew(), this.leaseMs / 3);
+      this.renewing.unref();
+    }
     let removed = false;
     return () => {
       if (removed) return;
       removed = true;
       this.open.delete(shutdown);
-      const left = (this.perClient.get(client) ?? 1) - 1;
-      if (left > 0) this.perClient.set(client, left);
-      else this.perClient.delete(client);
+      // Redis away: the place comes back when its lease lapses.
+      if (claim) void this.ledger.releaseLiveSocket(claim).catch(() => undefined);
+      if (this.open.size === 0) this.stopRenewing();
     };
   }
 
   async closeAll(): Promise<void> {
-    await Promise.allSettled([...this.open].map((shutdown) => shutdown()));
+    await Promise.allSettled([...this.open.keys()].map((shutdown) => shutdown()));
+    this.stopRenewing();
+  }
+
+  private renew(): void {
+    const claims = [...this.open.values()].filter((claim): claim is LiveSocketClaim => claim !== undefined);
+    // Redis away: renewed at the next turn, or lapsed (counted short for a while, never long).
+    void this.ledger.renewLiveSockets(claims, this.leaseMs).catch(() => undefined);
+  }
+
+  private stopRenewing(): void {
+    clearInterval(this.renewing);
+    this.renewing = undefined;
   }
 }
 

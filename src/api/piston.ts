@@ -76,7 +76,7 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     config: { liveTicket: true },
     preHandler: async (request, reply) => {
       const client = liveClientOf(request);
-      if (request.ws && !options.liveSockets.admits(client)) {
+      if (request.ws && !(await options.liveSockets.admit(request, client))) {
         return reply.code(429).send({ message: `at most ${options.liveSockets.maximumFor(client)} interactive sockets at once per client` });
       }
     },

@@ -2,6 +2,7 @@
 // figures behind /readyz and /metrics. BullJobClient (src/queue/client.ts) is the implementation.
 import type { JobClient } from '../jobs/model.js';
 import type { QueueCounts, WorkerLiveness } from '../queue/client.js';
+import type { LiveSocketClaim } from '../queue/live-socket-ledger.js';
 import type { JobStats } from '../queue/stats.js';
 
 export interface JobService extends JobClient {
@@ -9,6 +10,10 @@ export interface JobService extends JobClient {
    * holder for `ttlMs`, redeemed once. */
   issueLiveTicket(holder: string, ttlMs: number): Promise<string>;
   redeemLiveTicket(ticket: string): Promise<string | undefined>;
+  /** Live sockets counted across API processes (src/queue/live-socket-ledger.ts). */
+  claimLiveSocket(claim: LiveSocketClaim, maximum: number, leaseMs: number): Promise<boolean>;
+  releaseLiveSocket(claim: LiveSocketClaim): Promise<void>;
+  renewLiveSockets(claims: LiveSocketClaim[], leaseMs: number): Promise<void>;
   ping(): Promise<void>;
   counts(): Promise<QueueCounts>;
   liveWorkers(): Promise<WorkerLiveness[]>;

@@ -16,6 +16,7 @@ import { splitStoredResult, type StoredJobResult } from './codec.js';
 import { CLOSE_REDIS_AWAY_MS, watchUnreachable } from './unreachable.js';
 import { ChannelSubscriber } from './channel-subscriber.js';
 import { QueueLiveSession } from './live-session.js';
+import { LiveSocketLedger, type LiveSocketClaim } from './live-socket-ledger.js';
 
 export interface BullJobClientOptions {
   redisUrl: string;
@@ -154,6 +155,7 @@ export class BullJobClient implements JobClient {
   private workersSeen: { atMs: number; workers: WorkerLiveness[] } | undefined;
   /** Live sessions' events, on a connection made at the first one. */
   private readonly liveEvents: ChannelSubscriber;
+  private readonly liveSocketLedger: LiveSocketLedger;
 
   constructor(private readonly options: BullJobClientOptions) {
     this.keys = redisKeys(options.prefix);
@@ -172,6 +174,7 @@ export class BullJobClient implements JobClient {
     this.events.on('failed', ({ jobId }) => this.notify(jobId, 'failed'));
     this.events.on('removed', ({ jobId }) => this.notify(jobId));
     this.liveEvents = new ChannelSubscriber(options.redisUrl, 'cellblock-api-live');
+    this.liveSocketLedger = new LiveSocketLedger(this.redis, this.keys);
   }
 
   /** Resolves once Redis has answered; rejects with QueueUnavailableError after `timeoutMs`. */
@@ -445,6 +448,22 @@ export class BullJobClient implements JobClient {
       listeners.delete(listener);
       if (listeners.size === 0) this.waiters.delete(id);
     }
+  }
+
+  /** Claims one of `claim.client`'s `maximum` live socket places on every API process, held for
+   * `leaseMs` unless renewed (live-socket-ledger.ts); false when they are all taken. */
+  async claimLiveSocket(claim: LiveSocketClaim, maximum: number, leaseMs: number): Promise<boolean> {
+    return this.guard(() => this.liveSocketLedger.claim(claim, maximum, leaseMs));
+  }
+
+  /** Gives a claim's place back (a socket that closed). */
+  async releaseLiveSocket(claim: LiveSocketClaim): Promise<void> {
+    await this.guard(() => this.liveSocketLedger.release(claim));
+  }
+
+  /** Holds the claims of the sockets still open one lease longer. */
+  async renewLiveSockets(claims: LiveSocketClaim[], leaseMs: number): Promise<void> {
+    await this.guard(() => this.liveSocketLedger.renew(claims, leaseMs));
   }
 
   /** A new live ticket for `holder` (the API's word for who asked: its API key's digest), kept

@@ -25,6 +25,9 @@ export interface RedisKeys {
   /** String: a live ticket's holder (client.ts, issueLiveTicket), under the ticket's digest;
    * its TTL is the ticket's lifetime. */
   liveTicket(ticketDigest: string): string;
+  /** Sorted set: a client's live sockets on every API process (live-socket-ledger.ts), under
+   * the client's digest. */
+  liveSockets(clientDigest: string): string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
@@ -40,5 +43,6 @@ export function redisKeys(prefix: string): RedisKeys {
     liveEvents: (jobId) => `${base}:live:${jobId}:events`,
     liveInput: (jobId) => `${base}:live:${jobId}:input`,
     liveTicket: (ticketDigest) => `${base}:live-ticket:${ticketDigest}`,
+    liveSockets: (clientDigest) => `${base}:live-sockets:${clientDigest}`,
   };
 }

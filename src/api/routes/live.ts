@@ -76,7 +76,7 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
     preHandler: async (request) => {
       // Only an upgrade opens a socket (a plain GET is answered 426 below).
       const client = liveClientOf(request);
-      if (request.ws && !options.liveSockets.admits(client)) {
+      if (request.ws && !(await options.liveSockets.admit(request, client))) {
         const maximum = options.liveSockets.maximumFor(client);
         const set = client.maxSessions === undefined ? 'CELLBLOCK_MAX_LIVE_SESSIONS_PER_CLIENT' : "this key's in CELLBLOCK_API_KEYS";
         throw new ApiError(429, 'too_many_live_sessions', `at most ${maximum} live sockets at once per client (${set})`, { maximum });

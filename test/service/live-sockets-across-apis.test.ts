@@ -1,0 +1,121 @@
+// A client's live socket cap across API processes: two APIs on one Redis share it (counted in
+// Redis, src/queue/live-socket-ledger.ts); a place whose API died comes back when its claim lapses;
+// an open socket's claim is renewed for as long as it is open.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Redis } from 'ioredis';
+import { buildApp } from '../../src/api/app.js';
+import { LiveSockets } from '../../src/api/live-socket.js';
+import { loadConfig } from '../../src/config.js';
+import { BullJobClient } from '../../src/queue/client.js';
+import { redisKeys } from '../../src/queue/keys.js';
+import { openLiveSocket, type LiveSocket } from '../helpers/live-socket.js';
+import { until } from '../helpers/until.js';
+import { startService, testRuntime, type ServiceHarness } from './fixtures.js';
+
+describe('live sockets across API processes', () => {
+  let service: ServiceHarness;
+  let secondJobs: BullJobClient;
+  let secondApp: FastifyInstance;
+  let first: string;
+  let second: string;
+
+  before(async () => {
+    service = await startService({ config: { maxLiveSessionsPerClient: 2 } });
+    first = (await service.app.listen({ host: '127.0.0.1', port: 0 })).replace(/^http/, 'ws');
+    // A second API machine: its own job client and app, the same Redis and prefix.
+    secondJobs = new BullJobClient({ redisUrl: service.redis.url, prefix: service.prefix, resultTtlSeconds: 600, maxQueuedJobs: 1000 });
+    await secondJobs.ready();
+    secondApp = await buildApp({ jobs: secondJobs, runtimes: [testRuntime], config: { ...loadConfig({}), maxLiveSessionsPerClient: 2 } });
+    second = (await secondApp.listen({ host: '127.0.0.1', port: 0 })).replace(/^http/, 'ws');
+  });
+  after(async () => {
+    await secondApp?.close();
+    await secondJobs?.close();
+    await service?.close();
+  });
+
+  test("one client's sockets on two APIs count together; a place given back is free on either", async () => {
+    const open: LiveSocket[] = [];
+    try {
+      open.push(await openLiveSocket(`${first}/v1/live`));
+      open.push(await openLiveSocket(`${second}/v1/live`));
+      await assert.rejects(openLiveSocket(`${first}/v1/live`), /429/);
+      await assert.rejects(openLiveSocket(`${second}/api/v2/connect`), /429/);
+      const closing = open.shift()!;
+      closing.close();
+      await closing.closed;
+      // The close gives the place back (a round trip after it).
+      let reopened: LiveSocket | undefined;
+      await until(async () => (reopened = await openLiveSocket(`${second}/v1/live`).catch(() => undefined)) !== undefined, 5000, 50, 'a place free again');
+      open.push(reopened!);
+    } finally {
+      for (const socket of open) socket.close();
+      await Promise.all(open.map((socket) => socket.closed));
+    }
+  });
+
+  test("a claim lapses unless renewed: a dead API's places come back; an open socket's are kept", async () => {
+    const leaseMs = 300;
+    const sockets = new LiveSockets(1, service.jobs, leaseMs);
+    const upgrade = () => ({}) as FastifyRequest;
+    const client = { id: 'ip:192.0.2.1' };
+    // Claimed for an upgrade that never became a socket (its API died, say): no one renews it.
+    assert.equal(await sockets.admit(upgrade(), client), true);
+    assert.equal(await sockets.admit(upgrade(), client), false);
+    // Redis holds the client by digest (its id holds an API key where there are keys).
+    const redis = new Redis(service.redis.url, { lazyConnect: true });
+    try {
+      const digest = createHash('sha256').update(client.id).digest('hex');
+      assert.equal(await redis.zcard(redisKeys(service.prefix).liveSockets(digest)), 1);
+      assert.deepEqual(await redis.keys(`*${client.id}*`), []);
+    } finally {
+      redis.disconnect();
+    }
+    await new Promise((resolve) => setTimeout(resolve, leaseMs + 100));
+    const held = upgrade();
+    assert.equal(await sockets.admit(held, client), true, 'the lapsed claim no longer counts');
+    const remove = sockets.add(held, async () => {});
+    // Three leases later the open socket's claim still holds: it is renewed every third of one.
+    await new Promise((resolve) => setTimeout(resolve, leaseMs * 3));
+    assert.equal(await sockets.admit(upgrade(), client), false, 'renewed');
+    remove();
+    // Well within a lease: the removal's release, not the lapse.
+    const removedAt = Date.now();
+    await until(async () => sockets.admit(upgrade(), client), 5000, 20, 'given back at the removal');
+    assert.ok(Date.now() - removedAt < leaseMs / 2, `given back ${Date.now() - removedAt} ms after the removal`);
+    await sockets.closeAll();
+  });
+
+  test('a lapsed claim stops counting while others keep its client\'s set alive', async () => {
+    const leaseMs = 1000;
+    const sockets = new LiveSockets(2, service.jobs, leaseMs);
+    const upgrade = () => ({}) as FastifyRequest;
+    const client = { id: 'ip:192.0.2.2' };
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    assert.equal(await sockets.admit(upgrade(), client), true);
+    await sleep(600);
+    // A second claim: the set lives on past the first one's lease.
+    assert.equal(await sockets.admit(upgrade(), client), true);
+    await sleep(500);
+    assert.equal(await sockets.admit(upgrade(), client), true, 'the first lapsed: one place free');
+    assert.equal(await sockets.admit(upgrade(), client), false, 'the second and the third hold both');
+  });
+
+  test('Redis away: an upgrade is 503 (its place cannot be counted), on each front', async () => {
+    await service.redis.pause();
+    try {
+      await assert.rejects(openLiveSocket(`${first}/v1/live`), /503/);
+      await assert.rejects(openLiveSocket(`${second}/api/v2/connect`), /503/);
+    } finally {
+      await service.redis.resume();
+    }
+    // Back once the API's connection is (ioredis reconnects after a pause).
+    let socket: LiveSocket | undefined;
+    await until(async () => (socket = await openLiveSocket(`${first}/v1/live`).catch(() => undefined)) !== undefined, 15_000, 100, 'upgrades admitted again');
+    socket!.close();
+    await socket!.closed;
+  });
+});
