@@ -13,7 +13,7 @@ export interface ApiKey {
   key: string;
   /** Requests per `rateLimitWindowMs` allowed for this key. */
   requestsPerWindow: number;
-  /** Live sockets this key may hold open at once per API process; absent: the server's
+  /** Live sockets this key may hold open at once on all API processes together; absent: the server's
    * maxLiveSessionsPerClient. A playground whose pages all connect with tickets of its one key
    * needs room for all of them. */
   maxLiveSessions?: number;
@@ -200,14 +200,15 @@ function apiKeys(env: Env, variable: string, defaultPerWindow: number): ApiKey[]
   const raw = env[variable]?.trim();
   if (!raw) return [];
   return raw.split(',').map((entry) => {
-    const [key, perWindow, liveSessions, extra] = entry.trim().split(':');
+    const [key, perWindow, liveSessions, extra] = entry.trim().split(':').map((part) => part.trim());
     if (!key || extra !== undefined || !/^[\w.~+/=-]{8,200}$/.test(key)) {
       throw new ConfigError(variable, `entry "${entry}" is not KEY, KEY:REQUESTS or KEY:REQUESTS:LIVE_SESSIONS (keys: 8+ characters)`);
     }
-    if (perWindow !== undefined && perWindow !== '' && !/^\d+$/.test(perWindow)) {
+    const wholeNumber = (figure: string) => /^\d+$/.test(figure) && Number.isSafeInteger(Number(figure));
+    if (perWindow !== undefined && perWindow !== '' && !wholeNumber(perWindow)) {
       throw new ConfigError(variable, `entry "${entry}": requests must be a whole number`);
     }
-    if (liveSessions !== undefined && liveSessions !== '' && !/^[1-9]\d*$/.test(liveSessions)) {
+    if (liveSessions !== undefined && liveSessions !== '' && !(wholeNumber(liveSessions) && Number(liveSessions) >= 1)) {
       throw new ConfigError(variable, `entry "${entry}": live sessions must be a whole number of at least 1`);
     }
     const apiKey: ApiKey = { key, requestsPerWindow: perWindow === undefined || perWindow === '' ? defaultPerWindow : Number(perWindow) };

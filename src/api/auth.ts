@@ -124,8 +124,10 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
     });
   }
   await app.register(rateLimit, {
-    // After authentication, so that the limit is the key's own.
-    hook: 'preHandler',
+    // After authentication (the scope's onRequest hook above runs before a route's own), so that
+    // the limit is the key's own; before anything a refused request should not cost: its body's
+    // parsing, a live socket's claim on its place (a route preHandler).
+    hook: 'onRequest',
     timeWindow: options.rateLimitWindowMs,
     max: (request) => request.apiKey?.requestsPerWindow ?? options.defaultRequestsPerWindow,
     keyGenerator: (request) => (request.apiKey ? `key:${digest(request.apiKey.key)}` : `ip:${request.ip}`),

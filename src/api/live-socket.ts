@@ -9,6 +9,7 @@ import { nanoid } from 'nanoid';
 import type { WebSocket } from 'ws';
 import type { JobRequest, LiveEvent, LiveSession, LiveStage, TerminalSize } from '../jobs/model.js';
 import type { LiveSocketClaim } from '../queue/live-socket-ledger.js';
+import { ApiError } from './errors.js';
 import type { JobService } from './service.js';
 
 /** How much a socket may hold unsent (a client that does not read what its program writes)
@@ -243,6 +244,8 @@ export class LiveSockets {
   /** Claims taken for upgrades that have not become sockets yet. */
   private readonly claimsOfUpgrades = new WeakMap<FastifyRequest, LiveSocketClaim>();
   private renewing: NodeJS.Timeout | undefined;
+  /** closeAll() has begun: no more places are claimed. */
+  private closing = false;
 
   constructor(
     readonly maxPerClient: number,
@@ -261,12 +264,32 @@ export class LiveSockets {
   }
 
   /** Claims a place for the upgrade `request` (asked before the upgrade): false when `client`
-   * holds all its places already. Throws QueueUnavailableError where Redis is away. An upgrade
-   * that never becomes a socket leaves its claim to lapse. */
+   * holds all its places already. Throws QueueUnavailableError where Redis is away, and a 503
+   * `shutting_down` once the API is stopping. An upgrade that does not become a socket (the
+   * handshake refused, the client gone) gives its place back when its connection closes. */
   async admit(request: FastifyRequest, client: LiveClient): Promise<boolean> {
+    if (this.closing) throw new ApiError(503, 'shutting_down', 'the API is stopping: connect again (to another API)');
     const claim = { client: client.id, socketId: nanoid() };
-    if (!(await this.ledger.claimLiveSocket(claim, this.maximumFor(client), this.leaseMs))) return false;
+    let claimed: boolean;
+    try {
+      claimed = await this.ledger.claimLiveSocket(claim, this.maximumFor(client), this.leaseMs);
+    } catch (error) {
+      // A claim that timed out may still be made when Redis answers: its release follows it on
+      // the same connection.
+      this.release(claim);
+      throw error;
+    }
+    if (!claimed) return false;
     this.claimsOfUpgrades.set(request, claim);
+    const connection = request.raw.socket;
+    const unadopted = (): void => {
+      const left = this.claimsOfUpgrades.get(request);
+      if (!left) return;
+      this.claimsOfUpgrades.delete(request);
+      this.release(left);
+    };
+    if (connection.destroyed) unadopted();
+    else connection.once('close', unadopted);
     return true;
   }
 
@@ -276,7 +299,7 @@ export class LiveSockets {
     const claim = this.claimsOfUpgrades.get(request);
     this.claimsOfUpgrades.delete(request);
     this.open.set(shutdown, claim);
-    if (!this.renewing) {
+    if (!this.renewing && !this.closing) {
       this.renewing = setInterval(() => this.renew(), this.leaseMs / 3);
       this.renewing.unref();
     }
@@ -285,20 +308,29 @@ export class LiveSockets {
       if (removed) return;
       removed = true;
       this.open.delete(shutdown);
-      // Redis away: the place comes back when its lease lapses.
-      if (claim) void this.ledger.releaseLiveSocket(claim).catch(() => undefined);
+      if (claim) this.release(claim);
       if (this.open.size === 0) this.stopRenewing();
     };
   }
 
+  /** Ends every socket (its job cancelled) and gives their places back before the job client
+   * closes: a stopping API's clients reconnect to the others at once, and must find room. */
   async closeAll(): Promise<void> {
+    this.closing = true;
+    const claims = [...this.open.values()].filter((claim): claim is LiveSocketClaim => claim !== undefined);
     await Promise.allSettled([...this.open.keys()].map((shutdown) => shutdown()));
     this.stopRenewing();
+    await Promise.allSettled(claims.map((claim) => this.ledger.releaseLiveSocket(claim)));
+  }
+
+  /** Gives a place back; Redis away, it comes back when its lease lapses. */
+  private release(claim: LiveSocketClaim): void {
+    void this.ledger.releaseLiveSocket(claim).catch(() => undefined);
   }
 
   private renew(): void {
     const claims = [...this.open.values()].filter((claim): claim is LiveSocketClaim => claim !== undefined);
-    // Redis away: renewed at the next turn, or lapsed (counted short for a while, never long).
+    // Redis away: renewed at the next turn; a claim that lapsed meanwhile is made again then.
     void this.ledger.renewLiveSockets(claims, this.leaseMs).catch(() => undefined);
   }
 

@@ -609,7 +609,8 @@ export class BullJobClient implements JobClient {
 
   async close(): Promise<void> {
     // BullMQ's close waits for Redis (its QUIT is queued while Redis is away): an API stopped
-    // while Redis is unreachable would wait for ever. Nothing of ours is in flight to lose.
+    // while Redis is unreachable would wait for ever. Nothing of ours is in flight to lose (the
+    // live sockets' places were given back at the app's close; a later repeat of it may be).
     const redisAway = watchUnreachable(this.redis, CLOSE_REDIS_AWAY_MS);
     await Promise.race([Promise.allSettled([this.events.close(), this.queue.close()]), redisAway.reached]);
     redisAway.cancel();

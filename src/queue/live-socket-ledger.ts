@@ -9,27 +9,38 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from './keys.js';
 
+/** The set lives as long as its longest claim: its expiry is only ever pushed later (claims of
+ * API versions with other leases may share it). */
+const KEEP_SET = `
+local function keepSet(key, untilMs, nowMs)
+  if redis.call('PTTL', key) < untilMs - nowMs then redis.call('PEXPIRE', key, untilMs - nowMs) end
+end
+`;
+
 /** A claim on one of the client's places: lapsed ones dropped first, then taken if one is free. */
-const CLAIM = `
+const CLAIM = `${KEEP_SET}
 redis.replicate_commands()
 local time = redis.call('TIME')
 local nowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], nowMs + tonumber(ARGV[3]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+keepSet(KEYS[1], nowMs + tonumber(ARGV[3]), nowMs)
 return 1
 `;
 
-/** Each claim (KEYS[i], ARGV[i + 1]) held one lease longer, where it has not lapsed already. */
-const RENEW = `
+/** Each claim (KEYS[i], ARGV[i + 1]) held one lease longer; one that lapsed (Redis away longer
+ * than a lease) is made again, since its socket is still open. A released claim is not: its API
+ * renews only its open sockets' and sends a release after the last renewal that named it, on the
+ * same connection. */
+const RENEW = `${KEEP_SET}
 redis.replicate_commands()
 local time = redis.call('TIME')
 local nowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local leaseMs = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, 'XX', nowMs + leaseMs, ARGV[i + 1])
-  redis.call('PEXPIRE', key, leaseMs)
+  redis.call('ZADD', key, nowMs + leaseMs, ARGV[i + 1])
+  keepSet(key, nowMs + leaseMs, nowMs)
 end
 return #KEYS
 `;

@@ -272,14 +272,17 @@ describe('sandbox: streaming runs', { skip }, () => {
       }
     });
 
-    it('passes the output limit with the echo of what was typed before the program runs: output_limit, the program never started', async () => {
+    it('passes the output limit with the echo of what was typed before the program runs: output_limit, at once', async () => {
       const workDirHostPath = f.workDir();
-      const s = stream({ ...shell('echo ran > ran'), workDirHostPath, limits: { ...DEFAULT_LIMITS, outputBytes: 5 } }, size);
-      // Echoed at once, while the container is being made.
+      const s = stream({ ...shell('sleep 5; echo ran > ran'), workDirHostPath, limits: { ...DEFAULT_LIMITS, outputBytes: 5 } }, size);
+      // Echoed as soon as the kernel's line discipline has it: while the container is being made,
+      // or (its work queued behind) just after the program started, which is then killed.
+      const startedAt = Date.now();
       s.run.write(Buffer.from('hello world\n'));
       const r = await s.result;
       assert.equal(r.verdict, 'output_limit');
       assert.deepEqual([text(r.stdout), r.stdoutTruncated], ['hello', true]);
+      assert.ok(Date.now() - startedAt < 3000, `ended ${Date.now() - startedAt} ms after the write, not after the program's sleep`);
       assert.equal(fs.existsSync(path.join(workDirHostPath, 'ran')), false);
     });
 

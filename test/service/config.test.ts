@@ -24,7 +24,7 @@ describe('configuration', () => {
   });
 
   test('API keys: KEY[:REQUESTS[:LIVE_SESSIONS]], a figure left out or empty taking the default', () => {
-    const config = loadConfig({ CELLBLOCK_API_KEYS: 'first-key-000:120:500, second-key-00::7,third-key-000', CELLBLOCK_RATE_LIMIT_REQUESTS: '50' });
+    const config = loadConfig({ CELLBLOCK_API_KEYS: 'first-key-000:120:500, second-key-00: :07,third-key-000', CELLBLOCK_RATE_LIMIT_REQUESTS: '50' });
     assert.deepEqual(config.apiKeys, [
       { key: 'first-key-000', requestsPerWindow: 120, maxLiveSessions: 500 },
       { key: 'second-key-00', requestsPerWindow: 50, maxLiveSessions: 7 },
@@ -55,6 +55,7 @@ describe('configuration', () => {
       [{ CELLBLOCK_API_KEYS: 'short' }, 'CELLBLOCK_API_KEYS', /8\+ characters/],
       [{ CELLBLOCK_API_KEYS: 'long-enough-key:10:0' }, 'CELLBLOCK_API_KEYS', /live sessions must be a whole number of at least 1/],
       [{ CELLBLOCK_API_KEYS: 'long-enough-key:10:many' }, 'CELLBLOCK_API_KEYS', /live sessions must be a whole number/],
+      [{ CELLBLOCK_API_KEYS: `long-enough-key:10:${'9'.repeat(20)}` }, 'CELLBLOCK_API_KEYS', /live sessions must be a whole number/],
       [{ CELLBLOCK_API_KEYS: 'long-enough-key:10:5:1' }, 'CELLBLOCK_API_KEYS', /KEY:REQUESTS:LIVE_SESSIONS/],
       // Past a timer's 2^31 - 1 ms, Node fires it after 1 ms.
       [{ CELLBLOCK_SHUTDOWN_GRACE_MS: '3000000000' }, 'CELLBLOCK_SHUTDOWN_GRACE_MS', /to 2147483647/],

@@ -7,7 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
 import { redisKeys } from '../../src/queue/keys.js';
-import { openLiveSocket } from '../helpers/live-socket.js';
+import { openLiveSocket, type LiveSocket } from '../helpers/live-socket.js';
+import { until } from '../helpers/until.js';
 import { listen, startService, type ServiceHarness } from './fixtures.js';
 
 const KEY = 'page-server-key-0';
@@ -123,12 +124,11 @@ describe('live tickets', () => {
       first.close();
       await first.closed;
     }
-    // The socket's removal follows its close: the key has room again once it is counted out.
-    const again = await openLiveSocket(`${wsBase}/v1/live?ticket=${await issue(ONE_SOCKET_KEY)}`).catch(async () => {
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      return openLiveSocket(`${wsBase}/v1/live?ticket=${await issue(ONE_SOCKET_KEY)}`);
-    });
-    again.close();
-    await again.closed;
+    // The socket's removal follows its close on the server: the key has room again once it is
+    // counted out (each try spends a ticket).
+    let again: LiveSocket | undefined;
+    await until(async () => (again = await openLiveSocket(`${wsBase}/v1/live?ticket=${await issue(ONE_SOCKET_KEY)}`).catch(() => undefined)) !== undefined, 5000, 50, 'room again');
+    again!.close();
+    await again!.closed;
   });
 });
