@@ -80,8 +80,8 @@ export interface Config {
   maxJobOutputBytes: number;
   /** A worker's budget for the judge programs' compiles it keeps for later jobs; 0 keeps none. */
   judgeCompileCacheBytes: number;
-  /** Live job sockets one client (API key, or address without keys) may hold open at once on one
-   * API process. */
+  /** Live job sockets one client (API key, or address without keys) may hold open at once on all
+   * API processes together (counted in Redis); a key's own maxLiveSessions takes its place. */
   maxLiveSessionsPerClient: number;
 
   webhookAttempts: number;

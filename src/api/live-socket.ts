@@ -268,7 +268,7 @@ export class LiveSockets {
    * `shutting_down` once the API is stopping. An upgrade that does not become a socket (the
    * handshake refused, the client gone) gives its place back when its connection closes. */
   async admit(request: FastifyRequest, client: LiveClient): Promise<boolean> {
-    if (this.closing) throw new ApiError(503, 'shutting_down', 'the API is stopping: connect again (to another API)');
+    if (this.closing) throw new ApiError(503, 'shutting_down', 'the API is stopping: connect again (to another API)', undefined, 1);
     const claim = { client: client.id, socketId: nanoid() };
     let claimed: boolean;
     try {

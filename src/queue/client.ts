@@ -120,8 +120,10 @@ interface DepthRead {
 // "Command timed out": ioredis's commandTimeout, where a frozen Redis outlasts it.
 const CONNECTION_ERROR = /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING|Command timed out/i;
 
-/** A live ticket's random bytes (256 bits: unguessable for its lifetime, as a key is). */
+/** A live ticket's random bytes (256 bits: unguessable for its lifetime, as a key is), and the
+ * shape they have in base64url. */
 const LIVE_TICKET_BYTES = 32;
+const LIVE_TICKET_SHAPE = new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((LIVE_TICKET_BYTES * 4) / 3)}}$`);
 
 const ticketDigest = (ticket: string): string => createHash('sha256').update(ticket).digest('hex');
 
@@ -476,8 +478,9 @@ export class BullJobClient implements JobClient {
   }
 
   /** The holder a live ticket was issued for, once: undefined for a ticket unknown, used or
-   * expired. */
+   * expired, and without a Redis round trip for anything not shaped as a ticket. */
   async redeemLiveTicket(ticket: string): Promise<string | undefined> {
+    if (!LIVE_TICKET_SHAPE.test(ticket)) return undefined;
     const key = this.keys.liveTicket(ticketDigest(ticket));
     // GET and DEL in one transaction: once, as GETDEL would (Redis 6.2+; BullMQ needs 5).
     const replies = await this.guard(() => this.redis.multi().get(key).del(key).exec());

@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import type { LiveIo, LiveStageName, LiveStdin, StageResult, TerminalSize } from '../executor/types.js';
 import type { ChannelSubscriber } from './channel-subscriber.js';
 import type { RedisKeys } from './keys.js';
-import { decodeInput, encodeEvent, liveExitOf, type WireEvent, type WireInput } from './live-wire.js';
+import { decodeInput, encodeEvent, liveExitOf, mergedInput, type WireEvent, type WireInput } from './live-wire.js';
 import { mergedBytes, SerialOutbox } from './serial-outbox.js';
 import { CLOSE_REDIS_AWAY_MS, settledWithin } from './unreachable.js';
 
@@ -60,12 +60,8 @@ export async function openLiveChannel(
     // Held merged: what a client typed during a long compile is a few buffers, and of the sizes
     // a window took meanwhile only the last matters.
     const last = heldInput.at(-1);
-    if (last?.type === 'resize' && input.type === 'resize') {
-      heldInput[heldInput.length - 1] = input;
-      return;
-    }
-    const merged = last?.type === 'stdin' && input.type === 'stdin' ? mergedBytes(last.data, input.data) : undefined;
-    if (merged) heldInput[heldInput.length - 1] = { type: 'stdin', data: merged };
+    const merged = last && mergedInput(last, input);
+    if (merged) heldInput[heldInput.length - 1] = merged;
     else heldInput.push(input);
   });
   send({ type: 'started' });

@@ -7,8 +7,8 @@
 import type { TerminalSize } from '../executor/types.js';
 import type { JobRecord, LiveEvent, LiveSession } from '../jobs/model.js';
 import type { ChannelSubscriber } from './channel-subscriber.js';
-import { decodeEvent, encodeInput, type WireInput } from './live-wire.js';
-import { mergedBytes, SerialOutbox } from './serial-outbox.js';
+import { decodeEvent, encodeInput, mergedInput, type WireInput } from './live-wire.js';
+import { SerialOutbox } from './serial-outbox.js';
 
 /** How long one wait for the job's end lasts before the session looks again whether it was closed. */
 const END_WAIT_SLICE_MS = 10_000;
@@ -42,12 +42,7 @@ export class QueueLiveSession implements LiveSession {
   /** Input not yet published: held until the worker is heard, then one publish at a time. */
   private readonly outbox = new SerialOutbox<WireInput>(
     (input) => this.publishInput(input),
-    (last, next) => {
-      // Of sizes not yet sent only the last matters.
-      if (last.type === 'resize' && next.type === 'resize') return next;
-      const data = last.type === 'stdin' && next.type === 'stdin' ? mergedBytes(last.data, next.data) : undefined;
-      return data && { type: 'stdin', data };
-    },
+    mergedInput,
     true,
   );
   /** Events heard before open(): the caller does not have the session yet. */

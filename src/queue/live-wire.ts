@@ -4,6 +4,7 @@
 // parse is dropped: the channels are ours, and a malformed one can only come from another version.
 import type { LiveEvent, LiveExit, LiveStage } from '../jobs/model.js';
 import { terminalSizeProblem } from '../executor/check.js';
+import { mergedBytes } from './serial-outbox.js';
 import type { StageResult, TerminalSize } from '../executor/types.js';
 
 /** Worker to API: the LiveEvents but `inputLost` (the API's own) and `end`'s record, which the
@@ -26,6 +27,14 @@ export function liveExitOf(result: StageResult): LiveExit {
     wallTimeMs: result.metrics.wallTimeMs,
     peakMemoryBytes: result.metrics.peakMemoryBytes,
   };
+}
+
+/** Two inputs not yet delivered as one, where that changes nothing for the program: adjacent
+ * stdin merged (up to mergedBytes' bound), and of adjacent sizes the last; undefined otherwise. */
+export function mergedInput(last: WireInput, next: WireInput): WireInput | undefined {
+  if (last.type === 'resize' && next.type === 'resize') return next;
+  const data = last.type === 'stdin' && next.type === 'stdin' ? mergedBytes(last.data, next.data) : undefined;
+  return data && { type: 'stdin', data };
 }
 
 export function encodeEvent(event: WireEvent): string {

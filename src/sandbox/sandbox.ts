@@ -216,7 +216,7 @@ class SandboxInstance implements Sandbox {
       stdio = terminal ? StreamingTerminal.open(io, spec.limits.outputBytes, terminal) : StreamingPipes.open(io, spec.limits.outputBytes);
     } catch (error) {
       const result = Promise.resolve(internalErrorResult(toSandboxError(error)));
-      return { write: () => {}, end: () => {}, resize: () => {}, result };
+      return { write: () => {}, end: () => {}, resize: (size) => checkTerminalSize(size), result };
     }
     return {
       write: (data) => stdio.write(data),

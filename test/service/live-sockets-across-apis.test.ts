@@ -128,12 +128,19 @@ describe('live sockets across API processes', () => {
     assert.equal(await sockets.admit(upgrade(), client), false, 'the second and the third hold both');
   });
 
-  test('an upgrade refused by the rate limit holds no place', async () => {
+  test('an upgrade refused by the rate limit claims no place (the limit comes first)', async () => {
     const limited = await startService({ config: { maxLiveSessionsPerClient: 5, defaultRequestsPerWindow: 1, rateLimitWindowMs: 60_000 } });
     try {
+      let claims = 0;
+      const claim = limited.jobs.claimLiveSocket.bind(limited.jobs);
+      limited.jobs.claimLiveSocket = (...args) => {
+        claims++;
+        return claim(...args);
+      };
       const ws = (await limited.app.listen({ host: '127.0.0.1', port: 0 })).replace(/^http/, 'ws');
       const socket = await openLiveSocket(`${ws}/v1/live`);
       await assert.rejects(openLiveSocket(`${ws}/v1/live`), /429/);
+      assert.equal(claims, 1, 'the refused upgrade made no claim');
       const redis = new Redis(limited.redis.url, { lazyConnect: true });
       try {
         const [set] = await redis.keys(redisKeys(limited.prefix).liveSockets('*'));
