@@ -1,8 +1,10 @@
 // What a live job adds to a keystroke: the round trip of one line typed into a live session
 // (WebSocket -> API -> Redis -> worker -> the program's stdin pipe, and its echo back the same
 // way) against the same echo program run bare, its pipes this process's own, side by side in one
-// run (sessions alternate with bare runs). Also a session's start: `submit` sent to the program's
-// first output, against spawning the program bare to its first output. The service is the load
+// run (sessions alternate with bare runs); and the same session on a terminal (`terminal` in the
+// submit: the line echoed by the terminal, then by the program, as CR LF). Also a session's start:
+// `submit` sent to the program's first output, against spawning the program bare to its first
+// output. The service is the load
 // test's stack (`cellblock api` and `cellblock worker` processes, a private redis-server); the
 // bare program is the host's python3 (an echo's round trip is the pipes', not the interpreter's).
 //
@@ -66,15 +68,19 @@ function receiver() {
   };
 }
 
-/** Milliseconds from writing `line` to its echo's end. */
-async function roundTrip(write: (line: string) => void, output: ReturnType<typeof receiver>, line: string): Promise<number> {
+/** Milliseconds from writing `line` to the end of `echo` (the line itself, by default). */
+async function roundTrip(write: (line: string) => void, output: ReturnType<typeof receiver>, line: string, echo = line): Promise<number> {
   const sentAt = performance.now();
   write(line);
-  await output.waitFor(line);
+  await output.waitFor(echo);
   return performance.now() - sentAt;
 }
 
-function serviceSide(stack: Stack): Side {
+/** What a terminal writes for `text` (a newline as CR LF). */
+const asTerminal = (text: string) => text.replaceAll('\n', '\r\n');
+
+/** A live session, on a terminal or on pipes. */
+function serviceSide(stack: Stack, terminal: boolean): Side {
   return {
     async start() {
       const socket = new WebSocket(`${stack.url.replace(/^http/, 'ws')}/v1/live`);
@@ -92,12 +98,14 @@ function serviceSide(stack: Stack): Side {
       });
       socket.on('close', () => done!());
       const startedAt = performance.now();
-      socket.send(JSON.stringify({ type: 'submit', job: { language: 'python', source: ECHO, limits: { wallTimeMs: 30_000 } } }));
-      await output.waitFor('ready\n');
+      const job = { language: 'python', source: ECHO, limits: { wallTimeMs: 30_000 } };
+      socket.send(JSON.stringify({ type: 'submit', job, ...(terminal ? { terminal: { rows: 24, cols: 80 } } : {}) }));
+      await output.waitFor(terminal ? asTerminal('ready\n') : 'ready\n');
       const startMs = performance.now() - startedAt;
       return {
         startMs,
-        echo: (line) => roundTrip((data) => socket.send(JSON.stringify({ type: 'stdin', data })), output, line),
+        // On a terminal the typed line comes back twice: the terminal's echo, then the program's.
+        echo: (line) => roundTrip((data) => socket.send(JSON.stringify({ type: 'stdin', data })), output, line, terminal ? asTerminal(line + line) : line),
         async end() {
           socket.send(JSON.stringify({ type: 'stdinEnd' }));
           await closed;
@@ -134,8 +142,13 @@ await runInterruptible(
   'live-echo',
   async () => {
     stack = await startStack();
-    const sides = { service: serviceSide(stack), bare: bareSide };
-    const samples = { service: { start: [] as number[], echo: [] as number[] }, bare: { start: [] as number[], echo: [] as number[] } };
+    const sides = { service: serviceSide(stack, false), terminal: serviceSide(stack, true), bare: bareSide };
+    const samples = {
+      service: { start: [] as number[], echo: [] as number[] },
+      terminal: { start: [] as number[], echo: [] as number[] },
+      bare: { start: [] as number[], echo: [] as number[] },
+    };
+    const orders = [['service', 'terminal', 'bare'], ['bare', 'service', 'terminal'], ['terminal', 'bare', 'service']] as const;
     // A first session of each, not counted: the worker's first live run makes its root on the spot.
     for (const side of Object.values(sides)) {
       const session = await side.start();
@@ -143,7 +156,7 @@ await runInterruptible(
       await session.end();
     }
     for (let round = 0; round < SESSIONS; round++) {
-      for (const name of round % 2 === 0 ? (['service', 'bare'] as const) : (['bare', 'service'] as const)) {
+      for (const name of orders[round % orders.length]!) {
         const session = await sides[name].start();
         samples[name].start.push(session.startMs);
         for (let line = 0; line < LINES; line++) {
@@ -153,14 +166,17 @@ await runInterruptible(
         await session.end();
       }
     }
-    const echo = { service: distribution(samples.service.echo), bare: distribution(samples.bare.echo) };
-    const start = { service: distribution(samples.service.start), bare: distribution(samples.bare.start) };
+    const echo = { service: distribution(samples.service.echo), terminal: distribution(samples.terminal.echo), bare: distribution(samples.bare.echo) };
+    const start = { service: distribution(samples.service.start), terminal: distribution(samples.terminal.start), bare: distribution(samples.bare.start) };
+    const added = (d: Distribution) => `p50 +${(d.p50 - echo.bare.p50).toFixed(2)}  p90 +${(d.p90 - echo.bare.p90).toFixed(2)}`;
     console.log(`live echo: ${SESSIONS} sessions a side, ${LINES} lines each, ${GAP_MS} ms between lines (ms)`);
-    console.log(`  line round trip  service ${figures(echo.service)}`);
-    console.log(`                   bare    ${figures(echo.bare)}`);
-    console.log(`                   added   p50 +${(echo.service.p50 - echo.bare.p50).toFixed(2)}  p90 +${(echo.service.p90 - echo.bare.p90).toFixed(2)}`);
-    console.log(`  session start    service ${figures(start.service)}  (submit to the program's first output)`);
-    console.log(`                   bare    ${figures(start.bare)}  (spawn to its first output)`);
+    console.log(`  line round trip  service  ${figures(echo.service)}  (pipes)`);
+    console.log(`                   terminal ${figures(echo.terminal)}  (the terminal's echo, then the program's)`);
+    console.log(`                   bare     ${figures(echo.bare)}`);
+    console.log(`                   added    service ${added(echo.service)};  terminal ${added(echo.terminal)}`);
+    console.log(`  session start    service  ${figures(start.service)}  (submit to the program's first output)`);
+    console.log(`                   terminal ${figures(start.terminal)}`);
+    console.log(`                   bare     ${figures(start.bare)}  (spawn to its first output)`);
   },
   async () => {
     await stack?.stop();
