@@ -153,15 +153,6 @@ export const JobSubmission = Type.Object(
 );
 export type JobSubmission = Static<typeof JobSubmission>;
 
-/** A live job's terminal window, in character cells (struct winsize's range). */
-export const TerminalSizeInput = Type.Object(
-  {
-    rows: Type.Integer({ minimum: 1, maximum: 65535 }),
-    cols: Type.Integer({ minimum: 1, maximum: 65535 }),
-  },
-  { additionalProperties: false },
-);
-
 export const BatchSubmission = Type.Object(
   { jobs: Type.Array(JobSubmission, { minItems: 1 }) },
   { additionalProperties: false },

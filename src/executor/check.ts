@@ -5,7 +5,7 @@ import type { Runtime } from '../images/types.js';
 // From spec.ts, not the sandbox's index: the index loads the native addon, which an API-only host
 // (that runs this check too) does not build.
 import { checkLimits, checkTerminalSize, envStrings, EXEC_MEMORY_RESERVE_BYTES, leastMemoryBytes } from '../sandbox/spec.js';
-import { SandboxSpecError, type Limits } from '../sandbox/types.js';
+import { SandboxSpecError, type Limits, type TerminalSize } from '../sandbox/types.js';
 import { ExecutorError } from './errors.js';
 import { posix } from 'node:path';
 import { ARGS_PLACEHOLDER, compileArgv, compiledFileNames, runArgv } from './argv.js';
@@ -207,6 +207,11 @@ export function terminalSizeProblem(size: unknown): string | undefined {
     if (error instanceof SandboxSpecError) return `${error.field} ${error.reason}`;
     throw error;
   }
+}
+
+/** The same rule as a type guard, for sizes that come as JSON. */
+export function isTerminalSize(size: unknown): size is TerminalSize {
+  return terminalSizeProblem(size) === undefined;
 }
 
 /** Why a job's comparison cannot be used, or undefined: a mode that is not one (the API's schema

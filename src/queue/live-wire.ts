@@ -3,7 +3,7 @@
 // one message per event; pub/sub keeps one publisher's messages in order. A message that does not
 // parse is dropped: the channels are ours, and a malformed one can only come from another version.
 import type { LiveEvent, LiveExit, LiveStage } from '../jobs/model.js';
-import { terminalSizeProblem } from '../executor/check.js';
+import { isTerminalSize } from '../executor/check.js';
 import { mergedBytes } from './serial-outbox.js';
 import type { StageResult, TerminalSize } from '../executor/types.js';
 
@@ -83,7 +83,7 @@ export function decodeInput(message: string): WireInput | undefined {
   if (value?.type === 'resize') {
     const size = { rows: value.rows, cols: value.cols };
     // Checked here, where the engine would throw later (on the subscriber's event loop turn).
-    if (terminalSizeProblem(size) === undefined) return { type: 'resize', ...(size as TerminalSize) };
+    if (isTerminalSize(size)) return { type: 'resize', ...size };
   }
   return undefined;
 }

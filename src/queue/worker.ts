@@ -186,7 +186,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       return toJobResult(result, queueWaitMs, attempt);
     } finally {
       // Before the result is stored: the session hears `end` before the job's completion.
-      await live?.close();
+      if (live) await live.close();
       untrack();
       controllers.delete(jobId);
     }

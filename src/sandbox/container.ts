@@ -51,7 +51,7 @@ export interface PipedOutput {
 
 type ContainerState = 'ready' | 'started' | 'finished';
 
-function emptyResult(): Omit<RunResult, 'verdict'> {
+export function emptyResult(): Omit<RunResult, 'verdict'> {
   return {
     exitCode: null,
     signal: null,
@@ -178,13 +178,11 @@ export class Container implements PreparedContainer {
 
   /** A streaming run's output pipes are read by its caller, not measured by init: the caller kills
    * the run here once they pass limits.outputBytes, and the verdict is then `output_limit` (also
-   * when the output that passed it is found after the program's own exit). Before start (a
-   * terminal's echo of what was typed passed it), the run is not started: start() answers
-   * `output_limit` at once. */
+   * when the output that passed it is found after the program's own exit). */
   killForOutput(): void {
-    if (this.state === 'finished' || this.killedBy !== undefined) return;
+    if (this.state !== 'started' || this.killedBy !== undefined) return;
     this.killedBy = 'output';
-    if (this.state === 'started' && !this.runEnded) this.handle.cancel();
+    if (!this.runEnded) this.handle.cancel();
   }
 
   /** `readPipes`: a streaming run's; called once every process of the run is dead, it resolves
@@ -196,10 +194,6 @@ export class Container implements PreparedContainer {
     if (spec.signal?.aborted) {
       await this.finish();
       return { verdict: 'cancelled', ...emptyResult() };
-    }
-    if (this.killedBy === 'output') {
-      await this.finish();
-      return { verdict: 'output_limit', ...emptyResult(), ...(readPipes ? await readPipes() : {}) };
     }
     const { limits } = program;
     try {

@@ -6,12 +6,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CgroupBackend } from './cgroups/index.js';
 import { createCgroupBackend } from './cgroups/index.js';
-import { Container, internalErrorResult, type ConnectedStdio } from './container.js';
+import { Container, emptyResult, internalErrorResult, type ConnectedStdio } from './container.js';
 import { toSandboxError } from './errors.js';
 import { native } from './native.js';
 import { keepProgramsOomKillable } from './oom-score.js';
 import { checkContainerSpec, checkStartSpec, checkTerminalSize, DEFAULT_WORK_DIR, isSandboxId } from './spec.js';
-import { StreamingPipes, StreamingTerminal, type StreamingStdio } from './streaming.js';
+import { closeQuietly, StreamingPipes, StreamingTerminal, type StreamingStdio } from './streaming.js';
 import type {
   ContainerSpec,
   PreparedContainer,
@@ -179,14 +179,7 @@ class SandboxInstance implements Sandbox {
     } finally {
       // Each container holds copies of its two ends: these would keep a peer from seeing end of
       // file once a program is gone.
-      for (const fd of ends) {
-        try {
-          fs.closeSync(fd);
-        } catch {
-          // Ours, open since createPipe: a close cannot fail but by a bug, and must not keep
-          // the other ends open nor the prepared containers from starting.
-        }
-      }
+      for (const fd of ends) closeQuietly(fd);
     }
     const [firstContainer, secondContainer] = containers as [PreparedContainer, PreparedContainer];
     try {
@@ -240,13 +233,14 @@ class SandboxInstance implements Sandbox {
     } finally {
       stdio.closeChildEnds();
     }
-    stdio.killForOutput = () => container.killForOutput();
-    // A terminal echoes what is typed at once: its output may have passed the limit already.
-    if (stdio.outputLimitReached) container.killForOutput();
     try {
+      // A terminal echoes what is typed at once: its output may have passed the limit before the
+      // program could run, which is then not started.
+      if (stdio.outputLimitReached) return { verdict: 'output_limit', ...emptyResult(), ...(await stdio.readToEnd()) };
+      stdio.killForOutput = () => container.killForOutput();
       return await container.start(startSpecOf(spec), () => stdio.readToEnd());
     } finally {
-      // Also where start() returned without running the program (cancelled before it, a failed
+      // Also where the program did not run (the limit above, cancelled before it, a failed
       // start): its output would reach end of file only with the container's end.
       stdio.destroy();
       setTimeout(() => container.destroy().catch(() => {}), RUN_TEARDOWN_DELAY_MS);

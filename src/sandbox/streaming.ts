@@ -25,12 +25,13 @@ const TERMINAL_EOF = Buffer.from([0x04]);
 
 type OutputStream = 'stdout' | 'stderr';
 
-function closeQuietly(fd: number): void {
+/** Closes a descriptor of ours (a pipe end, a terminal's side), open since we opened it: a close
+ * cannot fail but by a bug, which must not keep the other ends open. */
+export function closeQuietly(fd: number): void {
   try {
     fs.closeSync(fd);
   } catch {
-    // Ours, open since we opened it: a close cannot fail but by a bug, and must not keep the
-    // other ends open.
+    // See above.
   }
 }
 
@@ -52,14 +53,12 @@ export abstract class StreamingStdio {
   private readonly truncated: Record<OutputStream, boolean> = { stdout: false, stderr: false };
   /** Kills the run once its output passes the limit; set once its container is prepared. Before
    * that a terminal's output is its echo of what was typed: a limit reached then is
-   * outputLimitReached, and the run is not started. */
+   * outputLimitReached, and the run is not started (Sandbox.runStreaming). */
   killForOutput: () => void = () => {};
 
   protected constructor(
     /** The program's ends, as the container takes them (copies of its own). */
     readonly childEnds: ConnectedStdio,
-    /** The descriptors behind childEnds, each once: closeChildEnds closes them. */
-    private readonly childFds: number[],
     private readonly outputs: [OutputStream, net.Socket][],
     private readonly io: StreamingIo,
     private readonly outputLimitBytes: number,
@@ -94,7 +93,9 @@ export abstract class StreamingStdio {
   closeChildEnds(): void {
     if (!this.childEndsOpen) return;
     this.childEndsOpen = false;
-    for (const fd of this.childFds) closeQuietly(fd);
+    // Each descriptor once: a terminal's peer is all three.
+    const { stdinFd, stdoutFd, stderrFd } = this.childEnds;
+    for (const fd of new Set([stdinFd, stdoutFd, stderrFd])) if (fd !== undefined) closeQuietly(fd);
   }
 
   private received(stream: OutputStream, chunk: Buffer): void {
@@ -156,7 +157,7 @@ export class StreamingPipes extends StreamingStdio {
   private stdinOpen = true;
 
   private constructor(childEnds: Required<Omit<ConnectedStdio, 'terminal'>>, private readonly stdin: net.Socket, stdout: net.Socket, stderr: net.Socket, io: StreamingIo, outputLimitBytes: number) {
-    super(childEnds, [childEnds.stdinFd, childEnds.stdoutFd, childEnds.stderrFd], [['stdout', stdout], ['stderr', stderr]], io, outputLimitBytes);
+    super(childEnds, [['stdout', stdout], ['stderr', stderr]], io, outputLimitBytes);
     // EPIPE once the program has closed its stdin or ended: what the caller typed after that is
     // nobody's, which is no error.
     stdin.on('error', () => {
@@ -249,7 +250,7 @@ export class StreamingTerminal extends StreamingStdio {
     io: StreamingIo,
     outputLimitBytes: number,
   ) {
-    super({ stdinFd: peer, stdoutFd: peer, stderrFd: peer, terminal: true }, [peer], [['stdout', master]], io, outputLimitBytes);
+    super({ stdinFd: peer, stdoutFd: peer, stderrFd: peer, terminal: true }, [['stdout', master]], io, outputLimitBytes);
   }
 
   /** A terminal of that size and the stream on its master; throws what native.openTerminal

@@ -216,6 +216,8 @@ describe('live jobs end to end', { skip }, () => {
       assert.deepEqual(await socket.closed, { code, reason: errorCode });
       // A job the socket submitted (refused while it was being queued: never `accepted`) goes with it.
       const submitted = queued ?? (messages.some((m) => (m as { type?: string }).type === 'submit') && !['invalid_request', 'unknown_language', 'live_not_applicable'].includes(errorCode));
+      // Refused before any submit: none is under way either (a late one would count after this).
+      if (!submitted) assert.equal(submitting(service), false, 'no submit under way');
       await until(() => submittedIds.length === submittedBefore + (submitted ? 1 : 0), 10_000);
       for (const id of submittedIds.slice(submittedBefore)) assert.equal((await pollJob(base, id, 10_000)).status, 'cancelled');
     });

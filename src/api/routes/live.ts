@@ -7,14 +7,14 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Compile } from 'typebox/compile';
 import type { WebSocket } from 'ws';
-import { liveJobProblem } from '../../executor/check.js';
+import { isTerminalSize, liveJobProblem } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
 import type { LiveEvent } from '../../jobs/model.js';
 import { liveTicketHolder } from '../auth.js';
 import { ApiError, badRequest, toApiError } from '../errors.js';
 import { JobSocket, LIVE_SEND_BUFFER_BYTES, liveClientOf, StreamText, type LiveSockets } from '../live-socket.js';
 import { presentJob, type OutputEncoding } from '../present.js';
-import { ErrorBody, JobSubmission, LiveQuery, LiveTicketView, TerminalSizeInput } from '../schemas.js';
+import { ErrorBody, JobSubmission, LiveQuery, LiveTicketView } from '../schemas.js';
 import type { JobService } from '../service.js';
 import { decodeBase64, toJobRequest, type SubmissionPolicy } from '../submission.js';
 
@@ -35,7 +35,6 @@ const LIVE_SUBMIT_TIMEOUT_MS = 10_000;
 const LIVE_TICKET_TTL_MS = 60_000;
 
 const submissionCheck = Compile(JobSubmission);
-const terminalSizeCheck = Compile(TerminalSizeInput);
 const TERMINAL_SIZE_SHAPE = '{"rows": integer, "cols": integer}, each 1-65535';
 
 /** The `submit` message's job as a validation error fastify would make of a body, so that it reads
@@ -156,7 +155,7 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
       void fail(badRequest('already_submitted', 'a live session runs one job'));
       return;
     }
-    if (terminal !== undefined && !terminalSizeCheck.Check(terminal)) {
+    if (terminal !== undefined && !isTerminalSize(terminal)) {
       void fail(badRequest('invalid_message', `submit's terminal is ${TERMINAL_SIZE_SHAPE}`));
       return;
     }
@@ -213,7 +212,7 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
         return;
       case 'resize': {
         const size = { rows: fields.rows, cols: fields.cols };
-        if (!terminalSizeCheck.Check(size)) {
+        if (!isTerminalSize(size)) {
           void fail(badRequest('invalid_message', `resize is {"type": "resize", "rows", "cols"}: ${TERMINAL_SIZE_SHAPE}`));
           return;
         }
