@@ -90,6 +90,10 @@ export interface Config {
   /** Where /v1 webhooks and Judge0 callbacks may be sent (src/queue/outbound.ts). */
   webhookDestinations: OutboundPolicy;
 
+  /** Networks of the balancers or proxies in front of the API, whose X-Forwarded-For is believed:
+   * a request from one of them counts as from the address it forwarded for (the rate limit, the
+   * live socket cap and the access log tell clients apart by it). Empty: the peer's address. */
+  trustedProxies: string[];
   /** Empty: the API is open. Otherwise every /v1 (and compat) request needs one of these keys. */
   apiKeys: ApiKey[];
   rateLimitWindowMs: number;
@@ -171,16 +175,13 @@ function integer(env: Env, variable: string, fallback: number, minimum = 0, maxi
   return value;
 }
 
-/** `10.0.0.0/8,fd00::/8,192.0.2.7`; unset or empty: `fallback`; `none`, where `noneTaken`: no
- * network. */
-function networks(env: Env, variable: string, fallback: readonly string[], noneTaken = false): string[] {
+/** `10.0.0.0/8,fd00::/8,192.0.2.7`; unset or empty: `fallback`; `none`: no network, unless
+ * `noneRefused` says why it may not be written. */
+function networks(env: Env, variable: string, fallback: readonly string[], noneRefused?: string): string[] {
   const raw = env[variable]?.trim();
   if (raw === undefined || raw === '') return [...fallback];
   if (raw === 'none') {
-    if (!noneTaken) {
-      // An empty allow list is "anywhere": "none" must not read as the most open setting.
-      throw new ConfigError(variable, '"none" would permit no destination; to send no webhook or callback, set CELLBLOCK_WEBHOOK_DENY=0.0.0.0/0,::/0');
-    }
+    if (noneRefused !== undefined) throw new ConfigError(variable, noneRefused);
     return [];
   }
   const entries = raw.split(',').map((entry) => entry.trim());
@@ -269,9 +270,11 @@ export function loadConfig(env: Env = process.env): Config {
     webhookTimeoutMs: integer(env, 'CELLBLOCK_WEBHOOK_TIMEOUT_MS', 5000, 100),
     webhookBackoffMs: integer(env, 'CELLBLOCK_WEBHOOK_BACKOFF_MS', 1000, 0),
     webhookDestinations: new OutboundPolicy(
-      networks(env, 'CELLBLOCK_WEBHOOK_ALLOW', []),
-      networks(env, 'CELLBLOCK_WEBHOOK_DENY', DEFAULT_WEBHOOK_DENY, true),
+      // An empty allow list is "anywhere": "none" must not read as the most open setting.
+      networks(env, 'CELLBLOCK_WEBHOOK_ALLOW', [], '"none" would permit no destination; to send no webhook or callback, set CELLBLOCK_WEBHOOK_DENY=0.0.0.0/0,::/0'),
+      networks(env, 'CELLBLOCK_WEBHOOK_DENY', DEFAULT_WEBHOOK_DENY),
     ),
+    trustedProxies: networks(env, 'CELLBLOCK_TRUSTED_PROXIES', []),
     apiKeys: apiKeys(env, 'CELLBLOCK_API_KEYS', defaultRequestsPerWindow),
     rateLimitWindowMs: integer(env, 'CELLBLOCK_RATE_LIMIT_WINDOW_MS', 60_000, 1000),
     defaultRequestsPerWindow,

@@ -35,6 +35,7 @@ export type ApiConfig = Pick<
   | 'webhookDestinations'
   | 'maxQueuedJobs'
   | 'maxLiveSessionsPerClient'
+  | 'trustedProxies'
 >;
 
 export interface BuildAppOptions {
@@ -81,6 +82,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     bodyLimit: config.bodyLimitBytes,
     frameworkErrors: frameworkErrorHandler,
     clientErrorHandler,
+    // request.ip is then the address the nearest trusted proxy forwarded for (the rightmost
+    // untrusted entry of X-Forwarded-For): what a client writes into the header itself is not
+    // believed past it.
+    trustProxy: config.trustedProxies.length > 0 ? config.trustedProxies : false,
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     // One access line per request, written once it is answered (below); fastify's own are two,
     // one on arrival and one on the answer, which doubled the API's log writes.

@@ -811,6 +811,33 @@ describe('API under pressure', () => {
   });
 });
 
+describe('clients behind a balancer', () => {
+  test('CELLBLOCK_TRUSTED_PROXIES: a trusted peer\'s X-Forwarded-For names the client; anyone else\'s is not believed', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const service = await startService({ logger, config: { trustedProxies: ['10.0.0.0/8'], defaultRequestsPerWindow: 2, rateLimitWindowMs: 60_000 } });
+    try {
+      const from = (remoteAddress: string, forwardedFor?: string) =>
+        service.app.inject({ url: '/v1/runtimes', remoteAddress, headers: forwardedFor ? { 'x-forwarded-for': forwardedFor } : {} });
+      // Two clients through the balancer: a limit each, not one between them.
+      assert.equal((await from('10.1.1.1', '198.51.100.1')).statusCode, 200);
+      assert.equal((await from('10.1.1.1', '198.51.100.1')).statusCode, 200);
+      assertError(await from('10.1.1.1', '198.51.100.1'), 429, 'rate_limited');
+      assert.equal((await from('10.1.1.2', '198.51.100.2')).statusCode, 200);
+      // A client's own entry to the left of what the balancer appended changes nothing.
+      assertError(await from('10.1.1.2', '203.0.113.9, 198.51.100.1'), 429, 'rate_limited');
+      // A peer that is not a trusted proxy is itself the client, whatever it forwards for.
+      assert.equal((await from('192.0.2.50', '198.51.100.3')).statusCode, 200);
+      assert.equal((await from('192.0.2.50', '198.51.100.4')).statusCode, 200);
+      assertError(await from('192.0.2.50', '198.51.100.5'), 429, 'rate_limited');
+      const addresses = lines.filter((line) => line.msg === 'request answered').map((line) => line.remoteAddress);
+      assert.deepEqual(addresses, ['198.51.100.1', '198.51.100.1', '198.51.100.1', '198.51.100.2', '198.51.100.1', '192.0.2.50', '192.0.2.50', '192.0.2.50']);
+    } finally {
+      await service.close();
+    }
+  });
+});
+
 describe('API access log', () => {
   test('one line per answered request, with its status and time; none on arrival', async () => {
     const lines: Record<string, unknown>[] = [];

@@ -40,6 +40,12 @@ describe('configuration', () => {
     assert.ok(set.permits('10.0.0.1') && !set.permits('192.0.2.1'));
   });
 
+  test('trusted proxies: none by default; a list of addresses and networks', () => {
+    assert.deepEqual(loadConfig({}).trustedProxies, []);
+    assert.deepEqual(loadConfig({ CELLBLOCK_TRUSTED_PROXIES: '10.0.0.0/8, 192.0.2.7,fd00::/8' }).trustedProxies, ['10.0.0.0/8', '192.0.2.7', 'fd00::/8']);
+    assert.deepEqual(loadConfig({ CELLBLOCK_TRUSTED_PROXIES: 'none' }).trustedProxies, []);
+  });
+
   test('a malformed value is a ConfigError naming the variable and what it expects', () => {
     const refused: [Record<string, string>, string, RegExp][] = [
       [{ CELLBLOCK_PORT: 'abc' }, 'CELLBLOCK_PORT', /whole number/],
@@ -62,6 +68,7 @@ describe('configuration', () => {
       [{ CELLBLOCK_LOCK_DURATION_MS: '2147483648' }, 'CELLBLOCK_LOCK_DURATION_MS', /to 2147483647/],
       [{ CELLBLOCK_WEBHOOK_ALLOW: '10.0.0.0/8, example.com' }, 'CELLBLOCK_WEBHOOK_ALLOW', /"example.com" is not an address or a network/],
       [{ CELLBLOCK_WEBHOOK_DENY: '10.0.0.0/40' }, 'CELLBLOCK_WEBHOOK_DENY', /is not an address or a network/],
+      [{ CELLBLOCK_TRUSTED_PROXIES: 'balancer.internal' }, 'CELLBLOCK_TRUSTED_PROXIES', /"balancer.internal" is not an address or a network/],
       // An empty allow list is "anywhere": "none" must not open everything.
       [{ CELLBLOCK_WEBHOOK_ALLOW: 'none' }, 'CELLBLOCK_WEBHOOK_ALLOW', /would permit no destination.*CELLBLOCK_WEBHOOK_DENY=0\.0\.0\.0\/0,::\/0/],
     ];
