@@ -137,7 +137,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   // Live jobs' sockets (/v1/live, Piston's /api/v2/connect). A message is at most a body's size.
   // Closing, the API ends each open one with its front's word and cancels its job (no one will
   // read its output) while the job client is still open; the plugin's own would close them bare.
-  const liveSockets = new LiveSockets(config.maxLiveSessionsPerClient, jobs);
+  // A session's stdin, all its messages together, at most what one submission's could be.
+  const liveSockets = new LiveSockets({ maxPerClient: config.maxLiveSessionsPerClient, maxStdinBytes: config.bodyLimitBytes }, jobs);
   await app.register(websocket, {
     options: { maxPayload: config.bodyLimitBytes },
     // A socket's own errors are its client's (a reset, a message over maxPayload, which ws closes
@@ -182,9 +183,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       runtimes,
       policy: { ...policy, maxBatchJobs: config.maxBatchJobs, maxWaitMs: config.maxWaitMs },
     });
-    await scope.register(liveRoutes, { prefix: '/v1', jobs, runtimes, policy, maxStdinBytes: config.bodyLimitBytes, liveSockets });
+    await scope.register(liveRoutes, { prefix: '/v1', jobs, runtimes, policy, liveSockets });
     for (const front of fronts) {
-      await scope.register(front.plugin, { prefix: front.prefix, jobs, runtimes, policy, maxWaitMs: config.maxWaitMs, maxQueuedJobs: config.maxQueuedJobs, maxExpansionBytes: config.bodyLimitBytes, liveSockets, maxLiveStdinBytes: config.bodyLimitBytes });
+      await scope.register(front.plugin, { prefix: front.prefix, jobs, runtimes, policy, maxWaitMs: config.maxWaitMs, maxQueuedJobs: config.maxQueuedJobs, maxExpansionBytes: config.bodyLimitBytes, liveSockets });
     }
   });
 

@@ -7,10 +7,20 @@ import { StringDecoder } from 'node:string_decoder';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { nanoid } from 'nanoid';
 import type { WebSocket } from 'ws';
+import type { Runtime } from '../images/types.js';
 import type { JobRequest, LiveEvent, LiveSession, LiveStage, TerminalSize } from '../jobs/model.js';
 import type { LiveSocketClaim } from '../queue/live-socket-ledger.js';
 import { ApiError } from './errors.js';
 import type { JobService } from './service.js';
+import type { SubmissionPolicy } from './submission.js';
+
+/** What a live front (/v1/live, Piston's /api/v2/connect) is given. */
+export interface LiveFrontOptions {
+  jobs: JobService;
+  runtimes: Runtime[];
+  policy: SubmissionPolicy;
+  liveSockets: LiveSockets;
+}
 
 /** How much a socket may hold unsent (a client that does not read what its program writes)
  * before it is ended: the API's memory is not the client's buffer. */
@@ -40,11 +50,10 @@ export class JobSocket {
     private readonly socket: WebSocket,
     request: FastifyRequest,
     liveSockets: LiveSockets,
-    maxStdinBytes: number,
     firstMessageMs: number,
     private readonly handlers: JobSocketHandlers,
   ) {
-    this.job = new SocketJob(request.log, maxStdinBytes);
+    this.job = new SocketJob(request.log, liveSockets.maxStdinBytes, () => this.over);
     const deadline = setTimeout(() => {
       if (!this.job.submitted) handlers.noSubmit();
     }, firstMessageMs);
@@ -123,27 +132,33 @@ export class SocketJob {
   constructor(
     private readonly log: FastifyBaseLogger,
     private readonly maxStdinBytes: number,
+    /** Whether the job's socket has ended: a session that comes after it is only cancelled. */
+    private readonly socketEnded: () => boolean,
   ) {}
 
   get submitted(): boolean {
     return this.submitting !== undefined;
   }
 
-  /** Queues the job; `accepted` once it is (unless the socket has ended by then: `socketEnded()`,
-   * whose abandon() cancels it), `refused` with what the queue threw. */
+  /** Queues the job; `accepted` once it is (unless the socket has ended by then: its abandon()
+   * cancels it), `refused` with what the queue threw. */
   submit(
     jobs: JobService,
     request: JobRequest,
     onEvent: (event: LiveEvent) => void,
-    handlers: { socketEnded: () => boolean; accepted: (session: LiveSession) => void; refused: (error: unknown) => void },
+    handlers: { accepted: (session: LiveSession) => void; refused: (error: unknown) => void },
   ): void {
     this.terminal = request.terminal !== undefined;
     this.submitting = jobs
-      .submitLive(request, onEvent)
+      .submitLive(request, (event) => {
+        // The job's end: the session is over, and there is nothing to cancel.
+        if (event.type === 'end') this.ended = true;
+        onEvent(event);
+      })
       .then(
         (session) => {
           this.session = session;
-          if (handlers.socketEnded()) return;
+          if (this.socketEnded()) return;
           this.log.info({ jobId: session.id, runtimeId: request.runtimeId }, 'live job accepted');
           handlers.accepted(session);
           if (this.pendingStdin.length > 0) session.write(Buffer.concat(this.pendingStdin));
@@ -196,11 +211,6 @@ export class SocketJob {
     return this.cancelling;
   }
 
-  /** The job's `end` came: the session is over, and there is nothing to cancel. */
-  jobEnded(): void {
-    this.ended = true;
-  }
-
   /** The client is gone, refused or the API is stopping: stop listening, and cancel the job,
    * whose output no one would read (a submit under way first finishes, so that its job is not
    * left behind). Resolves once the cancel is done (or failed). */
@@ -217,14 +227,15 @@ export class SocketJob {
   }
 }
 
-/** Who a live socket counts against: its API key (with the key's own maximum, where it has one),
- * or its address where there are none (as the rate limit counts). */
-export interface LiveClient {
-  id: string;
-  maxSessions?: number;
+/** Why an upgrade opens no socket: its client holds all its places (`maximum`, set by `setting`). */
+export interface LiveSocketRefusal {
+  maximum: number;
+  setting: string;
 }
 
-export function liveClientOf(request: FastifyRequest): LiveClient {
+/** Who a live socket counts against: its API key (with the key's own maximum, where it has one),
+ * or its address where there are none (as the rate limit counts). */
+function liveClientOf(request: FastifyRequest): { id: string; maxSessions?: number } {
   const apiKey = request.apiKey;
   if (!apiKey) return { id: `ip:${request.ip}` };
   return apiKey.maxLiveSessions === undefined ? { id: `key:${apiKey.key}` } : { id: `key:${apiKey.key}`, maxSessions: apiKey.maxLiveSessions };
@@ -247,39 +258,48 @@ export class LiveSockets {
   /** closeAll() has begun: no more places are claimed. */
   private closing = false;
 
+  /** Live sockets one client may hold open at once (a key's own maximum takes its place). */
+  readonly maxPerClient: number;
+  /** The most stdin bytes one socket sends in all (CELLBLOCK_BODY_LIMIT_BYTES: what one
+   * submission's stdin could hold). */
+  readonly maxStdinBytes: number;
+
   constructor(
-    readonly maxPerClient: number,
+    limits: { maxPerClient: number; maxStdinBytes: number },
     private readonly ledger: Pick<JobService, 'claimLiveSocket' | 'releaseLiveSocket' | 'renewLiveSockets'>,
     private readonly leaseMs = LIVE_SOCKET_LEASE_MS,
-  ) {}
+  ) {
+    this.maxPerClient = limits.maxPerClient;
+    this.maxStdinBytes = limits.maxStdinBytes;
+  }
 
   /** Sockets open now on this process (until each one's job is cancelled). */
   get size(): number {
     return this.open.size;
   }
 
-  /** How many `client` may hold open at once. */
-  maximumFor(client: LiveClient): number {
-    return client.maxSessions ?? this.maxPerClient;
-  }
-
-  /** Claims a place for the upgrade `request` (asked before the upgrade): false when `client`
-   * holds all its places already. Throws QueueUnavailableError where Redis is away, and a 503
-   * `shutting_down` once the API is stopping. An upgrade that does not become a socket (the
-   * handshake refused, the client gone) gives its place back when its connection closes. */
-  async admit(request: FastifyRequest, client: LiveClient): Promise<boolean> {
+  /** Claims a place for the upgrade `request` (asked before the upgrade) for its client; the
+   * refusal when the client holds all its places already. Throws QueueUnavailableError where Redis
+   * is away, and a 503 `shutting_down` once the API is stopping. An upgrade that does not become a
+   * socket (the handshake refused, the client gone) gives its place back when its connection
+   * closes. */
+  async admit(request: FastifyRequest): Promise<LiveSocketRefusal | undefined> {
     if (this.closing) throw new ApiError(503, 'shutting_down', 'the API is stopping: connect again (to another API)', undefined, 1);
+    const client = liveClientOf(request);
+    const maximum = client.maxSessions ?? this.maxPerClient;
     const claim = { client: client.id, socketId: nanoid() };
     let claimed: boolean;
     try {
-      claimed = await this.ledger.claimLiveSocket(claim, this.maximumFor(client), this.leaseMs);
+      claimed = await this.ledger.claimLiveSocket(claim, maximum, this.leaseMs);
     } catch (error) {
       // A claim that timed out may still be made when Redis answers: its release follows it on
       // the same connection.
       this.release(claim);
       throw error;
     }
-    if (!claimed) return false;
+    if (!claimed) {
+      return { maximum, setting: client.maxSessions === undefined ? 'CELLBLOCK_MAX_LIVE_SESSIONS_PER_CLIENT' : "this key's in CELLBLOCK_API_KEYS" };
+    }
     this.claimsOfUpgrades.set(request, claim);
     const connection = request.raw.socket;
     const unadopted = (): void => {
@@ -290,7 +310,7 @@ export class LiveSockets {
     };
     if (connection.destroyed) unadopted();
     else connection.once('close', unadopted);
-    return true;
+    return undefined;
   }
 
   /** The upgrade `request` is a socket: `shutdown` ends it and resolves once its job is

@@ -11,7 +11,6 @@ import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } fro
 import { QueueUnavailableError } from '../queue/errors.js';
 import { admissionProblem } from './submission.js';
 import { pistonConnect } from './compat/piston-connect.js';
-import { liveClientOf } from './live-socket.js';
 
 export type { CompatPluginOptions } from './compat/plugin-options.js';
 
@@ -75,15 +74,13 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     // A browser's page reaches it with a live ticket where keys are required (POST /v1/live/tickets).
     config: { liveTicket: true },
     preHandler: async (request, reply) => {
-      const client = liveClientOf(request);
-      if (request.ws && !(await options.liveSockets.admit(request, client))) {
-        return reply.code(429).send({ message: `at most ${options.liveSockets.maximumFor(client)} interactive sockets at once per client` });
-      }
+      const refusal = request.ws ? await options.liveSockets.admit(request) : undefined;
+      if (refusal) return reply.code(429).send({ message: `at most ${refusal.maximum} interactive sockets at once per client` });
     },
     handler: async (_request, reply) =>
       reply.code(426).header('upgrade', 'websocket').send({ message: '/api/v2/connect is a WebSocket: connect with an Upgrade: websocket request' }),
     wsHandler: (socket, request) =>
-      pistonConnect(socket, request, { jobs, runtimes, policy: options.policy, maxStdinBytes: options.maxLiveStdinBytes, liveSockets: options.liveSockets }),
+      pistonConnect(socket, request, { jobs, runtimes, policy: options.policy, liveSockets: options.liveSockets }),
   });
 
   app.post('/execute', { schema: { tags: ['piston'], summary: 'Piston v2: run code and wait for the result' } }, async (request) => {

@@ -3,12 +3,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
-import type { JobRequest, LiveSession } from '../../src/jobs/model.js';
+import type { JobRequest, LiveEvent, LiveSession } from '../../src/jobs/model.js';
 import type { JobService } from '../../src/api/service.js';
 import { SocketJob } from '../../src/api/live-socket.js';
 
-function lateJobs(log: string[]): { jobs: JobService; resolve: () => void } {
+/** A job service whose submit resolves when told; `emit` passes an event as the session would. */
+function lateJobs(log: string[]): { jobs: JobService; resolve: () => void; emit: (event: LiveEvent) => void } {
   let resolve: () => void = () => {};
+  let onEvent: (event: LiveEvent) => void = () => {};
   let cancels = 0;
   const session: LiveSession = {
     id: 'job',
@@ -18,8 +20,11 @@ function lateJobs(log: string[]): { jobs: JobService; resolve: () => void } {
     cancel: async () => void log.push(`cancel ${++cancels}`),
     close: () => void log.push('close'),
   };
-  const jobs = { submitLive: () => new Promise<LiveSession>((done) => (resolve = () => done(session))) } as unknown as JobService;
-  return { jobs, resolve: () => resolve() };
+  const submitLive = (_request: JobRequest, listener: (event: LiveEvent) => void) => {
+    onEvent = listener;
+    return new Promise<LiveSession>((done) => (resolve = () => done(session)));
+  };
+  return { jobs: { submitLive } as unknown as JobService, resolve: () => resolve(), emit: (event) => onEvent(event) };
 }
 
 const request = { runtimeId: 'python', files: [], stdinBase64: '', args: [], limits: {} } satisfies JobRequest;
@@ -28,11 +33,11 @@ const settle = () => new Promise((resolve) => setImmediate(resolve));
 test('input sent while the job is queued is applied in order once its session exists, merged; stdin is counted from the first byte', async () => {
   const log: string[] = [];
   const { jobs, resolve } = lateJobs(log);
-  const socketJob = new SocketJob(pino({ level: 'silent' }), 4);
+  const socketJob = new SocketJob(pino({ level: 'silent' }), 4, () => false);
   assert.equal(socketJob.write(Buffer.from('x')), 'not_submitted');
   assert.equal(socketJob.endStdin(), false);
   assert.equal(socketJob.cancel(), undefined);
-  socketJob.submit(jobs, request, () => {}, { socketEnded: () => false, accepted: () => log.push('accepted'), refused: () => log.push('refused') });
+  socketJob.submit(jobs, request, () => {}, { accepted: () => log.push('accepted'), refused: () => log.push('refused') });
   assert.equal(socketJob.write(Buffer.from('ab')), 'sent');
   assert.equal(socketJob.write(Buffer.from('')), 'sent');
   assert.equal(socketJob.write(Buffer.from('c')), 'sent');
@@ -46,8 +51,8 @@ test('input sent while the job is queued is applied in order once its session ex
 test('a cancel asked for many times is one', async () => {
   const log: string[] = [];
   const { jobs, resolve } = lateJobs(log);
-  const socketJob = new SocketJob(pino({ level: 'silent' }), 100);
-  socketJob.submit(jobs, request, () => {}, { socketEnded: () => false, accepted: () => {}, refused: () => {} });
+  const socketJob = new SocketJob(pino({ level: 'silent' }), 100, () => false);
+  socketJob.submit(jobs, request, () => {}, { accepted: () => {}, refused: () => {} });
   const cancels = [socketJob.cancel(), socketJob.cancel()];
   resolve();
   await Promise.all([...cancels, socketJob.cancel()]);
@@ -57,9 +62,9 @@ test('a cancel asked for many times is one', async () => {
 test('abandoned while its job is being queued: resolves only once the job is cancelled', async () => {
   const log: string[] = [];
   const { jobs, resolve } = lateJobs(log);
-  const socketJob = new SocketJob(pino({ level: 'silent' }), 100);
   let ended = false;
-  socketJob.submit(jobs, request, () => {}, { socketEnded: () => ended, accepted: () => log.push('accepted'), refused: () => {} });
+  const socketJob = new SocketJob(pino({ level: 'silent' }), 100, () => ended);
+  socketJob.submit(jobs, request, () => {}, { accepted: () => log.push('accepted'), refused: () => {} });
   ended = true;
   const abandoned = socketJob.abandon().then(() => log.push('abandoned'));
   await settle();
@@ -72,8 +77,8 @@ test('abandoned while its job is being queued: resolves only once the job is can
 test('a job whose socket ended while it was being queued is cancelled once it exists', async () => {
   const log: string[] = [];
   const { jobs, resolve } = lateJobs(log);
-  const socketJob = new SocketJob(pino({ level: 'silent' }), 100);
-  socketJob.submit(jobs, request, () => {}, { socketEnded: () => true, accepted: () => log.push('accepted'), refused: () => log.push('refused') });
+  const socketJob = new SocketJob(pino({ level: 'silent' }), 100, () => true);
+  socketJob.submit(jobs, request, () => {}, { accepted: () => log.push('accepted'), refused: () => log.push('refused') });
   const abandoned = socketJob.abandon();
   resolve();
   await abandoned;
@@ -82,12 +87,14 @@ test('a job whose socket ended while it was being queued is cancelled once it ex
 
 test('after the job\'s end, abandoning only stops listening', async () => {
   const log: string[] = [];
-  const { jobs, resolve } = lateJobs(log);
-  const socketJob = new SocketJob(pino({ level: 'silent' }), 100);
-  socketJob.submit(jobs, request, () => {}, { socketEnded: () => false, accepted: () => {}, refused: () => {} });
+  const { jobs, resolve, emit } = lateJobs(log);
+  const socketJob = new SocketJob(pino({ level: 'silent' }), 100, () => false);
+  const heard: string[] = [];
+  socketJob.submit(jobs, request, (event) => heard.push(event.type), { accepted: () => {}, refused: () => {} });
   resolve();
   await settle();
-  socketJob.jobEnded();
+  emit({ type: 'end', record: undefined });
+  assert.deepEqual(heard, ['end'], 'the front hears it too');
   await socketJob.abandon();
   assert.deepEqual(log, ['close']);
 });
@@ -95,9 +102,9 @@ test('after the job\'s end, abandoning only stops listening', async () => {
 test('a terminal\'s size asked for while the job is queued goes once its session exists, the last one only; a job without a terminal refuses it', async () => {
   const log: string[] = [];
   const { jobs, resolve } = lateJobs(log);
-  const socketJob = new SocketJob(pino({ level: 'silent' }), 100);
+  const socketJob = new SocketJob(pino({ level: 'silent' }), 100, () => false);
   assert.equal(socketJob.resize({ rows: 24, cols: 80 }), 'not_submitted');
-  socketJob.submit(jobs, { ...request, terminal: { rows: 24, cols: 80 } }, () => {}, { socketEnded: () => false, accepted: () => log.push('accepted'), refused: () => {} });
+  socketJob.submit(jobs, { ...request, terminal: { rows: 24, cols: 80 } }, () => {}, { accepted: () => log.push('accepted'), refused: () => {} });
   assert.equal(socketJob.resize({ rows: 30, cols: 90 }), 'sent');
   assert.equal(socketJob.write(Buffer.from('x')), 'sent');
   assert.equal(socketJob.resize({ rows: 40, cols: 100 }), 'sent');
@@ -107,7 +114,7 @@ test('a terminal\'s size asked for while the job is queued goes once its session
   assert.equal(socketJob.resize({ rows: 50, cols: 110 }), 'sent');
   assert.deepEqual(log.at(-1), 'resize 50x110');
 
-  const plain = new SocketJob(pino({ level: 'silent' }), 100);
-  plain.submit(lateJobs([]).jobs, request, () => {}, { socketEnded: () => false, accepted: () => {}, refused: () => {} });
+  const plain = new SocketJob(pino({ level: 'silent' }), 100, () => false);
+  plain.submit(lateJobs([]).jobs, request, () => {}, { accepted: () => {}, refused: () => {} });
   assert.equal(plain.resize({ rows: 24, cols: 80 }), 'no_terminal');
 });

@@ -58,17 +58,21 @@ describe('live sockets across API processes', () => {
     }
   });
 
-  /** An upgrade as LiveSockets sees it: the request, and its connection. */
-  const upgrade = () => ({ raw: { socket: Object.assign(new EventEmitter(), { destroyed: false }) } }) as unknown as FastifyRequest;
+  /** An upgrade as LiveSockets sees it, from `client` (keyless: by its address): the request, and
+   * its connection. */
+  const upgrade = (client: { id: string }) =>
+    ({ ip: client.id.replace(/^ip:/, ''), raw: { socket: Object.assign(new EventEmitter(), { destroyed: false }) } }) as unknown as FastifyRequest;
+  /** The refusal of a client over the server-wide cap of 1 (or 2). */
+  const refusedAt = (maximum: number) => ({ maximum, setting: 'CELLBLOCK_MAX_LIVE_SESSIONS_PER_CLIENT' });
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
   test("a claim lapses unless renewed: a dead API's places come back; an open socket's are kept, and given back at its removal", async () => {
     const leaseMs = 1200;
-    const sockets = new LiveSockets(1, service.jobs, leaseMs);
+    const sockets = new LiveSockets({ maxPerClient: 1, maxStdinBytes: 1024 }, service.jobs, leaseMs);
     const client = { id: 'ip:192.0.2.1' };
     // Claimed for an upgrade whose API died before it became a socket: no one renews it.
-    assert.equal(await sockets.admit(upgrade(), client), true);
-    assert.equal(await sockets.admit(upgrade(), client), false);
+    assert.deepEqual(await sockets.admit(upgrade(client)), undefined);
+    assert.deepEqual(await sockets.admit(upgrade(client)), refusedAt(1));
     // Redis holds the client by digest (its id holds an API key where there are keys).
     const redis = new Redis(service.redis.url, { lazyConnect: true });
     try {
@@ -79,53 +83,53 @@ describe('live sockets across API processes', () => {
       redis.disconnect();
     }
     await sleep(leaseMs + 200);
-    const held = upgrade();
-    assert.equal(await sockets.admit(held, client), true, 'the lapsed claim no longer counts');
+    const held = upgrade(client);
+    assert.deepEqual(await sockets.admit(held), undefined, 'the lapsed claim no longer counts');
     const remove = sockets.add(held, async () => {});
     // Past two leases the open socket's claim still holds: it is renewed every third of one.
     await sleep(leaseMs * 2.5);
-    assert.equal(await sockets.admit(upgrade(), client), false, 'renewed');
+    assert.deepEqual(await sockets.admit(upgrade(client)), refusedAt(1), 'renewed');
     remove();
     // Its release goes before this claim on the same connection: no lapse needed.
-    assert.equal(await sockets.admit(upgrade(), client), true, 'given back at the removal');
+    assert.deepEqual(await sockets.admit(upgrade(client)), undefined, 'given back at the removal');
     await sockets.closeAll();
   });
 
   test('an upgrade that does not become a socket gives its place back when its connection closes', async () => {
-    const sockets = new LiveSockets(1, service.jobs);
+    const sockets = new LiveSockets({ maxPerClient: 1, maxStdinBytes: 1024 }, service.jobs);
     const client = { id: 'ip:192.0.2.3' };
-    const refused = upgrade();
-    assert.equal(await sockets.admit(refused, client), true);
-    assert.equal(await sockets.admit(upgrade(), client), false);
+    const refused = upgrade(client);
+    assert.deepEqual(await sockets.admit(refused), undefined);
+    assert.deepEqual(await sockets.admit(upgrade(client)), refusedAt(1));
     refused.raw.socket.emit('close');
-    await until(async () => sockets.admit(upgrade(), client), 5000, 20, 'the place back');
+    await until(async () => (await sockets.admit(upgrade(client))) === undefined, 5000, 20, 'the place back');
   });
 
   test('a stopping API gives its sockets\' places back before it closes, and claims no more', async () => {
-    const sockets = new LiveSockets(1, service.jobs);
+    const sockets = new LiveSockets({ maxPerClient: 1, maxStdinBytes: 1024 }, service.jobs);
     const client = { id: 'ip:192.0.2.4' };
-    const request = upgrade();
-    assert.equal(await sockets.admit(request, client), true);
+    const request = upgrade(client);
+    assert.deepEqual(await sockets.admit(request), undefined);
     let ended = false;
     sockets.add(request, async () => void (ended = true));
     await sockets.closeAll();
     assert.equal(ended, true);
-    await assert.rejects(sockets.admit(upgrade(), client), /stopping/);
+    await assert.rejects(sockets.admit(upgrade(client)), /stopping/);
     // Another API finds the place free at once.
-    assert.equal(await new LiveSockets(1, service.jobs).admit(upgrade(), client), true);
+    assert.deepEqual(await new LiveSockets({ maxPerClient: 1, maxStdinBytes: 1024 }, service.jobs).admit(upgrade(client)), undefined);
   });
 
   test('a lapsed claim stops counting while others keep its client\'s set alive', async () => {
     const leaseMs = 3000;
-    const sockets = new LiveSockets(2, service.jobs, leaseMs);
+    const sockets = new LiveSockets({ maxPerClient: 2, maxStdinBytes: 1024 }, service.jobs, leaseMs);
     const client = { id: 'ip:192.0.2.2' };
-    assert.equal(await sockets.admit(upgrade(), client), true);
+    assert.deepEqual(await sockets.admit(upgrade(client)), undefined);
     await sleep(1800);
     // A second claim: the set lives on past the first one's lease.
-    assert.equal(await sockets.admit(upgrade(), client), true);
+    assert.deepEqual(await sockets.admit(upgrade(client)), undefined);
     await sleep(1500);
-    assert.equal(await sockets.admit(upgrade(), client), true, 'the first lapsed: one place free');
-    assert.equal(await sockets.admit(upgrade(), client), false, 'the second and the third hold both');
+    assert.deepEqual(await sockets.admit(upgrade(client)), undefined, 'the first lapsed: one place free');
+    assert.deepEqual(await sockets.admit(upgrade(client)), refusedAt(2), 'the second and the third hold both');
   });
 
   test('an upgrade refused by the rate limit claims no place (the limit comes first)', async () => {

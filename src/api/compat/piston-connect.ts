@@ -11,9 +11,8 @@ import type { WebSocket } from 'ws';
 import { liveJobProblem } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
 import type { JobRequest, LiveEvent } from '../../jobs/model.js';
-import { JobSocket, LIVE_SEND_BUFFER_BYTES, StreamText, type LiveSockets } from '../live-socket.js';
-import type { JobService } from '../service.js';
-import { admissionProblem, type SubmissionPolicy } from '../submission.js';
+import { JobSocket, LIVE_SEND_BUFFER_BYTES, StreamText, type LiveFrontOptions } from '../live-socket.js';
+import { admissionProblem } from '../submission.js';
 import { PistonRequestError, translatePistonExecute } from './piston-request.js';
 
 /** Piston closes a socket that sent no `init` this long after it opened. */
@@ -35,19 +34,12 @@ const SIGNALS: ReadonlySet<string> = new Set(Object.keys(constants.signals));
  * run, they would not end it, so they are not taken as a cancel. */
 const HARMLESS_SIGNALS: ReadonlySet<string> = new Set(['SIGCHLD', 'SIGCONT', 'SIGURG', 'SIGWINCH']);
 
-export interface PistonConnectOptions {
-  jobs: JobService;
-  runtimes: Runtime[];
-  policy: SubmissionPolicy;
-  maxStdinBytes: number;
-  liveSockets: LiveSockets;
-}
-
-export function pistonConnect(socket: WebSocket, request: FastifyRequest, options: PistonConnectOptions): void {
-  const { jobs, runtimes, policy, maxStdinBytes } = options;
+export function pistonConnect(socket: WebSocket, request: FastifyRequest, options: LiveFrontOptions): void {
+  const { jobs, runtimes, policy } = options;
+  const { maxStdinBytes } = options.liveSockets;
   let initialized = false;
   const text = new StreamText();
-  const live: JobSocket = new JobSocket(socket, request, options.liveSockets, maxStdinBytes, INIT_TIMEOUT_MS, {
+  const live: JobSocket = new JobSocket(socket, request, options.liveSockets, INIT_TIMEOUT_MS, {
     message: (message) => onMessage(message),
     notJson: (error) => void notify(error.message),
     tooSlow: () => void notify(`more than ${LIVE_SEND_BUFFER_BYTES} bytes were left unread: read the socket as the program writes`),
@@ -85,7 +77,6 @@ export function pistonConnect(socket: WebSocket, request: FastifyRequest, option
         void notify('stdin could not be passed on (Redis unreachable, or the worker gone): the job is cancelled, its input having a gap');
         return;
       case 'end':
-        job.jobEnded();
         if (event.record?.status === 'failed') void notify(event.record.failure?.message ?? 'the job failed');
         else if (!event.record) void notify('the job disappeared before it finished');
         else void close(CLOSE.completed);
@@ -109,7 +100,6 @@ export function pistonConnect(socket: WebSocket, request: FastifyRequest, option
       return;
     }
     job.submit(jobs, jobRequest, onEvent, {
-      socketEnded: () => live.ended,
       accepted: () => live.send({ type: 'runtime', language: runtime.language, version: runtime.version }),
       refused: (error) => void notify((error as Error).message),
     });

@@ -18,10 +18,8 @@ export interface CompatPluginOptions {
    * (number_of_runs). CELLBLOCK_BODY_LIMIT_BYTES: a request then queues at most about twice its
    * body (and a third more, base64 in Redis). */
   maxExpansionBytes: number;
-  /** The API's open live sockets (a front's own live route registers each). */
+  /** The API's open live sockets (a front's own live route registers each), and their limits. */
   liveSockets: LiveSockets;
-  /** The most stdin one live socket sends in all (CELLBLOCK_BODY_LIMIT_BYTES, as /v1/live's). */
-  maxLiveStdinBytes: number;
 }
 
 export const DEFAULT_MAX_WAIT_MS = 60_000;

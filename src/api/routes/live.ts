@@ -8,25 +8,13 @@ import type { FastifyRequest } from 'fastify';
 import { Compile } from 'typebox/compile';
 import type { WebSocket } from 'ws';
 import { isTerminalSize, liveJobProblem } from '../../executor/check.js';
-import type { Runtime } from '../../images/types.js';
 import type { LiveEvent } from '../../jobs/model.js';
 import { liveTicketHolder } from '../auth.js';
 import { ApiError, badRequest, toApiError } from '../errors.js';
-import { JobSocket, LIVE_SEND_BUFFER_BYTES, liveClientOf, StreamText, type LiveSockets } from '../live-socket.js';
+import { JobSocket, LIVE_SEND_BUFFER_BYTES, StreamText, type LiveFrontOptions } from '../live-socket.js';
 import { presentJob, type OutputEncoding } from '../present.js';
 import { ErrorBody, JobSubmission, LiveQuery, LiveTicketView } from '../schemas.js';
-import type { JobService } from '../service.js';
-import { decodeBase64, toJobRequest, type SubmissionPolicy } from '../submission.js';
-
-export interface LiveRoutesOptions {
-  jobs: JobService;
-  runtimes: Runtime[];
-  policy: SubmissionPolicy;
-  /** The most stdin bytes one session takes in all (CELLBLOCK_BODY_LIMIT_BYTES: what one
-   * submission's stdin could hold). */
-  maxStdinBytes: number;
-  liveSockets: LiveSockets;
-}
+import { decodeBase64, toJobRequest } from '../submission.js';
 
 /** How long a client has, once connected, to send its `submit`. */
 const LIVE_SUBMIT_TIMEOUT_MS = 10_000;
@@ -43,7 +31,7 @@ function validationError(job: unknown): Error {
   return Object.assign(new Error('invalid job'), { validation: [...submissionCheck.Errors(job)], validationContext: 'job' });
 }
 
-export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (app, options) => {
+export const liveRoutes: FastifyPluginAsyncTypebox<LiveFrontOptions> = async (app, options) => {
   app.post(
     '/live/tickets',
     {
@@ -74,11 +62,10 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
     config: { liveTicket: true },
     preHandler: async (request) => {
       // Only an upgrade opens a socket (a plain GET is answered 426 below).
-      const client = liveClientOf(request);
-      if (request.ws && !(await options.liveSockets.admit(request, client))) {
-        const maximum = options.liveSockets.maximumFor(client);
-        const set = client.maxSessions === undefined ? 'CELLBLOCK_MAX_LIVE_SESSIONS_PER_CLIENT' : "this key's in CELLBLOCK_API_KEYS";
-        throw new ApiError(429, 'too_many_live_sessions', `at most ${maximum} live sockets at once per client (${set})`, { maximum });
+      const refusal = request.ws ? await options.liveSockets.admit(request) : undefined;
+      if (refusal) {
+        const { maximum, setting } = refusal;
+        throw new ApiError(429, 'too_many_live_sessions', `at most ${maximum} live sockets at once per client (${setting})`, { maximum });
       }
     },
     // Without the upgrade (a plain GET), said as every refusal is.
@@ -93,10 +80,11 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveRoutesOptions> = async (a
   });
 };
 
-function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: LiveRoutesOptions, encoding: OutputEncoding): void {
-  const { jobs, runtimes, policy, maxStdinBytes } = options;
+function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: LiveFrontOptions, encoding: OutputEncoding): void {
+  const { jobs, runtimes, policy } = options;
+  const { maxStdinBytes } = options.liveSockets;
   const text = new StreamText();
-  const live: JobSocket = new JobSocket(socket, request, options.liveSockets, maxStdinBytes, LIVE_SUBMIT_TIMEOUT_MS, {
+  const live: JobSocket = new JobSocket(socket, request, options.liveSockets, LIVE_SUBMIT_TIMEOUT_MS, {
     message: (message) => onMessage(message),
     notJson: () => void fail(badRequest('invalid_json', 'a message is not JSON')),
     tooSlow: () => void fail(new ApiError(429, 'client_too_slow', `more than ${LIVE_SEND_BUFFER_BYTES} bytes were left unread: read the socket as the program writes`)),
@@ -132,7 +120,6 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
         void fail(new ApiError(503, 'queue_unavailable', 'stdin could not be passed on (Redis unreachable, or the worker gone): the job is cancelled, its input having a gap'));
         return;
       case 'end': {
-        job.jobEnded();
         if (live.ended) return;
         if (!event.record) {
           void fail(new ApiError(404, 'job_not_found', 'the job disappeared before it finished'));
@@ -174,7 +161,6 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
       return;
     }
     job.submit(jobs, jobRequest, onEvent, {
-      socketEnded: () => live.ended,
       accepted: (session) => live.send({ type: 'accepted', id: session.id }),
       refused: (error) => void fail(toApiError(error, request)),
     });
