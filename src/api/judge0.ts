@@ -4,7 +4,7 @@
 // same queue and workers; tokens are our job ids.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { JobRecord, JobRequest } from '../jobs/model.js';
-import { judge0About, judge0ConfigInfo, judge0Workers } from './compat/judge0-info.js';
+import { JUDGE0_API_VERSION, judge0About, judge0ConfigInfo, judge0Workers } from './compat/judge0-info.js';
 import { Judge0Languages } from './compat/judge0-languages.js';
 import { JUDGE0_MAX_EXTRACT_BYTES, readAdditionalFiles } from './compat/judge0-additional-files.js';
 import { Judge0ValidationError, translateJudge0Submission, type Judge0Submission } from './compat/judge0-request.js';
@@ -157,10 +157,12 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   app.get('/submissions/batch', { schema: { tags: ['judge0'], summary: 'Judge0: get submissions' } }, async (request) => {
     const params = paramsOf(request);
     const header = request.headers.tokens;
+    // As Ruby's String#split(","): an empty token between two commas stays (its place answers
+    // null, so that the answers line up with the tokens asked for), trailing empty ones go.
     const tokens = String(header ?? params.tokens ?? '')
       .trim()
-      .split(',')
-      .filter((token) => token !== '');
+      .split(',');
+    while (tokens.at(-1) === '') tokens.pop();
     if (tokens.length > JUDGE0_MAX_BATCH_SIZE) {
       throw new Judge0BadRequestError(`number of submissions in a batch should be less than or equal to ${JUDGE0_MAX_BATCH_SIZE}`);
     }
@@ -201,6 +203,10 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
 
   app.get('/statuses', { schema: { tags: ['judge0'], summary: 'Judge0: statuses' } }, async () => JUDGE0_STATUS_LIST);
   app.get('/about', { schema: { tags: ['judge0'], summary: 'Judge0: about' } }, async () => judge0About());
+  // Judge0's info#version: the version as plain text.
+  app.get('/version', { schema: { tags: ['judge0'], summary: 'Judge0: version' } }, async (_request, reply) =>
+    reply.type('text/plain; charset=utf-8').send(JUDGE0_API_VERSION),
+  );
   const configInfo = judge0ConfigInfo({
     languages,
     maxQueuedJobs: options.maxQueuedJobs,

@@ -25,6 +25,10 @@ describe('compat fronts before a job runs', () => {
     const languages = (await inject('GET', '/languages')).json() as { id: number; name: string }[];
     const ids = new Map(languages.map((language) => [language.id, language.name]));
     for (const id of [46, 50, 54, 62, 63, 71]) assert.ok(ids.has(id), `language ${id} listed: ${JSON.stringify(languages)}`);
+    // Judge0 1.13 lists its older GCCs' ids too, which clients send (the official Python client's
+    // C++ is 52): the same runtime, under the same name.
+    for (const [older, id] of [[48, 50], [49, 50], [52, 54], [53, 54]] as const) assert.equal(ids.get(older), ids.get(id), `language ${older} listed as ${id}`);
+    assert.equal(languages.filter((language) => language.name === ids.get(54)).length, 3);
     assert.match(ids.get(71)!, /^Python \(3\.\d+\.\d+\)$/);
     const python = await inject('GET', '/languages/71');
     assert.equal(python.statusCode, 200);
@@ -41,6 +45,8 @@ describe('compat fronts before a job runs', () => {
     const about = await inject('GET', '/about');
     assert.equal(about.statusCode, 200);
     assert.equal(about.json().version, '1.13.1');
+    const version = await inject('GET', '/version');
+    assert.deepEqual([version.statusCode, version.headers['content-type'], version.body], [200, 'text/plain; charset=utf-8', '1.13.1']);
     const config = (await inject('GET', '/config_info')).json() as Record<string, unknown>;
     const runtimes = loadRuntimes();
     const least = (pick: (runtime: (typeof runtimes)[number]) => number) => Math.min(...runtimes.map(pick));
@@ -52,6 +58,16 @@ describe('compat fronts before a job runs', () => {
     assert.deepEqual(config.allowed_languages_for_compile_options, [], 'every compiled runtime of ours takes compiler options');
     // Judge0's 10240 KB, or less: what one request's body may carry (CELLBLOCK_BODY_LIMIT_BYTES, 4 MiB here).
     assert.deepEqual([config.enable_additional_files, config.max_extract_size], [true, 4096]);
+    // Every field the official Python client (judge0-python's Config model) requires.
+    const required = ['allow_enable_network', 'allow_enable_per_process_and_thread_memory_limit', 'allow_enable_per_process_and_thread_time_limit',
+      'allowed_languages_for_compile_options', 'callbacks_max_tries', 'callbacks_timeout', 'cpu_extra_time', 'cpu_time_limit', 'enable_additional_files',
+      'enable_batched_submissions', 'enable_callbacks', 'enable_command_line_arguments', 'enable_compiler_options', 'enable_network',
+      'enable_per_process_and_thread_memory_limit', 'enable_per_process_and_thread_time_limit', 'enable_submission_delete', 'enable_wait_result',
+      'maintenance_mode', 'max_cpu_extra_time', 'max_cpu_time_limit', 'max_extract_size', 'max_file_size', 'max_max_file_size',
+      'max_max_processes_and_or_threads', 'max_memory_limit', 'max_number_of_runs', 'max_processes_and_or_threads', 'max_queue_size', 'max_stack_limit',
+      'max_submission_batch_size', 'max_wall_time_limit', 'memory_limit', 'number_of_runs', 'redirect_stderr_to_stdout', 'stack_limit',
+      'submission_cache_duration', 'use_docs_as_homepage'];
+    assert.deepEqual(required.filter((key) => !(key in config)), []);
     for (const [key, value] of Object.entries(config)) {
       assert.ok(['number', 'boolean'].includes(typeof value) || Array.isArray(value), `${key}: ${JSON.stringify(value)}`);
     }
@@ -194,6 +210,9 @@ describe('compat fronts before a job runs', () => {
     assert.deepEqual(shown.json(), {
       submissions: [{ token: body[0]!.token, status_id: 1 }, null, { token: body[2]!.token, status_id: 1 }],
     });
+    // As Ruby splits them: an empty token keeps its place (null), trailing commas are dropped.
+    const gaps = await inject('GET', `/submissions/batch?tokens=,${body[0]!.token},,${body[2]!.token},,&fields=token`);
+    assert.deepEqual(gaps.json(), { submissions: [null, { token: body[0]!.token }, null, { token: body[2]!.token }] });
     const allBad = await inject('POST', '/submissions/batch', { submissions: [{ language_id: 71 }] });
     assert.equal(allBad.statusCode, 422);
   });

@@ -71,7 +71,10 @@ describe('Judge0 CE over HTTP', { skip }, () => {
   });
 
   test('hello world in every language, under the listed ids', async () => {
-    const languages = (await call('GET', '/languages')).body as { id: number; name: string }[];
+    const listed = (await call('GET', '/languages')).body as { id: number; name: string }[];
+    // One runtime per name (C and C++ are listed under Judge0 1.13's older compilers' ids too, the
+    // same runtime: run once).
+    const languages = [...new Map(listed.map((language) => [language.name, language])).values()];
     assert.equal(languages.length, service.runtimes.length);
     for (const { id, name } of languages) {
       const language = (await call('GET', `/languages/${id}`)).body as { source_file: string };

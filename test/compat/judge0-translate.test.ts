@@ -88,6 +88,9 @@ describe('judge0 languages', () => {
     assert.deepEqual(
       languages.listed.map(({ id, name, runtime: r }) => [id, name, r.id]),
       [
+        // Judge0 1.13 lists its older GCCs too: the same runtime, under the same name.
+        [48, 'C (GCC 12.2.0)', 'c'],
+        [49, 'C (GCC 12.2.0)', 'c'],
         [50, 'C (GCC 12.2.0)', 'c'],
         [60, 'Go (1.19)', 'go'],
         [70, 'Python (2.7.18)', 'python2'],
@@ -321,6 +324,10 @@ describe('judge0 submission serialization', () => {
     ];
     const body = serializeSubmission(attributes(done({ tests })), parseFields('time,wall_time,memory,stdout,status_id,number_of_runs'), false);
     assert.deepEqual(body, { time: '0.015', wall_time: '0.03', memory: 1500, stdout: 'b\n', status_id: 4, number_of_runs: 3 });
+    // An average that is no round figure reads as Judge0's decimal column holds it: 15 significant digits.
+    const thirds = [15, 16, 16].map((cpuTimeMs) => stage({ passed: true, cpuTimeMs, wallTimeMs: cpuTimeMs, stdout: 'a\n' }));
+    const averaged = serializeSubmission(attributes(done({ tests: thirds })), parseFields('time'), false);
+    assert.deepEqual(averaged, { time: '0.0156666666666667' });
   });
 
   it('reads a /v1 job with a judge program: its judgement as Accepted or Wrong Answer, a test it did not judge as Internal Error, its failed compile as the compile', () => {
@@ -352,7 +359,7 @@ describe('judge0 submission serialization', () => {
     assert.equal(judge0Seconds([0.3]), '0.0');
     assert.equal(judge0Seconds([1000]), '1.0');
     assert.equal(judge0Seconds([12, 13]), '0.0125');
-    assert.equal(judge0Seconds([1, 2, 2]), '0.001667');
+    assert.equal(judge0Seconds([1, 2, 2]), '0.00166666666666667', 'Float::DIG significant digits');
   });
 
   it('reports queued, running and failed jobs as 1, 2 and 13', () => {

@@ -57,6 +57,9 @@ describe('piston execute request', () => {
     rejects({ ...minimal, run_timeout: '3000' }, 'If specified, run_timeout must be a number');
     rejects({ ...minimal, run_timeout: 20_001 }, 'run_timeout cannot exceed the configured limit of 20000');
     rejects({ ...minimal, compile_cpu_time: -5 }, 'compile_cpu_time must be non-negative');
+    // Limits in Piston's order (memory, timeout, CPU time; compile before run): the first is told.
+    rejects({ ...minimal, run_cpu_time: -1, run_timeout: -1, run_memory_limit: '1' }, 'If specified, run_memory_limit must be a number');
+    rejects({ ...minimal, run_cpu_time: -1, compile_timeout: -1 }, 'compile_timeout must be non-negative');
     rejects({ ...minimal, files: [{ name: '../x.py', content: '' }] }, 'files[0].name "../x.py" must be a relative path inside the work directory');
     rejects({ ...minimal, args: [1] }, 'args must be an array of strings');
     // Beyond Piston's own checks: what the sandbox could not take is refused, not run and failed.

@@ -80,6 +80,9 @@ export function judge0ConfigInfo(sources: Judge0ConfigSources): Record<string, u
     allow_enable_network: false,
     enable_network: false,
     maintenance_mode: false,
+    // Judge0 caches a finished submission's answer this many seconds; nothing is cached here.
+    submission_cache_duration: 0,
+    use_docs_as_homepage: false,
   };
 }
 

@@ -10,6 +10,8 @@ interface LanguageEntry {
   names: string[];
   major?: number;
   alsoIds: number[];
+  /** Of alsoIds, those Judge0 1.13 lists as languages of their own. */
+  listedIds?: number[];
 }
 
 /** One Judge0 language this deployment serves, bound to the runtime that runs it. */
@@ -59,11 +61,11 @@ export class Judge0Languages {
         runtime,
         alsoIds: entry.alsoIds,
       };
-      listed.push(language);
+      listed.push(language, ...(entry.listedIds ?? []).map((id) => ({ ...language, id })));
       this.byRuntimeId.set(runtime.id, language);
       for (const id of [entry.id, ...entry.alsoIds]) this.byId.set(id, language);
     }
-    this.listed = listed.sort((a, b) => a.name.localeCompare(b.name));
+    this.listed = listed.sort((a, b) => a.name.localeCompare(b.name) || a.id - b.id);
   }
 
   /** The language for a Judge0 id, well-known or accepted alias. */

@@ -36,9 +36,11 @@ export function readJudge0Front(request: JobRequest): Partial<Judge0FrontAttribu
   return request.front?.api === 'judge0' ? (request.front.attributes as Partial<Judge0FrontAttributes>) : {};
 }
 
-/** Rails renders a decimal column as BigDecimal#to_s: at least one decimal ("5.0", "2.5", "0.012"). */
+/** Rails renders a decimal column as BigDecimal#to_s: at least one decimal ("5.0", "2.5", "0.012"),
+ * and a float stored in it with Float::DIG (15) significant digits: an average of three runs' times
+ * reads "0.0156666666666667". */
 export function rubyDecimal(value: number): string {
-  const text = String(Number(value.toFixed(6)));
+  const text = String(Number(value.toPrecision(15)));
   return text.includes('.') ? text : `${text}.0`;
 }
 

@@ -17,10 +17,11 @@ const FILE_ENCODINGS = ['base64', 'hex', 'utf8'] as const;
 type FileEncoding = (typeof FILE_ENCODINGS)[number];
 
 /** Piston's per-stage constraints and the limit each one sets (all in Piston's units = ours). */
+// In Piston's order (job.js, get_job): a request over several limits is told of the first.
 const CONSTRAINTS = {
+  memory_limit: 'memoryBytes',
   timeout: 'wallTimeMs',
   cpu_time: 'cpuTimeMs',
-  memory_limit: 'memoryBytes',
 } as const satisfies Record<string, keyof Limits>;
 type Constraint = keyof typeof CONSTRAINTS;
 type Stage = 'compile' | 'run';
