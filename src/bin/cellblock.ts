@@ -38,7 +38,8 @@ async function worker(config: Config, argv: string[]): Promise<void> {
   const redisUrl = requireRedisUrl(config, 'worker');
   const logger = createLogger(config.logLevel, 'worker');
   const { runWorkerProcess, superviseWorkers, SINGLE_WORKER_FLAG } = await workerCommand();
-  if (argv.includes(SINGLE_WORKER_FLAG) || config.workerProcesses <= 1) {
+  const supervised = argv.includes(SINGLE_WORKER_FLAG);
+  if (supervised || config.workerProcesses <= 1) {
     // A supervised worker stops with its supervisor, even one killed by SIGKILL, rather than
     // live on as an orphan taking jobs; and a stop during start-up releases what was prepared.
     const startup = guardStartup();
@@ -48,7 +49,7 @@ async function worker(config: Config, argv: string[]): Promise<void> {
       process.exit(0);
     }
     startup.done();
-    onShutdown(logger, () => running.close());
+    onShutdown(logger, () => running.close(), { supervised });
     return;
   }
   const supervisor = superviseWorkers(config.workerProcesses, redisUrl, logger);

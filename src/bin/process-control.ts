@@ -6,7 +6,12 @@ export function createLogger(level: string, role: string): Logger {
   return pino({ level, base: { service: 'cellblock', role, pid: process.pid } });
 }
 
-export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise<void>): void {
+/** `supervised`: a worker process its supervisor forked, which stops on the supervisor's SIGTERM.
+ * Ctrl-C at a terminal sends SIGINT to the whole foreground process group, the supervisor and its
+ * workers alike, and the supervisor then passes its own stop on as SIGTERM: taken as a second
+ * signal, that would end the worker's running jobs at once. Such a worker leaves SIGINT to its
+ * supervisor. */
+export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise<void>, options: { supervised?: boolean } = {}): void {
   let stopping = false;
   const handle = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -24,7 +29,8 @@ export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise
     );
   };
   process.once('SIGTERM', handle);
-  process.once('SIGINT', handle);
+  if (options.supervised) process.on('SIGINT', () => logger.info('SIGINT: left to the supervisor, whose SIGTERM stops this worker'));
+  else process.once('SIGINT', handle);
 }
 
 export interface StartupGuard {

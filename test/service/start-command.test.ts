@@ -100,7 +100,7 @@ test('a private Redis passes over a free port that is the API\'s, and gives up a
 });
 
 describe('cellblock start', { skip }, () => {
-  test('private Redis, a worker and the API on one machine: hello world, a dead worker replaced, SIGTERM stops all', async () => {
+  test('private Redis, a worker and the API on one machine: hello world, a dead worker replaced, Ctrl-C stops all in order', async () => {
     const scratch = await scratchDir();
     const { started, port, redisPort } = await startCellblock(scratch.dir).catch(removing(scratch));
     const { child } = started;
@@ -130,8 +130,15 @@ describe('cellblock start', { skip }, () => {
       const workerPid = supervisedWorkerPid(started.output());
       assert.notEqual(workerPid, firstWorkerPid);
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      child.kill('SIGTERM');
-      assert.equal(await exited, 0, `a clean exit on SIGTERM:\n${started.output().slice(-2000)}`);
+      // Ctrl-C at a terminal: SIGINT to the foreground process group, the command and its worker
+      // alike. The worker stops once, on its supervisor's SIGTERM (a second signal would end its
+      // jobs at once).
+      process.kill(workerPid, 'SIGINT');
+      child.kill('SIGINT');
+      assert.equal(await exited, 0, `a clean exit on Ctrl-C:\n${started.output().slice(-2000)}`);
+      assert.ok(!started.output().includes('second signal'), `one orderly stop each:\n${started.output().slice(-2000)}`);
+      const workerStop = started.output().split('\n').find((line) => line.includes('"msg":"shutting down"') && line.includes(`"pid":${workerPid}`));
+      assert.match(workerStop ?? '', /"signal":"SIGTERM"/, "the worker stopped on its supervisor's SIGTERM");
       assert.ok(!processExists(workerPid), 'the worker process has exited');
       assert.ok(!(await answers(redisPort)), 'the private redis-server has stopped');
       assert.ok(!(await answers(port)), 'the API no longer listens');
