@@ -49,16 +49,44 @@ std::vector<sock_filter> linearFilter(const cb::SeccompPolicy& policy) {
   f.push_back(BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, policy.cloneNamespaceFlags, 0, 1));
   f.push_back(BPF_STMT(BPF_RET | BPF_K, refuse));
   f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-  const uint8_t families = static_cast<uint8_t>(policy.socketFamilies.size());
+  // socket, socketpair: the family's tests, each jumping to its protocols' block (as the engine's).
+  const size_t families = policy.socketFamilies.size();
+  auto blockLength = [](const cb::SeccompPolicy::SocketFamily& family) -> size_t {
+    return family.protocols.empty() ? 1 : family.protocols.size() + 3;
+  };
+  size_t length = 2 + families + 1;
+  for (const auto& family : policy.socketFamilies) length += blockLength(family);
   for (uint32_t nr : policy.socketNrs) {
-    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, static_cast<uint8_t>(families + 3)));
+    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, static_cast<uint8_t>(length - 1)));
     f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])));
-    for (uint8_t i = 0; i < families; i++) {
-      f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, policy.socketFamilies[i], static_cast<uint8_t>(families - i), 0));
+    size_t blockStart = 2 + families + 1;
+    for (size_t i = 0; i < families; i++) {
+      f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, policy.socketFamilies[i].family, static_cast<uint8_t>(blockStart - (2 + i) - 1), 0));
+      blockStart += blockLength(policy.socketFamilies[i]);
     }
     f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 97 /* EAFNOSUPPORT */));
-    f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    for (const auto& family : policy.socketFamilies) {
+      if (family.protocols.empty()) {
+        f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+        continue;
+      }
+      const size_t count = family.protocols.size();
+      f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])));
+      for (size_t j = 0; j < count; j++) {
+        f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, family.protocols[j], static_cast<uint8_t>(count - j), 0));
+      }
+      f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 93 /* EPROTONOSUPPORT */));
+      f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    }
   }
+  const size_t requests = policy.refusedIoctls.size();
+  f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, policy.ioctlNr, 0, static_cast<uint8_t>(requests + 3)));
+  f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])));
+  for (size_t i = 0; i < requests; i++) {
+    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, policy.refusedIoctls[i], static_cast<uint8_t>(requests - i), 0));
+  }
+  f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  f.push_back(BPF_STMT(BPF_RET | BPF_K, refuse));
   f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
   return f;
 }

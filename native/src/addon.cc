@@ -544,7 +544,8 @@ Napi::Value JoinCounts(const Napi::CallbackInfo& info) {
 }
 
 /** seccompPolicy() -> {filter: Buffer of struct sock_filter, refused, notImplemented, cloneNr,
- * cloneNamespaceFlags, socketNrs, socketFamilies, auditArch, x32SyscallBit}: for the tests that check the filter. */
+ * cloneNamespaceFlags, socketNrs, socketFamilies: [{family, protocols}], ioctlNr, refusedIoctls, auditArch,
+ * x32SyscallBit}: for the tests that check the filter. */
 Napi::Value SeccompPolicy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   cb::SeccompPolicy policy = cb::seccompPolicy();
@@ -569,7 +570,16 @@ Napi::Value SeccompPolicy(const Napi::CallbackInfo& info) {
   o.Set("cloneNr", Napi::Number::New(env, policy.cloneNr));
   o.Set("cloneNamespaceFlags", Napi::Number::New(env, policy.cloneNamespaceFlags));
   o.Set("socketNrs", numbers(policy.socketNrs));
-  o.Set("socketFamilies", numbers(policy.socketFamilies));
+  Napi::Array families = Napi::Array::New(env, policy.socketFamilies.size());
+  for (size_t i = 0; i < policy.socketFamilies.size(); i++) {
+    Napi::Object family = Napi::Object::New(env);
+    family.Set("family", Napi::Number::New(env, policy.socketFamilies[i].family));
+    family.Set("protocols", numbers(policy.socketFamilies[i].protocols));
+    families.Set(i, family);
+  }
+  o.Set("socketFamilies", families);
+  o.Set("ioctlNr", Napi::Number::New(env, policy.ioctlNr));
+  o.Set("refusedIoctls", numbers(policy.refusedIoctls));
   o.Set("auditArch", Napi::Number::New(env, policy.auditArch));
   o.Set("x32SyscallBit", Napi::Number::New(env, policy.x32SyscallBit));
   return o;

@@ -238,6 +238,18 @@ void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onR
   onGone();
 }
 
+/** RLIMIT_MEMLOCK for programs: the kernel's default (8 MiB since 5.16), or less where the worker
+ * has less (raising a hard limit takes CAP_SYS_RESOURCE, which the worker may lack). */
+rlim_t programMemlockBytes() {
+  static const rlim_t bytes = [] {
+    constexpr rlim_t kDefault = 8 << 20;
+    rlimit current{};
+    if (getrlimit(RLIMIT_MEMLOCK, &current) != 0) return kDefault;
+    return std::min(kDefault, current.rlim_max);
+  }();
+  return bytes;
+}
+
 }  // namespace
 
 RunEnd readRunEnd(ContainerState& s, Failure& failure) {
@@ -480,6 +492,14 @@ void configureProgram(ContainerState& s, const StartOptions& o) {
       {RLIMIT_NOFILE, static_cast<rlim_t>(o.openFiles), static_cast<rlim_t>(o.openFiles)},
       {RLIMIT_STACK, static_cast<rlim_t>(o.stackBytes), static_cast<rlim_t>(o.stackBytes)},
       {RLIMIT_CORE, 0, 0},
+      // Set, not inherited from the worker, which a service manager or a container engine may
+      // have given a real-time priority limit (LimitRTPRIO=, --ulimit rtprio) or unlimited locked
+      // memory: a program may not raise its own scheduling priority (a SCHED_FIFO one would not
+      // heed the cgroup's CPU quota on kernels without real-time group scheduling) nor lock more
+      // than the kernel's default.
+      {RLIMIT_RTPRIO, 0, 0},
+      {RLIMIT_NICE, 0, 0},
+      {RLIMIT_MEMLOCK, programMemlockBytes(), programMemlockBytes()},
   };
   s.remountTmp = o.tmpBytes > 0 && o.tmpBytes != s.preparedTmpBytes;
   s.tmpRemountOptions = tmpfsOptions(o.tmpBytes, "1777");

@@ -3,9 +3,12 @@
 #include <errno.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
+#include <linux/netlink.h>
 #include <linux/seccomp.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <stddef.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 
@@ -206,8 +209,32 @@ constexpr uint32_t kCloneNamespaceFlags = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_
 // to its hypervisor, reachable from any namespace), and the rest (AF_ALG, AF_PACKET, AF_KEY,
 // AF_TIPC, AF_RDS, AF_BLUETOOTH...) are no submission's business and the kernel's most exposed
 // code.
-const uint32_t kSocketFamilies[] = {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK};
+// Within a family, only these protocols (the third argument); any other fails with
+// EPROTONOSUPPORT. The kernel loads the module of a protocol it lacks for anyone who asks for a
+// socket of it (request_module for "net-pf-2-proto-132": SCTP; L2TP, DCCP; a netlink protocol
+// or generic netlink family), so that one submission could bring rarely used code, with its
+// history of privilege escalations, into the kernel every job shares. What a program makes of
+// its own loopback: TCP, UDP and ping sockets (0 picks the type's default), and the routing
+// netlink that getaddrinfo and getifaddrs read. protocolCount 0: any (unix sockets load nothing).
+struct SocketFamily {
+  uint32_t family;
+  uint32_t protocols[4];
+  uint8_t protocolCount;
+};
+const SocketFamily kSocketFamilies[] = {
+    {AF_UNIX, {}, 0},
+    {AF_INET, {0, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP}, 4},
+    {AF_INET6, {0, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6}, 4},
+    {AF_NETLINK, {NETLINK_ROUTE}, 1},
+};
 constexpr size_t kSocketFamilyCount = sizeof kSocketFamilies / sizeof kSocketFamilies[0];
+
+// ioctl() requests refused with EPERM whatever the descriptor: a terminal's line discipline
+// (TIOCSETD: the kernel loads the discipline's module, n_hdlc and n_gsm among them, for any
+// terminal's owner), typing into a terminal's input (TIOCSTI) and the virtual console's
+// multiplexed requests (TIOCLINUX). A terminal run's program owns its pseudo-terminal.
+const uint32_t kRefusedIoctls[] = {TIOCSETD, TIOCSTI, TIOCLINUX};
+constexpr size_t kRefusedIoctlCount = sizeof kRefusedIoctls / sizeof kRefusedIoctls[0];
 
 sock_filter stmt(uint16_t code, uint32_t k) { return BPF_STMT(code, k); }
 sock_filter jump(uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) {
@@ -217,11 +244,12 @@ sock_filter jump(uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) {
 constexpr uint32_t kRefuse = SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA);
 constexpr uint32_t kNoSys = SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA);
 constexpr uint32_t kNoFamily = SECCOMP_RET_ERRNO | (EAFNOSUPPORT & SECCOMP_RET_DATA);
+constexpr uint32_t kNoProtocol = SECCOMP_RET_ERRNO | (EPROTONOSUPPORT & SECCOMP_RET_DATA);
 
 /** What the filter does with one system call number; every other number is allowed. */
 struct Rule {
   uint32_t nr;
-  enum Kind { kRefused, kNotImplemented, kCloneFlagsChecked, kSocketFamilyChecked } kind;
+  enum Kind { kRefused, kNotImplemented, kCloneFlagsChecked, kSocketFamilyChecked, kIoctlRequestChecked } kind;
 };
 
 std::vector<Rule> sortedRules() {
@@ -233,6 +261,7 @@ std::vector<Rule> sortedRules() {
   rules.push_back({SYS_clone, Rule::kCloneFlagsChecked});
   rules.push_back({SYS_socket, Rule::kSocketFamilyChecked});
   rules.push_back({SYS_socketpair, Rule::kSocketFamilyChecked});
+  rules.push_back({SYS_ioctl, Rule::kIoctlRequestChecked});
   std::sort(rules.begin(), rules.end(), [](const Rule& a, const Rule& b) { return a.nr < b.nr; });
   rules.erase(std::unique(rules.begin(), rules.end(), [](const Rule& a, const Rule& b) { return a.nr == b.nr; }),
               rules.end());
@@ -261,16 +290,53 @@ void emitRule(std::vector<sock_filter>& f, const Rule& rule) {
       f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
       break;
     case Rule::kSocketFamilyChecked: {
-      // socket(family, ...), socketpair(family, ...): the family is the first argument, an int.
-      // After the load: one test per family jumping to "allow", then "refuse", then "allow".
-      const uint8_t block = static_cast<uint8_t>(kSocketFamilyCount + 3);
-      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, rule.nr, 0, block));
+      // socket(family, type, protocol), socketpair(family, type, protocol, ...): ints, read as
+      // their arguments' low words. After the family's load: one test per family jumping to
+      // that family's block, then "refuse". A block is "allow" for a family that takes any
+      // protocol, else the protocol's load, one test per protocol jumping to "allow", "refuse",
+      // "allow". Every path returns.
+      auto blockLength = [](const SocketFamily& family) -> size_t {
+        return family.protocolCount == 0 ? 1 : family.protocolCount + 3u;
+      };
+      size_t length = 2 + kSocketFamilyCount + 1;
+      for (const SocketFamily& family : kSocketFamilies) length += blockLength(family);
+      const size_t start = f.size();
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, rule.nr, 0, static_cast<uint8_t>(length - 1)));
       f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])));
+      size_t blockStart = 2 + kSocketFamilyCount + 1;  // from start
       for (size_t i = 0; i < kSocketFamilyCount; i++) {
-        f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, kSocketFamilies[i], static_cast<uint8_t>(kSocketFamilyCount - i), 0));
+        const size_t at = 2 + i;
+        f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, kSocketFamilies[i].family, static_cast<uint8_t>(blockStart - at - 1), 0));
+        blockStart += blockLength(kSocketFamilies[i]);
       }
       f.push_back(stmt(BPF_RET | BPF_K, kNoFamily));
+      for (const SocketFamily& family : kSocketFamilies) {
+        if (family.protocolCount == 0) {
+          f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+          continue;
+        }
+        f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])));
+        for (uint8_t j = 0; j < family.protocolCount; j++) {
+          f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, family.protocols[j], static_cast<uint8_t>(family.protocolCount - j), 0));
+        }
+        f.push_back(stmt(BPF_RET | BPF_K, kNoProtocol));
+        f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+      }
+      // The policy is fixed data: a slip in the lengths above fails the first container (and
+      // the seccomp test) outright.
+      if (f.size() - start != length || length > 255) std::abort();
+      break;
+    }
+    case Rule::kIoctlRequestChecked: {
+      // ioctl(fd, request, ...): the request is an unsigned int, the second argument's low word.
+      // After the load: one test per refused request jumping to "refuse", then "allow", "refuse".
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, rule.nr, 0, static_cast<uint8_t>(kRefusedIoctlCount + 3)));
+      f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])));
+      for (size_t i = 0; i < kRefusedIoctlCount; i++) {
+        f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, kRefusedIoctls[i], static_cast<uint8_t>(kRefusedIoctlCount - i), 0));
+      }
       f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+      f.push_back(stmt(BPF_RET | BPF_K, kRefuse));
       break;
     }
   }
@@ -340,7 +406,11 @@ SeccompPolicy seccompPolicy() {
 #endif
   policy.cloneNr = SYS_clone;
   policy.socketNrs = {SYS_socket, SYS_socketpair};
-  policy.socketFamilies.assign(kSocketFamilies, kSocketFamilies + kSocketFamilyCount);
+  for (const SocketFamily& family : kSocketFamilies) {
+    policy.socketFamilies.push_back({family.family, std::vector<uint32_t>(family.protocols, family.protocols + family.protocolCount)});
+  }
+  policy.ioctlNr = SYS_ioctl;
+  policy.refusedIoctls.assign(kRefusedIoctls, kRefusedIoctls + kRefusedIoctlCount);
   policy.cloneNamespaceFlags = kCloneNamespaceFlags;
   policy.auditArch = kAuditArch;
   policy.x32SyscallBit = kRejectX32 ? kX32SyscallBit : 0;

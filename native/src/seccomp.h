@@ -1,8 +1,10 @@
 // The seccomp filter of the program: refuses (EPERM) the system calls a submission never needs,
 // makes clone3 fail with ENOSYS (libc then falls back to clone, whose flags a classic BPF filter
 // can inspect), refuses clone with any CLONE_NEW* flag, lets socket and socketpair make only
-// unix, IP and netlink sockets (EAFNOSUPPORT for the rest: AF_VSOCK, AF_ALG...), and kills the
-// process on a foreign audit architecture or an x32 system call.
+// unix, IP and netlink sockets (EAFNOSUPPORT for the rest: AF_VSOCK, AF_ALG...) of the
+// protocols the kernel has built in (EPROTONOSUPPORT for SCTP, L2TP...: no module is loaded on a
+// submission's word), refuses the terminal ioctls that load a line discipline or type input
+// (EPERM), and kills the process on a foreign audit architecture or an x32 system call.
 #pragma once
 
 #include <stdint.h>
@@ -30,8 +32,14 @@ struct SeccompPolicy {
   std::vector<uint32_t> notImplemented;  // ENOSYS
   uint32_t cloneNr = 0;                  // EPERM when its flags hold any of cloneNamespaceFlags
   uint32_t cloneNamespaceFlags = 0;
-  std::vector<uint32_t> socketNrs;       // EAFNOSUPPORT unless the family is in socketFamilies
-  std::vector<uint32_t> socketFamilies;
+  std::vector<uint32_t> socketNrs;  // EAFNOSUPPORT unless the family is in socketFamilies
+  struct SocketFamily {
+    uint32_t family;
+    std::vector<uint32_t> protocols;  // EPROTONOSUPPORT for any other; empty: any
+  };
+  std::vector<SocketFamily> socketFamilies;
+  uint32_t ioctlNr = 0;               // EPERM when its request is one of refusedIoctls
+  std::vector<uint32_t> refusedIoctls;
   uint32_t auditArch = 0;      // any other architecture: the process is killed
   uint32_t x32SyscallBit = 0;  // 0: none; numbers with it set: the process is killed
 };

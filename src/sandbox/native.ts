@@ -142,9 +142,13 @@ export interface NativeSeccompPolicy {
   cloneNr: number;
   cloneNamespaceFlags: number;
   /** socket and socketpair: refused with EAFNOSUPPORT unless their family (the first argument)
-   * is one of socketFamilies. */
+   * is one of socketFamilies, and with EPROTONOSUPPORT unless their protocol (the third) is one
+   * of that family's `protocols` (empty: any). */
   socketNrs: number[];
-  socketFamilies: number[];
+  socketFamilies: { family: number; protocols: number[] }[];
+  /** ioctl: refused with EPERM when its request (the second argument) is one of refusedIoctls. */
+  ioctlNr: number;
+  refusedIoctls: number[];
   /** The only audit architecture allowed; any other kills the process. */
   auditArch: number;
   /** Set in an x32 system call's number (which kills the process); 0 where there is none. */

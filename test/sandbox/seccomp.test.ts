@@ -13,20 +13,30 @@ const RET_ALLOW = 0x7fff0000;
 const EPERM = 1;
 const ENOSYS = 38;
 const EAFNOSUPPORT = 97;
+const EPROTONOSUPPORT = 93;
+const AF_UNIX = 1;
+const AF_INET = 2;
+const AF_NETLINK = 16;
 const AF_VSOCK = 40;
+const IPPROTO_SCTP = 132;
+const NETLINK_GENERIC = 16;
+const TIOCSTI = 0x5412;
+const TIOCSETD = 0x5423;
 
 const policy = native.seccompPolicy();
 
 interface SeccompData {
   nr: number;
   arch: number;
-  /** The low 32 bits of the first argument (all a classic BPF load of args[0] sees). */
+  /** The low 32 bits of the first three arguments (all a classic BPF load of args[i] sees). */
   arg0: number;
+  arg1?: number;
+  arg2?: number;
 }
 
 /** Runs the filter as the kernel would (struct seccomp_data: nr at 0, arch at 4, args at 16). */
 function verdict(filter: Buffer, data: SeccompData): number {
-  const words = new Map([[0, data.nr >>> 0], [4, data.arch >>> 0], [16, data.arg0 >>> 0]]);
+  const words = new Map([[0, data.nr >>> 0], [4, data.arch >>> 0], [16, data.arg0 >>> 0], [24, (data.arg1 ?? 0) >>> 0], [32, (data.arg2 ?? 0) >>> 0]]);
   const count = filter.length / 8;
   let a = 0;
   for (let pc = 0, steps = 0; pc < count; steps++) {
@@ -67,7 +77,12 @@ function expected(data: SeccompData): number {
   if (policy.refused.includes(data.nr)) return RET_ERRNO | EPERM;
   if (policy.notImplemented.includes(data.nr)) return RET_ERRNO | ENOSYS;
   if (data.nr === policy.cloneNr && (data.arg0 & policy.cloneNamespaceFlags) !== 0) return RET_ERRNO | EPERM;
-  if (policy.socketNrs.includes(data.nr) && !policy.socketFamilies.includes(data.arg0)) return RET_ERRNO | EAFNOSUPPORT;
+  if (policy.socketNrs.includes(data.nr)) {
+    const family = policy.socketFamilies.find((candidate) => candidate.family === data.arg0);
+    if (!family) return RET_ERRNO | EAFNOSUPPORT;
+    if (family.protocols.length > 0 && !family.protocols.includes(data.arg2 ?? 0)) return RET_ERRNO | EPROTONOSUPPORT;
+  }
+  if (data.nr === policy.ioctlNr && policy.refusedIoctls.includes(data.arg1 ?? 0)) return RET_ERRNO | EPERM;
   return RET_ALLOW;
 }
 
@@ -81,8 +96,14 @@ describe('seccomp filter', () => {
     // clone and clone3 have verdicts of their own: neither may also be in the plain EPERM list.
     for (const nr of [policy.cloneNr, ...policy.notImplemented, ...policy.socketNrs]) assert.ok(!policy.refused.includes(nr));
     assert.equal(policy.socketNrs.length, 2, 'socket and socketpair');
-    assert.ok(policy.socketFamilies.includes(1) && policy.socketFamilies.includes(2), 'unix and IPv4 sockets');
-    assert.ok(!policy.socketFamilies.includes(AF_VSOCK), 'no vsock: a VM\'s way to its host, outside the network namespace');
+    const families = new Map(policy.socketFamilies.map(({ family, protocols }) => [family, protocols]));
+    assert.ok(families.has(AF_UNIX) && families.has(AF_INET), 'unix and IPv4 sockets');
+    assert.ok(!families.has(AF_VSOCK), 'no vsock: a VM\'s way to its host, outside the network namespace');
+    assert.deepEqual(families.get(AF_UNIX), [], 'a unix socket of any protocol (none loads a module)');
+    assert.ok(!families.get(AF_INET)!.includes(IPPROTO_SCTP), 'no SCTP: its module would be loaded on request');
+    assert.deepEqual(families.get(AF_NETLINK), [0], 'routing netlink only (no generic netlink family loads its module)');
+    assert.ok(!policy.refused.includes(policy.ioctlNr), 'ioctl has its own verdicts');
+    assert.ok(policy.refusedIoctls.includes(TIOCSTI) && policy.refusedIoctls.includes(TIOCSETD), 'no typing into a terminal, no line discipline');
   });
 
   it('gives every system call number the policy\'s verdict', () => {
@@ -90,7 +111,7 @@ describe('seccomp filter', () => {
     const check = (data: SeccompData) => {
       const got = verdict(policy.filter, data);
       const want = expected(data);
-      if (got !== want) wrong.push(`nr ${data.nr} arch 0x${data.arch.toString(16)} arg0 0x${data.arg0.toString(16)}: ${name(got)}, policy ${name(want)}`);
+      if (got !== want) wrong.push(`nr ${data.nr} arch 0x${data.arch.toString(16)} args 0x${data.arg0.toString(16)} 0x${(data.arg1 ?? 0).toString(16)} 0x${(data.arg2 ?? 0).toString(16)}: ${name(got)}, policy ${name(want)}`);
     };
     for (let nr = 0; nr < 1024; nr++) {
       check({ nr, arch: policy.auditArch, arg0: 0 });
@@ -98,10 +119,17 @@ describe('seccomp filter', () => {
     }
     // clone: each namespace flag alone refused, other flags (fork's, threads') allowed.
     for (let bit = 0; bit < 32; bit++) check({ nr: policy.cloneNr, arch: policy.auditArch, arg0: (1 << bit) >>> 0 });
-    // socket, socketpair: every family number (AF_MAX is 46 on 6.x), and beyond.
+    // socket, socketpair: every family number (AF_MAX is 46 on 6.x), and beyond; each with
+    // every protocol number a family has (IPPROTO_MAX 263, NETLINK's 32), and beyond.
+    const protocols = [...Array(300).keys(), 0x10006, 0xffffffff];
     for (const nr of policy.socketNrs) {
-      for (const family of [...Array(64).keys(), 0x10001, 0xffffffff]) check({ nr, arch: policy.auditArch, arg0: family });
+      for (const family of [...Array(64).keys(), 0x10001, 0xffffffff]) {
+        for (const arg2 of protocols) check({ nr, arch: policy.auditArch, arg0: family, arg2 });
+      }
     }
+    // ioctl: the refused requests, their neighbours and the common ones, on any descriptor.
+    const requests = [...policy.refusedIoctls.flatMap((request) => [request - 1, request, request + 1]), 0x5401 /* TCGETS */, 0x541b /* FIONREAD */, 0x5413 /* TIOCGWINSZ */, 0, 0xffffffff];
+    for (const arg1 of requests) for (const arg0 of [0, 1, 1000]) check({ nr: policy.ioctlNr, arch: policy.auditArch, arg0, arg1 });
     if (policy.x32SyscallBit !== 0) {
       for (const nr of [0, 1, 39, policy.cloneNr, ...policy.refused]) check({ nr: (policy.x32SyscallBit | nr) >>> 0, arch: policy.auditArch, arg0: 0 });
     }

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
@@ -16,6 +18,13 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/** A pipe's read end, for an ioctl every program may make. */
+static int pipe_fds_for_ioctl(void) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  return fds[0];
+}
 
 static void show(const char* name, long r) {
   if (r >= 0) printf("%s ok\n", name);
@@ -68,6 +77,20 @@ int main(void) {
   show("socket_inet6", socket(AF_INET6, SOCK_DGRAM, 0));
   show("socket_netlink", socket(AF_NETLINK, SOCK_RAW, 0));
   show("socketpair_unix", socketpair(AF_UNIX, SOCK_STREAM, 0, pair));
+  // Protocols the kernel would load a module for (SCTP, L2TP, generic netlink); those built in.
+  show("socket_inet_sctp", socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP));
+  show("socket_inet6_l2tp", socket(AF_INET6, SOCK_DGRAM, 115 /* IPPROTO_L2TP */));
+  show("socket_netlink_generic", socket(AF_NETLINK, SOCK_RAW, 16 /* NETLINK_GENERIC */));
+  show("socket_inet_tcp", socket(AF_INET, SOCK_STREAM, IPPROTO_TCP));
+  show("socket_inet6_udp", socket(AF_INET6, SOCK_DGRAM, IPPROTO_UDP));
+  // Terminal requests that load a line discipline or type input: refused on any descriptor
+  // (stdin here is no terminal: without the filter, ENOTTY).
+  int ldisc = 0;
+  char typed = 'x';
+  show("ioctl_tiocsetd", ioctl(0, TIOCSETD, &ldisc));
+  show("ioctl_tiocsti", ioctl(0, TIOCSTI, &typed));
+  int pending = 0;
+  show("ioctl_fionread_pipe", ioctl(pipe_fds_for_ioctl(), FIONREAD, &pending));
   show("write_sysrq", open("/proc/sysrq-trigger", O_WRONLY));
   show("write_proc_sys", open("/proc/sys/kernel/hostname", O_WRONLY));
   // An ordinary fork must still work (clone without namespace flags).
