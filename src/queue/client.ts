@@ -117,8 +117,13 @@ interface DepthRead {
   startedAt: number;
   addedSince: number;
 }
-// "Command timed out": ioredis's commandTimeout, where a frozen Redis outlasts it.
-const CONNECTION_ERROR = /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING|Command timed out/i;
+// "Command timed out": ioredis's commandTimeout, where a frozen Redis outlasts it. Beside the
+// connection's own failures, Redis's refusals of a write it cannot take now: OOM (used memory
+// over maxmemory, which BullMQ's noeviction makes a refusal), READONLY (a replica: a failover
+// left this connection on the former primary, until it reconnects), MISCONF (its last save
+// failed), NOREPLICAS, MASTERDOWN, BUSY (a script running long). Each passes; none is a 500.
+const CONNECTION_ERROR =
+  /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING|Command timed out|^(OOM|READONLY|MISCONF|NOREPLICAS|MASTERDOWN|BUSY)\b/i;
 
 /** A live ticket's random bytes (256 bits: unguessable for its lifetime, as a key is), and the
  * shape they have in base64url. */

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { createRedis, PRODUCER_COMMAND_TIMEOUT_MS } from '../../src/queue/connection.js';
+import { until } from '../helpers/until.js';
 import { startService, testRuntime, type ServiceHarness } from './fixtures.js';
 
 const hello = { language: 'python', source: 'print("hi")' };
@@ -99,6 +100,36 @@ describe('Redis away', () => {
       assert.match((await call(service, { method: 'GET', url: '/metrics' })).body, /^cellblock_redis_up 0$/m);
     } finally {
       await service.redis.resume();
+      await service.close();
+    }
+  });
+
+  test('refusing writes (out of memory under maxmemory, a replica after a failover): 503 + Retry-After, never 500', async () => {
+    const service = await startService({ rateLimitInRedis: true });
+    const admin = createRedis(service.redis.url, 'blocking', 'cellblock-test-admin');
+    try {
+      const refusals: [string, string[], string[]][] = [
+        ['out of memory', ['CONFIG', 'SET', 'maxmemory', '1'], ['CONFIG', 'SET', 'maxmemory', '0']],
+        ['a replica', ['REPLICAOF', '127.0.0.1', '1'], ['REPLICAOF', 'NO', 'ONE']],
+      ];
+      await admin.call('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+      for (const [what, refuse, restore] of refusals) {
+        await admin.call(refuse[0]!, ...refuse.slice(1));
+        try {
+          const submitted = await call(service, { method: 'POST', url: '/v1/jobs', body: hello });
+          assert.equal(submitted.statusCode, 503, `${what}: ${submitted.body.slice(0, 300)}`);
+          assert.equal(submitted.json().error.code, 'queue_unavailable');
+          // (/readyz is 503 here for want of a worker.)
+          for (const route of everyRoute(service).filter((route) => route.url !== '/readyz')) assertNo500(route, await call(service, route));
+        } finally {
+          await admin.call(restore[0]!, ...restore.slice(1));
+        }
+      }
+      // Writes taken again: a job is accepted (once the connection READONLY sent away is back).
+      let accepted: LightMyRequestResponse | undefined;
+      await until(async () => (accepted = await call(service, { method: 'POST', url: '/v1/jobs', body: hello })).statusCode === 202, 10_000, 50, 'a job accepted again');
+    } finally {
+      admin.disconnect();
       await service.close();
     }
   });
