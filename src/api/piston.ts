@@ -6,7 +6,7 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { pistonRuntimeList } from './compat/piston-runtimes.js';
 import { PistonRequestError, translatePistonExecute } from './compat/piston-request.js';
-import { PistonExecutionError, pistonResponse } from './compat/piston-response.js';
+import { PistonExecutionError, pistonResponse, PistonWaitTimeoutError } from './compat/piston-response.js';
 import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } from './compat/plugin-options.js';
 import { QueueUnavailableError } from '../queue/errors.js';
 import { admissionProblem } from './submission.js';
@@ -101,8 +101,11 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     }
     if (record === undefined) throw new PistonExecutionError(`job ${id} disappeared before it finished`);
     if (record.status === 'queued' || record.status === 'running') {
-      // Nobody will read this result any more: free the worker.
-      await jobs.cancel(id).catch(() => undefined);
+      // Nobody will read this result any more: free the worker. The job may have ended just
+      // now: the cancel answers it as it is, and a result is a result.
+      const cancelled = await jobs.cancel(id).catch(() => undefined);
+      if (cancelled?.status !== 'done' || cancelled.result?.verdict === 'cancelled') throw new PistonWaitTimeoutError(id, maxWaitMs);
+      record = cancelled;
     }
     return pistonResponse(record, runtime);
   });

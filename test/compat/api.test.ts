@@ -300,10 +300,14 @@ describe('compat fronts before a job runs', () => {
     assert.deepEqual(shown.json(), { cpu_time_limit: '0.001', status_id: 1 });
   });
 
-  test('Piston execute that cannot finish (no worker) is a 500 with a message', async () => {
+  test('Piston execute that cannot finish within the wait (no worker) is a 503 with Retry-After, its job cancelled', async () => {
     const response = await inject('POST', '/api/v2/execute', { language: 'python', version: '3', files: [{ content: 'print(1)' }] });
-    assert.equal(response.statusCode, 500);
-    assert.match(response.json().message, /did not finish/);
+    assert.equal(response.statusCode, 503);
+    assert.ok(Number(response.headers['retry-after']) > 0);
+    const message = response.json().message as string;
+    assert.match(message, /^job (\S+) did not finish within 300 ms \(CELLBLOCK_MAX_WAIT_MS\) and was cancelled; retry later$/);
+    const id = /^job (\S+)/.exec(message)![1]!;
+    assert.equal((await inject('GET', `/v1/jobs/${id}`)).json().status, 'cancelled');
   });
 });
 

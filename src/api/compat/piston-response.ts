@@ -91,6 +91,18 @@ export class PistonExecutionError extends Error {
   readonly statusCode = 500;
 }
 
+/** The job did not finish within the longest wait (CELLBLOCK_MAX_WAIT_MS) and was cancelled: the
+ * queue was too long, or the program too slow, for a synchronous answer. Not the server failing
+ * (a 500): 503 with Retry-After. */
+export class PistonWaitTimeoutError extends Error {
+  override readonly name = 'PistonWaitTimeoutError';
+  readonly statusCode = 503;
+  readonly retryAfterSeconds = 5;
+  constructor(jobId: string, maxWaitMs: number) {
+    super(`job ${jobId} did not finish within ${maxWaitMs} ms (CELLBLOCK_MAX_WAIT_MS) and was cancelled; retry later`);
+  }
+}
+
 export function pistonResponse(record: JobRecord, runtime: Runtime): PistonExecuteResponse {
   if (record.status === 'failed') throw new PistonExecutionError(record.failure?.message ?? 'the job failed');
   const result = record.result;
