@@ -1,7 +1,7 @@
 // Job-level verdicts from stage verdicts (docs/theory-of-operation.md, "Verdicts").
 import os from 'node:os';
 import type { RunResult, Verdict } from '../sandbox/types.js';
-import type { JobVerdict } from './types.js';
+import type { ExecuteResult, JobVerdict } from './types.js';
 
 /** A compile that did not end `ok` is the job's `compile_error`, unless the sandbox failed
  * (`internal_error`) or the job was cancelled: those are not the submission's fault. */
@@ -9,6 +9,16 @@ export function verdictAfterCompile(compileVerdict: Verdict): JobVerdict | undef
   if (compileVerdict === 'ok') return undefined;
   if (compileVerdict === 'internal_error' || compileVerdict === 'cancelled') return compileVerdict;
   return 'compile_error';
+}
+
+/** Whether a cancel (the job's signal) cut the job short: the job's verdict or any stage's is
+ * `cancelled`. Not the job's verdict alone: with tests, a cancel of the last one leaves the job
+ * the verdict of an earlier test that failed. A job whose stages had all ended by themselves
+ * when the signal came has its result. */
+export function cutShortByCancel(result: ExecuteResult): boolean {
+  if (result.verdict === 'cancelled') return true;
+  const judged = (result.tests ?? []).flatMap((test) => [test, test.interactor, test.checker]);
+  return [result.compile, result.interactorCompile, result.checkerCompile, result.run, ...judged].some((stage) => stage?.verdict === 'cancelled');
 }
 
 /** With tests: the first test's non-`ok` verdict, else `ok`. */

@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import type { Executor } from '../executor/executor.js';
 import type { CompileCacheStats } from '../executor/compile-cache.js';
 import type { ExecuteRequest, ExecuteResult } from '../executor/types.js';
+import { cutShortByCancel } from '../executor/verdict.js';
 import { LATER_JOB_FIELDS, type JobRecord, type JobRequest, type JobResult } from '../jobs/model.js';
 import { BackgroundLane, jobsAtOnce } from './background-lane.js';
 import { startCancelWatch } from './cancel-watch.js';
@@ -163,11 +164,12 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         log.error({ err: error, jobId }, 'executor failed the job');
         throw new UnrecoverableError(`executor: ${(error as Error).message}`);
       }
-      if (controller.signal.aborted && controller.signal.reason === ('shutdown' satisfies AbortReason)) {
-        // A live job is not handed on (its session is this worker's), and one whose run had ended
-        // by itself just before keeps its result.
+      // A job whose stages had all ended by themselves just before this worker began to stop keeps
+      // its result; one the stop cut short is handed on, or, live, failed (its session is this
+      // worker's).
+      if (controller.signal.aborted && controller.signal.reason === ('shutdown' satisfies AbortReason) && cutShortByCancel(result)) {
         if (live) {
-          if (result.verdict === 'cancelled') throw new UnrecoverableError(LIVE_SHUTDOWN_REASON);
+          throw new UnrecoverableError(LIVE_SHUTDOWN_REASON);
         } else {
           // Killed only because this worker is stopping: hand the job back for another worker.
           log.warn({ jobId }, 'job interrupted by shutdown; returning it to the queue');

@@ -11,12 +11,13 @@ import { effectiveLimits } from '../../src/executor/limits.js';
 import { checkSubmission, outputAboveMaximum } from '../../src/executor/check.js';
 import { compileArgv, runArgv } from '../../src/executor/argv.js';
 import { outputMatches } from '../../src/executor/compare.js';
-import { verdictAfterCompile, verdictOfRuns } from '../../src/executor/verdict.js';
+import { cutShortByCancel, verdictAfterCompile, verdictOfRuns } from '../../src/executor/verdict.js';
 import { checkedFileName, copyWorkDir, readOutputFiles, writeSourceFiles } from '../../src/executor/files.js';
 import { imageOfSlotKey, slotHoldsContainer, slotKey, startupPathsBySlotKey } from '../../src/executor/slot-keys.js';
 import { ExecutorError } from '../../src/executor/errors.js';
 import type { Runtime } from '../../src/images/types.js';
 import type { Limits } from '../../src/sandbox/types.js';
+import type { StageResult } from '../../src/executor/types.js';
 import { MiB } from '../../src/units.js';
 
 const defaults: Limits = {
@@ -228,6 +229,20 @@ test('verdicts: compile failures, and the first failing run', () => {
   assert.equal(verdictAfterCompile('cancelled'), 'cancelled');
   assert.equal(verdictOfRuns(['ok', 'ok']), 'ok');
   assert.equal(verdictOfRuns(['ok', 'wall_time_limit', 'runtime_error']), 'wall_time_limit');
+});
+
+test('a job cut short by a cancel: its verdict or any stage\'s is cancelled (a worker stopping hands such a job on, keeps any other)', () => {
+  const stage = (verdict: string) => ({ verdict }) as unknown as StageResult;
+  const runtime = { id: 'c', language: 'c', version: '12' };
+  assert.equal(cutShortByCancel({ verdict: 'ok', runtime, compile: stage('ok'), run: stage('ok') }), false, 'ended by itself');
+  assert.equal(cutShortByCancel({ verdict: 'runtime_error', runtime, run: stage('runtime_error') }), false);
+  assert.equal(cutShortByCancel({ verdict: 'cancelled', runtime, run: stage('cancelled') }), true);
+  assert.equal(cutShortByCancel({ verdict: 'cancelled', runtime, compile: stage('cancelled') }), true);
+  // A cancel of the last test leaves the job an earlier test's verdict.
+  const tests = [{ ...stage('runtime_error'), passed: false }, { ...stage('cancelled'), passed: null }];
+  assert.equal(cutShortByCancel({ verdict: 'runtime_error', runtime, tests }), true);
+  const judged = [{ ...stage('ok'), passed: null, interactor: stage('cancelled') }];
+  assert.equal(cutShortByCancel({ verdict: 'ok', runtime, tests: judged }), true, "an interactor's cancel");
 });
 
 test('output files: a name the file system refuses reads as not found', () => {
