@@ -4,7 +4,7 @@
 // runs) plus a pub/sub message (a running job is aborted by whichever worker holds it). A live job
 // (submitLive) is a job whose session listens on its own pub/sub channels (live-session.ts).
 import { createHash, randomBytes } from 'node:crypto';
-import { Queue, QueueEvents, type Job, type JobState } from 'bullmq';
+import { Job, Queue, QueueEvents, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
 import { laterFieldsOf, type JobClient, type JobRecord, type JobRequest, type JobStatus, type LiveEvent, type LiveSession } from '../jobs/model.js';
@@ -312,11 +312,11 @@ export class BullJobClient implements JobClient {
       const created = jobs.filter((job) => !this.fresh.has(job.opts.jobId));
       for (const job of created) this.fresh.set(job.opts.jobId, { submittedAt, ended: false, ...(single ? { request: job.data } : {}) });
       try {
-        // One job: add, not a one-job addBulk, whose MULTI/EXEC around the same script made a job
+        // One job: add, not a one-job transaction around the same script, which made a job
         // submitted after an idle gap ~0.2 ms later to be queued and taken (loadtest/redis-add.ts).
         const [first] = jobs;
         if (single && first) await this.queue.add(first.name, first.data, first.opts);
-        else await this.queue.addBulk(jobs);
+        else await addAllOrNone(this.queue, jobs);
       } catch (error) {
         for (const job of created) this.fresh.delete(job.opts.jobId);
         throw error;
@@ -669,6 +669,19 @@ export class BullJobClient implements JobClient {
       clearTimeout(timer);
     }
   }
+}
+
+/** Queues a batch's jobs in one MULTI/EXEC: all of them or none. BullMQ's addBulk pipelines its
+ * scripts without a transaction, so that a failure part-way (Redis out of memory, a connection
+ * lost or timed out) left the first jobs queued, to run twice when the client sent the whole batch
+ * again. Each job is added as addBulk adds it (Job.addJob, which queues its script at once). */
+async function addAllOrNone(queue: Queue, jobs: { name: string; data: JobRequest; opts: ReturnType<typeof jobOptions> }[]): Promise<void> {
+  const client = await queue.client;
+  const transaction = client.multi();
+  for (const job of jobs) void new Job(queue, job.name, job.data, job.opts, job.opts.jobId).addJob(transaction as never);
+  const results = await transaction.exec();
+  if (!results) throw new Error('the batch was not queued: its transaction was aborted');
+  for (const [error] of results) if (error) throw error;
 }
 
 /** A new job's BullMQ options: its own id, one attempt (a job whose worker died is retried by

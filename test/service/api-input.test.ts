@@ -14,6 +14,7 @@ import { workerConnectionName } from '../../src/queue/connection.js';
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { QUEUE_NAME, redisKeys } from '../../src/queue/keys.js';
+import { until } from '../helpers/until.js';
 import { startService, testRuntime, type ServiceHarness } from './fixtures.js';
 
 function assertError(response: LightMyRequestResponse, statusCode: number, code: string): { code: string; message: string; details?: Record<string, unknown> } {
@@ -539,6 +540,28 @@ describe('API bad input', () => {
     const error = assertError(await post({ jobs: [hello, { language: 'cobol', source: 'x' }] }, '/v1/jobs/batch'), 400, 'unknown_language');
     assert.match(error.message, /jobs\[1\]/);
     assertError(await post({ jobs: [] }, '/v1/jobs/batch'), 400, 'invalid_request');
+  });
+
+  test('a batch is queued in one transaction (all or none): its jobs\' scripts between MULTI and EXEC', async () => {
+    // monitor() opens a connection of its own in monitor mode; this one only starts it.
+    const starter = new Redis(service.redis.port, '127.0.0.1');
+    const monitor = await starter.monitor();
+    starter.disconnect();
+    const commands: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => commands.push(String(args[0]).toLowerCase()));
+    try {
+      const accepted = await post({ jobs: [hello, hello] }, '/v1/jobs/batch');
+      assert.equal(accepted.statusCode, 202, accepted.body);
+      const ids = (accepted.json() as { jobs: { id: string }[] }).jobs.map((job) => job.id);
+      await until(() => commands.includes('exec'), 5000, 10, 'the EXEC seen');
+      const multi = commands.indexOf('multi');
+      const scripts = commands.slice(multi + 1, commands.indexOf('exec', multi)).filter((name) => name === 'evalsha' || name === 'eval');
+      assert.ok(multi >= 0, `MULTI before the adds: ${commands.join(' ')}`);
+      assert.equal(scripts.length, 2, `both jobs' add scripts inside it: ${commands.join(' ')}`);
+      for (const id of ids) await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}` });
+    } finally {
+      monitor.disconnect();
+    }
   });
 
   test('a result too large for JSON text is a 406 that points to base64, not a 500', async () => {
