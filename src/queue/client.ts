@@ -679,7 +679,14 @@ async function addAllOrNone(queue: Queue, jobs: { name: string; data: JobRequest
   const client = await queue.client;
   const transaction = client.multi();
   for (const job of jobs) void new Job(queue, job.name, job.data, job.opts, job.opts.jobId).addJob(transaction as never);
-  const results = await transaction.exec();
+  let results: Awaited<ReturnType<typeof transaction.exec>>;
+  try {
+    results = await transaction.exec();
+  } catch (error) {
+    // EXECABORT: Redis refused a command as it was queued (out of memory, a replica), which says
+    // why (and is what tells a refusal from a failure: guard's CONNECTION_ERROR).
+    throw (error as { previousErrors?: Error[] }).previousErrors?.[0] ?? error;
+  }
   if (!results) throw new Error('the batch was not queued: its transaction was aborted');
   for (const [error] of results) if (error) throw error;
 }

@@ -1,8 +1,8 @@
 // Every front under malformed input: each field of a valid request of /v1, Piston and Judge0 in
 // turn replaced by values of every JSON type and edge (NUL, huge, fractional, negative, nested),
 // removed, or joined by an unknown one; raw bodies under many content types; odd queries. No
-// answer may be a 5xx (but Piston's documented 500 for a job that did not finish: no worker runs
-// here), and every job the API accepted must pass the worker's own check (checkSubmission), so
+// answer may be a 5xx (but Piston's documented 503 for a job that did not finish within the wait:
+// no worker runs here), and every job the API accepted must pass the worker's own check (checkSubmission), so
 // that none is accepted and then failed. Real Redis, no worker: nothing runs.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -71,7 +71,7 @@ describe('every front under malformed input', () => {
   test('no answer is a 5xx, and every accepted job passes the worker\'s check', async () => {
     const failures: string[] = [];
     const check = (what: string, response: LightMyRequestResponse): void => {
-      const pistonUnfinished = response.statusCode === 500 && what.includes('/api/v2/execute') && /did not finish/.test(response.body);
+      const pistonUnfinished = response.statusCode === 503 && what.includes('/api/v2/execute') && /did not finish within/.test(response.body);
       if (response.statusCode === 429) failures.push(`429 ${what}: rate limited, never reached its handler`);
       if (response.statusCode >= 500 && !pistonUnfinished) failures.push(`${response.statusCode} ${what} => ${response.body.slice(0, 200)}`);
     };
