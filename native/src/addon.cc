@@ -544,8 +544,8 @@ Napi::Value JoinCounts(const Napi::CallbackInfo& info) {
 }
 
 /** seccompPolicy() -> {filter: Buffer of struct sock_filter, refused, notImplemented, cloneNr,
- * cloneNamespaceFlags, socketNrs, socketFamilies: [{family, protocols}], ioctlNr, refusedIoctls, auditArch,
- * x32SyscallBit}: for the tests that check the filter. */
+ * cloneNamespaceFlags, socketNrs, socketFamilies: [{family, protocols}], ioctlNr, refusedIoctls, setrlimitNr,
+ * prlimitNr, fixedRlimit, auditArch, x32SyscallBit}: for the tests that check the filter. */
 Napi::Value SeccompPolicy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   cb::SeccompPolicy policy = cb::seccompPolicy();
@@ -580,6 +580,9 @@ Napi::Value SeccompPolicy(const Napi::CallbackInfo& info) {
   o.Set("socketFamilies", families);
   o.Set("ioctlNr", Napi::Number::New(env, policy.ioctlNr));
   o.Set("refusedIoctls", numbers(policy.refusedIoctls));
+  o.Set("setrlimitNr", Napi::Number::New(env, policy.setrlimitNr));
+  o.Set("prlimitNr", Napi::Number::New(env, policy.prlimitNr));
+  o.Set("fixedRlimit", Napi::Number::New(env, policy.fixedRlimit));
   o.Set("auditArch", Napi::Number::New(env, policy.auditArch));
   o.Set("x32SyscallBit", Napi::Number::New(env, policy.x32SyscallBit));
   return o;

@@ -491,7 +491,6 @@ void configureProgram(ContainerState& s, const StartOptions& o) {
       {RLIMIT_FSIZE, fileSize, fileSize},
       {RLIMIT_NOFILE, static_cast<rlim_t>(o.openFiles), static_cast<rlim_t>(o.openFiles)},
       {RLIMIT_STACK, static_cast<rlim_t>(o.stackBytes), static_cast<rlim_t>(o.stackBytes)},
-      {RLIMIT_CORE, 0, 0},
       // Set, not inherited from the worker, which a service manager or a container engine may
       // have given a real-time priority limit (LimitRTPRIO=, --ulimit rtprio) or unlimited locked
       // memory: a program may not raise its own scheduling priority (a SCHED_FIFO one would not

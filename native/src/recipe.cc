@@ -182,6 +182,7 @@ Failure prepareBeforeGo(ContainerState& s) {
   if (s.controllingTerminal) CB_TRY(step_controlling_terminal, sys(SYS_ioctl, 0, TIOCSCTTY, 0));
   CB_TRY_FAILURE(resetSignals(s));
   CB_TRY_FAILURE(dropCapabilityBounds(s));
+  CB_TRY_FAILURE(fixCoreDumpLimit());
   CB_TRY_FAILURE(installSeccomp(s));
   return ok();
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -236,6 +237,15 @@ constexpr size_t kSocketFamilyCount = sizeof kSocketFamilies / sizeof kSocketFam
 const uint32_t kRefusedIoctls[] = {TIOCSETD, TIOCSTI, TIOCLINUX};
 constexpr size_t kRefusedIoctlCount = sizeof kRefusedIoctls / sizeof kRefusedIoctls[0];
 
+// The core dump limit the engine sets (RLIMIT_CORE 1, fixCoreDumpLimit in rlimits.h) may not be
+// changed: setrlimit(RLIMIT_CORE, ...) and prlimit64(pid, RLIMIT_CORE, new, ...) with a new limit
+// are refused (EPERM); reading it is not. Where core_pattern pipes dumps to a helper
+// (systemd-coredump, apport), the kernel ignores any limit but 1 and starts the helper as root on
+// the host, outside the container and its cgroups, for every crash: a program lowering its limit
+// to 0 could start it 128 processes at a time. 1 is also below the least core file the kernel
+// writes (a page): no core file either.
+constexpr uint32_t kFixedRlimit = RLIMIT_CORE;
+
 sock_filter stmt(uint16_t code, uint32_t k) { return BPF_STMT(code, k); }
 sock_filter jump(uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) {
   return BPF_JUMP(code, k, jt, jf);
@@ -249,7 +259,7 @@ constexpr uint32_t kNoProtocol = SECCOMP_RET_ERRNO | (EPROTONOSUPPORT & SECCOMP_
 /** What the filter does with one system call number; every other number is allowed. */
 struct Rule {
   uint32_t nr;
-  enum Kind { kRefused, kNotImplemented, kCloneFlagsChecked, kSocketFamilyChecked, kIoctlRequestChecked } kind;
+  enum Kind { kRefused, kNotImplemented, kCloneFlagsChecked, kSocketFamilyChecked, kIoctlRequestChecked, kSetrlimitChecked, kPrlimitChecked } kind;
 };
 
 std::vector<Rule> sortedRules() {
@@ -262,6 +272,10 @@ std::vector<Rule> sortedRules() {
   rules.push_back({SYS_socket, Rule::kSocketFamilyChecked});
   rules.push_back({SYS_socketpair, Rule::kSocketFamilyChecked});
   rules.push_back({SYS_ioctl, Rule::kIoctlRequestChecked});
+#ifdef SYS_setrlimit
+  rules.push_back({SYS_setrlimit, Rule::kSetrlimitChecked});
+#endif
+  rules.push_back({SYS_prlimit64, Rule::kPrlimitChecked});
   std::sort(rules.begin(), rules.end(), [](const Rule& a, const Rule& b) { return a.nr < b.nr; });
   rules.erase(std::unique(rules.begin(), rules.end(), [](const Rule& a, const Rule& b) { return a.nr == b.nr; }),
               rules.end());
@@ -339,6 +353,28 @@ void emitRule(std::vector<sock_filter>& f, const Rule& rule) {
       f.push_back(stmt(BPF_RET | BPF_K, kRefuse));
       break;
     }
+    case Rule::kSetrlimitChecked:
+      // setrlimit(resource, new): the resource is an unsigned int, the first argument.
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, rule.nr, 0, 4));
+      f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])));
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, kFixedRlimit, 1, 0));
+      f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+      f.push_back(stmt(BPF_RET | BPF_K, kRefuse));
+      break;
+    case Rule::kPrlimitChecked:
+      // prlimit64(pid, resource, new, old): refused for the fixed resource when `new` is not NULL
+      // (a pointer: both words zero). Reading the limit (new NULL) is allowed.
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, rule.nr, 0, 9));
+      f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])));
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, kFixedRlimit, 1, 0));
+      f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+      f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])));
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 2));
+      f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2]) + 4));
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0));
+      f.push_back(stmt(BPF_RET | BPF_K, kRefuse));
+      f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+      break;
   }
 }
 
@@ -411,6 +447,11 @@ SeccompPolicy seccompPolicy() {
   }
   policy.ioctlNr = SYS_ioctl;
   policy.refusedIoctls.assign(kRefusedIoctls, kRefusedIoctls + kRefusedIoctlCount);
+#ifdef SYS_setrlimit
+  policy.setrlimitNr = SYS_setrlimit;
+#endif
+  policy.prlimitNr = SYS_prlimit64;
+  policy.fixedRlimit = kFixedRlimit;
   policy.cloneNamespaceFlags = kCloneNamespaceFlags;
   policy.auditArch = kAuditArch;
   policy.x32SyscallBit = kRejectX32 ? kX32SyscallBit : 0;

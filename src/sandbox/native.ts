@@ -149,6 +149,11 @@ export interface NativeSeccompPolicy {
   /** ioctl: refused with EPERM when its request (the second argument) is one of refusedIoctls. */
   ioctlNr: number;
   refusedIoctls: number[];
+  /** setrlimit (0 where there is none) and prlimit64 with a new limit: refused with EPERM for
+   * fixedRlimit (RLIMIT_CORE, which the engine sets to 1). */
+  setrlimitNr: number;
+  prlimitNr: number;
+  fixedRlimit: number;
   /** The only audit architecture allowed; any other kills the process. */
   auditArch: number;
   /** Set in an x32 system call's number (which kills the process); 0 where there is none. */

@@ -73,6 +73,11 @@ describe('sandbox against hostile programs', { skip }, () => {
       ioctl_tiocsetd: 'EPERM',
       ioctl_tiocsti: 'EPERM',
       ioctl_fionread_pipe: 'ok',
+      prlimit_core_read: 'ok',
+      core_limit: '1:1',
+      setrlimit_core: 'EPERM',
+      prlimit_core: 'EPERM',
+      setrlimit_nofile: 'ok',
       fork: 'ok',
     };
     for (const [name, want] of Object.entries(expected)) assert.equal(results[name], want, name);

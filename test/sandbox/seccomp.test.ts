@@ -22,6 +22,7 @@ const IPPROTO_SCTP = 132;
 const NETLINK_GENERIC = 16;
 const TIOCSTI = 0x5412;
 const TIOCSETD = 0x5423;
+const RLIMIT_CORE = 4;
 
 const policy = native.seccompPolicy();
 
@@ -32,11 +33,13 @@ interface SeccompData {
   arg0: number;
   arg1?: number;
   arg2?: number;
+  /** The high 32 bits of the third argument (a pointer's, for prlimit64). */
+  arg2High?: number;
 }
 
 /** Runs the filter as the kernel would (struct seccomp_data: nr at 0, arch at 4, args at 16). */
 function verdict(filter: Buffer, data: SeccompData): number {
-  const words = new Map([[0, data.nr >>> 0], [4, data.arch >>> 0], [16, data.arg0 >>> 0], [24, (data.arg1 ?? 0) >>> 0], [32, (data.arg2 ?? 0) >>> 0]]);
+  const words = new Map([[0, data.nr >>> 0], [4, data.arch >>> 0], [16, data.arg0 >>> 0], [24, (data.arg1 ?? 0) >>> 0], [32, (data.arg2 ?? 0) >>> 0], [36, (data.arg2High ?? 0) >>> 0]]);
   const count = filter.length / 8;
   let a = 0;
   for (let pc = 0, steps = 0; pc < count; steps++) {
@@ -83,6 +86,9 @@ function expected(data: SeccompData): number {
     if (family.protocols.length > 0 && !family.protocols.includes(data.arg2 ?? 0)) return RET_ERRNO | EPROTONOSUPPORT;
   }
   if (data.nr === policy.ioctlNr && policy.refusedIoctls.includes(data.arg1 ?? 0)) return RET_ERRNO | EPERM;
+  if (policy.setrlimitNr !== 0 && data.nr === policy.setrlimitNr && data.arg0 === policy.fixedRlimit) return RET_ERRNO | EPERM;
+  const newLimit = (data.arg2 ?? 0) !== 0 || (data.arg2High ?? 0) !== 0;
+  if (data.nr === policy.prlimitNr && data.arg1 === policy.fixedRlimit && newLimit) return RET_ERRNO | EPERM;
   return RET_ALLOW;
 }
 
@@ -104,6 +110,8 @@ describe('seccomp filter', () => {
     assert.deepEqual(families.get(AF_NETLINK), [0], 'routing netlink only (no generic netlink family loads its module)');
     assert.ok(!policy.refused.includes(policy.ioctlNr), 'ioctl has its own verdicts');
     assert.ok(policy.refusedIoctls.includes(TIOCSTI) && policy.refusedIoctls.includes(TIOCSETD), 'no typing into a terminal, no line discipline');
+    assert.equal(policy.fixedRlimit, RLIMIT_CORE, 'the core dump limit is fixed');
+    assert.ok(policy.prlimitNr !== 0 && !policy.refused.includes(policy.prlimitNr));
   });
 
   it('gives every system call number the policy\'s verdict', () => {
@@ -130,6 +138,14 @@ describe('seccomp filter', () => {
     // ioctl: the refused requests, their neighbours and the common ones, on any descriptor.
     const requests = [...policy.refusedIoctls.flatMap((request) => [request - 1, request, request + 1]), 0x5401 /* TCGETS */, 0x541b /* FIONREAD */, 0x5413 /* TIOCGWINSZ */, 0, 0xffffffff];
     for (const arg1 of requests) for (const arg0 of [0, 1, 1000]) check({ nr: policy.ioctlNr, arch: policy.auditArch, arg0, arg1 });
+    // setrlimit and prlimit64: every resource (RLIM_NLIMITS is 16), a new limit or none (a NULL
+    // pointer, or one whose low or high word alone is 0), any pid.
+    for (let resource = 0; resource < 20; resource++) {
+      if (policy.setrlimitNr !== 0) check({ nr: policy.setrlimitNr, arch: policy.auditArch, arg0: resource });
+      for (const [arg2, arg2High] of [[0, 0], [0x1000, 0], [0, 0x7fff], [0xffffffff, 0xffffffff]] as const) {
+        for (const arg0 of [0, 1234]) check({ nr: policy.prlimitNr, arch: policy.auditArch, arg0, arg1: resource, arg2, arg2High });
+      }
+    }
     if (policy.x32SyscallBit !== 0) {
       for (const nr of [0, 1, 39, policy.cloneNr, ...policy.refused]) check({ nr: (policy.x32SyscallBit | nr) >>> 0, arch: policy.auditArch, arg0: 0 });
     }

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -91,6 +92,16 @@ int main(void) {
   show("ioctl_tiocsti", ioctl(0, TIOCSTI, &typed));
   int pending = 0;
   show("ioctl_fionread_pipe", ioctl(pipe_fds_for_ioctl(), FIONREAD, &pending));
+  // The core dump limit is 1 and stays so (0 would let a piped core_pattern start its helper).
+  struct rlimit core = {0, 0};
+  show("prlimit_core_read", prlimit(0, RLIMIT_CORE, NULL, &core));
+  printf("core_limit %llu:%llu\n", (unsigned long long)core.rlim_cur, (unsigned long long)core.rlim_max);
+  struct rlimit zero = {0, 0};
+  show("setrlimit_core", setrlimit(RLIMIT_CORE, &zero));
+  show("prlimit_core", prlimit(0, RLIMIT_CORE, &zero, NULL));
+  struct rlimit files;
+  getrlimit(RLIMIT_NOFILE, &files);
+  show("setrlimit_nofile", setrlimit(RLIMIT_NOFILE, &files));
   show("write_sysrq", open("/proc/sysrq-trigger", O_WRONLY));
   show("write_proc_sys", open("/proc/sys/kernel/hostname", O_WRONLY));
   // An ordinary fork must still work (clone without namespace flags).
