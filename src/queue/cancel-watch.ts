@@ -22,8 +22,15 @@ export interface CancelWatch {
 }
 
 /** Subscribes `subscriber` (a connection of its own) to `channel`; `abortRunning` is told every
- * heard id and returns whether a job running here took it. */
-export async function startCancelWatch(subscriber: Redis, channel: string, abortRunning: (jobId: string) => boolean): Promise<CancelWatch> {
+ * heard id and returns whether a job running here took it. `resubscribed` is called each time the
+ * subscription holds again after a break: the messages published during it are lost, and jobs
+ * running here since before it must be looked up (their cancel markers). */
+export async function startCancelWatch(
+  subscriber: Redis,
+  channel: string,
+  abortRunning: (jobId: string) => boolean,
+  resubscribed: () => void = () => {},
+): Promise<CancelWatch> {
   const heardAt = new Map<string, number>();
   /** When the current subscription was confirmed; Infinity while there is none. */
   let subscribedAtMs = Infinity;
@@ -33,7 +40,9 @@ export async function startCancelWatch(subscriber: Redis, channel: string, abort
   const confirm = async () => {
     const current = connection;
     await subscriber.subscribe(channel);
-    if (current === connection && subscriber.status === 'ready') subscribedAtMs = Date.now();
+    if (current !== connection || subscriber.status !== 'ready') return;
+    subscribedAtMs = Date.now();
+    if (current > 0) resubscribed();
   };
   subscriber.on('close', () => {
     connection++;

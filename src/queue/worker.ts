@@ -111,13 +111,29 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   const stopWebhooks = new AbortController();
   let shuttingDown = false;
   // Listening before any job can be taken: a cancel heard from now on reaches its job.
-  const cancels = await startCancelWatch(subscriber, keys.cancelChannel, (jobId) => {
+  const cancelRunning = (jobId: string): boolean => {
     const controller = controllers.get(jobId);
     if (!controller) return false;
     log.info({ jobId }, 'cancelling running job');
     controller.abort('cancelled' satisfies AbortReason);
     return true;
-  });
+  };
+  /** After a break in the cancel subscription: a cancel published during it was heard by no one,
+   * but its marker stays. Every job running here is looked up. */
+  async function cancelMarkedRunningJobs(): Promise<void> {
+    const ids = [...controllers.keys()];
+    if (ids.length === 0) return;
+    const lookups = redis.pipeline();
+    for (const id of ids) lookups.exists(keys.cancelled(id));
+    const answers = (await lookups.exec()) ?? [];
+    ids.forEach((id, i) => {
+      const [error, exists] = answers[i] ?? [];
+      if (!error && exists === 1) cancelRunning(id);
+    });
+  }
+  const cancels = await startCancelWatch(subscriber, keys.cancelChannel, cancelRunning, () =>
+    void cancelMarkedRunningJobs().catch((error: unknown) => log.warn({ err: error }, 'cannot look up cancels after a break in their subscription')),
+  );
 
   /** Whether the job was cancelled before it could run: marked cancelled while queued, and taken
    * before the API could remove it. Asked after the job is registered in `controllers`, so that a

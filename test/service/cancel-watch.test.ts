@@ -26,11 +26,17 @@ test('a cancel heard before its job runs here is remembered once; a running job 
     const aborted: string[] = [];
     const running = new Set(['running-job']);
     const subscribedBefore = Date.now();
-    const watch = await startCancelWatch(subscriber, CHANNEL, (jobId) => {
-      if (!running.has(jobId)) return false;
-      aborted.push(jobId);
-      return true;
-    });
+    let resubscribed = 0;
+    const watch = await startCancelWatch(
+      subscriber,
+      CHANNEL,
+      (jobId) => {
+        if (!running.has(jobId)) return false;
+        aborted.push(jobId);
+        return true;
+      },
+      () => resubscribed++,
+    );
     assert.equal(watch.listeningSince(subscribedBefore - 1000), false, 'not listening before it subscribed');
     await new Promise((resolve) => setTimeout(resolve, 5));
     const takenAt = Date.now();
@@ -50,8 +56,11 @@ test('a cancel heard before its job runs here is remembered once; a running job 
     await until(() => !watch.listeningSince(takenAt));
     await until(() => watch.listeningSince(Date.now()), 10_000);
     assert.equal(watch.listeningSince(takenAt), false, 'the break is remembered for jobs taken before it');
+    // The worker is told, so that it looks up the markers of the jobs it runs.
+    await until(() => resubscribed === 1, 5000);
     await publisher.publish(CHANNEL, 'after-reconnect');
     await until(() => watch.heard('after-reconnect'));
+    assert.equal(resubscribed, 1, 'once per break, not at the first subscription');
   } finally {
     subscriber.disconnect();
     publisher.disconnect();
