@@ -3,7 +3,7 @@
 // (BullMQ's removeOnComplete/removeOnFail age). Cancellation is a marker key (a queued job never
 // runs) plus a pub/sub message (a running job is aborted by whichever worker holds it). A live job
 // (submitLive) is a job whose session listens on its own pub/sub channels (live-session.ts).
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Job, Queue, QueueEvents, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
@@ -132,11 +132,17 @@ const LIVE_TICKET_SHAPE = new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((LIVE_TICKET_BY
 
 const ticketDigest = (ticket: string): string => createHash('sha256').update(ticket).digest('hex');
 
-/** The shapes of job ids: this client's (nanoid's default) and BullMQ's own counter, which names
- * jobs that another producer added without an id. Anything else names no job, and may name one
- * of BullMQ's own keys beside the jobs' ("meta", "events", "wait"), which a read would take for a
- * job's hash, or fail on with WRONGTYPE. */
-const JOB_ID = /^(?:[A-Za-z0-9_-]{21}|[1-9]\d{0,15})$/;
+/** The shapes of job ids: this client's (nanoid's default, and a UUID for a Judge0 submission:
+ * newJobId) and BullMQ's own counter, which names jobs that another producer added without an id.
+ * Anything else names no job, and may name one of BullMQ's own keys beside the jobs' ("meta",
+ * "events", "wait"), which a read would take for a job's hash, or fail on with WRONGTYPE. */
+const JOB_ID = /^(?:[A-Za-z0-9_-]{21}|[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|[1-9]\d{0,15})$/;
+
+/** A new job's id: nanoid's 21 characters; for a Judge0 submission a UUID (v4), as Judge0 names
+ * its tokens (SecureRandom.uuid), which its clients keep in uuid columns or parse as UUIDs. */
+function newJobId(request: JobRequest): string {
+  return request.front?.api === 'judge0' ? randomUUID() : nanoid();
+}
 
 export function isJobId(id: string): boolean {
   return JOB_ID.test(id);
@@ -292,7 +298,7 @@ export class BullJobClient implements JobClient {
   }
 
   async submitBatch(requests: JobRequest[]): Promise<string[]> {
-    return this.add(requests, requests.map(() => nanoid()));
+    return this.add(requests, requests.map(newJobId));
   }
 
   private async add(requests: JobRequest[], ids: string[]): Promise<string[]> {

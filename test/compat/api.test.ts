@@ -203,7 +203,10 @@ describe('compat fronts before a job runs', () => {
     });
     assert.equal(created.statusCode, 201);
     const body = created.json() as ({ token: string } | Record<string, string[]>)[];
-    assert.equal(typeof body[0]!.token, 'string');
+    // Judge0's tokens are UUIDs (SecureRandom.uuid): clients keep them in uuid columns.
+    assert.match(String(body[0]!.token), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal((await inject('GET', `/v1/jobs/${String(body[0]!.token)}`)).json().status, 'queued', 'the same job under /v1');
+    assert.match((await inject('POST', '/v1/jobs', { language: 'python', source: 'print(1)' })).json().id, /^[A-Za-z0-9_-]{21}$/, "/v1's ids stay nanoids");
     assert.deepEqual(body[1], { language_id: ["can't be blank"] });
     const tokens = [body[0]!.token, 'missing', body[2]!.token].join(',');
     const shown = await inject('GET', `/submissions/batch?tokens=${tokens}&fields=token,status_id`);
