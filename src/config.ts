@@ -94,6 +94,8 @@ export interface Config {
    * a request from one of them counts as from the address it forwarded for (the rate limit, the
    * live socket cap and the access log tell clients apart by it). Empty: the peer's address. */
   trustedProxies: string[];
+  /** Origins whose browser pages may call the API (CORS); `*` any; empty: none (no CORS headers). */
+  corsOrigins: string[];
   /** Empty: the API is open. Otherwise every /v1 (and compat) request needs one of these keys. */
   apiKeys: ApiKey[];
   rateLimitWindowMs: number;
@@ -195,6 +197,27 @@ function networks(env: Env, variable: string, fallback: readonly string[], noneR
   return entries;
 }
 
+/** `https://ide.example.com,http://localhost:3000`, or `*`; unset or empty: none. Each an origin
+ * as a browser sends it: scheme, host and port, nothing after. */
+function origins(env: Env, variable: string): string[] {
+  const raw = env[variable]?.trim();
+  if (raw === undefined || raw === '') return [];
+  if (raw === '*') return ['*'];
+  return raw.split(',').map((entry) => {
+    const origin = entry.trim();
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
+      throw new ConfigError(variable, `"${origin}" is not an origin (scheme://host[:port], nothing after), nor *`);
+    }
+    return origin;
+  });
+}
+
 /** `key1:120,key2,key3::500` — KEY[:REQUESTS[:LIVE_SESSIONS]]: a figure left out (or empty)
  * takes the server's default (requests per window; live sockets at once). */
 function apiKeys(env: Env, variable: string, defaultPerWindow: number): ApiKey[] {
@@ -275,6 +298,7 @@ export function loadConfig(env: Env = process.env): Config {
       networks(env, 'CELLBLOCK_WEBHOOK_DENY', DEFAULT_WEBHOOK_DENY),
     ),
     trustedProxies: networks(env, 'CELLBLOCK_TRUSTED_PROXIES', []),
+    corsOrigins: origins(env, 'CELLBLOCK_CORS_ORIGINS'),
     apiKeys: apiKeys(env, 'CELLBLOCK_API_KEYS', defaultRequestsPerWindow),
     rateLimitWindowMs: integer(env, 'CELLBLOCK_RATE_LIMIT_WINDOW_MS', 60_000, 1000),
     defaultRequestsPerWindow,

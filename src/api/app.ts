@@ -1,6 +1,7 @@
 // The HTTP API as one fastify instance: /v1 (ours), the compat fronts when present (Piston,
 // Judge0), health, metrics, and the OpenAPI document at /docs. It knows jobs only through a
 // JobService and runtimes only as data, so it runs on any machine that reaches Redis.
+import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
@@ -36,6 +37,7 @@ export type ApiConfig = Pick<
   | 'maxQueuedJobs'
   | 'maxLiveSessionsPerClient'
   | 'trustedProxies'
+  | 'corsOrigins'
 >;
 
 export interface BuildAppOptions {
@@ -108,6 +110,19 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     });
   }
   registerErrorHandling(app);
+  // Browser pages of the listed origins may call the API (a playground's, a judge's front end;
+  // Judge0 allows any origin by default, Rack::Cors). Off unless configured: a page any site
+  // serves could otherwise drive a service its visitors' browsers reach (one on an intranet) and
+  // read the answers. No credentials: keys travel in headers a page sets, never in cookies.
+  if (config.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
+      methods: ['GET', 'HEAD', 'POST', 'DELETE'],
+      allowedHeaders: ['Content-Type', 'Authorization', 'X-API-Key', 'X-Auth-Token', 'Idempotency-Key', 'Tokens'],
+      exposedHeaders: ['Retry-After', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'],
+      maxAge: 600,
+    });
+  }
   // A body is parsed as sent: a compressed one would read as malformed JSON. Refused as what it
   // is instead (RFC 9110: 415 for a content coding the server does not take).
   app.addHook('onRequest', async (request) => {

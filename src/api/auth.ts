@@ -39,19 +39,24 @@ function presentedTicket(request: FastifyRequest): string | undefined {
 }
 
 /** A URL as the access log writes it: a ticket in its query is not (one refused before it was
- * redeemed, or sent to another route, would still be good). */
+ * redeemed, or sent to another route, would still be good), nor a key (Judge0's X-Auth-Token,
+ * which Judge0 takes from the query too). */
 export function loggableUrl(url: string): string {
-  return url.replace(/([?&]ticket=)[^&#]*/g, '$1[redacted]');
+  return url.replace(/([?&](?:ticket|x-auth-token)=)[^&#]*/gi, '$1[redacted]');
 }
 
 function presentedKey(request: FastifyRequest): string | undefined {
   const authorization = request.headers.authorization;
   if (authorization?.startsWith('Bearer ')) return authorization.slice('Bearer '.length).trim();
-  for (const name of ['x-api-key', request.routeOptions.config?.apiKeyHeader]) {
+  const own = request.routeOptions.config?.apiKeyHeader;
+  for (const name of ['x-api-key', own]) {
     const header = name === undefined ? undefined : request.headers[name.toLowerCase()];
     if (typeof header === 'string') return header.trim();
   }
-  return undefined;
+  // A route's own header may come as a query parameter of the same name too, as Judge0 takes its
+  // X-Auth-Token ("in headers or query parameters": a browser's link or a form cannot set one).
+  const inQuery = own === undefined ? undefined : (request.query as Record<string, unknown> | undefined)?.[own];
+  return typeof inQuery === 'string' ? inQuery.trim() : undefined;
 }
 
 const headersNamed = (request: FastifyRequest): string => {

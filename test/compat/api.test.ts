@@ -3,6 +3,7 @@
 // statuses, Piston's 400/415. (Running jobs: e2e.test.ts.)
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { loggableUrl } from '../../src/api/auth.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { MiB } from '../../src/units.js';
 import { makeZip } from '../helpers/zip.js';
@@ -336,11 +337,56 @@ describe('compat fronts with API keys', () => {
     assert.equal(languages.statusCode, 200);
   });
 
+  test('Judge0 routes take X-Auth-Token as a query parameter too, as Judge0 does; /v1 does not', async () => {
+    const query = await service.app.inject({ method: 'POST', url: '/submissions?X-Auth-Token=judge0-key', payload: submission });
+    assert.equal(query.statusCode, 201, query.body);
+    assert.equal((await service.app.inject({ method: 'GET', url: '/languages?X-Auth-Token=wrong' })).statusCode, 401);
+    assert.equal((await service.app.inject({ method: 'GET', url: '/v1/runtimes?X-Auth-Token=judge0-key' })).statusCode, 401);
+    // Never written down: the access log hides it as it hides a live ticket.
+    assert.equal(loggableUrl('/submissions?wait=true&X-Auth-Token=judge0-key&fields=*'), '/submissions?wait=true&X-Auth-Token=[redacted]&fields=*');
+  });
+
   test('X-Auth-Token is Judge0\'s header only: /v1 and Piston do not read it', async () => {
     const v1 = await service.app.inject({ method: 'GET', url: '/v1/runtimes', headers: { 'x-auth-token': 'judge0-key' } });
     assert.equal(v1.statusCode, 401);
     assert.equal((await service.app.inject({ method: 'GET', url: '/v1/runtimes', headers: { 'x-api-key': 'judge0-key' } })).statusCode, 200);
     const piston = await service.app.inject({ method: 'GET', url: '/api/v2/runtimes', headers: { 'x-auth-token': 'judge0-key' } });
     assert.equal(piston.statusCode, 401);
+  });
+});
+
+describe('browser pages of other origins (CELLBLOCK_CORS_ORIGINS)', () => {
+  const preflight = (service: ServiceHarness, origin: string) =>
+    service.app.inject({
+      method: 'OPTIONS',
+      url: '/submissions',
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-auth-token' },
+    });
+
+  test('listed origins may call every route (a preflight needs no key); others, and every origin by default, get no CORS headers', async () => {
+    const service = await startService({ runtimes: loadRuntimes(), config: { corsOrigins: ['https://ide.example.com'], apiKeys: [{ key: 'judge0-key', requestsPerWindow: 100 }] } });
+    try {
+      const allowed = await preflight(service, 'https://ide.example.com');
+      assert.equal(allowed.statusCode, 204, allowed.body);
+      assert.equal(allowed.headers['access-control-allow-origin'], 'https://ide.example.com');
+      assert.match(String(allowed.headers['access-control-allow-headers']), /X-Auth-Token/);
+      assert.match(String(allowed.headers['access-control-allow-methods']), /POST/);
+      const created = await service.app.inject({ method: 'POST', url: '/submissions', payload: { source_code: 'print(1)', language_id: 71 }, headers: { origin: 'https://ide.example.com', 'x-auth-token': 'judge0-key' } });
+      assert.equal(created.statusCode, 201, created.body);
+      assert.equal(created.headers['access-control-allow-origin'], 'https://ide.example.com');
+      assert.match(String(created.headers['access-control-expose-headers']), /Retry-After/);
+      const other = await preflight(service, 'https://elsewhere.example.org');
+      assert.equal(other.headers['access-control-allow-origin'], undefined);
+    } finally {
+      await service.close();
+    }
+    const closed = await startService({ runtimes: loadRuntimes() });
+    try {
+      const answered = await closed.app.inject({ method: 'GET', url: '/v1/runtimes', headers: { origin: 'https://ide.example.com' } });
+      assert.equal(answered.headers['access-control-allow-origin'], undefined);
+      assert.equal((await preflight(closed, 'https://ide.example.com')).headers['access-control-allow-origin'], undefined);
+    } finally {
+      await closed.close();
+    }
   });
 });

@@ -46,6 +46,12 @@ describe('configuration', () => {
     assert.deepEqual(loadConfig({ CELLBLOCK_TRUSTED_PROXIES: 'none' }).trustedProxies, []);
   });
 
+  test('CORS origins: none by default; a list of origins, or *', () => {
+    assert.deepEqual(loadConfig({}).corsOrigins, []);
+    assert.deepEqual(loadConfig({ CELLBLOCK_CORS_ORIGINS: '*' }).corsOrigins, ['*']);
+    assert.deepEqual(loadConfig({ CELLBLOCK_CORS_ORIGINS: 'https://ide.example.com, http://localhost:3000' }).corsOrigins, ['https://ide.example.com', 'http://localhost:3000']);
+  });
+
   test('a malformed value is a ConfigError naming the variable and what it expects', () => {
     const refused: [Record<string, string>, string, RegExp][] = [
       [{ CELLBLOCK_PORT: 'abc' }, 'CELLBLOCK_PORT', /whole number/],
@@ -68,6 +74,8 @@ describe('configuration', () => {
       [{ CELLBLOCK_LOCK_DURATION_MS: '2147483648' }, 'CELLBLOCK_LOCK_DURATION_MS', /to 2147483647/],
       [{ CELLBLOCK_WEBHOOK_ALLOW: '10.0.0.0/8, example.com' }, 'CELLBLOCK_WEBHOOK_ALLOW', /"example.com" is not an address or a network/],
       [{ CELLBLOCK_WEBHOOK_DENY: '10.0.0.0/40' }, 'CELLBLOCK_WEBHOOK_DENY', /is not an address or a network/],
+      [{ CELLBLOCK_CORS_ORIGINS: 'https://ide.example.com/' }, 'CELLBLOCK_CORS_ORIGINS', /is not an origin/],
+      [{ CELLBLOCK_CORS_ORIGINS: 'ide.example.com' }, 'CELLBLOCK_CORS_ORIGINS', /is not an origin/],
       [{ CELLBLOCK_TRUSTED_PROXIES: 'balancer.internal' }, 'CELLBLOCK_TRUSTED_PROXIES', /"balancer.internal" is not an address or a network/],
       // An empty allow list is "anywhere": "none" must not open everything.
       [{ CELLBLOCK_WEBHOOK_ALLOW: 'none' }, 'CELLBLOCK_WEBHOOK_ALLOW', /would permit no destination.*CELLBLOCK_WEBHOOK_DENY=0\.0\.0\.0\/0,::\/0/],
