@@ -87,6 +87,28 @@ std::vector<sock_filter> linearFilter(const cb::SeccompPolicy& policy) {
   }
   f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
   f.push_back(BPF_STMT(BPF_RET | BPF_K, refuse));
+  // setrlimit and prlimit64 of the fixed resource (the engine's verdicts: no effect, or refused
+  // when the old limit is asked for too).
+  const uint32_t noEffect = SECCOMP_RET_ERRNO | 0;
+  if (policy.setrlimitNr != 0) {
+    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, policy.setrlimitNr, 0, 4));
+    f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])));
+    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, policy.fixedRlimit, 1, 0));
+    f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    f.push_back(BPF_STMT(BPF_RET | BPF_K, noEffect));
+  }
+  f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, policy.prlimitNr, 0, 14));
+  f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])));
+  f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, policy.fixedRlimit, 1, 0));
+  f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  for (size_t arg : {2, 3}) {
+    f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(offsetof(struct seccomp_data, args) + arg * 8)));
+    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3));
+    f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(offsetof(struct seccomp_data, args) + arg * 8 + 4)));
+    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1));
+    f.push_back(BPF_STMT(BPF_RET | BPF_K, arg == 2 ? SECCOMP_RET_ALLOW : noEffect));
+  }
+  f.push_back(BPF_STMT(BPF_RET | BPF_K, refuse));
   f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
   return f;
 }

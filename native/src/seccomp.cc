@@ -237,13 +237,15 @@ constexpr size_t kSocketFamilyCount = sizeof kSocketFamilies / sizeof kSocketFam
 const uint32_t kRefusedIoctls[] = {TIOCSETD, TIOCSTI, TIOCLINUX};
 constexpr size_t kRefusedIoctlCount = sizeof kRefusedIoctls / sizeof kRefusedIoctls[0];
 
-// The core dump limit the engine sets (RLIMIT_CORE 1, fixCoreDumpLimit in rlimits.h) may not be
-// changed: setrlimit(RLIMIT_CORE, ...) and prlimit64(pid, RLIMIT_CORE, new, ...) with a new limit
-// are refused (EPERM); reading it is not. Where core_pattern pipes dumps to a helper
-// (systemd-coredump, apport), the kernel ignores any limit but 1 and starts the helper as root on
-// the host, outside the container and its cgroups, for every crash: a program lowering its limit
-// to 0 could start it 128 processes at a time. 1 is also below the least core file the kernel
-// writes (a page): no core file either.
+// The core dump limit the engine sets (RLIMIT_CORE 1, fixCoreDumpLimit in rlimits.h) is not
+// changed: setrlimit(RLIMIT_CORE, ...) and prlimit64(pid, RLIMIT_CORE, new, NULL) succeed without
+// effect; prlimit64 with both a new and an old limit is refused (EPERM: the old one would be left
+// unread); reading the limit works. Where core_pattern pipes dumps to a helper (systemd-coredump,
+// apport), the kernel ignores any limit but 1 and starts the helper as root on the host, outside
+// the container and its cgroups, for every crash: a program lowering its limit to 0 could start
+// it 128 processes at a time. 1 is also below the least core file the kernel writes (a page): no
+// core file either, which is what a program lowering the limit asks for. Success, not EPERM: the
+// sanitizers (ASan, TSan, MSan) lower it at start-up and abort when they cannot.
 constexpr uint32_t kFixedRlimit = RLIMIT_CORE;
 
 sock_filter stmt(uint16_t code, uint32_t k) { return BPF_STMT(code, k); }
@@ -255,6 +257,8 @@ constexpr uint32_t kRefuse = SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA);
 constexpr uint32_t kNoSys = SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA);
 constexpr uint32_t kNoFamily = SECCOMP_RET_ERRNO | (EAFNOSUPPORT & SECCOMP_RET_DATA);
 constexpr uint32_t kNoProtocol = SECCOMP_RET_ERRNO | (EPROTONOSUPPORT & SECCOMP_RET_DATA);
+// An "error" of 0: the call returns 0, as if it had succeeded, having done nothing.
+constexpr uint32_t kNoEffect = SECCOMP_RET_ERRNO | 0;
 
 /** What the filter does with one system call number; every other number is allowed. */
 struct Rule {
@@ -359,22 +363,30 @@ void emitRule(std::vector<sock_filter>& f, const Rule& rule) {
       f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])));
       f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, kFixedRlimit, 1, 0));
       f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-      f.push_back(stmt(BPF_RET | BPF_K, kRefuse));
+      f.push_back(stmt(BPF_RET | BPF_K, kNoEffect));
       break;
-    case Rule::kPrlimitChecked:
-      // prlimit64(pid, resource, new, old): refused for the fixed resource when `new` is not NULL
-      // (a pointer: both words zero). Reading the limit (new NULL) is allowed.
-      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, rule.nr, 0, 9));
+    case Rule::kPrlimitChecked: {
+      // prlimit64(pid, resource, new, old), for the fixed resource: `new` NULL (a pointer: both
+      // words zero) reads the limit: allowed; else `old` NULL: no effect; else refused.
+      const size_t start = f.size();
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, rule.nr, 0, 14));
       f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])));
       f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, kFixedRlimit, 1, 0));
-      f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+      f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));                           // 3
       f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])));
-      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 2));
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3));                           // low != 0: 9
       f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2]) + 4));
-      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0));
-      f.push_back(stmt(BPF_RET | BPF_K, kRefuse));
-      f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1));                           // high != 0: 9
+      f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));                           // 8: new NULL
+      f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3])));  // 9
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3));                           // low != 0: 14
+      f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3]) + 4));
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1));                           // high != 0: 14
+      f.push_back(stmt(BPF_RET | BPF_K, kNoEffect));                                   // 13: old NULL
+      f.push_back(stmt(BPF_RET | BPF_K, kRefuse));                                     // 14
+      if (f.size() - start != 15) std::abort();
       break;
+    }
   }
 }
 

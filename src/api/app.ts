@@ -118,7 +118,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     await app.register(cors, {
       origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
       methods: ['GET', 'HEAD', 'POST', 'DELETE'],
-      allowedHeaders: ['Content-Type', 'Authorization', 'X-API-Key', 'X-Auth-Token', 'Idempotency-Key', 'Tokens'],
+      // The headers a preflight asks for are allowed (its Access-Control-Request-Headers echoed,
+      // as Judge0's Rack::Cors `headers: :any`): without credentials, a header a page may send
+      // grants it nothing a non-browser client lacks.
+      // An OPTIONS that is no preflight is answered as one (204), not refused 400 text/plain.
+      strictPreflight: false,
       exposedHeaders: ['Retry-After', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'],
       maxAge: 600,
     });

@@ -42,8 +42,20 @@ function presentedTicket(request: FastifyRequest): string | undefined {
  * redeemed, or sent to another route, would still be good), nor a key (Judge0's X-Auth-Token,
  * which Judge0 takes from the query too). */
 export function loggableUrl(url: string): string {
-  return url.replace(/([?&](?:ticket|x-auth-token)=)[^&#]*/gi, '$1[redacted]');
+  return url.replace(/([?&])([^=&#]*)=([^&#]*)/g, (whole, separator: string, name: string) => {
+    let decoded = name;
+    try {
+      decoded = decodeURIComponent(name.replace(/\+/g, ' '));
+    } catch {
+      // Not percent-encoding: as written.
+    }
+    return SECRET_QUERY_PARAMETERS.has(decoded.toLowerCase()) ? `${separator}${name}=[redacted]` : whole;
+  });
 }
+
+/** Query parameters that carry a secret: a live ticket; a key where a route takes one there
+ * (Judge0's X-Auth-Token). Matched as the query parser reads them (decoded, any case). */
+const SECRET_QUERY_PARAMETERS: ReadonlySet<string> = new Set(['ticket', 'x-auth-token']);
 
 function presentedKey(request: FastifyRequest): string | undefined {
   const authorization = request.headers.authorization;

@@ -102,10 +102,11 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     if (record === undefined) throw new PistonExecutionError(`job ${id} disappeared before it finished`);
     if (record.status === 'queued' || record.status === 'running') {
       // Nobody will read this result any more: free the worker. The job may have ended just
-      // now: the cancel answers it as it is, and a result is a result.
+      // now: the cancel answers it as it is, and its end (a result, or its failure) is the answer.
       const cancelled = await jobs.cancel(id).catch(() => undefined);
-      if (cancelled?.status !== 'done' || cancelled.result?.verdict === 'cancelled') throw new PistonWaitTimeoutError(id, maxWaitMs);
-      record = cancelled;
+      const endedAnyway = cancelled?.status === 'failed' || (cancelled?.status === 'done' && cancelled.result?.verdict !== 'cancelled');
+      if (!endedAnyway) throw new PistonWaitTimeoutError(id, maxWaitMs, cancelled !== undefined);
+      record = cancelled!;
     }
     return pistonResponse(record, runtime);
   });

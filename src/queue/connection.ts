@@ -29,9 +29,10 @@ export function createRedis(url: string, role: ConnectionRole, name: string): Re
     // Reconnect forever, backing off to 2 s: Redis restarts are expected and survivable.
     retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
     // A failover that left this connection on the former primary, now a replica, is answered
-    // READONLY until it reconnects (to the name's new address): reconnect, and send the refused
-    // command again (refused, it wrote nothing).
-    reconnectOnError: (error) => (error.message.startsWith('READONLY') ? 2 : false),
+    // READONLY until it reconnects (to the name's new address): reconnect. The refused command
+    // fails (not sent again: against a node that stays a replica, a blocking connection, with no
+    // retry limit or timeout, would resend it for ever, silently); its caller says so or retries.
+    reconnectOnError: (error) => error.message.startsWith('READONLY'),
   };
   const redis = new Redis(url, options);
   // Without a listener ioredis prints every failed reconnect; callers log state changes instead.

@@ -35,11 +35,14 @@ interface SeccompData {
   arg2?: number;
   /** The high 32 bits of the third argument (a pointer's, for prlimit64). */
   arg2High?: number;
+  /** The fourth argument's words (prlimit64's old-limit pointer). */
+  arg3?: number;
+  arg3High?: number;
 }
 
 /** Runs the filter as the kernel would (struct seccomp_data: nr at 0, arch at 4, args at 16). */
 function verdict(filter: Buffer, data: SeccompData): number {
-  const words = new Map([[0, data.nr >>> 0], [4, data.arch >>> 0], [16, data.arg0 >>> 0], [24, (data.arg1 ?? 0) >>> 0], [32, (data.arg2 ?? 0) >>> 0], [36, (data.arg2High ?? 0) >>> 0]]);
+  const words = new Map([[0, data.nr >>> 0], [4, data.arch >>> 0], [16, data.arg0 >>> 0], [24, (data.arg1 ?? 0) >>> 0], [32, (data.arg2 ?? 0) >>> 0], [36, (data.arg2High ?? 0) >>> 0], [40, (data.arg3 ?? 0) >>> 0], [44, (data.arg3High ?? 0) >>> 0]]);
   const count = filter.length / 8;
   let a = 0;
   for (let pc = 0, steps = 0; pc < count; steps++) {
@@ -86,9 +89,11 @@ function expected(data: SeccompData): number {
     if (family.protocols.length > 0 && !family.protocols.includes(data.arg2 ?? 0)) return RET_ERRNO | EPROTONOSUPPORT;
   }
   if (data.nr === policy.ioctlNr && policy.refusedIoctls.includes(data.arg1 ?? 0)) return RET_ERRNO | EPERM;
-  if (policy.setrlimitNr !== 0 && data.nr === policy.setrlimitNr && data.arg0 === policy.fixedRlimit) return RET_ERRNO | EPERM;
+  // The fixed limit: a change succeeds without effect (errno 0), unless the old limit is asked for too.
+  if (policy.setrlimitNr !== 0 && data.nr === policy.setrlimitNr && data.arg0 === policy.fixedRlimit) return RET_ERRNO | 0;
   const newLimit = (data.arg2 ?? 0) !== 0 || (data.arg2High ?? 0) !== 0;
-  if (data.nr === policy.prlimitNr && data.arg1 === policy.fixedRlimit && newLimit) return RET_ERRNO | EPERM;
+  const oldLimit = (data.arg3 ?? 0) !== 0 || (data.arg3High ?? 0) !== 0;
+  if (data.nr === policy.prlimitNr && data.arg1 === policy.fixedRlimit && newLimit) return RET_ERRNO | (oldLimit ? EPERM : 0);
   return RET_ALLOW;
 }
 
@@ -142,8 +147,11 @@ describe('seccomp filter', () => {
     // pointer, or one whose low or high word alone is 0), any pid.
     for (let resource = 0; resource < 20; resource++) {
       if (policy.setrlimitNr !== 0) check({ nr: policy.setrlimitNr, arch: policy.auditArch, arg0: resource });
-      for (const [arg2, arg2High] of [[0, 0], [0x1000, 0], [0, 0x7fff], [0xffffffff, 0xffffffff]] as const) {
-        for (const arg0 of [0, 1234]) check({ nr: policy.prlimitNr, arch: policy.auditArch, arg0, arg1: resource, arg2, arg2High });
+      const pointers = [[0, 0], [0x1000, 0], [0, 0x7fff], [0xffffffff, 0xffffffff]] as const;
+      for (const [arg2, arg2High] of pointers) {
+        for (const [arg3, arg3High] of pointers) {
+          for (const arg0 of [0, 1234]) check({ nr: policy.prlimitNr, arch: policy.auditArch, arg0, arg1: resource, arg2, arg2High, arg3, arg3High });
+        }
       }
     }
     if (policy.x32SyscallBit !== 0) {

@@ -98,8 +98,9 @@ export class PistonWaitTimeoutError extends Error {
   override readonly name = 'PistonWaitTimeoutError';
   readonly statusCode = 503;
   readonly retryAfterSeconds = 5;
-  constructor(jobId: string, maxWaitMs: number) {
-    super(`job ${jobId} did not finish within ${maxWaitMs} ms (CELLBLOCK_MAX_WAIT_MS) and was cancelled; retry later`);
+  constructor(jobId: string, maxWaitMs: number, cancelled: boolean) {
+    const after = cancelled ? 'and was cancelled' : 'and could not be cancelled now (it may still run)';
+    super(`job ${jobId} did not finish within ${maxWaitMs} ms (CELLBLOCK_MAX_WAIT_MS) ${after}; retry later`);
   }
 }
 

@@ -92,13 +92,18 @@ int main(void) {
   show("ioctl_tiocsti", ioctl(0, TIOCSTI, &typed));
   int pending = 0;
   show("ioctl_fionread_pipe", ioctl(pipe_fds_for_ioctl(), FIONREAD, &pending));
-  // The core dump limit is 1 and stays so (0 would let a piped core_pattern start its helper).
+  // The core dump limit is 1 and stays so (0 would let a piped core_pattern start its helper); a
+  // change succeeds without effect (the sanitizers abort when theirs fails), a swap is refused.
   struct rlimit core = {0, 0};
   show("prlimit_core_read", prlimit(0, RLIMIT_CORE, NULL, &core));
   printf("core_limit %llu:%llu\n", (unsigned long long)core.rlim_cur, (unsigned long long)core.rlim_max);
   struct rlimit zero = {0, 0};
   show("setrlimit_core", setrlimit(RLIMIT_CORE, &zero));
   show("prlimit_core", prlimit(0, RLIMIT_CORE, &zero, NULL));
+  struct rlimit swapped;
+  show("prlimit_core_swap", prlimit(0, RLIMIT_CORE, &zero, &swapped));
+  getrlimit(RLIMIT_CORE, &core);
+  printf("core_limit_after %llu:%llu\n", (unsigned long long)core.rlim_cur, (unsigned long long)core.rlim_max);
   struct rlimit files;
   getrlimit(RLIMIT_NOFILE, &files);
   show("setrlimit_nofile", setrlimit(RLIMIT_NOFILE, &files));
