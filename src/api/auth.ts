@@ -42,15 +42,23 @@ function presentedTicket(request: FastifyRequest): string | undefined {
  * redeemed, or sent to another route, would still be good), nor a key (Judge0's X-Auth-Token,
  * which Judge0 takes from the query too). */
 export function loggableUrl(url: string): string {
-  return url.replace(/([?&])([^=&#]*)=([^&#]*)/g, (whole, separator: string, name: string) => {
-    let decoded = name;
+  // Read as the router and its query parser read it: the query after the first `?` or `#`,
+  // parameters between `&`, a name up to its first `=`, `+` a space, then percent-decoded (the
+  // raw name where that fails).
+  const start = url.search(/[?#]/);
+  if (start < 0) return url;
+  const parameters = url.slice(start + 1).split('&').map((parameter) => {
+    const equals = parameter.indexOf('=');
+    const name = equals < 0 ? parameter : parameter.slice(0, equals);
+    let decoded = name.replace(/\+/g, ' ');
     try {
-      decoded = decodeURIComponent(name.replace(/\+/g, ' '));
+      decoded = decodeURIComponent(decoded);
     } catch {
       // Not percent-encoding: as written.
     }
-    return SECRET_QUERY_PARAMETERS.has(decoded.toLowerCase()) ? `${separator}${name}=[redacted]` : whole;
+    return SECRET_QUERY_PARAMETERS.has(decoded.toLowerCase()) ? `${name}=[redacted]` : parameter;
   });
+  return `${url.slice(0, start + 1)}${parameters.join('&')}`;
 }
 
 /** Query parameters that carry a secret: a live ticket; a key where a route takes one there

@@ -105,7 +105,7 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
       // now: the cancel answers it as it is, and its end (a result, or its failure) is the answer.
       const cancelled = await jobs.cancel(id).catch(() => undefined);
       const endedAnyway = cancelled?.status === 'failed' || (cancelled?.status === 'done' && cancelled.result?.verdict !== 'cancelled');
-      if (!endedAnyway) throw new PistonWaitTimeoutError(id, maxWaitMs, cancelled !== undefined);
+      if (!endedAnyway) throw new PistonWaitTimeoutError(id, maxWaitMs, cancelled?.status === 'cancelled');
       record = cancelled!;
     }
     return pistonResponse(record, runtime);

@@ -37,10 +37,10 @@ const workerCommand = () => import('./worker-command.js');
 async function worker(config: Config, argv: string[]): Promise<void> {
   const redisUrl = requireRedisUrl(config, 'worker');
   const logger = createLogger(config.logLevel, 'worker');
-  const { runWorkerProcess, superviseWorkers, SINGLE_WORKER_FLAG } = await workerCommand();
-  // Forked by a supervisor (its IPC channel): the supervisor stops it. Not `--single` alone, which
-  // a worker started by hand, or by a manager stopping it with SIGINT, may also have.
-  const supervised = process.send !== undefined;
+  const { isSupervisedWorker, runWorkerProcess, superviseWorkers, SINGLE_WORKER_FLAG } = await workerCommand();
+  // Forked by our supervisor, which stops it. Not `--single` alone, nor IPC alone, which a worker
+  // started by hand, or by a manager that stops it with SIGINT (pm2), may also have.
+  const supervised = isSupervisedWorker();
   if (argv.includes(SINGLE_WORKER_FLAG) || config.workerProcesses <= 1) {
     // A supervised worker stops with its supervisor, even one killed by SIGKILL, rather than
     // live on as an orphan taking jobs; and a stop during start-up releases what was prepared.

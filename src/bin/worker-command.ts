@@ -63,6 +63,19 @@ export async function runWorkerProcess(config: Config, redisUrl: string, logger:
   return undefined;
 }
 
+/** Set by superviseWorkers in each worker it forks: the worker knows its supervisor (see
+ * isSupervisedWorker). */
+const SUPERVISOR_PID_VARIABLE = 'CELLBLOCK_SUPERVISOR_PID';
+
+/** Whether this process is a worker forked by superviseWorkers: the variable names its parent, and
+ * it has its IPC channel. Not any process with IPC (pm2's fork mode gives one) nor any `--single`.
+ * The variable goes, so that this process's own children do not inherit it. */
+export function isSupervisedWorker(): boolean {
+  const supervisor = process.env[SUPERVISOR_PID_VARIABLE];
+  delete process.env[SUPERVISOR_PID_VARIABLE];
+  return process.send !== undefined && supervisor === String(process.ppid);
+}
+
 export interface WorkerSupervisor {
   /** SIGTERM to every child; resolves when all have exited. */
   stop(): Promise<void>;
@@ -76,7 +89,7 @@ export function superviseWorkers(count: number, redisUrl: string, logger: Logger
   const launch = (slot: number) => {
     const launchedAt = Date.now();
     const child = fork(process.argv[1]!, ['worker', SINGLE_WORKER_FLAG], {
-      env: { ...process.env, CELLBLOCK_REDIS_URL: redisUrl },
+      env: { ...process.env, CELLBLOCK_REDIS_URL: redisUrl, [SUPERVISOR_PID_VARIABLE]: String(process.pid) },
       execArgv: process.execArgv,
       stdio: 'inherit',
     });

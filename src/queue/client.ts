@@ -123,7 +123,7 @@ interface DepthRead {
 // left this connection on the former primary, until it reconnects), MISCONF (its last save
 // failed), NOREPLICAS, MASTERDOWN, BUSY (a script running long). Each passes; none is a 500.
 const CONNECTION_ERROR =
-  /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING|Command timed out|^(OOM|READONLY|MISCONF|NOREPLICAS|MASTERDOWN|BUSY)\b/i;
+  /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING|Command timed out|^(OOM|READONLY|MISCONF|NOREPLICAS|MASTERDOWN|BUSY)\b|\b(READONLY|OOM command not allowed)\b/i;
 
 /** A live ticket's random bytes (256 bits: unguessable for its lifetime, as a key is), and the
  * shape they have in base64url. */

@@ -32,7 +32,8 @@ export function createRedis(url: string, role: ConnectionRole, name: string): Re
     // READONLY until it reconnects (to the name's new address): reconnect. The refused command
     // fails (not sent again: against a node that stays a replica, a blocking connection, with no
     // retry limit or timeout, would resend it for ever, silently); its caller says so or retries.
-    reconnectOnError: (error) => error.message.startsWith('READONLY'),
+    // (Inside a script, Redis 6 wraps it: "ERR Error running script ...: READONLY ...".)
+    reconnectOnError: (error) => error.message.includes('READONLY'),
   };
   const redis = new Redis(url, options);
   // Without a listener ioredis prints every failed reconnect; callers log state changes instead.

@@ -346,6 +346,13 @@ describe('compat fronts with API keys', () => {
     assert.equal(loggableUrl('/submissions?wait=true&X-Auth-Token=judge0-key&fields=*'), '/submissions?wait=true&X-Auth-Token=[redacted]&fields=*');
     // However its name is spelled: the query parser decodes it before the key is read.
     assert.equal(loggableUrl('/languages?x%2Dauth%2Dtoken=judge0-key'), '/languages?x%2Dauth%2Dtoken=[redacted]');
+    assert.equal(loggableUrl('/languages#X-Auth-Token=judge0-key'), '/languages#X-Auth-Token=[redacted]', 'the router reads a query after #');
+    assert.equal(loggableUrl('/v1/live?ticket=ab#cd&outputEncoding=utf8'), '/v1/live?ticket=[redacted]&outputEncoding=utf8', 'a value runs to the next &');
+    assert.equal(loggableUrl('/v1/jobs/abc?wait=true&x=a=b'), '/v1/jobs/abc?wait=true&x=a=b', 'nothing else changes');
+    const long = `/x?${'?'.repeat(20_000)}`;
+    const started = performance.now();
+    assert.equal(loggableUrl(long), long);
+    assert.ok(performance.now() - started < 100, 'linear in the URL');
     assert.equal((await service.app.inject({ method: 'GET', url: '/languages?X%2DAuth%2DToken=judge0-key' })).statusCode, 200);
   });
 

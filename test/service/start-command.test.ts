@@ -99,6 +99,29 @@ test('a private Redis passes over a free port that is the API\'s, and gives up a
   assert.notEqual(await freeLoopbackPortExcept([]), 0);
 });
 
+test('a worker leaves SIGINT to a supervisor only when forked by ours: IPC, and the variable naming its parent', async () => {
+  const workerCommand = path.join(path.dirname(cellblockSource), 'worker-command.ts');
+  /** isSupervisedWorker() in a child, and whether the variable is left for its own children. */
+  const probe = (env: Record<string, string>, ipc: boolean) =>
+    new Promise<string>((resolve, reject) => {
+      const code = `const { isSupervisedWorker } = await import(${JSON.stringify(workerCommand)}); process.stdout.write(isSupervisedWorker() + ':' + process.env.CELLBLOCK_SUPERVISOR_PID); process.disconnect?.();`;
+      const { CELLBLOCK_SUPERVISOR_PID: _inherited, ...base } = process.env;
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+        env: { ...base, ...env },
+        stdio: ['ignore', 'pipe', 'inherit', ...(ipc ? (['ipc'] as const) : [])],
+      });
+      let out = '';
+      child.stdout!.on('data', (chunk) => (out += chunk));
+      child.once('error', reject);
+      child.once('exit', () => resolve(out));
+    });
+  const parent = { CELLBLOCK_SUPERVISOR_PID: String(process.pid) };
+  assert.equal(await probe(parent, true), 'true:undefined', 'forked by the supervisor');
+  assert.equal(await probe(parent, false), 'false:undefined', 'no IPC: started from a shell');
+  assert.equal(await probe({}, true), 'false:undefined', "IPC alone (pm2's fork mode), which stops with SIGINT");
+  assert.equal(await probe({ CELLBLOCK_SUPERVISOR_PID: '1' }, true), 'false:undefined', 'a variable inherited from elsewhere');
+});
+
 describe('cellblock start', { skip }, () => {
   test('private Redis, a worker and the API on one machine: hello world, a dead worker replaced, Ctrl-C stops all in order', async () => {
     const scratch = await scratchDir();

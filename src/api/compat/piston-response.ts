@@ -99,7 +99,7 @@ export class PistonWaitTimeoutError extends Error {
   readonly statusCode = 503;
   readonly retryAfterSeconds = 5;
   constructor(jobId: string, maxWaitMs: number, cancelled: boolean) {
-    const after = cancelled ? 'and was cancelled' : 'and could not be cancelled now (it may still run)';
+    const after = cancelled ? 'and was cancelled' : 'and is being cancelled (it may still run a moment)';
     super(`job ${jobId} did not finish within ${maxWaitMs} ms (CELLBLOCK_MAX_WAIT_MS) ${after}; retry later`);
   }
 }
