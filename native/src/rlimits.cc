@@ -6,17 +6,22 @@
 
 namespace cb {
 
+namespace {
+
+long setLimit(int resource, uint64_t soft, uint64_t hard) {
+  struct { uint64_t cur; uint64_t max; } value = {soft, hard};
+  return sys(SYS_prlimit64, 0, resource, &value, 0);
+}
+
+}  // namespace
+
 Failure applyResourceLimits(const ContainerState& s) {
-  for (const ResourceLimit& rl : s.rlimits) {
-    struct { uint64_t cur; uint64_t max; } value = {rl.soft, rl.hard};
-    CB_TRY(step_setrlimit, sys(SYS_prlimit64, 0, rl.resource, &value, 0));
-  }
+  for (const ResourceLimit& rl : s.rlimits) CB_TRY(step_setrlimit, setLimit(rl.resource, rl.soft, rl.hard));
   return ok();
 }
 
 Failure fixCoreDumpLimit() {
-  struct { uint64_t cur; uint64_t max; } value = {1, 1};
-  CB_TRY(step_setrlimit, sys(SYS_prlimit64, 0, RLIMIT_CORE, &value, 0));
+  CB_TRY(step_setrlimit, setLimit(RLIMIT_CORE, 1, 1));
   return ok();
 }
 

@@ -4,8 +4,8 @@
 // unix, IP and netlink sockets (EAFNOSUPPORT for the rest: AF_VSOCK, AF_ALG...) of the
 // protocols the kernel has built in (EPROTONOSUPPORT for SCTP, L2TP...: no module is loaded on a
 // submission's word), refuses the terminal ioctls that load a line discipline or type input
-// (EPERM) and any change of the core dump limit (EPERM), and kills the process on a foreign audit
-// architecture or an x32 system call.
+// (EPERM), makes a change of the core dump limit succeed without effect (a swap of it: EPERM),
+// and kills the process on a foreign audit architecture or an x32 system call.
 #pragma once
 
 #include <stdint.h>
@@ -41,8 +41,8 @@ struct SeccompPolicy {
   std::vector<SocketFamily> socketFamilies;
   uint32_t ioctlNr = 0;               // EPERM when its request is one of refusedIoctls
   std::vector<uint32_t> refusedIoctls;
-  uint32_t setrlimitNr = 0;  // EPERM for fixedRlimit (0: no such call here)
-  uint32_t prlimitNr = 0;    // EPERM for fixedRlimit with a new limit (not NULL)
+  uint32_t setrlimitNr = 0;  // fixedRlimit: no effect, returns 0 (0: no such call here)
+  uint32_t prlimitNr = 0;    // fixedRlimit with a new limit: no effect, or EPERM with an old one too
   uint32_t fixedRlimit = 0;
   uint32_t auditArch = 0;      // any other architecture: the process is killed
   uint32_t x32SyscallBit = 0;  // 0: none; numbers with it set: the process is killed

@@ -6,11 +6,11 @@
 // server asks for a ticket with its key (POST /v1/live/tickets) and hands it on; the ticket
 // stands for that key, once. Without configured keys the API is open and callers are
 // rate-limited by address.
-import { createHash } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyContextConfig, FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { ApiKey } from '../config.js';
+import { sha256Hex } from '../digest.js';
 import { ApiError } from './errors.js';
 
 export interface AuthOptions {
@@ -24,7 +24,7 @@ export interface AuthOptions {
   rateLimitRedis?: Redis;
 }
 
-const digest = (key: string) => createHash('sha256').update(key).digest('hex');
+const digest = sha256Hex;
 
 /** Who a live ticket is issued for: the asking request's API key, by digest (none without keys). */
 export function liveTicketHolder(request: FastifyRequest): string {
@@ -61,9 +61,6 @@ export function loggableUrl(url: string): string {
   return `${url.slice(0, start + 1)}${parameters.join('&')}`;
 }
 
-/** Query parameters that carry a secret: a live ticket; a key where a route takes one there
- * (Judge0's X-Auth-Token). Matched as the query parser reads them (decoded, any case). */
-const SECRET_QUERY_PARAMETERS: ReadonlySet<string> = new Set(['ticket', 'x-auth-token']);
 
 function presentedKey(request: FastifyRequest): string | undefined {
   const authorization = request.headers.authorization;
@@ -105,6 +102,12 @@ export const API_KEY_SECURITY_SCHEMES = {
   'X-Auth-Token': { type: 'apiKey', in: 'header', name: 'X-Auth-Token', description: 'Judge0 CE routes only, as Judge0 names it' },
   liveTicket: { type: 'apiKey', in: 'query', name: 'ticket', description: 'Live socket routes only: a live ticket (POST /v1/live/tickets), for one connection' },
 } as const;
+
+/** Query parameters that carry a secret (loggableUrl): a live ticket; a key where a route takes
+ * one there (Judge0's X-Auth-Token). Matched as the query parser reads them (decoded, any case). */
+const SECRET_QUERY_PARAMETERS: ReadonlySet<string> = new Set(
+  [API_KEY_SECURITY_SCHEMES.liveTicket.name, API_KEY_SECURITY_SCHEMES['X-Auth-Token'].name].map((name) => name.toLowerCase()),
+);
 
 /** A route's OpenAPI `security`: for a protected route, any one of the headers it takes a key
  * from, or none as well when the server has no keys configured; undefined for an open route. */

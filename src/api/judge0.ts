@@ -4,6 +4,7 @@
 // same queue and workers; tokens are our job ids.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { JobRecord, JobRequest } from '../jobs/model.js';
+import { API_KEY_SECURITY_SCHEMES } from './auth.js';
 import { JUDGE0_API_VERSION, judge0About, judge0ConfigInfo, judge0Workers } from './compat/judge0-info.js';
 import { Judge0Languages } from './compat/judge0-languages.js';
 import { JUDGE0_MAX_EXTRACT_BYTES, readAdditionalFiles } from './compat/judge0-additional-files.js';
@@ -28,7 +29,7 @@ export const JUDGE0_MAX_BATCH_SIZE = 20;
 
 /** The header Judge0 reads its authentication token from (AUTHN_HEADER's default): Judge0 clients
  * send their key there, so the Judge0 routes take an API key from it too. */
-export const JUDGE0_AUTHN_HEADER = 'X-Auth-Token';
+export const JUDGE0_AUTHN_HEADER = API_KEY_SECURITY_SCHEMES['X-Auth-Token'].name;
 
 /** Rails' rendering of a missing record (ActiveRecord::RecordNotFound). */
 const NOT_FOUND = { status: 404, error: 'Not Found' };

@@ -259,7 +259,7 @@ export class LiveSockets {
   private closing = false;
 
   /** Live sockets one client may hold open at once (a key's own maximum takes its place). */
-  readonly maxPerClient: number;
+  private readonly maxPerClient: number;
   /** The most stdin bytes one socket sends in all (CELLBLOCK_BODY_LIMIT_BYTES: what one
    * submission's stdin could hold). */
   readonly maxStdinBytes: number;
@@ -328,7 +328,8 @@ export class LiveSockets {
       if (removed) return;
       removed = true;
       this.open.delete(shutdown);
-      if (claim) this.release(claim);
+      // Once closing, closeAll gives every place back itself, before the job client closes.
+      if (claim && !this.closing) this.release(claim);
       if (this.open.size === 0) this.stopRenewing();
     };
   }
@@ -337,7 +338,7 @@ export class LiveSockets {
    * closes: a stopping API's clients reconnect to the others at once, and must find room. */
   async closeAll(): Promise<void> {
     this.closing = true;
-    const claims = [...this.open.values()].filter((claim): claim is LiveSocketClaim => claim !== undefined);
+    const claims = this.openClaims();
     await Promise.allSettled([...this.open.keys()].map((shutdown) => shutdown()));
     this.stopRenewing();
     await Promise.allSettled(claims.map((claim) => this.ledger.releaseLiveSocket(claim)));
@@ -349,9 +350,13 @@ export class LiveSockets {
   }
 
   private renew(): void {
-    const claims = [...this.open.values()].filter((claim): claim is LiveSocketClaim => claim !== undefined);
     // Redis away: renewed at the next turn; a claim that lapsed meanwhile is made again then.
-    void this.ledger.renewLiveSockets(claims, this.leaseMs).catch(() => undefined);
+    void this.ledger.renewLiveSockets(this.openClaims(), this.leaseMs).catch(() => undefined);
+  }
+
+  /** The claims of the sockets open now (one made while Redis was away has none). */
+  private openClaims(): LiveSocketClaim[] {
+    return [...this.open.values()].filter((claim): claim is LiveSocketClaim => claim !== undefined);
   }
 
   private stopRenewing(): void {

@@ -80,7 +80,7 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     handler: async (_request, reply) =>
       reply.code(426).header('upgrade', 'websocket').send({ message: '/api/v2/connect is a WebSocket: connect with an Upgrade: websocket request' }),
     wsHandler: (socket, request) =>
-      pistonConnect(socket, request, { jobs, runtimes, policy: options.policy, liveSockets: options.liveSockets }),
+      pistonConnect(socket, request, options),
   });
 
   app.post('/execute', { schema: { tags: ['piston'], summary: 'Piston v2: run code and wait for the result' } }, async (request) => {

@@ -4,7 +4,7 @@
 import type { Runtime } from '../images/types.js';
 // From spec.ts, not the sandbox's index: the index loads the native addon, which an API-only host
 // (that runs this check too) does not build.
-import { checkLimits, checkTerminalSize, envStrings, EXEC_MEMORY_RESERVE_BYTES, leastMemoryBytes } from '../sandbox/spec.js';
+import { checkLimits, envStrings, EXEC_MEMORY_RESERVE_BYTES, leastMemoryBytes, terminalSizeFault } from '../sandbox/spec.js';
 import { SandboxSpecError, type Limits, type TerminalSize } from '../sandbox/types.js';
 import { ExecutorError } from './errors.js';
 import { posix } from 'node:path';
@@ -200,13 +200,8 @@ export function liveJobProblem(job: { tests?: unknown[]; interactor?: unknown; c
 
 /** Why a live job's terminal size cannot be a terminal's (the engine's rule), or undefined. */
 export function terminalSizeProblem(size: unknown): string | undefined {
-  try {
-    checkTerminalSize(size as { rows: number; cols: number });
-    return undefined;
-  } catch (error) {
-    if (error instanceof SandboxSpecError) return `${error.field} ${error.reason}`;
-    throw error;
-  }
+  const fault = terminalSizeFault(size);
+  return fault && `${fault.field} ${fault.reason}`;
 }
 
 /** The same rule as a type guard, for sizes that come as JSON. */

@@ -2,7 +2,7 @@
 // not run in a root without libc, so it is refused with a clear error.
 import { existsSync, openSync, readSync, closeSync, readFileSync } from 'node:fs';
 import { ImageBuildError } from './errors.js';
-import { sha256 } from './layer-hash.js';
+import { sha256Hex as sha256 } from '../digest.js';
 
 const CANDIDATES = ['/bin/busybox', '/usr/bin/busybox'];
 const PT_INTERP = 3;

@@ -2,9 +2,9 @@
 // parent layer's hash, the build step of its definition, the text of the recipes that run it,
 // and the host files it copies in. The image name is not part of it, so identical steps on the
 // same parent are one layer on disk (python and gcc share one base).
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { sha256Hex as sha256 } from '../digest.js';
 import type { LayerBuild } from './types.js';
 
 /** Bumped when the meaning of a hash input changes, so that every layer rebuilds. */
@@ -17,7 +17,6 @@ export const RECIPES: Record<LayerBuild['kind'], string[]> = {
   chroot: ['chroot-layer.sh'],
 };
 
-export const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
 
 /** JSON with object keys sorted at every level: one text per value. */
 export function canonicalJson(value: unknown): string {

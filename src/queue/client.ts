@@ -7,6 +7,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Job, Queue, QueueEvents, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
+import { sha256Hex } from '../digest.js';
 import { laterFieldsOf, type JobClient, type JobRecord, type JobRequest, type JobStatus, type LiveEvent, type LiveSession } from '../jobs/model.js';
 import { API_CONNECTION_NAME, createRedis, workerConnectionName } from './connection.js';
 import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from './errors.js';
@@ -123,14 +124,14 @@ interface DepthRead {
 // left this connection on the former primary, until it reconnects), MISCONF (its last save
 // failed), NOREPLICAS, MASTERDOWN, BUSY (a script running long). Each passes; none is a 500.
 const CONNECTION_ERROR =
-  /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING|Command timed out|^(OOM|READONLY|MISCONF|NOREPLICAS|MASTERDOWN|BUSY)\b|\b(READONLY|OOM command not allowed)\b/i;
+  /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING|Command timed out|^(OOM|MISCONF|NOREPLICAS|MASTERDOWN|BUSY)\b|\bREADONLY\b/i;
 
 /** A live ticket's random bytes (256 bits: unguessable for its lifetime, as a key is), and the
  * shape they have in base64url. */
 const LIVE_TICKET_BYTES = 32;
 const LIVE_TICKET_SHAPE = new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((LIVE_TICKET_BYTES * 4) / 3)}}$`);
 
-const ticketDigest = (ticket: string): string => createHash('sha256').update(ticket).digest('hex');
+const ticketDigest = sha256Hex;
 
 /** The shapes of job ids: this client's (nanoid's default, and a UUID for a Judge0 submission:
  * newJobId) and BullMQ's own counter, which names jobs that another producer added without an id.

@@ -5,8 +5,8 @@
 // claim lapses unless the API holding it renews it: an API that dies (or an upgrade that never
 // became a socket) lets go of its claims within one lease, with no one to clean up after it. The
 // moments are Redis's own clock (TIME), never one API machine's.
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { sha256Hex } from '../digest.js';
 import type { RedisKeys } from './keys.js';
 
 /** The set lives as long as its longest claim: its expiry is only ever pushed later (claims of
@@ -58,7 +58,7 @@ export class LiveSocketLedger {
 
   /** The client's set, named by a digest: a client id holds its API key. */
   private setOf(client: string): string {
-    return this.keys.liveSockets(createHash('sha256').update(client).digest('hex'));
+    return this.keys.liveSockets(sha256Hex(client));
   }
 
   /** Takes one of `client`'s `maximum` places for `socketId`, for `leaseMs` unless renewed;

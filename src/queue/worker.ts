@@ -184,14 +184,11 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       // its result; one the stop cut short is handed on, or, live, failed (its session is this
       // worker's).
       if (controller.signal.aborted && controller.signal.reason === ('shutdown' satisfies AbortReason) && cutShortByCancel(result)) {
-        if (live) {
-          throw new UnrecoverableError(LIVE_SHUTDOWN_REASON);
-        } else {
-          // Killed only because this worker is stopping: hand the job back for another worker.
-          log.warn({ jobId }, 'job interrupted by shutdown; returning it to the queue');
-          await job.moveToDelayed(Date.now(), token);
-          throw new DelayedError();
-        }
+        if (live) throw new UnrecoverableError(LIVE_SHUTDOWN_REASON);
+        // Killed only because this worker is stopping: hand the job back for another worker.
+        log.warn({ jobId }, 'job interrupted by shutdown; returning it to the queue');
+        await job.moveToDelayed(Date.now(), token);
+        throw new DelayedError();
       }
       // Written once BullMQ has sent the result on its way.
       setImmediate(() =>

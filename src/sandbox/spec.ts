@@ -211,12 +211,20 @@ function checkBackgroundAfterCpuMs(value: number | undefined): number {
   return value;
 }
 
-/** A terminal's size as struct winsize holds it: whole cells, 1-65535 each. */
-export function checkTerminalSize(size: TerminalSize): void {
+/** Which field of a terminal's size struct winsize could not hold (whole cells, 1-65535 each),
+ * or undefined: a predicate, for sizes that arrive as JSON on every resize. */
+export function terminalSizeFault(size: unknown): { field: string; reason: string } | undefined {
   for (const field of ['rows', 'cols'] as const) {
     const value = (size as Partial<TerminalSize> | null)?.[field];
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
-      throw new SandboxSpecError(`terminal.${field}`, 'must be an integer 1-65535');
+      return { field: `terminal.${field}`, reason: 'must be an integer 1-65535' };
     }
   }
+  return undefined;
+}
+
+/** A terminal's size as struct winsize holds it: whole cells, 1-65535 each. */
+export function checkTerminalSize(size: TerminalSize): void {
+  const fault = terminalSizeFault(size);
+  if (fault) throw new SandboxSpecError(fault.field, fault.reason);
 }

@@ -231,7 +231,8 @@ test('verdicts: compile failures, and the first failing run', () => {
   assert.equal(verdictOfRuns(['ok', 'wall_time_limit', 'runtime_error']), 'wall_time_limit');
 });
 
-test('a job cut short by a cancel: its verdict or any stage\'s is cancelled (a worker stopping hands such a job on, keeps any other)', () => {
+// A stopping worker hands such a job on and keeps any other's result (worker.ts).
+test('a job cut short by a cancel: its verdict or any stage\'s is cancelled', () => {
   const stage = (verdict: string) => ({ verdict }) as unknown as StageResult;
   const runtime = { id: 'c', language: 'c', version: '12' };
   assert.equal(cutShortByCancel({ verdict: 'ok', runtime, compile: stage('ok'), run: stage('ok') }), false, 'ended by itself');

@@ -249,7 +249,7 @@ describe('sandbox: streaming runs', { skip }, () => {
     });
 
     it('takes what is typed past a full input queue in turn, and nothing after the program is gone', async () => {
-      // The terminal holds some 68 KiB of typed input (its line buffer and the kernel's buffers
+      // The terminal holds some tens of KiB of typed input (its line buffer and the kernel's buffers
       // behind it): the rest waits until the program reads. Not echoed, which would only repeat it.
       const typedBytes = 200_000;
       const s = stream(shell(`stty -echo; echo ready; sleep 0.3; head -c ${typedBytes} > /dev/null; echo done`), size);

@@ -103,6 +103,7 @@ describe('live tickets', () => {
     try {
       const stored = redisKeys(service.prefix).liveTicket(sha256(ticket));
       assert.equal(await redis.get(stored), sha256(TIGHT_KEY), 'the holder: the key by its digest');
+      assert.deepEqual(await redis.keys(`*${ticket}*`), [], 'the ticket itself in no key');
       const ttl = await redis.pttl(stored);
       assert.ok(ttl > 0 && ttl <= 60_000, String(ttl));
     } finally {

@@ -1,14 +1,9 @@
 // What the app hands each compat front: the job service, the runtime list and the server's maxima.
-import type { Runtime } from '../../images/types.js';
-import type { JobService } from '../service.js';
-import type { SubmissionPolicy } from '../submission.js';
-import type { LiveSockets } from '../live-socket.js';
+import type { LiveFrontOptions } from '../live-socket.js';
 
-export interface CompatPluginOptions {
-  jobs: JobService;
-  runtimes: Runtime[];
-  /** The server's maxima (files, arguments, tests per job), the same for every front. */
-  policy: SubmissionPolicy;
+/** LiveFrontOptions' job service, runtimes, the server's maxima (files, arguments, tests per job:
+ * the same for every front) and live sockets (a front's own live route registers each), and: */
+export interface CompatPluginOptions extends LiveFrontOptions {
   /** Longest a synchronous request (Piston execute, Judge0 `wait=true`) holds for its job. */
   maxWaitMs?: number;
   /** CELLBLOCK_MAX_QUEUED_JOBS, for the fronts that tell it (Judge0's max_queue_size). */
@@ -18,8 +13,6 @@ export interface CompatPluginOptions {
    * (number_of_runs). CELLBLOCK_BODY_LIMIT_BYTES: a request then queues at most about twice its
    * body (and a third more, base64 in Redis). */
   maxExpansionBytes: number;
-  /** The API's open live sockets (a front's own live route registers each), and their limits. */
-  liveSockets: LiveSockets;
 }
 
 export const DEFAULT_MAX_WAIT_MS = 60_000;
