@@ -333,6 +333,7 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
   s.rootDir = o.rootDir;
   s.workDirHost = o.workDirHost;
   s.workDirTarget = o.rootDir + o.workDir;
+  s.workDir = o.workDir;
   s.procTarget = o.rootDir + "/proc";
   s.devTarget = o.rootDir + "/dev";
   s.tmpTarget = o.rootDir + "/tmp";

@@ -1,6 +1,7 @@
 #include "recipe.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "cgroup_join.h"
 #include "credentials.h"
@@ -166,6 +168,67 @@ Failure execProgram(ContainerState& s) {
   return Failure{step_execve, sawAccessDenied ? EACCES : ENOENT};
 }
 
+/** path is dir or lies under it, compared by its characters (dir may end in '/'). */
+bool withinDir(const char* path, const std::string& dir) {
+  size_t n = dir.size();
+  while (n > 1 && dir[n - 1] == '/') n--;
+  for (size_t i = 0; i < n; i++)
+    if (path[i] != dir[i]) return false;
+  return path[n] == 0 || path[n] == '/';
+}
+
+bool hasDotDotComponent(const char* p) {
+  for (const char* c = p; *c; c++) {
+    bool starts = c == p || c[-1] == '/';
+    if (starts && c[0] == '.' && c[1] == '.' && (c[2] == 0 || c[2] == '/')) return true;
+  }
+  return false;
+}
+
+/** argv[0] names a file of the work dir (the submission's, or its compile's), by a path with a
+ * '/' that cannot leave it: "./main" from a cwd inside it, or "/box/main". A name searched in
+ * the PATH is the image's. */
+bool namesWorkDirFile(const ContainerState& s, const char* file) {
+  if (!hasSlash(file) || hasDotDotComponent(file)) return false;
+  if (file[0] == '/') return withinDir(file, s.workDir);
+  return withinDir(s.cwd.c_str(), s.workDir) && !hasDotDotComponent(s.cwd.c_str());
+}
+
+/** An execve's errno that the file it named is to blame for, as a shell words it; nullptr for
+ * the others (ENOMEM, ETXTBSY, E2BIG, ...), which are the sandbox's. */
+const char* execFailureText(int err) {
+  switch (err) {
+    case ENOENT: return "No such file or directory";
+    case ENOTDIR: return "Not a directory";
+    case ELOOP: return "Too many levels of symbolic links";
+    case ENAMETOOLONG: return "File name too long";
+    case EACCES: return "Permission denied";
+    case ENOEXEC: return "Exec format error";
+    case ELIBBAD: return "Accessing a corrupted shared library";
+    case EINVAL: return "Invalid argument";
+    default: return nullptr;
+  }
+}
+
+/** An execve of a work dir file that failed for the file's sake (not an ELF or script this
+ * kernel runs, not executable, a missing interpreter or dynamic linker, no such file) is the
+ * program's failure, not the sandbox's: the child ends as a shell ends a command it could not
+ * run (POSIX, "Command Search and Execution"): the reason on stderr, status 127 when the file
+ * does not exist, 126 otherwise. Judge0 and Piston, whose programs start through bash, answer
+ * the same. Does not return for such a failure. */
+void exitIfProgramsOwnExecFailure(const ContainerState& s, Failure f) {
+  const char* file = s.argvPointers[0];
+  const char* text = execFailureText(f.err);
+  if (f.step != step_execve || text == nullptr || !namesWorkDirFile(s, file)) return;
+  bool exists = sys(SYS_faccessat, AT_FDCWD, file, F_OK, 0) == 0;
+  static constexpr char kCannot[] = ": cannot execute: ";
+  sysWriteAll(2, file, __builtin_strlen(file));
+  sysWriteAll(2, kCannot, sizeof kCannot - 1);
+  sysWriteAll(2, text, __builtin_strlen(text));
+  sysWriteAll(2, "\n", 1);
+  sysExit(exists ? 126 : 127);
+}
+
 /** What does not depend on the program, done while the container waits for it. The seccomp
  * filter is the costly part (~0.2 ms: the kernel checks it against every system call number to
  * build its cache); it refuses nothing that the steps after "go" need. The capability bounds
@@ -200,7 +263,9 @@ Failure prepareProgram(ContainerState& s) {
   // Everything above 2 is close-on-exec from here: the report pipe stays usable for an execve
   // failure and disappears with a successful one.
   CB_TRY(step_close_fds, sys(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC));
-  return execProgram(s);
+  Failure f = execProgram(s);
+  exitIfProgramsOwnExecFailure(s, f);
+  return f;
 }
 
 int programMain(void* arg) {

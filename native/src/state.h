@@ -72,6 +72,7 @@ struct ContainerState {
   std::string rootDir;
   std::string workDirHost;
   std::string workDirTarget;
+  std::string workDir;  // the same, as the program sees it ("/box")
   std::string procTarget;
   std::string devTarget;
   std::string tmpTarget;

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SandboxError, SandboxSpecError } from '../../src/sandbox/index.js';
+import { SandboxError, SandboxSpecError, type RunSpec } from '../../src/sandbox/index.js';
 import { DEFAULT_LIMITS, program, skip, text, useFixture } from './fixture.js';
 import { childPids, processExists, processState } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
@@ -160,6 +160,34 @@ describe('sandbox run: correctness', { skip }, () => {
       { step: r.error?.step, code: r.error?.code },
       { step: 'execve', code: 'ENOENT' },
     );
+  });
+
+  it("ends a work dir file that cannot be exec'd as a shell would: runtime_error 126, or 127 when missing, the reason on stderr", async () => {
+    const workDirHostPath = f.workDir();
+    const file = (name: string, content: string | Buffer, mode: number) => fs.writeFileSync(path.join(workDirHostPath, name), content, { mode });
+    file('object', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 1, 1, 1, 0, 0, 0, 0, 0]), 0o755); // an ELF header for no machine
+    file('text', 'not a program\n', 0o755);
+    file('unmarked', '#!/bin/sh\necho ran\n', 0o644);
+    file('script', '#!/no/such/interpreter\n', 0o755);
+    fs.mkdirSync(path.join(workDirHostPath, 'sub'));
+    const cases: Array<[string[], Partial<RunSpec>, number, string]> = [
+      [['./object'], {}, 126, './object: cannot execute: Exec format error\n'],
+      [['/box/text'], {}, 126, '/box/text: cannot execute: Exec format error\n'],
+      [['./unmarked'], {}, 126, './unmarked: cannot execute: Permission denied\n'],
+      [['./script'], {}, 126, './script: cannot execute: No such file or directory\n'],
+      [['./missing', 'arg'], {}, 127, './missing: cannot execute: No such file or directory\n'],
+      [['./missing'], { cwd: '/box/sub' }, 127, './missing: cannot execute: No such file or directory\n'],
+    ];
+    for (const [argv, extra, exitCode, stderr] of cases) {
+      const r = await f.run(argv, { workDirHostPath, ...extra });
+      assert.deepEqual([r.verdict, r.exitCode, text(r.stderr), r.error], ['runtime_error', exitCode, stderr, undefined], argv.join(' '));
+    }
+    // Outside the work dir (by a path that leaves it, however it returns), or searched in the PATH:
+    // the image's file, so the sandbox's failure.
+    for (const [argv, extra] of [[['/bin/../box/missing'], {}], [['no-such-program'], {}], [['./missing'], { cwd: '/tmp' }]] as const) {
+      const r = await f.run([...argv], { workDirHostPath, ...extra });
+      assert.deepEqual([r.verdict, r.error?.step, r.error?.code, text(r.stderr)], ['internal_error', 'execve', 'ENOENT', ''], argv.join(' '));
+    }
   });
 
   it('turns a missing cwd into internal_error naming chdir_cwd', async () => {

@@ -326,6 +326,14 @@ describe('jobs end to end', { skip }, () => {
     assert.equal(json.result.stdout, 'sanitized\n');
   });
 
+  test("a compile that leaves no program (compileArgs -c: an object file) is the program's failure, as a shell reports it, not the service's", { skip: !runtimes.some((r) => r.id === 'c') && 'c image not built' }, async () => {
+    const { status, json } = await postJson(`${base}/v1/jobs?wait=true`, { language: 'c', source: 'int main(void) { return 0; }\n', compileArgs: ['-c'] });
+    assert.equal(status, 200, JSON.stringify(json));
+    assert.deepEqual([json.result.verdict, json.result.compile.verdict, json.result.exitCode], ['runtime_error', 'ok', 126], JSON.stringify(json.result));
+    // An object file is not executable (mode 644), so execve refuses it before reading it.
+    assert.equal(json.result.stderr, './main: cannot execute: Permission denied\n');
+  });
+
   test('a batch: every job runs, and each is readable', { skip: !python && 'python image not built' }, async () => {
     const jobs = [1, 2, 3].map((n) => ({ language: 'python', source: `print(${n} * 7)` }));
     const { status, json } = await postJson(`${base}/v1/jobs/batch`, { jobs });
