@@ -82,8 +82,9 @@ const REPEATED_ERROR_LOG_INTERVAL_MS = 30_000;
 const LIVE_RETRY_REASON = "a live job is not run again: the worker running it stopped, and its client's input went with it";
 const LIVE_SHUTDOWN_REASON = "a live job is not handed to another worker: this one shut down while it ran, and its client's input went with it";
 
-/** Why a run was aborted: the job's cancel, or this worker shutting down. */
-type AbortReason = 'cancelled' | 'shutdown';
+/** Why a running job's signal was aborted: a cancel, this worker stopping, or its lock lost (the
+ * job is no longer this worker's: BullMQ's stall check hands it to another, or already did). */
+type AbortReason = 'cancelled' | 'shutdown' | 'lock_lost';
 
 function poolFigures(executor: JobExecutor): Record<string, Record<string, number>> | undefined {
   const stats = executor.stats?.();
@@ -183,7 +184,15 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       // A job whose stages had all ended by themselves just before this worker began to stop keeps
       // its result; one the stop cut short is handed on, or, live, failed (its session is this
       // worker's).
-      if (controller.signal.aborted && controller.signal.reason === ('shutdown' satisfies AbortReason) && cutShortByCancel(result)) {
+      const abortedFor = controller.signal.aborted ? (controller.signal.reason as AbortReason) : undefined;
+      if (abortedFor === 'lock_lost' && cutShortByCancel(result)) {
+        // Its result could not be stored (Redis refuses a finish without the lock); the stall
+        // check returns it to the queue, or fails it past maxStalledCount (a live job is failed
+        // when taken again). DelayedError: BullMQ leaves the job as it is and takes the next one.
+        log.warn({ jobId }, 'run stopped: the job\'s lock was lost, so it is no longer this worker\'s');
+        throw new DelayedError();
+      }
+      if (abortedFor === 'shutdown' && cutShortByCancel(result)) {
         if (live) throw new UnrecoverableError(LIVE_SHUTDOWN_REASON);
         // Killed only because this worker is stopping: hand the job back for another worker.
         log.warn({ jobId }, 'job interrupted by shutdown; returning it to the queue');
@@ -271,6 +280,13 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     // A job that stalls more often than maxStalledCount goes back to wait marked for failure; the
     // worker that next takes it fails it without running it, and that 'failed' event counts it.
     worker.on('stalled', (jobId) => log.warn({ jobId }, 'job stalled: its worker stopped renewing the lock'));
+    // The lock had expired or was another worker's when renewed (this process cut off from Redis,
+    // or its event loop stalled, for longer than lockDurationMs): the job will run again
+    // elsewhere, and this run's result would be refused. Stopping it frees the slot now, and a
+    // live job's session hears its end instead of a program no one can store.
+    worker.on('lockRenewalFailed', (jobIds) => {
+      for (const jobId of jobIds) controllers.get(jobId)?.abort('lock_lost' satisfies AbortReason);
+    });
     worker.on('error', logWorkerError);
   }
 

@@ -21,7 +21,7 @@ import {
 } from './fixtures.js';
 import { Redis } from 'ioredis';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
-import { redisKeys } from '../../src/queue/keys.js';
+import { QUEUE_NAME, redisKeys } from '../../src/queue/keys.js';
 import { until } from '../helpers/until.js';
 import { openLiveSocket } from '../helpers/live-socket.js';
 import { reclaimPoolState } from '../helpers/pool-state.js';
@@ -155,6 +155,37 @@ describe('worker death', { skip }, () => {
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.equal(await readFailedCount(), 1);
     }));
+});
+
+describe('lock loss', { skip }, () => {
+  test("a worker whose job's lock is lost stops the run at once; the stall check queues the job again", async () => {
+    const service = await startService({ runtimes });
+    const scratch = await scratchDir();
+    const logLines: string[] = [];
+    let worker: TestWorker | undefined;
+    const redis = new Redis(service.redis.url);
+    try {
+      worker = await startTestWorker(service, scratch.dir, { concurrency: 1, logLines });
+      const base = await listen(service);
+      const { json } = await postJson(`${base}/v1/jobs`, { ...sleeper(25), limits: { wallTimeMs: 30_000 } });
+      await pollJob(base, json.id, 30_000, (view) => view.status === 'running' && view.attempts === 1);
+      // As when the worker was cut off from Redis for longer than the lock lasts: the lock expired.
+      assert.equal(await redis.del(`${service.prefix}:${QUEUE_NAME}:${json.id}:lock`), 1);
+      // The one slot is free again only once the first run has ended: still running its 25 s
+      // sleep, the worker could not take the job again before then.
+      const again = await pollJob(base, json.id, 10_000, (view) => view.status === 'running' && view.attempts === 2);
+      assert.equal(again.attempts, 2, JSON.stringify(again));
+      assert.ok(logLines.some((line) => line.includes("the job's lock was lost")), logLines.join('\n'));
+      assert.equal((await fetch(`${base}/v1/jobs/${json.id}`, { method: 'DELETE' })).status, 200);
+      const view = await pollJob(base, json.id, 30_000);
+      assert.equal(view.status, 'cancelled', JSON.stringify(view));
+    } finally {
+      redis.disconnect();
+      await worker?.close();
+      await service.close();
+      await scratch.remove();
+    }
+  });
 });
 
 describe('redis restart', { skip }, () => {
