@@ -3,20 +3,25 @@
 // Judge0's PUT. Composed here, beside the views it renders, and handed to the worker by bin
 // (the queue knows how to send, not what).
 import type { Runtime } from '../images/types.js';
-import type { JobRecord, JobRequest } from '../jobs/model.js';
-import { webhookNotification, type Notification } from '../queue/webhook.js';
-import { judge0Callback } from './compat/judge0-callback.js';
+import type { JobRequest } from '../jobs/model.js';
+import type { JobNotifications } from '../queue/notification-queue.js';
+import { webhookNotification } from '../queue/webhook.js';
+import { judge0Callback, judge0CallbackUrl } from './compat/judge0-callback.js';
 import { Judge0Languages } from './compat/judge0-languages.js';
 import { presentJob } from './present.js';
 
-export function jobNotifications(runtimes: readonly Runtime[]): (request: JobRequest, recordOf: () => JobRecord) => Notification | undefined {
+const webhookUrl = (request: JobRequest): string | undefined =>
+  typeof request.webhookUrl === 'string' && request.webhookUrl !== '' ? request.webhookUrl : undefined;
+
+export function jobNotifications(runtimes: readonly Runtime[]): JobNotifications {
   const judge0Languages = new Judge0Languages([...runtimes]);
-  return (request, recordOf) => {
-    if (typeof request.webhookUrl === 'string' && request.webhookUrl !== '') {
-      const record = recordOf();
-      return webhookNotification(request.webhookUrl, record.id, presentJob(record));
-    }
-    if (request.front?.api === 'judge0') return judge0Callback(request, recordOf, judge0Languages);
-    return undefined;
+  return {
+    wanted: (request) => webhookUrl(request) !== undefined || (request.front?.api === 'judge0' && judge0CallbackUrl(request) !== undefined),
+    compose: (request, record) => {
+      const url = webhookUrl(request);
+      if (url !== undefined) return webhookNotification(url, record.id, presentJob(record));
+      if (request.front?.api === 'judge0') return judge0Callback(request, record, judge0Languages);
+      return undefined;
+    },
   };
 }

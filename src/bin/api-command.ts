@@ -1,6 +1,7 @@
 // `cellblock api`: the HTTP API alone, against a Redis that workers elsewhere also use.
 import type { Logger } from 'pino';
 import { buildApp } from '../api/app.js';
+import { jobNotifications } from '../api/notifications.js';
 import type { Config } from '../config.js';
 import { loadRuntimes } from '../images/runtimes.js';
 import { BullJobClient } from '../queue/client.js';
@@ -24,6 +25,7 @@ export async function runApi(config: Config, redisUrl: string, logger: Logger): 
     prefix: config.queuePrefix,
     resultTtlSeconds: config.resultTtlSeconds,
     maxQueuedJobs: config.maxQueuedJobs,
+    notifications: jobNotifications(runtimes),
   });
   // The API starts even while Redis is away: it answers 503 until Redis is back.
   await jobs.ready().catch((error) => logger.warn({ err: error }, 'redis not reachable yet; answering 503 until it is'));

@@ -53,7 +53,7 @@ export async function runWorkerProcess(config: Config, redisUrl: string, logger:
       backoffMs: config.webhookBackoffMs,
       destinations: config.webhookDestinations,
     },
-    notificationFor: jobNotifications(runtimes),
+    notifications: jobNotifications(runtimes),
   });
   const worker = await Promise.race([starting, stopped]);
   if (worker) return worker;

@@ -18,6 +18,7 @@ import { CLOSE_REDIS_AWAY_MS, watchUnreachable } from './unreachable.js';
 import { ChannelSubscriber } from './channel-subscriber.js';
 import { QueueLiveSession } from './live-session.js';
 import { LiveSocketLedger, type LiveSocketClaim } from './live-socket-ledger.js';
+import { NotificationQueue, type JobNotifications } from './notification-queue.js';
 
 export interface BullJobClientOptions {
   redisUrl: string;
@@ -26,6 +27,9 @@ export interface BullJobClientOptions {
   maxQueuedJobs: number;
   /** A Redis call that takes longer than this is treated as Redis being unavailable. */
   redisTimeoutMs?: number;
+  /** Which jobs send a notification when finished (src/api/notifications.ts): a cancel queues
+   * theirs, since a job cancelled while queued never reaches a worker. None when absent. */
+  notifications?: Pick<JobNotifications, 'wanted'>;
 }
 
 export interface QueueCounts {
@@ -170,6 +174,7 @@ export class BullJobClient implements JobClient {
   /** Live sessions' events, on a connection made at the first one. */
   private readonly liveEvents: ChannelSubscriber;
   private readonly liveSocketLedger: LiveSocketLedger;
+  private readonly notificationQueue: NotificationQueue;
 
   constructor(private readonly options: BullJobClientOptions) {
     this.keys = redisKeys(options.prefix);
@@ -189,6 +194,7 @@ export class BullJobClient implements JobClient {
     this.events.on('removed', ({ jobId }) => this.notify(jobId));
     this.liveEvents = new ChannelSubscriber(options.redisUrl, 'cellblock-api-live');
     this.liveSocketLedger = new LiveSocketLedger(this.redis, this.keys);
+    this.notificationQueue = new NotificationQueue(this.redis, options.prefix);
   }
 
   /** Resolves once Redis has answered; rejects with QueueUnavailableError after `timeoutMs`. */
@@ -371,20 +377,7 @@ export class BullJobClient implements JobClient {
 
   async get(id: string): Promise<JobRecord | undefined> {
     if (!isJobId(id)) return undefined;
-    return this.guard(async () => {
-      // State first: a job read before its state may have finished in between, and would show
-      // as done without its result. Read after, the job's hash is at least as new as its state.
-      const state = await this.queue.getJobState(id);
-      const job = await this.queue.getJob(id);
-      const jobState = job && state === 'unknown' ? await job.getState() : state;
-      // A job in no list of BullMQ's is one whose cancel took it out of the queue and then lost
-      // Redis before removing it: its marker is its record, as for a job removed.
-      if (job && jobState !== 'unknown') return toRecord(job, jobState);
-      const marker = await this.redis.get(this.keys.cancelled(id));
-      if (marker === null) return job ? toRecord(job, jobState) : undefined;
-      const { createdAt, cancelledAt, request } = JSON.parse(marker) as CancelMarker;
-      return { id, status: 'cancelled', createdAt, finishedAt: cancelledAt, ...(request ? { request } : {}) };
-    });
+    return this.guard(() => readJobRecord(this.queue, this.redis, this.keys, id));
   }
 
   /** `pollMs`: how often the job is read again in case its end's event was missed. */
@@ -508,10 +501,15 @@ export class BullJobClient implements JobClient {
       if (!job) return 'unknown' as const;
       const state = await job.getState();
       if (state === 'completed' || state === 'failed') return 'finished' as const;
+      // Queued (delayed) before the job can leave the queue, so that it is sent however this ends:
+      // promoted below if the job was removed, by its worker if one has it, else at its recheck.
+      const notifies = this.options.notifications?.wanted(job.data) === true;
       if (state === 'unknown') {
         // Out of the queue by an earlier cancel that lost Redis before the remove: finish it.
         if ((await this.redis.exists(this.keys.cancelled(id))) === 0) return 'finished' as const;
+        if (notifies) await this.notificationQueue.expect(id);
         await this.queue.remove(id);
+        if (notifies) await this.notificationQueue.due(id);
         return 'removed' as const;
       }
       const marker: CancelMarker = {
@@ -524,7 +522,10 @@ export class BullJobClient implements JobClient {
       // path): a job taken since we looked is stopped by the publish below, which every worker
       // hears or, if it has not yet registered the job, remembers (cancel-watch.ts).
       await this.redis.set(this.keys.cancelled(id), JSON.stringify(marker), 'EX', this.options.resultTtlSeconds);
-      return this.withdraw(id);
+      if (notifies) await this.notificationQueue.expect(id);
+      const withdrawn = await this.withdraw(id);
+      if (withdrawn === 'removed' && notifies) await this.notificationQueue.due(id);
+      return withdrawn;
     });
     if (outcome === 'signalled') return this.wait(id, 5000);
     return this.get(id);
@@ -627,7 +628,7 @@ export class BullJobClient implements JobClient {
     // while Redis is unreachable would wait for ever. Nothing of ours is in flight to lose (the
     // live sockets' places were given back at the app's close; a later repeat of it may be).
     const redisAway = watchUnreachable(this.redis, CLOSE_REDIS_AWAY_MS);
-    await Promise.race([Promise.allSettled([this.events.close(), this.queue.close()]), redisAway.reached]);
+    await Promise.race([Promise.allSettled([this.events.close(), this.queue.close(), this.notificationQueue.close()]), redisAway.reached]);
     redisAway.cancel();
     // BullMQ leaves connections it was handed open.
     this.redis.disconnect();
@@ -745,6 +746,23 @@ function recordFromCompletion(id: string, fresh: FreshSubmission, completion: St
 }
 
 /** BullMQ's view of a job, in the vocabulary every front shares. */
+/** A job's record as `GET /v1/jobs/:id` shows it (the API's, and the worker's for a notification);
+ * undefined when Redis holds nothing of it (never submitted, or its results expired). */
+export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys, id: string): Promise<JobRecord | undefined> {
+  // State first: a job read before its state may have finished in between, and would show as
+  // done without its result. Read after, the job's hash is at least as new as its state.
+  const state = await queue.getJobState(id);
+  const job = await queue.getJob(id);
+  const jobState = job && state === 'unknown' ? await job.getState() : state;
+  // A job in no list of BullMQ's is one whose cancel took it out of the queue and then lost Redis
+  // before removing it: its marker is its record, as for a job removed.
+  if (job && jobState !== 'unknown') return toRecord(job, jobState);
+  const marker = await redis.get(keys.cancelled(id));
+  if (marker === null) return job ? toRecord(job, jobState) : undefined;
+  const { createdAt, cancelledAt, request } = JSON.parse(marker) as CancelMarker;
+  return { id, status: 'cancelled', createdAt, finishedAt: cancelledAt, ...(request ? { request } : {}) };
+}
+
 export function toRecord(job: JobSnapshot, state: JobState | 'unknown'): JobRecord {
   const record: JobRecord = { id: job.id!, status: 'queued', createdAt: new Date(job.timestamp).toISOString() };
   // The job's data is the JobRequest: read with the job, so showing it costs no Redis round trip.

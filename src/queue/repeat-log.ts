@@ -7,6 +7,9 @@ import type { Logger } from 'pino';
  * ("could not renew lock for job <id>"), so the kinds have no bound of their own. */
 const KINDS_BEFORE_SWEEP = 256;
 
+/** A repeated worker or notifier error (Redis away) is logged at most this often. */
+export const REPEATED_ERROR_LOG_INTERVAL_MS = 30_000;
+
 export type RepeatedErrorLogger = ((error: Error) => void) & { readonly kinds: number };
 
 export function repeatedErrorLogger(log: Logger, message: string, intervalMs: number): RepeatedErrorLogger {

@@ -1,8 +1,8 @@
 // Sends a finished job's notification: a /v1 webhook (POST of the job's view, retried with
 // exponential backoff on network errors, timeouts, 429 and 5xx; any other answer is final) or a
 // Judge0 callback (PUT of the submission, tried up to 3 times on network errors only, as Judge0
-// does). Delivery is at-least-once per worker: a receiver should treat the job id as the
-// idempotency key. Only to destinations the operator permits (outbound.ts); one outside them is
+// does). Delivery is at least once (notification-queue.ts): a receiver should treat the job id
+// as the idempotency key. Only to destinations the operator permits (outbound.ts); one outside them is
 // not retried.
 import { OutboundRefusedError, sendOutbound, type OutboundPolicy } from './outbound.js';
 

@@ -4,11 +4,13 @@
 // job whose worker died is retried once elsewhere, then failed); graceful close: stop taking
 // jobs, let running ones finish, and after the grace hand unfinished ones back to the queue. A
 // live job (live-channel.ts) is neither retried nor handed back: its client's input went to the
-// worker that had it, so it fails instead.
+// worker that had it, so it fails instead. Beside the jobs, a notifier sends finished jobs'
+// webhooks and callbacks, whichever worker ran them (notifier.ts).
 //
 // The path from "taken" to "program started" makes no Redis round trip of its own: the cancel
-// marker is read only when a cancel message could have been missed (see cancel-watch.ts), and
-// the log lines are written once the program runs.
+// marker is read only when a cancel message could have been missed (see cancel-watch.ts), a
+// notification is queued beside the run (awaited before the job ends), and the log lines are
+// written once the program runs.
 import os from 'node:os';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { nanoid } from 'nanoid';
@@ -17,20 +19,22 @@ import type { Executor } from '../executor/executor.js';
 import type { CompileCacheStats } from '../executor/compile-cache.js';
 import type { ExecuteRequest, ExecuteResult } from '../executor/types.js';
 import { cutShortByCancel } from '../executor/verdict.js';
-import { LATER_JOB_FIELDS, type JobRecord, type JobRequest, type JobResult } from '../jobs/model.js';
+import { LATER_JOB_FIELDS, type JobRequest, type JobResult } from '../jobs/model.js';
 import { BackgroundLane, jobsAtOnce } from './background-lane.js';
 import { startCancelWatch } from './cancel-watch.js';
-import { CANCELLED_REASON, toRecord, type WorkerLiveness } from './client.js';
+import { CANCELLED_REASON, type WorkerLiveness } from './client.js';
 import { toExecuteRequest, toJobResult } from './codec.js';
 import { createRedis, workerConnectionName } from './connection.js';
 import { startHeartbeat } from './heartbeat.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
-import { repeatedErrorLogger } from './repeat-log.js';
+import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
 import { CLOSE_REDIS_AWAY_MS, settledWithin, watchUnreachable } from './unreachable.js';
 import { jobStatsRecorder } from './stats.js';
 import { ChannelSubscriber } from './channel-subscriber.js';
 import { openLiveChannel, type LiveChannel } from './live-channel.js';
-import { deliverNotification, type Notification, type WebhookPolicy } from './webhook.js';
+import { NotificationQueue, type JobNotifications } from './notification-queue.js';
+import { Notifier } from './notifier.js';
+import type { WebhookPolicy } from './webhook.js';
 
 /** What the worker needs of the executor (src/executor's Executor satisfies it). */
 export interface JobExecutor {
@@ -62,10 +66,10 @@ export interface QueueWorkerOptions {
   heartbeatTtlMs: number;
   shutdownGraceMs: number;
   webhook: WebhookPolicy;
-  /** What to send for a finished job, if anything: a /v1 webhook in the API's view of the job, a
-   * compat front's callback (bin composes it from src/api/notifications.ts). `recordOf` makes the
-   * job's record, for a job that has something to send. */
-  notificationFor: (request: JobRequest, recordOf: () => JobRecord) => Notification | undefined;
+  /** What a finished job sends, if anything: a /v1 webhook in the API's view of the job, a compat
+   * front's callback (bin hands over src/api/notifications.ts's). Sent by this worker's notifier
+   * or another's (notifier.ts). */
+  notifications: JobNotifications;
 }
 
 export interface QueueWorker {
@@ -75,8 +79,11 @@ export interface QueueWorker {
   close(): Promise<void>;
 }
 
-/** A repeated worker error (Redis away) is logged at most this often. */
-const REPEATED_ERROR_LOG_INTERVAL_MS = 30_000;
+/** Notifications sent at once: each waits on a receiver far more than it uses this process. */
+const NOTIFIER_CONCURRENCY = 8;
+/** How long a closing worker lets notifications under way go on (at most its shutdown grace). */
+const NOTIFIER_GRACE_MS = 10_000;
+
 
 /** Why a live job fails rather than run again: its client's input went to the worker that had it. */
 const LIVE_RETRY_REASON = "a live job is not run again: the worker running it stopped, and its client's input went with it";
@@ -108,8 +115,13 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   const subscriber = createRedis(options.redisUrl, 'blocking', `cellblock-worker-cancel-${workerId}`);
   const liveInputs = new ChannelSubscriber(options.redisUrl, `cellblock-worker-live-${workerId}`);
   const controllers = new Map<string, AbortController>();
-  const webhooks = new Set<Promise<unknown>>();
-  const stopWebhooks = new AbortController();
+  const notificationQueue = new NotificationQueue(redis, options.prefix);
+  /** Promotions of finished jobs' notifications under way (awaited when closing). */
+  const promotions = new Set<Promise<void>>();
+  const stopNotifier = new AbortController();
+  /** Whether a job's data (another producer's could be anything) asks for a notification. */
+  const wantsNotification = (request: JobRequest | null): boolean =>
+    request !== null && typeof request === 'object' && options.notifications.wanted(request);
   let shuttingDown = false;
   // Listening before any job can be taken: a cancel heard from now on reaches its job.
   const cancelRunning = (jobId: string): boolean => {
@@ -158,6 +170,11 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     // before it exists (they start after it).
     const untrack = lane.track();
     bullSignal?.addEventListener('abort', () => controller.abort('cancelled' satisfies AbortReason), { once: true });
+    // Queued beside the run, awaited before the job can finish: from then on the job's
+    // notification is Redis's, whatever becomes of this worker.
+    const notificationQueued = wantsNotification(job.data as JobRequest | null)
+      ? notificationQueue.expect(jobId).catch((error: unknown) => log.warn({ err: error, jobId }, 'cannot queue the job\'s notification; it is queued when the job ends'))
+      : undefined;
     let live: LiveChannel | undefined;
     try {
       if (await cancelledBeforeRun(job)) {
@@ -211,6 +228,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     } finally {
       // Before the result is stored: the session hears `end` before the job's completion.
       if (live) await live.close();
+      await notificationQueued;
       untrack();
       controllers.delete(jobId);
     }
@@ -249,33 +267,25 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
 
   const stats = jobStatsRecorder(redis, keys, (error, lostJobs) => log.warn({ err: error, lostJobs }, 'cannot record job stats'));
 
-  function finished(job: Job<JobRequest, JobResult>, state: 'completed' | 'failed', outcome: string): void {
+  function finished(job: Job<JobRequest, JobResult>, outcome: string): void {
     const latencyMs = (job.finishedOn ?? Date.now()) - job.timestamp;
     stats.record(outcome, latencyMs);
     // The data is another producer's where it failed as not a JobRequest: null, say.
-    const request = job.data as JobRequest | null;
-    if (request === null || typeof request !== 'object') return;
-    // Nothing of a notification may escape as an unhandled rejection, which would end the worker
-    // and every job it runs.
-    const delivery = (async () => {
-      const notification = options.notificationFor(request, () => toRecord(job, state));
-      return notification && deliverNotification(notification, options.webhook, stopWebhooks.signal);
-    })().then(
-      (result) => {
-        if (result) log[result.delivered ? 'info' : 'warn']({ jobId: job.id, ...result }, result.delivered ? 'webhook delivered' : 'webhook not delivered');
-      },
-      (error: unknown) => log.warn({ jobId: job.id, err: error }, 'webhook not delivered'),
-    );
-    webhooks.add(delivery);
-    void delivery.finally(() => webhooks.delete(delivery));
+    if (!wantsNotification(job.data as JobRequest | null)) return;
+    // Lost with this worker, the promotion is made by the entry's own recheck (notifier.ts).
+    const promotion = notificationQueue
+      .due(job.id!)
+      .catch((error: unknown) => log.warn({ jobId: job.id, err: error }, "cannot promote the job's notification; it is sent at its recheck"));
+    promotions.add(promotion);
+    void promotion.finally(() => promotions.delete(promotion));
   }
 
   const logWorkerError = repeatedErrorLogger(log, 'worker error', REPEATED_ERROR_LOG_INTERVAL_MS);
   for (const worker of workers) {
-    worker.on('completed', (job, result) => finished(job, 'completed', result.verdict));
+    worker.on('completed', (job, result) => finished(job, result.verdict));
     worker.on('failed', (job, error) => {
       if (!job || error instanceof DelayedError || error.name === 'DelayedError') return;
-      finished(job, 'failed', job.failedReason === CANCELLED_REASON ? 'cancelled' : 'failed');
+      finished(job, job.failedReason === CANCELLED_REASON ? 'cancelled' : 'failed');
     });
     // A job that stalls more often than maxStalledCount goes back to wait marked for failure; the
     // worker that next takes it fails it without running it, and that 'failed' event counts it.
@@ -312,8 +322,23 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     (error) => log.warn({ err: error }, 'heartbeat failed'),
   );
 
+  const notifier = new Notifier({
+    connection: redis,
+    prefix: options.prefix,
+    keys,
+    concurrency: NOTIFIER_CONCURRENCY,
+    lockDurationMs: options.lockDurationMs,
+    stalledIntervalMs: options.stalledIntervalMs,
+    maxStalledCount: options.maxStalledCount,
+    notifications: options.notifications,
+    policy: options.webhook,
+    log,
+    stop: stopNotifier.signal,
+  });
+
   for (const worker of workers.slice(0, options.concurrency)) void worker.run();
-  await Promise.all(workers.map((worker) => worker.waitUntilReady()));
+  notifier.run();
+  await Promise.all([...workers.map((worker) => worker.waitUntilReady()), notifier.waitUntilReady()]);
   log.info(
     {
       concurrency: options.concurrency,
@@ -367,10 +392,14 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       }
       await settledWithin(stats.flush(), CLOSE_REDIS_AWAY_MS);
       await heartbeat.stop();
-      // Webhooks of finished jobs get a short while more, then are given up.
-      const webhookGrace = setTimeout(() => stopWebhooks.abort(), Math.min(options.shutdownGraceMs, 10_000));
-      await Promise.allSettled([...webhooks]);
-      clearTimeout(webhookGrace);
+      await settledWithin(Promise.allSettled([...promotions]), CLOSE_REDIS_AWAY_MS);
+      // Notifications under way get a short while more; then they are handed back to the queue,
+      // for another worker's notifier (or this one's next start). Without Redis nothing can be
+      // handed back or taken: the entries' locks expire, as the jobs' do.
+      const notifierGrace = setTimeout(() => stopNotifier.abort(), Math.min(options.shutdownGraceMs, NOTIFIER_GRACE_MS));
+      await settledWithin(notifier.close(outcome === 'redis_away'), NOTIFIER_GRACE_MS + CLOSE_REDIS_AWAY_MS);
+      clearTimeout(notifierGrace);
+      await settledWithin(notificationQueue.close(), CLOSE_REDIS_AWAY_MS);
       await executor.close();
       // BullMQ leaves the connection it was handed open.
       for (const connection of [subscriber, redis, bullRedis]) connection.disconnect();

@@ -1,10 +1,10 @@
 // Judge0's callback_url: composed for the worker (PUT, Judge0's fields, 3 tries on failures only)
-// and sent by the worker that ran the submission, so that the API that accepted it may be gone.
+// and sent by a worker's notifier, so that the API that accepted it may be gone.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { judge0Callback } from '../../src/api/compat/judge0-callback.js';
+import { judge0Callback, judge0CallbackUrl } from '../../src/api/compat/judge0-callback.js';
 import { Judge0Languages } from '../../src/api/compat/judge0-languages.js';
 import { judge0Front } from '../../src/api/compat/judge0-request-attributes.js';
 import type { JobRecord, JobRequest } from '../../src/jobs/model.js';
@@ -17,7 +17,7 @@ test('a finished submission with a callback_url is a PUT of Judge0 fields, tried
   const attributes = { languageId: 71, expectedOutputBase64: null, cpuExtraTimeSeconds: null, commandLineArguments: null };
   const base: JobRequest = { runtimeId: 'python', files: [{ name: 'main.py', contentBase64: '' }], stdinBase64: '', args: [], limits: {} };
   const request = { ...base, front: judge0Front({ ...attributes, callbackUrl: 'http://192.0.2.7/cb' }) };
-  const callback = judge0Callback(request, () => ({ ...finished, request }), languages);
+  const callback = judge0Callback(request, { ...finished, request }, languages);
   assert.ok(callback);
   assert.deepEqual(
     [callback.url, callback.method, callback.retryOnStatus, callback.attempts, callback.timeoutMs, callback.backoffMs],
@@ -27,7 +27,8 @@ test('a finished submission with a callback_url is a PUT of Judge0 fields, tried
   assert.equal(body.token, finished.id);
   assert.equal(body.stdout, `${Buffer.from('hi\n').toString('base64')}\n`);
   const without = { ...base, front: judge0Front({ ...attributes, callbackUrl: null }) };
-  assert.equal(judge0Callback(without, () => assert.fail('no record is made for a submission without callback_url'), languages), undefined);
+  assert.equal(judge0Callback(without, { ...finished, request: without }, languages), undefined);
+  assert.deepEqual([judge0CallbackUrl(request), judge0CallbackUrl(without)], ['http://192.0.2.7/cb', undefined]);
 });
 
 const built = builtRuntimes();

@@ -50,7 +50,7 @@ export async function startRunningService(): Promise<RunningService> {
   };
   try {
     redis = await start();
-    jobs = new BullJobClient({ redisUrl: redis.url, prefix, resultTtlSeconds: 600, maxQueuedJobs: 1000 });
+    jobs = new BullJobClient({ redisUrl: redis.url, prefix, resultTtlSeconds: 600, maxQueuedJobs: 1000, notifications: jobNotifications(runtimes) });
     await jobs.ready();
     app = await buildApp({ jobs, runtimes, config: { ...loadConfig({}), maxWaitMs: 60_000 } });
     const baseUrl = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -77,7 +77,7 @@ export async function startRunningService(): Promise<RunningService> {
       heartbeatTtlMs: 15_000,
       shutdownGraceMs: 5_000,
       webhook: { attempts: 1, timeoutMs: 1000, backoffMs: 0, destinations: new OutboundPolicy() },
-      notificationFor: jobNotifications(runtimes),
+      notifications: jobNotifications(runtimes),
     });
     return { baseUrl, runtimes, close };
   } catch (error) {

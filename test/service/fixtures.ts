@@ -90,6 +90,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
     resultTtlSeconds: options.resultTtlSeconds ?? 600,
     maxQueuedJobs,
     ...(options.redisTimeoutMs ? { redisTimeoutMs: options.redisTimeoutMs } : {}),
+    notifications: jobNotifications(options.runtimes ?? loadRuntimes()),
   });
   const rateLimitRedis = options.rateLimitInRedis ? createRedis(redis.url, 'producer', 'cellblock-test-ratelimit') : undefined;
   let app: FastifyInstance | undefined;
@@ -203,7 +204,7 @@ export async function startTestWorker(
     heartbeatTtlMs: 3000,
     shutdownGraceMs: options.shutdownGraceMs ?? 30_000,
     webhook: { attempts: 4, timeoutMs: 2000, backoffMs: 100, destinations: new OutboundPolicy() },
-    notificationFor: jobNotifications(options.runtimes ?? loadRuntimes()),
+    notifications: jobNotifications(options.runtimes ?? loadRuntimes()),
   });
   return { worker, close: () => worker.close() };
 }

@@ -2,12 +2,12 @@
 // real executor (containers, images). Every language's hello world (four in the cgroup v2 VM), tests against one compile,
 // batches, waiting and polling, cancelling queued and running jobs, webhooks, graceful shutdown.
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
 import { QUEUE_NAME } from '../../src/queue/keys.js';
 import { MiB } from '../../src/units.js';
+import { until } from '../helpers/until.js';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import {
   builtRuntimes,
   getJson,
@@ -390,39 +390,36 @@ describe('jobs end to end', { skip }, () => {
   });
 
   test('webhook: the finished job is POSTed, retried after a failure', { skip: !python && 'python image not built' }, async () => {
-    const deliveries: { body: any; headers: http.IncomingHttpHeaders }[] = [];
-    let attempts = 0;
-    const receiver = http.createServer((request, response) => {
-      let body = '';
-      request.on('data', (chunk) => (body += chunk));
-      request.on('end', () => {
-        attempts += 1;
-        if (attempts === 1) {
-          response.writeHead(503).end('try again');
-          return;
-        }
-        deliveries.push({ body: JSON.parse(body), headers: request.headers });
-        response.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const receiver = await startWebhookReceiver((n) => (n === 1 ? 503 : 204));
     try {
-      const { port } = receiver.address() as AddressInfo;
-      const { json } = await postJson(`${base}/v1/jobs`, {
-        language: 'python',
-        source: 'print("hooked")',
-        webhookUrl: `http://127.0.0.1:${port}/done`,
-      });
-      const deadline = Date.now() + 20_000;
-      while (deliveries.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-      assert.equal(deliveries.length, 1, 'delivered once after one failed attempt');
-      assert.equal(attempts, 2);
-      const [delivery] = deliveries;
+      const { json } = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print("hooked")', webhookUrl: receiver.url });
+      await until(() => receiver.received.length === 2, 20_000, 20, 'a delivery after one failed attempt');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(receiver.received.length, 2, 'delivered once after one failed attempt');
+      const delivery = receiver.received[1];
       assert.equal(delivery!.headers['x-cellblock-job-id'], json.id);
       assert.equal(delivery!.body.id, json.id);
       assert.equal(delivery!.body.status, 'done');
       assert.equal(delivery!.body.result.stdout, 'hooked\n');
     } finally {
+      receiver.close();
+    }
+  });
+
+  test('webhook: a job cancelled while queued, which no worker takes, is POSTed as cancelled', { skip: !python && 'python image not built' }, async () => {
+    const receiver = await startWebhookReceiver();
+    const running: string[] = [];
+    try {
+      const webhookUrl = receiver.url;
+      // Two slots: fill both, so that the third job waits.
+      for (const job of [sleeper(20), sleeper(20)]) running.push((await postJson(`${base}/v1/jobs`, job)).json.id);
+      await Promise.all(running.map((id) => pollJob(base, id, 30_000, (view) => view.status === 'running')));
+      const queued = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print("must not run")', webhookUrl });
+      assert.equal((await getJson(`${base}/v1/jobs/${queued.json.id}`, 'DELETE')).json.status, 'cancelled');
+      await until(() => receiver.received.length > 0, 20_000, 20, 'the delivery');
+      assert.deepEqual(receiver.received.map(({ body }) => [body.id, body.status, body.result]), [[queued.json.id, 'cancelled', undefined]]);
+    } finally {
+      await Promise.all(running.map((id) => getJson(`${base}/v1/jobs/${id}`, 'DELETE')));
       receiver.close();
     }
   });

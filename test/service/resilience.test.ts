@@ -23,6 +23,7 @@ import { Redis } from 'ioredis';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { QUEUE_NAME, redisKeys } from '../../src/queue/keys.js';
 import { until } from '../helpers/until.js';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import { openLiveSocket } from '../helpers/live-socket.js';
 import { reclaimPoolState } from '../helpers/pool-state.js';
 import { start as startRedis } from '../helpers/redis.js';
@@ -35,7 +36,7 @@ const sleeper = (seconds: number) => ({
 });
 
 /** A `cellblock worker` process on the service's Redis and prefix, with short stall settings. */
-async function spawnWorkerProcess(service: ServiceHarness, poolStateDir: string): Promise<ChildProcess> {
+async function spawnWorkerProcess(service: ServiceHarness, poolStateDir: string, env: Record<string, string> = {}): Promise<ChildProcess> {
   const worker = await spawnCellblock(['worker', '--single'], '"worker ready"', {
     CELLBLOCK_REDIS_URL: service.redis.url,
     CELLBLOCK_QUEUE_PREFIX: service.prefix,
@@ -44,6 +45,7 @@ async function spawnWorkerProcess(service: ServiceHarness, poolStateDir: string)
     CELLBLOCK_STALLED_INTERVAL_MS: String(fastStallSettings.stalledIntervalMs),
     CELLBLOCK_MAX_STALLED_COUNT: String(fastStallSettings.maxStalledCount),
     CELLBLOCK_POOL_STATE_DIR: poolStateDir,
+    ...env,
   });
   return worker.child;
 }
@@ -110,6 +112,24 @@ describe('worker death', { skip }, () => {
       assert.equal(done.job.status, 'failed', JSON.stringify(done.job));
       assert.equal(done.job.attempts, 2);
       assert.match(done.job.failure.message, /a live job is not run again/);
+    }));
+
+  test("a worker killed while it retries a job's webhook: another worker's notifier sends it", () =>
+    withDeathScene(async ({ base, service, poolStateDir, startSurvivor }) => {
+      // The first delivery fails: the doomed worker waits a minute before its retry.
+      const receiver = await startWebhookReceiver((n) => (n === 1 ? 503 : 204));
+      try {
+        const doomed = await spawnWorkerProcess(service, poolStateDir, { CELLBLOCK_WEBHOOK_BACKOFF_MS: '60000' });
+        const { json } = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print("hooked")', webhookUrl: receiver.url });
+        await until(() => receiver.received.length === 1, 30_000, 20, 'the first delivery');
+        assert.equal((await getJson(`${base}/v1/jobs/${json.id}`)).json.status, 'done', 'stored before its webhook was sent');
+        await killHard(doomed);
+        await startSurvivor();
+        await until(() => receiver.received.length === 2, 20_000, 20, "the survivor's delivery");
+        assert.deepEqual(receiver.received.map(({ body }) => [body.id, body.status, body.result.stdout]), [[json.id, 'done', 'hooked\n'], [json.id, 'done', 'hooked\n']]);
+      } finally {
+        receiver.close();
+      }
     }));
 
   test('a worker killed with SIGKILL no longer counts for /readyz, though its liveness key has not expired', () =>
