@@ -213,14 +213,15 @@ const char* execFailureText(int err) {
 /** An execve of a work dir file that failed for the file's sake (not an ELF or script this
  * kernel runs, not executable, a missing interpreter or dynamic linker, no such file) is the
  * program's failure, not the sandbox's: the child ends as a shell ends a command it could not
- * run (POSIX, "Command Search and Execution"): the reason on stderr, status 127 when the file
- * does not exist, 126 otherwise. Judge0 and Piston, whose programs start through bash, answer
+ * run (POSIX, "Command Search and Execution"; bash's exit codes): the reason on stderr, status
+ * 127 when the file does not exist (ENOENT, and no such file), 126 otherwise. Judge0 and Piston, whose programs start through bash, answer
  * the same. Does not return for such a failure. */
 void exitIfProgramsOwnExecFailure(const ContainerState& s, Failure f) {
   const char* file = s.argvPointers[0];
   const char* text = execFailureText(f.err);
   if (f.step != step_execve || text == nullptr || !namesWorkDirFile(s, file)) return;
-  bool exists = sys(SYS_faccessat, AT_FDCWD, file, F_OK, 0) == 0;
+  // Only ENOENT can mean the file itself is missing (else the interpreter it names is).
+  bool exists = f.err != ENOENT || sys(SYS_faccessat, AT_FDCWD, file, F_OK, 0) == 0;
   static constexpr char kCannot[] = ": cannot execute: ";
   sysWriteAll(2, file, __builtin_strlen(file));
   sysWriteAll(2, kCannot, sizeof kCannot - 1);

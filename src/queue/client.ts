@@ -18,7 +18,7 @@ import { CLOSE_REDIS_AWAY_MS, watchUnreachable } from './unreachable.js';
 import { ChannelSubscriber } from './channel-subscriber.js';
 import { QueueLiveSession } from './live-session.js';
 import { LiveSocketLedger, type LiveSocketClaim } from './live-socket-ledger.js';
-import { NotificationQueue, type JobNotifications } from './notification-queue.js';
+import { NotificationQueue, wantsNotification, type JobNotifications } from './notification-queue.js';
 
 export interface BullJobClientOptions {
   redisUrl: string;
@@ -501,17 +501,20 @@ export class BullJobClient implements JobClient {
       if (!job) return 'unknown' as const;
       const state = await job.getState();
       if (state === 'completed' || state === 'failed') return 'finished' as const;
-      // Queued (delayed) before the job can leave the queue, so that it is sent however this ends:
-      // promoted below if the job was removed, by its worker if one has it, else at its recheck.
-      const notifies = this.options.notifications?.wanted(job.data) === true;
+      // The notification's entry, delayed, before anything changes, so that it is sent however
+      // this ends: at once below if the job was removed, by its worker if one has it, else at its
+      // recheck (this process killed in between).
+      const notified = { id, timestamp: job.timestamp };
+      const notifies = wantsNotification(this.options.notifications, job.data);
       if (state === 'unknown') {
         // Out of the queue by an earlier cancel that lost Redis before the remove: finish it.
         if ((await this.redis.exists(this.keys.cancelled(id))) === 0) return 'finished' as const;
-        if (notifies) await this.notificationQueue.expect(id);
+        if (notifies) await this.notificationQueue.queueDelayed(notified);
         await this.queue.remove(id);
-        if (notifies) await this.notificationQueue.due(id);
+        if (notifies) await this.notificationQueue.sendNow(notified);
         return 'removed' as const;
       }
+      if (notifies) await this.notificationQueue.queueDelayed(notified);
       const marker: CancelMarker = {
         createdAt: new Date(job.timestamp).toISOString(),
         cancelledAt: new Date().toISOString(),
@@ -522,9 +525,8 @@ export class BullJobClient implements JobClient {
       // path): a job taken since we looked is stopped by the publish below, which every worker
       // hears or, if it has not yet registered the job, remembers (cancel-watch.ts).
       await this.redis.set(this.keys.cancelled(id), JSON.stringify(marker), 'EX', this.options.resultTtlSeconds);
-      if (notifies) await this.notificationQueue.expect(id);
       const withdrawn = await this.withdraw(id);
-      if (withdrawn === 'removed' && notifies) await this.notificationQueue.due(id);
+      if (withdrawn === 'removed' && notifies) await this.notificationQueue.sendNow(notified);
       return withdrawn;
     });
     if (outcome === 'signalled') return this.wait(id, 5000);
@@ -745,7 +747,6 @@ function recordFromCompletion(id: string, fresh: FreshSubmission, completion: St
   );
 }
 
-/** BullMQ's view of a job, in the vocabulary every front shares. */
 /** A job's record as `GET /v1/jobs/:id` shows it (the API's, and the worker's for a notification);
  * undefined when Redis holds nothing of it (never submitted, or its results expired). */
 export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys, id: string): Promise<JobRecord | undefined> {
@@ -763,6 +764,7 @@ export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys,
   return { id, status: 'cancelled', createdAt, finishedAt: cancelledAt, ...(request ? { request } : {}) };
 }
 
+/** BullMQ's view of a job, in the vocabulary every front shares. */
 export function toRecord(job: JobSnapshot, state: JobState | 'unknown'): JobRecord {
   const record: JobRecord = { id: job.id!, status: 'queued', createdAt: new Date(job.timestamp).toISOString() };
   // The job's data is the JobRequest: read with the job, so showing it costs no Redis round trip.

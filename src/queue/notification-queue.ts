@@ -19,13 +19,14 @@ export const NOTIFICATION_QUEUE_NAME = 'notifications';
  * entry at once; this bounds the wait only where that promotion was lost with its worker. */
 export const NOTIFICATION_RECHECK_MS = 5000;
 
-/** Sent entries are kept this long, so that a late promotion of one (a job's end that crossed its
+/** Sent entries are kept this long, so that a late call to send one (a job's end that crossed its
  * recheck) finds it sent rather than queueing it again. */
 const SENT_KEPT = { age: 3600, count: 100_000 };
 
 /** An entry whose notifier failed (Redis answered an error while it read the job) is taken
- * again after 1, 2, 4, 8 s; a delivery that fails is the delivery's own retries' business
- * (webhook.ts), and waiting for the job's end counts no attempt. */
+ * again after 1, 2, 4, 8 s; waiting for the job's end, and a delivery's own retries (their count
+ * in the entry's data), count no attempt. An entry given up before its job ended is taken again
+ * at the job's end (sendNow). */
 const ENTRY_OPTIONS = { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: SENT_KEPT, removeOnFail: SENT_KEPT };
 
 /** What the front that accepted a job sends when it has finished (src/api/notifications.ts). */
@@ -36,12 +37,31 @@ export interface JobNotifications {
   compose(request: JobRequest, record: JobRecord): Notification | undefined;
 }
 
-export interface NotificationData {
-  jobId: string;
+/** Whether a job's data asks for a notification: false for data that is no object (another
+ * producer's job: null, say), which `wanted` could not read. */
+export function wantsNotification(notifications: Pick<JobNotifications, 'wanted'> | undefined, data: unknown): boolean {
+  return data !== null && typeof data === 'object' && notifications?.wanted(data as JobRequest) === true;
 }
 
-/** Queues and promotes entries (the worker that runs a job; the API for a job cancelled while
- * queued, which no worker takes). */
+export interface NotificationData {
+  jobId: string;
+  /** The job's creation time (BullMQ's timestamp): an id an Idempotency-Key gives may come back
+   * for a new job once the old one's results have expired, and each has an entry of its own. */
+  createdAtMs: number;
+  /** Delivery attempts made so far (absent: none). */
+  deliveries?: number;
+}
+
+/** The job whose entry it is: its id and creation time. */
+export interface NotifiedJob {
+  id: string;
+  timestamp: number;
+}
+
+const entryId = (job: NotifiedJob) => `${job.id}.${job.timestamp}`;
+
+/** Queues entries and sends them early (the worker that runs a job; the API for a job it cancels,
+ * which may never reach a worker). */
 export class NotificationQueue {
   private readonly queue: Queue<NotificationData>;
 
@@ -49,26 +69,28 @@ export class NotificationQueue {
     this.queue = new Queue<NotificationData>(NOTIFICATION_QUEUE_NAME, { connection, prefix });
   }
 
-  /** Queues the job's entry, delayed, unless it has one: called as the job starts, whichever
-   * attempt. */
-  async expect(jobId: string): Promise<void> {
-    await this.queue.add('notify', { jobId }, { ...ENTRY_OPTIONS, jobId, delay: NOTIFICATION_RECHECK_MS });
+  /** Queues the job's entry, delayed, unless it has one (BullMQ ignores an add of an id it holds):
+   * called as the job starts, whichever attempt, and as it is cancelled. */
+  async queueDelayed(job: NotifiedJob): Promise<void> {
+    await this.queue.add('notify', { jobId: job.id, createdAtMs: job.timestamp }, { ...ENTRY_OPTIONS, jobId: entryId(job), delay: NOTIFICATION_RECHECK_MS });
   }
 
-  /** The job has finished: its entry is sent now (queued now if it had none). */
-  async due(jobId: string): Promise<void> {
-    const entry = await this.queue.getJob(jobId);
+  /** The job has finished: its entry is sent now, whether it waits (delayed), was given up
+   * (failed: retried), or is missing (queued). One being sent, or sent, is left as it is. */
+  async sendNow(job: NotifiedJob): Promise<void> {
+    const entry = await this.queue.getJob(entryId(job));
     if (!entry) {
-      await this.queue.add('notify', { jobId }, { ...ENTRY_OPTIONS, jobId });
+      await this.queue.add('notify', { jobId: job.id, createdAtMs: job.timestamp }, { ...ENTRY_OPTIONS, jobId: entryId(job) });
       return;
     }
-    // An entry that is not delayed is being sent, or was: nothing to do. One whose delay ends
-    // between these two calls is too (promote then fails, harmlessly).
-    if (await entry.isDelayed()) await entry.promote().catch(() => {});
+    // An entry whose state changes between these calls is being sent: promote or retry then
+    // fails, harmlessly.
+    const state = await entry.getState();
+    if (state === 'delayed') await entry.promote().catch(() => {});
+    else if (state === 'failed') await entry.retry('failed').catch(() => {});
   }
 
   async close(): Promise<void> {
     await this.queue.close();
   }
 }
-

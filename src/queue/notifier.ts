@@ -8,9 +8,11 @@ import { readJobRecord } from './client.js';
 import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
 import { QUEUE_NAME, type RedisKeys } from './keys.js';
 import { NOTIFICATION_QUEUE_NAME, NOTIFICATION_RECHECK_MS, type JobNotifications, type NotificationData } from './notification-queue.js';
-import { deliverNotification, type WebhookPolicy } from './webhook.js';
+import { attemptDelivery, deliveryPlan, retryDelayMs, type WebhookPolicy } from './webhook.js';
 
 const FINAL_STATUSES: ReadonlySet<JobRecord['status']> = new Set(['done', 'failed', 'cancelled']);
+/** BullMQ's states of a job that has ended, or is in no list (removed by a cancel; or expired). */
+const ENDED_STATES: ReadonlySet<string> = new Set(['completed', 'failed', 'unknown']);
 
 export interface NotifierOptions {
   connection: Redis;
@@ -44,7 +46,12 @@ export class Notifier {
       autorun: false,
     });
     this.worker.on('error', repeatedErrorLogger(options.log, 'notifier error', REPEATED_ERROR_LOG_INTERVAL_MS));
-    this.worker.on('failed', (entry, error) => options.log.warn({ jobId: entry?.data.jobId, err: error }, 'notification given up'));
+    // Each failed try of the notifier's own (a Redis error) is reported; the last gives the entry up
+    // until its job's end takes it again (NotificationQueue.sendNow).
+    this.worker.on('failed', (entry, error) => {
+      const last = entry === undefined || entry.attemptsMade >= (entry.opts.attempts ?? 1);
+      options.log.warn({ jobId: entry?.data.jobId, err: error, attempts: entry?.attemptsMade }, last ? 'notification given up' : 'notification failed; tried again');
+    });
   }
 
   run(): void {
@@ -62,23 +69,35 @@ export class Notifier {
   }
 
   private async send(entry: Job<NotificationData>, token?: string): Promise<string> {
-    const { jobId } = entry.data;
-    const { log, stop } = this.options;
+    const { jobId, createdAtMs, deliveries = 0 } = entry.data;
+    const { log, stop, policy } = this.options;
+    // The state alone until the job has ended: a running job's data may be large.
+    if (!ENDED_STATES.has(await this.jobs.getJobState(jobId))) return this.later(entry, token, NOTIFICATION_RECHECK_MS);
     const record = await readJobRecord(this.jobs, this.options.connection, this.options.keys, jobId);
-    if (!record) return 'job gone';
-    if (!FINAL_STATUSES.has(record.status)) {
-      await entry.moveToDelayed(Date.now() + NOTIFICATION_RECHECK_MS, token);
-      throw new DelayedError();
-    }
+    // Gone: its results expired, or the id is another job's now (an Idempotency-Key's, reused).
+    if (!record || Date.parse(record.createdAt) !== createdAtMs) return 'job gone';
+    if (!FINAL_STATUSES.has(record.status)) return this.later(entry, token, NOTIFICATION_RECHECK_MS);
     const notification = record.request && this.options.notifications.compose(record.request, record);
     if (!notification) return 'nothing to send';
-    const outcome = await deliverNotification(notification, this.options.policy, stop);
-    if (!outcome.delivered && stop.aborted) {
-      // Stopped mid-delivery: another notifier sends it (this one's attempts do not count).
-      await entry.moveToDelayed(Date.now(), token);
-      throw new DelayedError();
+    const plan = deliveryPlan(notification, policy);
+    const attempt = await attemptDelivery(notification, plan.timeoutMs, policy.destinations, stop);
+    const made = deliveries + 1;
+    if (!attempt.delivered && stop.aborted) {
+      // Stopped mid-attempt: another notifier makes it again (this one does not count).
+      return this.later(entry, token, 0);
     }
-    log[outcome.delivered ? 'info' : 'warn']({ jobId, ...outcome }, outcome.delivered ? 'webhook delivered' : 'webhook not delivered');
-    return outcome.delivered ? 'delivered' : 'not delivered';
+    if (!attempt.delivered && attempt.retryable && made < plan.attempts) {
+      await entry.updateData({ ...entry.data, deliveries: made });
+      return this.later(entry, token, retryDelayMs(plan, made + 1));
+    }
+    const outcome = { jobId, attempts: made, status: attempt.status, error: attempt.error };
+    log[attempt.delivered ? 'info' : 'warn'](outcome, attempt.delivered ? 'webhook delivered' : 'webhook not delivered');
+    return attempt.delivered ? 'delivered' : 'not delivered';
+  }
+
+  /** Back to the queue for `delayMs`, counting no attempt of BullMQ's. */
+  private async later(entry: Job<NotificationData>, token: string | undefined, delayMs: number): Promise<never> {
+    await entry.moveToDelayed(Date.now() + delayMs, token);
+    throw new DelayedError();
   }
 }

@@ -32,7 +32,7 @@ import { CLOSE_REDIS_AWAY_MS, settledWithin, watchUnreachable } from './unreacha
 import { jobStatsRecorder } from './stats.js';
 import { ChannelSubscriber } from './channel-subscriber.js';
 import { openLiveChannel, type LiveChannel } from './live-channel.js';
-import { NotificationQueue, type JobNotifications } from './notification-queue.js';
+import { NotificationQueue, wantsNotification, type JobNotifications } from './notification-queue.js';
 import { Notifier } from './notifier.js';
 import type { WebhookPolicy } from './webhook.js';
 
@@ -79,8 +79,9 @@ export interface QueueWorker {
   close(): Promise<void>;
 }
 
-/** Notifications sent at once: each waits on a receiver far more than it uses this process. */
-const NOTIFIER_CONCURRENCY = 8;
+/** Notification attempts made at once: each waits on a receiver (at most its timeout) far more
+ * than it uses this process, and one receiver that never answers holds a slot per attempt. */
+const NOTIFIER_CONCURRENCY = 32;
 /** How long a closing worker lets notifications under way go on (at most its shutdown grace). */
 const NOTIFIER_GRACE_MS = 10_000;
 
@@ -92,6 +93,13 @@ const LIVE_SHUTDOWN_REASON = "a live job is not handed to another worker: this o
 /** Why a running job's signal was aborted: a cancel, this worker stopping, or its lock lost (the
  * job is no longer this worker's: BullMQ's stall check hands it to another, or already did). */
 type AbortReason = 'cancelled' | 'shutdown' | 'lock_lost';
+
+/** A run under way: its job, its signal, and the slot (the BullMQ Worker) that took the job. */
+interface RunningJob {
+  jobId: string;
+  controller: AbortController;
+  slot: number;
+}
 
 function poolFigures(executor: JobExecutor): Record<string, Record<string, number>> | undefined {
   const stats = executor.stats?.();
@@ -114,27 +122,27 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   const redis = createRedis(options.redisUrl, 'blocking', workerConnectionName(workerId));
   const subscriber = createRedis(options.redisUrl, 'blocking', `cellblock-worker-cancel-${workerId}`);
   const liveInputs = new ChannelSubscriber(options.redisUrl, `cellblock-worker-live-${workerId}`);
-  const controllers = new Map<string, AbortController>();
+  /** The runs under way. Usually one per job; but a job stalled here (its lock lost) can be taken
+   * again by another slot of this process while its first run ends, and each slot's BullMQ
+   * Worker speaks for its own run only. */
+  const runs = new Set<RunningJob>();
   const notificationQueue = new NotificationQueue(redis, options.prefix);
   /** Promotions of finished jobs' notifications under way (awaited when closing). */
   const promotions = new Set<Promise<void>>();
   const stopNotifier = new AbortController();
-  /** Whether a job's data (another producer's could be anything) asks for a notification. */
-  const wantsNotification = (request: JobRequest | null): boolean =>
-    request !== null && typeof request === 'object' && options.notifications.wanted(request);
   let shuttingDown = false;
   // Listening before any job can be taken: a cancel heard from now on reaches its job.
   const cancelRunning = (jobId: string): boolean => {
-    const controller = controllers.get(jobId);
-    if (!controller) return false;
+    const cancelled = [...runs].filter((run) => run.jobId === jobId);
+    if (cancelled.length === 0) return false;
     log.info({ jobId }, 'cancelling running job');
-    controller.abort('cancelled' satisfies AbortReason);
+    for (const run of cancelled) run.controller.abort('cancelled' satisfies AbortReason);
     return true;
   };
   /** After a break in the cancel subscription: a cancel published during it was heard by no one,
    * but its marker stays. Every job running here is looked up. */
   async function cancelMarkedRunningJobs(): Promise<void> {
-    const ids = [...controllers.keys()];
+    const ids = [...new Set([...runs].map((run) => run.jobId))];
     if (ids.length === 0) return;
     const lookups = redis.pipeline();
     for (const id of ids) lookups.exists(keys.cancelled(id));
@@ -149,7 +157,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   );
 
   /** Whether the job was cancelled before it could run: marked cancelled while queued, and taken
-   * before the API could remove it. Asked after the job is registered in `controllers`, so that a
+   * before the API could remove it. Asked after the job is registered in `runs`, so that a
    * cancel message from now on aborts it instead. */
   async function cancelledBeforeRun(job: Job<JobRequest, JobResult>): Promise<boolean> {
     if (cancels.heard(job.id!)) return true;
@@ -161,19 +169,22 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     return (await redis.exists(keys.cancelled(job.id!))) === 1;
   }
 
-  async function processJob(job: Job<JobRequest, JobResult>, token?: string, bullSignal?: AbortSignal): Promise<JobResult> {
+  async function processJob(slot: number, job: Job<JobRequest, JobResult>, token?: string, bullSignal?: AbortSignal): Promise<JobResult> {
     const jobId = job.id!;
     const queueWaitMs = Math.max(0, Date.now() - job.timestamp);
     const controller = new AbortController();
-    controllers.set(jobId, controller);
+    const run: RunningJob = { jobId, controller, slot };
+    runs.add(run);
     // `lane` is made below, from the Workers this function is handed to; none of them runs a job
     // before it exists (they start after it).
     const untrack = lane.track();
     bullSignal?.addEventListener('abort', () => controller.abort('cancelled' satisfies AbortReason), { once: true });
     // Queued beside the run, awaited before the job can finish: from then on the job's
     // notification is Redis's, whatever becomes of this worker.
-    const notificationQueued = wantsNotification(job.data as JobRequest | null)
-      ? notificationQueue.expect(jobId).catch((error: unknown) => log.warn({ err: error, jobId }, 'cannot queue the job\'s notification; it is queued when the job ends'))
+    const notificationQueued = wantsNotification(options.notifications, job.data)
+      ? notificationQueue
+          .queueDelayed({ id: jobId, timestamp: job.timestamp })
+          .catch((error: unknown) => log.warn({ err: error, jobId }, "cannot queue the job's notification; it is queued when the job ends"))
       : undefined;
     let live: LiveChannel | undefined;
     try {
@@ -230,7 +241,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       if (live) await live.close();
       await notificationQueued;
       untrack();
-      controllers.delete(jobId);
+      runs.delete(run);
     }
   }
 
@@ -244,7 +255,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   const workers = Array.from(
     { length: bullWorkerCount },
     (_, slot) =>
-      new Worker<JobRequest, JobResult>(QUEUE_NAME, processJob, {
+      new Worker<JobRequest, JobResult>(QUEUE_NAME, (job, token, signal) => processJob(slot, job, token, signal), {
         connection: bullRedis,
         prefix: options.prefix,
         concurrency: 1,
@@ -271,17 +282,17 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     const latencyMs = (job.finishedOn ?? Date.now()) - job.timestamp;
     stats.record(outcome, latencyMs);
     // The data is another producer's where it failed as not a JobRequest: null, say.
-    if (!wantsNotification(job.data as JobRequest | null)) return;
+    if (!wantsNotification(options.notifications, job.data)) return;
     // Lost with this worker, the promotion is made by the entry's own recheck (notifier.ts).
     const promotion = notificationQueue
-      .due(job.id!)
-      .catch((error: unknown) => log.warn({ jobId: job.id, err: error }, "cannot promote the job's notification; it is sent at its recheck"));
+      .sendNow({ id: job.id!, timestamp: job.timestamp })
+      .catch((error: unknown) => log.warn({ jobId: job.id, err: error }, "cannot send the job's notification now; it is sent at its recheck"));
     promotions.add(promotion);
     void promotion.finally(() => promotions.delete(promotion));
   }
 
   const logWorkerError = repeatedErrorLogger(log, 'worker error', REPEATED_ERROR_LOG_INTERVAL_MS);
-  for (const worker of workers) {
+  workers.forEach((worker, slot) => {
     worker.on('completed', (job, result) => finished(job, result.verdict));
     worker.on('failed', (job, error) => {
       if (!job || error instanceof DelayedError || error.name === 'DelayedError') return;
@@ -295,10 +306,12 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     // elsewhere, and this run's result would be refused. Stopping it frees the slot now, and a
     // live job's session hears its end instead of a program no one can store.
     worker.on('lockRenewalFailed', (jobIds) => {
-      for (const jobId of jobIds) controllers.get(jobId)?.abort('lock_lost' satisfies AbortReason);
+      for (const run of runs) {
+        if (run.slot === slot && jobIds.includes(run.jobId)) run.controller.abort('lock_lost' satisfies AbortReason);
+      }
     });
     worker.on('error', logWorkerError);
-  }
+  });
 
   const heartbeat = startHeartbeat(
     redis,
@@ -310,7 +323,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         host: os.hostname(),
         pid: process.pid,
         concurrency: options.concurrency,
-        running: controllers.size,
+        running: runs.size,
         jobFields: [...LATER_JOB_FIELDS],
       };
       const pool = poolFigures(executor);
@@ -365,16 +378,16 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   return {
     workerId,
     get running() {
-      return controllers.size;
+      return runs.size;
     },
     close: async () => {
       if (shuttingDown) return;
       shuttingDown = true;
       lane.close();
-      log.info({ running: controllers.size, graceMs: options.shutdownGraceMs }, 'worker closing: no new jobs');
+      log.info({ running: runs.size, graceMs: options.shutdownGraceMs }, 'worker closing: no new jobs');
       const grace = setTimeout(() => {
-        log.warn({ running: controllers.size }, 'shutdown grace over: interrupting running jobs');
-        for (const controller of controllers.values()) controller.abort('shutdown' satisfies AbortReason);
+        log.warn({ running: runs.size }, 'shutdown grace over: interrupting running jobs');
+        for (const { controller } of runs) controller.abort('shutdown' satisfies AbortReason);
       }, options.shutdownGraceMs);
       // BullMQ's close waits for Redis (its QUIT is queued while Redis is away). When Redis stays
       // away, the running jobs' results could not be stored anyway: their locks expire and
@@ -385,8 +398,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       redisAway.cancel();
       clearTimeout(grace);
       if (outcome === 'redis_away') {
-        log.warn({ running: controllers.size, awayMs: CLOSE_REDIS_AWAY_MS }, 'redis unreachable while closing: leaving running jobs to another worker');
-        for (const controller of controllers.values()) controller.abort('shutdown' satisfies AbortReason);
+        log.warn({ running: runs.size, awayMs: CLOSE_REDIS_AWAY_MS }, 'redis unreachable while closing: leaving running jobs to another worker');
+        for (const { controller } of runs) controller.abort('shutdown' satisfies AbortReason);
         // Pending commands (the heartbeat's delete among them) fail now instead of waiting.
         for (const connection of [subscriber, redis, bullRedis]) connection.disconnect();
       }
@@ -396,6 +409,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       // Notifications under way get a short while more; then they are handed back to the queue,
       // for another worker's notifier (or this one's next start). Without Redis nothing can be
       // handed back or taken: the entries' locks expire, as the jobs' do.
+      if (outcome === 'redis_away') stopNotifier.abort();
       const notifierGrace = setTimeout(() => stopNotifier.abort(), Math.min(options.shutdownGraceMs, NOTIFIER_GRACE_MS));
       await settledWithin(notifier.close(outcome === 'redis_away'), NOTIFIER_GRACE_MS + CLOSE_REDIS_AWAY_MS);
       clearTimeout(notifierGrace);

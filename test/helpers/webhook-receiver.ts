@@ -1,5 +1,6 @@
-// An HTTP server on a free loopback port that records every request it gets (its JSON body and
-// headers) and answers each with the status `answer` gives for its number (1 for the first).
+// An HTTP server on a free loopback port that records every request it gets (its body, parsed as
+// JSON where it is JSON, and its headers) and answers each with the status `answer` gives for its
+// number (1 for the first); `hang` leaves that request unanswered until the server closes.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -15,16 +16,21 @@ export interface WebhookReceiver {
   close(): void;
 }
 
-export async function startWebhookReceiver(answer: (requestNumber: number) => number = () => 204): Promise<WebhookReceiver> {
+export async function startWebhookReceiver(answer: (requestNumber: number) => number | 'hang' = () => 204): Promise<WebhookReceiver> {
   const received: ReceivedRequest[] = [];
-  let requests = 0;
   const server = http.createServer((request, response) => {
     let body = '';
     request.on('data', (chunk) => (body += chunk));
     request.on('end', () => {
-      requests += 1;
-      received.push({ body: JSON.parse(body), headers: request.headers });
-      response.writeHead(answer(requests)).end();
+      let parsed: unknown = body;
+      try {
+        parsed = JSON.parse(body);
+      } catch {
+        // kept as text: the test says what it expected
+      }
+      received.push({ body: parsed, headers: request.headers });
+      const status = answer(received.length);
+      if (status !== 'hang') response.writeHead(status).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -177,6 +177,8 @@ describe('sandbox run: correctness', { skip }, () => {
       [['./script'], {}, 126, './script: cannot execute: No such file or directory\n'],
       [['./missing', 'arg'], {}, 127, './missing: cannot execute: No such file or directory\n'],
       [['./missing'], { cwd: '/box/sub' }, 127, './missing: cannot execute: No such file or directory\n'],
+      // Found but not executable as named, as bash counts it: only a missing file is 127.
+      [['./text/x'], {}, 126, './text/x: cannot execute: Not a directory\n'],
     ];
     for (const [argv, extra, exitCode, stderr] of cases) {
       const r = await f.run(argv, { workDirHostPath, ...extra });

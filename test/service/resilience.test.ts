@@ -19,6 +19,7 @@ import {
   type CellblockProcess,
   type TestWorker,
 } from './fixtures.js';
+import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { QUEUE_NAME, redisKeys } from '../../src/queue/keys.js';
@@ -36,7 +37,7 @@ const sleeper = (seconds: number) => ({
 });
 
 /** A `cellblock worker` process on the service's Redis and prefix, with short stall settings. */
-async function spawnWorkerProcess(service: ServiceHarness, poolStateDir: string, env: Record<string, string> = {}): Promise<ChildProcess> {
+async function spawnWorkerProcess(service: ServiceHarness, poolStateDir: string): Promise<ChildProcess> {
   const worker = await spawnCellblock(['worker', '--single'], '"worker ready"', {
     CELLBLOCK_REDIS_URL: service.redis.url,
     CELLBLOCK_QUEUE_PREFIX: service.prefix,
@@ -45,7 +46,6 @@ async function spawnWorkerProcess(service: ServiceHarness, poolStateDir: string,
     CELLBLOCK_STALLED_INTERVAL_MS: String(fastStallSettings.stalledIntervalMs),
     CELLBLOCK_MAX_STALLED_COUNT: String(fastStallSettings.maxStalledCount),
     CELLBLOCK_POOL_STATE_DIR: poolStateDir,
-    ...env,
   });
   return worker.child;
 }
@@ -114,12 +114,12 @@ describe('worker death', { skip }, () => {
       assert.match(done.job.failure.message, /a live job is not run again/);
     }));
 
-  test("a worker killed while it retries a job's webhook: another worker's notifier sends it", () =>
+  test("a worker killed while it sends a job's webhook: another worker's notifier sends it", () =>
     withDeathScene(async ({ base, service, poolStateDir, startSurvivor }) => {
-      // The first delivery fails: the doomed worker waits a minute before its retry.
-      const receiver = await startWebhookReceiver((n) => (n === 1 ? 503 : 204));
+      // The first delivery is never answered: the doomed worker dies waiting for it.
+      const receiver = await startWebhookReceiver((n) => (n === 1 ? 'hang' : 204));
       try {
-        const doomed = await spawnWorkerProcess(service, poolStateDir, { CELLBLOCK_WEBHOOK_BACKOFF_MS: '60000' });
+        const doomed = await spawnWorkerProcess(service, poolStateDir);
         const { json } = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print("hooked")', webhookUrl: receiver.url });
         await until(() => receiver.received.length === 1, 30_000, 20, 'the first delivery');
         assert.equal((await getJson(`${base}/v1/jobs/${json.id}`)).json.status, 'done', 'stored before its webhook was sent');
@@ -177,20 +177,54 @@ describe('worker death', { skip }, () => {
     }));
 });
 
+interface LockLossScene {
+  base: string;
+  /** Deletes the job's lock, as its expiry would while its worker was cut off from Redis. */
+  loseLock(jobId: string): Promise<void>;
+  /** Runs BullMQ's stall check now, twice (it marks the active jobs, then takes the unlocked). */
+  checkStalls(): Promise<void>;
+}
+
+/** A service and one in-process worker of `concurrency` slots whose job locks a test can take away. */
+async function withLockLossScene(concurrency: number, logLines: string[], body: (scene: LockLossScene) => Promise<void>): Promise<void> {
+  const service = await startService({ runtimes });
+  const scratch = await scratchDir();
+  let worker: TestWorker | undefined;
+  const redis = new Redis(service.redis.url);
+  const checkerRedis = new Redis(service.redis.url, { maxRetriesPerRequest: null });
+  // (BullMQ's own stall check, private in its typings: a Worker that takes no job runs it here,
+  // each time without the key by which BullMQ runs it at most once a stalledInterval.)
+  const checker = new Worker(QUEUE_NAME, null, { connection: checkerRedis, prefix: service.prefix, autorun: false });
+  const stallCheck = checker as unknown as { moveStalledJobsToWait(): Promise<void> };
+  try {
+    worker = await startTestWorker(service, scratch.dir, { concurrency, logLines });
+    await body({
+      base: await listen(service),
+      loseLock: async (jobId) => assert.equal(await redis.del(`${service.prefix}:${QUEUE_NAME}:${jobId}:lock`), 1),
+      checkStalls: async () => {
+        for (let pass = 0; pass < 2; pass++) {
+          await redis.del(`${service.prefix}:${QUEUE_NAME}:stalled-check`);
+          await stallCheck.moveStalledJobsToWait();
+        }
+      },
+    });
+  } finally {
+    await checker.close();
+    checkerRedis.disconnect();
+    redis.disconnect();
+    await worker?.close();
+    await service.close();
+    await scratch.remove();
+  }
+}
+
 describe('lock loss', { skip }, () => {
-  test("a worker whose job's lock is lost stops the run at once; the stall check queues the job again", async () => {
-    const service = await startService({ runtimes });
-    const scratch = await scratchDir();
+  test("a worker whose job's lock is lost stops the run at once; the stall check queues the job again", () => {
     const logLines: string[] = [];
-    let worker: TestWorker | undefined;
-    const redis = new Redis(service.redis.url);
-    try {
-      worker = await startTestWorker(service, scratch.dir, { concurrency: 1, logLines });
-      const base = await listen(service);
+    return withLockLossScene(1, logLines, async ({ base, loseLock }) => {
       const { json } = await postJson(`${base}/v1/jobs`, { ...sleeper(25), limits: { wallTimeMs: 30_000 } });
       await pollJob(base, json.id, 30_000, (view) => view.status === 'running' && view.attempts === 1);
-      // As when the worker was cut off from Redis for longer than the lock lasts: the lock expired.
-      assert.equal(await redis.del(`${service.prefix}:${QUEUE_NAME}:${json.id}:lock`), 1);
+      await loseLock(json.id);
       // The one slot is free again only once the first run has ended: still running its 25 s
       // sleep, the worker could not take the job again before then.
       const again = await pollJob(base, json.id, 10_000, (view) => view.status === 'running' && view.attempts === 2);
@@ -199,13 +233,20 @@ describe('lock loss', { skip }, () => {
       assert.equal((await fetch(`${base}/v1/jobs/${json.id}`, { method: 'DELETE' })).status, 200);
       const view = await pollJob(base, json.id, 30_000);
       assert.equal(view.status, 'cancelled', JSON.stringify(view));
-    } finally {
-      redis.disconnect();
-      await worker?.close();
-      await service.close();
-      await scratch.remove();
-    }
+    });
   });
+
+  test("taken again by a second slot of the same worker: the first slot's failed renewal stops its own run only, and the second run finishes the job", () =>
+    withLockLossScene(2, [], async ({ base, loseLock, checkStalls }) => {
+      const { json } = await postJson(`${base}/v1/jobs`, { ...sleeper(3), limits: { wallTimeMs: 20_000 } });
+      await pollJob(base, json.id, 30_000, (view) => view.status === 'running' && view.attempts === 1);
+      await loseLock(json.id);
+      // The stall check before the first slot's renewal notices: the second slot takes the job
+      // while the first still runs it.
+      await checkStalls();
+      const view = await pollJob(base, json.id, 30_000);
+      assert.deepEqual([view.status, view.attempts, view.result?.stdout], ['done', 2, 'started\nwoke\n'], JSON.stringify(view));
+    }));
 });
 
 describe('redis restart', { skip }, () => {

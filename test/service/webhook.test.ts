@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { OutboundPolicy, parseSubnet } from '../../src/queue/outbound.js';
-import { deliverNotification, webhookNotification, type WebhookPolicy } from '../../src/queue/webhook.js';
+import { attemptDelivery, deliveryPlan, retryDelayMs, webhookNotification } from '../../src/queue/webhook.js';
 
 /** An HTTP server on a free loopback port; `close` ends its connections too. */
 async function receiver(handler: http.RequestListener): Promise<{ port: number; close(): Promise<void> }> {
@@ -20,6 +20,10 @@ async function receiver(handler: http.RequestListener): Promise<{ port: number; 
     },
   };
 }
+
+/** Every destination the default permits (loopback among them), and a stop that never comes. */
+const anywhere = new OutboundPolicy();
+const never = new AbortController().signal;
 
 let server: Awaited<ReturnType<typeof receiver>>;
 let url: string;
@@ -41,34 +45,41 @@ test('a body that cannot be serialised is not delivered, and nothing is thrown',
   const body: Record<string, unknown> = { id: 'x' };
   body.self = body;
   const before = requests;
-  const outcome = await deliverNotification(webhookNotification(url, 'x', body), { attempts: 3, timeoutMs: 1000, backoffMs: 1, destinations: new OutboundPolicy() });
-  assert.equal(outcome.delivered, false);
-  assert.equal(outcome.attempts, 0);
+  const outcome = await attemptDelivery(webhookNotification(url, 'x', body), 1000, anywhere, never);
+  assert.deepEqual([outcome.delivered, outcome.retryable], [false, false]);
   assert.match(outcome.error ?? '', /cannot serialise the job as JSON/);
   assert.equal(requests, before, 'no request made');
 });
 
-test("retries leave no listener on the worker's stop signal", async () => {
+test("attempts leave no listener on the worker's stop signal; a webhook's 503 is worth another", async () => {
   const stop = new AbortController();
   for (let i = 0; i < 5; i++) {
-    const outcome = await deliverNotification(webhookNotification(url, `job${i}`, { i }), { attempts: 3, timeoutMs: 1000, backoffMs: 1, destinations: new OutboundPolicy() }, stop.signal);
-    assert.deepEqual([outcome.delivered, outcome.attempts, outcome.status], [false, 3, 503]);
+    const outcome = await attemptDelivery(webhookNotification(url, `job${i}`, { i }), 1000, anywhere, stop.signal);
+    assert.deepEqual([outcome.delivered, outcome.status, outcome.retryable], [false, 503, true]);
   }
   assert.equal(getEventListeners(stop.signal, 'abort').length, 0);
 });
 
-test('a notification that stops at any answer (a Judge0 callback) is sent once to a 503; failures to connect are tried again', async () => {
+test("a delivery's plan: the notification's own attempts, timeout and backoff over the operator's; the wait doubles", () => {
+  const policy = { attempts: 5, timeoutMs: 1000, backoffMs: 100, destinations: anywhere };
+  const plan = deliveryPlan(webhookNotification(url, 'x', {}), policy);
+  assert.deepEqual(plan, { attempts: 5, timeoutMs: 1000, backoffMs: 100 });
+  assert.deepEqual([2, 3, 4].map((next) => retryDelayMs(plan, next)), [100, 200, 400]);
+  assert.deepEqual(deliveryPlan({ ...webhookNotification(url, 'x', {}), attempts: 3, timeoutMs: 5000, backoffMs: 0 }, policy), { attempts: 3, timeoutMs: 5000, backoffMs: 0 });
+});
+
+test('a notification that stops at any answer (a Judge0 callback) is final at a 503; a failure to connect is worth another attempt', async () => {
   const before = requests;
   const once = { ...webhookNotification(url, 'x', {}), method: 'PUT' as const, retryOnStatus: false, attempts: 3, backoffMs: 0 };
-  const answered = await deliverNotification(once, { attempts: 5, timeoutMs: 1000, backoffMs: 1000, destinations: new OutboundPolicy() });
-  assert.deepEqual([answered.delivered, answered.attempts, answered.status], [false, 1, 503]);
+  const answered = await attemptDelivery(once, 1000, anywhere, never);
+  assert.deepEqual([answered.delivered, answered.status, answered.retryable], [false, 503, false]);
   assert.equal(requests, before + 1);
-  // A port nothing listens on (the receiver's, closed): every attempt fails to connect.
+  // A port nothing listens on (the receiver's, closed): the attempt fails to connect.
   const closed = await receiver(() => {});
   const port = closed.port;
   await closed.close();
-  const refused = await deliverNotification({ ...once, url: `http://127.0.0.1:${port}/` }, { attempts: 5, timeoutMs: 1000, backoffMs: 1000, destinations: new OutboundPolicy() });
-  assert.deepEqual([refused.delivered, refused.attempts], [false, 3]);
+  const refused = await attemptDelivery({ ...once, url: `http://127.0.0.1:${port}/` }, 1000, anywhere, never);
+  assert.deepEqual([refused.delivered, refused.retryable], [false, true]);
   assert.match(refused.error ?? '', /ECONNREFUSED/);
 });
 
@@ -110,11 +121,9 @@ describe('a webhook outside the permitted networks', () => {
     port = listening.port;
   });
   after(() => listening.close());
-  const policy = (destinations: OutboundPolicy): WebhookPolicy => ({ attempts: 3, timeoutMs: 1000, backoffMs: 1, destinations });
-
   test('is delivered where loopback is permitted', async () => {
     const before = received;
-    const outcome = await deliverNotification(webhookNotification(`http://127.0.0.1:${port}/hook`, 'job', { ok: 1 }), policy(new OutboundPolicy()));
+    const outcome = await attemptDelivery(webhookNotification(`http://127.0.0.1:${port}/hook`, 'job', { ok: 1 }), 1000, anywhere, never);
     assert.deepEqual([outcome.delivered, outcome.status], [true, 200]);
     assert.equal(received, before + 1);
   });
@@ -131,9 +140,9 @@ describe('a webhook outside the permitted networks', () => {
       [`http://0.0.0.0:${port}/hook`, noLoopback],
       [`http://localhost:${port}/hook`, onlyElsewhere],
     ] as const) {
-      const outcome = await deliverNotification(webhookNotification(url, 'job', { ok: 1 }), policy(destinations));
+      const outcome = await attemptDelivery(webhookNotification(url, 'job', { ok: 1 }), 1000, destinations, never);
       assert.equal(outcome.delivered, false, url);
-      assert.equal(outcome.attempts, 1, `${url}: a refusal is final, not retried`);
+      assert.equal(outcome.retryable, false, `${url}: a refusal is final, not retried`);
       assert.match(outcome.error ?? '', /not a permitted destination/, url);
     }
     assert.equal(received, before, 'the receiver heard nothing');
@@ -152,10 +161,9 @@ test('an answer is the answer: a body cut short or slow after it neither fails n
   });
   try {
     const url = `http://127.0.0.1:${stalling.port}/hook`;
-    const policy = { attempts: 3, timeoutMs: 300, backoffMs: 1, destinations: new OutboundPolicy() };
     for (let i = 0; i < 2; i++) {
-      const outcome = await deliverNotification(webhookNotification(url, 'job', {}), policy);
-      assert.deepEqual([outcome.delivered, outcome.attempts, outcome.status], [true, 1, 200]);
+      const outcome = await attemptDelivery(webhookNotification(url, 'job', {}), 300, anywhere, never);
+      assert.deepEqual([outcome.delivered, outcome.status], [true, 200]);
     }
     assert.equal(requests, 2, 'one request per delivery');
   } finally {
