@@ -18,7 +18,7 @@ import { CLOSE_REDIS_AWAY_MS, watchUnreachable } from './unreachable.js';
 import { ChannelSubscriber } from './channel-subscriber.js';
 import { QueueLiveSession } from './live-session.js';
 import { LiveSocketLedger, type LiveSocketClaim } from './live-socket-ledger.js';
-import { NotificationQueue, wantsNotification, type JobNotifications } from './notification-queue.js';
+import { NotificationQueue, wantsNotification, type JobNotifications, type NotifiedJob } from './notification-queue.js';
 
 export interface BullJobClientOptions {
   redisUrl: string;
@@ -87,7 +87,8 @@ if redis.call('LREM', KEYS[1], 0, id) > 0 or redis.call('LREM', KEYS[2], 0, id) 
   return 1
 end
 return 0`;
-const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['done', 'failed', 'cancelled']);
+/** The statuses a job ends in. */
+export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['done', 'failed', 'cancelled']);
 /** How often `wait` re-reads a job in case a queue event was missed (e.g. across a Redis restart). */
 const WAIT_POLL_MS = 1000;
 /**
@@ -511,7 +512,7 @@ export class BullJobClient implements JobClient {
         if ((await this.redis.exists(this.keys.cancelled(id))) === 0) return 'finished' as const;
         if (notifies) await this.notificationQueue.queueDelayed(notified);
         await this.queue.remove(id);
-        if (notifies) await this.notificationQueue.sendNow(notified);
+        if (notifies) await this.sendNotificationNow(notified);
         return 'removed' as const;
       }
       if (notifies) await this.notificationQueue.queueDelayed(notified);
@@ -526,11 +527,17 @@ export class BullJobClient implements JobClient {
       // hears or, if it has not yet registered the job, remembers (cancel-watch.ts).
       await this.redis.set(this.keys.cancelled(id), JSON.stringify(marker), 'EX', this.options.resultTtlSeconds);
       const withdrawn = await this.withdraw(id);
-      if (withdrawn === 'removed' && notifies) await this.notificationQueue.sendNow(notified);
+      if (withdrawn === 'removed' && notifies) await this.sendNotificationNow(notified);
       return withdrawn;
     });
     if (outcome === 'signalled') return this.wait(id, 5000);
     return this.get(id);
+  }
+
+  /** A cancelled job's notification, sent now. Its failure does not fail the cancel, which is made:
+   * the entry, queued delayed before, is sent at its recheck. */
+  private async sendNotificationNow(job: NotifiedJob): Promise<void> {
+    await this.notificationQueue.sendNow(job).catch(() => {});
   }
 
   /** A cancelled job (its marker written) out of the queue: removed if no worker has it yet, else

@@ -1,12 +1,12 @@
 // A finished job's notification (a /v1 webhook, a Judge0 callback) is kept in Redis, not in the
-// memory of the worker that ran the job: a queue of its own, one entry per job (its id the job's),
-// taken by any worker's notifier. The entry is queued when the job starts, delayed: so that a
-// worker killed at any moment after that leaves it to the others, and sent once the job has
-// finished (the worker that stores the result promotes it; should that worker die first, the
-// entry finds the job unfinished when its delay ends, and waits again until some worker has
-// finished it). A notifier killed or stopped mid-delivery leaves its entry to another (its lock
-// expires, as a job's does): delivery is at least once, and the job id is the receiver's
-// idempotency key.
+// memory of the worker that ran the job: a queue of its own, one entry per job (its id the job's id
+// and creation time), taken by any worker's notifier (notifier.ts). The entry is queued when the
+// job starts, delayed: so that a worker killed at any moment after that leaves it to the others,
+// and sent once the job has finished (the worker that stores the result sends it at once; should
+// that worker die first, the entry finds the job unfinished when its delay ends, and waits again
+// until some worker has finished it). A notifier killed or stopped mid-attempt leaves its entry to
+// another (its lock expires, as a job's does): delivery is at least once, and the job id is the
+// receiver's idempotency key.
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobRecord, JobRequest } from '../jobs/model.js';
@@ -25,8 +25,8 @@ const SENT_KEPT = { age: 3600, count: 100_000 };
 
 /** An entry whose notifier failed (Redis answered an error while it read the job) is taken
  * again after 1, 2, 4, 8 s; waiting for the job's end, and a delivery's own retries (their count
- * in the entry's data), count no attempt. An entry given up before its job ended is taken again
- * at the job's end (sendNow). */
+ * in the entry's data), count no attempt. An entry given up before its job ended is taken again,
+ * its attempts afresh, at the job's end (sendNow). */
 const ENTRY_OPTIONS = { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: SENT_KEPT, removeOnFail: SENT_KEPT };
 
 /** What the front that accepted a job sends when it has finished (src/api/notifications.ts). */
@@ -72,7 +72,7 @@ export class NotificationQueue {
   /** Queues the job's entry, delayed, unless it has one (BullMQ ignores an add of an id it holds):
    * called as the job starts, whichever attempt, and as it is cancelled. */
   async queueDelayed(job: NotifiedJob): Promise<void> {
-    await this.queue.add('notify', { jobId: job.id, createdAtMs: job.timestamp }, { ...ENTRY_OPTIONS, jobId: entryId(job), delay: NOTIFICATION_RECHECK_MS });
+    await this.add(job, NOTIFICATION_RECHECK_MS);
   }
 
   /** The job has finished: its entry is sent now, whether it waits (delayed), was given up
@@ -80,14 +80,18 @@ export class NotificationQueue {
   async sendNow(job: NotifiedJob): Promise<void> {
     const entry = await this.queue.getJob(entryId(job));
     if (!entry) {
-      await this.queue.add('notify', { jobId: job.id, createdAtMs: job.timestamp }, { ...ENTRY_OPTIONS, jobId: entryId(job) });
+      await this.add(job, 0);
       return;
     }
-    // An entry whose state changes between these calls is being sent: promote or retry then
-    // fails, harmlessly.
+    // Delayed also between a delivery's attempts: promoted, the next one comes at once. A state that
+    // changes between these calls makes promote or retry fail, harmlessly (a notifier has it).
     const state = await entry.getState();
     if (state === 'delayed') await entry.promote().catch(() => {});
-    else if (state === 'failed') await entry.retry('failed').catch(() => {});
+    else if (state === 'failed') await entry.retry('failed', { resetAttemptsMade: true }).catch(() => {});
+  }
+
+  private async add(job: NotifiedJob, delayMs: number): Promise<void> {
+    await this.queue.add('notify', { jobId: job.id, createdAtMs: job.timestamp }, { ...ENTRY_OPTIONS, jobId: entryId(job), delay: delayMs });
   }
 
   async close(): Promise<void> {

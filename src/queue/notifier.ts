@@ -3,14 +3,15 @@
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { JobRecord } from '../jobs/model.js';
-import { readJobRecord } from './client.js';
+import { FINAL_STATUSES, readJobRecord } from './client.js';
 import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
 import { QUEUE_NAME, type RedisKeys } from './keys.js';
 import { NOTIFICATION_QUEUE_NAME, NOTIFICATION_RECHECK_MS, type JobNotifications, type NotificationData } from './notification-queue.js';
 import { attemptDelivery, deliveryPlan, retryDelayMs, type WebhookPolicy } from './webhook.js';
 
-const FINAL_STATUSES: ReadonlySet<JobRecord['status']> = new Set(['done', 'failed', 'cancelled']);
+/** Notifier deaths mid-attempt an entry outlives. */
+const NOTIFIER_MAX_STALLED_COUNT = 5;
+
 /** BullMQ's states of a job that has ended, or is in no list (removed by a cancel; or expired). */
 const ENDED_STATES: ReadonlySet<string> = new Set(['completed', 'failed', 'unknown']);
 
@@ -21,7 +22,6 @@ export interface NotifierOptions {
   concurrency: number;
   lockDurationMs: number;
   stalledIntervalMs: number;
-  maxStalledCount: number;
   notifications: JobNotifications;
   policy: WebhookPolicy;
   log: Logger;
@@ -42,7 +42,9 @@ export class Notifier {
       concurrency: options.concurrency,
       lockDuration: options.lockDurationMs,
       stalledInterval: options.stalledIntervalMs,
-      maxStalledCount: options.maxStalledCount,
+      // A notifier that dies mid-attempt leaves the entry to another; an entry outlives a few such
+      // deaths more than a job does (its attempts are harmless to repeat), then is given up.
+      maxStalledCount: NOTIFIER_MAX_STALLED_COUNT,
       autorun: false,
     });
     this.worker.on('error', repeatedErrorLogger(options.log, 'notifier error', REPEATED_ERROR_LOG_INTERVAL_MS));

@@ -80,8 +80,9 @@ export interface QueueWorker {
 }
 
 /** Notification attempts made at once: each waits on a receiver (at most its timeout) far more
- * than it uses this process, and one receiver that never answers holds a slot per attempt. */
-const NOTIFIER_CONCURRENCY = 32;
+ * than it uses this process, and one receiver that never answers holds a slot per attempt. Each
+ * holds its job's record and body in memory, as large as the job's output. */
+const NOTIFIER_CONCURRENCY = 16;
 /** How long a closing worker lets notifications under way go on (at most its shutdown grace). */
 const NOTIFIER_GRACE_MS = 10_000;
 
@@ -342,7 +343,6 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     concurrency: NOTIFIER_CONCURRENCY,
     lockDurationMs: options.lockDurationMs,
     stalledIntervalMs: options.stalledIntervalMs,
-    maxStalledCount: options.maxStalledCount,
     notifications: options.notifications,
     policy: options.webhook,
     log,

@@ -406,6 +406,20 @@ describe('jobs end to end', { skip }, () => {
     }
   });
 
+  test("webhook: a receiver that keeps failing gets the operator's attempts, then no more", { skip: !python && 'python image not built' }, async () => {
+    // The test worker's policy: 4 attempts, 100 ms before the second, doubled after.
+    const receiver = await startWebhookReceiver(() => 503);
+    try {
+      await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print("hooked")', webhookUrl: receiver.url });
+      await until(() => receiver.received.length === 4, 20_000, 20, 'four attempts');
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.equal(receiver.received.length, 4, 'given up after the fourth');
+      assert.ok(workerLog.some((line) => line.includes('webhook not delivered') && line.includes('"attempts":4')), workerLog.join('\n'));
+    } finally {
+      receiver.close();
+    }
+  });
+
   test('webhook: a job cancelled while queued, which no worker takes, is POSTed as cancelled', { skip: !python && 'python image not built' }, async () => {
     const receiver = await startWebhookReceiver();
     const running: string[] = [];

@@ -37,7 +37,7 @@ const sleeper = (seconds: number) => ({
 });
 
 /** A `cellblock worker` process on the service's Redis and prefix, with short stall settings. */
-async function spawnWorkerProcess(service: ServiceHarness, poolStateDir: string): Promise<ChildProcess> {
+async function spawnWorkerProcess(service: ServiceHarness, poolStateDir: string, env: Record<string, string> = {}): Promise<ChildProcess> {
   const worker = await spawnCellblock(['worker', '--single'], '"worker ready"', {
     CELLBLOCK_REDIS_URL: service.redis.url,
     CELLBLOCK_QUEUE_PREFIX: service.prefix,
@@ -46,6 +46,7 @@ async function spawnWorkerProcess(service: ServiceHarness, poolStateDir: string)
     CELLBLOCK_STALLED_INTERVAL_MS: String(fastStallSettings.stalledIntervalMs),
     CELLBLOCK_MAX_STALLED_COUNT: String(fastStallSettings.maxStalledCount),
     CELLBLOCK_POOL_STATE_DIR: poolStateDir,
+    ...env,
   });
   return worker.child;
 }
@@ -116,10 +117,11 @@ describe('worker death', { skip }, () => {
 
   test("a worker killed while it sends a job's webhook: another worker's notifier sends it", () =>
     withDeathScene(async ({ base, service, poolStateDir, startSurvivor }) => {
-      // The first delivery is never answered: the doomed worker dies waiting for it.
+      // The first delivery is never answered: the doomed worker dies waiting for it (its attempt's
+      // timeout a minute, so that its own retry cannot be what the receiver hears next).
       const receiver = await startWebhookReceiver((n) => (n === 1 ? 'hang' : 204));
       try {
-        const doomed = await spawnWorkerProcess(service, poolStateDir);
+        const doomed = await spawnWorkerProcess(service, poolStateDir, { CELLBLOCK_WEBHOOK_TIMEOUT_MS: '60000' });
         const { json } = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print("hooked")', webhookUrl: receiver.url });
         await until(() => receiver.received.length === 1, 30_000, 20, 'the first delivery');
         assert.equal((await getJson(`${base}/v1/jobs/${json.id}`)).json.status, 'done', 'stored before its webhook was sent');

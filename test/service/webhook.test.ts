@@ -1,7 +1,6 @@
 // Webhook delivery on its own: what cannot be sent, what a delivery leaves behind, and where a
 // webhook may go (the operator's networks, checked on the address connected to).
 import assert from 'node:assert/strict';
-import { getEventListeners } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -51,13 +50,11 @@ test('a body that cannot be serialised is not delivered, and nothing is thrown',
   assert.equal(requests, before, 'no request made');
 });
 
-test("attempts leave no listener on the worker's stop signal; a webhook's 503 is worth another", async () => {
-  const stop = new AbortController();
-  for (let i = 0; i < 5; i++) {
-    const outcome = await attemptDelivery(webhookNotification(url, `job${i}`, { i }), 1000, anywhere, stop.signal);
-    assert.deepEqual([outcome.delivered, outcome.status, outcome.retryable], [false, 503, true]);
-  }
-  assert.equal(getEventListeners(stop.signal, 'abort').length, 0);
+test("a webhook's 503 is worth another attempt", async () => {
+  const before = requests;
+  const outcome = await attemptDelivery(webhookNotification(url, 'job', {}), 1000, anywhere, never);
+  assert.deepEqual([outcome.delivered, outcome.status, outcome.retryable], [false, 503, true]);
+  assert.equal(requests, before + 1, 'one request per attempt');
 });
 
 test("a delivery's plan: the notification's own attempts, timeout and backoff over the operator's; the wait doubles", () => {
