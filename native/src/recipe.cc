@@ -240,6 +240,10 @@ Failure prepareBeforeGo(ContainerState& s) {
   // group meanwhile (a Ctrl-C on the terminal of `cellblock start` would kill every waiting one).
   CB_TRY(step_setsid, sys(SYS_setsid));
   CB_TRY_FAILURE(joinCgroups(s));
+  // A cgroup namespace rooted where the child now is, the run's cgroup: the program reads "/" as
+  // its cgroup (/proc/self/cgroup), not the host's path to it, which names the service and its
+  // instance, as containers with a cgroup namespace of their own do (Docker's default on v2).
+  CB_TRY(step_unshare_cgroup, sys(SYS_unshare, CLONE_NEWCGROUP));
   CB_TRY_FAILURE(redirectStdio(s));
   // A new session has no controlling terminal: this takes stdin's (TIOCSCTTY needs the session
   // leader, and a terminal no other session holds: a fresh peer, opened with O_NOCTTY).

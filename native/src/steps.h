@@ -19,7 +19,8 @@ namespace cb {
   X(chdir_root) X(sethostname) X(loopback_up) X(signalfd) X(remount_tmp)             \
   X(clone_program) X(wait_program)                                                   \
   /* the program's child, before execve */                                           \
-  X(setsid) X(cgroup_join) X(dup_stdio) X(controlling_terminal) X(reset_signals)    \
+  X(setsid) X(cgroup_join) X(unshare_cgroup) X(dup_stdio) X(controlling_terminal)   \
+  X(reset_signals)                                                                   \
   X(setrlimit) X(chdir_cwd)                                                          \
   X(drop_bounding_set)                                                               \
   X(clear_ambient_caps) X(setgroups) X(setresgid) X(setresuid) X(no_new_privs)       \

@@ -120,6 +120,12 @@ describe('sandbox run: correctness', { skip }, () => {
     assert.match(out, /^pid 2 ppid 1$/m);
   });
 
+  it("sees its own cgroup as the root of a cgroup namespace of its own, not the host's path to it", async () => {
+    const r = await f.run(['/bin/cat', '/proc/self/cgroup']);
+    const lines = text(r.stdout).trim().split('\n');
+    assert.ok(lines.length > 0 && lines.every((line) => line.endsWith(':/')), text(r.stdout));
+  });
+
   it('runs the program in a session of its own, outside the supervisor\'s process group', async () => {
     // Fields 1, 5 and 6 of /proc/self/stat: pid, process group, session (0 when they lie outside
     // the container's PID namespace, as the supervisor's would).
