@@ -507,15 +507,15 @@ export class BullJobClient implements JobClient {
       // recheck (this process killed in between).
       const notified = { id, timestamp: job.timestamp };
       const notifies = wantsNotification(this.options.notifications, job.data);
+      // In no list: out of the queue by an earlier cancel that lost Redis before the remove (its
+      // marker is its record: the remove is finished below), or, without a marker, long over.
+      if (state === 'unknown' && (await this.redis.exists(this.keys.cancelled(id))) === 0) return 'finished' as const;
+      if (notifies) await this.notificationQueue.queueDelayed(notified);
       if (state === 'unknown') {
-        // Out of the queue by an earlier cancel that lost Redis before the remove: finish it.
-        if ((await this.redis.exists(this.keys.cancelled(id))) === 0) return 'finished' as const;
-        if (notifies) await this.notificationQueue.queueDelayed(notified);
         await this.queue.remove(id);
         if (notifies) await this.sendNotificationNow(notified);
         return 'removed' as const;
       }
-      if (notifies) await this.notificationQueue.queueDelayed(notified);
       const marker: CancelMarker = {
         createdAt: new Date(job.timestamp).toISOString(),
         cancelledAt: new Date().toISOString(),

@@ -50,8 +50,9 @@ export class Notifier {
     this.worker.on('error', repeatedErrorLogger(options.log, 'notifier error', REPEATED_ERROR_LOG_INTERVAL_MS));
     // Each failed try of the notifier's own (a Redis error) is reported; the last gives the entry up
     // until its job's end takes it again (NotificationQueue.sendNow).
+    // (BullMQ fails an entry past its stall limit with an UnrecoverableError: no try follows.)
     this.worker.on('failed', (entry, error) => {
-      const last = entry === undefined || entry.attemptsMade >= (entry.opts.attempts ?? 1);
+      const last = entry === undefined || error.name === 'UnrecoverableError' || entry.attemptsMade >= (entry.opts.attempts ?? 1);
       options.log.warn({ jobId: entry?.data.jobId, err: error, attempts: entry?.attemptsMade }, last ? 'notification given up' : 'notification failed; tried again');
     });
   }
@@ -74,11 +75,11 @@ export class Notifier {
     const { jobId, createdAtMs, deliveries = 0 } = entry.data;
     const { log, stop, policy } = this.options;
     // The state alone until the job has ended: a running job's data may be large.
-    if (!ENDED_STATES.has(await this.jobs.getJobState(jobId))) return this.later(entry, token, NOTIFICATION_RECHECK_MS);
+    if (!ENDED_STATES.has(await this.jobs.getJobState(jobId))) return this.recheckLater(entry, token);
     const record = await readJobRecord(this.jobs, this.options.connection, this.options.keys, jobId);
     // Gone: its results expired, or the id is another job's now (an Idempotency-Key's, reused).
     if (!record || Date.parse(record.createdAt) !== createdAtMs) return 'job gone';
-    if (!FINAL_STATUSES.has(record.status)) return this.later(entry, token, NOTIFICATION_RECHECK_MS);
+    if (!FINAL_STATUSES.has(record.status)) return this.recheckLater(entry, token);
     const notification = record.request && this.options.notifications.compose(record.request, record);
     if (!notification) return 'nothing to send';
     const plan = deliveryPlan(notification, policy);
@@ -100,6 +101,14 @@ export class Notifier {
   /** Back to the queue for `delayMs`, counting no attempt of BullMQ's. */
   private async later(entry: Job<NotificationData>, token: string | undefined, delayMs: number): Promise<never> {
     await entry.moveToDelayed(Date.now() + delayMs, token);
+    throw new DelayedError();
+  }
+
+  /** The job has not ended: the entry looks again in NOTIFICATION_RECHECK_MS. A job that ended
+   * meanwhile found the entry here, not delayed (its sendNow did nothing): it is sent now. */
+  private async recheckLater(entry: Job<NotificationData>, token: string | undefined): Promise<never> {
+    await entry.moveToDelayed(Date.now() + NOTIFICATION_RECHECK_MS, token);
+    if (ENDED_STATES.has(await this.jobs.getJobState(entry.data.jobId))) await entry.promote().catch(() => {});
     throw new DelayedError();
   }
 }

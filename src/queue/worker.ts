@@ -86,7 +86,6 @@ const NOTIFIER_CONCURRENCY = 16;
 /** How long a closing worker lets notifications under way go on (at most its shutdown grace). */
 const NOTIFIER_GRACE_MS = 10_000;
 
-
 /** Why a live job fails rather than run again: its client's input went to the worker that had it. */
 const LIVE_RETRY_REASON = "a live job is not run again: the worker running it stopped, and its client's input went with it";
 const LIVE_SHUTDOWN_REASON = "a live job is not handed to another worker: this one shut down while it ran, and its client's input went with it";
@@ -128,8 +127,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
    * Worker speaks for its own run only. */
   const runs = new Set<RunningJob>();
   const notificationQueue = new NotificationQueue(redis, options.prefix);
-  /** Promotions of finished jobs' notifications under way (awaited when closing). */
-  const promotions = new Set<Promise<void>>();
+  /** Finished jobs' notifications being sent now (NotificationQueue.sendNow; awaited when closing). */
+  const notificationsSentNow = new Set<Promise<void>>();
   const stopNotifier = new AbortController();
   let shuttingDown = false;
   // Listening before any job can be taken: a cancel heard from now on reaches its job.
@@ -285,11 +284,11 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     // The data is another producer's where it failed as not a JobRequest: null, say.
     if (!wantsNotification(options.notifications, job.data)) return;
     // Lost with this worker, the promotion is made by the entry's own recheck (notifier.ts).
-    const promotion = notificationQueue
+    const sending = notificationQueue
       .sendNow({ id: job.id!, timestamp: job.timestamp })
-      .catch((error: unknown) => log.warn({ jobId: job.id, err: error }, "cannot send the job's notification now; it is sent at its recheck"));
-    promotions.add(promotion);
-    void promotion.finally(() => promotions.delete(promotion));
+      .catch((error: unknown) => log.warn({ jobId: job.id, err: error }, "cannot send the job's notification now; its entry, if queued as the job started, is sent at its recheck"));
+    notificationsSentNow.add(sending);
+    void sending.finally(() => notificationsSentNow.delete(sending));
   }
 
   const logWorkerError = repeatedErrorLogger(log, 'worker error', REPEATED_ERROR_LOG_INTERVAL_MS);
@@ -405,7 +404,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       }
       await settledWithin(stats.flush(), CLOSE_REDIS_AWAY_MS);
       await heartbeat.stop();
-      await settledWithin(Promise.allSettled([...promotions]), CLOSE_REDIS_AWAY_MS);
+      await settledWithin(Promise.allSettled([...notificationsSentNow]), CLOSE_REDIS_AWAY_MS);
       // Notifications under way get a short while more; then they are handed back to the queue,
       // for another worker's notifier (or this one's next start). Without Redis nothing can be
       // handed back or taken: the entries' locks expire, as the jobs' do.

@@ -76,7 +76,7 @@ describe('a callback once the API that accepted the submission has closed', { sk
       assert.equal(created.statusCode, 201, created.body);
       // The API goes while the submission runs (a restart, a deploy).
       await service.app.close();
-      await Promise.race([received, new Promise((_, reject) => setTimeout(() => reject(new Error('no callback within 30 s')), 30_000))]);
+      await Promise.race([received, new Promise((_, reject) => setTimeout(() => reject(new Error('no callback within 30 s')), 30_000).unref())]);
       assert.equal(bodies.length, 1);
       assert.match(bodies[0]!, /^PUT \{.*"stdout":"bGF0ZQo/);
       assert.match(bodies[0]!, new RegExp(`"token":"${created.json().token}"`));

@@ -298,7 +298,7 @@ describe('Judge0 CE over HTTP', { skip }, () => {
         callback_url: `http://127.0.0.1:${port}/judge0`,
       });
       assert.equal(created.status, 201);
-      await Promise.race([arrived, new Promise((_, reject) => setTimeout(() => reject(new Error('no callback within 30 s')), 30_000))]);
+      await Promise.race([arrived, new Promise((_, reject) => setTimeout(() => reject(new Error('no callback within 30 s')), 30_000).unref())]);
       assert.equal(received.length, 1);
       const [callback] = received;
       assert.equal(callback!.method, 'PUT');
