@@ -13,7 +13,8 @@
         "src/credentials.cc",
         "src/seccomp.cc",
         "src/steps.cc",
-        "src/lockfile.cc"
+        "src/lockfile.cc",
+        "src/pidfd.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

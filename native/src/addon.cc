@@ -16,6 +16,7 @@
 #include "cgroup_join.h"
 #include "container.h"
 #include "lockfile.h"
+#include "pidfd.h"
 #include "seccomp.h"
 #include "steps.h"
 
@@ -460,6 +461,21 @@ Napi::Value IsLockFileHeld(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, held == 1);
 }
 
+/** openPidfd(pid) -> a pidfd, or -errno (ESRCH: no such process; ENOSYS: no pidfds here). */
+Napi::Value OpenPidfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "openPidfd(pid)");
+  return Napi::Number::New(env, cb::openPidfd(info[0].As<Napi::Number>().Int32Value()));
+}
+
+/** signalPidfd(fd, signal) -> 0, or errno (ESRCH: the process has ended). */
+Napi::Value SignalPidfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "signalPidfd(fd, signal)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  return Napi::Number::New(env, cb::signalPidfd(fd, info[1].As<Napi::Number>().Int32Value()));
+}
+
 /** createPipe() -> [readFd, writeFd], both close-on-exec: for a connected run's two containers or
  * a streaming run's one (PrepareOptions.stdinPipeFd); the caller closes the ends it gave them
  * once they are prepared. */
@@ -595,6 +611,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Container", ContainerWrap::Define(env));
   exports.Set("holdLockFile", Napi::Function::New(env, HoldLockFile));
   exports.Set("isLockFileHeld", Napi::Function::New(env, IsLockFileHeld));
+  exports.Set("openPidfd", Napi::Function::New(env, OpenPidfd));
+  exports.Set("signalPidfd", Napi::Function::New(env, SignalPidfd));
   exports.Set("createPipe", Napi::Function::New(env, CreatePipe));
   exports.Set("openTerminal", Napi::Function::New(env, OpenTerminal));
   exports.Set("setTerminalSize", Napi::Function::New(env, SetTerminalSize));

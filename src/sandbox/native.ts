@@ -177,6 +177,11 @@ interface NativeModule {
   /** TIOCSWINSZ on a terminal's master: the program gets SIGWINCH. Throws (with `errno`). */
   setTerminalSize(masterFd: number, rows: number, cols: number): void;
   isLockFileHeld(path: string): boolean;
+  /** A pidfd for the process `pid` now (close it with fs.closeSync), or -errno (ESRCH: no such
+   * process; ENOSYS: a kernel before 5.3). */
+  openPidfd(pid: number): number;
+  /** A signal (by number) to a pidfd's process: 0, or errno (ESRCH: it has ended). */
+  signalPidfd(fd: number, signal: number): number;
 }
 
 /** An "exit" as the addon passes it (exitArguments in native/src/addon.cc): positional, since an

@@ -117,6 +117,29 @@ describe("killing what a cgroup holds", () => {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
   });
+
+  // A pid that leaves the cgroup between the two reads stands for one whose process was reaped
+  // and whose number a stranger took: only the second read's pids are signalled, each through the
+  // pidfd opened before it.
+  it('kills only the pids a second read still lists', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-kill-test-'));
+    const stranger = sleeper();
+    const member = sleeper();
+    try {
+      const cgroup = path.join(tmp, 'hierarchy', 'cellblock');
+      fs.mkdirSync(cgroup, { recursive: true });
+      fs.writeFileSync(path.join(tmp, 'hierarchy', 'cgroup.procs'), '');
+      const reads: number[][] = [[stranger.child.pid!, member.child.pid!], [member.child.pid!]];
+      killCgroupPids(cgroup, () => reads.shift() ?? []);
+      assert.equal(reads.length, 0, 'the list was read twice');
+      assert.equal(await member.ended, 'SIGKILL');
+      assert.equal(processAlive(stranger.child.pid!), true, 'the pid gone from the second read was not signalled');
+    } finally {
+      stranger.child.kill('SIGKILL');
+      member.child.kill('SIGKILL');
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('cgroup v2 backend', { skip: v2Skip }, () => {

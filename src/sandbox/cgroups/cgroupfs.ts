@@ -2,8 +2,10 @@
 // a few µs), directory removal with the retries the kernel sometimes needs, and killing whatever
 // a cgroup still holds.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { native } from '../native.js';
 import { CgroupError } from './backend.js';
 
 function codeOf(error: unknown): string {
@@ -157,17 +159,43 @@ export function cgroupPids(dir: string): number[] {
 /** SIGKILLs every process a cgroup of ours holds. Refuses (CgroupError EINVAL) a hierarchy's root,
  * known by a parent dir that is no cgroup: its cgroup.procs lists every process of the machine not
  * in a child cgroup, and a root's rmdir fails with EBUSY as a busy cgroup's does, so a wrong path
- * handed to a removal would lead it here. */
-export function killCgroupPids(dir: string): void {
+ * handed to a removal would lead it here.
+ *
+ * A pid read from cgroup.procs may belong to a stranger by the time it is signalled: the process
+ * that held it can end and be reaped (by its parent, or by the kernel as its namespace dies), and
+ * the pid be given to a new process of the host. So each pid gets a pidfd, which names the
+ * process it was opened for and no other, and is signalled only if a second read of cgroup.procs,
+ * made after the pidfds were opened, still lists it: the pid's holder then is the pidfd's process
+ * (ours), or that process has ended since and the signal finds nothing (the pid's new holder, if
+ * it is in the cgroup, is ours and is killed on the caller's next round). On a kernel without
+ * pidfds (before 5.3) the pids still listed are killed by number, which narrows the window to
+ * the time between the second read and the kill. `listPids` is cgroupPids but for tests. */
+export function killCgroupPids(dir: string, listPids: (dir: string) => number[] = cgroupPids): void {
   if (!fs.existsSync(path.join(path.dirname(path.resolve(dir)), 'cgroup.procs'))) {
     throw new CgroupError('kill', dir, 'EINVAL', `${dir} is no cgroup below a hierarchy's root: not killing what it holds`);
   }
-  for (const pid of cgroupPids(dir)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
+  const listed = listPids(dir);
+  if (listed.length === 0) return;
+  const pidfds = listed.map((pid) => native.openPidfd(pid));
+  try {
+    const listedAgain = new Set(listPids(dir));
+    listed.forEach((pid, i) => {
+      if (!listedAgain.has(pid)) return;
+      const pidfd = pidfds[i];
+      if (pidfd >= 0) native.signalPidfd(pidfd, os.constants.signals.SIGKILL);
+      else if (pidfd === -os.constants.errno.ENOSYS) killByPid(pid);
+      // else ESRCH: the process had ended before its pidfd was opened
+    });
+  } finally {
+    for (const pidfd of pidfds) if (pidfd >= 0) fs.closeSync(pidfd);
+  }
+}
+
+function killByPid(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
   }
 }
 
