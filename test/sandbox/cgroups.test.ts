@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createSandbox } from '../../src/sandbox/index.js';
 import { CgroupError } from '../../src/sandbox/cgroups/backend.js';
-import { killCgroupPids } from '../../src/sandbox/cgroups/cgroupfs.js';
+import { killCgroupPids, killPidsListedTwice } from '../../src/sandbox/cgroups/cgroupfs.js';
 import { detectCgroupLayout, parseCgroupMounts } from '../../src/sandbox/cgroups/detect.js';
 import { native } from '../../src/sandbox/native.js';
 import { MiB } from '../../src/units.js';
@@ -118,26 +118,72 @@ describe("killing what a cgroup holds", () => {
     }
   });
 
+  /** A plain dir standing for a cgroup below a hierarchy's root (the kill's guard wants one). */
+  function fakeCgroup(tmp: string): string {
+    const cgroup = path.join(tmp, 'hierarchy', 'cellblock');
+    fs.mkdirSync(cgroup, { recursive: true });
+    fs.writeFileSync(path.join(tmp, 'hierarchy', 'cgroup.procs'), '');
+    return cgroup;
+  }
+
   // A pid that leaves the cgroup between the two reads stands for one whose process was reaped
   // and whose number a stranger took: only the second read's pids are signalled, each through the
   // pidfd opened before it.
-  it('kills only the pids a second read still lists', async () => {
+  it('kills only the pids a second read still lists, through their pidfds', async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-kill-test-'));
     const stranger = sleeper();
     const member = sleeper();
     try {
-      const cgroup = path.join(tmp, 'hierarchy', 'cellblock');
-      fs.mkdirSync(cgroup, { recursive: true });
-      fs.writeFileSync(path.join(tmp, 'hierarchy', 'cgroup.procs'), '');
       const reads: number[][] = [[stranger.child.pid!, member.child.pid!], [member.child.pid!]];
-      killCgroupPids(cgroup, () => reads.shift() ?? []);
+      const signalled: number[] = [];
+      const pidfdCalls = {
+        openPidfd: native.openPidfd,
+        signalPidfd: (fd: number, signal: number) => (signalled.push(fd), native.signalPidfd(fd, signal)),
+      };
+      killPidsListedTwice(fakeCgroup(tmp), () => reads.shift() ?? [], pidfdCalls);
       assert.equal(reads.length, 0, 'the list was read twice');
       assert.equal(await member.ended, 'SIGKILL');
+      assert.equal(signalled.length, 1, 'one signal, through a pidfd');
       assert.equal(processAlive(stranger.child.pid!), true, 'the pid gone from the second read was not signalled');
     } finally {
       stranger.child.kill('SIGKILL');
       member.child.kill('SIGKILL');
       fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('kills by number where no pidfd can be had (ENOSYS before Linux 5.3, EPERM from a seccomp profile), but not a pid already gone (ESRCH)', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-kill-test-'));
+    const [noSys, refused, gone] = [sleeper(), sleeper(), sleeper()];
+    const { ENOSYS, EPERM, ESRCH } = os.constants.errno;
+    const answers = new Map([[noSys.child.pid!, -ENOSYS], [refused.child.pid!, -EPERM], [gone.child.pid!, -ESRCH]]);
+    try {
+      const pids = [...answers.keys()];
+      const pidfdCalls = { openPidfd: (pid: number) => answers.get(pid)!, signalPidfd: () => assert.fail('no pidfd was opened') };
+      killPidsListedTwice(fakeCgroup(tmp), () => pids, pidfdCalls);
+      assert.deepEqual(await Promise.all([noSys.ended, refused.ended]), ['SIGKILL', 'SIGKILL']);
+      assert.equal(processAlive(gone.child.pid!), true, 'ESRCH: its pid was left alone');
+    } finally {
+      for (const { child } of [noSys, refused, gone]) child.kill('SIGKILL');
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it("pidfds: a signal through one fails (ESRCH) once its process is reaped, and a reaped pid or 0 opens none", async () => {
+    const { child, ended } = sleeper();
+    const { ESRCH, EINVAL } = os.constants.errno;
+    const pidfd = native.openPidfd(child.pid!);
+    try {
+      assert.ok(pidfd >= 0, `pidfd_open: ${pidfd}`);
+      assert.equal(native.signalPidfd(pidfd, 0), 0, 'alive: signal 0 goes through');
+      child.kill('SIGKILL');
+      await ended;
+      assert.equal(native.signalPidfd(pidfd, os.constants.signals.SIGKILL), ESRCH);
+      assert.equal(native.openPidfd(child.pid!), -ESRCH);
+      assert.equal(native.openPidfd(0), -EINVAL);
+    } finally {
+      if (pidfd >= 0) fs.closeSync(pidfd);
+      child.kill('SIGKILL');
     }
   });
 });

@@ -150,7 +150,10 @@ export function cgroupPids(dir: string): number[] {
       .readFileSync(path.join(dir, 'cgroup.procs'), 'utf8')
       .split('\n')
       .filter((line) => line !== '')
-      .map(Number);
+      .map(Number)
+      // v2 lists a process outside the reader's pid namespace as 0, which kill() reads as "my
+      // process group".
+      .filter((pid) => pid > 0);
   } catch {
     return [];
   }
@@ -167,24 +170,33 @@ export function cgroupPids(dir: string): number[] {
  * process it was opened for and no other, and is signalled only if a second read of cgroup.procs,
  * made after the pidfds were opened, still lists it: the pid's holder then is the pidfd's process
  * (ours), or that process has ended since and the signal finds nothing (the pid's new holder, if
- * it is in the cgroup, is ours and is killed on the caller's next round). On a kernel without
- * pidfds (before 5.3) the pids still listed are killed by number, which narrows the window to
- * the time between the second read and the kill. `listPids` is cgroupPids but for tests. */
-export function killCgroupPids(dir: string, listPids: (dir: string) => number[] = cgroupPids): void {
+ * it is in the cgroup, is ours and is killed on the caller's next round). Where no pidfd can be
+ * had (a kernel before 5.3: ENOSYS; a seccomp profile of the worker's own container that refuses
+ * system calls it does not know: EPERM; no descriptor left: EMFILE) the pids still listed are
+ * killed by number, which narrows the window to the time between the second read and the kill. */
+export function killCgroupPids(dir: string): void {
+  killPidsListedTwice(dir, cgroupPids);
+}
+
+/** The pidfd calls killPidsListedTwice makes: the addon's, or a test's. */
+export type PidfdCalls = Pick<typeof native, 'openPidfd' | 'signalPidfd'>;
+
+/** killCgroupPids with the listing (and the pidfd calls) given: for tests. */
+export function killPidsListedTwice(dir: string, listPids: (dir: string) => number[], pidfdCalls: PidfdCalls = native): void {
   if (!fs.existsSync(path.join(path.dirname(path.resolve(dir)), 'cgroup.procs'))) {
     throw new CgroupError('kill', dir, 'EINVAL', `${dir} is no cgroup below a hierarchy's root: not killing what it holds`);
   }
   const listed = listPids(dir);
   if (listed.length === 0) return;
-  const pidfds = listed.map((pid) => native.openPidfd(pid));
+  const pidfds = listed.map((pid) => pidfdCalls.openPidfd(pid));
   try {
     const listedAgain = new Set(listPids(dir));
     listed.forEach((pid, i) => {
       if (!listedAgain.has(pid)) return;
-      const pidfd = pidfds[i];
-      if (pidfd >= 0) native.signalPidfd(pidfd, os.constants.signals.SIGKILL);
-      else if (pidfd === -os.constants.errno.ENOSYS) killByPid(pid);
-      // else ESRCH: the process had ended before its pidfd was opened
+      const pidfd = pidfds[i]!;
+      if (pidfd >= 0) pidfdCalls.signalPidfd(pidfd, os.constants.signals.SIGKILL);
+      // ESRCH: the process had ended before its pidfd was opened.
+      else if (pidfd !== -os.constants.errno.ESRCH) killByPid(pid);
     });
   } finally {
     for (const pidfd of pidfds) if (pidfd >= 0) fs.closeSync(pidfd);
