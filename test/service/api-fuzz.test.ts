@@ -12,7 +12,7 @@ import { checkSubmission } from '../../src/executor/check.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { JobRequest } from '../../src/jobs/model.js';
 import { OutboundPolicy } from '../../src/queue/outbound.js';
-import { startService, type ServiceHarness } from './fixtures.js';
+import { recordSubmissions, startService, type ServiceHarness } from './fixtures.js';
 
 const EDGE_VALUES: unknown[] = [
   null, true, false, 0, -1, 0.5, 1.5, 0.0004, 1e308, -1e308, 2 ** 53 + 2, '', ' ', 'x', '\u0000', 'a\u0000b', '💩',
@@ -60,11 +60,7 @@ describe('every front under malformed input', () => {
     // No rate limit in reach: its 429s would answer most of the requests below before any
     // handler saw them (1605 of 3876 did, until this was set), nor a full queue its 503s.
     service = await startService({ runtimes, maxQueuedJobs: 1_000_000, config: { ...policy, maxWaitMs: 20, defaultRequestsPerWindow: 1_000_000 } });
-    const { jobs } = service;
-    const submit = jobs.submit.bind(jobs);
-    const submitBatch = jobs.submitBatch.bind(jobs);
-    jobs.submit = (request) => (submitted.push(request), submit(request));
-    jobs.submitBatch = (requests) => (submitted.push(...requests), submitBatch(requests));
+    recordSubmissions(service.jobs, submitted);
   });
   after(() => service.close());
 

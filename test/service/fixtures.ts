@@ -16,6 +16,7 @@ import { dataDirFromEnv } from '../../src/images/paths.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { openImageStore } from '../../src/images/store.js';
 import type { Runtime } from '../../src/images/types.js';
+import type { JobRequest } from '../../src/jobs/model.js';
 import type { Limits } from '../../src/sandbox/types.js';
 import { BullJobClient } from '../../src/queue/client.js';
 import { createRedis } from '../../src/queue/connection.js';
@@ -117,6 +118,15 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
     await close().catch(() => {});
     throw error;
   }
+}
+
+/** Keeps every request the API hands to the queue in `into` (the fuzz tests check each against
+ * the worker's own check). */
+export function recordSubmissions(jobs: BullJobClient, into: JobRequest[]): void {
+  const submit = jobs.submit.bind(jobs);
+  const submitBatch = jobs.submitBatch.bind(jobs);
+  jobs.submit = (request) => (into.push(request), submit(request));
+  jobs.submitBatch = (requests) => (into.push(...requests), submitBatch(requests));
 }
 
 export interface TestWorker {
