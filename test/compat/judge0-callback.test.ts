@@ -1,13 +1,13 @@
 // Judge0's callback_url: composed for the worker (PUT, Judge0's fields, 3 tries on failures only)
 // and sent by a worker's notifier, so that the API that accepted it may be gone.
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { judge0Callback, judge0CallbackUrl } from '../../src/api/compat/judge0-callback.js';
 import { Judge0Languages } from '../../src/api/compat/judge0-languages.js';
 import { judge0Front } from '../../src/api/compat/judge0-request-attributes.js';
 import type { JobRecord, JobRequest } from '../../src/jobs/model.js';
+import { until } from '../helpers/until.js';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import { builtRuntimes, scratchDir, startService, startTestWorker, type ServiceHarness, type TestWorker } from '../service/fixtures.js';
 import { done, python311, stage } from './fixtures.js';
 
@@ -50,19 +50,7 @@ describe('a callback once the API that accepted the submission has closed', { sk
   });
 
   test('is sent by the worker', async () => {
-    const bodies: string[] = [];
-    let arrived!: () => void;
-    const received = new Promise<void>((resolve) => (arrived = resolve));
-    const receiver = http.createServer((request, response) => {
-      let body = '';
-      request.on('data', (chunk) => (body += chunk));
-      request.on('end', () => {
-        bodies.push(`${request.method} ${body}`);
-        response.end();
-        arrived();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const receiver = await startWebhookReceiver(() => 200);
     try {
       const created = await service.app.inject({
         method: 'POST',
@@ -70,16 +58,16 @@ describe('a callback once the API that accepted the submission has closed', { sk
         payload: {
           source_code: 'import time\ntime.sleep(0.5)\nprint("late")',
           language_id: 71,
-          callback_url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/judge0`,
+          callback_url: receiver.url,
         },
       });
       assert.equal(created.statusCode, 201, created.body);
       // The API goes while the submission runs (a restart, a deploy).
       await service.app.close();
-      await Promise.race([received, new Promise((_, reject) => setTimeout(() => reject(new Error('no callback within 30 s')), 30_000).unref())]);
-      assert.equal(bodies.length, 1);
-      assert.match(bodies[0]!, /^PUT \{.*"stdout":"bGF0ZQo/);
-      assert.match(bodies[0]!, new RegExp(`"token":"${created.json().token}"`));
+      await until(() => receiver.received.length > 0, 30_000, 20, 'the callback');
+      assert.equal(receiver.received.length, 1);
+      const { method, body } = receiver.received[0]!;
+      assert.deepEqual([method, body.stdout, body.token], ['PUT', `${Buffer.from('late\n').toString('base64')}\n`, created.json().token]);
     } finally {
       receiver.close();
     }

@@ -3,9 +3,9 @@
 // time limit, memory limit, runtime errors by signal, base64 round trip, batch, number_of_runs,
 // callback_url.
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { until } from '../helpers/until.js';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import { makeZip } from '../helpers/zip.js';
 import { serviceSkipReason, startRunningService, type RunningService } from './service.js';
 
@@ -273,42 +273,25 @@ describe('Judge0 CE over HTTP', { skip }, () => {
   });
 
   test('callback_url receives a PUT of the finished submission, base64-encoded, default fields', async () => {
-    const received: { method: string; contentType: string; body: any }[] = [];
-    let delivered!: () => void;
-    const arrived = new Promise<void>((resolve) => (delivered = resolve));
-    const receiver = createServer((request: IncomingMessage, response) => {
-      const chunks: Buffer[] = [];
-      request.on('data', (chunk: Buffer) => chunks.push(chunk));
-      request.on('end', () => {
-        received.push({
-          method: request.method ?? '',
-          contentType: request.headers['content-type'] ?? '',
-          body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
-        });
-        response.end();
-        delivered();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const receiver = await startWebhookReceiver(() => 200);
     try {
-      const { port } = receiver.address() as AddressInfo;
       const created = await call('POST', '/submissions', {
         source_code: 'print("called back")',
         language_id: 71,
-        callback_url: `http://127.0.0.1:${port}/judge0`,
+        callback_url: receiver.url,
       });
       assert.equal(created.status, 201);
-      await Promise.race([arrived, new Promise((_, reject) => setTimeout(() => reject(new Error('no callback within 30 s')), 30_000).unref())]);
-      assert.equal(received.length, 1);
-      const [callback] = received;
+      await until(() => receiver.received.length > 0, 30_000, 20, 'the callback');
+      assert.equal(receiver.received.length, 1);
+      const [callback] = receiver.received;
       assert.equal(callback!.method, 'PUT');
-      assert.equal(callback!.contentType, 'application/json');
+      assert.equal(callback!.headers['content-type'], 'application/json');
       assert.deepEqual(Object.keys(callback!.body).sort(), ['compile_output', 'memory', 'message', 'status', 'stderr', 'stdout', 'time', 'token']);
       assert.equal(callback!.body.token, created.body.token);
       assert.deepEqual(callback!.body.status, { id: 3, description: 'Accepted' });
       assert.equal(callback!.body.stdout, `${Buffer.from('called back\n').toString('base64')}\n`);
     } finally {
-      await new Promise((resolve) => receiver.close(resolve));
+      receiver.close();
     }
   });
 });

@@ -1,16 +1,17 @@
-// An HTTP server on a free loopback port that records every request it gets (its body, parsed as
-// JSON where it is JSON, and its headers) and answers each with the status `answer` gives for its
+// An HTTP server on a free loopback port that records every request it gets (its method, its body,
+// parsed as JSON where it is JSON, and its headers) and answers each with the status `answer` gives for its
 // number (1 for the first); `hang` leaves that request unanswered until the server closes.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface ReceivedRequest {
+  method: string;
   body: any;
   headers: http.IncomingHttpHeaders;
 }
 
 export interface WebhookReceiver {
-  /** `http://127.0.0.1:<port>/done` */
+  /** `http://127.0.0.1:<port>/done` (any path reaches it) */
   url: string;
   received: ReceivedRequest[];
   close(): void;
@@ -28,7 +29,7 @@ export async function startWebhookReceiver(answer: (requestNumber: number) => nu
       } catch {
         // kept as text: the test says what it expected
       }
-      received.push({ body: parsed, headers: request.headers });
+      received.push({ method: request.method ?? '', body: parsed, headers: request.headers });
       const status = answer(received.length);
       if (status !== 'hang') response.writeHead(status).end();
     });
