@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { FINAL_STATUSES, readJobRecord } from './client.js';
 import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
+import { abandonConnection } from './unreachable.js';
 import { QUEUE_NAME, type RedisKeys } from './keys.js';
 import { NOTIFICATION_QUEUE_NAME, NOTIFICATION_RECHECK_MS, type JobNotifications, type NotificationData } from './notification-queue.js';
 import { attemptDelivery, deliveryPlan, retryDelayMs, type WebhookPolicy } from './webhook.js';
@@ -69,6 +70,11 @@ export class Notifier {
   async close(force = false): Promise<void> {
     await this.worker.close(force);
     await this.jobs.close();
+  }
+
+  /** Before its connection is disconnected while Redis is away (see abandonConnection). */
+  abandonConnection(): Promise<void> {
+    return abandonConnection(this.worker);
   }
 
   private async send(entry: Job<NotificationData>, token?: string): Promise<string> {

@@ -1,6 +1,7 @@
 // Not waiting long on a Redis that is away: "unreachable for this long" as a promise that can be
 // called off, and a wait on Redis work that gives up after a while. A closing worker and the API's
 // job client use them to stop waiting on a Redis that is not coming back.
+import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 const POLL_MS = 200;
@@ -35,4 +36,20 @@ export async function settledWithin(work: Promise<unknown>, ms: number): Promise
   let giveUp: NodeJS.Timeout | undefined;
   await Promise.race([work.catch(() => {}), new Promise<void>((resolve) => (giveUp = setTimeout(resolve, ms)))]);
   clearTimeout(giveUp);
+}
+
+/** Tells a closing BullMQ Worker that its connection is going, before the caller disconnects it.
+ * A job that ends after the disconnect has its completion or failure stored through
+ * `retryIfFailed`, which tries again at once, without limit, on a connection error while the
+ * Worker closes (BullMQ 5.81: worker.js retryIfFailed skips its delay when closing): each try
+ * fails at once ("Connection is closed."), so the retries are a loop of promise continuations
+ * that never yields to timers or I/O, and the process spins on one core until it is killed.
+ * `handleCompleted`/`handleFailed` skip Redis once the Worker's connection says it is closing;
+ * BullMQ sets that only after the Worker's jobs have ended, so we set it ourselves: on a connection
+ * handed to the Worker (shared), its close() marks it closing and leaves the client to us. The
+ * connection is BullMQ's protected field; the resilience test "closing while Redis loads its data
+ * after a restart" fails if this stops working. */
+export async function abandonConnection(worker: Worker): Promise<void> {
+  const { connection } = worker as unknown as { connection: { close(): Promise<void> } };
+  await connection.close().catch(() => {});
 }

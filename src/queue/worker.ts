@@ -28,7 +28,7 @@ import { createRedis, workerConnectionName } from './connection.js';
 import { startHeartbeat } from './heartbeat.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
 import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
-import { CLOSE_REDIS_AWAY_MS, settledWithin, watchUnreachable } from './unreachable.js';
+import { abandonConnection, CLOSE_REDIS_AWAY_MS, settledWithin, watchUnreachable } from './unreachable.js';
 import { jobStatsRecorder } from './stats.js';
 import { ChannelSubscriber } from './channel-subscriber.js';
 import { openLiveChannel, type LiveChannel } from './live-channel.js';
@@ -399,7 +399,9 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       if (outcome === 'redis_away') {
         log.warn({ running: runs.size, awayMs: CLOSE_REDIS_AWAY_MS }, 'redis unreachable while closing: leaving running jobs to another worker');
         for (const { controller } of runs) controller.abort('shutdown' satisfies AbortReason);
-        // Pending commands (the heartbeat's delete among them) fail now instead of waiting.
+        // The jobs' ends are not stored (abandonConnection says why); pending commands (the
+        // heartbeat's delete among them) fail now instead of waiting.
+        await Promise.all([...workers.map(abandonConnection), notifier.abandonConnection()]);
         for (const connection of [subscriber, redis, bullRedis]) connection.disconnect();
       }
       await settledWithin(stats.flush(), CLOSE_REDIS_AWAY_MS);

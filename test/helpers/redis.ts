@@ -8,6 +8,8 @@ import { startRedisServer } from '../../src/queue/redis-server.js';
 export interface TestRedis {
   url: string;
   port: number;
+  /** Its AOF and dump files (a test may start a redis-server of its own on them, paused). */
+  dataDir: string;
   /** The server's pid, while it runs. */
   readonly pid: number | undefined;
   /** Stops the server and removes its data. */
@@ -27,6 +29,7 @@ export async function start(port?: number): Promise<TestRedis> {
   return {
     url: server.url,
     port: server.port,
+    dataDir,
     get pid() {
       return server.pid;
     },

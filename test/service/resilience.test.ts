@@ -2,7 +2,7 @@
 // (once), a second death fails it with an explicit error, and a Redis restart is waited out.
 // Workers that die are real `cellblock worker` processes killed with SIGKILL.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { describe, test } from 'node:test';
 import {
   builtRuntimes,
@@ -21,6 +21,7 @@ import {
 } from './fixtures.js';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import { dyingWithParent } from '../../src/parent-death.js';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { QUEUE_NAME, redisKeys } from '../../src/queue/keys.js';
 import { until } from '../helpers/until.js';
@@ -332,36 +333,84 @@ describe('closing without Redis', { skip }, () => {
   });
 });
 
+/** A `cellblock worker` process runs a 60 s job when `takeRedisAway` does; then SIGTERM: it must
+ * exit cleanly within 30 s, having released its pool. Returns its output. */
+async function sigtermMidJobWithRedisAway(service: ServiceHarness, takeRedisAway: () => Promise<void>): Promise<string> {
+  const scratch = await scratchDir();
+  let worker: CellblockProcess | undefined;
+  try {
+    const base = await listen(service);
+    const { json } = await postJson(`${base}/v1/jobs`, sleeper(60));
+    worker = await spawnCellblock(['worker', '--single'], '"worker ready"', {
+      CELLBLOCK_REDIS_URL: service.redis.url,
+      CELLBLOCK_QUEUE_PREFIX: service.prefix,
+      CELLBLOCK_POOL_STATE_DIR: scratch.dir,
+      CELLBLOCK_WORKER_CONCURRENCY: '1',
+    });
+    await pollJob(base, json.id, 30_000, (view) => view.status === 'running');
+    await takeRedisAway();
+    const child = worker.child;
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    const timeout = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000).unref());
+    const code = await Promise.race([exited, timeout]);
+    assert.equal(code, 0, `a clean exit, not a hang or a failed close:\n${worker.output().slice(-2500)}`);
+    assert.match(worker.output(), /redis unreachable while closing/);
+    assert.match(worker.output(), /"msg":"worker closed"/);
+    assert.deepEqual(mountPointsUnder(scratch.dir), [], "the running job's slot was released with the pool");
+    return worker.output();
+  } finally {
+    if (worker && worker.child.exitCode === null && worker.child.signalCode === null) await killHard(worker.child);
+    await reclaimPoolState(scratch.dir);
+    await scratch.remove();
+  }
+}
+
 describe('closing when Redis goes away mid-job', { skip }, () => {
   test('SIGTERM: the worker stops waiting for Redis, interrupts the job, waits for its sandbox to go and releases its pool', async () => {
     const service = await startService({ runtimes });
-    const scratch = await scratchDir();
-    let worker: CellblockProcess | undefined;
     try {
-      const base = await listen(service);
-      const { json } = await postJson(`${base}/v1/jobs`, sleeper(60));
-      worker = await spawnCellblock(['worker', '--single'], '"worker ready"', {
-        CELLBLOCK_REDIS_URL: service.redis.url,
-        CELLBLOCK_QUEUE_PREFIX: service.prefix,
-        CELLBLOCK_POOL_STATE_DIR: scratch.dir,
-        CELLBLOCK_WORKER_CONCURRENCY: '1',
-      });
-      await pollJob(base, json.id, 30_000, (view) => view.status === 'running');
-      await service.redis.stop();
-      const child = worker.child;
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      child.kill('SIGTERM');
-      const timeout = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 30_000).unref());
-      const code = await Promise.race([exited, timeout]);
-      assert.equal(code, 0, `a clean exit, not a hang or a failed close:\n${worker.output().slice(-2500)}`);
-      assert.match(worker.output(), /redis unreachable while closing/);
-      assert.match(worker.output(), /"msg":"worker closed"/);
-      assert.deepEqual(mountPointsUnder(scratch.dir), [], 'the running job\'s slot was released with the pool');
+      await sigtermMidJobWithRedisAway(service, () => service.redis.stop());
     } finally {
-      if (worker && worker.child.exitCode === null && worker.child.signalCode === null) await killHard(worker.child);
-      await reclaimPoolState(scratch.dir);
       await service.close();
-      await scratch.remove();
+    }
+  });
+});
+
+describe('closing while Redis loads its data after a restart', { skip }, () => {
+  // A restarted Redis answers nothing but LOADING until its data is in memory: our connections
+  // reconnect and wait in ioredis's ready check, so the worker's close sees Redis unreachable and
+  // disconnects them while the job's end is still to be stored (see abandonConnection). Here the
+  // load is made slow (key-load-delay: 0.5 ms a key, 20,000 keys). Before abandonConnection the
+  // worker spun on a core after 'redis unreachable while closing' and never exited.
+  test('SIGTERM mid-job: the worker leaves the job to another worker and exits, no spin', async () => {
+    const service = await startService({ runtimes });
+    let slowRedis: ChildProcess | undefined;
+    try {
+      const filler = new Redis(service.redis.url);
+      const pipeline = filler.pipeline();
+      for (let i = 0; i < 20_000; i++) pipeline.set(`filler:${i}`, 'x');
+      await pipeline.exec();
+      // The AOF's base becomes an RDB file, which key-load-delay slows key by key.
+      await filler.bgrewriteaof();
+      const rewriting = async () => /aof_rewrite_(in_progress|scheduled):1/.test(await filler.info('persistence'));
+      await until(async () => !(await rewriting()), 20_000, 50, 'the AOF rewrite');
+      filler.disconnect();
+      await sigtermMidJobWithRedisAway(service, async () => {
+        await service.redis.pause();
+        // On the same port and data; it dies with this process, as the test Redis does.
+        const command = dyingWithParent('TERM', 'redis-server', [
+          '--port', String(service.redis.port), '--bind', '127.0.0.1', '--dir', service.redis.dataDir,
+          '--appendonly', 'yes', '--save', '', '--key-load-delay', '500', '--loading-process-events-interval-bytes', '1024',
+        ]);
+        slowRedis = spawn(command.file, command.args, { stdio: 'ignore' });
+        const loading = new Redis(service.redis.port, '127.0.0.1', { lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
+        await until(async () => (await loading.ping().catch((error: Error) => error.message)).startsWith('LOADING'), 10_000, 50, 'redis loading');
+        loading.disconnect();
+      });
+    } finally {
+      if (slowRedis && slowRedis.exitCode === null) await killHard(slowRedis);
+      await service.close();
     }
   });
 });
