@@ -73,7 +73,7 @@ export class Notifier {
   }
 
   /** Before its connection is disconnected while Redis is away (see abandonConnection). */
-  abandonConnection(): Promise<void> {
+  abandonConnection(): Promise<boolean> {
     return abandonConnection(this.worker);
   }
 

@@ -48,8 +48,11 @@ export async function settledWithin(work: Promise<unknown>, ms: number): Promise
  * BullMQ sets that only after the Worker's jobs have ended, so we set it ourselves: on a connection
  * handed to the Worker (shared), its close() marks it closing and leaves the client to us. The
  * connection is BullMQ's protected field; the resilience test "closing while Redis loads its data
- * after a restart" fails if this stops working. */
-export async function abandonConnection(worker: Worker): Promise<void> {
-  const { connection } = worker as unknown as { connection: { close(): Promise<void> } };
+ * after a restart" fails if this stops working, and this answers false (the caller logs it) if the
+ * field has gone. Calling it again does nothing. */
+export async function abandonConnection(worker: Worker): Promise<boolean> {
+  const { connection } = worker as unknown as { connection?: { close?: () => Promise<void> } };
+  if (typeof connection?.close !== 'function') return false;
   await connection.close().catch(() => {});
+  return true;
 }

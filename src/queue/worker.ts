@@ -380,6 +380,10 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       return runs.size;
     },
     close: async () => {
+      const abandonBullConnections = async () => {
+        const abandoned = await Promise.all([...workers.map(abandonConnection), notifier.abandonConnection()]);
+        if (abandoned.includes(false)) log.warn("BullMQ's Worker has no connection field to mark closing: a job ending now may keep this process busy");
+      };
       if (shuttingDown) return;
       shuttingDown = true;
       lane.close();
@@ -401,7 +405,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         for (const { controller } of runs) controller.abort('shutdown' satisfies AbortReason);
         // The jobs' ends are not stored (abandonConnection says why); pending commands (the
         // heartbeat's delete among them) fail now instead of waiting.
-        await Promise.all([...workers.map(abandonConnection), notifier.abandonConnection()]);
+        await abandonBullConnections();
         for (const connection of [subscriber, redis, bullRedis]) connection.disconnect();
       }
       await settledWithin(stats.flush(), CLOSE_REDIS_AWAY_MS);
@@ -416,7 +420,9 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       clearTimeout(notifierGrace);
       await settledWithin(notificationQueue.close(), CLOSE_REDIS_AWAY_MS);
       await executor.close();
-      // BullMQ leaves the connection it was handed open.
+      // BullMQ leaves the connection it was handed open. A notifier whose close gave up above
+      // (Redis gone meanwhile) may still have an entry's end to store: abandoned first.
+      await abandonBullConnections();
       for (const connection of [subscriber, redis, bullRedis]) connection.disconnect();
       liveInputs.close();
       log.info('worker closed');

@@ -124,8 +124,10 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
  * the worker's own check). */
 export function recordSubmissions(jobs: BullJobClient, into: JobRequest[]): void {
   const submit = jobs.submit.bind(jobs);
+  const submitOnce = jobs.submitOnce.bind(jobs);
   const submitBatch = jobs.submitBatch.bind(jobs);
   jobs.submit = (request) => (into.push(request), submit(request));
+  jobs.submitOnce = (request, key) => (into.push(request), submitOnce(request, key));
   jobs.submitBatch = (requests) => (into.push(...requests), submitBatch(requests));
 }
 

@@ -386,8 +386,10 @@ describe('closing while Redis loads its data after a restart', { skip }, () => {
   test('SIGTERM mid-job: the worker leaves the job to another worker and exits, no spin', async () => {
     const service = await startService({ runtimes });
     let slowRedis: ChildProcess | undefined;
+    let slowRedisOutput = '';
+    const filler = new Redis(service.redis.url);
+    const loading = new Redis(service.redis.port, '127.0.0.1', { lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
     try {
-      const filler = new Redis(service.redis.url);
       const pipeline = filler.pipeline();
       for (let i = 0; i < 20_000; i++) pipeline.set(`filler:${i}`, 'x');
       await pipeline.exec();
@@ -395,7 +397,6 @@ describe('closing while Redis loads its data after a restart', { skip }, () => {
       await filler.bgrewriteaof();
       const rewriting = async () => /aof_rewrite_(in_progress|scheduled):1/.test(await filler.info('persistence'));
       await until(async () => !(await rewriting()), 20_000, 50, 'the AOF rewrite');
-      filler.disconnect();
       await sigtermMidJobWithRedisAway(service, async () => {
         await service.redis.pause();
         // On the same port and data; it dies with this process, as the test Redis does.
@@ -403,13 +404,15 @@ describe('closing while Redis loads its data after a restart', { skip }, () => {
           '--port', String(service.redis.port), '--bind', '127.0.0.1', '--dir', service.redis.dataDir,
           '--appendonly', 'yes', '--save', '', '--key-load-delay', '500', '--loading-process-events-interval-bytes', '1024',
         ]);
-        slowRedis = spawn(command.file, command.args, { stdio: 'ignore' });
-        const loading = new Redis(service.redis.port, '127.0.0.1', { lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
-        await until(async () => (await loading.ping().catch((error: Error) => error.message)).startsWith('LOADING'), 10_000, 50, 'redis loading');
-        loading.disconnect();
+        slowRedis = spawn(command.file, command.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        for (const stream of [slowRedis.stdout!, slowRedis.stderr!]) stream.on('data', (chunk) => (slowRedisOutput += chunk));
+        await until(async () => (await loading.ping().catch((error: Error) => error.message)).startsWith('LOADING'), 10_000, 50, 'redis loading')
+          .catch((error: Error) => assert.fail(`${error.message}; redis-server said:\n${slowRedisOutput.slice(-2000)}`));
       });
     } finally {
-      if (slowRedis && slowRedis.exitCode === null) await killHard(slowRedis);
+      filler.disconnect();
+      loading.disconnect();
+      if (slowRedis && slowRedis.exitCode === null && slowRedis.signalCode === null) await killHard(slowRedis);
       await service.close();
     }
   });
