@@ -87,6 +87,8 @@ export interface Config {
   webhookAttempts: number;
   webhookTimeoutMs: number;
   webhookBackoffMs: number;
+  /** Stored bytes of job records a worker's notifier sends at once (WebhookPolicy.memoryBytes). */
+  webhookMemoryBytes: number;
   /** Where /v1 webhooks and Judge0 callbacks may be sent (src/queue/outbound.ts). */
   webhookDestinations: OutboundPolicy;
 
@@ -134,6 +136,11 @@ export const DEFAULT_POOL_REFILL_CONCURRENCY = 2;
  * a result too long for a JavaScript string; the default runtimes' own limits (1 MiB per run, up to
  * CELLBLOCK_MAX_TESTS = 100 runs after a compile) stay within it. */
 export const DEFAULT_MAX_JOB_OUTPUT_BYTES = 128 * MiB;
+
+/** A worker's notifier sends webhooks for at most this many stored bytes of job records at once
+ * (each attempt holds its record, parsed, and its body: about three times its stored size): two
+ * jobs at the default output cap, thousands of ordinary ones. */
+export const DEFAULT_WEBHOOK_MEMORY_BYTES = 256 * MiB;
 
 /** A worker's budget for the judge programs' compiles it keeps (src/executor/compile-cache.ts): a
  * testlib checker compiled by g++ is ~1-2 MiB with its sources, so a hundred problems' checkers. */
@@ -292,6 +299,7 @@ export function loadConfig(env: Env = process.env): Config {
     webhookAttempts: integer(env, 'CELLBLOCK_WEBHOOK_ATTEMPTS', 5, 1),
     webhookTimeoutMs: integer(env, 'CELLBLOCK_WEBHOOK_TIMEOUT_MS', 5000, 100),
     webhookBackoffMs: integer(env, 'CELLBLOCK_WEBHOOK_BACKOFF_MS', 1000, 0),
+    webhookMemoryBytes: integer(env, 'CELLBLOCK_WEBHOOK_MEMORY_BYTES', DEFAULT_WEBHOOK_MEMORY_BYTES, 1),
     webhookDestinations: new OutboundPolicy(
       // An empty allow list is "anywhere": "none" must not read as the most open setting.
       networks(env, 'CELLBLOCK_WEBHOOK_ALLOW', [], '"none" would permit no destination; to send no webhook or callback, set CELLBLOCK_WEBHOOK_DENY=0.0.0.0/0,::/0'),

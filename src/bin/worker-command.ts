@@ -52,6 +52,7 @@ export async function runWorkerProcess(config: Config, redisUrl: string, logger:
       timeoutMs: config.webhookTimeoutMs,
       backoffMs: config.webhookBackoffMs,
       destinations: config.webhookDestinations,
+      memoryBytes: config.webhookMemoryBytes,
     },
     notifications: jobNotifications(runtimes),
   });

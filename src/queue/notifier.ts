@@ -3,6 +3,7 @@
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { ByteBudget } from './byte-budget.js';
 import { FINAL_STATUSES, readJobRecord } from './client.js';
 import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
 import { abandonConnection } from './unreachable.js';
@@ -34,8 +35,11 @@ export interface NotifierOptions {
 export class Notifier {
   private readonly jobs: Queue;
   private readonly worker: Worker<NotificationData>;
+  /** The stored bytes of the job records whose attempts are under way (policy.memoryBytes). */
+  private readonly memory: ByteBudget;
 
   constructor(private readonly options: NotifierOptions) {
+    this.memory = new ByteBudget(options.policy.memoryBytes);
     this.jobs = new Queue(QUEUE_NAME, { connection: options.connection, prefix: options.prefix });
     this.worker = new Worker<NotificationData>(NOTIFICATION_QUEUE_NAME, (entry, token) => this.send(entry, token), {
       connection: options.connection,
@@ -78,10 +82,38 @@ export class Notifier {
   }
 
   private async send(entry: Job<NotificationData>, token?: string): Promise<string> {
-    const { jobId, createdAtMs, deliveries = 0 } = entry.data;
-    const { log, stop, policy } = this.options;
+    const { jobId } = entry.data;
+    const { stop } = this.options;
     // The state alone until the job has ended: a running job's data may be large.
     if (!ENDED_STATES.has(await this.jobs.getJobState(jobId))) return this.recheckLater(entry, token);
+    // Each attempt holds its job's record and body, as large as the job's request and output.
+    let release: () => void;
+    try {
+      release = await this.memory.claim(await this.storedBytes(jobId), stop);
+    } catch (error) {
+      if (!stop.aborted) throw error;
+      return this.later(entry, token, 0);
+    }
+    try {
+      return await this.sendEnded(entry, token);
+    } finally {
+      release();
+    }
+  }
+
+  /** The job's request and result as Redis holds them (BullMQ's job hash). */
+  private async storedBytes(jobId: string): Promise<number> {
+    const key = this.jobs.toKey(jobId);
+    const [data, returnvalue] = await Promise.all([
+      this.options.connection.hstrlen(key, 'data'),
+      this.options.connection.hstrlen(key, 'returnvalue'),
+    ]);
+    return data + returnvalue;
+  }
+
+  private async sendEnded(entry: Job<NotificationData>, token: string | undefined): Promise<string> {
+    const { jobId, createdAtMs, deliveries = 0 } = entry.data;
+    const { log, stop, policy } = this.options;
     const record = await readJobRecord(this.jobs, this.options.connection, this.options.keys, jobId);
     // Gone: its results expired, or the id is another job's now (an Idempotency-Key's, reused).
     if (!record || Date.parse(record.createdAt) !== createdAtMs) return 'job gone';

@@ -13,6 +13,9 @@ export interface WebhookPolicy {
   backoffMs: number;
   /** Where a webhook may be sent. */
   destinations: OutboundPolicy;
+  /** Stored bytes of the job records (request and result) whose attempts a notifier makes at
+   * once: one larger goes alone. */
+  memoryBytes: number;
 }
 
 /** What to send when a job has finished, and how. */
@@ -49,7 +52,7 @@ export interface DeliveryPlan {
   backoffMs: number;
 }
 
-export function deliveryPlan(notification: Notification, policy: WebhookPolicy): DeliveryPlan {
+export function deliveryPlan(notification: Notification, policy: Pick<WebhookPolicy, 'attempts' | 'timeoutMs' | 'backoffMs'>): DeliveryPlan {
   return {
     attempts: notification.attempts ?? policy.attempts,
     timeoutMs: notification.timeoutMs ?? policy.timeoutMs,

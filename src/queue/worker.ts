@@ -81,7 +81,8 @@ export interface QueueWorker {
 
 /** Notification attempts made at once: each waits on a receiver (at most its timeout) far more
  * than it uses this process, and one receiver that never answers holds a slot per attempt. Each
- * holds its job's record and body in memory, as large as the job's output. */
+ * holds its job's record and body in memory, as large as the job's output: the policy's
+ * memoryBytes bounds them together. */
 const NOTIFIER_CONCURRENCY = 16;
 /** How long a closing worker lets notifications under way go on (at most its shutdown grace). */
 const NOTIFIER_GRACE_MS = 10_000;

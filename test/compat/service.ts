@@ -9,7 +9,7 @@ import { nanoid } from 'nanoid';
 import pino from 'pino';
 import { buildApp } from '../../src/api/app.js';
 import { jobNotifications } from '../../src/api/notifications.js';
-import { loadConfig } from '../../src/config.js';
+import { DEFAULT_WEBHOOK_MEMORY_BYTES, loadConfig } from '../../src/config.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { Runtime } from '../../src/images/types.js';
 import { BullJobClient } from '../../src/queue/client.js';
@@ -76,7 +76,7 @@ export async function startRunningService(): Promise<RunningService> {
       maxStalledCount: 1,
       heartbeatTtlMs: 15_000,
       shutdownGraceMs: 5_000,
-      webhook: { attempts: 1, timeoutMs: 1000, backoffMs: 0, destinations: new OutboundPolicy() },
+      webhook: { attempts: 1, timeoutMs: 1000, backoffMs: 0, destinations: new OutboundPolicy(), memoryBytes: DEFAULT_WEBHOOK_MEMORY_BYTES },
       notifications: jobNotifications(runtimes),
     });
     return { baseUrl, runtimes, close };

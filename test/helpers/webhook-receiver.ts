@@ -1,6 +1,7 @@
 // An HTTP server on a free loopback port that records every request it gets (its method, its body,
 // parsed as JSON where it is JSON, and its headers) and answers each with the status `answer` gives for its
-// number (1 for the first); `hang` leaves that request unanswered until the server closes.
+// number (1 for the first), at once or when its promise resolves; `hang` leaves that request
+// unanswered until the server closes. `mostOpen` is the most requests it held unanswered at once.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -14,12 +15,19 @@ export interface WebhookReceiver {
   /** `http://127.0.0.1:<port>/done` (any path reaches it) */
   url: string;
   received: ReceivedRequest[];
+  readonly mostOpen: number;
   close(): void;
 }
 
-export async function startWebhookReceiver(answer: (requestNumber: number) => number | 'hang' = () => 204): Promise<WebhookReceiver> {
+type Answer = number | 'hang';
+
+export async function startWebhookReceiver(answer: (requestNumber: number) => Answer | Promise<Answer> = () => 204): Promise<WebhookReceiver> {
   const received: ReceivedRequest[] = [];
+  let open = 0;
+  let mostOpen = 0;
   const server = http.createServer((request, response) => {
+    mostOpen = Math.max(mostOpen, ++open);
+    response.once('close', () => open--);
     let body = '';
     request.on('data', (chunk) => (body += chunk));
     request.on('end', () => {
@@ -30,14 +38,18 @@ export async function startWebhookReceiver(answer: (requestNumber: number) => nu
         // kept as text: the test says what it expected
       }
       received.push({ method: request.method ?? '', body: parsed, headers: request.headers });
-      const status = answer(received.length);
-      if (status !== 'hang') response.writeHead(status).end();
+      void Promise.resolve(answer(received.length)).then((status) => {
+        if (status !== 'hang') response.writeHead(status).end();
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/done`,
     received,
+    get mostOpen() {
+      return mostOpen;
+    },
     close: () => {
       server.closeAllConnections();
       server.close();

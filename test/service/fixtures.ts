@@ -10,7 +10,7 @@ import { nanoid } from 'nanoid';
 import pino, { type Logger } from 'pino';
 import { buildApp, type ApiConfig } from '../../src/api/app.js';
 import { jobNotifications } from '../../src/api/notifications.js';
-import { DEFAULT_JUDGE_COMPILE_CACHE_BYTES, loadConfig } from '../../src/config.js';
+import { DEFAULT_JUDGE_COMPILE_CACHE_BYTES, DEFAULT_WEBHOOK_MEMORY_BYTES, loadConfig } from '../../src/config.js';
 import { createExecutor } from '../../src/executor/create.js';
 import { dataDirFromEnv } from '../../src/images/paths.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
@@ -193,6 +193,8 @@ export async function startTestWorker(
     logLines?: string[];
     /** Default: images/runtimes/*.json. */
     runtimes?: Runtime[];
+    /** The notifier's budget (WebhookPolicy.memoryBytes); default DEFAULT_WEBHOOK_MEMORY_BYTES. */
+    webhookMemoryBytes?: number;
   } = {},
 ): Promise<TestWorker> {
   const backgroundAfterMs = options.backgroundAfterMs ?? 0;
@@ -215,7 +217,7 @@ export async function startTestWorker(
     ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs, stalledIntervalMs: options.lockDurationMs } : {}),
     heartbeatTtlMs: 3000,
     shutdownGraceMs: options.shutdownGraceMs ?? 30_000,
-    webhook: { attempts: 4, timeoutMs: 2000, backoffMs: 100, destinations: new OutboundPolicy() },
+    webhook: { attempts: 4, timeoutMs: 2000, backoffMs: 100, destinations: new OutboundPolicy(), memoryBytes: options.webhookMemoryBytes ?? DEFAULT_WEBHOOK_MEMORY_BYTES },
     notifications: jobNotifications(options.runtimes ?? loadRuntimes()),
   });
   return { worker, close: () => worker.close() };

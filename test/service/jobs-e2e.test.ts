@@ -477,6 +477,35 @@ describe('jobs end to end', { skip }, () => {
   });
 });
 
+describe("the notifier's memory budget", { skip: (skip || !python) && 'python image not built' }, () => {
+  // Each attempt holds its job's record and body; the budget (CELLBLOCK_WEBHOOK_MEMORY_BYTES)
+  // bounds the stored bytes of the records whose attempts run at once. At 1 byte every attempt
+  // goes alone: two jobs ending together, whose receiver takes a second to answer, are POSTed
+  // one after the other (with the default budget both requests are open at once).
+  for (const [budget, mostOpen] of [[1, 1], [undefined, 2]] as const) {
+    test(`${budget ? `${budget} byte` : 'the default'}: at most ${mostOpen} deliveries at once`, async () => {
+      const service = await startService({ runtimes });
+      const scratch = await scratchDir();
+      const receiver = await startWebhookReceiver(() => new Promise((resolve) => setTimeout(() => resolve(204), 1000)));
+      let worker: TestWorker | undefined;
+      try {
+        const base = await listen(service);
+        const job = { language: 'python', source: 'print("hooked")', webhookUrl: receiver.url };
+        await Promise.all([postJson(`${base}/v1/jobs`, job), postJson(`${base}/v1/jobs`, job)]);
+        // Both queued before the worker starts: its two slots take them together.
+        worker = await startWorker(service, scratch.dir, { concurrency: 2, ...(budget ? { webhookMemoryBytes: budget } : {}) });
+        await until(() => receiver.received.length === 2, 30_000, 20, 'both deliveries');
+        assert.equal(receiver.mostOpen, mostOpen);
+      } finally {
+        receiver.close();
+        await worker?.close();
+        await service.close();
+        await scratch.remove();
+      }
+    });
+  }
+});
+
 describe('graceful shutdown', { skip: (skip || !python) && 'python image not built' }, () => {
   test('SIGTERM-style close: no new jobs are taken, the running one finishes', async () => {
     const service = await startService({ runtimes });
