@@ -18,8 +18,11 @@ export function workerConnectionName(workerId: string): string {
   return `cellblock-worker-${workerId}`;
 }
 
-export function createRedis(url: string, role: ConnectionRole, name: string): Redis {
+/** `template`: a connection that BullMQ's QueueEvents duplicates and never uses itself, made
+ * without connecting (the duplicate, with its options, connects). */
+export function createRedis(url: string, role: ConnectionRole, name: string, template = false): Redis {
   const options: RedisOptions = {
+    ...(template ? { lazyConnect: true } : {}),
     connectionName: name,
     maxRetriesPerRequest: role === 'blocking' ? null : 1,
     enableOfflineQueue: role === 'blocking',
