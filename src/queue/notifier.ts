@@ -94,6 +94,11 @@ export class Notifier {
       if (!stop.aborted) throw error;
       return this.later(entry, token, 0);
     }
+    // Granted as the stop came (another claim's abort let it through): hand it back unread.
+    if (stop.aborted) {
+      release();
+      return this.later(entry, token, 0);
+    }
     try {
       return await this.sendEnded(entry, token);
     } finally {
@@ -101,14 +106,13 @@ export class Notifier {
     }
   }
 
-  /** The job's request and result as Redis holds them (BullMQ's job hash). */
+  /** The job's request and result as Redis holds them (BullMQ's job hash), or its cancel marker,
+   * which holds the request of a job cancelled while queued (readJobRecord reads either). */
   private async storedBytes(jobId: string): Promise<number> {
     const key = this.jobs.toKey(jobId);
-    const [data, returnvalue] = await Promise.all([
-      this.options.connection.hstrlen(key, 'data'),
-      this.options.connection.hstrlen(key, 'returnvalue'),
-    ]);
-    return data + returnvalue;
+    const { connection, keys } = this.options;
+    const sizes = await Promise.all([connection.hstrlen(key, 'data'), connection.hstrlen(key, 'returnvalue'), connection.strlen(keys.cancelled(jobId))]);
+    return sizes.reduce((sum, size) => sum + size, 0);
   }
 
   private async sendEnded(entry: Job<NotificationData>, token: string | undefined): Promise<string> {

@@ -11,6 +11,7 @@
 // marker is read only when a cancel message could have been missed (see cancel-watch.ts), a
 // notification is queued beside the run (awaited before the job ends), and the log lines are
 // written once the program runs.
+import { setMaxListeners } from 'node:events';
 import os from 'node:os';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { nanoid } from 'nanoid';
@@ -131,6 +132,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   /** Finished jobs' notifications being sent now (NotificationQueue.sendNow; awaited when closing). */
   const notificationsSentNow = new Set<Promise<void>>();
   const stopNotifier = new AbortController();
+  // Each attempt under way, or waiting for the notifier's memory budget, listens for the stop.
+  setMaxListeners(NOTIFIER_CONCURRENCY * 2, stopNotifier.signal);
   let shuttingDown = false;
   // Listening before any job can be taken: a cancel heard from now on reaches its job.
   const cancelRunning = (jobId: string): boolean => {
@@ -381,9 +384,12 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       return runs.size;
     },
     close: async () => {
+      let abandoned = false;
       const abandonBullConnections = async () => {
-        const abandoned = await Promise.all([...workers.map(abandonConnection), notifier.abandonConnection()]);
-        if (abandoned.includes(false)) log.warn("BullMQ's Worker has no connection field to mark closing: a job ending now may keep this process busy");
+        if (abandoned) return;
+        abandoned = true;
+        const marked = await Promise.all([...workers.map(abandonConnection), notifier.abandonConnection()]);
+        if (marked.includes(false)) log.warn("BullMQ's Worker has no connection field to mark closing: a job ending now may keep this process busy");
       };
       if (shuttingDown) return;
       shuttingDown = true;

@@ -32,6 +32,11 @@ describe('configuration', () => {
     ]);
   });
 
+  test("the notifier's memory budget: 256 MiB of stored bytes by default, or the variable's", () => {
+    assert.equal(loadConfig({}).webhookMemoryBytes, 256 * 1024 * 1024);
+    assert.equal(loadConfig({ CELLBLOCK_WEBHOOK_MEMORY_BYTES: '1048576' }).webhookMemoryBytes, 1048576);
+  });
+
   test('webhook destinations: link-local denied by default; lists replace the defaults; none empties one', () => {
     const byDefault = loadConfig({}).webhookDestinations;
     assert.deepEqual([byDefault.allow, byDefault.deny], [[], ['169.254.0.0/16', 'fe80::/10']]);
@@ -74,6 +79,7 @@ describe('configuration', () => {
       [{ CELLBLOCK_LOCK_DURATION_MS: '2147483648' }, 'CELLBLOCK_LOCK_DURATION_MS', /to 2147483647/],
       [{ CELLBLOCK_WEBHOOK_ALLOW: '10.0.0.0/8, example.com' }, 'CELLBLOCK_WEBHOOK_ALLOW', /"example.com" is not an address or a network/],
       [{ CELLBLOCK_WEBHOOK_DENY: '10.0.0.0/40' }, 'CELLBLOCK_WEBHOOK_DENY', /is not an address or a network/],
+      [{ CELLBLOCK_WEBHOOK_MEMORY_BYTES: '0' }, 'CELLBLOCK_WEBHOOK_MEMORY_BYTES', />= 1/],
       [{ CELLBLOCK_CORS_ORIGINS: 'https://ide.example.com/' }, 'CELLBLOCK_CORS_ORIGINS', /is not an origin/],
       [{ CELLBLOCK_CORS_ORIGINS: 'ide.example.com' }, 'CELLBLOCK_CORS_ORIGINS', /is not an origin/],
       [{ CELLBLOCK_TRUSTED_PROXIES: 'balancer.internal' }, 'CELLBLOCK_TRUSTED_PROXIES', /"balancer.internal" is not an address or a network/],

@@ -195,6 +195,8 @@ export async function startTestWorker(
     runtimes?: Runtime[];
     /** The notifier's budget (WebhookPolicy.memoryBytes); default DEFAULT_WEBHOOK_MEMORY_BYTES. */
     webhookMemoryBytes?: number;
+    /** One delivery's timeout; default 2000 ms. */
+    webhookTimeoutMs?: number;
   } = {},
 ): Promise<TestWorker> {
   const backgroundAfterMs = options.backgroundAfterMs ?? 0;
@@ -217,7 +219,7 @@ export async function startTestWorker(
     ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs, stalledIntervalMs: options.lockDurationMs } : {}),
     heartbeatTtlMs: 3000,
     shutdownGraceMs: options.shutdownGraceMs ?? 30_000,
-    webhook: { attempts: 4, timeoutMs: 2000, backoffMs: 100, destinations: new OutboundPolicy(), memoryBytes: options.webhookMemoryBytes ?? DEFAULT_WEBHOOK_MEMORY_BYTES },
+    webhook: { attempts: 4, timeoutMs: options.webhookTimeoutMs ?? 2000, backoffMs: 100, destinations: new OutboundPolicy(), memoryBytes: options.webhookMemoryBytes ?? DEFAULT_WEBHOOK_MEMORY_BYTES },
     notifications: jobNotifications(options.runtimes ?? loadRuntimes()),
   });
   return { worker, close: () => worker.close() };

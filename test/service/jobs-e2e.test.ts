@@ -479,21 +479,29 @@ describe('jobs end to end', { skip }, () => {
 
 describe("the notifier's memory budget", { skip: (skip || !python) && 'python image not built' }, () => {
   // Each attempt holds its job's record and body; the budget (CELLBLOCK_WEBHOOK_MEMORY_BYTES)
-  // bounds the stored bytes of the records whose attempts run at once. At 1 byte every attempt
-  // goes alone: two jobs ending together, whose receiver takes a second to answer, are POSTed
-  // one after the other (with the default budget both requests are open at once).
+  // bounds the stored bytes of the records whose attempts run at once. The receiver answers the
+  // first delivery only once both jobs have ended, so the second job's attempt is due while the
+  // first is open: at a budget of 1 byte it waits (every attempt goes alone), with the default
+  // both requests are open at once.
   for (const [budget, mostOpen] of [[1, 1], [undefined, 2]] as const) {
     test(`${budget ? `${budget} byte` : 'the default'}: at most ${mostOpen} deliveries at once`, async () => {
       const service = await startService({ runtimes });
       const scratch = await scratchDir();
-      const receiver = await startWebhookReceiver(() => new Promise((resolve) => setTimeout(() => resolve(204), 1000)));
+      const ids: string[] = [];
+      let base = '';
+      const bothEnded = async () => (await Promise.all(ids.map(async (id) => (await getJson(`${base}/v1/jobs/${id}`)).json.status))).every((status) => status === 'done');
+      const receiver = await startWebhookReceiver(async () => {
+        await until(bothEnded, 8000, 50, 'both jobs ended').catch(() => {});
+        // Time for the second job's attempt to arrive, where the budget lets it.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        return 204;
+      });
       let worker: TestWorker | undefined;
       try {
-        const base = await listen(service);
+        base = await listen(service);
         const job = { language: 'python', source: 'print("hooked")', webhookUrl: receiver.url };
-        await Promise.all([postJson(`${base}/v1/jobs`, job), postJson(`${base}/v1/jobs`, job)]);
-        // Both queued before the worker starts: its two slots take them together.
-        worker = await startWorker(service, scratch.dir, { concurrency: 2, ...(budget ? { webhookMemoryBytes: budget } : {}) });
+        for (const response of await Promise.all([postJson(`${base}/v1/jobs`, job), postJson(`${base}/v1/jobs`, job)])) ids.push(response.json.id);
+        worker = await startWorker(service, scratch.dir, { concurrency: 2, webhookTimeoutMs: 10_000, ...(budget ? { webhookMemoryBytes: budget } : {}) });
         await until(() => receiver.received.length === 2, 30_000, 20, 'both deliveries');
         assert.equal(receiver.mostOpen, mostOpen);
       } finally {
