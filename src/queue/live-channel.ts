@@ -14,7 +14,15 @@ export interface LiveChannel extends LiveIo {
   /** Tells the session that nothing follows and stops listening; never throws, and gives up on a
    * Redis that does not answer (the job's result is what matters then). */
   close(): Promise<void>;
+  /** Resolves false when no session listens to the job's events: none heard `started`, nor
+   * subscribes within NO_SESSION_GRACE_MS after (a subscriber reconnecting); true otherwise, and
+   * when Redis cannot tell. */
+  sessionListens(): Promise<boolean>;
 }
+
+/** How long a live job's session may take to be listening again (its API's subscriber
+ * reconnecting) before the worker takes it for gone. */
+export const NO_SESSION_GRACE_MS = 2000;
 
 /** Input heard, to the running program. */
 function deliver(program: LiveStdin, input: WireInput): void {
@@ -27,7 +35,7 @@ function deliver(program: LiveStdin, input: WireInput): void {
  * sent from then on is heard. `terminal`: the job's (JobRequest.terminal). */
 export async function openLiveChannel(
   inputs: Pick<ChannelSubscriber, 'listen' | 'unlisten'>,
-  publisher: Pick<Redis, 'publish'>,
+  publisher: Pick<Redis, 'publish' | 'pubsub'>,
   keys: RedisKeys,
   jobId: string,
   terminal?: TerminalSize,
@@ -64,13 +72,24 @@ export async function openLiveChannel(
     if (merged) heldInput[heldInput.length - 1] = merged;
     else heldInput.push(input);
   });
-  send({ type: 'started' });
+  // `started` ahead of the outbox (published in order on the same connection), so that its
+  // receivers tell whether the session listens. Its session listened before it queued the job;
+  // none does when the client went first: an API that died, or a queueing that Redis took after
+  // the API had given it up (a timeout) and cancelled the job, cancel first.
+  const startedReceivers = publisher.publish(eventsChannel, encodeEvent({ type: 'started' })).catch(() => undefined);
+  const sessionListens = async (): Promise<boolean> => {
+    if ((await startedReceivers) !== 0) return true;
+    await new Promise((resolve) => setTimeout(resolve, NO_SESSION_GRACE_MS));
+    const counts = (await publisher.pubsub('NUMSUB', eventsChannel).catch(() => undefined)) as unknown[] | undefined;
+    return counts === undefined || Number(counts[1]) !== 0;
+  };
 
   return {
     ...(terminal ? { terminal } : {}),
     stage: (stage: LiveStageName) => send({ type: 'stage', stage }),
     output: (stage, stream, chunk) => send({ type: 'output', stage, stream, data: chunk }),
     exit: (stage, result: StageResult) => send({ type: 'exit', stage, exit: liveExitOf(result) }),
+    sessionListens,
     connectStdin(program: LiveStdin) {
       stdin = program;
       for (const input of heldInput) deliver(program, input);

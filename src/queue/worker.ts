@@ -91,10 +91,12 @@ const NOTIFIER_GRACE_MS = 10_000;
 /** Why a live job fails rather than run again: its client's input went to the worker that had it. */
 const LIVE_RETRY_REASON = "a live job is not run again: the worker running it stopped, and its client's input went with it";
 const LIVE_SHUTDOWN_REASON = "a live job is not handed to another worker: this one shut down while it ran, and its client's input went with it";
+const LIVE_NO_SESSION_REASON = 'a live job is not run without its client: no session listened to it when it started';
 
-/** Why a running job's signal was aborted: a cancel, this worker stopping, or its lock lost (the
- * job is no longer this worker's: BullMQ's stall check hands it to another, or already did). */
-type AbortReason = 'cancelled' | 'shutdown' | 'lock_lost';
+/** Why a running job's signal was aborted: a cancel, this worker stopping, its lock lost (the
+ * job is no longer this worker's: BullMQ's stall check hands it to another, or already did), or,
+ * live, no session listening to it. */
+type AbortReason = 'cancelled' | 'shutdown' | 'lock_lost' | 'no_session';
 
 /** A run under way: its job, its signal, and the slot (the BullMQ Worker) that took the job. */
 interface RunningJob {
@@ -199,6 +201,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       if ((job.data as JobRequest | null)?.live === true) {
         if (job.attemptsStarted > 1) throw new UnrecoverableError(LIVE_RETRY_REASON);
         live = await openLiveChannel(liveInputs, redis, keys, jobId, job.data.terminal);
+        // Beside the run: a job whose client has gone would wait for input until its wall time.
+        void live.sessionListens().then((listens) => listens || controller.abort('no_session' satisfies AbortReason));
       }
       let result: ExecuteResult;
       try {
@@ -223,6 +227,10 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         // when taken again). DelayedError: BullMQ leaves the job as it is and takes the next one.
         log.warn({ jobId }, 'run stopped: the job\'s lock was lost, so it is no longer this worker\'s');
         throw new DelayedError();
+      }
+      if (abortedFor === 'no_session' && cutShortByCancel(result)) {
+        log.warn({ jobId }, 'live job stopped: no session listens to it');
+        throw new UnrecoverableError(LIVE_NO_SESSION_REASON);
       }
       if (abortedFor === 'shutdown' && cutShortByCancel(result)) {
         if (live) throw new UnrecoverableError(LIVE_SHUTDOWN_REASON);

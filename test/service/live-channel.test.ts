@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { StageResult } from '../../src/executor/types.js';
 import { redisKeys } from '../../src/queue/keys.js';
-import { openLiveChannel } from '../../src/queue/live-channel.js';
+import { NO_SESSION_GRACE_MS, openLiveChannel } from '../../src/queue/live-channel.js';
 import { decodeEvent, encodeInput } from '../../src/queue/live-wire.js';
 
 function fakes() {
@@ -100,4 +100,45 @@ test("a terminal's sizes heard before the program runs are held in order with it
   const plain = await openLiveChannel(inputs, publisher as never, redisKeys('p'), 'other');
   assert.equal(plain.terminal, undefined);
   await plain.close();
+});
+
+/** A publisher whose `started` reaches `receivers` subscribers and whose NUMSUB then counts `later`. */
+function sessionProbe(receivers: number | Error, later: number) {
+  let numsubAsked = 0;
+  const publisher = {
+    publish: async (_channel: string, message: string) => {
+      if (decodeEvent(message)?.type === 'started' && receivers instanceof Error) throw receivers;
+      return decodeEvent(message)?.type === 'started' ? (receivers as number) : 1;
+    },
+    pubsub: async (subcommand: string, channel: string) => (numsubAsked++, subcommand === 'NUMSUB' ? [channel, later] : []),
+  };
+  const { inputs } = fakes();
+  return { publisher, inputs, numsubAsked: () => numsubAsked };
+}
+
+test('a session that heard `started` listens: no second look', async () => {
+  const probe = sessionProbe(1, 0);
+  const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job');
+  assert.equal(await channel.sessionListens(), true);
+  assert.equal(probe.numsubAsked(), 0);
+  await channel.close();
+});
+
+test('no subscriber for `started`: the session is gone unless one listens after the grace (a subscriber reconnecting)', async () => {
+  for (const [later, listens] of [[0, false], [1, true]] as const) {
+    const probe = sessionProbe(0, later);
+    const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job');
+    const started = Date.now();
+    assert.equal(await channel.sessionListens(), listens);
+    assert.ok(Date.now() - started >= NO_SESSION_GRACE_MS - 50, 'after the grace');
+    assert.equal(probe.numsubAsked(), 1);
+    await channel.close();
+  }
+});
+
+test('Redis cannot tell (the publish failed): the session is taken to listen', async () => {
+  const probe = sessionProbe(new Error('Connection is closed.'), 0);
+  const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job');
+  assert.equal(await channel.sessionListens(), true);
+  await channel.close();
 });

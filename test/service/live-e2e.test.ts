@@ -4,6 +4,8 @@
 // refusal's message and close code.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Queue } from 'bullmq';
+import { QUEUE_NAME } from '../../src/queue/keys.js';
 import { openLiveSocket, type LiveSocket } from '../helpers/live-socket.js';
 import { until } from '../helpers/until.js';
 import { builtRuntimes, getJson, listen, pollJob, scratchDir, startService, startTestWorker, withSlowCpu, type ServiceHarness, type TestWorker } from './fixtures.js';
@@ -437,6 +439,31 @@ describe('live jobs: what the API holds and a worker that stops', { skip }, () =
       assert.equal(done.job.status, 'failed');
       assert.match(done.job.failure.message, /live job is not handed to another worker/);
     } finally {
+      await service.close();
+      await scratch.remove();
+    }
+  });
+
+  // As when an add timed out at the API, which cancelled the job (and closed its session) before
+  // Redis took the add, or an API that died between the two: a live job no session listens to.
+  test('a live job whose client has gone (queued with no session listening) fails within seconds, not at its wall time', async () => {
+    const service = await startService({ runtimes });
+    const scratch = await scratchDir();
+    let worker: TestWorker | undefined;
+    const queue = new Queue(QUEUE_NAME, { connection: { url: service.redis.url }, prefix: service.prefix });
+    try {
+      const base = await listen(service);
+      const request = { runtimeId: 'python', files: [{ name: 'main.py', contentBase64: Buffer.from(SLEEPER).toString('base64') }], stdinBase64: '', args: [], limits: { wallTimeMs: 20_000 }, live: true };
+      const job = await queue.add('job', request, { jobId: 'NoSessionLiveJob00000' });
+      worker = await startTestWorker(service, scratch.dir, { concurrency: 1, runtimes });
+      const started = Date.now();
+      const view = await pollJob(base, job.id!, 15_000, (v) => v.status === 'failed' || v.status === 'done');
+      assert.equal(view.status, 'failed', JSON.stringify(view));
+      assert.match(view.failure.message, /not run without its client/);
+      assert.ok(Date.now() - started < 10_000, 'ended after the grace, not at its 20 s wall time');
+    } finally {
+      await queue.close();
+      await worker?.close();
       await service.close();
       await scratch.remove();
     }
