@@ -183,8 +183,7 @@ export class BullJobClient implements JobClient {
     this.redis = createRedis(options.redisUrl, 'producer', API_CONNECTION_NAME);
     this.queue = new Queue<JobRequest, StoredJobResult>(QUEUE_NAME, { connection: this.redis, prefix: options.prefix });
     this.queue.on('error', () => {});
-    // QueueEvents reads the stream on a duplicate of the connection it is given.
-    this.eventsRedis = createRedis(options.redisUrl, 'blocking', 'cellblock-api-events', true);
+    this.eventsRedis = createRedis(options.redisUrl, 'blocking', 'cellblock-api-events');
     this.events = new QueueEvents(QUEUE_NAME, {
       connection: this.eventsRedis,
       prefix: options.prefix,

@@ -18,11 +18,8 @@ export function workerConnectionName(workerId: string): string {
   return `cellblock-worker-${workerId}`;
 }
 
-/** `template`: a connection that BullMQ's QueueEvents duplicates and never uses itself, made
- * without connecting (the duplicate, with its options, connects). */
-export function createRedis(url: string, role: ConnectionRole, name: string, template = false): Redis {
+export function createRedis(url: string, role: ConnectionRole, name: string): Redis {
   const options: RedisOptions = {
-    ...(template ? { lazyConnect: true } : {}),
     connectionName: name,
     maxRetriesPerRequest: role === 'blocking' ? null : 1,
     enableOfflineQueue: role === 'blocking',

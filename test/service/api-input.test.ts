@@ -913,20 +913,3 @@ describe('API-only host', () => {
     assert.equal(loaded, 'false');
   });
 });
-
-describe("the API's Redis connections", () => {
-  test('QueueEvents reads on a connection of its own; the one it duplicated it from never connects', async () => {
-    const service = await startService();
-    const admin = new Redis(service.redis.url);
-    try {
-      // BullMQ names the duplicate `<prefix>:<queue, base64>:qe` (CLIENT SETNAME) as it starts reading.
-      const names = async () => ((await admin.client('LIST')) as string).split('\n').map((line) => /\bname=(\S*)/.exec(line)?.[1] ?? '');
-      await until(async () => (await names()).some((name) => name.endsWith(':qe')), 5000, 20, "QueueEvents' connection");
-      const all = await names();
-      assert.deepEqual([all.filter((name) => name.endsWith(':qe')).length, all.filter((name) => name === 'cellblock-api-events').length], [1, 0], all.join(' '));
-    } finally {
-      admin.disconnect();
-      await service.close();
-    }
-  });
-});
