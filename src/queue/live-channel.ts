@@ -2,6 +2,7 @@
 // The job's stdin arrives on a subscriber connection of the worker's live jobs (a
 // ChannelSubscriber, not the one its cancels come on) and is held until the program runs; events go out on the worker's own connection, in
 // order, and `close` sends the last (`end`) once every earlier one is on its way.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { LiveIo, LiveStageName, LiveStdin, StageResult, TerminalSize } from '../executor/types.js';
 import type { ChannelSubscriber } from './channel-subscriber.js';
@@ -14,15 +15,16 @@ export interface LiveChannel extends LiveIo {
   /** Tells the session that nothing follows and stops listening; never throws, and gives up on a
    * Redis that does not answer (the job's result is what matters then). */
   close(): Promise<void>;
-  /** Resolves false when no session listens to the job's events: none heard `started`, nor
-   * subscribes within NO_SESSION_GRACE_MS after (a subscriber reconnecting); true otherwise, and
-   * when Redis cannot tell. */
+  /** Resolves false when no session listens to the job's events: none heard `started`, and none
+   * is subscribed at any of the looks after it (NO_SESSION_LOOKS_MS: a subscriber reconnecting);
+   * true otherwise, and when Redis cannot tell. */
   sessionListens(): Promise<boolean>;
 }
 
-/** How long a live job's session may take to be listening again (its API's subscriber
- * reconnecting) before the worker takes it for gone. */
-export const NO_SESSION_GRACE_MS = 2000;
+/** When a worker looks again for a live job's session that did not hear `started`, in ms after
+ * it: an API's subscriber reconnecting comes back within ioredis's backoff (2 s at most here),
+ * or, after a Redis restart, once the data is loaded (its ready check waits up to 10 s). */
+export const NO_SESSION_LOOKS_MS: readonly number[] = [2000, 6000, 12_000];
 
 /** Input heard, to the running program. */
 function deliver(program: LiveStdin, input: WireInput): void {
@@ -39,6 +41,7 @@ export async function openLiveChannel(
   keys: RedisKeys,
   jobId: string,
   terminal?: TerminalSize,
+  noSessionLooksMs: readonly number[] = NO_SESSION_LOOKS_MS,
 ): Promise<LiveChannel> {
   const inputChannel = keys.liveInput(jobId);
   const eventsChannel = keys.liveEvents(jobId);
@@ -76,13 +79,23 @@ export async function openLiveChannel(
   // receivers tell whether the session listens. Its session listened before it queued the job;
   // none does when the client went first: an API that died, or a queueing that Redis took after
   // the API had given it up (a timeout) and cancelled the job, cancel first.
+  const looksStop = new AbortController();
   const startedReceivers = publisher.publish(eventsChannel, encodeEvent({ type: 'started' })).catch(() => undefined);
   const sessionListens = async (): Promise<boolean> => {
     if ((await startedReceivers) !== 0) return true;
-    await new Promise((resolve) => setTimeout(resolve, NO_SESSION_GRACE_MS));
-    const counts = (await publisher.pubsub('NUMSUB', eventsChannel).catch(() => undefined)) as unknown[] | undefined;
-    return counts === undefined || Number(counts[1]) !== 0;
+    let waitedMs = 0;
+    for (const atMs of noSessionLooksMs) {
+      // Called off by close(): the job has ended, and a look due later would keep a closing
+      // worker alive.
+      const waited = await sleep(atMs - waitedMs, true, { signal: looksStop.signal }).catch(() => false);
+      if (!waited) return true;
+      waitedMs = atMs;
+      const counts = (await publisher.pubsub('NUMSUB', eventsChannel).catch(() => undefined)) as unknown[] | undefined;
+      if (!Array.isArray(counts) || Number(counts[1]) !== 0) return true;
+    }
+    return false;
   };
+
 
   return {
     ...(terminal ? { terminal } : {}),
@@ -96,6 +109,7 @@ export async function openLiveChannel(
       heldInput = [];
     },
     async close() {
+      looksStop.abort();
       send({ type: 'end' });
       await settledWithin(Promise.all([events.flushed(), inputs.unlisten(inputChannel)]), CLOSE_REDIS_AWAY_MS);
     },

@@ -202,7 +202,10 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         if (job.attemptsStarted > 1) throw new UnrecoverableError(LIVE_RETRY_REASON);
         live = await openLiveChannel(liveInputs, redis, keys, jobId, job.data.terminal);
         // Beside the run: a job whose client has gone would wait for input until its wall time.
-        void live.sessionListens().then((listens) => listens || controller.abort('no_session' satisfies AbortReason));
+        void live
+          .sessionListens()
+          .then((listens) => listens || controller.signal.aborted || controller.abort('no_session' satisfies AbortReason))
+          .catch(() => undefined);
       }
       let result: ExecuteResult;
       try {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { StageResult } from '../../src/executor/types.js';
 import { redisKeys } from '../../src/queue/keys.js';
-import { NO_SESSION_GRACE_MS, openLiveChannel } from '../../src/queue/live-channel.js';
+import { openLiveChannel } from '../../src/queue/live-channel.js';
 import { decodeEvent, encodeInput } from '../../src/queue/live-wire.js';
 
 function fakes() {
@@ -102,43 +102,60 @@ test("a terminal's sizes heard before the program runs are held in order with it
   await plain.close();
 });
 
-/** A publisher whose `started` reaches `receivers` subscribers and whose NUMSUB then counts `later`. */
-function sessionProbe(receivers: number | Error, later: number) {
+/** A publisher whose `started` reaches `receivers` subscribers and whose NUMSUB answers, look by
+ * look, `later` (the last answer repeated). */
+function sessionProbe(receivers: number | Error, later: number[]) {
   let numsubAsked = 0;
   const publisher = {
     publish: async (_channel: string, message: string) => {
       if (decodeEvent(message)?.type === 'started' && receivers instanceof Error) throw receivers;
       return decodeEvent(message)?.type === 'started' ? (receivers as number) : 1;
     },
-    pubsub: async (subcommand: string, channel: string) => (numsubAsked++, subcommand === 'NUMSUB' ? [channel, later] : []),
+    pubsub: async (subcommand: string, channel: string) => {
+      const count = later[Math.min(numsubAsked++, later.length - 1)];
+      return subcommand === 'NUMSUB' ? [channel, count] : [];
+    },
   };
   const { inputs } = fakes();
   return { publisher, inputs, numsubAsked: () => numsubAsked };
 }
 
+/** The looks, shortened for tests. */
+const LOOKS_MS = [20, 60, 120];
+
 test('a session that heard `started` listens: no second look', async () => {
-  const probe = sessionProbe(1, 0);
-  const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job');
+  const probe = sessionProbe(1, [0]);
+  const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job', undefined, LOOKS_MS);
   assert.equal(await channel.sessionListens(), true);
   assert.equal(probe.numsubAsked(), 0);
   await channel.close();
 });
 
-test('no subscriber for `started`: the session is gone unless one listens after the grace (a subscriber reconnecting)', async () => {
-  for (const [later, listens] of [[0, false], [1, true]] as const) {
-    const probe = sessionProbe(0, later);
-    const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job');
+test('no subscriber for `started`: gone only if none is subscribed at any look (a subscriber may be reconnecting)', async () => {
+  for (const [later, listens, looks] of [[[0], false, 3], [[0, 1], true, 2], [[0, 0, 1], true, 3]] as const) {
+    const probe = sessionProbe(0, [...later]);
+    const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job', undefined, LOOKS_MS);
     const started = Date.now();
-    assert.equal(await channel.sessionListens(), listens);
-    assert.ok(Date.now() - started >= NO_SESSION_GRACE_MS - 50, 'after the grace');
-    assert.equal(probe.numsubAsked(), 1);
+    assert.equal(await channel.sessionListens(), listens, JSON.stringify(later));
+    assert.equal(probe.numsubAsked(), looks, JSON.stringify(later));
+    if (!listens) assert.ok(Date.now() - started >= LOOKS_MS.at(-1)! - 5, 'after the last look');
     await channel.close();
   }
 });
 
 test('Redis cannot tell (the publish failed): the session is taken to listen', async () => {
-  const probe = sessionProbe(new Error('Connection is closed.'), 0);
-  const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job');
+  const probe = sessionProbe(new Error('Connection is closed.'), [0]);
+  const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job', undefined, LOOKS_MS);
   assert.equal(await channel.sessionListens(), true);
   await channel.close();
+});
+
+test("close() calls off the looks still due (the job has ended): no timer keeps the worker's process", async () => {
+  const probe = sessionProbe(0, [0]);
+  const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job', undefined, [60_000]);
+  const listens = channel.sessionListens();
+  await new Promise((resolve) => setImmediate(resolve));
+  await channel.close();
+  assert.equal(await listens, true);
+  assert.equal(probe.numsubAsked(), 0);
 });
