@@ -12,14 +12,14 @@ interface Waiter {
 }
 
 export class ByteBudget {
-  private heldBytes = 0;
+  private heldByClaims = 0;
   private readonly waiters: Waiter[] = [];
 
   constructor(readonly limitBytes: number) {}
 
   /** Bytes held by claims granted and not yet released. */
-  get held(): number {
-    return this.heldBytes;
+  get heldBytes(): number {
+    return this.heldByClaims;
   }
 
   /** Waits until `bytes` may be held; resolves with the function that releases them (once).
@@ -31,12 +31,12 @@ export class ByteBudget {
         bytes,
         grant: () => {
           signal?.removeEventListener('abort', onAbort);
-          this.heldBytes += bytes;
+          this.heldByClaims += bytes;
           let released = false;
           resolve(() => {
             if (released) return;
             released = true;
-            this.heldBytes -= bytes;
+            this.heldByClaims -= bytes;
             this.grantWaiting();
           });
         },
@@ -59,7 +59,7 @@ export class ByteBudget {
   private grantWaiting(): void {
     while (this.waiters.length > 0) {
       const first = this.waiters[0]!;
-      if (this.heldBytes > 0 && this.heldBytes + first.bytes > this.limitBytes) return;
+      if (this.heldByClaims > 0 && this.heldByClaims + first.bytes > this.limitBytes) return;
       this.waiters.shift();
       first.grant();
     }

@@ -91,11 +91,11 @@ export async function openLiveChannel(
       if (!waited) return true;
       waitedMs = atMs;
       const counts = (await publisher.pubsub('NUMSUB', eventsChannel).catch(() => undefined)) as unknown[] | undefined;
-      if (!Array.isArray(counts) || Number(counts[1]) !== 0) return true;
+      // An answer that comes after the job's end (a Redis slow to answer) judges nothing.
+      if (looksStop.signal.aborted || !Array.isArray(counts) || Number(counts[1]) !== 0) return true;
     }
     return false;
   };
-
 
   return {
     ...(terminal ? { terminal } : {}),

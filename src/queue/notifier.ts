@@ -3,7 +3,7 @@
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { ByteBudget } from './byte-budget.js';
+import { ByteBudget, ByteBudgetAbortedError } from './byte-budget.js';
 import { FINAL_STATUSES, readJobRecord } from './client.js';
 import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
 import { abandonConnection } from './unreachable.js';
@@ -91,7 +91,7 @@ export class Notifier {
     try {
       release = await this.memory.claim(await this.storedBytes(jobId), stop);
     } catch (error) {
-      if (!stop.aborted) throw error;
+      if (!(error instanceof ByteBudgetAbortedError)) throw error;
       return this.later(entry, token, 0);
     }
     // Granted as the stop came (another claim's abort let it through): hand it back unread.

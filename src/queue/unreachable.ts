@@ -1,6 +1,7 @@
 // Not waiting long on a Redis that is away: "unreachable for this long" as a promise that can be
-// called off, and a wait on Redis work that gives up after a while. A closing worker and the API's
-// job client use them to stop waiting on a Redis that is not coming back.
+// called off, a wait on Redis work that gives up after a while, and telling a BullMQ Worker to
+// give its connection up before it is disconnected. A closing worker and the API's job client use
+// them to stop waiting on a Redis that is not coming back.
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 

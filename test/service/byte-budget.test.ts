@@ -16,16 +16,16 @@ test('claims within the budget go at once; one that does not fit waits for a rel
   const budget = new ByteBudget(100);
   const releaseA = await budget.claim(60);
   const releaseB = await budget.claim(40);
-  assert.equal(budget.held, 100);
+  assert.equal(budget.heldBytes, 100);
   const c = budget.claim(1);
   assert.equal(await settled(c), false, 'the budget is full');
   releaseA();
   releaseA(); // a second release changes nothing
   const releaseC = await c;
-  assert.equal(budget.held, 41);
+  assert.equal(budget.heldBytes, 41);
   releaseB();
   releaseC();
-  assert.equal(budget.held, 0);
+  assert.equal(budget.heldBytes, 0);
 });
 
 test('first come, first served: a large claim waiting holds back a smaller one behind it', async () => {
@@ -37,7 +37,7 @@ test('first come, first served: a large claim waiting holds back a smaller one b
   releaseA();
   const releaseLarge = await large;
   const releaseSmall = await small;
-  assert.equal(budget.held, 90);
+  assert.equal(budget.heldBytes, 90);
   releaseLarge();
   releaseSmall();
 });
@@ -49,12 +49,12 @@ test('a claim larger than the budget goes alone, once nothing else is held', asy
   assert.equal(await settled(huge), false);
   releaseA();
   const releaseHuge = await huge;
-  assert.equal(budget.held, 500);
+  assert.equal(budget.heldBytes, 500);
   const next = budget.claim(1);
   assert.equal(await settled(next), false, 'nothing goes beside it');
   releaseHuge();
   (await next)();
-  assert.equal(budget.held, 0);
+  assert.equal(budget.heldBytes, 0);
 });
 
 test('an aborted wait rejects and lets the claims behind it go', async () => {
@@ -66,9 +66,9 @@ test('an aborted wait rejects and lets the claims behind it go', async () => {
   stop.abort();
   await assert.rejects(large, ByteBudgetAbortedError);
   const releaseSmall = await small;
-  assert.equal(budget.held, 60);
+  assert.equal(budget.heldBytes, 60);
   await assert.rejects(budget.claim(1, stop.signal), ByteBudgetAbortedError, 'already aborted: refused at once');
   releaseA();
   releaseSmall();
-  assert.equal(budget.held, 0);
+  assert.equal(budget.heldBytes, 0);
 });

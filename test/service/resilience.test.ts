@@ -381,7 +381,8 @@ describe('closing while Redis loads its data after a restart', { skip }, () => {
   // A restarted Redis answers nothing but LOADING until its data is in memory: our connections
   // reconnect and wait in ioredis's ready check, so the worker's close sees Redis unreachable and
   // disconnects them while the job's end is still to be stored (see abandonConnection). Here the
-  // load is made slow (key-load-delay: 0.5 ms a key, 20,000 keys). Before abandonConnection the
+  // load is made slow (key-load-delay: 0.5 ms a key, 40,000 keys: 20 s, the close needs 5 s of
+  // it after the SIGTERM, whatever the start-up took). Before abandonConnection the
   // worker spun on a core after 'redis unreachable while closing' and never exited.
   test('SIGTERM mid-job: the worker leaves the job to another worker and exits, no spin', async () => {
     const service = await startService({ runtimes });
@@ -391,7 +392,7 @@ describe('closing while Redis loads its data after a restart', { skip }, () => {
     const loading = new Redis(service.redis.port, '127.0.0.1', { lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
     try {
       const pipeline = filler.pipeline();
-      for (let i = 0; i < 20_000; i++) pipeline.set(`filler:${i}`, 'x');
+      for (let i = 0; i < 40_000; i++) pipeline.set(`filler:${i}`, 'x');
       await pipeline.exec();
       // The AOF's base becomes an RDB file, which key-load-delay slows key by key.
       await filler.bgrewriteaof();
@@ -402,7 +403,8 @@ describe('closing while Redis loads its data after a restart', { skip }, () => {
         // On the same port and data; it dies with this process, as the test Redis does.
         const command = dyingWithParent('TERM', 'redis-server', [
           '--port', String(service.redis.port), '--bind', '127.0.0.1', '--dir', service.redis.dataDir,
-          '--appendonly', 'yes', '--save', '', '--key-load-delay', '500', '--loading-process-events-interval-bytes', '1024',
+          '--appendonly', 'yes', '--save', '', '--maxmemory-policy', 'noeviction',
+          '--key-load-delay', '500', '--loading-process-events-interval-bytes', '1024',
         ]);
         slowRedis = spawn(command.file, command.args, { stdio: ['ignore', 'pipe', 'pipe'] });
         for (const stream of [slowRedis.stdout!, slowRedis.stderr!]) stream.on('data', (chunk) => (slowRedisOutput += chunk));

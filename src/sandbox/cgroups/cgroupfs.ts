@@ -150,10 +150,7 @@ export function cgroupPids(dir: string): number[] {
       .readFileSync(path.join(dir, 'cgroup.procs'), 'utf8')
       .split('\n')
       .filter((line) => line !== '')
-      .map(Number)
-      // v2 lists a process outside the reader's pid namespace as 0, which kill() reads as "my
-      // process group".
-      .filter((pid) => pid > 0);
+      .map(Number);
   } catch {
     return [];
   }
@@ -171,9 +168,10 @@ export function cgroupPids(dir: string): number[] {
  * made after the pidfds were opened, still lists it: the pid's holder then is the pidfd's process
  * (ours), or that process has ended since and the signal finds nothing (the pid's new holder, if
  * it is in the cgroup, is ours and is killed on the caller's next round). Where no pidfd can be
- * had (a kernel before 5.3: ENOSYS; a seccomp profile of the worker's own container that refuses
- * system calls it does not know: EPERM; no descriptor left: EMFILE) the pids still listed are
- * killed by number, which narrows the window to the time between the second read and the kill. */
+ * had, or its signal is refused (a kernel before 5.3: ENOSYS; a seccomp profile of the worker's
+ * own container that refuses system calls it does not know: EPERM; no descriptor left: EMFILE),
+ * the pids still listed are killed by number, which narrows the window to the time between the
+ * second read and the kill. */
 export function killCgroupPids(dir: string): void {
   killPidsListedTwice(dir, cgroupPids);
 }
@@ -186,7 +184,9 @@ export function killPidsListedTwice(dir: string, listPids: (dir: string) => numb
   if (!fs.existsSync(path.join(path.dirname(path.resolve(dir)), 'cgroup.procs'))) {
     throw new CgroupError('kill', dir, 'EINVAL', `${dir} is no cgroup below a hierarchy's root: not killing what it holds`);
   }
-  const listed = listPids(dir);
+  // v2 lists a process outside the reader's pid namespace as 0, which kill() reads as "my
+  // process group".
+  const listed = listPids(dir).filter((pid) => pid > 0);
   if (listed.length === 0) return;
   const pidfds = listed.map((pid) => pidfdCalls.openPidfd(pid));
   try {
@@ -194,9 +194,10 @@ export function killPidsListedTwice(dir: string, listPids: (dir: string) => numb
     listed.forEach((pid, i) => {
       if (!listedAgain.has(pid)) return;
       const pidfd = pidfds[i]!;
-      if (pidfd >= 0) pidfdCalls.signalPidfd(pidfd, os.constants.signals.SIGKILL);
-      // ESRCH: the process had ended before its pidfd was opened.
-      else if (pidfd !== -os.constants.errno.ESRCH) killByPid(pid);
+      const { ESRCH } = os.constants.errno;
+      // ESRCH: the process had ended before its pidfd was opened, or before the signal.
+      const failed = pidfd >= 0 ? pidfdCalls.signalPidfd(pidfd, os.constants.signals.SIGKILL) : -pidfd;
+      if (failed !== 0 && failed !== ESRCH) killByPid(pid);
     });
   } finally {
     for (const pidfd of pidfds) if (pidfd >= 0) fs.closeSync(pidfd);
