@@ -577,7 +577,10 @@ describe('long jobs and the background lane', { skip: (skip || !python) && 'pyth
       // One slot, one lane worker; a job is long after 200 ms.
       const worker = await startWorker(service, scratch.dir, { concurrency: 1, backgroundSlots: 1, backgroundAfterMs: 200 });
       try {
-        const long = await postJson(`${base}/v1/jobs`, sleeper(3));
+        // Long enough that a short job taken by the lane ends first even in the v2 VM's emulation,
+        // where python's start alone takes seconds (3 s was too short there once, at 4797e10).
+        const longLimits = { wallTimeMs: 20_000 };
+        const long = await postJson(`${base}/v1/jobs`, { ...sleeper(6), limits: longLimits });
         await pollJob(base, long.json.id, 30_000, (view) => view.status === 'running');
         // The only slot is taken; once the long job is long, the lane takes the next job.
         const short = await postJson(`${base}/v1/jobs?wait=true&timeoutMs=60000`, { language: 'python', source: 'print("short")' });
@@ -603,7 +606,7 @@ describe('long jobs and the background lane', { skip: (skip || !python) && 'pyth
         // in its wait for a job (drainDelay, 5 s) takes the next job that comes in; once that wait
         // is over it stops, and only the slot's worker and a reopened lane are left.
         await new Promise((resolve) => setTimeout(resolve, 5500));
-        const third = await postJson(`${base}/v1/jobs`, sleeper(3));
+        const third = await postJson(`${base}/v1/jobs`, { ...sleeper(6), limits: longLimits });
         await pollJob(base, third.json.id, 30_000, (view) => view.status === 'running');
         const again = await postJson(`${base}/v1/jobs?wait=true&timeoutMs=60000`, { language: 'python', source: 'print("again")' });
         assert.equal(again.json.result.stdout, 'again\n');
