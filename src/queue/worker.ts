@@ -202,9 +202,10 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         if (job.attemptsStarted > 1) throw new UnrecoverableError(LIVE_RETRY_REASON);
         live = await openLiveChannel(liveInputs, redis, keys, jobId, job.data.terminal);
         // Beside the run: a job whose client has gone would wait for input until its wall time.
+        // (A run already aborted keeps its reason: a second abort does nothing.)
         void live
           .sessionListens()
-          .then((listens) => listens || controller.signal.aborted || controller.abort('no_session' satisfies AbortReason))
+          .then((listens) => listens || controller.abort('no_session' satisfies AbortReason))
           .catch(() => undefined);
       }
       let result: ExecuteResult;
@@ -395,6 +396,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       return runs.size;
     },
     close: async () => {
+      if (shuttingDown) return;
+      shuttingDown = true;
       let abandoned = false;
       const abandonBullConnections = async () => {
         if (abandoned) return;
@@ -402,8 +405,6 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         const marked = await Promise.all([...workers.map(abandonConnection), notifier.abandonConnection()]);
         if (marked.includes(false)) log.warn("BullMQ's Worker has no connection field to mark closing: a job ending now may keep this process busy");
       };
-      if (shuttingDown) return;
-      shuttingDown = true;
       lane.close();
       log.info({ running: runs.size, graceMs: options.shutdownGraceMs }, 'worker closing: no new jobs');
       const grace = setTimeout(() => {
