@@ -162,6 +162,7 @@ std::vector<napi_value> exitArguments(Napi::Env env, ExitReport& r) {
       failed ? Napi::Value(Napi::String::New(env, cb::stepName(r.failure.step))) : env.Undefined(),
       Napi::Number::New(env, failed ? r.failure.err : 0),
       r.accountingRead ? Napi::Value(Napi::String::New(env, r.accountingText.data(), r.accountingText.size())) : env.Undefined(),
+      Napi::Number::New(env, static_cast<double>(r.sampledPeakMemoryBytes)),
   };
 }
 
@@ -194,6 +195,7 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     options.cgroupCloneIntoPath = getString(o, "cgroupCloneIntoPath", false);
     options.cpuUsagePath = getString(o, "cpuUsagePath", false);
     options.cpuUsageScaleNs = getInt(o, "cpuUsageScaleNs");
+    options.memorySamplePath = getString(o, "memorySamplePath", false);
     options.cpuWeightPath = getString(o, "cpuWeightPath", false);
     if (!options.cpuWeightPath.empty()) {
       options.backgroundCpuWeight = getInt(o, "backgroundCpuWeight");

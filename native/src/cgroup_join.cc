@@ -108,9 +108,12 @@ Failure joinCgroups(const ContainerState& s) {
   return ok();
 }
 
-int64_t readCgroupCpuNs(const ContainerState& s) {
+namespace {
+
+/** The first decimal integer in the file (read from its start), or -1. */
+int64_t readFirstInteger(int fd) {
   char buf[256];
-  long n = sys(SYS_pread64, s.cpuUsageFd, buf, sizeof buf - 1, 0);
+  long n = sys(SYS_pread64, fd, buf, sizeof buf - 1, 0);
   if (n <= 0) return -1;
   int64_t value = 0;
   bool seen = false;
@@ -123,7 +126,20 @@ int64_t readCgroupCpuNs(const ContainerState& s) {
       break;
     }
   }
-  return seen ? value * s.cpuUsageScaleNs : -1;
+  return seen ? value : -1;
+}
+
+}  // namespace
+
+int64_t readCgroupCpuNs(const ContainerState& s) {
+  int64_t value = readFirstInteger(s.cpuUsageFd);
+  return value < 0 ? -1 : value * s.cpuUsageScaleNs;
+}
+
+void sampleCgroupMemory(ContainerState& s) {
+  if (s.memorySampleFd < 0) return;
+  int64_t bytes = readFirstInteger(s.memorySampleFd);
+  if (bytes > s.sampledPeakMemoryBytes) s.sampledPeakMemoryBytes = bytes;
 }
 
 }  // namespace cb

@@ -41,4 +41,8 @@ Failure joinCgroups(const ContainerState& s);
  * cpu.stat's usage_usec on v2) times its scale. -1 when unreadable. */
 int64_t readCgroupCpuNs(const ContainerState& s);
 
+/** Raises s.sampledPeakMemoryBytes to the memory sample file's reading (no file: nothing). Init,
+ * at each poll of the run: no allocation. */
+void sampleCgroupMemory(ContainerState& s);
+
 }  // namespace cb

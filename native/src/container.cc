@@ -275,6 +275,7 @@ ExitReport collectRunReport(ContainerState& s, Failure failure) {
   exit.killReasons = s.killReasons;
   exit.wallTimeNs = s.wallTimeNs;
   exit.execNs = s.execNs;
+  exit.sampledPeakMemoryBytes = s.sampledPeakMemoryBytes;
   if (exit.started) {
     // A stream that is a pipe went to its reader (a connected run's peer, a streaming run's
     // caller): nothing of it is kept here.
@@ -309,6 +310,7 @@ void ContainerState::release() {
   for (int& fd : cgroupJoinFds) closeFd(fd);
   closeFd(cgroupDirFd);
   closeFd(cpuUsageFd);
+  closeFd(memorySampleFd);
   closeFd(cpuWeightFd);
   closeFd(stdinFd);
   closeFd(stdoutFd);
@@ -365,6 +367,11 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
     s.cpuUsageFd = aboveStdio(fd);
   }
   s.cpuUsageScaleNs = o.cpuUsageScaleNs;
+  if (!o.memorySamplePath.empty()) {
+    int fd = open(o.memorySamplePath.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throwSetup(step_open_cgroup, errno);
+    s.memorySampleFd = aboveStdio(fd);
+  }
   if (!o.cpuWeightPath.empty()) {
     int fd = open(o.cpuWeightPath.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) throwSetup(step_open_cgroup, errno);
@@ -384,7 +391,7 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
   openPipe(s.cancelRead, s.cancelWrite);
 
   s.initKeepFds = s.cgroupJoinFds;
-  for (int fd : {s.cgroupDirFd, s.cpuUsageFd, s.cpuWeightFd, s.stdinFd, s.stdoutFd, s.stderrFd, s.reportWrite,
+  for (int fd : {s.cgroupDirFd, s.cpuUsageFd, s.memorySampleFd, s.cpuWeightFd, s.stdinFd, s.stdoutFd, s.stderrFd, s.reportWrite,
                  s.goRead, s.cancelRead}) {
     if (fd >= 0) s.initKeepFds.push_back(fd);
   }

@@ -30,6 +30,10 @@ struct PrepareOptions {
   std::string cgroupCloneIntoPath;
   std::string cpuUsagePath;
   int64_t cpuUsageScaleNs = 1;
+  /** A file whose first integer is the cgroup's memory use in bytes (v2 memory.current), read
+   * by init at every poll of the run, its greatest reading reported as the run's peak: where
+   * the kernel keeps no peak (cgroup v2 before Linux 5.19 has no memory.peak). Empty: none. */
+  std::string memorySamplePath;
   /** The cgroup's CPU weight file (v1 cpu.shares, v2 cpu.weight) and the background weight init
    * writes to it once the run has used backgroundAfterCpuNs; empty path: never. */
   std::string cpuWeightPath;
@@ -89,6 +93,8 @@ struct ExitReport {
    * false when the run did not start or a read failed (the JS side then reads them itself). */
   bool accountingRead = false;
   std::string accountingText;
+  /** The greatest of init's readings of PrepareOptions.memorySamplePath; 0 without one. */
+  int64_t sampledPeakMemoryBytes = 0;
 };
 
 using ReadyCallback = std::function<void()>;

@@ -410,6 +410,8 @@ void watchProgram(ContainerState& s, Watch& w) {
       signalfd_siginfo drained[8];
       sys(SYS_read, w.signalFd, drained, sizeof drained);
     }
+    // Before the reap: once the program is gone, so is most of what it charged.
+    sampleCgroupMemory(s);
     if (reapChildren(s, w)) return;
     if (fds[1].revents & (POLLIN | POLLHUP)) return killRun(s, w, kKilledCancel);
     int64_t cpuNs = readCgroupCpuNs(s);

@@ -91,6 +91,7 @@ struct ContainerState {
   bool joinedAtClone = false;  // set by init: the child was born in the cgroup, it writes no join
   int cpuUsageFd = -1;              // polled by init; first integer in the file
   int64_t cpuUsageScaleNs = 1;      // ns per unit of that integer
+  int memorySampleFd = -1;          // PrepareOptions.memorySamplePath; -1: not sampled
   int cpuWeightFd = -1;             // written by init: the background weight, once
   std::string backgroundWeightText;  // that weight as the file takes it
   int stdinFd = -1, stdoutFd = -1, stderrFd = -1;
@@ -144,6 +145,7 @@ struct ContainerState {
   uint32_t killReasons = 0;
   int64_t wallTimeNs = 0;
   int64_t execNs = 0;  // from "go" to the program's execve (the child's setup after "go")
+  int64_t sampledPeakMemoryBytes = 0;  // the greatest reading of memorySampleFd during the run
   int32_t programGate = kGateJoining;  // futex word; see kGate*
   /** Futex word: kFdTableShared while init still runs on the supervising process's descriptor
    * table, kFdTableOwn once it has a copy of its own; the kernel writes 0 and wakes it when init

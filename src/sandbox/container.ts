@@ -129,6 +129,7 @@ export class Container implements PreparedContainer {
           cgroupJoinPaths: cgroup.joinPaths,
           cgroupCloneIntoPath: cgroup.cloneIntoPath,
           cpuUsagePath: cgroup.cpuUsagePath,
+          memorySamplePath: cgroup.memorySamplePath,
           cpuUsageScaleNs: cgroup.cpuUsageScaleNs,
           cpuWeightPath: cgroup.cpuWeightPath,
           backgroundCpuWeight: cgroup.backgroundCpuWeight,
@@ -259,7 +260,7 @@ export class Container implements PreparedContainer {
     if (exit.failure) return internalErrorResult(sandboxErrorFromFailure(exit.failure));
     let usage;
     try {
-      usage = exit.accountingTexts ? this.cgroup.usageFrom(exit.accountingTexts) : this.cgroup.readUsage();
+      usage = exit.accountingTexts ? this.cgroup.usageFrom(exit.accountingTexts, exit.sampledPeakMemoryBytes) : this.cgroup.readUsage();
     } catch (error) {
       return internalErrorResult(toSandboxError(error));
     }

@@ -19,6 +19,8 @@ export interface NativePrepareOptions {
   /** File whose first integer is the cgroup's CPU time (polled by init against the limit). */
   cpuUsagePath: string;
   cpuUsageScaleNs: number;
+  /** RunCgroup.memorySamplePath: read by init at every poll of the run ('' for none). */
+  memorySamplePath: string;
   /** RunCgroup.cpuWeightPath, opened for init, which writes backgroundCpuWeight to it once the
    * run has used NativeStartOptions.backgroundAfterCpuMs. */
   cpuWeightPath: string;
@@ -92,6 +94,8 @@ export interface NativeExit {
   /** The texts of NativeStartOptions.accountingFds' files, in their order, read once every
    * process of the run was dead; absent when the run did not start or a read failed. */
   accountingTexts?: string[];
+  /** The greatest of init's readings of NativePrepareOptions.memorySamplePath; 0 without one. */
+  sampledPeakMemoryBytes: number;
 }
 
 /** "ready": init waits for "go". "exit": the run is over, every process of it dead (with the
@@ -204,6 +208,7 @@ type RawExitArguments = [
   failureErrno: number,
   /** Each accounting file's text followed by a NUL. */
   accountingText: string | undefined,
+  sampledPeakMemoryBytes: number,
 ];
 
 type RawEventHandler = (kind: 'ready' | 'exit' | 'gone', ...exit: RawExitArguments | []) => void;
@@ -214,10 +219,11 @@ interface RawModule extends Omit<NativeModule, 'createContainer'> {
 
 function exitFromArguments(args: RawExitArguments): NativeExit {
   const [started, status, statusValue, killedForCpu, killedForWall, killedForOutput, killedForCancel,
-    wallTimeNs, execNs, stdout, stderr, stdoutBytes, stderrBytes, failureStep, failureErrno, accountingText] = args;
+    wallTimeNs, execNs, stdout, stderr, stdoutBytes, stderrBytes, failureStep, failureErrno, accountingText,
+    sampledPeakMemoryBytes] = args;
   const exit: NativeExit = {
     started, status, statusValue, killedForCpu, killedForWall, killedForOutput, killedForCancel,
-    wallTimeNs, execNs, stdout, stderr, stdoutBytes, stderrBytes,
+    wallTimeNs, execNs, stdout, stderr, stdoutBytes, stderrBytes, sampledPeakMemoryBytes,
   };
   if (failureStep !== undefined) exit.failure = { step: failureStep, errno: failureErrno };
   if (accountingText !== undefined) exit.accountingTexts = accountingText.split('\0').slice(0, -1);

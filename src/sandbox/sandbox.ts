@@ -89,6 +89,7 @@ class SandboxInstance implements Sandbox {
     this.cgroups = {
       version: backend.version,
       parents: backend.parentPaths,
+      peakMemorySource: backend.peakMemorySource,
       ...(backend.hostProcessesMovedTo ? { hostProcessesMovedTo: backend.hostProcessesMovedTo } : {}),
       ...(oomScoreAdjRaisedFrom !== undefined ? { oomScoreAdjRaisedFrom } : {}),
     };
@@ -293,7 +294,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
   // Before any container: each init and program inherits the value at its clone.
   const oomScoreAdjRaisedFrom = keepProgramsOomKillable();
   const lockDir = options.lockDir ?? DEFAULT_LOCK_DIR;
-  const backend = createCgroupBackend(options.cgroupParent ?? 'cellblock');
+  const backend = createCgroupBackend(options.cgroupParent ?? 'cellblock', { samplePeakMemory: options.samplePeakMemory ?? false });
   fs.mkdirSync(lockDir, { recursive: true, mode: 0o700 });
   let lockFd: number;
   try {

@@ -183,6 +183,9 @@ export interface SandboxOptions {
   gid?: number;
   /** Directory of instance lock files. Default /run/cellblock. */
   lockDir?: string;
+  /** cgroup v2: measure peak memory as on a kernel without memory.peak (before Linux 5.19), by
+   * sampling memory.current, even where memory.peak exists. For tests of that way. */
+  samplePeakMemory?: boolean;
 }
 
 /** The cgroups an engine instance uses, for its owner to log at start-up. */
@@ -190,6 +193,10 @@ export interface SandboxCgroups {
   version: 'v1' | 'v2';
   /** Our parent cgroup in each hierarchy (one on v2). */
   parents: string[];
+  /** Where a run's peak memory comes from: v1 memory.max_usage_in_bytes, v2 memory.peak, or on
+   * a v2 kernel before 5.19 memory.current sampled at each of init's polls (every 5 ms), which
+   * can miss a spike shorter than that. */
+  peakMemorySource: string;
   /** v2 in a container with a cgroup namespace of its own: the leaf under our parent that the
    * namespace root's processes (this one included) were moved to, so that the controllers could
    * be enabled for children. Absent when nothing was moved. */

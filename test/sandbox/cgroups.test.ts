@@ -16,7 +16,7 @@ import { MiB } from '../../src/units.js';
 import { busyboxRoot, PROGRAMS_IN_ROOT } from '../helpers/busybox-root.js';
 import { processAlive } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
-import { DEFAULT_LIMITS, program, skip, text, useFixture } from './fixture.js';
+import { DEFAULT_LIMITS, program, skip, skipUnlessCgroupV2, systemCgroupLayout, text, useFixture } from './fixture.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -65,18 +65,8 @@ describe('cgroup detection', () => {
   });
 });
 
-const systemLayout = (() => {
-  try {
-    return detectCgroupLayout();
-  } catch {
-    return null;
-  }
-})();
-const v2Skip: string | false =
-  skip ||
-  (systemLayout?.version !== 'v2' &&
-    `this host's cgroup hierarchy is ${systemLayout?.version ?? 'unusable'}, not v2: the v2 backend runs where v2 is the system's hierarchy (test/vm/cgroup-v2.test.ts runs this file in a cgroup v2 VM)`);
-if (v2Skip && !skip) console.log(`SKIP cgroup v2 backend tests: ${v2Skip}`);
+const systemLayout = systemCgroupLayout;
+const v2Skip = skipUnlessCgroupV2('the cgroup v2 backend tests');
 
 // Plain dirs with cgroup.procs files stand in for a hierarchy: the kill reads only those, and a
 // sleep of ours is the one process listed, where a real root would list the whole machine's.
@@ -289,7 +279,7 @@ await sandbox.close();
       };
       assert.deepEqual(seen.hello, ['ok', 'hello\n']);
       assert.equal(seen.oom, 'memory_limit');
-      assert.deepEqual(seen.cgroups, { version: 'v2', parents: ['/sys/fs/cgroup/cellblock'], hostProcessesMovedTo: '/sys/fs/cgroup/cellblock/host-processes' });
+      assert.deepEqual(seen.cgroups, { version: 'v2', parents: ['/sys/fs/cgroup/cellblock'], peakMemorySource: 'memory.peak', hostProcessesMovedTo: '/sys/fs/cgroup/cellblock/host-processes' });
       assert.equal(seen.self, '0::/cellblock/host-processes', 'node itself was moved to the leaf');
       assert.deepEqual(seen.rootProcs, [], "nothing is left in the namespace's root cgroup");
       assert.ok(seen.leafProcs.length >= 3, `shell, sleeper and node in the leaf: ${seen.leafProcs.join(' ')}`);
@@ -355,51 +345,81 @@ describe('sandbox instances and cleanupStale', { skip }, () => {
   });
 });
 
+/** One run of the engine itself, without a cgroup, as `sh -c script` in the busybox root with
+ * `workDir` as /box; `accountingFds` and `memorySamplePath` stand for a run cgroup's files. */
+async function runEngineAlone(
+  workDir: string,
+  script: string,
+  files: { accountingFds?: number[]; memorySamplePath?: string },
+): Promise<{ accountingTexts?: string[]; sampledPeakMemoryBytes: number }> {
+  const events: Array<{ kind: string; exit?: { accountingTexts?: string[]; sampledPeakMemoryBytes: number } }> = [];
+  let ready!: () => void;
+  let gone!: () => void;
+  const isReady = new Promise<void>((resolve) => (ready = resolve));
+  const isGone = new Promise<void>((resolve) => (gone = resolve));
+  const handle = native.createContainer(
+    { rootDir: busyboxRoot(), workDirHostPath: workDir, workDir: '/box', hostname: 'cellblock', tmpBytes: 16 * MiB,
+      cgroupJoinPaths: [], cgroupCloneIntoPath: '', cpuUsagePath: '', cpuUsageScaleNs: 1, memorySamplePath: files.memorySamplePath ?? '',
+      cpuWeightPath: '', backgroundCpuWeight: 0 },
+    (kind, exit) => {
+      events.push({ kind, exit });
+      if (kind === 'ready') ready();
+      if (kind === 'gone') gone();
+    },
+  );
+  await isReady;
+  handle.start({
+    argv: ['/bin/sh', '-c', script], env: ['PATH=/bin'], searchPath: '/bin', cwd: '/box', stdin: Buffer.alloc(0),
+    uid: 60000, gid: 60000, cpuTimeMs: 5000, wallTimeMs: 10000, outputBytes: MiB, fileSizeBytes: MiB, openFiles: 64,
+    stackBytes: 8 * MiB, tmpBytes: 16 * MiB, cpuRlimitSeconds: 6, pollIntervalMs: 5, backgroundAfterCpuMs: 0, stderrToStdout: false,
+    accountingFds: files.accountingFds ?? [],
+  });
+  await until(() => events.some((e) => e.kind === 'exit'), 10_000, 5, 'the run ended');
+  handle.cancel();
+  await isGone;
+  return events.find((e) => e.kind === 'exit')!.exit!;
+}
+
+/** A scratch dir with a work dir the sandbox user owns, holding `written` (its text given). */
+function scratchWithWorkDir(written: string): { scratch: string; workDir: string; writtenPath: string } {
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-accounting-'));
+  const workDir = path.join(scratch, 'work');
+  fs.mkdirSync(workDir);
+  fs.chownSync(workDir, 60000, 60000);
+  const writtenPath = path.join(workDir, 'written');
+  fs.writeFileSync(writtenPath, written);
+  fs.chownSync(writtenPath, 60000, 60000);
+  return { scratch, workDir, writtenPath };
+}
+
 describe("the run's accounting, read by the engine at its end", { skip }, () => {
   it("hands back the texts of the descriptors it was given, in their order, read from offset 0 once the run's processes are dead, and leaves them open", async () => {
-    // The engine itself, without a cgroup: two ordinary files stand for a run cgroup's accounting
-    // files (RunCgroup.accountingFds); the first is written by the run itself, so its text must be
-    // the one after the run, and the descriptor's offset (moved here) must not matter.
-    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-accounting-'));
-    const workDir = path.join(scratch, 'work');
-    fs.mkdirSync(workDir);
-    fs.chownSync(workDir, 60000, 60000);
-    const written = path.join(workDir, 'written');
-    fs.writeFileSync(written, 'before\n');
-    fs.chownSync(written, 60000, 60000);
+    // The first file is written by the run itself, so its text must be the one after the run,
+    // and the descriptor's offset (moved here) must not matter.
+    const { scratch, workDir, writtenPath } = scratchWithWorkDir('before\n');
     const fixed = path.join(scratch, 'fixed');
     fs.writeFileSync(fixed, 'usage_usec 1234\noom_kill 0\n');
-    const fds = [fs.openSync(written, 'r'), fs.openSync(fixed, 'r')];
+    const fds = [fs.openSync(writtenPath, 'r'), fs.openSync(fixed, 'r')];
     fs.readSync(fds[1]!, Buffer.alloc(4), 0, 4, null);
     try {
-      const events: Array<{ kind: string; exit?: { accountingTexts?: string[] } }> = [];
-      let ready!: () => void;
-      let gone!: () => void;
-      const isReady = new Promise<void>((resolve) => (ready = resolve));
-      const isGone = new Promise<void>((resolve) => (gone = resolve));
-      const handle = native.createContainer(
-        { rootDir: busyboxRoot(), workDirHostPath: workDir, workDir: '/box', hostname: 'cellblock', tmpBytes: 16 * MiB,
-          cgroupJoinPaths: [], cgroupCloneIntoPath: '', cpuUsagePath: '', cpuUsageScaleNs: 1, cpuWeightPath: '', backgroundCpuWeight: 0 },
-        (kind, exit) => {
-          events.push({ kind, exit });
-          if (kind === 'ready') ready();
-          if (kind === 'gone') gone();
-        },
-      );
-      await isReady;
-      handle.start({
-        argv: ['/bin/sh', '-c', 'echo after > /box/written'], env: ['PATH=/bin'], searchPath: '/bin', cwd: '/box', stdin: Buffer.alloc(0),
-        uid: 60000, gid: 60000, cpuTimeMs: 5000, wallTimeMs: 10000, outputBytes: MiB, fileSizeBytes: MiB, openFiles: 64,
-        stackBytes: 8 * MiB, tmpBytes: 16 * MiB, cpuRlimitSeconds: 6, pollIntervalMs: 5, backgroundAfterCpuMs: 0, stderrToStdout: false, accountingFds: fds,
-      });
-      await until(() => events.some((e) => e.kind === 'exit'), 10_000, 5, 'the run ended');
-      handle.cancel();
-      await isGone;
-      const exit = events.find((e) => e.kind === 'exit')!.exit!;
+      const exit = await runEngineAlone(workDir, 'echo after > /box/written', { accountingFds: fds });
       assert.deepEqual(exit.accountingTexts, ['after\n', 'usage_usec 1234\noom_kill 0\n']);
+      assert.equal(exit.sampledPeakMemoryBytes, 0, 'no sample file: no samples');
       for (const fd of fds) assert.ok(fs.fstatSync(fd).isFile(), 'the descriptors are still open: the caller owns them');
     } finally {
       for (const fd of fds) fs.closeSync(fd);
+      fs.rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+
+  it('samples the memory file at its polls during the run and hands back the greatest reading (v2 before 5.19 has no memory.peak)', async () => {
+    // The run itself writes the file init samples: 7 MiB for a second, then a little, as a
+    // program's memory.current rises and falls; the greatest reading is the peak.
+    const { scratch, workDir, writtenPath } = scratchWithWorkDir('4096\n');
+    try {
+      const exit = await runEngineAlone(workDir, 'echo 7340032 > /box/written; sleep 1; echo 8192 > /box/written', { memorySamplePath: writtenPath });
+      assert.equal(exit.sampledPeakMemoryBytes, 7340032);
+    } finally {
       fs.rmSync(scratch, { recursive: true, force: true });
     }
   });

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import { MiB } from '../../src/units.js';
 import { createSandbox } from '../../src/sandbox/index.js';
-import type { Limits, RunResult, RunSpec, Sandbox } from '../../src/sandbox/index.js';
+import { detectCgroupLayout } from '../../src/sandbox/cgroups/detect.js';
+import type { Limits, RunResult, RunSpec, Sandbox, SandboxOptions } from '../../src/sandbox/index.js';
 import { busyboxRoot, BusyboxRootUnavailable, PROGRAMS_IN_ROOT } from '../helpers/busybox-root.js';
 
 export const DEFAULT_LIMITS: Limits = {
@@ -42,6 +43,26 @@ function unavailableReason(): string | null {
 export const skip: string | false = unavailableReason() ?? false;
 if (skip) console.log(`SKIP sandbox tests: ${skip}`);
 
+/** The system's cgroup layout, or null where none is usable. */
+export const systemCgroupLayout = (() => {
+  try {
+    return detectCgroupLayout();
+  } catch {
+    return null;
+  }
+})();
+
+/** Why tests of `what`, which need the system's hierarchy to be cgroup v2, skip here (said once on
+ * the console), or false where they run. */
+export function skipUnlessCgroupV2(what: string): string | false {
+  const reason =
+    skip ||
+    (systemCgroupLayout?.version !== 'v2' &&
+      `this host's cgroup hierarchy is ${systemCgroupLayout?.version ?? 'unusable'}, not v2: ${what} run where v2 is the system's hierarchy (test/vm/cgroup-v2.test.ts runs this file in a cgroup v2 VM)`);
+  if (reason && !skip) console.log(`SKIP ${what}: ${reason}`);
+  return reason;
+}
+
 export interface Fixture {
   sandbox: Sandbox;
   rootDir: string;
@@ -51,14 +72,14 @@ export interface Fixture {
 }
 
 /** Registers before/after hooks that create and close one sandbox for the file. */
-export function useFixture(): Fixture {
+export function useFixture(sandboxOptions: SandboxOptions = {}): Fixture {
   let scratch = '';
   let counter = 0;
   const fixture = {} as Fixture;
   before(() => {
     if (skip) return;
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-sandbox-test-'));
-    fixture.sandbox = createSandbox();
+    fixture.sandbox = createSandbox(sandboxOptions);
     fixture.rootDir = busyboxRoot();
     fixture.workDir = () => {
       const dir = path.join(scratch, `w${counter++}`);

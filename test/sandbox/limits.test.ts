@@ -7,7 +7,9 @@ import { describe, it } from 'node:test';
 import { detectCgroupLayout } from '../../src/sandbox/cgroups/detect.js';
 import { MiB } from '../../src/units.js';
 import { until } from '../helpers/until.js';
-import { DEFAULT_LIMITS, program, skip, text, useFixture } from './fixture.js';
+import { DEFAULT_LIMITS, program, skip, skipUnlessCgroupV2, text, useFixture } from './fixture.js';
+
+const sampledPeakSkip = skipUnlessCgroupV2('the tests of memory.current sampled in place of memory.peak');
 
 describe('sandbox limits and metrics', { skip }, () => {
   const f = useFixture();
@@ -273,5 +275,23 @@ describe('sandbox limits and metrics', { skip }, () => {
   it('caps open files with RLIMIT_NOFILE', async () => {
     const r = await f.run(['/bin/sh', '-c', 'ulimit -n'], { limits: { openFiles: 17 } });
     assert.equal(text(r.stdout), '17\n');
+  });
+});
+
+describe('peak memory without memory.peak (cgroup v2 before Linux 5.19)', { skip: sampledPeakSkip }, () => {
+  const f = useFixture({ samplePeakMemory: true });
+
+  it('says so at start-up and reports the sampled peak of an allocation held for 200 ms within 10% (+2 MiB)', async () => {
+    assert.match(f.sandbox.cgroups.peakMemorySource, /memory\.current, sampled/);
+    const r = await f.run([program('alloc'), '64', '200'], { limits: { memoryBytes: 512 * MiB } });
+    assert.equal(r.verdict, 'ok', text(r.stderr));
+    const peakMiB = r.metrics.peakMemoryBytes / MiB;
+    assert.ok(peakMiB >= 64 && peakMiB <= 64 * 1.1 + 2, `allocated 64 MiB, sampled peak ${peakMiB.toFixed(2)} MiB`);
+  });
+
+  it('still gives memory_limit when the OOM killer acts', async () => {
+    const r = await f.run([program('alloc'), '512'], { limits: { memoryBytes: 64 * MiB } });
+    assert.equal(r.verdict, 'memory_limit');
+    assert.ok(r.metrics.peakMemoryBytes <= 64 * MiB, `peak ${r.metrics.peakMemoryBytes} within the limit`);
   });
 });

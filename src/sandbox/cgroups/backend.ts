@@ -25,6 +25,10 @@ export interface RunCgroup {
   /** File whose first integer is CPU time; see cpuUsageScaleNs. */
   readonly cpuUsagePath: string;
   readonly cpuUsageScaleNs: number;
+  /** A file whose first integer is the memory in use, read by init at every poll of the run, the
+   * greatest reading handed to usageFrom: where the kernel keeps no peak (v2 before Linux 5.19).
+   * Empty: the accounting files hold the peak. */
+  readonly memorySamplePath: string;
   /** The CPU weight file (v1 cpu.shares, v2 cpu.weight) and the background weight, its default's
    * BACKGROUND_CPU_WEIGHT_FRACTION: init writes the one to the other once the run has used
    * StartSpec.backgroundAfterCpuMs of CPU time. The bandwidth limit (cpuCores) is unchanged. */
@@ -40,9 +44,10 @@ export interface RunCgroup {
   startAccounting(): void;
   /** The descriptors of the files readUsage reads, once accounting started: the engine reads
    * them at the run's end (native/, where the run's end is collected) and hands their texts, in
-   * this order, to usageFrom. */
+   * this order, to usageFrom, with the greatest of init's readings of memorySamplePath (0
+   * without one). */
   accountingFds(): number[];
-  usageFrom(texts: readonly string[]): CgroupUsage;
+  usageFrom(texts: readonly string[], sampledPeakMemoryBytes?: number): CgroupUsage;
   /** Reads the files itself: where the engine could not. */
   readUsage(): CgroupUsage;
   /** Kills any process still in the cgroup, then removes it. */
@@ -53,6 +58,9 @@ export interface CgroupBackend {
   readonly version: CgroupVersion;
   /** Where each hierarchy's `cellblock` parent is, for logs and leak checks. */
   readonly parentPaths: string[];
+  /** Where a run's peak memory comes from (a file, or how it is sampled), for the start-up log;
+   * final once createInstance has run. */
+  readonly peakMemorySource: string;
   /** v2 only: the leaf that the processes of a cgroup namespace's root were moved to, so that
    * the controllers could be enabled there (a container with a cgroup namespace of its own);
    * undefined when nothing was moved. */

@@ -34,6 +34,8 @@ class V1RunCgroup implements RunCgroup {
   readonly cloneIntoPath = '';
   readonly cpuUsagePath: string;
   readonly cpuUsageScaleNs = 1;
+  /** memory.max_usage_in_bytes keeps the peak: nothing to sample. */
+  readonly memorySamplePath = '';
   readonly cpuWeightPath: string;
   readonly backgroundCpuWeight = Math.round(V1_DEFAULT_CPU_SHARES * BACKGROUND_CPU_WEIGHT_FRACTION);
   private oomKillsBaseline = 0;
@@ -127,6 +129,7 @@ class V1RunCgroup implements RunCgroup {
 export class CgroupV1Backend implements CgroupBackend {
   readonly version = 'v1' as const;
   readonly parentPaths: string[];
+  readonly peakMemorySource = 'memory.max_usage_in_bytes';
 
   constructor(
     private readonly mountPoints: Record<V1Controller, string>,

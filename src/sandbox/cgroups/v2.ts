@@ -2,7 +2,8 @@
 // must be enabled in the subtree_control of every ancestor ("+cpu +memory +pids"); processes live
 // only in leaves (our parent and instance directories hold none). Limits: memory.max,
 // memory.swap.max = 0, pids.max, cpu.max "quota period". Accounting: cpu.stat usage_usec,
-// memory.peak, memory.events oom_kill. Leftovers die through cgroup.kill. In a container's own
+// memory.peak (before Linux 5.19, which has none: memory.current, sampled by init at each poll),
+// memory.events oom_kill. Leftovers die through cgroup.kill. In a container's own
 // cgroup namespace the hierarchy's root holds the container's processes; see enableControllers.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -32,6 +33,15 @@ import { cpuQuota } from './cpu-quota.js';
  * controllers cannot be enabled there otherwise (see enableControllers). Not an instance: it has
  * no lock file, and listInstances leaves it out. */
 export const V2_HOST_PROCESSES_LEAF = 'host-processes';
+
+export interface V2BackendOptions {
+  /** Measure peak memory by sampling memory.current, as on a kernel without memory.peak (before
+   * Linux 5.19), even where memory.peak exists: tests of that way. */
+  samplePeakMemory?: boolean;
+}
+
+/** CgroupBackend.peakMemorySource where memory.peak is missing. */
+const PEAK_SAMPLED = 'memory.current, sampled at each poll (no memory.peak before Linux 5.19)';
 
 /** Rounds of moving a namespace root's processes to the leaf: a process forked meanwhile is
  * born in the root and needs another round. */
@@ -75,15 +85,21 @@ class V2RunCgroup implements RunCgroup {
   private cpuBaselineUs = 0;
   private oomKillsBaseline = 0;
   private applied: CgroupLimitValues | null = null;
+  readonly memorySamplePath: string;
   /** Opened by startAccounting, read after the run, closed by destroy. memory.peak resets per
-   * open file (Linux 6.12+): it is reset and read through this one descriptor. */
+   * open file (Linux 6.12+): it is reset and read through this one descriptor. Where the kernel
+   * has no memory.peak, `memoryPeak` is memory.current, read once more at the end. */
   private accounting: { cpuStat: OpenCgroupFile; memoryEvents: OpenCgroupFile; memoryPeak: OpenCgroupFile } | null = null;
 
-  constructor(private readonly dir: string) {
+  constructor(
+    private readonly dir: string,
+    private readonly peakSampled: boolean,
+  ) {
     this.joinPaths = [path.join(dir, 'cgroup.procs')];
     this.cloneIntoPath = dir;
     this.cpuUsagePath = path.join(dir, 'cpu.stat');
     this.cpuWeightPath = path.join(dir, 'cpu.weight');
+    this.memorySamplePath = peakSampled ? path.join(dir, 'memory.current') : '';
   }
 
   applyLimits(limits: Limits): void {
@@ -105,11 +121,12 @@ class V2RunCgroup implements RunCgroup {
     const files = {
       cpuStat: new OpenCgroupFile(this.cpuUsagePath, 'r'),
       memoryEvents: new OpenCgroupFile(path.join(this.dir, 'memory.events'), 'r'),
-      memoryPeak: openPeakFile(path.join(this.dir, 'memory.peak')),
+      memoryPeak: this.peakSampled ? new OpenCgroupFile(this.memorySamplePath, 'r') : openPeakFile(path.join(this.dir, 'memory.peak')),
     };
     this.accounting = files;
     this.cpuBaselineUs = files.cpuStat.readKey('usage_usec');
     this.oomKillsBaseline = files.memoryEvents.readKey('oom_kill');
+    if (this.peakSampled) return;
     try {
       files.memoryPeak.write('reset');
     } catch {
@@ -122,11 +139,14 @@ class V2RunCgroup implements RunCgroup {
     return [files.cpuStat.descriptor, files.memoryPeak.descriptor, files.memoryEvents.descriptor];
   }
 
-  usageFrom([cpuStat = '', memoryPeak = '', memoryEvents = '']: readonly string[]): CgroupUsage {
+  usageFrom([cpuStat = '', memoryPeak = '', memoryEvents = '']: readonly string[], sampledPeakMemoryBytes = 0): CgroupUsage {
     const files = startedAccounting(this.accounting, this.cpuUsagePath);
+    const peakMemoryBytes = parseCgroupInteger(memoryPeak, files.memoryPeak.file);
     return {
       cpuTimeNs: (parseCgroupKey(cpuStat, 'usage_usec') - this.cpuBaselineUs) * NS_PER_US,
-      peakMemoryBytes: parseCgroupInteger(memoryPeak, files.memoryPeak.file),
+      // Sampled: what is still charged at the end (the run's files in /tmp, its page cache) or
+      // init's greatest reading during the run, whichever is more.
+      peakMemoryBytes: this.peakSampled ? Math.max(peakMemoryBytes, sampledPeakMemoryBytes) : peakMemoryBytes,
       oomKills: parseCgroupKey(memoryEvents, 'oom_kill') - this.oomKillsBaseline,
     };
   }
@@ -148,13 +168,21 @@ export class CgroupV2Backend implements CgroupBackend {
   readonly parentPaths: string[];
   hostProcessesMovedTo?: string;
   private readonly parent: string;
+  /** memory.peak came with Linux 5.19: without it, init samples memory.current (see RunCgroup.memorySamplePath). */
+  private peakSampled: boolean;
 
   constructor(
     private readonly mountPoint: string,
     parentName: string,
+    options: V2BackendOptions = {},
   ) {
     this.parent = path.join(mountPoint, parentName);
     this.parentPaths = [this.parent];
+    this.peakSampled = options.samplePeakMemory ?? false;
+  }
+
+  get peakMemorySource(): string {
+    return this.peakSampled ? PEAK_SAMPLED : 'memory.peak';
   }
 
   /** Enables our controllers on every level from the mount point down to dir's parent. */
@@ -230,12 +258,13 @@ export class CgroupV2Backend implements CgroupBackend {
     this.enableControllersDownTo(instanceDir);
     // The instance's children (the containers) need the controllers too.
     this.enableControllers(instanceDir);
+    if (!fs.existsSync(path.join(instanceDir, 'memory.peak'))) this.peakSampled = true;
   }
 
   createRunCgroup(instanceId: string, containerId: string): RunCgroup {
     const dir = path.join(this.parent, instanceId, containerId);
     makeCgroupDir(dir);
-    return new V2RunCgroup(dir);
+    return new V2RunCgroup(dir, this.peakSampled);
   }
 
   listInstances(): string[] {

@@ -1,9 +1,10 @@
-// alloc MIB: allocates MIB MiB and touches every page, so the memory is really charged; prints
-// "allocated MIB" and exits 0.
+// alloc MIB [HOLD_MS]: allocates MIB MiB and touches every page, so the memory is really charged;
+// prints "allocated MIB", holds the memory HOLD_MS milliseconds (default 0) and exits 0.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 int main(int argc, char** argv) {
   long mib = argc > 1 ? atol(argv[1]) : 1;
@@ -12,5 +13,9 @@ int main(int argc, char** argv) {
   if (p == MAP_FAILED) { perror("mmap"); return 1; }
   for (size_t i = 0; i < bytes; i += 4096) p[i] = 1;
   printf("allocated %ld\n", mib);
+  fflush(stdout);
+  long holdMs = argc > 2 ? atol(argv[2]) : 0;
+  struct timespec hold = {holdMs / 1000, (holdMs % 1000) * 1000000L};
+  nanosleep(&hold, NULL);
   return 0;
 }
