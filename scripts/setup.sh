@@ -8,13 +8,16 @@ cd "$(dirname "$0")/.."
 # Debian packages the project uses. One list, so that no machine depends on a hand install.
 #   redis-server     the queue's store (tests start their own on a free port)
 #   debootstrap      builds the base image layer
+#   gpgv debian-archive-keyring  what debootstrap checks the suite's Release signature with;
+#                    only its Recommends (gnupg, the keyring), which --no-install-recommends drops,
+#                    and Debian 13's apt verifies with sqv, so a fresh trixie host may lack gpgv
 #   busybox-static   the tiny test root for the engine's unit tests
 #   bubblewrap       the peer the engine's benchmark compares against
 #   build-essential python3  node-gyp's toolchain for native/
 #   iproute2         network namespace checks in tests
 #   ca-certificates  apt over https mirrors
 #   strace           traces the runtimes' start-up paths (scripts/startup-paths.ts, and its test)
-PACKAGES=(redis-server debootstrap busybox-static bubblewrap build-essential python3 iproute2 ca-certificates strace)
+PACKAGES=(redis-server debootstrap gpgv debian-archive-keyring busybox-static bubblewrap build-essential python3 iproute2 ca-certificates strace)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

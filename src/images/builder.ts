@@ -81,11 +81,17 @@ async function buildLayer(layer: PlannedLayer, below: string[], definitions: Ima
         report({ image, phase: line.startsWith('==> ') ? 'step' : 'output', message: line.replace(/^==> /, '') });
       },
     });
+  /** A step of the builder's own (not a recipe's line): in the progress and in the layer's log. */
+  const step = (message: string): void => {
+    logFile.write(`==> ${message}\n`);
+    report({ image, phase: 'step', message });
+  };
   try {
     switch (build.kind) {
       case 'debootstrap': {
         const apt = resolveAptSetup(build.suite, env);
-        report({ image, phase: 'step', message: `Debian mirror ${apt.mirror} (from ${apt.origin})` });
+        step(`Debian mirror ${apt.mirror} (from ${apt.origin})`);
+        for (const note of apt.notes) step(note);
         await recipe('debootstrap-layer.sh', [root, build.suite, build.variant, apt.mirror, join(store.cacheDir, 'debootstrap'), build.include.join(',')], proxyEnv(apt, env));
         await recipe('finalize-root.sh', [root]);
         break;
@@ -101,6 +107,7 @@ async function buildLayer(layer: PlannedLayer, below: string[], definitions: Ima
         writeFileSync(join(spec, 'commands.sh'), build.commands.join('\n') + (build.commands.length ? '\n' : ''));
         const suite = definitions.debianSuite(image);
         const apt = build.packages.length > 0 && suite ? resolveAptSetup(suite, env) : undefined;
+        for (const note of apt?.notes ?? []) step(note);
         writeFileSync(join(spec, 'sources.list'), apt ? renderSourcesList(apt.sources) : '');
         writeFileSync(join(spec, 'apt.conf'), apt ? apt.aptConf.join('\n') + '\n' : '');
         const lowerdir = below.map((h) => store.layerRoot(h)).reverse().join(':');

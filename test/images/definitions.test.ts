@@ -148,6 +148,109 @@ describe('apt setup from the host configuration', () => {
     }
   });
 
+  it('reads signed-by and cdrom: labels from one-line sources', () => {
+    assert.deepEqual(
+      parseOneLineSources('deb cdrom:[Debian GNU/Linux 12.5.0 _Bookworm_ - Official amd64 DVD Binary-1 20240210-11:28]/ bookworm contrib main\ndeb [ arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg ] http://m.example/debian trixie main\n'),
+      [
+        { uri: 'cdrom:[Debian GNU/Linux 12.5.0 _Bookworm_ - Official amd64 DVD Binary-1 20240210-11:28]/', suites: ['bookworm'], components: ['contrib', 'main'] },
+        { uri: 'http://m.example/debian', suites: ['trixie'], components: ['main'], signedBy: '/usr/share/keyrings/debian-archive-keyring.gpg' },
+      ],
+    );
+  });
+
+  /** A fresh /etc/apt with these files (paths relative to it). */
+  const etcAptWith = (name: string, files: Record<string, string>): string => {
+    const etc = join(scratch.dir, name);
+    mkdirSync(join(etc, 'sources.list.d'), { recursive: true });
+    for (const [path, text] of Object.entries(files)) writeFileSync(join(etc, path), text);
+    return etc;
+  };
+
+  it("lends a Debian 13 host's archive and security sources (deb822, Signed-By) to the image's suite, and says so", () => {
+    const keyring = 'Signed-By: /usr/share/keyrings/debian-archive-keyring.pgp\n';
+    const etc = etcAptWith('etc-apt-trixie', {
+      'sources.list.d/debian.sources':
+        `Types: deb\nURIs: http://a.example/debian\nSuites: trixie trixie-updates\nComponents: main non-free-firmware\n${keyring}\n` +
+        `Types: deb\nURIs: http://a.example/debian-security\nSuites: trixie-security\nComponents: main non-free-firmware\n${keyring}`,
+      // A third party's archive under a /debian path, checked with its own key: not Debian's.
+      'sources.list.d/vendor.sources': 'Types: deb\nURIs: https://v.example/debian\nSuites: trixie\nComponents: main\nSigned-By: /etc/apt/keyrings/vendor.asc\n',
+      'sources.list.d/other.list': 'deb http://b.example/ubuntu noble main\n',
+    });
+    const setup = resolveAptSetup('bookworm', {}, etc);
+    assert.equal(setup.mirror, 'http://a.example/debian');
+    assert.equal(
+      renderSourcesList(setup.sources),
+      'deb http://a.example/debian bookworm main non-free-firmware\ndeb http://a.example/debian bookworm-updates main non-free-firmware\ndeb http://a.example/debian-security bookworm-security main non-free-firmware\n',
+    );
+    assert.match(setup.origin, /derived/);
+    assert.equal(setup.notes.length, 1);
+    assert.match(setup.notes[0]!, /no host apt source names "bookworm"/);
+    assert.match(setup.notes[0]!, /http:\/\/a\.example\/debian trixie -> bookworm bookworm-updates; http:\/\/a\.example\/debian-security trixie-security -> bookworm-security$/);
+  });
+
+  it('lends a one-line `stable` host, and an old `<codename>/updates` security line', () => {
+    const stable = resolveAptSetup('bookworm', {}, etcAptWith('etc-apt-stable', {
+      'sources.list':
+        '# the installer\'s\ndeb http://b.example/debian/ stable main contrib\ndeb-src http://b.example/debian/ stable main contrib\n' +
+        'deb http://b.example/debian/ stable-updates main contrib\ndeb http://b.example/debian-security stable-security main contrib\n',
+    }));
+    assert.equal(stable.mirror, 'http://b.example/debian/');
+    assert.equal(
+      renderSourcesList(stable.sources),
+      'deb http://b.example/debian/ bookworm main contrib\ndeb http://b.example/debian/ bookworm-updates main contrib\ndeb http://b.example/debian-security bookworm-security main contrib\n',
+    );
+    assert.match(stable.notes[0]!, /http:\/\/b\.example\/debian\/ stable -> bookworm bookworm-updates/);
+
+    const buster = resolveAptSetup('bookworm', {}, etcAptWith('etc-apt-buster', {
+      'sources.list': 'deb http://c.example/debian buster main\ndeb http://c.example/debian-security buster/updates main\n',
+    }));
+    assert.equal(renderSourcesList(buster.sources), 'deb http://c.example/debian bookworm main\ndeb http://c.example/debian bookworm-updates main\ndeb http://c.example/debian-security bookworm-security main\n');
+
+    // sid with no security source: the archive is lent, and the note says there is no security source.
+    const sid = resolveAptSetup('bookworm', {}, etcAptWith('etc-apt-sid', { 'sources.list': 'deb http://d.example/debian sid main\n' }));
+    assert.equal(renderSourcesList(sid.sources), 'deb http://d.example/debian bookworm main\ndeb http://d.example/debian bookworm-updates main\n');
+    assert.match(sid.notes[0]!, /no Debian security source/);
+  });
+
+  it('skips a cdrom: entry when an http source serves the same suite, and fails only when none is left', () => {
+    const cdrom = 'deb cdrom:[Debian GNU/Linux 12.5.0 _Bookworm_ - Official amd64 DVD Binary-1 20240210-11:28]/ bookworm contrib main\n';
+    const setup = resolveAptSetup('bookworm', {}, etcAptWith('etc-apt-cdrom', {
+      'sources.list': `${cdrom}deb http://a.example/debian/ bookworm main\ndeb http://a.example/debian-security bookworm-security main\n`,
+    }));
+    assert.equal(setup.mirror, 'http://a.example/debian/');
+    assert.equal(renderSourcesList(setup.sources), 'deb http://a.example/debian/ bookworm main\ndeb http://a.example/debian-security bookworm-security main\n');
+    assert.equal(setup.notes.length, 1);
+    assert.match(setup.notes[0]!, /^skipped apt source cdrom:/);
+
+    // The same on a host of another release: the fetchable archive source is the one lent.
+    const trixie = resolveAptSetup('bookworm', {}, etcAptWith('etc-apt-cdrom-trixie', {
+      'sources.list': 'deb cdrom:[Debian GNU/Linux 13.0.0 _Trixie_ - Official amd64 DVD Binary-1]/ trixie main\ndeb http://a.example/debian/ trixie main\n',
+    }));
+    assert.equal(trixie.mirror, 'http://a.example/debian/');
+    assert.equal(renderSourcesList(trixie.sources), 'deb http://a.example/debian/ bookworm main\ndeb http://a.example/debian/ bookworm-updates main\n');
+    assert.match(trixie.notes[1]!, /^skipped apt source cdrom:.* \(trixie\)/);
+
+    // Nothing fetchable left for the suite: the clear message, as before.
+    for (const [name, list] of [['etc-apt-cdrom-only', `${cdrom}deb http://a.example/debian-security bookworm-security main\n`], ['etc-apt-cdrom-only-trixie', 'deb cdrom:[Debian 13]/ trixie main\n']] as const) {
+      const etc = etcAptWith(name, { 'sources.list': list });
+      assert.throws(() => resolveAptSetup('bookworm', {}, etc), (err: unknown) => err instanceof ImageStoreError && /"cdrom:\[.*only http\(s\):\/\/ and file:\/\//.test(err.message) && /CELLBLOCK_DEBIAN_MIRROR/.test(err.message));
+    }
+  });
+
+  it("does not take a third party's or a derivative's archive for Debian's", () => {
+    for (const [name, text] of [
+      // Its own keyring, though it serves a Debian codename under /debian.
+      ['etc-apt-vendor-key', 'deb [signed-by=/etc/apt/keyrings/vendor.gpg] https://v.example/debian trixie main\n'],
+      // No `main` component (a vendor's `stable` channel).
+      ['etc-apt-vendor-channel', 'deb https://v.example/linux/debian trixie stable\n'],
+      // Not a Debian release name, nor Debian's mirror path.
+      ['etc-apt-other', 'deb http://v.example/repo trixie main\ndeb http://b.example/ubuntu noble main\n'],
+    ] as const) {
+      const etc = etcAptWith(name, { 'sources.list': text });
+      assert.throws(() => resolveAptSetup('bookworm', {}, etc), (err: unknown) => err instanceof ImageStoreError && /no apt source for Debian "bookworm".*nor a Debian archive source/.test(err.message) && /CELLBLOCK_DEBIAN_MIRROR/.test(err.message));
+    }
+  });
+
   it('prefers CELLBLOCK_DEBIAN_MIRROR, and says what to do when the host has no Debian source', () => {
     const etc = join(scratch.dir, 'etc-apt-ubuntu');
     mkdirSync(etc, { recursive: true });
