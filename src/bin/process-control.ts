@@ -1,5 +1,6 @@
 // Process-level plumbing shared by the commands: a pino logger, one orderly shutdown on
-// SIGTERM/SIGINT (a second signal exits at once), and stop requests during start-up.
+// SIGTERM/SIGINT (a second signal exits at once, but for a supervised worker), and stop requests
+// during start-up.
 import pino, { type Logger } from 'pino';
 
 export function createLogger(level: string, role: string): Logger {
@@ -10,10 +11,16 @@ export function createLogger(level: string, role: string): Logger {
  * Ctrl-C at a terminal sends SIGINT to the whole foreground process group, the supervisor and its
  * workers alike, and the supervisor then passes its own stop on as SIGTERM: taken as a second
  * signal, that would end the worker's running jobs at once. Such a worker leaves SIGINT to its
- * supervisor. */
+ * supervisor, and takes a SIGTERM once stopping as the same stop: a service manager's stop
+ * (systemd's default KillMode=control-group) signals every process of the service at once, so
+ * the supervisor's SIGTERM comes second. */
 export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise<void>, options: { supervised?: boolean } = {}): void {
   let stopping = false;
   const handle = (signal: NodeJS.Signals) => {
+    if (stopping && options.supervised) {
+      logger.info({ signal }, 'already stopping: the signal changes nothing');
+      return;
+    }
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
@@ -28,9 +35,9 @@ export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise
       },
     );
   };
-  process.once('SIGTERM', handle);
+  process.on('SIGTERM', handle);
   if (options.supervised) process.on('SIGINT', () => logger.info('SIGINT: left to the supervisor, whose SIGTERM stops this worker'));
-  else process.once('SIGINT', handle);
+  else process.on('SIGINT', handle);
 }
 
 export interface StartupGuard {

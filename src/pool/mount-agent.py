@@ -7,6 +7,9 @@
 # stdout ({"id", "ok": true, ...} or {"id", "ok": false, "error": {"op", "code", "errno", "message"}}).
 # The agent dies with its parent (PR_SET_PDEATHSIG) and on EOF of stdin, so a SIGKILLed owner
 # drops the owner lock at once; the mounts it made stay and are reclaimed by the next owner.
+# Nothing else ends it: SIGINT and SIGTERM are ignored, since they reach it with its owner's
+# (Ctrl-C signals the terminal's whole foreground process group; a service manager's stop, every
+# process of the service), while the owner's orderly stop still needs it to unmount.
 import ctypes
 import ctypes.util
 import errno
@@ -203,6 +206,8 @@ OPS = {
 
 
 def main():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != int(os.environ.get('CELLBLOCK_AGENT_PARENT', os.getppid())):
         return  # the parent died before the death signal was armed

@@ -5,13 +5,13 @@ import { statFields } from '../../src/processes.js';
 
 export { processAlive, processState } from '../../src/processes.js';
 
-/** This process's children, by pid. */
-export function childPids(): number[] {
+/** The children of `parent` (default: this process), by pid. */
+export function childPids(parent = process.pid): number[] {
   const children: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (Number(statFields(entry)[1]) === process.pid) children.push(Number(entry));
+      if (Number(statFields(entry)[1]) === parent) children.push(Number(entry));
     } catch {
       // exited meanwhile
     }

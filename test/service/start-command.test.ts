@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 import { freeLoopbackPort, freeLoopbackPortExcept } from '../../src/queue/redis-server.js';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { detectCgroupLayout } from '../../src/sandbox/cgroups/detect.js';
-import { processExists } from '../helpers/processes.js';
+import { childPids, processExists } from '../helpers/processes.js';
 import { start as startRedis, type TestRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
 import { builtRuntimes, cellblockSource, getJson, postJson, scratchDir, spawnCellblock, type CellblockProcess } from './fixtures.js';
@@ -69,6 +69,17 @@ function supervisedWorkerPids(output: string): number[] {
     .split('\n')
     .filter((text) => text.includes('"msg":"worker process started"'))
     .map((line) => Number((JSON.parse(line) as { childPid?: number }).childPid));
+}
+
+/** The mount agents of a worker process (src/pool/mount-agent.py, one per pool owner). */
+function mountAgentPids(workerPid: number): number[] {
+  return childPids(workerPid).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('mount-agent.py');
+    } catch {
+      return false; // exited meanwhile
+    }
+  });
 }
 
 /** The pid of the worker process the supervisor started last. */
@@ -152,10 +163,13 @@ describe('cellblock start', { skip }, () => {
 
       const workerPid = supervisedWorkerPid(started.output());
       assert.notEqual(workerPid, firstWorkerPid);
+      const agents = mountAgentPids(workerPid);
+      assert.ok(agents.length > 0, "the worker's mount agent runs");
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      // Ctrl-C at a terminal: SIGINT to the foreground process group, the command and its worker
-      // alike. The worker stops once, on its supervisor's SIGTERM (a second signal would end its
-      // jobs at once).
+      // Ctrl-C at a terminal: SIGINT to the foreground process group, the command, its worker and
+      // the worker's mount agent alike. The worker stops once, on its supervisor's SIGTERM (a
+      // second signal would end its jobs at once); the agent stays for the worker's unmounts.
+      for (const pid of agents) process.kill(pid, 'SIGINT');
       process.kill(workerPid, 'SIGINT');
       child.kill('SIGINT');
       assert.equal(await exited, 0, `a clean exit on Ctrl-C:\n${started.output().slice(-2000)}`);
@@ -176,6 +190,30 @@ describe('cellblock start', { skip }, () => {
         const pids = supervisedWorkerPids(started.output()).filter((pid) => pid > 0);
         await until(() => !pids.some(processExists), 10_000, 50, 'the worker processes gone').catch(() => {});
       }
+      await scratch.remove();
+    }
+  });
+
+  test("a service manager's stop, SIGTERM to each of its processes at once (systemd's default KillMode=control-group): one orderly stop each", async () => {
+    const scratch = await scratchDir();
+    const { started, port } = await startCellblock(scratch.dir).catch(removing(scratch));
+    const { child } = started;
+    try {
+      await waitReady(port);
+      const workerPid = supervisedWorkerPid(started.output());
+      const agents = mountAgentPids(workerPid);
+      assert.ok(agents.length > 0, "the worker's mount agent runs");
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      for (const pid of [...agents, workerPid]) process.kill(pid, 'SIGTERM');
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, `a clean exit:\n${started.output().slice(-2000)}`);
+      assert.ok(!started.output().includes('second signal'), `one orderly stop each:\n${started.output().slice(-2000)}`);
+      await until(() => !processExists(workerPid), 10_000, 50, 'the worker process has exited');
+      assert.deepEqual(mountPointsUnder(scratch.dir), [], 'the worker unmounted everything: its agent outlived the signal');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      const pids = supervisedWorkerPids(started.output()).filter((pid) => pid > 0);
+      await until(() => !pids.some(processExists), 10_000, 50, 'the worker processes gone').catch(() => {});
       await scratch.remove();
     }
   });
