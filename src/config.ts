@@ -184,6 +184,17 @@ function integer(env: Env, variable: string, fallback: number, minimum = 0, maxi
   return value;
 }
 
+/** An absolute directory path; `mountOption`: one that goes into overlayfs's mount options (the
+ * images' layers, the pool's roots), where ':' and ',' separate values. */
+function directory(env: Env, variable: string, fallback: string, options: { mountOption?: boolean } = {}): string {
+  const dir = env[variable]?.trim() || fallback;
+  if (!path.isAbsolute(dir)) throw new ConfigError(variable, `expected an absolute path, got "${dir}"`);
+  if (options.mountOption && /[:,\s]/.test(dir)) {
+    throw new ConfigError(variable, `may not contain ':', ',' or white space (it goes into overlayfs's mount options), got "${dir}"`);
+  }
+  return dir;
+}
+
 /** `10.0.0.0/8,fd00::/8,192.0.2.7`; unset or empty: `fallback`; `none`: no network, unless
  * `noneRefused` says why it may not be written. */
 function networks(env: Env, variable: string, fallback: readonly string[], noneRefused?: string): string[] {
@@ -258,7 +269,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (!/^[\w-]{1,64}$/.test(queuePrefix)) {
     throw new ConfigError('CELLBLOCK_QUEUE_PREFIX', 'letters, digits, "_" and "-" only');
   }
-  const dataDir = dataDirFromEnv(env);
+  const dataDir = directory(env, 'CELLBLOCK_DATA_DIR', dataDirFromEnv(env), { mountOption: true });
   const lockDurationMs = integer(env, 'CELLBLOCK_LOCK_DURATION_MS', 30_000, 1000);
   const workerConcurrency = integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', defaultWorkerConcurrency(), 1);
   const backgroundAfterMs = integer(env, 'CELLBLOCK_BACKGROUND_AFTER_MS', DEFAULT_BACKGROUND_AFTER_MS, 0);
@@ -269,8 +280,8 @@ export function loadConfig(env: Env = process.env): Config {
     host: env.CELLBLOCK_HOST?.trim() || '127.0.0.1',
     port: integer(env, 'CELLBLOCK_PORT', 8080, 0, 65_535),
     dataDir,
-    poolStateDir: env.CELLBLOCK_POOL_STATE_DIR?.trim() || path.join(dataDir, 'pool'),
-    redisDataDir: env.CELLBLOCK_REDIS_DATA_DIR?.trim() || path.join(dataDir, 'redis'),
+    poolStateDir: directory(env, 'CELLBLOCK_POOL_STATE_DIR', path.join(dataDir, 'pool'), { mountOption: true }),
+    redisDataDir: directory(env, 'CELLBLOCK_REDIS_DATA_DIR', path.join(dataDir, 'redis')),
     redisAppendFsync: oneOf(env, 'CELLBLOCK_REDIS_FSYNC', REDIS_APPEND_FSYNC_POLICIES, DEFAULT_REDIS_APPEND_FSYNC),
     workerProcesses: integer(env, 'CELLBLOCK_WORKER_PROCESSES', 1, 0),
     workerConcurrency,

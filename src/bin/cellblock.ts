@@ -2,10 +2,13 @@
 // The `cellblock` command: start (API + workers, and a private Redis when none is configured),
 // api, worker, images. Configuration comes from CELLBLOCK_* environment variables (src/config.ts).
 import { mkdirSync } from 'node:fs';
+import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from '../config.js';
+import { loadRuntimes } from '../images/runtimes.js';
 import { startRedisServer } from '../queue/redis-server.js';
 import { ListenError, runApi } from './api-command.js';
 import { createLogger, guardStartup, onShutdown } from './process-control.js';
+import { checkWorkerMachine, WorkerPreflightError } from './worker-preflight.js';
 
 const USAGE = `usage: cellblock <command>
 
@@ -34,13 +37,30 @@ async function api(config: Config): Promise<void> {
  * (on a machine without the sandbox built) and `cellblock images` do not need. */
 const workerCommand = () => import('./worker-command.js');
 
+/** Refuses, in one line, a machine where no worker could run (checkWorkerMachine); warns of the
+ * runtimes whose jobs would fail here. */
+function checkMachineForWorkers(config: Config, logger: Logger): void {
+  const missing = checkWorkerMachine(config, loadRuntimes());
+  if (missing.length > 0) {
+    logger.warn(
+      { runtimes: missing.map((runtime) => runtime.id), images: [...new Set(missing.map((runtime) => runtime.image))] },
+      'runtimes whose image is not built on this machine: their jobs fail here (cellblock images build IMAGE)',
+    );
+  }
+}
+
 async function worker(config: Config, argv: string[]): Promise<void> {
   const redisUrl = requireRedisUrl(config, 'worker');
+  if (config.workerProcesses < 1) {
+    throw new UsageError('cellblock worker runs at least one worker process: CELLBLOCK_WORKER_PROCESSES=0 is for `cellblock start` alone (the API without workers)');
+  }
   const logger = createLogger(config.logLevel, 'worker');
   const { isSupervisedWorker, runWorkerProcess, superviseWorkers, SINGLE_WORKER_FLAG } = await workerCommand();
   // Forked by our supervisor, which stops it. Not `--single` alone, nor IPC alone, which a worker
   // started by hand, or by a manager that stops it with SIGINT (pm2), may also have.
   const supervised = isSupervisedWorker();
+  // The supervisor checked the machine before it forked this one.
+  if (!supervised) checkMachineForWorkers(config, logger);
   if (argv.includes(SINGLE_WORKER_FLAG) || config.workerProcesses <= 1) {
     // A supervised worker stops with its supervisor, even one killed by SIGKILL, rather than
     // live on as an orphan taking jobs; and a stop during start-up releases what was prepared.
@@ -60,6 +80,7 @@ async function worker(config: Config, argv: string[]): Promise<void> {
 
 async function start(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel, 'start');
+  if (config.workerProcesses > 0) checkMachineForWorkers(config, logger);
   let redisUrl = config.redisUrl;
   let stopRedis = async () => {};
   if (!redisUrl) {
@@ -118,7 +139,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`cellblock: ${error.message}\n\n${USAGE}\n`);
       process.exit(2);
     }
-    if (error instanceof ListenError) {
+    if (error instanceof ListenError || error instanceof WorkerPreflightError) {
       process.stderr.write(`cellblock: ${error.message}\n`);
       process.exit(1);
     }

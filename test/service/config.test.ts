@@ -85,6 +85,12 @@ describe('configuration', () => {
       [{ CELLBLOCK_TRUSTED_PROXIES: 'balancer.internal' }, 'CELLBLOCK_TRUSTED_PROXIES', /"balancer.internal" is not an address or a network/],
       // An empty allow list is "anywhere": "none" must not open everything.
       [{ CELLBLOCK_WEBHOOK_ALLOW: 'none' }, 'CELLBLOCK_WEBHOOK_ALLOW', /would permit no destination.*CELLBLOCK_WEBHOOK_DENY=0\.0\.0\.0\/0,::\/0/],
+      // Directories: absolute; those whose paths go into overlayfs's mount options without its separators.
+      [{ CELLBLOCK_DATA_DIR: 'data' }, 'CELLBLOCK_DATA_DIR', /absolute path/],
+      [{ CELLBLOCK_DATA_DIR: '/srv/cell block' }, 'CELLBLOCK_DATA_DIR', /':', ',' or white space/],
+      [{ CELLBLOCK_POOL_STATE_DIR: '/srv/pool:a' }, 'CELLBLOCK_POOL_STATE_DIR', /':', ',' or white space/],
+      [{ CELLBLOCK_POOL_STATE_DIR: 'pool' }, 'CELLBLOCK_POOL_STATE_DIR', /absolute path/],
+      [{ CELLBLOCK_REDIS_DATA_DIR: './redis' }, 'CELLBLOCK_REDIS_DATA_DIR', /absolute path/],
     ];
     for (const [env, variable, expected] of refused) {
       assert.throws(

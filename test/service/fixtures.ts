@@ -288,3 +288,18 @@ export async function spawnCellblock(args: string[], readyText: string, env: Rec
   }
   return { child, output: () => output };
 }
+
+/** Runs the `cellblock` command with `env` added (logging silenced) until it exits on its own:
+ * its exit code and what it wrote to stderr. Killed after `timeoutMs` (code null). */
+export async function runCellblockToExit(args: string[], env: Record<string, string | undefined>, timeoutMs = 30_000): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', cellblockSource, ...args], {
+    env: { ...process.env, CELLBLOCK_LOG_LEVEL: 'silent', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearTimeout(timer);
+  return { code, stderr };
+}

@@ -11,10 +11,11 @@ import { describe, test } from 'node:test';
 import { freeLoopbackPort, freeLoopbackPortExcept } from '../../src/queue/redis-server.js';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { detectCgroupLayout } from '../../src/sandbox/cgroups/detect.js';
+import { checkWorkerMachine } from '../../src/bin/worker-preflight.js';
 import { childPids, processExists } from '../helpers/processes.js';
 import { start as startRedis, type TestRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
-import { builtRuntimes, cellblockSource, getJson, postJson, scratchDir, spawnCellblock, type CellblockProcess } from './fixtures.js';
+import { builtRuntimes, cellblockSource, getJson, postJson, runCellblockToExit, scratchDir, spawnCellblock, type CellblockProcess } from './fixtures.js';
 
 const { runtimes } = builtRuntimes();
 const skip = !runtimes.some((runtime) => runtime.id === 'python') && 'the python image is not built (run: bin/cellblock images build python)';
@@ -286,13 +287,7 @@ describe('cellblock api', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const port = (taken.address() as net.AddressInfo).port;
     try {
-      const child = spawn(process.execPath, ['--import', 'tsx', cellblockSource, 'api'], {
-        env: { ...process.env, CELLBLOCK_REDIS_URL: `redis://127.0.0.1:${await freeLoopbackPort()}`, CELLBLOCK_PORT: String(port), CELLBLOCK_LOG_LEVEL: 'silent' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr!.on('data', (chunk) => (stderr += chunk));
-      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      const { code, stderr } = await runCellblockToExit(['api'], { CELLBLOCK_REDIS_URL: `redis://127.0.0.1:${await freeLoopbackPort()}`, CELLBLOCK_PORT: String(port) });
       assert.equal(code, 1, stderr);
       assert.match(stderr, new RegExp(`^cellblock: cannot listen on 127\\.0\\.0\\.1:${port} \\(CELLBLOCK_HOST, CELLBLOCK_PORT\\): .*EADDRINUSE`));
       assert.equal(stderr.trim().split('\n').length, 1, `one line, no stack: ${stderr}`);
@@ -337,5 +332,32 @@ describe('cellblock api', () => {
       await exited;
       await redis.stop();
     }
+  });
+});
+
+describe('cellblock worker on a machine that cannot run jobs', () => {
+  test('refused in one line before any worker starts: not root; no image built; no worker process asked for', async () => {
+    assert.throws(() => checkWorkerMachine({ dataDir: '/var/lib/cellblock' }, runtimes, 1000), /a worker needs root/);
+    const scratch = await scratchDir();
+    try {
+      const redis = { CELLBLOCK_REDIS_URL: `redis://127.0.0.1:${await freeLoopbackPort()}` };
+      for (const command of ['worker', 'start']) {
+        const { code, stderr } = await runCellblockToExit([command], { ...redis, CELLBLOCK_DATA_DIR: scratch.dir });
+        assert.equal(code, 1, stderr);
+        assert.match(stderr, /^cellblock: no language image is built in \/tmp\/cellblock-service-\w+ \(CELLBLOCK_DATA_DIR\)/, command);
+        assert.equal(stderr.trim().split('\n').length, 1, `one line, no stack: ${stderr}`);
+      }
+      const none = await runCellblockToExit(['worker'], { ...redis, CELLBLOCK_WORKER_PROCESSES: '0' });
+      assert.equal(none.code, 2, none.stderr);
+      assert.match(none.stderr, /CELLBLOCK_WORKER_PROCESSES=0 is for `cellblock start` alone/);
+    } finally {
+      await scratch.remove();
+    }
+  });
+
+  test('a machine with some images built: the runtimes of the others are named', { skip }, () => {
+    const all = builtRuntimes();
+    const missing = checkWorkerMachine({ dataDir: '/var/lib/cellblock' }, [...all.runtimes, { ...all.runtimes[0]!, id: 'unbuilt', image: 'unbuilt-image' }], 0);
+    assert.deepEqual(missing.map((runtime) => runtime.id), ['unbuilt']);
   });
 });
