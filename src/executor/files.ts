@@ -7,6 +7,7 @@ import { copyFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import type { SourceFile } from './types.js';
 import { ExecutorError } from './errors.js';
+import { MiB } from '../units.js';
 
 export interface Owner {
   uid: number;
@@ -134,11 +135,22 @@ export class TreeLimitError extends Error {
   override readonly name = 'TreeLimitError';
 }
 
-/** copyWorkDir for the compile's work dir: a failure the tree causes is a CompiledFilesError. */
-export async function copyCompiledWorkDir(fromDir: string, toDir: string, owner: Owner): Promise<void> {
+/** Most a compile's work dir may hold to be copied into a run's, counting each file's whole size
+ * (a sparse file's holes are written out as zeros) and TREE_ENTRY_BYTES an entry. The worker
+ * writes the copy, so the run's tmpfs pages are charged to the worker's memory, not to the
+ * run's limit: without this bound a compile could leave 256 MiB of holes for each run slot to
+ * fill. A compiled program is a few megabytes (GHC's or rustc's largest here: tens). */
+export const MAX_COMPILED_TREE_BYTES = 128 * MiB;
+
+/** copyWorkDir for the compile's work dir, at most MAX_COMPILED_TREE_BYTES: a failure the tree
+ * causes is a CompiledFilesError. */
+export async function copyCompiledWorkDir(fromDir: string, toDir: string, owner: Owner, maxBytes = MAX_COMPILED_TREE_BYTES): Promise<void> {
   try {
-    await copyWorkDir(fromDir, toDir, owner);
+    await copyWorkDir(fromDir, toDir, owner, { maxBytes, maxEntries: Number.MAX_SAFE_INTEGER });
   } catch (err) {
+    if (err instanceof TreeLimitError) {
+      throw new CompiledFilesError(`the compile's files are more than ${maxBytes} bytes, each file counted at its whole size: too large to copy into the run's work dir`);
+    }
     const code = (err as NodeJS.ErrnoException).code;
     if (code === undefined || !TREE_COPY_ERRORS.has(code)) throw err;
     throw new CompiledFilesError(`the compile's files could not be copied into the run's work dir (${code}): too large, too many or too deeply nested`);

@@ -2,7 +2,7 @@
 // verdicts, and writing/copying work dirs on a real filesystem.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync, existsSync } from 'node:fs';
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { checkSubmission, outputAboveMaximum } from '../../src/executor/check.js
 import { compileArgv, runArgv } from '../../src/executor/argv.js';
 import { outputMatches } from '../../src/executor/compare.js';
 import { cutShortByCancel, verdictAfterCompile, verdictOfRuns } from '../../src/executor/verdict.js';
-import { checkedFileName, copyWorkDir, readOutputFiles, writeSourceFiles } from '../../src/executor/files.js';
+import { checkedFileName, CompiledFilesError, copyCompiledWorkDir, copyWorkDir, MAX_COMPILED_TREE_BYTES, readOutputFiles, writeSourceFiles } from '../../src/executor/files.js';
 import { imageOfSlotKey, slotHoldsContainer, slotKey, startupPathsBySlotKey } from '../../src/executor/slot-keys.js';
 import { ExecutorError } from '../../src/executor/errors.js';
 import type { Runtime } from '../../src/images/types.js';
@@ -302,6 +302,24 @@ test('work dirs: files owned by the sandbox user; a copy never follows links', {
       assert.equal(existsSync(join(b, 'pipe')), false);
       assert.equal(readFileSync(join(b, 'lib/util.h'), 'utf8'), '#pragma once');
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a compile's work dir is copied into a run's only up to MAX_COMPILED_TREE_BYTES, a sparse file counted at its whole size: beyond, a CompiledFilesError", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cellblock-exectest-'));
+  try {
+    const owner = { uid: 60000, gid: 60000 };
+    const [compiled, run, runAgain] = ['compiled', 'run', 'run-again'].map((name) => join(dir, name));
+    for (const made of [compiled, run, runAgain]) mkdirSync(made!);
+    writeFileSync(join(compiled!, 'main'), 'ELF', { mode: 0o755 });
+    await copyCompiledWorkDir(compiled!, run!, owner);
+    assert.equal(readFileSync(join(run!, 'main'), 'utf8'), 'ELF');
+    // Holes cost the compile nothing, and the copy would write them out in the run's tmpfs.
+    writeFileSync(join(compiled!, 'holes'), '');
+    truncateSync(join(compiled!, 'holes'), MAX_COMPILED_TREE_BYTES);
+    await assert.rejects(copyCompiledWorkDir(compiled!, runAgain!, owner), (error: unknown) => error instanceof CompiledFilesError && /more than 134217728 bytes/.test(error.message));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
