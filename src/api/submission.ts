@@ -90,15 +90,19 @@ function outputProblem(checked: CheckedSubmission, policy: SubmissionPolicy, jud
   return problem === undefined ? undefined : `${problem} (lower ${limits} or send fewer tests${checked.outputFiles.length > 0 ? ' or outputFiles' : ''})`;
 }
 
+const STOP_ON_FAILURE_NEEDS_TESTS = 'stopOnFailure stops the tests at the first that fails: give tests';
+
 /** The last check before a job is queued, whichever front translated it: the server's maxima (files,
  * arguments, tests, the output the job could store) and the worker's own check of a submission
  * (checkSubmission, the code its executor runs first), so that no job is accepted that a worker
  * would refuse. Each front says it in its own words; undefined when the job may be queued. */
 export function admissionProblem(request: JobRequest, runtime: Runtime, policy: SubmissionPolicy): string | undefined {
-  // Only /v1 takes a judge program, a comparison or stopOnFailure, and checks them there (toJobRequest).
-  for (const field of ['interactor', 'checker', 'comparison', 'stopOnFailure'] as const) {
+  // Only /v1 takes a judge program or a comparison, and checks them there (toJobRequest).
+  for (const field of ['interactor', 'checker', 'comparison'] as const) {
     if (request[field] !== undefined) return `this API takes no ${field}`;
   }
+  // Judge0's number_of_runs stops at the first run that fails: its runs are tests.
+  if (request.stopOnFailure !== undefined && request.tests === undefined) return STOP_ON_FAILURE_NEEDS_TESTS;
   const compileArgs = request.compileArgs ?? [];
   const tooMany =
     countAboveMaximum('files', request.files.length, policy) ??
@@ -197,7 +201,7 @@ export function toJobRequest(
   if (compileArgs.length > 0) request.compileArgs = compileArgs;
   if (submission.stderrToStdout === true) request.stderrToStdout = true;
   if (submission.stopOnFailure === true) {
-    if (!submission.tests) throw badRequest('stop_on_failure_not_applicable', 'stopOnFailure stops the tests at the first that fails: give tests', { field: 'stopOnFailure' });
+    if (!submission.tests) throw badRequest('stop_on_failure_not_applicable', STOP_ON_FAILURE_NEEDS_TESTS, { field: 'stopOnFailure' });
     request.stopOnFailure = true;
   }
   if (submission.outputFiles && submission.outputFiles.length > 0) {

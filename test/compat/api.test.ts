@@ -166,6 +166,13 @@ describe('compat fronts before a job runs', () => {
     assert.equal(asText.statusCode, 400, 'expected output that is not UTF-8 needs base64_encoded=true, as in Judge0');
   });
 
+  test('Judge0 number_of_runs queues one test per run, stopping at the first that is not Accepted', async () => {
+    const created = await inject('POST', '/submissions', { source_code: 'print(1)', language_id: 71, number_of_runs: 3 });
+    assert.equal(created.statusCode, 201, created.body);
+    const { request } = (await service.jobs.get((created.json() as { token: string }).token))!;
+    assert.deepEqual([request?.tests?.length, request?.stopOnFailure], [3, true]);
+  });
+
   test('Judge0 takes a form-encoded submission, as Rails does', async () => {
     const created = await inject('POST', '/submissions?fields=token', 'source_code=print(%22hi%22)&language_id=71&stdin=x', {
       'content-type': 'application/x-www-form-urlencoded',

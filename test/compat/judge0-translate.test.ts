@@ -259,6 +259,14 @@ describe('judge0 submission request', () => {
     assert.equal(decode(request.files[0]!.contentBase64), 'print(input())');
     assert.deepEqual(request.tests, Array.from({ length: 3 }, () => ({ stdinBase64: b64('hi'), expectedOutput: 'hi\n' })));
   });
+
+  it('stops the runs at the first that is not Accepted, as Judge0 does', () => {
+    const translated = (params: object) => translateJudge0Submission({ source_code: 'print(1)', language_id: 71, ...params }, false, languages).request;
+    assert.equal(translated({ number_of_runs: 3 }).stopOnFailure, true);
+    assert.equal(translated({ number_of_runs: 2, expected_output: '1' }).stopOnFailure, true);
+    assert.equal(translated({ number_of_runs: 1, expected_output: '1' }).stopOnFailure, undefined, 'one run has nothing after it to stop');
+    assert.equal(translated({}).stopOnFailure, undefined);
+  });
 });
 
 describe('judge0 submission serialization', () => {
@@ -324,6 +332,9 @@ describe('judge0 submission serialization', () => {
     ];
     const body = serializeSubmission(attributes(done({ tests })), parseFields('time,wall_time,memory,stdout,status_id,number_of_runs'), false);
     assert.deepEqual(body, { time: '0.015', wall_time: '0.03', memory: 1500, stdout: 'b\n', status_id: 4, number_of_runs: 3 });
+    // A job that stopped there itself (stopOnFailure) counts the runs it did not make.
+    const stopped = serializeSubmission(attributes(done({ tests: tests.slice(0, 2), skippedTests: 1 })), parseFields('time,status_id,number_of_runs'), false);
+    assert.deepEqual(stopped, { time: '0.015', status_id: 4, number_of_runs: 3 });
     // An average that is no round figure reads as Judge0's decimal column holds it: 15 significant digits.
     const thirds = [15, 16, 16].map((cpuTimeMs) => stage({ passed: true, cpuTimeMs, wallTimeMs: cpuTimeMs, stdout: 'a\n' }));
     const averaged = serializeSubmission(attributes(done({ tests: thirds })), parseFields('time'), false);

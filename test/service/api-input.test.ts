@@ -246,7 +246,7 @@ describe('interactor', () => {
     assert.match(output.message, /with a checker's 1 run of up to 65536 bytes.*\(lower limits.outputBytes or checker.limits.outputBytes or send fewer tests\)$/);
   });
 
-  test("other APIs' jobs take none (their fronts make none; the last check before queueing refuses one)", async () => {
+  test("other APIs' jobs take no judge program or comparison (their fronts make none; the last check before queueing refuses one)", async () => {
     const { admissionProblem } = await import('../../src/api/submission.js');
     const request = { runtimeId: 'python', files: [{ name: 'main.py', contentBase64: '' }], stdinBase64: '', args: [], limits: {}, interactor: { runtimeId: 'cc', files: [], limits: {} } };
     const policy = { maxFiles: 2, maxTests: 2, maxArgs: 2, maxJobOutputBytes: 1e9, webhookDestinations: undefined as never };
@@ -254,7 +254,9 @@ describe('interactor', () => {
     const { interactor, ...plain } = request;
     assert.match(admissionProblem({ ...plain, checker: interactor }, testRuntime, policy) ?? '', /takes no checker/);
     assert.match(admissionProblem({ ...plain, comparison: { mode: 'tokens' } }, testRuntime, policy) ?? '', /takes no comparison/);
-    assert.match(admissionProblem({ ...plain, stopOnFailure: true }, testRuntime, policy) ?? '', /takes no stopOnFailure/);
+    // Judge0's number_of_runs stops at the first run that fails: tests that stop, which need tests.
+    assert.equal(admissionProblem({ ...plain, tests: [{ stdinBase64: '' }, { stdinBase64: '' }], stopOnFailure: true }, testRuntime, policy), undefined);
+    assert.match(admissionProblem({ ...plain, stopOnFailure: true }, testRuntime, policy) ?? '', /stopOnFailure stops the tests at the first that fails: give tests/);
   });
 });
 

@@ -312,6 +312,9 @@ export function translateJudge0Submission(
     const test = expectedOutput === null ? { stdinBase64 } : { stdinBase64, expectedOutput: expectedOutput.toString('utf8') };
     request.tests = Array.from({ length: runs }, () => ({ ...test }));
   }
+  // Judge0 stops at the first run that is not Accepted (IsolateJob's `break if submission.status !=
+  // Status.ac`): a program at its time limit holds a worker for one run, not for every run.
+  if (runs > 1) request.stopOnFailure = true;
   const submission: Judge0Submission = { language, request };
   if (callback !== undefined) submission.callbackUrl = callback;
   return submission;

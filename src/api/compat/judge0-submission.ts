@@ -109,7 +109,9 @@ function judgeEnd(judge: StoredStage): string {
   return judge.verdict;
 }
 
-/** The runs Judge0 would have made: it stops at the first one that is not Accepted. */
+/** The runs Judge0 would have made: it stops at the first one that is not Accepted. A Judge0
+ * submission's job stops there itself (stopOnFailure); a /v1 job read here, or one queued by an
+ * older version, may have run on. */
 function runsMade(stages: StoredStage[]): StoredStage[] {
   const firstBad = stages.findIndex((stage) => stage.verdict !== 'ok' || stage.passed === false || unjudged(stage) !== undefined);
   return firstBad === -1 ? stages : stages.slice(0, firstBad + 1);
@@ -165,7 +167,8 @@ export function judge0Outcome(record: JobRecord): Judge0Outcome {
     message: outcome.message,
     exitCode: outcome.exitCode,
     exitSignal: outcome.exitSignal,
-    numberOfRuns: stages.length,
+    // The runs asked for: those made and those stopped at the first that was not Accepted.
+    numberOfRuns: stages.length + (result.skippedTests ?? 0),
   };
 }
 
