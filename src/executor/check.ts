@@ -14,7 +14,7 @@ import { checkedFileName, fileNamesConflict } from './files.js';
 
 export { NAME_MAX_BYTES, OPTION_LIKE_FILE_NAME } from './files.js';
 export { compileArgv, runArgv } from './argv.js';
-import { defaultCompileLimits, effectiveLimits } from './limits.js';
+import { defaultCompileLimits, effectiveLimits, wallTimeMsForCpuTimeMs } from './limits.js';
 
 /** The least memory limit of any stage (the engine's; leastMemoryBytes adds the stage's argv and
  * env to it). */
@@ -154,9 +154,11 @@ export function checkJudgeProgram(role: JudgeRole, runtime: Runtime, judge: Judg
   }
   const shape: SubmissionShape = { fileNames, args: judgeArgs(role, true), runs, fieldPrefix: `${role}.` };
   if (judge.compileArgs !== undefined) shape.compileArgs = judge.compileArgs;
-  const defaultWallTimeMs = runtime.defaultLimits.wallTimeMs;
+  // The wall time its own limits give it: its default, or more where they name a CPU time.
+  const cpuTimeMs = judge.limits?.cpuTimeMs;
+  const ownWallTimeMs = cpuTimeMs === undefined ? runtime.defaultLimits.wallTimeMs : wallTimeMsForCpuTimeMs(runtime.defaultLimits, runtime.maxLimits, cpuTimeMs);
   const programsWallTimeMs = programWallTimeMs + INTERACTOR_WALL_MARGIN_MS;
-  if (role === 'interactor' && judge.limits?.wallTimeMs === undefined && programsWallTimeMs > defaultWallTimeMs) {
+  if (role === 'interactor' && judge.limits?.wallTimeMs === undefined && programsWallTimeMs > ownWallTimeMs) {
     shape.limits = { ...judge.limits, wallTimeMs: Math.min(programsWallTimeMs, runtime.maxLimits.wallTimeMs) };
   } else if (judge.limits !== undefined) {
     shape.limits = judge.limits;

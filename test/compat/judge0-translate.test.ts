@@ -458,6 +458,19 @@ describe('judge0 submission read back', () => {
     assert.throws(() => readBack(queued(request)), Judge0BadRequestError, 'expected output that is not UTF-8 needs base64_encoded');
   });
 
+  it('reads back the wall time limit a CPU time limit given alone raised with it', () => {
+    const limitsOf = (params: object) => {
+      const { request } = translateJudge0Submission({ source_code: 'print(1)', language_id: 71, ...params }, false, languages);
+      const body = readBack(queued(request));
+      return [body.cpu_time_limit, body.wall_time_limit];
+    };
+    // The fixtures' defaults are 3 s of CPU time and 5 s of wall time, their maxima 10 s and 20 s.
+    assert.deepEqual(limitsOf({ cpu_time_limit: 8 }), ['8.0', '13.334']);
+    assert.deepEqual(limitsOf({ cpu_time_limit: 1 }), ['1.0', '5.0'], 'a lower one keeps the default');
+    assert.deepEqual(limitsOf({ cpu_time_limit: 8, wall_time_limit: 9 }), ['8.0', '9.0'], 'a wall time limit given is kept');
+    assert.deepEqual(limitsOf({ cpu_time_limit: 0 }), ['10.0', '16.667'], '"no limit": the maximum CPU time, and the wall time for it');
+  });
+
   it('reads compiler_options back as submitted, and redirect_stderr_to_stdout as it applies', () => {
     const { request } = translateJudge0Submission(
       { source_code: 'int main(){}', language_id: 50, compiler_options: ' -O0  -DX;y ', redirect_stderr_to_stdout: 'yes' },

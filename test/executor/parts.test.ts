@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { effectiveLimits } from '../../src/executor/limits.js';
-import { checkSubmission, outputAboveMaximum } from '../../src/executor/check.js';
+import { checkJudgeProgram, checkSubmission, outputAboveMaximum } from '../../src/executor/check.js';
 import { compileArgv, runArgv } from '../../src/executor/argv.js';
 import { outputMatches } from '../../src/executor/compare.js';
 import { cutShortByCancel, verdictAfterCompile, verdictOfRuns } from '../../src/executor/verdict.js';
@@ -34,6 +34,27 @@ test('limits: defaults, overridden in order, clamped to the maxima', () => {
   assert.equal(l.pids, 64);
   assert.throws(() => effectiveLimits(defaults, maxima, { pids: -1 }), ExecutorError);
   assert.throws(() => effectiveLimits(defaults, maxima, { wallTimeMs: Number.NaN }), ExecutorError);
+});
+
+test('limits: a CPU time limit named without a wall time limit raises the wall time limit by the defaults\' ratio', () => {
+  const wall = (...overrides: Partial<Limits>[]) => effectiveLimits(defaults, maxima, ...overrides).wallTimeMs;
+  assert.equal(wall({ cpuTimeMs: 6000 }), 15_000, '6 s of CPU time, 5 s of wall time per 2 s of it');
+  assert.equal(wall({ cpuTimeMs: 2001 }), 5003, 'rounded up to a whole millisecond');
+  assert.equal(wall({ cpuTimeMs: 1000 }), 5000, 'a lower CPU time limit keeps the default wall time');
+  assert.equal(wall({ cpuTimeMs: 6000, wallTimeMs: 3000 }), 3000, 'a named wall time is kept as given');
+  assert.equal(wall({ cpuTimeMs: 6000 }, { wallTimeMs: 7000 }), 7000, 'named by any of the overrides');
+  assert.equal(wall({ cpuTimeMs: 9000 }), 20_000, 'clamped to the maximum');
+  assert.deepEqual([effectiveLimits(defaults, maxima, { cpuTimeMs: 50_000 }).cpuTimeMs, wall({ cpuTimeMs: 50_000 })], [10_000, 20_000]);
+  assert.equal(wall({ memoryBytes: 100 * MiB }), 5000, 'other limits change nothing');
+  // As the API and the worker check a job, and for an interactor, whose wall time is at least the
+  // program's and a second more where its limits name none, or more where its CPU time asks for it.
+  const runtime: Runtime = { id: 'sh', language: 'sh', version: '1', aliases: [], image: 'busybox', sourceFile: 'main.sh', run: { argv: ['/bin/sh', '{entry}'] }, env: {},
+    defaultLimits: defaults, maxLimits: maxima, helloWorld: { source: '', stdout: '' } };
+  assert.equal(checkSubmission(runtime, { fileNames: ['main.sh'], args: [], limits: { cpuTimeMs: 4000 } }).runLimits.wallTimeMs, 10_000);
+  const interactorWall = (limits: Partial<Limits>, programWallTimeMs: number) =>
+    checkJudgeProgram('interactor', runtime, { files: [{ name: 'judge.sh' }], limits }, 1, programWallTimeMs).runLimits.wallTimeMs;
+  assert.equal(interactorWall({ cpuTimeMs: 6000 }, 5000), 15_000, 'its CPU time asks for more than the program\'s wall time');
+  assert.equal(interactorWall({ cpuTimeMs: 6000 }, 16_000), 17_000, 'the program\'s wall time asks for more');
 });
 
 test('a submission is checked as execute() and the engine would check it, without running it', () => {
@@ -124,7 +145,8 @@ test("a job without limits of its own gets its runtime's defaults, whatever jobs
   assert.deepEqual([own.runLimits.cpuTimeMs, own.runLimits.pids, own.compileLimits?.memoryBytes, own.compileLimits?.cpuTimeMs], [7000, 3, 200 * MiB, 5000]);
   const again = checkSubmission(runtime, plain);
   assert.deepEqual(again.runLimits, defaults);
-  assert.deepEqual(again.compileLimits, { ...defaults, cpuTimeMs: 5000 });
+  // The compile's CPU time, named alone, raises its wall time with it (effectiveLimits).
+  assert.deepEqual(again.compileLimits, { ...defaults, cpuTimeMs: 5000, wallTimeMs: 12_500 });
   assert.deepEqual(first, again);
   // Shared by every such job: a caller cannot change the next job's limits through its own.
   assert.throws(() => {
