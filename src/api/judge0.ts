@@ -232,16 +232,16 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     const id = Number(request.params.id);
     const language = Number.isInteger(id) ? languages.byLanguageId(id) : undefined;
     if (language === undefined) return reply.code(404).send(NOT_FOUND);
-    const { runtime } = language;
+    const { runtime, sourceFile } = language;
     return {
       id,
       name: language.name,
       is_archived: false,
-      source_file: runtime.sourceFile,
+      source_file: sourceFile,
       // As they run a Judge0 submission: its one file is source_file; compiler_options go where
       // Judge0's compile_cmd has them, its `%s`.
-      compile_cmd: runtime.compile ? compileArgv(runtime.compile, [runtime.sourceFile], ['%s']).join(' ') : null,
-      run_cmd: runArgv(runtime.run.argv, [runtime.sourceFile], []).join(' '),
+      compile_cmd: runtime.compile ? compileArgv(runtime.compile, [sourceFile], ['%s']).join(' ') : null,
+      run_cmd: runArgv(runtime.run.argv, [sourceFile], []).join(' '),
     };
   });
 };

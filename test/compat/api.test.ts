@@ -34,10 +34,16 @@ describe('compat fronts before a job runs', () => {
     const python = await inject('GET', '/languages/71');
     assert.equal(python.statusCode, 200);
     assert.deepEqual(Object.keys(python.json()), ['id', 'name', 'is_archived', 'source_file', 'compile_cmd', 'run_cmd']);
-    assert.equal(python.json().run_cmd, '/usr/bin/python3 main.py', 'the command as it runs, placeholders expanded');
+    assert.equal(python.json().source_file, 'script.py', "Judge0's file name");
+    assert.equal(python.json().run_cmd, '/usr/bin/python3 script.py', 'the command as it runs, placeholders expanded');
     assert.equal(python.json().compile_cmd, null);
     const c = (await inject('GET', '/languages/50')).json() as { compile_cmd: string };
     assert.match(c.compile_cmd, /^\/usr\/bin\/gcc .* %s .*main\.c/, "compiler options go where Judge0's compile_cmd has %s");
+    // Every language compiles, or runs, the file under Judge0's name (a compile takes it by its suffix).
+    for (const { id } of languages) {
+      const language = (await inject('GET', `/languages/${id}`)).json() as { source_file: string; compile_cmd: string | null; run_cmd: string };
+      assert.ok((language.compile_cmd ?? language.run_cmd).split(' ').includes(language.source_file), JSON.stringify(language));
+    }
     assert.equal((await inject('GET', '/languages/92')).json().id, 92, 'Python 3.11 id of newer Judge0 is served too');
     assert.deepEqual((await inject('GET', '/languages/9999')).json(), { status: 404, error: 'Not Found' });
   });

@@ -3,6 +3,7 @@
 // time limit, memory limit, runtime errors by signal, base64 round trip, batch, number_of_runs,
 // callback_url.
 import assert from 'node:assert/strict';
+import { extname } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { until } from '../helpers/until.js';
 import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
@@ -78,7 +79,8 @@ describe('Judge0 CE over HTTP', { skip }, () => {
     assert.equal(languages.length, service.runtimes.length);
     for (const { id, name } of languages) {
       const language = (await call('GET', `/languages/${id}`)).body as { source_file: string };
-      const runtime = service.runtimes.find((candidate) => candidate.sourceFile === language.source_file && name.includes(candidate.version))!;
+      // Judge0's file name (script.py) is of the runtime's kind (main.py).
+      const runtime = service.runtimes.find((candidate) => extname(candidate.sourceFile) === extname(language.source_file) && name.includes(candidate.version))!;
       const result = await run({ source_code: runtime.helloWorld.source, language_id: id });
       assert.equal(result.status.id, 3, `${name}: ${JSON.stringify(result)}`);
       assert.equal(result.stdout, runtime.helloWorld.stdout);

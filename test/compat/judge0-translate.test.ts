@@ -205,6 +205,21 @@ describe('judge0 submission request', () => {
     assert.equal(translateJudge0Submission({ source_code: 'int main(){}', language_id: 50 }, false, languages).request.compileEntryOnly, undefined);
     invalid({ ...params, additional_files: 'x' }, { additional_files: ['holds a symbolic link (a)'] }, false, { error: 'holds a symbolic link (a)' });
     assert.throws(() => translateJudge0Submission(params, false, languages), /additional_files was not read/);
+    // Judge0 writes an interpreted program as script.py: an entry main.py is a file of its own.
+    const python = translateJudge0Submission({ source_code: 'import main', language_id: 71, additional_files: zipBase64 }, false, languages, {
+      zipBase64,
+      unpackedBytes: 30,
+      files: [{ name: 'main.py', content: Buffer.from('print(1)') }, { name: 'script.py', content: Buffer.from('print(2)') }],
+    });
+    assert.deepEqual(python.request.files.map((file) => [file.name, decode(file.contentBase64)]), [['script.py', 'import main'], ['main.py', 'print(1)']]);
+  });
+
+  it("names the source file as Judge0 does, where Judge0's name is of the runtime's kind", () => {
+    const fileOf = (languageId: number, table = languages) => table.byLanguageId(languageId)!.sourceFile;
+    assert.deepEqual([fileOf(71), fileOf(70), fileOf(50), fileOf(60)], ['script.py', 'script.py', 'main.c', 'main.go']);
+    // A runtime the table did not foresee (a Python of .pyz archives) keeps the name it runs by.
+    const zipped = new Judge0Languages([runtime({ id: 'python', language: 'python', version: '3.12.0', sourceFile: 'main.pyz' })]);
+    assert.equal(fileOf(71, zipped), 'main.pyz');
   });
 
   it('keeps a CPU time limit under half a millisecond as 1 ms, not as none', () => {
@@ -234,7 +249,7 @@ describe('judge0 submission request', () => {
     assert.equal(language.id, 71);
     assert.equal(callbackUrl, 'http://127.0.0.1:9/done');
     assert.equal(request.runtimeId, 'python');
-    assert.deepEqual(request.files.map((file) => [file.name, decode(file.contentBase64)]), [['main.py', 'import sys; print(sys.argv)']]);
+    assert.deepEqual(request.files.map((file) => [file.name, decode(file.contentBase64)]), [['script.py', 'import sys; print(sys.argv)']], "Judge0's file name");
     assert.equal(decode(request.stdinBase64), 'Judge0');
     assert.deepEqual(request.args, ['a', 'brm', 'c'], 'shell metacharacters are deleted, as Judge0 does');
     assert.deepEqual(request.limits, {

@@ -19,6 +19,9 @@ export interface Judge0Language {
   id: number;
   name: string;
   runtime: Runtime;
+  /** The submission's file name: Judge0's (its languages' source_file, `script.py`), which a
+   * program can see (`__file__`, `$0`); the runtime's own where Judge0's is of another kind. */
+  sourceFile: string;
   /** Other Judge0 ids accepted for the same language. */
   alsoIds: number[];
 }
@@ -26,6 +29,17 @@ export interface Judge0Language {
 const ENTRIES: LanguageEntry[] = table.languages;
 
 const majorVersion = (version: string): number => Number.parseInt(version, 10);
+
+/** ".py" of "script.py"; "" for a name without one. */
+const extensionOf = (name: string): string => {
+  const dot = name.lastIndexOf('.');
+  return dot > 0 ? name.slice(dot) : '';
+};
+
+/** Judge0's name for the file, where its extension is the runtime's: a runtime this table did not
+ * foresee (an operator's, of another kind of file) keeps the name its compile and run expect. */
+const sourceFileOf = (entry: LanguageEntry, runtime: Runtime): string =>
+  extensionOf(entry.sourceFile) === extensionOf(runtime.sourceFile) ? entry.sourceFile : runtime.sourceFile;
 
 function matches(entry: LanguageEntry, runtime: Runtime): boolean {
   const names = [runtime.id, runtime.language, ...runtime.aliases].map((name) => name.toLowerCase());
@@ -59,6 +73,7 @@ export class Judge0Languages {
         id: entry.id,
         name: entry.name.replace('{version}', runtime.version),
         runtime,
+        sourceFile: sourceFileOf(entry, runtime),
         alsoIds: entry.alsoIds,
       };
       listed.push(language, ...(entry.listedIds ?? []).map((id) => ({ ...language, id })));

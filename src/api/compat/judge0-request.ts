@@ -286,7 +286,7 @@ export function translateJudge0Submission(
   const stdinBase64 = stdin.toString('base64');
   const request: JobRequest = {
     runtimeId: language.runtime.id,
-    files: [{ name: language.runtime.sourceFile, contentBase64: source.toString('base64') }, ...extraFiles(additional, language.runtime.sourceFile)],
+    files: [{ name: language.sourceFile, contentBase64: source.toString('base64') }, ...extraFiles(additional, language.sourceFile)],
     stdinBase64,
     args,
     limits,
