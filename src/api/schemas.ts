@@ -56,7 +56,7 @@ export const ComparisonInput = Type.Object(
   {
     mode: Type.Union([Type.Literal('lines'), Type.Literal('exact'), Type.Literal('tokens')], {
       description:
-        "lines (the default, Judge0's rule): equal after removing trailing whitespace from each line and trailing empty lines; exact: the same bytes; tokens: the same words (separated by spaces, tabs, newlines and carriage returns), compared byte for byte, as testlib's standard checkers compare.",
+        "lines (the default, Judge0's rule): the same bytes after removing trailing whitespace from each line (NUL, tab, newline, vertical tab, form feed, carriage return, space, as Ruby's rstrip) and trailing empty lines; exact: the same bytes; tokens: the same words (separated by spaces, tabs, newlines and carriage returns), compared byte for byte, as testlib's standard checkers compare.",
     }),
     floatTolerance: Type.Optional(
       Type.Number({

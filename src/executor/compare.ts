@@ -1,6 +1,6 @@
 // Output comparison (docs/theory-of-operation.md, "Output comparison"): how a test's stdout is
 // compared with its expectedOutput, by the job's comparison mode. `lines`, the default, is
-// Judge0's rule; `exact` compares bytes; `tokens` compares whitespace-separated words, as
+// Judge0's rule, on bytes; `exact` compares bytes; `tokens` compares whitespace-separated words, as
 // testlib's standard checkers do, numbers within a tolerance where the job gives one. The program
 // chooses its output (up to its outputBytes, megabytes): every mode is linear in it (no regex that
 // backtracks over it), and `tokens` compares word by word, stopping at the first difference.
@@ -19,10 +19,24 @@ const MAX_NUMBER_CHARS = 400;
  * within 1e-4 of 1000 though the doubles differ by 0.1000000000000227. */
 const ROUNDING_SLACK = 1e-15;
 
-/** Equal after removing trailing whitespace from every line and trailing empty lines. trimEnd,
- * not /\s+$/: that regex is quadratic on a line of many spaces followed by a word. */
-function normalizeLines(text: string): string {
-  const lines = text.split('\n').map((line) => line.trimEnd());
+/** What Ruby's String#rstrip removes from the end of Judge0's outputs (binary strings, decoded
+ * from base64): NUL, tab, newline, vertical tab, form feed, carriage return and space. Not
+ * JavaScript's trimEnd, which also removes Unicode spaces (a no-break space, U+3000, U+FEFF): for
+ * Judge0 `42\u00a0` is not `42`. */
+const isTrailingBlank = (code: number): boolean => code === 0x20 || code === 0x00 || (code >= 0x09 && code <= 0x0d);
+
+/** A loop from the line's end, not /[\0\s]+$/: that regex is quadratic on a line of many spaces
+ * followed by a word. */
+function withoutTrailingBlanks(line: string): string {
+  let end = line.length;
+  while (end > 0 && isTrailingBlank(line.charCodeAt(end - 1))) end--;
+  return line.slice(0, end);
+}
+
+/** Judge0's strip (IsolateJob): every line without its trailing blanks, trailing empty lines
+ * dropped. `bytes` is one character a byte (asBytes). */
+function normalizeLines(bytes: string): string {
+  const lines = bytes.split('\n').map(withoutTrailingBlanks);
   while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
   return lines.join('\n');
 }
@@ -74,5 +88,6 @@ function wordsMatch(stdout: Buffer | string, expectedOutput: string, floatTolera
 export function outputMatches(stdout: Buffer | string, expectedOutput: string, comparison: Comparison = LINES): boolean {
   if (comparison.mode === 'exact') return (Buffer.isBuffer(stdout) ? stdout : Buffer.from(stdout, 'utf8')).equals(Buffer.from(expectedOutput, 'utf8'));
   if (comparison.mode === 'tokens') return wordsMatch(stdout, expectedOutput, comparison.floatTolerance);
-  return normalizeLines(typeof stdout === 'string' ? stdout : stdout.toString('utf8')) === normalizeLines(expectedOutput);
+  // Bytes, as Judge0 compares them: two different invalid UTF-8 sequences are not both U+FFFD.
+  return normalizeLines(asBytes(stdout)) === normalizeLines(asBytes(expectedOutput));
 }

@@ -20,8 +20,8 @@ export interface TestCase {
 
 /** How each test's stdout is compared with its expectedOutput (compare.ts). */
 export interface Comparison {
-  /** lines: trailing whitespace on each line and trailing empty lines ignored (Judge0's rule, the
-   * default); exact: the same bytes; tokens: the same whitespace-separated words. */
+  /** lines: the same bytes once trailing whitespace on each line (as Ruby's rstrip has it) and
+   * trailing empty lines are ignored (Judge0's rule, the default); exact: the same bytes; tokens: the same whitespace-separated words. */
   mode: 'lines' | 'exact' | 'tokens';
   /** tokens only: two words that are both decimal numbers are equal within this, absolutely or
    * relative to the expected one. */

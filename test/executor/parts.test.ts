@@ -187,6 +187,22 @@ test('output comparison: trailing whitespace per line and trailing empty lines d
   assert.equal(outputMatches('1\n', '2\n'), false);
 });
 
+test("output comparison, lines: Judge0's rule on bytes, trailing blanks as Ruby's rstrip has them", () => {
+  // Ruby's rstrip removes NUL, tab, newline, vertical tab, form feed, carriage return and space.
+  assert.equal(outputMatches('42\0\n', '42'), true);
+  assert.equal(outputMatches(Buffer.from('42 \0\t\v\f\r\n1\0\n\0\n'), '42\n1'), true);
+  assert.equal(outputMatches('a\r\nb\r\n', 'a\nb'), true, 'CRLF as LF');
+  // Not the Unicode spaces that JavaScript's trimEnd removes too.
+  assert.equal(outputMatches('42\u00a0', '42'), false, 'a no-break space');
+  assert.equal(outputMatches(Buffer.from('42\u3000\n'), '42\n'), false, 'an ideographic space');
+  assert.equal(outputMatches('42\ufeff', '42'), false, 'a byte order mark');
+  assert.equal(outputMatches('42\u00a0', '42\u00a0'), true);
+  // Bytes: an invalid UTF-8 byte is itself, not a replacement character that another would equal.
+  assert.equal(outputMatches(Buffer.from([0x61, 0xff, 0x0a]), 'a\ufffd\n'), false);
+  assert.equal(outputMatches(Buffer.from([0x61, 0xfe]), Buffer.from([0x61, 0xff]).toString('utf8')), false);
+  assert.equal(outputMatches(Buffer.from('é\n'), 'é'), true);
+});
+
 test('output comparison, exact: the same bytes', () => {
   const exact = { mode: 'exact' } as const;
   assert.equal(outputMatches(Buffer.from('é 1\n'), 'é 1\n', exact), true);
@@ -238,9 +254,11 @@ test("output comparison ends on the program's worst words and lines (no quadrati
     `import { outputMatches } from ${JSON.stringify(new URL('../../src/executor/compare.ts', import.meta.url).href)};`,
     "const close = { mode: 'tokens', floatTolerance: 1e-6 };",
     "console.log(outputMatches(`a${' '.repeat(400_000)}b\\n`, 'a b\\n'), outputMatches(`${'1'.repeat(400_000)}x`, '1', close), outputMatches(`${'1'.repeat(400)} 2`, `${'1'.repeat(400)} 2`, close));",
+    // Ruby's blanks, NUL among them, before a word; and as many on every one of many lines.
+    "console.log(outputMatches(Buffer.from(`a${' \\0\\t'.repeat(150_000)}b\\n`), 'a b\\n'), outputMatches(`${'x \\0\\n'.repeat(100_000)}`, 'x\\n'.repeat(100_000)));",
   ].join('\n');
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 15_000 });
-  assert.equal(stdout, 'false false true\n');
+  assert.equal(stdout, 'false false true\nfalse true\n');
 });
 
 test('verdicts: compile failures, and the first failing run', () => {
