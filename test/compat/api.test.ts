@@ -267,6 +267,9 @@ describe('compat fronts before a job runs', () => {
     const unknown = await inject('POST', '/api/v2/execute', { language: 'cobol', version: '*', files: [{ content: '' }] });
     assert.equal(unknown.statusCode, 400);
     assert.deepEqual(unknown.json(), { message: 'cobol-* runtime is unknown' });
+    const text = await inject('POST', '/api/v2/execute', { language: 'python', version: '*', files: [{ content: 'print(1)', encoding: 'text' }] });
+    assert.deepEqual([text.statusCode, text.json()], [400, { message: 'files must include at least one utf8 encoded file' }], 'an encoding Piston does not know is no utf8 file');
+    assert.ok(runtimes.some((runtime) => runtime.language === 'javascript' && runtime.aliases.includes('node-javascript')));
     const xml = await inject('POST', '/api/v2/execute', '<x/>', { 'content-type': 'application/xml' });
     assert.equal(xml.statusCode, 415);
     assert.deepEqual(xml.json(), { message: 'requests must be of type application/json' });

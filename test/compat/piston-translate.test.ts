@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { findPistonRuntime, pistonRuntimeList } from '../../src/api/compat/piston-runtimes.js';
 import { PistonRequestError, translatePistonExecute } from '../../src/api/compat/piston-request.js';
+import { loadRuntimes } from '../../src/images/runtimes.js';
 import { PistonExecutionError, pistonResponse, pistonStage } from '../../src/api/compat/piston-response.js';
 import { MiB } from '../../src/units.js';
 import { done, gcc, go, python311, python39, runtimes, stage } from './fixtures.js';
@@ -35,6 +36,15 @@ describe('piston runtimes', () => {
     assert.equal(findPistonRuntime(runtimes, 'ruby', '*'), undefined);
   });
 
+  it("takes the aliases Piston's packages give our runtimes", () => {
+    // packages/node/*/metadata.json, packages/mono/6.12.0, packages/ruby/3.0.1 in engineer-man/piston.
+    const ours = loadRuntimes();
+    const named = (language: string) => findPistonRuntime(ours, language, '*')?.id;
+    assert.deepEqual(['node-javascript', 'node-js', 'js'].map(named), ['javascript', 'javascript', 'javascript']);
+    assert.deepEqual(['mono-csharp', 'mono-c#', 'mono-cs', 'mono', 'c#', 'cs'].map(named), Array(6).fill('csharp'));
+    assert.deepEqual(['ruby3', 'rb'].map(named), ['ruby', 'ruby']);
+  });
+
   it('matches two-part toolchain versions such as Go 1.19', () => {
     assert.equal(findPistonRuntime(runtimes, 'golang', '1.19'), go);
     assert.equal(findPistonRuntime(runtimes, 'go', '1.19.0'), go);
@@ -54,6 +64,8 @@ describe('piston execute request', () => {
     rejects({ language: 'python', version: '3', files: [{}] }, 'files[0].content is required as a string');
     rejects({ language: 'python', version: '9', files: [{ content: '' }] }, 'python-9 runtime is unknown');
     rejects({ ...minimal, files: [{ content: 'AA==', encoding: 'base64' }] }, 'files must include at least one utf8 encoded file');
+    // Piston checks the encodings as sent: one it does not know is no utf8 file here, though it is read as one.
+    rejects({ ...minimal, files: [{ content: 'print(1)', encoding: 'text' }] }, 'files must include at least one utf8 encoded file');
     rejects({ ...minimal, run_timeout: '3000' }, 'If specified, run_timeout must be a number');
     rejects({ ...minimal, run_timeout: 20_001 }, 'run_timeout cannot exceed the configured limit of 20000');
     rejects({ ...minimal, compile_cpu_time: -5 }, 'compile_cpu_time must be non-negative');
@@ -98,6 +110,14 @@ describe('piston execute request', () => {
     assert.deepEqual(request.args, ['a', 'b']);
     assert.deepEqual(request.limits, { wallTimeMs: 2000, cpuTimeMs: 1500, memoryBytes: 64 * MiB });
     assert.deepEqual(request.compileLimits, { wallTimeMs: 9000 });
+  });
+
+  it('reads a file of an unknown encoding as utf8, as Piston does, beside one whose encoding counts', () => {
+    const { request } = translatePistonExecute({ ...minimal, files: [{ content: 'print(1)', encoding: 'text' }, { name: 'b.py', content: 'x', encoding: '' }] }, runtimes);
+    // Both are utf8 to Piston's job.js: the first is the entry point.
+    assert.deepEqual(request.files.map((file) => [file.name, decode(file.contentBase64)]), [['main.py', 'print(1)'], ['b.py', 'x']]);
+    const withNull = translatePistonExecute({ ...minimal, files: [{ content: 'print(2)', encoding: null }] }, runtimes);
+    assert.equal(decode(withNull.request.files[0]!.contentBase64), 'print(2)', 'no encoding is utf8');
   });
 
   it('leaves absent, zero and -1 memory limits to the runtime defaults', () => {

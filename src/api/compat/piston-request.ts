@@ -51,15 +51,17 @@ export function translatePistonExecute(rawBody: unknown, runtimes: Runtime[]): P
   });
   const runtime = findPistonRuntime(runtimes, language, version);
   if (runtime === undefined) throw new PistonRequestError(`${language}-${version} runtime is unknown`);
+  // As v2.js checks the encodings sent: none, or utf8. An unknown one ("text") is read as utf8 below,
+  // as job.js reads it, but is not one here.
+  if (!files.some((file: Body) => !file.encoding || file.encoding === 'utf8')) {
+    throw new PistonRequestError('files must include at least one utf8 encoded file');
+  }
   const decoded = files.map((file: Body, i) => {
     const encoding: FileEncoding = FILE_ENCODINGS.includes(file.encoding as FileEncoding)
       ? (file.encoding as FileEncoding)
       : 'utf8';
     return { index: i, name: file.name, encoding, content: file.content as string };
   });
-  if (!decoded.some((file) => file.encoding === 'utf8')) {
-    throw new PistonRequestError('files must include at least one utf8 encoded file');
-  }
 
   const limits: Partial<Limits> = {};
   const compileLimits: Partial<Limits> = {};
