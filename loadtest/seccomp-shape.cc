@@ -36,6 +36,8 @@ std::vector<sock_filter> linearFilter(const cb::SeccompPolicy& policy) {
     f.push_back(BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, policy.x32SyscallBit, 0, 1));
     f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
   }
+  f.push_back(BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, policy.firstUnreviewedNr, 0, 1));
+  f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 38 /* ENOSYS */));
   for (uint32_t nr : policy.refused) {
     f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 1));
     f.push_back(BPF_STMT(BPF_RET | BPF_K, refuse));

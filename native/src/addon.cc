@@ -563,7 +563,7 @@ Napi::Value JoinCounts(const Napi::CallbackInfo& info) {
 
 /** seccompPolicy() -> {filter: Buffer of struct sock_filter, refused, notImplemented, cloneNr,
  * cloneNamespaceFlags, socketNrs, socketFamilies: [{family, protocols}], ioctlNr, refusedIoctls, setrlimitNr,
- * prlimitNr, fixedRlimit, auditArch, x32SyscallBit}: for the tests that check the filter. */
+ * prlimitNr, fixedRlimit, auditArch, x32SyscallBit, firstUnreviewedNr}: for the tests that check the filter. */
 Napi::Value SeccompPolicy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   cb::SeccompPolicy policy = cb::seccompPolicy();
@@ -603,6 +603,7 @@ Napi::Value SeccompPolicy(const Napi::CallbackInfo& info) {
   o.Set("fixedRlimit", Napi::Number::New(env, policy.fixedRlimit));
   o.Set("auditArch", Napi::Number::New(env, policy.auditArch));
   o.Set("x32SyscallBit", Napi::Number::New(env, policy.x32SyscallBit));
+  o.Set("firstUnreviewedNr", Napi::Number::New(env, policy.firstUnreviewedNr));
   return o;
 }
 

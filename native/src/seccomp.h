@@ -46,6 +46,7 @@ struct SeccompPolicy {
   uint32_t fixedRlimit = 0;
   uint32_t auditArch = 0;      // any other architecture: the process is killed
   uint32_t x32SyscallBit = 0;  // 0: none; numbers with it set: the process is killed
+  uint32_t firstUnreviewedNr = 0;  // it and every number above (below x32SyscallBit): ENOSYS
 };
 SeccompPolicy seccompPolicy();
 

@@ -162,6 +162,8 @@ export interface NativeSeccompPolicy {
   auditArch: number;
   /** Set in an x32 system call's number (which kills the process); 0 where there is none. */
   x32SyscallBit: number;
+  /** It and every number above (below x32SyscallBit): ENOSYS, calls newer than the policy. */
+  firstUnreviewedNr: number;
 }
 
 interface NativeModule {
