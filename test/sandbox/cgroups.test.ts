@@ -54,6 +54,15 @@ describe('cgroup detection', () => {
       assert.deepEqual(detectCgroupLayout(mountinfo), { version: 'v2', mountPoint: fake });
       fs.writeFileSync(path.join(fake, 'cgroup.controllers'), 'cpu io\n');
       assert.throws(() => detectCgroupLayout(mountinfo), /cgroup v1 lacks cpu, cpuacct, pids/);
+      // A v2 host (no v1 mount) whose cgroup was not given memory and pids: say which, and how.
+      const v2Only = mountinfoLine(33, fake, 'cgroup2', 'rw');
+      assert.throws(
+        () => detectCgroupLayout(v2Only),
+        (error: unknown) =>
+          error instanceof CgroupError &&
+          error.message.includes(`cgroup v2 at ${fake} lacks memory, pids (its cgroup.controllers: cpu io), and no cgroup v1 hierarchy is mounted`) &&
+          error.message.includes('Delegate=yes'),
+      );
     } finally {
       fs.rmSync(fake, { recursive: true });
     }

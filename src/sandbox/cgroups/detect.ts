@@ -49,6 +49,22 @@ function v2Controllers(mountPoint: string): string[] {
   }
 }
 
+/** Why neither hierarchy serves, and what to do: on a v2 host (most are) the controllers this
+ * process's cgroup was not given, as its parent's cgroup.controllers lists them. */
+function unusable(mounts: CgroupMount[], v1Missing: V1Controller[]): string {
+  const v2 = mounts.find((mount) => mount.fsType === 'cgroup2');
+  const v1Mounted = mounts.some((mount) => mount.fsType === 'cgroup');
+  const v1 = v1Mounted ? `cgroup v1 lacks ${v1Missing.join(', ')}` : 'no cgroup v1 hierarchy is mounted';
+  if (v2 === undefined) return `no cgroup2 mount, and ${v1}`;
+  const available = v2Controllers(v2.mountPoint);
+  const absent = V2_CONTROLLERS.filter((controller) => !available.includes(controller));
+  return (
+    `cgroup v2 at ${v2.mountPoint} lacks ${absent.join(', ')} (its cgroup.controllers: ${available.join(' ') || 'none'}), and ${v1}. ` +
+    'The v2 controllers must be enabled for this process\'s cgroup: under systemd, Delegate=yes in its unit; in a container, ' +
+    'a writable /sys/fs/cgroup with its own cgroup namespace (as docker-compose.dev.yml runs the worker)'
+  );
+}
+
 export function detectCgroupLayout(mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8')): CgroupLayout {
   const mounts = parseCgroupMounts(mountinfo);
   for (const mount of mounts) {
@@ -67,12 +83,7 @@ export function detectCgroupLayout(mountinfo = fs.readFileSync('/proc/self/mount
   }
   const missing = V1_CONTROLLERS.filter((c) => found[c] === undefined);
   if (missing.length > 0) {
-    throw new CgroupError(
-      'detect',
-      '/proc/self/mountinfo',
-      'ENOENT',
-      `no usable cgroup hierarchy: no cgroup2 mount with ${V2_CONTROLLERS.join(', ')}, and cgroup v1 lacks ${missing.join(', ')}`,
-    );
+    throw new CgroupError('detect', '/proc/self/mountinfo', 'ENOENT', `no usable cgroup hierarchy: ${unusable(mounts, missing)}`);
   }
   return { version: 'v1', mountPoints: found as Record<V1Controller, string> };
 }
