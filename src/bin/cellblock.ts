@@ -70,8 +70,8 @@ async function worker(config: Config, argv: string[]): Promise<void> {
       logger.warn('asked to stop before the worker was ready; exiting');
       process.exit(0);
     }
-    startup.done();
-    onShutdown(logger, () => running.close(), { supervised });
+    const pendingStop = startup.done();
+    onShutdown(logger, () => running.close(), { supervised, ...(pendingStop ? { pendingStop } : {}) });
     return;
   }
   const supervisor = superviseWorkers(config.workerProcesses, redisUrl, logger);

@@ -14,7 +14,11 @@ export function createLogger(level: string, role: string): Logger {
  * supervisor, and takes a SIGTERM once stopping as the same stop: a service manager's stop
  * (systemd's default KillMode=control-group) signals every process of the service at once, so
  * the supervisor's SIGTERM comes second. */
-export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise<void>, options: { supervised?: boolean } = {}): void {
+export function onShutdown(
+  logger: Logger,
+  shutdown: (signal: string) => Promise<void>,
+  options: { supervised?: boolean; pendingStop?: NodeJS.Signals } = {},
+): void {
   let stopping = false;
   const handle = (signal: NodeJS.Signals) => {
     if (stopping && options.supervised) {
@@ -35,16 +39,22 @@ export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise
       },
     );
   };
+  const leaveSigint = () => logger.info('SIGINT: left to the supervisor, whose SIGTERM stops this worker');
   process.on('SIGTERM', handle);
-  if (options.supervised) process.on('SIGINT', () => logger.info('SIGINT: left to the supervisor, whose SIGTERM stops this worker'));
-  else process.on('SIGINT', handle);
+  process.on('SIGINT', options.supervised ? leaveSigint : handle);
+  // A stop that came as start-up ended (StartupGuard.done): taken as if it came now.
+  if (options.pendingStop === 'SIGINT' && options.supervised) leaveSigint();
+  else if (options.pendingStop !== undefined) handle(options.pendingStop);
 }
 
 export interface StartupGuard {
   /** Aborted when the process is asked to stop before it is ready. */
   readonly signal: AbortSignal;
-  /** Start-up is over: signals go to onShutdown's handler from now on. */
-  done(): void;
+  /** Start-up is over: signals go to onShutdown's handler from now on. Returns the stop asked
+   * for during start-up, if any (SIGTERM for a supervisor gone), for onShutdown's `pendingStop`:
+   * one that came after the start-up it aborted had already finished (a worker that became
+   * ready just before it) would otherwise be lost, and the process would never stop. */
+  done(): NodeJS.Signals | undefined;
 }
 
 /**
@@ -56,12 +66,18 @@ export interface StartupGuard {
 export function guardStartup(): StartupGuard {
   const controller = new AbortController();
   let starting = true;
-  const abort = () => controller.abort();
-  process.once('SIGTERM', abort);
-  process.once('SIGINT', abort);
+  let asked: NodeJS.Signals | undefined;
+  const abort = (signal: NodeJS.Signals) => {
+    if (asked !== 'SIGTERM') asked = signal;
+    controller.abort();
+  };
+  // `on`, not `once`: a second signal during start-up (a service manager's and a supervisor's
+  // SIGTERM) must not meet Node's default action.
+  process.on('SIGTERM', abort);
+  process.on('SIGINT', abort);
   if (process.send !== undefined) {
-    if (!process.connected) controller.abort();
-    process.once('disconnect', () => (starting ? controller.abort() : process.kill(process.pid, 'SIGTERM')));
+    if (!process.connected) abort('SIGTERM');
+    process.once('disconnect', () => (starting ? abort('SIGTERM') : process.kill(process.pid, 'SIGTERM')));
   }
   return {
     signal: controller.signal,
@@ -69,6 +85,7 @@ export function guardStartup(): StartupGuard {
       starting = false;
       process.off('SIGTERM', abort);
       process.off('SIGINT', abort);
+      return asked;
     },
   };
 }

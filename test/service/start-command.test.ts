@@ -134,6 +134,26 @@ test('a worker leaves SIGINT to a supervisor only when forked by ours: IPC, and 
   assert.equal(await probe({ CELLBLOCK_SUPERVISOR_PID: '1' }, true), 'false:undefined', 'a variable inherited from elsewhere');
 });
 
+test('a stop that comes as start-up ends, after the start-up it aborted had finished, is taken once onShutdown is armed', async () => {
+  const processControl = path.join(path.dirname(cellblockSource), 'process-control.ts');
+  const code = `
+    const { createLogger, guardStartup, onShutdown } = await import(${JSON.stringify(processControl)});
+    const startup = guardStartup();
+    // The worker became ready; the SIGTERM comes before its shutdown handler is armed.
+    process.kill(process.pid, 'SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const keepAlive = setTimeout(() => {}, 10_000); // a ready worker holds its process open
+    onShutdown(createLogger('silent', 'test'), async () => { clearTimeout(keepAlive); process.stdout.write('stopped'); }, { pendingStop: startup.done() });`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (chunk) => (out += chunk));
+  const startedAt = Date.now();
+  const exitCode = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  assert.equal(out, 'stopped', 'the orderly stop ran');
+  assert.equal(exitCode, 0);
+  assert.ok(Date.now() - startedAt < 8000, 'at once, not when the process ran out of work');
+});
+
 describe('cellblock start', { skip }, () => {
   test('private Redis, a worker and the API on one machine: hello world, a dead worker replaced, Ctrl-C stops all in order', async () => {
     const scratch = await scratchDir();
