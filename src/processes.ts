@@ -1,6 +1,7 @@
-// Host processes by pid, from /proc: what the build lock, the load test's scratch sweep and the
-// tests ask of a pid that may have ended (a zombie has: it holds no lock, mount, cgroup membership
-// or CPU, and an orphan's zombie may wait a while for its new parent to reap it).
+// Host processes by pid, from /proc: what the load test's scratch sweep and the tests ask of a
+// pid that may have ended (a zombie has: it holds no lock, mount, cgroup membership or CPU, and
+// an orphan's zombie may wait a while for its new parent to reap it). Not for proving a process
+// alive across restarts: a pid is reused (the image build lock is an flock, src/lock-file.ts).
 import fs from 'node:fs';
 
 /** The fields of /proc/<pid>/stat after the command name (which may hold spaces and parentheses:

@@ -34,7 +34,9 @@ async function api(config: Config): Promise<void> {
 }
 
 /** Loaded only by the commands that run jobs: it loads the native addon, which `cellblock api`
- * (on a machine without the sandbox built) and `cellblock images` do not need. */
+ * (on a machine without the sandbox built) does not need, and `cellblock images` only for the
+ * build lock's flock (build and prune, which run where the workers do, after scripts/setup.sh
+ * has built the addon). */
 const workerCommand = () => import('./worker-command.js');
 
 /** Refuses, in one line, a machine where no worker could run (checkWorkerMachine); warns of the

@@ -1,88 +1,89 @@
 // One build at a time per data directory: two builders renaming the same layer or rewriting the
-// same image record would race. The lock is a file holding the builder's pid; a lock whose pid
-// is gone (a builder that died) is taken over, one builder at a time (removeStaleLock).
-import { linkSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// same image record would race. The lock is an flock(2) on `build.lock` (src/lock-file.ts), held
+// for the build's lifetime: the kernel drops it when the builder exits or dies, however (SIGKILL,
+// a crash), so a lock left by a dead builder is free at once and never mistaken for a live one,
+// whatever pid the file names or a later process is given (a restarted container's builder often
+// gets its predecessor's pid), and builders in other pid namespaces (containers sharing the data
+// dir's volume) exclude each other too. The file holds the holder's pid only for the waiting
+// message (a pid of the holder's own pid namespace; the last holder's once none holds it), and is
+// never removed (lock-file.ts: removing a lock file others take races).
+import { closeSync, ftruncateSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { processAlive } from '../processes.js';
+import { NativeAddonMissingError } from '../native-addon.js';
+import { tryHoldLockFile } from '../lock-file.js';
 import { ImageStoreError } from './errors.js';
 
+/** Between looks at a lock another builder holds. */
+const WAIT_STEP_MS = 500;
+
+/** The pid the holder wrote, if it has written one yet. */
 function holderPid(path: string): number | undefined {
   try {
-    const pid = Number(readFileSync(path, 'utf8').trim());
+    const pid = Number(readFileSync(path, 'utf8').split('\n')[0]!.trim());
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** A takeover lock older than this was left by a builder that died within removeStaleLock's few
- * lines: it is removed. */
-const TAKEOVER_STALE_MS = 10_000;
-/** Between looks while another builder takes a stale lock over. */
-const TAKEOVER_WAIT_MS = 10;
-
-/** Links a file holding our pid at `path`: true if it was not there (the lock is ours). */
-function linkOwnPid(path: string): boolean {
-  // link(2) of a file already holding our pid: the lock never exists without its holder.
-  const mine = `${path}.${process.pid}`;
-  writeFileSync(mine, `${process.pid}\n`);
+/** Takes the lock at `path` without waiting: its fd, or undefined when another holds it. */
+function tryLock(path: string): number | undefined {
+  let fd: number | undefined;
   try {
-    linkSync(mine, path);
-    return true;
+    fd = tryHoldLockFile(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    return false;
-  } finally {
-    rmSync(mine, { force: true });
+    if (err instanceof NativeAddonMissingError) throw new ImageStoreError(`the build lock (${path}) is an flock, taken through the native addon: ${err.message}`);
+    throw new ImageStoreError(`cannot lock ${path}: ${(err as Error).message}`);
   }
+  if (fd === undefined) return undefined;
+  // Our pid over the last holder's: written at the start, then the rest cut, so that a waiter
+  // reads one pid or the other, never a mix.
+  const text = `${process.pid}\n`;
+  try {
+    writeSync(fd, text, 0);
+    ftruncateSync(fd, Buffer.byteLength(text));
+  } catch (err) {
+    closeSync(fd);
+    throw new ImageStoreError(`cannot write ${path}: ${(err as Error).message}`);
+  }
+  return fd;
 }
 
 /**
- * Removes the lock at `path` if it is still `stalePid`'s (a holder seen dead a moment ago, or
- * undefined for a lock that named none); false when another builder is taking it over meanwhile.
- * Exclusive: two builders that saw the same dead holder would otherwise each remove the lock the
- * other had just taken in its place, and both build. The takeover is itself a lock
- * (`<path>.takeover`, linked as the lock is); one left by a builder that died in these few lines
- * is removed once it is TAKEOVER_STALE_MS old.
+ * Takes the data dir's build lock, waiting up to `waitMs` for a builder that holds it (`onWait`
+ * is told once, with the pid it wrote, if any); `signal` ends the wait (rejecting with its
+ * reason). Returns the release, which may be called more than once.
  */
-export function removeStaleLock(path: string, stalePid: number | undefined): boolean {
-  const takeover = `${path}.takeover`;
-  if (!linkOwnPid(takeover)) {
-    try {
-      if (Date.now() - statSync(takeover).mtimeMs > TAKEOVER_STALE_MS) rmSync(takeover, { force: true });
-    } catch {
-      // Gone meanwhile: its taker finished.
-    }
-    return false;
-  }
-  try {
-    if (holderPid(path) === stalePid) rmSync(path, { force: true });
-    return true;
-  } finally {
-    rmSync(takeover, { force: true });
-  }
-}
-
-/** Takes the data dir's build lock, waiting up to `waitMs` for another live builder. */
 export async function acquireBuildLock(
   dataDir: string,
   waitMs: number,
-  onWait: (holder: number) => void = () => {},
+  onWait: (holder: number | undefined) => void = () => {},
+  signal?: AbortSignal,
 ): Promise<() => void> {
   const path = join(dataDir, 'build.lock');
   const deadline = Date.now() + waitMs;
   let told = false;
   for (;;) {
-    if (linkOwnPid(path)) return () => rmSync(path, { force: true });
-    const holder = holderPid(path);
-    if (holder === undefined || !processAlive(holder)) {
-      if (!removeStaleLock(path, holder)) await sleep(TAKEOVER_WAIT_MS);
-      continue;
+    signal?.throwIfAborted();
+    const fd = tryLock(path);
+    if (fd !== undefined) {
+      let held = true;
+      return () => {
+        if (held) closeSync(fd);
+        held = false;
+      };
     }
-    if (Date.now() >= deadline) throw new ImageStoreError(`another image build (pid ${holder}) holds ${path}`);
+    const holder = holderPid(path);
+    const left = deadline - Date.now();
+    if (left <= 0) throw new ImageStoreError(`another image build${holder === undefined ? '' : ` (pid ${holder})`} holds ${path}`);
     if (!told) onWait(holder);
     told = true;
-    await sleep(500);
+    try {
+      await sleep(Math.min(WAIT_STEP_MS, left), undefined, signal ? { signal } : undefined);
+    } catch (err) {
+      signal?.throwIfAborted();
+      throw err;
+    }
   }
 }

@@ -1,6 +1,10 @@
 // Builds images: for each image, its chain of layers from the base up. A layer whose hash is
 // already stored is reused (an unchanged definition is a no-op); a missing one is built in a
-// fresh build dir by its recipe and moved into place only when complete.
+// fresh build dir by its recipe and moved into place only when complete. A build stopped midway
+// (`signal`: SIGINT or SIGTERM to `cellblock images build`) kills the running recipe, removes the
+// unfinished layer's build dir and releases the lock; the finished layers stay, so the next build
+// goes on from there. A builder killed outright leaves its build dir to the next build, which
+// removes it (the lock, an flock, is released by its death).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -24,6 +28,8 @@ export interface BuildOptions {
   heartbeatMs?: number;
   /** How long to wait for another build of the same data dir to finish. */
   lockWaitMs?: number;
+  /** Stops the build (the promise rejects with the signal's reason, e.g. a BuildStoppedError). */
+  signal?: AbortSignal;
 }
 
 export interface PlannedLayer {
@@ -75,7 +81,7 @@ async function buildLayer(layer: PlannedLayer, below: string[], definitions: Ima
   }, opts.heartbeatMs ?? 15_000);
   const recipe = (script: string, args: string[], extraEnv: Record<string, string> = {}): Promise<void> =>
     runRecipe({
-      image, recipesDir, script, args, logFile, logPath, env: extraEnv,
+      image, recipesDir, script, args, logFile, logPath, env: extraEnv, signal: opts.signal,
       onLine: (line) => {
         if (line.trim()) lastLine = line.trim();
         report({ image, phase: line.startsWith('==> ') ? 'step' : 'output', message: line.replace(/^==> /, '') });
@@ -127,6 +133,7 @@ async function buildLayer(layer: PlannedLayer, below: string[], definitions: Ima
     store.commitLayer(buildDir, record);
   } catch (err) {
     rmSync(buildDir, { recursive: true, force: true });
+    if (opts.signal?.aborted) throw opts.signal.reason;
     if (err instanceof ImageBuildError) throw err;
     throw new ImageBuildError(image, 'store', (err as Error).message, logPath);
   } finally {
@@ -146,8 +153,11 @@ export async function buildImages(names: string[], opts: BuildOptions): Promise<
   const wanted = names.length ? names : definitions.names();
   for (const name of wanted) definitions.get(name); // unknown names fail before any work
   store.ensureDirs();
-  const release = await acquireBuildLock(store.dataDir, opts.lockWaitMs ?? 30 * 60_000, (holder) =>
-    report({ image: '*', phase: 'plan', message: `waiting for another build (pid ${holder}) of ${store.dataDir}` }),
+  const release = await acquireBuildLock(
+    store.dataDir,
+    opts.lockWaitMs ?? 30 * 60_000,
+    (holder) => report({ image: '*', phase: 'plan', message: `waiting for another build${holder === undefined ? '' : ` (pid ${holder})`} of ${store.dataDir}` }),
+    opts.signal,
   );
   try {
     store.removeStaleBuildDirs();
@@ -163,6 +173,7 @@ export async function buildImages(names: string[], opts: BuildOptions): Promise<
           report({ image: name, phase: 'cached', message: `${tag} stored` });
           continue;
         }
+        opts.signal?.throwIfAborted();
         const started = Date.now();
         report({ image: name, phase: 'step', message: `${tag} building` });
         await buildLayer(layer, plan.slice(0, i).map((l) => l.hash), definitions, opts);

@@ -1,11 +1,12 @@
 // `cellblock images build [names...]` and `cellblock images list`. Also runnable directly:
 // `node --import tsx src/images/cli.ts build python`.
 import { realpathSync } from 'node:fs';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { buildImages, planImage } from './builder.js';
 import { ImageDefinitions } from './definitions.js';
 import { pruneLayers } from './prune.js';
-import { ImageBuildError, ImageDefinitionError, ImageStoreError, UnknownImageError } from './errors.js';
+import { BuildStoppedError, ImageBuildError, ImageDefinitionError, ImageStoreError, UnknownImageError } from './errors.js';
 import { dataDirFromEnv, defaultDefinitionsDir } from './paths.js';
 import { openImageStore, type ImageStore } from './store.js';
 import type { BuildProgress } from './types.js';
@@ -50,6 +51,49 @@ function printProgress(verbose: boolean): (p: BuildProgress) => void {
   };
 }
 
+/**
+ * SIGINT (Ctrl-C) and SIGTERM (`docker compose down`, systemd) stop a build in order: the first
+ * aborts `signal` (with a BuildStoppedError), and the build kills its recipe, removes the
+ * unfinished layer and releases the lock; a second exits at once (the kernel releases the lock,
+ * an flock, and the recipe dies with the builder: setpriv --pdeathsig). Until `dispose`.
+ */
+function stopOnSignals(): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const handle = (signal: NodeJS.Signals): void => {
+    if (controller.signal.aborted) process.exit(128 + constants.signals[signal]);
+    process.stderr.write(`cellblock images: ${signal}: stopping the build\n`);
+    controller.abort(new BuildStoppedError(signal));
+  };
+  process.on('SIGINT', handle);
+  process.on('SIGTERM', handle);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGINT', handle);
+      process.off('SIGTERM', handle);
+    },
+  };
+}
+
+/** `images build`: its exit status (128 + the signal's number when a signal stopped it). Takes
+ * the definitions dir as an argument for tests. */
+export async function buildCommand(names: string[], store: ImageStore, definitionsDir: string, verbose: boolean): Promise<number> {
+  const started = Date.now();
+  const stop = stopOnSignals();
+  try {
+    const outcomes = await buildImages(names, { store, definitionsDir, onProgress: printProgress(verbose), signal: stop.signal });
+    const built = outcomes.reduce((n, o) => n + o.builtLayers.length, 0);
+    process.stdout.write(`images: ${outcomes.length} image(s) ready, ${built} layer(s) built, in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof BuildStoppedError)) throw err;
+    process.stderr.write(`cellblock images: ${err.message}\n`);
+    return 128 + constants.signals[err.signal];
+  } finally {
+    stop.dispose();
+  }
+}
+
 function list(store: ImageStore): void {
   const definitions = ImageDefinitions.load(defaultDefinitionsDir());
   const rows = [['IMAGE', 'STATUS', 'HASH', 'LAYERS', 'SIZE', 'BUILT', 'DESCRIPTION']];
@@ -88,13 +132,8 @@ export async function imagesCommand(argv: string[]): Promise<number> {
   try {
     const store = openImageStore(opts.dataDir);
     switch (opts.command) {
-      case 'build': {
-        const started = Date.now();
-        const outcomes = await buildImages(opts.names, { store, definitionsDir: defaultDefinitionsDir(), onProgress: printProgress(opts.verbose) });
-        const built = outcomes.reduce((n, o) => n + o.builtLayers.length, 0);
-        process.stdout.write(`images: ${outcomes.length} image(s) ready, ${built} layer(s) built, in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-        return 0;
-      }
+      case 'build':
+        return await buildCommand(opts.names, store, defaultDefinitionsDir(), opts.verbose);
       case 'list':
         list(store);
         return 0;

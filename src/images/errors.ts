@@ -56,6 +56,16 @@ export class ImageBuildError extends Error {
   }
 }
 
+/** A build stopped before it finished (`cellblock images build` got SIGINT or SIGTERM): the layer
+ * being built was dropped (its recipe killed, its build dir removed), the layers finished before
+ * it are kept, so the next build goes on from there. */
+export class BuildStoppedError extends Error {
+  override readonly name = 'BuildStoppedError';
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`build stopped by ${signal}: the layers finished so far are kept, and the next build goes on from there`);
+  }
+}
+
 /** The data directory cannot hold images (unusable path, or another build holds the lock). */
 export class ImageStoreError extends Error {
   override readonly name = 'ImageStoreError';

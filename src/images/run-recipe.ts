@@ -3,7 +3,8 @@
 // it starts ends with the namespace, even when the recipe fails. `setpriv --pdeathsig KILL`
 // makes unshare die with the builder, so a killed builder takes the namespace with it instead of
 // leaving an orphaned recipe writing into a build dir the next build removes. Output goes to the
-// layer's log file and, line by line, to the caller.
+// layer's log file and, line by line, to the caller. An abort (`signal`, a stopped build) kills
+// unshare, and with it the namespace; the run ends once every process of it has closed its output.
 import { spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +20,8 @@ export interface RecipeRun {
   /** Extra environment (proxies); the recipe otherwise gets a minimal one. */
   env?: Record<string, string>;
   onLine: (line: string) => void;
+  /** Kills the recipe; the run then rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 const TAIL_LINES = 15;
@@ -28,6 +31,7 @@ export function openLog(path: string): WriteStream {
 }
 
 export function runRecipe(run: RecipeRun): Promise<void> {
+  if (run.signal?.aborted) return Promise.reject(run.signal.reason);
   const argv = [
     '--pdeathsig', 'KILL', '--',
     'unshare', '--mount', '--pid', '--fork', '--kill-child', '--propagation', 'private', '--',
@@ -55,9 +59,17 @@ export function runRecipe(run: RecipeRun): Promise<void> {
   };
   onData(child.stdout);
   onData(child.stderr);
+  // SIGKILL to unshare (setpriv execs it): its child, the namespace's init, has a SIGKILL death
+  // signal (--kill-child), and the kernel kills a PID namespace's processes when its init dies.
+  const kill = (): void => {
+    child.kill('SIGKILL');
+  };
+  run.signal?.addEventListener('abort', kill, { once: true });
   return new Promise((resolve, reject) => {
     child.on('error', (err) => reject(new ImageBuildError(run.image, run.script, `cannot start setpriv: ${err.message}`, run.logPath)));
     child.on('close', (code, signal) => {
+      run.signal?.removeEventListener('abort', kill);
+      if (run.signal?.aborted) return reject(run.signal.reason);
       if (code === 0) return resolve();
       const how = signal ? `killed by ${signal}` : `exit status ${code}`;
       reject(new ImageBuildError(run.image, run.script, `${how}; last output:\n  ${tail.join('\n  ')}`, run.logPath));

@@ -4,11 +4,17 @@
 //   layers/<hash>/layer.json  LayerRecord: parent, build step, size, build time
 //   layers/.build-*           layers being built; never used, removed when a build ends or fails
 //   layers/.prune-*           layers being deleted by `images prune`
-//   images/<name>.json        an image: its layer hashes, lowest (base) first
+//   images/<name>.json        an image: its layer hashes, lowest (base) first (written as
+//                             <name>.json.tmp-<pid>, synced, renamed)
 //   cache/                    downloaded .deb files, so that rebuilds do not download again
+//                             (apt moves a download there only once whole and checked;
+//                             debootstrap checks a cached .deb's checksum before using it)
 //   logs/<hash>.log           the output of the last build of a layer
+//   build.lock                one build at a time (build-lock.ts: an flock, which the
+//                             builder's death releases)
 // A layer appears under its hash only when complete (built in layers/.build-*, synced, renamed),
-// so a failed or interrupted build never leaves a half-built layer in use.
+// and an image record only whole, so a failed or interrupted build never leaves a half-built
+// layer or record in use; the next build removes what it left (removeStaleBuildDirs).
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { isAbsolute, join } from 'node:path';
@@ -36,6 +42,9 @@ function fsyncDir(dir: string): void {
     closeSync(fd);
   }
 }
+
+/** writeFileAtomic's temporary files: left only by a writer that died before its rename. */
+const TEMPORARY_FILE = /\.tmp-\d+$/;
 
 /** Writes a file so that readers see the old or the new content, never a partial one. */
 export function writeFileAtomic(path: string, text: string, dir: string): void {
@@ -136,11 +145,22 @@ export class ImageStore {
     return dir;
   }
 
-  /** Removes build dirs left by builds that died (call with the build lock held). */
+  /** Removes what builds that died or were stopped left (call with the build lock held): build
+   * dirs, prune leftovers, and image records' temporary files (writeFileAtomic's, never read). */
   removeStaleBuildDirs(): string[] {
-    if (!existsSync(this.layersDir)) return [];
-    const stale = readdirSync(this.layersDir).filter((d) => d.startsWith(BUILD_DIR_PREFIX) || d.startsWith('.prune-'));
-    for (const d of stale) rmSync(join(this.layersDir, d), { recursive: true, force: true });
+    const stale: string[] = [];
+    if (existsSync(this.layersDir)) {
+      for (const d of readdirSync(this.layersDir).filter((d) => d.startsWith(BUILD_DIR_PREFIX) || d.startsWith('.prune-'))) {
+        rmSync(join(this.layersDir, d), { recursive: true, force: true });
+        stale.push(d);
+      }
+    }
+    if (existsSync(this.imagesDir)) {
+      for (const f of readdirSync(this.imagesDir).filter((f) => TEMPORARY_FILE.test(f))) {
+        rmSync(join(this.imagesDir, f), { force: true });
+        stale.push(join('images', f));
+      }
+    }
     return stale;
   }
 

@@ -1,9 +1,8 @@
-// The native addon (native/), typed once and loaded in one place. Nothing outside src/sandbox
-// imports this: the rest of cellblock speaks src/sandbox/types.ts.
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
-import fs from 'node:fs';
+// The native addon's engine (native/), typed once. Nothing outside src/sandbox imports this: the
+// rest of cellblock speaks src/sandbox/types.ts. The addon is found and loaded by
+// src/native-addon.ts; its lock-file functions, which the image builder uses too, are
+// src/lock-file.ts's.
+import { loadNativeAddon } from '../native-addon.js';
 
 /** Options of `new Container`: the container's filesystem, identity and cgroup files. */
 export interface NativePrepareOptions {
@@ -172,7 +171,6 @@ interface NativeModule {
   seccompPolicy(): NativeSeccompPolicy;
   /** Prepares a container (the addon's Container) and reports its events to onEvent. */
   createContainer(options: NativePrepareOptions, onEvent: NativeEventHandler): NativeContainer;
-  holdLockFile(path: string): number;
   /** A pipe's [read, write] ends, close-on-exec, for a connected or streaming run's containers (the
    * caller closes the ends it gave them once the containers are prepared). */
   createPipe(): [number, number];
@@ -182,7 +180,6 @@ interface NativeModule {
   openTerminal(rows: number, cols: number): [number, number];
   /** TIOCSWINSZ on a terminal's master: the program gets SIGWINCH. Throws (with `errno`). */
   setTerminalSize(masterFd: number, rows: number, cols: number): void;
-  isLockFileHeld(path: string): boolean;
   /** A pidfd for the process `pid` now (close it with fs.closeSync), or -errno (ESRCH: no such
    * process; ENOSYS: a kernel before 5.3). */
   openPidfd(pid: number): number;
@@ -232,18 +229,7 @@ function exitFromArguments(args: RawExitArguments): NativeExit {
   return exit;
 }
 
-function findAddon(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  // src/sandbox (tsx) or dist/src/sandbox (compiled): the addon lives in native/build.
-  for (const up of ['../..', '../../..']) {
-    const candidate = path.resolve(here, up, 'native/build/Release/cellblock_native.node');
-    if (fs.existsSync(candidate)) return candidate;
-  }
-  throw new Error('cellblock native addon not built: run `npm run build:native`');
-}
-
-const require = createRequire(import.meta.url);
-const { Container, ...functions } = require(findAddon()) as RawModule;
+const { Container, ...functions } = loadNativeAddon() as RawModule;
 
 export const native: NativeModule = {
   ...functions,

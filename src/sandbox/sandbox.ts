@@ -4,6 +4,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { holdLockFile, isLockFileHeld } from '../lock-file.js';
 import type { CgroupBackend } from './cgroups/index.js';
 import { createCgroupBackend } from './cgroups/index.js';
 import { Container, emptyResult, internalErrorResult, type ConnectedStdio } from './container.js';
@@ -255,7 +256,7 @@ class SandboxInstance implements Sandbox {
       const lock = lockPath(this.lockDir, id);
       // No lock file: not an instance of ours (or someone else's subtree); never touch it.
       if (!fs.existsSync(lock)) continue;
-      if (native.isLockFileHeld(lock)) continue;
+      if (isLockFileHeld(lock)) continue;
       await this.backend.removeInstance(id);
       fs.rmSync(lock, { force: true });
       removed.push(id);
@@ -298,7 +299,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
   fs.mkdirSync(lockDir, { recursive: true, mode: 0o700 });
   let lockFd: number;
   try {
-    lockFd = native.holdLockFile(lockPath(lockDir, instanceId));
+    lockFd = holdLockFile(lockPath(lockDir, instanceId));
   } catch {
     throw new SandboxSpecError('instanceId', `${instanceId} is in use by a live process`);
   }

@@ -1,12 +1,15 @@
-// Builds that do not finish: a builder killed in the middle of a layer, and a base whose Debian
-// mirror cannot be reached. Neither may leave a layer in use, a process running or a mount.
+// Builds that do not finish: a builder killed in the middle of a layer, one stopped by SIGTERM
+// there or by SIGINT while it waits for the lock, and a base whose Debian mirror cannot be
+// reached. None may leave a layer in use, a process running, a mount or the lock held.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { acquireBuildLock } from '../../src/images/build-lock.js';
 import { buildImages } from '../../src/images/builder.js';
 import { ImageBuildError } from '../../src/images/errors.js';
 import { repoRoot } from '../../src/images/paths.js';
@@ -32,11 +35,52 @@ function processesUsing(dir: string): number[] {
   return pids;
 }
 
+/** Builders the tests spawned, killed by pid in teardown if one is left. */
+const builders = new Set<number>();
+
 after(() => {
   // Only when the test failed: whatever our builds left running, by pid.
-  for (const pid of processesUsing(scratch.dir)) process.kill(pid, 'SIGKILL');
+  for (const pid of new Set([...builders, ...processesUsing(scratch.dir)])) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone meanwhile.
+    }
+  }
   scratch.remove();
 });
+
+/** `cellblock images build --verbose` of `names` (the command's own code, with a definitions dir
+ * of the test's), in a process of its own. */
+function spawnBuildCommand(dataDir: string, defs: string, names: string[]): { builder: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
+  const script = [
+    `import { buildCommand } from ${JSON.stringify(join(repoRoot(), 'src/images/cli.ts'))};`,
+    `import { openImageStore } from ${JSON.stringify(join(repoRoot(), 'src/images/store.ts'))};`,
+    `process.exitCode = await buildCommand(${JSON.stringify(names)}, openImageStore(${JSON.stringify(dataDir)}), ${JSON.stringify(defs)}, true);`,
+  ].join('\n');
+  const builder = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'pipe'] });
+  builders.add(builder.pid!);
+  let stdout = '';
+  let stderr = '';
+  builder.stdout!.setEncoding('utf8');
+  builder.stdout!.on('data', (chunk: string) => (stdout += chunk));
+  builder.stderr!.setEncoding('utf8');
+  builder.stderr!.on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) =>
+    builder.once('exit', (code) => {
+      builders.delete(builder.pid!);
+      resolve(code);
+    }),
+  );
+  return { builder, stdout: () => stdout, stderr: () => stderr, exited };
+}
+
+/** Resolves once `text()` matches, failing after 60 s or when the process has exited. */
+async function until(what: string, text: () => string, pattern: RegExp, builder: ChildProcess): Promise<void> {
+  for (const deadline = Date.now() + 60_000; !pattern.test(text()); await sleep(50)) {
+    if (builder.exitCode !== null || Date.now() > deadline) throw new Error(`${what} did not happen:\n${text()}`);
+  }
+}
 
 /** A loopback port nothing listens on (bound, then closed). */
 async function closedPort(): Promise<number> {
@@ -63,6 +107,8 @@ describe('builds that do not finish', { skip }, () => {
       `  onProgress: (p) => process.stdout.write(p.message + '\\n') });`,
     ].join('\n');
     const builder = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'inherit'] });
+    builders.add(builder.pid!);
+    builder.once('exit', () => builders.delete(builder.pid!));
     let output = '';
     const started = new Promise<void>((resolve, reject) => {
       builder.stdout.setEncoding('utf8');
@@ -88,10 +134,44 @@ describe('builds that do not finish', { skip }, () => {
     assert.equal(halfBuilt.length, 1, 'the interrupted layer stays in its build dir');
     assert.ok(store.layers().every((h) => store.layerRecord(h)?.build.kind === 'busybox'), 'only the finished base is a layer');
 
-    // The next build (the dead builder's lock taken over) clears the half-built layer away.
+    // The next build (without a wait: the kernel released the dead builder's flock) clears the
+    // half-built layer away, and an image record's temporary file, which a builder killed as it
+    // wrote the record would leave.
+    writeFileSync(join(store.imagesDir, 'bb-slow.json.tmp-4194303'), '{"name": "bb-slow", ');
     const [outcome] = await buildImages(['bb'], { store, definitionsDir: defs, lockWaitMs: 0 });
     assert.deepEqual(outcome!.builtLayers, []);
     assert.deepEqual(readdirSync(store.layersDir).filter((d) => d.startsWith('.')), []);
+    assert.deepEqual(readdirSync(store.imagesDir).filter((f) => !f.endsWith('.json')), []);
+  });
+
+  it('a build stopped by SIGTERM in the middle of a layer kills its recipe, removes the layer and releases the lock before it exits', { timeout: 120_000 }, async () => {
+    const before = store.layers().sort();
+    const run = spawnBuildCommand(dataDir, defs, ['bb-slow']);
+    await until('the layer\'s commands', run.stdout, /cellblock-layer-started/, run.builder);
+    assert.ok(processesUsing(dataDir).some((pid) => pid !== run.builder.pid), 'the recipe runs');
+    run.builder.kill('SIGTERM');
+    assert.equal(await run.exited, 128 + constants.signals.SIGTERM, run.stderr());
+    assert.match(run.stderr(), /build stopped by SIGTERM: the layers finished so far are kept/);
+    // All done by the builder before it exited: nothing is left for the next build to clear.
+    assert.deepEqual(processesUsing(dataDir), [], 'processes of the stopped build still run');
+    assert.deepEqual(mountsUnder(dataDir), []);
+    assert.deepEqual(readdirSync(store.layersDir).filter((d) => d.startsWith('.')), [], 'the unfinished layer was removed');
+    assert.deepEqual(store.layers().sort(), before, 'the finished layers are kept, no other stored');
+    assert.equal(store.get('bb-slow'), undefined);
+    (await acquireBuildLock(dataDir, 0))();
+  });
+
+  it('a build stopped by SIGINT while it waits for another build\'s lock exits at once', { timeout: 120_000 }, async () => {
+    const release = await acquireBuildLock(dataDir, 0);
+    try {
+      const run = spawnBuildCommand(dataDir, defs, ['bb']);
+      await until('the wait', run.stdout, new RegExp(`waiting for another build \\(pid ${process.pid}\\)`), run.builder);
+      run.builder.kill('SIGINT');
+      assert.equal(await run.exited, 128 + constants.signals.SIGINT, run.stderr());
+      assert.match(run.stderr(), /build stopped by SIGINT/);
+    } finally {
+      release();
+    }
   });
 
   it('a base whose Debian mirror cannot be reached fails with debootstrap\'s message, storing nothing', async () => {

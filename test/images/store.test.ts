@@ -2,24 +2,33 @@
 // namespaces, overlay chroot layers), content-addressed sharing, no-op rebuilds, whiteouts, and
 // failed builds that leave nothing behind.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SANDBOX_UID } from '../../src/pool/root.js';
 import { SANDBOX_UID_COUNT } from '../../src/pool/uid-leases.js';
-import { acquireBuildLock, removeStaleLock } from '../../src/images/build-lock.js';
+import { acquireBuildLock } from '../../src/images/build-lock.js';
 import { buildImages } from '../../src/images/builder.js';
 import { ImageBuildError, ImageStoreError, UnknownImageError } from '../../src/images/errors.js';
+import { repoRoot } from '../../src/images/paths.js';
 import { pruneLayers } from '../../src/images/prune.js';
 import { openImageStore, overlayLowerdir } from '../../src/images/store.js';
 import type { BuildProgress } from '../../src/images/types.js';
 import { definitionsDir, mountsUnder, scratchDir, whyNoLayerBuilds } from './helpers.js';
-import { processState } from '../helpers/processes.js';
 
 const skip = whyNoLayerBuilds();
+
+function whyNoPidNamespace(): string | undefined {
+  try {
+    execFileSync('unshare', ['--pid', '--fork', '--kill-child', 'true'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'unshare --pid --fork does not work here (root needed)';
+  }
+}
 const scratch = scratchDir('store');
 after(() => scratch.remove());
 
@@ -168,56 +177,146 @@ describe('image store on the busybox test image', { skip }, () => {
   it('rejects unknown image names before building anything', async () => {
     await assert.rejects(buildImages(['bb', 'nope'], { store, definitionsDir: defs }), UnknownImageError);
   });
+});
 
-  it('serializes builds of one data dir and takes over the lock of a dead builder', async () => {
-    writeFileSync(join(dataDir, 'build.lock'), '999999999\n');
+describe('build lock', () => {
+  const dataDir = join(scratch.dir, 'lock');
+  const lock = join(dataDir, 'build.lock');
+  mkdirSync(dataDir, { recursive: true });
+  /** Lock holders this describe started, killed by pid in teardown if a test left one. */
+  const holders = new Set<number>();
+  after(() => {
+    for (const pid of holders) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  });
+
+  /** Another process that takes the build lock and holds it until it is killed; with
+   * `pidNamespace`, as pid 1 of a PID namespace of its own (a builder in a container): `pid` is
+   * its pid here, what it wrote in the lock file is 1. */
+  async function holder(options: { pidNamespace?: boolean } = {}): Promise<{ child: ChildProcess; exited: Promise<unknown>; pid: number }> {
+    const script = [
+      `import { readlinkSync } from 'node:fs';`,
+      `import { acquireBuildLock } from ${JSON.stringify(join(repoRoot(), 'src/images/build-lock.ts'))};`,
+      `await acquireBuildLock(${JSON.stringify(dataDir)}, 0);`,
+      // The host's /proc (not remounted): /proc/self names this process's pid out there.
+      `process.stdout.write('locked ' + readlinkSync('/proc/self') + '\\n');`,
+      'setInterval(() => {}, 1 << 30);',
+    ].join('\n');
+    const node = [process.execPath, '--import', 'tsx', '--input-type=module', '-e', script];
+    const argv = options.pidNamespace ? ['unshare', '--pid', '--fork', '--kill-child', ...node] : node;
+    // stderr kept for the failure's message (unshare's complaint when its child is killed is not).
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'pipe'] });
+    holders.add(child.pid!);
+    const exited = once(child, 'exit').finally(() => holders.delete(child.pid!));
+    let output = '';
+    let errors = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => (output += chunk));
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => (errors += chunk));
+    let match: RegExpMatchArray | null;
+    for (const deadline = Date.now() + 20_000; !(match = output.match(/^locked (\d+)\n/)); await sleep(20)) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the lock holder did not take the lock: ${output}${errors}`);
+    }
+    const pid = Number(match[1]);
+    holders.add(pid);
+    return { child, exited, pid };
+  }
+
+  it('serializes builders of one process too, and lets the next in on release', async () => {
     const release = await acquireBuildLock(dataDir, 0);
     await assert.rejects(acquireBuildLock(dataDir, 0), (err: unknown) => err instanceof ImageStoreError && /holds/.test(err.message));
     const waiting = acquireBuildLock(dataDir, 10_000);
     setTimeout(release, 200);
     (await waiting)();
-    assert.ok(!existsSync(join(dataDir, 'build.lock')));
+    // The file stays (removing a lock file others take would race); it names the last holder.
+    assert.equal(readFileSync(lock, 'utf8'), `${process.pid}\n`);
+    (await acquireBuildLock(dataDir, 0))();
   });
 
-  it('takes a dead builder\'s lock over one builder at a time, and never a lock taken since', () => {
-    const lock = join(dataDir, 'build.lock');
-    const dead = 999999999;
-    // A builder that saw the dead holder, while another took the lock over in between: it must
-    // not remove the new holder's lock.
-    writeFileSync(lock, `${process.pid}\n`);
-    assert.equal(removeStaleLock(lock, dead), true);
-    assert.equal(readFileSync(lock, 'utf8'), `${process.pid}\n`, 'the live holder keeps its lock');
-    // Still the dead one's: removed.
-    writeFileSync(lock, `${dead}\n`);
-    assert.equal(removeStaleLock(lock, dead), true);
-    assert.ok(!existsSync(lock));
-    // Another builder taking over right now: nothing is removed.
-    writeFileSync(lock, `${dead}\n`);
-    writeFileSync(`${lock}.takeover`, '1\n');
-    assert.equal(removeStaleLock(lock, dead), false);
-    assert.ok(existsSync(lock));
-    // A takeover left by a builder that died in it (old): removed, and the next try goes through.
-    const longAgo = new Date(Date.now() - 60_000);
-    utimesSync(`${lock}.takeover`, longAgo, longAgo);
-    assert.equal(removeStaleLock(lock, dead), false);
-    assert.equal(removeStaleLock(lock, dead), true);
-    assert.ok(!existsSync(lock) && !existsSync(`${lock}.takeover`));
+  it('is free at once when its holder was killed, whatever pid the file names', async () => {
+    const { child, exited } = await holder();
+    assert.equal(readFileSync(lock, 'utf8'), `${child.pid}\n`);
+    await assert.rejects(acquireBuildLock(dataDir, 0), ImageStoreError);
+    child.kill('SIGKILL');
+    await exited;
+    // The dead builder's pid is still in the file: it does not matter.
+    assert.equal(readFileSync(lock, 'utf8'), `${child.pid}\n`);
+    const started = Date.now();
+    const waits: (number | undefined)[] = [];
+    (await acquireBuildLock(dataDir, 0, (pid) => waits.push(pid)))();
+    assert.deepEqual(waits, [], 'no wait for a dead builder');
+    assert.ok(Date.now() - started < 1_000);
   });
 
-  it('takes over the lock of a builder that died but was not reaped (a zombie)', async () => {
-    // The shell forks a short `sleep` and execs into a long one, which never waits: the short one
-    // ends as a zombie. (It must outlive the exec: a child that ends first may be reaped by the
-    // shell, and then there is no zombie, nor any /proc entry, to look at.)
-    const parent = spawn('/bin/sh', ['-c', 'sleep 0.2 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  it('is free when the file names our own pid and no one holds it (a restarted container\'s builder given its old pid)', async () => {
+    // Also a live process's pid (init's, a pid reused after a reboot), and the old pid-file
+    // format's leftovers: only the flock counts.
+    for (const named of [process.pid, 1, process.ppid]) {
+      writeFileSync(lock, `${named}\n`);
+      const waits: (number | undefined)[] = [];
+      const release = await acquireBuildLock(dataDir, 0, (pid) => waits.push(pid));
+      assert.deepEqual(waits, [], `no wait for a lock naming pid ${named}`);
+      assert.equal(readFileSync(lock, 'utf8'), `${process.pid}\n`);
+      release();
+    }
+  });
+
+  it('excludes a builder in another PID namespace, and is free once it dies though the pid it wrote lives here', { skip: whyNoPidNamespace() }, async () => {
+    // The compose case: a container's builder is pid 1 (or another low pid) of its namespace.
+    const { child, exited, pid } = await holder({ pidNamespace: true });
     try {
-      const zombie = Number((await once(parent.stdout, 'data'))[0].toString().trim());
-      const state = () => processState(zombie);
-      for (let i = 0; i < 100 && state() !== 'Z'; i++) await sleep(20);
-      assert.equal(state(), 'Z');
-      writeFileSync(join(dataDir, 'build.lock'), `${zombie}\n`);
+      assert.equal(readFileSync(lock, 'utf8'), '1\n');
+      await assert.rejects(acquireBuildLock(dataDir, 0), (err: unknown) => err instanceof ImageStoreError && err.message.includes('(pid 1)'));
+      process.kill(pid, 'SIGKILL');
+      await exited; // unshare waits for its child
       (await acquireBuildLock(dataDir, 0))();
     } finally {
-      parent.kill('SIGKILL');
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+
+  it('waits for a live builder in another process, naming its pid, then times out', async () => {
+    const { child, exited } = await holder();
+    try {
+      const waits: (number | undefined)[] = [];
+      const started = Date.now();
+      await assert.rejects(acquireBuildLock(dataDir, 1_200, (pid) => waits.push(pid)), (err: unknown) => {
+        assert.ok(err instanceof ImageStoreError, String(err));
+        assert.equal(err.message, `another image build (pid ${child.pid}) holds ${lock}`);
+        return true;
+      });
+      assert.ok(Date.now() - started >= 1_200, 'it waited');
+      assert.deepEqual(waits, [child.pid], 'told once, with the holder\'s pid');
+      // A waiter gets the lock once the holder dies (killed here, mid-wait).
+      const waiting = acquireBuildLock(dataDir, 20_000);
+      await sleep(300);
+      child.kill('SIGKILL');
+      (await waiting)();
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+
+  it('ends a wait when asked to stop, with the stop\'s reason', async () => {
+    const { child, exited } = await holder();
+    try {
+      const controller = new AbortController();
+      const stop = new Error('stopped');
+      setTimeout(() => controller.abort(stop), 200);
+      const started = Date.now();
+      await assert.rejects(acquireBuildLock(dataDir, 20_000, () => {}, controller.signal), (err) => err === stop);
+      assert.ok(Date.now() - started < 2_000);
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
     }
   });
 });
