@@ -2,9 +2,11 @@
 // The `cellblock` command: start (API + workers, and a private Redis when none is configured),
 // api, worker, images. Configuration comes from CELLBLOCK_* environment variables (src/config.ts).
 import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { loadRuntimes } from '../images/runtimes.js';
+import { tryHoldLockFile } from '../lock-file.js';
 import { startRedisServer } from '../queue/redis-server.js';
 import { ListenError, runApi } from './api-command.js';
 import { createLogger, guardStartup, onShutdown } from './process-control.js';
@@ -80,6 +82,23 @@ async function worker(config: Config, argv: string[]): Promise<void> {
   onShutdown(logger, () => supervisor.stop());
 }
 
+/** A second `cellblock start` on the same data (two start.sh by mistake) would run a second
+ * redis-server on the same append-only file, and workers of its own against it. */
+class AlreadyStartedError extends Error {
+  override readonly name = 'AlreadyStartedError';
+}
+
+/** Holds, for this process's life, the private Redis data dir's start lock (an flock: the kernel
+ * drops it however this process ends; redis-server and the workers, exec'd, do not inherit it). */
+function holdPrivateRedisDir(dataDir: string): void {
+  const lock = path.join(dataDir, 'cellblock-start.lock');
+  if (tryHoldLockFile(lock) === undefined) {
+    throw new AlreadyStartedError(
+      `another \`cellblock start\` runs its private Redis in ${dataDir} (CELLBLOCK_REDIS_DATA_DIR): stop it first, or give this one its own CELLBLOCK_REDIS_DATA_DIR`,
+    );
+  }
+}
+
 async function start(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel, 'start');
   if (config.workerProcesses > 0) checkMachineForWorkers(config, logger);
@@ -88,6 +107,7 @@ async function start(config: Config): Promise<void> {
   if (!redisUrl) {
     const dataDir = config.redisDataDir;
     mkdirSync(dataDir, { recursive: true });
+    holdPrivateRedisDir(dataDir);
     const appendFsync = config.redisAppendFsync;
     // Not the API's port: it is free until the API binds it, after Redis is up.
     const redis = await startRedisServer({ dataDir, appendFsync, avoidPorts: [config.port], onLog: (line) => logger.debug({ redis: line }, 'redis-server') });
@@ -141,7 +161,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`cellblock: ${error.message}\n\n${USAGE}\n`);
       process.exit(2);
     }
-    if (error instanceof ListenError || error instanceof WorkerPreflightError) {
+    if (error instanceof ListenError || error instanceof WorkerPreflightError || error instanceof AlreadyStartedError) {
       process.stderr.write(`cellblock: ${error.message}\n`);
       process.exit(1);
     }

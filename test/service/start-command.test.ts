@@ -163,6 +163,16 @@ describe('cellblock start', { skip }, () => {
       const base = `http://127.0.0.1:${port}`;
 
       await waitReady(port);
+      // A second `start` on the same private Redis data is refused in one line, before it runs anything.
+      const second = await runCellblockToExit(['start'], {
+        CELLBLOCK_REDIS_URL: undefined,
+        CELLBLOCK_PORT: String(await freeLoopbackPortExcept([port, redisPort])),
+        CELLBLOCK_REDIS_DATA_DIR: path.join(scratch.dir, 'redis'),
+        CELLBLOCK_POOL_STATE_DIR: path.join(scratch.dir, 'pool-second'),
+      });
+      assert.equal(second.code, 1, second.stderr);
+      assert.match(second.stderr, /^cellblock: another `cellblock start` runs its private Redis in \S+ \(CELLBLOCK_REDIS_DATA_DIR\)/);
+      assert.equal(second.stderr.trim().split('\n').length, 1, `one line, no stack: ${second.stderr}`);
       // The worker says which cgroup version it detected and where its cgroups are. (Its line
       // may come after /readyz's 200: the heartbeat is written first.)
       await until(() => logLine(started.output(), 'worker ready') !== undefined, 10_000, 20, "the worker's ready line");
