@@ -74,12 +74,11 @@ async function worker(config: Config, argv: string[]): Promise<void> {
       logger.warn('asked to stop before the worker was ready; exiting');
       process.exit(0);
     }
-    const pendingStop = startup.done();
-    onShutdown(logger, () => running.close(), { supervised, ...(pendingStop ? { pendingStop } : {}) });
+    onShutdown(logger, () => running.close(), { supervised, startup });
     return;
   }
   const supervisor = superviseWorkers(config.workerProcesses, redisUrl, logger);
-  onShutdown(logger, () => supervisor.stop());
+  onShutdown(logger, () => supervisor.stop(), { beforeForcedExit: () => supervisor.kill() });
 }
 
 /** A second `cellblock start` on the same data (two start.sh by mistake) would run a second
@@ -118,12 +117,16 @@ async function start(config: Config): Promise<void> {
   const { superviseWorkers } = await workerCommand();
   const workers = config.workerProcesses > 0 ? superviseWorkers(config.workerProcesses, redisUrl, logger) : undefined;
   const running = await runApi(config, redisUrl, logger);
-  onShutdown(logger, async () => {
-    // Stop taking requests first, then let workers finish their jobs, then Redis.
-    await running.close();
-    await workers?.stop();
-    await stopRedis();
-  });
+  onShutdown(
+    logger,
+    async () => {
+      // Stop taking requests first, then let workers finish their jobs, then Redis.
+      await running.close();
+      await workers?.stop();
+      await stopRedis();
+    },
+    { beforeForcedExit: () => workers?.kill() },
+  );
 }
 
 async function main(argv: string[]): Promise<number | undefined> {

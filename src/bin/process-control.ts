@@ -14,11 +14,17 @@ export function createLogger(level: string, role: string): Logger {
  * supervisor, and takes a SIGTERM once stopping as the same stop: a service manager's stop
  * (systemd's default KillMode=control-group) signals every process of the service at once, so
  * the supervisor's SIGTERM comes second. */
-export function onShutdown(
-  logger: Logger,
-  shutdown: (signal: string) => Promise<void>,
-  options: { supervised?: boolean; pendingStop?: NodeJS.Signals } = {},
-): void {
+export interface ShutdownOptions {
+  supervised?: boolean;
+  /** The start-up's guard: ended (StartupGuard.done) once this process's handlers are armed, so
+   * that no signal falls between the two, and a stop it took as start-up ended is acted on. */
+  startup?: StartupGuard;
+  /** A second signal exits at once: first this (a supervisor kills its workers, which would
+   * otherwise stop on in order as orphans after the command has returned). */
+  beforeForcedExit?: () => void;
+}
+
+export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise<void>, options: ShutdownOptions = {}): void {
   let stopping = false;
   const handle = (signal: NodeJS.Signals) => {
     if (stopping && options.supervised) {
@@ -27,6 +33,7 @@ export function onShutdown(
     }
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting now');
+      options.beforeForcedExit?.();
       process.exit(1);
     }
     stopping = true;
@@ -42,18 +49,21 @@ export function onShutdown(
   const leaveSigint = () => logger.info('SIGINT: left to the supervisor, whose SIGTERM stops this worker');
   process.on('SIGTERM', handle);
   process.on('SIGINT', options.supervised ? leaveSigint : handle);
-  // A stop that came as start-up ended (StartupGuard.done): taken as if it came now.
-  if (options.pendingStop === 'SIGINT' && options.supervised) leaveSigint();
-  else if (options.pendingStop !== undefined) handle(options.pendingStop);
+  // Armed before the guard goes: removing its listeners first would leave the signals at
+  // their default action (death) for a moment. A stop it took is taken as if it came now.
+  const pendingStop = options.startup?.done();
+  if (pendingStop === 'SIGINT' && options.supervised) leaveSigint();
+  else if (pendingStop !== undefined) handle(pendingStop);
 }
 
 export interface StartupGuard {
   /** Aborted when the process is asked to stop before it is ready. */
   readonly signal: AbortSignal;
-  /** Start-up is over: signals go to onShutdown's handler from now on. Returns the stop asked
-   * for during start-up, if any (SIGTERM for a supervisor gone), for onShutdown's `pendingStop`:
-   * one that came after the start-up it aborted had already finished (a worker that became
-   * ready just before it) would otherwise be lost, and the process would never stop. */
+  /** Start-up is over: signals go to onShutdown's handler from now on (onShutdown calls this
+   * once its own are armed: give it the guard). Returns the stop asked for during start-up, if
+   * any (SIGTERM for a supervisor gone): one that came after the start-up it aborted had already
+   * finished (a worker that became ready just before it) would otherwise be lost, and the
+   * process would never stop. */
   done(): NodeJS.Signals | undefined;
 }
 

@@ -80,6 +80,9 @@ export function isSupervisedWorker(): boolean {
 export interface WorkerSupervisor {
   /** SIGTERM to every child; resolves when all have exited. */
   stop(): Promise<void>;
+  /** SIGKILL to every child, restarting none (a second signal to the supervisor: exit now). What
+   * they leave (mounts, cgroups) is reclaimed by the next worker's start. */
+  kill(): void;
 }
 
 /** Runs `count` worker processes (this same program with `worker --single`), restarting any that die. */
@@ -113,6 +116,10 @@ export function superviseWorkers(count: number, redisUrl: string, logger: Logger
       const exits = [...children].map((child) => new Promise<void>((resolve) => child.once('exit', () => resolve())));
       for (const child of children) child.kill('SIGTERM');
       await Promise.all(exits);
+    },
+    kill: () => {
+      stopping = true;
+      for (const child of children) child.kill('SIGKILL');
     },
   };
 }

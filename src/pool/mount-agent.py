@@ -10,13 +10,17 @@
 # Nothing else ends it: SIGINT and SIGTERM are ignored, since they reach it with its owner's
 # (Ctrl-C signals the terminal's whole foreground process group; a service manager's stop, every
 # process of the service), while the owner's orderly stop still needs it to unmount.
+import signal
+# First, before the imports below: see above.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
 import ctypes
 import ctypes.util
 import errno
 import fcntl
 import json
 import os
-import signal
 import sys
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -206,8 +210,6 @@ OPS = {
 
 
 def main():
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != int(os.environ.get('CELLBLOCK_AGENT_PARENT', os.getppid())):
         return  # the parent died before the death signal was armed

@@ -61,7 +61,8 @@ describe('cgroup detection', () => {
         (error: unknown) =>
           error instanceof CgroupError &&
           error.message.includes(`cgroup v2 at ${fake} lacks memory, pids (its cgroup.controllers: cpu io), and no cgroup v1 hierarchy is mounted`) &&
-          error.message.includes('Delegate=yes'),
+          error.message.includes('cgroup_disable=') &&
+          error.message.includes('did not delegate the controller'),
       );
     } finally {
       fs.rmSync(fake, { recursive: true });

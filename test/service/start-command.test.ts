@@ -12,6 +12,7 @@ import { freeLoopbackPort, freeLoopbackPortExcept } from '../../src/queue/redis-
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { detectCgroupLayout } from '../../src/sandbox/cgroups/detect.js';
 import { checkWorkerMachine } from '../../src/bin/worker-preflight.js';
+import { dataDirFromEnv } from '../../src/images/paths.js';
 import { childPids, processExists } from '../helpers/processes.js';
 import { start as startRedis, type TestRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
@@ -143,7 +144,7 @@ test('a stop that comes as start-up ends, after the start-up it aborted had fini
     process.kill(process.pid, 'SIGTERM');
     await new Promise((resolve) => setTimeout(resolve, 200));
     const keepAlive = setTimeout(() => {}, 10_000); // a ready worker holds its process open
-    onShutdown(createLogger('silent', 'test'), async () => { clearTimeout(keepAlive); process.stdout.write('stopped'); }, { pendingStop: startup.done() });`;
+    onShutdown(createLogger('silent', 'test'), async () => { clearTimeout(keepAlive); process.stdout.write('stopped'); }, { startup });`;
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout!.on('data', (chunk) => (out += chunk));
@@ -152,6 +153,25 @@ test('a stop that comes as start-up ends, after the start-up it aborted had fini
   assert.equal(out, 'stopped', 'the orderly stop ran');
   assert.equal(exitCode, 0);
   assert.ok(Date.now() - startedAt < 8000, 'at once, not when the process ran out of work');
+});
+
+test("a second signal to a supervisor exits at once, killing its workers first rather than leaving them to stop on as orphans", async () => {
+  const processControl = path.join(path.dirname(cellblockSource), 'process-control.ts');
+  const code = `
+    const { createLogger, onShutdown } = await import(${JSON.stringify(processControl)});
+    setTimeout(() => {}, 10_000); // a stop that takes long: the workers' jobs
+    onShutdown(createLogger('silent', 'test'), () => new Promise(() => {}), { beforeForcedExit: () => process.stdout.write('workers killed') });
+    process.stdout.write('armed');`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (chunk) => (out += chunk));
+  await until(() => out === 'armed', 10_000, 10, 'the handlers armed');
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  child.kill('SIGINT');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  child.kill('SIGINT');
+  assert.equal(await exited, 1);
+  assert.equal(out, 'armedworkers killed');
 });
 
 describe('cellblock start', { skip }, () => {
@@ -365,9 +385,9 @@ describe('cellblock api', () => {
   });
 });
 
-describe('cellblock worker on a machine that cannot run jobs', () => {
+describe('cellblock worker on a machine that cannot run jobs', { skip: process.getuid?.() !== 0 && 'runs as root: the root check comes first' }, () => {
   test('refused in one line before any worker starts: not root; no image built; no worker process asked for', async () => {
-    assert.throws(() => checkWorkerMachine({ dataDir: '/var/lib/cellblock' }, runtimes, 1000), /a worker needs root/);
+    assert.throws(() => checkWorkerMachine({ dataDir: dataDirFromEnv() }, runtimes, 1000), /a worker needs root/);
     const scratch = await scratchDir();
     try {
       const redis = { CELLBLOCK_REDIS_URL: `redis://127.0.0.1:${await freeLoopbackPort()}` };
@@ -387,7 +407,7 @@ describe('cellblock worker on a machine that cannot run jobs', () => {
 
   test('a machine with some images built: the runtimes of the others are named', { skip }, () => {
     const all = builtRuntimes();
-    const missing = checkWorkerMachine({ dataDir: '/var/lib/cellblock' }, [...all.runtimes, { ...all.runtimes[0]!, id: 'unbuilt', image: 'unbuilt-image' }], 0);
+    const missing = checkWorkerMachine({ dataDir: dataDirFromEnv() }, [...all.runtimes, { ...all.runtimes[0]!, id: 'unbuilt', image: 'unbuilt-image' }], 0);
     assert.deepEqual(missing.map((runtime) => runtime.id), ['unbuilt']);
   });
 });

@@ -49,8 +49,10 @@ function v2Controllers(mountPoint: string): string[] {
   }
 }
 
-/** Why neither hierarchy serves, and what to do: on a v2 host (most are) the controllers this
- * process's cgroup was not given, as its parent's cgroup.controllers lists them. */
+/** Why neither hierarchy serves, and what to do. The v2 backend works from the mount point
+ * down (our cgroups go under `<mount point>/cellblock`), so what counts is the mount point's own
+ * cgroup.controllers: on a host, the kernel's; in a container with its own cgroup namespace, what
+ * its runtime delegated to it. */
 function unusable(mounts: CgroupMount[], v1Missing: V1Controller[]): string {
   const v2 = mounts.find((mount) => mount.fsType === 'cgroup2');
   const v1Mounted = mounts.some((mount) => mount.fsType === 'cgroup');
@@ -60,8 +62,8 @@ function unusable(mounts: CgroupMount[], v1Missing: V1Controller[]): string {
   const absent = V2_CONTROLLERS.filter((controller) => !available.includes(controller));
   return (
     `cgroup v2 at ${v2.mountPoint} lacks ${absent.join(', ')} (its cgroup.controllers: ${available.join(' ') || 'none'}), and ${v1}. ` +
-    'The v2 controllers must be enabled for this process\'s cgroup: under systemd, Delegate=yes in its unit; in a container, ' +
-    'a writable /sys/fs/cgroup with its own cgroup namespace (as docker-compose.dev.yml runs the worker)'
+    'On a host: a controller disabled on the kernel command line (cgroup_disable=), or held by a v1 hierarchy of a hybrid layout ' +
+    '(boot with systemd.unified_cgroup_hierarchy=1); in a container or a pod: its runtime did not delegate the controller to it'
   );
 }
 
