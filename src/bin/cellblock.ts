@@ -87,15 +87,19 @@ class AlreadyStartedError extends Error {
   override readonly name = 'AlreadyStartedError';
 }
 
-/** Holds, for this process's life, the private Redis data dir's start lock (an flock: the kernel
- * drops it however this process ends; redis-server and the workers, exec'd, do not inherit it). */
-function holdPrivateRedisDir(dataDir: string): void {
+/** Takes the private Redis data dir's start lock (an flock: the kernel drops it however its
+ * holders end), held by this process and handed to redis-server too (RedisServerOptions.heldFd),
+ * so that it lasts until the server, which outlives this process by its last writes, is gone;
+ * the workers, exec'd, do not inherit it (close-on-exec). Returns its descriptor. */
+function holdPrivateRedisDir(dataDir: string): number {
   const lock = path.join(dataDir, 'cellblock-start.lock');
-  if (tryHoldLockFile(lock) === undefined) {
+  const fd = tryHoldLockFile(lock);
+  if (fd === undefined) {
     throw new AlreadyStartedError(
       `another \`cellblock start\` runs its private Redis in ${dataDir} (CELLBLOCK_REDIS_DATA_DIR): stop it first, or give this one its own CELLBLOCK_REDIS_DATA_DIR`,
     );
   }
+  return fd;
 }
 
 async function start(config: Config): Promise<void> {
@@ -106,10 +110,10 @@ async function start(config: Config): Promise<void> {
   if (!redisUrl) {
     const dataDir = config.redisDataDir;
     mkdirSync(dataDir, { recursive: true });
-    holdPrivateRedisDir(dataDir);
+    const heldFd = holdPrivateRedisDir(dataDir);
     const appendFsync = config.redisAppendFsync;
     // Not the API's port: it is free until the API binds it, after Redis is up.
-    const redis = await startRedisServer({ dataDir, appendFsync, avoidPorts: [config.port], onLog: (line) => logger.debug({ redis: line }, 'redis-server') });
+    const redis = await startRedisServer({ dataDir, appendFsync, avoidPorts: [config.port], heldFd, onLog: (line) => logger.debug({ redis: line }, 'redis-server') });
     logger.info({ url: redis.url, dataDir, appendFsync }, 'private redis-server started');
     redisUrl = redis.url;
     stopRedis = () => redis.stop();

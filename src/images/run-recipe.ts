@@ -40,6 +40,11 @@ export function runRecipe(run: RecipeRun): Promise<void> {
   run.logFile.write(`$ setpriv ${argv.join(' ')}\n`);
   const child = spawn('setpriv', argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
+    // A process group of its own: a terminal's Ctrl-C signals the builder's group, and the
+    // builder stops the recipe in order (the abort below); reached first, the recipe would die
+    // of it and the build fail as "killed by SIGINT". A killed builder still takes it along
+    // (--pdeathsig).
+    detached: true,
     env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C.UTF-8', ...run.env },
   });
   const tail: string[] = [];

@@ -27,6 +27,10 @@ export interface RedisServerOptions {
   avoidPorts?: readonly number[];
   /** Called with each line redis-server prints (for logs); quiet when absent. */
   onLog?: (line: string) => void;
+  /** A descriptor the server inherits (as its fd 3) and so holds until it exits: the caller's
+   * flock on the data dir (`cellblock start`'s), which then lasts while the server may still
+   * write its files, after the caller itself has gone. */
+  heldFd?: number;
 }
 
 export interface RedisServer {
@@ -107,7 +111,9 @@ function launch(port: number, options: RedisServerOptions): ChildProcess {
   // Its own process group: a terminal's Ctrl-C reaches the foreground group (`cellblock start`, its
   // workers), and Redis must outlive their shutdown, which stores the results of the jobs in
   // flight; it is stopped last, by stop() (or dies with us, above).
-  const child = spawn(command.file, command.args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const stdio: ('ignore' | 'pipe' | number)[] = ['ignore', 'pipe', 'pipe'];
+  if (options.heldFd !== undefined) stdio.push(options.heldFd);
+  const child = spawn(command.file, command.args, { stdio, detached: true });
   const forward = (chunk: Buffer) => {
     for (const line of chunk.toString().split('\n')) if (line.trim()) options.onLog?.(line);
   };

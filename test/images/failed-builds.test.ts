@@ -58,7 +58,8 @@ function spawnBuildCommand(dataDir: string, defs: string, names: string[]): { bu
     `import { openImageStore } from ${JSON.stringify(join(repoRoot(), 'src/images/store.ts'))};`,
     `process.exitCode = await buildCommand(${JSON.stringify(names)}, openImageStore(${JSON.stringify(dataDir)}), ${JSON.stringify(defs)}, true);`,
   ].join('\n');
-  const builder = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'pipe'] });
+  // A process group of its own, as a command run from a terminal has: Ctrl-C's SIGINT goes to it whole.
+  const builder = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   builders.add(builder.pid!);
   let stdout = '';
   let stderr = '';
@@ -144,22 +145,27 @@ describe('builds that do not finish', { skip }, () => {
     assert.deepEqual(readdirSync(store.imagesDir).filter((f) => !f.endsWith('.json')), []);
   });
 
-  it('a build stopped by SIGTERM in the middle of a layer kills its recipe, removes the layer and releases the lock before it exits', { timeout: 120_000 }, async () => {
-    const before = store.layers().sort();
-    const run = spawnBuildCommand(dataDir, defs, ['bb-slow']);
-    await until('the layer\'s commands', run.stdout, /cellblock-layer-started/, run.builder);
-    assert.ok(processesUsing(dataDir).some((pid) => pid !== run.builder.pid), 'the recipe runs');
-    run.builder.kill('SIGTERM');
-    assert.equal(await run.exited, 128 + constants.signals.SIGTERM, run.stderr());
-    assert.match(run.stderr(), /build stopped by SIGTERM: the layers finished so far are kept/);
-    // All done by the builder before it exited: nothing is left for the next build to clear.
-    assert.deepEqual(processesUsing(dataDir), [], 'processes of the stopped build still run');
-    assert.deepEqual(mountsUnder(dataDir), []);
-    assert.deepEqual(readdirSync(store.layersDir).filter((d) => d.startsWith('.')), [], 'the unfinished layer was removed');
-    assert.deepEqual(store.layers().sort(), before, 'the finished layers are kept, no other stored');
-    assert.equal(store.get('bb-slow'), undefined);
-    (await acquireBuildLock(dataDir, 0))();
-  });
+  for (const [stop, signal] of [['SIGTERM to the builder', 'SIGTERM'], ["Ctrl-C (SIGINT to the builder's whole process group)", 'SIGINT']] as const) {
+    it(`a build stopped by ${stop} in the middle of a layer kills its recipe, removes the layer and releases the lock before it exits`, { timeout: 120_000 }, async () => {
+      const before = store.layers().sort();
+      const run = spawnBuildCommand(dataDir, defs, ['bb-slow']);
+      await until('the layer\'s commands', run.stdout, /cellblock-layer-started/, run.builder);
+      assert.ok(processesUsing(dataDir).some((pid) => pid !== run.builder.pid), 'the recipe runs');
+      // The recipe runs in a process group of its own: Ctrl-C reaches the builder alone, which
+      // stops the recipe in order rather than failing as a recipe killed by SIGINT.
+      if (signal === 'SIGINT') process.kill(-run.builder.pid!, 'SIGINT');
+      else run.builder.kill('SIGTERM');
+      assert.equal(await run.exited, 128 + constants.signals[signal], run.stderr());
+      assert.match(run.stderr(), new RegExp(`build stopped by ${signal}: the layers finished so far are kept`));
+      // All done by the builder before it exited: nothing is left for the next build to clear.
+      assert.deepEqual(processesUsing(dataDir), [], 'processes of the stopped build still run');
+      assert.deepEqual(mountsUnder(dataDir), []);
+      assert.deepEqual(readdirSync(store.layersDir).filter((d) => d.startsWith('.')), [], 'the unfinished layer was removed');
+      assert.deepEqual(store.layers().sort(), before, 'the finished layers are kept, no other stored');
+      assert.equal(store.get('bb-slow'), undefined);
+      (await acquireBuildLock(dataDir, 0))();
+    });
+  }
 
   it('a build stopped by SIGINT while it waits for another build\'s lock exits at once', { timeout: 120_000 }, async () => {
     const release = await acquireBuildLock(dataDir, 0);
