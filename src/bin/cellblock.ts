@@ -96,7 +96,7 @@ function holdPrivateRedisDir(dataDir: string): number {
   const fd = tryHoldLockFile(lock);
   if (fd === undefined) {
     throw new AlreadyStartedError(
-      `another \`cellblock start\` runs its private Redis in ${dataDir} (CELLBLOCK_REDIS_DATA_DIR): stop it first, or give this one its own CELLBLOCK_REDIS_DATA_DIR`,
+      `another \`cellblock start\` runs its private Redis in ${dataDir} (CELLBLOCK_REDIS_DATA_DIR), or that Redis is still writing its last after its \`start\` ended: stop it first, or give this one its own CELLBLOCK_REDIS_DATA_DIR`,
     );
   }
   return fd;

@@ -19,8 +19,8 @@ export interface ShutdownOptions {
   /** The start-up's guard: ended (StartupGuard.done) once this process's handlers are armed, so
    * that no signal falls between the two, and a stop it took as start-up ended is acted on. */
   startup?: StartupGuard;
-  /** A second signal exits at once: first this (a supervisor kills its workers, which would
-   * otherwise stop on in order as orphans after the command has returned). */
+  /** A second signal, or a failed shutdown, exits at once: first this (a supervisor kills its
+   * workers, which would otherwise stop on in order as orphans after the command has returned). */
   beforeForcedExit?: () => void;
 }
 
@@ -42,6 +42,7 @@ export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise
       () => process.exit(0),
       (error) => {
         logger.error({ err: error }, 'shutdown failed');
+        options.beforeForcedExit?.();
         process.exit(1);
       },
     );

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { resolveAptSetup, renderSourcesList, proxyEnv } from './apt-config.js';
 import { acquireBuildLock } from './build-lock.js';
 import { ImageDefinitions } from './definitions.js';
-import { ImageBuildError } from './errors.js';
+import { BuildStoppedError, ImageBuildError } from './errors.js';
 import { findHostBusybox } from './host-busybox.js';
 import { layerHash } from './layer-hash.js';
 import { openLog, runRecipe } from './run-recipe.js';
@@ -134,6 +134,10 @@ async function buildLayer(layer: PlannedLayer, below: string[], definitions: Ima
   } catch (err) {
     rmSync(buildDir, { recursive: true, force: true });
     if (opts.signal?.aborted) throw opts.signal.reason;
+    // A helper of ours (du, sync) killed by a terminal's Ctrl-C, which signals our whole process
+    // group, before our own handler has run (the recipe has a group of its own: run-recipe.ts).
+    const killedBy = (err as { signal?: unknown }).signal;
+    if (killedBy === 'SIGINT' || killedBy === 'SIGTERM') throw new BuildStoppedError(killedBy);
     if (err instanceof ImageBuildError) throw err;
     throw new ImageBuildError(image, 'store', (err as Error).message, logPath);
   } finally {

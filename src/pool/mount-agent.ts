@@ -35,6 +35,9 @@ export class MountAgent {
     this.child = spawn(pythonPath, ['-I', '-S', agentScriptPath()], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { CELLBLOCK_AGENT_PARENT: String(process.pid) },
+      // A process group of its own: a terminal's Ctrl-C (to the foreground group) never reaches
+      // it, not even before its script has set SIGINT aside; it dies with its owner regardless.
+      detached: true,
     });
     this.child.stderr.on('data', (chunk: Buffer) => {
       this.stderrTail = (this.stderrTail + chunk.toString()).slice(-2000);

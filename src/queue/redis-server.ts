@@ -29,7 +29,7 @@ export interface RedisServerOptions {
   onLog?: (line: string) => void;
   /** A descriptor the server inherits (as its fd 3) and so holds until it exits: the caller's
    * flock on the data dir (`cellblock start`'s), which then lasts while the server may still
-   * write its files, after the caller itself has gone. */
+   * write its files, after the caller itself has gone. Such a server cannot be restarted. */
   heldFd?: number;
 }
 
@@ -173,6 +173,8 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
     },
     stop: () => terminate(child),
     restart: async () => {
+      // The held descriptor went to the first server; the caller may have closed its own since.
+      if (options.heldFd !== undefined) throw new RedisServerError('a server given heldFd cannot be restarted: its descriptor went to the first one');
       await terminate(child);
       child = launch(port, options);
       await waitUntilAnswering(port, child);

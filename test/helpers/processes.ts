@@ -36,3 +36,9 @@ export function endedPid(): number {
   if (run.status !== 0) throw new Error(`/bin/true exited ${run.status}`);
   return run.pid!;
 }
+
+/** The process group of a process (the fifth field of /proc/<pid>/stat, after the comm). */
+export function processGroup(pid: number | 'self'): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}

@@ -1,6 +1,7 @@
-// Builds that do not finish: a builder killed in the middle of a layer, one stopped by SIGTERM
-// there or by SIGINT while it waits for the lock, and a base whose Debian mirror cannot be
-// reached. None may leave a layer in use, a process running, a mount or the lock held.
+// Builds that do not finish: a builder killed in the middle of a layer, one stopped there by
+// SIGTERM or by Ctrl-C (SIGINT to its process group), or by SIGINT while it waits for the lock,
+// and a base whose Debian mirror cannot be reached. None may leave a layer in use, a process
+// running, a mount or the lock held.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { buildImages } from '../../src/images/builder.js';
 import { ImageBuildError } from '../../src/images/errors.js';
 import { repoRoot } from '../../src/images/paths.js';
 import { openImageStore } from '../../src/images/store.js';
+import { dyingWithParent } from '../../src/parent-death.js';
 import { definitionsDir, mountsUnder, scratchDir, whyNoLayerBuilds } from './helpers.js';
 
 const skip = whyNoLayerBuilds();
@@ -58,8 +60,10 @@ function spawnBuildCommand(dataDir: string, defs: string, names: string[]): { bu
     `import { openImageStore } from ${JSON.stringify(join(repoRoot(), 'src/images/store.ts'))};`,
     `process.exitCode = await buildCommand(${JSON.stringify(names)}, openImageStore(${JSON.stringify(dataDir)}), ${JSON.stringify(defs)}, true);`,
   ].join('\n');
-  // A process group of its own, as a command run from a terminal has: Ctrl-C's SIGINT goes to it whole.
-  const builder = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  // A process group of its own, as a command run from a terminal has: Ctrl-C's SIGINT goes to it
+  // whole. Outside ours, it would outlive a test run stopped before its teardown: it dies with us.
+  const command = dyingWithParent('TERM', process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script]);
+  const builder = spawn(command.file, command.args, { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   builders.add(builder.pid!);
   let stdout = '';
   let stderr = '';

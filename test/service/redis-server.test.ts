@@ -1,19 +1,15 @@
 // The private redis-server's place among the processes.
 import assert from 'node:assert/strict';
-import { closeSync, readFileSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { holdLockFile, isLockFileHeld } from '../../src/lock-file.js';
 import { startRedisServer } from '../../src/queue/redis-server.js';
+import { processGroup } from '../helpers/processes.js';
 import { start } from '../helpers/redis.js';
 
-/** The process group of a process (the fifth field of /proc/<pid>/stat, after the comm). */
-function processGroup(pid: number | 'self'): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-}
 
 test("redis-server runs in a process group of its own: a terminal's Ctrl-C to ours does not stop it first", async () => {
   const redis = await start();

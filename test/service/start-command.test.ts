@@ -13,7 +13,7 @@ import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { detectCgroupLayout } from '../../src/sandbox/cgroups/detect.js';
 import { checkWorkerMachine } from '../../src/bin/worker-preflight.js';
 import { dataDirFromEnv } from '../../src/images/paths.js';
-import { childPids, processExists } from '../helpers/processes.js';
+import { childPids, processExists, processGroup } from '../helpers/processes.js';
 import { start as startRedis, type TestRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
 import { builtRuntimes, cellblockSource, getJson, postJson, runCellblockToExit, scratchDir, spawnCellblock, type CellblockProcess } from './fixtures.js';
@@ -216,6 +216,7 @@ describe('cellblock start', { skip }, () => {
       assert.notEqual(workerPid, firstWorkerPid);
       const agents = mountAgentPids(workerPid);
       assert.ok(agents.length > 0, "the worker's mount agent runs");
+      for (const agent of agents) assert.notEqual(processGroup(agent), processGroup(workerPid), 'the agent is outside the terminal\'s foreground group');
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       // Ctrl-C at a terminal: SIGINT to the foreground process group, the command, its worker and
       // the worker's mount agent alike. The worker stops once, on its supervisor's SIGTERM (a
@@ -385,8 +386,8 @@ describe('cellblock api', () => {
   });
 });
 
-describe('cellblock worker on a machine that cannot run jobs', { skip: process.getuid?.() !== 0 && 'runs as root: the root check comes first' }, () => {
-  test('refused in one line before any worker starts: not root; no image built; no worker process asked for', async () => {
+describe('cellblock worker on a machine that cannot run jobs', () => {
+  test('refused in one line before any worker starts: not root; no image built; no worker process asked for', { skip: process.getuid?.() !== 0 && 'runs the command as root: as another user, its root check comes first' }, async () => {
     assert.throws(() => checkWorkerMachine({ dataDir: dataDirFromEnv() }, runtimes, 1000), /a worker needs root/);
     const scratch = await scratchDir();
     try {
