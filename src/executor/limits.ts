@@ -27,7 +27,8 @@ export function effectiveLimits(defaults: Limits, maxima: Limits, ...overrides: 
   // The runtime's defaults are complete (checked when runtimes load): their keys are the limits.
   const keys = Object.keys(defaults) as (keyof Limits)[];
   const limits = { ...defaults };
-  const named = new Set<keyof Limits>();
+  let cpuTimeNamed = false;
+  let wallTimeNamed = false;
   for (const override of overrides) {
     if (!override) continue;
     for (const key of keys) {
@@ -37,10 +38,11 @@ export function effectiveLimits(defaults: Limits, maxima: Limits, ...overrides: 
         throw new ExecutorError('bad_request', `limit ${key} must be a positive number, got ${String(value)}`);
       }
       limits[key] = value;
-      named.add(key);
     }
+    cpuTimeNamed ||= override.cpuTimeMs !== undefined;
+    wallTimeNamed ||= override.wallTimeMs !== undefined;
   }
-  if (named.has('cpuTimeMs') && !named.has('wallTimeMs')) limits.wallTimeMs = wallTimeMsForCpuTimeMs(defaults, maxima, limits.cpuTimeMs);
+  if (cpuTimeNamed && !wallTimeNamed) limits.wallTimeMs = wallTimeMsForCpuTimeMs(defaults, maxima, limits.cpuTimeMs);
   for (const key of keys) limits[key] = Math.min(limits[key], maxima[key]);
   return limits;
 }

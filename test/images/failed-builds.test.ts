@@ -16,6 +16,7 @@ import { ImageBuildError } from '../../src/images/errors.js';
 import { repoRoot } from '../../src/images/paths.js';
 import { openImageStore } from '../../src/images/store.js';
 import { dyingWithParent } from '../../src/parent-death.js';
+import { outputOf } from '../helpers/processes.js';
 import { definitionsDir, mountsUnder, scratchDir, whyNoLayerBuilds } from './helpers.js';
 
 const skip = whyNoLayerBuilds();
@@ -65,19 +66,14 @@ function spawnBuildCommand(dataDir: string, defs: string, names: string[]): { bu
   const command = dyingWithParent('TERM', process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script]);
   const builder = spawn(command.file, command.args, { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   builders.add(builder.pid!);
-  let stdout = '';
-  let stderr = '';
-  builder.stdout!.setEncoding('utf8');
-  builder.stdout!.on('data', (chunk: string) => (stdout += chunk));
-  builder.stderr!.setEncoding('utf8');
-  builder.stderr!.on('data', (chunk: string) => (stderr += chunk));
+  const { stdout, stderr } = outputOf(builder);
   const exited = new Promise<number | null>((resolve) =>
     builder.once('exit', (code) => {
       builders.delete(builder.pid!);
       resolve(code);
     }),
   );
-  return { builder, stdout: () => stdout, stderr: () => stderr, exited };
+  return { builder, stdout, stderr, exited };
 }
 
 /** Resolves once `text()` matches, failing after 60 s or when the process has exited. */

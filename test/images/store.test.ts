@@ -18,6 +18,7 @@ import { pruneLayers } from '../../src/images/prune.js';
 import { openImageStore, overlayLowerdir } from '../../src/images/store.js';
 import type { BuildProgress } from '../../src/images/types.js';
 import { definitionsDir, mountsUnder, scratchDir, whyNoLayerBuilds } from './helpers.js';
+import { outputOf } from '../helpers/processes.js';
 
 const skip = whyNoLayerBuilds();
 
@@ -213,15 +214,10 @@ describe('build lock', () => {
     const child = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot(), stdio: ['ignore', 'pipe', 'pipe'] });
     holders.add(child.pid!);
     const exited = once(child, 'exit').finally(() => holders.delete(child.pid!));
-    let output = '';
-    let errors = '';
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (chunk: string) => (output += chunk));
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (chunk: string) => (errors += chunk));
+    const output = outputOf(child);
     let match: RegExpMatchArray | null;
-    for (const deadline = Date.now() + 20_000; !(match = output.match(/^locked (\d+)\n/)); await sleep(20)) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the lock holder did not take the lock: ${output}${errors}`);
+    for (const deadline = Date.now() + 20_000; !(match = output.stdout().match(/^locked (\d+)\n/)); await sleep(20)) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the lock holder did not take the lock: ${output.stdout()}${output.stderr()}`);
     }
     const pid = Number(match[1]);
     holders.add(pid);

@@ -93,13 +93,18 @@ class V2RunCgroup implements RunCgroup {
 
   constructor(
     private readonly dir: string,
-    private readonly peakSampled: boolean,
+    peakSampled: boolean,
   ) {
     this.joinPaths = [path.join(dir, 'cgroup.procs')];
     this.cloneIntoPath = dir;
     this.cpuUsagePath = path.join(dir, 'cpu.stat');
     this.cpuWeightPath = path.join(dir, 'cpu.weight');
     this.memorySamplePath = peakSampled ? path.join(dir, 'memory.current') : '';
+  }
+
+  /** No memory.peak here: init samples memory.current (memorySamplePath). */
+  private get peakSampled(): boolean {
+    return this.memorySamplePath !== '';
   }
 
   applyLimits(limits: Limits): void {
