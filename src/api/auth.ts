@@ -1,11 +1,12 @@
 // Optional API keys and per-key rate limits, for the routes that run code (/v1 and the compat
-// fronts). Keys arrive as `Authorization: Bearer KEY` or `X-API-Key: KEY`, or in a header a
-// route names in its config (`apiKeyHeader`: the Judge0 front's `X-Auth-Token`, which Judge0
-// clients send). A live socket's upgrade may bring a live ticket instead (`?ticket=`, a route
-// whose config says `liveTicket`): a browser cannot set headers on a WebSocket, so its page's
-// server asks for a ticket with its key (POST /v1/live/tickets) and hands it on; the ticket
-// stands for that key, once. Without configured keys the API is open and callers are
-// rate-limited by address.
+// fronts). Keys arrive as `Authorization: Bearer KEY` or `X-API-Key: KEY`, or in headers a
+// route names in its config (`apiKeyHeaders`: the Judge0 front's `X-Auth-Token`, which clients of
+// a self-hosted Judge0 send, and `X-RapidAPI-Key`, which clients of the hosted one on RapidAPI
+// send), or in a query parameter it names (`apiKeyQueryParameter`: Judge0's X-Auth-Token). A live
+// socket's upgrade may bring a live ticket instead (`?ticket=`, a route whose config says
+// `liveTicket`): a browser cannot set headers on a WebSocket, so its page's server asks for a
+// ticket with its key (POST /v1/live/tickets) and hands it on; the ticket stands for that key,
+// once. Without configured keys the API is open and callers are rate-limited by address.
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyContextConfig, FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -40,7 +41,8 @@ function presentedTicket(request: FastifyRequest): string | undefined {
 
 /** A URL as the access log writes it: a ticket in its query is not (one refused before it was
  * redeemed, or sent to another route, would still be good), nor a key (Judge0's X-Auth-Token,
- * which Judge0 takes from the query too). */
+ * which Judge0 takes from the query too, or a key header's name used as a parameter). Headers are
+ * never logged, so a key sent in one (X-Auth-Token, X-RapidAPI-Key, ...) is not either. */
 export function loggableUrl(url: string): string {
   // Read as the router and its query parser read it: the query after the first `?` or `#`,
   // parameters between `&`, a name up to its first `=`, `+` a space, then percent-decoded (the
@@ -62,23 +64,26 @@ export function loggableUrl(url: string): string {
 }
 
 
+/** The key headers a request's route takes, in the order they are read: ours, then its own. */
+const keyHeadersOf = (request: FastifyRequest): string[] => ['X-API-Key', ...(request.routeOptions.config?.apiKeyHeaders ?? [])];
+
 function presentedKey(request: FastifyRequest): string | undefined {
   const authorization = request.headers.authorization;
   if (authorization?.startsWith('Bearer ')) return authorization.slice('Bearer '.length).trim();
-  const own = request.routeOptions.config?.apiKeyHeader;
-  for (const name of ['x-api-key', own]) {
-    const header = name === undefined ? undefined : request.headers[name.toLowerCase()];
+  for (const name of keyHeadersOf(request)) {
+    const header = request.headers[name.toLowerCase()];
     if (typeof header === 'string') return header.trim();
   }
-  // A route's own header may come as a query parameter of the same name too, as Judge0 takes its
-  // X-Auth-Token ("in headers or query parameters": a browser's link or a form cannot set one).
-  const inQuery = own === undefined ? undefined : (request.query as Record<string, unknown> | undefined)?.[own];
+  // A route may take the key as a query parameter too, as Judge0 takes its X-Auth-Token ("in
+  // headers or query parameters": a browser's link or a form cannot set one).
+  const parameter = request.routeOptions.config?.apiKeyQueryParameter;
+  const inQuery = parameter === undefined ? undefined : (request.query as Record<string, unknown> | undefined)?.[parameter];
   return typeof inQuery === 'string' ? inQuery.trim() : undefined;
 }
 
 const headersNamed = (request: FastifyRequest): string => {
-  const own = request.routeOptions.config?.apiKeyHeader;
-  return own ? `Authorization: Bearer KEY, X-API-Key or ${own}` : 'Authorization: Bearer KEY or X-API-Key';
+  const names = ['Authorization: Bearer KEY', ...keyHeadersOf(request)];
+  return `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;
 };
 
 declare module 'fastify' {
@@ -86,8 +91,12 @@ declare module 'fastify' {
     apiKey?: ApiKey;
   }
   interface FastifyContextConfig {
-    /** Another header the route takes the API key from, as the API it imitates names it. */
-    apiKeyHeader?: string;
+    /** Other headers the route takes the API key from, as the API it imitates names them (read
+     * after Authorization and X-API-Key, in this order). */
+    apiKeyHeaders?: readonly string[];
+    /** A query parameter the route takes the API key from too (read after every header); the
+     * access log hides it (loggableUrl, SECRET_QUERY_PARAMETERS). */
+    apiKeyQueryParameter?: string;
     /** A live socket's route: its upgrade may bring a live ticket (`?ticket=`) in place of a key. */
     liveTicket?: boolean;
     /** Behind the optional API keys (set by registerAuth): what the OpenAPI document says. */
@@ -100,21 +109,24 @@ export const API_KEY_SECURITY_SCHEMES = {
   bearer: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer KEY' },
   'X-API-Key': { type: 'apiKey', in: 'header', name: 'X-API-Key' },
   'X-Auth-Token': { type: 'apiKey', in: 'header', name: 'X-Auth-Token', description: 'Judge0 CE routes only, as Judge0 names it' },
+  'X-RapidAPI-Key': { type: 'apiKey', in: 'header', name: 'X-RapidAPI-Key', description: 'Judge0 CE routes only, as the hosted Judge0 on RapidAPI names it (X-RapidAPI-Host is ignored)' },
   liveTicket: { type: 'apiKey', in: 'query', name: 'ticket', description: 'Live socket routes only: a live ticket (POST /v1/live/tickets), for one connection' },
 } as const;
 
 /** Query parameters that carry a secret (loggableUrl): a live ticket; a key where a route takes
- * one there (Judge0's X-Auth-Token). Matched as the query parser reads them (decoded, any case). */
+ * one there (apiKeyQueryParameter: Judge0's X-Auth-Token), and one a client put there by mistake
+ * under the name of a key header (X-API-Key, X-RapidAPI-Key: refused, but a key all the same).
+ * Matched as the query parser reads them (decoded, any case). */
 const SECRET_QUERY_PARAMETERS: ReadonlySet<string> = new Set(
-  [API_KEY_SECURITY_SCHEMES.liveTicket.name, API_KEY_SECURITY_SCHEMES['X-Auth-Token'].name].map((name) => name.toLowerCase()),
+  Object.values(API_KEY_SECURITY_SCHEMES).flatMap((scheme) => (scheme.type === 'apiKey' ? [scheme.name.toLowerCase()] : [])),
 );
 
 /** A route's OpenAPI `security`: for a protected route, any one of the headers it takes a key
  * from, or none as well when the server has no keys configured; undefined for an open route. */
 export function openApiSecurity(config: FastifyContextConfig | undefined, keysRequired: boolean): Array<Record<string, string[]>> | undefined {
   if (!config?.apiKeyProtected) return undefined;
-  const own = config.apiKeyHeader;
-  const schemes = ['bearer', 'X-API-Key', ...(own && own in API_KEY_SECURITY_SCHEMES ? [own] : []), ...(config.liveTicket ? ['liveTicket'] : [])];
+  const own = (config.apiKeyHeaders ?? []).filter((name) => name in API_KEY_SECURITY_SCHEMES);
+  const schemes = ['bearer', 'X-API-Key', ...own, ...(config.liveTicket ? ['liveTicket'] : [])];
   return [...schemes.map((scheme) => ({ [scheme]: [] })), ...(keysRequired ? [] : [{}])];
 }
 

@@ -3,7 +3,7 @@
 // callback_url), languages and statuses. Translation only: submissions become JobRequests on the
 // same queue and workers; tokens are our job ids.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { JobRecord, JobRequest } from '../jobs/model.js';
+import type { JobRecord, JobRequest, JobTest } from '../jobs/model.js';
 import { API_KEY_SECURITY_SCHEMES } from './auth.js';
 import { JUDGE0_API_VERSION, judge0About, judge0ConfigInfo, judge0Workers } from './compat/judge0-info.js';
 import { Judge0Languages } from './compat/judge0-languages.js';
@@ -27,9 +27,15 @@ export type { CompatPluginOptions } from './compat/plugin-options.js';
 /** Config::MAX_SUBMISSION_BATCH_SIZE. */
 export const JUDGE0_MAX_BATCH_SIZE = 20;
 
-/** The header Judge0 reads its authentication token from (AUTHN_HEADER's default): Judge0 clients
- * send their key there, so the Judge0 routes take an API key from it too. */
+/** The header Judge0 reads its authentication token from (AUTHN_HEADER's default): clients of a
+ * self-hosted Judge0 send their key there, so the Judge0 routes take an API key from it too, and
+ * as a query parameter of that name, as Judge0 does. */
 export const JUDGE0_AUTHN_HEADER = API_KEY_SECURITY_SCHEMES['X-Auth-Token'].name;
+
+/** The header clients of the hosted Judge0 (sold through RapidAPI) send their key in, beside
+ * X-RapidAPI-Host (ignored): the Judge0 routes take an API key from it too, so that such a client
+ * needs only a new base URL. A header only, as RapidAPI's clients send it. */
+export const RAPIDAPI_KEY_HEADER = API_KEY_SECURITY_SCHEMES['X-RapidAPI-Key'].name;
 
 /** Rails' rendering of a missing record (ActiveRecord::RecordNotFound). */
 const NOT_FOUND = { status: 404, error: 'Not Found' };
@@ -50,7 +56,7 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   const maxWaitMs = options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
   const languages = new Judge0Languages(options.runtimes);
   app.addHook('onRoute', (route) => {
-    route.config = { ...route.config, apiKeyHeader: JUDGE0_AUTHN_HEADER };
+    route.config = { ...route.config, apiKeyHeaders: [JUDGE0_AUTHN_HEADER, RAPIDAPI_KEY_HEADER], apiKeyQueryParameter: JUDGE0_AUTHN_HEADER };
   });
 
   // Rails takes form-encoded bodies as well as JSON; flat `key=value` pairs are what a form-posting
@@ -93,7 +99,11 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     if (refusal) throw new Judge0ValidationError({ callback_url: ['is not a permitted destination'] });
     const unpacked = additional && 'files' in additional ? additional.unpackedBytes : 0;
     const { tests } = submission.request;
-    const repeated = tests && tests.length > 1 ? (tests.length - 1) * (Buffer.byteLength(tests[0]!.stdinBase64) + Buffer.byteLength(tests[0]!.expectedOutput ?? '')) : 0;
+    // Each run's test as it is stored: its stdin (base64) and its expected output (text, or base64
+    // where it is not UTF-8).
+    const perRun = (test: JobTest) =>
+      Buffer.byteLength(test.stdinBase64) + Buffer.byteLength(test.expectedOutput ?? '') + Buffer.byteLength(test.expectedOutputBase64 ?? '');
+    const repeated = tests && tests.length > 1 ? (tests.length - 1) * perRun(tests[0]!) : 0;
     if (unpacked + repeated > budget.bytes) {
       throw new Judge0ValidationError({
         base: [`${tests?.length ?? 1} runs store the stdin and expected_output once each, ${repeated} bytes beyond the first, more than the ${budget.bytes} bytes this request may still add to what it sent`],

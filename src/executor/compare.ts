@@ -1,9 +1,10 @@
 // Output comparison (docs/theory-of-operation.md, "Output comparison"): how a test's stdout is
-// compared with its expectedOutput, by the job's comparison mode. `lines`, the default, is
-// Judge0's rule, on bytes; `exact` compares bytes; `tokens` compares whitespace-separated words, as
-// testlib's standard checkers do, numbers within a tolerance where the job gives one. The program
-// chooses its output (up to its outputBytes, megabytes): every mode is linear in it (no regex that
-// backtracks over it), and `tokens` compares word by word, stopping at the first difference.
+// compared with its expectedOutput (text, or bytes where they are not UTF-8), by the job's
+// comparison mode. `lines`, the default, is Judge0's rule, on bytes; `exact` compares bytes;
+// `tokens` compares whitespace-separated words, as testlib's standard checkers do, numbers within a
+// tolerance where the job gives one. The program chooses its output (up to its outputBytes,
+// megabytes): every mode is linear in it (no regex that backtracks over it), and `tokens` compares
+// word by word, stopping at the first difference.
 import type { Comparison } from './types.js';
 
 export const COMPARISON_MODES = ['lines', 'exact', 'tokens'] as const;
@@ -70,11 +71,15 @@ function wordMatches(actual: string, expected: string, floatTolerance: number | 
   return difference <= tolerance + ROUNDING_SLACK || difference <= tolerance * Math.abs(e) + ROUNDING_SLACK;
 }
 
+/** Text as its UTF-8 bytes; bytes as they are (a view, not a copy). */
+const bytesOf = (text: Uint8Array | string): Buffer =>
+  typeof text === 'string' ? Buffer.from(text, 'utf8') : Buffer.isBuffer(text) ? text : Buffer.from(text.buffer, text.byteOffset, text.byteLength);
+
 /** Byte for byte as one character each (latin1), so that two different invalid UTF-8 bytes are
  * two different characters; blanks and digits are ASCII either way. */
-const asBytes = (text: Buffer | string): string => (typeof text === 'string' ? Buffer.from(text, 'utf8') : text).toString('latin1');
+const asBytes = (text: Uint8Array | string): string => bytesOf(text).toString('latin1');
 
-function wordsMatch(stdout: Buffer | string, expectedOutput: string, floatTolerance: number | undefined): boolean {
+function wordsMatch(stdout: Uint8Array | string, expectedOutput: Uint8Array | string, floatTolerance: number | undefined): boolean {
   const actual = words(asBytes(stdout));
   const expected = words(asBytes(expectedOutput));
   for (;;) {
@@ -85,8 +90,10 @@ function wordsMatch(stdout: Buffer | string, expectedOutput: string, floatTolera
   }
 }
 
-export function outputMatches(stdout: Buffer | string, expectedOutput: string, comparison: Comparison = LINES): boolean {
-  if (comparison.mode === 'exact') return (Buffer.isBuffer(stdout) ? stdout : Buffer.from(stdout, 'utf8')).equals(Buffer.from(expectedOutput, 'utf8'));
+/** `expectedOutput`: text (compared as its UTF-8 bytes) or bytes (an expected output that is not
+ * UTF-8, which no text could stand for: a Judge0 expected_output sent base64). */
+export function outputMatches(stdout: Uint8Array | string, expectedOutput: Uint8Array | string, comparison: Comparison = LINES): boolean {
+  if (comparison.mode === 'exact') return bytesOf(stdout).equals(bytesOf(expectedOutput));
   if (comparison.mode === 'tokens') return wordsMatch(stdout, expectedOutput, comparison.floatTolerance);
   // Bytes, as Judge0 compares them: two different invalid UTF-8 sequences are not both U+FFFD.
   return normalizeLines(asBytes(stdout)) === normalizeLines(asBytes(expectedOutput));

@@ -14,8 +14,9 @@ export interface SourceFile {
 
 export interface TestCase {
   stdin: Uint8Array | string;
-  /** When present, the run's stdout is compared (see theory of operation, "Output comparison"). */
-  expectedOutput?: string;
+  /** When present, the run's stdout is compared (see theory of operation, "Output comparison"):
+   * text as its UTF-8 bytes, or the bytes themselves (an expected output that is not UTF-8). */
+  expectedOutput?: Uint8Array | string;
 }
 
 /** How each test's stdout is compared with its expectedOutput (compare.ts). */

@@ -1,5 +1,6 @@
 // The job as the queue, the workers and every API front (ours, Piston's, Judge0's) see it.
 // One representation, stored in Redis as JSON; fronts translate to and from it.
+import { isUtf8 } from 'node:buffer';
 import type { Limits } from '../sandbox/types.js';
 import type { Comparison, JobVerdict, JudgeCompileStage, LiveStageName, TerminalSize } from '../executor/types.js';
 
@@ -23,7 +24,7 @@ export interface JobRequest {
   outputFiles?: string[];
   limits: Partial<Limits>;
   compileLimits?: Partial<Limits>;
-  tests?: { stdinBase64: string; expectedOutput?: string }[];
+  tests?: JobTest[];
   /** ExecuteRequest.stopOnFailure; absent when not. */
   stopOnFailure?: true;
   /** How the tests' stdout is compared (ExecuteRequest.comparison); absent: `lines`. */
@@ -45,6 +46,30 @@ export interface JobRequest {
   front?: JobFront;
 }
 
+/** One test as queued. Its expected output, when it has one, is text (UTF-8) or, where its bytes
+ * are not UTF-8 (a Judge0 expected_output sent base64), those bytes: one of the two fields, never
+ * both (expectedOutputFields). */
+export interface JobTest {
+  stdinBase64: string;
+  expectedOutput?: string;
+  /** The expected output's bytes, base64; a later field (LATER_JOB_FIELDS), so sent only where the
+   * text cannot carry them. */
+  expectedOutputBase64?: string;
+}
+
+/** A test's expected output as queued: text where the bytes are UTF-8 (the text is then exactly
+ * those bytes, and every worker reads it), else the bytes themselves, which only workers that know
+ * `tests[].expectedOutputBase64` read (an older one would run the test with no expected output). */
+export function expectedOutputFields(bytes: Buffer): Pick<JobTest, 'expectedOutput' | 'expectedOutputBase64'> {
+  return isUtf8(bytes) ? { expectedOutput: bytes.toString('utf8') } : { expectedOutputBase64: bytes.toString('base64') };
+}
+
+/** A queued test's expected output as bytes (either form); undefined when it has none. */
+export function expectedOutputBytes(test: JobTest): Buffer | undefined {
+  if (test.expectedOutputBase64 !== undefined) return Buffer.from(test.expectedOutputBase64, 'base64');
+  return test.expectedOutput === undefined ? undefined : Buffer.from(test.expectedOutput, 'utf8');
+}
+
 /** The JobRequest fields added after workers first shipped. A worker of an older version ignores
  * them and would run the job without them (a program built without its flags, say), so a worker
  * lists those it knows in its liveness (WorkerLiveness.jobFields), and the queue accepts a job that
@@ -52,11 +77,26 @@ export interface JobRequest {
  * workers are gone (WorkersBehindError). A field added later goes here too, and so does a value
  * added later to a field already here (a comparison mode: as `comparison:<mode>`, say), since a
  * worker that lists the field would refuse the value. */
-export const LATER_JOB_FIELDS = ['compileArgs', 'stderrToStdout', 'compileEntryOnly', 'outputFiles', 'interactor', 'checker', 'comparison', 'stopOnFailure', 'live', 'terminal'] as const;
+export const LATER_JOB_FIELDS = [
+  'compileArgs',
+  'stderrToStdout',
+  'compileEntryOnly',
+  'outputFiles',
+  'interactor',
+  'checker',
+  'comparison',
+  'stopOnFailure',
+  'live',
+  'terminal',
+  // A field of a test (JobTest): listed by its path.
+  'tests[].expectedOutputBase64',
+] as const;
 export type LaterJobField = (typeof LATER_JOB_FIELDS)[number];
 
 export function laterFieldsOf(request: JobRequest): LaterJobField[] {
-  return LATER_JOB_FIELDS.filter((field) => request[field] !== undefined);
+  return LATER_JOB_FIELDS.filter((field) =>
+    field === 'tests[].expectedOutputBase64' ? (request.tests ?? []).some((test) => test.expectedOutputBase64 !== undefined) : request[field] !== undefined,
+  );
 }
 
 /** ExecuteRequest.interactor or .checker as queued: contents base64, as JobRequest's files. */

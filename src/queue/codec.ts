@@ -1,7 +1,7 @@
 // Between the executor's in-memory results and the JSON that lives in Redis: outputs become
 // base64 so that any bytes survive, every other field is kept as the executor reported it.
 import type { ExecuteRequest, ExecuteResult, StageResult, TestResult } from '../executor/types.js';
-import type { JobRequest, JobResult, StoredStage } from '../jobs/model.js';
+import { expectedOutputBytes, type JobRequest, type JobResult, type StoredStage } from '../jobs/model.js';
 
 function storeStage(stage: StageResult): StoredStage {
   const stored: StoredStage = {
@@ -120,8 +120,16 @@ function checkJobRequestShape(data: unknown): asserts data is JobRequest {
   }
   if (data.comparison !== undefined && !(isObject(data.comparison) && isString(data.comparison.mode))) throw new JobDataError('comparison', 'an object with a mode string');
   const tests = data.tests;
-  if (tests !== undefined && !(Array.isArray(tests) && tests.every((test) => isObject(test) && isString(test.stdinBase64) && (test.expectedOutput === undefined || isString(test.expectedOutput))))) {
-    throw new JobDataError('tests', 'an array of {stdinBase64, expectedOutput?} strings');
+  // A test's expected output is text or bytes (JobTest), not both: which would be compared is not
+  // for the worker to guess.
+  const isTest = (test: unknown): boolean =>
+    isObject(test) &&
+    isString(test.stdinBase64) &&
+    (test.expectedOutput === undefined || isString(test.expectedOutput)) &&
+    (test.expectedOutputBase64 === undefined || isString(test.expectedOutputBase64)) &&
+    (test.expectedOutput === undefined || test.expectedOutputBase64 === undefined);
+  if (tests !== undefined && !(Array.isArray(tests) && tests.every(isTest))) {
+    throw new JobDataError('tests', 'an array of {stdinBase64, expectedOutput? | expectedOutputBase64?} strings');
   }
 }
 
@@ -157,7 +165,9 @@ export function toExecuteRequest(request: JobRequest, signal: AbortSignal): Exec
   if (request.tests) {
     execute.tests = request.tests.map((test) => {
       const stdin = Buffer.from(test.stdinBase64, 'base64');
-      return test.expectedOutput === undefined ? { stdin } : { stdin, expectedOutput: test.expectedOutput };
+      // Bytes where the job sent them (an expected output that is not UTF-8), else the text as it was.
+      const expectedOutput = test.expectedOutputBase64 !== undefined ? expectedOutputBytes(test) : test.expectedOutput;
+      return expectedOutput === undefined ? { stdin } : { stdin, expectedOutput };
     });
   }
   return execute;

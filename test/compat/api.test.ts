@@ -3,6 +3,7 @@
 // statuses, Piston's 400/415. (Running jobs: e2e.test.ts.)
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
 import { loggableUrl } from '../../src/api/auth.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { MiB } from '../../src/units.js';
@@ -259,6 +260,20 @@ describe('compat fronts before a job runs', () => {
     assert.match((repeated.json() as { base: string[] }).base[0]!, /^3 runs store the stdin and expected_output once each, \d+ bytes beyond the first, more than the 4194304 bytes/);
     const once = await inject('POST', '/submissions', { ...judge0, stdin, number_of_runs: 1 });
     assert.equal(once.statusCode, 201, once.body);
+    // An expected output is stored as it travels: text where it is UTF-8, base64 (a third more)
+    // where it is not. 1.75 MiB repeated twice: 3.5 MiB as text, 4.67 MiB as base64.
+    const expected = (byte: number, runs: number) =>
+      inject('POST', '/submissions?base64_encoded=true', {
+        source_code: Buffer.from('print(1)').toString('base64'),
+        language_id: 71,
+        expected_output: Buffer.alloc(1.75 * MiB, byte).toString('base64'),
+        number_of_runs: runs,
+      });
+    assert.equal((await expected(0x78, 3)).statusCode, 201, 'UTF-8: stored as text');
+    const bytes = await expected(0xff, 3);
+    assert.equal(bytes.statusCode, 422, bytes.body);
+    assert.match((bytes.json() as { base: string[] }).base[0]!, /^3 runs store the stdin and expected_output once each, 4893360 bytes beyond the first/);
+    assert.equal((await expected(0xff, 2)).statusCode, 201);
   });
 
   test('Piston lists runtimes and refuses bad requests with its messages and codes', async () => {
@@ -334,9 +349,12 @@ describe('compat fronts before a job runs', () => {
 describe('compat fronts with API keys', () => {
   let service: ServiceHarness;
   const submission = { source_code: 'print(1)', language_id: 71 };
+  /** Every line the API logs, at every level: no key may be among them. */
+  const logLines: Record<string, unknown>[] = [];
 
   before(async () => {
-    service = await startService({ runtimes: loadRuntimes(), config: { apiKeys: [{ key: 'judge0-key', requestsPerWindow: 100 }] } });
+    const logger = pino({ level: 'trace' }, { write: (line: string) => void logLines.push(JSON.parse(line)) });
+    service = await startService({ runtimes: loadRuntimes(), config: { apiKeys: [{ key: 'judge0-key', requestsPerWindow: 100 }] }, logger });
   });
   after(() => service.close());
 
@@ -344,7 +362,7 @@ describe('compat fronts with API keys', () => {
     const post = (headers: Record<string, string>) => service.app.inject({ method: 'POST', url: '/submissions', payload: submission, headers });
     const missing = await post({});
     assert.equal(missing.statusCode, 401);
-    assert.equal(missing.json().error, 'this server needs an API key (Authorization: Bearer KEY, X-API-Key or X-Auth-Token)');
+    assert.equal(missing.json().error, 'this server needs an API key (Authorization: Bearer KEY, X-API-Key, X-Auth-Token or X-RapidAPI-Key)');
     assert.equal((await post({ 'x-auth-token': 'wrong' })).statusCode, 401);
     assert.equal((await post({ 'x-auth-token': 'judge0-key' })).statusCode, 201);
     assert.equal((await post({ authorization: 'Bearer judge0-key' })).statusCode, 201);
@@ -370,6 +388,42 @@ describe('compat fronts with API keys', () => {
     assert.equal(loggableUrl(long), long);
     assert.ok(performance.now() - started < 100, 'linear in the URL');
     assert.equal((await service.app.inject({ method: 'GET', url: '/languages?X%2DAuth%2DToken=judge0-key' })).statusCode, 200);
+  });
+
+  test('Judge0 routes take the key from X-RapidAPI-Key too, as clients of the hosted Judge0 send it; a wrong one is the same 401', async () => {
+    // A client written for RapidAPI's Judge0, its base URL changed: the key and host headers it sends.
+    const rapidApi = (key: string) => ({ 'x-rapidapi-key': key, 'x-rapidapi-host': 'judge0-ce.p.rapidapi.com' });
+    const created = await service.app.inject({ method: 'POST', url: '/submissions?base64_encoded=false', payload: submission, headers: rapidApi('judge0-key') });
+    assert.equal(created.statusCode, 201, created.body);
+    const token = (created.json() as { token: string }).token;
+    const shown = await service.app.inject({ method: 'GET', url: `/submissions/${token}?fields=status_id`, headers: rapidApi('judge0-key') });
+    assert.deepEqual([shown.statusCode, shown.json()], [200, { status_id: 1 }]);
+    const batch = await service.app.inject({ method: 'POST', url: '/submissions/batch', payload: { submissions: [submission] }, headers: rapidApi('judge0-key') });
+    assert.equal(batch.statusCode, 201, batch.body);
+    for (const url of ['/languages', '/statuses', '/about', '/config_info']) {
+      assert.equal((await service.app.inject({ method: 'GET', url, headers: rapidApi('judge0-key') })).statusCode, 200, url);
+    }
+    // A wrong key: the same answer as a wrong X-Auth-Token, before the body is looked at.
+    const wrongRapid = await service.app.inject({ method: 'POST', url: '/submissions', payload: submission, headers: rapidApi('wrong-key') });
+    const wrongToken = await service.app.inject({ method: 'POST', url: '/submissions', payload: submission, headers: { 'x-auth-token': 'wrong-key' } });
+    assert.equal(wrongRapid.statusCode, 401);
+    assert.deepEqual([wrongRapid.statusCode, wrongRapid.json()], [wrongToken.statusCode, wrongToken.json()]);
+    assert.equal((await service.app.inject({ method: 'GET', url: '/languages', headers: rapidApi('wrong-key') })).statusCode, 401);
+    // The first key header present is the one read, as for the others: a wrong X-Auth-Token is not
+    // rescued by a good X-RapidAPI-Key.
+    assert.equal((await service.app.inject({ method: 'GET', url: '/languages', headers: { 'x-auth-token': 'wrong-key', ...rapidApi('judge0-key') } })).statusCode, 401);
+    // A header only, as RapidAPI's clients send it; one put in the query is refused, and not logged.
+    assert.equal((await service.app.inject({ method: 'GET', url: '/languages?X-RapidAPI-Key=judge0-key' })).statusCode, 401);
+    assert.equal(loggableUrl('/languages?x-rapidapi-key=judge0-key&a=1'), '/languages?x-rapidapi-key=[redacted]&a=1');
+    // Judge0's routes only.
+    assert.equal((await service.app.inject({ method: 'GET', url: '/v1/runtimes', headers: rapidApi('judge0-key') })).statusCode, 401);
+    assert.equal((await service.app.inject({ method: 'GET', url: '/api/v2/runtimes', headers: rapidApi('judge0-key') })).statusCode, 401);
+    // Never written down: the access log has no headers, and hides a key in the query.
+    const answered = logLines.filter((line) => line.msg === 'request answered').map((line) => line.url);
+    assert.ok(answered.includes('/submissions?base64_encoded=false'), 'the access log is on');
+    assert.ok(answered.includes('/languages?X-RapidAPI-Key=[redacted]'), JSON.stringify(answered));
+    assert.ok(!JSON.stringify(logLines).includes('judge0-key'), 'no log line holds the key');
+    assert.ok(!JSON.stringify(logLines).includes('wrong-key'), 'nor a wrong one');
   });
 
   test('X-Auth-Token is Judge0\'s header only: /v1 and Piston do not read it', async () => {

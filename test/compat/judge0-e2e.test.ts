@@ -205,6 +205,23 @@ describe('Judge0 CE over HTTP', { skip }, () => {
     assert.equal((await call('GET', `/submissions/${plain.body.token}?base64_encoded=true&fields=status_id`)).body.status_id, 3);
   });
 
+  test('an expected_output that is not UTF-8 (sent base64) is compared as its bytes, as Judge0 compares them', async () => {
+    const b64 = (bytes: Buffer | string) => Buffer.from(bytes).toString('base64');
+    const source = b64('import sys; sys.stdout.buffer.write(b"\\xff\\n")');
+    const submission = (expected: number[], runs = 1) => ({ source_code: source, language_id: 71, expected_output: b64(Buffer.from(expected)), number_of_runs: runs });
+    const accepted = await run(submission([0xff, 0x0a]), '&base64_encoded=true');
+    assert.deepEqual(accepted.status, { id: 3, description: 'Accepted' }, JSON.stringify(accepted));
+    assert.deepEqual(Buffer.from(String(accepted.stdout), 'base64'), Buffer.from([0xff, 0x0a]));
+    assert.equal((await run(submission([0xff]), '&base64_encoded=true')).status.id, 3, 'a trailing newline does not count');
+    const wrong = await run(submission([0xfe, 0x0a]), '&base64_encoded=true');
+    assert.deepEqual(wrong.status, { id: 4, description: 'Wrong Answer' }, JSON.stringify(wrong));
+    // Every run is compared with the same bytes; they read back as submitted.
+    const runs = await run(submission([0xff, 0x0a], 2), '&base64_encoded=true');
+    assert.equal(runs.status.id, 3, JSON.stringify(runs));
+    const shown = await call('GET', `/submissions/${runs.token}?base64_encoded=true&fields=status_id,expected_output,number_of_runs`);
+    assert.deepEqual(shown.body, { status_id: 3, expected_output: '/wo=\n', number_of_runs: 2 });
+  });
+
   test('batch: create, then read until every submission is done', async () => {
     const python = await languageId(/^Python \(3/);
     const created = await call('POST', '/submissions/batch', {

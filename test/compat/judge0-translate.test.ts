@@ -15,7 +15,8 @@ import {
   rubyEncode64,
   serializeSubmission,
 } from '../../src/api/compat/judge0-submission.js';
-import type { JobRecord, JobRequest } from '../../src/jobs/model.js';
+import { laterFieldsOf, type JobRecord, type JobRequest } from '../../src/jobs/model.js';
+import { toExecuteRequest } from '../../src/queue/codec.js';
 import { MiB } from '../../src/units.js';
 import { done, gcc, go, python311, python39, runtime, stage } from './fixtures.js';
 
@@ -275,6 +276,25 @@ describe('judge0 submission request', () => {
     assert.deepEqual(request.tests, Array.from({ length: 3 }, () => ({ stdinBase64: b64('hi'), expectedOutput: 'hi\n' })));
   });
 
+  it('sends an expected output that is not UTF-8 as its bytes, one that is as text (what every worker reads)', () => {
+    const b64 = (bytes: Buffer) => bytes.toString('base64');
+    const translated = (expected: Buffer, runs = 1) =>
+      translateJudge0Submission({ source_code: b64(Buffer.from('print(1)')), language_id: 71, expected_output: b64(expected), number_of_runs: runs }, true, languages).request;
+    // 0xff is no UTF-8: as text it would be U+FFFD, whose three bytes no program printing 0xff matches.
+    const invalidUtf8 = Buffer.from([0x61, 0xff, 0x0a]);
+    const bytes = translated(invalidUtf8, 2);
+    assert.deepEqual(bytes.tests, Array.from({ length: 2 }, () => ({ stdinBase64: '', expectedOutputBase64: b64(invalidUtf8) })));
+    assert.deepEqual(laterFieldsOf(bytes), ['stopOnFailure', 'tests[].expectedOutputBase64'], 'a later field: refused while an older worker is live');
+    // A worker reads the bytes back as they were sent.
+    assert.deepEqual(toExecuteRequest(bytes, new AbortController().signal).tests?.[0]?.expectedOutput, invalidUtf8);
+    for (const notUtf8 of [[0xc3], [0xed, 0xa0, 0x80], [0xc0, 0xaf], [0xfe, 0xff]]) {
+      assert.equal(translated(Buffer.from(notUtf8)).tests?.[0]?.expectedOutputBase64, b64(Buffer.from(notUtf8)), `${notUtf8}: a cut sequence, a surrogate, an overlong form`);
+    }
+    const text = translated(Buffer.from('é \ufeff1\n'));
+    assert.deepEqual(text.tests, [{ stdinBase64: '', expectedOutput: 'é \ufeff1\n' }], 'UTF-8, a byte order mark kept');
+    assert.deepEqual(laterFieldsOf(text), []);
+  });
+
   it('stops the runs at the first that is not Accepted, as Judge0 does', () => {
     const translated = (params: object) => translateJudge0Submission({ source_code: 'print(1)', language_id: 71, ...params }, false, languages).request;
     assert.equal(translated({ number_of_runs: 3 }).stopOnFailure, true);
@@ -471,6 +491,8 @@ describe('judge0 submission read back', () => {
     assert.equal(body.cpu_extra_time, '0.0', 'not submitted: none is applied');
     assert.equal(body.command_line_arguments, null);
     assert.throws(() => readBack(queued(request)), Judge0BadRequestError, 'expected output that is not UTF-8 needs base64_encoded');
+    // Without the front's attributes (a job queued by another front), from the tests' bytes.
+    assert.equal(readBack(queued({ ...request, front: undefined }), true).expected_output, '/v8K\n');
   });
 
   it('reads back the wall time limit a CPU time limit given alone raised with it', () => {

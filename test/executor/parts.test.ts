@@ -203,6 +203,33 @@ test("output comparison, lines: Judge0's rule on bytes, trailing blanks as Ruby'
   assert.equal(outputMatches(Buffer.from('é\n'), 'é'), true);
 });
 
+test('output comparison with an expected output given as bytes (not UTF-8): byte for byte, in every mode', () => {
+  const ff = Buffer.from([0xff, 0x0a]);
+  // Python's sys.stdout.buffer.write(b"\xff\n") against Judge0's expected_output /wo= (base64).
+  assert.equal(outputMatches(Buffer.from([0xff, 0x0a]), ff), true);
+  assert.equal(outputMatches(Buffer.from([0xff]), ff), true, 'a trailing newline does not count');
+  assert.equal(outputMatches(Buffer.from([0xff, 0x20, 0x0d, 0x0a, 0x0a]), ff), true, 'nor trailing blanks');
+  assert.equal(outputMatches(Buffer.from([0xfe, 0x0a]), ff), false, 'another invalid byte');
+  assert.equal(outputMatches(Buffer.from('\ufffd\n'), ff), false, 'nor the replacement character');
+  assert.equal(outputMatches('\ufffd\n', ff), false);
+  // The text form of these bytes is what a job carried before: U+FFFD, which 0xff never matched.
+  assert.equal(outputMatches(Buffer.from([0xff, 0x0a]), ff.toString('utf8')), false);
+  // A Uint8Array that is no Buffer, and a view into a larger buffer, are read as the bytes they show.
+  assert.equal(outputMatches(Buffer.from([0x61, 0xff]), new Uint8Array([0x61, 0xff, 0x0a])), true);
+  const larger = Buffer.from([0x00, 0x61, 0xff, 0x00]);
+  assert.equal(outputMatches(Buffer.from([0x61, 0xff]), larger.subarray(1, 3)), true);
+  assert.equal(outputMatches(Buffer.from([0x61, 0xff]), new Uint8Array(larger.buffer, larger.byteOffset + 1, 2)), true);
+  // UTF-8 given as bytes compares as its text does.
+  assert.equal(outputMatches('é 1\n', Buffer.from('é 1')), true);
+  const exact = { mode: 'exact' } as const;
+  assert.equal(outputMatches(Buffer.from([0xff, 0x0a]), ff, exact), true);
+  assert.equal(outputMatches(Buffer.from([0xff]), ff, exact), false);
+  assert.equal(outputMatches(Buffer.from([0xfe, 0x0a]), ff, exact), false);
+  const tokens = { mode: 'tokens' } as const;
+  assert.equal(outputMatches(Buffer.from([0x20, 0xff, 0x0a, 0x31]), Buffer.from([0xff, 0x20, 0x31]), tokens), true);
+  assert.equal(outputMatches(Buffer.from([0xfe, 0x20, 0x31]), Buffer.from([0xff, 0x20, 0x31]), tokens), false);
+});
+
 test('output comparison, exact: the same bytes', () => {
   const exact = { mode: 'exact' } as const;
   assert.equal(outputMatches(Buffer.from('é 1\n'), 'é 1\n', exact), true);

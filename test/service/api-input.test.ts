@@ -59,6 +59,21 @@ describe('a rolling upgrade: jobs with fields an older worker would ignore', () 
     const judge0 = await service.app.inject({ method: 'POST', url: '/submissions', payload: { source_code: 'print(1)', language_id: 71, redirect_stderr_to_stdout: true } });
     assert.equal(judge0.statusCode, 503, judge0.body);
     assert.match((judge0.json() as { error: string }).error, /does not know stderrToStdout/);
+    // A Judge0 expected_output whose bytes are not UTF-8 travels as bytes, which an older worker
+    // would ignore (judging the run against nothing): refused too. One that is UTF-8 travels as
+    // text, which every worker compares: taken.
+    const judge0Expecting = (expected: Buffer) =>
+      service.app.inject({
+        method: 'POST',
+        url: '/submissions?base64_encoded=true',
+        payload: { source_code: Buffer.from('print(1)').toString('base64'), language_id: 71, expected_output: expected.toString('base64') },
+      });
+    const notUtf8 = await judge0Expecting(Buffer.from([0xff, 0x0a]));
+    assert.equal(notUtf8.statusCode, 503, notUtf8.body);
+    assert.match((notUtf8.json() as { error: string }).error, /does not know tests\[\]\.expectedOutputBase64/);
+    const utf8 = await judge0Expecting(Buffer.from('é 1\n'));
+    assert.equal(utf8.statusCode, 201, utf8.body);
+    await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(utf8.json() as { token: string }).token}` });
     const plain = await post(hello);
     assert.equal(plain.statusCode, 202, 'a job without later fields runs on any worker');
     await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(plain.json() as { id: string }).id}` });
@@ -74,6 +89,9 @@ describe('a rolling upgrade: jobs with fields an older worker would ignore', () 
     const accepted = await post(merged);
     assert.equal(accepted.statusCode, 202, accepted.body);
     await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(accepted.json() as { id: string }).id}` });
+    const bytesAccepted = await judge0Expecting(Buffer.from([0xff, 0x0a]));
+    assert.equal(bytesAccepted.statusCode, 201, bytesAccepted.body);
+    await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(bytesAccepted.json() as { token: string }).token}` });
   });
 });
 
@@ -678,7 +696,7 @@ describe('API bad input', () => {
     for (const path of ['/v1/jobs', '/v1/jobs/batch', '/v1/jobs/{id}', '/v1/runtimes', '/readyz']) assert.ok(paths.includes(path), path);
     // Routes that run code name every header a key may come in (none needed: no keys configured).
     const doc = openapi.json();
-    assert.deepEqual(Object.keys(doc.components.securitySchemes).sort(), ['X-API-Key', 'X-Auth-Token', 'bearer', 'liveTicket']);
+    assert.deepEqual(Object.keys(doc.components.securitySchemes).sort(), ['X-API-Key', 'X-Auth-Token', 'X-RapidAPI-Key', 'bearer', 'liveTicket']);
     assert.deepEqual(doc.paths['/v1/jobs'].post.security, [{ bearer: [] }, { 'X-API-Key': [] }, {}]);
     // The live sockets take a ticket in place of a key header; the route that issues one does not.
     assert.deepEqual(doc.paths['/v1/live'].get.security, [{ bearer: [] }, { 'X-API-Key': [] }, { liveTicket: [] }, {}]);
@@ -686,7 +704,7 @@ describe('API bad input', () => {
     assert.deepEqual(doc.paths['/v1/live/tickets'].post.security, [{ bearer: [] }, { 'X-API-Key': [] }, {}]);
     const judge0Submissions = paths.find((path) => path.endsWith('/submissions') && !path.startsWith('/v1'));
     assert.ok(judge0Submissions, 'the Judge0 front is in the document');
-    assert.deepEqual(doc.paths[judge0Submissions].post.security, [{ bearer: [] }, { 'X-API-Key': [] }, { 'X-Auth-Token': [] }, {}]);
+    assert.deepEqual(doc.paths[judge0Submissions].post.security, [{ bearer: [] }, { 'X-API-Key': [] }, { 'X-Auth-Token': [] }, { 'X-RapidAPI-Key': [] }, {}]);
     assert.equal(doc.paths['/readyz'].get.security, undefined);
     const metrics = await service.app.inject({ url: '/metrics' });
     assert.equal(metrics.statusCode, 200);

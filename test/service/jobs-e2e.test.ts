@@ -446,7 +446,12 @@ describe('jobs end to end', { skip }, () => {
         [null, 'the job must be an object (a JobRequest)'],
         [{ runtimeId: 'python', files: 'main.py', stdinBase64: '' }, 'files must be an array of {name, contentBase64} strings'],
         [{ runtimeId: 'python', files: [file], stdinBase64: '', args: [1] }, 'args must be an array of strings'],
-        [{ runtimeId: 'python', files: [file], stdinBase64: '', tests: [null] }, 'tests must be an array of {stdinBase64, expectedOutput?} strings'],
+        [{ runtimeId: 'python', files: [file], stdinBase64: '', tests: [null] }, 'tests must be an array of {stdinBase64, expectedOutput? | expectedOutputBase64?} strings'],
+        [{ runtimeId: 'python', files: [file], stdinBase64: '', tests: [{ stdinBase64: '', expectedOutputBase64: 1 }] }, 'tests must be an array of {stdinBase64, expectedOutput? | expectedOutputBase64?} strings'],
+        [
+          { runtimeId: 'python', files: [file], stdinBase64: '', tests: [{ stdinBase64: '', expectedOutput: '1', expectedOutputBase64: 'MQ==' }] },
+          'tests must be an array of {stdinBase64, expectedOutput? | expectedOutputBase64?} strings',
+        ],
         [{ runtimeId: 'python', files: [file], stdinBase64: '', interactor: { files: [file] } }, 'interactor must be an object with a runtimeId string'],
         [{ runtimeId: 'python', files: [file], stdinBase64: '', interactor: { runtimeId: 'python', files: [{ name: 1 }] } }, 'interactor.files must be an array of {name, contentBase64} strings'],
       ];

@@ -5,7 +5,7 @@
 // in its `front` attributes, written by the Judge0 front when it translates the submission.
 import { ExecutorError } from '../../executor/errors.js';
 import { effectiveLimits } from '../../executor/limits.js';
-import type { JobFront, JobRequest } from '../../jobs/model.js';
+import { expectedOutputBytes, type JobFront, type JobRequest } from '../../jobs/model.js';
 import type { Limits } from '../../sandbox/types.js';
 import { bytesToKiB, msToSeconds } from '../../units.js';
 import type { Judge0Languages } from './judge0-languages.js';
@@ -14,7 +14,8 @@ import type { Judge0Languages } from './judge0-languages.js';
 export interface Judge0FrontAttributes {
   /** As submitted: an accepted alias (92) reads back as 92, not as the well-known id (71). */
   languageId: number;
-  /** The exact bytes (the JobRequest's tests hold it as text, for the comparison). */
+  /** The exact bytes, as submitted (the JobRequest's tests hold them for the comparison, once per
+   * run, as text where they are UTF-8). */
   expectedOutputBase64: string | null;
   /** Seconds; validated and not applied (our CPU limit is hard). */
   cpuExtraTimeSeconds: number | null;
@@ -55,19 +56,15 @@ export function judge0RequestAttributes(request: JobRequest, languages: Judge0La
   const front = readJudge0Front(request);
   const language = front.languageId !== undefined ? languages.byLanguageId(front.languageId) : languages.byRuntime(request.runtimeId);
   const languageId = front.languageId ?? language?.id ?? null;
-  const expectedText = request.tests?.[0]?.expectedOutput;
+  const firstTest = request.tests?.[0];
+  const expected = firstTest && expectedOutputBytes(firstTest);
   const attributes: Record<string, unknown> = {
     // The entry file comes first (every front puts it there).
     source_code: bytesOrNull(request.files[0]?.contentBase64),
     language_id: languageId,
     language: language && languageId !== null ? { id: languageId, name: language.name } : null,
     stdin: bytesOrNull(request.stdinBase64),
-    expected_output:
-      front.expectedOutputBase64 !== undefined
-        ? bytesOrNull(front.expectedOutputBase64)
-        : expectedText !== undefined
-          ? Buffer.from(expectedText, 'utf8')
-          : null,
+    expected_output: front.expectedOutputBase64 !== undefined ? bytesOrNull(front.expectedOutputBase64) : (expected ?? null),
     // One test per run (see translateJudge0Submission).
     number_of_runs: request.tests?.length ?? 1,
     cpu_extra_time: rubyDecimal(front.cpuExtraTimeSeconds ?? 0),

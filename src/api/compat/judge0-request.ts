@@ -3,7 +3,7 @@
 // answered with 422 `{attribute: [messages]}` in Rails' words. Units are Judge0's: seconds,
 // kilobytes; they become ours through src/units.ts.
 import { compileArgsProblem } from '../../executor/check.js';
-import type { JobRequest } from '../../jobs/model.js';
+import { expectedOutputFields, type JobRequest } from '../../jobs/model.js';
 import type { Limits } from '../../sandbox/types.js';
 import { bytesToKiB, kibToBytes, msToSeconds, secondsToMs } from '../../units.js';
 import type { AdditionalFiles } from './judge0-additional-files.js';
@@ -306,10 +306,12 @@ export function translateJudge0Submission(
   // Judge0's compile commands name the source file alone; the others are there for it to include.
   if (request.files.length > 1) request.compileEntryOnly = true;
   // Judge0 runs a submission number_of_runs times and compares each run with expected_output:
-  // one test per run, compiled once.
+  // one test per run, compiled once. The expected output's bytes as Judge0 compares them: as text
+  // where they are UTF-8 (any worker runs that), else as bytes (a later field: an older worker
+  // would run the test with no expected output, and the queue refuses it while one is live).
   const runs = numberOfRuns ?? 1;
   if (expectedOutput !== null || runs > 1) {
-    const test = expectedOutput === null ? { stdinBase64 } : { stdinBase64, expectedOutput: expectedOutput.toString('utf8') };
+    const test = expectedOutput === null ? { stdinBase64 } : { stdinBase64, ...expectedOutputFields(expectedOutput) };
     request.tests = Array.from({ length: runs }, () => ({ ...test }));
   }
   // Judge0 stops at the first run that is not Accepted (IsolateJob's `break if submission.status !=
