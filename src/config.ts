@@ -6,6 +6,7 @@ import path from 'node:path';
 import { dataDirFromEnv } from './images/paths.js';
 import { MiB } from './units.js';
 import { jobsAtOnce } from './queue/background-lane.js';
+import { CGROUP_BASES, type CgroupBase } from './sandbox/index.js';
 import { DEFAULT_WEBHOOK_DENY, OutboundPolicy, parseSubnet } from './queue/outbound.js';
 import { DEFAULT_REDIS_APPEND_FSYNC, REDIS_APPEND_FSYNC_POLICIES, type RedisAppendFsync } from './queue/redis-server.js';
 
@@ -38,6 +39,9 @@ export interface Config {
    * them to a machine crash or power loss, "always" loses none and flushes the disk on every write.
    */
   redisAppendFsync: RedisAppendFsync;
+  /** Where a worker's cgroups go: under each hierarchy's root, or under the cgroup it was started
+   * in, delegated to it (systemd's Delegate=yes), so that the unit's limits cover its sandboxes. */
+  cgroupBase: CgroupBase;
 
   /** Worker processes `cellblock worker` / `cellblock start` run on this machine. */
   workerProcesses: number;
@@ -283,6 +287,7 @@ export function loadConfig(env: Env = process.env): Config {
     poolStateDir: directory(env, 'CELLBLOCK_POOL_STATE_DIR', path.join(dataDir, 'pool'), { mountOption: true }),
     redisDataDir: directory(env, 'CELLBLOCK_REDIS_DATA_DIR', path.join(dataDir, 'redis')),
     redisAppendFsync: oneOf(env, 'CELLBLOCK_REDIS_FSYNC', REDIS_APPEND_FSYNC_POLICIES, DEFAULT_REDIS_APPEND_FSYNC),
+    cgroupBase: oneOf(env, 'CELLBLOCK_CGROUP_BASE', CGROUP_BASES, 'root'),
     workerProcesses: integer(env, 'CELLBLOCK_WORKER_PROCESSES', 1, 0),
     workerConcurrency,
     backgroundAfterMs,

@@ -28,6 +28,7 @@ export async function runWorkerProcess(config: Config, redisUrl: string, logger:
     backgroundAfterCpuMs: config.backgroundAfterCpuMs,
     maxJobOutputBytes: config.maxJobOutputBytes,
     judgeCompileCacheBytes: config.judgeCompileCacheBytes,
+    sandbox: { cgroupBase: config.cgroupBase },
     onBackgroundError: (error, image) => logger.warn({ err: error, image }, 'pool background work failed'),
   });
   const stopped = new Promise<undefined>((resolve) => {

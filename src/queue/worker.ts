@@ -386,7 +386,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   if (executor.cgroups?.hostProcessesMovedTo) {
     log.info(
       { leaf: executor.cgroups.hostProcessesMovedTo },
-      "cgroup v2 in a container's own cgroup namespace: its processes were moved to a leaf so that cpu, memory and pids could be enabled for the sandboxes",
+      "cgroup v2: the processes of the cgroup the sandboxes' parent is under (a container's own cgroup namespace, or a cgroup delegated to cellblock) were moved to a leaf so that cpu, memory and pids could be enabled for the sandboxes",
     );
   }
 

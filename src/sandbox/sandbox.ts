@@ -295,7 +295,10 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
   // Before any container: each init and program inherits the value at its clone.
   const oomScoreAdjRaisedFrom = keepProgramsOomKillable();
   const lockDir = options.lockDir ?? DEFAULT_LOCK_DIR;
-  const backend = createCgroupBackend(options.cgroupParent ?? 'cellblock', { samplePeakMemory: options.samplePeakMemory ?? false });
+  const backend = createCgroupBackend(options.cgroupParent ?? 'cellblock', {
+    base: options.cgroupBase ?? 'root',
+    samplePeakMemory: options.samplePeakMemory ?? false,
+  });
   fs.mkdirSync(lockDir, { recursive: true, mode: 0o700 });
   let lockFd: number;
   try {

@@ -173,11 +173,22 @@ export interface PreparedContainer {
   readonly usable: boolean;
 }
 
+/** Where cellblock's cgroups go in each hierarchy: under its root (the default; what Docker's
+ * cgroupfs driver does), or under the cgroup this process was started in, which its manager
+ * delegated to it (systemd's Delegate=yes; a container runtime's scope), so that the manager's
+ * limits (MemoryMax=, TasksMax=, a container's) and its stop cover the sandboxes too. */
+export const CGROUP_BASES = ['root', 'delegated'] as const;
+export type CgroupBase = (typeof CGROUP_BASES)[number];
+
 export interface SandboxOptions {
   /** Names this instance's cgroup subtree and lock file. Default: pid + random suffix. */
   instanceId?: string;
-  /** Parent cgroup, relative to each hierarchy's root. Default "cellblock". */
+  /** Parent cgroup, relative to each hierarchy's base. Default "cellblock". */
   cgroupParent?: string;
+  /** Where the parent goes: under each hierarchy's root (default), or under the cgroup this
+   * process was started in, delegated to it by its manager (systemd's Delegate=yes), so that
+   * the manager's limits and its stop cover the sandboxes. */
+  cgroupBase?: CgroupBase;
   /** The sandbox user. Default 60000/60000. */
   uid?: number;
   gid?: number;
@@ -197,9 +208,9 @@ export interface SandboxCgroups {
    * a v2 kernel before 5.19 memory.current sampled at each of init's polls (every 5 ms), which
    * can miss a spike shorter than that. */
   peakMemorySource: string;
-  /** v2 in a container with a cgroup namespace of its own: the leaf under our parent that the
-   * namespace root's processes (this one included) were moved to, so that the controllers could
-   * be enabled for children. Absent when nothing was moved. */
+  /** v2 in a container with a cgroup namespace of its own, or under a delegated base: the leaf
+   * under our parent that the base's processes (this one included) were moved to, so that the
+   * controllers could be enabled for children. Absent when nothing was moved. */
   hostProcessesMovedTo?: string;
   /** The memory controller's OOM killer spares processes at oom_score_adj -1000, and the
    * programs inherit this process's value: where it was -1000, it was raised to -999 (see

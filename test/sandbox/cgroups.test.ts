@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { createSandbox } from '../../src/sandbox/index.js';
 import { CgroupError } from '../../src/sandbox/cgroups/backend.js';
 import { killCgroupPids, killPidsListedTwice } from '../../src/sandbox/cgroups/cgroupfs.js';
-import { detectCgroupLayout, parseCgroupMounts } from '../../src/sandbox/cgroups/detect.js';
+import { delegatedV2Base, detectCgroupLayout, parseCgroupMounts, parseProcessCgroups } from '../../src/sandbox/cgroups/detect.js';
 import { native } from '../../src/sandbox/native.js';
 import { MiB } from '../../src/units.js';
 import { busyboxRoot, PROGRAMS_IN_ROOT } from '../helpers/busybox-root.js';
@@ -73,7 +73,75 @@ describe('cgroup detection', () => {
     const [mount] = parseCgroupMounts(mountinfoLine(40, '/sys/fs/cgroup/my\\040cg', 'cgroup', 'rw,pids'));
     assert.equal(mount?.mountPoint, '/sys/fs/cgroup/my cg');
   });
+
+  it("reads this process's own cgroups, v1 per controller and v2's unified one", () => {
+    const v1 = parseProcessCgroups(
+      ['9:name=systemd:/system.slice/cellblock.service', '4:memory:/system.slice/cellblock.service', '2:cpu,cpuacct:/system.slice/cellblock.service', '1:pids:/', '0::/system.slice/cellblock.service', ''].join('\n'),
+    );
+    assert.equal(v1.unified, '/system.slice/cellblock.service');
+    assert.deepEqual(Object.fromEntries(v1.byController), {
+      'name=systemd': '/system.slice/cellblock.service',
+      memory: '/system.slice/cellblock.service',
+      cpu: '/system.slice/cellblock.service',
+      cpuacct: '/system.slice/cellblock.service',
+      pids: '/',
+    });
+    const v2 = parseProcessCgroups('0::/system.slice/cellblock.service\n');
+    assert.deepEqual([v2.unified, v2.byController.size], ['/system.slice/cellblock.service', 0]);
+    // A path with a colon in it is the path; a line without one, or without a path, is no cgroup.
+    const odd = parseProcessCgroups('0::/a:b\ngarbage\n3:cpu:\n');
+    assert.deepEqual([odd.unified, odd.byController.size], ['/a:b', 0]);
+  });
+
+  it("takes a delegated v2 base two levels up when this process was born in an earlier worker's leaf", () => {
+    assert.equal(delegatedV2Base('/system.slice/cellblock.service', 'cellblock', 'host-processes'), '/system.slice/cellblock.service');
+    assert.equal(delegatedV2Base('/system.slice/cellblock.service/cellblock/host-processes', 'cellblock', 'host-processes'), '/system.slice/cellblock.service');
+    assert.equal(delegatedV2Base('/cellblock/host-processes', 'cellblock', 'host-processes'), '/');
+    assert.equal(delegatedV2Base('/', 'cellblock', 'host-processes'), '/');
+    assert.equal(delegatedV2Base('/u/test/parent/host-processes', 'test/parent', 'host-processes'), '/u');
+    // Only the whole pair: a leaf of that name elsewhere is an ordinary cgroup.
+    assert.equal(delegatedV2Base('/u/other/host-processes', 'cellblock', 'host-processes'), '/u/other/host-processes');
+  });
 });
+
+/** Runs `body` (an ES module's code, after imports of createSandbox, busyboxRoot and
+ * PROGRAMS_IN_ROOT) in a node process started in `cgroupDirs` (one per hierarchy), as a service
+ * manager starts a service in the cgroup it delegates; returns the last line it prints, parsed.
+ * `before` is shell run in that cgroup first (other processes of the service). */
+function runInCgroup(cgroupDirs: string[], body: string, before = ''): Record<string, unknown> {
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-delegated-'));
+  try {
+    const script = path.join(scratch, 'inside.mts'); // .mts: an ES module outside the package
+    fs.writeFileSync(
+      script,
+      `import fs from 'node:fs';
+import path from 'node:path';
+import { createSandbox } from '${REPO}/src/sandbox/index.ts';
+import { busyboxRoot, PROGRAMS_IN_ROOT } from '${REPO}/test/helpers/busybox-root.ts';
+const scratch = ${JSON.stringify(scratch)};
+${body}
+`,
+    );
+    const join = cgroupDirs.map((dir) => `echo $$ > ${dir}/cgroup.procs`).join(' && ');
+    const inside = spawnSync('sh', ['-c', `${join} && ${before} exec ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(script)}`], {
+      cwd: REPO,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    assert.equal(inside.status, 0, `in the cgroup: ${inside.stderr}`);
+    return JSON.parse(inside.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** What runInCgroup's script does with a delegated base: a run, an OOM, where the instance was. */
+const DELEGATED_RUNS = `const sandbox = createSandbox({ cgroupBase: 'delegated' });
+const limits = ${JSON.stringify({ ...DEFAULT_LIMITS, memoryBytes: 64 * MiB })};
+const run = (argv) => sandbox.run({ rootDir: busyboxRoot(), workDirHostPath: fs.mkdtempSync(scratch + '/w'), argv, limits });
+const hello = await run(['/bin/sh', '-c', 'echo hello']);
+const oom = await run([PROGRAMS_IN_ROOT + '/alloc', '256']);
+const instanceMade = sandbox.cgroups.parents.every((parent) => fs.existsSync(path.join(parent, sandbox.instanceId)));`;
 
 const systemLayout = systemCgroupLayout;
 const v2Skip = skipUnlessCgroupV2('the cgroup v2 backend tests');
@@ -303,7 +371,86 @@ await sandbox.close();
       fs.rmSync(scratch, { recursive: true, force: true });
     }
   });
+
+  it("ends a run at its memory limit whole (memory.oom.group): the shell around the OOM-killed program dies with it", async () => {
+    const r = await f.run(['/bin/sh', '-c', `${program('alloc')} 256; echo survived`], { limits: { memoryBytes: 64 * MiB } });
+    assert.equal(r.verdict, 'memory_limit');
+    assert.equal(text(r.stdout), '', 'the shell was killed with alloc');
+  });
+
+  it('goes under the cgroup it was started in with CELLBLOCK_CGROUP_BASE=delegated, moving its processes to a leaf', () => {
+    // As systemd starts a service with Delegate=yes: every process of the service in the unit's
+    // cgroup (here a sleeper standing for the service's other processes, and node), which has
+    // the controllers (its parent, our own cellblock/, enabled them: the fixture's instance).
+    const mountPoint = systemLayout?.version === 'v2' ? systemLayout.mountPoint : '/sys/fs/cgroup';
+    const unit = path.join(mountPoint, 'cellblock', `test-unit-${process.pid}`);
+    const unitRelative = `/cellblock/test-unit-${process.pid}`;
+    fs.mkdirSync(unit);
+    try {
+      const seen = runInCgroup(
+        [unit],
+        `${DELEGATED_RUNS}
+const read = (file) => fs.readFileSync(file, 'utf8').trim().split('\\n').filter(Boolean);
+const unitProcs = read('${unit}/cgroup.procs');
+// A worker its supervisor restarts is born in the leaf: its base is still the unit's cgroup.
+const { execFileSync } = await import('node:child_process');
+const restarted = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', '-e',
+  "const { createSandbox } = await import('${REPO}/src/sandbox/index.ts'); const s = createSandbox({ cgroupBase: 'delegated' }); console.log(JSON.stringify(s.cgroups.parents)); await s.close();"],
+  { cwd: '${REPO}', encoding: 'utf8' }).trim().split('\\n').pop());
+console.log(JSON.stringify({ hello: [hello.verdict, hello.stdout.toString()], oom: oom.verdict, instanceMade, cgroups: sandbox.cgroups,
+  self: fs.readFileSync('/proc/self/cgroup', 'utf8').trim(), unitProcs, leafProcs: read(sandbox.cgroups.hostProcessesMovedTo + '/cgroup.procs'), restarted }));
+await sandbox.close();`,
+        'sleep 30 > /dev/null 2>&1 & ',
+      );
+      assert.deepEqual(seen.hello, ['ok', 'hello\n']);
+      assert.equal(seen.oom, 'memory_limit');
+      assert.equal(seen.instanceMade, true);
+      assert.deepEqual(seen.cgroups, { version: 'v2', parents: [`${unit}/cellblock`], peakMemorySource: 'memory.peak', hostProcessesMovedTo: `${unit}/cellblock/host-processes` });
+      assert.equal(seen.self, `0::${unitRelative}/cellblock/host-processes`, 'node itself was moved to the leaf');
+      assert.deepEqual(seen.unitProcs, [], "nothing is left in the unit's own cgroup");
+      assert.ok((seen.leafProcs as string[]).length >= 2, `sleeper and node in the leaf: ${(seen.leafProcs as string[]).join(' ')}`);
+      assert.deepEqual(seen.restarted, [`${unit}/cellblock`]);
+    } finally {
+      fs.writeFileSync(path.join(unit, 'cgroup.kill'), '1');
+      for (const dir of [path.join(unit, 'cellblock', 'host-processes'), path.join(unit, 'cellblock'), unit]) {
+        if (fs.existsSync(dir)) removeWhenEmpty(dir);
+      }
+    }
+  });
+
+  it('refuses a delegated cgroup that lacks a controller, naming the ones it lacks', () => {
+    // The unit's parent enables none for it: DelegateControllers= without cpu, memory and pids.
+    const mountPoint = systemLayout?.version === 'v2' ? systemLayout.mountPoint : '/sys/fs/cgroup';
+    const slice = path.join(mountPoint, 'cellblock', `test-slice-${process.pid}`);
+    const unit = path.join(slice, 'unit');
+    fs.mkdirSync(unit, { recursive: true });
+    try {
+      const seen = runInCgroup(
+        [unit],
+        `let message = 'created';
+try { createSandbox({ cgroupBase: 'delegated' }); } catch (error) { message = error.message; }
+console.log(JSON.stringify({ message }));`,
+      );
+      assert.match(String(seen.message), /lacks cpu, memory, pids \(its cgroup.controllers: none\): its manager did not delegate them \(systemd: Delegate=yes/);
+    } finally {
+      for (const dir of [unit, slice]) if (fs.existsSync(dir)) removeWhenEmpty(dir);
+    }
+  });
 });
+
+/** rmdir once the cgroup's last process has gone (a kill is not instant). */
+function removeWhenEmpty(dir: string): void {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    try {
+      fs.rmdirSync(dir);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EBUSY' || Date.now() > deadline) throw error;
+      spawnSync('sleep', ['0.01']);
+    }
+  }
+}
 
 describe('cgroup v1 backend', { skip: skip || (systemLayout?.version !== 'v1' && "this host's hierarchy is not v1") }, () => {
   const f = useFixture();
@@ -314,6 +461,37 @@ describe('cgroup v1 backend', { skip: skip || (systemLayout?.version !== 'v1' &&
     assert.equal(r.verdict, 'memory_limit', 'the child is in the limited cgroup');
     const after = native.joinCounts();
     assert.deepEqual({ clonedInto: after.clonedInto - before.clonedInto, joined: after.joined - before.joined }, { clonedInto: 0, joined: 1 });
+  });
+
+  it('has no memory.oom.group: the shell around an OOM-killed program runs on (the verdict is memory_limit all the same)', async () => {
+    const r = await f.run(['/bin/sh', '-c', `${program('alloc')} 256; echo survived`], { limits: { memoryBytes: 64 * MiB } });
+    assert.equal(r.verdict, 'memory_limit');
+    assert.equal(text(r.stdout), 'survived\n');
+  });
+
+  it('goes under the cgroup it was started in, in each hierarchy, with CELLBLOCK_CGROUP_BASE=delegated', () => {
+    // A unit's cgroup in every hierarchy, as systemd's Delegate=yes makes one on a v1 host.
+    const mounts = systemLayout?.version === 'v1' ? [...new Set(Object.values(systemLayout.mountPoints))] : [];
+    const units = mounts.map((mount) => path.join(mount, 'cellblock', `test-unit-${process.pid}`));
+    for (const unit of units) fs.mkdirSync(unit, { recursive: true });
+    try {
+      const seen = runInCgroup(
+        units,
+        `${DELEGATED_RUNS}
+console.log(JSON.stringify({ hello: [hello.verdict, hello.stdout.toString()], oom: oom.verdict, instanceMade, cgroups: sandbox.cgroups }));
+await sandbox.close();`,
+      );
+      assert.deepEqual(seen.hello, ['ok', 'hello\n']);
+      assert.equal(seen.oom, 'memory_limit', "the run's memory limit holds under the unit");
+      assert.equal(seen.instanceMade, true);
+      assert.deepEqual((seen.cgroups as { parents: string[] }).parents, units.map((unit) => path.join(unit, 'cellblock')));
+      assert.equal((seen.cgroups as { hostProcessesMovedTo?: string }).hostProcessesMovedTo, undefined, 'v1 moves nothing');
+      for (const unit of units) assert.ok(!fs.existsSync(path.join(unit, 'cellblock')), `the parent under ${unit} went with the instance`);
+    } finally {
+      for (const unit of units) {
+        for (const dir of [path.join(unit, 'cellblock'), unit]) if (fs.existsSync(dir)) removeWhenEmpty(dir);
+      }
+    }
   });
 });
 

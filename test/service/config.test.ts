@@ -15,12 +15,14 @@ describe('configuration', () => {
     assert.equal(config.maxJobOutputBytes, 128 * MiB);
     assert.equal(config.judgeCompileCacheBytes, 256 * MiB);
     assert.equal(config.redisUrl, undefined);
+    assert.equal(config.cgroupBase, 'root');
   });
 
   test('values in range are taken', () => {
     const config = loadConfig({ CELLBLOCK_PORT: '65535', CELLBLOCK_LOG_LEVEL: 'debug', CELLBLOCK_MAX_FILES: ' 3 ', CELLBLOCK_REDIS_URL: 'redis://10.0.0.5:6380/2' });
     assert.deepEqual([config.port, config.logLevel, config.maxFiles, config.redisUrl], [65535, 'debug', 3, 'redis://10.0.0.5:6380/2']);
     assert.equal(loadConfig({ CELLBLOCK_JUDGE_COMPILE_CACHE_BYTES: '0' }).judgeCompileCacheBytes, 0, 'none kept');
+    assert.equal(loadConfig({ CELLBLOCK_CGROUP_BASE: 'delegated' }).cgroupBase, 'delegated');
   });
 
   test('API keys: KEY[:REQUESTS[:LIVE_SESSIONS]], a figure left out or empty taking the default', () => {
@@ -68,6 +70,7 @@ describe('configuration', () => {
       [{ CELLBLOCK_WORKER_CONCURRENCY: '0' }, 'CELLBLOCK_WORKER_CONCURRENCY', />= 1/],
       [{ CELLBLOCK_REDIS_URL: 'localhost:6379' }, 'CELLBLOCK_REDIS_URL', /redis:\/\//],
       [{ CELLBLOCK_REDIS_FSYNC: 'sometimes' }, 'CELLBLOCK_REDIS_FSYNC', /one of/],
+      [{ CELLBLOCK_CGROUP_BASE: 'own' }, 'CELLBLOCK_CGROUP_BASE', /one of root, delegated/],
       [{ CELLBLOCK_QUEUE_PREFIX: 'a b' }, 'CELLBLOCK_QUEUE_PREFIX', /letters, digits/],
       [{ CELLBLOCK_API_KEYS: 'short' }, 'CELLBLOCK_API_KEYS', /8\+ characters/],
       [{ CELLBLOCK_API_KEYS: 'long-enough-key:10:0' }, 'CELLBLOCK_API_KEYS', /live sessions must be a whole number of at least 1/],

@@ -61,9 +61,9 @@ export interface CgroupBackend {
   /** Where a run's peak memory comes from (a file, or how it is sampled), for the start-up log;
    * final once createInstance has run. */
   readonly peakMemorySource: string;
-  /** v2 only: the leaf that the processes of a cgroup namespace's root were moved to, so that
-   * the controllers could be enabled there (a container with a cgroup namespace of its own);
-   * undefined when nothing was moved. */
+  /** v2 only: the leaf that the processes of our base were moved to, so that the controllers
+   * could be enabled there (a container with a cgroup namespace of its own, or a cgroup
+   * delegated to this process); undefined when nothing was moved. */
   readonly hostProcessesMovedTo?: string;
   createInstance(instanceId: string): void;
   createRunCgroup(instanceId: string, containerId: string): RunCgroup;

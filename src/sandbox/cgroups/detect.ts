@@ -90,3 +90,39 @@ export function detectCgroupLayout(mountinfo = fs.readFileSync('/proc/self/mount
   return { version: 'v1', mountPoints: found as Record<V1Controller, string> };
 }
 
+
+/** This process's cgroups from /proc/self/cgroup (cgroups(7)): `hierarchy-id:controllers:path`
+ * lines; the v2 one is `0::path`. */
+export interface ProcessCgroups {
+  /** The cgroup v2 path, when the process is in a v2 hierarchy. */
+  unified?: string;
+  /** The path in each v1 hierarchy, by controller ("cpu", "memory", ...). */
+  byController: Map<string, string>;
+}
+
+export function parseProcessCgroups(text: string): ProcessCgroups {
+  const found: ProcessCgroups = { byController: new Map() };
+  for (const line of text.split('\n')) {
+    const first = line.indexOf(':');
+    const second = line.indexOf(':', first + 1);
+    if (first < 0 || second < 0) continue;
+    const controllers = line.slice(first + 1, second);
+    const cgroupPath = line.slice(second + 1);
+    if (!cgroupPath.startsWith('/')) continue;
+    if (line.slice(0, first) === '0' && controllers === '') found.unified = cgroupPath;
+    else for (const controller of controllers.split(',')) if (controller !== '') found.byController.set(controller, cgroupPath);
+  }
+  return found;
+}
+
+/** The v2 cgroup (relative to the mount point) that a delegated base is: this process's own,
+ * except where an earlier worker of the same service already moved the base's processes to its
+ * leaf (`<base>/<parentName>/<leaf>`, see CgroupV2Backend.enableControllers) and this process
+ * was born there (a supervised worker restarted, say): the base is then two levels up. */
+export function delegatedV2Base(ownPath: string, parentName: string, leafName: string): string {
+  const parts = ownPath.split('/').filter(Boolean);
+  const parentParts = parentName.split('/').filter(Boolean);
+  const tail = [...parentParts, leafName];
+  const inLeaf = parts.length >= tail.length && tail.every((part, i) => parts[parts.length - tail.length + i] === part);
+  return `/${(inLeaf ? parts.slice(0, parts.length - tail.length) : parts).join('/')}`;
+}

@@ -131,17 +131,16 @@ export class CgroupV1Backend implements CgroupBackend {
   readonly parentPaths: string[];
   readonly peakMemorySource = 'memory.max_usage_in_bytes';
 
-  constructor(
-    private readonly mountPoints: Record<V1Controller, string>,
-    private readonly parentName: string,
-  ) {
-    this.parentPaths = [...new Set(Object.values(mountPoints))].map((mount) => path.join(mount, parentName));
+  /** `parents`: our parent cgroup in each controller's hierarchy (co-mounted controllers share
+   * one). */
+  constructor(private readonly parents: Record<V1Controller, string>) {
+    this.parentPaths = [...new Set(Object.values(parents))];
   }
 
   private dirsOf(...parts: string[]): { dirs: Record<V1Controller, string>; distinct: string[] } {
     const dirs = {} as Record<V1Controller, string>;
-    for (const [controller, mount] of Object.entries(this.mountPoints) as [V1Controller, string][]) {
-      dirs[controller] = path.join(mount, this.parentName, ...parts);
+    for (const [controller, parent] of Object.entries(this.parents) as [V1Controller, string][]) {
+      dirs[controller] = path.join(parent, ...parts);
     }
     return { dirs, distinct: [...new Set(Object.values(dirs))] };
   }

@@ -1,10 +1,12 @@
 // cgroup v2 (Documentation/admin-guide/cgroup-v2.rst): one directory per container. Controllers
 // must be enabled in the subtree_control of every ancestor ("+cpu +memory +pids"); processes live
 // only in leaves (our parent and instance directories hold none). Limits: memory.max,
-// memory.swap.max = 0, pids.max, cpu.max "quota period". Accounting: cpu.stat usage_usec,
+// memory.swap.max = 0 (memory.oom.group = 1: an OOM kill takes the whole run), pids.max,
+// cpu.max "quota period". Accounting: cpu.stat usage_usec,
 // memory.peak (before Linux 5.19, which has none: memory.current, sampled by init at each poll),
 // memory.events oom_kill. Leftovers die through cgroup.kill. In a container's own
-// cgroup namespace the hierarchy's root holds the container's processes; see enableControllers.
+// cgroup namespace the hierarchy's root holds the container's processes, and a cgroup delegated
+// to cellblock (CELLBLOCK_CGROUP_BASE=delegated) holds the service's own; see enableControllers.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Limits } from '../types.js';
@@ -110,8 +112,15 @@ class V2RunCgroup implements RunCgroup {
   applyLimits(limits: Limits): void {
     if (this.applied?.memoryBytes !== limits.memoryBytes) {
       writeCgroupFile(path.join(this.dir, 'memory.max'), String(limits.memoryBytes));
-      const swapMax = path.join(this.dir, 'memory.swap.max');
-      if (this.applied === null && fs.existsSync(swapMax)) writeCgroupFile(swapMax, '0');
+      if (this.applied === null) {
+        const swapMax = path.join(this.dir, 'memory.swap.max');
+        if (fs.existsSync(swapMax)) writeCgroupFile(swapMax, '0');
+        // At its memory limit a run ends whole, as at its time limits: the OOM killer takes every
+        // process of the cgroup, not the largest alone while a shell around it runs on (and
+        // prints, and uses CPU) until another limit stops it. Linux 4.19+; init is not in it.
+        const oomGroup = path.join(this.dir, 'memory.oom.group');
+        if (fs.existsSync(oomGroup)) writeCgroupFile(oomGroup, '1');
+      }
     }
     if (this.applied?.pids !== limits.pids) writeCgroupFile(path.join(this.dir, 'pids.max'), String(limits.pids));
     if (this.applied?.cpuCores !== limits.cpuCores) {
@@ -176,12 +185,16 @@ export class CgroupV2Backend implements CgroupBackend {
   /** memory.peak came with Linux 5.19: without it, init samples memory.current (see RunCgroup.memorySamplePath). */
   private peakSampled: boolean;
 
+  /** `baseDir`: the cgroup our parent goes under, the mount point or below it (a delegated base,
+   * see CgroupBase), whose ancestors have cpu, memory and pids enabled already (they are the
+   * kernel's or the base's manager's). */
   constructor(
     private readonly mountPoint: string,
+    private readonly baseDir: string,
     parentName: string,
     options: V2BackendOptions = {},
   ) {
-    this.parent = path.join(mountPoint, parentName);
+    this.parent = path.join(baseDir, parentName);
     this.parentPaths = [this.parent];
     this.peakSampled = options.samplePeakMemory ?? false;
   }
@@ -190,10 +203,11 @@ export class CgroupV2Backend implements CgroupBackend {
     return this.peakSampled ? PEAK_SAMPLED : 'memory.peak';
   }
 
-  /** Enables our controllers on every level from the mount point down to dir's parent. */
+  /** Enables our controllers on every level from the base down to dir's parent. */
   private enableControllersDownTo(dir: string): void {
-    const relative = path.relative(this.mountPoint, dir).split(path.sep).filter(Boolean);
-    let current = this.mountPoint;
+    if (this.baseDir !== this.mountPoint) this.checkDelegatedControllers();
+    const relative = path.relative(this.baseDir, dir).split(path.sep).filter(Boolean);
+    let current = this.baseDir;
     for (const part of relative) {
       this.enableControllers(current);
       current = path.join(current, part);
@@ -201,13 +215,31 @@ export class CgroupV2Backend implements CgroupBackend {
     }
   }
 
+  /** A delegated base offers what its manager delegated: without cpu, memory or pids in its
+   * cgroup.controllers, enabling them would fail with a bare ENOENT. */
+  private checkDelegatedControllers(): void {
+    const file = path.join(this.baseDir, 'cgroup.controllers');
+    const available = readCgroupFile(file).trim().split(/\s+/);
+    const absent = V2_CONTROLLERS.filter((controller) => !available.includes(controller));
+    if (absent.length === 0) return;
+    throw new CgroupError(
+      'delegate',
+      file,
+      'ENOENT',
+      `cgroup v2: the cgroup cellblock was started in (${this.baseDir}, CELLBLOCK_CGROUP_BASE=delegated) lacks ${absent.join(', ')} ` +
+        `(its cgroup.controllers: ${available.join(' ') || 'none'}): its manager did not delegate them (systemd: Delegate=yes, or DelegateControllers=cpu memory pids)`,
+    );
+  }
+
   /** Enables cpu, memory and pids for dir's children. A cgroup with processes of its own cannot
-   * (the "no internal processes" rule; only the hierarchy's true root is exempt). The mount
-   * point does hold processes where this runs inside a container with a cgroup namespace of its
-   * own (Docker's default on v2 hosts, Kubernetes pods): the root of that hierarchy is the
-   * container's own cgroup, with all of its processes. Those processes are then moved to a
-   * leaf under our parent, as Docker-in-Docker's entrypoint moves them to `/init`; a cgroup
-   * below the mount point keeps the kernel's EBUSY. */
+   * (the "no internal processes" rule; only the hierarchy's true root is exempt). The base does
+   * hold processes where this runs inside a container with a cgroup namespace of its own
+   * (Docker's default on v2 hosts, Kubernetes pods: the root of that hierarchy is the
+   * container's own cgroup, with all of its processes), and where the base is the cgroup a
+   * service manager delegated to this process (systemd's Delegate=yes: the service's processes
+   * are in it). Those processes are then moved to a leaf under our parent, as Docker-in-Docker's
+   * entrypoint moves them to `/init` and as systemd's documentation asks of a delegated
+   * service; a cgroup below the base keeps the kernel's EBUSY. */
   private enableControllers(dir: string): void {
     const file = path.join(dir, 'cgroup.subtree_control');
     const enabled = readCgroupFile(file).trim().split(/\s+/);
@@ -216,21 +248,21 @@ export class CgroupV2Backend implements CgroupBackend {
     try {
       writeCgroupFile(file, wanted);
     } catch (error) {
-      if (!(error instanceof CgroupError && error.code === 'EBUSY' && dir === this.mountPoint)) throw error;
+      if (!(error instanceof CgroupError && error.code === 'EBUSY' && dir === this.baseDir)) throw error;
       const leaf = this.moveRootProcessesToLeaf();
       writeCgroupFile(file, wanted);
       this.hostProcessesMovedTo = leaf;
     }
   }
 
-  /** Moves the mount point's processes to V2_HOST_PROCESSES_LEAF; returns the leaf's path. */
+  /** Moves the base's processes to V2_HOST_PROCESSES_LEAF; returns the leaf's path. */
   private moveRootProcessesToLeaf(): string {
     const leaf = path.join(this.parent, V2_HOST_PROCESSES_LEAF);
     makeCgroupDir(leaf);
     const procs = path.join(leaf, 'cgroup.procs');
     let refused = 'EBUSY';
     for (let round = 0; round < MOVE_ROUNDS; round++) {
-      const pids = cgroupPids(this.mountPoint);
+      const pids = cgroupPids(this.baseDir);
       if (pids.length === 0) return leaf;
       for (const pid of pids) {
         try {
@@ -242,14 +274,16 @@ export class CgroupV2Backend implements CgroupBackend {
         }
       }
     }
-    const left = cgroupPids(this.mountPoint);
+    const left = cgroupPids(this.baseDir);
     if (left.length > 0) {
       throw new CgroupError(
         'move',
-        path.join(this.mountPoint, 'cgroup.procs'),
+        path.join(this.baseDir, 'cgroup.procs'),
         refused,
-        `cgroup v2: the controllers cannot be enabled in ${this.mountPoint}, which holds processes (${left.join(', ')}) that could not be moved to ${leaf} (${refused}); ` +
-          "give cellblock the host's cgroup namespace (docker run --cgroupns=host, compose `cgroup: host`) or a cgroup without processes of its own",
+        `cgroup v2: the controllers cannot be enabled in ${this.baseDir}, which holds processes (${left.join(', ')}) that could not be moved to ${leaf} (${refused}); ` +
+          (this.baseDir === this.mountPoint
+            ? "give cellblock the host's cgroup namespace (docker run --cgroupns=host, compose `cgroup: host`) or a cgroup without processes of its own"
+            : 'start cellblock in a cgroup delegated to it (systemd: Delegate=yes), or without CELLBLOCK_CGROUP_BASE=delegated'),
       );
     }
     return leaf;
