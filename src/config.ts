@@ -6,7 +6,7 @@ import path from 'node:path';
 import { dataDirFromEnv } from './images/paths.js';
 import { MiB } from './units.js';
 import { jobsAtOnce } from './queue/background-lane.js';
-import { CGROUP_BASES, type CgroupBase } from './sandbox/index.js';
+import { CGROUP_BASES, type CgroupBase } from './sandbox/types.js';
 import { DEFAULT_WEBHOOK_DENY, OutboundPolicy, parseSubnet } from './queue/outbound.js';
 import { DEFAULT_REDIS_APPEND_FSYNC, REDIS_APPEND_FSYNC_POLICIES, type RedisAppendFsync } from './queue/redis-server.js';
 

@@ -4,8 +4,10 @@
 // or libuv's pool; a started run's end straight from the report pipe, which the event loop
 // watches (one wake-up between init's "done" and the result, not two).
 #include <napi.h>
+#include <sys/xattr.h>
 #include <uv.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
@@ -463,6 +465,20 @@ Napi::Value IsLockFileHeld(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, held == 1);
 }
 
+/** readXattr(path, name) -> the extended attribute's value, or -errno (ENODATA: not set). Node
+ * has no xattr call; the cgroup backend reads the mark a service manager leaves on a cgroup it
+ * delegated (systemd's trusted.delegate). */
+Napi::Value ReadXattr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) throw Napi::TypeError::New(env, "readXattr(path, name)");
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  const std::string name = info[1].As<Napi::String>().Utf8Value();
+  char value[256];
+  const ssize_t length = ::getxattr(path.c_str(), name.c_str(), value, sizeof value);
+  if (length < 0) return Napi::Number::New(env, -errno);
+  return Napi::String::New(env, value, static_cast<size_t>(length));
+}
+
 /** openPidfd(pid) -> a pidfd, or -errno (ESRCH: no such process; ENOSYS: no pidfds here). */
 Napi::Value OpenPidfd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -615,6 +631,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("holdLockFile", Napi::Function::New(env, HoldLockFile));
   exports.Set("isLockFileHeld", Napi::Function::New(env, IsLockFileHeld));
   exports.Set("openPidfd", Napi::Function::New(env, OpenPidfd));
+  exports.Set("readXattr", Napi::Function::New(env, ReadXattr));
   exports.Set("signalPidfd", Napi::Function::New(env, SignalPidfd));
   exports.Set("createPipe", Napi::Function::New(env, CreatePipe));
   exports.Set("openTerminal", Napi::Function::New(env, OpenTerminal));

@@ -383,6 +383,12 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       "the worker's oom_score_adj was raised: at -1000 the OOM killer spares a process, and the programs inherit it, so that a memory bomb would not be killed at its memory limit",
     );
   }
+  if (executor.cgroups?.delegation && executor.cgroups.delegation.mark === undefined) {
+    log.warn(
+      { base: executor.cgroups.delegation.base },
+      'CELLBLOCK_CGROUP_BASE=delegated: nothing marks this cgroup (or its parent) as delegated (systemd 251+ sets trusted.delegate with Delegate=yes); where its manager did not delegate it, cellblock is writing in a cgroup it does not own',
+    );
+  }
   if (executor.cgroups?.hostProcessesMovedTo) {
     log.info(
       { leaf: executor.cgroups.hostProcessesMovedTo },

@@ -183,6 +183,8 @@ interface NativeModule {
   /** A pidfd for the process `pid` now (close it with fs.closeSync), or -errno (ESRCH: no such
    * process; ENOSYS: a kernel before 5.3). */
   openPidfd(pid: number): number;
+  /** An extended attribute's value, or -errno (ENODATA: not set; ERANGE: over 256 bytes). */
+  readXattr(path: string, name: string): string | number;
   /** A signal (by number) to a pidfd's process: 0, or errno (ESRCH: it has ended). */
   signalPidfd(fd: number, signal: number): number;
 }

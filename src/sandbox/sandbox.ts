@@ -92,6 +92,7 @@ class SandboxInstance implements Sandbox {
       parents: backend.parentPaths,
       peakMemorySource: backend.peakMemorySource,
       ...(backend.hostProcessesMovedTo ? { hostProcessesMovedTo: backend.hostProcessesMovedTo } : {}),
+      ...(backend.delegation ? { delegation: backend.delegation } : {}),
       ...(oomScoreAdjRaisedFrom !== undefined ? { oomScoreAdjRaisedFrom } : {}),
     };
   }

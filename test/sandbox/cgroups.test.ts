@@ -9,8 +9,8 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createSandbox } from '../../src/sandbox/index.js';
 import { CgroupError } from '../../src/sandbox/cgroups/backend.js';
-import { killCgroupPids, killPidsListedTwice } from '../../src/sandbox/cgroups/cgroupfs.js';
-import { delegatedV2Base, detectCgroupLayout, parseCgroupMounts, parseProcessCgroups } from '../../src/sandbox/cgroups/detect.js';
+import { killCgroupPids, killPidsListedTwice, removeCgroupTree } from '../../src/sandbox/cgroups/cgroupfs.js';
+import { cgroupDirUnder, cgroupMountRoots, delegatedV2Base, detectCgroupLayout, parseCgroupMounts, parseProcessCgroups } from '../../src/sandbox/cgroups/detect.js';
 import { native } from '../../src/sandbox/native.js';
 import { MiB } from '../../src/units.js';
 import { busyboxRoot, PROGRAMS_IN_ROOT } from '../helpers/busybox-root.js';
@@ -101,6 +101,24 @@ describe('cgroup detection', () => {
     assert.equal(delegatedV2Base('/u/test/parent/host-processes', 'test/parent', 'host-processes'), '/u');
     // Only the whole pair: a leaf of that name elsewhere is an ordinary cgroup.
     assert.equal(delegatedV2Base('/u/other/host-processes', 'cellblock', 'host-processes'), '/u/other/host-processes');
+  });
+
+  it("finds a delegated cgroup's directory through what its hierarchy's mount shows, and refuses one the mount does not show", () => {
+    const mountinfo = [
+      mountinfoLine(30, '/sys/fs/cgroup', 'cgroup2', 'rw'),
+      // A v1 hierarchy mounted from a subtree (a container's, without a cgroup namespace).
+      `31 25 0:31 /docker/abc /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory`,
+    ].join('\n');
+    const roots = cgroupMountRoots(mountinfo);
+    assert.deepEqual(Object.fromEntries(roots), { '/sys/fs/cgroup': '/', '/sys/fs/cgroup/memory': '/docker/abc' });
+    assert.equal(cgroupDirUnder('/sys/fs/cgroup', '/', '/system.slice/cellblock.service'), '/sys/fs/cgroup/system.slice/cellblock.service');
+    assert.equal(cgroupDirUnder('/sys/fs/cgroup', '/', '/'), '/sys/fs/cgroup', 'the root, with no trailing slash');
+    assert.equal(cgroupDirUnder('/sys/fs/cgroup/memory', '/docker/abc', '/docker/abc/unit'), '/sys/fs/cgroup/memory/unit');
+    assert.equal(cgroupDirUnder('/sys/fs/cgroup/memory', '/docker/abc', '/docker/abc'), '/sys/fs/cgroup/memory');
+    // Outside the mounted subtree, or above this process's cgroup namespace's root.
+    for (const [root, own] of [['/docker/abc', '/'], ['/docker/abc', '/docker/other'], ['/', '/../../x']]) {
+      assert.throws(() => cgroupDirUnder('/sys/fs/cgroup/memory', root!, own!), (error: unknown) => error instanceof CgroupError && /is not under the hierarchy mounted at/.test(error.message));
+    }
   });
 });
 
@@ -378,7 +396,7 @@ await sandbox.close();
     assert.equal(text(r.stdout), '', 'the shell was killed with alloc');
   });
 
-  it('goes under the cgroup it was started in with CELLBLOCK_CGROUP_BASE=delegated, moving its processes to a leaf', () => {
+  it('goes under the cgroup it was started in with CELLBLOCK_CGROUP_BASE=delegated, moving its processes to a leaf', async () => {
     // As systemd starts a service with Delegate=yes: every process of the service in the unit's
     // cgroup (here a sleeper standing for the service's other processes, and node), which has
     // the controllers (its parent, our own cellblock/, enabled them: the fixture's instance).
@@ -405,20 +423,49 @@ await sandbox.close();`,
       assert.deepEqual(seen.hello, ['ok', 'hello\n']);
       assert.equal(seen.oom, 'memory_limit');
       assert.equal(seen.instanceMade, true);
-      assert.deepEqual(seen.cgroups, { version: 'v2', parents: [`${unit}/cellblock`], peakMemorySource: 'memory.peak', hostProcessesMovedTo: `${unit}/cellblock/host-processes` });
+      assert.deepEqual(seen.cgroups, {
+        version: 'v2',
+        parents: [`${unit}/cellblock`],
+        peakMemorySource: 'memory.peak',
+        hostProcessesMovedTo: `${unit}/cellblock/host-processes`,
+        delegation: { base: unit }, // no mark: the worker warns that nothing confirms it
+      });
       assert.equal(seen.self, `0::${unitRelative}/cellblock/host-processes`, 'node itself was moved to the leaf');
       assert.deepEqual(seen.unitProcs, [], "nothing is left in the unit's own cgroup");
       assert.ok((seen.leafProcs as string[]).length >= 2, `sleeper and node in the leaf: ${(seen.leafProcs as string[]).join(' ')}`);
       assert.deepEqual(seen.restarted, [`${unit}/cellblock`]);
     } finally {
-      fs.writeFileSync(path.join(unit, 'cgroup.kill'), '1');
-      for (const dir of [path.join(unit, 'cellblock', 'host-processes'), path.join(unit, 'cellblock'), unit]) {
-        if (fs.existsSync(dir)) removeWhenEmpty(dir);
-      }
+      await removeTestCgroup(unit);
     }
   });
 
-  it('refuses a delegated cgroup that lacks a controller, naming the ones it lacks', () => {
+  it('takes the marked parent of its cgroup as the base (systemd DelegateSubgroup=), with nothing to move', async () => {
+    // systemd 251+ marks a cgroup it delegates with trusted.delegate=1; with DelegateSubgroup=
+    // it starts the service in a subgroup of it, which /proc/self/cgroup then names.
+    const mountPoint = systemLayout?.version === 'v2' ? systemLayout.mountPoint : '/sys/fs/cgroup';
+    const unit = path.join(mountPoint, 'cellblock', `test-marked-${process.pid}`);
+    const subgroup = path.join(unit, 'supervisor');
+    fs.mkdirSync(subgroup, { recursive: true });
+    try {
+      execFileSync('/usr/bin/python3', ['-c', 'import os, sys; os.setxattr(sys.argv[1], "trusted.delegate", b"1")', unit]);
+      const seen = runInCgroup(
+        [subgroup],
+        `${DELEGATED_RUNS}
+console.log(JSON.stringify({ hello: [hello.verdict, hello.stdout.toString()], oom: oom.verdict, instanceMade, cgroups: sandbox.cgroups,
+  self: fs.readFileSync('/proc/self/cgroup', 'utf8').trim() }));
+await sandbox.close();`,
+      );
+      assert.deepEqual(seen.hello, ['ok', 'hello\n']);
+      assert.equal(seen.oom, 'memory_limit');
+      assert.equal(seen.instanceMade, true);
+      assert.deepEqual(seen.cgroups, { version: 'v2', parents: [`${unit}/cellblock`], peakMemorySource: 'memory.peak', delegation: { base: unit, mark: 'trusted.delegate' } });
+      assert.equal(seen.self, `0::/cellblock/test-marked-${process.pid}/supervisor`, 'left in its subgroup: the unit itself held no process');
+    } finally {
+      await removeTestCgroup(unit);
+    }
+  });
+
+  it('refuses a delegated cgroup that lacks a controller, naming the ones it lacks', async () => {
     // The unit's parent enables none for it: DelegateControllers= without cpu, memory and pids.
     const mountPoint = systemLayout?.version === 'v2' ? systemLayout.mountPoint : '/sys/fs/cgroup';
     const slice = path.join(mountPoint, 'cellblock', `test-slice-${process.pid}`);
@@ -433,22 +480,18 @@ console.log(JSON.stringify({ message }));`,
       );
       assert.match(String(seen.message), /lacks cpu, memory, pids \(its cgroup.controllers: none\): its manager did not delegate them \(systemd: Delegate=yes/);
     } finally {
-      for (const dir of [unit, slice]) if (fs.existsSync(dir)) removeWhenEmpty(dir);
+      await removeTestCgroup(slice);
     }
   });
 });
 
-/** rmdir once the cgroup's last process has gone (a kill is not instant). */
-function removeWhenEmpty(dir: string): void {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    try {
-      fs.rmdirSync(dir);
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EBUSY' || Date.now() > deadline) throw error;
-      spawnSync('sleep', ['0.01']);
-    }
+/** Kills what a test's cgroup tree still holds and removes it. Reports rather than throws: a
+ * failure here must not hide the test's own. */
+async function removeTestCgroup(dir: string): Promise<void> {
+  try {
+    await removeCgroupTree(dir, killCgroupPids);
+  } catch (error) {
+    console.error(`could not remove the test cgroup ${dir}: ${(error as Error).message}`);
   }
 }
 
@@ -469,7 +512,7 @@ describe('cgroup v1 backend', { skip: skip || (systemLayout?.version !== 'v1' &&
     assert.equal(text(r.stdout), 'survived\n');
   });
 
-  it('goes under the cgroup it was started in, in each hierarchy, with CELLBLOCK_CGROUP_BASE=delegated', () => {
+  it('goes under the cgroup it was started in, in each hierarchy, with CELLBLOCK_CGROUP_BASE=delegated', async () => {
     // A unit's cgroup in every hierarchy, as systemd's Delegate=yes makes one on a v1 host.
     const mounts = systemLayout?.version === 'v1' ? [...new Set(Object.values(systemLayout.mountPoints))] : [];
     const units = mounts.map((mount) => path.join(mount, 'cellblock', `test-unit-${process.pid}`));
@@ -484,13 +527,11 @@ await sandbox.close();`,
       assert.deepEqual(seen.hello, ['ok', 'hello\n']);
       assert.equal(seen.oom, 'memory_limit', "the run's memory limit holds under the unit");
       assert.equal(seen.instanceMade, true);
-      assert.deepEqual((seen.cgroups as { parents: string[] }).parents, units.map((unit) => path.join(unit, 'cellblock')));
+      assert.deepEqual((seen.cgroups as { parents: string[] }).parents.toSorted(), units.map((unit) => path.join(unit, 'cellblock')).toSorted());
       assert.equal((seen.cgroups as { hostProcessesMovedTo?: string }).hostProcessesMovedTo, undefined, 'v1 moves nothing');
       for (const unit of units) assert.ok(!fs.existsSync(path.join(unit, 'cellblock')), `the parent under ${unit} went with the instance`);
     } finally {
-      for (const unit of units) {
-        for (const dir of [path.join(unit, 'cellblock'), unit]) if (fs.existsSync(dir)) removeWhenEmpty(dir);
-      }
+      for (const unit of units) await removeTestCgroup(unit);
     }
   });
 });

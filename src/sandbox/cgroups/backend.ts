@@ -65,6 +65,9 @@ export interface CgroupBackend {
    * could be enabled there (a container with a cgroup namespace of its own, or a cgroup
    * delegated to this process); undefined when nothing was moved. */
   readonly hostProcessesMovedTo?: string;
+  /** v2 with CELLBLOCK_CGROUP_BASE=delegated, below the hierarchy's root: the base, and whether a
+   * mark confirmed its delegation. */
+  readonly delegation?: CgroupDelegation;
   createInstance(instanceId: string): void;
   createRunCgroup(instanceId: string, containerId: string): RunCgroup;
   /** Instance ids that have a subtree under the parent. */
@@ -76,6 +79,14 @@ export interface CgroupBackend {
 }
 
 /** A cgroup operation failed; `path` says which file or directory. */
+/** The cgroup a worker took as delegated to it (CgroupBase `delegated`). */
+export interface CgroupDelegation {
+  base: string;
+  /** The extended attribute its manager set on it (systemd 251+: trusted.delegate); absent when
+   * none was found, so nothing confirms that it was delegated. */
+  mark?: string;
+}
+
 export class CgroupError extends Error {
   override readonly name = 'CgroupError';
   constructor(

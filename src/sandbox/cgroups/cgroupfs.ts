@@ -35,6 +35,24 @@ export function parseCgroupInteger(text: string, file: string): number {
   return value;
 }
 
+/** The marks a service manager leaves on a cgroup it delegated: systemd 251+ sets
+ * trusted.delegate (and from 253 user.delegate, readable without privilege) to "1". */
+const DELEGATION_MARKS = ['trusted.delegate', 'user.delegate'];
+
+/** Which of `dir` and its parent (not above `top`) carries a delegation mark, with the mark's
+ * name: `dir` itself for a service started in the cgroup delegated to it, its parent for one
+ * that systemd started in a subgroup of it (DelegateSubgroup=). No higher: a cgroup further up
+ * is delegated to another manager (a user's systemd), not to this process. Undefined where
+ * neither is marked (a manager that sets no mark, such as systemd before 251, or a cgroup not
+ * delegated at all). */
+export function findDelegatedCgroup(dir: string, top: string): { dir: string; mark: string } | undefined {
+  const candidates = dir === top || !dir.startsWith(`${top}/`) ? [dir] : [dir, path.dirname(dir)];
+  for (const candidate of candidates) {
+    for (const mark of DELEGATION_MARKS) if (native.readXattr(candidate, mark) === '1') return { dir: candidate, mark };
+  }
+  return undefined;
+}
+
 export function readCgroupInteger(file: string): number {
   return parseCgroupInteger(readCgroupFile(file), file);
 }

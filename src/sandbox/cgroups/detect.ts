@@ -15,6 +15,9 @@ export type CgroupLayout =
 
 interface CgroupMount {
   mountPoint: string;
+  /** The cgroup the mount shows as its root (mountinfo's fourth field): `/` but where a subtree
+   * was mounted (a container's own hierarchy mounted without a cgroup namespace, say). */
+  root: string;
   fsType: string;
   superOptions: string[];
 }
@@ -34,6 +37,7 @@ export function parseCgroupMounts(mountinfo: string): CgroupMount[] {
     if (fsType !== 'cgroup' && fsType !== 'cgroup2') continue;
     mounts.push({
       mountPoint: unescapeMountPath(before[4] ?? ''),
+      root: unescapeMountPath(before[3] ?? '/'),
       fsType,
       superOptions: (after[2] ?? '').split(','),
     });
@@ -65,6 +69,29 @@ function unusable(mounts: CgroupMount[], v1Missing: V1Controller[]): string {
     'On a host: a controller disabled on the kernel command line (cgroup_disable=), or held by a v1 hierarchy of a hybrid layout ' +
     '(boot with systemd.unified_cgroup_hierarchy=1); in a container or a pod: its runtime did not delegate the controller to it'
   );
+}
+
+/** The cgroup directory under `mountPoint` that is the cgroup `cgroupPath` (as /proc/self/cgroup
+ * names it), given the cgroup the mount shows as its root; a CgroupError when the mount does not
+ * show it (outside the mounted subtree, or outside this process's cgroup namespace: `/..`). */
+export function cgroupDirUnder(mountPoint: string, mountRoot: string, cgroupPath: string): string {
+  // A cgroup outside this process's cgroup namespace is named with `..` (`/../../x`), which a
+  // path's normalisation would silently fold away.
+  const relative = path.posix.relative(mountRoot, cgroupPath);
+  if (cgroupPath.split('/').includes('..') || relative === '..' || relative.startsWith('../') || path.posix.isAbsolute(relative)) {
+    throw new CgroupError(
+      'delegate',
+      '/proc/self/cgroup',
+      'EINVAL',
+      `this process's cgroup ${cgroupPath} is not under the hierarchy mounted at ${mountPoint} (which shows ${mountRoot}): CELLBLOCK_CGROUP_BASE=delegated needs the cgroup it was started in visible there`,
+    );
+  }
+  return relative === '' ? mountPoint : path.join(mountPoint, relative);
+}
+
+/** The root each cgroup mount shows, by mount point. */
+export function cgroupMountRoots(mountinfo: string): Map<string, string> {
+  return new Map(parseCgroupMounts(mountinfo).map((mount) => [mount.mountPoint, mount.root]));
 }
 
 export function detectCgroupLayout(mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8')): CgroupLayout {

@@ -1,9 +1,10 @@
 // The cgroup backend for this host, detected once.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CgroupBackend } from './backend.js';
 import type { CgroupBase } from '../types.js';
-import { detectCgroupLayout, delegatedV2Base, parseProcessCgroups, V1_CONTROLLERS, type V1Controller } from './detect.js';
+import type { CgroupBackend } from './backend.js';
+import { cgroupDirUnder, cgroupMountRoots, detectCgroupLayout, delegatedV2Base, parseProcessCgroups, V1_CONTROLLERS, type V1Controller } from './detect.js';
+import { findDelegatedCgroup } from './cgroupfs.js';
 import { CgroupV1Backend } from './v1.js';
 import { CgroupV2Backend, V2_HOST_PROCESSES_LEAF, type V2BackendOptions } from './v2.js';
 
@@ -15,15 +16,27 @@ export interface CgroupBackendOptions extends V2BackendOptions {
 /** `parentName` is relative to each hierarchy's base ("cellblock" by default): its mount point,
  * or with `base: 'delegated'` the cgroup this process was started in. */
 export function createCgroupBackend(parentName = 'cellblock', options: CgroupBackendOptions = {}): CgroupBackend {
-  const layout = detectCgroupLayout();
-  const own = options.base === 'delegated' ? parseProcessCgroups(fs.readFileSync('/proc/self/cgroup', 'utf8')) : undefined;
+  const mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  const layout = detectCgroupLayout(mountinfo);
+  const delegated = options.base === 'delegated';
   if (layout.version === 'v2') {
-    const base = own?.unified === undefined ? '/' : delegatedV2Base(own.unified, parentName, V2_HOST_PROCESSES_LEAF);
-    return new CgroupV2Backend(layout.mountPoint, path.join(layout.mountPoint, base), parentName, options);
+    if (!delegated) return new CgroupV2Backend(layout.mountPoint, layout.mountPoint, parentName, options);
+    const own = parseProcessCgroups(fs.readFileSync('/proc/self/cgroup', 'utf8')).unified ?? '/';
+    const mountRoot = cgroupMountRoots(mountinfo).get(layout.mountPoint) ?? '/';
+    const ownDir = cgroupDirUnder(layout.mountPoint, mountRoot, delegatedV2Base(own, parentName, V2_HOST_PROCESSES_LEAF));
+    // The hierarchy's root (a container's own cgroup namespace): nothing to confirm, as `root`.
+    if (ownDir === layout.mountPoint) return new CgroupV2Backend(layout.mountPoint, ownDir, parentName, options, true);
+    const marked = findDelegatedCgroup(ownDir, layout.mountPoint);
+    const base = marked?.dir ?? ownDir;
+    return new CgroupV2Backend(layout.mountPoint, base, parentName, options, true, { base, ...(marked ? { mark: marked.mark } : {}) });
   }
+  const own = delegated ? parseProcessCgroups(fs.readFileSync('/proc/self/cgroup', 'utf8')) : undefined;
+  const roots = cgroupMountRoots(mountinfo);
   const parents = {} as Record<V1Controller, string>;
   for (const controller of V1_CONTROLLERS) {
-    parents[controller] = path.join(layout.mountPoints[controller], own?.byController.get(controller) ?? '/', parentName);
+    const mountPoint = layout.mountPoints[controller];
+    const base = own ? cgroupDirUnder(mountPoint, roots.get(mountPoint) ?? '/', own.byController.get(controller) ?? '/') : mountPoint;
+    parents[controller] = path.join(base, parentName);
   }
   return new CgroupV1Backend(parents);
 }

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Limits } from '../types.js';
-import { BACKGROUND_CPU_WEIGHT_FRACTION, CgroupError, type CgroupBackend, type CgroupUsage, type RunCgroup } from './backend.js';
+import { BACKGROUND_CPU_WEIGHT_FRACTION, CgroupError, type CgroupBackend, type CgroupDelegation, type CgroupUsage, type RunCgroup } from './backend.js';
 import {
   type CgroupLimitValues,
   cgroupPids,
@@ -193,6 +193,10 @@ export class CgroupV2Backend implements CgroupBackend {
     private readonly baseDir: string,
     parentName: string,
     options: V2BackendOptions = {},
+    /** The base is a cgroup delegated to this process (CELLBLOCK_CGROUP_BASE=delegated). */
+    private readonly delegated = false,
+    /** A delegated base below the hierarchy's root, and the mark that confirmed it, if any. */
+    readonly delegation?: CgroupDelegation,
   ) {
     this.parent = path.join(baseDir, parentName);
     this.parentPaths = [this.parent];
@@ -205,7 +209,7 @@ export class CgroupV2Backend implements CgroupBackend {
 
   /** Enables our controllers on every level from the base down to dir's parent. */
   private enableControllersDownTo(dir: string): void {
-    if (this.baseDir !== this.mountPoint) this.checkDelegatedControllers();
+    if (this.delegated) this.checkDelegatedControllers();
     const relative = path.relative(this.baseDir, dir).split(path.sep).filter(Boolean);
     let current = this.baseDir;
     for (const part of relative) {
@@ -227,7 +231,7 @@ export class CgroupV2Backend implements CgroupBackend {
       file,
       'ENOENT',
       `cgroup v2: the cgroup cellblock was started in (${this.baseDir}, CELLBLOCK_CGROUP_BASE=delegated) lacks ${absent.join(', ')} ` +
-        `(its cgroup.controllers: ${available.join(' ') || 'none'}): its manager did not delegate them (systemd: Delegate=yes, or DelegateControllers=cpu memory pids)`,
+        `(its cgroup.controllers: ${available.join(' ') || 'none'}): its manager did not delegate them (systemd: Delegate=yes, or Delegate=cpu memory pids)`,
     );
   }
 
@@ -245,13 +249,24 @@ export class CgroupV2Backend implements CgroupBackend {
     const enabled = readCgroupFile(file).trim().split(/\s+/);
     if (V2_CONTROLLERS.every((c) => enabled.includes(c))) return;
     const wanted = V2_CONTROLLERS.map((c) => `+${c}`).join(' ');
+    const busy = (error: unknown) => error instanceof CgroupError && error.code === 'EBUSY';
     try {
       writeCgroupFile(file, wanted);
+      return;
     } catch (error) {
-      if (!(error instanceof CgroupError && error.code === 'EBUSY' && dir === this.baseDir)) throw error;
+      if (!(busy(error) && dir === this.baseDir)) throw error;
+    }
+    // A process forked in the base between the move and the write (another worker of the
+    // service starting, say) makes the write EBUSY again: move and try again.
+    for (let round = 1; ; round++) {
       const leaf = this.moveRootProcessesToLeaf();
-      writeCgroupFile(file, wanted);
-      this.hostProcessesMovedTo = leaf;
+      try {
+        writeCgroupFile(file, wanted);
+        this.hostProcessesMovedTo = leaf;
+        return;
+      } catch (error) {
+        if (!busy(error) || round >= MOVE_ROUNDS) throw error;
+      }
     }
   }
 
@@ -281,7 +296,7 @@ export class CgroupV2Backend implements CgroupBackend {
         path.join(this.baseDir, 'cgroup.procs'),
         refused,
         `cgroup v2: the controllers cannot be enabled in ${this.baseDir}, which holds processes (${left.join(', ')}) that could not be moved to ${leaf} (${refused}); ` +
-          (this.baseDir === this.mountPoint
+          (!this.delegated
             ? "give cellblock the host's cgroup namespace (docker run --cgroupns=host, compose `cgroup: host`) or a cgroup without processes of its own"
             : 'start cellblock in a cgroup delegated to it (systemd: Delegate=yes), or without CELLBLOCK_CGROUP_BASE=delegated'),
       );
