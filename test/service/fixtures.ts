@@ -268,12 +268,23 @@ export interface CellblockProcess {
   output(): string;
 }
 
-/** Runs the `cellblock` command with `env` added, and waits until it prints `readyText`. */
-export async function spawnCellblock(args: string[], readyText: string, env: Record<string, string | undefined>, readyTimeoutMs = 60_000): Promise<CellblockProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', cellblockSource, ...args], {
-    env: { ...process.env, CELLBLOCK_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** Runs the `cellblock` command with `env` added, and waits until it prints `readyText`. With
+ * `cgroupDirs` (one per hierarchy), it starts in those cgroups, as a service manager starts a
+ * unit in the cgroup it made for it. */
+export async function spawnCellblock(
+  args: string[],
+  readyText: string,
+  env: Record<string, string | undefined>,
+  readyTimeoutMs = 60_000,
+  cgroupDirs: string[] = [],
+): Promise<CellblockProcess> {
+  const command = [process.execPath, '--import', 'tsx', cellblockSource, ...args];
+  const options = { env: { ...process.env, CELLBLOCK_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] };
+  const joinCgroups = 'for dir in "$@"; do [ "$dir" = -- ] && break; echo $$ > "$dir/cgroup.procs" || exit 1; shift; done; shift; exec "$@"';
+  const child =
+    cgroupDirs.length === 0
+      ? spawn(command[0]!, command.slice(1), options)
+      : spawn('sh', ['-c', joinCgroups, 'sh', ...cgroupDirs, '--', ...command], options);
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));

@@ -4,12 +4,13 @@
 // does SIGKILL of the command; nothing stays mounted or running.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { freeLoopbackPort, freeLoopbackPortExcept } from '../../src/queue/redis-server.js';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
+import { killCgroupPids, removeCgroupTree } from '../../src/sandbox/cgroups/cgroupfs.js';
 import { detectCgroupLayout } from '../../src/sandbox/cgroups/detect.js';
 import { checkWorkerMachine } from '../../src/bin/worker-preflight.js';
 import { dataDirFromEnv } from '../../src/images/paths.js';
@@ -382,6 +383,43 @@ describe('cellblock api', () => {
       api.child.kill('SIGTERM');
       await exited;
       await redis.stop();
+    }
+  });
+});
+
+describe('cellblock worker under a delegated cgroup', { skip }, () => {
+  test('CELLBLOCK_CGROUP_BASE=delegated: its sandboxes go under the cgroup it was started in, and go with it', async () => {
+    // A unit's cgroup in every hierarchy, as systemd makes one for a service with Delegate=yes.
+    const layout = detectCgroupLayout();
+    const mounts = layout.version === 'v1' ? [...new Set(Object.values(layout.mountPoints))] : [layout.mountPoint];
+    const units = mounts.map((mount) => path.join(mount, 'cellblock', `test-worker-unit-${process.pid}`));
+    for (const unit of units) mkdirSync(unit, { recursive: true });
+    const scratch = await scratchDir();
+    const redis = await startRedis();
+    let worker: CellblockProcess | undefined;
+    try {
+      worker = await spawnCellblock(
+        ['worker', '--single'],
+        '"worker ready"',
+        { CELLBLOCK_REDIS_URL: redis.url, CELLBLOCK_POOL_STATE_DIR: scratch.dir, CELLBLOCK_CGROUP_BASE: 'delegated' },
+        60_000,
+        units,
+      );
+      await until(() => logLine(worker!.output(), 'worker ready') !== undefined, 10_000, 20, "the worker's ready line");
+      const cgroups = logLine(worker.output(), 'worker ready')?.cgroups as { parents?: string[] } | undefined;
+      const parents = units.map((unit) => path.join(unit, 'cellblock'));
+      assert.deepEqual(cgroups?.parents?.toSorted(), parents.toSorted(), JSON.stringify(cgroups));
+      const instances = (parent: string) => readdirSync(parent).filter((name) => name !== 'host-processes' && statSync(path.join(parent, name)).isDirectory());
+      assert.equal(instances(parents[0]!).length, 1, "the worker's instance, with its pool's containers, is under the unit");
+      const exited = new Promise((resolve) => worker!.child.once('exit', resolve));
+      worker.child.kill('SIGTERM');
+      await exited;
+      for (const parent of parents) assert.deepEqual(existsSync(parent) ? instances(parent) : [], [], `nothing of the worker's is left under ${parent}`);
+    } finally {
+      if (worker && worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL');
+      for (const unit of units) await removeCgroupTree(unit, killCgroupPids).catch((error: Error) => console.error(`could not remove ${unit}: ${error.message}`));
+      await redis.stop();
+      await scratch.remove();
     }
   });
 });
