@@ -115,11 +115,12 @@ export const API_KEY_SECURITY_SCHEMES = {
 
 /** Query parameters that carry a secret (loggableUrl): a live ticket; a key where a route takes
  * one there (apiKeyQueryParameter: Judge0's X-Auth-Token), and one a client put there by mistake
- * under the name of a key header (X-API-Key, X-RapidAPI-Key: refused, but a key all the same).
- * Matched as the query parser reads them (decoded, any case). */
-const SECRET_QUERY_PARAMETERS: ReadonlySet<string> = new Set(
-  Object.values(API_KEY_SECURITY_SCHEMES).flatMap((scheme) => (scheme.type === 'apiKey' ? [scheme.name.toLowerCase()] : [])),
-);
+ * under the name of a key header (X-API-Key, X-RapidAPI-Key, Authorization: refused, but a key
+ * all the same). Matched as the query parser reads them (decoded, any case). */
+const SECRET_QUERY_PARAMETERS: ReadonlySet<string> = new Set([
+  ...Object.values(API_KEY_SECURITY_SCHEMES).flatMap((scheme) => (scheme.type === 'apiKey' ? [scheme.name.toLowerCase()] : [])),
+  'authorization',
+]);
 
 /** A route's OpenAPI `security`: for a protected route, any one of the headers it takes a key
  * from, or none as well when the server has no keys configured; undefined for an open route. */

@@ -115,7 +115,9 @@ export function clientErrorHandler(this: FastifyInstance, error: NodeJS.ErrnoExc
       : error.code === 'HPE_HEADER_OVERFLOW'
         ? [431, 'headers_too_large', "the request's headers are larger than the server takes"]
         : [400, 'bad_request', `the request is not valid HTTP (${error.code ?? error.message})`];
-  this.log.debug({ err: error }, 'malformed HTTP request');
+  // The code and message alone: Node's parser error carries the raw request (rawPacket), API keys
+  // in its headers included, which the error serializer would log (as a Buffer's bytes).
+  this.log.debug({ code: error.code, reason: error.message }, 'malformed HTTP request');
   if (socket.writable) {
     const body = JSON.stringify({ error: { code, message } });
     const head = `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n`;

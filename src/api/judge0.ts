@@ -40,6 +40,11 @@ export const RAPIDAPI_KEY_HEADER = API_KEY_SECURITY_SCHEMES['X-RapidAPI-Key'].na
 /** Rails' rendering of a missing record (ActiveRecord::RecordNotFound). */
 const NOT_FOUND = { status: 404, error: 'Not Found' };
 
+/** The bytes `text` takes inside a JSON document (its escapes, without the quotes); 0 for none. */
+function jsonTextBytes(text: string | undefined): number {
+  return text === undefined ? 0 : Buffer.byteLength(JSON.stringify(text)) - 2;
+}
+
 type Params = Record<string, unknown>;
 
 /** Rails merges query and body parameters into one `params`; the body wins. */
@@ -99,17 +104,17 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     if (refusal) throw new Judge0ValidationError({ callback_url: ['is not a permitted destination'] });
     const unpacked = additional && 'files' in additional ? additional.unpackedBytes : 0;
     const { tests } = submission.request;
-    // Each run's test as it is stored: its stdin (base64) and its expected output (text, or base64
-    // where it is not UTF-8).
-    const perRun = (test: JobTest) =>
-      Buffer.byteLength(test.stdinBase64) + Buffer.byteLength(test.expectedOutput ?? '') + Buffer.byteLength(test.expectedOutputBase64 ?? '');
-    const repeated = tests && tests.length > 1 ? (tests.length - 1) * perRun(tests[0]!) : 0;
-    if (unpacked + repeated > budget.bytes) {
+    // Each run's test as Redis stores it, in JSON: its stdin (base64) and its expected output
+    // (text, escaped as JSON escapes it: a control byte takes six, or base64 where it is not UTF-8).
+    const storedBytesPerRun = (test: JobTest) =>
+      Buffer.byteLength(test.stdinBase64) + jsonTextBytes(test.expectedOutput) + Buffer.byteLength(test.expectedOutputBase64 ?? '');
+    const repeatedBytes = tests && tests.length > 1 ? (tests.length - 1) * storedBytesPerRun(tests[0]!) : 0;
+    if (unpacked + repeatedBytes > budget.bytes) {
       throw new Judge0ValidationError({
-        base: [`${tests?.length ?? 1} runs store the stdin and expected_output once each, ${repeated} bytes beyond the first, more than the ${budget.bytes} bytes this request may still add to what it sent`],
+        base: [`${tests?.length ?? 1} runs store the stdin and expected_output once each, ${repeatedBytes} bytes beyond the first, more than the ${budget.bytes} bytes this request may still add to what it sent`],
       });
     }
-    budget.bytes -= unpacked + repeated;
+    budget.bytes -= unpacked + repeatedBytes;
     return submission;
   };
 

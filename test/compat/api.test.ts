@@ -2,6 +2,7 @@
 // answered before a job runs — request checks, tokens, queued status, batch, fields, languages,
 // statuses, Piston's 400/415. (Running jobs: e2e.test.ts.)
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { loggableUrl } from '../../src/api/auth.js';
@@ -274,6 +275,11 @@ describe('compat fronts before a job runs', () => {
     assert.equal(bytes.statusCode, 422, bytes.body);
     assert.match((bytes.json() as { base: string[] }).base[0]!, /^3 runs store the stdin and expected_output once each, 4893360 bytes beyond the first/);
     assert.equal((await expected(0xff, 2)).statusCode, 201);
+    // Text is stored as JSON escapes it: a control byte (UTF-8, so text) takes six bytes, \u0001.
+    // 1.75 MiB of them repeated twice: 21 MiB stored, though the base64 body carried 2.3 MiB.
+    const control = await expected(0x01, 3);
+    assert.equal(control.statusCode, 422, control.body);
+    assert.match((control.json() as { base: string[] }).base[0]!, /^3 runs store the stdin and expected_output once each, 22020096 bytes beyond the first/);
   });
 
   test('Piston lists runtimes and refuses bad requests with its messages and codes', async () => {
@@ -415,6 +421,7 @@ describe('compat fronts with API keys', () => {
     // A header only, as RapidAPI's clients send it; one put in the query is refused, and not logged.
     assert.equal((await service.app.inject({ method: 'GET', url: '/languages?X-RapidAPI-Key=judge0-key' })).statusCode, 401);
     assert.equal(loggableUrl('/languages?x-rapidapi-key=judge0-key&a=1'), '/languages?x-rapidapi-key=[redacted]&a=1');
+    assert.equal(loggableUrl('/v1/runtimes?Authorization=Bearer%20k'), '/v1/runtimes?Authorization=[redacted]', 'a Bearer key put in the query by mistake');
     // Judge0's routes only.
     assert.equal((await service.app.inject({ method: 'GET', url: '/v1/runtimes', headers: rapidApi('judge0-key') })).statusCode, 401);
     assert.equal((await service.app.inject({ method: 'GET', url: '/api/v2/runtimes', headers: rapidApi('judge0-key') })).statusCode, 401);
@@ -424,6 +431,26 @@ describe('compat fronts with API keys', () => {
     assert.ok(answered.includes('/languages?X-RapidAPI-Key=[redacted]'), JSON.stringify(answered));
     assert.ok(!JSON.stringify(logLines).includes('judge0-key'), 'no log line holds the key');
     assert.ok(!JSON.stringify(logLines).includes('wrong-key'), 'nor a wrong one');
+  });
+
+  test("a request the HTTP parser refuses is logged without its headers: a key in them stays out of the log", async () => {
+    const address = await service.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = new URL(address);
+    // Headers past Node's limit (HPE_HEADER_OVERFLOW): the parser's error carries the raw request.
+    const raw = `GET /languages HTTP/1.1\r\nHost: x\r\nX-RapidAPI-Key: parser-key\r\nX-Padding: ${'a'.repeat(20_000)}\r\n\r\n`;
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.end(raw));
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(text));
+    });
+    assert.match(answer, /^HTTP\/1\.1 431 /);
+    assert.ok(logLines.some((line) => line.msg === 'malformed HTTP request'), 'the refusal is logged');
+    // Neither as text nor as a Buffer's bytes (how a serialized error's rawPacket shows).
+    const logged = JSON.stringify(logLines);
+    assert.ok(!logged.includes('parser-key'), 'without the key');
+    assert.ok(!logged.includes([...Buffer.from('parser-key')].join(',')), "nor the key's bytes");
   });
 
   test('X-Auth-Token is Judge0\'s header only: /v1 and Piston do not read it', async () => {

@@ -16,7 +16,7 @@ import {
   serializeSubmission,
 } from '../../src/api/compat/judge0-submission.js';
 import { laterFieldsOf, type JobRecord, type JobRequest } from '../../src/jobs/model.js';
-import { toExecuteRequest } from '../../src/queue/codec.js';
+import { JobDataError, toExecuteRequest } from '../../src/queue/codec.js';
 import { MiB } from '../../src/units.js';
 import { done, gcc, go, python311, python39, runtime, stage } from './fixtures.js';
 
@@ -287,12 +287,24 @@ describe('judge0 submission request', () => {
     assert.deepEqual(laterFieldsOf(bytes), ['stopOnFailure', 'tests[].expectedOutputBase64'], 'a later field: refused while an older worker is live');
     // A worker reads the bytes back as they were sent.
     assert.deepEqual(toExecuteRequest(bytes, new AbortController().signal).tests?.[0]?.expectedOutput, invalidUtf8);
+    // A worker refuses a test in neither shape: both forms at once, or bytes that are no string.
+    for (const test of [
+      { stdinBase64: '', expectedOutput: 'a', expectedOutputBase64: b64(invalidUtf8) },
+      { stdinBase64: '', expectedOutputBase64: 7 },
+    ]) {
+      const malformed = { ...bytes, tests: [test] } as unknown as JobRequest;
+      assert.throws(() => toExecuteRequest(malformed, new AbortController().signal), (error: unknown) => error instanceof JobDataError && /tests must be/.test(error.message));
+    }
     for (const notUtf8 of [[0xc3], [0xed, 0xa0, 0x80], [0xc0, 0xaf], [0xfe, 0xff]]) {
       assert.equal(translated(Buffer.from(notUtf8)).tests?.[0]?.expectedOutputBase64, b64(Buffer.from(notUtf8)), `${notUtf8}: a cut sequence, a surrogate, an overlong form`);
     }
     const text = translated(Buffer.from('é \ufeff1\n'));
     assert.deepEqual(text.tests, [{ stdinBase64: '', expectedOutput: 'é \ufeff1\n' }], 'UTF-8, a byte order mark kept');
     assert.deepEqual(laterFieldsOf(text), []);
+    // At the start too, where a TextDecoder would drop it: the text is exactly the bytes sent.
+    const leading = translated(Buffer.from('\ufeff1\n'));
+    assert.deepEqual(leading.tests, [{ stdinBase64: '', expectedOutput: '\ufeff1\n' }]);
+    assert.deepEqual(Buffer.from(leading.tests![0]!.expectedOutput!, 'utf8'), Buffer.from('\ufeff1\n'));
   });
 
   it('stops the runs at the first that is not Accepted, as Judge0 does', () => {

@@ -1,23 +1,15 @@
 // Reading a stored stage's outputs the way the compat fronts need them: bytes, or text.
 import type { StoredStage } from '../../jobs/model.js';
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+/** True when the bytes are valid UTF-8 (Judge0 refuses to send anything else as text); the job
+ * model's own test (expectedOutputFields), so that the two never disagree. */
+export { isUtf8 } from 'node:buffer';
 
 export const stdoutBytes = (stage: StoredStage): Buffer => Buffer.from(stage.stdoutBase64, 'base64');
 export const stderrBytes = (stage: StoredStage): Buffer => Buffer.from(stage.stderrBase64, 'base64');
 
 /** Text with invalid UTF-8 replaced by U+FFFD: what a Node front that builds strings sends. */
 export const lossyText = (bytes: Uint8Array): string => Buffer.from(bytes).toString('utf8');
-
-/** True when the bytes are valid UTF-8 (Judge0 refuses to send anything else as text). */
-export function isUtf8(bytes: Uint8Array): boolean {
-  try {
-    strictUtf8.decode(bytes);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A file name for the work dir: relative, no "..", no empty segments, no NUL. */
 export function isSafeRelativePath(name: string): boolean {
