@@ -10,7 +10,7 @@ import { tryHoldLockFile } from '../lock-file.js';
 import { startRedisServer } from '../queue/redis-server.js';
 import { ListenError, runApi } from './api-command.js';
 import { createLogger, guardStartup, onShutdown } from './process-control.js';
-import { checkWorkerMachine, WorkerPreflightError } from './worker-preflight.js';
+import { checkWorkerMachine, sandboxUidAccountsWarning, WorkerPreflightError } from './worker-preflight.js';
 
 const USAGE = `usage: cellblock <command>
 
@@ -42,9 +42,12 @@ async function api(config: Config): Promise<void> {
 const workerCommand = () => import('./worker-command.js');
 
 /** Refuses, in one line, a machine where no worker could run (checkWorkerMachine); warns of the
- * runtimes whose jobs would fail here. */
+ * runtimes whose jobs would fail here, and of host accounts with sandbox uids. */
 function checkMachineForWorkers(config: Config, logger: Logger): void {
-  const missing = checkWorkerMachine(config, loadRuntimes());
+  const { missingImages: missing, sandboxUidAccounts, passwdSource } = checkWorkerMachine(config, loadRuntimes());
+  if (sandboxUidAccounts.length > 0) {
+    logger.warn({ accounts: sandboxUidAccounts, source: passwdSource }, sandboxUidAccountsWarning(sandboxUidAccounts));
+  }
   if (missing.length > 0) {
     logger.warn(
       { runtimes: missing.map((runtime) => runtime.id), images: [...new Set(missing.map((runtime) => runtime.image))] },

@@ -10,7 +10,7 @@ import { KeyedPool, type PrepareOccasion } from './keyed-pool.js';
 import { MountAgent, DEFAULT_PYTHON_PATH } from './mount-agent.js';
 import { destroyRoot, prepareRoot, type PreparedRoot, type RootSpec } from './root.js';
 import { claimOwnerDir, reclaimStaleOwners, releaseOwnerDir, type ReclaimReport } from './state-dir.js';
-import { UidLeases } from './uid-leases.js';
+import { DEFAULT_UID_LEASE_DIR, removeOldUidLeases, UidLeases } from './uid-leases.js';
 import type { PoolSizing, PoolStats } from './types.js';
 
 /** What the pool adds on top of a root, e.g. the engine's pre-warmed container. */
@@ -26,6 +26,9 @@ export interface ContainerPreparer<C> {
 export interface PoolOptions<C = never> {
   /** Parent of every owner's state dir; shared by the owners of one machine. */
   stateRoot: string;
+  /** Where slots' uids are leased (uid-leases.ts): one dir for every pool on the machine, whatever
+   * its state root. Default /run/cellblock/uids. */
+  uidLeaseDir?: string;
   /** The image's layers and slot size; called for every slot, so it should be cheap. */
   rootSpec: (image: string) => RootSpec | Promise<RootSpec>;
   sizing?: Partial<PoolSizing> | ((image: string) => PoolSizing);
@@ -77,12 +80,14 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
     const ownerDir = owner;
     const reclaimed = await reclaimStaleOwners(agent, stateRoot, ownerDir.dir);
     await options.reclaimStale?.();
+    const uidLeaseDir = options.uidLeaseDir ?? DEFAULT_UID_LEASE_DIR;
+    await removeOldUidLeases(agent, stateRoot, uidLeaseDir);
     const sizingOption = options.sizing;
     const sizing =
       typeof sizingOption === 'function' ? sizingOption : () => ({ ...DEFAULT_SIZING, ...(sizingOption ?? {}) });
     let seq = 0;
     const container = options.container;
-    const uids = new UidLeases(agent, stateRoot);
+    const uids = new UidLeases(agent, uidLeaseDir);
 
     const prepareSlot = async (image: string, occasion: PrepareOccasion): Promise<PoolSlot<C>> => {
       const spec = await options.rootSpec(image);

@@ -1,11 +1,12 @@
 // The pool against the real kernel: overlay roots on per-slot tmpfs, single use, no leftovers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createPool, type Pool } from '../../src/pool/index.js';
+import { createPool, type Pool, type PoolSlot } from '../../src/pool/index.js';
+import { holdLockFile, isLockFileHeld } from '../../src/lock-file.js';
 import { SANDBOX_UID } from '../../src/pool/root.js';
-import { SANDBOX_UID_COUNT } from '../../src/pool/uid-leases.js';
+import { DEFAULT_UID_LEASE_DIR, SANDBOX_UID_COUNT } from '../../src/pool/uid-leases.js';
 import { until } from '../helpers/until.js';
 import { makeScratch, mountsMentioning, poolSkipReason, type Scratch } from './helpers.js';
 
@@ -34,6 +35,30 @@ async function withPool(
     assert.equal(existsSync(pool.stateDir), false, 'owner dir removed after close');
   } finally {
     scratch.remove();
+  }
+}
+
+/** Two pools, each on a state root of its own (as two services' workers on one machine). */
+async function withPoolsOnTwoStateRoots(
+  sizing: { minReady: number; maxReady: number },
+  body: (pools: [Pool, Pool], scratches: Scratch[]) => Promise<void>,
+  uidLeaseDir?: string,
+): Promise<void> {
+  const scratches = [makeScratch(), makeScratch()];
+  try {
+    const pools = await Promise.all(
+      scratches.map((scratch) =>
+        createPool({ stateRoot: scratch.stateRoot, uidLeaseDir, rootSpec: () => ({ layerPaths: scratch.layerPaths, upperBytes: 1 << 20 }), sizing }),
+      ),
+    );
+    try {
+      await body(pools as [Pool, Pool], scratches);
+    } finally {
+      for (const pool of pools) await pool.close();
+    }
+    for (const scratch of scratches) assert.deepEqual(mountsMentioning(scratch.dir), []);
+  } finally {
+    for (const scratch of scratches) scratch.remove();
   }
 }
 
@@ -216,23 +241,76 @@ test('live slots have uids of their own, and a slot destroyed gives its uid back
     assert.ok(uids.includes(again.root.uid), `${again.root.uid} is one of ${uids}`);
     pool.release(again);
   });
-  // A second pool on the same state root (another worker on the machine) never hands out a uid
-  // the first holds.
-  const scratch = makeScratch();
-  try {
-    const rootSpec = () => ({ layerPaths: scratch.layerPaths, upperBytes: 1 << 20 });
-    const [a, b] = await Promise.all([0, 1].map(() => createPool({ stateRoot: scratch.stateRoot, rootSpec, sizing: { minReady: 0, maxReady: 2 } })));
+  // A second pool, with a state root of its own (another service's worker on the machine), never
+  // hands out a uid the first holds: the leases are the machine's (/run/cellblock/uids, where a
+  // live service on this machine leases too, so that these pools take none of its uids).
+  await withPoolsOnTwoStateRoots({ minReady: 0, maxReady: 2 }, async ([a, b], scratches) => {
+    const taken = await Promise.all([a.take(IMAGE), a.take(IMAGE), b.take(IMAGE), b.take(IMAGE)]);
     try {
-      const taken = await Promise.all([a!.take(IMAGE), a!.take(IMAGE), b!.take(IMAGE), b!.take(IMAGE)]);
-      assert.equal(new Set(taken.map((slot) => slot.root.uid)).size, 4);
-      for (const slot of taken.slice(0, 2)) a!.release(slot);
-      for (const slot of taken.slice(2)) b!.release(slot);
+      const uids = taken.map((slot) => slot.root.uid);
+      assert.equal(new Set(uids).size, 4, `distinct: ${uids}`);
+      for (const uid of uids) assert.equal(isLockFileHeld(join(DEFAULT_UID_LEASE_DIR, String(uid))), true, `${uid} leased in ${DEFAULT_UID_LEASE_DIR}`);
+      for (const scratch of scratches) assert.equal(existsSync(join(scratch.stateRoot, 'uids')), false, 'no lease dir in the state root');
     } finally {
-      await a!.close();
-      await b!.close();
+      // Released whatever failed, so that close finds no slot mounted.
+      for (const slot of taken.slice(0, 2)) a.release(slot);
+      for (const slot of taken.slice(2)) b.release(slot);
     }
-    assert.deepEqual(mountsMentioning(scratch.dir), []);
+  });
+});
+
+test('pools lease in the uid lease dir they are given, whatever their state roots', { skip }, async () => {
+  // Its own dir, for this test alone: these roots run no program, so their uids may be a live
+  // service's.
+  const leases = makeScratch();
+  const uidLeaseDir = join(leases.dir, 'uid-leases');
+  try {
+    await withPoolsOnTwoStateRoots({ minReady: 0, maxReady: 0 }, async ([a, b]) => {
+      // Taken and given back in turns, so that each pool's free list and search both come into it.
+      const live: { pool: Pool; slot: PoolSlot }[] = [];
+      try {
+        for (let round = 0; round < 20; round++) {
+          const taken = await Promise.all([a, b, a, b].map(async (pool) => ({ pool, slot: await pool.take(IMAGE) })));
+          live.push(...taken);
+          const uids = live.map((entry) => entry.slot.root.uid);
+          assert.equal(new Set(uids).size, uids.length, `round ${round}: a uid handed out twice at once: ${uids}`);
+          for (const { slot } of taken) assert.equal(isLockFileHeld(join(uidLeaseDir, String(slot.root.uid))), true, `${slot.root.uid} leased in the given dir`);
+          for (const entry of live.splice(0, 2 + (round % 3))) entry.pool.release(entry.slot);
+        }
+      } finally {
+        for (const entry of live) entry.pool.release(entry.slot);
+      }
+    }, uidLeaseDir);
   } finally {
+    leases.remove();
+  }
+});
+
+test("a pool's start removes the uid lease files an earlier version left in its state root, but held ones", { skip }, async () => {
+  const scratch = makeScratch();
+  const oldDir = join(scratch.stateRoot, 'uids');
+  const heldLease = join(oldDir, String(SANDBOX_UID + 1));
+  let heldFd: number | undefined;
+  try {
+    mkdirSync(oldDir, { recursive: true });
+    for (const uid of [SANDBOX_UID, SANDBOX_UID + 1, SANDBOX_UID + SANDBOX_UID_COUNT - 1]) writeFileSync(join(oldDir, String(uid)), '');
+    // Not a lease file of ours: a uid out of the range, another name.
+    for (const name of [String(SANDBOX_UID + SANDBOX_UID_COUNT), 'notes']) writeFileSync(join(oldDir, name), '');
+    // A worker of the earlier version, still running on this state root, holds its lease.
+    heldFd = holdLockFile(heldLease);
+    const uidLeaseDir = join(scratch.dir, 'uid-leases');
+    const pool = await createPool({ stateRoot: scratch.stateRoot, uidLeaseDir, rootSpec: () => ({ layerPaths: scratch.layerPaths, upperBytes: 1 << 20 }) });
+    await pool.close();
+    assert.deepEqual(readdirSync(oldDir).sort(), [String(SANDBOX_UID + 1), String(SANDBOX_UID + SANDBOX_UID_COUNT), 'notes'].sort());
+    closeSync(heldFd);
+    heldFd = undefined;
+    // That worker gone and the foreign files removed, the next start removes the dir.
+    for (const name of [String(SANDBOX_UID + SANDBOX_UID_COUNT), 'notes']) rmSync(join(oldDir, name));
+    const next = await createPool({ stateRoot: scratch.stateRoot, uidLeaseDir, rootSpec: () => ({ layerPaths: scratch.layerPaths, upperBytes: 1 << 20 }) });
+    await next.close();
+    assert.equal(existsSync(oldDir), false);
+  } finally {
+    if (heldFd !== undefined) closeSync(heldFd);
     scratch.remove();
   }
 });

@@ -446,7 +446,7 @@ describe('cellblock worker on a machine that cannot run jobs', () => {
 
   test('a machine with some images built: the runtimes of the others are named', { skip }, () => {
     const all = builtRuntimes();
-    const missing = checkWorkerMachine({ dataDir: dataDirFromEnv() }, [...all.runtimes, { ...all.runtimes[0]!, id: 'unbuilt', image: 'unbuilt-image' }], 0);
-    assert.deepEqual(missing.map((runtime) => runtime.id), ['unbuilt']);
+    const { missingImages } = checkWorkerMachine({ dataDir: dataDirFromEnv() }, [...all.runtimes, { ...all.runtimes[0]!, id: 'unbuilt', image: 'unbuilt-image' }], 0);
+    assert.deepEqual(missingImages.map((runtime) => runtime.id), ['unbuilt']);
   });
 });
