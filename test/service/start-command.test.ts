@@ -415,8 +415,15 @@ describe('cellblock worker under a delegated cgroup', { skip }, () => {
       worker.child.kill('SIGTERM');
       await exited;
       for (const parent of parents) assert.deepEqual(existsSync(parent) ? instances(parent) : [], [], `nothing of the worker's is left under ${parent}`);
+      assert.deepEqual(mountPointsUnder(scratch.dir), [], 'the worker unmounted its pool');
     } finally {
-      if (worker && worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL');
+      // Failed above: an orderly stop, so that the worker unmounts its pool (a SIGKILL would leave
+      // the scratch dir's mounts), then whatever is left in the unit's cgroups goes.
+      const child = worker?.child;
+      if (child && child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await until(() => child.exitCode !== null || child.signalCode !== null, 30_000, 100).catch(() => child.kill('SIGKILL'));
+      }
       for (const unit of units) await removeCgroupTree(unit, killCgroupPids).catch((error: Error) => console.error(`could not remove ${unit}: ${error.message}`));
       await redis.stop();
       await scratch.remove();
