@@ -44,14 +44,16 @@ const DECIMAL = /^[0-9]{1,10}$/;
 /** Accounts the warning names (systemd-homed alone may have hundreds in the range). */
 const NAMED_ACCOUNTS = 16;
 
-/** The host's user database: `getent passwd`, which lists every NSS source (systemd-homed's users
- * are in none of /etc's files), else /etc/passwd (no getent, or it failed or took too long);
+/** The host's user database: `getent passwd`, which lists every NSS source that enumerates
+ * (systemd-homed's users are in none of /etc's files; sssd and winbind list none by default), else /etc/passwd (no getent, or it failed or took too long);
  * undefined when neither could be read. */
 export function readHostPasswd(getent = 'getent', passwdFile = '/etc/passwd'): PasswdText | undefined {
   const listed = spawnSync(getent, ['passwd'], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'ignore'],
     timeout: GETENT_TIMEOUT_MS,
+    // Not SIGTERM, which an NSS helper may ignore: spawnSync waits for the child's end.
+    killSignal: 'SIGKILL',
     maxBuffer: GETENT_MAX_OUTPUT_BYTES,
   });
   if (listed.error === undefined && listed.status === 0) return { source: `${getent} passwd`, text: listed.stdout };

@@ -12,7 +12,7 @@
 // service) still run their programs on one kernel. A uid given back stays leased to this owner,
 // on a free list taken first: in the steady state a slot's uid costs no agent request (a job makes
 // one or two slots), and the owner holds about as many uids as it ever had slots at once.
-import { lstatSync, mkdirSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { MountAgent } from './mount-agent.js';
 import { SANDBOX_UID } from './root.js';
@@ -69,9 +69,10 @@ export class UidLeases {
   }
 }
 
-/** Removes the lease files an earlier version left in <stateRoot>/uids, and that dir once empty:
- * nothing leases there any more. A file whose lock is held (a worker of that version still
- * running on this state root) stays, as does anything but a sandbox uid's file. (Removing a free
+/** Removes the lease files an earlier version left in <stateRoot>/uids: nothing of this version
+ * leases there. A file whose lock is held (a worker of that version still running on this state
+ * root) stays, as does anything but a sandbox uid's file, and so does the dir itself: such a
+ * worker made it once, at its start, and without it every lease it asks for would fail. (Removing a free
  * one can still race such a worker, as lock-file.ts says of lock files taken in turn: one that
  * opened it just before could lock it while another creates it anew. Only that version's workers
  * could then share a uid, as they may share them with this version's in the meantime anyway.) */
@@ -97,10 +98,5 @@ export async function removeOldUidLeases(agent: MountAgent, stateRoot: string, l
     } finally {
       await agent.request('unlock', { lockId: reply.lockId });
     }
-  }
-  try {
-    rmdirSync(dir);
-  } catch {
-    // Not empty: a live old worker's leases, or files that are not ours.
   }
 }
