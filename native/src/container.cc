@@ -491,9 +491,10 @@ void configureProgram(ContainerState& s, const StartOptions& o) {
   s.stderrToStdout = o.stderrToStdout;
   s.accountingFds = o.accountingFds;
   const rlim_t cpuSoft = static_cast<rlim_t>(o.cpuRlimitSeconds);
-  // RLIMIT_FSIZE also bounds each output stream (memfds are files): one byte past outputBytes is
-  // enough to know the limit was exceeded.
-  const rlim_t fileSize = static_cast<rlim_t>(std::max(o.fileSizeBytes, o.outputBytes + 1));
+  // fileSizeBytes for every file, the output's memfds too: where it is at most outputBytes it
+  // bounds each stream, whose write past it is the program's SIGXFSZ (output_limit, decided in
+  // src/sandbox/verdict.ts). Raised for the output, it would let any file be larger.
+  const rlim_t fileSize = static_cast<rlim_t>(o.fileSizeBytes);
   s.rlimits = {
       {RLIMIT_CPU, cpuSoft, cpuSoft + 1},
       {RLIMIT_FSIZE, fileSize, fileSize},

@@ -10,7 +10,7 @@ import type { CheckedContainerSpec } from './spec.js';
 import { checkStartSpec } from './spec.js';
 import type { Limits, PreparedContainer, RunResult, StartSpec } from './types.js';
 import { SandboxError, SandboxSpecError } from './types.js';
-import { decideVerdict, signalName } from './verdict.js';
+import { decideVerdict, signalName, streamCutAtFileSize } from './verdict.js';
 
 /** How often init checks the cgroup's CPU time (against the limit and backgroundAfterCpuMs) and
  * the output size while the program runs. */
@@ -216,8 +216,9 @@ export class Container implements PreparedContainer {
         stackBytes: limits.stackBytes,
         tmpBytes: limits.tmpBytes,
         // A backstop one second above the limit: the kernel charges RLIMIT_CPU by scheduler ticks,
-        // which over-count a busy program under load, so at the limit itself it would fire before
-        // the cgroup's exact CPU time reaches it (a SIGXCPU death instead of cpu_time_limit).
+        // which over-count a busy program under load, so at the limit itself it would fire well
+        // before the cgroup's exact CPU time reaches it. It can still fire first (SIGXCPU at
+        // 14.7 s of a 15 s limit was seen): the verdict is cpu_time_limit either way.
         cpuRlimitSeconds: msToWholeSecondsCeil(limits.cpuTimeMs) + 1,
         pollIntervalMs: POLL_INTERVAL_MS,
         backgroundAfterCpuMs: program.backgroundAfterCpuMs,
@@ -277,7 +278,8 @@ export class Container implements PreparedContainer {
       cpuTimeMs,
       exitCode,
       signal,
-      outputBytes: exit.stdoutBytes + exit.stderrBytes,
+      stdoutBytes: exit.stdoutBytes,
+      stderrBytes: exit.stderrBytes,
       limits,
     });
     return {
@@ -288,8 +290,8 @@ export class Container implements PreparedContainer {
       ...(piped ?? {
         stdout: exit.stdout,
         stderr: exit.stderr,
-        stdoutTruncated: exit.stdoutBytes > exit.stdout.length,
-        stderrTruncated: exit.stderrBytes > exit.stderr.length,
+        stdoutTruncated: exit.stdoutBytes > exit.stdout.length || streamCutAtFileSize(exit.stdoutBytes, signal, limits),
+        stderrTruncated: exit.stderrBytes > exit.stderr.length || streamCutAtFileSize(exit.stderrBytes, signal, limits),
       }),
       metrics: { cpuTimeMs, wallTimeMs: nsToMs(exit.wallTimeNs), peakMemoryBytes: usage.peakMemoryBytes },
     };

@@ -144,17 +144,6 @@ export interface CheckedStartSpec {
   stderrToStdout: boolean;
 }
 
-/**
- * The run's stdout and stderr are files (memfds), under the same RLIMIT_FSIZE as every file the
- * program writes, and the engine needs one byte past outputBytes in them to see an output flood.
- * Where fileSizeBytes leaves no room for that, the output is bounded by the file size instead
- * (outputBytes = fileSizeBytes - 1), as Judge0 bounds output by max_file_size; raising the file
- * limit to fit the output would let the program write files larger than fileSizeBytes.
- */
-function outputWithinFileSize(limits: Limits): Limits {
-  return limits.outputBytes < limits.fileSizeBytes ? limits : { ...limits, outputBytes: limits.fileSizeBytes - 1 };
-}
-
 export function checkStartSpec(spec: StartSpec, workDir: string): CheckedStartSpec {
   if (spec === null || typeof spec !== 'object') throw new SandboxSpecError('spec', 'must be an object');
   if (!Array.isArray(spec.argv) || spec.argv.length === 0) throw new SandboxSpecError('argv', 'must be a non-empty array');
@@ -177,7 +166,7 @@ export function checkStartSpec(spec: StartSpec, workDir: string): CheckedStartSp
   else if (typeof spec.stdin === 'string') stdin = Buffer.from(spec.stdin, 'utf8');
   else if (spec.stdin instanceof Uint8Array) stdin = Buffer.from(spec.stdin.buffer, spec.stdin.byteOffset, spec.stdin.byteLength);
   else throw new SandboxSpecError('stdin', 'must be a string or bytes');
-  const limits = outputWithinFileSize(checkLimits(spec.limits));
+  const limits = checkLimits(spec.limits);
   const leastMemory = leastMemoryBytes(spec.argv, env);
   if (limits.memoryBytes < leastMemory) {
     throw new SandboxSpecError(

@@ -14,8 +14,9 @@ export interface Limits {
   pids: number;
   /** stdout + stderr bytes kept; more than this is the `output_limit` verdict. */
   outputBytes: number;
-  /** RLIMIT_FSIZE: the largest file the program may write. stdout and stderr are files too: where
-   * this is at most outputBytes, the run keeps fileSizeBytes - 1 bytes of output, and more is
+  /** RLIMIT_FSIZE: the largest file the program may write. stdout and stderr are files too (a
+   * run's memfds; a pipe is not): where this is at most outputBytes it bounds each of them, whose
+   * fileSizeBytes bytes are kept, and the program's death by SIGXFSZ writing past them is
    * `output_limit`. */
   fileSizeBytes: number;
   /** RLIMIT_NOFILE. */
@@ -228,7 +229,7 @@ export interface StreamingIo {
    * limits.outputBytes bytes in all (stdout and stderr together; the chunk that crosses it is cut
    * at the limit), after which the run is killed and its verdict is `output_limit`: the bound
    * run() keeps, which a session's client cannot flood past. (A pipe is no file: fileSizeBytes
-   * does not lower it, as it does run()'s.) Never called after `result` has settled. */
+   * does not bound it, as it bounds each of run()'s streams.) Never called after `result` has settled. */
   onOutput(stream: 'stdout' | 'stderr', chunk: Buffer): void;
 }
 

@@ -13,21 +13,46 @@ export interface VerdictInputs {
   cpuTimeMs: number;
   exitCode: number | null;
   signal: number | null;
-  outputBytes: number;
+  /** What the program wrote to its stdout and stderr memfds (0 for a pipe: its reader bounds it). */
+  stdoutBytes: number;
+  stderrBytes: number;
   limits: Limits;
 }
 
 const SIGKILL = os.constants.signals.SIGKILL;
 const SIGXCPU = os.constants.signals.SIGXCPU;
+const SIGXFSZ = os.constants.signals.SIGXFSZ;
+
+/** The stream (a memfd: a file, under RLIMIT_FSIZE as every file is) was cut at fileSizeBytes:
+ * it holds that much and the program died of SIGXFSZ, which its write past it raised. A stream
+ * reaches fileSizeBytes without passing outputBytes only where fileSizeBytes is at most
+ * outputBytes; there the file size bounds it, as isolate's --fsize bounds Judge0's stdout. (A
+ * file filled to the same size and written past in the same run is taken for it: the same
+ * limit.) */
+export function streamCutAtFileSize(streamBytes: number, signal: number | null, limits: Limits): boolean {
+  return signal === SIGXFSZ && streamBytes >= limits.fileSizeBytes;
+}
 
 export function decideVerdict(v: VerdictInputs): Verdict {
   if (v.setupFailed) return 'internal_error';
   if (v.killedForCancel) return 'cancelled';
   if (v.oomKills > 0) return 'memory_limit';
   if (v.killedForCpu) return 'cpu_time_limit';
-  if ((v.signal === SIGXCPU || v.signal === SIGKILL) && v.cpuTimeMs >= v.limits.cpuTimeMs) return 'cpu_time_limit';
+  // SIGXCPU is RLIMIT_CPU's, the engine's backstop for cpuTimeMs: its clock (the process's,
+  // charged by scheduler ticks) may reach it before the cgroup's count reaches the limit. The
+  // program could send the signal itself, which no wait status tells apart; that gains it nothing
+  // it could not get by spinning.
+  if (v.signal === SIGXCPU) return 'cpu_time_limit';
+  if (v.signal === SIGKILL && v.cpuTimeMs >= v.limits.cpuTimeMs) return 'cpu_time_limit';
   if (v.killedForWall) return 'wall_time_limit';
-  if (v.killedForOutput || v.outputBytes > v.limits.outputBytes) return 'output_limit';
+  if (
+    v.killedForOutput ||
+    v.stdoutBytes + v.stderrBytes > v.limits.outputBytes ||
+    streamCutAtFileSize(v.stdoutBytes, v.signal, v.limits) ||
+    streamCutAtFileSize(v.stderrBytes, v.signal, v.limits)
+  ) {
+    return 'output_limit';
+  }
   if (v.signal !== null) return 'signaled';
   if (v.exitCode !== null && v.exitCode !== 0) return 'runtime_error';
   return 'ok';

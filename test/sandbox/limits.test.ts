@@ -69,6 +69,22 @@ describe('sandbox limits and metrics', { skip }, () => {
     assert.ok(r.metrics.wallTimeMs < 2000);
   });
 
+  it('gives cpu_time_limit to a death by SIGXCPU, the RLIMIT_CPU backstop\'s, though the cgroup counted less than the limit', async () => {
+    // The backstop is the process's own CPU clock, charged by scheduler ticks: on a loaded machine
+    // it fired at 14.7 s of the cgroup's CPU time under a 15 s limit. Lowered here (soft only: at a
+    // hard limit the kernel sends SIGKILL), it fires at 1 s every time.
+    const limits = { cpuTimeMs: 5000, wallTimeMs: 10000 };
+    const r = await f.run(['/bin/sh', '-c', `ulimit -S -t 1 && exec ${program('spin')}`], { limits });
+    assert.equal(r.signalName, 'SIGXCPU', `${r.verdict} ${text(r.stderr)}`);
+    assert.equal(r.verdict, 'cpu_time_limit');
+    assert.ok(r.metrics.cpuTimeMs < 5000, `cpu ${r.metrics.cpuTimeMs} ms`);
+    // A SIGXCPU the program sends itself cannot be told from the kernel's (a wait status has no
+    // sender): the same verdict, which any program can reach by spinning anyway.
+    const raised = await f.run(['/bin/sh', '-c', 'kill -XCPU $$'], { limits });
+    assert.equal(raised.signalName, 'SIGXCPU');
+    assert.equal(raised.verdict, 'cpu_time_limit');
+  });
+
   it('counts the CPU time of every process of the run', async () => {
     const r = await f.run(['/bin/sh', '-c', `${program('spin')} 300 & ${program('spin')} 300 & wait`], {
       limits: { cpuCores: 2 },
@@ -163,7 +179,30 @@ describe('sandbox limits and metrics', { skip }, () => {
     assert.equal(file.signalName, 'SIGXFSZ');
     const flood = await f.run(['yes'], { limits });
     assert.equal(flood.verdict, 'output_limit');
-    assert.equal(flood.stdout.length, 4095);
+    assert.equal(flood.stdout.length, 4096);
+    assert.ok(flood.stdoutTruncated);
+  });
+
+  it('keeps exactly N bytes of a stream under a limit of N, whichever of outputBytes and fileSizeBytes is N; N+1 is output_limit with N kept', async () => {
+    for (const limits of [
+      { outputBytes: 1000, fileSizeBytes: 1000 },
+      { outputBytes: 2000, fileSizeBytes: 1000 },
+      { outputBytes: 1000, fileSizeBytes: 16 * MiB },
+    ]) {
+      const n = Math.min(limits.outputBytes, limits.fileSizeBytes);
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const redirect = stream === 'stderr' ? ' >&2' : '';
+        const fits = await f.run(['/bin/sh', '-c', `exec head -c ${n} /dev/zero${redirect}`], { limits });
+        const what = `${stream}, ${JSON.stringify(limits)}`;
+        assert.equal(fits.verdict, 'ok', `${n} bytes of ${what}: ${fits.verdict} ${fits.signalName}`);
+        assert.equal(fits[stream].length, n, what);
+        assert.equal(fits[`${stream}Truncated`], false, what);
+        const over = await f.run(['/bin/sh', '-c', `exec head -c ${n + 1} /dev/zero${redirect}`], { limits });
+        assert.equal(over.verdict, 'output_limit', `${n + 1} bytes of ${what}: ${over.verdict} ${over.signalName}`);
+        assert.equal(over[stream].length, n, what);
+        assert.equal(over[`${stream}Truncated`], true, what);
+      }
+    }
   });
 
   it('limits the number of tasks', async () => {

@@ -16,12 +16,3 @@ export function isSafeRelativePath(name: string): boolean {
   if (name.length === 0 || name.length > 255 || name.includes('\0') || name.startsWith('/')) return false;
   return name.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..');
 }
-
-const SIGXCPU = 24;
-
-/** The stage's verdict, except that a death by SIGXCPU counts as the CPU time limit: SIGXCPU only
- * comes from the sandbox's RLIMIT_CPU backstop, whose accounting can end the program slightly
- * before the cgroup's CPU time reaches the limit (then the engine says `signaled`). */
-export function effectiveVerdict(stage: StoredStage): StoredStage['verdict'] {
-  return stage.verdict === 'signaled' && stage.signal === SIGXCPU ? 'cpu_time_limit' : stage.verdict;
-}
