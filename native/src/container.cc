@@ -279,8 +279,10 @@ ExitReport collectRunReport(ContainerState& s, Failure failure) {
   if (exit.started) {
     // A stream that is a pipe went to its reader (a connected run's peer, a streaming run's
     // caller): nothing of it is kept here.
-    if (!s.stdoutIsPipe) exit.stdoutData = readMemfd(s.stdoutFd, s.outputBytes, exit.stdoutBytes);
-    int64_t stderrRoom = s.outputBytes - static_cast<int64_t>(exit.stdoutData.size());
+    // Each stream at most fileSizeBytes (its memfd may hold one byte more, see configureProgram),
+    // both together at most outputBytes.
+    if (!s.stdoutIsPipe) exit.stdoutData = readMemfd(s.stdoutFd, std::min(s.outputBytes, s.fileSizeBytes), exit.stdoutBytes);
+    int64_t stderrRoom = std::min(s.outputBytes - static_cast<int64_t>(exit.stdoutData.size()), s.fileSizeBytes);
     if (!s.stderrIsPipe) exit.stderrData = readMemfd(s.stderrFd, stderrRoom, exit.stderrBytes);
     exit.accountingRead = readAccounting(s.accountingFds, exit.accountingText);
   }
@@ -491,10 +493,13 @@ void configureProgram(ContainerState& s, const StartOptions& o) {
   s.stderrToStdout = o.stderrToStdout;
   s.accountingFds = o.accountingFds;
   const rlim_t cpuSoft = static_cast<rlim_t>(o.cpuRlimitSeconds);
-  // fileSizeBytes for every file, the output's memfds too: where it is at most outputBytes it
-  // bounds each stream, whose write past it is the program's SIGXFSZ (output_limit, decided in
-  // src/sandbox/verdict.ts). Raised for the output, it would let any file be larger.
-  const rlim_t fileSize = static_cast<rlim_t>(o.fileSizeBytes);
+  // fileSizeBytes for every file, the output's memfds too, plus one byte where it bounds them (at
+  // most outputBytes): a stream written past it then holds one byte more, whatever the program
+  // does about SIGXFSZ (Python and the JVM ignore it; a crossing write is cut short without it),
+  // so that the excess is seen by size (outputOverLimit, src/sandbox/verdict.ts) and the stream
+  // kept at fileSizeBytes. The price: a file there may be one byte over fileSizeBytes.
+  s.fileSizeBytes = o.fileSizeBytes;
+  const rlim_t fileSize = static_cast<rlim_t>(o.fileSizeBytes <= o.outputBytes ? o.fileSizeBytes + 1 : o.fileSizeBytes);
   s.rlimits = {
       {RLIMIT_CPU, cpuSoft, cpuSoft + 1},
       {RLIMIT_FSIZE, fileSize, fileSize},

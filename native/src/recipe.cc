@@ -348,21 +348,25 @@ bool reapChildren(ContainerState& s, Watch& w) {
   return programDone;
 }
 
-/** What the run has written to its memfds. A stream that is a pipe is not measured: init no
- * longer holds it (its descriptor number may be another file's by now), and its reader bounds
- * it (a connected run's peer reads it as input; a streaming run's caller counts it). */
-int64_t outputSize(const ContainerState& s) {
+/** A stream's memfd size; -1 for a pipe, or where fstat fails. */
+int64_t memfdSize(int fd, bool isPipe) {
+  if (isPipe) return -1;
   struct stat st;
-  int64_t total = 0;
-  if (!s.stdoutIsPipe) {
-    if (sys(SYS_fstat, s.stdoutFd, &st) < 0) return 0;
-    total += static_cast<int64_t>(st.st_size);
-  }
-  if (!s.stderrIsPipe) {
-    if (sys(SYS_fstat, s.stderrFd, &st) < 0) return 0;
-    total += static_cast<int64_t>(st.st_size);
-  }
-  return total;
+  if (sys(SYS_fstat, fd, &st) < 0) return -1;
+  return static_cast<int64_t>(st.st_size);
+}
+
+/** Whether the run's memfds hold more than outputBytes together, or one of them more than
+ * fileSizeBytes (which its RLIMIT_FSIZE lets it pass by one byte where that is at most
+ * outputBytes: see configureProgram). A stream that is a pipe is not measured: init no longer
+ * holds it (its descriptor number may be another file's by now), and its reader bounds it (a
+ * connected run's peer reads it as input; a streaming run's caller counts it). fstat only: no
+ * allocation here, in init. */
+bool outputOverLimit(const ContainerState& s) {
+  const int64_t out = memfdSize(s.stdoutFd, s.stdoutIsPipe);
+  const int64_t err = memfdSize(s.stderrFd, s.stderrIsPipe);
+  if (out > s.fileSizeBytes || err > s.fileSizeBytes) return true;
+  return (out > 0 ? out : 0) + (err > 0 ? err : 0) > s.outputBytes;
 }
 
 /** Kills everything in the PID namespace but init and reaps it all (orphans are init's
@@ -416,7 +420,7 @@ void watchProgram(ContainerState& s, Watch& w) {
     if (fds[1].revents & (POLLIN | POLLHUP)) return killRun(s, w, kKilledCancel);
     int64_t cpuNs = readCgroupCpuNs(s);
     if (cpuNs >= 0 && cpuNs - w.cpuBaselineNs >= s.cpuLimitNs) return killRun(s, w, kKilledCpu);
-    if (outputSize(s) > s.outputBytes) return killRun(s, w, kKilledOutput);
+    if (outputOverLimit(s)) return killRun(s, w, kKilledOutput);
     if (!w.inBackground && s.backgroundAfterCpuNs > 0 && cpuNs >= 0 &&
         cpuNs - w.cpuBaselineNs >= s.backgroundAfterCpuNs) {
       moveToBackground(s);

@@ -132,6 +132,7 @@ struct ContainerState {
   int64_t cpuLimitNs = 0;
   int64_t wallLimitNs = 0;
   int64_t outputBytes = 0;
+  int64_t fileSizeBytes = 0;  // Limits.fileSizeBytes: bounds each output memfd too (outputOverLimit)
   int64_t pollIntervalNs = 5000000;
   int64_t backgroundAfterCpuNs = 0;  // 0: never move to the background weight
   bool stderrToStdout = false;      // StartOptions.stderrToStdout

@@ -10,7 +10,7 @@ import type { CheckedContainerSpec } from './spec.js';
 import { checkStartSpec } from './spec.js';
 import type { Limits, PreparedContainer, RunResult, StartSpec } from './types.js';
 import { SandboxError, SandboxSpecError } from './types.js';
-import { decideVerdict, signalName, streamCutAtFileSize } from './verdict.js';
+import { decideVerdict, signalName } from './verdict.js';
 
 /** How often init checks the cgroup's CPU time (against the limit and backgroundAfterCpuMs) and
  * the output size while the program runs. */
@@ -290,8 +290,8 @@ export class Container implements PreparedContainer {
       ...(piped ?? {
         stdout: exit.stdout,
         stderr: exit.stderr,
-        stdoutTruncated: exit.stdoutBytes > exit.stdout.length || streamCutAtFileSize(exit.stdoutBytes, signal, limits),
-        stderrTruncated: exit.stderrBytes > exit.stderr.length || streamCutAtFileSize(exit.stderrBytes, signal, limits),
+        stdoutTruncated: exit.stdoutBytes > exit.stdout.length,
+        stderrTruncated: exit.stderrBytes > exit.stderr.length,
       }),
       metrics: { cpuTimeMs, wallTimeMs: nsToMs(exit.wallTimeNs), peakMemoryBytes: usage.peakMemoryBytes },
     };

@@ -16,8 +16,8 @@ export interface Limits {
   outputBytes: number;
   /** RLIMIT_FSIZE: the largest file the program may write. stdout and stderr are files too (a
    * run's memfds; a pipe is not): where this is at most outputBytes it bounds each of them, whose
-   * fileSizeBytes bytes are kept, and the program's death by SIGXFSZ writing past them is
-   * `output_limit`. */
+   * fileSizeBytes bytes are kept, and a stream written past them is `output_limit` (RLIMIT_FSIZE
+   * is then one byte more, so that the excess shows: a file there may be one byte over). */
   fileSizeBytes: number;
   /** RLIMIT_NOFILE. */
   openFiles: number;

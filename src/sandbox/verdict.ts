@@ -13,7 +13,8 @@ export interface VerdictInputs {
   cpuTimeMs: number;
   exitCode: number | null;
   signal: number | null;
-  /** What the program wrote to its stdout and stderr memfds (0 for a pipe: its reader bounds it). */
+  /** What the program wrote to its stdout and stderr memfds (0 for a pipe: its reader bounds it);
+   * a memfd may hold one byte past fileSizeBytes (native/src/container.cc, configureProgram). */
   stdoutBytes: number;
   stderrBytes: number;
   limits: Limits;
@@ -21,17 +22,6 @@ export interface VerdictInputs {
 
 const SIGKILL = os.constants.signals.SIGKILL;
 const SIGXCPU = os.constants.signals.SIGXCPU;
-const SIGXFSZ = os.constants.signals.SIGXFSZ;
-
-/** The stream (a memfd: a file, under RLIMIT_FSIZE as every file is) was cut at fileSizeBytes:
- * it holds that much and the program died of SIGXFSZ, which its write past it raised. A stream
- * reaches fileSizeBytes without passing outputBytes only where fileSizeBytes is at most
- * outputBytes; there the file size bounds it, as isolate's --fsize bounds Judge0's stdout. (A
- * file filled to the same size and written past in the same run is taken for it: the same
- * limit.) */
-export function streamCutAtFileSize(streamBytes: number, signal: number | null, limits: Limits): boolean {
-  return signal === SIGXFSZ && streamBytes >= limits.fileSizeBytes;
-}
 
 export function decideVerdict(v: VerdictInputs): Verdict {
   if (v.setupFailed) return 'internal_error';
@@ -45,11 +35,13 @@ export function decideVerdict(v: VerdictInputs): Verdict {
   if (v.signal === SIGXCPU) return 'cpu_time_limit';
   if (v.signal === SIGKILL && v.cpuTimeMs >= v.limits.cpuTimeMs) return 'cpu_time_limit';
   if (v.killedForWall) return 'wall_time_limit';
+  // Each stream is a file (a memfd) under the file size limit too, so past fileSizeBytes is an
+  // output flood as past outputBytes is: by size, whatever the program did about SIGXFSZ.
   if (
     v.killedForOutput ||
     v.stdoutBytes + v.stderrBytes > v.limits.outputBytes ||
-    streamCutAtFileSize(v.stdoutBytes, v.signal, v.limits) ||
-    streamCutAtFileSize(v.stderrBytes, v.signal, v.limits)
+    v.stdoutBytes > v.limits.fileSizeBytes ||
+    v.stderrBytes > v.limits.fileSizeBytes
   ) {
     return 'output_limit';
   }

@@ -65,6 +65,7 @@ describe('judge0 statuses', () => {
       [{ passed: false }, 4, null, 0, null],
       [{ verdict: 'cpu_time_limit', exitCode: null }, 5, 'Time limit exceeded', 0, null],
       [{ verdict: 'wall_time_limit', exitCode: null }, 5, 'Time limit exceeded (wall clock)', 0, null],
+      [{ verdict: 'signaled', exitCode: null, signal: 24, signalName: 'SIGXCPU' }, 5, 'Time limit exceeded', 0, null],
       [{ verdict: 'signaled', exitCode: null, signal: 11, signalName: 'SIGSEGV' }, 7, 'Caught fatal signal 11', 0, 11],
       [{ verdict: 'signaled', exitCode: null, signal: 25, signalName: 'SIGXFSZ' }, 8, 'Caught fatal signal 25', 0, 25],
       [{ verdict: 'signaled', exitCode: null, signal: 8, signalName: 'SIGFPE' }, 9, 'Caught fatal signal 8', 0, 8],

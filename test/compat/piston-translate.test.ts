@@ -156,6 +156,7 @@ describe('piston execute response', () => {
       [stage({ verdict: 'signaled', exitCode: null, signal: 11, signalName: 'SIGSEGV' }), 'SG', 'Caught fatal signal 11', null, 'SIGSEGV'],
       [stage({ verdict: 'memory_limit', exitCode: null, signal: 9, signalName: 'SIGKILL' }), 'SG', 'Caught fatal signal 9', null, 'SIGKILL'],
       [stage({ verdict: 'cpu_time_limit', exitCode: null }), 'TO', 'Time limit exceeded', null, 'SIGKILL'],
+      [stage({ verdict: 'signaled', exitCode: null, signal: 24, signalName: 'SIGXCPU' }), 'TO', 'Time limit exceeded', null, 'SIGKILL'],
       [stage({ verdict: 'wall_time_limit', exitCode: null }), 'TO', 'Time limit exceeded (wall clock)', null, 'SIGKILL'],
       [stage({ verdict: 'output_limit', exitCode: null, stdoutTruncated: true }), 'OL', 'stdout length exceeded', null, 'SIGKILL'],
       [stage({ verdict: 'output_limit', exitCode: null, stderrTruncated: true }), 'EL', 'stderr length exceeded', null, 'SIGKILL'],

@@ -205,6 +205,32 @@ describe('sandbox limits and metrics', { skip }, () => {
     }
   });
 
+  it('tells a stream written past fileSizeBytes by its size, not by a SIGXFSZ the program may ignore, as Python and the JVM do', async () => {
+    for (const limits of [
+      { outputBytes: 1000, fileSizeBytes: 1000 },
+      { outputBytes: 2000, fileSizeBytes: 1000 },
+    ]) {
+      const what = JSON.stringify(limits);
+      // SIGXFSZ ignored (inherited through exec): head's write past the limit fails with EFBIG,
+      // and it exits 1 rather than dying of the signal.
+      const ignored = await f.run(['/bin/sh', '-c', "trap '' XFSZ; exec head -c 1001 /dev/zero"], { limits });
+      assert.equal(ignored.verdict, 'output_limit', `${what}: ${ignored.verdict} ${ignored.exitCode}`);
+      assert.deepEqual([ignored.stdout.length, ignored.stdoutTruncated], [1000, true], what);
+      // A flood that ignores it runs on writing nothing: the size stops it.
+      const flood = await f.run(['/bin/sh', '-c', "trap '' XFSZ; exec yes"], { limits });
+      assert.equal(flood.verdict, 'output_limit', `${what}: ${flood.verdict}`);
+      assert.equal(flood.stdout.length, 1000, what);
+      // Written by a child of the shell (as a runtime's script runs the program): the shell then
+      // exits with the child's status, and the verdict is still the output's.
+      const child = await f.run(['/bin/sh', '-c', 'head -c 1001 /dev/zero; exit 3'], { limits });
+      assert.equal(child.verdict, 'output_limit', `${what}: ${child.verdict} ${child.exitCode}`);
+      // stderr into stdout: one stream, bounded the same.
+      const merged = await f.run(['/bin/sh', '-c', "trap '' XFSZ; head -c 600 /dev/zero; head -c 401 /dev/zero >&2"], { limits, stderrToStdout: true });
+      assert.equal(merged.verdict, 'output_limit', `${what}, merged: ${merged.verdict}`);
+      assert.equal(merged.stdout.length, 1000, what);
+    }
+  });
+
   it('limits the number of tasks', async () => {
     const r = await f.run(['/bin/sh', '-c', 'for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait'], {
       limits: { pids: 4 },

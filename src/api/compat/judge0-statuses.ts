@@ -2,6 +2,7 @@
 // IsolateJob#determine_status: isolate's TO → 5, SG → by signal (7, 8, 9, 10, else 12), RE → 11,
 // XX → 13 (14 when execve itself failed), otherwise 3 or 4 by the expected output.
 import type { StoredStage } from '../../jobs/model.js';
+import { effectiveVerdict } from './stage-output.js';
 
 export interface Judge0Status {
   id: number;
@@ -63,7 +64,7 @@ export interface Judge0RunOutcome {
 
 export function judge0RunOutcome(stage: StoredStage): Judge0RunOutcome {
   const exitCode = stage.exitCode ?? 0;
-  switch (stage.verdict) {
+  switch (effectiveVerdict(stage)) {
     case 'ok':
       return { status: stage.passed === false ? JUDGE0_STATUSES.wa : JUDGE0_STATUSES.ac, message: null, exitCode, exitSignal: null };
     case 'cpu_time_limit':

@@ -6,7 +6,7 @@ import { bytesToKiB, msToSeconds } from '../../units.js';
 import type { Judge0Languages } from './judge0-languages.js';
 import { judge0RequestAttributes, rubyDecimal } from './judge0-request-attributes.js';
 import { JUDGE0_STATUSES, judge0RunOutcome, type Judge0Status } from './judge0-statuses.js';
-import { isUtf8, stderrBytes, stdoutBytes } from './stage-output.js';
+import { effectiveVerdict, isUtf8, stderrBytes, stdoutBytes } from './stage-output.js';
 
 /** Every attribute a submission has (Submission.column_names + status + language - id), v1.13. */
 export const JUDGE0_ATTRIBUTES = [
@@ -142,7 +142,7 @@ export function judge0Outcome(record: JobRecord): Judge0Outcome {
     if (compile?.verdict === 'internal_error') {
       return { status: JUDGE0_STATUSES.boxerr, ...EMPTY_OUTCOME, compileOutput, message: compile.error?.message ?? 'internal error' };
     }
-    const compileVerdict = compile?.verdict;
+    const compileVerdict = compile ? effectiveVerdict(compile) : undefined;
     if (compileVerdict === 'cpu_time_limit' || compileVerdict === 'wall_time_limit') {
       return { status: JUDGE0_STATUSES.ce, ...EMPTY_OUTCOME, compileOutput: Buffer.from('Compilation time limit exceeded.') };
     }

@@ -3,7 +3,7 @@
 // isolate's `message`; time in ms, memory in bytes.
 import type { Runtime } from '../../images/types.js';
 import type { JobRecord, StoredStage } from '../../jobs/model.js';
-import { lossyText, stderrBytes, stdoutBytes } from './stage-output.js';
+import { effectiveVerdict, lossyText, stderrBytes, stdoutBytes } from './stage-output.js';
 
 export type PistonStatus = 'RE' | 'SG' | 'TO' | 'OL' | 'EL' | 'XX';
 
@@ -37,7 +37,7 @@ interface StageEnding {
 /** How a stage ended, in Piston's terms. Limits kill with SIGKILL, which Piston reports. */
 export function pistonEnding(stage: StoredStage): StageEnding {
   const killed = { code: null, signal: 'SIGKILL' };
-  switch (stage.verdict) {
+  switch (effectiveVerdict(stage)) {
     case 'ok':
       return { status: null, message: null, code: stage.exitCode, signal: null };
     case 'runtime_error':

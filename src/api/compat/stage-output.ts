@@ -16,3 +16,12 @@ export function isSafeRelativePath(name: string): boolean {
   if (name.length === 0 || name.length > 255 || name.includes('\0') || name.startsWith('/')) return false;
   return name.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..');
 }
+
+const SIGXCPU = 24;
+
+/** The stage's verdict, except that a death by SIGXCPU counts as the CPU time limit, as the engine
+ * itself decides it since 3a799e9: a result an older worker stored (kept for the result's TTL, or
+ * made during a rolling upgrade) still says `signaled` for one. */
+export function effectiveVerdict(stage: StoredStage): StoredStage['verdict'] {
+  return stage.verdict === 'signaled' && stage.signal === SIGXCPU ? 'cpu_time_limit' : stage.verdict;
+}
