@@ -6,13 +6,13 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { Runtime } from '../images/types.js';
 import { API_KEY_SECURITY_SCHEMES, loggableUrl, openApiSecurity, registerAuth } from './auth.js';
 import type { CompatPluginOptions } from './compat/plugin-options.js';
-import { ApiError, clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './errors.js';
+import { ApiError, badRequest, clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './errors.js';
 import { jobRoutes } from './routes/jobs.js';
 import { liveRoutes } from './routes/live.js';
 import { LiveSockets } from './live-socket.js';
@@ -78,6 +78,33 @@ async function loadCompatFronts(): Promise<CompatFront[]> {
   return fronts;
 }
 
+/** Bodies of application/json as fastify's own parser takes them (secure-json-parse, which
+ * refuses a key that could set an object's prototype: prototype poisoning), except that such a
+ * body is refused as what it is: its parser says only "not valid JSON", which it is. Every front
+ * that takes JSON (/v1, Judge0's; Piston's parses its own) answers the ApiError in its shape. */
+function takeJsonBodies(app: FastifyInstance): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error') as (request: FastifyRequest, body: string, done: (error: Error | null, body?: unknown) => void) => void;
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    parseJson(request, body as string, (error, parsed) => {
+      if (error && (error as FastifyError).code === 'FST_ERR_CTP_INVALID_JSON_BODY' && isJsonText(body as string)) {
+        done(badRequest('invalid_request', 'a key named __proto__, or a constructor key holding a prototype key, is not accepted: it could set an object\'s prototype'));
+        return;
+      }
+      done(error, parsed);
+    });
+  });
+}
+
+function isJsonText(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const { jobs, runtimes, config } = options;
   const app = Fastify({
@@ -110,6 +137,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     });
   }
   registerErrorHandling(app);
+  takeJsonBodies(app);
   // Browser pages of the listed origins may call the API (a playground's, a judge's front end;
   // Judge0 allows any origin by default, Rack::Cors). Off unless configured: a page any site
   // serves could otherwise drive a service its visitors' browsers reach (one on an intranet) and

@@ -1,7 +1,7 @@
 // The /v1 API's shapes, written once in TypeBox: fastify validates requests with them, shapes
 // responses with them, and @fastify/swagger publishes them as the OpenAPI document at /docs.
 import { Type, type Static } from 'typebox';
-import { MIN_MEMORY_BYTES } from '../executor/check.js';
+import { FILE_NAME_MAX_BYTES, MIN_MEMORY_BYTES, NAME_MAX_BYTES } from '../executor/check.js';
 
 const description = (text: string) => ({ description: text });
 
@@ -20,16 +20,18 @@ export const ErrorBody = Type.Object(
   { $id: 'Error', description: 'Every 4xx/5xx answer has this shape.' },
 );
 
+// Each at least what the engine takes (every limit of a run is positive: checkLimits), so that an
+// out-of-range limit is this schema's 400 naming the field, not the worker's check behind it.
 const LIMIT_FIELDS = {
   cpuTimeMs: Type.Optional(Type.Integer({ minimum: 1 })),
   wallTimeMs: Type.Optional(Type.Integer({ minimum: 1 })),
   memoryBytes: Type.Optional(Type.Integer({ minimum: MIN_MEMORY_BYTES })),
   pids: Type.Optional(Type.Integer({ minimum: 1 })),
-  outputBytes: Type.Optional(Type.Integer({ minimum: 0 })),
-  fileSizeBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+  outputBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+  fileSizeBytes: Type.Optional(Type.Integer({ minimum: 1 })),
   openFiles: Type.Optional(Type.Integer({ minimum: 1 })),
   stackBytes: Type.Optional(Type.Integer({ minimum: 1 })),
-  tmpBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+  tmpBytes: Type.Optional(Type.Integer({ minimum: 1 })),
   cpuCores: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
 };
 
@@ -45,7 +47,10 @@ const CompileLimitsInput = Type.Object(LIMIT_FIELDS, {
 
 export const FileInput = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 255, description: 'Relative path inside the work dir.' }),
+    name: Type.String({
+      minLength: 1,
+      description: `Relative path inside the work dir: parts of at most ${NAME_MAX_BYTES} bytes (UTF-8), at most ${FILE_NAME_MAX_BYTES} bytes in all (400 invalid_file_name).`,
+    }),
     content: Type.String(),
     base64: Type.Optional(Type.Boolean({ description: '`content` is base64 (for binary files).' })),
   },
@@ -72,7 +77,7 @@ export const ComparisonInput = Type.Object(
 export const TestInput = Type.Object(
   {
     stdin: Type.Optional(
-      Type.String({ description: "The run's stdin; with a checker or an interactor, also its input.txt (an interactor's program reads the interactor instead)." }),
+      Type.String({ description: "The run's stdin (a job with tests takes no stdin of its own); with a checker or an interactor, also its input.txt (an interactor's program reads the interactor instead)." }),
     ),
     expectedOutput: Type.Optional(
       Type.String({
@@ -120,15 +125,19 @@ export const JobSubmission = Type.Object(
     version: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Exact version or a prefix such as "3.11".' })),
     source: Type.Optional(Type.String({ description: "A single source file, written as the runtime's source file name." })),
     files: Type.Optional(Type.Array(FileInput, { minItems: 1, description: 'Several files; the first is the entry point.' })),
-    stdin: Type.Optional(Type.String()),
+    stdin: Type.Optional(
+      Type.String({
+        description: "The program's stdin. Not with tests, each of which runs with its own (tests[].stdin): a non-empty stdin beside tests is a 400 (stdin_not_applicable), as beside an interactor (interactor_not_applicable).",
+      }),
+    ),
     args: Type.Optional(Type.Array(Type.String({ maxLength: MAX_ARG_CHARS }))),
     compileArgs: Type.Optional(compileArgsInput('the')),
     limits: Type.Optional(LimitsInput),
     compileLimits: Type.Optional(CompileLimitsInput),
     outputFiles: Type.Optional(
-      Type.Array(Type.String({ minLength: 1, maxLength: 255 }), {
+      Type.Array(Type.String({ minLength: 1 }), {
         description:
-          "Files the program writes in its work dir (/box), relative paths, returned with each run (outputFiles of run or of each test), each up to the run's limits.outputBytes; at most CELLBLOCK_MAX_FILES.",
+          `Files the program writes in its work dir (/box), relative paths named as files' are (parts of at most ${NAME_MAX_BYTES} bytes, at most ${FILE_NAME_MAX_BYTES} in all), returned with each run (outputFiles of run or of each test), each up to the run's limits.outputBytes; at most CELLBLOCK_MAX_FILES.`,
       }),
     ),
     stderrToStdout: Type.Optional(
@@ -188,6 +197,16 @@ export const SubmitQuery = Type.Object(
     outputEncoding: Type.Optional(OutputEncoding),
   },
   { additionalProperties: false },
+);
+
+/** POST /v1/jobs/batch takes no parameters: it answers at once with its jobs' ids, whatever they
+ * are asked (SubmitQuery's wait, timeoutMs and outputEncoding are refused, not ignored). */
+export const BatchQuery = Type.Object(
+  {},
+  {
+    additionalProperties: false,
+    description: "None: a batch is answered at once (202) with its jobs' ids, never waited for; read each with GET /v1/jobs/:id (or give each a webhookUrl).",
+  },
 );
 
 /** The submission's own headers (the others are HTTP's and the API key's). */

@@ -2,6 +2,7 @@
 // Everything a worker would trip over is refused here with its own code, so that a job that is
 // accepted can run; admissionProblem stands behind every front's own checks (Piston, Judge0 too).
 import {
+  FILE_NAME_MAX_BYTES,
   NAME_MAX_BYTES,
   OPTION_LIKE_FILE_NAME,
   checkJudgeProgram,
@@ -129,7 +130,8 @@ export function decodeBase64(text: string, what: string): Buffer {
 }
 
 /** Relative, normalised, inside the work dir: no "..", no absolute path, no empty segment, no NUL;
- * and not an option to the compile's command (OPTION_LIKE_FILE_NAME). */
+ * not an option to the compile's command (OPTION_LIKE_FILE_NAME); parts of at most NAME_MAX_BYTES,
+ * the whole at most FILE_NAME_MAX_BYTES (the worker's checkedFileName). */
 export function checkFileName(name: string, what: string): void {
   const segments = name.split('/');
   const bad =
@@ -148,6 +150,10 @@ export function checkFileName(name: string, what: string): void {
   }
   if (segments.some((segment) => Buffer.byteLength(segment) > NAME_MAX_BYTES)) {
     throw badRequest('invalid_file_name', `${what} "${name}" has a part longer than ${NAME_MAX_BYTES} bytes, more than a file system takes`, { field: what });
+  }
+  const bytes = Buffer.byteLength(name);
+  if (bytes > FILE_NAME_MAX_BYTES) {
+    throw badRequest('invalid_file_name', `${what} is ${bytes} bytes long, more than ${FILE_NAME_MAX_BYTES} (each part at most ${NAME_MAX_BYTES})`, { field: what });
   }
 }
 
@@ -237,6 +243,10 @@ export function toJobRequest(
     checker: submission.checker !== undefined,
   });
   if (problem) throw badRequest(`${problem.role}_not_applicable`, problem.message, { field: problem.role });
+  // Each test runs with its own stdin: a job's own would be run by none of them.
+  if (submission.tests && (submission.stdin ?? '') !== '') {
+    throw badRequest('stdin_not_applicable', "a job with tests runs each test with its own stdin: give the input as tests[].stdin, not as the job's stdin", { field: 'stdin' });
+  }
   const role: JudgeRole | undefined = submission.interactor ? 'interactor' : submission.checker ? 'checker' : undefined;
   const judge = role ? { role, ...toJobJudgeProgram(role, submission[role]!, runtimes, policy) } : undefined;
   if (judge) request[judge.role] = judge.request;

@@ -23,6 +23,12 @@ export const OPTION_LIKE_FILE_NAME = /^[-@]/;
 /** Linux's NAME_MAX: the longest name of one directory entry, in bytes (UTF-8 here). */
 export const NAME_MAX_BYTES = 255;
 
+/** The longest file name, a path of parts each at most NAME_MAX_BYTES, in bytes. The worker writes
+ * it under its work dir's host path (under the operator's data dir: <dataDir>/pool/<owner>/slots/
+ * <slot>/rw/box), and a whole path is at most Linux's PATH_MAX, 4096 bytes: a quarter of that for
+ * the name leaves the rest to the host path. */
+export const FILE_NAME_MAX_BYTES = 1024;
+
 /** A submitted file name as a safe relative path, or an ExecutorError. */
 export function checkedFileName(name: string): string {
   if (typeof name !== 'string' || name === '' || name.includes('\0')) {
@@ -37,6 +43,10 @@ export function checkedFileName(name: string): string {
   }
   if (normal.split('/').some((segment) => Buffer.byteLength(segment) > NAME_MAX_BYTES)) {
     throw new ExecutorError('bad_request', `file name ${JSON.stringify(name)} has a part longer than ${NAME_MAX_BYTES} bytes, more than a file system takes`);
+  }
+  const bytes = Buffer.byteLength(normal);
+  if (bytes > FILE_NAME_MAX_BYTES) {
+    throw new ExecutorError('bad_request', `file name ${JSON.stringify(`${normal.slice(0, 32)}...`)} is ${bytes} bytes long, more than ${FILE_NAME_MAX_BYTES}`);
   }
   return normal;
 }

@@ -181,13 +181,21 @@ export interface JobRecord {
   failure?: { code: string; message: string };
 }
 
+/** The job an idempotency key names. `replay`: this try did not queue it, an earlier one did (or
+ * a cancel came between overlapping tries): it may have run, or been cancelled, since, so it is to
+ * be answered as it is now, not as just queued. */
+export interface IdempotentSubmission {
+  id: string;
+  replay: boolean;
+}
+
 /** What an API front needs from the job service; implemented over BullMQ in src/queue. */
 export interface JobClient {
   submit(request: JobRequest): Promise<string>;
   /** Submits at most once per key: while the job a key named is kept (its result's lifetime), the
    * same key and request answer its id; the same key with another request is an
    * IdempotencyConflictError. */
-  submitOnce(request: JobRequest, idempotencyKey: string): Promise<string>;
+  submitOnce(request: JobRequest, idempotencyKey: string): Promise<IdempotentSubmission>;
   submitBatch(requests: JobRequest[]): Promise<string[]>;
   get(id: string): Promise<JobRecord | undefined>;
   /** Resolves when the job is done/failed/cancelled or the timeout passes (then its current record). */

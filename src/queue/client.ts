@@ -8,7 +8,7 @@ import { Job, Queue, QueueEvents, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
 import { sha256Hex } from '../digest.js';
-import { laterFieldsOf, type JobClient, type JobRecord, type JobRequest, type JobStatus, type LiveEvent, type LiveSession } from '../jobs/model.js';
+import { laterFieldsOf, type IdempotentSubmission, type JobClient, type JobRecord, type JobRequest, type JobStatus, type LiveEvent, type LiveSession } from '../jobs/model.js';
 import { API_CONNECTION_NAME, createRedis, workerConnectionName } from './connection.js';
 import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from './errors.js';
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
@@ -213,13 +213,13 @@ export class BullJobClient implements JobClient {
     return id!;
   }
 
-  async submitOnce(request: JobRequest, idempotencyKey: string): Promise<string> {
+  async submitOnce(request: JobRequest, idempotencyKey: string): Promise<IdempotentSubmission> {
     const id = idempotentJobId(await this.idempotencySecret(), idempotencyKey);
     const submitted = canonicalJson(request);
     const earlier = await this.guard(() => this.submittedUnder(id));
     if (earlier !== undefined) {
-      if (earlier !== submitted) throw new IdempotencyConflictError(id);
-      return id;
+      if (earlier.submission !== submitted) throw new IdempotencyConflictError(id);
+      return { id, replay: true };
     }
     // Tries under one key that overlap all get here. BullMQ adds a job id once, keeping the first
     // try's data; and a cancel of that first job in between would have removed it, which this add
@@ -236,21 +236,22 @@ export class BullJobClient implements JobClient {
     }
     const named = await this.guard(() => this.submittedUnder(id, { withdrawCancelled: true }));
     if (named === undefined && refused) throw refused;
-    if (named !== undefined && named !== submitted) throw new IdempotencyConflictError(id);
-    return id;
+    if (named !== undefined && named.submission !== submitted) throw new IdempotencyConflictError(id);
+    // A refused add found another try's job; a cancel marker, a job that is no longer queued.
+    return { id, replay: refused !== undefined || named?.cancelled === true };
   }
 
-  /** The submission (canonical JSON) a job id names: its job's, or its cancel marker's. With
-   * `withdrawCancelled`, a job that has a cancel marker (a cancel that came before this add
-   * re-created it) is taken out of the queue again, as the cancel did. */
-  private async submittedUnder(id: string, options: { withdrawCancelled?: boolean } = {}): Promise<string | undefined> {
+  /** The submission (canonical JSON) a job id names: its job's, or its cancel marker's (then
+   * `cancelled`). With `withdrawCancelled`, a job that has a cancel marker (a cancel that came
+   * before this add re-created it) is taken out of the queue again, as the cancel did. */
+  private async submittedUnder(id: string, options: { withdrawCancelled?: boolean } = {}): Promise<{ submission: string; cancelled: boolean } | undefined> {
     const marker = await this.redis.get(this.keys.cancelled(id));
     if (marker !== null) {
       if (options.withdrawCancelled) await this.withdraw(id);
-      return canonicalJson((JSON.parse(marker) as CancelMarker).request ?? null);
+      return { submission: canonicalJson((JSON.parse(marker) as CancelMarker).request ?? null), cancelled: true };
     }
     const job = await this.queue.getJob(id);
-    return job ? canonicalJson(job.data) : undefined;
+    return job ? { submission: canonicalJson(job.data), cancelled: false } : undefined;
   }
 
   /** The secret mixed into every idempotency key's job id, the same for every API process of the

@@ -81,6 +81,9 @@ describe('compat fronts before a job runs', () => {
       assert.ok(['number', 'boolean'].includes(typeof value) || Array.isArray(value), `${key}: ${JSON.stringify(value)}`);
     }
     assert.equal(config.max_max_file_size, least((r) => r.maxLimits.fileSizeBytes) / 1024);
+    // Judge0's default, what a submission without max_file_size has for its files and its stdout
+    // alike; not the runtimes' default file size (16 MiB, beside an output of 1 MiB).
+    assert.equal(config.max_file_size, 1024);
     // A client's largest limits per config_info are accepted for every language it lists (but for
     // max_file_size, which also bounds a run's output: here that would pass this server's
     // CELLBLOCK_MAX_JOB_OUTPUT_BYTES, a bound Judge0 has no counterpart of).

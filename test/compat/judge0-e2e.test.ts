@@ -188,6 +188,19 @@ describe('Judge0 CE over HTTP', { skip }, () => {
     assert.ok((result.memory as number) <= 65536 + 1024, `memory ${result.memory} KB within the limit`);
   });
 
+  test("max_file_size: Judge0's default (1024 KB), as config_info says, bounds stdout; a larger one lets more through", async () => {
+    const config = (await call('GET', '/config_info')).body as { max_file_size: number };
+    assert.equal(config.max_file_size, 1024, "Judge0's MAX_FILE_SIZE default");
+    const printing = { source_code: 'import sys\nsys.stdout.write("x" * 2_000_000)', language_id: 71 };
+    const bounded = await run(printing, '&fields=status_id,max_file_size,stdout');
+    assert.deepEqual([bounded.status_id, bounded.max_file_size], [8, config.max_file_size], 'Runtime Error (SIGXFSZ): the output passed the limit read back');
+    // Cut at the limit (give or take the byte the engine keeps to see the flood).
+    const printed = (bounded.stdout as string).length;
+    assert.ok(printed <= config.max_file_size * 1024 && printed >= config.max_file_size * 1024 - 1, `${printed} bytes printed`);
+    const larger = await run({ ...printing, max_file_size: 4096 }, '&fields=status_id,max_file_size,stdout');
+    assert.deepEqual([larger.status_id, larger.max_file_size, (larger.stdout as string).length], [3, 4096, 2_000_000]);
+  });
+
   test('runtime errors: NZEC with the exit code, and the signal-specific statuses', async () => {
     const nzec = await run({ source_code: 'import sys\nsys.exit(3)', language_id: 71 }, '&fields=status_id,exit_code,message');
     assert.deepEqual(nzec, { status_id: 11, exit_code: 3, message: 'Exited with error status 3' });

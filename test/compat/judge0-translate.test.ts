@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AdditionalFiles } from '../../src/api/compat/judge0-additional-files.js';
 import { Judge0Languages } from '../../src/api/compat/judge0-languages.js';
+import { judge0ConfigInfo } from '../../src/api/compat/judge0-info.js';
 import { Judge0ValidationError, translateJudge0Submission } from '../../src/api/compat/judge0-request.js';
 import { JUDGE0_STATUS_LIST, judge0RunOutcome } from '../../src/api/compat/judge0-statuses.js';
 import {
@@ -225,7 +226,33 @@ describe('judge0 submission request', () => {
 
   it('keeps a CPU time limit under half a millisecond as 1 ms, not as none', () => {
     const { request } = translateJudge0Submission({ source_code: 'print(1)', language_id: 71, cpu_time_limit: 0.0004 }, false, languages);
-    assert.deepEqual(request.limits, { cpuTimeMs: 1 });
+    assert.deepEqual(request.limits, { cpuTimeMs: 1, fileSizeBytes: MiB, outputBytes: MiB });
+  });
+
+  it("applies Judge0's default max_file_size (1024 KB) to files and stdout alike where none is given, as config_info and the read back say", () => {
+    // Runtimes as shipped: files of 16 MiB but output of 1 MiB by default. Judge0 has one limit for
+    // both (its stdout is a file in the box), 1024 KB unless the submission gives one.
+    const shipped = runtime({
+      id: 'python', language: 'python', version: '3.11.2', sourceFile: 'main.py',
+      defaultLimits: { ...python311.defaultLimits, fileSizeBytes: 16 * MiB, outputBytes: MiB },
+      maxLimits: { ...python311.maxLimits, fileSizeBytes: 64 * MiB, outputBytes: 16 * MiB },
+    });
+    const shippedLanguages = new Judge0Languages([shipped]);
+    const limitsOf = (params: object, on = shippedLanguages) => {
+      const { limits } = translateJudge0Submission({ source_code: 'print(1)', language_id: 71, ...params }, false, on).request;
+      return [limits.fileSizeBytes, limits.outputBytes];
+    };
+    assert.deepEqual(limitsOf({}), [MiB, MiB]);
+    assert.deepEqual(limitsOf({ max_file_size: 4096 }), [4 * MiB, 4 * MiB]);
+    assert.deepEqual(limitsOf({ max_file_size: 0 }), [64 * MiB, 16 * MiB], '"no limit": the maxima');
+    const config = judge0ConfigInfo({ languages: shippedLanguages, maxQueuedJobs: 10, maxTests: 10, maxBatchSize: 20, maxExtractBytes: MiB });
+    assert.deepEqual([config.max_file_size, config.max_max_file_size], [1024, 64 * 1024]);
+    const { request } = translateJudge0Submission({ source_code: 'print(1)', language_id: 71 }, false, shippedLanguages);
+    const record: JobRecord = { id: 'job-1', status: 'queued', createdAt: '2026-11-23T09:00:00.000Z', request };
+    assert.deepEqual(serializeSubmission(judge0Attributes(record, shippedLanguages), parseFields('max_file_size'), false), { max_file_size: 1024 });
+    // A runtime whose maxima are below Judge0's default: its maximum, for files and output alike.
+    const small = runtime({ id: 'python', language: 'python', version: '3.11.2', sourceFile: 'main.py', maxLimits: { ...python311.maxLimits, fileSizeBytes: 512 * 1024, outputBytes: 256 * 1024 } });
+    assert.deepEqual(limitsOf({}, new Judge0Languages([small])), [256 * 1024, 256 * 1024]);
   });
 
   it('translates source, stdin, arguments and limits (seconds, KB) into a JobRequest', () => {

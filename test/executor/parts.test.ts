@@ -103,8 +103,8 @@ test('a submission is checked as execute() and the engine would check it, withou
   );
   assert.equal(checkSubmission(runtime, { fileNames: ['main.c'], args: bigArgs, limits: { memoryBytes: leastForBigArgs } }).runLimits.memoryBytes, leastForBigArgs);
   refuses(
-    // Long names of parts no longer than a directory entry's (255 bytes).
-    { fileNames: Array.from({ length: 12 }, (_, i) => `${Array.from({ length: 400 }, () => 'd'.repeat(249)).join('/')}/${i}.c`), args: [], compileLimits: { memoryBytes: MiB } },
+    // Long names of parts no longer than a directory entry's (255 bytes), each at most 1024 bytes.
+    { fileNames: Array.from({ length: 12 }, (_, i) => `${Array.from({ length: 4 }, () => 'd'.repeat(249)).join('/')}/${i}.c`), args: [], compileLimits: { memoryBytes: MiB } },
     /^compileLimits\.memoryBytes 1048576 is below /,
   );
   // Compile arguments: only where the compile argv says where they go, and counted in its memory.
@@ -326,6 +326,12 @@ test('output files: a name the file system refuses reads as not found', () => {
   }
   assert.throws(() => checkedFileName(`lib/${'é'.repeat(128)}`), /has a part longer than 255 bytes/);
   assert.equal(checkedFileName(`lib/${'é'.repeat(127)}`), `lib/${'é'.repeat(127)}`);
+  // A path of such parts, up to 1024 bytes in all: written under the worker's work dir, whose own
+  // host path has the rest of PATH_MAX (4096).
+  const longest = `${Array.from({ length: 4 }, () => 'é'.repeat(127)).join('/')}/${'d'.repeat(1024 - 4 * 255)}`;
+  assert.equal(Buffer.byteLength(longest), 1024);
+  assert.equal(checkedFileName(longest), longest);
+  assert.throws(() => checkedFileName(`${longest}d`), /is 1025 bytes long, more than 1024/);
 });
 
 test('file names: relative paths inside the work dir only', () => {

@@ -326,8 +326,35 @@ describe('API bad input', () => {
     const negative = assertError(await post({ ...hello, limits: { cpuTimeMs: -5 } }), 400, 'invalid_request');
     assert.match(negative.message, /cpuTimeMs/);
     assertError(await post({ ...hello, limits: { gpus: 1 } }), 400, 'invalid_request');
+    // Every limit is at least what the engine takes (a positive number): refused here naming the
+    // field, not by the worker's check behind it (unrunnable_job).
+    for (const field of ['outputBytes', 'fileSizeBytes', 'tmpBytes']) {
+      const zero = assertError(await post({ ...hello, limits: { [field]: 0 } }), 400, 'invalid_request');
+      assert.match(zero.message, new RegExp(`^body/limits/${field} must be >= 1`));
+    }
     assertError(await post({ ...hello, args: 'not-a-list' }), 400, 'invalid_request');
     assertError(await post([1, 2, 3]), 400, 'invalid_request');
+  });
+
+  test('a key that could set a prototype is 400 invalid_request saying so, on each route that parses JSON, in its shape', async () => {
+    const poisoned = [
+      '{"language": "python", "source": "print(1)", "__proto__": {"admin": true}}',
+      '{"language": "python", "source": "print(1)", "limits": {"constructor": {"prototype": {"admin": true}}}}',
+    ];
+    for (const body of poisoned) {
+      const refused = assertError(await postRaw('application/json', body), 400, 'invalid_request');
+      assert.match(refused.message, /__proto__.*constructor.*not accepted/);
+      const batch = await service.app.inject({ method: 'POST', url: '/v1/jobs/batch', headers: { 'content-type': 'application/json' }, payload: `{"jobs": [${body}]}` });
+      assertError(batch, 400, 'invalid_request');
+      const judge0 = await service.app.inject({ method: 'POST', url: '/submissions', headers: { 'content-type': 'application/json' }, payload: body.replace('"language": "python"', '"language_id": 71') });
+      assert.equal(judge0.statusCode, 400, judge0.body);
+      assert.match((judge0.json() as { error: string }).error, /__proto__.*not accepted/, "Judge0's shape");
+    }
+    // The words as values, or as keys where they set nothing, are no such key.
+    const printed = await post({ language: 'python', source: 'print({"__proto__": 1, "constructor": {"prototype": 2}})' });
+    assert.equal(printed.statusCode, 202, printed.body);
+    await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(printed.json() as { id: string }).id}` });
+    assertError(await postRaw('application/json', '{"language": "python", "__proto__": '), 400, 'invalid_json');
   });
 
   test('unknown language and version', async () => {
@@ -473,6 +500,32 @@ describe('API bad input', () => {
     assertError(await post({ language: 'python', files: [{ name: 'a.py', content: 'abc', base64: true }] }), 400, 'invalid_base64');
   });
 
+  test("a job-wide stdin beside tests is 400 stdin_not_applicable: each test takes its own", async () => {
+    const refused = assertError(await post({ ...hello, stdin: 'TOP', tests: [{ stdin: 'T1' }, {}] }), 400, 'stdin_not_applicable');
+    assert.equal(refused.details?.field, 'stdin');
+    assert.match(refused.message, /each test with its own stdin: give the input as tests\[\]\.stdin/);
+    const inBatch = assertError(await post({ jobs: [hello, { ...hello, stdin: 'TOP', tests: [{}] }] }, '/v1/jobs/batch'), 400, 'stdin_not_applicable');
+    assert.deepEqual(inBatch.details, { field: 'stdin', index: 1 });
+    // An empty one drops no input (as beside an interactor).
+    const empty = await post({ ...hello, stdin: '', tests: [{ stdin: 'T1' }] });
+    assert.equal(empty.statusCode, 202, empty.body);
+    await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(empty.json() as { id: string }).id}` });
+  });
+
+  test('a file name is a path of parts of at most 255 bytes, at most 1024 bytes in all', async () => {
+    const part = 'd'.repeat(250);
+    const deep = `${[part, part, part].join('/')}/main.py`;
+    const accepted = await post({ language: 'python', files: [{ name: deep, content: 'print(1)' }], outputFiles: [`${part}/${part}/out.txt`], limits: { outputBytes: 1000 } });
+    assert.equal(accepted.statusCode, 202, accepted.body);
+    await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(accepted.json() as { id: string }).id}` });
+    const tooLong = `${[part, part, part, part].join('/')}/${'m'.repeat(27)}.py`;
+    assert.equal(Buffer.byteLength(tooLong), 1034);
+    const refused = assertError(await post({ language: 'python', files: [{ name: tooLong, content: '' }] }), 400, 'invalid_file_name');
+    assert.equal(refused.details?.field, 'files[0].name');
+    assert.match(refused.message, /is 1034 bytes long, more than 1024/);
+    assertError(await post({ ...hello, outputFiles: [tooLong] }), 400, 'invalid_file_name');
+  });
+
   test('tests, args and webhook', async () => {
     assertError(await post({ ...hello, tests: [{}, {}, {}] }), 400, 'too_many_tests');
     assertError(await post({ ...hello, args: ['1', '2', '3', '4'] }), 400, 'too_many_args');
@@ -491,6 +544,8 @@ describe('API bad input', () => {
     const again = await submitWith('order-1');
     assert.equal(again.statusCode, 202);
     assert.equal(again.json().id, id, 'the same job');
+    assert.equal(again.json().status, 'queued');
+    assert.equal(typeof again.json().createdAt, 'string', "a retry answers the job's view, as GET /v1/jobs/:id shows it");
     // At once, as a client's retry can overlap its first try: one job still.
     const racing = await Promise.all([submitWith('order-2'), submitWith('order-2'), submitWith('order-2')]);
     assert.equal(new Set(racing.map((response) => response.json().id)).size, 1);
@@ -517,7 +572,10 @@ describe('API bad input', () => {
     assert.equal((await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${id}` })).json().status, 'cancelled');
     const afterCancel = await submitWith('order-1');
     assert.equal(afterCancel.json().id, id);
+    assert.deepEqual([afterCancel.statusCode, afterCancel.json().status], [200, 'cancelled'], 'answered as it is now, not as queued');
     assert.equal((await service.app.inject({ url: `/v1/jobs/${id}` })).json().status, 'cancelled');
+    const waited = await service.app.inject({ method: 'POST', url: '/v1/jobs?wait=true&timeoutMs=50', payload: hello, headers: { 'idempotency-key': 'order-1' } });
+    assert.deepEqual([waited.statusCode, waited.json().id, waited.json().status], [200, id, 'cancelled']);
     assertError(await submitWith('x'.repeat(256)), 400, 'invalid_request');
     const batch = await service.app.inject({ method: 'POST', url: '/v1/jobs/batch', payload: { jobs: [hello] }, headers: { 'idempotency-key': 'b' } });
     assertError(batch, 400, 'idempotency_key_unsupported');
@@ -537,7 +595,8 @@ describe('API bad input', () => {
     const judge0 = await service.app.inject({
       method: 'POST',
       url: '/submissions',
-      payload: { source_code: 'print(1)', language_id: 71, callback_url: 'http://169.254.169.254/' },
+      // Files and stdout of 64 KB: Judge0's default 1024 KB would pass this service's job output maximum (100,000 bytes).
+      payload: { source_code: 'print(1)', language_id: 71, max_file_size: 64, callback_url: 'http://169.254.169.254/' },
     });
     assert.equal(judge0.statusCode, 422, judge0.body);
     assert.deepEqual(judge0.json(), { callback_url: ['is not a permitted destination'] });
@@ -553,6 +612,18 @@ describe('API bad input', () => {
       assert.equal(accepted.statusCode, 202, accepted.body);
       await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(accepted.json() as { id: string }).id}` });
     }
+  });
+
+  test('a batch takes no query parameters: wait and the others of POST /v1/jobs are refused saying so, unknown ones as there', async () => {
+    const waiting = async () => (await service.jobs.counts()).waiting;
+    const before = await waiting();
+    const waited = assertError(await post({ jobs: [hello] }, '/v1/jobs/batch?wait=true'), 400, 'invalid_request');
+    assert.match(waited.message, /takes no wait .*answered at once/);
+    const others = assertError(await post({ jobs: [hello] }, '/v1/jobs/batch?timeoutMs=5&outputEncoding=base64'), 400, 'invalid_request');
+    assert.match(others.message, /takes no timeoutMs, outputEncoding/);
+    const unknown = assertError(await post({ jobs: [hello] }, '/v1/jobs/batch?foo=bar'), 400, 'invalid_request');
+    assert.equal(unknown.message, assertError(await post(hello, '/v1/jobs?foo=bar'), 400, 'invalid_request').message);
+    assert.equal(await waiting(), before, 'nothing queued');
   });
 
   test('batches: size, and the index of the bad job', async () => {

@@ -114,8 +114,8 @@ describe('cancel racing a worker', () => {
   test('an idempotent retry whose first try was cancelled in between does not bring the job back', async () => {
     // The retry read the key before the first try added its job; then the job was cancelled
     // (removed, its marker left); then the retry's add re-created it.
-    const first = await service.jobs.submitOnce(request, 'retried-key');
-    const client = service.jobs as unknown as { submittedUnder(id: string, options?: object): Promise<string | undefined> };
+    const { id: first } = await service.jobs.submitOnce(request, 'retried-key');
+    const client = service.jobs as unknown as { submittedUnder(id: string, options?: object): Promise<object | undefined> };
     const submittedUnder = client.submittedUnder.bind(client);
     client.submittedUnder = async () => {
       client.submittedUnder = submittedUnder;
@@ -123,7 +123,7 @@ describe('cancel racing a worker', () => {
       return undefined;
     };
     const retried = await service.jobs.submitOnce(request, 'retried-key');
-    assert.equal(retried, first);
+    assert.deepEqual(retried, { id: first, replay: true }, 'answered as it is now (cancelled), not as queued by this try');
     assert.equal((await service.jobs.get(first))?.status, 'cancelled');
     assert.equal(await worker.getNextJob('after-retry', { block: false }), undefined, 'the cancelled job is not queued again');
   });
@@ -131,15 +131,15 @@ describe('cancel racing a worker', () => {
   test('an idempotent retry that finds the queue full of its own first try answers that job', async () => {
     const capped = await startService({ maxQueuedJobs: 1 });
     try {
-      const first = await capped.jobs.submitOnce(request, 'capped-key');
+      const { id: first } = await capped.jobs.submitOnce(request, 'capped-key');
       // The retry read the key before the first try added its job.
-      const client = capped.jobs as unknown as { submittedUnder(id: string, options?: object): Promise<string | undefined> };
+      const client = capped.jobs as unknown as { submittedUnder(id: string, options?: object): Promise<object | undefined> };
       const submittedUnder = client.submittedUnder.bind(client);
       client.submittedUnder = async () => {
         client.submittedUnder = submittedUnder;
         return undefined;
       };
-      assert.equal(await capped.jobs.submitOnce(request, 'capped-key'), first);
+      assert.deepEqual(await capped.jobs.submitOnce(request, 'capped-key'), { id: first, replay: true });
       await assert.rejects(capped.jobs.submitOnce(request, 'another-key'), { name: 'QueueFullError' });
     } finally {
       await capped.close();

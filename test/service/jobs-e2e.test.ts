@@ -359,6 +359,25 @@ describe('jobs end to end', { skip }, () => {
     assert.ok(view.startedAt && view.finishedAt);
   });
 
+  test('Idempotency-Key: a retry after the job finished answers it as it is now, its result with it', { skip: !python && 'python image not built' }, async () => {
+    const submit = async (query = ''): Promise<{ status: number; json: any }> => {
+      const response = await fetch(`${base}/v1/jobs${query}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': 'finished-once' },
+        body: JSON.stringify({ language: 'python', source: 'print("once")' }),
+      });
+      return { status: response.status, json: await response.json() };
+    };
+    const first = await submit();
+    assert.deepEqual([first.status, first.json.status], [202, 'queued']);
+    assert.equal((await pollJob(base, first.json.id, 30_000)).status, 'done');
+    for (const query of ['', '?wait=true']) {
+      const retried = await submit(query);
+      assert.equal(retried.status, 200, `${query}: ${JSON.stringify(retried.json)}`);
+      assert.deepEqual([retried.json.id, retried.json.status, retried.json.result.stdout], [first.json.id, 'done', 'once\n']);
+    }
+  });
+
   test('cancel: a queued job never runs, a running one is killed', { skip: !python && 'python image not built' }, async () => {
     // Two slots: fill both, so that the third job waits.
     const running = await Promise.all([sleeper(20), sleeper(20)].map((job) => postJson(`${base}/v1/jobs`, job)));

@@ -200,6 +200,8 @@ describe('live jobs end to end', { skip }, () => {
     ['a submission the schema refuses', [{ type: 'submit', job: { language: 'python', source: 'x', colour: 'red' } }], 4400, 'invalid_request'],
     ['an unknown language', [{ type: 'submit', job: { language: 'cobol', source: 'x' } }], 4400, 'unknown_language'],
     ['tests', [{ type: 'submit', job: { language: 'python', source: 'x', tests: [{ stdin: '' }] } }], 4400, 'live_not_applicable'],
+    // Refused for the tests a live job does not take, not for the stdin beside them.
+    ['tests beside a stdin', [{ type: 'submit', job: { language: 'python', source: 'x', stdin: 'TOP', tests: [{ stdin: 'T1' }] } }], 4400, 'live_not_applicable'],
     ['stderrToStdout', [{ type: 'submit', job: { language: 'python', source: 'x', stderrToStdout: true } }], 4400, 'live_not_applicable'],
     ['stdin that is not base64', [{ type: 'submit', job: { language: 'python', source: ECHO } }, { type: 'stdin', data: '*', base64: true }], 4400, 'invalid_base64'],
     ['two submits', [{ type: 'submit', job: { language: 'python', source: ECHO } }, { type: 'submit', job: { language: 'python', source: ECHO } }], 4400, 'already_submitted'],

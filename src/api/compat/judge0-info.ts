@@ -9,7 +9,7 @@ import { KiB, bytesToKiB, msToSeconds } from '../../units.js';
 import type { QueueCounts, WorkerLiveness } from '../../queue/client.js';
 import type { Judge0Languages } from './judge0-languages.js';
 import { CALLBACK_ATTEMPTS, CALLBACK_TIMEOUT_MS } from './judge0-callback.js';
-import { JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS, JUDGE0_MAX_NUMBER_OF_RUNS, judge0CompilerOptionLanguages } from './judge0-request.js';
+import { JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS, JUDGE0_MAX_NUMBER_OF_RUNS, judge0CompilerOptionLanguages, judge0DefaultFileSizeBytes } from './judge0-request.js';
 import { stageMaxima } from './stage-maxima.js';
 
 /** The Judge0 CE version whose API this front follows (docs/compat.md). */
@@ -64,7 +64,8 @@ export function judge0ConfigInfo(sources: Judge0ConfigSources): Record<string, u
     allow_enable_per_process_and_thread_time_limit: false,
     enable_per_process_and_thread_memory_limit: false,
     allow_enable_per_process_and_thread_memory_limit: false,
-    max_file_size: bytesToKiB(byDefault('fileSizeBytes')),
+    // Not the runtimes' file size: Judge0's default, which bounds stdout too (judge0DefaultFileSizeBytes).
+    max_file_size: bytesToKiB(runtimes.length === 0 ? 0 : Math.min(...runtimes.map((runtime) => judge0DefaultFileSizeBytes(stageMaxima(runtime, 'run'))))),
     max_max_file_size: bytesToKiB(atMost('fileSizeBytes')),
     number_of_runs: 1,
     max_number_of_runs: Math.min(JUDGE0_MAX_NUMBER_OF_RUNS, sources.maxTests),

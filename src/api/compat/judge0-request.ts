@@ -14,6 +14,17 @@ import { stageMaxima } from './stage-maxima.js';
 /** Judge0's limits that are not per runtime (app/helpers/config.rb defaults). */
 export const JUDGE0_MAX_NUMBER_OF_RUNS = 20;
 export const JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS = 5;
+/** Judge0's MAX_FILE_SIZE default (judge0.conf): what a submission without max_file_size gets. */
+export const JUDGE0_DEFAULT_MAX_FILE_SIZE_KIB = 1024;
+
+/** The file size limit of a submission without max_file_size: Judge0's default where the runtime's
+ * maxima allow it. Judge0's stdout is a file in its box, so the same limit bounds the output
+ * (outputBytes), which the maxima bound too: what config_info and the submission's max_file_size
+ * say is what is applied to files and stdout alike, not the runtime's own defaults (a larger file
+ * size than output: 16 MiB and 1 MiB). */
+export function judge0DefaultFileSizeBytes(maxima: Limits): number {
+  return Math.min(kibToBytes(JUDGE0_DEFAULT_MAX_FILE_SIZE_KIB), maxima.fileSizeBytes, maxima.outputBytes);
+}
 const MAX_OPTION_CHARS = 512;
 
 /** Rails' `render json: submission.errors, status: :unprocessable_entity`. */
@@ -277,11 +288,10 @@ export function translateJudge0Submission(
   if (memoryLimitKiB !== undefined) limits.memoryBytes = kibToBytes(memoryLimitKiB);
   if (stackLimitKiB !== undefined) limits.stackBytes = stackLimitKiB === 0 ? maxima.stackBytes : kibToBytes(stackLimitKiB);
   if (maxProcesses !== undefined) limits.pids = maxProcesses;
-  if (maxFileSizeKiB !== undefined) {
-    limits.fileSizeBytes = maxFileSizeKiB === 0 ? maxima.fileSizeBytes : kibToBytes(maxFileSizeKiB);
-    // Judge0's stdout is a file in the box, so the same limit bounds what the program prints.
-    limits.outputBytes = Math.min(limits.fileSizeBytes, maxima.outputBytes);
-  }
+  limits.fileSizeBytes =
+    maxFileSizeKiB === undefined ? judge0DefaultFileSizeBytes(maxima) : maxFileSizeKiB === 0 ? maxima.fileSizeBytes : kibToBytes(maxFileSizeKiB);
+  // Judge0's stdout is a file in the box, so the same limit bounds what the program prints.
+  limits.outputBytes = Math.min(limits.fileSizeBytes, maxima.outputBytes);
 
   const stdinBase64 = stdin.toString('base64');
   const request: JobRequest = {

@@ -3,11 +3,12 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { Runtime } from '../../images/types.js';
 import type { JobRecord } from '../../jobs/model.js';
 import { QueueUnavailableError } from '../../queue/errors.js';
-import { ApiError } from '../errors.js';
+import { ApiError, badRequest } from '../errors.js';
 import { presentJob } from '../present.js';
 import {
   Accepted,
   BatchAccepted,
+  BatchQuery,
   BatchSubmission,
   ErrorBody,
   JobIdParams,
@@ -26,7 +27,12 @@ export interface JobRoutesOptions {
   policy: SubmissionPolicy & { maxBatchJobs: number; maxWaitMs: number };
 }
 
+const isFinished = (record: JobRecord) => record.status === 'done' || record.status === 'failed' || record.status === 'cancelled';
+
 const notFound = (id: string) => new ApiError(404, 'job_not_found', `no job "${id}" (unknown, or its result has expired)`);
+
+/** POST /v1/jobs's query parameters: the batch route refuses them saying so. */
+const SUBMIT_ONLY_PARAMETERS = Object.keys(SubmitQuery.properties);
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 406: ErrorBody, 413: ErrorBody, 415: ErrorBody, 422: ErrorBody, 429: ErrorBody, 503: ErrorBody };
 
@@ -39,7 +45,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
     {
       schema: {
         summary: 'Submit a job',
-        description: 'Queues a job (202). With ?wait=true the answer waits for the result, up to the server maximum: 200 when finished, else 202 with the current state.',
+        description:
+          'Queues a job (202). With ?wait=true the answer waits for the result, up to the server maximum: 200 when finished, else 202 with the current state. A retry under the same Idempotency-Key answers the job as it is now: without wait, its view as GET /v1/jobs/:id shows it (200 once it has finished, else 202); with wait, as a first try would be answered.',
         tags: ['jobs'],
         body: JobSubmission,
         querystring: SubmitQuery,
@@ -51,10 +58,19 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
       const jobRequest = toJobRequest(request.body, runtimes, policy);
       const idempotencyKey = request.headers['idempotency-key'];
       // Scoped by the caller's API key, so that two callers' keys never name one job.
-      const id =
-        idempotencyKey === undefined ? await jobs.submit(jobRequest) : await jobs.submitOnce(jobRequest, `${request.apiKey?.key ?? ''}\0${idempotencyKey}`);
-      request.log.info({ jobId: id, runtimeId: jobRequest.runtimeId }, 'job accepted');
-      if (!request.query.wait) return reply.code(202).send({ id, status: 'queued' as const });
+      const { id, replay } =
+        idempotencyKey === undefined
+          ? { id: await jobs.submit(jobRequest), replay: false }
+          : await jobs.submitOnce(jobRequest, `${request.apiKey?.key ?? ''}\0${idempotencyKey}`);
+      request.log.info({ jobId: id, runtimeId: jobRequest.runtimeId, ...(replay ? { replay } : {}) }, 'job accepted');
+      if (!request.query.wait) {
+        if (!replay) return reply.code(202).send({ id, status: 'queued' as const });
+        // A retry under an Idempotency-Key: its job may have run, or been cancelled, since the
+        // first try was answered. Answered as it is now, as ?wait=true answers it.
+        const record = await jobs.get(id);
+        if (!record) throw notFound(id);
+        return reply.code(isFinished(record) ? 200 : 202).send(presentJob(record, request.query.outputEncoding));
+      }
       const timeoutMs = Math.min(request.query.timeoutMs ?? policy.maxWaitMs, policy.maxWaitMs);
       let record: JobRecord | undefined;
       try {
@@ -67,8 +83,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
         return reply.code(202).send({ id, status: 'queued' as const });
       }
       if (!record) throw notFound(id);
-      const finished = record.status === 'done' || record.status === 'failed' || record.status === 'cancelled';
-      return reply.code(finished ? 200 : 202).send(presentJob(record, request.query.outputEncoding));
+      return reply.code(isFinished(record) ? 200 : 202).send(presentJob(record, request.query.outputEncoding));
     },
   );
 
@@ -77,10 +92,22 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
     {
       schema: {
         summary: 'Submit several jobs at once',
-        description: 'All or nothing: one invalid job refuses the batch, naming its index.',
+        description: "All or nothing: one invalid job refuses the batch, naming its index. Answered at once with the jobs' ids: no wait, no Idempotency-Key.",
         tags: ['jobs'],
         body: BatchSubmission,
+        querystring: BatchQuery,
         response: { 202: BatchAccepted, ...errors },
+      },
+      // Before the schema's own refusal, which would not say why POST /v1/jobs's parameters are not
+      // taken here.
+      preValidation: async (request) => {
+        const named = Object.keys(request.query as object).filter((name) => SUBMIT_ONLY_PARAMETERS.includes(name));
+        if (named.length === 0) return;
+        throw badRequest(
+          'invalid_request',
+          `querystring: POST /v1/jobs/batch takes no ${named.join(', ')} (POST /v1/jobs does): a batch is answered at once with its jobs' ids, never waited for; read each with GET /v1/jobs/:id, or give each a webhookUrl`,
+          { issues: [{ path: 'querystring', message: `must not have additional properties (${named.join(', ')})` }] },
+        );
       },
     },
     async (request, reply) => {

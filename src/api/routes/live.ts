@@ -152,9 +152,11 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
     }
     let jobRequest;
     try {
-      jobRequest = toJobRequest(submission, runtimes, policy);
-      const problem = liveJobProblem(jobRequest);
+      // Said first: a live job's tests are refused as such, not for what goes with them (a
+      // job-wide stdin beside them, say).
+      const problem = liveJobProblem(submission);
       if (problem) throw badRequest('live_not_applicable', problem);
+      jobRequest = toJobRequest(submission, runtimes, policy);
       if (terminal !== undefined) jobRequest.terminal = { rows: terminal.rows, cols: terminal.cols };
     } catch (error) {
       void fail(toApiError(error, request));
