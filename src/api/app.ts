@@ -51,14 +51,16 @@ export interface BuildAppOptions {
 
 interface CompatFront {
   plugin: FastifyPluginAsync<CompatPluginOptions>;
-  prefix: string;
+  prefixes: readonly string[];
 }
 
 /** Compat fronts, registered when their module is present (they are written alongside this one),
- * each under the path prefix its original serves. */
+ * each under the path prefixes its original serves: the same routes under each. Piston's are also
+ * under /api/v2/piston, the path of the public Piston instance (emkc.org), which its clients
+ * hard-code (piston-client does for its default server): such a client then needs a new host only. */
 const COMPAT_FRONTS = [
-  { module: './piston.js', exportName: 'pistonPlugin', prefix: '/api/v2' },
-  { module: './judge0.js', exportName: 'judge0Plugin', prefix: '' },
+  { module: './piston.js', exportName: 'pistonPlugin', prefixes: ['/api/v2', '/api/v2/piston'] },
+  { module: './judge0.js', exportName: 'judge0Plugin', prefixes: [''] },
 ] as const;
 
 async function loadCompatFronts(): Promise<CompatFront[]> {
@@ -73,7 +75,7 @@ async function loadCompatFronts(): Promise<CompatFront[]> {
       throw error;
     }
     const plugin = loaded[front.exportName];
-    if (typeof plugin === 'function') fronts.push({ plugin: plugin as FastifyPluginAsync<CompatPluginOptions>, prefix: front.prefix });
+    if (typeof plugin === 'function') fronts.push({ plugin: plugin as FastifyPluginAsync<CompatPluginOptions>, prefixes: front.prefixes });
   }
   return fronts;
 }
@@ -232,7 +234,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     });
     await scope.register(liveRoutes, { prefix: '/v1', jobs, runtimes, policy, liveSockets });
     for (const front of fronts) {
-      await scope.register(front.plugin, { prefix: front.prefix, jobs, runtimes, policy, maxWaitMs: config.maxWaitMs, maxQueuedJobs: config.maxQueuedJobs, maxExpansionBytes: config.bodyLimitBytes, liveSockets });
+      for (const prefix of front.prefixes) {
+        await scope.register(front.plugin, { prefix, jobs, runtimes, policy, maxWaitMs: config.maxWaitMs, maxQueuedJobs: config.maxQueuedJobs, maxExpansionBytes: config.bodyLimitBytes, liveSockets });
+      }
     }
   });
 

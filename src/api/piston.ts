@@ -1,11 +1,12 @@
 // Piston v2 compatible API (engineer-man/piston api/src/api/v2.js), served at /api/v2 beside our
-// own: GET /runtimes, GET /packages, POST /execute, and the WebSocket /connect (a live job,
+// own, and again at /api/v2/piston (the public instance's path: app.ts, COMPAT_FRONTS):
+// GET /runtimes, GET /packages, POST /execute, and the WebSocket /connect (a live job,
 // compat/piston-connect.ts). Translation only: requests become JobRequests
 // on the same queue and workers; results come back in Piston's shape.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { pistonRuntimeList } from './compat/piston-runtimes.js';
-import { PistonRequestError, translatePistonExecute } from './compat/piston-request.js';
+import { pistonLimitField, PistonRequestError, translatePistonExecute } from './compat/piston-request.js';
 import { PistonExecutionError, pistonResponse, PistonWaitTimeoutError } from './compat/piston-response.js';
 import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } from './compat/plugin-options.js';
 import { QueueUnavailableError } from '../queue/errors.js';
@@ -77,15 +78,15 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
       const refusal = request.ws ? await options.liveSockets.admit(request) : undefined;
       if (refusal) return reply.code(429).send({ message: `at most ${refusal.maximum} interactive sockets at once per client` });
     },
-    handler: async (_request, reply) =>
-      reply.code(426).header('upgrade', 'websocket').send({ message: '/api/v2/connect is a WebSocket: connect with an Upgrade: websocket request' }),
+    handler: async (request, reply) =>
+      reply.code(426).header('upgrade', 'websocket').send({ message: `${request.routeOptions.url} is a WebSocket: connect with an Upgrade: websocket request` }),
     wsHandler: (socket, request) =>
       pistonConnect(socket, request, options),
   });
 
   app.post('/execute', { schema: { tags: ['piston'], summary: 'Piston v2: run code and wait for the result' } }, async (request) => {
     const { runtime, request: jobRequest } = translatePistonExecute(request.body, runtimes);
-    const problem = admissionProblem(jobRequest, runtime, options.policy);
+    const problem = admissionProblem(jobRequest, runtime, options.policy, pistonLimitField);
     if (problem !== undefined) throw new PistonRequestError(problem);
     const id = await jobs.submit(jobRequest);
     let record;

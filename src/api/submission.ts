@@ -15,6 +15,7 @@ import {
   outputAboveMaximum,
   type CheckedSubmission,
   type JudgeRole,
+  type LimitFieldName,
   type SubmissionShape,
 } from '../executor/check.js';
 import { ExecutorError } from '../executor/errors.js';
@@ -22,6 +23,7 @@ import type { Runtime } from '../images/types.js';
 import type { JobJudgeProgram, JobRequest } from '../jobs/model.js';
 import type { OutboundPolicy } from '../queue/outbound.js';
 import type { Limits } from '../sandbox/types.js';
+import { entryFileName } from './entry-file.js';
 import { ApiError, badRequest } from './errors.js';
 import { requireRuntime } from './runtimes.js';
 import { MAX_ARG_CHARS, type JobSubmission } from './schemas.js';
@@ -39,8 +41,9 @@ export interface SubmissionPolicy {
 
 /** What the worker's executor makes of the job (checkSubmission, the code it runs first), or why
  * it would refuse it. */
-function checkedForWorker(request: JobRequest, runtime: Runtime): CheckedSubmission | string {
+function checkedForWorker(request: JobRequest, runtime: Runtime, limitFieldName?: LimitFieldName): CheckedSubmission | string {
   const shape: SubmissionShape = { fileNames: request.files.map((file) => file.name), args: request.args, limits: request.limits };
+  if (limitFieldName) shape.limitFieldName = limitFieldName;
   if (request.compileArgs) shape.compileArgs = request.compileArgs;
   if (request.compileEntryOnly) shape.compileEntryOnly = true;
   if (request.outputFiles) shape.outputFiles = request.outputFiles;
@@ -96,8 +99,9 @@ const STOP_ON_FAILURE_NEEDS_TESTS = 'stopOnFailure stops the tests at the first 
 /** The last check before a job is queued, whichever front translated it: the server's maxima (files,
  * arguments, tests, the output the job could store) and the worker's own check of a submission
  * (checkSubmission, the code its executor runs first), so that no job is accepted that a worker
- * would refuse. Each front says it in its own words; undefined when the job may be queued. */
-export function admissionProblem(request: JobRequest, runtime: Runtime, policy: SubmissionPolicy): string | undefined {
+ * would refuse. Each front says it in its own words (`limitFieldName`: how it names a limit);
+ * undefined when the job may be queued. */
+export function admissionProblem(request: JobRequest, runtime: Runtime, policy: SubmissionPolicy, limitFieldName?: LimitFieldName): string | undefined {
   // Only /v1 takes a judge program or a comparison, and checks them there (toJobRequest).
   for (const field of ['interactor', 'checker', 'comparison'] as const) {
     if (request[field] !== undefined) return `this API takes no ${field}`;
@@ -116,7 +120,7 @@ export function admissionProblem(request: JobRequest, runtime: Runtime, policy: 
     const long = args.findIndex((arg) => typeof arg === 'string' && arg.length > MAX_ARG_CHARS);
     if (long >= 0) return `${what} ${long} has more than ${MAX_ARG_CHARS} characters`;
   }
-  const checked = checkedForWorker(request, runtime);
+  const checked = checkedForWorker(request, runtime, limitFieldName);
   if (typeof checked === 'string') return checked;
   return outputProblem(checked, policy);
 }
@@ -283,7 +287,7 @@ function submittedFiles(submission: SourceSubmission, runtime: Runtime, policy: 
     throw badRequest('source_or_files', `give exactly one of "${prefix}source" or "${prefix}files"`);
   }
   if (!submission.files) {
-    return [{ name: runtime.sourceFile, contentBase64: Buffer.from(submission.source!, 'utf8').toString('base64') }];
+    return [{ name: entryFileName(runtime, submission.source!), contentBase64: Buffer.from(submission.source!, 'utf8').toString('base64') }];
   }
   const tooMany = countAboveMaximum('files', submission.files.length, policy, role && `${prefix}files`);
   if (tooMany) throw tooMany;

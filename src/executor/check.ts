@@ -36,7 +36,13 @@ export interface SubmissionShape {
   /** Where these fields sit in the request, for messages: "" (default) for the program's, a judge
    * program's "checker." or "interactor.". */
   fieldPrefix?: string;
+  /** How the request names a limit in messages, where a front's fields are not ours (Piston's
+   * `run_memory_limit`); `<fieldPrefix><stage>.<limit>` when absent. */
+  limitFieldName?: LimitFieldName;
 }
+
+/** The request's name for one limit of a stage: /v1's `limits.memoryBytes`, Piston's `run_memory_limit`. */
+export type LimitFieldName = (stage: 'limits' | 'compileLimits', limit: keyof Limits) => string;
 
 export interface CheckedSubmission {
   /** Normalised, in the submitted order. */
@@ -70,27 +76,28 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
     const problem = compileArgsProblem(runtime);
     if (problem) throw new ExecutorError('bad_request', problem);
   }
+  const limitField: LimitFieldName = submission.limitFieldName ?? ((stage, limit) => `${prefix}${stage}.${limit}`);
   const defaults = runtimeDefaults(runtime);
   const namesLimits = namesAny(submission.limits);
-  const runLimits = !namesLimits ? defaults.runLimits : sandboxLimits(`${prefix}limits`, effectiveLimits(runtime.defaultLimits, runtime.maxLimits, submission.limits));
+  const runLimits = !namesLimits ? defaults.runLimits : sandboxLimits((limit) => limitField('limits', limit), effectiveLimits(runtime.defaultLimits, runtime.maxLimits, submission.limits));
   const compileLimits =
     defaults.compileLimits === undefined || !namesAny(submission.compileLimits)
       ? defaults.compileLimits
-      : sandboxLimits(`${prefix}compileLimits`, effectiveLimits(defaults.compileLimits, runtime.maxLimits, submission.compileLimits));
+      : sandboxLimits((limit) => limitField('compileLimits', limit), effectiveLimits(defaults.compileLimits, runtime.maxLimits, submission.compileLimits));
   // Only limits the job names can be below the minima: a runtime's defaults are checked against
   // them when it loads (parseRuntime).
   const belowMinimum = !namesLimits ? undefined : limitBelowMinimum(runtime, runLimits);
   if (belowMinimum) {
-    const field = `${prefix}limits.${belowMinimum.name}`;
+    const field = limitField('limits', belowMinimum.name);
     throw new ExecutorError('bad_request', `${field} ${belowMinimum.value} is below ${belowMinimum.minimum}, the least runtime "${runtime.id}" starts with`);
   }
-  enoughMemoryForExec(`${prefix}limits`, runArgv(runtime.run.argv, fileNames, submission.args), defaults.env, runLimits);
+  enoughMemoryForExec(limitField('limits', 'memoryBytes'), runArgv(runtime.run.argv, fileNames, submission.args), defaults.env, runLimits);
   const sources = submission.compileEntryOnly === true ? fileNames.slice(0, 1) : fileNames;
   if (runtime.compile && compiledFileNames(runtime.compile, sources).length === 0) {
     const which = sources === fileNames ? 'none of the files is' : 'the entry file (the only one compiled) is not';
     throw new ExecutorError('bad_request', `${which} a ${runtime.language} source for the compiler (a name ending in ${runtime.compile.sourceSuffixes!.join(', ')})`);
   }
-  if (runtime.compile && compileLimits) enoughMemoryForExec(`${prefix}compileLimits`, compileArgv(runtime.compile, sources, compileArgs), defaults.env, compileLimits);
+  if (runtime.compile && compileLimits) enoughMemoryForExec(limitField('compileLimits', 'memoryBytes'), compileArgv(runtime.compile, sources, compileArgs), defaults.env, compileLimits);
   const outputFiles = checkedOutputFiles(submission.outputFiles ?? []);
   const runs = submission.runs ?? 1;
   const mostOutputBytes = runLimits.outputBytes * runs * (1 + outputFiles.length) + (compileLimits?.outputBytes ?? 0);
@@ -297,8 +304,8 @@ function runtimeDefaults(runtime: Runtime): RuntimeDefaults {
   if (defaults === undefined) {
     const compileLimits = defaultCompileLimits(runtime);
     defaults = Object.freeze({
-      runLimits: Object.freeze(sandboxLimits('limits', effectiveLimits(runtime.defaultLimits, runtime.maxLimits))),
-      compileLimits: compileLimits && Object.freeze(sandboxLimits('compileLimits', compileLimits)),
+      runLimits: Object.freeze(sandboxLimits((limit) => `limits.${limit}`, effectiveLimits(runtime.defaultLimits, runtime.maxLimits))),
+      compileLimits: compileLimits && Object.freeze(sandboxLimits((limit) => `compileLimits.${limit}`, compileLimits)),
       env: Object.freeze(envStrings(runtime.env)),
     });
     runtimeDefaultsCache.set(runtime, defaults);
@@ -320,23 +327,24 @@ export function outputAboveMaximum(checked: CheckedSubmission, maximum: number, 
   return `${stages} could store ${mostOutputBytes} bytes of output; at most ${maximum} per job`;
 }
 
-/** The engine's own check of a stage's limits (a byte or pid count must be whole). */
-function sandboxLimits(what: string, limits: Limits): Limits {
+/** The engine's own check of a stage's limits (a byte or pid count must be whole); `field` names
+ * one of them as the request does. */
+function sandboxLimits(field: (limit: keyof Limits) => string, limits: Limits): Limits {
   try {
     return checkLimits(limits);
   } catch (error) {
     if (!(error instanceof SandboxSpecError)) throw error;
-    throw new ExecutorError('bad_request', `${what}.${error.field.replace(/^limits\./, '')} ${error.reason}`);
+    throw new ExecutorError('bad_request', `${field(error.field.replace(/^limits\./, '') as keyof Limits)} ${error.reason}`);
   }
 }
 
 /** The engine refuses a stage whose memory limit could not hold what execve copies (its argv and
  * env) inside the run's cgroup (leastMemoryBytes): said here, before the job is queued. */
-function enoughMemoryForExec(what: string, argv: string[], env: readonly string[], limits: Limits): void {
+function enoughMemoryForExec(field: string, argv: string[], env: readonly string[], limits: Limits): void {
   const least = leastMemoryBytes(argv, env);
   if (limits.memoryBytes >= least) return;
   throw new ExecutorError(
     'bad_request',
-    `${what}.memoryBytes ${limits.memoryBytes} is below ${least}: the program's arguments, file names and environment take ${least - EXEC_MEMORY_RESERVE_BYTES} bytes, which must fit in its memory limit with ${EXEC_MEMORY_RESERVE_BYTES} to spare`,
+    `${field} ${limits.memoryBytes} is below ${least}: the program's arguments, file names and environment take ${least - EXEC_MEMORY_RESERVE_BYTES} bytes, which must fit in its memory limit with ${EXEC_MEMORY_RESERVE_BYTES} to spare`,
   );
 }

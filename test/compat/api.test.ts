@@ -8,16 +8,21 @@ import pino from 'pino';
 import { loggableUrl } from '../../src/api/auth.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { MiB } from '../../src/units.js';
+import { openLiveSocket } from '../helpers/live-socket.js';
 import { makeZip } from '../helpers/zip.js';
-import { startService, type ServiceHarness } from '../service/fixtures.js';
+import { listen, startService, type ServiceHarness } from '../service/fixtures.js';
 
 describe('compat fronts before a job runs', () => {
   let service: ServiceHarness;
   const inject = (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown, headers?: Record<string, string>) =>
     service.app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }), ...(headers ? { headers } : {}) });
 
+  /** Where Piston's sockets are reached: the app listening on a loopback port. */
+  let wsBase: string;
+
   before(async () => {
     service = await startService({ runtimes: loadRuntimes(), config: { maxWaitMs: 300, maxTests: 3, maxJobOutputBytes: 8 * MiB } });
+    wsBase = (await listen(service)).replace(/^http/, 'ws');
   });
   after(() => service.close());
 
@@ -302,6 +307,33 @@ describe('compat fronts before a job runs', () => {
     assert.ok(typeof broken.json().message === 'string');
   });
 
+  test("Piston's routes are served under /api/v2/piston too, the public instance's path that its clients hard-code", async () => {
+    for (const route of ['runtimes', 'packages']) {
+      const alias = await inject('GET', `/api/v2/piston/${route}`);
+      assert.equal(alias.statusCode, 200, route);
+      assert.deepEqual(alias.json(), (await inject('GET', `/api/v2/${route}`)).json(), route);
+    }
+    const unknown = await inject('POST', '/api/v2/piston/execute', { language: 'cobol', version: '*', files: [{ content: '' }] });
+    assert.deepEqual([unknown.statusCode, unknown.json()], [400, { message: 'cobol-* runtime is unknown' }]);
+    const xml = await inject('POST', '/api/v2/piston/execute', '<x/>', { 'content-type': 'application/xml' });
+    assert.deepEqual([xml.statusCode, xml.json()], [415, { message: 'requests must be of type application/json' }]);
+    // A valid one is queued and waited for as through /api/v2 (no worker here: the wait's 503).
+    const queued = await inject('POST', '/api/v2/piston/execute', { language: 'python', version: '3', files: [{ content: 'print(1)' }] });
+    assert.equal(queued.statusCode, 503, queued.body);
+    assert.match(queued.json().message, /^job \S+ did not finish within 300 ms/);
+    const plain = await inject('GET', '/api/v2/piston/connect');
+    assert.deepEqual([plain.statusCode, plain.json()], [426, { message: '/api/v2/piston/connect is a WebSocket: connect with an Upgrade: websocket request' }]);
+    const socket = await openLiveSocket(`${wsBase}/api/v2/piston/connect`);
+    socket.send({ type: 'data', stream: 'stdin', data: 'x' });
+    assert.deepEqual(await socket.closed, { code: 4003, reason: 'Not yet initialized' }, "Piston's socket, closed as Piston closes it");
+    // Listed in the OpenAPI document as the routes they stand for, behind the same keys.
+    const paths = (await inject('GET', '/docs/json')).json().paths as Record<string, Record<string, unknown>>;
+    for (const [route, method] of [['runtimes', 'get'], ['packages', 'get'], ['execute', 'post'], ['connect', 'get']] as const) {
+      assert.ok(paths[`/api/v2/piston/${route}`]?.[method], `/api/v2/piston/${route} is in the document`);
+      assert.deepEqual(paths[`/api/v2/piston/${route}`]![method], paths[`/api/v2/${route}`]![method], route);
+    }
+  });
+
   test('every front refuses, with nothing queued, a job a worker would refuse or the server\'s maxima forbid', async () => {
     const waiting = async () => (await service.jobs.counts()).waiting;
     const before = await waiting();
@@ -316,6 +348,16 @@ describe('compat fronts before a job runs', () => {
     await refusedByPiston({ files: Array.from({ length: 65 }, (_, i) => ({ name: `f${i}.py`, content: '' })) }, '65 files; at most 64');
     await refusedByPiston({ args: ['\0'] }, 'args[0] must not contain NUL characters');
     await refusedByPiston({ run_memory_limit: 1.5 }, 'run_memory_limit must be a whole number of bytes');
+    // What the worker's own check refuses is said with Piston's field names, not /v1's limits.memoryBytes.
+    const startingMemory = 'must be at least 1048576 (1 MiB), what the kernel may charge to a run before its program starts';
+    await refusedByPiston({ run_memory_limit: 1000 }, `run_memory_limit ${startingMemory}`);
+    await refusedByPiston({ language: 'c', version: '*', compile_memory_limit: 1000 }, `compile_memory_limit ${startingMemory}`);
+    const tooSmallForExec = await inject('POST', '/api/v2/execute', { ...piston, language: 'java', version: '*', run_memory_limit: 1048576 });
+    assert.match(tooSmallForExec.json().message, /^run_memory_limit 1048576 is below \d+: the program's arguments/);
+    const socket = await openLiveSocket(`${wsBase}/api/v2/connect`);
+    socket.send({ type: 'init', ...piston, language: 'c', version: '*', compile_memory_limit: 1048576 });
+    assert.match((await socket.next((message) => message.type === 'error')).message, /^compile_memory_limit 1048576 is below \d+: /);
+    assert.equal((await socket.closed).code, 4002);
 
     const judge0 = { source_code: 'print(1)', language_id: 71 };
     const overTests = await inject('POST', '/submissions', { ...judge0, number_of_runs: 4 });
@@ -363,7 +405,11 @@ describe('compat fronts with API keys', () => {
 
   before(async () => {
     const logger = pino({ level: 'trace' }, { write: (line: string) => void logLines.push(JSON.parse(line)) });
-    service = await startService({ runtimes: loadRuntimes(), config: { apiKeys: [{ key: 'judge0-key', requestsPerWindow: 100 }] }, logger });
+    service = await startService({
+      runtimes: loadRuntimes(),
+      config: { apiKeys: [{ key: 'judge0-key', requestsPerWindow: 100 }, { key: 'piston-key-of-3', requestsPerWindow: 3 }] },
+      logger,
+    });
   });
   after(() => service.close());
 
@@ -454,6 +500,20 @@ describe('compat fronts with API keys', () => {
     const logged = JSON.stringify(logLines);
     assert.ok(!logged.includes('parser-key'), 'without the key');
     assert.ok(!logged.includes([...Buffer.from('parser-key')].join(',')), "nor the key's bytes");
+  });
+
+  test("Piston's /api/v2/piston routes take the same keys, and count in the same rate limit, as /api/v2", async () => {
+    const get = (url: string, headers: Record<string, string> = {}) => service.app.inject({ method: 'GET', url, headers });
+    assert.equal((await get('/api/v2/piston/runtimes')).statusCode, 401);
+    assert.equal((await service.app.inject({ method: 'POST', url: '/api/v2/piston/execute', payload: {} })).statusCode, 401);
+    assert.equal((await get('/api/v2/piston/connect')).statusCode, 401);
+    const key = { 'x-api-key': 'piston-key-of-3' };
+    assert.equal((await get('/api/v2/runtimes', key)).statusCode, 200);
+    assert.equal((await get('/api/v2/piston/runtimes', key)).statusCode, 200);
+    assert.equal((await get('/api/v2/piston/packages', key)).statusCode, 200);
+    const limited = await get('/api/v2/runtimes', key);
+    assert.equal(limited.statusCode, 429, 'the fourth request of a key of 3, whichever path the others took');
+    assert.equal((await get('/api/v2/piston/runtimes', key)).statusCode, 429);
   });
 
   test('X-Auth-Token is Judge0\'s header only: /v1 and Piston do not read it', async () => {

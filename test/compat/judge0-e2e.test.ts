@@ -110,6 +110,12 @@ describe('Judge0 CE over HTTP', { skip }, () => {
     assert.equal(result.time, null);
   });
 
+  test("Java's class is Main, as in Judge0: another public class is Judge0's compilation error", async () => {
+    const result = await run({ source_code: 'public class Hello { public static void main(String[] a) { System.out.println(42); } }', language_id: 62 });
+    assert.deepEqual(result.status, { id: 6, description: 'Compilation Error' });
+    assert.match(String(result.compile_output), /class Hello is public, should be declared in a file named Hello\.java/);
+  });
+
   test('compiler_options reach the compiler, and read back as submitted', async () => {
     const source = '#include <stdio.h>\nint main(void) { printf("%d\\n", LEVEL); return 0; }';
     const result = await run({ source_code: source, language_id: 50, compiler_options: '-DLEVEL=7 -O0' }, '&fields=status_id,stdout,compiler_options');

@@ -1,6 +1,6 @@
 // Piston v2 end to end with the real npm client (piston-client) against the running service:
 // runtimes, hello world in every language, stdin and args, files, compile error, time limit,
-// memory limit, output limit.
+// memory limit, output limit; Java classes of any name, posted to the public instance's path.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import piston from 'piston-client';
@@ -94,6 +94,32 @@ describe('Piston v2 through piston-client', { skip }, () => {
     const result = await execute('python', 'data = b"x" * (256 * 1024 * 1024)\nprint(len(data))', { runMemoryLimit: 64 * 1024 * 1024 });
     assert.equal(result.run.stdout, '');
     assert.deepEqual(pick(result.run), { code: null, signal: 'SIGKILL', status: 'SG', message: 'Caught fatal signal 9' });
+  });
+
+  test("Java: a class of any name runs, as Piston's single-file source launcher runs it; posted to the public instance's path", async () => {
+    /** As clients of the public Piston instance post it: its path, only the host changed. */
+    const post = async (files: object[]): Promise<PistonExecuteResponse> => {
+      const response = await fetch(`${service.baseUrl}/api/v2/piston/execute`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ language: 'java', version: '*', files }),
+      });
+      const body = (await response.json()) as PistonExecuteResponse;
+      assert.equal(response.status, 200, JSON.stringify(body));
+      return body;
+    };
+    const hello = 'public class Hello{public static void main(String[] a){System.out.println(42);}}';
+    const solution = 'class Solution { public static void main(String[] args) { System.out.println(Util.twice(21)); } }';
+    const cases: [string, object[]][] = [
+      ['unnamed, public class Hello', [{ content: hello }]],
+      ['named Hello.java', [{ name: 'Hello.java', content: hello }]],
+      ['named main.java, class Solution (not public) and a second file', [{ name: 'main.java', content: solution }, { name: 'Util.java', content: 'class Util { static int twice(int n) { return 2 * n; } }' }]],
+    ];
+    for (const [what, files] of cases) {
+      const result = await post(files);
+      assert.equal(result.compile?.code, 0, `${what} compiles: ${JSON.stringify(result.compile)}`);
+      assert.deepEqual([result.run.stdout, result.run.stderr, result.run.code], ['42\n', '', 0], `${what}: ${JSON.stringify(result.run)}`);
+    }
   });
 
   test('Piston\'s 400s reach the client as {message}: a limit above the maximum, an unknown language', async () => {

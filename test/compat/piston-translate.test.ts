@@ -3,11 +3,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { findPistonRuntime, pistonRuntimeList } from '../../src/api/compat/piston-runtimes.js';
-import { PistonRequestError, translatePistonExecute } from '../../src/api/compat/piston-request.js';
+import { pistonLimitField, PistonRequestError, translatePistonExecute } from '../../src/api/compat/piston-request.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { PistonExecutionError, pistonResponse, pistonStage } from '../../src/api/compat/piston-response.js';
 import { MiB } from '../../src/units.js';
-import { done, gcc, go, python311, python39, runtimes, stage } from './fixtures.js';
+import { done, gcc, go, python311, python39, runtime, runtimes, stage } from './fixtures.js';
 
 const decode = (base64: string): string => Buffer.from(base64, 'base64').toString('utf8');
 
@@ -48,6 +48,30 @@ describe('piston runtimes', () => {
   it('matches two-part toolchain versions such as Go 1.19', () => {
     assert.equal(findPistonRuntime(runtimes, 'golang', '1.19'), go);
     assert.equal(findPistonRuntime(runtimes, 'go', '1.19.0'), go);
+  });
+
+  it('takes a two-part version for its release line: any patch release of it matches, the highest match still wins', () => {
+    // "1.19" is whichever Go 1.19.x its image has: a client sending the release it knows finds it.
+    for (const range of ['1.19.8', '~1.19.3', '^1.19.2', '>=1.19.5 <1.20', '1.19.x', '1']) assert.equal(findPistonRuntime(runtimes, 'go', range), go, range);
+    for (const range of ['1.18.9', '1.20.0', '>=1.20', '<1.19.0', '2']) assert.equal(findPistonRuntime(runtimes, 'go', range), undefined, range);
+    // A range that is no SemVer range matches none (intersects would throw on it).
+    assert.equal(findPistonRuntime(runtimes, 'go', 'one.nineteen'), undefined);
+    const go120 = runtime({ id: 'go120', language: 'go', version: '1.20.3', sourceFile: 'main.go' });
+    assert.equal(findPistonRuntime([go, go120], 'go', '>=1.19.1'), go120, 'the highest of the matches');
+    assert.equal(findPistonRuntime([go, go120], 'go', '1.19.4'), go);
+    // Three-part versions are one release each, as before.
+    assert.equal(findPistonRuntime(runtimes, 'python', '3.9.5'), undefined);
+    // Ours that name a release line (images/runtimes/*.json: their $comment says why).
+    const ours = loadRuntimes();
+    const named = (language: string, version: string) => findPistonRuntime(ours, language, version)?.id;
+    const lines = ours.filter((candidate) => /^\d+\.\d+$/.test(candidate.version));
+    assert.ok(lines.some((candidate) => candidate.id === 'javascript'), 'javascript names its release line');
+    for (const line of lines) {
+      assert.equal(named(line.language, `${line.version}.4`), line.id, `${line.language} ${line.version}.4`);
+      assert.equal(named(line.language, `${line.version}.0`), line.id, `${line.language} ${line.version}.0`);
+    }
+    assert.equal(named('js', '18.20.4'), 'javascript');
+    assert.equal(named('js', '18.21.0'), undefined);
   });
 });
 
@@ -118,6 +142,37 @@ describe('piston execute request', () => {
     assert.deepEqual(request.files.map((file) => [file.name, decode(file.contentBase64)]), [['main.py', 'print(1)'], ['b.py', 'x']]);
     const withNull = translatePistonExecute({ ...minimal, files: [{ content: 'print(2)', encoding: null }] }, runtimes);
     assert.equal(decode(withNull.request.files[0]!.contentBase64), 'print(2)', 'no encoding is utf8');
+  });
+
+  it('names a Java entry file after its class, as Piston runs any class (java file.java), named or not', () => {
+    const java = runtime({ id: 'java', language: 'java', version: '17.0', sourceFile: 'Main.java', compile: { argv: ['javac', '{files}'], sourceSuffixes: ['.java'] } });
+    const hello = 'public class Hello{public static void main(String[] a){System.out.println(42);}}';
+    const names = (files: object[], runtimesHere = [java, python311]) =>
+      translatePistonExecute({ language: 'java', version: '*', files }, runtimesHere).request.files.map((file) => file.name);
+    assert.deepEqual(names([{ content: hello }]), ['Hello.java']);
+    assert.deepEqual(names([{ name: 'Hello.java', content: hello }]), ['Hello.java']);
+    assert.deepEqual(names([{ name: 'src/code.java', content: hello }, { name: 'Util.java', content: 'class Util {}' }]), ['src/Hello.java', 'Util.java'], 'in the directory named');
+    assert.deepEqual(names([{ name: 'main', content: 'class Solution { public static void main(String[] a) {} }' }]), ['Solution.java']);
+    assert.deepEqual(names([{ content: 'class Util {}' }]), ['Main.java'], 'no class to run: the runtime\'s name');
+    const twoMains = 'class Helper { public static void main(String[] a) {} }\nclass Solution { public static void main(String[] a) {} }';
+    assert.deepEqual(names([{ name: 'Solution.java', content: twoMains }]), ['Solution.java'], 'of two with a main, the one the name runs');
+    // Another file has the name: the client's stands, and javac says what is wrong.
+    assert.deepEqual(names([{ name: 'a.java', content: hello }, { name: 'Hello.java', content: 'class X {}' }]), ['a.java', 'Hello.java']);
+    assert.deepEqual(names([{ content: hello }, { name: 'Hello.java', content: 'class X {}' }]), ['Main.java', 'Hello.java']);
+    // Other languages' files are named as before.
+    const python = translatePistonExecute({ language: 'python', version: '*', files: [{ content: hello }, { name: 'x.py', content: hello }] }, runtimes);
+    assert.deepEqual(python.request.files.map((file) => file.name), ['main.py', 'x.py']);
+  });
+
+  it("names each limit by Piston's field in the worker's check's refusals", () => {
+    const named = [
+      ['limits', 'wallTimeMs'], ['compileLimits', 'wallTimeMs'], ['limits', 'memoryBytes'],
+      ['compileLimits', 'memoryBytes'], ['limits', 'cpuTimeMs'], ['compileLimits', 'cpuTimeMs'],
+    ] as const;
+    assert.deepEqual(named.map(([stage, limit]) => pistonLimitField(stage, limit)), [
+      'run_timeout', 'compile_timeout', 'run_memory_limit', 'compile_memory_limit', 'run_cpu_time', 'compile_cpu_time',
+    ]);
+    assert.equal(pistonLimitField('limits', 'openFiles'), 'limits.openFiles', 'no Piston field sets it');
   });
 
   it('leaves absent, zero and -1 memory limits to the runtime defaults', () => {

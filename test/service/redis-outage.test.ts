@@ -16,6 +16,7 @@ const BODIES: Record<string, unknown> = {
   '/v1/jobs': hello,
   '/v1/jobs/batch': { jobs: [hello, hello] },
   '/api/v2/execute': { language: 'python', version: testRuntime.version, files: [{ content: 'print(1)' }] },
+  '/api/v2/piston/execute': { language: 'python', version: testRuntime.version, files: [{ content: 'print(1)' }] },
   '/submissions': { source_code: 'print(1)', language_id: 71 },
   '/submissions/batch': { submissions: [{ source_code: 'print(1)', language_id: 71 }] },
 };
