@@ -29,6 +29,17 @@ export function javaEntryFileName(runtime: Runtime, source: string, name: string
   return Buffer.byteLength(fileName) <= NAME_MAX_BYTES ? fileName : undefined;
 }
 
+/** A Java entry file the client named, named after the class it is to run in the directory it was
+ * given (`solution.java` holding `class Main` is `Main.java`), since the java runtime runs the
+ * class its entry file is named after; as given where that class is unknown, or where `taken`
+ * says another file has that name. */
+export function javaEntryFileRenamed(runtime: Runtime, source: string, name: string, taken: (name: string) => boolean): string {
+  const javaName = javaEntryFileName(runtime, source, name);
+  if (javaName === undefined) return name;
+  const renamed = `${name.slice(0, name.lastIndexOf('/') + 1)}${javaName}`;
+  return renamed === name || taken(renamed) ? name : renamed;
+}
+
 const TYPE_KEYWORDS: ReadonlySet<string> = new Set(['class', 'interface', 'enum', 'record']);
 
 /** The class a Java source is to be run as: its public top-level type, whose file javac requires

@@ -23,7 +23,7 @@ import type { Runtime } from '../images/types.js';
 import type { JobJudgeProgram, JobRequest } from '../jobs/model.js';
 import type { OutboundPolicy } from '../queue/outbound.js';
 import type { Limits } from '../sandbox/types.js';
-import { entryFileName } from './entry-file.js';
+import { entryFileName, javaEntryFileRenamed } from './entry-file.js';
 import { ApiError, badRequest } from './errors.js';
 import { requireRuntime } from './runtimes.js';
 import { MAX_ARG_CHARS, type JobSubmission } from './schemas.js';
@@ -292,7 +292,7 @@ function submittedFiles(submission: SourceSubmission, runtime: Runtime, policy: 
   const tooMany = countAboveMaximum('files', submission.files.length, policy, role && `${prefix}files`);
   if (tooMany) throw tooMany;
   const seen = new Set<string>();
-  return submission.files.map((file, index) => {
+  const files = submission.files.map((file, index) => {
     const field = `${prefix}files[${index}].name`;
     checkFileName(file.name, field);
     const reserved = role ? judgeFileNameProblem(role, file.name) : undefined;
@@ -302,6 +302,11 @@ function submittedFiles(submission: SourceSubmission, runtime: Runtime, policy: 
     const content = file.base64 ? decodeBase64(file.content, `${prefix}files[${index}].content`) : Buffer.from(file.content, 'utf8');
     return { name: file.name, contentBase64: content.toString('base64') };
   });
+  // A Java entry file runs the class it is named after: named after the class it is to run, as a
+  // `source` is (entryFileName), so that `solution.java` holding `class Main` runs Main.
+  const entry = files[0]!;
+  entry.name = javaEntryFileRenamed(runtime, Buffer.from(entry.contentBase64, 'base64').toString('utf8'), entry.name, (name) => seen.has(name));
+  return files;
 }
 
 function submittedCompileArgs(submission: SourceSubmission, runtime: Runtime, policy: SubmissionPolicy, role?: JudgeRole): string[] {

@@ -53,10 +53,15 @@ describe('/v1', () => {
   const policy = { maxFiles: 8, maxTests: 4, maxArgs: 8, maxJobOutputBytes: 64 << 20, webhookDestinations: new OutboundPolicy() };
   const source = `public class Solution { ${MAIN} }`;
 
-  it('writes a Java `source` under its class\'s name; files keep the names given', () => {
+  it('writes a Java `source` under its class\'s name, and renames a named entry file after the class it runs', () => {
     assert.deepEqual(toJobRequest({ language: 'java', source }, runtimes, policy).files.map((file) => file.name), ['Solution.java']);
     assert.deepEqual(toJobRequest({ language: 'java', source: 'public class Main {}' }, runtimes, policy).files.map((file) => file.name), ['Main.java']);
-    const named = toJobRequest({ language: 'java', files: [{ name: 'Other.java', content: source }] }, runtimes, policy);
-    assert.deepEqual(named.files.map((file) => file.name), ['Other.java']);
+    const names = (files: { name: string; content: string }[]) => toJobRequest({ language: 'java', files }, runtimes, policy).files.map((file) => file.name);
+    // The java runtime runs the class its entry file is named after: a file named otherwise would
+    // not run (`solution.java` holding `class Main` ran as Main before the runtime did so).
+    assert.deepEqual(names([{ name: 'src/Other.java', content: source }, { name: 'Util.java', content: 'class Util {}' }]), ['src/Solution.java', 'Util.java']);
+    assert.deepEqual(names([{ name: 'solution.java', content: `class Main { ${MAIN} }` }]), ['Main.java']);
+    assert.deepEqual(names([{ name: 'Other.java', content: source }, { name: 'Solution.java', content: 'class Util {}' }]), ['Other.java', 'Solution.java'], 'a name another file has: as given');
+    assert.deepEqual(names([{ name: 'Other.java', content: 'class Helper {}' }]), ['Other.java'], 'no class to run: as given');
   });
 });

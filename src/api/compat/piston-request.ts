@@ -4,7 +4,7 @@ import type { LimitFieldName } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
 import type { Limits } from '../../sandbox/types.js';
 import type { JobRequest } from '../../jobs/model.js';
-import { javaEntryFileName } from '../entry-file.js';
+import { javaEntryFileRenamed } from '../entry-file.js';
 import { findPistonRuntime } from './piston-runtimes.js';
 import { stageMaxima } from './stage-maxima.js';
 import { isSafeRelativePath } from './stage-output.js';
@@ -149,11 +149,9 @@ function orderedFiles(files: DecodedFile[], runtime: Runtime): JobRequest['files
 function entryName(entry: DecodedFile, files: DecodedFile[], runtime: Runtime): string {
   const given = entry.name as string | null | undefined;
   const asGiven = given || runtime.sourceFile;
-  const javaName = javaEntryFileName(runtime, entry.content, asGiven);
-  if (javaName === undefined || !isSafeRelativePath(asGiven)) return asGiven;
-  const renamed = given ? `${given.slice(0, given.lastIndexOf('/') + 1)}${javaName}` : javaName;
-  const taken = files.some((file) => file !== entry && (file.name || `file${file.index}.code`) === renamed);
-  return isSafeRelativePath(renamed) && !taken ? renamed : asGiven;
+  if (!isSafeRelativePath(asGiven)) return asGiven;
+  const renamed = javaEntryFileRenamed(runtime, entry.content, asGiven, (name) => files.some((file) => file !== entry && (file.name || `file${file.index}.code`) === name));
+  return isSafeRelativePath(renamed) ? renamed : asGiven;
 }
 
 /** Piston adds a trailing newline to stdin when it has none (job.js), even to empty stdin. */
