@@ -100,7 +100,7 @@ const judgeProgramInput = (role: 'interactor' | 'checker', description: string) 
     {
       language: Type.String({ minLength: 1, maxLength: 64, description: `The ${role}'s runtime id, language or alias.` }),
       version: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-      source: Type.Optional(Type.String({ description: "A single source file, written as the runtime's source file name (Java's: as the class it runs, Solution.java for public class Solution)." })),
+      source: Type.Optional(Type.String({ description: "A single source file, written as the runtime's source file name." })),
       files: Type.Optional(Type.Array(FileInput, { minItems: 1, description: 'Several files; the first is the entry point. Not input.txt, output.txt or answer.txt.' })),
       compileArgs: Type.Optional(compileArgsInput(`the ${role}'s`)),
       limits: Type.Optional(LimitsInput),
@@ -123,8 +123,8 @@ export const JobSubmission = Type.Object(
   {
     language: Type.String({ minLength: 1, maxLength: 64, description: 'Runtime id, language or alias (see /v1/runtimes).' }),
     version: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Exact version or a prefix such as "3.11".' })),
-    source: Type.Optional(Type.String({ description: "A single source file, written as the runtime's source file name (Java's: as the class it runs, Solution.java for public class Solution)." })),
-    files: Type.Optional(Type.Array(FileInput, { minItems: 1, description: 'Several files; the first is the entry point (Java runs the class it is named after).' })),
+    source: Type.Optional(Type.String({ description: "A single source file, written as the runtime's source file name." })),
+    files: Type.Optional(Type.Array(FileInput, { minItems: 1, description: 'Several files; the first is the entry point.' })),
     stdin: Type.Optional(
       Type.String({
         description: "The program's stdin. Not with tests, each of which runs with its own (tests[].stdin): a non-empty stdin beside tests is a 400 (stdin_not_applicable), as beside an interactor (interactor_not_applicable).",

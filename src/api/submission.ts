@@ -23,7 +23,6 @@ import type { Runtime } from '../images/types.js';
 import type { JobJudgeProgram, JobRequest } from '../jobs/model.js';
 import type { OutboundPolicy } from '../queue/outbound.js';
 import type { Limits } from '../sandbox/types.js';
-import { entryFileName, javaEntryFileRenamed } from './entry-file.js';
 import { ApiError, badRequest } from './errors.js';
 import { requireRuntime } from './runtimes.js';
 import { MAX_ARG_CHARS, type JobSubmission } from './schemas.js';
@@ -287,12 +286,12 @@ function submittedFiles(submission: SourceSubmission, runtime: Runtime, policy: 
     throw badRequest('source_or_files', `give exactly one of "${prefix}source" or "${prefix}files"`);
   }
   if (!submission.files) {
-    return [{ name: entryFileName(runtime, submission.source!), contentBase64: Buffer.from(submission.source!, 'utf8').toString('base64') }];
+    return [{ name: runtime.sourceFile, contentBase64: Buffer.from(submission.source!, 'utf8').toString('base64') }];
   }
   const tooMany = countAboveMaximum('files', submission.files.length, policy, role && `${prefix}files`);
   if (tooMany) throw tooMany;
   const seen = new Set<string>();
-  const files = submission.files.map((file, index) => {
+  return submission.files.map((file, index) => {
     const field = `${prefix}files[${index}].name`;
     checkFileName(file.name, field);
     const reserved = role ? judgeFileNameProblem(role, file.name) : undefined;
@@ -302,11 +301,6 @@ function submittedFiles(submission: SourceSubmission, runtime: Runtime, policy: 
     const content = file.base64 ? decodeBase64(file.content, `${prefix}files[${index}].content`) : Buffer.from(file.content, 'utf8');
     return { name: file.name, contentBase64: content.toString('base64') };
   });
-  // A Java entry file runs the class it is named after: named after the class it is to run, as a
-  // `source` is (entryFileName), so that `solution.java` holding `class Main` runs Main.
-  const entry = files[0]!;
-  entry.name = javaEntryFileRenamed(runtime, Buffer.from(entry.contentBase64, 'base64').toString('utf8'), entry.name, (name) => seen.has(name));
-  return files;
 }
 
 function submittedCompileArgs(submission: SourceSubmission, runtime: Runtime, policy: SubmissionPolicy, role?: JudgeRole): string[] {

@@ -33,9 +33,8 @@ export interface Runtime {
    * `{args}` expands to the job's compile arguments (ExecuteRequest.compileArgs); a runtime
    * without it takes none. */
   compile?: { argv: string[]; sourceSuffixes?: string[]; limits?: Partial<Limits>; startupPaths?: string[] };
-  /** Run step; `{entry}` expands to the first submitted file's name (the entry point),
-   * `{entryStem}` to that name without its directory and suffix (the class Java runs: `Main.java`
-   * runs `Main`), `{args}` to the job's arguments (appended when absent).
+  /** Run step; `{entry}` expands to the first submitted file's name (the entry point), `{args}`
+   * to the job's arguments (appended when absent).
    *
    * A stage's `startupPaths`: absolute paths inside the image that its program looks up as it
    * starts, existing or not (from a trace of its hello world). The pool looks them up in each

@@ -144,26 +144,6 @@ describe('piston execute request', () => {
     assert.equal(decode(withNull.request.files[0]!.contentBase64), 'print(2)', 'no encoding is utf8');
   });
 
-  it('names a Java entry file after its class, as Piston runs any class (java file.java), named or not', () => {
-    const java = runtime({ id: 'java', language: 'java', version: '17.0', sourceFile: 'Main.java', compile: { argv: ['javac', '{files}'], sourceSuffixes: ['.java'] } });
-    const hello = 'public class Hello{public static void main(String[] a){System.out.println(42);}}';
-    const names = (files: object[], runtimesHere = [java, python311]) =>
-      translatePistonExecute({ language: 'java', version: '*', files }, runtimesHere).request.files.map((file) => file.name);
-    assert.deepEqual(names([{ content: hello }]), ['Hello.java']);
-    assert.deepEqual(names([{ name: 'Hello.java', content: hello }]), ['Hello.java']);
-    assert.deepEqual(names([{ name: 'src/code.java', content: hello }, { name: 'Util.java', content: 'class Util {}' }]), ['src/Hello.java', 'Util.java'], 'in the directory named');
-    assert.deepEqual(names([{ name: 'main', content: 'class Solution { public static void main(String[] a) {} }' }]), ['Solution.java']);
-    assert.deepEqual(names([{ content: 'class Util {}' }]), ['Main.java'], 'no class to run: the runtime\'s name');
-    const twoMains = 'class Helper { public static void main(String[] a) {} }\nclass Solution { public static void main(String[] a) {} }';
-    assert.deepEqual(names([{ name: 'Solution.java', content: twoMains }]), ['Solution.java'], 'of two with a main, the one the name runs');
-    // Another file has the name: the client's stands, and javac says what is wrong.
-    assert.deepEqual(names([{ name: 'a.java', content: hello }, { name: 'Hello.java', content: 'class X {}' }]), ['a.java', 'Hello.java']);
-    assert.deepEqual(names([{ content: hello }, { name: 'Hello.java', content: 'class X {}' }]), ['Main.java', 'Hello.java']);
-    // Other languages' files are named as before.
-    const python = translatePistonExecute({ language: 'python', version: '*', files: [{ content: hello }, { name: 'x.py', content: hello }] }, runtimes);
-    assert.deepEqual(python.request.files.map((file) => file.name), ['main.py', 'x.py']);
-  });
-
   it("names each limit by Piston's field in the worker's check's refusals", () => {
     const named = [
       ['limits', 'wallTimeMs'], ['compileLimits', 'wallTimeMs'], ['limits', 'memoryBytes'],

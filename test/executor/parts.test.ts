@@ -175,10 +175,6 @@ test('argv: {files} and {args} expand to zero or more elements; run appends args
   assert.deepEqual(runArgv(['python3', '{entry}', '{args}'], ['app.py', 'lib.py'], ['1']), ['python3', 'app.py', '1']);
   assert.deepEqual(runArgv(['./a.out', '{args}'], ['a.c'], []), ['./a.out']);
   assert.deepEqual(runArgv(['sh', '-c', 'echo {files}'], ['a'], []), ['sh', '-c', 'echo {files}'], 'only whole elements expand');
-  // {entryStem}: the entry point's name without directory and suffix, as Java names the class to run.
-  assert.deepEqual(runArgv(['java', '-cp', '.', '{entryStem}', '{args}'], ['src/Solution.java', 'Util.java'], ['1']), ['java', '-cp', '.', 'Solution', '1']);
-  assert.deepEqual(runArgv(['run', '{entryStem}'], ['Main'], []), ['run', 'Main']);
-  assert.deepEqual(runArgv(['run', '{entryStem}'], ['a.b.java', 'c.java'], []), ['run', 'a.b'], 'the last suffix only');
   assert.deepEqual(compileArgv({ argv: ['tool', 'constructor', 'toString', '__proto__', '{files}'] }, ['a'], []), ['tool', 'constructor', 'toString', '__proto__', 'a'], 'no element is looked up as a property');
 });
 

@@ -4,7 +4,6 @@ import type { LimitFieldName } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
 import type { Limits } from '../../sandbox/types.js';
 import type { JobRequest } from '../../jobs/model.js';
-import { javaEntryFileRenamed } from '../entry-file.js';
 import { findPistonRuntime } from './piston-runtimes.js';
 import { stageMaxima } from './stage-maxima.js';
 import { isSafeRelativePath } from './stage-output.js';
@@ -119,8 +118,8 @@ interface DecodedFile {
 }
 
 /** Piston compiles and runs only the utf8 files and runs the first of them: that file is our
- * entry point, so it goes first. Unnamed files get Piston's `file<i>.code`, except the entry point
- * (entryName). */
+ * entry point, so it goes first. Unnamed files get Piston's `file<i>.code`, except the entry point,
+ * which gets the runtime's source file name so that compilers recognise its language. */
 function orderedFiles(files: DecodedFile[], runtime: Runtime): JobRequest['files'] {
   const entry = files.find((file) => file.encoding === 'utf8')!;
   const ordered = [entry, ...files.filter((file) => file !== entry)];
@@ -129,7 +128,7 @@ function orderedFiles(files: DecodedFile[], runtime: Runtime): JobRequest['files
     if (file.name !== undefined && file.name !== null && typeof file.name !== 'string') {
       throw new PistonRequestError(`files[${file.index}].name must be a string`);
     }
-    const name = file === entry ? entryName(entry, files, runtime) : (file.name as string) || `file${file.index}.code`;
+    const name = file.name || (file === entry ? runtime.sourceFile : `file${file.index}.code`);
     if (!isSafeRelativePath(name)) {
       throw new PistonRequestError(`files[${file.index}].name "${name}" must be a relative path inside the work directory`);
     }
@@ -137,21 +136,6 @@ function orderedFiles(files: DecodedFile[], runtime: Runtime): JobRequest['files
     seen.add(name);
     return { name, contentBase64: Buffer.from(file.content, file.encoding).toString('base64') };
   });
-}
-
-/** The entry point's name: as the client gave it, else the runtime's source file name, so that
- * compilers recognise its language. A Java source is named after the class it is to run
- * (javaEntryFileName, as /v1 names its `source`), even where the client named it (in the directory
- * it named), unless another file has that name: Piston's Java runs a file's class whatever the file
- * is called (`java file.java`), so its clients name the file as they please, where javac needs a
- * public class in a file of its name and our Java runtime runs the class its entry file is named
- * after. */
-function entryName(entry: DecodedFile, files: DecodedFile[], runtime: Runtime): string {
-  const given = entry.name as string | null | undefined;
-  const asGiven = given || runtime.sourceFile;
-  if (!isSafeRelativePath(asGiven)) return asGiven;
-  const renamed = javaEntryFileRenamed(runtime, entry.content, asGiven, (name) => files.some((file) => file !== entry && (file.name || `file${file.index}.code`) === name));
-  return isSafeRelativePath(renamed) ? renamed : asGiven;
 }
 
 /** Piston adds a trailing newline to stdin when it has none (job.js), even to empty stdin. */
