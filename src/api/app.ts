@@ -98,9 +98,10 @@ function takeJsonBodies(app: FastifyInstance): void {
   });
 }
 
+/** Whether `text` is JSON as the secure parser reads it: after a byte order mark, which it skips. */
 function isJsonText(text: string): boolean {
   try {
-    JSON.parse(text);
+    JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
     return true;
   } catch {
     return false;

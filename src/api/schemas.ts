@@ -137,7 +137,7 @@ export const JobSubmission = Type.Object(
     outputFiles: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         description:
-          `Files the program writes in its work dir (/box), relative paths named as files' are (parts of at most ${NAME_MAX_BYTES} bytes, at most ${FILE_NAME_MAX_BYTES} in all), returned with each run (outputFiles of run or of each test), each up to the run's limits.outputBytes; at most CELLBLOCK_MAX_FILES.`,
+          `Files the program writes in its work dir (/box), relative paths named as files' are (parts of at most ${NAME_MAX_BYTES} bytes, at most ${FILE_NAME_MAX_BYTES} in all), returned with each run (outputFiles of run or of each test), each up to the run's limits.outputBytes and its limits.fileSizeBytes; at most CELLBLOCK_MAX_FILES.`,
       }),
     ),
     stderrToStdout: Type.Optional(

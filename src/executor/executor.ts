@@ -18,7 +18,7 @@ import { checkJudgeProgram, checkSubmission, comparisonProblem, JUDGE_FILES, jud
 import { outputMatches } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
 import { ExecutorError } from './errors.js';
-import { CompiledFilesError, copyCompiledWorkDir, readOutputFiles, writeSourceFiles, writeTestFiles } from './files.js';
+import { CompiledFilesError, copyCompiledWorkDir, outputFileMaxBytes, readOutputFiles, writeSourceFiles, writeTestFiles } from './files.js';
 import { slotKey } from './slot-keys.js';
 import type { ExecuteRequest, ExecuteResult, JudgeCompileStage, JudgeProgramRequest, LiveIo, LiveStageName, SourceFile, StageResult, TestCase, TestResult } from './types.js';
 import { testFailed, testlibJudgement, verdictAfterCompile, verdictOfJudgedTest, verdictOfRuns } from './verdict.js';
@@ -235,7 +235,7 @@ export class SubmissionExecutor<C> implements Executor {
           compiled = await fillWorkDir(slot, compiled, request.files, last);
           const run: StageResult = live ? await runLive(slot, stdin, live) : await this.runner.run(slot, runStage(stdin));
           // Before the slot goes back: its work dir goes with it.
-          if (outputFiles.length > 0) run.outputFiles = readOutputFiles(slot.root.workDirHostPath, outputFiles, runLimits.outputBytes);
+          if (outputFiles.length > 0) run.outputFiles = readOutputFiles(slot.root.workDirHostPath, outputFiles, outputFileMaxBytes(runLimits));
           return run;
         } finally {
           this.pool.release(slot);
@@ -282,7 +282,7 @@ export class SubmissionExecutor<C> implements Executor {
           // then reads end of file), not a signal that kills it mid-answer.
           const [run, judged] = await this.runner.runConnected(slot, stage(runArgs, ''), judgeSlot, { ...judgeStage(hasAnswer), ignoreSigpipe: true });
           const tested: TestResult = { ...judgedRun(run, judged), passed: testlibJudgement(judged), interactor: judged };
-          if (outputFiles.length > 0) tested.outputFiles = readOutputFiles(slot.root.workDirHostPath, outputFiles, runLimits.outputBytes);
+          if (outputFiles.length > 0) tested.outputFiles = readOutputFiles(slot.root.workDirHostPath, outputFiles, outputFileMaxBytes(runLimits));
           return tested;
         } finally {
           this.pool.release(judgeSlot);

@@ -5,6 +5,7 @@
 import { chmodSync, chownSync, closeSync, constants, copyFileSync, fchownSync, fstatSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
+import type { Limits } from '../sandbox/index.js';
 import type { SourceFile } from './types.js';
 import { ExecutorError } from './errors.js';
 import { MiB } from '../units.js';
@@ -232,6 +233,13 @@ const OUTPUT_FILE_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | const
 /** Reads the named files from a work dir after its run: every process of the run is dead by then
  * (init killed what was left), so what is checked here cannot change before it is read; the
  * directories on the way are checked not to be links, each file opened without following one. */
+/** The most of an output file returned: the run's output limit, and never past its file size
+ * limit, which a file may pass by one byte where that is at most outputBytes (the program's
+ * RLIMIT_FSIZE, native/src/container.cc): such a file is then `truncated`, as written past it. */
+export function outputFileMaxBytes(limits: Pick<Limits, 'outputBytes' | 'fileSizeBytes'>): number {
+  return Math.min(limits.outputBytes, limits.fileSizeBytes);
+}
+
 export function readOutputFiles(workDir: string, names: readonly string[], maxBytes: number): OutputFile[] {
   return names.map((name) => readOutputFile(workDir, name, maxBytes));
 }

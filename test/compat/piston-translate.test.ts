@@ -96,7 +96,16 @@ describe('piston execute request', () => {
     // Limits in Piston's order (memory, timeout, CPU time; compile before run): the first is told.
     rejects({ ...minimal, run_cpu_time: -1, run_timeout: -1, run_memory_limit: '1' }, 'If specified, run_memory_limit must be a number');
     rejects({ ...minimal, run_cpu_time: -1, compile_timeout: -1 }, 'compile_timeout must be non-negative');
-    rejects({ ...minimal, files: [{ name: '../x.py', content: '' }] }, 'files[0].name "../x.py" must be a relative path inside the work directory');
+    const nameRule = 'must be a relative path inside the work directory, of parts of at most 255 bytes and 1024 bytes in all';
+    rejects({ ...minimal, files: [{ name: '../x.py', content: '' }] }, `files[0].name "../x.py" ${nameRule}`);
+    // Names as /v1 takes them: a part of 255 bytes and a path of 1024 are names, one byte more is not.
+    const part = (bytes: number) => 'é'.repeat(Math.floor(bytes / 2)) + 'x'.repeat(bytes % 2);
+    const named = (name: string) => translatePistonExecute({ ...minimal, files: [{ content: 'print(1)' }, { name, content: '' }] }, runtimes).request.files[1]!.name;
+    assert.equal(named(`a/${part(255)}`), `a/${part(255)}`);
+    const longest = [part(255), part(255), part(255), part(255)].join('/'); // 1023 bytes
+    assert.equal(named(longest), longest);
+    rejects({ ...minimal, files: [{ content: 'print(1)' }, { name: part(256), content: '' }] }, `files[1].name "${part(256).slice(0, 64)}..." ${nameRule}`);
+    rejects({ ...minimal, files: [{ content: 'print(1)' }, { name: `${longest}/x`, content: '' }] }, `files[1].name "${longest.slice(0, 64)}..." ${nameRule}`);
     rejects({ ...minimal, args: [1] }, 'args must be an array of strings');
     // Beyond Piston's own checks: what the sandbox could not take is refused, not run and failed.
     rejects({ ...minimal, args: ['a', 'b\0c'] }, 'args[1] must not contain NUL characters');

@@ -330,6 +330,10 @@ test('output files: each run\'s own, read without following a link, bounded by o
       'out.txt/x': [null, 0, false, 'not_found'],
     });
   }
+  // fileSizeBytes at most outputBytes: the program's RLIMIT_FSIZE is one byte more (so that a
+  // stream written past it shows), and a file of that one byte more is returned cut, as written past.
+  const sized = await executor.execute(sh("trap '' XFSZ; head -c 1001 /dev/zero > f.bin; head -c 1000 /dev/zero > g.bin", { outputFiles: ['f.bin', 'g.bin'], limits: { outputBytes: 4000, fileSizeBytes: 1000 } }));
+  assert.deepEqual(sized.run!.outputFiles!.map((f) => [f.name, f.content?.length, f.sizeBytes, f.truncated]), [['f.bin', 1000, 1001, true], ['g.bin', 1000, 1000, false]]);
   await assert.rejects(executor.execute(sh('true', { outputFiles: ['a', './a'] })), /output file "a" is asked for twice/);
   await assert.rejects(executor.execute(sh('true', { outputFiles: ['../etc/passwd'] })), /must be a relative path inside the work dir/);
 });

@@ -211,12 +211,22 @@ describe('sandbox limits and metrics', { skip }, () => {
       { outputBytes: 2000, fileSizeBytes: 1000 },
     ]) {
       const what = JSON.stringify(limits);
-      // SIGXFSZ ignored (inherited through exec): head's write past the limit fails with EFBIG,
-      // and it exits 1 rather than dying of the signal.
+      // SIGXFSZ ignored (inherited through exec): head's 1001 bytes fit the stream's one byte of
+      // room, and it exits 0; without that byte its write past the limit would fail (EFBIG).
       const ignored = await f.run(['/bin/sh', '-c', "trap '' XFSZ; exec head -c 1001 /dev/zero"], { limits });
       assert.equal(ignored.verdict, 'output_limit', `${what}: ${ignored.verdict} ${ignored.exitCode}`);
       assert.deepEqual([ignored.stdout.length, ignored.stdoutTruncated], [1000, true], what);
-      // A flood that ignores it runs on writing nothing: the size stops it.
+      // On stderr alone, the same.
+      const onStderr = await f.run(['/bin/sh', '-c', "trap '' XFSZ; exec head -c 1001 /dev/zero >&2"], { limits });
+      assert.equal(onStderr.verdict, 'output_limit', `${what}, stderr: ${onStderr.verdict}`);
+      assert.deepEqual([onStderr.stderr.length, onStderr.stderrTruncated, onStderr.stdoutTruncated], [1000, true, false], what);
+      // A writer that ignores it and never stops (each yes exits on EFBIG, and the loop starts another):
+      // init's poll kills it by the stream's size, long before its time limits.
+      const endless = await f.run(['/bin/sh', '-c', "trap '' XFSZ; while :; do yes 2>/dev/null; done"], { limits: { ...limits, cpuTimeMs: 10_000, wallTimeMs: 20_000 } });
+      assert.equal(endless.verdict, 'output_limit', `${what}: ${endless.verdict}`);
+      assert.ok(endless.metrics.wallTimeMs < 5000, `killed at once, not at a time limit: ${endless.metrics.wallTimeMs} ms`);
+      assert.equal(endless.stdout.length, 1000, what);
+      // A flood that ignores it: the size stops it.
       const flood = await f.run(['/bin/sh', '-c', "trap '' XFSZ; exec yes"], { limits });
       assert.equal(flood.verdict, 'output_limit', `${what}: ${flood.verdict}`);
       assert.equal(flood.stdout.length, 1000, what);

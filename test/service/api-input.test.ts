@@ -344,6 +344,8 @@ describe('API bad input', () => {
     for (const body of poisoned) {
       const refused = assertError(await postRaw('application/json', body), 400, 'invalid_request');
       assert.match(refused.message, /__proto__.*constructor.*not accepted/);
+      // After a byte order mark, which the parser skips, the same.
+      assertError(await postRaw('application/json', `\ufeff${body}`), 400, 'invalid_request');
       const batch = await service.app.inject({ method: 'POST', url: '/v1/jobs/batch', headers: { 'content-type': 'application/json' }, payload: `{"jobs": [${body}]}` });
       assertError(batch, 400, 'invalid_request');
       const judge0 = await service.app.inject({ method: 'POST', url: '/submissions', headers: { 'content-type': 'application/json' }, payload: body.replace('"language": "python"', '"language_id": 71') });
@@ -524,6 +526,9 @@ describe('API bad input', () => {
     assert.equal(refused.details?.field, 'files[0].name');
     assert.match(refused.message, /is 1034 bytes long, more than 1024/);
     assertError(await post({ ...hello, outputFiles: [tooLong] }), 400, 'invalid_file_name');
+    // A long name is quoted in part: not echoed back whole, up to the body limit.
+    const longPart = assertError(await post({ language: 'python', files: [{ name: 'p'.repeat(3000), content: '' }] }), 400, 'invalid_file_name');
+    assert.match(longPart.message, /^files\[0\]\.name "p{64}\.\.\." has a part longer than 255 bytes/);
   });
 
   test('tests, args and webhook', async () => {

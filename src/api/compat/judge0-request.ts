@@ -20,8 +20,9 @@ export const JUDGE0_DEFAULT_MAX_FILE_SIZE_KIB = 1024;
 /** The file size limit of a submission without max_file_size: Judge0's default where the runtime's
  * maxima allow it. Judge0's stdout is a file in its box, so the same limit bounds the output
  * (outputBytes), which the maxima bound too: what config_info and the submission's max_file_size
- * say is what is applied to files and stdout alike, not the runtime's own defaults (a larger file
- * size than output: 16 MiB and 1 MiB). */
+ * say is what is applied to files and stdout alike (stdout at most the runtime's default output,
+ * where an operator made that smaller), not the runtime's own defaults (a larger file size than
+ * output: 16 MiB and 1 MiB). */
 export function judge0DefaultFileSizeBytes(maxima: Limits): number {
   return Math.min(kibToBytes(JUDGE0_DEFAULT_MAX_FILE_SIZE_KIB), maxima.fileSizeBytes, maxima.outputBytes);
 }
@@ -290,8 +291,10 @@ export function translateJudge0Submission(
   if (maxProcesses !== undefined) limits.pids = maxProcesses;
   limits.fileSizeBytes =
     maxFileSizeKiB === undefined ? judge0DefaultFileSizeBytes(maxima) : maxFileSizeKiB === 0 ? maxima.fileSizeBytes : kibToBytes(maxFileSizeKiB);
-  // Judge0's stdout is a file in the box, so the same limit bounds what the program prints.
-  limits.outputBytes = Math.min(limits.fileSizeBytes, maxima.outputBytes);
+  // Judge0's stdout is a file in the box, so the same limit bounds what the program prints; without
+  // a max_file_size, not beyond the runtime's own default output (an operator's choice, which
+  // the job's output budget, CELLBLOCK_MAX_JOB_OUTPUT_BYTES, is sized for).
+  limits.outputBytes = Math.min(limits.fileSizeBytes, maxFileSizeKiB === undefined ? language.runtime.defaultLimits.outputBytes : maxima.outputBytes);
 
   const stdinBase64 = stdin.toString('base64');
   const request: JobRequest = {

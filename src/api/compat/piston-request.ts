@@ -6,6 +6,7 @@ import type { Limits } from '../../sandbox/types.js';
 import type { JobRequest } from '../../jobs/model.js';
 import { findPistonRuntime } from './piston-runtimes.js';
 import { stageMaxima } from './stage-maxima.js';
+import { FILE_NAME_MAX_BYTES, NAME_MAX_BYTES } from '../../executor/check.js';
 import { isSafeRelativePath } from './stage-output.js';
 
 /** A request Piston would refuse; `message` is Piston's text. Always HTTP 400. */
@@ -130,7 +131,8 @@ function orderedFiles(files: DecodedFile[], runtime: Runtime): JobRequest['files
     }
     const name = file.name || (file === entry ? runtime.sourceFile : `file${file.index}.code`);
     if (!isSafeRelativePath(name)) {
-      throw new PistonRequestError(`files[${file.index}].name "${name}" must be a relative path inside the work directory`);
+      const shown = name.length > 64 ? `${name.slice(0, 64)}...` : name;
+      throw new PistonRequestError(`files[${file.index}].name "${shown}" must be a relative path inside the work directory, of parts of at most ${NAME_MAX_BYTES} bytes and ${FILE_NAME_MAX_BYTES} bytes in all`);
     }
     if (seen.has(name)) throw new PistonRequestError(`files[${file.index}].name "${name}" is used by another file`);
     seen.add(name);
