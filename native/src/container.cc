@@ -494,10 +494,11 @@ void configureProgram(ContainerState& s, const StartOptions& o) {
   s.accountingFds = o.accountingFds;
   const rlim_t cpuSoft = static_cast<rlim_t>(o.cpuRlimitSeconds);
   // fileSizeBytes for every file, the output's memfds too, plus one byte where it bounds them (at
-  // most outputBytes, and a stream is a memfd: a pipe is no file): a stream written past it then holds one byte more, whatever the program
-  // does about SIGXFSZ (Python and the JVM ignore it; a crossing write is cut short without it),
-  // so that the excess is seen by size (outputOverLimit, src/sandbox/verdict.ts) and the stream
-  // kept at fileSizeBytes. The price: a file there may be one byte over fileSizeBytes.
+  // most outputBytes, and a stream is a memfd: a pipe is no file): a stream written past it then
+  // holds one byte more, whatever the program does about SIGXFSZ (Python and the JVM ignore it; a
+  // crossing write is cut short without it), so that the excess is seen by size (init's poll,
+  // outputOverLimit in recipe.cc; the verdict, src/sandbox/verdict.ts) and the stream kept at
+  // fileSizeBytes. The price: a file there may be one byte over fileSizeBytes.
   s.fileSizeBytes = o.fileSizeBytes;
   const bool boundsAStream = (!s.stdoutIsPipe || !s.stderrIsPipe) && o.fileSizeBytes <= o.outputBytes;
   const rlim_t fileSize = static_cast<rlim_t>(boundsAStream ? o.fileSizeBytes + 1 : o.fileSizeBytes);

@@ -265,7 +265,7 @@ const stageFields = {
         name: Type.String(),
         content: Type.Union([Type.String(), Type.Null()], { description: 'As stdout is given (outputEncoding); null when the file could not be read (problem).' }),
         sizeBytes: Type.Number({ description: 'The whole file, of which content may be the start.' }),
-        truncated: Type.Boolean({ description: "Longer than the run's outputBytes: content is its start." }),
+        truncated: Type.Boolean({ description: "Longer than the run's outputBytes or its fileSizeBytes, whichever is smaller: content is its start." }),
         problem: Type.Optional(
           Type.Union([Type.Literal('not_found'), Type.Literal('not_a_regular_file')], {
             description: 'not_found: no such file; not_a_regular_file: a directory, a symbolic link or a fifo there (or a link on the way).',

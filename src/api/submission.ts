@@ -3,6 +3,7 @@
 // accepted can run; admissionProblem stands behind every front's own checks (Piston, Judge0 too).
 import {
   FILE_NAME_MAX_BYTES,
+  shownFileName,
   NAME_MAX_BYTES,
   OPTION_LIKE_FILE_NAME,
   checkJudgeProgram,
@@ -132,12 +133,6 @@ export function decodeBase64(text: string, what: string): Buffer {
   return Buffer.from(text, 'base64');
 }
 
-/** A file name as a message quotes it: a name up to the body limit is not echoed back whole. */
-function shownName(name: string): string {
-  return name.length > SHOWN_NAME_CHARS ? `${name.slice(0, SHOWN_NAME_CHARS)}...` : name;
-}
-const SHOWN_NAME_CHARS = 64;
-
 /** Relative, normalised, inside the work dir: no "..", no absolute path, no empty segment, no NUL;
  * not an option to the compile's command (OPTION_LIKE_FILE_NAME); parts of at most NAME_MAX_BYTES,
  * the whole at most FILE_NAME_MAX_BYTES (the worker's checkedFileName). */
@@ -148,17 +143,17 @@ export function checkFileName(name: string, what: string): void {
     name.startsWith('/') ||
     segments.some((segment) => segment === '' || segment === '.' || segment === '..');
   if (bad) {
-    throw badRequest('invalid_file_name', `${what} "${shownName(name)}" must be a relative path inside the work dir (no "..", no leading "/")`, {
+    throw badRequest('invalid_file_name', `${what} "${shownFileName(name)}" must be a relative path inside the work dir (no "..", no leading "/")`, {
       field: what,
     });
   }
   if (OPTION_LIKE_FILE_NAME.test(name)) {
-    throw badRequest('invalid_file_name', `${what} "${shownName(name)}" must not start with "-" or "@": the compiler would read it as an option`, {
+    throw badRequest('invalid_file_name', `${what} "${shownFileName(name)}" must not start with "-" or "@": the compiler would read it as an option`, {
       field: what,
     });
   }
   if (segments.some((segment) => Buffer.byteLength(segment) > NAME_MAX_BYTES)) {
-    throw badRequest('invalid_file_name', `${what} "${shownName(name)}" has a part longer than ${NAME_MAX_BYTES} bytes, more than a file system takes`, { field: what });
+    throw badRequest('invalid_file_name', `${what} "${shownFileName(name)}" has a part longer than ${NAME_MAX_BYTES} bytes, more than a file system takes`, { field: what });
   }
   const bytes = Buffer.byteLength(name);
   if (bytes > FILE_NAME_MAX_BYTES) {

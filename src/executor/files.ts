@@ -30,24 +30,31 @@ export const NAME_MAX_BYTES = 255;
  * the name leaves the rest to the host path. */
 export const FILE_NAME_MAX_BYTES = 1024;
 
+/** A file name as a message quotes it: its start, where it is long (a name up to a request's body
+ * limit, or a zip entry's 64 KiB, is not echoed back whole). */
+export function shownFileName(name: string): string {
+  return name.length > SHOWN_FILE_NAME_CHARS ? `${name.slice(0, SHOWN_FILE_NAME_CHARS)}...` : name;
+}
+const SHOWN_FILE_NAME_CHARS = 64;
+
 /** A submitted file name as a safe relative path, or an ExecutorError. */
 export function checkedFileName(name: string): string {
   if (typeof name !== 'string' || name === '' || name.includes('\0')) {
-    throw new ExecutorError('bad_request', `file name ${JSON.stringify(name)} is empty or has a NUL byte`);
+    throw new ExecutorError('bad_request', `file name ${JSON.stringify(shownFileName(name))} is empty or has a NUL byte`);
   }
   const normal = posix.normalize(name);
   if (posix.isAbsolute(normal) || normal === '.' || normal === '..' || normal.startsWith('../') || name.split('/').includes('..')) {
-    throw new ExecutorError('bad_request', `file name ${JSON.stringify(name)} must be a relative path inside the work dir`);
+    throw new ExecutorError('bad_request', `file name ${JSON.stringify(shownFileName(name))} must be a relative path inside the work dir`);
   }
   if (OPTION_LIKE_FILE_NAME.test(normal)) {
-    throw new ExecutorError('bad_request', `file name ${JSON.stringify(name)} must not start with "-" or "@": the compiler would read it as an option`);
+    throw new ExecutorError('bad_request', `file name ${JSON.stringify(shownFileName(name))} must not start with "-" or "@": the compiler would read it as an option`);
   }
   if (normal.split('/').some((segment) => Buffer.byteLength(segment) > NAME_MAX_BYTES)) {
-    throw new ExecutorError('bad_request', `file name ${JSON.stringify(name)} has a part longer than ${NAME_MAX_BYTES} bytes, more than a file system takes`);
+    throw new ExecutorError('bad_request', `file name ${JSON.stringify(shownFileName(name))} has a part longer than ${NAME_MAX_BYTES} bytes, more than a file system takes`);
   }
   const bytes = Buffer.byteLength(normal);
   if (bytes > FILE_NAME_MAX_BYTES) {
-    throw new ExecutorError('bad_request', `file name ${JSON.stringify(`${normal.slice(0, 32)}...`)} is ${bytes} bytes long, more than ${FILE_NAME_MAX_BYTES}`);
+    throw new ExecutorError('bad_request', `file name ${JSON.stringify(shownFileName(normal))} is ${bytes} bytes long, more than ${FILE_NAME_MAX_BYTES}`);
   }
   return normal;
 }
@@ -230,9 +237,6 @@ export interface OutputFile {
  * a writer. O_NOFOLLOW: a link is never followed, here on the host. */
 const OUTPUT_FILE_OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
-/** Reads the named files from a work dir after its run: every process of the run is dead by then
- * (init killed what was left), so what is checked here cannot change before it is read; the
- * directories on the way are checked not to be links, each file opened without following one. */
 /** The most of an output file returned: the run's output limit, and never past its file size
  * limit, which a file may pass by one byte where that is at most outputBytes (the program's
  * RLIMIT_FSIZE, native/src/container.cc): such a file is then `truncated`, as written past it. */
@@ -240,6 +244,9 @@ export function outputFileMaxBytes(limits: Pick<Limits, 'outputBytes' | 'fileSiz
   return Math.min(limits.outputBytes, limits.fileSizeBytes);
 }
 
+/** Reads the named files from a work dir after its run: every process of the run is dead by then
+ * (init killed what was left), so what is checked here cannot change before it is read; the
+ * directories on the way are checked not to be links, each file opened without following one. */
 export function readOutputFiles(workDir: string, names: readonly string[], maxBytes: number): OutputFile[] {
   return names.map((name) => readOutputFile(workDir, name, maxBytes));
 }

@@ -1,6 +1,7 @@
 // Piston v2 end to end with the real npm client (piston-client) against the running service:
 // runtimes, hello world in every language, stdin and args, files, compile error, time limit,
-// memory limit, output limit; Java classes of any name, posted to the public instance's path.
+// memory limit, output limit; Java (class Main; another public class is a compilation error),
+// posted to the public instance's path.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import piston from 'piston-client';

@@ -1,12 +1,11 @@
 // Piston v2's POST /execute body → our JobRequest, checked in the order and with the messages of
 // Piston's api/src/api/v2.js (get_job), so that a client sees the same 400s.
-import type { LimitFieldName } from '../../executor/check.js';
+import { FILE_NAME_MAX_BYTES, NAME_MAX_BYTES, shownFileName, type LimitFieldName } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
 import type { Limits } from '../../sandbox/types.js';
 import type { JobRequest } from '../../jobs/model.js';
 import { findPistonRuntime } from './piston-runtimes.js';
 import { stageMaxima } from './stage-maxima.js';
-import { FILE_NAME_MAX_BYTES, NAME_MAX_BYTES } from '../../executor/check.js';
 import { isSafeRelativePath } from './stage-output.js';
 
 /** A request Piston would refuse; `message` is Piston's text. Always HTTP 400. */
@@ -131,8 +130,7 @@ function orderedFiles(files: DecodedFile[], runtime: Runtime): JobRequest['files
     }
     const name = file.name || (file === entry ? runtime.sourceFile : `file${file.index}.code`);
     if (!isSafeRelativePath(name)) {
-      const shown = name.length > 64 ? `${name.slice(0, 64)}...` : name;
-      throw new PistonRequestError(`files[${file.index}].name "${shown}" must be a relative path inside the work directory, of parts of at most ${NAME_MAX_BYTES} bytes and ${FILE_NAME_MAX_BYTES} bytes in all`);
+      throw new PistonRequestError(`files[${file.index}].name "${shownFileName(name)}" must be a relative path inside the work directory, of parts of at most ${NAME_MAX_BYTES} bytes and ${FILE_NAME_MAX_BYTES} bytes in all`);
     }
     if (seen.has(name)) throw new PistonRequestError(`files[${file.index}].name "${name}" is used by another file`);
     seen.add(name);

@@ -78,7 +78,6 @@ export interface CgroupBackend {
   removeParentIfEmpty(): void;
 }
 
-/** A cgroup operation failed; `path` says which file or directory. */
 /** The cgroup a worker took as delegated to it (CgroupBase `delegated`). */
 export interface CgroupDelegation {
   base: string;
@@ -87,6 +86,7 @@ export interface CgroupDelegation {
   mark?: string;
 }
 
+/** A cgroup operation failed; `path` says which file or directory. */
 export class CgroupError extends Error {
   override readonly name = 'CgroupError';
   constructor(

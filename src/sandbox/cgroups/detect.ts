@@ -117,7 +117,6 @@ export function detectCgroupLayout(mountinfo = fs.readFileSync('/proc/self/mount
   return { version: 'v1', mountPoints: found as Record<V1Controller, string> };
 }
 
-
 /** This process's cgroups from /proc/self/cgroup (cgroups(7)): `hierarchy-id:controllers:path`
  * lines; the v2 one is `0::path`. */
 export interface ProcessCgroups {

@@ -20,15 +20,15 @@ export function createCgroupBackend(parentName = 'cellblock', options: CgroupBac
   const layout = detectCgroupLayout(mountinfo);
   const delegated = options.base === 'delegated';
   if (layout.version === 'v2') {
-    if (!delegated) return new CgroupV2Backend(layout.mountPoint, layout.mountPoint, parentName, options);
+    if (!delegated) return new CgroupV2Backend(layout.mountPoint, parentName, options);
     const own = parseProcessCgroups(fs.readFileSync('/proc/self/cgroup', 'utf8')).unified ?? '/';
     const mountRoot = cgroupMountRoots(mountinfo).get(layout.mountPoint) ?? '/';
     const ownDir = cgroupDirUnder(layout.mountPoint, mountRoot, delegatedV2Base(own, parentName, V2_HOST_PROCESSES_LEAF));
     // The hierarchy's root (a container's own cgroup namespace): nothing to confirm, as `root`.
-    if (ownDir === layout.mountPoint) return new CgroupV2Backend(layout.mountPoint, ownDir, parentName, options, true);
+    if (ownDir === layout.mountPoint) return new CgroupV2Backend(ownDir, parentName, { ...options, delegated: true });
     const marked = findDelegatedCgroup(ownDir, layout.mountPoint);
     const base = marked?.dir ?? ownDir;
-    return new CgroupV2Backend(layout.mountPoint, base, parentName, options, true, { base, ...(marked ? { mark: marked.mark } : {}) });
+    return new CgroupV2Backend(base, parentName, { ...options, delegated: true, delegation: { base, ...(marked ? { mark: marked.mark } : {}) } });
   }
   const own = delegated ? parseProcessCgroups(fs.readFileSync('/proc/self/cgroup', 'utf8')) : undefined;
   const roots = cgroupMountRoots(mountinfo);

@@ -188,19 +188,24 @@ export class CgroupV2Backend implements CgroupBackend {
   /** `baseDir`: the cgroup our parent goes under, the mount point or below it (a delegated base,
    * see CgroupBase), whose ancestors have cpu, memory and pids enabled already (they are the
    * kernel's or the base's manager's). */
+  private readonly delegated: boolean;
+  /** A delegated base below the hierarchy's root, and the mark that confirmed it, if any. */
+  readonly delegation?: CgroupDelegation;
+
   constructor(
-    private readonly mountPoint: string,
     private readonly baseDir: string,
     parentName: string,
-    options: V2BackendOptions = {},
-    /** The base is a cgroup delegated to this process (CELLBLOCK_CGROUP_BASE=delegated). */
-    private readonly delegated = false,
-    /** A delegated base below the hierarchy's root, and the mark that confirmed it, if any. */
-    readonly delegation?: CgroupDelegation,
+    options: V2BackendOptions & {
+      /** The base is a cgroup delegated to this process (CELLBLOCK_CGROUP_BASE=delegated). */
+      delegated?: boolean;
+      delegation?: CgroupDelegation;
+    } = {},
   ) {
     this.parent = path.join(baseDir, parentName);
     this.parentPaths = [this.parent];
     this.peakSampled = options.samplePeakMemory ?? false;
+    this.delegated = options.delegated ?? false;
+    if (options.delegation) this.delegation = options.delegation;
   }
 
   get peakMemorySource(): string {
