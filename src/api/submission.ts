@@ -3,6 +3,7 @@
 // accepted can run; admissionProblem stands behind every front's own checks (Piston, Judge0 too).
 import {
   FILE_NAME_MAX_BYTES,
+  hasLoneSurrogate,
   shownFileName,
   NAME_MAX_BYTES,
   OPTION_LIKE_FILE_NAME,
@@ -146,6 +147,9 @@ export function checkFileName(name: string, what: string): void {
     throw badRequest('invalid_file_name', `${what} "${shownFileName(name)}" must be a relative path inside the work dir (no "..", no leading "/")`, {
       field: what,
     });
+  }
+  if (hasLoneSurrogate(name)) {
+    throw badRequest('invalid_file_name', `${what} "${shownFileName(name)}" is not valid Unicode (it holds a lone surrogate, which would be written as U+FFFD)`, { field: what });
   }
   if (OPTION_LIKE_FILE_NAME.test(name)) {
     throw badRequest('invalid_file_name', `${what} "${shownFileName(name)}" must not start with "-" or "@": the compiler would read it as an option`, {

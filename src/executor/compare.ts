@@ -98,3 +98,10 @@ export function outputMatches(stdout: Uint8Array | string, expectedOutput: Uint8
   // Bytes, as Judge0 compares them: two different invalid UTF-8 sequences are not both U+FFFD.
   return normalizeLines(asBytes(stdout)) === normalizeLines(asBytes(expectedOutput));
 }
+
+/** A test's `passed` by its expected output: false where its stdout was cut at the output limit
+ * (the program wrote more than is compared, so what it wrote cannot be said to match: a flood one
+ * byte past a limit the expected output fills would otherwise pass), else the comparison's. */
+export function testOutputPassed(run: { stdout: Uint8Array; stdoutTruncated: boolean }, expectedOutput: Uint8Array | string, comparison?: Comparison): boolean {
+  return !run.stdoutTruncated && outputMatches(run.stdout, expectedOutput, comparison);
+}

@@ -15,7 +15,7 @@ import type { Limits, SandboxCgroups } from '../sandbox/types.js';
 import { compileArgv, runArgv } from './argv.js';
 import type { CompileCache, CompileCacheStats, TurnOutcome } from './compile-cache.js';
 import { checkJudgeProgram, checkSubmission, comparisonProblem, JUDGE_FILES, judgeArgs, judgedJobProblem, liveJobProblem, outputAboveMaximum, terminalSizeProblem, type CheckedSubmission, type JudgeRole } from './check.js';
-import { outputMatches } from './compare.js';
+import { testOutputPassed } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
 import { ExecutorError } from './errors.js';
 import { CompiledFilesError, copyCompiledWorkDir, outputFileMaxBytes, readOutputFiles, writeSourceFiles, writeTestFiles } from './files.js';
@@ -323,7 +323,7 @@ export class SubmissionExecutor<C> implements Executor {
           tests.push(await (judge.role === 'interactor' ? runInteractive : runChecked)(test, last));
         } else {
           const run = await runOnce(test.stdin, last);
-          tests.push({ ...run, passed: test.expectedOutput === undefined ? null : outputMatches(run.stdout, test.expectedOutput, request.comparison) });
+          tests.push({ ...run, passed: test.expectedOutput === undefined ? null : testOutputPassed(run, test.expectedOutput, request.comparison) });
         }
         // A test ended by the job's cancel is not a failure: the loop ends at its next turn.
         if (request.stopOnFailure === true && !signal?.aborted && testFailed(tests[index]!)) {

@@ -37,10 +37,22 @@ export function shownFileName(name: string): string {
 }
 const SHOWN_FILE_NAME_CHARS = 64;
 
+/** A UTF-16 surrogate with no partner (with the u flag a pair is one code point, not matched). */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/** Whether a name holds a lone UTF-16 surrogate: valid JSON, but no Unicode; written to disk it
+ * becomes U+FFFD, so two names that differ as strings would be one file. */
+export function hasLoneSurrogate(name: string): boolean {
+  return LONE_SURROGATE.test(name);
+}
+
 /** A submitted file name as a safe relative path, or an ExecutorError. */
 export function checkedFileName(name: string): string {
   if (typeof name !== 'string' || name === '' || name.includes('\0')) {
     throw new ExecutorError('bad_request', `file name ${JSON.stringify(shownFileName(name))} is empty or has a NUL byte`);
+  }
+  if (hasLoneSurrogate(name)) {
+    throw new ExecutorError('bad_request', `file name ${JSON.stringify(shownFileName(name))} is not valid Unicode (it holds a lone surrogate)`);
   }
   const normal = posix.normalize(name);
   if (posix.isAbsolute(normal) || normal === '.' || normal === '..' || normal.startsWith('../') || name.split('/').includes('..')) {

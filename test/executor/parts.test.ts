@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { effectiveLimits } from '../../src/executor/limits.js';
 import { checkJudgeProgram, checkSubmission, outputAboveMaximum } from '../../src/executor/check.js';
 import { compileArgv, runArgv } from '../../src/executor/argv.js';
-import { outputMatches } from '../../src/executor/compare.js';
+import { outputMatches, testOutputPassed } from '../../src/executor/compare.js';
 import { cutShortByCancel, verdictAfterCompile, verdictOfRuns } from '../../src/executor/verdict.js';
 import { checkedFileName, CompiledFilesError, copyCompiledWorkDir, copyWorkDir, MAX_COMPILED_TREE_BYTES, readOutputFiles, writeSourceFiles } from '../../src/executor/files.js';
 import { imageOfSlotKey, slotHoldsContainer, slotKey, startupPathsBySlotKey } from '../../src/executor/slot-keys.js';
@@ -180,6 +180,9 @@ test('argv: {files} and {args} expand to zero or more elements; run appends args
 
 test('output comparison: trailing whitespace per line and trailing empty lines do not count', () => {
   assert.equal(outputMatches('1 2 \n3\t\n\n\n', '1 2\n3'), true);
+  // A stdout cut at the output limit passes no test: the program wrote more than is compared.
+  assert.equal(testOutputPassed({ stdout: Buffer.from('x'.repeat(10)), stdoutTruncated: true }, 'x'.repeat(10), { mode: 'exact' }), false);
+  assert.equal(testOutputPassed({ stdout: Buffer.from('x'.repeat(10)), stdoutTruncated: false }, 'x'.repeat(10), { mode: 'exact' }), true);
   assert.equal(outputMatches(Buffer.from('a\r\nb\r\n'), 'a\nb\n'), true);
   assert.equal(outputMatches('a\n\nb\n', 'a\nb\n'), false, 'inner empty lines count');
   assert.equal(outputMatches(' a\n', 'a\n'), false, 'leading whitespace counts');
@@ -332,6 +335,10 @@ test('output files: a name the file system refuses reads as not found', () => {
   assert.equal(Buffer.byteLength(longest), 1024);
   assert.equal(checkedFileName(longest), longest);
   assert.throws(() => checkedFileName(`${longest}d`), /is 1025 bytes long, more than 1024/);
+  // A lone surrogate: U+FFFD on disk, where "a\ud800" and "a\udc00" would be one file. A pair is
+  // one character (an emoji), taken.
+  for (const name of ['a\ud800', 'a\udc00', 'dir/\udbff.txt']) assert.throws(() => checkedFileName(name), /is not valid Unicode \(it holds a lone surrogate\)/);
+  assert.equal(checkedFileName('a\ud83d\ude00.txt'), 'a\ud83d\ude00.txt');
 });
 
 test('file names: relative paths inside the work dir only', () => {

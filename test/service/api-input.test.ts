@@ -526,6 +526,13 @@ describe('API bad input', () => {
     assert.equal(refused.details?.field, 'files[0].name');
     assert.match(refused.message, /is 1034 bytes long, more than 1024/);
     assertError(await post({ ...hello, outputFiles: [tooLong] }), 400, 'invalid_file_name');
+    // Names that JSON tells apart and a disk would not (a lone surrogate is U+FFFD there): refused
+    // before the job is queued, not failed by the worker (it was: EEXIST, internal_error).
+    const surrogates = JSON.parse('{"language":"python","files":[{"name":"main.py","content":"print(1)"},{"name":"a\\ud800","content":"1"}]}');
+    const lone = assertError(await post(surrogates), 400, 'invalid_file_name');
+    assert.equal(lone.details?.field, 'files[1].name');
+    assert.match(lone.message, /is not valid Unicode/);
+    assertError(await post({ ...hello, outputFiles: [JSON.parse('"out\\udfff"')] }), 400, 'invalid_file_name');
     // A long name is quoted in part: not echoed back whole, up to the body limit.
     const longPart = assertError(await post({ language: 'python', files: [{ name: 'p'.repeat(3000), content: '' }] }), 400, 'invalid_file_name');
     assert.match(longPart.message, /^files\[0\]\.name "p{64}\.\.\." has a part longer than 255 bytes/);

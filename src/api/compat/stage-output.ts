@@ -1,5 +1,5 @@
 // Reading a stored stage's outputs the way the compat fronts need them: bytes, or text.
-import { FILE_NAME_MAX_BYTES, NAME_MAX_BYTES } from '../../executor/check.js';
+import { FILE_NAME_MAX_BYTES, hasLoneSurrogate, NAME_MAX_BYTES } from '../../executor/check.js';
 import type { StoredStage } from '../../jobs/model.js';
 
 /** True when the bytes are valid UTF-8 (Judge0 refuses to send anything else as text); the job
@@ -15,7 +15,7 @@ export const lossyText = (bytes: Uint8Array): string => Buffer.from(bytes).toStr
 /** A file name for the work dir: relative, no "..", no empty segments, no NUL; parts of at most
  * NAME_MAX_BYTES and FILE_NAME_MAX_BYTES in all, as /v1's (the worker's own rule). */
 export function isSafeRelativePath(name: string): boolean {
-  if (name.length === 0 || Buffer.byteLength(name) > FILE_NAME_MAX_BYTES || name.includes('\0') || name.startsWith('/')) return false;
+  if (name.length === 0 || hasLoneSurrogate(name) || Buffer.byteLength(name) > FILE_NAME_MAX_BYTES || name.includes('\0') || name.startsWith('/')) return false;
   return name.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..' && Buffer.byteLength(segment) <= NAME_MAX_BYTES);
 }
 
