@@ -49,7 +49,7 @@ export const FileInput = Type.Object(
   {
     name: Type.String({
       minLength: 1,
-      description: `Relative path inside the work dir: parts of at most ${NAME_MAX_BYTES} bytes (UTF-8), at most ${FILE_NAME_MAX_BYTES} bytes in all (400 invalid_file_name).`,
+      description: `Relative path inside the work dir: parts of at most ${NAME_MAX_BYTES} bytes (UTF-8), at most ${FILE_NAME_MAX_BYTES} bytes in all, no lone UTF-16 surrogate (400 invalid_file_name).`,
     }),
     content: Type.String(),
     base64: Type.Optional(Type.Boolean({ description: '`content` is base64 (for binary files).' })),

@@ -136,7 +136,7 @@ export function decodeBase64(text: string, what: string): Buffer {
 
 /** Relative, normalised, inside the work dir: no "..", no absolute path, no empty segment, no NUL;
  * not an option to the compile's command (OPTION_LIKE_FILE_NAME); parts of at most NAME_MAX_BYTES,
- * the whole at most FILE_NAME_MAX_BYTES (the worker's checkedFileName). */
+ * the whole at most FILE_NAME_MAX_BYTES; no lone UTF-16 surrogate (the worker's checkedFileName). */
 export function checkFileName(name: string, what: string): void {
   const segments = name.split('/');
   const bad =

@@ -107,7 +107,7 @@ describe('piston execute request', () => {
     rejects({ ...minimal, files: [{ content: 'print(1)' }, { name: part(256), content: '' }] }, `files[1].name "${part(256).slice(0, 64)}..." ${nameRule}`);
     rejects({ ...minimal, files: [{ content: 'print(1)' }, { name: `${longest}/x`, content: '' }] }, `files[1].name "${longest.slice(0, 64)}..." ${nameRule}`);
     // A lone surrogate: U+FFFD on disk, another file's name perhaps (it was a 500 from the worker).
-    rejects({ ...minimal, files: [{ content: 'print(1)' }, { name: 'a\ud800', content: '' }] }, `files[1].name "a\ud800" ${nameRule}`);
+    rejects({ ...minimal, files: [{ content: 'print(1)' }, { name: 'a\ud800', content: '' }] }, 'files[1].name "a\ud800" is not valid Unicode (it holds a lone surrogate, which would be written as U+FFFD)');
     rejects({ ...minimal, args: [1] }, 'args must be an array of strings');
     // Beyond Piston's own checks: what the sandbox could not take is refused, not run and failed.
     rejects({ ...minimal, args: ['a', 'b\0c'] }, 'args[1] must not contain NUL characters');

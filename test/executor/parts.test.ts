@@ -335,10 +335,6 @@ test('output files: a name the file system refuses reads as not found', () => {
   assert.equal(Buffer.byteLength(longest), 1024);
   assert.equal(checkedFileName(longest), longest);
   assert.throws(() => checkedFileName(`${longest}d`), /is 1025 bytes long, more than 1024/);
-  // A lone surrogate: U+FFFD on disk, where "a\ud800" and "a\udc00" would be one file. A pair is
-  // one character (an emoji), taken.
-  for (const name of ['a\ud800', 'a\udc00', 'dir/\udbff.txt']) assert.throws(() => checkedFileName(name), /is not valid Unicode \(it holds a lone surrogate\)/);
-  assert.equal(checkedFileName('a\ud83d\ude00.txt'), 'a\ud83d\ude00.txt');
 });
 
 test('file names: relative paths inside the work dir only', () => {
@@ -347,6 +343,10 @@ test('file names: relative paths inside the work dir only', () => {
   for (const bad of ['', '/etc/passwd', '../x', 'a/../../x', 'a/../b', '.', 'a\0b', '-wrapper', './-o', '@args', '-']) {
     assert.throws(() => checkedFileName(bad), ExecutorError, bad);
   }
+  // A lone surrogate: U+FFFD on disk, where "a\ud800" and "a\udc00" would be one file. A pair is
+  // one character (an emoji), taken.
+  for (const name of ['a\ud800', 'a\udc00', 'dir/\udbff.txt']) assert.throws(() => checkedFileName(name), /is not valid Unicode \(it holds a lone surrogate\)/);
+  assert.equal(checkedFileName('a\ud83d\ude00.txt'), 'a\ud83d\ude00.txt');
 });
 
 const rootSkip = process.getuid?.() !== 0 ? 'needs root (chown to the sandbox user)' : undefined;

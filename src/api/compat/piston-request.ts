@@ -1,6 +1,6 @@
 // Piston v2's POST /execute body → our JobRequest, checked in the order and with the messages of
 // Piston's api/src/api/v2.js (get_job), so that a client sees the same 400s.
-import { FILE_NAME_MAX_BYTES, NAME_MAX_BYTES, shownFileName, type LimitFieldName } from '../../executor/check.js';
+import { FILE_NAME_MAX_BYTES, hasLoneSurrogate, NAME_MAX_BYTES, shownFileName, type LimitFieldName } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
 import type { Limits } from '../../sandbox/types.js';
 import type { JobRequest } from '../../jobs/model.js';
@@ -129,6 +129,9 @@ function orderedFiles(files: DecodedFile[], runtime: Runtime): JobRequest['files
       throw new PistonRequestError(`files[${file.index}].name must be a string`);
     }
     const name = file.name || (file === entry ? runtime.sourceFile : `file${file.index}.code`);
+    if (hasLoneSurrogate(name)) {
+      throw new PistonRequestError(`files[${file.index}].name "${shownFileName(name)}" is not valid Unicode (it holds a lone surrogate, which would be written as U+FFFD)`);
+    }
     if (!isSafeRelativePath(name)) {
       throw new PistonRequestError(`files[${file.index}].name "${shownFileName(name)}" must be a relative path inside the work directory, of parts of at most ${NAME_MAX_BYTES} bytes and ${FILE_NAME_MAX_BYTES} bytes in all`);
     }

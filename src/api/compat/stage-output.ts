@@ -13,7 +13,8 @@ export const stderrBytes = (stage: StoredStage): Buffer => Buffer.from(stage.std
 export const lossyText = (bytes: Uint8Array): string => Buffer.from(bytes).toString('utf8');
 
 /** A file name for the work dir: relative, no "..", no empty segments, no NUL; parts of at most
- * NAME_MAX_BYTES and FILE_NAME_MAX_BYTES in all, as /v1's (the worker's own rule). */
+ * NAME_MAX_BYTES and FILE_NAME_MAX_BYTES in all, no lone UTF-16 surrogate, as /v1's (the worker's
+ * own rule). */
 export function isSafeRelativePath(name: string): boolean {
   if (name.length === 0 || hasLoneSurrogate(name) || Buffer.byteLength(name) > FILE_NAME_MAX_BYTES || name.includes('\0') || name.startsWith('/')) return false;
   return name.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..' && Buffer.byteLength(segment) <= NAME_MAX_BYTES);
