@@ -34,10 +34,10 @@ export function judge0About(): Record<string, string | null> {
 
 export function judge0ConfigInfo(sources: Judge0ConfigSources): Record<string, unknown> {
   const runtimes = sources.languages.listed.map((language) => language.runtime);
-  const smallest = (limits: (runtime: (typeof runtimes)[number]) => Limits, key: keyof Limits): number =>
-    runtimes.length === 0 ? 0 : Math.min(...runtimes.map((runtime) => limits(runtime)[key]));
-  const byDefault = (key: keyof Limits) => smallest((runtime) => runtime.defaultLimits, key);
-  const atMost = (key: keyof Limits) => smallest((runtime) => stageMaxima(runtime, 'run'), key);
+  const smallest = (figure: (runtime: (typeof runtimes)[number]) => number): number =>
+    runtimes.length === 0 ? 0 : Math.min(...runtimes.map(figure));
+  const byDefault = (key: keyof Limits) => smallest((runtime) => runtime.defaultLimits[key]);
+  const atMost = (key: keyof Limits) => smallest((runtime) => stageMaxima(runtime, 'run')[key]);
   return {
     enable_wait_result: true,
     enable_compiler_options: true,
@@ -65,7 +65,7 @@ export function judge0ConfigInfo(sources: Judge0ConfigSources): Record<string, u
     enable_per_process_and_thread_memory_limit: false,
     allow_enable_per_process_and_thread_memory_limit: false,
     // Not the runtimes' file size: Judge0's default, which bounds stdout too (judge0DefaultFileSizeBytes).
-    max_file_size: bytesToKiB(runtimes.length === 0 ? 0 : Math.min(...runtimes.map((runtime) => judge0DefaultFileSizeBytes(stageMaxima(runtime, 'run'))))),
+    max_file_size: bytesToKiB(smallest((runtime) => judge0DefaultFileSizeBytes(stageMaxima(runtime, 'run')))),
     max_max_file_size: bytesToKiB(atMost('fileSizeBytes')),
     number_of_runs: 1,
     max_number_of_runs: Math.min(JUDGE0_MAX_NUMBER_OF_RUNS, sources.maxTests),
