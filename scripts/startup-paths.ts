@@ -1,10 +1,11 @@
-// Keeps the runtimes' start-up path lists (compile.startupPaths and run.startupPaths: images/README.md,
-// "Start-up paths") true to their images. For each runtime it runs the hello world in a root made as
-// the pool makes one (an overlay of the image's layers with a tmpfs upper; /proc, /dev and /tmp
-// mounted over it; the work dir holding the source; the sandbox user; the runtime's env), each
-// stage under `strace -f -e trace=%file`, and takes every path the stage's program and its children
-// look up from its exec on, found or not, normalised, less those under the container's own mounts
-// (whose lookups the overlay never sees).
+// Keeps the runtimes' start-up path lists (compile.startupPaths and run.startupPaths, and those of
+// each variant's stages: images/README.md, "Start-up paths") true to their images. For each runtime
+// (and each of its variants) it runs the hello world in a root made as the pool makes one (an
+// overlay of the image's layers with a tmpfs upper; /proc, /dev and /tmp mounted over it; the work
+// dir holding the source; the sandbox user; the runtime's env), each stage under `strace -f -e
+// trace=%file`, and takes every path the stage's program and its children look up from its exec
+// on, found or not, normalised, less those under the container's own mounts (whose lookups the
+// overlay never sees).
 //
 //   node --import tsx scripts/startup-paths.ts [--write] [--data-dir DIR] [--runtimes-dir DIR] [runtime id...]
 //   npm run -s startup-paths -- [--write] [runtime id...]
@@ -25,6 +26,7 @@ import { dataDirFromEnv, defaultRuntimesDir, repoRoot } from '../src/images/path
 import { parseRuntime } from '../src/images/runtimes.js';
 import { openImageStore, overlayLowerdir } from '../src/images/store.js';
 import type { Runtime } from '../src/images/types.js';
+import { variantOf } from '../src/images/variants.js';
 import { DEFAULT_WORK_DIR, ENGINE_MOUNT_POINTS, SANDBOX_GID, SANDBOX_UID } from '../src/pool/index.js';
 
 const execFileAsync = promisify(execFile);
@@ -258,7 +260,7 @@ export function diffStage(stage: Stage, recorded: readonly string[] | undefined,
 
 const USAGE = `usage: node --import tsx scripts/startup-paths.ts [--write] [--data-dir DIR] [--runtimes-dir DIR] [runtime id...]
 Traces each runtime's hello world in its image and compares its compile.startupPaths and
-run.startupPaths with the trace (exit 1 when one differs); --write rewrites them.`;
+run.startupPaths (and its variants') with the trace (exit 1 when one differs); --write rewrites them.`;
 
 async function main(argv: string[]): Promise<number> {
   let write = false;
@@ -286,22 +288,31 @@ async function main(argv: string[]): Promise<number> {
   let stale = 0;
   for (const { file, runtime } of runtimes) {
     if (ids.length > 0 && !ids.includes(runtime.id)) continue;
-    const traced = await traceStartupPaths(runtime, dataDir);
-    const json = JSON.parse(readFileSync(file, 'utf8')) as Record<Stage, { startupPaths?: string[] } | undefined>;
-    for (const stage of ['compile', 'run'] as const) {
-      const stagePaths = traced[stage];
-      if (!stagePaths) continue;
-      const diff = diffStage(stage, runtime[stage]?.startupPaths, stagePaths);
-      const same = diff.added.length === 0 && diff.removed.length === 0;
-      if (!same) stale++;
-      const unplaced =
-        (stagePaths.unplaced > 0 ? `; ${stagePaths.unplaced} relative to a directory fd, left out` : '') +
-        (diff.cpuDependent > 0 ? `; ${diff.cpuDependent} that depend on the CPU, not compared` : '');
-      process.stdout.write(`${runtime.id} ${stage}: ${diff.traced} paths traced, ${diff.recorded} recorded${same ? ', the same' : `: ${diff.added.length} new, ${diff.removed.length} gone`}${unplaced}\n`);
-      if (write) json[stage]!.startupPaths = stagePaths.paths;
-      else {
-        for (const path of diff.added) process.stdout.write(`  + ${path}\n`);
-        for (const path of diff.removed) process.stdout.write(`  - ${path}\n`);
+    type StagesJson = Record<Stage, { startupPaths?: string[] } | undefined>;
+    const json = JSON.parse(readFileSync(file, 'utf8')) as StagesJson & { variants?: Record<string, StagesJson> };
+    // The runtime's own stages, then each variant's, each traced in a root of its own (a variant's
+    // run finds the work dir as its job leaves it, not with the runtime's compile's output in it).
+    const traces: { name: string; stages: Runtime; json: StagesJson }[] = [{ name: runtime.id, stages: runtime, json }];
+    for (const variant of Object.keys(runtime.variants ?? {})) {
+      traces.push({ name: `${runtime.id} variant ${variant}`, stages: variantOf(runtime, variant)!, json: json.variants![variant]! });
+    }
+    for (const { name, stages, json: stagesJson } of traces) {
+      const traced = await traceStartupPaths(stages, dataDir);
+      for (const stage of ['compile', 'run'] as const) {
+        const stagePaths = traced[stage];
+        if (!stagePaths) continue;
+        const diff = diffStage(stage, stages[stage]?.startupPaths, stagePaths);
+        const same = diff.added.length === 0 && diff.removed.length === 0;
+        if (!same) stale++;
+        const unplaced =
+          (stagePaths.unplaced > 0 ? `; ${stagePaths.unplaced} relative to a directory fd, left out` : '') +
+          (diff.cpuDependent > 0 ? `; ${diff.cpuDependent} that depend on the CPU, not compared` : '');
+        process.stdout.write(`${name} ${stage}: ${diff.traced} paths traced, ${diff.recorded} recorded${same ? ', the same' : `: ${diff.added.length} new, ${diff.removed.length} gone`}${unplaced}\n`);
+        if (write) stagesJson[stage]!.startupPaths = stagePaths.paths;
+        else {
+          for (const path of diff.added) process.stdout.write(`  + ${path}\n`);
+          for (const path of diff.removed) process.stdout.write(`  - ${path}\n`);
+        }
       }
     }
     if (write) {

@@ -45,6 +45,7 @@ export interface SubmissionPolicy {
 function checkedForWorker(request: JobRequest, runtime: Runtime, limitFieldName?: LimitFieldName): CheckedSubmission | string {
   const shape: SubmissionShape = { fileNames: request.files.map((file) => file.name), args: request.args, limits: request.limits };
   if (limitFieldName) shape.limitFieldName = limitFieldName;
+  if (request.variant !== undefined) shape.variant = request.variant;
   if (request.compileArgs) shape.compileArgs = request.compileArgs;
   if (request.compileEntryOnly) shape.compileEntryOnly = true;
   if (request.outputFiles) shape.outputFiles = request.outputFiles;

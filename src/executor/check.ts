@@ -2,6 +2,7 @@
 // a job takes a slot; the API calls it before the job is queued, whichever front translated it, so
 // that a job the API accepts is one a worker can run (the check is the same code in both places).
 import type { Runtime } from '../images/types.js';
+import { variantOf } from '../images/variants.js';
 // From spec.ts, not the sandbox's index: the index loads the native addon, which an API-only host
 // (that runs this check too) does not build.
 import { checkLimits, envStrings, EXEC_MEMORY_RESERVE_BYTES, leastMemoryBytes, terminalSizeFault } from '../sandbox/spec.js';
@@ -39,12 +40,16 @@ export interface SubmissionShape {
   /** How the request names a limit in messages, where a front's fields are not ours (Piston's
    * `run_memory_limit`); `<fieldPrefix><stage>.<limit>` when absent. */
   limitFieldName?: LimitFieldName;
+  /** The runtime's variant that runs it (ExecuteRequest.variant); absent: the runtime's own stages. */
+  variant?: string;
 }
 
 /** The request's name for one limit of a stage: /v1's `limits.memoryBytes`, Piston's `run_memory_limit`. */
 export type LimitFieldName = (stage: 'limits' | 'compileLimits', limit: keyof Limits) => string;
 
 export interface CheckedSubmission {
+  /** The runtime as it runs the job: its variant's (variantOf) where the job names one. */
+  runtime: Runtime;
   /** Normalised, in the submitted order. */
   fileNames: string[];
   runLimits: Limits;
@@ -61,7 +66,10 @@ export interface CheckedSubmission {
   mostOutputBytes: number;
 }
 
-export function checkSubmission(runtime: Runtime, submission: SubmissionShape): CheckedSubmission {
+export function checkSubmission(named: Runtime, submission: SubmissionShape): CheckedSubmission {
+  // Everything below checks the stages that will run: a variant's argv and limits as any runtime's.
+  const runtime = submission.variant === undefined ? named : variantOf(named, submission.variant);
+  if (runtime === undefined) throw new ExecutorError('unknown_variant', `runtime "${named.id}" has no variant ${shownVariant(submission.variant)}`);
   if (!Array.isArray(submission.fileNames) || submission.fileNames.length === 0) {
     throw new ExecutorError('bad_request', 'a submission needs at least one file');
   }
@@ -101,7 +109,7 @@ export function checkSubmission(runtime: Runtime, submission: SubmissionShape): 
   const outputFiles = checkedOutputFiles(submission.outputFiles ?? []);
   const runs = submission.runs ?? 1;
   const mostOutputBytes = runLimits.outputBytes * runs * (1 + outputFiles.length) + (compileLimits?.outputBytes ?? 0);
-  const checked: CheckedSubmission = { fileNames, compileSources: sources, runLimits, runs, outputFiles, mostOutputBytes };
+  const checked: CheckedSubmission = { runtime, fileNames, compileSources: sources, runLimits, runs, outputFiles, mostOutputBytes };
   if (compileLimits) checked.compileLimits = compileLimits;
   return checked;
 }
@@ -236,6 +244,13 @@ export function comparisonProblem(job: { comparison?: unknown; tests?: unknown[]
   if (job.tests === undefined) return { code: 'comparison_not_applicable', message: "a comparison applies to the tests' expectedOutput: give tests" };
   if (job.judged) return { code: 'comparison_not_applicable', message: 'a comparison does not apply to a job with a checker or an interactor: its judge program judges each test' };
   return undefined;
+}
+
+/** A variant name as a message shows it: quoted, and cut where it is longer than any name
+ * (whatever another producer's job data holds there). */
+function shownVariant(name: unknown): string {
+  const text = JSON.stringify(name) ?? String(name);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
 /** The first of a run's limits below its runtime's minLimits, or undefined. */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { openImageStore } from '../images/store.js';
 import { loadRuntimes } from '../images/runtimes.js';
 import type { Runtime } from '../images/types.js';
+import { withVariants } from '../images/variants.js';
 import { createPool, type PoolSizing, type PoolSlot } from '../pool/index.js';
 import { createSandbox, type Limits, type PreparedContainer, type SandboxOptions } from '../sandbox/index.js';
 import { MiB } from '../units.js';
@@ -86,7 +87,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   const expect = (key: string, limits: Limits) => {
     if (!expectedLimits.has(key)) expectedLimits.set(key, limits);
   };
-  for (const runtime of runtimes) {
+  for (const runtime of withVariants(runtimes)) {
     expect(slotKey(runtime.image, 'run'), runtime.defaultLimits);
     const compileLimits = defaultCompileLimits(runtime);
     if (compileLimits) expect(slotKey(runtime.image, 'compile'), compileLimits);

@@ -129,11 +129,11 @@ export class SubmissionExecutor<C> implements Executor {
   }
 
   private async executeOnce(request: ExecuteRequest): Promise<ExecuteResult> {
-    const runtime = this.runtimes.get(request.runtimeId);
-    if (!runtime) throw new ExecutorError('unknown_runtime', `unknown runtime ${JSON.stringify(request.runtimeId)}`);
+    const named = this.runtimes.get(request.runtimeId);
+    if (!named) throw new ExecutorError('unknown_runtime', `unknown runtime ${JSON.stringify(request.runtimeId)}`);
     const args = request.args ?? [];
     const compileArgs = request.compileArgs ?? [];
-    const checked = checkSubmission(runtime, {
+    const checked = checkSubmission(named, {
       fileNames: Array.isArray(request.files) ? request.files.map((f) => f.name) : [],
       args,
       compileArgs,
@@ -142,7 +142,10 @@ export class SubmissionExecutor<C> implements Executor {
       limits: request.limits,
       compileLimits: request.compileLimits,
       runs: Array.isArray(request.tests) ? request.tests.length : 1,
+      ...(request.variant !== undefined ? { variant: request.variant } : {}),
     });
+    // Its variant's stages where the job names one (an unknown one was refused above).
+    const { runtime } = checked;
     const judge = this.checkedJudge(request, checked.runLimits.wallTimeMs);
     const comparison = comparisonProblem({ comparison: request.comparison, tests: request.tests, judged: judge !== undefined });
     if (comparison) throw new ExecutorError('bad_request', comparison.message);

@@ -7,8 +7,10 @@
 // since their containers are made with the pipes, when the run starts (Sandbox.runConnected,
 // runStreaming), and a pre-warmed one would be torn down unused. /metrics shows
 // the pool's figures under these keys. A key's slots are prepared for every stage that runs on
-// them: their roots get the start-up paths of all those stages looked up (startupPathsBySlotKey).
+// them: their roots get the start-up paths of all those stages looked up (startupPathsBySlotKey),
+// a runtime variant's stages among them (a variant runs on its runtime's image).
 import type { Runtime } from '../images/types.js';
+import { withVariants } from '../images/variants.js';
 
 export type Stage = 'run' | 'compile' | 'connected';
 
@@ -29,7 +31,8 @@ export function slotHoldsContainer(key: string): boolean {
 }
 
 /** Each slot key's start-up paths (Runtime's startupPaths): those of every runtime whose stage
- * runs on that key's slots, each once, in the runtimes' order. Keys without any are absent. */
+ * runs on that key's slots, and of every variant's (withVariants), each once, in the runtimes'
+ * order. Keys without any are absent. */
 export function startupPathsBySlotKey(runtimes: readonly Runtime[]): Map<string, string[]> {
   const byKey = new Map<string, Set<string>>();
   const add = (key: string, paths: readonly string[] | undefined) => {
@@ -38,7 +41,7 @@ export function startupPathsBySlotKey(runtimes: readonly Runtime[]): Map<string,
     if (!set) byKey.set(key, (set = new Set()));
     for (const path of paths) set.add(path);
   };
-  for (const runtime of runtimes) {
+  for (const runtime of withVariants(runtimes)) {
     add(slotKey(runtime.image, 'run'), runtime.run.startupPaths);
     add(slotKey(runtime.image, 'connected'), runtime.run.startupPaths);
     if (runtime.compile) add(slotKey(runtime.image, 'compile'), runtime.compile.startupPaths);

@@ -31,6 +31,10 @@ export interface Comparison {
 
 export interface ExecuteRequest {
   runtimeId: string;
+  /** The runtime's variant to run it with (Runtime.variants: its stages in place of the
+   * runtime's); absent: the runtime's own. One the runtime lacks is an ExecutorError
+   * (`unknown_variant`). */
+  variant?: string;
   /** The first file is the entry point. */
   files: SourceFile[];
   stdin?: Uint8Array | string;

@@ -8,7 +8,7 @@ import type { Limits } from '../sandbox/types.js';
 import { ImageDefinitions } from './definitions.js';
 import { RuntimeDefinitionError, UnknownRuntimeError } from './errors.js';
 import { defaultDefinitionsDir, defaultRuntimesDir } from './paths.js';
-import type { Runtime } from './types.js';
+import type { CompileStage, Runtime, RuntimeVariant, RunStage } from './types.js';
 import { NAME_PATTERN, onlyKeys, parseJson, positiveNumber, record, string, stringArray, type Fail } from './validate.js';
 
 /** Every field of `Limits`, and whether it must be a whole number. */
@@ -84,39 +84,66 @@ function startupPaths(value: unknown, field: string, fail: Fail): string[] {
   return list;
 }
 
+/** A compile step (the runtime's `compile`, or a variant's); `field` names it in errors. */
+function parseCompile(value: unknown, field: string, fail: Fail): CompileStage {
+  const c = record(value, field, fail);
+  onlyKeys(c, ['argv', 'sourceSuffixes', 'limits', 'startupPaths'], field, fail);
+  const compile: CompileStage = { argv: argv(c.argv, `${field}.argv`, fail) };
+  if (c.sourceSuffixes !== undefined) {
+    compile.sourceSuffixes = stringArray(c.sourceSuffixes, `${field}.sourceSuffixes`, fail);
+    if (compile.sourceSuffixes.length === 0) fail(`${field}.sourceSuffixes must not be empty (leave it out to compile every file)`);
+    compile.sourceSuffixes.forEach((suffix, i) => {
+      if (!/^\.[A-Za-z0-9+_-]{1,16}$/.test(suffix)) fail(`${field}.sourceSuffixes[${i}] must be a dot and 1-16 letters, digits, "+", "_" or "-" (".c")`);
+    });
+  }
+  if (c.startupPaths !== undefined) compile.startupPaths = startupPaths(c.startupPaths, `${field}.startupPaths`, fail);
+  if (compile.argv.includes('{files}') === compile.argv.includes('{entry}')) {
+    fail(`${field}.argv must contain "{files}" (where the submitted sources go) or "{entry}" (the first of them alone), not both`);
+  }
+  if (c.limits !== undefined) compile.limits = parsePartialLimits(c.limits, `${field}.limits`, fail);
+  return compile;
+}
+
+/** A run step (the runtime's `run`, or a variant's). */
+function parseRun(value: unknown, field: string, fail: Fail): RunStage {
+  const r = record(value, field, fail);
+  onlyKeys(r, ['argv', 'startupPaths'], field, fail);
+  const run: RunStage = { argv: argv(r.argv, `${field}.argv`, fail) };
+  if (run.argv.includes('{files}')) fail(`${field}.argv may not contain "{files}" (only a compile's argv may)`);
+  if (r.startupPaths !== undefined) run.startupPaths = startupPaths(r.startupPaths, `${field}.startupPaths`, fail);
+  return run;
+}
+
+/** `variants`: each a name (as an id is named) and its stages, written as the runtime's own; a
+ * variant without `compile` runs without one. */
+function parseVariants(value: unknown, fail: Fail): Record<string, RuntimeVariant> {
+  const raw = record(value, 'variants', fail);
+  const variants: Record<string, RuntimeVariant> = {};
+  for (const [name, definition] of Object.entries(raw)) {
+    const field = `variants.${name}`;
+    if (!NAME_PATTERN.test(name)) fail(`${field}: a variant's name must match ${NAME_PATTERN}`);
+    const v = record(definition, field, fail);
+    onlyKeys(v, ['$comment', 'compile', 'run'], field, fail);
+    const variant: RuntimeVariant = { run: parseRun(v.run, `${field}.run`, fail) };
+    if (v.compile !== undefined) variant.compile = parseCompile(v.compile, `${field}.compile`, fail);
+    variants[name] = variant;
+  }
+  return variants;
+}
+
 /** Parses one runtime file's text; `file` names it in errors. */
 export function parseRuntime(text: string, file: string): Runtime {
   const fail: Fail = (problem) => {
     throw new RuntimeDefinitionError(file, problem);
   };
   const raw = record(parseJson(text, fail), 'runtime', fail);
-  onlyKeys(raw, ['$comment', 'id', 'language', 'version', 'aliases', 'image', 'sourceFile', 'compile', 'run', 'env', 'defaultLimits', 'maxLimits', 'minLimits', 'versionArgv', 'helloWorld'], 'runtime', fail);
+  onlyKeys(raw, ['$comment', 'id', 'language', 'version', 'aliases', 'image', 'sourceFile', 'compile', 'run', 'variants', 'env', 'defaultLimits', 'maxLimits', 'minLimits', 'versionArgv', 'helloWorld'], 'runtime', fail);
   const id = string(raw.id, 'id', fail, NAME_PATTERN);
   if (basename(file) !== `${id}.json`) fail(`file must be named ${id}.json after its id`);
 
-  let compile: Runtime['compile'];
-  if (raw.compile !== undefined) {
-    const c = record(raw.compile, 'compile', fail);
-    onlyKeys(c, ['argv', 'sourceSuffixes', 'limits', 'startupPaths'], 'compile', fail);
-    compile = { argv: argv(c.argv, 'compile.argv', fail) };
-    if (c.sourceSuffixes !== undefined) {
-      compile.sourceSuffixes = stringArray(c.sourceSuffixes, 'compile.sourceSuffixes', fail);
-      if (compile.sourceSuffixes.length === 0) fail('compile.sourceSuffixes must not be empty (leave it out to compile every file)');
-      compile.sourceSuffixes.forEach((suffix, i) => {
-        if (!/^\.[A-Za-z0-9+_-]{1,16}$/.test(suffix)) fail(`compile.sourceSuffixes[${i}] must be a dot and 1-16 letters, digits, "+", "_" or "-" (".c")`);
-      });
-    }
-    if (c.startupPaths !== undefined) compile.startupPaths = startupPaths(c.startupPaths, 'compile.startupPaths', fail);
-    if (compile.argv.includes('{files}') === compile.argv.includes('{entry}')) {
-      fail('compile.argv must contain "{files}" (where the submitted sources go) or "{entry}" (the first of them alone), not both');
-    }
-    if (c.limits !== undefined) compile.limits = parsePartialLimits(c.limits, 'compile.limits', fail);
-  }
-  const run = record(raw.run, 'run', fail);
-  onlyKeys(run, ['argv', 'startupPaths'], 'run', fail);
-  const runArgv = argv(run.argv, 'run.argv', fail);
-  const runStartupPaths = run.startupPaths === undefined ? undefined : startupPaths(run.startupPaths, 'run.startupPaths', fail);
-  if (runArgv.includes('{files}')) fail('run.argv may not contain "{files}" (only compile.argv may)');
+  const compile = raw.compile === undefined ? undefined : parseCompile(raw.compile, 'compile', fail);
+  const run = parseRun(raw.run, 'run', fail);
+  const variants = raw.variants === undefined ? undefined : parseVariants(raw.variants, fail);
 
   const envRaw = record(raw.env ?? {}, 'env', fail);
   const env: Record<string, string> = {};
@@ -136,10 +163,12 @@ export function parseRuntime(text: string, file: string): Runtime {
     const least = minLimits?.[name];
     if (least !== undefined && least > defaultLimits[name]) fail(`minLimits.${name} (${least}) exceeds defaultLimits.${name} (${defaultLimits[name]})`);
   }
-  if (compile?.limits) {
+  const compiles = new Map<string, CompileStage | undefined>([['compile', compile]]);
+  for (const [name, variant] of Object.entries(variants ?? {})) compiles.set(`variants.${name}.compile`, variant.compile);
+  for (const [field, stage] of compiles) {
     for (const name of LIMIT_NAMES) {
-      const v = compile.limits[name];
-      if (v !== undefined && v > maxLimits[name]) fail(`compile.limits.${name} (${v}) exceeds maxLimits.${name} (${maxLimits[name]})`);
+      const v = stage?.limits?.[name];
+      if (v !== undefined && v > maxLimits[name]) fail(`${field}.limits.${name} (${v}) exceeds maxLimits.${name} (${maxLimits[name]})`);
     }
   }
 
@@ -152,13 +181,14 @@ export function parseRuntime(text: string, file: string): Runtime {
     aliases: stringArray(raw.aliases ?? [], 'aliases', fail, ALIAS_PATTERN),
     image: string(raw.image, 'image', fail, NAME_PATTERN),
     sourceFile: string(raw.sourceFile, 'sourceFile', fail, SOURCE_FILE_PATTERN),
-    run: runStartupPaths ? { argv: runArgv, startupPaths: runStartupPaths } : { argv: runArgv },
+    run,
     env,
     defaultLimits,
     maxLimits,
     helloWorld: { source: string(hello.source, 'helloWorld.source', fail), stdout: typeof hello.stdout === 'string' ? hello.stdout : fail('helloWorld.stdout must be a string') },
   };
   if (compile) runtime.compile = compile;
+  if (variants) runtime.variants = variants;
   if (minLimits) runtime.minLimits = minLimits;
   if (raw.versionArgv !== undefined) runtime.versionArgv = argv(raw.versionArgv, 'versionArgv', fail);
   return runtime;

@@ -25,22 +25,12 @@ export interface Runtime {
   image: string;
   /** File name the submitted source is written to inside the work dir, e.g. "main.py". */
   sourceFile: string;
-  /** Compile step, for compiled languages. `{files}` in argv expands to the submitted file names,
-   * or, with `sourceSuffixes`, to those that end in one of them (".c"): the compiler gets the
-   * sources, and the other files (data the program reads, headers) are only in the work dir.
-   * `{entry}` expands to the first of those alone (a compiler that takes one root file, as rustc
-   * takes its crate root and finds the modules beside it); argv holds one or the other.
-   * `{args}` expands to the job's compile arguments (ExecuteRequest.compileArgs); a runtime
-   * without it takes none. */
-  compile?: { argv: string[]; sourceSuffixes?: string[]; limits?: Partial<Limits>; startupPaths?: string[] };
-  /** Run step; `{entry}` expands to the first submitted file's name (the entry point), `{args}`
-   * to the job's arguments (appended when absent).
-   *
-   * A stage's `startupPaths`: absolute paths inside the image that its program looks up as it
-   * starts, existing or not (from a trace of its hello world). The pool looks them up in each
-   * fresh root while preparing it, so that the program finds them in the new overlay's dentry
-   * cache instead of making each entry on its own path (images/README.md, "Start-up paths"). */
-  run: { argv: string[]; startupPaths?: string[] };
+  /** Compile step, for compiled languages (CompileStage). */
+  compile?: CompileStage;
+  /** Run step (RunStage). */
+  run: RunStage;
+  /** Other ways to run the runtime's programs, by name (RuntimeVariant); absent for most runtimes. */
+  variants?: Record<string, RuntimeVariant>;
   env: Record<string, string>;
   /** Limits used where the job names none. */
   defaultLimits: Limits;
@@ -54,6 +44,41 @@ export interface Runtime {
   versionArgv?: string[];
   /** Used by the runtime's own test: source and the exact stdout it must print. */
   helloWorld: { source: string; stdout: string };
+}
+
+/** A compile step. `{files}` in argv expands to the submitted file names, or, with
+ * `sourceSuffixes`, to those that end in one of them (".c"): the compiler gets the sources, and
+ * the other files (data the program reads, headers) are only in the work dir. `{entry}` expands to
+ * the first of those alone (a compiler that takes one root file, as rustc takes its crate root and
+ * finds the modules beside it); argv holds one or the other. `{args}` expands to the job's compile
+ * arguments (ExecuteRequest.compileArgs); a runtime without it takes none. */
+export interface CompileStage {
+  argv: string[];
+  sourceSuffixes?: string[];
+  limits?: Partial<Limits>;
+  startupPaths?: string[];
+}
+
+/** A run step; `{entry}` expands to the first submitted file's name (the entry point), `{args}`
+ * to the job's arguments (appended when absent).
+ *
+ * A stage's `startupPaths`: absolute paths inside the image that its program looks up as it
+ * starts, existing or not (from a trace of its hello world). The pool looks them up in each
+ * fresh root while preparing it, so that the program finds them in the new overlay's dentry
+ * cache instead of making each entry on its own path (images/README.md, "Start-up paths"). */
+export interface RunStage {
+  argv: string[];
+  startupPaths?: string[];
+}
+
+/** Another way to run a runtime's programs, on the same image with the same env and limits: its
+ * stages in place of the runtime's own, its `run` and its `compile`, or no compile where it has
+ * none (Java's `piston`: no javac, the JDK's source launcher runs the entry file as Piston runs
+ * it). A job asks for one by name (JobRequest.variant); a compatibility front asks for the variant
+ * named after it (images/README.md, "Variants"). */
+export interface RuntimeVariant {
+  compile?: CompileStage;
+  run: RunStage;
 }
 
 // ---- Image definitions (images/<name>.json) and the layer store ----------------------------

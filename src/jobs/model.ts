@@ -11,6 +11,9 @@ export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 /** A validated submission, as queued. Contents are base64 so that any bytes survive JSON. */
 export interface JobRequest {
   runtimeId: string;
+  /** The runtime's variant that runs it (ExecuteRequest.variant: a front's way of running the
+   * language, Piston's Java launcher); absent: the runtime's own stages. */
+  variant?: string;
   files: { name: string; contentBase64: string }[];
   stdinBase64: string;
   args: string[];
@@ -88,6 +91,8 @@ export const LATER_JOB_FIELDS = [
   'stopOnFailure',
   'live',
   'terminal',
+  // A worker that knows the field refuses a variant its runtime files lack (an explicit failure).
+  'variant',
   // A field of a test (JobTest): listed by its path.
   'tests[].expectedOutputBase64',
 ] as const;

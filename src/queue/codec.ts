@@ -92,6 +92,7 @@ function checkJobRequestShape(data: unknown): asserts data is JobRequest {
     throw new JobDataError('files', 'an array of {name, contentBase64} strings');
   }
   if (!isString(data.stdinBase64)) throw new JobDataError('stdinBase64', 'a string');
+  if (data.variant !== undefined && !isString(data.variant)) throw new JobDataError('variant', 'a string');
   for (const field of ['args', 'compileArgs', 'outputFiles'] as const) {
     if (data[field] !== undefined && !(Array.isArray(data[field]) && data[field].every(isString))) throw new JobDataError(field, 'an array of strings');
   }
@@ -143,6 +144,7 @@ export function toExecuteRequest(request: JobRequest, signal: AbortSignal): Exec
     limits: request.limits ?? {},
     signal,
   };
+  if (request.variant !== undefined) execute.variant = request.variant;
   if (request.compileLimits) execute.compileLimits = request.compileLimits;
   if (request.compileArgs) execute.compileArgs = request.compileArgs;
   if (request.stderrToStdout === true) execute.stderrToStdout = true;

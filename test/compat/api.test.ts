@@ -6,7 +6,10 @@ import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { loggableUrl } from '../../src/api/auth.js';
+import { runArgv } from '../../src/executor/argv.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
+import { variantOf } from '../../src/images/variants.js';
+import { envStrings, leastMemoryBytes } from '../../src/sandbox/spec.js';
 import { MiB } from '../../src/units.js';
 import { openLiveSocket } from '../helpers/live-socket.js';
 import { makeZip } from '../helpers/zip.js';
@@ -353,7 +356,12 @@ describe('compat fronts before a job runs', () => {
     await refusedByPiston({ run_memory_limit: 1000 }, `run_memory_limit ${startingMemory}`);
     await refusedByPiston({ language: 'c', version: '*', compile_memory_limit: 1000 }, `compile_memory_limit ${startingMemory}`);
     const tooSmallForExec = await inject('POST', '/api/v2/execute', { ...piston, language: 'java', version: '*', run_memory_limit: 1048576 });
-    assert.match(tooSmallForExec.json().message, /^run_memory_limit 1048576 is below \d+: the program's arguments/);
+    // Java through Piston runs by its `piston` variant: that argv (the source launcher on the entry
+    // file) is the one checked, not the runtime's own (`java ... Main`).
+    const java = loadRuntimes().find((runtime) => runtime.id === 'java')!;
+    const leastForLauncher = leastMemoryBytes(runArgv(variantOf(java, 'piston')!.run.argv, [java.sourceFile], []), envStrings(java.env));
+    assert.notEqual(leastForLauncher, leastMemoryBytes(runArgv(java.run.argv, [java.sourceFile], []), envStrings(java.env)));
+    assert.match(tooSmallForExec.json().message, new RegExp(`^run_memory_limit 1048576 is below ${leastForLauncher}: the program's arguments`));
     const socket = await openLiveSocket(`${wsBase}/api/v2/connect`);
     socket.send({ type: 'init', ...piston, language: 'c', version: '*', compile_memory_limit: 1048576 });
     assert.match((await socket.next((message) => message.type === 'error')).message, /^compile_memory_limit 1048576 is below \d+: /);

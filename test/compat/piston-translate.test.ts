@@ -166,6 +166,33 @@ describe('piston execute request', () => {
     assert.equal(pistonLimitField('limits', 'openFiles'), 'limits.openFiles', 'no Piston field sets it');
   });
 
+  it("asks for the runtime's `piston` variant where it has one (Java's source launcher), for no other", () => {
+    const java = runtime({
+      id: 'java', language: 'java', version: '17.0', sourceFile: 'Main.java',
+      compile: { argv: ['javac', '{files}'], sourceSuffixes: ['.java'] },
+      run: { argv: ['java', 'Main'] },
+      variants: { piston: { run: { argv: ['java', '--source', '17', '{entry}'] } }, other: { run: { argv: ['java'] } } },
+    });
+    const solution = 'public class Solution { public static void main(String[] a) { System.out.println(1); } }';
+    const { request } = translatePistonExecute({ language: 'java', version: '17', files: [{ content: solution }], compile_timeout: 5000 }, [java, ...runtimes]);
+    assert.equal(request.variant, 'piston');
+    // The files as Piston names them (its launcher takes a file of any name): nothing is renamed.
+    const named = translatePistonExecute({ language: 'java', version: '*', files: [{ name: 'solution', content: solution }, { name: 'Util.java', content: 'class Util {}' }] }, [java]);
+    assert.deepEqual(named.request.files.map((file) => file.name), ['solution', 'Util.java']);
+    assert.equal(translatePistonExecute({ language: 'java', version: '*', files: [{ content: solution }] }, [java]).request.files[0]!.name, 'Main.java');
+    // Piston's compile limits are checked as Piston checks them, and carried; with no compile they bound nothing.
+    assert.deepEqual(request.compileLimits, { wallTimeMs: 5000 });
+    const { variants: _variants, ...own } = java;
+    for (const other of [own, { ...java, variants: { other: java.variants!.other! } }]) {
+      assert.equal(translatePistonExecute({ language: 'java', version: '*', files: [{ content: solution }] }, [other]).request.variant, undefined);
+    }
+    assert.equal(translatePistonExecute(minimal, runtimes).request.variant, undefined, 'a runtime without variants');
+    // Ours: Java's, and only Java's.
+    const ours = loadRuntimes();
+    const asked = ours.filter((candidate) => translatePistonExecute({ language: candidate.language, version: candidate.version, files: [{ content: '' }] }, ours).request.variant === 'piston');
+    assert.deepEqual(asked.map((candidate) => candidate.id), ['java']);
+  });
+
   it('leaves absent, zero and -1 memory limits to the runtime defaults', () => {
     const { request } = translatePistonExecute({ ...minimal, run_timeout: 0, run_memory_limit: -1, stdin: 'x\n' }, runtimes);
     assert.deepEqual(request.limits, {});

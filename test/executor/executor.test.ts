@@ -126,6 +126,24 @@ test('compile once, run per test in a fresh root with the artifacts, compare out
   assert.equal(r.verdict, 'ok', 'a wrong answer is `passed: false`, not a verdict');
 });
 
+test("a job that names a variant runs the variant's stages: here no compile, the script run by the shell", { skip }, async () => {
+  const files = [{ name: 'main.sh', content: Buffer.from('read x; echo "$x:$1:$2"; ls\n') }, { name: 'data.txt', content: Buffer.from('') }];
+  const direct = await executor.execute({ runtimeId: 'shc', variant: 'direct', files, stdin: 'in\n', args: ['one'] });
+  assert.equal(direct.verdict, 'ok', JSON.stringify(direct.run?.error));
+  assert.equal(direct.compile, undefined, 'no compile stage');
+  assert.equal(direct.run!.stdout.toString(), 'in:direct:one\ndata.txt\nmain.sh\n', "the variant's argv, and no compiled prog in the work dir");
+  assert.deepEqual(direct.runtime, { id: 'shc', language: 'sh', version: '1' });
+  // The runtime's own stages, without the variant: compiled, then its prog run.
+  const own = await executor.execute({ runtimeId: 'shc', files, stdin: 'in\n', args: ['one'] });
+  assert.equal(own.compile?.verdict, 'ok');
+  assert.equal(own.run!.stdout.toString(), 'in:one:\ndata.txt\nmain.sh\nprog\n');
+  // A variant the runtime lacks is refused before anything runs, as an unknown runtime is.
+  for (const variant of ['nope', 'constructor']) {
+    await assert.rejects(executor.execute({ runtimeId: 'shc', variant, files }), { name: 'ExecutorError', code: 'unknown_variant', message: `runtime "shc" has no variant "${variant}"` });
+  }
+  await assert.rejects(executor.execute({ runtimeId: 'sh', variant: 'direct', files }), { name: 'ExecutorError', code: 'unknown_variant' });
+});
+
 test('a compiled job gives its compile\'s slot back once its last run has the files', { skip }, async () => {
   // Two tests of 0.3 s each: while the first runs, the compile's slot is still needed (the second
   // run copies from it); while the last one runs it is not, and is back in the pool.

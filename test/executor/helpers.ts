@@ -50,13 +50,15 @@ const busyboxBase = {
 export const SH: Runtime = { ...busyboxBase, id: 'sh', sourceFile: 'main.sh', run: { argv: ['/bin/sh', '{entry}'] } };
 
 /** A "compiled" runtime on the busybox image: the compile checks the syntax of the submitted
- * scripts and joins them into an executable `prog`, which the runs execute. */
+ * scripts and joins them into an executable `prog`, which the runs execute. Its variant `direct`
+ * has no compile: the shell runs the entry script itself. */
 export const SHC: Runtime = {
   ...busyboxBase,
   id: 'shc',
   sourceFile: 'main.sh',
   compile: { argv: ['/bin/sh', '-c', 'for f; do sh -n "$f" || exit 1; done; { echo "#!/bin/sh"; cat "$@"; } > prog && chmod 755 prog', 'compile', '{files}'] },
   run: { argv: ['./prog'] },
+  variants: { direct: { run: { argv: ['/bin/sh', '{entry}', 'direct', '{args}'] } } },
 };
 
 /** A "build" on the busybox image: the compile runs the submitted script, which may leave what

@@ -16,6 +16,7 @@ import { checkedFileName, CompiledFilesError, copyCompiledWorkDir, copyWorkDir, 
 import { imageOfSlotKey, slotHoldsContainer, slotKey, startupPathsBySlotKey } from '../../src/executor/slot-keys.js';
 import { ExecutorError } from '../../src/executor/errors.js';
 import type { Runtime } from '../../src/images/types.js';
+import { variantOf } from '../../src/images/variants.js';
 import type { Limits } from '../../src/sandbox/types.js';
 import type { StageResult } from '../../src/executor/types.js';
 import { MiB } from '../../src/units.js';
@@ -133,6 +134,37 @@ test('a submission is checked as execute() and the engine would check it, withou
     () => checkSubmission(sourced, { fileNames: ['main.txt', 'util.h'], args: [] }),
     (error: unknown) => error instanceof ExecutorError && error.code === 'bad_request' && /none of the files is a c source for the compiler \(a name ending in \.c\)/.test(error.message),
   );
+});
+
+test("a job that names a variant of its runtime is checked as the variant's stages run it; a variant the runtime lacks is refused", () => {
+  const runtime: Runtime = { id: 'java', language: 'java', version: '17', aliases: [], image: 'java', sourceFile: 'Main.java', env: {},
+    defaultLimits: defaults, maxLimits: maxima, helloWorld: { source: '', stdout: '' },
+    compile: { argv: ['javac', '{files}'], sourceSuffixes: ['.java'] }, run: { argv: ['java', 'Main', '{args}'] },
+    variants: { piston: { run: { argv: ['java', '--source', '17', '{entry}', '{args}'] } } } };
+  const own = checkSubmission(runtime, { fileNames: ['Main.java'], args: [] });
+  assert.equal(own.runtime, runtime);
+  assert.ok(own.compileLimits, 'the runtime compiles');
+  const varied = checkSubmission(runtime, { fileNames: ['file0.code'], args: [], variant: 'piston' });
+  assert.equal(varied.runtime, variantOf(runtime, 'piston'));
+  assert.equal(varied.compileLimits, undefined, 'no compile: the variant has none');
+  assert.equal(varied.mostOutputBytes, MiB, 'one run, no compile output');
+  // The variant's own argv is what must fit in the memory limit: it names the entry file, which the
+  // runtime's own run does not.
+  const longName = `${'d'.repeat(200)}/`.repeat(4) + 'x.java';
+  const leastForVariant = MiB + ['java', '--source', '17', longName].reduce((sum, arg) => sum + arg.length + 9, 0) + 16;
+  checkSubmission(runtime, { fileNames: [longName], args: [], limits: { memoryBytes: leastForVariant - 1 }, compileLimits: { memoryBytes: 64 * MiB } });
+  assert.throws(
+    () => checkSubmission(runtime, { fileNames: [longName], args: [], limits: { memoryBytes: leastForVariant - 1 }, variant: 'piston' }),
+    (error: unknown) => error instanceof ExecutorError && error.code === 'bad_request' && error.message.startsWith(`limits.memoryBytes ${leastForVariant - 1} is below ${leastForVariant}: `),
+  );
+  // A sources-only compile is the runtime's: the variant has no compile to need a source.
+  assert.throws(() => checkSubmission(runtime, { fileNames: ['file0.code'], args: [] }), /none of the files is a java source/);
+  for (const variant of ['nope', 'constructor', 'x'.repeat(500)]) {
+    assert.throws(
+      () => checkSubmission(runtime, { fileNames: ['Main.java'], args: [], variant }),
+      (error: unknown) => error instanceof ExecutorError && error.code === 'unknown_variant' && error.message.startsWith(`runtime "java" has no variant "${variant.slice(0, 20)}`) && error.message.length < 120,
+    );
+  }
 });
 
 test("a job without limits of its own gets its runtime's defaults, whatever jobs were checked before", () => {
@@ -415,6 +447,13 @@ test("a slot key's start-up paths are those of every stage run on its slots, eac
   assert.deepEqual(byKey.get('gcc:compile'), ['/usr/bin/cc', '/usr/include/stdio.h', '/usr/bin/c++']);
   assert.deepEqual(byKey.get('gcc'), ['/lib/libc.so.6']);
   assert.deepEqual(byKey.get('gcc:connected'), ['/lib/libc.so.6'], "an interactive test's runs are runs");
+  // A variant's stages run on its runtime's image: their paths are looked up in its slots too.
+  const java: Runtime = { ...base, id: 'java', image: 'java', compile: { argv: ['javac', '{files}'], startupPaths: ['/usr/bin/javac'] }, run: { argv: ['java', 'Main'], startupPaths: ['/usr/bin/java'] },
+    variants: { piston: { run: { argv: ['java', '{entry}'], startupPaths: ['/usr/bin/java', '/usr/lib/jvm/lib/ct.sym'] } } } };
+  const withVariant = startupPathsBySlotKey([java]);
+  assert.deepEqual(withVariant.get('java'), ['/usr/bin/java', '/usr/lib/jvm/lib/ct.sym']);
+  assert.deepEqual(withVariant.get('java:connected'), ['/usr/bin/java', '/usr/lib/jvm/lib/ct.sym']);
+  assert.deepEqual(withVariant.get('java:compile'), ['/usr/bin/javac']);
 });
 
 test('slot keys: runs under the image, compiles and connected runs beside; only connected slots are roots alone', () => {

@@ -15,6 +15,7 @@ import { dataDirFromEnv, defaultDefinitionsDir } from '../../src/images/paths.js
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { openImageStore, overlayLowerdir } from '../../src/images/store.js';
 import type { BuiltImage, Runtime } from '../../src/images/types.js';
+import { variantOf } from '../../src/images/variants.js';
 import { compileArgv, runArgv } from '../../src/executor/argv.js';
 import { effectiveLimits } from '../../src/executor/limits.js';
 import type { Limits, RunResult, Sandbox } from '../../src/sandbox/types.js';
@@ -281,6 +282,19 @@ describe('runtimes on their images, through the sandbox engine', { skip: engine.
         assert.equal(run.stdout.toString(), runtime.helloWorld.stdout);
         assert.equal(run.exitCode, 0);
       });
+
+      // A variant's stages on the same image: hello world and stdin, as the runtime's own.
+      for (const name of Object.keys(runtime.variants ?? {})) {
+        it(`prints hello world and reads stdin by its variant ${name}`, async () => {
+          const varied = variantOf(runtime, name)!;
+          const outcome = await submit(varied, runtime.helloWorld.source);
+          const run = expectRun(outcome, 'ok');
+          // Nothing said beside the program's output (Java's launcher compiles without a word).
+          assert.equal(`${outcome.compile?.stdout ?? ''}${outcome.compile?.stderr ?? ''}${run.stderr}`, '');
+          assert.equal(run.stdout.toString(), runtime.helloWorld.stdout);
+          assert.equal(expectRun(await submit(varied, cases!.sum, '40 2\n'), 'ok').stdout.toString(), '42\n');
+        });
+      }
 
       const minLimits = runtime.minLimits;
       if (minLimits) {

@@ -8,6 +8,7 @@ import { RuntimeDefinitionError, UnknownRuntimeError } from '../../src/images/er
 import { defaultRuntimesDir } from '../../src/images/paths.js';
 import { loadRuntimes, RuntimeRegistry, compareVersions, versionMatches } from '../../src/images/runtimes.js';
 import type { Runtime } from '../../src/images/types.js';
+import { variantOf, variantsOf, withVariants } from '../../src/images/variants.js';
 import { scratchDir } from './helpers.js';
 
 const scratch = scratchDir('runtimes');
@@ -82,6 +83,20 @@ describe('the repository runtimes', () => {
     has(byId.get('c')!.compile?.startupPaths, '/usr/include/stdio.h', "C's hello world header");
     has(byId.get('cpp')!.compile?.startupPaths, '/usr/include/c++/12/iostream', "C++'s hello world header");
     for (const id of ['c', 'cpp']) has(byId.get(id)!.run.startupPaths, '/lib/x86_64-linux-gnu/libc.so.6', `${id}'s program loads libc`);
+  });
+
+  it("give Java Piston's launcher as its `piston` variant: no compile, the run's JVM flags, the source launcher on the entry file", () => {
+    const java = byId.get('java')!;
+    assert.deepEqual(Object.keys(java.variants ?? {}), ['piston']);
+    const piston = variantOf(java, 'piston')!;
+    assert.equal(piston.compile, undefined, 'Piston runs Java without a compile stage');
+    const flags = java.run.argv.slice(1, java.run.argv.indexOf('-cp'));
+    assert.deepEqual(piston.run.argv, ['/usr/bin/java', ...flags, '--source', '17', '{entry}', '{args}']);
+    assert.ok(piston.run.startupPaths?.includes('/usr/lib/jvm/java-17-openjdk-amd64/lib/ct.sym'), 'traced: the in-memory compile reads the platform\'s class signatures');
+    // Everything but the stages is the runtime's.
+    for (const field of ['id', 'image', 'env', 'defaultLimits', 'maxLimits', 'sourceFile'] as const) assert.equal(piston[field], java[field], field);
+    // No other runtime has a variant: their Piston packages run as their runtime does.
+    assert.deepEqual(runtimes.filter((r) => r.variants).map((r) => r.id), ['java']);
   });
 
   it('have a hello world that prints something and absolute program paths', () => {
@@ -168,6 +183,58 @@ describe('bad runtime files are typed errors naming the field', () => {
     rejects({ python: { ...python, run: { ...python.run, startupPaths: '/etc' } } }, /run\.startupPaths must be an array/);
     rejects({ python: { ...python, compile: { argv: ['cc', '{files}'], startupPaths: ['lib'] } } }, /compile\.startupPaths\[0\]/);
   });
+  it('a variant that is not a named pair of stages written as the runtime\'s', () => {
+    const run = { argv: ['/usr/bin/python3', '-I', '{entry}'] };
+    rejects({ python: { ...python, variants: [run] } }, /variants must be an object/);
+    rejects({ python: { ...python, variants: { Piston: { run } } } }, /variants\.Piston: a variant's name must match/);
+    rejects({ python: { ...python, variants: { piston: {} } } }, /variants\.piston\.run must be an object/);
+    rejects({ python: { ...python, variants: { piston: { run, limits: {} } } } }, /variants\.piston has unknown field "limits"/);
+    rejects({ python: { ...python, variants: { piston: { run: { argv: [] } } } } }, /variants\.piston\.run\.argv must not be empty/);
+    rejects({ python: { ...python, variants: { piston: { run: { argv: ['/usr/bin/python3', '{files}'] } } } } }, /variants\.piston\.run\.argv may not contain "\{files\}"/);
+    rejects({ python: { ...python, variants: { piston: { run: { ...run, startupPaths: ['lib'] } } } } }, /variants\.piston\.run\.startupPaths\[0\]/);
+    rejects({ python: { ...python, variants: { piston: { run, compile: { argv: ['/usr/bin/cc'] } } } } }, /variants\.piston\.compile\.argv must contain "\{files\}"/);
+    rejects(
+      { python: { ...python, variants: { piston: { run, compile: { argv: ['/usr/bin/cc', '{files}'], limits: { cpuTimeMs: python.maxLimits.cpuTimeMs + 1 } } } } } },
+      /variants\.piston\.compile\.limits\.cpuTimeMs \(\d+\) exceeds maxLimits\.cpuTimeMs/,
+    );
+    const [loaded] = load({ python: { ...python, variants: { piston: { $comment: 'why', run }, built: { run: { argv: ['./a.out'] }, compile: { argv: ['/usr/bin/cc', '{files}'] } } } } });
+    assert.deepEqual(loaded!.variants, { piston: { run }, built: { run: { argv: ['./a.out'] }, compile: { argv: ['/usr/bin/cc', '{files}'] } } });
+  });
+
   it('one alias for two runtimes of one version', () =>
     rejects({ python, snake: { ...python, id: 'snake', aliases: ['py'] } }, /name "py" version .* is also runtime "python"/));
+});
+
+describe("a runtime's variants as runtimes", () => {
+  const base = python;
+  const withCompile: Runtime = {
+    ...base,
+    compile: { argv: ['/usr/bin/cc', '{files}'], limits: { cpuTimeMs: 9000 } },
+    variants: {
+      direct: { run: { argv: ['/usr/bin/python3', '{entry}'], startupPaths: ['/usr/bin/python3'] } },
+      built: { compile: { argv: ['/usr/bin/c++', '{files}'] }, run: { argv: ['./a.out'] } },
+    },
+  };
+
+  it("are the runtime with the variant's stages: its run, and its compile or none", () => {
+    const direct = variantOf(withCompile, 'direct')!;
+    assert.deepEqual(direct.run, withCompile.variants!.direct!.run);
+    assert.equal(direct.compile, undefined, 'a variant without a compile has none, whatever the runtime has');
+    assert.equal(direct.variants, undefined, 'a variant has no variants of its own');
+    assert.deepEqual(variantOf(withCompile, 'built')!.compile, { argv: ['/usr/bin/c++', '{files}'] });
+    const { compile: _c, variants: _v, run: _r, ...shared } = withCompile;
+    for (const [field, value] of Object.entries(shared)) assert.equal(direct[field as keyof Runtime], value, field);
+    assert.deepEqual(variantsOf(withCompile), [direct, variantOf(withCompile, 'built')]);
+    assert.deepEqual(withVariants([base, withCompile]), [base, withCompile, direct, variantOf(withCompile, 'built')]);
+  });
+
+  it('are made once: the same object for the same runtime and name', () => {
+    assert.equal(variantOf(withCompile, 'direct'), variantOf(withCompile, 'direct'));
+  });
+
+  it('are only those the runtime names, as its own keys', () => {
+    for (const name of ['nope', 'constructor', 'toString', '__proto__', 'hasOwnProperty']) assert.equal(variantOf(withCompile, name), undefined, name);
+    assert.equal(variantOf(base, 'direct'), undefined, 'a runtime without variants');
+    assert.deepEqual(variantsOf(base), []);
+  });
 });

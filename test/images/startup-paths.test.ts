@@ -11,6 +11,7 @@ import { buildImages } from '../../src/images/builder.js';
 import { dataDirFromEnv, defaultDefinitionsDir, defaultRuntimesDir, repoRoot } from '../../src/images/paths.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { openImageStore } from '../../src/images/store.js';
+import { variantOf } from '../../src/images/variants.js';
 import { ENGINE_MOUNT_POINTS } from '../../src/pool/index.js';
 import { diffStage, pathsFromTrace, splitArgs, traceStartupPaths } from '../../scripts/startup-paths.js';
 import { scratchDir, whyNoLayerBuilds } from './helpers.js';
@@ -82,14 +83,19 @@ describe("the repository's start-up path lists against their images", { skip }, 
     await buildImages([...new Set(runtimes.map((r) => r.image))], { store: openImageStore(dataDirFromEnv()), definitionsDir: defaultDefinitionsDir() });
   });
 
-  for (const runtime of runtimes) {
-    it(`${runtime.id}: its lists are what its hello world looks up`, async () => {
-      const traced = await traceStartupPaths(runtime);
+  // Each runtime's own stages, and each of its variants' (traced in a root of their own).
+  const traced = runtimes.flatMap((runtime) => [
+    { name: runtime.id, stages: runtime },
+    ...Object.keys(runtime.variants ?? {}).map((variant) => ({ name: `${runtime.id} variant ${variant}`, stages: variantOf(runtime, variant)! })),
+  ]);
+  for (const { name, stages } of traced) {
+    it(`${name}: its lists are what its hello world looks up`, async () => {
+      const trace = await traceStartupPaths(stages);
       for (const stage of ['compile', 'run'] as const) {
-        if (!traced[stage]) continue;
-        const diff = diffStage(stage, runtime[stage]?.startupPaths, traced[stage]);
+        if (!trace[stage]) continue;
+        const diff = diffStage(stage, stages[stage]?.startupPaths, trace[stage]);
         const fix = '`npm run -s startup-paths -- --write` rewrites the lists (images/README.md, "Start-up paths")';
-        assert.deepEqual({ new: diff.added, gone: diff.removed }, { new: [], gone: [] }, `${runtime.id} ${stage}.startupPaths differ from the trace: ${fix}`);
+        assert.deepEqual({ new: diff.added, gone: diff.removed }, { new: [], gone: [] }, `${name} ${stage}.startupPaths differ from the trace: ${fix}`);
       }
     });
   }
@@ -97,6 +103,34 @@ describe("the repository's start-up path lists against their images", { skip }, 
   it('the trace mounts what the engine mounts, and stops at a mount point it does not know', async () => {
     const bash = runtimes.find((r) => r.id === 'bash')!;
     await assert.rejects(traceStartupPaths(bash, dataDirFromEnv(), [...ENGINE_MOUNT_POINTS, 'sys']), /the engine mounts \/sys and this trace does not/);
+  });
+
+  it("the command traces a variant's stages too, and --write writes their lists", async () => {
+    const scratch = scratchDir('startup-paths-variant');
+    try {
+      const dir = join(scratch.dir, 'runtimes');
+      mkdirSync(dir);
+      const file = join(dir, 'python.json');
+      const json = JSON.parse(readFileSync(join(defaultRuntimesDir(), 'python.json'), 'utf8')) as { run: { argv: string[] }; variants?: unknown };
+      // The runtime's run, isolated (-I): the same program, looking up the same paths.
+      json.variants = { isolated: { run: { argv: [json.run.argv[0], '-I', '{entry}'], startupPaths: ['/no/longer/there'] } } };
+      writeFileSync(file, JSON.stringify(json, null, 2) + '\n');
+      const command = ['--import', 'tsx', join(repoRoot(), 'scripts/startup-paths.ts'), '--runtimes-dir', dir];
+      await assert.rejects(execFileAsync(process.execPath, command, { cwd: repoRoot() }), (err: { code?: number; stdout?: string }) => {
+        assert.equal(err.code, 1);
+        assert.match(err.stdout ?? '', /^python run: (\d+) paths traced, \1 recorded, the same/m);
+        assert.match(err.stdout ?? '', /^python variant isolated run: \d+ paths traced, 1 recorded: \d+ new, 1 gone/m);
+        assert.ok(err.stdout?.includes('  - /no/longer/there\n'), err.stdout);
+        return true;
+      });
+      await execFileAsync(process.execPath, [...command, '--write'], { cwd: repoRoot() });
+      const written = JSON.parse(readFileSync(file, 'utf8')) as { run: { startupPaths: string[] }; variants: { isolated: { run: { startupPaths: string[] } } } };
+      assert.ok(written.variants.isolated.run.startupPaths.includes('/usr/lib/python3.11/encodings/__init__.py'), 'the variant\'s own trace');
+      const { stdout } = await execFileAsync(process.execPath, command, { cwd: repoRoot() });
+      assert.match(stdout, /^python variant isolated run: (\d+) paths traced, \1 recorded, the same/m);
+    } finally {
+      scratch.remove();
+    }
   });
 
   it('the command reports a stale list, exits 1, and --write makes it current', async () => {

@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { Queue } from 'bullmq';
 import pino from 'pino';
+import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { Runtime } from '../../src/images/types.js';
 import { LATER_JOB_FIELDS, type JobRecord, type StoredStage } from '../../src/jobs/model.js';
 import { idempotentJobId } from '../../src/queue/client.js';
@@ -37,7 +38,8 @@ describe('a rolling upgrade: jobs with fields an older worker would ignore', () 
     JSON.stringify({ workerId: 'old-1', host: 'elsewhere', pid: 1, concurrency: 1, running: 0, ...(jobFields ? { jobFields } : {}) });
 
   before(async () => {
-    service = await startService();
+    // Java's too: Piston runs it by its `piston` variant, a later field (JobRequest.variant).
+    service = await startService({ runtimes: [testRuntime, loadRuntimes().find((runtime) => runtime.id === 'java')!], config: { maxWaitMs: 100 } });
     oldWorker = new Redis(service.redis.port, '127.0.0.1', { connectionName: workerConnectionName('old-1') });
   });
   after(async () => {
@@ -83,6 +85,15 @@ describe('a rolling upgrade: jobs with fields an older worker would ignore', () 
     const byLines = await post({ ...hello, tests, comparison: { mode: 'lines' } });
     assert.equal(byLines.statusCode, 202, 'the default comparison runs on any worker');
     await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(byLines.json() as { id: string }).id}` });
+    // Java through Piston runs by the runtime's `piston` variant, which an older worker would
+    // ignore (running javac and class Main): refused; through /v1 it is the runtime's own.
+    const javaSource = 'public class Solution { public static void main(String[] a) { System.out.println(1); } }';
+    const piston = await service.app.inject({ method: 'POST', url: '/api/v2/execute', payload: { language: 'java', version: '*', files: [{ content: javaSource }] } });
+    assert.equal(piston.statusCode, 503, piston.body);
+    assert.match((piston.json() as { message: string }).message, /does not know variant/);
+    const javaV1 = await post({ language: 'java', source: javaSource });
+    assert.equal(javaV1.statusCode, 202, javaV1.body);
+    await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(javaV1.json() as { id: string }).id}` });
     // The worker upgraded: its heartbeat lists the fields.
     await oldWorker.set(redisKeys(service.prefix).worker('old-1'), liveness(LATER_JOB_FIELDS), 'PX', 60_000);
     await sleep(1100);
@@ -92,6 +103,10 @@ describe('a rolling upgrade: jobs with fields an older worker would ignore', () 
     const bytesAccepted = await judge0Expecting(Buffer.from([0xff, 0x0a]));
     assert.equal(bytesAccepted.statusCode, 201, bytesAccepted.body);
     await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(bytesAccepted.json() as { token: string }).token}` });
+    // Queued, and waited for (no worker runs here: the wait's 503, and the job cancelled).
+    const pistonAccepted = await service.app.inject({ method: 'POST', url: '/api/v2/execute', payload: { language: 'java', version: '*', files: [{ content: javaSource }] } });
+    assert.equal(pistonAccepted.statusCode, 503, pistonAccepted.body);
+    assert.match((pistonAccepted.json() as { message: string }).message, /^job \S+ did not finish within 100 ms/);
   });
 });
 

@@ -473,6 +473,7 @@ describe('jobs end to end', { skip }, () => {
         ],
         [{ runtimeId: 'python', files: [file], stdinBase64: '', interactor: { files: [file] } }, 'interactor must be an object with a runtimeId string'],
         [{ runtimeId: 'python', files: [file], stdinBase64: '', interactor: { runtimeId: 'python', files: [{ name: 1 }] } }, 'interactor.files must be an array of {name, contentBase64} strings'],
+        [{ runtimeId: 'python', files: [file], stdinBase64: '', variant: ['piston'] }, 'variant must be a string'],
       ];
       for (const [data, reason] of foreign) {
         const { id } = await queue.add('job', data as object, { attempts: 1 });
@@ -480,6 +481,12 @@ describe('jobs end to end', { skip }, () => {
         assert.equal(record?.status, 'failed', JSON.stringify(record));
         assert.equal(record?.failure?.message, `executor: job data: ${reason}`);
       }
+      // A variant the worker's runtime files do not have (an API whose files have it, deployed
+      // ahead): an explicit failure naming it, not a run of the runtime's own stages.
+      const { id: unknownVariant } = await queue.add('job', { runtimeId: 'python', files: [file], stdinBase64: '', args: [], limits: {}, variant: 'piston' }, { attempts: 1 });
+      const refused = await service.jobs.wait(unknownVariant!, 30_000);
+      assert.equal(refused?.status, 'failed', JSON.stringify(refused));
+      assert.equal(refused?.failure?.message, 'executor: runtime "python" has no variant "piston"');
       const fine = await postJson(`${base}/v1/jobs?wait=true&timeoutMs=60000`, { language: 'python', source: 'print(1)' });
       assert.equal(fine.json.result?.verdict, 'ok', JSON.stringify(fine.json));
       // Failing them is the executor's answer; nothing else of the worker may trip on their data.

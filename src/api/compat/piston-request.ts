@@ -2,6 +2,7 @@
 // Piston's api/src/api/v2.js (get_job), so that a client sees the same 400s.
 import { FILE_NAME_MAX_BYTES, hasLoneSurrogate, NAME_MAX_BYTES, shownFileName, type LimitFieldName } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
+import { variantOf } from '../../images/variants.js';
 import type { Limits } from '../../sandbox/types.js';
 import type { JobRequest } from '../../jobs/model.js';
 import { findPistonRuntime } from './piston-runtimes.js';
@@ -34,6 +35,11 @@ export const pistonLimitField: LimitFieldName = (stage, limit) => {
   const constraint = (Object.keys(CONSTRAINTS) as Constraint[]).find((name) => CONSTRAINTS[name] === limit);
   return constraint === undefined ? `${stage}.${limit}` : `${stage === 'limits' ? 'run' : 'compile'}_${constraint}`;
 };
+
+/** The runtime variant that runs a language as Piston runs it, where that differs from the
+ * runtime's own stages (Java's: the JDK's source launcher, Piston's java package's `run`, with no
+ * compile): a runtime file says it by naming a variant `piston` (images/README.md, "Variants"). */
+export const PISTON_VARIANT = 'piston';
 
 export interface PistonExecution {
   runtime: Runtime;
@@ -89,6 +95,7 @@ export function translatePistonExecute(rawBody: unknown, runtimes: Runtime[]): P
     limits,
   };
   if (Object.keys(compileLimits).length > 0) request.compileLimits = compileLimits;
+  if (variantOf(runtime, PISTON_VARIANT) !== undefined) request.variant = PISTON_VARIANT;
   return { runtime, request };
 }
 
