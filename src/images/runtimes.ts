@@ -1,9 +1,11 @@
 // Runtime definitions: one JSON file per runtime in images/runtimes/<id>.json, saying how to
 // compile and run one language on one image, with its limits. Loaded and validated once; a bad
 // file is a RuntimeDefinitionError naming the file and the field. Lookup is by id or alias, with
-// an optional version selector ("3", "3.11", "3.x", "*").
+// an optional version selector ("3", "3.11", "3.x", "*"), matched by the one rule every front uses
+// (versionInRange).
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join, posix } from 'node:path';
+import semver from 'semver';
 import type { Limits } from '../sandbox/types.js';
 import { ImageDefinitions } from './definitions.js';
 import { RuntimeDefinitionError, UnknownRuntimeError } from './errors.js';
@@ -207,12 +209,42 @@ export function compareVersions(a: string, b: string): number {
   return 0;
 }
 
-/** Whether `version` satisfies `selector`: absent, "*" or "latest" match all; otherwise each
- * dotted part must equal (or be "x"/"*"), and a shorter selector matches as a prefix. */
+/** A runtime version of one to three numeric parts: the releases it stands for are SemVer's
+ * reading of it as a range. */
+const NUMERIC_VERSION = /^\d+(\.\d+){0,2}$/;
+
+/** The releases a runtime's version stands for, as a SemVer range. A version of one or two parts
+ * names a release line, not a release: "18.20" is whichever Node.js 18.20.x Debian's archive had
+ * when the image was built (images/runtimes/javascript.json's $comment), so every 18.20.x
+ * (>=18.20.0 <18.21.0-0); "21" every 21.x.y. Three parts name one release. Any other (four parts,
+ * letters: "1.0rc1") stands for the release it begins with, as SemVer coerces it. */
+function releasesOf(version: string): string | null {
+  if (NUMERIC_VERSION.test(version)) return semver.validRange(version);
+  return semver.coerce(version)?.version ?? null;
+}
+
+/** The version rule of every front: a runtime matches a request when the request names its
+ * version exactly, or a release it stands for (releasesOf) is one the request's SemVer range
+ * takes. So a runtime of "18.20" matches "18", "18.20", "18.20.4", "18.x" and Piston's "^18.1";
+ * not "18.2" (no 18.2.x is an 18.20.x: parts are numbers, not text) nor "18.21.0". One of
+ * "3.11.2" matches "3", "3.11" and "3.11.2", not "3.11.3". A range that is not one (SemVer's
+ * parser refuses it) matches only the version it spells. */
+export function versionInRange(version: string, range: string): boolean {
+  if (version === range) return true;
+  const releases = releasesOf(version);
+  const wanted = semver.validRange(range);
+  return releases !== null && wanted !== null && semver.intersects(releases, wanted);
+}
+
+/** /v1's version selector: one to three dotted parts, each a number or "x"/"*" (its SemVer
+ * X-range reading); anything else (a comparator, a fourth part) names a version exactly. */
+const SELECTOR_PATTERN = /^(\d+|[xX*])(\.(\d+|[xX*])){0,2}$/;
+
+/** Whether a runtime of `version` is what /v1's `selector` asks for: absent, "*" or "latest" match
+ * all; otherwise by versionInRange, the rule Piston's ranges are matched by too. */
 export function versionMatches(version: string, selector: string | undefined): boolean {
   if (selector === undefined || selector === '' || selector === '*' || selector === 'latest') return true;
-  const have = version.split('.');
-  return selector.split('.').every((part, i) => part === 'x' || part === '*' || part === have[i]);
+  return SELECTOR_PATTERN.test(selector) ? versionInRange(version, selector) : version === selector;
 }
 
 export interface LoadRuntimesOptions {

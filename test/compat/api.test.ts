@@ -337,6 +337,24 @@ describe('compat fronts before a job runs', () => {
     }
   });
 
+  test('one version rule in every front: a release line is found by a release in it, not by a number that is a text prefix of it', async () => {
+    // images/runtimes/javascript.json names the 18.20 line (its image has whichever 18.20.x).
+    const v1 = (version: string) => inject('POST', '/v1/jobs', { language: 'javascript', version, source: 'console.log(1)' });
+    const accepted = await v1('18.20.4');
+    assert.equal(accepted.statusCode, 202, accepted.body);
+    await inject('DELETE', `/v1/jobs/${(accepted.json() as { id: string }).id}`);
+    for (const version of ['18.2', '18.21.0']) {
+      const refused = await v1(version);
+      assert.deepEqual([refused.statusCode, (refused.json() as { error: { code: string } }).error.code], [400, 'unknown_version'], version);
+    }
+    const piston = (version: string) => inject('POST', '/api/v2/execute', { language: 'js', version, files: [{ content: 'console.log(1)' }] });
+    assert.deepEqual((await piston('18.2')).json(), { message: 'js-18.2 runtime is unknown' });
+    // Found and queued (no worker here: the wait's 503, its job cancelled).
+    assert.match((await piston('18.20.4')).json().message, /^job \S+ did not finish within 300 ms/);
+    // Judge0 selects by language id, not by version: 63 is the same runtime.
+    assert.match((await inject('GET', '/languages/63')).json().name, /^JavaScript \(.*18\.20\)$/);
+  });
+
   test('every front refuses, with nothing queued, a job a worker would refuse or the server\'s maxima forbid', async () => {
     const waiting = async () => (await service.jobs.counts()).waiting;
     const before = await waiting();

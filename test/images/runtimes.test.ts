@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { RuntimeDefinitionError, UnknownRuntimeError } from '../../src/images/errors.js';
 import { defaultRuntimesDir } from '../../src/images/paths.js';
-import { loadRuntimes, RuntimeRegistry, compareVersions, versionMatches } from '../../src/images/runtimes.js';
+import { loadRuntimes, RuntimeRegistry, compareVersions, versionInRange, versionMatches } from '../../src/images/runtimes.js';
 import type { Runtime } from '../../src/images/types.js';
 import { variantOf, variantsOf, withVariants } from '../../src/images/variants.js';
 import { scratchDir } from './helpers.js';
@@ -140,6 +140,32 @@ describe('lookup', () => {
     assert.ok(compareVersions('3.10.0', '3.9.7') > 0);
     assert.ok(versionMatches('17.0.15', '17'));
     assert.ok(!versionMatches('17.0.15', '1'));
+  });
+
+  it("matches a version by the release line it names or a release in it, one rule for /v1's selectors and Piston's ranges", () => {
+    const matching = (version: string, selectors: string[]) => selectors.filter((selector) => versionMatches(version, selector));
+    // Two parts: a release line ("18.20" is whichever 18.20.x the image has), so its patch releases match.
+    assert.deepEqual(matching('18.20', ['18', '18.20', '18.20.4', '18.20.0', '18.x', '18.20.x', 'x', '*', 'latest']), ['18', '18.20', '18.20.4', '18.20.0', '18.x', '18.20.x', 'x', '*', 'latest']);
+    // Parts are numbers, not text: "18.2" is not a prefix of 18.20's line; nor is another line or major.
+    assert.deepEqual(matching('18.20', ['18.2', '18.2.0', '18.21', '18.21.0', '18.200', '1', '19', '18.20.4.1', '^18.1', '18.20.4-rc.1']), []);
+    // One part: a major release line, any of its releases.
+    assert.deepEqual(matching('21', ['21', '21.0', '21.0.3', '21.4.1', '2', '22', '210']), ['21', '21.0', '21.0.3', '21.4.1']);
+    // Three parts: one release, named whole or by a line it is in.
+    assert.deepEqual(matching('3.11.2', ['3', '3.11', '3.11.2', '3.x', '3.11.3', '3.1', '3.11.2.0', '3.11.20']), ['3', '3.11', '3.11.2', '3.x']);
+    // A version of another shape matches its own spelling, and the lines of the release it begins with.
+    assert.deepEqual(matching('9.4.7.1', ['9.4.7.1', '9.4', '9.4.7', '9.4.8']), ['9.4.7.1', '9.4', '9.4.7']);
+    // Piston's SemVer ranges, by the same rule.
+    for (const range of ['18.20.4', '~18.20.3', '^18.1', '>=18.20.5 <18.21', '18.x', '18']) assert.ok(versionInRange('18.20', range), range);
+    for (const range of ['18.2', '18.21.0', '>=18.21', '<18.20.0', '19', 'eighteen']) assert.ok(!versionInRange('18.20', range), range);
+    assert.ok(versionInRange('3.11.2', '<3.12') && !versionInRange('3.11.2', '3.11.3'));
+  });
+
+  it('finds a release line by any of its patch releases, and not by a shorter number that is a text prefix', () => {
+    const ours = new RuntimeRegistry(loadRuntimes());
+    const javascript = ours.find('javascript')!;
+    assert.equal(javascript.version, '18.20', 'images/runtimes/javascript.json names the 18.20 line');
+    for (const version of ['18', '18.20', '18.20.4', '18.20.0']) assert.equal(ours.find('js', version)?.id, 'javascript', version);
+    for (const version of ['18.2', '18.21.0', '18.20.4.1']) assert.equal(ours.find('js', version), undefined, version);
   });
 });
 
