@@ -199,6 +199,11 @@ export const SubmitQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/** The query of a /v1 route that takes no parameters (GET /v1/runtimes, POST /v1/live/tickets): an
+ * unknown one is a 400 invalid_request, as on every /v1 route, rather than ignored (a misspelt
+ * parameter would look taken). */
+export const NoQuery = Type.Object({}, { additionalProperties: false });
+
 /** POST /v1/jobs/batch takes no parameters: it answers at once with its jobs' ids, whatever they
  * are asked (SubmitQuery's wait, timeoutMs and outputEncoding are refused, not ignored). */
 export const BatchQuery = Type.Object(

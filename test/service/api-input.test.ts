@@ -653,6 +653,19 @@ describe('API bad input', () => {
     assert.equal(await waiting(), before, 'nothing queued');
   });
 
+  test('every /v1 route refuses an unknown query parameter, in the same words: the runtime list and live tickets too', async () => {
+    const expected = assertError(await post(hello, '/v1/jobs?foo=bar'), 400, 'invalid_request');
+    assert.equal(expected.message, 'querystring must not have additional properties (foo)');
+    const routes = [['GET', '/v1/jobs/nope?foo=bar'], ['GET', '/v1/live?foo=bar'], ['GET', '/v1/runtimes?foo=bar'], ['POST', '/v1/live/tickets?foo=bar']] as const;
+    for (const [method, url] of routes) {
+      const refused = assertError(await service.app.inject({ method, url }), 400, 'invalid_request');
+      assert.deepEqual([refused.message, refused.details], [expected.message, expected.details], url);
+    }
+    // Without one, as before.
+    assert.equal((await service.app.inject({ url: '/v1/runtimes' })).statusCode, 200);
+    assert.equal((await service.app.inject({ method: 'POST', url: '/v1/live/tickets' })).statusCode, 201);
+  });
+
   test('batches: size, and the index of the bad job', async () => {
     assertError(await post({ jobs: [hello, hello, hello] }, '/v1/jobs/batch'), 400, 'batch_too_large');
     const error = assertError(await post({ jobs: [hello, { language: 'cobol', source: 'x' }] }, '/v1/jobs/batch'), 400, 'unknown_language');

@@ -13,7 +13,7 @@ import { liveTicketHolder } from '../auth.js';
 import { ApiError, badRequest, toApiError } from '../errors.js';
 import { JobSocket, LIVE_SEND_BUFFER_BYTES, StreamText, type LiveFrontOptions } from '../live-socket.js';
 import { presentJob, type OutputEncoding } from '../present.js';
-import { ErrorBody, JobSubmission, LiveQuery, LiveTicketView } from '../schemas.js';
+import { ErrorBody, JobSubmission, LiveQuery, LiveTicketView, NoQuery } from '../schemas.js';
 import { decodeBase64, toJobRequest } from '../submission.js';
 
 /** How long a client has, once connected, to send its `submit`. */
@@ -39,7 +39,8 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveFrontOptions> = async (ap
         summary: 'A live ticket: one connection to a live socket without an API key header',
         description: `For browsers, which cannot set headers on a WebSocket: a page's server asks with its API key and hands the ticket to the page, which connects to GET /v1/live?ticket=... (or Piston's /api/v2/connect?ticket=...) within ${LIVE_TICKET_TTL_MS / 1000} s. The ticket stands for the key that asked (its rate limit and live socket cap), once.`,
         tags: ['jobs'],
-        response: { 201: LiveTicketView, 401: ErrorBody, 429: ErrorBody, 503: ErrorBody },
+        querystring: NoQuery,
+        response: { 201: LiveTicketView, 400: ErrorBody, 401: ErrorBody, 429: ErrorBody, 503: ErrorBody },
       },
     },
     async (request, reply) => {

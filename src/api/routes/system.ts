@@ -1,7 +1,7 @@
 // Liveness, readiness and the runtime list.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Runtime } from '../../images/types.js';
-import { ErrorBody, Health, Readiness, RuntimeList } from '../schemas.js';
+import { ErrorBody, Health, NoQuery, Readiness, RuntimeList } from '../schemas.js';
 import type { JobService } from '../service.js';
 
 export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService }> = async (app, { jobs }) => {
@@ -49,7 +49,7 @@ export const runtimeRoutes: FastifyPluginAsyncTypebox<{ runtimes: Runtime[] }> =
   }));
   app.get(
     '/runtimes',
-    { schema: { summary: 'Languages and versions this service runs', tags: ['runtimes'], response: { 200: RuntimeList, 401: ErrorBody } } },
+    { schema: { summary: 'Languages and versions this service runs', tags: ['runtimes'], querystring: NoQuery, response: { 200: RuntimeList, 400: ErrorBody, 401: ErrorBody } } },
     async () => list,
   );
 };
