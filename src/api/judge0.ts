@@ -8,7 +8,7 @@ import { API_KEY_SECURITY_SCHEMES } from './auth.js';
 import { JUDGE0_API_VERSION, judge0About, judge0ConfigInfo, judge0Workers } from './compat/judge0-info.js';
 import { Judge0Languages } from './compat/judge0-languages.js';
 import { JUDGE0_MAX_EXTRACT_BYTES, readAdditionalFiles } from './compat/judge0-additional-files.js';
-import { Judge0ValidationError, translateJudge0Submission, type Judge0Submission } from './compat/judge0-request.js';
+import { judge0Fields, Judge0ValidationError, translateJudge0Submission, type Judge0Submission } from './compat/judge0-request.js';
 import { JUDGE0_STATUS_LIST } from './compat/judge0-statuses.js';
 import {
   Judge0BadRequestError,
@@ -87,18 +87,20 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   const render = (record: JobRecord, params: Params) =>
     serializeSubmission(judge0Attributes(record, languages), parseFields(params.fields), flag(params, 'base64_encoded'));
 
-  /** A submission translated and past the last check before queueing (admissionProblem), whose
-   * refusal Judge0 has no attribute for: Rails files such errors under `base`. */
   const maxUnpackedBytes = Math.min(JUDGE0_MAX_EXTRACT_BYTES, options.maxExpansionBytes);
-  /** `budget`: the bytes the request's jobs may still hold beyond what its body carried
+  /** A submission translated and past the last check before queueing (admissionProblem), whose
+   * refusal is filed as Rails files a validation's: under the attribute it is about, else `base`.
+   * `budget`: the bytes the request's jobs may still hold beyond what its body carried
    * (options.maxExpansionBytes for them all): archives unpacked, and a stdin and expected output
    * stored once per run (number_of_runs). Charged only for a submission that is accepted. */
   const translate = async (params: unknown, base64Encoded: boolean, budget: { bytes: number }): Promise<Judge0Submission> => {
     const rawFiles = params !== null && typeof params === 'object' ? (params as Params).additional_files : undefined;
     const additional = await readAdditionalFiles(rawFiles, options.policy.maxFiles, Math.min(maxUnpackedBytes, budget.bytes));
     const submission = translateJudge0Submission(params, base64Encoded, languages, additional);
-    const problem = admissionProblem(submission.request, submission.language.runtime, options.policy);
-    if (problem !== undefined) throw new Judge0ValidationError({ base: [problem] });
+    const problem = admissionProblem(submission.request, submission.language.runtime, options.policy, judge0Fields);
+    // Under the attribute it is about, as Rails files a validation's error; `base` where it is
+    // about none alone (the output the runs could store, the worker's own check).
+    if (problem !== undefined) throw new Judge0ValidationError({ [problem.field ?? 'base']: [problem.reason] });
     // A host name is checked where it is resolved, as the callback is sent.
     const refusal = submission.callbackUrl === undefined ? undefined : options.policy.webhookDestinations.refusalOf(new URL(submission.callbackUrl));
     if (refusal) throw new Judge0ValidationError({ callback_url: ['is not a permitted destination'] });

@@ -6,11 +6,11 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { pistonRuntimeList } from './compat/piston-runtimes.js';
-import { pistonLimitField, PistonRequestError, translatePistonExecute } from './compat/piston-request.js';
+import { pistonFields, PistonRequestError, translatePistonExecute } from './compat/piston-request.js';
 import { PistonExecutionError, pistonResponse, PistonWaitTimeoutError } from './compat/piston-response.js';
 import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } from './compat/plugin-options.js';
 import { QueueUnavailableError } from '../queue/errors.js';
-import { admissionProblem } from './submission.js';
+import { admissionMessage, admissionProblem } from './submission.js';
 import { pistonConnect } from './compat/piston-connect.js';
 
 export type { CompatPluginOptions } from './compat/plugin-options.js';
@@ -86,8 +86,8 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
 
   app.post('/execute', { schema: { tags: ['piston'], summary: 'Piston v2: run code and wait for the result' } }, async (request) => {
     const { runtime, request: jobRequest } = translatePistonExecute(request.body, runtimes);
-    const problem = admissionProblem(jobRequest, runtime, options.policy, pistonLimitField);
-    if (problem !== undefined) throw new PistonRequestError(problem);
+    const problem = admissionProblem(jobRequest, runtime, options.policy, pistonFields);
+    if (problem !== undefined) throw new PistonRequestError(admissionMessage(problem));
     const id = await jobs.submit(jobRequest);
     let record;
     try {

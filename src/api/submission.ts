@@ -41,7 +41,7 @@ export interface SubmissionPolicy {
 }
 
 /** What the worker's executor makes of the job (checkSubmission, the code it runs first), or why
- * it would refuse it. */
+ * it would refuse it (its limits named by `limitFieldName`, as the request names them). */
 function checkedForWorker(request: JobRequest, runtime: Runtime, limitFieldName?: LimitFieldName): CheckedSubmission | string {
   const shape: SubmissionShape = { fileNames: request.files.map((file) => file.name), args: request.args, limits: request.limits };
   if (limitFieldName) shape.limitFieldName = limitFieldName;
@@ -70,7 +70,8 @@ function checkedJudgeForWorker(role: JudgeRole, request: JobRequest, judge: JobJ
   }
 }
 
-/** The server's maxima on counts, as /v1 refuses them; the other fronts word the message their way. */
+/** The server's maxima on counts, as /v1 refuses them; the other fronts name the list and its items
+ * their way (FrontFields). */
 const COUNT_MAXIMA = {
   files: { code: 'too_many_files', noun: 'files', maximum: 'maxFiles' },
   args: { code: 'too_many_args', noun: 'arguments', maximum: 'maxArgs' },
@@ -79,52 +80,111 @@ const COUNT_MAXIMA = {
   tests: { code: 'too_many_tests', noun: 'tests', maximum: 'maxTests' },
 } as const;
 
-/** `field`: a judge program's ("checker.files"), named in the message and details; absent for the
- * program's own. */
-function countAboveMaximum(what: keyof typeof COUNT_MAXIMA, count: number, policy: SubmissionPolicy, field?: string): ApiError | undefined {
-  const { code, noun } = COUNT_MAXIMA[what];
-  const maximum = policy[COUNT_MAXIMA[what].maximum];
-  if (count <= maximum) return undefined;
-  return field ? badRequest(code, `${field}: ${count} ${noun}; at most ${maximum}`, { maximum, field }) : badRequest(code, `${count} ${noun}; at most ${maximum}`, { maximum });
+/** A list the server's maxima count. */
+export type CountedList = keyof typeof COUNT_MAXIMA;
+
+/** How a front's request names what its refusals are about, where its fields are not /v1's: a
+ * stage's limit (`limit`: Piston's `run_memory_limit` for limits.memoryBytes) and a list the
+ * server's maxima count (`list`: Judge0's `number_of_runs`, whose items are runs, for tests). Either
+ * gives undefined where the request has no such field. */
+export interface FrontFields {
+  limit: LimitFieldName;
+  list: (list: CountedList) => { field: string; noun?: string } | undefined;
 }
 
+/** /v1's own names, its requests' fields. */
+const V1_FIELDS: FrontFields = { limit: (stage, limit) => `${stage}.${limit}`, list: (field) => ({ field }) };
+
+/** `${count} files; at most ${maximum}`, or undefined within the maximum; `noun` the front's word
+ * for the items where it is not ours. */
+function countReason(what: CountedList, count: number, policy: SubmissionPolicy, noun: string = COUNT_MAXIMA[what].noun): string | undefined {
+  const maximum = policy[COUNT_MAXIMA[what].maximum];
+  return count <= maximum ? undefined : `${count} ${noun}; at most ${maximum}`;
+}
+
+/** `field`: a judge program's ("checker.files"), named in the message and details; absent for the
+ * program's own. */
+function countAboveMaximum(what: CountedList, count: number, policy: SubmissionPolicy, field?: string): ApiError | undefined {
+  const reason = countReason(what, count, policy);
+  if (reason === undefined) return undefined;
+  const { code } = COUNT_MAXIMA[what];
+  const maximum = policy[COUNT_MAXIMA[what].maximum];
+  return field ? badRequest(code, `${field}: ${reason}`, { maximum, field }) : badRequest(code, reason, { maximum });
+}
+
+/** Said where no field of the request lowers the output a job could store (Piston's: it sets no
+ * output limit, and runs once). */
+const OUTPUT_SET_BY_SERVER = "no field of this request lowers it: the runtime's output limits and CELLBLOCK_MAX_JOB_OUTPUT_BYTES are the server's settings";
+
 /** The job could store more output than the server keeps for one (outputAboveMaximum), with what
- * to do about it. */
-function outputProblem(checked: CheckedSubmission, policy: SubmissionPolicy, judge?: { role: JudgeRole; checked: CheckedSubmission }): string | undefined {
+ * to do about it in the request's own fields. */
+function outputProblem(
+  request: JobRequest,
+  checked: CheckedSubmission,
+  policy: SubmissionPolicy,
+  judge?: { role: JudgeRole; checked: CheckedSubmission },
+  fields: FrontFields = V1_FIELDS,
+): string | undefined {
   const problem = outputAboveMaximum(checked, policy.maxJobOutputBytes, judge ? [judge] : []);
-  const limits = judge ? `limits.outputBytes or ${judge.role}.limits.outputBytes` : 'limits.outputBytes';
-  return problem === undefined ? undefined : `${problem} (lower ${limits} or send fewer tests${checked.outputFiles.length > 0 ? ' or outputFiles' : ''})`;
+  if (problem === undefined) return undefined;
+  const lower = [fields.limit('limits', 'outputBytes'), judge && `${judge.role}.limits.outputBytes`].filter((field) => field !== undefined);
+  const fewer = [request.tests && fields.list('tests'), checked.outputFiles.length > 0 ? fields.list('outputFiles') : undefined]
+    .filter((named) => named !== undefined)
+    .map(({ field, noun }) => (noun === undefined ? field : `${noun} (${field})`));
+  const hints = [lower.length > 0 ? `lower ${lower.join(' or ')}` : undefined, fewer.length > 0 ? `send fewer ${fewer.join(' or ')}` : undefined].filter((hint) => hint !== undefined);
+  return `${problem} (${hints.length > 0 ? hints.join(' or ') : OUTPUT_SET_BY_SERVER})`;
 }
 
 const STOP_ON_FAILURE_NEEDS_TESTS = 'stopOnFailure stops the tests at the first that fails: give tests';
 
+/** Why admissionProblem refuses a job: `reason`, what is wrong; `field`, the request's field it is
+ * about, as the front names it (absent where it is about no one field of the request: Judge0 files
+ * it under `base`, Rails' key for those). */
+export interface AdmissionProblem {
+  field?: string;
+  reason: string;
+}
+
+/** A problem with the field a front's name for a list gives, where it has one. */
+const aboutList = (named: { field: string } | undefined, reason: string): AdmissionProblem => (named ? { field: named.field, reason } : { reason });
+
+/** An AdmissionProblem as one sentence (Piston's `{"message"}`): "args: 129 arguments; at most 128". */
+export const admissionMessage = ({ field, reason }: AdmissionProblem): string => (field === undefined ? reason : `${field}: ${reason}`);
+
 /** The last check before a job is queued, whichever front translated it: the server's maxima (files,
  * arguments, tests, the output the job could store) and the worker's own check of a submission
  * (checkSubmission, the code its executor runs first), so that no job is accepted that a worker
- * would refuse. Each front says it in its own words (`limitFieldName`: how it names a limit);
- * undefined when the job may be queued. */
-export function admissionProblem(request: JobRequest, runtime: Runtime, policy: SubmissionPolicy, limitFieldName?: LimitFieldName): string | undefined {
+ * would refuse. Each front says it in its own words: `fields` names its request's fields (a limit,
+ * a counted list), /v1's where absent; undefined when the job may be queued. */
+export function admissionProblem(request: JobRequest, runtime: Runtime, policy: SubmissionPolicy, fields: FrontFields = V1_FIELDS): AdmissionProblem | undefined {
   // Only /v1 takes a judge program or a comparison, and checks them there (toJobRequest).
   for (const field of ['interactor', 'checker', 'comparison'] as const) {
-    if (request[field] !== undefined) return `this API takes no ${field}`;
+    if (request[field] !== undefined) return { reason: `this API takes no ${field}` };
   }
   // Judge0's number_of_runs stops at the first run that fails: its runs are tests.
-  if (request.stopOnFailure !== undefined && request.tests === undefined) return STOP_ON_FAILURE_NEEDS_TESTS;
+  if (request.stopOnFailure !== undefined && request.tests === undefined) return { reason: STOP_ON_FAILURE_NEEDS_TESTS };
   const compileArgs = request.compileArgs ?? [];
-  const tooMany =
-    countAboveMaximum('files', request.files.length, policy) ??
-    countAboveMaximum('args', request.args.length, policy) ??
-    countAboveMaximum('compileArgs', compileArgs.length, policy) ??
-    countAboveMaximum('outputFiles', request.outputFiles?.length ?? 0, policy) ??
-    countAboveMaximum('tests', request.tests?.length ?? 0, policy);
-  if (tooMany) return tooMany.message;
-  for (const [what, args] of [['argument', request.args], ['compile argument', compileArgs]] as const) {
-    const long = args.findIndex((arg) => typeof arg === 'string' && arg.length > MAX_ARG_CHARS);
-    if (long >= 0) return `${what} ${long} has more than ${MAX_ARG_CHARS} characters`;
+  const counts: [CountedList, number][] = [
+    ['files', request.files.length],
+    ['args', request.args.length],
+    ['compileArgs', compileArgs.length],
+    ['outputFiles', request.outputFiles?.length ?? 0],
+    ['tests', request.tests?.length ?? 0],
+  ];
+  for (const [what, count] of counts) {
+    const named = fields.list(what);
+    const reason = countReason(what, count, policy, named?.noun);
+    if (reason !== undefined) return aboutList(named, reason);
   }
-  const checked = checkedForWorker(request, runtime, limitFieldName);
-  if (typeof checked === 'string') return checked;
-  return outputProblem(checked, policy);
+  for (const [what, list, args] of [['argument', 'args', request.args], ['compile argument', 'compileArgs', compileArgs]] as const) {
+    const long = args.findIndex((arg) => typeof arg === 'string' && arg.length > MAX_ARG_CHARS);
+    if (long < 0) continue;
+    return aboutList(fields.list(list), `${what} ${long} has more than ${MAX_ARG_CHARS} characters`);
+  }
+  const checked = checkedForWorker(request, runtime, fields.limit);
+  if (typeof checked === 'string') return { reason: checked };
+  const output = outputProblem(request, checked, policy, undefined, fields);
+  return output === undefined ? undefined : { reason: output };
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -271,7 +331,7 @@ export function toJobRequest(
     if (typeof result === 'string') throw badRequest('unrunnable_job', `${judge.role}: ${result}`, { field: judge.role });
     judgeChecked = { role: judge.role, checked: result };
   }
-  const output = outputProblem(checked, policy, judgeChecked);
+  const output = outputProblem(request, checked, policy, judgeChecked);
   if (output) {
     const outputBytes = checked.mostOutputBytes + (judgeChecked?.checked.mostOutputBytes ?? 0);
     throw badRequest('job_output_above_maximum', output, { outputBytes, maximum: policy.maxJobOutputBytes });

@@ -38,14 +38,16 @@ export interface SubmissionShape {
    * program's "checker." or "interactor.". */
   fieldPrefix?: string;
   /** How the request names a limit in messages, where a front's fields are not ours (Piston's
-   * `run_memory_limit`); `<fieldPrefix><stage>.<limit>` when absent. */
+   * `run_memory_limit`); `<fieldPrefix><stage>.<limit>` when absent, or where it gives none. */
   limitFieldName?: LimitFieldName;
   /** The runtime's variant that runs it (ExecuteRequest.variant); absent: the runtime's own stages. */
   variant?: string;
 }
 
-/** The request's name for one limit of a stage: /v1's `limits.memoryBytes`, Piston's `run_memory_limit`. */
-export type LimitFieldName = (stage: 'limits' | 'compileLimits', limit: keyof Limits) => string;
+/** The request's name for one limit of a stage: /v1's `limits.memoryBytes`, Piston's
+ * `run_memory_limit`; undefined where the request has no field that sets it (a message then names
+ * it as /v1 does, and a hint of what to lower leaves it out). */
+export type LimitFieldName = (stage: 'limits' | 'compileLimits', limit: keyof Limits) => string | undefined;
 
 export interface CheckedSubmission {
   /** The runtime as it runs the job: its variant's (variantOf) where the job names one. */
@@ -84,7 +86,7 @@ export function checkSubmission(named: Runtime, submission: SubmissionShape): Ch
     const problem = compileArgsProblem(runtime);
     if (problem) throw new ExecutorError('bad_request', problem);
   }
-  const limitField: LimitFieldName = submission.limitFieldName ?? ((stage, limit) => `${prefix}${stage}.${limit}`);
+  const limitField = (stage: 'limits' | 'compileLimits', limit: keyof Limits): string => submission.limitFieldName?.(stage, limit) ?? `${prefix}${stage}.${limit}`;
   const defaults = runtimeDefaults(runtime);
   const namesLimits = namesAny(submission.limits);
   const runLimits = !namesLimits ? defaults.runLimits : sandboxLimits((limit) => limitField('limits', limit), effectiveLimits(runtime.defaultLimits, runtime.maxLimits, submission.limits));

@@ -364,9 +364,10 @@ describe('compat fronts before a job runs', () => {
       assert.equal(response.statusCode, 400, response.body);
       assert.deepEqual(response.json(), { message });
     };
-    await refusedByPiston({ args: Array.from({ length: 129 }, () => 'a') }, '129 arguments; at most 128');
-    await refusedByPiston({ args: ['a'.repeat(4097)] }, 'argument 0 has more than 4096 characters');
-    await refusedByPiston({ files: Array.from({ length: 65 }, (_, i) => ({ name: `f${i}.py`, content: '' })) }, '65 files; at most 64');
+    // The server's maxima, said in Piston's fields (not /v1's words).
+    await refusedByPiston({ args: Array.from({ length: 129 }, () => 'a') }, 'args: 129 arguments; at most 128');
+    await refusedByPiston({ args: ['a'.repeat(4097)] }, 'args: argument 0 has more than 4096 characters');
+    await refusedByPiston({ files: Array.from({ length: 65 }, (_, i) => ({ name: `f${i}.py`, content: '' })) }, 'files: 65 files; at most 64');
     await refusedByPiston({ args: ['\0'] }, 'args[0] must not contain NUL characters');
     await refusedByPiston({ run_memory_limit: 1.5 }, 'run_memory_limit must be a whole number of bytes');
     // What the worker's own check refuses is said with Piston's field names, not /v1's limits.memoryBytes.
@@ -384,23 +385,37 @@ describe('compat fronts before a job runs', () => {
     socket.send({ type: 'init', ...piston, language: 'c', version: '*', compile_memory_limit: 1048576 });
     assert.match((await socket.next((message) => message.type === 'error')).message, /^compile_memory_limit 1048576 is below \d+: /);
     assert.equal((await socket.closed).code, 4002);
+    const manyArgs = await openLiveSocket(`${wsBase}/api/v2/connect`);
+    manyArgs.send({ type: 'init', ...piston, args: Array.from({ length: 129 }, () => 'a') });
+    assert.equal((await manyArgs.next((message) => message.type === 'error')).message, 'args: 129 arguments; at most 128');
+    assert.equal((await manyArgs.closed).code, 4002);
 
     const judge0 = { source_code: 'print(1)', language_id: 71 };
+    // The server's maxima, under the attribute they are about and in Judge0's words.
     const overTests = await inject('POST', '/submissions', { ...judge0, number_of_runs: 4 });
     assert.equal(overTests.statusCode, 422);
-    assert.deepEqual(overTests.json(), { base: ['4 tests; at most 3'] });
+    assert.deepEqual(overTests.json(), { number_of_runs: ['4 runs; at most 3'] });
+    const words = (n: number) => Array.from({ length: n }, () => 'a').join(' ');
+    const overArgs = await inject('POST', '/submissions', { ...judge0, command_line_arguments: words(129) });
+    assert.deepEqual([overArgs.statusCode, overArgs.json()], [422, { command_line_arguments: ['129 arguments; at most 128'] }]);
+    const overOptions = await inject('POST', '/submissions', { source_code: 'int main(){}', language_id: 50, compiler_options: words(129) });
+    assert.deepEqual([overOptions.statusCode, overOptions.json()], [422, { compiler_options: ['129 options; at most 128'] }]);
+    // 64 entries in the zip, and the source file: one file too many.
+    const zip = makeZip(Array.from({ length: 64 }, (_, i) => ({ name: `f${i}.txt`, content: '' }))).toString('base64');
+    const overFiles = await inject('POST', '/submissions', { ...judge0, additional_files: zip });
+    assert.deepEqual([overFiles.statusCode, overFiles.json()], [422, { additional_files: ['65 files with the source file; at most 64'] }]);
     // Judge0's max_file_size bounds a run's output too: 3 runs of up to 4 MiB could store 12 MiB.
     const overOutput = await inject('POST', '/submissions', { ...judge0, number_of_runs: 3, max_file_size: 4096 });
     assert.deepEqual([overOutput.statusCode, overOutput.json()], [
       422,
-      { base: [`3 runs of up to ${4 * MiB} bytes could store ${12 * MiB} bytes of output; at most ${8 * MiB} per job (lower limits.outputBytes or send fewer tests)`] },
+      { base: [`3 runs of up to ${4 * MiB} bytes could store ${12 * MiB} bytes of output; at most ${8 * MiB} per job (lower max_file_size or send fewer runs (number_of_runs))`] },
     ]);
     const zeroPids = await inject('POST', '/submissions', { ...judge0, max_processes_and_or_threads: 0.5 });
     assert.deepEqual([zeroPids.statusCode, zeroPids.json()], [422, { max_processes_and_or_threads: ['must be greater than 0'] }]);
     const batch = await inject('POST', '/submissions/batch', { submissions: [{ ...judge0, number_of_runs: 4 }, judge0] });
     assert.equal(batch.statusCode, 201);
     const [refused, accepted] = batch.json() as [Record<string, string[]>, { token: string }];
-    assert.deepEqual(refused, { base: ['4 tests; at most 3'] });
+    assert.deepEqual(refused, { number_of_runs: ['4 runs; at most 3'] });
     assert.equal(typeof accepted.token, 'string');
     assert.equal(await waiting(), before + 1, 'only the valid one of the batch was queued');
 

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import type { AdditionalFiles } from '../../src/api/compat/judge0-additional-files.js';
 import { Judge0Languages } from '../../src/api/compat/judge0-languages.js';
 import { judge0ConfigInfo } from '../../src/api/compat/judge0-info.js';
-import { Judge0ValidationError, translateJudge0Submission } from '../../src/api/compat/judge0-request.js';
+import { judge0Fields, Judge0ValidationError, translateJudge0Submission } from '../../src/api/compat/judge0-request.js';
 import { JUDGE0_STATUS_LIST, judge0RunOutcome } from '../../src/api/compat/judge0-statuses.js';
 import {
   JUDGE0_ATTRIBUTES,
@@ -222,6 +222,15 @@ describe('judge0 submission request', () => {
     // A runtime the table did not foresee (a Python of .pyz archives) keeps the name it runs by.
     const zipped = new Judge0Languages([runtime({ id: 'python', language: 'python', version: '3.12.0', sourceFile: 'main.pyz' })]);
     assert.equal(fileOf(71, zipped), 'main.pyz');
+  });
+
+  it("names its attributes in the server's refusals: a run's limits, the counted lists (a compile has no limit of its own)", () => {
+    const names = (['cpuTimeMs', 'wallTimeMs', 'memoryBytes', 'stackBytes', 'pids', 'fileSizeBytes', 'outputBytes', 'openFiles'] as const).map((limit) => judge0Fields.limit('limits', limit));
+    assert.deepEqual(names, ['cpu_time_limit', 'wall_time_limit', 'memory_limit', 'stack_limit', 'max_processes_and_or_threads', 'max_file_size', 'max_file_size', undefined]);
+    assert.equal(judge0Fields.limit('compileLimits', 'memoryBytes'), undefined);
+    assert.deepEqual((['files', 'args', 'compileArgs', 'tests', 'outputFiles'] as const).map((list) => judge0Fields.list(list)?.field), [
+      'additional_files', 'command_line_arguments', 'compiler_options', 'number_of_runs', undefined,
+    ]);
   });
 
   it('keeps a CPU time limit under half a millisecond as 1 ms, not as none', () => {

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { findPistonRuntime, pistonRuntimeList } from '../../src/api/compat/piston-runtimes.js';
-import { pistonLimitField, PistonRequestError, translatePistonExecute } from '../../src/api/compat/piston-request.js';
+import { pistonFields, pistonLimitField, PistonRequestError, translatePistonExecute } from '../../src/api/compat/piston-request.js';
+import { admissionMessage, admissionProblem } from '../../src/api/submission.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { PistonExecutionError, pistonResponse, pistonStage } from '../../src/api/compat/piston-response.js';
 import { MiB } from '../../src/units.js';
@@ -163,7 +164,24 @@ describe('piston execute request', () => {
     assert.deepEqual(named.map(([stage, limit]) => pistonLimitField(stage, limit)), [
       'run_timeout', 'compile_timeout', 'run_memory_limit', 'compile_memory_limit', 'run_cpu_time', 'compile_cpu_time',
     ]);
-    assert.equal(pistonLimitField('limits', 'openFiles'), 'limits.openFiles', 'no Piston field sets it');
+    assert.equal(pistonLimitField('limits', 'openFiles'), undefined, 'no Piston field sets it');
+  });
+
+  it("says the server's maxima in Piston's fields, and that no field of its lowers the output a job could store", () => {
+    const policy = { maxFiles: 2, maxTests: 2, maxArgs: 2, maxJobOutputBytes: 64 * MiB, webhookDestinations: undefined as never };
+    const refusal = (body: object, maxima: Partial<typeof policy> = {}) => {
+      const { runtime: found, request } = translatePistonExecute({ ...minimal, ...body }, runtimes);
+      const problem = admissionProblem(request, found, { ...policy, ...maxima }, pistonFields);
+      return problem && admissionMessage(problem);
+    };
+    assert.equal(refusal({ args: ['a', 'b', 'c'] }), 'args: 3 arguments; at most 2');
+    assert.equal(refusal({ args: ['a'.repeat(4097)] }), 'args: argument 0 has more than 4096 characters');
+    assert.equal(refusal({ files: [{ content: '' }, { content: '' }, { content: '' }] }), 'files: 3 files; at most 2');
+    // A compile and a run of up to 4 MiB (the fixtures' maxima, which a run's defaults stay within).
+    const output = refusal({ language: 'c', version: '*' }, { maxJobOutputBytes: MiB });
+    assert.match(output ?? '', /^1 run of up to \d+ bytes and a compile of up to \d+ could store \d+ bytes of output; at most 1048576 per job \(no field of this request lowers it: /);
+    assert.doesNotMatch(output ?? '', /limits\.outputBytes|tests/, "none of /v1's fields");
+    assert.equal(refusal({ language: 'c', version: '*' }), undefined);
   });
 
   it("asks for the runtime's `piston` variant where it has one (Java's source launcher), for no other", () => {

@@ -283,13 +283,13 @@ describe('interactor', () => {
     const { admissionProblem } = await import('../../src/api/submission.js');
     const request = { runtimeId: 'python', files: [{ name: 'main.py', contentBase64: '' }], stdinBase64: '', args: [], limits: {}, interactor: { runtimeId: 'cc', files: [], limits: {} } };
     const policy = { maxFiles: 2, maxTests: 2, maxArgs: 2, maxJobOutputBytes: 1e9, webhookDestinations: undefined as never };
-    assert.match(admissionProblem(request, testRuntime, policy) ?? '', /takes no interactor/);
+    assert.match(admissionProblem(request, testRuntime, policy)?.reason ?? '', /takes no interactor/);
     const { interactor, ...plain } = request;
-    assert.match(admissionProblem({ ...plain, checker: interactor }, testRuntime, policy) ?? '', /takes no checker/);
-    assert.match(admissionProblem({ ...plain, comparison: { mode: 'tokens' } }, testRuntime, policy) ?? '', /takes no comparison/);
+    assert.match(admissionProblem({ ...plain, checker: interactor }, testRuntime, policy)?.reason ?? '', /takes no checker/);
+    assert.match(admissionProblem({ ...plain, comparison: { mode: 'tokens' } }, testRuntime, policy)?.reason ?? '', /takes no comparison/);
     // Judge0's number_of_runs stops at the first run that fails: tests that stop, which need tests.
     assert.equal(admissionProblem({ ...plain, tests: [{ stdinBase64: '' }, { stdinBase64: '' }], stopOnFailure: true }, testRuntime, policy), undefined);
-    assert.match(admissionProblem({ ...plain, stopOnFailure: true }, testRuntime, policy) ?? '', /stopOnFailure stops the tests at the first that fails: give tests/);
+    assert.match(admissionProblem({ ...plain, stopOnFailure: true }, testRuntime, policy)?.reason ?? '', /stopOnFailure stops the tests at the first that fails: give tests/);
   });
 });
 
@@ -463,7 +463,10 @@ describe('API bad input', () => {
     try {
       // Each output file may hold as much as the run's output: 3 x 65536 would pass this server's 100000.
       const above = assertError(await post({ ...hello, outputFiles: ['out.txt', 'dir/res.txt'] }), 400, 'job_output_above_maximum');
-      assert.match(above.message, /and as much for each of 2 output files.*fewer tests or outputFiles\)$/);
+      // No tests: none to send fewer of.
+      assert.match(above.message, /and as much for each of 2 output files.*\(lower limits\.outputBytes or send fewer outputFiles\)$/);
+      const withTests = assertError(await post({ ...hello, tests: [{}], outputFiles: ['out.txt', 'dir/res.txt'] }), 400, 'job_output_above_maximum');
+      assert.match(withTests.message, /\(lower limits\.outputBytes or send fewer tests or outputFiles\)$/);
       const accepted = await post({ ...hello, outputFiles: ['out.txt', 'dir/res.txt'], limits: { outputBytes: 1000 } });
       assert.equal(accepted.statusCode, 202, accepted.body);
       const id = (accepted.json() as { id: string }).id;

@@ -6,6 +6,7 @@ import { compileArgsProblem } from '../../executor/check.js';
 import { expectedOutputFields, type JobRequest } from '../../jobs/model.js';
 import type { Limits } from '../../sandbox/types.js';
 import { bytesToKiB, kibToBytes, msToSeconds, secondsToMs } from '../../units.js';
+import type { CountedList, FrontFields } from '../submission.js';
 import type { AdditionalFiles } from './judge0-additional-files.js';
 import type { Judge0Language, Judge0Languages } from './judge0-languages.js';
 import { judge0Front, rubyDecimal } from './judge0-request-attributes.js';
@@ -27,6 +28,35 @@ export function judge0DefaultFileSizeBytes(maxima: Limits): number {
   return Math.min(kibToBytes(JUDGE0_DEFAULT_MAX_FILE_SIZE_KIB), maxima.fileSizeBytes, maxima.outputBytes);
 }
 const MAX_OPTION_CHARS = 512;
+
+/** Judge0's attribute for each limit of a run that the translation sets from one (outputBytes
+ * too from max_file_size: Judge0's stdout is a file in its box). A compile has none: Judge0
+ * compiles within its configured maxima. */
+const JUDGE0_LIMIT_ATTRIBUTES: Partial<Record<keyof Limits, string>> = {
+  cpuTimeMs: 'cpu_time_limit',
+  wallTimeMs: 'wall_time_limit',
+  memoryBytes: 'memory_limit',
+  stackBytes: 'stack_limit',
+  pids: 'max_processes_and_or_threads',
+  fileSizeBytes: 'max_file_size',
+  outputBytes: 'max_file_size',
+};
+
+/** The lists the server's maxima count, as a submission gives them: its files are the source file
+ * and the additional files' entries; its arguments and compiler options are words of a string; its
+ * tests are runs. */
+const JUDGE0_LISTS: Partial<Record<CountedList, { field: string; noun: string }>> = {
+  files: { field: 'additional_files', noun: 'files with the source file' },
+  args: { field: 'command_line_arguments', noun: 'arguments' },
+  compileArgs: { field: 'compiler_options', noun: 'options' },
+  tests: { field: 'number_of_runs', noun: 'runs' },
+};
+
+/** Judge0's attributes in admissionProblem's refusals (`number_of_runs: ["4 runs; at most 3"]`). */
+export const judge0Fields: FrontFields = {
+  limit: (stage, limit) => (stage === 'limits' ? JUDGE0_LIMIT_ATTRIBUTES[limit] : undefined),
+  list: (list) => JUDGE0_LISTS[list],
+};
 
 /** Rails' `render json: submission.errors, status: :unprocessable_entity`. */
 export class Judge0ValidationError extends Error {

@@ -12,8 +12,8 @@ import { liveJobProblem } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
 import type { JobRequest, LiveEvent } from '../../jobs/model.js';
 import { JobSocket, LIVE_SEND_BUFFER_BYTES, StreamText, type LiveFrontOptions } from '../live-socket.js';
-import { admissionProblem } from '../submission.js';
-import { pistonLimitField, PistonRequestError, translatePistonExecute } from './piston-request.js';
+import { admissionMessage, admissionProblem } from '../submission.js';
+import { pistonFields, PistonRequestError, translatePistonExecute } from './piston-request.js';
 
 /** Piston closes a socket that sent no `init` this long after it opened. */
 const INIT_TIMEOUT_MS = 1000;
@@ -91,7 +91,8 @@ export function pistonConnect(socket: WebSocket, request: FastifyRequest, option
       runtime = translated.runtime;
       // Piston's interactive jobs take their stdin from `data` messages alone.
       jobRequest = { ...translated.request, stdinBase64: '' };
-      const problem = admissionProblem(jobRequest, runtime, policy, pistonLimitField) ?? liveJobProblem(jobRequest);
+      const refused = admissionProblem(jobRequest, runtime, policy, pistonFields);
+      const problem = refused ? admissionMessage(refused) : liveJobProblem(jobRequest);
       if (problem !== undefined) throw new PistonRequestError(problem);
     } catch (error) {
       // Thrown from a socket's message handler, anything else would end the API process.

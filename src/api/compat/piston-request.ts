@@ -5,6 +5,7 @@ import type { Runtime } from '../../images/types.js';
 import { variantOf } from '../../images/variants.js';
 import type { Limits } from '../../sandbox/types.js';
 import type { JobRequest } from '../../jobs/model.js';
+import type { CountedList, FrontFields } from '../submission.js';
 import { findPistonRuntime } from './piston-runtimes.js';
 import { stageMaxima } from './stage-maxima.js';
 import { isSafeRelativePath } from './stage-output.js';
@@ -30,16 +31,23 @@ type Stage = 'compile' | 'run';
 
 /** Piston's field for one of a stage's limits (`run_memory_limit`), so that a refusal of the
  * worker's check (admissionProblem: a memory limit too small to start the program) names what the
- * client sent. A limit Piston has no field for (none a Piston request sets) keeps our name. */
+ * client sent. Undefined for a limit Piston has no field for (none a Piston request sets: its
+ * output limit is the server's). */
 export const pistonLimitField: LimitFieldName = (stage, limit) => {
   const constraint = (Object.keys(CONSTRAINTS) as Constraint[]).find((name) => CONSTRAINTS[name] === limit);
-  return constraint === undefined ? `${stage}.${limit}` : `${stage === 'limits' ? 'run' : 'compile'}_${constraint}`;
+  return constraint === undefined ? undefined : `${stage === 'limits' ? 'run' : 'compile'}_${constraint}`;
 };
 
 /** The runtime variant that runs a language as Piston runs it, where that differs from the
  * runtime's own stages (Java's: the JDK's source launcher, Piston's java package's `run`, with no
  * compile): a runtime file says it by naming a variant `piston` (images/README.md, "Variants"). */
 export const PISTON_VARIANT = 'piston';
+
+/** The lists the server's maxima count that a Piston request has: its files and its arguments. */
+const PISTON_LISTS: Partial<Record<CountedList, { field: string }>> = { files: { field: 'files' }, args: { field: 'args' } };
+
+/** Piston's fields in admissionProblem's refusals (`args: 129 arguments; at most 128`). */
+export const pistonFields: FrontFields = { limit: pistonLimitField, list: (list) => PISTON_LISTS[list] };
 
 export interface PistonExecution {
   runtime: Runtime;
