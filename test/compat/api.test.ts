@@ -247,6 +247,17 @@ describe('compat fronts before a job runs', () => {
     assert.equal(allBad.statusCode, 422);
   });
 
+  test('Judge0 additional_files: two entries whose names are one name here and two files to unzip are a 422 naming them', async () => {
+    const named = (bytes: string) => ({ name: '', nameHex: Buffer.from(bytes, 'latin1').toString('hex'), content: bytes });
+    const zip = makeZip([named('a\xff.txt'), named('a\xfe.txt')]).toString('base64');
+    const waiting = async () => (await service.jobs.counts()).waiting;
+    const before = await waiting();
+    const refused = await inject('POST', '/submissions', { source_code: 'print(1)', language_id: 71, additional_files: zip });
+    assert.equal(refused.statusCode, 422, refused.body);
+    assert.match((refused.json() as { additional_files: string[] }).additional_files[0]!, /^holds two entries that would both be "a\uFFFD\.txt": their names' bytes, "a\\xff\.txt" and "a\\xfe\.txt", differ/);
+    assert.equal(await waiting(), before, 'nothing queued');
+  });
+
   test("Judge0 additional_files: one request's archives unpack to at most its body limit, all its submissions together", async () => {
     // Deflated zeros: a few KB of request that would be megabytes of queued job.
     const zeros = (mib: number) => makeZip([{ name: 'zeros.bin', content: '\0'.repeat(mib * MiB) }]).toString('base64');

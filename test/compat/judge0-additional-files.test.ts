@@ -32,6 +32,25 @@ describe('judge0 additional_files', () => {
     assert.equal(await readAdditionalFiles(null, 10), undefined);
   });
 
+  it('refuses two entries whose names differ only in bytes that are not UTF-8 (one name here, two files to unzip); keeps the first of two identical names', async () => {
+    const named = (bytes: string, content = 'x') => ({ name: '', nameHex: Buffer.from(bytes, 'latin1').toString('hex'), content });
+    assert.equal(
+      await refusal([named('lib/a\xff.txt'), named('lib/a\xfe.txt')]),
+      'holds two entries that would both be "lib/a\uFFFD.txt": their names\' bytes, "lib/a\\xff.txt" and "lib/a\\xfe.txt", differ, and unzip writes two files (a name is read as UTF-8 where it is flagged so, a byte that is not UTF-8 as U+FFFD, else as CP437); give them names that differ as text',
+    );
+    // A U+FFFD written in UTF-8 is a name of its own too; UTF-8 in a name is shown as it reads.
+    assert.match(await refusal([named('\xc3\xa9\xef\xbf\xbd'), named('\xc3\xa9\xff')]), /their names' bytes, "é\uFFFD" and "é\\xff", differ/);
+    // "é" in CP437 (0x82, no UTF-8 flag) and in UTF-8: unzip writes the first's byte as it is, two files.
+    const cp437 = makeZip([{ name: 'x', content: 'cp437' }, named('\xc3\xa9')]);
+    for (const header of ['PK\x03\x04', 'PK\x01\x02']) cp437[cp437.indexOf(Buffer.from(header, 'latin1')) + (header.endsWith('\x04') ? 30 : 46)] = 0x82;
+    const both = await readAdditionalFiles(cp437.toString('base64'), 10);
+    assert.ok(both && 'error' in both && both.error.startsWith('holds two entries that would both be "é": their names\' bytes, "\\x82" and "é", differ'), JSON.stringify(both));
+    // The same bytes twice (as unzip -n: the first kept), and once with "./" before them.
+    const result = await read([named('a\xff', 'first'), named('a\xff', 'second'), named('./a\xff', 'third'), { name: 'data.txt', content: 'one' }, { name: 'data.txt', content: 'two' }]);
+    assert.ok(result && 'files' in result, JSON.stringify(result));
+    assert.deepEqual(result.files.map((file) => [file.name, file.content.toString()]), [['a\uFFFD', 'first'], ['data.txt', 'one']]);
+  });
+
   it('refuses what it would not extract faithfully: links, encrypted entries, paths out of the box', async () => {
     assert.match(await refusal([{ name: 'a', content: 'x' }, { name: 'passwd', symlinkTo: '/etc/passwd' }]), /^holds a symbolic link \(passwd\)/);
     assert.equal(await refusal([{ name: 'secret', content: 'x', flaggedEncrypted: true }]), 'holds an encrypted file (secret)');

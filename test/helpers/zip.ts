@@ -16,6 +16,9 @@ export interface ZipEntry {
   declaredSize?: number;
   /** The first byte of the entry's data flipped after its checksum was written. */
   damaged?: boolean;
+  /** The name's bytes, in hex, in place of `name` (then unused), flagged UTF-8 (general purpose
+   * bit 11) as a tool writing UTF-8 names flags them: bytes that are not UTF-8, say. */
+  nameHex?: string;
 }
 
 const WRITER = `
@@ -26,7 +29,7 @@ out = io.BytesIO()
 written = []
 with zipfile.ZipFile(out, 'w') as z:
     for e in entries:
-        info = zipfile.ZipInfo(e['name'])
+        info = zipfile.ZipInfo('x' * (len(bytes.fromhex(e['nameHex'])) if 'nameHex' in e else 0) or e['name'])
         info.compress_type = zipfile.ZIP_STORED if e.get('stored') else zipfile.ZIP_DEFLATED
         data = e.get('content', '').encode()
         if 'symlinkTo' in e:
@@ -57,6 +60,12 @@ for info, e in written:
     if e.get('damaged'):
         name_length, extra_length = struct.unpack_from('<HH', raw, local + 26)
         raw[local + 30 + name_length + extra_length] ^= 0xFF
+    if 'nameHex' in e:
+        name = bytes.fromhex(e['nameHex'])
+        raw[local + 30:local + 30 + len(name)] = name
+        raw[central + 46:central + 46 + len(name)] = name
+        for at in (local + 6, central + 8):
+            struct.pack_into('<H', raw, at, struct.unpack_from('<H', raw, at)[0] | 0x800)
     if 'declaredSize' in e:
         struct.pack_into('<I', raw, local + 22, e['declaredSize'])
         struct.pack_into('<I', raw, central + 24, e['declaredSize'])

@@ -5,9 +5,11 @@
 // /v1's `files` are: checked and bounded before anything is queued, and never unpacked by a
 // worker. What Judge0 would extract and this service refuses (a symbolic link, an encrypted
 // entry) is a 422 rather than a file missing at run time.
+import { isUtf8 } from 'node:buffer';
 import { posix } from 'node:path';
 import { crc32 } from 'node:zlib';
 import yauzl from 'yauzl';
+import { shownFileName } from '../../executor/check.js';
 
 /** Judge0's MAX_EXTRACT_SIZE default (10240 KB): there the most each file may unpack to, here the
  * most a submission's files may unpack to together (and less when the request's body limit is
@@ -26,6 +28,32 @@ export type AdditionalFiles =
 const S_IFMT = 0o170000;
 const S_IFLNK = 0o120000;
 
+/** An entry's name as its bytes are (one character each, not decoded), backslashes read as
+ * separators and normalised as the decoded name is (yauzl, posix.normalize): two entries of one
+ * name here are one file to unzip. */
+function writtenName(entry: yauzl.Entry): string {
+  return posix.normalize(entry.fileNameRaw.toString('latin1').replace(/\\/g, '/'));
+}
+
+/** The length of the UTF-8 sequence at `at` (1 to 4), or 0 where the bytes there are none. */
+function utf8SequenceAt(bytes: Buffer, at: number): number {
+  const lead = bytes[at]!;
+  const length = lead < 0x80 ? 1 : lead >= 0xc2 && lead < 0xe0 ? 2 : lead >= 0xe0 && lead < 0xf0 ? 3 : lead >= 0xf0 && lead < 0xf5 ? 4 : 0;
+  return length > 0 && isUtf8(bytes.subarray(at, at + length)) ? length : 0;
+}
+
+/** A name's bytes for a message: UTF-8 where they are, each other byte as \xNN. */
+function shownBytes(name: string): string {
+  const bytes = Buffer.from(name, 'latin1');
+  let shown = '';
+  for (let at = 0; at < bytes.length; ) {
+    const length = utf8SequenceAt(bytes, at);
+    shown += length > 0 ? bytes.subarray(at, at + length).toString('utf8') : `\\x${bytes[at]!.toString(16).padStart(2, '0')}`;
+    at += length || 1;
+  }
+  return shownFileName(shown);
+}
+
 /** The additional files of a submission's `additional_files` attribute, or why they are refused
  * (a message for Judge0's 422 under that attribute); undefined when the attribute is blank.
  * `maxFiles` bounds the files read (the job's own count is checked when it is admitted). */
@@ -43,7 +71,8 @@ export async function readAdditionalFiles(raw: unknown, maxFiles: number, maxByt
     return { error: `is not a zip archive (${(error as Error).message})` };
   }
   const files: AdditionalFile[] = [];
-  const seen = new Set<string>();
+  /** Each name taken, and the bytes of the entry that took it. */
+  const seen = new Map<string, string>();
   let unpackedBytes = 0;
   try {
     for await (const entry of zipfile.eachEntry()) {
@@ -55,8 +84,19 @@ export async function readAdditionalFiles(raw: unknown, maxFiles: number, maxByt
       if (entry.isEncrypted()) return { error: `holds an encrypted file (${entry.fileName})` };
       // "./a" and "a//b" as unzip writes them; unzip -n: an earlier entry of the same name stays.
       const name = posix.normalize(entry.fileName);
-      if (seen.has(name)) continue;
-      seen.add(name);
+      const written = writtenName(entry);
+      const taken = seen.get(name);
+      if (taken !== undefined) {
+        // The same bytes (or "./a" and "a"): one file to unzip too, the first kept as unzip -n
+        // keeps an earlier entry of its name. Other bytes that decode alike (a name flagged UTF-8
+        // whose bytes are not, each bad sequence read as U+FFFD; "é" in CP437 and in UTF-8) would
+        // be one file here where unzip writes two: refused, rather than the second dropped.
+        if (taken === written) continue;
+        return {
+          error: `holds two entries that would both be "${shownFileName(name)}": their names' bytes, "${shownBytes(taken)}" and "${shownBytes(written)}", differ, and unzip writes two files (a name is read as UTF-8 where it is flagged so, a byte that is not UTF-8 as U+FFFD, else as CP437); give them names that differ as text`,
+        };
+      }
+      seen.set(name, written);
       if (files.length === maxFiles) return { error: `holds more than ${maxFiles} files` };
       unpackedBytes += entry.uncompressedSize;
       if (unpackedBytes > maxBytes) return { error: `unpacks to more than ${maxBytes} bytes` };
