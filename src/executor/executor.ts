@@ -75,6 +75,9 @@ export interface Executor {
   judgeCompileStats(): CompileCacheStats | undefined;
   /** The sandbox's cgroups (version, parents), for the owner's start-up log. */
   readonly cgroups?: SandboxCgroups;
+  /** Every runtime variant this executor runs (its runtime files' `variants`), which a worker
+   * advertises so that jobs naming one reach only workers that have it (variantJobField). */
+  variants(): { runtimeId: string; variant: string }[];
 }
 
 export interface SubmissionExecutorOptions {
@@ -431,6 +434,10 @@ export class SubmissionExecutor<C> implements Executor {
 
   judgeCompileStats(): CompileCacheStats | undefined {
     return this.judgeCompiles?.stats();
+  }
+
+  variants(): { runtimeId: string; variant: string }[] {
+    return [...this.runtimes.values()].flatMap((runtime) => Object.keys(runtime.variants ?? {}).map((variant) => ({ runtimeId: runtime.id, variant })));
   }
 
   close(): Promise<void> {

@@ -98,10 +98,22 @@ export const LATER_JOB_FIELDS = [
 ] as const;
 export type LaterJobField = (typeof LATER_JOB_FIELDS)[number];
 
-export function laterFieldsOf(request: JobRequest): LaterJobField[] {
-  return LATER_JOB_FIELDS.filter((field) =>
+/** A runtime variant as a worker's liveness lists it beside LATER_JOB_FIELDS (`variant:java/piston`).
+ * Variants are data (images/README.md, "Variants"): one added to a runtime file later comes with no
+ * new field, and a worker that knows `variant` but not that variant would fail the job
+ * (unknown_variant). So a worker lists every variant its runtime files define, and a job naming one
+ * is taken only while every live worker lists it: 503 during the rollout, as for a field. */
+export function variantJobField(runtimeId: string, variant: string): string {
+  return `variant:${runtimeId}/${variant}`;
+}
+
+/** What a live worker must list (WorkerLiveness.jobFields) to be given this job. */
+export function laterFieldsOf(request: JobRequest): string[] {
+  const fields: string[] = LATER_JOB_FIELDS.filter((field) =>
     field === 'tests[].expectedOutputBase64' ? (request.tests ?? []).some((test) => test.expectedOutputBase64 !== undefined) : request[field] !== undefined,
   );
+  if (request.variant !== undefined) fields.push(variantJobField(request.runtimeId, request.variant));
+  return fields;
 }
 
 /** ExecuteRequest.interactor or .checker as queued: contents base64, as JobRequest's files. */

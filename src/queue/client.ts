@@ -52,7 +52,8 @@ export interface WorkerLiveness {
   /** The worker's kept judge compiles by figure (entries, bytes, hits, misses, waits, notKept); absent
    * where it keeps none. */
   judgeCompiles?: Record<string, number>;
-  /** The LATER_JOB_FIELDS this worker runs jobs with; absent from workers older than them. */
+  /** The LATER_JOB_FIELDS this worker runs jobs with, and the runtime variants it has (variantJobField);
+   * absent from workers older than them. */
   jobFields?: string[];
 }
 
@@ -581,8 +582,10 @@ export class BullJobClient implements JobClient {
     if (this.workersSeen === undefined || nowMs - this.workersSeen.atMs > WORKERS_SEEN_MS) {
       this.workersSeen = { atMs: nowMs, workers: await this.liveWorkers() };
     }
-    const behind = this.workersSeen.workers.filter((worker) => fields.some((field) => !(worker.jobFields ?? []).includes(field)));
-    if (behind.length > 0) throw new WorkersBehindError(fields, behind.length);
+    const unknownTo = (worker: WorkerLiveness) => fields.filter((field) => !(worker.jobFields ?? []).includes(field));
+    const behind = this.workersSeen.workers.filter((worker) => unknownTo(worker).length > 0);
+    // Named: the fields some live worker lacks, not every later field the job has.
+    if (behind.length > 0) throw new WorkersBehindError([...new Set(behind.flatMap(unknownTo))], behind.length);
   }
 
   /** Workers whose liveness key has not expired and, where Redis lists its clients' names, whose

@@ -20,7 +20,7 @@ import type { Executor } from '../executor/executor.js';
 import type { CompileCacheStats } from '../executor/compile-cache.js';
 import type { ExecuteRequest, ExecuteResult } from '../executor/types.js';
 import { cutShortByCancel } from '../executor/verdict.js';
-import { LATER_JOB_FIELDS, type JobRequest, type JobResult } from '../jobs/model.js';
+import { LATER_JOB_FIELDS, variantJobField, type JobRequest, type JobResult } from '../jobs/model.js';
 import { BackgroundLane, jobsAtOnce } from './background-lane.js';
 import { startCancelWatch } from './cancel-watch.js';
 import { CANCELLED_REASON, type WorkerLiveness } from './client.js';
@@ -47,6 +47,8 @@ export interface JobExecutor {
   judgeCompileStats?(): CompileCacheStats | undefined;
   /** The cgroups the sandbox uses (which version, where), logged when the worker is ready. */
   readonly cgroups?: Executor['cgroups'];
+  /** The runtime variants it runs, advertised with the heartbeat (variantJobField). */
+  variants?(): { runtimeId: string; variant: string }[];
 }
 
 export interface QueueWorkerOptions {
@@ -329,6 +331,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     worker.on('error', logWorkerError);
   });
 
+  // The later fields this worker knows, and the runtime variants its runtime files define.
+  const jobFields = [...LATER_JOB_FIELDS, ...(executor.variants?.() ?? []).map(({ runtimeId, variant }) => variantJobField(runtimeId, variant))];
   const heartbeat = startHeartbeat(
     redis,
     keys,
@@ -340,7 +344,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         pid: process.pid,
         concurrency: options.concurrency,
         running: runs.size,
-        jobFields: [...LATER_JOB_FIELDS],
+        jobFields: [...jobFields],
       };
       const pool = poolFigures(executor);
       if (pool) liveness.pool = pool;

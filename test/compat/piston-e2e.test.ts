@@ -131,10 +131,11 @@ describe('Piston v2 through piston-client', { skip }, () => {
       assert.ok(!('compile' in result), `${what}: no compile key, as Piston answers for a package without a compile script`);
       assert.deepEqual([result.language, result.version], ['java', service.runtimes.find((runtime) => runtime.id === 'java')!.version]);
     }
-    // stdin and args reach the program.
+    // stdin and args reach the program: after the source file the launcher takes no option, so
+    // arguments that look like the launcher's own (an @argfile, -version, --source) are the program's.
     const echo = 'import java.util.Scanner;\npublic class Echo { public static void main(String[] args) { System.out.println(new Scanner(System.in).nextLine() + " " + String.join(",", args)); } }';
-    const echoed = await post('/api/v2/piston/execute', java([{ name: 'echo.txt', content: echo }], { stdin: 'piped', args: ['x', 'y z'] }));
-    assert.deepEqual([echoed.run.stdout, echoed.run.code], ['piped x,y z\n', 0], JSON.stringify(echoed.run));
+    const echoed = await post('/api/v2/piston/execute', java([{ name: 'echo.txt', content: echo }], { stdin: 'piped', args: ['x', 'y z', '@x', '-version', '--source'] }));
+    assert.deepEqual([echoed.run.stdout, echoed.run.code], ['piped x,y z,@x,-version,--source\n', 0], JSON.stringify(echoed.run));
   });
 
   test("Java that does not compile is the run's exit status 1, javac's message on its stderr, and no compile key, as in Piston", async () => {

@@ -91,7 +91,12 @@ describe('the repository runtimes', () => {
     const piston = variantOf(java, 'piston')!;
     assert.equal(piston.compile, undefined, 'Piston runs Java without a compile stage');
     const flags = java.run.argv.slice(1, java.run.argv.indexOf('-cp'));
-    assert.deepEqual(piston.run.argv, ['/usr/bin/java', ...flags, '--source', '17', '{entry}', '{args}']);
+    // javac's class-data archive, as the compile stage gives it to javac's JVM (-J).
+    const archive = java.compile!.argv.find((arg) => arg.startsWith('-J-XX:SharedArchiveFile='))!.slice('-J'.length);
+    // The source level is the image's JDK's, as Piston's `java file.java` compiles at its JDK's
+    // own level: a runtime moved to another JDK without its variant fails here.
+    const major = java.version.split('.')[0]!;
+    assert.deepEqual(piston.run.argv, ['/usr/bin/java', ...flags, archive, '-Xlog:disable', '-Xlog:all=warning:stderr', '--source', major, '{entry}', '{args}']);
     assert.ok(piston.run.startupPaths?.includes('/usr/lib/jvm/java-17-openjdk-amd64/lib/ct.sym'), 'traced: the in-memory compile reads the platform\'s class signatures');
     // Everything but the stages is the runtime's.
     for (const field of ['id', 'image', 'env', 'defaultLimits', 'maxLimits', 'sourceFile'] as const) assert.equal(piston[field], java[field], field);

@@ -9,7 +9,7 @@ import { Queue } from 'bullmq';
 import pino from 'pino';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { Runtime } from '../../src/images/types.js';
-import { LATER_JOB_FIELDS, type JobRecord, type StoredStage } from '../../src/jobs/model.js';
+import { LATER_JOB_FIELDS, variantJobField, type JobRecord, type StoredStage } from '../../src/jobs/model.js';
 import { idempotentJobId } from '../../src/queue/client.js';
 import { workerConnectionName } from '../../src/queue/connection.js';
 import { Redis } from 'ioredis';
@@ -94,8 +94,15 @@ describe('a rolling upgrade: jobs with fields an older worker would ignore', () 
     const javaV1 = await post({ language: 'java', source: javaSource });
     assert.equal(javaV1.statusCode, 202, javaV1.body);
     await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(javaV1.json() as { id: string }).id}` });
-    // The worker upgraded: its heartbeat lists the fields.
+    // A worker that knows the field but whose runtime files lack the variant (one added to them
+    // later, as data) would fail the job as unknown_variant: refused as well.
     await oldWorker.set(redisKeys(service.prefix).worker('old-1'), liveness(LATER_JOB_FIELDS), 'PX', 60_000);
+    await sleep(1100);
+    const noVariant = await service.app.inject({ method: 'POST', url: '/api/v2/execute', payload: { language: 'java', version: '*', files: [{ content: javaSource }] } });
+    assert.equal(noVariant.statusCode, 503, noVariant.body);
+    assert.match((noVariant.json() as { message: string }).message, /does not know variant:java\/piston/);
+    // The worker upgraded: its heartbeat lists the fields and the variant.
+    await oldWorker.set(redisKeys(service.prefix).worker('old-1'), liveness([...LATER_JOB_FIELDS, variantJobField('java', 'piston')]), 'PX', 60_000);
     await sleep(1100);
     const accepted = await post(merged);
     assert.equal(accepted.statusCode, 202, accepted.body);

@@ -70,6 +70,11 @@ describe('jobs end to end', { skip }, () => {
     const { status, json } = await getJson(`${base}/readyz`);
     assert.equal(status, 200, JSON.stringify(json));
     assert.equal(json.workers, 1);
+    // Its heartbeat lists the runtime variants its runtimes define, which jobs naming one need.
+    const [liveness] = await service.jobs.liveWorkers();
+    const variants = runtimes.flatMap((runtime) => Object.keys(runtime.variants ?? {}).map((variant) => `variant:${runtime.id}/${variant}`));
+    if (runtimes.some((runtime) => runtime.id === 'java')) assert.ok(variants.includes('variant:java/piston'));
+    for (const field of variants) assert.ok(liveness?.jobFields?.includes(field), `${field} in ${JSON.stringify(liveness?.jobFields)}`);
   });
 
   for (const runtime of runtimes) {
