@@ -122,7 +122,7 @@ export const CheckerInput = judgeProgramInput(
 export const JobSubmission = Type.Object(
   {
     language: Type.String({ minLength: 1, maxLength: 64, description: 'Runtime id, language or alias (see /v1/runtimes).' }),
-    version: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'The runtime\'s version or a release line it is in, its parts compared as numbers ("3.11" finds 3.11.2, "3.1" does not); a runtime of one or two parts names a line, found by its releases too ("18.20.4" finds 18.20). The newest match when absent.' })),
+    version: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'The runtime\'s version or a release line it is in, its parts compared as numbers, wildcards last ("3.11" and "3.x" find 3.11.2, "3.1" does not; anything else, "x.11" or "03", names a version exactly); a runtime of one or two parts names a line, found by its releases too ("18.20.4" finds 18.20). The newest match when absent.' })),
     source: Type.Optional(Type.String({ description: "A single source file, written as the runtime's source file name." })),
     files: Type.Optional(Type.Array(FileInput, { minItems: 1, description: 'Several files; the first is the entry point.' })),
     stdin: Type.Optional(

@@ -236,15 +236,24 @@ export function versionInRange(version: string, range: string): boolean {
   return releases !== null && wanted !== null && semver.intersects(releases, wanted);
 }
 
-/** /v1's version selector: one to three dotted parts, each a number or "x"/"*" (its SemVer
- * X-range reading); anything else (a comparator, a fourth part) names a version exactly. */
-const SELECTOR_PATTERN = /^(\d+|[xX*])(\.(\d+|[xX*])){0,2}$/;
+/** /v1's version selector, read as its SemVer X-range: one to three dotted parts, the numbers first
+ * and the wildcards ("x", "X", "*") last ("3", "3.11", "3.x", "3.11.x", "x"), each number as SemVer
+ * reads one (no leading zero, at most 15 digits). SemVer's parser refuses any other shape ("x.11",
+ * "3.x.2", "03", sixteen digits): so a selector this takes always has a range, and what the rule
+ * says (README, `version`) is what it does. */
+const SELECTOR_PATTERN = /^(?=[^.]+(\.[^.]+){0,2}$)((0|[1-9]\d{0,14})(\.(0|[1-9]\d{0,14}))*(\.[xX*])*|[xX*](\.[xX*])*)$/;
+
+/** Whether /v1's `version` is a selector (SELECTOR_PATTERN), found by the releases it takes;
+ * anything else (a comparator, a fourth part, a wildcard before a number) names a version exactly. */
+export function isVersionSelector(selector: string): boolean {
+  return SELECTOR_PATTERN.test(selector);
+}
 
 /** Whether a runtime of `version` is what /v1's `selector` asks for: absent, "*" or "latest" match
  * all; otherwise by versionInRange, the rule Piston's ranges are matched by too. */
 export function versionMatches(version: string, selector: string | undefined): boolean {
   if (selector === undefined || selector === '' || selector === '*' || selector === 'latest') return true;
-  return SELECTOR_PATTERN.test(selector) ? versionInRange(version, selector) : version === selector;
+  return isVersionSelector(selector) ? versionInRange(version, selector) : version === selector;
 }
 
 export interface LoadRuntimesOptions {

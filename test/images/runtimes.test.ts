@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { RuntimeDefinitionError, UnknownRuntimeError } from '../../src/images/errors.js';
 import { defaultRuntimesDir } from '../../src/images/paths.js';
-import { loadRuntimes, RuntimeRegistry, compareVersions, versionInRange, versionMatches } from '../../src/images/runtimes.js';
+import { loadRuntimes, RuntimeRegistry, compareVersions, isVersionSelector, versionInRange, versionMatches } from '../../src/images/runtimes.js';
 import type { Runtime } from '../../src/images/types.js';
 import { variantOf, variantsOf, withVariants } from '../../src/images/variants.js';
 import { scratchDir } from './helpers.js';
@@ -163,6 +163,20 @@ describe('lookup', () => {
     for (const range of ['18.20.4', '~18.20.3', '^18.1', '>=18.20.5 <18.21', '18.x', '18']) assert.ok(versionInRange('18.20', range), range);
     for (const range of ['18.2', '18.21.0', '>=18.21', '<18.20.0', '19', 'eighteen']) assert.ok(!versionInRange('18.20', range), range);
     assert.ok(versionInRange('3.11.2', '<3.12') && !versionInRange('3.11.2', '3.11.3'));
+  });
+
+  it("takes a /v1 selector in the shapes SemVer reads only: numbers first, wildcards last, at most three parts, no leading zero", () => {
+    for (const selector of ['3', '3.11', '3.11.2', '3.x', '3.11.x', '3.x.x', '3.*', 'x', 'x.x', 'x.x.x', 'X', '*']) {
+      assert.ok(isVersionSelector(selector), selector);
+      assert.ok(versionMatches('3.11.2', selector), selector);
+    }
+    // A wildcard before a number, a fourth part, a leading zero ("03" is not 3), a number SemVer
+    // cannot hold: no selector, so a version named exactly (which no runtime has).
+    for (const selector of ['x.11', '*.20', 'x.11.2', '3.x.2', '3.11.2.x', 'x.x.x.x', '03', '3.011', '3.11.02', '9999999999999999', '3.', '.3', '3..1']) {
+      assert.ok(!isVersionSelector(selector), selector);
+      assert.ok(!versionMatches('3.11.2', selector), selector);
+      assert.ok(versionMatches(selector, selector), selector);
+    }
   });
 
   it('finds a release line by any of its patch releases, and not by a shorter number that is a text prefix', () => {
