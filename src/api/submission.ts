@@ -128,7 +128,8 @@ function outputProblem(
   const problem = outputAboveMaximum(checked, policy.maxJobOutputBytes, judge ? [judge] : []);
   if (problem === undefined) return undefined;
   const lower = [fields.limit('limits', 'outputBytes'), judge && `${judge.role}.limits.outputBytes`].filter((field) => field !== undefined);
-  const fewer = [request.tests && fields.list('tests'), checked.outputFiles.length > 0 ? fields.list('outputFiles') : undefined]
+  // Fewer tests only where there are several: one test is the least a job with tests runs.
+  const fewer = [(request.tests?.length ?? 0) > 1 ? fields.list('tests') : undefined, checked.outputFiles.length > 0 ? fields.list('outputFiles') : undefined]
     .filter((named) => named !== undefined)
     .map(({ field, noun }) => (noun === undefined ? field : `${noun} (${field})`));
   const hints = [lower.length > 0 ? `lower ${lower.join(' or ')}` : undefined, fewer.length > 0 ? `send fewer ${fewer.join(' or ')}` : undefined].filter((hint) => hint !== undefined);

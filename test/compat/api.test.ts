@@ -421,6 +421,12 @@ describe('compat fronts before a job runs', () => {
       422,
       { base: [`3 runs of up to ${4 * MiB} bytes could store ${12 * MiB} bytes of output; at most ${8 * MiB} per job (lower max_file_size or send fewer runs (number_of_runs))`] },
     ]);
+    // One run (an expected_output makes it a test): no fewer runs to send.
+    const oneRun = await inject('POST', '/submissions', { ...judge0, expected_output: '1', max_file_size: 9000 });
+    assert.deepEqual([oneRun.statusCode, oneRun.json()], [
+      422,
+      { base: [`1 run of up to ${9000 * 1024} bytes could store ${9000 * 1024} bytes of output; at most ${8 * MiB} per job (lower max_file_size)`] },
+    ]);
     const zeroPids = await inject('POST', '/submissions', { ...judge0, max_processes_and_or_threads: 0.5 });
     assert.deepEqual([zeroPids.statusCode, zeroPids.json()], [422, { max_processes_and_or_threads: ['must be greater than 0'] }]);
     const batch = await inject('POST', '/submissions/batch', { submissions: [{ ...judge0, number_of_runs: 4 }, judge0] });

@@ -260,7 +260,10 @@ describe('interactor', () => {
     // The program's 1000 bytes and the interactor's runs at 65536 and its compile.
     const output = assertError(await post({ ...interactive, interactor: { language: 'cc', source: '' } }), 400, 'job_output_above_maximum');
     assert.match(output.message, /^1 run of up to 1000 bytes, with an interactor's 1 run of up to 65536 bytes and a compile of up to \d+, could store \d+ bytes/);
-    assert.match(output.message, /\(lower limits.outputBytes or interactor.limits.outputBytes or send fewer tests\)$/);
+    // One test: none fewer to send.
+    assert.match(output.message, /\(lower limits.outputBytes or interactor.limits.outputBytes\)$/);
+    const twoTests = assertError(await post({ ...interactive, tests: [...interactive.tests, ...interactive.tests], interactor: { language: 'cc', source: '' } }), 400, 'job_output_above_maximum');
+    assert.match(twoTests.message, /\(lower limits.outputBytes or interactor.limits.outputBytes or send fewer tests\)$/);
   });
 
   test('a checker: queued with the job; refused without tests or beside an interactor; its parts checked as an interactor\'s', async () => {
@@ -283,7 +286,7 @@ describe('interactor', () => {
     assert.equal(reserved.details?.field, 'checker.files[0].name');
     assert.equal(assertError(await post({ ...checked, checker: { language: 'cobol', source: '' } }), 400, 'unknown_language').details?.field, 'checker.language');
     const output = assertError(await post({ ...checked, checker: { language: 'cc', source: '' } }), 400, 'job_output_above_maximum');
-    assert.match(output.message, /with a checker's 1 run of up to 65536 bytes.*\(lower limits.outputBytes or checker.limits.outputBytes or send fewer tests\)$/);
+    assert.match(output.message, /with a checker's 1 run of up to 65536 bytes.*\(lower limits.outputBytes or checker.limits.outputBytes\)$/);
   });
 
   test("other APIs' jobs take no judge program or comparison (their fronts make none; the last check before queueing refuses one)", async () => {
@@ -472,7 +475,10 @@ describe('API bad input', () => {
       const above = assertError(await post({ ...hello, outputFiles: ['out.txt', 'dir/res.txt'] }), 400, 'job_output_above_maximum');
       // No tests: none to send fewer of.
       assert.match(above.message, /and as much for each of 2 output files.*\(lower limits\.outputBytes or send fewer outputFiles\)$/);
-      const withTests = assertError(await post({ ...hello, tests: [{}], outputFiles: ['out.txt', 'dir/res.txt'] }), 400, 'job_output_above_maximum');
+      // One test: none fewer to send either; two: fewer tests.
+      const oneTest = assertError(await post({ ...hello, tests: [{}], outputFiles: ['out.txt', 'dir/res.txt'] }), 400, 'job_output_above_maximum');
+      assert.match(oneTest.message, /\(lower limits\.outputBytes or send fewer outputFiles\)$/);
+      const withTests = assertError(await post({ ...hello, tests: [{}, {}], outputFiles: ['out.txt', 'dir/res.txt'] }), 400, 'job_output_above_maximum');
       assert.match(withTests.message, /\(lower limits\.outputBytes or send fewer tests or outputFiles\)$/);
       const accepted = await post({ ...hello, outputFiles: ['out.txt', 'dir/res.txt'], limits: { outputBytes: 1000 } });
       assert.equal(accepted.statusCode, 202, accepted.body);
