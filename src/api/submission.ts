@@ -86,10 +86,12 @@ export type CountedList = keyof typeof COUNT_MAXIMA;
 /** How a front's request names what its refusals are about, where its fields are not /v1's: a
  * stage's limit (`limit`: Piston's `run_memory_limit` for limits.memoryBytes) and a list the
  * server's maxima count (`list`: Judge0's `number_of_runs`, whose items are runs, for tests). Either
- * gives undefined where the request has no such field. */
+ * gives undefined where the request has no such field. A list's `item`, where the front's messages
+ * begin with one item's path (Piston's `args[0] must not contain NUL characters`): a refusal about
+ * that item is then that sentence ("args[0] has more than 4096 characters"), not `field: reason`. */
 export interface FrontFields {
   limit: LimitFieldName;
-  list: (list: CountedList) => { field: string; noun?: string } | undefined;
+  list: (list: CountedList) => { field: string; noun?: string; item?: (index: number) => string } | undefined;
 }
 
 /** /v1's own names, its requests' fields. */
@@ -180,7 +182,9 @@ export function admissionProblem(request: JobRequest, runtime: Runtime, policy: 
   for (const [what, list, args] of [['argument', 'args', request.args], ['compile argument', 'compileArgs', compileArgs]] as const) {
     const long = args.findIndex((arg) => typeof arg === 'string' && arg.length > MAX_ARG_CHARS);
     if (long < 0) continue;
-    return aboutList(fields.list(list), `${what} ${long} has more than ${MAX_ARG_CHARS} characters`);
+    const named = fields.list(list);
+    const tooLong = `has more than ${MAX_ARG_CHARS} characters`;
+    return named?.item ? { reason: `${named.item(long)} ${tooLong}` } : aboutList(named, `${what} ${long} ${tooLong}`);
   }
   const checked = checkedForWorker(request, runtime, fields.limit);
   if (typeof checked === 'string') return { reason: checked };

@@ -377,7 +377,7 @@ describe('compat fronts before a job runs', () => {
     };
     // The server's maxima, said in Piston's fields (not /v1's words).
     await refusedByPiston({ args: Array.from({ length: 129 }, () => 'a') }, 'args: 129 arguments; at most 128');
-    await refusedByPiston({ args: ['a'.repeat(4097)] }, 'args: argument 0 has more than 4096 characters');
+    await refusedByPiston({ args: ['a'.repeat(4097)] }, 'args[0] has more than 4096 characters');
     await refusedByPiston({ files: Array.from({ length: 65 }, (_, i) => ({ name: `f${i}.py`, content: '' })) }, 'files: 65 files; at most 64');
     await refusedByPiston({ args: ['\0'] }, 'args[0] must not contain NUL characters');
     await refusedByPiston({ run_memory_limit: 1.5 }, 'run_memory_limit must be a whole number of bytes');

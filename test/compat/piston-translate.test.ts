@@ -175,7 +175,9 @@ describe('piston execute request', () => {
       return problem && admissionMessage(problem);
     };
     assert.equal(refusal({ args: ['a', 'b', 'c'] }), 'args: 3 arguments; at most 2');
-    assert.equal(refusal({ args: ['a'.repeat(4097)] }), 'args: argument 0 has more than 4096 characters');
+    assert.equal(refusal({ args: ['a'.repeat(4097)] }), 'args[0] has more than 4096 characters');
+    // An argument named by its path, as the NUL check names one (`args[1] must not contain NUL characters`).
+    assert.equal(refusal({ args: ['a', 'a'.repeat(4097)] }), 'args[1] has more than 4096 characters');
     assert.equal(refusal({ files: [{ content: '' }, { content: '' }, { content: '' }] }), 'files: 3 files; at most 2');
     // A compile and a run of up to 4 MiB (the fixtures' maxima, which a run's defaults stay within).
     const output = refusal({ language: 'c', version: '*' }, { maxJobOutputBytes: MiB });

@@ -43,8 +43,12 @@ export const pistonLimitField: LimitFieldName = (stage, limit) => {
  * compile): a runtime file says it by naming a variant `piston` (images/README.md, "Variants"). */
 export const PISTON_VARIANT = 'piston';
 
-/** The lists the server's maxima count that a Piston request has: its files and its arguments. */
-const PISTON_LISTS: Partial<Record<CountedList, { field: string }>> = { files: { field: 'files' }, args: { field: 'args' } };
+/** The lists the server's maxima count that a Piston request has: its files and its arguments (one
+ * named `args[0]`, as pistonArgs names one with a NUL). */
+const PISTON_LISTS: Partial<Record<CountedList, { field: string; item?: (index: number) => string }>> = {
+  files: { field: 'files' },
+  args: { field: 'args', item: (index) => `args[${index}]` },
+};
 
 /** Piston's fields in admissionProblem's refusals (`args: 129 arguments; at most 128`). */
 export const pistonFields: FrontFields = { limit: pistonLimitField, list: (list) => PISTON_LISTS[list] };
