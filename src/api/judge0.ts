@@ -96,7 +96,7 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   const translate = async (params: unknown, base64Encoded: boolean, budget: { bytes: number }): Promise<Judge0Submission> => {
     const rawFiles = params !== null && typeof params === 'object' ? (params as Params).additional_files : undefined;
     const additional = await readAdditionalFiles(rawFiles, options.policy.maxFiles, Math.min(maxUnpackedBytes, budget.bytes));
-    const submission = translateJudge0Submission(params, base64Encoded, languages, additional);
+    const submission = translateJudge0Submission(params, base64Encoded, languages, additional, options.policy.maxTests);
     const problem = admissionProblem(submission.request, submission.language.runtime, options.policy, judge0Fields);
     // Under the attribute it is about, as Rails files a validation's error; `base` where it is
     // about none alone (the output the runs could store, the worker's own check).

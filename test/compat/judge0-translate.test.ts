@@ -350,6 +350,23 @@ describe('judge0 submission request', () => {
     assert.equal(translated({ number_of_runs: 1, expected_output: '1' }).stopOnFailure, undefined, 'one run has nothing after it to stop');
     assert.equal(translated({}).stopOnFailure, undefined);
   });
+
+  it("bounds number_of_runs at Judge0's 20 or the server's CELLBLOCK_MAX_TESTS, whichever is lower, in Rails' words", () => {
+    const refusal = (runs: number, maxTests?: number) => {
+      try {
+        translateJudge0Submission({ source_code: 'print(1)', language_id: 71, number_of_runs: runs }, false, languages, undefined, maxTests);
+        return undefined;
+      } catch (error) {
+        assert.ok(error instanceof Judge0ValidationError, String(error));
+        return error.errors;
+      }
+    };
+    assert.equal(refusal(3, 3), undefined);
+    assert.deepEqual(refusal(4, 3), { number_of_runs: ['must be less than or equal to 3'] });
+    assert.deepEqual(refusal(21, 50), { number_of_runs: ['must be less than or equal to 20'] });
+    assert.equal(refusal(20, 50), undefined);
+    assert.deepEqual(refusal(21), { number_of_runs: ['must be less than or equal to 20'] }, "Judge0's own bound where no server maximum is given");
+  });
 });
 
 describe('judge0 submission serialization', () => {

@@ -9,7 +9,7 @@ import { KiB, bytesToKiB, msToSeconds } from '../../units.js';
 import type { QueueCounts, WorkerLiveness } from '../../queue/client.js';
 import type { Judge0Languages } from './judge0-languages.js';
 import { CALLBACK_ATTEMPTS, CALLBACK_TIMEOUT_MS } from './judge0-callback.js';
-import { JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS, JUDGE0_MAX_NUMBER_OF_RUNS, judge0CompilerOptionLanguages, judge0DefaultFileSizeBytes } from './judge0-request.js';
+import { JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS, judge0CompilerOptionLanguages, judge0DefaultFileSizeBytes, judge0MaxNumberOfRuns } from './judge0-request.js';
 import { stageMaxima } from './stage-maxima.js';
 
 /** The Judge0 CE version whose API this front follows (docs/compat.md). */
@@ -68,7 +68,7 @@ export function judge0ConfigInfo(sources: Judge0ConfigSources): Record<string, u
     max_file_size: bytesToKiB(smallest((runtime) => judge0DefaultFileSizeBytes(stageMaxima(runtime, 'run')))),
     max_max_file_size: bytesToKiB(atMost('fileSizeBytes')),
     number_of_runs: 1,
-    max_number_of_runs: Math.min(JUDGE0_MAX_NUMBER_OF_RUNS, sources.maxTests),
+    max_number_of_runs: judge0MaxNumberOfRuns(sources.maxTests),
     redirect_stderr_to_stdout: false,
     enable_batched_submissions: true,
     max_submission_batch_size: sources.maxBatchSize,

@@ -13,7 +13,15 @@ import { judge0Front, rubyDecimal } from './judge0-request-attributes.js';
 import { stageMaxima } from './stage-maxima.js';
 
 /** Judge0's limits that are not per runtime (app/helpers/config.rb defaults). */
-export const JUDGE0_MAX_NUMBER_OF_RUNS = 20;
+const JUDGE0_MAX_NUMBER_OF_RUNS = 20;
+
+/** The most number_of_runs a submission may ask for: Judge0's 20, or fewer where the server takes
+ * fewer tests (CELLBLOCK_MAX_TESTS; a submission's runs are its tests), so that a submission over it
+ * hears Judge0's `must be less than or equal to N` whichever bound is lower, as config_info's
+ * max_number_of_runs says. */
+export function judge0MaxNumberOfRuns(maxTests: number): number {
+  return Math.min(JUDGE0_MAX_NUMBER_OF_RUNS, maxTests);
+}
 export const JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS = 5;
 /** Judge0's MAX_FILE_SIZE default (judge0.conf): what a submission without max_file_size gets. */
 export const JUDGE0_DEFAULT_MAX_FILE_SIZE_KIB = 1024;
@@ -52,7 +60,8 @@ const JUDGE0_LISTS: Partial<Record<CountedList, { field: string; noun: string }>
   tests: { field: 'number_of_runs', noun: 'runs' },
 };
 
-/** Judge0's attributes in admissionProblem's refusals (`number_of_runs: ["4 runs; at most 3"]`). */
+/** Judge0's attributes in admissionProblem's refusals (`command_line_arguments: ["129 arguments; at
+ * most 128"]`). number_of_runs is bounded before, by the translation (judge0MaxNumberOfRuns). */
 export const judge0Fields: FrontFields = {
   limit: (stage, limit) => (stage === 'limits' ? JUDGE0_LIMIT_ATTRIBUTES[limit] : undefined),
   list: (list) => JUDGE0_LISTS[list],
@@ -221,12 +230,14 @@ function callbackUrl(params: Params, errors: Collector): string | undefined {
 }
 
 /** `additional` is readAdditionalFiles' reading of the submission's additional_files (an async
- * step of its own), undefined when it is blank. */
+ * step of its own), undefined when it is blank. `maxTests`: the server's CELLBLOCK_MAX_TESTS,
+ * which bounds number_of_runs with Judge0's own maximum (judge0MaxNumberOfRuns). */
 export function translateJudge0Submission(
   rawParams: unknown,
   base64Encoded: boolean,
   languages: Judge0Languages,
   additional?: AdditionalFiles,
+  maxTests: number = JUDGE0_MAX_NUMBER_OF_RUNS,
 ): Judge0Submission {
   const params: Params = rawParams !== null && typeof rawParams === 'object' && !Array.isArray(rawParams) ? (rawParams as Params) : {};
   const errors = new Collector();
@@ -252,7 +263,7 @@ export function translateJudge0Submission(
 
   const numberOfRuns = numberField(
     params,
-    { field: 'number_of_runs', integer: true, greaterThan: 0, atMost: bound(JUDGE0_MAX_NUMBER_OF_RUNS, String) },
+    { field: 'number_of_runs', integer: true, greaterThan: 0, atMost: bound(judge0MaxNumberOfRuns(maxTests), String) },
     errors,
   );
   const cpuTimeLimitSeconds = numberField(
