@@ -416,6 +416,10 @@ describe('compat fronts before a job runs', () => {
     const zip = makeZip(Array.from({ length: 64 }, (_, i) => ({ name: `f${i}.txt`, content: '' }))).toString('base64');
     const overFiles = await inject('POST', '/submissions', { ...judge0, additional_files: zip });
     assert.deepEqual([overFiles.statusCode, overFiles.json()], [422, { additional_files: ['65 files with the source file; at most 64'] }]);
+    // 65 entries: refused as the zip is read, before its other entries, and said the same way.
+    const zip65 = makeZip(Array.from({ length: 65 }, (_, i) => ({ name: `f${i}.txt`, content: '' }))).toString('base64');
+    const overEntries = await inject('POST', '/submissions', { ...judge0, additional_files: zip65 });
+    assert.deepEqual([overEntries.statusCode, overEntries.json()], [422, { additional_files: ['65 or more files with the source file; at most 64'] }]);
     // Judge0's max_file_size bounds a run's output too: 3 runs of up to 4 MiB could store 12 MiB.
     const overOutput = await inject('POST', '/submissions', { ...judge0, number_of_runs: 3, max_file_size: 4096 });
     assert.deepEqual([overOutput.statusCode, overOutput.json()], [

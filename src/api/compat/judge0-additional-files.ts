@@ -56,7 +56,9 @@ function shownBytes(name: string): string {
 
 /** The additional files of a submission's `additional_files` attribute, or why they are refused
  * (a message for Judge0's 422 under that attribute); undefined when the attribute is blank.
- * `maxFiles` bounds the files read (the job's own count is checked when it is admitted). */
+ * `maxFiles` (CELLBLOCK_MAX_FILES) bounds the files read: past it, the archive is refused before
+ * its other entries are read; the job's own count, the source file among them, is checked when it
+ * is admitted (admissionProblem: "65 files with the source file; at most 64"). */
 export async function readAdditionalFiles(raw: unknown, maxFiles: number, maxBytes = JUDGE0_MAX_EXTRACT_BYTES): Promise<AdditionalFiles | undefined> {
   if (raw === undefined || raw === null || raw === '') return undefined;
   if (typeof raw !== 'string') return { error: 'is invalid' };
@@ -97,7 +99,10 @@ export async function readAdditionalFiles(raw: unknown, maxFiles: number, maxByt
         };
       }
       seen.set(name, written);
-      if (files.length === maxFiles) return { error: `holds more than ${maxFiles} files` };
+      // Said as admissionProblem says a job's files, the source file counted: this entry and those
+      // taken are maxFiles + 1; the source file adds one, and an entry of its name is dropped for
+      // it (extraFiles), so the job would have at least maxFiles + 1.
+      if (files.length === maxFiles) return { error: `${maxFiles + 1} or more files with the source file; at most ${maxFiles}` };
       unpackedBytes += entry.uncompressedSize;
       if (unpackedBytes > maxBytes) return { error: `unpacks to more than ${maxBytes} bytes` };
       // yauzl checks that the data has the size its entry says (validateEntrySizes), so the
