@@ -13,7 +13,7 @@ import { ARGS_PLACEHOLDER, compileArgv, compiledFileNames, runArgv } from './arg
 import { COMPARISON_MODES } from './compare.js';
 import { checkedFileName, fileNamesConflict } from './files.js';
 
-export { FILE_NAME_MAX_BYTES, hasLoneSurrogate, NAME_MAX_BYTES, OPTION_LIKE_FILE_NAME, shownFileName } from './files.js';
+export { FILE_NAME_MAX_BYTES, hasLoneSurrogate, NAME_MAX_BYTES, OPTION_LIKE_FILE_NAME, shownFileName, shownUnits } from './files.js';
 export { compileArgv, runArgv } from './argv.js';
 import { defaultCompileLimits, effectiveLimits, wallTimeMsForCpuTimeMs } from './limits.js';
 

@@ -31,9 +31,21 @@ export const NAME_MAX_BYTES = 255;
 export const FILE_NAME_MAX_BYTES = 1024;
 
 /** A file name as a message quotes it: its start, where it is long (a name up to a request's body
- * limit, or a zip entry's 64 KiB, is not echoed back whole). */
+ * limit, or a zip entry's 64 KiB, is not echoed back whole), cut between characters. */
 export function shownFileName(name: string): string {
-  return name.length > SHOWN_FILE_NAME_CHARS ? `${name.slice(0, SHOWN_FILE_NAME_CHARS)}...` : name;
+  return shownUnits([...name]);
+}
+
+/** `units` joined, as a message quotes a name: where they pass SHOWN_FILE_NAME_CHARS, the most of
+ * them that fit, then "...". A unit is never cut: a character (a surrogate pair is one), or what a
+ * caller shows one byte as (`\xff`). */
+export function shownUnits(units: Iterable<string>): string {
+  let shown = '';
+  for (const unit of units) {
+    if (shown.length + unit.length > SHOWN_FILE_NAME_CHARS) return `${shown}...`;
+    shown += unit;
+  }
+  return shown;
 }
 const SHOWN_FILE_NAME_CHARS = 64;
 

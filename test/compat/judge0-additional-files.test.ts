@@ -36,10 +36,20 @@ describe('judge0 additional_files', () => {
     const named = (bytes: string, content = 'x') => ({ name: '', nameHex: Buffer.from(bytes, 'latin1').toString('hex'), content });
     assert.equal(
       await refusal([named('lib/a\xff.txt'), named('lib/a\xfe.txt')]),
-      'holds two entries that would both be "lib/a\uFFFD.txt": their names\' bytes, "lib/a\\xff.txt" and "lib/a\\xfe.txt", differ, and unzip writes two files (a name is read as UTF-8 where it is flagged so, a byte that is not UTF-8 as U+FFFD, else as CP437); give them names that differ as text',
+      'holds two entries that would both be "lib/a\uFFFD.txt": their names\' bytes, "lib/a\\xff.txt" and "lib/a\\xfe.txt", differ first at byte 5 (0xff and 0xfe), and unzip writes two files (a name is read as UTF-8 where it is flagged so, a byte that is not UTF-8 as U+FFFD, else as CP437); give them names that differ as text',
     );
     // A U+FFFD written in UTF-8 is a name of its own too; UTF-8 in a name is shown as it reads.
-    assert.match(await refusal([named('\xc3\xa9\xef\xbf\xbd'), named('\xc3\xa9\xff')]), /their names' bytes, "é\uFFFD" and "é\\xff", differ/);
+    assert.match(await refusal([named('\xc3\xa9\xef\xbf\xbd'), named('\xc3\xa9\xff')]), /their names' bytes, "é\uFFFD" and "é\\xff", differ first at byte 2 \(0xef and 0xff\)/);
+    // Long names: shown shortened, never inside an escape, and where they differ said by offset,
+    // past what is shown of them.
+    const long = (last: string) => named(`${'\x80'.repeat(15)}${'b'.repeat(100)}${last}`);
+    const cut = await refusal([long('\xff'), long('\xfe')]);
+    const shownLong = `${'\\x80'.repeat(15)}${'b'.repeat(4)}...`;
+    assert.equal(cut?.slice(0, cut.indexOf(', and unzip')), `holds two entries that would both be "${'\uFFFD'.repeat(15)}${'b'.repeat(49)}...": their names' bytes, "${shownLong}" and "${shownLong}", differ first at byte 115 (0xff and 0xfe)`);
+    // "a" and 21 escapes: cut after the 15th (61 characters), not inside the 16th at 64.
+    const escapes = await refusal([named(`a${'\xff'.repeat(21)}`), named(`a${'\xff'.repeat(20)}\xfe`)]);
+    const fifteen = `a${'\\xff'.repeat(15)}...`;
+    assert.ok(escapes?.includes(`their names' bytes, "${fifteen}" and "${fifteen}", differ first at byte 21 (0xff and 0xfe)`), escapes);
     // "é" in CP437 (0x82, no UTF-8 flag) and in UTF-8: unzip writes the first's byte as it is, two files.
     const cp437 = makeZip([{ name: 'x', content: 'cp437' }, named('\xc3\xa9')]);
     for (const header of ['PK\x03\x04', 'PK\x01\x02']) cp437[cp437.indexOf(Buffer.from(header, 'latin1')) + (header.endsWith('\x04') ? 30 : 46)] = 0x82;

@@ -107,6 +107,8 @@ describe('piston execute request', () => {
     assert.equal(named(longest), longest);
     rejects({ ...minimal, files: [{ content: 'print(1)' }, { name: part(256), content: '' }] }, `files[1].name "${part(256).slice(0, 64)}..." ${nameRule}`);
     rejects({ ...minimal, files: [{ content: 'print(1)' }, { name: `${longest}/x`, content: '' }] }, `files[1].name "${longest.slice(0, 64)}..." ${nameRule}`);
+    // Shortened between characters: a surrogate pair that would pass 64 UTF-16 units is left out whole, not halved.
+    rejects({ ...minimal, files: [{ content: 'print(1)' }, { name: `${'a'.repeat(63)}${'\u{1F600}'.repeat(100)}`, content: '' }] }, `files[1].name "${'a'.repeat(63)}..." ${nameRule}`);
     // A lone surrogate: U+FFFD on disk, another file's name perhaps (it was a 500 from the worker).
     rejects({ ...minimal, files: [{ content: 'print(1)' }, { name: 'a\ud800', content: '' }] }, 'files[1].name "a\ud800" is not valid Unicode (it holds a lone surrogate, which would be written as U+FFFD)');
     rejects({ ...minimal, args: [1] }, 'args must be an array of strings');

@@ -9,7 +9,7 @@ import { isUtf8 } from 'node:buffer';
 import { posix } from 'node:path';
 import { crc32 } from 'node:zlib';
 import yauzl from 'yauzl';
-import { shownFileName } from '../../executor/check.js';
+import { shownFileName, shownUnits } from '../../executor/check.js';
 
 /** Judge0's MAX_EXTRACT_SIZE default (10240 KB): there the most each file may unpack to, here the
  * most a submission's files may unpack to together (and less when the request's body limit is
@@ -42,16 +42,28 @@ function utf8SequenceAt(bytes: Buffer, at: number): number {
   return length > 0 && isUtf8(bytes.subarray(at, at + length)) ? length : 0;
 }
 
-/** A name's bytes for a message: UTF-8 where they are, each other byte as \xNN. */
+/** A name's bytes for a message: UTF-8 where they are, each other byte as \xNN; a long name
+ * shortened between those, never inside an escape or a character (shownUnits). */
 function shownBytes(name: string): string {
   const bytes = Buffer.from(name, 'latin1');
-  let shown = '';
+  const units: string[] = [];
   for (let at = 0; at < bytes.length; ) {
     const length = utf8SequenceAt(bytes, at);
-    shown += length > 0 ? bytes.subarray(at, at + length).toString('utf8') : `\\x${bytes[at]!.toString(16).padStart(2, '0')}`;
+    units.push(length > 0 ? bytes.subarray(at, at + length).toString('utf8') : `\\x${hexByte(bytes[at]!)}`);
     at += length || 1;
   }
-  return shownFileName(shown);
+  return shownUnits(units);
+}
+
+const hexByte = (byte: number): string => byte.toString(16).padStart(2, '0');
+
+/** Where two names' bytes (one character each) first differ: the offset, and each one's byte there
+ * or its end. Two long names may differ past what shownBytes shows of them. */
+function firstDifference(first: string, second: string): string {
+  let at = 0;
+  while (at < first.length && at < second.length && first[at] === second[at]) at++;
+  const byteAt = (name: string) => (at < name.length ? `0x${hexByte(name.charCodeAt(at))}` : 'the end of the name');
+  return `differ first at byte ${at} (${byteAt(first)} and ${byteAt(second)})`;
 }
 
 /** The additional files of a submission's `additional_files` attribute, or why they are refused
@@ -95,7 +107,7 @@ export async function readAdditionalFiles(raw: unknown, maxFiles: number, maxByt
         // be one file here where unzip writes two: refused, rather than the second dropped.
         if (taken === written) continue;
         return {
-          error: `holds two entries that would both be "${shownFileName(name)}": their names' bytes, "${shownBytes(taken)}" and "${shownBytes(written)}", differ, and unzip writes two files (a name is read as UTF-8 where it is flagged so, a byte that is not UTF-8 as U+FFFD, else as CP437); give them names that differ as text`,
+          error: `holds two entries that would both be "${shownFileName(name)}": their names' bytes, "${shownBytes(taken)}" and "${shownBytes(written)}", ${firstDifference(taken, written)}, and unzip writes two files (a name is read as UTF-8 where it is flagged so, a byte that is not UTF-8 as U+FFFD, else as CP437); give them names that differ as text`,
         };
       }
       seen.set(name, written);
