@@ -33,7 +33,7 @@ export const FILE_NAME_MAX_BYTES = 1024;
 /** A file name as a message quotes it: its start, where it is long (a name up to a request's body
  * limit, or a zip entry's 64 KiB, is not echoed back whole), cut between characters. */
 export function shownFileName(name: string): string {
-  return shownUnits([...name]);
+  return shownUnits(name);
 }
 
 /** `units` joined, as a message quotes a name: where they pass SHOWN_FILE_NAME_CHARS, the most of

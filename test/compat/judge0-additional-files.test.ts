@@ -64,6 +64,11 @@ describe('judge0 additional_files', () => {
   it('refuses what it would not extract faithfully: links, encrypted entries, paths out of the box', async () => {
     assert.match(await refusal([{ name: 'a', content: 'x' }, { name: 'passwd', symlinkTo: '/etc/passwd' }]), /^holds a symbolic link \(passwd\)/);
     assert.equal(await refusal([{ name: 'secret', content: 'x', flaggedEncrypted: true }]), 'holds an encrypted file (secret)');
+    // A name of up to 64 KiB is shown shortened, as every message quotes a name.
+    const longName = 'n'.repeat(1000);
+    const shown = `${'n'.repeat(64)}...`;
+    assert.match(await refusal([{ name: longName, symlinkTo: '/etc/passwd' }]), new RegExp(`^holds a symbolic link \\(${shown.replace(/\./g, '\\.')}\\);`));
+    assert.equal(await refusal([{ name: longName, content: 'x', flaggedEncrypted: true }]), `holds an encrypted file (${shown})`);
     assert.match(await refusal([{ name: '../escape', content: 'x' }]), /^is not a valid zip archive \(invalid relative path: \.\.\/escape\)$/);
     assert.match(await refusal([{ name: '/etc/cron.d/x', content: 'x' }]), /absolute path/);
   });
@@ -80,6 +85,7 @@ describe('judge0 additional_files', () => {
 
   it('refuses damaged data, and what is no zip', async () => {
     assert.equal(await refusal([{ name: 'a.txt', content: 'hello', stored: true, damaged: true }]), 'is damaged: a.txt does not match its checksum');
+    assert.equal(await refusal([{ name: 'd'.repeat(1000), content: 'hello', stored: true, damaged: true }]), `is damaged: ${'d'.repeat(64)}... does not match its checksum`);
     const notZip = await readAdditionalFiles(Buffer.from('not a zip').toString('base64'), 10);
     assert.ok(notZip && 'error' in notZip && notZip.error.startsWith('is not a zip archive'));
     assert.deepEqual(await readAdditionalFiles(42, 10), { error: 'is invalid' });

@@ -88,6 +88,8 @@ describe('piston execute request', () => {
     rejects({ language: 'python', version: '1 '.repeat(40), files: [{ content: 'x' }] }, 'version is longer than 64 characters');
     rejects({ language: 'python', version: '3', files: [{}] }, 'files[0].content is required as a string');
     rejects({ language: 'python', version: '9', files: [{ content: '' }] }, 'python-9 runtime is unknown');
+    // A language of any length is echoed shortened, as a name is.
+    rejects({ language: 'p'.repeat(10_000), version: '9', files: [{ content: '' }] }, `${'p'.repeat(64)}...-9 runtime is unknown`);
     rejects({ ...minimal, files: [{ content: 'AA==', encoding: 'base64' }] }, 'files must include at least one utf8 encoded file');
     // Piston checks the encodings as sent: one it does not know is no utf8 file here, though it is read as one.
     rejects({ ...minimal, files: [{ content: 'print(1)', encoding: 'text' }] }, 'files must include at least one utf8 encoded file');
@@ -109,6 +111,9 @@ describe('piston execute request', () => {
     rejects({ ...minimal, files: [{ content: 'print(1)' }, { name: `${longest}/x`, content: '' }] }, `files[1].name "${longest.slice(0, 64)}..." ${nameRule}`);
     // Shortened between characters: a surrogate pair that would pass 64 UTF-16 units is left out whole, not halved.
     rejects({ ...minimal, files: [{ content: 'print(1)' }, { name: `${'a'.repeat(63)}${'\u{1F600}'.repeat(100)}`, content: '' }] }, `files[1].name "${'a'.repeat(63)}..." ${nameRule}`);
+    // A name used twice, echoed shortened (a name may be 1024 bytes).
+    const twice = `a/${part(255)}`;
+    rejects({ ...minimal, files: [{ content: 'print(1)' }, { name: twice, content: '' }, { name: twice, content: '' }] }, `files[2].name "${twice.slice(0, 64)}..." is used by another file`);
     // A lone surrogate: U+FFFD on disk, another file's name perhaps (it was a 500 from the worker).
     rejects({ ...minimal, files: [{ content: 'print(1)' }, { name: 'a\ud800', content: '' }] }, 'files[1].name "a\ud800" is not valid Unicode (it holds a lone surrogate, which would be written as U+FFFD)');
     rejects({ ...minimal, args: [1] }, 'args must be an array of strings');

@@ -93,9 +93,9 @@ export async function readAdditionalFiles(raw: unknown, maxFiles: number, maxByt
       // Directories are made for the files in them.
       if (entry.fileName.endsWith('/')) continue;
       if (((entry.externalFileAttributes >>> 16) & S_IFMT) === S_IFLNK) {
-        return { error: `holds a symbolic link (${entry.fileName}); only regular files are extracted` };
+        return { error: `holds a symbolic link (${shownFileName(entry.fileName)}); only regular files are extracted` };
       }
-      if (entry.isEncrypted()) return { error: `holds an encrypted file (${entry.fileName})` };
+      if (entry.isEncrypted()) return { error: `holds an encrypted file (${shownFileName(entry.fileName)})` };
       // "./a" and "a//b" as unzip writes them; unzip -n: an earlier entry of the same name stays.
       const name = posix.normalize(entry.fileName);
       const written = writtenName(entry);
@@ -122,7 +122,7 @@ export async function readAdditionalFiles(raw: unknown, maxFiles: number, maxByt
       const chunks: Buffer[] = [];
       for await (const chunk of await zipfile.openReadStreamPromise(entry)) chunks.push(chunk as Buffer);
       const content = Buffer.concat(chunks);
-      if (crc32(content) !== entry.crc32) return { error: `is damaged: ${entry.fileName} does not match its checksum` };
+      if (crc32(content) !== entry.crc32) return { error: `is damaged: ${shownFileName(entry.fileName)} does not match its checksum` };
       files.push({ name, content });
     }
   } catch (error) {

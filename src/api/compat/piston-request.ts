@@ -1,6 +1,6 @@
 // Piston v2's POST /execute body → our JobRequest, checked in the order and with the messages of
 // Piston's api/src/api/v2.js (get_job), so that a client sees the same 400s.
-import { FILE_NAME_MAX_BYTES, hasLoneSurrogate, NAME_MAX_BYTES, shownFileName, type LimitFieldName } from '../../executor/check.js';
+import { FILE_NAME_MAX_BYTES, hasLoneSurrogate, NAME_MAX_BYTES, shownFileName, shownUnits, type LimitFieldName } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
 import { variantOf } from '../../images/variants.js';
 import type { Limits } from '../../sandbox/types.js';
@@ -77,7 +77,8 @@ export function translatePistonExecute(rawBody: unknown, runtimes: Runtime[]): P
     }
   });
   const runtime = findPistonRuntime(runtimes, language, version);
-  if (runtime === undefined) throw new PistonRequestError(`${language}-${version} runtime is unknown`);
+  // The language as sent, of any length (the version is at most 64 characters): shortened as a name is.
+  if (runtime === undefined) throw new PistonRequestError(`${shownUnits(language)}-${version} runtime is unknown`);
   // As v2.js checks the encodings sent: none, or utf8. An unknown one ("text") is read as utf8 below,
   // as job.js reads it, but is not one here.
   if (!files.some((file: Body) => !file.encoding || file.encoding === 'utf8')) {
@@ -154,7 +155,7 @@ function orderedFiles(files: DecodedFile[], runtime: Runtime): JobRequest['files
     if (!isSafeRelativePath(name)) {
       throw new PistonRequestError(`files[${file.index}].name "${shownFileName(name)}" must be a relative path inside the work directory, of parts of at most ${NAME_MAX_BYTES} bytes and ${FILE_NAME_MAX_BYTES} bytes in all`);
     }
-    if (seen.has(name)) throw new PistonRequestError(`files[${file.index}].name "${name}" is used by another file`);
+    if (seen.has(name)) throw new PistonRequestError(`files[${file.index}].name "${shownFileName(name)}" is used by another file`);
     seen.add(name);
     return { name, contentBase64: Buffer.from(file.content, file.encoding).toString('base64') };
   });
