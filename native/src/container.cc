@@ -228,7 +228,7 @@ void superviseContainer(std::shared_ptr<ContainerState> state, ReadyCallback onR
     onGone();
     return;
   }
-  failed.failure = got ? Failure{static_cast<uint16_t>(record.step), record.err} : Failure{step_init_died, 0};
+  failed.failure = got ? Failure{static_cast<uint16_t>(record.step), record.err} : Failure{step_init_died, ESRCH};
   // init is reaped first: the kernel has then killed and reaped everything else in its PID
   // namespace.
   reap(pid);
@@ -261,7 +261,10 @@ RunEnd readRunEnd(ContainerState& s, Failure& failure) {
     // Records are written whole (smaller than PIPE_BUF); anything else ends the pipe.
     if (n != static_cast<ssize_t>(sizeof record)) return RunEnd::kClosed;
     if (record.kind == kReportFailure) failure = Failure{static_cast<uint16_t>(record.step), record.err};
-    if (record.kind == kReportDone) return RunEnd::kDone;
+    if (record.kind == kReportDone) {
+      s.doneRead = true;
+      return RunEnd::kDone;
+    }
   }
 }
 
@@ -270,6 +273,13 @@ ExitReport collectRunReport(ContainerState& s, Failure failure) {
   exit.failure = failure;
   std::atomic_thread_fence(std::memory_order_acquire);
   exit.started = s.started.load();
+  // A started run whose init is gone without "done" (killed from outside: the host's OOM killer,
+  // a kill by pid; before or after "go" reached it) was cut short, the program killed with init's
+  // PID namespace: init recorded no status, or one it had not finished (recordStatus writes field
+  // by field; "done" is what makes them final). Read as data, no status and no signal would pass
+  // for an exit with status 0: this is the sandbox's failure. A step that failed before (the
+  // program's child's, init's /tmp resize) is the cause and stays.
+  if (exit.started && !s.doneRead && !failure.failed()) exit.failure = Failure{step_init_died, ESRCH};
   exit.programStatusKind = s.programStatusKind;
   exit.programStatusValue = s.programStatusValue;
   exit.killReasons = s.killReasons;

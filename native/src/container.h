@@ -80,7 +80,7 @@ struct StartOptions {
 
 /** Everything the supervisor learned once init is gone. */
 struct ExitReport {
-  Failure failure = ok();  // a setup step of init or of the program's child
+  Failure failure = ok();  // a setup step of init or of the program's child; init_died: init gone without "done"
   bool started = false;
   int32_t programStatusKind = kProgramNotRun;
   int32_t programStatusValue = 0;
@@ -139,7 +139,8 @@ enum class RunEnd {
 RunEnd readRunEnd(ContainerState& state, Failure& failure);
 
 /** The run's report once it is over (RunEnd::kDone, or init reaped): what init recorded and the
- * output streams. Marks the state finished. */
+ * output streams. A started run whose init was reaped without "done" fails with step init_died
+ * (ESRCH) unless a step failed first. Marks the state finished. */
 ExitReport collectRunReport(ContainerState& state, Failure failure);
 
 /** Writes the program's parameters into the state; throws SetupError. */

@@ -165,6 +165,9 @@ struct ContainerState {
    * their values because init reads them. */
   bool initEndsClosed = false;
   bool counted = false;  // counted in resourceCounts().openStates until released
+  /** JS thread: readRunEnd read init's "done". A started run whose init is reaped without it was
+   * cut short from outside (collectRunReport): what init recorded is not the run's end. */
+  bool doneRead = false;
   std::atomic<bool> started{false};
   std::atomic<bool> finished{false};
 

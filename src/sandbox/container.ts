@@ -1,9 +1,10 @@
 // One prepared container: its native init (namespaces, mounts, cgroup joined, waiting for "go")
 // and its run cgroup. `start` runs the program once; `destroy` ends init and removes the cgroup
 // (on its own UNDESTROYED_TEARDOWN_MS after the result when the owner does not).
+import os from 'node:os';
 import { msToWholeSecondsCeil, nsToMs } from '../units.js';
 import type { RunCgroup } from './cgroups/index.js';
-import { sandboxErrorFromFailure, toSandboxError } from './errors.js';
+import { sandboxErrorFromFailure, toSandboxError, unrecordedEndError } from './errors.js';
 import { native } from './native.js';
 import type { NativeContainer, NativeExit } from './native.js';
 import type { CheckedContainerSpec } from './spec.js';
@@ -154,7 +155,7 @@ export class Container implements PreparedContainer {
     // just before the start() that waits for it.
     const setupFailure = exited.then((exit) => {
       if (isReady) return;
-      throw exit.failure ? sandboxErrorFromFailure(exit.failure) : new SandboxError('init_died', 0, 'UNKNOWN');
+      throw sandboxErrorFromFailure(exit.failure ?? { step: 'init_died', errno: os.constants.errno.ESRCH });
     });
     try {
       await Promise.race([ready.then(() => (isReady = true)), setupFailure]);
@@ -282,6 +283,8 @@ export class Container implements PreparedContainer {
       stderrBytes: exit.stderrBytes,
       limits,
     });
+    // Not a failed step (that returned above): no status and no signal, which is no result.
+    if (verdict === 'internal_error') return internalErrorResult(unrecordedEndError());
     return {
       verdict,
       exitCode,

@@ -12,7 +12,20 @@ function describeErrno(errno: number): { code: string; message: string } {
 
 export function sandboxErrorFromFailure(failure: NativeFailure): SandboxError {
   const { code, message } = describeErrno(failure.errno);
+  // No step of the recipe failed: init was gone (killed from outside), whether before the start
+  // or during the run, where "setup failed" would mislead whoever reads the job's error.
+  if (failure.step === 'init_died') {
+    return new SandboxError(failure.step, failure.errno, code, `the container's init died before the run's end (killed from outside the sandbox, such as by the OOM killer or a kill by pid): ${code} (${message})`);
+  }
   return new SandboxError(failure.step, failure.errno, code, `sandbox setup failed at ${failure.step}: ${code} (${message})`);
+}
+
+/** A run that ended with neither an exit status nor a signal for its program and no failed step
+ * (decideVerdict's defensive internal_error): init never recorded the program's end. The engine
+ * reports an init gone without "done" as init_died itself; this is the backstop should any other
+ * way to such an end appear. */
+export function unrecordedEndError(): SandboxError {
+  return new SandboxError('init_died', 0, 'UNKNOWN', "the run ended with neither an exit status nor a signal for its program: the container's init never recorded its end");
 }
 
 export function sandboxErrorFromCgroup(error: CgroupError): SandboxError {

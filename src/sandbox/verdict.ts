@@ -25,6 +25,11 @@ const SIGXCPU = os.constants.signals.SIGXCPU;
 
 export function decideVerdict(v: VerdictInputs): Verdict {
   if (v.setupFailed) return 'internal_error';
+  // Every run that ends (killed for a limit or a cancel too) ends with its program's exit status
+  // or signal, recorded by init before "done". Neither means that record never came (the engine
+  // reports an init gone without "done" as init_died): the sandbox's failure, never data, and
+  // never `ok`, which is an exit with status 0.
+  if (v.exitCode === null && v.signal === null) return 'internal_error';
   if (v.killedForCancel) return 'cancelled';
   if (v.oomKills > 0) return 'memory_limit';
   if (v.killedForCpu) return 'cpu_time_limit';

@@ -11,7 +11,7 @@ import type { ExecuteRequest } from '../../src/executor/types.js';
 import { mountsMentioning } from '../pool/helpers.js';
 import { BUILD, cgroupDirsUnder, dataDir, descendants, executorSkipReason, openNamespaceFds, SH, SHC, TRUE } from './helpers.js';
 import { MiB } from '../../src/units.js';
-import { childPids } from '../helpers/processes.js';
+import { childPids, initOfProgram } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
 
 const skip = executorSkipReason(['busybox']);
@@ -374,6 +374,19 @@ test('a ready container whose init was killed while it waited is not handed to a
   assert.equal(r.verdict, 'ok', JSON.stringify(r.run?.error));
   assert.equal(r.run!.stdout.toString(), 'alive\n');
   assert.ok(discarded() > before, 'the dead slot was discarded, not used');
+});
+
+test('a run whose init is killed mid-run (the OOM killer, a kill by pid) is internal_error (init_died), not ok; the next job runs', { skip }, async () => {
+  const marker = 'executor-cut-short-by-init-death';
+  const running = executor.execute(sh('echo s; sleep 10; echo e', { args: [marker] }));
+  let init: number | undefined;
+  await until(() => (init = initOfProgram(marker)) !== undefined, 5000, 5, 'the job running, its init found');
+  process.kill(init!, 'SIGKILL');
+  const r = await running;
+  assert.equal(r.verdict, 'internal_error');
+  assert.deepEqual([r.run?.error?.step, r.run?.error?.code], ['init_died', 'ESRCH']);
+  const next = await executor.execute(sh('echo alive'));
+  assert.equal(next.verdict, 'ok', JSON.stringify(next.run?.error));
 });
 
 test('a compile takes a slot kept for compiles on its image; its run takes one of the image', { skip }, async () => {

@@ -19,6 +19,24 @@ export function childPids(parent = process.pid): number[] {
   return children;
 }
 
+/** The init of a running container whose program's command line holds `marker`: the program's
+ * parent, itself a child of this process (the sandbox clones each init). Undefined while no such
+ * program runs. (Before its execve the program's child shows Node's command line: the marker
+ * must not be in this process's argv. A shell execs a script's last command in its own place,
+ * and the marker goes with the shell's command line: a script must not end in what it waits on.) */
+export function initOfProgram(marker: string): number | undefined {
+  const ours = new Set(childPids());
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const parent = Number(statFields(entry)[1]);
+      if (ours.has(parent) && fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(marker)) return parent;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return undefined;
+}
 
 /** Whether a process with this pid exists (signal 0 reaches it). */
 export function processExists(pid: number): boolean {

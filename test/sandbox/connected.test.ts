@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxSpecError, type RunResult, type RunSpec } from '../../src/sandbox/index.js';
+import { initOfProgram } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
 import { DEFAULT_LIMITS, skip, text, useFixture } from './fixture.js';
 
@@ -50,6 +51,18 @@ describe('sandbox: connected runs', { skip }, () => {
     // Under a second: a container not destroyed ends on its own a second after its result, and
     // with it any copy of the pipe's write end its init might have kept.
     assert.ok(interactor.metrics.wallTimeMs < 800, `the interactor read EOF at once (${interactor.metrics.wallTimeMs} ms)`);
+  });
+
+  it("ends a side whose init is killed mid-run as internal_error (init_died); its peer reads end of file", async () => {
+    const marker = 'connected-cut-short-by-init-death';
+    const running = f.sandbox.runConnected(spec(`sleep 10; exit 0 # ${marker}`, { wallTimeMs: 30_000 }), spec('cat; echo "end of file" >&2'));
+    let init: number | undefined;
+    await until(() => (init = initOfProgram(marker)) !== undefined, 5000, 5, 'the first side running, its init found');
+    process.kill(init!, 'SIGKILL');
+    const [solution, interactor] = await running;
+    assert.equal(solution.verdict, 'internal_error');
+    assert.deepEqual([solution.error?.step, solution.error?.code], ['init_died', 'ESRCH']);
+    assert.deepEqual([interactor.verdict, text(interactor.stderr)], ['ok', 'end of file\n']);
   });
 
   it('kills a program writing to a peer that is gone with SIGPIPE', async () => {

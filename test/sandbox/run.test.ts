@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError, SandboxSpecError, type RunSpec } from '../../src/sandbox/index.js';
 import { DEFAULT_LIMITS, program, skip, text, useFixture } from './fixture.js';
-import { childPids, processExists, processState } from '../helpers/processes.js';
+import { childPids, initOfProgram, processExists, processState } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
 
 describe('sandbox run: correctness', { skip }, () => {
@@ -241,6 +241,36 @@ describe('sandbox run: correctness', { skip }, () => {
     const r = await c.start({ argv: ['/bin/true'], limits: DEFAULT_LIMITS });
     assert.equal(r.verdict, 'internal_error');
     assert.equal(r.error?.step, 'init_died');
+    await c.destroy();
+  });
+
+  it('a run whose init is killed mid-run is internal_error (init_died), never ok', async () => {
+    // The program's own part would say nothing: killed with init's PID namespace, it has no
+    // status init recorded, which read as data was an `ok` with the output cut short.
+    const marker = 'cut-short-by-init-death';
+    const running = f.run(['/bin/sh', '-c', `echo s; sleep 10; echo e # ${marker}`], { limits: { wallTimeMs: 30_000 } });
+    let init: number | undefined;
+    await until(() => (init = initOfProgram(marker)) !== undefined, 5000, 5, 'the program running, its init found');
+    await sleep(100);
+    const killedAt = Date.now();
+    process.kill(init!, 'SIGKILL');
+    const r = await running;
+    assert.ok(Date.now() - killedAt < 3000, 'the result as init is reaped, not at the wall limit');
+    assert.equal(r.verdict, 'internal_error');
+    assert.deepEqual([r.error?.step, r.error?.code], ['init_died', 'ESRCH']);
+    assert.match(r.error!.message, /init died before the run's end/);
+    assert.deepEqual([r.exitCode, r.signal], [null, null]);
+  });
+
+  it('a prepared container whose init is killed as it starts, before the engine hears of the reap, is internal_error (init_died)', async () => {
+    const { c, init } = await preparedWithInit();
+    process.kill(init, 'SIGKILL');
+    // In the same turn of the event loop: the reap cannot have reached the JS thread, so the
+    // container still looks usable and "go" goes to an init that is dying or gone.
+    assert.equal(c.usable, true);
+    const r = await c.start({ argv: ['/bin/sleep', '10'], limits: DEFAULT_LIMITS });
+    assert.equal(r.verdict, 'internal_error');
+    assert.deepEqual([r.error?.step, r.error?.code], ['init_died', 'ESRCH']);
     await c.destroy();
   });
 

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxSpecError, type RunSpec, type TerminalSize } from '../../src/sandbox/index.js';
+import { initOfProgram } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
 import { DEFAULT_LIMITS, skip, text, useFixture } from './fixture.js';
 
@@ -60,6 +61,19 @@ describe('sandbox: streaming runs', { skip }, () => {
     assert.ok(r.metrics.wallTimeMs > 0);
     await sleep(50);
     assert.equal(s.chunksAfterResult(), 0);
+  });
+
+  it("ends a run whose init is killed mid-run as internal_error (init_died), not ok", async () => {
+    const marker = 'streaming-cut-short-by-init-death';
+    const s = stream(shell(`echo s; sleep 10; echo e # ${marker}`, { wallTimeMs: 30_000 }));
+    await until(() => s.received('stdout') === 's\n', 5000, 5, 'the first line streamed');
+    const init = initOfProgram(marker);
+    assert.ok(init !== undefined, 'its init found');
+    process.kill(init, 'SIGKILL');
+    const r = await s.result;
+    assert.equal(r.verdict, 'internal_error');
+    assert.deepEqual([r.error?.step, r.error?.code], ['init_died', 'ESRCH']);
+    assert.equal(s.received('stdout'), 's\n', 'what was streamed before stays streamed; nothing after');
   });
 
   it('gives stderr as a stream of its own', async () => {
