@@ -78,6 +78,12 @@ async function worker(config: Config, argv: string[]): Promise<void> {
       process.exit(0);
     }
     onShutdown(logger, () => running.close(), { supervised, startup });
+    // Stopped by itself (it can run no more jobs, and has closed): a non-zero exit, so that its
+    // supervisor (superviseWorkers, or a service manager's Restart=) starts a new one.
+    void running.stoppedByItself.then((cause) => {
+      logger.error({ err: cause }, `worker exiting with status 1: it can run no more jobs (${cause.message})`);
+      process.exit(1);
+    });
     return;
   }
   const supervisor = superviseWorkers(config.workerProcesses, redisUrl, logger);

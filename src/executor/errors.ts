@@ -1,5 +1,7 @@
 // Errors of the executor itself (not of the program, which ends in a verdict).
-export type ExecutorErrorCode = 'unknown_runtime' | 'unknown_variant' | 'unknown_image' | 'bad_request' | 'closed';
+// `unavailable`: this executor can run no more jobs (its pool's mount agent died); the job itself
+// is not at fault, and another worker can run it.
+export type ExecutorErrorCode = 'unknown_runtime' | 'unknown_variant' | 'unknown_image' | 'bad_request' | 'closed' | 'unavailable';
 
 export class ExecutorError extends Error {
   override readonly name = 'ExecutorError';

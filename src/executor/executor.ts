@@ -10,7 +10,7 @@
 // container made with the pipes on a `connected` root.
 import type { Runtime } from '../images/types.js';
 import type { Pool, PoolSlot, PoolStats } from '../pool/index.js';
-import { SANDBOX_GID } from '../pool/index.js';
+import { PoolError, SANDBOX_GID } from '../pool/index.js';
 import type { Limits, SandboxCgroups } from '../sandbox/types.js';
 import { compileArgv, runArgv } from './argv.js';
 import type { CompileCache, CompileCacheStats, TurnOutcome } from './compile-cache.js';
@@ -78,6 +78,10 @@ export interface Executor {
   /** Every runtime variant this executor runs (its runtime files' `variants`), which a worker
    * advertises so that jobs naming one reach only workers that have it (variantJobField). */
   variants(): { runtimeId: string; variant: string }[];
+  /** Settles (never rejects) when this executor can run no more jobs: its pool can make no more
+   * slots (Pool.lost). Jobs that need a slot from then on fail with ExecutorError `unavailable`;
+   * stages already running end as they would have. */
+  readonly lost: Promise<Error>;
 }
 
 export interface SubmissionExecutorOptions {
@@ -126,9 +130,19 @@ export class SubmissionExecutor<C> implements Executor {
     this.inFlight.add(execution);
     try {
       return await execution;
+    } catch (err) {
+      // The pool's own failure, not the job's: a take refused, or a slot whose preparation the
+      // agent's death cut short.
+      const unusable = this.pool.unusable;
+      if (unusable && err instanceof PoolError) throw new ExecutorError('unavailable', unusable.message);
+      throw err;
     } finally {
       this.inFlight.delete(execution);
     }
+  }
+
+  get lost(): Promise<Error> {
+    return this.pool.lost;
   }
 
   private async executeOnce(request: ExecuteRequest): Promise<ExecuteResult> {
@@ -444,9 +458,13 @@ export class SubmissionExecutor<C> implements Executor {
     this.closing ??= (async () => {
       while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
       // Its removals first: the pool's close removes the owner's dir that the cache's dir is in.
-      await this.judgeCompiles?.close();
-      await this.pool.close();
-      await this.onClose();
+      try {
+        await this.judgeCompiles?.close();
+        await this.pool.close();
+      } finally {
+        // The sandbox's cgroups and instance lock go even when the pool's close failed.
+        await this.onClose();
+      }
     })();
     return this.closing;
   }

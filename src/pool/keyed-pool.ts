@@ -82,6 +82,8 @@ export class KeyedPool<T> {
   private refillsRunning = 0;
   private readonly background = new Set<Promise<void>>();
   private closed = false;
+  /** stopRefills() was called: no slot is prepared ahead from then on. */
+  private refillsStopped = false;
   private readonly shrinkTimer: NodeJS.Timeout;
   private upkeepTimer: NodeJS.Timeout | undefined;
   private upkeepAtMs = Number.POSITIVE_INFINITY;
@@ -102,6 +104,13 @@ export class KeyedPool<T> {
   warm(key: string): void {
     this.state(key);
     this.refill();
+  }
+
+  /** No slot is prepared ahead from now on: the factory can make none (the pool's mount agent
+   * died), and refills failing every failureBackoffMs would only add noise. Used slots are still
+   * destroyed, and close() works as before. */
+  stopRefills(): void {
+    this.refillsStopped = true;
   }
 
   /** A slot for one job. Never waits for a refill: a miss prepares one on the spot. */
@@ -304,7 +313,7 @@ export class KeyedPool<T> {
   }
 
   private refill(): void {
-    if (this.closed) return;
+    if (this.closed || this.refillsStopped) return;
     const nowMs = performance.now();
     const busy = this.jobsRunning() > 0;
     for (const state of this.keys.values()) {

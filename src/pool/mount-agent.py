@@ -7,6 +7,8 @@
 # stdout ({"id", "ok": true, ...} or {"id", "ok": false, "error": {"op", "code", "errno", "message"}}).
 # The agent dies with its parent (PR_SET_PDEATHSIG) and on EOF of stdin, so a SIGKILLed owner
 # drops the owner lock at once; the mounts it made stay and are reclaimed by the next owner.
+# Dying alone (a kill by pid, the OOM killer), it leaves its owner unable to mount: the owner
+# stops taking work and exits (pool.ts, Pool.lost; worker.ts).
 # Nothing else ends it: SIGINT and SIGTERM are ignored, since they reach it with its owner's
 # (Ctrl-C signals the terminal's whole foreground process group; a service manager's stop, every
 # process of the service), while the owner's orderly stop still needs it to unmount.

@@ -28,8 +28,17 @@ export class MountAgent {
   private readonly child: ChildProcessByStdio<Writable, Readable, Readable>;
   private readonly pending = new Map<number, { resolve: (r: Record<string, unknown>) => void; reject: (e: Error) => void }>();
   private nextId = 1;
-  private exited: Error | undefined;
+  private exited: PoolError | undefined;
+  /** close() was asked: the exit that follows is no loss. */
+  private closing = false;
   private stderrTail = '';
+  private lostWith: PoolError | undefined;
+  private onLost!: (err: PoolError) => void;
+  /** Settles (never rejects) when the agent has ended, or can serve no more requests, without
+   * close() having been asked: killed from outside (the OOM killer, a kill by pid), a broken
+   * pipe, a malformed reply. Its owner can then make and remove no mounts, and the flocks it held
+   * (the owner dir's, the uid leases) are the kernel's to drop: see pool.ts. */
+  readonly lost = new Promise<PoolError>((resolve) => (this.onLost = resolve));
 
   private constructor(pythonPath: string) {
     this.child = spawn(pythonPath, ['-I', '-S', agentScriptPath()], {
@@ -46,16 +55,24 @@ export class MountAgent {
     // A request written after the agent died but before its exit is handled fails here (EPIPE):
     // unhandled, that error would end the worker; handled, the request is rejected as a PoolError.
     this.child.stdin.on('error', (err) => this.fail(new PoolError('agent', 'EAGENTEXIT', `mount agent: ${err.message}`)));
-    this.child.on('error', (err) => this.fail(new PoolError('agent', 'ESPAWN', `mount agent: ${err.message}`)));
-    this.child.on('exit', (code, signal) =>
-      this.fail(new PoolError('agent', 'EAGENTEXIT', `mount agent exited (code ${code}, signal ${signal}) ${this.stderrTail.trim()}`)),
-    );
+    this.child.on('error', (err) => this.lose(new PoolError('agent', 'ESPAWN', `mount agent: ${err.message}`)));
+    this.child.on('exit', (code, signal) => {
+      // A malformed reply came first (and had it killed): that is the cause.
+      const earlier = this.exited?.code === 'EPROTO' ? ` after ${this.exited.message}` : '';
+      this.lose(new PoolError('agent', 'EAGENTEXIT', `mount agent exited (code ${code}, signal ${signal})${earlier} ${this.stderrTail.trim()}`.trim()));
+    });
   }
 
   static async start(pythonPath = DEFAULT_PYTHON_PATH): Promise<MountAgent> {
     const agent = new MountAgent(pythonPath);
     await agent.request('ping', {});
     return agent;
+  }
+
+  /** That the agent was lost (see `lost`), as soon as anything shows it (a failed write may come
+   * before its exit is handled); undefined until then. */
+  get lostCause(): PoolError | undefined {
+    return this.lostWith;
   }
 
   get pid(): number {
@@ -74,6 +91,7 @@ export class MountAgent {
   /** Ends the agent (the owner must call it: the agent's pipes keep the event loop alive); its
    * held locks are released by the kernel as it exits. */
   async close(): Promise<void> {
+    this.closing = true;
     if (this.exited) return;
     const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     this.child.stdin.end();
@@ -95,10 +113,23 @@ export class MountAgent {
     else waiter.reject(new PoolError(reply.error.op, reply.error.code, reply.error.message, reply.error.errno));
   }
 
-  private fail(err: Error): void {
+  private fail(err: PoolError): void {
     if (this.exited) return;
     this.exited = err;
     for (const waiter of this.pending.values()) waiter.reject(err);
     this.pending.clear();
+    if (this.closing) return;
+    this.lostWith = err;
+    // One that still runs (a malformed reply) ends too: nothing is asked of it any more, and its
+    // locks should not outlive its use. Its exit then settles `lost`.
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+
+  /** The agent is gone: `lost` settles with how it ended (a write to it may have failed first,
+   * EPIPE, which says less). */
+  private lose(err: PoolError): void {
+    this.fail(err);
+    // Lost before a close() that came before its exit was heard: lost all the same.
+    if (!this.closing || this.lostWith) this.onLost(err);
   }
 }

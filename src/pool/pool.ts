@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { KeyedPool, type PrepareOccasion } from './keyed-pool.js';
 import { MountAgent, DEFAULT_PYTHON_PATH } from './mount-agent.js';
 import { destroyRoot, prepareRoot, type PreparedRoot, type RootSpec } from './root.js';
-import { claimOwnerDir, reclaimStaleOwners, releaseOwnerDir, type ReclaimReport } from './state-dir.js';
+import { claimOwnerDir, reclaimOwnerDir, reclaimStaleOwners, releaseOwnerDir, type ReclaimReport } from './state-dir.js';
 import { DEFAULT_UID_LEASE_DIR, removeOldUidLeases, UidLeases } from './uid-leases.js';
-import type { PoolSizing, PoolStats } from './types.js';
+import { PoolError, type PoolSizing, type PoolStats } from './types.js';
 
 /** What the pool adds on top of a root, e.g. the engine's pre-warmed container. */
 export interface ContainerPreparer<C> {
@@ -58,6 +58,13 @@ export interface Pool<C = never> {
   /** Gives a slot back after its one job: it is destroyed and replaced in the background. */
   release(slot: PoolSlot<C>): void;
   stats(): PoolStats;
+  /** Settles (never rejects) when the pool can make no more slots: its mount agent died (see
+   * "The pool's mount agent" in docs/theory-of-operation.md). From then on every take is refused
+   * (PoolError EAGENTLOST), slots already taken serve their jobs to the end, and close() removes
+   * what the pool had mounted through a new agent of its own. */
+  readonly lost: Promise<PoolError>;
+  /** Why the pool can make no more slots; undefined while it can. */
+  readonly unusable: PoolError | undefined;
   close(): Promise<void>;
 }
 
@@ -88,6 +95,7 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
     let seq = 0;
     const container = options.container;
     const uids = new UidLeases(agent, uidLeaseDir);
+    let unusable: PoolError | undefined;
 
     const prepareSlot = async (image: string, occasion: PrepareOccasion): Promise<PoolSlot<C>> => {
       const spec = await options.rootSpec(image);
@@ -119,11 +127,14 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
       try {
         if (container && slot.container !== undefined) await container.destroy(slot.container);
       } finally {
-        try {
-          await destroyRoot(agent, slot.root);
-        } finally {
-          // Its uid once the slot's processes and files are gone (or the root failed to go).
-          uids.release(slot.root.uid);
+        // Without the agent the root cannot be unmounted here: close() removes it with the rest.
+        if (!unusableNow()) {
+          try {
+            await destroyRoot(agent, slot.root);
+          } finally {
+            // Its uid once the slot's processes and files are gone (or the root failed to go).
+            uids.release(slot.root.uid);
+          }
         }
       }
     };
@@ -140,22 +151,52 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
         onBackgroundError: options.onBackgroundError,
       },
     );
+    /** Why the pool can make no more slots, known as soon as the agent's end is (not a microtask
+     * later: a take in between would be handed a slot). */
+    const lostError = (cause: PoolError) => new PoolError('take', 'EAGENTLOST', `the pool can make no more slots (${cause.message})`);
+    const unusableNow = (): PoolError | undefined => {
+      const cause = agent.lostCause;
+      if (cause && !unusable) {
+        unusable = lostError(cause);
+        keyed.stopRefills();
+      }
+      return unusable;
+    };
+    // Settled by the agent's exit, which says more than a write that failed before it (EPIPE).
+    const lost = agent.lost.then((cause) => {
+      unusableNow();
+      return (unusable = lostError(cause));
+    });
 
     return {
       ownerId: ownerDir.ownerId,
       stateDir: ownerDir.dir,
       reclaimed,
       warm: (image) => keyed.warm(image),
-      take: (image) => keyed.take(image),
+      // A ready slot is not handed out either: the agent held its uid's lease and the owner dir's
+      // lock, which the kernel dropped with it, so another worker may lease that uid, or reclaim
+      // the dir, from now on (its job goes back to the queue, for a worker whose pool stands).
+      take: (image) => {
+        const refused = unusableNow();
+        return refused ? Promise.reject(refused) : keyed.take(image);
+      },
       release: (slot) => keyed.release(slot.image, slot),
       stats: () => keyed.stats(),
+      lost,
+      get unusable() {
+        return unusableNow();
+      },
       close: async () => {
         try {
           await keyed.close();
-          await releaseOwnerDir(agent, ownerDir);
+          if (!unusableNow()) await releaseOwnerDir(agent, ownerDir);
+        } catch (err) {
+          // The agent died under the release: its mounts are removed as below.
+          if (!unusableNow()) throw err;
         } finally {
           await agent.close();
         }
+        if (unusableNow()) await reclaimOwnDir(options.pythonPath ?? DEFAULT_PYTHON_PATH, ownerDir.dir);
       },
     };
   } catch (err) {
@@ -163,5 +204,25 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
     if (owner) await releaseOwnerDir(agent, owner).catch(() => undefined);
     await agent.close();
     throw err;
+  }
+}
+
+/** After its agent died: removes this owner's dir as a new owner would reclaim a dead one's,
+ * through an agent started for this alone. The mounts are still in this process's mount
+ * namespace (the agent shares it: a dead agent takes none with it), but Node cannot unmount
+ * them itself. One attempt, and no new agent is kept: one that cannot start (or whatever killed
+ * the first kills this one) leaves the dir, whose lock is free, to the next owner's start, which
+ * reclaims it. A dir whose lock another holds is being reclaimed by that owner now. */
+async function reclaimOwnDir(pythonPath: string, dir: string): Promise<void> {
+  let cleanup: MountAgent;
+  try {
+    cleanup = await MountAgent.start(pythonPath);
+  } catch (err) {
+    throw new PoolError('close', 'EAGENTLOST', `the mount agent died, and another to unmount ${dir} could not start (${(err as Error).message}): the next pool start on this state dir reclaims it`);
+  }
+  try {
+    await reclaimOwnerDir(cleanup, dir);
+  } finally {
+    await cleanup.close();
   }
 }

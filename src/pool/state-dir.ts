@@ -77,27 +77,40 @@ export async function reclaimStaleOwners(
     if (!prefix) continue;
     const dir = join(stateRoot, name);
     if (dir === ownDir) continue;
-    const reply = await agent.request('lock', { path: join(dir, LOCK_FILE) }).catch(() => undefined);
-    if (!reply) continue; // vanished or unreadable: not ours to judge
-    if (reply.acquired !== true) {
+    const outcome = await reclaimOwnerDir(agent, dir);
+    if (outcome === 'held') {
       report.liveOwners.push(dir);
-      continue;
-    }
-    try {
-      for (const point of mountPointsUnder(dir)) {
-        await agent.request('umount', { path: point, detach: true });
-        report.mounts.push(point);
-      }
-      const left = mountPointsUnder(dir);
-      // Never recurse into a tree that still has a mount in it: rm would walk into it.
-      if (left.length > 0) throw new PoolError('reclaim', 'EBUSY', `mounts left under ${dir}: ${left.join(', ')}`);
-      rmSync(dir, { recursive: true, force: true });
+    } else if (outcome !== 'unlockable') {
+      report.mounts.push(...outcome);
       report.ownerDirs.push(dir);
-    } finally {
-      await agent.request('unlock', { lockId: reply.lockId });
     }
   }
   return report;
+}
+
+/** Reclaims one owner dir if its lock can be taken (its owner's agent is dead): unmounts what is
+ * mounted under it (detached: a straggler may hold it busy) and removes it, holding the lock
+ * meanwhile. Returns the mount points unmounted; 'held' when another holds the lock (a live owner,
+ * or another owner reclaiming it now), 'unlockable' when its lock file cannot be opened (the dir
+ * vanished, or is unreadable: not ours to judge). */
+export async function reclaimOwnerDir(agent: MountAgent, dir: string): Promise<string[] | 'held' | 'unlockable'> {
+  const reply = await agent.request('lock', { path: join(dir, LOCK_FILE) }).catch(() => undefined);
+  if (!reply) return 'unlockable';
+  if (reply.acquired !== true) return 'held';
+  try {
+    const mounts: string[] = [];
+    for (const point of mountPointsUnder(dir)) {
+      await agent.request('umount', { path: point, detach: true });
+      mounts.push(point);
+    }
+    const left = mountPointsUnder(dir);
+    // Never recurse into a tree that still has a mount in it: rm would walk into it.
+    if (left.length > 0) throw new PoolError('reclaim', 'EBUSY', `mounts left under ${dir}: ${left.join(', ')}`);
+    rmSync(dir, { recursive: true, force: true });
+    return mounts;
+  } finally {
+    await agent.request('unlock', { lockId: reply.lockId });
+  }
 }
 
 /** Removes this owner's own dir at a clean shutdown (its slots must be destroyed already). */

@@ -22,6 +22,9 @@ export interface RedisKeys {
   liveEvents(jobId: string): string;
   /** Pub/sub channel of a live job's stdin, from the API to its worker. */
   liveInput(jobId: string): string;
+  /** Counter: a live job's takes that their worker handed back unrun, its channel never opened
+   * (worker.ts, handBackUnrun): those runs took none of its client's input. */
+  liveUnrunTakes(jobId: string): string;
   /** String: a live ticket's holder (client.ts, issueLiveTicket), under the ticket's digest;
    * its TTL is the ticket's lifetime. */
   liveTicket(ticketDigest: string): string;
@@ -42,6 +45,7 @@ export function redisKeys(prefix: string): RedisKeys {
     idempotencySecret: `${base}:idempotency-secret`,
     liveEvents: (jobId) => `${base}:live:${jobId}:events`,
     liveInput: (jobId) => `${base}:live:${jobId}:input`,
+    liveUnrunTakes: (jobId) => `${base}:live:${jobId}:unrun-takes`,
     liveTicket: (ticketDigest) => `${base}:live-ticket:${ticketDigest}`,
     liveSockets: (clientDigest) => `${base}:live-sockets:${clientDigest}`,
   };

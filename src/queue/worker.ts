@@ -4,8 +4,10 @@
 // job whose worker died is retried once elsewhere, then failed); graceful close: stop taking
 // jobs, let running ones finish, and after the grace hand unfinished ones back to the queue. A
 // live job (live-channel.ts) is neither retried nor handed back: its client's input went to the
-// worker that had it, so it fails instead. Beside the jobs, a notifier sends finished jobs'
-// webhooks and callbacks, whichever worker ran them (notifier.ts).
+// worker that had it, so it fails instead. A worker whose executor can run no more jobs (its
+// pool's mount agent died) stops itself the same way, failing no job for it (stoppedByItself).
+// Beside the jobs, a notifier sends finished jobs' webhooks and callbacks, whichever worker ran
+// them (notifier.ts).
 //
 // The path from "taken" to "program started" makes no Redis round trip of its own: the cancel
 // marker is read only when a cancel message could have been missed (see cancel-watch.ts), a
@@ -19,6 +21,7 @@ import type { Logger } from 'pino';
 import type { Executor } from '../executor/executor.js';
 import type { CompileCacheStats } from '../executor/compile-cache.js';
 import type { ExecuteRequest, ExecuteResult } from '../executor/types.js';
+import { ExecutorError } from '../executor/errors.js';
 import { cutShortByCancel } from '../executor/verdict.js';
 import { LATER_JOB_FIELDS, variantJobField, type JobRequest, type JobResult } from '../jobs/model.js';
 import { BackgroundLane, jobsAtOnce } from './background-lane.js';
@@ -49,6 +52,9 @@ export interface JobExecutor {
   readonly cgroups?: Executor['cgroups'];
   /** The runtime variants it runs, advertised with the heartbeat (variantJobField). */
   variants?(): { runtimeId: string; variant: string }[];
+  /** Settles when it can run no more jobs (Executor.lost: its pool's mount agent died); the
+   * worker then stops itself (QueueWorker.stoppedByItself). */
+  readonly lost?: Promise<Error>;
 }
 
 export interface QueueWorkerOptions {
@@ -79,7 +85,13 @@ export interface QueueWorker {
   readonly workerId: string;
   /** Jobs running now. */
   readonly running: number;
+  /** Closes the worker (a second call waits for the same close). */
   close(): Promise<void>;
+  /** Settles, with the cause, once the worker has stopped and closed by itself because its
+   * executor can run no more jobs (JobExecutor.lost): it took no job since, handed back those it
+   * could not run, and let its running ones end. Its process should then exit non-zero, for its
+   * supervisor to start a new one. Never settles otherwise. */
+  readonly stoppedByItself: Promise<Error>;
 }
 
 /** Notification attempts made at once: each waits on a receiver (at most its timeout) far more
@@ -94,6 +106,10 @@ const NOTIFIER_GRACE_MS = 10_000;
 const LIVE_RETRY_REASON = "a live job is not run again: the worker running it stopped, and its client's input went with it";
 const LIVE_SHUTDOWN_REASON = "a live job is not handed to another worker: this one shut down while it ran, and its client's input went with it";
 const LIVE_NO_SESSION_REASON = 'a live job is not run without its client: no session listened to it when it started';
+const LIVE_UNAVAILABLE_REASON = "a live job is not handed to another worker: this one could run it no further (its pool's mount agent died), and its client's input went to it";
+/** How long the count of a live job's takes handed back unrun (RedisKeys.liveUnrunTakes) is kept:
+ * it matters until the job is taken again, normally within seconds. */
+const LIVE_UNRUN_TAKES_TTL_MS = 24 * 60 * 60 * 1000;
 
 /** Why a running job's signal was aborted: a cancel, this worker stopping, its lock lost (the
  * job is no longer this worker's: BullMQ's stall check hands it to another, or already did), or,
@@ -138,7 +154,9 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   const stopNotifier = new AbortController();
   // Each attempt under way, or waiting for the notifier's memory budget, listens for the stop.
   setMaxListeners(NOTIFIER_CONCURRENCY * 2, stopNotifier.signal);
-  let shuttingDown = false;
+  /** Set when the executor can run no more jobs (JobExecutor.lost): a job taken from then on goes
+   * back to the queue unrun, and the worker is stopping itself. */
+  let unusable: Error | undefined;
   // Listening before any job can be taken: a cancel heard from now on reaches its job.
   const cancelRunning = (jobId: string): boolean => {
     const cancelled = [...runs].filter((run) => run.jobId === jobId);
@@ -177,7 +195,31 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     return (await redis.exists(keys.cancelled(job.id!))) === 1;
   }
 
+  /** A job taken after the executor became unusable (a take racing the worker's stop), back to
+   * the queue before anything of it ran: before its cancel marker was read, and, live, before
+   * its channel was opened, so that its client's input, held by its session until `started`,
+   * still goes to the worker that runs it. That worker is told (liveUnrunTakes) that this take
+   * does not count as a run the input went to. */
+  async function handBackUnrun(job: Job<JobRequest, JobResult>, token: string | undefined): Promise<never> {
+    log.warn({ jobId: job.id, err: unusable }, 'job taken after this worker became unable to run jobs; returning it to the queue unrun');
+    if ((job.data as JobRequest | null)?.live === true) {
+      const key = keys.liveUnrunTakes(job.id!);
+      await redis.multi().incr(key).pexpire(key, LIVE_UNRUN_TAKES_TTL_MS).exec();
+    }
+    await job.moveToDelayed(Date.now(), token);
+    throw new DelayedError();
+  }
+
+  /** Whether a live job taken again was run before, its client's input going to that run: not
+   * when every earlier take was handed back unrun (handBackUnrun). */
+  async function liveJobRanBefore(job: Job<JobRequest, JobResult>): Promise<boolean> {
+    if (job.attemptsStarted <= 1) return false;
+    const unrunTakes = Number((await redis.get(keys.liveUnrunTakes(job.id!))) ?? 0);
+    return job.attemptsStarted - 1 > unrunTakes;
+  }
+
   async function processJob(slot: number, job: Job<JobRequest, JobResult>, token?: string, bullSignal?: AbortSignal): Promise<JobResult> {
+    if (unusable) return handBackUnrun(job, token);
     const jobId = job.id!;
     const queueWaitMs = Math.max(0, Date.now() - job.timestamp);
     const controller = new AbortController();
@@ -201,7 +243,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         throw new UnrecoverableError(CANCELLED_REASON);
       }
       if ((job.data as JobRequest | null)?.live === true) {
-        if (job.attemptsStarted > 1) throw new UnrecoverableError(LIVE_RETRY_REASON);
+        if (await liveJobRanBefore(job)) throw new UnrecoverableError(LIVE_RETRY_REASON);
         live = await openLiveChannel(liveInputs, redis, keys, jobId, job.data.terminal);
         // Beside the run: a job whose client has gone would wait for input until its wall time.
         // (A run already aborted keeps its reason: a second abort does nothing.)
@@ -219,6 +261,15 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         if (log.isLevelEnabled('debug')) setImmediate(() => log.debug({ jobId, runtimeId: job.data.runtimeId }, 'job started'));
         result = await running;
       } catch (error) {
+        if (error instanceof ExecutorError && error.code === 'unavailable') {
+          // Not the job's fault: this worker can run no more jobs (it is stopping itself). A stage
+          // may have run here already: another worker runs the job from its start. A live job's
+          // client's input came here, so it is failed, as at a shutdown.
+          if (live) throw new UnrecoverableError(LIVE_UNAVAILABLE_REASON);
+          log.warn({ jobId, err: error }, 'this worker can run the job no further; returning it to the queue');
+          await job.moveToDelayed(Date.now(), token);
+          throw new DelayedError();
+        }
         // The executor refused the job (unknown runtime, bad request, closed): retrying cannot help.
         log.error({ err: error, jobId }, 'executor failed the job');
         throw new UnrecoverableError(`executor: ${(error as Error).message}`);
@@ -400,14 +451,9 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     );
   }
 
-  return {
-    workerId,
-    get running() {
-      return runs.size;
-    },
-    close: async () => {
-      if (shuttingDown) return;
-      shuttingDown = true;
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
       let abandoned = false;
       const abandonBullConnections = async () => {
         if (abandoned) return;
@@ -455,6 +501,29 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       for (const connection of [subscriber, redis, bullRedis]) connection.disconnect();
       liveInputs.close();
       log.info('worker closed');
+    })());
+
+  // The executor can run no more jobs: this worker stops taking them at once, gives up counting
+  // as alive (its liveness key goes now, not after its running jobs: /readyz must not count a
+  // worker that takes nothing), hands back what it takes meanwhile, lets its running jobs end
+  // (within the shutdown grace, as at a SIGTERM) and closes; its process then exits non-zero
+  // (bin), and its supervisor starts a new worker, whose pool starts afresh.
+  const stoppedByItself = (executor.lost ?? new Promise<never>(() => {})).then(async (cause) => {
+    unusable = cause;
+    log.error({ err: cause }, "this worker can run no more jobs (its pool's mount agent died): it takes no more, returns those it took to the queue, lets its running jobs end, and stops");
+    // The close first: it stops the BullMQ Workers taking jobs in this very turn.
+    const closed = close();
+    await heartbeat.stop();
+    await closed.catch((error: unknown) => log.error({ err: error }, 'worker close failed'));
+    return cause;
+  });
+
+  return {
+    workerId,
+    get running() {
+      return runs.size;
     },
+    close,
+    stoppedByItself,
   };
 }

@@ -38,6 +38,18 @@ export function initOfProgram(marker: string): number | undefined {
   return undefined;
 }
 
+/** The pids of the pool mount agents `parent` (default: this process) runs: its children running
+ * mount-agent.py. */
+export function mountAgentPids(parent = process.pid): number[] {
+  return childPids(parent).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('mount-agent.py');
+    } catch {
+      return false; // exited meanwhile
+    }
+  });
+}
+
 /** Whether a process with this pid exists (signal 0 reaches it). */
 export function processExists(pid: number): boolean {
   try {

@@ -7,6 +7,7 @@ import { createPool, type Pool, type PoolSlot } from '../../src/pool/index.js';
 import { holdLockFile, isLockFileHeld } from '../../src/lock-file.js';
 import { SANDBOX_UID } from '../../src/pool/root.js';
 import { DEFAULT_UID_LEASE_DIR, SANDBOX_UID_COUNT } from '../../src/pool/uid-leases.js';
+import { mountAgentPids } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
 import { makeScratch, mountsMentioning, poolSkipReason, type Scratch } from './helpers.js';
 
@@ -338,4 +339,60 @@ test('1000 jobs through the pool leave no mounts and no slot dirs', { skip }, as
     // Each ready slot holds two mounts (its tmpfs and its overlay); nothing else is left.
     assert.equal(mountsMentioning(pool.stateDir).length, baseline + 2 * ready);
   });
+});
+
+test("a pool whose mount agent is killed: takes are refused, a slot taken before serves on, nothing is refilled, and close unmounts everything", { skip }, async () => {
+  const scratch = makeScratch();
+  try {
+    const errors: unknown[] = [];
+    const destroyed: string[] = [];
+    let containers = 0;
+    const pool = await createPool<string>({
+      stateRoot: scratch.stateRoot,
+      rootSpec: () => ({ layerPaths: scratch.layerPaths, upperBytes: 1 << 20 }),
+      sizing: { minReady: 2, maxReady: 2 },
+      container: { prepare: async () => `container ${++containers}`, destroy: async (c) => void destroyed.push(c) },
+      onBackgroundError: (err) => errors.push(err),
+    });
+    pool.warm(IMAGE);
+    await until(() => pool.stats().images[IMAGE]?.ready === 2, 5000, 5, 'two slots ready');
+    const taken = await pool.take(IMAGE);
+    const [agent, ...others] = mountAgentPids();
+    assert.ok(agent !== undefined && others.length === 0, 'one mount agent');
+    assert.equal(pool.unusable, undefined);
+
+    process.kill(agent, 'SIGKILL');
+    const cause = await pool.lost;
+    assert.equal(cause.code, 'EAGENTLOST');
+    assert.match(cause.message, /mount agent exited \(code null, signal SIGKILL\)/);
+    assert.equal(pool.unusable, cause);
+    // A ready slot is there, but is not handed out.
+    assert.equal(pool.stats().images[IMAGE]!.ready, 1);
+    await assert.rejects(pool.take(IMAGE), (err: Error & { code?: string }) => err.name === 'PoolError' && err.code === 'EAGENTLOST');
+    // The slot taken before serves its job: its mounts do not need the agent.
+    writeFileSync(join(taken.root.workDirHostPath, 'out'), 'written after the agent died');
+    assert.equal(readFileSync(join(taken.root.rootDir, 'etc/layer'), 'utf8'), 'top\n');
+    // The owner dir's lock went with the agent: from now on another owner may reclaim the dir.
+    assert.equal(isLockFileHeld(join(pool.stateDir, 'lock')), false);
+
+    pool.release(taken);
+    await until(() => destroyed.length === 1, 5000, 5, "the used slot's container destroyed");
+    // Refills stop: each would fail (and be logged) every failure backoff.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(pool.stats().images[IMAGE]!.prepareFailures, 0);
+    assert.deepEqual(errors, [], 'no background error: the used root is left for close');
+    assert.ok(mountsMentioning(taken.root.slotDir).length > 0, 'its root stays mounted until close');
+
+    await pool.close();
+    assert.deepEqual(destroyed.sort(), ['container 1', 'container 2'], 'the ready slot\'s container destroyed too');
+    assert.deepEqual(mountsMentioning(scratch.dir), [], 'every mount of the pool removed, through an agent of its own');
+    assert.equal(existsSync(pool.stateDir), false, 'and its owner dir');
+    assert.deepEqual(mountAgentPids(), [], 'which is gone too');
+  } finally {
+    // Whatever a failed run left: reclaimed by a new pool's start.
+    if (mountsMentioning(scratch.dir).length > 0) {
+      await (await createPool({ stateRoot: scratch.stateRoot, rootSpec: () => ({ layerPaths: scratch.layerPaths, upperBytes: 1 << 20 }), sizing: { minReady: 0, maxReady: 0 } })).close();
+    }
+    scratch.remove();
+  }
 });

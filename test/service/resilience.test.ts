@@ -3,6 +3,7 @@
 // Workers that die are real `cellblock worker` processes killed with SIGKILL.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import {
   builtRuntimes,
@@ -27,6 +28,7 @@ import { QUEUE_NAME, redisKeys } from '../../src/queue/keys.js';
 import { until } from '../helpers/until.js';
 import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import { openLiveSocket } from '../helpers/live-socket.js';
+import { mountAgentPids } from '../helpers/processes.js';
 import { reclaimPoolState } from '../helpers/pool-state.js';
 import { start as startRedis } from '../helpers/redis.js';
 
@@ -39,7 +41,12 @@ const sleeper = (seconds: number) => ({
 
 /** A `cellblock worker` process on the service's Redis and prefix, with short stall settings. */
 async function spawnWorkerProcess(service: ServiceHarness, poolStateDir: string, env: Record<string, string> = {}): Promise<ChildProcess> {
-  const worker = await spawnCellblock(['worker', '--single'], '"worker ready"', {
+  return (await spawnWorker(service, poolStateDir, env)).child;
+}
+
+/** The same, with what it prints. */
+async function spawnWorker(service: ServiceHarness, poolStateDir: string, env: Record<string, string> = {}): Promise<CellblockProcess> {
+  return spawnCellblock(['worker', '--single'], '"worker ready"', {
     CELLBLOCK_REDIS_URL: service.redis.url,
     CELLBLOCK_QUEUE_PREFIX: service.prefix,
     CELLBLOCK_WORKER_CONCURRENCY: '1',
@@ -49,7 +56,6 @@ async function spawnWorkerProcess(service: ServiceHarness, poolStateDir: string,
     CELLBLOCK_POOL_STATE_DIR: poolStateDir,
     ...env,
   });
-  return worker.child;
 }
 
 async function killHard(child: ChildProcess): Promise<void> {
@@ -178,6 +184,104 @@ describe('worker death', { skip }, () => {
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.equal(await readFailedCount(), 1);
     }));
+});
+
+/** The cgroup dirs of a sandbox instance (its id: its lock file's name in /run/cellblock), in
+ * whichever hierarchies it has them (v1: one per controller; v2: the one). */
+function instanceCgroupDirs(instanceId: string): string[] {
+  const hierarchies = ['', ...readdirSync('/sys/fs/cgroup').map((name) => `${name}/`)];
+  return hierarchies.map((h) => `/sys/fs/cgroup/${h}cellblock/${instanceId}`).filter((dir) => existsSync(dir));
+}
+
+describe('mount agent death', { skip }, () => {
+  test("a worker whose mount agent is killed fails no job: it takes no more, hands back what it took, lets its running job end, and exits 1 leaving nothing", async () => {
+    const service = await startService({ runtimes });
+    const scratch = await scratchDir();
+    let doomed: CellblockProcess | undefined;
+    let survivor: TestWorker | undefined;
+    try {
+      const base = await listen(service);
+      // Three slots: two busy with the jobs below, one free, waiting for the next job.
+      doomed = await spawnWorker(service, scratch.dir, { CELLBLOCK_WORKER_CONCURRENCY: '3', CELLBLOCK_BACKGROUND_SLOTS: '0' });
+      const pid = doomed.child.pid!;
+      const [lockName, ...otherLocks] = readdirSync('/run/cellblock').filter((name) => name.startsWith(`${pid}-`) && name.endsWith('.lock'));
+      assert.ok(lockName && otherLocks.length === 0, "the worker's sandbox instance lock");
+      const instanceId = lockName.slice(0, -'.lock'.length);
+      assert.ok(instanceCgroupDirs(instanceId).length > 0, "the worker's cgroups");
+
+      // Mid-run when the agent dies: a run that ends by itself, and a job whose second test will
+      // need a slot that the pool can no longer give.
+      const running = await postJson(`${base}/v1/jobs`, { ...sleeper(6), limits: { wallTimeMs: 20_000 } });
+      const tested = await postJson(`${base}/v1/jobs`, {
+        language: 'python',
+        source: 'import time\nn = int(input())\nprint("slept", n, flush=True)\ntime.sleep(n)\n',
+        tests: [{ stdin: '4\n', expectedOutput: 'slept 4\n' }, { stdin: '0\n', expectedOutput: 'slept 0\n' }],
+      });
+      for (const id of [running.json.id, tested.json.id]) await pollJob(base, id, 30_000, (view) => view.status === 'running');
+      await until(async () => (await getJson(`${base}/readyz`)).json.workers === 1, 10_000, 50, 'the worker counted');
+      const [agent, ...otherAgents] = mountAgentPids(pid);
+      assert.ok(agent !== undefined && otherAgents.length === 0, "the worker's one mount agent");
+
+      // Stopped while its agent is killed and jobs are queued, the worker hears of both at once
+      // when it goes on: its free slot takes the first job just after its agent's death (the race
+      // a take can lose however soon the worker stops).
+      process.kill(pid, 'SIGSTOP');
+      const queued: string[] = [];
+      let socket: Awaited<ReturnType<typeof openLiveSocket>> | undefined;
+      try {
+        process.kill(agent, 'SIGKILL');
+        socket = await openLiveSocket(`${base.replace(/^http/, 'ws')}/v1/live`);
+        socket.send({ type: 'submit', job: { language: 'python', source: 'print("got", input())' } });
+        socket.send({ type: 'stdin', data: 'typed\n' });
+        await socket.next((m) => m.type === 'accepted');
+        for (let i = 0; i < 5; i++) queued.push((await postJson(`${base}/v1/jobs`, { language: 'python', source: `print(${i})` })).json.id);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+
+      // It stops counting at once, while its running job goes on.
+      await until(async () => (await getJson(`${base}/readyz`)).json.workers === 0, 3000, 20, '/readyz without the stopping worker');
+      assert.equal(doomed.child.exitCode, null, 'still running its job');
+      const child = doomed.child;
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
+      const code = await Promise.race([exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 60_000).unref())]);
+      const output = doomed.output();
+      assert.equal(code, 1, output.slice(-3000));
+      const named = (line: string) => line.includes('"level":50') && line.includes('can run no more jobs') && line.includes('mount agent exited (code null, signal SIGKILL)');
+      assert.ok(output.split('\n').some(named), `an error line naming the cause:\n${output.slice(-4000)}`);
+      assert.match(output, /returning it to the queue unrun/, 'the job taken after the death went back unrun');
+      assert.match(output, /can run the job no further; returning it to the queue/, "the tests' job went back when its second test found no slot");
+      assert.doesNotMatch(output, /executor failed the job/);
+      // Nothing left: its mounts (unmounted by an agent it started for that), cgroups, lock file.
+      assert.deepEqual(mountPointsUnder(scratch.dir), []);
+      assert.deepEqual(readdirSync(scratch.dir), [], 'its owner dir removed');
+      assert.deepEqual(instanceCgroupDirs(instanceId), []);
+      assert.equal(existsSync(`/run/cellblock/${lockName}`), false);
+
+      const finished = await pollJob(base, running.json.id, 5000);
+      assert.deepEqual([finished.status, finished.attempts, finished.result?.stdout], ['done', 1, 'started\nwoke\n'], 'the running job ended on the dying worker');
+      survivor = await startTestWorker(service, scratch.dir, { concurrency: 2 });
+      const again = await pollJob(base, tested.json.id, 60_000);
+      assert.deepEqual([again.status, again.attempts, again.result?.tests?.map((t: { passed: boolean }) => t.passed)], ['done', 2, [true, true]], JSON.stringify(again));
+      const done = await socket.next((m) => m.type === 'done', 60_000);
+      assert.deepEqual([done.job.status, done.job.result?.stdout], ['done', 'got typed\n'], 'the live job ran on the survivor, with its input');
+      socket.close();
+      for (const id of queued) {
+        const view = await pollJob(base, id, 60_000);
+        assert.equal(view.status, 'done', JSON.stringify(view));
+      }
+    } finally {
+      if (doomed && doomed.child.exitCode === null && doomed.child.signalCode === null) {
+        process.kill(doomed.child.pid!, 'SIGCONT');
+        await killHard(doomed.child);
+      }
+      await survivor?.close();
+      await service.close();
+      if (mountPointsUnder(scratch.dir).length > 0) await reclaimPoolState(scratch.dir);
+      await scratch.remove();
+    }
+  });
 });
 
 interface LockLossScene {
