@@ -261,6 +261,9 @@ describe('mount agent death', { skip }, () => {
 
       const finished = await pollJob(base, running.json.id, 5000);
       assert.deepEqual([finished.status, finished.attempts, finished.result?.stdout], ['done', 1, 'started\nwoke\n'], 'the running job ended on the dying worker');
+      // Logged as finished once Redis had taken its result (the 'completed' event), with its verdict.
+      const finishedLine = output.split('\n').find((line) => line.includes('"msg":"job finished"') && line.includes(`"jobId":"${running.json.id}"`));
+      assert.match(finishedLine ?? '', /"verdict":"ok"/, output.slice(-3000));
       survivor = await startTestWorker(service, scratch.dir, { concurrency: 2 });
       const again = await pollJob(base, tested.json.id, 60_000);
       assert.deepEqual([again.status, again.attempts, again.result?.tests?.map((t: { passed: boolean }) => t.passed)], ['done', 2, [true, true]], JSON.stringify(again));
