@@ -273,12 +273,13 @@ ExitReport collectRunReport(ContainerState& s, Failure failure) {
   exit.failure = failure;
   std::atomic_thread_fence(std::memory_order_acquire);
   exit.started = s.started.load();
-  // A started run whose init is gone without "done" (killed from outside: the host's OOM killer,
-  // a kill by pid; before or after "go" reached it) was cut short, the program killed with init's
-  // PID namespace: init recorded no status, or one it had not finished (recordStatus writes field
-  // by field; "done" is what makes them final). Read as data, no status and no signal would pass
-  // for an exit with status 0: this is the sandbox's failure. A step that failed before (the
-  // program's child's, init's /tmp resize) is the cause and stays.
+  // A started run whose init is gone without "done" (killed from outside by pid, before or after
+  // "go" reached it; not by the host's OOM killer, which would take Node, whose memory init
+  // shares) was cut short, the program killed with init's PID namespace: init recorded no status,
+  // or one it had not finished (recordStatus writes field by field; "done" is what makes them
+  // final). Read as data, no status and no signal would pass for an exit with status 0: this is
+  // the sandbox's failure. A step that failed before (the program's child's, init's /tmp resize)
+  // is the cause and stays.
   if (exit.started && !s.doneRead && !failure.failed()) exit.failure = Failure{step_init_died, ESRCH};
   exit.programStatusKind = s.programStatusKind;
   exit.programStatusValue = s.programStatusValue;

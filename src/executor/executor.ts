@@ -82,6 +82,8 @@ export interface Executor {
    * slots (Pool.lost). Jobs that need a slot from then on fail with ExecutorError `unavailable`;
    * stages already running end as they would have. */
   readonly lost: Promise<Error>;
+  /** Set once `lost` has happened (read synchronously: the moment a take would be refused). */
+  readonly unusable: Error | undefined;
 }
 
 export interface SubmissionExecutorOptions {
@@ -143,6 +145,10 @@ export class SubmissionExecutor<C> implements Executor {
 
   get lost(): Promise<Error> {
     return this.pool.lost;
+  }
+
+  get unusable(): Error | undefined {
+    return this.pool.unusable;
   }
 
   private async executeOnce(request: ExecuteRequest): Promise<ExecuteResult> {
@@ -459,8 +465,12 @@ export class SubmissionExecutor<C> implements Executor {
       while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
       // Its removals first: the pool's close removes the owner's dir that the cache's dir is in.
       try {
-        await this.judgeCompiles?.close();
-        await this.pool.close();
+        try {
+          await this.judgeCompiles?.close();
+        } finally {
+          // The pool's mounts and agent go even when the cache's close failed.
+          await this.pool.close();
+        }
       } finally {
         // The sandbox's cgroups and instance lock go even when the pool's close failed.
         await this.onClose();

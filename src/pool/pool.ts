@@ -176,9 +176,17 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
       // A ready slot is not handed out either: the agent held its uid's lease and the owner dir's
       // lock, which the kernel dropped with it, so another worker may lease that uid, or reclaim
       // the dir, from now on (its job goes back to the queue, for a worker whose pool stands).
-      take: (image) => {
+      take: async (image) => {
         const refused = unusableNow();
-        return refused ? Promise.reject(refused) : keyed.take(image);
+        if (refused) throw refused;
+        const slot = await keyed.take(image);
+        // A slot prepared on the spot for this take may have had its lease dropped meanwhile.
+        const lostMeanwhile = unusableNow();
+        if (lostMeanwhile) {
+          keyed.release(image, slot);
+          throw lostMeanwhile;
+        }
+        return slot;
       },
       release: (slot) => keyed.release(slot.image, slot),
       stats: () => keyed.stats(),

@@ -55,6 +55,8 @@ export interface JobExecutor {
   /** Settles when it can run no more jobs (Executor.lost: its pool's mount agent died); the
    * worker then stops itself (QueueWorker.stoppedByItself). */
   readonly lost?: Promise<Error>;
+  /** Set once `lost` has happened, read synchronously (before `lost`'s reactions have run). */
+  readonly unusable?: Error | undefined;
 }
 
 export interface QueueWorkerOptions {
@@ -195,13 +197,17 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     return (await redis.exists(keys.cancelled(job.id!))) === 1;
   }
 
+  /** Why this worker can run no more jobs, if it cannot: the executor's word, read at once (the
+   * worker's own `unusable` is set only when `lost`'s reaction runs). */
+  const cannotRun = (): Error | undefined => unusable ?? executor.unusable;
+
   /** A job taken after the executor became unusable (a take racing the worker's stop), back to
    * the queue before anything of it ran: before its cancel marker was read, and, live, before
    * its channel was opened, so that its client's input, held by its session until `started`,
    * still goes to the worker that runs it. That worker is told (liveUnrunTakes) that this take
    * does not count as a run the input went to. */
   async function handBackUnrun(job: Job<JobRequest, JobResult>, token: string | undefined): Promise<never> {
-    log.warn({ jobId: job.id, err: unusable }, 'job taken after this worker became unable to run jobs; returning it to the queue unrun');
+    log.warn({ jobId: job.id, err: cannotRun() }, 'job taken after this worker became unable to run jobs; returning it to the queue unrun');
     if ((job.data as JobRequest | null)?.live === true) {
       const key = keys.liveUnrunTakes(job.id!);
       await redis.multi().incr(key).pexpire(key, LIVE_UNRUN_TAKES_TTL_MS).exec();
@@ -219,7 +225,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   }
 
   async function processJob(slot: number, job: Job<JobRequest, JobResult>, token?: string, bullSignal?: AbortSignal): Promise<JobResult> {
-    if (unusable) return handBackUnrun(job, token);
+    if (cannotRun()) return handBackUnrun(job, token);
     const jobId = job.id!;
     const queueWaitMs = Math.max(0, Date.now() - job.timestamp);
     const controller = new AbortController();
@@ -244,6 +250,9 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       }
       if ((job.data as JobRequest | null)?.live === true) {
         if (await liveJobRanBefore(job)) throw new UnrecoverableError(LIVE_RETRY_REASON);
+        // Checked again after the awaits above: once its channel is open (its input taken), a
+        // live job that cannot run is failed, not handed back.
+        if (cannotRun()) return await handBackUnrun(job, token);
         live = await openLiveChannel(liveInputs, redis, keys, jobId, job.data.terminal);
         // Beside the run: a job whose client has gone would wait for input until its wall time.
         // (A run already aborted keeps its reason: a second abort does nothing.)
@@ -508,15 +517,21 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     })());
 
   // The executor can run no more jobs: this worker stops taking them at once, gives up counting
-  // as alive (its liveness key goes now, not after its running jobs: /readyz must not count a
-  // worker that takes nothing), hands back what it takes meanwhile, lets its running jobs end
-  // (within the shutdown grace, as at a SIGTERM) and closes; its process then exits non-zero
+  // as alive (its liveness key goes now: /readyz must not count a worker that takes nothing),
+  // hands back what it takes meanwhile, stops its running jobs (below) and closes; its process then exits non-zero
   // (bin), and its supervisor starts a new worker, whose pool starts afresh.
   const stoppedByItself = (executor.lost ?? new Promise<never>(() => {})).then(async (cause) => {
     unusable = cause;
-    log.error({ err: cause }, "this worker can run no more jobs (its pool's mount agent died): it takes no more, returns those it took to the queue, lets its running jobs end, and stops");
+    log.error({ err: cause }, "this worker can run no more jobs (its pool's mount agent died): it takes no more, stops its running jobs and returns them and those it took to the queue, and stops");
     // The close first: it stops the BullMQ Workers taking jobs in this very turn.
     const closed = close();
+    // Its running jobs are stopped now, not given the shutdown grace: the agent held their uids'
+    // leases and the owner dir's lock, which the kernel dropped with it, so another worker may
+    // lease a uid one of them runs as (jobs sharing a uid share its kernel limits) or, starting
+    // on the same state dir, reclaim the dir under them. Stopped this way, each goes back to the
+    // queue as at a shutdown (a live one fails: its session is this worker's); one that ended by
+    // itself meanwhile keeps its result.
+    for (const { controller } of runs) controller.abort('shutdown' satisfies AbortReason);
     await heartbeat.stop();
     await closed.catch((error: unknown) => log.error({ err: error }, 'worker close failed'));
     return cause;

@@ -15,7 +15,7 @@ export function sandboxErrorFromFailure(failure: NativeFailure): SandboxError {
   // No step of the recipe failed: init was gone (killed from outside), whether before the start
   // or during the run, where "setup failed" would mislead whoever reads the job's error.
   if (failure.step === 'init_died') {
-    return new SandboxError(failure.step, failure.errno, code, `the container's init died before the run's end (killed from outside the sandbox, such as by the OOM killer or a kill by pid): ${code} (${message})`);
+    return new SandboxError(failure.step, failure.errno, code, `the container's init died before the run's end (killed from outside the sandbox, by pid): ${code} (${message})`);
   }
   return new SandboxError(failure.step, failure.errno, code, `sandbox setup failed at ${failure.step}: ${code} (${message})`);
 }

@@ -376,7 +376,7 @@ test('a ready container whose init was killed while it waited is not handed to a
   assert.ok(discarded() > before, 'the dead slot was discarded, not used');
 });
 
-test('a run whose init is killed mid-run (the OOM killer, a kill by pid) is internal_error (init_died), not ok; the next job runs', { skip }, async () => {
+test('a run whose init is killed mid-run (killed by pid) is internal_error (init_died), not ok; the next job runs', { skip }, async () => {
   const marker = 'executor-cut-short-by-init-death';
   const running = executor.execute(sh('echo s; sleep 10; echo e', { args: [marker] }));
   let init: number | undefined;
