@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { loadRuntimes } from '../images/runtimes.js';
 import { tryHoldLockFile } from '../lock-file.js';
-import { startRedisServer } from '../queue/redis-server.js';
+import { exitReason, startRedisServer } from '../queue/redis-server.js';
 import { ListenError, runApi } from './api-command.js';
 import { createLogger, guardStartup, onShutdown } from './process-control.js';
 import { checkWorkerMachine, sandboxUidAccountsWarning, WorkerPreflightError } from './worker-preflight.js';
@@ -15,7 +15,8 @@ import { checkWorkerMachine, sandboxUidAccountsWarning, WorkerPreflightError } f
 const USAGE = `usage: cellblock <command>
 
   start            API and workers on this machine; runs a private redis-server when
-                   CELLBLOCK_REDIS_URL is not set (data in $CELLBLOCK_REDIS_DATA_DIR)
+                   CELLBLOCK_REDIS_URL is not set (data in $CELLBLOCK_REDIS_DATA_DIR),
+                   started again should it die
   api              the HTTP API alone (needs CELLBLOCK_REDIS_URL)
   worker           worker processes alone (needs CELLBLOCK_REDIS_URL)
   images <...>     build, list and prune language images (cellblock images --help)
@@ -116,21 +117,40 @@ async function start(config: Config): Promise<void> {
   if (config.workerProcesses > 0) checkMachineForWorkers(config, logger);
   let redisUrl = config.redisUrl;
   let stopRedis = async () => {};
+  /** Resolves with the error when the private Redis kept dying and was given up. */
+  let redisGivenUp = new Promise<Error>(() => {});
   if (!redisUrl) {
     const dataDir = config.redisDataDir;
     mkdirSync(dataDir, { recursive: true });
+    // Held for this process's life (never closed): each restarted redis-server inherits it too.
     const heldFd = holdPrivateRedisDir(dataDir);
     const appendFsync = config.redisAppendFsync;
+    let giveUp: (error: Error) => void = () => {};
+    redisGivenUp = new Promise((resolve) => (giveUp = resolve));
     // Not the API's port: it is free until the API binds it, after Redis is up.
-    const redis = await startRedisServer({ dataDir, appendFsync, avoidPorts: [config.port], heldFd, onLog: (line) => logger.debug({ redis: line }, 'redis-server') });
-    logger.info({ url: redis.url, dataDir, appendFsync }, 'private redis-server started');
+    const redis = await startRedisServer({
+      dataDir,
+      appendFsync,
+      avoidPorts: [config.port],
+      heldFd,
+      onLog: (line) => logger.debug({ redis: line }, 'redis-server'),
+      // Nothing else restarts it: without this, the API answers 503 and the workers wait for ever.
+      supervise: {
+        onExit: ({ pid, code, signal, ranMs, lastLines, restartInMs }) =>
+          logger.warn({ pid, code, signal, ranMs, reason: exitReason(lastLines), restartInMs }, 'private redis-server exited; starting it again'),
+        onRestarted: ({ pid, downMs }) => logger.info({ pid, downMs }, 'private redis-server started again'),
+        onGiveUp: giveUp,
+      },
+    });
+    logger.info({ url: redis.url, pid: redis.pid, dataDir, appendFsync }, 'private redis-server started');
     redisUrl = redis.url;
+    // Also a stop while its restart is pending or under way: an exit from now on is no crash.
     stopRedis = () => redis.stop();
   }
   const { superviseWorkers } = await workerCommand();
   const workers = config.workerProcesses > 0 ? superviseWorkers(config.workerProcesses, redisUrl, logger) : undefined;
   const running = await runApi(config, redisUrl, logger);
-  onShutdown(
+  const fail = onShutdown(
     logger,
     async () => {
       // Stop taking requests first, then let workers finish their jobs, then Redis.
@@ -140,6 +160,12 @@ async function start(config: Config): Promise<void> {
     },
     { beforeForcedExit: () => workers?.kill() },
   );
+  // Given up (even during start-up): the service cannot run on, so it stops, in order, non-zero.
+  void redisGivenUp.then((error) => {
+    logger.fatal({ err: error }, 'private redis-server given up');
+    process.stderr.write(`cellblock: ${error.message}\n`);
+    fail('private redis-server given up', 1);
+  });
 }
 
 async function main(argv: string[]): Promise<number | undefined> {

@@ -24,9 +24,16 @@ export interface ShutdownOptions {
   beforeForcedExit?: () => void;
 }
 
-export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise<void>, options: ShutdownOptions = {}): void {
+/** Returned by onShutdown: the same orderly stop, for a failure the process cannot run on after
+ * (`start`'s private Redis that keeps dying): `cause` is logged in place of a signal, and the
+ * process exits with `exitCode` once stopped (a stop already under way goes on, to that exit
+ * code); a signal that comes meanwhile is a second signal. */
+export type FailureStop = (cause: string, exitCode: number) => void;
+
+export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise<void>, options: ShutdownOptions = {}): FailureStop {
   let stopping = false;
-  const handle = (signal: NodeJS.Signals) => {
+  let exitCode = 0;
+  const handle = (signal: string) => {
     if (stopping && options.supervised) {
       logger.info({ signal }, 'already stopping: the signal changes nothing');
       return;
@@ -39,7 +46,7 @@ export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise
     stopping = true;
     logger.info({ signal }, 'shutting down');
     shutdown(signal).then(
-      () => process.exit(0),
+      () => process.exit(exitCode),
       (error) => {
         logger.error({ err: error }, 'shutdown failed');
         options.beforeForcedExit?.();
@@ -48,13 +55,18 @@ export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise
     );
   };
   const leaveSigint = () => logger.info('SIGINT: left to the supervisor, whose SIGTERM stops this worker');
-  process.on('SIGTERM', handle);
-  process.on('SIGINT', options.supervised ? leaveSigint : handle);
+  process.on('SIGTERM', () => handle('SIGTERM'));
+  process.on('SIGINT', options.supervised ? leaveSigint : () => handle('SIGINT'));
   // Armed before the guard goes: removing its listeners first would leave the signals at
   // their default action (death) for a moment. A stop it took is taken as if it came now.
   const pendingStop = options.startup?.done();
   if (pendingStop === 'SIGINT' && options.supervised) leaveSigint();
   else if (pendingStop !== undefined) handle(pendingStop);
+  return (cause, failedExitCode) => {
+    exitCode = failedExitCode;
+    if (stopping) logger.error({ cause }, 'failed while stopping');
+    else handle(cause);
+  };
 }
 
 export interface StartupGuard {

@@ -29,8 +29,39 @@ export interface RedisServerOptions {
   onLog?: (line: string) => void;
   /** A descriptor the server inherits (as its fd 3) and so holds until it exits: the caller's
    * flock on the data dir (`cellblock start`'s), which then lasts while the server may still
-   * write its files, after the caller itself has gone. Such a server cannot be restarted. */
+   * write its files, after the caller itself has gone. Such a server cannot be restart()ed (the
+   * caller may have closed its own since); `supervise` hands it to each server it starts, so the
+   * caller keeps it open while it supervises (`start` does, for its life). */
   heldFd?: number;
+  /** Start the server again, on the same port and data dir, whenever it exits unasked (a crash, an
+   * OOM kill, a kill by hand): Redis replays its append-only file, so every accepted job comes
+   * back, and our ioredis connections reconnect by themselves. Without it the server stays dead:
+   * no one else would start it, and the API would answer 503 for ever. */
+  supervise?: RedisSupervision;
+}
+
+/** An unasked exit of a supervised server. */
+export interface RedisExit {
+  pid: number | undefined;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** How long it had run (ms). */
+  ranMs: number;
+  /** Its last lines of log, which say why when it could not start again. */
+  lastLines: string[];
+}
+
+export interface RedisSupervision {
+  /** It exited unasked, and is started again in `restartInMs`. */
+  onExit(exit: RedisExit & { restartInMs: number }): void;
+  /** Started again: it answers (after loading its data), `downMs` after it exited. */
+  onRestarted(restarted: { pid: number | undefined; downMs: number }): void;
+  /** It kept dying (MAX_QUICK_REDIS_EXITS in a row, each within HEALTHY_REDIS_RUN_MS of its
+   * start: its port taken, its disk full, its files damaged): it is not started again. */
+  onGiveUp(error: RedisServerError): void;
+  /** Wait before the first restart (REDIS_RESTART_DELAY_MS when absent), doubled for each quick
+   * exit in a row. A test makes it short. */
+  restartDelayMs?: number;
 }
 
 export interface RedisServer {
@@ -49,6 +80,20 @@ export class RedisServerError extends Error {
 
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 10_000;
+/** A supervised server that exits is started again after this, doubled for each quick exit in a
+ * row: short, since every API request and every job's progress waits for it, but not at once, so
+ * that a `start` whose whole service is being stopped (a service manager's SIGTERM to every
+ * process) has begun its own stop first. */
+export const REDIS_RESTART_DELAY_MS = 250;
+/** A server that ran this long before it exited starts the count of quick exits afresh. */
+export const HEALTHY_REDIS_RUN_MS = 60_000;
+/** Quick exits in a row after which a supervised server is given up (with the default delay,
+ * after ~8 s of restarts: 0.25 + 0.5 + 1 + 2 + 4). One that cannot run (its port taken by another
+ * process, a full disk, damaged files) would otherwise be restarted for ever while the service
+ * answers 503, a failure no one hears of; given up, `cellblock start` exits non-zero. */
+export const MAX_QUICK_REDIS_EXITS = 5;
+/** Lines of the server's log kept to say why it could not start again. */
+const LAST_LINES_KEPT = 8;
 
 export async function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -82,6 +127,9 @@ function ping(port: number): Promise<boolean> {
     };
     socket.setTimeout(500, () => done(false));
     socket.once('error', () => done(false));
+    // Closed without an answer: another program on the port (a restart found it taken), which
+    // would otherwise leave this waiting for ever.
+    socket.once('close', () => done(answer.startsWith('+PONG')));
     socket.on('connect', () => socket.write('PING\r\n'));
     socket.on('data', (chunk) => {
       answer += chunk.toString();
@@ -104,7 +152,7 @@ function redisArgs(port: number, options: RedisServerOptions): string[] {
   ];
 }
 
-function launch(port: number, options: RedisServerOptions): ChildProcess {
+function launch(port: number, options: RedisServerOptions, onLine?: (line: string) => void): ChildProcess {
   const args = redisArgs(port, options);
   // The server dies with us, so that a crashed test or service never leaves one behind.
   const command = dyingWithParent('TERM', 'redis-server', args);
@@ -115,17 +163,23 @@ function launch(port: number, options: RedisServerOptions): ChildProcess {
   if (options.heldFd !== undefined) stdio.push(options.heldFd);
   const child = spawn(command.file, command.args, { stdio, detached: true });
   const forward = (chunk: Buffer) => {
-    for (const line of chunk.toString().split('\n')) if (line.trim()) options.onLog?.(line);
+    for (const line of chunk.toString().split('\n')) {
+      if (!line.trim()) continue;
+      onLine?.(line);
+      options.onLog?.(line);
+    }
   };
   child.stdout?.on('data', forward);
   child.stderr?.on('data', forward);
   return child;
 }
 
+const hasExited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
+
 async function waitUntilAnswering(port: number, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) {
+    if (hasExited(child)) {
       throw new RedisServerError(`redis-server on port ${port} exited at start (${child.exitCode ?? child.signalCode})`);
     }
     if (await ping(port)) return;
@@ -136,7 +190,7 @@ async function waitUntilAnswering(port: number, child: ChildProcess): Promise<vo
 }
 
 async function terminate(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
+  if (hasExited(child)) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGTERM');
   const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
@@ -144,17 +198,42 @@ async function terminate(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/** Rejects when `child` cannot be spawned at all (redis-server not installed, say). */
+function spawnFailure(child: ChildProcess): Promise<never> {
+  return new Promise<never>((_, reject) =>
+    child.once('error', (error) => reject(new RedisServerError(`cannot run redis-server: ${error.message} (run scripts/setup.sh)`))),
+  );
+}
+
+/** A server's log line without its prefix (pid, role, time, level). */
+const REDIS_LOG_PREFIX = /^\d+:[A-Z] \d+ \w+ \d+ [\d:.]+ [.\-*#] /;
+
+/** Why a server stopped, in one line, from its last lines: its warnings (level `#`: "Could not
+ * create server TCP listening socket ... Address already in use"), else its last line. */
+export function exitReason(lastLines: readonly string[]): string {
+  const warnings = lastLines.filter((line) => / # /.test(line));
+  return (warnings.length > 0 ? warnings.slice(-2) : lastLines.slice(-1)).map((line) => line.replace(REDIS_LOG_PREFIX, '').trim()).join('; ');
+}
+
+/** The last lines a server printed (those of the server started last). */
+class RecentLines {
+  lines: string[] = [];
+  readonly keep = (line: string) => {
+    this.lines.push(line);
+    if (this.lines.length > LAST_LINES_KEPT) this.lines.shift();
+  };
+}
+
 export async function startRedisServer(options: RedisServerOptions): Promise<RedisServer> {
   const avoid = options.avoidPorts ?? [];
   let port = options.port ?? (await freeLoopbackPortExcept(avoid));
+  const recent = new RecentLines();
   let child: ChildProcess;
   for (let attempt = 0; ; attempt++) {
-    child = launch(port, options);
-    const spawnError = new Promise<never>((_, reject) =>
-      child.once('error', (error) => reject(new RedisServerError(`cannot run redis-server: ${error.message} (run scripts/setup.sh)`))),
-    );
+    recent.lines = [];
+    child = launch(port, options, recent.keep);
     try {
-      await Promise.race([waitUntilAnswering(port, child), spawnError]);
+      await Promise.race([waitUntilAnswering(port, child), spawnFailure(child)]);
       break;
     } catch (error) {
       await terminate(child);
@@ -165,14 +244,16 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
       port = await freeLoopbackPortExcept(avoid);
     }
   }
+  const supervisor = options.supervise ? superviseServer(child, port, options, options.supervise, recent) : undefined;
   const server: RedisServer = {
     url: `redis://127.0.0.1:${port}`,
     port,
     get pid() {
-      return child.pid;
+      return supervisor?.child().pid ?? child.pid;
     },
-    stop: () => terminate(child),
+    stop: () => (supervisor ? supervisor.stop() : terminate(child)),
     restart: async () => {
+      if (supervisor) throw new RedisServerError('a supervised server is restarted by its supervisor');
       // The held descriptor went to the first server; the caller may have closed its own since.
       if (options.heldFd !== undefined) throw new RedisServerError('a server given heldFd cannot be restarted: its descriptor went to the first one');
       await terminate(child);
@@ -181,4 +262,90 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
     },
   };
   return server;
+}
+
+/** Restarts `first`, and each server after it, whenever it exits before stop(): see
+ * RedisServerOptions.supervise. */
+function superviseServer(first: ChildProcess, port: number, options: RedisServerOptions, supervision: RedisSupervision, recent: RecentLines) {
+  const firstDelayMs = supervision.restartDelayMs ?? REDIS_RESTART_DELAY_MS;
+  let child = first;
+  let launchedAt = Date.now();
+  let quickExits = 0;
+  /** stop() was called, or the server was given up: no exit is restarted from then on. */
+  let over = false;
+  let pendingRestart: NodeJS.Timeout | undefined;
+  /** A restart under way: its server launched, not yet answering. */
+  let restarting: Promise<void> | undefined;
+
+  const watch = (watched: ChildProcess) => {
+    watched.once('exit', (code, signal) => void exitedUnasked(watched, code, signal));
+  };
+
+  const exitedUnasked = async (watched: ChildProcess, code: number | null, signal: NodeJS.Signals | null) => {
+    if (over || watched !== child) return;
+    const exitedAt = Date.now();
+    // Its last lines (why it could not start) may still be in the pipe: read them first, but not
+    // for long, since a fork of its own (an AOF rewrite) would hold the pipe open.
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, 500);
+      watched.once('close', () => resolve(clearTimeout(timer)));
+    });
+    if (over) return;
+    const ranMs = exitedAt - launchedAt;
+    quickExits = ranMs >= HEALTHY_REDIS_RUN_MS ? 1 : quickExits + 1;
+    const exit: RedisExit = { pid: watched.pid, code, signal, ranMs, lastLines: [...recent.lines] };
+    if (quickExits > MAX_QUICK_REDIS_EXITS) {
+      over = true;
+      const why = exitReason(exit.lastLines);
+      supervision.onGiveUp(
+        new RedisServerError(
+          `the private redis-server on port ${port} (data in ${options.dataDir}) exited ${quickExits} times in a row, each within ${HEALTHY_REDIS_RUN_MS / 1000} s of its start, the last with ${signal ?? `exit code ${code}`}${why ? `: ${why}` : ''}; not starting it again`,
+        ),
+      );
+      return;
+    }
+    const restartInMs = firstDelayMs * 2 ** (quickExits - 1);
+    supervision.onExit({ ...exit, restartInMs });
+    pendingRestart = setTimeout(() => {
+      pendingRestart = undefined;
+      restarting = relaunch(exitedAt).finally(() => (restarting = undefined));
+    }, restartInMs);
+  };
+
+  /** Starts the server again and reports it once it answers; an exit meanwhile is the watcher's
+   * (the next restart, or giving up). No deadline: a server replaying a large append-only file
+   * answers LOADING for as long as that takes, and killing it then would only start it over. */
+  const relaunch = async (exitedAt: number) => {
+    if (over) return;
+    recent.lines = [];
+    child = launch(port, options, recent.keep);
+    launchedAt = Date.now();
+    const launched = child;
+    watch(launched);
+    const cannotRun = spawnFailure(launched).catch((error: RedisServerError) => {
+      // Not even spawned (its executable gone): no exit follows, and no restart could help.
+      if (over || launched !== child) return;
+      over = true;
+      supervision.onGiveUp(error);
+    });
+    while (!over && launched === child && !hasExited(launched)) {
+      if (await ping(port)) {
+        supervision.onRestarted({ pid: launched.pid, downMs: Date.now() - exitedAt });
+        return;
+      }
+      await Promise.race([new Promise((resolve) => setTimeout(resolve, 50)), cannotRun]);
+    }
+  };
+
+  watch(first);
+  return {
+    child: () => child,
+    /** Stops the server, a restart under way included; an exit from now on is no crash. */
+    stop: async () => {
+      over = true;
+      clearTimeout(pendingRestart);
+      await restarting;
+      await terminate(child);
+    },
+  };
 }

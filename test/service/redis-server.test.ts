@@ -2,13 +2,60 @@
 import assert from 'node:assert/strict';
 import { closeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { Redis } from 'ioredis';
 import { holdLockFile, isLockFileHeld } from '../../src/lock-file.js';
-import { startRedisServer } from '../../src/queue/redis-server.js';
-import { processGroup } from '../helpers/processes.js';
+import { exitReason, MAX_QUICK_REDIS_EXITS, startRedisServer, type RedisExit, type RedisServerOptions } from '../../src/queue/redis-server.js';
+import { processExists, processGroup } from '../helpers/processes.js';
 import { start } from '../helpers/redis.js';
+import { until } from '../helpers/until.js';
+
+/** What a supervisor reported, in order. */
+interface Reports {
+  exits: (RedisExit & { restartInMs: number })[];
+  restarts: { pid: number | undefined; downMs: number }[];
+  givenUp: Error[];
+}
+
+/** A supervised server in a data dir of its own (removed after `body`), its reports collected. */
+async function withSupervisedServer(
+  options: Partial<RedisServerOptions> & { restartDelayMs?: number },
+  body: (server: Awaited<ReturnType<typeof startRedisServer>>, reports: Reports, dataDir: string) => Promise<void>,
+): Promise<void> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'cellblock-test-redis-'));
+  const reports: Reports = { exits: [], restarts: [], givenUp: [] };
+  const { restartDelayMs, ...serverOptions } = options;
+  try {
+    const server = await startRedisServer({
+      dataDir,
+      ...serverOptions,
+      supervise: {
+        onExit: (exit) => reports.exits.push(exit),
+        onRestarted: (restarted) => reports.restarts.push(restarted),
+        onGiveUp: (error) => reports.givenUp.push(error),
+        ...(restartDelayMs !== undefined ? { restartDelayMs } : {}),
+      },
+    });
+    try {
+      await body(server, reports, dataDir);
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+function answers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+}
 
 
 test("redis-server runs in a process group of its own: a terminal's Ctrl-C to ours does not stop it first", async () => {
@@ -38,4 +85,109 @@ test("a descriptor handed to redis-server (heldFd) is held until the server exit
   } finally {
     await rm(dataDir, { recursive: true, force: true });
   }
+});
+
+test('a supervised redis-server killed with SIGKILL is started again on its port and data, which it replays; its stop is no crash', async () => {
+  await withSupervisedServer({}, async (server, reports, dataDir) => {
+    const client = new Redis(server.url, { maxRetriesPerRequest: null, retryStrategy: () => 50 });
+    client.on('error', () => {});
+    try {
+      await client.set('accepted', 'before the kill');
+      const firstPid = server.pid!;
+      process.kill(firstPid, 'SIGKILL');
+      await until(() => reports.restarts.length === 1, 20_000, 20, 'the server started again');
+      assert.equal(reports.exits.length, 1);
+      assert.deepEqual([reports.exits[0]!.pid, reports.exits[0]!.signal, reports.exits[0]!.restartInMs], [firstPid, 'SIGKILL', 250]);
+      assert.notEqual(server.pid, firstPid, 'a new process');
+      assert.equal(reports.restarts[0]!.pid, server.pid);
+      assert.ok(processExists(server.pid!));
+      // The same port: the client reconnects by itself, and finds what was written before the kill.
+      assert.equal(await client.get('accepted'), 'before the kill', `the append-only file in ${dataDir} was replayed`);
+      const secondPid = server.pid!;
+      await server.stop();
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      assert.deepEqual([reports.exits.length, reports.restarts.length, reports.givenUp.length], [1, 1, 0], 'the stop was not taken for a crash');
+      assert.ok(!processExists(secondPid));
+      assert.ok(!(await answers(server.port)));
+    } finally {
+      client.disconnect();
+    }
+  });
+});
+
+test("each restarted server holds the caller's descriptor (heldFd) too: `start`'s lock lasts while any of its servers may write", async () => {
+  const lockDir = await mkdtemp(path.join(os.tmpdir(), 'cellblock-test-redis-lock-'));
+  const lock = path.join(lockDir, 'cellblock-start.lock');
+  const fd = holdLockFile(lock);
+  let closed = false;
+  try {
+    await withSupervisedServer({ heldFd: fd }, async (server, reports) => {
+      process.kill(server.pid!, 'SIGKILL');
+      await until(() => reports.restarts.length === 1, 20_000, 20, 'the server started again');
+      closeSync(fd);
+      closed = true;
+      assert.equal(isLockFileHeld(lock), true, 'the restarted server holds the lock');
+      await server.stop();
+      assert.equal(isLockFileHeld(lock), false, 'released when it exits');
+    });
+  } finally {
+    if (!closed) closeSync(fd);
+    await rm(lockDir, { recursive: true, force: true });
+  }
+});
+
+test('a stop while a restart is pending starts no server', async () => {
+  await withSupervisedServer({ restartDelayMs: 500 }, async (server, reports) => {
+    process.kill(server.pid!, 'SIGKILL');
+    await until(() => reports.exits.length === 1, 10_000, 10, 'the exit seen');
+    await server.stop();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.deepEqual(reports.restarts, []);
+    assert.ok(!(await answers(server.port)), 'nothing listens on its port');
+  });
+});
+
+test('a server that cannot start again (its port taken) is given up after a bounded number of tries, saying why', async () => {
+  const squatter = net.createServer((socket) => socket.destroy());
+  try {
+    await withSupervisedServer({ restartDelayMs: 20 }, async (server, reports) => {
+      process.kill(server.pid!, 'SIGKILL');
+      // Another process takes the port as soon as the server has let go of it.
+      for (;;) {
+        const listening = await new Promise<boolean>((resolve) => {
+          squatter.once('error', () => resolve(false));
+          squatter.listen(server.port, '127.0.0.1', () => resolve(true));
+        });
+        if (listening) break;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      await until(() => reports.givenUp.length === 1, 30_000, 20, 'the server given up');
+      assert.equal(reports.restarts.length, 0);
+      assert.equal(reports.exits.length, MAX_QUICK_REDIS_EXITS, 'each exit but the last was followed by a restart');
+      assert.deepEqual(reports.exits.map((exit) => exit.restartInMs), [20, 40, 80, 160, 320], 'backing off');
+      const message = reports.givenUp[0]!.message;
+      assert.match(message, new RegExp(`^the private redis-server on port ${server.port} \\(data in \\S+\\) exited 6 times in a row, each within 60 s of its start, the last with exit code 1: `));
+      assert.match(message, /Address already in use/);
+      assert.ok(!message.includes('\n'), `one line: ${message}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(reports.exits.length, MAX_QUICK_REDIS_EXITS, 'and not started again');
+    });
+  } finally {
+    squatter.close();
+  }
+});
+
+test("a server's exit reason is its last warnings, without their prefix", () => {
+  const lines = [
+    '30818:C 07 Dec 2026 04:16:53.631 # Configuration loaded',
+    '30818:M 07 Dec 2026 04:16:53.631 * monotonic clock: POSIX clock_gettime',
+    '30818:M 07 Dec 2026 04:16:53.632 # Warning: Could not create server TCP listening socket 127.0.0.1:41821: bind: Address already in use',
+    '30818:M 07 Dec 2026 04:16:53.632 # Failed listening on port 41821 (TCP), aborting.',
+  ];
+  assert.equal(
+    exitReason(lines),
+    'Warning: Could not create server TCP listening socket 127.0.0.1:41821: bind: Address already in use; Failed listening on port 41821 (TCP), aborting.',
+  );
+  assert.equal(exitReason(['30818:M 07 Dec 2026 04:16:53.631 * Ready to accept connections']), 'Ready to accept connections');
+  assert.equal(exitReason([]), '');
 });

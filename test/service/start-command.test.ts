@@ -17,7 +17,7 @@ import { dataDirFromEnv } from '../../src/images/paths.js';
 import { childPids, processExists, processGroup } from '../helpers/processes.js';
 import { start as startRedis, type TestRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
-import { builtRuntimes, cellblockSource, getJson, postJson, runCellblockToExit, scratchDir, spawnCellblock, type CellblockProcess } from './fixtures.js';
+import { builtRuntimes, cellblockSource, getJson, pollJob, postJson, runCellblockToExit, scratchDir, spawnCellblock, type CellblockProcess } from './fixtures.js';
 
 const { runtimes } = builtRuntimes();
 const skip = !runtimes.some((runtime) => runtime.id === 'python') && 'the python image is not built (run: bin/cellblock images build python)';
@@ -83,6 +83,14 @@ function mountAgentPids(workerPid: number): number[] {
       return false; // exited meanwhile
     }
   });
+}
+
+/** The pids of the private redis-servers `start` ran, in order (the first, then each restart). */
+function privateRedisPids(output: string): number[] {
+  return output
+    .split('\n')
+    .filter((text) => text.includes('"msg":"private redis-server started"') || text.includes('"msg":"private redis-server started again"'))
+    .map((line) => Number((JSON.parse(line) as { pid?: number }).pid));
 }
 
 /** The pid of the worker process the supervisor started last. */
@@ -227,6 +235,7 @@ describe('cellblock start', { skip }, () => {
       child.kill('SIGINT');
       assert.equal(await exited, 0, `a clean exit on Ctrl-C:\n${started.output().slice(-2000)}`);
       assert.ok(!started.output().includes('second signal'), `one orderly stop each:\n${started.output().slice(-2000)}`);
+      assert.equal(countLines(started.output(), 'private redis-server exited; starting it again'), 0, "`start`'s own stop of its Redis is no crash");
       const workerStop = started.output().split('\n').find((line) => line.includes('"msg":"shutting down"') && line.includes(`"pid":${workerPid}`));
       assert.match(workerStop ?? '', /"signal":"SIGTERM"/, "the worker stopped on its supervisor's SIGTERM");
       assert.ok(!processExists(workerPid), 'the worker process has exited');
@@ -249,7 +258,7 @@ describe('cellblock start', { skip }, () => {
 
   test("a service manager's stop, SIGTERM to each of its processes at once (systemd's default KillMode=control-group): one orderly stop each", async () => {
     const scratch = await scratchDir();
-    const { started, port } = await startCellblock(scratch.dir).catch(removing(scratch));
+    const { started, port, redisPort } = await startCellblock(scratch.dir).catch(removing(scratch));
     const { child } = started;
     try {
       await waitReady(port);
@@ -257,16 +266,86 @@ describe('cellblock start', { skip }, () => {
       const agents = mountAgentPids(workerPid);
       assert.ok(agents.length > 0, "the worker's mount agent runs");
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      for (const pid of [...agents, workerPid]) process.kill(pid, 'SIGTERM');
+      // The private redis-server too, which stops at once (`start` may start it again for its
+      // workers' last writes, and then stops it last).
+      for (const pid of [...agents, workerPid, privateRedisPids(started.output())[0]!]) process.kill(pid, 'SIGTERM');
       child.kill('SIGTERM');
       assert.equal(await exited, 0, `a clean exit:\n${started.output().slice(-2000)}`);
       assert.ok(!started.output().includes('second signal'), `one orderly stop each:\n${started.output().slice(-2000)}`);
+      for (const pid of privateRedisPids(started.output())) assert.ok(!processExists(pid), `redis-server ${pid} has exited`);
+      assert.ok(!(await answers(redisPort)), 'nothing answers on the private Redis port');
       await until(() => !processExists(workerPid), 10_000, 50, 'the worker process has exited');
       assert.deepEqual(mountPointsUnder(scratch.dir), [], 'the worker unmounted everything: its agent outlived the signal');
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       const pids = supervisedWorkerPids(started.output()).filter((pid) => pid > 0);
       await until(() => !pids.some(processExists), 10_000, 50, 'the worker processes gone').catch(() => {});
+      await scratch.remove();
+    }
+  });
+
+  test('its redis-server killed with SIGKILL is started again, on its port and data: jobs accepted before the kill finish after it; one that cannot start again stops `start`, exit 1', async () => {
+    const scratch = await scratchDir();
+    const { started, port, redisPort } = await startCellblock(scratch.dir).catch(removing(scratch));
+    const { child } = started;
+    const squatter = net.createServer((socket) => socket.destroy());
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      await waitReady(port);
+      // One job running when Redis dies, one queued behind it (one worker slot).
+      const running = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'import time\nprint("started", flush=True)\ntime.sleep(3)\nprint("woke")' });
+      const queued = await postJson(`${base}/v1/jobs`, { language: 'python', source: 'print("queued")' });
+      assert.deepEqual([running.status, queued.status], [202, 202]);
+      await until(async () => (await getJson(`${base}/v1/jobs/${running.json.id}`)).json.status === 'running', 30_000, 50, 'the first job running');
+
+      const [firstRedisPid] = privateRedisPids(started.output());
+      assert.ok(firstRedisPid && processExists(firstRedisPid), 'the private redis-server runs');
+      process.kill(firstRedisPid, 'SIGKILL');
+      await until(() => countLines(started.output(), 'private redis-server started again') === 1, 30_000, 50, 'the redis-server started again');
+      const exit = logLine(started.output(), 'private redis-server exited; starting it again');
+      assert.deepEqual([exit?.pid, exit?.signal, exit?.level], [firstRedisPid, 'SIGKILL', 40], JSON.stringify(exit));
+      const secondRedisPid = privateRedisPids(started.output())[1]!;
+      assert.ok(secondRedisPid !== firstRedisPid && processExists(secondRedisPid));
+      assert.ok(await answers(redisPort), 'on the same port');
+
+      // The API and the worker reconnect by themselves; the jobs come back from the append-only file.
+      const first = await pollJob(base, running.json.id, 60_000);
+      assert.deepEqual([first.status, first.result?.stdout], ['done', 'started\nwoke\n'], JSON.stringify(first));
+      const second = await pollJob(base, queued.json.id, 60_000);
+      assert.deepEqual([second.status, second.result?.stdout], ['done', 'queued\n'], JSON.stringify(second));
+      const after = await postJson(`${base}/v1/jobs?wait=true`, { language: 'python', source: 'print("after")' });
+      assert.equal(after.json.result?.stdout, 'after\n', JSON.stringify(after.json));
+      assert.equal((await getJson(`${base}/readyz`)).status, 200);
+
+      // Killed again, and its port taken meanwhile by another program: each restart fails at once.
+      const workerPids = supervisedWorkerPids(started.output());
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      process.kill(secondRedisPid, 'SIGKILL');
+      for (;;) {
+        const listening = await new Promise<boolean>((resolve) => {
+          squatter.once('error', () => resolve(false));
+          squatter.listen(redisPort, '127.0.0.1', () => resolve(true));
+        });
+        if (listening) break;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const code = await Promise.race([exited, new Promise<'running'>((resolve) => setTimeout(() => resolve('running'), 60_000).unref())]);
+      assert.equal(code, 1, `given up, \`start\` stops with exit 1:\n${started.output().slice(-3000)}`);
+      const stderrLine = started.output().split('\n').find((line) => line.startsWith('cellblock: '));
+      assert.match(stderrLine ?? '', new RegExp(`^cellblock: the private redis-server on port ${redisPort} \\(data in \\S+\\) exited \\d+ times in a row, .*Address already in use`), started.output().slice(-3000));
+      assert.equal(countLines(started.output(), 'private redis-server started again'), 1, 'no restart succeeded');
+      await until(() => !workerPids.some(processExists), 30_000, 100, 'its worker processes stopped');
+      assert.deepEqual(mountPointsUnder(scratch.dir), [], 'the worker left nothing mounted');
+    } finally {
+      squatter.close();
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGKILL');
+        await exited;
+      }
+      // Orphaned without Redis, a worker takes a while to see it gone before it unmounts its pool.
+      const pids = supervisedWorkerPids(started.output()).filter((pid) => pid > 0);
+      await until(() => !pids.some(processExists), 30_000, 100, 'the worker processes gone').catch(() => {});
       await scratch.remove();
     }
   });
