@@ -332,9 +332,13 @@ export const JobView = Type.Object(
       Type.Literal('cancelled'),
     ]),
     createdAt: Type.String(),
-    startedAt: Type.Optional(Type.String()),
+    startedAt: Type.Optional(
+      Type.String({ description: 'When the last worker that started the job took it. Absent until then, and on a job failed worker_lost (Redis no longer holds its last run\'s start).' }),
+    ),
     finishedAt: Type.Optional(Type.String()),
-    attempts: Type.Optional(Type.Integer({ description: 'Times a worker started the job (2: its first worker died and it was retried).' })),
+    attempts: Type.Optional(
+      Type.Integer({ description: 'Workers that started the job (2: its first worker died and it was retried); on a job failed worker_lost, those that died running it.' }),
+    ),
     result: Type.Optional(ResultView),
     failure: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
   },

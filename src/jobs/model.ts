@@ -187,6 +187,7 @@ export interface JobRecord {
   id: string;
   status: JobStatus;
   createdAt: string;
+  /** When the last worker that started it took it; absent on a job failed worker_lost (see toRecord). */
   startedAt?: string;
   finishedAt?: string;
   result?: JobResult;

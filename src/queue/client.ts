@@ -780,13 +780,19 @@ export function toRecord(job: JobSnapshot, state: JobState | 'unknown'): JobReco
   const record: JobRecord = { id: job.id!, status: 'queued', createdAt: new Date(job.timestamp).toISOString() };
   // The job's data is the JobRequest: read with the job, so showing it costs no Redis round trip.
   if (job.data) record.request = job.data;
-  if (job.processedOn) record.startedAt = new Date(job.processedOn).toISOString();
+  // A job that stalled past maxStalledCount is failed by the next worker that takes it, without
+  // running it; but BullMQ's take counts an attempt started and sets processedOn all the same. So
+  // its workers are one fewer than its takes, and its processedOn is its failure's time, not when
+  // its last run started, which Redis no longer holds: it has no startedAt.
+  const failedAtTake = state === 'failed' && job.failedReason === STALLED_REASON;
+  if (job.processedOn && !failedAtTake) record.startedAt = new Date(job.processedOn).toISOString();
   // A completed job finished when its worker had the result (BullMQ's finishedOn is an instant
   // later, when it stored it), so that the record reads the same from the job and from its event.
   const stored = state === 'completed' && job.returnvalue ? splitStoredResult(job.returnvalue) : undefined;
   const finishedOn = stored?.attempt?.finishedAtMs ?? job.finishedOn;
   if (finishedOn) record.finishedAt = new Date(finishedOn).toISOString();
-  if (job.attemptsStarted > 0) record.attempts = job.attemptsStarted;
+  const attempts = failedAtTake ? job.attemptsStarted - 1 : job.attemptsStarted;
+  if (attempts > 0) record.attempts = attempts;
   if (state === 'active') {
     record.status = 'running';
   } else if (state === 'completed') {

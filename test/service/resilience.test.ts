@@ -174,6 +174,11 @@ describe('worker death', { skip }, () => {
       assert.equal(view.status, 'failed', JSON.stringify(view));
       assert.equal(view.failure.code, 'worker_lost');
       assert.equal(view.result, undefined);
+      // The survivor's take failed it without running it: not a worker that started it, and not
+      // when it started (that take's time, the failure's, had replaced the second run's start).
+      assert.equal(view.attempts, 2, `the two workers that died running it: ${JSON.stringify(view)}`);
+      assert.equal(view.startedAt, undefined, JSON.stringify(view));
+      assert.ok(view.finishedAt, JSON.stringify(view));
       // The survivor counts the failure just after it has failed the job (the job can read back as
       // failed a moment before the counter moves); counted once, however many workers saw it stall.
       const failedCount = /^cellblock_jobs_finished_total\{verdict="failed"\} (\d+)$/m;

@@ -1,0 +1,39 @@
+// A job's record (what GET /v1/jobs/:id and every front show) from BullMQ's fields: `attempts`
+// counts the workers that started the job, `startedAt` is when the last of them took it.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { JobRequest } from '../../src/jobs/model.js';
+import { toRecord } from '../../src/queue/client.js';
+
+const request = { runtimeId: 'python', files: [{ name: 'main.py', contentBase64: '' }], stdinBase64: '', args: [], limits: {} } as JobRequest;
+const at = (seconds: number) => Date.UTC(2026, 11, 7, 10, 0, seconds);
+const iso = (seconds: number) => new Date(at(seconds)).toISOString();
+
+test('a job retried after its worker died: both workers counted, started when the second took it', () => {
+  const record = toRecord(
+    { id: 'a', timestamp: at(0), data: request, processedOn: at(40), finishedOn: at(41), attemptsStarted: 2, returnvalue: undefined as never, failedReason: '' },
+    'active',
+  );
+  assert.deepEqual([record.status, record.attempts, record.startedAt, record.finishedAt], ['running', 2, iso(40), iso(41)]);
+});
+
+test("a job failed worker_lost: the take that failed it ran nothing, and is neither an attempt nor the job's start", () => {
+  // BullMQ: two runs died (their takes at 1 s and 40 s); the third take, at 95 s, failed it at once.
+  const record = toRecord(
+    { id: 'b', timestamp: at(0), data: request, processedOn: at(95), finishedOn: at(95), attemptsStarted: 3, returnvalue: undefined as never, failedReason: 'job stalled more than allowable limit' },
+    'failed',
+  );
+  assert.equal(record.status, 'failed');
+  assert.equal(record.failure?.code, 'worker_lost');
+  assert.equal(record.attempts, 2, 'the two workers that died running it');
+  assert.equal(record.startedAt, undefined, "its last run's start is not in Redis: the failing take overwrote it");
+  assert.equal(record.finishedAt, iso(95));
+});
+
+test('a job failed otherwise keeps its attempts and start', () => {
+  const record = toRecord(
+    { id: 'c', timestamp: at(0), data: request, processedOn: at(1), finishedOn: at(2), attemptsStarted: 1, returnvalue: undefined as never, failedReason: 'executor: closed' },
+    'failed',
+  );
+  assert.deepEqual([record.failure?.code, record.attempts, record.startedAt], ['internal_error', 1, iso(1)]);
+});
