@@ -117,23 +117,35 @@ export async function freeLoopbackPortExcept(avoid: readonly number[], probe: ()
   throw new RedisServerError(`no free loopback port other than ${avoid.join(', ')} in ${FREE_PORT_ATTEMPTS} attempts`);
 }
 
-function ping(port: number): Promise<boolean> {
+/** Whether the redis-server of process `pid` answers on the port, done loading: `INFO server`
+ * names its process (anything else on the port, or a server of another's that took the port
+ * between a death and a restart, is not ours: clients sent to it would queue jobs where no worker
+ * of ours takes them), then PING says PONG (LOADING while it replays its append-only file). */
+function answersAs(port: number, pid: number | undefined): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
-    let answer = '';
+    let answer = Buffer.alloc(0);
     const done = (ok: boolean) => {
       socket.destroy();
       resolve(ok);
     };
     socket.setTimeout(500, () => done(false));
     socket.once('error', () => done(false));
-    // Closed without an answer: another program on the port (a restart found it taken), which
-    // would otherwise leave this waiting for ever.
-    socket.once('close', () => done(answer.startsWith('+PONG')));
-    socket.on('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk) => {
-      answer += chunk.toString();
-      if (answer.includes('\r\n')) done(answer.startsWith('+PONG'));
+    // Closed without a whole answer: another program on the port, which would otherwise leave
+    // this waiting for ever.
+    socket.once('close', () => done(false));
+    socket.on('connect', () => socket.write('INFO server\r\nPING\r\n'));
+    socket.on('data', (chunk: Buffer) => {
+      answer = Buffer.concat([answer, chunk]);
+      const header = /^\$(\d+)\r\n/.exec(answer.subarray(0, 32).toString('latin1'));
+      // Not a bulk reply to INFO (an error, another protocol): not a server of ours that is ready.
+      if (!header) return answer.includes('\r\n') || answer.length >= 32 ? done(false) : undefined;
+      const infoEnd = header[0].length + Number(header[1]) + 2;
+      const pingEnd = answer.indexOf('\r\n', infoEnd);
+      if (pingEnd < 0) return;
+      const info = answer.subarray(header[0].length, infoEnd - 2).toString('latin1');
+      const ours = pid !== undefined && info.split('\r\n').includes(`process_id:${pid}`);
+      done(ours && answer.subarray(infoEnd, pingEnd).toString('latin1') === '+PONG');
     });
   });
 }
@@ -176,13 +188,15 @@ function launch(port: number, options: RedisServerOptions, onLine?: (line: strin
 
 const hasExited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
 
-async function waitUntilAnswering(port: number, child: ChildProcess): Promise<void> {
+async function waitUntilAnswering(port: number, child: ChildProcess, lastLines: () => readonly string[]): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (hasExited(child)) {
-      throw new RedisServerError(`redis-server on port ${port} exited at start (${child.exitCode ?? child.signalCode})`);
+      // Its own words (a damaged append-only file, a full disk), for the operator.
+      const why = exitReason(lastLines());
+      throw new RedisServerError(`redis-server on port ${port} exited at start (${child.exitCode ?? child.signalCode})${why ? `: ${why}` : ''}`);
     }
-    if (await ping(port)) return;
+    if (await answersAs(port, child.pid)) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   child.kill('SIGKILL');
@@ -233,12 +247,14 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
     recent.lines = [];
     child = launch(port, options, recent.keep);
     try {
-      await Promise.race([waitUntilAnswering(port, child), spawnFailure(child)]);
+      await Promise.race([waitUntilAnswering(port, child, () => recent.lines), spawnFailure(child)]);
       break;
     } catch (error) {
       await terminate(child);
-      // Another process may have taken the free port between our probe and redis-server's bind.
-      if (options.port !== undefined || attempt >= 3 || !(error instanceof RedisServerError) || /cannot run/.test(error.message)) {
+      // Another process may have taken the free port between our probe and redis-server's bind;
+      // a server that said another reason (its data) would fail on any port.
+      const otherReason = error instanceof RedisServerError && /exited at start \([^)]*\): /.test(error.message) && !/Address already in use/.test(error.message);
+      if (options.port !== undefined || attempt >= 3 || !(error instanceof RedisServerError) || /cannot run/.test(error.message) || otherReason) {
         throw error;
       }
       port = await freeLoopbackPortExcept(avoid);
@@ -257,8 +273,9 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
       // The held descriptor went to the first server; the caller may have closed its own since.
       if (options.heldFd !== undefined) throw new RedisServerError('a server given heldFd cannot be restarted: its descriptor went to the first one');
       await terminate(child);
-      child = launch(port, options);
-      await waitUntilAnswering(port, child);
+      recent.lines = [];
+      child = launch(port, options, recent.keep);
+      await waitUntilAnswering(port, child, () => recent.lines);
     },
   };
   return server;
@@ -294,12 +311,17 @@ function superviseServer(first: ChildProcess, port: number, options: RedisServer
     const ranMs = exitedAt - launchedAt;
     quickExits = ranMs >= HEALTHY_REDIS_RUN_MS ? 1 : quickExits + 1;
     const exit: RedisExit = { pid: watched.pid, code, signal, ranMs, lastLines: [...recent.lines] };
-    if (quickExits > MAX_QUICK_REDIS_EXITS) {
+    // The port taken meanwhile (another program bound it between the death and this restart): no
+    // restart on it can be ours, and clients still reconnect to it. Given up at once.
+    const portTaken = exit.lastLines.some((line) => line.includes('Address already in use'));
+    if (quickExits > MAX_QUICK_REDIS_EXITS || portTaken) {
       over = true;
       const why = exitReason(exit.lastLines);
       supervision.onGiveUp(
         new RedisServerError(
-          `the private redis-server on port ${port} (data in ${options.dataDir}) exited ${quickExits} times in a row, each within ${HEALTHY_REDIS_RUN_MS / 1000} s of its start, the last with ${signal ?? `exit code ${code}`}${why ? `: ${why}` : ''}; not starting it again`,
+          portTaken
+            ? `the private redis-server's port ${port} was taken by another program while it was down (data in ${options.dataDir}); not starting it again`
+            : `the private redis-server on port ${port} (data in ${options.dataDir}) exited ${quickExits} times in a row, each within ${HEALTHY_REDIS_RUN_MS / 1000} s of its start, the last with ${signal ?? `exit code ${code}`}${why ? `: ${why}` : ''}; not starting it again`,
         ),
       );
       return;
@@ -329,7 +351,7 @@ function superviseServer(first: ChildProcess, port: number, options: RedisServer
       supervision.onGiveUp(error);
     });
     while (!over && launched === child && !hasExited(launched)) {
-      if (await ping(port)) {
+      if (await answersAs(port, launched.pid)) {
         supervision.onRestarted({ pid: launched.pid, downMs: Date.now() - exitedAt });
         return;
       }

@@ -5,7 +5,8 @@
 // jobs, let running ones finish, and after the grace hand unfinished ones back to the queue. A
 // live job (live-channel.ts) is neither retried nor handed back: its client's input went to the
 // worker that had it, so it fails instead. A worker whose executor can run no more jobs (its
-// pool's mount agent died) stops itself the same way, failing no job for it (stoppedByItself).
+// pool's mount agent died) stops itself the same way, with no grace for its running jobs, failing
+// none for it but a live job that had begun (stoppedByItself).
 // Beside the jobs, a notifier sends finished jobs' webhooks and callbacks, whichever worker ran
 // them (notifier.ts).
 //
@@ -90,8 +91,8 @@ export interface QueueWorker {
   /** Closes the worker (a second call waits for the same close). */
   close(): Promise<void>;
   /** Settles, with the cause, once the worker has stopped and closed by itself because its
-   * executor can run no more jobs (JobExecutor.lost): it took no job since, handed back those it
-   * could not run, and let its running ones end. Its process should then exit non-zero, for its
+   * executor can run no more jobs (JobExecutor.lost): it took no job since, and handed back those
+   * it could not run and its running ones (a live one that had begun failed). Its process should then exit non-zero, for its
    * supervisor to start a new one. Never settles otherwise. */
   readonly stoppedByItself: Promise<Error>;
 }
@@ -299,7 +300,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         throw new UnrecoverableError(LIVE_NO_SESSION_REASON);
       }
       if (abortedFor === 'shutdown' && cutShortByCancel(result)) {
-        if (live) throw new UnrecoverableError(LIVE_SHUTDOWN_REASON);
+        if (live) throw new UnrecoverableError(cannotRun() ? LIVE_UNAVAILABLE_REASON : LIVE_SHUTDOWN_REASON);
         // Killed only because this worker is stopping: hand the job back for another worker.
         log.warn({ jobId }, 'job interrupted by shutdown; returning it to the queue');
         await job.moveToDelayed(Date.now(), token);

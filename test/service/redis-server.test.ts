@@ -1,5 +1,7 @@
 // The private redis-server's place among the processes.
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { closeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -147,13 +149,32 @@ test('a stop while a restart is pending starts no server', async () => {
   });
 });
 
-test('a server that cannot start again (its port taken) is given up after a bounded number of tries, saying why', async () => {
+test('a server that keeps dying soon after its start is given up after a bounded number of tries, saying why', async () => {
+  await withSupervisedServer({ restartDelayMs: 20 }, async (server, reports) => {
+    // Killed as soon as it answers, each time (its restarts backing off meanwhile).
+    for (let kills = 0; reports.givenUp.length === 0; kills++) {
+      assert.ok(kills <= MAX_QUICK_REDIS_EXITS, `given up after ${MAX_QUICK_REDIS_EXITS + 1} exits`);
+      process.kill(server.pid!, 'SIGKILL');
+      await until(() => reports.restarts.length > kills || reports.givenUp.length === 1, 20_000, 10, 'a restart or the give-up');
+    }
+    assert.equal(reports.exits.length, MAX_QUICK_REDIS_EXITS, 'each exit but the last was followed by a restart');
+    assert.deepEqual(reports.exits.map((exit) => exit.restartInMs), [20, 40, 80, 160, 320], 'backing off');
+    const message = reports.givenUp[0]!.message;
+    assert.match(message, new RegExp(`^the private redis-server on port ${server.port} \\(data in \\S+\\) exited 6 times in a row, each within 60 s of its start, the last with SIGKILL`));
+    assert.ok(!message.includes('\n'), `one line: ${message}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(reports.exits.length, MAX_QUICK_REDIS_EXITS, 'and not started again');
+  });
+});
+
+test('a server whose port another program took while it was down is given up at once, saying so; what answers there is never taken for it', async () => {
   const squatter = net.createServer((socket) => socket.destroy());
   try {
-    await withSupervisedServer({ restartDelayMs: 20 }, async (server, reports) => {
+    await withSupervisedServer({ restartDelayMs: 20 }, async (server, reports, dataDir) => {
       process.kill(server.pid!, 'SIGKILL');
       // Another process takes the port as soon as the server has let go of it.
-      for (;;) {
+      for (let tries = 0; ; tries++) {
+        assert.ok(tries < 2000, 'the port taken');
         const listening = await new Promise<boolean>((resolve) => {
           squatter.once('error', () => resolve(false));
           squatter.listen(server.port, '127.0.0.1', () => resolve(true));
@@ -163,17 +184,35 @@ test('a server that cannot start again (its port taken) is given up after a boun
       }
       await until(() => reports.givenUp.length === 1, 30_000, 20, 'the server given up');
       assert.equal(reports.restarts.length, 0);
-      assert.equal(reports.exits.length, MAX_QUICK_REDIS_EXITS, 'each exit but the last was followed by a restart');
-      assert.deepEqual(reports.exits.map((exit) => exit.restartInMs), [20, 40, 80, 160, 320], 'backing off');
-      const message = reports.givenUp[0]!.message;
-      assert.match(message, new RegExp(`^the private redis-server on port ${server.port} \\(data in \\S+\\) exited 6 times in a row, each within 60 s of its start, the last with exit code 1: `));
-      assert.match(message, /Address already in use/);
-      assert.ok(!message.includes('\n'), `one line: ${message}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      assert.equal(reports.exits.length, MAX_QUICK_REDIS_EXITS, 'and not started again');
+      assert.equal(reports.exits.length, 1, 'the kill, followed by one restart, which found the port taken');
+      assert.equal(reports.givenUp[0]!.message, `the private redis-server's port ${server.port} was taken by another program while it was down (data in ${dataDir}); not starting it again`);
     });
   } finally {
     squatter.close();
+  }
+});
+
+test("a Redis of another's that took the port while the server was down is never taken for it", async () => {
+  let squatter: ChildProcess | undefined;
+  try {
+    await withSupervisedServer({ restartDelayMs: 300 }, async (server, reports) => {
+      process.kill(server.pid!, 'SIGKILL');
+      // Another redis-server takes the port before the restart: it answers PING as ours would.
+      for (let tries = 0; squatter === undefined; tries++) {
+        assert.ok(tries < 200, 'the port taken');
+        const started = spawn('redis-server', ['--port', String(server.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+        const exited = await Promise.race([once(started, 'exit').then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 100))]);
+        if (!exited) squatter = started;
+      }
+      await until(() => reports.givenUp.length === 1, 30_000, 20, 'the server given up');
+      assert.deepEqual(reports.restarts, [], 'the other Redis was not taken for the restarted server');
+      assert.match(reports.givenUp[0]!.message, /was taken by another program while it was down/);
+    });
+  } finally {
+    if (squatter && squatter.exitCode === null) {
+      squatter.kill('SIGKILL');
+      await once(squatter, 'exit');
+    }
   }
 });
 
