@@ -62,7 +62,7 @@ export interface Config {
   resultTtlSeconds: number;
   /** BullMQ lock on an active job; a worker that stops renewing it for this long is presumed dead. */
   lockDurationMs: number;
-  /** How often workers look for jobs whose lock expired (stalled jobs). */
+  /** How often workers look for jobs whose lock expired (stalled jobs): DEFAULT_STALLED_INTERVAL_MS. */
   stalledIntervalMs: number;
   /** Stalls a job survives before it is failed: 1 = retried once by another worker. */
   maxStalledCount: number;
@@ -263,6 +263,17 @@ function apiKeys(env: Env, variable: string, defaultPerWindow: number): ApiKey[]
   });
 }
 
+/** How often, by default, the workers look for jobs whose lock has expired (at most the lock
+ * duration). BullMQ's check re-queues the running jobs that the check before it marked and whose
+ * lock has gone since, and it skips a run that finds the guard key of the last one (which lasts
+ * exactly one interval) not yet expired, as its own timer often does: so a dead worker's job is
+ * re-queued up to two intervals after its lock expired. At BullMQ's 30 s, which was ours (the
+ * lock duration), that was a minute and a half after the death (91.8 s measured). Shorter costs
+ * next to nothing (one small Lua script per worker process and interval, run at most once per
+ * interval for the whole queue, over its running jobs only) and cannot make a live worker's job
+ * stall: only an expired lock does, which the interval does not touch. */
+export const DEFAULT_STALLED_INTERVAL_MS = 5000;
+
 export function loadConfig(env: Env = process.env): Config {
   const defaultRequestsPerWindow = integer(env, 'CELLBLOCK_RATE_LIMIT_REQUESTS', 600, 1);
   const redisUrl = env.CELLBLOCK_REDIS_URL?.trim() || undefined;
@@ -298,7 +309,7 @@ export function loadConfig(env: Env = process.env): Config {
     poolRefillConcurrency: integer(env, 'CELLBLOCK_POOL_REFILL_CONCURRENCY', DEFAULT_POOL_REFILL_CONCURRENCY, 1),
     resultTtlSeconds: integer(env, 'CELLBLOCK_RESULT_TTL_SECONDS', 3600, 1),
     lockDurationMs,
-    stalledIntervalMs: integer(env, 'CELLBLOCK_STALLED_INTERVAL_MS', lockDurationMs, 500),
+    stalledIntervalMs: integer(env, 'CELLBLOCK_STALLED_INTERVAL_MS', Math.min(lockDurationMs, DEFAULT_STALLED_INTERVAL_MS), 500),
     maxStalledCount: integer(env, 'CELLBLOCK_MAX_STALLED_COUNT', 1, 0),
     workerHeartbeatTtlMs: integer(env, 'CELLBLOCK_WORKER_HEARTBEAT_TTL_MS', 15_000, 1000),
     shutdownGraceMs: integer(env, 'CELLBLOCK_SHUTDOWN_GRACE_MS', 60_000),

@@ -16,6 +16,14 @@ describe('configuration', () => {
     assert.equal(config.judgeCompileCacheBytes, 256 * MiB);
     assert.equal(config.redisUrl, undefined);
     assert.equal(config.cgroupBase, 'root');
+    // A dead worker's job is re-queued within lock duration + two stall intervals: 40 s, not 90.
+    assert.deepEqual([config.lockDurationMs, config.stalledIntervalMs, config.maxStalledCount], [30_000, 5000, 1]);
+  });
+
+  test('the stall check interval: 5 s, at most the lock duration, or the variable\'s', () => {
+    assert.equal(loadConfig({ CELLBLOCK_LOCK_DURATION_MS: '120000' }).stalledIntervalMs, 5000, 'not longer with a longer lock');
+    assert.equal(loadConfig({ CELLBLOCK_LOCK_DURATION_MS: '2000' }).stalledIntervalMs, 2000);
+    assert.equal(loadConfig({ CELLBLOCK_STALLED_INTERVAL_MS: '30000' }).stalledIntervalMs, 30_000);
   });
 
   test('values in range are taken', () => {

@@ -100,8 +100,19 @@ describe('worker death', { skip }, () => {
       const { json } = await postJson(`${base}/v1/jobs`, sleeper(2));
       const doomed = await spawnWorkerProcess(service, poolStateDir);
       await pollJob(base, json.id, 30_000, (view) => view.status === 'running');
+      const killedAt = Date.now();
       await killHard(doomed);
       await startSurvivor();
+      const survivorReadyMs = Date.now() - killedAt;
+      await pollJob(base, json.id, 30_000, (view) => view.status === 'running' && view.attempts === 2);
+      // README (CELLBLOCK_STALLED_INTERVAL_MS): queued again by a check that finds the job, marked
+      // by the check before, unlocked: up to two intervals after the lock expired (a check that
+      // finds the last one's guard skips). With no other checker, the survivor's checks count from
+      // its start, its first marking the job at most an interval after it.
+      const { lockDurationMs, stalledIntervalMs } = fastStallSettings;
+      const boundMs = Math.max(lockDurationMs, survivorReadyMs + stalledIntervalMs) + 2 * stalledIntervalMs;
+      const tookMs = Date.now() - killedAt;
+      assert.ok(tookMs <= boundMs + 1000, `taken again ${tookMs} ms after the kill, past ${boundMs} ms (+1 s to be taken and polled)`);
       const view = await pollJob(base, json.id, 60_000);
       assert.equal(view.status, 'done', JSON.stringify(view));
       assert.equal(view.attempts, 2, 'started by the dead worker, then by the survivor');
