@@ -337,7 +337,7 @@ export const JobView = Type.Object(
     ),
     finishedAt: Type.Optional(Type.String()),
     attempts: Type.Optional(
-      Type.Integer({ description: 'Workers that started the job (2: its first worker died and it was retried); on a job failed worker_lost, those that died running it.' }),
+      Type.Integer({ description: 'Workers that started the job (2: its first worker died and it was retried); on a job failed worker_lost, the takes before the one that failed it (workers that died running it, or handed it back unrun).' }),
     ),
     result: Type.Optional(ResultView),
     failure: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),

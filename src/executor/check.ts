@@ -11,7 +11,7 @@ import { ExecutorError } from './errors.js';
 import { posix } from 'node:path';
 import { ARGS_PLACEHOLDER, compileArgv, compiledFileNames, runArgv } from './argv.js';
 import { COMPARISON_MODES } from './compare.js';
-import { checkedFileName, fileNamesConflict } from './files.js';
+import { checkedFileName, fileNamesConflict, shownUnits } from './files.js';
 
 export { FILE_NAME_MAX_BYTES, hasLoneSurrogate, NAME_MAX_BYTES, OPTION_LIKE_FILE_NAME, shownFileName, shownUnits } from './files.js';
 export { compileArgv, runArgv } from './argv.js';
@@ -248,11 +248,10 @@ export function comparisonProblem(job: { comparison?: unknown; tests?: unknown[]
   return undefined;
 }
 
-/** A variant name as a message shows it: quoted, and cut where it is longer than any name
- * (whatever another producer's job data holds there). */
+/** A variant name as a message shows it: quoted, and cut as a file name is (whatever another
+ * producer's job data holds there). */
 function shownVariant(name: unknown): string {
-  const text = JSON.stringify(name) ?? String(name);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  return shownUnits(JSON.stringify(name) ?? String(name));
 }
 
 /** The first of a run's limits below its runtime's minLimits, or undefined. */

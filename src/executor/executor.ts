@@ -80,7 +80,7 @@ export interface Executor {
   variants(): { runtimeId: string; variant: string }[];
   /** Settles (never rejects) when this executor can run no more jobs: its pool can make no more
    * slots (Pool.lost). Jobs that need a slot from then on fail with ExecutorError `unavailable`;
-   * stages already running end as they would have. */
+   * stages already running end as they would have (the worker stops them: QueueWorker.stoppedByItself). */
   readonly lost: Promise<Error>;
   /** Set once `lost` has happened (read synchronously: the moment a take would be refused). */
   readonly unusable: Error | undefined;

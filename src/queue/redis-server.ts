@@ -56,8 +56,9 @@ export interface RedisSupervision {
   onExit(exit: RedisExit & { restartInMs: number }): void;
   /** Started again: it answers (after loading its data), `downMs` after it exited. */
   onRestarted(restarted: { pid: number | undefined; downMs: number }): void;
-  /** It kept dying (MAX_QUICK_REDIS_EXITS in a row, each within HEALTHY_REDIS_RUN_MS of its
-   * start: its port taken, its disk full, its files damaged): it is not started again. */
+  /** It kept dying (once more than MAX_QUICK_REDIS_EXITS in a row, each within
+   * HEALTHY_REDIS_RUN_MS of its start: its disk full, its files damaged), or its port was taken
+   * while it was down: it is not started again. */
   onGiveUp(error: RedisServerError): void;
   /** Wait before the first restart (REDIS_RESTART_DELAY_MS when absent), doubled for each quick
    * exit in a row. A test makes it short. */
@@ -81,9 +82,10 @@ export class RedisServerError extends Error {
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 10_000;
 /** A supervised server that exits is started again after this, doubled for each quick exit in a
- * row: short, since every API request and every job's progress waits for it, but not at once, so
- * that a `start` whose whole service is being stopped (a service manager's SIGTERM to every
- * process) has begun its own stop first. */
+ * row: short, since every API request and every job's progress waits for it; not at once, so that
+ * a server that cannot start does not spin. (A `start` whose whole service a service manager
+ * stops, its SIGTERM reaching every process, restarts its server too, then stops it last, once
+ * its workers have stored what they could: README, "Under systemd".) */
 export const REDIS_RESTART_DELAY_MS = 250;
 /** A server that ran this long before it exited starts the count of quick exits afresh. */
 export const HEALTHY_REDIS_RUN_MS = 60_000;

@@ -96,7 +96,10 @@ describe('the repository runtimes', () => {
     // The source level is the image's JDK's, as Piston's `java file.java` compiles at its JDK's
     // own level: a runtime moved to another JDK without its variant fails here.
     const major = java.version.split('.')[0]!;
-    assert.deepEqual(piston.run.argv, ['/usr/bin/java', ...flags, archive, '-Xlog:disable', '-Xlog:all=warning:stderr', '--source', major, '{entry}', '{args}']);
+    assert.deepEqual(piston.run.argv, ['/usr/bin/java', ...flags, archive, '--source', major, '{entry}', '{args}']);
+    // The JVM's own warnings (a thread it cannot start at the pids limit) go to stderr, not into
+    // the stdout a judge compares, in both ways of running.
+    assert.deepEqual(flags.slice(-2), ['-Xlog:disable', '-Xlog:all=warning:stderr']);
     assert.ok(piston.run.startupPaths?.includes('/usr/lib/jvm/java-17-openjdk-amd64/lib/ct.sym'), 'traced: the in-memory compile reads the platform\'s class signatures');
     // Everything but the stages is the runtime's.
     for (const field of ['id', 'image', 'env', 'defaultLimits', 'maxLimits', 'sourceFile'] as const) assert.equal(piston[field], java[field], field);
