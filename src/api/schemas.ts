@@ -333,11 +333,11 @@ export const JobView = Type.Object(
     ]),
     createdAt: Type.String(),
     startedAt: Type.Optional(
-      Type.String({ description: 'When the last worker that started the job took it. Absent until then, and on a job failed worker_lost (Redis no longer holds its last run\'s start).' }),
+      Type.String({ description: 'When the last worker that started the job took it. Absent until then, and on a job failed at a take before anything ran there (worker_lost, a live job not run again, cancelled as taken: Redis no longer holds its last run\'s start).' }),
     ),
     finishedAt: Type.Optional(Type.String()),
     attempts: Type.Optional(
-      Type.Integer({ description: 'Workers that started the job (2: its first worker died and it was retried); on a job failed worker_lost, the takes before the one that failed it (workers that died running it, or handed it back unrun).' }),
+      Type.Integer({ description: 'Workers that started the job (2: its first worker died and it was retried); on a job failed at a take before anything ran there (worker_lost, a live job not run again, cancelled as taken), the takes before that one (workers that died running it, or handed it back unrun).' }),
     ),
     result: Type.Optional(ResultView),
     failure: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),

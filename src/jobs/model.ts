@@ -187,7 +187,7 @@ export interface JobRecord {
   id: string;
   status: JobStatus;
   createdAt: string;
-  /** When the last worker that started it took it; absent on a job failed worker_lost (see toRecord). */
+  /** When the last worker that started it took it; absent on a job failed at a take (see toRecord). */
   startedAt?: string;
   finishedAt?: string;
   result?: JobResult;

@@ -70,6 +70,12 @@ interface CancelMarker {
 const STALLED_REASON = 'job stalled more than allowable limit';
 /** The failure reason a worker gives a job it took after it was cancelled (see worker.ts). */
 export const CANCELLED_REASON = 'cancelled before it ran';
+/** Why a live job fails rather than run again: its client's input went to the worker that had it. */
+export const LIVE_RETRY_REASON = "a live job is not run again: the worker running it stopped, and its client's input went with it";
+/** Failures made at a take, before anything ran: BullMQ's for a job stalled past its count, and a
+ * worker's for a job cancelled before it ran or a live job taken again. The take counted an attempt
+ * and set processedOn all the same. */
+const FAILED_AT_TAKE = [STALLED_REASON, CANCELLED_REASON, LIVE_RETRY_REASON];
 /** Queue events that name a job's final state. */
 type FinalEventState = 'completed' | 'failed';
 /**
@@ -780,11 +786,12 @@ export function toRecord(job: JobSnapshot, state: JobState | 'unknown'): JobReco
   const record: JobRecord = { id: job.id!, status: 'queued', createdAt: new Date(job.timestamp).toISOString() };
   // The job's data is the JobRequest: read with the job, so showing it costs no Redis round trip.
   if (job.data) record.request = job.data;
-  // A job that stalled past maxStalledCount is failed by the next worker that takes it, without
-  // running it; but BullMQ's take counts an attempt started and sets processedOn all the same. So
-  // its workers are one fewer than its takes, and its processedOn is its failure's time, not when
-  // its last run started, which Redis no longer holds: it has no startedAt.
-  const failedAtTake = state === 'failed' && job.failedReason === STALLED_REASON;
+  // A job failed at a take (FAILED_AT_TAKE: stalled past maxStalledCount, cancelled before it ran,
+  // a live job taken again) ran nothing there; but BullMQ's take counts an attempt started and sets
+  // processedOn all the same. So its workers are one fewer than its takes, and its processedOn is
+  // its failure's time, not when its last run started, which Redis no longer holds (if it ran at
+  // all): it has no startedAt.
+  const failedAtTake = state === 'failed' && FAILED_AT_TAKE.includes(job.failedReason);
   if (job.processedOn && !failedAtTake) record.startedAt = new Date(job.processedOn).toISOString();
   // A completed job finished when its worker had the result (BullMQ's finishedOn is an instant
   // later, when it stored it), so that the record reads the same from the job and from its event.

@@ -27,7 +27,7 @@ import { cutShortByCancel } from '../executor/verdict.js';
 import { LATER_JOB_FIELDS, variantJobField, type JobRequest, type JobResult } from '../jobs/model.js';
 import { BackgroundLane, jobsAtOnce } from './background-lane.js';
 import { startCancelWatch } from './cancel-watch.js';
-import { CANCELLED_REASON, type WorkerLiveness } from './client.js';
+import { CANCELLED_REASON, LIVE_RETRY_REASON, type WorkerLiveness } from './client.js';
 import { toExecuteRequest, toJobResult } from './codec.js';
 import { createRedis, workerConnectionName } from './connection.js';
 import { startHeartbeat } from './heartbeat.js';
@@ -105,8 +105,6 @@ const NOTIFIER_CONCURRENCY = 16;
 /** How long a closing worker lets notifications under way go on (at most its shutdown grace). */
 const NOTIFIER_GRACE_MS = 10_000;
 
-/** Why a live job fails rather than run again: its client's input went to the worker that had it. */
-const LIVE_RETRY_REASON = "a live job is not run again: the worker running it stopped, and its client's input went with it";
 const LIVE_SHUTDOWN_REASON = "a live job is not handed to another worker: this one shut down while it ran, and its client's input went with it";
 const LIVE_NO_SESSION_REASON = 'a live job is not run without its client: no session listened to it when it started';
 const LIVE_UNAVAILABLE_REASON = "a live job is not handed to another worker: this one could run it no further (its pool's mount agent died), and its client's input went to it";

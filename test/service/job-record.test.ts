@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { JobRequest } from '../../src/jobs/model.js';
-import { toRecord } from '../../src/queue/client.js';
+import { CANCELLED_REASON, LIVE_RETRY_REASON, toRecord } from '../../src/queue/client.js';
 
 const request = { runtimeId: 'python', files: [{ name: 'main.py', contentBase64: '' }], stdinBase64: '', args: [], limits: {} } as JobRequest;
 const at = (seconds: number) => Date.UTC(2026, 11, 7, 10, 0, seconds);
@@ -28,6 +28,22 @@ test("a job failed worker_lost: the take that failed it ran nothing, and is neit
   assert.equal(record.attempts, 2, 'the two workers that died running it');
   assert.equal(record.startedAt, undefined, "its last run's start is not in Redis: the failing take overwrote it");
   assert.equal(record.finishedAt, iso(95));
+});
+
+test('a job cancelled at its take ran nothing: no attempt, no start', () => {
+  const record = toRecord(
+    { id: 'd', timestamp: at(0), data: request, processedOn: at(3), finishedOn: at(3), attemptsStarted: 1, returnvalue: undefined as never, failedReason: CANCELLED_REASON },
+    'failed',
+  );
+  assert.deepEqual([record.status, record.attempts, record.startedAt, record.finishedAt], ['cancelled', undefined, undefined, iso(3)]);
+});
+
+test('a live job failed at its second take (not run again): the one worker that ran it, and no start', () => {
+  const record = toRecord(
+    { id: 'e', timestamp: at(0), data: { ...request, live: true }, processedOn: at(50), finishedOn: at(50), attemptsStarted: 2, returnvalue: undefined as never, failedReason: LIVE_RETRY_REASON },
+    'failed',
+  );
+  assert.deepEqual([record.status, record.attempts, record.startedAt], ['failed', 1, undefined]);
 });
 
 test('a job failed otherwise keeps its attempts and start', () => {
