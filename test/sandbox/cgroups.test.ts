@@ -9,12 +9,13 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createSandbox } from '../../src/sandbox/index.js';
 import { CgroupError } from '../../src/sandbox/cgroups/backend.js';
-import { killCgroupPids, killPidsListedTwice, removeCgroupTree } from '../../src/sandbox/cgroups/cgroupfs.js';
+import { killCgroupPids, killPidsListedTwice, removeCgroupDirIfEmpty } from '../../src/sandbox/cgroups/cgroupfs.js';
 import { cgroupDirUnder, cgroupMountRoots, delegatedV2Base, detectCgroupLayout, parseCgroupMounts, parseProcessCgroups } from '../../src/sandbox/cgroups/detect.js';
 import { native } from '../../src/sandbox/native.js';
 import { MiB } from '../../src/units.js';
 import { busyboxRoot, PROGRAMS_IN_ROOT } from '../helpers/busybox-root.js';
 import { processAlive } from '../helpers/processes.js';
+import { removeTestCgroup } from '../helpers/test-cgroups.js';
 import { until } from '../helpers/until.js';
 import { DEFAULT_LIMITS, program, skip, skipUnlessCgroupV2, systemCgroupLayout, text, useFixture } from './fixture.js';
 
@@ -386,6 +387,7 @@ await sandbox.close();
       for (const dir of [path.join(container, 'cellblock', 'host-processes'), path.join(container, 'cellblock'), container]) {
         if (fs.existsSync(dir)) fs.rmdirSync(dir);
       }
+      removeCgroupDirIfEmpty(path.dirname(container));
       fs.rmSync(scratch, { recursive: true, force: true });
     }
   });
@@ -484,16 +486,6 @@ console.log(JSON.stringify({ message }));`,
     }
   });
 });
-
-/** Kills what a test's cgroup tree still holds and removes it. Reports rather than throws: a
- * failure here must not hide the test's own. */
-async function removeTestCgroup(dir: string): Promise<void> {
-  try {
-    await removeCgroupTree(dir, killCgroupPids);
-  } catch (error) {
-    console.error(`could not remove the test cgroup ${dir}: ${(error as Error).message}`);
-  }
-}
 
 describe('cgroup v1 backend', { skip: skip || (systemLayout?.version !== 'v1' && "this host's hierarchy is not v1") }, () => {
   const f = useFixture();

@@ -10,12 +10,12 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { freeLoopbackPort, freeLoopbackPortExcept } from '../../src/queue/redis-server.js';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
-import { killCgroupPids, removeCgroupTree } from '../../src/sandbox/cgroups/cgroupfs.js';
 import { detectCgroupLayout } from '../../src/sandbox/cgroups/detect.js';
 import { checkWorkerMachine } from '../../src/bin/worker-preflight.js';
 import { dataDirFromEnv } from '../../src/images/paths.js';
 import { childPids, processExists, processGroup } from '../helpers/processes.js';
 import { start as startRedis, type TestRedis } from '../helpers/redis.js';
+import { removeTestCgroup } from '../helpers/test-cgroups.js';
 import { until } from '../helpers/until.js';
 import { builtRuntimes, cellblockSource, getJson, pollJob, postJson, runCellblockToExit, scratchDir, spawnCellblock, type CellblockProcess } from './fixtures.js';
 
@@ -504,7 +504,7 @@ describe('cellblock worker under a delegated cgroup', { skip }, () => {
         child.kill('SIGTERM');
         await until(() => child.exitCode !== null || child.signalCode !== null, 30_000, 100).catch(() => child.kill('SIGKILL'));
       }
-      for (const unit of units) await removeCgroupTree(unit, killCgroupPids).catch((error: Error) => console.error(`could not remove ${unit}: ${error.message}`));
+      for (const unit of units) await removeTestCgroup(unit);
       await redis.stop();
       await scratch.remove();
     }
