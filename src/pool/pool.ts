@@ -61,8 +61,8 @@ export interface Pool<C = never> {
   /** Settles (never rejects) when the pool can make no more slots: its mount agent died (see
    * "The pool's mount agent" in docs/theory-of-operation.md). From then on every take is refused
    * (PoolError EAGENTLOST), slots already taken can serve their jobs to the end (the worker stops
-   * them: QueueWorker.stoppedByItself), and close() removes
-   * what the pool had mounted through a new agent of its own. */
+   * them: QueueWorker.stoppedByItself), and close() removes what the pool had mounted through a
+   * new agent of its own. */
   readonly lost: Promise<PoolError>;
   /** Why the pool can make no more slots; undefined while it can. */
   readonly unusable: PoolError | undefined;

@@ -89,10 +89,11 @@ const STOP_TIMEOUT_MS = 10_000;
 export const REDIS_RESTART_DELAY_MS = 250;
 /** A server that ran this long before it exited starts the count of quick exits afresh. */
 export const HEALTHY_REDIS_RUN_MS = 60_000;
-/** Quick exits in a row after which a supervised server is given up (with the default delay,
- * after ~8 s of restarts: 0.25 + 0.5 + 1 + 2 + 4). One that cannot run (its port taken by another
- * process, a full disk, damaged files) would otherwise be restarted for ever while the service
- * answers 503, a failure no one hears of; given up, `cellblock start` exits non-zero. */
+/** Quick exits in a row after which the next one gives a supervised server up (with the default
+ * delay, after ~8 s of restarts: 0.25 + 0.5 + 1 + 2 + 4). One that cannot run (a full disk,
+ * damaged files) would otherwise be restarted for ever while the service answers 503, a failure
+ * no one hears of; given up, `cellblock start` exits non-zero. (A port another process took is
+ * given up at once.) */
 export const MAX_QUICK_REDIS_EXITS = 5;
 /** Lines of the server's log kept to say why it could not start again. */
 const LAST_LINES_KEPT = 8;

@@ -56,7 +56,8 @@ export interface JobExecutor {
   /** Settles when it can run no more jobs (Executor.lost: its pool's mount agent died); the
    * worker then stops itself (QueueWorker.stoppedByItself). */
   readonly lost?: Promise<Error>;
-  /** Set once `lost` has happened, read synchronously (before `lost`'s reactions have run). */
+  /** Set once `lost` has happened, read synchronously (before `lost`'s reactions have run): what
+   * the worker goes by in deciding to hand a job back. */
   readonly unusable?: Error | undefined;
 }
 
@@ -92,8 +93,8 @@ export interface QueueWorker {
   close(): Promise<void>;
   /** Settles, with the cause, once the worker has stopped and closed by itself because its
    * executor can run no more jobs (JobExecutor.lost): it took no job since, and handed back those
-   * it could not run and its running ones (a live one that had begun failed). Its process should then exit non-zero, for its
-   * supervisor to start a new one. Never settles otherwise. */
+   * it could not run and its running ones (a live one that had begun failed). Its process should
+   * then exit non-zero, for its supervisor to start a new one. Never settles otherwise. */
   readonly stoppedByItself: Promise<Error>;
 }
 
@@ -155,9 +156,6 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   const stopNotifier = new AbortController();
   // Each attempt under way, or waiting for the notifier's memory budget, listens for the stop.
   setMaxListeners(NOTIFIER_CONCURRENCY * 2, stopNotifier.signal);
-  /** Set when the executor can run no more jobs (JobExecutor.lost): a job taken from then on goes
-   * back to the queue unrun, and the worker is stopping itself. */
-  let unusable: Error | undefined;
   // Listening before any job can be taken: a cancel heard from now on reaches its job.
   const cancelRunning = (jobId: string): boolean => {
     const cancelled = [...runs].filter((run) => run.jobId === jobId);
@@ -196,9 +194,15 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     return (await redis.exists(keys.cancelled(job.id!))) === 1;
   }
 
-  /** Why this worker can run no more jobs, if it cannot: the executor's word, read at once (the
-   * worker's own `unusable` is set only when `lost`'s reaction runs). */
-  const cannotRun = (): Error | undefined => unusable ?? executor.unusable;
+  /** Why this worker can run no more jobs (JobExecutor.unusable), if it cannot: a job taken from
+   * then on goes back to the queue unrun, and the worker is stopping itself. */
+  const cannotRun = (): Error | undefined => executor.unusable;
+
+  /** Back to the queue for another worker (BullMQ leaves a job it is told is delayed as it is). */
+  async function handBack(job: Job<JobRequest, JobResult>, token: string | undefined): Promise<never> {
+    await job.moveToDelayed(Date.now(), token);
+    throw new DelayedError();
+  }
 
   /** A job taken after the executor became unusable (a take racing the worker's stop), back to
    * the queue before anything of it ran: before its cancel marker was read, and, live, before
@@ -211,8 +215,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       const key = keys.liveUnrunTakes(job.id!);
       await redis.multi().incr(key).pexpire(key, LIVE_UNRUN_TAKES_TTL_MS).exec();
     }
-    await job.moveToDelayed(Date.now(), token);
-    throw new DelayedError();
+    return handBack(job, token);
   }
 
   /** Whether a live job taken again was run before, its client's input going to that run: not
@@ -275,8 +278,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
           // client's input came here, so it is failed, as at a shutdown.
           if (live) throw new UnrecoverableError(LIVE_UNAVAILABLE_REASON);
           log.warn({ jobId, err: error }, 'this worker can run the job no further; returning it to the queue');
-          await job.moveToDelayed(Date.now(), token);
-          throw new DelayedError();
+          return await handBack(job, token);
         }
         // The executor refused the job (unknown runtime, bad request, closed): retrying cannot help.
         log.error({ err: error, jobId }, 'executor failed the job');
@@ -301,8 +303,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         if (live) throw new UnrecoverableError(cannotRun() ? LIVE_UNAVAILABLE_REASON : LIVE_SHUTDOWN_REASON);
         // Killed only because this worker is stopping: hand the job back for another worker.
         log.warn({ jobId }, 'job interrupted by shutdown; returning it to the queue');
-        await job.moveToDelayed(Date.now(), token);
-        throw new DelayedError();
+        return await handBack(job, token);
       }
       const attempt = { number: job.attemptsStarted, startedAtMs: job.processedOn ?? Date.now(), finishedAtMs: Date.now() };
       return toJobResult(result, queueWaitMs, attempt);
@@ -517,10 +518,9 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
 
   // The executor can run no more jobs: this worker stops taking them at once, gives up counting
   // as alive (its liveness key goes now: /readyz must not count a worker that takes nothing),
-  // hands back what it takes meanwhile, stops its running jobs (below) and closes; its process then exits non-zero
-  // (bin), and its supervisor starts a new worker, whose pool starts afresh.
+  // hands back what it takes meanwhile, stops its running jobs (below) and closes; its process
+  // then exits non-zero (bin), and its supervisor starts a new worker, whose pool starts afresh.
   const stoppedByItself = (executor.lost ?? new Promise<never>(() => {})).then(async (cause) => {
-    unusable = cause;
     log.error({ err: cause }, "this worker can run no more jobs (its pool's mount agent died): it takes no more, stops its running jobs and returns them and those it took to the queue, and stops");
     // The close first: it stops the BullMQ Workers taking jobs in this very turn.
     const closed = close();
