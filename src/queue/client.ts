@@ -771,7 +771,11 @@ export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys,
   // done without its result. Read after, the job's hash is at least as new as its state.
   const state = await queue.getJobState(id);
   const job = await queue.getJob(id);
-  const jobState = job && state === 'unknown' ? await job.getState() : state;
+  // The state again where the hash is newer than it: a hash without a state (a job added in
+  // between, or one a cancel took out of every list), or with a finish time while the state said
+  // unfinished (it finished in between): shown as it is, not as running with no result.
+  const stale = state === 'unknown' || (job?.finishedOn !== undefined && !isFinishedState(state));
+  const jobState = job && stale ? await job.getState() : state;
   // A job in no list of BullMQ's is one whose cancel took it out of the queue and then lost Redis
   // before removing it: its marker is its record, as for a job removed.
   if (job && jobState !== 'unknown') return toRecord(job, jobState);
@@ -779,6 +783,10 @@ export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys,
   if (marker === null) return job ? toRecord(job, jobState) : undefined;
   const { createdAt, cancelledAt, request } = JSON.parse(marker) as CancelMarker;
   return { id, status: 'cancelled', createdAt, finishedAt: cancelledAt, ...(request ? { request } : {}) };
+}
+
+function isFinishedState(state: JobState | 'unknown'): boolean {
+  return state === 'completed' || state === 'failed';
 }
 
 /** BullMQ's view of a job, in the vocabulary every front shares. */
@@ -796,7 +804,7 @@ export function toRecord(job: JobSnapshot, state: JobState | 'unknown'): JobReco
   // A completed job finished when its worker had the result (BullMQ's finishedOn is an instant
   // later, when it stored it), so that the record reads the same from the job and from its event.
   const stored = state === 'completed' && job.returnvalue ? splitStoredResult(job.returnvalue) : undefined;
-  const finishedOn = stored?.attempt?.finishedAtMs ?? job.finishedOn;
+  const finishedOn = isFinishedState(state) ? (stored?.attempt?.finishedAtMs ?? job.finishedOn) : undefined;
   if (finishedOn) record.finishedAt = new Date(finishedOn).toISOString();
   const attempts = failedAtTake ? job.attemptsStarted - 1 : job.attemptsStarted;
   if (attempts > 0) record.attempts = attempts;

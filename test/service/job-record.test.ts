@@ -3,7 +3,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { JobRequest } from '../../src/jobs/model.js';
-import { CANCELLED_REASON, LIVE_RETRY_REASON, toRecord } from '../../src/queue/client.js';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { CANCELLED_REASON, LIVE_RETRY_REASON, readJobRecord, toRecord } from '../../src/queue/client.js';
+import type { RedisKeys } from '../../src/queue/keys.js';
 
 const request = { runtimeId: 'python', files: [{ name: 'main.py', contentBase64: '' }], stdinBase64: '', args: [], limits: {} } as JobRequest;
 const at = (seconds: number) => Date.UTC(2026, 11, 7, 10, 0, seconds);
@@ -14,7 +17,14 @@ test('a job retried after its worker died: both workers counted, started when th
     { id: 'a', timestamp: at(0), data: request, processedOn: at(40), finishedOn: at(41), attemptsStarted: 2, returnvalue: undefined as never, failedReason: '' },
     'active',
   );
-  assert.deepEqual([record.status, record.attempts, record.startedAt, record.finishedAt], ['running', 2, iso(40), iso(41)]);
+  assert.deepEqual([record.status, record.attempts, record.startedAt, record.finishedAt], ['running', 2, iso(40), undefined]);
+});
+
+test('a job read as running whose hash says it finished (it finished between the two reads) is read again: failed, with its finish time', async () => {
+  const job = { id: 'f', timestamp: at(0), data: request, processedOn: at(1), finishedOn: at(2), attemptsStarted: 1, returnvalue: undefined, failedReason: 'executor: closed', getState: async () => 'failed' };
+  const queue = { getJobState: async () => 'active', getJob: async () => job } as unknown as Queue;
+  const record = await readJobRecord(queue, {} as Redis, {} as RedisKeys, 'f');
+  assert.deepEqual([record?.status, record?.failure?.code, record?.finishedAt], ['failed', 'internal_error', iso(2)]);
 });
 
 test("a job failed worker_lost: the take that failed it ran nothing, and is neither an attempt nor the job's start", () => {
