@@ -21,6 +21,7 @@ import {
   type SubmissionShape,
 } from '../executor/check.js';
 import { ExecutorError } from '../executor/errors.js';
+import { checkedFileName } from '../executor/files.js';
 import type { Runtime } from '../images/types.js';
 import type { JobJudgeProgram, JobRequest } from '../jobs/model.js';
 import type { OutboundPolicy } from '../queue/outbound.js';
@@ -51,23 +52,25 @@ function checkedForWorker(request: JobRequest, runtime: Runtime, limitFieldName?
   if (request.outputFiles) shape.outputFiles = request.outputFiles;
   if (request.compileLimits) shape.compileLimits = request.compileLimits;
   if (request.tests) shape.runs = request.tests.length;
+  return valueOrRefusal(workerCheck(() => checkSubmission(runtime, shape)));
+}
+
+/** What `check` returns, or the message of the ExecutorError it throws (the worker's refusal). */
+function workerCheck<T>(check: () => T): { value: T } | { refusal: string } {
   try {
-    return checkSubmission(runtime, shape);
+    return { value: check() };
   } catch (error) {
-    if (error instanceof ExecutorError) return error.message;
+    if (error instanceof ExecutorError) return { refusal: error.message };
     throw error;
   }
 }
 
+const valueOrRefusal = <T>(checked: { value: T } | { refusal: string }): T | string => ('refusal' in checked ? checked.refusal : checked.value);
+
 /** What the worker's executor makes of a job's judge program (checkJudgeProgram), or why it
  * would refuse it. */
 function checkedJudgeForWorker(role: JudgeRole, request: JobRequest, judge: JobJudgeProgram, runtime: Runtime, program: CheckedSubmission): CheckedSubmission | string {
-  try {
-    return checkJudgeProgram(role, runtime, judge, request.tests?.length ?? 1, program.runLimits.wallTimeMs);
-  } catch (error) {
-    if (error instanceof ExecutorError) return error.message;
-    throw error;
-  }
+  return valueOrRefusal(workerCheck(() => checkJudgeProgram(role, runtime, judge, request.tests?.length ?? 1, program.runLimits.wallTimeMs)));
 }
 
 /** The server's maxima on counts, as /v1 refuses them; the other fronts name the list and its items
@@ -185,6 +188,12 @@ export function admissionProblem(request: JobRequest, runtime: Runtime, policy: 
     const named = fields.list(list);
     const tooLong = `has more than ${MAX_ARG_CHARS} characters`;
     return named?.item ? { reason: `${named.item(long)} ${tooLong}` } : aboutList(named, `${what} ${long} ${tooLong}`);
+  }
+  // A file name the worker would refuse is about the front's list of files (Judge0: an entry of
+  // additional_files' zip), not the request as a whole.
+  for (const file of request.files) {
+    const named = workerCheck(() => checkedFileName(file.name));
+    if ('refusal' in named) return aboutList(fields.list('files'), named.refusal);
   }
   const checked = checkedForWorker(request, runtime, fields.limit);
   if (typeof checked === 'string') return { reason: checked };

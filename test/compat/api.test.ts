@@ -258,6 +258,16 @@ describe('compat fronts before a job runs', () => {
     assert.equal(await waiting(), before, 'nothing queued');
   });
 
+  test('Judge0 additional_files: an entry whose name the worker would refuse is a 422 under additional_files, not base', async () => {
+    const optionLike = makeZip([{ name: '-o.py', content: 'x = 1\n' }]).toString('base64');
+    const refused = await inject('POST', '/submissions', { source_code: 'print(1)', language_id: 71, additional_files: optionLike });
+    assert.deepEqual([refused.statusCode, refused.json()], [422, { additional_files: ['file name "-o.py" must not start with "-" or "@": the compiler would read it as an option'] }]);
+    const longPart = makeZip([{ name: `${'p'.repeat(256)}.txt`, content: '' }]).toString('base64');
+    const long = await inject('POST', '/submissions', { source_code: 'print(1)', language_id: 71, additional_files: longPart });
+    assert.equal(long.statusCode, 422, long.body);
+    assert.match((long.json() as { additional_files: string[] }).additional_files[0]!, /has a part longer than 255 bytes/);
+  });
+
   test("Judge0 additional_files: one request's archives unpack to at most its body limit, all its submissions together", async () => {
     // Deflated zeros: a few KB of request that would be megabytes of queued job.
     const zeros = (mib: number) => makeZip([{ name: 'zeros.bin', content: '\0'.repeat(mib * MiB) }]).toString('base64');
