@@ -100,10 +100,10 @@ export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['done', 'failed',
 const WAIT_POLL_MS = 1000;
 /**
  * How old a read of the queue's depth may grow before a submission starts the next one, for the
- * admission check (maxQueuedJobs). The check is a cap against floods, not an exact count (other
- * API processes add in between anyway): a submission is admitted on the last read (plus the jobs
- * this process added since) while the next read is under way, so that no request waits for a
- * round trip to Redis just for it; only a refusal waits, for a read of its own.
+ * admission check (maxQueuedJobs). Across API processes the check is a cap against floods, not an
+ * exact count (the others add in between): a submission is admitted on the last read (plus the
+ * jobs this process added or is adding since) while the next read is under way, so that no request
+ * waits for a round trip to Redis just for it; only a refusal waits, for a read of its own.
  */
 const QUEUE_DEPTH_READ_MS = 250;
 /** A job this process submitted less than this long ago needs no first read in `wait`. */
@@ -174,6 +174,8 @@ export class BullJobClient implements JobClient {
   private depth?: { jobs: number; readAt: number; addedSince: number };
   /** The read under way, shared by concurrent submissions. */
   private depthRead?: DepthRead;
+  /** Jobs admitted by the queue's depth check and not yet added (their add under way). */
+  private adding = 0;
   /** keys.idempotencySecret, once read. */
   private idempotencySecretValue?: string;
   /** Jobs submitted here, in submission order, until `wait` takes them or they grow old. */
@@ -320,33 +322,47 @@ export class BullJobClient implements JobClient {
   private async add(requests: JobRequest[], ids: string[]): Promise<string[]> {
     return this.guard(async () => {
       await this.checkWorkersKnow(requests);
-      let queued = await this.queuedJobs(false);
-      if (queued + requests.length > this.options.maxQueuedJobs) queued = await this.queuedJobs(true);
-      if (queued + requests.length > this.options.maxQueuedJobs) {
+      // Counted with the jobs this process admitted and is still adding: the check and the
+      // reservation run in one turn of the event loop (no await between them), so that
+      // concurrent submissions cannot all pass on one count while each one's add is under way.
+      const admitting = requests.length;
+      let queued = (await this.queuedJobs(false)) + this.adding;
+      if (queued + admitting > this.options.maxQueuedJobs) queued = (await this.queuedJobs(true)) + this.adding;
+      if (queued + admitting > this.options.maxQueuedJobs) {
         throw new QueueFullError(queued, this.options.maxQueuedJobs);
       }
-      const submittedAt = Date.now();
-      const jobs = requests.map((data, i) => ({ name: data.runtimeId, data, opts: jobOptions(ids[i]!, submittedAt, this.options.resultTtlSeconds) }));
-      // Known as fresh before they are added, so that an end event however early is kept for `wait`.
-      this.forgetOldSubmissions();
-      const single = jobs.length === 1;
-      // An id already fresh here is another try under one idempotency key: its entry stays.
-      const created = jobs.filter((job) => !this.fresh.has(job.opts.jobId));
-      for (const job of created) this.fresh.set(job.opts.jobId, { submittedAt, ended: false, ...(single ? { request: job.data } : {}) });
+      this.adding += admitting;
       try {
-        // One job: add, not a one-job transaction around the same script, which made a job
-        // submitted after an idle gap ~0.2 ms later to be queued and taken (loadtest/redis-add.ts).
-        const [first] = jobs;
-        if (single && first) await this.queue.add(first.name, first.data, first.opts);
-        else await addAllOrNone(this.queue, jobs);
-      } catch (error) {
-        for (const job of created) this.fresh.delete(job.opts.jobId);
-        throw error;
+        return await this.addAdmitted(requests, ids);
+      } finally {
+        this.adding -= admitting;
       }
-      if (this.depth) this.depth.addedSince += jobs.length;
-      if (this.depthRead) this.depthRead.addedSince += jobs.length;
-      return jobs.map((job) => job.opts.jobId);
     });
+  }
+
+  /** Adds jobs the admission check let in (add). */
+  private async addAdmitted(requests: JobRequest[], ids: string[]): Promise<string[]> {
+    const submittedAt = Date.now();
+    const jobs = requests.map((data, i) => ({ name: data.runtimeId, data, opts: jobOptions(ids[i]!, submittedAt, this.options.resultTtlSeconds) }));
+    // Known as fresh before they are added, so that an end event however early is kept for `wait`.
+    this.forgetOldSubmissions();
+    const single = jobs.length === 1;
+    // An id already fresh here is another try under one idempotency key: its entry stays.
+    const created = jobs.filter((job) => !this.fresh.has(job.opts.jobId));
+    for (const job of created) this.fresh.set(job.opts.jobId, { submittedAt, ended: false, ...(single ? { request: job.data } : {}) });
+    try {
+      // One job: add, not a one-job transaction around the same script, which made a job
+      // submitted after an idle gap ~0.2 ms later to be queued and taken (loadtest/redis-add.ts).
+      const [first] = jobs;
+      if (single && first) await this.queue.add(first.name, first.data, first.opts);
+      else await addAllOrNone(this.queue, jobs);
+    } catch (error) {
+      for (const job of created) this.fresh.delete(job.opts.jobId);
+      throw error;
+    }
+    if (this.depth) this.depth.addedSince += jobs.length;
+    if (this.depthRead) this.depthRead.addedSince += jobs.length;
+    return jobs.map((job) => job.opts.jobId);
   }
 
   /** Waiting jobs: from the last read plus what this process added since (a new read starts in

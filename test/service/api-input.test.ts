@@ -857,6 +857,20 @@ describe('API under pressure', () => {
     }
   });
 
+  test('a burst of concurrent submissions to one API process admits exactly the maximum', async () => {
+    const service = await startService({ maxQueuedJobs: 10 });
+    try {
+      // No worker takes them: every admitted job stays waiting. 30 at once, each passing the check
+      // while the others' adds are under way.
+      const answers = await Promise.all(Array.from({ length: 30 }, () => service.app.inject({ method: 'POST', url: '/v1/jobs', payload: hello })));
+      const statuses = answers.map((answer) => answer.statusCode);
+      assert.deepEqual([statuses.filter((status) => status === 202).length, statuses.filter((status) => status === 429).length], [10, 20], statuses.join(' '));
+      assert.equal((await service.jobs.counts()).waiting, 10);
+    } finally {
+      await service.close();
+    }
+  });
+
   test('a submission does not wait for a read of the queue depth once one was made', async () => {
     const service = await startService({ maxQueuedJobs: 100 });
     const queue = (service.jobs as unknown as { queue: { count(): Promise<number> } }).queue;
