@@ -67,9 +67,12 @@ export function loggableUrl(url: string): string {
 /** The key headers a request's route takes, in the order they are read: ours, then its own. */
 const keyHeadersOf = (request: FastifyRequest): string[] => ['X-API-Key', ...(request.routeOptions.config?.apiKeyHeaders ?? [])];
 
+/** `Authorization: Bearer KEY`, the scheme's name in any case (RFC 9110 11.1: case-insensitive). */
+const BEARER = /^bearer[ \t]+(.*)$/is;
+
 function presentedKey(request: FastifyRequest): string | undefined {
-  const authorization = request.headers.authorization;
-  if (authorization?.startsWith('Bearer ')) return authorization.slice('Bearer '.length).trim();
+  const bearer = request.headers.authorization?.match(BEARER);
+  if (bearer) return bearer[1]!.trim();
   for (const name of keyHeadersOf(request)) {
     const header = request.headers[name.toLowerCase()];
     if (typeof header === 'string') return header.trim();

@@ -982,6 +982,12 @@ describe('API under pressure', () => {
       assertError(await service.app.inject({ url: '/v1/runtimes', headers: { authorization: 'Bearer wrong-key-000' } }), 401, 'invalid_api_key');
       const ok = await service.app.inject({ url: '/v1/runtimes', headers: { authorization: 'Bearer key-with-room-00' } });
       assert.equal(ok.statusCode, 200);
+      // The scheme's name in any case (RFC 9110); where both headers come, Authorization's key is read.
+      for (const scheme of ['bearer', 'BEARER']) {
+        assert.equal((await service.app.inject({ url: '/v1/runtimes', headers: { authorization: `${scheme} key-with-room-00` } })).statusCode, 200, scheme);
+      }
+      const both = { authorization: 'Bearer wrong-key-000', 'x-api-key': 'key-with-room-00' };
+      assertError(await service.app.inject({ url: '/v1/runtimes', headers: both }), 401, 'invalid_api_key');
       const headers = { 'x-api-key': 'key-with-two-000' };
       assert.equal((await service.app.inject({ url: '/v1/runtimes', headers })).statusCode, 200);
       assert.equal((await service.app.inject({ url: '/v1/runtimes', headers })).statusCode, 200);
