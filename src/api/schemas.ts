@@ -252,7 +252,7 @@ const stageFields = {
   peakMemoryBytes: Type.Number(),
   passed: Type.Optional(
     Type.Union([Type.Boolean(), Type.Null()], {
-      description: "Tests only: stdout matched expectedOutput (null: the test had none); in a job with an interactor or a checker, its judgement (see interactor, checker).",
+      description: "Tests only: stdout matched expectedOutput (null: the test had none, or its run did not end ok and was not checked); in a job with an interactor or a checker, its judgement (see interactor, checker).",
     }),
   ),
   error: Type.Optional(

@@ -228,6 +228,9 @@ test('stopOnFailure: no test runs after the first that fails, by its verdict or 
   assert.deepEqual([wrong.verdict, wrong.skippedTests], ['ok', 2]);
   const crashed = await echo({ tests: [{ stdin: 'crash' }, { stdin: 'b' }] });
   assert.deepEqual([crashed.verdict, crashed.tests!.length, crashed.skippedTests], ['runtime_error', 1, 1]);
+  // A run that printed the expected output and then failed is not checked: passed null, failed by its verdict.
+  const printedThenCrashed = await echo({ tests: [{ stdin: 'a', expectedOutput: 'a' }, { stdin: 'crash', expectedOutput: '' }] });
+  assert.deepEqual([printedThenCrashed.tests!.map((t) => [t.verdict, t.passed]), printedThenCrashed.verdict], [[['ok', true], ['runtime_error', null]], 'runtime_error']);
   // Nothing to judge a test by (no expected output) is not a failure.
   const unjudged = await echo({ tests: [{ stdin: 'a' }, { stdin: 'b', expectedOutput: 'x' }] });
   assert.deepEqual([unjudged.tests!.map((t) => t.passed), unjudged.skippedTests], [[null, false], undefined]);
