@@ -424,14 +424,14 @@ describe('judge0 submission serialization', () => {
     assert.deepEqual(timedOut, { compile_output: 'Compilation time limit exceeded.', status_id: 6 });
   });
 
-  it('averages time and memory over the runs made, stopping at the first that is not accepted', () => {
+  it("averages time and memory over the runs made, stopping at the first that is not accepted; wall_time is the last run's", () => {
     const tests = [
       stage({ passed: true, cpuTimeMs: 10, wallTimeMs: 20, peakMemoryBytes: 1000 * 1024, stdout: 'a\n' }),
       stage({ passed: false, cpuTimeMs: 20, wallTimeMs: 40, peakMemoryBytes: 2001 * 1024, stdout: 'b\n' }),
       stage({ passed: true, cpuTimeMs: 900, wallTimeMs: 900, peakMemoryBytes: 9000 * 1024, stdout: 'c\n' }),
     ];
     const body = serializeSubmission(attributes(done({ tests })), parseFields('time,wall_time,memory,stdout,status_id,number_of_runs'), false);
-    assert.deepEqual(body, { time: '0.015', wall_time: '0.03', memory: 1500, stdout: 'b\n', status_id: 4, number_of_runs: 3 });
+    assert.deepEqual(body, { time: '0.015', wall_time: '0.04', memory: 1500, stdout: 'b\n', status_id: 4, number_of_runs: 3 });
     // A job that stopped there itself (stopOnFailure) counts the runs it did not make.
     const stopped = serializeSubmission(attributes(done({ tests: tests.slice(0, 2), skippedTests: 1 })), parseFields('time,status_id,number_of_runs'), false);
     assert.deepEqual(stopped, { time: '0.015', status_id: 4, number_of_runs: 3 });
