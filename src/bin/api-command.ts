@@ -26,6 +26,7 @@ export async function runApi(config: Config, redisUrl: string, logger: Logger): 
     resultTtlSeconds: config.resultTtlSeconds,
     maxQueuedJobs: config.maxQueuedJobs,
     notifications: jobNotifications(runtimes),
+    logger,
   });
   // The API starts even while Redis is away: it answers 503 until Redis is back.
   await jobs.ready().catch((error) => logger.warn({ err: error }, 'redis not reachable yet; answering 503 until it is'));

@@ -1,12 +1,15 @@
 // JobClient over BullMQ: the API's side of the queue. Job data is the JobRequest, the job id a
-// nanoid, the return value the JobResult. Finished jobs stay readable for `resultTtlSeconds`
-// (BullMQ's removeOnComplete/removeOnFail age). Cancellation is a marker key (a queued job never
+// nanoid, the return value the JobResult. Finished jobs stay readable for `resultTtlSeconds` after
+// they finished: reads stop at it (readJobRecord), and a cleaner removes them from Redis within an
+// interval after it (result-cleaner.ts; BullMQ's removeOnComplete/removeOnFail age removes them
+// only as a later job finishes). Cancellation is a marker key (a queued job never
 // runs) plus a pub/sub message (a running job is aborted by whichever worker holds it). A live job
 // (submitLive) is a job whose session listens on its own pub/sub channels (live-session.ts).
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Job, Queue, QueueEvents, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
+import type { Logger } from 'pino';
 import { sha256Hex } from '../digest.js';
 import { laterFieldsOf, type IdempotentSubmission, type JobClient, type JobRecord, type JobRequest, type JobStatus, type LiveEvent, type LiveSession } from '../jobs/model.js';
 import { API_CONNECTION_NAME, createRedis, workerConnectionName } from './connection.js';
@@ -19,6 +22,8 @@ import { ChannelSubscriber } from './channel-subscriber.js';
 import { QueueLiveSession } from './live-session.js';
 import { LiveSocketLedger, type LiveSocketClaim } from './live-socket-ledger.js';
 import { NotificationQueue, wantsNotification, type JobNotifications, type NotifiedJob } from './notification-queue.js';
+import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
+import { startResultCleaner, type ResultCleaner } from './result-cleaner.js';
 
 export interface BullJobClientOptions {
   redisUrl: string;
@@ -30,6 +35,8 @@ export interface BullJobClientOptions {
   /** Which jobs send a notification when finished (src/api/notifications.ts): a cancel queues
    * theirs, since a job cancelled while queued never reaches a worker. None when absent. */
   notifications?: Pick<JobNotifications, 'wanted'>;
+  /** Where the result cleaner's failures are told (result-cleaner.ts); nowhere when absent. */
+  logger?: Logger;
 }
 
 export interface QueueCounts {
@@ -94,6 +101,25 @@ if redis.call('LREM', KEYS[1], 0, id) > 0 or redis.call('LREM', KEYS[2], 0, id) 
   return 1
 end
 return 0`;
+/**
+ * Removes a finished job whose result has expired (KEYS: the completed and failed sets, then the
+ * job's keys as BullMQ's removeJobKeys deletes them; ARGV: the job id, the newest finish time
+ * that has expired, epoch ms): 1 if it did. The sets' scores are the jobs' finishedOn; a job in
+ * neither (queued, running: a job added under the id since, say) or finished later is left as it
+ * is, so that tries racing on one Idempotency-Key remove the expired job once and never the new.
+ */
+const REMOVE_EXPIRED_JOB = `
+for i = 1, 2 do
+  local finishedOn = redis.call('ZSCORE', KEYS[i], ARGV[1])
+  if finishedOn and tonumber(finishedOn) <= tonumber(ARGV[2]) then
+    redis.call('ZREM', KEYS[i], ARGV[1])
+    redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
+    return 1
+  end
+end
+return 0`;
+/** The keys of a job BullMQ's removeJobKeys deletes with its hash. */
+const JOB_KEY_SUFFIXES = ['', ':logs', ':dependencies', ':processed', ':failed', ':unsuccessful'];
 /** The statuses a job ends in. */
 export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['done', 'failed', 'cancelled']);
 /** How often `wait` re-reads a job in case a queue event was missed (e.g. across a Redis restart). */
@@ -185,6 +211,8 @@ export class BullJobClient implements JobClient {
   private readonly liveEvents: ChannelSubscriber;
   private readonly liveSocketLedger: LiveSocketLedger;
   private readonly notificationQueue: NotificationQueue;
+  private readonly resultTtlMs: number;
+  private readonly resultCleaner: ResultCleaner;
 
   constructor(private readonly options: BullJobClientOptions) {
     this.keys = redisKeys(options.prefix);
@@ -205,6 +233,16 @@ export class BullJobClient implements JobClient {
     this.liveEvents = new ChannelSubscriber(options.redisUrl, 'cellblock-api-live');
     this.liveSocketLedger = new LiveSocketLedger(this.redis, this.keys);
     this.notificationQueue = new NotificationQueue(this.redis, options.prefix);
+    this.resultTtlMs = options.resultTtlSeconds * 1000;
+    const logCleanError = options.logger ? repeatedErrorLogger(options.logger, 'cannot remove expired results', REPEATED_ERROR_LOG_INTERVAL_MS) : undefined;
+    this.resultCleaner = startResultCleaner({
+      queue: this.queue,
+      redis: this.redis,
+      guardKey: this.keys.resultClean(options.resultTtlSeconds),
+      resultTtlMs: this.resultTtlMs,
+      ready: () => this.redis.status === 'ready',
+      onError: (error) => logCleanError?.(error as Error),
+    });
   }
 
   /** Resolves once Redis has answered; rejects with QueueUnavailableError after `timeoutMs`. */
@@ -252,7 +290,9 @@ export class BullJobClient implements JobClient {
 
   /** The submission (canonical JSON) a job id names: its job's, or its cancel marker's (then
    * `cancelled`). With `withdrawCancelled`, a job that has a cancel marker (a cancel that came
-   * before this add re-created it) is taken out of the queue again, as the cancel did. */
+   * before this add re-created it) is taken out of the queue again, as the cancel did. A job whose
+   * result has expired names nothing: it is removed here (the clean may not have come yet), so
+   * that an add under its id makes a new job rather than nothing (BullMQ adds no id it holds). */
   private async submittedUnder(id: string, options: { withdrawCancelled?: boolean } = {}): Promise<{ submission: string; cancelled: boolean } | undefined> {
     const marker = await this.redis.get(this.keys.cancelled(id));
     if (marker !== null) {
@@ -260,7 +300,20 @@ export class BullJobClient implements JobClient {
       return { submission: canonicalJson((JSON.parse(marker) as CancelMarker).request ?? null), cancelled: true };
     }
     const job = await this.queue.getJob(id);
-    return job ? { submission: canonicalJson(job.data), cancelled: false } : undefined;
+    if (!job) return undefined;
+    const nowMs = Date.now();
+    if (resultExpired(job.finishedOn, this.resultTtlMs, nowMs)) {
+      await this.removeExpired(id, nowMs - this.resultTtlMs);
+      return undefined;
+    }
+    return { submission: canonicalJson(job.data), cancelled: false };
+  }
+
+  /** Removes the job `id` if it finished at `expiredBy` (epoch ms) or before (REMOVE_EXPIRED_JOB). */
+  private async removeExpired(id: string, expiredBy: number): Promise<void> {
+    const { completed, failed } = this.queue.keys;
+    const jobKey = this.queue.toKey(id);
+    await this.redis.eval(REMOVE_EXPIRED_JOB, 2 + JOB_KEY_SUFFIXES.length, completed!, failed!, ...JOB_KEY_SUFFIXES.map((suffix) => jobKey + suffix), id, expiredBy);
   }
 
   /** The secret mixed into every idempotency key's job id, the same for every API process of the
@@ -402,7 +455,7 @@ export class BullJobClient implements JobClient {
 
   async get(id: string): Promise<JobRecord | undefined> {
     if (!isJobId(id)) return undefined;
-    return this.guard(() => readJobRecord(this.queue, this.redis, this.keys, id));
+    return this.guard(() => readJobRecord(this.queue, this.redis, this.keys, id, this.resultTtlMs));
   }
 
   /** `pollMs`: how often the job is read again in case its end's event was missed. */
@@ -663,7 +716,9 @@ export class BullJobClient implements JobClient {
     // while Redis is unreachable would wait for ever. Nothing of ours is in flight to lose (the
     // live sockets' places were given back at the app's close; a later repeat of it may be).
     const redisAway = watchUnreachable(this.redis, CLOSE_REDIS_AWAY_MS);
-    await Promise.race([Promise.allSettled([this.events.close(), this.queue.close(), this.notificationQueue.close()]), redisAway.reached]);
+    // The cleaner first: a clean under way would fail on the queue closed under it.
+    const closed = this.resultCleaner.stop().then(() => Promise.allSettled([this.events.close(), this.queue.close(), this.notificationQueue.close()]));
+    await Promise.race([closed, redisAway.reached]);
     redisAway.cancel();
     // BullMQ leaves connections it was handed open.
     this.redis.disconnect();
@@ -675,7 +730,7 @@ export class BullJobClient implements JobClient {
    * with attempts: 1, so completed and failed are final). Saves a Redis round trip per wait. */
   private async getFinished(id: string, state: FinalEventState): Promise<JobRecord | undefined> {
     const job = await this.guard(() => this.queue.getJob(id));
-    return job ? toRecord(job, state) : this.get(id);
+    return job ? unexpiredRecord(job, state, this.resultTtlMs) : this.get(id);
   }
 
   private notify(jobId: string, finalState?: FinalEventState, completion?: StoredJobResult): void {
@@ -735,7 +790,8 @@ async function addAllOrNone(queue: Queue, jobs: { name: string; data: JobRequest
 }
 
 /** A new job's BullMQ options: its own id, one attempt (a job whose worker died is retried by
- * BullMQ's stalled-job check, not a second attempt), kept for `resultTtlSeconds` once it ends. */
+ * BullMQ's stalled-job check, not a second attempt), kept for `resultTtlSeconds` once it ends (a
+ * later job's end removes it past that; on a quiet queue the result cleaner does). */
 export function jobOptions(jobId: string, submittedAt: number, resultTtlSeconds: number) {
   const kept = { age: resultTtlSeconds };
   return { jobId, timestamp: submittedAt, attempts: 1, removeOnComplete: kept, removeOnFail: kept };
@@ -781,8 +837,10 @@ function recordFromCompletion(id: string, fresh: FreshSubmission, completion: St
 }
 
 /** A job's record as `GET /v1/jobs/:id` shows it (the API's, and the worker's for a notification);
- * undefined when Redis holds nothing of it (never submitted, or its results expired). */
-export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys, id: string): Promise<JobRecord | undefined> {
+ * undefined when Redis holds nothing of it (never submitted, or its results expired) or, given
+ * `resultTtlMs`, when it finished that long ago or more: exactly at its TTL, whether or not the
+ * result cleaner has removed it yet. */
+export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys, id: string, resultTtlMs?: number): Promise<JobRecord | undefined> {
   // State first: a job read before its state may have finished in between, and would show as
   // done without its result. Read after, the job's hash is at least as new as its state.
   const state = await queue.getJobState(id);
@@ -794,7 +852,7 @@ export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys,
   const jobState = job && stale ? await job.getState() : state;
   // A job in no list of BullMQ's is one whose cancel took it out of the queue and then lost Redis
   // before removing it: its marker is its record, as for a job removed.
-  if (job && jobState !== 'unknown') return toRecord(job, jobState);
+  if (job && jobState !== 'unknown') return unexpiredRecord(job, jobState, resultTtlMs);
   const marker = await redis.get(keys.cancelled(id));
   if (marker === null) return job ? toRecord(job, jobState) : undefined;
   const { createdAt, cancelledAt, request } = JSON.parse(marker) as CancelMarker;
@@ -803,6 +861,19 @@ export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys,
 
 function isFinishedState(state: JobState | 'unknown'): boolean {
   return state === 'completed' || state === 'failed';
+}
+
+/** Whether a result has outlived its TTL: `finishedOn` is BullMQ's, which the clean compares too
+ * (the finished sets' score), so that a result read as gone is one the clean removes. */
+export function resultExpired(finishedOn: number | undefined, resultTtlMs: number, nowMs = Date.now()): boolean {
+  return finishedOn !== undefined && nowMs - finishedOn >= resultTtlMs;
+}
+
+/** The job's record, or undefined for a finished job whose result has expired (`resultTtlMs`;
+ * none when undefined), read as a job Redis no longer holds. */
+function unexpiredRecord(job: JobSnapshot, state: JobState | 'unknown', resultTtlMs: number | undefined): JobRecord | undefined {
+  if (resultTtlMs !== undefined && isFinishedState(state) && resultExpired(job.finishedOn, resultTtlMs)) return undefined;
+  return toRecord(job, state);
 }
 
 /** BullMQ's view of a job, in the vocabulary every front shares. */

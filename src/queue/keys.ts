@@ -28,6 +28,11 @@ export interface RedisKeys {
   /** String: a live ticket's holder (client.ts, issueLiveTicket), under the ticket's digest;
    * its TTL is the ticket's lifetime. */
   liveTicket(ticketDigest: string): string;
+  /** String: held (with a TTL) by the API process whose cleaner removes the finished jobs older
+   * than `resultTtlSeconds` now (result-cleaner.ts), so that one clean goes through for all of
+   * them. One per TTL: an API configured with another TTL (a change being rolled out) cleans by
+   * its own. */
+  resultClean(resultTtlSeconds: number): string;
   /** Sorted set: a client's live sockets on every API process (live-socket-ledger.ts), under
    * the client's digest. */
   liveSockets(clientDigest: string): string;
@@ -47,6 +52,7 @@ export function redisKeys(prefix: string): RedisKeys {
     liveInput: (jobId) => `${base}:live:${jobId}:input`,
     liveUnrunTakes: (jobId) => `${base}:live:${jobId}:unrun-takes`,
     liveTicket: (ticketDigest) => `${base}:live-ticket:${ticketDigest}`,
+    resultClean: (resultTtlSeconds) => `${base}:result-clean:${resultTtlSeconds}`,
     liveSockets: (clientDigest) => `${base}:live-sockets:${clientDigest}`,
   };
 }

@@ -118,6 +118,8 @@ export class Notifier {
   private async sendEnded(entry: Job<NotificationData>, token: string | undefined): Promise<string> {
     const { jobId, createdAtMs, deliveries = 0 } = entry.data;
     const { log, stop, policy } = this.options;
+    // No TTL given (a worker's setting may not be the API's): a delivery retried past the job's
+    // TTL still sends it until the API's result cleaner has removed it.
     const record = await readJobRecord(this.jobs, this.options.connection, this.options.keys, jobId);
     // Gone: its results expired, or the id is another job's now (an Idempotency-Key's, reused).
     if (!record || Date.parse(record.createdAt) !== createdAtMs) return 'job gone';

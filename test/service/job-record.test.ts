@@ -63,3 +63,18 @@ test('a job failed otherwise keeps its attempts and start', () => {
   );
   assert.deepEqual([record.failure?.code, record.attempts, record.startedAt], ['internal_error', 1, iso(1)]);
 });
+
+test("a finished job reads as unknown from its result's TTL on; an unfinished one never does", async () => {
+  const ttlMs = 2000;
+  const read = (state: string, finishedOn: number | undefined, resultTtlMs: number | undefined) => {
+    const job = { id: 'g', timestamp: 0, data: request, processedOn: 1, finishedOn, attemptsStarted: 1, returnvalue: undefined, failedReason: 'executor: closed' };
+    const queue = { getJobState: async () => state, getJob: async () => job } as unknown as Queue;
+    return readJobRecord(queue, {} as Redis, {} as RedisKeys, 'g', resultTtlMs);
+  };
+  const now = Date.now();
+  assert.equal(await read('failed', now - ttlMs, ttlMs), undefined, 'at its TTL');
+  assert.equal((await read('failed', now - ttlMs + 1000, ttlMs))?.status, 'failed', 'within it');
+  assert.equal((await read('failed', now - ttlMs, undefined))?.status, 'failed', 'read without a TTL (the notifier)');
+  assert.equal((await read('active', undefined, ttlMs))?.status, 'running', 'running since long before the TTL');
+  assert.equal((await read('waiting', undefined, ttlMs))?.status, 'queued');
+});
