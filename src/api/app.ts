@@ -5,7 +5,7 @@ import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
-import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
@@ -17,9 +17,11 @@ import { jobRoutes } from './routes/jobs.js';
 import { liveRoutes } from './routes/live.js';
 import { LiveSockets } from './live-socket.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { documentedSchema } from './openapi.js';
 import { healthRoutes, runtimeRoutes } from './routes/system.js';
 import { ErrorBody } from './schemas.js';
 import type { JobService } from './service.js';
+import { validatorCompiler } from './validator.js';
 
 export type ApiConfig = Pick<
   Config,
@@ -123,7 +125,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     // one on arrival and one on the answer, which doubled the API's log writes.
     logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<TypeBoxTypeProvider>();
-  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.setValidatorCompiler(validatorCompiler);
   if (options.logger) {
     app.addHook('onResponse', (request, reply, done) => {
       request.log.info(
@@ -177,10 +179,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       },
       components: { securitySchemes: API_KEY_SECURITY_SCHEMES },
     },
-    // Each route that runs code names the key headers it takes (optional without configured keys).
+    // Each route says every answer it gives (src/api/openapi.ts), and each route that runs code
+    // names the key headers it takes (optional without configured keys).
     transform: ({ schema, url, route }) => {
+      const documented = documentedSchema(schema, route);
       const security = openApiSecurity(route.config, config.apiKeys.length > 0);
-      return { schema: security ? { ...schema, security } : schema, url };
+      return { schema: security ? { ...documented, security } : documented, url };
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

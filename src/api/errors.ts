@@ -4,6 +4,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { shownUnits } from '../executor/check.js';
 import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from '../queue/errors.js';
 
 export class ApiError extends Error {
@@ -34,6 +35,18 @@ const FASTIFY_ERRORS: Record<string, { statusCode: number; code: string }> = {
   FST_ERR_BAD_URL: { statusCode: 400, code: 'bad_url' },
   FST_ERR_MAX_PARAM_LENGTH: { statusCode: 414, code: 'url_too_long' },
   FST_ERR_ASYNC_CONSTRAINT: { statusCode: 400, code: 'bad_request' },
+};
+
+/** A request's path as a message quotes it: its start where it is long (up to the headers' 16
+ * KiB), as a file name is shortened, never inside a character. */
+const shownPath = (request: FastifyRequest): string => JSON.stringify(shownUnits(request.url.split('?')[0]!));
+
+/** fastify's messages for the router's errors repeat the whole path (a 414's, thousands of
+ * characters): ours quote its start. */
+const URL_ECHOING_ERRORS: Record<string, (request: FastifyRequest) => string> = {
+  FST_ERR_BAD_URL: (request) => `a path parameter of ${shownPath(request)} is not valid percent-encoding`,
+  FST_ERR_MAX_PARAM_LENGTH: (request) =>
+    `a path parameter of ${shownPath(request)} is longer than the router takes (${request.server.initialConfig.maxParamLength ?? 100} characters)`,
 };
 
 interface ValidationIssue {
@@ -91,7 +104,7 @@ export function toApiError(error: unknown, request: FastifyRequest): ApiError {
     return new ApiError(400, 'invalid_request', message, { issues });
   }
   const known = fastifyError.code ? FASTIFY_ERRORS[fastifyError.code] : undefined;
-  if (known) return new ApiError(known.statusCode, known.code, fastifyError.message);
+  if (known) return new ApiError(known.statusCode, known.code, URL_ECHOING_ERRORS[fastifyError.code!]?.(request) ?? fastifyError.message);
   if (fastifyError.statusCode === 429) {
     return new ApiError(429, 'rate_limited', fastifyError.message);
   }
@@ -135,6 +148,6 @@ export function frameworkErrorHandler(error: FastifyError, request: FastifyReque
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => sendError(reply, toApiError(error, request)));
   app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new ApiError(404, 'route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
+    sendError(reply, new ApiError(404, 'route_not_found', `no route ${request.method} ${shownPath(request)}`)),
   );
 }

@@ -9,6 +9,7 @@ import { JUDGE0_API_VERSION, judge0About, judge0ConfigInfo, judge0Workers } from
 import { Judge0Languages } from './compat/judge0-languages.js';
 import { JUDGE0_MAX_EXTRACT_BYTES, readAdditionalFiles } from './compat/judge0-additional-files.js';
 import { judge0Fields, Judge0ValidationError, translateJudge0Submission, type Judge0Submission } from './compat/judge0-request.js';
+import { judge0Documents } from './compat/judge0-openapi.js';
 import { JUDGE0_STATUS_LIST } from './compat/judge0-statuses.js';
 import {
   Judge0BadRequestError,
@@ -120,7 +121,7 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     return submission;
   };
 
-  app.post('/submissions', { schema: { tags: ['judge0'], summary: 'Judge0: create a submission' } }, async (request, reply) => {
+  app.post('/submissions', { schema: { tags: ['judge0'], summary: 'Judge0: create a submission' }, config: { openapi: judge0Documents.create } }, async (request, reply) => {
     const params = paramsOf(request);
     const fields = parseFields(params.fields); // checked before anything is queued, as Judge0 does
     const submission = await translate(params, flag(params, 'base64_encoded'), { bytes: options.maxExpansionBytes });
@@ -146,7 +147,7 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     }
   });
 
-  app.post('/submissions/batch', { schema: { tags: ['judge0'], summary: 'Judge0: create submissions' } }, async (request, reply) => {
+  app.post('/submissions/batch', { schema: { tags: ['judge0'], summary: 'Judge0: create submissions' }, config: { openapi: judge0Documents.createBatch } }, async (request, reply) => {
     const params = paramsOf(request);
     const items = Array.isArray(params.submissions) ? params.submissions : [];
     if (items.length > JUDGE0_MAX_BATCH_SIZE) {
@@ -172,7 +173,7 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     return translated.map((item) => (item instanceof Judge0ValidationError ? item.errors : { token: tokenOf.get(item) }));
   });
 
-  app.get('/submissions/batch', { schema: { tags: ['judge0'], summary: 'Judge0: get submissions' } }, async (request) => {
+  app.get('/submissions/batch', { schema: { tags: ['judge0'], summary: 'Judge0: get submissions' }, config: { openapi: judge0Documents.readBatch } }, async (request) => {
     const params = paramsOf(request);
     const header = request.headers.tokens;
     // As Ruby's String#split(","): an empty token between two commas stays (its place answers
@@ -200,7 +201,7 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
 
   app.get<{ Params: { token: string } }>(
     '/submissions/:token',
-    { schema: { tags: ['judge0'], summary: 'Judge0: get a submission' } },
+    { schema: { tags: ['judge0'], summary: 'Judge0: get a submission' }, config: { openapi: judge0Documents.read } },
     async (request, reply) => {
       const params = paramsOf(request);
       parseFields(params.fields);
@@ -212,17 +213,17 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
 
   // Listing and deleting submissions need Judge0's authorization token, which this service does
   // not have: Judge0 without AUTHZ_TOKEN answers 403 to both.
-  app.get('/submissions', { schema: { tags: ['judge0'], summary: 'Judge0: list submissions (not authorized)' } }, async (_request, reply) =>
+  app.get('/submissions', { schema: { tags: ['judge0'], summary: 'Judge0: list submissions (not authorized)' }, config: { openapi: judge0Documents.list } }, async (_request, reply) =>
     reply.code(403).send(),
   );
-  app.delete('/submissions/:token', { schema: { tags: ['judge0'], summary: 'Judge0: delete a submission (not authorized)' } }, async (_request, reply) =>
+  app.delete('/submissions/:token', { schema: { tags: ['judge0'], summary: 'Judge0: delete a submission (not authorized)' }, config: { openapi: judge0Documents.delete } }, async (_request, reply) =>
     reply.code(403).send(),
   );
 
-  app.get('/statuses', { schema: { tags: ['judge0'], summary: 'Judge0: statuses' } }, async () => JUDGE0_STATUS_LIST);
-  app.get('/about', { schema: { tags: ['judge0'], summary: 'Judge0: about' } }, async () => judge0About());
+  app.get('/statuses', { schema: { tags: ['judge0'], summary: 'Judge0: statuses' }, config: { openapi: judge0Documents.statuses } }, async () => JUDGE0_STATUS_LIST);
+  app.get('/about', { schema: { tags: ['judge0'], summary: 'Judge0: about' }, config: { openapi: judge0Documents.about } }, async () => judge0About());
   // Judge0's info#version: the version as plain text.
-  app.get('/version', { schema: { tags: ['judge0'], summary: 'Judge0: version' } }, async (_request, reply) =>
+  app.get('/version', { schema: { tags: ['judge0'], summary: 'Judge0: version' }, config: { openapi: judge0Documents.version } }, async (_request, reply) =>
     reply.type('text/plain; charset=utf-8').send(JUDGE0_API_VERSION),
   );
   const configInfo = judge0ConfigInfo({
@@ -232,8 +233,8 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     maxBatchSize: JUDGE0_MAX_BATCH_SIZE,
     maxExtractBytes: maxUnpackedBytes,
   });
-  app.get('/config_info', { schema: { tags: ['judge0'], summary: 'Judge0: configuration' } }, async () => configInfo);
-  app.get('/workers', { schema: { tags: ['judge0'], summary: 'Judge0: workers' } }, async (_request, reply) => {
+  app.get('/config_info', { schema: { tags: ['judge0'], summary: 'Judge0: configuration' }, config: { openapi: judge0Documents.configInfo } }, async () => configInfo);
+  app.get('/workers', { schema: { tags: ['judge0'], summary: 'Judge0: workers' }, config: { openapi: judge0Documents.workers } }, async (_request, reply) => {
     const [workers, counts] = await Promise.all([jobs.liveWorkers(), jobs.counts()]);
     const { status, body } = judge0Workers(workers, counts);
     if (status === 503) reply.header('retry-after', '5');
@@ -241,11 +242,11 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   });
 
   const languageList = async () => languages.listed.map(({ id, name }) => ({ id, name }));
-  app.get('/languages', { schema: { tags: ['judge0'], summary: 'Judge0: active languages' } }, languageList);
-  app.get('/languages/all', { schema: { tags: ['judge0'], summary: 'Judge0: all languages' } }, async () =>
+  app.get('/languages', { schema: { tags: ['judge0'], summary: 'Judge0: active languages' }, config: { openapi: judge0Documents.languages } }, languageList);
+  app.get('/languages/all', { schema: { tags: ['judge0'], summary: 'Judge0: all languages' }, config: { openapi: judge0Documents.allLanguages } }, async () =>
     languages.listed.map(({ id, name }) => ({ id, name, is_archived: false })),
   );
-  app.get<{ Params: { id: string } }>('/languages/:id', { schema: { tags: ['judge0'], summary: 'Judge0: a language' } }, async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/languages/:id', { schema: { tags: ['judge0'], summary: 'Judge0: a language' }, config: { openapi: judge0Documents.language } }, async (request, reply) => {
     const id = Number(request.params.id);
     const language = Number.isInteger(id) ? languages.byLanguageId(id) : undefined;
     if (language === undefined) return reply.code(404).send(NOT_FOUND);

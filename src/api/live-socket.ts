@@ -227,6 +227,14 @@ export class SocketJob {
   }
 }
 
+/** The Retry-After of an upgrade refused for its client's places (429 too_many_live_sessions, and
+ * Piston's 429). Nothing on the server says when a place frees: one of the client's own sockets
+ * closes (it sees that itself), or an API that died lets its places lapse (within a minute). So a
+ * fixed wait, as queue_full's is, and the same 10 s: as long as a socket that never submits holds
+ * its place on /v1/live (its submit timeout), while a socket running a job holds it until the job
+ * ends. Shorter would mostly meet the same refusal, counted in the rate limit each time. */
+export const LIVE_SESSIONS_RETRY_AFTER_SECONDS = 10;
+
 /** Why an upgrade opens no socket: its client holds all its places (`maximum`, set by `setting`). */
 export interface LiveSocketRefusal {
   maximum: number;

@@ -12,6 +12,8 @@ import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } fro
 import { QueueUnavailableError } from '../queue/errors.js';
 import { admissionMessage, admissionProblem } from './submission.js';
 import { pistonConnect } from './compat/piston-connect.js';
+import { pistonDocuments } from './compat/piston-openapi.js';
+import { LIVE_SESSIONS_RETRY_AFTER_SECONDS } from './live-socket.js';
 
 export type { CompatPluginOptions } from './compat/plugin-options.js';
 
@@ -55,12 +57,12 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     return reply.code(500).send({ message: 'internal error' });
   });
 
-  app.get('/runtimes', { schema: { tags: ['piston'], summary: 'Piston v2: installed runtimes' } }, async () =>
+  app.get('/runtimes', { schema: { tags: ['piston'], summary: 'Piston v2: installed runtimes' }, config: { openapi: pistonDocuments.runtimes } }, async () =>
     pistonRuntimeList(runtimes),
   );
 
   // Our runtimes are built into images, not installed at run time: every one is "installed".
-  app.get('/packages', { schema: { tags: ['piston'], summary: 'Piston v2: runtime packages' } }, async () =>
+  app.get('/packages', { schema: { tags: ['piston'], summary: 'Piston v2: runtime packages' }, config: { openapi: pistonDocuments.packages } }, async () =>
     runtimes.map((runtime) => ({ language: runtime.language, language_version: runtime.version, installed: true })),
   );
 
@@ -73,10 +75,15 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
       querystring: Type.Object({ ticket: Type.Optional(Type.String({ description: 'A live ticket (POST /v1/live/tickets) in place of an API key header, where keys are configured.' })) }),
     },
     // A browser's page reaches it with a live ticket where keys are required (POST /v1/live/tickets).
-    config: { liveTicket: true },
+    config: { liveTicket: true, openapi: pistonDocuments.connect },
     preHandler: async (request, reply) => {
       const refusal = request.ws ? await options.liveSockets.admit(request) : undefined;
-      if (refusal) return reply.code(429).send({ message: `at most ${refusal.maximum} interactive sockets at once per client` });
+      if (refusal) {
+        return reply
+          .code(429)
+          .header('retry-after', String(LIVE_SESSIONS_RETRY_AFTER_SECONDS))
+          .send({ message: `at most ${refusal.maximum} interactive sockets at once per client` });
+      }
     },
     handler: async (request, reply) =>
       reply.code(426).header('upgrade', 'websocket').send({ message: `${request.routeOptions.url} is a WebSocket: connect with an Upgrade: websocket request` }),
@@ -84,7 +91,7 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
       pistonConnect(socket, request, options),
   });
 
-  app.post('/execute', { schema: { tags: ['piston'], summary: 'Piston v2: run code and wait for the result' } }, async (request) => {
+  app.post('/execute', { schema: { tags: ['piston'], summary: 'Piston v2: run code and wait for the result' }, config: { openapi: pistonDocuments.execute } }, async (request) => {
     const { runtime, request: jobRequest } = translatePistonExecute(request.body, runtimes);
     const problem = admissionProblem(jobRequest, runtime, options.policy, pistonFields);
     if (problem !== undefined) throw new PistonRequestError(admissionMessage(problem));

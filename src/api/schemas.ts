@@ -193,7 +193,7 @@ export const LiveTicketView = Type.Object({
 export const SubmitQuery = Type.Object(
   {
     wait: Type.Optional(Type.Boolean({ description: 'Hold the request until the job is finished (bounded).' })),
-    timeoutMs: Type.Optional(Type.Integer({ minimum: 1, description: "Longest wait; capped by the server's maximum." })),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 1, description: "Longest wait, in milliseconds, written in decimal digits (1.5 or 1e3 is a 400); capped by the server's maximum." })),
     outputEncoding: Type.Optional(OutputEncoding),
   },
   { additionalProperties: false },

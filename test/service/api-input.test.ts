@@ -689,6 +689,31 @@ describe('API bad input', () => {
     assertError(await post({ jobs: [] }, '/v1/jobs/batch'), 400, 'invalid_request');
   });
 
+  test("a batch the schema refuses names its bad job too: the first of them in details.index, all in details.indexes; none for the batch's own fault", async () => {
+    const one = assertError(await post({ jobs: [hello, { language: 'python', source: 1 }] }, '/v1/jobs/batch'), 400, 'invalid_request');
+    assert.deepEqual(one.details, { issues: [{ path: 'body/jobs/1/source', message: 'must be string' }], index: 1 });
+    const two = assertError(await post({ jobs: [hello, { ...hello, limits: { cpuTimeMs: 0 } }, { ...hello, wat: 1 }] }, '/v1/jobs/batch'), 400, 'invalid_request');
+    assert.equal(two.details?.index, 1);
+    assert.deepEqual(two.details?.indexes, [1, 2]);
+    // An issue of the batch itself (beside its jobs): no job to name.
+    const own = assertError(await post({ jobs: [{ language: 'python', source: 1 }], wat: 1 }, '/v1/jobs/batch'), 400, 'invalid_request');
+    assert.equal(own.details?.index, undefined);
+    assert.equal((own.details?.issues as unknown[]).length, 2);
+  });
+
+  test('a query parameter documented as an integer is refused unless written as one: timeoutMs=1.5 is not 1', async () => {
+    const waiting = async () => (await service.jobs.counts()).waiting;
+    const before = await waiting();
+    for (const written of ['1.5', '0x10', '1e3', ' 5', '']) {
+      const refused = assertError(await post(hello, `/v1/jobs?wait=true&timeoutMs=${encodeURIComponent(written)}`), 400, 'invalid_request');
+      assert.deepEqual(refused.details, { issues: [{ path: 'querystring/timeoutMs', message: 'must be an integer, written in decimal digits' }] }, written);
+    }
+    assert.equal(await waiting(), before, 'nothing queued');
+    const taken = await post(hello, '/v1/jobs?wait=true&timeoutMs=50');
+    assert.equal(taken.statusCode, 202, taken.body);
+    await service.app.inject({ method: 'DELETE', url: `/v1/jobs/${(taken.json() as { id: string }).id}` });
+  });
+
   test('a batch is queued in one transaction (all or none): its jobs\' scripts between MULTI and EXEC', async () => {
     // monitor() opens a connection of its own in monitor mode; this one only starts it.
     const starter = new Redis(service.redis.port, '127.0.0.1');
@@ -756,7 +781,11 @@ describe('API bad input', () => {
     assertError(await service.app.inject({ method: 'GET', url: '/v1/jobs/x?outputEncoding=rot13' }), 400, 'invalid_request');
     // Refused by the router before any route: the same error shape all the same.
     assertError(await service.app.inject({ method: 'GET', url: '/v1/jobs/%E0%A4%A' }), 400, 'bad_url');
-    assertError(await service.app.inject({ method: 'GET', url: `/v1/jobs/${'a'.repeat(5000)}` }), 414, 'url_too_long');
+    // A message quotes the start of a long path, not all of it.
+    const tooLong = assertError(await service.app.inject({ method: 'GET', url: `/v1/jobs/${'a'.repeat(5000)}` }), 414, 'url_too_long');
+    assert.equal(tooLong.message, `a path parameter of "/v1/jobs/${'a'.repeat(55)}..." is longer than the router takes (100 characters)`);
+    const noRoute = assertError(await service.app.inject({ method: 'GET', url: `/v1/${'b'.repeat(5000)}` }), 404, 'route_not_found');
+    assert.equal(noRoute.message, `no route GET "/v1/${'b'.repeat(60)}..."`);
   });
 
   test('what the HTTP parser refuses gets the same error shape, then the connection closes', async () => {

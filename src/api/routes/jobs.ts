@@ -1,9 +1,10 @@
 // /v1/jobs: submit (one or a batch), read, wait, cancel.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyError } from 'fastify';
 import type { Runtime } from '../../images/types.js';
 import type { JobRecord } from '../../jobs/model.js';
 import { QueueUnavailableError } from '../../queue/errors.js';
-import { ApiError, badRequest } from '../errors.js';
+import { ApiError, badRequest, sendError, toApiError } from '../errors.js';
 import { presentJob } from '../present.js';
 import {
   Accepted,
@@ -31,10 +32,27 @@ const isFinished = (record: JobRecord) => record.status === 'done' || record.sta
 
 const notFound = (id: string) => new ApiError(404, 'job_not_found', `no job "${id}" (unknown, or its result has expired)`);
 
+/** A batch the schema refused, with the job its issues are in (`details.index`), as the checks
+ * after the schema name the job they refuse: where they are in several jobs, the first of them,
+ * and all in `details.indexes`; none where an issue is the batch's own (no `jobs`, an unknown
+ * field beside it). */
+function withBatchIndex(error: FastifyError, refusal: ApiError): ApiError {
+  if (error.validationContext !== 'body' || !error.validation || refusal.code !== 'invalid_request') return refusal;
+  const indexes = error.validation.map((issue) => /^\/jobs\/(\d+)(?:\/|$)/.exec(issue.instancePath ?? '')?.[1]);
+  if (indexes.length === 0 || indexes.some((index) => index === undefined)) return refusal;
+  const jobs = [...new Set(indexes.map(Number))].sort((a, b) => a - b);
+  const details = { ...refusal.details, index: jobs[0], ...(jobs.length > 1 ? { indexes: jobs } : {}) };
+  return new ApiError(refusal.statusCode, refusal.code, refusal.message, details);
+}
+
 /** POST /v1/jobs's query parameters: the batch route refuses them saying so. */
 const SUBMIT_ONLY_PARAMETERS = Object.keys(SubmitQuery.properties);
 
-const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 406: ErrorBody, 413: ErrorBody, 415: ErrorBody, 422: ErrorBody, 429: ErrorBody, 503: ErrorBody };
+/** The errors each route answers itself; those of every route (a rate limit's 429, a body's 413,
+ * ...) the OpenAPI document adds (src/api/openapi.ts). */
+const submitErrors = { 400: ErrorBody, 404: ErrorBody, 406: ErrorBody, 422: ErrorBody, 429: ErrorBody, 503: ErrorBody };
+const batchErrors = { 400: ErrorBody, 429: ErrorBody, 503: ErrorBody };
+const oneJobErrors = { 400: ErrorBody, 404: ErrorBody, 406: ErrorBody, 503: ErrorBody };
 
 export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app, { jobs, runtimes, policy }) => {
   // Bodies are JSON. Fastify would hand a text/plain body to the schema as a string, which then
@@ -51,7 +69,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
         body: JobSubmission,
         querystring: SubmitQuery,
         headers: SubmitHeaders,
-        response: { 200: JobView, 202: Type.Union([JobView, Accepted]), ...errors },
+        response: { 200: JobView, 202: Type.Union([JobView, Accepted]), ...submitErrors },
       },
     },
     async (request, reply) => {
@@ -96,8 +114,9 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
         tags: ['jobs'],
         body: BatchSubmission,
         querystring: BatchQuery,
-        response: { 202: BatchAccepted, ...errors },
+        response: { 202: BatchAccepted, ...batchErrors },
       },
+      errorHandler: (error, request, reply) => sendError(reply, withBatchIndex(error, toApiError(error, request))),
       // Before the schema's own refusal, which would not say why POST /v1/jobs's parameters are not
       // taken here.
       preValidation: async (request) => {
@@ -139,7 +158,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
     app.route({
       method,
       url: '/jobs/:id',
-      schema: { ...schema, tags: ['jobs'], params: JobIdParams, querystring: JobQuery, response: { 200: JobView, ...errors } },
+      schema: { ...schema, tags: ['jobs'], params: JobIdParams, querystring: JobQuery, response: { 200: JobView, ...oneJobErrors } },
       handler: async (request) => {
         const { id } = request.params;
         // The client answers an id of no job's shape as unknown (isJobId), before any Redis call.

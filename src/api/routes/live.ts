@@ -11,8 +11,9 @@ import { isTerminalSize, liveJobProblem } from '../../executor/check.js';
 import type { LiveEvent } from '../../jobs/model.js';
 import { liveTicketHolder } from '../auth.js';
 import { ApiError, badRequest, toApiError } from '../errors.js';
-import { JobSocket, LIVE_SEND_BUFFER_BYTES, StreamText, type LiveFrontOptions } from '../live-socket.js';
+import { JobSocket, LIVE_SEND_BUFFER_BYTES, LIVE_SESSIONS_RETRY_AFTER_SECONDS, StreamText, type LiveFrontOptions } from '../live-socket.js';
 import { presentJob, type OutputEncoding } from '../present.js';
+import { LIVE_SOCKET_OPENED } from '../openapi.js';
 import { ErrorBody, JobSubmission, LiveQuery, LiveTicketView, NoQuery } from '../schemas.js';
 import { decodeBase64, toJobRequest } from '../submission.js';
 
@@ -60,13 +61,13 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveFrontOptions> = async (ap
       querystring: LiveQuery,
       response: { 400: ErrorBody, 401: ErrorBody, 426: ErrorBody, 429: ErrorBody, 503: ErrorBody },
     },
-    config: { liveTicket: true },
+    config: { liveTicket: true, openapi: { responses: { 101: LIVE_SOCKET_OPENED } } },
     preHandler: async (request) => {
       // Only an upgrade opens a socket (a plain GET is answered 426 below).
       const refusal = request.ws ? await options.liveSockets.admit(request) : undefined;
       if (refusal) {
         const { maximum, setting } = refusal;
-        throw new ApiError(429, 'too_many_live_sessions', `at most ${maximum} live sockets at once per client (${setting})`, { maximum });
+        throw new ApiError(429, 'too_many_live_sessions', `at most ${maximum} live sockets at once per client (${setting})`, { maximum }, LIVE_SESSIONS_RETRY_AFTER_SECONDS);
       }
     },
     // Without the upgrade (a plain GET), said as every refusal is.

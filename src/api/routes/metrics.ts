@@ -3,6 +3,7 @@
 // API process's own.
 import type { FastifyPluginAsync } from 'fastify';
 import { Registry, Gauge, collectDefaultMetrics } from 'prom-client';
+import { Type } from 'typebox';
 import type { LiveSockets } from '../live-socket.js';
 import type { JobService } from '../service.js';
 import { msToSeconds } from '../../units.js';
@@ -65,7 +66,8 @@ export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService; liveSockets: 
     return `${lines.join('\n')}\n`;
   }
 
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['service'] } }, async (_request, reply) => {
+  const document = { responses: { 200: { description: "Prometheus' text format (README, GET /metrics)", mediaType: 'text/plain', schema: Type.String() } } };
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['service'] }, config: { openapi: document } }, async (_request, reply) => {
     let statsText = '';
     try {
       const [counts, workers] = await Promise.all([jobs.counts(), jobs.liveWorkers()]);

@@ -28,6 +28,8 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService }> = asy
       }
       const workers = (await jobs.liveWorkers().catch(() => [])).length;
       const ready = workers > 0;
+      // Not ready for want of workers: a balancer or a client asks again, as when Redis is away.
+      if (!ready) reply.header('retry-after', '5');
       return reply
         .code(ready ? 200 : 503)
         .send({ status: ready ? 'ready' : 'no_workers', redis: 'ok', workers });
