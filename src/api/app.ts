@@ -124,6 +124,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     // One access line per request, written once it is answered (below); fastify's own are two,
     // one on arrival and one on the answer, which doubled the API's log writes.
     logController: new LogController({ disableRequestLogging: true }),
+    // A request that comes on an open connection while the API stops gets our 503 (below), not
+    // fastify's bare one (no Retry-After, not the front's error body).
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   if (options.logger) {
@@ -160,6 +163,18 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       maxAge: 600,
     });
   }
+  // Stopping (app.close: a rolling restart, say), requests still in flight are answered; one that
+  // comes on an open keep-alive connection meanwhile is refused in its front's words, with when to
+  // try again (on another API process, as a balancer would send it), and its connection closed.
+  let stopping = false;
+  app.addHook('preClose', async () => {
+    stopping = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!stopping) return;
+    reply.header('connection', 'close');
+    throw new ApiError(503, 'shutting_down', 'the API is stopping: send the request again (to another API process)', undefined, 1);
+  });
   // A body is parsed as sent: a compressed one would read as malformed JSON. Refused as what it
   // is instead (RFC 9110: 415 for a content coding the server does not take).
   app.addHook('onRequest', async (request) => {
@@ -182,8 +197,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     // Each route says every answer it gives (src/api/openapi.ts), and each route that runs code
     // names the key headers it takes (optional without configured keys).
     transform: ({ schema, url, route }) => {
-      const documented = documentedSchema(schema, route);
-      const security = openApiSecurity(route.config, config.apiKeys.length > 0);
+      const keysRequired = config.apiKeys.length > 0;
+      const documented = documentedSchema(schema, route, keysRequired);
+      const security = openApiSecurity(route.config, keysRequired);
       return { schema: security ? { ...documented, security } : documented, url };
     },
   });

@@ -45,6 +45,12 @@ declare module 'fastify' {
   }
 }
 
+/** A schema or null, as the fronts' documents write their nullable fields. */
+export const nullable = (schema: TSchema) => Type.Union([schema, Type.Null()]);
+
+/** A documented answer with a JSON body. */
+export const jsonAnswer = (description: string, schema: TSchema): DocumentedResponse => ({ description, schema });
+
 /** The answer to an upgrade that opens a live socket (/v1/live, Piston's /connect). */
 export const LIVE_SOCKET_OPENED: DocumentedResponse = { description: "Switching Protocols: the WebSocket is open (its messages: the route's description)" };
 
@@ -86,7 +92,7 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** The route's schema as the document says it: its own, with its config's `openapi` and the
  * answers every route of its kind gets. */
-export function documentedSchema(schema: FastifySchema | undefined, route: RouteOptions): FastifySchema {
+export function documentedSchema(schema: FastifySchema | undefined, route: RouteOptions, keysRequired: boolean): FastifySchema {
   const document = route.config?.openapi ?? {};
   const frontError = document.errorBody ?? ErrorBody;
   const answers = new Map<number, Answer>();
@@ -118,6 +124,7 @@ export function documentedSchema(schema: FastifySchema | undefined, route: Route
   }
   // The app's own hooks, answered by the route's error handler in its front's shape.
   add(415, frontError); // unsupported_content_encoding, on every route
+  add(503, frontError); // shutting_down, a request that comes while the API stops
   const methods = [route.method].flat();
   if (methods.some((method) => BODY_METHODS.has(method))) {
     add(400, frontError); // invalid_json
@@ -126,7 +133,8 @@ export function documentedSchema(schema: FastifySchema | undefined, route: Route
   }
   const rateLimited = route.config?.apiKeyProtected === true;
   if (rateLimited) {
-    add(401, frontError);
+    // The key check runs only where keys are configured (registerAuth).
+    if (keysRequired) add(401, frontError);
     add(429, frontError);
   }
   for (const [status, found] of answers) {

@@ -21,7 +21,7 @@ import {
   type SubmissionShape,
 } from '../executor/check.js';
 import { ExecutorError } from '../executor/errors.js';
-import { checkedFileName } from '../executor/files.js';
+import { checkedFileName, fileNamesConflict } from '../executor/files.js';
 import type { Runtime } from '../images/types.js';
 import type { JobJudgeProgram, JobRequest } from '../jobs/model.js';
 import type { OutboundPolicy } from '../queue/outbound.js';
@@ -191,10 +191,14 @@ export function admissionProblem(request: JobRequest, runtime: Runtime, policy: 
   }
   // A file name the worker would refuse is about the front's list of files (Judge0: an entry of
   // additional_files' zip), not the request as a whole.
+  const names: string[] = [];
   for (const file of request.files) {
     const named = workerCheck(() => checkedFileName(file.name));
     if ('refusal' in named) return aboutList(fields.list('files'), named.refusal);
+    names.push(named.value);
   }
+  const conflict = fileNamesConflict(names);
+  if (conflict !== undefined) return aboutList(fields.list('files'), conflict);
   const checked = checkedForWorker(request, runtime, fields.limit);
   if (typeof checked === 'string') return { reason: checked };
   const output = outputProblem(request, checked, policy, undefined, fields);

@@ -113,7 +113,7 @@ for i = 1, 2 do
   local finishedOn = redis.call('ZSCORE', KEYS[i], ARGV[1])
   if finishedOn and tonumber(finishedOn) <= tonumber(ARGV[2]) then
     redis.call('ZREM', KEYS[i], ARGV[1])
-    redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
+    redis.call('DEL', unpack(KEYS, 3))
     return 1
   end
 end
@@ -385,16 +385,23 @@ export class BullJobClient implements JobClient {
         throw new QueueFullError(queued, this.options.maxQueuedJobs);
       }
       this.adding += admitting;
+      let reserved = admitting;
+      // Released where the added jobs join addedSince (in the same turn, so they are never
+      // counted twice), or when the add failed.
+      const release = () => {
+        this.adding -= reserved;
+        reserved = 0;
+      };
       try {
-        return await this.addAdmitted(requests, ids);
+        return await this.addAdmitted(requests, ids, release);
       } finally {
-        this.adding -= admitting;
+        release();
       }
     });
   }
 
-  /** Adds jobs the admission check let in (add). */
-  private async addAdmitted(requests: JobRequest[], ids: string[]): Promise<string[]> {
+  /** Adds jobs the admission check let in (add); `release` ends their reservation. */
+  private async addAdmitted(requests: JobRequest[], ids: string[], release: () => void): Promise<string[]> {
     const submittedAt = Date.now();
     const jobs = requests.map((data, i) => ({ name: data.runtimeId, data, opts: jobOptions(ids[i]!, submittedAt, this.options.resultTtlSeconds) }));
     // Known as fresh before they are added, so that an end event however early is kept for `wait`.
@@ -413,6 +420,7 @@ export class BullJobClient implements JobClient {
       for (const job of created) this.fresh.delete(job.opts.jobId);
       throw error;
     }
+    release();
     if (this.depth) this.depth.addedSince += jobs.length;
     if (this.depthRead) this.depthRead.addedSince += jobs.length;
     return jobs.map((job) => job.opts.jobId);
@@ -578,7 +586,7 @@ export class BullJobClient implements JobClient {
       const job = await this.queue.getJob(id);
       if (!job) return 'unknown' as const;
       const state = await job.getState();
-      if (state === 'completed' || state === 'failed') return 'finished' as const;
+      if (isFinishedState(state)) return 'finished' as const;
       // The notification's entry, delayed, before anything changes, so that it is sent however
       // this ends: at once below if the job was removed, by its worker if one has it, else at its
       // recheck (this process killed in between).
@@ -846,9 +854,11 @@ export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys,
   const state = await queue.getJobState(id);
   const job = await queue.getJob(id);
   // The state again where the hash is newer than it: a hash without a state (a job added in
-  // between, or one a cancel took out of every list), or with a finish time while the state said
-  // unfinished (it finished in between): shown as it is, not as running with no result.
-  const stale = state === 'unknown' || (job?.finishedOn !== undefined && !isFinishedState(state));
+  // between, or one a cancel took out of every list), with a finish time while the state said
+  // unfinished (it finished in between), or without one while the state said finished (an expired
+  // job an Idempotency-Key's try removed and made anew under its id in between): shown as it is,
+  // not as running with no result, nor done without one.
+  const stale = state === 'unknown' || (job !== undefined && (job.finishedOn !== undefined) !== isFinishedState(state));
   const jobState = job && stale ? await job.getState() : state;
   // A job in no list of BullMQ's is one whose cancel took it out of the queue and then lost Redis
   // before removing it: its marker is its record, as for a job removed.

@@ -266,6 +266,11 @@ describe('compat fronts before a job runs', () => {
     const long = await inject('POST', '/submissions', { source_code: 'print(1)', language_id: 71, additional_files: longPart });
     assert.equal(long.statusCode, 422, long.body);
     assert.match((long.json() as { additional_files: string[] }).additional_files[0]!, /has a part longer than 255 bytes/);
+    // A name that needs the source file to be a directory.
+    const underSource = makeZip([{ name: 'script.py/x', content: '' }]).toString('base64');
+    const conflict = await inject('POST', '/submissions', { source_code: 'print(1)', language_id: 71, additional_files: underSource });
+    assert.equal(conflict.statusCode, 422, conflict.body);
+    assert.deepEqual(Object.keys(conflict.json() as object), ['additional_files'], conflict.body);
   });
 
   test("Judge0 additional_files: one request's archives unpack to at most its body limit, all its submissions together", async () => {

@@ -16,7 +16,7 @@ import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { QUEUE_NAME, redisKeys } from '../../src/queue/keys.js';
 import { until } from '../helpers/until.js';
-import { startService, testRuntime, type ServiceHarness } from './fixtures.js';
+import { listen, startService, testRuntime, type ServiceHarness } from './fixtures.js';
 
 function assertError(response: LightMyRequestResponse, statusCode: number, code: string): { code: string; message: string; details?: Record<string, unknown> } {
   assert.equal(response.statusCode, statusCode, `expected ${statusCode} ${code}, got ${response.statusCode}: ${response.body}`);
@@ -940,6 +940,40 @@ describe('API under pressure', () => {
       assert.equal((await service.app.inject({ method: 'POST', url: '/v1/jobs', payload: hello })).statusCode, 202);
     } finally {
       await queue.close();
+      await service.close();
+    }
+  });
+
+  test('a request that comes while the API stops: 503 shutting_down with Retry-After, its connection closed; the document lists it, and no 401 without keys', async () => {
+    const service = await startService({ config: { maxWaitMs: 1500 } });
+    let closing: Promise<void> | undefined;
+    try {
+      const document = (await service.app.inject({ url: '/docs/json' })).json();
+      const responses = document.paths['/v1/runtimes'].get.responses;
+      assert.ok(responses['503'] && responses['429'], Object.keys(responses).join(' '));
+      assert.equal(responses['401'], undefined, 'no key is checked without keys');
+      const port = Number(new URL(await listen(service)).port);
+      // One connection: a request held (a wait no worker ends), then the API told to stop, then a
+      // second request on the same connection, read once the first is answered.
+      const socket = connect(port, '127.0.0.1');
+      let received = '';
+      socket.on('data', (chunk) => (received += chunk.toString('latin1')));
+      const ended = new Promise((resolve) => socket.on('close', resolve));
+      const body = JSON.stringify(hello);
+      socket.write(`POST /v1/jobs?wait=true HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      closing = service.app.close();
+      socket.write('GET /v1/runtimes HTTP/1.1\r\nHost: x\r\n\r\n');
+      await ended;
+      const answers = received.split(/(?=HTTP\/1\.1 )/);
+      assert.equal(answers.length, 2, received.slice(0, 2000));
+      assert.match(answers[0]!, /^HTTP\/1\.1 202 /, 'the held request answered');
+      assert.match(answers[1]!, /^HTTP\/1\.1 503 /);
+      assert.match(answers[1]!, /\r\nretry-after: 1\r\n/i);
+      assert.match(answers[1]!, /\r\nconnection: close\r\n/i);
+      assert.match(answers[1]!, /"code":"shutting_down"/);
+    } finally {
+      await (closing ?? service.app.close()).catch(() => {});
       await service.close();
     }
   });

@@ -27,6 +27,13 @@ test('a job read as running whose hash says it finished (it finished between the
   assert.deepEqual([record?.status, record?.failure?.code, record?.finishedAt], ['failed', 'internal_error', iso(2)]);
 });
 
+test('a job read as finished whose hash is unfinished (an expired job made anew under its id in between) is read again: queued', async () => {
+  const job = { id: 'n', timestamp: at(0), data: request, processedOn: undefined, finishedOn: undefined, attemptsStarted: 0, returnvalue: null, failedReason: undefined, getState: async () => 'waiting' };
+  const queue = { getJobState: async () => 'completed', getJob: async () => job } as unknown as Queue;
+  const record = await readJobRecord(queue, {} as Redis, {} as RedisKeys, 'n');
+  assert.deepEqual([record?.status, record?.result, record?.finishedAt], ['queued', undefined, undefined]);
+});
+
 test("a job failed worker_lost: the take that failed it ran nothing, and is neither an attempt nor the job's start", () => {
   // BullMQ: two runs died (their takes at 1 s and 40 s); the third take, at 95 s, failed it at once.
   const record = toRecord(

@@ -3,10 +3,9 @@
 // its requests as Rails does and renders its answers itself (src/api/judge0.ts): no fastify schema
 // checks or serializes them, so that the answers keep every attribute Judge0's have.
 import { Type, type TSchema } from 'typebox';
-import type { DocumentedResponse, RouteDocument } from '../openapi.js';
+import { jsonAnswer, nullable, type DocumentedResponse, type RouteDocument } from '../openapi.js';
 
 
-const nullable = (schema: TSchema) => Type.Union([schema, Type.Null()]);
 const NullableString = nullable(Type.String());
 const NullableInteger = nullable(Type.Integer());
 const NullableBoolean = nullable(Type.Boolean());
@@ -125,11 +124,10 @@ const base64Encoded = Type.Boolean({ description: 'Text attributes in and out as
 const fields = Type.String({ description: 'Attributes to answer, comma separated, or `*` (400 for an unknown one).' });
 const TokenParams = Type.Object({ token: Type.String({ description: "The submission's token." }) });
 
-const json = (description: string, schema: TSchema): DocumentedResponse => ({ description, schema });
 const empty = (description: string): DocumentedResponse => ({ description });
-const badRequest = json('Judge0\'s 400: `fields` names an unknown attribute, or text that is not UTF-8 without base64_encoded=true', Judge0Error);
-const unavailable = json('A full queue (Judge0\'s "queue is full"), an unreachable Redis, or workers behind an upgrade; with Retry-After', Judge0Error);
-const notFound = json('Rails\' not found: no such submission (or its result expired), no such language', Judge0NotFound);
+const badRequest = jsonAnswer('Judge0\'s 400: `fields` names an unknown attribute, or text that is not UTF-8 without base64_encoded=true', Judge0Error);
+const unavailable = jsonAnswer('A full queue (Judge0\'s "queue is full"), an unreachable Redis, or workers behind an upgrade; with Retry-After', Judge0Error);
+const notFound = jsonAnswer('Rails\' not found: no such submission (or its result expired), no such language', Judge0NotFound);
 
 /** A Judge0 route's document: what it does, then where it is told field by field; its errors in
  * Judge0's shape (src/api/openapi.ts). */
@@ -146,9 +144,9 @@ export const judge0Documents = {
     body: Judge0SubmissionInput,
     consumes: ['application/json', 'application/x-www-form-urlencoded'],
     responses: {
-      201: json('Queued: `{"token"}`; with wait=true, the submission (`{"token", "error"}` when its text is not UTF-8)', Type.Union([Token, Judge0Submission, Type.Object({ token: Type.String(), error: Type.String() }, { additionalProperties: false })])),
+      201: jsonAnswer('Queued: `{"token"}`; with wait=true, the submission (`{"token", "error"}` when its text is not UTF-8)', Type.Union([Token, Judge0Submission, Type.Object({ token: Type.String(), error: Type.String() }, { additionalProperties: false })])),
       400: badRequest,
-      422: json("Rails' validation errors: each failing attribute's messages", Judge0ValidationErrors),
+      422: jsonAnswer("Rails' validation errors: each failing attribute's messages", Judge0ValidationErrors),
       503: unavailable,
     },
   }),
@@ -157,9 +155,9 @@ export const judge0Documents = {
     body: Type.Object({ submissions: Type.Array(Judge0SubmissionInput, { description: 'At most 20.' }) }),
     consumes: ['application/json'],
     responses: {
-      201: json('One entry per submission, in order: `{"token"}`, or its validation errors', Type.Array(Type.Union([Token, Judge0ValidationErrors]))),
-      400: json('No submissions, or more than 20', Judge0Error),
-      422: json('None of the submissions is valid: the validation errors of each', Type.Array(Judge0ValidationErrors)),
+      201: jsonAnswer('One entry per submission, in order: `{"token"}`, or its validation errors', Type.Array(Type.Union([Token, Judge0ValidationErrors]))),
+      400: jsonAnswer('No submissions, or more than 20', Judge0Error),
+      422: jsonAnswer('None of the submissions is valid: the validation errors of each', Type.Array(Judge0ValidationErrors)),
       503: unavailable,
     },
   }),
@@ -167,28 +165,28 @@ export const judge0Documents = {
     querystring: Type.Object({ tokens: Type.Optional(Type.String({ description: 'Comma separated (or in a `tokens` header); at most 20.' })), base64_encoded: Type.Optional(base64Encoded), fields: Type.Optional(fields) }),
     headers: Type.Object({ tokens: Type.Optional(Type.String({ description: 'The tokens, in place of the query parameter.' })) }),
     responses: {
-      200: json('One entry per token, in order: the submission, or null for an unknown one', Type.Object({ submissions: Type.Array(nullable(Judge0Submission)) })),
-      400: json('No tokens, more than 20, an unknown field, or text that is not UTF-8 without base64_encoded=true', Judge0Error),
+      200: jsonAnswer('One entry per token, in order: the submission, or null for an unknown one', Type.Object({ submissions: Type.Array(nullable(Judge0Submission)) })),
+      400: jsonAnswer('No tokens, more than 20, an unknown field, or text that is not UTF-8 without base64_encoded=true', Judge0Error),
       503: unavailable,
     },
   }),
   read: judge0Route('A submission: the attributes `fields` asks for.', {
     params: TokenParams,
     querystring: Type.Object({ base64_encoded: Type.Optional(base64Encoded), fields: Type.Optional(fields) }),
-    responses: { 200: json('The submission', Judge0Submission), 400: badRequest, 404: notFound, 503: unavailable },
+    responses: { 200: jsonAnswer('The submission', Judge0Submission), 400: badRequest, 404: notFound, 503: unavailable },
   }),
   list: judge0Route('Not served: Judge0 without an authorization token answers 403.', { responses: { 403: empty('Judge0 without an authorization token: not allowed') } }),
   delete: judge0Route('Not served: Judge0 without an authorization token answers 403.', { params: TokenParams, responses: { 403: empty('Judge0 without an authorization token: not allowed') } }),
-  statuses: judge0Route('Judge0\'s status table, exactly.', { responses: { 200: json("Judge0's statuses, 1 In Queue to 14 Exec Format Error", Type.Array(Judge0Status)) } }),
+  statuses: judge0Route('Judge0\'s status table, exactly.', { responses: { 200: jsonAnswer("Judge0's statuses, 1 In Queue to 14 Exec Format Error", Type.Array(Judge0Status)) } }),
   about: judge0Route('The Judge0 API version followed; homepage, source_code and maintainer null (a Judge0 operator\'s settings).', {
     responses: {
-      200: json('The Judge0 API version followed', Type.Object({ version: Type.String(), homepage: NullableString, source_code: NullableString, maintainer: NullableString })),
+      200: jsonAnswer('The Judge0 API version followed', Type.Object({ version: Type.String(), homepage: NullableString, source_code: NullableString, maintainer: NullableString })),
     },
   }),
   version: judge0Route('The Judge0 API version followed, as plain text.', { responses: { 200: { description: 'The Judge0 API version followed', mediaType: 'text/plain', schema: Type.String() } } }),
   configInfo: judge0Route('Judge0\'s configuration fields; limits are per runtime here, so each default and maximum is the smallest over the listed languages.', {
     responses: {
-      200: json(
+      200: jsonAnswer(
         "Judge0's configuration fields: each default and maximum the smallest over the languages",
         Type.Object(
           {
@@ -227,18 +225,18 @@ export const judge0Documents = {
   }),
   workers: judge0Route('One queue, `cellblock`; 503 with Retry-After when no worker is live (Judge0: 500).', {
     responses: {
-      200: json("The queue and its live workers' slots", Judge0Workers),
-      503: json('No live worker (the queue as for 200), or Redis unreachable; with Retry-After', Type.Union([Judge0Workers, Judge0Error])),
+      200: jsonAnswer("The queue and its live workers' slots", Judge0Workers),
+      503: jsonAnswer('No live worker (the queue as for 200), or Redis unreachable; with Retry-After', Type.Union([Judge0Workers, Judge0Error])),
     },
   }),
-  languages: judge0Route('The languages run here, under Judge0\'s well-known ids.', { responses: { 200: json('The languages run here, under Judge0\'s ids', Type.Array(Type.Object({ id: Type.Integer(), name: Type.String() }))) } }),
+  languages: judge0Route('The languages run here, under Judge0\'s well-known ids.', { responses: { 200: jsonAnswer('The languages run here, under Judge0\'s ids', Type.Array(Type.Object({ id: Type.Integer(), name: Type.String() }))) } }),
   allLanguages: judge0Route('The languages run here, under Judge0\'s well-known ids (none archived).', {
-    responses: { 200: json('The languages run here, none archived', Type.Array(Type.Object({ id: Type.Integer(), name: Type.String(), is_archived: Type.Boolean() }))) },
+    responses: { 200: jsonAnswer('The languages run here, none archived', Type.Array(Type.Object({ id: Type.Integer(), name: Type.String(), is_archived: Type.Boolean() }))) },
   }),
   language: judge0Route('A language: its source file and its compile and run commands as they run (`%s` where compiler_options go).', {
     params: Type.Object({ id: Type.String({ description: 'A Judge0 language id.' }) }),
     responses: {
-      200: json(
+      200: jsonAnswer(
         'The language: its file and commands as they run',
         Type.Object({ id: Type.Integer(), name: Type.String(), is_archived: Type.Boolean(), source_file: Type.String(), compile_cmd: NullableString, run_cmd: Type.String() }),
       ),

@@ -3,13 +3,12 @@
 // requests as Piston does, with Piston's messages, and renders its answers itself
 // (src/api/piston.ts): no fastify schema checks or serializes them.
 import { Type, type TSchema } from 'typebox';
-import { LIVE_SOCKET_OPENED, type DocumentedResponse, type RouteDocument } from '../openapi.js';
+import { jsonAnswer, LIVE_SOCKET_OPENED, nullable, type DocumentedResponse, type RouteDocument } from '../openapi.js';
 
 /** Piston's `{"message": "..."}`: its refusals, and every refusal of the service (a key, the rate
  * limit, a full queue, an unreachable Redis), in Piston's shape. */
 export const PistonError = Type.Object({ message: Type.String() }, { description: 'Piston\'s error: `{"message": text}`.' });
 
-const nullable = (schema: TSchema) => Type.Union([schema, Type.Null()]);
 
 const PistonStage = Type.Object(
   {
@@ -55,7 +54,6 @@ const PistonExecute = Type.Object(
   { additionalProperties: true },
 );
 
-const json = (description: string, schema: TSchema): DocumentedResponse => ({ description, schema });
 
 /** A Piston route's document: what it does, then where it is told field by field; its errors in
  * Piston's shape (src/api/openapi.ts). */
@@ -68,21 +66,21 @@ const pistonRoute = (what: string, document: Omit<RouteDocument, 'errorBody' | '
 /** Each Piston route's document. */
 export const pistonDocuments = {
   runtimes: pistonRoute('The runtimes, one per runtime (its id among its aliases where it differs from its language).', {
-    responses: { 200: json('The runtimes', Type.Array(Type.Object({ language: Type.String(), version: Type.String(), aliases: Type.Array(Type.String()) }))) },
+    responses: { 200: jsonAnswer('The runtimes', Type.Array(Type.Object({ language: Type.String(), version: Type.String(), aliases: Type.Array(Type.String()) }))) },
   }),
   packages: pistonRoute('Every runtime, installed: runtimes are built into images.', {
     responses: {
-      200: json('The runtimes as packages', Type.Array(Type.Object({ language: Type.String(), language_version: Type.String(), installed: Type.Boolean() }))),
+      200: jsonAnswer('The runtimes as packages', Type.Array(Type.Object({ language: Type.String(), language_version: Type.String(), installed: Type.Boolean() }))),
     },
   }),
   execute: pistonRoute('Runs the files and answers once the job has finished (at most CELLBLOCK_MAX_WAIT_MS).', {
     body: PistonExecute,
     consumes: ['application/json', 'text/plain'],
     responses: {
-      200: json('The run, and the compile where the runtime compiles', Type.Object({ language: Type.String(), version: Type.String(), run: PistonStage, compile: Type.Optional(PistonStage) }, { additionalProperties: true })),
-      400: json("Piston's refusal of the request, in its words (`{\"message\": \"python-9 runtime is unknown\"}`)", PistonError),
-      500: json('The job failed in the service (as Piston answers a job that throws)', PistonError),
-      503: json('The job did not finish within the wait (it is cancelled), an unreachable Redis, or workers behind an upgrade; with Retry-After', PistonError),
+      200: jsonAnswer('The run, and the compile where the runtime compiles', Type.Object({ language: Type.String(), version: Type.String(), run: PistonStage, compile: Type.Optional(PistonStage) }, { additionalProperties: true })),
+      400: jsonAnswer("Piston's refusal of the request, in its words (`{\"message\": \"python-9 runtime is unknown\"}`)", PistonError),
+      500: jsonAnswer('The job failed in the service (as Piston answers a job that throws)', PistonError),
+      503: jsonAnswer('The job did not finish within the wait (it is cancelled), an unreachable Redis, or workers behind an upgrade; with Retry-After', PistonError),
     },
   }),
   connect: pistonRoute(
@@ -90,9 +88,9 @@ export const pistonDocuments = {
     {
       responses: {
         101: LIVE_SOCKET_OPENED,
-        426: json('Not a WebSocket upgrade', PistonError),
-        429: json('This client holds all its live sockets (CELLBLOCK_MAX_LIVE_SESSIONS_PER_CLIENT, or its key\'s own cap), or its rate limit is used up; with Retry-After', PistonError),
-        503: json('Redis unreachable, or the API stopping; with Retry-After', PistonError),
+        426: jsonAnswer('Not a WebSocket upgrade', PistonError),
+        429: jsonAnswer('This client holds all its live sockets (CELLBLOCK_MAX_LIVE_SESSIONS_PER_CLIENT, or its key\'s own cap), or its rate limit is used up; with Retry-After', PistonError),
+        503: jsonAnswer('Redis unreachable, or the API stopping; with Retry-After', PistonError),
       },
     },
   ),

@@ -41,7 +41,7 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveFrontOptions> = async (ap
         description: `For browsers, which cannot set headers on a WebSocket: a page's server asks with its API key and hands the ticket to the page, which connects to GET /v1/live?ticket=... (or Piston's /api/v2/connect?ticket=...) within ${LIVE_TICKET_TTL_MS / 1000} s. The ticket stands for the key that asked (its rate limit and live socket cap), once.`,
         tags: ['jobs'],
         querystring: NoQuery,
-        response: { 201: LiveTicketView, 400: ErrorBody, 401: ErrorBody, 429: ErrorBody, 503: ErrorBody },
+        response: { 201: LiveTicketView, 400: ErrorBody, 429: ErrorBody, 503: ErrorBody },
       },
     },
     async (request, reply) => {
@@ -59,7 +59,7 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveFrontOptions> = async (ap
         'Upgrade to a WebSocket, send {"type": "submit", "job": <a submission as POST /v1/jobs takes it>, "terminal"?: {"rows", "cols"}}, then {"type": "stdin", "data"}, {"type": "stdinEnd"} and (with a terminal) {"type": "resize", "rows", "cols"} as the program runs; the server sends accepted, started, stage, output, exit and last done with the job. See the README, "Live jobs". A request without the upgrade is 426.',
       tags: ['jobs'],
       querystring: LiveQuery,
-      response: { 400: ErrorBody, 401: ErrorBody, 426: ErrorBody, 429: ErrorBody, 503: ErrorBody },
+      response: { 400: ErrorBody, 426: ErrorBody, 429: ErrorBody, 503: ErrorBody },
     },
     config: { liveTicket: true, openapi: { responses: { 101: LIVE_SOCKET_OPENED } } },
     preHandler: async (request) => {

@@ -51,7 +51,7 @@ export const runtimeRoutes: FastifyPluginAsyncTypebox<{ runtimes: Runtime[] }> =
   }));
   app.get(
     '/runtimes',
-    { schema: { summary: 'Languages and versions this service runs', tags: ['runtimes'], querystring: NoQuery, response: { 200: RuntimeList, 400: ErrorBody, 401: ErrorBody } } },
+    { schema: { summary: 'Languages and versions this service runs', tags: ['runtimes'], querystring: NoQuery, response: { 200: RuntimeList, 400: ErrorBody } } },
     async () => list,
   );
 };
