@@ -3,8 +3,9 @@
 # --propagation private), whose end takes every mount here with it. Sets up a root as the pool
 # makes one and traces each stage in it, in order.
 #   $1 the image's lowerdir (top layer first)
-#   $2 the scratch dir: fs/ (mount point of the root's tmpfs), files/ (the sources), env and
-#      <stage>.argv (NUL-separated); each stage's trace is written to <stage>.trace
+#   $2 the scratch dir: fs/ (mount point of the root's tmpfs), files/ (the sources), <stage>.env
+#      and <stage>.argv (NUL-separated: a stage's own, its limit placeholders expanded with its
+#      limits); each stage's trace is written to <stage>.trace
 #   $3 the work dir inside the root, $4 uid:gid of the sandbox user, $5 the engine's mount points
 #   (ENGINE_MOUNT_POINTS, comma-separated: each is mounted here as the engine mounts it, and one
 #   this script does not know stops it), then the stages' names.
@@ -28,8 +29,8 @@ for dir in "${mount_points[@]}"; do
 done
 cp -R "$scratch/files/." "$root/$work_dir/"
 chown -R "$ids" "$root/$work_dir"
-mapfile -d '' -t environment < "$scratch/env"
 for stage; do
+  mapfile -d '' -t environment < "$scratch/$stage.env"
   mapfile -d '' -t argv < "$scratch/$stage.argv"
   if ! env -i "${environment[@]}" "$strace" -f -qq -s 65535 -e trace=%file -o "$scratch/$stage.trace" \
       "$chroot" --userspec="$ids" "$root" /bin/sh -c 'cd "$1" && unset PWD OLDPWD && shift && exec "$@"' sh "/$work_dir" "${argv[@]}" \

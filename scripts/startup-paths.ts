@@ -21,7 +21,8 @@ import os from 'node:os';
 import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { compileArgv, runArgv } from '../src/executor/argv.js';
+import { compileArgv, runArgv, stageEnv, type StageLimits } from '../src/executor/argv.js';
+import { defaultCompileLimits } from '../src/executor/limits.js';
 import { dataDirFromEnv, defaultRuntimesDir, repoRoot } from '../src/images/paths.js';
 import { parseRuntime } from '../src/images/runtimes.js';
 import { openImageStore, overlayLowerdir } from '../src/images/store.js';
@@ -188,12 +189,21 @@ export async function traceStartupPaths(
     mkdirSync(join(scratch, 'fs'));
     mkdirSync(files);
     writeFileSync(join(files, runtime.sourceFile), runtime.helloWorld.source);
-    writeFileSync(join(scratch, 'env'), Object.entries(runtime.env).map(([k, v]) => `${k}=${v}\0`).join(''));
+    // Each stage as a job with the default limits runs it: its argv's and env's limit
+    // placeholders expanded with its own (the compile's, the run's).
+    const limits: Partial<Record<Stage, StageLimits>> = {};
     const argvs: Partial<Record<Stage, string[]>> = {};
-    if (runtime.compile) argvs.compile = compileArgv(runtime.compile, [runtime.sourceFile], []);
-    argvs.run = runArgv(runtime.run.argv, [runtime.sourceFile], []);
+    if (runtime.compile) {
+      limits.compile = defaultCompileLimits(runtime)!;
+      argvs.compile = compileArgv(runtime.compile, [runtime.sourceFile], [], limits.compile);
+    }
+    limits.run = runtime.defaultLimits;
+    argvs.run = runArgv(runtime.run.argv, [runtime.sourceFile], [], limits.run);
     const stages = Object.keys(argvs) as Stage[];
-    for (const stage of stages) writeFileSync(join(scratch, `${stage}.argv`), argvs[stage]!.map((a) => `${a}\0`).join(''));
+    for (const stage of stages) {
+      writeFileSync(join(scratch, `${stage}.argv`), argvs[stage]!.map((a) => `${a}\0`).join(''));
+      writeFileSync(join(scratch, `${stage}.env`), Object.entries(stageEnv(runtime.env, limits[stage]!)).map(([k, v]) => `${k}=${v}\0`).join(''));
+    }
     await execFileAsync('unshare', ['--mount', '--propagation', 'private', '--', 'bash', TRACE_SCRIPT,
       overlayLowerdir(built), scratch, DEFAULT_WORK_DIR, `${SANDBOX_UID}:${SANDBOX_GID}`, mountPoints.join(','), ...stages], { maxBuffer: 1 << 20 });
     // /sys too: the container has no /sys mounted, so a lookup there stops at its first component

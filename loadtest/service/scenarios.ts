@@ -6,6 +6,7 @@
 // service's gcc runtime, run. The API has no "precompiled binary" path (every c job compiles), so
 // the job is compile + run, and so is its bare equivalent (gcc with the runtime's flags, then ./main).
 import { compileArgv, runArgv } from '../../src/executor/argv.js';
+import { defaultCompileLimits } from '../../src/executor/limits.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { Runtime } from '../../src/images/types.js';
 
@@ -94,16 +95,16 @@ const CPU_PY = `n = 0\nfor i in range(${CPU_LOOP_ITERATIONS}):\n    n += i\nprin
 const CPU_PY_STDOUT = `${(CPU_LOOP_ITERATIONS * (CPU_LOOP_ITERATIONS - 1)) / 2}\n`;
 
 /** A compiled runtime's compile then run of its source file, expanded as the service expands them
- * (no arguments). */
+ * (no arguments, the default limits). */
 const compileAndRun = (compiled: Runtime): string[][] => [
-  compileArgv(compiled.compile!, [compiled.sourceFile], []),
-  runArgv(compiled.run.argv, [compiled.sourceFile], []),
+  compileArgv(compiled.compile!, [compiled.sourceFile], [], defaultCompileLimits(compiled)!),
+  runArgv(compiled.run.argv, [compiled.sourceFile], [], compiled.defaultLimits),
 ];
 
 const pythonBare = (source: string): BareProgram => ({
   image: python.image,
   files: { [python.sourceFile]: source },
-  commands: [runArgv(python.run.argv, [python.sourceFile], [])],
+  commands: [runArgv(python.run.argv, [python.sourceFile], [], python.defaultLimits)],
   env: python.env,
 });
 

@@ -19,7 +19,7 @@ import {
   serializeSubmission,
 } from './compat/judge0-submission.js';
 import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } from './compat/plugin-options.js';
-import { compileArgv, runArgv } from '../executor/check.js';
+import { compileArgv, defaultCompileLimits, runArgv } from '../executor/check.js';
 import { QueueUnavailableError } from '../queue/errors.js';
 import { admissionProblem } from './submission.js';
 
@@ -257,9 +257,10 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
       is_archived: false,
       source_file: sourceFile,
       // As they run a Judge0 submission: its one file is source_file; compiler_options go where
-      // Judge0's compile_cmd has them, its `%s`.
-      compile_cmd: runtime.compile ? compileArgv(runtime.compile, [sourceFile], ['%s']).join(' ') : null,
-      run_cmd: runArgv(runtime.run.argv, [sourceFile], []).join(' '),
+      // Judge0's compile_cmd has them, its `%s`. With the language's default limits: a
+      // submission's own memory_limit changes what a stage is told of it (Java's -Xmx).
+      compile_cmd: runtime.compile ? compileArgv(runtime.compile, [sourceFile], ['%s'], defaultCompileLimits(runtime)!).join(' ') : null,
+      run_cmd: runArgv(runtime.run.argv, [sourceFile], [], runtime.defaultLimits).join(' '),
     };
   });
 };

@@ -9,12 +9,13 @@ import { checkLimits, envStrings, EXEC_MEMORY_RESERVE_BYTES, leastMemoryBytes, t
 import { SandboxSpecError, type Limits, type TerminalSize } from '../sandbox/types.js';
 import { ExecutorError } from './errors.js';
 import { posix } from 'node:path';
-import { ARGS_PLACEHOLDER, compileArgv, compiledFileNames, runArgv } from './argv.js';
+import { ARGS_PLACEHOLDER, compileArgv, compiledFileNames, runArgv, stageEnv } from './argv.js';
 import { COMPARISON_MODES } from './compare.js';
 import { checkedFileName, fileNamesConflict, shownUnits } from './files.js';
 
 export { FILE_NAME_MAX_BYTES, hasLoneSurrogate, NAME_MAX_BYTES, OPTION_LIKE_FILE_NAME, shownFileName, shownUnits } from './files.js';
 export { compileArgv, runArgv } from './argv.js';
+export { defaultCompileLimits } from './limits.js';
 import { defaultCompileLimits, effectiveLimits, wallTimeMsForCpuTimeMs } from './limits.js';
 
 /** The least memory limit of any stage (the engine's; leastMemoryBytes adds the stage's argv and
@@ -101,13 +102,15 @@ export function checkSubmission(named: Runtime, submission: SubmissionShape): Ch
     const field = limitField('limits', belowMinimum.name);
     throw new ExecutorError('bad_request', `${field} ${belowMinimum.value} is below ${belowMinimum.minimum}, the least runtime "${runtime.id}" starts with`);
   }
-  enoughMemoryForExec(limitField('limits', 'memoryBytes'), runArgv(runtime.run.argv, fileNames, submission.args), defaults.env, runLimits);
+  enoughMemoryForExec(limitField('limits', 'memoryBytes'), runArgv(runtime.run.argv, fileNames, submission.args, runLimits), execEnv(runtime, defaults, runLimits), runLimits);
   const sources = submission.compileEntryOnly === true ? fileNames.slice(0, 1) : fileNames;
   if (runtime.compile && compiledFileNames(runtime.compile, sources).length === 0) {
     const which = sources === fileNames ? 'none of the files is' : 'the entry file (the only one compiled) is not';
     throw new ExecutorError('bad_request', `${which} a ${runtime.language} source for the compiler (a name ending in ${runtime.compile.sourceSuffixes!.join(', ')})`);
   }
-  if (runtime.compile && compileLimits) enoughMemoryForExec(limitField('compileLimits', 'memoryBytes'), compileArgv(runtime.compile, sources, compileArgs), defaults.env, compileLimits);
+  if (runtime.compile && compileLimits) {
+    enoughMemoryForExec(limitField('compileLimits', 'memoryBytes'), compileArgv(runtime.compile, sources, compileArgs, compileLimits), execEnv(runtime, defaults, compileLimits), compileLimits);
+  }
   const outputFiles = checkedOutputFiles(submission.outputFiles ?? []);
   const runs = submission.runs ?? 1;
   const mostOutputBytes = runLimits.outputBytes * runs * (1 + outputFiles.length) + (compileLimits?.outputBytes ?? 0);
@@ -304,7 +307,9 @@ interface RuntimeDefaults {
   runLimits: Limits;
   /** The compile's limits of a job that names none, checked; undefined without a compile. */
   compileLimits: Limits | undefined;
-  env: readonly string[];
+  /** The env as execve copies it, where it names no limit (the same for every stage); undefined
+   * where it does (execEnv expands it per stage). */
+  env: readonly string[] | undefined;
 }
 
 /** Computed once per runtime: the API checks every job it accepts and the worker every job it
@@ -322,11 +327,16 @@ function runtimeDefaults(runtime: Runtime): RuntimeDefaults {
     defaults = Object.freeze({
       runLimits: Object.freeze(sandboxLimits((limit) => `limits.${limit}`, effectiveLimits(runtime.defaultLimits, runtime.maxLimits))),
       compileLimits: compileLimits && Object.freeze(sandboxLimits((limit) => `compileLimits.${limit}`, compileLimits)),
-      env: Object.freeze(envStrings(runtime.env)),
+      env: stageEnv(runtime.env, runtime.defaultLimits) === runtime.env ? Object.freeze(envStrings(runtime.env)) : undefined,
     });
     runtimeDefaultsCache.set(runtime, defaults);
   }
   return defaults;
+}
+
+/** A stage's env as execve copies it: its limit placeholders expanded with the stage's limits. */
+function execEnv(runtime: Runtime, defaults: RuntimeDefaults, limits: Limits): readonly string[] {
+  return defaults.env ?? envStrings(stageEnv(runtime.env, limits));
 }
 
 /** Why the job could store more output than `maximum` (CheckedSubmission.mostOutputBytes, in

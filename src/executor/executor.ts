@@ -12,7 +12,7 @@ import type { Runtime } from '../images/types.js';
 import type { Pool, PoolSlot, PoolStats } from '../pool/index.js';
 import { PoolError, SANDBOX_GID } from '../pool/index.js';
 import type { Limits, SandboxCgroups } from '../sandbox/types.js';
-import { compileArgv, runArgv } from './argv.js';
+import { compileArgv, runArgv, stageEnv } from './argv.js';
 import type { CompileCache, CompileCacheStats, TurnOutcome } from './compile-cache.js';
 import { checkJudgeProgram, checkSubmission, comparisonProblem, JUDGE_FILES, judgeArgs, judgedJobProblem, liveJobProblem, outputAboveMaximum, terminalSizeProblem, type CheckedSubmission, type JudgeRole } from './check.js';
 import { testOutputPassed } from './compare.js';
@@ -183,9 +183,11 @@ export class SubmissionExecutor<C> implements Executor {
       runtime: { id: runtime.id, language: runtime.language, version: runtime.version },
     };
     const signal = request.signal;
-    const stage = (argv: string[], stdin: Uint8Array | string, limits = runLimits): StageSpec => ({
+    /** A stage of the job's runtime (or of its judge program's: `env`): its env's limit
+     * placeholders expanded with the stage's own limits, as its argv's are. */
+    const stage = (argv: string[], stdin: Uint8Array | string, limits = runLimits, env = runtime.env): StageSpec => ({
       argv,
-      env: runtime.env,
+      env: stageEnv(env, limits),
       stdin,
       limits,
       signal,
@@ -203,7 +205,7 @@ export class SubmissionExecutor<C> implements Executor {
         compiled = this.slotTree(slot);
         writeSourceFiles(slot.root.workDirHostPath, request.files, ownerOf(slot));
         live?.stage('compile');
-        const compile = await this.runner.run(slot, stage(compileArgv(runtime.compile, compileSources, compileArgs), '', compileLimits));
+        const compile = await this.runner.run(slot, stage(compileArgv(runtime.compile, compileSources, compileArgs, compileLimits), '', compileLimits));
         result.compile = compile;
         if (live) tellFinishedStage(live, 'compile', compile);
         const failed = verdictAfterCompile(compile.verdict);
@@ -217,7 +219,7 @@ export class SubmissionExecutor<C> implements Executor {
         if (failed) return { ...result, verdict: failed, failedCompile: judge.compileStage };
       }
 
-      const runArgs = runArgv(runtime.run.argv, fileNames, args);
+      const runArgs = runArgv(runtime.run.argv, fileNames, args, runLimits);
       const runStage = (stdin: Uint8Array | string): StageSpec =>
         request.stderrToStdout === true ? { ...stage(runArgs, stdin), stderrToStdout: true } : stage(runArgs, stdin);
       /** A run's work dir: a copy of its compile's (`from`), or the submitted files where there
@@ -281,10 +283,10 @@ export class SubmissionExecutor<C> implements Executor {
           throw new CompiledFilesError(`the test's files could not be written beside the compile's in the run's work dir (${code})`);
         }
       };
-      const judgeStage = (hasAnswer: boolean): StageSpec => ({
-        ...stage(runArgv(judge!.runtime.run.argv, judge!.checked.fileNames, judgeArgs(judge!.role, hasAnswer)), '', judge!.checked.runLimits),
-        env: judge!.runtime.env,
-      });
+      const judgeStage = (hasAnswer: boolean): StageSpec => {
+        const limits = judge!.checked.runLimits;
+        return stage(runArgv(judge!.runtime.run.argv, judge!.checked.fileNames, judgeArgs(judge!.role, hasAnswer), limits), '', limits, judge!.runtime.env);
+      };
 
       /** One test of an interactive job: the program and the interactor at once, connected. */
       const runInteractive = async (test: TestCase, last: boolean): Promise<TestResult> => {
@@ -388,12 +390,12 @@ export class SubmissionExecutor<C> implements Executor {
    * the job releases it however it ends. Undefined when the job was cancelled before it ran. */
   private async compileJudge(
     judge: CheckedJudge,
-    stage: (argv: string[], stdin: string, limits: Limits) => StageSpec,
+    stage: (argv: string[], stdin: string, limits: Limits, env: Record<string, string>) => StageSpec,
     signal: AbortSignal | undefined,
     hold: (tree: CompiledTree) => void,
   ): Promise<StageResult | undefined> {
-    const argv = compileArgv(judge.runtime.compile!, judge.checked.compileSources, judge.request.compileArgs ?? []);
     const limits = judge.checked.compileLimits!;
+    const argv = compileArgv(judge.runtime.compile!, judge.checked.compileSources, judge.request.compileArgs ?? [], limits);
     const cache = this.judgeCompiles;
     const key = cache?.key({ runtime: judge.runtime, argv, limits, files: judge.request.files });
     const lookup = key === undefined ? undefined : await cache!.take(key, signal);
@@ -409,7 +411,7 @@ export class SubmissionExecutor<C> implements Executor {
       const tree = this.slotTree(slot);
       hold(tree);
       writeSourceFiles(slot.root.workDirHostPath, judge.request.files, ownerOf(slot));
-      const compile = await this.runner.run(slot, { ...stage(argv, '', limits), env: judge.runtime.env });
+      const compile = await this.runner.run(slot, stage(argv, '', limits, judge.runtime.env));
       if (verdictAfterCompile(compile.verdict)) {
         // The compiler's own error (its exit status): the next would fail alike. A limit hit
         // (a busy host), a signal, a cancel or the sandbox's failure: the next may not.

@@ -10,6 +10,7 @@ import type { Limits } from '../sandbox/types.js';
 import { ImageDefinitions } from './definitions.js';
 import { RuntimeDefinitionError, UnknownRuntimeError } from './errors.js';
 import { defaultDefinitionsDir, defaultRuntimesDir } from './paths.js';
+import { placeholderProblem } from './placeholders.js';
 import type { CompileStage, Runtime, RuntimeVariant, RunStage } from './types.js';
 import { NAME_PATTERN, onlyKeys, parseJson, positiveNumber, record, string, stringArray, type Fail } from './validate.js';
 
@@ -67,6 +68,19 @@ function argv(value: unknown, field: string, fail: Fail): string[] {
   return list;
 }
 
+/** The placeholders a stage's argv may hold as elements of their own (images/README.md, "Runtimes"). */
+const WHOLE_ELEMENT_PLACEHOLDERS = ['{files}', '{entry}', '{args}'];
+
+/** A stage's argv: its placeholders ours (placeholderProblem), each where it expands. */
+function stageArgv(value: unknown, field: string, fail: Fail): string[] {
+  const list = argv(value, field, fail);
+  list.forEach((part, i) => {
+    const problem = placeholderProblem(part, WHOLE_ELEMENT_PLACEHOLDERS);
+    if (problem) fail(`${field}[${i}]: ${problem}`);
+  });
+  return list;
+}
+
 /** Enough for any interpreter's or compiler's start-up (GHC's is the longest: ~2240, half of them
  * the loader's CPU-dependent directories under its many library directories; go build's ~2000, as
  * it hashes the sources of every standard package its hello world imports); the pool looks each
@@ -90,7 +104,7 @@ function startupPaths(value: unknown, field: string, fail: Fail): string[] {
 function parseCompile(value: unknown, field: string, fail: Fail): CompileStage {
   const c = record(value, field, fail);
   onlyKeys(c, ['argv', 'sourceSuffixes', 'limits', 'startupPaths'], field, fail);
-  const compile: CompileStage = { argv: argv(c.argv, `${field}.argv`, fail) };
+  const compile: CompileStage = { argv: stageArgv(c.argv, `${field}.argv`, fail) };
   if (c.sourceSuffixes !== undefined) {
     compile.sourceSuffixes = stringArray(c.sourceSuffixes, `${field}.sourceSuffixes`, fail);
     if (compile.sourceSuffixes.length === 0) fail(`${field}.sourceSuffixes must not be empty (leave it out to compile every file)`);
@@ -110,7 +124,7 @@ function parseCompile(value: unknown, field: string, fail: Fail): CompileStage {
 function parseRun(value: unknown, field: string, fail: Fail): RunStage {
   const r = record(value, field, fail);
   onlyKeys(r, ['argv', 'startupPaths'], field, fail);
-  const run: RunStage = { argv: argv(r.argv, `${field}.argv`, fail) };
+  const run: RunStage = { argv: stageArgv(r.argv, `${field}.argv`, fail) };
   if (run.argv.includes('{files}')) fail(`${field}.argv may not contain "{files}" (only a compile's argv may)`);
   if (r.startupPaths !== undefined) run.startupPaths = startupPaths(r.startupPaths, `${field}.startupPaths`, fail);
   return run;
@@ -152,6 +166,9 @@ export function parseRuntime(text: string, file: string): Runtime {
   for (const [k, v] of Object.entries(envRaw)) {
     if (!ENV_NAME_PATTERN.test(k)) fail(`env name "${k}" is not a valid variable name`);
     if (typeof v !== 'string') fail(`env.${k} must be a string`);
+    // A value may name the stage's limits, expanded per stage as its argv's are.
+    const problem = placeholderProblem(v as string, []);
+    if (problem) fail(`env.${k}: ${problem}`);
     env[k] = v as string;
   }
 

@@ -31,6 +31,8 @@ export interface Runtime {
   run: RunStage;
   /** Other ways to run the runtime's programs, by name (RuntimeVariant); absent for most runtimes. */
   variants?: Record<string, RuntimeVariant>;
+  /** Every stage's environment; a value may hold limit placeholders (placeholders.ts), filled in
+   * per stage from its own limits. */
   env: Record<string, string>;
   /** Limits used where the job names none. */
   defaultLimits: Limits;
@@ -60,7 +62,9 @@ export interface CompileStage {
 }
 
 /** A run step; `{entry}` expands to the first submitted file's name (the entry point), `{args}`
- * to the job's arguments (appended when absent).
+ * to the job's arguments (appended when absent). In a stage's argv (a compile's too), limit
+ * placeholders (`-Xmx{memoryMiB:75%}m`: placeholders.ts) expand anywhere in an element, from the
+ * stage's own limits.
  *
  * A stage's `startupPaths`: absolute paths inside the image that its program looks up as it
  * starts, existing or not (from a trace of its hello world). The pool looks them up in each

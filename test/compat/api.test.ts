@@ -49,6 +49,9 @@ describe('compat fronts before a job runs', () => {
     assert.equal(python.json().compile_cmd, null);
     const c = (await inject('GET', '/languages/50')).json() as { compile_cmd: string };
     assert.match(c.compile_cmd, /^\/usr\/bin\/gcc .* %s .*main\.c/, "compiler options go where Judge0's compile_cmd has %s");
+    // The stages' limits as a submission with the defaults gets them (Java's 512 MiB run, 1 GiB compile).
+    const java = (await inject('GET', '/languages/62')).json() as { compile_cmd: string; run_cmd: string };
+    assert.ok(java.compile_cmd.split(' ').includes('-J-Xmx768m') && java.run_cmd.split(' ').includes('-Xmx384m'), JSON.stringify(java));
     // Every language compiles, or runs, the file under Judge0's name (a compile takes it by its suffix).
     for (const { id } of languages) {
       const language = (await inject('GET', `/languages/${id}`)).json() as { source_file: string; compile_cmd: string | null; run_cmd: string };
@@ -404,8 +407,9 @@ describe('compat fronts before a job runs', () => {
     // Java through Piston runs by its `piston` variant: that argv (the source launcher on the entry
     // file) is the one checked, not the runtime's own (`java ... Main`).
     const java = loadRuntimes().find((runtime) => runtime.id === 'java')!;
-    const leastForLauncher = leastMemoryBytes(runArgv(variantOf(java, 'piston')!.run.argv, [java.sourceFile], []), envStrings(java.env));
-    assert.notEqual(leastForLauncher, leastMemoryBytes(runArgv(java.run.argv, [java.sourceFile], []), envStrings(java.env)));
+    const limits = { ...java.defaultLimits, memoryBytes: 1048576 };
+    const leastForLauncher = leastMemoryBytes(runArgv(variantOf(java, 'piston')!.run.argv, [java.sourceFile], [], limits), envStrings(java.env));
+    assert.notEqual(leastForLauncher, leastMemoryBytes(runArgv(java.run.argv, [java.sourceFile], [], limits), envStrings(java.env)));
     assert.match(tooSmallForExec.json().message, new RegExp(`^run_memory_limit 1048576 is below ${leastForLauncher}: the program's arguments`));
     const socket = await openLiveSocket(`${wsBase}/api/v2/connect`);
     socket.send({ type: 'init', ...piston, language: 'c', version: '*', compile_memory_limit: 1048576 });

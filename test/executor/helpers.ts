@@ -1,13 +1,33 @@
 // Fixtures for the executor's tests: the data dir with built images, runtimes defined as data on
 // the busybox test image, and checks that nothing of a run outlives it.
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { dataDirFromEnv } from '../../src/images/paths.js';
 import { openImageStore } from '../../src/images/store.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { Runtime } from '../../src/images/types.js';
+import type { Pool, PoolSlot } from '../../src/pool/index.js';
 import { MiB } from '../../src/units.js';
 
 export const dataDir = dataDirFromEnv();
+
+/** A pool for an executor on a fake stage runner (no sandbox): each slot a fresh work dir under
+ * `dir` (made here) on no root, release and close doing nothing. Its files are chowned to the
+ * sandbox's uid: root only. */
+export function fakePool(dir: string): Pool<never> {
+  mkdirSync(dir, { recursive: true });
+  let slots = 0;
+  return {
+    take: async (image: string): Promise<PoolSlot<never>> => {
+      const workDirHostPath = join(dir, `slot-${++slots}`);
+      mkdirSync(workDirHostPath);
+      return { image, root: { slotDir: workDirHostPath, rootDir: '/', workDirHostPath, workDir: '/box', uid: 60000, startupPathsFound: 0 } };
+    },
+    release: () => {},
+    stats: () => ({ images: {} }),
+    close: async () => {},
+  } as unknown as Pool<never>;
+}
 
 /** Why the executor's tests cannot run here (or undefined), given the images they need. */
 export function executorSkipReason(images: string[]): string | undefined {

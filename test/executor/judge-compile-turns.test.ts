@@ -3,7 +3,7 @@
 // to one waiting job while the others wait on (one compile at a time), where the compiler's own
 // error would send every waiting job into the same compile at once.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -12,9 +12,9 @@ import type { StageRunner, StageSpec } from '../../src/executor/engine.js';
 import { SubmissionExecutor } from '../../src/executor/executor.js';
 import type { ExecuteRequest } from '../../src/executor/types.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
-import type { Pool, PoolSlot } from '../../src/pool/index.js';
 import type { RunResult, Verdict } from '../../src/sandbox/types.js';
 import { MiB } from '../../src/units.js';
+import { fakePool } from './helpers.js';
 
 const skip = process.getuid?.() === 0 ? false : "needs root: the work dirs' files are chowned to the sandbox's uid";
 const scratch = mkdtempSync(join(tmpdir(), 'cellblock-judge-turns-test-'));
@@ -38,19 +38,11 @@ function outcome(verdict: Verdict, exitCode: number | null): RunResult {
 
 /** Three jobs at once with the same checker (C, compiled), whose first compile ends `first`;
  * answers how many of the checker's compiles ran, and the most at once. */
-let slots = 0;
+let calls = 0;
 
 async function threeJobs(first: RunResult): Promise<{ compiles: number; mostAtOnce: number }> {
-  const pool = {
-    take: async (image: string): Promise<PoolSlot<never>> => {
-      const workDirHostPath = join(scratch, `slot-${++slots}`);
-      mkdirSync(workDirHostPath);
-      return { image, root: { slotDir: workDirHostPath, rootDir: '/', workDirHostPath, workDir: '/box', uid: 60000, startupPathsFound: 0 } };
-    },
-    release: () => {},
-    stats: () => ({ images: {} }),
-    close: async () => {},
-  } as unknown as Pool<never>;
+  const dir = join(scratch, `jobs-${++calls}`);
+  const pool = fakePool(dir);
   let compiles = 0;
   let running = 0;
   let mostAtOnce = 0;
@@ -66,7 +58,7 @@ async function threeJobs(first: RunResult): Promise<{ compiles: number; mostAtOn
     runConnected: () => assert.fail('no interactive test here'),
     runStreaming: () => assert.fail('no live job here'),
   };
-  const judgeCompiles = new CompileCache(join(scratch, `cache-${slots}`), 64 * MiB, () => 'build');
+  const judgeCompiles = new CompileCache(join(dir, 'cache'), 64 * MiB, () => 'build');
   const executor = new SubmissionExecutor(runtimes, pool, runner, { judgeCompiles });
   const job: ExecuteRequest = {
     runtimeId: 'python',

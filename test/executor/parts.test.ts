@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { effectiveLimits } from '../../src/executor/limits.js';
 import { checkJudgeProgram, checkSubmission, outputAboveMaximum } from '../../src/executor/check.js';
-import { compileArgv, runArgv } from '../../src/executor/argv.js';
+import { envStrings, leastMemoryBytes } from '../../src/sandbox/spec.js';
+import { compileArgv, expandLimits, runArgv, stageEnv } from '../../src/executor/argv.js';
 import { outputMatches, testOutputPassed } from '../../src/executor/compare.js';
 import { cutShortByCancel, verdictAfterCompile, verdictOfRuns } from '../../src/executor/verdict.js';
 import { checkedFileName, CompiledFilesError, copyCompiledWorkDir, copyWorkDir, MAX_COMPILED_TREE_BYTES, readOutputFiles, writeSourceFiles } from '../../src/executor/files.js';
@@ -119,7 +120,7 @@ test('a submission is checked as execute() and the engine would check it, withou
   const { compile: _compile, ...interpreted } = runtime;
   assert.throws(() => checkSubmission(interpreted, { fileNames: ['main.c'], args: [], compileArgs: ['-O0'] }), /runtime "c" has no compile step: compileArgs does not apply/);
   assert.equal(checkSubmission(interpreted, { fileNames: ['main.c'], args: [], compileArgs: [] }).compileLimits, undefined, 'none is no compile argument');
-  assert.deepEqual(compileArgv(flagged.compile!, ['main.c'], ['-O0', '-DX']), ['gcc', '-O0', '-DX', 'main.c']);
+  assert.deepEqual(compileArgv(flagged.compile!, ['main.c'], ['-O0', '-DX'], defaults), ['gcc', '-O0', '-DX', 'main.c']);
   // The compile of the entry file alone (Judge0's): the entry must be a source; the others need not be.
   const sourcedOnly: Runtime = { ...runtime, compile: { ...runtime.compile!, sourceSuffixes: ['.c'] } };
   assert.deepEqual(checkSubmission(sourcedOnly, { fileNames: ['main.c', 'helper.c'], args: [], compileEntryOnly: true }).fileNames, ['main.c', 'helper.c']);
@@ -196,18 +197,50 @@ test("a job without limits of its own gets its runtime's defaults, whatever jobs
 });
 
 test('argv: {files} and {args} expand to zero or more elements; run appends args without {args}', () => {
-  assert.deepEqual(compileArgv({ argv: ['gcc', '-O2', '{files}', '-o', 'a.out'] }, ['a.c', 'b.c'], ['x']), ['gcc', '-O2', 'a.c', 'b.c', '-o', 'a.out']);
+  assert.deepEqual(compileArgv({ argv: ['gcc', '-O2', '{files}', '-o', 'a.out'] }, ['a.c', 'b.c'], ['x'], defaults), ['gcc', '-O2', 'a.c', 'b.c', '-o', 'a.out']);
   // With sourceSuffixes, only the sources go to the compiler: data files and headers stay in the work dir.
   const gcc = { argv: ['gcc', '{files}', '-o', 'main'], sourceSuffixes: ['.c'] };
-  assert.deepEqual(compileArgv(gcc, ['main.c', 'util.h', 'input.txt', 'lib/util.c', 'notes.c.txt'], []), ['gcc', 'main.c', 'lib/util.c', '-o', 'main']);
+  assert.deepEqual(compileArgv(gcc, ['main.c', 'util.h', 'input.txt', 'lib/util.c', 'notes.c.txt'], [], defaults), ['gcc', 'main.c', 'lib/util.c', '-o', 'main']);
   // {entry}: the first source alone (rustc's crate root), past files that are not sources.
-  assert.deepEqual(compileArgv({ argv: ['rustc', '{entry}'], sourceSuffixes: ['.rs'] }, ['input.txt', 'main.rs', 'util.rs'], []), ['rustc', 'main.rs']);
-  assert.deepEqual(runArgv(['python3', '{files}'], ['main.py'], ['1', '2']), ['python3', 'main.py', '1', '2']);
-  assert.deepEqual(runArgv(['./a.out', '{args}', '--end'], ['a.c'], ['1']), ['./a.out', '1', '--end']);
-  assert.deepEqual(runArgv(['python3', '{entry}', '{args}'], ['app.py', 'lib.py'], ['1']), ['python3', 'app.py', '1']);
-  assert.deepEqual(runArgv(['./a.out', '{args}'], ['a.c'], []), ['./a.out']);
-  assert.deepEqual(runArgv(['sh', '-c', 'echo {files}'], ['a'], []), ['sh', '-c', 'echo {files}'], 'only whole elements expand');
-  assert.deepEqual(compileArgv({ argv: ['tool', 'constructor', 'toString', '__proto__', '{files}'] }, ['a'], []), ['tool', 'constructor', 'toString', '__proto__', 'a'], 'no element is looked up as a property');
+  assert.deepEqual(compileArgv({ argv: ['rustc', '{entry}'], sourceSuffixes: ['.rs'] }, ['input.txt', 'main.rs', 'util.rs'], [], defaults), ['rustc', 'main.rs']);
+  assert.deepEqual(runArgv(['python3', '{files}'], ['main.py'], ['1', '2'], defaults), ['python3', 'main.py', '1', '2']);
+  assert.deepEqual(runArgv(['./a.out', '{args}', '--end'], ['a.c'], ['1'], defaults), ['./a.out', '1', '--end']);
+  assert.deepEqual(runArgv(['python3', '{entry}', '{args}'], ['app.py', 'lib.py'], ['1'], defaults), ['python3', 'app.py', '1']);
+  assert.deepEqual(runArgv(['./a.out', '{args}'], ['a.c'], [], defaults), ['./a.out']);
+  assert.deepEqual(runArgv(['sh', '-c', 'echo {files}'], ['a'], [], defaults), ['sh', '-c', 'echo {files}'], 'only whole elements expand');
+  assert.deepEqual(compileArgv({ argv: ['tool', 'constructor', 'toString', '__proto__', '{files}'] }, ['a'], [], defaults), ['tool', 'constructor', 'toString', '__proto__', 'a'], 'no element is looked up as a property');
+});
+
+test("limit placeholders: a stage's own limits, anywhere in an argv element or an env value", () => {
+  const limits = { memoryBytes: 128 * MiB, cpuCores: 1 };
+  assert.equal(expandLimits('-Xmx{memoryMiB:75%}m', limits), '-Xmx96m');
+  assert.equal(expandLimits('{memoryBytes}', limits), String(128 * MiB));
+  assert.equal(expandLimits('{memoryMiB}', { ...limits, memoryBytes: 100 * MiB + 1 }), '100', 'MiB rounded down');
+  assert.equal(expandLimits('{memoryBytes:90%}', limits), String(Math.floor(128 * MiB * 0.9)), 'a percentage rounded down to a whole byte');
+  assert.equal(expandLimits('{memoryMiB:3%}', limits), '3');
+  assert.equal(expandLimits('{memoryMiB:3%}', { ...limits, memoryBytes: 16 * MiB }), '1', 'at least 1: 0 would mean "unset" to most runtimes');
+  assert.equal(expandLimits('{memoryMiB:100%}/{memoryMiB:1%}', limits), '128/1', 'every placeholder of a string');
+  assert.deepEqual([0.5, 1, 1.5, 2].map((cpuCores) => expandLimits('{cpuCores}', { ...limits, cpuCores })), ['1', '1', '2', '2'], 'whole cores, rounded up: a thread count');
+  // Nothing else is touched: text that is no placeholder, and the whole-element ones inside text.
+  for (const text of ['{memoryMiB:0%}', '{memoryMiB:101%}', '{memoryMib}', '{cpuCores:50%}', '{entry}', 'a{b}c', '${HOME}']) assert.equal(expandLimits(text, limits), text);
+  // In argv, beside the whole-element placeholders; each stage with its own limits.
+  const compile = { argv: ['javac', '-J-Xmx{memoryMiB:75%}m', '{args}', '{files}'] };
+  assert.deepEqual(compileArgv(compile, ['Main.java'], ['-g'], { memoryBytes: 1024 * MiB, cpuCores: 1 }), ['javac', '-J-Xmx768m', '-g', 'Main.java']);
+  assert.deepEqual(runArgv(['java', '-Xmx{memoryMiB:75%}m', 'Main', '{args}'], ['Main.java'], ['{memoryMiB}'], limits), ['java', '-Xmx96m', 'Main', '{memoryMiB}'], "a job's arguments are its own, never expanded");
+  assert.deepEqual(runArgv(['node', '{entry}'], ['{memoryMiB}.js'], [], limits), ['node', '{memoryMiB}.js'], "nor are its files' names");
+  // env: the same object where no value names a limit (no copy on the job's path), else a copy.
+  const plainEnv = { PATH: '/bin', HOME: '/tmp' };
+  assert.equal(stageEnv(plainEnv, limits), plainEnv);
+  const goEnv = { PATH: '/bin', GOMAXPROCS: '{cpuCores}', GOMEMLIMIT: '{memoryBytes:90%}' };
+  assert.deepEqual(stageEnv(goEnv, { memoryBytes: 100 * MiB, cpuCores: 2 }), { PATH: '/bin', GOMAXPROCS: '2', GOMEMLIMIT: String(Math.floor(100 * MiB * 0.9)) });
+  assert.equal(goEnv.GOMEMLIMIT, '{memoryBytes:90%}', "the runtime's env is not changed");
+  // The check of what execve copies (leastMemoryBytes) counts the strings the stage gets: expanded.
+  const told: Runtime = { id: 'told', language: 'sh', version: '1', aliases: [], image: 'busybox', sourceFile: 'main.sh', run: { argv: ['/bin/sh', '-m{memoryBytes}', '{entry}'] },
+    env: { M: '{memoryBytes:50%}', PADDING: 'x'.repeat(1_500_000) }, defaultLimits: { ...defaults, memoryBytes: 4 * MiB }, maxLimits: { ...maxima, memoryBytes: 4 * MiB }, helloWorld: { source: '', stdout: '' } };
+  // Seven digits for any limit between 1e6 and 1e7 bytes, so the least is the same for all of them.
+  const least = leastMemoryBytes(['/bin/sh', '-m2000000', 'main.sh'], envStrings({ M: '1000000', PADDING: told.env.PADDING! }));
+  assert.throws(() => checkSubmission(told, { fileNames: ['main.sh'], args: [], limits: { memoryBytes: least - 1 } }), new RegExp(`^ExecutorError: limits.memoryBytes ${least - 1} is below ${least}:`));
+  assert.equal(checkSubmission(told, { fileNames: ['main.sh'], args: [], limits: { memoryBytes: least } }).runLimits.memoryBytes, least);
 });
 
 test('output comparison: trailing whitespace per line and trailing empty lines do not count', () => {

@@ -16,9 +16,10 @@ import { loadRuntimes } from '../../src/images/runtimes.js';
 import { openImageStore, overlayLowerdir } from '../../src/images/store.js';
 import type { BuiltImage, Runtime } from '../../src/images/types.js';
 import { variantOf } from '../../src/images/variants.js';
-import { compileArgv, runArgv } from '../../src/executor/argv.js';
+import { compileArgv, runArgv, stageEnv } from '../../src/executor/argv.js';
 import { effectiveLimits } from '../../src/executor/limits.js';
-import type { Limits, RunResult, Sandbox } from '../../src/sandbox/types.js';
+import type { Limits, RunResult, Sandbox, Verdict } from '../../src/sandbox/types.js';
+import { MiB } from '../../src/units.js';
 import { definitionsDir, mountsUnder, scratchDir, whyNoLayerBuilds } from './helpers.js';
 
 /** Per runtime: a program summing two numbers from stdin, a program the compiler rejects (with a
@@ -30,7 +31,42 @@ interface Cases {
    * compiler must get only the sources. Prints the data file's first line. */
   withFiles?: { source: string; files: Record<string, string> };
   runtimeError: { source: string; exitCode: number; stderr: RegExp };
+  /** A runtime whose heap would be sized from the machine's RAM, told the run's memory limit by its
+   * file's limit placeholders (images/README.md, "Runtimes"): each of `fits` (small live data, far
+   * more garbage than the limit) ends ok at its memoryBytes, where the runtime, sizing its heap
+   * from the host's RAM, was killed (memory_limit), `runs` times (Go's was killed in most runs,
+   * not all); `exceeds` (live data above the limit) ends as `verdict`. */
+  heap?: {
+    fits: { what: string; source: string; memoryBytes: number; runs?: number }[];
+    exceeds: { source: string; memoryBytes: number; verdict: Verdict; stderr?: RegExp };
+  };
+  /** A runtime told its CPU limit ({cpuCores}): the program prints how many threads run its code
+   * at once, `stdout(cpuCores)`. */
+  threads?: { source: string; stdout: (cpuCores: number) => string };
 }
+
+/** Programs for Cases.heap. */
+const HEAP = {
+  java: {
+    garbage:
+      'public class Main {\n  public static void main(String[] args) {\n    // ~16 MB live (a ring of 16 1 MB arrays), 3000 1 MB arrays allocated: 3 GB of garbage.\n    byte[][] ring = new byte[16][];\n    for (int i = 0; i < 3000; i++) ring[i % ring.length] = new byte[1 << 20];\n    System.out.println(ring.length);\n  }\n}\n',
+    live: 'public class Main {\n  public static void main(String[] args) {\n    byte[][] keep = new byte[300][];\n    for (int i = 0; i < keep.length; i++) keep[i] = new byte[1 << 20];\n    System.out.println(keep.length);\n  }\n}\n',
+  },
+  javascript: {
+    // Arrays of 2^16 elements (0.5 MB, in V8's large-object space, which only a full collection frees).
+    garbage: '// ~16 MB live (a ring of 32 0.5 MB arrays), 2000 allocated: 1 GB of garbage.\nconst ring = new Array(32);\nfor (let i = 0; i < 2000; i++) {\n  const a = new Array(1 << 16);\n  a[0] = i;\n  ring[i % ring.length] = a;\n}\nconsole.log(ring.length);\n',
+    live: 'const keep = [];\nfor (let i = 0; i < 600; i++) keep.push(new Array(1 << 16).fill(i));\nconsole.log(keep.length);\n',
+  },
+  // Each page of a slice written: Go's fresh pages are zero, and untouched they would not count.
+  go: (live: number) =>
+    `package main\n\nimport "fmt"\n\n// ${live} MB live (a ring of 1 MB slices), 3000 allocated: 3 GB of garbage.\nfunc main() {\n\tring := make([][]byte, ${live})\n\tfor i := 0; i < 3000; i++ {\n\t\ta := make([]byte, 1<<20)\n\t\tfor j := 0; j < len(a); j += 4096 {\n\t\t\ta[j] = byte(i)\n\t\t}\n\t\tring[i%len(ring)] = a\n\t}\n\tsum := 0\n\tfor _, a := range ring {\n\t\tsum += int(a[0])\n\t}\n\tfmt.Println(sum)\n}\n`,
+  goLive:
+    'package main\n\nimport "fmt"\n\nfunc main() {\n\tkeep := make([][]byte, 0, 300)\n\tfor i := 0; i < 300; i++ {\n\t\ta := make([]byte, 1<<20)\n\t\tfor j := 0; j < len(a); j += 4096 {\n\t\t\ta[j] = 1\n\t\t}\n\t\tkeep = append(keep, a)\n\t}\n\tfmt.Println(len(keep))\n}\n',
+  ruby: {
+    garbage: '# ~16 MB live (a ring of 16 1 MB strings), 3000 allocated: 3 GB of garbage.\nring = Array.new(16)\n3000.times { |i| ring[i % 16] = "x" * (1 << 20) }\nputs ring.size\n',
+    live: 'keep = []\n300.times { keep << "x" * (1 << 20) }\nputs keep.size\n',
+  },
+};
 
 const CASES: Record<string, Cases> = {
   python: {
@@ -40,10 +76,22 @@ const CASES: Record<string, Cases> = {
   javascript: {
     sum: "const [a, b] = require('fs').readFileSync(0, 'utf8').trim().split(/\\s+/).map(Number);\nconsole.log(a + b);\n",
     runtimeError: { source: 'console.log("before");\nthrow new Error("boom");\n', exitCode: 1, stderr: /Error: boom/ },
+    // V8's heap limit from the host's RAM (4144 MB on 24 GB): killed at 128 MiB, as at 256.
+    heap: {
+      fits: [{ what: '1 GB of garbage, 16 MB live', source: HEAP.javascript.garbage, memoryBytes: 128 * MiB }],
+      // V8's heap limit reached: its fatal error aborts.
+      exceeds: { source: HEAP.javascript.live, memoryBytes: 128 * MiB, verdict: 'signaled', stderr: /JavaScript heap out of memory/ },
+    },
   },
   ruby: {
     sum: 'a, b = $stdin.read.split.map(&:to_i)\nputs a + b\n',
     runtimeError: { source: 'puts "before"\nraise "boom"\n', exitCode: 1, stderr: /boom \(RuntimeError\)/ },
+    // Ruby's malloc limits are the same on any machine (its old objects' up to 128 MB before a full
+    // collection): killed at 128 MiB, 202 MB at 256.
+    heap: {
+      fits: [{ what: '3 GB of garbage, 16 MB live', source: HEAP.ruby.garbage, memoryBytes: 128 * MiB }],
+      exceeds: { source: HEAP.ruby.live, memoryBytes: 128 * MiB, verdict: 'memory_limit' },
+    },
   },
   c: {
     sum: '#include <stdio.h>\nint main(void) {\n  long a, b;\n  if (scanf("%ld %ld", &a, &b) != 2) return 2;\n  printf("%ld\\n", a + b);\n  return 0;\n}\n',
@@ -71,6 +119,13 @@ const CASES: Record<string, Cases> = {
       files: { 'Util.java': 'class Util {\n  static final String SUFFIX = "";\n}\n', 'input.txt': 'data line\n' },
     },
     runtimeError: { source: 'public class Main {\n  public static void main(String[] args) {\n    System.out.println("before");\n    throw new RuntimeException("boom");\n  }\n}\n', exitCode: 1, stderr: /java\.lang\.RuntimeException: boom/ },
+    // The JVM's heap from the host's RAM (maxMemory 5827 MB on 24 GB): killed at 128 MiB (Judge0's
+    // memory_limit 128000) and at 256.
+    heap: {
+      fits: [{ what: '3 GB of garbage, 16 MB live', source: HEAP.java.garbage, memoryBytes: 128 * MiB }],
+      // The heap (-Xmx) is below the limit, the JVM's own memory beside it: the JVM says so.
+      exceeds: { source: HEAP.java.live, memoryBytes: 128 * MiB, verdict: 'runtime_error', stderr: /java\.lang\.OutOfMemoryError: Java heap space/ },
+    },
   },
   rust: {
     sum: 'use std::io::Read;\nfn main() {\n    let mut text = String::new();\n    std::io::stdin().read_to_string(&mut text).unwrap();\n    let sum: i64 = text.split_whitespace().map(|n| n.parse::<i64>().unwrap()).sum();\n    println!("{}", sum);\n}\n',
@@ -90,6 +145,20 @@ const CASES: Record<string, Cases> = {
       files: { 'util.go': 'package main\n\nconst zero = 0\n', 'input.txt': 'data line\n' },
     },
     runtimeError: { source: 'package main\n\nimport "fmt"\n\nfunc main() {\n\tfmt.Println("before")\n\tpanic("boom")\n}\n', exitCode: 2, stderr: /panic: boom/ },
+    heap: {
+      fits: [
+        // With GOMAXPROCS 2 under one core's CPU time, its collector fell behind: killed in 7 of 10
+        // runs at 64 MiB on a busy machine (fewer on an idle one); in none with GOMAXPROCS 1.
+        { what: '3 GB of garbage, 8 MB live', source: HEAP.go(8), memoryBytes: 64 * MiB, runs: 3 },
+        // Killed in every run without GOMEMLIMIT: twice its live data is its heap's goal.
+        { what: '3 GB of garbage, 48 MB live', source: HEAP.go(48), memoryBytes: 100 * MiB },
+      ],
+      exceeds: { source: HEAP.goLive, memoryBytes: 100 * MiB, verdict: 'memory_limit' },
+    },
+    threads: {
+      source: 'package main\n\nimport (\n\t"fmt"\n\t"runtime"\n)\n\nfunc main() {\n\tfmt.Println(runtime.GOMAXPROCS(0))\n}\n',
+      stdout: (cpuCores: number) => `${Math.ceil(cpuCores)}\n`,
+    },
   },
   php: {
     sum: '<?php\n[$a, $b] = array_map(\'intval\', preg_split(\'/\\s+/\', trim(stream_get_contents(STDIN))));\necho $a + $b, "\\n";\n',
@@ -185,7 +254,8 @@ interface Outcome {
   run?: RunResult;
 }
 
-/** Compiles (when the runtime does) and runs `source` in one work dir, each step in a fresh root. */
+/** Compiles (when the runtime does) and runs `source` in one work dir, each step in a fresh root,
+ * each stage's argv and env expanded as the executor expands them (with the stage's limits). */
 async function submit(runtime: Runtime, source: string, stdin = '', argv?: string[], files: Record<string, string> = {}, runLimits: Partial<Limits> = {}): Promise<Outcome> {
   const sandbox = engine.sandbox!;
   const image = images.get(runtime.image)!;
@@ -198,19 +268,19 @@ async function submit(runtime: Runtime, source: string, stdin = '', argv?: strin
   if (runtime.compile && !argv) {
     const limits = effectiveLimits(runtime.defaultLimits, runtime.maxLimits, runtime.compile.limits);
     outcome.compile = await withRoot(image, (rootDir) =>
-      sandbox.run({ rootDir, workDirHostPath: work, argv: compileArgv(runtime.compile!, fileNames, []), env: runtime.env, limits }),
+      sandbox.run({ rootDir, workDirHostPath: work, argv: compileArgv(runtime.compile!, fileNames, [], limits), env: stageEnv(runtime.env, limits), limits }),
     );
     if (outcome.compile.verdict !== 'ok') return outcome;
   }
   const limits = effectiveLimits(runtime.defaultLimits, runtime.maxLimits, runLimits);
   outcome.run = await withRoot(image, (rootDir) =>
-    sandbox.run({ rootDir, workDirHostPath: work, argv: argv ?? runArgv(runtime.run.argv, [runtime.sourceFile], []), env: runtime.env, stdin, limits }),
+    sandbox.run({ rootDir, workDirHostPath: work, argv: argv ?? runArgv(runtime.run.argv, [runtime.sourceFile], [], limits), env: stageEnv(runtime.env, limits), stdin, limits }),
   );
   return outcome;
 }
 
 /** The run's result, failing with everything the engine said when a step did not go as `want`. */
-function expectRun(outcome: Outcome, want: 'ok' | 'runtime_error' | 'signaled'): RunResult {
+function expectRun(outcome: Outcome, want: Verdict): RunResult {
   const show = (r?: RunResult): string =>
     r ? `${r.verdict} exit=${r.exitCode} signal=${r.signalName}\nstdout: ${r.stdout}\nstderr: ${r.stderr}${r.error ? `\nerror: ${JSON.stringify(r.error)}` : ''}` : '(none)';
   assert.ok(outcome.compile === undefined || outcome.compile.verdict === 'ok', `compile failed: ${show(outcome.compile)}`);
@@ -328,6 +398,38 @@ describe('runtimes on their images, through the sandbox engine', { skip: engine.
           const { source, files } = cases!.withFiles!;
           const run = expectRun(await submit(runtime, source, '', undefined, files), 'ok');
           assert.equal(run.stdout.toString(), 'data line\n');
+        });
+      }
+
+      const heap = cases?.heap;
+      if (heap) {
+        // Its own stages and its variants' (Java's source launcher compiles in the run's JVM).
+        for (const name of [undefined, ...Object.keys(runtime.variants ?? {})]) {
+          const varied = name === undefined ? runtime : variantOf(runtime, name)!;
+          const how = name === undefined ? '' : ` by its variant ${name}`;
+          it(`is told its memory limit${how}: garbage of small live data fits, live data above the limit does not`, async () => {
+            // CPU time to spare: collecting 3 GB of garbage in a small heap takes a second or so.
+            const limits = (memoryBytes: number): Partial<Limits> => ({ memoryBytes, cpuTimeMs: 10_000 });
+            for (const fit of heap.fits) {
+              for (let run = 0; run < (fit.runs ?? 1); run++) {
+                const { metrics } = expectRun(await submit(varied, fit.source, '', undefined, {}, limits(fit.memoryBytes)), 'ok');
+                process.stderr.write(`# ${runtime.id}${how}: ${fit.what} at ${fit.memoryBytes / MiB} MiB: peak ${(metrics.peakMemoryBytes / MiB).toFixed(1)} MiB, ${metrics.cpuTimeMs.toFixed(0)} ms of CPU\n`);
+              }
+            }
+            const { exceeds } = heap;
+            const run = expectRun(await submit(varied, exceeds.source, '', undefined, {}, limits(exceeds.memoryBytes)), exceeds.verdict);
+            if (exceeds.stderr) assert.match(run.stderr.toString(), exceeds.stderr);
+          });
+        }
+      }
+
+      const threads = cases?.threads;
+      if (threads) {
+        it('runs as many threads at once as its cpuCores', async () => {
+          for (const cpuCores of [0.5, 1, runtime.maxLimits.cpuCores]) {
+            const run = expectRun(await submit(runtime, threads.source, '', undefined, {}, { cpuCores }), 'ok');
+            assert.equal(run.stdout.toString(), threads.stdout(cpuCores), `cpuCores ${cpuCores}`);
+          }
         });
       }
 

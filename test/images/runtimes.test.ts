@@ -107,6 +107,18 @@ describe('the repository runtimes', () => {
     assert.deepEqual(runtimes.filter((r) => r.variants).map((r) => r.id), ['java']);
   });
 
+  it("tell the runtimes whose heap would be sized from the machine's RAM each stage's memory limit", () => {
+    const java = byId.get('java')!;
+    // The JVM's heap (javac's too; the source launcher's, which compiles in the run's JVM).
+    assert.ok(java.compile!.argv.includes('-J-Xmx{memoryMiB:75%}m'));
+    for (const stage of [java.run, variantOf(java, 'piston')!.run]) assert.ok(stage.argv.includes('-Xmx{memoryMiB:75%}m'));
+    assert.deepEqual(byId.get('javascript')!.run.argv.slice(1, 3), ['--max-old-space-size={memoryMiB:75%}', '--max-semi-space-size={memoryMiB:3%}']);
+    const go = byId.get('go')!.env;
+    assert.deepEqual([go.GOMEMLIMIT, go.GOMAXPROCS], ['{memoryBytes:90%}', '{cpuCores}']);
+    const ruby = byId.get('ruby')!.env;
+    assert.deepEqual([ruby.RUBY_GC_MALLOC_LIMIT_MAX, ruby.RUBY_GC_OLDMALLOC_LIMIT_MAX], ['{memoryBytes:12%}', '{memoryBytes:25%}']);
+  });
+
   it('have a hello world that prints something and absolute program paths', () => {
     for (const r of runtimes) {
       assert.ok(r.helloWorld.stdout.length > 0, r.id);
@@ -247,6 +259,23 @@ describe('bad runtime files are typed errors naming the field', () => {
     );
     const [loaded] = load({ python: { ...python, variants: { piston: { $comment: 'why', run }, built: { run: { argv: ['./a.out'] }, compile: { argv: ['/usr/bin/cc', '{files}'] } } } } });
     assert.deepEqual(loaded!.variants, { piston: { run }, built: { run: { argv: ['./a.out'] }, compile: { argv: ['/usr/bin/cc', '{files}'] } } });
+  });
+
+  it('a placeholder that is none of the limits, or a whole-element one inside other text', () => {
+    const run = (...flags: string[]) => ({ ...python.run, argv: ['/usr/bin/python3', ...flags, '{entry}'] });
+    for (const typo of ['{memoryMib}', '{memoryMiB:150%}', '{memoryMiB:0%}', '{memoryMiB:7.5%}', '{cpuCores:50%}', '{memory}']) {
+      rejects({ python: { ...python, run: run(`-X${typo}`) } }, new RegExp(`^run\\.argv\\[1\\]: \\${typo.replace(/[.%]/g, '\\$&')} is no placeholder: a stage's limits are`));
+      rejects({ python: { ...python, env: { ...python.env, LIMIT: typo } } }, /^env\.LIMIT: .* is no placeholder/);
+    }
+    rejects({ python: { ...python, run: run('--file={entry}') } }, /^run\.argv\[1\]: \{entry\} expands only as an element of its own, not inside "--file=\{entry\}"/);
+    rejects({ python: { ...python, compile: { argv: ['/usr/bin/cc', '-o{files}'] } } }, /^compile\.argv\[1\]: \{files\} expands only as an element/);
+    rejects({ python: { ...python, variants: { piston: { run: run('-X{memoryMib}') } } } }, /^variants\.piston\.run\.argv\[1\]: \{memoryMib\} is no placeholder/);
+    // The limits' placeholders load, anywhere in an argv element or an env value; braces that are
+    // no placeholder's (a shell's ${HOME} or ${home}, a JSON object) are the program's.
+    const told = { argv: ['/usr/bin/python3', '-X{memoryMiB:75%}/{memoryBytes}', '{cpuCores}', 'echo ${HOME} ${home}', '{"A": 1}', '{entry}', '{args}'] };
+    const [loaded] = load({ python: { ...python, run: told, env: { ...python.env, LIMIT: '{memoryBytes:90%}', THREADS: '{cpuCores}' } } });
+    assert.deepEqual(loaded!.run.argv, told.argv);
+    assert.equal(loaded!.env.LIMIT, '{memoryBytes:90%}');
   });
 
   it('one alias for two runtimes of one version', () =>
