@@ -92,16 +92,22 @@ export class JobSocket {
    * caller, where it can say so). */
   sendText(text: string): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
+    // A client is too slow when what was sent before this message is still unread past the
+    // bound: one message larger than the bound (a job's `done` with large outputs) is not its
+    // fault, and goes.
+    const unread = this.socket.bufferedAmount;
     this.socket.send(text);
-    if (!this.over && this.socket.bufferedAmount > LIVE_SEND_BUFFER_BYTES) this.handlers.tooSlow();
+    if (!this.over && unread > LIVE_SEND_BUFFER_BYTES) this.handlers.tooSlow();
   }
 
   /** Sends `last` (when given), closes with `code` and `reason`, and cancels the job unless it has
    * ended; resolves once that cancel is done. Once ended, answers that same cancel. */
   end(code: number, reason: string, last?: Record<string, unknown> | string): Promise<void> {
     if (!this.over) {
-      if (last !== undefined) this.sendText(typeof last === 'string' ? last : JSON.stringify(last));
+      // Over before the last message goes: sending it must not end the socket again (a client
+      // too slow for it would have recurred here until the stack overflowed, ending the API).
       this.over = true;
+      if (last !== undefined) this.sendText(typeof last === 'string' ? last : JSON.stringify(last));
       this.socket.close(code, reason);
     }
     return this.job.abandon();

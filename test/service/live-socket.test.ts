@@ -1,11 +1,14 @@
 // A socket's job before its session exists: stdin counted at once, input applied in order once it
 // does, and a job whose socket ended meanwhile cancelled.
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import pino from 'pino';
 import type { JobRequest, LiveEvent, LiveSession } from '../../src/jobs/model.js';
 import type { JobService } from '../../src/api/service.js';
-import { SocketJob } from '../../src/api/live-socket.js';
+import type { FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import { JobSocket, LIVE_SEND_BUFFER_BYTES, SocketJob, type LiveSockets } from '../../src/api/live-socket.js';
 
 /** A job service whose submit resolves when told; `emit` passes an event as the session would. */
 function lateJobs(log: string[]): { jobs: JobService; resolve: () => void; emit: (event: LiveEvent) => void } {
@@ -117,4 +120,58 @@ test('a terminal\'s size asked for while the job is queued goes once its session
   const plain = new SocketJob(pino({ level: 'silent' }), 100, () => false);
   plain.submit(lateJobs([]).jobs, request, () => {}, { accepted: () => {}, refused: () => {} });
   assert.equal(plain.resize({ rows: 24, cols: 80 }), 'no_terminal');
+});
+
+/** A WebSocket as JobSocket uses it: open, its unread bytes as set, what was sent and closed. */
+class FakeSocket extends EventEmitter {
+  readonly OPEN = 1;
+  readyState = 1;
+  bufferedAmount = 0;
+  readonly sent: string[] = [];
+  readonly closes: number[] = [];
+  send(text: string): void {
+    this.sent.push(text);
+    this.bufferedAmount += text.length;
+  }
+  close(code: number): void {
+    this.closes.push(code);
+    this.readyState = 2; // CLOSING, as ws sets it
+  }
+}
+
+function jobSocket(socket: FakeSocket): JobSocket {
+  const request = { log: pino({ level: 'silent' }) } as unknown as FastifyRequest;
+  const liveSockets = { maxStdinBytes: 100, add: () => () => {} } as unknown as LiveSockets;
+  const live: JobSocket = new JobSocket(socket as unknown as WebSocket, request, liveSockets, 60_000, {
+    message: () => {},
+    notJson: () => {},
+    // As the fronts do: the end's last message is an error, sent to the same slow client.
+    tooSlow: () => void live.end(4429, 'client_too_slow', { type: 'error', error: { code: 'client_too_slow' } }),
+    shuttingDown: async () => {},
+    noSubmit: () => {},
+  });
+  return live;
+}
+
+test('a client too slow is ended once: its error is the last message, however much is unread (it recurred until the stack overflowed)', () => {
+  const socket = new FakeSocket();
+  const live = jobSocket(socket);
+  socket.bufferedAmount = LIVE_SEND_BUFFER_BYTES + 1;
+  live.send({ type: 'output', data: 'x' });
+  assert.deepEqual(socket.closes, [4429]);
+  assert.equal(socket.sent.length, 2);
+  assert.match(socket.sent[1]!, /client_too_slow/);
+  assert.equal(live.ended, true);
+  live.send({ type: 'output', data: 'y' });
+  assert.equal(socket.sent.length, 2, 'nothing after the end');
+});
+
+test('one message larger than the unread bound goes whole to a client that read everything before it', () => {
+  const socket = new FakeSocket();
+  const live = jobSocket(socket);
+  live.sendText('x'.repeat(LIVE_SEND_BUFFER_BYTES + 10));
+  assert.deepEqual([socket.closes, socket.sent.length, live.ended], [[], 1, false]);
+  // The next message finds it unread: now the client is slow.
+  live.send({ type: 'exit' });
+  assert.deepEqual(socket.closes, [4429]);
 });
