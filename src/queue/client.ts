@@ -17,6 +17,7 @@ import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, Worker
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
 import { splitStoredResult, type StoredJobResult } from './codec.js';
+import { READS_RESULTS_APART_OPTION, withResultKeptApart } from './result-store.js';
 import { CLOSE_REDIS_AWAY_MS, watchUnreachable } from './unreachable.js';
 import { ChannelSubscriber } from './channel-subscriber.js';
 import { QueueLiveSession } from './live-session.js';
@@ -520,7 +521,8 @@ export class BullJobClient implements JobClient {
         if (known) return known;
         // Registered before reading, so that a finish between the read and the sleep still wakes us.
         try {
-          const record = finalState ? await this.getFinished(id, finalState) : await this.get(id);
+          // A result kept apart (its event carried the stub) is read by get, which reads it too.
+          const record = finalState && completion?.storedIn === undefined ? await this.getFinished(id, finalState) : await this.get(id);
           outage = undefined;
           if (!record || FINAL_STATUSES.has(record.status)) return record;
           seen = record;
@@ -802,7 +804,8 @@ async function addAllOrNone(queue: Queue, jobs: { name: string; data: JobRequest
  * later job's end removes it past that; on a quiet queue the result cleaner does). */
 export function jobOptions(jobId: string, submittedAt: number, resultTtlSeconds: number) {
   const kept = { age: resultTtlSeconds };
-  return { jobId, timestamp: submittedAt, attempts: 1, removeOnComplete: kept, removeOnFail: kept };
+  // This API reads a large result kept apart, so its worker may keep it so (result-store.ts).
+  return { jobId, timestamp: submittedAt, attempts: 1, removeOnComplete: kept, removeOnFail: kept, [READS_RESULTS_APART_OPTION]: true as const };
 }
 
 /** The job id an idempotency key names: 21 characters of the SHA-256 of the deployment's secret
@@ -828,7 +831,8 @@ type JobSnapshot = Pick<Job<JobRequest, StoredJobResult>, 'id' | 'timestamp' | '
  * when the event cannot tell it all (a result stored without its attempt, a batch submission). */
 function recordFromCompletion(id: string, fresh: FreshSubmission, completion: StoredJobResult): JobRecord | undefined {
   const attempt = completion.attempt;
-  if (!fresh.request || !attempt || typeof completion.verdict !== 'string') return undefined;
+  // A result kept apart (its stub in the event) is read with the job (readJobRecord).
+  if (!fresh.request || !attempt || typeof completion.verdict !== 'string' || completion.storedIn !== undefined) return undefined;
   return toRecord(
     {
       id,
@@ -852,7 +856,8 @@ export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys,
   // State first: a job read before its state may have finished in between, and would show as
   // done without its result. Read after, the job's hash is at least as new as its state.
   const state = await queue.getJobState(id);
-  const job = await queue.getJob(id);
+  // Its whole result where it was kept apart; a job whose result's key expired reads as expired.
+  const job = await withResultKeptApart(redis, await queue.getJob(id));
   // The state again where the hash is newer than it: a hash without a state (a job added in
   // between, or one a cancel took out of every list), with a finish time while the state said
   // unfinished (it finished in between), or without one while the state said finished (an expired

@@ -3,14 +3,20 @@
 import type { ExecuteRequest, ExecuteResult, StageResult, TestResult } from '../executor/types.js';
 import { expectedOutputBytes, type JobRequest, type JobResult, type StoredStage } from '../jobs/model.js';
 
-function storeStage(stage: StageResult): StoredStage {
+/** How an output's bytes are written into a stored result's `...Base64` field: base64, or a
+ * reference to bytes stored beside the result (result-store.ts). */
+export type EncodeOutput = (bytes: Buffer) => string;
+
+const toBase64: EncodeOutput = (bytes) => Buffer.from(bytes).toString('base64');
+
+function storeStage(stage: StageResult, encode: EncodeOutput): StoredStage {
   const stored: StoredStage = {
     verdict: stage.verdict,
     exitCode: stage.exitCode,
     signal: stage.signal,
     signalName: stage.signalName,
-    stdoutBase64: Buffer.from(stage.stdout).toString('base64'),
-    stderrBase64: Buffer.from(stage.stderr).toString('base64'),
+    stdoutBase64: encode(stage.stdout),
+    stderrBase64: encode(stage.stderr),
     stdoutTruncated: stage.stdoutTruncated,
     stderrTruncated: stage.stderrTruncated,
     cpuTimeMs: stage.metrics.cpuTimeMs,
@@ -22,16 +28,16 @@ function storeStage(stage: StageResult): StoredStage {
   if (stage.outputFiles) {
     stored.outputFiles = stage.outputFiles.map((file) => {
       const { content, ...rest } = file;
-      return { ...rest, contentBase64: content === null ? null : content.toString('base64') };
+      return { ...rest, contentBase64: content === null ? null : encode(content) };
     });
   }
   return stored;
 }
 
-function storeTest(test: TestResult): StoredStage {
-  const stored: StoredStage = { ...storeStage(test), passed: test.passed };
-  if (test.interactor) stored.interactor = storeStage(test.interactor);
-  if (test.checker) stored.checker = storeStage(test.checker);
+function storeTest(test: TestResult, encode: EncodeOutput): StoredStage {
+  const stored: StoredStage = { ...storeStage(test, encode), passed: test.passed };
+  if (test.interactor) stored.interactor = storeStage(test.interactor, encode);
+  if (test.checker) stored.checker = storeStage(test.checker, encode);
   return stored;
 }
 
@@ -45,11 +51,22 @@ export interface ResultAttempt {
   finishedAtMs: number;
 }
 
+/** Where a result too large for BullMQ's return value is kept (result-store.ts). */
+export interface StoredResultPlace {
+  /** Its hash (RedisKeys.result). */
+  key: string;
+  /** Its bytes in Redis (the outputs' and the rest's JSON). */
+  bytes: number;
+}
+
 /** A job's return value as workers store it: the JobResult, and the attempt that produced it.
  * The completion event carries the return value, so an API that submitted the job (and so knows
- * its request and creation time) has the whole record from the event, without reading the job. */
+ * its request and creation time) has the whole record from the event, without reading the job.
+ * A large result is kept apart (`storedIn`): the return value is then its stub, the JobResult's
+ * verdict, runtime and queue wait alone, which its readers replace with the result (result-store.ts). */
 export interface StoredJobResult extends JobResult {
   attempt?: ResultAttempt;
+  storedIn?: StoredResultPlace;
 }
 
 /** A stored return value as the JobResult fronts see, and its attempt when the worker wrote one. */
@@ -59,14 +76,15 @@ export function splitStoredResult(stored: StoredJobResult): { result: JobResult;
   return { result, attempt };
 }
 
-export function toJobResult(result: ExecuteResult, queueWaitMs: number, attempt?: ResultAttempt): StoredJobResult {
+/** `encode`: how each output is written (base64 by default). */
+export function toJobResult(result: ExecuteResult, queueWaitMs: number, attempt?: ResultAttempt, encode: EncodeOutput = toBase64): StoredJobResult {
   const stored: StoredJobResult = { verdict: result.verdict, runtime: result.runtime, queueWaitMs };
-  if (result.compile) stored.compile = storeStage(result.compile);
-  if (result.interactorCompile) stored.interactorCompile = storeStage(result.interactorCompile);
-  if (result.checkerCompile) stored.checkerCompile = storeStage(result.checkerCompile);
+  if (result.compile) stored.compile = storeStage(result.compile, encode);
+  if (result.interactorCompile) stored.interactorCompile = storeStage(result.interactorCompile, encode);
+  if (result.checkerCompile) stored.checkerCompile = storeStage(result.checkerCompile, encode);
   if (result.failedCompile) stored.failedCompile = result.failedCompile;
-  if (result.run) stored.run = storeStage(result.run);
-  if (result.tests) stored.tests = result.tests.map(storeTest);
+  if (result.run) stored.run = storeStage(result.run, encode);
+  if (result.tests) stored.tests = result.tests.map((test) => storeTest(test, encode));
   if (result.skippedTests !== undefined) stored.skippedTests = result.skippedTests;
   if (attempt) stored.attempt = attempt;
   return stored;

@@ -7,6 +7,10 @@ export const QUEUE_NAME = 'jobs';
 export interface RedisKeys {
   /** Set when a job is cancelled; a worker checks it before running. Expires with the results. */
   cancelled(jobId: string): string;
+  /** Hash: a finished job's result too large to travel in BullMQ's return value (result-store.ts),
+   * under the job's id and creation time (an id an Idempotency-Key names may come back for a new
+   * job). Expires with the job's record. */
+  result(jobId: string, createdAtMs: number): string;
   /** Pub/sub channel on which the API tells every worker to abort a running job. */
   cancelChannel: string;
   /** One key per live worker process; its TTL is the liveness deadline. */
@@ -42,6 +46,7 @@ export function redisKeys(prefix: string): RedisKeys {
   const base = `${prefix}:cb`;
   return {
     cancelled: (jobId) => `${base}:cancelled:${jobId}`,
+    result: (jobId, createdAtMs) => `${base}:result:${jobId}:${createdAtMs}`,
     cancelChannel: `${base}:cancel`,
     worker: (workerId) => `${base}:worker:${workerId}`,
     workerPattern: `${base}:worker:*`,

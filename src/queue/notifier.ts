@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { ByteBudget, ByteBudgetAbortedError } from './byte-budget.js';
 import { FINAL_STATUSES, readJobRecord } from './client.js';
 import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
+import { bytesKeptApart } from './result-store.js';
 import { abandonConnection } from './unreachable.js';
 import { QUEUE_NAME, type RedisKeys } from './keys.js';
 import { NOTIFICATION_QUEUE_NAME, NOTIFICATION_RECHECK_MS, type JobNotifications, type NotificationData } from './notification-queue.js';
@@ -89,7 +90,7 @@ export class Notifier {
     // Each attempt holds its job's record and body, as large as the job's request and output.
     let release: () => void;
     try {
-      release = await this.memory.claim(await this.storedBytes(jobId), stop);
+      release = await this.memory.claim(await this.storedBytes(jobId, entry.data.createdAtMs), stop);
     } catch (error) {
       if (!(error instanceof ByteBudgetAbortedError)) throw error;
       return this.later(entry, token, 0);
@@ -106,12 +107,18 @@ export class Notifier {
     }
   }
 
-  /** The job's request and result as Redis holds them (BullMQ's job hash), or its cancel marker,
-   * which holds the request of a job cancelled while queued (readJobRecord reads either). */
-  private async storedBytes(jobId: string): Promise<number> {
+  /** The job's request and result as Redis holds them (BullMQ's job hash, and its result's own key
+   * where it was kept apart: result-store.ts), or its cancel marker, which holds the request of a
+   * job cancelled while queued (readJobRecord reads either). */
+  private async storedBytes(jobId: string, createdAtMs: number): Promise<number> {
     const key = this.jobs.toKey(jobId);
     const { connection, keys } = this.options;
-    const sizes = await Promise.all([connection.hstrlen(key, 'data'), connection.hstrlen(key, 'returnvalue'), connection.strlen(keys.cancelled(jobId))]);
+    const sizes = await Promise.all([
+      connection.hstrlen(key, 'data'),
+      connection.hstrlen(key, 'returnvalue'),
+      bytesKeptApart(connection, keys, jobId, createdAtMs),
+      connection.strlen(keys.cancelled(jobId)),
+    ]);
     return sizes.reduce((sum, size) => sum + size, 0);
   }
 

@@ -28,10 +28,11 @@ import { LATER_JOB_FIELDS, variantJobField, type JobRequest, type JobResult } fr
 import { BackgroundLane, jobsAtOnce } from './background-lane.js';
 import { startCancelWatch } from './cancel-watch.js';
 import { CANCELLED_REASON, LIVE_RETRY_REASON, type WorkerLiveness } from './client.js';
-import { toExecuteRequest, toJobResult } from './codec.js';
+import { toExecuteRequest } from './codec.js';
 import { createRedis, workerConnectionName } from './connection.js';
 import { startHeartbeat } from './heartbeat.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
+import { storeJobResult } from './result-store.js';
 import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
 import { abandonConnection, CLOSE_REDIS_AWAY_MS, settledWithin, watchUnreachable } from './unreachable.js';
 import { jobStatsRecorder } from './stats.js';
@@ -306,9 +307,13 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         return await handBack(job, token);
       }
       const attempt = { number: job.attemptsStarted, startedAtMs: job.processedOn ?? Date.now(), finishedAtMs: Date.now() };
-      return toJobResult(result, queueWaitMs, attempt);
+      // A large result goes into a key of its own first, the return value its stub (result-store.ts).
+      // The job's finish follows within the lock's duration (else Redis refuses it): the key's
+      // expiry is that much later than the result's TTL from now.
+      return await storeJobResult(redis, keys, job, result, queueWaitMs, attempt, options.lockDurationMs);
     } finally {
-      // Before the result is stored: the session hears `end` before the job's completion.
+      // Before BullMQ completes the job (a large result's own key is written by then): the session
+      // hears `end` before the job's completion.
       if (live) await live.close();
       await notificationQueued;
       untrack();

@@ -28,9 +28,11 @@ export async function startWebhookReceiver(answer: (requestNumber: number) => An
   const server = http.createServer((request, response) => {
     mostOpen = Math.max(mostOpen, ++open);
     response.once('close', () => open--);
-    let body = '';
-    request.on('data', (chunk) => (body += chunk));
+    // Decoded whole: a character split between two chunks would read as two U+FFFD.
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
       let parsed: unknown = body;
       try {
         parsed = JSON.parse(body);
