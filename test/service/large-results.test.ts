@@ -1,6 +1,6 @@
 // A large result is kept once in Redis (result-store.ts): in a key of its own, with a stub in
 // BullMQ's return value (the job's hash and the event stream), and reads back whole through every
-// reader: /v1 (text and base64), a waiting request, a webhook, Judge0.
+// reader: /v1 (text and base64, answered as streamed JSON), a waiting request, a webhook, Judge0.
 // A small one stays in the return value, and a waiting request is answered from its event alone.
 // Real Redis and the real worker's queue side, on a stand-in executor whose outputs' sizes the
 // job's stdin (or each test's) names: no sandbox.
@@ -134,6 +134,11 @@ describe('large results, kept apart', () => {
       assert.equal(read.status, 200);
       assert.deepEqual(asBase64(read.json), expected, 'GET as base64');
       assert.deepEqual(read.json.result.tests[1].stdout, waited.json.result.tests[1].stdout);
+      // Answered as JSON text made as it is sent: no length known ahead.
+      const streamed = await fetch(`${base}/v1/jobs/${id}`);
+      assert.equal(streamed.headers.get('content-length'), null);
+      assert.equal(streamed.headers.get('content-type'), 'application/json; charset=utf-8');
+      await streamed.arrayBuffer();
       const readText = await getJson(`${base}/v1/jobs/${id}`);
       assert.deepEqual(asText(readText.json), text, 'GET as text');
       assert.equal(readText.json.status, 'done');
@@ -183,6 +188,9 @@ describe('large results, kept apart', () => {
       assert.equal(status, 200);
       assert.equal(reads, 0, 'answered from the completion event');
       assert.equal(json.result.tests[0].stdout, output(1000).toString('utf8'));
+      const small = await fetch(`${base}/v1/jobs/${json.id}`);
+      assert.ok(Number(small.headers.get('content-length')) > 1000, 'a small view is answered whole');
+      await small.arrayBuffer();
       const stored = JSON.parse(await returnValue(json.id));
       assert.equal(stored.storedIn, undefined);
       assert.equal(Buffer.from(stored.tests[0].stdoutBase64, 'base64').length, 1000);

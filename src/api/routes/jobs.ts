@@ -5,7 +5,9 @@ import type { Runtime } from '../../images/types.js';
 import type { JobRecord } from '../../jobs/model.js';
 import { QueueUnavailableError } from '../../queue/errors.js';
 import { ApiError, badRequest, sendError, toApiError } from '../errors.js';
-import { presentJob } from '../present.js';
+import type { FastifyReply } from 'fastify';
+import { jsonTextStream, STREAMED_JSON_MIN_CHARS, stringChars } from '../json-stream.js';
+import { presentJob, type OutputEncoding } from '../present.js';
 import {
   Accepted,
   BatchAccepted,
@@ -26,6 +28,14 @@ export interface JobRoutesOptions {
   jobs: JobService;
   runtimes: Runtime[];
   policy: SubmissionPolicy & { maxBatchJobs: number; maxWaitMs: number };
+}
+
+/** The job's view as the answer's body: as JSON text made piece by piece where its outputs are
+ * large (json-stream.ts), so that the API never holds that text whole. */
+function sendView(reply: FastifyReply, record: JobRecord, encoding: OutputEncoding | undefined): FastifyReply {
+  const view = presentJob(record, encoding);
+  if (stringChars(view) < STREAMED_JSON_MIN_CHARS) return reply.send(view);
+  return reply.type('application/json; charset=utf-8').send(jsonTextStream(view));
 }
 
 const isFinished = (record: JobRecord) => record.status === 'done' || record.status === 'failed' || record.status === 'cancelled';
@@ -87,7 +97,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
         // first try was answered. Answered as it is now, as ?wait=true answers it.
         const record = await jobs.get(id);
         if (!record) throw notFound(id);
-        return reply.code(isFinished(record) ? 200 : 202).send(presentJob(record, request.query.outputEncoding));
+        return sendView(reply.code(isFinished(record) ? 200 : 202), record, request.query.outputEncoding);
       }
       const timeoutMs = Math.min(request.query.timeoutMs ?? policy.maxWaitMs, policy.maxWaitMs);
       let record: JobRecord | undefined;
@@ -101,7 +111,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
         return reply.code(202).send({ id, status: 'queued' as const });
       }
       if (!record) throw notFound(id);
-      return reply.code(isFinished(record) ? 200 : 202).send(presentJob(record, request.query.outputEncoding));
+      return sendView(reply.code(isFinished(record) ? 200 : 202), record, request.query.outputEncoding);
     },
   );
 
@@ -159,13 +169,13 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
       method,
       url: '/jobs/:id',
       schema: { ...schema, tags: ['jobs'], params: JobIdParams, querystring: JobQuery, response: { 200: JobView, ...oneJobErrors } },
-      handler: async (request) => {
+      handler: async (request, reply) => {
         const { id } = request.params;
         // The client answers an id of no job's shape as unknown (isJobId), before any Redis call.
         const record = await action(id);
         if (!record) throw notFound(id);
         request.log.info({ jobId: id, status: record.status }, method === 'GET' ? 'job read' : 'job cancel requested');
-        return presentJob(record, request.query.outputEncoding);
+        return sendView(reply, record, request.query.outputEncoding);
       },
     });
 
