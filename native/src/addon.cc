@@ -202,6 +202,7 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     if (!options.cpuWeightPath.empty()) {
       options.backgroundCpuWeight = getInt(o, "backgroundCpuWeight");
     }
+    options.tcpRmem = getString(o, "tcpRmem");
     options.stdinPipeFd = getOptionalDescriptor(o, "stdinPipeFd");
     options.stdoutPipeFd = getOptionalDescriptor(o, "stdoutPipeFd");
     options.stderrPipeFd = getOptionalDescriptor(o, "stderrPipeFd");
@@ -307,6 +308,7 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     options.cpuRlimitSeconds = getInt(o, "cpuRlimitSeconds");
     options.pollIntervalNs = msToNs(getNumber(o, "pollIntervalMs"));
     options.backgroundAfterCpuNs = msToNs(getNumber(o, "backgroundAfterCpuMs"));
+    options.somaxconn = getInt(o, "somaxconn");
     options.stderrToStdout = getBool(o, "stderrToStdout");
     options.accountingFds = getDescriptors(o, "accountingFds");
     try {
@@ -578,8 +580,9 @@ Napi::Value JoinCounts(const Napi::CallbackInfo& info) {
 }
 
 /** seccompPolicy() -> {filter: Buffer of struct sock_filter, refused, notImplemented, cloneNr,
- * cloneNamespaceFlags, socketNrs, socketFamilies: [{family, protocols}], ioctlNr, refusedIoctls, setrlimitNr,
- * prlimitNr, fixedRlimit, auditArch, x32SyscallBit, firstUnreviewedNr}: for the tests that check the filter. */
+ * cloneNamespaceFlags, socketNrs, socketFamilies: [{family, protocols}], setsockoptNr,
+ * socketOptionLevel, ignoredSocketOptions, ioctlNr, refusedIoctls, setrlimitNr, prlimitNr,
+ * fixedRlimit, auditArch, x32SyscallBit, firstUnreviewedNr}: for the tests that check the filter. */
 Napi::Value SeccompPolicy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   cb::SeccompPolicy policy = cb::seccompPolicy();
@@ -612,6 +615,9 @@ Napi::Value SeccompPolicy(const Napi::CallbackInfo& info) {
     families.Set(i, family);
   }
   o.Set("socketFamilies", families);
+  o.Set("setsockoptNr", Napi::Number::New(env, policy.setsockoptNr));
+  o.Set("socketOptionLevel", Napi::Number::New(env, policy.socketOptionLevel));
+  o.Set("ignoredSocketOptions", numbers(policy.ignoredSocketOptions));
   o.Set("ioctlNr", Napi::Number::New(env, policy.ioctlNr));
   o.Set("refusedIoctls", numbers(policy.refusedIoctls));
   o.Set("setrlimitNr", Napi::Number::New(env, policy.setrlimitNr));

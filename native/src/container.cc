@@ -361,6 +361,9 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
   for (const char* node : kDevNodes) s.devNodes.push_back({std::string("/dev/") + node, s.devTarget + "/" + node});
   if (o.controllingTerminal) s.devNodes.push_back({std::string("/dev/") + kTerminalDevNode, s.devTarget + "/" + kTerminalDevNode});
   for (const auto& link : kDevSymlinks) s.devSymlinks.push_back({link.target, s.devTarget + "/" + link.name});
+  s.tcpRmemPath = s.procTarget + "/sys/net/ipv4/tcp_rmem";
+  s.tcpRmemText = o.tcpRmem;
+  s.somaxconnPath = s.procTarget + "/sys/net/core/somaxconn";
   s.capLastCap = capLastCap();
   s.seccompProgram = seccompProgram();
 
@@ -501,6 +504,7 @@ void configureProgram(ContainerState& s, const StartOptions& o) {
   s.outputBytes = o.outputBytes;
   s.pollIntervalNs = o.pollIntervalNs;
   s.backgroundAfterCpuNs = s.cpuWeightFd >= 0 ? o.backgroundAfterCpuNs : 0;
+  s.somaxconnText = std::to_string(o.somaxconn);
   s.stderrToStdout = o.stderrToStdout;
   s.accountingFds = o.accountingFds;
   const rlim_t cpuSoft = static_cast<rlim_t>(o.cpuRlimitSeconds);

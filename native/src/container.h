@@ -38,6 +38,9 @@ struct PrepareOptions {
    * writes to it once the run has used backgroundAfterCpuNs; empty path: never. */
   std::string cpuWeightPath;
   int64_t backgroundCpuWeight = 0;
+  /** net.ipv4.tcp_rmem of the container's network namespace ("min default max"), written by
+   * init while it sets the container up. */
+  std::string tcpRmem;
   /** A pipe end (the caller's, which it keeps and closes) to be the program's stdin, stdout or
    * stderr in place of the memfd: a connected run (an interactive problem's two programs, each
    * one's stdout the other's stdin), or a streaming run (all three pipes to the caller, which
@@ -71,6 +74,8 @@ struct StartOptions {
   int64_t cpuRlimitSeconds = 0;
   int64_t pollIntervalNs = 0;
   int64_t backgroundAfterCpuNs = 0;  // 0: the run keeps the default CPU weight
+  /** net.core.somaxconn of the container's network namespace, written by the program's child. */
+  int64_t somaxconn = 0;
   /** The program's fd 2 is its fd 1: one stream, in the order written (stderr's memfd stays empty). */
   bool stderrToStdout = false;
   /** The run cgroup's accounting files, opened (and owned) by the JS side: read at offset 0 when

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 
+#include "namespaces.h"
 #include "sys.h"
 
 namespace cb {
@@ -23,11 +24,14 @@ Failure bindReadOnly(Step step, const char* path, unsigned long extraFlags) {
   return ok();
 }
 
-Failure mountProc(const ContainerState& s) {
+Failure mountProc(ContainerState& s) {
   // hidepid=invisible: the program (another uid) cannot see init at all; init shares Node's
   // memory, so /proc/1/cmdline would otherwise show Node's command line.
   CB_TRY(step_mount_proc, mountCall("proc", s.procTarget.c_str(), "proc",
                                     MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible"));
+  // Here, before /proc/sys is bound read-only: the only moment its files can be opened for
+  // writing. somaxconn's descriptor is on this mount, not on the read-only bind made over it.
+  CB_TRY_FAILURE(limitTcpMemory(s));
   for (const std::string& path : s.procReadonlyTargets) {
     CB_TRY_FAILURE(
         bindReadOnly(step_proc_readonly, path.c_str(), MS_NOSUID | MS_NODEV | MS_NOEXEC));
@@ -63,7 +67,7 @@ Failure mountDev(const ContainerState& s) {
 
 }  // namespace
 
-Failure buildFilesystem(const ContainerState& s) {
+Failure buildFilesystem(ContainerState& s) {
   // Nothing we mount may propagate back to the host's namespace.
   CB_TRY(step_mount_private, mountCall(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr));
   // The root becomes a mount of its own (pivot_root needs one); its submounts on the host are

@@ -8,7 +8,7 @@
 
 namespace cb {
 
-Failure buildFilesystem(const ContainerState& s);
+Failure buildFilesystem(ContainerState& s);
 
 /** At "go": resizes /tmp when the run's tmpBytes differs from the prepared one. */
 Failure resizeTmp(const ContainerState& s);

@@ -1,5 +1,6 @@
 #include "namespaces.h"
 
+#include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -25,6 +26,29 @@ Failure bringLoopbackUp() {
   long r = sys(SYS_ioctl, fd, SIOCSIFFLAGS, &ifr);
   sys(SYS_close, fd);
   CB_TRY(step_loopback_up, r);
+  return ok();
+}
+
+Failure limitTcpMemory(ContainerState& s) {
+  long fd = sys(SYS_openat, AT_FDCWD, s.tcpRmemPath.c_str(), O_WRONLY | O_CLOEXEC);
+  CB_TRY(step_net_sysctl, fd);
+  long written = sys(SYS_write, fd, s.tcpRmemText.data(), s.tcpRmemText.size());
+  sys(SYS_close, fd);
+  CB_TRY(step_net_sysctl, written);
+  fd = sys(SYS_openat, AT_FDCWD, s.somaxconnPath.c_str(), O_WRONLY | O_CLOEXEC);
+  CB_TRY(step_net_sysctl, fd);
+  // Above stdio: init's 0-2 are closed (takeOwnFdTable), and the program's child points those at
+  // its streams before it writes this one.
+  long above = sys(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 3);
+  sys(SYS_close, fd);
+  CB_TRY(step_net_sysctl, above);
+  s.somaxconnFd = static_cast<int>(above);
+  return ok();
+}
+
+Failure setListenBacklog(const ContainerState& s) {
+  CB_TRY(step_net_sysctl,
+         sys(SYS_pwrite64, s.somaxconnFd, s.somaxconnText.data(), s.somaxconnText.size(), 0));
   return ok();
 }
 

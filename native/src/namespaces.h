@@ -31,4 +31,12 @@ Failure setHostname(const ContainerState& s);
 /** The new network namespace has only `lo`, down; bring it up so loopback works inside. */
 Failure bringLoopbackUp();
 
+/** init, between /proc's mount and /proc/sys's read-only bind (a sysctl under net/ is the
+ * network namespace of whoever opens it, and init is in the container's): writes tcp_rmem and
+ * opens somaxconn for the program's child (ContainerState::somaxconnFd). */
+Failure limitTcpMemory(ContainerState& s);
+
+/** The program's child, after "go" (still root): writes the run's somaxconn. */
+Failure setListenBacklog(const ContainerState& s);
+
 }  // namespace cb

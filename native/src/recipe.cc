@@ -255,9 +255,11 @@ Failure prepareBeforeGo(ContainerState& s) {
   return ok();
 }
 
-/** After "go": what depends on the program and its limits. rlimits come before the change of
- * user, since raising a hard limit needs CAP_SYS_RESOURCE. */
+/** After "go": what depends on the program and its limits. somaxconn and rlimits come before the
+ * change of user: the sysctl is root's to write in the namespace, and raising a hard limit
+ * needs CAP_SYS_RESOURCE. */
 Failure prepareProgram(ContainerState& s) {
+  CB_TRY_FAILURE(setListenBacklog(s));
   CB_TRY_FAILURE(applyResourceLimits(s));
   CB_TRY(step_chdir_cwd, sys(SYS_chdir, s.cwd.c_str()));
   // Here, not with the other descriptors before "go": a pre-warmed container does not know yet

@@ -248,6 +248,18 @@ constexpr size_t kSocketFamilyCount = sizeof kSocketFamilies / sizeof kSocketFam
 const uint32_t kRefusedIoctls[] = {TIOCSETD, TIOCSTI, TIOCLINUX};
 constexpr size_t kRefusedIoctlCount = sizeof kRefusedIoctls / sizeof kRefusedIoctls[0];
 
+// setsockopt(fd, SOL_SOCKET, one of these, ...) succeeds without effect, whatever the socket: a
+// listening socket's receive buffer is what each connection it has not yet accepted may queue,
+// and until the accept that memory is charged to no cgroup (docs/theory-of-operation.md, "TCP
+// memory"). SO_RCVBUF would raise it to net.core.rmem_max (global, the host's: 4 MiB queued
+// per such connection was measured), SO_RCVLOWAT to about tcp_rmem's maximum; the network
+// namespace's tcp_rmem default is what every socket has instead, and reading sockets grow it by
+// the kernel's autotuning as before (charged, up to tcp_rmem's maximum). Success, not an error:
+// both are hints a program must work without (the kernel clamps the one, and a read may return
+// less than the other's mark all the same). SO_RCVBUFFORCE needs CAP_NET_ADMIN: refused anyway.
+const uint32_t kIgnoredSocketOptions[] = {SO_RCVBUF, SO_RCVLOWAT};
+constexpr size_t kIgnoredSocketOptionCount = sizeof kIgnoredSocketOptions / sizeof kIgnoredSocketOptions[0];
+
 // The core dump limit the engine sets (RLIMIT_CORE 1, fixCoreDumpLimit in rlimits.h) is not
 // changed: setrlimit(RLIMIT_CORE, ...) and prlimit64(pid, RLIMIT_CORE, new, NULL) succeed without
 // effect; prlimit64 with both a new and an old limit is refused (EPERM: the old one would be left
@@ -274,7 +286,7 @@ constexpr uint32_t kNoEffect = SECCOMP_RET_ERRNO | 0;
 /** What the filter does with one system call number; every other number is allowed. */
 struct Rule {
   uint32_t nr;
-  enum Kind { kRefused, kNotImplemented, kCloneFlagsChecked, kSocketFamilyChecked, kIoctlRequestChecked, kSetrlimitChecked, kPrlimitChecked } kind;
+  enum Kind { kRefused, kNotImplemented, kCloneFlagsChecked, kSocketFamilyChecked, kSocketOptionChecked, kIoctlRequestChecked, kSetrlimitChecked, kPrlimitChecked } kind;
 };
 
 std::vector<Rule> sortedRules() {
@@ -286,6 +298,7 @@ std::vector<Rule> sortedRules() {
   rules.push_back({SYS_clone, Rule::kCloneFlagsChecked});
   rules.push_back({SYS_socket, Rule::kSocketFamilyChecked});
   rules.push_back({SYS_socketpair, Rule::kSocketFamilyChecked});
+  rules.push_back({SYS_setsockopt, Rule::kSocketOptionChecked});
   rules.push_back({SYS_ioctl, Rule::kIoctlRequestChecked});
 #ifdef SYS_setrlimit
   rules.push_back({SYS_setrlimit, Rule::kSetrlimitChecked});
@@ -295,6 +308,17 @@ std::vector<Rule> sortedRules() {
   rules.erase(std::unique(rules.begin(), rules.end(), [](const Rule& a, const Rule& b) { return a.nr == b.nr; }),
               rules.end());
   return rules;
+}
+
+/** Loads argument `arg`'s low word, then one test per value jumping to `verdict`, then "allow",
+ * `verdict`: count + 3 instructions, every path returning. */
+void emitArgumentIn(std::vector<sock_filter>& f, size_t arg, const uint32_t* values, size_t count, uint32_t verdict) {
+  f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, static_cast<uint32_t>(offsetof(struct seccomp_data, args) + arg * 8)));
+  for (size_t i = 0; i < count; i++) {
+    f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, values[i], static_cast<uint8_t>(count - i), 0));
+  }
+  f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  f.push_back(stmt(BPF_RET | BPF_K, verdict));
 }
 
 /** The rule's test and its verdicts; falls through to the next instruction for other numbers. */
@@ -356,18 +380,19 @@ void emitRule(std::vector<sock_filter>& f, const Rule& rule) {
       if (f.size() - start != length || length > 255) std::abort();
       break;
     }
-    case Rule::kIoctlRequestChecked: {
-      // ioctl(fd, request, ...): the request is an unsigned int, the second argument's low word.
-      // After the load: one test per refused request jumping to "refuse", then "allow", "refuse".
-      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, rule.nr, 0, static_cast<uint8_t>(kRefusedIoctlCount + 3)));
+    case Rule::kSocketOptionChecked:
+      // setsockopt(fd, level, optname, ...): ints, their arguments' low words. After the level's
+      // load: not SOL_SOCKET jumps over the option's test (to its "allow").
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, rule.nr, 0, static_cast<uint8_t>(kIgnoredSocketOptionCount + 5)));
       f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])));
-      for (size_t i = 0; i < kRefusedIoctlCount; i++) {
-        f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, kRefusedIoctls[i], static_cast<uint8_t>(kRefusedIoctlCount - i), 0));
-      }
-      f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-      f.push_back(stmt(BPF_RET | BPF_K, kRefuse));
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, SOL_SOCKET, 0, static_cast<uint8_t>(kIgnoredSocketOptionCount + 1)));
+      emitArgumentIn(f, 2, kIgnoredSocketOptions, kIgnoredSocketOptionCount, kNoEffect);
       break;
-    }
+    case Rule::kIoctlRequestChecked:
+      // ioctl(fd, request, ...): the request is an unsigned int, the second argument's low word.
+      f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, rule.nr, 0, static_cast<uint8_t>(kRefusedIoctlCount + 3)));
+      emitArgumentIn(f, 1, kRefusedIoctls, kRefusedIoctlCount, kRefuse);
+      break;
     case Rule::kSetrlimitChecked:
       // setrlimit(resource, new): the resource is an unsigned int, the first argument.
       f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, rule.nr, 0, 4));
@@ -471,6 +496,9 @@ SeccompPolicy seccompPolicy() {
   for (const SocketFamily& family : kSocketFamilies) {
     policy.socketFamilies.push_back({family.family, std::vector<uint32_t>(family.protocols, family.protocols + family.protocolCount)});
   }
+  policy.setsockoptNr = SYS_setsockopt;
+  policy.socketOptionLevel = SOL_SOCKET;
+  policy.ignoredSocketOptions.assign(kIgnoredSocketOptions, kIgnoredSocketOptions + kIgnoredSocketOptionCount);
   policy.ioctlNr = SYS_ioctl;
   policy.refusedIoctls.assign(kRefusedIoctls, kRefusedIoctls + kRefusedIoctlCount);
 #ifdef SYS_setrlimit

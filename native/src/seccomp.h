@@ -3,7 +3,9 @@
 // can inspect), refuses clone with any CLONE_NEW* flag, lets socket and socketpair make only
 // unix, IP and netlink sockets (EAFNOSUPPORT for the rest: AF_VSOCK, AF_ALG...) of the
 // protocols the kernel has built in (EPROTONOSUPPORT for SCTP, L2TP...: no module is loaded on a
-// submission's word), refuses the terminal ioctls that load a line discipline or type input
+// submission's word), makes setsockopt's SO_RCVBUF and SO_RCVLOWAT succeed without effect (a
+// listener's buffer is what its connections not yet accepted may queue, charged to no cgroup),
+// refuses the terminal ioctls that load a line discipline or type input
 // (EPERM), makes a change of the core dump limit succeed without effect (a swap of it: EPERM),
 // and kills the process on a foreign audit architecture or an x32 system call.
 #pragma once
@@ -39,6 +41,11 @@ struct SeccompPolicy {
     std::vector<uint32_t> protocols;  // EPROTONOSUPPORT for any other; empty: any
   };
   std::vector<SocketFamily> socketFamilies;
+  /** setsockopt: no effect, returns 0, when its level is socketOptionLevel and its option one of
+   * ignoredSocketOptions. */
+  uint32_t setsockoptNr = 0;
+  uint32_t socketOptionLevel = 0;
+  std::vector<uint32_t> ignoredSocketOptions;
   uint32_t ioctlNr = 0;               // EPERM when its request is one of refusedIoctls
   std::vector<uint32_t> refusedIoctls;
   uint32_t setrlimitNr = 0;  // fixedRlimit: no effect, returns 0 (0: no such call here)

@@ -84,6 +84,16 @@ struct ContainerState {
   std::vector<BindMount> procMasks;  // /dev/null bound over files a program never needs
   std::vector<BindMount> devNodes;
   std::vector<Symlink> devSymlinks;
+  /** The network namespace's TCP memory (docs/theory-of-operation.md, "TCP memory"): init writes
+   * tcpRmemText to tcp_rmem while /proc/sys is still writable, and opens somaxconn then for the
+   * program's child, which writes the run's own value after "go" (a container prepared ahead
+   * does not know its limits). Host paths under the new root's /proc, before pivot. */
+  std::string tcpRmemPath;
+  std::string tcpRmemText;
+  std::string somaxconnPath;
+  /** Opened by init, in its own descriptor table (the supervisor has no copy to close); the
+   * program's child inherits it with the rest of init's table at its clone. */
+  int somaxconnFd = -1;
 
   // ---- prepare: descriptors opened before clone.
   std::vector<int> cgroupJoinFds;  // "0" is written to each by the program's child
@@ -128,6 +138,7 @@ struct ContainerState {
   bool initWaitsAfterDone = false;
   std::string tmpRemountOptions;
   std::vector<ResourceLimit> rlimits;
+  std::string somaxconnText;  // StartOptions.somaxconn, as the file takes it
   uint32_t uid = 60000, gid = 60000;
   int64_t cpuLimitNs = 0;
   int64_t wallLimitNs = 0;

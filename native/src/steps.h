@@ -16,7 +16,8 @@ namespace cb {
   X(mount_private) X(bind_root) X(bind_workdir) X(remount_workdir) X(mount_proc)     \
   X(proc_readonly) X(proc_mask) X(mount_dev) X(dev_node) X(dev_symlink)              \
   X(remount_dev) X(mount_tmp) X(remount_root) X(pivot_root) X(detach_old_root)       \
-  X(chdir_root) X(sethostname) X(loopback_up) X(signalfd) X(remount_tmp)             \
+  X(chdir_root) X(sethostname) X(loopback_up) X(net_sysctl) X(signalfd)              \
+  X(remount_tmp)                                                                     \
   X(clone_program) X(wait_program)                                                   \
   /* the program's child, before execve */                                           \
   X(setsid) X(cgroup_join) X(unshare_cgroup) X(dup_stdio) X(controlling_terminal)   \

@@ -9,6 +9,7 @@ import { native } from './native.js';
 import type { NativeContainer, NativeExit } from './native.js';
 import type { CheckedContainerSpec } from './spec.js';
 import { checkStartSpec } from './spec.js';
+import { containerTcpRmem, somaxconnFor } from './tcp-memory.js';
 import type { Limits, PreparedContainer, RunResult, StartSpec } from './types.js';
 import { SandboxError, SandboxSpecError } from './types.js';
 import { decideVerdict, signalName } from './verdict.js';
@@ -134,6 +135,7 @@ export class Container implements PreparedContainer {
           cpuUsageScaleNs: cgroup.cpuUsageScaleNs,
           cpuWeightPath: cgroup.cpuWeightPath,
           backgroundCpuWeight: cgroup.backgroundCpuWeight,
+          tcpRmem: containerTcpRmem(),
           ...(connected ? { stdinPipeFd: connected.stdinFd, stdoutPipeFd: connected.stdoutFd } : {}),
           ...(connected?.stderrFd !== undefined ? { stderrPipeFd: connected.stderrFd } : {}),
           ...(spec.ignoreSigpipe ? { ignoreSigpipe: true } : {}),
@@ -223,6 +225,7 @@ export class Container implements PreparedContainer {
         cpuRlimitSeconds: msToWholeSecondsCeil(limits.cpuTimeMs) + 1,
         pollIntervalMs: POLL_INTERVAL_MS,
         backgroundAfterCpuMs: program.backgroundAfterCpuMs,
+        somaxconn: somaxconnFor(limits),
         stderrToStdout: program.stderrToStdout,
         accountingFds: this.cgroup.accountingFds(),
       });

@@ -24,6 +24,8 @@ export interface NativePrepareOptions {
    * run has used NativeStartOptions.backgroundAfterCpuMs. */
   cpuWeightPath: string;
   backgroundCpuWeight: number;
+  /** net.ipv4.tcp_rmem of the container's network namespace ("min default max"; tcp-memory.ts). */
+  tcpRmem: string;
   /** A pipe end (createPipe's) that is the program's stdin in place of the memfd: a connected run.
    * The container takes a copy; the caller closes its own. */
   stdinPipeFd?: number;
@@ -60,6 +62,8 @@ export interface NativeStartOptions {
   pollIntervalMs: number;
   /** CPU time after which init lowers the run's CPU weight; 0: never. */
   backgroundAfterCpuMs: number;
+  /** net.core.somaxconn of the container's network namespace (tcp-memory.ts). */
+  somaxconn: number;
   /** The program's fd 2 is its fd 1 (StartSpec.stderrToStdout). */
   stderrToStdout: boolean;
   /** RunCgroup.accountingFds: read when the run's end is collected (NativeExit.accountingTexts). */
@@ -149,6 +153,12 @@ export interface NativeSeccompPolicy {
    * of that family's `protocols` (empty: any). */
   socketNrs: number[];
   socketFamilies: { family: number; protocols: number[] }[];
+  /** setsockopt: succeeds without effect (errno 0) when its level (the second argument) is
+   * socketOptionLevel (SOL_SOCKET) and its option (the third) one of ignoredSocketOptions
+   * (SO_RCVBUF, SO_RCVLOWAT). */
+  setsockoptNr: number;
+  socketOptionLevel: number;
+  ignoredSocketOptions: number[];
   /** ioctl: refused with EPERM when its request (the second argument) is one of refusedIoctls. */
   ioctlNr: number;
   refusedIoctls: number[];

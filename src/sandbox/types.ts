@@ -8,7 +8,9 @@ export interface Limits {
   cpuTimeMs: number;
   /** Wall-clock time from exec to the program's exit. */
   wallTimeMs: number;
-  /** cgroup memory limit (no swap); page cache and tmpfs pages the run creates count too. */
+  /** cgroup memory limit (no swap); page cache and tmpfs pages the run creates count too. It also
+   * bounds the run's TCP memory (v1: a TCP limit of the same size), and with pids and openFiles
+   * sets its network namespace's somaxconn (docs/theory-of-operation.md, "TCP memory"). */
   memoryBytes: number;
   /** Tasks (processes + threads) the program may have at once, not counting the sandbox's init. */
   pids: number;

@@ -12,6 +12,7 @@ import { CgroupError } from '../../src/sandbox/cgroups/backend.js';
 import { killCgroupPids, killPidsListedTwice, removeCgroupDirIfEmpty } from '../../src/sandbox/cgroups/cgroupfs.js';
 import { cgroupDirUnder, cgroupMountRoots, delegatedV2Base, detectCgroupLayout, parseCgroupMounts, parseProcessCgroups } from '../../src/sandbox/cgroups/detect.js';
 import { native } from '../../src/sandbox/native.js';
+import { containerTcpRmem } from '../../src/sandbox/tcp-memory.js';
 import { MiB } from '../../src/units.js';
 import { busyboxRoot, PROGRAMS_IN_ROOT } from '../helpers/busybox-root.js';
 import { processAlive } from '../helpers/processes.js';
@@ -581,7 +582,7 @@ async function runEngineAlone(
   const handle = native.createContainer(
     { rootDir: busyboxRoot(), workDirHostPath: workDir, workDir: '/box', hostname: 'cellblock', tmpBytes: 16 * MiB,
       cgroupJoinPaths: [], cgroupCloneIntoPath: '', cpuUsagePath: '', cpuUsageScaleNs: 1, memorySamplePath: files.memorySamplePath ?? '',
-      cpuWeightPath: '', backgroundCpuWeight: 0 },
+      cpuWeightPath: '', backgroundCpuWeight: 0, tcpRmem: containerTcpRmem() },
     (kind, exit) => {
       events.push({ kind, exit });
       if (kind === 'ready') ready();
@@ -592,7 +593,7 @@ async function runEngineAlone(
   handle.start({
     argv: ['/bin/sh', '-c', script], env: ['PATH=/bin'], searchPath: '/bin', cwd: '/box', stdin: Buffer.alloc(0),
     uid: 60000, gid: 60000, cpuTimeMs: 5000, wallTimeMs: 10000, outputBytes: MiB, fileSizeBytes: MiB, openFiles: 64,
-    stackBytes: 8 * MiB, tmpBytes: 16 * MiB, cpuRlimitSeconds: 6, pollIntervalMs: 5, backgroundAfterCpuMs: 0, stderrToStdout: false,
+    stackBytes: 8 * MiB, tmpBytes: 16 * MiB, cpuRlimitSeconds: 6, pollIntervalMs: 5, backgroundAfterCpuMs: 0, somaxconn: 4096, stderrToStdout: false,
     accountingFds: files.accountingFds ?? [],
   });
   await until(() => events.some((e) => e.kind === 'exit'), 10_000, 5, 'the run ended');

@@ -23,6 +23,10 @@ const NETLINK_GENERIC = 16;
 const TIOCSTI = 0x5412;
 const TIOCSETD = 0x5423;
 const RLIMIT_CORE = 4;
+const SOL_SOCKET = 1;
+const SO_RCVBUF = 8;
+const SO_RCVLOWAT = 18;
+const IPPROTO_TCP = 6;
 
 const policy = native.seccompPolicy();
 
@@ -89,6 +93,8 @@ function expected(data: SeccompData): number {
     if (!family) return RET_ERRNO | EAFNOSUPPORT;
     if (family.protocols.length > 0 && !family.protocols.includes(data.arg2 ?? 0)) return RET_ERRNO | EPROTONOSUPPORT;
   }
+  // A listener's receive buffer stays the namespace's default: the options succeed without effect.
+  if (data.nr === policy.setsockoptNr && data.arg1 === policy.socketOptionLevel && policy.ignoredSocketOptions.includes(data.arg2 ?? 0)) return RET_ERRNO | 0;
   if (data.nr === policy.ioctlNr && policy.refusedIoctls.includes(data.arg1 ?? 0)) return RET_ERRNO | EPERM;
   // The fixed limit: a change succeeds without effect (errno 0), unless the old limit is asked for too.
   if (policy.setrlimitNr !== 0 && data.nr === policy.setrlimitNr && data.arg0 === policy.fixedRlimit) return RET_ERRNO | 0;
@@ -114,6 +120,9 @@ describe('seccomp filter', () => {
     assert.deepEqual(families.get(AF_UNIX), [], 'a unix socket of any protocol (none loads a module)');
     assert.ok(!families.get(AF_INET)!.includes(IPPROTO_SCTP), 'no SCTP: its module would be loaded on request');
     assert.deepEqual(families.get(AF_NETLINK), [0], 'routing netlink only (no generic netlink family loads its module)');
+    assert.ok(!policy.refused.includes(policy.setsockoptNr) && policy.setsockoptNr !== 0, 'setsockopt has its own verdicts');
+    assert.equal(policy.socketOptionLevel, SOL_SOCKET);
+    assert.deepEqual([...policy.ignoredSocketOptions].sort((a, b) => a - b), [SO_RCVBUF, SO_RCVLOWAT], 'a listener\'s receive buffer is not raised');
     assert.ok(!policy.refused.includes(policy.ioctlNr), 'ioctl has its own verdicts');
     assert.ok(policy.refusedIoctls.includes(TIOCSTI) && policy.refusedIoctls.includes(TIOCSETD), 'no typing into a terminal, no line discipline');
     assert.equal(policy.fixedRlimit, RLIMIT_CORE, 'the core dump limit is fixed');
@@ -148,6 +157,11 @@ describe('seccomp filter', () => {
     // ioctl: the refused requests, their neighbours and the common ones, on any descriptor.
     const requests = [...policy.refusedIoctls.flatMap((request) => [request - 1, request, request + 1]), 0x5401 /* TCGETS */, 0x541b /* FIONREAD */, 0x5413 /* TIOCGWINSZ */, 0, 0xffffffff];
     for (const arg1 of requests) for (const arg0 of [0, 1, 1000]) check({ nr: policy.ioctlNr, arch: policy.auditArch, arg0, arg1 });
+    // setsockopt: every level a socket has (SOL_SOCKET, IPPROTO_TCP, SOL_IPV6...) and beyond, each
+    // with every option number of theirs, and beyond.
+    for (const arg1 of [0, SOL_SOCKET, IPPROTO_TCP, 17, 41, 263, 0x10001, 0xffffffff]) {
+      for (const arg2 of [...Array(80).keys(), 0x10008, 0xffffffff]) check({ nr: policy.setsockoptNr, arch: policy.auditArch, arg0: 3, arg1, arg2 });
+    }
     // setrlimit and prlimit64: every resource (RLIM_NLIMITS is 16), a new limit or none (a NULL
     // pointer, or one whose low or high word alone is 0), any pid.
     for (let resource = 0; resource < 20; resource++) {

@@ -71,6 +71,8 @@ class V1RunCgroup implements RunCgroup {
       // that limit alone (v2 counts them in memory.current): without it, a job could queue
       // hundreds of MiB of the host's TCP memory (tcp_mem is global) on its own loopback. The same
       // amount as the memory limit: sockets stop taking data there (sends wait or fail EAGAIN).
+      // Connections a listener has not yet accepted are charged to no cgroup, v1 or v2: the
+      // network namespace's sysctls bound those (../tcp-memory.ts).
       const tcp = path.join(memory, 'memory.kmem.tcp.limit_in_bytes');
       if (fs.existsSync(tcp)) writeCgroupFile(tcp, String(limits.memoryBytes));
     }
