@@ -14,6 +14,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { stageEnv } from '../src/executor/argv.js';
 import { dataDirFromEnv } from '../src/images/paths.js';
 import { loadRuntimes } from '../src/images/runtimes.js';
 import { openImageStore, overlayLowerdir } from '../src/images/store.js';
@@ -55,7 +56,7 @@ await runInterruptible(
     }
     // Started and awaited, not spawnSync: the event loop stays free for an interrupt's close.
     const child = spawn(binary, [...lookups, overlayLowerdir(image), scratch, values.runs!, values.rounds!, ...program], {
-      env: runtime?.env ?? { PATH: '/usr/bin:/bin' },
+      env: runtime ? stageEnv(runtime.env, runtime.defaultLimits) : { PATH: '/usr/bin:/bin' },
       stdio: 'inherit',
     });
     runner = child;

@@ -27,6 +27,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { stageEnv } from '../src/executor/argv.js';
 import { createExecutor, type ExecutorPoolOptions } from '../src/executor/create.js';
 import type { Executor } from '../src/executor/executor.js';
 import { openImageStore } from '../src/images/store.js';
@@ -233,7 +234,7 @@ async function main(): Promise<void> {
     for (const program of programs.filter((p) => !values.program || values.program.includes(p.name))) {
       const { writeFileSync } = await import('node:fs');
       writeFileSync(join(bareDir, program.runtime.sourceFile), program.source);
-      const env = program.runtime.env;
+      const env = stageEnv(program.runtime.env, program.runtime.defaultLimits);
       const bareC = (spawnWith: 'posix_spawn' | 'fork') => async (p: Program, gap: number) =>
         (await bareTurn(bare, { image: p.runtime.image, files: { [p.runtime.sourceFile]: p.source }, commands: [p.bareArgv], env }, gap, spawnWith)).latenciesMs;
       const hostArgv = program.hostArgv;

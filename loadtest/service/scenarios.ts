@@ -5,7 +5,7 @@
 // The C scenario is "run a tiny C program" as a user submits it: source in, compiled by the
 // service's gcc runtime, run. The API has no "precompiled binary" path (every c job compiles), so
 // the job is compile + run, and so is its bare equivalent (gcc with the runtime's flags, then ./main).
-import { compileArgv, runArgv } from '../../src/executor/argv.js';
+import { compileArgv, runArgv, stageEnv } from '../../src/executor/argv.js';
 import { defaultCompileLimits } from '../../src/executor/limits.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { Runtime } from '../../src/images/types.js';
@@ -105,7 +105,7 @@ const pythonBare = (source: string): BareProgram => ({
   image: python.image,
   files: { [python.sourceFile]: source },
   commands: [runArgv(python.run.argv, [python.sourceFile], [], python.defaultLimits)],
-  env: python.env,
+  env: stageEnv(python.env, python.defaultLimits),
 });
 
 const helloJob: JobSpec = {
@@ -152,7 +152,7 @@ export const scenarios: Scenario[] = [
       image: c.image,
       files: { [c.sourceFile]: TRUE_C },
       commands: compileAndRun(c),
-      env: c.env,
+      env: stageEnv(c.env, c.defaultLimits),
     },
   },
   { name: 'python hello', jobs: [helloJob], bare: pythonBare(HELLO_PY) },
@@ -167,7 +167,7 @@ export const scenarios: Scenario[] = [
     // of CPU), so a job takes longer than the sporadic mode's gap between arrivals.
     name: 'java hello',
     jobs: [{ kind: 'benign', label: 'java hello', body: { language: 'java', source: java.helloWorld.source }, check: expectOk(java.helloWorld.stdout) }],
-    bare: { image: java.image, files: { [java.sourceFile]: java.helloWorld.source }, commands: compileAndRun(java), env: java.env },
+    bare: { image: java.image, files: { [java.sourceFile]: java.helloWorld.source }, commands: compileAndRun(java), env: stageEnv(java.env, java.defaultLimits) },
     onlyWhenNamed: true,
     modes: ['closed'],
   },
