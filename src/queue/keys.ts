@@ -10,7 +10,7 @@ export interface RedisKeys {
   /** Hash: a finished job's result too large to travel in BullMQ's return value (result-store.ts),
    * under the job's id and creation time (an id an Idempotency-Key names may come back for a new
    * job). Expires with the job's record. */
-  result(jobId: string, createdAtMs: number): string;
+  result(jobId: string, createdAtMs: number, attempt: number): string;
   /** Pub/sub channel on which the API tells every worker to abort a running job. */
   cancelChannel: string;
   /** One key per live worker process; its TTL is the liveness deadline. */
@@ -46,7 +46,7 @@ export function redisKeys(prefix: string): RedisKeys {
   const base = `${prefix}:cb`;
   return {
     cancelled: (jobId) => `${base}:cancelled:${jobId}`,
-    result: (jobId, createdAtMs) => `${base}:result:${jobId}:${createdAtMs}`,
+    result: (jobId, createdAtMs, attempt) => `${base}:result:${jobId}:${createdAtMs}:${attempt}`,
     cancelChannel: `${base}:cancel`,
     worker: (workerId) => `${base}:worker:${workerId}`,
     workerPattern: `${base}:worker:*`,

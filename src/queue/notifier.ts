@@ -90,7 +90,7 @@ export class Notifier {
     // Each attempt holds its job's record and body, as large as the job's request and output.
     let release: () => void;
     try {
-      release = await this.memory.claim(await this.storedBytes(jobId, entry.data.createdAtMs), stop);
+      release = await this.memory.claim(await this.storedBytes(jobId), stop);
     } catch (error) {
       if (!(error instanceof ByteBudgetAbortedError)) throw error;
       return this.later(entry, token, 0);
@@ -110,13 +110,13 @@ export class Notifier {
   /** The job's request and result as Redis holds them (BullMQ's job hash, and its result's own key
    * where it was kept apart: result-store.ts), or its cancel marker, which holds the request of a
    * job cancelled while queued (readJobRecord reads either). */
-  private async storedBytes(jobId: string, createdAtMs: number): Promise<number> {
+  private async storedBytes(jobId: string): Promise<number> {
     const key = this.jobs.toKey(jobId);
     const { connection, keys } = this.options;
     const sizes = await Promise.all([
       connection.hstrlen(key, 'data'),
       connection.hstrlen(key, 'returnvalue'),
-      bytesKeptApart(connection, keys, jobId, createdAtMs),
+      bytesKeptApart(connection, key),
       connection.strlen(keys.cancelled(jobId)),
     ]);
     return sizes.reduce((sum, size) => sum + size, 0);

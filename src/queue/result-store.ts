@@ -108,12 +108,15 @@ export async function storeJobResult(
     fillOutputs(stored, (index) => outputs[index]);
     return stored;
   }
-  const place: StoredResultPlace = { key: keys.result(job.id, job.timestamp), bytes: Buffer.byteLength(json) + outputBytes };
+  // A key of this attempt's own: a worker that lost the job's lock after its run (another worker
+  // runs it again) still stores its result, and two attempts writing one key could mix their
+  // fields, or the later write replace the result of the attempt that completed the job.
+  const place: StoredResultPlace = { key: keys.result(job.id, job.timestamp, attempt.number), bytes: Buffer.byteLength(json) + outputBytes };
   // The hash is made with its expiry, in one transaction (never without it, nor with another
   // attempt's fields), then given each output by a command of its own, sent at once: ioredis
   // copies a command's arguments into one buffer, and a transaction's commands into one more.
   // One of them refused (Redis out of memory) fails the job; what was written expires.
-  const made = redis.multi().del(place.key).hset(place.key, RESULT_FIELD, json, BYTES_FIELD, String(place.bytes)).pexpire(place.key, ttlMs + extraTtlMs).exec();
+  const made = redis.multi().hset(place.key, RESULT_FIELD, json, BYTES_FIELD, String(place.bytes)).pexpire(place.key, ttlMs + extraTtlMs).exec();
   const writes = outputs.map((bytes, index) => redis.hset(place.key, String(index), bytes));
   const [replies] = await Promise.all([made, ...writes]);
   if (!replies) throw new Error(`the result of job ${job.id} was not stored: its transaction was aborted`);
@@ -144,7 +147,14 @@ export async function withResultKeptApart<J extends { returnvalue?: unknown }>(r
   return job;
 }
 
-/** The bytes a job's result kept apart holds in Redis; 0 where it has none. */
-export async function bytesKeptApart(redis: Redis, keys: RedisKeys, jobId: string, createdAtMs: number): Promise<number> {
-  return Number((await redis.hget(keys.result(jobId, createdAtMs), BYTES_FIELD)) ?? 0);
+/** The bytes a job's result kept apart holds in Redis, as its stub says (`jobKey`: the job's
+ * hash); 0 where it has none. */
+export async function bytesKeptApart(redis: Redis, jobKey: string): Promise<number> {
+  const stored = await redis.hget(jobKey, 'returnvalue');
+  if (stored === null) return 0;
+  try {
+    return (JSON.parse(stored) as StoredJobResult | null)?.storedIn?.bytes ?? 0;
+  } catch {
+    return 0;
+  }
 }

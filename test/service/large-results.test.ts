@@ -219,7 +219,7 @@ describe('large results, kept apart', () => {
     }
   });
 
-  test("a result stored again (the job run again after its worker died before completing it) replaces the first attempt's whole", async () => {
+  test("a result stored again (the job run again after its first worker lost it) is the second attempt's own: the first attempt's stays whole beside it", async () => {
     const keys = redisKeys(service.prefix);
     const id = nanoid();
     const job = { id, timestamp: Date.now(), opts: jobOptions(id, Date.now(), RESULT_TTL_SECONDS) };
@@ -228,7 +228,7 @@ describe('large results, kept apart', () => {
     const tests = (...sizes: number[]) => sizes.map((size, i) => ({ ...stage(output(size, i)), passed: null }));
     const first = await storeJobResult(redis, keys, job, { verdict: 'ok', runtime, tests: tests(30_000, 30_000, 30_000) }, 0, attempt, LOCK_DURATION_MS);
     const second = await storeJobResult(redis, keys, job, { verdict: 'ok', runtime, tests: tests(20_000) }, 0, { ...attempt, number: 2 }, LOCK_DURATION_MS);
-    assert.deepEqual(second.storedIn?.key, first.storedIn?.key);
+    assert.notEqual(second.storedIn?.key, first.storedIn?.key);
     assert.deepEqual((await redis.hkeys(second.storedIn!.key)).sort(), ['0', 'bytes', 'result']);
     const read = await readResultKeptApart(redis, second.storedIn!);
     assert.equal(read?.attempt?.number, 2);
@@ -236,6 +236,9 @@ describe('large results, kept apart', () => {
       read?.tests?.map((t) => Buffer.from(t.stdoutBase64, 'base64')),
       [output(20_000)],
     );
+    // The first attempt's (a worker that finished its run after losing the job) is untouched.
+    const firstRead = await readResultKeptApart(redis, first.storedIn!);
+    assert.deepEqual([firstRead?.attempt?.number, firstRead?.tests?.length], [1, 3]);
     assert.ok((await redis.pttl(second.storedIn!.key)) > 0);
   });
 });
