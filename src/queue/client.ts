@@ -856,8 +856,12 @@ export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys,
   // State first: a job read before its state may have finished in between, and would show as
   // done without its result. Read after, the job's hash is at least as new as its state.
   const state = await queue.getJobState(id);
-  // Its whole result where it was kept apart; a job whose result's key expired reads as expired.
-  const job = await withResultKeptApart(redis, await queue.getJob(id));
+  // Its whole result where it was kept apart (not for a job whose result has expired: it reads as
+  // gone below, and that result may be a hundred MB); a job whose result's key expired reads as
+  // expired.
+  const read = await queue.getJob(id);
+  const expired = resultTtlMs !== undefined && resultExpired(read?.finishedOn, resultTtlMs);
+  const job = expired ? read : await withResultKeptApart(redis, read);
   // The state again where the hash is newer than it: a hash without a state (a job added in
   // between, or one a cancel took out of every list), with a finish time while the state said
   // unfinished (it finished in between), or without one while the state said finished (an expired

@@ -84,4 +84,10 @@ test("a finished job reads as unknown from its result's TTL on; an unfinished on
   assert.equal((await read('failed', now - ttlMs, undefined))?.status, 'failed', 'read without a TTL (the notifier)');
   assert.equal((await read('active', undefined, ttlMs))?.status, 'running', 'running since long before the TTL');
   assert.equal((await read('waiting', undefined, ttlMs))?.status, 'queued');
+  // A result kept apart is not read for a job whose result has expired.
+  const stub = { verdict: 'ok', runtime: { id: 'python', language: 'python', version: '3' }, queueWaitMs: 0, storedIn: { key: 'k', bytes: 100_000_000 } };
+  const kept = { id: 'h', timestamp: 0, data: request, processedOn: 1, finishedOn: now - ttlMs, attemptsStarted: 1, returnvalue: stub, failedReason: '' };
+  const keptQueue = { getJobState: async () => 'completed', getJob: async () => kept } as unknown as Queue;
+  const unread = { hgetallBuffer: async () => assert.fail('an expired result was read') } as unknown as Redis;
+  assert.equal(await readJobRecord(keptQueue, unread, {} as RedisKeys, 'h', ttlMs), undefined);
 });
