@@ -298,7 +298,7 @@ export class LiveSockets {
    * socket (the handshake refused, the client gone) gives its place back when its connection
    * closes. */
   async admit(request: FastifyRequest): Promise<LiveSocketRefusal | undefined> {
-    if (this.closing) throw new ApiError(503, 'shutting_down', 'the API is stopping: connect again (to another API)', undefined, 1);
+    if (this.closing) throw new ApiError(503, 'shutting_down', 'the API is stopping: connect again (to another API process)', undefined, 1);
     const client = liveClientOf(request);
     const maximum = client.maxSessions ?? this.maxPerClient;
     const claim = { client: client.id, socketId: nanoid() };

@@ -101,7 +101,8 @@ export function outputMatches(stdout: Uint8Array | string, expectedOutput: Uint8
 
 /** A test's `passed` by its expected output: false where its stdout was cut at the output limit
  * (the program wrote more than is compared, so what it wrote cannot be said to match: a flood one
- * byte past a limit the expected output fills would otherwise pass), else the comparison's. */
+ * byte past a limit the expected output fills would otherwise pass), else the comparison's. A
+ * guard: the executor compares only runs that ended ok, and a cut stdout ends a run output_limit. */
 export function testOutputPassed(run: { stdout: Uint8Array; stdoutTruncated: boolean }, expectedOutput: Uint8Array | string, comparison?: Comparison): boolean {
   return !run.stdoutTruncated && outputMatches(run.stdout, expectedOutput, comparison);
 }

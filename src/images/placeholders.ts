@@ -1,4 +1,4 @@
-// The limit placeholders of a runtime file (images/README.md, "Runtimes"): where a stage's argv
+// The limit placeholders of a runtime file (images/README.md, "Runtimes", "Limit placeholders"): where a stage's argv
 // or the runtime's env names the limits the stage runs with, which the executor fills in per stage
 // (src/executor/argv.ts, expandLimits). A runtime whose garbage collector sizes its heap from the
 // machine's RAM cannot learn the limit itself (a container sees no cgroup files:

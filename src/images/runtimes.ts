@@ -68,7 +68,7 @@ function argv(value: unknown, field: string, fail: Fail): string[] {
   return list;
 }
 
-/** The placeholders a stage's argv may hold as elements of their own (images/README.md, "Runtimes"). */
+/** The placeholders a stage's argv may hold as elements of their own (images/README.md, "Runtimes", "Limit placeholders"). */
 const WHOLE_ELEMENT_PLACEHOLDERS = ['{files}', '{entry}', '{args}'];
 
 /** A stage's argv: its placeholders ours (placeholderProblem), each where it expands. */

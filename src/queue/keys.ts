@@ -9,7 +9,8 @@ export interface RedisKeys {
   cancelled(jobId: string): string;
   /** Hash: a finished job's result too large to travel in BullMQ's return value (result-store.ts),
    * under the job's id and creation time (an id an Idempotency-Key names may come back for a new
-   * job). Expires with the job's record. */
+   * job) and the attempt that stored it (a worker that lost the job may store its own). Expires
+   * with the job's record. */
   result(jobId: string, createdAtMs: number, attempt: number): string;
   /** Pub/sub channel on which the API tells every worker to abort a running job. */
   cancelChannel: string;

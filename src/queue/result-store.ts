@@ -16,8 +16,8 @@
 // The hash expires the result's TTL after the job's finish (the TTL the API gave the job, as
 // BullMQ's removeOnComplete age) or a little later: never before the job's record stops being
 // readable. It is written before the job is completed: a worker that dies in between leaves the
-// job to the stall check, and the worker that runs it again writes it anew (the same key); one
-// that is never completed is gone at its expiry. A job removed earlier (nothing removes a finished
+// job to the stall check, and the worker that runs it again writes a key of its own (per attempt:
+// RedisKeys.result); the dead attempt's, never completed, is gone at its expiry. A job removed earlier (nothing removes a finished
 // job before its TTL) leaves it until then.
 import type { Redis } from 'ioredis';
 import type { ExecuteResult } from '../executor/types.js';
