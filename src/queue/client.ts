@@ -386,45 +386,38 @@ export class BullJobClient implements JobClient {
         throw new QueueFullError(queued, this.options.maxQueuedJobs);
       }
       this.adding += admitting;
-      let reserved = admitting;
-      // Released where the added jobs join addedSince (in the same turn, so they are never
-      // counted twice), or when the add failed.
-      const release = () => {
-        this.adding -= reserved;
-        reserved = 0;
-      };
-      try {
-        return await this.addAdmitted(requests, ids, release);
-      } finally {
-        release();
-      }
+      return this.addAdmitted(requests, ids);
     });
   }
 
-  /** Adds jobs the admission check let in (add); `release` ends their reservation. */
-  private async addAdmitted(requests: JobRequest[], ids: string[], release: () => void): Promise<string[]> {
-    const submittedAt = Date.now();
-    const jobs = requests.map((data, i) => ({ name: data.runtimeId, data, opts: jobOptions(ids[i]!, submittedAt, this.options.resultTtlSeconds) }));
-    // Known as fresh before they are added, so that an end event however early is kept for `wait`.
-    this.forgetOldSubmissions();
-    const single = jobs.length === 1;
-    // An id already fresh here is another try under one idempotency key: its entry stays.
-    const created = jobs.filter((job) => !this.fresh.has(job.opts.jobId));
-    for (const job of created) this.fresh.set(job.opts.jobId, { submittedAt, ended: false, ...(single ? { request: job.data } : {}) });
+  /** Adds jobs the admission check let in (add), and ends their reservation (`adding`) in the
+   * turn they join addedSince (never counted twice), or where the add failed. */
+  private async addAdmitted(requests: JobRequest[], ids: string[]): Promise<string[]> {
     try {
-      // One job: add, not a one-job transaction around the same script, which made a job
-      // submitted after an idle gap ~0.2 ms later to be queued and taken (loadtest/redis-add.ts).
-      const [first] = jobs;
-      if (single && first) await this.queue.add(first.name, first.data, first.opts);
-      else await addAllOrNone(this.queue, jobs);
-    } catch (error) {
-      for (const job of created) this.fresh.delete(job.opts.jobId);
-      throw error;
+      const submittedAt = Date.now();
+      const jobs = requests.map((data, i) => ({ name: data.runtimeId, data, opts: jobOptions(ids[i]!, submittedAt, this.options.resultTtlSeconds) }));
+      // Known as fresh before they are added, so that an end event however early is kept for `wait`.
+      this.forgetOldSubmissions();
+      const single = jobs.length === 1;
+      // An id already fresh here is another try under one idempotency key: its entry stays.
+      const created = jobs.filter((job) => !this.fresh.has(job.opts.jobId));
+      for (const job of created) this.fresh.set(job.opts.jobId, { submittedAt, ended: false, ...(single ? { request: job.data } : {}) });
+      try {
+        // One job: add, not a one-job transaction around the same script, which made a job
+        // submitted after an idle gap ~0.2 ms later to be queued and taken (loadtest/redis-add.ts).
+        const [first] = jobs;
+        if (single && first) await this.queue.add(first.name, first.data, first.opts);
+        else await addAllOrNone(this.queue, jobs);
+      } catch (error) {
+        for (const job of created) this.fresh.delete(job.opts.jobId);
+        throw error;
+      }
+      if (this.depth) this.depth.addedSince += jobs.length;
+      if (this.depthRead) this.depthRead.addedSince += jobs.length;
+      return jobs.map((job) => job.opts.jobId);
+    } finally {
+      this.adding -= requests.length;
     }
-    release();
-    if (this.depth) this.depth.addedSince += jobs.length;
-    if (this.depthRead) this.depthRead.addedSince += jobs.length;
-    return jobs.map((job) => job.opts.jobId);
   }
 
   /** Waiting jobs: from the last read plus what this process added since (a new read starts in

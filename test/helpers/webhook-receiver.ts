@@ -4,6 +4,7 @@
 // unanswered until the server closes. `mostOpen` is the most requests it held unanswered at once.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { until } from './until.js';
 
 export interface ReceivedRequest {
   method: string;
@@ -57,4 +58,17 @@ export async function startWebhookReceiver(answer: (requestNumber: number) => An
       server.close();
     },
   };
+}
+
+/** A receiver for the notifier's memory budget tests: it answers each delivery only once every
+ * job `jobUrls()` names reads `done` (at most 8 s), and half a second later, time for another
+ * job's delivery to arrive where the budget lets it: `mostOpen` then tells how many the notifier
+ * had under way at once. */
+export async function startReceiverHeldUntilDone(jobUrls: () => string[]): Promise<WebhookReceiver> {
+  const allDone = async () => (await Promise.all(jobUrls().map(async (url) => ((await (await fetch(url)).json()) as { status: string }).status))).every((status) => status === 'done');
+  return startWebhookReceiver(async () => {
+    await until(allDone, 8000, 50, 'every job done').catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    return 204;
+  });
 }

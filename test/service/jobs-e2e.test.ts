@@ -7,7 +7,7 @@ import { Queue } from 'bullmq';
 import { QUEUE_NAME } from '../../src/queue/keys.js';
 import { MiB } from '../../src/units.js';
 import { until } from '../helpers/until.js';
-import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
+import { startReceiverHeldUntilDone, startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import {
   builtRuntimes,
   getJson,
@@ -525,13 +525,7 @@ describe("the notifier's memory budget", { skip: (skip || !python) && 'python im
       const scratch = await scratchDir();
       const ids: string[] = [];
       let base = '';
-      const bothEnded = async () => (await Promise.all(ids.map(async (id) => (await getJson(`${base}/v1/jobs/${id}`)).json.status))).every((status) => status === 'done');
-      const receiver = await startWebhookReceiver(async () => {
-        await until(bothEnded, 8000, 50, 'both jobs ended').catch(() => {});
-        // Time for the second job's attempt to arrive, where the budget lets it.
-        await new Promise((resolve) => setTimeout(resolve, 500));
-        return 204;
-      });
+      const receiver = await startReceiverHeldUntilDone(() => ids.map((id) => `${base}/v1/jobs/${id}`));
       let worker: TestWorker | undefined;
       try {
         base = await listen(service);

@@ -21,7 +21,7 @@ import { OutboundPolicy } from '../../src/queue/outbound.js';
 import { INLINE_RESULT_MAX_BYTES, READS_RESULTS_APART_OPTION, readResultKeptApart, storeJobResult } from '../../src/queue/result-store.js';
 import { startQueueWorker, type JobExecutor, type QueueWorker } from '../../src/queue/worker.js';
 import { until } from '../helpers/until.js';
-import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
+import { startReceiverHeldUntilDone, startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import { getJson, listen, postJson, startService, type ServiceHarness } from './fixtures.js';
 
 const runtimes = loadRuntimes();
@@ -251,12 +251,7 @@ describe("the notifier's memory budget counts a result kept apart", () => {
       const service = await startService({ runtimes, resultTtlSeconds: RESULT_TTL_SECONDS });
       const ids: string[] = [];
       let base = '';
-      const bothEnded = async () => (await Promise.all(ids.map(async (id) => (await getJson(`${base}/v1/jobs/${id}`)).json.status))).every((status) => status === 'done');
-      const receiver = await startWebhookReceiver(async () => {
-        await until(bothEnded, 8000, 50, 'both jobs ended').catch(() => {});
-        await new Promise((resolve) => setTimeout(resolve, 500));
-        return 204;
-      });
+      const receiver = await startReceiverHeldUntilDone(() => ids.map((id) => `${base}/v1/jobs/${id}`));
       let worker: QueueWorker | undefined;
       try {
         base = await listen(service);

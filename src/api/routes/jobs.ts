@@ -1,11 +1,10 @@
 // /v1/jobs: submit (one or a batch), read, wait, cancel.
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyError } from 'fastify';
+import type { FastifyError, FastifyReply } from 'fastify';
 import type { Runtime } from '../../images/types.js';
 import type { JobRecord } from '../../jobs/model.js';
 import { QueueUnavailableError } from '../../queue/errors.js';
 import { ApiError, badRequest, sendError, toApiError } from '../errors.js';
-import type { FastifyReply } from 'fastify';
 import { jsonTextStream, STREAMED_JSON_MIN_CHARS, stringChars } from '../json-stream.js';
 import { presentJob, type OutputEncoding } from '../present.js';
 import {
