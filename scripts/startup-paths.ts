@@ -21,8 +21,8 @@ import os from 'node:os';
 import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { compileArgv, runArgv, stageEnv, type StageLimits } from '../src/executor/argv.js';
-import { defaultCompileLimits } from '../src/executor/limits.js';
+import { compileArgv, runArgv, stageEnv } from '../src/executor/argv.js';
+import { defaultStageLimits } from '../src/executor/limits.js';
 import { dataDirFromEnv, defaultRuntimesDir, repoRoot } from '../src/images/paths.js';
 import { parseRuntime } from '../src/images/runtimes.js';
 import { openImageStore, overlayLowerdir } from '../src/images/store.js';
@@ -191,13 +191,9 @@ export async function traceStartupPaths(
     writeFileSync(join(files, runtime.sourceFile), runtime.helloWorld.source);
     // Each stage as a job with the default limits runs it: its argv's and env's limit
     // placeholders expanded with its own (the compile's, the run's).
-    const limits: Partial<Record<Stage, StageLimits>> = {};
+    const limits = defaultStageLimits(runtime);
     const argvs: Partial<Record<Stage, string[]>> = {};
-    if (runtime.compile) {
-      limits.compile = defaultCompileLimits(runtime)!;
-      argvs.compile = compileArgv(runtime.compile, [runtime.sourceFile], [], limits.compile);
-    }
-    limits.run = runtime.defaultLimits;
+    if (runtime.compile) argvs.compile = compileArgv(runtime.compile, [runtime.sourceFile], [], limits.compile!);
     argvs.run = runArgv(runtime.run.argv, [runtime.sourceFile], [], limits.run);
     const stages = Object.keys(argvs) as Stage[];
     for (const stage of stages) {

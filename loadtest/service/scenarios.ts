@@ -6,7 +6,7 @@
 // service's gcc runtime, run. The API has no "precompiled binary" path (every c job compiles), so
 // the job is compile + run, and so is its bare equivalent (gcc with the runtime's flags, then ./main).
 import { compileArgv, runArgv, stageEnv } from '../../src/executor/argv.js';
-import { defaultCompileLimits } from '../../src/executor/limits.js';
+import { defaultStageLimits } from '../../src/executor/limits.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { Runtime } from '../../src/images/types.js';
 
@@ -96,10 +96,10 @@ const CPU_PY_STDOUT = `${(CPU_LOOP_ITERATIONS * (CPU_LOOP_ITERATIONS - 1)) / 2}\
 
 /** A compiled runtime's compile then run of its source file, expanded as the service expands them
  * (no arguments, the default limits). */
-const compileAndRun = (compiled: Runtime): string[][] => [
-  compileArgv(compiled.compile!, [compiled.sourceFile], [], defaultCompileLimits(compiled)!),
-  runArgv(compiled.run.argv, [compiled.sourceFile], [], compiled.defaultLimits),
-];
+const compileAndRun = (compiled: Runtime): string[][] => {
+  const limits = defaultStageLimits(compiled);
+  return [compileArgv(compiled.compile!, [compiled.sourceFile], [], limits.compile!), runArgv(compiled.run.argv, [compiled.sourceFile], [], limits.run)];
+};
 
 const pythonBare = (source: string): BareProgram => ({
   image: python.image,

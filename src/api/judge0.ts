@@ -19,7 +19,7 @@ import {
   serializeSubmission,
 } from './compat/judge0-submission.js';
 import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } from './compat/plugin-options.js';
-import { compileArgv, defaultCompileLimits, runArgv } from '../executor/check.js';
+import { compileArgv, defaultStageLimits, runArgv } from '../executor/check.js';
 import { QueueUnavailableError } from '../queue/errors.js';
 import { admissionProblem } from './submission.js';
 
@@ -251,6 +251,7 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
     const language = Number.isInteger(id) ? languages.byLanguageId(id) : undefined;
     if (language === undefined) return reply.code(404).send(NOT_FOUND);
     const { runtime, sourceFile } = language;
+    const limits = defaultStageLimits(runtime);
     return {
       id,
       name: language.name,
@@ -259,8 +260,8 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
       // As they run a Judge0 submission: its one file is source_file; compiler_options go where
       // Judge0's compile_cmd has them, its `%s`. With the language's default limits: a
       // submission's own memory_limit changes what a stage is told of it (Java's -Xmx).
-      compile_cmd: runtime.compile ? compileArgv(runtime.compile, [sourceFile], ['%s'], defaultCompileLimits(runtime)!).join(' ') : null,
-      run_cmd: runArgv(runtime.run.argv, [sourceFile], [], runtime.defaultLimits).join(' '),
+      compile_cmd: runtime.compile ? compileArgv(runtime.compile, [sourceFile], ['%s'], limits.compile!).join(' ') : null,
+      run_cmd: runArgv(runtime.run.argv, [sourceFile], [], limits.run).join(' '),
     };
   });
 };

@@ -15,7 +15,7 @@ import { checkedFileName, fileNamesConflict, shownUnits } from './files.js';
 
 export { FILE_NAME_MAX_BYTES, hasLoneSurrogate, NAME_MAX_BYTES, OPTION_LIKE_FILE_NAME, shownFileName, shownUnits } from './files.js';
 export { compileArgv, runArgv } from './argv.js';
-export { defaultCompileLimits } from './limits.js';
+export { defaultStageLimits } from './limits.js';
 import { defaultCompileLimits, effectiveLimits, wallTimeMsForCpuTimeMs } from './limits.js';
 
 /** The least memory limit of any stage (the engine's; leastMemoryBytes adds the stage's argv and

@@ -13,6 +13,15 @@ export function defaultCompileLimits(runtime: Runtime): Limits | undefined {
   return runtime.compile ? effectiveLimits(runtime.defaultLimits, runtime.maxLimits, runtime.compile.limits) : undefined;
 }
 
+/** What each stage of a job that names no limits runs with: its compile's limits
+ * (defaultCompileLimits; absent for a runtime without a compile) and its run's (the runtime's
+ * defaultLimits). What a stage's argv and env are expanded with where no job is at hand: Judge0's
+ * /languages/:id, the start-up path traces, the load test's bare runs. */
+export function defaultStageLimits(runtime: Runtime): { compile?: Limits; run: Limits } {
+  const compile = defaultCompileLimits(runtime);
+  return compile ? { compile, run: runtime.defaultLimits } : { run: runtime.defaultLimits };
+}
+
 /** The wall time limit of a run whose limits name a CPU time limit (`cpuTimeMs`) but no wall time
  * limit: the defaults' wall time, or more, so that a run given more CPU time also has the time to
  * use it — the runtime's own ratio of wall to CPU time applied to the CPU time it has (up to its

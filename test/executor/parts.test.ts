@@ -7,7 +7,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { effectiveLimits } from '../../src/executor/limits.js';
+import { defaultStageLimits, effectiveLimits } from '../../src/executor/limits.js';
 import { checkJudgeProgram, checkSubmission, outputAboveMaximum } from '../../src/executor/check.js';
 import { envStrings, leastMemoryBytes } from '../../src/sandbox/spec.js';
 import { compileArgv, expandLimits, runArgv, stageEnv } from '../../src/executor/argv.js';
@@ -194,6 +194,11 @@ test("a job without limits of its own gets its runtime's defaults, whatever jobs
   // A runtime whose own defaults the engine refuses is refused at every check, not once.
   const broken: Runtime = { ...runtime, defaultLimits: { ...defaults, pids: 1.5 } };
   for (let i = 0; i < 2; i++) assert.throws(() => checkSubmission(broken, plain), /limits\.pids must be an integer/);
+  // The same defaults where no job is at hand (Judge0's /languages/:id, the start-up path traces):
+  // a stage for each the runtime has, no compile without one.
+  assert.deepEqual(defaultStageLimits(runtime), { compile: again.compileLimits, run: again.runLimits });
+  const { compile: _, ...interpreted } = runtime;
+  assert.deepEqual(defaultStageLimits(interpreted), { run: defaults });
 });
 
 test('argv: {files} and {args} expand to zero or more elements; run appends args without {args}', () => {
