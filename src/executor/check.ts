@@ -307,8 +307,8 @@ interface RuntimeDefaults {
   runLimits: Limits;
   /** The compile's limits of a job that names none, checked; undefined without a compile. */
   compileLimits: Limits | undefined;
-  /** The env as execve copies it, where it names no limit (the same for every stage); undefined
-   * where it does (execEnv expands it per stage). */
+  /** The env as execve copies it, where it names no limit (Runtime.envNamesLimits: the same for
+   * every stage); undefined where it does (execEnv expands it per stage). */
   env: readonly string[] | undefined;
 }
 
@@ -327,7 +327,7 @@ function runtimeDefaults(runtime: Runtime): RuntimeDefaults {
     defaults = Object.freeze({
       runLimits: Object.freeze(sandboxLimits((limit) => `limits.${limit}`, effectiveLimits(runtime.defaultLimits, runtime.maxLimits))),
       compileLimits: compileLimits && Object.freeze(sandboxLimits((limit) => `compileLimits.${limit}`, compileLimits)),
-      env: stageEnv(runtime.env, runtime.defaultLimits) === runtime.env ? Object.freeze(envStrings(runtime.env)) : undefined,
+      env: runtime.envNamesLimits ? undefined : Object.freeze(envStrings(runtime.env)),
     });
     runtimeDefaultsCache.set(runtime, defaults);
   }

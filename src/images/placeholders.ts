@@ -12,6 +12,11 @@
  * `{cpuCores}`), the percentage. */
 export const LIMIT_PLACEHOLDER = /\{(?:(memoryBytes|memoryMiB)(?::([1-9][0-9]?|100)%)?|cpuCores)\}/g;
 
+/** Whether `text` names a limit placeholder anywhere (`search` ignores the pattern's lastIndex). */
+export function namesLimit(text: string): boolean {
+  return text.search(LIMIT_PLACEHOLDER) !== -1;
+}
+
 /** Anything written as a placeholder (`{name}` or `{name:...}`, a name in our lower camel case):
  * checked against the placeholders there are, so that a misspelt one (`{memoryMib}`) is refused
  * when the file loads rather than given to a program as it is. A shell's `${name}` is the

@@ -276,6 +276,11 @@ describe('bad runtime files are typed errors naming the field', () => {
     const [loaded] = load({ python: { ...python, run: told, env: { ...python.env, LIMIT: '{memoryBytes:90%}', THREADS: '{cpuCores}' } } });
     assert.deepEqual(loaded!.run.argv, told.argv);
     assert.equal(loaded!.env.LIMIT, '{memoryBytes:90%}');
+    // Whether the env names a limit is said once, as it loads (the job's check reads it): braces
+    // that are no placeholder's name none.
+    assert.equal(loaded!.envNamesLimits, true);
+    assert.equal(load({ python: { ...python, env: { ...python.env, SHELL_LIKE: '${HOME} {"A": 1}' } } })[0]!.envNamesLimits, false);
+    assert.equal(load({ python: { ...python, env: { ...python.env, THREADS: '{cpuCores}' } } })[0]!.envNamesLimits, true);
   });
 
   it('one alias for two runtimes of one version', () =>
