@@ -9,7 +9,7 @@ import { loadRuntimes } from '../images/runtimes.js';
 import { tryHoldLockFile } from '../lock-file.js';
 import { exitReason, startRedisServer } from '../queue/redis-server.js';
 import { ListenError, runApi } from './api-command.js';
-import { createLogger, guardStartup, onShutdown } from './process-control.js';
+import { createLogger, guardStartup, onShutdown, SINGLE_WORKER_FLAG } from './process-control.js';
 import { checkWorkerMachine, sandboxUidAccountsWarning, WorkerPreflightError } from './worker-preflight.js';
 
 const USAGE = `usage: cellblock <command>
@@ -63,7 +63,7 @@ async function worker(config: Config, argv: string[]): Promise<void> {
     throw new UsageError('cellblock worker runs at least one worker process: CELLBLOCK_WORKER_PROCESSES=0 is for `cellblock start` alone (the API without workers)');
   }
   const logger = createLogger(config.logLevel, 'worker');
-  const { isSupervisedWorker, runWorkerProcess, superviseWorkers, SINGLE_WORKER_FLAG } = await workerCommand();
+  const { isSupervisedWorker, runWorkerProcess, superviseWorkers } = await workerCommand();
   // Forked by our supervisor, which stops it. Not `--single` alone, nor IPC alone, which a worker
   // started by hand, or by a manager that stops it with SIGINT (pm2), may also have.
   const supervised = isSupervisedWorker();
@@ -168,15 +168,29 @@ async function start(config: Config): Promise<void> {
   });
 }
 
+const SERVICE_COMMANDS = ['start', 'api', 'worker'];
+const HELP_ARGS = ['help', '--help', '-h'];
+
 async function main(argv: string[]): Promise<number | undefined> {
   const [command, ...rest] = argv;
   if (command === 'images') {
     const { imagesCommand } = await import('../images/cli.js');
     return imagesCommand(rest);
   }
-  if (!command || command === 'help' || command === '--help' || command === '-h') {
+  if (!command || HELP_ARGS.includes(command)) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
+  }
+  if (!SERVICE_COMMANDS.includes(command)) throw new UsageError(`unknown command "${command}"`);
+  // Checked before anything starts: `cellblock start --help` on a production host must not run
+  // a service (on the default port and data) rather than say how to use it.
+  if (rest.some((arg) => HELP_ARGS.includes(arg))) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const unexpected = rest.filter((arg) => !(command === 'worker' && arg === SINGLE_WORKER_FLAG));
+  if (unexpected.length > 0) {
+    throw new UsageError(`cellblock ${command} takes no arguments (got ${JSON.stringify(unexpected[0])}): its settings are CELLBLOCK_* environment variables`);
   }
   const config = loadConfig();
   switch (command) {

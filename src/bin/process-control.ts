@@ -3,6 +3,10 @@
 // during start-up.
 import pino, { type Logger } from 'pino';
 
+/** argv marker of a supervised child (`cellblock worker --single`): run one worker in this
+ * process. The one argument a service command takes, and only from its supervisor. */
+export const SINGLE_WORKER_FLAG = '--single';
+
 export function createLogger(level: string, role: string): Logger {
   return pino({ level, base: { service: 'cellblock', role, pid: process.pid } });
 }

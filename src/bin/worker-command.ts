@@ -7,9 +7,8 @@ import type { Config } from '../config.js';
 import { createExecutor } from '../executor/create.js';
 import { loadRuntimes } from '../images/runtimes.js';
 import { startQueueWorker, type QueueWorker } from '../queue/worker.js';
+import { SINGLE_WORKER_FLAG } from './process-control.js';
 
-/** argv marker of a supervised child: run one worker in this process. */
-export const SINGLE_WORKER_FLAG = '--single';
 /** A worker that dies is restarted after this, doubled for each quick death in a row (one that
  * cannot start at all, say) up to the maximum, so that a broken machine does not spin. */
 const RESTART_DELAY_MS = 1000;

@@ -1,0 +1,53 @@
+// The `cellblock` command's usage answers: help and bad arguments are answered before anything
+// starts (a `cellblock start --help` on a production host once started the whole service on the
+// default port and data dir). Run with a scratch Redis data dir and no workers, so that a run that
+// did start something (a regression) stays private and is ended by the timeout.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, test } from 'node:test';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'cellblock-command-line-test-'));
+const redisDataDir = path.join(scratch, 'redis');
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+function cellblock(...args: string[]) {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', path.join(repo, 'src/bin/cellblock.ts'), ...args], {
+    cwd: repo,
+    encoding: 'utf8',
+    timeout: 15_000,
+    env: { ...process.env, CELLBLOCK_WORKER_PROCESSES: '0', CELLBLOCK_REDIS_DATA_DIR: redisDataDir, CELLBLOCK_PORT: '0', CELLBLOCK_REDIS_URL: '' },
+  });
+  return { status: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr };
+}
+
+for (const args of [['--help'], ['start', '--help'], ['start', '-h'], ['api', 'help'], ['worker', '--help']]) {
+  test(`cellblock ${args.join(' ')}: the usage, status 0, nothing started`, () => {
+    const run = cellblock(...args);
+    assert.equal(run.signal, null, 'ended by itself, not by the timeout');
+    assert.equal(run.status, 0);
+    assert.match(run.stdout, /^usage: cellblock <command>/);
+    assert.equal(existsSync(redisDataDir), false, 'no private Redis was started');
+  });
+}
+
+for (const args of [['start', '--bogus'], ['start', '8080'], ['api', '--port=1'], ['worker', '--single', '--x']]) {
+  test(`cellblock ${args.join(' ')}: one line naming the argument, status 2, nothing started`, () => {
+    const run = cellblock(...args);
+    assert.equal(run.signal, null, 'ended by itself, not by the timeout');
+    assert.equal(run.status, 2);
+    const unexpected = args.at(-1)!;
+    assert.equal(run.stderr.split('\n')[0], `cellblock: cellblock ${args[0]} takes no arguments (got ${JSON.stringify(unexpected)}): its settings are CELLBLOCK_* environment variables`);
+    assert.equal(existsSync(redisDataDir), false, 'no private Redis was started');
+  });
+}
+
+test('cellblock bogus: unknown command, status 2', () => {
+  const run = cellblock('bogus');
+  assert.equal(run.status, 2);
+  assert.match(run.stderr, /^cellblock: unknown command "bogus"/);
+});
