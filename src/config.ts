@@ -200,8 +200,9 @@ function directory(env: Env, variable: string, fallback: string, options: { moun
 }
 
 /** `10.0.0.0/8,fd00::/8,192.0.2.7`; unset or empty: `fallback`; `none`: no network, unless
- * `noneRefused` says why it may not be written. */
-function networks(env: Env, variable: string, fallback: readonly string[], noneRefused?: string): string[] {
+ * `noneRefused` says why it may not be written; a /0 network (every address), unless
+ * `everyAddressRefused` says why it may not be written. */
+function networks(env: Env, variable: string, fallback: readonly string[], noneRefused?: string, everyAddressRefused?: string): string[] {
   const raw = env[variable]?.trim();
   if (raw === undefined || raw === '') return [...fallback];
   if (raw === 'none') {
@@ -210,11 +211,13 @@ function networks(env: Env, variable: string, fallback: readonly string[], noneR
   }
   const entries = raw.split(',').map((entry) => entry.trim());
   for (const entry of entries) {
+    let prefix: number;
     try {
-      parseSubnet(entry);
+      ({ prefix } = parseSubnet(entry));
     } catch (error) {
       throw new ConfigError(variable, (error as Error).message);
     }
+    if (prefix === 0 && everyAddressRefused !== undefined) throw new ConfigError(variable, `"${entry}" is every address: ${everyAddressRefused}`);
   }
   return entries;
 }
@@ -332,7 +335,13 @@ export function loadConfig(env: Env = process.env): Config {
       networks(env, 'CELLBLOCK_WEBHOOK_ALLOW', [], '"none" would permit no destination; to send no webhook or callback, set CELLBLOCK_WEBHOOK_DENY=0.0.0.0/0,::/0'),
       networks(env, 'CELLBLOCK_WEBHOOK_DENY', DEFAULT_WEBHOOK_DENY),
     ),
-    trustedProxies: networks(env, 'CELLBLOCK_TRUSTED_PROXIES', []),
+    trustedProxies: networks(
+      env,
+      'CELLBLOCK_TRUSTED_PROXIES',
+      [],
+      undefined,
+      'any client could then name any address in X-Forwarded-For; list only your balancers and proxies',
+    ),
     corsOrigins: origins(env, 'CELLBLOCK_CORS_ORIGINS'),
     apiKeys: apiKeys(env, 'CELLBLOCK_API_KEYS', defaultRequestsPerWindow),
     rateLimitWindowMs: integer(env, 'CELLBLOCK_RATE_LIMIT_WINDOW_MS', 60_000, 1000),

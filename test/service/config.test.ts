@@ -94,6 +94,9 @@ describe('configuration', () => {
       [{ CELLBLOCK_CORS_ORIGINS: 'https://ide.example.com/' }, 'CELLBLOCK_CORS_ORIGINS', /is not an origin/],
       [{ CELLBLOCK_CORS_ORIGINS: 'ide.example.com' }, 'CELLBLOCK_CORS_ORIGINS', /is not an origin/],
       [{ CELLBLOCK_TRUSTED_PROXIES: 'balancer.internal' }, 'CELLBLOCK_TRUSTED_PROXIES', /"balancer.internal" is not an address or a network/],
+      // Every client could name its own address (and fastify's proxy-addr throws on a /0 range).
+      [{ CELLBLOCK_TRUSTED_PROXIES: '0.0.0.0/0' }, 'CELLBLOCK_TRUSTED_PROXIES', /"0\.0\.0\.0\/0" is every address: any client could then name any address/],
+      [{ CELLBLOCK_TRUSTED_PROXIES: '10.0.0.0/8, ::/0' }, 'CELLBLOCK_TRUSTED_PROXIES', /"::\/0" is every address/],
       // An empty allow list is "anywhere": "none" must not open everything.
       [{ CELLBLOCK_WEBHOOK_ALLOW: 'none' }, 'CELLBLOCK_WEBHOOK_ALLOW', /would permit no destination.*CELLBLOCK_WEBHOOK_DENY=0\.0\.0\.0\/0,::\/0/],
       // Directories: absolute; those whose paths go into overlayfs's mount options without its separators.
