@@ -281,6 +281,17 @@ describe('live jobs end to end', { skip }, () => {
     assert.deepEqual(await socket.closed, { code: 4999, reason: 'Job Completed' });
   });
 
+  test('Piston /api/v2/connect: a signal right after init, before the program began: exit says SIGKILL', async () => {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const socket = await open('/api/v2/connect');
+      socket.send({ type: 'init', language: 'python', version: '*', files: [{ content: SLEEPER }] });
+      socket.send({ type: 'signal', signal: 'SIGTERM' });
+      const exit = await socket.next((m) => m.type === 'exit');
+      assert.deepEqual(exit, { type: 'exit', stage: 'run', code: null, signal: 'SIGKILL' });
+      assert.deepEqual(await socket.closed, { code: 4999, reason: 'Job Completed' });
+    }
+  });
+
   test('Piston /api/v2/connect: a program that ends by itself', async () => {
     const socket = await open('/api/v2/connect');
     socket.send({ type: 'init', language: 'py', version: '3', files: [{ content: 'import sys\nprint("out")\nprint("err", file=sys.stderr)\nsys.exit(3)\n' }] });

@@ -71,7 +71,9 @@ export function pistonConnect(socket: WebSocket, request: FastifyRequest, option
       }
       case 'exit':
         for (const { stream, text: rest } of text.rest(event.stage)) live.send({ type: 'data', stream, data: rest });
-        live.send({ type: 'exit', stage: event.stage, code: event.exit.exitCode, signal: event.exit.signalName });
+        // A signal cancels the run (onMessage); one that came before the program began ends it
+        // with no signal of its own, yet a Piston client was told its process got a kill.
+        live.send({ type: 'exit', stage: event.stage, code: event.exit.exitCode, signal: event.exit.signalName ?? (event.exit.verdict === 'cancelled' ? 'SIGKILL' : null) });
         return;
       case 'inputLost':
         void notify('stdin could not be passed on (Redis unreachable, or the worker gone): the job is cancelled, its input having a gap');
