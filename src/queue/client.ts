@@ -1,23 +1,24 @@
 // JobClient over BullMQ: the API's side of the queue. Job data is the JobRequest, the job id a
 // nanoid, the return value the JobResult. Finished jobs stay readable for `resultTtlSeconds` after
-// they finished: reads stop at it (readJobRecord), and a cleaner removes them from Redis within an
+// they finished: reads stop at it (readJobRecord, job-record.ts), and a cleaner removes them from Redis within an
 // interval after it (result-cleaner.ts; BullMQ's removeOnComplete/removeOnFail age removes them
 // only as a later job finishes). Cancellation is a marker key (a queued job never
 // runs) plus a pub/sub message (a running job is aborted by whichever worker holds it). A live job
 // (submitLive) is a job whose session listens on its own pub/sub channels (live-session.ts).
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { Job, Queue, QueueEvents, type JobState } from 'bullmq';
+import { Job, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
 import type { Logger } from 'pino';
 import { sha256Hex } from '../digest.js';
-import { laterFieldsOf, type IdempotentSubmission, type JobClient, type JobRecord, type JobRequest, type JobStatus, type LiveEvent, type LiveSession } from '../jobs/model.js';
+import { laterFieldsOf, type IdempotentSubmission, type JobClient, type JobRecord, type JobRequest, type LiveEvent, type LiveSession } from '../jobs/model.js';
 import { API_CONNECTION_NAME, createRedis, workerConnectionName } from './connection.js';
 import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from './errors.js';
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
-import { splitStoredResult, type StoredJobResult } from './codec.js';
-import { READS_RESULTS_APART_OPTION, withResultKeptApart } from './result-store.js';
+import type { StoredJobResult } from './codec.js';
+import { FINAL_STATUSES, isFinishedState, readJobRecord, recordFromCompletion, resultExpired, unexpiredRecord, type CancelMarker } from './job-record.js';
+import { READS_RESULTS_APART_OPTION } from './result-store.js';
 import { CLOSE_REDIS_AWAY_MS, watchUnreachable } from './unreachable.js';
 import { ChannelSubscriber } from './channel-subscriber.js';
 import { QueueLiveSession } from './live-session.js';
@@ -65,25 +66,6 @@ export interface WorkerLiveness {
   jobFields?: string[];
 }
 
-/** What the cancel marker holds, so that a cancelled queued job (removed from BullMQ) still has a
- * record, its submission included. */
-interface CancelMarker {
-  createdAt: string;
-  cancelledAt: string;
-  /** Absent in markers written before it was kept. */
-  request?: JobRequest;
-}
-
-/** The BullMQ failure reason of a job whose worker died more than `maxStalledCount` times. */
-const STALLED_REASON = 'job stalled more than allowable limit';
-/** The failure reason a worker gives a job it took after it was cancelled (see worker.ts). */
-export const CANCELLED_REASON = 'cancelled before it ran';
-/** Why a live job fails rather than run again: its client's input went to the worker that had it. */
-export const LIVE_RETRY_REASON = "a live job is not run again: the worker running it stopped, and its client's input went with it";
-/** Failures made at a take, before anything ran: BullMQ's for a job stalled past its count, and a
- * worker's for a job cancelled before it ran or a live job taken again. The take counted an attempt
- * and set processedOn all the same. */
-const FAILED_AT_TAKE = [STALLED_REASON, CANCELLED_REASON, LIVE_RETRY_REASON];
 /** Queue events that name a job's final state. */
 type FinalEventState = 'completed' | 'failed';
 /**
@@ -121,8 +103,6 @@ end
 return 0`;
 /** The keys of a job BullMQ's removeJobKeys deletes with its hash. */
 const JOB_KEY_SUFFIXES = ['', ':logs', ':dependencies', ':processed', ':failed', ':unsuccessful'];
-/** The statuses a job ends in. */
-export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['done', 'failed', 'cancelled']);
 /** How often `wait` re-reads a job in case a queue event was missed (e.g. across a Redis restart). */
 const WAIT_POLL_MS = 1000;
 /**
@@ -817,109 +797,3 @@ export function canonicalJson(value: unknown): string {
   );
 }
 
-/** What a record is made of: a BullMQ job's fields, read from Redis or known from a completion event. */
-type JobSnapshot = Pick<Job<JobRequest, StoredJobResult>, 'id' | 'timestamp' | 'data' | 'processedOn' | 'finishedOn' | 'attemptsStarted' | 'returnvalue' | 'failedReason'>;
-
-/** The record of a job this process submitted, from its completion event's return value; undefined
- * when the event cannot tell it all (a result stored without its attempt, a batch submission). */
-function recordFromCompletion(id: string, fresh: FreshSubmission, completion: StoredJobResult): JobRecord | undefined {
-  const attempt = completion.attempt;
-  // A result kept apart (its stub in the event) is read with the job (readJobRecord).
-  if (!fresh.request || !attempt || typeof completion.verdict !== 'string' || completion.storedIn !== undefined) return undefined;
-  return toRecord(
-    {
-      id,
-      timestamp: fresh.submittedAt,
-      data: fresh.request,
-      processedOn: attempt.startedAtMs,
-      finishedOn: attempt.finishedAtMs,
-      attemptsStarted: attempt.number,
-      returnvalue: completion,
-      failedReason: '',
-    },
-    'completed',
-  );
-}
-
-/** A job's record as `GET /v1/jobs/:id` shows it (the API's, and the worker's for a notification);
- * undefined when Redis holds nothing of it (never submitted, or its results expired) or, given
- * `resultTtlMs`, when it finished that long ago or more: exactly at its TTL, whether or not the
- * result cleaner has removed it yet. */
-export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys, id: string, resultTtlMs?: number): Promise<JobRecord | undefined> {
-  // State first: a job read before its state may have finished in between, and would show as
-  // done without its result. Read after, the job's hash is at least as new as its state.
-  const state = await queue.getJobState(id);
-  // Its whole result where it was kept apart (not for a job whose result has expired: it reads as
-  // gone below, and that result may be a hundred MB); a job whose result's key expired reads as
-  // expired.
-  const read = await queue.getJob(id);
-  const expired = resultTtlMs !== undefined && resultExpired(read?.finishedOn, resultTtlMs);
-  const job = expired ? read : await withResultKeptApart(redis, read);
-  // The state again where the hash is newer than it: a hash without a state (a job added in
-  // between, or one a cancel took out of every list), with a finish time while the state said
-  // unfinished (it finished in between), or without one while the state said finished (an expired
-  // job an Idempotency-Key's try removed and made anew under its id in between): shown as it is,
-  // not as running with no result, nor done without one.
-  const stale = state === 'unknown' || (job !== undefined && (job.finishedOn !== undefined) !== isFinishedState(state));
-  const jobState = job && stale ? await job.getState() : state;
-  // A job in no list of BullMQ's is one whose cancel took it out of the queue and then lost Redis
-  // before removing it: its marker is its record, as for a job removed.
-  if (job && jobState !== 'unknown') return unexpiredRecord(job, jobState, resultTtlMs);
-  const marker = await redis.get(keys.cancelled(id));
-  if (marker === null) return job ? toRecord(job, jobState) : undefined;
-  const { createdAt, cancelledAt, request } = JSON.parse(marker) as CancelMarker;
-  return { id, status: 'cancelled', createdAt, finishedAt: cancelledAt, ...(request ? { request } : {}) };
-}
-
-function isFinishedState(state: JobState | 'unknown'): boolean {
-  return state === 'completed' || state === 'failed';
-}
-
-/** Whether a result has outlived its TTL: `finishedOn` is BullMQ's, which the clean compares too
- * (the finished sets' score), so that a result read as gone is one the clean removes. */
-export function resultExpired(finishedOn: number | undefined, resultTtlMs: number, nowMs = Date.now()): boolean {
-  return finishedOn !== undefined && nowMs - finishedOn >= resultTtlMs;
-}
-
-/** The job's record, or undefined for a finished job whose result has expired (`resultTtlMs`;
- * none when undefined), read as a job Redis no longer holds. */
-function unexpiredRecord(job: JobSnapshot, state: JobState | 'unknown', resultTtlMs: number | undefined): JobRecord | undefined {
-  if (resultTtlMs !== undefined && isFinishedState(state) && resultExpired(job.finishedOn, resultTtlMs)) return undefined;
-  return toRecord(job, state);
-}
-
-/** BullMQ's view of a job, in the vocabulary every front shares. */
-export function toRecord(job: JobSnapshot, state: JobState | 'unknown'): JobRecord {
-  const record: JobRecord = { id: job.id!, status: 'queued', createdAt: new Date(job.timestamp).toISOString() };
-  // The job's data is the JobRequest: read with the job, so showing it costs no Redis round trip.
-  if (job.data) record.request = job.data;
-  // A job failed at a take (FAILED_AT_TAKE: stalled past maxStalledCount, cancelled before it ran,
-  // a live job taken again) ran nothing there; but BullMQ's take counts an attempt started and sets
-  // processedOn all the same. So its workers are one fewer than its takes, and its processedOn is
-  // its failure's time, not when its last run started, which Redis no longer holds (if it ran at
-  // all): it has no startedAt.
-  const failedAtTake = state === 'failed' && FAILED_AT_TAKE.includes(job.failedReason);
-  if (job.processedOn && !failedAtTake) record.startedAt = new Date(job.processedOn).toISOString();
-  // A completed job finished when its worker had the result (BullMQ's finishedOn is an instant
-  // later, when it stored it), so that the record reads the same from the job and from its event.
-  const stored = state === 'completed' && job.returnvalue ? splitStoredResult(job.returnvalue) : undefined;
-  const finishedOn = isFinishedState(state) ? (stored?.attempt?.finishedAtMs ?? job.finishedOn) : undefined;
-  if (finishedOn) record.finishedAt = new Date(finishedOn).toISOString();
-  const attempts = failedAtTake ? job.attemptsStarted - 1 : job.attemptsStarted;
-  if (attempts > 0) record.attempts = attempts;
-  if (state === 'active') {
-    record.status = 'running';
-  } else if (state === 'completed') {
-    if (stored) record.result = stored.result;
-    record.status = stored?.result.verdict === 'cancelled' ? 'cancelled' : 'done';
-  } else if (state === 'failed' && job.failedReason === CANCELLED_REASON) {
-    record.status = 'cancelled';
-  } else if (state === 'failed') {
-    record.status = 'failed';
-    record.failure =
-      job.failedReason === STALLED_REASON
-        ? { code: 'worker_lost', message: 'the job was retried after its worker died, and its worker died again' }
-        : { code: 'internal_error', message: job.failedReason || 'the worker failed to run the job' };
-  }
-  return record;
-}

@@ -4,7 +4,7 @@ import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ByteBudget, ByteBudgetAbortedError } from './byte-budget.js';
-import { FINAL_STATUSES, readJobRecord } from './client.js';
+import { FINAL_STATUSES, readJobRecord } from './job-record.js';
 import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
 import { bytesKeptApart } from './result-store.js';
 import { abandonConnection } from './unreachable.js';

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import type { JobRequest } from '../../src/jobs/model.js';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { CANCELLED_REASON, LIVE_RETRY_REASON, readJobRecord, toRecord } from '../../src/queue/client.js';
+import { CANCELLED_REASON, LIVE_RETRY_REASON, readJobRecord, toRecord } from '../../src/queue/job-record.js';
 import type { RedisKeys } from '../../src/queue/keys.js';
 
 const request = { runtimeId: 'python', files: [{ name: 'main.py', contentBase64: '' }], stdinBase64: '', args: [], limits: {} } as JobRequest;
