@@ -5,7 +5,7 @@
 // only as a later job finishes). Cancellation is a marker key (a queued job never
 // runs) plus a pub/sub message (a running job is aborted by whichever worker holds it). A live job
 // (submitLive) is a job whose session listens on its own pub/sub channels (live-session.ts).
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Job, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
@@ -17,6 +17,7 @@ import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, Worker
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
 import type { StoredJobResult } from './codec.js';
+import { canonicalJson, idempotentJobId, readIdempotencySecret, removeExpiredJob } from './idempotency.js';
 import { FINAL_STATUSES, isFinishedState, readJobRecord, recordFromCompletion, resultExpired, unexpiredRecord, type CancelMarker } from './job-record.js';
 import { READS_RESULTS_APART_OPTION } from './result-store.js';
 import { CLOSE_REDIS_AWAY_MS, watchUnreachable } from './unreachable.js';
@@ -84,25 +85,6 @@ if redis.call('LREM', KEYS[1], 0, id) > 0 or redis.call('LREM', KEYS[2], 0, id) 
   return 1
 end
 return 0`;
-/**
- * Removes a finished job whose result has expired (KEYS: the completed and failed sets, then the
- * job's keys as BullMQ's removeJobKeys deletes them; ARGV: the job id, the newest finish time
- * that has expired, epoch ms): 1 if it did. The sets' scores are the jobs' finishedOn; a job in
- * neither (queued, running: a job added under the id since, say) or finished later is left as it
- * is, so that tries racing on one Idempotency-Key remove the expired job once and never the new.
- */
-const REMOVE_EXPIRED_JOB = `
-for i = 1, 2 do
-  local finishedOn = redis.call('ZSCORE', KEYS[i], ARGV[1])
-  if finishedOn and tonumber(finishedOn) <= tonumber(ARGV[2]) then
-    redis.call('ZREM', KEYS[i], ARGV[1])
-    redis.call('DEL', unpack(KEYS, 3))
-    return 1
-  end
-end
-return 0`;
-/** The keys of a job BullMQ's removeJobKeys deletes with its hash. */
-const JOB_KEY_SUFFIXES = ['', ':logs', ':dependencies', ':processed', ':failed', ':unsuccessful'];
 /** How often `wait` re-reads a job in case a queue event was missed (e.g. across a Redis restart). */
 const WAIT_POLL_MS = 1000;
 /**
@@ -284,30 +266,16 @@ export class BullJobClient implements JobClient {
     if (!job) return undefined;
     const nowMs = Date.now();
     if (resultExpired(job.finishedOn, this.resultTtlMs, nowMs)) {
-      await this.removeExpired(id, nowMs - this.resultTtlMs);
+      await removeExpiredJob(this.queue, this.redis, id, nowMs - this.resultTtlMs);
       return undefined;
     }
     return { submission: canonicalJson(job.data), cancelled: false };
   }
 
-  /** Removes the job `id` if it finished at `expiredBy` (epoch ms) or before (REMOVE_EXPIRED_JOB). */
-  private async removeExpired(id: string, expiredBy: number): Promise<void> {
-    const { completed, failed } = this.queue.keys;
-    const jobKey = this.queue.toKey(id);
-    await this.redis.eval(REMOVE_EXPIRED_JOB, 2 + JOB_KEY_SUFFIXES.length, completed!, failed!, ...JOB_KEY_SUFFIXES.map((suffix) => jobKey + suffix), id, expiredBy);
-  }
-
-  /** The secret mixed into every idempotency key's job id, the same for every API process of the
-   * deployment (kept in Redis, made by the first that needs it): without it anyone who guessed a
-   * key on a server without API keys could compute its job's id and read the job. */
+  /** keys.idempotencySecret (readIdempotencySecret), read once per process. */
   private async idempotencySecret(): Promise<string> {
     if (this.idempotencySecretValue) return this.idempotencySecretValue;
-    const key = this.keys.idempotencySecret;
-    const secret = await this.guard(async () => {
-      await this.redis.set(key, randomBytes(32).toString('base64url'), 'NX');
-      return this.redis.get(key);
-    });
-    if (!secret) throw new QueueUnavailableError(new Error(`${key} vanished as it was read`));
+    const secret = await this.guard(() => readIdempotencySecret(this.redis, this.keys.idempotencySecret));
     this.idempotencySecretValue = secret;
     return secret;
   }
@@ -780,20 +748,3 @@ export function jobOptions(jobId: string, submittedAt: number, resultTtlSeconds:
   // This API reads a large result kept apart, so its worker may keep it so (result-store.ts).
   return { jobId, timestamp: submittedAt, attempts: 1, removeOnComplete: kept, removeOnFail: kept, [READS_RESULTS_APART_OPTION]: true as const };
 }
-
-/** The job id an idempotency key names: 21 characters of the SHA-256 of the deployment's secret
- * and the key in base64url, a nanoid's shape (isJobId), so that every read of the job is one of
- * any other. */
-export function idempotentJobId(secret: string, idempotencyKey: string): string {
-  return createHash('sha256').update(secret).update('\0').update(idempotencyKey).digest('base64url').slice(0, 21);
-}
-
-/** JSON with every object's keys sorted: one submission, whatever order its fields came in. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, field: unknown) =>
-    field !== null && typeof field === 'object' && !Array.isArray(field)
-      ? Object.fromEntries(Object.entries(field as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : field,
-  );
-}
-

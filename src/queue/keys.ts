@@ -21,7 +21,7 @@ export interface RedisKeys {
   verdictCounts: string;
   /** Hash: job latency histogram (bucket upper bounds in ms, `sum`, `count`), for /metrics. */
   latencyHistogram: string;
-  /** String: the deployment's secret in idempotency keys' job ids (client.ts, submitOnce). */
+  /** String: the deployment's secret in idempotency keys' job ids (idempotency.ts, readIdempotencySecret). */
   idempotencySecret: string;
   /** Pub/sub channel of a live job's events, from its worker to the API that holds its session. */
   liveEvents(jobId: string): string;

@@ -10,7 +10,7 @@ import pino from 'pino';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { Runtime } from '../../src/images/types.js';
 import { LATER_JOB_FIELDS, variantJobField, type JobRecord, type StoredStage } from '../../src/jobs/model.js';
-import { idempotentJobId } from '../../src/queue/client.js';
+import { idempotentJobId } from '../../src/queue/idempotency.js';
 import { workerConnectionName } from '../../src/queue/connection.js';
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
