@@ -16,6 +16,7 @@ import { API_CONNECTION_NAME, createRedis, workerConnectionName } from './connec
 import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from './errors.js';
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
+import { QueueAdmission } from './admission.js';
 import type { StoredJobResult } from './codec.js';
 import { canonicalJson, idempotentJobId, readIdempotencySecret, removeExpiredJob } from './idempotency.js';
 import { FINAL_STATUSES, isFinishedState, readJobRecord, recordFromCompletion, resultExpired, unexpiredRecord, type CancelMarker } from './job-record.js';
@@ -87,14 +88,6 @@ end
 return 0`;
 /** How often `wait` re-reads a job in case a queue event was missed (e.g. across a Redis restart). */
 const WAIT_POLL_MS = 1000;
-/**
- * How old a read of the queue's depth may grow before a submission starts the next one, for the
- * admission check (maxQueuedJobs). Across API processes the check is a cap against floods, not an
- * exact count (the others add in between): a submission is admitted on the last read (plus the
- * jobs this process added or is adding since) while the next read is under way, so that no request
- * waits for a round trip to Redis just for it; only a refusal waits, for a read of its own.
- */
-const QUEUE_DEPTH_READ_MS = 250;
 /** A job this process submitted less than this long ago needs no first read in `wait`. */
 const FRESH_SUBMISSION_MS = 2000;
 /** How long the live workers read for a job with a later field (checkWorkersKnow) are trusted: a
@@ -112,12 +105,6 @@ interface FreshSubmission {
   finalState?: FinalEventState;
   /** The return value the completion event carried. */
   completion?: StoredJobResult;
-}
-/** A read of the queue's depth under way, and the jobs added here since it started. */
-interface DepthRead {
-  read: Promise<number>;
-  startedAt: number;
-  addedSince: number;
 }
 // "Command timed out": ioredis's commandTimeout, where a frozen Redis outlasts it. Beside the
 // connection's own failures, Redis's refusals of a write it cannot take now: OOM (used memory
@@ -159,12 +146,8 @@ export class BullJobClient implements JobClient {
   /** Listeners by job id, told the final state (and a completion's return value) when an event names it. */
   private readonly waiters = new Map<string, Set<(finalState?: FinalEventState, completion?: StoredJobResult) => void>>();
   private readonly redisTimeoutMs: number;
-  /** The queue's depth as last read, when that read was started, and the jobs added here since. */
-  private depth?: { jobs: number; readAt: number; addedSince: number };
-  /** The read under way, shared by concurrent submissions. */
-  private depthRead?: DepthRead;
-  /** Jobs admitted by the queue's depth check and not yet added (their add under way). */
-  private adding = 0;
+  /** The queue-depth check every add goes through (maxQueuedJobs). */
+  private readonly admission: QueueAdmission;
   /** keys.idempotencySecret, once read. */
   private idempotencySecretValue?: string;
   /** Jobs submitted here, in submission order, until `wait` takes them or they grow old. */
@@ -196,6 +179,7 @@ export class BullJobClient implements JobClient {
     this.liveEvents = new ChannelSubscriber(options.redisUrl, 'cellblock-api-live');
     this.liveSocketLedger = new LiveSocketLedger(this.redis, this.keys);
     this.notificationQueue = new NotificationQueue(this.redis, options.prefix);
+    this.admission = new QueueAdmission(() => this.queue.count(), options.maxQueuedJobs);
     this.resultTtlMs = options.resultTtlSeconds * 1000;
     const logCleanError = options.logger ? repeatedErrorLogger(options.logger, 'cannot remove expired results', REPEATED_ERROR_LOG_INTERVAL_MS) : undefined;
     this.resultCleaner = startResultCleaner({
@@ -324,75 +308,31 @@ export class BullJobClient implements JobClient {
   private async add(requests: JobRequest[], ids: string[]): Promise<string[]> {
     return this.guard(async () => {
       await this.checkWorkersKnow(requests);
-      // Counted with the jobs this process admitted and is still adding: the check and the
-      // reservation run in one turn of the event loop (no await between them), so that
-      // concurrent submissions cannot all pass on one count while each one's add is under way.
-      const admitting = requests.length;
-      let queued = (await this.queuedJobs(false)) + this.adding;
-      if (queued + admitting > this.options.maxQueuedJobs) queued = (await this.queuedJobs(true)) + this.adding;
-      if (queued + admitting > this.options.maxQueuedJobs) {
-        throw new QueueFullError(queued, this.options.maxQueuedJobs);
-      }
-      this.adding += admitting;
-      return this.addAdmitted(requests, ids);
+      return this.admission.admit(requests.length, () => this.addAdmitted(requests, ids));
     });
   }
 
-  /** Adds jobs the admission check let in (add), and ends their reservation (`adding`) in the
-   * turn they join addedSince (never counted twice), or where the add failed. */
+  /** Adds jobs the admission check let in (add). */
   private async addAdmitted(requests: JobRequest[], ids: string[]): Promise<string[]> {
+    const submittedAt = Date.now();
+    const jobs = requests.map((data, i) => ({ name: data.runtimeId, data, opts: jobOptions(ids[i]!, submittedAt, this.options.resultTtlSeconds) }));
+    // Known as fresh before they are added, so that an end event however early is kept for `wait`.
+    this.forgetOldSubmissions();
+    const single = jobs.length === 1;
+    // An id already fresh here is another try under one idempotency key: its entry stays.
+    const created = jobs.filter((job) => !this.fresh.has(job.opts.jobId));
+    for (const job of created) this.fresh.set(job.opts.jobId, { submittedAt, ended: false, ...(single ? { request: job.data } : {}) });
     try {
-      const submittedAt = Date.now();
-      const jobs = requests.map((data, i) => ({ name: data.runtimeId, data, opts: jobOptions(ids[i]!, submittedAt, this.options.resultTtlSeconds) }));
-      // Known as fresh before they are added, so that an end event however early is kept for `wait`.
-      this.forgetOldSubmissions();
-      const single = jobs.length === 1;
-      // An id already fresh here is another try under one idempotency key: its entry stays.
-      const created = jobs.filter((job) => !this.fresh.has(job.opts.jobId));
-      for (const job of created) this.fresh.set(job.opts.jobId, { submittedAt, ended: false, ...(single ? { request: job.data } : {}) });
-      try {
-        // One job: add, not a one-job transaction around the same script, which made a job
-        // submitted after an idle gap ~0.2 ms later to be queued and taken (loadtest/redis-add.ts).
-        const [first] = jobs;
-        if (single && first) await this.queue.add(first.name, first.data, first.opts);
-        else await addAllOrNone(this.queue, jobs);
-      } catch (error) {
-        for (const job of created) this.fresh.delete(job.opts.jobId);
-        throw error;
-      }
-      if (this.depth) this.depth.addedSince += jobs.length;
-      if (this.depthRead) this.depthRead.addedSince += jobs.length;
-      return jobs.map((job) => job.opts.jobId);
-    } finally {
-      this.adding -= requests.length;
+      // One job: add, not a one-job transaction around the same script, which made a job
+      // submitted after an idle gap ~0.2 ms later to be queued and taken (loadtest/redis-add.ts).
+      const [first] = jobs;
+      if (single && first) await this.queue.add(first.name, first.data, first.opts);
+      else await addAllOrNone(this.queue, jobs);
+    } catch (error) {
+      for (const job of created) this.fresh.delete(job.opts.jobId);
+      throw error;
     }
-  }
-
-  /** Waiting jobs: from the last read plus what this process added since (a new read starts in
-   * the background once it is QUEUE_DEPTH_READ_MS old); `fresh`, or before any read, from a read
-   * under way (started by this call if none is). */
-  private async queuedJobs(fresh: boolean): Promise<number> {
-    const last = this.depth;
-    if (fresh || !last) return this.readQueuedJobs();
-    if (Date.now() - last.readAt >= QUEUE_DEPTH_READ_MS) this.readQueuedJobs().catch(() => {});
-    return last.jobs + last.addedSince;
-  }
-
-  private readQueuedJobs(): Promise<number> {
-    const reading = (this.depthRead ??= this.startDepthRead());
-    return reading.read.then((jobs) => jobs + reading.addedSince);
-  }
-
-  /** A read of the queue's depth; settled, it becomes the last read (a failed one is not kept:
-   * the next submission reads again). */
-  private startDepthRead(): DepthRead {
-    const started: DepthRead = { read: this.queue.count(), startedAt: Date.now(), addedSince: 0 };
-    started.read
-      .then((jobs) => (this.depth = { jobs, readAt: started.startedAt, addedSince: started.addedSince }), () => {})
-      .finally(() => {
-        if (this.depthRead === started) this.depthRead = undefined;
-      });
-    return started;
+    return jobs.map((job) => job.opts.jobId);
   }
 
   private forgetOldSubmissions(): void {
