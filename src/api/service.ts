@@ -1,7 +1,8 @@
 // What the API needs from the job service: the JobClient every front uses, plus the read-only
 // figures behind /readyz and /metrics. BullJobClient (src/queue/client.ts) is the implementation.
 import type { JobClient } from '../jobs/model.js';
-import type { QueueCounts, WorkerLiveness } from '../queue/client.js';
+import type { QueueCounts } from '../queue/client.js';
+import type { WorkerLiveness } from '../queue/heartbeat.js';
 import type { LiveSocketClaim } from '../queue/live-socket-ledger.js';
 import type { JobStats } from '../queue/stats.js';
 

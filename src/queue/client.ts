@@ -23,6 +23,7 @@ import { FINAL_STATUSES, isFinishedState, readJobRecord, recordFromCompletion, r
 import { READS_RESULTS_APART_OPTION } from './result-store.js';
 import { CLOSE_REDIS_AWAY_MS, watchUnreachable } from './unreachable.js';
 import { ChannelSubscriber } from './channel-subscriber.js';
+import type { WorkerLiveness } from './heartbeat.js';
 import { QueueLiveSession } from './live-session.js';
 import { LiveSocketLedger, type LiveSocketClaim } from './live-socket-ledger.js';
 import { NotificationQueue, wantsNotification, type JobNotifications, type NotifiedJob } from './notification-queue.js';
@@ -50,22 +51,6 @@ export interface QueueCounts {
   prioritized: number;
   completed: number;
   failed: number;
-}
-
-export interface WorkerLiveness {
-  workerId: string;
-  host: string;
-  pid: number;
-  concurrency: number;
-  running: number;
-  /** The worker's executor pool figures, by image then figure (ready, inUse, hits, ...). */
-  pool?: Record<string, Record<string, number>>;
-  /** The worker's kept judge compiles by figure (entries, bytes, hits, misses, waits, notKept); absent
-   * where it keeps none. */
-  judgeCompiles?: Record<string, number>;
-  /** The LATER_JOB_FIELDS this worker runs jobs with, and the runtime variants it has (variantJobField);
-   * absent from workers older than them. */
-  jobFields?: string[];
 }
 
 /** Queue events that name a job's final state. */

@@ -2,9 +2,26 @@
 // The key expiring is the worker's death notice, so /readyz needs no clock shared between
 // machines — Redis's own expiry decides.
 import type { Redis } from 'ioredis';
-import type { WorkerLiveness } from './client.js';
 import type { RedisKeys } from './keys.js';
 import { settledWithin } from './unreachable.js';
+
+/** What a worker process's liveness key says of it (/readyz, /metrics, Judge0's /workers, and
+ * the queue's check that a live worker runs a job's fields). */
+export interface WorkerLiveness {
+  workerId: string;
+  host: string;
+  pid: number;
+  concurrency: number;
+  running: number;
+  /** The worker's executor pool figures, by image then figure (ready, inUse, hits, ...). */
+  pool?: Record<string, Record<string, number>>;
+  /** The worker's kept judge compiles by figure (entries, bytes, hits, misses, waits, notKept); absent
+   * where it keeps none. */
+  judgeCompiles?: Record<string, number>;
+  /** The LATER_JOB_FIELDS this worker runs jobs with, and the runtime variants it has (variantJobField);
+   * absent from workers older than them. */
+  jobFields?: string[];
+}
 
 /** Longest stop() waits for Redis to remove the liveness key (it expires by itself anyway). */
 const REMOVE_TIMEOUT_MS = 2000;

@@ -6,7 +6,8 @@
 // as in Judge0, but a submission up to the runtime's own maxima is accepted).
 import type { Limits } from '../../sandbox/types.js';
 import { KiB, bytesToKiB, msToSeconds } from '../../units.js';
-import type { QueueCounts, WorkerLiveness } from '../../queue/client.js';
+import type { QueueCounts } from '../../queue/client.js';
+import type { WorkerLiveness } from '../../queue/heartbeat.js';
 import type { Judge0Languages } from './judge0-languages.js';
 import { CALLBACK_ATTEMPTS, CALLBACK_TIMEOUT_MS } from './judge0-callback.js';
 import { JUDGE0_MAX_CPU_EXTRA_TIME_SECONDS, judge0CompilerOptionLanguages, judge0DefaultFileSizeBytes, judge0MaxNumberOfRuns } from './judge0-request.js';
