@@ -16,7 +16,7 @@ import type { StageRunner } from './engine.js';
 import { ExecutorError } from './errors.js';
 import { CompileCache } from './compile-cache.js';
 import { SubmissionExecutor, type Executor } from './executor.js';
-import { defaultCompileLimits } from './limits.js';
+import { defaultStageLimits } from './limits.js';
 import { imageOfSlotKey, slotHoldsContainer, slotKey, startupPathsBySlotKey } from './slot-keys.js';
 
 export interface ExecutorPoolOptions {
@@ -88,9 +88,9 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     if (!expectedLimits.has(key)) expectedLimits.set(key, limits);
   };
   for (const runtime of withVariants(runtimes)) {
-    expect(slotKey(runtime.image, 'run'), runtime.defaultLimits);
-    const compileLimits = defaultCompileLimits(runtime);
-    if (compileLimits) expect(slotKey(runtime.image, 'compile'), compileLimits);
+    const limits = defaultStageLimits(runtime);
+    expect(slotKey(runtime.image, 'run'), limits.run);
+    if (limits.compile) expect(slotKey(runtime.image, 'compile'), limits.compile);
   }
 
   const sandbox = createSandbox(options.sandbox);
