@@ -210,14 +210,16 @@ export async function copyWorkDir(fromDir: string, toDir: string, owner: Owner, 
   let bytes = 0;
   let entries = 0;
   let entriesSinceYield = 0;
-  const copyTree = async (from: string, to: string): Promise<void> => {
-    for (const entry of readdirSync(from, { withFileTypes: true })) {
+  // Paths as bytes: a name the program made need not be UTF-8 (a byte 0xff, say), and read as a
+  // string it would come back with U+FFFD in its place, naming no file.
+  const copyTree = async (from: Buffer, to: Buffer): Promise<void> => {
+    for (const entry of readdirSync(from, { withFileTypes: true, encoding: 'buffer' })) {
       if (++entriesSinceYield >= ENTRIES_BETWEEN_YIELDS) {
         entriesSinceYield = 0;
         await new Promise((resolve) => setImmediate(resolve));
       }
-      const source = join(from, entry.name);
-      const target = join(to, entry.name);
+      const source = childPath(from, entry.name);
+      const target = childPath(to, entry.name);
       const stat = lstatSync(source);
       entries++;
       bytes += TREE_ENTRY_BYTES + (stat.isFile() || stat.isSymbolicLink() ? stat.size : 0);
@@ -233,16 +235,19 @@ export async function copyWorkDir(fromDir: string, toDir: string, owner: Owner, 
         else await copyFile(source, target, constants.COPYFILE_EXCL);
         chmodSync(target, stat.mode & 0o777);
       } else if (stat.isSymbolicLink()) {
-        symlinkSync(readlinkSync(source), target);
+        symlinkSync(readlinkSync(source, { encoding: 'buffer' }), target);
       } else {
         continue; // fifos, sockets, devices: nothing a later run needs
       }
       lchownSync(target, owner.uid, owner.gid); // lchown: never through a link
     }
   };
-  await copyTree(fromDir, toDir);
+  await copyTree(Buffer.from(fromDir), Buffer.from(toDir));
   return bytes;
 }
+
+const SLASH = Buffer.from('/');
+const childPath = (dir: Buffer, name: Buffer): Buffer => Buffer.concat([dir, SLASH, name]);
 
 /** A file the program left in its work dir, asked for by name (ExecuteRequest.outputFiles). */
 export interface OutputFile {

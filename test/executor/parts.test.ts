@@ -452,6 +452,23 @@ test('work dirs: files owned by the sandbox user; a copy never follows links', {
       assert.equal(existsSync(join(b, 'pipe')), false);
       assert.equal(readFileSync(join(b, 'lib/util.h'), 'utf8'), '#pragma once');
     }
+    {
+      // Names that are not UTF-8 (a compile may leave any bytes but '/' and NUL), and a link whose
+      // target is not either: copied byte for byte, not failed as a file not found.
+      const c = join(dir, 'c');
+      const d = join(dir, 'd');
+      mkdirSync(c);
+      mkdirSync(d);
+      const bytesPath = (root: string, ...names: Buffer[]) => Buffer.concat([Buffer.from(root), ...names.flatMap((name) => [Buffer.from('/'), name])]);
+      const odd = Buffer.from([0x62, 0x61, 0x64, 0xff, 0x6e]);
+      mkdirSync(bytesPath(c, odd));
+      writeFileSync(bytesPath(c, odd, odd), 'inside');
+      symlinkSync(Buffer.from([0x2f, 0xfe]), bytesPath(c, Buffer.from('link')));
+      await copyWorkDir(c, d, owner);
+      assert.equal(readFileSync(bytesPath(d, odd, odd), 'utf8'), 'inside');
+      assert.equal(statSync(bytesPath(d, odd, odd)).uid, 60000);
+      assert.deepEqual(readlinkSync(bytesPath(d, Buffer.from('link')), { encoding: 'buffer' }), Buffer.from([0x2f, 0xfe]));
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
