@@ -283,7 +283,11 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         }
         // The executor refused the job (unknown runtime, bad request, closed): retrying cannot help.
         log.error({ err: error, jobId }, 'executor failed the job');
-        throw new UnrecoverableError(`executor: ${(error as Error).message}`);
+        // A system call's own error (one of Node's fs calls on the worker's side) names the host's
+        // paths (the pool's state dir, a slot's): the log's, not the submitter's.
+        const { syscall, code } = error as NodeJS.ErrnoException;
+        const told = syscall === undefined ? (error as Error).message : `${syscall} failed (${code ?? 'no code'}); the worker's log has the details, under this job's id`;
+        throw new UnrecoverableError(`executor: ${told}`);
       }
       // A job whose stages had all ended by themselves just before this worker began to stop keeps
       // its result; one the stop cut short is handed on, or, live, failed (its session is this

@@ -1,0 +1,63 @@
+// What a job's failure tells its submitter when the worker's own side fails: an error of a system
+// call (one of Node's fs calls, say, copying a work dir) names host paths, which stay in the
+// worker's log. Real Redis and the real worker's queue side, on a stand-in executor: no sandbox.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { jobNotifications } from '../../src/api/notifications.js';
+import { DEFAULT_WEBHOOK_MEMORY_BYTES } from '../../src/config.js';
+import type { ExecuteRequest, ExecuteResult } from '../../src/executor/types.js';
+import { loadRuntimes } from '../../src/images/runtimes.js';
+import { OutboundPolicy } from '../../src/queue/outbound.js';
+import { startQueueWorker, type JobExecutor, type QueueWorker } from '../../src/queue/worker.js';
+import { startService, type ServiceHarness } from './fixtures.js';
+
+const runtimes = loadRuntimes();
+const HOST_PATH = '/var/lib/cellblock/pool/owner-1234-abcd/slots/gcc_compile-7/rw/box/bad\ufffdname';
+
+/** Fails every job as a work dir's copy failed in the worker (ENOENT from lstat, with its path). */
+const executor: JobExecutor = {
+  execute: async (_request: ExecuteRequest): Promise<ExecuteResult> => {
+    throw Object.assign(new Error(`ENOENT: no such file or directory, lstat '${HOST_PATH}'`), { code: 'ENOENT', syscall: 'lstat', path: HOST_PATH, errno: -2 });
+  },
+  close: async () => {},
+};
+
+describe("a worker's own failure, as its submitter reads it", () => {
+  let service: ServiceHarness;
+  let worker: QueueWorker;
+
+  before(async () => {
+    service = await startService({ runtimes });
+    worker = await startQueueWorker({
+      redisUrl: service.redis.url,
+      prefix: service.prefix,
+      concurrency: 1,
+      backgroundSlots: 0,
+      backgroundAfterMs: 0,
+      executor,
+      logger: pino({ level: 'silent' }),
+      lockDurationMs: 5000,
+      stalledIntervalMs: 1000,
+      maxStalledCount: 1,
+      heartbeatTtlMs: 3000,
+      shutdownGraceMs: 5000,
+      webhook: { attempts: 1, timeoutMs: 1000, backoffMs: 100, destinations: new OutboundPolicy(), memoryBytes: DEFAULT_WEBHOOK_MEMORY_BYTES },
+      notifications: jobNotifications(runtimes),
+    });
+  });
+  after(async () => {
+    await worker?.close();
+    await service?.close();
+  });
+
+  test('a system call that failed: internal_error naming the call and its code, not the host path', async () => {
+    const python = runtimes.find((runtime) => runtime.id.startsWith('python'))!;
+    const id = await service.jobs.submit({ runtimeId: python.id, files: [{ name: 'main.py', contentBase64: Buffer.from('print(1)').toString('base64') }], stdinBase64: '' });
+    const record = await service.jobs.wait(id, 20_000);
+    assert.equal(record?.status, 'failed');
+    assert.equal(record?.failure?.code, 'internal_error');
+    assert.equal(record?.failure?.message, "executor: lstat failed (ENOENT); the worker's log has the details, under this job's id");
+    assert.doesNotMatch(JSON.stringify(record), /cellblock\/pool|bad\\ufffd|\ufffd/);
+  });
+});
