@@ -166,14 +166,24 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   // Stopping (app.close: a rolling restart, say), requests still in flight are answered; one that
   // comes on an open keep-alive connection meanwhile is refused in its front's words, with when to
   // try again (on another API process, as a balancer would send it), and its connection closed.
+  // Requests held for their job's end (?wait, Judge0's wait, Piston's execute) are answered at
+  // once, as their wait's end would answer them: a wait of up to CELLBLOCK_MAX_WAIT_MS would hold
+  // the stop, and behind it (`cellblock start` stops the API first) the workers' SIGTERM.
   let stopping = false;
   app.addHook('preClose', async () => {
     stopping = true;
+    jobs.endWaits();
   });
   app.addHook('onRequest', async (_request, reply) => {
     if (!stopping) return;
     reply.header('connection', 'close');
     throw new ApiError(503, 'shutting_down', 'the API is stopping: send the request again (to another API process)', undefined, 1);
+  });
+  // Every answer sent once the stop has begun closes its connection, those of requests in flight
+  // when it began too: fastify's close waits for each connection to end, and Node ends a
+  // keep-alive one only once it has been idle for its keep-alive timeout (72 s).
+  app.addHook('onSend', async (_request, reply) => {
+    if (stopping) reply.header('connection', 'close');
   });
   // A body is parsed as sent: a compressed one would read as malformed JSON. Refused as what it
   // is instead (RFC 9110: 415 for a content coding the server does not take).

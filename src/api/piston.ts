@@ -113,7 +113,9 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
       // now: the cancel answers it as it is, and its end (a result, or its failure) is the answer.
       const cancelled = await jobs.cancel(id).catch(() => undefined);
       const endedAnyway = cancelled?.status === 'failed' || (cancelled?.status === 'done' && cancelled.result?.verdict !== 'cancelled');
-      if (!endedAnyway) throw new PistonWaitTimeoutError(id, maxWaitMs, cancelled?.status === 'cancelled');
+      // Unfinished with time left: the wait ended because the API is stopping (jobs.endWaits).
+      const ended = jobs.waitsEnded ? ('stopping' as const) : { maxWaitMs };
+      if (!endedAnyway) throw new PistonWaitTimeoutError(id, ended, cancelled?.status === 'cancelled');
       record = cancelled!;
     }
     return pistonResponse(record, runtime);

@@ -15,6 +15,12 @@ export interface JobService extends JobClient {
   claimLiveSocket(claim: LiveSocketClaim, maximum: number, leaseMs: number): Promise<boolean>;
   releaseLiveSocket(claim: LiveSocketClaim): Promise<void>;
   renewLiveSockets(claims: LiveSocketClaim[], leaseMs: number): Promise<void>;
+  /** The API is stopping: every wait under way (`wait`, and a cancel's for its job's end) ends at
+   * once, answering as its timeout would (the job as it is now), and every later one after one
+   * read. A live session's own wait for its job's end is not one of them. */
+  endWaits(): void;
+  /** Whether endWaits() was called: a wait that answered an unfinished job ended for the stop. */
+  readonly waitsEnded: boolean;
   ping(): Promise<void>;
   counts(): Promise<QueueCounts>;
   liveWorkers(): Promise<WorkerLiveness[]>;

@@ -144,6 +144,10 @@ export class BullJobClient implements JobClient {
   private readonly notificationQueue: NotificationQueue;
   private readonly resultTtlMs: number;
   private readonly resultCleaner: ResultCleaner;
+  /** endWaits() was called (the API is stopping). */
+  private waitsEndedFlag = false;
+  /** What ends each wait under way that endWaits ends. */
+  private readonly waitEnders = new Set<() => void>();
 
   constructor(private readonly options: BullJobClientOptions) {
     this.keys = redisKeys(options.prefix);
@@ -253,7 +257,8 @@ export class BullJobClient implements JobClient {
     const id = nanoid();
     const channels = { events: this.keys.liveEvents(id), input: this.keys.liveInput(id) };
     const jobs = {
-      wait: (jobId: string, timeoutMs: number, pollMs: number) => this.wait(jobId, timeoutMs, pollMs),
+      // Not ended by endWaits: the session ends with its socket, which the stopping API closes.
+      wait: (jobId: string, timeoutMs: number, pollMs: number) => this.waitFor(jobId, timeoutMs, pollMs, false),
       cancel: (jobId: string) => this.cancel(jobId),
       publish: (channel: string, message: string) => this.redis.publish(channel, message),
     };
@@ -333,8 +338,24 @@ export class BullJobClient implements JobClient {
     return this.guard(() => readJobRecord(this.queue, this.redis, this.keys, id, this.resultTtlMs));
   }
 
-  /** `pollMs`: how often the job is read again in case its end's event was missed. */
+  /** `pollMs`: how often the job is read again in case its end's event was missed. Ended at once
+   * by endWaits (the API stopping). */
   async wait(id: string, timeoutMs: number, pollMs = WAIT_POLL_MS): Promise<JobRecord | undefined> {
+    return this.waitFor(id, timeoutMs, pollMs, true);
+  }
+
+  get waitsEnded(): boolean {
+    return this.waitsEndedFlag;
+  }
+
+  /** Ends every wait that endWaits ends, now and from now on: each reads its job once more (an
+   * end that came meanwhile is answered as such) and answers as at its deadline. */
+  endWaits(): void {
+    this.waitsEndedFlag = true;
+    for (const end of this.waitEnders) end();
+  }
+
+  private async waitFor(id: string, timeoutMs: number, pollMs: number, endsAtStop: boolean): Promise<JobRecord | undefined> {
     if (!isJobId(id)) return undefined;
     const deadline = Date.now() + timeoutMs;
     /** An event came while no nap was under way (during a read): the next nap returns at once. */
@@ -368,6 +389,13 @@ export class BullJobClient implements JobClient {
     let listeners = this.waiters.get(id);
     if (!listeners) this.waiters.set(id, (listeners = new Set()));
     listeners.add(listener);
+    /** Ended by endWaits: its next read is its last, as at the deadline. */
+    let ended = endsAtStop && this.waitsEndedFlag;
+    const endNow = () => {
+      ended = true;
+      wake();
+    };
+    if (endsAtStop) this.waitEnders.add(endNow);
     let seen: JobRecord | undefined;
     let outage: QueueUnavailableError | undefined;
     try {
@@ -378,7 +406,7 @@ export class BullJobClient implements JobClient {
       if (fresh?.ended) {
         finalState ??= fresh.finalState;
         completion ??= fresh.completion;
-      } else if (fresh && Date.now() - fresh.submittedAt < FRESH_SUBMISSION_MS) {
+      } else if (fresh && !ended && Date.now() - fresh.submittedAt < FRESH_SUBMISSION_MS) {
         await nap(Math.min(deadline - Date.now(), pollMs));
       }
       for (;;) {
@@ -397,7 +425,7 @@ export class BullJobClient implements JobClient {
           if (!(error instanceof QueueUnavailableError)) throw error;
           outage = error;
         }
-        const leftMs = deadline - Date.now();
+        const leftMs = ended ? 0 : deadline - Date.now();
         if (leftMs <= 0) {
           // Still away at the end and never read: the caller cannot be told the job's state.
           if (outage && !seen) throw outage;
@@ -406,6 +434,7 @@ export class BullJobClient implements JobClient {
         await nap(Math.min(leftMs, pollMs));
       }
     } finally {
+      this.waitEnders.delete(endNow);
       listeners.delete(listener);
       if (listeners.size === 0) this.waiters.delete(id);
     }

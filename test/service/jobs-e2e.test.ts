@@ -2,6 +2,8 @@
 // real executor (containers, images). Every language's hello world (four in the cgroup v2 VM), tests against one compile,
 // batches, waiting and polling, cancelling queued and running jobs, webhooks, graceful shutdown.
 import assert from 'node:assert/strict';
+import { Agent, request, type IncomingHttpHeaders } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { Queue } from 'bullmq';
 import { QUEUE_NAME } from '../../src/queue/keys.js';
@@ -595,7 +597,71 @@ describe('graceful shutdown', { skip: (skip || !python) && 'python image not bui
       await scratch.remove();
     }
   });
+  test("a stopping API answers its held waits at once, as their wait's end would, and closes their connections: the close does not wait for their jobs, nor for keep-alive", async () => {
+    const service = await startService({ runtimes, config: { maxWaitMs: 60_000 } });
+    const scratch = await scratchDir();
+    let worker: TestWorker | undefined;
+    let closing: Promise<void> | undefined;
+    const agents: Agent[] = [];
+    const heldPost = (url: string, body: unknown) => {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      agents.push(agent);
+      return postOver(agent, url, body);
+    };
+    try {
+      const base = await listen(service);
+      worker = await startWorker(service, scratch.dir, { concurrency: 3 });
+      const program = sleeper(20);
+      // Each with a wall time limit past its sleep: the jobs run on well after the stop.
+      const held = [
+        heldPost(`${base}/v1/jobs?wait=true`, { ...program, limits: { wallTimeMs: 25_000 } }),
+        heldPost(`${base}/api/v2/execute`, { language: 'python', version: '*', files: [{ content: program.source }], run_timeout: 25_000 }),
+        heldPost(`${base}/submissions?wait=true`, { language_id: 71, source_code: program.source, wall_time_limit: 25 }),
+      ];
+      await until(async () => (await service.jobs.counts()).active === 3, 30_000, 50, 'the three jobs running');
+      const stopAt = Date.now();
+      closing = service.app.close();
+      const [ours, piston, judge0] = await Promise.all(held);
+      const answeredMs = Date.now() - stopAt;
+      assert.ok(answeredMs < 5000, `answered ${answeredMs} ms after the stop began: the waits held it`);
+      assert.equal(ours!.status, 202, ours!.body);
+      assert.equal(JSON.parse(ours!.body).status, 'running', 'its current view, as a wait that ran out');
+      assert.equal(piston!.status, 503, piston!.body);
+      assert.match(JSON.parse(piston!.body).message, /^job \S+ had not finished when the server began to stop and (was|is being) cancelled/);
+      assert.equal(piston!.headers['retry-after'], '1');
+      assert.equal(judge0!.status, 201, judge0!.body);
+      assert.equal(JSON.parse(judge0!.body).status.id, 2, 'Processing: its current status, as its wait\'s timeout answers');
+      for (const answer of [ours, piston, judge0]) assert.equal(answer!.headers.connection, 'close');
+      // The clients keep their connections open (idle, as a pool keeps them): the server ends them.
+      const closed = await Promise.race([closing.then(() => true), sleep(8000).then(() => false)]);
+      assert.ok(closed, `the close took more than 8 s after the stop began (${Date.now() - stopAt} ms so far)`);
+      // Piston's job was cancelled (no one reads its result); the others run on.
+      const pistonJob = /^job (\S+) /.exec(JSON.parse(piston!.body).message)![1]!;
+      await until(async () => (await service.jobs.get(pistonJob))?.status === 'cancelled', 10_000, 50, 'the Piston job cancelled');
+    } finally {
+      for (const agent of agents) agent.destroy();
+      await (closing ?? Promise.resolve()).catch(() => {});
+      await worker?.close();
+      await service.close();
+      await scratch.remove();
+    }
+  });
 });
+
+/** POSTs JSON over `agent` (a keep-alive pool, which keeps the connection open after the answer);
+ * its status, headers (`connection` among them, which fetch hides) and body. */
+function postOver(agent: Agent, url: string, body: unknown): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const sent = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode!, headers: response.headers, body: text }));
+    });
+    sent.on('error', reject);
+    sent.end(JSON.stringify(body));
+  });
+}
 
 describe('long jobs and the background lane', { skip: (skip || !python) && 'python image not built' }, () => {
   test('a long job frees its slot for a short one, and the lane runs no more long jobs than it has workers', async () => {

@@ -80,7 +80,7 @@ export const pistonDocuments = {
       200: jsonAnswer('The run, and the compile where the runtime compiles', Type.Object({ language: Type.String(), version: Type.String(), run: PistonStage, compile: Type.Optional(PistonStage) }, { additionalProperties: true })),
       400: jsonAnswer("Piston's refusal of the request, in its words (`{\"message\": \"python-9 runtime is unknown\"}`)", PistonError),
       500: jsonAnswer('The job failed in the service (as Piston answers a job that throws)', PistonError),
-      503: jsonAnswer('The job did not finish within the wait (it is cancelled), an unreachable Redis, or workers behind an upgrade; with Retry-After', PistonError),
+      503: jsonAnswer('The job did not finish within the wait, or before the API began to stop (it is cancelled), an unreachable Redis, or workers behind an upgrade; with Retry-After', PistonError),
     },
   }),
   connect: pistonRoute(

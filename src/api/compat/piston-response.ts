@@ -91,16 +91,22 @@ export class PistonExecutionError extends Error {
   readonly statusCode = 500;
 }
 
-/** The job did not finish within the longest wait (CELLBLOCK_MAX_WAIT_MS) and was cancelled: the
- * queue was too long, or the program too slow, for a synchronous answer. Not the server failing
- * (a 500): 503 with Retry-After. */
+/** The job did not finish within the longest wait (CELLBLOCK_MAX_WAIT_MS), or before the API
+ * began to stop (`stopping`: the wait ended then), and was cancelled: the queue was too long, or
+ * the program too slow, for a synchronous answer. Not the server failing (a 500): 503 with
+ * Retry-After (1 s for a stop, as a refused request's shutting_down: another API answers it). */
 export class PistonWaitTimeoutError extends Error {
   override readonly name = 'PistonWaitTimeoutError';
   readonly statusCode = 503;
-  readonly retryAfterSeconds = 5;
-  constructor(jobId: string, maxWaitMs: number, cancelled: boolean) {
+  readonly retryAfterSeconds: number;
+  constructor(jobId: string, ended: { maxWaitMs: number } | 'stopping', cancelled: boolean) {
     const after = cancelled ? 'and was cancelled' : 'and is being cancelled (it may still run a moment)';
-    super(`job ${jobId} did not finish within ${maxWaitMs} ms (CELLBLOCK_MAX_WAIT_MS) ${after}; retry later`);
+    super(
+      ended === 'stopping'
+        ? `job ${jobId} had not finished when the server began to stop ${after}; send it again (to another server)`
+        : `job ${jobId} did not finish within ${ended.maxWaitMs} ms (CELLBLOCK_MAX_WAIT_MS) ${after}; retry later`,
+    );
+    this.retryAfterSeconds = ended === 'stopping' ? 1 : 5;
   }
 }
 

@@ -73,7 +73,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
       schema: {
         summary: 'Submit a job',
         description:
-          'Queues a job (202). With ?wait=true the answer waits for the result, up to the server maximum: 200 when finished, else 202 with the current state. A retry under the same Idempotency-Key answers the job as it is now: without wait, its view as GET /v1/jobs/:id shows it (200 once it has finished, else 202); with wait, as a first try would be answered.',
+          'Queues a job (202). With ?wait=true the answer waits for the result, up to the server maximum: 200 when finished, else 202 with the current state (at once, too, when the API begins to stop). A retry under the same Idempotency-Key answers the job as it is now: without wait, its view as GET /v1/jobs/:id shows it (200 once it has finished, else 202); with wait, as a first try would be answered.',
         tags: ['jobs'],
         body: JobSubmission,
         querystring: SubmitQuery,
