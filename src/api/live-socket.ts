@@ -4,6 +4,7 @@
 // submit on (SocketJob), the API's open sockets (LiveSockets: at most so many per client, each
 // ended with its front's word when the API stops), and output as text (StreamText).
 import { StringDecoder } from 'node:string_decoder';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { nanoid } from 'nanoid';
 import type { WebSocket } from 'ws';
@@ -25,6 +26,21 @@ export interface LiveFrontOptions {
 /** How much a socket may hold unsent (a client that does not read what its program writes)
  * before it is ended: the API's memory is not the client's buffer. */
 export const LIVE_SEND_BUFFER_BYTES = 16 * 1024 * 1024;
+
+/** How a live job's cancel that failed (Redis away, or frozen past the job client's timeout) is
+ * tried again: after `firstMs`, doubling up to `maxMs` between tries, until it is made (or finds
+ * the job ended), `boundMs` have passed since the first try, or `stopped` (the API stopping: its
+ * close must not wait on Redis; the job then runs to its limits). Without the tries again, one
+ * failure left the job running to its limits, a worker held, although its socket is gone. */
+export interface CancelRetry {
+  firstMs: number;
+  maxMs: number;
+  boundMs: number;
+  stopped?: AbortSignal;
+}
+
+/** A Redis restart or failover is over within the bound; one away longer has the job run on. */
+export const LIVE_CANCEL_RETRY: CancelRetry = { firstMs: 250, maxMs: 4000, boundMs: 60_000 };
 
 /** What a front does at a socket's moments. */
 export interface JobSocketHandlers {
@@ -53,7 +69,7 @@ export class JobSocket {
     firstMessageMs: number,
     private readonly handlers: JobSocketHandlers,
   ) {
-    this.job = new SocketJob(request.log, liveSockets.maxStdinBytes, () => this.over);
+    this.job = new SocketJob(request.log, liveSockets.maxStdinBytes, () => this.over, liveSockets.cancelRetry);
     const deadline = setTimeout(() => {
       if (!this.job.submitted) handlers.noSubmit();
     }, firstMessageMs);
@@ -140,6 +156,7 @@ export class SocketJob {
     private readonly maxStdinBytes: number,
     /** Whether the job's socket has ended: a session that comes after it is only cancelled. */
     private readonly socketEnded: () => boolean,
+    private readonly cancelRetry: CancelRetry = LIVE_CANCEL_RETRY,
   ) {}
 
   get submitted(): boolean {
@@ -219,7 +236,7 @@ export class SocketJob {
 
   /** The client is gone, refused or the API is stopping: stop listening, and cancel the job,
    * whose output no one would read (a submit under way first finishes, so that its job is not
-   * left behind). Resolves once the cancel is done (or failed). */
+   * left behind). Resolves once the cancel is done, or given up (CancelRetry). */
   abandon(): Promise<void> {
     this.abandoning ??= (async () => {
       await this.submitting;
@@ -227,9 +244,33 @@ export class SocketJob {
       if (!session) return;
       session.close();
       if (this.ended) return;
-      await session.cancel().catch((err: unknown) => this.log.warn({ err, jobId: session.id }, 'live job not cancelled'));
+      await this.cancelUntilMade(session);
     })();
     return this.abandoning;
+  }
+
+  /** Cancels the job, trying again as `cancelRetry` says while the cancel fails. A cancel that
+   * is made answers a job that has ended as it is: nothing more to do either way. */
+  private async cancelUntilMade(session: LiveSession): Promise<void> {
+    const { firstMs, maxMs, boundMs, stopped } = this.cancelRetry;
+    const startedAt = Date.now();
+    let delayMs = firstMs;
+    for (let tries = 1; ; tries++) {
+      try {
+        await session.cancel();
+        if (tries > 1) this.log.info({ jobId: session.id, tries }, 'live job cancelled');
+        return;
+      } catch (err) {
+        const giveUp = stopped?.aborted === true || Date.now() - startedAt + delayMs > boundMs;
+        if (giveUp) {
+          this.log.warn({ err, jobId: session.id, tries }, `live job not cancelled: given up (${stopped?.aborted ? 'the API is stopping' : `still failing after ${boundMs} ms`}); it runs on to its limits`);
+          return;
+        }
+        if (tries === 1) this.log.warn({ err, jobId: session.id }, 'live job not cancelled; trying again');
+      }
+      await sleep(delayMs, undefined, stopped ? { signal: stopped } : {}).catch(() => undefined);
+      delayMs = Math.min(delayMs * 2, maxMs);
+    }
   }
 }
 
@@ -271,6 +312,8 @@ export class LiveSockets {
   private renewing: NodeJS.Timeout | undefined;
   /** closeAll() has begun: no more places are claimed. */
   private closing = false;
+  /** Aborted as closeAll() begins: live jobs' cancels are tried no more (CancelRetry.stopped). */
+  private readonly stopping = new AbortController();
 
   /** Live sockets one client may hold open at once (a key's own maximum takes its place). */
   private readonly maxPerClient: number;
@@ -285,6 +328,11 @@ export class LiveSockets {
   ) {
     this.maxPerClient = limits.maxPerClient;
     this.maxStdinBytes = limits.maxStdinBytes;
+  }
+
+  /** How each socket's job cancel is tried again: until the API stops, at the latest. */
+  get cancelRetry(): CancelRetry {
+    return { ...LIVE_CANCEL_RETRY, stopped: this.stopping.signal };
   }
 
   /** Sockets open now on this process (until each one's job is cancelled). */
@@ -352,6 +400,9 @@ export class LiveSockets {
    * closes: a stopping API's clients reconnect to the others at once, and must find room. */
   async closeAll(): Promise<void> {
     this.closing = true;
+    // Each socket's cancel is tried once more (its shutdown's), not until Redis is back: a stop
+    // while Redis is away would wait on it. A cancel already trying again stops now.
+    this.stopping.abort();
     const claims = this.openClaims();
     await Promise.allSettled([...this.open.keys()].map((shutdown) => shutdown()));
     this.stopRenewing();

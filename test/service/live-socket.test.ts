@@ -8,7 +8,8 @@ import type { JobRequest, LiveEvent, LiveSession } from '../../src/jobs/model.js
 import type { JobService } from '../../src/api/service.js';
 import type { FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { JobSocket, LIVE_SEND_BUFFER_BYTES, SocketJob, type LiveSockets } from '../../src/api/live-socket.js';
+import { JobSocket, LIVE_SEND_BUFFER_BYTES, LiveSockets, SocketJob } from '../../src/api/live-socket.js';
+import { until } from '../helpers/until.js';
 
 /** A job service whose submit resolves when told; `emit` passes an event as the session would. */
 function lateJobs(log: string[]): { jobs: JobService; resolve: () => void; emit: (event: LiveEvent) => void } {
@@ -86,6 +87,65 @@ test('a job whose socket ended while it was being queued is cancelled once it ex
   resolve();
   await abandoned;
   assert.deepEqual(log, ['close', 'cancel 1']);
+});
+
+/** A live session whose cancel fails `failures` times (Redis away), then succeeds. */
+function failingCancels(failures: number): { jobs: JobService; cancels: () => number } {
+  let cancels = 0;
+  const session: LiveSession = {
+    id: 'job',
+    write: () => {},
+    endStdin: () => {},
+    resize: () => {},
+    cancel: async () => {
+      if (++cancels <= failures) throw new Error('redis connection is reconnecting');
+    },
+    close: () => {},
+  };
+  return { jobs: { submitLive: async () => session } as unknown as JobService, cancels: () => cancels };
+}
+
+const quickRetry = { firstMs: 10, maxMs: 40, boundMs: 5000 };
+
+test("a live job's cancel that fails (Redis away) is tried again, backing off, until it is made; abandon resolves then", async () => {
+  const { jobs, cancels } = failingCancels(4);
+  const socketJob = new SocketJob(pino({ level: 'silent' }), 100, () => true, quickRetry);
+  socketJob.submit(jobs, request, () => {}, { accepted: () => {}, refused: () => {} });
+  const started = Date.now();
+  await socketJob.abandon();
+  assert.equal(cancels(), 5, 'four failures, then the cancel made');
+  // 10 + 20 + 40 + 40 ms between the tries.
+  assert.ok(Date.now() - started >= 100, `${Date.now() - started} ms`);
+});
+
+test("a live job's cancel is given up past its bound, and at once once the API stops", async () => {
+  const bounded = failingCancels(Infinity);
+  const socketJob = new SocketJob(pino({ level: 'silent' }), 100, () => true, { firstMs: 10, maxMs: 20, boundMs: 200 });
+  socketJob.submit(bounded.jobs, request, () => {}, { accepted: () => {}, refused: () => {} });
+  const started = Date.now();
+  await socketJob.abandon();
+  assert.ok(Date.now() - started < 1000, `${Date.now() - started} ms`);
+  assert.ok(bounded.cancels() > 3 && bounded.cancels() < 20, `${bounded.cancels()} tries`);
+
+  const stopping = new AbortController();
+  const stopped = failingCancels(Infinity);
+  const waiting = new SocketJob(pino({ level: 'silent' }), 100, () => true, { firstMs: 60_000, maxMs: 60_000, boundMs: 600_000, stopped: stopping.signal });
+  waiting.submit(stopped.jobs, request, () => {}, { accepted: () => {}, refused: () => {} });
+  const abandoned = waiting.abandon();
+  await until(() => stopped.cancels() === 1, 1000, 5, 'the first try');
+  const stopAt = Date.now();
+  stopping.abort();
+  await abandoned;
+  assert.ok(Date.now() - stopAt < 500, 'the stop ends the wait before the next try');
+  assert.equal(stopped.cancels(), 2, 'one last try as the API stops');
+
+  // The API's live sockets stop their jobs' cancels as it closes them.
+  const ledger = { claimLiveSocket: async () => true, releaseLiveSocket: async () => {}, renewLiveSockets: async () => {} };
+  const sockets = new LiveSockets({ maxPerClient: 1, maxStdinBytes: 100 }, ledger);
+  const retry = sockets.cancelRetry;
+  assert.equal(retry.stopped?.aborted, false);
+  await sockets.closeAll();
+  assert.equal(retry.stopped?.aborted, true);
 });
 
 test('after the job\'s end, abandoning only stops listening', async () => {
