@@ -24,8 +24,11 @@ export interface CancelMarker {
 const STALLED_REASON = 'job stalled more than allowable limit';
 /** The failure reason a worker gives a job it took after it was cancelled (see worker.ts). */
 export const CANCELLED_REASON = 'cancelled before it ran';
-/** Why a live job fails rather than run again: its client's input went to the worker that had it. */
-export const LIVE_RETRY_REASON = "a live job is not run again: the worker running it stopped, and its client's input went with it";
+/** Why a live job fails rather than run again: its client's input went to the worker that had it.
+ * Taken again after its worker died or shut down, or lost its lock (cut off from Redis longer than
+ * the lock's duration: that worker may be alive and well), so the reason names each. */
+export const LIVE_RETRY_REASON =
+  "a live job is not run again: the worker running it stopped or lost the job (died, shut down, or was cut off from Redis past CELLBLOCK_LOCK_DURATION_MS), and its client's input went with it";
 /** Failures made at a take, before anything ran: BullMQ's for a job stalled past its count, and a
  * worker's for a job cancelled before it ran or a live job taken again. The take counted an attempt
  * and set processedOn all the same. */
