@@ -145,6 +145,11 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   const workerId = `${os.hostname()}-${process.pid}-${nanoid(6)}`;
   const log = logger.child({ workerId });
   const redis = createRedis(options.redisUrl, 'blocking', workerConnectionName(workerId));
+  // Redis away at start-up: said once, as the API says it (ioredis keeps trying quietly, and the
+  // start waits for it); `worker ready` follows once it is back.
+  const unreachable = (error: Error) => log.warn({ err: error }, 'redis not reachable yet; the worker starts once it is');
+  redis.once('error', unreachable);
+  redis.once('ready', () => redis.off('error', unreachable));
   const subscriber = createRedis(options.redisUrl, 'blocking', `cellblock-worker-cancel-${workerId}`);
   const liveInputs = new ChannelSubscriber(options.redisUrl, `cellblock-worker-live-${workerId}`);
   /** The runs under way. Usually one per job; but a job stalled here (its lock lost) can be taken
