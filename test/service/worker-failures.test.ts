@@ -53,7 +53,7 @@ describe("a worker's own failure, as its submitter reads it", () => {
 
   test('a system call that failed: internal_error naming the call and its code, not the host path', async () => {
     const python = runtimes.find((runtime) => runtime.id.startsWith('python'))!;
-    const id = await service.jobs.submit({ runtimeId: python.id, files: [{ name: 'main.py', contentBase64: Buffer.from('print(1)').toString('base64') }], stdinBase64: '' });
+    const id = await service.jobs.submit({ runtimeId: python.id, files: [{ name: 'main.py', contentBase64: Buffer.from('print(1)').toString('base64') }], stdinBase64: '', args: [], limits: {} });
     const record = await service.jobs.wait(id, 20_000);
     assert.equal(record?.status, 'failed');
     assert.equal(record?.failure?.code, 'internal_error');
