@@ -79,6 +79,11 @@ describe('judge0 additional_files', () => {
     assert.equal(await refusal(three, 2), '3 or more files with the source file; at most 2');
     assert.ok((await read(three, 3)) !== undefined);
     assert.equal(await refusal([{ name: 'big', content: 'y'.repeat(2000) }], 10, 1000), 'unpacks to more than 1000 bytes');
+    // Entries that make no file (directories, repeated names) are bounded too: 16 per file allowed.
+    const directories = Array.from({ length: 33 }, (_, n) => ({ name: `d${n}/` }));
+    assert.equal(await refusal(directories, 2), 'holds 33 entries (directories and repeated names included); at most 32, 16 for each of the 2 files a submission may have');
+    const atBound = await read(directories.slice(0, 32), 2);
+    assert.ok(atBound && 'files' in atBound && atBound.files.length === 0, JSON.stringify(atBound));
     // A bomb that declares 10 bytes: reading stops past them, nothing larger is made.
     assert.match(await refusal([{ name: 'bomb', content: 'z'.repeat(1_000_000), declaredSize: 10 }]), /^is not a valid zip archive \(too many bytes in the stream/);
   });
