@@ -28,7 +28,7 @@ import { LATER_JOB_FIELDS, variantJobField, type JobRequest, type JobResult } fr
 import { BackgroundLane, jobsAtOnce } from './background-lane.js';
 import { startCancelWatch } from './cancel-watch.js';
 import { CANCELLED_REASON, LIVE_RETRY_REASON } from './job-record.js';
-import { toExecuteRequest } from './codec.js';
+import { JobDataError, toExecuteRequest } from './codec.js';
 import { createRedis, workerConnectionName } from './connection.js';
 import { startHeartbeat, type WorkerLiveness } from './heartbeat.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
@@ -137,6 +137,17 @@ function poolFigures(executor: JobExecutor): Record<string, Record<string, numbe
     }
   }
   return figures;
+}
+
+/** What a job failed by the worker's own side tells its submitter. The executor's refusals and
+ * the job data's checks are written for the submitter; any other error (a file system call's, the
+ * pool's mount agent's, a cgroup's) may name the host's paths (the pool's state dir, a slot's),
+ * which are the log's: said by what failed and its code alone. */
+function failureMessage(error: unknown): string {
+  if (error instanceof ExecutorError || error instanceof JobDataError) return error.message;
+  const { step, syscall, op, code, name } = error as { step?: string; syscall?: string; op?: string; code?: string; name?: string };
+  const what = step !== undefined ? `the sandbox's setup step ${step}` : (syscall ?? op ?? name ?? 'the worker');
+  return `${what} failed (${code ?? 'no code'}); the worker's log has the details, under this job's id`;
 }
 
 export async function startQueueWorker(options: QueueWorkerOptions): Promise<QueueWorker> {
@@ -288,11 +299,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         }
         // The executor refused the job (unknown runtime, bad request, closed): retrying cannot help.
         log.error({ err: error, jobId }, 'executor failed the job');
-        // A system call's own error (one of Node's fs calls on the worker's side) names the host's
-        // paths (the pool's state dir, a slot's): the log's, not the submitter's.
-        const { syscall, code } = error as NodeJS.ErrnoException;
-        const told = syscall === undefined ? (error as Error).message : `${syscall} failed (${code ?? 'no code'}); the worker's log has the details, under this job's id`;
-        throw new UnrecoverableError(`executor: ${told}`);
+        throw new UnrecoverableError(`executor: ${failureMessage(error)}`);
       }
       // A job whose stages had all ended by themselves just before this worker began to stop keeps
       // its result; one the stop cut short is handed on, or, live, failed (its session is this

@@ -6,8 +6,10 @@ import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { jobNotifications } from '../../src/api/notifications.js';
 import { DEFAULT_WEBHOOK_MEMORY_BYTES } from '../../src/config.js';
+import { ExecutorError } from '../../src/executor/errors.js';
 import type { ExecuteRequest, ExecuteResult } from '../../src/executor/types.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
+import { PoolError } from '../../src/pool/types.js';
 import { OutboundPolicy } from '../../src/queue/outbound.js';
 import { startQueueWorker, type JobExecutor, type QueueWorker } from '../../src/queue/worker.js';
 import { startService, type ServiceHarness } from './fixtures.js';
@@ -15,9 +17,14 @@ import { startService, type ServiceHarness } from './fixtures.js';
 const runtimes = loadRuntimes();
 const HOST_PATH = '/var/lib/cellblock/pool/owner-1234-abcd/slots/gcc_compile-7/rw/box/bad\ufffdname';
 
-/** Fails every job as a work dir's copy failed in the worker (ENOENT from lstat, with its path). */
+/** Fails each job as its stdin names: a work dir's copy failing in the worker (ENOENT from lstat,
+ * with its path), the pool's mount agent failing a slot's mount (a PoolError naming the slot), or
+ * the executor refusing the job (its own words, for the submitter). */
 const executor: JobExecutor = {
-  execute: async (_request: ExecuteRequest): Promise<ExecuteResult> => {
+  execute: async (request: ExecuteRequest): Promise<ExecuteResult> => {
+    const kind = Buffer.from(request.stdin ?? '').toString();
+    if (kind === 'pool') throw new PoolError('mount', 'ENOSPC', `mount ${HOST_PATH}: No space left on device`, 28);
+    if (kind === 'refused') throw new ExecutorError('bad_request', 'a refusal written for the submitter');
     throw Object.assign(new Error(`ENOENT: no such file or directory, lstat '${HOST_PATH}'`), { code: 'ENOENT', syscall: 'lstat', path: HOST_PATH, errno: -2 });
   },
   close: async () => {},
@@ -51,13 +58,24 @@ describe("a worker's own failure, as its submitter reads it", () => {
     await service?.close();
   });
 
-  test('a system call that failed: internal_error naming the call and its code, not the host path', async () => {
-    const python = runtimes.find((runtime) => runtime.id.startsWith('python'))!;
-    const id = await service.jobs.submit({ runtimeId: python.id, files: [{ name: 'main.py', contentBase64: Buffer.from('print(1)').toString('base64') }], stdinBase64: '', args: [], limits: {} });
+  const python = runtimes.find((runtime) => runtime.id.startsWith('python'))!;
+  const failureOf = async (stdin: string) => {
+    const id = await service.jobs.submit({ runtimeId: python.id, files: [{ name: 'main.py', contentBase64: Buffer.from('print(1)').toString('base64') }], stdinBase64: Buffer.from(stdin).toString('base64'), args: [], limits: {} });
     const record = await service.jobs.wait(id, 20_000);
     assert.equal(record?.status, 'failed');
-    assert.equal(record?.failure?.code, 'internal_error');
-    assert.equal(record?.failure?.message, "executor: lstat failed (ENOENT); the worker's log has the details, under this job's id");
-    assert.doesNotMatch(JSON.stringify(record), /cellblock\/pool|bad\\ufffd|\ufffd/);
+    assert.doesNotMatch(JSON.stringify(record), /cellblock\/pool|\\ufffd|\ufffd/);
+    return record!.failure!;
+  };
+
+  test('a system call that failed: internal_error naming the call and its code, not the host path', async () => {
+    assert.deepEqual(await failureOf('syscall'), { code: 'internal_error', message: "executor: lstat failed (ENOENT); the worker's log has the details, under this job's id" });
+  });
+
+  test("the pool's mount agent failed: its operation and code, not the slot's path", async () => {
+    assert.deepEqual(await failureOf('pool'), { code: 'internal_error', message: "executor: mount failed (ENOSPC); the worker's log has the details, under this job's id" });
+  });
+
+  test("the executor's own refusal: its words, written for the submitter", async () => {
+    assert.equal((await failureOf('refused')).message, 'executor: a refusal written for the submitter');
   });
 });
