@@ -29,10 +29,13 @@ export const CANCELLED_REASON = 'cancelled before it ran';
  * the lock's duration: that worker may be alive and well), so the reason names each. */
 export const LIVE_RETRY_REASON =
   "a live job is not run again: the worker running it stopped or lost the job (died, shut down, or was cut off from Redis past CELLBLOCK_LOCK_DURATION_MS), and its client's input went with it";
+/** LIVE_RETRY_REASON as workers before 2026-12-07 wrote it: still read as a failure at a take,
+ * since workers are upgraded before APIs and a job's record outlives the upgrade by its TTL. */
+const LIVE_RETRY_REASON_BEFORE = "a live job is not run again: the worker running it stopped, and its client's input went with it";
 /** Failures made at a take, before anything ran: BullMQ's for a job stalled past its count, and a
  * worker's for a job cancelled before it ran or a live job taken again. The take counted an attempt
  * and set processedOn all the same. */
-const FAILED_AT_TAKE = [STALLED_REASON, CANCELLED_REASON, LIVE_RETRY_REASON];
+const FAILED_AT_TAKE = [STALLED_REASON, CANCELLED_REASON, LIVE_RETRY_REASON, LIVE_RETRY_REASON_BEFORE];
 /** The statuses a job ends in. */
 export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['done', 'failed', 'cancelled']);
 

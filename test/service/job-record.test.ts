@@ -65,6 +65,15 @@ test('a live job failed at its second take (not run again): the one worker that 
   assert.match(record.failure?.message ?? '', /^a live job is not run again: the worker running it stopped or lost the job \(died, shut down, or was cut off from Redis past CELLBLOCK_LOCK_DURATION_MS\)/);
 });
 
+test("a live job failed at its second take by a worker of before 2026-12-07 (the reason's old words): read alike", () => {
+  const oldReason = "a live job is not run again: the worker running it stopped, and its client's input went with it";
+  const record = toRecord(
+    { id: 'h', timestamp: at(0), data: { ...request, live: true }, processedOn: at(50), finishedOn: at(50), attemptsStarted: 2, returnvalue: undefined as never, failedReason: oldReason },
+    'failed',
+  );
+  assert.deepEqual([record.status, record.attempts, record.startedAt], ['failed', 1, undefined]);
+});
+
 test('a job failed otherwise keeps its attempts and start', () => {
   const record = toRecord(
     { id: 'c', timestamp: at(0), data: request, processedOn: at(1), finishedOn: at(2), attemptsStarted: 1, returnvalue: undefined as never, failedReason: 'executor: closed' },
