@@ -4,7 +4,7 @@
 // same parent are one layer on disk (python and gcc share one base).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sha256Hex as sha256 } from '../digest.js';
+import { canonicalJson, sha256Hex as sha256 } from '../digest.js';
 import type { LayerBuild } from './types.js';
 
 /** Bumped when the meaning of a hash input changes, so that every layer rebuilds. */
@@ -17,18 +17,6 @@ export const RECIPES: Record<LayerBuild['kind'], string[]> = {
   chroot: ['chroot-layer.sh'],
 };
 
-
-/** JSON with object keys sorted at every level: one text per value. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
 
 export interface LayerHashInput {
   parent: string | null;

@@ -36,15 +36,6 @@ export function idempotentJobId(secret: string, idempotencyKey: string): string 
   return createHash('sha256').update(secret).update('\0').update(idempotencyKey).digest('base64url').slice(0, 21);
 }
 
-/** JSON with every object's keys sorted: one submission, whatever order its fields came in. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, field: unknown) =>
-    field !== null && typeof field === 'object' && !Array.isArray(field)
-      ? Object.fromEntries(Object.entries(field as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : field,
-  );
-}
-
 /** The secret mixed into every idempotency key's job id, the same for every API process of the
  * deployment (kept in Redis under `key`, made by the first that needs it): without it anyone who
  * guessed a key on a server without API keys could compute its job's id and read the job. */

@@ -7,7 +7,7 @@ import { parseDeb822Sources, parseOneLineSources, renderSourcesList, resolveAptS
 import { planImage } from '../../src/images/builder.js';
 import { ImageDefinitions } from '../../src/images/definitions.js';
 import { ImageDefinitionError, ImageStoreError, UnknownImageError } from '../../src/images/errors.js';
-import { canonicalJson } from '../../src/images/layer-hash.js';
+import { canonicalJson } from '../../src/digest.js';
 import { defaultDefinitionsDir } from '../../src/images/paths.js';
 import { openImageStore } from '../../src/images/store.js';
 import { definitionsDir, scratchDir } from './helpers.js';
