@@ -17,6 +17,7 @@ export { FILE_NAME_MAX_BYTES, hasLoneSurrogate, NAME_MAX_BYTES, OPTION_LIKE_FILE
 export { compileArgv, runArgv } from './argv.js';
 export { defaultStageLimits } from './limits.js';
 import { defaultCompileLimits, effectiveLimits, wallTimeMsForCpuTimeMs } from './limits.js';
+import { namesLimit } from '../images/placeholders.js';
 
 /** The least memory limit of any stage (the engine's; leastMemoryBytes adds the stage's argv and
  * env to it). */
@@ -307,8 +308,8 @@ interface RuntimeDefaults {
   runLimits: Limits;
   /** The compile's limits of a job that names none, checked; undefined without a compile. */
   compileLimits: Limits | undefined;
-  /** The env as execve copies it, where it names no limit (Runtime.envNamesLimits: the same for
-   * every stage); undefined where it does (execEnv expands it per stage). */
+  /** The env as execve copies it, where it names no limit (then the same for every stage);
+   * undefined where it does (execEnv expands it per stage). */
   env: readonly string[] | undefined;
 }
 
@@ -327,7 +328,7 @@ function runtimeDefaults(runtime: Runtime): RuntimeDefaults {
     defaults = Object.freeze({
       runLimits: Object.freeze(sandboxLimits((limit) => `limits.${limit}`, effectiveLimits(runtime.defaultLimits, runtime.maxLimits))),
       compileLimits: compileLimits && Object.freeze(sandboxLimits((limit) => `compileLimits.${limit}`, compileLimits)),
-      env: runtime.envNamesLimits ? undefined : Object.freeze(envStrings(runtime.env)),
+      env: Object.values(runtime.env).some(namesLimit) ? undefined : Object.freeze(envStrings(runtime.env)),
     });
     runtimeDefaultsCache.set(runtime, defaults);
   }

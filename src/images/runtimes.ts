@@ -10,7 +10,7 @@ import type { Limits } from '../sandbox/types.js';
 import { ImageDefinitions } from './definitions.js';
 import { RuntimeDefinitionError, UnknownRuntimeError } from './errors.js';
 import { defaultDefinitionsDir, defaultRuntimesDir } from './paths.js';
-import { namesLimit, placeholderProblem } from './placeholders.js';
+import { placeholderProblem } from './placeholders.js';
 import type { CompileStage, Runtime, RuntimeVariant, RunStage } from './types.js';
 import { NAME_PATTERN, onlyKeys, parseJson, positiveNumber, record, string, stringArray, type Fail } from './validate.js';
 
@@ -202,7 +202,6 @@ export function parseRuntime(text: string, file: string): Runtime {
     sourceFile: string(raw.sourceFile, 'sourceFile', fail, SOURCE_FILE_PATTERN),
     run,
     env,
-    envNamesLimits: Object.values(env).some(namesLimit),
     defaultLimits,
     maxLimits,
     helloWorld: { source: string(hello.source, 'helloWorld.source', fail), stdout: typeof hello.stdout === 'string' ? hello.stdout : fail('helloWorld.stdout must be a string') },

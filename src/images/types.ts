@@ -34,11 +34,6 @@ export interface Runtime {
   /** Every stage's environment; a value may hold limit placeholders (placeholders.ts), filled in
    * per stage from its own limits. */
   env: Record<string, string>;
-  /** Whether a value of `env` holds a limit placeholder (placeholders.ts, namesLimit): set when
-   * the runtime loads (parseRuntime), not written in its file. Where it is false every stage gets
-   * the same env, which the job's check (src/executor/check.ts) then copies once per runtime. A
-   * variant shares its runtime's env and so this. */
-  envNamesLimits: boolean;
   /** Limits used where the job names none. */
   defaultLimits: Limits;
   /** Largest limits a job may ask for; a larger one is a 4xx. */

@@ -1,6 +1,5 @@
 // Hand-built runtimes and stored results for the translation unit tests: the input the compat
 // fronts translate, written out so that each expectation can be checked by eye.
-import { namesLimit } from '../../src/images/placeholders.js';
 import type { Runtime } from '../../src/images/types.js';
 import type { JobRecord, JobResult, StoredStage } from '../../src/jobs/model.js';
 import type { Limits } from '../../src/sandbox/types.js';
@@ -20,9 +19,8 @@ const limits: Limits = {
 };
 const maxLimits: Limits = { ...limits, cpuTimeMs: 10_000, wallTimeMs: 20_000, memoryBytes: 512 * MiB, pids: 128, outputBytes: 4 * MiB, fileSizeBytes: 4 * MiB, stackBytes: 64 * MiB };
 
-export function runtime(fields: Partial<Omit<Runtime, 'envNamesLimits'>> & Pick<Runtime, 'id' | 'language' | 'version'>): Runtime {
+export function runtime(fields: Partial<Runtime> & Pick<Runtime, 'id' | 'language' | 'version'>): Runtime {
   return {
-    envNamesLimits: Object.values(fields.env ?? {}).some(namesLimit),
     aliases: [],
     image: fields.id,
     sourceFile: 'main.txt',

@@ -61,7 +61,6 @@ const busyboxBase = {
   aliases: [],
   image: 'busybox',
   env: { PATH: '/bin:/usr/bin', HOME: '/tmp' },
-  envNamesLimits: false,
   defaultLimits: limits,
   maxLimits: { ...limits, wallTimeMs: 20_000, cpuTimeMs: 10_000 },
   helloWorld: { source: 'echo "Hello, World!"\n', stdout: 'Hello, World!\n' },

@@ -31,7 +31,6 @@ function told(id: string, run: string, heapVariable: string): Runtime {
     compile: { argv: ['/bin/cc', '-m{memoryMiB}', '{files}'] },
     run: { argv: [run, '-m{memoryMiB}', '-t{cpuCores}'] },
     env: { PATH: '/bin', [heapVariable]: '{memoryBytes:50%}' },
-    envNamesLimits: true,
     defaultLimits: limits,
     maxLimits: { ...limits, memoryBytes: 1024 * MiB, cpuCores: 2 },
     helloWorld: { source: '', stdout: '' },

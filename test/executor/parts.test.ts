@@ -50,7 +50,7 @@ test('limits: a CPU time limit named without a wall time limit raises the wall t
   assert.equal(wall({ memoryBytes: 100 * MiB }), 5000, 'other limits change nothing');
   // As the API and the worker check a job, and for an interactor, whose wall time is at least the
   // program's and a second more where its limits name none, or more where its CPU time asks for it.
-  const runtime: Runtime = { id: 'sh', language: 'sh', version: '1', aliases: [], image: 'busybox', sourceFile: 'main.sh', run: { argv: ['/bin/sh', '{entry}'] }, env: {}, envNamesLimits: false,
+  const runtime: Runtime = { id: 'sh', language: 'sh', version: '1', aliases: [], image: 'busybox', sourceFile: 'main.sh', run: { argv: ['/bin/sh', '{entry}'] }, env: {},
     defaultLimits: defaults, maxLimits: maxima, helloWorld: { source: '', stdout: '' } };
   assert.equal(checkSubmission(runtime, { fileNames: ['main.sh'], args: [], limits: { cpuTimeMs: 4000 } }).runLimits.wallTimeMs, 10_000);
   const interactorWall = (limits: Partial<Limits>, programWallTimeMs: number) =>
@@ -60,7 +60,7 @@ test('limits: a CPU time limit named without a wall time limit raises the wall t
 });
 
 test('a submission is checked as execute() and the engine would check it, without running it', () => {
-  const runtime: Runtime = { id: 'c', language: 'c', version: '1', aliases: [], image: 'gcc', sourceFile: 'main.c', run: { argv: ['./main'] }, env: {}, envNamesLimits: false,
+  const runtime: Runtime = { id: 'c', language: 'c', version: '1', aliases: [], image: 'gcc', sourceFile: 'main.c', run: { argv: ['./main'] }, env: {},
     defaultLimits: defaults, maxLimits: maxima, helloWorld: { source: '', stdout: '' },
     compile: { argv: ['gcc', '{files}'], limits: { cpuTimeMs: 5000 } } };
   const checked = checkSubmission(runtime, { fileNames: ['./main.c'], args: ['-v'], limits: { cpuTimeMs: 1.5 }, compileLimits: { pids: 32 } });
@@ -138,7 +138,7 @@ test('a submission is checked as execute() and the engine would check it, withou
 });
 
 test("a job that names a variant of its runtime is checked as the variant's stages run it; a variant the runtime lacks is refused", () => {
-  const runtime: Runtime = { id: 'java', language: 'java', version: '17', aliases: [], image: 'java', sourceFile: 'Main.java', env: {}, envNamesLimits: false,
+  const runtime: Runtime = { id: 'java', language: 'java', version: '17', aliases: [], image: 'java', sourceFile: 'Main.java', env: {},
     defaultLimits: defaults, maxLimits: maxima, helloWorld: { source: '', stdout: '' },
     compile: { argv: ['javac', '{files}'], sourceSuffixes: ['.java'] }, run: { argv: ['java', 'Main', '{args}'] },
     variants: { piston: { run: { argv: ['java', '--source', '17', '{entry}', '{args}'] } } } };
@@ -169,7 +169,7 @@ test("a job that names a variant of its runtime is checked as the variant's stag
 });
 
 test("a job without limits of its own gets its runtime's defaults, whatever jobs were checked before", () => {
-  const runtime: Runtime = { id: 'c', language: 'c', version: '1', aliases: [], image: 'gcc', sourceFile: 'main.c', run: { argv: ['./main'] }, env: { PATH: '/bin' }, envNamesLimits: false,
+  const runtime: Runtime = { id: 'c', language: 'c', version: '1', aliases: [], image: 'gcc', sourceFile: 'main.c', run: { argv: ['./main'] }, env: { PATH: '/bin' },
     defaultLimits: defaults, maxLimits: maxima, helloWorld: { source: '', stdout: '' },
     compile: { argv: ['gcc', '{files}'], limits: { cpuTimeMs: 5000 } } };
   const plain = { fileNames: ['main.c'], args: [] };
@@ -241,7 +241,7 @@ test("limit placeholders: a stage's own limits, anywhere in an argv element or a
   assert.equal(goEnv.GOMEMLIMIT, '{memoryBytes:90%}', "the runtime's env is not changed");
   // The check of what execve copies (leastMemoryBytes) counts the strings the stage gets: expanded.
   const told: Runtime = { id: 'told', language: 'sh', version: '1', aliases: [], image: 'busybox', sourceFile: 'main.sh', run: { argv: ['/bin/sh', '-m{memoryBytes}', '{entry}'] },
-    env: { M: '{memoryBytes:50%}', PADDING: 'x'.repeat(1_500_000) }, envNamesLimits: true, defaultLimits: { ...defaults, memoryBytes: 4 * MiB }, maxLimits: { ...maxima, memoryBytes: 4 * MiB }, helloWorld: { source: '', stdout: '' } };
+    env: { M: '{memoryBytes:50%}', PADDING: 'x'.repeat(1_500_000) }, defaultLimits: { ...defaults, memoryBytes: 4 * MiB }, maxLimits: { ...maxima, memoryBytes: 4 * MiB }, helloWorld: { source: '', stdout: '' } };
   // Seven digits for any limit between 1e6 and 1e7 bytes, so the least is the same for all of them.
   const least = leastMemoryBytes(['/bin/sh', '-m2000000', 'main.sh'], envStrings({ M: '1000000', PADDING: told.env.PADDING! }));
   assert.throws(() => checkSubmission(told, { fileNames: ['main.sh'], args: [], limits: { memoryBytes: least - 1 } }), new RegExp(`^ExecutorError: limits.memoryBytes ${least - 1} is below ${least}:`));
@@ -493,7 +493,7 @@ test("a compile's work dir is copied into a run's only up to MAX_COMPILED_TREE_B
 });
 
 test("a slot key's start-up paths are those of every stage run on its slots, each once", () => {
-  const base = { language: 'x', version: '1', aliases: [], sourceFile: 'main.x', env: {}, envNamesLimits: false, defaultLimits: defaults, maxLimits: maxima, helloWorld: { source: '', stdout: '' } };
+  const base = { language: 'x', version: '1', aliases: [], sourceFile: 'main.x', env: {}, defaultLimits: defaults, maxLimits: maxima, helloWorld: { source: '', stdout: '' } };
   const c: Runtime = { ...base, id: 'c', image: 'gcc', compile: { argv: ['cc', '{files}'], startupPaths: ['/usr/bin/cc', '/usr/include/stdio.h'] }, run: { argv: ['./main'], startupPaths: ['/lib/libc.so.6'] } };
   const cpp: Runtime = { ...base, id: 'cpp', image: 'gcc', compile: { argv: ['c++', '{files}'], startupPaths: ['/usr/bin/c++', '/usr/include/stdio.h'] }, run: { argv: ['./main'] } };
   const bash: Runtime = { ...base, id: 'bash', image: 'base', run: { argv: ['/bin/bash', 'main.x'] } };

@@ -34,7 +34,6 @@ export const testRuntime: Runtime = {
   sourceFile: 'main.py',
   run: { argv: ['/usr/bin/python3', 'main.py'] },
   env: {},
-  envNamesLimits: false,
   defaultLimits: {
     cpuTimeMs: 2000,
     wallTimeMs: 5000,
