@@ -222,7 +222,7 @@ export const SubmitHeaders = Type.Object({
       maxLength: 255,
       pattern: '^[\\x20-\\x7e]+$',
       description:
-        "A key of the caller's choosing (a UUID, say) that makes a retried submission safe: while the job it first named is kept (CELLBLOCK_RESULT_TTL_SECONDS after it ends), the same key with the same submission answers that job instead of queueing another; with another submission, 422 idempotency_key_reused. Once that job has expired, the key makes a new job. Keys are per API key (without API keys, shared by every caller: use unguessable keys).",
+        "A key of the caller's choosing (a UUID, say) that makes a retried submission safe: while the job it first named is kept (CELLBLOCK_RESULT_TTL_SECONDS after it ends), the same key with the same submission answers that job instead of queueing another; with another submission, 422 idempotency_key_reused. Once that job has expired, the key makes a new job, under the same id (the key's), with a new createdAt. Keys are per API key (without API keys, shared by every caller: use unguessable keys).",
     }),
   ),
 });

@@ -7,6 +7,7 @@ import { pistonFields, pistonLimitField, PistonRequestError, translatePistonExec
 import { admissionMessage, admissionProblem } from '../../src/api/submission.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { PistonExecutionError, pistonResponse, pistonStage } from '../../src/api/compat/piston-response.js';
+import { pistonExit } from '../../src/api/compat/piston-connect.js';
 import { MiB } from '../../src/units.js';
 import { done, gcc, go, python311, python39, runtime, runtimes, stage } from './fixtures.js';
 
@@ -287,5 +288,17 @@ describe('piston execute response', () => {
     assert.throws(() => pistonResponse(failed, python311), (e: unknown) => e instanceof PistonExecutionError && e.message === 'worker lost');
     const queued = { id: 'j', status: 'queued' as const, createdAt: '' };
     assert.throws(() => pistonResponse(queued, python311), PistonExecutionError);
+  });
+});
+
+describe("piston /connect's exit message", () => {
+  const exit = { verdict: 'ok' as const, exitCode: 0, signal: null, signalName: null, cpuTimeMs: 1, wallTimeMs: 2, peakMemoryBytes: 3 };
+  it('says code and signal by name as the run ended', () => {
+    assert.deepEqual(pistonExit('run', exit), { type: 'exit', stage: 'run', code: 0, signal: null });
+    assert.deepEqual(pistonExit('run', { ...exit, verdict: 'cancelled', exitCode: null, signal: 9, signalName: 'SIGKILL' }), { type: 'exit', stage: 'run', code: null, signal: 'SIGKILL' });
+    assert.deepEqual(pistonExit('compile', { ...exit, verdict: 'runtime_error', exitCode: 1 }), { type: 'exit', stage: 'compile', code: 1, signal: null });
+  });
+  it('says SIGKILL for a run cancelled before its program began (no signal of its own): the client sent a signal', () => {
+    assert.deepEqual(pistonExit('run', { ...exit, verdict: 'cancelled', exitCode: null }), { type: 'exit', stage: 'run', code: null, signal: 'SIGKILL' });
   });
 });

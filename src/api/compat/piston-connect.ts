@@ -10,7 +10,7 @@ import type { FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { liveJobProblem } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
-import type { JobRequest, LiveEvent } from '../../jobs/model.js';
+import type { JobRequest, LiveEvent, LiveExit, LiveStage } from '../../jobs/model.js';
 import { JobSocket, LIVE_SEND_BUFFER_BYTES, StreamText, type LiveFrontOptions } from '../live-socket.js';
 import { admissionMessage, admissionProblem } from '../submission.js';
 import { pistonFields, PistonRequestError, translatePistonExecute } from './piston-request.js';
@@ -28,6 +28,13 @@ const CLOSE = {
   invalidSignal: [4005, 'Invalid signal'],
   completed: [4999, 'Job Completed'],
 } as const;
+
+/** A stage's `exit` message as Piston sends it: `code`, and `signal` by name. A signal cancels the
+ * run (onMessage); one that came before the program began ends it with no signal of its own, yet
+ * the client was told its process got a kill: SIGKILL, as for a run the cancel killed. */
+export function pistonExit(stage: LiveStage, exit: LiveExit): { type: 'exit'; stage: LiveStage; code: number | null; signal: string | null } {
+  return { type: 'exit', stage, code: exit.exitCode, signal: exit.signalName ?? (exit.verdict === 'cancelled' ? 'SIGKILL' : null) };
+}
 
 const SIGNALS: ReadonlySet<string> = new Set(Object.keys(constants.signals));
 /** Signals whose default action leaves a process running (ignored, or continue): sent to the
@@ -71,9 +78,7 @@ export function pistonConnect(socket: WebSocket, request: FastifyRequest, option
       }
       case 'exit':
         for (const { stream, text: rest } of text.rest(event.stage)) live.send({ type: 'data', stream, data: rest });
-        // A signal cancels the run (onMessage); one that came before the program began ends it
-        // with no signal of its own, yet a Piston client was told its process got a kill.
-        live.send({ type: 'exit', stage: event.stage, code: event.exit.exitCode, signal: event.exit.signalName ?? (event.exit.verdict === 'cancelled' ? 'SIGKILL' : null) });
+        live.send(pistonExit(event.stage, event.exit));
         return;
       case 'inputLost':
         void notify('stdin could not be passed on (Redis unreachable, or the worker gone): the job is cancelled, its input having a gap');
