@@ -1165,10 +1165,11 @@ describe('API-only host', () => {
     // The API runs the worker's check of a job (checkSubmission) but must start where the native
     // addon was never built (API and workers need not share a host).
     const module = (relative: string) => JSON.stringify(new URL(relative, import.meta.url).pathname);
-    // buildApp loads the compat fronts too; the job service is not touched before a request.
+    // buildApp loads the compat fronts too; the job service is not touched before a request (its
+    // close ends the waits held: endWaits, which a stand-in for the service has).
     const script = `const { buildApp } = await import(${module('../../src/api/app.ts')});
       const { loadConfig } = await import(${module('../../src/config.ts')});
-      const app = await buildApp({ jobs: {}, runtimes: [], config: loadConfig({}) });
+      const app = await buildApp({ jobs: { endWaits() {} }, runtimes: [], config: loadConfig({}) });
       await app.ready();
       const maps = (await import('node:fs')).readFileSync('/proc/self/maps', 'utf8');
       process.stdout.write(String(maps.includes('cellblock_native')));
