@@ -109,7 +109,7 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
       try {
         root = await prepareRoot(agent, slotDir, { ...spec, startupPaths, uid });
       } catch (err) {
-        uids.release(uid);
+        await uids.release(uid);
         throw err;
       }
       if (!container || container.prepares?.(image) === false) return { image, root };
@@ -117,7 +117,7 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
         return { image, root, container: await container.prepare(image, root) };
       } catch (err) {
         await destroyRoot(agent, root).catch(() => undefined);
-        uids.release(uid);
+        await uids.release(uid);
         throw err;
       }
     };
@@ -134,7 +134,7 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
             await destroyRoot(agent, slot.root);
           } finally {
             // Its uid once the slot's processes and files are gone (or the root failed to go).
-            uids.release(slot.root.uid);
+            await uids.release(slot.root.uid);
           }
         }
       }

@@ -9,9 +9,12 @@
 // its agent. The dir is the machine's, as the engine's instance lock files beside it are (a worker
 // container binds the host's /run/cellblock: docker-compose.dev.yml), not the pool's state root:
 // workers with state roots of their own (two services, two compose projects, a test run beside a
-// service) still run their programs on one kernel. A uid given back stays leased to this owner,
-// on a free list taken first: in the steady state a slot's uid costs no agent request (a job makes
-// one or two slots), and the owner holds about as many uids as it ever had slots at once.
+// service) still run their programs on one kernel. A uid given back stays leased to this owner
+// on a free list, taken first, up to UidLeases.keptFree of them; one more is unlocked (the oldest
+// on the list), so that the uids an owner holds follow its slots of now, not the most it ever had
+// at once (one worker of 4 + 4 slots held 127 after a mixed load of ~16 images, and the workers of
+// a large machine could together reach the 1024 at their peaks). In the steady state a slot's uid
+// still costs no agent request: a slot destroyed is followed by its replacement's preparation.
 import { lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { MountAgent } from './mount-agent.js';
@@ -29,22 +32,42 @@ export const DEFAULT_UID_LEASE_DIR = '/run/cellblock/uids';
 const OLD_LEASE_DIR_NAME = 'uids';
 const UID_NAME = /^[0-9]{1,10}$/;
 
+/** How many uids given back an owner keeps leased, free, before it unlocks the oldest of them. A
+ * uid leased anew costs an agent request (~0.1 ms here), and one unlocked another (~0.1 ms): small
+ * beside a slot's preparation (milliseconds), so the list need not cover every burst. Sixteen
+ * covers what comes back between one slot's teardown and its replacement's lease in the steady
+ * state (the slots of a burst of a 4 + 4-slot worker), and the machine's workers keep little of
+ * the 1024 idle (eight worker processes: 128 at most). */
+export const UIDS_KEPT_FREE = 16;
+
+export interface UidLeasesOptions {
+  /** UIDS_KEPT_FREE by default. */
+  keptFree?: number;
+}
+
 export class UidLeases {
-  /** Every uid this owner holds the lock of, in use or free (the locks are never given back: they
-   * go with the agent). */
-  private readonly held = new Set<number>();
+  /** Every uid this owner holds the lock of, in use or free, and the agent's id of that lock. */
+  private readonly lockIds = new Map<number, unknown>();
   /** Held and not in use, oldest given back first: a uid just given back is the last one taken
    * again (its processes are gone by then, but nothing of it should linger in the next job's
-   * way). */
+   * way). At most keptFree. */
   private readonly free: number[] = [];
   /** Where the search for a new uid starts. */
   private next = 0;
+  readonly keptFree: number;
 
   constructor(
-    private readonly agent: MountAgent,
+    private readonly agent: Pick<MountAgent, 'request'>,
     private readonly dir: string,
+    options: UidLeasesOptions = {},
   ) {
+    this.keptFree = options.keptFree ?? UIDS_KEPT_FREE;
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** Uids this owner holds the lock of (in use or free). */
+  get held(): number {
+    return this.lockIds.size;
   }
 
   async lease(): Promise<number> {
@@ -53,19 +76,28 @@ export class UidLeases {
     for (let tried = 0; tried < SANDBOX_UID_COUNT; tried++) {
       const uid = SANDBOX_UID + this.next;
       this.next = (this.next + 1) % SANDBOX_UID_COUNT;
-      if (this.held.has(uid)) continue;
+      if (this.lockIds.has(uid)) continue;
       const reply = await this.agent.request('lock', { path: join(this.dir, String(uid)) });
       // Another worker's on this machine: try the next.
       if (reply.acquired !== true) continue;
-      this.held.add(uid);
+      this.lockIds.set(uid, reply.lockId);
       return uid;
     }
     throw new PoolError('uid', 'EAGAIN', `all ${SANDBOX_UID_COUNT} sandbox uids (from ${SANDBOX_UID}) are in use on this machine`);
   }
 
-  /** Back on the free list, still locked. */
-  release(uid: number): void {
+  /** Back on the free list, still locked; past keptFree, the oldest there is unlocked (settles when
+   * the agent has; never rejects). */
+  async release(uid: number): Promise<void> {
     this.free.push(uid);
+    if (this.free.length <= this.keptFree) return;
+    const unlocked = this.free.shift()!;
+    const lockId = this.lockIds.get(unlocked);
+    // Forgotten before the agent is asked: a lease that tries this uid meanwhile asks the agent
+    // after this request, and it answers in order (the lock is given up before it is asked anew).
+    this.lockIds.delete(unlocked);
+    // An agent that cannot answer is gone, and its locks with it.
+    await this.agent.request('unlock', { lockId }).catch(() => undefined);
   }
 }
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createPool, type Pool, type PoolSlot } from '../../src/pool/index.js';
 import { holdLockFile, isLockFileHeld } from '../../src/lock-file.js';
 import { SANDBOX_UID } from '../../src/pool/root.js';
-import { DEFAULT_UID_LEASE_DIR, SANDBOX_UID_COUNT } from '../../src/pool/uid-leases.js';
+import { DEFAULT_UID_LEASE_DIR, SANDBOX_UID_COUNT, UIDS_KEPT_FREE } from '../../src/pool/uid-leases.js';
 import { mountAgentPids } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
 import { makeScratch, mountsMentioning, poolSkipReason, type Scratch } from './helpers.js';
@@ -17,13 +17,14 @@ const IMAGE = 'busybox';
 async function withPool(
   sizing: { minReady: number; maxReady: number; idleShrinkMs?: number },
   body: (pool: Pool, scratch: Scratch) => Promise<void>,
-  roots: { startupPaths?: string[]; layers?: (layerPaths: string[]) => void } = {},
+  roots: { startupPaths?: string[]; layers?: (layerPaths: string[]) => void; uidLeaseDir?: (scratch: Scratch) => string } = {},
 ): Promise<void> {
   const scratch = makeScratch();
   try {
     roots.layers?.(scratch.layerPaths);
     const pool = await createPool({
       stateRoot: scratch.stateRoot,
+      uidLeaseDir: roots.uidLeaseDir?.(scratch),
       rootSpec: () => ({ layerPaths: scratch.layerPaths, upperBytes: 4 << 20, startupPaths: roots.startupPaths }),
       sizing: { idleShrinkMs: 60_000, ...sizing },
     });
@@ -289,6 +290,20 @@ test('pools lease in the uid lease dir they are given, whatever their state root
   } finally {
     leases.remove();
   }
+});
+
+test("a pool's uids follow its live slots: past the few it keeps free, those its slots gave back are unlocked", { skip }, async () => {
+  // A lease dir of its own, to count this pool's leases alone.
+  let uidLeaseDir = '';
+  await withPool({ minReady: 0, maxReady: 0 }, async (pool) => {
+    const held = () => readdirSync(uidLeaseDir).filter((name) => isLockFileHeld(join(uidLeaseDir, name))).length;
+    const peak = UIDS_KEPT_FREE + 8;
+    const slots = await Promise.all(Array.from({ length: peak }, () => pool.take(IMAGE)));
+    assert.equal(held(), peak);
+    for (const slot of slots) pool.release(slot);
+    await until(() => pool.stats().images[IMAGE]!.destroyed === peak, 10_000, 5, 'every slot destroyed');
+    assert.equal(held(), UIDS_KEPT_FREE);
+  }, { uidLeaseDir: (scratch) => (uidLeaseDir = join(scratch.dir, 'uid-leases')) });
 });
 
 test("a pool's start removes the uid lease files an earlier version left in its state root, but held ones", { skip }, async () => {
