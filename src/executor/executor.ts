@@ -10,7 +10,7 @@
 // container made with the pipes on a `connected` root.
 import type { Runtime } from '../images/types.js';
 import type { Pool, PoolSlot, PoolStats } from '../pool/index.js';
-import { PoolError, SANDBOX_GID } from '../pool/index.js';
+import { isUidShortage, PoolError, SANDBOX_GID } from '../pool/index.js';
 import type { Limits, SandboxCgroups } from '../sandbox/types.js';
 import { compileArgv, runArgv, stageEnv } from './argv.js';
 import type { CompileCache, CompileCacheStats, TurnOutcome } from './compile-cache.js';
@@ -137,6 +137,9 @@ export class SubmissionExecutor<C> implements Executor {
       // agent's death cut short.
       const unusable = this.pool.unusable;
       if (unusable && err instanceof PoolError) throw new ExecutorError('unavailable', unusable.message);
+      // Said as it is: the worker tells its submitter an ExecutorError's message, and a PoolError's
+      // op and code alone ("uid failed (EAGAIN)"), which would not say what ran out.
+      if (isUidShortage(err)) throw new ExecutorError('no_sandbox_uid', `the job's sandbox could not be made: ${err.message}`);
       throw err;
     } finally {
       this.inFlight.delete(execution);

@@ -84,6 +84,8 @@ export class KeyedPool<T> {
   private closed = false;
   /** stopRefills() was called: no slot is prepared ahead from then on. */
   private refillsStopped = false;
+  /** pauseRefills(): no slot is prepared ahead before this. */
+  private refillsPausedUntilMs = 0;
   private readonly shrinkTimer: NodeJS.Timeout;
   private upkeepTimer: NodeJS.Timeout | undefined;
   private upkeepAtMs = Number.POSITIVE_INFINITY;
@@ -111,6 +113,42 @@ export class KeyedPool<T> {
    * destroyed, and close() works as before. */
   stopRefills(): void {
     this.refillsStopped = true;
+  }
+
+  /** No slot is prepared ahead for `forMs` (refills under way go on): the factory found what a
+   * slot needs used up (the machine's sandbox uids), and the slots given back meanwhile are
+   * better left to jobs. The housekeeping tick resumes them. */
+  pauseRefills(forMs: number): void {
+    this.refillsPausedUntilMs = Math.max(this.refillsPausedUntilMs, performance.now() + forMs);
+  }
+
+  /** For a take of `key` whose slot could not be prepared for want of what idle slots hold (a
+   * uid): destroys one slot no job holds, and resolves once it is gone (true), or at once when
+   * there is none (false). A used slot waiting for its teardown goes first (it goes anyway); else
+   * the oldest ready slot (takes are LIFO) of the other key that saw no take for longest, whose
+   * target drops so that it is not refilled at once. */
+  async destroyIdle(key: string): Promise<boolean> {
+    if (this.closed) return false;
+    let victim: { state: KeyState; slot: T } | undefined;
+    for (const state of this.keys.values()) {
+      const retired = state.retired.shift();
+      if (retired !== undefined) {
+        victim = { state, slot: retired.slot as T };
+        break;
+      }
+    }
+    if (!victim) {
+      let idlest: KeyState | undefined;
+      for (const state of this.keys.values()) {
+        if (state.key !== key && state.ready.length > 0 && (!idlest || state.lastTakeAtMs < idlest.lastTakeAtMs)) idlest = state;
+      }
+      if (!idlest) return false;
+      victim = { state: idlest, slot: idlest.ready.shift() as T };
+      idlest.stats.evicted++;
+      idlest.target = Math.min(idlest.target, idlest.ready.length + idlest.refilling);
+    }
+    await this.destroyInBackground(victim.state, victim.slot);
+    return true;
   }
 
   /** A slot for one job. Never waits for a refill: a miss prepares one on the spot. */
@@ -217,7 +255,7 @@ export class KeyedPool<T> {
         refillPostponedSinceMs: undefined,
         peakJobs: 0,
         peakJobsAtMs: 0,
-        stats: { hits: 0, misses: 0, discarded: 0, prepared: 0, destroyed: 0, prepareFailures: 0, prepareMsTotal: 0, prepareMsLast: 0, prepareMsMax: 0 },
+        stats: { hits: 0, misses: 0, discarded: 0, evicted: 0, prepared: 0, destroyed: 0, prepareFailures: 0, prepareMsTotal: 0, prepareMsLast: 0, prepareMsMax: 0 },
       };
       this.keys.set(key, state);
     }
@@ -313,8 +351,8 @@ export class KeyedPool<T> {
   }
 
   private refill(): void {
-    if (this.closed || this.refillsStopped) return;
     const nowMs = performance.now();
+    if (this.closed || this.refillsStopped || nowMs < this.refillsPausedUntilMs) return;
     const busy = this.jobsRunning() > 0;
     for (const state of this.keys.values()) {
       while (
@@ -346,15 +384,16 @@ export class KeyedPool<T> {
     }
   }
 
-  private destroyInBackground(state: KeyState, slot: T): void {
-    this.track(
-      this.factory.destroy(slot).then(
-        () => {
-          state.stats.destroyed++;
-        },
-        (err: unknown) => this.options.onBackgroundError?.(err, state.key),
-      ),
+  /** Settles (never rejects) once the slot is destroyed; its failure goes to onBackgroundError. */
+  private destroyInBackground(state: KeyState, slot: T): Promise<void> {
+    const destroyed = this.factory.destroy(slot).then(
+      () => {
+        state.stats.destroyed++;
+      },
+      (err: unknown) => this.options.onBackgroundError?.(err, state.key),
     );
+    this.track(destroyed);
+    return destroyed;
   }
 
   private shrinkIdle(): void {

@@ -5,12 +5,13 @@
 // image's slots for its runs, its compiles and its interactive tests' connected runs apart (`gcc`,
 // `gcc:compile`, `gcc:connected`), and the preparer may decline a key (the last: roots alone).
 import { mkdirSync, realpathSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { KeyedPool, type PrepareOccasion } from './keyed-pool.js';
 import { MountAgent, DEFAULT_PYTHON_PATH } from './mount-agent.js';
-import { destroyRoot, prepareRoot, type PreparedRoot, type RootSpec } from './root.js';
+import { destroyRoot, prepareRoot, SANDBOX_UID, type PreparedRoot, type RootSpec } from './root.js';
 import { claimOwnerDir, reclaimOwnerDir, reclaimStaleOwners, releaseOwnerDir, type ReclaimReport } from './state-dir.js';
-import { DEFAULT_UID_LEASE_DIR, removeOldUidLeases, UidLeases } from './uid-leases.js';
+import { DEFAULT_UID_LEASE_DIR, isUidShortage, removeOldUidLeases, UidLeases } from './uid-leases.js';
 import { PoolError, type PoolSizing, type PoolStats } from './types.js';
 
 /** What the pool adds on top of a root, e.g. the engine's pre-warmed container. */
@@ -29,6 +30,11 @@ export interface PoolOptions<C = never> {
   /** Where slots' uids are leased (uid-leases.ts): one dir for every pool on the machine, whatever
    * its state root. Default /run/cellblock/uids. */
   uidLeaseDir?: string;
+  /** How many uids from 60000 the pool may lease: for tests of a pool at the bound alone (the
+   * images name 1024 of them, SANDBOX_UID_COUNT, the default). */
+  uidCount?: number;
+  /** How long refills pause at a shortage of uids: for tests alone (default 10 s). */
+  uidShortageRefillPauseMs?: number;
   /** The image's layers and slot size; called for every slot, so it should be cheap. */
   rootSpec: (image: string) => RootSpec | Promise<RootSpec>;
   sizing?: Partial<PoolSizing> | ((image: string) => PoolSizing);
@@ -71,6 +77,14 @@ export interface Pool<C = never> {
 
 export const DEFAULT_SIZING: PoolSizing = { minReady: 1, maxReady: 4, idleShrinkMs: 30_000 };
 
+/** Once a lease found every sandbox uid of the machine leased, no slot is prepared ahead for this
+ * long: a refill would search the lease files again (1024 agent requests, ~0.1 s) and fail, and
+ * the uids this owner's slots give back meanwhile are better left to its jobs' slots. */
+const UID_SHORTAGE_REFILL_PAUSE_MS = 10_000;
+/** A refill's shortage of uids is reported (onBackgroundError) once, and again only after this
+ * long without one: the refills paused, it goes on as long as the load does. */
+const UID_SHORTAGE_QUIET_MS = 10 * 60_000;
+
 function slotName(image: string, seq: number): string {
   return `${image.replace(/[^A-Za-z0-9_.-]/g, '_')}-${seq}`;
 }
@@ -95,12 +109,52 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
       typeof sizingOption === 'function' ? sizingOption : () => ({ ...DEFAULT_SIZING, ...(sizingOption ?? {}) });
     let seq = 0;
     const container = options.container;
-    const uids = new UidLeases(agent, uidLeaseDir);
+    const uids = new UidLeases(agent, uidLeaseDir, { count: options.uidCount });
     let unusable: PoolError | undefined;
+    /** When a lease last found no uid. */
+    let uidShortageAtMs = Number.NEGATIVE_INFINITY;
+    /** A refill's shortage of uids that onBackgroundError is not told of: said once already. */
+    const quietErrors = new WeakSet<object>();
+    const uidRange = `${SANDBOX_UID}-${SANDBOX_UID + uids.count - 1}`;
+    const refillPauseMs = options.uidShortageRefillPauseMs ?? UID_SHORTAGE_REFILL_PAUSE_MS;
+
+    /** A uid for a slot of `image`. Where every uid of the machine is leased, refills pause; a
+     * take's slot (a job waits for it) gets the uid of an idle slot of this owner's, destroyed for
+     * it, else fails saying so. */
+    const leaseUid = async (image: string, occasion: PrepareOccasion): Promise<number> => {
+      try {
+        return await uids.lease();
+      } catch (err) {
+        if (!isUidShortage(err)) throw err;
+      }
+      keyed.pauseRefills(refillPauseMs);
+      const nowMs = performance.now();
+      const saidLately = nowMs - uidShortageAtMs < UID_SHORTAGE_QUIET_MS;
+      uidShortageAtMs = nowMs;
+      if (occasion === 'ahead') {
+        const shortage = new PoolError(
+          'uid',
+          'EAGAIN',
+          `all ${uids.count} sandbox uids of this machine (${uidRange}) are leased by its workers' slots: this pool prepares no slot ahead for ${refillPauseMs / 1000} s at a time while they are, and its jobs' slots take the uids of its idle ones (said again only after ${UID_SHORTAGE_QUIET_MS / 60_000} minutes without a shortage)`,
+        );
+        if (saidLately) quietErrors.add(shortage);
+        throw shortage;
+      }
+      // Once: where another job's slot took the uid freed meanwhile, that job needed it as much,
+      // and destroying idle slot after idle slot for this one would only move the shortage round.
+      if (await keyed.destroyIdle(image)) {
+        try {
+          return await uids.lease();
+        } catch (err) {
+          if (!isUidShortage(err)) throw err;
+        }
+      }
+      throw new PoolError('uid', 'EAGAIN', `no sandbox uid is free: all ${uids.count} of this machine (${uidRange}) are leased by its workers' slots, and this worker had no idle slot to give one up`);
+    };
 
     const prepareSlot = async (image: string, occasion: PrepareOccasion): Promise<PoolSlot<C>> => {
       const spec = await options.rootSpec(image);
-      const uid = await uids.lease();
+      const uid = await leaseUid(image, occasion);
       const slotDir = join(ownerDir.slotsDir, slotName(image, ++seq));
       // A miss's job waits for its root: looking up its start-up paths first would only move the
       // program's own lookups ahead of it, at the agent's cost per path (~2-4 us) on top.
@@ -149,7 +203,9 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
         sizing,
         refillConcurrency: options.refillConcurrency ?? 1,
         failureBackoffMs: options.failureBackoffMs ?? 1000,
-        onBackgroundError: options.onBackgroundError,
+        onBackgroundError: (err, image) => {
+          if (!quietErrors.has(err as object)) options.onBackgroundError?.(err, image);
+        },
       },
     );
     /** Why the pool can make no more slots, known as soon as the agent's end is (not a microtask

@@ -28,6 +28,9 @@ export interface ImagePoolStats {
   /** Ready slots found unusable at their take (a container whose init was killed while it
    * waited), torn down instead of handed out. */
   discarded: number;
+  /** Ready slots destroyed before their time for a job of another key, whose slot could be made
+   * only with their uid: every one of the machine's sandbox uids was leased (uid-leases.ts). */
+  evicted: number;
   /** Slots prepared successfully so far. */
   prepared: number;
   destroyed: number;

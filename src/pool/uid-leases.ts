@@ -41,8 +41,17 @@ const UID_NAME = /^[0-9]{1,10}$/;
 export const UIDS_KEPT_FREE = 16;
 
 export interface UidLeasesOptions {
+  /** How many uids from SANDBOX_UID may be leased: SANDBOX_UID_COUNT, the images' range (fewer in
+   * the tests of a pool at its bound). */
+  count?: number;
   /** UIDS_KEPT_FREE by default. */
   keptFree?: number;
+}
+
+/** Whether `err` says that a lease found every uid of the range leased by this machine's owners
+ * (its owner's free list empty). */
+export function isUidShortage(err: unknown): err is PoolError {
+  return err instanceof PoolError && err.op === 'uid' && err.code === 'EAGAIN';
 }
 
 export class UidLeases {
@@ -54,6 +63,7 @@ export class UidLeases {
   private readonly free: number[] = [];
   /** Where the search for a new uid starts. */
   private next = 0;
+  readonly count: number;
   readonly keptFree: number;
 
   constructor(
@@ -61,6 +71,7 @@ export class UidLeases {
     private readonly dir: string,
     options: UidLeasesOptions = {},
   ) {
+    this.count = options.count ?? SANDBOX_UID_COUNT;
     this.keptFree = options.keptFree ?? UIDS_KEPT_FREE;
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
@@ -73,9 +84,9 @@ export class UidLeases {
   async lease(): Promise<number> {
     const reused = this.free.shift();
     if (reused !== undefined) return reused;
-    for (let tried = 0; tried < SANDBOX_UID_COUNT; tried++) {
+    for (let tried = 0; tried < this.count; tried++) {
       const uid = SANDBOX_UID + this.next;
-      this.next = (this.next + 1) % SANDBOX_UID_COUNT;
+      this.next = (this.next + 1) % this.count;
       if (this.lockIds.has(uid)) continue;
       const reply = await this.agent.request('lock', { path: join(this.dir, String(uid)) });
       // Another worker's on this machine: try the next.
@@ -83,7 +94,7 @@ export class UidLeases {
       this.lockIds.set(uid, reply.lockId);
       return uid;
     }
-    throw new PoolError('uid', 'EAGAIN', `all ${SANDBOX_UID_COUNT} sandbox uids (from ${SANDBOX_UID}) are in use on this machine`);
+    throw new PoolError('uid', 'EAGAIN', `all ${this.count} sandbox uids (from ${SANDBOX_UID}) are in use on this machine`);
   }
 
   /** Back on the free list, still locked; past keptFree, the oldest there is unlocked (settles when

@@ -228,3 +228,53 @@ test('close tears down the used slots still waiting for upkeep', async () => {
   await pool.close();
   assert.deepEqual(destroyed.sort(), [first, second].sort());
 });
+
+test('pauseRefills: no slot is prepared ahead until the pause ends, then the housekeeping tick refills', async () => {
+  const { factory } = numberedFactory();
+  const pool = new KeyedPool<number>(factory, { sizing: () => ({ minReady: 1, maxReady: 1, idleShrinkMs: 60_000 }), refillConcurrency: 1, failureBackoffMs: 1000 });
+  try {
+    const pausedAt = Date.now();
+    pool.pauseRefills(400);
+    pool.warm('k');
+    await sleep(250);
+    assert.deepEqual([pool.stats().images.k!.ready, pool.stats().images.k!.prepared], [0, 0]);
+    await until(() => pool.stats().images.k!.ready === 1, 5000, 5, 'refilled once the pause ended');
+    assert.ok(Date.now() - pausedAt >= 400);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('destroyIdle: a used slot waiting for its teardown first, then the oldest ready slot of the other key idle longest', async () => {
+  const { factory, destroyed } = numberedFactory();
+  const pool = new KeyedPool<number>(factory, { sizing: () => ({ minReady: 2, maxReady: 2, idleShrinkMs: 60_000 }), refillConcurrency: 1, failureBackoffMs: 1000 });
+  const stats = (key: string) => pool.stats().images[key]!;
+  try {
+    pool.warm('a');
+    await until(() => stats('a').ready === 2, 5000, 5, 'a: 1 and 2 ready');
+    pool.warm('b');
+    await until(() => stats('b').ready === 2, 5000, 5, 'b: 3 and 4 ready');
+    pool.pauseRefills(60_000); // nothing replaced meanwhile
+    assert.equal(await pool.take('a'), 2);
+    await sleep(5);
+    assert.equal(await pool.take('b'), 4); // b took last: a is the idler
+    pool.release('a', 2); // its teardown waits for b's running job
+    const destroyedNow = async (key: string) => {
+      const before = destroyed.length;
+      const any = await pool.destroyIdle(key);
+      // Resolved once the slot is gone, not before.
+      assert.equal(destroyed.length, before + (any ? 1 : 0));
+      return any ? destroyed.at(-1) : undefined;
+    };
+    assert.equal(await destroyedNow('x'), 2, 'the used one first');
+    assert.equal(await destroyedNow('x'), 1, "the idler key's");
+    assert.deepEqual([stats('a').evicted, stats('a').target], [1, 0], 'counted, and not refilled back');
+    assert.equal(await destroyedNow('b'), undefined, "none for b's take but its own");
+    assert.equal(await destroyedNow('x'), 3, "b's oldest");
+    assert.deepEqual([stats('b').evicted, stats('b').target, stats('b').ready], [1, 0, 0]);
+    assert.equal(await destroyedNow('x'), undefined);
+    pool.release('b', 4);
+  } finally {
+    await pool.close();
+  }
+});

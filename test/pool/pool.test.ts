@@ -8,6 +8,7 @@ import { holdLockFile, isLockFileHeld } from '../../src/lock-file.js';
 import { SANDBOX_UID } from '../../src/pool/root.js';
 import { DEFAULT_UID_LEASE_DIR, SANDBOX_UID_COUNT, UIDS_KEPT_FREE } from '../../src/pool/uid-leases.js';
 import { mountAgentPids } from '../helpers/processes.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { until } from '../helpers/until.js';
 import { makeScratch, mountsMentioning, poolSkipReason, type Scratch } from './helpers.js';
 
@@ -304,6 +305,84 @@ test("a pool's uids follow its live slots: past the few it keeps free, those its
     await until(() => pool.stats().images[IMAGE]!.destroyed === peak, 10_000, 5, 'every slot destroyed');
     assert.equal(held(), UIDS_KEPT_FREE);
   }, { uidLeaseDir: (scratch) => (uidLeaseDir = join(scratch.dir, 'uid-leases')) });
+});
+
+/** A pool that may lease `uidCount` uids alone (in a lease dir of its own), its background errors
+ * kept. */
+async function withFewUids(
+  uidCount: number,
+  body: (pool: Pool, errors: Error[], scratch: Scratch) => Promise<void>,
+  uidShortageRefillPauseMs?: number,
+): Promise<void> {
+  const scratch = makeScratch();
+  const errors: Error[] = [];
+  try {
+    const pool = await createPool({
+      stateRoot: scratch.stateRoot,
+      uidLeaseDir: join(scratch.dir, 'uid-leases'),
+      uidCount,
+      uidShortageRefillPauseMs,
+      rootSpec: () => ({ layerPaths: scratch.layerPaths, upperBytes: 1 << 20 }),
+      sizing: { minReady: 1, maxReady: 1, idleShrinkMs: 60_000 },
+      // Short: a refill that failed each time, as refills did at a shortage, would be seen often.
+      failureBackoffMs: 100,
+      onBackgroundError: (err) => errors.push(err as Error),
+    });
+    try {
+      await body(pool, errors, scratch);
+    } finally {
+      await pool.close();
+    }
+    assert.deepEqual(mountsMentioning(scratch.dir), []);
+  } finally {
+    scratch.remove();
+  }
+}
+
+test("a job's slot that finds every uid leased takes an idle ready slot's of another image; with none idle, its take says so", { skip }, async () => {
+  await withFewUids(2, async (pool, errors, scratch) => {
+    const stats = (image: string) => pool.stats().images[image]!;
+    pool.warm('a');
+    await until(() => stats('a').ready === 1, 5000, 5, 'a ready');
+    pool.warm('b');
+    await until(() => stats('b').ready === 1, 5000, 5, 'b ready: both uids leased');
+    // a saw no take for longest: its slot goes.
+    const c = await pool.take('c');
+    assert.deepEqual([stats('a').ready, stats('a').evicted, stats('a').destroyed, stats('b').ready], [0, 1, 1, 1]);
+    const d = await pool.take('d');
+    assert.deepEqual([stats('b').ready, stats('b').evicted], [0, 1]);
+    assert.notEqual(c.root.uid, d.root.uid);
+    // Both uids serve jobs now: nothing idle to give one up.
+    await assert.rejects(pool.take('e'), (err: Error & { code?: string; op?: string }) => {
+      assert.equal(err.name, 'PoolError');
+      assert.deepEqual([err.op, err.code], ['uid', 'EAGAIN']);
+      assert.equal(err.message, "no sandbox uid is free: all 2 of this machine (60000-60001) are leased by its workers' slots, and this worker had no idle slot to give one up");
+      assert.ok(!err.message.includes(scratch.dir), 'no host path');
+      return true;
+    });
+    pool.release(c);
+    pool.release(d);
+    // The evicted images are not refilled (their targets dropped), and refills paused: no noise.
+    await sleep(500);
+    assert.deepEqual(errors, []);
+  });
+});
+
+test('refills that find every uid leased pause, and say so once', { skip }, async () => {
+  // Paused for 0.3 s at a time here (10 s in service): refills try again a few times below.
+  await withFewUids(1, async (pool, errors) => {
+    pool.warm('a');
+    await until(() => pool.stats().images.a!.ready === 1, 5000, 5, 'a ready: the one uid leased');
+    pool.warm('b');
+    pool.warm('c');
+    await until(() => errors.length > 0, 5000, 5, 'the shortage reported');
+    // Refilling every failure backoff (100 ms), b and c failed ~20 times in a second, each reported.
+    await sleep(1000);
+    assert.equal(errors.length, 1, errors.map((err) => err.message).join('\n'));
+    assert.match(errors[0]!.message, /^all 1 sandbox uids of this machine \(60000-60000\) are leased by its workers' slots: this pool prepares no slot ahead for 0.3 s at a time/);
+    const failures = pool.stats().images.b!.prepareFailures + pool.stats().images.c!.prepareFailures;
+    assert.ok(failures >= 2 && failures <= 5, `a refill tried once per pause: ${failures}`);
+  }, 300);
 });
 
 test("a pool's start removes the uid lease files an earlier version left in its state root, but held ones", { skip }, async () => {
