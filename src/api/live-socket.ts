@@ -3,8 +3,9 @@
 // client reads, its end cancelling its job, the deadline for its first message), its job from the
 // submit on (SocketJob), the API's open sockets (LiveSockets: at most so many per client, each
 // ended with its front's word when the API stops), and output as text (StreamText).
+import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { nanoid } from 'nanoid';
 import type { WebSocket } from 'ws';
@@ -26,6 +27,24 @@ export interface LiveFrontOptions {
 /** How much a socket may hold unsent (a client that does not read what its program writes)
  * before it is ended: the API's memory is not the client's buffer. */
 export const LIVE_SEND_BUFFER_BYTES = 16 * 1024 * 1024;
+
+/** A last message made as it is sent (endStreamed: a `done` with large outputs) goes in fragments
+ * of at most this many bytes, each after a turn of the event loop. */
+const LIVE_FRAGMENT_BYTES = 64 * 1024;
+/** Its next fragment waits while the socket holds this many bytes unsent (until what was sent has
+ * gone to the kernel): the API holds at most this and one piece of the text, not the message. */
+export const LIVE_FRAGMENTS_BUFFER_BYTES = 1024 * 1024;
+/** How long such a message's fragment waits for room before the client is taken as too slow:
+ * ws's own closing handshake's timeout (30 s), the time a client always had to take what was
+ * left unread once its socket was closed. */
+export const LIVE_FRAGMENT_WAIT_MS = 30_000;
+
+/** How a front ends a socket on an error: the close's code and reason, and its last message. */
+export interface SocketEnding {
+  code: number;
+  reason: string;
+  last: Record<string, unknown>;
+}
 
 /** How a live job's cancel that failed (Redis away, or frozen past the job client's timeout) is
  * tried again: after `firstMs`, doubling up to `maxMs` between tries, until it is made (or finds
@@ -61,6 +80,7 @@ export interface JobSocketHandlers {
 export class JobSocket {
   readonly job: SocketJob;
   private over = false;
+  private readonly log: FastifyBaseLogger;
 
   constructor(
     private readonly socket: WebSocket,
@@ -69,6 +89,7 @@ export class JobSocket {
     firstMessageMs: number,
     private readonly handlers: JobSocketHandlers,
   ) {
+    this.log = request.log;
     this.job = new SocketJob(request.log, liveSockets.maxStdinBytes, () => this.over, liveSockets.cancelRetry);
     const deadline = setTimeout(() => {
       if (!this.job.submitted) handlers.noSubmit();
@@ -107,7 +128,9 @@ export class JobSocket {
   /** A message already made into JSON text (one that may be too large to make is made by the
    * caller, where it can say so). */
   sendText(text: string): void {
-    if (this.socket.readyState !== this.socket.OPEN) return;
+    // Nothing after the end's last message: one sent in fragments may still be going, and no
+    // other message can come between them.
+    if (this.over || this.socket.readyState !== this.socket.OPEN) return;
     // A client is too slow when what was sent before this message is still unread past the
     // bound: one message larger than the bound (a job's `done` with large outputs) is not its
     // fault, and goes.
@@ -123,10 +146,93 @@ export class JobSocket {
       // Over before the last message goes: sending it must not end the socket again (a client
       // too slow for it would have recurred here until the stack overflowed, ending the API).
       this.over = true;
-      if (last !== undefined) this.sendText(typeof last === 'string' ? last : JSON.stringify(last));
+      if (last !== undefined) this.write(typeof last === 'string' ? last : JSON.stringify(last));
       this.socket.close(code, reason);
     }
     return this.job.abandon();
+  }
+
+  /** As end(), its last message `text` (JSON text made as it is read: json-stream.ts) sent as one
+   * message in fragments, each once the socket has room (what was sent before it has gone to the
+   * kernel, past LIVE_FRAGMENTS_BUFFER_BYTES) and after a turn of the event loop: the API never
+   * holds the message whole, and its other sockets (and its Redis subscriber) are served between
+   * pieces. The close follows the last fragment. Where the text cannot be made, `failed` says the
+   * end instead: its last message too where nothing of the text was sent, else only its close
+   * (no message can come inside another). A client that leaves a fragment unsent for
+   * `waitMs` is too slow (429 client_too_slow, said as `failed` says it): the done's own bytes are
+   * paced, not counted against LIVE_SEND_BUFFER_BYTES, but one that stops reading must not hold
+   * the view (and its place) for ever. */
+  endStreamed(code: number, reason: string, text: Readable, failed: (error: unknown) => SocketEnding, waitMs = LIVE_FRAGMENT_WAIT_MS): Promise<void> {
+    if (!this.over) {
+      this.over = true;
+      const progress = { started: false };
+      void this.sendFragments(text, waitMs, progress).then(
+        (sent) => {
+          if (sent) this.socket.close(code, reason);
+        },
+        (error: unknown) => {
+          text.destroy();
+          if (this.socket.readyState !== this.socket.OPEN) return;
+          const ending = failed(error);
+          if (progress.started) this.log.warn({ err: error, code: ending.code }, 'live socket: its last message was cut short');
+          else this.write(JSON.stringify(ending.last));
+          this.socket.close(ending.code, ending.reason);
+        },
+      );
+    }
+    return this.job.abandon();
+  }
+
+  /** Sends `text` as one message in fragments (`progress.started` once one has gone); false if
+   * the socket stopped being open first (the client gone, the API stopping). */
+  private async sendFragments(text: Readable, waitMs: number, progress: { started: boolean }): Promise<boolean> {
+    // Each fragment is sent once the next is known, so that the last can say it is (fin).
+    let held: Buffer | undefined;
+    for await (const chunk of text as AsyncIterable<Buffer>) {
+      for (let at = 0; at < chunk.length; at += LIVE_FRAGMENT_BYTES) {
+        if (held) {
+          progress.started = true;
+          if (!(await this.fragment(held, false, waitMs))) return false;
+        }
+        held = chunk.subarray(at, at + LIVE_FRAGMENT_BYTES);
+      }
+    }
+    return held === undefined || (await this.fragment(held, true, waitMs));
+  }
+
+  /** Sends one fragment of a text message, then waits for room for the next (not after the last).
+   * False where the socket is not open. Throws 429 client_too_slow where room does not come. */
+  private async fragment(data: Buffer, fin: boolean, waitMs: number): Promise<boolean> {
+    const { socket } = this;
+    if (socket.readyState !== socket.OPEN) return false;
+    let sent!: () => void;
+    const written = new Promise<void>((resolve) => (sent = resolve));
+    // The callback comes once ws has handed the fragment (and so all before it) to the kernel, or
+    // with an error where the socket went first.
+    socket.send(data, { binary: false, fin }, () => sent());
+    if (fin) return true;
+    if (socket.bufferedAmount < LIVE_FRAGMENTS_BUFFER_BYTES) {
+      await nextTurn();
+      return true;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const closed = () => sent();
+    socket.once('close', closed);
+    try {
+      const expired = new Promise<'expired'>((resolve) => (timer = setTimeout(() => resolve('expired'), waitMs)));
+      if ((await Promise.race([written, expired])) === 'expired') {
+        throw new ApiError(429, 'client_too_slow', `the last message's next piece waited ${waitMs} ms for the client to read what was sent before it`);
+      }
+    } finally {
+      clearTimeout(timer);
+      socket.off('close', closed);
+    }
+    return true;
+  }
+
+  /** Sends a whole message where the socket is open. */
+  private write(text: string): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(text);
   }
 }
 

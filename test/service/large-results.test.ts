@@ -2,12 +2,14 @@
 // BullMQ's return value (the job's hash and the event stream), and reads back whole through every
 // reader: /v1 (text and base64, answered as streamed JSON), a waiting request, a webhook, Judge0.
 // A small one stays in the return value, and a waiting request is answered from its event alone.
+// A live job's large `done` is sent as one message in fragments, its text made as it is sent.
 // Real Redis and the real worker's queue side, on a stand-in executor whose outputs' sizes the
 // job's stdin (or each test's) names: no sandbox.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { WebSocket } from 'ws';
 import { nanoid } from 'nanoid';
 import pino from 'pino';
 import { jobNotifications } from '../../src/api/notifications.js';
@@ -20,6 +22,7 @@ import { QUEUE_NAME, redisKeys } from '../../src/queue/keys.js';
 import { OutboundPolicy } from '../../src/queue/outbound.js';
 import { INLINE_RESULT_MAX_BYTES, READS_RESULTS_APART_OPTION, readResultKeptApart, storeJobResult } from '../../src/queue/result-store.js';
 import { startQueueWorker, type JobExecutor, type QueueWorker } from '../../src/queue/worker.js';
+import { openLiveSocket } from '../helpers/live-socket.js';
 import { until } from '../helpers/until.js';
 import { startReceiverHeldUntilDone, startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import { getJson, listen, postJson, startService, type ServiceHarness } from './fixtures.js';
@@ -51,6 +54,12 @@ const executor: JobExecutor = {
       return stage(output(size, seed), output(Math.floor(size / 10), seed + 1));
     };
     const result: ExecuteResult = { verdict: 'ok', runtime: { id: 'python', language: 'python', version: '3.11.2' } };
+    if (request.live) {
+      // A live job's run says it ran as the engine's would: its stage, some output, its exit.
+      request.live.stage('run');
+      request.live.output('run', 'stdout', Buffer.from('ran\n'));
+      request.live.exit('run', stage(Buffer.alloc(0)));
+    }
     if (request.tests) result.tests = request.tests.map((test, i) => ({ ...outputs(test.stdin, i), passed: null }));
     else result.run = outputs(request.stdin, 0);
     return result;
@@ -164,6 +173,62 @@ describe('large results, kept apart', () => {
     assert.equal(read.json.status_id, 3);
     assert.deepEqual(Buffer.from(read.json.stdout, 'base64'), output(stdoutBytes));
     assert.deepEqual(Buffer.from(created.json.stdout, 'base64'), output(stdoutBytes), 'the waiting request');
+  });
+
+  /** Every WebSocket send in this process while `run` runs (the API's and the test client's): its
+   * bytes, whether it ends its message (fin), and how many times a 1 ms timer had fired by then. */
+  async function recordSends<T>(run: () => Promise<T>): Promise<{ result: T; sends: { bytes: number; fin: boolean; ticks: number }[] }> {
+    const sends: { bytes: number; fin: boolean; ticks: number }[] = [];
+    let ticks = 0;
+    const ticking = setInterval(() => ticks++, 1);
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (this: WebSocket, data: any, options?: any, cb?: any) {
+      sends.push({ bytes: Buffer.byteLength(data), fin: typeof options === 'object' ? options.fin !== false : true, ticks });
+      return send.call(this, data, options, cb);
+    } as typeof send;
+    try {
+      return { result: await run(), sends };
+    } finally {
+      WebSocket.prototype.send = send;
+      clearInterval(ticking);
+    }
+  }
+
+  /** A live python job whose run's stdout is `stdoutBytes` of every byte value: its messages. */
+  const liveJob = (stdoutBytes: number, encoding = 'utf8') =>
+    recordSends(async () => {
+      const socket = await openLiveSocket(`${base.replace(/^http/, 'ws')}/v1/live?outputEncoding=${encoding}`);
+      socket.send({ type: 'submit', job: { language: 'python', source: 'print(1)', stdin: String(stdoutBytes) } });
+      const done = await socket.next((m) => m.type === 'done');
+      assert.deepEqual(await socket.closed, { code: 1000, reason: 'done' });
+      return { done, messages: socket.messages };
+    });
+
+  test("a live job's done over 1 Mi characters is one message, sent in fragments as the client reads it, the event loop turning between them; it reads as GET does", async () => {
+    for (const encoding of ['utf8', 'base64']) {
+      const stdoutBytes = 1536 * 1024;
+      const { result: { done, messages }, sends } = await liveJob(stdoutBytes, encoding);
+      assert.deepEqual(messages.map((m) => m.type), ['accepted', 'started', 'stage', 'output', 'exit', 'done'], 'output and exit before the done, nothing after it');
+      const read = await getJson(`${base}/v1/jobs/${done.job.id}?outputEncoding=${encoding}`);
+      assert.deepEqual(done.job, read.json);
+      const stdout = done.job.result.stdout as string;
+      assert.deepEqual(encoding === 'base64' ? Buffer.from(stdout, 'base64') : stdout, encoding === 'base64' ? output(stdoutBytes) : output(stdoutBytes).toString('utf8'));
+      // The done's fragments: all but the last say more follows; together they are its text.
+      const last = sends.findIndex((send, i) => send.fin && i > 0 && !sends[i - 1]!.fin);
+      const first = sends.findIndex((send) => !send.fin);
+      assert.ok(first >= 0 && last > first + 1, `the done is sent in fragments: ${JSON.stringify(sends.map((s) => [s.bytes, s.fin]))}`);
+      const fragments = sends.slice(first, last + 1);
+      assert.equal(fragments.reduce((sum, f) => sum + f.bytes, 0), Buffer.byteLength(JSON.stringify(done)));
+      assert.ok(Math.max(...fragments.map((f) => f.bytes)) <= 64 * 1024, 'none holds the message');
+      assert.ok(fragments.at(-1)!.ticks > fragments[0]!.ticks, 'timers ran while the done went');
+    }
+  });
+
+  test("a live job's small done is one send, as every other message", async () => {
+    const { result: { done }, sends } = await liveJob(1000);
+    assert.ok(sends.every((send) => send.fin), 'no fragments');
+    assert.equal(done.job.result.stdout, output(1000).toString('utf8'));
+    assert.deepEqual(done.job, (await getJson(`${base}/v1/jobs/${done.job.id}`)).json);
   });
 
   test("a result whose key has expired reads as a job whose result has expired: 404, not a 500", async () => {

@@ -8,7 +8,10 @@ import type { JobRequest, LiveEvent, LiveSession } from '../../src/jobs/model.js
 import type { JobService } from '../../src/api/service.js';
 import type { FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { JobSocket, LIVE_SEND_BUFFER_BYTES, LiveSockets, SocketJob } from '../../src/api/live-socket.js';
+import { Readable } from 'node:stream';
+import { toApiError } from '../../src/api/errors.js';
+import { jsonTextStream } from '../../src/api/json-stream.js';
+import { JobSocket, LIVE_FRAGMENTS_BUFFER_BYTES, LIVE_SEND_BUFFER_BYTES, LiveSockets, SocketJob, type SocketEnding } from '../../src/api/live-socket.js';
 import { until } from '../helpers/until.js';
 
 /** A job service whose submit resolves when told; `emit` passes an event as the session would. */
@@ -188,10 +191,13 @@ class FakeSocket extends EventEmitter {
   readyState = 1;
   bufferedAmount = 0;
   readonly sent: string[] = [];
+  /** Fragments of a message (sent with `fin`), each with its callback: the fragment written. */
+  readonly fragments: { data: Buffer; fin: boolean; written: () => void }[] = [];
   readonly closes: number[] = [];
-  send(text: string): void {
-    this.sent.push(text);
-    this.bufferedAmount += text.length;
+  send(data: string | Buffer, options?: { fin?: boolean }, written: () => void = () => {}): void {
+    this.bufferedAmount += data.length;
+    if (options?.fin === undefined) this.sent.push(String(data));
+    else this.fragments.push({ data: Buffer.from(data), fin: options.fin, written });
   }
   close(code: number): void {
     this.closes.push(code);
@@ -234,4 +240,71 @@ test('one message larger than the unread bound goes whole to a client that read 
   // The next message finds it unread: now the client is slow.
   live.send({ type: 'exit' });
   assert.deepEqual(socket.closes, [4429]);
+});
+
+/** The end /v1/live makes of an error: its message, then 4000 + its status. */
+const ending = (error: unknown): SocketEnding => {
+  const { statusCode, code } = toApiError(error, {} as FastifyRequest);
+  return { code: 4000 + statusCode, reason: code, last: { type: 'error', error: { code } } };
+};
+
+test('a last message sent in fragments waits for the client to read it: room past the bound, nothing sent between, the close after the last', async () => {
+  const socket = new FakeSocket();
+  const live = jobSocket(socket);
+  const done = { type: 'done', job: { stdout: 'x'.repeat(3 * 1024 * 1024) } };
+  void live.endStreamed(1000, 'done', jsonTextStream(done), ending, 60_000);
+  await until(() => socket.bufferedAmount >= LIVE_FRAGMENTS_BUFFER_BYTES, 5000, 1, 'the bound reached');
+  live.send({ type: 'output', data: 'late' });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const held = socket.fragments.length;
+  assert.ok(socket.bufferedAmount < LIVE_FRAGMENTS_BUFFER_BYTES + 64 * 1024, `at most the bound and a fragment held: ${socket.bufferedAmount}`);
+  // The client reads: what was sent goes, and the rest follows.
+  for (;;) {
+    const unwritten = socket.fragments.find((f) => f.written !== noop);
+    if (unwritten) {
+      socket.bufferedAmount = 0;
+      const { written } = unwritten;
+      unwritten.written = noop;
+      written();
+    }
+    if (socket.closes.length > 0) break;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.ok(socket.fragments.length > held, 'more fragments once read');
+  assert.deepEqual(socket.sent, [], 'nothing else, before or inside it');
+  assert.deepEqual(socket.fragments.map((f) => f.fin), [...Array(socket.fragments.length - 1).fill(false), true]);
+  assert.equal(Buffer.concat(socket.fragments.map((f) => f.data)).toString(), JSON.stringify(done));
+  assert.deepEqual(socket.closes, [1000]);
+});
+const noop = () => {};
+
+test('a client that reads nothing of a fragmented last message for the wait is ended 4429, without a message inside it', async () => {
+  const socket = new FakeSocket();
+  const live = jobSocket(socket);
+  void live.endStreamed(1000, 'done', jsonTextStream({ type: 'done', job: { stdout: 'x'.repeat(3 * 1024 * 1024) } }), ending, 100);
+  await until(() => socket.closes.length > 0, 5000, 5, 'the close');
+  assert.deepEqual(socket.closes, [4429]);
+  assert.deepEqual(socket.sent, []);
+  assert.ok(socket.fragments.every((f) => !f.fin), 'its message left unfinished');
+});
+
+test('a last message whose text cannot be made: before any fragment, the error message and its close; after, its close alone', async () => {
+  const tooLong = () => new RangeError('Invalid string length');
+  const unmade = new FakeSocket();
+  void jobSocket(unmade).endStreamed(1000, 'done', new Readable({ read() { this.destroy(tooLong()); } }), ending);
+  await until(() => unmade.closes.length > 0, 5000, 5, 'the close');
+  assert.deepEqual([unmade.closes, unmade.fragments.length, JSON.parse(unmade.sent[0]!).error.code], [[4406], 0, 'response_too_large']);
+
+  const cut = new FakeSocket();
+  let reads = 0;
+  const text = new Readable({
+    read() {
+      if (reads++ < 2) this.push(Buffer.alloc(64 * 1024, 'x'));
+      else this.destroy(tooLong());
+    },
+  });
+  void jobSocket(cut).endStreamed(1000, 'done', text, ending);
+  await until(() => cut.closes.length > 0, 5000, 5, 'the close');
+  assert.deepEqual([cut.closes, cut.sent], [[4406], []]);
+  assert.ok(cut.fragments.length > 0 && cut.fragments.every((f) => !f.fin));
 });

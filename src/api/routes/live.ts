@@ -11,7 +11,8 @@ import { isTerminalSize, liveJobProblem } from '../../executor/check.js';
 import type { LiveEvent } from '../../jobs/model.js';
 import { liveTicketHolder } from '../auth.js';
 import { ApiError, badRequest, toApiError } from '../errors.js';
-import { JobSocket, LIVE_SEND_BUFFER_BYTES, LIVE_SESSIONS_RETRY_AFTER_SECONDS, StreamText, type LiveFrontOptions } from '../live-socket.js';
+import { jsonTextStream, STREAMED_JSON_MIN_CHARS, stringChars } from '../json-stream.js';
+import { JobSocket, LIVE_SEND_BUFFER_BYTES, LIVE_SESSIONS_RETRY_AFTER_SECONDS, StreamText, type LiveFrontOptions, type SocketEnding } from '../live-socket.js';
 import { presentJob, type OutputEncoding } from '../present.js';
 import { LIVE_SOCKET_OPENED } from '../openapi.js';
 import { ErrorBody, JobSubmission, LiveQuery, LiveTicketView, NoQuery } from '../schemas.js';
@@ -95,11 +96,16 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
   });
   const { job } = live;
 
-  /** Ends the socket with an error, as an HTTP answer would say it; its job is cancelled. */
-  function fail(error: ApiError): Promise<void> {
+  /** An error as an HTTP answer would say it: an `error` message, and the close 4000 + status. */
+  function ending(error: ApiError): SocketEnding {
     const body: Record<string, unknown> = { code: error.code, message: error.message };
     if (error.details) body.details = error.details;
-    return live.end(4000 + error.statusCode, error.code, { type: 'error', error: body });
+    return { code: 4000 + error.statusCode, reason: error.code, last: { type: 'error', error: body } };
+  }
+  /** Ends the socket with an error; its job is cancelled. */
+  function fail(error: ApiError): Promise<void> {
+    const { code, reason, last } = ending(error);
+    return live.end(code, reason, last);
   }
   const notSubmitted = () => void fail(badRequest('not_submitted', 'send {"type": "submit", "job": ...} first'));
 
@@ -127,14 +133,20 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
           void fail(new ApiError(404, 'job_not_found', 'the job disappeared before it finished'));
           return;
         }
-        let done: string;
+        let done: Record<string, unknown>;
+        let text: string | undefined;
         try {
-          done = JSON.stringify({ type: 'done', job: presentJob(event.record, encoding) });
+          done = { type: 'done', job: presentJob(event.record, encoding) };
+          // Small, made whole as every other message; large (up to CELLBLOCK_MAX_JOB_OUTPUT_BYTES
+          // of outputs: hundreds of MB of text, past V8's longest string as escaped control bytes),
+          // made as it is sent, piece by piece, as GET answers it (json-stream.ts).
+          if (stringChars(done) < STREAMED_JSON_MIN_CHARS) text = JSON.stringify(done);
         } catch (error) {
           void fail(toApiError(error, request));
           return;
         }
-        void live.end(1000, 'done', done);
+        if (text !== undefined) void live.end(1000, 'done', text);
+        else void live.endStreamed(1000, 'done', jsonTextStream(done), (error) => ending(toApiError(error, request)));
       }
     }
   };
