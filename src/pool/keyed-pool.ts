@@ -19,7 +19,7 @@
 // steady stream the same work is done, later: only bursts that the ready slots cover run
 // without it.
 import { performance } from 'node:perf_hooks';
-import type { ImagePoolStats, PoolSizing, PoolStats } from './types.js';
+import type { ImagePoolStats, PoolSizing } from './types.js';
 import { PoolError } from './types.js';
 
 /** Why a slot is prepared: ahead of time (a refill), or on the spot for a take that found none
@@ -67,15 +67,22 @@ interface KeyState {
   refilling: number;
   preparingOnTheSpot: number;
   target: number;
+  /** The key's last take, or its creation before any. */
   lastTakeAtMs: number;
+  /** When the key's idle period began: its last take, its creation or its last shrink step
+   * (shrinkIdle takes one step per idleShrinkMs of it). */
+  idleSinceMs: number;
   backoffUntilMs: number;
   /** When a refill this key wants was first put off for running jobs; undefined when none is. */
   refillPostponedSinceMs: number | undefined;
   /** The most jobs of this key at once lately (within UPKEEP_POSTPONE_MAX_MS of peakJobsAtMs). */
   peakJobs: number;
   peakJobsAtMs: number;
-  stats: Omit<ImagePoolStats, 'ready' | 'inUse' | 'preparing' | 'retiring' | 'target'>;
+  stats: Omit<KeyStats, 'ready' | 'inUse' | 'preparing' | 'retiring' | 'target'>;
 }
+
+/** A key's figures as this pool keeps them (the uid figures are the caller's: pool.ts). */
+export type KeyStats = Omit<ImagePoolStats, 'uidsWithheld'>;
 
 export class KeyedPool<T> {
   private readonly keys = new Map<string, KeyState>();
@@ -117,16 +124,18 @@ export class KeyedPool<T> {
 
   /** No slot is prepared ahead for `forMs` (refills under way go on): the factory found what a
    * slot needs used up (the machine's sandbox uids), and the slots given back meanwhile are
-   * better left to jobs. The housekeeping tick resumes them. */
+   * better left to jobs. The housekeeping tick resumes them (and brings the targets destroyIdle
+   * lowered back to minReady). */
   pauseRefills(forMs: number): void {
     this.refillsPausedUntilMs = Math.max(this.refillsPausedUntilMs, performance.now() + forMs);
   }
 
   /** For a take of `key` whose slot could not be prepared for want of what idle slots hold (a
-   * uid): destroys one slot no job holds, and resolves once it is gone (true), or at once when
-   * there is none (false). A used slot waiting for its teardown goes first (it goes anyway); else
-   * the oldest ready slot (takes are LIFO) of the other key that saw no take for longest, whose
-   * target drops so that it is not refilled at once. */
+   * uid; the caller has paused refills): destroys one slot no job holds, and resolves once it is
+   * gone (true), or at once when there is none (false). A used slot waiting for its teardown goes
+   * first (it goes anyway); else the oldest ready slot (takes are LIFO) of the other key whose
+   * last take (or creation, before any) is oldest. Its target drops so that it is not refilled
+   * while refills are paused, and comes back to minReady at least when they resume (refill). */
   async destroyIdle(key: string): Promise<boolean> {
     if (this.closed) return false;
     let victim: { state: KeyState; slot: T } | undefined;
@@ -156,6 +165,7 @@ export class KeyedPool<T> {
     if (this.closed) throw new PoolError('take', 'ECLOSED', 'pool is closed');
     const state = this.state(key);
     state.lastTakeAtMs = performance.now();
+    state.idleSinceMs = state.lastTakeAtMs;
     const slot = this.popUsable(state);
     if (slot !== undefined) {
       // No refill here: preparing runs JS-thread work (cgroup files, the engine's clone) that
@@ -206,8 +216,8 @@ export class KeyedPool<T> {
     this.retire(state, slot, performance.now());
   }
 
-  stats(): PoolStats {
-    const images: PoolStats['images'] = {};
+  stats(): { images: Record<string, KeyStats> } {
+    const images: Record<string, KeyStats> = {};
     for (const s of this.keys.values()) {
       images[s.key] = {
         ready: s.ready.length,
@@ -251,6 +261,7 @@ export class KeyedPool<T> {
         preparingOnTheSpot: 0,
         target: sizing.minReady,
         lastTakeAtMs: performance.now(),
+        idleSinceMs: performance.now(),
         backoffUntilMs: 0,
         refillPostponedSinceMs: undefined,
         peakJobs: 0,
@@ -355,6 +366,9 @@ export class KeyedPool<T> {
     if (this.closed || this.refillsStopped || nowMs < this.refillsPausedUntilMs) return;
     const busy = this.jobsRunning() > 0;
     for (const state of this.keys.values()) {
+      // An eviction's lowering (destroyIdle) lasts while refills are paused, not for good: only a
+      // miss would raise the target again, and a key kept below its minReady misses needlessly.
+      state.target = Math.max(state.target, state.sizing.minReady);
       while (
         this.refillsRunning < this.options.refillConcurrency &&
         state.ready.length + state.refilling < state.target &&
@@ -399,9 +413,9 @@ export class KeyedPool<T> {
   private shrinkIdle(): void {
     const nowMs = performance.now();
     for (const state of this.keys.values()) {
-      if (state.target > state.sizing.minReady && nowMs - state.lastTakeAtMs >= state.sizing.idleShrinkMs) {
+      if (state.target > state.sizing.minReady && nowMs - state.idleSinceMs >= state.sizing.idleShrinkMs) {
         state.target--;
-        state.lastTakeAtMs = nowMs; // one step per idle period
+        state.idleSinceMs = nowMs; // one step per idle period
         if (state.ready.length > state.target) this.destroyInBackground(state, state.ready.shift() as T);
       }
     }

@@ -81,8 +81,9 @@ export const DEFAULT_SIZING: PoolSizing = { minReady: 1, maxReady: 4, idleShrink
  * long: a refill would search the lease files again (1024 agent requests, ~0.1 s) and fail, and
  * the uids this owner's slots give back meanwhile are better left to its jobs' slots. */
 const UID_SHORTAGE_REFILL_PAUSE_MS = 10_000;
-/** A refill's shortage of uids is reported (onBackgroundError) once, and again only after this
- * long without one: the refills paused, it goes on as long as the load does. */
+/** A refill's shortage of uids is reported (onBackgroundError) once per spell of shortages, a
+ * spell ending after this long without one (a job's slot's shortage included): the refills paused,
+ * it goes on as long as the load does. */
 const UID_SHORTAGE_QUIET_MS = 10 * 60_000;
 
 function slotName(image: string, seq: number): string {
@@ -111,43 +112,65 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
     const container = options.container;
     const uids = new UidLeases(agent, uidLeaseDir, { count: options.uidCount });
     let unusable: PoolError | undefined;
-    /** When a lease last found no uid. */
+    /** When a lease last found no uid (a refill's or a job's slot's). */
     let uidShortageAtMs = Number.NEGATIVE_INFINITY;
+    /** Whether the spell of shortages going on (none UID_SHORTAGE_QUIET_MS apart) was reported.
+     * Apart from uidShortageAtMs: a job's slot's shortage, never reported, begins a spell too,
+     * and the refill's that follows must still be said. */
+    let uidShortageReported = false;
     /** A refill's shortage of uids that onBackgroundError is not told of: said once already. */
     const quietErrors = new WeakSet<object>();
+    /** Uids withheld for good (UidLeases.withhold) by the key of the slot whose teardown failed. */
+    const uidsWithheld = new Map<string, number>();
     const uidRange = `${SANDBOX_UID}-${SANDBOX_UID + uids.count - 1}`;
     const refillPauseMs = options.uidShortageRefillPauseMs ?? UID_SHORTAGE_REFILL_PAUSE_MS;
+
+    /** A lease found every uid leased: refills pause, and a refill's shortage is thrown, said
+     * once per spell. */
+    const noteUidShortage = (occasion: PrepareOccasion): void => {
+      keyed.pauseRefills(refillPauseMs);
+      const nowMs = performance.now();
+      if (nowMs - uidShortageAtMs >= UID_SHORTAGE_QUIET_MS) uidShortageReported = false;
+      uidShortageAtMs = nowMs;
+      if (occasion !== 'ahead') return;
+      const shortage = new PoolError(
+        'uid',
+        'EAGAIN',
+        `all ${uids.count} sandbox uids of this machine (${uidRange}) are leased by its workers' slots: this pool prepares no slot ahead for ${refillPauseMs / 1000} s at a time while they are, and its jobs' slots take the uids of its idle ones (said again only after ${UID_SHORTAGE_QUIET_MS / 60_000} minutes without a shortage)`,
+      );
+      if (uidShortageReported) quietErrors.add(shortage);
+      uidShortageReported = true;
+      throw shortage;
+    };
+    /** A uid, or undefined at a shortage (any other error is thrown). */
+    const tryLease = (search: boolean): Promise<number | undefined> =>
+      uids.lease({ search }).catch((err: unknown) => {
+        if (!isUidShortage(err)) throw err;
+        return undefined;
+      });
 
     /** A uid for a slot of `image`. Where every uid of the machine is leased, refills pause; a
      * take's slot (a job waits for it) gets the uid of an idle slot of this owner's, destroyed for
      * it, else fails saying so. */
     const leaseUid = async (image: string, occasion: PrepareOccasion): Promise<number> => {
-      try {
-        return await uids.lease();
-      } catch (err) {
-        if (!isUidShortage(err)) throw err;
-      }
-      keyed.pauseRefills(refillPauseMs);
-      const nowMs = performance.now();
-      const saidLately = nowMs - uidShortageAtMs < UID_SHORTAGE_QUIET_MS;
-      uidShortageAtMs = nowMs;
-      if (occasion === 'ahead') {
-        const shortage = new PoolError(
-          'uid',
-          'EAGAIN',
-          `all ${uids.count} sandbox uids of this machine (${uidRange}) are leased by its workers' slots: this pool prepares no slot ahead for ${refillPauseMs / 1000} s at a time while they are, and its jobs' slots take the uids of its idle ones (said again only after ${UID_SHORTAGE_QUIET_MS / 60_000} minutes without a shortage)`,
-        );
-        if (saidLately) quietErrors.add(shortage);
-        throw shortage;
-      }
+      // While refills are paused for a shortage, a job's slot does not search the lease files
+      // first (1024 agent requests, ~90 ms, which hold up the agent's work for the other jobs'
+      // slots, and would most likely find none): it takes a kept uid or an idle slot's at once.
+      const searchFirst = occasion === 'ahead' || performance.now() - uidShortageAtMs >= refillPauseMs;
+      const uid = await tryLease(searchFirst);
+      if (uid !== undefined) return uid;
+      if (searchFirst) noteUidShortage(occasion);
       // Once: where another job's slot took the uid freed meanwhile, that job needed it as much,
       // and destroying idle slot after idle slot for this one would only move the shortage round.
       if (await keyed.destroyIdle(image)) {
-        try {
-          return await uids.lease();
-        } catch (err) {
-          if (!isUidShortage(err)) throw err;
-        }
+        const freed = await tryLease(searchFirst);
+        if (freed !== undefined) return freed;
+      }
+      if (!searchFirst) {
+        // Nothing of this owner's to give one up: another worker's slots may have given uids back.
+        const found = await tryLease(true);
+        if (found !== undefined) return found;
+        noteUidShortage(occasion);
       }
       throw new PoolError('uid', 'EAGAIN', `no sandbox uid is free: all ${uids.count} of this machine (${uidRange}) are leased by its workers' slots, and this worker had no idle slot to give one up`);
     };
@@ -179,16 +202,25 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
       // The container first: its processes may hold the root busy. The root goes even when the
       // container's teardown failed (destroyRoot detaches a busy one), else its mounts would
       // stay until close, and close would fail on them.
+      let tornDown = false;
       try {
         if (container && slot.container !== undefined) await container.destroy(slot.container);
+        tornDown = true;
       } finally {
         // Without the agent the root cannot be unmounted here: close() removes it with the rest.
         if (!unusableNow()) {
+          let rootGone = false;
           try {
             await destroyRoot(agent, slot.root);
+            rootGone = true;
           } finally {
-            // Its uid once the slot's processes and files are gone (or the root failed to go).
-            await uids.release(slot.root.uid);
+            // Its uid once the slot's processes and files are gone. Where either teardown failed,
+            // processes may live on under it: no other slot of any worker gets it.
+            if (tornDown && rootGone) await uids.release(slot.root.uid);
+            else {
+              uids.withhold(slot.root.uid);
+              uidsWithheld.set(slot.image, (uidsWithheld.get(slot.image) ?? 0) + 1);
+            }
           }
         }
       }
@@ -246,7 +278,11 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
         return slot;
       },
       release: (slot) => keyed.release(slot.image, slot),
-      stats: () => keyed.stats(),
+      stats: () => {
+        const images: PoolStats['images'] = {};
+        for (const [image, figures] of Object.entries(keyed.stats().images)) images[image] = { ...figures, uidsWithheld: uidsWithheld.get(image) ?? 0 };
+        return { images };
+      },
       lost,
       get unusable() {
         return unusableNow();

@@ -61,6 +61,8 @@ export class UidLeases {
    * again (its processes are gone by then, but nothing of it should linger in the next job's
    * way). At most keptFree. */
   private readonly free: number[] = [];
+  /** Held for good: see withhold. */
+  private readonly withheldUids = new Set<number>();
   /** Where the search for a new uid starts. */
   private next = 0;
   readonly count: number;
@@ -81,9 +83,18 @@ export class UidLeases {
     return this.lockIds.size;
   }
 
-  async lease(): Promise<number> {
+  /** Uids this owner keeps locked for good (withhold): counted in `held` too. */
+  get withheld(): number {
+    return this.withheldUids.size;
+  }
+
+  /** A uid kept free first; else, unless `search` is false, the first of the range that no owner
+   * holds, which costs an agent request per uid tried (up to `count` of them, ~0.1 ms each). Throws
+   * PoolError uid EAGAIN (isUidShortage) when there is none. */
+  async lease(options: { search?: boolean } = {}): Promise<number> {
     const reused = this.free.shift();
     if (reused !== undefined) return reused;
+    if (options.search === false) throw this.shortage();
     for (let tried = 0; tried < this.count; tried++) {
       const uid = SANDBOX_UID + this.next;
       this.next = (this.next + 1) % this.count;
@@ -94,7 +105,11 @@ export class UidLeases {
       this.lockIds.set(uid, reply.lockId);
       return uid;
     }
-    throw new PoolError('uid', 'EAGAIN', `all ${this.count} sandbox uids (from ${SANDBOX_UID}) are in use on this machine`);
+    throw this.shortage();
+  }
+
+  private shortage(): PoolError {
+    return new PoolError('uid', 'EAGAIN', `all ${this.count} sandbox uids (from ${SANDBOX_UID}) are in use on this machine`);
   }
 
   /** Back on the free list, still locked; past keptFree, the oldest there is unlocked (settles when
@@ -109,6 +124,14 @@ export class UidLeases {
     this.lockIds.delete(unlocked);
     // An agent that cannot answer is gone, and its locks with it.
     await this.agent.request('unlock', { lockId }).catch(() => undefined);
+  }
+
+  /** For a uid whose slot's teardown failed: processes of it may live on, and the next slot given
+   * it would share its per-user limits, and could signal them or be signalled. It stays locked by
+   * this owner, neither on the free list nor unlocked, and goes with the agent when the owner
+   * exits. */
+  withhold(uid: number): void {
+    this.withheldUids.add(uid);
   }
 }
 

@@ -245,7 +245,7 @@ test('pauseRefills: no slot is prepared ahead until the pause ends, then the hou
   }
 });
 
-test('destroyIdle: a used slot waiting for its teardown first, then the oldest ready slot of the other key idle longest', async () => {
+test('destroyIdle: a used slot waiting for its teardown first, then the oldest ready slot of the other key idle longest; not refilled until the pause ends', async () => {
   const { factory, destroyed } = numberedFactory();
   const pool = new KeyedPool<number>(factory, { sizing: () => ({ minReady: 2, maxReady: 2, idleShrinkMs: 60_000 }), refillConcurrency: 1, failureBackoffMs: 1000 });
   const stats = (key: string) => pool.stats().images[key]!;
@@ -254,7 +254,9 @@ test('destroyIdle: a used slot waiting for its teardown first, then the oldest r
     await until(() => stats('a').ready === 2, 5000, 5, 'a: 1 and 2 ready');
     pool.warm('b');
     await until(() => stats('b').ready === 2, 5000, 5, 'b: 3 and 4 ready');
-    pool.pauseRefills(60_000); // nothing replaced meanwhile
+    const pauseMs = 1000;
+    const pausedAt = Date.now();
+    pool.pauseRefills(pauseMs); // nothing replaced meanwhile (as pool.ts pauses at a shortage of uids)
     assert.equal(await pool.take('a'), 2);
     await sleep(5);
     assert.equal(await pool.take('b'), 4); // b took last: a is the idler
@@ -268,12 +270,49 @@ test('destroyIdle: a used slot waiting for its teardown first, then the oldest r
     };
     assert.equal(await destroyedNow('x'), 2, 'the used one first');
     assert.equal(await destroyedNow('x'), 1, "the idler key's");
-    assert.deepEqual([stats('a').evicted, stats('a').target], [1, 0], 'counted, and not refilled back');
+    assert.deepEqual([stats('a').evicted, stats('a').target], [1, 0], 'counted, and not refilled back while paused');
     assert.equal(await destroyedNow('b'), undefined, "none for b's take but its own");
     assert.equal(await destroyedNow('x'), 3, "b's oldest");
     assert.deepEqual([stats('b').evicted, stats('b').target, stats('b').ready], [1, 0, 0]);
     assert.equal(await destroyedNow('x'), undefined);
     pool.release('b', 4);
+    await sleep(200);
+    assert.ok(Date.now() - pausedAt < pauseMs, 'the steps above ran within the pause');
+    assert.deepEqual([stats('a').target, stats('a').ready, stats('b').target, stats('b').ready], [0, 0, 0, 0], 'still lowered while paused');
+    // The pause over, the evicted keys come back to their minReady: only a miss would raise them.
+    await until(() => stats('a').ready === 2 && stats('b').ready === 2, 5000, 5, 'both refilled to minReady after the pause');
+    assert.ok(Date.now() - pausedAt >= pauseMs);
+    assert.deepEqual([stats('a').target, stats('b').target], [2, 2]);
+  } finally {
+    await pool.close();
+  }
+});
+
+test("destroyIdle: the key idle longest is the one whose last take is oldest, whatever its shrink steps since", async () => {
+  const { factory, destroyed } = numberedFactory();
+  // a shrinks after 300 ms without a take; b not within the test.
+  const pool = new KeyedPool<number>(factory, {
+    sizing: (key) => ({ minReady: 1, maxReady: 2, idleShrinkMs: key === 'a' ? 300 : 60_000 }),
+    refillConcurrency: 1,
+    failureBackoffMs: 1000,
+  });
+  const stats = (key: string) => pool.stats().images[key]!;
+  try {
+    pool.warm('a');
+    pool.warm('b');
+    await until(() => stats('a').ready === 1 && stats('b').ready === 1, 5000, 5, 'a and b ready');
+    // a's take leaves none ready: its target grows to 2.
+    pool.release('a', await pool.take('a'));
+    await until(() => stats('a').ready === 2, 5000, 5, 'a refilled to 2');
+    await sleep(5);
+    pool.release('b', await pool.take('b')); // b's take is the later one
+    await until(() => stats('b').ready >= 1 && stats('b').retiring === 0, 5000, 5, 'b refilled, its used slot gone');
+    await until(() => stats('a').target === 1, 5000, 5, "a's shrink step, after its take and b's");
+    pool.pauseRefills(60_000);
+    const before = destroyed.length;
+    assert.equal(await pool.destroyIdle('x'), true);
+    assert.equal(destroyed.length, before + 1);
+    assert.deepEqual([stats('a').evicted, stats('b').evicted], [1, 0], 'a, taken before b, goes (not b, though a shrank since)');
   } finally {
     await pool.close();
   }

@@ -339,13 +339,18 @@ async function withFewUids(
   }
 }
 
+/** Warms a, then b, each to its one ready slot: a's is the older, and a saw no take for longest. */
+async function warmAThenB(pool: Pool): Promise<void> {
+  pool.warm('a');
+  await until(() => pool.stats().images.a!.ready === 1, 5000, 5, 'a ready');
+  pool.warm('b');
+  await until(() => pool.stats().images.b!.ready === 1, 5000, 5, 'b ready');
+}
+
 test("a job's slot that finds every uid leased takes an idle ready slot's of another image; with none idle, its take says so", { skip }, async () => {
   await withFewUids(2, async (pool, errors, scratch) => {
     const stats = (image: string) => pool.stats().images[image]!;
-    pool.warm('a');
-    await until(() => stats('a').ready === 1, 5000, 5, 'a ready');
-    pool.warm('b');
-    await until(() => stats('b').ready === 1, 5000, 5, 'b ready: both uids leased');
+    await warmAThenB(pool); // every uid leased
     // a saw no take for longest: its slot goes.
     const c = await pool.take('c');
     assert.deepEqual([stats('a').ready, stats('a').evicted, stats('a').destroyed, stats('b').ready], [0, 1, 1, 1]);
@@ -383,6 +388,92 @@ test('refills that find every uid leased pause, and say so once', { skip }, asyn
     const failures = pool.stats().images.b!.prepareFailures + pool.stats().images.c!.prepareFailures;
     assert.ok(failures >= 2 && failures <= 5, `a refill tried once per pause: ${failures}`);
   }, 300);
+});
+
+test("a job's slot's shortage first (not reported), then a refill's: the refill's is reported, once", { skip }, async () => {
+  await withFewUids(2, async (pool, errors) => {
+    const stats = (image: string) => pool.stats().images[image]!;
+    await warmAThenB(pool); // every uid leased
+    // The take finds none, pauses refills, and takes a's: nothing reported.
+    const c = await pool.take('c');
+    assert.deepEqual([stats('a').evicted, errors.length], [1, 0]);
+    try {
+      // The pause over, a (back to its minReady) and c are refilled, and find none: said once.
+      await until(() => errors.length > 0, 5000, 5, "the refill's shortage reported");
+      await sleep(1000);
+      assert.equal(errors.length, 1, errors.map((err) => err.message).join('\n'));
+      assert.match(errors[0]!.message, /^all 2 sandbox uids of this machine \(60000-60001\) are leased by its workers' slots/);
+    } finally {
+      pool.release(c);
+    }
+  }, 300);
+});
+
+test("while refills are paused for a shortage, a job's slot takes an idle slot's uid without searching the lease files; after the pause, refills search again", { skip }, async () => {
+  await withFewUids(3, async (pool, _errors, scratch) => {
+    const stats = (image: string) => pool.stats().images[image]!;
+    // Another worker's lease of the third uid.
+    const othersLease = join(scratch.dir, 'uid-leases', String(SANDBOX_UID + 2));
+    let othersFd: number | undefined = holdLockFile(othersLease);
+    const taken: PoolSlot[] = [];
+    try {
+      await warmAThenB(pool); // every uid leased by this pool, or by the other worker
+      const pausedAt = Date.now();
+      taken.push(await pool.take('c')); // searches, finds none, pauses refills, takes a's uid
+      assert.deepEqual([taken[0]!.root.uid, stats('a').evicted], [SANDBOX_UID, 1]);
+      // The other worker gives its uid back; a search would find it, but none is made.
+      closeSync(othersFd);
+      othersFd = undefined;
+      taken.push(await pool.take('d'));
+      assert.ok(Date.now() - pausedAt < 1000, 'within the pause');
+      assert.deepEqual([taken[1]!.root.uid, stats('b').evicted], [SANDBOX_UID + 1, 1], "b's slot given up at once");
+      // The pause over, refills search again: one finds the third uid (c's or d's first, whose
+      // jobs run: demand).
+      const readyImage = () => ['a', 'b', 'c', 'd'].find((image) => stats(image).ready > 0);
+      await until(() => readyImage() !== undefined, 5000, 5, 'a slot refilled after the pause');
+      assert.ok(Date.now() - pausedAt >= 1000);
+      taken.push(await pool.take(readyImage()!));
+      assert.equal(taken[2]!.root.uid, SANDBOX_UID + 2);
+    } finally {
+      if (othersFd !== undefined) closeSync(othersFd);
+      for (const slot of taken) pool.release(slot);
+    }
+  }, 1000);
+});
+
+test("a slot whose teardown failed keeps its uid leased by its worker, never handed to another slot", { skip }, async () => {
+  const scratch = makeScratch();
+  try {
+    const errors: unknown[] = [];
+    const uidLeaseDir = join(scratch.dir, 'uid-leases');
+    let failTeardown = true;
+    const pool = await createPool({
+      stateRoot: scratch.stateRoot,
+      uidLeaseDir,
+      rootSpec: () => ({ layerPaths: scratch.layerPaths, upperBytes: 1 << 20 }),
+      sizing: { minReady: 0, maxReady: 0 },
+      container: { prepare: async () => 'container', destroy: async () => (failTeardown ? Promise.reject(new Error('teardown failed')) : undefined) },
+      onBackgroundError: (err) => errors.push(err),
+    });
+    try {
+      const first = await pool.take(IMAGE);
+      pool.release(first);
+      await until(() => pool.stats().images[IMAGE]!.uidsWithheld === 1, 5000, 5, 'its uid withheld');
+      assert.equal(errors.length, 1);
+      failTeardown = false;
+      const second = await pool.take(IMAGE);
+      assert.notEqual(second.root.uid, first.root.uid, 'not given to the next slot');
+      assert.equal(isLockFileHeld(join(uidLeaseDir, String(first.root.uid))), true, 'nor to another worker: still locked');
+      pool.release(second);
+      await until(() => pool.stats().images[IMAGE]!.destroyed === 1, 5000, 5, 'the second destroyed');
+      assert.equal(pool.stats().images[IMAGE]!.uidsWithheld, 1, "a teardown that succeeds gives its uid back as before");
+    } finally {
+      await pool.close();
+    }
+    assert.deepEqual(mountsMentioning(scratch.dir), []);
+  } finally {
+    scratch.remove();
+  }
 });
 
 test("a pool's start removes the uid lease files an earlier version left in its state root, but held ones", { skip }, async () => {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SANDBOX_UID } from '../../src/pool/root.js';
-import { UIDS_KEPT_FREE, UidLeases } from '../../src/pool/uid-leases.js';
+import { isUidShortage, UIDS_KEPT_FREE, UidLeases } from '../../src/pool/uid-leases.js';
 
 /** One machine's flocks: lease file path → the agent holding it. */
 class FakeMachine {
@@ -106,6 +106,43 @@ test('a uid unlocked can be leased again by its owner', async () => {
     const others = await leaseMany(leases, 1024);
     assert.ok(others.includes(first), 'leased again');
     assert.equal(machine.heldBy(agent).length, 1024);
+  } finally {
+    machine.remove();
+  }
+});
+
+test('a lease without search takes a kept uid alone: with none kept it is a shortage, asking the agent nothing', async () => {
+  const machine = new FakeMachine();
+  try {
+    const agent = machine.agent();
+    const leases = new UidLeases(agent, machine.dir);
+    const uid = await leases.lease();
+    await leases.release(uid);
+    const requestsBefore = agent.requests.length;
+    assert.equal(await leases.lease({ search: false }), uid, 'the kept one');
+    await assert.rejects(leases.lease({ search: false }), (err) => isUidShortage(err));
+    assert.equal(agent.requests.length, requestsBefore, 'no agent request');
+    assert.equal(await leases.lease(), uid + 1, 'a search finds the next');
+  } finally {
+    machine.remove();
+  }
+});
+
+test('a withheld uid stays locked by its owner, and is never leased again nor unlocked', async () => {
+  const machine = new FakeMachine();
+  try {
+    const agent = machine.agent();
+    const leases = new UidLeases(agent, machine.dir, { keptFree: 0, count: 4 });
+    const [withheld, ...others] = await leaseMany(leases, 4);
+    leases.withhold(withheld!);
+    for (const uid of others) await leases.release(uid); // each unlocked at once (keptFree 0)
+    assert.deepEqual(machine.heldBy(agent), [withheld]);
+    assert.deepEqual([leases.held, leases.withheld], [1, 1]);
+    // The search goes round the range again: the other three, never the withheld one.
+    assert.deepEqual((await leaseMany(leases, 3)).sort(), others.sort());
+    await assert.rejects(leases.lease(), (err) => isUidShortage(err));
+    // Nor does another worker get it.
+    await assert.rejects(new UidLeases(machine.agent(), machine.dir, { count: 4 }).lease(), (err) => isUidShortage(err));
   } finally {
     machine.remove();
   }
