@@ -231,6 +231,46 @@ describe('large results, kept apart', () => {
     assert.deepEqual(done.job, (await getJson(`${base}/v1/jobs/${done.job.id}`)).json);
   });
 
+  test("an API that stops while a live job's large done is going waits for it: its client gets it whole, then 1000 (it got part of it and a bare 1001)", async () => {
+    const stopping = await startService({ runtimes, resultTtlSeconds: RESULT_TTL_SECONDS });
+    const stoppingWorker = await startWorker(stopping).catch(async (error) => {
+      await stopping.close();
+      throw error;
+    });
+    let appClosed = false;
+    try {
+      const url = `${(await listen(stopping)).replace(/^http/, 'ws')}/v1/live?outputEncoding=base64`;
+      const client = new WebSocket(url);
+      const messages: Record<string, any>[] = [];
+      client.on('message', (raw) => messages.push(JSON.parse(raw.toString())));
+      const closed = new Promise<{ code: number; reason: string }>((resolve) => client.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+      await new Promise((resolve, reject) => client.once('open', resolve).once('error', reject));
+      // 16 MiB as base64: more than the loopback's buffers take while the client reads nothing.
+      client.send(JSON.stringify({ type: 'submit', job: { language: 'python', source: 'print(1)', stdin: String(12 * 1024 * 1024) } }));
+      await until(() => messages.some((m) => m.type === 'accepted'), 30_000, 10, 'accepted');
+      client.pause();
+      const id = messages.find((m) => m.type === 'accepted')!.id as string;
+      const [server] = stopping.app.websocketServer.clients;
+      await until(() => server!.bufferedAmount >= 1024 * 1024, 60_000, 10, 'the done going, held at its bound');
+      const closing = stopping.app.close().then(() => (appClosed = true));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(appClosed, false, 'the stop waits for the done');
+      client.resume();
+      assert.deepEqual(await closed, { code: 1000, reason: 'done' });
+      await closing;
+      const done = messages.at(-1)!;
+      assert.equal(done.type, 'done');
+      assert.equal(done.job.id, id);
+      assert.equal(Buffer.from(done.job.result.stdout, 'base64').length, 12 * 1024 * 1024);
+    } finally {
+      await stoppingWorker.close();
+      if (appClosed) {
+        await stopping.jobs.close();
+        await stopping.redis.stop();
+      } else await stopping.close();
+    }
+  });
+
   test("a result whose key has expired reads as a job whose result has expired: 404, not a 500", async () => {
     const { json } = await postJson(`${base}/v1/jobs?wait=true`, testsOf(100 * 1024));
     const { storedIn } = JSON.parse(await returnValue(json.id));

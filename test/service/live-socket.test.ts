@@ -185,6 +185,8 @@ test('a terminal\'s size asked for while the job is queued goes once its session
   assert.equal(plain.resize({ rows: 24, cols: 80 }), 'no_terminal');
 });
 
+const noop = () => {};
+
 /** A WebSocket as JobSocket uses it: open, its unread bytes as set, what was sent and closed. */
 class FakeSocket extends EventEmitter {
   readonly OPEN = 1;
@@ -194,6 +196,7 @@ class FakeSocket extends EventEmitter {
   /** Fragments of a message (sent with `fin`), each with its callback: the fragment written. */
   readonly fragments: { data: Buffer; fin: boolean; written: () => void }[] = [];
   readonly closes: number[] = [];
+  terminated = false;
   send(data: string | Buffer, options?: { fin?: boolean }, written: () => void = () => {}): void {
     this.bufferedAmount += data.length;
     if (options?.fin === undefined) this.sent.push(String(data));
@@ -203,17 +206,36 @@ class FakeSocket extends EventEmitter {
     this.closes.push(code);
     this.readyState = 2; // CLOSING, as ws sets it
   }
+  terminate(): void {
+    this.terminated = true;
+    this.readyState = 3;
+  }
+  /** The client reads one more fragment: it goes to the kernel (its callback), leaving the socket. */
+  readOne(): boolean {
+    const next = this.fragments.find((f) => f.written !== noop);
+    if (!next) return false;
+    this.bufferedAmount -= next.data.length;
+    const { written } = next;
+    next.written = noop;
+    written();
+    return true;
+  }
 }
 
-function jobSocket(socket: FakeSocket): JobSocket {
-  const request = { log: pino({ level: 'silent' }) } as unknown as FastifyRequest;
-  const liveSockets = { maxStdinBytes: 100, add: () => () => {} } as unknown as LiveSockets;
+function jobSocket(socket: FakeSocket, options: { logs?: { level: number; msg: string }[]; shutdown?: (stop: () => Promise<void>) => void } = {}): JobSocket {
+  const log = options.logs
+    ? pino({ level: 'debug' }, { write: (line: string) => void options.logs!.push(JSON.parse(line)) })
+    : pino({ level: 'silent' });
+  const request = { log } as unknown as FastifyRequest;
+  const add = (_request: unknown, stop: () => Promise<void>) => (options.shutdown?.(stop), () => {});
+  const liveSockets = { maxStdinBytes: 100, add } as unknown as LiveSockets;
   const live: JobSocket = new JobSocket(socket as unknown as WebSocket, request, liveSockets, 60_000, {
     message: () => {},
     notJson: () => {},
     // As the fronts do: the end's last message is an error, sent to the same slow client.
     tooSlow: () => void live.end(4429, 'client_too_slow', { type: 'error', error: { code: 'client_too_slow' } }),
-    shuttingDown: async () => {},
+    // As the fronts do: their word, once the socket is not ended already.
+    shuttingDown: () => live.end(4503, 'shutting_down', { type: 'error', error: { code: 'shutting_down' } }),
     noSubmit: () => {},
   });
   return live;
@@ -252,7 +274,7 @@ test('a last message sent in fragments waits for the client to read it: room pas
   const socket = new FakeSocket();
   const live = jobSocket(socket);
   const done = { type: 'done', job: { stdout: 'x'.repeat(3 * 1024 * 1024) } };
-  void live.endStreamed(1000, 'done', jsonTextStream(done), ending, 60_000);
+  void live.endStreamed(1000, 'done', jsonTextStream(done), ending, { stallMs: 60_000, minBytesPerSecond: 1, stopMs: 60_000 });
   await until(() => socket.bufferedAmount >= LIVE_FRAGMENTS_BUFFER_BYTES, 5000, 1, 'the bound reached');
   live.send({ type: 'output', data: 'late' });
   await new Promise((resolve) => setTimeout(resolve, 50));
@@ -276,12 +298,11 @@ test('a last message sent in fragments waits for the client to read it: room pas
   assert.equal(Buffer.concat(socket.fragments.map((f) => f.data)).toString(), JSON.stringify(done));
   assert.deepEqual(socket.closes, [1000]);
 });
-const noop = () => {};
 
 test('a client that reads nothing of a fragmented last message for the wait is ended 4429, without a message inside it', async () => {
   const socket = new FakeSocket();
   const live = jobSocket(socket);
-  void live.endStreamed(1000, 'done', jsonTextStream({ type: 'done', job: { stdout: 'x'.repeat(3 * 1024 * 1024) } }), ending, 100);
+  void live.endStreamed(1000, 'done', jsonTextStream({ type: 'done', job: { stdout: 'x'.repeat(3 * 1024 * 1024) } }), ending, { stallMs: 100, minBytesPerSecond: 1, stopMs: 100 });
   await until(() => socket.closes.length > 0, 5000, 5, 'the close');
   assert.deepEqual(socket.closes, [4429]);
   assert.deepEqual(socket.sent, []);
@@ -307,4 +328,98 @@ test('a last message whose text cannot be made: before any fragment, the error m
   await until(() => cut.closes.length > 0, 5000, 5, 'the close');
   assert.deepEqual([cut.closes, cut.sent], [[4406], []]);
   assert.ok(cut.fragments.length > 0 && cut.fragments.every((f) => !f.fin));
+});
+
+const bigDone = () => ({ type: 'done', job: { stdout: 'x'.repeat(3 * 1024 * 1024) } });
+const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test('a fragment waits only until the socket holds less than the bound, not until all of it has gone', async () => {
+  const socket = new FakeSocket();
+  void jobSocket(socket).endStreamed(1000, 'done', jsonTextStream(bigDone()), ending, { stallMs: 60_000, minBytesPerSecond: 1, stopMs: 60_000 });
+  await until(() => socket.bufferedAmount >= LIVE_FRAGMENTS_BUFFER_BYTES, 5000, 1, 'the bound reached');
+  await wait(20);
+  const held = socket.fragments.length;
+  socket.readOne();
+  await until(() => socket.fragments.length > held, 1000, 1, 'the next fragment, with the rest still unsent');
+  assert.ok(socket.bufferedAmount >= LIVE_FRAGMENTS_BUFFER_BYTES - 64 * 1024, `${socket.bufferedAmount} bytes unsent`);
+});
+
+test('a client reading steadily is not ended while fragments keep going, however long; one reading below the least rate is, 4429 (logged at info)', async () => {
+  const pace = { stallMs: 100, minBytesPerSecond: 1, stopMs: 60_000 };
+  const steady = new FakeSocket();
+  void jobSocket(steady).endStreamed(1000, 'done', jsonTextStream(bigDone()), ending, pace);
+  await until(() => steady.bufferedAmount >= LIVE_FRAGMENTS_BUFFER_BYTES, 5000, 1, 'the bound reached');
+  // A fragment every 50 ms: each wait is under stallMs, the whole far over it.
+  const started = Date.now();
+  while (steady.closes.length === 0 && Date.now() - started < 5000) {
+    steady.readOne();
+    await wait(50);
+    if (Date.now() - started > 600) while (steady.readOne()) await wait(1);
+  }
+  assert.deepEqual(steady.closes, [1000], 'the whole message went');
+
+  // 64 KiB every 50 ms (1.25 MiB/s) with 2 MiB/s asked for: ended once the message began
+  // sentBytes ÷ 2 MiB/s ago, long before all of it went, though each wait is short.
+  const logs: { level: number; msg: string }[] = [];
+  const slow = new FakeSocket();
+  void jobSocket(slow, { logs }).endStreamed(1000, 'done', jsonTextStream(bigDone()), ending, { stallMs: 100, minBytesPerSecond: 2 * 1024 * 1024, stopMs: 60_000 });
+  const slowStart = Date.now();
+  while (slow.closes.length === 0 && Date.now() - slowStart < 5000) {
+    slow.readOne();
+    await wait(50);
+  }
+  assert.deepEqual([slow.closes, slow.sent], [[4429], []]);
+  assert.ok(slow.fragments.every((f) => !f.fin), 'cut before its end');
+  const cut = logs.find((l) => l.msg.includes('cut short'));
+  assert.equal(cut?.level, 30, 'a client too slow is logged at info');
+});
+
+test('an API that stops waits for a last message going in fragments, then its close; one that does not go in time is cut, 4503 alone', async () => {
+  const stops: (() => Promise<void>)[] = [];
+  const socket = new FakeSocket();
+  const live = jobSocket(socket, { shutdown: (stop) => stops.push(stop) });
+  void live.endStreamed(1000, 'done', jsonTextStream(bigDone()), ending, { stallMs: 60_000, minBytesPerSecond: 1, stopMs: 60_000 });
+  await until(() => socket.bufferedAmount >= LIVE_FRAGMENTS_BUFFER_BYTES, 5000, 1, 'the bound reached');
+  let stopped = false;
+  const stopping = stops[0]!().then(() => (stopped = true));
+  await wait(50);
+  assert.deepEqual([stopped, socket.closes], [false, []], 'the stop waits for the message');
+  while (socket.closes.length === 0) {
+    socket.readOne();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await stopping;
+  assert.deepEqual(socket.closes, [1000]);
+  assert.equal(socket.fragments.at(-1)?.fin, true, 'the message whole');
+  assert.deepEqual(socket.sent, []);
+
+  const stuckStops: (() => Promise<void>)[] = [];
+  const stuck = new FakeSocket();
+  void jobSocket(stuck, { shutdown: (stop) => stuckStops.push(stop) }).endStreamed(1000, 'done', jsonTextStream(bigDone()), ending, { stallMs: 60_000, minBytesPerSecond: 1, stopMs: 100 });
+  await until(() => stuck.bufferedAmount >= LIVE_FRAGMENTS_BUFFER_BYTES, 5000, 1, 'the bound reached');
+  const stopAt = Date.now();
+  await stuckStops[0]!();
+  assert.ok(Date.now() - stopAt < 2000, `${Date.now() - stopAt} ms`);
+  assert.deepEqual([stuck.closes, stuck.sent], [[4503], []], 'no message inside the cut one');
+});
+
+test("an end that fails in its own turn (a `failed` that throws) is logged, and the socket dropped: no unhandled rejection", async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const logs: { level: number; msg: string }[] = [];
+    const socket = new FakeSocket();
+    const text = new Readable({ read() { this.destroy(new RangeError('Invalid string length')); } });
+    const failing = () => {
+      throw new Error('failed() broke');
+    };
+    void jobSocket(socket, { logs }).endStreamed(1000, 'done', text, failing);
+    await until(() => socket.terminated, 5000, 5, 'the socket dropped');
+    await wait(20);
+    assert.deepEqual(unhandled, []);
+    assert.ok(logs.some((l) => l.level === 50 && l.msg.includes('could not be ended')));
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
 });
