@@ -114,9 +114,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const { jobs, runtimes, config } = options;
   const app = Fastify({
     bodyLimit: config.bodyLimitBytes,
-    // `/submissions/` is `/submissions`, as Judge0's Rails routes and Piston's Express routes take
-    // it: their clients (and a base URL written with a slash) do not meet a 404 here alone.
-    routerOptions: { ignoreTrailingSlash: true },
     frameworkErrors: frameworkErrorHandler,
     clientErrorHandler,
     // request.ip is then the address the nearest trusted proxy forwarded for (the rightmost

@@ -61,16 +61,6 @@ describe('compat fronts before a job runs', () => {
     assert.deepEqual((await inject('GET', '/languages/9999')).json(), { status: 404, error: 'Not Found' });
   });
 
-  test('a trailing slash names the same route, as Rails (Judge0) and Express (Piston) take it', async () => {
-    for (const url of ['/languages/', '/statuses/', '/languages/71/', '/api/v2/runtimes/', '/v1/runtimes/']) {
-      const answer = await inject('GET', url);
-      assert.equal(answer.statusCode, 200, `${url}: ${answer.body.slice(0, 200)}`);
-      assert.deepEqual(answer.json(), (await inject('GET', url.slice(0, -1))).json());
-    }
-    const submitted = await inject('POST', '/submissions/', { language_id: 71, source_code: 'print(1)' });
-    assert.equal(submitted.statusCode, 201, submitted.body);
-  });
-
   test('Judge0 about, config_info (the limits every language accepts) and workers (none here: 503)', async () => {
     const about = await inject('GET', '/about');
     assert.equal(about.statusCode, 200);
