@@ -205,6 +205,9 @@ export class JobSocket {
               this.log[tooSlow ? 'info' : 'warn']({ err: error, code: ending.code }, 'live socket: its last message was cut short');
             } else this.write(JSON.stringify(ending.last));
             this.socket.close(ending.code, ending.reason);
+            // Cut for the stop: a client that left the message's fragments unread will not read
+            // the close either, and ws would wait 30 s more for its answer, holding the stop.
+            if (error instanceof ApiError && error.code === 'shutting_down') this.socket.terminate();
           },
         )
         // The end's own failure (a `failed` or a close that throws) must not end the API process;

@@ -193,10 +193,26 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
       try {
         return { image, root, container: await container.prepare(image, root) };
       } catch (err) {
-        await destroyRoot(agent, root).catch(() => undefined);
-        await uids.release(uid);
+        // A root that will not go is held busy, by processes the failed prepare may have left.
+        const rootGone = await destroyRoot(agent, root).then(
+          () => true,
+          () => false,
+        );
+        await giveBackUid(image, uid, rootGone);
         throw err;
       }
+    };
+    /** A slot's uid once its teardown is over: back to the leases where it went cleanly; where it
+     * failed, processes may live on under it, and no other slot of any worker gets it (withheld,
+     * counted). Nothing where the agent died meanwhile: its locks, this one's too, went with it. */
+    const giveBackUid = async (image: string, uid: number, clean: boolean): Promise<void> => {
+      if (unusableNow()) return;
+      if (clean) {
+        await uids.release(uid);
+        return;
+      }
+      uids.withhold(uid);
+      uidsWithheld.set(image, (uidsWithheld.get(image) ?? 0) + 1);
     };
     const destroySlot = async (slot: PoolSlot<C>): Promise<void> => {
       // The container first: its processes may hold the root busy. The root goes even when the
@@ -214,13 +230,7 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
             await destroyRoot(agent, slot.root);
             rootGone = true;
           } finally {
-            // Its uid once the slot's processes and files are gone. Where either teardown failed,
-            // processes may live on under it: no other slot of any worker gets it.
-            if (tornDown && rootGone) await uids.release(slot.root.uid);
-            else {
-              uids.withhold(slot.root.uid);
-              uidsWithheld.set(slot.image, (uidsWithheld.get(slot.image) ?? 0) + 1);
-            }
+            await giveBackUid(slot.image, slot.root.uid, tornDown && rootGone);
           }
         }
       }

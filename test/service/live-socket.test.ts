@@ -401,6 +401,9 @@ test('an API that stops waits for a last message going in fragments, then its cl
   await stuckStops[0]!();
   assert.ok(Date.now() - stopAt < 2000, `${Date.now() - stopAt} ms`);
   assert.deepEqual([stuck.closes, stuck.sent], [[4503], []], 'no message inside the cut one');
+  // Dropped too: its client, which read none of the fragments, would not answer the close either,
+  // and ws would hold the stop 30 s more for that answer.
+  assert.equal(stuck.terminated, true);
 });
 
 test("an end that fails in its own turn (a `failed` that throws) is logged, and the socket dropped: no unhandled rejection", async () => {
