@@ -21,7 +21,7 @@ import type { Limits } from '../../src/sandbox/types.js';
 import { BullJobClient } from '../../src/queue/client.js';
 import { createRedis } from '../../src/queue/connection.js';
 import { OutboundPolicy } from '../../src/queue/outbound.js';
-import { startQueueWorker, type QueueWorker } from '../../src/queue/worker.js';
+import { startQueueWorker, type JobExecutor, type QueueWorker, type QueueWorkerOptions } from '../../src/queue/worker.js';
 import { start, type TestRedis } from '../helpers/redis.js';
 
 /** A runtime as data, for tests of the API's own checks (no worker runs it). */
@@ -177,6 +177,28 @@ function testLogger(lines: string[] | undefined): Logger {
       },
     },
   );
+}
+
+/** A worker in this process on a stand-in executor (tests of the worker's queue side, no sandbox):
+ * short locks and stall checks, a one-try webhook; `options` overrides any of these. */
+export function startStandInWorker(service: ServiceHarness, executor: JobExecutor, options: Partial<QueueWorkerOptions> = {}): Promise<QueueWorker> {
+  return startQueueWorker({
+    redisUrl: service.redis.url,
+    prefix: service.prefix,
+    concurrency: 1,
+    backgroundSlots: 0,
+    backgroundAfterMs: 0,
+    executor,
+    logger: pino({ level: 'silent' }),
+    lockDurationMs: 5000,
+    stalledIntervalMs: 1000,
+    maxStalledCount: 1,
+    heartbeatTtlMs: 3000,
+    shutdownGraceMs: 5000,
+    webhook: { attempts: 1, timeoutMs: 1000, backoffMs: 100, destinations: new OutboundPolicy(), memoryBytes: DEFAULT_WEBHOOK_MEMORY_BYTES },
+    notifications: jobNotifications(loadRuntimes()),
+    ...options,
+  });
 }
 
 /** A worker in this process on a real executor, its pool state in `poolStateDir`. */

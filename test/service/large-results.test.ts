@@ -11,8 +11,6 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import { nanoid } from 'nanoid';
-import pino from 'pino';
-import { jobNotifications } from '../../src/api/notifications.js';
 import { DEFAULT_WEBHOOK_MEMORY_BYTES } from '../../src/config.js';
 import type { ExecuteRequest, ExecuteResult, StageResult } from '../../src/executor/types.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
@@ -21,11 +19,11 @@ import { jobOptions } from '../../src/queue/client.js';
 import { QUEUE_NAME, redisKeys } from '../../src/queue/keys.js';
 import { OutboundPolicy } from '../../src/queue/outbound.js';
 import { INLINE_RESULT_MAX_BYTES, READS_RESULTS_APART_OPTION, readResultKeptApart, storeJobResult } from '../../src/queue/result-store.js';
-import { startQueueWorker, type JobExecutor, type QueueWorker } from '../../src/queue/worker.js';
+import type { JobExecutor, QueueWorker } from '../../src/queue/worker.js';
 import { openLiveSocket } from '../helpers/live-socket.js';
 import { until } from '../helpers/until.js';
 import { startReceiverHeldUntilDone, startWebhookReceiver } from '../helpers/webhook-receiver.js';
-import { getJson, listen, postJson, startService, type ServiceHarness } from './fixtures.js';
+import { getJson, listen, postJson, startService, startStandInWorker, type ServiceHarness } from './fixtures.js';
 
 const runtimes = loadRuntimes();
 const RESULT_TTL_SECONDS = 600;
@@ -68,21 +66,10 @@ const executor: JobExecutor = {
 };
 
 function startWorker(service: ServiceHarness, webhookMemoryBytes = DEFAULT_WEBHOOK_MEMORY_BYTES): Promise<QueueWorker> {
-  return startQueueWorker({
-    redisUrl: service.redis.url,
-    prefix: service.prefix,
+  return startStandInWorker(service, executor, {
     concurrency: 2,
-    backgroundSlots: 0,
-    backgroundAfterMs: 0,
-    executor,
-    logger: pino({ level: 'silent' }),
     lockDurationMs: LOCK_DURATION_MS,
-    stalledIntervalMs: 1000,
-    maxStalledCount: 1,
-    heartbeatTtlMs: 3000,
-    shutdownGraceMs: 5000,
     webhook: { attempts: 2, timeoutMs: 10_000, backoffMs: 100, destinations: new OutboundPolicy(), memoryBytes: webhookMemoryBytes },
-    notifications: jobNotifications(runtimes),
   });
 }
 

@@ -239,8 +239,10 @@ describe('mount agent death', { skip }, () => {
       assert.ok(agent !== undefined && otherAgents.length === 0, "the worker's one mount agent");
 
       // Stopped while its agent is killed and jobs are queued, the worker hears of both at once
-      // when it goes on: its free slot takes the first job just after its agent's death (the race
-      // a take can lose however soon the worker stops).
+      // when it goes on. Whether its free slot takes a job first (a take in flight as it hears of
+      // the death) is a race either way of which no job may fail: a job so taken goes back to the
+      // queue unrun (that path, which this scene reaches only sometimes, is held open in
+      // worker-unusable.test.ts); one not taken stays queued. Both end on the survivor below.
       process.kill(pid, 'SIGSTOP');
       const queued: string[] = [];
       let socket: Awaited<ReturnType<typeof openLiveSocket>> | undefined;
@@ -266,7 +268,6 @@ describe('mount agent death', { skip }, () => {
       const named = (line: string) => line.includes('"level":50') && line.includes('can run no more jobs') && line.includes('mount agent exited (code null, signal SIGKILL)');
       assert.ok(output.split('\n').some(named), `an error line naming the cause:\n${output.slice(-4000)}`);
       assert.match(output, /worker exiting with status 1/);
-      assert.match(output, /returning it to the queue unrun/, 'the job taken after the death went back unrun');
       for (const id of [running.json.id, tested.json.id]) {
         const line = output.split('\n').find((l) => l.includes('job interrupted by shutdown; returning it to the queue') && l.includes(`"jobId":"${id}"`));
         assert.ok(line, `running job ${id} stopped and handed back at once:\n${output.slice(-4000)}`);

@@ -3,16 +3,12 @@
 // worker's log. Real Redis and the real worker's queue side, on a stand-in executor: no sandbox.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import pino from 'pino';
-import { jobNotifications } from '../../src/api/notifications.js';
-import { DEFAULT_WEBHOOK_MEMORY_BYTES } from '../../src/config.js';
 import { ExecutorError } from '../../src/executor/errors.js';
 import type { ExecuteRequest, ExecuteResult } from '../../src/executor/types.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { PoolError } from '../../src/pool/types.js';
-import { OutboundPolicy } from '../../src/queue/outbound.js';
-import { startQueueWorker, type JobExecutor, type QueueWorker } from '../../src/queue/worker.js';
-import { startService, type ServiceHarness } from './fixtures.js';
+import type { JobExecutor, QueueWorker } from '../../src/queue/worker.js';
+import { startService, startStandInWorker, type ServiceHarness } from './fixtures.js';
 
 const runtimes = loadRuntimes();
 const HOST_PATH = '/var/lib/cellblock/pool/owner-1234-abcd/slots/gcc_compile-7/rw/box/bad\ufffdname';
@@ -36,22 +32,7 @@ describe("a worker's own failure, as its submitter reads it", () => {
 
   before(async () => {
     service = await startService({ runtimes });
-    worker = await startQueueWorker({
-      redisUrl: service.redis.url,
-      prefix: service.prefix,
-      concurrency: 1,
-      backgroundSlots: 0,
-      backgroundAfterMs: 0,
-      executor,
-      logger: pino({ level: 'silent' }),
-      lockDurationMs: 5000,
-      stalledIntervalMs: 1000,
-      maxStalledCount: 1,
-      heartbeatTtlMs: 3000,
-      shutdownGraceMs: 5000,
-      webhook: { attempts: 1, timeoutMs: 1000, backoffMs: 100, destinations: new OutboundPolicy(), memoryBytes: DEFAULT_WEBHOOK_MEMORY_BYTES },
-      notifications: jobNotifications(runtimes),
-    });
+    worker = await startStandInWorker(service, executor);
   });
   after(async () => {
     await worker?.close();

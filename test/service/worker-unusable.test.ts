@@ -1,0 +1,111 @@
+// A job taken by a worker whose executor has just become unusable (its pool's mount agent died):
+// Executor.unusable is set the moment the agent's end is known, and the reactions to `lost` that
+// close the worker come a turn later, so a take already in flight can land in between. Such a job
+// goes back to the queue unrun, and a live one's take is counted as unrun, so the worker that runs
+// it next runs it with its client's input instead of failing it as taken again. resilience.test.ts
+// kills a real agent, where that take lands only when the race goes its way; here a stand-in
+// executor holds the window open. Real Redis and the real worker's queue side: no sandbox.
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import pino from 'pino';
+import type { ExecuteRequest, ExecuteResult, StageResult } from '../../src/executor/types.js';
+import { loadRuntimes } from '../../src/images/runtimes.js';
+import type { JobRequest, LiveSession } from '../../src/jobs/model.js';
+import { createRedis } from '../../src/queue/connection.js';
+import { redisKeys } from '../../src/queue/keys.js';
+import type { JobExecutor, QueueWorker } from '../../src/queue/worker.js';
+import { until } from '../helpers/until.js';
+import { startService, startStandInWorker, type ServiceHarness } from './fixtures.js';
+
+const runtimes = loadRuntimes();
+const python = runtimes.find((runtime) => runtime.id.startsWith('python'))!;
+const request = (source: string): JobRequest => ({ runtimeId: python.id, files: [{ name: 'main.py', contentBase64: Buffer.from(source).toString('base64') }], stdinBase64: '', args: [], limits: {} });
+
+function stageOf(stdout: Buffer): StageResult {
+  return { verdict: 'ok', exitCode: 0, signal: null, signalName: null, stdout, stderr: Buffer.alloc(0), stdoutTruncated: false, stderrTruncated: false, metrics: { cpuTimeMs: 1, wallTimeMs: 1, peakMemoryBytes: 1 << 20 } };
+}
+
+/** Runs a job as an echo: its stdout is its input (a live job's, from its client, to its end). */
+const echoExecutor: JobExecutor = {
+  execute: async (job: ExecuteRequest): Promise<ExecuteResult> => {
+    let stdout = Buffer.from(job.stdin ?? '');
+    if (job.live) {
+      const live = job.live;
+      const chunks: Buffer[] = [];
+      live.stage('run');
+      await new Promise<void>((ended) => live.connectStdin({ write: (data) => void chunks.push(Buffer.from(data)), end: () => ended(), resize: () => {} }));
+      stdout = Buffer.concat(chunks);
+      live.output('run', 'stdout', stdout);
+      live.exit('run', stageOf(stdout));
+    }
+    return { verdict: 'ok', runtime: { id: python.id, language: 'python', version: '3' }, run: stageOf(stdout) };
+  },
+  close: async () => {},
+};
+
+/** A stand-in worker of one slot logging at warn and above into `logLines`. */
+function workerOn(service: ServiceHarness, executor: JobExecutor, logLines: string[]): Promise<QueueWorker> {
+  const logStream = new Writable({ write: (line, _encoding, done) => void (logLines.push(String(line)), done()) });
+  return startStandInWorker(service, executor, { logger: pino({ level: 'warn' }, logStream) });
+}
+
+test('jobs taken after the executor became unusable go back to the queue unrun: none fails, and another worker runs them, a live one with its input', { timeout: 60_000 }, async () => {
+  const service = await startService({ runtimes });
+  const redis = createRedis(service.redis.url, 'producer', 'cellblock-test');
+  const keys = redisKeys(service.prefix);
+  const doomedLog: string[] = [];
+  const executed: string[] = [];
+  let unusable: Error | undefined;
+  let loseNow!: (cause: Error) => void;
+  const doomedExecutor: JobExecutor = {
+    execute: async (job) => {
+      executed.push(Buffer.from(job.files[0]!.content).toString());
+      throw new Error('a job reached the executor after it became unusable');
+    },
+    close: async () => {},
+    lost: new Promise<Error>((resolve) => (loseNow = resolve)),
+    get unusable() {
+      return unusable;
+    },
+  };
+  let doomed: QueueWorker | undefined;
+  let survivor: QueueWorker | undefined;
+  let session: LiveSession | undefined;
+  try {
+    doomed = await workerOn(service, doomedExecutor, doomedLog);
+    unusable = new Error('the pool can make no more slots (stand-in: its mount agent died)');
+    const plainId = await service.jobs.submit(request('print("plain")'));
+    const liveSession = await service.jobs.submitLive(request('echo'), () => {});
+    session = liveSession;
+    liveSession.write(Buffer.from('typed\n'));
+    liveSession.endStdin();
+    const handedBackUnrun = (id: string) => doomedLog.some((line) => line.includes('returning it to the queue unrun') && line.includes(`"jobId":"${id}"`));
+    await until(async () => handedBackUnrun(plainId) && handedBackUnrun(liveSession.id), 10_000, 10, 'both jobs taken and handed back unrun');
+
+    loseNow(unusable);
+    assert.equal(await doomed.stoppedByItself, unusable);
+    assert.deepEqual(executed, [], 'no job reached the unusable executor');
+    assert.doesNotMatch(doomedLog.join(''), /"level":50.*"jobId"/, 'no job failed');
+    for (const id of [plainId, liveSession.id]) assert.equal((await service.jobs.get(id))?.status, 'queued', `job ${id} is back in the queue`);
+    // Each of the live job's takes so far was counted as unrun (the doomed worker may have taken
+    // it more than once before `lost` closed it).
+    const liveJob = await service.jobs.get(liveSession.id);
+    const unrunTakes = Number(await redis.get(keys.liveUnrunTakes(liveSession.id)));
+    assert.ok(unrunTakes >= 1, 'the live take counted as unrun');
+    assert.equal(liveJob?.attempts ?? 0, unrunTakes, 'every take of the live job so far was unrun');
+
+    survivor = await workerOn(service, echoExecutor, []);
+    const plain = await service.jobs.wait(plainId, 20_000);
+    assert.equal(plain?.status, 'done', JSON.stringify(plain));
+    const live = await service.jobs.wait(liveSession.id, 20_000);
+    assert.equal(live?.status, 'done', JSON.stringify(live));
+    assert.equal(Buffer.from(live!.result!.run!.stdoutBase64, 'base64').toString(), 'typed\n', "the live job ran with its client's input");
+  } finally {
+    session?.close();
+    await doomed?.close();
+    await survivor?.close();
+    redis.disconnect();
+    await service.close();
+  }
+});
