@@ -78,11 +78,8 @@ interface KeyState {
   /** The most jobs of this key at once lately (within UPKEEP_POSTPONE_MAX_MS of peakJobsAtMs). */
   peakJobs: number;
   peakJobsAtMs: number;
-  stats: Omit<KeyStats, 'ready' | 'inUse' | 'preparing' | 'retiring' | 'target'>;
+  stats: Omit<ImagePoolStats, 'ready' | 'inUse' | 'preparing' | 'retiring' | 'target'>;
 }
-
-/** A key's figures as this pool keeps them (the uid figures are the caller's: pool.ts). */
-export type KeyStats = Omit<ImagePoolStats, 'uidsWithheld'>;
 
 export class KeyedPool<T> {
   private readonly keys = new Map<string, KeyState>();
@@ -216,8 +213,14 @@ export class KeyedPool<T> {
     this.retire(state, slot, performance.now());
   }
 
-  stats(): { images: Record<string, KeyStats> } {
-    const images: Record<string, KeyStats> = {};
+  /** The caller withheld the uid of a slot of `key` (pool.ts, slot-uids.ts): counted with the
+   * key's other figures. */
+  countUidWithheld(key: string): void {
+    this.state(key).stats.uidsWithheld++;
+  }
+
+  stats(): { images: Record<string, ImagePoolStats> } {
+    const images: Record<string, ImagePoolStats> = {};
     for (const s of this.keys.values()) {
       images[s.key] = {
         ready: s.ready.length,
@@ -266,7 +269,7 @@ export class KeyedPool<T> {
         refillPostponedSinceMs: undefined,
         peakJobs: 0,
         peakJobsAtMs: 0,
-        stats: { hits: 0, misses: 0, discarded: 0, evicted: 0, prepared: 0, destroyed: 0, prepareFailures: 0, prepareMsTotal: 0, prepareMsLast: 0, prepareMsMax: 0 },
+        stats: { hits: 0, misses: 0, discarded: 0, evicted: 0, prepared: 0, destroyed: 0, prepareFailures: 0, prepareMsTotal: 0, prepareMsLast: 0, prepareMsMax: 0, uidsWithheld: 0 },
       };
       this.keys.set(key, state);
     }

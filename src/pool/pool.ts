@@ -5,13 +5,13 @@
 // image's slots for its runs, its compiles and its interactive tests' connected runs apart (`gcc`,
 // `gcc:compile`, `gcc:connected`), and the preparer may decline a key (the last: roots alone).
 import { mkdirSync, realpathSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { KeyedPool, type PrepareOccasion } from './keyed-pool.js';
 import { MountAgent, DEFAULT_PYTHON_PATH } from './mount-agent.js';
-import { destroyRoot, prepareRoot, SANDBOX_UID, type PreparedRoot, type RootSpec } from './root.js';
+import { destroyRoot, prepareRoot, type PreparedRoot, type RootSpec } from './root.js';
+import { SlotUids } from './slot-uids.js';
 import { claimOwnerDir, reclaimOwnerDir, reclaimStaleOwners, releaseOwnerDir, type ReclaimReport } from './state-dir.js';
-import { DEFAULT_UID_LEASE_DIR, isUidShortage, removeOldUidLeases, UidLeases } from './uid-leases.js';
+import { DEFAULT_UID_LEASE_DIR, removeOldUidLeases, UidLeases } from './uid-leases.js';
 import { PoolError, type PoolSizing, type PoolStats } from './types.js';
 
 /** What the pool adds on top of a root, e.g. the engine's pre-warmed container. */
@@ -77,15 +77,6 @@ export interface Pool<C = never> {
 
 export const DEFAULT_SIZING: PoolSizing = { minReady: 1, maxReady: 4, idleShrinkMs: 30_000 };
 
-/** Once a lease found every sandbox uid of the machine leased, no slot is prepared ahead for this
- * long: a refill would search the lease files again (1024 agent requests, ~0.1 s) and fail, and
- * the uids this owner's slots give back meanwhile are better left to its jobs' slots. */
-const UID_SHORTAGE_REFILL_PAUSE_MS = 10_000;
-/** A refill's shortage of uids is reported (onBackgroundError) once per spell of shortages, a
- * spell ending after this long without one (a job's slot's shortage included): the refills paused,
- * it goes on as long as the load does. */
-const UID_SHORTAGE_QUIET_MS = 10 * 60_000;
-
 function slotName(image: string, seq: number): string {
   return `${image.replace(/[^A-Za-z0-9_.-]/g, '_')}-${seq}`;
 }
@@ -112,72 +103,9 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
     const container = options.container;
     const uids = new UidLeases(agent, uidLeaseDir, { count: options.uidCount });
     let unusable: PoolError | undefined;
-    /** When a lease last found no uid (a refill's or a job's slot's). */
-    let uidShortageAtMs = Number.NEGATIVE_INFINITY;
-    /** Whether the spell of shortages going on (none UID_SHORTAGE_QUIET_MS apart) was reported.
-     * Apart from uidShortageAtMs: a job's slot's shortage, never reported, begins a spell too,
-     * and the refill's that follows must still be said. */
-    let uidShortageReported = false;
-    /** A refill's shortage of uids that onBackgroundError is not told of: said once already. */
-    const quietErrors = new WeakSet<object>();
-    /** Uids withheld for good (UidLeases.withhold) by the key of the slot whose teardown failed. */
-    const uidsWithheld = new Map<string, number>();
-    const uidRange = `${SANDBOX_UID}-${SANDBOX_UID + uids.count - 1}`;
-    const refillPauseMs = options.uidShortageRefillPauseMs ?? UID_SHORTAGE_REFILL_PAUSE_MS;
-
-    /** A lease found every uid leased: refills pause, and a refill's shortage is thrown, said
-     * once per spell. */
-    const noteUidShortage = (occasion: PrepareOccasion): void => {
-      keyed.pauseRefills(refillPauseMs);
-      const nowMs = performance.now();
-      if (nowMs - uidShortageAtMs >= UID_SHORTAGE_QUIET_MS) uidShortageReported = false;
-      uidShortageAtMs = nowMs;
-      if (occasion !== 'ahead') return;
-      const shortage = new PoolError(
-        'uid',
-        'EAGAIN',
-        `all ${uids.count} sandbox uids of this machine (${uidRange}) are leased by its workers' slots: this pool prepares no slot ahead for ${refillPauseMs / 1000} s at a time while they are, and its jobs' slots take the uids of its idle ones (said again only after ${UID_SHORTAGE_QUIET_MS / 60_000} minutes without a shortage)`,
-      );
-      if (uidShortageReported) quietErrors.add(shortage);
-      uidShortageReported = true;
-      throw shortage;
-    };
-    /** A uid, or undefined at a shortage (any other error is thrown). */
-    const tryLease = (search: boolean): Promise<number | undefined> =>
-      uids.lease({ search }).catch((err: unknown) => {
-        if (!isUidShortage(err)) throw err;
-        return undefined;
-      });
-
-    /** A uid for a slot of `image`. Where every uid of the machine is leased, refills pause; a
-     * take's slot (a job waits for it) gets the uid of an idle slot of this owner's, destroyed for
-     * it, else fails saying so. */
-    const leaseUid = async (image: string, occasion: PrepareOccasion): Promise<number> => {
-      // While refills are paused for a shortage, a job's slot does not search the lease files
-      // first (1024 agent requests, ~90 ms, which hold up the agent's work for the other jobs'
-      // slots, and would most likely find none): it takes a kept uid or an idle slot's at once.
-      const searchFirst = occasion === 'ahead' || performance.now() - uidShortageAtMs >= refillPauseMs;
-      const uid = await tryLease(searchFirst);
-      if (uid !== undefined) return uid;
-      if (searchFirst) noteUidShortage(occasion);
-      // Once: where another job's slot took the uid freed meanwhile, that job needed it as much,
-      // and destroying idle slot after idle slot for this one would only move the shortage round.
-      if (await keyed.destroyIdle(image)) {
-        const freed = await tryLease(searchFirst);
-        if (freed !== undefined) return freed;
-      }
-      if (!searchFirst) {
-        // Nothing of this owner's to give one up: another worker's slots may have given uids back.
-        const found = await tryLease(true);
-        if (found !== undefined) return found;
-        noteUidShortage(occasion);
-      }
-      throw new PoolError('uid', 'EAGAIN', `no sandbox uid is free: all ${uids.count} of this machine (${uidRange}) are leased by its workers' slots, and this worker had no idle slot to give one up`);
-    };
-
     const prepareSlot = async (image: string, occasion: PrepareOccasion): Promise<PoolSlot<C>> => {
       const spec = await options.rootSpec(image);
-      const uid = await leaseUid(image, occasion);
+      const uid = await slotUids.lease(image, occasion);
       const slotDir = join(ownerDir.slotsDir, slotName(image, ++seq));
       // A miss's job waits for its root: looking up its start-up paths first would only move the
       // program's own lookups ahead of it, at the agent's cost per path (~2-4 us) on top.
@@ -198,21 +126,9 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
           () => true,
           () => false,
         );
-        await giveBackUid(image, uid, rootGone);
+        await slotUids.giveBack(image, uid, rootGone);
         throw err;
       }
-    };
-    /** A slot's uid once its teardown is over: back to the leases where it went cleanly; where it
-     * failed, processes may live on under it, and no other slot of any worker gets it (withheld,
-     * counted). Nothing where the agent died meanwhile: its locks, this one's too, went with it. */
-    const giveBackUid = async (image: string, uid: number, clean: boolean): Promise<void> => {
-      if (unusableNow()) return;
-      if (clean) {
-        await uids.release(uid);
-        return;
-      }
-      uids.withhold(uid);
-      uidsWithheld.set(image, (uidsWithheld.get(image) ?? 0) + 1);
     };
     const destroySlot = async (slot: PoolSlot<C>): Promise<void> => {
       // The container first: its processes may hold the root busy. The root goes even when the
@@ -230,7 +146,7 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
             await destroyRoot(agent, slot.root);
             rootGone = true;
           } finally {
-            await giveBackUid(slot.image, slot.root.uid, tornDown && rootGone);
+            await slotUids.giveBack(slot.image, slot.root.uid, tornDown && rootGone);
           }
         }
       }
@@ -246,10 +162,13 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
         refillConcurrency: options.refillConcurrency ?? 1,
         failureBackoffMs: options.failureBackoffMs ?? 1000,
         onBackgroundError: (err, image) => {
-          if (!quietErrors.has(err as object)) options.onBackgroundError?.(err, image);
+          if (!slotUids.saidAlready(err)) options.onBackgroundError?.(err, image);
         },
       },
     );
+    // After keyed, on whose slots its rules act (refills paused, idle slots destroyed, withheld uids
+    // counted with their key's figures); keyed calls on it only once the pool is made.
+    const slotUids = new SlotUids(uids, keyed, { refillPauseMs: options.uidShortageRefillPauseMs, agentLost: () => unusableNow() !== undefined });
     /** Why the pool can make no more slots, known as soon as the agent's end is (not a microtask
      * later: a take in between would be handed a slot). */
     const lostError = (cause: PoolError) => new PoolError('take', 'EAGENTLOST', `the pool can make no more slots (${cause.message})`);
@@ -288,11 +207,7 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
         return slot;
       },
       release: (slot) => keyed.release(slot.image, slot),
-      stats: () => {
-        const images: PoolStats['images'] = {};
-        for (const [image, figures] of Object.entries(keyed.stats().images)) images[image] = { ...figures, uidsWithheld: uidsWithheld.get(image) ?? 0 };
-        return { images };
-      },
+      stats: () => keyed.stats(),
       lost,
       get unusable() {
         return unusableNow();

@@ -31,8 +31,9 @@ export interface ImagePoolStats {
   /** Ready slots destroyed before their time for a job of another key, whose slot could be made
    * only with their uid: every one of the machine's sandbox uids was leased (uid-leases.ts). */
   evicted: number;
-  /** Uids of this key's slots whose teardown failed (their processes may live on), kept leased
-   * by this worker and never given to another slot, until it exits (uid-leases.ts, withhold). */
+  /** Uids of this key's slots whose teardown failed, or whose root would not go after their
+   * container's prepare failed (their processes may live on), kept leased by this worker and never
+   * given to another slot, until it exits (uid-leases.ts, withhold; slot-uids.ts). */
   uidsWithheld: number;
   /** Slots prepared successfully so far. */
   prepared: number;

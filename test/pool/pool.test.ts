@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createPool, type Pool, type PoolSlot } from '../../src/pool/index.js';
+import { createPool, type ContainerPreparer, type Pool, type PoolSlot, type PreparedRoot } from '../../src/pool/index.js';
 import { holdLockFile, isLockFileHeld } from '../../src/lock-file.js';
 import { SANDBOX_UID } from '../../src/pool/root.js';
 import { DEFAULT_UID_LEASE_DIR, SANDBOX_UID_COUNT, UIDS_KEPT_FREE } from '../../src/pool/uid-leases.js';
@@ -441,32 +441,26 @@ test("while refills are paused for a shortage, a job's slot takes an idle slot's
   }, 1000);
 });
 
-test("a slot whose teardown failed keeps its uid leased by its worker, never handed to another slot", { skip }, async () => {
+/** A pool whose slots get `container`'s stand-ins for containers, sized to make slots on the spot
+ * alone, its uids leased in a dir of its own (given to `body`) and its background errors kept. */
+async function withStandInContainers(
+  container: ContainerPreparer<string>,
+  body: (pool: Pool<string>, uidLeaseDir: string, errors: unknown[]) => Promise<void>,
+): Promise<void> {
   const scratch = makeScratch();
   try {
     const errors: unknown[] = [];
     const uidLeaseDir = join(scratch.dir, 'uid-leases');
-    let failTeardown = true;
-    const pool = await createPool({
+    const pool = await createPool<string>({
       stateRoot: scratch.stateRoot,
       uidLeaseDir,
       rootSpec: () => ({ layerPaths: scratch.layerPaths, upperBytes: 1 << 20 }),
       sizing: { minReady: 0, maxReady: 0 },
-      container: { prepare: async () => 'container', destroy: async () => (failTeardown ? Promise.reject(new Error('teardown failed')) : undefined) },
+      container,
       onBackgroundError: (err) => errors.push(err),
     });
     try {
-      const first = await pool.take(IMAGE);
-      pool.release(first);
-      await until(() => pool.stats().images[IMAGE]!.uidsWithheld === 1, 5000, 5, 'its uid withheld');
-      assert.equal(errors.length, 1);
-      failTeardown = false;
-      const second = await pool.take(IMAGE);
-      assert.notEqual(second.root.uid, first.root.uid, 'not given to the next slot');
-      assert.equal(isLockFileHeld(join(uidLeaseDir, String(first.root.uid))), true, 'nor to another worker: still locked');
-      pool.release(second);
-      await until(() => pool.stats().images[IMAGE]!.destroyed === 1, 5000, 5, 'the second destroyed');
-      assert.equal(pool.stats().images[IMAGE]!.uidsWithheld, 1, "a teardown that succeeds gives its uid back as before");
+      await body(pool, uidLeaseDir, errors);
     } finally {
       await pool.close();
     }
@@ -474,6 +468,49 @@ test("a slot whose teardown failed keeps its uid leased by its worker, never han
   } finally {
     scratch.remove();
   }
+}
+
+test("a slot whose teardown failed keeps its uid leased by its worker, never handed to another slot", { skip }, async () => {
+  let failTeardown = true;
+  const container = { prepare: async () => 'container', destroy: async () => (failTeardown ? Promise.reject(new Error('teardown failed')) : undefined) };
+  await withStandInContainers(container, async (pool, uidLeaseDir, errors) => {
+    const first = await pool.take(IMAGE);
+    pool.release(first);
+    await until(() => pool.stats().images[IMAGE]!.uidsWithheld === 1, 5000, 5, 'its uid withheld');
+    assert.equal(errors.length, 1);
+    failTeardown = false;
+    const second = await pool.take(IMAGE);
+    assert.notEqual(second.root.uid, first.root.uid, 'not given to the next slot');
+    assert.equal(isLockFileHeld(join(uidLeaseDir, String(first.root.uid))), true, 'nor to another worker: still locked');
+    pool.release(second);
+    await until(() => pool.stats().images[IMAGE]!.destroyed === 1, 5000, 5, 'the second destroyed');
+    assert.equal(pool.stats().images[IMAGE]!.uidsWithheld, 1, "a teardown that succeeds gives its uid back as before");
+  });
+});
+
+test("a slot whose prepare failed and whose root would not go keeps its uid leased by its worker, never handed to another slot", { skip }, async () => {
+  // The first prepare fails leaving a file in its slot dir, whose removal (the agent's rmdir)
+  // then fails as a root held busy would; the second fails cleanly; the third succeeds.
+  const uids: number[] = [];
+  const container = {
+    prepare: async (_image: string, root: PreparedRoot) => {
+      uids.push(root.uid);
+      if (uids.length === 1) writeFileSync(join(root.slotDir, 'left by the prepare'), '');
+      if (uids.length <= 2) throw new Error(`prepare ${uids.length} failed`);
+      return 'container';
+    },
+    destroy: async () => undefined,
+  };
+  await withStandInContainers(container, async (pool, uidLeaseDir) => {
+    await assert.rejects(pool.take(IMAGE), /^Error: prepare 1 failed$/);
+    assert.equal(pool.stats().images[IMAGE]!.uidsWithheld, 1, 'its uid withheld');
+    await assert.rejects(pool.take(IMAGE), /^Error: prepare 2 failed$/);
+    assert.equal(pool.stats().images[IMAGE]!.uidsWithheld, 1, 'a root that went gives its uid back');
+    const slot = await pool.take(IMAGE);
+    assert.deepEqual([uids[1], slot.root.uid], [uids[0]! + 1, uids[1]], "the one given back is taken again, the withheld one neither by the next slot's prepare nor by the one after");
+    assert.equal(isLockFileHeld(join(uidLeaseDir, String(uids[0]))), true, 'nor by another worker: still locked');
+    pool.release(slot);
+  });
 });
 
 test("a pool's start removes the uid lease files an earlier version left in its state root, but held ones", { skip }, async () => {
