@@ -114,7 +114,8 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
       try {
         root = await prepareRoot(agent, slotDir, { ...spec, startupPaths, uid });
       } catch (err) {
-        await uids.release(uid);
+        // (Given back as any slot's: not once the agent died, whose release would throw in place of err.)
+        await slotUids.giveBack(image, uid, true);
         throw err;
       }
       if (!container || container.prepares?.(image) === false) return { image, root };
