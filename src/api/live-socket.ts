@@ -1,11 +1,12 @@
 // What the live fronts (/v1/live, Piston's /api/v2/connect) share, so that each is only its
 // messages: a socket's life (JobSocket: its messages parsed, what it sends bounded by what the
-// client reads, its end cancelling its job, the deadline for its first message), its job from the
-// submit on (SocketJob), the API's open sockets (LiveSockets: at most so many per client, each
-// ended with its front's word when the API stops), and output as text (StreamText).
+// client reads, its end cancelling its job, the deadline for its first message; a last message
+// sent in fragments goes by streamed-message.ts), its job from the submit on (SocketJob), the
+// API's open sockets (LiveSockets: at most so many per client, each ended with its front's word
+// when the API stops), and output as text (StreamText).
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import { nanoid } from 'nanoid';
 import type { WebSocket } from 'ws';
@@ -14,6 +15,7 @@ import type { JobRequest, LiveEvent, LiveSession, LiveStage, TerminalSize } from
 import type { LiveSocketClaim } from '../queue/live-socket-ledger.js';
 import { ApiError } from './errors.js';
 import type { JobService } from './service.js';
+import { LIVE_FRAGMENT_PACE, StreamedMessage } from './streamed-message.js';
 import type { SubmissionPolicy } from './submission.js';
 
 /** What a live front (/v1/live, Piston's /api/v2/connect) is given. */
@@ -27,36 +29,6 @@ export interface LiveFrontOptions {
 /** How much a socket may hold unsent (a client that does not read what its program writes)
  * before it is ended: the API's memory is not the client's buffer. */
 export const LIVE_SEND_BUFFER_BYTES = 16 * 1024 * 1024;
-
-/** A last message made as it is sent (endStreamed: a `done` with large outputs) goes in fragments
- * of at most this many bytes, each after a turn of the event loop. */
-const LIVE_FRAGMENT_BYTES = 64 * 1024;
-/** Its next fragment waits while the socket holds this many bytes unsent, until it holds less
- * (ws has handed enough of what was sent to the kernel): the API holds at most this and one piece
- * of the text, not the message. */
-export const LIVE_FRAGMENTS_BUFFER_BYTES = 1024 * 1024;
-
-/** How a message sent in fragments (endStreamed) waits for its client, who must take it steadily
- * and not too slowly: it holds the job's whole view (up to CELLBLOCK_MAX_JOB_OUTPUT_BYTES of
- * outputs, hundreds of MB as text) and its client's live-socket place while it goes. */
-export interface FragmentPace {
-  /** A wait for room ends the socket 4429 once this long passes with nothing more of the message
-   * handed to the kernel (the client reads nothing); each fragment that goes starts it again. */
-  stallMs: number;
-  /** The slowest the client may take the message on average: a wait for room also ends it 4429
-   * once the message began max(stallMs, bytes sent so far ÷ this) ago. */
-  minBytesPerSecond: number;
-  /** How long an API that stops waits for the message to go before it cuts it (close 4503 alone). */
-  stopMs: number;
-}
-
-/** 30 s: ws's own closing handshake's timeout, the time a client always had to take what was left
- * unread once its socket was closed. 256 KiB/s (2 Mbit/s): below any link a client that asks for
- * a job's output on a live socket has; at it, the default CELLBLOCK_MAX_JOB_OUTPUT_BYTES (128 MiB,
- * ~171 MB as base64) goes in about 11 min, so a client reading just fast enough no longer holds
- * the view (and its place) for hours. A stop waits as long as one stalled fragment would (30 s),
- * and no longer: the stop of every other request and of the workers behind it waits on it. */
-export const LIVE_FRAGMENT_PACE: FragmentPace = { stallMs: 30_000, minBytesPerSecond: 256 * 1024, stopMs: 30_000 };
 
 /** How a front ends a socket on an error: the close's code and reason, and its last message. */
 export interface SocketEnding {
@@ -100,10 +72,9 @@ export class JobSocket {
   readonly job: SocketJob;
   private over = false;
   private readonly log: FastifyBaseLogger;
-  /** The last message going in fragments (endStreamed): its end (the close made), its cut (the
-   * API stopping past `stopMs`), and the next fragment's write to the kernel (a wait for room). */
-  private streaming: { finished: Promise<void>; cut: AbortController; stopMs: number } | undefined;
-  private wrote: (() => void) | undefined;
+  /** The last message going in fragments (endStreamed), and its end (the close made): an API
+   * that stops waits for that end, or cuts the message (shutdown()). */
+  private streaming: { message: StreamedMessage; finished: Promise<void> } | undefined;
 
   constructor(
     private readonly socket: WebSocket,
@@ -176,30 +147,28 @@ export class JobSocket {
   }
 
   /** As end(), its last message `text` (JSON text made as it is read: json-stream.ts) sent as one
-   * message in fragments, each once the socket holds less than LIVE_FRAGMENTS_BUFFER_BYTES unsent
-   * and after a turn of the event loop: the API never holds the message whole, and its other
-   * sockets (and its Redis subscriber) are served between pieces. The close follows the last
-   * fragment. Where the text cannot be made, `failed` says the end instead: its last message too
-   * where nothing of the text was sent, else only its close (no message can come inside another).
-   * A client that takes it too slowly (FragmentPace) is ended 429 client_too_slow, said as `failed`
-   * says it: the done's own bytes are paced, not counted against LIVE_SEND_BUFFER_BYTES, but one
-   * that stops reading, or reads a trickle, must not hold the view (and its place) for hours. An
-   * API that stops waits for the message (shutdown()). */
+   * message in fragments (StreamedMessage), each once the socket holds less than
+   * LIVE_FRAGMENTS_BUFFER_BYTES unsent and after a turn of the event loop: the API never holds the
+   * message whole, and its other sockets (and its Redis subscriber) are served between pieces. The
+   * close follows the last fragment. Where the text cannot be made, `failed` says the end instead:
+   * its last message too where nothing of the text was sent, else only its close (no message can
+   * come inside another). A client that takes it too slowly (FragmentPace) is ended 429
+   * client_too_slow, said as `failed` says it: the done's own bytes are paced, not counted against
+   * LIVE_SEND_BUFFER_BYTES, but one that stops reading, or reads a trickle, must not hold the view
+   * (and its place) for hours. An API that stops waits for the message (shutdown()). */
   endStreamed(code: number, reason: string, text: Readable, failed: (error: unknown) => SocketEnding, pace = LIVE_FRAGMENT_PACE): Promise<void> {
     if (!this.over) {
       this.over = true;
-      const progress = { started: false };
-      const cut = new AbortController();
-      const finished = this.sendFragments(text, pace, progress, cut.signal)
+      const message = new StreamedMessage(this.socket, text, pace);
+      const finished = message.send()
         .then(
           (sent) => {
             if (sent) this.socket.close(code, reason);
           },
           (error: unknown) => {
-            text.destroy();
             if (this.socket.readyState !== this.socket.OPEN) return;
             const ending = failed(error);
-            if (progress.started) {
+            if (message.started) {
               // A client too slow is its own doing: not the API's to warn of.
               const tooSlow = error instanceof ApiError && error.code === 'client_too_slow';
               this.log[tooSlow ? 'info' : 'warn']({ err: error, code: ending.code }, 'live socket: its last message was cut short');
@@ -220,7 +189,7 @@ export class JobSocket {
             // Already gone.
           }
         });
-      this.streaming = { finished, cut, stopMs: pace.stopMs };
+      this.streaming = { message, finished };
     }
     return this.job.abandon();
   }
@@ -231,88 +200,16 @@ export class JobSocket {
   private async shutdown(): Promise<void> {
     const streaming = this.streaming;
     if (streaming) {
+      const { stopMs } = streaming.message.pace;
       let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), streaming.stopMs)));
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), stopMs)));
       if ((await Promise.race([streaming.finished, late])) === 'late') {
-        streaming.cut.abort(new ApiError(503, 'shutting_down', `the API is stopping: its last message was cut after ${streaming.stopMs} ms`));
+        streaming.message.cut(new ApiError(503, 'shutting_down', `the API is stopping: its last message was cut after ${stopMs} ms`));
         await streaming.finished;
       }
       clearTimeout(timer);
     }
     return this.handlers.shuttingDown();
-  }
-
-  /** Sends `text` as one message in fragments (`progress.started` once one has gone); false if
-   * the socket stopped being open first (the client gone). */
-  private async sendFragments(text: Readable, pace: FragmentPace, progress: { started: boolean }, cut: AbortSignal): Promise<boolean> {
-    const pacing = { startedAt: Date.now(), sentBytes: 0 };
-    // Each fragment is sent once the next is known, so that the last can say it is (fin).
-    let held: Buffer | undefined;
-    for await (const chunk of text as AsyncIterable<Buffer>) {
-      for (let at = 0; at < chunk.length; at += LIVE_FRAGMENT_BYTES) {
-        if (held) {
-          progress.started = true;
-          if (!(await this.fragment(held, false, pace, pacing, cut))) return false;
-        }
-        held = chunk.subarray(at, at + LIVE_FRAGMENT_BYTES);
-      }
-    }
-    return held === undefined || (await this.fragment(held, true, pace, pacing, cut));
-  }
-
-  /** Sends one fragment of a text message, then waits for room for the next (not after the last).
-   * False where the socket is not open. Throws 429 client_too_slow where room does not come in
-   * time (FragmentPace), and the cut's reason where the API stopping cut it. */
-  private async fragment(data: Buffer, fin: boolean, pace: FragmentPace, pacing: { startedAt: number; sentBytes: number }, cut: AbortSignal): Promise<boolean> {
-    const { socket } = this;
-    cut.throwIfAborted();
-    if (socket.readyState !== socket.OPEN) return false;
-    pacing.sentBytes += data.length;
-    // The callback comes once ws has handed the fragment (and so all before it) to the kernel, or
-    // with an error where the socket went first.
-    socket.send(data, { binary: false, fin }, () => this.wrote?.());
-    if (fin) return true;
-    if (socket.bufferedAmount < LIVE_FRAGMENTS_BUFFER_BYTES) {
-      await nextTurn();
-      return true;
-    }
-    // Until the socket holds less than the bound (not until all of it has gone: a client reading
-    // steadily keeps the fragments going as it reads).
-    const deadline = pacing.startedAt + Math.max(pace.stallMs, (pacing.sentBytes / pace.minBytesPerSecond) * 1000);
-    while (socket.readyState === socket.OPEN && socket.bufferedAmount >= LIVE_FRAGMENTS_BUFFER_BYTES) {
-      const leftMs = deadline - Date.now();
-      const stall = leftMs > pace.stallMs;
-      if ((await this.nextWrite(stall ? pace.stallMs : leftMs, cut)) === 'expired') {
-        const why = stall
-          ? `nothing more of the last message went to the client for ${pace.stallMs} ms`
-          : `the client took the last message at less than ${pace.minBytesPerSecond} bytes/s (${pacing.sentBytes} bytes sent in ${Date.now() - pacing.startedAt} ms)`;
-        throw new ApiError(429, 'client_too_slow', why);
-      }
-    }
-    return true;
-  }
-
-  /** Resolves with the next fragment's write to the kernel (or the socket's close), `expired`
-   * after `waitMs`; rejects with the cut's reason where the API stopping cut the message. */
-  private nextWrite(waitMs: number, cut: AbortSignal): Promise<'written' | 'expired'> {
-    const { socket } = this;
-    cut.throwIfAborted();
-    return new Promise((resolve, reject) => {
-      const finish = (outcome: 'written' | 'expired' | 'cut') => {
-        clearTimeout(timer);
-        socket.off('close', closed);
-        cut.removeEventListener('abort', aborted);
-        this.wrote = undefined;
-        if (outcome === 'cut') reject(cut.reason);
-        else resolve(outcome);
-      };
-      const timer = setTimeout(() => finish('expired'), Math.max(0, waitMs));
-      const closed = () => finish('written');
-      const aborted = () => finish('cut');
-      this.wrote = () => finish('written');
-      socket.once('close', closed);
-      cut.addEventListener('abort', aborted, { once: true });
-    });
   }
 
   /** Sends a whole message where the socket is open. */

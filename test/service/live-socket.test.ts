@@ -1,7 +1,6 @@
 // A socket's job before its session exists: stdin counted at once, input applied in order once it
 // does, and a job whose socket ended meanwhile cancelled.
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import pino from 'pino';
 import type { JobRequest, LiveEvent, LiveSession } from '../../src/jobs/model.js';
@@ -11,7 +10,9 @@ import type { WebSocket } from 'ws';
 import { Readable } from 'node:stream';
 import { toApiError } from '../../src/api/errors.js';
 import { jsonTextStream } from '../../src/api/json-stream.js';
-import { JobSocket, LIVE_FRAGMENTS_BUFFER_BYTES, LIVE_SEND_BUFFER_BYTES, LiveSockets, SocketJob, type SocketEnding } from '../../src/api/live-socket.js';
+import { JobSocket, LIVE_SEND_BUFFER_BYTES, LiveSockets, SocketJob, type SocketEnding } from '../../src/api/live-socket.js';
+import { LIVE_FRAGMENTS_BUFFER_BYTES } from '../../src/api/streamed-message.js';
+import { FakeSocket, noop } from '../helpers/fake-web-socket.js';
 import { until } from '../helpers/until.js';
 
 /** A job service whose submit resolves when told; `emit` passes an event as the session would. */
@@ -184,43 +185,6 @@ test('a terminal\'s size asked for while the job is queued goes once its session
   plain.submit(lateJobs([]).jobs, request, () => {}, { accepted: () => {}, refused: () => {} });
   assert.equal(plain.resize({ rows: 24, cols: 80 }), 'no_terminal');
 });
-
-const noop = () => {};
-
-/** A WebSocket as JobSocket uses it: open, its unread bytes as set, what was sent and closed. */
-class FakeSocket extends EventEmitter {
-  readonly OPEN = 1;
-  readyState = 1;
-  bufferedAmount = 0;
-  readonly sent: string[] = [];
-  /** Fragments of a message (sent with `fin`), each with its callback: the fragment written. */
-  readonly fragments: { data: Buffer; fin: boolean; written: () => void }[] = [];
-  readonly closes: number[] = [];
-  terminated = false;
-  send(data: string | Buffer, options?: { fin?: boolean }, written: () => void = () => {}): void {
-    this.bufferedAmount += data.length;
-    if (options?.fin === undefined) this.sent.push(String(data));
-    else this.fragments.push({ data: Buffer.from(data), fin: options.fin, written });
-  }
-  close(code: number): void {
-    this.closes.push(code);
-    this.readyState = 2; // CLOSING, as ws sets it
-  }
-  terminate(): void {
-    this.terminated = true;
-    this.readyState = 3;
-  }
-  /** The client reads one more fragment: it goes to the kernel (its callback), leaving the socket. */
-  readOne(): boolean {
-    const next = this.fragments.find((f) => f.written !== noop);
-    if (!next) return false;
-    this.bufferedAmount -= next.data.length;
-    const { written } = next;
-    next.written = noop;
-    written();
-    return true;
-  }
-}
 
 function jobSocket(socket: FakeSocket, options: { logs?: { level: number; msg: string }[]; shutdown?: (stop: () => Promise<void>) => void } = {}): JobSocket {
   const log = options.logs
