@@ -5,7 +5,7 @@
 // tolerance where the job gives one. The program chooses its output (up to its outputBytes,
 // megabytes): every mode is linear in it (no regex that backtracks over it), and `tokens` compares
 // word by word, stopping at the first difference.
-import type { Comparison } from './types.js';
+import type { Comparison, ExpectedOutputReading, TestCase } from './types.js';
 
 export const COMPARISON_MODES = ['lines', 'exact', 'tokens'] as const;
 
@@ -90,19 +90,37 @@ function wordsMatch(stdout: Uint8Array | string, expectedOutput: Uint8Array | st
   }
 }
 
+/** stdout read as UTF-8 with each invalid sequence as U+FFFD (as Buffer's toString does), as
+ * its UTF-8 bytes. */
+const lossyUtf8 = (stdout: Uint8Array | string): Buffer => Buffer.from(bytesOf(stdout).toString('utf8'), 'utf8');
+
 /** `expectedOutput`: text (compared as its UTF-8 bytes) or bytes (an expected output that is not
- * UTF-8, which no text could stand for: a Judge0 expected_output sent base64). */
-export function outputMatches(stdout: Uint8Array | string, expectedOutput: Uint8Array | string, comparison: Comparison = LINES): boolean {
+ * UTF-8, which no text could stand for: a Judge0 expected_output sent base64). `expectedOutputReading`
+ * (`lines` only): how the text was read from the bytes it stands for (TestCase). */
+export function outputMatches(
+  stdout: Uint8Array | string,
+  expectedOutput: Uint8Array | string,
+  comparison: Comparison = LINES,
+  expectedOutputReading?: ExpectedOutputReading,
+): boolean {
   if (comparison.mode === 'exact') return bytesOf(stdout).equals(bytesOf(expectedOutput));
   if (comparison.mode === 'tokens') return wordsMatch(stdout, expectedOutput, comparison.floatTolerance);
   // Bytes, as Judge0 compares them: two different invalid UTF-8 sequences are not both U+FFFD.
-  return normalizeLines(asBytes(stdout)) === normalizeLines(asBytes(expectedOutput));
+  // Except against a lossy reading, whose U+FFFD stand for bytes no longer known: stdout is read
+  // the same way, as the workers that such expected outputs were made for read it (each invalid
+  // sequence matches any other, and a real U+FFFD, as it did there).
+  const actual = expectedOutputReading === 'lossy-utf8' ? lossyUtf8(stdout) : stdout;
+  return normalizeLines(asBytes(actual)) === normalizeLines(asBytes(expectedOutput));
 }
 
 /** A test's `passed` by its expected output: false where its stdout was cut at the output limit
  * (the program wrote more than is compared, so what it wrote cannot be said to match: a flood one
  * byte past a limit the expected output fills would otherwise pass), else the comparison's. A
  * guard: the executor compares only runs that ended ok, and a cut stdout ends a run output_limit. */
-export function testOutputPassed(run: { stdout: Uint8Array; stdoutTruncated: boolean }, expectedOutput: Uint8Array | string, comparison?: Comparison): boolean {
-  return !run.stdoutTruncated && outputMatches(run.stdout, expectedOutput, comparison);
+export function testOutputPassed(
+  run: { stdout: Uint8Array; stdoutTruncated: boolean },
+  test: Required<Pick<TestCase, 'expectedOutput'>> & Pick<TestCase, 'expectedOutputReading'>,
+  comparison?: Comparison,
+): boolean {
+  return !run.stdoutTruncated && outputMatches(run.stdout, test.expectedOutput, comparison, test.expectedOutputReading);
 }

@@ -356,8 +356,9 @@ export class SubmissionExecutor<C> implements Executor {
           const run = await runOnce(test.stdin, last);
           // A run that did not end ok is not checked (as with a checker): its output may be whole
           // and right, but the test is failed by its verdict, and `passed` says nothing of it.
-          const checked = test.expectedOutput !== undefined && run.verdict === 'ok';
-          tests.push({ ...run, passed: checked ? testOutputPassed(run, test.expectedOutput!, request.comparison) : null });
+          const { expectedOutput, expectedOutputReading } = test;
+          const checked = expectedOutput !== undefined && run.verdict === 'ok';
+          tests.push({ ...run, passed: checked ? testOutputPassed(run, { expectedOutput, expectedOutputReading }, request.comparison) : null });
         }
         // A test ended by the job's cancel is not a failure: the loop ends at its next turn.
         if (request.stopOnFailure === true && !signal?.aborted && testFailed(tests[index]!)) {

@@ -17,7 +17,14 @@ export interface TestCase {
   /** When present, the run's stdout is compared (see theory of operation, "Output comparison"):
    * text as its UTF-8 bytes, or the bytes themselves (an expected output that is not UTF-8). */
   expectedOutput?: Uint8Array | string;
+  /** `lossy-utf8`: the text expectedOutput was read from bytes as UTF-8, each invalid sequence
+   * becoming U+FFFD, so that it no longer says which bytes they were. The `lines` comparison then
+   * reads stdout the same way, so that the bytes it was read from match (ExpectedOutputReading). */
+  expectedOutputReading?: ExpectedOutputReading;
 }
+
+/** How a text expected output was read from the bytes it stands for, where not as they are. */
+export type ExpectedOutputReading = 'lossy-utf8';
 
 /** How each test's stdout is compared with its expectedOutput (compare.ts). */
 export interface Comparison {

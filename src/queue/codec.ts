@@ -1,7 +1,7 @@
 // Between the executor's in-memory results and the JSON that lives in Redis: outputs become
 // base64 so that any bytes survive, every other field is kept as the executor reported it.
-import type { ExecuteRequest, ExecuteResult, StageResult, TestResult } from '../executor/types.js';
-import { expectedOutputBytes, type JobRequest, type JobResult, type StoredStage } from '../jobs/model.js';
+import type { ExecuteRequest, ExecuteResult, ExpectedOutputReading, StageResult, TestResult } from '../executor/types.js';
+import { expectedOutputBytes, type JobRequest, type JobResult, type JobTest, type StoredStage } from '../jobs/model.js';
 
 /** How an output's bytes are written into a stored result's `...Base64` field: base64, or a
  * reference to bytes stored beside the result (result-store.ts). */
@@ -152,7 +152,40 @@ function checkJobRequestShape(data: unknown): asserts data is JobRequest {
   }
 }
 
-export function toExecuteRequest(request: JobRequest, signal: AbortSignal): ExecuteRequest {
+/** What a worker knows of the API that queued a job, from the job's BullMQ options. */
+export interface JobProducer {
+  /** The job's options say its API reads results kept apart (queuedByApiReadingResultsApart,
+   * result-store.ts): an API that sends an expected output that is not UTF-8 as its bytes
+   * (expectedOutputBase64). False: an earlier API, which may have sent such bytes as text. */
+  readsResultsApart: boolean;
+}
+
+/** The replacement character, which a lossy UTF-8 reading puts for each invalid sequence. */
+const REPLACEMENT_CHARACTER = '\ufffd';
+
+/**
+ * 'lossy-utf8' where a test's text expected output may be the lossy UTF-8 reading of bytes that
+ * are not UTF-8: an API older than `tests[].expectedOutputBase64` sent such a Judge0
+ * expected_output as text, each invalid sequence U+FFFD, for workers that read stdout the same way
+ * in `lines` (their `exact` and `tokens` compared bytes, as these do). A worker of this version
+ * compares bytes, and would fail a program printing exactly the bytes sent (ff fe 41 0a against
+ * "\ufffd\ufffdA\n") in a job that such an API queued: while the workers are upgraded first (README,
+ * "Upgrading machine by machine"), or after an API is rolled back.
+ *
+ * Which API queued it: one that sets READS_RESULTS_APART_OPTION came later than
+ * expectedOutputBase64 and sends such bytes as bytes, so its text is exactly the bytes sent; one
+ * without it may be older. The APIs between the two send bytes as bytes but set no option: a text
+ * of theirs holding U+FFFD that was sent (the bytes ef bf bd) is read the lossy way too, and so
+ * passes a program printing it or any invalid sequence in its place, which is what a worker before
+ * them gave such a job. Without U+FFFD, a text holds no lossy reading, and the two readings agree.
+ */
+function expectedOutputReading(request: JobRequest, test: JobTest, producer: JobProducer): ExpectedOutputReading | undefined {
+  if (producer.readsResultsApart || test.expectedOutput === undefined || !test.expectedOutput.includes(REPLACEMENT_CHARACTER)) return undefined;
+  return (request.comparison?.mode ?? 'lines') === 'lines' ? 'lossy-utf8' : undefined;
+}
+
+/** `producer`: what the job's options say of the API that queued it (JobProducer). */
+export function toExecuteRequest(request: JobRequest, signal: AbortSignal, producer: JobProducer): ExecuteRequest {
   checkJobRequestShape(request);
   const execute: ExecuteRequest = {
     runtimeId: request.runtimeId,
@@ -187,7 +220,9 @@ export function toExecuteRequest(request: JobRequest, signal: AbortSignal): Exec
       const stdin = Buffer.from(test.stdinBase64, 'base64');
       // Bytes where the job sent them (an expected output that is not UTF-8), else the text as it was.
       const expectedOutput = test.expectedOutputBase64 !== undefined ? expectedOutputBytes(test) : test.expectedOutput;
-      return expectedOutput === undefined ? { stdin } : { stdin, expectedOutput };
+      if (expectedOutput === undefined) return { stdin };
+      const reading = expectedOutputReading(request, test, producer);
+      return reading === undefined ? { stdin, expectedOutput } : { stdin, expectedOutput, expectedOutputReading: reading };
     });
   }
   return execute;

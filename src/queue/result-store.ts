@@ -54,11 +54,17 @@ export interface StoringJob {
   opts: object;
 }
 
+/** A job's BullMQ options say that the API that queued it reads results kept apart: an API of
+ * this version or later (since 2026-12-07), not an earlier one or another producer. */
+export function queuedByApiReadingResultsApart(opts: object): boolean {
+  return (opts as Record<string, unknown>)[READS_RESULTS_APART_OPTION] === true;
+}
+
 /** How long a job's result may be read after it finished (ms), where the job's API reads results
  * kept apart; undefined where it does not (the result then stays in the return value). */
 function keptApartTtlMs(opts: object): number | undefined {
-  const { [READS_RESULTS_APART_OPTION]: readsApart, removeOnComplete } = opts as Record<string, unknown>;
-  if (readsApart !== true || removeOnComplete === null || typeof removeOnComplete !== 'object') return undefined;
+  const { removeOnComplete } = opts as Record<string, unknown>;
+  if (!queuedByApiReadingResultsApart(opts) || removeOnComplete === null || typeof removeOnComplete !== 'object') return undefined;
   const ageSeconds = (removeOnComplete as { age?: unknown }).age;
   return typeof ageSeconds === 'number' && ageSeconds > 0 ? ageSeconds * 1000 : undefined;
 }

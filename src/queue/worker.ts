@@ -32,7 +32,7 @@ import { JobDataError, toExecuteRequest } from './codec.js';
 import { createRedis, workerConnectionName } from './connection.js';
 import { startHeartbeat, type WorkerLiveness } from './heartbeat.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
-import { storeJobResult } from './result-store.js';
+import { queuedByApiReadingResultsApart, storeJobResult } from './result-store.js';
 import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
 import { abandonConnection, CLOSE_REDIS_AWAY_MS, settledWithin, watchUnreachable } from './unreachable.js';
 import { jobStatsRecorder } from './stats.js';
@@ -282,7 +282,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       }
       let result: ExecuteResult;
       try {
-        const request = toExecuteRequest(job.data, controller.signal);
+        const request = toExecuteRequest(job.data, controller.signal, { readsResultsApart: queuedByApiReadingResultsApart(job.opts) });
         const running = executor.execute(live ? { ...request, live } : request);
         // After the program has been started (the executor gets there without a macrotask). At
         // debug: each line costs the worker a write (~0.3 ms of CPU here); 'job finished' says it all.

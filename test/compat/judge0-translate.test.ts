@@ -23,6 +23,9 @@ import { done, gcc, go, python311, python39, runtime, stage } from './fixtures.j
 
 const python2 = runtime({ id: 'python2', language: 'python', version: '2.7.18', sourceFile: 'main.py' });
 const languages = new Judge0Languages([python311, python39, python2, gcc, go]);
+/** What a worker reads in a job's options (JobProducer): queued by an API of today, or by an earlier one. */
+const today = { readsResultsApart: true };
+const older = { readsResultsApart: false };
 const decode = (base64: string): string => Buffer.from(base64, 'base64').toString('utf8');
 
 function invalid(params: unknown, errors: Record<string, string[]>, base64 = false, additional?: AdditionalFiles): void {
@@ -322,14 +325,14 @@ describe('judge0 submission request', () => {
     assert.deepEqual(bytes.tests, Array.from({ length: 2 }, () => ({ stdinBase64: '', expectedOutputBase64: b64(invalidUtf8) })));
     assert.deepEqual(laterFieldsOf(bytes), ['stopOnFailure', 'tests[].expectedOutputBase64'], 'a later field: refused while an older worker is live');
     // A worker reads the bytes back as they were sent.
-    assert.deepEqual(toExecuteRequest(bytes, new AbortController().signal).tests?.[0]?.expectedOutput, invalidUtf8);
+    assert.deepEqual(toExecuteRequest(bytes, new AbortController().signal, today).tests?.[0]?.expectedOutput, invalidUtf8);
     // A worker refuses a test in neither shape: both forms at once, or bytes that are no string.
     for (const test of [
       { stdinBase64: '', expectedOutput: 'a', expectedOutputBase64: b64(invalidUtf8) },
       { stdinBase64: '', expectedOutputBase64: 7 },
     ]) {
       const malformed = { ...bytes, tests: [test] } as unknown as JobRequest;
-      assert.throws(() => toExecuteRequest(malformed, new AbortController().signal), (error: unknown) => error instanceof JobDataError && /tests must be/.test(error.message));
+      assert.throws(() => toExecuteRequest(malformed, new AbortController().signal, today), (error: unknown) => error instanceof JobDataError && /tests must be/.test(error.message));
     }
     for (const notUtf8 of [[0xc3], [0xed, 0xa0, 0x80], [0xc0, 0xaf], [0xfe, 0xff]]) {
       assert.equal(translated(Buffer.from(notUtf8)).tests?.[0]?.expectedOutputBase64, b64(Buffer.from(notUtf8)), `${notUtf8}: a cut sequence, a surrogate, an overlong form`);
@@ -341,6 +344,26 @@ describe('judge0 submission request', () => {
     const leading = translated(Buffer.from('\ufeff1\n'));
     assert.deepEqual(leading.tests, [{ stdinBase64: '', expectedOutput: '\ufeff1\n' }]);
     assert.deepEqual(Buffer.from(leading.tests![0]!.expectedOutput!, 'utf8'), Buffer.from('\ufeff1\n'));
+  });
+
+  it("marks as a lossy UTF-8 reading the text expected output with U+FFFD that an earlier API queued (no READS_RESULTS_APART_OPTION), for `lines` only", () => {
+    const b64 = (bytes: Buffer) => bytes.toString('base64');
+    const sent = Buffer.from([0xff, 0xfe, 0x41, 0x0a]);
+    const request = translateJudge0Submission({ source_code: b64(Buffer.from('print(1)')), language_id: 71, expected_output: b64(sent) }, true, languages).request;
+    assert.deepEqual(request.tests, [{ stdinBase64: '', expectedOutputBase64: b64(sent) }]);
+    // What an API before tests[].expectedOutputBase64 queued: the bytes' lossy UTF-8 reading.
+    const lossy = '\ufffd\ufffdA\n';
+    const earlier: JobRequest = { ...request, tests: [{ stdinBase64: '', expectedOutput: sent.toString('utf8') }] };
+    assert.equal(earlier.tests![0]!.expectedOutput, lossy);
+    const testOf = (job: JobRequest, producer: { readsResultsApart: boolean }) => toExecuteRequest(job, new AbortController().signal, producer).tests?.[0];
+    assert.deepEqual(testOf(earlier, older), { stdin: Buffer.alloc(0), expectedOutput: lossy, expectedOutputReading: 'lossy-utf8' });
+    assert.deepEqual(testOf({ ...earlier, comparison: { mode: 'lines' } }, older)?.expectedOutputReading, 'lossy-utf8');
+    // An API that sets the option sends such bytes as bytes: its U+FFFD is one that was sent.
+    assert.deepEqual(testOf(earlier, today), { stdin: Buffer.alloc(0), expectedOutput: lossy });
+    assert.deepEqual(testOf(request, older), { stdin: Buffer.alloc(0), expectedOutput: sent }, 'bytes are no reading');
+    assert.equal(testOf({ ...earlier, tests: [{ stdinBase64: '', expectedOutput: 'A\n' }] }, older)?.expectedOutputReading, undefined, 'no U+FFFD: the readings agree');
+    // The workers of those APIs compared `exact` and `tokens` as bytes, as these do.
+    for (const mode of ['exact', 'tokens'] as const) assert.equal(testOf({ ...earlier, comparison: { mode } }, older)?.expectedOutputReading, undefined, mode);
   });
 
   it('stops the runs at the first that is not Accepted, as Judge0 does', () => {

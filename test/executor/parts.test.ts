@@ -251,8 +251,8 @@ test("limit placeholders: a stage's own limits, anywhere in an argv element or a
 test('output comparison: trailing whitespace per line and trailing empty lines do not count', () => {
   assert.equal(outputMatches('1 2 \n3\t\n\n\n', '1 2\n3'), true);
   // A stdout cut at the output limit passes no test: the program wrote more than is compared.
-  assert.equal(testOutputPassed({ stdout: Buffer.from('x'.repeat(10)), stdoutTruncated: true }, 'x'.repeat(10), { mode: 'exact' }), false);
-  assert.equal(testOutputPassed({ stdout: Buffer.from('x'.repeat(10)), stdoutTruncated: false }, 'x'.repeat(10), { mode: 'exact' }), true);
+  assert.equal(testOutputPassed({ stdout: Buffer.from('x'.repeat(10)), stdoutTruncated: true }, { expectedOutput: 'x'.repeat(10) }, { mode: 'exact' }), false);
+  assert.equal(testOutputPassed({ stdout: Buffer.from('x'.repeat(10)), stdoutTruncated: false }, { expectedOutput: 'x'.repeat(10) }, { mode: 'exact' }), true);
   assert.equal(outputMatches(Buffer.from('a\r\nb\r\n'), 'a\nb\n'), true);
   assert.equal(outputMatches('a\n\nb\n', 'a\nb\n'), false, 'inner empty lines count');
   assert.equal(outputMatches(' a\n', 'a\n'), false, 'leading whitespace counts');
@@ -274,6 +274,25 @@ test("output comparison, lines: Judge0's rule on bytes, trailing blanks as Ruby'
   assert.equal(outputMatches(Buffer.from([0x61, 0xff, 0x0a]), 'a\ufffd\n'), false);
   assert.equal(outputMatches(Buffer.from([0x61, 0xfe]), Buffer.from([0x61, 0xff]).toString('utf8')), false);
   assert.equal(outputMatches(Buffer.from('é\n'), 'é'), true);
+});
+
+test("output comparison against a lossy UTF-8 reading (an earlier API's text for bytes that are not UTF-8): stdout read the same way, in `lines`", () => {
+  // Python writing ff fe 41 0a, against Judge0's expected_output //5BCg== as an earlier API sent it.
+  const stdout = Buffer.from([0xff, 0xfe, 0x41, 0x0a]);
+  const lossy = '\ufffd\ufffdA\n';
+  assert.equal(stdout.toString('utf8'), lossy, 'the reading the API made');
+  assert.equal(outputMatches(stdout, lossy, undefined, 'lossy-utf8'), true);
+  assert.equal(outputMatches(stdout, lossy), false, 'as bytes, U+FFFD is not ff');
+  assert.equal(testOutputPassed({ stdout, stdoutTruncated: false }, { expectedOutput: lossy, expectedOutputReading: 'lossy-utf8' }), true);
+  assert.equal(testOutputPassed({ stdout, stdoutTruncated: false }, { expectedOutput: lossy }), false);
+  // As the workers it was made for read it: any invalid byte, or a real U+FFFD, stands for one.
+  assert.equal(outputMatches(Buffer.from([0x80, 0xc3, 0x41, 0x20, 0x0a]), lossy, undefined, 'lossy-utf8'), true);
+  assert.equal(outputMatches(Buffer.from(lossy), lossy, undefined, 'lossy-utf8'), true);
+  assert.equal(outputMatches(Buffer.from([0xff, 0x41, 0x0a]), lossy, undefined, 'lossy-utf8'), false, 'one U+FFFD short');
+  assert.equal(outputMatches(Buffer.from([0xff, 0xfe, 0x42, 0x0a]), lossy, undefined, 'lossy-utf8'), false);
+  // Only `lines` reads it so: `exact` and `tokens` compared bytes in those workers too.
+  assert.equal(outputMatches(stdout, lossy, { mode: 'exact' }, 'lossy-utf8'), false);
+  assert.equal(outputMatches(stdout, lossy, { mode: 'tokens' }, 'lossy-utf8'), false);
 });
 
 test('output comparison with an expected output given as bytes (not UTF-8): byte for byte, in every mode', () => {

@@ -6,7 +6,13 @@ import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { Queue } from 'bullmq';
+import { nanoid } from 'nanoid';
+import { Judge0Languages } from '../../src/api/compat/judge0-languages.js';
+import { translateJudge0Submission } from '../../src/api/compat/judge0-request.js';
+import type { JobRequest } from '../../src/jobs/model.js';
+import { jobOptions } from '../../src/queue/client.js';
 import { QUEUE_NAME } from '../../src/queue/keys.js';
+import { READS_RESULTS_APART_OPTION } from '../../src/queue/result-store.js';
 import { MiB } from '../../src/units.js';
 import { until } from '../helpers/until.js';
 import { startReceiverHeldUntilDone, startWebhookReceiver } from '../helpers/webhook-receiver.js';
@@ -284,6 +290,37 @@ describe('jobs end to end', { skip }, () => {
     assert.equal(await passed({ mode: 'exact' }, '0.3333333333333333 yes\n\n'), true);
     assert.equal(await passed({ mode: 'exact' }, '0.3333333333333333 yes\n'), false);
     assert.equal(await passed(undefined, '0.3333333333333333 yes\n'), true, 'lines: trailing empty lines do not count');
+  });
+
+  test("a Judge0 submission that an earlier API queued, its expected output's bytes (not UTF-8) as their lossy UTF-8 text, is Accepted for the program printing those bytes, as that API's workers judged it", { skip: !python && 'python image not built' }, async () => {
+    // POST /submissions?base64_encoded=true through an API before tests[].expectedOutputBase64: the
+    // bytes went as their UTF-8 reading (each invalid byte U+FFFD), and the job without the option
+    // that APIs of today set (READS_RESULTS_APART_OPTION).
+    const b64 = (bytes: Buffer | string) => Buffer.from(bytes).toString('base64');
+    const sent = Buffer.from([0xff, 0xfe, 0x41, 0x0a]);
+    const source = b64('import sys\nsys.stdout.buffer.write(bytes([0xff, 0xfe, 0x41, 10]))');
+    const { request } = translateJudge0Submission({ language_id: 71, source_code: source, expected_output: b64(sent) }, true, new Judge0Languages(runtimes));
+    const earlier: JobRequest = { ...request, tests: [{ stdinBase64: '', expectedOutput: sent.toString('utf8') }] };
+    assert.equal(earlier.tests![0]!.expectedOutput, '\ufffd\ufffdA\n');
+    const queue = new Queue(QUEUE_NAME, { connection: { url: service.redis.url }, prefix: service.prefix });
+    try {
+      const judged = async (readsResultsApart: boolean) => {
+        const options = jobOptions(nanoid(), Date.now(), 600);
+        const { [READS_RESULTS_APART_OPTION]: option, ...earlierOptions } = options;
+        assert.equal(option, true);
+        const { id } = await queue.add(earlier.runtimeId, earlier, readsResultsApart ? options : earlierOptions);
+        const record = await service.jobs.wait(id!, 60_000);
+        assert.equal(record?.result?.verdict, 'ok', JSON.stringify(record));
+        const shown = await getJson(`${base}/submissions/${id}?base64_encoded=true&fields=status_id,stdout`);
+        assert.deepEqual(Buffer.from(shown.json.stdout, 'base64'), sent);
+        return { passed: record?.result?.tests?.[0]?.passed, statusId: shown.json.status_id };
+      };
+      assert.deepEqual(await judged(false), { passed: true, statusId: 3 });
+      // The same text from an API of today is a U+FFFD that was sent (ef bf bd): not ff fe.
+      assert.deepEqual(await judged(true), { passed: false, statusId: 4 });
+    } finally {
+      await queue.close();
+    }
   });
 
   test('stopOnFailure: the tests after the first failing one are not run, and counted', { skip: !python && 'python image not built' }, async () => {
