@@ -8,6 +8,7 @@ import { MiB } from './units.js';
 import { jobsAtOnce } from './queue/background-lane.js';
 import { CGROUP_BASES, type CgroupBase } from './sandbox/types.js';
 import { DEFAULT_WEBHOOK_DENY, OutboundPolicy, parseSubnet } from './queue/outbound.js';
+import { DirectoryError, makeDirectory } from './make-directory.js';
 import { DEFAULT_REDIS_APPEND_FSYNC, REDIS_APPEND_FSYNC_POLICIES, type RedisAppendFsync } from './queue/redis-server.js';
 
 export interface ApiKey {
@@ -197,6 +198,17 @@ function directory(env: Env, variable: string, fallback: string, options: { moun
     throw new ConfigError(variable, `may not contain ':', ',' or white space (it goes into overlayfs's mount options), got "${dir}"`);
   }
   return dir;
+}
+
+/** Makes the directory a setting names, or finds it there, usable (makeDirectory): checked by the
+ * command before anything starts, so that a bad path is refused in one line naming `variable`. */
+export function makeSettingDirectory(variable: string, dir: string, mode: number): void {
+  try {
+    makeDirectory(dir, mode);
+  } catch (error) {
+    if (error instanceof DirectoryError) throw new ConfigError(variable, error.message);
+    throw error;
+  }
 }
 
 /** `10.0.0.0/8,fd00::/8,192.0.2.7`; unset or empty: `fallback`; `none`: no network, unless

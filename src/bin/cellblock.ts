@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // The `cellblock` command: start (API + workers, and a private Redis when none is configured),
 // api, worker, images. Configuration comes from CELLBLOCK_* environment variables (src/config.ts).
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { ConfigError, loadConfig, type Config } from '../config.js';
+import { ConfigError, loadConfig, makeSettingDirectory, type Config } from '../config.js';
 import { loadRuntimes } from '../images/runtimes.js';
 import { tryHoldLockFile } from '../lock-file.js';
+import { STATE_ROOT_MODE } from '../pool/state-dir.js';
 import { exitReason, startRedisServer } from '../queue/redis-server.js';
 import { ListenError, runApi } from './api-command.js';
 import { createLogger, guardStartup, onShutdown, SINGLE_WORKER_FLAG } from './process-control.js';
@@ -42,10 +42,12 @@ async function api(config: Config): Promise<void> {
  * has built the addon). */
 const workerCommand = () => import('./worker-command.js');
 
-/** Refuses, in one line, a machine where no worker could run (checkWorkerMachine); warns of the
- * runtimes whose jobs would fail here, and of host accounts with sandbox uids. */
+/** Refuses, in one line, a machine where no worker could run (checkWorkerMachine), or a pool
+ * state dir that cannot be made (before the workers, each of which would fail at it); warns of
+ * the runtimes whose jobs would fail here, and of host accounts with sandbox uids. */
 function checkMachineForWorkers(config: Config, logger: Logger): void {
   const { missingImages: missing, sandboxUidAccounts, passwdSource } = checkWorkerMachine(config, loadRuntimes());
+  makeSettingDirectory('CELLBLOCK_POOL_STATE_DIR', config.poolStateDir, STATE_ROOT_MODE);
   if (sandboxUidAccounts.length > 0) {
     logger.warn({ accounts: sandboxUidAccounts, source: passwdSource }, sandboxUidAccountsWarning(sandboxUidAccounts));
   }
@@ -121,7 +123,7 @@ async function start(config: Config): Promise<void> {
   let redisGivenUp = new Promise<Error>(() => {});
   if (!redisUrl) {
     const dataDir = config.redisDataDir;
-    mkdirSync(dataDir, { recursive: true });
+    makeSettingDirectory('CELLBLOCK_REDIS_DATA_DIR', dataDir, 0o755);
     // Held for this process's life (never closed): each restarted redis-server inherits it too.
     const heldFd = holdPrivateRedisDir(dataDir);
     const appendFsync = config.redisAppendFsync;

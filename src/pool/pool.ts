@@ -4,13 +4,14 @@
 // the pool is given is a key that rootSpec and the preparer understand: the executor keeps one
 // image's slots for its runs, its compiles and its interactive tests' connected runs apart (`gcc`,
 // `gcc:compile`, `gcc:connected`), and the preparer may decline a key (the last: roots alone).
-import { mkdirSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { KeyedPool, type PrepareOccasion } from './keyed-pool.js';
 import { MountAgent, DEFAULT_PYTHON_PATH } from './mount-agent.js';
 import { destroyRoot, prepareRoot, type PreparedRoot, type RootSpec } from './root.js';
 import { SlotUids } from './slot-uids.js';
-import { claimOwnerDir, reclaimOwnerDir, reclaimStaleOwners, releaseOwnerDir, type ReclaimReport } from './state-dir.js';
+import { makeDirectory } from '../make-directory.js';
+import { claimOwnerDir, reclaimOwnerDir, reclaimStaleOwners, releaseOwnerDir, STATE_ROOT_MODE, type ReclaimReport } from './state-dir.js';
 import { DEFAULT_UID_LEASE_DIR, removeOldUidLeases, UidLeases } from './uid-leases.js';
 import { PoolError, type PoolSizing, type PoolStats } from './types.js';
 
@@ -84,8 +85,9 @@ function slotName(image: string, seq: number): string {
 export async function createPool<C = never>(options: PoolOptions<C>): Promise<Pool<C>> {
   // Resolved once: /proc/self/mountinfo names mount points by their real paths, and the dirs are
   // matched against it (a stateRoot through a symlink found no mounts to reclaim, and the removal
-  // then walked into a dead owner's mounted slots).
-  mkdirSync(options.stateRoot, { recursive: true, mode: 0o700 });
+  // then walked into a dead owner's mounted slots). Made by makeDirectory, which refuses a path on
+  // a kernel filesystem (a recursive mkdirSync under /proc never returned) or under a file.
+  makeDirectory(options.stateRoot, STATE_ROOT_MODE);
   const stateRoot = realpathSync(options.stateRoot);
   const agent = await MountAgent.start(options.pythonPath ?? DEFAULT_PYTHON_PATH);
   let owner: Awaited<ReturnType<typeof claimOwnerDir>> | undefined;

@@ -17,6 +17,8 @@ const LOCK_FILE = 'lock';
  * filesystem costs ~4 ms per rmdir here (ext4 journal), on tmpfs microseconds. */
 const SLOTS_DIR = 'slots';
 const SLOTS_TMPFS_BYTES = 1 << 20;
+/** The state root's mode: its slots hold the jobs' files, for root (and each job's own uid) alone. */
+export const STATE_ROOT_MODE = 0o700;
 
 export interface OwnerDir {
   ownerId: string;
@@ -38,7 +40,7 @@ export interface ReclaimReport {
 /** Creates and locks this owner's dir. The dir is made and locked under a temporary name and
  * then renamed, so that no other owner ever sees an `owner-` dir whose lock is not yet held. */
 export async function claimOwnerDir(agent: MountAgent, stateRoot: string): Promise<OwnerDir> {
-  mkdirSync(stateRoot, { recursive: true, mode: 0o700 });
+  mkdirSync(stateRoot, { recursive: true, mode: STATE_ROOT_MODE });
   for (let attempt = 0; attempt < 5; attempt++) {
     const ownerId = `${process.pid}-${randomBytes(4).toString('hex')}`;
     const tmp = join(stateRoot, `${NEW_PREFIX}${ownerId}`);

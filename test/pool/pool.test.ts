@@ -1,4 +1,5 @@
 // The pool against the real kernel: overlay roots on per-slot tmpfs, single use, no leftovers.
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -617,4 +618,15 @@ test("a pool whose mount agent is killed: takes are refused, a slot taken before
     }
     scratch.remove();
   }
+});
+
+test('a state root on a kernel filesystem is refused before the mount agent starts, at once', () => {
+  // A recursive mkdirSync under /proc never returned: in a process of its own, with a timeout.
+  const pool = new URL('../../src/pool/index.ts', import.meta.url).pathname;
+  const script = `import { createPool } from ${JSON.stringify(pool)};
+    createPool({ stateRoot: '/proc/cellblock-pool-test/state', rootSpec: () => { throw new Error('no slot is made'); } })
+      .then(() => process.stdout.write('made'), (error) => process.stdout.write(error.name + ': ' + error.message));`;
+  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 5000, killSignal: 'SIGKILL' });
+  assert.equal(run.signal, null, 'ended by itself within 5 s, not by the timeout');
+  assert.match(run.stdout, /^DirectoryError: \/proc\/cellblock-pool-test\/state is on the kernel's proc filesystem \(\/proc\)/, run.stderr);
 });

@@ -4,7 +4,7 @@
 // did start something (a regression) stays private and is ended by the timeout.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,11 +16,16 @@ const redisDataDir = path.join(scratch, 'redis');
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
 function cellblock(...args: string[]) {
+  return cellblockWith({}, ...args);
+}
+
+function cellblockWith(env: Record<string, string>, ...args: string[]) {
   const run = spawnSync(process.execPath, ['--import', 'tsx', path.join(repo, 'src/bin/cellblock.ts'), ...args], {
     cwd: repo,
     encoding: 'utf8',
     timeout: 15_000,
-    env: { ...process.env, CELLBLOCK_WORKER_PROCESSES: '0', CELLBLOCK_REDIS_DATA_DIR: redisDataDir, CELLBLOCK_PORT: '0', CELLBLOCK_REDIS_URL: '' },
+    killSignal: 'SIGKILL',
+    env: { ...process.env, CELLBLOCK_WORKER_PROCESSES: '0', CELLBLOCK_REDIS_DATA_DIR: redisDataDir, CELLBLOCK_PORT: '0', CELLBLOCK_REDIS_URL: '', ...env },
   });
   return { status: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr };
 }
@@ -50,4 +55,20 @@ test('cellblock bogus: unknown command, status 2', () => {
   const run = cellblock('bogus');
   assert.equal(run.status, 2);
   assert.match(run.stderr, /^cellblock: unknown command "bogus"/);
+});
+
+test('cellblock start with a Redis data dir it cannot make (under a file; on procfs): one line naming the variable, status 2, at once', () => {
+  const file = path.join(scratch, 'a-file');
+  writeFileSync(file, '');
+  const refusals: [string, string][] = [
+    [path.join(file, 'redis'), `${file}/redis cannot be made: ${file} is not a directory`],
+    // A recursive mkdirSync under /proc never returned (spinning, deaf to SIGTERM).
+    ['/proc/cellblock-command-line-test/redis', "/proc/cellblock-command-line-test/redis is on the kernel's proc filesystem (/proc), which holds no files: choose a directory on a disk or a tmpfs"],
+  ];
+  for (const [dir, reason] of refusals) {
+    const run = cellblockWith({ CELLBLOCK_REDIS_DATA_DIR: dir }, 'start');
+    assert.equal(run.signal, null, 'ended by itself, not by the timeout');
+    assert.equal(run.status, 2, run.stderr);
+    assert.equal(run.stderr.split('\n')[0], `cellblock: CELLBLOCK_REDIS_DATA_DIR: ${reason}`);
+  }
 });

@@ -2,8 +2,13 @@
 // ConfigError naming its variable (cellblock prints it with the usage and exits 2), never a crash
 // further in (pino refusing a level, listen refusing a port).
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, describe, test } from 'node:test';
+import { ConfigError, loadConfig, makeSettingDirectory } from '../../src/config.js';
 import { MiB } from '../../src/units.js';
 
 describe('configuration', () => {
@@ -112,6 +117,57 @@ describe('configuration', () => {
         (error: unknown) => error instanceof ConfigError && error.variable === variable && expected.test(error.message),
         JSON.stringify(env),
       );
+    }
+  });
+});
+
+describe('a directory a setting names, made before anything starts', () => {
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'cellblock-config-test-'));
+  after(() => rmSync(scratch, { recursive: true, force: true }));
+  const refusal = (dir: string, expected: RegExp) =>
+    assert.throws(
+      () => makeSettingDirectory('CELLBLOCK_POOL_STATE_DIR', dir, 0o700),
+      (error: unknown) => error instanceof ConfigError && error.variable === 'CELLBLOCK_POOL_STATE_DIR' && expected.test(error.message) && !error.message.includes('\n'),
+      dir,
+    );
+
+  test('made with its missing parents, with the mode asked; one already there is taken', () => {
+    const dir = path.join(scratch, 'made', 'a', 'b');
+    makeSettingDirectory('CELLBLOCK_POOL_STATE_DIR', dir, 0o700);
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    assert.equal(statSync(path.join(scratch, 'made')).mode & 0o777, 0o700);
+    makeSettingDirectory('CELLBLOCK_POOL_STATE_DIR', dir, 0o700);
+  });
+
+  test('a file, or a path under one: refused naming the file', () => {
+    const file = path.join(scratch, 'a-file');
+    writeFileSync(file, '');
+    refusal(file, new RegExp(`^CELLBLOCK_POOL_STATE_DIR: ${file} is not a directory$`));
+    refusal(path.join(file, 'sub', 'dir'), new RegExp(`^CELLBLOCK_POOL_STATE_DIR: ${file}/sub/dir cannot be made: ${file} is not a directory$`));
+  });
+
+  test('a path on a kernel filesystem (/proc, /sys, a cgroup hierarchy): refused at once, nothing made', () => {
+    refusal('/sys/kernel/cellblock-config-test', /is on the kernel's sysfs filesystem \(\/sys\/kernel\), which holds no files/);
+    // Node's recursive mkdirSync never returned on such a path: in a process of its own, with a timeout.
+    const source = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/config.ts');
+    const script = `import { makeSettingDirectory } from ${JSON.stringify(source)};
+      try { makeSettingDirectory('CELLBLOCK_POOL_STATE_DIR', '/proc/cellblock-config-test/pool', 0o700); } catch (error) { process.stdout.write(error.message); }`;
+    const started = Date.now();
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 5000, killSignal: 'SIGKILL' });
+    assert.equal(run.signal, null, `ended by itself within 5 s, not by the timeout (${Date.now() - started} ms)`);
+    assert.equal(run.stdout, "CELLBLOCK_POOL_STATE_DIR: /proc/cellblock-config-test/pool is on the kernel's proc filesystem (/proc), which holds no files: choose a directory on a disk or a tmpfs", run.stderr);
+  });
+
+  test('a read-only place: refused with the reason, whether the directory is to be made or is there', { skip: process.getuid?.() !== 0 && 'mounts a read-only tmpfs' }, () => {
+    const readOnly = path.join(scratch, 'read-only');
+    mkdirSync(path.join(readOnly), { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'cellblock-config-test', readOnly]);
+    try {
+      refusal(path.join(readOnly, 'pool'), new RegExp(`cannot be made in ${readOnly}: read-only file system \\(EROFS\\)$`));
+      refusal(readOnly, /cannot be written: read-only file system \(EROFS\)$/);
+      assert.equal(existsSync(path.join(readOnly, 'pool')), false);
+    } finally {
+      execFileSync('umount', [readOnly]);
     }
   });
 });
