@@ -211,6 +211,58 @@ export function makeSettingDirectory(variable: string, dir: string, mode: number
   }
 }
 
+/** `url` for a message: what precedes its last `@` (user and password) masked, whether or not
+ * it parses. */
+export function withoutCredentials(url: string): string {
+  return url.replace(/^((?:[a-z][a-z0-9+.-]*:)?\/\/)?.*@/is, (_, scheme: string | undefined) => `${scheme ?? ''}***@`);
+}
+
+/** The highest database index: Redis's `databases` is at most INT_MAX (its config.c), and an
+ * index is below it. Whether this Redis has that many (16 by default) only it can say. */
+const MAX_REDIS_DB = 2 ** 31 - 2;
+
+/** Query parameters of a Redis URL that we take. ioredis (utils parseURL) makes every parameter
+ * an option of its own name, a string: one it has no option of is ignored without a word, one
+ * we set ourselves (createRedis) is overridden, and others would change the connection behind
+ * this setting's back. `family` (4 or 6) picks the address family a name is resolved to. */
+const REDIS_URL_PARAMETERS: Record<string, readonly string[]> = { family: ['4', '6'] };
+
+/** `redis://[user:password@]host[:port][/db]` or `rediss://...`, whole: what ioredis would
+ * otherwise take as it is (a database "abc" became `SELECT NaN` at the first command; a port
+ * 99999 a TypeError with ioredis's stack). A message never shows the credentials. */
+function redisUrlSetting(env: Env, variable: string): string | undefined {
+  const raw = env[variable]?.trim();
+  if (!raw) return undefined;
+  const refused = (reason: string) => new ConfigError(variable, `${reason}, got "${withoutCredentials(raw)}"`);
+  const form = 'redis://[user:password@]host[:port][/db] or rediss://...';
+  if (!/^rediss?:\/\//.test(raw)) throw refused(`expected ${form}`);
+  // Told apart before the URL is parsed, which says only "Invalid URL": the host and port, after
+  // the credentials (up to the last `@`).
+  const hostAndAfter = raw.slice(raw.lastIndexOf('@') + 1).replace(/^rediss?:\/\//, '');
+  if (/^(?:[:/?#]|$)/.test(hostAndAfter)) throw refused(`no host: expected ${form}`);
+  const port = /^(?:\[[^\]]*\]|[^:/?#]*):(\d+)(?:[/?#]|$)/.exec(hostAndAfter)?.[1];
+  if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65_535)) throw refused(`port ${port}: expected a port from 1 to 65535`);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw refused(`not a URL of the form ${form}`);
+  }
+  const db = url.pathname.replace(/^\//, '');
+  if (db !== '' && !(/^\d+$/.test(db) && Number(db) <= MAX_REDIS_DB)) {
+    throw refused(`database "${db}": expected a whole number from 0 to ${MAX_REDIS_DB} after the host (redis://host:port/db)`);
+  }
+  if (url.hash !== '') throw refused('a fragment (#...) means nothing to Redis');
+  for (const [name, value] of url.searchParams) {
+    const taken = REDIS_URL_PARAMETERS[name];
+    if (taken === undefined) {
+      throw refused(`query parameter "${name}" is not taken: the only one is family=4 or 6 (the user and password go before the host, the database after it)`);
+    }
+    if (!taken.includes(value)) throw refused(`${name}=${value}: expected ${name}=${taken.join(' or ')}`);
+  }
+  return raw;
+}
+
 /** `10.0.0.0/8,fd00::/8,192.0.2.7`; unset or empty: `fallback`; `none`: no network, unless
  * `noneRefused` says why it may not be written; a /0 network (every address), unless
  * `everyAddressRefused` says why it may not be written. */
@@ -291,10 +343,7 @@ export const DEFAULT_STALLED_INTERVAL_MS = 5000;
 
 export function loadConfig(env: Env = process.env): Config {
   const defaultRequestsPerWindow = integer(env, 'CELLBLOCK_RATE_LIMIT_REQUESTS', 600, 1);
-  const redisUrl = env.CELLBLOCK_REDIS_URL?.trim() || undefined;
-  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-    throw new ConfigError('CELLBLOCK_REDIS_URL', `expected redis://host:port[/db], got "${redisUrl}"`);
-  }
+  const redisUrl = redisUrlSetting(env, 'CELLBLOCK_REDIS_URL');
   const queuePrefix = env.CELLBLOCK_QUEUE_PREFIX?.trim() || 'cellblock';
   if (!/^[\w-]{1,64}$/.test(queuePrefix)) {
     throw new ConfigError('CELLBLOCK_QUEUE_PREFIX', 'letters, digits, "_" and "-" only');

@@ -72,3 +72,15 @@ test('cellblock start with a Redis data dir it cannot make (under a file; on pro
     assert.equal(run.stderr.split('\n')[0], `cellblock: CELLBLOCK_REDIS_DATA_DIR: ${reason}`);
   }
 });
+
+test('cellblock api and worker with a Redis URL ioredis would crash on: one line naming the variable, the password masked, status 2', () => {
+  for (const command of ['api', 'worker']) {
+    const run = cellblockWith({ CELLBLOCK_REDIS_URL: 'redis://user:hunter2@127.0.0.1:18753/abc' }, command);
+    assert.equal(run.signal, null, 'ended by itself, not by the timeout');
+    assert.equal(run.status, 2, run.stderr);
+    assert.equal(
+      run.stderr.split('\n')[0],
+      'cellblock: CELLBLOCK_REDIS_URL: database "abc": expected a whole number from 0 to 2147483646 after the host (redis://host:port/db), got "redis://***@127.0.0.1:18753/abc"',
+    );
+  }
+});

@@ -38,6 +38,42 @@ describe('configuration', () => {
     assert.equal(loadConfig({ CELLBLOCK_CGROUP_BASE: 'delegated' }).cgroupBase, 'delegated');
   });
 
+  test('the Redis URL: user and password, host, port, database, family=4|6; refused whole at start, its credentials never shown', () => {
+    for (const url of ['rediss://user:p%40ss@redis.internal:6380/15', 'redis://:secret@[::1]:6379', 'redis://10.0.0.5/0?family=6', 'redis://h:6379/2147483646']) {
+      assert.equal(loadConfig({ CELLBLOCK_REDIS_URL: url }).redisUrl, url);
+    }
+    const refused: [string, RegExp][] = [
+      // Was `SELECT NaN` at the first command: an uncaught ReplyError.
+      ['redis://127.0.0.1:18753/abc', /database "abc": expected a whole number from 0 to 2147483646/],
+      ['redis://127.0.0.1:6379/1/2', /database "1\/2"/],
+      // Redis's `databases` is at most INT_MAX: index INT_MAX is never there.
+      ['redis://127.0.0.1:6379/2147483647', /database "2147483647"/],
+      // Was a TypeError with ioredis's stack.
+      ['redis://127.0.0.1:99999', /port 99999: expected a port from 1 to 65535/],
+      ['redis://127.0.0.1:0', /port 0: expected a port from 1 to 65535/],
+      ['redis:///0', /no host/],
+      ['redis://:6379', /no host/],
+      ['redis://redis host:6379', /not a URL of the form redis:\/\/\[user:password@\]host\[:port\]\[\/db\]/],
+      // ioredis takes any parameter as an option of its name, or ignores it: either silently.
+      ['redis://127.0.0.1:6379?db=3', /query parameter "db" is not taken: the only one is family=4 or 6/],
+      ['redis://127.0.0.1:6379/?connectTimeout=10', /query parameter "connectTimeout" is not taken/],
+      ['redis://127.0.0.1:6379?family=5', /family=5: expected family=4 or 6/],
+      ['redis://127.0.0.1:6379#x', /a fragment/],
+      ['REDIS://127.0.0.1:6379', /expected redis:\/\//],
+    ];
+    for (const [url, expected] of refused) {
+      for (const withPassword of [url, url.replace('://', '://user:hunter2-secret@')]) {
+        assert.throws(
+          () => loadConfig({ CELLBLOCK_REDIS_URL: withPassword }),
+          (error: unknown) =>
+            error instanceof ConfigError && error.variable === 'CELLBLOCK_REDIS_URL' && expected.test(error.message) && !error.message.includes('hunter2'),
+          withPassword,
+        );
+      }
+    }
+    assert.throws(() => loadConfig({ CELLBLOCK_REDIS_URL: 'user:hunter2@localhost:6379' }), (error: Error) => !error.message.includes('hunter2') && error.message.includes('"***@localhost:6379"'));
+  });
+
   test('API keys: KEY[:REQUESTS[:LIVE_SESSIONS]], a figure left out or empty taking the default', () => {
     const config = loadConfig({ CELLBLOCK_API_KEYS: 'first-key-000:120:500, second-key-00: :07,third-key-000', CELLBLOCK_RATE_LIMIT_REQUESTS: '50' });
     assert.deepEqual(config.apiKeys, [
