@@ -6,6 +6,8 @@ import path from 'node:path';
 import { dataDirFromEnv } from './images/paths.js';
 import { MiB } from './units.js';
 import { jobsAtOnce } from './queue/background-lane.js';
+import { checkSubmission, outputAboveMaximum, type CheckedSubmission } from './executor/check.js';
+import type { Runtime } from './images/types.js';
 import { CGROUP_BASES, type CgroupBase } from './sandbox/types.js';
 import { DEFAULT_WEBHOOK_DENY, OutboundPolicy, parseSubnet } from './queue/outbound.js';
 import { DirectoryError, makeDirectory } from './make-directory.js';
@@ -328,6 +330,28 @@ function apiKeys(env: Env, variable: string, defaultPerWindow: number): ApiKey[]
     if (liveSessions) apiKey.maxLiveSessions = Number(liveSessions);
     return apiKey;
   });
+}
+
+/**
+ * Refuses a CELLBLOCK_MAX_JOB_OUTPUT_BYTES below what a job of one of `runtimes` (those this
+ * process serves or runs: its own checkout's images/runtimes) may store at the runtime's default
+ * limits, counted as the API counts a job it refuses (`job_output_above_maximum`,
+ * outputAboveMaximum): else every job of that runtime that names no limits would be refused by
+ * the API, or failed by the worker, and only a job would show it. Names the runtime that needs
+ * the most.
+ */
+export function checkMaxJobOutputBytes(maxJobOutputBytes: number, runtimes: readonly Runtime[]): void {
+  let most: { runtime: Runtime; checked: CheckedSubmission; problem: string } | undefined;
+  for (const runtime of runtimes) {
+    const checked = checkSubmission(runtime, { fileNames: [runtime.sourceFile], args: [] });
+    const problem = outputAboveMaximum(checked, maxJobOutputBytes);
+    if (problem !== undefined && checked.mostOutputBytes > (most?.checked.mostOutputBytes ?? 0)) most = { runtime, checked, problem };
+  }
+  if (most === undefined) return;
+  throw new ConfigError(
+    'CELLBLOCK_MAX_JOB_OUTPUT_BYTES',
+    `a job of runtime "${most.runtime.id}" at its default limits would be refused (${most.problem}): set at least ${most.checked.mostOutputBytes}`,
+  );
 }
 
 /** How often, by default, the workers look for jobs whose lock has expired (at most the lock

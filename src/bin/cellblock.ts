@@ -3,7 +3,7 @@
 // api, worker, images. Configuration comes from CELLBLOCK_* environment variables (src/config.ts).
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { ConfigError, loadConfig, makeSettingDirectory, type Config } from '../config.js';
+import { checkMaxJobOutputBytes, ConfigError, loadConfig, makeSettingDirectory, type Config } from '../config.js';
 import { loadRuntimes } from '../images/runtimes.js';
 import { tryHoldLockFile } from '../lock-file.js';
 import { STATE_ROOT_MODE } from '../pool/state-dir.js';
@@ -195,6 +195,9 @@ async function main(argv: string[]): Promise<number | undefined> {
     throw new UsageError(`cellblock ${command} takes no arguments (got ${JSON.stringify(unexpected[0])}): its settings are CELLBLOCK_* environment variables`);
   }
   const config = loadConfig();
+  // Every command reads it: the API to refuse jobs, a worker to fail one that came past an API
+  // with another value.
+  checkMaxJobOutputBytes(config.maxJobOutputBytes, loadRuntimes());
   switch (command) {
     case 'start':
       await start(config);

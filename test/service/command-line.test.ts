@@ -84,3 +84,12 @@ test('cellblock api and worker with a Redis URL ioredis would crash on: one line
     );
   }
 });
+
+test('cellblock api and worker with a job output maximum below a runtime default job\'s: one line naming the variable, status 2', () => {
+  for (const command of ['api', 'worker']) {
+    const run = cellblockWith({ CELLBLOCK_REDIS_URL: 'redis://127.0.0.1:18753', CELLBLOCK_MAX_JOB_OUTPUT_BYTES: '1000000' }, command);
+    assert.equal(run.signal, null, 'ended by itself, not by the timeout');
+    assert.equal(run.status, 2, run.stderr);
+    assert.match(run.stderr.split('\n')[0]!, /^cellblock: CELLBLOCK_MAX_JOB_OUTPUT_BYTES: a job of runtime "[\w.+-]+" at its default limits would be refused \(.*; at most 1000000 per job\): set at least \d+$/);
+  }
+});

@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
-import { ConfigError, loadConfig, makeSettingDirectory } from '../../src/config.js';
+import { checkMaxJobOutputBytes, ConfigError, DEFAULT_MAX_JOB_OUTPUT_BYTES, loadConfig, makeSettingDirectory } from '../../src/config.js';
+import { loadRuntimes } from '../../src/images/runtimes.js';
 import { MiB } from '../../src/units.js';
 
 describe('configuration', () => {
@@ -72,6 +73,24 @@ describe('configuration', () => {
       }
     }
     assert.throws(() => loadConfig({ CELLBLOCK_REDIS_URL: 'user:hunter2@localhost:6379' }), (error: Error) => !error.message.includes('hunter2') && error.message.includes('"***@localhost:6379"'));
+  });
+
+  test("the job output maximum: at least what a job of every runtime stores at its default limits, else refused naming the runtime and the figure", () => {
+    const runtimes = loadRuntimes();
+    checkMaxJobOutputBytes(DEFAULT_MAX_JOB_OUTPUT_BYTES, runtimes);
+    // Below the runtimes' default outputBytes (1 MiB): every plain job was refused (or failed).
+    let needed = 0;
+    assert.throws(
+      () => checkMaxJobOutputBytes(1_000_000, runtimes),
+      (error: unknown) => {
+        const figures = /^CELLBLOCK_MAX_JOB_OUTPUT_BYTES: a job of runtime "([\w.+-]+)" at its default limits would be refused \(.* could store (\d+) bytes of output; at most 1000000 per job\): set at least (\d+)$/.exec((error as Error).message);
+        needed = Number(figures?.[3]);
+        return error instanceof ConfigError && figures !== null && runtimes.some((runtime) => runtime.id === figures[1]) && figures[2] === figures[3];
+      },
+    );
+    assert.ok(needed >= 1024 * 1024, `${needed}: at least a run's default outputBytes`);
+    checkMaxJobOutputBytes(needed, runtimes);
+    assert.throws(() => checkMaxJobOutputBytes(needed - 1, runtimes), new RegExp(`at most ${needed - 1} per job\\): set at least ${needed}$`));
   });
 
   test('API keys: KEY[:REQUESTS[:LIVE_SESSIONS]], a figure left out or empty taking the default', () => {
