@@ -310,21 +310,30 @@ function origins(env: Env, variable: string): string[] {
 }
 
 /** `key1:120,key2,key3::500` — KEY[:REQUESTS[:LIVE_SESSIONS]]: a figure left out (or empty)
- * takes the server's default (requests per window; live sockets at once). */
+ * takes the server's default (requests per window; live sockets at once). A message names an
+ * entry by its position, never by its key: keys are secrets (the access log redacts them, Redis
+ * holds their digests). */
 function apiKeys(env: Env, variable: string, defaultPerWindow: number): ApiKey[] {
   const raw = env[variable]?.trim();
   if (!raw) return [];
-  return raw.split(',').map((entry) => {
+  const positions = new Map<string, number>();
+  return raw.split(',').map((entry, index) => {
+    const position = index + 1;
     const [key, perWindow, liveSessions, extra] = entry.trim().split(':').map((part) => part.trim());
     if (!key || extra !== undefined || !/^[\w.~+/=-]{8,200}$/.test(key)) {
-      throw new ConfigError(variable, `entry "${entry}" is not KEY, KEY:REQUESTS or KEY:REQUESTS:LIVE_SESSIONS (keys: 8+ characters)`);
+      throw new ConfigError(variable, `entry ${position} is not KEY, KEY:REQUESTS or KEY:REQUESTS:LIVE_SESSIONS (keys: 8+ characters)`);
     }
-    const wholeNumber = (figure: string) => /^\d+$/.test(figure) && Number.isSafeInteger(Number(figure));
-    if (perWindow !== undefined && perWindow !== '' && !wholeNumber(perWindow)) {
-      throw new ConfigError(variable, `entry "${entry}": requests must be a whole number`);
+    // Else the last would take the key's figures without a word.
+    const first = positions.get(key);
+    if (first !== undefined) throw new ConfigError(variable, `entries ${first} and ${position} have the same key: give each key once`);
+    positions.set(key, position);
+    const atLeastOne = (figure: string) => /^\d+$/.test(figure) && Number.isSafeInteger(Number(figure)) && Number(figure) >= 1;
+    // 0 would answer the key 429 to every request: refused, as CELLBLOCK_RATE_LIMIT_REQUESTS=0 is.
+    if (perWindow !== undefined && perWindow !== '' && !atLeastOne(perWindow)) {
+      throw new ConfigError(variable, `entry ${position}: requests must be a whole number of at least 1`);
     }
-    if (liveSessions !== undefined && liveSessions !== '' && !(wholeNumber(liveSessions) && Number(liveSessions) >= 1)) {
-      throw new ConfigError(variable, `entry "${entry}": live sessions must be a whole number of at least 1`);
+    if (liveSessions !== undefined && liveSessions !== '' && !atLeastOne(liveSessions)) {
+      throw new ConfigError(variable, `entry ${position}: live sessions must be a whole number of at least 1`);
     }
     const apiKey: ApiKey = { key, requestsPerWindow: perWindow === undefined || perWindow === '' ? defaultPerWindow : Number(perWindow) };
     if (liveSessions) apiKey.maxLiveSessions = Number(liveSessions);

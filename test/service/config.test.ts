@@ -102,6 +102,25 @@ describe('configuration', () => {
     ]);
   });
 
+  test('API keys: a key given twice, a figure of 0, any malformed entry: refused naming the entry by its position, never showing a key', () => {
+    const refused: [string, RegExp][] = [
+      // The last entry took the key's figures without a word.
+      ['key-one-0001,key-two-0002:5, key-one-0001:2', /^CELLBLOCK_API_KEYS: entries 1 and 3 have the same key: give each key once$/],
+      // The key was answered 429 to every request, where CELLBLOCK_RATE_LIMIT_REQUESTS=0 is refused.
+      ['key-one-0001,key-two-0002:0', /^CELLBLOCK_API_KEYS: entry 2: requests must be a whole number of at least 1$/],
+      ['key-one-0001:1:0', /^CELLBLOCK_API_KEYS: entry 1: live sessions must be a whole number of at least 1$/],
+      ['key-one-0001,key-two-0002:x', /^CELLBLOCK_API_KEYS: entry 2: requests must be a whole number/],
+      ['key-one-0001:1:1:1', /^CELLBLOCK_API_KEYS: entry 1 is not KEY, KEY:REQUESTS or KEY:REQUESTS:LIVE_SESSIONS/],
+    ];
+    for (const [keys, expected] of refused) {
+      assert.throws(
+        () => loadConfig({ CELLBLOCK_API_KEYS: keys }),
+        (error: unknown) => error instanceof ConfigError && expected.test(error.message) && !/key-(one|two)/.test(error.message),
+        keys,
+      );
+    }
+  });
+
   test("the notifier's memory budget: 256 MiB of stored bytes by default, or the variable's", () => {
     assert.equal(loadConfig({}).webhookMemoryBytes, 256 * 1024 * 1024);
     assert.equal(loadConfig({ CELLBLOCK_WEBHOOK_MEMORY_BYTES: '1048576' }).webhookMemoryBytes, 1048576);
@@ -141,7 +160,6 @@ describe('configuration', () => {
       [{ CELLBLOCK_CGROUP_BASE: 'own' }, 'CELLBLOCK_CGROUP_BASE', /one of root, delegated/],
       [{ CELLBLOCK_QUEUE_PREFIX: 'a b' }, 'CELLBLOCK_QUEUE_PREFIX', /letters, digits/],
       [{ CELLBLOCK_API_KEYS: 'short' }, 'CELLBLOCK_API_KEYS', /8\+ characters/],
-      [{ CELLBLOCK_API_KEYS: 'long-enough-key:10:0' }, 'CELLBLOCK_API_KEYS', /live sessions must be a whole number of at least 1/],
       [{ CELLBLOCK_API_KEYS: 'long-enough-key:10:many' }, 'CELLBLOCK_API_KEYS', /live sessions must be a whole number/],
       [{ CELLBLOCK_API_KEYS: `long-enough-key:10:${'9'.repeat(20)}` }, 'CELLBLOCK_API_KEYS', /live sessions must be a whole number/],
       [{ CELLBLOCK_API_KEYS: 'long-enough-key:10:5:1' }, 'CELLBLOCK_API_KEYS', /KEY:REQUESTS:LIVE_SESSIONS/],
