@@ -185,7 +185,8 @@ function integer(env: Env, variable: string, fallback: number, minimum = 0, maxi
   if (!/^\d+$/.test(raw.trim())) throw new ConfigError(variable, `expected a whole number, got "${raw}"`);
   const value = Number(raw.trim());
   if (!Number.isSafeInteger(value) || value < minimum || value > maximum) {
-    const range = maximum === Number.MAX_SAFE_INTEGER ? `>= ${minimum}` : `from ${minimum} to ${maximum}`;
+    // Above the maximum (one the variable's row may not state: 2^53 - 1), the maximum is said.
+    const range = value >= minimum || maximum !== Number.MAX_SAFE_INTEGER ? `from ${minimum} to ${maximum}` : `>= ${minimum}`;
     throw new ConfigError(variable, `expected a whole number ${range}, got "${raw}"`);
   }
   return value;
@@ -288,24 +289,28 @@ function networks(env: Env, variable: string, fallback: readonly string[], noneR
   return entries;
 }
 
-/** `https://ide.example.com,http://localhost:3000`, or `*`; unset or empty: none. Each an origin
- * as a browser sends it: scheme, host and port, nothing after. */
+/** `https://ide.example.com,http://localhost:3000`, or `*`; unset or empty: none. Each an origin:
+ * scheme (http, https), host and port, nothing after; taken as a browser sends it in its Origin
+ * header (scheme and host in lower case, no default port: `HTTP://Example.com:80` is
+ * `http://example.com`), which is what the CORS check compares it with. */
 function origins(env: Env, variable: string): string[] {
   const raw = env[variable]?.trim();
   if (raw === undefined || raw === '') return [];
   if (raw === '*') return ['*'];
-  return raw.split(',').map((entry) => {
-    const origin = entry.trim();
+  const entries = raw.split(',').map((entry) => entry.trim());
+  if (entries.includes('*')) throw new ConfigError(variable, '"*" (any origin) stands alone: set either * or a list of origins');
+  return entries.map((origin) => {
     let parsed: URL | undefined;
     try {
       parsed = new URL(origin);
     } catch {
       parsed = undefined;
     }
-    if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
-      throw new ConfigError(variable, `"${origin}" is not an origin (scheme://host[:port], nothing after), nor *`);
+    // Nothing after the host and port, and no user: what URL would otherwise drop silently.
+    if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || !/^[a-z]+:\/\/[^/?#@]+$/i.test(origin)) {
+      throw new ConfigError(variable, `"${origin}" is not an origin: scheme://host[:port] (http or https), nothing after (no path, not even "/")`);
     }
-    return origin;
+    return parsed.origin;
   });
 }
 
@@ -313,6 +318,10 @@ function origins(env: Env, variable: string): string[] {
  * takes the server's default (requests per window; live sockets at once). A message names an
  * entry by its position, never by its key: keys are secrets (the access log redacts them, Redis
  * holds their digests). */
+/** An API key's length: long enough not to be guessed, short enough for any header. Its characters
+ * are those of a bearer token (RFC 6750's b64token: letters, digits, - . _ ~ + / and =). */
+const API_KEY_LENGTH = { least: 8, most: 200 };
+
 function apiKeys(env: Env, variable: string, defaultPerWindow: number): ApiKey[] {
   const raw = env[variable]?.trim();
   if (!raw) return [];
@@ -320,8 +329,13 @@ function apiKeys(env: Env, variable: string, defaultPerWindow: number): ApiKey[]
   return raw.split(',').map((entry, index) => {
     const position = index + 1;
     const [key, perWindow, liveSessions, extra] = entry.trim().split(':').map((part) => part.trim());
-    if (!key || extra !== undefined || !/^[\w.~+/=-]{8,200}$/.test(key)) {
-      throw new ConfigError(variable, `entry ${position} is not KEY, KEY:REQUESTS or KEY:REQUESTS:LIVE_SESSIONS (keys: 8+ characters)`);
+    if (!key || extra !== undefined) throw new ConfigError(variable, `entry ${position} is not KEY, KEY:REQUESTS or KEY:REQUESTS:LIVE_SESSIONS`);
+    if (key.length < API_KEY_LENGTH.least || key.length > API_KEY_LENGTH.most) {
+      throw new ConfigError(variable, `entry ${position}: a key has ${API_KEY_LENGTH.least} to ${API_KEY_LENGTH.most} characters, this one ${key.length}`);
+    }
+    const outside = key.search(/[^A-Za-z0-9_.~+/=-]/);
+    if (outside >= 0) {
+      throw new ConfigError(variable, `entry ${position}: a key's characters are ASCII letters, digits and _ . ~ + / = - (its character ${outside + 1} is not)`);
     }
     // Else the last would take the key's figures without a word.
     const first = positions.get(key);
@@ -363,6 +377,9 @@ export function checkMaxJobOutputBytes(maxJobOutputBytes: number, runtimes: read
   );
 }
 
+/** A key prefix of Redis's keys: short, since every key of the queue starts with it. */
+const MAX_QUEUE_PREFIX_LENGTH = 64;
+
 /** How often, by default, the workers look for jobs whose lock has expired (at most the lock
  * duration). BullMQ's check re-queues the running jobs that the check before it marked and whose
  * lock has gone since, and it skips a run that finds the guard key of the last one (which lasts
@@ -378,8 +395,11 @@ export function loadConfig(env: Env = process.env): Config {
   const defaultRequestsPerWindow = integer(env, 'CELLBLOCK_RATE_LIMIT_REQUESTS', 600, 1);
   const redisUrl = redisUrlSetting(env, 'CELLBLOCK_REDIS_URL');
   const queuePrefix = env.CELLBLOCK_QUEUE_PREFIX?.trim() || 'cellblock';
-  if (!/^[\w-]{1,64}$/.test(queuePrefix)) {
-    throw new ConfigError('CELLBLOCK_QUEUE_PREFIX', 'letters, digits, "_" and "-" only');
+  if (queuePrefix.length > MAX_QUEUE_PREFIX_LENGTH) {
+    throw new ConfigError('CELLBLOCK_QUEUE_PREFIX', `at most ${MAX_QUEUE_PREFIX_LENGTH} characters, got ${queuePrefix.length}`);
+  }
+  if (!/^[A-Za-z0-9_-]+$/.test(queuePrefix)) {
+    throw new ConfigError('CELLBLOCK_QUEUE_PREFIX', `ASCII letters (A-Z, a-z), digits, "_" and "-" only, got "${queuePrefix}"`);
   }
   const dataDir = directory(env, 'CELLBLOCK_DATA_DIR', dataDirFromEnv(env), { mountOption: true });
   const lockDurationMs = integer(env, 'CELLBLOCK_LOCK_DURATION_MS', 30_000, 1000);

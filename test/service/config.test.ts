@@ -144,6 +144,8 @@ describe('configuration', () => {
     assert.deepEqual(loadConfig({}).corsOrigins, []);
     assert.deepEqual(loadConfig({ CELLBLOCK_CORS_ORIGINS: '*' }).corsOrigins, ['*']);
     assert.deepEqual(loadConfig({ CELLBLOCK_CORS_ORIGINS: 'https://ide.example.com, http://localhost:3000' }).corsOrigins, ['https://ide.example.com', 'http://localhost:3000']);
+    // As a browser's Origin header has them: scheme and host in lower case, no default port.
+    assert.deepEqual(loadConfig({ CELLBLOCK_CORS_ORIGINS: 'HTTPS://IDE.Example.com:443,http://Localhost:80,http://[::1]:3000' }).corsOrigins, ['https://ide.example.com', 'http://localhost', 'http://[::1]:3000']);
   });
 
   test('a malformed value is a ConfigError naming the variable and what it expects', () => {
@@ -158,8 +160,16 @@ describe('configuration', () => {
       [{ CELLBLOCK_REDIS_URL: 'localhost:6379' }, 'CELLBLOCK_REDIS_URL', /redis:\/\//],
       [{ CELLBLOCK_REDIS_FSYNC: 'sometimes' }, 'CELLBLOCK_REDIS_FSYNC', /one of/],
       [{ CELLBLOCK_CGROUP_BASE: 'own' }, 'CELLBLOCK_CGROUP_BASE', /one of root, delegated/],
-      [{ CELLBLOCK_QUEUE_PREFIX: 'a b' }, 'CELLBLOCK_QUEUE_PREFIX', /letters, digits/],
-      [{ CELLBLOCK_API_KEYS: 'short' }, 'CELLBLOCK_API_KEYS', /8\+ characters/],
+      [{ CELLBLOCK_QUEUE_PREFIX: 'a b' }, 'CELLBLOCK_QUEUE_PREFIX', /ASCII letters \(A-Z, a-z\), digits, "_" and "-" only, got "a b"/],
+      [{ CELLBLOCK_API_KEYS: 'short' }, 'CELLBLOCK_API_KEYS', /entry 1: a key has 8 to 200 characters, this one 5$/],
+      [{ CELLBLOCK_API_KEYS: `long-enough-key,${'k'.repeat(201)}` }, 'CELLBLOCK_API_KEYS', /entry 2: a key has 8 to 200 characters, this one 201$/],
+      [{ CELLBLOCK_API_KEYS: 'kéy-long-enough' }, 'CELLBLOCK_API_KEYS', /entry 1: a key's characters are ASCII letters, digits and _ \. ~ \+ \/ = - \(its character 2 is not\)$/],
+      // The maximum said, where the row does not state it.
+      [{ CELLBLOCK_MAX_FILES: '9007199254740992' }, 'CELLBLOCK_MAX_FILES', /expected a whole number from 1 to 9007199254740991, got "9007199254740992"/],
+      [{ CELLBLOCK_QUEUE_PREFIX: 'p'.repeat(65) }, 'CELLBLOCK_QUEUE_PREFIX', /^CELLBLOCK_QUEUE_PREFIX: at most 64 characters, got 65$/],
+      [{ CELLBLOCK_QUEUE_PREFIX: 'café' }, 'CELLBLOCK_QUEUE_PREFIX', /ASCII letters \(A-Z, a-z\), digits, "_" and "-" only, got "café"/],
+      [{ CELLBLOCK_CORS_ORIGINS: '*, https://ide.example.com' }, 'CELLBLOCK_CORS_ORIGINS', /"\*" \(any origin\) stands alone: set either \* or a list of origins/],
+      [{ CELLBLOCK_CORS_ORIGINS: 'https://user@ide.example.com' }, 'CELLBLOCK_CORS_ORIGINS', /is not an origin: scheme:\/\/host\[:port\] \(http or https\), nothing after/],
       [{ CELLBLOCK_API_KEYS: 'long-enough-key:10:many' }, 'CELLBLOCK_API_KEYS', /live sessions must be a whole number/],
       [{ CELLBLOCK_API_KEYS: `long-enough-key:10:${'9'.repeat(20)}` }, 'CELLBLOCK_API_KEYS', /live sessions must be a whole number/],
       [{ CELLBLOCK_API_KEYS: 'long-enough-key:10:5:1' }, 'CELLBLOCK_API_KEYS', /KEY:REQUESTS:LIVE_SESSIONS/],
