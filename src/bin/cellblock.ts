@@ -23,10 +23,12 @@ const USAGE = `usage: cellblock <command>
 
 Settings are environment variables; see README.md ("Configuration").`;
 
+/** A command line refused (an unknown command or argument): its line, then the usage. A setting
+ * refused is a ConfigError: its line alone. */
 class UsageError extends Error {}
 
 function requireRedisUrl(config: Config, command: string): string {
-  if (!config.redisUrl) throw new UsageError(`cellblock ${command} needs CELLBLOCK_REDIS_URL (redis://host:port)`);
+  if (!config.redisUrl) throw new ConfigError('CELLBLOCK_REDIS_URL', `unset, and cellblock ${command} needs it (redis://host:port)`);
   return config.redisUrl;
 }
 
@@ -62,7 +64,7 @@ function checkMachineForWorkers(config: Config, logger: Logger): void {
 async function worker(config: Config, argv: string[]): Promise<void> {
   const redisUrl = requireRedisUrl(config, 'worker');
   if (config.workerProcesses < 1) {
-    throw new UsageError('cellblock worker runs at least one worker process: CELLBLOCK_WORKER_PROCESSES=0 is for `cellblock start` alone (the API without workers)');
+    throw new ConfigError('CELLBLOCK_WORKER_PROCESSES', '0 is for `cellblock start` alone (the API without workers): cellblock worker runs at least one worker process');
   }
   const logger = createLogger(config.logLevel, 'worker');
   const { isSupervisedWorker, runWorkerProcess, superviseWorkers } = await workerCommand();
@@ -218,8 +220,13 @@ main(process.argv.slice(2)).then(
     if (exitCode !== undefined) process.exitCode = exitCode;
   },
   (error: unknown) => {
-    if (error instanceof UsageError || error instanceof ConfigError) {
+    if (error instanceof UsageError) {
       process.stderr.write(`cellblock: ${error.message}\n\n${USAGE}\n`);
+      process.exit(2);
+    }
+    // A setting refused "in one line naming the variable" (README): the usage says nothing of it.
+    if (error instanceof ConfigError) {
+      process.stderr.write(`cellblock: ${error.message}\n`);
       process.exit(2);
     }
     if (error instanceof ListenError || error instanceof WorkerPreflightError || error instanceof AlreadyStartedError) {

@@ -125,9 +125,14 @@ function list(store: ImageStore): void {
 
 export async function imagesCommand(argv: string[]): Promise<number> {
   const opts = parse(argv);
+  if (opts === '') {
+    // Asked for (--help): an answer, on stdout, as `cellblock --help`'s.
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   if (typeof opts === 'string') {
-    process.stderr.write(`${opts ? `cellblock images: ${opts}\n` : ''}${USAGE}\n`);
-    return opts ? 2 : 0;
+    process.stderr.write(`cellblock images: ${opts}\n${USAGE}\n`);
+    return 2;
   }
   try {
     const store = openImageStore(opts.dataDir);

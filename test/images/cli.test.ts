@@ -49,7 +49,11 @@ describe('cellblock images', () => {
       assert.equal(r.status, 2, args.join(' '));
       assert.match(r.stderr, /usage: cellblock images build/);
     }
-    assert.equal(cli('--help').status, 0);
+    // Asked for: on stdout, as `cellblock --help`'s, a line at a time.
+    const help = cli('--help');
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /^usage: cellblock images build .*\n$/s);
+    assert.equal(help.stderr, '');
   });
 
   it('refuses a data dir overlayfs cannot use', () => {

@@ -47,6 +47,7 @@ for (const args of [['start', '--bogus'], ['start', '8080'], ['api', '--port=1']
     assert.equal(run.status, 2);
     const unexpected = args.at(-1)!;
     assert.equal(run.stderr.split('\n')[0], `cellblock: cellblock ${args[0]} takes no arguments (got ${JSON.stringify(unexpected)}): its settings are CELLBLOCK_* environment variables`);
+    assert.match(run.stderr, /\n\nusage: cellblock <command>\n/, 'a command line refused: the usage follows');
     assert.equal(existsSync(redisDataDir), false, 'no private Redis was started');
   });
 }
@@ -69,7 +70,7 @@ test('cellblock start with a Redis data dir it cannot make (under a file; on pro
     const run = cellblockWith({ CELLBLOCK_REDIS_DATA_DIR: dir }, 'start');
     assert.equal(run.signal, null, 'ended by itself, not by the timeout');
     assert.equal(run.status, 2, run.stderr);
-    assert.equal(run.stderr.split('\n')[0], `cellblock: CELLBLOCK_REDIS_DATA_DIR: ${reason}`);
+    assert.equal(run.stderr, `cellblock: CELLBLOCK_REDIS_DATA_DIR: ${reason}\n`, 'one line');
   }
 });
 
@@ -79,8 +80,9 @@ test('cellblock api and worker with a Redis URL ioredis would crash on: one line
     assert.equal(run.signal, null, 'ended by itself, not by the timeout');
     assert.equal(run.status, 2, run.stderr);
     assert.equal(
-      run.stderr.split('\n')[0],
-      'cellblock: CELLBLOCK_REDIS_URL: database "abc": expected a whole number from 0 to 2147483646 after the host (redis://host:port/db), got "redis://***@127.0.0.1:18753/abc"',
+      run.stderr,
+      'cellblock: CELLBLOCK_REDIS_URL: database "abc": expected a whole number from 0 to 2147483646 after the host (redis://host:port/db), got "redis://***@127.0.0.1:18753/abc"\n',
+      'one line',
     );
   }
 });
@@ -90,6 +92,27 @@ test('cellblock api and worker with a job output maximum below a runtime default
     const run = cellblockWith({ CELLBLOCK_REDIS_URL: 'redis://127.0.0.1:18753', CELLBLOCK_MAX_JOB_OUTPUT_BYTES: '1000000' }, command);
     assert.equal(run.signal, null, 'ended by itself, not by the timeout');
     assert.equal(run.status, 2, run.stderr);
-    assert.match(run.stderr.split('\n')[0]!, /^cellblock: CELLBLOCK_MAX_JOB_OUTPUT_BYTES: a job of runtime "[\w.+-]+" at its default limits would be refused \(.*; at most 1000000 per job\): set at least \d+$/);
+    assert.match(run.stderr, /^cellblock: CELLBLOCK_MAX_JOB_OUTPUT_BYTES: a job of runtime "[\w.+-]+" at its default limits would be refused \(.*; at most 1000000 per job\): set at least \d+\n$/);
   }
+});
+
+test('a setting refused: its one line alone, status 2 (the usage is for a command line refused)', () => {
+  const refusals: [Record<string, string>, string[], string][] = [
+    [{ CELLBLOCK_PORT: 'abc' }, ['start'], 'cellblock: CELLBLOCK_PORT: expected a whole number, got "abc"\n'],
+    [{}, ['api'], 'cellblock: CELLBLOCK_REDIS_URL: unset, and cellblock api needs it (redis://host:port)\n'],
+    [{}, ['worker'], 'cellblock: CELLBLOCK_REDIS_URL: unset, and cellblock worker needs it (redis://host:port)\n'],
+  ];
+  for (const [env, args, line] of refusals) {
+    const run = cellblockWith(env, ...args);
+    assert.equal(run.status, 2, run.stderr);
+    assert.equal(run.stderr, line);
+    assert.equal(existsSync(redisDataDir), false, 'no private Redis was started');
+  }
+});
+
+test('cellblock images --help: the usage on stdout, a line at a time, status 0', () => {
+  const run = cellblock('images', '--help');
+  assert.equal(run.status, 0);
+  assert.match(run.stdout, /^usage: cellblock images build .*\n$/s);
+  assert.equal(run.stderr, '');
 });

@@ -525,7 +525,7 @@ describe('cellblock worker on a machine that cannot run jobs', () => {
       }
       const none = await runCellblockToExit(['worker'], { ...redis, CELLBLOCK_WORKER_PROCESSES: '0' });
       assert.equal(none.code, 2, none.stderr);
-      assert.match(none.stderr, /CELLBLOCK_WORKER_PROCESSES=0 is for `cellblock start` alone/);
+      assert.equal(none.stderr, 'cellblock: CELLBLOCK_WORKER_PROCESSES: 0 is for `cellblock start` alone (the API without workers): cellblock worker runs at least one worker process\n', 'one line');
     } finally {
       await scratch.remove();
     }
