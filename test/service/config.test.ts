@@ -3,7 +3,7 @@
 // further in (pino refusing a level, listen refusing a port).
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -251,6 +251,41 @@ describe('a directory a setting names, made before anything starts', () => {
       assert.equal(existsSync(path.join(readOnly, 'pool')), false);
     } finally {
       execFileSync('umount', [readOnly]);
+    }
+  });
+});
+
+describe("README's Configuration table", () => {
+  const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+  const readme = readFileSync(path.join(repo, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('\n## Configuration\n'), readme.indexOf('\n## Performance\n'));
+  const rows = new Map([...section.matchAll(/^\| `(CELLBLOCK_[A-Z0-9_]+)` \|.*$/gm)].map(([row, name]) => [name!, row]));
+
+  test('has a row for every variable config.ts reads, and none other', () => {
+    const source = readFileSync(path.join(repo, 'src/config.ts'), 'utf8');
+    assert.deepEqual([...rows.keys()].sort(), [...new Set(source.match(/CELLBLOCK_[A-Z0-9_]+/g))].sort());
+  });
+
+  test("states each number's bounds that the code enforces: a minimum above 0, a maximum below the opening's", () => {
+    assert.match(section, /every `\*_MS` setting is at most `2147483647`/);
+    assert.match(section, /any other at most `9007199254740991`/);
+    for (const [name, row] of rows) {
+      // Probed: 0 (taken, or refused with the minimum), and 2^53 - 1 (refused with the maximum).
+      const refusal = (value: string) => {
+        try {
+          loadConfig({ [name]: value });
+          return undefined;
+        } catch (error) {
+          return /expected a whole number (?:>= (\d+)|from (\d+) to (\d+))/.exec((error as Error).message) ?? undefined;
+        }
+      };
+      const least = refusal('0');
+      const minimum = Number(least?.[1] ?? least?.[2] ?? 0);
+      if (minimum > 0) assert.ok(row.includes(`At least \`${minimum}\``), `${name}: at least ${minimum}, not in its row`);
+      const maximum = Number(refusal(String(Number.MAX_SAFE_INTEGER))?.[3] ?? Number.MAX_SAFE_INTEGER);
+      if (maximum !== Number.MAX_SAFE_INTEGER && !(name.endsWith('_MS') && maximum === 2 ** 31 - 1)) {
+        assert.ok(row.includes(`\`${maximum}\``), `${name}: at most ${maximum}, not in its row`);
+      }
     }
   });
 });
