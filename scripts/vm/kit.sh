@@ -28,7 +28,9 @@ if [ -z "$kernel_pkg" ]; then
   kernel_pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
 fi
 [ -n "$kernel_pkg" ] || { echo "vm kit: apt knows no linux-image-amd64 kernel package" >&2; exit 1; }
-init_hash=$(sha256sum "$repo/scripts/vm/init" "$0" | sha256sum | cut -c1-12)
+# Named by the two files' contents alone (not their paths, which sha256sum would print with
+# them): every checkout of the same scripts, a CI clone's or a worktree's, shares one kit.
+init_hash=$(cat "$repo/scripts/vm/init" "$0" | sha256sum | cut -c1-12)
 kit="$data_dir/vm/$kernel_pkg-$init_hash"
 if [ -f "$kit/ready" ]; then echo "$kit"; exit 0; fi
 
