@@ -7,6 +7,8 @@ import { checkMaxJobOutputBytes, ConfigError, loadConfig, makeSettingDirectory, 
 import { loadRuntimes } from '../images/runtimes.js';
 import { tryHoldLockFile } from '../lock-file.js';
 import { STATE_ROOT_MODE } from '../pool/state-dir.js';
+import { CgroupError } from '../sandbox/cgroups/backend.js';
+import { SandboxError } from '../sandbox/types.js';
 import { exitReason, startRedisServer } from '../queue/redis-server.js';
 import { ListenError, runApi } from './api-command.js';
 import { createLogger, guardStartup, onShutdown, SINGLE_WORKER_FLAG } from './process-control.js';
@@ -44,11 +46,12 @@ async function api(config: Config): Promise<void> {
  * has built the addon). */
 const workerCommand = () => import('./worker-command.js');
 
-/** Refuses, in one line, a machine where no worker could run (checkWorkerMachine), or a pool
+/** Refuses, in one line, a machine where no worker could run (checkWorkerMachine: not root, no
+ * cgroups its sandbox could make, no image built), or a pool
  * state dir that cannot be made (before the workers, each of which would fail at it); warns of
  * the runtimes whose jobs would fail here, and of host accounts with sandbox uids. */
-function checkMachineForWorkers(config: Config, logger: Logger): void {
-  const { missingImages: missing, sandboxUidAccounts, passwdSource } = checkWorkerMachine(config, loadRuntimes());
+async function checkMachineForWorkers(config: Config, logger: Logger): Promise<void> {
+  const { missingImages: missing, sandboxUidAccounts, passwdSource } = await checkWorkerMachine(config, loadRuntimes());
   makeSettingDirectory('CELLBLOCK_POOL_STATE_DIR', config.poolStateDir, STATE_ROOT_MODE);
   if (sandboxUidAccounts.length > 0) {
     logger.warn({ accounts: sandboxUidAccounts, source: passwdSource }, sandboxUidAccountsWarning(sandboxUidAccounts));
@@ -72,7 +75,7 @@ async function worker(config: Config, argv: string[]): Promise<void> {
   // started by hand, or by a manager that stops it with SIGINT (pm2), may also have.
   const supervised = isSupervisedWorker();
   // The supervisor checked the machine before it forked this one.
-  if (!supervised) checkMachineForWorkers(config, logger);
+  if (!supervised) await checkMachineForWorkers(config, logger);
   if (argv.includes(SINGLE_WORKER_FLAG) || config.workerProcesses <= 1) {
     // A supervised worker stops with its supervisor, even one killed by SIGKILL, rather than
     // live on as an orphan taking jobs; and a stop during start-up releases what was prepared.
@@ -118,7 +121,7 @@ function holdPrivateRedisDir(dataDir: string): number {
 
 async function start(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel, 'start');
-  if (config.workerProcesses > 0) checkMachineForWorkers(config, logger);
+  if (config.workerProcesses > 0) await checkMachineForWorkers(config, logger);
   let redisUrl = config.redisUrl;
   let stopRedis = async () => {};
   /** Resolves with the error when the private Redis kept dying and was given up. */
@@ -229,7 +232,9 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`cellblock: ${error.message}\n`);
       process.exit(2);
     }
-    if (error instanceof ListenError || error instanceof WorkerPreflightError || error instanceof AlreadyStartedError) {
+    // A worker's sandbox refused at its start (its cgroups, where the preflight could not tell):
+    // the message says what, and a stack would bury it.
+    if (error instanceof ListenError || error instanceof WorkerPreflightError || error instanceof AlreadyStartedError || error instanceof SandboxError || error instanceof CgroupError) {
       process.stderr.write(`cellblock: ${error.message}\n`);
       process.exit(1);
     }

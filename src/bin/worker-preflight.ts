@@ -1,7 +1,8 @@
 // What a machine needs before it runs workers, checked by the process that would start them (a
-// supervisor checks before it forks, rather than restarting workers that cannot run): root, and
-// the language images. Each problem is one line saying what to do. And what it should not have:
-// host accounts with the sandbox uids, which a worker runs with a warning.
+// supervisor checks before it forks, rather than restarting workers that cannot run): root, the
+// cgroups the sandboxes need, and the language images. Each problem is one line saying what to
+// do. And what it should not have: host accounts with the sandbox uids, which a worker runs with
+// a warning.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config.js';
@@ -9,6 +10,7 @@ import { openImageStore } from '../images/store.js';
 import type { Runtime } from '../images/types.js';
 import { SANDBOX_GID, SANDBOX_UID } from '../pool/root.js';
 import { SANDBOX_UID_COUNT } from '../pool/uid-leases.js';
+import { SandboxError, type CgroupBase } from '../sandbox/types.js';
 import { MiB } from '../units.js';
 
 export class WorkerPreflightError extends Error {
@@ -100,18 +102,36 @@ export function sandboxUidAccountsWarning(accounts: HostAccount[]): string {
   );
 }
 
+/** The sandbox's own check of its cgroups (checkSandboxCgroups), loaded when called: the sandbox
+ * loads the native addon, which `cellblock api`, importing this module, may not have. */
+async function checkSandboxCgroupsLoaded(cgroupBase: CgroupBase): Promise<void> {
+  const { checkSandboxCgroups } = await import('../sandbox/index.js');
+  checkSandboxCgroups({ cgroupBase });
+}
+
 /** Throws WorkerPreflightError where no worker could run a job here; reports what a worker runs
  * with here but the caller should warn of. */
-export function checkWorkerMachine(
-  config: Pick<Config, 'dataDir'>,
+export async function checkWorkerMachine(
+  config: Pick<Config, 'dataDir' | 'cgroupBase'>,
   runtimes: Runtime[],
   euid = process.geteuid?.(),
   readPasswd: () => PasswdText | undefined = readHostPasswd,
-): WorkerMachineReport {
+  checkCgroups: (cgroupBase: CgroupBase) => void | Promise<void> = checkSandboxCgroupsLoaded,
+): Promise<WorkerMachineReport> {
   if (euid !== 0) {
     throw new WorkerPreflightError(
       'a worker needs root: it makes namespaces, mounts and cgroups for every job (run it as root; `cellblock api` alone does not need root)',
     );
+  }
+  // The cgroups each worker's sandbox would make, checked by the same code, reading only: no
+  // usable hierarchy (a container's namespace without memory, say), or a delegated base its
+  // manager gave too few controllers. Each worker would otherwise fail at its start, and a
+  // supervisor restart it for ever while the API took jobs.
+  try {
+    await checkCgroups(config.cgroupBase);
+  } catch (error) {
+    if (error instanceof SandboxError) throw new WorkerPreflightError(error.message);
+    throw error;
   }
   const store = openImageStore(config.dataDir);
   const missingImages = runtimes.filter((runtime) => store.get(runtime.image) === undefined);

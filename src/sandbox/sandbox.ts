@@ -282,6 +282,25 @@ class SandboxInstance implements Sandbox {
   }
 }
 
+function cgroupBackendFor(options: SandboxOptions): CgroupBackend {
+  return createCgroupBackend(options.cgroupParent ?? 'cellblock', {
+    base: options.cgroupBase ?? 'root',
+    samplePeakMemory: options.samplePeakMemory ?? false,
+  });
+}
+
+/** Throws the SandboxError that createSandbox with these options would throw for its cgroups
+ * where reading alone can tell (no usable hierarchy; a delegated base without the controllers),
+ * making, moving and enabling nothing: the preflight of a process that starts workers, which
+ * would otherwise each fail at their start. */
+export function checkSandboxCgroups(options: Pick<SandboxOptions, 'cgroupParent' | 'cgroupBase'> = {}): void {
+  try {
+    cgroupBackendFor(options).checkUsable();
+  } catch (error) {
+    throw toSandboxError(error);
+  }
+}
+
 /** Detects the cgroup version, takes the instance's lock and creates its cgroup subtree. */
 export function createSandbox(options: SandboxOptions = {}): Sandbox {
   const instanceId = options.instanceId ?? `${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
@@ -296,10 +315,7 @@ export function createSandbox(options: SandboxOptions = {}): Sandbox {
   // Before any container: each init and program inherits the value at its clone.
   const oomScoreAdjRaisedFrom = keepProgramsOomKillable();
   const lockDir = options.lockDir ?? DEFAULT_LOCK_DIR;
-  const backend = createCgroupBackend(options.cgroupParent ?? 'cellblock', {
-    base: options.cgroupBase ?? 'root',
-    samplePeakMemory: options.samplePeakMemory ?? false,
-  });
+  const backend = cgroupBackendFor(options);
   fs.mkdirSync(lockDir, { recursive: true, mode: 0o700 });
   let lockFd: number;
   try {

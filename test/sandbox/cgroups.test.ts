@@ -155,6 +155,42 @@ ${body}
   }
 }
 
+/** Log lines of a service that did not refuse to start. */
+const SERVING = /"msg":"(worker process started"|api listening"|worker ready"|redis not reachable yet)/;
+
+/** `cellblock ARGS` run to its exit in the cgroup `dir`, as a service manager starts a service in
+ * it; with `ownNamespace` as a container's process, in a cgroup namespace of its own whose root
+ * is `dir`, on a cgroup2 mount of its own; with `supervised` as superviseWorkers forks a worker
+ * (the IPC channel, and the variable naming this process as its supervisor). Killed once it
+ * logs that it serves (SERVING), or past 10 minutes (the VM's emulation is slow). */
+async function cellblockIn(
+  dir: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+  how: { ownNamespace?: boolean; supervised?: boolean } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const command = [process.execPath, '--import', 'tsx', path.join(REPO, 'src/bin/cellblock.ts'), ...args];
+  const namespace = ['unshare', '--cgroup', '--mount', '--propagation', 'private', 'sh', '-c', 'umount /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"', 'sh'];
+  const inside = how.ownNamespace ? [...namespace, ...command] : command;
+  const child = spawn('sh', ['-c', 'echo $$ > "$1/cgroup.procs" || exit 1; shift; exec "$@"', 'sh', dir, ...inside], {
+    cwd: REPO,
+    env: { ...process.env, ...env, ...(how.supervised ? { CELLBLOCK_SUPERVISOR_PID: String(process.pid) } : {}) },
+    stdio: ['ignore', 'pipe', 'pipe', ...(how.supervised ? (['ipc'] as const) : [])],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk) => {
+    stdout += chunk;
+    // Past its refusal: killed at once rather than left to run (and restart its workers).
+    if (SERVING.test(stdout)) child.kill('SIGKILL');
+  });
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
 /** What runInCgroup's script does with a delegated base: a run, an OOM, where the instance was. */
 const DELEGATED_RUNS = `const sandbox = createSandbox({ cgroupBase: 'delegated' });
 const limits = ${JSON.stringify({ ...DEFAULT_LIMITS, memoryBytes: 64 * MiB })};
@@ -483,6 +519,49 @@ console.log(JSON.stringify({ message }));`,
       );
       assert.match(String(seen.message), /lacks cpu, memory, pids \(its cgroup.controllers: none\): its manager did not delegate them \(systemd: Delegate=yes/);
     } finally {
+      await removeTestCgroup(slice);
+    }
+  });
+
+  it('a cgroup without memory: `start` and `worker` refuse in one line before anything serves, and a worker that fails there says so in one line', async () => {
+    // The unit's parent gives it cpu and pids alone (systemd's Delegate=cpu pids), and a
+    // container's own cgroup namespace made there has the same. Four at once: each node start
+    // under the VM's emulation takes a while.
+    const mountPoint = systemLayout?.version === 'v2' ? systemLayout.mountPoint : '/sys/fs/cgroup';
+    const slice = path.join(mountPoint, 'cellblock', `test-no-memory-${process.pid}`);
+    const unit = path.join(slice, 'unit');
+    fs.mkdirSync(unit, { recursive: true });
+    fs.writeFileSync(path.join(slice, 'cgroup.subtree_control'), '+cpu +pids');
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-no-memory-'));
+    try {
+      const env = {
+        CELLBLOCK_REDIS_URL: 'redis://127.0.0.1:1',
+        CELLBLOCK_PORT: '0',
+        CELLBLOCK_REDIS_DATA_DIR: path.join(scratch, 'redis'),
+        CELLBLOCK_POOL_STATE_DIR: path.join(scratch, 'pool'),
+        CELLBLOCK_LOG_LEVEL: 'info',
+      };
+      const delegated = { ...env, CELLBLOCK_CGROUP_BASE: 'delegated' };
+      const [start, supervisedDelegated, worker, supervisedInNamespace] = await Promise.all([
+        cellblockIn(unit, ['start'], { ...delegated, CELLBLOCK_REDIS_URL: undefined }),
+        cellblockIn(unit, ['worker', '--single'], delegated, { supervised: true }),
+        cellblockIn(unit, ['worker'], env, { ownNamespace: true }),
+        cellblockIn(unit, ['worker', '--single'], env, { ownNamespace: true, supervised: true }),
+      ]);
+      const lacksMemory = `cellblock: cgroup v2: the cgroup cellblock was started in (${unit}, CELLBLOCK_CGROUP_BASE=delegated) lacks memory (its cgroup.controllers: cpu pids): its manager did not delegate them (systemd: Delegate=yes, or Delegate=cpu memory pids)\n`;
+      // The preflight, before the private Redis and the API: no worker forked, nothing served.
+      assert.deepEqual([start.code, start.stderr], [1, lacksMemory], start.stdout);
+      for (const msg of ['private redis-server started', 'worker process started', 'api listening']) assert.ok(!start.stdout.includes(`"msg":"${msg}"`), `${msg}: ${start.stdout}`);
+      // A worker its supervisor forked skips the preflight (the supervisor ran it): its sandbox's own refusal, the same line.
+      assert.deepEqual([supervisedDelegated.code, supervisedDelegated.stderr], [1, lacksMemory]);
+      const noHierarchy = /^cellblock: no usable cgroup hierarchy: cgroup v2 at \/sys\/fs\/cgroup lacks memory \(its cgroup.controllers: cpu pids\), and no cgroup v1 hierarchy is mounted\. [^\n]*did not delegate the controller to it\n$/;
+      for (const [name, run] of [['worker', worker], ['supervised worker', supervisedInNamespace]] as const) {
+        assert.equal(run.code, 1, `${name}: ${run.stderr}`);
+        assert.match(run.stderr, noHierarchy, name);
+      }
+      assert.ok(!worker.stdout.includes('"msg":"worker ready"'));
+    } finally {
+      fs.rmSync(scratch, { recursive: true, force: true });
       await removeTestCgroup(slice);
     }
   });

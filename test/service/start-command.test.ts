@@ -513,7 +513,7 @@ describe('cellblock worker under a delegated cgroup', { skip }, () => {
 
 describe('cellblock worker on a machine that cannot run jobs', () => {
   test('refused in one line before any worker starts: not root; no image built; no worker process asked for', { skip: process.getuid?.() !== 0 && 'runs the command as root: as another user, its root check comes first' }, async () => {
-    assert.throws(() => checkWorkerMachine({ dataDir: dataDirFromEnv() }, runtimes, 1000), /a worker needs root/);
+    await assert.rejects(checkWorkerMachine({ dataDir: dataDirFromEnv(), cgroupBase: 'root' }, runtimes, 1000), /a worker needs root/);
     const scratch = await scratchDir();
     try {
       const redis = { CELLBLOCK_REDIS_URL: `redis://127.0.0.1:${await freeLoopbackPort()}` };
@@ -531,9 +531,9 @@ describe('cellblock worker on a machine that cannot run jobs', () => {
     }
   });
 
-  test('a machine with some images built: the runtimes of the others are named', { skip }, () => {
+  test('a machine with some images built: the runtimes of the others are named', { skip }, async () => {
     const all = builtRuntimes();
-    const { missingImages } = checkWorkerMachine({ dataDir: dataDirFromEnv() }, [...all.runtimes, { ...all.runtimes[0]!, id: 'unbuilt', image: 'unbuilt-image' }], 0);
+    const { missingImages } = await checkWorkerMachine({ dataDir: dataDirFromEnv(), cgroupBase: 'root' }, [...all.runtimes, { ...all.runtimes[0]!, id: 'unbuilt', image: 'unbuilt-image' }], 0);
     assert.deepEqual(missingImages.map((runtime) => runtime.id), ['unbuilt']);
   });
 });

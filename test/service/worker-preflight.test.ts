@@ -1,5 +1,6 @@
-// The worker's start-up check of the host's user database: accounts with the sandbox uids are
-// found in passwd lines from any source, and reading them never fails nor holds up the start.
+// The worker's start-up checks: the cgroups its sandboxes need, refused in the sandbox's own line;
+// the host's user database, whose accounts with the sandbox uids are found in passwd lines from
+// any source, and whose reading never fails nor holds up the start.
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,8 +11,11 @@ import {
   checkWorkerMachine,
   readHostPasswd,
   sandboxUidAccountsWarning,
+  WorkerPreflightError,
   type PasswdText,
 } from '../../src/bin/worker-preflight.js';
+import { detectCgroupLayout } from '../../src/sandbox/cgroups/detect.js';
+import { SandboxError } from '../../src/sandbox/types.js';
 
 const PASSWD = [
   'root:x:0:0:root:/root:/bin/bash',
@@ -70,21 +74,62 @@ test('the warning names the range, each uid and user, and why it matters, in one
   assert.match(long, /and 497 more/);
 });
 
-test('the worker check reports the accounts of the passwd source it is given, and starts when that source fails', () => {
-  const config = { dataDir: '/nonexistent-cellblock-data' };
+const NO_DATA = { dataDir: '/nonexistent-cellblock-data', cgroupBase: 'root' } as const;
+/** The cgroup check passing, as on a machine whose cgroups a sandbox can use. */
+const cgroupsUsable = () => {};
+
+test('the worker check reports the accounts of the passwd source it is given, and starts when that source fails', async () => {
+  const config = NO_DATA;
   const given = (text: string): (() => PasswdText) => () => ({ source: 'test passwd', text });
-  const report = checkWorkerMachine(config, [], 0, given(PASSWD));
+  const report = await checkWorkerMachine(config, [], 0, given(PASSWD), cgroupsUsable);
   assert.deepEqual(report.sandboxUidAccounts.map((account) => account.uid), [60000, 60001, 60800, 61023]);
   assert.equal(report.passwdSource, 'test passwd');
   assert.deepEqual(report.missingImages, []);
-  assert.deepEqual(checkWorkerMachine(config, [], 0, given('alice:x:1000:1000::/home/alice:/bin/bash\n')).sandboxUidAccounts, []);
-  const unreadable = checkWorkerMachine(config, [], 0, () => undefined);
+  assert.deepEqual((await checkWorkerMachine(config, [], 0, given('alice:x:1000:1000::/home/alice:/bin/bash\n'), cgroupsUsable)).sandboxUidAccounts, []);
+  const unreadable = await checkWorkerMachine(config, [], 0, () => undefined, cgroupsUsable);
   assert.deepEqual(unreadable.sandboxUidAccounts, []);
   assert.equal(unreadable.passwdSource, undefined);
-  const failing = checkWorkerMachine(config, [], 0, () => {
-    throw new Error('getent crashed');
-  });
+  const failing = await checkWorkerMachine(
+    config,
+    [],
+    0,
+    () => {
+      throw new Error('getent crashed');
+    },
+    cgroupsUsable,
+  );
   assert.deepEqual(failing.sandboxUidAccounts, []);
+});
+
+test("the worker check refuses, in the sandbox's own line, cgroups no sandbox could be made in, for the base configured; other failures of the check pass through", async () => {
+  const refusal =
+    'cgroup v2: the cgroup cellblock was started in (/sys/fs/cgroup/mid/svc2, CELLBLOCK_CGROUP_BASE=delegated) lacks memory (its cgroup.controllers: cpu pids): its manager did not delegate them (systemd: Delegate=yes, or Delegate=cpu memory pids)';
+  const bases: string[] = [];
+  const refusing = (base: string) => {
+    bases.push(base);
+    throw new SandboxError('cgroup_delegate', 2, 'ENOENT', refusal);
+  };
+  const none = () => undefined;
+  await assert.rejects(checkWorkerMachine({ ...NO_DATA, cgroupBase: 'delegated' }, [], 0, none, refusing), (error: unknown) => error instanceof WorkerPreflightError && error.message === refusal);
+  assert.deepEqual(bases, ['delegated'], 'checked for the base the workers would use');
+  // Root comes first: a user who is not root is told that, whatever the cgroups.
+  await assert.rejects(checkWorkerMachine(NO_DATA, [], 1000, none, refusing), /a worker needs root/);
+  const bug = new TypeError('a bug in the check');
+  await assert.rejects(
+    checkWorkerMachine(NO_DATA, [], 0, none, () => {
+      throw bug;
+    }),
+    (error: unknown) => error === bug,
+  );
+});
+
+test("the worker check passes this host's cgroups with its own check (the sandbox's), as its workers' sandboxes are made here", { skip: process.geteuid?.() !== 0 && 'needs root' }, async () => {
+  const layout = detectCgroupLayout();
+  // On v1 every base passes; on v2 the test's own cgroup may lack controllers a delegated base needs.
+  for (const cgroupBase of layout.version === 'v1' ? (['root', 'delegated'] as const) : (['root'] as const)) {
+    const report = await checkWorkerMachine({ ...NO_DATA, cgroupBase }, [], 0, () => undefined);
+    assert.deepEqual(report.missingImages, [], cgroupBase);
+  }
 });
 
 test('the host database is read with getent, else from the passwd file: getent missing, failing or too slow', () => {

@@ -68,6 +68,11 @@ export interface CgroupBackend {
   /** v2 with CELLBLOCK_CGROUP_BASE=delegated, below the hierarchy's root: the base, and whether a
    * mark confirmed its delegation. */
   readonly delegation?: CgroupDelegation;
+  /** Throws the CgroupError createInstance would throw for what reading alone can tell (a
+   * delegated v2 base without cpu, memory or pids), making, moving and enabling nothing: a
+   * preflight's check (checkSandboxCgroups). The detection's own refusals come earlier, from
+   * createCgroupBackend. */
+  checkUsable(): void;
   createInstance(instanceId: string): void;
   createRunCgroup(instanceId: string, containerId: string): RunCgroup;
   /** Instance ids that have a subtree under the parent. */

@@ -147,6 +147,9 @@ export class CgroupV1Backend implements CgroupBackend {
     return { dirs, distinct: [...new Set(Object.values(dirs))] };
   }
 
+  /** v1 needs nothing the detection did not find: each controller mounted. */
+  checkUsable(): void {}
+
   createInstance(instanceId: string): void {
     for (const dir of this.dirsOf(instanceId).distinct) makeCgroupDir(dir);
   }

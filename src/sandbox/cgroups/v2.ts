@@ -212,9 +212,13 @@ export class CgroupV2Backend implements CgroupBackend {
     return this.peakSampled ? PEAK_SAMPLED : 'memory.peak';
   }
 
+  checkUsable(): void {
+    if (this.delegated) this.checkDelegatedControllers();
+  }
+
   /** Enables our controllers on every level from the base down to dir's parent. */
   private enableControllersDownTo(dir: string): void {
-    if (this.delegated) this.checkDelegatedControllers();
+    this.checkUsable();
     const relative = path.relative(this.baseDir, dir).split(path.sep).filter(Boolean);
     let current = this.baseDir;
     for (const part of relative) {
