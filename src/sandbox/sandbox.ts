@@ -271,7 +271,7 @@ class SandboxInstance implements Sandbox {
     const destroyed = await Promise.allSettled([...this.containers].map((c) => c.destroy()));
     try {
       await this.backend.removeInstance(this.instanceId);
-      this.backend.removeParentIfEmpty();
+      this.backend.releaseParent();
     } finally {
       fs.rmSync(lockPath(this.lockDir, this.instanceId), { force: true });
       fs.closeSync(this.lockFd);

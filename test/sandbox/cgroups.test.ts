@@ -126,8 +126,8 @@ describe('cgroup detection', () => {
 
 /** Runs `body` (an ES module's code, after imports of createSandbox, busyboxRoot and
  * PROGRAMS_IN_ROOT) in a node process started in `cgroupDirs` (one per hierarchy), as a service
- * manager starts a service in the cgroup it delegates; returns the last line it prints, parsed.
- * `before` is shell run in that cgroup first (other processes of the service). */
+ * manager starts a service in the cgroup it delegates; returns the JSON objects it prints, one a
+ * line, merged. `before` is shell run in that cgroup first (other processes of the service). */
 function runInCgroup(cgroupDirs: string[], body: string, before = ''): Record<string, unknown> {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-delegated-'));
   try {
@@ -143,13 +143,16 @@ ${body}
 `,
     );
     const join = cgroupDirs.map((dir) => `echo $$ > ${dir}/cgroup.procs`).join(' && ');
-    const inside = spawnSync('sh', ['-c', `${join} && ${before} exec ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(script)}`], {
+    // `||`, not `&&` before `before`: `join && sleep &` would run the join and the sleep in a
+    // background subshell, forked before the join (so the sleep stays outside the cgroup).
+    const inside = spawnSync('sh', ['-c', `${join} || exit 1; ${before} exec ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(script)}`], {
       cwd: REPO,
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     assert.equal(inside.status, 0, `in the cgroup: ${inside.stderr}`);
-    return JSON.parse(inside.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
+    const printed = inside.stdout.split('\n').filter((line) => line.startsWith('{'));
+    return Object.assign({}, ...printed.map((line) => JSON.parse(line) as Record<string, unknown>)) as Record<string, unknown>;
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
@@ -417,6 +420,10 @@ await sandbox.close();
       assert.equal(seen.self, '0::/cellblock/host-processes', 'node itself was moved to the leaf');
       assert.deepEqual(seen.rootProcs, [], "nothing is left in the namespace's root cgroup");
       assert.ok(seen.leafProcs.length >= 3, `shell, sleeper and node in the leaf: ${seen.leafProcs.join(' ')}`);
+      // Its close put the container's processes back and undid the rest: the container's cgroup
+      // takes a process again (`docker exec`), which the kernel refuses while it enables controllers.
+      assert.ok(!fs.existsSync(path.join(container, 'cellblock')), 'cellblock/ and its leaf are gone');
+      assert.equal(fs.readFileSync(path.join(container, 'cgroup.subtree_control'), 'utf8').trim(), '', "the container's subtree_control is empty again");
     } finally {
       // Whatever is left inside (nothing, unless the test failed midway) dies with the cgroup.
       fs.writeFileSync(path.join(container, 'cgroup.kill'), '1');
@@ -435,7 +442,7 @@ await sandbox.close();
     assert.equal(text(r.stdout), '', 'the shell was killed with alloc');
   });
 
-  it('goes under the cgroup it was started in with CELLBLOCK_CGROUP_BASE=delegated, moving its processes to a leaf', async () => {
+  it('goes under the cgroup it was started in with CELLBLOCK_CGROUP_BASE=delegated, moving its processes to a leaf, and leaves that cgroup as it was', async () => {
     // As systemd starts a service with Delegate=yes: every process of the service in the unit's
     // cgroup (here a sleeper standing for the service's other processes, and node), which has
     // the controllers (its parent, our own cellblock/, enabled them: the fixture's instance).
@@ -443,6 +450,8 @@ await sandbox.close();
     const unit = path.join(mountPoint, 'cellblock', `test-unit-${process.pid}`);
     const unitRelative = `/cellblock/test-unit-${process.pid}`;
     fs.mkdirSync(unit);
+    const subtreeControl = () => fs.readFileSync(path.join(unit, 'cgroup.subtree_control'), 'utf8');
+    const controlBefore = subtreeControl();
     try {
       const seen = runInCgroup(
         [unit],
@@ -454,10 +463,14 @@ const { execFileSync } = await import('node:child_process');
 const restarted = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', '-e',
   "const { createSandbox } = await import('${REPO}/src/sandbox/index.ts'); const s = createSandbox({ cgroupBase: 'delegated' }); console.log(JSON.stringify(s.cgroups.parents)); await s.close();"],
   { cwd: '${REPO}', encoding: 'utf8' }).trim().split('\\n').pop());
+// Closed while this one's instance is there: it leaves the leaf and the controllers to this one.
+const leftForThisOne = fs.existsSync(sandbox.cgroups.hostProcessesMovedTo) && read('${unit}/cgroup.subtree_control').length > 0;
 console.log(JSON.stringify({ hello: [hello.verdict, hello.stdout.toString()], oom: oom.verdict, instanceMade, cgroups: sandbox.cgroups,
-  self: fs.readFileSync('/proc/self/cgroup', 'utf8').trim(), unitProcs, leafProcs: read(sandbox.cgroups.hostProcessesMovedTo + '/cgroup.procs'), restarted }));
-await sandbox.close();`,
-        'sleep 30 > /dev/null 2>&1 & ',
+  self: fs.readFileSync('/proc/self/cgroup', 'utf8').trim(), unitProcs, leafProcs: read(sandbox.cgroups.hostProcessesMovedTo + '/cgroup.procs'), restarted, leftForThisOne }));
+await sandbox.close();
+// The last instance closed: the processes are back in the unit's cgroup, where its manager put them.
+console.log(JSON.stringify({ selfAfterClose: fs.readFileSync('/proc/self/cgroup', 'utf8').trim() }));`,
+        'sleep 30 > /dev/null 2>&1 & echo "{\\"sleeper\\": $!}";',
       );
       assert.deepEqual(seen.hello, ['ok', 'hello\n']);
       assert.equal(seen.oom, 'memory_limit');
@@ -471,8 +484,17 @@ await sandbox.close();`,
       });
       assert.equal(seen.self, `0::${unitRelative}/cellblock/host-processes`, 'node itself was moved to the leaf');
       assert.deepEqual(seen.unitProcs, [], "nothing is left in the unit's own cgroup");
-      assert.ok((seen.leafProcs as string[]).length >= 2, `sleeper and node in the leaf: ${(seen.leafProcs as string[]).join(' ')}`);
+      assert.ok((seen.leafProcs as string[]).includes(String(seen.sleeper)), `the sleeper (${seen.sleeper}) in the leaf, with node: ${(seen.leafProcs as string[]).join(' ')}`);
       assert.deepEqual(seen.restarted, [`${unit}/cellblock`]);
+      assert.equal(seen.leftForThisOne, true, 'a close with another instance there leaves the leaf and the controllers');
+      // At the last close: nothing of cellblock's left in the unit's cgroup, whose manager can
+      // put a process in it again (the kernel refuses that while it enables controllers).
+      assert.equal(seen.selfAfterClose, `0::${unitRelative}`, 'node was moved back to the unit');
+      assert.ok(!fs.existsSync(path.join(unit, 'cellblock')), 'cellblock/ and its leaf are gone');
+      assert.equal(subtreeControl(), controlBefore, "the unit's subtree_control is as before");
+      assert.ok(fs.readFileSync(path.join(unit, 'cgroup.procs'), 'utf8').split('\n').includes(String(seen.sleeper)), 'the sleeper is back in the unit');
+      const joiner = spawnSync('sh', ['-c', `echo $$ > ${unit}/cgroup.procs`]);
+      assert.equal(joiner.status, 0, `a process can join the unit again: ${joiner.stderr}`);
     } finally {
       await removeTestCgroup(unit);
     }

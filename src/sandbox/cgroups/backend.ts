@@ -79,8 +79,11 @@ export interface CgroupBackend {
   listInstances(): string[];
   /** Kills what is left in an instance's subtree and removes it. */
   removeInstance(instanceId: string): Promise<void>;
-  /** Removes the `cellblock` parent itself when no instance is left in it. */
-  removeParentIfEmpty(): void;
+  /** Removes the `cellblock` parent itself when no instance is left in it; on v2, where the
+   * base's processes were moved to its leaf (hostProcessesMovedTo, by this process or another),
+   * first moves them back and disables the controllers enabled for it, unless another worker's
+   * instance is still there (that one's close does it then). */
+  releaseParent(): void;
 }
 
 /** The cgroup a worker took as delegated to it (CgroupBase `delegated`). */

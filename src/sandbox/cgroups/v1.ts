@@ -168,7 +168,7 @@ export class CgroupV1Backend implements CgroupBackend {
     for (const dir of this.dirsOf(instanceId).distinct) await removeCgroupTree(dir, killCgroupPids);
   }
 
-  removeParentIfEmpty(): void {
+  releaseParent(): void {
     for (const parent of this.parentPaths) removeCgroupDirIfEmpty(parent);
   }
 }

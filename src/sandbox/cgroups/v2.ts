@@ -45,8 +45,7 @@ export interface V2BackendOptions {
 /** CgroupBackend.peakMemorySource where memory.peak is missing. */
 const PEAK_SAMPLED = 'memory.current, sampled at each poll (no memory.peak before Linux 5.19)';
 
-/** Rounds of moving a namespace root's processes to the leaf: a process forked meanwhile is
- * born in the root and needs another round. */
+/** Rounds of moving processes between the base and the leaf (moveProcesses). */
 const MOVE_ROUNDS = 10;
 
 /** cpu.weight of a new cgroup (the kernel's default). */
@@ -66,6 +65,39 @@ function killV2Cgroup(dir: string): void {
     }
   }
   killCgroupPids(dir);
+}
+
+/** Moves every process of `from` to `to`, in rounds: a process forked meanwhile is born in
+ * `from` and needs another. Returns those still in `from`, with the code of the last refusal
+ * (ESRCH, a process that exited meanwhile, is none). */
+function moveProcesses(from: string, to: string): { left: number[]; refused: string } {
+  const procs = path.join(to, 'cgroup.procs');
+  let refused = 'EBUSY';
+  for (let round = 0; round < MOVE_ROUNDS; round++) {
+    const pids = cgroupPids(from);
+    if (pids.length === 0) return { left: [], refused };
+    for (const pid of pids) {
+      try {
+        fs.writeFileSync(procs, String(pid));
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? 'EUNKNOWN';
+        if (code !== 'ESRCH') refused = code;
+      }
+    }
+  }
+  return { left: cgroupPids(from), refused };
+}
+
+/** Writes a cgroup file; false where another worker's cgroups stand in the way (EBUSY: the
+ * kernel's constraints, see restoreBase) or took the cgroup away (ENOENT: it removed it). */
+function writeUnlessTaken(file: string, value: string): boolean {
+  try {
+    writeCgroupFile(file, value);
+    return true;
+  } catch (error) {
+    if (error instanceof CgroupError && (error.code === 'EBUSY' || error.code === 'ENOENT')) return false;
+    throw error;
+  }
 }
 
 /** memory.peak is writable (a per-descriptor reset) from Linux 6.12; read-only before. */
@@ -279,26 +311,16 @@ export class CgroupV2Backend implements CgroupBackend {
     }
   }
 
+  /** The leaf that the base's processes are moved to (see enableControllers). */
+  private get hostProcessesLeaf(): string {
+    return path.join(this.parent, V2_HOST_PROCESSES_LEAF);
+  }
+
   /** Moves the base's processes to V2_HOST_PROCESSES_LEAF; returns the leaf's path. */
   private moveRootProcessesToLeaf(): string {
-    const leaf = path.join(this.parent, V2_HOST_PROCESSES_LEAF);
+    const leaf = this.hostProcessesLeaf;
     makeCgroupDir(leaf);
-    const procs = path.join(leaf, 'cgroup.procs');
-    let refused = 'EBUSY';
-    for (let round = 0; round < MOVE_ROUNDS; round++) {
-      const pids = cgroupPids(this.baseDir);
-      if (pids.length === 0) return leaf;
-      for (const pid of pids) {
-        try {
-          fs.writeFileSync(procs, String(pid));
-        } catch (error) {
-          // ESRCH: it exited meanwhile. Anything else is reported below, with the root not empty.
-          const code = (error as NodeJS.ErrnoException).code ?? 'EUNKNOWN';
-          if (code !== 'ESRCH') refused = code;
-        }
-      }
-    }
-    const left = cgroupPids(this.baseDir);
+    const { left, refused } = moveProcesses(this.baseDir, leaf);
     if (left.length > 0) {
       throw new CgroupError(
         'move',
@@ -311,6 +333,50 @@ export class CgroupV2Backend implements CgroupBackend {
       );
     }
     return leaf;
+  }
+
+  /** Undoes what enableControllers did to a base that held processes, once no instance is left
+   * under our parent: the base's processes (this one among them) go back to it from the leaf, the
+   * controllers enabled for our parent are disabled again, the leaf and our parent go. The base's
+   * manager can then put a process in it again (systemd starting the unit anew, a container's
+   * exec), which the kernel refuses (EBUSY) while it enables a controller for children.
+   *
+   * In the kernel's order (cgroup-v2.rst): a controller cannot be disabled in a cgroup while a
+   * child enables it ("Top-down Constraint"), so our parent's subtree_control first, then the
+   * base's; no process can move into a cgroup below the root that enables any controller while a
+   * child of it holds processes (the "No Internal Process Constraint", checked at each move), so
+   * the processes only then. Another worker under this base, starting or running meanwhile, is
+   * seen as an instance, or makes a step fail with EBUSY (its instance enables the controllers in
+   * our parent; its start enables them in the base again once the base is empty): what is left is
+   * then that one's, and its own close undoes it.
+   *
+   * The base held processes, so it enabled no domain controller (memory) before: ours are taken
+   * as enabled by us (cpu and pids, threaded controllers, a manager may enable in a cgroup with
+   * processes; none does that for a cgroup it delegates or a container's). Any other the base
+   * enables (its manager's, threaded too) is disabled while the processes move and enabled again
+   * after. */
+  private restoreBase(): void {
+    if (this.listInstances().length > 0) return;
+    const leaf = this.hostProcessesLeaf;
+    const ours = V2_CONTROLLERS.map((controller) => `-${controller}`).join(' ');
+    if (!writeUnlessTaken(path.join(this.parent, 'cgroup.subtree_control'), ours)) return;
+    const baseControl = path.join(this.baseDir, 'cgroup.subtree_control');
+    const enabled = readCgroupFile(baseControl).trim().split(/\s+/).filter(Boolean);
+    const managers = enabled.filter((controller) => !(V2_CONTROLLERS as readonly string[]).includes(controller));
+    if (enabled.length > 0 && !writeUnlessTaken(baseControl, enabled.map((controller) => `-${controller}`).join(' '))) return;
+    const { left, refused } = moveProcesses(leaf, this.baseDir);
+    if (left.length > 0) {
+      if (refused === 'EBUSY') return;
+      throw new CgroupError(
+        'move',
+        path.join(leaf, 'cgroup.procs'),
+        refused,
+        `cgroup v2: the processes of ${leaf} (${left.join(', ')}) could not be moved back to ${this.baseDir} (${refused})`,
+      );
+    }
+    removeCgroupDirIfEmpty(leaf);
+    removeCgroupDirIfEmpty(this.parent);
+    if (managers.length > 0) writeCgroupFile(baseControl, managers.map((controller) => `+${controller}`).join(' '));
   }
 
   createInstance(instanceId: string): void {
@@ -338,7 +404,8 @@ export class CgroupV2Backend implements CgroupBackend {
     await removeCgroupTree(path.join(this.parent, instanceId), killV2Cgroup);
   }
 
-  removeParentIfEmpty(): void {
-    for (const parent of this.parentPaths) removeCgroupDirIfEmpty(parent);
+  releaseParent(): void {
+    if (fs.existsSync(this.hostProcessesLeaf)) this.restoreBase();
+    else removeCgroupDirIfEmpty(this.parent);
   }
 }
