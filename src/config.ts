@@ -214,10 +214,14 @@ export function makeSettingDirectory(variable: string, dir: string, mode: number
   }
 }
 
-/** `url` for a message: what precedes its last `@` (user and password) masked, whether or not
- * it parses. */
+/** `url` for a message, whether or not it parses: what precedes its last `@` (user and password)
+ * masked, and so are its query parameters' values and its fragment (ioredis takes a query's
+ * `password=` too). */
 export function withoutCredentials(url: string): string {
-  return url.replace(/^((?:[a-z][a-z0-9+.-]*:)?\/\/)?.*@/is, (_, scheme: string | undefined) => `${scheme ?? ''}***@`);
+  return url
+    .replace(/^((?:[a-z][a-z0-9+.-]*:)?\/\/)?.*@/is, (_, scheme: string | undefined) => `${scheme ?? ''}***@`)
+    .replace(/#.*$/s, '#***')
+    .replace(/([?&][^=&#]*)=[^&#]*/g, '$1=***');
 }
 
 /** The highest database index: Redis's `databases` is at most INT_MAX (its config.c), and an
@@ -261,7 +265,7 @@ function redisUrlSetting(env: Env, variable: string): string | undefined {
     if (taken === undefined) {
       throw refused(`query parameter "${name}" is not taken: the only one is family=4 or 6 (the user and password go before the host, the database after it)`);
     }
-    if (!taken.includes(value)) throw refused(`${name}=${value}: expected ${name}=${taken.join(' or ')}`);
+    if (!taken.includes(value)) throw refused(`query parameter "${name}": expected ${name}=${taken.join(' or ')}`);
   }
   return raw;
 }
@@ -366,7 +370,14 @@ function apiKeys(env: Env, variable: string, defaultPerWindow: number): ApiKey[]
 export function checkMaxJobOutputBytes(maxJobOutputBytes: number, runtimes: readonly Runtime[]): void {
   let most: { runtime: Runtime; checked: CheckedSubmission; problem: string } | undefined;
   for (const runtime of runtimes) {
-    const checked = checkSubmission(runtime, { fileNames: [runtime.sourceFile], args: [] });
+    let checked: CheckedSubmission;
+    try {
+      checked = checkSubmission(runtime, { fileNames: [runtime.sourceFile], args: [] });
+    } catch {
+      // A runtime whose default job is refused for another reason (its own files' doing, said
+      // where a job names it) asks nothing of this maximum: not a stack trace at start.
+      continue;
+    }
     const problem = outputAboveMaximum(checked, maxJobOutputBytes);
     if (problem !== undefined && checked.mostOutputBytes > (most?.checked.mostOutputBytes ?? 0)) most = { runtime, checked, problem };
   }

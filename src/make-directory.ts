@@ -85,7 +85,13 @@ export function makeDirectory(dir: string, mode: number): void {
       mkdirSync(part, { mode });
     } catch (error) {
       // Made by another process in the meantime (a second worker starting): as good.
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST' && statSync(part).isDirectory()) continue;
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+        // EEXIST for a path that stat found missing: a symbolic link to nothing (a disk not
+        // mounted yet), which stat follows and mkdir does not.
+        const found = statSync(part, { throwIfNoEntry: false });
+        if (found?.isDirectory()) continue;
+        throw new DirectoryError(dir, found ? `cannot be made: ${part} is not a directory` : `cannot be made: ${part} is a symbolic link to nothing`);
+      }
       throw new DirectoryError(dir, `cannot be made in ${path.dirname(part)}: ${why(error)}`);
     }
   }

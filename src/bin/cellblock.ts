@@ -128,7 +128,8 @@ async function start(config: Config): Promise<void> {
   let redisGivenUp = new Promise<Error>(() => {});
   if (!redisUrl) {
     const dataDir = config.redisDataDir;
-    makeSettingDirectory('CELLBLOCK_REDIS_DATA_DIR', dataDir, 0o755);
+    // 0700: its append-only file holds every job's source, input and outputs (as the pool's state dir).
+    makeSettingDirectory('CELLBLOCK_REDIS_DATA_DIR', dataDir, 0o700);
     // Held for this process's life (never closed): each restarted redis-server inherits it too.
     const heldFd = holdPrivateRedisDir(dataDir);
     const appendFsync = config.redisAppendFsync;

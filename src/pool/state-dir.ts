@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { MountAgent } from './mount-agent.js';
 import { mountPointsUnder } from './mountinfo.js';
 import { PoolError } from './types.js';
+import { makeDirectory } from '../make-directory.js';
 
 const OWNER_PREFIX = 'owner-';
 const NEW_PREFIX = '.new-';
@@ -40,7 +41,8 @@ export interface ReclaimReport {
 /** Creates and locks this owner's dir. The dir is made and locked under a temporary name and
  * then renamed, so that no other owner ever sees an `owner-` dir whose lock is not yet held. */
 export async function claimOwnerDir(agent: MountAgent, stateRoot: string): Promise<OwnerDir> {
-  mkdirSync(stateRoot, { recursive: true, mode: STATE_ROOT_MODE });
+  // Not a recursive mkdir (which never returns on some kernel filesystems): made with its checks.
+  makeDirectory(stateRoot, STATE_ROOT_MODE);
   for (let attempt = 0; attempt < 5; attempt++) {
     const ownerId = `${process.pid}-${randomBytes(4).toString('hex')}`;
     const tmp = join(stateRoot, `${NEW_PREFIX}${ownerId}`);

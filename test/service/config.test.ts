@@ -3,7 +3,7 @@
 // further in (pino refusing a level, listen refusing a port).
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,8 +58,12 @@ describe('configuration', () => {
       // ioredis takes any parameter as an option of its name, or ignores it: either silently.
       ['redis://127.0.0.1:6379?db=3', /query parameter "db" is not taken: the only one is family=4 or 6/],
       ['redis://127.0.0.1:6379/?connectTimeout=10', /query parameter "connectTimeout" is not taken/],
-      ['redis://127.0.0.1:6379?family=5', /family=5: expected family=4 or 6/],
+      ['redis://127.0.0.1:6379?family=5', /query parameter "family": expected family=4 or 6/],
+      // ioredis took a query's password too: refused, and its value never shown.
+      ['redis://127.0.0.1:6379?password=hunter2-secret', /query parameter "password" is not taken/],
+      ['redis://127.0.0.1:6379?family=hunter2-secret', /query parameter "family": expected/],
       ['redis://127.0.0.1:6379#x', /a fragment/],
+      ['redis://127.0.0.1:6379#hunter2-secret', /a fragment/],
       ['REDIS://127.0.0.1:6379', /expected redis:\/\//],
     ];
     for (const [url, expected] of refused) {
@@ -227,6 +231,13 @@ describe('a directory a setting names, made before anything starts', () => {
     writeFileSync(file, '');
     refusal(file, new RegExp(`^CELLBLOCK_POOL_STATE_DIR: ${file} is not a directory$`));
     refusal(path.join(file, 'sub', 'dir'), new RegExp(`^CELLBLOCK_POOL_STATE_DIR: ${file}/sub/dir cannot be made: ${file} is not a directory$`));
+  });
+
+  test('a symbolic link to nothing (a disk not mounted yet): refused naming the link', () => {
+    const link = path.join(scratch, 'unmounted');
+    symlinkSync(path.join(scratch, 'no-such-disk'), link);
+    refusal(path.join(link, 'pool'), new RegExp(`^CELLBLOCK_POOL_STATE_DIR: ${link}/pool cannot be made: ${link} is a symbolic link to nothing$`));
+    refusal(link, new RegExp(`^CELLBLOCK_POOL_STATE_DIR: ${link} cannot be made: ${link} is a symbolic link to nothing$`));
   });
 
   test('a path on a kernel filesystem (/proc, /sys, a cgroup hierarchy): refused at once, nothing made', () => {
