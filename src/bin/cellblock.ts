@@ -11,7 +11,7 @@ import { CgroupError } from '../sandbox/cgroups/backend.js';
 import { SandboxError } from '../sandbox/types.js';
 import { exitReason, startRedisServer } from '../queue/redis-server.js';
 import { ListenError, runApi } from './api-command.js';
-import { createLogger, guardStartup, onShutdown, SINGLE_WORKER_FLAG } from './process-control.js';
+import { createLogger, EXIT_SETTING_REFUSED, guardStartup, onShutdown, SINGLE_WORKER_FLAG, watchRedisRefusal } from './process-control.js';
 import { checkWorkerMachine, sandboxUidAccountsWarning, WorkerPreflightError } from './worker-preflight.js';
 
 const USAGE = `usage: cellblock <command>
@@ -36,8 +36,9 @@ function requireRedisUrl(config: Config, command: string): string {
 
 async function api(config: Config): Promise<void> {
   const logger = createLogger(config.logLevel, 'api');
+  const refusal = watchRedisRefusal(logger);
   const running = await runApi(config, requireRedisUrl(config, 'api'), logger);
-  onShutdown(logger, () => running.close());
+  refusal.running(onShutdown(logger, () => running.close()));
 }
 
 /** Loaded only by the commands that run jobs: it loads the native addon, which `cellblock api`
@@ -80,12 +81,14 @@ async function worker(config: Config, argv: string[]): Promise<void> {
     // A supervised worker stops with its supervisor, even one killed by SIGKILL, rather than
     // live on as an orphan taking jobs; and a stop during start-up releases what was prepared.
     const startup = guardStartup();
+    const refusal = watchRedisRefusal(logger, () => startup.abort());
     const running = await runWorkerProcess(config, redisUrl, logger, startup.signal);
     if (!running) {
+      if (refusal.refused) process.exit(EXIT_SETTING_REFUSED);
       logger.warn('asked to stop before the worker was ready; exiting');
       process.exit(0);
     }
-    onShutdown(logger, () => running.close(), { supervised, startup });
+    refusal.running(onShutdown(logger, () => running.close(), { supervised, startup }));
     // Stopped by itself (it can run no more jobs, and has closed): a non-zero exit, so that its
     // supervisor (superviseWorkers, or a service manager's Restart=) starts a new one.
     void running.stoppedByItself.then((cause) => {
@@ -94,8 +97,9 @@ async function worker(config: Config, argv: string[]): Promise<void> {
     });
     return;
   }
-  const supervisor = superviseWorkers(config.workerProcesses, redisUrl, logger);
-  onShutdown(logger, () => supervisor.stop(), { beforeForcedExit: () => supervisor.kill() });
+  // Redis refused a worker process's setting (each one refused says so): the others stop too.
+  const supervisor = superviseWorkers(config.workerProcesses, redisUrl, logger, () => fail('redis refused a setting of a worker process', EXIT_SETTING_REFUSED));
+  const fail = onShutdown(logger, () => supervisor.stop(), { beforeForcedExit: () => supervisor.kill() });
 }
 
 /** A second `cellblock start` on the same data (two start.sh by mistake) would run a second
@@ -155,6 +159,9 @@ async function start(config: Config): Promise<void> {
     // Also a stop while its restart is pending or under way: an exit from now on is no crash.
     stopRedis = () => redis.stop();
   }
+  // Redis refusing a setting of CELLBLOCK_REDIS_URL: its worker processes, refused too, exit and
+  // are not restarted; this process's own refusal stops it (and them, if still running).
+  const refusal = watchRedisRefusal(logger);
   const { superviseWorkers } = await workerCommand();
   const workers = config.workerProcesses > 0 ? superviseWorkers(config.workerProcesses, redisUrl, logger) : undefined;
   const running = await runApi(config, redisUrl, logger);
@@ -168,6 +175,7 @@ async function start(config: Config): Promise<void> {
     },
     { beforeForcedExit: () => workers?.kill() },
   );
+  refusal.running(fail);
   // Given up (even during start-up): the service cannot run on, so it stops, in order, non-zero.
   void redisGivenUp.then((error) => {
     logger.fatal({ err: error }, 'private redis-server given up');

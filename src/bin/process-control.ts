@@ -2,6 +2,7 @@
 // SIGTERM/SIGINT (a second signal exits at once, but for a supervised worker), and stop requests
 // during start-up.
 import pino, { type Logger } from 'pino';
+import { onRedisRefusal, type RedisRefusal } from '../queue/connection.js';
 
 /** argv marker of a supervised child (`cellblock worker --single`): run one worker in this
  * process. The one argument a service command takes, and only from its supervisor. */
@@ -73,9 +74,57 @@ export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise
   };
 }
 
+/** Exit status of a process stopped because Redis refused a setting (connection.ts's RedisRefusal:
+ * the database CELLBLOCK_REDIS_URL names): sysexits.h's EX_CONFIG, which a supervisor does not
+ * restart (superviseWorkers; systemd's `RestartPreventExitStatus=78`): started again, it would be
+ * refused again. */
+export const EXIT_SETTING_REFUSED = 78;
+
+/** The one line that says what Redis refused, naming the variable. */
+export function refusalLine(refusal: RedisRefusal): string {
+  return `CELLBLOCK_REDIS_URL names database ${refusal.database}, which Redis refuses (${refusal.answer})`;
+}
+
+export interface RefusalWatch {
+  /** The process runs: a refusal from now on is `stop`ped (onShutdown's FailureStop) in order. */
+  running(stop: FailureStop): void;
+  /** Whether a refusal came (and was said). */
+  readonly refused: boolean;
+}
+
+/**
+ * Stops the process once Redis refuses a setting (connection.ts's onRedisRefusal: the database
+ * CELLBLOCK_REDIS_URL names, whose connections are closed by then, none having run a command),
+ * saying so in one line on stderr: in order once `running`; while it starts, by `duringStartup` (a
+ * worker aborts its start-up, releasing what it prepared), else at once.
+ */
+export function watchRedisRefusal(logger: Logger, duringStartup?: () => void): RefusalWatch {
+  let stop: FailureStop | undefined;
+  let refused = false;
+  onRedisRefusal((refusal) => {
+    refused = true;
+    const line = refusalLine(refusal);
+    logger.fatal({ refused: refusal.kind, answer: refusal.answer, database: refusal.database }, line);
+    process.stderr.write(`cellblock: ${line}\n`);
+    if (stop) stop(`redis refused the ${refusal.kind}`, EXIT_SETTING_REFUSED);
+    else if (duringStartup) duringStartup();
+    else process.exit(EXIT_SETTING_REFUSED);
+  });
+  return {
+    running: (failureStop) => {
+      stop = failureStop;
+    },
+    get refused() {
+      return refused;
+    },
+  };
+}
+
 export interface StartupGuard {
   /** Aborted when the process is asked to stop before it is ready. */
   readonly signal: AbortSignal;
+  /** Aborts `signal` for a reason of the process's own (no signal to take once onShutdown is armed). */
+  abort(): void;
   /** Start-up is over: signals go to onShutdown's handler from now on (onShutdown calls this
    * once its own are armed: give it the guard). Returns the stop asked for during start-up, if
    * any (SIGTERM for a supervisor gone): one that came after the start-up it aborted had already
@@ -108,6 +157,7 @@ export function guardStartup(): StartupGuard {
   }
   return {
     signal: controller.signal,
+    abort: () => controller.abort(),
     done: () => {
       starting = false;
       process.off('SIGTERM', abort);

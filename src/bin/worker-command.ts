@@ -7,7 +7,7 @@ import type { Config } from '../config.js';
 import { createExecutor } from '../executor/create.js';
 import { loadRuntimes } from '../images/runtimes.js';
 import { startQueueWorker, type QueueWorker } from '../queue/worker.js';
-import { SINGLE_WORKER_FLAG } from './process-control.js';
+import { EXIT_SETTING_REFUSED, SINGLE_WORKER_FLAG } from './process-control.js';
 
 /** A worker that dies is restarted after this, doubled for each quick death in a row (one that
  * cannot start at all, say) up to the maximum, so that a broken machine does not spin. */
@@ -85,8 +85,11 @@ export interface WorkerSupervisor {
   kill(): void;
 }
 
-/** Runs `count` worker processes (this same program with `worker --single`), restarting any that die. */
-export function superviseWorkers(count: number, redisUrl: string, logger: Logger): WorkerSupervisor {
+/** Runs `count` worker processes (this same program with `worker --single`), restarting any that
+ * die, but one that exits with EXIT_SETTING_REFUSED (Redis refused a setting: it would be refused
+ * again, and so is every other): that is `onSettingRefused`, once. */
+export function superviseWorkers(count: number, redisUrl: string, logger: Logger, onSettingRefused: () => void = () => {}): WorkerSupervisor {
+  let refused = false;
   const children = new Set<ChildProcess>();
   let stopping = false;
   const quickDeaths = new Map<number, number>();
@@ -102,6 +105,12 @@ export function superviseWorkers(count: number, redisUrl: string, logger: Logger
     child.once('exit', (code, signal) => {
       children.delete(child);
       if (stopping) return;
+      if (code === EXIT_SETTING_REFUSED) {
+        logger.error({ slot, childPid: child.pid, code }, 'worker process stopped: Redis refused a setting of CELLBLOCK_REDIS_URL; not restarted');
+        if (!refused) onSettingRefused();
+        refused = true;
+        return;
+      }
       const deaths = Date.now() - launchedAt >= HEALTHY_RUN_MS ? 0 : (quickDeaths.get(slot) ?? 0) + 1;
       quickDeaths.set(slot, deaths);
       const delayMs = Math.min(RESTART_DELAY_MS * 2 ** Math.max(0, deaths - 1), MAX_RESTART_DELAY_MS);

@@ -35,8 +35,52 @@ export function createRedis(url: string, role: ConnectionRole, name: string): Re
     // (Inside a script, Redis 6 wraps it: "ERR Error running script ...: READONLY ...".)
     reconnectOnError: (error) => error.message.includes('READONLY'),
   };
-  const redis = new Redis(url, options);
-  // Without a listener ioredis prints every failed reconnect; callers log state changes instead.
-  redis.on('error', () => {});
+  return watched(new Redis(url, options));
+}
+
+/** A setting Redis refused, in its own words (`answer`): the database the URL names (SELECT: a
+ * number past its `databases`, any but 0 on a cluster). A setting to change, not an outage. */
+export interface RedisRefusal {
+  kind: 'database';
+  answer: string;
+  /** The database refused. */
+  database: string;
+}
+
+let refusal: RedisRefusal | undefined;
+const refusalListeners = new Set<(refusal: RedisRefusal) => void>();
+
+/** Calls `listener` with the first refusal of any connection of this process (every createRedis
+ * connection, and those BullMQ duplicates from them): synchronously, before the commands the
+ * refusal fails are told of it, or at once if it came already. The commands stop on it (src/bin).
+ * A connection whose database was refused is closed before it sends a command. */
+export function onRedisRefusal(listener: (refusal: RedisRefusal) => void): void {
+  if (refusal) listener(refusal);
+  else refusalListeners.add(listener);
+}
+
+function refused(what: RedisRefusal): void {
+  if (refusal) return;
+  refusal = what;
+  for (const listener of refusalListeners) listener(what);
+  refusalListeners.clear();
+}
+
+/** createRedis's connection, and every one duplicated from it (BullMQ's Workers and QueueEvents
+ * duplicate the connection they are given): tells of a refused setting (onRedisRefusal). */
+function watched(redis: Redis): Redis {
+  // Also the listener ioredis needs so as not to print every failed reconnect; callers log state
+  // changes instead. Added first, so that it runs before any other connection error listener.
+  redis.on('error', (error: Error) => {
+    const { command } = error as { command?: { name?: string; args?: unknown[] } };
+    if (command?.name?.toLowerCase() === 'select') {
+      // ioredis sends SELECT first on each connection, and goes on without it, in database 0: the
+      // reply comes in before the ready check's, and a connection closed now sends no other command.
+      redis.disconnect();
+      refused({ kind: 'database', answer: error.message, database: String(command.args?.[0] ?? redis.options.db) });
+    }
+  });
+  const duplicate = redis.duplicate.bind(redis);
+  redis.duplicate = (override) => watched(duplicate(override));
   return redis;
 }

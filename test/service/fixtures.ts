@@ -201,6 +201,33 @@ export function startStandInWorker(service: ServiceHarness, executor: JobExecuto
   });
 }
 
+/** A worker in this process against `redisUrl` that must run no job (its stand-in executor fails
+ * the test if asked to): tests of its start against a Redis that is away or refuses it. */
+export function startIdleWorker(redisUrl: string, prefix: string, logger: Logger): Promise<QueueWorker> {
+  const executor: JobExecutor = {
+    execute: async () => {
+      throw new Error('no job is run');
+    },
+    close: async () => {},
+  };
+  return startQueueWorker({
+    redisUrl,
+    prefix,
+    concurrency: 1,
+    backgroundSlots: 0,
+    backgroundAfterMs: 0,
+    executor,
+    logger,
+    lockDurationMs: 2000,
+    stalledIntervalMs: 1000,
+    maxStalledCount: 1,
+    heartbeatTtlMs: 3000,
+    shutdownGraceMs: 1000,
+    webhook: { attempts: 1, timeoutMs: 1000, backoffMs: 100, destinations: new OutboundPolicy(), memoryBytes: 1024 * 1024 },
+    notifications: jobNotifications([testRuntime]),
+  });
+}
+
 /** A worker in this process on a real executor, its pool state in `poolStateDir`. */
 export async function startTestWorker(
   service: ServiceHarness,

@@ -6,13 +6,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
-import { jobNotifications } from '../../src/api/notifications.js';
 import { createRedis, PRODUCER_COMMAND_TIMEOUT_MS } from '../../src/queue/connection.js';
-import { OutboundPolicy } from '../../src/queue/outbound.js';
-import { startQueueWorker, type JobExecutor } from '../../src/queue/worker.js';
 import { start } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
-import { startService, testRuntime, type ServiceHarness } from './fixtures.js';
+import { startIdleWorker, startService, testRuntime, type ServiceHarness } from './fixtures.js';
 
 const hello = { language: 'python', source: 'print("hi")' };
 
@@ -281,24 +278,7 @@ test('a worker started while Redis is down says so once, and starts once it is b
   await redis.pause();
   const lines: string[] = [];
   const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
-  // Nothing runs here: the worker never gets a job.
-  const executor: JobExecutor = { execute: async () => assert.fail('no job is run'), close: async () => {} };
-  const starting = startQueueWorker({
-    redisUrl: redis.url,
-    prefix: 'outage',
-    concurrency: 1,
-    backgroundSlots: 0,
-    backgroundAfterMs: 0,
-    executor,
-    logger,
-    lockDurationMs: 2000,
-    stalledIntervalMs: 1000,
-    maxStalledCount: 1,
-    heartbeatTtlMs: 3000,
-    shutdownGraceMs: 1000,
-    webhook: { attempts: 1, timeoutMs: 1000, backoffMs: 100, destinations: new OutboundPolicy(), memoryBytes: 1024 * 1024 },
-    notifications: jobNotifications([testRuntime]),
-  });
+  const starting = startIdleWorker(redis.url, 'outage', logger);
   try {
     const warnings = () => lines.filter((line) => line.includes('redis not reachable yet'));
     await until(() => warnings().length > 0, 5000, 10, 'the warning');
