@@ -18,6 +18,20 @@ export class ListenError extends Error {
   override readonly name = 'ListenError';
 }
 
+/** The longest the API waits for Redis's first answer before it listens (firstContact). */
+export const REDIS_FIRST_CONTACT_MS = 500;
+
+/** How long the API waits for a first failure, when Redis had neither answered nor failed as it
+ * began to listen: past ioredis's connect timeout (10 s), at which a connection that hangs (packets
+ * dropped, a TLS handshake with no answer) fails. */
+const UNREACHABLE_REASON_WAIT_MS = 12_000;
+
+/** Says once that Redis is not reachable: at its first failed attempt, unless Redis answers first. */
+async function sayUnreachable(jobs: BullJobClient, logger: Logger): Promise<void> {
+  if (await jobs.firstContact(UNREACHABLE_REASON_WAIT_MS)) return;
+  logger.warn('redis not reachable yet; answering 503 until it is');
+}
+
 export async function runApi(config: Config, redisUrl: string, logger: Logger): Promise<RunningApi> {
   const runtimes = loadRuntimes();
   const jobs = new BullJobClient({
@@ -28,13 +42,16 @@ export async function runApi(config: Config, redisUrl: string, logger: Logger): 
     notifications: jobNotifications(runtimes),
     logger,
   });
-  // The API starts even while Redis is away: it answers 503 until Redis is back.
-  await jobs.ready().catch((error) => logger.warn({ err: error }, 'redis not reachable yet; answering 503 until it is'));
   // Per-key quotas are what a deployment sells, so they hold across API machines (a Redis round
   // trip per request). Without keys the limit only guards against one address flooding this
   // process: counted in memory, at no Redis cost.
   const rateLimitRedis = config.apiKeys.length > 0 ? createRedis(redisUrl, 'producer', 'cellblock-api-ratelimit') : undefined;
   const app = await buildApp({ jobs, runtimes, config, logger, ...(rateLimitRedis ? { rateLimitRedis } : {}) });
+  // The API listens even while Redis is away, answering 503 until it is back; but not before Redis
+  // has had its chance to answer (it usually has, while the app was built), so that a Redis that is
+  // there is ready for the first request, and one that is not (a connection refused: at once) gets
+  // 503 from the start, not a closed port.
+  const redisReady = await jobs.firstContact(REDIS_FIRST_CONTACT_MS);
   let url: string;
   try {
     url = await app.listen({ host: config.host, port: config.port });
@@ -45,6 +62,7 @@ export async function runApi(config: Config, redisUrl: string, logger: Logger): 
     throw new ListenError(`cannot listen on ${config.host}:${config.port} (CELLBLOCK_HOST, CELLBLOCK_PORT): ${(error as Error).message}`);
   }
   logger.info({ url, runtimes: runtimes.map((runtime) => runtime.id) }, 'api listening');
+  if (!redisReady) void sayUnreachable(jobs, logger);
   return {
     url,
     close: async () => {

@@ -12,7 +12,7 @@ import { nanoid } from 'nanoid';
 import type { Logger } from 'pino';
 import { sha256Hex } from '../digest.js';
 import { laterFieldsOf, type IdempotentSubmission, type JobClient, type JobRecord, type JobRequest, type LiveEvent, type LiveSession } from '../jobs/model.js';
-import { API_CONNECTION_NAME, createRedis, workerConnectionName } from './connection.js';
+import { API_CONNECTION_NAME, createRedis, disconnectWithDuplicates, workerConnectionName } from './connection.js';
 import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from './errors.js';
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
@@ -190,6 +190,28 @@ export class BullJobClient implements JobClient {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     await this.guard(() => Promise.all([this.queue.waitUntilReady(), this.events.waitUntilReady()]), deadline - Date.now());
+  }
+
+  /** Resolves once Redis has answered both of the API's connections (its producer's and its
+   * events'), or an attempt of the producer's has failed (Redis refused the connection, say), or
+   * after `timeoutMs`, whichever comes first: true when the producer's is ready. Never rejects. */
+  async firstContact(timeoutMs: number): Promise<boolean> {
+    const connections = [this.redis, this.eventsRedis];
+    await new Promise<void>((resolve) => {
+      const check = () => connections.every((connection) => connection.status === 'ready') && done();
+      const done = () => {
+        clearTimeout(timer);
+        for (const connection of connections) connection.off('ready', check);
+        this.redis.off('error', done);
+        resolve();
+      };
+      // Unref'd: a client closed meanwhile keeps no process alive for it.
+      const timer = setTimeout(done, timeoutMs).unref();
+      for (const connection of connections) connection.on('ready', check);
+      this.redis.on('error', done);
+      check();
+    });
+    return this.redis.status === 'ready';
   }
 
   async submit(request: JobRequest): Promise<string> {
@@ -626,9 +648,10 @@ export class BullJobClient implements JobClient {
     const closed = this.resultCleaner.stop().then(() => Promise.allSettled([this.events.close(), this.queue.close(), this.notificationQueue.close()]));
     await Promise.race([closed, redisAway.reached]);
     redisAway.cancel();
-    // BullMQ leaves connections it was handed open.
+    // BullMQ leaves connections it was handed open, and its QueueEvents' own (a duplicate) too
+    // when Redis was away.
     this.redis.disconnect();
-    this.eventsRedis.disconnect();
+    disconnectWithDuplicates(this.eventsRedis);
     this.liveEvents.close();
   }
 

@@ -66,6 +66,9 @@ function refused(what: RedisRefusal): void {
   refusalListeners.clear();
 }
 
+/** The connections duplicated from each (disconnectWithDuplicates). */
+const duplicates = new WeakMap<Redis, Set<Redis>>();
+
 /** createRedis's connection, and every one duplicated from it (BullMQ's Workers and QueueEvents
  * duplicate the connection they are given): tells of a refused setting (onRedisRefusal). */
 function watched(redis: Redis): Redis {
@@ -81,6 +84,21 @@ function watched(redis: Redis): Redis {
     }
   });
   const duplicate = redis.duplicate.bind(redis);
-  redis.duplicate = (override) => watched(duplicate(override));
+  const made = new Set<Redis>();
+  duplicates.set(redis, made);
+  redis.duplicate = (override) => {
+    const copy = watched(duplicate(override));
+    made.add(copy);
+    copy.once('end', () => made.delete(copy));
+    return copy;
+  };
   return redis;
+}
+
+/** Disconnects a createRedis connection and those duplicated from it: BullMQ's QueueEvents uses a
+ * duplicate of the connection it is given, which its close leaves reconnecting for ever when it
+ * gave up waiting for an unreachable Redis. */
+export function disconnectWithDuplicates(redis: Redis): void {
+  for (const copy of duplicates.get(redis) ?? []) disconnectWithDuplicates(copy);
+  redis.disconnect();
 }

@@ -1,6 +1,7 @@
-// CELLBLOCK_REDIS_URL's settings that Redis refuses, as the processes meet them: a database it does
-// not have (ioredis goes on in database 0 after a refused SELECT). In this process (the API's and a
-// worker's queue side, as the commands build them), then through the `cellblock` command itself.
+// CELLBLOCK_REDIS_URL's settings that Redis refuses, and a Redis that is away, as the processes meet
+// them at start: a database it does not have (ioredis goes on in database 0 after a refused
+// SELECT), a closed port. In this process (the API's and a worker's queue side, as the commands
+// build them), then through the `cellblock` command itself.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import pino from 'pino';
@@ -10,7 +11,7 @@ import { loadConfig } from '../../src/config.js';
 import { onRedisRefusal, type RedisRefusal } from '../../src/queue/connection.js';
 import { freeLoopbackPort, freeLoopbackPortExcept } from '../../src/queue/redis-server.js';
 import { start as startRedis } from '../helpers/redis.js';
-import { builtRuntimes, postJson, runCellblockToExit, scratchDir, startIdleWorker } from './fixtures.js';
+import { builtRuntimes, getJson, postJson, runCellblockToExit, scratchDir, startIdleWorker } from './fixtures.js';
 
 const hello = { language: 'python', source: 'print(1)' };
 
@@ -24,8 +25,8 @@ function collectingLogger(): { logger: pino.Logger; lines: string[] } {
 }
 
 /** `cellblock api`'s own start, in this process, against `redisUrl`. */
-async function startApi(redisUrl: string, logger: pino.Logger) {
-  const port = await freeLoopbackPort();
+async function startApi(redisUrl: string, logger: pino.Logger, avoidPort?: number) {
+  const port = avoidPort === undefined ? await freeLoopbackPort() : await freeLoopbackPortExcept([avoidPort]);
   const config = loadConfig({ CELLBLOCK_REDIS_URL: redisUrl, CELLBLOCK_PORT: String(port), CELLBLOCK_HOST: '127.0.0.1' });
   return runApi(config, redisUrl, logger);
 }
@@ -64,6 +65,26 @@ describe('in this process', () => {
       await api.close();
       await worker.then((running) => running.close()).catch(() => {});
       await redis.stop();
+    }
+  });
+
+  test('Redis away at start: the API listens at once, answers 503 queue_unavailable, and warns once', async () => {
+    const closedPort = await freeLoopbackPort();
+    const { logger, lines } = collectingLogger();
+    const startedAt = Date.now();
+    const api = await startApi(`redis://127.0.0.1:${closedPort}`, logger, closedPort);
+    try {
+      const listeningAfterMs = Date.now() - startedAt;
+      // It waited 5 s for Redis before it listened.
+      assert.ok(listeningAfterMs < 1000, `listening after ${listeningAfterMs} ms`);
+      assert.equal((await getJson(`${api.url}/healthz`)).status, 200);
+      const refused = await postJson(`${api.url}/v1/jobs`, hello);
+      assert.equal(refused.status, 503);
+      assert.equal(refused.json.error.code, 'queue_unavailable');
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.equal(lines.filter((line) => line.includes('redis not reachable yet')).length, 1, lines.join(''));
+    } finally {
+      await api.close();
     }
   });
 });
