@@ -21,15 +21,16 @@ export class ListenError extends Error {
 /** The longest the API waits for Redis's first answer before it listens (firstContact). */
 export const REDIS_FIRST_CONTACT_MS = 500;
 
-/** How long the API waits for a first failure, when Redis had neither answered nor failed as it
- * began to listen: past ioredis's connect timeout (10 s), at which a connection that hangs (packets
- * dropped, a TLS handshake with no answer) fails. */
+/** How long the API waits for a first failure to name, when Redis had neither answered nor failed
+ * as it began to listen: past ioredis's connect timeout (10 s), at which a connection that hangs
+ * (packets dropped, a TLS handshake with no answer) fails. */
 const UNREACHABLE_REASON_WAIT_MS = 12_000;
 
-/** Says once that Redis is not reachable: at its first failed attempt, unless Redis answers first. */
+/** Says once that Redis is not reachable, and why (the connection's last failure): at once if an
+ * attempt has failed already, else at the first that fails, unless Redis answers first. */
 async function sayUnreachable(jobs: BullJobClient, logger: Logger): Promise<void> {
-  if (await jobs.firstContact(UNREACHABLE_REASON_WAIT_MS)) return;
-  logger.warn('redis not reachable yet; answering 503 until it is');
+  if (jobs.connectionFailure() === undefined && (await jobs.firstContact(UNREACHABLE_REASON_WAIT_MS))) return;
+  logger.warn({ reason: jobs.connectionFailure() ?? `no answer in ${UNREACHABLE_REASON_WAIT_MS} ms` }, 'redis not reachable yet; answering 503 until it is');
 }
 
 export async function runApi(config: Config, redisUrl: string, logger: Logger): Promise<RunningApi> {

@@ -82,7 +82,11 @@ async function worker(config: Config, argv: string[]): Promise<void> {
     // live on as an orphan taking jobs; and a stop during start-up releases what was prepared.
     const startup = guardStartup();
     const refusal = watchRedisRefusal(logger, () => startup.abort());
-    const running = await runWorkerProcess(config, redisUrl, logger, startup.signal);
+    // A refused login fails the commands queued meanwhile: the start-up's failure is the refusal's.
+    const running = await runWorkerProcess(config, redisUrl, logger, startup.signal).catch((error: unknown) => {
+      if (refusal.refused) return undefined;
+      throw error;
+    });
     if (!running) {
       if (refusal.refused) process.exit(EXIT_SETTING_REFUSED);
       logger.warn('asked to stop before the worker was ready; exiting');

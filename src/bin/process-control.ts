@@ -75,14 +75,16 @@ export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise
 }
 
 /** Exit status of a process stopped because Redis refused a setting (connection.ts's RedisRefusal:
- * the database CELLBLOCK_REDIS_URL names): sysexits.h's EX_CONFIG, which a supervisor does not
- * restart (superviseWorkers; systemd's `RestartPreventExitStatus=78`): started again, it would be
- * refused again. */
+ * the database CELLBLOCK_REDIS_URL names, or its login at start): sysexits.h's EX_CONFIG, which a
+ * supervisor does not restart (superviseWorkers; systemd's `RestartPreventExitStatus=78`): started
+ * again, it would be refused again. */
 export const EXIT_SETTING_REFUSED = 78;
 
 /** The one line that says what Redis refused, naming the variable. */
 export function refusalLine(refusal: RedisRefusal): string {
-  return `CELLBLOCK_REDIS_URL names database ${refusal.database}, which Redis refuses (${refusal.answer})`;
+  return refusal.kind === 'database'
+    ? `CELLBLOCK_REDIS_URL names database ${refusal.database}, which Redis refuses (${refusal.answer})`
+    : `Redis refuses the login of CELLBLOCK_REDIS_URL (${refusal.answer}): check the URL's user and password`;
 }
 
 export interface RefusalWatch {
@@ -94,9 +96,10 @@ export interface RefusalWatch {
 
 /**
  * Stops the process once Redis refuses a setting (connection.ts's onRedisRefusal: the database
- * CELLBLOCK_REDIS_URL names, whose connections are closed by then, none having run a command),
- * saying so in one line on stderr: in order once `running`; while it starts, by `duringStartup` (a
- * worker aborts its start-up, releasing what it prepared), else at once.
+ * CELLBLOCK_REDIS_URL names, whose connections are closed by then, none having run a command; or
+ * the URL's login, before any connection was ready), saying so in one line on stderr: in order
+ * once `running`; while it starts, by `duringStartup` (a worker aborts its start-up, releasing
+ * what it prepared), else at once.
  */
 export function watchRedisRefusal(logger: Logger, duringStartup?: () => void): RefusalWatch {
   let stop: FailureStop | undefined;

@@ -12,7 +12,7 @@ import { nanoid } from 'nanoid';
 import type { Logger } from 'pino';
 import { sha256Hex } from '../digest.js';
 import { laterFieldsOf, type IdempotentSubmission, type JobClient, type JobRecord, type JobRequest, type LiveEvent, type LiveSession } from '../jobs/model.js';
-import { API_CONNECTION_NAME, createRedis, disconnectWithDuplicates, workerConnectionName } from './connection.js';
+import { API_CONNECTION_NAME, connectionFailure, createRedis, disconnectWithDuplicates, workerConnectionName } from './connection.js';
 import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from './errors.js';
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
@@ -193,8 +193,8 @@ export class BullJobClient implements JobClient {
   }
 
   /** Resolves once Redis has answered both of the API's connections (its producer's and its
-   * events'), or an attempt of the producer's has failed (Redis refused the connection, say), or
-   * after `timeoutMs`, whichever comes first: true when the producer's is ready. Never rejects. */
+   * events'), or an attempt of the producer's has failed (Redis refused it, or its login), or after
+   * `timeoutMs`, whichever comes first: true when the producer's is ready. Never rejects. */
   async firstContact(timeoutMs: number): Promise<boolean> {
     const connections = [this.redis, this.eventsRedis];
     await new Promise<void>((resolve) => {
@@ -212,6 +212,12 @@ export class BullJobClient implements JobClient {
       check();
     });
     return this.redis.status === 'ready';
+  }
+
+  /** Why the producer's connection attempts have failed since it was last ready, if they have
+   * (connection.ts's connectionFailure: no credentials in it). */
+  connectionFailure(): string | undefined {
+    return connectionFailure(this.redis);
   }
 
   async submit(request: JobRequest): Promise<string> {

@@ -38,22 +38,31 @@ export function createRedis(url: string, role: ConnectionRole, name: string): Re
   return watched(new Redis(url, options));
 }
 
-/** A setting Redis refused, in its own words (`answer`): the database the URL names (SELECT: a
- * number past its `databases`, any but 0 on a cluster). A setting to change, not an outage. */
+/** A setting Redis refused, in its own words (`answer`): `database`, the database the URL names
+ * (SELECT: a number past its `databases`, any but 0 on a cluster); `login`, the URL's user and
+ * password (WRONGPASS), or none where Redis wants one (NOAUTH), while no connection of this process
+ * has yet been ready: a setting to change, not an outage. (A login refused later, Redis restarted
+ * with other credentials, is retried as an outage is.) */
 export interface RedisRefusal {
-  kind: 'database';
+  kind: 'database' | 'login';
   answer: string;
-  /** The database refused. */
-  database: string;
+  /** The database refused (`database`). */
+  database?: string;
 }
+
+/** Redis's answers to a login it does not take (Redis 6+; `ERR invalid password` before). */
+const LOGIN_REFUSED = /^(WRONGPASS|NOAUTH)\b|^ERR invalid (username-)?password/i;
 
 let refusal: RedisRefusal | undefined;
 const refusalListeners = new Set<(refusal: RedisRefusal) => void>();
+/** Whether any connection of this process has been ready. */
+let everReady = false;
 
 /** Calls `listener` with the first refusal of any connection of this process (every createRedis
  * connection, and those BullMQ duplicates from them): synchronously, before the commands the
  * refusal fails are told of it, or at once if it came already. The commands stop on it (src/bin).
- * A connection whose database was refused is closed before it sends a command. */
+ * A connection whose database was refused is closed before it sends a command; one whose login was
+ * refused goes on trying, as ioredis does. */
 export function onRedisRefusal(listener: (refusal: RedisRefusal) => void): void {
   if (refusal) listener(refusal);
   else refusalListeners.add(listener);
@@ -69,19 +78,42 @@ function refused(what: RedisRefusal): void {
 /** The connections duplicated from each (disconnectWithDuplicates). */
 const duplicates = new WeakMap<Redis, Set<Redis>>();
 
+/** Each connection's last failure (connectionFailure), until it is ready again. */
+const failures = new WeakMap<Redis, string>();
+
+/** Why the connection's attempts have failed since it was last ready (ECONNREFUSED, WRONGPASS or
+ * NOAUTH from Redis, a TLS handshake's failure), for a log line; undefined when none has. Holds no
+ * credential: the URL's password is blanked out of it. */
+export function connectionFailure(redis: Redis): string | undefined {
+  return failures.get(redis);
+}
+
 /** createRedis's connection, and every one duplicated from it (BullMQ's Workers and QueueEvents
- * duplicate the connection they are given): tells of a refused setting (onRedisRefusal). */
+ * duplicate the connection they are given): records why attempts fail, hides AUTH's arguments, and
+ * tells of a refused setting (onRedisRefusal). */
 function watched(redis: Redis): Redis {
+  const { password } = redis.options;
   // Also the listener ioredis needs so as not to print every failed reconnect; callers log state
   // changes instead. Added first, so that it runs before any other connection error listener.
   redis.on('error', (error: Error) => {
     const { command } = error as { command?: { name?: string; args?: unknown[] } };
+    // ioredis hangs the refused command on the error, and AUTH's arguments are the URL's user and
+    // password, which any logger of the error (BullMQ's 'error' events) would write out.
+    if (command && /^(auth|hello)$/i.test(command.name ?? '')) command.args = ['(hidden)'];
+    const answer = password ? error.message.split(password).join('***') : error.message;
+    failures.set(redis, answer);
     if (command?.name?.toLowerCase() === 'select') {
       // ioredis sends SELECT first on each connection, and goes on without it, in database 0: the
       // reply comes in before the ready check's, and a connection closed now sends no other command.
       redis.disconnect();
-      refused({ kind: 'database', answer: error.message, database: String(command.args?.[0] ?? redis.options.db) });
+      refused({ kind: 'database', answer, database: String(command.args?.[0] ?? redis.options.db) });
+    } else if (!everReady && LOGIN_REFUSED.test(answer)) {
+      refused({ kind: 'login', answer });
     }
+  });
+  redis.on('ready', () => {
+    everReady = true;
+    failures.delete(redis);
   });
   const duplicate = redis.duplicate.bind(redis);
   const made = new Set<Redis>();

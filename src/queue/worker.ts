@@ -29,7 +29,7 @@ import { BackgroundLane, jobsAtOnce } from './background-lane.js';
 import { startCancelWatch } from './cancel-watch.js';
 import { CANCELLED_REASON, LIVE_RETRY_REASON } from './job-record.js';
 import { JobDataError, toExecuteRequest } from './codec.js';
-import { createRedis, workerConnectionName } from './connection.js';
+import { connectionFailure, createRedis, workerConnectionName } from './connection.js';
 import { startHeartbeat, type WorkerLiveness } from './heartbeat.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
 import { queuedByApiReadingResultsApart, storeJobResult } from './result-store.js';
@@ -158,7 +158,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   const redis = createRedis(options.redisUrl, 'blocking', workerConnectionName(workerId));
   // Redis away at start-up: said once, as the API says it (ioredis keeps trying quietly, and the
   // start waits for it); `worker ready` follows once it is back.
-  const unreachable = (error: Error) => log.warn({ err: error }, 'redis not reachable yet; the worker starts once it is');
+  const unreachable = () => log.warn({ reason: connectionFailure(redis) }, 'redis not reachable yet; the worker starts once it is');
   redis.once('error', unreachable);
   redis.once('ready', () => redis.off('error', unreachable));
   const subscriber = createRedis(options.redisUrl, 'blocking', `cellblock-worker-cancel-${workerId}`);
@@ -196,7 +196,13 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   }
   const cancels = await startCancelWatch(subscriber, keys.cancelChannel, cancelRunning, () =>
     void cancelMarkedRunningJobs().catch((error: unknown) => log.warn({ err: error }, 'cannot look up cancels after a break in their subscription')),
-  );
+  ).catch((error: unknown) => {
+    // Its SUBSCRIBE failed (a login Redis refused fails the commands queued meanwhile): nothing
+    // else is made yet; the connections would otherwise go on trying, keeping the process alive.
+    for (const connection of [subscriber, redis]) connection.disconnect();
+    liveInputs.close();
+    throw error;
+  });
 
   /** Whether the job was cancelled before it could run: marked cancelled while queued, and taken
    * before the API could remove it. Asked after the job is registered in `runs`, so that a

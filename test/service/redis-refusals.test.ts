@@ -1,6 +1,6 @@
 // CELLBLOCK_REDIS_URL's settings that Redis refuses, and a Redis that is away, as the processes meet
 // them at start: a database it does not have (ioredis goes on in database 0 after a refused
-// SELECT), a closed port. In this process (the API's and a worker's queue side, as the commands
+// SELECT), a login it does not take, a closed port. In this process (the API's and a worker's queue side, as the commands
 // build them), then through the `cellblock` command itself.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -8,11 +8,13 @@ import pino from 'pino';
 import { Redis } from 'ioredis';
 import { runApi } from '../../src/bin/api-command.js';
 import { loadConfig } from '../../src/config.js';
-import { onRedisRefusal, type RedisRefusal } from '../../src/queue/connection.js';
+import { createRedis, onRedisRefusal, type RedisRefusal } from '../../src/queue/connection.js';
 import { freeLoopbackPort, freeLoopbackPortExcept } from '../../src/queue/redis-server.js';
 import { start as startRedis } from '../helpers/redis.js';
-import { builtRuntimes, getJson, postJson, runCellblockToExit, scratchDir, startIdleWorker } from './fixtures.js';
+import { until } from '../helpers/until.js';
+import { builtRuntimes, getJson, postJson, runCellblockToExit, scratchDir, spawnCellblock, startIdleWorker } from './fixtures.js';
 
+const PASSWORD = 'pw-Never-In-A-Log-7f3';
 const hello = { language: 'python', source: 'print(1)' };
 
 /** The first refusal this process hears of (onRedisRefusal tells the first only). */
@@ -68,7 +70,7 @@ describe('in this process', () => {
     }
   });
 
-  test('Redis away at start: the API listens at once, answers 503 queue_unavailable, and warns once', async () => {
+  test('Redis away at start: the API listens at once, answers 503 queue_unavailable, and warns once, saying why', async () => {
     const closedPort = await freeLoopbackPort();
     const { logger, lines } = collectingLogger();
     const startedAt = Date.now();
@@ -82,15 +84,49 @@ describe('in this process', () => {
       assert.equal(refused.status, 503);
       assert.equal(refused.json.error.code, 'queue_unavailable');
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      assert.equal(lines.filter((line) => line.includes('redis not reachable yet')).length, 1, lines.join(''));
+      const warnings = lines.filter((line) => line.includes('redis not reachable yet'));
+      assert.equal(warnings.length, 1, lines.join(''));
+      assert.match(JSON.parse(warnings[0]!).reason, new RegExp(`^connect ECONNREFUSED 127\\.0\\.0\\.1:${closedPort}$`));
     } finally {
       await api.close();
+    }
+  });
+
+  test("a login Redis does not take: the warnings name Redis's answer; the password is in no log line nor on any error", async () => {
+    const redis = await startRedis();
+    const url = `redis://someone:${PASSWORD}@127.0.0.1:${redis.port}`;
+    const { logger, lines } = collectingLogger();
+    const api = await startApi(url, logger);
+    const worker = startIdleWorker(url, 'refusals', logger);
+    worker.catch(() => {});
+    // Every connection error as the other listeners (BullMQ's, which log them) get it: a duplicate's too.
+    const connection = createRedis(url, 'blocking', 'cellblock-test-login');
+    const duplicate = connection.duplicate();
+    const errors: Error[] = [];
+    connection.on('error', (error) => errors.push(error));
+    duplicate.on('error', (error) => errors.push(error));
+    try {
+      const warnings = () => lines.filter((line) => line.includes('redis not reachable yet'));
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.equal(warnings().length, 2, lines.join(''));
+      for (const warning of warnings()) assert.match(JSON.parse(warning).reason, /^WRONGPASS/);
+      assert.ok(errors.length >= 2, `errors: ${errors.length}`);
+      for (const error of errors) assert.match(error.message, /^WRONGPASS/);
+      const seen = [...lines, ...errors.map((error) => JSON.stringify({ ...error, message: error.message }))];
+      assert.ok(!seen.some((text) => text.includes(PASSWORD)), seen.filter((text) => text.includes(PASSWORD)).join('\n'));
+    } finally {
+      connection.disconnect();
+      duplicate.disconnect();
+      await api.close();
+      await worker.then((running) => running.close()).catch(() => {});
+      await redis.stop();
     }
   });
 });
 
 const workerSkip = !builtRuntimes().runtimes.length ? 'no image built (bin/cellblock images build python)' : process.getuid?.() !== 0 && 'a worker runs as root';
 const REFUSED_DATABASE_LINE = 'cellblock: CELLBLOCK_REDIS_URL names database 99, which Redis refuses (ERR DB index is out of range)';
+const REFUSED_LOGIN_LINE = /^cellblock: Redis refuses the login of CELLBLOCK_REDIS_URL \(WRONGPASS [^)]*\): check the URL's user and password$/;
 
 /** Its stderr's lines, each `line` (a string: equal; a RegExp: matching), at least one. */
 function assertOnly(stderr: string, line: string | RegExp): void {
@@ -102,15 +138,47 @@ function assertOnly(stderr: string, line: string | RegExp): void {
 }
 
 describe('the cellblock command', () => {
-  test('api: a database Redis does not have stops it in one line, status 78', async () => {
+  test('api: a database Redis does not have, or a login it does not take, stops it in one line, status 78', async () => {
     const redis = await startRedis();
     try {
       const port = String(await freeLoopbackPortExcept([redis.port]));
       const database = await runCellblockToExit(['api'], { CELLBLOCK_REDIS_URL: `${redis.url}/99`, CELLBLOCK_PORT: port });
       assert.equal(database.code, 78, database.stderr);
       assertOnly(database.stderr, REFUSED_DATABASE_LINE);
+      const login = await runCellblockToExit(['api'], { CELLBLOCK_REDIS_URL: `redis://someone:${PASSWORD}@127.0.0.1:${redis.port}`, CELLBLOCK_PORT: port });
+      assert.equal(login.code, 78, login.stderr);
+      assertOnly(login.stderr, REFUSED_LOGIN_LINE);
       assert.equal(await keyspace(redis.url), '');
     } finally {
+      await redis.stop();
+    }
+  });
+
+  test('api: a login refused once it has run (Redis restarted with a password) is an outage: 503 until Redis takes it again, no stop', async () => {
+    const redis = await startRedis();
+    const port = await freeLoopbackPortExcept([redis.port]);
+    const api = await spawnCellblock(['api'], '"api listening"', { CELLBLOCK_REDIS_URL: redis.url, CELLBLOCK_PORT: String(port) });
+    const admin = new Redis(redis.url);
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      assert.equal((await postJson(`${base}/v1/jobs`, hello)).status, 202);
+      // A password set, the API's connections cut: each reconnects to a NOAUTH.
+      await admin.config('SET', 'requirepass', PASSWORD);
+      await admin.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.equal(api.child.exitCode, null, api.output());
+      const refused = await postJson(`${base}/v1/jobs`, hello);
+      assert.equal(refused.status, 503);
+      assert.equal(refused.json.error.code, 'queue_unavailable');
+      await admin.config('SET', 'requirepass', '');
+      await until(async () => (await postJson(`${base}/v1/jobs`, hello)).status === 202, 10_000, 200, 'accepted again');
+    } finally {
+      admin.disconnect();
+      if (api.child.exitCode === null && api.child.signalCode === null) {
+        const exited = new Promise((resolve) => api.child.once('exit', resolve));
+        api.child.kill('SIGTERM');
+        await exited;
+      }
       await redis.stop();
     }
   });
@@ -125,6 +193,9 @@ describe('the cellblock command', () => {
         assert.equal(database.code, 78, database.stderr);
         assertOnly(database.stderr, REFUSED_DATABASE_LINE);
       }
+      const login = await runCellblockToExit(['worker'], { ...env, CELLBLOCK_REDIS_URL: `redis://someone:${PASSWORD}@127.0.0.1:${redis.port}`, CELLBLOCK_WORKER_PROCESSES: '1' });
+      assert.equal(login.code, 78, login.stderr);
+      assertOnly(login.stderr, REFUSED_LOGIN_LINE);
       assert.equal(await keyspace(redis.url), '');
     } finally {
       await scratch.remove();
