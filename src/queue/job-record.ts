@@ -46,8 +46,19 @@ interface SubmittedHere {
   request?: JobRequest;
 }
 
-/** What a record is made of: a BullMQ job's fields, read from Redis or known from a completion event. */
-type JobSnapshot = Pick<Job<JobRequest, StoredJobResult>, 'id' | 'timestamp' | 'data' | 'processedOn' | 'finishedOn' | 'attemptsStarted' | 'returnvalue' | 'failedReason'>;
+/** What a record is made of: a BullMQ job's fields, read from Redis or known from a completion event
+ * (which has no `stalledCounter`). */
+type JobSnapshot = Pick<Job<JobRequest, StoredJobResult>, 'id' | 'timestamp' | 'data' | 'processedOn' | 'finishedOn' | 'attemptsStarted' | 'returnvalue' | 'failedReason'> &
+  Partial<Pick<Job, 'stalledCounter'>>;
+
+/** A `worker_lost` failure's message: how many times the job's worker died (BullMQ's stall count,
+ * one more than CELLBLOCK_MAX_STALLED_COUNT when it fails the job; `takes` where the snapshot has
+ * none), so how many times it was retried: with a count of 0, none. */
+function workerLostMessage(stalls: number | undefined, takes: number): string {
+  const retries = Math.max(0, (stalls || takes) - 1);
+  if (retries === 0) return "the job's worker died while it ran, and the job was not retried (no retry after a worker's death is allowed here)";
+  return `the job's worker died while it ran; it was retried ${retries === 1 ? 'once' : `${retries} times`}, and ${retries === 1 ? 'its worker died again' : 'each time its worker died again'}`;
+}
 
 /** The record of a job this process submitted, from its completion event's return value; undefined
  * when the event cannot tell it all (a result stored without its attempt, a batch submission). */
@@ -147,7 +158,7 @@ export function toRecord(job: JobSnapshot, state: JobState | 'unknown'): JobReco
     record.status = 'failed';
     record.failure =
       job.failedReason === STALLED_REASON
-        ? { code: 'worker_lost', message: 'the job was retried after its worker died, and its worker died again' }
+        ? { code: 'worker_lost', message: workerLostMessage(job.stalledCounter, attempts) }
         : { code: 'internal_error', message: job.failedReason || 'the worker failed to run the job' };
   }
   return record;

@@ -246,6 +246,8 @@ export async function startTestWorker(
     webhookMemoryBytes?: number;
     /** One delivery's timeout; default 2000 ms. */
     webhookTimeoutMs?: number;
+    /** Default: fastStallSettings's. */
+    maxStalledCount?: number;
   } = {},
 ): Promise<TestWorker> {
   const backgroundAfterMs = options.backgroundAfterMs ?? 0;
@@ -266,6 +268,7 @@ export async function startTestWorker(
     logger: testLogger(options.logLines),
     ...fastStallSettings,
     ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs, stalledIntervalMs: options.lockDurationMs } : {}),
+    ...(options.maxStalledCount !== undefined ? { maxStalledCount: options.maxStalledCount } : {}),
     heartbeatTtlMs: 3000,
     shutdownGraceMs: options.shutdownGraceMs ?? 30_000,
     webhook: { attempts: 4, timeoutMs: options.webhookTimeoutMs ?? 2000, backoffMs: 100, destinations: new OutboundPolicy(), memoryBytes: options.webhookMemoryBytes ?? DEFAULT_WEBHOOK_MEMORY_BYTES },

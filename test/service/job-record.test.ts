@@ -47,6 +47,21 @@ test("a job failed worker_lost: the take that failed it ran nothing, and is neit
   assert.equal(record.finishedAt, iso(95));
 });
 
+test("a job failed worker_lost says how many times it was retried: none with a stall count of 0, else one fewer than its worker's deaths", () => {
+  const failedAfter = (stalledCounter: number | undefined, attemptsStarted: number) =>
+    toRecord(
+      { id: 'g', timestamp: at(0), data: request, processedOn: at(9), finishedOn: at(9), attemptsStarted, stalledCounter, returnvalue: undefined as never, failedReason: 'job stalled more than allowable limit' },
+      'failed',
+    ).failure?.message;
+  assert.equal(failedAfter(1, 2), "the job's worker died while it ran, and the job was not retried (no retry after a worker's death is allowed here)");
+  assert.equal(failedAfter(2, 3), "the job's worker died while it ran; it was retried once, and its worker died again");
+  assert.equal(failedAfter(3, 4), "the job's worker died while it ran; it was retried 2 times, and each time its worker died again");
+  // A take handed back unrun counts a take but no death: the stall count decides.
+  assert.equal(failedAfter(1, 3), failedAfter(1, 2));
+  // No stall count in the snapshot: the takes before the failing one.
+  assert.equal(failedAfter(undefined, 2), failedAfter(1, 2));
+});
+
 test('a job cancelled at its take ran nothing: no attempt, no start', () => {
   const record = toRecord(
     { id: 'd', timestamp: at(0), data: request, processedOn: at(3), finishedOn: at(3), attemptsStarted: 1, returnvalue: undefined as never, failedReason: CANCELLED_REASON },

@@ -312,8 +312,9 @@ interface LockLossScene {
   checkStalls(): Promise<void>;
 }
 
-/** A service and one in-process worker of `concurrency` slots whose job locks a test can take away. */
-async function withLockLossScene(concurrency: number, logLines: string[], body: (scene: LockLossScene) => Promise<void>): Promise<void> {
+/** A service and one in-process worker of `concurrency` slots whose job locks a test can take away;
+ * the worker's stall check and the test's allow `maxStalledCount` (default fastStallSettings's). */
+async function withLockLossScene(concurrency: number, logLines: string[], body: (scene: LockLossScene) => Promise<void>, maxStalledCount = fastStallSettings.maxStalledCount): Promise<void> {
   const service = await startService({ runtimes });
   const scratch = await scratchDir();
   let worker: TestWorker | undefined;
@@ -321,10 +322,10 @@ async function withLockLossScene(concurrency: number, logLines: string[], body: 
   const checkerRedis = new Redis(service.redis.url, { maxRetriesPerRequest: null });
   // (BullMQ's own stall check, private in its typings: a Worker that takes no job runs it here,
   // each time without the key by which BullMQ runs it at most once a stalledInterval.)
-  const checker = new Worker(QUEUE_NAME, null, { connection: checkerRedis, prefix: service.prefix, autorun: false });
+  const checker = new Worker(QUEUE_NAME, null, { connection: checkerRedis, prefix: service.prefix, autorun: false, maxStalledCount });
   const stallCheck = checker as unknown as { moveStalledJobsToWait(): Promise<void> };
   try {
-    worker = await startTestWorker(service, scratch.dir, { concurrency, logLines });
+    worker = await startTestWorker(service, scratch.dir, { concurrency, logLines, maxStalledCount });
     await body({
       base: await listen(service),
       loseLock: async (jobId) => assert.equal(await redis.del(`${service.prefix}:${QUEUE_NAME}:${jobId}:lock`), 1),
@@ -374,6 +375,32 @@ describe('lock loss', { skip }, () => {
       const view = await pollJob(base, json.id, 30_000);
       assert.deepEqual([view.status, view.attempts, view.result?.stdout], ['done', 2, 'started\nwoke\n'], JSON.stringify(view));
     }));
+});
+
+describe('worker_lost by the stall count', { skip }, () => {
+  // Each "death" is a lost lock (as a dead worker's expires) found by the stall check run at once;
+  // the worker's own check allows as many, so whichever runs first does the same.
+  for (const [maxStalledCount, message] of [
+    [0, "the job's worker died while it ran, and the job was not retried (no retry after a worker's death is allowed here)"],
+    [2, "the job's worker died while it ran; it was retried 2 times, and each time its worker died again"],
+  ] as const) {
+    test(`CELLBLOCK_MAX_STALLED_COUNT=${maxStalledCount}: failed after ${maxStalledCount + 1} deaths, its message says it was retried ${maxStalledCount} times`, () =>
+      withLockLossScene(
+        2,
+        [],
+        async ({ base, loseLock, checkStalls }) => {
+          const { json } = await postJson(`${base}/v1/jobs`, { ...sleeper(25), limits: { wallTimeMs: 30_000 } });
+          for (let death = 1; death <= maxStalledCount + 1; death++) {
+            await pollJob(base, json.id, 30_000, (view) => view.status === 'running' && view.attempts === death);
+            await loseLock(json.id);
+            await checkStalls();
+          }
+          const view = await pollJob(base, json.id, 30_000);
+          assert.deepEqual([view.status, view.failure, view.attempts], ['failed', { code: 'worker_lost', message }, maxStalledCount + 1], JSON.stringify(view));
+        },
+        maxStalledCount,
+      ));
+  }
 });
 
 describe('redis restart', { skip }, () => {
