@@ -5,7 +5,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { shownUnits } from '../executor/check.js';
-import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from '../queue/errors.js';
+import { BatchAboveQueueMaximumError, IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from '../queue/errors.js';
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -89,6 +89,9 @@ export function toApiError(error: unknown, request: FastifyRequest): ApiError {
   }
   if (error instanceof WorkersBehindError) {
     return new ApiError(503, 'workers_behind', error.message, { fields: error.fields, workers: error.workers }, error.retryAfterSeconds);
+  }
+  if (error instanceof BatchAboveQueueMaximumError) {
+    return new ApiError(400, 'batch_above_queue_maximum', error.message, { jobs: error.jobs, maximum: error.maxQueuedJobs });
   }
   if (error instanceof QueueFullError) {
     return new ApiError(429, 'queue_full', error.message, { queuedJobs: error.queuedJobs }, error.retryAfterSeconds);

@@ -20,7 +20,7 @@ import {
 } from './compat/judge0-submission.js';
 import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } from './compat/plugin-options.js';
 import { compileArgv, defaultStageLimits, runArgv } from '../executor/check.js';
-import { QueueUnavailableError } from '../queue/errors.js';
+import { BatchAboveQueueMaximumError, QueueUnavailableError } from '../queue/errors.js';
 import { admissionProblem } from './submission.js';
 
 export type { CompatPluginOptions } from './compat/plugin-options.js';
@@ -74,6 +74,11 @@ export const judge0Plugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
   app.setErrorHandler((error, request, reply: FastifyReply) => {
     if (error instanceof Judge0ValidationError) return reply.code(422).send(error.errors);
     if (error instanceof Judge0BadRequestError) return reply.code(400).send({ error: error.message });
+    // More valid submissions than may ever wait: Judge0 answers 503 "queue is full" (its
+    // check_queue_size), which no retry gets past; said as its batch size's refusal is.
+    if (error instanceof BatchAboveQueueMaximumError) {
+      return reply.code(400).send({ error: `number of submissions in a batch should be less than or equal to ${error.maxQueuedJobs} (max_queue_size)` });
+    }
     const status = serviceErrorStatus(error);
     if (status) {
       if (status.retryAfterSeconds !== undefined) reply.header('retry-after', String(status.retryAfterSeconds));

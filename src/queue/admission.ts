@@ -3,7 +3,7 @@
 // (429 queue_full). The jobs waiting are this process's last read of the queue's depth plus the
 // jobs it added or is adding since, so that one process never admits past the maximum however many
 // submissions arrive at once. The API's job client (client.ts) holds one and adds through it.
-import { QueueFullError } from './errors.js';
+import { BatchAboveQueueMaximumError, QueueFullError } from './errors.js';
 
 /**
  * How old a read of the queue's depth may grow before a submission starts the next one, for the
@@ -35,10 +35,14 @@ export class QueueAdmission {
     private readonly maxQueuedJobs: number,
   ) {}
 
-  /** Runs `add` (which adds `admitting` jobs) if they are admitted, else throws QueueFullError;
+  /** Runs `add` (which adds `admitting` jobs) if they are admitted, else throws QueueFullError (or
+   * BatchAboveQueueMaximumError, for more jobs than the maximum);
    * their reservation (`adding`) ends in the turn they join addedSince (never counted twice), or
    * where the add failed. */
   async admit<T>(admitting: number, add: () => Promise<T>): Promise<T> {
+    // More than may ever wait: refused whatever the queue holds (a full queue's 429 would have the
+    // caller retry what can never pass).
+    if (admitting > this.maxQueuedJobs) throw new BatchAboveQueueMaximumError(admitting, this.maxQueuedJobs);
     // Counted with the jobs this process admitted and is still adding: the check and the
     // reservation run in one turn of the event loop (no await between them), so that
     // concurrent submissions cannot all pass on one count while each one's add is under way.

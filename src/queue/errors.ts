@@ -31,6 +31,16 @@ export class WorkersBehindError extends Error {
   }
 }
 
+/** A batch of more jobs than may ever wait at once (maxQueuedJobs): no wait would let it in, so it
+ * is a bad request (400), not a full queue to retry later. */
+export class BatchAboveQueueMaximumError extends Error {
+  override readonly name = 'BatchAboveQueueMaximumError';
+  readonly statusCode = 400;
+  constructor(readonly jobs: number, readonly maxQueuedJobs: number) {
+    super(`${jobs} jobs in one batch can never be queued: at most ${maxQueuedJobs} jobs may wait at once; send at most ${maxQueuedJobs} per batch`);
+  }
+}
+
 /** Too many jobs are waiting: the caller should back off (429). */
 export class QueueFullError extends Error {
   override readonly name = 'QueueFullError';

@@ -644,3 +644,25 @@ describe('browser pages of other origins (CELLBLOCK_CORS_ORIGINS)', () => {
     }
   });
 });
+
+describe('Judge0 batch against the queue maximum', () => {
+  test("more valid submissions than may ever wait: 400, as Judge0 refuses a batch's size (not its 503 queue is full, which no retry passes); a batch that fits, queued", async () => {
+    const service = await startService({ runtimes: loadRuntimes(), maxQueuedJobs: 3 });
+    try {
+      const submission = { source_code: 'print(1)', language_id: 71 };
+      const batch = (submissions: unknown[]) => service.app.inject({ method: 'POST', url: '/submissions/batch', payload: { submissions } });
+      const neverFits = await batch(Array.from({ length: 4 }, () => submission));
+      assert.equal(neverFits.statusCode, 400, neverFits.body);
+      assert.deepEqual(neverFits.json(), { error: 'number of submissions in a batch should be less than or equal to 3 (max_queue_size)' });
+      assert.equal(neverFits.headers['retry-after'], undefined);
+      // The invalid ones are not queued, so not counted: three valid of four fit.
+      const mixed = await batch([submission, { language_id: 71 }, submission, submission]);
+      assert.equal(mixed.statusCode, 201, mixed.body);
+      assert.equal((await service.jobs.counts()).waiting, 3);
+      const full = await batch([submission]);
+      assert.deepEqual([full.statusCode, full.json()], [503, { error: 'queue is full' }]);
+    } finally {
+      await service.close();
+    }
+  });
+});

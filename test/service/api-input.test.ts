@@ -900,6 +900,25 @@ describe('API under pressure', () => {
     }
   });
 
+  test('a batch of more jobs than may ever wait is 400 batch_above_queue_maximum, however empty the queue; one that fits an empty queue but not this one is 429', async () => {
+    const service = await startService({ maxQueuedJobs: 3 });
+    try {
+      const batch = (size: number) => service.app.inject({ method: 'POST', url: '/v1/jobs/batch', payload: { jobs: Array.from({ length: size }, () => hello) } });
+      const neverFits = await batch(4);
+      const error = assertError(neverFits, 400, 'batch_above_queue_maximum');
+      assert.deepEqual(error.details, { jobs: 4, maximum: 3 });
+      assert.equal(neverFits.headers['retry-after'], undefined, 'nothing to retry');
+      assert.equal((await service.jobs.counts()).waiting, 0);
+      assert.equal((await batch(3)).statusCode, 202);
+      const full = await batch(1);
+      assertError(full, 429, 'queue_full');
+      assert.ok(Number(full.headers['retry-after']) > 0);
+      assertError(await batch(4), 400, 'batch_above_queue_maximum');
+    } finally {
+      await service.close();
+    }
+  });
+
   test('a burst of concurrent submissions to one API process never admits past the maximum', async () => {
     const service = await startService({ maxQueuedJobs: 10 });
     try {

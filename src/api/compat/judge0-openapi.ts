@@ -156,7 +156,7 @@ export const judge0Documents = {
     consumes: ['application/json'],
     responses: {
       201: jsonAnswer('One entry per submission, in order: `{"token"}`, or its validation errors', Type.Array(Type.Union([Token, Judge0ValidationErrors]))),
-      400: jsonAnswer('No submissions, or more than 20', Judge0Error),
+      400: jsonAnswer('No submissions, more than 20, or more valid ones than may ever wait (max_queue_size)', Judge0Error),
       422: jsonAnswer('None of the submissions is valid: the validation errors of each', Type.Array(Judge0ValidationErrors)),
       503: unavailable,
     },

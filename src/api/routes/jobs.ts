@@ -119,7 +119,8 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (app
     {
       schema: {
         summary: 'Submit several jobs at once',
-        description: "All or nothing: one invalid job refuses the batch, naming its index. Answered at once with the jobs' ids: no wait, no Idempotency-Key.",
+        description:
+          "All or nothing: one invalid job refuses the batch, naming its index. Answered at once with the jobs' ids: no wait, no Idempotency-Key. More jobs than may ever wait at once (CELLBLOCK_MAX_QUEUED_JOBS) are refused: 400 batch_above_queue_maximum.",
         tags: ['jobs'],
         body: BatchSubmission,
         querystring: BatchQuery,
