@@ -479,8 +479,10 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     );
   }
   if (executor.cgroups?.delegation && executor.cgroups.delegation.mark === undefined) {
+    const { base, parents } = executor.cgroups.delegation;
+    // v1: each controller's parent too, which need not all be in one unit's cgroup.
     log.warn(
-      { base: executor.cgroups.delegation.base },
+      { base, ...(parents ? { parents } : {}) },
       'CELLBLOCK_CGROUP_BASE=delegated: nothing marks this cgroup (or its parent) as delegated (systemd 251+ sets trusted.delegate with Delegate=yes); where its manager did not delegate it, cellblock is writing in a cgroup it does not own',
     );
   }

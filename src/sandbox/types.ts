@@ -215,9 +215,10 @@ export interface SandboxCgroups {
    * under our parent that the base's processes (this one included) were moved to, so that the
    * controllers could be enabled for children. Absent when nothing was moved. */
   hostProcessesMovedTo?: string;
-  /** v2 under a delegated base (CgroupBase `delegated`) below the hierarchy's root: the base, and
-   * the mark its manager set on it (systemd 251+: trusted.delegate), absent when none was found. */
-  delegation?: { base: string; mark?: string };
+  /** Under a delegated base (CgroupBase `delegated`) below the hierarchy's root (v1: some
+   * hierarchy's): the base, and the mark its manager set on it (systemd 251+: trusted.delegate),
+   * absent when none was found; v1: each controller's parent (cgroups/backend.ts CgroupDelegation). */
+  delegation?: { base: string; mark?: string; parents?: Record<string, string> };
   /** The memory controller's OOM killer spares processes at oom_score_adj -1000, and the
    * programs inherit this process's value: where it was -1000, it was raised to -999 (see
    * oom-score.ts) and this is the value it had. */

@@ -606,11 +606,23 @@ describe('cgroup v1 backend', { skip: skip || (systemLayout?.version !== 'v1' &&
     assert.equal(text(r.stdout), 'survived\n');
   });
 
-  it('goes under the cgroup it was started in, in each hierarchy, with CELLBLOCK_CGROUP_BASE=delegated', async () => {
-    // A unit's cgroup in every hierarchy, as systemd's Delegate=yes makes one on a v1 host.
-    const mounts = systemLayout?.version === 'v1' ? [...new Set(Object.values(systemLayout.mountPoints))] : [];
-    const units = mounts.map((mount) => path.join(mount, 'cellblock', `test-unit-${process.pid}`));
+  /** A unit's cgroup in every controller's hierarchy and in systemd's own (name=systemd), as
+   * systemd's Delegate=yes makes one on a v1 host; `mark`: the trusted.delegate systemd 251+ sets
+   * on the one in its own hierarchy. */
+  function v1Unit(name: string, mark: boolean): { units: string[]; systemdUnit: string | undefined; parents: Record<string, string> } {
+    const layout = systemLayout?.version === 'v1' ? systemLayout : undefined;
+    const systemdMount = parseCgroupMounts(fs.readFileSync('/proc/self/mountinfo', 'utf8')).find((mount) => mount.superOptions.includes('name=systemd'));
+    const unitOf = (mount: string) => path.join(mount, 'cellblock', `${name}-${process.pid}`);
+    const systemdUnit = systemdMount ? unitOf(systemdMount.mountPoint) : undefined;
+    const units = [...new Set(Object.values(layout?.mountPoints ?? {}).map(unitOf)), ...(systemdUnit ? [systemdUnit] : [])];
     for (const unit of units) fs.mkdirSync(unit, { recursive: true });
+    if (mark && systemdUnit) execFileSync('/usr/bin/python3', ['-c', 'import os, sys; os.setxattr(sys.argv[1], "trusted.delegate", b"1")', systemdUnit]);
+    const parents = Object.fromEntries(Object.entries(layout?.mountPoints ?? {}).map(([controller, mount]) => [controller, path.join(unitOf(mount), 'cellblock')]));
+    return { units, systemdUnit, parents };
+  }
+
+  it('goes under the cgroup it was started in, in each hierarchy, with CELLBLOCK_CGROUP_BASE=delegated; unmarked, each controller\'s parent is told', async () => {
+    const { units, systemdUnit, parents } = v1Unit('test-unit', false);
     try {
       const seen = runInCgroup(
         units,
@@ -621,9 +633,24 @@ await sandbox.close();`,
       assert.deepEqual(seen.hello, ['ok', 'hello\n']);
       assert.equal(seen.oom, 'memory_limit', "the run's memory limit holds under the unit");
       assert.equal(seen.instanceMade, true);
-      assert.deepEqual((seen.cgroups as { parents: string[] }).parents.toSorted(), units.map((unit) => path.join(unit, 'cellblock')).toSorted());
-      assert.equal((seen.cgroups as { hostProcessesMovedTo?: string }).hostProcessesMovedTo, undefined, 'v1 moves nothing');
+      const cgroups = seen.cgroups as { parents: string[]; hostProcessesMovedTo?: string; delegation?: unknown };
+      assert.deepEqual(cgroups.parents.toSorted(), [...new Set(Object.values(parents))].toSorted());
+      assert.equal(cgroups.hostProcessesMovedTo, undefined, 'v1 moves nothing');
+      // No mark: the worker warns, naming these (worker.ts).
+      assert.deepEqual(cgroups.delegation, { base: systemdUnit, parents }, JSON.stringify(cgroups));
       for (const unit of units) assert.ok(!fs.existsSync(path.join(unit, 'cellblock')), `the parent under ${unit} went with the instance`);
+    } finally {
+      for (const unit of units) await removeTestCgroup(unit);
+    }
+  });
+
+  it("finds systemd's mark on the unit's cgroup in its own hierarchy (name=systemd)", { skip: !fs.existsSync('/sys/fs/cgroup/systemd') && 'no name=systemd hierarchy mounted' }, async () => {
+    const { units, systemdUnit, parents } = v1Unit('test-marked', true);
+    try {
+      const seen = runInCgroup(units, `const sandbox = createSandbox({ cgroupBase: 'delegated' });
+console.log(JSON.stringify({ cgroups: sandbox.cgroups }));
+await sandbox.close();`);
+      assert.deepEqual((seen.cgroups as { delegation?: unknown }).delegation, { base: systemdUnit, mark: 'trusted.delegate', parents });
     } finally {
       for (const unit of units) await removeTestCgroup(unit);
     }

@@ -489,6 +489,14 @@ describe('cellblock worker under a delegated cgroup', { skip }, () => {
       const cgroups = logLine(worker.output(), 'worker ready')?.cgroups as { parents?: string[] } | undefined;
       const parents = units.map((unit) => path.join(unit, 'cellblock'));
       assert.deepEqual(cgroups?.parents?.toSorted(), parents.toSorted(), JSON.stringify(cgroups));
+      // Nothing marks these cgroups as delegated: one warning, naming (v1) each controller's parent.
+      const unmarked = () => worker!.output().split('\n').filter((line) => line.includes('CELLBLOCK_CGROUP_BASE=delegated: nothing marks'));
+      await until(() => unmarked().length > 0, 10_000, 20, 'the warning that nothing marks the cgroup');
+      assert.equal(unmarked().length, 1);
+      if (layout.version === 'v1') {
+        const byController = Object.fromEntries(Object.entries(layout.mountPoints).map(([controller, mount]) => [controller, path.join(mount, 'cellblock', `test-worker-unit-${process.pid}`, 'cellblock')]));
+        assert.deepEqual(JSON.parse(unmarked()[0]!).parents, byController);
+      }
       const instances = (parent: string) => readdirSync(parent).filter((name) => name !== 'host-processes' && statSync(path.join(parent, name)).isDirectory());
       assert.equal(instances(parents[0]!).length, 1, "the worker's instance, with its pool's containers, is under the unit");
       const exited = new Promise((resolve) => worker!.child.once('exit', resolve));

@@ -65,8 +65,8 @@ export interface CgroupBackend {
    * could be enabled there (a container with a cgroup namespace of its own, or a cgroup
    * delegated to this process); undefined when nothing was moved. */
   readonly hostProcessesMovedTo?: string;
-  /** v2 with CELLBLOCK_CGROUP_BASE=delegated, below the hierarchy's root: the base, and whether a
-   * mark confirmed its delegation. */
+  /** CELLBLOCK_CGROUP_BASE=delegated, below the hierarchy's root (v1: below some hierarchy's root):
+   * the base, and whether a mark confirmed its delegation. */
   readonly delegation?: CgroupDelegation;
   /** Throws the CgroupError createInstance would throw for what reading alone can tell (a
    * delegated v2 base without cpu, memory or pids), making, moving and enabling nothing: a
@@ -88,10 +88,15 @@ export interface CgroupBackend {
 
 /** The cgroup a worker took as delegated to it (CgroupBase `delegated`). */
 export interface CgroupDelegation {
+  /** v2: the base. v1: the cgroup its manager would mark (this process's own in systemd's
+   * hierarchy: name=systemd, or the unified one of a hybrid layout), the marked one when found. */
   base: string;
   /** The extended attribute its manager set on it (systemd 251+: trusted.delegate); absent when
    * none was found, so nothing confirms that it was delegated. */
   mark?: string;
+  /** v1: each controller's parent cgroup, under this process's own cgroup in its hierarchy (not
+   * always all in one unit's: a controller whose cgroup is the root is the root's). */
+  parents?: Record<string, string>;
 }
 
 /** A cgroup operation failed; `path` says which file or directory. */

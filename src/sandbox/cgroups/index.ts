@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CgroupBase } from '../types.js';
 import type { CgroupBackend } from './backend.js';
-import { cgroupDirUnder, cgroupMountRoots, detectCgroupLayout, delegatedV2Base, parseProcessCgroups, V1_CONTROLLERS, type V1Controller } from './detect.js';
+import { cgroupDirUnder, cgroupMountRoots, detectCgroupLayout, delegatedV2Base, parseCgroupMounts, parseProcessCgroups, V1_CONTROLLERS, type ProcessCgroups, type V1Controller } from './detect.js';
 import { findDelegatedCgroup } from './cgroupfs.js';
 import { CgroupV1Backend } from './v1.js';
 import { CgroupV2Backend, V2_HOST_PROCESSES_LEAF, type V2BackendOptions } from './v2.js';
@@ -38,7 +38,33 @@ export function createCgroupBackend(parentName = 'cellblock', options: CgroupBac
     const base = own ? cgroupDirUnder(mountPoint, roots.get(mountPoint) ?? '/', own.byController.get(controller) ?? '/') : mountPoint;
     parents[controller] = path.join(base, parentName);
   }
-  return new CgroupV1Backend(parents);
+  // Every controller's cgroup the hierarchy's root (a container's own cgroup namespace): nothing to
+  // confirm, as on v2.
+  if (!own || V1_CONTROLLERS.every((controller) => parents[controller] === path.join(layout.mountPoints[controller], parentName))) {
+    return new CgroupV1Backend(parents);
+  }
+  return new CgroupV1Backend(parents, { ...v1DelegationMark(mountinfo, own), parents: { ...parents } });
+}
+
+/** Where a v1 host's service manager marks the cgroup it delegated: systemd sets trusted.delegate
+ * on the unit's cgroup in its own hierarchy (cg_set_xattr on SYSTEMD_CGROUP_CONTROLLER: the
+ * name=systemd one, or on a hybrid layout the unified one), not in the controllers' hierarchies.
+ * This process's cgroup there, or its parent (findDelegatedCgroup), marked or not. */
+function v1DelegationMark(mountinfo: string, own: ProcessCgroups): { base: string; mark?: string } {
+  const candidates: string[] = [];
+  for (const mount of parseCgroupMounts(mountinfo)) {
+    const ownPath = mount.fsType === 'cgroup2' ? own.unified : mount.superOptions.includes('name=systemd') ? own.byController.get('name=systemd') : undefined;
+    if (ownPath === undefined) continue;
+    try {
+      const dir = cgroupDirUnder(mount.mountPoint, mount.root, ownPath);
+      const marked = findDelegatedCgroup(dir, mount.mountPoint);
+      if (marked) return { base: marked.dir, mark: marked.mark };
+      candidates.push(dir);
+    } catch {
+      // This process's cgroup is not shown there: no mark to read.
+    }
+  }
+  return { base: candidates[0] ?? '(no name=systemd or unified hierarchy mounted)' };
 }
 
 export type { CgroupBackend, CgroupUsage, CgroupVersion, RunCgroup } from './backend.js';

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Limits } from '../types.js';
-import { BACKGROUND_CPU_WEIGHT_FRACTION, type CgroupBackend, type CgroupUsage, type RunCgroup } from './backend.js';
+import { BACKGROUND_CPU_WEIGHT_FRACTION, type CgroupBackend, type CgroupDelegation, type CgroupUsage, type RunCgroup } from './backend.js';
 import {
   type CgroupLimitValues,
   killCgroupPids,
@@ -133,10 +133,16 @@ export class CgroupV1Backend implements CgroupBackend {
   readonly parentPaths: string[];
   readonly peakMemorySource = 'memory.max_usage_in_bytes';
 
+  readonly delegation?: CgroupDelegation;
+
   /** `parents`: our parent cgroup in each controller's hierarchy (co-mounted controllers share
-   * one). */
-  constructor(private readonly parents: Record<V1Controller, string>) {
+   * one); `delegation`, under a delegated base. */
+  constructor(
+    private readonly parents: Record<V1Controller, string>,
+    delegation?: CgroupDelegation,
+  ) {
     this.parentPaths = [...new Set(Object.values(parents))];
+    if (delegation) this.delegation = delegation;
   }
 
   private dirsOf(...parts: string[]): { dirs: Record<V1Controller, string>; distinct: string[] } {
