@@ -51,6 +51,8 @@ export interface RedisRefusal {
 }
 
 /** Redis's answers to a login it does not take (Redis 6+; `ERR invalid password` before). */
+/** Redis's answers to a SELECT of a database it does not have (or, in cluster mode, any but 0). */
+const DATABASE_REFUSED = /^ERR (DB index is out of range|invalid DB index|SELECT is not allowed in cluster mode)/i;
 const LOGIN_REFUSED = /^(WRONGPASS|NOAUTH)\b|^ERR invalid (username-)?password/i;
 
 let refusal: RedisRefusal | undefined;
@@ -105,9 +107,18 @@ function watched(redis: Redis): Redis {
     if (command?.name?.toLowerCase() === 'select') {
       // ioredis sends SELECT first on each connection, and goes on without it, in database 0: the
       // reply comes in before the ready check's, and a connection closed now sends no other command.
-      redis.disconnect();
-      refused({ kind: 'database', answer, database: String(command.args?.[0] ?? redis.options.db) });
-    } else if (!everReady && LOGIN_REFUSED.test(answer)) {
+      if (DATABASE_REFUSED.test(answer)) {
+        redis.disconnect();
+        refused({ kind: 'database', answer, database: String(command.args?.[0] ?? redis.options.db) });
+        return;
+      }
+      // Any other answer to it says nothing of the setting (NOAUTH from a Redis restarted with a
+      // password, a full server's max clients, BUSY under a long script): the connection is not in
+      // its database, so it is closed and made again, as in an outage; a login refused at start is
+      // still the login's refusal (below).
+      redis.disconnect(true);
+    }
+    if (!everReady && LOGIN_REFUSED.test(answer)) {
       refused({ kind: 'login', answer });
     }
   });

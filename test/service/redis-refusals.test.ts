@@ -154,10 +154,14 @@ describe('the cellblock command', () => {
     }
   });
 
-  test('api: a login refused once it has run (Redis restarted with a password) is an outage: 503 until Redis takes it again, no stop', async () => {
+  test('api: a login refused once it has run (Redis restarted with a password) is an outage: 503 until Redis takes it again, no stop; also where the URL names a database (the NOAUTH then answers its SELECT)', async () => {
+    for (const database of ['', '/1']) await loginRefusedOnceRun(database);
+  });
+
+  async function loginRefusedOnceRun(database: string): Promise<void> {
     const redis = await startRedis();
     const port = await freeLoopbackPortExcept([redis.port]);
-    const api = await spawnCellblock(['api'], '"api listening"', { CELLBLOCK_REDIS_URL: redis.url, CELLBLOCK_PORT: String(port) });
+    const api = await spawnCellblock(['api'], '"api listening"', { CELLBLOCK_REDIS_URL: `${redis.url}${database}`, CELLBLOCK_PORT: String(port) });
     const admin = new Redis(redis.url);
     try {
       const base = `http://127.0.0.1:${port}`;
@@ -181,7 +185,7 @@ describe('the cellblock command', () => {
       }
       await redis.stop();
     }
-  });
+  }
 
   test('worker: the same, one process or several under their supervisor (none restarted)', { skip: workerSkip }, async () => {
     const redis = await startRedis();
