@@ -318,14 +318,14 @@ function origins(env: Env, variable: string): string[] {
   });
 }
 
-/** `key1:120,key2,key3::500` — KEY[:REQUESTS[:LIVE_SESSIONS]]: a figure left out (or empty)
- * takes the server's default (requests per window; live sockets at once). A message names an
- * entry by its position, never by its key: keys are secrets (the access log redacts them, Redis
- * holds their digests). */
 /** An API key's length: long enough not to be guessed, short enough for any header. Its characters
  * are those of a bearer token (RFC 6750's b64token: letters, digits, - . _ ~ + / and =). */
 const API_KEY_LENGTH = { least: 8, most: 200 };
 
+/** `key1:120,key2,key3::500` — KEY[:REQUESTS[:LIVE_SESSIONS]]: a figure left out (or empty)
+ * takes the server's default (requests per window; live sockets at once). A message names an
+ * entry by its position, never by its key: keys are secrets (the access log redacts them, Redis
+ * holds their digests). */
 function apiKeys(env: Env, variable: string, defaultPerWindow: number): ApiKey[] {
   const raw = env[variable]?.trim();
   if (!raw) return [];

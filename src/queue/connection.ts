@@ -50,9 +50,9 @@ export interface RedisRefusal {
   database?: string;
 }
 
-/** Redis's answers to a login it does not take (Redis 6+; `ERR invalid password` before). */
 /** Redis's answers to a SELECT of a database it does not have (or, in cluster mode, any but 0). */
 const DATABASE_REFUSED = /^ERR (DB index is out of range|invalid DB index|SELECT is not allowed in cluster mode)/i;
+/** Redis's answers to a login it does not take (Redis 6+; `ERR invalid password` before). */
 const LOGIN_REFUSED = /^(WRONGPASS|NOAUTH)\b|^ERR invalid (username-)?password/i;
 
 let refusal: RedisRefusal | undefined;

@@ -188,10 +188,8 @@ describe('the cellblock command', () => {
   }
 
   test('worker: the same, one process or several under their supervisor (none restarted)', { skip: workerSkip }, async () => {
-    const redis = await startRedis();
-    const scratch = await scratchDir();
-    try {
-      const env = { CELLBLOCK_POOL_STATE_DIR: scratch.dir, CELLBLOCK_WORKER_CONCURRENCY: '1' };
+    await withRedisAndPoolDir(async (redis, poolDir) => {
+      const env = { CELLBLOCK_POOL_STATE_DIR: poolDir, CELLBLOCK_WORKER_CONCURRENCY: '1' };
       for (const processes of ['1', '2']) {
         const database = await runCellblockToExit(['worker'], { ...env, CELLBLOCK_REDIS_URL: `${redis.url}/99`, CELLBLOCK_WORKER_PROCESSES: processes });
         assert.equal(database.code, 78, database.stderr);
@@ -201,29 +199,33 @@ describe('the cellblock command', () => {
       assert.equal(login.code, 78, login.stderr);
       assertOnly(login.stderr, REFUSED_LOGIN_LINE);
       assert.equal(await keyspace(redis.url), '');
-    } finally {
-      await scratch.remove();
-      await redis.stop();
-    }
+    });
   });
 
   test('start with CELLBLOCK_REDIS_URL naming a database Redis does not have: it and its worker process stop, status 78', { skip: workerSkip }, async () => {
-    const redis = await startRedis();
-    const scratch = await scratchDir();
-    try {
+    await withRedisAndPoolDir(async (redis, poolDir) => {
       const started = await runCellblockToExit(['start'], {
         CELLBLOCK_REDIS_URL: `${redis.url}/99`,
         CELLBLOCK_PORT: String(await freeLoopbackPortExcept([redis.port])),
-        CELLBLOCK_POOL_STATE_DIR: scratch.dir,
+        CELLBLOCK_POOL_STATE_DIR: poolDir,
         CELLBLOCK_WORKER_PROCESSES: '1',
         CELLBLOCK_WORKER_CONCURRENCY: '1',
       });
       assert.equal(started.code, 78, started.stderr);
       assertOnly(started.stderr, REFUSED_DATABASE_LINE);
       assert.equal(await keyspace(redis.url), '');
-    } finally {
-      await scratch.remove();
-      await redis.stop();
-    }
+    });
   });
 });
+
+/** A private Redis and a scratch pool state dir for a worker's command, both removed after `body`. */
+async function withRedisAndPoolDir(body: (redis: Awaited<ReturnType<typeof startRedis>>, poolDir: string) => Promise<void>): Promise<void> {
+  const redis = await startRedis();
+  const scratch = await scratchDir();
+  try {
+    await body(redis, scratch.dir);
+  } finally {
+    await scratch.remove();
+    await redis.stop();
+  }
+}
