@@ -181,7 +181,7 @@ function testLogger(lines: string[] | undefined): Logger {
 
 /** A worker in this process on a stand-in executor (tests of the worker's queue side, no sandbox):
  * short locks and stall checks, a one-try webhook; `options` overrides any of these. */
-export function startStandInWorker(service: ServiceHarness, executor: JobExecutor, options: Partial<QueueWorkerOptions> = {}): Promise<QueueWorker> {
+export function startStandInWorker(service: { redis: { url: string }; prefix: string }, executor: JobExecutor, options: Partial<QueueWorkerOptions> = {}): Promise<QueueWorker> {
   return startQueueWorker({
     redisUrl: service.redis.url,
     prefix: service.prefix,
@@ -201,8 +201,9 @@ export function startStandInWorker(service: ServiceHarness, executor: JobExecuto
   });
 }
 
-/** A worker in this process against `redisUrl` that must run no job (its stand-in executor fails
- * the test if asked to): tests of its start against a Redis that is away or refuses it. */
+/** A worker in this process against `redisUrl` that must run no job (its stand-in executor
+ * throws if asked to, failing that job; the tests find no job or key either way): tests of its
+ * start against a Redis that is away or refuses it. */
 export function startIdleWorker(redisUrl: string, prefix: string, logger: Logger): Promise<QueueWorker> {
   const executor: JobExecutor = {
     execute: async () => {
@@ -210,18 +211,9 @@ export function startIdleWorker(redisUrl: string, prefix: string, logger: Logger
     },
     close: async () => {},
   };
-  return startQueueWorker({
-    redisUrl,
-    prefix,
-    concurrency: 1,
-    backgroundSlots: 0,
-    backgroundAfterMs: 0,
-    executor,
+  return startStandInWorker({ redis: { url: redisUrl }, prefix }, executor, {
     logger,
     lockDurationMs: 2000,
-    stalledIntervalMs: 1000,
-    maxStalledCount: 1,
-    heartbeatTtlMs: 3000,
     shutdownGraceMs: 1000,
     webhook: { attempts: 1, timeoutMs: 1000, backoffMs: 100, destinations: new OutboundPolicy(), memoryBytes: 1024 * 1024 },
     notifications: jobNotifications([testRuntime]),
