@@ -11,6 +11,7 @@ import type { Runtime } from './images/types.js';
 import { CGROUP_BASES, type CgroupBase } from './sandbox/types.js';
 import { DEFAULT_WEBHOOK_DENY, OutboundPolicy, parseSubnet } from './queue/outbound.js';
 import { DirectoryError, makeDirectory } from './make-directory.js';
+import { wholeFamilies } from './api/trusted-proxies.js';
 import { DEFAULT_REDIS_APPEND_FSYNC, REDIS_APPEND_FSYNC_POLICIES, type RedisAppendFsync } from './queue/redis-server.js';
 
 export interface ApiKey {
@@ -271,8 +272,10 @@ function redisUrlSetting(env: Env, variable: string): string | undefined {
 }
 
 /** `10.0.0.0/8,fd00::/8,192.0.2.7`; unset or empty: `fallback`; `none`: no network, unless
- * `noneRefused` says why it may not be written; a /0 network (every address), unless
- * `everyAddressRefused` says why it may not be written. */
+ * `noneRefused` says why it may not be written; a /0 network (every address), or networks that
+ * together hold every address of a family as the proxy check counts them (wholeFamilies:
+ * `0.0.0.0/1,128.0.0.0/1`, `::ffff:0.0.0.0/96`), unless `everyAddressRefused` says why they may
+ * not be written. */
 function networks(env: Env, variable: string, fallback: readonly string[], noneRefused?: string, everyAddressRefused?: string): string[] {
   const raw = env[variable]?.trim();
   if (raw === undefined || raw === '') return [...fallback];
@@ -289,6 +292,12 @@ function networks(env: Env, variable: string, fallback: readonly string[], noneR
       throw new ConfigError(variable, (error as Error).message);
     }
     if (prefix === 0 && everyAddressRefused !== undefined) throw new ConfigError(variable, `"${entry}" is every address: ${everyAddressRefused}`);
+  }
+  const [whole] = everyAddressRefused === undefined ? [] : wholeFamilies(entries);
+  if (whole !== undefined) {
+    const named = whole.entries.map((entry) => `"${entry}"`).join(', ');
+    const mapped = whole.mapped ? ' (an IPv4-mapped network, ::ffff:0.0.0.0/96 or within it, counts as the IPv4 addresses it maps)' : '';
+    throw new ConfigError(variable, `${named} ${whole.entries.length === 1 ? 'is' : 'together are'} every ${whole.family} address${mapped}: ${everyAddressRefused}`);
   }
   return entries;
 }

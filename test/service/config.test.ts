@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
+import proxyAddr from '@fastify/proxy-addr';
 import { checkMaxJobOutputBytes, ConfigError, DEFAULT_MAX_JOB_OUTPUT_BYTES, loadConfig, makeSettingDirectory } from '../../src/config.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { MiB } from '../../src/units.js';
@@ -142,6 +143,32 @@ describe('configuration', () => {
     assert.deepEqual(loadConfig({}).trustedProxies, []);
     assert.deepEqual(loadConfig({ CELLBLOCK_TRUSTED_PROXIES: '10.0.0.0/8, 192.0.2.7,fd00::/8' }).trustedProxies, ['10.0.0.0/8', '192.0.2.7', 'fd00::/8']);
     assert.deepEqual(loadConfig({ CELLBLOCK_TRUSTED_PROXIES: 'none' }).trustedProxies, []);
+  });
+
+  test('trusted proxies: networks that together hold every address of a family are refused as a /0 is; ordinary lists are taken', () => {
+    for (const list of ['10.0.0.0/8,192.168.0.0/16', '0.0.0.0/1', '0.0.0.0/1,128.0.0.0/2,192.0.0.0/3,224.0.0.0/4', '::ffff:10.0.0.0/104,fd00::/8', '::/1,8000::/2', '::ffff:0:0/95,0.0.0.0/1']) {
+      assert.deepEqual(loadConfig({ CELLBLOCK_TRUSTED_PROXIES: list }).trustedProxies, list.split(','), list);
+    }
+    const refused: [string, RegExp][] = [
+      ['0.0.0.0/1,128.0.0.0/1', /^CELLBLOCK_TRUSTED_PROXIES: "0\.0\.0\.0\/1", "128\.0\.0\.0\/1" together are every IPv4 address: any client could then name any address/],
+      // The proxy check matches an IPv4 peer against an IPv4-mapped network.
+      ['::ffff:0.0.0.0/96', /^CELLBLOCK_TRUSTED_PROXIES: "::ffff:0\.0\.0\.0\/96" is every IPv4 address \(an IPv4-mapped network, .*\): any client/],
+      ['10.0.0.0/8, ::ffff:0.0.0.0/97,128.0.0.0/1', /"10\.0\.0\.0\/8", "::ffff:0\.0\.0\.0\/97", "128\.0\.0\.0\/1" together are every IPv4 address/],
+      ['::/1,8000::/1', /^CELLBLOCK_TRUSTED_PROXIES: "::\/1", "8000::\/1" together are every IPv6 address: any client/],
+      // Every IPv6 address but the mapped ones, which the check takes as IPv4.
+      ['8000::/1,::/2,4000::/3,6000::/3', /together are every IPv6 address/],
+    ];
+    for (const [list, expected] of refused) {
+      // As fastify's proxy check takes them: every peer of the family trusted.
+      const trusted = proxyAddr.compile(list.split(',').map((entry) => entry.trim()));
+      const family = /IPv4/.test(expected.source) || list.includes('.') ? ['192.0.2.7', '203.0.113.250', '::ffff:198.51.100.1'] : ['2001:db8::1', 'fe80::1', '::1'];
+      assert.ok(family.every((address) => trusted(address, 0)), list);
+      assert.throws(
+        () => loadConfig({ CELLBLOCK_TRUSTED_PROXIES: list }),
+        (error: unknown) => error instanceof ConfigError && error.variable === 'CELLBLOCK_TRUSTED_PROXIES' && expected.test(error.message),
+        list,
+      );
+    }
   });
 
   test('CORS origins: none by default; a list of origins, or *', () => {
