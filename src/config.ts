@@ -404,11 +404,14 @@ const MAX_QUEUE_PREFIX_LENGTH = 64;
  * duration). BullMQ's check re-queues the running jobs that the check before it marked and whose
  * lock has gone since, and it skips a run that finds the guard key of the last one (which lasts
  * exactly one interval) not yet expired, as its own timer often does: so a dead worker's job is
- * re-queued up to two intervals after its lock expired. At BullMQ's 30 s, which was ours (the
- * lock duration), that was a minute and a half after the death (91.8 s measured). Shorter costs
- * next to nothing (one small Lua script per worker process and interval, run at most once per
- * interval for the whole queue, over its running jobs only) and cannot make a live worker's job
- * stall: only an expired lock does, which the interval does not touch. */
+ * re-queued up to two intervals after its lock expired, once a check has marked it before that,
+ * as one does within two intervals of its take where the interval is at most half the lock (5 s
+ * of the default 30 s is); a longer one may first mark it after its lock expired, up to four
+ * intervals from the take. At BullMQ's 30 s, which was ours (the lock duration), that was a
+ * minute and a half after the death (91.8 s measured). Shorter costs next to nothing (one small
+ * Lua script per worker process and interval, run at most once per interval for the whole queue,
+ * over its running jobs only) and cannot make a live worker's job stall: only an expired lock
+ * does, which the interval does not touch. */
 export const DEFAULT_STALLED_INTERVAL_MS = 5000;
 
 export function loadConfig(env: Env = process.env): Config {
@@ -423,6 +426,17 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const dataDir = directory(env, 'CELLBLOCK_DATA_DIR', dataDirFromEnv(env), { mountOption: true });
   const lockDurationMs = integer(env, 'CELLBLOCK_LOCK_DURATION_MS', 30_000, 1000);
+  const stalledIntervalMs = integer(env, 'CELLBLOCK_STALLED_INTERVAL_MS', Math.min(lockDurationMs, DEFAULT_STALLED_INTERVAL_MS), 500);
+  // A dead worker's job is given back by the first check to find it unlocked that comes after one
+  // that marked it (DEFAULT_STALLED_INTERVAL_MS): with checks further apart than a lock lasts, the
+  // lock no longer decides when, the interval does (three or four of them after the take), and
+  // README's "lock duration plus two intervals" fails. BullMQ itself checks only that it is above 0.
+  if (stalledIntervalMs > lockDurationMs) {
+    throw new ConfigError(
+      'CELLBLOCK_STALLED_INTERVAL_MS',
+      `${stalledIntervalMs} is longer than CELLBLOCK_LOCK_DURATION_MS (${lockDurationMs}): the stall check would run less often than a lock lasts, and a dead worker's job would wait for it past the lock duration plus two intervals; set at most the lock duration`,
+    );
+  }
   const workerConcurrency = integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', defaultWorkerConcurrency(), 1);
   const backgroundAfterMs = integer(env, 'CELLBLOCK_BACKGROUND_AFTER_MS', DEFAULT_BACKGROUND_AFTER_MS, 0);
   const backgroundSlots = integer(env, 'CELLBLOCK_BACKGROUND_SLOTS', workerConcurrency, 0);
@@ -446,7 +460,7 @@ export function loadConfig(env: Env = process.env): Config {
     poolRefillConcurrency: integer(env, 'CELLBLOCK_POOL_REFILL_CONCURRENCY', DEFAULT_POOL_REFILL_CONCURRENCY, 1),
     resultTtlSeconds: integer(env, 'CELLBLOCK_RESULT_TTL_SECONDS', 3600, 1),
     lockDurationMs,
-    stalledIntervalMs: integer(env, 'CELLBLOCK_STALLED_INTERVAL_MS', Math.min(lockDurationMs, DEFAULT_STALLED_INTERVAL_MS), 500),
+    stalledIntervalMs,
     maxStalledCount: integer(env, 'CELLBLOCK_MAX_STALLED_COUNT', 1, 0),
     workerHeartbeatTtlMs: integer(env, 'CELLBLOCK_WORKER_HEARTBEAT_TTL_MS', 15_000, 1000),
     shutdownGraceMs: integer(env, 'CELLBLOCK_SHUTDOWN_GRACE_MS', 60_000),

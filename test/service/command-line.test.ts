@@ -101,6 +101,11 @@ test('a setting refused: its one line alone, status 2 (the usage is for a comman
     [{ CELLBLOCK_PORT: 'abc' }, ['start'], 'cellblock: CELLBLOCK_PORT: expected a whole number, got "abc"\n'],
     [{}, ['api'], 'cellblock: CELLBLOCK_REDIS_URL: unset, and cellblock api needs it (redis://host:port)\n'],
     [{}, ['worker'], 'cellblock: CELLBLOCK_REDIS_URL: unset, and cellblock worker needs it (redis://host:port)\n'],
+    [
+      { CELLBLOCK_LOCK_DURATION_MS: '2000', CELLBLOCK_STALLED_INTERVAL_MS: '5000' },
+      ['start'],
+      "cellblock: CELLBLOCK_STALLED_INTERVAL_MS: 5000 is longer than CELLBLOCK_LOCK_DURATION_MS (2000): the stall check would run less often than a lock lasts, and a dead worker's job would wait for it past the lock duration plus two intervals; set at most the lock duration\n",
+    ],
   ];
   for (const [env, args, line] of refusals) {
     const run = cellblockWith(env, ...args);

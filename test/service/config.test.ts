@@ -33,6 +33,20 @@ describe('configuration', () => {
     assert.equal(loadConfig({ CELLBLOCK_STALLED_INTERVAL_MS: '30000' }).stalledIntervalMs, 30_000);
   });
 
+  test('a stall check interval longer than the lock duration: refused in one line naming both', () => {
+    assert.equal(loadConfig({ CELLBLOCK_LOCK_DURATION_MS: '2000', CELLBLOCK_STALLED_INTERVAL_MS: '2000' }).stalledIntervalMs, 2000, 'as long: taken');
+    for (const [env, expected] of [
+      [{ CELLBLOCK_STALLED_INTERVAL_MS: '30001' }, /^CELLBLOCK_STALLED_INTERVAL_MS: 30001 is longer than CELLBLOCK_LOCK_DURATION_MS \(30000\): .*; set at most the lock duration$/],
+      [{ CELLBLOCK_LOCK_DURATION_MS: '2000', CELLBLOCK_STALLED_INTERVAL_MS: '5000' }, /^CELLBLOCK_STALLED_INTERVAL_MS: 5000 is longer than CELLBLOCK_LOCK_DURATION_MS \(2000\)/],
+    ] as const) {
+      assert.throws(
+        () => loadConfig(env),
+        (error: unknown) => error instanceof ConfigError && error.variable === 'CELLBLOCK_STALLED_INTERVAL_MS' && expected.test(error.message) && !error.message.includes('\n'),
+        JSON.stringify(env),
+      );
+    }
+  });
+
   test('values in range are taken', () => {
     const config = loadConfig({ CELLBLOCK_PORT: '65535', CELLBLOCK_LOG_LEVEL: 'debug', CELLBLOCK_MAX_FILES: ' 3 ', CELLBLOCK_REDIS_URL: 'redis://10.0.0.5:6380/2' });
     assert.deepEqual([config.port, config.logLevel, config.maxFiles, config.redisUrl], [65535, 'debug', 3, 'redis://10.0.0.5:6380/2']);
