@@ -12,6 +12,9 @@ import { CGROUP_BASES, type CgroupBase } from './sandbox/types.js';
 import { DEFAULT_WEBHOOK_DENY, OutboundPolicy, parseSubnet } from './queue/outbound.js';
 import { DirectoryError, makeDirectory } from './make-directory.js';
 import { wholeFamilies } from './api/trusted-proxies.js';
+import { MOST_SLOTS_PER_JOB } from './executor/slot-keys.js';
+import { SANDBOX_UID } from './pool/root.js';
+import { SANDBOX_UID_COUNT } from './pool/uid-leases.js';
 import { DEFAULT_REDIS_APPEND_FSYNC, REDIS_APPEND_FSYNC_POLICIES, type RedisAppendFsync } from './queue/redis-server.js';
 
 export interface ApiKey {
@@ -394,6 +397,28 @@ export function checkMaxJobOutputBytes(maxJobOutputBytes: number, runtimes: read
   throw new ConfigError(
     'CELLBLOCK_MAX_JOB_OUTPUT_BYTES',
     `a job of runtime "${most.runtime.id}" at its default limits would be refused (${most.problem}): set at least ${most.checked.mostOutputBytes}`,
+  );
+}
+
+/**
+ * Refuses worker processes whose jobs at once could need more sandbox uids than the machine has:
+ * each live pool slot holds one of SANDBOX_UID_COUNT (src/pool/uid-leases.ts), shared by every
+ * worker process of the machine, and a job holds up to MOST_SLOTS_PER_JOB slots at once; past
+ * that, jobs would fail `no_sandbox_uid` under load, and only a load would show it. The ready
+ * slots and the uids a worker keeps given back come on top, but a worker gives them up to its
+ * own jobs' slots (src/pool/slot-uids.ts), so they are not counted here.
+ */
+export function checkSandboxUids(config: Pick<Config, 'workerProcesses' | 'workerConcurrency' | 'backgroundSlots' | 'backgroundAfterMs'>): void {
+  const { workerProcesses, workerConcurrency, backgroundSlots, backgroundAfterMs } = config;
+  const jobs = jobsAtOnce(workerConcurrency, backgroundSlots, backgroundAfterMs);
+  const uids = workerProcesses * jobs * MOST_SLOTS_PER_JOB;
+  if (uids <= SANDBOX_UID_COUNT) return;
+  const lane = backgroundAfterMs > 0 ? ` + CELLBLOCK_BACKGROUND_SLOTS ${backgroundSlots}` : '';
+  const mostJobs = Math.floor(SANDBOX_UID_COUNT / MOST_SLOTS_PER_JOB / workerProcesses);
+  const within = mostJobs >= 1 ? `at most ${mostJobs} jobs at once per worker process here` : `at most ${SANDBOX_UID_COUNT / MOST_SLOTS_PER_JOB} worker processes of one job at once`;
+  throw new ConfigError(
+    'CELLBLOCK_WORKER_CONCURRENCY',
+    `${workerProcesses} worker process(es) (CELLBLOCK_WORKER_PROCESSES) × ${jobs} jobs at once (CELLBLOCK_WORKER_CONCURRENCY ${workerConcurrency}${lane}) × ${MOST_SLOTS_PER_JOB} sandbox uids a job may hold at once (an interactive test's two runs beside its two compiles) = ${uids}, above the machine's ${SANDBOX_UID_COUNT} (${SANDBOX_UID}-${SANDBOX_UID + SANDBOX_UID_COUNT - 1}): ${within}`,
   );
 }
 

@@ -3,7 +3,7 @@
 // api, worker, images. Configuration comes from CELLBLOCK_* environment variables (src/config.ts).
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { checkMaxJobOutputBytes, ConfigError, loadConfig, makeSettingDirectory, type Config } from '../config.js';
+import { checkMaxJobOutputBytes, checkSandboxUids, ConfigError, loadConfig, makeSettingDirectory, type Config } from '../config.js';
 import { loadRuntimes } from '../images/runtimes.js';
 import { tryHoldLockFile } from '../lock-file.js';
 import { STATE_ROOT_MODE } from '../pool/state-dir.js';
@@ -47,11 +47,13 @@ async function api(config: Config): Promise<void> {
  * has built the addon). */
 const workerCommand = () => import('./worker-command.js');
 
-/** Refuses, in one line, a machine where no worker could run (checkWorkerMachine: not root, no
+/** Refuses, in one line, more jobs at once than the machine's sandbox uids allow
+ * (checkSandboxUids), a machine where no worker could run (checkWorkerMachine: not root, no
  * cgroups its sandbox could make, no image built), or a pool
  * state dir that cannot be made (before the workers, each of which would fail at it); warns of
  * the runtimes whose jobs would fail here, and of host accounts with sandbox uids. */
 async function checkMachineForWorkers(config: Config, logger: Logger): Promise<void> {
+  checkSandboxUids(config);
   const { missingImages: missing, sandboxUidAccounts, passwdSource } = await checkWorkerMachine(config, loadRuntimes());
   makeSettingDirectory('CELLBLOCK_POOL_STATE_DIR', config.poolStateDir, STATE_ROOT_MODE);
   if (sandboxUidAccounts.length > 0) {

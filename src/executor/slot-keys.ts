@@ -14,6 +14,14 @@ import { withVariants } from '../images/variants.js';
 
 export type Stage = 'run' | 'compile' | 'connected';
 
+/** The most pool slots one job holds at once (SubmissionExecutor), each with a sandbox uid of its
+ * own (src/pool/uid-leases.ts): an interactive test's two runs (its program's and its
+ * interactor's, `connected`) while the program's compile and the interactor's are held for the
+ * tests after it. A checked job holds three (a run or its checker's beside the two compiles), any
+ * other two (a compile and a run). The worker's start refuses more jobs at once than the
+ * machine's uids give this many each (config.ts checkSandboxUids). */
+export const MOST_SLOTS_PER_JOB = 4;
+
 const SUFFIXES: Record<Stage, string> = { run: '', compile: ':compile', connected: ':connected' };
 
 export function slotKey(image: string, stage: Stage): string {

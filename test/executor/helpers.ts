@@ -7,6 +7,7 @@ import { openImageStore } from '../../src/images/store.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { Runtime } from '../../src/images/types.js';
 import type { Pool, PoolSlot } from '../../src/pool/index.js';
+import type { RunResult, Verdict } from '../../src/sandbox/types.js';
 import { MiB } from '../../src/units.js';
 
 export const dataDir = dataDirFromEnv();
@@ -27,6 +28,21 @@ export function fakePool(dir: string): Pool<never> {
     stats: () => ({ images: {} }),
     close: async () => {},
   } as unknown as Pool<never>;
+}
+
+/** A fake stage runner's result: `verdict` and `exitCode`, "1\n" on stdout, 1 ms and 1 byte. */
+export function stageOutcome(verdict: Verdict, exitCode: number | null): RunResult {
+  return {
+    verdict,
+    exitCode,
+    signal: null,
+    signalName: null,
+    stdout: Buffer.from('1\n'),
+    stderr: Buffer.alloc(0),
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    metrics: { cpuTimeMs: 1, wallTimeMs: 1, peakMemoryBytes: 1 },
+  };
 }
 
 /** Why the executor's tests cannot run here (or undefined), given the images they need. */

@@ -12,29 +12,15 @@ import type { StageRunner, StageSpec } from '../../src/executor/engine.js';
 import { SubmissionExecutor } from '../../src/executor/executor.js';
 import type { ExecuteRequest } from '../../src/executor/types.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
-import type { RunResult, Verdict } from '../../src/sandbox/types.js';
+import type { RunResult } from '../../src/sandbox/types.js';
 import { MiB } from '../../src/units.js';
-import { fakePool } from './helpers.js';
+import { fakePool, stageOutcome } from './helpers.js';
 
 const skip = process.getuid?.() === 0 ? false : "needs root: the work dirs' files are chowned to the sandbox's uid";
 const scratch = mkdtempSync(join(tmpdir(), 'cellblock-judge-turns-test-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
 const runtimes = loadRuntimes().filter((runtime) => runtime.id === 'python' || runtime.id === 'c');
-
-function outcome(verdict: Verdict, exitCode: number | null): RunResult {
-  return {
-    verdict,
-    exitCode,
-    signal: null,
-    signalName: null,
-    stdout: Buffer.from('1\n'),
-    stderr: Buffer.alloc(0),
-    stdoutTruncated: false,
-    stderrTruncated: false,
-    metrics: { cpuTimeMs: 1, wallTimeMs: 1, peakMemoryBytes: 1 },
-  };
-}
 
 /** Three jobs at once with the same checker (C, compiled), whose first compile ends `first`;
  * answers how many of the checker's compiles ran, and the most at once. */
@@ -48,12 +34,12 @@ async function threeJobs(first: RunResult): Promise<{ compiles: number; mostAtOn
   let mostAtOnce = 0;
   const runner: StageRunner<never> = {
     run: async (_slot, stage: StageSpec) => {
-      if (stage.argv[0] !== '/usr/bin/gcc') return outcome('ok', 0);
+      if (stage.argv[0] !== '/usr/bin/gcc') return stageOutcome('ok', 0);
       const n = ++compiles;
       mostAtOnce = Math.max(mostAtOnce, ++running);
       await new Promise((resolve) => setTimeout(resolve, 50));
       running--;
-      return n === 1 ? first : outcome('ok', 0);
+      return n === 1 ? first : stageOutcome('ok', 0);
     },
     runConnected: () => assert.fail('no interactive test here'),
     runStreaming: () => assert.fail('no live job here'),
@@ -80,10 +66,10 @@ async function threeJobs(first: RunResult): Promise<{ compiles: number; mostAtOn
 }
 
 test('a judge compile that hit a limit gives its turn to one waiting job: one compile at a time', { skip }, async () => {
-  const limitHit = { ...outcome('cpu_time_limit', null), signal: 9, signalName: 'SIGKILL' };
+  const limitHit = { ...stageOutcome('cpu_time_limit', null), signal: 9, signalName: 'SIGKILL' };
   assert.deepEqual(await threeJobs(limitHit), { compiles: 2, mostAtOnce: 1 });
 });
 
 test("the compiler's own error sends the waiting jobs into the same compile at once (it would fail alike)", { skip }, async () => {
-  assert.deepEqual(await threeJobs(outcome('runtime_error', 1)), { compiles: 3, mostAtOnce: 2 });
+  assert.deepEqual(await threeJobs(stageOutcome('runtime_error', 1)), { compiles: 3, mostAtOnce: 2 });
 });

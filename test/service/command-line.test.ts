@@ -96,6 +96,17 @@ test('cellblock api and worker with a job output maximum below a runtime default
   }
 });
 
+test('cellblock worker and start with more jobs at once than the sandbox uids allow: one line naming the settings, status 2, before anything starts', () => {
+  const env = { CELLBLOCK_REDIS_URL: 'redis://127.0.0.1:18753', CELLBLOCK_WORKER_PROCESSES: '1', CELLBLOCK_WORKER_CONCURRENCY: '257', CELLBLOCK_BACKGROUND_SLOTS: '0' };
+  for (const [command, settings] of [['worker', env], ['start', { ...env, CELLBLOCK_REDIS_URL: '' }]] as const) {
+    const run = cellblockWith(settings, command);
+    assert.equal(run.signal, null, 'ended by itself, not by the timeout');
+    assert.equal(run.status, 2, run.stderr);
+    assert.match(run.stderr, /^cellblock: CELLBLOCK_WORKER_CONCURRENCY: 1 worker process\(es\) \(CELLBLOCK_WORKER_PROCESSES\) × 257 jobs at once .* = 1028, above the machine's 1024 \(60000-61023\): at most 256 jobs at once per worker process here\n$/);
+    assert.equal(existsSync(redisDataDir), false, 'no private Redis was started');
+  }
+});
+
 test('a setting refused: its one line alone, status 2 (the usage is for a command line refused)', () => {
   const refusals: [Record<string, string>, string[], string][] = [
     [{ CELLBLOCK_PORT: 'abc' }, ['start'], 'cellblock: CELLBLOCK_PORT: expected a whole number, got "abc"\n'],

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import proxyAddr from '@fastify/proxy-addr';
-import { checkMaxJobOutputBytes, ConfigError, DEFAULT_MAX_JOB_OUTPUT_BYTES, loadConfig, makeSettingDirectory } from '../../src/config.js';
+import { checkMaxJobOutputBytes, checkSandboxUids, ConfigError, DEFAULT_MAX_JOB_OUTPUT_BYTES, loadConfig, makeSettingDirectory } from '../../src/config.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { MiB } from '../../src/units.js';
 
@@ -110,6 +110,31 @@ describe('configuration', () => {
     assert.ok(needed >= 1024 * 1024, `${needed}: at least a run's default outputBytes`);
     checkMaxJobOutputBytes(needed, runtimes);
     assert.throws(() => checkMaxJobOutputBytes(needed - 1, runtimes), new RegExp(`at most ${needed - 1} per job\\): set at least ${needed}$`));
+  });
+
+  test("worker processes × jobs at once × 4 uids a job may hold: up to the machine's 1024 sandbox uids, one job past refused naming the settings", () => {
+    const uids = (env: Record<string, string>) => () => checkSandboxUids(loadConfig(env));
+    const refusal = (expected: RegExp) => (error: unknown) => error instanceof ConfigError && error.variable === 'CELLBLOCK_WORKER_CONCURRENCY' && expected.test(error.message) && !error.message.includes('\n');
+    // At the bound: 1 × 256 × 4, and 4 × (32 + 32 in the background) × 4.
+    uids({ CELLBLOCK_WORKER_PROCESSES: '1', CELLBLOCK_WORKER_CONCURRENCY: '256', CELLBLOCK_BACKGROUND_SLOTS: '0' })();
+    uids({ CELLBLOCK_WORKER_PROCESSES: '4', CELLBLOCK_WORKER_CONCURRENCY: '32', CELLBLOCK_BACKGROUND_SLOTS: '32' })();
+    // No background lane: its slots run nothing.
+    uids({ CELLBLOCK_WORKER_CONCURRENCY: '256', CELLBLOCK_BACKGROUND_SLOTS: '1000', CELLBLOCK_BACKGROUND_AFTER_MS: '0' })();
+    // API only (`start` with 0 processes) needs none.
+    uids({ CELLBLOCK_WORKER_PROCESSES: '0', CELLBLOCK_WORKER_CONCURRENCY: '100000' })();
+    assert.throws(
+      uids({ CELLBLOCK_WORKER_PROCESSES: '1', CELLBLOCK_WORKER_CONCURRENCY: '257', CELLBLOCK_BACKGROUND_SLOTS: '0' }),
+      refusal(/^CELLBLOCK_WORKER_CONCURRENCY: 1 worker process\(es\) \(CELLBLOCK_WORKER_PROCESSES\) × 257 jobs at once \(CELLBLOCK_WORKER_CONCURRENCY 257 \+ CELLBLOCK_BACKGROUND_SLOTS 0\) × 4 sandbox uids a job may hold at once \(.*\) = 1028, above the machine's 1024 \(60000-61023\): at most 256 jobs at once per worker process here$/),
+    );
+    assert.throws(
+      uids({ CELLBLOCK_WORKER_PROCESSES: '4', CELLBLOCK_WORKER_CONCURRENCY: '32', CELLBLOCK_BACKGROUND_SLOTS: '33' }),
+      refusal(/4 worker process\(es\) .* × 65 jobs at once \(CELLBLOCK_WORKER_CONCURRENCY 32 \+ CELLBLOCK_BACKGROUND_SLOTS 33\) × 4 .* = 1040, .*: at most 64 jobs at once per worker process here$/),
+    );
+    assert.throws(uids({ CELLBLOCK_WORKER_CONCURRENCY: '257', CELLBLOCK_BACKGROUND_AFTER_MS: '0' }), refusal(/× 257 jobs at once \(CELLBLOCK_WORKER_CONCURRENCY 257\) × 4/));
+    assert.throws(
+      uids({ CELLBLOCK_WORKER_PROCESSES: '257', CELLBLOCK_WORKER_CONCURRENCY: '1', CELLBLOCK_BACKGROUND_SLOTS: '0' }),
+      refusal(/= 1028, .*: at most 256 worker processes of one job at once$/),
+    );
   });
 
   test('API keys: KEY[:REQUESTS[:LIVE_SESSIONS]], a figure left out or empty taking the default', () => {
