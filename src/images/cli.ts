@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { buildImages, planImage } from './builder.js';
 import { ImageDefinitions } from './definitions.js';
 import { pruneLayers } from './prune.js';
-import { BuildStoppedError, ImageBuildError, ImageDefinitionError, ImageStoreError, UnknownImageError } from './errors.js';
+import { BuildStoppedError, DataDirError, ImageBuildError, ImageDefinitionError, ImageStoreError, UnknownImageError } from './errors.js';
 import { dataDirFromEnv, defaultDefinitionsDir } from './paths.js';
 import { openImageStore, type ImageStore } from './store.js';
 import type { BuildProgress } from './types.js';
@@ -21,10 +21,13 @@ interface Options {
   names: string[];
   verbose: boolean;
   dataDir: string;
+  /** Where dataDir came from, for a refusal of it: `--data-dir`, or the variable (also when unset
+   * and its default is taken: setting it is the remedy). */
+  dataDirFrom: string;
 }
 
 function parse(argv: string[]): Options | string {
-  const opts: Options = { command: undefined, names: [], verbose: false, dataDir: dataDirFromEnv() };
+  const opts: Options = { command: undefined, names: [], verbose: false, dataDir: dataDirFromEnv(), dataDirFrom: 'CELLBLOCK_DATA_DIR' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--verbose' || arg === '-v') opts.verbose = true;
@@ -32,6 +35,7 @@ function parse(argv: string[]): Options | string {
       const dir = argv[++i];
       if (!dir) return '--data-dir needs a directory';
       opts.dataDir = dir;
+      opts.dataDirFrom = '--data-dir';
     } else if (arg === '--help' || arg === '-h') return '';
     else if (arg.startsWith('-')) return `unknown option ${arg}`;
     else if (opts.command === undefined) opts.command = arg;
@@ -153,6 +157,10 @@ export async function imagesCommand(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (err) {
+    if (err instanceof DataDirError) {
+      process.stderr.write(`cellblock images: ${opts.dataDirFrom}: ${err.message}\n`);
+      return 1;
+    }
     if (err instanceof ImageBuildError || err instanceof ImageDefinitionError || err instanceof ImageStoreError || err instanceof UnknownImageError) {
       process.stderr.write(`cellblock images: ${err.message}\n`);
       return 1;

@@ -70,3 +70,10 @@ export class BuildStoppedError extends Error {
 export class ImageStoreError extends Error {
   override readonly name = 'ImageStoreError';
 }
+
+/** The data directory cannot be used: not absolute, with a character overlayfs's options take for
+ * a separator, or not a directory that can be made and written (makeDirectory's refusals). The
+ * command says where the path came from (CELLBLOCK_DATA_DIR, or `--data-dir`). */
+export class DataDirError extends Error {
+  override readonly name = 'DataDirError';
+}

@@ -18,7 +18,8 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { isAbsolute, join } from 'node:path';
-import { ImageStoreError } from './errors.js';
+import { DataDirError } from './errors.js';
+import { DirectoryError, makeDirectory } from '../make-directory.js';
 import type { BuiltImage, LayerRecord } from './types.js';
 import { dataDirFromEnv } from './paths.js';
 import { NAME_PATTERN } from './validate.js';
@@ -84,9 +85,9 @@ export class ImageStore {
   readonly logsDir: string;
 
   constructor(readonly dataDir: string) {
-    if (!isAbsolute(dataDir)) throw new ImageStoreError(`data directory must be an absolute path: "${dataDir}"`);
+    if (!isAbsolute(dataDir)) throw new DataDirError(`data directory must be an absolute path: "${dataDir}"`);
     // Layer paths go into overlayfs's mount options, where ':' and ',' separate values.
-    if (/[:,\s]/.test(dataDir)) throw new ImageStoreError(`data directory may not contain ':', ',' or white space: "${dataDir}"`);
+    if (/[:,\s]/.test(dataDir)) throw new DataDirError(`data directory may not contain ':', ',' or white space: "${dataDir}"`);
     this.layersDir = join(dataDir, 'layers');
     this.imagesDir = join(dataDir, 'images');
     this.cacheDir = join(dataDir, 'cache');
@@ -134,14 +135,26 @@ export class ImageStore {
     return readdirSync(this.layersDir).filter((h) => this.hasLayer(h));
   }
 
+  /** Makes the data dir and its subdirs, or finds them there. Not by a recursive mkdir, which
+   * never returns under /proc and fails under a file with a stack: makeDirectory's refusals, as a
+   * DataDirError naming the data dir (or the file in its way). */
   ensureDirs(): void {
-    for (const dir of [this.layersDir, this.imagesDir, this.cacheDir, this.logsDir]) mkdirSync(dir, { recursive: true, mode: 0o755 });
+    for (const dir of [this.dataDir, this.layersDir, this.imagesDir, this.cacheDir, this.logsDir]) {
+      try {
+        makeDirectory(dir, 0o755);
+      } catch (error) {
+        if (error instanceof DirectoryError) throw new DataDirError(error.message);
+        throw error;
+      }
+    }
   }
 
-  /** A fresh directory to build a layer in; nothing uses it until `commitLayer`. */
+  /** A fresh directory to build a layer in (in layersDir, which ensureDirs made); nothing uses it
+   * until `commitLayer`. */
   newBuildDir(hash: string): string {
     const dir = join(this.layersDir, `${BUILD_DIR_PREFIX}${hash.slice(0, 16)}-${process.pid}-${Date.now()}`);
-    mkdirSync(join(dir, 'root'), { recursive: true, mode: 0o755 });
+    mkdirSync(dir, { mode: 0o755 });
+    mkdirSync(join(dir, 'root'), { mode: 0o755 });
     return dir;
   }
 

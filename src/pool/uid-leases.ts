@@ -15,8 +15,9 @@
 // at once (one worker of 4 + 4 slots held 127 after a mixed load of ~16 images, and the workers of
 // a large machine could together reach the 1024 at their peaks). In the steady state a slot's uid
 // still costs no agent request: a slot destroyed is followed by its replacement's preparation.
-import { lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { lstatSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { makeDirectory } from '../make-directory.js';
 import type { MountAgent } from './mount-agent.js';
 import { SANDBOX_UID } from './root.js';
 import { PoolError } from './types.js';
@@ -75,7 +76,9 @@ export class UidLeases {
   ) {
     this.count = options.count ?? SANDBOX_UID_COUNT;
     this.keptFree = options.keptFree ?? UIDS_KEPT_FREE;
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    // Not a recursive mkdir, which never returns under /proc: one that says why in one line (a
+    // DirectoryError naming the path, or the file in its way).
+    makeDirectory(this.dir, 0o700);
   }
 
   /** Uids this owner holds the lock of (in use or free). */

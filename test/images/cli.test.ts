@@ -3,6 +3,7 @@
 // bad input.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { repoRoot } from '../../src/images/paths.js';
@@ -11,13 +12,19 @@ import { scratchDir, whyNoLayerBuilds } from './helpers.js';
 const scratch = scratchDir('cli');
 after(() => scratch.remove());
 
-function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+function cli(...args: string[]): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
+  return cliWith({}, ...args);
+}
+
+/** With `env` over the scratch data dir's; `timeoutMs`: killed past it (signal SIGKILL). */
+function cliWith(options: { env?: Record<string, string>; timeoutMs?: number }, ...args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot(), 'src/images/cli.ts'), ...args], {
     cwd: repoRoot(),
     encoding: 'utf8',
-    env: { ...process.env, CELLBLOCK_DATA_DIR: join(scratch.dir, 'data') },
+    env: { ...process.env, CELLBLOCK_DATA_DIR: join(scratch.dir, 'data'), ...options.env },
+    ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs, killSignal: 'SIGKILL' as const }),
   });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
 describe('cellblock images', () => {
@@ -59,6 +66,23 @@ describe('cellblock images', () => {
   it('refuses a data dir overlayfs cannot use', () => {
     const r = cli('list', '--data-dir', '/tmp/a:b');
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /may not contain ':'/);
+    assert.match(r.stderr, /^cellblock images: --data-dir: data directory may not contain ':'/);
+  });
+
+  it('refuses a data dir it cannot make (under a file; on procfs) in one line naming where it came from, at once', () => {
+    const file = join(scratch.dir, 'a-file');
+    writeFileSync(file, '');
+    const refusals: [{ env?: Record<string, string> }, string[], string][] = [
+      [{ env: { CELLBLOCK_DATA_DIR: join(file, 'data') } }, ['build', 'busybox'], `CELLBLOCK_DATA_DIR: ${file}/data cannot be made: ${file} is not a directory`],
+      [{}, ['build', '--data-dir', join(file, 'data'), 'busybox'], `--data-dir: ${file}/data cannot be made: ${file} is not a directory`],
+      // A recursive mkdirSync under /proc never returned.
+      [{ env: { CELLBLOCK_DATA_DIR: '/proc/cellblock-images-test/data' } }, ['build', 'busybox'], "CELLBLOCK_DATA_DIR: /proc/cellblock-images-test/data is on the kernel's proc filesystem (/proc), which holds no files: choose a directory on a disk or a tmpfs"],
+    ];
+    for (const [options, args, line] of refusals) {
+      const r = cliWith({ ...options, timeoutMs: 15_000 }, ...args);
+      assert.equal(r.signal, null, 'ended by itself, not by the timeout');
+      assert.equal(r.status, 1, r.stderr);
+      assert.equal(r.stderr, `cellblock images: ${line}\n`, 'one line');
+    }
   });
 });

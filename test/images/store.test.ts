@@ -12,7 +12,7 @@ import { SANDBOX_UID } from '../../src/pool/root.js';
 import { SANDBOX_UID_COUNT } from '../../src/pool/uid-leases.js';
 import { acquireBuildLock } from '../../src/images/build-lock.js';
 import { buildImages } from '../../src/images/builder.js';
-import { ImageBuildError, ImageStoreError, UnknownImageError } from '../../src/images/errors.js';
+import { DataDirError, ImageBuildError, ImageStoreError, UnknownImageError } from '../../src/images/errors.js';
 import { repoRoot } from '../../src/images/paths.js';
 import { pruneLayers } from '../../src/images/prune.js';
 import { openImageStore, overlayLowerdir } from '../../src/images/store.js';
@@ -319,9 +319,9 @@ describe('build lock', () => {
 
 describe('image store paths', () => {
   it('refuse a data dir that overlayfs options cannot carry', () => {
-    assert.throws(() => openImageStore('relative/dir'), ImageStoreError);
-    assert.throws(() => openImageStore('/var/lib/a:b'), ImageStoreError);
-    assert.throws(() => openImageStore('/var/lib/a,b'), ImageStoreError);
+    assert.throws(() => openImageStore('relative/dir'), DataDirError);
+    assert.throws(() => openImageStore('/var/lib/a:b'), DataDirError);
+    assert.throws(() => openImageStore('/var/lib/a,b'), DataDirError);
   });
 
   it('return nothing for names that are not image names', () => {

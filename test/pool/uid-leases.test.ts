@@ -2,9 +2,10 @@
 // share, as the machine's lease dir is shared. No kernel needed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DirectoryError } from '../../src/make-directory.js';
 import { SANDBOX_UID } from '../../src/pool/root.js';
 import { isUidShortage, UIDS_KEPT_FREE, UidLeases } from '../../src/pool/uid-leases.js';
 
@@ -75,6 +76,15 @@ test("an owner's uids follow its slots of now: past the few it keeps free, uids 
   // Another worker on the machine leases the unlocked ones (its search starts at the range's start).
   const other = new UidLeases(machine.agent(), machine.dir);
   assert.deepEqual(await leaseMany(other, 3), uids.slice(0, 3));
+}));
+
+test('a lease dir that cannot be made (under a file): a DirectoryError naming the file, at once', onMachine(async (machine) => {
+  const file = join(machine.dir, 'run');
+  writeFileSync(file, '');
+  assert.throws(
+    () => new UidLeases(machine.agent(), join(file, 'cellblock', 'uids')),
+    (error: unknown) => error instanceof DirectoryError && error.message === `${file}/cellblock/uids cannot be made: ${file} is not a directory`,
+  );
 }));
 
 test('uids kept free are taken again oldest given back first, before any new lease', onMachine(async (machine) => {
