@@ -4,6 +4,7 @@ import { buildApp } from '../api/app.js';
 import { jobNotifications } from '../api/notifications.js';
 import type { Config } from '../config.js';
 import { loadRuntimes } from '../images/runtimes.js';
+import type { Runtime } from '../images/types.js';
 import { BullJobClient } from '../queue/client.js';
 import { createRedis } from '../queue/connection.js';
 
@@ -33,8 +34,9 @@ async function sayUnreachable(jobs: BullJobClient, logger: Logger): Promise<void
   logger.warn({ reason: jobs.connectionFailure() ?? `no answer in ${UNREACHABLE_REASON_WAIT_MS} ms` }, 'redis not reachable yet; answering 503 until it is');
 }
 
-export async function runApi(config: Config, redisUrl: string, logger: Logger): Promise<RunningApi> {
-  const runtimes = loadRuntimes();
+/** `runtimes`: this checkout's, as the command read them once to check its settings against them
+ * (loadRuntimes, read here when not given). */
+export async function runApi(config: Config, redisUrl: string, logger: Logger, runtimes: Runtime[] = loadRuntimes()): Promise<RunningApi> {
   const jobs = new BullJobClient({
     redisUrl,
     prefix: config.queuePrefix,

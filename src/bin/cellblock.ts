@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { checkMaxJobOutputBytes, checkSandboxUids, ConfigError, loadConfig, makeSettingDirectory, type Config } from '../config.js';
 import { loadRuntimes } from '../images/runtimes.js';
+import type { Runtime } from '../images/types.js';
 import { tryHoldLockFile } from '../lock-file.js';
 import { STATE_ROOT_MODE } from '../pool/state-dir.js';
 import { CgroupError } from '../sandbox/cgroups/backend.js';
@@ -34,10 +35,10 @@ function requireRedisUrl(config: Config, command: string): string {
   return config.redisUrl;
 }
 
-async function api(config: Config): Promise<void> {
+async function api(config: Config, runtimes: Runtime[]): Promise<void> {
   const logger = createLogger(config.logLevel, 'api');
   const refusal = watchRedisRefusal(logger);
-  const running = await runApi(config, requireRedisUrl(config, 'api'), logger);
+  const running = await runApi(config, requireRedisUrl(config, 'api'), logger, runtimes);
   refusal.running(onShutdown(logger, () => running.close()));
 }
 
@@ -52,9 +53,9 @@ const workerCommand = () => import('./worker-command.js');
  * cgroups its sandbox could make, no image built), or a pool
  * state dir that cannot be made (before the workers, each of which would fail at it); warns of
  * the runtimes whose jobs would fail here, and of host accounts with sandbox uids. */
-async function checkMachineForWorkers(config: Config, logger: Logger): Promise<void> {
+async function checkMachineForWorkers(config: Config, logger: Logger, runtimes: Runtime[]): Promise<void> {
   checkSandboxUids(config);
-  const { missingImages: missing, sandboxUidAccounts, passwdSource } = await checkWorkerMachine(config, loadRuntimes());
+  const { missingImages: missing, sandboxUidAccounts, passwdSource } = await checkWorkerMachine(config, runtimes);
   makeSettingDirectory('CELLBLOCK_POOL_STATE_DIR', config.poolStateDir, STATE_ROOT_MODE);
   if (sandboxUidAccounts.length > 0) {
     logger.warn({ accounts: sandboxUidAccounts, source: passwdSource }, sandboxUidAccountsWarning(sandboxUidAccounts));
@@ -67,7 +68,7 @@ async function checkMachineForWorkers(config: Config, logger: Logger): Promise<v
   }
 }
 
-async function worker(config: Config, argv: string[]): Promise<void> {
+async function worker(config: Config, argv: string[], runtimes: Runtime[]): Promise<void> {
   const redisUrl = requireRedisUrl(config, 'worker');
   if (config.workerProcesses < 1) {
     throw new ConfigError('CELLBLOCK_WORKER_PROCESSES', '0 is for `cellblock start` alone (the API without workers): cellblock worker runs at least one worker process');
@@ -78,7 +79,7 @@ async function worker(config: Config, argv: string[]): Promise<void> {
   // started by hand, or by a manager that stops it with SIGINT (pm2), may also have.
   const supervised = isSupervisedWorker();
   // The supervisor checked the machine before it forked this one.
-  if (!supervised) await checkMachineForWorkers(config, logger);
+  if (!supervised) await checkMachineForWorkers(config, logger, runtimes);
   if (argv.includes(SINGLE_WORKER_FLAG) || config.workerProcesses <= 1) {
     // A supervised worker stops with its supervisor, even one killed by SIGKILL, rather than
     // live on as an orphan taking jobs; and a stop during start-up releases what was prepared.
@@ -129,9 +130,9 @@ function holdPrivateRedisDir(dataDir: string): number {
   return fd;
 }
 
-async function start(config: Config): Promise<void> {
+async function start(config: Config, runtimes: Runtime[]): Promise<void> {
   const logger = createLogger(config.logLevel, 'start');
-  if (config.workerProcesses > 0) await checkMachineForWorkers(config, logger);
+  if (config.workerProcesses > 0) await checkMachineForWorkers(config, logger, runtimes);
   let redisUrl = config.redisUrl;
   let stopRedis = async () => {};
   /** Resolves with the error when the private Redis kept dying and was given up. */
@@ -170,7 +171,7 @@ async function start(config: Config): Promise<void> {
   const refusal = watchRedisRefusal(logger);
   const { superviseWorkers } = await workerCommand();
   const workers = config.workerProcesses > 0 ? superviseWorkers(config.workerProcesses, redisUrl, logger) : undefined;
-  const running = await runApi(config, redisUrl, logger);
+  const running = await runApi(config, redisUrl, logger, runtimes);
   const fail = onShutdown(
     logger,
     async () => {
@@ -215,18 +216,21 @@ async function main(argv: string[]): Promise<number | undefined> {
     throw new UsageError(`cellblock ${command} takes no arguments (got ${JSON.stringify(unexpected[0])}): its settings are CELLBLOCK_* environment variables`);
   }
   const config = loadConfig();
+  // This checkout's runtimes, read once: the checks below and the API take them (a worker process
+  // reads its own).
+  const runtimes = loadRuntimes();
   // Every command reads it: the API to refuse jobs, a worker to fail one that came past an API
   // with another value.
-  checkMaxJobOutputBytes(config.maxJobOutputBytes, loadRuntimes());
+  checkMaxJobOutputBytes(config.maxJobOutputBytes, runtimes);
   switch (command) {
     case 'start':
-      await start(config);
+      await start(config, runtimes);
       return undefined;
     case 'api':
-      await api(config);
+      await api(config, runtimes);
       return undefined;
     case 'worker':
-      await worker(config, rest);
+      await worker(config, rest, runtimes);
       return undefined;
     default:
       throw new UsageError(`unknown command "${command}"`);
