@@ -118,14 +118,29 @@ export interface Config {
   logLevel: string;
 }
 
+/** What the default of CELLBLOCK_WORKER_CONCURRENCY depends on besides the cores. */
+export interface WorkerShape {
+  workerProcesses: number;
+  backgroundAfterMs: number;
+  /** CELLBLOCK_BACKGROUND_SLOTS when set; unset, the lane has as many slots as the worker. */
+  backgroundSlots?: number;
+}
+
 /**
  * Jobs per worker process when CELLBLOCK_WORKER_CONCURRENCY is unset: two per core. A sandboxed job
  * often waits (on its own I/O, on the cgroup's CPU throttle, on a sleeping or wall-clock-limited
  * program), so one slot per core leaves cores idle; and a hostile job holds its slot up to its
  * limits, so with only a slot per core two hostile jobs starve every benign one behind them.
+ * Never more than the machine's sandbox uids allow (checkSandboxUids), so that the defaults start
+ * on any machine (past 64 cores with one worker process and its lane, past fewer with more
+ * processes): a default is not a setting to refuse. At least 1, which checkSandboxUids refuses
+ * only where the processes alone are too many.
  */
-export function defaultWorkerConcurrency(): number {
-  return 2 * os.availableParallelism();
+export function defaultWorkerConcurrency(shape: WorkerShape = { workerProcesses: 1, backgroundAfterMs: DEFAULT_BACKGROUND_AFTER_MS }): number {
+  const jobsWithinUids = Math.floor(SANDBOX_UID_COUNT / MOST_SLOTS_PER_JOB / Math.max(1, shape.workerProcesses));
+  const lane = shape.backgroundAfterMs > 0;
+  const slotsWithinUids = !lane ? jobsWithinUids : shape.backgroundSlots === undefined ? Math.floor(jobsWithinUids / 2) : jobsWithinUids - shape.backgroundSlots;
+  return Math.max(1, Math.min(2 * os.availableParallelism(), slotsWithinUids));
 }
 
 /**
@@ -462,9 +477,11 @@ export function loadConfig(env: Env = process.env): Config {
       `${stalledIntervalMs} is longer than CELLBLOCK_LOCK_DURATION_MS (${lockDurationMs}): the stall check would run less often than a lock lasts, and a dead worker's job would wait for it past the lock duration plus two intervals; set at most the lock duration`,
     );
   }
-  const workerConcurrency = integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', defaultWorkerConcurrency(), 1);
+  const workerProcesses = integer(env, 'CELLBLOCK_WORKER_PROCESSES', 1, 0);
   const backgroundAfterMs = integer(env, 'CELLBLOCK_BACKGROUND_AFTER_MS', DEFAULT_BACKGROUND_AFTER_MS, 0);
-  const backgroundSlots = integer(env, 'CELLBLOCK_BACKGROUND_SLOTS', workerConcurrency, 0);
+  const laneSlotsSet = env.CELLBLOCK_BACKGROUND_SLOTS === undefined || env.CELLBLOCK_BACKGROUND_SLOTS === '' ? undefined : integer(env, 'CELLBLOCK_BACKGROUND_SLOTS', 0, 0);
+  const workerConcurrency = integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', defaultWorkerConcurrency({ workerProcesses, backgroundAfterMs, backgroundSlots: laneSlotsSet }), 1);
+  const backgroundSlots = laneSlotsSet ?? workerConcurrency;
   return {
     redisUrl,
     queuePrefix,
@@ -475,7 +492,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisDataDir: directory(env, 'CELLBLOCK_REDIS_DATA_DIR', path.join(dataDir, 'redis')),
     redisAppendFsync: oneOf(env, 'CELLBLOCK_REDIS_FSYNC', REDIS_APPEND_FSYNC_POLICIES, DEFAULT_REDIS_APPEND_FSYNC),
     cgroupBase: oneOf(env, 'CELLBLOCK_CGROUP_BASE', CGROUP_BASES, 'root'),
-    workerProcesses: integer(env, 'CELLBLOCK_WORKER_PROCESSES', 1, 0),
+    workerProcesses,
     workerConcurrency,
     backgroundAfterMs,
     backgroundSlots,

@@ -137,6 +137,24 @@ describe('configuration', () => {
     );
   });
 
+  test('the default jobs at once fit the sandbox uids, whatever the cores and processes: the defaults are never refused', () => {
+    const cores = os.availableParallelism();
+    const loaded = (env: Record<string, string>) => {
+      const config = loadConfig(env);
+      checkSandboxUids(config);
+      return [config.workerConcurrency, config.backgroundSlots];
+    };
+    assert.deepEqual(loaded({}), [Math.min(2 * cores, 128), Math.min(2 * cores, 128)]);
+    // 64 processes × (2 + 2 in the background) × 4 = 1024: two per core would be 64 × 8 × 4 here.
+    assert.deepEqual(loaded({ CELLBLOCK_WORKER_PROCESSES: '64' }), [Math.min(2 * cores, 2), Math.min(2 * cores, 2)]);
+    // A lane's slots set: the rest of the uids are the slots'; no lane: all of them.
+    assert.deepEqual(loaded({ CELLBLOCK_WORKER_PROCESSES: '64', CELLBLOCK_BACKGROUND_SLOTS: '1' }), [Math.min(2 * cores, 3), 1]);
+    assert.equal(loaded({ CELLBLOCK_WORKER_PROCESSES: '128', CELLBLOCK_BACKGROUND_AFTER_MS: '0' })[0], Math.min(2 * cores, 2));
+    // Never below one: then it is the processes (or the lane's slots) that are too many, and said.
+    assert.throws(() => loaded({ CELLBLOCK_WORKER_PROCESSES: '129' }), /CELLBLOCK_WORKER_PROCESSES\) × 2 jobs at once/);
+    assert.throws(() => loaded({ CELLBLOCK_WORKER_PROCESSES: '64', CELLBLOCK_BACKGROUND_SLOTS: '4' }), /× 5 jobs at once/);
+  });
+
   test('API keys: KEY[:REQUESTS[:LIVE_SESSIONS]], a figure left out or empty taking the default', () => {
     const config = loadConfig({ CELLBLOCK_API_KEYS: 'first-key-000:120:500, second-key-00: :07,third-key-000', CELLBLOCK_RATE_LIMIT_REQUESTS: '50' });
     assert.deepEqual(config.apiKeys, [
