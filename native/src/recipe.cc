@@ -268,8 +268,13 @@ Failure prepareProgram(ContainerState& s) {
   if (s.stderrToStdout) CB_TRY(step_dup_stdio, sys(SYS_dup3, 1, 2, 0));
   CB_TRY_FAILURE(becomeSandboxUser(s));
   // Everything above 2 is close-on-exec from here: the report pipe stays usable for an execve
-  // failure and disappears with a successful one.
-  CB_TRY(step_close_fds, sys(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC));
+  // failure and disappears with a successful one. A second guard: every descriptor this child
+  // holds above 2 was made close-on-exec (the supervisor's O_CLOEXEC, MFD_CLOEXEC, pipe2 and
+  // F_DUPFD_CLOEXEC; init's signalfd and somaxconn copy; the filter's listener), and init closed
+  // all it inherited from Node. So EINVAL, a kernel before 5.11 without CLOSE_RANGE_CLOEXEC
+  // (Debian 11's 5.10), is no failure; before 5.9 (no close_range) init failed long before this.
+  long cloexec = sys(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  if (cloexec != -EINVAL) CB_TRY(step_close_fds, cloexec);
   Failure f = execProgram(s);
   exitIfProgramsOwnExecFailure(s, f);
   return f;

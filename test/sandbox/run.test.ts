@@ -120,6 +120,13 @@ describe('sandbox run: correctness', { skip }, () => {
     assert.match(out, /^pid 2 ppid 1$/m);
   });
 
+  it('holds no descriptor but its stdin, stdout and stderr, each other one made close-on-exec (a kernel before 5.11 has no CLOSE_RANGE_CLOEXEC)', async () => {
+    // The shell lists its own descriptors (the `true` keeps it from exec'ing ls in its place).
+    const r = await f.run(['/bin/sh', '-c', 'ls /proc/$$/fd; true'], { stdin: 'x' });
+    assert.equal(r.verdict, 'ok', text(r.stderr));
+    assert.equal(text(r.stdout), '0\n1\n2\n');
+  });
+
   it("sees its own cgroup as the root of a cgroup namespace of its own, not the host's path to it", async () => {
     const r = await f.run(['/bin/cat', '/proc/self/cgroup']);
     const lines = text(r.stdout).trim().split('\n');

@@ -221,6 +221,14 @@ describe('sandbox: streaming runs', { skip }, () => {
       assert.deepEqual([r.stderr.length, s.received('stderr')], [0, '']);
     });
 
+    it('leaves the program no descriptor but the terminal as 0, 1 and 2, as with pipes', async () => {
+      for (const terminal of [size, undefined]) {
+        const r = await stream(shell('ls -1 /proc/$$/fd; true'), terminal).result;
+        assert.equal(r.verdict, 'ok');
+        assert.deepEqual(text(r.stdout).split(/\r?\n/), ['0', '1', '2', ''], terminal ? 'a terminal' : 'pipes');
+      }
+    });
+
     it('gives the program SIGINT for a typed Ctrl-C and SIGWINCH with the new size for a resize; Ctrl-Z stops nothing', async () => {
       const s = stream(shell("trap 'stty size' WINCH; echo ready; i=0; while [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done"), size);
       await until(() => s.received('stdout').includes('ready'), 5000, 5, 'the trap set');
