@@ -258,18 +258,26 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     };
     std::weak_ptr<ContainerState> weakState = state_;
     std::weak_ptr<RunEndWatch> weakWatch = watch_;
-    cb::launchSupervisor(
-        state_,
-        [tsfn, deliver]() mutable {
-          tsfn.BlockingCall(new Event{Event::kReady, {}, nullptr, nullptr}, deliver);
-        },
-        [tsfn, deliver, weakWatch](ExitReport report) mutable {
-          tsfn.BlockingCall(new Event{Event::kSetupFailed, std::move(report), weakWatch.lock(), nullptr}, deliver);
-        },
-        [tsfn, deliver, weakState, weakWatch]() mutable {
-          tsfn.BlockingCall(new Event{Event::kGone, {}, weakWatch.lock(), weakState.lock()}, deliver);
-          tsfn.Release();
-        });
+    try {
+      cb::launchSupervisor(
+          state_,
+          [tsfn, deliver]() mutable {
+            tsfn.BlockingCall(new Event{Event::kReady, {}, nullptr, nullptr}, deliver);
+          },
+          [tsfn, deliver, weakWatch](ExitReport report) mutable {
+            tsfn.BlockingCall(new Event{Event::kSetupFailed, std::move(report), weakWatch.lock(), nullptr}, deliver);
+          },
+          [tsfn, deliver, weakState, weakWatch]() mutable {
+            tsfn.BlockingCall(new Event{Event::kGone, {}, weakWatch.lock(), weakState.lock()}, deliver);
+            tsfn.Release();
+          });
+    } catch (const cb::SetupError& e) {
+      // No supervisor thread: "gone", whose delivery releases the TSFN, never comes. Released
+      // here, or the TSFN would keep the event loop alive for good. The state's descriptors and
+      // stacks go with state_ as the constructor unwinds.
+      tsfn_.Release();
+      throwSetupError(env, e);
+    }
   }
 
   // Reached with a started poll only when the environment is torn down (a started poll keeps the

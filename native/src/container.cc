@@ -17,6 +17,8 @@
 #include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <new>
+#include <system_error>
 #include <thread>
 
 #include "namespaces.h"
@@ -475,15 +477,26 @@ void openTerminal(int& master, int& peer, uint16_t rows, uint16_t cols) {
 void launchSupervisor(std::shared_ptr<ContainerState> state, ReadyCallback onReady,
                       SetupFailedCallback onSetupFailed, GoneCallback onGone) {
   gSupervisorThreads++;
-  std::thread(
-      [](std::shared_ptr<ContainerState> state, ReadyCallback onReady,
-         SetupFailedCallback onSetupFailed, GoneCallback onGone) {
-        superviseContainer(std::move(state), std::move(onReady), std::move(onSetupFailed),
-                           std::move(onGone));
-        gSupervisorThreads--;
-      },
-      std::move(state), std::move(onReady), std::move(onSetupFailed), std::move(onGone))
-      .detach();
+  // No thread (EAGAIN: the pids cgroup's or TasksMax's limit, threads-max) is the same failure as
+  // no init (a clone refused for the same limits): a typed SetupError, not an exception left to
+  // reach N-API, where it would abort the whole worker. The callbacks were never called.
+  try {
+    std::thread(
+        [](std::shared_ptr<ContainerState> state, ReadyCallback onReady,
+           SetupFailedCallback onSetupFailed, GoneCallback onGone) {
+          superviseContainer(std::move(state), std::move(onReady), std::move(onSetupFailed),
+                             std::move(onGone));
+          gSupervisorThreads--;
+        },
+        std::move(state), std::move(onReady), std::move(onSetupFailed), std::move(onGone))
+        .detach();
+  } catch (const std::system_error& e) {
+    gSupervisorThreads--;
+    throwSetup(step_clone_init, e.code().value() > 0 ? e.code().value() : EAGAIN);
+  } catch (const std::bad_alloc&) {
+    gSupervisorThreads--;
+    throwSetup(step_clone_init, ENOMEM);
+  }
 }
 
 void configureProgram(ContainerState& s, const StartOptions& o) {

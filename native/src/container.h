@@ -127,7 +127,8 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& optio
  * onGone last, once init itself is reaped (its namespaces torn down; the state may be released
  * from then on). After "ready" the supervisor never reads the report pipe again: the run's end
  * is read on the JS thread (readRunEnd), so that nothing hands the result from thread to thread
- * between init's "done" and the JS callback. */
+ * between init's "done" and the JS callback. Throws SetupError (step clone_init) when no thread
+ * can be started; no callback is called then. */
 void launchSupervisor(std::shared_ptr<ContainerState> state, ReadyCallback onReady,
                       SetupFailedCallback onSetupFailed, GoneCallback onGone);
 

@@ -1,12 +1,13 @@
 // Correctness of one run: output, stdin, exit codes, signals, env, cwd, PATH search, the
 // container's identity, setup failures, bad specs, the prepare/start split and cancellation.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SandboxError, SandboxSpecError, type RunSpec } from '../../src/sandbox/index.js';
+import { killCgroupPids, removeCgroupTree } from '../../src/sandbox/cgroups/cgroupfs.js';
 import { DEFAULT_LIMITS, program, skip, text, useFixture } from './fixture.js';
 import { childPids, initOfProgram, processExists, processState } from '../helpers/processes.js';
 import { until } from '../helpers/until.js';
@@ -415,6 +416,43 @@ describe('sandbox run: correctness', { skip }, () => {
     fs.rmSync(path.join(badRoot, 'dev'));
     fs.symlinkSync('/etc', path.join(badRoot, 'dev'));
     await assert.rejects(f.sandbox.prepare({ rootDir: badRoot, workDirHostPath: f.workDir() }), /rootDir: .*dev is a symlink/);
+  });
+
+  // Another process: it joins a pids cgroup of the test's own with no room for one more thread
+  // (a worker at its unit's TasksMax, while fork bombs sit at their pids limits). std::thread's
+  // exception used to reach N-API, which ended the whole process in std::terminate.
+  it('fails a container that can have no supervisor thread as clone_init (EAGAIN), and the worker goes on', async (t) => {
+    const hierarchy = ['/sys/fs/cgroup/pids', '/sys/fs/cgroup'].find((dir) => {
+      if (fs.existsSync(path.join(dir, 'tasks'))) return true; // v1's pids hierarchy
+      try {
+        return fs.readFileSync(path.join(dir, 'cgroup.subtree_control'), 'utf8').split(/\s+/).includes('pids');
+      } catch {
+        return false;
+      }
+    });
+    if (hierarchy === undefined) {
+      t.skip('no pids controller this test could make a cgroup of its own with');
+      return;
+    }
+    const cgroupDir = path.join(hierarchy, `cellblock-test-thread-limit-${process.pid}`);
+    fs.mkdirSync(cgroupDir);
+    try {
+      const child = spawnSync(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'fixtures/thread-limit.ts'), cgroupDir], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      assert.equal(child.signal, null, `the process died of ${child.signal} (SIGABRT: std::terminate; SIGTERM: the timeout, a handle kept its event loop alive)\n${child.stdout}${child.stderr}`);
+      assert.equal(child.status, 0, child.stdout + child.stderr);
+      const outcome = JSON.parse(child.stdout.trim().split('\n').at(-1)!);
+      assert.deepEqual(outcome, {
+        run: { verdict: 'internal_error', step: 'clone_init', code: 'EAGAIN' },
+        prepare: { step: 'clone_init', code: 'EAGAIN' },
+        after: 'ok',
+        supervisorThreads: 0,
+      });
+    } finally {
+      await removeCgroupTree(cgroupDir, killCgroupPids);
+    }
   });
 
   it('throws SandboxError naming the step when the kernel refuses a setup step', async () => {
