@@ -6,6 +6,7 @@
         "src/addon.cc",
         "src/container.cc",
         "src/recipe.cc",
+        "src/clone_vm.cc",
         "src/namespaces.cc",
         "src/mounts.cc",
         "src/cgroup_join.cc",

@@ -6,6 +6,7 @@
 
 #include <atomic>
 
+#include "clone_vm.h"
 #include "sys.h"
 
 #ifndef CLONE_INTO_CGROUP
@@ -25,42 +26,6 @@ struct CloneArgs {
 
 }  // namespace
 
-// clone3 with CLONE_VM starts the child on the new stack with the caller's registers, so it cannot
-// return into C code (glibc has no public wrapper): fn and arg ride in callee-saved r12 and r13;
-// the child calls fn(arg) and exits with its result.
-//   long cbClone3Vm(CloneArgs* args, size_t size, int (*fn)(void*), void* arg)
-extern "C" long cbClone3Vm(CloneArgs* args, size_t size, int (*fn)(void*), void* arg);
-asm(R"(
-  .text
-  .p2align 4
-  .globl cbClone3Vm
-  .hidden cbClone3Vm
-  .type cbClone3Vm, @function
-cbClone3Vm:
-  push %r12
-  push %r13
-  mov %rdx, %r12
-  mov %rcx, %r13
-  mov $435, %eax
-  syscall
-  test %rax, %rax
-  jz 1f
-  pop %r13
-  pop %r12
-  ret
-1:
-  xor %ebp, %ebp
-  mov %r13, %rdi
-  call *%r12
-  mov %eax, %edi
-  mov $60, %eax
-  syscall
-  hlt
-  .size cbClone3Vm, .-cbClone3Vm
-  .section .note.GNU-stack,"",@progbits
-  .text
-)");
-
 long cloneIntoCgroup(ContainerState& s, int (*fn)(void*), void* stackTop, size_t stackBytes) {
   if (s.cgroupDirFd < 0) return -ENOSYS;
   CloneArgs args{};
@@ -71,7 +36,8 @@ long cloneIntoCgroup(ContainerState& s, int (*fn)(void*), void* stackTop, size_t
   args.cgroup = static_cast<uint64_t>(s.cgroupDirFd);
   // Before the clone: the child reads it (shared memory) to skip the join.
   s.joinedAtClone = true;
-  long pid = cbClone3Vm(&args, sizeof args, fn, &s);
+  // clone3 with CLONE_VM: the child cannot return into C code (clone_vm.h).
+  long pid = rawCloneVm(SYS_clone3, reinterpret_cast<long>(&args), static_cast<long>(sizeof args), fn, &s);
   // ENOSYS: no clone3 (before 5.3); E2BIG or EINVAL: no CLONE_INTO_CGROUP (before 5.7).
   if (pid < 0) s.joinedAtClone = false;
   if (pid == -E2BIG || pid == -EINVAL) return -ENOSYS;

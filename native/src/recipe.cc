@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cgroup_join.h"
+#include "clone_vm.h"
 #include "credentials.h"
 #include "mounts.h"
 #include "namespaces.h"
@@ -441,12 +442,8 @@ void watchProgram(ContainerState& s, Watch& w) {
 Failure cloneProgramChild(ContainerState& s, int& pid) {
   char* stackTop = static_cast<char*>(s.programStack) + s.programStackBytes;
   long cloned = cloneIntoCgroup(s, programMain, stackTop, s.programStackBytes);
-  if (cloned == -ENOSYS) {
-    cloned = clone(programMain, stackTop, kProgramCloneFlags | SIGCHLD, &s);
-    if (cloned < 0) return Failure{step_clone_program, EAGAIN};
-  } else if (cloned < 0) {
-    return Failure{step_clone_program, static_cast<int32_t>(-cloned)};
-  }
+  if (cloned == -ENOSYS) cloned = cloneVm(kProgramCloneFlags | SIGCHLD, stackTop, programMain, &s);
+  if (cloned < 0) return Failure{step_clone_program, static_cast<int32_t>(-cloned)};
   pid = static_cast<int>(cloned);
   constexpr int64_t kRecheckNs = 100 * 1000000LL;
   while (gateValue(s) == kGateJoining) {

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createSandbox } from '../../src/sandbox/index.js';
 import { CgroupError } from '../../src/sandbox/cgroups/backend.js';
-import { killCgroupPids, killPidsListedTwice, removeCgroupDirIfEmpty } from '../../src/sandbox/cgroups/cgroupfs.js';
+import { killCgroupPids, killPidsListedTwice, removeCgroupDirIfEmpty, removeCgroupTree } from '../../src/sandbox/cgroups/cgroupfs.js';
 import { cgroupDirUnder, cgroupMountRoots, delegatedV2Base, detectCgroupLayout, parseCgroupMounts, parseProcessCgroups } from '../../src/sandbox/cgroups/detect.js';
 import { native } from '../../src/sandbox/native.js';
 import { containerTcpRmem } from '../../src/sandbox/tcp-memory.js';
@@ -600,6 +600,25 @@ describe('cgroup v1 backend', { skip: skip || (systemLayout?.version !== 'v1' &&
     assert.deepEqual({ clonedInto: after.clonedInto - before.clonedInto, joined: after.joined - before.joined }, { clonedInto: 0, joined: 1 });
   });
 
+  // The v2 backend's clone3 (a raw trampoline, clone_vm.cc), also where the host is v1: on the
+  // hybrid layout's unified hierarchy, which has no controllers but takes processes.
+  const unified = '/sys/fs/cgroup/unified';
+  it("clones the program's child straight into a cgroup v2 directory given it (clone3 CLONE_INTO_CGROUP, x86_64)", { skip: (process.arch !== 'x64' && 'clone3 is used on x86_64 only') || (!fs.existsSync(path.join(unified, 'cgroup.controllers')) && 'no unified hierarchy beside v1 here') }, async () => {
+    const dir = path.join(unified, `cellblock-test-clone-into-${process.pid}`);
+    fs.mkdirSync(dir);
+    const { scratch, workDir, writtenPath } = scratchWithWorkDir('');
+    try {
+      const before = native.joinCounts();
+      await runEngineAlone(workDir, 'echo ran > /box/written', { cloneIntoPath: dir });
+      const after = native.joinCounts();
+      assert.equal(fs.readFileSync(writtenPath, 'utf8'), 'ran\n');
+      assert.deepEqual({ clonedInto: after.clonedInto - before.clonedInto, joined: after.joined - before.joined }, { clonedInto: 1, joined: 0 });
+    } finally {
+      fs.rmSync(scratch, { recursive: true, force: true });
+      await removeCgroupTree(dir, killCgroupPids);
+    }
+  });
+
   it('has no memory.oom.group: the shell around an OOM-killed program runs on (the verdict is memory_limit all the same)', async () => {
     const r = await f.run(['/bin/sh', '-c', `${program('alloc')} 256; echo survived`], { limits: { memoryBytes: 64 * MiB } });
     assert.equal(r.verdict, 'memory_limit');
@@ -696,11 +715,12 @@ describe('sandbox instances and cleanupStale', { skip }, () => {
 });
 
 /** One run of the engine itself, without a cgroup, as `sh -c script` in the busybox root with
- * `workDir` as /box; `accountingFds` and `memorySamplePath` stand for a run cgroup's files. */
+ * `workDir` as /box; `accountingFds` and `memorySamplePath` stand for a run cgroup's files,
+ * `cloneIntoPath` for its v2 directory. */
 async function runEngineAlone(
   workDir: string,
   script: string,
-  files: { accountingFds?: number[]; memorySamplePath?: string },
+  files: { accountingFds?: number[]; memorySamplePath?: string; cloneIntoPath?: string },
 ): Promise<{ accountingTexts?: string[]; sampledPeakMemoryBytes: number }> {
   const events: Array<{ kind: string; exit?: { accountingTexts?: string[]; sampledPeakMemoryBytes: number } }> = [];
   let ready!: () => void;
@@ -709,7 +729,7 @@ async function runEngineAlone(
   const isGone = new Promise<void>((resolve) => (gone = resolve));
   const handle = native.createContainer(
     { rootDir: busyboxRoot(), workDirHostPath: workDir, workDir: '/box', hostname: 'cellblock', tmpBytes: 16 * MiB,
-      cgroupJoinPaths: [], cgroupCloneIntoPath: '', cpuUsagePath: '', cpuUsageScaleNs: 1, memorySamplePath: files.memorySamplePath ?? '',
+      cgroupJoinPaths: [], cgroupCloneIntoPath: files.cloneIntoPath ?? '', cpuUsagePath: '', cpuUsageScaleNs: 1, memorySamplePath: files.memorySamplePath ?? '',
       cpuWeightPath: '', backgroundCpuWeight: 0, tcpRmem: containerTcpRmem() },
     (kind, exit) => {
       events.push({ kind, exit });

@@ -421,7 +421,7 @@ describe('sandbox run: correctness', { skip }, () => {
   // Another process: it joins a pids cgroup of the test's own with no room for one more thread
   // (a worker at its unit's TasksMax, while fork bombs sit at their pids limits). std::thread's
   // exception used to reach N-API, which ended the whole process in std::terminate.
-  it('fails a container that can have no supervisor thread as clone_init (EAGAIN), and the worker goes on', async (t) => {
+  it('fails a container that can have no supervisor thread as clone_init (EAGAIN), one whose init can clone no program child as clone_program (EAGAIN), and the worker goes on', async (t) => {
     const hierarchy = ['/sys/fs/cgroup/pids', '/sys/fs/cgroup'].find((dir) => {
       if (fs.existsSync(path.join(dir, 'tasks'))) return true; // v1's pids hierarchy
       try {
@@ -447,6 +447,9 @@ describe('sandbox run: correctness', { skip }, () => {
       assert.deepEqual(outcome, {
         run: { verdict: 'internal_error', step: 'clone_init', code: 'EAGAIN' },
         prepare: { step: 'clone_init', code: 'EAGAIN' },
+        // init's own clone of the program's child, refused: the kernel's errno, not a guess.
+        noProgramChild: outcome.clonedIntoCgroup ? { verdict: 'ok' } : { verdict: 'internal_error', step: 'clone_program', code: 'EAGAIN' },
+        clonedIntoCgroup: outcome.clonedIntoCgroup,
         after: 'ok',
         supervisorThreads: 0,
       });
