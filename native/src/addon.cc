@@ -34,8 +34,16 @@ std::string getString(const Napi::Object& o, const char* key, bool required = tr
   throw Napi::TypeError::New(o.Env(), std::string("option ") + key + " must be a string");
 }
 
-/** JS passes milliseconds; the engine counts nanoseconds. */
-int64_t msToNs(double ms) { return static_cast<int64_t>(ms * 1e6); }
+/** JS passes milliseconds; the engine counts nanoseconds. Saturated at 2^62 ns (~146 years), so
+ * that init's deadline, a CLOCK_MONOTONIC reading plus the wall limit, cannot wrap either (the
+ * cast of a double past 2^63 is undefined, and was INT64_MIN: a run killed at once); NaN and
+ * anything not above 0 is 0. src/sandbox/spec.ts bounds the time limits far below this. */
+int64_t msToNs(double ms) {
+  constexpr int64_t kMaxNs = INT64_C(1) << 62;
+  if (!(ms > 0)) return 0;
+  if (ms >= static_cast<double>(kMaxNs) / 1e6) return kMaxNs;
+  return static_cast<int64_t>(ms * 1e6);
+}
 
 double getNumber(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);

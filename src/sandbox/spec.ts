@@ -49,6 +49,12 @@ const LIMIT_FIELDS: (keyof Limits)[] = [
   'cpuCores',
 ];
 const INTEGER_LIMITS = new Set<keyof Limits>(['memoryBytes', 'pids', 'outputBytes', 'fileSizeBytes', 'openFiles', 'stackBytes', 'tmpBytes']);
+/** The greatest cpuTimeMs and wallTimeMs (2^31 - 1 ms, 24.8 days, Node's longest timer; the
+ * runtimes' maxima are seconds). The engine counts them in nanoseconds in a signed 64-bit
+ * integer, and init adds the wall limit to a CLOCK_MONOTONIC reading: from 2^63 ns (~9.2e12 ms)
+ * on they would wrap, and a wrapped limit kills the run at once. */
+export const MAX_TIME_LIMIT_MS = 2 ** 31 - 1;
+const TIME_LIMITS: (keyof Limits)[] = ['cpuTimeMs', 'wallTimeMs'];
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,62})$/;
 
 function noNul(field: string, value: string): void {
@@ -124,6 +130,9 @@ export function checkLimits(limits: Limits): Limits {
     }
     if (INTEGER_LIMITS.has(field) && !Number.isSafeInteger(value)) {
       throw new SandboxSpecError(`limits.${field}`, 'must be an integer');
+    }
+    if (TIME_LIMITS.includes(field) && value > MAX_TIME_LIMIT_MS) {
+      throw new SandboxSpecError(`limits.${field}`, `must be at most ${MAX_TIME_LIMIT_MS} (2^31 - 1 ms, 24.8 days)`);
     }
   }
   if (limits.memoryBytes < EXEC_MEMORY_RESERVE_BYTES) {

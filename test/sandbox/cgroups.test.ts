@@ -11,7 +11,7 @@ import { createSandbox } from '../../src/sandbox/index.js';
 import { CgroupError } from '../../src/sandbox/cgroups/backend.js';
 import { killCgroupPids, killPidsListedTwice, removeCgroupDirIfEmpty, removeCgroupTree } from '../../src/sandbox/cgroups/cgroupfs.js';
 import { cgroupDirUnder, cgroupMountRoots, delegatedV2Base, detectCgroupLayout, parseCgroupMounts, parseProcessCgroups } from '../../src/sandbox/cgroups/detect.js';
-import { native } from '../../src/sandbox/native.js';
+import { native, type NativeExit } from '../../src/sandbox/native.js';
 import { containerTcpRmem } from '../../src/sandbox/tcp-memory.js';
 import { MiB } from '../../src/units.js';
 import { busyboxRoot, PROGRAMS_IN_ROOT } from '../helpers/busybox-root.js';
@@ -716,13 +716,13 @@ describe('sandbox instances and cleanupStale', { skip }, () => {
 
 /** One run of the engine itself, without a cgroup, as `sh -c script` in the busybox root with
  * `workDir` as /box; `accountingFds` and `memorySamplePath` stand for a run cgroup's files,
- * `cloneIntoPath` for its v2 directory. */
+ * `cloneIntoPath` for its v2 directory; the time limits as given, unchecked (5 s, 10 s). */
 async function runEngineAlone(
   workDir: string,
   script: string,
-  files: { accountingFds?: number[]; memorySamplePath?: string; cloneIntoPath?: string },
-): Promise<{ accountingTexts?: string[]; sampledPeakMemoryBytes: number }> {
-  const events: Array<{ kind: string; exit?: { accountingTexts?: string[]; sampledPeakMemoryBytes: number } }> = [];
+  files: { accountingFds?: number[]; memorySamplePath?: string; cloneIntoPath?: string; cpuTimeMs?: number; wallTimeMs?: number },
+): Promise<NativeExit> {
+  const events: Array<{ kind: string; exit?: NativeExit }> = [];
   let ready!: () => void;
   let gone!: () => void;
   const isReady = new Promise<void>((resolve) => (ready = resolve));
@@ -740,7 +740,7 @@ async function runEngineAlone(
   await isReady;
   handle.start({
     argv: ['/bin/sh', '-c', script], env: ['PATH=/bin'], searchPath: '/bin', cwd: '/box', stdin: Buffer.alloc(0),
-    uid: 60000, gid: 60000, cpuTimeMs: 5000, wallTimeMs: 10000, outputBytes: MiB, fileSizeBytes: MiB, openFiles: 64,
+    uid: 60000, gid: 60000, cpuTimeMs: files.cpuTimeMs ?? 5000, wallTimeMs: files.wallTimeMs ?? 10000, outputBytes: MiB, fileSizeBytes: MiB, openFiles: 64,
     stackBytes: 8 * MiB, tmpBytes: 16 * MiB, cpuRlimitSeconds: 6, pollIntervalMs: 5, backgroundAfterCpuMs: 0, somaxconn: 4096, stderrToStdout: false,
     accountingFds: files.accountingFds ?? [],
   });
@@ -789,6 +789,21 @@ describe("the run's accounting, read by the engine at its end", { skip }, () => 
     try {
       const exit = await runEngineAlone(workDir, 'echo 7340032 > /box/written; sleep 1; echo 8192 > /box/written', { memorySamplePath: writtenPath });
       assert.equal(exit.sampledPeakMemoryBytes, 7340032);
+    } finally {
+      fs.rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('time limits given straight to the addon', { skip }, () => {
+  it('takes one past what 64 bits of nanoseconds hold as no limit at all, not as one already passed', async () => {
+    // 1e13 ms is 1e19 ns, past 2^63: cast unchecked it was INT64_MIN, and the run was killed at
+    // once for its wall time. The engine's spec check refuses such limits (spec.test.ts).
+    const { scratch, workDir, writtenPath } = scratchWithWorkDir('');
+    try {
+      const exit = await runEngineAlone(workDir, 'echo ran > /box/written', { cpuTimeMs: 1e13, wallTimeMs: 1e13 });
+      assert.deepEqual([exit.status, exit.statusValue, exit.killedForWall, exit.killedForCpu], ['exited', 0, false, false]);
+      assert.equal(fs.readFileSync(writtenPath, 'utf8'), 'ran\n');
     } finally {
       fs.rmSync(scratch, { recursive: true, force: true });
     }
