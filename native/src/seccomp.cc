@@ -38,174 +38,110 @@ constexpr uint32_t kX32SyscallBit = 0;
 // pidfd_send_signal) every architecture numbers new calls alike. Reviewed through 469,
 // file_setattr (Linux 6.17).
 constexpr uint32_t kFirstUnreviewedSyscall = 470;
-// open_tree_attr (Linux 6.15): the new mount API's open_tree with attributes, refused as it is.
-// Numbered here: the build's headers may predate it.
-constexpr long kOpenTreeAttr = 467;
+// Calls from 424 on have one number on every architecture (the kernel's generic table), numbered
+// here rather than taken from the build's headers: headers older than a call lack its name, and a
+// refusal left out for that would leave the call allowed (clone3 could pass CLONE_NEWUSER, which
+// only clone's flags are checked for; io_uring would run calls out of this filter's sight).
+constexpr long kIoUringSetup = 425;     // Linux 5.1
+constexpr long kIoUringEnter = 426;     // 5.1
+constexpr long kIoUringRegister = 427;  // 5.1
+constexpr long kOpenTree = 428;         // 5.2, the new mount API: open_tree to fspick
+constexpr long kMoveMount = 429;
+constexpr long kFsopen = 430;
+constexpr long kFsconfig = 431;
+constexpr long kFsmount = 432;
+constexpr long kFspick = 433;
+constexpr long kPidfdOpen = 434;     // 5.3
+constexpr long kClone3 = 435;        // 5.3
+constexpr long kPidfdGetfd = 438;    // 5.6
+constexpr long kMountSetattr = 442;  // 5.12
+constexpr long kQuotactlFd = 443;    // 5.14
+constexpr long kOpenTreeAttr = 467;  // 6.15: open_tree with attributes, refused as it is
+// Where the headers do name them, they agree (a header that names quotactl_fd names the rest).
+#ifdef SYS_quotactl_fd
+static_assert(SYS_io_uring_setup == kIoUringSetup && SYS_io_uring_enter == kIoUringEnter &&
+                  SYS_io_uring_register == kIoUringRegister && SYS_open_tree == kOpenTree &&
+                  SYS_move_mount == kMoveMount && SYS_fsopen == kFsopen && SYS_fsconfig == kFsconfig &&
+                  SYS_fsmount == kFsmount && SYS_fspick == kFspick && SYS_pidfd_open == kPidfdOpen &&
+                  SYS_clone3 == kClone3 && SYS_pidfd_getfd == kPidfdGetfd &&
+                  SYS_mount_setattr == kMountSetattr && SYS_quotactl_fd == kQuotactlFd,
+              "the generic system call numbers");
+#endif
+#ifdef SYS_open_tree_attr
+static_assert(SYS_open_tree_attr == kOpenTreeAttr, "open_tree_attr's number");
+#endif
 
-// Refused with EPERM. Policy as data: one entry per system call, guarded because not every
-// architecture has every call.
+// Refused with EPERM. Policy as data: one entry per system call. The older calls by the headers'
+// names, which every header since Linux 4.3 (userfaultfd) has on x86_64 and aarch64: a build
+// against headers lacking one fails here rather than allowing it. Guarded only where aarch64 has
+// no such call (iopl, ioperm, uselib, _sysctl) or the kernel has dropped it (nfsservctl,
+// lookup_dcookie: ENOSYS from the kernel itself, whatever headers may still name).
 const long kRefusedSyscalls[] = {
-#ifdef SYS_mount
     SYS_mount,
-#endif
-#ifdef SYS_umount2
     SYS_umount2,
-#endif
-#ifdef SYS_pivot_root
     SYS_pivot_root,
-#endif
-#ifdef SYS_chroot
     SYS_chroot,
-#endif
-#ifdef SYS_ptrace
     SYS_ptrace,
-#endif
-#ifdef SYS_kexec_load
     SYS_kexec_load,
-#endif
-#ifdef SYS_kexec_file_load
     SYS_kexec_file_load,
-#endif
-#ifdef SYS_reboot
     SYS_reboot,
-#endif
-#ifdef SYS_init_module
     SYS_init_module,
-#endif
-#ifdef SYS_finit_module
     SYS_finit_module,
-#endif
-#ifdef SYS_delete_module
     SYS_delete_module,
-#endif
-#ifdef SYS_bpf
     SYS_bpf,
-#endif
-#ifdef SYS_perf_event_open
     SYS_perf_event_open,
-#endif
-#ifdef SYS_keyctl
     SYS_keyctl,
-#endif
-#ifdef SYS_add_key
     SYS_add_key,
-#endif
-#ifdef SYS_request_key
     SYS_request_key,
-#endif
-#ifdef SYS_unshare
     SYS_unshare,
-#endif
-#ifdef SYS_setns
     SYS_setns,
-#endif
-#ifdef SYS_userfaultfd
     SYS_userfaultfd,
-#endif
-#ifdef SYS_swapon
     SYS_swapon,
-#endif
-#ifdef SYS_swapoff
     SYS_swapoff,
-#endif
-#ifdef SYS_acct
     SYS_acct,
-#endif
-#ifdef SYS_settimeofday
     SYS_settimeofday,
-#endif
-#ifdef SYS_clock_settime
     SYS_clock_settime,
-#endif
-#ifdef SYS_clock_adjtime
     SYS_clock_adjtime,
-#endif
-#ifdef SYS_adjtimex
     SYS_adjtimex,
-#endif
-#ifdef SYS_syslog
     SYS_syslog,
-#endif
-#ifdef SYS_open_by_handle_at
     SYS_open_by_handle_at,
-#endif
-#ifdef SYS_name_to_handle_at
     SYS_name_to_handle_at,
-#endif
-#ifdef SYS_fsopen
-    SYS_fsopen,
-#endif
-#ifdef SYS_fsmount
-    SYS_fsmount,
-#endif
-#ifdef SYS_move_mount
-    SYS_move_mount,
-#endif
-#ifdef SYS_open_tree
-    SYS_open_tree,
-#endif
+    kFsopen,
+    kFsmount,
+    kMoveMount,
+    kOpenTree,
     kOpenTreeAttr,
-#ifdef SYS_fspick
-    SYS_fspick,
-#endif
-#ifdef SYS_fsconfig
-    SYS_fsconfig,
-#endif
-#ifdef SYS_mount_setattr
-    SYS_mount_setattr,
-#endif
-#ifdef SYS_process_vm_readv
+    kFspick,
+    kFsconfig,
+    kMountSetattr,
     SYS_process_vm_readv,
-#endif
-#ifdef SYS_process_vm_writev
     SYS_process_vm_writev,
-#endif
-#ifdef SYS_pidfd_getfd
-    SYS_pidfd_getfd,
-#endif
+    kPidfdGetfd,
 #ifdef SYS_iopl
     SYS_iopl,
 #endif
 #ifdef SYS_ioperm
     SYS_ioperm,
 #endif
-#ifdef SYS_quotactl
     SYS_quotactl,
-#endif
-#ifdef SYS_quotactl_fd
-    SYS_quotactl_fd,
-#endif
+    kQuotactlFd,
 #ifdef SYS_lookup_dcookie
     SYS_lookup_dcookie,
 #endif
-#ifdef SYS_vhangup
     SYS_vhangup,
-#endif
-#ifdef SYS_sethostname
     SYS_sethostname,
-#endif
-#ifdef SYS_setdomainname
     SYS_setdomainname,
-#endif
 #ifdef SYS_uselib
     SYS_uselib,
 #endif
 #ifdef SYS__sysctl
     SYS__sysctl,
 #endif
-#ifdef SYS_io_uring_setup
     // io_uring performs system calls on the program's behalf, out of this filter's sight.
-    SYS_io_uring_setup,
-#endif
-#ifdef SYS_io_uring_enter
-    SYS_io_uring_enter,
-#endif
-#ifdef SYS_io_uring_register
-    SYS_io_uring_register,
-#endif
-#ifdef SYS_fanotify_init
+    kIoUringSetup,
+    kIoUringEnter,
+    kIoUringRegister,
     SYS_fanotify_init,
-#endif
 #ifdef SYS_nfsservctl
     SYS_nfsservctl,
 #endif
@@ -292,9 +228,7 @@ struct Rule {
 std::vector<Rule> sortedRules() {
   std::vector<Rule> rules;
   for (long nr : kRefusedSyscalls) rules.push_back({static_cast<uint32_t>(nr), Rule::kRefused});
-#ifdef SYS_clone3
-  rules.push_back({SYS_clone3, Rule::kNotImplemented});
-#endif
+  rules.push_back({kClone3, Rule::kNotImplemented});
   rules.push_back({SYS_clone, Rule::kCloneFlagsChecked});
   rules.push_back({SYS_socket, Rule::kSocketFamilyChecked});
   rules.push_back({SYS_socketpair, Rule::kSocketFamilyChecked});
@@ -488,9 +422,7 @@ SeccompPolicy seccompPolicy() {
     policy.filter.push_back({insn.code, insn.jt, insn.jf, insn.k});
   }
   for (long nr : kRefusedSyscalls) policy.refused.push_back(static_cast<uint32_t>(nr));
-#ifdef SYS_clone3
-  policy.notImplemented.push_back(SYS_clone3);
-#endif
+  policy.notImplemented.push_back(kClone3);
   policy.cloneNr = SYS_clone;
   policy.socketNrs = {SYS_socket, SYS_socketpair};
   for (const SocketFamily& family : kSocketFamilies) {
@@ -529,17 +461,12 @@ Failure installSeccomp(ContainerState& s) {
 }
 
 void holdProgramFilter(const ContainerState& s, int childPid) {
-#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
   if (s.filterListenerFd < 0) return;
-  long pidfd = sys(SYS_pidfd_open, childPid, 0);
+  long pidfd = sys(kPidfdOpen, childPid, 0);
   if (pidfd < 0) return;
   // Never closed: it goes with init's exit (the copy is close-on-exec, and init never execs).
-  sys(SYS_pidfd_getfd, pidfd, s.filterListenerFd, 0);
+  sys(kPidfdGetfd, pidfd, s.filterListenerFd, 0);
   sys(SYS_close, pidfd);
-#else
-  (void)s;
-  (void)childPid;
-#endif
 }
 
 }  // namespace cb

@@ -30,6 +30,43 @@ const IPPROTO_TCP = 6;
 
 const policy = native.seccompPolicy();
 
+const AUDIT_ARCH_X86_64 = 0xc000003e;
+const AUDIT_ARCH_AARCH64 = 0xc00000b7;
+/** The calls refused with EPERM, by the kernel's numbers (its syscall tables), not the build's
+ * headers: the filter is built from those, and a call a header did not name would be missing
+ * from the policy and the filter alike, where a check against the policy could not see it. From
+ * 424 on every architecture numbers a call alike. */
+const GENERIC_REFUSED: Record<string, number> = {
+  io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427, open_tree: 428, move_mount: 429, fsopen: 430,
+  fsconfig: 431, fsmount: 432, fspick: 433, pidfd_getfd: 438, mount_setattr: 442, quotactl_fd: 443, open_tree_attr: 467,
+};
+const REFUSED_BY_ARCH: Record<number, Record<string, number>> = {
+  [AUDIT_ARCH_X86_64]: {
+    mount: 165, umount2: 166, pivot_root: 155, chroot: 161, ptrace: 101, kexec_load: 246, kexec_file_load: 320, reboot: 169,
+    init_module: 175, finit_module: 313, delete_module: 176, bpf: 321, perf_event_open: 298, keyctl: 250, add_key: 248,
+    request_key: 249, unshare: 272, setns: 308, userfaultfd: 323, swapon: 167, swapoff: 168, acct: 163, settimeofday: 164,
+    clock_settime: 227, clock_adjtime: 305, adjtimex: 159, syslog: 103, open_by_handle_at: 304, name_to_handle_at: 303,
+    process_vm_readv: 310, process_vm_writev: 311, iopl: 172, ioperm: 173, quotactl: 179, lookup_dcookie: 212, vhangup: 153,
+    sethostname: 170, setdomainname: 171, uselib: 134, _sysctl: 156, fanotify_init: 300, nfsservctl: 180,
+    ...GENERIC_REFUSED,
+  },
+  // No iopl, ioperm, uselib or _sysctl here.
+  [AUDIT_ARCH_AARCH64]: {
+    mount: 40, umount2: 39, pivot_root: 41, chroot: 51, ptrace: 117, kexec_load: 104, kexec_file_load: 294, reboot: 142,
+    init_module: 105, finit_module: 273, delete_module: 106, bpf: 280, perf_event_open: 241, keyctl: 219, add_key: 217,
+    request_key: 218, unshare: 97, setns: 268, userfaultfd: 282, swapon: 224, swapoff: 225, acct: 89, settimeofday: 170,
+    clock_settime: 112, clock_adjtime: 266, adjtimex: 171, syslog: 116, open_by_handle_at: 265, name_to_handle_at: 264,
+    process_vm_readv: 270, process_vm_writev: 271, quotactl: 60, lookup_dcookie: 18, vhangup: 58, sethostname: 161,
+    setdomainname: 162, fanotify_init: 262, nfsservctl: 42,
+    ...GENERIC_REFUSED,
+  },
+};
+/** The calls with verdicts of their own, by the same tables. */
+const OWN_VERDICTS_BY_ARCH: Record<number, { clone: number; clone3: number; socket: number; socketpair: number; setsockopt: number; ioctl: number; setrlimit: number; prlimit64: number }> = {
+  [AUDIT_ARCH_X86_64]: { clone: 56, clone3: 435, socket: 41, socketpair: 53, setsockopt: 54, ioctl: 16, setrlimit: 160, prlimit64: 302 },
+  [AUDIT_ARCH_AARCH64]: { clone: 220, clone3: 435, socket: 198, socketpair: 199, setsockopt: 208, ioctl: 29, setrlimit: 164, prlimit64: 261 },
+};
+
 interface SeccompData {
   nr: number;
   arch: number;
@@ -108,6 +145,21 @@ const name = (v: number) =>
   v === RET_ALLOW ? 'allow' : v === RET_KILL_PROCESS ? 'kill' : (v & 0xffff0000) >>> 0 === RET_ERRNO ? `errno ${v & 0xffff}` : `0x${v.toString(16)}`;
 
 describe('seccomp filter', () => {
+  it("refuses the calls it names by the kernel's numbers for this architecture, whatever headers it was built with", () => {
+    const refused = REFUSED_BY_ARCH[policy.auditArch];
+    const own = OWN_VERDICTS_BY_ARCH[policy.auditArch];
+    assert.ok(refused && own, `a table for audit architecture 0x${policy.auditArch.toString(16)}`);
+    const byNumber = new Map(Object.entries(refused).map(([name, nr]) => [nr, name]));
+    const missing = [...byNumber].filter(([nr]) => !policy.refused.includes(nr)).map(([nr, name]) => `${name} (${nr})`);
+    const unexpected = policy.refused.filter((nr) => !byNumber.has(nr));
+    assert.deepEqual({ missing, unexpected }, { missing: [], unexpected: [] });
+    assert.deepEqual(policy.notImplemented, [own.clone3], 'clone3: ENOSYS, so that libc falls back to clone, whose flags are checked');
+    assert.deepEqual(
+      [policy.cloneNr, policy.socketNrs, policy.setsockoptNr, policy.ioctlNr, policy.setrlimitNr, policy.prlimitNr],
+      [own.clone, [own.socket, own.socketpair], own.setsockopt, own.ioctl, own.setrlimit, own.prlimit64],
+    );
+  });
+
   it('holds the policy the tests below check', () => {
     assert.ok(policy.refused.length >= 40, 'the refused calls');
     assert.ok(policy.filter.length % 8 === 0 && policy.filter.length / 8 < 4096);
