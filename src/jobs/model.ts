@@ -238,8 +238,9 @@ export interface LiveExit {
   peakMemoryBytes: number;
 }
 
-/** What a live job's session hears, in order. `started`: a worker took the job, and stdin written
- * from now on reaches the program once its run starts (what was written before is sent then).
+/** What a live job's session hears, in order. `started`: a worker took the job and has the
+ * sandbox of its first stage (just before that stage's `stage`), and stdin written from now on
+ * reaches the program once its run starts (what was written before is sent then).
  * `output`: the compile's once it ended, the run's as the program writes it. `end`: the last
  * event, with the job's record once it finished (done, failed or cancelled; undefined when it no
  * longer exists); its result's outputs are the whole of what came as events. `inputLost`: stdin

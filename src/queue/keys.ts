@@ -27,7 +27,7 @@ export interface RedisKeys {
   liveEvents(jobId: string): string;
   /** Pub/sub channel of a live job's stdin, from the API to its worker. */
   liveInput(jobId: string): string;
-  /** Counter: a live job's takes that their worker handed back unrun, its channel never opened
+  /** Counter: a live job's takes that their worker handed back unrun, its session told nothing
    * (worker.ts, handBackUnrun): those runs took none of its client's input. */
   liveUnrunTakes(jobId: string): string;
   /** String: a live ticket's holder (client.ts, issueLiveTicket), under the ticket's digest;

@@ -2,6 +2,10 @@
 // The job's stdin arrives on a subscriber connection of the worker's live jobs (a
 // ChannelSubscriber, not the one its cancels come on) and is held until the program runs; events go out on the worker's own connection, in
 // order, and `close` sends the last (`end`) once every earlier one is on its way.
+// The session is told `started` only with the executor's first word (its first stage, once that
+// stage's slot is had), not when the channel opens: until then its client's input stays with the
+// session, and a job its worker cannot run goes back to the queue with nothing of it taken
+// (worker.ts, handBackUnrun).
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { LiveIo, LiveStageName, LiveStdin, StageResult, TerminalSize } from '../executor/types.js';
@@ -17,8 +21,12 @@ export interface LiveChannel extends LiveIo {
   close(): Promise<void>;
   /** Resolves false when no session listens to the job's events: none heard `started`, and none
    * is subscribed at any of the looks after it (NO_SESSION_LOOKS_MS: a subscriber reconnecting);
-   * true otherwise, and when Redis cannot tell. */
+   * true otherwise, when Redis cannot tell, and when the channel closes before `started` went. */
   sessionListens(): Promise<boolean>;
+  /** Whether `started` went to the session (with the executor's first word): from then on the
+   * client's input comes to this worker, and the job can no longer go back to the queue unrun.
+   * Until then the session has been told nothing and holds the input. */
+  readonly started: boolean;
 }
 
 /** When a worker looks again for a live job's session that did not hear `started`, in ms after
@@ -33,8 +41,9 @@ function deliver(program: LiveStdin, input: WireInput): void {
   else program.resize({ rows: input.rows, cols: input.cols });
 }
 
-/** Listens for the job's stdin, then tells its session that the job was taken (`started`): input
- * sent from then on is heard. `terminal`: the job's (JobRequest.terminal). */
+/** Listens for the job's stdin; its session is told that the job was taken (`started`, after
+ * which the input it held comes and is heard) with the executor's first word. `terminal`: the
+ * job's (JobRequest.terminal). */
 export async function openLiveChannel(
   inputs: Pick<ChannelSubscriber, 'listen' | 'unlisten'>,
   publisher: Pick<Redis, 'publish' | 'pubsub'>,
@@ -60,7 +69,6 @@ export async function openLiveChannel(
       return data && { ...last, data };
     },
   );
-  const send = (event: WireEvent): void => events.add(event);
   await inputs.listen(inputChannel, (message) => {
     const input = decodeInput(message);
     if (!input) return;
@@ -78,11 +86,30 @@ export async function openLiveChannel(
   // `started` ahead of the outbox (published in order on the same connection), so that its
   // receivers tell whether the session listens. Its session listened before it queued the job;
   // none does when the client went first: an API that died, or a queueing that Redis took after
-  // the API had given it up (a timeout) and cancelled the job, cancel first.
+  // the API had given it up (a timeout) and cancelled the job, cancel first. Said with the
+  // executor's first word, not now: until then the session holds its client's input and has
+  // heard nothing, so that a job this worker cannot run (no slot to be had) goes back to the queue
+  // with nothing of it taken. The executor's first word comes once its first stage's slot is had
+  // (it takes the slot before it says `stage`).
   const looksStop = new AbortController();
-  const startedReceivers = publisher.publish(eventsChannel, encodeEvent({ type: 'started' })).catch(() => undefined);
+  /** What `started` reached: its publish's receivers (undefined where it failed); or, where the
+   * channel closed first, undefined. */
+  let startedReceivers: Promise<unknown> | undefined;
+  let toldStart!: (receivers: { of: Promise<unknown> | undefined }) => void;
+  const startTold = new Promise<{ of: Promise<unknown> | undefined }>((resolve) => (toldStart = resolve));
+  const start = (): void => {
+    if (startedReceivers) return;
+    startedReceivers = publisher.publish(eventsChannel, encodeEvent({ type: 'started' })).catch(() => undefined);
+    toldStart({ of: startedReceivers });
+  };
+  const send = (event: WireEvent): void => {
+    start();
+    events.add(event);
+  };
   const sessionListens = async (): Promise<boolean> => {
-    if ((await startedReceivers) !== 0) return true;
+    const started = await startTold;
+    // Closed before it started: the job ended here (nothing was told, nothing to judge).
+    if (!started.of || (await started.of) !== 0) return true;
     let waitedMs = 0;
     for (const atMs of noSessionLooksMs) {
       // Called off by close(): the job has ended, and a look due later would keep a closing
@@ -103,13 +130,25 @@ export async function openLiveChannel(
     output: (stage, stream, chunk) => send({ type: 'output', stage, stream, data: chunk }),
     exit: (stage, result: StageResult) => send({ type: 'exit', stage, exit: liveExitOf(result) }),
     sessionListens,
+    get started() {
+      return startedReceivers !== undefined;
+    },
     connectStdin(program: LiveStdin) {
+      start();
       stdin = program;
       for (const input of heldInput) deliver(program, input);
       heldInput = [];
     },
     async close() {
       looksStop.abort();
+      toldStart({ of: undefined });
+      if (!startedReceivers) {
+        // Told nothing, so no `end` either: the session, which has heard no word from a worker,
+        // still holds the input (the job was cancelled, refused, or goes back to the queue unrun,
+        // and its session's wait for the record ends it, or a worker that runs it next speaks).
+        await settledWithin(inputs.unlisten(inputChannel), CLOSE_REDIS_AWAY_MS);
+        return;
+      }
       send({ type: 'end' });
       await settledWithin(Promise.all([events.flushed(), inputs.unlisten(inputChannel)]), CLOSE_REDIS_AWAY_MS);
     },

@@ -135,7 +135,8 @@ export class QueueLiveSession implements LiveSession {
       }
       if (!record || FINAL.has(record.status)) break;
     }
-    // A job no worker took (cancelled while queued) has no `end` to wait for.
+    // A job no worker said a word for (cancelled while queued, or ended before its first stage:
+    // refused or cancelled) has no `end` to wait for.
     if (this.workerHeard && !this.endHeard && !this.closed) {
       const graceMs = record?.status === 'failed' || !record ? END_MESSAGE_GRACE_MS.failed : END_MESSAGE_GRACE_MS.finished;
       await new Promise<void>((resolve) => {

@@ -3,10 +3,10 @@
 // Redis; cancel requests by pub/sub; stalled-job recovery by BullMQ's lock and stall check (a
 // job whose worker died is retried once elsewhere, then failed); graceful close: stop taking
 // jobs, let running ones finish, and after the grace hand unfinished ones back to the queue. A
-// live job (live-channel.ts) is neither retried nor handed back: its client's input went to the
-// worker that had it, so it fails instead. A worker whose executor can run no more jobs (its
-// pool's mount agent died) stops itself the same way, with no grace for its running jobs, failing
-// none for it but a live job that had begun (stoppedByItself).
+// live job (live-channel.ts) is neither retried nor handed back once its session was told it
+// started: its client's input went to the worker that had it, so it fails instead. A worker whose
+// executor can run no more jobs (its pool's mount agent died) stops itself the same way, with no
+// grace for its running jobs, failing none for it but a live job that had begun (stoppedByItself).
 // Beside the jobs, a notifier sends finished jobs' webhooks and callbacks, whichever worker ran
 // them (notifier.ts).
 //
@@ -110,6 +110,8 @@ const NOTIFIER_GRACE_MS = 10_000;
 const LIVE_SHUTDOWN_REASON = "a live job is not handed to another worker: this one shut down while it ran, and its client's input went with it";
 const LIVE_NO_SESSION_REASON = 'a live job is not run without its client: no session listened to it when it started';
 const LIVE_UNAVAILABLE_REASON = "a live job is not handed to another worker: this one could run it no further (its pool's mount agent died), and its client's input went to it";
+/** Why a live job refused its first slot by a worker that can run no more goes back unrun (logged). */
+const LIVE_UNSTARTED_UNAVAILABLE = 'this worker can run the live job no further, and its session was told nothing';
 /** How long the count of a live job's takes handed back unrun (RedisKeys.liveUnrunTakes) is kept:
  * it matters until the job is taken again, normally within seconds. */
 const LIVE_UNRUN_TAKES_TTL_MS = 24 * 60 * 60 * 1000;
@@ -227,13 +229,13 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     throw new DelayedError();
   }
 
-  /** A job taken after the executor became unusable (a take racing the worker's stop), back to
-   * the queue before anything of it ran: before its cancel marker was read, and, live, before
-   * its channel was opened, so that its client's input, held by its session until `started`,
-   * still goes to the worker that runs it. That worker is told (liveUnrunTakes) that this take
-   * does not count as a run the input went to. */
-  async function handBackUnrun(job: Job<JobRequest, JobResult>, token: string | undefined): Promise<never> {
-    log.warn({ jobId: job.id, err: cannotRun() }, 'job taken after this worker became unable to run jobs; returning it to the queue unrun');
+  /** A job this worker cannot run, back to the queue before anything of it ran: taken after the
+   * executor became unusable (a take racing the worker's stop), or, live, refused its first slot
+   * before its session was told `started` (LiveChannel.started), so that its client's input,
+   * held by its session until then, still goes to the worker that runs it. That worker is told
+   * (liveUnrunTakes) that this take does not count as a run the input went to. */
+  async function handBackUnrun(job: Job<JobRequest, JobResult>, token: string | undefined, why = 'job taken after this worker became unable to run jobs'): Promise<never> {
+    log.warn({ jobId: job.id, err: cannotRun() }, `${why}; returning it to the queue unrun`);
     if ((job.data as JobRequest | null)?.live === true) {
       const key = keys.liveUnrunTakes(job.id!);
       await redis.multi().incr(key).pexpire(key, LIVE_UNRUN_TAKES_TTL_MS).exec();
@@ -275,8 +277,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       }
       if ((job.data as JobRequest | null)?.live === true) {
         if (await liveJobRanBefore(job)) throw new UnrecoverableError(LIVE_RETRY_REASON);
-        // Checked again after the awaits above: once its channel is open (its input taken), a
-        // live job that cannot run is failed, not handed back.
+        // Checked again after the awaits above, sparing the channel's subscription.
         if (cannotRun()) return await handBackUnrun(job, token);
         live = await openLiveChannel(liveInputs, redis, keys, jobId, job.data.terminal);
         // Beside the run: a job whose client has gone would wait for input until its wall time.
@@ -297,8 +298,10 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       } catch (error) {
         if (error instanceof ExecutorError && error.code === 'unavailable') {
           // Not the job's fault: this worker can run no more jobs (it is stopping itself). A stage
-          // may have run here already: another worker runs the job from its start. A live job's
-          // client's input came here, so it is failed, as at a shutdown.
+          // may have run here already: another worker runs the job from its start. A live job
+          // whose session was told `started` sent its client's input here, so it is failed, as at
+          // a shutdown; one refused its first slot was told nothing, and goes back unrun.
+          if (live?.started === false) return await handBackUnrun(job, token, LIVE_UNSTARTED_UNAVAILABLE);
           if (live) throw new UnrecoverableError(LIVE_UNAVAILABLE_REASON);
           log.warn({ jobId, err: error }, 'this worker can run the job no further; returning it to the queue');
           return await handBack(job, token);
@@ -323,6 +326,9 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         throw new UnrecoverableError(LIVE_NO_SESSION_REASON);
       }
       if (abortedFor === 'shutdown' && cutShortByCancel(result)) {
+        // Stopped before its first stage (waiting for its slot) by a worker that can run no more:
+        // its session was told nothing, as above.
+        if (live?.started === false && cannotRun()) return await handBackUnrun(job, token, LIVE_UNSTARTED_UNAVAILABLE);
         if (live) throw new UnrecoverableError(cannotRun() ? LIVE_UNAVAILABLE_REASON : LIVE_SHUTDOWN_REASON);
         // Killed only because this worker is stopping: hand the job back for another worker.
         log.warn({ jobId }, 'job interrupted by shutdown; returning it to the queue');

@@ -1,6 +1,7 @@
 // The worker's side of a live job, without Redis: input held until the program runs, then
-// written as it comes; events in order, output written during a publish merged into the next, and
-// `end` last, once every earlier event is on its way.
+// written as it comes; `started` with the executor's first word, not before; events in order,
+// output written during a publish merged into the next, and `end` last, once every earlier event
+// is on its way.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { StageResult } from '../../src/executor/types.js';
@@ -59,6 +60,31 @@ test('events in order, output written during a publish merged, end last once all
     { type: 'end' },
   ]);
   assert.equal(unlistened(), true);
+});
+
+test("nothing goes to the session before the executor's first word: a channel closed before it sends neither `started` nor `end`", async () => {
+  const { published, publisher, inputs, unlistened } = fakes();
+  const channel = await openLiveChannel(inputs, publisher as never, redisKeys('p'), 'job', undefined, [10]);
+  const listens = channel.sessionListens();
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assert.equal(channel.started, false);
+  await channel.close();
+  assert.deepEqual(published, [], 'nothing published');
+  assert.equal(unlistened(), true, 'its input channel given up');
+  assert.equal(await listens, true, 'no session judged gone: nothing was told to it');
+});
+
+test('`started` goes with the first word the executor says, whichever it is', async () => {
+  for (const first of ['stage', 'connectStdin'] as const) {
+    const { published, publisher, inputs } = fakes();
+    const channel = await openLiveChannel(inputs, publisher as never, redisKeys('p'), 'job');
+    assert.equal(channel.started, false, first);
+    if (first === 'stage') channel.stage('compile');
+    else channel.connectStdin({ write: () => {}, end: () => {}, resize: () => {} });
+    assert.equal(channel.started, true, first);
+    await channel.close();
+    assert.deepEqual(published.map((message) => decodeEvent(message)?.type), first === 'stage' ? ['started', 'stage', 'end'] : ['started', 'end'], first);
+  }
 });
 
 test('stdin heard before the program runs is held, merged, and written when it connects; then as it comes', async () => {
@@ -126,6 +152,7 @@ const LOOKS_MS = [20, 60, 120];
 test('a session that heard `started` listens: no second look', async () => {
   const probe = sessionProbe(1, [0]);
   const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job', undefined, LOOKS_MS);
+  channel.stage('run');
   assert.equal(await channel.sessionListens(), true);
   assert.equal(probe.numsubAsked(), 0);
   await channel.close();
@@ -135,6 +162,7 @@ test('no subscriber for `started`: gone only if none is subscribed at any look (
   for (const [later, listens, looks] of [[[0], false, 3], [[0, 1], true, 2], [[0, 0, 1], true, 3]] as const) {
     const probe = sessionProbe(0, [...later]);
     const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job', undefined, LOOKS_MS);
+    channel.stage('run');
     const started = Date.now();
     assert.equal(await channel.sessionListens(), listens, JSON.stringify(later));
     assert.equal(probe.numsubAsked(), looks, JSON.stringify(later));
@@ -146,6 +174,7 @@ test('no subscriber for `started`: gone only if none is subscribed at any look (
 test('Redis cannot tell (the publish failed): the session is taken to listen', async () => {
   const probe = sessionProbe(new Error('Connection is closed.'), [0]);
   const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job', undefined, LOOKS_MS);
+  channel.stage('run');
   assert.equal(await channel.sessionListens(), true);
   await channel.close();
 });
@@ -153,6 +182,7 @@ test('Redis cannot tell (the publish failed): the session is taken to listen', a
 test("close() calls off the looks still due (the job has ended): no timer keeps the worker's process", async () => {
   const probe = sessionProbe(0, [0]);
   const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job', undefined, [60_000]);
+  channel.stage('run');
   const listens = channel.sessionListens();
   await new Promise((resolve) => setImmediate(resolve));
   await channel.close();

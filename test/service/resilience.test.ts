@@ -286,9 +286,10 @@ describe('mount agent death', { skip }, () => {
       assert.deepEqual([again.status, again.attempts, again.result?.tests?.map((t: { passed: boolean }) => t.passed)], ['done', 2, [true, true]], JSON.stringify(again));
       const done = await socket.next((m) => m.type === 'done', 60_000);
       if (done.job.status === 'failed') {
-        // The same race, the other way: the dying worker took the live job and opened its channel
-        // before it heard of the death, so its client's input went there, and it is failed as
-        // documented (not run again elsewhere without that input).
+        // The same race, the other way, and rarer since a refused first slot hands it back unrun
+        // (worker-unusable.test.ts): the dying worker took the live job and had a ready slot for
+        // it before it heard of the death, so its session was told `started` and its client's
+        // input went there, and it is failed as documented (not run again without that input).
         assert.match(done.job.failure?.message ?? '', /could run it no further \(its pool's mount agent died\)/, JSON.stringify(done.job));
       } else {
         assert.deepEqual([done.job.status, done.job.result?.stdout], ['done', 'got typed\n'], 'the live job ran on the survivor, with its input');
