@@ -337,7 +337,7 @@ export const JobView = Type.Object(
     ),
     finishedAt: Type.Optional(Type.String()),
     attempts: Type.Optional(
-      Type.Integer({ description: 'Workers that started the job (2: its first worker died and it was retried); on a job failed at a take before anything ran there (worker_lost, a live job not run again, cancelled as taken), the takes before that one (workers that died running it, or handed it back unrun).' }),
+      Type.Integer({ description: 'Workers that started the job (2: its first worker died and it was retried), each take that handed it back counted too (a worker stopping, no sandbox uid free); on a job failed at a take before anything ran there (worker_lost, a live job not run again, cancelled as taken), the takes before that one (workers that died running it, or handed it back unrun).' }),
     ),
     result: Type.Optional(ResultView),
     failure: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),

@@ -2,8 +2,9 @@
 // of the machine may be leased (uid-leases.ts), and for giving it back once the slot is gone. At
 // a shortage, refills pause (said once per spell of shortages), a job's slot takes the uid of an
 // idle slot of this owner's, and else fails (PoolError uid EAGAIN, which the executor reports as
-// `no_sandbox_uid`); a uid whose slot did not go cleanly is withheld. See "Identity inside the
-// container" in docs/theory-of-operation.md.
+// `no_sandbox_uid`, and the worker answers by handing the job back to the queue a few times,
+// delayed, before it fails it); a uid whose slot did not go cleanly is withheld. See "Identity
+// inside the container" in docs/theory-of-operation.md.
 import { performance } from 'node:perf_hooks';
 import type { PrepareOccasion } from './keyed-pool.js';
 import { SANDBOX_UID } from './root.js';

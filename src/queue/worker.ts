@@ -84,6 +84,15 @@ export interface QueueWorkerOptions {
    * front's callback (bin hands over src/api/notifications.ts's). Sent by this worker's notifier
    * or another's (notifier.ts). */
   notifications: JobNotifications;
+  /** How often a job whose slot finds no sandbox uid goes back to the queue before it fails, and
+   * after how long it is taken again the first time (doubling each time): UID_SHORTAGE_RETRY by
+   * default; tests shorten it. */
+  uidShortageRetry?: UidShortageRetry;
+}
+
+export interface UidShortageRetry {
+  handBacks: number;
+  firstDelayMs: number;
 }
 
 export interface QueueWorker {
@@ -112,9 +121,18 @@ const LIVE_NO_SESSION_REASON = 'a live job is not run without its client: no ses
 const LIVE_UNAVAILABLE_REASON = "a live job is not handed to another worker: this one could run it no further (its pool's mount agent died), and its client's input went to it";
 /** Why a live job refused its first slot by a worker that can run no more goes back unrun (logged). */
 const LIVE_UNSTARTED_UNAVAILABLE = 'this worker can run the live job no further, and its session was told nothing';
-/** How long the count of a live job's takes handed back unrun (RedisKeys.liveUnrunTakes) is kept:
- * it matters until the job is taken again, normally within seconds. */
-const LIVE_UNRUN_TAKES_TTL_MS = 24 * 60 * 60 * 1000;
+/** How long the count of a live job's takes handed back unrun (RedisKeys.liveUnrunTakes), or of a
+ * job's hand-backs at a uid shortage (RedisKeys.uidShortageHandBacks), is kept: it matters until
+ * the job is taken again, normally within seconds. */
+const HAND_BACK_COUNT_TTL_MS = 24 * 60 * 60 * 1000;
+/** A job whose slot finds every sandbox uid of the machine leased (ExecutorError no_sandbox_uid)
+ * goes back to the queue, to be taken again 1, 2, 4, 8 and 16 s later (by this worker or
+ * another), and fails at the sixth such take, ~31 s on: the uids are held by slots serving jobs
+ * (this worker had no idle one to give up), which end within their wall time, or by other
+ * workers' ready slots, whose refills pause at the shortage. Bounded, so that a machine whose
+ * uids stay taken (too many workers for its 1024) ends its jobs, saying so, instead of holding
+ * them in the queue. */
+const UID_SHORTAGE_RETRY: UidShortageRetry = { handBacks: 5, firstDelayMs: 1000 };
 
 /** Why a running job's signal was aborted: a cancel, this worker stopping, its lock lost (the
  * job is no longer this worker's: BullMQ's stall check hands it to another, or already did), or,
@@ -223,10 +241,20 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
    * then on goes back to the queue unrun, and the worker is stopping itself. */
   const cannotRun = (): Error | undefined => executor.unusable;
 
-  /** Back to the queue for another worker (BullMQ leaves a job it is told is delayed as it is). */
-  async function handBack(job: Job<JobRequest, JobResult>, token: string | undefined): Promise<never> {
-    await job.moveToDelayed(Date.now(), token);
+  /** Back to the queue for another worker, or for any `delayMs` later (BullMQ leaves a job it is
+   * told is delayed as it is). */
+  async function handBack(job: Job<JobRequest, JobResult>, token: string | undefined, delayMs = 0): Promise<never> {
+    await job.moveToDelayed(Date.now() + delayMs, token);
     throw new DelayedError();
+  }
+
+  /** A live job's take that goes back to the queue before its session was told `started`: the
+   * worker taking it next is told (liveUnrunTakes) that this take does not count as a run its
+   * client's input went to. Nothing for a job that is not live. */
+  async function countUnrunLiveTake(job: Job<JobRequest, JobResult>): Promise<void> {
+    if ((job.data as JobRequest | null)?.live !== true) return;
+    const key = keys.liveUnrunTakes(job.id!);
+    await redis.multi().incr(key).pexpire(key, HAND_BACK_COUNT_TTL_MS).exec();
   }
 
   /** A job this worker cannot run, back to the queue before anything of it ran: taken after the
@@ -236,11 +264,32 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
    * (liveUnrunTakes) that this take does not count as a run the input went to. */
   async function handBackUnrun(job: Job<JobRequest, JobResult>, token: string | undefined, why = 'job taken after this worker became unable to run jobs'): Promise<never> {
     log.warn({ jobId: job.id, err: cannotRun() }, `${why}; returning it to the queue unrun`);
-    if ((job.data as JobRequest | null)?.live === true) {
-      const key = keys.liveUnrunTakes(job.id!);
-      await redis.multi().incr(key).pexpire(key, LIVE_UNRUN_TAKES_TTL_MS).exec();
-    }
+    await countUnrunLiveTake(job);
     return handBack(job, token);
+  }
+
+  const uidShortageRetry = options.uidShortageRetry ?? UID_SHORTAGE_RETRY;
+  /** A job whose slot found no sandbox uid free (ExecutorError no_sandbox_uid), back to the queue
+   * to be taken again later, by this worker or another (UID_SHORTAGE_RETRY), as long as it has
+   * gone back fewer than `handBacks` times; a live one only while its session was told nothing
+   * (its first slot's uid; counted unrun). Resolves with the failure's message where it
+   * may go back no more: the shortage's, and how long it was tried. */
+  async function handBackAtUidShortage(job: Job<JobRequest, JobResult>, token: string | undefined, error: ExecutorError, live: LiveChannel | undefined): Promise<string> {
+    if (live?.started === true) return `executor: ${error.message}`;
+    const key = keys.uidShortageHandBacks(job.id!);
+    const [incrError, counted] = (await redis.multi().incr(key).pexpire(key, HAND_BACK_COUNT_TTL_MS).exec())?.[0] ?? [new Error('the count of its uid shortages was discarded')];
+    if (incrError) throw incrError;
+    const shortages = Number(counted);
+    const { handBacks, firstDelayMs } = uidShortageRetry;
+    if (shortages > handBacks) {
+      const waitedMs = firstDelayMs * (2 ** handBacks - 1);
+      const tried = handBacks > 0 ? `; it was taken again ${handBacks} times over ${Math.round(waitedMs / 1000)} s, and found none each time` : '';
+      return `executor: ${error.message}${tried}`;
+    }
+    const delayMs = firstDelayMs * 2 ** (shortages - 1);
+    log.warn({ jobId: job.id, err: error, handBack: shortages, of: handBacks, delayMs }, 'no sandbox uid is free for the job; returning it to the queue, to be taken again later');
+    await countUnrunLiveTake(job);
+    return handBack(job, token, delayMs);
   }
 
   /** Whether a live job taken again was run before, its client's input going to that run: not
@@ -305,6 +354,14 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
           if (live) throw new UnrecoverableError(LIVE_UNAVAILABLE_REASON);
           log.warn({ jobId, err: error }, 'this worker can run the job no further; returning it to the queue');
           return await handBack(job, token);
+        }
+        if (error instanceof ExecutorError && error.code === 'no_sandbox_uid') {
+          // A shortage, not the job's fault: taken again later, a few times. A stage may have run
+          // here already (a compile): the job runs again from its start. A live job told
+          // `started` (its compile ran) fails at once: its client's input came here.
+          const failure = await handBackAtUidShortage(job, token, error, live);
+          log.error({ err: error, jobId }, 'executor failed the job');
+          throw new UnrecoverableError(failure);
         }
         // The executor refused the job (unknown runtime, bad request, closed): retrying cannot help.
         log.error({ err: error, jobId }, 'executor failed the job');

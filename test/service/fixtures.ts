@@ -12,6 +12,7 @@ import { buildApp, type ApiConfig } from '../../src/api/app.js';
 import { jobNotifications } from '../../src/api/notifications.js';
 import { DEFAULT_JUDGE_COMPILE_CACHE_BYTES, DEFAULT_WEBHOOK_MEMORY_BYTES, loadConfig } from '../../src/config.js';
 import { createExecutor } from '../../src/executor/create.js';
+import type { ExecuteRequest, ExecuteResult, StageResult } from '../../src/executor/types.js';
 import { dataDirFromEnv } from '../../src/images/paths.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { openImageStore } from '../../src/images/store.js';
@@ -199,6 +200,27 @@ export function startStandInWorker(service: { redis: { url: string }; prefix: st
     notifications: jobNotifications(loadRuntimes()),
     ...options,
   });
+}
+
+/** A stand-in's run that ended ok, writing `stdout`. */
+function standInStage(stdout: Buffer): StageResult {
+  return { verdict: 'ok', exitCode: 0, signal: null, signalName: null, stdout, stderr: Buffer.alloc(0), stdoutTruncated: false, stderrTruncated: false, metrics: { cpuTimeMs: 1, wallTimeMs: 1, peakMemoryBytes: 1 << 20 } };
+}
+
+/** A stand-in executor's run of `job` as an echo: its stdout is its input (a live job's, from its
+ * client, to its end, told as one output). */
+export async function runAsEcho(job: ExecuteRequest): Promise<ExecuteResult> {
+  let stdout = Buffer.from(job.stdin ?? '');
+  if (job.live) {
+    const live = job.live;
+    const chunks: Buffer[] = [];
+    live.stage('run');
+    await new Promise<void>((ended) => live.connectStdin({ write: (data) => void chunks.push(Buffer.from(data)), end: () => ended(), resize: () => {} }));
+    stdout = Buffer.concat(chunks);
+    live.output('run', 'stdout', stdout);
+    live.exit('run', standInStage(stdout));
+  }
+  return { verdict: 'ok', runtime: { id: job.runtimeId, language: 'python', version: '3' }, run: standInStage(stdout) };
 }
 
 /** A worker in this process against `redisUrl` that must run no job (its stand-in executor

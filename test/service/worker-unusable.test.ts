@@ -13,7 +13,6 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import pino from 'pino';
 import { ExecutorError } from '../../src/executor/errors.js';
-import type { ExecuteRequest, ExecuteResult, StageResult } from '../../src/executor/types.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { JobRequest, LiveEvent, LiveSession } from '../../src/jobs/model.js';
 import { createRedis } from '../../src/queue/connection.js';
@@ -21,33 +20,14 @@ import { redisKeys } from '../../src/queue/keys.js';
 import type { LiveChannel } from '../../src/queue/live-channel.js';
 import type { JobExecutor, QueueWorker } from '../../src/queue/worker.js';
 import { until } from '../helpers/until.js';
-import { startService, startStandInWorker, type ServiceHarness } from './fixtures.js';
+import { runAsEcho, startService, startStandInWorker, type ServiceHarness } from './fixtures.js';
 
 const runtimes = loadRuntimes();
 const python = runtimes.find((runtime) => runtime.id.startsWith('python'))!;
 const request = (source: string): JobRequest => ({ runtimeId: python.id, files: [{ name: 'main.py', contentBase64: Buffer.from(source).toString('base64') }], stdinBase64: '', args: [], limits: {} });
 
-function stageOf(stdout: Buffer): StageResult {
-  return { verdict: 'ok', exitCode: 0, signal: null, signalName: null, stdout, stderr: Buffer.alloc(0), stdoutTruncated: false, stderrTruncated: false, metrics: { cpuTimeMs: 1, wallTimeMs: 1, peakMemoryBytes: 1 << 20 } };
-}
-
 /** Runs a job as an echo: its stdout is its input (a live job's, from its client, to its end). */
-const echoExecutor: JobExecutor = {
-  execute: async (job: ExecuteRequest): Promise<ExecuteResult> => {
-    let stdout = Buffer.from(job.stdin ?? '');
-    if (job.live) {
-      const live = job.live;
-      const chunks: Buffer[] = [];
-      live.stage('run');
-      await new Promise<void>((ended) => live.connectStdin({ write: (data) => void chunks.push(Buffer.from(data)), end: () => ended(), resize: () => {} }));
-      stdout = Buffer.concat(chunks);
-      live.output('run', 'stdout', stdout);
-      live.exit('run', stageOf(stdout));
-    }
-    return { verdict: 'ok', runtime: { id: python.id, language: 'python', version: '3' }, run: stageOf(stdout) };
-  },
-  close: async () => {},
-};
+const echoExecutor: JobExecutor = { execute: runAsEcho, close: async () => {} };
 
 /** A stand-in worker of one slot logging at warn and above into `logLines`. */
 function workerOn(service: ServiceHarness, executor: JobExecutor, logLines: string[]): Promise<QueueWorker> {
