@@ -15,6 +15,17 @@
 // at once (one worker of 4 + 4 slots held 127 after a mixed load of ~16 images, and the workers of
 // a large machine could together reach the 1024 at their peaks). In the steady state a slot's uid
 // still costs no agent request: a slot destroyed is followed by its replacement's preparation.
+//
+// A lease file is never removed, not when its lease ends either: the dir holds one empty file per
+// uid ever leased on the machine since boot (at most SANDBOX_UID_COUNT, on /run's tmpfs: an inode
+// each). Its presence is part of the lock: an owner leases by opening the path and then flocking
+// what it opened (mount-agent.py, `lock`), with no look afterwards at whether that is still the
+// file at the path. Removed as its holder let go, an owner that had opened it just before would
+// then lock the removed file, while the next to open the path created and locked a new one: two
+// owners of one uid (as lock-file.ts says of lock files taken in turn). A look after the flock
+// (fstat against stat of the path, and try again) would make removal safe only once every owner
+// on the machine looked, and the dir is shared by every version of every service on it (two
+// services, a worker container binding the host's /run/cellblock, a rolling upgrade).
 import { lstatSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { makeDirectory } from '../make-directory.js';
@@ -116,7 +127,7 @@ export class UidLeases {
   }
 
   /** Back on the free list, still locked; past keptFree, the oldest there is unlocked (settles when
-   * the agent has; never rejects). */
+   * the agent has; never rejects). Its lease file stays (see the top of this file). */
   async release(uid: number): Promise<void> {
     this.free.push(uid);
     if (this.free.length <= this.keptFree) return;

@@ -1,11 +1,14 @@
 // UidLeases against a fake mount agent: flocks kept in a table that several "workers" (agents)
-// share, as the machine's lease dir is shared. No kernel needed.
+// share, as the machine's lease dir is shared. No kernel needed. Last, the lease files themselves,
+// with real agents and flocks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { holdLockFile, isLockFileHeld, tryHoldLockFile } from '../../src/lock-file.js';
 import { DirectoryError } from '../../src/make-directory.js';
+import { MountAgent } from '../../src/pool/mount-agent.js';
 import { SANDBOX_UID } from '../../src/pool/root.js';
 import { isUidShortage, UIDS_KEPT_FREE, UidLeases } from '../../src/pool/uid-leases.js';
 
@@ -141,4 +144,42 @@ test('a withheld uid stays locked by its owner, and is never leased again nor un
   await assert.rejects(leases.lease(), (err) => isUidShortage(err));
   // Nor does another worker get it.
   await assert.rejects(new UidLeases(machine.agent(), machine.dir, { count: 4 }).lease(), (err) => isUidShortage(err));
+}));
+
+test("a uid's lease file stays when its lease ends, and another owner leases the uid through it", onMachine(async (machine) => {
+  const [agent, otherAgent] = await Promise.all([MountAgent.start(), MountAgent.start()]);
+  try {
+    const leases = new UidLeases(agent, machine.dir, { keptFree: 0, count: 2 });
+    const uid = await leases.lease();
+    const path = join(machine.dir, String(uid));
+    assert.equal(isLockFileHeld(path), true);
+    await leases.release(uid); // unlocked at once (keptFree 0)
+    assert.equal(existsSync(path), true, 'the file stays');
+    assert.equal(isLockFileHeld(path), false, 'unlocked');
+    assert.equal(await new UidLeases(otherAgent, machine.dir, { count: 2 }).lease(), uid, "another owner's lease of it");
+  } finally {
+    await Promise.all([agent.close(), otherAgent.close()]);
+  }
+}));
+
+test('why: a lock file removed as its holder lets go can be held by two owners at once', onMachine(async (machine) => {
+  const path = join(machine.dir, String(SANDBOX_UID));
+  const holder = holdLockFile(path);
+  // An owner opens the path (mount-agent.py's `lock` opens, then flocks) just as the holder lets go,
+  // removing the file.
+  const opened = openSync(path, 'r');
+  const held: number[] = [];
+  try {
+    unlinkSync(path);
+    closeSync(holder);
+    // Its flock comes next, on the file it opened (a second open of that file, by its fd's link),
+    // and succeeds; the next owner creates the path anew and locks that.
+    const late = tryHoldLockFile(`/proc/self/fd/${opened}`);
+    if (late !== undefined) held.push(late);
+    const next = tryHoldLockFile(path);
+    if (next !== undefined) held.push(next);
+    assert.deepEqual([late !== undefined, next !== undefined], [true, true], 'two owners hold "the" lock of one uid');
+  } finally {
+    for (const fd of [opened, ...held]) closeSync(fd);
+  }
 }));
