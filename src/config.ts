@@ -12,9 +12,9 @@ import { CGROUP_BASES, type CgroupBase } from './sandbox/types.js';
 import { DEFAULT_WEBHOOK_DENY, OutboundPolicy, parseSubnet } from './queue/outbound.js';
 import { DirectoryError, makeDirectory } from './make-directory.js';
 import { wholeFamilies } from './api/trusted-proxies.js';
-import { MOST_SLOTS_PER_JOB } from './executor/slot-keys.js';
+import { COMPILED_JOB_SLOTS, MOST_SLOTS_PER_JOB } from './executor/slot-keys.js';
 import { SANDBOX_UID } from './pool/root.js';
-import { SANDBOX_UID_COUNT } from './pool/uid-leases.js';
+import { SANDBOX_UID_COUNT, UIDS_KEPT_FREE } from './pool/uid-leases.js';
 import { DEFAULT_REDIS_APPEND_FSYNC, REDIS_APPEND_FSYNC_POLICIES, type RedisAppendFsync } from './queue/redis-server.js';
 
 export interface ApiKey {
@@ -52,6 +52,9 @@ export interface Config {
 
   /** Worker processes `cellblock worker` / `cellblock start` run on this machine. */
   workerProcesses: number;
+  /** Those of the settings of the jobs at once that were set, not left to their defaults: the
+   * ones checkSandboxUids may name. */
+  workerSettingsSet: WorkerSetting[];
   /** Jobs one worker process runs at once, not counting long jobs (see backgroundAfterMs). */
   workerConcurrency: number;
   /** A job running longer than this (wall time) is long: it frees its slot for the next job
@@ -118,12 +121,18 @@ export interface Config {
   logLevel: string;
 }
 
+/** The settings of how many jobs a machine's worker processes run at once (checkSandboxUids). */
+export const WORKER_SETTINGS = ['CELLBLOCK_WORKER_PROCESSES', 'CELLBLOCK_WORKER_CONCURRENCY', 'CELLBLOCK_BACKGROUND_SLOTS'] as const;
+export type WorkerSetting = (typeof WORKER_SETTINGS)[number];
+
 /** What the default of CELLBLOCK_WORKER_CONCURRENCY depends on besides the cores. */
 export interface WorkerShape {
   workerProcesses: number;
   backgroundAfterMs: number;
   /** CELLBLOCK_BACKGROUND_SLOTS when set; unset, the lane has as many slots as the worker. */
   backgroundSlots?: number;
+  /** The machine's cores: os.availableParallelism() unless given (a test's). */
+  cores?: number;
 }
 
 /**
@@ -131,16 +140,21 @@ export interface WorkerShape {
  * often waits (on its own I/O, on the cgroup's CPU throttle, on a sleeping or wall-clock-limited
  * program), so one slot per core leaves cores idle; and a hostile job holds its slot up to its
  * limits, so with only a slot per core two hostile jobs starve every benign one behind them.
- * Never more than the machine's sandbox uids allow (checkSandboxUids), so that the defaults start
- * on any machine (past 64 cores with one worker process and its lane, past fewer with more
- * processes): a default is not a setting to refuse. At least 1, which checkSandboxUids refuses
- * only where the processes alone are too many.
+ * Never more than the machine's sandbox uids give every job its MOST_SLOTS_PER_JOB, beside the
+ * uids the other worker processes may keep given back (UIDS_KEPT_FREE each, out of this one's
+ * reach: it takes back only its own), so that the defaults start on any machine without a warning
+ * (checkSandboxUids; past 64 cores with one worker process and its lane, past fewer with more
+ * processes): a default is not a setting to refuse. At least 1, which checkSandboxUids warns of
+ * or refuses only where the processes alone are too many. The ready slots are not counted: a
+ * worker destroys its own idle ones for its jobs' slots (another's it cannot: checkSandboxUids).
  */
 export function defaultWorkerConcurrency(shape: WorkerShape = { workerProcesses: 1, backgroundAfterMs: DEFAULT_BACKGROUND_AFTER_MS }): number {
-  const jobsWithinUids = Math.floor(SANDBOX_UID_COUNT / MOST_SLOTS_PER_JOB / Math.max(1, shape.workerProcesses));
+  const processes = Math.max(1, shape.workerProcesses);
+  const othersKeptFree = (processes - 1) * UIDS_KEPT_FREE;
+  const jobsWithinUids = Math.floor(Math.max(0, SANDBOX_UID_COUNT - othersKeptFree) / MOST_SLOTS_PER_JOB / processes);
   const lane = shape.backgroundAfterMs > 0;
   const slotsWithinUids = !lane ? jobsWithinUids : shape.backgroundSlots === undefined ? Math.floor(jobsWithinUids / 2) : jobsWithinUids - shape.backgroundSlots;
-  return Math.max(1, Math.min(2 * os.availableParallelism(), slotsWithinUids));
+  return Math.max(1, Math.min(2 * (shape.cores ?? os.availableParallelism()), slotsWithinUids));
 }
 
 /**
@@ -415,26 +429,80 @@ export function checkMaxJobOutputBytes(maxJobOutputBytes: number, runtimes: read
   );
 }
 
+/** The machine's sandbox uids, for a message. */
+const SANDBOX_UIDS = `the machine's ${SANDBOX_UID_COUNT} sandbox uids (${SANDBOX_UID}-${SANDBOX_UID + SANDBOX_UID_COUNT - 1})`;
+
 /**
- * Refuses worker processes whose jobs at once could need more sandbox uids than the machine has:
- * each live pool slot holds one of SANDBOX_UID_COUNT (src/pool/uid-leases.ts), shared by every
- * worker process of the machine, and a job holds up to MOST_SLOTS_PER_JOB slots at once; past
- * that, jobs would fail `no_sandbox_uid` under load, and only a load would show it. The ready
- * slots and the uids a worker keeps given back come on top, but a worker gives them up to its
- * own jobs' slots (src/pool/slot-uids.ts), so they are not counted here.
+ * Checks the jobs the machine's worker processes run at once against its sandbox uids: each live
+ * pool slot holds one of SANDBOX_UID_COUNT (src/pool/uid-leases.ts), shared by every worker
+ * process of the machine. Refuses (a ConfigError) where they could not hold even
+ * COMPILED_JOB_SLOTS each, as a load of a compiled language's jobs would need: those jobs would
+ * fail `no_sandbox_uid`, and only a load would show it. Answers a warning where they could not
+ * hold MOST_SLOTS_PER_JOB each: at full load, checked and interactive jobs may fail so (settings
+ * that ran before this check, as 4 processes of 48 + 48 jobs at once, start with it). The check is
+ * necessary, not sufficient: a worker gives its own ready slots and its own uids kept given back
+ * to its jobs' slots (src/pool/slot-uids.ts), but not another worker process's, whose ready slots,
+ * kept uids (UIDS_KEPT_FREE) and withheld ones may hold what this count leaves; the default jobs
+ * at once leave room for the kept ones (defaultWorkerConcurrency).
  */
-export function checkSandboxUids(config: Pick<Config, 'workerProcesses' | 'workerConcurrency' | 'backgroundSlots' | 'backgroundAfterMs'>): void {
+export function checkSandboxUids(
+  config: Pick<Config, 'workerProcesses' | 'workerConcurrency' | 'backgroundSlots' | 'backgroundAfterMs' | 'workerSettingsSet'>,
+): string | undefined {
   const { workerProcesses, workerConcurrency, backgroundSlots, backgroundAfterMs } = config;
+  const lane = backgroundAfterMs > 0;
   const jobs = jobsAtOnce(workerConcurrency, backgroundSlots, backgroundAfterMs);
-  const uids = workerProcesses * jobs * MOST_SLOTS_PER_JOB;
-  if (uids <= SANDBOX_UID_COUNT) return;
-  const lane = backgroundAfterMs > 0 ? ` + CELLBLOCK_BACKGROUND_SLOTS ${backgroundSlots}` : '';
+  const settings = `${workerProcesses} worker process(es) (CELLBLOCK_WORKER_PROCESSES) × ${jobs} jobs at once (CELLBLOCK_WORKER_CONCURRENCY ${workerConcurrency}${lane ? ` + CELLBLOCK_BACKGROUND_SLOTS ${backgroundSlots}` : ''})`;
+  const jobsSum = lane ? 'CELLBLOCK_WORKER_CONCURRENCY + CELLBLOCK_BACKGROUND_SLOTS' : 'CELLBLOCK_WORKER_CONCURRENCY';
+  const least = workerProcesses * jobs * COMPILED_JOB_SLOTS;
+  if (least > SANDBOX_UID_COUNT) {
+    throw new ConfigError(
+      uidSettingToName(config),
+      `${settings} × ${COMPILED_JOB_SLOTS} sandbox uids, what a compiled language's job holds at once (its compile's beside a run's) = ${least}, above ${SANDBOX_UIDS}: set ${fewerJobs(config, jobs, jobsSum).join(', or ')}`,
+    );
+  }
+  const most = workerProcesses * jobs * MOST_SLOTS_PER_JOB;
+  if (most <= SANDBOX_UID_COUNT) return undefined;
+  const perJob = Math.floor(SANDBOX_UID_COUNT / (workerProcesses * jobs));
+  const failing = perJob < MOST_SLOTS_PER_JOB - 1 ? `checked jobs (up to ${MOST_SLOTS_PER_JOB - 1}) and interactive ones (${MOST_SLOTS_PER_JOB})` : `interactive jobs (${MOST_SLOTS_PER_JOB})`;
   const mostJobs = Math.floor(SANDBOX_UID_COUNT / MOST_SLOTS_PER_JOB / workerProcesses);
-  const within = mostJobs >= 1 ? `at most ${mostJobs} jobs at once per worker process here` : `at most ${SANDBOX_UID_COUNT / MOST_SLOTS_PER_JOB} worker processes of one job at once`;
-  throw new ConfigError(
-    'CELLBLOCK_WORKER_CONCURRENCY',
-    `${workerProcesses} worker process(es) (CELLBLOCK_WORKER_PROCESSES) × ${jobs} jobs at once (CELLBLOCK_WORKER_CONCURRENCY ${workerConcurrency}${lane}) × ${MOST_SLOTS_PER_JOB} sandbox uids a job may hold at once (an interactive test's two runs beside its two compiles) = ${uids}, above the machine's ${SANDBOX_UID_COUNT} (${SANDBOX_UID}-${SANDBOX_UID + SANDBOX_UID_COUNT - 1}): ${within}`,
+  return (
+    `${settings} × up to ${MOST_SLOTS_PER_JOB} sandbox uids a job may hold at once (an interactive test's two runs beside its two compiles) = ${most}, above ${SANDBOX_UIDS}: ` +
+    `at full load each job has ${perJob} uids, and ${failing} may fail no_sandbox_uid; ${jobsSum} at most ${mostJobs} per worker process gives every job its ${MOST_SLOTS_PER_JOB}`
   );
+}
+
+/** The setting a refusal of checkSandboxUids names: of those set, the first whose lowering helps
+ * (the jobs at once, then the lane's, then the processes), else the first set. */
+function uidSettingToName(config: Pick<Config, 'workerProcesses' | 'workerConcurrency' | 'backgroundSlots' | 'backgroundAfterMs' | 'workerSettingsSet'>): WorkerSetting {
+  const { workerProcesses, workerConcurrency, backgroundSlots, backgroundAfterMs, workerSettingsSet } = config;
+  const helps: Record<WorkerSetting, boolean> = {
+    CELLBLOCK_WORKER_CONCURRENCY: workerConcurrency > 1,
+    CELLBLOCK_BACKGROUND_SLOTS: backgroundAfterMs > 0 && backgroundSlots > 0,
+    CELLBLOCK_WORKER_PROCESSES: workerProcesses > 1,
+  };
+  const order: WorkerSetting[] = ['CELLBLOCK_WORKER_CONCURRENCY', 'CELLBLOCK_BACKGROUND_SLOTS', 'CELLBLOCK_WORKER_PROCESSES'];
+  return order.find((setting) => helps[setting] && workerSettingsSet.includes(setting)) ?? order.find((setting) => workerSettingsSet.includes(setting)) ?? 'CELLBLOCK_WORKER_CONCURRENCY';
+}
+
+/** What would bring the jobs at once within the uids at COMPILED_JOB_SLOTS each: fewer jobs per
+ * worker process (the lane's alone where the slots are 1 already), or fewer worker processes. */
+function fewerJobs(config: Pick<Config, 'workerProcesses' | 'workerConcurrency' | 'backgroundAfterMs'>, jobs: number, jobsSum: string): string[] {
+  const { workerProcesses, workerConcurrency, backgroundAfterMs } = config;
+  const ways: string[] = [];
+  const mostJobs = Math.floor(SANDBOX_UID_COUNT / COMPILED_JOB_SLOTS / workerProcesses);
+  if (mostJobs >= 1) {
+    ways.push(
+      workerConcurrency > 1 || backgroundAfterMs === 0
+        ? `${jobsSum} at most ${mostJobs} per worker process`
+        : `CELLBLOCK_BACKGROUND_SLOTS at most ${mostJobs - 1} (CELLBLOCK_WORKER_CONCURRENCY is 1 already)`,
+    );
+  }
+  const mostProcesses = Math.floor(SANDBOX_UID_COUNT / COMPILED_JOB_SLOTS / jobs);
+  if (mostProcesses >= 1) ways.push(`at most ${mostProcesses} worker processes (CELLBLOCK_WORKER_PROCESSES) of ${jobs} jobs at once`);
+  if (ways.length === 0) {
+    ways.push(`at most ${SANDBOX_UID_COUNT / COMPILED_JOB_SLOTS} worker processes (CELLBLOCK_WORKER_PROCESSES) of one job at once (CELLBLOCK_WORKER_CONCURRENCY 1${backgroundAfterMs > 0 ? ', CELLBLOCK_BACKGROUND_SLOTS 0' : ''})`);
+  }
+  return ways;
 }
 
 /** A key prefix of Redis's keys: short, since every key of the queue starts with it. */
@@ -481,6 +549,7 @@ export function loadConfig(env: Env = process.env): Config {
   const backgroundAfterMs = integer(env, 'CELLBLOCK_BACKGROUND_AFTER_MS', DEFAULT_BACKGROUND_AFTER_MS, 0);
   const laneSlotsSet = env.CELLBLOCK_BACKGROUND_SLOTS === undefined || env.CELLBLOCK_BACKGROUND_SLOTS === '' ? undefined : integer(env, 'CELLBLOCK_BACKGROUND_SLOTS', 0, 0);
   const workerConcurrency = integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', defaultWorkerConcurrency({ workerProcesses, backgroundAfterMs, backgroundSlots: laneSlotsSet }), 1);
+  const workerSettingsSet = WORKER_SETTINGS.filter((variable) => env[variable] !== undefined && env[variable].trim() !== '');
   const backgroundSlots = laneSlotsSet ?? workerConcurrency;
   return {
     redisUrl,
@@ -493,6 +562,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisAppendFsync: oneOf(env, 'CELLBLOCK_REDIS_FSYNC', REDIS_APPEND_FSYNC_POLICIES, DEFAULT_REDIS_APPEND_FSYNC),
     cgroupBase: oneOf(env, 'CELLBLOCK_CGROUP_BASE', CGROUP_BASES, 'root'),
     workerProcesses,
+    workerSettingsSet,
     workerConcurrency,
     backgroundAfterMs,
     backgroundSlots,

@@ -48,13 +48,18 @@ async function api(config: Config, runtimes: Runtime[]): Promise<void> {
  * has built the addon). */
 const workerCommand = () => import('./worker-command.js');
 
-/** Refuses, in one line, more jobs at once than the machine's sandbox uids allow
- * (checkSandboxUids), a machine where no worker could run (checkWorkerMachine: not root, no
- * cgroups its sandbox could make, no image built), or a pool
+/** Refuses, in one line, more jobs at once than the machine's sandbox uids allow even for a
+ * compiled language's jobs (checkSandboxUids), a machine where no worker could run
+ * (checkWorkerMachine: not root, no cgroups its sandbox could make, no image built), or a pool
  * state dir that cannot be made (before the workers, each of which would fail at it); warns of
- * the runtimes whose jobs would fail here, and of host accounts with sandbox uids. */
+ * jobs at once whose checked and interactive jobs may find no uid at full load, of the runtimes
+ * whose jobs would fail here, and of host accounts with sandbox uids. */
 async function checkMachineForWorkers(config: Config, logger: Logger, runtimes: Runtime[]): Promise<void> {
-  checkSandboxUids(config);
+  const uidsWarning = checkSandboxUids(config);
+  if (uidsWarning !== undefined) {
+    const { workerProcesses, workerConcurrency, backgroundSlots, backgroundAfterMs } = config;
+    logger.warn({ workerProcesses, workerConcurrency, backgroundSlots: backgroundAfterMs > 0 ? backgroundSlots : 0 }, uidsWarning);
+  }
   const { missingImages: missing, sandboxUidAccounts, passwdSource } = await checkWorkerMachine(config, runtimes);
   makeSettingDirectory('CELLBLOCK_POOL_STATE_DIR', config.poolStateDir, STATE_ROOT_MODE);
   if (sandboxUidAccounts.length > 0) {

@@ -17,10 +17,17 @@ export type Stage = 'run' | 'compile' | 'connected';
 /** The most pool slots one job holds at once (SubmissionExecutor), each with a sandbox uid of its
  * own (src/pool/uid-leases.ts): an interactive test's two runs (its program's and its
  * interactor's, `connected`) while the program's compile and the interactor's are held for the
- * tests after it. A checked job holds three (a run or its checker's beside the two compiles), any
- * other two (a compile and a run). The worker's start refuses more jobs at once than the
- * machine's uids give this many each (config.ts checkSandboxUids). */
+ * tests after it. A checked job holds up to three (a run or its checker's beside the two
+ * compiles). The worker's start warns of more jobs at once than the machine's uids give this many
+ * each, and the default jobs at once stay within them (config.ts checkSandboxUids). */
 export const MOST_SLOTS_PER_JOB = 4;
+
+/** The slots a compiled runtime's job without a judge program holds at once: its compile's, held
+ * for its runs, beside a run's. An interpreted runtime's such job holds one (its run's), so this is
+ * not every job's least, but that of the jobs of the compiled languages (C, C++, Java, Go, Rust,
+ * ...): the worker's start refuses more jobs at once than the machine's uids give this many each,
+ * since a load of such jobs would then fail `no_sandbox_uid` (config.ts checkSandboxUids). */
+export const COMPILED_JOB_SLOTS = 2;
 
 const SUFFIXES: Record<Stage, string> = { run: '', compile: ':compile', connected: ':connected' };
 

@@ -1,6 +1,7 @@
 // How many pool slots (each a sandbox uid) one job holds at once, counted on a fake pool and stage
-// runner (no sandbox): MOST_SLOTS_PER_JOB, on which a worker's start bounds its jobs at once
-// against the machine's 1024 uids (config.ts checkSandboxUids), is what the executor takes.
+// runner (no sandbox): MOST_SLOTS_PER_JOB and COMPILED_JOB_SLOTS, on which a worker's start bounds
+// its jobs at once against the machine's 1024 uids (config.ts checkSandboxUids), are what the
+// executor takes.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { StageRunner } from '../../src/executor/engine.js';
 import { SubmissionExecutor } from '../../src/executor/executor.js';
-import { MOST_SLOTS_PER_JOB } from '../../src/executor/slot-keys.js';
+import { COMPILED_JOB_SLOTS, MOST_SLOTS_PER_JOB } from '../../src/executor/slot-keys.js';
 import type { ExecuteRequest } from '../../src/executor/types.js';
 import type { Pool } from '../../src/pool/index.js';
 import { fakePool, SH, SHC, stageOutcome } from './helpers.js';
@@ -56,7 +57,12 @@ test('an interactive job with a compiled program and a compiled interactor holds
   assert.equal(await mostSlotsHeld('interactive', { ...compiled, tests, interactor: judge }), MOST_SLOTS_PER_JOB);
 });
 
-test('a checked job holds one fewer, any other job two', { skip }, async () => {
+test("a checked job holds one fewer; a compiled runtime's other jobs COMPILED_JOB_SLOTS, an interpreted runtime's one", { skip }, async () => {
   assert.equal(await mostSlotsHeld('checked', { ...compiled, tests, checker: judge }), MOST_SLOTS_PER_JOB - 1);
-  assert.equal(await mostSlotsHeld('tests', { ...compiled, tests }), 2);
+  assert.equal(await mostSlotsHeld('tests', { ...compiled, tests }), COMPILED_JOB_SLOTS);
+  assert.equal(await mostSlotsHeld('plain', compiled), COMPILED_JOB_SLOTS);
+  // So COMPILED_JOB_SLOTS is not every job's least (the start's refusal says whose it is).
+  const interpreted = { ...compiled, runtimeId: 'sh' };
+  assert.equal(await mostSlotsHeld('interpreted', interpreted), 1);
+  assert.equal(await mostSlotsHeld('interpreted-tests', { ...interpreted, tests }), 1);
 });

@@ -96,15 +96,30 @@ test('cellblock api and worker with a job output maximum below a runtime default
   }
 });
 
-test('cellblock worker and start with more jobs at once than the sandbox uids allow: one line naming the settings, status 2, before anything starts', () => {
-  const env = { CELLBLOCK_REDIS_URL: 'redis://127.0.0.1:18753', CELLBLOCK_WORKER_PROCESSES: '1', CELLBLOCK_WORKER_CONCURRENCY: '257', CELLBLOCK_BACKGROUND_SLOTS: '0' };
+test("cellblock worker and start with more jobs at once than the sandbox uids allow a compiled language's jobs: one line naming the settings, status 2, before anything starts", () => {
+  const env = { CELLBLOCK_REDIS_URL: 'redis://127.0.0.1:18753', CELLBLOCK_WORKER_PROCESSES: '1', CELLBLOCK_WORKER_CONCURRENCY: '513', CELLBLOCK_BACKGROUND_SLOTS: '0' };
   for (const [command, settings] of [['worker', env], ['start', { ...env, CELLBLOCK_REDIS_URL: '' }]] as const) {
     const run = cellblockWith(settings, command);
     assert.equal(run.signal, null, 'ended by itself, not by the timeout');
     assert.equal(run.status, 2, run.stderr);
-    assert.match(run.stderr, /^cellblock: CELLBLOCK_WORKER_CONCURRENCY: 1 worker process\(es\) \(CELLBLOCK_WORKER_PROCESSES\) × 257 jobs at once .* = 1028, above the machine's 1024 \(60000-61023\): at most 256 jobs at once per worker process here\n$/);
+    assert.match(run.stderr, /^cellblock: CELLBLOCK_WORKER_CONCURRENCY: 1 worker process\(es\) \(CELLBLOCK_WORKER_PROCESSES\) × 513 jobs at once .* × 2 sandbox uids, .* = 1026, above the machine's 1024 sandbox uids \(60000-61023\): set CELLBLOCK_WORKER_CONCURRENCY \+ CELLBLOCK_BACKGROUND_SLOTS at most 512 per worker process\n$/);
     assert.equal(existsSync(redisDataDir), false, 'no private Redis was started');
   }
+});
+
+test('cellblock worker with jobs at once within 2 but not 4 sandbox uids a job: a warning line naming the settings, then its other checks', () => {
+  // A data dir without images: the worker's next check refuses it, after the warning.
+  const dataDir = path.join(scratch, 'no-images');
+  const env = { CELLBLOCK_REDIS_URL: 'redis://127.0.0.1:18753', CELLBLOCK_DATA_DIR: dataDir, CELLBLOCK_WORKER_PROCESSES: '1', CELLBLOCK_WORKER_CONCURRENCY: '300', CELLBLOCK_BACKGROUND_SLOTS: '0' };
+  const run = cellblockWith(env, 'worker');
+  assert.equal(run.signal, null, 'ended by itself, not by the timeout');
+  const warning = run.stdout.split('\n').filter((line) => line.includes('sandbox uids')).map((line) => JSON.parse(line) as { level: number; msg: string; workerConcurrency: number });
+  assert.equal(warning.length, 1, run.stdout);
+  assert.equal(warning[0]!.level, 40, 'warn');
+  assert.equal(warning[0]!.workerConcurrency, 300);
+  assert.match(warning[0]!.msg, /^1 worker process\(es\) .* × 300 jobs at once .* = 1200, .*: at full load each job has 3 uids, and interactive jobs \(4\) may fail no_sandbox_uid; /);
+  assert.notEqual(run.status, 0, 'refused by a later check (no image built)');
+  assert.doesNotMatch(run.stderr, /CELLBLOCK_WORKER_CONCURRENCY/);
 });
 
 test('a setting refused: its one line alone, status 2 (the usage is for a command line refused)', () => {

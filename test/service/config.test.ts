@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import proxyAddr from '@fastify/proxy-addr';
-import { checkMaxJobOutputBytes, checkSandboxUids, ConfigError, DEFAULT_MAX_JOB_OUTPUT_BYTES, loadConfig, makeSettingDirectory } from '../../src/config.js';
+import { checkMaxJobOutputBytes, checkSandboxUids, ConfigError, DEFAULT_MAX_JOB_OUTPUT_BYTES, defaultWorkerConcurrency, loadConfig, makeSettingDirectory } from '../../src/config.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { MiB } from '../../src/units.js';
 
@@ -112,47 +112,110 @@ describe('configuration', () => {
     assert.throws(() => checkMaxJobOutputBytes(needed - 1, runtimes), new RegExp(`at most ${needed - 1} per job\\): set at least ${needed}$`));
   });
 
-  test("worker processes × jobs at once × 4 uids a job may hold: up to the machine's 1024 sandbox uids, one job past refused naming the settings", () => {
+  test("worker processes × jobs at once × 2 uids, a compiled language's job's: up to the machine's 1024 sandbox uids, one job past refused naming the settings", () => {
     const uids = (env: Record<string, string>) => () => checkSandboxUids(loadConfig(env));
-    const refusal = (expected: RegExp) => (error: unknown) => error instanceof ConfigError && error.variable === 'CELLBLOCK_WORKER_CONCURRENCY' && expected.test(error.message) && !error.message.includes('\n');
-    // At the bound: 1 × 256 × 4, and 4 × (32 + 32 in the background) × 4.
-    uids({ CELLBLOCK_WORKER_PROCESSES: '1', CELLBLOCK_WORKER_CONCURRENCY: '256', CELLBLOCK_BACKGROUND_SLOTS: '0' })();
-    uids({ CELLBLOCK_WORKER_PROCESSES: '4', CELLBLOCK_WORKER_CONCURRENCY: '32', CELLBLOCK_BACKGROUND_SLOTS: '32' })();
+    const refusal = (variable: string, expected: RegExp) => (error: unknown) => error instanceof ConfigError && error.variable === variable && expected.test(error.message) && !error.message.includes('\n');
+    // At the bound: 1 × 512 × 2, and 4 × (64 + 64 in the background) × 2 (a warning each: × 4 is past it).
+    assert.ok(uids({ CELLBLOCK_WORKER_PROCESSES: '1', CELLBLOCK_WORKER_CONCURRENCY: '512', CELLBLOCK_BACKGROUND_SLOTS: '0' })());
+    assert.ok(uids({ CELLBLOCK_WORKER_PROCESSES: '4', CELLBLOCK_WORKER_CONCURRENCY: '64', CELLBLOCK_BACKGROUND_SLOTS: '64' })());
     // No background lane: its slots run nothing.
-    uids({ CELLBLOCK_WORKER_CONCURRENCY: '256', CELLBLOCK_BACKGROUND_SLOTS: '1000', CELLBLOCK_BACKGROUND_AFTER_MS: '0' })();
+    assert.ok(uids({ CELLBLOCK_WORKER_CONCURRENCY: '512', CELLBLOCK_BACKGROUND_SLOTS: '1000', CELLBLOCK_BACKGROUND_AFTER_MS: '0' })());
     // API only (`start` with 0 processes) needs none.
-    uids({ CELLBLOCK_WORKER_PROCESSES: '0', CELLBLOCK_WORKER_CONCURRENCY: '100000' })();
+    assert.equal(uids({ CELLBLOCK_WORKER_PROCESSES: '0', CELLBLOCK_WORKER_CONCURRENCY: '100000' })(), undefined);
     assert.throws(
-      uids({ CELLBLOCK_WORKER_PROCESSES: '1', CELLBLOCK_WORKER_CONCURRENCY: '257', CELLBLOCK_BACKGROUND_SLOTS: '0' }),
-      refusal(/^CELLBLOCK_WORKER_CONCURRENCY: 1 worker process\(es\) \(CELLBLOCK_WORKER_PROCESSES\) × 257 jobs at once \(CELLBLOCK_WORKER_CONCURRENCY 257 \+ CELLBLOCK_BACKGROUND_SLOTS 0\) × 4 sandbox uids a job may hold at once \(.*\) = 1028, above the machine's 1024 \(60000-61023\): at most 256 jobs at once per worker process here$/),
+      uids({ CELLBLOCK_WORKER_PROCESSES: '1', CELLBLOCK_WORKER_CONCURRENCY: '513', CELLBLOCK_BACKGROUND_SLOTS: '0' }),
+      refusal(
+        'CELLBLOCK_WORKER_CONCURRENCY',
+        /^CELLBLOCK_WORKER_CONCURRENCY: 1 worker process\(es\) \(CELLBLOCK_WORKER_PROCESSES\) × 513 jobs at once \(CELLBLOCK_WORKER_CONCURRENCY 513 \+ CELLBLOCK_BACKGROUND_SLOTS 0\) × 2 sandbox uids, what a compiled language's job holds at once \(its compile's beside a run's\) = 1026, above the machine's 1024 sandbox uids \(60000-61023\): set CELLBLOCK_WORKER_CONCURRENCY \+ CELLBLOCK_BACKGROUND_SLOTS at most 512 per worker process$/,
+      ),
     );
     assert.throws(
-      uids({ CELLBLOCK_WORKER_PROCESSES: '4', CELLBLOCK_WORKER_CONCURRENCY: '32', CELLBLOCK_BACKGROUND_SLOTS: '33' }),
-      refusal(/4 worker process\(es\) .* × 65 jobs at once \(CELLBLOCK_WORKER_CONCURRENCY 32 \+ CELLBLOCK_BACKGROUND_SLOTS 33\) × 4 .* = 1040, .*: at most 64 jobs at once per worker process here$/),
+      uids({ CELLBLOCK_WORKER_PROCESSES: '4', CELLBLOCK_WORKER_CONCURRENCY: '64', CELLBLOCK_BACKGROUND_SLOTS: '65' }),
+      refusal('CELLBLOCK_WORKER_CONCURRENCY', /4 worker process\(es\) .* × 129 jobs at once \(CELLBLOCK_WORKER_CONCURRENCY 64 \+ CELLBLOCK_BACKGROUND_SLOTS 65\) × 2 .* = 1032, .*: set CELLBLOCK_WORKER_CONCURRENCY \+ CELLBLOCK_BACKGROUND_SLOTS at most 128 per worker process, or at most 3 worker processes \(CELLBLOCK_WORKER_PROCESSES\) of 129 jobs at once$/),
     );
-    assert.throws(uids({ CELLBLOCK_WORKER_CONCURRENCY: '257', CELLBLOCK_BACKGROUND_AFTER_MS: '0' }), refusal(/× 257 jobs at once \(CELLBLOCK_WORKER_CONCURRENCY 257\) × 4/));
     assert.throws(
-      uids({ CELLBLOCK_WORKER_PROCESSES: '257', CELLBLOCK_WORKER_CONCURRENCY: '1', CELLBLOCK_BACKGROUND_SLOTS: '0' }),
-      refusal(/= 1028, .*: at most 256 worker processes of one job at once$/),
+      uids({ CELLBLOCK_WORKER_CONCURRENCY: '513', CELLBLOCK_BACKGROUND_AFTER_MS: '0' }),
+      refusal('CELLBLOCK_WORKER_CONCURRENCY', /× 513 jobs at once \(CELLBLOCK_WORKER_CONCURRENCY 513\) × 2 .*: set CELLBLOCK_WORKER_CONCURRENCY at most 512 per worker process$/),
     );
   });
 
-  test('the default jobs at once fit the sandbox uids, whatever the cores and processes: the defaults are never refused', () => {
+  test('a refusal of the jobs at once names the setting given, and a way out it leaves open', () => {
+    const refused = (env: Record<string, string>, variable: string, expected: RegExp) =>
+      assert.throws(
+        () => checkSandboxUids(loadConfig(env)),
+        (error: unknown) => error instanceof ConfigError && error.variable === variable && expected.test(error.message) && error.message.startsWith(`${variable}: `),
+        JSON.stringify(env),
+      );
+    // The processes alone: their default jobs at once are 1 (+ 1 in the background), which only
+    // the lane's slots or fewer processes can lower.
+    refused(
+      { CELLBLOCK_WORKER_PROCESSES: '300' },
+      'CELLBLOCK_WORKER_PROCESSES',
+      /300 worker process\(es\) .* × 2 jobs at once \(CELLBLOCK_WORKER_CONCURRENCY 1 \+ CELLBLOCK_BACKGROUND_SLOTS 1\) × 2 .* = 1200, .*: set CELLBLOCK_BACKGROUND_SLOTS at most 0 \(CELLBLOCK_WORKER_CONCURRENCY is 1 already\), or at most 256 worker processes \(CELLBLOCK_WORKER_PROCESSES\) of 2 jobs at once$/,
+    );
+    // Jobs at once set to 1 cannot be lowered: the processes are named.
+    refused({ CELLBLOCK_WORKER_PROCESSES: '300', CELLBLOCK_WORKER_CONCURRENCY: '1' }, 'CELLBLOCK_WORKER_PROCESSES', /= 1200, /);
+    // The lane's slots alone: the jobs at once are 1 by default then.
+    refused(
+      { CELLBLOCK_BACKGROUND_SLOTS: '600' },
+      'CELLBLOCK_BACKGROUND_SLOTS',
+      /^CELLBLOCK_BACKGROUND_SLOTS: 1 worker process\(es\) .* × 601 jobs at once \(CELLBLOCK_WORKER_CONCURRENCY 1 \+ CELLBLOCK_BACKGROUND_SLOTS 600\) .* = 1202, .*: set CELLBLOCK_BACKGROUND_SLOTS at most 511 \(CELLBLOCK_WORKER_CONCURRENCY is 1 already\)$/,
+    );
+    refused({ CELLBLOCK_WORKER_PROCESSES: '2', CELLBLOCK_WORKER_CONCURRENCY: '300' }, 'CELLBLOCK_WORKER_CONCURRENCY', /× 600 jobs at once .*: set CELLBLOCK_WORKER_CONCURRENCY \+ CELLBLOCK_BACKGROUND_SLOTS at most 256 per worker process$/);
+    // Too many processes for even one job each.
+    refused(
+      { CELLBLOCK_WORKER_PROCESSES: '513', CELLBLOCK_WORKER_CONCURRENCY: '1', CELLBLOCK_BACKGROUND_SLOTS: '0' },
+      'CELLBLOCK_WORKER_PROCESSES',
+      /= 1026, .*: set at most 512 worker processes \(CELLBLOCK_WORKER_PROCESSES\) of 1 jobs at once$/,
+    );
+    refused(
+      { CELLBLOCK_WORKER_PROCESSES: '513', CELLBLOCK_WORKER_CONCURRENCY: '600', CELLBLOCK_BACKGROUND_AFTER_MS: '0' },
+      'CELLBLOCK_WORKER_CONCURRENCY',
+      /: set at most 512 worker processes \(CELLBLOCK_WORKER_PROCESSES\) of one job at once \(CELLBLOCK_WORKER_CONCURRENCY 1\)$/,
+    );
+  });
+
+  test('between 2 and 4 uids a job: taken, with a warning saying which jobs may fail at full load', () => {
+    const warning = (env: Record<string, string>) => checkSandboxUids(loadConfig(env));
+    // Settings that ran before the check: 96 cores, 4 processes of 48 + 48.
+    assert.match(
+      warning({ CELLBLOCK_WORKER_PROCESSES: '4', CELLBLOCK_WORKER_CONCURRENCY: '48' }) ?? '',
+      /^4 worker process\(es\) \(CELLBLOCK_WORKER_PROCESSES\) × 96 jobs at once \(CELLBLOCK_WORKER_CONCURRENCY 48 \+ CELLBLOCK_BACKGROUND_SLOTS 48\) × up to 4 sandbox uids a job may hold at once \(.*\) = 1536, above the machine's 1024 sandbox uids \(60000-61023\): at full load each job has 2 uids, and checked jobs \(up to 3\) and interactive ones \(4\) may fail no_sandbox_uid; CELLBLOCK_WORKER_CONCURRENCY \+ CELLBLOCK_BACKGROUND_SLOTS at most 64 per worker process gives every job its 4$/,
+    );
+    assert.match(warning({ CELLBLOCK_WORKER_CONCURRENCY: '300', CELLBLOCK_BACKGROUND_AFTER_MS: '0' }) ?? '', /× 300 jobs at once \(CELLBLOCK_WORKER_CONCURRENCY 300\) .* = 1200, .*: at full load each job has 3 uids, and interactive jobs \(4\) may fail no_sandbox_uid; CELLBLOCK_WORKER_CONCURRENCY at most 256 per worker process gives/);
+    assert.equal(warning({ CELLBLOCK_WORKER_CONCURRENCY: '256', CELLBLOCK_BACKGROUND_AFTER_MS: '0' }), undefined, 'at 4 a job: no warning');
+  });
+
+  test("the default jobs at once fit the sandbox uids at 4 a job, beside the other processes' kept uids: no warning, unless the processes alone are too many", () => {
     const cores = os.availableParallelism();
     const loaded = (env: Record<string, string>) => {
       const config = loadConfig(env);
-      checkSandboxUids(config);
+      assert.equal(checkSandboxUids(config), undefined, `${JSON.stringify(env)}: no warning`);
       return [config.workerConcurrency, config.backgroundSlots];
     };
     assert.deepEqual(loaded({}), [Math.min(2 * cores, 128), Math.min(2 * cores, 128)]);
-    // 64 processes × (2 + 2 in the background) × 4 = 1024: two per core would be 64 × 8 × 4 here.
-    assert.deepEqual(loaded({ CELLBLOCK_WORKER_PROCESSES: '64' }), [Math.min(2 * cores, 2), Math.min(2 * cores, 2)]);
-    // A lane's slots set: the rest of the uids are the slots'; no lane: all of them.
-    assert.deepEqual(loaded({ CELLBLOCK_WORKER_PROCESSES: '64', CELLBLOCK_BACKGROUND_SLOTS: '1' }), [Math.min(2 * cores, 3), 1]);
-    assert.equal(loaded({ CELLBLOCK_WORKER_PROCESSES: '128', CELLBLOCK_BACKGROUND_AFTER_MS: '0' })[0], Math.min(2 * cores, 2));
-    // Never below one: then it is the processes (or the lane's slots) that are too many, and said.
-    assert.throws(() => loaded({ CELLBLOCK_WORKER_PROCESSES: '129' }), /CELLBLOCK_WORKER_PROCESSES\) × 2 jobs at once/);
-    assert.throws(() => loaded({ CELLBLOCK_WORKER_PROCESSES: '64', CELLBLOCK_BACKGROUND_SLOTS: '4' }), /× 5 jobs at once/);
+    assert.deepEqual(loaded({ CELLBLOCK_WORKER_PROCESSES: '64' }), [1, 1]);
+    assert.deepEqual(loaded({ CELLBLOCK_WORKER_PROCESSES: '64', CELLBLOCK_BACKGROUND_SLOTS: '1' }), [1, 1]);
+    assert.equal(loaded({ CELLBLOCK_WORKER_PROCESSES: '128', CELLBLOCK_BACKGROUND_AFTER_MS: '0' })[0], 1);
+    // Past 128 processes, their one job (+ one in the background) each is more than 4 uids a job
+    // can be given: a warning; past 256, the processes are refused, named.
+    assert.ok(checkSandboxUids(loadConfig({ CELLBLOCK_WORKER_PROCESSES: '129' })));
+    assert.throws(() => checkSandboxUids(loadConfig({ CELLBLOCK_WORKER_PROCESSES: '257' })), /: CELLBLOCK_WORKER_PROCESSES: 257 worker process\(es\) .* × 2 jobs at once/);
+    assert.throws(() => checkSandboxUids(loadConfig({ CELLBLOCK_WORKER_PROCESSES: '64', CELLBLOCK_BACKGROUND_SLOTS: '8' })), /: CELLBLOCK_BACKGROUND_SLOTS: .* × 9 jobs at once/);
+  });
+
+  test("the default jobs at once of a large machine: two per core, up to 128 with one process; with more, what leaves the other processes' 16 kept uids each", () => {
+    const lane = { backgroundAfterMs: 250 };
+    const concurrency = (workerProcesses: number, cores = 96, backgroundSlots?: number) => defaultWorkerConcurrency({ ...lane, workerProcesses, cores, ...(backgroundSlots === undefined ? {} : { backgroundSlots }) });
+    assert.equal(concurrency(1), 128);
+    assert.equal(concurrency(1, 8), 16);
+    // (1024 - 16) / 4 / 2 = 126, half in the background; without the kept uids, 64.
+    assert.equal(concurrency(2), 63);
+    // (1024 - 3 × 16) / 4 / 4 = 61.
+    assert.equal(concurrency(4), 30);
+    assert.equal(concurrency(4, 96, 1), 60);
+    assert.equal(concurrency(64), 1);
+    assert.equal(defaultWorkerConcurrency({ workerProcesses: 2, backgroundAfterMs: 0, cores: 96 }), 126);
   });
 
   test('API keys: KEY[:REQUESTS[:LIVE_SESSIONS]], a figure left out or empty taking the default', () => {
