@@ -72,7 +72,8 @@ export interface Config {
   resultTtlSeconds: number;
   /** BullMQ lock on an active job; a worker that stops renewing it for this long is presumed dead. */
   lockDurationMs: number;
-  /** How often workers look for jobs whose lock expired (stalled jobs): DEFAULT_STALLED_INTERVAL_MS. */
+  /** How often workers look for jobs whose lock expired (stalled jobs): DEFAULT_STALLED_INTERVAL_MS,
+   * stalledIntervalFor. */
   stalledIntervalMs: number;
   /** Stalls a job survives before it is failed: 1 = retried once by another worker. */
   maxStalledCount: number;
@@ -508,19 +509,28 @@ function fewerJobs(config: Pick<Config, 'workerProcesses' | 'workerConcurrency' 
 /** A key prefix of Redis's keys: short, since every key of the queue starts with it. */
 const MAX_QUEUE_PREFIX_LENGTH = 64;
 
-/** How often, by default, the workers look for jobs whose lock has expired (at most the lock
- * duration). BullMQ's check re-queues the running jobs that the check before it marked and whose
- * lock has gone since, and it skips a run that finds the guard key of the last one (which lasts
- * exactly one interval) not yet expired, as its own timer often does: so a dead worker's job is
- * re-queued up to two intervals after its lock expired, once a check has marked it before that,
- * as one does within two intervals of its take where the interval is at most half the lock (5 s
- * of the default 30 s is); a longer one may first mark it after its lock expired, up to four
- * intervals from the take. At BullMQ's 30 s, which was ours (the lock duration), that was a
- * minute and a half after the death (91.8 s measured). Shorter costs next to nothing (one small
- * Lua script per worker process and interval, run at most once per interval for the whole queue,
- * over its running jobs only) and cannot make a live worker's job stall: only an expired lock
- * does, which the interval does not touch. */
+/** How often, by default, the workers look for jobs whose lock has expired: this, or half the
+ * lock duration where that is less (stalledIntervalFor). BullMQ's check re-queues the running
+ * jobs that the check before it marked and whose lock has gone since, and it skips a run that
+ * finds the guard key of the last one (which lasts exactly one interval) not yet expired, as its
+ * own timer often does: so checks come one to two intervals apart. A dead worker's job must be
+ * marked after its worker's last renewal (which unmarks it); it is re-queued by the first check
+ * after both that mark and its lock's expiry, so at most max(lock, 2 intervals) + 2 intervals
+ * after the death: the lock duration plus two intervals where the interval is at most half the
+ * lock (5 s of the default 30 s is), up to four intervals where it is longer. At BullMQ's 30 s,
+ * which was ours (the lock duration), that was a minute and a half after the death (91.8 s
+ * measured). Shorter costs next to nothing (one small Lua script per worker process and interval,
+ * run at most once per interval for the whole queue, over its running jobs only) and cannot make
+ * a live worker's job stall: only an expired lock does, which the interval does not touch. */
 export const DEFAULT_STALLED_INTERVAL_MS = 5000;
+
+/** CELLBLOCK_STALLED_INTERVAL_MS's default for a lock of `lockDurationMs`: DEFAULT_STALLED_INTERVAL_MS,
+ * at most half the lock, so that a dead worker's job is re-queued within the lock duration plus
+ * two intervals whatever the lock. At the least lock (1000 ms) that is 500 ms, the least interval
+ * the variable takes (BullMQ takes any above 0). */
+export function stalledIntervalFor(lockDurationMs: number): number {
+  return Math.min(Math.floor(lockDurationMs / 2), DEFAULT_STALLED_INTERVAL_MS);
+}
 
 export function loadConfig(env: Env = process.env): Config {
   const defaultRequestsPerWindow = integer(env, 'CELLBLOCK_RATE_LIMIT_REQUESTS', 600, 1);
@@ -534,11 +544,13 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const dataDir = directory(env, 'CELLBLOCK_DATA_DIR', dataDirFromEnv(env), { mountOption: true });
   const lockDurationMs = integer(env, 'CELLBLOCK_LOCK_DURATION_MS', 30_000, 1000);
-  const stalledIntervalMs = integer(env, 'CELLBLOCK_STALLED_INTERVAL_MS', Math.min(lockDurationMs, DEFAULT_STALLED_INTERVAL_MS), 500);
+  const stalledIntervalMs = integer(env, 'CELLBLOCK_STALLED_INTERVAL_MS', stalledIntervalFor(lockDurationMs), 500);
   // A dead worker's job is given back by the first check to find it unlocked that comes after one
-  // that marked it (DEFAULT_STALLED_INTERVAL_MS): with checks further apart than a lock lasts, the
-  // lock no longer decides when, the interval does (three or four of them after the take), and
-  // README's "lock duration plus two intervals" fails. BullMQ itself checks only that it is above 0.
+  // that marked it (DEFAULT_STALLED_INTERVAL_MS): within the lock duration plus two intervals of
+  // the death with an interval up to half the lock, within four intervals up to the lock (taken,
+  // as README says). With checks further apart than a lock lasts, the lock would no longer bound
+  // the wait at all (README's "lock duration plus two intervals"): refused. BullMQ itself checks
+  // only that the interval is above 0.
   if (stalledIntervalMs > lockDurationMs) {
     throw new ConfigError(
       'CELLBLOCK_STALLED_INTERVAL_MS',

@@ -27,9 +27,14 @@ describe('configuration', () => {
     assert.deepEqual([config.lockDurationMs, config.stalledIntervalMs, config.maxStalledCount], [30_000, 5000, 1]);
   });
 
-  test('the stall check interval: 5 s, at most the lock duration, or the variable\'s', () => {
+  test("the stall check interval: 5 s, at most half the lock duration (the lock plus two intervals then bounds a dead worker's job), or the variable's", () => {
     assert.equal(loadConfig({ CELLBLOCK_LOCK_DURATION_MS: '120000' }).stalledIntervalMs, 5000, 'not longer with a longer lock');
-    assert.equal(loadConfig({ CELLBLOCK_LOCK_DURATION_MS: '2000' }).stalledIntervalMs, 2000);
+    assert.equal(loadConfig({ CELLBLOCK_LOCK_DURATION_MS: '30000' }).stalledIntervalMs, 5000);
+    assert.equal(loadConfig({ CELLBLOCK_LOCK_DURATION_MS: '9999' }).stalledIntervalMs, 4999);
+    assert.equal(loadConfig({ CELLBLOCK_LOCK_DURATION_MS: '2000' }).stalledIntervalMs, 1000);
+    // The least lock: the least interval the variable takes.
+    assert.equal(loadConfig({ CELLBLOCK_LOCK_DURATION_MS: '1000' }).stalledIntervalMs, 500);
+    assert.equal(loadConfig({ CELLBLOCK_LOCK_DURATION_MS: '1000', CELLBLOCK_STALLED_INTERVAL_MS: '1000' }).stalledIntervalMs, 1000, 'up to the lock when set');
     assert.equal(loadConfig({ CELLBLOCK_STALLED_INTERVAL_MS: '30000' }).stalledIntervalMs, 30_000);
   });
 
