@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -293,6 +294,23 @@ describe('configuration', () => {
         (error: unknown) => error instanceof ConfigError && error.variable === 'CELLBLOCK_TRUSTED_PROXIES' && expected.test(error.message),
         list,
       );
+    }
+  });
+
+  test("trusted proxies: the lists taken leave some peer of each family untrusted in fastify's proxy check, as the refusal models it", () => {
+    // The check fastify itself runs, not a second copy: the refusal models its matching (an IPv4
+    // peer only against IPv4 and IPv4-mapped networks), and a version that matched IPv4 peers
+    // against other IPv6 networks (::/1 holds ::ffff:0:0/96) would make these lists trust every
+    // client of a family, which this test then says.
+    const fastifyRequire = createRequire(createRequire(import.meta.url).resolve('fastify'));
+    assert.equal(fastifyRequire.resolve('@fastify/proxy-addr'), createRequire(import.meta.url).resolve('@fastify/proxy-addr'), "the test's proxy-addr is fastify's");
+    const untrusted = { IPv4: ['192.0.2.7', '203.0.113.250', '::ffff:198.51.100.1'], IPv6: ['fe80::1', 'ff02::1'] };
+    for (const list of ['::/1', '2000::/3', '10.0.0.0/8,192.168.0.0/16', '::/1,8000::/2']) {
+      assert.deepEqual(loadConfig({ CELLBLOCK_TRUSTED_PROXIES: list }).trustedProxies, list.split(','), list);
+      const trusted = proxyAddr.compile(list.split(','));
+      for (const [family, peers] of Object.entries(untrusted)) {
+        for (const address of peers) assert.ok(!trusted(address, 0), `${list} trusts the ${family} peer ${address}`);
+      }
     }
   });
 
