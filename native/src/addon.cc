@@ -233,7 +233,33 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
           delete flag;
         },
         alive);
-    callback_ = Napi::Persistent(info[1].As<Napi::Function>());
+    // From here on the TSFN holds the event loop until released: released once by the "gone"
+    // callback when a supervisor thread runs, else here, whatever fails before one does (the
+    // callbacks' std::function copies or the async context may throw std::bad_alloc, the
+    // persistent reference a Napi::Error), or the worker would never exit by itself.
+    try {
+      startSupervisor(env, info[1].As<Napi::Function>());
+    } catch (const cb::SetupError& e) {
+      // No supervisor thread: "gone", whose delivery releases the TSFN, never comes. The
+      // state's descriptors and stacks go with state_ as the constructor unwinds.
+      tsfn_.Release();
+      throwSetupError(env, e);
+    } catch (...) {
+      tsfn_.Release();
+      throw;
+    }
+  }
+
+  // Reached with a started poll only when the environment is torn down (a started poll keeps the
+  // wrap alive); with one only armed, when the ready container is collected unused.
+  ~ContainerWrap() override { closePoll(*watch_); }
+
+ private:
+  /** What the constructor does once the TSFN exists: the callback kept, and the supervisor thread
+   * started with callbacks that deliver its events through the TSFN. Throws cb::SetupError where
+   * no thread could be started; the TSFN is the caller's to release if anything throws. */
+  void startSupervisor(Napi::Env env, Napi::Function onEvent) {
+    callback_ = Napi::Persistent(onEvent);
     asyncContext_ = std::make_unique<Napi::AsyncContext>(env, "cellblock-container");
     Napi::ThreadSafeFunction tsfn = tsfn_;
     auto deliver = [](Napi::Env env, Napi::Function callback, Event* event) {
@@ -266,33 +292,20 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     };
     std::weak_ptr<ContainerState> weakState = state_;
     std::weak_ptr<RunEndWatch> weakWatch = watch_;
-    try {
-      cb::launchSupervisor(
-          state_,
-          [tsfn, deliver]() mutable {
-            tsfn.BlockingCall(new Event{Event::kReady, {}, nullptr, nullptr}, deliver);
-          },
-          [tsfn, deliver, weakWatch](ExitReport report) mutable {
-            tsfn.BlockingCall(new Event{Event::kSetupFailed, std::move(report), weakWatch.lock(), nullptr}, deliver);
-          },
-          [tsfn, deliver, weakState, weakWatch]() mutable {
-            tsfn.BlockingCall(new Event{Event::kGone, {}, weakWatch.lock(), weakState.lock()}, deliver);
-            tsfn.Release();
-          });
-    } catch (const cb::SetupError& e) {
-      // No supervisor thread: "gone", whose delivery releases the TSFN, never comes. Released
-      // here, or the TSFN would keep the event loop alive for good. The state's descriptors and
-      // stacks go with state_ as the constructor unwinds.
-      tsfn_.Release();
-      throwSetupError(env, e);
-    }
+    cb::launchSupervisor(
+        state_,
+        [tsfn, deliver]() mutable {
+          tsfn.BlockingCall(new Event{Event::kReady, {}, nullptr, nullptr}, deliver);
+        },
+        [tsfn, deliver, weakWatch](ExitReport report) mutable {
+          tsfn.BlockingCall(new Event{Event::kSetupFailed, std::move(report), weakWatch.lock(), nullptr}, deliver);
+        },
+        [tsfn, deliver, weakState, weakWatch]() mutable {
+          tsfn.BlockingCall(new Event{Event::kGone, {}, weakWatch.lock(), weakState.lock()}, deliver);
+          tsfn.Release();
+        });
   }
 
-  // Reached with a started poll only when the environment is torn down (a started poll keeps the
-  // wrap alive); with one only armed, when the ready container is collected unused.
-  ~ContainerWrap() override { closePoll(*watch_); }
-
- private:
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "start(options)");
