@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join, posix } from 'node:path';
 import semver from 'semver';
 import type { Limits } from '../sandbox/types.js';
+import { MAX_TIME_LIMIT_MS } from '../units.js';
 import { ImageDefinitions } from './definitions.js';
 import { RuntimeDefinitionError, UnknownRuntimeError } from './errors.js';
 import { defaultDefinitionsDir, defaultRuntimesDir } from './paths.js';
@@ -174,6 +175,12 @@ export function parseRuntime(text: string, file: string): Runtime {
 
   const defaultLimits = parseLimits(raw.defaultLimits, 'defaultLimits', fail);
   const maxLimits = parseLimits(raw.maxLimits, 'maxLimits', fail);
+  // The engine refuses a longer time limit (src/sandbox/spec.ts): a maximum above it would let the
+  // API take jobs that every worker then fails. The defaults and the stages' limits are at most
+  // the maxima (below).
+  for (const name of ['cpuTimeMs', 'wallTimeMs'] as const) {
+    if (maxLimits[name] > MAX_TIME_LIMIT_MS) fail(`maxLimits.${name} (${maxLimits[name]}) exceeds the engine's most, ${MAX_TIME_LIMIT_MS} (2^31 - 1 ms, 24.8 days)`);
+  }
   for (const name of LIMIT_NAMES) {
     if (defaultLimits[name] > maxLimits[name]) fail(`defaultLimits.${name} (${defaultLimits[name]}) exceeds maxLimits.${name} (${maxLimits[name]})`);
   }

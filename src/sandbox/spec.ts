@@ -2,7 +2,7 @@
 // spec is a SandboxSpecError naming the field, never a crash deeper down.
 import fs from 'node:fs';
 import path from 'node:path';
-import { MiB } from '../units.js';
+import { MAX_TIME_LIMIT_MS, MiB } from '../units.js';
 import type { ContainerSpec, Limits, StartSpec, TerminalSize } from './types.js';
 import { SandboxSpecError } from './types.js';
 
@@ -49,11 +49,7 @@ const LIMIT_FIELDS: (keyof Limits)[] = [
   'cpuCores',
 ];
 const INTEGER_LIMITS = new Set<keyof Limits>(['memoryBytes', 'pids', 'outputBytes', 'fileSizeBytes', 'openFiles', 'stackBytes', 'tmpBytes']);
-/** The greatest cpuTimeMs and wallTimeMs (2^31 - 1 ms, 24.8 days, Node's longest timer; the
- * runtimes' maxima are seconds). The engine counts them in nanoseconds in a signed 64-bit
- * integer, and init adds the wall limit to a CLOCK_MONOTONIC reading: from 2^63 ns (~9.2e12 ms)
- * on they would wrap, and a wrapped limit kills the run at once. */
-export const MAX_TIME_LIMIT_MS = 2 ** 31 - 1;
+/** The limits at most MAX_TIME_LIMIT_MS (src/units.ts: why). */
 const TIME_LIMITS: (keyof Limits)[] = ['cpuTimeMs', 'wallTimeMs'];
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,62})$/;
 

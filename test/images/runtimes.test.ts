@@ -10,6 +10,7 @@ import { namesLimit } from '../../src/images/placeholders.js';
 import { loadRuntimes, RuntimeRegistry, compareVersions, isVersionSelector, versionInRange, versionMatches } from '../../src/images/runtimes.js';
 import type { Runtime } from '../../src/images/types.js';
 import { variantOf, variantsOf, withVariants } from '../../src/images/variants.js';
+import { MAX_TIME_LIMIT_MS } from '../../src/units.js';
 import { scratchDir } from './helpers.js';
 
 const scratch = scratchDir('runtimes');
@@ -215,6 +216,13 @@ describe('bad runtime files are typed errors naming the field', () => {
   it('a non-integer or non-positive limit', () => {
     rejects({ python: { ...python, maxLimits: { ...python.maxLimits, pids: 1.5 } } }, /maxLimits\.pids must be a whole number/);
     rejects({ python: { ...python, maxLimits: { ...python.maxLimits, memoryBytes: -1 } } }, /maxLimits\.memoryBytes must be a number > 0/);
+  });
+  it("a time maximum above the engine's 2^31 - 1 ms: refused at load, not by every worker at a job's run", () => {
+    for (const name of ['cpuTimeMs', 'wallTimeMs'] as const) {
+      const maxLimits = { ...python.maxLimits, [name]: MAX_TIME_LIMIT_MS };
+      assert.equal(load({ python: { ...python, maxLimits } })[0]!.maxLimits[name], MAX_TIME_LIMIT_MS);
+      rejects({ python: { ...python, maxLimits: { ...maxLimits, [name]: MAX_TIME_LIMIT_MS + 1 } } }, new RegExp(`maxLimits\\.${name} \\(2147483648\\) exceeds the engine's most, 2147483647 \\(2\\^31 - 1 ms, 24\\.8 days\\)`));
+    }
   });
   it('a default above the maximum', () =>
     rejects({ python: { ...python, defaultLimits: { ...limits, memoryBytes: python.maxLimits.memoryBytes * 2 } } }, /defaultLimits\.memoryBytes .* exceeds maxLimits/));

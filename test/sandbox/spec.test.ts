@@ -1,9 +1,9 @@
 // The engine's spec check alone (no kernel, no root): what it refuses before anything is made.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkLimits, MAX_TIME_LIMIT_MS } from '../../src/sandbox/spec.js';
+import { checkLimits } from '../../src/sandbox/spec.js';
 import { SandboxSpecError, type Limits } from '../../src/sandbox/types.js';
-import { MiB } from '../../src/units.js';
+import { MAX_TIME_LIMIT_MS, MiB } from '../../src/units.js';
 
 const LIMITS: Limits = { cpuTimeMs: 1000, wallTimeMs: 2000, memoryBytes: 64 * MiB, pids: 16, outputBytes: MiB, fileSizeBytes: MiB, openFiles: 64, stackBytes: 8 * MiB, tmpBytes: 16 * MiB, cpuCores: 1 };
 
