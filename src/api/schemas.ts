@@ -331,11 +331,11 @@ export const JobView = Type.Object(
       Type.Literal('failed'),
       Type.Literal('cancelled'),
     ]),
-    createdAt: Type.String(),
+    createdAt: Type.String({ description: "When the API accepted the job. Every time of a job is Redis's clock, as the process that stamped it reads it (within a few ms), whatever the machines' own clocks say." }),
     startedAt: Type.Optional(
       Type.String({ description: 'When the last worker that started the job took it. Absent until then, and on a job failed at a take before anything ran there (worker_lost, a live job not run again, cancelled as taken: Redis no longer holds its last run\'s start).' }),
     ),
-    finishedAt: Type.Optional(Type.String()),
+    finishedAt: Type.Optional(Type.String({ description: "When the job ended (its worker's end; a cancel's, for a job cancelled while queued). It is readable CELLBLOCK_RESULT_TTL_SECONDS from then." })),
     attempts: Type.Optional(
       Type.Integer({ description: 'Workers that started the job (2: its first worker died and it was retried), each take that handed it back counted too (a worker stopping, no sandbox uid free); on a job failed at a take before anything ran there (worker_lost, a live job not run again, cancelled as taken), the takes before that one (workers that died running it, or handed it back unrun).' }),
     ),

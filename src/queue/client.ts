@@ -1,10 +1,11 @@
 // JobClient over BullMQ: the API's side of the queue. Job data is the JobRequest, the job id a
 // nanoid, the return value the JobResult. Finished jobs stay readable for `resultTtlSeconds` after
-// they finished: reads stop at it (readJobRecord, job-record.ts), and a cleaner removes them from Redis within an
-// interval after it (result-cleaner.ts; BullMQ's removeOnComplete/removeOnFail age removes them
-// only as a later job finishes). Cancellation is a marker key (a queued job never
-// runs) plus a pub/sub message (a running job is aborted by whichever worker holds it). A live job
-// (submitLive) is a job whose session listens on its own pub/sub channels (live-session.ts).
+// they finished: reads stop at it (readJobRecord, job-record.ts), and a cleaner removes them from
+// Redis within an interval after it (result-cleaner.ts), both by this process's estimate of
+// Redis's clock (redis-clock.ts), by which it also stamps the jobs it creates. Cancellation is a
+// marker key (a queued job never runs) plus a pub/sub message (a running job is aborted by
+// whichever worker holds it). A live job (submitLive) is a job whose session listens on its own
+// pub/sub channels (live-session.ts).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Job, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -20,14 +21,15 @@ import { QueueAdmission } from './admission.js';
 import type { StoredJobResult } from './codec.js';
 import { canonicalJson } from '../digest.js';
 import { idempotentJobId, readIdempotencySecret, removeExpiredJob } from './idempotency.js';
-import { FINAL_STATUSES, isFinishedState, readJobRecord, recordFromCompletion, resultExpired, unexpiredRecord, type CancelMarker } from './job-record.js';
-import { READS_RESULTS_APART_OPTION } from './result-store.js';
+import { FINAL_STATUSES, isFinishedState, readJobRecord, recordFromCompletion, resultExpired, unexpiredRecord, type CancelMarker, type ResultExpiry } from './job-record.js';
+import { READS_RESULTS_APART_OPTION, RESULT_TTL_OPTION } from './result-store.js';
 import { CLOSE_REDIS_AWAY_MS, watchUnreachable } from './unreachable.js';
 import { ChannelSubscriber } from './channel-subscriber.js';
 import type { WorkerLiveness } from './heartbeat.js';
 import { QueueLiveSession } from './live-session.js';
 import { LiveSocketLedger, type LiveSocketClaim } from './live-socket-ledger.js';
-import { NotificationQueue, wantsNotification, type JobNotifications, type NotifiedJob } from './notification-queue.js';
+import { NotificationQueue, SENT_NOTIFICATIONS_KEPT_MS, wantsNotification, type JobNotifications, type NotifiedJob } from './notification-queue.js';
+import { RedisClock, REDIS_CLOCK_SYNC_INTERVAL_MS } from './redis-clock.js';
 import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
 import { startResultCleaner, type ResultCleaner } from './result-cleaner.js';
 
@@ -82,8 +84,10 @@ const WORKERS_SEEN_MS = 1000;
 
 /** A job just submitted by this process, and the event that ended it if one came already. */
 interface FreshSubmission {
-  /** Epoch ms; also the job's BullMQ timestamp (its createdAt). */
+  /** Epoch ms by this process's clock: how fresh it is. */
   submittedAt: number;
+  /** The job's BullMQ timestamp (its createdAt), by Redis's clock. */
+  createdAtMs: number;
   /** Kept for a single submission (the one a synchronous request waits for), so that its
    * completion event alone makes its record. */
   request?: JobRequest;
@@ -143,8 +147,11 @@ export class BullJobClient implements JobClient {
   private readonly liveEvents: ChannelSubscriber;
   private readonly liveSocketLedger: LiveSocketLedger;
   private readonly notificationQueue: NotificationQueue;
-  private readonly resultTtlMs: number;
-  private readonly resultCleaner: ResultCleaner;
+  /** This process's estimate of Redis's clock: its jobs' creation, and every expiry it reads. */
+  private readonly clock: RedisClock;
+  private readonly expiry: ResultExpiry;
+  /** The finished jobs' cleaner, and the sent notifications'. */
+  private readonly cleaners: ResultCleaner[];
   /** endWaits() was called (the API is stopping). */
   private waitsEndedFlag = false;
   /** What ends each wait under way that endWaits ends. */
@@ -170,16 +177,20 @@ export class BullJobClient implements JobClient {
     this.liveSocketLedger = new LiveSocketLedger(this.redis, this.keys);
     this.notificationQueue = new NotificationQueue(this.redis, options.prefix);
     this.admission = new QueueAdmission(() => this.queue.count(), options.maxQueuedJobs);
-    this.resultTtlMs = options.resultTtlSeconds * 1000;
+    this.clock = new RedisClock(this.redis);
+    this.expiry = { ttlMs: options.resultTtlSeconds * 1000, clock: this.clock };
+    const logClockError = options.logger ? repeatedErrorLogger(options.logger, "cannot read Redis's clock; the last reading's offset stands", REPEATED_ERROR_LOG_INTERVAL_MS) : undefined;
+    const syncClock = () => void this.clock.sync().catch((error: unknown) => logClockError?.(error as Error));
+    // Read as soon as Redis answers, and again after each reconnect.
+    this.redis.on('ready', syncClock);
+    this.clock.start(REDIS_CLOCK_SYNC_INTERVAL_MS, (error) => this.redis.status === 'ready' && logClockError?.(error as Error));
     const logCleanError = options.logger ? repeatedErrorLogger(options.logger, 'cannot remove expired results', REPEATED_ERROR_LOG_INTERVAL_MS) : undefined;
-    this.resultCleaner = startResultCleaner({
-      queue: this.queue,
-      redis: this.redis,
-      guardKey: this.keys.resultClean(options.resultTtlSeconds),
-      resultTtlMs: this.resultTtlMs,
-      ready: () => this.redis.status === 'ready',
-      onError: (error) => logCleanError?.(error as Error),
-    });
+    const cleaner = (queue: Queue, guardKey: string, ttlMs: number) =>
+      startResultCleaner({ queue, redis: this.redis, guardKey, ttlMs, clock: this.clock, ready: () => this.redis.status === 'ready', onError: (error) => logCleanError?.(error as Error) });
+    this.cleaners = [
+      cleaner(this.queue, this.keys.resultClean(options.resultTtlSeconds), this.expiry.ttlMs),
+      cleaner(this.notificationQueue.queue, this.keys.sentNotificationsClean, SENT_NOTIFICATIONS_KEPT_MS),
+    ];
   }
 
   /** Resolves once Redis has answered; rejects with QueueUnavailableError after `timeoutMs`. */
@@ -266,9 +277,10 @@ export class BullJobClient implements JobClient {
     }
     const job = await this.queue.getJob(id);
     if (!job) return undefined;
-    const nowMs = Date.now();
-    if (resultExpired(job.finishedOn, this.resultTtlMs, nowMs)) {
-      await removeExpiredJob(this.queue, this.redis, id, nowMs - this.resultTtlMs);
+    if (resultExpired(job.finishedOn, this.expiry)) {
+      // Expired by the check above, so by this cutoff too: the clock only moves on (a reading in
+      // between may move it back by its error, a few ms, which leaves the job to the next try).
+      await removeExpiredJob(this.queue, this.redis, id, this.clock.now() - this.expiry.ttlMs);
       return undefined;
     }
     return { submission: canonicalJson(job.data), cancelled: false };
@@ -334,13 +346,16 @@ export class BullJobClient implements JobClient {
   /** Adds jobs the admission check let in (add). */
   private async addAdmitted(requests: JobRequest[], ids: string[]): Promise<string[]> {
     const submittedAt = Date.now();
-    const jobs = requests.map((data, i) => ({ name: data.runtimeId, data, opts: jobOptions(ids[i]!, submittedAt, this.options.resultTtlSeconds) }));
+    // Stamped by Redis's clock: a worker's queue wait, and the latency, subtract it from its own
+    // reading of that clock, whatever the two machines' own clocks say.
+    const createdAtMs = this.clock.now();
+    const jobs = requests.map((data, i) => ({ name: data.runtimeId, data, opts: jobOptions(ids[i]!, createdAtMs, this.options.resultTtlSeconds) }));
     // Known as fresh before they are added, so that an end event however early is kept for `wait`.
     this.forgetOldSubmissions();
     const single = jobs.length === 1;
     // An id already fresh here is another try under one idempotency key: its entry stays.
     const created = jobs.filter((job) => !this.fresh.has(job.opts.jobId));
-    for (const job of created) this.fresh.set(job.opts.jobId, { submittedAt, ended: false, ...(single ? { request: job.data } : {}) });
+    for (const job of created) this.fresh.set(job.opts.jobId, { submittedAt, createdAtMs, ended: false, ...(single ? { request: job.data } : {}) });
     try {
       // One job: add, not a one-job transaction around the same script, which made a job
       // submitted after an idle gap ~0.2 ms later to be queued and taken (loadtest/redis-add.ts).
@@ -364,7 +379,7 @@ export class BullJobClient implements JobClient {
 
   async get(id: string): Promise<JobRecord | undefined> {
     if (!isJobId(id)) return undefined;
-    return this.guard(() => readJobRecord(this.queue, this.redis, this.keys, id, this.resultTtlMs));
+    return this.guard(() => readJobRecord(this.queue, this.redis, this.keys, id, this.expiry));
   }
 
   /** `pollMs`: how often the job is read again in case its end's event was missed. Ended at once
@@ -529,7 +544,7 @@ export class BullJobClient implements JobClient {
       }
       const marker: CancelMarker = {
         createdAt: new Date(job.timestamp).toISOString(),
-        cancelledAt: new Date().toISOString(),
+        cancelledAt: new Date(this.clock.now()).toISOString(),
         request: job.data,
       };
       // The marker first: it is the cancelled job's record, and a retried job's worker reads it
@@ -650,8 +665,11 @@ export class BullJobClient implements JobClient {
     // while Redis is unreachable would wait for ever. Nothing of ours is in flight to lose (the
     // live sockets' places were given back at the app's close; a later repeat of it may be).
     const redisAway = watchUnreachable(this.redis, CLOSE_REDIS_AWAY_MS);
-    // The cleaner first: a clean under way would fail on the queue closed under it.
-    const closed = this.resultCleaner.stop().then(() => Promise.allSettled([this.events.close(), this.queue.close(), this.notificationQueue.close()]));
+    this.clock.stop();
+    // The cleaners first: a clean under way would fail on the queue closed under it.
+    const closed = Promise.all(this.cleaners.map((cleaner) => cleaner.stop())).then(() =>
+      Promise.allSettled([this.events.close(), this.queue.close(), this.notificationQueue.close()]),
+    );
     await Promise.race([closed, redisAway.reached]);
     redisAway.cancel();
     // BullMQ leaves connections it was handed open, and its QueueEvents' own (a duplicate) too
@@ -665,7 +683,7 @@ export class BullJobClient implements JobClient {
    * with attempts: 1, so completed and failed are final). Saves a Redis round trip per wait. */
   private async getFinished(id: string, state: FinalEventState): Promise<JobRecord | undefined> {
     const job = await this.guard(() => this.queue.getJob(id));
-    return job ? unexpiredRecord(job, state, this.resultTtlMs) : this.get(id);
+    return job ? unexpiredRecord(job, state, this.expiry) : this.get(id);
   }
 
   private notify(jobId: string, finalState?: FinalEventState, completion?: StoredJobResult): void {
@@ -724,11 +742,22 @@ async function addAllOrNone(queue: Queue, jobs: { name: string; data: JobRequest
   for (const [error] of results) if (error) throw error;
 }
 
-/** A new job's BullMQ options: its own id, one attempt (a job whose worker died is retried by
- * BullMQ's stalled-job check, not a second attempt), kept for `resultTtlSeconds` once it ends (a
- * later job's end removes it past that; on a quiet queue the result cleaner does). */
-export function jobOptions(jobId: string, submittedAt: number, resultTtlSeconds: number) {
-  const kept = { age: resultTtlSeconds };
+/** A new job's BullMQ options: its own id, its creation time (`createdAtMs`, by Redis's clock),
+ * one attempt (a job whose worker died is retried by BullMQ's stalled-job check, not a second
+ * attempt), kept once it ends: the result cleaner removes it `resultTtlSeconds` after, by Redis's
+ * clock. Not BullMQ's removeOnComplete/removeOnFail age: that removes, as any job finishes, every
+ * finished job older than the age by the clock of the worker finishing it, so that a worker whose
+ * clock is ahead by d removed every other worker's results d early (all of them, once d passed
+ * the TTL). The TTL travels in the job for its worker, which expires a result kept apart by it. */
+export function jobOptions(jobId: string, createdAtMs: number, resultTtlSeconds: number) {
   // This API reads a large result kept apart, so its worker may keep it so (result-store.ts).
-  return { jobId, timestamp: submittedAt, attempts: 1, removeOnComplete: kept, removeOnFail: kept, [READS_RESULTS_APART_OPTION]: true as const };
+  return {
+    jobId,
+    timestamp: createdAtMs,
+    attempts: 1,
+    removeOnComplete: false,
+    removeOnFail: false,
+    [RESULT_TTL_OPTION]: resultTtlSeconds,
+    [READS_RESULTS_APART_OPTION]: true as const,
+  };
 }

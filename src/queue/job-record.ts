@@ -4,11 +4,17 @@
 // readable for `resultTtlSeconds` after they finished: reads stop at it, whether or not the result
 // cleaner (result-cleaner.ts) has removed them yet. The API's job client (client.ts) and the
 // notifier (notifier.ts) read records here.
+//
+// Every time is Redis's clock, as the process that stamped it estimates it (redis-clock.ts):
+// createdAt the API's; startedAt and finishedAt the worker's (BullMQ's processedOn and finishedOn,
+// which the worker has BullMQ stamp so; for a completed job the attempt its result holds). The
+// expiry compares finishedOn with the reader's estimate.
 import type { Job, JobState, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobRecord, JobRequest, JobStatus } from '../jobs/model.js';
 import { splitStoredResult, type StoredJobResult } from './codec.js';
 import type { RedisKeys } from './keys.js';
+import type { Clock } from './redis-clock.js';
 import { withResultKeptApart } from './result-store.js';
 
 /** What the cancel marker holds, so that a cancelled queued job (removed from BullMQ) still has a
@@ -42,8 +48,15 @@ export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['done', 'failed',
 /** A job this process submitted, as recordFromCompletion needs it: when (its BullMQ timestamp, its
  * createdAt) and, for a single submission, its request. */
 interface SubmittedHere {
-  submittedAt: number;
+  createdAtMs: number;
   request?: JobRequest;
+}
+
+/** When finished jobs expire: `ttlMs` after their finish, by `clock` (the reader's estimate of
+ * Redis's clock, so that a reader's own clock neither shortens nor lengthens a result's life). */
+export interface ResultExpiry {
+  ttlMs: number;
+  clock: Clock;
 }
 
 /** What a record is made of: a BullMQ job's fields, read from Redis or known from a completion event
@@ -69,7 +82,7 @@ export function recordFromCompletion(id: string, fresh: SubmittedHere, completio
   return toRecord(
     {
       id,
-      timestamp: fresh.submittedAt,
+      timestamp: fresh.createdAtMs,
       data: fresh.request,
       processedOn: attempt.startedAtMs,
       finishedOn: attempt.finishedAtMs,
@@ -83,9 +96,9 @@ export function recordFromCompletion(id: string, fresh: SubmittedHere, completio
 
 /** A job's record as `GET /v1/jobs/:id` shows it (the API's, and the worker's for a notification);
  * undefined when Redis holds nothing of it (never submitted, or its results expired) or, given
- * `resultTtlMs`, when it finished that long ago or more: exactly at its TTL, whether or not the
- * result cleaner has removed it yet. */
-export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys, id: string, resultTtlMs?: number): Promise<JobRecord | undefined> {
+ * `expiry`, when it finished its TTL ago or more: exactly at its TTL, whether or not the result
+ * cleaner has removed it yet. */
+export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys, id: string, expiry?: ResultExpiry): Promise<JobRecord | undefined> {
   // State first: a job read before its state may have finished in between, and would show as
   // done without its result. Read after, the job's hash is at least as new as its state.
   const state = await queue.getJobState(id);
@@ -93,7 +106,7 @@ export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys,
   // gone below, and that result may be a hundred MB); a job whose result's key expired reads as
   // expired.
   const read = await queue.getJob(id);
-  const expired = resultTtlMs !== undefined && resultExpired(read?.finishedOn, resultTtlMs);
+  const expired = expiry !== undefined && resultExpired(read?.finishedOn, expiry);
   const job = expired ? read : await withResultKeptApart(redis, read);
   // The state again where the hash is newer than it: a hash without a state (a job added in
   // between, or one a cancel took out of every list), with a finish time while the state said
@@ -104,7 +117,7 @@ export async function readJobRecord(queue: Queue, redis: Redis, keys: RedisKeys,
   const jobState = job && stale ? await job.getState() : state;
   // A job in no list of BullMQ's is one whose cancel took it out of the queue and then lost Redis
   // before removing it: its marker is its record, as for a job removed.
-  if (job && jobState !== 'unknown') return unexpiredRecord(job, jobState, resultTtlMs);
+  if (job && jobState !== 'unknown') return unexpiredRecord(job, jobState, expiry);
   const marker = await redis.get(keys.cancelled(id));
   if (marker === null) return job ? toRecord(job, jobState) : undefined;
   const { createdAt, cancelledAt, request } = JSON.parse(marker) as CancelMarker;
@@ -116,15 +129,16 @@ export function isFinishedState(state: JobState | 'unknown'): boolean {
 }
 
 /** Whether a result has outlived its TTL: `finishedOn` is BullMQ's, which the clean compares too
- * (the finished sets' score), so that a result read as gone is one the clean removes. */
-export function resultExpired(finishedOn: number | undefined, resultTtlMs: number, nowMs = Date.now()): boolean {
-  return finishedOn !== undefined && nowMs - finishedOn >= resultTtlMs;
+ * (the finished sets' score) by the same clock, so that a result read as gone is one the clean
+ * removes. */
+export function resultExpired(finishedOn: number | undefined, expiry: ResultExpiry): boolean {
+  return finishedOn !== undefined && expiry.clock.now() - finishedOn >= expiry.ttlMs;
 }
 
-/** The job's record, or undefined for a finished job whose result has expired (`resultTtlMs`;
- * none when undefined), read as a job Redis no longer holds. */
-export function unexpiredRecord(job: JobSnapshot, state: JobState | 'unknown', resultTtlMs: number | undefined): JobRecord | undefined {
-  if (resultTtlMs !== undefined && isFinishedState(state) && resultExpired(job.finishedOn, resultTtlMs)) return undefined;
+/** The job's record, or undefined for a finished job whose result has expired (`expiry`; none
+ * when undefined), read as a job Redis no longer holds. */
+export function unexpiredRecord(job: JobSnapshot, state: JobState | 'unknown', expiry: ResultExpiry | undefined): JobRecord | undefined {
+  if (expiry !== undefined && isFinishedState(state) && resultExpired(job.finishedOn, expiry)) return undefined;
   return toRecord(job, state);
 }
 
@@ -139,10 +153,13 @@ export function toRecord(job: JobSnapshot, state: JobState | 'unknown'): JobReco
   // its failure's time, not when its last run started, which Redis no longer holds (if it ran at
   // all): it has no startedAt.
   const failedAtTake = state === 'failed' && FAILED_AT_TAKE.includes(job.failedReason);
-  if (job.processedOn && !failedAtTake) record.startedAt = new Date(job.processedOn).toISOString();
-  // A completed job finished when its worker had the result (BullMQ's finishedOn is an instant
-  // later, when it stored it), so that the record reads the same from the job and from its event.
+  // A completed job started and finished when its result's attempt says (its worker's readings as
+  // it started the job and as it had the result: BullMQ's processedOn is the take, an instant
+  // before, and finishedOn an instant later, when Redis stored the result), so that the record
+  // reads the same from the job and from its event.
   const stored = state === 'completed' && job.returnvalue ? splitStoredResult(job.returnvalue) : undefined;
+  const startedOn = stored?.attempt?.startedAtMs ?? job.processedOn;
+  if (startedOn && !failedAtTake) record.startedAt = new Date(startedOn).toISOString();
   const finishedOn = isFinishedState(state) ? (stored?.attempt?.finishedAtMs ?? job.finishedOn) : undefined;
   if (finishedOn) record.finishedAt = new Date(finishedOn).toISOString();
   const attempts = failedAtTake ? job.attemptsStarted - 1 : job.attemptsStarted;

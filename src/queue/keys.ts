@@ -41,6 +41,9 @@ export interface RedisKeys {
    * them. One per TTL: an API configured with another TTL (a change being rolled out) cleans by
    * its own. */
   resultClean(resultTtlSeconds: number): string;
+  /** String: held (with a TTL) by the API process whose cleaner removes the sent notifications
+   * older than an hour now (notification-queue.ts, result-cleaner.ts), as resultClean is. */
+  sentNotificationsClean: string;
   /** Sorted set: a client's live sockets on every API process (live-socket-ledger.ts), under
    * the client's digest. */
   liveSockets(clientDigest: string): string;
@@ -63,6 +66,7 @@ export function redisKeys(prefix: string): RedisKeys {
     uidShortageHandBacks: (jobId) => `${base}:uid-shortages:${jobId}`,
     liveTicket: (ticketDigest) => `${base}:live-ticket:${ticketDigest}`,
     resultClean: (resultTtlSeconds) => `${base}:result-clean:${resultTtlSeconds}`,
+    sentNotificationsClean: `${base}:sent-notifications-clean`,
     liveSockets: (clientDigest) => `${base}:live-sockets:${clientDigest}`,
   };
 }

@@ -20,8 +20,14 @@ export const NOTIFICATION_QUEUE_NAME = 'notifications';
 export const NOTIFICATION_RECHECK_MS = 5000;
 
 /** Sent entries are kept this long, so that a late call to send one (a job's end that crossed its
- * recheck) finds it sent rather than queueing it again. */
-const SENT_KEPT = { age: 3600, count: 100_000 };
+ * recheck) finds it sent rather than queueing it again: removed past it by the API's cleaner
+ * (result-cleaner.ts), by Redis's clock. Not by BullMQ's removeOnComplete age, which removes as an
+ * entry finishes every entry older than that by the clock of the notifier finishing it: one whose
+ * clock was an hour ahead removed them all. */
+export const SENT_NOTIFICATIONS_KEPT_MS = 3600 * 1000;
+/** At most this many sent entries are kept however young (a count, which no clock decides): the
+ * newest, as BullMQ removes the oldest past it as an entry finishes. */
+const SENT_KEPT = { count: 100_000 };
 
 /** An entry whose notifier failed (Redis answered an error while it read the job) is taken
  * again after 1, 2, 4, 8 s; waiting for the job's end, and a delivery's own retries (their count
@@ -63,7 +69,8 @@ const entryId = (job: NotifiedJob) => `${job.id}.${job.timestamp}`;
 /** Queues entries and sends them early (the worker that runs a job; the API for a job it cancels,
  * which may never reach a worker). */
 export class NotificationQueue {
-  private readonly queue: Queue<NotificationData>;
+  /** BullMQ's queue of the entries (the API's cleaner removes the sent ones from it). */
+  readonly queue: Queue<NotificationData>;
 
   constructor(connection: Redis, prefix: string) {
     this.queue = new Queue<NotificationData>(NOTIFICATION_QUEUE_NAME, { connection, prefix });

@@ -1,6 +1,6 @@
 // The notifier: takes the notification queue's entries (notification-queue.ts) and sends each
 // once its job has finished, in the terms of the front that accepted the job.
-import { DelayedError, Queue, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ByteBudget, ByteBudgetAbortedError } from './byte-budget.js';
@@ -149,8 +149,15 @@ export class Notifier {
     return attempt.delivered ? 'delivered' : 'not delivered';
   }
 
-  /** Back to the queue for `delayMs`, counting no attempt of BullMQ's. */
+  /** Back to the queue for `delayMs`, counting no attempt of BullMQ's. With no delay (a stopping
+   * notifier's hand-back) given no time: BullMQ's moveToDelayed scores the entry by this process's
+   * clock, so that a notifier ahead by d left it waiting d for the others. A delay is this
+   * process's clock's (BullMQ takes no other), as every notifier's wait for it is its own. */
   private async later(entry: Job<NotificationData>, token: string | undefined, delayMs: number): Promise<never> {
+    if (delayMs === 0) {
+      await entry.moveToWait(token);
+      throw new WaitingError();
+    }
     await entry.moveToDelayed(Date.now() + delayMs, token);
     throw new DelayedError();
   }

@@ -1,8 +1,12 @@
-// Finished jobs out of Redis once their results have expired (CELLBLOCK_RESULT_TTL_SECONDS).
-// BullMQ's removeOnComplete/removeOnFail age (jobOptions) removes old finished jobs only as a
-// later job finishes: on a quiet queue the last jobs' submissions, stdin and outputs, and the
-// Idempotency-Keys that name them, stayed in Redis for ever. Reads stop at the TTL by themselves
-// (readJobRecord); this removes what they no longer show, within an interval of its expiry.
+// Finished jobs out of Redis once their results have expired (CELLBLOCK_RESULT_TTL_SECONDS), and
+// sent notifications once they are an hour old (notification-queue.ts): the only removal of
+// either. BullMQ's removeOnComplete/removeOnFail age removed old finished jobs only as a later job
+// finished (on a quiet queue the last jobs' submissions, stdin and outputs, and the
+// Idempotency-Keys that name them, stayed in Redis for ever), and by the clock of the worker
+// finishing it: one whose clock was ahead removed every other worker's jobs early. This compares
+// the jobs' finish with Redis's clock (redis-clock.ts), as the reads do. Reads stop at the TTL by
+// themselves (readJobRecord); this removes what they no longer show, within an interval of its
+// expiry.
 //
 // Run by the API's job client (client.ts): the API is what reads results, so it is there whenever
 // they can be read, with or without workers (which may be none for a while), and it knows the TTL
@@ -11,6 +15,7 @@
 // clean per half interval go through for the whole deployment, however many API processes it has.
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Clock } from './redis-clock.js';
 import { settledWithin } from './unreachable.js';
 
 /** The longest interval between cleans: with the default TTL (an hour) a result leaves Redis at
@@ -34,9 +39,12 @@ export function resultCleanIntervalMs(resultTtlMs: number): number {
 export interface ResultCleanerOptions {
   queue: Queue;
   redis: Redis;
-  /** The deployment's guard for this TTL (RedisKeys.resultClean). */
+  /** The deployment's guard for this queue and TTL (RedisKeys.resultClean). */
   guardKey: string;
-  resultTtlMs: number;
+  /** How long a finished job is kept, from its finish (BullMQ's finishedOn). */
+  ttlMs: number;
+  /** What finishedOn is compared with: this process's estimate of Redis's clock. */
+  clock: Clock;
   /** Whether Redis is reachable now: a clean is not tried while it is away (no error per tick). */
   ready(): boolean;
   /** A clean failed: the next tick tries again. */
@@ -49,8 +57,8 @@ export interface ResultCleaner {
 }
 
 export function startResultCleaner(options: ResultCleanerOptions): ResultCleaner {
-  const { queue, redis, resultTtlMs } = options;
-  const intervalMs = resultCleanIntervalMs(resultTtlMs);
+  const { queue, redis, ttlMs, clock } = options;
+  const intervalMs = resultCleanIntervalMs(ttlMs);
   // Half the interval: a process whose tick comes an interval after the last clean (its own, say)
   // always finds the guard gone, so no result waits longer than an interval; and the deployment
   // cleans at most twice per interval, whatever its number of API processes.
@@ -65,10 +73,12 @@ export function startResultCleaner(options: ResultCleanerOptions): ResultCleaner
       // A set's score is its jobs' finishedOn, which Queue.clean compares (finishedOn <= now -
       // grace): counted first, so that a quiet queue costs one ZCOUNT and no clean, whose script
       // adds a `cleaned` event to the queue's stream even when it removes nothing.
-      const due = await redis.zcount(queue.keys[type]!, 0, Date.now() - resultTtlMs);
+      const due = await redis.zcount(queue.keys[type]!, 0, clock.now() - ttlMs);
       if (due === 0) continue;
       for (;;) {
-        const batch = await queue.clean(resultTtlMs, RESULT_CLEAN_BATCH, type);
+        // Queue.clean's now is this process's Date.now(): the grace less Redis's lead over it
+        // makes its cutoff Redis's now less the TTL.
+        const batch = await queue.clean(ttlMs - clock.offsetMs, RESULT_CLEAN_BATCH, type);
         if (batch.length < RESULT_CLEAN_BATCH || stopped) break;
       }
     }

@@ -13,8 +13,8 @@
 // the whole result). Every reader resolves the stub (readJobRecord, through which the API's reads
 // and the notifier's go); one whose hash has expired reads as a job whose result has expired.
 //
-// The hash expires the result's TTL after the job's finish (the TTL the API gave the job, as
-// BullMQ's removeOnComplete age) or a little later: never before the job's record stops being
+// The hash expires the result's TTL after the job's finish (the TTL the API gave the job:
+// RESULT_TTL_OPTION) or a little later: never before the job's record stops being
 // readable. It is written before the job is completed: a worker that dies in between leaves the
 // job to the stall check, and the worker that runs it again writes a key of its own (per attempt:
 // RedisKeys.result); the dead attempt's, never completed, is gone at its expiry. A job removed earlier (nothing removes a finished
@@ -38,6 +38,10 @@ export const INLINE_RESULT_MAX_BYTES = 16 * 1024;
  * worker keeps apart only such jobs' results, so that an API of an earlier version, which takes
  * a stub for the whole result (its outputs empty), is never handed one for a job it queued. */
 export const READS_RESULTS_APART_OPTION = 'cellblockReadsResultsApart';
+/** A BullMQ job option (jobOptions): the job's result TTL in seconds. APIs before it (2026-12-07)
+ * gave the TTL as BullMQ's removeOnComplete age, which APIs no longer set (that removal went by the
+ * finishing worker's clock): read there for the jobs they queued. */
+export const RESULT_TTL_OPTION = 'cellblockResultTtlSeconds';
 
 /** The hash's fields: the result's JSON, its outputs referenced (OUTPUT_REFERENCE) rather than
  * written; its bytes in all (read by the notifier's memory budget); and each output's bytes under
@@ -63,9 +67,9 @@ export function queuedByApiReadingResultsApart(opts: object): boolean {
 /** How long a job's result may be read after it finished (ms), where the job's API reads results
  * kept apart; undefined where it does not (the result then stays in the return value). */
 function keptApartTtlMs(opts: object): number | undefined {
-  const { removeOnComplete } = opts as Record<string, unknown>;
-  if (!queuedByApiReadingResultsApart(opts) || removeOnComplete === null || typeof removeOnComplete !== 'object') return undefined;
-  const ageSeconds = (removeOnComplete as { age?: unknown }).age;
+  const { removeOnComplete, [RESULT_TTL_OPTION]: ttlSeconds } = opts as Record<string, unknown>;
+  if (!queuedByApiReadingResultsApart(opts)) return undefined;
+  const ageSeconds = ttlSeconds ?? (removeOnComplete !== null && typeof removeOnComplete === 'object' ? (removeOnComplete as { age?: unknown }).age : undefined);
   return typeof ageSeconds === 'number' && ageSeconds > 0 ? ageSeconds * 1000 : undefined;
 }
 

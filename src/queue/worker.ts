@@ -10,13 +10,18 @@
 // Beside the jobs, a notifier sends finished jobs' webhooks and callbacks, whichever worker ran
 // them (notifier.ts).
 //
+// Times that another host compares (a job's take and finish, BullMQ's processedOn and finishedOn
+// included, against its creation and against the expiry every reader and cleaner computes) are
+// this process's estimate of Redis's clock (redis-clock.ts), as the API's creation stamp is; a job
+// handed back is given no time at all (see handBack).
+//
 // The path from "taken" to "program started" makes no Redis round trip of its own: the cancel
 // marker is read only when a cancel message could have been missed (see cancel-watch.ts), a
 // notification is queued beside the run (awaited before the job ends), and the log lines are
 // written once the program runs.
 import { setMaxListeners } from 'node:events';
 import os from 'node:os';
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import { nanoid } from 'nanoid';
 import type { Logger } from 'pino';
 import type { Executor } from '../executor/executor.js';
@@ -32,6 +37,7 @@ import { JobDataError, toExecuteRequest } from './codec.js';
 import { connectionFailure, createRedis, workerConnectionName } from './connection.js';
 import { startHeartbeat, type WorkerLiveness } from './heartbeat.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
+import { RedisClock, REDIS_CLOCK_SYNC_INTERVAL_MS, stampByClock } from './redis-clock.js';
 import { queuedByApiReadingResultsApart, storeJobResult } from './result-store.js';
 import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
 import { abandonConnection, CLOSE_REDIS_AWAY_MS, settledWithin, watchUnreachable } from './unreachable.js';
@@ -181,6 +187,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   const unreachable = () => log.warn({ reason: connectionFailure(redis) }, 'redis not reachable yet; the worker starts once it is');
   redis.once('error', unreachable);
   redis.once('ready', () => redis.off('error', unreachable));
+  const clock = new RedisClock(redis);
   const subscriber = createRedis(options.redisUrl, 'blocking', `cellblock-worker-cancel-${workerId}`);
   const liveInputs = new ChannelSubscriber(options.redisUrl, `cellblock-worker-live-${workerId}`);
   /** The runs under way. Usually one per job; but a job stalled here (its lock lost) can be taken
@@ -214,8 +221,16 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       if (!error && exists === 1) cancelRunning(id);
     });
   }
-  const cancels = await startCancelWatch(subscriber, keys.cancelChannel, cancelRunning, () =>
-    void cancelMarkedRunningJobs().catch((error: unknown) => log.warn({ err: error }, 'cannot look up cancels after a break in their subscription')),
+  // By the clock the takes are stamped by (their processedOn): the subscription's start is compared
+  // with them. (Confirmed before the clock's first reading, its start is this process's own time:
+  // off by the offset, which errs towards reading the marker where this clock is ahead, and where
+  // it is behind still precedes every take, all made after it.)
+  const cancels = await startCancelWatch(
+    subscriber,
+    keys.cancelChannel,
+    cancelRunning,
+    () => void cancelMarkedRunningJobs().catch((error: unknown) => log.warn({ err: error }, 'cannot look up cancels after a break in their subscription')),
+    () => clock.now(),
   ).catch((error: unknown) => {
     // Its SUBSCRIBE failed (a login Redis refused fails the commands queued meanwhile): nothing
     // else is made yet; the connections would otherwise go on trying, keeping the process alive.
@@ -223,6 +238,10 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     liveInputs.close();
     throw error;
   });
+  // Read before any job is taken (Redis answers by now: the subscription above went through).
+  const logClockError = repeatedErrorLogger(log, "cannot read Redis's clock; the last reading's offset stands", REPEATED_ERROR_LOG_INTERVAL_MS);
+  await clock.sync().catch((error: unknown) => logClockError(error as Error));
+  clock.start(REDIS_CLOCK_SYNC_INTERVAL_MS, (error) => logClockError(error as Error));
 
   /** Whether the job was cancelled before it could run: marked cancelled while queued, and taken
    * before the API could remove it. Asked after the job is registered in `runs`, so that a
@@ -241,11 +260,18 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
    * then on goes back to the queue unrun, and the worker is stopping itself. */
   const cannotRun = (): Error | undefined => executor.unusable;
 
-  /** Back to the queue for another worker, or for any `delayMs` later (BullMQ leaves a job it is
-   * told is delayed as it is). */
+  /** Back to the queue for another worker. At once: at its head (it was queued before those
+   * waiting), with no time given, since BullMQ's moveToDelayed scores the job by this worker's
+   * clock, so that one ahead by d left it delayed for d, every other worker idle beside it. (BullMQ
+   * leaves a job it is told was moved to wait as it is.) `delayMs` later (a shortage waited out):
+   * delayed by Redis's clock, as the takes that promote delayed jobs are stamped (stampByClock). */
   async function handBack(job: Job<JobRequest, JobResult>, token: string | undefined, delayMs = 0): Promise<never> {
-    await job.moveToDelayed(Date.now() + delayMs, token);
-    throw new DelayedError();
+    if (delayMs > 0) {
+      await job.moveToDelayed(clock.now() + delayMs, token);
+      throw new DelayedError();
+    }
+    await job.moveToWait(token);
+    throw new WaitingError();
   }
 
   /** A live job's take that goes back to the queue before its session was told `started`: the
@@ -303,7 +329,10 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   async function processJob(slot: number, job: Job<JobRequest, JobResult>, token?: string, bullSignal?: AbortSignal): Promise<JobResult> {
     if (cannotRun()) return handBackUnrun(job, token);
     const jobId = job.id!;
-    const queueWaitMs = Math.max(0, Date.now() - job.timestamp);
+    // Both by Redis's clock (the API's stamp and this worker's reading): the difference of two
+    // machines' clocks is not in it. (Clamped: two estimates may cross by their errors, ~1 ms.)
+    const startedAtMs = clock.now();
+    const queueWaitMs = Math.max(0, startedAtMs - job.timestamp);
     const controller = new AbortController();
     const run: RunningJob = { jobId, controller, slot };
     runs.add(run);
@@ -391,7 +420,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         log.warn({ jobId }, 'job interrupted by shutdown; returning it to the queue');
         return await handBack(job, token);
       }
-      const attempt = { number: job.attemptsStarted, startedAtMs: job.processedOn ?? Date.now(), finishedAtMs: Date.now() };
+      const attempt = { number: job.attemptsStarted, startedAtMs, finishedAtMs: clock.now() };
       // A large result goes into a key of its own first, the return value its stub (result-store.ts).
       // The job's finish follows within the lock's duration (else Redis refuses it): the key's
       // expiry is that much later than the result's TTL from now.
@@ -427,6 +456,17 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         autorun: false,
       }),
   );
+  // Their takes and finishes stamped by Redis's clock. The jobs' queue's only delayed jobs are those
+  // handed back after a sandbox uid shortage (1-16 s), whose wait BullMQ times by this process's
+  // clock: a worker whose clock is off wakes early or late for them, and another takes them.
+  const unknownLayouts = new Set<string>();
+  for (const worker of workers) {
+    stampByClock(worker.scripts, clock, (command) => {
+      if (unknownLayouts.has(command)) return;
+      unknownLayouts.add(command);
+      log.warn({ command }, "BullMQ's script has no time where this version's had one: its jobs are stamped by this machine's clock");
+    });
+  }
   // BullMQ's resume() restarts a stopped Worker by calling run() and dropping its promise, so a
   // failure there would be an unhandled rejection: every Worker's run() logs its failure instead.
   for (const worker of workers) {
@@ -440,7 +480,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   const stats = jobStatsRecorder(redis, keys, (error, lostJobs) => log.warn({ err: error, lostJobs }, 'cannot record job stats'));
 
   function finished(job: Job<JobRequest, JobResult>, outcome: string): void {
-    const latencyMs = (job.finishedOn ?? Date.now()) - job.timestamp;
+    // Now, as BullMQ has just stored the end, by Redis's clock: the one the job's creation is in.
+    const latencyMs = Math.max(0, clock.now() - job.timestamp);
     stats.record(outcome, latencyMs);
     // The data is another producer's where it failed as not a JobRequest: null, say.
     if (!wantsNotification(options.notifications, job.data)) return;
@@ -589,6 +630,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         for (const connection of [subscriber, redis, bullRedis]) connection.disconnect();
       }
       await settledWithin(stats.flush(), CLOSE_REDIS_AWAY_MS);
+      clock.stop();
       await heartbeat.stop();
       await settledWithin(Promise.allSettled([...notificationsSentNow]), CLOSE_REDIS_AWAY_MS);
       // Notifications under way get a short while more; then they are handed back to the queue,

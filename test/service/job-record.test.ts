@@ -7,6 +7,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CANCELLED_REASON, LIVE_RETRY_REASON, readJobRecord, toRecord } from '../../src/queue/job-record.js';
 import type { RedisKeys } from '../../src/queue/keys.js';
+import type { Clock } from '../../src/queue/redis-clock.js';
 
 const request = { runtimeId: 'python', files: [{ name: 'main.py', contentBase64: '' }], stdinBase64: '', args: [], limits: {} } as JobRequest;
 const at = (seconds: number) => Date.UTC(2026, 11, 7, 10, 0, seconds);
@@ -97,14 +98,28 @@ test('a job failed otherwise keeps its attempts and start', () => {
   assert.deepEqual([record.failure?.code, record.attempts, record.startedAt], ['internal_error', 1, iso(1)]);
 });
 
+test("a completed job's start and finish are its worker's, by Redis's clock (its result's attempt), not BullMQ's stamps by the worker's own", () => {
+  // The worker's clock 3700 s ahead: BullMQ's processedOn and finishedOn are, its attempt is not.
+  const skewMs = 3_700_000;
+  const returnvalue = { verdict: 'ok', runtime: { id: 'python', language: 'python', version: '3' }, queueWaitMs: 1000, attempt: { number: 1, startedAtMs: at(1), finishedAtMs: at(2) } };
+  const record = toRecord(
+    { id: 'k', timestamp: at(0), data: request, processedOn: at(1) + skewMs, finishedOn: at(2) + skewMs, attemptsStarted: 1, returnvalue: returnvalue as never, failedReason: '' },
+    'completed',
+  );
+  assert.deepEqual([record.createdAt, record.startedAt, record.finishedAt], [iso(0), iso(1), iso(2)]);
+});
+
+/** A clock that says `nowMs`: Redis's, as a reader estimates it. */
+const clockAt = (nowMs: number): Clock => ({ now: () => nowMs, offsetMs: nowMs - Date.now() });
+
 test("a finished job reads as unknown from its result's TTL on; an unfinished one never does", async () => {
   const ttlMs = 2000;
-  const read = (state: string, finishedOn: number | undefined, resultTtlMs: number | undefined) => {
+  const now = Date.now();
+  const read = (state: string, finishedOn: number | undefined, resultTtlMs: number | undefined, nowMs = now) => {
     const job = { id: 'g', timestamp: 0, data: request, processedOn: 1, finishedOn, attemptsStarted: 1, returnvalue: undefined, failedReason: 'executor: closed' };
     const queue = { getJobState: async () => state, getJob: async () => job } as unknown as Queue;
-    return readJobRecord(queue, {} as Redis, {} as RedisKeys, 'g', resultTtlMs);
+    return readJobRecord(queue, {} as Redis, {} as RedisKeys, 'g', resultTtlMs === undefined ? undefined : { ttlMs: resultTtlMs, clock: clockAt(nowMs) });
   };
-  const now = Date.now();
   assert.equal(await read('failed', now - ttlMs, ttlMs), undefined, 'at its TTL');
   assert.equal((await read('failed', now - ttlMs + 1000, ttlMs))?.status, 'failed', 'within it');
   assert.equal((await read('failed', now - ttlMs, undefined))?.status, 'failed', 'read without a TTL (the notifier)');
@@ -115,5 +130,14 @@ test("a finished job reads as unknown from its result's TTL on; an unfinished on
   const kept = { id: 'h', timestamp: 0, data: request, processedOn: 1, finishedOn: now - ttlMs, attemptsStarted: 1, returnvalue: stub, failedReason: '' };
   const keptQueue = { getJobState: async () => 'completed', getJob: async () => kept } as unknown as Queue;
   const unread = { hgetallBuffer: async () => assert.fail('an expired result was read') } as unknown as Redis;
-  assert.equal(await readJobRecord(keptQueue, unread, {} as RedisKeys, 'h', ttlMs), undefined);
+  assert.equal(await readJobRecord(keptQueue, unread, {} as RedisKeys, 'h', { ttlMs, clock: clockAt(now) }), undefined);
+});
+
+test("the TTL is counted by the reader's estimate of Redis's clock, not its own: a reader ahead by an hour still reads a job finished a second ago", async () => {
+  const ttlMs = 2000;
+  const redisNow = Date.now() - 3_600_000;
+  const job = { id: 'j', timestamp: 0, data: request, processedOn: 1, finishedOn: redisNow - 1000, attemptsStarted: 1, returnvalue: undefined, failedReason: 'executor: closed' };
+  const queue = { getJobState: async () => 'failed', getJob: async () => job } as unknown as Queue;
+  assert.equal((await readJobRecord(queue, {} as Redis, {} as RedisKeys, 'j', { ttlMs, clock: clockAt(redisNow) }))?.status, 'failed');
+  assert.equal(await readJobRecord(queue, {} as Redis, {} as RedisKeys, 'j', { ttlMs, clock: clockAt(redisNow + 1000) }), undefined, 'and not once Redis says it is past');
 });

@@ -18,7 +18,7 @@ import type { JobRequest } from '../../src/jobs/model.js';
 import { jobOptions } from '../../src/queue/client.js';
 import { QUEUE_NAME, redisKeys } from '../../src/queue/keys.js';
 import { OutboundPolicy } from '../../src/queue/outbound.js';
-import { INLINE_RESULT_MAX_BYTES, READS_RESULTS_APART_OPTION, readResultKeptApart, storeJobResult } from '../../src/queue/result-store.js';
+import { INLINE_RESULT_MAX_BYTES, READS_RESULTS_APART_OPTION, readResultKeptApart, RESULT_TTL_OPTION, storeJobResult } from '../../src/queue/result-store.js';
 import type { JobExecutor, QueueWorker } from '../../src/queue/worker.js';
 import { openLiveSocket } from '../helpers/live-socket.js';
 import { until } from '../helpers/until.js';
@@ -332,6 +332,20 @@ describe('large results, kept apart', () => {
     const firstRead = await readResultKeptApart(redis, first.storedIn!);
     assert.deepEqual([firstRead?.attempt?.number, firstRead?.tests?.length], [1, 3]);
     assert.ok((await redis.pttl(second.storedIn!.key)) > 0);
+  });
+
+  test('a job queued by an API of before the TTL option (its TTL as BullMQ\'s removeOnComplete age) has its large result kept apart for that TTL', async () => {
+    const keys = redisKeys(service.prefix);
+    const id = nanoid();
+    const { [RESULT_TTL_OPTION]: ttlSeconds, ...options } = jobOptions(id, Date.now(), RESULT_TTL_SECONDS);
+    assert.equal(ttlSeconds, RESULT_TTL_SECONDS);
+    const earlierOptions = { ...options, removeOnComplete: { age: 30 }, removeOnFail: { age: 30 } };
+    const job = { id, timestamp: Date.now(), opts: earlierOptions };
+    const runtime = { id: 'python', language: 'python', version: '3.11.2' };
+    const stored = await storeJobResult(redis, keys, job, { verdict: 'ok', runtime, run: stage(output(40_000)) }, 0, { number: 1, startedAtMs: 1, finishedAtMs: 2 }, LOCK_DURATION_MS);
+    assert.ok(stored.storedIn, 'kept apart');
+    const ttlMs = await redis.pttl(stored.storedIn.key);
+    assert.ok(ttlMs > 30_000 && ttlMs <= 30_000 + LOCK_DURATION_MS, `expires with the age given: ${ttlMs} ms`);
   });
 });
 

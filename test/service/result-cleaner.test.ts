@@ -1,9 +1,11 @@
 // The result cleaner's schedule, on stand-ins for Redis and the queue: its interval, its guard, its
-// batches, its errors (logged, never fatal) and its stop (no clean after it, none left running).
+// batches, its errors (logged, never fatal) and its stop (no clean after it, none left running);
+// and its cutoff, by Redis's clock whatever this process's says.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Clock } from '../../src/queue/redis-clock.js';
 import { MAX_RESULT_CLEAN_INTERVAL_MS, RESULT_CLEAN_BATCH, resultCleanIntervalMs, startResultCleaner } from '../../src/queue/result-cleaner.js';
 import { until } from '../helpers/until.js';
 
@@ -21,6 +23,8 @@ interface Stand {
   guardAsks?: number;
   due: number;
   failNext?: Error;
+  /** The greatest finish each count took as due. */
+  dueBy?: number[];
 }
 
 function standIns(stand: Stand): { queue: Queue; redis: Redis } {
@@ -29,7 +33,8 @@ function standIns(stand: Stand): { queue: Queue; redis: Redis } {
       stand.guardAsks = (stand.guardAsks ?? 0) + 1;
       return stand.guardFree ? 'OK' : null;
     },
-    zcount: async (key: string) => {
+    zcount: async (key: string, _min: number, max: number) => {
+      (stand.dueBy ??= []).push(max);
       if (stand.failNext) {
         const error = stand.failNext;
         stand.failNext = undefined;
@@ -49,8 +54,11 @@ function standIns(stand: Stand): { queue: Queue; redis: Redis } {
   return { queue, redis };
 }
 
-const start = (stand: Stand) =>
-  startResultCleaner({ ...standIns(stand), guardKey: 'guard', resultTtlMs: TTL_MS, ready: () => true, onError: (error) => stand.errors.push(error) });
+/** This process's own clock, as Redis's (no offset measured). */
+const localClock: Clock = { now: () => Date.now(), offsetMs: 0 };
+
+const start = (stand: Stand, clock = localClock) =>
+  startResultCleaner({ ...standIns(stand), guardKey: 'guard', ttlMs: TTL_MS, clock, ready: () => true, onError: (error) => stand.errors.push(error) });
 
 test('the interval: a quarter of the TTL, at most a minute', () => {
   assert.equal(resultCleanIntervalMs(2000), 500);
@@ -112,7 +120,7 @@ test('stopped, it cleans no more and waits for the clean under way', async () =>
     cleanEnded = true;
     return [];
   }) as unknown as Queue['clean'];
-  const cleaner = startResultCleaner({ queue, redis, guardKey: 'guard', resultTtlMs: TTL_MS, ready: () => true, onError: (error) => stand.errors.push(error) });
+  const cleaner = startResultCleaner({ queue, redis, guardKey: 'guard', ttlMs: TTL_MS, clock: localClock, ready: () => true, onError: (error) => stand.errors.push(error) });
   await until(() => stand.calls.includes('clean'), 2000, 5, 'a clean under way');
   const stopped = cleaner.stop();
   setTimeout(() => finishClean(), 30);
@@ -122,4 +130,18 @@ test('stopped, it cleans no more and waits for the clean under way', async () =>
   await sleep(60);
   assert.equal(stand.calls.length, calls, 'no clean after the stop');
   assert.deepEqual(stand.errors, []);
+});
+
+test("the cutoff is Redis's now less the TTL, whatever this process's clock says: an API an hour ahead of Redis removes nothing an hour early", async () => {
+  const offsetMs = -3_600_000;
+  const redisClock: Clock = { now: () => Date.now() + offsetMs, offsetMs };
+  const stand: Stand = { calls: [], errors: [], batches: [], guardFree: true, due: 1 };
+  const cleaner = start(stand, redisClock);
+  await until(() => stand.calls.some((call) => call.startsWith('clean failed')), 2000, 5, 'a clean of both sets');
+  const askedAt = Date.now();
+  await cleaner.stop();
+  // Queue.clean's cutoff is its own Date.now() less the grace: Redis's now less the TTL.
+  assert.ok(stand.calls.includes(`clean completed ${TTL_MS - offsetMs} ${RESULT_CLEAN_BATCH}`), stand.calls.join(', '));
+  const dueBy = stand.dueBy![0]!;
+  assert.ok(dueBy <= askedAt + offsetMs - TTL_MS && dueBy > askedAt + offsetMs - TTL_MS - 2000, `counted up to ${dueBy}, Redis's now less the TTL`);
 });

@@ -29,10 +29,10 @@ const request = (source: string): JobRequest => ({ runtimeId: python.id, files: 
 /** Runs a job as an echo: its stdout is its input (a live job's, from its client, to its end). */
 const echoExecutor: JobExecutor = { execute: runAsEcho, close: async () => {} };
 
-/** A stand-in worker of one slot logging at warn and above into `logLines`. */
-function workerOn(service: ServiceHarness, executor: JobExecutor, logLines: string[]): Promise<QueueWorker> {
+/** A stand-in worker of `concurrency` slots logging at warn and above into `logLines`. */
+function workerOn(service: ServiceHarness, executor: JobExecutor, logLines: string[], concurrency = 1): Promise<QueueWorker> {
   const logStream = new Writable({ write: (line, _encoding, done) => void (logLines.push(String(line)), done()) });
-  return startStandInWorker(service, executor, { logger: pino({ level: 'warn' }, logStream) });
+  return startStandInWorker(service, executor, { logger: pino({ level: 'warn' }, logStream), concurrency });
 }
 
 test('jobs taken after the executor became unusable go back to the queue unrun: none fails, and another worker runs them, a live one with its input', { timeout: 60_000 }, async () => {
@@ -58,7 +58,9 @@ test('jobs taken after the executor became unusable go back to the queue unrun: 
   let survivor: QueueWorker | undefined;
   let session: LiveSession | undefined;
   try {
-    doomed = await workerOn(service, doomedExecutor, doomedLog);
+    // Two slots, one per job: a job handed back goes to the head of the queue, where the slot that
+    // handed it back takes it again while the window stays open (held here, a turn in practice).
+    doomed = await workerOn(service, doomedExecutor, doomedLog, 2);
     unusable = new Error('the pool can make no more slots (stand-in: its mount agent died)');
     const plainId = await service.jobs.submit(request('print("plain")'));
     const liveSession = await service.jobs.submitLive(request('echo'), () => {});

@@ -1,0 +1,121 @@
+// Redis's clock, as one process estimates it. The API and the workers may run on machines whose
+// clocks differ; a time stamped on one host and compared on another (a job's creation and its
+// start, for its queue wait and latency; a result's finish and the expiry that reads or removes
+// it) mixes two clocks unless both are one: Redis's, which every process of a deployment reaches.
+// Asking Redis (TIME) at each stamp would cost a round trip per job, so each process reads Redis's
+// clock every REDIS_CLOCK_SYNC_INTERVAL_MS and keeps its offset from its own; its stamps are its
+// own clock plus that offset. The estimate is off by at most half the round trip it was read with
+// (the reading with the shortest of the last few is kept), plus the drift between two machines'
+// oscillators since (ppm: well under a millisecond per interval).
+import { performance } from 'node:perf_hooks';
+import type { Redis } from 'ioredis';
+
+/** A clock whose times compare with other processes' of the deployment. */
+export interface Clock {
+  /** Epoch ms by Redis's clock (an integer, as BullMQ's timestamps are). */
+  now(): number;
+  /** Redis's clock minus this process's Date.now(), ms: 0 until it has been read. */
+  readonly offsetMs: number;
+}
+
+/** How often a process reads Redis's clock again. A host clock that steps (NTP after a suspend, an
+ * operator's date) is followed within SAMPLES_KEPT readings: a minute. */
+export const REDIS_CLOCK_SYNC_INTERVAL_MS = 10_000;
+/** Readings kept: the offset is the one read with the shortest round trip among them, so that one
+ * read on a busy event loop or a slow network (its error half its round trip) is outweighed. */
+const SAMPLES_KEPT = 6;
+
+interface Reading {
+  offsetMs: number;
+  roundTripMs: number;
+}
+
+export class RedisClock implements Clock {
+  private readings: Reading[] = [];
+  private chosenOffsetMs = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private reading: Promise<void> | undefined;
+
+  /** `localNow`: this process's clock (Date.now; a test's shifted one). */
+  constructor(
+    private readonly redis: Pick<Redis, 'time'>,
+    private readonly localNow: () => number = Date.now,
+  ) {}
+
+  get offsetMs(): number {
+    return this.chosenOffsetMs;
+  }
+
+  now(): number {
+    return this.localNow() + this.chosenOffsetMs;
+  }
+
+  /** Reads Redis's clock (one TIME round trip; one at a time: a call while one is under way waits
+   * for it). Rejects as the call does, keeping the offset it had. */
+  sync(): Promise<void> {
+    return (this.reading ??= this.read().finally(() => (this.reading = undefined)));
+  }
+
+  /** Reads it every `intervalMs` from now until stop() (the first reading is the caller's: sync);
+   * a failed reading goes to `onError` (the offset stays as it was: the local clock until one has
+   * succeeded). */
+  start(intervalMs: number, onError: (error: unknown) => void): void {
+    this.timer = setInterval(() => void this.sync().catch(onError), intervalMs);
+    // The process's life is its server's and workers', not this timer's.
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private async read(): Promise<void> {
+    const sentAtMs = this.localNow();
+    const before = performance.now();
+    const [seconds, microseconds] = await this.redis.time();
+    const roundTripMs = performance.now() - before;
+    const redisMs = Number(seconds) * 1000 + Number(microseconds) / 1000;
+    // Redis read its clock somewhere in the round trip: its middle, on average.
+    this.readings.push({ offsetMs: redisMs - (sentAtMs + roundTripMs / 2), roundTripMs });
+    if (this.readings.length > SAMPLES_KEPT) this.readings.shift();
+    const best = this.readings.reduce((kept, reading) => (reading.roundTripMs < kept.roundTripMs ? reading : kept));
+    this.chosenOffsetMs = Math.round(best.offsetMs);
+  }
+}
+
+/** The BullMQ scripts a worker runs that stamp a job with the time they are given (ARGV[2], after
+ * their keys: as many as their file names say, moveToActive-11.lua): the take (processedOn) and
+ * the finish (finishedOn, the finished set's score, which every expiry compares; and the next
+ * job's take, fetched in the same script). */
+const STAMPING_SCRIPTS: Readonly<Record<string, number>> = { moveToActive: 11, moveToFinished: 14 };
+/** What BullMQ put there is its Date.now() of an instant ago; a value farther from it is no time
+ * of BullMQ's (a later BullMQ laid its arguments out otherwise), and is left as it is. */
+const JUST_NOW_MS = 60_000;
+
+/** What stampByClock needs of BullMQ's Scripts (a Worker's public `scripts`). */
+export interface ScriptRunner {
+  execCommand(client: never, commandName: string, args: unknown[]): unknown;
+}
+
+/**
+ * Makes a BullMQ Worker stamp the jobs it takes and finishes by `clock` (Redis's) instead of its
+ * process's Date.now(): BullMQ takes no clock, and a job's finish stamped by one worker is compared
+ * by every reader and cleaner, its take with its creation. Its scripts' calls (`scripts`, the
+ * Worker's: its jobs run theirs) get the time replaced in their arguments, in place (BullMQ reads
+ * a finished job's finishedOn back from them). Only for a queue whose Worker waits for no delayed
+ * job: BullMQ times those waits by its process's clock, which would then disagree with the
+ * scores. `onUnknownLayout` is told a command whose argument is not a time of BullMQ's (left as it
+ * is: that job is stamped by the process's clock, as without this).
+ */
+export function stampByClock(scripts: ScriptRunner, clock: Clock, onUnknownLayout: (commandName: string) => void): void {
+  const execCommand = scripts.execCommand.bind(scripts);
+  scripts.execCommand = (client, commandName, args) => {
+    const keys = STAMPING_SCRIPTS[commandName];
+    if (keys !== undefined) {
+      const stamped = args[keys + 1];
+      if (typeof stamped === 'number' && Math.abs(stamped - Date.now()) < JUST_NOW_MS) args[keys + 1] = clock.now();
+      else onUnknownLayout(commandName);
+    }
+    return execCommand(client, commandName, args);
+  };
+}
