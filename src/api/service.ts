@@ -21,8 +21,10 @@ export interface JobService extends JobClient {
   endWaits(): void;
   /** Whether endWaits() was called: a wait that answered an unfinished job ended for the stop. */
   readonly waitsEnded: boolean;
-  ping(): Promise<void>;
-  counts(): Promise<QueueCounts>;
-  liveWorkers(): Promise<WorkerLiveness[]>;
-  stats(): Promise<JobStats>;
+  /** Each of these fails (QueueUnavailableError) when Redis has not answered within `timeoutMs`
+   * (default: the client's own Redis timeout), as /readyz and /metrics bound their answers. */
+  ping(timeoutMs?: number): Promise<void>;
+  counts(timeoutMs?: number): Promise<QueueCounts>;
+  liveWorkers(timeoutMs?: number): Promise<WorkerLiveness[]>;
+  stats(timeoutMs?: number): Promise<JobStats>;
 }

@@ -1,4 +1,5 @@
 // `cellblock api`: the HTTP API alone, against a Redis that workers elsewhere also use.
+import { isIPv6, type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { buildApp } from '../api/app.js';
 import { jobNotifications } from '../api/notifications.js';
@@ -34,6 +35,13 @@ async function sayUnreachable(jobs: BullJobClient, logger: Logger): Promise<void
   logger.warn({ reason: jobs.connectionFailure() ?? `no answer in ${UNREACHABLE_REASON_WAIT_MS} ms` }, 'redis not reachable yet; answering 503 until it is');
 }
 
+/** The URL the API listens at, as CELLBLOCK_HOST names its address: fastify's own answer, for an
+ * address of every interface (0.0.0.0, ::), names the first interface's (127.0.0.1), which says
+ * the API is on loopback alone when it serves every machine. */
+export function listeningUrl(host: string, port: number): string {
+  return `http://${isIPv6(host) ? `[${host}]` : host}:${port}`;
+}
+
 /** `runtimes`: this checkout's, as the command read them once to check its settings against them
  * (loadRuntimes, read here when not given). */
 export async function runApi(config: Config, redisUrl: string, logger: Logger, runtimes: Runtime[] = loadRuntimes()): Promise<RunningApi> {
@@ -57,7 +65,8 @@ export async function runApi(config: Config, redisUrl: string, logger: Logger, r
   const redisReady = await jobs.firstContact(REDIS_FIRST_CONTACT_MS);
   let url: string;
   try {
-    url = await app.listen({ host: config.host, port: config.port });
+    await app.listen({ host: config.host, port: config.port });
+    url = listeningUrl(config.host, (app.server.address() as AddressInfo).port);
   } catch (error) {
     await app.close();
     await jobs.close();

@@ -76,6 +76,10 @@ end
 return 0`;
 /** How often `wait` re-reads a job in case a queue event was missed (e.g. across a Redis restart). */
 const WAIT_POLL_MS = 1000;
+/** A wait's reads end by its deadline, Redis answering or not (a read that would not is given
+ * up, and the wait answers with the job as last read): the last read starts this long before the
+ * deadline, and no read is given less (a wait shorter than this ends this long after its start). */
+const WAIT_LAST_READ_MS = 100;
 /** A job this process submitted less than this long ago needs no first read in `wait`. */
 const FRESH_SUBMISSION_MS = 2000;
 /** How long the live workers read for a job with a later field (checkWorkersKnow) are trusted: a
@@ -379,7 +383,12 @@ export class BullJobClient implements JobClient {
 
   async get(id: string): Promise<JobRecord | undefined> {
     if (!isJobId(id)) return undefined;
-    return this.guard(() => readJobRecord(this.queue, this.redis, this.keys, id, this.expiry));
+    return this.read(id);
+  }
+
+  /** The job's record, read within `timeoutMs` (else QueueUnavailableError). */
+  private async read(id: string, timeoutMs = this.redisTimeoutMs): Promise<JobRecord | undefined> {
+    return this.guard(() => readJobRecord(this.queue, this.redis, this.keys, id, this.expiry), timeoutMs);
   }
 
   /** `pollMs`: how often the job is read again in case its end's event was missed. Ended at once
@@ -451,16 +460,19 @@ export class BullJobClient implements JobClient {
         finalState ??= fresh.finalState;
         completion ??= fresh.completion;
       } else if (fresh && !ended && Date.now() - fresh.submittedAt < FRESH_SUBMISSION_MS) {
-        await nap(Math.min(deadline - Date.now(), pollMs));
+        await nap(Math.min(deadline - WAIT_LAST_READ_MS - Date.now(), pollMs));
       }
       for (;;) {
         // Submitted here and completed: the event said all the job's hash would.
         const known = fresh && completion ? recordFromCompletion(id, fresh, completion) : undefined;
         if (known) return known;
+        // Within the deadline: a Redis that does not answer (cut off, frozen) would otherwise hold
+        // the wait a read's whole timeout past it.
+        const readMs = Math.min(this.redisTimeoutMs, Math.max(deadline - Date.now(), WAIT_LAST_READ_MS));
         // Registered before reading, so that a finish between the read and the sleep still wakes us.
         try {
-          // A result kept apart (its event carried the stub) is read by get, which reads it too.
-          const record = finalState && completion?.storedIn === undefined ? await this.getFinished(id, finalState) : await this.get(id);
+          // A result kept apart (its event carried the stub) is read by read(), which reads it too.
+          const record = finalState && completion?.storedIn === undefined ? await this.getFinished(id, finalState, readMs) : await this.read(id, readMs);
           outage = undefined;
           if (!record || FINAL_STATUSES.has(record.status)) return record;
           seen = record;
@@ -470,12 +482,12 @@ export class BullJobClient implements JobClient {
           outage = error;
         }
         const leftMs = ended ? 0 : deadline - Date.now();
-        if (leftMs <= 0) {
+        if (leftMs <= WAIT_LAST_READ_MS) {
           // Still away at the end and never read: the caller cannot be told the job's state.
           if (outage && !seen) throw outage;
           return seen;
         }
-        await nap(Math.min(leftMs, pollMs));
+        await nap(Math.min(leftMs - WAIT_LAST_READ_MS, pollMs));
       }
     } finally {
       this.waitEnders.delete(endNow);
@@ -583,7 +595,7 @@ export class BullJobClient implements JobClient {
     return 'signalled';
   }
 
-  async counts(): Promise<QueueCounts> {
+  async counts(timeoutMs = this.redisTimeoutMs): Promise<QueueCounts> {
     return this.guard(async () => {
       const counts = await this.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed');
       return {
@@ -594,7 +606,7 @@ export class BullJobClient implements JobClient {
         completed: counts.completed ?? 0,
         failed: counts.failed ?? 0,
       };
-    });
+    }, timeoutMs);
   }
 
   /** Refuses jobs with a field that a live worker does not know (LATER_JOB_FIELDS). The live
@@ -616,7 +628,7 @@ export class BullJobClient implements JobClient {
    * own connection is still open, wherever they run. The key alone would count a killed worker
    * alive until it expires (the heartbeat TTL); its connection goes as the process dies. A worker
    * whose host vanished without closing its connections is caught by the expiry. */
-  async liveWorkers(): Promise<WorkerLiveness[]> {
+  async liveWorkers(timeoutMs = this.redisTimeoutMs): Promise<WorkerLiveness[]> {
     return this.guard(async () => {
       const keys: string[] = [];
       let cursor = '0';
@@ -630,7 +642,7 @@ export class BullJobClient implements JobClient {
       const workers = values.filter((value): value is string => value !== null).map((value) => JSON.parse(value) as WorkerLiveness);
       const connected = await this.connectionNames();
       return connected ? workers.filter((worker) => connected.has(workerConnectionName(worker.workerId))) : workers;
-    });
+    }, timeoutMs);
   }
 
   /** The names of the connections Redis holds now; undefined where it does not tell: CLIENT LIST
@@ -652,12 +664,12 @@ export class BullJobClient implements JobClient {
     return names.has(API_CONNECTION_NAME) ? names : undefined;
   }
 
-  async stats(): Promise<JobStats> {
-    return this.guard(() => readJobStats(this.redis, this.keys));
+  async stats(timeoutMs = this.redisTimeoutMs): Promise<JobStats> {
+    return this.guard(() => readJobStats(this.redis, this.keys), timeoutMs);
   }
 
-  async ping(): Promise<void> {
-    await this.guard(() => this.redis.ping());
+  async ping(timeoutMs = this.redisTimeoutMs): Promise<void> {
+    await this.guard(() => this.redis.ping(), timeoutMs);
   }
 
   async close(): Promise<void> {
@@ -680,10 +692,13 @@ export class BullJobClient implements JobClient {
   }
 
   /** A job whose final state an event named: one read of the job, no state query (jobs are added
-   * with attempts: 1, so completed and failed are final). Saves a Redis round trip per wait. */
-  private async getFinished(id: string, state: FinalEventState): Promise<JobRecord | undefined> {
-    const job = await this.guard(() => this.queue.getJob(id));
-    return job ? unexpiredRecord(job, state, this.expiry) : this.get(id);
+   * with attempts: 1, so completed and failed are final). Saves a Redis round trip per wait. Within
+   * `timeoutMs` in all. */
+  private async getFinished(id: string, state: FinalEventState, timeoutMs: number): Promise<JobRecord | undefined> {
+    return this.guard(async () => {
+      const job = await this.queue.getJob(id);
+      return job ? unexpiredRecord(job, state, this.expiry) : readJobRecord(this.queue, this.redis, this.keys, id, this.expiry);
+    }, timeoutMs);
   }
 
   private notify(jobId: string, finalState?: FinalEventState, completion?: StoredJobResult): void {

@@ -9,6 +9,16 @@ export type ConnectionRole = 'producer' | 'blocking';
 /** Longest a producer's command may go unanswered before it fails (the API then answers 503). */
 export const PRODUCER_COMMAND_TIMEOUT_MS = 5000;
 
+/** TCP keepalive on every connection: one idle this long is probed, and closed (then made
+ * again, as after any break) when 10 probes a second apart go unanswered (Node's setKeepAlive
+ * sets those two; ioredis's default, 0, leaves the kernel's idle time, 2 hours). So a connection that waits, with nothing of its own unanswered, on a Redis
+ * cut off by the network (a blocked take of a job, a subscription, an idle pool connection) finds
+ * out ~15 s into the cut, and is made again within seconds of the link's return, rather than
+ * hearing Redis's own late retransmissions, up to as long again as the cut. A connection with a
+ * command unanswered is not probed (TCP retransmits it instead): what waits on Redis bounds that
+ * wait itself (the API's command timeout, a worker's lock fence and its close's watch). */
+export const KEEPALIVE_IDLE_MS = 5000;
+
 /** The API's producer connection. */
 export const API_CONNECTION_NAME = 'cellblock-api';
 
@@ -21,6 +31,7 @@ export function workerConnectionName(workerId: string): string {
 export function createRedis(url: string, role: ConnectionRole, name: string): Redis {
   const options: RedisOptions = {
     connectionName: name,
+    keepAlive: KEEPALIVE_IDLE_MS,
     maxRetriesPerRequest: role === 'blocking' ? null : 1,
     enableOfflineQueue: role === 'blocking',
     // A Redis that holds the connection open but does not answer (frozen, or a partition without

@@ -12,24 +12,57 @@ const POLL_MS = 200;
 export const CLOSE_REDIS_AWAY_MS = 5000;
 
 export interface UnreachableWatch {
-  /** Resolves once the connection has not been ready for `forMs` in a row; never if called off. */
+  /** Resolves once Redis has not answered for `forMs` in a row; never if called off. */
   readonly reached: Promise<void>;
   cancel(): void;
 }
 
+/** Watches whether Redis answers on `redis`: away while the connection is not ready, and while a
+ * PING sent on it has had no answer. The status alone misses a Redis cut off by the network (a
+ * link down, packets dropped by a firewall, a host gone without a reset) or frozen: the connection
+ * stays `ready` while nothing comes back (TCP retransmits for up to ~15 min before giving up), so
+ * only an answer tells. One PING at a time, every POLL_MS, on the connection the caller's pending
+ * work uses: behind that work, so an answer says the work's replies can come too. */
 export function watchUnreachable(redis: Redis, forMs: number): UnreachableWatch {
   let timer: NodeJS.Timeout | undefined;
+  let cancelled = false;
   const reached = new Promise<void>((resolve) => {
-    let awaySince: number | undefined;
+    let notReadySince: number | undefined;
+    /** When the oldest PING not yet answered was sent (a refused one, the connection closed or
+     * not writable, answers nothing). */
+    let unansweredSince: number | undefined;
+    let asking = false;
+    const ask = (now: number) => {
+      asking = true;
+      unansweredSince ??= now;
+      redis.ping().then(
+        () => {
+          asking = false;
+          unansweredSince = undefined;
+        },
+        () => {
+          asking = false;
+        },
+      );
+    };
     const check = () => {
+      if (cancelled) return;
       const now = Date.now();
-      awaySince = redis.status === 'ready' ? undefined : (awaySince ?? now);
-      if (awaySince !== undefined && now - awaySince >= forMs) return resolve();
+      notReadySince = redis.status === 'ready' ? undefined : (notReadySince ?? now);
+      if (!asking) ask(now);
+      const awaySince = Math.min(notReadySince ?? now, unansweredSince ?? now);
+      if (now - awaySince >= forMs) return resolve();
       timer = setTimeout(check, POLL_MS);
     };
     check();
   });
-  return { reached, cancel: () => clearTimeout(timer) };
+  return {
+    reached,
+    cancel: () => {
+      cancelled = true;
+      clearTimeout(timer);
+    },
+  };
 }
 
 /** Waits for `work` (failures included), but no longer than `ms`. */

@@ -1,12 +1,14 @@
 // A worker process's queue side: takes jobs from BullMQ, runs each through the executor, stores
 // the JobResult as the job's return value. Several jobs at once (`concurrency`); liveness in
 // Redis; cancel requests by pub/sub; stalled-job recovery by BullMQ's lock and stall check (a
-// job whose worker died is retried once elsewhere, then failed); graceful close: stop taking
-// jobs, let running ones finish, and after the grace hand unfinished ones back to the queue. A
-// live job (live-channel.ts) is neither retried nor handed back once its session was told it
-// started: its client's input went to the worker that had it, so it fails instead. A worker whose
-// executor can run no more jobs (its pool's mount agent died) stops itself the same way, with no
-// grace for its running jobs, failing none for it but a live job that had begun (stoppedByItself).
+// job whose worker died is retried once elsewhere, then failed), and a run stopped by its worker
+// once its lock may have expired (lock-fence.ts); graceful close: stop taking jobs, let running
+// ones finish, and after the grace hand unfinished ones back to the queue (or, Redis not
+// answering for 5 s, leave them to the stall check and stop). A live job (live-channel.ts) is
+// neither retried nor handed back once its session was told it started: its client's input went
+// to the worker that had it, so it fails instead. A worker whose executor can run no more jobs
+// (its pool's mount agent died) stops itself the same way, with no grace for its running jobs,
+// failing none for it but a live job that had begun (stoppedByItself).
 // Beside the jobs, a notifier sends finished jobs' webhooks and callbacks, whichever worker ran
 // them (notifier.ts).
 //
@@ -42,6 +44,7 @@ import { queuedByApiReadingResultsApart, storeJobResult } from './result-store.j
 import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
 import { abandonConnection, CLOSE_REDIS_AWAY_MS, settledWithin, watchUnreachable } from './unreachable.js';
 import { jobStatsRecorder } from './stats.js';
+import { LockFence } from './lock-fence.js';
 import { ChannelSubscriber } from './channel-subscriber.js';
 import { openLiveChannel, type LiveChannel } from './live-channel.js';
 import { NotificationQueue, wantsNotification, type JobNotifications } from './notification-queue.js';
@@ -140,16 +143,18 @@ const HAND_BACK_COUNT_TTL_MS = 24 * 60 * 60 * 1000;
  * them in the queue. */
 const UID_SHORTAGE_RETRY: UidShortageRetry = { handBacks: 5, firstDelayMs: 1000 };
 
-/** Why a running job's signal was aborted: a cancel, this worker stopping, its lock lost (the
- * job is no longer this worker's: BullMQ's stall check hands it to another, or already did), or,
- * live, no session listening to it. */
+/** Why a running job's signal was aborted: a cancel, this worker stopping, its lock lost or
+ * possibly expired (the job is no longer this worker's: BullMQ's stall check hands it to another,
+ * or already did, or may have), or, live, no session listening to it. */
 type AbortReason = 'cancelled' | 'shutdown' | 'lock_lost' | 'no_session';
 
-/** A run under way: its job, its signal, and the slot (the BullMQ Worker) that took the job. */
+/** A run under way: its job, its signal, the slot (the BullMQ Worker) that took the job, and
+ * what stops it once its lock may have expired. */
 interface RunningJob {
   jobId: string;
   controller: AbortController;
   slot: number;
+  fence: LockFence;
 }
 
 function poolFigures(executor: JobExecutor): Record<string, Record<string, number>> | undefined {
@@ -334,7 +339,13 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     const startedAtMs = clock.now();
     const queueWaitMs = Math.max(0, startedAtMs - job.timestamp);
     const controller = new AbortController();
-    const run: RunningJob = { jobId, controller, slot };
+    // From the take's own timestamp (processedOn: read before the take was sent), renewed as the
+    // slot's renewals are answered (extendJobLocks below).
+    const fence = new LockFence(options.lockDurationMs, job.processedOn ?? Date.now(), () => {
+      log.warn({ jobId, lockDurationMs: options.lockDurationMs }, "job's lock not renewed for its duration (Redis not answering): stopping its run, since another worker may take the job now");
+      controller.abort('lock_lost' satisfies AbortReason);
+    });
+    const run: RunningJob = { jobId, controller, slot, fence };
     runs.add(run);
     // `lane` is made below, from the Workers this function is handed to; none of them runs a job
     // before it exists (they start after it).
@@ -373,6 +384,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         // debug: each line costs the worker a write (~0.3 ms of CPU here); 'job finished' says it all.
         if (log.isLevelEnabled('debug')) setImmediate(() => log.debug({ jobId, runtimeId: job.data.runtimeId }, 'job started'));
         result = await running;
+        // Nothing left to stop: a result stored without the lock is refused by Redis.
+        fence.stop();
       } catch (error) {
         if (error instanceof ExecutorError && error.code === 'unavailable') {
           // Not the job's fault: this worker can run no more jobs (it is stopping itself). A stage
@@ -430,6 +443,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       // hears `end` before the job's completion.
       if (live) await live.close();
       await notificationQueued;
+      fence.stop();
       untrack();
       runs.delete(run);
     }
@@ -469,10 +483,21 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   }
   // BullMQ's resume() restarts a stopped Worker by calling run() and dropping its promise, so a
   // failure there would be an unhandled rejection: every Worker's run() logs its failure instead.
-  for (const worker of workers) {
+  // Each slot's lock renewals (its LockManager calls extendJobLocks) tell its runs' fences when
+  // they were sent, once answered: BullMQ's own 'locksRenewed' event says which, not when.
+  workers.forEach((worker, slot) => {
     const run = worker.run.bind(worker);
     worker.run = () => run().catch((error: unknown) => log.error({ err: error }, 'worker stopped'));
-  }
+    const extendJobLocks = worker.extendJobLocks.bind(worker);
+    worker.extendJobLocks = async (jobIds, tokens, durationMs) => {
+      const sentAtMs = performance.now();
+      const refused = await extendJobLocks(jobIds, tokens, durationMs);
+      for (const running of runs) {
+        if (running.slot === slot && jobIds.includes(running.jobId) && !refused.includes(running.jobId)) running.fence.renewed(sentAtMs);
+      }
+      return refused;
+    };
+  });
   const lane = new BackgroundLane(workers.slice(options.concurrency), options.backgroundAfterMs, (error) =>
     log.warn({ err: error }, 'cannot pause a background lane worker'),
   );
@@ -615,33 +640,39 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       }, options.shutdownGraceMs);
       // BullMQ's close waits for Redis (its QUIT is queued while Redis is away). When Redis stays
       // away, the running jobs' results could not be stored anyway: their locks expire and
-      // another worker retries them. So stop waiting, and close what is ours.
+      // another worker retries them. So stop waiting, and close what is ours: from now to the end
+      // of the close, whenever Redis has not answered for CLOSE_REDIS_AWAY_MS (down, loading its
+      // data, or cut off by the network, where the connection still says it is ready).
       const redisAway = watchUnreachable(bullRedis, CLOSE_REDIS_AWAY_MS);
-      const closed = Promise.all(workers.map((worker) => worker.close()));
-      const outcome = await Promise.race([closed.then(() => 'closed' as const), redisAway.reached.then(() => 'redis_away' as const)]);
-      redisAway.cancel();
-      clearTimeout(grace);
-      if (outcome === 'redis_away') {
+      let redisGone = false;
+      const gaveUp = redisAway.reached.then(async () => {
+        redisGone = true;
+        clearTimeout(grace);
         log.warn({ running: runs.size, awayMs: CLOSE_REDIS_AWAY_MS }, 'redis unreachable while closing: leaving running jobs to another worker');
         for (const { controller } of runs) controller.abort('shutdown' satisfies AbortReason);
+        // Without Redis nothing can be handed back or taken: the notifications' entries' locks
+        // expire, as the jobs' do.
+        stopNotifier.abort();
         // The jobs' ends are not stored (abandonConnection says why); pending commands (the
         // heartbeat's delete among them) fail now instead of waiting.
         await abandonBullConnections();
         for (const connection of [subscriber, redis, bullRedis]) connection.disconnect();
-      }
+      });
+      const closed = Promise.all(workers.map((worker) => worker.close()));
+      await Promise.race([closed, gaveUp]);
+      clearTimeout(grace);
       await settledWithin(stats.flush(), CLOSE_REDIS_AWAY_MS);
       clock.stop();
       await heartbeat.stop();
       await settledWithin(Promise.allSettled([...notificationsSentNow]), CLOSE_REDIS_AWAY_MS);
       // Notifications under way get a short while more; then they are handed back to the queue,
-      // for another worker's notifier (or this one's next start). Without Redis nothing can be
-      // handed back or taken: the entries' locks expire, as the jobs' do.
-      if (outcome === 'redis_away') stopNotifier.abort();
+      // for another worker's notifier (or this one's next start).
       const notifierGrace = setTimeout(() => stopNotifier.abort(), Math.min(options.shutdownGraceMs, NOTIFIER_GRACE_MS));
-      await settledWithin(notifier.close(outcome === 'redis_away'), NOTIFIER_GRACE_MS + CLOSE_REDIS_AWAY_MS);
+      await settledWithin(notifier.close(redisGone), NOTIFIER_GRACE_MS + CLOSE_REDIS_AWAY_MS);
       clearTimeout(notifierGrace);
       await settledWithin(notificationQueue.close(), CLOSE_REDIS_AWAY_MS);
       await executor.close();
+      redisAway.cancel();
       // BullMQ leaves the connection it was handed open. A notifier whose close gave up above
       // (Redis gone meanwhile) may still have an entry's end to store: abandoned first.
       await abandonBullConnections();

@@ -24,6 +24,7 @@ import { createRedis } from '../../src/queue/connection.js';
 import { OutboundPolicy } from '../../src/queue/outbound.js';
 import { startQueueWorker, type JobExecutor, type QueueWorker, type QueueWorkerOptions } from '../../src/queue/worker.js';
 import { start, type TestRedis } from '../helpers/redis.js';
+import { startCuttableLink, type CuttableLink } from '../helpers/cuttable-link.js';
 
 /** A runtime as data, for tests of the API's own checks (no worker runs it). */
 export const testRuntime: Runtime = {
@@ -67,6 +68,8 @@ export interface ServiceHarness {
   jobs: BullJobClient;
   app: FastifyInstance;
   prefix: string;
+  /** The link the API reaches Redis through (ServiceOptions.cuttableLink). */
+  link?: CuttableLink;
   close(): Promise<void>;
 }
 
@@ -80,26 +83,33 @@ export interface ServiceOptions {
   rateLimitInRedis?: boolean;
   /** The API's logger; none when absent. */
   logger?: Logger;
+  /** The API reaches Redis through a link the test can cut (ServiceHarness.link); workers
+   * started on `redis.url` do not. */
+  cuttableLink?: boolean;
 }
 
 export async function startService(options: ServiceOptions = {}): Promise<ServiceHarness> {
   const redis = await start();
+  const link = options.cuttableLink ? await startCuttableLink(redis.port) : undefined;
+  const apiRedisUrl = link?.url ?? redis.url;
   const prefix = `t${nanoid(8)}`;
   const maxQueuedJobs = options.maxQueuedJobs ?? 1000;
   const jobs = new BullJobClient({
-    redisUrl: redis.url,
+    redisUrl: apiRedisUrl,
     prefix,
     resultTtlSeconds: options.resultTtlSeconds ?? 600,
     maxQueuedJobs,
     ...(options.redisTimeoutMs ? { redisTimeoutMs: options.redisTimeoutMs } : {}),
     notifications: jobNotifications(options.runtimes ?? loadRuntimes()),
   });
-  const rateLimitRedis = options.rateLimitInRedis ? createRedis(redis.url, 'producer', 'cellblock-test-ratelimit') : undefined;
+  const rateLimitRedis = options.rateLimitInRedis ? createRedis(apiRedisUrl, 'producer', 'cellblock-test-ratelimit') : undefined;
   let app: FastifyInstance | undefined;
   const close = async (): Promise<void> => {
+    link?.restore();
     await app?.close();
     await jobs.close();
     rateLimitRedis?.disconnect();
+    await link?.close();
     await redis.stop();
   };
   try {
@@ -113,7 +123,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
       ...(options.logger ? { logger: options.logger } : {}),
     });
     await app.ready();
-    return { redis, jobs, app, prefix, close };
+    return { redis, jobs, app, prefix, ...(link ? { link } : {}), close };
   } catch (error) {
     // A service that did not start leaves no Redis (nor its data dir) behind.
     await close().catch(() => {});

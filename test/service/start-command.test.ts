@@ -414,6 +414,22 @@ describe('cellblock api', () => {
     }
   });
 
+  test('CELLBLOCK_HOST=0.0.0.0: the `api listening` line names that address and the port taken, not a loopback URL', async () => {
+    const redis = await startRedis();
+    const api = await spawnCellblock(['api'], '"api listening"', { CELLBLOCK_REDIS_URL: redis.url, CELLBLOCK_HOST: '0.0.0.0', CELLBLOCK_PORT: '0' });
+    try {
+      const url = new URL(String(logLine(api.output(), 'api listening')?.url));
+      // Fastify's own answer named the first interface's address: http://127.0.0.1:<port>.
+      assert.equal(url.hostname, '0.0.0.0', api.output());
+      assert.equal((await getJson(`http://127.0.0.1:${url.port}/healthz`)).status, 200);
+    } finally {
+      const exited = new Promise((resolve) => api.child.once('exit', resolve));
+      api.child.kill('SIGTERM');
+      await exited;
+      await redis.stop();
+    }
+  });
+
   test('a port it cannot take is one line naming the settings, exit 1', async () => {
     const taken = net.createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));

@@ -8,6 +8,10 @@ import type { LiveSockets } from '../live-socket.js';
 import type { JobService } from '../service.js';
 import { msToSeconds } from '../../units.js';
 
+/** How long a scrape waits for Redis in all: a scrape is answered (`cellblock_redis_up 0` when
+ * Redis has not answered by then: down, frozen, or cut off by the network), not timed out. */
+export const METRICS_REDIS_MS = 2000;
+
 /** How often the event loop's lag is sampled for the cellblock_api_nodejs_eventloop_lag_* figures. */
 const EVENT_LOOP_SAMPLE_MS = 100;
 
@@ -50,8 +54,8 @@ export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService; liveSockets: 
   });
 
   /** Figures that are stored in Redis as counters and a histogram, written as text by hand. */
-  async function jobStatsText(): Promise<string> {
-    const stats = await jobs.stats();
+  async function jobStatsText(timeoutMs: number): Promise<string> {
+    const stats = await jobs.stats(timeoutMs);
     const lines = ['# HELP cellblock_jobs_finished_total Finished jobs by verdict (failed: the service could not run it)', '# TYPE cellblock_jobs_finished_total counter'];
     for (const [verdict, count] of Object.entries(stats.verdicts)) {
       lines.push(`cellblock_jobs_finished_total{verdict="${escapeLabel(verdict)}"} ${count}`);
@@ -69,8 +73,10 @@ export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService; liveSockets: 
   const document = { responses: { 200: { description: "Prometheus' text format (README, GET /metrics)", mediaType: 'text/plain', schema: Type.String() } } };
   app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['service'] }, config: { openapi: document } }, async (_request, reply) => {
     let statsText = '';
+    const deadline = Date.now() + METRICS_REDIS_MS;
+    const leftMs = () => Math.max(1, deadline - Date.now());
     try {
-      const [counts, workers] = await Promise.all([jobs.counts(), jobs.liveWorkers()]);
+      const [counts, workers] = await Promise.all([jobs.counts(leftMs()), jobs.liveWorkers(leftMs())]);
       for (const [state, count] of Object.entries(counts)) queueJobs.set({ state }, count);
       workersAlive.set(workers.length);
       workerSlots.set(workers.reduce((sum, worker) => sum + worker.concurrency, 0));
@@ -83,7 +89,7 @@ export const metricsRoutes: FastifyPluginAsync<{ jobs: JobService; liveSockets: 
         }
         for (const [figure, value] of Object.entries(worker.judgeCompiles ?? {})) judgeCompiles.inc({ figure }, value);
       }
-      statsText = (await queueRegistry.metrics()) + (await jobStatsText());
+      statsText = (await queueRegistry.metrics()) + (await jobStatsText(leftMs()));
       redisUp.set(1);
     } catch {
       redisUp.set(0);

@@ -3,6 +3,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Runtime } from '../../images/types.js';
 import { ErrorBody, Health, NoQuery, Readiness, RuntimeList } from '../schemas.js';
 import type { JobService } from '../service.js';
+import { QueueUnavailableError } from '../../queue/errors.js';
+
+/** How long /readyz waits for Redis in all: a probe is answered (503 when Redis has not answered
+ * by then: down, frozen, or cut off by the network, where a connection hears nothing for as long
+ * as the cut lasts), not timed out, under Kubernetes' default probe timeout of 1 s. */
+export const READINESS_REDIS_MS = 800;
 
 export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService }> = async (app, { jobs }) => {
   app.get(
@@ -21,12 +27,19 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService }> = asy
       },
     },
     async (_request, reply) => {
+      const deadline = Date.now() + READINESS_REDIS_MS;
+      const leftMs = () => Math.max(1, deadline - Date.now());
+      let workers: number;
       try {
-        await jobs.ping();
+        await jobs.ping(leftMs());
+        // A failure other than Redis's (a liveness key it cannot read) counts no worker.
+        workers = (await jobs.liveWorkers(leftMs()).catch((error: unknown) => {
+          if (error instanceof QueueUnavailableError) throw error;
+          return [];
+        })).length;
       } catch {
         return reply.code(503).header('retry-after', '5').send({ status: 'unavailable', redis: 'unreachable', workers: 0 });
       }
-      const workers = (await jobs.liveWorkers().catch(() => [])).length;
       const ready = workers > 0;
       // Not ready for want of workers: a balancer or a client asks again, as when Redis is away.
       if (!ready) reply.header('retry-after', '5');
