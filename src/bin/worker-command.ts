@@ -3,9 +3,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import { jobNotifications } from '../api/notifications.js';
-import type { Config } from '../config.js';
+import { ConfigError, type Config } from '../config.js';
+import { KEEP_FAILURE_QUIET_MS } from '../executor/compile-cache.js';
 import { createExecutor } from '../executor/create.js';
 import { loadRuntimes } from '../images/runtimes.js';
+import { PoolError } from '../pool/index.js';
 import { startQueueWorker, type QueueWorker } from '../queue/worker.js';
 import { EXIT_SETTING_REFUSED, SINGLE_WORKER_FLAG } from './process-control.js';
 
@@ -29,6 +31,16 @@ export async function runWorkerProcess(config: Config, redisUrl: string, logger:
     judgeCompileCacheBytes: config.judgeCompileCacheBytes,
     sandbox: { cgroupBase: config.cgroupBase },
     onBackgroundError: (error, image) => logger.warn({ err: error, image }, 'pool background work failed'),
+    onJudgeCompileNotKept: (error) =>
+      logger.warn(
+        { err: error, dir: config.poolStateDir },
+        `a judge program's compile could not be kept in CELLBLOCK_POOL_STATE_DIR: until there is room, each job sending such a program compiles it again (said again only after ${KEEP_FAILURE_QUIET_MS / 60_000} minutes without such a failure)`,
+      ),
+  }).catch((error: unknown) => {
+    // A state dir with no room (what dead workers left there already reclaimed): one line naming
+    // the setting, as for one that cannot be made, not a stack. Its supervisor tries again later.
+    if (error instanceof PoolError && error.op === 'stateDir') throw new ConfigError('CELLBLOCK_POOL_STATE_DIR', error.message);
+    throw error;
   });
   const stopped = new Promise<undefined>((resolve) => {
     if (stop.aborted) resolve(undefined);

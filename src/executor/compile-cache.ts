@@ -37,6 +37,11 @@ export const TOO_LARGE_KEYS_KEPT = 1024;
  * few files; a tree of thousands is left by a compile that was not making one. */
 export const MAX_CACHED_TREE_ENTRIES = 4096;
 
+/** A compile that could not be kept for the host's reason (its copy failed: the state dir's
+ * filesystem full, say) is reported once per spell of such failures of one code, a spell ending
+ * after this long without one: a full disk fails every keep until it is freed. */
+export const KEEP_FAILURE_QUIET_MS = 10 * 60_000;
+
 /** A kept compile, held by one job until it calls release(). */
 export interface CachedCompile {
   /** The compile's work dir as it left it (host path; never given to a sandbox). */
@@ -132,16 +137,22 @@ export class CompileCache {
   private bytes = 0;
   private seq = 0;
   private readonly counts = { hits: 0, misses: 0, waits: 0, notKept: 0 };
+  /** By error code: when a keep last failed for the host's reason (a spell of failures goes on
+   * while none is KEEP_FAILURE_QUIET_MS after the one before). */
+  private readonly keepFailedAtMs = new Map<string, number>();
 
   /**
    * @param dir a directory of this process's own (made here; what is in it is this cache's)
    * @param maxBytes the budget: the bytes of the kept files and outputs, all entries together
    * @param imageBuild names the build of an image that a compile slot would have now (its layers)
+   * @param onKeepFailed told of a compile not kept for the host's reason (its copy failed), once
+   *   per spell of such failures of one code (KEEP_FAILURE_QUIET_MS); never of one too large
    */
   constructor(
     private readonly dir: string,
     private readonly maxBytes: number,
     private readonly imageBuild: (image: string) => string,
+    private readonly onKeepFailed: (err: unknown) => void = () => {},
   ) {
     this.maxEntryBytes = Math.floor(maxBytes * ENTRY_SHARE_OF_BUDGET);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -214,7 +225,9 @@ export class CompileCache {
       // Above its share, or the host's own failure (its disk full): not kept, and the next job that
       // sends it compiles it again.
       this.removeDir(`${dir}.new`);
-      this.notKept(key, err instanceof TreeLimitError);
+      const tooLarge = err instanceof TreeLimitError;
+      this.notKept(key, tooLarge);
+      if (!tooLarge) this.keepFailed(err);
       return undefined;
     } finally {
       this.bytes -= this.maxEntryBytes;
@@ -247,6 +260,15 @@ export class CompileCache {
     this.tooLarge.delete(key);
     this.tooLarge.add(key);
     if (this.tooLarge.size > TOO_LARGE_KEYS_KEPT) this.tooLarge.delete(this.tooLarge.values().next().value!);
+  }
+
+  /** A copy failed for the host's reason: said once per spell of its code. */
+  private keepFailed(err: unknown): void {
+    const code = String((err as { code?: unknown } | null)?.code ?? (err as Error | null)?.name ?? 'unknown');
+    const nowMs = Date.now();
+    const lastMs = this.keepFailedAtMs.get(code);
+    this.keepFailedAtMs.set(code, nowMs);
+    if (lastMs === undefined || nowMs - lastMs >= KEEP_FAILURE_QUIET_MS) this.onKeepFailed(err);
   }
 
   private touch(entry: Entry): Entry {

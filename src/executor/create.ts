@@ -9,7 +9,7 @@ import { openImageStore } from '../images/store.js';
 import { loadRuntimes } from '../images/runtimes.js';
 import type { Runtime } from '../images/types.js';
 import { withVariants } from '../images/variants.js';
-import { createPool, type PoolSizing, type PoolSlot } from '../pool/index.js';
+import { createPool, noRoomError, type PoolSizing, type PoolSlot } from '../pool/index.js';
 import { createSandbox, type Limits, type PreparedContainer, type SandboxOptions } from '../sandbox/index.js';
 import { MiB } from '../units.js';
 import type { StageRunner } from './engine.js';
@@ -52,6 +52,9 @@ export interface ExecutorOptions {
    * none, as when absent (the service's default is its configuration's,
    * CELLBLOCK_JUDGE_COMPILE_CACHE_BYTES). */
   judgeCompileCacheBytes?: number;
+  /** A judge program's compile that could not be kept for the host's reason (the state dir's
+   * filesystem full, say), once per spell of such failures (CompileCache's onKeepFailed). */
+  onJudgeCompileNotKept?: (err: unknown) => void;
 }
 
 export const DEFAULT_WORK_DIR_BYTES = 256 * MiB;
@@ -93,11 +96,12 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     if (limits.compile) expect(slotKey(runtime.image, 'compile'), limits.compile);
   }
 
+  const poolStateRoot = poolOptions.stateRoot ?? join(options.dataDir, 'pool');
   const sandbox = createSandbox(options.sandbox);
   const prewarm = poolOptions.prewarmContainers ?? true;
   try {
     const pool = await createPool<PreparedContainer>({
-      stateRoot: poolOptions.stateRoot ?? join(options.dataDir, 'pool'),
+      stateRoot: poolStateRoot,
       rootSpec,
       sizing: poolOptions.sizing,
       refillConcurrency: poolOptions.refillConcurrency,
@@ -127,10 +131,13 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     const imageBuild = (image: string) => rootSpec(slotKey(image, 'compile')).layerPaths.join('\n');
     let judgeCompiles: CompileCache | undefined;
     try {
-      if (judgeCompileCacheBytes > 0) judgeCompiles = new CompileCache(join(pool.stateDir, 'judge-compiles'), judgeCompileCacheBytes, imageBuild);
+      if (judgeCompileCacheBytes > 0) {
+        judgeCompiles = new CompileCache(join(pool.stateDir, 'judge-compiles'), judgeCompileCacheBytes, imageBuild, options.onJudgeCompileNotKept);
+      }
     } catch (err) {
       await pool.close();
-      throw err;
+      // Its dir is the pool's state dir's last inode or block to be had (the owner dir's came first).
+      throw noRoomError(poolStateRoot, err);
     }
     const warmImages = new Set(poolOptions.warmImages ?? runtimes.map((r) => r.image).filter((image) => store.get(image)));
     for (const key of expectedLimits.keys()) if (warmImages.has(imageOfSlotKey(key))) pool.warm(key);

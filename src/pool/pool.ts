@@ -1,6 +1,6 @@
 // The pre-warmed pool: per image, roots (and, when a `container` preparer is given, whole
 // containers on them) made ahead of time by this owner, each serving one job. Starting a pool
-// claims this owner's state dir and first reclaims what dead owners left behind. The `image`
+// reclaims what dead owners left behind, then claims this owner's state dir. The `image`
 // the pool is given is a key that rootSpec and the preparer understand: the executor keeps one
 // image's slots for its runs, its compiles and its interactive tests' connected runs apart (`gcc`,
 // `gcc:compile`, `gcc:connected`), and the preparer may decline a key (the last: roots alone).
@@ -92,9 +92,10 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
   const agent = await MountAgent.start(options.pythonPath ?? DEFAULT_PYTHON_PATH);
   let owner: Awaited<ReturnType<typeof claimOwnerDir>> | undefined;
   try {
+    // What dead owners left first: their files may be what leaves no room for this owner's dir.
+    const reclaimed = await reclaimStaleOwners(agent, stateRoot, undefined);
     owner = await claimOwnerDir(agent, stateRoot);
     const ownerDir = owner;
-    const reclaimed = await reclaimStaleOwners(agent, stateRoot, ownerDir.dir);
     await options.reclaimStale?.();
     const uidLeaseDir = options.uidLeaseDir ?? DEFAULT_UID_LEASE_DIR;
     await removeOldUidLeases(agent, stateRoot, uidLeaseDir);

@@ -2,8 +2,10 @@
 // its slots under <stateRoot>/owner-<id>/, holding an flock on <dir>/lock for as long as it lives
 // (the lock is held by the owner's mount agent, which dies with it). On start, an owner reclaims
 // every owner dir whose lock it can take: that owner is dead, so its mounts, cgroups and files
-// are leftovers. A dir whose lock is held belongs to a live owner and is never touched.
-import { mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+// are leftovers. A dir whose lock is held belongs to a live owner and is never touched. It does
+// so before it makes its own: a dead owner's files (its kept judge compiles) may be what fills the
+// state dir's filesystem, and its replacement could otherwise never start.
+import { mkdirSync, readdirSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { MountAgent } from './mount-agent.js';
@@ -38,16 +40,52 @@ export interface ReclaimReport {
   liveOwners: string[];
 }
 
+/** Errors of a filesystem with no room left: its blocks or inodes (ENOSPC; a tmpfs's nr_inodes),
+ * or the user's quota (EDQUOT). */
+const NO_ROOM_CODES = new Set(['ENOSPC', 'EDQUOT']);
+
+/** `err` as the pool's refusal of a state dir with no room (PoolError, op `stateDir`) where it is
+ * such an error, said without a stack: a worker that cannot make its files there says so in one
+ * line (src/bin names the setting). Any other error as it is. */
+export function noRoomError(stateRoot: string, err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !NO_ROOM_CODES.has(code)) return err;
+  const why = code === 'EDQUOT' ? 'disk quota exceeded' : 'no space left on device';
+  return new PoolError(
+    'stateDir',
+    code,
+    `${stateRoot} has no room for this worker's files (${why}, ${code}), with what dead workers left there reclaimed: free space or inodes on its filesystem (df -h, df -i), or give the workers a larger one`,
+  );
+}
+
 /** Creates and locks this owner's dir. The dir is made and locked under a temporary name and
- * then renamed, so that no other owner ever sees an `owner-` dir whose lock is not yet held. */
+ * then renamed, so that no other owner ever sees an `owner-` dir whose lock is not yet held. A
+ * filesystem with no room for it is a PoolError `stateDir` (noRoomError). */
 export async function claimOwnerDir(agent: MountAgent, stateRoot: string): Promise<OwnerDir> {
+  try {
+    return await claimOwnerDirIn(agent, stateRoot);
+  } catch (err) {
+    throw noRoomError(stateRoot, err);
+  }
+}
+
+async function claimOwnerDirIn(agent: MountAgent, stateRoot: string): Promise<OwnerDir> {
   // Not a recursive mkdir (which never returns on some kernel filesystems): made with its checks.
   makeDirectory(stateRoot, STATE_ROOT_MODE);
   for (let attempt = 0; attempt < 5; attempt++) {
     const ownerId = `${process.pid}-${randomBytes(4).toString('hex')}`;
     const tmp = join(stateRoot, `${NEW_PREFIX}${ownerId}`);
     mkdirSync(tmp, { mode: 0o700 });
-    const reply = await agent.request('lock', { path: join(tmp, LOCK_FILE) });
+    const reply = await agent.request('lock', { path: join(tmp, LOCK_FILE) }).catch((err: unknown) => {
+      // Its lock file could not be made (no inode left, say): the empty dir goes with the failure,
+      // rather than stay for ever as a dir no owner can lock, hence reclaim.
+      try {
+        rmdirSync(tmp);
+      } catch {
+        // Not empty (a reclaimer's lock file after all) or gone: the next start sees to it.
+      }
+      throw err;
+    });
     if (reply.acquired !== true) continue; // a reclaimer took it in the instant before: try another
     const dir = join(stateRoot, `${OWNER_PREFIX}${ownerId}`);
     try {
@@ -63,7 +101,7 @@ export async function claimOwnerDir(agent: MountAgent, stateRoot: string): Promi
   throw new PoolError('claimOwnerDir', 'EBUSY', `could not claim an owner dir under ${stateRoot}`);
 }
 
-/** Reclaims every dead owner's dir under `stateRoot` (never `ownDir`). */
+/** Reclaims every dead owner's dir under `stateRoot` (never `ownDir`, where this owner has one). */
 export async function reclaimStaleOwners(
   agent: MountAgent,
   stateRoot: string,

@@ -1,13 +1,15 @@
 // The judge compile cache on its own (no sandbox): what it keeps and what it refuses, the copy it
 // keeps (never following a link), its budget with the least recently used going first, an entry a
-// job holds outliving its eviction, and the key's parts.
+// job holds outliving its eviction, the key's parts, and the report of compiles not kept for the
+// host's reason.
+import { execFileSync } from 'node:child_process';
 import { getEventListeners } from 'node:events';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chownSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CompileCache, MAX_CACHED_TREE_ENTRIES, MAX_KEPT_COMPILES, type CachedCompile, type CompileKeyParts } from '../../src/executor/compile-cache.js';
+import { CompileCache, KEEP_FAILURE_QUIET_MS, MAX_CACHED_TREE_ENTRIES, MAX_KEPT_COMPILES, type CachedCompile, type CompileKeyParts } from '../../src/executor/compile-cache.js';
 import { TREE_ENTRY_BYTES } from '../../src/executor/files.js';
 import { MiB } from '../../src/units.js';
 import type { StageResult } from '../../src/executor/types.js';
@@ -280,4 +282,34 @@ test('at most MAX_KEPT_COMPILES are kept, whatever their bytes', { skip }, async
   assert.equal(await taken(cache, 'k0'), undefined, 'the least recently used went');
   assert.ok(await taken(cache, `k${MAX_KEPT_COMPILES}`));
   await cache.close();
+});
+
+test("a compile not kept for the host's reason (its filesystem full) is reported once per spell of its code; one too large is not", { skip }, async (t) => {
+  const dir = join(scratch, `cache-${++trees}`);
+  mkdirSync(dir);
+  // A tmpfs of 64 KiB under the scratch dir: a 256 KiB file cannot be copied into it (ENOSPC).
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir]);
+  t.after(() => execFileSync('umount', [dir]));
+  t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+  const reported: unknown[] = [];
+  const cache = new CompileCache(join(dir, 'judge-compiles'), 64 * MiB, () => 'layers-1', (err) => reported.push(err));
+  const large = tree({ prog: 'x'.repeat(256 * 1024) });
+  assert.equal(await cache.keep('a', large, result()), undefined);
+  assert.equal(reported.length, 1);
+  assert.equal((reported[0] as NodeJS.ErrnoException).code, 'ENOSPC');
+  assert.equal(await cache.keep('b', large, result()), undefined);
+  assert.ok(await cache.keep('small', tree({ prog: 'x' }), result()), 'a compile that fits is kept meanwhile');
+  t.mock.timers.tick(KEEP_FAILURE_QUIET_MS - 1);
+  assert.equal(await cache.keep('c', large, result()), undefined);
+  assert.equal(reported.length, 1, 'the same spell: each failure came within the quiet time of the one before');
+  t.mock.timers.tick(KEEP_FAILURE_QUIET_MS);
+  assert.equal(await cache.keep('d', large, result()), undefined);
+  assert.equal(reported.length, 2, 'a new spell after the quiet time');
+  // Above an entry's share of the budget: the compile's own size, said by notKept alone.
+  const small = new CompileCache(join(dir, 'small-budget'), 8 * 8 * TREE_ENTRY_BYTES, () => 'layers-1', (err) => reported.push(err));
+  assert.equal(await small.keep('big', tree({ prog: 'x'.repeat(16 * TREE_ENTRY_BYTES) }), result()), undefined);
+  assert.equal(reported.length, 2);
+  assert.deepEqual([cache.stats().notKept, small.stats().notKept], [4, 1]);
+  await cache.close();
+  await small.close();
 });

@@ -1,13 +1,14 @@
 // Crash safety: an owner killed with SIGKILL leaves mounts and dirs; the next owner removes them,
-// and never touches what a live owner holds.
+// and never touches what a live owner holds. What a dead owner left is removed before the next
+// owner makes its own dir, which a state dir its files filled would otherwise have no room for.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, symlinkSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import { createPool } from '../../src/pool/index.js';
+import { createPool, PoolError } from '../../src/pool/index.js';
 import { makeScratch, mountsMentioning, poolSkipReason, type Scratch } from './helpers.js';
 
 const skip = poolSkipReason();
@@ -114,6 +115,60 @@ test("a live owner's slots are never reclaimed", { skip, timeout: 60_000 }, asyn
     if (live) await sigkill(live);
     // Whatever a failed run left: reclaim it before removing the scratch dir.
     if (mountsMentioning(scratch.dir).length > 0) await (await newPool(scratch)).close();
+    scratch.remove();
+  }
+});
+
+/** Files in `dir` (made) until its filesystem has no inode left. */
+function fillInodes(dir: string): void {
+  mkdirSync(dir);
+  for (let i = 0; ; i++) {
+    try {
+      writeFileSync(join(dir, `f${i}`), '');
+    } catch (error) {
+      assert.equal((error as NodeJS.ErrnoException).code, 'ENOSPC');
+      return;
+    }
+  }
+}
+
+test("a dead owner's files filling the state dir's filesystem are reclaimed before the next owner makes its dir; one full of others' files is refused (PoolError stateDir)", { skip, timeout: 60_000 }, async () => {
+  const scratch = makeScratch();
+  // A tmpfs of few inodes, as one whose nr_inodes kept judge compiles used up.
+  const stateRoot = join(scratch.dir, 'small');
+  mkdirSync(stateRoot);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m,nr_inodes=64,mode=0700', 'tmpfs', stateRoot]);
+  try {
+    const dead = await startOwner(scratch, stateRoot);
+    // Its kept judge compiles, say.
+    fillInodes(join(dead.stateDir, 'judge-compiles'));
+    await sigkill(dead);
+    assert.throws(() => mkdirSync(join(stateRoot, 'probe')), /ENOSPC/, 'no room for a dir');
+
+    const pool = await newPool(scratch, stateRoot);
+    assert.deepEqual(pool.reclaimed.ownerDirs, [dead.stateDir]);
+    assert.equal(existsSync(dead.stateDir), false);
+    pool.release(await pool.take('busybox'));
+    await pool.close();
+
+    // Full of what no owner left: nothing to reclaim, and the start says why. Also with one inode
+    // left, for its dir but not its lock file: the dir does not stay.
+    fillInodes(join(stateRoot, 'not-ours'));
+    for (const oneLeft of [false, true]) {
+      if (oneLeft) unlinkSync(join(stateRoot, 'not-ours', 'f0'));
+      await assert.rejects(
+        newPool(scratch, stateRoot),
+        (error: unknown) =>
+          error instanceof PoolError &&
+          error.op === 'stateDir' &&
+          error.code === 'ENOSPC' &&
+          error.message === `${stateRoot} has no room for this worker's files (no space left on device, ENOSPC), with what dead workers left there reclaimed: free space or inodes on its filesystem (df -h, df -i), or give the workers a larger one`,
+      );
+      assert.deepEqual(readdirSync(stateRoot), ['not-ours'], 'no dir of the refused owner left');
+    }
+  } finally {
+    // Whatever a failed run left mounted under it goes with it.
+    execFileSync('umount', ['-R', '-l', stateRoot]);
     scratch.remove();
   }
 });

@@ -3,12 +3,16 @@
 // default port and data dir). Run with a scratch Redis data dir and no workers, so that a run that
 // did start something (a regression) stays private and is ended by the timeout.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
+import { builtRuntimes } from './fixtures.js';
+
+/** Why a worker cannot start here up to its pool (its start-up checks: root, images). */
+const workerSkip = process.getuid?.() !== 0 ? 'needs root' : builtRuntimes().runtimes.length === 0 && 'no language image is built';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'cellblock-command-line-test-'));
@@ -120,6 +124,31 @@ test('cellblock worker with jobs at once within 2 but not 4 sandbox uids a job: 
   assert.match(warning[0]!.msg, /^1 worker process\(es\) .* × 300 jobs at once .* = 1200, .*: at full load each job has 3 uids, and interactive jobs \(4\) may fail no_sandbox_uid; /);
   assert.notEqual(run.status, 0, 'refused by a later check (no image built)');
   assert.doesNotMatch(run.stderr, /CELLBLOCK_WORKER_CONCURRENCY/);
+});
+
+test('cellblock worker whose pool state dir has no room (what dead workers left reclaimed): one line naming the variable, status 2', { skip: workerSkip }, () => {
+  const stateDir = path.join(scratch, 'full-state');
+  mkdirSync(stateDir);
+  // A tmpfs whose inodes are used up (as by kept judge compiles), under the scratch dir.
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,nr_inodes=16,mode=0700', 'tmpfs', stateDir]);
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        writeFileSync(path.join(stateDir, `f${i}`), '');
+      } catch {
+        break;
+      }
+    }
+    const run = cellblockWith({ CELLBLOCK_REDIS_URL: 'redis://127.0.0.1:18753', CELLBLOCK_WORKER_PROCESSES: '1', CELLBLOCK_POOL_STATE_DIR: stateDir }, 'worker');
+    assert.equal(run.signal, null, 'ended by itself, not by the timeout');
+    assert.equal(run.status, 2, run.stderr);
+    assert.equal(
+      run.stderr,
+      `cellblock: CELLBLOCK_POOL_STATE_DIR: ${stateDir} has no room for this worker's files (no space left on device, ENOSPC), with what dead workers left there reclaimed: free space or inodes on its filesystem (df -h, df -i), or give the workers a larger one\n`,
+    );
+  } finally {
+    execFileSync('umount', [stateDir]);
+  }
 });
 
 test('a setting refused: its one line alone, status 2 (the usage is for a command line refused)', () => {
