@@ -433,6 +433,15 @@ export function checkMaxJobOutputBytes(maxJobOutputBytes: number, runtimes: read
 /** The machine's sandbox uids, for a message. */
 const SANDBOX_UIDS = `the machine's ${SANDBOX_UID_COUNT} sandbox uids (${SANDBOX_UID}-${SANDBOX_UID + SANDBOX_UID_COUNT - 1})`;
 
+/** "8 jobs at once (CELLBLOCK_WORKER_CONCURRENCY 4 + CELLBLOCK_BACKGROUND_SLOTS 4)": a worker
+ * process's jobs at once (jobsAtOnce) and the settings they come from, for a refusal's or a
+ * warning's line. */
+export function describeJobsAtOnce(config: Pick<Config, 'workerConcurrency' | 'backgroundSlots' | 'backgroundAfterMs'>): string {
+  const { workerConcurrency, backgroundSlots, backgroundAfterMs } = config;
+  const lane = backgroundAfterMs > 0 ? ` + CELLBLOCK_BACKGROUND_SLOTS ${backgroundSlots}` : '';
+  return `${jobsAtOnce(workerConcurrency, backgroundSlots, backgroundAfterMs)} jobs at once (CELLBLOCK_WORKER_CONCURRENCY ${workerConcurrency}${lane})`;
+}
+
 /**
  * Checks the jobs the machine's worker processes run at once against its sandbox uids: each live
  * pool slot holds one of SANDBOX_UID_COUNT (src/pool/uid-leases.ts), shared by every worker
@@ -452,7 +461,7 @@ export function checkSandboxUids(
   const { workerProcesses, workerConcurrency, backgroundSlots, backgroundAfterMs } = config;
   const lane = backgroundAfterMs > 0;
   const jobs = jobsAtOnce(workerConcurrency, backgroundSlots, backgroundAfterMs);
-  const settings = `${workerProcesses} worker process(es) (CELLBLOCK_WORKER_PROCESSES) × ${jobs} jobs at once (CELLBLOCK_WORKER_CONCURRENCY ${workerConcurrency}${lane ? ` + CELLBLOCK_BACKGROUND_SLOTS ${backgroundSlots}` : ''})`;
+  const settings = `${workerProcesses} worker process(es) (CELLBLOCK_WORKER_PROCESSES) × ${describeJobsAtOnce(config)}`;
   const jobsSum = lane ? 'CELLBLOCK_WORKER_CONCURRENCY + CELLBLOCK_BACKGROUND_SLOTS' : 'CELLBLOCK_WORKER_CONCURRENCY';
   const least = workerProcesses * jobs * COMPILED_JOB_SLOTS;
   if (least > SANDBOX_UID_COUNT) {

@@ -337,7 +337,7 @@ export const JobView = Type.Object(
     ),
     finishedAt: Type.Optional(Type.String({ description: "When the job ended (its worker's end; a cancel's, for a job cancelled while queued). It is readable CELLBLOCK_RESULT_TTL_SECONDS from then." })),
     attempts: Type.Optional(
-      Type.Integer({ description: 'Workers that started the job (2: its first worker died and it was retried), each take that handed it back counted too (a worker stopping, no sandbox uid free); on a job failed at a take before anything ran there (worker_lost, a live job not run again, cancelled as taken), the takes before that one (workers that died running it, or handed it back unrun).' }),
+      Type.Integer({ description: 'Workers that started the job (2: its first worker died and it was retried), each take that handed it back counted too (a worker stopping; a host shortage, no sandbox uid or no file descriptor free, for which a job goes back up to 5 times, 1 to 16 s apart, and fails at the sixth such take); on a job failed at a take before anything ran there (worker_lost, a live job not run again, cancelled as taken), the takes before that one (workers that died running it, or handed it back unrun).' }),
     ),
     result: Type.Optional(ResultView),
     failure: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),

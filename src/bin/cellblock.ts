@@ -4,6 +4,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { checkMaxJobOutputBytes, checkSandboxUids, ConfigError, loadConfig, makeSettingDirectory, type Config } from '../config.js';
+import { containerSlotKeys } from '../executor/slot-keys.js';
 import { loadRuntimes } from '../images/runtimes.js';
 import type { Runtime } from '../images/types.js';
 import { tryHoldLockFile } from '../lock-file.js';
@@ -14,6 +15,7 @@ import { exitReason, startRedisServer } from '../queue/redis-server.js';
 import { ListenError, runApi } from './api-command.js';
 import { createLogger, EXIT_SETTING_REFUSED, guardStartup, onShutdown, SINGLE_WORKER_FLAG, watchRedisRefusal } from './process-control.js';
 import { checkWorkerMachine, sandboxUidAccountsWarning, WorkerPreflightError } from './worker-preflight.js';
+import { checkOpenFiles, checkProcesses, readProcessLimits } from './host-limits.js';
 
 const USAGE = `usage: cellblock <command>
 
@@ -50,10 +52,12 @@ const workerCommand = () => import('./worker-command.js');
 
 /** Refuses, in one line, more jobs at once than the machine's sandbox uids allow even for a
  * compiled language's jobs (checkSandboxUids), a machine where no worker could run
- * (checkWorkerMachine: not root, no cgroups its sandbox could make, no image built), or a pool
- * state dir that cannot be made (before the workers, each of which would fail at it); warns of
- * jobs at once whose checked and interactive jobs may find no uid at full load, of the runtimes
- * whose jobs would fail here, and of host accounts with sandbox uids. */
+ * (checkWorkerMachine: not root, no cgroups its sandbox could make, no image built), limits its
+ * workers would inherit that their jobs do not fit in (open files, processes: host-limits.ts), or
+ * a pool state dir that cannot be made (before the workers, each of which would fail at it); warns
+ * of jobs at once whose checked and interactive jobs may find no uid at full load, of the runtimes
+ * whose jobs would fail here, of host accounts with sandbox uids, and of limits that hold fewer
+ * ready containers than the pools could keep, or fewer processes than a job may ask for. */
 async function checkMachineForWorkers(config: Config, logger: Logger, runtimes: Runtime[]): Promise<void> {
   const uidsWarning = checkSandboxUids(config);
   if (uidsWarning !== undefined) {
@@ -61,7 +65,15 @@ async function checkMachineForWorkers(config: Config, logger: Logger, runtimes: 
     logger.warn({ workerProcesses, workerConcurrency, backgroundSlots: backgroundAfterMs > 0 ? backgroundSlots : 0 }, uidsWarning);
   }
   const { missingImages: missing, sandboxUidAccounts, passwdSource } = await checkWorkerMachine(config, runtimes);
+  // The limits this process's workers inherit: their open files for their jobs and ready
+  // containers, their processes for every sandbox's (host-limits.ts).
+  const built = runtimes.filter((runtime) => !missing.includes(runtime));
+  const limits = readProcessLimits();
+  const openFiles = checkOpenFiles(config, limits.openFiles, config.poolMaxReady * containerSlotKeys(built).size);
+  const processes = checkProcesses(built, limits.processes);
   makeSettingDirectory('CELLBLOCK_POOL_STATE_DIR', config.poolStateDir, STATE_ROOT_MODE);
+  if (openFiles.warning) logger.warn({ openFilesLimit: openFiles.plan.limit, readyContainers: openFiles.plan.readyContainers }, openFiles.warning);
+  if (processes) logger.warn({ processesLimit: limits.processes }, processes);
   if (sandboxUidAccounts.length > 0) {
     logger.warn({ accounts: sandboxUidAccounts, source: passwdSource }, sandboxUidAccountsWarning(sandboxUidAccounts));
   }

@@ -9,6 +9,7 @@ import { createExecutor } from '../executor/create.js';
 import { loadRuntimes } from '../images/runtimes.js';
 import { PoolError } from '../pool/index.js';
 import { startQueueWorker, type QueueWorker } from '../queue/worker.js';
+import { openFilesPlan, readProcessLimits } from './host-limits.js';
 import { EXIT_SETTING_REFUSED, SINGLE_WORKER_FLAG } from './process-control.js';
 
 /** A worker that dies is restarted after this, doubled for each quick death in a row (one that
@@ -25,7 +26,14 @@ export async function runWorkerProcess(config: Config, redisUrl: string, logger:
   const executor = await createExecutor({
     dataDir: config.dataDir,
     runtimes,
-    pool: { stateRoot: config.poolStateDir, sizing: { minReady: Math.min(1, config.poolMaxReady), maxReady: config.poolMaxReady }, refillConcurrency: config.poolRefillConcurrency },
+    pool: {
+      stateRoot: config.poolStateDir,
+      sizing: { minReady: Math.min(1, config.poolMaxReady), maxReady: config.poolMaxReady },
+      refillConcurrency: config.poolRefillConcurrency,
+      // What the open files limit leaves beside the jobs (its process's check refused a limit that
+      // leaves less than none, and warned where it holds fewer than the pools could keep).
+      maxReadyContainers: openFilesPlan(config, readProcessLimits().openFiles.hard).readyContainers,
+    },
     backgroundAfterCpuMs: config.backgroundAfterCpuMs,
     maxJobOutputBytes: config.maxJobOutputBytes,
     judgeCompileCacheBytes: config.judgeCompileCacheBytes,

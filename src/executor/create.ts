@@ -25,6 +25,10 @@ export interface ExecutorPoolOptions {
   /** Per image. `{ minReady: 0, maxReady: 0 }` disables pre-warming: every slot is made on the spot. */
   sizing?: Partial<PoolSizing>;
   refillConcurrency?: number;
+  /** Most pre-warmed containers ready at once, over all images (PoolOptions.maxReadyContainers):
+   * what the worker's open files limit leaves room for (src/bin/host-limits.ts). Absent: no bound
+   * but `sizing`'s per key. */
+  maxReadyContainers?: number;
   /** Size of each slot's writable layer (the work dir and anything else the job writes to its root). */
   workDirBytes?: number;
   /** Also prepare the container on each pooled root (but connected runs' roots). Default true. */
@@ -105,6 +109,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
       rootSpec,
       sizing: poolOptions.sizing,
       refillConcurrency: poolOptions.refillConcurrency,
+      ...(poolOptions.maxReadyContainers !== undefined ? { maxReadyContainers: poolOptions.maxReadyContainers } : {}),
       onBackgroundError: options.onBackgroundError,
       reclaimStale: () => sandbox.cleanupStale(),
       container: prewarm

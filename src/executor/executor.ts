@@ -17,11 +17,11 @@ import type { CompileCache, CompileCacheStats, TurnOutcome } from './compile-cac
 import { checkJudgeProgram, checkSubmission, comparisonProblem, JUDGE_FILES, judgeArgs, judgedJobProblem, liveJobProblem, outputAboveMaximum, terminalSizeProblem, type CheckedSubmission, type JudgeRole } from './check.js';
 import { testOutputPassed } from './compare.js';
 import type { StageRunner, StageSpec } from './engine.js';
-import { ExecutorError } from './errors.js';
+import { descriptorShortage, ExecutorError } from './errors.js';
 import { CompiledFilesError, copyCompiledWorkDir, outputFileMaxBytes, readOutputFiles, writeSourceFiles, writeTestFiles } from './files.js';
 import { slotKey } from './slot-keys.js';
 import type { ExecuteRequest, ExecuteResult, JudgeCompileStage, JudgeProgramRequest, LiveIo, LiveStageName, SourceFile, StageResult, TestCase, TestResult } from './types.js';
-import { testFailed, testlibJudgement, verdictAfterCompile, verdictOfJudgedTest, verdictOfRuns } from './verdict.js';
+import { stagesOf, testFailed, testlibJudgement, verdictAfterCompile, verdictOfJudgedTest, verdictOfRuns } from './verdict.js';
 
 /** The result's field of a compile: the program's or its judge program's. */
 type CompileStage = 'compile' | JudgeCompileStage;
@@ -131,7 +131,13 @@ export class SubmissionExecutor<C> implements Executor {
     const execution = this.executeOnce(request);
     this.inFlight.add(execution);
     try {
-      return await execution;
+      const result = await execution;
+      // A one-shot run's sandbox failed at a setup step for want of a descriptor: the host's
+      // shortage, as when a slot's could not be prepared (below), not the job's `internal_error`.
+      // Not a live job's: its output went to its client as it ran.
+      const shortage = request.live ? undefined : stagesOf(result).map((stage) => descriptorShortage(stage.error)).find((found) => found !== undefined);
+      if (shortage) throw shortage;
+      return result;
     } catch (err) {
       // The pool's own failure, not the job's: a take refused, or a slot whose preparation the
       // agent's death cut short.
@@ -140,7 +146,7 @@ export class SubmissionExecutor<C> implements Executor {
       // Said as it is: the worker tells its submitter an ExecutorError's message, and a PoolError's
       // op and code alone ("uid failed (EAGAIN)"), which would not say what ran out.
       if (isUidShortage(err)) throw new ExecutorError('no_sandbox_uid', `the job's sandbox could not be made: ${err.message}`);
-      throw err;
+      throw descriptorShortage(err) ?? err;
     } finally {
       this.inFlight.delete(execution);
     }

@@ -45,6 +45,17 @@ export function slotHoldsContainer(key: string): boolean {
   return !key.endsWith(SUFFIXES.connected);
 }
 
+/** The keys whose slots get a pre-warmed container for `runtimes` (their variants too): each
+ * image's runs, and its compiles where a runtime compiles on it. */
+export function containerSlotKeys(runtimes: readonly Runtime[]): Set<string> {
+  const keys = new Set<string>();
+  for (const runtime of withVariants(runtimes)) {
+    keys.add(slotKey(runtime.image, 'run'));
+    if (runtime.compile) keys.add(slotKey(runtime.image, 'compile'));
+  }
+  return keys;
+}
+
 /** Each slot key's start-up paths (Runtime's startupPaths): those of every runtime whose stage
  * runs on that key's slots, and of every variant's (withVariants), each once, in the runtimes'
  * order. Keys without any are absent. */

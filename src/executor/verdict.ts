@@ -1,7 +1,7 @@
 // Job-level verdicts from stage verdicts (docs/theory-of-operation.md, "Verdicts").
 import os from 'node:os';
 import type { RunResult, Verdict } from '../sandbox/types.js';
-import type { ExecuteResult, JobVerdict } from './types.js';
+import type { ExecuteResult, JobVerdict, StageResult } from './types.js';
 
 /** A compile that did not end `ok` is the job's `compile_error`, unless the sandbox failed
  * (`internal_error`) or the job was cancelled: those are not the submission's fault. */
@@ -17,8 +17,13 @@ export function verdictAfterCompile(compileVerdict: Verdict): JobVerdict | undef
  * when the signal came has its result. */
 export function cutShortByCancel(result: ExecuteResult): boolean {
   if (result.verdict === 'cancelled') return true;
+  return stagesOf(result).some((stage) => stage.verdict === 'cancelled');
+}
+
+/** Every stage a result holds: the compiles, the run or each test with its judge program's run. */
+export function stagesOf(result: ExecuteResult): StageResult[] {
   const judged = (result.tests ?? []).flatMap((test) => [test, test.interactor, test.checker]);
-  return [result.compile, result.interactorCompile, result.checkerCompile, result.run, ...judged].some((stage) => stage?.verdict === 'cancelled');
+  return [result.compile, result.interactorCompile, result.checkerCompile, result.run, ...judged].filter((stage): stage is StageResult => stage !== undefined);
 }
 
 /** With tests: the first test's non-`ok` verdict, else `ok`. */

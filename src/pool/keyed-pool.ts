@@ -42,6 +42,11 @@ export interface KeyedPoolOptions {
   failureBackoffMs: number;
   /** Called with errors of background work (refill, destroy), which no caller waits for. */
   onBackgroundError?: (err: unknown, key: string) => void;
+  /** At most `slots` slots ready or prepared ahead at once over the keys `counts` names, whatever
+   * their own maxReady: what each such slot holds of a bounded resource (a container's
+   * descriptors, within the worker's open files limit) must fit. Slots prepared for a take are a
+   * job's, never refused. Absent: no bound but each key's. */
+  readyCap?: { slots: number; counts(key: string): boolean };
 }
 
 const HOUSEKEEPING_TICK_MS = 250;
@@ -376,6 +381,7 @@ export class KeyedPool<T> {
         this.refillsRunning < this.options.refillConcurrency &&
         state.ready.length + state.refilling < state.target &&
         nowMs >= state.backoffUntilMs &&
+        this.underReadyCap(state.key) &&
         !this.refillPostponed(state, busy, nowMs)
       ) {
         state.refilling++;
@@ -399,6 +405,15 @@ export class KeyedPool<T> {
       }
       if (state.ready.length + state.refilling >= state.target) state.refillPostponedSinceMs = undefined;
     }
+  }
+
+  /** Whether one more slot of `key` may be prepared ahead under the options' readyCap. */
+  private underReadyCap(key: string): boolean {
+    const cap = this.options.readyCap;
+    if (!cap || !cap.counts(key)) return true;
+    let slots = 0;
+    for (const state of this.keys.values()) if (cap.counts(state.key)) slots += state.ready.length + state.refilling;
+    return slots < cap.slots;
   }
 
   /** Settles (never rejects) once the slot is destroyed; its failure goes to onBackgroundError. */

@@ -40,6 +40,10 @@ export interface PoolOptions<C = never> {
   rootSpec: (image: string) => RootSpec | Promise<RootSpec>;
   sizing?: Partial<PoolSizing> | ((image: string) => PoolSizing);
   refillConcurrency?: number;
+  /** Most slots with a container (ContainerPreparer.prepares) ready or prepared ahead at once, over
+   * all keys (KeyedPoolOptions.readyCap): each holds the worker's descriptors. Absent: no bound
+   * but each key's maxReady. */
+  maxReadyContainers?: number;
   failureBackoffMs?: number;
   pythonPath?: string;
   container?: ContainerPreparer<C>;
@@ -165,6 +169,9 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
         sizing,
         refillConcurrency: options.refillConcurrency ?? 1,
         failureBackoffMs: options.failureBackoffMs ?? 1000,
+        ...(container && options.maxReadyContainers !== undefined
+          ? { readyCap: { slots: options.maxReadyContainers, counts: (image: string) => container.prepares?.(image) !== false } }
+          : {}),
         onBackgroundError: (err, image) => {
           if (!slotUids.saidAlready(err)) options.onBackgroundError?.(err, image);
         },

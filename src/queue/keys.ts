@@ -30,9 +30,10 @@ export interface RedisKeys {
   /** Counter: a live job's takes that their worker handed back unrun, its session told nothing
    * (worker.ts, handBackUnrun): those runs took none of its client's input. */
   liveUnrunTakes(jobId: string): string;
-  /** Counter: the takes of a job whose slot found no sandbox uid free (worker.ts,
-   * handBackAtUidShortage): past a few, it fails instead of going back to the queue. */
-  uidShortageHandBacks(jobId: string): string;
+  /** Counter: the takes of a job whose sandbox met a host shortage, no sandbox uid free or no file
+   * descriptor, either counting (worker.ts, handBackAtHostShortage): past a few, it fails instead
+   * of going back to the queue. */
+  hostShortageTakes(jobId: string): string;
   /** String: a live ticket's holder (client.ts, issueLiveTicket), under the ticket's digest;
    * its TTL is the ticket's lifetime. */
   liveTicket(ticketDigest: string): string;
@@ -63,7 +64,7 @@ export function redisKeys(prefix: string): RedisKeys {
     liveEvents: (jobId) => `${base}:live:${jobId}:events`,
     liveInput: (jobId) => `${base}:live:${jobId}:input`,
     liveUnrunTakes: (jobId) => `${base}:live:${jobId}:unrun-takes`,
-    uidShortageHandBacks: (jobId) => `${base}:uid-shortages:${jobId}`,
+    hostShortageTakes: (jobId) => `${base}:host-shortages:${jobId}`,
     liveTicket: (ticketDigest) => `${base}:live-ticket:${ticketDigest}`,
     resultClean: (resultTtlSeconds) => `${base}:result-clean:${resultTtlSeconds}`,
     sentNotificationsClean: `${base}:sent-notifications-clean`,

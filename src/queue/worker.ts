@@ -29,7 +29,7 @@ import type { Logger } from 'pino';
 import type { Executor } from '../executor/executor.js';
 import type { CompileCacheStats } from '../executor/compile-cache.js';
 import type { ExecuteRequest, ExecuteResult } from '../executor/types.js';
-import { ExecutorError } from '../executor/errors.js';
+import { ExecutorError, type ExecutorErrorCode } from '../executor/errors.js';
 import { cutShortByCancel } from '../executor/verdict.js';
 import { LATER_JOB_FIELDS, variantJobField, type JobRequest, type JobResult } from '../jobs/model.js';
 import { BackgroundLane, jobsAtOnce } from './background-lane.js';
@@ -93,13 +93,13 @@ export interface QueueWorkerOptions {
    * front's callback (bin hands over src/api/notifications.ts's). Sent by this worker's notifier
    * or another's (notifier.ts). */
   notifications: JobNotifications;
-  /** How often a job whose slot finds no sandbox uid goes back to the queue before it fails, and
-   * after how long it is taken again the first time (doubling each time): UID_SHORTAGE_RETRY by
-   * default; tests shorten it. */
-  uidShortageRetry?: UidShortageRetry;
+  /** How often a job whose sandbox meets a host shortage (no sandbox uid, no file descriptor) goes
+   * back to the queue before it fails, and after how long it is taken again the first time
+   * (doubling each time): HOST_SHORTAGE_RETRY by default; tests shorten it. */
+  hostShortageRetry?: HostShortageRetry;
 }
 
-export interface UidShortageRetry {
+export interface HostShortageRetry {
   handBacks: number;
   firstDelayMs: number;
 }
@@ -131,17 +131,26 @@ const LIVE_UNAVAILABLE_REASON = "a live job is not handed to another worker: thi
 /** Why a live job refused its first slot by a worker that can run no more goes back unrun (logged). */
 const LIVE_UNSTARTED_UNAVAILABLE = 'this worker can run the live job no further, and its session was told nothing';
 /** How long the count of a live job's takes handed back unrun (RedisKeys.liveUnrunTakes), or of a
- * job's hand-backs at a uid shortage (RedisKeys.uidShortageHandBacks), is kept: it matters until
+ * job's takes that met a host shortage (RedisKeys.hostShortageTakes), is kept: it matters until
  * the job is taken again, normally within seconds. */
 const HAND_BACK_COUNT_TTL_MS = 24 * 60 * 60 * 1000;
-/** A job whose slot finds every sandbox uid of the machine leased (ExecutorError no_sandbox_uid)
- * goes back to the queue, to be taken again 1, 2, 4, 8 and 16 s later (by this worker or
- * another), and fails at the sixth such take, ~31 s on: the uids are held by slots serving jobs
- * (this worker had no idle one to give up), which end within their wall time, or by other
- * workers' ready slots, whose refills pause at the shortage. Bounded, so that a machine whose
- * uids stay taken (too many workers for its 1024) ends its jobs, saying so, instead of holding
- * them in the queue. */
-const UID_SHORTAGE_RETRY: UidShortageRetry = { handBacks: 5, firstDelayMs: 1000 };
+/** The host's shortages a job's sandbox may meet, none of them the job's fault, and what the
+ * worker says as it hands such a job back: every sandbox uid of the machine leased
+ * (no_sandbox_uid), held by slots serving jobs (this worker had no idle one to give up), which end
+ * within their wall time, or by other workers' ready slots, whose refills pause at the shortage;
+ * no file descriptor (no_descriptors: the worker process's open files limit, EMFILE, or the
+ * machine's, ENFILE), held by this worker's other jobs and containers, which give theirs back as
+ * they end. */
+const HOST_SHORTAGES: Partial<Record<ExecutorErrorCode, string>> = {
+  no_sandbox_uid: 'no sandbox uid is free for the job',
+  no_descriptors: "no file descriptor for the job's sandbox",
+};
+/** A job that meets a host shortage (HOST_SHORTAGES) goes back to the queue, to be taken again 1,
+ * 2, 4, 8 and 16 s later (by this worker or another), and fails at the sixth take that meets one,
+ * ~31 s on, whichever shortage each was: one count per job, one rule for both. Bounded, so that a
+ * host that stays short (too many workers for its 1024 uids, an open files limit too low for the
+ * load) ends its jobs, saying so, instead of passing them round for ever. */
+const HOST_SHORTAGE_RETRY: HostShortageRetry = { handBacks: 5, firstDelayMs: 1000 };
 
 /** Why a running job's signal was aborted: a cancel, this worker stopping, its lock lost or
  * possibly expired (the job is no longer this worker's: BullMQ's stall check hands it to another,
@@ -299,26 +308,27 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     return handBack(job, token);
   }
 
-  const uidShortageRetry = options.uidShortageRetry ?? UID_SHORTAGE_RETRY;
-  /** A job whose slot found no sandbox uid free (ExecutorError no_sandbox_uid), back to the queue
-   * to be taken again later, by this worker or another (UID_SHORTAGE_RETRY), as long as it has
-   * gone back fewer than `handBacks` times; a live one only while its session was told nothing
-   * (its first slot's uid; counted unrun). Resolves with the failure's message where it
-   * may go back no more: the shortage's, and how long it was tried. */
-  async function handBackAtUidShortage(job: Job<JobRequest, JobResult>, token: string | undefined, error: ExecutorError, live: LiveChannel | undefined): Promise<string> {
+  const hostShortageRetry = options.hostShortageRetry ?? HOST_SHORTAGE_RETRY;
+  /** A job whose sandbox met a host shortage (HOST_SHORTAGES), back to the queue to be taken
+   * again later, by this worker or another (HOST_SHORTAGE_RETRY), as long as its takes that met
+   * one, of either kind, went back fewer than `handBacks` times; a live one only while its
+   * session was told nothing (its first slot's shortage; counted unrun). Resolves with the
+   * failure's message where it may go back no more: this shortage's own, and how long it was
+   * tried. */
+  async function handBackAtHostShortage(job: Job<JobRequest, JobResult>, token: string | undefined, error: ExecutorError, live: LiveChannel | undefined): Promise<string> {
     if (live?.started === true) return `executor: ${error.message}`;
-    const key = keys.uidShortageHandBacks(job.id!);
-    const [incrError, counted] = (await redis.multi().incr(key).pexpire(key, HAND_BACK_COUNT_TTL_MS).exec())?.[0] ?? [new Error('the count of its uid shortages was discarded')];
+    const key = keys.hostShortageTakes(job.id!);
+    const [incrError, counted] = (await redis.multi().incr(key).pexpire(key, HAND_BACK_COUNT_TTL_MS).exec())?.[0] ?? [new Error('the count of its host shortages was discarded')];
     if (incrError) throw incrError;
     const shortages = Number(counted);
-    const { handBacks, firstDelayMs } = uidShortageRetry;
+    const { handBacks, firstDelayMs } = hostShortageRetry;
     if (shortages > handBacks) {
       const waitedMs = firstDelayMs * (2 ** handBacks - 1);
-      const tried = handBacks > 0 ? `; it was taken again ${handBacks} times over ${Math.round(waitedMs / 1000)} s, and found none each time` : '';
+      const tried = handBacks > 0 ? `; it was taken again ${handBacks} times over ${Math.round(waitedMs / 1000)} s, each time short of a sandbox uid or a file descriptor` : '';
       return `executor: ${error.message}${tried}`;
     }
     const delayMs = firstDelayMs * 2 ** (shortages - 1);
-    log.warn({ jobId: job.id, err: error, handBack: shortages, of: handBacks, delayMs }, 'no sandbox uid is free for the job; returning it to the queue, to be taken again later');
+    log.warn({ jobId: job.id, err: error, handBack: shortages, of: handBacks, delayMs }, `${HOST_SHORTAGES[error.code]}; returning it to the queue, to be taken again later`);
     await countUnrunLiveTake(job);
     return handBack(job, token, delayMs);
   }
@@ -397,11 +407,11 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
           log.warn({ jobId, err: error }, 'this worker can run the job no further; returning it to the queue');
           return await handBack(job, token);
         }
-        if (error instanceof ExecutorError && error.code === 'no_sandbox_uid') {
-          // A shortage, not the job's fault: taken again later, a few times. A stage may have run
-          // here already (a compile): the job runs again from its start. A live job told
-          // `started` (its compile ran) fails at once: its client's input came here.
-          const failure = await handBackAtUidShortage(job, token, error, live);
+        if (error instanceof ExecutorError && HOST_SHORTAGES[error.code] !== undefined) {
+          // The host's shortage, not the job's fault: taken again later, a few times. A stage may
+          // have run here already (a compile): the job runs again from its start. A live job
+          // told `started` (its compile ran) fails at once: its client's input came here.
+          const failure = await handBackAtHostShortage(job, token, error, live);
           log.error({ err: error, jobId }, 'executor failed the job');
           throw new UnrecoverableError(failure);
         }
@@ -471,8 +481,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       }),
   );
   // Their takes and finishes stamped by Redis's clock. The jobs' queue's only delayed jobs are those
-  // handed back after a sandbox uid shortage (1-16 s), whose wait BullMQ times by this process's
-  // clock: a worker whose clock is off wakes early or late for them, and another takes them.
+  // handed back at a host shortage (1-16 s: HOST_SHORTAGE_RETRY), whose wait BullMQ times by this
+  // process's clock: a worker whose clock is off wakes early or late for them, and another takes them.
   const unknownLayouts = new Set<string>();
   for (const worker of workers) {
     stampByClock(worker.scripts, clock, (command) => {

@@ -317,3 +317,28 @@ test("destroyIdle: the key idle longest is the one whose last take is oldest, wh
     await pool.close();
   }
 });
+
+test('a ready cap bounds the slots ready or prepared ahead over the keys it counts', async () => {
+  const { factory } = numberedFactory();
+  const pool = new KeyedPool<number>(factory, {
+    sizing: () => ({ minReady: 2, maxReady: 2, idleShrinkMs: 60_000 }),
+    refillConcurrency: 2,
+    failureBackoffMs: 1000,
+    readyCap: { slots: 3, counts: (key) => key !== 'roots' },
+  });
+  const ready = (key: string) => pool.stats().images[key]?.ready ?? 0;
+  try {
+    for (const key of ['a', 'b', 'roots']) pool.warm(key);
+    await until(() => ready('a') + ready('b') === 3 && ready('roots') === 2, 5000, 5, 'three counted slots ready, and the uncounted key full');
+    await new Promise((resolve) => setTimeout(resolve, 300)); // a housekeeping tick: nothing more
+    assert.equal(ready('a') + ready('b'), 3);
+    assert.equal(pool.stats().images.a!.preparing + pool.stats().images.b!.preparing, 0);
+    // A take frees a place under the cap, which a refill takes again (a take is never refused).
+    const key = ready('a') > 0 ? 'a' : 'b';
+    const taken = await pool.take(key);
+    await until(() => ready('a') + ready('b') === 3, 5000, 5, 'refilled to the cap');
+    pool.release(key, taken);
+  } finally {
+    await pool.close();
+  }
+});

@@ -1,10 +1,13 @@
 // After 1,000 runs the supervising process holds nothing more than before: descriptors, mounts,
-// cgroups, child processes, threads, the addon's stacks and supervisor threads.
+// cgroups, child processes, threads, the addon's stacks and supervisor threads. And what a
+// container holds of the process's descriptors meanwhile is within the counts a worker's open
+// files limit is checked against (src/sandbox/descriptors.ts).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { PREPARED_CONTAINER_DESCRIPTORS, PREPARING_CONTAINER_DESCRIPTORS } from '../../src/sandbox/descriptors.js';
 import { native } from '../../src/sandbox/native.js';
 import { childPids } from '../helpers/processes.js';
 import { DEFAULT_LIMITS, skip, useFixture } from './fixture.js';
@@ -61,6 +64,30 @@ function snapshot(instanceId: string, paths: string[]): Snapshot {
 
 describe('sandbox leaks', { skip }, () => {
   const f = useFixture();
+
+  it('a container holds no more of the process\'s descriptors than descriptors.ts counts, prepared, being prepared, or run', async () => {
+    const fds = () => fs.readdirSync('/proc/self/fd').length;
+    const spec = () => ({ rootDir: f.rootDir, workDirHostPath: f.workDir(), argv: ['/bin/true'], limits: DEFAULT_LIMITS });
+    const count = 4;
+    const before = fds();
+    // Right after the synchronous part of each prepare (every descriptor the engine opens for it
+    // is open then, until the supervisor closes init's), and once each is ready.
+    const preparing: ReturnType<typeof f.sandbox.prepare>[] = [];
+    let most = 0;
+    for (let i = 0; i < count; i++) {
+      preparing.push(f.sandbox.prepare(spec()));
+      most = Math.max(most, fds() - before);
+    }
+    const containers = await Promise.all(preparing);
+    const prepared = fds() - before;
+    assert.ok(most <= count * PREPARING_CONTAINER_DESCRIPTORS, `${most} descriptors for ${count} containers being prepared`);
+    assert.ok(prepared <= count * PREPARED_CONTAINER_DESCRIPTORS, `${prepared} descriptors for ${count} prepared containers`);
+    const results = await Promise.all(containers.map((container) => container.start({ argv: ['/bin/true'], limits: DEFAULT_LIMITS })));
+    assert.deepEqual(results.map((result) => result.verdict), Array(count).fill('ok'));
+    const run = fds() - before;
+    assert.ok(run <= count * PREPARED_CONTAINER_DESCRIPTORS, `${run} descriptors for ${count} containers run`);
+    await Promise.all(containers.map((container) => container.destroy()));
+  });
 
   it(`leaves nothing behind after ${RUNS} runs`, { timeout: 600_000 }, async () => {
     const work = f.workDir();

@@ -1,0 +1,24 @@
+// How many of the worker process's file descriptors one container holds, counted from what the
+// engine opens for it: what a worker's open files limit (RLIMIT_NOFILE) must leave room for
+// (src/bin/host-limits.ts). No native code is loaded here: the supervisor's start-up check reads it.
+//
+// native/src/container.cc createContainerState opens, for each container: a descriptor per cgroup
+// hierarchy the program's child joins through (v1: `tasks` of cpu, cpuacct, memory and pids,
+// four where none are co-mounted) or the run cgroup's directory (v2, CLONE_INTO_CGROUP); the
+// CPU usage file (init polls it), the memory sample file (v2 before memory.peak), the CPU weight
+// file; stdin, stdout and stderr (memfds, or copies of a connected run's pipe ends); and three
+// pipes (report, go, cancel), six ends. The cgroup backends (src/sandbox/cgroups/v1.ts, v2.ts)
+// open three accounting files more, read at the run's end. Once init has a descriptor table of
+// its own, the supervisor closes init's ends of the pipes and the join or directory descriptors.
+// Measured on v1 with four hierarchies: 11 per prepared container (a worker with 5 ready held 55
+// more than without).
+
+/** While the container is prepared: v1's 4 join files + CPU usage + CPU weight + 3 streams + 6
+ * pipe ends + 3 accounting files (v2: 1 directory + CPU usage + memory sample + CPU weight + 3 + 6
+ * + 3 = 16). */
+export const PREPARING_CONTAINER_DESCRIPTORS = 18;
+
+/** From its preparation's end to its teardown (a ready slot's, a run's): CPU usage, memory sample
+ * (v2 without memory.peak), CPU weight, 3 streams, 3 pipe ends (report's read end, go's and
+ * cancel's write ends), 3 accounting files. */
+export const PREPARED_CONTAINER_DESCRIPTORS = 12;
