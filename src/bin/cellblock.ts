@@ -91,7 +91,7 @@ async function worker(config: Config, argv: string[], runtimes: Runtime[]): Prom
     throw new ConfigError('CELLBLOCK_WORKER_PROCESSES', '0 is for `cellblock start` alone (the API without workers): cellblock worker runs at least one worker process');
   }
   const logger = createLogger(config.logLevel, 'worker');
-  const { isSupervisedWorker, runWorkerProcess, superviseWorkers } = await workerCommand();
+  const { isSupervisedWorker, runWorkerProcess, superviseWorkers, tellSupervisorReady } = await workerCommand();
   // Forked by our supervisor, which stops it. Not `--single` alone, nor IPC alone, which a worker
   // started by hand, or by a manager that stops it with SIGINT (pm2), may also have.
   const supervised = isSupervisedWorker();
@@ -113,6 +113,7 @@ async function worker(config: Config, argv: string[], runtimes: Runtime[]): Prom
       process.exit(0);
     }
     refusal.running(onShutdown(logger, () => running.close(), { supervised, startup }));
+    if (supervised) tellSupervisorReady();
     // Stopped by itself (it can run no more jobs, and has closed): a non-zero exit, so that its
     // supervisor (superviseWorkers, or a service manager's Restart=) starts a new one.
     void running.stoppedByItself.then((cause) => {
@@ -183,11 +184,19 @@ async function start(config: Config, runtimes: Runtime[]): Promise<void> {
     // Also a stop while its restart is pending or under way: an exit from now on is no crash.
     stopRedis = () => redis.stop();
   }
-  // Redis refusing a setting of CELLBLOCK_REDIS_URL: its worker processes, refused too, exit and
-  // are not restarted; this process's own refusal stops it (and them, if still running).
+  // Redis refusing a setting of CELLBLOCK_REDIS_URL, to this process or to a worker process (not
+  // restarted): the whole service stops, as `cellblock worker`'s supervisor stops its workers
+  // (exit 78). A worker process's refusal during the API's start is acted on once it can stop in
+  // order.
   const refusal = watchRedisRefusal(logger);
   const { superviseWorkers } = await workerCommand();
-  const workers = config.workerProcesses > 0 ? superviseWorkers(config.workerProcesses, redisUrl, logger) : undefined;
+  let stopForWorker: (() => void) | undefined;
+  let workerRefused = false;
+  const onWorkerRefused = () => {
+    workerRefused = true;
+    stopForWorker?.();
+  };
+  const workers = config.workerProcesses > 0 ? superviseWorkers(config.workerProcesses, redisUrl, logger, onWorkerRefused) : undefined;
   const running = await runApi(config, redisUrl, logger, runtimes);
   const fail = onShutdown(
     logger,
@@ -200,6 +209,8 @@ async function start(config: Config, runtimes: Runtime[]): Promise<void> {
     { beforeForcedExit: () => workers?.kill() },
   );
   refusal.running(fail);
+  stopForWorker = () => fail('redis refused a setting of a worker process', EXIT_SETTING_REFUSED);
+  if (workerRefused) stopForWorker();
   // Given up (even during start-up): the service cannot run on, so it stops, in order, non-zero.
   void redisGivenUp.then((error) => {
     logger.fatal({ err: error }, 'private redis-server given up');

@@ -97,9 +97,9 @@ export interface RefusalWatch {
 /**
  * Stops the process once Redis refuses a setting (connection.ts's onRedisRefusal: the database
  * CELLBLOCK_REDIS_URL names, whose connections are closed by then, none having run a command; or
- * the URL's login, before any connection was ready), saying so in one line on stderr: in order
- * once `running`; while it starts, by `duringStartup` (a worker aborts its start-up, releasing
- * what it prepared), else at once.
+ * the URL's login, before the process ran: connection.ts hasRun), saying so in one line on
+ * stderr: in order once `running`; while it starts, by `duringStartup` (a worker aborts its
+ * start-up, releasing what it prepared), else at once.
  */
 export function watchRedisRefusal(logger: Logger, duringStartup?: () => void): RefusalWatch {
   let stop: FailureStop | undefined;

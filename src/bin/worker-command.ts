@@ -8,6 +8,7 @@ import { KEEP_FAILURE_QUIET_MS } from '../executor/compile-cache.js';
 import { createExecutor } from '../executor/create.js';
 import { loadRuntimes } from '../images/runtimes.js';
 import { PoolError } from '../pool/index.js';
+import { hasRun, onRun, serviceRan } from '../queue/connection.js';
 import { startQueueWorker, type QueueWorker } from '../queue/worker.js';
 import { openFilesPlan, readProcessLimits } from './host-limits.js';
 import { EXIT_SETTING_REFUSED, SINGLE_WORKER_FLAG } from './process-control.js';
@@ -87,14 +88,46 @@ export async function runWorkerProcess(config: Config, redisUrl: string, logger:
 /** Set by superviseWorkers in each worker it forks: the worker knows its supervisor (see
  * isSupervisedWorker). */
 const SUPERVISOR_PID_VARIABLE = 'CELLBLOCK_SUPERVISOR_PID';
+/** Set (to 1) by superviseWorkers in a worker it forks after its service has run. */
+const SERVICE_RAN_VARIABLE = 'CELLBLOCK_SERVICE_RAN';
+/** Over IPC, from a supervised worker: it listens for SERVICE_RAN_MESSAGE (a message sent before
+ * its listener was there would have been lost); then, once it is ready. */
+const WORKER_LISTENS_MESSAGE = 'cellblock: worker listens';
+const WORKER_READY_MESSAGE = 'cellblock: worker ready';
+/** Over IPC, from the supervisor: its service has run. */
+const SERVICE_RAN_MESSAGE = 'cellblock: service ran';
 
 /** Whether this process is a worker forked by superviseWorkers: the variable names its parent, and
  * it has its IPC channel. Not any process with IPC (pm2's fork mode gives one) nor any `--single`.
- * The variable goes, so that this process's own children do not inherit it. */
+ * The variables go, so that this process's own children do not inherit them.
+ * Such a worker learns from its supervisor whether its service has run (connection.ts
+ * serviceRan): at its fork (SERVICE_RAN_VARIABLE: it replaces a worker process that died), or
+ * later while it starts (SERVICE_RAN_MESSAGE: a sibling, or `start`'s API, became ready). A login
+ * Redis refuses it is then the outage it is for the service, waited out as its running siblings
+ * wait it out, not a setting to stop for with EXIT_SETTING_REFUSED (its supervisor would stop
+ * every worker with it): that login was taken, and the password changed on the server meanwhile,
+ * or Redis refused it for a moment. */
 export function isSupervisedWorker(): boolean {
   const supervisor = process.env[SUPERVISOR_PID_VARIABLE];
+  const ranBefore = process.env[SERVICE_RAN_VARIABLE] === '1';
   delete process.env[SUPERVISOR_PID_VARIABLE];
-  return process.send !== undefined && supervisor === String(process.ppid);
+  delete process.env[SERVICE_RAN_VARIABLE];
+  const supervised = process.send !== undefined && supervisor === String(process.ppid);
+  if (!supervised) return false;
+  if (ranBefore) serviceRan();
+  process.on('message', (message) => message === SERVICE_RAN_MESSAGE && serviceRan());
+  tellSupervisor(WORKER_LISTENS_MESSAGE);
+  return true;
+}
+
+/** A supervised worker is ready: its supervisor's service has run from now on. */
+export function tellSupervisorReady(): void {
+  tellSupervisor(WORKER_READY_MESSAGE);
+}
+
+function tellSupervisor(message: string): void {
+  // The callback takes a failure (the channel closing: the supervisor gone, and this worker stops).
+  if (process.connected) process.send?.(message, undefined, undefined, () => {});
 }
 
 export interface WorkerSupervisor {
@@ -107,23 +140,42 @@ export interface WorkerSupervisor {
 
 /** Runs `count` worker processes (this same program with `worker --single`), restarting any that
  * die, but one that exits with EXIT_SETTING_REFUSED (Redis refused a setting: it would be refused
- * again, and so is every other): that is `onSettingRefused`, once. */
+ * again, and so is every other): that is `onSettingRefused`, once. Once the service has run (a
+ * worker process was ready, or a connection of this process was: `start`'s API), every worker
+ * process starting, or started from then on, is told so (isSupervisedWorker): a login Redis
+ * refuses it is then an outage it waits out; only a database Redis refuses still stops it so. */
 export function superviseWorkers(count: number, redisUrl: string, logger: Logger, onSettingRefused: () => void = () => {}): WorkerSupervisor {
   let refused = false;
   const children = new Set<ChildProcess>();
+  /** Workers listening for SERVICE_RAN_MESSAGE, until they are told. */
+  const listening = new Set<ChildProcess>();
+  const tellServiceRan = (child: ChildProcess) => {
+    if (child.connected) child.send(SERVICE_RAN_MESSAGE, undefined, undefined, () => {});
+  };
+  onRun(() => {
+    for (const child of listening) tellServiceRan(child);
+    listening.clear();
+  });
   let stopping = false;
   const quickDeaths = new Map<number, number>();
   const launch = (slot: number) => {
     const launchedAt = Date.now();
-    const child = fork(process.argv[1]!, ['worker', SINGLE_WORKER_FLAG], {
-      env: { ...process.env, CELLBLOCK_REDIS_URL: redisUrl, [SUPERVISOR_PID_VARIABLE]: String(process.pid) },
-      execArgv: process.execArgv,
-      stdio: 'inherit',
-    });
+    const ranBefore = hasRun();
+    const env: NodeJS.ProcessEnv = { ...process.env, CELLBLOCK_REDIS_URL: redisUrl, [SUPERVISOR_PID_VARIABLE]: String(process.pid) };
+    // This supervisor's word only, not a variable it was started with.
+    if (ranBefore) env[SERVICE_RAN_VARIABLE] = '1';
+    else delete env[SERVICE_RAN_VARIABLE];
+    const child = fork(process.argv[1]!, ['worker', SINGLE_WORKER_FLAG], { env, execArgv: process.execArgv, stdio: 'inherit' });
     children.add(child);
-    logger.info({ slot, childPid: child.pid }, 'worker process started');
+    child.on('message', (message) => {
+      if (message === WORKER_READY_MESSAGE) serviceRan();
+      else if (message === WORKER_LISTENS_MESSAGE && hasRun()) tellServiceRan(child);
+      else if (message === WORKER_LISTENS_MESSAGE) listening.add(child);
+    });
+    logger.info({ slot, childPid: child.pid, serviceRan: ranBefore }, 'worker process started');
     child.once('exit', (code, signal) => {
       children.delete(child);
+      listening.delete(child);
       if (stopping) return;
       if (code === EXIT_SETTING_REFUSED) {
         logger.error({ slot, childPid: child.pid, code }, 'worker process stopped: Redis refused a setting of CELLBLOCK_REDIS_URL; not restarted');

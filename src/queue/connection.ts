@@ -51,9 +51,10 @@ export function createRedis(url: string, role: ConnectionRole, name: string): Re
 
 /** A setting Redis refused, in its own words (`answer`): `database`, the database the URL names
  * (SELECT: a number past its `databases`, any but 0 on a cluster); `login`, the URL's user and
- * password (WRONGPASS), or none where Redis wants one (NOAUTH), while no connection of this process
- * has yet been ready: a setting to change, not an outage. (A login refused later, Redis restarted
- * with other credentials, is retried as an outage is.) */
+ * password (WRONGPASS), or none where Redis wants one (NOAUTH), while this process has not run
+ * (hasRun: no connection of it ready yet, and its service not run before it): a setting to change,
+ * not an outage. (A login refused later, Redis restarted with other credentials, is retried as an
+ * outage is.) */
 export interface RedisRefusal {
   kind: 'database' | 'login';
   answer: string;
@@ -68,8 +69,32 @@ const LOGIN_REFUSED = /^(WRONGPASS|NOAUTH)\b|^ERR invalid (username-)?password/i
 
 let refusal: RedisRefusal | undefined;
 const refusalListeners = new Set<(refusal: RedisRefusal) => void>();
-/** Whether any connection of this process has been ready. */
+/** Whether this process has run: any connection of it has been ready, or serviceRan. */
 let everReady = false;
+const runListeners = new Set<() => void>();
+
+/** Tells this process that its service has run: a worker process is told so by its supervisor
+ * once a worker of the service (or `start`'s API) has been ready. A login Redis refuses is then an
+ * outage (waited out) from this process's start, as it is once a connection of the process itself
+ * has been ready: that login was taken, and the password changed on the server meanwhile, or Redis
+ * refused it for a moment; it is not the setting that is wrong. */
+export function serviceRan(): void {
+  if (everReady) return;
+  everReady = true;
+  for (const listener of runListeners) listener();
+  runListeners.clear();
+}
+
+/** Whether this process has run: a connection of it has been ready, or serviceRan. */
+export function hasRun(): boolean {
+  return everReady;
+}
+
+/** Calls `listener` once this process has run (hasRun), or at once if it has. */
+export function onRun(listener: () => void): void {
+  if (everReady) listener();
+  else runListeners.add(listener);
+}
 
 /** Calls `listener` with the first refusal of any connection of this process (every createRedis
  * connection, and those BullMQ duplicates from them): synchronously, before the commands the
@@ -81,11 +106,50 @@ export function onRedisRefusal(listener: (refusal: RedisRefusal) => void): void 
   else refusalListeners.add(listener);
 }
 
-function refused(what: RedisRefusal): void {
+/** Each connection's refusal (a setting Redis refused it), until it is ready. */
+const connectionRefusals = new WeakMap<Redis, RedisRefusal>();
+
+function refused(redis: Redis, what: RedisRefusal): void {
+  connectionRefusals.set(redis, what);
   if (refusal) return;
   refusal = what;
   for (const listener of refusalListeners) listener(what);
   refusalListeners.clear();
+}
+
+/** A setting Redis refused (RedisRefusal), as the error of what waited on the connection. */
+export class RedisRefusalError extends Error {
+  override readonly name = 'RedisRefusalError';
+  constructor(readonly refusal: RedisRefusal) {
+    super(`Redis refused the ${refusal.kind} of CELLBLOCK_REDIS_URL (${refusal.answer})`);
+  }
+}
+
+/** Resolves once `redis` is ready (at once if it is); rejects with RedisRefusalError if Redis
+ * refuses it a setting first (onRedisRefusal's refusals, of this connection). A command sent then
+ * goes out at once, where one queued before fails should Redis refuse the login (ioredis fails its
+ * queue at a failed ready check), though, once the process has run (hasRun), that refusal is an
+ * outage, waited out here as one. */
+export function whenReady(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  const earlier = connectionRefusals.get(redis);
+  if (earlier) return Promise.reject(new RedisRefusalError(earlier));
+  return new Promise((resolve, reject) => {
+    const ready = () => {
+      redis.off('error', failed);
+      resolve();
+    };
+    // After watched's own listener, which records the refusal.
+    const failed = () => {
+      const what = connectionRefusals.get(redis);
+      if (!what) return;
+      redis.off('ready', ready);
+      redis.off('error', failed);
+      reject(new RedisRefusalError(what));
+    };
+    redis.once('ready', ready);
+    redis.on('error', failed);
+  });
 }
 
 /** The connections duplicated from each (disconnectWithDuplicates). */
@@ -120,7 +184,7 @@ function watched(redis: Redis): Redis {
       // reply comes in before the ready check's, and a connection closed now sends no other command.
       if (DATABASE_REFUSED.test(answer)) {
         redis.disconnect();
-        refused({ kind: 'database', answer, database: String(command.args?.[0] ?? redis.options.db) });
+        refused(redis, { kind: 'database', answer, database: String(command.args?.[0] ?? redis.options.db) });
         return;
       }
       // Any other answer to it says nothing of the setting (NOAUTH from a Redis restarted with a
@@ -130,12 +194,13 @@ function watched(redis: Redis): Redis {
       redis.disconnect(true);
     }
     if (!everReady && LOGIN_REFUSED.test(answer)) {
-      refused({ kind: 'login', answer });
+      refused(redis, { kind: 'login', answer });
     }
   });
   redis.on('ready', () => {
-    everReady = true;
+    serviceRan();
     failures.delete(redis);
+    connectionRefusals.delete(redis);
   });
   const duplicate = redis.duplicate.bind(redis);
   const made = new Set<Redis>();

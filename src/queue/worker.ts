@@ -33,10 +33,10 @@ import { ExecutorError, type ExecutorErrorCode } from '../executor/errors.js';
 import { cutShortByCancel } from '../executor/verdict.js';
 import { LATER_JOB_FIELDS, variantJobField, type JobRequest, type JobResult } from '../jobs/model.js';
 import { BackgroundLane, jobsAtOnce } from './background-lane.js';
-import { startCancelWatch } from './cancel-watch.js';
+import { startCancelWatch, type CancelWatch } from './cancel-watch.js';
 import { CANCELLED_REASON, LIVE_RETRY_REASON } from './job-record.js';
 import { JobDataError, toExecuteRequest } from './codec.js';
-import { connectionFailure, createRedis, workerConnectionName } from './connection.js';
+import { connectionFailure, createRedis, whenReady, workerConnectionName } from './connection.js';
 import { startHeartbeat, type WorkerLiveness } from './heartbeat.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
 import { RedisClock, REDIS_CLOCK_SYNC_INTERVAL_MS, stampByClock } from './redis-clock.js';
@@ -235,23 +235,31 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       if (!error && exists === 1) cancelRunning(id);
     });
   }
-  // By the clock the takes are stamped by (their processedOn): the subscription's start is compared
-  // with them. (Confirmed before the clock's first reading, its start is this process's own time:
-  // off by the offset, which errs towards reading the marker where this clock is ahead, and where
-  // it is behind still precedes every take, all made after it.)
-  const cancels = await startCancelWatch(
-    subscriber,
-    keys.cancelChannel,
-    cancelRunning,
-    () => void cancelMarkedRunningJobs().catch((error: unknown) => log.warn({ err: error }, 'cannot look up cancels after a break in their subscription')),
-    () => clock.now(),
-  ).catch((error: unknown) => {
-    // Its SUBSCRIBE failed (a login Redis refused fails the commands queued meanwhile): nothing
-    // else is made yet; the connections would otherwise go on trying, keeping the process alive.
+  // Subscribed once its connection is ready: a SUBSCRIBE queued before fails at a login Redis
+  // refuses (ioredis fails its queue then), which, in a process whose service has run (a worker
+  // process started again by its supervisor, Redis's password changed meanwhile), is an outage
+  // to wait out. A refusal of a setting ends the wait (whenReady).
+  let cancels: CancelWatch;
+  try {
+    await whenReady(subscriber);
+    // By the clock the takes are stamped by (their processedOn): the subscription's start is compared
+    // with them. (Confirmed before the clock's first reading, its start is this process's own time:
+    // off by the offset, which errs towards reading the marker where this clock is ahead, and where
+    // it is behind still precedes every take, all made after it.)
+    cancels = await startCancelWatch(
+      subscriber,
+      keys.cancelChannel,
+      cancelRunning,
+      () => void cancelMarkedRunningJobs().catch((error: unknown) => log.warn({ err: error }, 'cannot look up cancels after a break in their subscription')),
+      () => clock.now(),
+    );
+  } catch (error) {
+    // Redis refused a setting, or the SUBSCRIBE failed: nothing else is made yet; the connections
+    // would otherwise go on trying, keeping the process alive.
     for (const connection of [subscriber, redis]) connection.disconnect();
     liveInputs.close();
     throw error;
-  });
+  }
   // Read before any job is taken (Redis answers by now: the subscription above went through).
   const logClockError = repeatedErrorLogger(log, "cannot read Redis's clock; the last reading's offset stands", REPEATED_ERROR_LOG_INTERVAL_MS);
   await clock.sync().catch((error: unknown) => logClockError(error as Error));

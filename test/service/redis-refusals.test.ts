@@ -10,6 +10,8 @@ import { runApi } from '../../src/bin/api-command.js';
 import { loadConfig } from '../../src/config.js';
 import { createRedis, onRedisRefusal, type RedisRefusal } from '../../src/queue/connection.js';
 import { freeLoopbackPort, freeLoopbackPortExcept } from '../../src/queue/redis-server.js';
+import { reclaimPoolState } from '../helpers/pool-state.js';
+import { processExists } from '../helpers/processes.js';
 import { start as startRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
 import { builtRuntimes, getJson, postJson, runCellblockToExit, scratchDir, spawnCellblock, startIdleWorker } from './fixtures.js';
@@ -202,6 +204,31 @@ describe('the cellblock command', () => {
     });
   });
 
+  test("worker: a worker process its supervisor starts again once the service has run takes a login Redis refuses (the password changed meanwhile) as an outage: it waits, as its siblings would, and starts once Redis takes the login; nothing stops", { skip: workerSkip }, async () => {
+    const env = { CELLBLOCK_WORKER_PROCESSES: '2' };
+    await withServiceWhosePasswordChanges(['worker'], '"worker ready"', env, async ({ said, admin }) => {
+      await until(() => said('worker ready').length === 2, 60_000, 100, 'both worker processes ready');
+      const [killed, sibling] = said('worker process started').map((line) => Number(line.childPid));
+      await admin.config('SET', 'requirepass', PASSWORD);
+      process.kill(killed!, 'SIGKILL');
+      await until(() => said('worker process started').length === 3, 10_000, 50, 'the dead worker process started again');
+      const restarted = said('worker process started')[2]!;
+      assert.equal(restarted.serviceRan, true);
+      return { workerPid: Number(restarted.childPid), siblingPid: sibling! };
+    });
+  });
+
+  test('start: its worker process, still starting when the API has been ready, takes a login Redis then refuses as an outage too: it waits, and starts once Redis takes the login; nothing stops', { skip: workerSkip }, async () => {
+    const env = { CELLBLOCK_WORKER_PROCESSES: '1' };
+    await withServiceWhosePasswordChanges(['start'], '"api listening"', env, async ({ said, admin }) => {
+      // The worker process connects once its pool is made, seconds after the API listens.
+      await admin.config('SET', 'requirepass', PASSWORD);
+      const worker = said('worker process started')[0]!;
+      assert.equal(worker.serviceRan, false);
+      return { workerPid: Number(worker.childPid) };
+    });
+  });
+
   test('start with CELLBLOCK_REDIS_URL naming a database Redis does not have: it and its worker process stop, status 78', { skip: workerSkip }, async () => {
     await withRedisAndPoolDir(async (redis, poolDir) => {
       const started = await runCellblockToExit(['start'], {
@@ -217,6 +244,74 @@ describe('the cellblock command', () => {
     });
   });
 });
+
+interface PasswordChangeScene {
+  /** The command's log lines with message `msg`, parsed. */
+  said(msg: string): Record<string, unknown>[];
+  /** A connection to its Redis, logged in before the password is set. */
+  admin: Redis;
+}
+
+/**
+ * Runs `cellblock <args>` (its Redis private, a worker process, concurrency 1) until it prints
+ * `readyText`; `change` then sets a password on its Redis and names the worker process that meets
+ * it as it starts (and a sibling to leave running). That worker process must wait it out, as an
+ * outage (its warning says NOAUTH; nothing exits), and be ready once the password is gone; the
+ * command then stops with status 0 at SIGTERM.
+ */
+async function withServiceWhosePasswordChanges(
+  args: string[],
+  readyText: string,
+  env: Record<string, string>,
+  change: (scene: PasswordChangeScene) => Promise<{ workerPid: number; siblingPid?: number }>,
+): Promise<void> {
+  await withRedisAndPoolDir(async (redis, poolDir) => {
+    const port = String(await freeLoopbackPortExcept([redis.port]));
+    const service = await spawnCellblock(args, readyText, {
+      CELLBLOCK_REDIS_URL: redis.url,
+      CELLBLOCK_PORT: port,
+      CELLBLOCK_POOL_STATE_DIR: poolDir,
+      CELLBLOCK_WORKER_CONCURRENCY: '1',
+      ...env,
+    });
+    const exited = new Promise<number | null>((resolve) => service.child.once('exit', resolve));
+    const admin = new Redis(redis.url);
+    const said = (msg: string) => logLines(service.output()).filter((line) => line.msg === msg);
+    const tail = () => service.output().slice(-3000);
+    try {
+      const { workerPid, siblingPid } = await change({ said, admin });
+      const waiting = () => said('redis not reachable yet; the worker starts once it is').filter((line) => line.pid === workerPid);
+      await until(() => waiting().length > 0 || service.child.exitCode !== null, 60_000, 100, 'the worker process met the refused login');
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.equal(service.child.exitCode, null, tail());
+      assert.match(String(waiting()[0]?.reason), /^NOAUTH/);
+      for (const pid of [workerPid, siblingPid ?? workerPid]) assert.ok(processExists(pid), `worker process ${pid} runs`);
+      assert.ok(!said('worker ready').some((line) => line.pid === workerPid), tail());
+      await admin.config('SET', 'requirepass', '');
+      await until(() => said('worker ready').some((line) => line.pid === workerPid), 30_000, 100, 'the worker process ready');
+      service.child.kill('SIGTERM');
+      assert.equal(await exited, 0, tail());
+    } finally {
+      await admin.config('SET', 'requirepass', '').catch(() => {});
+      admin.disconnect();
+      if (service.child.exitCode === null && service.child.signalCode === null) {
+        service.child.kill('SIGTERM');
+        await exited;
+      }
+      // A killed worker process's pool (its mounts), where no worker started after it reclaimed it.
+      await reclaimPoolState(poolDir);
+    }
+  });
+}
+
+/** A command's pino lines, parsed (those it has finished writing). */
+function logLines(output: string): Record<string, unknown>[] {
+  return output
+    .slice(0, output.lastIndexOf('\n'))
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
 
 /** A private Redis and a scratch pool state dir for a worker's command, both removed after `body`. */
 async function withRedisAndPoolDir(body: (redis: Awaited<ReturnType<typeof startRedis>>, poolDir: string) => Promise<void>): Promise<void> {
