@@ -60,8 +60,8 @@ export async function runApi(config: Config, redisUrl: string, logger: Logger, r
   const app = await buildApp({ jobs, runtimes, config, logger, ...(rateLimitRedis ? { rateLimitRedis } : {}) });
   // The API listens even while Redis is away, answering 503 until it is back; but not before Redis
   // has had its chance to answer (it usually has, while the app was built), so that a Redis that is
-  // there is ready for the first request, and one that is not (a connection refused: at once) gets
-  // 503 from the start, not a closed port.
+  // there is ready for the first request (its job's end heard as an event, not at a wait's poll),
+  // and one that is not (a connection refused: at once) gets 503 from the start, not a closed port.
   const redisReady = await jobs.firstContact(REDIS_FIRST_CONTACT_MS);
   let url: string;
   try {

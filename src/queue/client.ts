@@ -7,13 +7,13 @@
 // whichever worker holds it). A live job (submitLive) is a job whose session listens on its own
 // pub/sub channels (live-session.ts).
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Job, Queue, QueueEvents } from 'bullmq';
+import { Job, Queue, QueueEvents, type QueueEventsOptions, type RedisClient } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
 import type { Logger } from 'pino';
 import { sha256Hex } from '../digest.js';
 import { laterFieldsOf, type IdempotentSubmission, type JobClient, type JobRecord, type JobRequest, type LiveEvent, type LiveSession } from '../jobs/model.js';
-import { API_CONNECTION_NAME, connectionFailure, createRedis, disconnectWithDuplicates, workerConnectionName } from './connection.js';
+import { API_CONNECTION_NAME, connectionFailure, createRedis, createRedisTemplate, disconnectWithDuplicates, workerConnectionName } from './connection.js';
 import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from './errors.js';
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
@@ -136,7 +136,10 @@ export class BullJobClient implements JobClient {
   private readonly queue: Queue<JobRequest, StoredJobResult>;
   private readonly events: QueueEvents;
   private readonly redis: Redis;
+  /** What QueueEvents duplicates its connection from (createRedisTemplate): never connected. */
   private readonly eventsRedis: Redis;
+  /** startEvents: resolves once QueueEvents reads its stream (or the client closed first). */
+  private readonly eventsStarted: Promise<void>;
   /** Listeners by job id, told the final state (and a completion's return value) when an event names it. */
   private readonly waiters = new Map<string, Set<(finalState?: FinalEventState, completion?: StoredJobResult) => void>>();
   private readonly redisTimeoutMs: number;
@@ -167,16 +170,22 @@ export class BullJobClient implements JobClient {
     this.redis = createRedis(options.redisUrl, 'producer', API_CONNECTION_NAME);
     this.queue = new Queue<JobRequest, StoredJobResult>(QUEUE_NAME, { connection: this.redis, prefix: options.prefix });
     this.queue.on('error', () => {});
-    this.eventsRedis = createRedis(options.redisUrl, 'blocking', 'cellblock-api-events');
+    // QueueEvents blocks on a duplicate of the connection it is handed, never on that connection
+    // itself (BullMQ's Connections guide: the classes that block "create duplicated connections
+    // internally"): handed a template, which never connects, its duplicate is the API's one events
+    // connection. Started by startEvents.
+    this.eventsRedis = createRedisTemplate(options.redisUrl, 'blocking', 'cellblock-api-events');
     this.events = new QueueEvents(QUEUE_NAME, {
       connection: this.eventsRedis,
       prefix: options.prefix,
+      autorun: false,
     });
     this.events.on('error', () => {});
     // QueueEvents hands the return value over parsed (its typings say string).
     this.events.on('completed', ({ jobId, returnvalue }) => this.notify(jobId, 'completed', returnvalue as unknown as StoredJobResult));
     this.events.on('failed', ({ jobId }) => this.notify(jobId, 'failed'));
     this.events.on('removed', ({ jobId }) => this.notify(jobId));
+    this.eventsStarted = this.startEvents();
     this.liveEvents = new ChannelSubscriber(options.redisUrl, 'cellblock-api-live');
     this.liveSocketLedger = new LiveSocketLedger(this.redis, this.keys);
     this.notificationQueue = new NotificationQueue(this.redis, options.prefix);
@@ -204,29 +213,58 @@ export class BullJobClient implements JobClient {
       if (Date.now() >= deadline) throw new QueueUnavailableError(new Error(`redis connection is ${this.redis.status}`));
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    await this.guard(() => Promise.all([this.queue.waitUntilReady(), this.events.waitUntilReady()]), deadline - Date.now());
+    await this.guard(() => Promise.all([this.queue.waitUntilReady(), this.eventsStarted]), deadline - Date.now());
   }
 
-  /** Resolves once Redis has answered both of the API's connections (its producer's and its
-   * events'), or an attempt of the producer's has failed (Redis refused it, or its login), or after
-   * `timeoutMs`, whichever comes first: true when the producer's is ready. Never rejects. */
+  /** Resolves once Redis has answered the API's producer connection and the job events are read
+   * (startEvents: a job's end from then on is heard at once), or an attempt of the producer's has
+   * failed (Redis refused it, or its login), or after `timeoutMs`, whichever comes first: true
+   * when the producer's is ready. Never rejects. */
   async firstContact(timeoutMs: number): Promise<boolean> {
-    const connections = [this.redis, this.eventsRedis];
+    let eventsStarted = false;
     await new Promise<void>((resolve) => {
-      const check = () => connections.every((connection) => connection.status === 'ready') && done();
+      const check = () => this.redis.status === 'ready' && eventsStarted && done();
       const done = () => {
         clearTimeout(timer);
-        for (const connection of connections) connection.off('ready', check);
+        this.redis.off('ready', check);
         this.redis.off('error', done);
         resolve();
       };
       // Unref'd: a client closed meanwhile keeps no process alive for it.
       const timer = setTimeout(done, timeoutMs).unref();
-      for (const connection of connections) connection.on('ready', check);
+      this.redis.on('ready', check);
       this.redis.on('error', done);
+      void this.eventsStarted.then(() => {
+        eventsStarted = true;
+        check();
+      });
       check();
     });
     return this.redis.status === 'ready';
+  }
+
+  /**
+   * Starts QueueEvents reading the job events once its connection is ready, from the last event
+   * its stream holds then. From "$", its default, it would hear only the events that come after
+   * its first XREAD reaches Redis, a few round trips after its connection is ready: the end of a
+   * job that came before (a `?wait=true` right after the API listened) would be heard by its
+   * wait's next poll only (WAIT_POLL_MS), a second later. From an event id, each XREAD also goes on
+   * from the last event heard, so none is lost between two (or while Redis was away, but those
+   * trimmed meanwhile). Resolves once the reading is started, or when the client was closed before
+   * the connection was ready; never rejects.
+   */
+  private async startEvents(): Promise<void> {
+    let client: RedisClient;
+    try {
+      client = await this.events.waitUntilReady();
+    } catch {
+      return;
+    }
+    // No stream yet: from its first event. The read failed: from "$" (the polls cover the rest).
+    const last = (await client.runCommand('xrevrange', [this.queue.keys.events, '+', '-', 'COUNT', 1]).catch(() => undefined)) as [string, string[]][] | undefined;
+    // Read as it runs (its options': the position is known only now).
+    if (last) (this.events.opts as QueueEventsOptions).lastEventId = last[0]?.[0] ?? '0-0';
+    this.events.run().catch((error: unknown) => this.events.emit('error', error as Error));
   }
 
   /** Why the producer's connection attempts have failed since it was last ready, if they have

@@ -29,7 +29,20 @@ export function workerConnectionName(workerId: string): string {
 }
 
 export function createRedis(url: string, role: ConnectionRole, name: string): Redis {
-  const options: RedisOptions = {
+  return watched(new Redis(url, connectionOptions(role, name)));
+}
+
+/** A connection for a library that uses only duplicates of the connection it is handed (BullMQ's
+ * QueueEvents: it needs a connection of its own to block on, and makes it with duplicate()): it
+ * never connects itself (lazyConnect, and nothing is sent on it), where createRedis's would stay
+ * connected and idle for the process's life; its duplicates, watched as createRedis's are, connect
+ * at once. Ended by disconnectWithDuplicates. */
+export function createRedisTemplate(url: string, role: ConnectionRole, name: string): Redis {
+  return watched(new Redis(url, { ...connectionOptions(role, name), lazyConnect: true }));
+}
+
+function connectionOptions(role: ConnectionRole, name: string): RedisOptions {
+  return {
     connectionName: name,
     keepAlive: KEEPALIVE_IDLE_MS,
     maxRetriesPerRequest: role === 'blocking' ? null : 1,
@@ -46,7 +59,6 @@ export function createRedis(url: string, role: ConnectionRole, name: string): Re
     // (Inside a script, Redis 6 wraps it: "ERR Error running script ...: READONLY ...".)
     reconnectOnError: (error) => error.message.includes('READONLY'),
   };
-  return watched(new Redis(url, options));
 }
 
 /** A setting Redis refused, in its own words (`answer`): `database`, the database the URL names
@@ -206,7 +218,8 @@ function watched(redis: Redis): Redis {
   const made = new Set<Redis>();
   duplicates.set(redis, made);
   redis.duplicate = (override) => {
-    const copy = watched(duplicate(override));
+    // A template's duplicate connects (createRedisTemplate).
+    const copy = watched(duplicate({ lazyConnect: false, ...override }));
     made.add(copy);
     copy.once('end', () => made.delete(copy));
     return copy;
