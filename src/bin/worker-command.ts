@@ -77,7 +77,15 @@ export async function runWorkerProcess(config: Config, redisUrl: string, logger:
     },
     notifications: jobNotifications(runtimes),
   });
-  const worker = await Promise.race([starting, stopped]);
+  let worker: QueueWorker | undefined;
+  try {
+    worker = await Promise.race([starting, stopped]);
+  } catch (error) {
+    // The queue side's start failed (and closed what it had opened): the executor, opened
+    // before it, goes after it (its pool's mount agent would keep the process alive).
+    await executor.close().catch((closeError: unknown) => logger.warn({ err: closeError }, 'cannot close the executor of a worker that failed to start'));
+    throw error;
+  }
   if (worker) return worker;
   await executor.close();
   // Should it become ready after all, it closes too.

@@ -10,6 +10,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobRecord, JobRequest } from '../jobs/model.js';
+import { startsSettled } from './unreachable.js';
 import type { Notification } from './webhook.js';
 
 /** The queue of notifications, beside the jobs' queue under the same prefix. */
@@ -99,6 +100,11 @@ export class NotificationQueue {
 
   private async add(job: NotifiedJob, delayMs: number): Promise<void> {
     await this.queue.add('notify', { jobId: job.id, createdAtMs: job.timestamp }, { ...ENTRY_OPTIONS, jobId: entryId(job), delay: delayMs });
+  }
+
+  /** Resolves once its connection's start has settled, or after `ms` (see startsSettled). */
+  async startSettled(ms: number): Promise<void> {
+    await startsSettled(this.queue, ms);
   }
 
   async close(): Promise<void> {

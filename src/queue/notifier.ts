@@ -7,7 +7,7 @@ import { ByteBudget, ByteBudgetAbortedError } from './byte-budget.js';
 import { FINAL_STATUSES, readJobRecord } from './job-record.js';
 import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
 import { bytesKeptApart } from './result-store.js';
-import { abandonConnection } from './unreachable.js';
+import { abandonConnection, startsSettled } from './unreachable.js';
 import { QUEUE_NAME, type RedisKeys } from './keys.js';
 import { NOTIFICATION_QUEUE_NAME, NOTIFICATION_RECHECK_MS, type JobNotifications, type NotificationData } from './notification-queue.js';
 import { attemptDelivery, deliveryPlan, retryDelayMs, type WebhookPolicy } from './webhook.js';
@@ -69,6 +69,11 @@ export class Notifier {
 
   waitUntilReady(): Promise<unknown> {
     return this.worker.waitUntilReady();
+  }
+
+  /** Resolves once its connections' starts have settled, or after `ms` (see startsSettled). */
+  async startSettled(ms: number): Promise<void> {
+    await Promise.all([startsSettled(this.worker, ms), startsSettled(this.jobs, ms)]);
   }
 
   /** Stops taking entries and waits for those under way (`stop` ends their deliveries). */

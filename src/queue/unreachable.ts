@@ -2,7 +2,7 @@
 // called off, a wait on Redis work that gives up after a while, and telling a BullMQ Worker to
 // give its connection up before it is disconnected. A closing worker and the API's job client use
 // them to stop waiting on a Redis that is not coming back.
-import type { Worker } from 'bullmq';
+import type { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 const POLL_MS = 200;
@@ -89,4 +89,15 @@ export async function abandonConnection(worker: Worker): Promise<boolean> {
   if (typeof connection?.close !== 'function') return false;
   await connection.close().catch(() => {});
   return true;
+}
+
+/** Resolves once the starts of a BullMQ Worker's or Queue's connections (its own, and a Worker's
+ * blocking one) have all settled, or after `ms`. To be awaited before its close when it may still
+ * be starting (a start of ours that failed at another step): BullMQ emits a failed start as an
+ * 'error' of its connection, whose close has removed every listener by then, so that the emit
+ * throws, an unhandled rejection (which ends the process). The connections are BullMQ's protected
+ * fields; without them, waitUntilReady (its own connection's, then its blocking one's) alone. */
+export async function startsSettled(part: Worker | Queue, ms: number): Promise<void> {
+  const { connection, blockingConnection } = part as unknown as { connection?: { client?: Promise<unknown> }; blockingConnection?: { client?: Promise<unknown> } };
+  await settledWithin(Promise.allSettled([part.waitUntilReady(), connection?.client, blockingConnection?.client]), ms);
 }

@@ -33,16 +33,16 @@ import { ExecutorError, type ExecutorErrorCode } from '../executor/errors.js';
 import { cutShortByCancel } from '../executor/verdict.js';
 import { LATER_JOB_FIELDS, variantJobField, type JobRequest, type JobResult } from '../jobs/model.js';
 import { BackgroundLane, jobsAtOnce } from './background-lane.js';
-import { startCancelWatch, type CancelWatch } from './cancel-watch.js';
+import { startCancelWatch } from './cancel-watch.js';
 import { CANCELLED_REASON, LIVE_RETRY_REASON } from './job-record.js';
 import { JobDataError, toExecuteRequest } from './codec.js';
-import { connectionFailure, createRedis, whenReady, workerConnectionName } from './connection.js';
+import { connectionFailure, createRedis, disconnectWithDuplicates, whenReady, workerConnectionName } from './connection.js';
 import { startHeartbeat, type WorkerLiveness } from './heartbeat.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
 import { RedisClock, REDIS_CLOCK_SYNC_INTERVAL_MS, stampByClock } from './redis-clock.js';
 import { queuedByApiReadingResultsApart, storeJobResult } from './result-store.js';
 import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
-import { abandonConnection, CLOSE_REDIS_AWAY_MS, settledWithin, watchUnreachable } from './unreachable.js';
+import { abandonConnection, CLOSE_REDIS_AWAY_MS, settledWithin, startsSettled, watchUnreachable } from './unreachable.js';
 import { jobStatsRecorder } from './stats.js';
 import { LockFence } from './lock-fence.js';
 import { ChannelSubscriber } from './channel-subscriber.js';
@@ -190,12 +190,43 @@ function failureMessage(error: unknown): string {
   return `${what} failed (${code ?? 'no code'}); the worker's log has the details, under this job's id`;
 }
 
+/** What a start sequence has opened so far, each with its close. */
+class OpenedSoFar {
+  private readonly closes: (() => unknown)[] = [];
+
+  add(close: () => unknown): void {
+    this.closes.push(close);
+  }
+
+  /** Closes it all, the last opened first, each close waited for no longer than a Redis away is
+   * waited for when closing. */
+  async closeAll(): Promise<void> {
+    for (const close of this.closes.reverse()) await settledWithin(Promise.resolve().then(close), CLOSE_REDIS_AWAY_MS);
+  }
+}
+
 export async function startQueueWorker(options: QueueWorkerOptions): Promise<QueueWorker> {
+  const opened = new OpenedSoFar();
+  try {
+    return await openQueueWorker(options, opened);
+  } catch (error) {
+    // A start that failed at any step (a refused setting, Redis refusing a command BullMQ sends
+    // as it starts, a step that throws) leaves nothing open: its connections would go on trying,
+    // keeping the process alive, subscribed, and its liveness key saying it runs.
+    await opened.closeAll();
+    throw error;
+  }
+}
+
+/** startQueueWorker's steps; each thing opened is added to `opened` as it is. */
+async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar): Promise<QueueWorker> {
   const { executor, logger } = options;
   const keys = redisKeys(options.prefix);
   const workerId = `${os.hostname()}-${process.pid}-${nanoid(6)}`;
   const log = logger.child({ workerId });
   const redis = createRedis(options.redisUrl, 'blocking', workerConnectionName(workerId));
+  // With its duplicates: the notifier's BullMQ Worker blocks on one.
+  opened.add(() => disconnectWithDuplicates(redis));
   // Redis away at start-up: said once, as the API says it (ioredis keeps trying quietly, and the
   // start waits for it); `worker ready` follows once it is back.
   const unreachable = () => log.warn({ reason: connectionFailure(redis) }, 'redis not reachable yet; the worker starts once it is');
@@ -203,12 +234,18 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   redis.once('ready', () => redis.off('error', unreachable));
   const clock = new RedisClock(redis);
   const subscriber = createRedis(options.redisUrl, 'blocking', `cellblock-worker-cancel-${workerId}`);
+  opened.add(() => subscriber.disconnect());
   const liveInputs = new ChannelSubscriber(options.redisUrl, `cellblock-worker-live-${workerId}`);
+  opened.add(() => liveInputs.close());
   /** The runs under way. Usually one per job; but a job stalled here (its lock lost) can be taken
    * again by another slot of this process while its first run ends, and each slot's BullMQ
    * Worker speaks for its own run only. */
   const runs = new Set<RunningJob>();
   const notificationQueue = new NotificationQueue(redis, options.prefix);
+  opened.add(async () => {
+    await notificationQueue.startSettled(CLOSE_REDIS_AWAY_MS);
+    await notificationQueue.close();
+  });
   /** Finished jobs' notifications being sent now (NotificationQueue.sendNow; awaited when closing). */
   const notificationsSentNow = new Set<Promise<void>>();
   const stopNotifier = new AbortController();
@@ -237,33 +274,26 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   }
   // Subscribed once its connection is ready: a SUBSCRIBE queued before fails at a login Redis
   // refuses (ioredis fails its queue then), which, in a process whose service has run (a worker
-  // process started again by its supervisor, Redis's password changed meanwhile), is an outage
-  // to wait out. A refusal of a setting ends the wait (whenReady).
-  let cancels: CancelWatch;
-  try {
-    await whenReady(subscriber);
-    // By the clock the takes are stamped by (their processedOn): the subscription's start is compared
-    // with them. (Confirmed before the clock's first reading, its start is this process's own time:
-    // off by the offset, which errs towards reading the marker where this clock is ahead, and where
-    // it is behind still precedes every take, all made after it.)
-    cancels = await startCancelWatch(
-      subscriber,
-      keys.cancelChannel,
-      cancelRunning,
-      () => void cancelMarkedRunningJobs().catch((error: unknown) => log.warn({ err: error }, 'cannot look up cancels after a break in their subscription')),
-      () => clock.now(),
-    );
-  } catch (error) {
-    // Redis refused a setting, or the SUBSCRIBE failed: nothing else is made yet; the connections
-    // would otherwise go on trying, keeping the process alive.
-    for (const connection of [subscriber, redis]) connection.disconnect();
-    liveInputs.close();
-    throw error;
-  }
+  // process started again by its supervisor, Redis's password changed meanwhile), is an outage to
+  // wait out. A refusal of a setting ends the wait (whenReady).
+  await whenReady(subscriber);
+  // By the clock the takes are stamped by (their processedOn): the subscription's start is compared
+  // with them. (Confirmed before the clock's first reading, its start is this process's own time:
+  // off by the offset, which errs towards reading the marker where this clock is ahead, and where
+  // it is behind still precedes every take, all made after it.)
+  const cancels = await startCancelWatch(
+    subscriber,
+    keys.cancelChannel,
+    cancelRunning,
+    () => void cancelMarkedRunningJobs().catch((error: unknown) => log.warn({ err: error }, 'cannot look up cancels after a break in their subscription')),
+    () => clock.now(),
+  );
   // Read before any job is taken (Redis answers by now: the subscription above went through).
   const logClockError = repeatedErrorLogger(log, "cannot read Redis's clock; the last reading's offset stands", REPEATED_ERROR_LOG_INTERVAL_MS);
   await clock.sync().catch((error: unknown) => logClockError(error as Error));
   clock.start(REDIS_CLOCK_SYNC_INTERVAL_MS, (error) => logClockError(error as Error));
+  // Its timer would go on reading (and failing, logged) on the connection closed before it.
+  opened.add(() => clock.stop());
 
   /** Whether the job was cancelled before it could run: marked cancelled while queued, and taken
    * before the API could remove it. Asked after the job is registered in `runs`, so that a
@@ -468,6 +498,8 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
   }
 
   const bullRedis = createRedis(options.redisUrl, 'blocking', `cellblock-worker-bull-${workerId}`);
+  // With its duplicates: each BullMQ Worker blocks on one.
+  opened.add(() => disconnectWithDuplicates(bullRedis));
   // One BullMQ Worker per slot, each taking one job at a time: a Worker with concurrency > 1,
   // having taken a job, first asks Redis for another (a round trip that finds none when traffic
   // is sporadic) and only then starts the one it has. Each Worker blocks on its own connection
@@ -515,6 +547,15 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
       }
       return refused;
     };
+  });
+  opened.add(async () => {
+    await Promise.all(workers.map((worker) => startsSettled(worker, CLOSE_REDIS_AWAY_MS)));
+    await Promise.all(workers.map((worker) => worker.close(true)));
+  });
+  // The runs' lock fences (a timer each), closed before their Workers. None is open at a failed
+  // start, the Workers taking jobs only once it has succeeded (below); stopped should that change.
+  opened.add(() => {
+    for (const run of runs) run.fence.stop();
   });
   const lane = new BackgroundLane(workers.slice(options.concurrency), options.backgroundAfterMs, (error) =>
     log.warn({ err: error }, 'cannot pause a background lane worker'),
@@ -592,6 +633,7 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     },
     (error) => log.warn({ err: error }, 'heartbeat failed'),
   );
+  opened.add(() => heartbeat.stop());
 
   const notifier = new Notifier({
     connection: redis,
@@ -606,9 +648,15 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     stop: stopNotifier.signal,
   });
 
+  opened.add(async () => {
+    await notifier.startSettled(CLOSE_REDIS_AWAY_MS);
+    await notifier.close(true);
+  });
+
+  // Taking jobs (and notifications) once every part is ready: a start that fails has taken none.
+  await Promise.all([...workers.map((worker) => worker.waitUntilReady()), notifier.waitUntilReady()]);
   for (const worker of workers.slice(0, options.concurrency)) void worker.run();
   notifier.run();
-  await Promise.all([...workers.map((worker) => worker.waitUntilReady()), notifier.waitUntilReady()]);
   log.info(
     {
       concurrency: options.concurrency,

@@ -3,6 +3,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { Redis } from 'ioredis';
 import { startRedisServer } from '../../src/queue/redis-server.js';
 
 export interface TestRedis {
@@ -48,4 +49,14 @@ export async function start(port?: number): Promise<TestRedis> {
       running = true;
     },
   };
+}
+
+/** The clients of `admin`'s Redis but `admin` itself (CLIENT LIST): each one's name and last
+ * command. */
+export async function otherClients(admin: Redis): Promise<{ name: string; cmd: string }[]> {
+  const own = String(await admin.client('ID'));
+  return String(await admin.client('LIST'))
+    .split('\n')
+    .filter((line) => line && !line.startsWith(`id=${own} `))
+    .map((line) => ({ name: /\bname=(\S*)/.exec(line)?.[1] ?? '', cmd: /\bcmd=(\S*)/.exec(line)?.[1] ?? '' }));
 }

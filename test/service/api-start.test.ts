@@ -13,7 +13,7 @@ import { QUEUE_NAME } from '../../src/queue/keys.js';
 import { freeLoopbackPortExcept } from '../../src/queue/redis-server.js';
 import type { JobExecutor } from '../../src/queue/worker.js';
 import { startHoldingProxy } from '../helpers/holding-proxy.js';
-import { start as startRedis } from '../helpers/redis.js';
+import { otherClients, start as startRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
 import { postJson, startStandInWorker } from './fixtures.js';
 
@@ -24,15 +24,6 @@ async function startApi(redisUrl: string, prefix: string, avoidPort: number) {
   const port = await freeLoopbackPortExcept([avoidPort]);
   const config = loadConfig({ CELLBLOCK_REDIS_URL: redisUrl, CELLBLOCK_PORT: String(port), CELLBLOCK_HOST: '127.0.0.1', CELLBLOCK_QUEUE_PREFIX: prefix });
   return runApi(config, redisUrl, pino({ level: 'silent' }));
-}
-
-/** The other clients of `admin`'s Redis (CLIENT LIST): each one's name and last command. */
-async function otherClients(admin: Redis): Promise<{ name: string; cmd: string }[]> {
-  const own = String(await admin.client('ID'));
-  return String(await admin.client('LIST'))
-    .split('\n')
-    .filter((line) => line && !line.startsWith(`id=${own} `))
-    .map((line) => ({ name: /\bname=(\S*)/.exec(line)?.[1] ?? '', cmd: /\bcmd=(\S*)/.exec(line)?.[1] ?? '' }));
 }
 
 test("the API keeps two Redis connections: its producer's and the one its job events are read on (none idle beside them)", async () => {

@@ -3,16 +3,19 @@
 // SELECT), a login it does not take, a closed port. In this process (the API's and a worker's queue side, as the commands
 // build them), then through the `cellblock` command itself.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { describe, test } from 'node:test';
 import pino from 'pino';
 import { Redis } from 'ioredis';
 import { runApi } from '../../src/bin/api-command.js';
 import { loadConfig } from '../../src/config.js';
+import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { createRedis, onRedisRefusal, type RedisRefusal } from '../../src/queue/connection.js';
+import { RedisClock } from '../../src/queue/redis-clock.js';
 import { freeLoopbackPort, freeLoopbackPortExcept } from '../../src/queue/redis-server.js';
 import { reclaimPoolState } from '../helpers/pool-state.js';
 import { processExists } from '../helpers/processes.js';
-import { start as startRedis } from '../helpers/redis.js';
+import { otherClients, start as startRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
 import { builtRuntimes, getJson, postJson, runCellblockToExit, scratchDir, spawnCellblock, startIdleWorker } from './fixtures.js';
 
@@ -124,6 +127,54 @@ describe('in this process', () => {
       await redis.stop();
     }
   });
+
+  test("a command Redis refuses at a later step of a worker's start (BullMQ's INFO, to an ACL user without it): the start fails, leaving no connection, no liveness key, no clock reading on, nothing that keeps a process alive", async () => {
+    const redis = await startRedis();
+    const admin = new Redis(redis.url);
+    // The clocks started (RedisClock.start) and not stopped since: unref'd, a clock's timer keeps
+    // no process alive, so only this tells one left reading on a closed connection.
+    const ticking = new Set<RedisClock>();
+    let clocksStarted = 0;
+    const { start, stop } = RedisClock.prototype;
+    RedisClock.prototype.start = function (this: RedisClock, ...args: Parameters<typeof start>) {
+      clocksStarted++;
+      ticking.add(this);
+      start.apply(this, args);
+    };
+    RedisClock.prototype.stop = function (this: RedisClock) {
+      ticking.delete(this);
+      stop.apply(this);
+    };
+    try {
+      const url = await userWithoutInfo(admin, redis.port);
+      // ioredis says so on the console for each connection.
+      const warn = console.warn;
+      console.warn = (...args: unknown[]) => void (String(args[0]).startsWith('Skipping the ready check') || warn(...args));
+      try {
+        await assert.rejects(startIdleWorker(url, 'later-step', pino({ level: 'silent' })), { message: /^NOPERM .*'info'/ });
+      } finally {
+        console.warn = warn;
+      }
+      assert.equal(clocksStarted, 1, 'its clock, an earlier step, was started');
+      assert.equal(ticking.size, 0, "its clock's timer stopped");
+      assert.match(await admin.info('commandstats'), /^cmdstat_subscribe:calls=1,/m, 'its cancel subscription, an earlier step, was made');
+      await until(async () => (await otherClients(admin)).length === 0, 5000, 20, 'no connection of it left');
+      assert.deepEqual(await admin.keys('*'), [], 'its liveness key removed');
+      // The same in a process of its own, which then has nothing left to do: it ends by itself.
+      const fixtures = new URL('./fixtures.ts', import.meta.url).pathname;
+      const script = `import pino from 'pino'; import { startIdleWorker } from ${JSON.stringify(fixtures)};
+        await startIdleWorker(${JSON.stringify(url)}, 'later-step', pino({ level: 'silent' })).then(() => process.exit(3), () => {});`;
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: 'ignore' });
+      const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      clearTimeout(killer);
+      assert.equal(code, 0, 'the process ended by itself');
+    } finally {
+      Object.assign(RedisClock.prototype, { start, stop });
+      admin.disconnect();
+      await redis.stop();
+    }
+  });
 });
 
 const workerSkip = !builtRuntimes().runtimes.length ? 'no image built (bin/cellblock images build python)' : process.getuid?.() !== 0 && 'a worker runs as root';
@@ -229,6 +280,24 @@ describe('the cellblock command', () => {
     });
   });
 
+  test("worker: a command Redis refuses at a later step of the start (BullMQ's INFO, to an ACL user without it) ends it with status 1, its pool released (nothing left mounted) and no connection left", { skip: workerSkip }, async () => {
+    await withRedisAndPoolDir(async (redis, poolDir) => {
+      const admin = new Redis(redis.url);
+      try {
+        const url = await userWithoutInfo(admin, redis.port);
+        const env = { CELLBLOCK_REDIS_URL: url, CELLBLOCK_POOL_STATE_DIR: poolDir, CELLBLOCK_WORKER_PROCESSES: '1', CELLBLOCK_WORKER_CONCURRENCY: '1' };
+        const worker = await runCellblockToExit(['worker'], env);
+        assert.equal(worker.code, 1, worker.stderr);
+        assert.match(worker.stderr, /NOPERM .*'info'/);
+        assert.deepEqual(mountPointsUnder(poolDir), [], 'its pool released');
+        await until(async () => (await otherClients(admin)).length === 0, 5000, 20, 'no connection of it left');
+      } finally {
+        admin.disconnect();
+        await reclaimPoolState(poolDir);
+      }
+    });
+  });
+
   test('start with CELLBLOCK_REDIS_URL naming a database Redis does not have: it and its worker process stop, status 78', { skip: workerSkip }, async () => {
     await withRedisAndPoolDir(async (redis, poolDir) => {
       const started = await runCellblockToExit(['start'], {
@@ -302,6 +371,14 @@ async function withServiceWhosePasswordChanges(
       await reclaimPoolState(poolDir);
     }
   });
+}
+
+/** A URL whose user may run any command but INFO: its logins and a worker's SUBSCRIBE pass
+ * (ioredis skips its ready check on NOPERM), and BullMQ's version check, once its connections are
+ * ready, is refused. */
+async function userWithoutInfo(admin: Redis, port: number): Promise<string> {
+  await admin.acl('SETUSER', 'noinfo', 'on', `>${PASSWORD}`, '~*', '&*', '+@all', '-info');
+  return `redis://noinfo:${PASSWORD}@127.0.0.1:${port}`;
 }
 
 /** A command's pino lines, parsed (those it has finished writing). */
