@@ -331,9 +331,9 @@ export const JobView = Type.Object(
       Type.Literal('failed'),
       Type.Literal('cancelled'),
     ]),
-    createdAt: Type.String({ description: "When the API accepted the job. Every time of a job is Redis's clock, as the process that stamped it reads it (within a few ms), whatever the machines' own clocks say." }),
+    createdAt: Type.String({ description: "When the API accepted the job. A job's times are Redis's clock, as the process that stamped it reads it (within a few ms), whatever the machines' own clocks say; but for startedAt of a job not completed (see there)." }),
     startedAt: Type.Optional(
-      Type.String({ description: 'When the last worker that started the job took it. Absent until then, and on a job failed at a take before anything ran there (worker_lost, a live job not run again, cancelled as taken: Redis no longer holds its last run\'s start).' }),
+      Type.String({ description: 'When the last worker that started the job took it: by Redis\'s clock once the job is done or cancelled as it ran (its result\'s start); while it runs, and on a failed job, by that worker\'s own clock (BullMQ\'s take, whose lock renewals go by it), off by that machine\'s skew. Absent until then, and on a job failed at a take before anything ran there (worker_lost, a live job not run again, cancelled as taken: Redis no longer holds its last run\'s start).' }),
     ),
     finishedAt: Type.Optional(Type.String({ description: "When the job ended (its worker's end; a cancel's, for a job cancelled while queued). It is readable CELLBLOCK_RESULT_TTL_SECONDS from then." })),
     attempts: Type.Optional(

@@ -25,7 +25,7 @@ export interface CancelWatch {
  * heard id and returns whether a job running here took it. `resubscribed` is called each time the
  * subscription holds again after a break: the messages published during it are lost, and jobs
  * running here since before it must be looked up (their cancel markers). `now`: the clock that
- * listeningSince is asked by (the worker's takes are stamped by Redis's). */
+ * listeningSince is asked by (the worker's takes' processedOn are stamped by its own: Date.now). */
 export async function startCancelWatch(
   subscriber: Redis,
   channel: string,

@@ -5,10 +5,12 @@
 // cleaner (result-cleaner.ts) has removed them yet. The API's job client (client.ts) and the
 // notifier (notifier.ts) read records here.
 //
-// Every time is Redis's clock, as the process that stamped it estimates it (redis-clock.ts):
-// createdAt the API's; startedAt and finishedAt the worker's (BullMQ's processedOn and finishedOn,
-// which the worker has BullMQ stamp so; for a completed job the attempt its result holds). The
-// expiry compares finishedOn with the reader's estimate.
+// Times are Redis's clock, as the process that stamped it estimates it (redis-clock.ts): createdAt
+// the API's; finishedAt the worker's (BullMQ's finishedOn, which the worker has BullMQ stamp so;
+// for a completed job the attempt its result holds), and a completed job's startedAt (its
+// attempt's). Not yet completed (running; failed), startedAt is BullMQ's processedOn, the take,
+// by the worker's own clock: BullMQ's lock renewals count from it by that clock (worker.ts), so it
+// is off by that machine's skew. The expiry compares finishedOn with the reader's estimate.
 import type { Job, JobState, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobRecord, JobRequest, JobStatus } from '../jobs/model.js';

@@ -1,5 +1,6 @@
 // A run stops itself once its job's lock may have expired. BullMQ renews a running job's lock
-// every quarter of its duration, and stops the run (lockRenewalFailed) only when a renewal is
+// every quarter to half of its duration (counting from the take's processedOn, by this process's
+// clock, as this fence does), and stops the run (lockRenewalFailed) only when a renewal is
 // answered "not yours". A worker cut off from Redis hears no answer at all: its renewal waits in
 // TCP, while Redis's own clock (the lock's PX) expires the lock and the stall check hands the job
 // to another worker. Both copies then ran at once until the link came back. The fence needs no
@@ -18,7 +19,7 @@ export class LockFence {
   private timer: NodeJS.Timeout | undefined;
   private ended = false;
 
-  /** `lockedAtEpochMs`: when the command that took the lock was sent (BullMQ's `processedOn`,
+  /** `lockedAtEpochMs`: when the command that took the lock was sent, by this process's Date.now() (BullMQ's `processedOn`,
    * the take's own timestamp, read before it was sent). `onExpiring` is called once, when the
    * lock may expire within LOCK_FENCE_MARGIN_MS, unless renewed() moved that later first. */
   constructor(

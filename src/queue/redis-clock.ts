@@ -83,14 +83,22 @@ export class RedisClock implements Clock {
   }
 }
 
-/** The BullMQ scripts a worker runs that stamp a job with the time they are given (ARGV[2], after
- * their keys: as many as their file names say, moveToActive-11.lua): the take (processedOn) and
- * the finish (finishedOn, the finished set's score, which every expiry compares; and the next
- * job's take, fetched in the same script). */
-const STAMPING_SCRIPTS: Readonly<Record<string, number>> = { moveToActive: 11, moveToFinished: 14 };
+/** The BullMQ script a worker runs that stamps a job's finish with the time it is given (ARGV[2],
+ * after its keys: as many as its file name says, moveToFinished-14.lua): finishedOn and the
+ * finished set's score, which every expiry compares. Not the take (moveToActive): processedOn is
+ * what BullMQ's lock manager times its renewals from and what the lock fence counts from, both by
+ * this process's clock (Date.now(), performance.now()); stamped by Redis's, a worker behind by d
+ * renewed its locks d late (past half a lock: the lock expired and the job ran twice) and one
+ * ahead was fenced d early. */
+const STAMPING_SCRIPTS: Readonly<Record<string, number>> = { moveToFinished: 14 };
 /** What BullMQ put there is its Date.now() of an instant ago; a value farther from it is no time
  * of BullMQ's (a later BullMQ laid its arguments out otherwise), and is left as it is. */
 const JUST_NOW_MS = 60_000;
+/** moveToFinished's ARGV[6], after the time: 1 to take the next job in the same script. That take
+ * (its processedOn) and the delayed jobs' promotion before it would be stamped by the finish's
+ * time, Redis's: set to 0, the Worker takes its next job with moveToActive, by its own clock (one
+ * more round trip per job). */
+const FETCH_NEXT_ARG = 4;
 
 /** What stampByClock needs of BullMQ's Scripts (a Worker's public `scripts`). */
 export interface ScriptRunner {
@@ -98,14 +106,14 @@ export interface ScriptRunner {
 }
 
 /**
- * Makes a BullMQ Worker stamp the jobs it takes and finishes by `clock` (Redis's) instead of its
- * process's Date.now(): BullMQ takes no clock, and a job's finish stamped by one worker is compared
- * by every reader and cleaner, its take with its creation. Its scripts' calls (`scripts`, the
- * Worker's: its jobs run theirs) get the time replaced in their arguments, in place (BullMQ reads
- * a finished job's finishedOn back from them). Only for a queue whose Worker waits for no delayed
- * job: BullMQ times those waits by its process's clock, which would then disagree with the
- * scores. `onUnknownLayout` is told a command whose argument is not a time of BullMQ's (left as it
- * is: that job is stamped by the process's clock, as without this).
+ * Makes a BullMQ Worker stamp the jobs it finishes by `clock` (Redis's) instead of its process's
+ * Date.now(): BullMQ takes no clock, and a job's finish stamped by one worker is compared by every
+ * reader and cleaner. Its scripts' calls (`scripts`, the Worker's: its jobs run theirs) get the
+ * time replaced in their arguments, in place (BullMQ reads a finished job's finishedOn back from
+ * them), and take no next job (FETCH_NEXT_ARG). Takes, delayed scores and their promotion stay on
+ * the process's clock, as BullMQ times its waits and lock renewals. `onUnknownLayout` is told a
+ * command whose argument is not a time of BullMQ's (left as it is: that job is stamped by the
+ * process's clock, as without this).
  */
 export function stampByClock(scripts: ScriptRunner, clock: Clock, onUnknownLayout: (commandName: string) => void): void {
   const execCommand = scripts.execCommand.bind(scripts);
@@ -113,8 +121,11 @@ export function stampByClock(scripts: ScriptRunner, clock: Clock, onUnknownLayou
     const keys = STAMPING_SCRIPTS[commandName];
     if (keys !== undefined) {
       const stamped = args[keys + 1];
-      if (typeof stamped === 'number' && Math.abs(stamped - Date.now()) < JUST_NOW_MS) args[keys + 1] = clock.now();
-      else onUnknownLayout(commandName);
+      const fetchNext = args[keys + 1 + FETCH_NEXT_ARG];
+      if (typeof stamped === 'number' && Math.abs(stamped - Date.now()) < JUST_NOW_MS && (fetchNext === 0 || fetchNext === 1)) {
+        args[keys + 1] = clock.now();
+        args[keys + 1 + FETCH_NEXT_ARG] = 0;
+      } else onUnknownLayout(commandName);
     }
     return execCommand(client, commandName, args);
   };

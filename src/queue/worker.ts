@@ -12,10 +12,12 @@
 // Beside the jobs, a notifier sends finished jobs' webhooks and callbacks, whichever worker ran
 // them (notifier.ts).
 //
-// Times that another host compares (a job's take and finish, BullMQ's processedOn and finishedOn
-// included, against its creation and against the expiry every reader and cleaner computes) are
-// this process's estimate of Redis's clock (redis-clock.ts), as the API's creation stamp is; a job
-// handed back is given no time at all (see handBack).
+// Times that another host compares (a job's finish, BullMQ's finishedOn, against the expiry every
+// reader and cleaner computes; the run's start and end, against its creation, for its queue wait,
+// its latency and its record) are this process's estimate of Redis's clock (redis-clock.ts), as
+// the API's creation stamp is. The take (BullMQ's processedOn), which BullMQ's lock renewals and
+// the lock fence count from, and a delayed hand-back's time stay this process's own clock, as
+// BullMQ times its renewals, its delayed waits and their promotion (see handBack).
 //
 // The path from "taken" to "program started" makes no Redis round trip of its own: the cancel
 // marker is read only when a cancel message could have been missed (see cancel-watch.ts), a
@@ -277,16 +279,14 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
   // process started again by its supervisor, Redis's password changed meanwhile), is an outage to
   // wait out. A refusal of a setting ends the wait (whenReady).
   await whenReady(subscriber);
-  // By the clock the takes are stamped by (their processedOn): the subscription's start is compared
-  // with them. (Confirmed before the clock's first reading, its start is this process's own time:
-  // off by the offset, which errs towards reading the marker where this clock is ahead, and where
-  // it is behind still precedes every take, all made after it.)
+  // By the clock the takes are stamped by (their processedOn: this process's own): the
+  // subscription's start is compared with them.
   const cancels = await startCancelWatch(
     subscriber,
     keys.cancelChannel,
     cancelRunning,
     () => void cancelMarkedRunningJobs().catch((error: unknown) => log.warn({ err: error }, 'cannot look up cancels after a break in their subscription')),
-    () => clock.now(),
+    () => Date.now(),
   );
   // Read before any job is taken (Redis answers by now: the subscription above went through).
   const logClockError = repeatedErrorLogger(log, "cannot read Redis's clock; the last reading's offset stands", REPEATED_ERROR_LOG_INTERVAL_MS);
@@ -316,10 +316,14 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
    * waiting), with no time given, since BullMQ's moveToDelayed scores the job by this worker's
    * clock, so that one ahead by d left it delayed for d, every other worker idle beside it. (BullMQ
    * leaves a job it is told was moved to wait as it is.) `delayMs` later (a shortage waited out):
-   * delayed by Redis's clock, as the takes that promote delayed jobs are stamped (stampByClock). */
+   * by this worker's clock, as BullMQ scores the job (its moveToDelayed adds the delay to the
+   * worker's Date.now()) and as the takes that promote it (moveToActive) and the Workers' waits for
+   * it are timed. A worker whose clock is off promotes it early or late by its skew: one behind
+   * wakes at least every 10 s (BullMQ's longest block) and takes it late by at most its skew; a
+   * worker with a correct clock takes it on time. */
   async function handBack(job: Job<JobRequest, JobResult>, token: string | undefined, delayMs = 0): Promise<never> {
     if (delayMs > 0) {
-      await job.moveToDelayed(clock.now() + delayMs, token);
+      await job.moveToDelayed(Date.now() + delayMs, token);
       throw new DelayedError();
     }
     await job.moveToWait(token);
@@ -387,8 +391,9 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
     const startedAtMs = clock.now();
     const queueWaitMs = Math.max(0, startedAtMs - job.timestamp);
     const controller = new AbortController();
-    // From the take's own timestamp (processedOn: read before the take was sent), renewed as the
-    // slot's renewals are answered (extendJobLocks below).
+    // From the take's own timestamp (processedOn: this process's Date.now(), read before the take
+    // was sent, as BullMQ's lock manager counts from it too), renewed as the slot's renewals are
+    // answered (extendJobLocks below).
     const fence = new LockFence(options.lockDurationMs, job.processedOn ?? Date.now(), () => {
       log.warn({ jobId, lockDurationMs: options.lockDurationMs }, "job's lock not renewed for its duration (Redis not answering): stopping its run, since another worker may take the job now");
       controller.abort('lock_lost' satisfies AbortReason);
@@ -520,9 +525,7 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
         autorun: false,
       }),
   );
-  // Their takes and finishes stamped by Redis's clock. The jobs' queue's only delayed jobs are those
-  // handed back at a host shortage (1-16 s: HOST_SHORTAGE_RETRY), whose wait BullMQ times by this
-  // process's clock: a worker whose clock is off wakes early or late for them, and another takes them.
+  // Their finishes stamped by Redis's clock; their takes by this process's (stampByClock).
   const unknownLayouts = new Set<string>();
   for (const worker of workers) {
     stampByClock(worker.scripts, clock, (command) => {

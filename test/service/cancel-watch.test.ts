@@ -67,7 +67,7 @@ test('a cancel heard before its job runs here is remembered once; a running job 
   }
 });
 
-test("the subscription's start is told by the clock it is given (the worker's takes are stamped by Redis's), not the process's", async () => {
+test("the subscription's start is told by the clock it is given (the one the worker's takes are stamped by), not the process's", async () => {
   const subscriber = createRedis(redis.url, 'blocking', 'test-cancel-watch-clock');
   try {
     // Redis's clock an hour behind this process's.

@@ -72,7 +72,7 @@ describe("hosts' clocks apart", () => {
   });
 
   /** A stand-in worker process whose clock is `shiftMs` off this machine's. */
-  async function skewedWorker(shiftMs: number, executor: 'ok' | 'unavailable' = 'ok', shutdownGraceMs?: number): Promise<SkewedWorker> {
+  async function skewedWorker(shiftMs: number, executor: 'ok' | 'unavailable' | 'slow' | 'short-once' = 'ok', shutdownGraceMs?: number, more: Record<string, string> = {}): Promise<SkewedWorker> {
     const child = spawn(process.execPath, ['--import', 'tsx', '--import', shiftClock, workerScript], {
       env: {
         ...process.env,
@@ -81,6 +81,7 @@ describe("hosts' clocks apart", () => {
         CELLBLOCK_TEST_EXECUTOR: executor,
         CELLBLOCK_TEST_CLOCK_SHIFT_MS: String(shiftMs),
         ...(shutdownGraceMs !== undefined ? { CELLBLOCK_TEST_SHUTDOWN_GRACE_MS: String(shutdownGraceMs) } : {}),
+        ...more,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -222,6 +223,25 @@ describe("hosts' clocks apart", () => {
     }
   });
 
+  test("a job that runs past its lock's duration on a worker whose clock is ahead, or behind, is renewed: done once, neither fenced nor run twice", { timeout: 120_000 }, async () => {
+    // BullMQ's lock manager renews a job's lock counting from its processedOn by the worker's
+    // Date.now(), and the lock fence counts from it too. Stamped by Redis's clock, a worker ahead
+    // fenced its run at once, and one behind renewed its lock an hour late (it expired; the stall
+    // check handed the job on, and it ran again).
+    const lockDurationMs = 2000;
+    for (const shiftMs of [AHEAD_MS, -AHEAD_MS]) {
+      const worker = await skewedWorker(shiftMs, 'slow', undefined, { CELLBLOCK_TEST_LOCK_DURATION_MS: String(lockDurationMs), CELLBLOCK_TEST_RUN_MS: '3000' });
+      try {
+        const stdin = `long-${shiftMs}`;
+        const job = await submit({ language: 'python', source: 'print("long")', stdin }, true);
+        assert.deepEqual([job.status, job.attempts, job.result?.verdict], ['done', 1, 'ok'], `shifted ${shiftMs} ms: ${JSON.stringify(job)}\n${worker.output()}`);
+        assert.equal(worker.output().split('\n').filter((line) => line === `run ${stdin}`).length, 1, `run once:\n${worker.output()}`);
+      } finally {
+        await worker.stop();
+      }
+    }
+  });
+
   test('a job handed back by a worker whose clock is ahead is taken at once by another', { timeout: 120_000 }, async () => {
     // Its executor becomes unusable as the job reaches it: the worker hands the job back and stops.
     const ahead = await skewedWorker(AHEAD_MS, 'unavailable');
@@ -237,6 +257,23 @@ describe("hosts' clocks apart", () => {
       assert.equal((await read(job.id)).json.attempts, 2, 'taken twice');
     } finally {
       await local.close();
+    }
+  });
+
+  test('a job handed back at a host shortage by a worker whose clock is ahead waits its delay, by that clock, before its retake there', { timeout: 120_000 }, async () => {
+    // BullMQ's moveToDelayed adds the delay to the worker's Date.now() (its score), and the
+    // worker's takes promote it, and its waits end, by that clock too. Given a time by Redis's
+    // clock, the delay came out negative (none) for a worker ahead by more than it.
+    const ahead = await skewedWorker(AHEAD_MS, 'short-once');
+    try {
+      const startedAt = Date.now();
+      const job = await submit({ language: 'python', source: 'print("short")' }, true);
+      const tookMs = Date.now() - startedAt;
+      assert.deepEqual([job.status, job.attempts], ['done', 2], JSON.stringify(job));
+      // HOST_SHORTAGE_RETRY's first delay: 1 s.
+      assert.ok(tookMs >= 950 && tookMs < SLACK_MS, `done ${tookMs} ms after its submission`);
+    } finally {
+      await ahead.stop();
     }
   });
 

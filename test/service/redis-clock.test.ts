@@ -31,7 +31,7 @@ test("a process whose clock is an hour ahead, or behind, tells Redis's time once
     await clock.sync();
     assert.ok(Math.abs(clock.offsetMs + shiftMs) < 50, `offset ${clock.offsetMs} for a clock ${shiftMs} ms off`);
     const [before, told, after] = [await redisNowMs(), clock.now(), await redisNowMs()];
-    assert.ok(told >= before - 5 && told <= after + 5, `told ${told}, Redis said ${before} then ${after}`);
+    assert.ok(told >= before - 50 && told <= after + 50, `told ${told}, Redis said ${before} then ${after}`);
     assert.ok(Number.isInteger(told), 'whole milliseconds, as BullMQ stamps');
   }
 });
@@ -55,23 +55,25 @@ test('the reading with the shortest round trip is kept: a slow one is outweighed
   assert.ok(slowError > 100, `a slow reading alone is off by about half its round trip (${slowError} ms)`);
   delayMs = 0;
   await clock.sync();
-  assert.ok(Math.abs(clock.offsetMs - aheadMs) <= 5, `a quick reading wins (offset ${clock.offsetMs})`);
+  assert.ok(Math.abs(clock.offsetMs - aheadMs) <= 50, `a quick reading wins (offset ${clock.offsetMs})`);
   delayMs = 400;
   await clock.sync();
-  assert.ok(Math.abs(clock.offsetMs - aheadMs) <= 5, `a later slow reading does not displace it (offset ${clock.offsetMs})`);
+  assert.ok(Math.abs(clock.offsetMs - aheadMs) <= 50, `a later slow reading does not displace it (offset ${clock.offsetMs})`);
 });
 
-test("BullMQ's take and finish are stamped by the clock where BullMQ put its time; other calls, and a layout of another BullMQ, are left as they are", () => {
+test("BullMQ's finish is stamped by the clock where BullMQ put its time, taking no next job; its take, other calls, and a layout of another BullMQ are left as they are", () => {
   const clock: Clock = { now: () => 42, offsetMs: 0 };
   const sent: { command: string; args: unknown[] }[] = [];
   const scripts = { execCommand: (_client: never, command: string, args: unknown[]) => void sent.push({ command, args }) };
   const unknown: string[] = [];
   stampByClock(scripts, clock, (command) => unknown.push(command));
   const keys = (count: number) => Array.from({ length: count }, (_, i) => `key${i}`);
-  // As BullMQ 5 lays them out: moveToActive-11 (prefix, timestamp, opts); moveToFinished-14 (id,
-  // timestamp, ...); moveToDelayed-12 (prefix, timestamp, ...), which is not stamped.
-  scripts.execCommand(undefined as never, 'moveToActive', [...keys(11), 'prefix', Date.now(), 'opts']);
-  scripts.execCommand(undefined as never, 'moveToFinished', [...keys(14), 'job-1', Date.now(), 'returnvalue']);
+  // As BullMQ 5 lays them out: moveToActive-11 (prefix, timestamp, opts), the take, which BullMQ's
+  // lock renewals count from by the process's clock: not stamped; moveToFinished-14 (id, timestamp,
+  // propVal, value, target, fetchNext, ...); moveToDelayed-12 (prefix, timestamp, ...), not stamped.
+  const takenAt = Date.now();
+  scripts.execCommand(undefined as never, 'moveToActive', [...keys(11), 'prefix', takenAt, 'opts']);
+  scripts.execCommand(undefined as never, 'moveToFinished', [...keys(14), 'job-1', Date.now(), 'returnvalue', 'null', 'completed', 1, 'prefix']);
   const delayedAt = Date.now();
   scripts.execCommand(undefined as never, 'moveToDelayed', [...keys(12), 'prefix', delayedAt, 'job-1']);
   // A layout of another BullMQ: no time where this one had it.
@@ -79,12 +81,14 @@ test("BullMQ's take and finish are stamped by the clock where BullMQ put its tim
   assert.deepEqual(
     sent.map(({ command, args }) => [command, args.find((arg) => typeof arg === 'number')]),
     [
-      ['moveToActive', 42],
+      ['moveToActive', takenAt],
       ['moveToFinished', 42],
       ['moveToDelayed', delayedAt],
       ['moveToFinished', sent[3]!.args[16]],
     ],
   );
+  // The finish takes no next job: that take, and the promotions before it, would be by Redis's time.
+  assert.equal(sent[1]!.args[14 + 5], 0, 'fetchNext 0');
   assert.notEqual(sent[3]!.args[16], 42);
   assert.deepEqual(unknown, ['moveToFinished']);
 });
