@@ -49,10 +49,22 @@ export class LockFence {
   private arm(): void {
     const leftMs = this.heldUntilMs - LOCK_FENCE_MARGIN_MS - performance.now();
     this.timer = setTimeout(() => {
-      if (this.ended) return;
-      if (this.heldUntilMs - LOCK_FENCE_MARGIN_MS > performance.now()) return this.arm();
-      this.ended = true;
-      this.onExpiring();
+      if (this.ended || this.stillHeld()) return;
+      // Timers run before the loop reads its sockets: after a stall (a long synchronous step, a
+      // paused process) a renewal's answer may already wait in the socket, unread. Looked at once
+      // more after the loop has read them (setImmediate follows that poll), before stopping.
+      setImmediate(() => {
+        if (this.ended || this.stillHeld()) return;
+        this.ended = true;
+        this.onExpiring();
+      });
     }, Math.max(0, leftMs));
+  }
+
+  /** Whether the lock is still certainly held beyond the margin: then armed again for then. */
+  private stillHeld(): boolean {
+    if (this.heldUntilMs - LOCK_FENCE_MARGIN_MS <= performance.now()) return false;
+    this.arm();
+    return true;
   }
 }
