@@ -32,8 +32,10 @@ export interface RedisKeys {
   liveUnrunTakes(jobId: string): string;
   /** Counter: the takes of a job whose sandbox met a host shortage, no sandbox uid free or no file
    * descriptor, either counting (worker.ts, handBackAtHostShortage): past a few, it fails instead
-   * of going back to the queue. */
-  hostShortageTakes(jobId: string): string;
+   * of going back to the queue. Under the job's creation too (BullMQ's timestamp, ms): a job made
+   * again under the same id (an Idempotency-Key whose job expired) starts from none, not from the
+   * count of the one before, kept a day. */
+  hostShortageTakes(jobId: string, createdMs: number): string;
   /** String: a live ticket's holder (client.ts, issueLiveTicket), under the ticket's digest;
    * its TTL is the ticket's lifetime. */
   liveTicket(ticketDigest: string): string;
@@ -64,7 +66,7 @@ export function redisKeys(prefix: string): RedisKeys {
     liveEvents: (jobId) => `${base}:live:${jobId}:events`,
     liveInput: (jobId) => `${base}:live:${jobId}:input`,
     liveUnrunTakes: (jobId) => `${base}:live:${jobId}:unrun-takes`,
-    hostShortageTakes: (jobId) => `${base}:host-shortages:${jobId}`,
+    hostShortageTakes: (jobId, createdMs) => `${base}:host-shortages:${jobId}:${createdMs}`,
     liveTicket: (ticketDigest) => `${base}:live-ticket:${ticketDigest}`,
     resultClean: (resultTtlSeconds) => `${base}:result-clean:${resultTtlSeconds}`,
     sentNotificationsClean: `${base}:sent-notifications-clean`,

@@ -359,7 +359,7 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
    * tried. */
   async function handBackAtHostShortage(job: Job<JobRequest, JobResult>, token: string | undefined, error: ExecutorError, live: LiveChannel | undefined): Promise<string> {
     if (live?.started === true) return `executor: ${error.message}`;
-    const key = keys.hostShortageTakes(job.id!);
+    const key = keys.hostShortageTakes(job.id!, job.timestamp);
     const [incrError, counted] = (await redis.multi().incr(key).pexpire(key, HAND_BACK_COUNT_TTL_MS).exec())?.[0] ?? [new Error('the count of its host shortages was discarded')];
     if (incrError) throw incrError;
     const shortages = Number(counted);

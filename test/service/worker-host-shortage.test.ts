@@ -8,13 +8,14 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { Queue } from 'bullmq';
 import pino from 'pino';
 import { ExecutorError } from '../../src/executor/errors.js';
 import type { ExecuteRequest, ExecuteResult } from '../../src/executor/types.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { JobRequest, LiveEvent } from '../../src/jobs/model.js';
 import { createRedis } from '../../src/queue/connection.js';
-import { redisKeys } from '../../src/queue/keys.js';
+import { QUEUE_NAME, redisKeys } from '../../src/queue/keys.js';
 import type { HostShortageRetry, JobExecutor, QueueWorker } from '../../src/queue/worker.js';
 import { runAsEcho, startService, startStandInWorker, type ServiceHarness } from './fixtures.js';
 
@@ -122,10 +123,30 @@ describe('a job at a host shortage (no sandbox uid, no file descriptor)', () => 
       assert.equal(takes.get(source)?.length, RETRY.handBacks + 1, 'not a bound for each shortage');
       // Its fourth take (even) was short of descriptors.
       assert.deepEqual(record?.failure, { code: 'internal_error', message: `executor: ${MESSAGES.descriptors}${TRIED}` });
-      assert.equal(Number(await redis.get(redisKeys(service.prefix).hostShortageTakes(id))), RETRY.handBacks + 1);
+      assert.equal(Number(await redis.get(redisKeys(service.prefix).hostShortageTakes(id, Date.parse(record!.createdAt)))), RETRY.handBacks + 1);
       assert.equal(record?.attempts, RETRY.handBacks + 1);
     } finally {
       redis.disconnect();
+    }
+  });
+
+  test('a job made again under the same id (an Idempotency-Key whose job expired) starts from no shortage counted', async () => {
+    const queue = new Queue(QUEUE_NAME, { connection: createRedis(service.redis.url, 'producer', 'cellblock-test-queue'), prefix: service.prefix });
+    try {
+      const key = 'host-shortage-again';
+      const first = await service.jobs.submitOnce(request('always uid'), key);
+      assert.equal((await service.jobs.wait(first.id, 20_000))?.status, 'failed');
+      // Gone, as an expired job is before its key makes a new one.
+      await queue.remove(first.id);
+      const source = '2 uid again';
+      const again = await service.jobs.submitOnce(request(source), key);
+      assert.equal(again.id, first.id);
+      const record = await service.jobs.wait(again.id, 20_000);
+      // Counted on from the first job's 4, it failed at its first shortage.
+      assert.deepEqual([record?.status, record?.attempts, takes.get(source)?.length], ['done', 3, 3], JSON.stringify(record));
+    } finally {
+      await queue.close();
+      (await queue.client).disconnect();
     }
   });
 
