@@ -10,12 +10,36 @@ import { QueueUnavailableError } from '../../queue/errors.js';
  * as the cut lasts), not timed out, under Kubernetes' default probe timeout of 1 s. */
 export const READINESS_REDIS_MS = 800;
 
+/** How long a background count of the live workers may take (a SCAN of the whole keyspace for
+ * their liveness keys: long where Redis holds many keys). */
+const WORKER_COUNT_TIMEOUT_MS = 30_000;
+
 export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService }> = async (app, { jobs }) => {
   app.get(
     '/healthz',
     { schema: { summary: 'The API process is up', tags: ['service'], response: { 200: Health } } },
     async () => ({ status: 'ok' }),
   );
+
+  // The live workers' count: a SCAN over the whole keyspace, whose time grows with the keys Redis
+  // holds, so that within READINESS_REDIS_MS it failed where they are many and the probe flapped
+  // 503. Only the PING is bounded by it; each probe starts a count (or joins the one under way) and
+  // waits for it while the bound lasts, answering with the last completed one otherwise (none
+  // before the first: no workers).
+  let countedWorkers = 0;
+  let counting: Promise<void> | undefined;
+  const countWorkers = (): Promise<void> =>
+    (counting ??= jobs
+      .liveWorkers(WORKER_COUNT_TIMEOUT_MS)
+      .then(
+        (workers) => void (countedWorkers = workers.length),
+        // Redis away: the PING says so; a failure other than Redis's (a liveness key it cannot
+        // read) counts no worker.
+        (error: unknown) => {
+          if (!(error instanceof QueueUnavailableError)) countedWorkers = 0;
+        },
+      )
+      .finally(() => (counting = undefined)));
 
   app.get(
     '/readyz',
@@ -28,18 +52,15 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService }> = asy
     },
     async (_request, reply) => {
       const deadline = Date.now() + READINESS_REDIS_MS;
-      const leftMs = () => Math.max(1, deadline - Date.now());
-      let workers: number;
       try {
-        await jobs.ping(leftMs());
-        // A failure other than Redis's (a liveness key it cannot read) counts no worker.
-        workers = (await jobs.liveWorkers(leftMs()).catch((error: unknown) => {
-          if (error instanceof QueueUnavailableError) throw error;
-          return [];
-        })).length;
+        await jobs.ping(READINESS_REDIS_MS);
       } catch {
         return reply.code(503).header('retry-after', '5').send({ status: 'unavailable', redis: 'unreachable', workers: 0 });
       }
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([countWorkers(), new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+      clearTimeout(timer);
+      const workers = countedWorkers;
       const ready = workers > 0;
       // Not ready for want of workers: a balancer or a client asks again, as when Redis is away.
       if (!ready) reply.header('retry-after', '5');
