@@ -91,8 +91,8 @@ test("a ?wait=true request sent as soon as the API listens is answered by its jo
       assert.equal(answer.status, 200, JSON.stringify(answer.json));
       assert.equal(answer.json.status, 'done');
       assert.equal(answer.json.result.stdout, '1\n');
-      // The wait's poll would answer it after 1 s.
-      assert.ok(answeredInMs < 700, `answered in ${answeredInMs} ms`);
+      // The wait's poll would answer it after 1 s (~1.2 s in all); room for a loaded machine below.
+      assert.ok(answeredInMs < 900, `answered in ${answeredInMs} ms`);
     } finally {
       await api.close();
     }
