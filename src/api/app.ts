@@ -40,6 +40,7 @@ export type ApiConfig = Pick<
   | 'maxLiveSessionsPerClient'
   | 'trustedProxies'
   | 'corsOrigins'
+  | 'workerHeartbeatTtlMs'
 >;
 
 export interface BuildAppOptions {
@@ -236,7 +237,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   app.addSchema(ErrorBody);
 
-  await app.register(healthRoutes, { jobs });
+  await app.register(healthRoutes, { jobs, workerCountMaxAgeMs: config.workerHeartbeatTtlMs });
   await app.register(metricsRoutes, { jobs, liveSockets });
 
   const fronts = await loadCompatFronts();

@@ -377,7 +377,10 @@ export const RuntimeList = Type.Array(RuntimeView);
 
 export const Health = Type.Object({ status: Type.String() });
 export const Readiness = Type.Object({
-  status: Type.String(),
-  redis: Type.String(),
-  workers: Type.Integer(),
+  status: Type.String({ description: '`ready`, `no_workers` or `unavailable`' }),
+  redis: Type.String({ description: '`ok` or `unreachable`' }),
+  workers: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'The live workers; null where unknown: no count of them completed within a worker heartbeat TTL (CELLBLOCK_WORKER_HEARTBEAT_TTL_MS)',
+  }),
+  reason: Type.Optional(Type.String({ description: 'Why the workers are unknown, where they are (workers: null)' })),
 });

@@ -25,6 +25,7 @@ export interface JobService extends JobClient {
    * (default: the client's own Redis timeout), as /readyz and /metrics bound their answers. */
   ping(timeoutMs?: number): Promise<void>;
   counts(timeoutMs?: number): Promise<QueueCounts>;
-  liveWorkers(timeoutMs?: number): Promise<WorkerLiveness[]>;
+  /** Stops sending its SCAN once `signal` aborts (or its timeout passes). */
+  liveWorkers(timeoutMs?: number, signal?: AbortSignal): Promise<WorkerLiveness[]>;
   stats(timeoutMs?: number): Promise<JobStats>;
 }

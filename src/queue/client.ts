@@ -665,12 +665,15 @@ export class BullJobClient implements JobClient {
   /** Workers whose liveness key has not expired and, where Redis lists its clients' names, whose
    * own connection is still open, wherever they run. The key alone would count a killed worker
    * alive until it expires (the heartbeat TTL); its connection goes as the process dies. A worker
-   * whose host vanished without closing its connections is caught by the expiry. */
-  async liveWorkers(timeoutMs = this.redisTimeoutMs): Promise<WorkerLiveness[]> {
-    return this.guard(async () => {
+   * whose host vanished without closing its connections is caught by the expiry.
+   * The SCAN stops at the next page once `signal` aborts or `timeoutMs` passes: a count given up on
+   * (a keyspace of many millions) would otherwise go on beside the next one. */
+  async liveWorkers(timeoutMs = this.redisTimeoutMs, signal?: AbortSignal): Promise<WorkerLiveness[]> {
+    return this.guard(async (stopped) => {
       const keys: string[] = [];
       let cursor = '0';
       do {
+        stopped.throwIfAborted();
         const [next, batch] = await this.redis.scan(cursor, 'MATCH', this.keys.workerPattern, 'COUNT', 1000);
         cursor = next;
         keys.push(...batch);
@@ -680,7 +683,7 @@ export class BullJobClient implements JobClient {
       const workers = values.filter((value): value is string => value !== null).map((value) => JSON.parse(value) as WorkerLiveness);
       const connected = await this.connectionNames();
       return connected ? workers.filter((worker) => connected.has(workerConnectionName(worker.workerId))) : workers;
-    }, timeoutMs);
+    }, timeoutMs, signal);
   }
 
   /** The names of the connections Redis holds now; undefined where it does not tell: CLIENT LIST
@@ -751,18 +754,25 @@ export class BullJobClient implements JobClient {
     for (const listener of this.waiters.get(jobId) ?? []) listener(finalState, completion);
   }
 
-  /** Runs a Redis operation; a dead or slow Redis becomes QueueUnavailableError (503), not a hang or a 500. */
-  private async guard<T>(operation: () => Promise<T>, timeoutMs = this.redisTimeoutMs): Promise<T> {
+  /** Runs a Redis operation; a dead or slow Redis becomes QueueUnavailableError (503), not a hang or a 500.
+   * The operation's signal aborts at the timeout (or with `signal`): one of many commands (a SCAN's
+   * pages) looks at it between them, so that what was given up on stops sending. */
+  private async guard<T>(operation: (stopped: AbortSignal) => Promise<T>, timeoutMs = this.redisTimeoutMs, signal?: AbortSignal): Promise<T> {
     // Not connected (Redis down or reconnecting): answer now rather than queue the call.
     if (this.redis.status !== 'ready') {
       throw new QueueUnavailableError(new Error(`redis connection is ${this.redis.status}`));
     }
+    const timedOut = new AbortController();
+    const stopped = signal ? AbortSignal.any([signal, timedOut.signal]) : timedOut.signal;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new QueueUnavailableError(new Error(`no answer from redis in ${timeoutMs} ms`))), timeoutMs);
+      timer = setTimeout(() => {
+        reject(new QueueUnavailableError(new Error(`no answer from redis in ${timeoutMs} ms`)));
+        timedOut.abort();
+      }, timeoutMs);
     });
     try {
-      return await Promise.race([operation(), timeout]);
+      return await Promise.race([operation(stopped), timeout]);
     } catch (error) {
       if (error instanceof QueueUnavailableError || error instanceof QueueFullError) throw error;
       if (this.redis.status !== 'ready' || (error instanceof Error && CONNECTION_ERROR.test(error.message))) {

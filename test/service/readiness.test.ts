@@ -1,11 +1,16 @@
 // /readyz's bound: Redis's PING within READINESS_REDIS_MS; the live workers' count (a SCAN of the
-// whole keyspace, long where Redis holds many keys) from the last count completed, not within it.
+// whole keyspace, long where Redis holds many keys) from the last count completed, not within it,
+// and only while that count is younger than a worker's liveness (the heartbeat TTL).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import Fastify from 'fastify';
+import { Redis } from 'ioredis';
 import { healthRoutes, READINESS_REDIS_MS } from '../../src/api/routes/system.js';
 import type { JobService } from '../../src/api/service.js';
+import { BullJobClient } from '../../src/queue/client.js';
+import { QueueUnavailableError } from '../../src/queue/errors.js';
 import type { WorkerLiveness } from '../../src/queue/heartbeat.js';
+import { start } from '../helpers/redis.js';
 
 test('a count of the live workers longer than the bound answers the probes that follow, and no probe waits past the bound', async () => {
   // Each count takes twice the bound, as a SCAN of a keyspace of many millions may.
@@ -29,13 +34,78 @@ test('a count of the live workers longer than the bound answers the probes that 
       assert.ok(tookMs < READINESS_REDIS_MS + 500, `answered in ${tookMs} ms`);
       return { status: response.statusCode, body: response.json() };
     };
-    // None counted yet: not ready, for want of workers (Redis answers).
-    assert.deepEqual(await probe(), { status: 503, body: { status: 'no_workers', redis: 'ok', workers: 0 } });
+    // None counted yet: not ready, the workers unknown (Redis answers).
+    const first = await probe();
+    assert.equal(first.status, 503);
+    assert.deepEqual({ ...first.body, reason: undefined }, { status: 'unavailable', redis: 'ok', workers: null, reason: undefined });
+    assert.match(first.body.reason, /no count of them has completed yet/);
     // Once that count completes, the next probe answers with it while its own count goes on.
     await new Promise((resolve) => setTimeout(resolve, countMs));
     assert.deepEqual(await probe(), { status: 200, body: { status: 'ready', redis: 'ok', workers: 1 } });
     assert.equal(counts, 2, 'a count per probe, none at once beside another');
   } finally {
     await app.close();
+  }
+});
+
+test('a count older than the heartbeat TTL, every count since failing or timing out, is no answer: 503 with the workers unknown', async () => {
+  const maxAgeMs = 300;
+  let fail = false;
+  const jobs = {
+    ping: async () => {},
+    liveWorkers: async () => {
+      if (fail) throw new QueueUnavailableError(new Error('no answer from redis in 30000 ms'));
+      return [{ workerId: 'w1' }] as unknown as WorkerLiveness[];
+    },
+  } as unknown as JobService;
+  const app = Fastify();
+  await app.register(healthRoutes, { jobs, workerCountMaxAgeMs: maxAgeMs });
+  try {
+    assert.deepEqual((await app.inject({ url: '/readyz' })).json(), { status: 'ready', redis: 'ok', workers: 1 });
+    // Every worker gone, and the counts that would say so fail: still ready while the last count is young...
+    fail = true;
+    assert.equal((await app.inject({ url: '/readyz' })).statusCode, 200);
+    // ...and unknown once it is older than a worker's liveness.
+    await new Promise((resolve) => setTimeout(resolve, maxAgeMs + 50));
+    const stale = await app.inject({ url: '/readyz' });
+    assert.equal(stale.statusCode, 503);
+    assert.equal(stale.headers['retry-after'], '5');
+    const body = stale.json();
+    assert.deepEqual([body.status, body.redis, body.workers], ['unavailable', 'ok', null]);
+    assert.match(body.reason, /last count completed \d+ ms ago, longer than a worker's liveness lasts \(300 ms\)/);
+    // A count that completes again answers again.
+    fail = false;
+    assert.deepEqual((await app.inject({ url: '/readyz' })).json(), { status: 'ready', redis: 'ok', workers: 1 });
+  } finally {
+    await app.close();
+  }
+});
+
+test('a count of the live workers that times out stops its SCAN: the next count does not run beside it', async () => {
+  const redis = await start();
+  const admin = new Redis(redis.url);
+  const jobs = new BullJobClient({ redisUrl: redis.url, prefix: 'readiness-scan', resultTtlSeconds: 600, maxQueuedJobs: 1000 });
+  try {
+    await jobs.ready();
+    // A keyspace whose SCAN takes a few hundred pages of 1000.
+    await admin.eval("for i = 1, 300000 do redis.call('SET', 'filler:' .. i, 'x') end", 0);
+    const scans = async () => Number(/cmdstat_scan:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1] ?? 0);
+    const before = await scans();
+    await assert.rejects(jobs.liveWorkers(1), QueueUnavailableError);
+    // Time for the rest of the SCAN, were it going on.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const pages = (await scans()) - before;
+    assert.ok(pages <= 2, `${pages} SCAN pages after a count that timed out at its first`);
+    // An abort from outside stops it likewise.
+    const stop = new AbortController();
+    const count = jobs.liveWorkers(30_000, stop.signal);
+    stop.abort();
+    await assert.rejects(count);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.ok((await scans()) - before - pages <= 2);
+  } finally {
+    await jobs.close();
+    admin.disconnect();
+    await redis.stop();
   }
 });

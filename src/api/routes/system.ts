@@ -14,7 +14,14 @@ export const READINESS_REDIS_MS = 800;
  * their liveness keys: long where Redis holds many keys). */
 const WORKER_COUNT_TIMEOUT_MS = 30_000;
 
-export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService }> = async (app, { jobs }) => {
+/** A completed count of the live workers is trusted this long by default (the API's
+ * CELLBLOCK_WORKER_HEARTBEAT_TTL_MS is passed in by the app). */
+const DEFAULT_WORKER_COUNT_MAX_AGE_MS = 30_000;
+
+export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService; workerCountMaxAgeMs?: number }> = async (
+  app,
+  { jobs, workerCountMaxAgeMs = DEFAULT_WORKER_COUNT_MAX_AGE_MS },
+) => {
   app.get(
     '/healthz',
     { schema: { summary: 'The API process is up', tags: ['service'], response: { 200: Health } } },
@@ -24,19 +31,24 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService }> = asy
   // The live workers' count: a SCAN over the whole keyspace, whose time grows with the keys Redis
   // holds, so that within READINESS_REDIS_MS it failed where they are many and the probe flapped
   // 503. Only the PING is bounded by it; each probe starts a count (or joins the one under way) and
-  // waits for it while the bound lasts, answering with the last completed one otherwise (none
-  // before the first: no workers).
-  let countedWorkers = 0;
+  // waits for it while the bound lasts, answering with the last completed one otherwise. A count
+  // is trusted for workerCountMaxAgeMs (the heartbeat TTL: a worker it saw may have died since, its
+  // key expired) from when it completed (its liveness keys are read at its end, after the SCAN);
+  // past that, or before the first, the workers are unknown: not ready, rather than the last
+  // count's answer for ever where every later count fails or times out.
+  let counted: { workers: number; atMs: number } | undefined;
   let counting: Promise<void> | undefined;
+  const stopCounting = new AbortController();
+  app.addHook('onClose', async () => stopCounting.abort());
   const countWorkers = (): Promise<void> =>
     (counting ??= jobs
-      .liveWorkers(WORKER_COUNT_TIMEOUT_MS)
+      .liveWorkers(WORKER_COUNT_TIMEOUT_MS, stopCounting.signal)
       .then(
-        (workers) => void (countedWorkers = workers.length),
-        // Redis away: the PING says so; a failure other than Redis's (a liveness key it cannot
-        // read) counts no worker.
+        (workers) => void (counted = { workers: workers.length, atMs: Date.now() }),
+        // Redis away or too slow: no count (the PING says which, or the count's age does); a
+        // failure other than Redis's (a liveness key it cannot read) counts no worker.
         (error: unknown) => {
-          if (!(error instanceof QueueUnavailableError)) countedWorkers = 0;
+          if (!(error instanceof QueueUnavailableError) && !stopCounting.signal.aborted) counted = { workers: 0, atMs: Date.now() };
         },
       )
       .finally(() => (counting = undefined)));
@@ -60,9 +72,17 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService }> = asy
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([countWorkers(), new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
       clearTimeout(timer);
-      const workers = countedWorkers;
+      // Not ready for want of workers, or of their count: a balancer or a client asks again, as
+      // when Redis is away.
+      const ageMs = counted && Date.now() - counted.atMs;
+      if (counted === undefined || ageMs! > workerCountMaxAgeMs) {
+        const reason = counted
+          ? `the live workers are unknown: their last count completed ${ageMs} ms ago, longer than a worker's liveness lasts (${workerCountMaxAgeMs} ms), and none has since`
+          : 'the live workers are unknown: no count of them has completed yet';
+        return reply.code(503).header('retry-after', '5').send({ status: 'unavailable', redis: 'ok', workers: null, reason });
+      }
+      const { workers } = counted;
       const ready = workers > 0;
-      // Not ready for want of workers: a balancer or a client asks again, as when Redis is away.
       if (!ready) reply.header('retry-after', '5');
       return reply
         .code(ready ? 200 : 503)
