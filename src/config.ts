@@ -13,6 +13,7 @@ import { DEFAULT_WEBHOOK_DENY, OutboundPolicy, parseSubnet } from './queue/outbo
 import { DirectoryError, makeDirectory } from './make-directory.js';
 import { wholeFamilies } from './api/trusted-proxies.js';
 import { COMPILED_JOB_SLOTS, MOST_SLOTS_PER_JOB } from './executor/slot-keys.js';
+import { jobsWithinOpenFiles } from './sandbox/descriptors.js';
 import { SANDBOX_UID } from './pool/root.js';
 import { SANDBOX_UID_COUNT, UIDS_KEPT_FREE } from './pool/uid-leases.js';
 import { DEFAULT_REDIS_APPEND_FSYNC, REDIS_APPEND_FSYNC_POLICIES, type RedisAppendFsync } from './queue/redis-server.js';
@@ -134,6 +135,10 @@ export interface WorkerShape {
   backgroundSlots?: number;
   /** The machine's cores: os.availableParallelism() unless given (a test's). */
   cores?: number;
+  /** The worker process's hard open files limit (RLIMIT_NOFILE); unbounded where not given. */
+  openFilesLimit?: number;
+  /** CELLBLOCK_POOL_REFILL_CONCURRENCY: containers prepared at once, which hold descriptors too. */
+  poolRefillConcurrency?: number;
 }
 
 /**
@@ -145,17 +150,37 @@ export interface WorkerShape {
  * uids the other worker processes may keep given back (UIDS_KEPT_FREE each, out of this one's
  * reach: it takes back only its own), so that the defaults start on any machine without a warning
  * (checkSandboxUids; past 64 cores with one worker process and its lane, past fewer with more
- * processes): a default is not a setting to refuse. At least 1, which checkSandboxUids warns of
- * or refuses only where the processes alone are too many. The ready slots are not counted: a
- * worker destroys its own idle ones for its jobs' slots (another's it cannot: checkSandboxUids).
+ * processes): a default is not a setting to refuse. Nor more than a worker process's hard open
+ * files limit holds (jobsWithinOpenFiles; 13 cores and their lane under 4096, 3 under 1024), which
+ * bin/host-limits.ts's checkOpenFiles refuses; the start-up says when the limit lowered it
+ * (openFilesCapWarning). At least 1, which checkSandboxUids warns of or refuses only where the
+ * processes alone are too many, and checkOpenFiles refuses only where not one job fits. The ready
+ * slots are not counted: a worker destroys its own idle ones for its jobs' slots (another's it
+ * cannot: checkSandboxUids), and keeps what the open files limit leaves (openFilesPlan).
  */
 export function defaultWorkerConcurrency(shape: WorkerShape = { workerProcesses: 1, backgroundAfterMs: DEFAULT_BACKGROUND_AFTER_MS }): number {
   const processes = Math.max(1, shape.workerProcesses);
   const othersKeptFree = (processes - 1) * UIDS_KEPT_FREE;
   const jobsWithinUids = Math.floor(Math.max(0, SANDBOX_UID_COUNT - othersKeptFree) / MOST_SLOTS_PER_JOB / processes);
+  const jobsWithinLimit = jobsWithinOpenFiles(shape.openFilesLimit ?? Number.POSITIVE_INFINITY, shape.poolRefillConcurrency ?? DEFAULT_POOL_REFILL_CONCURRENCY);
+  const jobs = Math.min(jobsWithinUids, jobsWithinLimit);
   const lane = shape.backgroundAfterMs > 0;
-  const slotsWithinUids = !lane ? jobsWithinUids : shape.backgroundSlots === undefined ? Math.floor(jobsWithinUids / 2) : jobsWithinUids - shape.backgroundSlots;
-  return Math.max(1, Math.min(2 * (shape.cores ?? os.availableParallelism()), slotsWithinUids));
+  const slotsWithin = !lane ? jobs : shape.backgroundSlots === undefined ? Math.floor(jobs / 2) : jobs - shape.backgroundSlots;
+  return Math.max(1, Math.min(2 * (shape.cores ?? os.availableParallelism()), slotsWithin));
+}
+
+/** A warning where the hard open files limit `openFilesLimit` lowered CELLBLOCK_WORKER_CONCURRENCY's
+ * default (it unset): the limit, the default without it, and the cap; undefined otherwise. */
+export function openFilesCapWarning(
+  config: Pick<Config, 'workerProcesses' | 'workerConcurrency' | 'backgroundSlots' | 'backgroundAfterMs' | 'poolRefillConcurrency' | 'workerSettingsSet'>,
+  openFilesLimit: number,
+): string | undefined {
+  const { workerProcesses, backgroundAfterMs, workerSettingsSet } = config;
+  if (workerSettingsSet.includes('CELLBLOCK_WORKER_CONCURRENCY')) return undefined;
+  const laneSet = workerSettingsSet.includes('CELLBLOCK_BACKGROUND_SLOTS') ? { backgroundSlots: config.backgroundSlots } : {};
+  const uncapped = defaultWorkerConcurrency({ workerProcesses, backgroundAfterMs, ...laneSet });
+  if (config.workerConcurrency >= uncapped) return undefined;
+  return `the open files limit (RLIMIT_NOFILE, hard) of this process, ${openFilesLimit}, holds fewer jobs at once than the default CELLBLOCK_WORKER_CONCURRENCY ${uncapped} (two per core) would run: ${describeJobsAtOnce(config)} here, what it holds; raise it (systemd: LimitNOFILE=; a shell, as root: ulimit -Hn N before the command) to run more`;
 }
 
 /**
@@ -541,7 +566,14 @@ export function stalledIntervalFor(lockDurationMs: number): number {
   return Math.min(Math.floor(lockDurationMs / 2), DEFAULT_STALLED_INTERVAL_MS);
 }
 
-export function loadConfig(env: Env = process.env): Config {
+/** What loadConfig's defaults depend on besides the environment and the cores. */
+export interface HostFacts {
+  /** The hard open files limit of a process that runs workers (bin/host-limits.ts reads it): it
+   * caps CELLBLOCK_WORKER_CONCURRENCY's default. */
+  openFilesLimit?: number;
+}
+
+export function loadConfig(env: Env = process.env, host: HostFacts = {}): Config {
   const defaultRequestsPerWindow = integer(env, 'CELLBLOCK_RATE_LIMIT_REQUESTS', 600, 1);
   const redisUrl = redisUrlSetting(env, 'CELLBLOCK_REDIS_URL');
   const queuePrefix = env.CELLBLOCK_QUEUE_PREFIX?.trim() || 'cellblock';
@@ -569,7 +601,13 @@ export function loadConfig(env: Env = process.env): Config {
   const workerProcesses = integer(env, 'CELLBLOCK_WORKER_PROCESSES', 1, 0);
   const backgroundAfterMs = integer(env, 'CELLBLOCK_BACKGROUND_AFTER_MS', DEFAULT_BACKGROUND_AFTER_MS, 0);
   const laneSlotsSet = env.CELLBLOCK_BACKGROUND_SLOTS === undefined || env.CELLBLOCK_BACKGROUND_SLOTS === '' ? undefined : integer(env, 'CELLBLOCK_BACKGROUND_SLOTS', 0, 0);
-  const workerConcurrency = integer(env, 'CELLBLOCK_WORKER_CONCURRENCY', defaultWorkerConcurrency({ workerProcesses, backgroundAfterMs, backgroundSlots: laneSlotsSet }), 1);
+  const poolRefillConcurrency = integer(env, 'CELLBLOCK_POOL_REFILL_CONCURRENCY', DEFAULT_POOL_REFILL_CONCURRENCY, 1);
+  const workerConcurrency = integer(
+    env,
+    'CELLBLOCK_WORKER_CONCURRENCY',
+    defaultWorkerConcurrency({ workerProcesses, backgroundAfterMs, backgroundSlots: laneSlotsSet, poolRefillConcurrency, ...host }),
+    1,
+  );
   const workerSettingsSet = WORKER_SETTINGS.filter((variable) => env[variable] !== undefined && env[variable].trim() !== '');
   const backgroundSlots = laneSlotsSet ?? workerConcurrency;
   return {
@@ -590,7 +628,7 @@ export function loadConfig(env: Env = process.env): Config {
     backgroundAfterCpuMs: integer(env, 'CELLBLOCK_BACKGROUND_AFTER_CPU_MS', DEFAULT_BACKGROUND_AFTER_MS, 0),
     // As many as the worker may run at once: fewer, and a burst of jobs finds the pool empty.
     poolMaxReady: integer(env, 'CELLBLOCK_POOL_MAX_READY', jobsAtOnce(workerConcurrency, backgroundSlots, backgroundAfterMs), 0),
-    poolRefillConcurrency: integer(env, 'CELLBLOCK_POOL_REFILL_CONCURRENCY', DEFAULT_POOL_REFILL_CONCURRENCY, 1),
+    poolRefillConcurrency,
     resultTtlSeconds: integer(env, 'CELLBLOCK_RESULT_TTL_SECONDS', 3600, 1),
     lockDurationMs,
     stalledIntervalMs,

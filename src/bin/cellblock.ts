@@ -3,7 +3,7 @@
 // api, worker, images. Configuration comes from CELLBLOCK_* environment variables (src/config.ts).
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { checkMaxJobOutputBytes, checkSandboxUids, ConfigError, loadConfig, makeSettingDirectory, type Config } from '../config.js';
+import { checkMaxJobOutputBytes, checkSandboxUids, ConfigError, loadConfig, makeSettingDirectory, openFilesCapWarning, type Config } from '../config.js';
 import { containerSlotKeys } from '../executor/slot-keys.js';
 import { loadRuntimes } from '../images/runtimes.js';
 import type { Runtime } from '../images/types.js';
@@ -72,6 +72,8 @@ async function checkMachineForWorkers(config: Config, logger: Logger, runtimes: 
   const openFiles = checkOpenFiles(config, limits.openFiles, config.poolMaxReady * containerSlotKeys(built).size);
   const processes = checkProcesses(built, limits.processes);
   makeSettingDirectory('CELLBLOCK_POOL_STATE_DIR', config.poolStateDir, STATE_ROOT_MODE);
+  const capped = openFilesCapWarning(config, limits.openFiles.hard);
+  if (capped) logger.warn({ openFilesLimit: limits.openFiles.hard, workerConcurrency: config.workerConcurrency, backgroundSlots: config.backgroundSlots }, capped);
   if (openFiles.warning) logger.warn({ openFilesLimit: openFiles.plan.limit, readyContainers: openFiles.plan.readyContainers }, openFiles.warning);
   if (processes) logger.warn({ processesLimit: limits.processes }, processes);
   if (sandboxUidAccounts.length > 0) {
@@ -243,7 +245,9 @@ async function main(argv: string[]): Promise<number | undefined> {
   if (unexpected.length > 0) {
     throw new UsageError(`cellblock ${command} takes no arguments (got ${JSON.stringify(unexpected[0])}): its settings are CELLBLOCK_* environment variables`);
   }
-  const config = loadConfig();
+  // A process that runs workers (start, worker) fits the default jobs at once in its hard open
+  // files limit, which its workers inherit (host-limits.ts): the API's is its own.
+  const config = loadConfig(process.env, command === 'api' ? {} : { openFilesLimit: readProcessLimits().openFiles.hard });
   // This checkout's runtimes, read once: the checks below and the API take them (a worker process
   // reads its own).
   const runtimes = loadRuntimes();

@@ -7,11 +7,12 @@
 import { readFileSync } from 'node:fs';
 import { describeJobsAtOnce, type Config } from '../config.js';
 import { defaultStageLimits } from '../executor/limits.js';
-import { MOST_SLOTS_PER_JOB } from '../executor/slot-keys.js';
 import type { Runtime } from '../images/types.js';
 import { withVariants } from '../images/variants.js';
 import { jobsAtOnce } from '../queue/background-lane.js';
-import { PREPARED_CONTAINER_DESCRIPTORS, PREPARING_CONTAINER_DESCRIPTORS } from '../sandbox/descriptors.js';
+import { JOB_DESCRIPTORS, jobsWithinOpenFiles, PREPARED_CONTAINER_DESCRIPTORS, PREPARING_CONTAINER_DESCRIPTORS, WORKER_OWN_DESCRIPTORS } from '../sandbox/descriptors.js';
+
+export { JOB_DESCRIPTORS, WORKER_OWN_DESCRIPTORS };
 import { WorkerPreflightError } from './worker-preflight.js';
 
 /** A resource limit's soft and hard values; Infinity where unlimited. */
@@ -36,18 +37,6 @@ export function readProcessLimits(text: string = readFileSync('/proc/self/limits
   };
   return { openFiles: limit('Max open files'), processes: limit('Max processes') };
 }
-
-/** A worker process's descriptors besides its containers and jobs: Node's own (stdio, epoll,
- * eventfds, libuv's), its Redis connections but its jobs' (commands, cancels, live input, BullMQ's,
- * the notifier's), its mount agent's pipes, its instance lock. 30-37 were counted on an idle
- * worker; twice that leaves a margin. */
-export const WORKER_OWN_DESCRIPTORS = 64;
-
-/** The most one job holds at once: MOST_SLOTS_PER_JOB containers while they are prepared (an
- * interactive test's two runs beside its two compiles), the pipes of a connected or live run (6),
- * a file being copied (2) and its BullMQ Worker's connection to Redis (1). An upper bound: most
- * jobs hold two prepared containers (a compile's and a run's). */
-export const JOB_DESCRIPTORS = MOST_SLOTS_PER_JOB * PREPARING_CONTAINER_DESCRIPTORS + 9;
 
 type OpenFilesSettings = Pick<Config, 'workerConcurrency' | 'backgroundSlots' | 'backgroundAfterMs' | 'poolRefillConcurrency'>;
 
@@ -81,8 +70,7 @@ export function checkOpenFiles(settings: OpenFilesSettings, limit: ResourceLimit
   const plan = openFilesPlan(settings, limit.hard);
   const jobs = describeJobsAtOnce(settings);
   if (plan.limit < plan.needed) {
-    const fixed = WORKER_OWN_DESCRIPTORS + settings.poolRefillConcurrency * PREPARING_CONTAINER_DESCRIPTORS;
-    const mostJobs = Math.floor((plan.limit - fixed) / JOB_DESCRIPTORS);
+    const mostJobs = jobsWithinOpenFiles(plan.limit, settings.poolRefillConcurrency);
     const fewer = mostJobs >= 1 ? `, or run fewer jobs at once (at most ${mostJobs} here)` : '';
     throw new WorkerPreflightError(
       `the open files limit (RLIMIT_NOFILE, hard) of this process is ${plan.limit}, below the ${plan.needed} descriptors a worker process may need: ${jobs}, up to ${JOB_DESCRIPTORS} each; ${settings.poolRefillConcurrency} container(s) prepared at once (CELLBLOCK_POOL_REFILL_CONCURRENCY), up to ${PREPARING_CONTAINER_DESCRIPTORS} each; ${WORKER_OWN_DESCRIPTORS} of its own. ${capitalized(RAISE_OPEN_FILES)}${fewer}`,

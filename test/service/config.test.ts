@@ -10,7 +10,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import proxyAddr from '@fastify/proxy-addr';
-import { checkMaxJobOutputBytes, checkSandboxUids, ConfigError, DEFAULT_MAX_JOB_OUTPUT_BYTES, defaultWorkerConcurrency, loadConfig, makeSettingDirectory } from '../../src/config.js';
+import { checkMaxJobOutputBytes, checkSandboxUids, ConfigError, DEFAULT_MAX_JOB_OUTPUT_BYTES, defaultWorkerConcurrency, loadConfig, makeSettingDirectory, openFilesCapWarning } from '../../src/config.js';
+import { checkOpenFiles } from '../../src/bin/host-limits.js';
+import { WorkerPreflightError } from '../../src/bin/worker-preflight.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { MiB } from '../../src/units.js';
 
@@ -222,6 +224,40 @@ describe('configuration', () => {
     assert.equal(concurrency(4, 96, 1), 60);
     assert.equal(concurrency(64), 1);
     assert.equal(defaultWorkerConcurrency({ workerProcesses: 2, backgroundAfterMs: 0, cores: 96 }), 126);
+  });
+
+  test('the default jobs at once fit in the hard open files limit, said in a warning; an explicit setting that does not fit is refused', () => {
+    const lane = { workerProcesses: 1, backgroundAfterMs: 250 };
+    // 16 cores would run 32 + 32; 4096 holds (4096 - 64 - 2 × 18) / 81 = 49 jobs: 24 + 24.
+    assert.equal(defaultWorkerConcurrency({ ...lane, cores: 16 }), 32);
+    assert.equal(defaultWorkerConcurrency({ ...lane, cores: 16, openFilesLimit: 4096 }), 24);
+    // 1024 holds 11: 5 + 5 (4 cores would run 8 + 8); without the lane, 11; more refills, fewer.
+    assert.equal(defaultWorkerConcurrency({ ...lane, cores: 4, openFilesLimit: 1024 }), 5);
+    assert.equal(defaultWorkerConcurrency({ workerProcesses: 1, backgroundAfterMs: 0, cores: 16, openFilesLimit: 1024 }), 11);
+    assert.equal(defaultWorkerConcurrency({ ...lane, cores: 4, openFilesLimit: 1024, poolRefillConcurrency: 20 }), 3);
+    // The lane's slots set: the rest of what fits.
+    assert.equal(defaultWorkerConcurrency({ ...lane, cores: 16, openFilesLimit: 1024, backgroundSlots: 2 }), 9);
+    // A limit that holds more than the cores' default changes nothing; nor does none.
+    assert.equal(defaultWorkerConcurrency({ ...lane, cores: 2, openFilesLimit: 1024 }), 4);
+    assert.equal(defaultWorkerConcurrency({ ...lane, cores: 2, openFilesLimit: Number.POSITIVE_INFINITY }), 4);
+    // Loaded under a limit that holds fewer than this machine's cores' default: the default (its
+    // lane's too) is what fits, the start-up check takes it, and the warning names the limit and the cap.
+    const cores = os.availableParallelism();
+    const limit = 64 + 2 * 18 + 2 * 81 + 10;
+    const config = loadConfig({}, { openFilesLimit: limit });
+    assert.deepEqual([config.workerConcurrency, config.backgroundSlots], [1, 1]);
+    assert.doesNotThrow(() => checkOpenFiles(config, { soft: limit, hard: limit }, 0));
+    const warning = openFilesCapWarning(config, limit);
+    if (cores > 1) {
+      assert.match(warning!, new RegExp(`^the open files limit \\(RLIMIT_NOFILE, hard\\) of this process, ${limit}, holds fewer jobs at once than the default CELLBLOCK_WORKER_CONCURRENCY ${Math.min(2 * cores, 128)} \\(two per core\\) would run: 2 jobs at once \\(CELLBLOCK_WORKER_CONCURRENCY 1 \\+ CELLBLOCK_BACKGROUND_SLOTS 1\\) here.*LimitNOFILE=`));
+    }
+    // Not lowered: nothing to say.
+    assert.equal(openFilesCapWarning(loadConfig({}, { openFilesLimit: 1_000_000 }), 1_000_000), undefined);
+    // Set explicitly: taken as given, and refused by the start-up check where it does not fit.
+    const explicit = loadConfig({ CELLBLOCK_WORKER_CONCURRENCY: '4' }, { openFilesLimit: limit });
+    assert.equal(explicit.workerConcurrency, 4);
+    assert.equal(openFilesCapWarning(explicit, limit), undefined);
+    assert.throws(() => checkOpenFiles(explicit, { soft: limit, hard: limit }, 0), WorkerPreflightError);
   });
 
   test('API keys: KEY[:REQUESTS[:LIVE_SESSIONS]], a figure left out or empty taking the default', () => {

@@ -108,6 +108,32 @@ test('cellblock worker under a low open files limit (prlimit --nofile): one line
   assert.match(run.stderr, /^cellblock: the open files limit \(RLIMIT_NOFILE, hard\) of this process is 256, below the \d+ descriptors a worker process may need: 6 jobs at once .*ulimit -Hn.*\n$/);
 });
 
+test('cellblock worker unconfigured under an open files limit below its cores\' default: the default is what fits, said in a warning, and it starts', { skip: os.availableParallelism() < 2 ? 'one core: its default, 2 jobs at once, fits' : commandSkip, timeout: 60_000 }, async () => {
+  // 512 holds (512 - 64 - 2 × 18) / 81 = 5 jobs at once: 2 + 2, where two cores' default is 4 + 4.
+  const limit = 512;
+  const cores = os.availableParallelism();
+  const child = spawn('prlimit', [`--nofile=${limit}:${limit}`, '--', process.execPath, '--import', 'tsx', cellblockSource, 'worker'], {
+    env: { ...process.env, CELLBLOCK_REDIS_URL: 'redis://127.0.0.1:18753', CELLBLOCK_WORKER_PROCESSES: '1', CELLBLOCK_POOL_STATE_DIR: path.join(scratch, 'pool'), CELLBLOCK_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  try {
+    const ended = await Promise.race([until(async () => output.includes('RLIMIT_NOFILE'), 30_000, 50, `the warning:\n${output}`).then(() => false), exited.then(() => true)]);
+    assert.equal(ended, false, `not refused:\n${output}`);
+    await until(async () => output.includes('\n'), 5000, 20, 'a whole line');
+    const line = JSON.parse(output.split('\n').find((entry) => entry.includes('RLIMIT_NOFILE'))!) as { msg: string; openFilesLimit: number; workerConcurrency: number };
+    assert.equal(line.openFilesLimit, limit);
+    assert.equal(line.workerConcurrency, 2);
+    assert.match(line.msg, new RegExp(`^the open files limit \\(RLIMIT_NOFILE, hard\\) of this process, ${limit}, .*default CELLBLOCK_WORKER_CONCURRENCY ${2 * cores} .*: 4 jobs at once \\(CELLBLOCK_WORKER_CONCURRENCY 2 \\+ CELLBLOCK_BACKGROUND_SLOTS 2\\)`));
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+});
+
 test('cellblock worker under a low processes limit (prlimit --nproc): one line naming the runtime it would fail, status 1', { skip: commandSkip }, () => {
   const run = workerUnder('--nproc=8:8');
   assert.equal(run.signal, null, 'ended by itself, not by the timeout');
