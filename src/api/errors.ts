@@ -82,7 +82,14 @@ export function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
 export function toApiError(error: unknown, request: FastifyRequest): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof QueueUnavailableError) {
-    return new ApiError(503, 'queue_unavailable', error.message, undefined, error.retryAfterSeconds);
+    // A submission Redis did not answer in time: its jobs by id, so that the caller can read them
+    // (withdrawn: cancelled, or unknown), and whether they were withdrawn.
+    const unanswered = error.unanswered;
+    const details = unanswered && {
+      ...(unanswered.batch ? { ids: unanswered.jobIds } : { id: unanswered.jobIds[0] }),
+      withdrawn: unanswered.withdrawn,
+    };
+    return new ApiError(503, 'queue_unavailable', error.message, details, error.retryAfterSeconds);
   }
   if (error instanceof IdempotencyConflictError) {
     return new ApiError(422, 'idempotency_key_reused', error.message, { id: error.jobId });

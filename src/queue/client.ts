@@ -8,7 +8,7 @@
 // pub/sub channels (live-session.ts).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Job, Queue, QueueEvents, type QueueEventsOptions, type RedisClient } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
 import type { Logger } from 'pino';
 import { sha256Hex } from '../digest.js';
@@ -65,7 +65,7 @@ type FinalEventState = 'completed' | 'failed';
  * or it has ended. The hash, in no list now, expires when the marker does, should the remove that
  * follows never come (Redis lost in between): nothing of BullMQ's would remove it.
  */
-const UNQUEUE_JOB = `
+const UNQUEUE_JOB_BODY = `
 local id = ARGV[1]
 if redis.call('LREM', KEYS[1], 0, id) > 0 or redis.call('LREM', KEYS[2], 0, id) > 0
   or redis.call('ZREM', KEYS[3], id) > 0 or redis.call('ZREM', KEYS[4], id) > 0 then
@@ -73,7 +73,25 @@ if redis.call('LREM', KEYS[1], 0, id) > 0 or redis.call('LREM', KEYS[2], 0, id) 
   redis.call('PEXPIRE', KEYS[5], markerMs > 0 and markerMs or 1)
   return 1
 end
+`;
+const UNQUEUE_JOB = `${UNQUEUE_JOB_BODY}return 0`;
+/**
+ * Withdraws a job whose add Redis did not answer in time (withdrawUnanswered), in one step: its
+ * cancel marker (ARGV[2], for ARGV[3] s), then UNQUEUE_JOB's take out of the lists (same KEYS;
+ * 1: no worker can take it now), else the cancel's message on ARGV[4], which stops a worker that
+ * took it already, or remembers it for the take to come (cancel-watch.ts); 0 then, as for a job
+ * never added (the marker then stands for it: it reads as cancelled).
+ */
+const WITHDRAW_JOB = `
+redis.call('SET', KEYS[6], ARGV[2], 'EX', ARGV[3])
+${UNQUEUE_JOB_BODY}
+redis.call('PUBLISH', ARGV[4], ARGV[1])
 return 0`;
+/** A withdrawal that failed (Redis away) is tried again after this, doubling up to the maximum,
+ * for as long as this process runs: an add in the connection's pipe, or resent by ioredis after a
+ * reconnect (autoResendUnfulfilledCommands), reaches Redis before any later command. */
+const WITHDRAW_RETRY_MS = 250;
+const WITHDRAW_RETRY_MAX_MS = 4000;
 /** How often `wait` re-reads a job in case a queue event was missed (e.g. across a Redis restart). */
 const WAIT_POLL_MS = 1000;
 /** A wait's reads end by its deadline, Redis answering or not (a read that would not is given
@@ -107,6 +125,24 @@ interface FreshSubmission {
 // failed), NOREPLICAS, MASTERDOWN, BUSY (a script running long). Each passes; none is a 500.
 const CONNECTION_ERROR =
   /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|max retries|MaxRetriesPerRequest|LOADING|Command timed out|^(OOM|MISCONF|NOREPLICAS|MASTERDOWN|BUSY)\b|\bREADONLY\b/i;
+/** guard's own timeout's words. */
+const NO_ANSWER = 'no answer from redis in';
+/** Failures of a command that was sent and whose answer never came: it may have run, or may yet
+ * (a command that timed out stays in the connection's pipe; one written before the connection
+ * closed is resent after the reconnect). Not Redis's own refusal (a ReplyError: OOM, READONLY),
+ * nor a command refused before it was written ("Stream isn't writeable"). */
+const UNANSWERED = new RegExp(`Command timed out|${NO_ANSWER}|Connection is closed|Command aborted|max retries per request|ECONNRESET|ETIMEDOUT|EPIPE`, 'i');
+
+/** A withdrawal (withdrawUnanswered) given up as its client closed. */
+function logUnwithdrawn(logger: Logger | undefined, ids: string[]): void {
+  logger?.error({ jobIds: ids }, 'jobs not withdrawn: this API stopped before Redis answered; they run if Redis took their add, though their submission was answered 503');
+}
+
+/** Whether an add that failed so may have reached Redis, or may reach it yet. */
+function addMayYetLand(error: unknown): boolean {
+  const cause = error instanceof QueueUnavailableError ? error.cause : error;
+  return cause instanceof Error && !(cause instanceof ReplyError) && UNANSWERED.test(cause.message);
+}
 
 /** A live ticket's random bytes (256 bits: unguessable for its lifetime, as a key is), and the
  * shape they have in base64url. */
@@ -163,6 +199,10 @@ export class BullJobClient implements JobClient {
   private waitsEndedFlag = false;
   /** What ends each wait under way that endWaits ends. */
   private readonly waitEnders = new Set<() => void>();
+  /** Withdrawals waiting for their next try (withdrawUnanswered), by their jobs' ids. */
+  private readonly withdrawals = new Map<string[], NodeJS.Timeout>();
+  /** close() was called. */
+  private closing = false;
 
   constructor(private readonly options: BullJobClientOptions) {
     this.keys = redisKeys(options.prefix);
@@ -274,7 +314,7 @@ export class BullJobClient implements JobClient {
   }
 
   async submit(request: JobRequest): Promise<string> {
-    const [id] = await this.submitBatch([request]);
+    const [id] = await this.add([request], [newJobId(request)]);
     return id!;
   }
 
@@ -294,7 +334,7 @@ export class BullJobClient implements JobClient {
     // to make: the key answers for it.
     let refused: QueueFullError | WorkersBehindError | undefined;
     try {
-      await this.add([request], [id]);
+      await this.add([request], [id], { keyed: true });
     } catch (error) {
       if (!(error instanceof QueueFullError) && !(error instanceof WorkersBehindError)) throw error;
       refused = error;
@@ -346,17 +386,14 @@ export class BullJobClient implements JobClient {
       publish: (channel: string, message: string) => this.redis.publish(channel, message),
     };
     const session = new QueueLiveSession(id, channels, jobs, this.liveEvents, onEvent, request.terminal !== undefined);
-    let adding = false;
     try {
       // Listening before the job is queued: a worker that takes it at once is heard from the start.
       await this.guard(() => this.liveEvents.listen(channels.events, (message) => session.heard(message)));
-      adding = true;
+      // An add Redis did not answer is withdrawn there (add): a job no session listens to would
+      // otherwise be taken, and wait for input until no session was found.
       await this.add([{ ...request, live: true }], [id]);
     } catch (error) {
       session.close();
-      // An add that timed out may have reached Redis all the same: a job no session listens to
-      // would wait for input until its wall time, holding a worker.
-      if (adding) void this.cancel(id).catch(() => undefined);
       throw error;
     }
     // Events heard already (a worker quick to take the job) are told once the caller has the
@@ -375,14 +412,80 @@ export class BullJobClient implements JobClient {
   }
 
   async submitBatch(requests: JobRequest[]): Promise<string[]> {
-    return this.add(requests, requests.map(newJobId));
+    return this.add(requests, requests.map(newJobId), { batch: true });
   }
 
-  private async add(requests: JobRequest[], ids: string[]): Promise<string[]> {
-    return this.guard(async () => {
-      await this.checkWorkersKnow(requests);
-      return this.admission.admit(requests.length, () => this.addAdmitted(requests, ids));
-    });
+  /**
+   * Adds the jobs, under `ids`. An add sent whose answer never came (Redis frozen past the timeout,
+   * the connection lost) may reach Redis yet: its 503 would say nothing was accepted, and a
+   * client's retry would run the job twice. So such jobs are withdrawn (withdrawUnanswered) and
+   * the 503 names them (QueueUnavailableError.unanswered); `keyed` ones (an Idempotency-Key's) are
+   * not: a retry under the key finds the job, or queues it, once. `batch`: a batch's, named so
+   * however many jobs it has.
+   */
+  private async add(requests: JobRequest[], ids: string[], { keyed = false, batch = false } = {}): Promise<string[]> {
+    /** Not sent yet; sent (answered or not); or given up by the guard before it was sent: it is
+     * not sent then (the caller has its 503, nothing accepted). */
+    const add: { state: 'pending' | 'sent' | 'abandoned' } = { state: 'pending' };
+    try {
+      return await this.guard(async () => {
+        await this.checkWorkersKnow(requests);
+        return this.admission.admit(requests.length, () => {
+          if (add.state === 'abandoned') throw new QueueUnavailableError(new Error('the submission was answered 503 before its add could be sent'));
+          add.state = 'sent';
+          return this.addAdmitted(requests, ids);
+        });
+      });
+    } catch (error) {
+      const sent = add.state === 'sent';
+      add.state = 'abandoned';
+      if (!sent || !addMayYetLand(error)) throw error;
+      if (!keyed) this.withdrawUnanswered(ids);
+      throw new QueueUnavailableError(error, { jobIds: ids, withdrawn: !keyed, batch });
+    }
+  }
+
+  /**
+   * Withdraws jobs whose add Redis did not answer (add), so that none runs: WITHDRAW_JOB for each,
+   * sent now, on the connection the add went on. Redis runs one connection's commands in the order
+   * they came, and ioredis sends them in the order they were made, resending after a reconnect
+   * the unanswered ones first (autoResendUnfulfilledCommands): so each withdrawal that Redis
+   * answers came after its add, wherever that add is. The withdrawal itself may go unanswered:
+   * tried again, until one is answered or this client closes (logged then: its jobs run if Redis
+   * had their add). A job a worker took in between (its add ran, its answer lost on the way) is
+   * stopped by the cancel's message, and ends cancelled.
+   */
+  private withdrawUnanswered(ids: string[]): void {
+    const nowIso = new Date().toISOString();
+    // No request in it (a batch's could be large): the caller has it, and was told nothing ran.
+    const marker = JSON.stringify({ createdAt: nowIso, cancelledAt: nowIso } satisfies CancelMarker);
+    const { wait, paused, prioritized, delayed } = this.queue.keys;
+    const withdrawOne = async (id: string) => {
+      const keys = [wait!, paused!, prioritized!, delayed!, this.queue.toKey(id), this.keys.cancelled(id)];
+      const unqueued = await this.redis.eval(WITHDRAW_JOB, keys.length, ...keys, id, marker, this.options.resultTtlSeconds, this.keys.cancelChannel);
+      // Out of the queue: removed, as a cancel removes it (its hash expires with the marker anyway).
+      if (unqueued === 1) await this.queue.remove(id);
+    };
+    const logger = this.options.logger;
+    let retryMs = WITHDRAW_RETRY_MS;
+    const attempt = () => {
+      this.withdrawals.delete(ids);
+      if (this.closing) {
+        logUnwithdrawn(logger, ids);
+        return;
+      }
+      // In this turn, each one's script written at once, behind the add.
+      Promise.all(ids.map(withdrawOne)).then(
+        () => logger?.warn({ jobIds: ids }, 'jobs withdrawn: Redis did not answer their add in time, and their submission was answered 503'),
+        (error: unknown) => {
+          if (this.closing) return logUnwithdrawn(logger, ids);
+          logger?.warn({ jobIds: ids, err: error, retryInMs: retryMs }, 'cannot withdraw jobs whose add Redis did not answer; trying again');
+          this.withdrawals.set(ids, setTimeout(attempt, retryMs).unref());
+          retryMs = Math.min(retryMs * 2, WITHDRAW_RETRY_MAX_MS);
+        },
+      );
+    };
+    attempt();
   }
 
   /** Adds jobs the admission check let in (add). */
@@ -714,6 +817,12 @@ export class BullJobClient implements JobClient {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    for (const [ids, timer] of this.withdrawals) {
+      clearTimeout(timer);
+      logUnwithdrawn(this.options.logger, ids);
+    }
+    this.withdrawals.clear();
     // BullMQ's close waits for Redis (its QUIT is queued while Redis is away): an API stopped
     // while Redis is unreachable would wait for ever. Nothing of ours is in flight to lose (the
     // live sockets' places were given back at the app's close; a later repeat of it may be).
@@ -767,7 +876,7 @@ export class BullJobClient implements JobClient {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        reject(new QueueUnavailableError(new Error(`no answer from redis in ${timeoutMs} ms`)));
+        reject(new QueueUnavailableError(new Error(`${NO_ANSWER} ${timeoutMs} ms`)));
         timedOut.abort();
       }, timeoutMs);
     });

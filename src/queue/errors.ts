@@ -1,11 +1,34 @@
 // Failures of the job service that an API front turns into an HTTP status.
 
-/** Redis cannot be reached: the caller should retry later (503). */
+/** Jobs whose add Redis did not answer in time (QueueUnavailableError.unanswered): the add may
+ * reach Redis yet (it is still in the connection's pipe, or resent after a reconnect). */
+export interface UnansweredSubmission {
+  jobIds: string[];
+  /** Withdrawn (client.ts, withdrawUnanswered): none of them ever runs, and the caller may submit
+   * again. False for a submission under an Idempotency-Key, left for a retry under the key to find
+   * (a withdrawal would be its cancel, which the key's retry answers rather than queue the job). */
+  withdrawn: boolean;
+  /** A batch's jobs (however many). */
+  batch: boolean;
+}
+
+/** What a 503 for an unanswered submission says of its jobs. */
+function unansweredMessage({ jobIds, withdrawn, batch }: UnansweredSubmission): string {
+  const jobs = batch ? `the batch's jobs (${jobIds.join(', ')})` : `job ${jobIds[0]}`;
+  if (withdrawn) return `the job queue (Redis) did not answer the submission in time; ${jobs} ${batch ? 'are' : 'is'} withdrawn, never to run: retry later`;
+  return `the job queue (Redis) did not answer the submission in time, and ${jobs} may have been queued: send it again under the same Idempotency-Key, which answers that job if Redis took it, else queues it`;
+}
+
+/** Redis cannot be reached, or did not answer in time: the caller should retry later (503). */
 export class QueueUnavailableError extends Error {
   override readonly name = 'QueueUnavailableError';
   readonly retryAfterSeconds = 5;
-  constructor(cause?: unknown) {
-    super('the job queue (Redis) is unavailable; retry later', { cause });
+  constructor(
+    cause?: unknown,
+    /** Set where the submission's add was sent and not answered. */
+    readonly unanswered?: UnansweredSubmission,
+  ) {
+    super(unanswered ? unansweredMessage(unanswered) : 'the job queue (Redis) is unavailable; retry later', { cause });
   }
 }
 

@@ -5,11 +5,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
+import { Redis } from 'ioredis';
 import pino from 'pino';
+import type { ExecuteRequest, ExecuteResult } from '../../src/executor/types.js';
+import type { JobRequest } from '../../src/jobs/model.js';
 import { createRedis, PRODUCER_COMMAND_TIMEOUT_MS } from '../../src/queue/connection.js';
+import { QueueUnavailableError } from '../../src/queue/errors.js';
+import type { JobExecutor } from '../../src/queue/worker.js';
 import { start } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
-import { startIdleWorker, startService, testRuntime, type ServiceHarness } from './fixtures.js';
+import { startIdleWorker, startService, startStandInWorker, testRuntime, type ServiceHarness } from './fixtures.js';
 
 const hello = { language: 'python', source: 'print("hi")' };
 
@@ -295,4 +300,162 @@ test('a worker started while Redis is down says so once, and starts once it is b
     await starting.then((worker) => worker.close()).catch(() => {});
     await redis.stop();
   }
+});
+
+/** A stand-in executor that keeps the stdin of every job it is asked to run (each names its job
+ * here) and ends each at once, ok. */
+function countingExecutor(): { executor: JobExecutor; ran: string[] } {
+  const ran: string[] = [];
+  const executor: JobExecutor = {
+    execute: async (request: ExecuteRequest): Promise<ExecuteResult> => {
+      ran.push(Buffer.from(request.stdin ?? '').toString());
+      return { verdict: 'ok', runtime: { id: 'python', language: 'python', version: testRuntime.version } };
+    },
+    close: async () => {},
+  };
+  return { executor, ran };
+}
+
+const named = (stdin: string) => ({ ...hello, stdin });
+const nap = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The ids a /v1 503 names as withdrawn (details.id, or a batch's details.ids). */
+function withdrawnIds(response: LightMyRequestResponse): string[] {
+  assert.equal(response.statusCode, 503, response.body);
+  assert.ok(Number(response.headers['retry-after']) > 0, 'Retry-After');
+  const { code, details } = response.json().error;
+  assert.equal(code, 'queue_unavailable');
+  assert.equal(details?.withdrawn, true, response.body);
+  return details.ids ?? [details.id];
+}
+
+/** Job ids (ours: 21 characters; Judge0's tokens: UUIDs) a compat front's 503 message names. */
+const idsIn = (text: string) => text.match(/[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|(?<![\w-])[\w-]{21}(?![\w-])/g) ?? [];
+
+describe('a submission Redis does not answer in time (the add may yet reach it)', () => {
+  /** Each id reads as a job that will never run: cancelled (its withdrawal's marker), or unknown. */
+  async function assertWithdrawn(service: ServiceHarness, ids: string[]): Promise<void> {
+    for (const id of ids) {
+      const view = await call(service, { method: 'GET', url: `/v1/jobs/${id}` });
+      if (view.statusCode === 404) continue;
+      assert.equal(view.statusCode, 200, view.body);
+      assert.equal(view.json().status, 'cancelled', `${id}: ${view.body}`);
+    }
+  }
+
+  test('frozen for writes (CLIENT PAUSE WRITE) across the timeout: /v1 (plain, waited, a batch), Judge0 and Piston answer 503 naming the jobs, withdrawn: none ever runs', async () => {
+    const service = await startService({ config: { maxWaitMs: 20_000 } });
+    const { executor, ran } = countingExecutor();
+    const worker = await startStandInWorker(service, executor);
+    const admin = new Redis(service.redis.url);
+    try {
+      // A job first: it runs (the worker works), and the queue's depth is known, so that the adds
+      // below go out at once rather than wait for a read of it.
+      const first = await call(service, { method: 'POST', url: '/v1/jobs', body: named('first') }, '?wait=true');
+      assert.equal(first.statusCode, 200, first.body);
+      await admin.call('CLIENT', 'PAUSE', String(PRODUCER_COMMAND_TIMEOUT_MS + 2000), 'WRITE');
+      const [plain, waited, batch, judge0, piston] = await Promise.all([
+        call(service, { method: 'POST', url: '/v1/jobs', body: named('plain') }),
+        call(service, { method: 'POST', url: '/v1/jobs', body: named('waited') }, '?wait=true'),
+        call(service, { method: 'POST', url: '/v1/jobs/batch', body: { jobs: [named('batch-0'), named('batch-1')] } }),
+        call(service, { method: 'POST', url: '/submissions', body: { source_code: 'print(1)', language_id: 71, stdin: 'judge0' } }),
+        call(service, { method: 'POST', url: '/api/v2/execute', body: { language: 'python', version: testRuntime.version, files: [{ content: 'print(1)' }], stdin: 'piston' } }),
+      ]);
+      const ids = [...withdrawnIds(plain!), ...withdrawnIds(waited!), ...withdrawnIds(batch!)];
+      assert.equal(ids.length, 4);
+      for (const compat of [judge0!, piston!]) {
+        assert.equal(compat.statusCode, 503, compat.body);
+        assert.ok(Number(compat.headers['retry-after']) > 0);
+        const [id] = idsIn(compat.body);
+        assert.ok(id, `the 503 names its job: ${compat.body}`);
+        assert.match(compat.body, /withdrawn/);
+        ids.push(id);
+      }
+      // Redis takes the writes again (the adds, then their withdrawals): a worker free all along.
+      await until(async () => (await call(service, { method: 'POST', url: '/v1/jobs', body: named('after') })).statusCode === 202, 10_000, 100, 'writes taken again');
+      await until(() => ran.includes('after'), 10_000, 20, 'the job after the pause run');
+      await nap(500);
+      assert.deepEqual(ran.filter((stdin) => stdin !== 'after'), ['first'], 'no withdrawn job ran');
+      await assertWithdrawn(service, ids);
+    } finally {
+      admin.disconnect();
+      await worker.close();
+      await service.close();
+    }
+  });
+
+  test('stopped by SIGSTOP across the timeout: the 503s name their jobs, withdrawn; none runs once Redis goes on', async () => {
+    const service = await startService();
+    const { executor, ran } = countingExecutor();
+    const worker = await startStandInWorker(service, executor);
+    const pid = service.redis.pid!;
+    let stopped = false;
+    try {
+      assert.equal((await call(service, { method: 'POST', url: '/v1/jobs', body: named('first') }, '?wait=true')).statusCode, 200);
+      process.kill(pid, 'SIGSTOP');
+      stopped = true;
+      const answers = await Promise.all([
+        call(service, { method: 'POST', url: '/v1/jobs', body: named('plain') }),
+        call(service, { method: 'POST', url: '/v1/jobs', body: named('waited') }, '?wait=true'),
+      ]);
+      const ids = answers.flatMap(withdrawnIds);
+      process.kill(pid, 'SIGCONT');
+      stopped = false;
+      await until(async () => (await call(service, { method: 'POST', url: '/v1/jobs', body: named('after') })).statusCode === 202, 15_000, 100, 'accepted again');
+      await until(() => ran.includes('after'), 15_000, 20, 'the job after the stop run');
+      await nap(500);
+      assert.deepEqual(ran.filter((stdin) => stdin !== 'after'), ['first'], 'no withdrawn job ran');
+      await assertWithdrawn(service, ids);
+    } finally {
+      if (stopped) process.kill(pid, 'SIGCONT');
+      await worker.close();
+      await service.close();
+    }
+  });
+
+  test('a live job, and a submission under an Idempotency-Key (not withdrawn: its retry under the key finds or queues it, once)', async () => {
+    const service = await startService();
+    const { executor, ran } = countingExecutor();
+    const worker = await startStandInWorker(service, executor);
+    const admin = new Redis(service.redis.url);
+    const key = { 'idempotency-key': 'a3c1f7e2-unanswered' };
+    try {
+      const liveJob = (stdin: string): JobRequest => ({ runtimeId: 'python', files: [{ name: 'main.py', contentBase64: Buffer.from('print(1)').toString('base64') }], stdinBase64: Buffer.from(stdin).toString('base64'), args: [], limits: {} });
+      // Under another key first: the deployment's idempotency secret is made (a write) by then.
+      const warm = await service.app.inject({ method: 'POST', url: '/v1/jobs?wait=true', headers: { 'idempotency-key': 'warm-up' }, payload: named('warm') });
+      assert.equal(warm.statusCode, 200, warm.body);
+      // A live job first, run to its end: the live sessions' connection is made by then.
+      await new Promise<void>((resolve, reject) => {
+        service.jobs.submitLive(liveJob('first-live'), (event) => event.type === 'end' && resolve()).catch(reject);
+      });
+      // Each under a pause of its own: one's reads would wait behind the other's add on the connection.
+      const writesTaken = () => until(async () => (await call(service, { method: 'POST', url: '/v1/jobs', body: named('after') })).statusCode === 202, 10_000, 100, 'writes taken again');
+      await admin.call('CLIENT', 'PAUSE', String(PRODUCER_COMMAND_TIMEOUT_MS + 2000), 'WRITE');
+      const live = await service.jobs.submitLive(liveJob('live'), () => {}).then(
+        () => assert.fail('a live job Redis did not answer is not accepted'),
+        (error: unknown) => error,
+      );
+      assert.ok(live instanceof QueueUnavailableError, String(live));
+      assert.equal(live.unanswered?.withdrawn, true);
+      await writesTaken();
+      await admin.call('CLIENT', 'PAUSE', String(PRODUCER_COMMAND_TIMEOUT_MS + 2000), 'WRITE');
+      const keyed = await service.app.inject({ method: 'POST', url: '/v1/jobs', headers: key, payload: named('keyed') });
+      assert.equal(keyed.statusCode, 503, keyed.body);
+      const { details, message } = keyed.json().error;
+      assert.equal(details.withdrawn, false);
+      assert.match(message, /Idempotency-Key/);
+      await writesTaken();
+      const retried = await service.app.inject({ method: 'POST', url: '/v1/jobs?wait=true', headers: key, payload: named('keyed') });
+      assert.equal(retried.statusCode, 200, retried.body);
+      assert.equal(retried.json().id, details.id);
+      await until(() => ran.includes('after'), 10_000, 20, 'the job after the pause run');
+      await nap(500);
+      assert.deepEqual(ran.filter((stdin) => stdin !== 'after').sort(), ['first-live', 'keyed', 'warm'], 'the keyed job once, the live job never');
+      await assertWithdrawn(service, live.unanswered!.jobIds);
+    } finally {
+      admin.disconnect();
+      await worker.close();
+      await service.close();
+    }
+  });
 });
