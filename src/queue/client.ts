@@ -479,6 +479,14 @@ export class BullJobClient implements JobClient {
         () => logger?.warn({ jobIds: ids }, 'jobs withdrawn: Redis did not answer their add in time, and their submission was answered 503'),
         (error: unknown) => {
           if (this.closing) return logUnwithdrawn(logger, ids);
+          // Sent and not answered (Redis frozen, or cut off): it waits in the connection's pipe
+          // behind the add, and ioredis sends it again after a reconnect, as it does the add. Sent
+          // again now, it would only pile up behind it for as long as Redis is frozen (one more
+          // script for every submission every few seconds).
+          if (this.redis.status === 'ready' && error instanceof Error && /Command timed out/.test(error.message)) {
+            logger?.warn({ jobIds: ids }, 'withdrawal of jobs whose add Redis did not answer sent; Redis has not answered it yet, and takes it after their add');
+            return;
+          }
           logger?.warn({ jobIds: ids, err: error, retryInMs: retryMs }, 'cannot withdraw jobs whose add Redis did not answer; trying again');
           this.withdrawals.set(ids, setTimeout(attempt, retryMs).unref());
           retryMs = Math.min(retryMs * 2, WITHDRAW_RETRY_MAX_MS);

@@ -15,7 +15,7 @@ export interface UnansweredSubmission {
 /** What a 503 for an unanswered submission says of its jobs. */
 function unansweredMessage({ jobIds, withdrawn, batch }: UnansweredSubmission): string {
   const jobs = batch ? `the batch's jobs (${jobIds.join(', ')})` : `job ${jobIds[0]}`;
-  if (withdrawn) return `the job queue (Redis) did not answer the submission in time; ${jobs} ${batch ? 'are' : 'is'} withdrawn, never to run: retry later`;
+  if (withdrawn) return `the job queue (Redis) did not answer the submission in time; ${jobs} ${batch ? 'are' : 'is'} being withdrawn: read ${batch ? 'them' : 'it'} before sending ${batch ? 'them' : 'it'} again (cancelled, or not found: not run)`;
   return `the job queue (Redis) did not answer the submission in time, and ${jobs} may have been queued: send it again under the same Idempotency-Key, which answers that job if Redis took it, else queues it`;
 }
 

@@ -48,7 +48,7 @@ test('a count of the live workers longer than the bound answers the probes that 
   }
 });
 
-test('a count older than the heartbeat TTL, every count since failing or timing out, is no answer: 503 with the workers unknown', async () => {
+test('a count older than the heartbeat TTL, a count since failing or timing out, is no answer: 503 with the workers unknown', async () => {
   const maxAgeMs = 300;
   let fail = false;
   const jobs = {
@@ -75,6 +75,29 @@ test('a count older than the heartbeat TTL, every count since failing or timing 
     assert.match(body.reason, /last count completed \d+ ms ago, longer than a worker's liveness lasts \(300 ms\)/);
     // A count that completes again answers again.
     fail = false;
+    assert.deepEqual((await app.inject({ url: '/readyz' })).json(), { status: 'ready', redis: 'ok', workers: 1 });
+  } finally {
+    await app.close();
+  }
+});
+
+test('counts slower than the bound, probes further apart than the heartbeat TTL: the last count stands while none fails', async () => {
+  const maxAgeMs = 300;
+  const countMs = READINESS_REDIS_MS + 400;
+  const jobs = {
+    ping: async () => {},
+    liveWorkers: async () => {
+      await new Promise((resolve) => setTimeout(resolve, countMs));
+      return [{ workerId: 'w1' }] as unknown as WorkerLiveness[];
+    },
+  } as unknown as JobService;
+  const app = Fastify();
+  await app.register(healthRoutes, { jobs, workerCountMaxAgeMs: maxAgeMs });
+  try {
+    assert.equal((await app.inject({ url: '/readyz' })).statusCode, 503, 'none counted yet');
+    // The first count completes; the next probe comes well past the TTL, its own count too slow
+    // for the bound: the last count answers, older than the TTL, since no count has failed.
+    await new Promise((resolve) => setTimeout(resolve, countMs + maxAgeMs + 200));
     assert.deepEqual((await app.inject({ url: '/readyz' })).json(), { status: 'ready', redis: 'ok', workers: 1 });
   } finally {
     await app.close();

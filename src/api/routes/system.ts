@@ -33,10 +33,13 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService; workerC
   // 503. Only the PING is bounded by it; each probe starts a count (or joins the one under way) and
   // waits for it while the bound lasts, answering with the last completed one otherwise. A count
   // is trusted for workerCountMaxAgeMs (the heartbeat TTL: a worker it saw may have died since, its
-  // key expired) from when it completed (its liveness keys are read at its end, after the SCAN);
-  // past that, or before the first, the workers are unknown: not ready, rather than the last
-  // count's answer for ever where every later count fails or times out.
+  // key expired) from when it completed (its liveness keys are read at its end, after the SCAN),
+  // and beyond that while no count since has failed: a count slower than the bound, or probes
+  // further apart than the TTL, leave the last one older than that though every count succeeds.
+  // Past that age with a count failed (or timed out) since, or before the first, the workers are
+  // unknown: not ready, rather than the last count's answer for ever where every later count fails.
   let counted: { workers: number; atMs: number } | undefined;
+  let countFailedSince = false;
   let counting: Promise<void> | undefined;
   const stopCounting = new AbortController();
   app.addHook('onClose', async () => stopCounting.abort());
@@ -44,11 +47,16 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService; workerC
     (counting ??= jobs
       .liveWorkers(WORKER_COUNT_TIMEOUT_MS, stopCounting.signal)
       .then(
-        (workers) => void (counted = { workers: workers.length, atMs: Date.now() }),
+        (workers) => {
+          counted = { workers: workers.length, atMs: Date.now() };
+          countFailedSince = false;
+        },
         // Redis away or too slow: no count (the PING says which, or the count's age does); a
         // failure other than Redis's (a liveness key it cannot read) counts no worker.
         (error: unknown) => {
-          if (!(error instanceof QueueUnavailableError) && !stopCounting.signal.aborted) counted = { workers: 0, atMs: Date.now() };
+          if (stopCounting.signal.aborted) return;
+          if (error instanceof QueueUnavailableError) countFailedSince = true;
+          else counted = { workers: 0, atMs: Date.now() };
         },
       )
       .finally(() => (counting = undefined)));
@@ -75,9 +83,9 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService; workerC
       // Not ready for want of workers, or of their count: a balancer or a client asks again, as
       // when Redis is away.
       const ageMs = counted && Date.now() - counted.atMs;
-      if (counted === undefined || ageMs! > workerCountMaxAgeMs) {
+      if (counted === undefined || (ageMs! > workerCountMaxAgeMs && countFailedSince)) {
         const reason = counted
-          ? `the live workers are unknown: their last count completed ${ageMs} ms ago, longer than a worker's liveness lasts (${workerCountMaxAgeMs} ms), and none has since`
+          ? `the live workers are unknown: their last count completed ${ageMs} ms ago, longer than a worker's liveness lasts (${workerCountMaxAgeMs} ms), and one since failed or timed out`
           : 'the live workers are unknown: no count of them has completed yet';
         return reply.code(503).header('retry-after', '5').send({ status: 'unavailable', redis: 'ok', workers: null, reason });
       }
