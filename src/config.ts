@@ -13,7 +13,7 @@ import { DEFAULT_WEBHOOK_DENY, OutboundPolicy, parseSubnet } from './queue/outbo
 import { DirectoryError, makeDirectory } from './make-directory.js';
 import { wholeFamilies } from './api/trusted-proxies.js';
 import { COMPILED_JOB_SLOTS, MOST_SLOTS_PER_JOB } from './executor/slot-keys.js';
-import { jobsWithinOpenFiles } from './sandbox/descriptors.js';
+import { jobsWithinOpenFiles } from './executor/descriptors.js';
 import { SANDBOX_UID } from './pool/root.js';
 import { SANDBOX_UID_COUNT, UIDS_KEPT_FREE } from './pool/uid-leases.js';
 import { DEFAULT_REDIS_APPEND_FSYNC, REDIS_APPEND_FSYNC_POLICIES, type RedisAppendFsync } from './queue/redis-server.js';

@@ -10,7 +10,8 @@ import { defaultStageLimits } from '../executor/limits.js';
 import type { Runtime } from '../images/types.js';
 import { withVariants } from '../images/variants.js';
 import { jobsAtOnce } from '../queue/background-lane.js';
-import { JOB_DESCRIPTORS, jobsWithinOpenFiles, PREPARED_CONTAINER_DESCRIPTORS, PREPARING_CONTAINER_DESCRIPTORS, WORKER_OWN_DESCRIPTORS } from '../sandbox/descriptors.js';
+import { JOB_DESCRIPTORS, jobsWithinOpenFiles, WORKER_OWN_DESCRIPTORS } from '../executor/descriptors.js';
+import { PREPARED_CONTAINER_DESCRIPTORS, PREPARING_CONTAINER_DESCRIPTORS } from '../sandbox/descriptors.js';
 
 export { JOB_DESCRIPTORS, WORKER_OWN_DESCRIPTORS };
 import { WorkerPreflightError } from './worker-preflight.js';
