@@ -8,11 +8,11 @@ import pino from 'pino';
 import { Redis } from 'ioredis';
 import { runApi } from '../../src/bin/api-command.js';
 import { loadConfig } from '../../src/config.js';
-import type { ExecuteResult } from '../../src/executor/types.js';
 import { QUEUE_NAME } from '../../src/queue/keys.js';
 import { freeLoopbackPortExcept } from '../../src/queue/redis-server.js';
 import type { JobExecutor } from '../../src/queue/worker.js';
 import { startHoldingProxy } from '../helpers/holding-proxy.js';
+import { okResult } from '../helpers/stand-in-result.js';
 import { otherClients, start as startRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
 import { postJson, startStandInWorker } from './fixtures.js';
@@ -59,21 +59,7 @@ test("a ?wait=true request sent as soon as the API listens is answered by its jo
   const eventsName = `${prefix}:${Buffer.from(QUEUE_NAME).toString('base64')}:qe`;
   const proxy = await startHoldingProxy({ host: '127.0.0.1', port: redis.port }, (bytes) => bytes.includes(eventsName));
   const admin = new Redis(redis.url);
-  const ran: ExecuteResult = {
-    verdict: 'ok',
-    runtime: { id: 'python', language: 'python', version: '3.11.2' },
-    run: {
-      verdict: 'ok',
-      exitCode: 0,
-      signal: null,
-      signalName: null,
-      stdout: Buffer.from('1\n'),
-      stderr: Buffer.alloc(0),
-      stdoutTruncated: false,
-      stderrTruncated: false,
-      metrics: { cpuTimeMs: 1, wallTimeMs: 1, peakMemoryBytes: 1 },
-    },
-  };
+  const ran = okResult(Buffer.from('1\n'));
   const executor: JobExecutor = { execute: async () => ran, close: async () => {} };
   // Ready before the API starts, and not through the proxy: it ends the job milliseconds after
   // it is queued.

@@ -12,7 +12,7 @@ import { buildApp, type ApiConfig } from '../../src/api/app.js';
 import { jobNotifications } from '../../src/api/notifications.js';
 import { DEFAULT_JUDGE_COMPILE_CACHE_BYTES, DEFAULT_WEBHOOK_MEMORY_BYTES, loadConfig } from '../../src/config.js';
 import { createExecutor } from '../../src/executor/create.js';
-import type { ExecuteRequest, ExecuteResult, StageResult } from '../../src/executor/types.js';
+import type { ExecuteRequest, ExecuteResult } from '../../src/executor/types.js';
 import { dataDirFromEnv } from '../../src/images/paths.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import { openImageStore } from '../../src/images/store.js';
@@ -25,6 +25,7 @@ import { OutboundPolicy } from '../../src/queue/outbound.js';
 import { startQueueWorker, type JobExecutor, type QueueWorker, type QueueWorkerOptions } from '../../src/queue/worker.js';
 import { start, type TestRedis } from '../helpers/redis.js';
 import { startCuttableLink, type CuttableLink } from '../helpers/cuttable-link.js';
+import { okStage } from '../helpers/stand-in-result.js';
 
 /** A runtime as data, for tests of the API's own checks (no worker runs it). */
 export const testRuntime: Runtime = {
@@ -212,11 +213,6 @@ export function startStandInWorker(service: { redis: { url: string }; prefix: st
   });
 }
 
-/** A stand-in's run that ended ok, writing `stdout`. */
-function standInStage(stdout: Buffer): StageResult {
-  return { verdict: 'ok', exitCode: 0, signal: null, signalName: null, stdout, stderr: Buffer.alloc(0), stdoutTruncated: false, stderrTruncated: false, metrics: { cpuTimeMs: 1, wallTimeMs: 1, peakMemoryBytes: 1 << 20 } };
-}
-
 /** A stand-in executor's run of `job` as an echo: its stdout is its input (a live job's, from its
  * client, to its end, told as one output). */
 export async function runAsEcho(job: ExecuteRequest): Promise<ExecuteResult> {
@@ -228,9 +224,9 @@ export async function runAsEcho(job: ExecuteRequest): Promise<ExecuteResult> {
     await new Promise<void>((ended) => live.connectStdin({ write: (data) => void chunks.push(Buffer.from(data)), end: () => ended(), resize: () => {} }));
     stdout = Buffer.concat(chunks);
     live.output('run', 'stdout', stdout);
-    live.exit('run', standInStage(stdout));
+    live.exit('run', okStage(stdout));
   }
-  return { verdict: 'ok', runtime: { id: job.runtimeId, language: 'python', version: '3' }, run: standInStage(stdout) };
+  return { verdict: 'ok', runtime: { id: job.runtimeId, language: 'python', version: '3' }, run: okStage(stdout) };
 }
 
 /** A worker in this process against `redisUrl` that must run no job (its stand-in executor

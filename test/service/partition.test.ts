@@ -18,6 +18,7 @@ import { createRedis, KEEPALIVE_IDLE_MS } from '../../src/queue/connection.js';
 import { CLOSE_REDIS_AWAY_MS } from '../../src/queue/unreachable.js';
 import type { JobExecutor, QueueWorker } from '../../src/queue/worker.js';
 import { startCuttableLink, type CuttableLink } from '../helpers/cuttable-link.js';
+import { okStage } from '../helpers/stand-in-result.js';
 import { until } from '../helpers/until.js';
 import { startService, startStandInWorker, type ServiceHarness } from './fixtures.js';
 
@@ -27,7 +28,7 @@ const request = (source: string): JobRequest => ({ runtimeId: python.id, files: 
 const hello = { language: 'python', source: 'print("hi")' };
 
 function stageOf(verdict: StageResult['verdict']): StageResult {
-  return { verdict, exitCode: verdict === 'ok' ? 0 : null, signal: null, signalName: null, stdout: Buffer.from(verdict), stderr: Buffer.alloc(0), stdoutTruncated: false, stderrTruncated: false, metrics: { cpuTimeMs: 1, wallTimeMs: 1, peakMemoryBytes: 1 << 20 } };
+  return { ...okStage(Buffer.from(verdict)), verdict, exitCode: verdict === 'ok' ? 0 : null };
 }
 
 /** When each run of a stand-in executor started and was stopped (epoch ms). */
