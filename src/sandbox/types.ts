@@ -2,6 +2,8 @@
 // API) speaks only these types. Verdicts and metrics are defined once, in
 // docs/theory-of-operation.md; the comments here point there rather than restate it.
 
+import type { CgroupDelegation } from './cgroups/backend.js';
+
 /** Hard limits for one run. Every field is required at the engine: callers fill defaults. */
 export interface Limits {
   /** CPU time (user+sys) of all processes of the run, from the cgroup. */
@@ -217,8 +219,8 @@ export interface SandboxCgroups {
   hostProcessesMovedTo?: string;
   /** Under a delegated base (CgroupBase `delegated`) below the hierarchy's root (v1: some
    * hierarchy's): the base, and the mark its manager set on it (systemd 251+: trusted.delegate),
-   * absent when none was found; v1: each controller's parent (cgroups/backend.ts CgroupDelegation). */
-  delegation?: { base: string; mark?: string; parents?: Record<string, string> };
+   * absent when none was found; v1: each controller's parent. */
+  delegation?: CgroupDelegation;
   /** The memory controller's OOM killer spares processes at oom_score_adj -1000, and the
    * programs inherit this process's value: where it was -1000, it was raised to -999 (see
    * oom-score.ts) and this is the value it had. */

@@ -33,14 +33,16 @@ export function createCgroupBackend(parentName = 'cellblock', options: CgroupBac
   const own = delegated ? parseProcessCgroups(fs.readFileSync('/proc/self/cgroup', 'utf8')) : undefined;
   const roots = cgroupMountRoots(mountinfo);
   const parents = {} as Record<V1Controller, string>;
+  let belowRoot = false;
   for (const controller of V1_CONTROLLERS) {
     const mountPoint = layout.mountPoints[controller];
     const base = own ? cgroupDirUnder(mountPoint, roots.get(mountPoint) ?? '/', own.byController.get(controller) ?? '/') : mountPoint;
+    belowRoot ||= base !== mountPoint;
     parents[controller] = path.join(base, parentName);
   }
   // Every controller's cgroup the hierarchy's root (a container's own cgroup namespace): nothing to
   // confirm, as on v2.
-  if (!own || V1_CONTROLLERS.every((controller) => parents[controller] === path.join(layout.mountPoints[controller], parentName))) {
+  if (!own || !belowRoot) {
     return new CgroupV1Backend(parents);
   }
   return new CgroupV1Backend(parents, { ...v1DelegationMark(mountinfo, own), parents: { ...parents } });
