@@ -9,7 +9,7 @@ import { MOST_SLOTS_PER_JOB } from './slot-keys.js';
 /** A worker process's descriptors besides its containers and jobs: Node's own (stdio, epoll,
  * eventfds, libuv's), its Redis connections but its jobs' (commands, cancels, live input, BullMQ's,
  * the notifier's), its mount agent's pipes, its instance lock. 30-37 were counted on an idle
- * worker; twice that leaves a margin. */
+ * worker in a probe by hand; twice that leaves a margin. */
 export const WORKER_OWN_DESCRIPTORS = 64;
 
 /** The most one job holds at once: MOST_SLOTS_PER_JOB containers while they are prepared (an
