@@ -8,6 +8,7 @@
 
 #include "clone_vm.h"
 #include "sys.h"
+#include "syscall_numbers.h"
 
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL  // linux/sched.h, Linux 5.7
@@ -15,7 +16,9 @@
 
 namespace cb {
 
-#if defined(__x86_64__) && defined(SYS_clone3)
+// x86_64 only: aarch64's clone3 into a cgroup has not been run. clone3 by its number
+// (syscall_numbers.h), so a build against headers older than 5.3 still has it.
+#if defined(__x86_64__)
 
 namespace {
 
@@ -37,7 +40,7 @@ long cloneIntoCgroup(ContainerState& s, int (*fn)(void*), void* stackTop, size_t
   // Before the clone: the child reads it (shared memory) to skip the join.
   s.joinedAtClone = true;
   // clone3 with CLONE_VM: the child cannot return into C code (clone_vm.h).
-  long pid = rawCloneVm(SYS_clone3, reinterpret_cast<long>(&args), static_cast<long>(sizeof args), fn, &s);
+  long pid = cbRawCloneVm(kClone3, reinterpret_cast<long>(&args), static_cast<long>(sizeof args), fn, &s);
   // ENOSYS: no clone3 (before 5.3); E2BIG or EINVAL: no CLONE_INTO_CGROUP (before 5.7).
   if (pid < 0) s.joinedAtClone = false;
   if (pid == -E2BIG || pid == -EINVAL) return -ENOSYS;

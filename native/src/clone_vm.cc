@@ -7,8 +7,6 @@ namespace cb {
 // its result. The parent gets the pid or -errno straight from the kernel, as from any call of
 // sys.h. The arguments after the first two are 0: clone's parent_tid, child_tid and tls (none
 // asked for by its flags), and nothing clone3 reads.
-//   long cbRawCloneVm(long nr, long a0, long a1, int (*fn)(void*), void* arg)
-extern "C" long cbRawCloneVm(long nr, long a0, long a1, int (*fn)(void*), void* arg);
 
 #if defined(__x86_64__)
 // The call's number in rax, its arguments in rdi, rsi, rdx, r10, r8; exit is 60. fn and arg in
@@ -84,7 +82,5 @@ cbRawCloneVm:
 #else
 #error "cellblock's native engine supports x86_64 and aarch64"
 #endif
-
-long rawCloneVm(long nr, long a0, long a1, int (*fn)(void*), void* arg) { return cbRawCloneVm(nr, a0, a1, fn, arg); }
 
 }  // namespace cb

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "sys.h"
+#include "syscall_numbers.h"
 
 namespace cb {
 namespace {
@@ -38,44 +39,15 @@ constexpr uint32_t kX32SyscallBit = 0;
 // pidfd_send_signal) every architecture numbers new calls alike. Reviewed through 469,
 // file_setattr (Linux 6.17).
 constexpr uint32_t kFirstUnreviewedSyscall = 470;
-// Calls from 424 on have one number on every architecture (the kernel's generic table), numbered
-// here rather than taken from the build's headers: headers older than a call lack its name, and a
-// refusal left out for that would leave the call allowed (clone3 could pass CLONE_NEWUSER, which
-// only clone's flags are checked for; io_uring would run calls out of this filter's sight).
-constexpr long kIoUringSetup = 425;     // Linux 5.1
-constexpr long kIoUringEnter = 426;     // 5.1
-constexpr long kIoUringRegister = 427;  // 5.1
-constexpr long kOpenTree = 428;         // 5.2, the new mount API: open_tree to fspick
-constexpr long kMoveMount = 429;
-constexpr long kFsopen = 430;
-constexpr long kFsconfig = 431;
-constexpr long kFsmount = 432;
-constexpr long kFspick = 433;
-constexpr long kPidfdOpen = 434;     // 5.3
-constexpr long kClone3 = 435;        // 5.3
-constexpr long kPidfdGetfd = 438;    // 5.6
-constexpr long kMountSetattr = 442;  // 5.12
-constexpr long kQuotactlFd = 443;    // 5.14
-constexpr long kOpenTreeAttr = 467;  // 6.15: open_tree with attributes, refused as it is
-// Where the headers do name them, they agree (a header that names quotactl_fd names the rest).
-#ifdef SYS_quotactl_fd
-static_assert(SYS_io_uring_setup == kIoUringSetup && SYS_io_uring_enter == kIoUringEnter &&
-                  SYS_io_uring_register == kIoUringRegister && SYS_open_tree == kOpenTree &&
-                  SYS_move_mount == kMoveMount && SYS_fsopen == kFsopen && SYS_fsconfig == kFsconfig &&
-                  SYS_fsmount == kFsmount && SYS_fspick == kFspick && SYS_pidfd_open == kPidfdOpen &&
-                  SYS_clone3 == kClone3 && SYS_pidfd_getfd == kPidfdGetfd &&
-                  SYS_mount_setattr == kMountSetattr && SYS_quotactl_fd == kQuotactlFd,
-              "the generic system call numbers");
-#endif
-#ifdef SYS_open_tree_attr
-static_assert(SYS_open_tree_attr == kOpenTreeAttr, "open_tree_attr's number");
-#endif
 
 // Refused with EPERM. Policy as data: one entry per system call. The older calls by the headers'
 // names, which every header since Linux 4.3 (userfaultfd) has on x86_64 and aarch64: a build
 // against headers lacking one fails here rather than allowing it. Guarded only where aarch64 has
 // no such call (iopl, ioperm, uselib, _sysctl) or the kernel has dropped it (nfsservctl,
-// lookup_dcookie: ENOSYS from the kernel itself, whatever headers may still name).
+// lookup_dcookie: ENOSYS from the kernel itself, whatever headers may still name). The calls from
+// 424 on by syscall_numbers.h's numbers, which no header can lack: a refusal left out for a
+// missing name would leave the call allowed (clone3 could pass CLONE_NEWUSER, which only clone's
+// flags are checked for; io_uring would run calls out of this filter's sight).
 const long kRefusedSyscalls[] = {
     SYS_mount,
     SYS_umount2,
