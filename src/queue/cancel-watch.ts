@@ -16,22 +16,21 @@ const HEARD_CANCEL_MAX = 10_000;
 export interface CancelWatch {
   /** A cancel for `jobId` was heard and not yet claimed by a running job. */
   heard(jobId: string): boolean;
-  /** The subscription has been up without a break since at or before `epochMs` (by `now`'s clock):
-   * every message published after that instant has been heard. */
+  /** The subscription has been up without a break since at or before `epochMs` (by this process's
+   * clock, Date.now, which the worker's takes' processedOn are stamped by): every message published
+   * after that instant has been heard. */
   listeningSince(epochMs: number): boolean;
 }
 
 /** Subscribes `subscriber` (a connection of its own) to `channel`; `abortRunning` is told every
  * heard id and returns whether a job running here took it. `resubscribed` is called each time the
  * subscription holds again after a break: the messages published during it are lost, and jobs
- * running here since before it must be looked up (their cancel markers). `now`: the clock that
- * listeningSince is asked by (the worker's takes' processedOn are stamped by its own: Date.now). */
+ * running here since before it must be looked up (their cancel markers). */
 export async function startCancelWatch(
   subscriber: Redis,
   channel: string,
   abortRunning: (jobId: string) => boolean,
   resubscribed: () => void = () => {},
-  now: () => number = Date.now,
 ): Promise<CancelWatch> {
   const heardAt = new Map<string, number>();
   /** When the current subscription was confirmed; Infinity while there is none. */
@@ -43,7 +42,7 @@ export async function startCancelWatch(
     const current = connection;
     await subscriber.subscribe(channel);
     if (current !== connection || subscriber.status !== 'ready') return;
-    subscribedAtMs = now();
+    subscribedAtMs = Date.now();
     if (current > 0) resubscribed();
   };
   subscriber.on('close', () => {
@@ -54,7 +53,7 @@ export async function startCancelWatch(
   subscriber.on('ready', () => void confirm().catch(() => {}));
   subscriber.on('message', (_channel: string, jobId: string) => {
     if (abortRunning(jobId)) return;
-    const nowMs = now();
+    const nowMs = Date.now();
     heardAt.delete(jobId);
     heardAt.set(jobId, nowMs);
     // Oldest first (insertion order): drop the expired and the excess.

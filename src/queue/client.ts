@@ -459,13 +459,7 @@ export class BullJobClient implements JobClient {
     const nowIso = new Date().toISOString();
     // No request in it (a batch's could be large): the caller has it, and was told nothing ran.
     const marker = JSON.stringify({ createdAt: nowIso, cancelledAt: nowIso } satisfies CancelMarker);
-    const { wait, paused, prioritized, delayed } = this.queue.keys;
-    const withdrawOne = async (id: string) => {
-      const keys = [wait!, paused!, prioritized!, delayed!, this.queue.toKey(id), this.keys.cancelled(id)];
-      const unqueued = await this.redis.eval(WITHDRAW_JOB, keys.length, ...keys, id, marker, this.options.resultTtlSeconds, this.keys.cancelChannel);
-      // Out of the queue: removed, as a cancel removes it (its hash expires with the marker anyway).
-      if (unqueued === 1) await this.queue.remove(id);
-    };
+    const withdrawOne = (id: string) => this.unqueue(WITHDRAW_JOB, id, marker, this.options.resultTtlSeconds, this.keys.cancelChannel);
     const logger = this.options.logger;
     let retryMs = WITHDRAW_RETRY_MS;
     const attempt = () => {
@@ -733,15 +727,21 @@ export class BullJobClient implements JobClient {
     // Out of the queue first, in one step, then removed: BullMQ's remove takes a job whatever its
     // state, so a job taken and finished since its state was read would lose its result. Tried
     // whatever that state was: a stalled or retried job goes back to waiting.
-    const { wait, paused, prioritized, delayed } = this.queue.keys;
-    const unqueued = await this.redis.eval(UNQUEUE_JOB, 6, wait!, paused!, prioritized!, delayed!, this.queue.toKey(id), this.keys.cancelled(id), id);
-    if (unqueued === 1) {
-      await this.queue.remove(id);
-      return 'removed';
-    }
+    if (await this.unqueue(UNQUEUE_JOB, id)) return 'removed';
     // Running (or taken by a worker since): whichever worker holds it aborts it.
     await this.redis.publish(this.keys.cancelChannel, id);
     return 'signalled';
+  }
+
+  /** Runs `script` (UNQUEUE_JOB, or WITHDRAW_JOB which embeds it) on the job's keys, with ARGV the
+   * id and then `args`, and removes the job if the script took it out of the queue: true then.
+   * Removed, as a cancel removes it (its hash expires with the marker anyway). */
+  private async unqueue(script: string, id: string, ...args: (string | number)[]): Promise<boolean> {
+    const { wait, paused, prioritized, delayed } = this.queue.keys;
+    const keys = [wait!, paused!, prioritized!, delayed!, this.queue.toKey(id), this.keys.cancelled(id)];
+    if ((await this.redis.eval(script, keys.length, ...keys, id, ...args)) !== 1) return false;
+    await this.queue.remove(id);
+    return true;
   }
 
   async counts(timeoutMs = this.redisTimeoutMs): Promise<QueueCounts> {
@@ -780,7 +780,10 @@ export class BullJobClient implements JobClient {
    * The SCAN stops at the next page once `signal` aborts or `timeoutMs` passes: a count given up on
    * (a keyspace of many millions) would otherwise go on beside the next one. */
   async liveWorkers(timeoutMs = this.redisTimeoutMs, signal?: AbortSignal): Promise<WorkerLiveness[]> {
-    return this.guard(async (stopped) => {
+    return this.guard(async () => {
+      // A timer of its own (guard's has no signal: no other operation has pages to stop between),
+      // started after guard's, so that guard's 503 is what a timed-out count answers.
+      const stopped = signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
       const keys: string[] = [];
       let cursor = '0';
       do {
@@ -794,7 +797,7 @@ export class BullJobClient implements JobClient {
       const workers = values.filter((value): value is string => value !== null).map((value) => JSON.parse(value) as WorkerLiveness);
       const connected = await this.connectionNames();
       return connected ? workers.filter((worker) => connected.has(workerConnectionName(worker.workerId))) : workers;
-    }, timeoutMs, signal);
+    }, timeoutMs);
   }
 
   /** The names of the connections Redis holds now; undefined where it does not tell: CLIENT LIST
@@ -871,25 +874,18 @@ export class BullJobClient implements JobClient {
     for (const listener of this.waiters.get(jobId) ?? []) listener(finalState, completion);
   }
 
-  /** Runs a Redis operation; a dead or slow Redis becomes QueueUnavailableError (503), not a hang or a 500.
-   * The operation's signal aborts at the timeout (or with `signal`): one of many commands (a SCAN's
-   * pages) looks at it between them, so that what was given up on stops sending. */
-  private async guard<T>(operation: (stopped: AbortSignal) => Promise<T>, timeoutMs = this.redisTimeoutMs, signal?: AbortSignal): Promise<T> {
+  /** Runs a Redis operation; a dead or slow Redis becomes QueueUnavailableError (503), not a hang or a 500. */
+  private async guard<T>(operation: () => Promise<T>, timeoutMs = this.redisTimeoutMs): Promise<T> {
     // Not connected (Redis down or reconnecting): answer now rather than queue the call.
     if (this.redis.status !== 'ready') {
       throw new QueueUnavailableError(new Error(`redis connection is ${this.redis.status}`));
     }
-    const timedOut = new AbortController();
-    const stopped = signal ? AbortSignal.any([signal, timedOut.signal]) : timedOut.signal;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(new QueueUnavailableError(new Error(`${NO_ANSWER} ${timeoutMs} ms`)));
-        timedOut.abort();
-      }, timeoutMs);
+      timer = setTimeout(() => reject(new QueueUnavailableError(new Error(`${NO_ANSWER} ${timeoutMs} ms`))), timeoutMs);
     });
     try {
-      return await Promise.race([operation(stopped), timeout]);
+      return await Promise.race([operation(), timeout]);
     } catch (error) {
       if (error instanceof QueueUnavailableError || error instanceof QueueFullError) throw error;
       if (this.redis.status !== 'ready' || (error instanceof Error && CONNECTION_ERROR.test(error.message))) {

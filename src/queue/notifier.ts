@@ -1,9 +1,10 @@
 // The notifier: takes the notification queue's entries (notification-queue.ts) and sends each
 // once its job has finished, in the terms of the front that accepted the job.
-import { DelayedError, Queue, WaitingError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ByteBudget, ByteBudgetAbortedError } from './byte-budget.js';
+import { handBackJob } from './hand-back.js';
 import { FINAL_STATUSES, readJobRecord } from './job-record.js';
 import { REPEATED_ERROR_LOG_INTERVAL_MS, repeatedErrorLogger } from './repeat-log.js';
 import { bytesKeptApart } from './result-store.js';
@@ -98,12 +99,12 @@ export class Notifier {
       release = await this.memory.claim(await this.storedBytes(jobId), stop);
     } catch (error) {
       if (!(error instanceof ByteBudgetAbortedError)) throw error;
-      return this.later(entry, token, 0);
+      return handBackJob(entry, token);
     }
     // Granted as the stop came (another claim's abort let it through): hand it back unread.
     if (stop.aborted) {
       release();
-      return this.later(entry, token, 0);
+      return handBackJob(entry, token);
     }
     try {
       return await this.sendEnded(entry, token);
@@ -143,28 +144,15 @@ export class Notifier {
     const made = deliveries + 1;
     if (!attempt.delivered && stop.aborted) {
       // Stopped mid-attempt: another notifier makes it again (this one does not count).
-      return this.later(entry, token, 0);
+      return handBackJob(entry, token);
     }
     if (!attempt.delivered && attempt.retryable && made < plan.attempts) {
       await entry.updateData({ ...entry.data, deliveries: made });
-      return this.later(entry, token, retryDelayMs(plan, made + 1));
+      return handBackJob(entry, token, retryDelayMs(plan, made + 1));
     }
     const outcome = { jobId, attempts: made, status: attempt.status, error: attempt.error };
     log[attempt.delivered ? 'info' : 'warn'](outcome, attempt.delivered ? 'webhook delivered' : 'webhook not delivered');
     return attempt.delivered ? 'delivered' : 'not delivered';
-  }
-
-  /** Back to the queue for `delayMs`, counting no attempt of BullMQ's. With no delay (a stopping
-   * notifier's hand-back) given no time: BullMQ's moveToDelayed scores the entry by this process's
-   * clock, so that a notifier ahead by d left it waiting d for the others. A delay is this
-   * process's clock's (BullMQ takes no other), as every notifier's wait for it is its own. */
-  private async later(entry: Job<NotificationData>, token: string | undefined, delayMs: number): Promise<never> {
-    if (delayMs === 0) {
-      await entry.moveToWait(token);
-      throw new WaitingError();
-    }
-    await entry.moveToDelayed(Date.now() + delayMs, token);
-    throw new DelayedError();
   }
 
   /** The job has not ended: the entry looks again in NOTIFICATION_RECHECK_MS. A job that ended

@@ -17,7 +17,7 @@
 // its latency and its record) are this process's estimate of Redis's clock (redis-clock.ts), as
 // the API's creation stamp is. The take (BullMQ's processedOn), which BullMQ's lock renewals and
 // the lock fence count from, and a delayed hand-back's time stay this process's own clock, as
-// BullMQ times its renewals, its delayed waits and their promotion (see handBack).
+// BullMQ times its renewals, its delayed waits and their promotion (see hand-back.ts).
 //
 // The path from "taken" to "program started" makes no Redis round trip of its own: the cancel
 // marker is read only when a cancel message could have been missed (see cancel-watch.ts), a
@@ -25,7 +25,7 @@
 // written once the program runs.
 import { setMaxListeners } from 'node:events';
 import os from 'node:os';
-import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { nanoid } from 'nanoid';
 import type { Logger } from 'pino';
 import type { Executor } from '../executor/executor.js';
@@ -36,6 +36,7 @@ import { cutShortByCancel } from '../executor/verdict.js';
 import { LATER_JOB_FIELDS, variantJobField, type JobRequest, type JobResult } from '../jobs/model.js';
 import { BackgroundLane, jobsAtOnce } from './background-lane.js';
 import { startCancelWatch } from './cancel-watch.js';
+import { handBackJob } from './hand-back.js';
 import { CANCELLED_REASON, LIVE_RETRY_REASON } from './job-record.js';
 import { JobDataError, toExecuteRequest } from './codec.js';
 import { connectionFailure, createRedis, disconnectWithDuplicates, whenReady, workerConnectionName } from './connection.js';
@@ -279,14 +280,11 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
   // process started again by its supervisor, Redis's password changed meanwhile), is an outage to
   // wait out. A refusal of a setting ends the wait (whenReady).
   await whenReady(subscriber);
-  // By the clock the takes are stamped by (their processedOn: this process's own): the
-  // subscription's start is compared with them.
   const cancels = await startCancelWatch(
     subscriber,
     keys.cancelChannel,
     cancelRunning,
     () => void cancelMarkedRunningJobs().catch((error: unknown) => log.warn({ err: error }, 'cannot look up cancels after a break in their subscription')),
-    () => Date.now(),
   );
   // Read before any job is taken (Redis answers by now: the subscription above went through).
   const logClockError = repeatedErrorLogger(log, "cannot read Redis's clock; the last reading's offset stands", REPEATED_ERROR_LOG_INTERVAL_MS);
@@ -312,24 +310,6 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
    * then on goes back to the queue unrun, and the worker is stopping itself. */
   const cannotRun = (): Error | undefined => executor.unusable;
 
-  /** Back to the queue for another worker. At once: at its head (it was queued before those
-   * waiting), with no time given, since BullMQ's moveToDelayed scores the job by this worker's
-   * clock, so that one ahead by d left it delayed for d, every other worker idle beside it. (BullMQ
-   * leaves a job it is told was moved to wait as it is.) `delayMs` later (a shortage waited out):
-   * by this worker's clock, as BullMQ scores the job (its moveToDelayed adds the delay to the
-   * worker's Date.now()) and as the takes that promote it (moveToActive) and the Workers' waits for
-   * it are timed. A worker whose clock is off promotes it early or late by its skew: one behind
-   * wakes at least every 10 s (BullMQ's longest block) and takes it late by at most its skew; a
-   * worker with a correct clock takes it on time. */
-  async function handBack(job: Job<JobRequest, JobResult>, token: string | undefined, delayMs = 0): Promise<never> {
-    if (delayMs > 0) {
-      await job.moveToDelayed(Date.now() + delayMs, token);
-      throw new DelayedError();
-    }
-    await job.moveToWait(token);
-    throw new WaitingError();
-  }
-
   /** A live job's take that goes back to the queue before its session was told `started`: the
    * worker taking it next is told (liveUnrunTakes) that this take does not count as a run its
    * client's input went to. Nothing for a job that is not live. */
@@ -347,7 +327,7 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
   async function handBackUnrun(job: Job<JobRequest, JobResult>, token: string | undefined, why = 'job taken after this worker became unable to run jobs'): Promise<never> {
     log.warn({ jobId: job.id, err: cannotRun() }, `${why}; returning it to the queue unrun`);
     await countUnrunLiveTake(job);
-    return handBack(job, token);
+    return handBackJob(job, token);
   }
 
   const hostShortageRetry = options.hostShortageRetry ?? HOST_SHORTAGE_RETRY;
@@ -372,7 +352,7 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
     const delayMs = firstDelayMs * 2 ** (shortages - 1);
     log.warn({ jobId: job.id, err: error, handBack: shortages, of: handBacks, delayMs }, `${HOST_SHORTAGES[error.code]}; returning it to the queue, to be taken again later`);
     await countUnrunLiveTake(job);
-    return handBack(job, token, delayMs);
+    return handBackJob(job, token, delayMs);
   }
 
   /** Whether a live job taken again was run before, its client's input going to that run: not
@@ -448,7 +428,7 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
           if (live?.started === false) return await handBackUnrun(job, token, LIVE_UNSTARTED_UNAVAILABLE);
           if (live) throw new UnrecoverableError(LIVE_UNAVAILABLE_REASON);
           log.warn({ jobId, err: error }, 'this worker can run the job no further; returning it to the queue');
-          return await handBack(job, token);
+          return await handBackJob(job, token);
         }
         if (error instanceof ExecutorError && HOST_SHORTAGES[error.code] !== undefined) {
           // The host's shortage, not the job's fault: taken again later, a few times. A stage may
@@ -484,7 +464,7 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
         if (live) throw new UnrecoverableError(cannotRun() ? LIVE_UNAVAILABLE_REASON : LIVE_SHUTDOWN_REASON);
         // Killed only because this worker is stopping: hand the job back for another worker.
         log.warn({ jobId }, 'job interrupted by shutdown; returning it to the queue');
-        return await handBack(job, token);
+        return await handBackJob(job, token);
       }
       const attempt = { number: job.attemptsStarted, startedAtMs, finishedAtMs: clock.now() };
       // A large result goes into a key of its own first, the return value its stub (result-store.ts).
@@ -554,11 +534,6 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
   opened.add(async () => {
     await Promise.all(workers.map((worker) => startsSettled(worker, CLOSE_REDIS_AWAY_MS)));
     await Promise.all(workers.map((worker) => worker.close(true)));
-  });
-  // The runs' lock fences (a timer each), closed before their Workers. None is open at a failed
-  // start, the Workers taking jobs only once it has succeeded (below); stopped should that change.
-  opened.add(() => {
-    for (const run of runs) run.fence.stop();
   });
   const lane = new BackgroundLane(workers.slice(options.concurrency), options.backgroundAfterMs, (error) =>
     log.warn({ err: error }, 'cannot pause a background lane worker'),

@@ -66,17 +66,3 @@ test('a cancel heard before its job runs here is remembered once; a running job 
     publisher.disconnect();
   }
 });
-
-test("the subscription's start is told by the clock it is given (the one the worker's takes are stamped by), not the process's", async () => {
-  const subscriber = createRedis(redis.url, 'blocking', 'test-cancel-watch-clock');
-  try {
-    // Redis's clock an hour behind this process's.
-    const redisNow = () => Date.now() - 3_600_000;
-    const watch = await startCancelWatch(subscriber, CHANNEL, () => false, () => {}, redisNow);
-    const takenAt = redisNow();
-    assert.equal(watch.listeningSince(takenAt), true, 'a take stamped by Redis just now is after the subscription');
-    assert.equal(watch.listeningSince(takenAt - 60_000), false, 'one stamped a minute before it is not');
-  } finally {
-    subscriber.disconnect();
-  }
-});

@@ -77,18 +77,18 @@ test("BullMQ's finish is stamped by the clock where BullMQ put its time, taking 
   const delayedAt = Date.now();
   scripts.execCommand(undefined as never, 'moveToDelayed', [...keys(12), 'prefix', delayedAt, 'job-1']);
   // A layout of another BullMQ: no time where this one had it.
-  scripts.execCommand(undefined as never, 'moveToFinished', [...keys(15), 'job-2', Date.now()]);
+  const otherAt = Date.now();
+  scripts.execCommand(undefined as never, 'moveToFinished', [...keys(15), 'job-2', otherAt]);
   assert.deepEqual(
     sent.map(({ command, args }) => [command, args.find((arg) => typeof arg === 'number')]),
     [
       ['moveToActive', takenAt],
       ['moveToFinished', 42],
       ['moveToDelayed', delayedAt],
-      ['moveToFinished', sent[3]!.args[16]],
+      ['moveToFinished', otherAt],
     ],
   );
   // The finish takes no next job: that take, and the promotions before it, would be by Redis's time.
   assert.equal(sent[1]!.args[14 + 5], 0, 'fetchNext 0');
-  assert.notEqual(sent[3]!.args[16], 42);
   assert.deepEqual(unknown, ['moveToFinished']);
 });
