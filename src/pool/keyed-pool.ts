@@ -373,7 +373,15 @@ export class KeyedPool<T> {
     const nowMs = performance.now();
     if (this.closed || this.refillsStopped || nowMs < this.refillsPausedUntilMs) return;
     const busy = this.jobsRunning() > 0;
+    // The slots ready or coming of the keys the readyCap counts: summed once here, then one more
+    // as each refill of such a key starts (nothing else changes them before this returns), not
+    // summed over every key again for each slot a key lacks.
+    const cap = this.options.readyCap;
+    const capSlots = cap?.slots ?? Number.POSITIVE_INFINITY;
+    let capped = 0;
+    if (cap) for (const state of this.keys.values()) if (cap.counts(state.key)) capped += state.ready.length + state.refilling;
     for (const state of this.keys.values()) {
+      const counted = cap?.counts(state.key) ?? false;
       // An eviction's lowering (destroyIdle) lasts while refills are paused, not for good: only a
       // miss would raise the target again, and a key kept below its minReady misses needlessly.
       state.target = Math.max(state.target, state.sizing.minReady);
@@ -381,9 +389,10 @@ export class KeyedPool<T> {
         this.refillsRunning < this.options.refillConcurrency &&
         state.ready.length + state.refilling < state.target &&
         nowMs >= state.backoffUntilMs &&
-        this.underReadyCap(state.key) &&
+        (!counted || capped < capSlots) &&
         !this.refillPostponed(state, busy, nowMs)
       ) {
+        if (counted) capped++;
         state.refilling++;
         this.refillsRunning++;
         this.track(
@@ -405,15 +414,6 @@ export class KeyedPool<T> {
       }
       if (state.ready.length + state.refilling >= state.target) state.refillPostponedSinceMs = undefined;
     }
-  }
-
-  /** Whether one more slot of `key` may be prepared ahead under the options' readyCap. */
-  private underReadyCap(key: string): boolean {
-    const cap = this.options.readyCap;
-    if (!cap || !cap.counts(key)) return true;
-    let slots = 0;
-    for (const state of this.keys.values()) if (cap.counts(state.key)) slots += state.ready.length + state.refilling;
-    return slots < cap.slots;
   }
 
   /** Settles (never rejects) once the slot is destroyed; its failure goes to onBackgroundError. */

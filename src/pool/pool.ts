@@ -97,7 +97,7 @@ export async function createPool<C = never>(options: PoolOptions<C>): Promise<Po
   let owner: Awaited<ReturnType<typeof claimOwnerDir>> | undefined;
   try {
     // What dead owners left first: their files may be what leaves no room for this owner's dir.
-    const reclaimed = await reclaimStaleOwners(agent, stateRoot, undefined);
+    const reclaimed = await reclaimStaleOwners(agent, stateRoot);
     owner = await claimOwnerDir(agent, stateRoot);
     const ownerDir = owner;
     await options.reclaimStale?.();

@@ -101,12 +101,9 @@ async function claimOwnerDirIn(agent: MountAgent, stateRoot: string): Promise<Ow
   throw new PoolError('claimOwnerDir', 'EBUSY', `could not claim an owner dir under ${stateRoot}`);
 }
 
-/** Reclaims every dead owner's dir under `stateRoot` (never `ownDir`, where this owner has one). */
-export async function reclaimStaleOwners(
-  agent: MountAgent,
-  stateRoot: string,
-  ownDir: string | undefined,
-): Promise<ReclaimReport> {
+/** Reclaims every dead owner's dir under `stateRoot`. Called before this owner claims a dir of its
+ * own (pool.ts), so every dir found is another owner's. */
+export async function reclaimStaleOwners(agent: MountAgent, stateRoot: string): Promise<ReclaimReport> {
   const report: ReclaimReport = { ownerDirs: [], mounts: [], liveOwners: [] };
   let names: string[];
   try {
@@ -118,7 +115,6 @@ export async function reclaimStaleOwners(
     const prefix = name.startsWith(OWNER_PREFIX) ? OWNER_PREFIX : name.startsWith(NEW_PREFIX) ? NEW_PREFIX : undefined;
     if (!prefix) continue;
     const dir = join(stateRoot, name);
-    if (dir === ownDir) continue;
     const outcome = await reclaimOwnerDir(agent, dir);
     if (outcome === 'held') {
       report.liveOwners.push(dir);
