@@ -134,9 +134,15 @@ export class SubmissionExecutor<C> implements Executor {
       const result = await execution;
       // A one-shot run's sandbox failed at a setup step for want of a descriptor: the host's
       // shortage, as when a slot's could not be prepared (below), not the job's `internal_error`.
-      // Not a live job's: its output went to its client as it ran.
-      const shortage = request.live ? undefined : stagesOf(result).map((stage) => descriptorShortage(stage.error)).find((found) => found !== undefined);
-      if (shortage) throw shortage;
+      // Not a live job's: its output went to its client as it ran. Every stage's, whatever the
+      // job's verdict; only a stage with an error is looked at (this runs for every job).
+      if (!request.live) {
+        for (const stage of stagesOf(result)) {
+          if (!stage.error) continue;
+          const shortage = descriptorShortage(stage.error);
+          if (shortage) throw shortage;
+        }
+      }
       return result;
     } catch (err) {
       // The pool's own failure, not the job's: a take refused, or a slot whose preparation the
