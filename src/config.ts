@@ -124,7 +124,7 @@ export interface Config {
 }
 
 /** The settings of how many jobs a machine's worker processes run at once (checkSandboxUids). */
-export const WORKER_SETTINGS = ['CELLBLOCK_WORKER_PROCESSES', 'CELLBLOCK_WORKER_CONCURRENCY', 'CELLBLOCK_BACKGROUND_SLOTS'] as const;
+const WORKER_SETTINGS = ['CELLBLOCK_WORKER_PROCESSES', 'CELLBLOCK_WORKER_CONCURRENCY', 'CELLBLOCK_BACKGROUND_SLOTS'] as const;
 export type WorkerSetting = (typeof WORKER_SETTINGS)[number];
 
 /** What the default of CELLBLOCK_WORKER_CONCURRENCY depends on besides the cores. */
@@ -562,7 +562,7 @@ export const DEFAULT_STALLED_INTERVAL_MS = 5000;
  * at most half the lock, so that a dead worker's job is re-queued within the lock duration plus
  * two intervals whatever the lock. At the least lock (1000 ms) that is 500 ms, the least interval
  * the variable takes (BullMQ takes any above 0). */
-export function stalledIntervalFor(lockDurationMs: number): number {
+function stalledIntervalFor(lockDurationMs: number): number {
   return Math.min(Math.floor(lockDurationMs / 2), DEFAULT_STALLED_INTERVAL_MS);
 }
 

@@ -21,7 +21,7 @@ export class ListenError extends Error {
 }
 
 /** The longest the API waits for Redis's first answer before it listens (firstContact). */
-export const REDIS_FIRST_CONTACT_MS = 500;
+const REDIS_FIRST_CONTACT_MS = 500;
 
 /** How long the API waits for a first failure to name, when Redis had neither answered nor failed
  * as it began to listen: past ioredis's connect timeout (10 s), at which a connection that hangs
@@ -38,7 +38,7 @@ async function sayUnreachable(jobs: BullJobClient, logger: Logger): Promise<void
 /** The URL the API listens at, as CELLBLOCK_HOST names its address: fastify's own answer, for an
  * address of every interface (0.0.0.0, ::), names the first interface's (127.0.0.1), which says
  * the API is on loopback alone when it serves every machine. */
-export function listeningUrl(host: string, port: number): string {
+function listeningUrl(host: string, port: number): string {
   return `http://${isIPv6(host) ? `[${host}]` : host}:${port}`;
 }
 

@@ -69,7 +69,7 @@ async function checkMachineForWorkers(config: Config, logger: Logger, runtimes: 
   // containers, their processes for every sandbox's (host-limits.ts).
   const built = runtimes.filter((runtime) => !missing.includes(runtime));
   const limits = readProcessLimits();
-  const openFiles = checkOpenFiles(config, limits.openFiles, config.poolMaxReady * containerSlotKeys(built).size);
+  const openFiles = checkOpenFiles(config, limits.openFiles.hard, config.poolMaxReady * containerSlotKeys(built).size);
   const processes = checkProcesses(built, limits.processes);
   makeSettingDirectory('CELLBLOCK_POOL_STATE_DIR', config.poolStateDir, STATE_ROOT_MODE);
   const capped = openFilesCapWarning(config, limits.openFiles.hard);

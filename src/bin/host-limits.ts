@@ -6,14 +6,12 @@
 // limits".
 import { readFileSync } from 'node:fs';
 import { describeJobsAtOnce, type Config } from '../config.js';
+import { JOB_DESCRIPTORS, jobsWithinOpenFiles, WORKER_OWN_DESCRIPTORS } from '../executor/descriptors.js';
 import { defaultStageLimits } from '../executor/limits.js';
 import type { Runtime } from '../images/types.js';
 import { withVariants } from '../images/variants.js';
 import { jobsAtOnce } from '../queue/background-lane.js';
-import { JOB_DESCRIPTORS, jobsWithinOpenFiles, WORKER_OWN_DESCRIPTORS } from '../executor/descriptors.js';
 import { PREPARED_CONTAINER_DESCRIPTORS, PREPARING_CONTAINER_DESCRIPTORS } from '../sandbox/descriptors.js';
-
-export { JOB_DESCRIPTORS, WORKER_OWN_DESCRIPTORS };
 import { WorkerPreflightError } from './worker-preflight.js';
 
 /** A resource limit's soft and hard values; Infinity where unlimited. */
@@ -61,14 +59,14 @@ export function openFilesPlan(settings: OpenFilesSettings, limit: number): OpenF
 const RAISE_OPEN_FILES = 'raise it (systemd: LimitNOFILE=; a shell, as root: ulimit -Hn N before the command)';
 
 /**
- * Refuses (WorkerPreflightError) a hard open files limit below what a worker needs for its jobs at
- * once (openFilesPlan's `needed`): its jobs would fail for want of descriptors under load, and
- * only a load would show it. Else returns the plan, and a warning where the limit holds fewer
+ * Refuses (WorkerPreflightError) a hard open files limit `hardLimit` below what a worker needs for
+ * its jobs at once (openFilesPlan's `needed`): its jobs would fail for want of descriptors under
+ * load, and only a load would show it. Else returns the plan, and a warning where the limit holds fewer
  * ready containers than the worker's pools could keep (`mostReady`): each worker then keeps at
  * most that many (PoolOptions.maxReadyContainers), and jobs past them wait for theirs to be made.
  */
-export function checkOpenFiles(settings: OpenFilesSettings, limit: ResourceLimit, mostReady: number): { plan: OpenFilesPlan; warning?: string } {
-  const plan = openFilesPlan(settings, limit.hard);
+export function checkOpenFiles(settings: OpenFilesSettings, hardLimit: number, mostReady: number): { plan: OpenFilesPlan; warning?: string } {
+  const plan = openFilesPlan(settings, hardLimit);
   const jobs = describeJobsAtOnce(settings);
   if (plan.limit < plan.needed) {
     const mostJobs = jobsWithinOpenFiles(plan.limit, settings.poolRefillConcurrency);

@@ -2,7 +2,6 @@
 // descriptors.ts) and the most slots a job holds (slot-keys.ts): what a worker's open files limit
 // (RLIMIT_NOFILE) must leave room for (src/bin/host-limits.ts), and the default jobs at once fit
 // in (src/config.ts). Here, not in the sandbox, which may use nothing of ours above it.
-
 import { PREPARING_CONTAINER_DESCRIPTORS } from '../sandbox/descriptors.js';
 import { MOST_SLOTS_PER_JOB } from './slot-keys.js';
 
@@ -17,7 +16,6 @@ export const WORKER_OWN_DESCRIPTORS = 64;
  * a file being copied (2) and its BullMQ Worker's connection to Redis (1). An upper bound: most
  * jobs hold two prepared containers (a compile's and a run's). */
 export const JOB_DESCRIPTORS = MOST_SLOTS_PER_JOB * PREPARING_CONTAINER_DESCRIPTORS + 9;
-
 
 /** The most jobs at once (a worker's and its lane's) a worker process fits in the hard open files
  * limit `limit`, beside its own descriptors and `refillConcurrency` containers prepared at once

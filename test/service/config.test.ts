@@ -246,7 +246,7 @@ describe('configuration', () => {
     const limit = 64 + 2 * 18 + 2 * 81 + 10;
     const config = loadConfig({}, { openFilesLimit: limit });
     assert.deepEqual([config.workerConcurrency, config.backgroundSlots], [1, 1]);
-    assert.doesNotThrow(() => checkOpenFiles(config, { soft: limit, hard: limit }, 0));
+    assert.doesNotThrow(() => checkOpenFiles(config, limit, 0));
     const warning = openFilesCapWarning(config, limit);
     if (cores > 1) {
       assert.match(warning!, new RegExp(`^the open files limit \\(RLIMIT_NOFILE, hard\\) of this process, ${limit}, holds fewer jobs at once than the default CELLBLOCK_WORKER_CONCURRENCY ${Math.min(2 * cores, 128)} \\(two per core\\) would run: 2 jobs at once \\(CELLBLOCK_WORKER_CONCURRENCY 1 \\+ CELLBLOCK_BACKGROUND_SLOTS 1\\) here.*LimitNOFILE=`));
@@ -257,7 +257,7 @@ describe('configuration', () => {
     const explicit = loadConfig({ CELLBLOCK_WORKER_CONCURRENCY: '4' }, { openFilesLimit: limit });
     assert.equal(explicit.workerConcurrency, 4);
     assert.equal(openFilesCapWarning(explicit, limit), undefined);
-    assert.throws(() => checkOpenFiles(explicit, { soft: limit, hard: limit }, 0), WorkerPreflightError);
+    assert.throws(() => checkOpenFiles(explicit, limit, 0), WorkerPreflightError);
   });
 
   test('API keys: KEY[:REQUESTS[:LIVE_SESSIONS]], a figure left out or empty taking the default', () => {

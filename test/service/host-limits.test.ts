@@ -7,11 +7,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { checkOpenFiles, checkProcesses, JOB_DESCRIPTORS, openFilesPlan, readProcessLimits, WORKER_OWN_DESCRIPTORS } from '../../src/bin/host-limits.js';
+import { checkOpenFiles, checkProcesses, openFilesPlan, readProcessLimits } from '../../src/bin/host-limits.js';
 import { WorkerPreflightError } from '../../src/bin/worker-preflight.js';
-import { PREPARED_CONTAINER_DESCRIPTORS, PREPARING_CONTAINER_DESCRIPTORS } from '../../src/sandbox/descriptors.js';
+import { JOB_DESCRIPTORS, WORKER_OWN_DESCRIPTORS } from '../../src/executor/descriptors.js';
 import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { freeLoopbackPort } from '../../src/queue/redis-server.js';
+import { PREPARED_CONTAINER_DESCRIPTORS, PREPARING_CONTAINER_DESCRIPTORS } from '../../src/sandbox/descriptors.js';
 import { reclaimPoolState } from '../helpers/pool-state.js';
 import { until } from '../helpers/until.js';
 import { builtRuntimes, cellblockSource, getJson, postJson, testRuntime } from './fixtures.js';
@@ -45,19 +46,19 @@ test("a worker's open files: its own, its jobs' at once, its refills'; the rest 
 
 test('an open files limit below what the jobs at once need is refused in one line: the limit, what is needed, how to raise it', () => {
   assert.throws(
-    () => checkOpenFiles(settings, { soft: 256, hard: 256 }, 100),
+    () => checkOpenFiles(settings, 256, 100),
     (error: unknown) =>
       error instanceof WorkerPreflightError &&
       error.message ===
         `the open files limit (RLIMIT_NOFILE, hard) of this process is 256, below the ${needed} descriptors a worker process may need: 8 jobs at once (CELLBLOCK_WORKER_CONCURRENCY 4 + CELLBLOCK_BACKGROUND_SLOTS 4), up to ${JOB_DESCRIPTORS} each; 2 container(s) prepared at once (CELLBLOCK_POOL_REFILL_CONCURRENCY), up to ${PREPARING_CONTAINER_DESCRIPTORS} each; ${WORKER_OWN_DESCRIPTORS} of its own. Raise it (systemd: LimitNOFILE=; a shell, as root: ulimit -Hn N before the command), or run fewer jobs at once (at most 1 here)`,
   );
   // Exactly enough for the jobs: no ready container, said as a warning.
-  const { plan, warning } = checkOpenFiles(settings, { soft: needed, hard: needed }, 100);
+  const { plan, warning } = checkOpenFiles(settings, needed, 100);
   assert.equal(plan.readyContainers, 0);
   assert.match(warning!, /leaves each worker process room for 0 ready container\(s\) .* of the 100 its pools could keep .*: each keeps at most 0 ready/);
   assert.doesNotMatch(warning!, /\n/);
   // Room for every container the pools could keep: nothing to say.
-  assert.deepEqual(checkOpenFiles(settings, { soft: 20_000, hard: 20_000 }, 100), { plan: openFilesPlan(settings, 20_000) });
+  assert.deepEqual(checkOpenFiles(settings, 20_000, 100), { plan: openFilesPlan(settings, 20_000) });
 });
 
 test("a processes limit below a runtime's default pids is refused, below its maximum warned of; the soft limit is the one the kernel applies", () => {
