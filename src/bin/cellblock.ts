@@ -13,9 +13,9 @@ import { CgroupError } from '../sandbox/cgroups/backend.js';
 import { SandboxError } from '../sandbox/types.js';
 import { exitReason, startRedisServer } from '../queue/redis-server.js';
 import { ListenError, runApi } from './api-command.js';
+import { checkOpenFiles, checkProcesses, readProcessLimits, type ProcessLimits } from './host-limits.js';
 import { createLogger, EXIT_SETTING_REFUSED, guardStartup, onShutdown, SINGLE_WORKER_FLAG, watchRedisRefusal } from './process-control.js';
 import { checkWorkerMachine, sandboxUidAccountsWarning, WorkerPreflightError } from './worker-preflight.js';
-import { checkOpenFiles, checkProcesses, readProcessLimits } from './host-limits.js';
 
 const USAGE = `usage: cellblock <command>
 
@@ -57,8 +57,9 @@ const workerCommand = () => import('./worker-command.js');
  * a pool state dir that cannot be made (before the workers, each of which would fail at it); warns
  * of jobs at once whose checked and interactive jobs may find no uid at full load, of the runtimes
  * whose jobs would fail here, of host accounts with sandbox uids, and of limits that hold fewer
- * ready containers than the pools could keep, or fewer processes than a job may ask for. */
-async function checkMachineForWorkers(config: Config, logger: Logger, runtimes: Runtime[]): Promise<void> {
+ * ready containers than the pools could keep, or fewer processes than a job may ask for. `limits`:
+ * this process's (readProcessLimits). */
+async function checkMachineForWorkers(config: Config, logger: Logger, runtimes: Runtime[], limits: ProcessLimits): Promise<void> {
   const uidsWarning = checkSandboxUids(config);
   if (uidsWarning !== undefined) {
     const { workerProcesses, workerConcurrency, backgroundSlots, backgroundAfterMs } = config;
@@ -68,7 +69,6 @@ async function checkMachineForWorkers(config: Config, logger: Logger, runtimes: 
   // The limits this process's workers inherit: their open files for their jobs and ready
   // containers, their processes for every sandbox's (host-limits.ts).
   const built = runtimes.filter((runtime) => !missing.includes(runtime));
-  const limits = readProcessLimits();
   const openFiles = checkOpenFiles(config, limits.openFiles.hard, config.poolMaxReady * containerSlotKeys(built).size);
   const processes = checkProcesses(built, limits.processes);
   makeSettingDirectory('CELLBLOCK_POOL_STATE_DIR', config.poolStateDir, STATE_ROOT_MODE);
@@ -87,7 +87,7 @@ async function checkMachineForWorkers(config: Config, logger: Logger, runtimes: 
   }
 }
 
-async function worker(config: Config, argv: string[], runtimes: Runtime[]): Promise<void> {
+async function worker(config: Config, argv: string[], runtimes: Runtime[], limits: ProcessLimits): Promise<void> {
   const redisUrl = requireRedisUrl(config, 'worker');
   if (config.workerProcesses < 1) {
     throw new ConfigError('CELLBLOCK_WORKER_PROCESSES', '0 is for `cellblock start` alone (the API without workers): cellblock worker runs at least one worker process');
@@ -98,14 +98,14 @@ async function worker(config: Config, argv: string[], runtimes: Runtime[]): Prom
   // started by hand, or by a manager that stops it with SIGINT (pm2), may also have.
   const supervised = isSupervisedWorker();
   // The supervisor checked the machine before it forked this one.
-  if (!supervised) await checkMachineForWorkers(config, logger, runtimes);
+  if (!supervised) await checkMachineForWorkers(config, logger, runtimes, limits);
   if (argv.includes(SINGLE_WORKER_FLAG) || config.workerProcesses <= 1) {
     // A supervised worker stops with its supervisor, even one killed by SIGKILL, rather than
     // live on as an orphan taking jobs; and a stop during start-up releases what was prepared.
     const startup = guardStartup();
     const refusal = watchRedisRefusal(logger, () => startup.abort());
     // A refused login fails the commands queued meanwhile: the start-up's failure is the refusal's.
-    const running = await runWorkerProcess(config, redisUrl, logger, startup.signal).catch((error: unknown) => {
+    const running = await runWorkerProcess(config, redisUrl, logger, startup.signal, { runtimes, openFilesLimit: limits.openFiles.hard }).catch((error: unknown) => {
       if (refusal.refused) return undefined;
       throw error;
     });
@@ -125,8 +125,9 @@ async function worker(config: Config, argv: string[], runtimes: Runtime[]): Prom
     return;
   }
   // Redis refused a worker process's setting (each one refused says so): the others stop too.
-  const supervisor = superviseWorkers(config.workerProcesses, redisUrl, logger, () => fail('redis refused a setting of a worker process', EXIT_SETTING_REFUSED));
-  const fail = onShutdown(logger, () => supervisor.stop(), { beforeForcedExit: () => supervisor.kill() });
+  const refusal = watchRedisRefusal(logger);
+  const supervisor = superviseWorkers(config.workerProcesses, redisUrl, logger, () => refusal.workerRefused());
+  refusal.running(onShutdown(logger, () => supervisor.stop(), { beforeForcedExit: () => supervisor.kill() }));
 }
 
 /** A second `cellblock start` on the same data (two start.sh by mistake) would run a second
@@ -150,9 +151,9 @@ function holdPrivateRedisDir(dataDir: string): number {
   return fd;
 }
 
-async function start(config: Config, runtimes: Runtime[]): Promise<void> {
+async function start(config: Config, runtimes: Runtime[], limits: ProcessLimits): Promise<void> {
   const logger = createLogger(config.logLevel, 'start');
-  if (config.workerProcesses > 0) await checkMachineForWorkers(config, logger, runtimes);
+  if (config.workerProcesses > 0) await checkMachineForWorkers(config, logger, runtimes, limits);
   let redisUrl = config.redisUrl;
   let stopRedis = async () => {};
   /** Resolves with the error when the private Redis kept dying and was given up. */
@@ -192,13 +193,7 @@ async function start(config: Config, runtimes: Runtime[]): Promise<void> {
   // order.
   const refusal = watchRedisRefusal(logger);
   const { superviseWorkers } = await workerCommand();
-  let stopForWorker: (() => void) | undefined;
-  let workerRefused = false;
-  const onWorkerRefused = () => {
-    workerRefused = true;
-    stopForWorker?.();
-  };
-  const workers = config.workerProcesses > 0 ? superviseWorkers(config.workerProcesses, redisUrl, logger, onWorkerRefused) : undefined;
+  const workers = config.workerProcesses > 0 ? superviseWorkers(config.workerProcesses, redisUrl, logger, () => refusal.workerRefused()) : undefined;
   const running = await runApi(config, redisUrl, logger, runtimes);
   const fail = onShutdown(
     logger,
@@ -211,8 +206,6 @@ async function start(config: Config, runtimes: Runtime[]): Promise<void> {
     { beforeForcedExit: () => workers?.kill() },
   );
   refusal.running(fail);
-  stopForWorker = () => fail('redis refused a setting of a worker process', EXIT_SETTING_REFUSED);
-  if (workerRefused) stopForWorker();
   // Given up (even during start-up): the service cannot run on, so it stops, in order, non-zero.
   void redisGivenUp.then((error) => {
     logger.fatal({ err: error }, 'private redis-server given up');
@@ -246,27 +239,21 @@ async function main(argv: string[]): Promise<number | undefined> {
     throw new UsageError(`cellblock ${command} takes no arguments (got ${JSON.stringify(unexpected[0])}): its settings are CELLBLOCK_* environment variables`);
   }
   // A process that runs workers (start, worker) fits the default jobs at once in its hard open
-  // files limit, which its workers inherit (host-limits.ts): the API's is its own.
-  const config = loadConfig(process.env, command === 'api' ? {} : { openFilesLimit: readProcessLimits().openFiles.hard });
-  // This checkout's runtimes, read once: the checks below and the API take them (a worker process
-  // reads its own).
+  // files limit, which its workers inherit (host-limits.ts): the API's is its own. Read once: the
+  // machine's checks and a worker run in this process take them too.
+  const limits = command === 'api' ? undefined : readProcessLimits();
+  const config = loadConfig(process.env, limits ? { openFilesLimit: limits.openFiles.hard } : {});
+  // This checkout's runtimes, read once: the checks below, the API and a worker run in this
+  // process take them.
   const runtimes = loadRuntimes();
   // Every command reads it: the API to refuse jobs, a worker to fail one that came past an API
   // with another value.
   checkMaxJobOutputBytes(config.maxJobOutputBytes, runtimes);
-  switch (command) {
-    case 'start':
-      await start(config, runtimes);
-      return undefined;
-    case 'api':
-      await api(config, runtimes);
-      return undefined;
-    case 'worker':
-      await worker(config, rest, runtimes);
-      return undefined;
-    default:
-      throw new UsageError(`unknown command "${command}"`);
-  }
+  // Limits were read for start and worker, the other SERVICE_COMMANDS: none is `api`.
+  if (!limits) await api(config, runtimes);
+  else if (command === 'start') await start(config, runtimes, limits);
+  else await worker(config, rest, runtimes, limits);
+  return undefined;
 }
 
 main(process.argv.slice(2)).then(

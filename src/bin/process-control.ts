@@ -81,7 +81,7 @@ export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise
 export const EXIT_SETTING_REFUSED = 78;
 
 /** The one line that says what Redis refused, naming the variable. */
-export function refusalLine(refusal: RedisRefusal): string {
+function refusalLine(refusal: RedisRefusal): string {
   return refusal.kind === 'database'
     ? `CELLBLOCK_REDIS_URL names database ${refusal.database}, which Redis refuses (${refusal.answer})`
     : `Redis refuses the login of CELLBLOCK_REDIS_URL (${refusal.answer}): check the URL's user and password`;
@@ -90,7 +90,12 @@ export function refusalLine(refusal: RedisRefusal): string {
 export interface RefusalWatch {
   /** The process runs: a refusal from now on is `stop`ped (onShutdown's FailureStop) in order. */
   running(stop: FailureStop): void;
-  /** Whether a refusal came (and was said). */
+  /** Redis refused a setting of a worker process this one supervises (superviseWorkers's
+   * onSettingRefused; that worker said which): this process stops too, in order, with
+   * EXIT_SETTING_REFUSED, at once if `running` was called, else as it is called (a refusal during
+   * the API's start-up is acted on once it can stop in order). */
+  workerRefused(): void;
+  /** Whether a refusal of this process's own came (and was said). */
   readonly refused: boolean;
 }
 
@@ -104,6 +109,8 @@ export interface RefusalWatch {
 export function watchRedisRefusal(logger: Logger, duringStartup?: () => void): RefusalWatch {
   let stop: FailureStop | undefined;
   let refused = false;
+  let aWorkerRefused = false;
+  const stopForWorker = () => stop?.('redis refused a setting of a worker process', EXIT_SETTING_REFUSED);
   onRedisRefusal((refusal) => {
     refused = true;
     const line = refusalLine(refusal);
@@ -116,6 +123,11 @@ export function watchRedisRefusal(logger: Logger, duringStartup?: () => void): R
   return {
     running: (failureStop) => {
       stop = failureStop;
+      if (aWorkerRefused) stopForWorker();
+    },
+    workerRefused: () => {
+      aWorkerRefused = true;
+      stopForWorker();
     },
     get refused() {
       return refused;

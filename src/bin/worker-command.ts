@@ -6,11 +6,11 @@ import { jobNotifications } from '../api/notifications.js';
 import { ConfigError, type Config } from '../config.js';
 import { KEEP_FAILURE_QUIET_MS } from '../executor/compile-cache.js';
 import { createExecutor } from '../executor/create.js';
-import { loadRuntimes } from '../images/runtimes.js';
+import type { Runtime } from '../images/types.js';
 import { PoolError } from '../pool/index.js';
 import { hasRun, onRun, serviceRan } from '../queue/connection.js';
 import { startQueueWorker, type QueueWorker } from '../queue/worker.js';
-import { openFilesPlan, readProcessLimits } from './host-limits.js';
+import { openFilesPlan } from './host-limits.js';
 import { EXIT_SETTING_REFUSED, SINGLE_WORKER_FLAG } from './process-control.js';
 
 /** A worker that dies is restarted after this, doubled for each quick death in a row (one that
@@ -20,10 +20,23 @@ const MAX_RESTART_DELAY_MS = 30_000;
 /** A worker that ran this long before dying starts its slot's back-off afresh. */
 const HEALTHY_RUN_MS = 60_000;
 
+/** What the command read of this process at its start, taken by its worker rather than read again. */
+export interface WorkerProcessHost {
+  /** This checkout's runtimes (loadRuntimes). */
+  runtimes: Runtime[];
+  /** The hard open files limit of this process (readProcessLimits). */
+  openFilesLimit: number;
+}
+
 /** One worker in this process; undefined when `stop` aborted its start-up (what it had
  * prepared is released; a connection still waiting for Redis ends with the process). */
-export async function runWorkerProcess(config: Config, redisUrl: string, logger: Logger, stop: AbortSignal): Promise<QueueWorker | undefined> {
-  const runtimes = loadRuntimes();
+export async function runWorkerProcess(
+  config: Config,
+  redisUrl: string,
+  logger: Logger,
+  stop: AbortSignal,
+  { runtimes, openFilesLimit }: WorkerProcessHost,
+): Promise<QueueWorker | undefined> {
   const executor = await createExecutor({
     dataDir: config.dataDir,
     runtimes,
@@ -33,7 +46,7 @@ export async function runWorkerProcess(config: Config, redisUrl: string, logger:
       refillConcurrency: config.poolRefillConcurrency,
       // What the open files limit leaves beside the jobs (its process's check refused a limit that
       // leaves less than none, and warned where it holds fewer than the pools could keep).
-      maxReadyContainers: openFilesPlan(config, readProcessLimits().openFiles.hard).readyContainers,
+      maxReadyContainers: openFilesPlan(config, openFilesLimit).readyContainers,
     },
     backgroundAfterCpuMs: config.backgroundAfterCpuMs,
     maxJobOutputBytes: config.maxJobOutputBytes,

@@ -183,6 +183,32 @@ test("a second signal to a supervisor exits at once, killing its workers first r
   assert.equal(out, 'armedworkers killed');
 });
 
+test("a worker process's refused setting stops its supervisor in order, status 78: at once once it runs, else as it comes to run", async () => {
+  const processControl = path.join(path.dirname(cellblockSource), 'process-control.ts');
+  const code = `
+    const { createLogger, watchRedisRefusal } = await import(${JSON.stringify(processControl)});
+    const stops = [];
+    const stop = (name) => (cause, exitCode) => stops.push([name, cause, exitCode]);
+    const starting = watchRedisRefusal(createLogger('silent', 'test'));
+    starting.workerRefused(); // during the API's start-up
+    stops.push('started');
+    starting.running(stop('starting'));
+    const running = watchRedisRefusal(createLogger('silent', 'test'));
+    running.running(stop('running'));
+    stops.push('ran');
+    running.workerRefused();
+    process.stdout.write(JSON.stringify({ stops, refused: [starting.refused, running.refused] }));`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (chunk) => (out += chunk));
+  assert.equal(await new Promise<number | null>((resolve) => child.once('exit', resolve)), 0);
+  const cause = 'redis refused a setting of a worker process';
+  assert.deepEqual(JSON.parse(out), {
+    stops: ['started', ['starting', cause, 78], 'ran', ['running', cause, 78]],
+    refused: [false, false], // a worker's refusal, not one of this process's own
+  });
+});
+
 describe('cellblock start', { skip }, () => {
   test('private Redis, a worker and the API on one machine: hello world, a dead worker replaced, Ctrl-C stops all in order', async () => {
     const scratch = await scratchDir();
