@@ -25,7 +25,8 @@ test('a count of the live workers longer than the bound answers the probes that 
     },
   } as unknown as JobService;
   const app = Fastify();
-  await app.register(healthRoutes, { jobs });
+  // The heartbeat TTL's default: longer than this test, so that no count here grows too old.
+  await app.register(healthRoutes, { jobs, workerCountMaxAgeMs: 15_000 });
   try {
     const probe = async () => {
       const started = Date.now();

@@ -14,14 +14,9 @@ export const READINESS_REDIS_MS = 800;
  * their liveness keys: long where Redis holds many keys). */
 const WORKER_COUNT_TIMEOUT_MS = 30_000;
 
-/** A completed count of the live workers is trusted this long by default (the API's
- * CELLBLOCK_WORKER_HEARTBEAT_TTL_MS is passed in by the app). */
-const DEFAULT_WORKER_COUNT_MAX_AGE_MS = 30_000;
-
-export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService; workerCountMaxAgeMs?: number }> = async (
-  app,
-  { jobs, workerCountMaxAgeMs = DEFAULT_WORKER_COUNT_MAX_AGE_MS },
-) => {
+/** `workerCountMaxAgeMs`: how long a completed count of the live workers is trusted (the API's
+ * CELLBLOCK_WORKER_HEARTBEAT_TTL_MS, passed in by the app: see the count below). */
+export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService; workerCountMaxAgeMs: number }> = async (app, { jobs, workerCountMaxAgeMs }) => {
   app.get(
     '/healthz',
     { schema: { summary: 'The API process is up', tags: ['service'], response: { 200: Health } } },
