@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import pino from 'pino';
 import type { LightMyRequestResponse } from 'fastify';
 import { METRICS_REDIS_MS } from '../../src/api/routes/metrics.js';
 import { READINESS_REDIS_MS } from '../../src/api/routes/system.js';
@@ -18,6 +17,7 @@ import { createRedis, KEEPALIVE_IDLE_MS } from '../../src/queue/connection.js';
 import { CLOSE_REDIS_AWAY_MS } from '../../src/queue/unreachable.js';
 import type { JobExecutor, QueueWorker } from '../../src/queue/worker.js';
 import { startCuttableLink, type CuttableLink } from '../helpers/cuttable-link.js';
+import { collectingLogger } from '../helpers/log-lines.js';
 import { okStage } from '../helpers/stand-in-result.js';
 import { until } from '../helpers/until.js';
 import { startService, startStandInWorker, type ServiceHarness } from './fixtures.js';
@@ -57,14 +57,10 @@ function holdingExecutor(log: RunLog, runMs?: number): JobExecutor {
   };
 }
 
-function collectingLogger(lines: string[]): pino.Logger {
-  return pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
-}
-
 /** A worker (stand-in executor) that reaches the service's Redis through a link of its own. */
 async function workerBehindLink(service: ServiceHarness, executor: JobExecutor, lines: string[], options: Parameters<typeof startStandInWorker>[2] = {}) {
   const link = await startCuttableLink(service.redis.port);
-  const worker = await startStandInWorker({ redis: { url: link.url }, prefix: service.prefix }, executor, { logger: collectingLogger(lines), ...options });
+  const worker = await startStandInWorker({ redis: { url: link.url }, prefix: service.prefix }, executor, { logger: collectingLogger('warn', lines).logger, ...options });
   return { link, worker };
 }
 

@@ -6,12 +6,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
-import pino from 'pino';
 import type { ExecuteRequest, ExecuteResult } from '../../src/executor/types.js';
 import type { JobRequest } from '../../src/jobs/model.js';
 import { createRedis, PRODUCER_COMMAND_TIMEOUT_MS } from '../../src/queue/connection.js';
 import { QueueUnavailableError } from '../../src/queue/errors.js';
 import type { JobExecutor } from '../../src/queue/worker.js';
+import { collectingLogger } from '../helpers/log-lines.js';
 import { start } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
 import { startIdleWorker, startService, startStandInWorker, testRuntime, type ServiceHarness } from './fixtures.js';
@@ -281,8 +281,7 @@ describe('Redis away', () => {
 test('a worker started while Redis is down says so once, and starts once it is back', async () => {
   const redis = await start();
   await redis.pause();
-  const lines: string[] = [];
-  const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+  const { logger, lines } = collectingLogger('warn');
   const starting = startIdleWorker(redis.url, 'outage', logger);
   try {
     const warnings = () => lines.filter((line) => line.includes('redis not reachable yet'));

@@ -13,6 +13,7 @@ import { mountPointsUnder } from '../../src/pool/mountinfo.js';
 import { createRedis, onRedisRefusal, type RedisRefusal } from '../../src/queue/connection.js';
 import { RedisClock } from '../../src/queue/redis-clock.js';
 import { freeLoopbackPort, freeLoopbackPortExcept } from '../../src/queue/redis-server.js';
+import { collectingLogger } from '../helpers/log-lines.js';
 import { reclaimPoolState } from '../helpers/pool-state.js';
 import { processExists } from '../helpers/processes.js';
 import { otherClients, start as startRedis } from '../helpers/redis.js';
@@ -25,11 +26,6 @@ const hello = { language: 'python', source: 'print(1)' };
 /** The first refusal this process hears of (onRedisRefusal tells the first only). */
 const refusals: RedisRefusal[] = [];
 onRedisRefusal((refusal) => refusals.push(refusal));
-
-function collectingLogger(): { logger: pino.Logger; lines: string[] } {
-  const lines: string[] = [];
-  return { logger: pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }), lines };
-}
 
 /** `cellblock api`'s own start, in this process, against `redisUrl`. */
 async function startApi(redisUrl: string, logger: pino.Logger, avoidPort?: number) {
@@ -51,7 +47,7 @@ async function keyspace(url: string): Promise<string> {
 describe('in this process', () => {
   test('a database Redis does not have: no connection runs a command in another; the API answers 503, never 2xx; the worker is never ready', async () => {
     const redis = await startRedis();
-    const { logger, lines } = collectingLogger();
+    const { logger, lines } = collectingLogger('info');
     const url = `${redis.url}/99`;
     const api = await startApi(url, logger);
     const worker = startIdleWorker(url, 'refusals', logger);
@@ -77,7 +73,7 @@ describe('in this process', () => {
 
   test('Redis away at start: the API listens at once, answers 503 queue_unavailable, and warns once, saying why', async () => {
     const closedPort = await freeLoopbackPort();
-    const { logger, lines } = collectingLogger();
+    const { logger, lines } = collectingLogger('info');
     const startedAt = Date.now();
     const api = await startApi(`redis://127.0.0.1:${closedPort}`, logger, closedPort);
     try {
@@ -100,7 +96,7 @@ describe('in this process', () => {
   test("a login Redis does not take: the warnings name Redis's answer; the password is in no log line nor on any error", async () => {
     const redis = await startRedis();
     const url = `redis://someone:${PASSWORD}@127.0.0.1:${redis.port}`;
-    const { logger, lines } = collectingLogger();
+    const { logger, lines } = collectingLogger('info');
     const api = await startApi(url, logger);
     const worker = startIdleWorker(url, 'refusals', logger);
     worker.catch(() => {});

@@ -6,10 +6,8 @@
 // one goes back only while its session was told nothing. Real Redis and the real worker's queue
 // side, on a stand-in executor that is short as the job's source says: no sandbox.
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Queue } from 'bullmq';
-import pino from 'pino';
 import { ExecutorError } from '../../src/executor/errors.js';
 import type { ExecuteRequest, ExecuteResult } from '../../src/executor/types.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
@@ -17,6 +15,7 @@ import type { JobRequest, LiveEvent } from '../../src/jobs/model.js';
 import { createRedis } from '../../src/queue/connection.js';
 import { QUEUE_NAME, redisKeys } from '../../src/queue/keys.js';
 import type { HostShortageRetry, JobExecutor, QueueWorker } from '../../src/queue/worker.js';
+import { collectingLogger } from '../helpers/log-lines.js';
 import { runAsEcho, startService, startStandInWorker, type ServiceHarness } from './fixtures.js';
 
 const runtimes = loadRuntimes();
@@ -80,8 +79,7 @@ describe('a job at a host shortage (no sandbox uid, no file descriptor)', () => 
 
   before(async () => {
     service = await startService({ runtimes });
-    const logStream = new Writable({ write: (line, _encoding, done) => void (logLines.push(String(line)), done()) });
-    worker = await startStandInWorker(service, executor, { logger: pino({ level: 'warn' }, logStream), hostShortageRetry: RETRY });
+    worker = await startStandInWorker(service, executor, { logger: collectingLogger('warn', logLines).logger, hostShortageRetry: RETRY });
   });
   after(async () => {
     await worker?.close();

@@ -9,9 +9,7 @@
 // first word), so its client's input is still the session's; one whose stage had begun fails.
 // Real Redis and the real worker's queue side: no sandbox.
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import pino from 'pino';
 import { ExecutorError } from '../../src/executor/errors.js';
 import { loadRuntimes } from '../../src/images/runtimes.js';
 import type { JobRequest, LiveEvent, LiveSession } from '../../src/jobs/model.js';
@@ -19,6 +17,7 @@ import { createRedis } from '../../src/queue/connection.js';
 import { redisKeys } from '../../src/queue/keys.js';
 import type { LiveChannel } from '../../src/queue/live-channel.js';
 import type { JobExecutor, QueueWorker } from '../../src/queue/worker.js';
+import { collectingLogger } from '../helpers/log-lines.js';
 import { until } from '../helpers/until.js';
 import { runAsEcho, startService, startStandInWorker, type ServiceHarness } from './fixtures.js';
 
@@ -31,8 +30,7 @@ const echoExecutor: JobExecutor = { execute: runAsEcho, close: async () => {} };
 
 /** A stand-in worker of `concurrency` slots logging at warn and above into `logLines`. */
 function workerOn(service: ServiceHarness, executor: JobExecutor, logLines: string[], concurrency = 1): Promise<QueueWorker> {
-  const logStream = new Writable({ write: (line, _encoding, done) => void (logLines.push(String(line)), done()) });
-  return startStandInWorker(service, executor, { logger: pino({ level: 'warn' }, logStream), concurrency });
+  return startStandInWorker(service, executor, { logger: collectingLogger('warn', logLines).logger, concurrency });
 }
 
 test('jobs taken after the executor became unusable go back to the queue unrun: none fails, and another worker runs them, a live one with its input', { timeout: 60_000 }, async () => {
