@@ -21,7 +21,7 @@ import { descriptorShortage, ExecutorError } from './errors.js';
 import { CompiledFilesError, copyCompiledWorkDir, outputFileMaxBytes, readOutputFiles, writeSourceFiles, writeTestFiles } from './files.js';
 import { slotKey } from './slot-keys.js';
 import type { ExecuteRequest, ExecuteResult, JudgeCompileStage, JudgeProgramRequest, LiveIo, LiveStageName, SourceFile, StageResult, TestCase, TestResult } from './types.js';
-import { stagesOf, testFailed, testlibJudgement, verdictAfterCompile, verdictOfJudgedTest, verdictOfRuns } from './verdict.js';
+import { findInStages, testFailed, testlibJudgement, verdictAfterCompile, verdictOfJudgedTest, verdictOfRuns } from './verdict.js';
 
 /** The result's field of a compile: the program's or its judge program's. */
 type CompileStage = 'compile' | JudgeCompileStage;
@@ -42,6 +42,10 @@ function judgedRun(run: StageResult, judged: StageResult): StageResult {
   if (verdict === 'internal_error' && run.verdict !== 'internal_error' && judged.error) return { ...run, verdict, error: judged.error };
   return { ...run, verdict };
 }
+
+/** A stage's failure for want of a descriptor (descriptorShortage), if it failed so. A function
+ * of the module, not one made for each job's walk of its stages. */
+const stageDescriptorShortage = (stage: StageResult): ExecutorError | undefined => (stage.error ? descriptorShortage(stage.error) : undefined);
 
 /** A live run's environment on a terminal, over its runtime's: the terminal type that the
  * playgrounds' terminal emulators (xterm.js and the like) speak. */
@@ -135,13 +139,11 @@ export class SubmissionExecutor<C> implements Executor {
       // A one-shot run's sandbox failed at a setup step for want of a descriptor: the host's
       // shortage, as when a slot's could not be prepared (below), not the job's `internal_error`.
       // Not a live job's: its output went to its client as it ran. Every stage's, whatever the
-      // job's verdict; only a stage with an error is looked at (this runs for every job).
+      // job's verdict; only a stage with an error is looked at (this runs for every job, and
+      // findInStages makes nothing on the way).
       if (!request.live) {
-        for (const stage of stagesOf(result)) {
-          if (!stage.error) continue;
-          const shortage = descriptorShortage(stage.error);
-          if (shortage) throw shortage;
-        }
+        const shortage = findInStages(result, stageDescriptorShortage);
+        if (shortage) throw shortage;
       }
       return result;
     } catch (err) {

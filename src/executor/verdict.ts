@@ -17,13 +17,29 @@ export function verdictAfterCompile(compileVerdict: Verdict): JobVerdict | undef
  * when the signal came has its result. */
 export function cutShortByCancel(result: ExecuteResult): boolean {
   if (result.verdict === 'cancelled') return true;
-  return stagesOf(result).some((stage) => stage.verdict === 'cancelled');
+  return findInStages(result, cancelledStage) !== undefined;
 }
 
-/** Every stage a result holds: the compiles, the run or each test with its judge program's run. */
-export function stagesOf(result: ExecuteResult): StageResult[] {
-  const judged = (result.tests ?? []).flatMap((test) => [test, test.interactor, test.checker]);
-  return [result.compile, result.interactorCompile, result.checkerCompile, result.run, ...judged].filter((stage): stage is StageResult => stage !== undefined);
+/** The stage if a cancel ended it (findInStages's pick, made once). */
+const cancelledStage = (stage: StageResult): StageResult | undefined => (stage.verdict === 'cancelled' ? stage : undefined);
+
+/** What `pick` gives for the first of a result's stages it gives something for (the program's
+ * compile, the interactor's, the checker's, the run, then each test and its interactor's and
+ * checker's runs, in that order); undefined when it gives nothing for any. The stages are looked at
+ * where they are, no array made of them: every one-shot job's result is walked (the executor's
+ * look for a descriptor shortage), and almost every walk finds nothing. */
+export function findInStages<T extends {}>(result: ExecuteResult, pick: (stage: StageResult) => T | undefined): T | undefined {
+  let found = pickFrom(result.compile, pick) ?? pickFrom(result.interactorCompile, pick) ?? pickFrom(result.checkerCompile, pick) ?? pickFrom(result.run, pick);
+  const { tests } = result;
+  for (let i = 0; found === undefined && tests !== undefined && i < tests.length; i++) {
+    const test = tests[i]!;
+    found = pick(test) ?? pickFrom(test.interactor, pick) ?? pickFrom(test.checker, pick);
+  }
+  return found;
+}
+
+function pickFrom<T extends {}>(stage: StageResult | undefined, pick: (stage: StageResult) => T | undefined): T | undefined {
+  return stage === undefined ? undefined : pick(stage);
 }
 
 /** With tests: the first test's non-`ok` verdict, else `ok`. */

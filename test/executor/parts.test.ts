@@ -12,14 +12,14 @@ import { checkJudgeProgram, checkSubmission, outputAboveMaximum } from '../../sr
 import { envStrings, leastMemoryBytes } from '../../src/sandbox/spec.js';
 import { compileArgv, expandLimits, runArgv, stageEnv } from '../../src/executor/argv.js';
 import { outputMatches, testOutputPassed } from '../../src/executor/compare.js';
-import { cutShortByCancel, verdictAfterCompile, verdictOfRuns } from '../../src/executor/verdict.js';
+import { cutShortByCancel, findInStages, verdictAfterCompile, verdictOfRuns } from '../../src/executor/verdict.js';
 import { checkedFileName, CompiledFilesError, copyCompiledWorkDir, copyWorkDir, MAX_COMPILED_TREE_BYTES, readOutputFiles, writeSourceFiles } from '../../src/executor/files.js';
 import { imageOfSlotKey, slotHoldsContainer, slotKey, startupPathsBySlotKey } from '../../src/executor/slot-keys.js';
 import { ExecutorError } from '../../src/executor/errors.js';
 import type { Runtime } from '../../src/images/types.js';
 import { variantOf } from '../../src/images/variants.js';
 import type { Limits } from '../../src/sandbox/types.js';
-import type { StageResult } from '../../src/executor/types.js';
+import type { ExecuteResult, StageResult } from '../../src/executor/types.js';
 import { MiB } from '../../src/units.js';
 
 const defaults: Limits = {
@@ -403,6 +403,33 @@ test('a job cut short by a cancel: its verdict or any stage\'s is cancelled', ()
   assert.equal(cutShortByCancel({ verdict: 'runtime_error', runtime, tests }), true);
   const judged = [{ ...stage('ok'), passed: null, interactor: stage('cancelled') }];
   assert.equal(cutShortByCancel({ verdict: 'ok', runtime, tests: judged }), true, "an interactor's cancel");
+});
+
+// The executor looks through every one-shot job's stages for a descriptor shortage.
+test("findInStages: the compiles, the run, then each test with its judge programs' runs, in that order, until one gives something", () => {
+  const stage = (name: string) => ({ name }) as unknown as StageResult;
+  const nameOf = (found: StageResult) => (found as unknown as { name: string }).name;
+  const runtime = { id: 'c', language: 'c', version: '12' };
+  const result: ExecuteResult = {
+    verdict: 'ok',
+    runtime,
+    compile: stage('compile'),
+    interactorCompile: stage('interactor compile'),
+    checkerCompile: stage('checker compile'),
+    run: stage('run'),
+    tests: [
+      { ...stage('test 1'), passed: true, interactor: stage('interactor 1'), checker: stage('checker 1') },
+      { ...stage('test 2'), passed: true, checker: stage('checker 2') },
+    ],
+  };
+  const seen: string[] = [];
+  assert.equal(findInStages(result, (found) => void seen.push(nameOf(found))), undefined);
+  assert.deepEqual(seen, ['compile', 'interactor compile', 'checker compile', 'run', 'test 1', 'interactor 1', 'checker 1', 'test 2', 'checker 2']);
+  seen.length = 0;
+  const picked = findInStages(result, (found) => (seen.push(nameOf(found)), nameOf(found) === 'interactor 1' ? 'picked' : undefined));
+  assert.equal(picked, 'picked');
+  assert.deepEqual(seen, ['compile', 'interactor compile', 'checker compile', 'run', 'test 1', 'interactor 1'], 'none looked at after it');
+  assert.equal(findInStages({ verdict: 'internal_error', runtime }, () => 'any'), undefined, 'a result without stages');
 });
 
 test('output files: a name the file system refuses reads as not found', () => {
