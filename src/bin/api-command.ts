@@ -23,18 +23,6 @@ export class ListenError extends Error {
 /** The longest the API waits for Redis's first answer before it listens (firstContact). */
 const REDIS_FIRST_CONTACT_MS = 500;
 
-/** How long the API waits for a first failure to name, when Redis had neither answered nor failed
- * as it began to listen: past ioredis's connect timeout (10 s), at which a connection that hangs
- * (packets dropped, a TLS handshake with no answer) fails. */
-const UNREACHABLE_REASON_WAIT_MS = 12_000;
-
-/** Says once that Redis is not reachable, and why (the connection's last failure): at once if an
- * attempt has failed already, else at the first that fails, unless Redis answers first. */
-async function sayUnreachable(jobs: BullJobClient, logger: Logger): Promise<void> {
-  if (jobs.connectionFailure() === undefined && (await jobs.firstContact(UNREACHABLE_REASON_WAIT_MS))) return;
-  logger.warn({ reason: jobs.connectionFailure() ?? `no answer in ${UNREACHABLE_REASON_WAIT_MS} ms` }, 'redis not reachable yet; answering 503 until it is');
-}
-
 /** The URL the API listens at, as CELLBLOCK_HOST names its address: fastify's own answer, for an
  * address of every interface (0.0.0.0, ::), names the first interface's (127.0.0.1), which says
  * the API is on loopback alone when it serves every machine. */
@@ -74,7 +62,9 @@ export async function runApi(config: Config, redisUrl: string, logger: Logger, r
     throw new ListenError(`cannot listen on ${config.host}:${config.port} (CELLBLOCK_HOST, CELLBLOCK_PORT): ${(error as Error).message}`);
   }
   logger.info({ url, runtimes: runtimes.map((runtime) => runtime.id) }, 'api listening');
-  if (!redisReady) void sayUnreachable(jobs, logger);
+  // Redis neither answered nor failed by now, or failed: said once, with why, unless it answers
+  // first (warnUntilReady).
+  if (!redisReady) jobs.warnUntilReady(logger, 'redis not reachable yet; answering 503 until it is');
   return {
     url,
     close: async () => {

@@ -13,7 +13,7 @@ import { nanoid } from 'nanoid';
 import type { Logger } from 'pino';
 import { sha256Hex } from '../digest.js';
 import { laterFieldsOf, type IdempotentSubmission, type JobClient, type JobRecord, type JobRequest, type LiveEvent, type LiveSession } from '../jobs/model.js';
-import { API_CONNECTION_NAME, connectionFailure, createRedis, createRedisTemplate, disconnectWithDuplicates, workerConnectionName } from './connection.js';
+import { API_CONNECTION_NAME, createRedis, createRedisTemplate, disconnectWithDuplicates, warnUntilReady, workerConnectionName } from './connection.js';
 import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from './errors.js';
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
@@ -307,10 +307,11 @@ export class BullJobClient implements JobClient {
     this.events.run().catch((error: unknown) => this.events.emit('error', error as Error));
   }
 
-  /** Why the producer's connection attempts have failed since it was last ready, if they have
-   * (connection.ts's connectionFailure: no credentials in it). */
-  connectionFailure(): string | undefined {
-    return connectionFailure(this.redis);
+  /** Says once on `log` that Redis is not reachable yet, unless the producer's connection is ready
+   * first (connection.ts's warnUntilReady: its reason, the connection's last failure, holds no
+   * credential). */
+  warnUntilReady(log: Logger, message: string): void {
+    warnUntilReady(this.redis, log, message);
   }
 
   async submit(request: JobRequest): Promise<string> {

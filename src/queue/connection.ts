@@ -3,6 +3,7 @@
 // producer connection instead fails fast (`enableOfflineQueue: false`) so that an HTTP request
 // answers 503 at once rather than hanging until Redis returns (BullMQ's "failing fast" pattern).
 import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
 
 export type ConnectionRole = 'producer' | 'blocking';
 
@@ -173,8 +174,40 @@ const failures = new WeakMap<Redis, string>();
 /** Why the connection's attempts have failed since it was last ready (ECONNREFUSED, WRONGPASS or
  * NOAUTH from Redis, a TLS handshake's failure), for a log line; undefined when none has. Holds no
  * credential: the URL's password is blanked out of it. */
-export function connectionFailure(redis: Redis): string | undefined {
+function connectionFailure(redis: Redis): string | undefined {
   return failures.get(redis);
+}
+
+/** How long warnUntilReady waits, when a connection has neither been ready nor failed, before it
+ * says so: past ioredis's connect timeout (10 s), at which a connection that hangs (packets
+ * dropped, a TLS handshake with no answer) fails. A Redis that takes the connection and never
+ * answers (frozen) fails no attempt. */
+const UNREACHABLE_REASON_WAIT_MS = 12_000;
+
+/** Says once on `log`, as `message` (a warning, its `reason` connectionFailure's, else `no answer in
+ * N ms`), that `redis` is not reachable yet: at once if an attempt of it has failed already, else at
+ * the first that fails, or once `waitMs` pass with neither an answer nor a failure; nothing if it
+ * is ready first, or ended (disconnected) meanwhile. The API and a worker starting while Redis is
+ * away say it so. */
+export function warnUntilReady(redis: Redis, log: Logger, message: string, waitMs = UNREACHABLE_REASON_WAIT_MS): void {
+  if (redis.status === 'ready') return;
+  const say = () => {
+    stop();
+    log.warn({ reason: connectionFailure(redis) ?? `no answer in ${waitMs} ms` }, message);
+  };
+  const stop = () => {
+    clearTimeout(timer);
+    redis.off('error', say);
+    redis.off('ready', stop);
+    redis.off('end', stop);
+  };
+  // Unref'd: a connection left waiting keeps no process alive for it.
+  const timer = setTimeout(say, waitMs).unref();
+  // After watched's own error listener, which records the failure.
+  redis.on('error', say);
+  redis.on('ready', stop);
+  redis.on('end', stop);
+  if (connectionFailure(redis) !== undefined) say();
 }
 
 /** createRedis's connection, and every one duplicated from it (BullMQ's Workers and QueueEvents

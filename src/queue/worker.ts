@@ -39,7 +39,7 @@ import { startCancelWatch } from './cancel-watch.js';
 import { handBackJob } from './hand-back.js';
 import { CANCELLED_REASON, LIVE_RETRY_REASON } from './job-record.js';
 import { JobDataError, toExecuteRequest } from './codec.js';
-import { connectionFailure, createRedis, disconnectWithDuplicates, whenReady, workerConnectionName } from './connection.js';
+import { createRedis, disconnectWithDuplicates, warnUntilReady, whenReady, workerConnectionName } from './connection.js';
 import { startHeartbeat, type WorkerLiveness } from './heartbeat.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
 import { RedisClock, REDIS_CLOCK_SYNC_INTERVAL_MS, stampByClock } from './redis-clock.js';
@@ -232,9 +232,7 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
   opened.add(() => disconnectWithDuplicates(redis));
   // Redis away at start-up: said once, as the API says it (ioredis keeps trying quietly, and the
   // start waits for it); `worker ready` follows once it is back.
-  const unreachable = () => log.warn({ reason: connectionFailure(redis) }, 'redis not reachable yet; the worker starts once it is');
-  redis.once('error', unreachable);
-  redis.once('ready', () => redis.off('error', unreachable));
+  warnUntilReady(redis, log, 'redis not reachable yet; the worker starts once it is');
   const clock = new RedisClock(redis);
   const subscriber = createRedis(options.redisUrl, 'blocking', `cellblock-worker-cancel-${workerId}`);
   opened.add(() => subscriber.disconnect());
