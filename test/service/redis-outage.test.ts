@@ -451,6 +451,40 @@ describe('a submission Redis does not answer in time (the add may yet reach it)'
     }
   });
 
+  test("frozen past the withdrawal's own timeout: the withdrawal is sent once, not again while the connection stands", async () => {
+    const service = await startService();
+    const admin = new Redis(service.redis.url);
+    const monitored = new Redis(service.redis.url);
+    const monitor = await monitored.monitor();
+    /** The job ids of the withdrawals Redis ran (WITHDRAW_JOB: the one script that publishes a
+     * cancel), in the order it ran them. */
+    const withdrawals: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase() === 'eval' && args[1]?.includes("'PUBLISH'")) withdrawals.push(args[3 + Number(args[2])]!);
+    });
+    try {
+      // Accepted first: the queue's depth is known, so that the add below goes out at once.
+      assert.equal((await call(service, { method: 'POST', url: '/v1/jobs', body: named('first') })).statusCode, 202);
+      // The add times out (503), then its withdrawal, sent behind it, times out too; a retry would
+      // go 0.25 s later. Paused past all that (ended by Redis itself, should the test die).
+      const pauseMs = 2 * PRODUCER_COMMAND_TIMEOUT_MS + 2500;
+      await admin.call('CLIENT', 'PAUSE', String(pauseMs), 'WRITE');
+      const paused = Date.now();
+      const [id] = withdrawnIds(await call(service, { method: 'POST', url: '/v1/jobs', body: named('unanswered') }));
+      // Nothing else written meanwhile (a submission would be withdrawn too).
+      await nap(pauseMs - (Date.now() - paused) + 500);
+      await until(() => withdrawals.length > 0, 5000, 20, 'the withdrawal run');
+      await nap(500);
+      assert.deepEqual(withdrawals, [id], 'one withdrawal, sent once');
+      await assertWithdrawn(service, [id!]);
+    } finally {
+      monitor.disconnect();
+      monitored.disconnect();
+      admin.disconnect();
+      await service.close();
+    }
+  });
+
   test('a live job, and a submission under an Idempotency-Key (not withdrawn: its retry under the key finds or queues it, once)', async () => {
     const service = await startService();
     const { executor, ran } = countingExecutor();
