@@ -5,7 +5,8 @@
 // The session is told `started` only with the executor's first word (its first stage, once that
 // stage's slot is had), not when the channel opens: until then its client's input stays with the
 // session, and a job its worker cannot run goes back to the queue with nothing of it taken
-// (worker.ts, handBackUnrun).
+// (worker.ts, handBackUnrun). A run stopped before that word (its worker's shutdown grace over
+// while the first slot was being had) is told nothing at all, whatever the executor says after.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { LiveIo, LiveStageName, LiveStdin, StageResult, TerminalSize } from '../executor/types.js';
@@ -41,16 +42,26 @@ function deliver(program: LiveStdin, input: WireInput): void {
   else program.resize({ rows: input.rows, cols: input.cols });
 }
 
+/** What a live job's channel is opened with: the job's `terminal` (JobRequest.terminal); its
+ * run's signal (`stopped`); when to look for its session (NO_SESSION_LOOKS_MS by default). */
+export interface LiveChannelOptions {
+  terminal?: TerminalSize;
+  /** Aborted when the worker stops the run. Aborted before the executor's first word, the
+   * session is told nothing from then on: the executor may still go through its first stage
+   * (its slot had, the stage runs nothing), and the job goes back to the queue unrun. */
+  stopped?: AbortSignal;
+  noSessionLooksMs?: readonly number[];
+}
+
 /** Listens for the job's stdin; its session is told that the job was taken (`started`, after
- * which the input it held comes and is heard) with the executor's first word. `terminal`: the
- * job's (JobRequest.terminal). */
+ * which the input it held comes and is heard) with the executor's first word, unless the run was
+ * stopped before it (LiveChannelOptions.stopped). */
 export async function openLiveChannel(
   inputs: Pick<ChannelSubscriber, 'listen' | 'unlisten'>,
   publisher: Pick<Redis, 'publish' | 'pubsub'>,
   keys: RedisKeys,
   jobId: string,
-  terminal?: TerminalSize,
-  noSessionLooksMs: readonly number[] = NO_SESSION_LOOKS_MS,
+  { terminal, stopped, noSessionLooksMs = NO_SESSION_LOOKS_MS }: LiveChannelOptions = {},
 ): Promise<LiveChannel> {
   const inputChannel = keys.liveInput(jobId);
   const eventsChannel = keys.liveEvents(jobId);
@@ -97,14 +108,18 @@ export async function openLiveChannel(
   let startedReceivers: Promise<unknown> | undefined;
   let toldStart!: (receivers: { of: Promise<unknown> | undefined }) => void;
   const startTold = new Promise<{ of: Promise<unknown> | undefined }>((resolve) => (toldStart = resolve));
+  /** Whether the session is told nothing more: stopped before `started` went (a shutdown's
+   * grace over while the first stage's slot was being had), the job goes back to the queue, its
+   * input still held by the session for the worker that runs it (worker.ts, handBackUnrun). */
+  const silenced = (): boolean => !startedReceivers && stopped?.aborted === true;
   const start = (): void => {
-    if (startedReceivers) return;
+    if (startedReceivers || silenced()) return;
     startedReceivers = publisher.publish(eventsChannel, encodeEvent({ type: 'started' })).catch(() => undefined);
     toldStart({ of: startedReceivers });
   };
   const send = (event: WireEvent): void => {
     start();
-    events.add(event);
+    if (!silenced()) events.add(event);
   };
   const sessionListens = async (): Promise<boolean> => {
     const started = await startTold;

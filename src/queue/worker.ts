@@ -133,6 +133,8 @@ const LIVE_NO_SESSION_REASON = 'a live job is not run without its client: no ses
 const LIVE_UNAVAILABLE_REASON = "a live job is not handed to another worker: this one could run it no further (its pool's mount agent died), and its client's input went to it";
 /** Why a live job refused its first slot by a worker that can run no more goes back unrun (logged). */
 const LIVE_UNSTARTED_UNAVAILABLE = 'this worker can run the live job no further, and its session was told nothing';
+/** Why a live job stopped by the shutdown grace's end before its first stage goes back unrun (logged). */
+const LIVE_UNSTARTED_SHUTDOWN = 'this worker shut down before the live job began, and its session was told nothing';
 /** How long the count of a live job's takes handed back unrun (RedisKeys.liveUnrunTakes), or of a
  * job's takes that met a host shortage (RedisKeys.hostShortageTakes), is kept: it matters until
  * the job is taken again, normally within seconds. */
@@ -399,7 +401,7 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
         if (await liveJobRanBefore(job)) throw new UnrecoverableError(LIVE_RETRY_REASON);
         // Checked again after the awaits above, sparing the channel's subscription.
         if (cannotRun()) return await handBackUnrun(job, token);
-        live = await openLiveChannel(liveInputs, redis, keys, jobId, job.data.terminal);
+        live = await openLiveChannel(liveInputs, redis, keys, jobId, { terminal: job.data.terminal, stopped: controller.signal });
         // Beside the run: a job whose client has gone would wait for input until its wall time.
         // (A run already aborted keeps its reason: a second abort does nothing.)
         void live
@@ -456,9 +458,10 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
         throw new UnrecoverableError(LIVE_NO_SESSION_REASON);
       }
       if (abortedFor === 'shutdown' && cutShortByCancel(result)) {
-        // Stopped before its first stage (waiting for its slot) by a worker that can run no more:
-        // its session was told nothing, as above.
-        if (live?.started === false && cannotRun()) return await handBackUnrun(job, token, LIVE_UNSTARTED_UNAVAILABLE);
+        // Stopped before its first stage (its slot being had) by a worker that can run no more, or
+        // whose shutdown grace ran out: its session was told nothing (the channel says nothing
+        // once the run is stopped), so its client's input is still the session's, as above.
+        if (live?.started === false) return await handBackUnrun(job, token, cannotRun() ? LIVE_UNSTARTED_UNAVAILABLE : LIVE_UNSTARTED_SHUTDOWN);
         if (live) throw new UnrecoverableError(cannotRun() ? LIVE_UNAVAILABLE_REASON : LIVE_SHUTDOWN_REASON);
         // Killed only because this worker is stopping: hand the job back for another worker.
         log.warn({ jobId }, 'job interrupted by shutdown; returning it to the queue');

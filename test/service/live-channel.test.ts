@@ -64,7 +64,7 @@ test('events in order, output written during a publish merged, end last once all
 
 test("nothing goes to the session before the executor's first word: a channel closed before it sends neither `started` nor `end`", async () => {
   const { published, publisher, inputs, unlistened } = fakes();
-  const channel = await openLiveChannel(inputs, publisher as never, redisKeys('p'), 'job', undefined, [10]);
+  const channel = await openLiveChannel(inputs, publisher as never, redisKeys('p'), 'job', { noSessionLooksMs: [10] });
   const listens = channel.sessionListens();
   await new Promise((resolve) => setTimeout(resolve, 30));
   assert.equal(channel.started, false);
@@ -104,7 +104,7 @@ test('stdin heard before the program runs is held, merged, and written when it c
 
 test("a terminal's sizes heard before the program runs are held in order with its stdin, the last of a run of them only; then passed on as they come", async () => {
   const { publisher, inputs, hear } = fakes();
-  const channel = await openLiveChannel(inputs, publisher as never, redisKeys('p'), 'job', { rows: 24, cols: 80 });
+  const channel = await openLiveChannel(inputs, publisher as never, redisKeys('p'), 'job', { terminal: { rows: 24, cols: 80 } });
   assert.deepEqual(channel.terminal, { rows: 24, cols: 80 });
   hear(encodeInput({ type: 'resize', rows: 30, cols: 90 }));
   hear(encodeInput({ type: 'resize', rows: 31, cols: 91 }));
@@ -151,7 +151,7 @@ const LOOKS_MS = [20, 60, 120];
 
 test('a session that heard `started` listens: no second look', async () => {
   const probe = sessionProbe(1, [0]);
-  const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job', undefined, LOOKS_MS);
+  const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job', { noSessionLooksMs: LOOKS_MS });
   channel.stage('run');
   assert.equal(await channel.sessionListens(), true);
   assert.equal(probe.numsubAsked(), 0);
@@ -161,7 +161,7 @@ test('a session that heard `started` listens: no second look', async () => {
 test('no subscriber for `started`: gone only if none is subscribed at any look (a subscriber may be reconnecting)', async () => {
   for (const [later, listens, looks] of [[[0], false, 3], [[0, 1], true, 2], [[0, 0, 1], true, 3]] as const) {
     const probe = sessionProbe(0, [...later]);
-    const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job', undefined, LOOKS_MS);
+    const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job', { noSessionLooksMs: LOOKS_MS });
     channel.stage('run');
     const started = Date.now();
     assert.equal(await channel.sessionListens(), listens, JSON.stringify(later));
@@ -173,7 +173,7 @@ test('no subscriber for `started`: gone only if none is subscribed at any look (
 
 test('Redis cannot tell (the publish failed): the session is taken to listen', async () => {
   const probe = sessionProbe(new Error('Connection is closed.'), [0]);
-  const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job', undefined, LOOKS_MS);
+  const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job', { noSessionLooksMs: LOOKS_MS });
   channel.stage('run');
   assert.equal(await channel.sessionListens(), true);
   await channel.close();
@@ -181,11 +181,34 @@ test('Redis cannot tell (the publish failed): the session is taken to listen', a
 
 test("close() calls off the looks still due (the job has ended): no timer keeps the worker's process", async () => {
   const probe = sessionProbe(0, [0]);
-  const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job', undefined, [60_000]);
+  const channel = await openLiveChannel(probe.inputs, probe.publisher as never, redisKeys('p'), 'job', { noSessionLooksMs: [60_000] });
   channel.stage('run');
   const listens = channel.sessionListens();
   await new Promise((resolve) => setImmediate(resolve));
   await channel.close();
   assert.equal(await listens, true);
   assert.equal(probe.numsubAsked(), 0);
+});
+
+test('a run stopped before the first word tells its session nothing (its stage, stdin, exit, end); one stopped after it goes on telling', async () => {
+  const stoppedEarly = fakes();
+  const early = new AbortController();
+  const channel = await openLiveChannel(stoppedEarly.inputs, stoppedEarly.publisher as never, redisKeys('p'), 'job', { stopped: early.signal });
+  early.abort('shutdown');
+  channel.stage('run');
+  channel.connectStdin({ write: () => {}, end: () => {}, resize: () => {} });
+  channel.exit('run', { ...result, verdict: 'cancelled' });
+  await channel.close();
+  assert.equal(channel.started, false);
+  assert.deepEqual(stoppedEarly.published, []);
+
+  const stoppedLater = fakes();
+  const later = new AbortController();
+  const begun = await openLiveChannel(stoppedLater.inputs, stoppedLater.publisher as never, redisKeys('p'), 'other', { stopped: later.signal });
+  begun.stage('run');
+  later.abort('shutdown');
+  begun.exit('run', { ...result, verdict: 'cancelled' });
+  await begun.close();
+  assert.equal(begun.started, true);
+  assert.deepEqual(stoppedLater.published.map((message) => decodeEvent(message)?.type), ['started', 'stage', 'exit', 'end']);
 });

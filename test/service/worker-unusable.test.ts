@@ -7,6 +7,8 @@
 // executor holds the window open. A live job taken before, whose first slot the executor is
 // refused, goes back unrun too: its session was told nothing (`started` goes with the executor's
 // first word), so its client's input is still the session's; one whose stage had begun fails.
+// So does one whose worker's shutdown grace runs out before its first stage: the channel, given
+// the run's signal, tells its session nothing once the run is stopped.
 // Real Redis and the real worker's queue side: no sandbox.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -208,6 +210,53 @@ test("a live job whose first slot is refused as the executor becomes unusable, o
   } finally {
     for (const session of sessions) session.close();
     for (const worker of workers) await worker.close();
+    redis.disconnect();
+    await service.close();
+  }
+});
+
+test("a live job whose worker's shutdown grace runs out before its first stage goes back unrun, its session told nothing, and another worker runs it with its input", { timeout: 60_000 }, async () => {
+  const service = await startService({ runtimes });
+  const redis = createRedis(service.redis.url, 'producer', 'cellblock-test');
+  const keys = redisKeys(service.prefix);
+  const log: string[] = [];
+  let waiting = 0;
+  // As the executor does when its first stage's slot comes after the stop: it says the stage and
+  // connects the stdin (its first words), and the stage, its signal aborted, runs nothing.
+  const slowSlotExecutor: JobExecutor = {
+    execute: async (job) => {
+      waiting++;
+      await new Promise((stopped) => job.signal!.addEventListener('abort', stopped));
+      job.live?.stage('run');
+      job.live?.connectStdin({ write: () => {}, end: () => {}, resize: () => {} });
+      return { verdict: 'cancelled', runtime: { id: python.id, language: 'python', version: '3' } };
+    },
+    close: async () => {},
+  };
+  const logStream = new Writable({ write: (line, _encoding, done) => void (log.push(String(line)), done()) });
+  const stopping = await startStandInWorker(service, slowSlotExecutor, { logger: pino({ level: 'warn' }, logStream), shutdownGraceMs: 200 });
+  let survivor: QueueWorker | undefined;
+  const events: LiveEvent[] = [];
+  const session = await service.jobs.submitLive(request('echo'), (event) => events.push(event));
+  try {
+    session.write(Buffer.from('typed\n'));
+    session.endStdin();
+    await until(async () => waiting === 1, 10_000, 10, 'the job waiting for its first slot');
+    await stopping.close();
+    assert.ok(log.some((line) => line.includes('shut down before the live job began') && line.includes(`"jobId":"${session.id}"`)), log.join(''));
+    assert.doesNotMatch(log.join(''), /"level":50.*"jobId"/, 'no job failed');
+    assert.deepEqual(events, [], 'its session heard nothing');
+    assert.equal((await service.jobs.get(session.id))?.status, 'queued', 'back in the queue');
+    assert.equal(Number(await redis.get(keys.liveUnrunTakes(session.id))), 1, 'its take counted unrun');
+
+    survivor = await workerOn(service, echoExecutor, []);
+    const ran = await service.jobs.wait(session.id, 20_000);
+    assert.equal(ran?.status, 'done', JSON.stringify(ran));
+    assert.equal(Buffer.from(ran!.result!.run!.stdoutBase64, 'base64').toString(), 'typed\n', "it ran with its client's input");
+  } finally {
+    session.close();
+    await stopping.close();
+    await survivor?.close();
     redis.disconnect();
     await service.close();
   }
