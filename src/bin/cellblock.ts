@@ -52,7 +52,7 @@ const workerCommand = () => import('./worker-command.js');
 
 /** Refuses, in one line, more jobs at once than the machine's sandbox uids allow even for a
  * compiled language's jobs (checkSandboxUids), a machine where no worker could run
- * (checkWorkerMachine: not root, no cgroups its sandbox could make, no image built), limits its
+ * (checkWorkerMachine: not root, a kernel below 5.9, no cgroups its sandbox could make, no image built), limits its
  * workers would inherit that their jobs do not fit in (open files, processes: host-limits.ts), or
  * a pool state dir that cannot be made (before the workers, each of which would fail at it); warns
  * of jobs at once whose checked and interactive jobs may find no uid at full load, of the runtimes

@@ -1,10 +1,11 @@
 // What a machine needs before it runs workers, checked by the process that would start them (a
 // supervisor checks before it forks, rather than restarting workers that cannot run): root, the
-// cgroups the sandboxes need, and the language images. Each problem is one line saying what to
+// kernel the engine runs on, the cgroups the sandboxes need, and the language images. Each problem is one line saying what to
 // do. And what it should not have: host accounts with the sandbox uids, which a worker runs with
 // a warning.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { release as osRelease } from 'node:os';
 import type { Config } from '../config.js';
 import { openImageStore } from '../images/store.js';
 import type { Runtime } from '../images/types.js';
@@ -102,6 +103,25 @@ export function sandboxUidAccountsWarning(accounts: HostAccount[]): string {
   );
 }
 
+/** The least kernel a worker runs on: each container's init closes the descriptors it inherited
+ * with close_range (Linux 5.9; native/src/recipe.cc). Below it every job would fail at that step
+ * (close_inherited_fds, ENOSYS) while the worker looked ready. */
+export const LEAST_KERNEL = { major: 5, minor: 9 } as const;
+
+/** Throws WorkerPreflightError for a kernel release (uname -r, os.release()) below LEAST_KERNEL. A
+ * release that does not begin with major.minor is let through: no kernel of ours names itself so,
+ * and a guess would refuse a machine that may run. */
+export function checkKernelRelease(release: string): void {
+  const parsed = /^(\d+)\.(\d+)/.exec(release);
+  if (!parsed) return;
+  const [major, minor] = [Number(parsed[1]), Number(parsed[2])];
+  if (major > LEAST_KERNEL.major || (major === LEAST_KERNEL.major && minor >= LEAST_KERNEL.minor)) return;
+  const least = `${LEAST_KERNEL.major}.${LEAST_KERNEL.minor}`;
+  throw new WorkerPreflightError(
+    `this machine runs Linux ${release}, below ${least}, the least kernel a worker runs on: each container's init closes the descriptors it inherited with close_range (${least}), so every job would fail; run the workers on a newer kernel (\`cellblock api\` alone runs on any)`,
+  );
+}
+
 /** The sandbox's own check of its cgroups (checkSandboxCgroups), loaded when called: the sandbox
  * loads the native addon, which `cellblock api`, importing this module, may not have. */
 async function checkSandboxCgroupsLoaded(cgroupBase: CgroupBase): Promise<void> {
@@ -117,12 +137,14 @@ export async function checkWorkerMachine(
   euid = process.geteuid?.(),
   readPasswd: () => PasswdText | undefined = readHostPasswd,
   checkCgroups: (cgroupBase: CgroupBase) => void | Promise<void> = checkSandboxCgroupsLoaded,
+  kernelRelease: string = osRelease(),
 ): Promise<WorkerMachineReport> {
   if (euid !== 0) {
     throw new WorkerPreflightError(
       'a worker needs root: it makes namespaces, mounts and cgroups for every job (run it as root; `cellblock api` alone does not need root)',
     );
   }
+  checkKernelRelease(kernelRelease);
   // The cgroups each worker's sandbox would make, checked by the same code, reading only: no
   // usable hierarchy (a container's namespace without memory, say), or a delegated base its
   // manager gave too few controllers. Each worker would otherwise fail at its start, and a

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   accountsWithSandboxUids,
+  checkKernelRelease,
   checkWorkerMachine,
   readHostPasswd,
   sandboxUidAccountsWarning,
@@ -121,6 +122,26 @@ test("the worker check refuses, in the sandbox's own line, cgroups no sandbox co
     }),
     (error: unknown) => error === bug,
   );
+});
+
+test('the worker check refuses a kernel below 5.9 (no close_range) in one line naming the release, after root and before the cgroups', async () => {
+  for (const release of ['5.8.18-100.fc31.x86_64', '4.19.0-27-amd64', '3.10.0-1160.el7.x86_64', '5.4.0']) {
+    assert.throws(
+      () => checkKernelRelease(release),
+      (error: unknown) =>
+        error instanceof WorkerPreflightError && !error.message.includes('\n') && error.message.includes(`Linux ${release}, below 5.9`) && /close_range/.test(error.message),
+      release,
+    );
+  }
+  // 5.10 is above 5.9 (not compared as text), as is any later major.
+  for (const release of ['5.9.0', '5.10.0-33-amd64', '5.15.0-91-generic', '6.1.0-18-amd64', '6.18.0', '10.0.0', 'unknown']) checkKernelRelease(release);
+  const cgroupsChecked: string[] = [];
+  const checkCgroups = (base: string) => void cgroupsChecked.push(base);
+  await assert.rejects(checkWorkerMachine(NO_DATA, [], 0, () => undefined, checkCgroups, '5.8.0'), (error: unknown) => error instanceof WorkerPreflightError && /Linux 5\.8\.0, below 5\.9/.test(error.message));
+  assert.deepEqual(cgroupsChecked, [], 'refused before the cgroups are checked');
+  await assert.rejects(checkWorkerMachine(NO_DATA, [], 1000, () => undefined, checkCgroups, '5.8.0'), /a worker needs root/);
+  await checkWorkerMachine(NO_DATA, [], 0, () => undefined, checkCgroups, '5.10.0');
+  assert.deepEqual(cgroupsChecked, ['root']);
 });
 
 test("the worker check passes this host's cgroups with its own check (the sandbox's), as its workers' sandboxes are made here", { skip: process.geteuid?.() !== 0 && 'needs root' }, async () => {
