@@ -11,7 +11,7 @@ import type { Runtime } from './images/types.js';
 import { CGROUP_BASES, type CgroupBase } from './sandbox/types.js';
 import { DEFAULT_WEBHOOK_DENY, OutboundPolicy, parseSubnet } from './queue/outbound.js';
 import { DirectoryError, makeDirectory } from './make-directory.js';
-import { wholeFamilies } from './api/trusted-proxies.js';
+import { isShortMappedNetwork, wholeFamilies } from './api/trusted-proxies.js';
 import { COMPILED_JOB_SLOTS, MOST_SLOTS_PER_JOB } from './executor/slot-keys.js';
 import { jobsWithinOpenFiles } from './executor/descriptors.js';
 import { SANDBOX_UID } from './pool/root.js';
@@ -360,6 +360,21 @@ function networks(env: Env, variable: string, fallback: readonly string[], noneR
   return entries;
 }
 
+/** CELLBLOCK_TRUSTED_PROXIES: networks(), refusing besides an entry the proxy check would match no
+ * peer against (an IPv4-mapped network shorter than /96), which trusts no proxy it was meant for. */
+function trustedProxies(env: Env): string[] {
+  const variable = 'CELLBLOCK_TRUSTED_PROXIES';
+  const entries = networks(env, variable, [], undefined, 'any client could then name any address in X-Forwarded-For; list only your balancers and proxies');
+  const unmatched = entries.find(isShortMappedNetwork);
+  if (unmatched !== undefined) {
+    throw new ConfigError(
+      variable,
+      `"${unmatched}" is an IPv4-mapped network shorter than /96, which the proxy check matches no client against (an IPv4 one only within ::ffff:0.0.0.0/96, an IPv6 one never): write the IPv4 network it stands for (10.0.0.0/8), or ::ffff:10.0.0.0/104`,
+    );
+  }
+  return entries;
+}
+
 /** `https://ide.example.com,http://localhost:3000`, or `*`; unset or empty: none. Each an origin:
  * scheme (http, https), host and port, nothing after; taken as a browser sends it in its Origin
  * header (scheme and host in lower case, no default port: `HTTP://Example.com:80` is
@@ -654,13 +669,7 @@ export function loadConfig(env: Env = process.env, host: HostFacts = {}): Config
       networks(env, 'CELLBLOCK_WEBHOOK_ALLOW', [], '"none" would permit no destination; to send no webhook or callback, set CELLBLOCK_WEBHOOK_DENY=0.0.0.0/0,::/0'),
       networks(env, 'CELLBLOCK_WEBHOOK_DENY', DEFAULT_WEBHOOK_DENY),
     ),
-    trustedProxies: networks(
-      env,
-      'CELLBLOCK_TRUSTED_PROXIES',
-      [],
-      undefined,
-      'any client could then name any address in X-Forwarded-For; list only your balancers and proxies',
-    ),
+    trustedProxies: trustedProxies(env),
     corsOrigins: origins(env, 'CELLBLOCK_CORS_ORIGINS'),
     apiKeys: apiKeys(env, 'CELLBLOCK_API_KEYS', defaultRequestsPerWindow),
     rateLimitWindowMs: integer(env, 'CELLBLOCK_RATE_LIMIT_WINDOW_MS', 60_000, 1000),

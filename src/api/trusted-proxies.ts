@@ -63,6 +63,15 @@ function holds(spans: readonly Span[], from: bigint, to: bigint): boolean {
   return next > to;
 }
 
+/** Whether `entry` (parseSubnet's, checked already) is an IPv4-mapped IPv6 network shorter than
+ * /96 (::ffff:0:0/80): the proxy check matches an IPv4 peer only against a mapped network that
+ * covers the whole ::ffff: marker, and a native IPv6 peer never against a mapped network, so such
+ * an entry matches no peer at all. */
+export function isShortMappedNetwork(entry: string): boolean {
+  const { address, prefix, family } = parseSubnet(entry);
+  return family === 'ipv6' && !address.includes('%') && addressBits(address) >> 32n === 0xffffn && prefix < MAPPED_PREFIX;
+}
+
 /** The families whose every address `entries` (parseSubnet's, checked already) hold together. */
 export function wholeFamilies(entries: readonly string[]): WholeFamily[] {
   const ipv4: { entry: string; span: Span; mapped: boolean }[] = [];
@@ -75,7 +84,7 @@ export function wholeFamilies(entries: readonly string[]): WholeFamily[] {
     if (family === 'ipv4') {
       ipv4.push({ entry, span: spanOf(bits, prefix, IPV4_BITS), mapped: false });
     } else if (bits >> 32n === 0xffffn) {
-      // A mapped network shorter than /96 matches no peer at all in the check.
+      // A mapped network shorter than /96 matches no peer at all in the check (isShortMappedNetwork).
       if (prefix >= MAPPED_PREFIX) ipv4.push({ entry, span: spanOf(bits & 0xffff_ffffn, prefix - MAPPED_PREFIX, IPV4_BITS), mapped: true });
     } else {
       ipv6.push({ entry, span: spanOf(bits, prefix, IPV6_BITS) });

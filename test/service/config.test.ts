@@ -308,7 +308,7 @@ describe('configuration', () => {
   });
 
   test('trusted proxies: networks that together hold every address of a family are refused as a /0 is; ordinary lists are taken', () => {
-    for (const list of ['10.0.0.0/8,192.168.0.0/16', '0.0.0.0/1', '0.0.0.0/1,128.0.0.0/2,192.0.0.0/3,224.0.0.0/4', '::ffff:10.0.0.0/104,fd00::/8', '::/1,8000::/2', '::ffff:0:0/95,0.0.0.0/1']) {
+    for (const list of ['10.0.0.0/8,192.168.0.0/16', '0.0.0.0/1', '0.0.0.0/1,128.0.0.0/2,192.0.0.0/3,224.0.0.0/4', '::ffff:10.0.0.0/104,fd00::/8', '::/1,8000::/2']) {
       assert.deepEqual(loadConfig({ CELLBLOCK_TRUSTED_PROXIES: list }).trustedProxies, list.split(','), list);
     }
     const refused: [string, RegExp][] = [
@@ -331,6 +331,32 @@ describe('configuration', () => {
         list,
       );
     }
+  });
+
+  test('trusted proxies: an IPv4-mapped network shorter than /96, which the proxy check matches no client against, is refused naming it', () => {
+    for (const [list, entry] of [
+      ['::ffff:0:0/80', '::ffff:0:0/80'],
+      ['10.0.0.0/8, ::ffff:0:0/95,0.0.0.0/1', '::ffff:0:0/95'],
+      ['::ffff:10.0.0.0/64', '::ffff:10.0.0.0/64'],
+    ] as const) {
+      // As fastify's proxy check takes it: no IPv4 client, mapped or not, and no IPv6 one.
+      const trusted = proxyAddr.compile([entry]);
+      for (const peer of ['10.0.0.1', '0.0.0.0', '::ffff:10.0.0.1', '::ffff:0:1', '::1', '2001:db8::1']) assert.ok(!trusted(peer, 0), `${entry} trusts ${peer}`);
+      assert.throws(
+        () => loadConfig({ CELLBLOCK_TRUSTED_PROXIES: list }),
+        (error: unknown) =>
+          error instanceof ConfigError &&
+          error.variable === 'CELLBLOCK_TRUSTED_PROXIES' &&
+          error.message.startsWith(`CELLBLOCK_TRUSTED_PROXIES: "${entry}" is an IPv4-mapped network shorter than /96`),
+        list,
+      );
+    }
+    // /96 and longer are the IPv4 networks they map; a native IPv6 network of that length is no mapped one.
+    for (const list of ['::ffff:10.0.0.0/104', '::ffff:192.0.2.7', '::ffff:192.0.2.0/120', '2001:db8::/80', 'fe80::/64']) {
+      assert.deepEqual(loadConfig({ CELLBLOCK_TRUSTED_PROXIES: list }).trustedProxies, [list], list);
+    }
+    // The webhook lists' matcher is not the proxy check: theirs are not refused so.
+    assert.deepEqual(loadConfig({ CELLBLOCK_WEBHOOK_DENY: '::ffff:0:0/80' }).webhookDestinations.deny, ['::ffff:0:0/80']);
   });
 
   test("trusted proxies: the lists taken leave some peer of each family untrusted in fastify's proxy check, as the refusal models it", () => {
