@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { holdLockFile, isLockFileHeld } from '../lock-file.js';
 import type { CgroupBackend } from './cgroups/index.js';
+import { probeCgroupParents } from './cgroups/cgroupfs.js';
 import { createCgroupBackend } from './cgroups/index.js';
 import { Container, emptyResult, internalErrorResult, type ConnectedStdio } from './container.js';
 import { toSandboxError } from './errors.js';
@@ -290,12 +291,16 @@ function cgroupBackendFor(options: SandboxOptions): CgroupBackend {
 }
 
 /** Throws the SandboxError that createSandbox with these options would throw for its cgroups
- * where reading alone can tell (no usable hierarchy; a delegated base without the controllers),
- * making, moving and enabling nothing: the preflight of a process that starts workers, which
- * would otherwise each fail at their start. */
+ * where reading can tell (no usable hierarchy; a delegated base without the controllers), then
+ * where only trying can (a read-only cgroup mount): makes a cgroup under each parent and removes
+ * it (probeCgroupParents), moving and enabling nothing: the preflight of a process that starts
+ * workers, which would otherwise each fail at their start. */
 export function checkSandboxCgroups(options: Pick<SandboxOptions, 'cgroupParent' | 'cgroupBase'> = {}): void {
   try {
-    cgroupBackendFor(options).checkUsable();
+    const backend = cgroupBackendFor(options);
+    backend.checkUsable();
+    // No instance's name: INSTANCE_ID has no ':'.
+    probeCgroupParents(backend.parentPaths, `preflight:${process.pid}-${crypto.randomBytes(3).toString('hex')}`);
   } catch (error) {
     throw toSandboxError(error);
   }

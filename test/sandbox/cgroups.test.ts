@@ -7,9 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createSandbox } from '../../src/sandbox/index.js';
+import { checkSandboxCgroups, createSandbox } from '../../src/sandbox/index.js';
+import { createCgroupBackend } from '../../src/sandbox/cgroups/index.js';
 import { CgroupError } from '../../src/sandbox/cgroups/backend.js';
-import { killCgroupPids, killPidsListedTwice, removeCgroupDirIfEmpty, removeCgroupTree } from '../../src/sandbox/cgroups/cgroupfs.js';
+import { killCgroupPids, killPidsListedTwice, listSubdirs, removeCgroupDirIfEmpty, removeCgroupTree } from '../../src/sandbox/cgroups/cgroupfs.js';
 import { cgroupDirUnder, cgroupMountRoots, delegatedV2Base, detectCgroupLayout, parseCgroupMounts, parseProcessCgroups } from '../../src/sandbox/cgroups/detect.js';
 import { native, type NativeExit } from '../../src/sandbox/native.js';
 import { containerTcpRmem } from '../../src/sandbox/tcp-memory.js';
@@ -672,6 +673,63 @@ await sandbox.close();`);
       assert.deepEqual((seen.cgroups as { delegation?: unknown }).delegation, { base: systemdUnit, mark: 'trusted.delegate', parents });
     } finally {
       for (const unit of units) await removeTestCgroup(unit);
+    }
+  });
+});
+
+describe("the preflight's cgroup check tries what a worker's start does", { skip }, () => {
+  it('refuses a read-only cgroup mount in one line naming the path and the errno; a writable one passes, leaving nothing behind', () => {
+    // A parent of the test's own, not `cellblock/`: the workers of other tests use that one.
+    const parentName = `cellblock-test-ro-${process.pid}`;
+    const parents = createCgroupBackend(parentName).parentPaths;
+    // Missing: made for the probe, and removed with it.
+    checkSandboxCgroups({ cgroupParent: parentName });
+    assert.deepEqual(parents.filter((parent) => fs.existsSync(parent)), []);
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-ro-cgroup-'));
+    for (const parent of parents) fs.mkdirSync(parent);
+    try {
+      checkSandboxCgroups({ cgroupParent: parentName });
+      assert.deepEqual(parents.flatMap((parent) => listSubdirs(parent)), [], 'the probe removed');
+      const script = path.join(scratch, 'check.mts');
+      fs.writeFileSync(
+        script,
+        `import { checkSandboxCgroups } from '${REPO}/src/sandbox/index.ts';
+try {
+  checkSandboxCgroups({ cgroupParent: ${JSON.stringify(parentName)} });
+  console.log(JSON.stringify({ passed: true }));
+} catch (error) {
+  console.log(JSON.stringify({ name: error.name, code: error.code, message: error.message }));
+}
+`,
+      );
+      // A mount namespace of its own, where each parent is bind-mounted read-only onto itself: as
+      // a container that mounts the cgroup tree read-only. The host's mounts are left as they are.
+      const inside = spawnSync(
+        'unshare',
+        [
+          '--mount',
+          '--propagation',
+          'private',
+          'sh',
+          '-c',
+          'script=$1; shift; for dir; do mount --bind "$dir" "$dir" && mount -o remount,bind,ro "$dir" || exit 1; done; exec "$0" --import tsx "$script"',
+          process.execPath,
+          script,
+          ...parents,
+        ],
+        { cwd: REPO, encoding: 'utf8' },
+      );
+      assert.equal(inside.status, 0, inside.stderr);
+      const seen = JSON.parse(inside.stdout.trim().split('\n').at(-1)!) as { name?: string; code?: string; message?: string };
+      assert.equal(seen.name, 'SandboxError', inside.stdout);
+      assert.equal(seen.code, 'EROFS');
+      assert.doesNotMatch(seen.message!, /\n/);
+      assert.ok(seen.message!.startsWith(`cannot make a cgroup: mkdir ${parents[0]}/preflight:`), seen.message);
+      assert.match(seen.message!, /failed with EROFS: the cgroup filesystem is mounted read-only here/);
+      assert.deepEqual(parents.flatMap((parent) => listSubdirs(parent)), [], 'nothing made on the host');
+    } finally {
+      fs.rmSync(scratch, { recursive: true, force: true });
+      for (const parent of parents) removeCgroupDirIfEmpty(parent);
     }
   });
 });

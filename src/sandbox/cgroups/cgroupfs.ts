@@ -162,6 +162,57 @@ export function makeCgroupDir(dir: string): void {
   }
 }
 
+const MKDIR_REFUSED =
+  'this process may not make cgroups there: run the workers as root, with a cgroup tree their manager lets them write (systemd: Delegate=yes, ProtectControlGroups= off)';
+/** What to do about a cgroup that cannot be made, by its errno. */
+const MKDIR_ADVICE: Record<string, string> = {
+  EROFS: "the cgroup filesystem is mounted read-only here (a container's default; systemd's ProtectControlGroups=): mount it read-write (docker run -v /sys/fs/cgroup:/sys/fs/cgroup:rw with --cgroupns=host, or --privileged) or run the workers on the host",
+  EACCES: MKDIR_REFUSED,
+  EPERM: MKDIR_REFUSED,
+};
+
+/** Makes and removes a cgroup under each of `parents` (made too where missing, and removed again
+ * when left empty), as a worker's sandbox makes its instance there at its start: what reading
+ * cannot tell (a read-only cgroup mount, a parent this process may not write) is refused by the
+ * kernel here, in the preflight, rather than at each worker's start. Each mkdir is not recursive:
+ * Node's recursive mkdir reports EROFS as ENOENT. `probeName` must be no instance's (an instance
+ * without a lock file is never reclaimed: Sandbox.cleanupStale). */
+export function probeCgroupParents(parents: readonly string[], probeName: string): void {
+  for (const parent of parents) {
+    const probe = path.join(parent, probeName);
+    let madeParent = false;
+    let madeProbe = false;
+    let failed: string | undefined;
+    try {
+      if (!fs.existsSync(parent)) {
+        try {
+          fs.mkdirSync(parent);
+          madeParent = true;
+        } catch (error) {
+          // Another worker made it meanwhile: probed under all the same.
+          if (codeOf(error) !== 'EEXIST') throw error;
+        }
+      }
+      fs.mkdirSync(probe);
+      madeProbe = true;
+    } catch (error) {
+      failed = codeOf(error);
+    }
+    // Only what was made: on a read-only mount even the rmdir of a missing dir fails (EROFS).
+    if (madeProbe) removeCgroupDirIfEmpty(probe);
+    if (madeParent) removeCgroupDirIfEmpty(parent);
+    if (failed !== undefined) {
+      const where = madeParent || fs.existsSync(parent) ? probe : parent;
+      throw new CgroupError(
+        'mkdir',
+        where,
+        failed,
+        `cannot make a cgroup: mkdir ${where} failed with ${failed}: ${MKDIR_ADVICE[failed] ?? "a worker's sandbox makes cgroups there at its start and for each job"}`,
+      );
+    }
+  }
+}
+
 export function cgroupPids(dir: string): number[] {
   try {
     return fs
