@@ -77,6 +77,9 @@ async function claimOwnerDirIn(agent: MountAgent, stateRoot: string): Promise<Ow
     const tmp = join(stateRoot, `${NEW_PREFIX}${ownerId}`);
     mkdirSync(tmp, { mode: 0o700 });
     const reply = await agent.request('lock', { path: join(tmp, LOCK_FILE) }).catch((err: unknown) => {
+      // Gone: another owner's reclaim took the lock of this dir, half made and not yet locked, as
+      // a dead owner's, and removed it before this lock's open. Another name, as below.
+      if (err instanceof PoolError && err.code === 'ENOENT') return undefined;
       // Its lock file could not be made (no inode left, say): the empty dir goes with the failure,
       // rather than stay for ever as a dir no owner can lock, hence reclaim.
       try {
@@ -86,7 +89,8 @@ async function claimOwnerDirIn(agent: MountAgent, stateRoot: string): Promise<Ow
       }
       throw err;
     });
-    if (reply.acquired !== true) continue; // a reclaimer took it in the instant before: try another
+    // A reclaimer took it in the instant before (and removes it), or has removed it: try another.
+    if (reply?.acquired !== true) continue;
     const dir = join(stateRoot, `${OWNER_PREFIX}${ownerId}`);
     try {
       renameSync(tmp, dir);

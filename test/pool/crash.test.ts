@@ -5,10 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { createPool, PoolError } from '../../src/pool/index.js';
+import { MountAgent } from '../../src/pool/mount-agent.js';
+import { claimOwnerDir, reclaimStaleOwners, releaseOwnerDir } from '../../src/pool/state-dir.js';
 import { makeScratch, mountsMentioning, poolSkipReason, type Scratch } from './helpers.js';
 
 const skip = poolSkipReason();
@@ -169,6 +171,39 @@ test("a dead owner's files filling the state dir's filesystem are reclaimed befo
   } finally {
     // Whatever a failed run left mounted under it goes with it.
     execFileSync('umount', ['-R', '-l', stateRoot]);
+    scratch.remove();
+  }
+});
+
+test("a starter's half-made dir that another owner's reclaim removes (between its mkdir and its lock) is made again under another name", { skip, timeout: 60_000 }, async () => {
+  const scratch = makeScratch();
+  mkdirSync(scratch.stateRoot, { recursive: true });
+  const agent = await MountAgent.start();
+  const reclaimer = await MountAgent.start();
+  try {
+    let removed: string | undefined;
+    // The starter's agent, but for its first lock: before it, another owner starting runs its
+    // reclaim, which takes the lock of the dir just made (no owner holds it yet) and removes it.
+    const racing = {
+      request: async (op: string, payload: Record<string, unknown>) => {
+        if (op === 'lock' && removed === undefined) {
+          removed = dirname(String(payload.path));
+          const report = await reclaimStaleOwners(reclaimer, scratch.stateRoot);
+          assert.deepEqual(report.ownerDirs, [removed], 'the reclaim removed the half-made dir');
+        }
+        return agent.request(op, payload);
+      },
+    } as unknown as MountAgent;
+    const owner = await claimOwnerDir(racing, scratch.stateRoot);
+    assert.ok(removed !== undefined && !existsSync(removed));
+    assert.deepEqual(readdirSync(scratch.stateRoot), [basename(owner.dir)]);
+    // Its lock held: another reclaim leaves it.
+    assert.deepEqual((await reclaimStaleOwners(reclaimer, scratch.stateRoot)).liveOwners, [owner.dir]);
+    await releaseOwnerDir(agent, owner);
+    assert.deepEqual(readdirSync(scratch.stateRoot), []);
+  } finally {
+    await agent.close();
+    await reclaimer.close();
     scratch.remove();
   }
 });
