@@ -9,7 +9,7 @@ import { createExecutor } from '../executor/create.js';
 import type { Runtime } from '../images/types.js';
 import { PoolError } from '../pool/index.js';
 import { hasRun, onRun, serviceRan } from '../queue/connection.js';
-import { startQueueWorker, type QueueWorker } from '../queue/worker.js';
+import { startQueueWorker, WorkerStartStopped, type QueueWorker } from '../queue/worker.js';
 import { openFilesPlan } from './host-limits.js';
 import { EXIT_SETTING_REFUSED, SINGLE_WORKER_FLAG } from './process-control.js';
 
@@ -28,8 +28,9 @@ export interface WorkerProcessHost {
   openFilesLimit: number;
 }
 
-/** One worker in this process; undefined when `stop` aborted its start-up (what it had
- * prepared is released; a connection still waiting for Redis ends with the process). */
+/** One worker in this process; undefined when `stop` aborted its start-up: what it had opened is
+ * closed, the last first (the queue side's connections, heartbeat and Workers, then the executor:
+ * the pool's roots and mount agent, the sandbox's cgroups), before it returns. */
 export async function runWorkerProcess(
   config: Config,
   redisUrl: string,
@@ -64,46 +65,46 @@ export async function runWorkerProcess(
     if (error instanceof PoolError && error.op === 'stateDir') throw new ConfigError('CELLBLOCK_POOL_STATE_DIR', error.message);
     throw error;
   });
-  const stopped = new Promise<undefined>((resolve) => {
-    if (stop.aborted) resolve(undefined);
-    stop.addEventListener('abort', () => resolve(undefined), { once: true });
-  });
-  const starting = startQueueWorker({
-    redisUrl,
-    prefix: config.queuePrefix,
-    concurrency: config.workerConcurrency,
-    backgroundSlots: config.backgroundSlots,
-    backgroundAfterMs: config.backgroundAfterMs,
-    executor,
-    logger,
-    lockDurationMs: config.lockDurationMs,
-    stalledIntervalMs: config.stalledIntervalMs,
-    maxStalledCount: config.maxStalledCount,
-    heartbeatTtlMs: config.workerHeartbeatTtlMs,
-    shutdownGraceMs: config.shutdownGraceMs,
-    webhook: {
-      attempts: config.webhookAttempts,
-      timeoutMs: config.webhookTimeoutMs,
-      backoffMs: config.webhookBackoffMs,
-      destinations: config.webhookDestinations,
-      memoryBytes: config.webhookMemoryBytes,
-    },
-    notifications: jobNotifications(runtimes),
-  });
-  let worker: QueueWorker | undefined;
+  const closeExecutor = () => executor.close().catch((closeError: unknown) => logger.warn({ err: closeError }, 'cannot close the executor of a worker that did not start'));
+  // Asked to stop while the executor was made (which does not stop midway): no queue side opened.
+  if (stop.aborted) {
+    await closeExecutor();
+    return undefined;
+  }
+  let worker: QueueWorker;
   try {
-    worker = await Promise.race([starting, stopped]);
+    worker = await startQueueWorker({
+      redisUrl,
+      prefix: config.queuePrefix,
+      concurrency: config.workerConcurrency,
+      backgroundSlots: config.backgroundSlots,
+      backgroundAfterMs: config.backgroundAfterMs,
+      executor,
+      logger,
+      lockDurationMs: config.lockDurationMs,
+      stalledIntervalMs: config.stalledIntervalMs,
+      maxStalledCount: config.maxStalledCount,
+      heartbeatTtlMs: config.workerHeartbeatTtlMs,
+      shutdownGraceMs: config.shutdownGraceMs,
+      webhook: {
+        attempts: config.webhookAttempts,
+        timeoutMs: config.webhookTimeoutMs,
+        backoffMs: config.webhookBackoffMs,
+        destinations: config.webhookDestinations,
+        memoryBytes: config.webhookMemoryBytes,
+      },
+      notifications: jobNotifications(runtimes),
+      stop,
+    });
   } catch (error) {
-    // The queue side's start failed (and closed what it had opened): the executor, opened
-    // before it, goes after it (its pool's mount agent would keep the process alive).
-    await executor.close().catch((closeError: unknown) => logger.warn({ err: closeError }, 'cannot close the executor of a worker that failed to start'));
+    // The queue side's start failed or was stopped (and closed what it had opened): the
+    // executor, opened before it, goes after it (its pool's mount agent would keep the process
+    // alive).
+    await closeExecutor();
+    if (error instanceof WorkerStartStopped) return undefined;
     throw error;
   }
-  if (worker) return worker;
-  await executor.close();
-  // Should it become ready after all, it closes too.
-  void starting.then((late) => late.close()).catch(() => {});
-  return undefined;
+  return worker;
 }
 
 /** Set by superviseWorkers in each worker it forks: the worker knows its supervisor (see

@@ -100,6 +100,19 @@ export interface QueueWorkerOptions {
    * back to the queue before it fails, and after how long it is taken again the first time
    * (doubling each time): HOST_SHORTAGE_RETRY by default; tests shorten it. */
   hostShortageRetry?: HostShortageRetry;
+  /** Aborted when the process is asked to stop while this start is under way: the start ends with
+   * WorkerStartStopped, having closed what it had opened, the last first (a connection still
+   * waiting for Redis, the liveness key's heartbeat, the Workers), rather than leave them to the
+   * process's exit (the liveness key would count a worker gone for its TTL). */
+  stop?: AbortSignal;
+}
+
+/** startQueueWorker's end when its `stop` was aborted before the worker was ready. */
+export class WorkerStartStopped extends Error {
+  override readonly name = 'WorkerStartStopped';
+  constructor() {
+    super('asked to stop before the worker was ready');
+  }
 }
 
 export interface HostShortageRetry {
@@ -198,28 +211,50 @@ function failureMessage(error: unknown): string {
 /** What a start sequence has opened so far, each with its close. */
 class OpenedSoFar {
   private readonly closes: (() => unknown)[] = [];
+  private closed = false;
 
+  /** Once closeAll has begun (a stop while the steps go on), what a step opens is closed at once
+   * and the steps end there (WorkerStartStopped). */
   add(close: () => unknown): void {
+    if (this.closed) {
+      void settledWithin(Promise.resolve().then(close), CLOSE_REDIS_AWAY_MS);
+      throw new WorkerStartStopped();
+    }
     this.closes.push(close);
   }
 
   /** Closes it all, the last opened first, each close waited for no longer than a Redis away is
    * waited for when closing. */
   async closeAll(): Promise<void> {
-    for (const close of this.closes.reverse()) await settledWithin(Promise.resolve().then(close), CLOSE_REDIS_AWAY_MS);
+    this.closed = true;
+    for (const close of this.closes.splice(0).reverse()) await settledWithin(Promise.resolve().then(close), CLOSE_REDIS_AWAY_MS);
   }
 }
 
 export async function startQueueWorker(options: QueueWorkerOptions): Promise<QueueWorker> {
   const opened = new OpenedSoFar();
+  const { stop } = options;
+  let onStop = () => {};
+  // Never settles unless `stop` is aborted first.
+  const stopped = new Promise<never>((_resolve, reject) => (onStop = () => reject(new WorkerStartStopped())));
+  stopped.catch(() => {});
+  if (stop?.aborted) onStop();
+  else stop?.addEventListener('abort', onStop, { once: true });
+  const opening = openQueueWorker(options, opened);
   try {
-    return await openQueueWorker(options, opened);
+    return await Promise.race([opening, stopped]);
   } catch (error) {
     // A start that failed at any step (a refused setting, Redis refusing a command BullMQ sends
-    // as it starts, a step that throws) leaves nothing open: its connections would go on trying,
-    // keeping the process alive, subscribed, and its liveness key saying it runs.
+    // as it starts, a step that throws), or was stopped, leaves nothing open: its connections
+    // would go on trying, keeping the process alive, subscribed, and its liveness key saying it
+    // runs.
     await opened.closeAll();
+    // Stopped: the steps under way end at their next opening, or on the connections closed under
+    // them; one that had just finished closes what it made.
+    if (error instanceof WorkerStartStopped) void opening.then((late) => late.close(), () => {});
     throw error;
+  } finally {
+    stop?.removeEventListener('abort', onStop);
   }
 }
 

@@ -18,7 +18,9 @@ import { reclaimPoolState } from '../helpers/pool-state.js';
 import { processExists } from '../helpers/processes.js';
 import { otherClients, start as startRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
-import { builtRuntimes, getJson, postJson, runCellblockToExit, scratchDir, spawnCellblock, startIdleWorker } from './fixtures.js';
+import { builtRuntimes, getJson, postJson, runCellblockToExit, scratchDir, spawnCellblock, startIdleWorker, startStandInWorker } from './fixtures.js';
+import { WorkerStartStopped, type JobExecutor } from '../../src/queue/worker.js';
+import { CLOSE_REDIS_AWAY_MS } from '../../src/queue/unreachable.js';
 
 const PASSWORD = 'pw-Never-In-A-Log-7f3';
 const hello = { language: 'python', source: 'print(1)' };
@@ -170,6 +172,57 @@ describe('in this process', () => {
       admin.disconnect();
       await redis.stop();
     }
+  });
+});
+
+describe('a stop while the worker starts', () => {
+  test('after its heartbeat began: the start ends (WorkerStartStopped), its connections closed and its liveness key removed, not left to the exit', async () => {
+    const redis = await startRedis();
+    const admin = new Redis(redis.url);
+    const stop = new AbortController();
+    let asked = 0;
+    // The heartbeat's first beat reads the executor's figures: the stop comes then, with the
+    // connections, the clock, the Workers and the liveness key made, before the worker is ready.
+    const executor: JobExecutor = {
+      execute: async () => {
+        throw new Error('no job is run');
+      },
+      close: async () => {},
+      judgeCompileStats: () => {
+        asked++;
+        stop.abort();
+        return undefined;
+      },
+    };
+    try {
+      await assert.rejects(startStandInWorker({ redis, prefix: 'stopped-start' }, executor, { stop: stop.signal }), (error: unknown) => error instanceof WorkerStartStopped);
+      assert.ok(asked > 0, 'stopped once its heartbeat began');
+      // Closed by the start itself: this process goes on, and nothing of the worker is left.
+      await until(async () => (await otherClients(admin)).length === 0, 5000, 20, 'no connection of it left');
+      assert.deepEqual(await admin.keys('stopped-start:*worker*'), [], 'its liveness key removed');
+    } finally {
+      admin.disconnect();
+      await redis.stop();
+    }
+  });
+
+  test('while Redis is away: the start ends at the stop (within the bound on its closes), not when Redis comes', async () => {
+    const stop = new AbortController();
+    const executor: JobExecutor = {
+      execute: async () => {
+        throw new Error('no job is run');
+      },
+      close: async () => {},
+    };
+    const port = await freeLoopbackPort();
+    const starting = startStandInWorker({ redis: { url: `redis://127.0.0.1:${port}` }, prefix: 'away' }, executor, { stop: stop.signal, logger: pino({ level: 'silent' }) });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const stoppedAt = Date.now();
+    stop.abort();
+    await assert.rejects(starting, (error: unknown) => error instanceof WorkerStartStopped);
+    // Its notification queue, still starting, is waited for up to CLOSE_REDIS_AWAY_MS before its
+    // close (startsSettled: a failed start emitted after the close would be an unhandled rejection).
+    assert.ok(Date.now() - stoppedAt < CLOSE_REDIS_AWAY_MS + 2000, `ended ${Date.now() - stoppedAt} ms after the stop`);
   });
 });
 
