@@ -206,6 +206,42 @@ describe('a stop while the worker starts', () => {
     }
   });
 
+  test("between two steps (its first reading of Redis's clock): what the next steps would open is closed at once, and none is opened after", async () => {
+    const redis = await startRedis();
+    const admin = new Redis(redis.url);
+    const stop = new AbortController();
+    const { sync } = RedisClock.prototype;
+    let syncs = 0;
+    // The stop comes as the start awaits its clock's first reading; the steps after it (the
+    // BullMQ Workers' connection, the heartbeat, the notifier) are not reached.
+    RedisClock.prototype.sync = function (this: RedisClock) {
+      if (syncs++ === 0) stop.abort();
+      return sync.apply(this);
+    };
+    const executor: JobExecutor = {
+      execute: async () => {
+        throw new Error('no job is run');
+      },
+      close: async () => {},
+    };
+    try {
+      await assert.rejects(
+        startStandInWorker({ redis, prefix: 'stopped-step' }, executor, { stop: stop.signal, logger: pino({ level: 'silent' }) }),
+        (error: unknown) => error instanceof WorkerStartStopped,
+      );
+      assert.equal(syncs, 1);
+      // Long enough for a step after the stop to have made a connection (a Worker's) and written.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await until(async () => (await otherClients(admin)).length === 0, 5000, 20, 'no connection of it left');
+      // The notification queue's, a step before the stop, alone: no liveness key, no Worker's.
+      assert.deepEqual((await admin.keys('stopped-step:*')).filter((key) => !key.startsWith('stopped-step:notifications:')), [], 'no key written after the stop');
+    } finally {
+      RedisClock.prototype.sync = sync;
+      admin.disconnect();
+      await redis.stop();
+    }
+  });
+
   test('while Redis is away: the start ends at the stop (within the bound on its closes), not when Redis comes', async () => {
     const stop = new AbortController();
     const executor: JobExecutor = {
