@@ -233,8 +233,7 @@ test("a live job whose worker's shutdown grace runs out before its first stage g
     },
     close: async () => {},
   };
-  const logStream = new Writable({ write: (line, _encoding, done) => void (log.push(String(line)), done()) });
-  const stopping = await startStandInWorker(service, slowSlotExecutor, { logger: pino({ level: 'warn' }, logStream), shutdownGraceMs: 200 });
+  const stopping = await startStandInWorker(service, slowSlotExecutor, { logger: collectingLogger('warn', log).logger, shutdownGraceMs: 200 });
   let survivor: QueueWorker | undefined;
   const events: LiveEvent[] = [];
   const session = await service.jobs.submitLive(request('echo'), (event) => events.push(event));
