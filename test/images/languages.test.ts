@@ -43,6 +43,10 @@ interface Cases {
   /** A runtime told its CPU limit ({cpuCores}): the program prints how many threads run its code
    * at once, `stdout(cpuCores)`. */
   threads?: { source: string; stdout: (cpuCores: number) => string };
+  /** Programs using what judges' programs take for granted beyond the language's core (a library
+   * unit, linking libc, an extension), each compiling cleanly and printing `stdout`: a package the
+   * image lacks fails here rather than on a client's job (the image definition installs it). */
+  features?: { what: string; source: string; stdout: string }[];
 }
 
 /** Programs for Cases.heap. */
@@ -163,6 +167,13 @@ const CASES: Record<string, Cases> = {
   php: {
     sum: '<?php\n[$a, $b] = array_map(\'intval\', preg_split(\'/\\s+/\', trim(stream_get_contents(STDIN))));\necho $a + $b, "\\n";\n',
     runtimeError: { source: '<?php\necho "before\\n";\nthrow new Exception("boom");\n', exitCode: 255, stderr: /Uncaught Exception: boom/ },
+    // Debian's php8.2-cli alone has none of these (mb_strlen was a fatal error): php8.2-mbstring,
+    // -bcmath and -gmp in images/php.json.
+    features: [
+      { what: 'mbstring', source: "<?php\necho mb_strlen('héllo'), ' ', mb_strtoupper('héllo'), \"\\n\";\n", stdout: '5 HÉLLO\n' },
+      { what: 'bcmath', source: "<?php\necho bcadd('99999999999999999999', '1'), ' ', bcdiv('1', '3', 5), \"\\n\";\n", stdout: '100000000000000000000 0.33333\n' },
+      { what: 'gmp', source: "<?php\necho gmp_strval(gmp_add('99999999999999999999', 1)), ' ', gmp_strval(gmp_fact(25)), \"\\n\";\n", stdout: '100000000000000000000 15511210043330985984000000\n' },
+    ],
   },
   perl: {
     sum: 'my ($a, $b) = split " ", do { local $/; <STDIN> };\nprint $a + $b, "\\n";\n',
@@ -190,6 +201,21 @@ const CASES: Record<string, Cases> = {
       files: { 'util.pas': 'unit Util;\ninterface\nconst Zero = 0;\nimplementation\nend.\n', 'input.txt': 'data line\n' },
     },
     runtimeError: { source: "program Fail;\nbegin\n  writeln('before');\n  writeln(StdErr, 'boom');\n  Halt(3);\nend.\n", exitCode: 3, stderr: /boom/ },
+    // cthreads and cmem link libc (libc6-dev: `cannot find -lpthread`, `-lc` without it); gvector is
+    // fcl-stl's (fp-units-fcl: `Can't find unit gvector` without it).
+    features: [
+      {
+        what: 'a TThread (uses cthreads)',
+        source: 'program Threads;\n{$mode objfpc}\nuses cthreads, Classes;\ntype\n  TSum = class(TThread)\n  public\n    Total: Int64;\n  protected\n    procedure Execute; override;\n  end;\nprocedure TSum.Execute;\nvar i: Integer;\nbegin\n  for i := 1 to 1000 do Total := Total + i;\nend;\nvar t: TSum;\nbegin\n  t := TSum.Create(False);\n  t.WaitFor;\n  writeln(t.Total);\n  t.Free;\nend.\n',
+        stdout: '500500\n',
+      },
+      { what: "libc's allocator (uses cmem)", source: 'program Mem;\nuses cmem;\nvar p: PInt64;\nbegin\n  GetMem(p, SizeOf(Int64));\n  p^ := 42;\n  writeln(p^);\n  FreeMem(p);\nend.\n', stdout: '42\n' },
+      {
+        what: "fcl-stl's TVector (uses gvector)",
+        source: 'program Vec;\n{$mode objfpc}\nuses gvector;\ntype TInts = specialize TVector<LongInt>;\nvar v: TInts; i, sum: LongInt;\nbegin\n  v := TInts.Create;\n  for i := 1 to 10 do v.PushBack(i);\n  sum := 0;\n  for i := 0 to v.Size - 1 do sum := sum + v[i];\n  writeln(v.Size, \' \', sum);\n  v.Free;\nend.\n',
+        stdout: '10 55\n',
+      },
+    ],
   },
   haskell: {
     sum: 'main :: IO ()\nmain = do\n  [a, b] <- map read . words <$> getContents :: IO [Integer]\n  print (a + b)\n',
@@ -430,6 +456,15 @@ describe('runtimes on their images, through the sandbox engine', { skip: engine.
             const run = expectRun(await submit(runtime, threads.source, '', undefined, {}, { cpuCores }), 'ok');
             assert.equal(run.stdout.toString(), threads.stdout(cpuCores), `cpuCores ${cpuCores}`);
           }
+        });
+      }
+
+      for (const feature of cases?.features ?? []) {
+        it(`runs a program using ${feature.what}`, async () => {
+          const outcome = await submit(runtime, feature.source);
+          const run = expectRun(outcome, 'ok');
+          if (outcome.compile) assert.equal(`${outcome.compile.stdout}${outcome.compile.stderr}`, '');
+          assert.equal(`${run.stdout}${run.stderr}`, feature.stdout);
         });
       }
 
