@@ -13,7 +13,9 @@ cd "$(dirname "$0")/.."
 #                    and Debian 13's apt verifies with sqv, so a fresh trixie host may lack gpgv
 #   busybox-static   the tiny test root for the engine's unit tests
 #   bubblewrap       the peer the engine's benchmark compares against
-#   build-essential python3  node-gyp's toolchain for native/
+#   build-essential  node-gyp's toolchain for native/
+#   python3          node-gyp's too, and the interpreter the worker's mount agent runs
+#                    (/usr/bin/python3, src/pool/mount-agent.ts)
 #   iproute2         network namespace checks in tests
 #   ca-certificates  apt over https mirrors
 #   strace           traces the runtimes' start-up paths (scripts/startup-paths.ts, and its test)
@@ -34,10 +36,14 @@ fi
 
 # Node.js 22 or newer: an LTS line that still gets security fixes (20's ended in April 2026), with
 # zlib.crc32, which checks Judge0's additional_files (22.2 or newer; 22.0-22.1 lack it). Debian 12
-# ships 18, and machines often carry 20: then the machine's node and npm fetch the official Node.js
-# 22 build from the npm registry (the "node" package; the binaries and headers are in
-# node-linux-<arch>), installed under /usr/local, which comes before /usr in root's PATH (not under
-# npm's global prefix: NodeSource's npm has /usr, where it would overwrite the packaged node).
+# ships 18 and Debian 13 20, and machines often carry 20: then the machine's node and npm fetch the
+# official Node.js 22 build from the npm registry (the "node" package; the binaries and headers are
+# in node-linux-<arch>), installed under /usr/local, which comes before /usr in root's PATH (not
+# under npm's global prefix: NodeSource's npm has /usr, where it would overwrite the packaged node).
+# Debian's own npm (/usr/bin/npm, `#!/usr/bin/env node`) then runs under that node, which lacks
+# Debian's node's extra module path (/usr/share/nodejs): it still finds its modules (semver, ...)
+# through Debian's link /usr/share/node_modules -> nodejs, on the ordinary walk up from
+# /usr/share/nodejs/npm (tried in fresh Debian 12 and 13 roots: npm install and node-gyp work).
 # Checked by what is used, not by the version's number alone.
 node_ok() { node -e 'const [major] = process.versions.node.split(".").map(Number); process.exit(major >= 22 && typeof require("node:zlib").crc32 === "function" ? 0 : 1)' 2>/dev/null; }
 if ! node_ok; then
@@ -58,6 +64,10 @@ if [ -z "${npm_config_nodedir:-}" ]; then
   done
   if [ -z "${npm_config_nodedir:-}" ]; then
     echo "setup: node headers not found; installing Debian's libnode-dev"
+    # apt's lists may be missing (images that remove them, a run where no package was missing, so
+    # the update above was skipped) or stale: "Unable to locate package" without an update.
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
     apt-get install -y -qq --no-install-recommends libnode-dev >/dev/null
     export npm_config_nodedir=/usr
   fi
