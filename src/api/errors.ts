@@ -5,7 +5,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { shownUnits } from '../executor/check.js';
-import { BatchAboveQueueMaximumError, IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from '../queue/errors.js';
+import { BatchAboveQueueMaximumError, IdempotencyConflictError, QueueFullError, QueueUnavailableError, RedisRefusingWritesError, WorkersBehindError } from '../queue/errors.js';
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -90,6 +90,9 @@ export function toApiError(error: unknown, request: FastifyRequest): ApiError {
       withdrawn: unanswered.withdrawn,
     };
     return new ApiError(503, 'queue_unavailable', error.message, details, error.retryAfterSeconds);
+  }
+  if (error instanceof RedisRefusingWritesError) {
+    return new ApiError(503, error.refusal === 'full' ? 'redis_full' : 'redis_refusing_writes', error.message, undefined, error.retryAfterSeconds);
   }
   if (error instanceof IdempotencyConflictError) {
     return new ApiError(422, 'idempotency_key_reused', error.message, { id: error.jobId });

@@ -78,7 +78,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   429: 'Too many requests: the rate limit of this key, or address (rate_limited); or the route\'s own limit (queue_full, too_many_live_sessions). With Retry-After',
   431: "The request's headers are larger than the server takes (headers_too_large); the connection is closed",
   500: 'The service failed',
-  503: 'The service cannot take the request now (Redis unreachable, an upgrade under way, the API stopping); with Retry-After',
+  503: 'The service cannot take the request now (Redis unreachable, full or refusing writes, an upgrade under way, the API stopping); with Retry-After',
 };
 
 /** A status's schemas by media type, its description and its headers, as they are gathered. */

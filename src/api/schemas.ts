@@ -377,10 +377,15 @@ export const RuntimeList = Type.Array(RuntimeView);
 
 export const Health = Type.Object({ status: Type.String() });
 export const Readiness = Type.Object({
-  status: Type.String({ description: '`ready`, `no_workers` or `unavailable`' }),
-  redis: Type.String({ description: '`ok` or `unreachable`' }),
+  status: Type.String({ description: '`ready`, `no_workers` (no live worker), or `unavailable` (Redis is not fit to hold the queue: see `redis`; or the live workers are unknown: `workers` null)' }),
+  redis: Type.String({
+    description:
+      '`ok`; `unreachable` (no answer); `evicting` (its maxmemory-policy is not noeviction: jobs may be dropped); `full` (its used memory is over its maxmemory: it refuses writes, OOM); `refusing_writes` (its last write to disk failed, MISCONF; or it is a replica, READONLY)',
+  }),
   workers: Type.Union([Type.Integer(), Type.Null()], {
     description: 'The live workers; null where unknown: no count of them completed within a worker heartbeat TTL (CELLBLOCK_WORKER_HEARTBEAT_TTL_MS)',
   }),
-  reason: Type.Optional(Type.String({ description: 'Why the workers are unknown, where they are (workers: null)' })),
+  reason: Type.Optional(
+    Type.String({ description: 'What is wrong with Redis, in its own words where it has some (`evicting`, `full`, `refusing_writes`); else why the workers are unknown (`workers` null)' }),
+  ),
 });

@@ -1,7 +1,7 @@
 // What the API needs from the job service: the JobClient every front uses, plus the read-only
 // figures behind /readyz and /metrics. BullJobClient (src/queue/client.ts) is the implementation.
 import type { JobClient } from '../jobs/model.js';
-import type { QueueCounts } from '../queue/client.js';
+import type { QueueCounts, RedisHealth } from '../queue/client.js';
 import type { WorkerLiveness } from '../queue/heartbeat.js';
 import type { LiveSocketClaim } from '../queue/live-socket-ledger.js';
 import type { JobStats } from '../queue/stats.js';
@@ -21,9 +21,11 @@ export interface JobService extends JobClient {
   endWaits(): void;
   /** Whether endWaits() was called: a wait that answered an unfinished job ended for the stop. */
   readonly waitsEnded: boolean;
+  /** Whether Redis can hold the queue now: reachable, not evicting, taking writes (/readyz), all
+   * within `timeoutMs` (unreachable past it). `onPolicy` is told the eviction policy it read. */
+  redisHealth(timeoutMs?: number, onPolicy?: (policy: string | undefined) => void): Promise<RedisHealth>;
   /** Each of these fails (QueueUnavailableError) when Redis has not answered within `timeoutMs`
    * (default: the client's own Redis timeout), as /readyz and /metrics bound their answers. */
-  ping(timeoutMs?: number): Promise<void>;
   counts(timeoutMs?: number): Promise<QueueCounts>;
   /** Stops sending its SCAN once `signal` aborts (or its timeout passes). */
   liveWorkers(timeoutMs?: number, signal?: AbortSignal): Promise<WorkerLiveness[]>;

@@ -7,7 +7,7 @@ import type { Config } from '../config.js';
 import { loadRuntimes } from '../images/runtimes.js';
 import type { Runtime } from '../images/types.js';
 import { BullJobClient } from '../queue/client.js';
-import { createRedis } from '../queue/connection.js';
+import { createRedis, evictionPolicyRead } from '../queue/connection.js';
 
 export interface RunningApi {
   url: string;
@@ -51,6 +51,9 @@ export async function runApi(config: Config, redisUrl: string, logger: Logger, r
   // there is ready for the first request (its job's end heard as an event, not at a wait's poll),
   // and one that is not (a connection refused: at once) gets 503 from the start, not a closed port.
   const redisReady = await jobs.firstContact(REDIS_FIRST_CONTACT_MS);
+  // Nor before it has read Redis's eviction policy (one round trip), which an evicting Redis fails
+  // (the process stops: src/bin): no job is taken into a Redis that may drop it.
+  if (redisReady) await evictionPolicyRead(REDIS_FIRST_CONTACT_MS);
   let url: string;
   try {
     await app.listen({ host: config.host, port: config.port });

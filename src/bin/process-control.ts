@@ -3,13 +3,36 @@
 // during start-up.
 import pino, { type Logger } from 'pino';
 import { onRedisRefusal, type RedisRefusal } from '../queue/connection.js';
+import { evictionMessage } from '../queue/redis-health.js';
 
 /** argv marker of a supervised child (`cellblock worker --single`): run one worker in this
  * process. The one argument a service command takes, and only from its supervisor. */
 export const SINGLE_WORKER_FLAG = '--single';
 
 export function createLogger(level: string, role: string): Logger {
-  return pino({ level, base: { service: 'cellblock', role, pid: process.pid } });
+  const logger = pino({ level, base: { service: 'cellblock', role, pid: process.pid } });
+  routeBullmqWarnings(logger);
+  return logger;
+}
+
+/** BullMQ's warnings of the Redis it connects to, which it writes as plain text with console.warn,
+ * once per connection it makes (a dozen and more a process): an eviction policy other than
+ * noeviction (which the process refuses, in its own line: connection.ts), a Redis older than it
+ * recommends. */
+const BULLMQ_WARNING = /^(IMPORTANT! Eviction policy is|It is highly recommended to use a minimum Redis version)/;
+
+/** Turns BullMQ's console warnings into one log line each (at warn, the text in `bullmq`), the
+ * same text once per process; any other console.warn is left as it is. */
+function routeBullmqWarnings(logger: Logger): void {
+  const said = new Set<string>();
+  const consoleWarn = console.warn.bind(console);
+  console.warn = (...args: unknown[]) => {
+    const text = args.map(String).join(' ').replace(/\s+/g, ' ').trim();
+    if (!BULLMQ_WARNING.test(text)) return consoleWarn(...args);
+    if (said.has(text)) return;
+    said.add(text);
+    logger.warn({ bullmq: text }, 'BullMQ warns of the Redis it uses');
+  };
 }
 
 /** `supervised`: a worker process its supervisor forked, which stops on the supervisor's SIGTERM.
@@ -75,16 +98,21 @@ export function onShutdown(logger: Logger, shutdown: (signal: string) => Promise
 }
 
 /** Exit status of a process stopped because Redis refused a setting (connection.ts's RedisRefusal:
- * the database CELLBLOCK_REDIS_URL names, or its login at start): sysexits.h's EX_CONFIG, which a
- * supervisor does not restart (superviseWorkers; systemd's `RestartPreventExitStatus=78`): started
- * again, it would be refused again. */
+ * the database CELLBLOCK_REDIS_URL names, or its login at start; or Redis evicts keys):
+ * sysexits.h's EX_CONFIG, which a supervisor does not restart (superviseWorkers; systemd's
+ * `RestartPreventExitStatus=78`): started again, it would be refused again. */
 export const EXIT_SETTING_REFUSED = 78;
 
 /** The one line that says what Redis refused, naming the variable. */
 function refusalLine(refusal: RedisRefusal): string {
-  return refusal.kind === 'database'
-    ? `CELLBLOCK_REDIS_URL names database ${refusal.database}, which Redis refuses (${refusal.answer})`
-    : `Redis refuses the login of CELLBLOCK_REDIS_URL (${refusal.answer}): check the URL's user and password`;
+  switch (refusal.kind) {
+    case 'database':
+      return `CELLBLOCK_REDIS_URL names database ${refusal.database}, which Redis refuses (${refusal.answer})`;
+    case 'login':
+      return `Redis refuses the login of CELLBLOCK_REDIS_URL (${refusal.answer}): check the URL's user and password`;
+    case 'eviction':
+      return evictionMessage(refusal.answer);
+  }
 }
 
 export interface RefusalWatch {
@@ -116,7 +144,7 @@ export function watchRedisRefusal(logger: Logger, duringStartup?: () => void): R
     const line = refusalLine(refusal);
     logger.fatal({ refused: refusal.kind, answer: refusal.answer, database: refusal.database }, line);
     process.stderr.write(`cellblock: ${line}\n`);
-    if (stop) stop(`redis refused the ${refusal.kind}`, EXIT_SETTING_REFUSED);
+    if (stop) stop(refusal.kind === 'eviction' ? 'redis evicts keys' : `redis refused the ${refusal.kind}`, EXIT_SETTING_REFUSED);
     else if (duringStartup) duringStartup();
     else process.exit(EXIT_SETTING_REFUSED);
   });

@@ -200,7 +200,7 @@ export function superviseWorkers(count: number, redisUrl: string, logger: Logger
       listening.delete(child);
       if (stopping) return;
       if (code === EXIT_SETTING_REFUSED) {
-        logger.error({ slot, childPid: child.pid, code }, 'worker process stopped: Redis refused a setting of CELLBLOCK_REDIS_URL; not restarted');
+        logger.error({ slot, childPid: child.pid, code }, 'worker process stopped: Redis refused a setting of CELLBLOCK_REDIS_URL, or evicts keys; not restarted');
         if (!refused) onSettingRefused();
         refused = true;
         return;

@@ -14,7 +14,8 @@ import type { Logger } from 'pino';
 import { sha256Hex } from '../digest.js';
 import { laterFieldsOf, type IdempotentSubmission, type JobClient, type JobRecord, type JobRequest, type LiveEvent, type LiveSession } from '../jobs/model.js';
 import { API_CONNECTION_NAME, createRedis, createRedisTemplate, disconnectWithDuplicates, warnUntilReady, workerConnectionName } from './connection.js';
-import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, WorkersBehindError } from './errors.js';
+import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, RedisRefusingWritesError, WorkersBehindError } from './errors.js';
+import { evictionMessage, evicts, memoryFigures, writeRefusal } from './redis-health.js';
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
 import { QueueAdmission } from './admission.js';
@@ -142,6 +143,21 @@ function logUnwithdrawn(logger: Logger | undefined, ids: string[]): void {
 function addMayYetLand(error: unknown): boolean {
   const cause = error instanceof QueueUnavailableError ? error.cause : error;
   return cause instanceof Error && !(cause instanceof ReplyError) && UNANSWERED.test(cause.message);
+}
+
+/** Redis as /readyz reports it (BullJobClient.redisHealth). */
+export interface RedisHealth {
+  redis: 'ok' | 'unreachable' | 'evicting' | 'full' | 'refusing_writes';
+  reason?: string;
+}
+
+/** How long redisHealth's written key lives: it is written again by each readiness check. */
+const READINESS_PROBE_TTL_MS = 10_000;
+
+/** A failure as /readyz's reason says it: Redis's (or the connection's) own words. */
+function reasonOf(error: unknown): string {
+  const cause = error instanceof QueueUnavailableError && error.cause instanceof Error ? error.cause : error;
+  return cause instanceof Error ? cause.message : String(cause);
 }
 
 /** A live ticket's random bytes (256 bits: unguessable for its lifetime, as a key is), and the
@@ -824,8 +840,40 @@ export class BullJobClient implements JobClient {
     return this.guard(() => readJobStats(this.redis, this.keys), timeoutMs);
   }
 
-  async ping(timeoutMs = this.redisTimeoutMs): Promise<void> {
-    await this.guard(() => this.redis.ping(), timeoutMs);
+  /**
+   * Whether Redis can hold the queue now (/readyz): it answers (INFO memory: not PING, which a
+   * Redis refusing writes for a failed disk write refuses too), its eviction policy is noeviction,
+   * and it takes a write (a key of its own, expiring: a full Redis refuses it, OOM; one whose disk
+   * failed, MISCONF; a replica, READONLY), each within what is left of `timeoutMs` (unreachable
+   * past it). `reason` says what is wrong, in Redis's words where it has some. `onPolicy` is told
+   * the eviction policy read (a process's log of its changes).
+   */
+  async redisHealth(timeoutMs = this.redisTimeoutMs, onPolicy?: (policy: string | undefined) => void): Promise<RedisHealth> {
+    // Both reads within `timeoutMs` in all (the bound /readyz answers within).
+    const deadline = Date.now() + timeoutMs;
+    let info: string | undefined;
+    try {
+      info = await this.guard(() => this.redis.info('memory'), timeoutMs);
+    } catch (error) {
+      if (error instanceof QueueUnavailableError) return { redis: 'unreachable', reason: reasonOf(error) };
+      // INFO refused (a managed Redis's own rules): the write below still tells.
+    }
+    const policy = info === undefined ? undefined : /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
+    onPolicy?.(policy);
+    if (policy !== undefined && evicts(policy)) return { redis: 'evicting', reason: evictionMessage(policy) };
+    try {
+      await this.guard(
+        () => this.redis.set(this.keys.readinessProbe, String(Date.now()), 'PX', READINESS_PROBE_TTL_MS),
+        Math.max(1, deadline - Date.now()),
+      );
+    } catch (error) {
+      // A replica (a failover left this connection on the former primary, until it reconnects).
+      if (/\bREADONLY\b/.test(reasonOf(error))) return { redis: 'refusing_writes', reason: reasonOf(error) };
+      if (!(error instanceof RedisRefusingWritesError)) return { redis: 'unreachable', reason: reasonOf(error) };
+      const figures = error.refusal === 'full' && info !== undefined ? memoryFigures(info) : undefined;
+      return { redis: error.refusal === 'full' ? 'full' : 'refusing_writes', reason: `${(error.cause as Error).message}${figures ? ` (${figures})` : ''}` };
+    }
+    return { redis: 'ok' };
   }
 
   async close(): Promise<void> {
@@ -888,7 +936,10 @@ export class BullJobClient implements JobClient {
     try {
       return await Promise.race([operation(), timeout]);
     } catch (error) {
-      if (error instanceof QueueUnavailableError || error instanceof QueueFullError) throw error;
+      if (error instanceof QueueUnavailableError || error instanceof QueueFullError || error instanceof RedisRefusingWritesError) throw error;
+      // Reachable, and refusing every write until an operator acts: said as such, not as an outage.
+      const refusal = writeRefusal(error);
+      if (refusal) throw new RedisRefusingWritesError(refusal, error as Error);
       if (this.redis.status !== 'ready' || (error instanceof Error && CONNECTION_ERROR.test(error.message))) {
         throw new QueueUnavailableError(error);
       }

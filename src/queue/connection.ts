@@ -4,6 +4,7 @@
 // answers 503 at once rather than hanging until Redis returns (BullMQ's "failing fast" pattern).
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import { evicts, readMaxmemoryPolicy } from './redis-health.js';
 
 export type ConnectionRole = 'producer' | 'blocking';
 
@@ -67,9 +68,11 @@ function connectionOptions(role: ConnectionRole, name: string): RedisOptions {
  * password (WRONGPASS), or none where Redis wants one (NOAUTH), while this process has not run
  * (hasRun: no connection of it ready yet, and its service not run before it): a setting to change,
  * not an outage. (A login refused later, Redis restarted with other credentials, is retried as an
- * outage is.) */
+ * outage is.) Or a Redis unfit for the queue: `eviction`, its maxmemory-policy (`answer`) is not
+ * noeviction, read once, as the first connection of this process is ready (a change while it runs
+ * is said by /readyz and the workers' log: redis-health.ts). */
 export interface RedisRefusal {
-  kind: 'database' | 'login';
+  kind: 'database' | 'login' | 'eviction';
   answer: string;
   /** The database refused (`database`). */
   database?: string;
@@ -107,6 +110,37 @@ export function hasRun(): boolean {
 export function onRun(listener: () => void): void {
   if (everReady) listener();
   else runListeners.add(listener);
+}
+
+/** The eviction policy's check (checkEvictionPolicy): not yet made, under way, or made. */
+let evictionCheck: 'pending' | 'running' | 'done' = 'pending';
+let evictionChecked: () => void = () => {};
+const evictionCheckMade = new Promise<void>((resolve) => (evictionChecked = resolve));
+
+/** Resolves once this process has read Redis's eviction policy (an evicting one refused by then,
+ * onRedisRefusal's listeners told), or after `timeoutMs`: the API listens once it has. */
+export async function evictionPolicyRead(timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([evictionCheckMade, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs).unref()))]);
+  clearTimeout(timer);
+}
+
+/** Reads Redis's eviction policy on a connection just ready, once per process: an evicting one is
+ * refused (`eviction`). A read that fails (the connection lost meanwhile, a subscriber's) is made
+ * again by the next connection that is ready. */
+function checkEvictionPolicy(redis: Redis): void {
+  if (evictionCheck !== 'pending') return;
+  evictionCheck = 'running';
+  readMaxmemoryPolicy(redis).then(
+    (policy) => {
+      evictionCheck = 'done';
+      if (policy !== undefined && evicts(policy)) refused(redis, { kind: 'eviction', answer: policy });
+      evictionChecked();
+    },
+    () => {
+      evictionCheck = 'pending';
+    },
+  );
 }
 
 /** Calls `listener` with the first refusal of any connection of this process (every createRedis
@@ -246,6 +280,9 @@ function watched(redis: Redis): Redis {
     serviceRan();
     failures.delete(redis);
     connectionRefusals.delete(redis);
+    // Before the commands queued meanwhile (ioredis sends them after its 'ready'): a subscriber's
+    // SUBSCRIBE would leave this read refused.
+    checkEvictionPolicy(redis);
   });
   const duplicate = redis.duplicate.bind(redis);
   const made = new Set<Redis>();

@@ -32,6 +32,27 @@ export class QueueUnavailableError extends Error {
   }
 }
 
+/** Redis is reachable but refuses writes for a state of its own (redis-health.ts, writeRefusal):
+ * `full`, its used memory over its maxmemory (OOM); `disk_error`, its last write to disk failed
+ * (MISCONF). Nothing was written: the caller should retry once an operator has freed memory or
+ * disk (503: redis_full, redis_refusing_writes). */
+export class RedisRefusingWritesError extends Error {
+  override readonly name = 'RedisRefusingWritesError';
+  readonly statusCode = 503;
+  readonly retryAfterSeconds = 10;
+  constructor(
+    readonly refusal: 'full' | 'disk_error',
+    cause: Error,
+  ) {
+    super(
+      refusal === 'full'
+        ? `Redis, which holds the job queue, is full (its used memory is over its maxmemory) and refuses writes; retry later (${cause.message})`
+        : `Redis, which holds the job queue, refuses writes: its last write to disk failed; retry later (${cause.message})`,
+      { cause },
+    );
+  }
+}
+
 /** An idempotency key already names a job submitted with another request (422). */
 export class IdempotencyConflictError extends Error {
   override readonly name = 'IdempotencyConflictError';

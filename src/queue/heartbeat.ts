@@ -3,6 +3,7 @@
 // machines — Redis's own expiry decides.
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from './keys.js';
+import { writeRefusal } from './redis-health.js';
 import { settledWithin } from './unreachable.js';
 
 /** What a worker process's liveness key says of it (/readyz, /metrics, Judge0's /workers, and
@@ -30,15 +31,34 @@ export interface Heartbeat {
   stop(): Promise<void>;
 }
 
+/** `onFull` is told, at each beat, whether Redis refused its write for want of memory; `onBeat`
+ * runs beside each beat (a worker's read of Redis's eviction policy). */
 export function startHeartbeat(
   redis: Redis,
   keys: RedisKeys,
   ttlMs: number,
   describe: () => WorkerLiveness,
   onError: (error: unknown) => void,
+  onFull: (full: boolean) => void = () => {},
+  onBeat: () => void = () => {},
 ): Heartbeat {
   const key = keys.worker(describe().workerId);
-  const beat = () => redis.set(key, JSON.stringify(describe()), 'PX', ttlMs).catch(onError);
+  const beat = async () => {
+    onBeat();
+    try {
+      await redis.set(key, JSON.stringify(describe()), 'PX', ttlMs);
+      onFull(false);
+    } catch (error) {
+      // A full Redis (over its maxmemory, noeviction) refuses the write, but not a new expiry of
+      // the key, which takes no memory: the worker, alive, goes on counting as alive (/readyz,
+      // /metrics), its figures those of its last write.
+      if (writeRefusal(error) === 'full') {
+        onFull(true);
+        if ((await redis.pexpire(key, ttlMs).catch(() => 0)) === 1) return;
+      }
+      onError(error);
+    }
+  };
   void beat();
   const timer = setInterval(beat, Math.max(250, Math.floor(ttlMs / 3)));
   timer.unref();

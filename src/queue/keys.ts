@@ -50,6 +50,9 @@ export interface RedisKeys {
   /** Sorted set: a client's live sockets on every API process (live-socket-ledger.ts), under
    * the client's digest. */
   liveSockets(clientDigest: string): string;
+  /** String, expiring: written by each readiness check (client.ts, redisHealth), to learn
+   * whether Redis takes writes. */
+  readinessProbe: string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
@@ -71,5 +74,6 @@ export function redisKeys(prefix: string): RedisKeys {
     resultClean: (resultTtlSeconds) => `${base}:result-clean:${resultTtlSeconds}`,
     sentNotificationsClean: `${base}:sent-notifications-clean`,
     liveSockets: (clientDigest) => `${base}:live-sockets:${clientDigest}`,
+    readinessProbe: `${base}:readiness-probe`,
   };
 }

@@ -41,6 +41,7 @@ import { CANCELLED_REASON, LIVE_RETRY_REASON } from './job-record.js';
 import { JobDataError, toExecuteRequest } from './codec.js';
 import { createRedis, disconnectWithDuplicates, warnUntilReady, whenReady, workerConnectionName } from './connection.js';
 import { startHeartbeat, type WorkerLiveness } from './heartbeat.js';
+import { evictionPolicyLog, readMaxmemoryPolicy } from './redis-health.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
 import { RedisClock, REDIS_CLOCK_SYNC_INTERVAL_MS, stampByClock } from './redis-clock.js';
 import { queuedByApiReadingResultsApart, storeJobResult } from './result-store.js';
@@ -195,6 +196,18 @@ function poolFigures(executor: JobExecutor): Record<string, Record<string, numbe
     }
   }
   return figures;
+}
+
+/** Logs Redis's refusals of the heartbeat's write for want of memory as they start and end: an
+ * error once it is full, info once it takes writes again. */
+function redisFullLog(log: Logger): (full: boolean) => void {
+  let wasFull = false;
+  return (full) => {
+    if (full === wasFull) return;
+    wasFull = full;
+    if (full) log.error("Redis is full (its used memory is over its maxmemory) and refuses writes: no job can be taken, and large results wait to be stored; this worker's liveness is kept by renewing its key's expiry");
+    else log.info('Redis takes writes again');
+  };
 }
 
 /** What a job failed by the worker's own side tells its submitter. The executor's refusals and
@@ -625,6 +638,7 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
     worker.on('error', logWorkerError);
   });
 
+  const policyLog = evictionPolicyLog(log);
   // The later fields this worker knows, and the runtime variants its runtime files define.
   const jobFields = [...LATER_JOB_FIELDS, ...(executor.variants?.() ?? []).map(({ runtimeId, variant }) => variantJobField(runtimeId, variant))];
   const heartbeat = startHeartbeat(
@@ -647,6 +661,12 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
       return liveness;
     },
     (error) => log.warn({ err: error }, 'heartbeat failed'),
+    redisFullLog(log),
+    () => {
+      // Redis's eviction policy, read at each beat: a change while the worker runs is logged (its
+      // start refused an evicting Redis: connection.ts). Not queued while Redis is away.
+      if (redis.status === 'ready') readMaxmemoryPolicy(redis).then(policyLog, () => {});
+    },
   );
   opened.add(() => heartbeat.stop());
 

@@ -1,6 +1,8 @@
-// /readyz's bound: Redis's PING within READINESS_REDIS_MS; the live workers' count (a SCAN of the
-// whole keyspace, long where Redis holds many keys) from the last count completed, not within it,
-// and only while that count is younger than a worker's liveness (the heartbeat TTL).
+// /readyz's bound: Redis's health check (INFO and a probe write) within READINESS_REDIS_MS; the live
+// workers' count (a SCAN of the whole keyspace, long where Redis holds many keys) from the last
+// count completed, not within it, trusted while that count is younger than a worker's liveness
+// (the heartbeat TTL), and past that while no count since has failed. A Redis unfit for the queue
+// (full, refusing writes, evicting) is said beside that count, with one reason: Redis's.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import Fastify from 'fastify';
@@ -17,7 +19,7 @@ test('a count of the live workers longer than the bound answers the probes that 
   const countMs = 2 * READINESS_REDIS_MS;
   let counts = 0;
   const jobs = {
-    ping: async () => {},
+    redisHealth: async () => ({ redis: 'ok' }),
     liveWorkers: async () => {
       counts++;
       await new Promise((resolve) => setTimeout(resolve, countMs));
@@ -53,7 +55,7 @@ test('a count older than the heartbeat TTL, a count since failing or timing out,
   const maxAgeMs = 300;
   let fail = false;
   const jobs = {
-    ping: async () => {},
+    redisHealth: async () => ({ redis: 'ok' }),
     liveWorkers: async () => {
       if (fail) throw new QueueUnavailableError(new Error('no answer from redis in 30000 ms'));
       return [{ workerId: 'w1' }] as unknown as WorkerLiveness[];
@@ -86,7 +88,7 @@ test('counts slower than the bound, probes further apart than the heartbeat TTL:
   const maxAgeMs = 300;
   const countMs = READINESS_REDIS_MS + 400;
   const jobs = {
-    ping: async () => {},
+    redisHealth: async () => ({ redis: 'ok' }),
     liveWorkers: async () => {
       await new Promise((resolve) => setTimeout(resolve, countMs));
       return [{ workerId: 'w1' }] as unknown as WorkerLiveness[];
@@ -102,6 +104,83 @@ test('counts slower than the bound, probes further apart than the heartbeat TTL:
     assert.deepEqual((await app.inject({ url: '/readyz' })).json(), { status: 'ready', redis: 'ok', workers: 1 });
   } finally {
     await app.close();
+  }
+});
+
+test("a Redis unfit for the queue is said with Redis's reason, beside the last count while it is trusted and null once a count failed past its age", async () => {
+  const maxAgeMs = 300;
+  let fail = false;
+  let full = false;
+  const bounds: (number | undefined)[] = [];
+  const oom = 'OOM command not allowed when used memory > maxmemory. (used_memory 2M, maxmemory 1B)';
+  const jobs = {
+    redisHealth: async (timeoutMs?: number) => {
+      bounds.push(timeoutMs);
+      return full ? { redis: 'full', reason: oom } : { redis: 'ok' };
+    },
+    liveWorkers: async () => {
+      if (fail) throw new QueueUnavailableError(new Error('no answer from redis in 30000 ms'));
+      return [{ workerId: 'w1' }, { workerId: 'w2' }] as unknown as WorkerLiveness[];
+    },
+  } as unknown as JobService;
+  const app = Fastify();
+  await app.register(healthRoutes, { jobs, workerCountMaxAgeMs: maxAgeMs });
+  try {
+    assert.equal((await app.inject({ url: '/readyz' })).statusCode, 200);
+    full = true;
+    const young = await app.inject({ url: '/readyz' });
+    assert.equal(young.statusCode, 503);
+    assert.equal(young.headers['retry-after'], '10');
+    assert.deepEqual(young.json(), { status: 'unavailable', redis: 'full', reason: oom, workers: 2 });
+    // The counts fail, and the last one grows older than the TTL: the workers unknown, the reason
+    // still Redis's.
+    fail = true;
+    await new Promise((resolve) => setTimeout(resolve, maxAgeMs + 50));
+    const stale = await app.inject({ url: '/readyz' });
+    assert.equal(stale.statusCode, 503);
+    assert.equal(stale.headers['retry-after'], '10');
+    assert.deepEqual(stale.json(), { status: 'unavailable', redis: 'full', reason: oom, workers: null });
+    // A count succeeds again, and grows older than the TTL with none failed since: still trusted
+    // (the stale-count rule is the same whatever Redis's health).
+    fail = false;
+    await app.inject({ url: '/readyz' });
+    await new Promise((resolve) => setTimeout(resolve, maxAgeMs + 50));
+    // This probe's count waits on a gate past the bound, so the one before answers.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    jobs.liveWorkers = async () => {
+      await gate;
+      return [] as unknown as WorkerLiveness[];
+    };
+    const old = await app.inject({ url: '/readyz' });
+    open();
+    assert.deepEqual(old.json(), { status: 'unavailable', redis: 'full', reason: oom, workers: 2 });
+    // Redis's check is the part held to the bound.
+    assert.deepEqual(new Set(bounds), new Set([READINESS_REDIS_MS]));
+  } finally {
+    await app.close();
+  }
+});
+
+test("Redis's health check is bounded as a whole: a write that hangs after INFO answered is unreachable within the bound", async () => {
+  const redis = await start();
+  const admin = new Redis(redis.url);
+  const jobs = new BullJobClient({ redisUrl: redis.url, prefix: 'readiness-health', resultTtlSeconds: 600, maxQueuedJobs: 1000 });
+  try {
+    await jobs.ready();
+    assert.deepEqual(await jobs.redisHealth(READINESS_REDIS_MS), { redis: 'ok' });
+    // Writes held (reads answered) for longer than the bound: INFO answers, the probe's SET waits.
+    await admin.call('CLIENT', 'PAUSE', String(3 * READINESS_REDIS_MS), 'WRITE');
+    const started = Date.now();
+    const health = await jobs.redisHealth(READINESS_REDIS_MS);
+    const tookMs = Date.now() - started;
+    assert.equal(health.redis, 'unreachable');
+    assert.ok(tookMs < READINESS_REDIS_MS + 200, `answered in ${tookMs} ms`);
+    await admin.call('CLIENT', 'UNPAUSE');
+  } finally {
+    await jobs.close();
+    admin.disconnect();
+    await redis.stop();
   }
 });
 

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Runtime } from '../../images/types.js';
 import { ErrorBody, Health, NoQuery, Readiness, RuntimeList } from '../schemas.js';
+import { evictionPolicyLog } from '../../queue/redis-health.js';
 import type { JobService } from '../service.js';
 import { QueueUnavailableError } from '../../queue/errors.js';
 
@@ -17,6 +18,9 @@ const WORKER_COUNT_TIMEOUT_MS = 30_000;
 /** `workerCountMaxAgeMs`: how long a completed count of the live workers is trusted (the API's
  * CELLBLOCK_WORKER_HEARTBEAT_TTL_MS, passed in by the app: see the count below). */
 export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService; workerCountMaxAgeMs: number }> = async (app, { jobs, workerCountMaxAgeMs }) => {
+  // A change of Redis's eviction policy while the API runs (the start refused an evicting one),
+  // logged as /readyz reads it.
+  const policyLog = evictionPolicyLog(app.log);
   app.get(
     '/healthz',
     { schema: { summary: 'The API process is up', tags: ['service'], response: { 200: Health } } },
@@ -25,10 +29,11 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService; workerC
 
   // The live workers' count: a SCAN over the whole keyspace, whose time grows with the keys Redis
   // holds, so that within READINESS_REDIS_MS it failed where they are many and the probe flapped
-  // 503. Only the PING is bounded by it; each probe starts a count (or joins the one under way) and
-  // waits for it while the bound lasts, answering with the last completed one otherwise. A count
-  // is trusted for workerCountMaxAgeMs (the heartbeat TTL: a worker it saw may have died since, its
-  // key expired) from when it completed (its liveness keys are read at its end, after the SCAN),
+  // 503. Only Redis's health check (redisHealth) is bounded by it; each probe starts a count (or
+  // joins the one under way) and waits for it while the bound lasts, answering with the last
+  // completed one otherwise. A count is trusted for workerCountMaxAgeMs (the heartbeat TTL: a
+  // worker it saw may have died since, its key expired) from when it completed (its liveness keys
+  // are read at its end, after the SCAN),
   // and beyond that while no count since has failed: a count slower than the bound, or probes
   // further apart than the TTL, leave the last one older than that though every count succeeds.
   // Past that age with a count failed (or timed out) since, or before the first, the workers are
@@ -46,7 +51,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService; workerC
           counted = { workers: workers.length, atMs: Date.now() };
           countFailedSince = false;
         },
-        // Redis away or too slow: no count (the PING says which, or the count's age does); a
+        // Redis away or too slow: no count (Redis's health check says which, or the count's age does); a
         // failure other than Redis's (a liveness key it cannot read) counts no worker.
         (error: unknown) => {
           if (stopCounting.signal.aborted) return;
@@ -60,31 +65,43 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService; workerC
     '/readyz',
     {
       schema: {
-        summary: 'Ready to run jobs: Redis answers and at least one worker is alive',
+        summary: 'Ready to run jobs: Redis answers, keeps every key and takes writes, and at least one worker is alive',
         tags: ['service'],
         response: { 200: Readiness, 503: Readiness },
       },
     },
     async (_request, reply) => {
       const deadline = Date.now() + READINESS_REDIS_MS;
-      try {
-        await jobs.ping(READINESS_REDIS_MS);
-      } catch {
+      // Redis's health (INFO memory and a probe write, not PING, which a Redis refusing writes for
+      // a failed disk write refuses too) is the part bounded by READINESS_REDIS_MS.
+      const health = await jobs.redisHealth(READINESS_REDIS_MS, policyLog);
+      if (health.redis === 'unreachable') {
         return reply.code(503).header('retry-after', '5').send({ status: 'unavailable', redis: 'unreachable', workers: 0 });
       }
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([countWorkers(), new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
       clearTimeout(timer);
+      // The last count is trusted while it is young, and past that while no count since has failed.
+      const ageMs = counted && Date.now() - counted.atMs;
+      const known = counted !== undefined && !(ageMs! > workerCountMaxAgeMs && countFailedSince);
+      // Reachable, but evicting keys or refusing writes: no job can be taken (or kept) now,
+      // whatever the workers; said with Redis's reason, for the operator who must act (the
+      // workers as last counted, or null where that count is too old to trust).
+      if (health.redis !== 'ok') {
+        return reply
+          .code(503)
+          .header('retry-after', '10')
+          .send({ status: 'unavailable', redis: health.redis, reason: health.reason, workers: known ? counted!.workers : null });
+      }
       // Not ready for want of workers, or of their count: a balancer or a client asks again, as
       // when Redis is away.
-      const ageMs = counted && Date.now() - counted.atMs;
-      if (counted === undefined || (ageMs! > workerCountMaxAgeMs && countFailedSince)) {
+      if (!known) {
         const reason = counted
           ? `the live workers are unknown: their last count completed ${ageMs} ms ago, longer than a worker's liveness lasts (${workerCountMaxAgeMs} ms), and one since failed or timed out`
           : 'the live workers are unknown: no count of them has completed yet';
         return reply.code(503).header('retry-after', '5').send({ status: 'unavailable', redis: 'ok', workers: null, reason });
       }
-      const { workers } = counted;
+      const { workers } = counted!;
       const ready = workers > 0;
       if (!ready) reply.header('retry-after', '5');
       return reply
