@@ -340,7 +340,15 @@ export const JobView = Type.Object(
       Type.Integer({ description: 'Workers that started the job (2: its first worker died and it was retried), each take that handed it back counted too (a worker stopping; a host shortage, no sandbox uid or no file descriptor free, for which a job goes back up to 5 times, 1 to 16 s apart, and fails at the sixth such take); on a job failed at a take before anything ran there (worker_lost, a live job not run again, cancelled as taken), the takes before that one (workers that died running it, or handed it back unrun).' }),
     ),
     result: Type.Optional(ResultView),
-    failure: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+    failure: Type.Optional(
+      Type.Object({
+        code: Type.String({
+          description:
+            "worker_lost (its worker died more often than allowed), result_not_stored (it ran, but Redis, full, refused its result), internal_error (the worker could not run it)",
+        }),
+        message: Type.String(),
+      }),
+    ),
   },
   { $id: 'Job' },
 );

@@ -40,6 +40,15 @@ export const LIVE_RETRY_REASON =
 /** LIVE_RETRY_REASON as workers before 2026-12-07 wrote it: still read as a failure at a take,
  * since workers are upgraded before APIs and a job's record outlives the upgrade by its TTL. */
 const LIVE_RETRY_REASON_BEFORE = "a live job is not run again: the worker running it stopped, and its client's input went with it";
+/** The start of the failure reason a worker gives a job that ran but whose result Redis, full,
+ * refused for as long as the worker kept trying (worker.ts): its failure is `result_not_stored`. */
+export const RESULT_NOT_STORED_REASON = 'result not stored:';
+
+/** A `result_not_stored` failure's reason: the job ran, its verdict, and why its result is not
+ * here. */
+export function resultNotStoredReason(verdict: string, triedMs: number): string {
+  return `${RESULT_NOT_STORED_REASON} the job ran (verdict ${verdict}), but Redis is full (its used memory is over its maxmemory) and refused its result for ${Math.round(triedMs / 1000)} s; submit it again once Redis has room`;
+}
 /** Failures made at a take, before anything ran: BullMQ's for a job stalled past its count, and a
  * worker's for a job cancelled before it ran or a live job taken again. The take counted an attempt
  * and set processedOn all the same. */
@@ -178,7 +187,9 @@ export function toRecord(job: JobSnapshot, state: JobState | 'unknown'): JobReco
     record.failure =
       job.failedReason === STALLED_REASON
         ? { code: 'worker_lost', message: workerLostMessage(job.stalledCounter, attempts) }
-        : { code: 'internal_error', message: job.failedReason || 'the worker failed to run the job' };
+        : job.failedReason?.startsWith(RESULT_NOT_STORED_REASON)
+          ? { code: 'result_not_stored', message: job.failedReason }
+          : { code: 'internal_error', message: job.failedReason || 'the worker failed to run the job' };
   }
   return record;
 }

@@ -125,12 +125,19 @@ export async function storeJobResult(
   // The hash is made with its expiry, in one transaction (never without it, nor with another
   // attempt's fields), then given each output by a command of its own, sent at once: ioredis
   // copies a command's arguments into one buffer, and a transaction's commands into one more.
-  // One of them refused (Redis out of memory) fails the job; what was written expires.
-  const made = redis.multi().hset(place.key, RESULT_FIELD, json, BYTES_FIELD, String(place.bytes)).pexpire(place.key, ttlMs + extraTtlMs).exec();
-  const writes = outputs.map((bytes, index) => redis.hset(place.key, String(index), bytes));
-  const [replies] = await Promise.all([made, ...writes]);
-  if (!replies) throw new Error(`the result of job ${job.id} was not stored: its transaction was aborted`);
-  for (const [error] of replies) if (error) throw error;
+  // One of them refused (Redis out of memory) fails the store, and what was written of it is
+  // deleted (sent behind the writes, on their connection: after them; DEL takes no memory, so a
+  // full Redis takes it): no part of a result is left to read, and the worker may try again.
+  try {
+    const made = redis.multi().hset(place.key, RESULT_FIELD, json, BYTES_FIELD, String(place.bytes)).pexpire(place.key, ttlMs + extraTtlMs).exec();
+    const writes = outputs.map((bytes, index) => redis.hset(place.key, String(index), bytes));
+    const [replies] = await Promise.all([made, ...writes]);
+    if (!replies) throw new Error(`the result of job ${job.id} was not stored: its transaction was aborted`);
+    for (const [error] of replies) if (error) throw error;
+  } catch (error) {
+    await redis.del(place.key).catch(() => {});
+    throw error;
+  }
   const stub: StoredJobResult = { verdict: stored.verdict, runtime: stored.runtime, queueWaitMs, attempt, storedIn: place };
   if (stored.skippedTests !== undefined) stub.skippedTests = stored.skippedTests;
   return stub;

@@ -37,11 +37,11 @@ import { LATER_JOB_FIELDS, variantJobField, type JobRequest, type JobResult } fr
 import { BackgroundLane, jobsAtOnce } from './background-lane.js';
 import { startCancelWatch } from './cancel-watch.js';
 import { handBackJob } from './hand-back.js';
-import { CANCELLED_REASON, LIVE_RETRY_REASON } from './job-record.js';
+import { CANCELLED_REASON, LIVE_RETRY_REASON, resultNotStoredReason } from './job-record.js';
 import { JobDataError, toExecuteRequest } from './codec.js';
 import { createRedis, disconnectWithDuplicates, warnUntilReady, whenReady, workerConnectionName } from './connection.js';
 import { startHeartbeat, type WorkerLiveness } from './heartbeat.js';
-import { evictionPolicyLog, readMaxmemoryPolicy } from './redis-health.js';
+import { evictionPolicyLog, readMaxmemoryPolicy, writeRefusal } from './redis-health.js';
 import { QUEUE_NAME, redisKeys } from './keys.js';
 import { RedisClock, REDIS_CLOCK_SYNC_INTERVAL_MS, stampByClock } from './redis-clock.js';
 import { queuedByApiReadingResultsApart, storeJobResult } from './result-store.js';
@@ -106,6 +106,9 @@ export interface QueueWorkerOptions {
    * waiting for Redis, the liveness key's heartbeat, the Workers), rather than leave them to the
    * process's exit (the liveness key would count a worker gone for its TTL). */
   stop?: AbortSignal;
+  /** How long a finished job's result refused by a full Redis is kept here and tried again before
+   * the job fails (`result_not_stored`); RESULT_STORE_FULL_RETRY_MS when absent. */
+  resultStoreFullRetryMs?: number;
 }
 
 /** startQueueWorker's end when its `stop` was aborted before the worker was ready. */
@@ -170,6 +173,22 @@ const HOST_SHORTAGES: Partial<Record<ExecutorErrorCode, string>> = {
  * host that stays short (too many workers for its 1024 uids, an open files limit too low for the
  * load) ends its jobs, saying so, instead of passing them round for ever. */
 const HOST_SHORTAGE_RETRY: HostShortageRetry = { handBacks: 5, firstDelayMs: 1000 };
+/** How long a result a full Redis refuses is tried again (QueueWorkerOptions.resultStoreFullRetryMs):
+ * long enough for an operator paged by /readyz to free memory, short enough that a slot is not
+ * held for long by a result that cannot be stored. The job's lock is kept meanwhile. */
+export const RESULT_STORE_FULL_RETRY_MS = 60_000;
+/** Waits between tries, doubling from the first to the last. */
+const RESULT_STORE_RETRY_FIRST_MS = 250;
+const RESULT_STORE_RETRY_MAX_MS = 2000;
+/**
+ * Renews a job's lock (KEYS[1]) for ARGV[2] ms if ARGV[1] still holds it: by PEXPIRE, which a full
+ * Redis takes (it needs no memory), where BullMQ's own renewal (a SET) is refused. 1 if renewed.
+ */
+const KEEP_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`;
 
 /** Why a running job's signal was aborted: a cancel, this worker stopping, its lock lost or
  * possibly expired (the job is no longer this worker's: BullMQ's stall check hands it to another,
@@ -411,6 +430,39 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
     return job.attemptsStarted - 1 > unrunTakes;
   }
 
+  /**
+   * Stores a finished job's result (`store`, which leaves nothing of it behind when refused),
+   * trying again while Redis refuses it for want of memory, the result kept in memory and the
+   * job's lock kept (KEEP_LOCK), for up to resultStoreFullRetryMs; then the job fails, saying
+   * so (`result_not_stored`), and the worker logs it. A job's completion itself is taken by a
+   * full Redis (BullMQ's script deletes the lock first, and a script that has written may go on),
+   * so only a result kept apart (result-store.ts) meets this.
+   */
+  async function storeWhileFull<T>(job: Job<JobRequest, JobResult>, token: string | undefined, verdict: string, store: () => Promise<T>): Promise<T> {
+    const startedMs = Date.now();
+    const retryMs = options.resultStoreFullRetryMs ?? RESULT_STORE_FULL_RETRY_MS;
+    let waitMs = RESULT_STORE_RETRY_FIRST_MS;
+    for (let tries = 1; ; tries++) {
+      try {
+        return await store();
+      } catch (error) {
+        if (writeRefusal(error) !== 'full') throw error;
+        const triedMs = Date.now() - startedMs;
+        if (triedMs + waitMs > retryMs) {
+          log.error({ jobId: job.id, verdict, tries, triedMs, err: error }, "the job's result is not stored: Redis is full and refused it for as long as it was tried; the job fails (result_not_stored)");
+          throw new UnrecoverableError(resultNotStoredReason(verdict, triedMs));
+        }
+        if (tries === 1) log.warn({ jobId: job.id, verdict, retryMs }, "Redis is full and refuses the job's result: kept here, and tried again");
+        // Held past this wait and the next try by a lock's duration, as BullMQ's renewal would.
+        if (token !== undefined) {
+          await redis.eval(KEEP_LOCK, 1, `${job.queueQualifiedName}:${job.id}:lock`, token, options.lockDurationMs + waitMs).catch(() => undefined);
+        }
+        await new Promise((resolve) => setTimeout(resolve, waitMs));
+        waitMs = Math.min(waitMs * 2, RESULT_STORE_RETRY_MAX_MS);
+      }
+    }
+  }
+
   async function processJob(slot: number, job: Job<JobRequest, JobResult>, token?: string, bullSignal?: AbortSignal): Promise<JobResult> {
     if (cannotRun()) return handBackUnrun(job, token);
     const jobId = job.id!;
@@ -519,7 +571,7 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
       // A large result goes into a key of its own first, the return value its stub (result-store.ts).
       // The job's finish follows within the lock's duration (else Redis refuses it): the key's
       // expiry is that much later than the result's TTL from now.
-      return await storeJobResult(redis, keys, job, result, queueWaitMs, attempt, options.lockDurationMs);
+      return await storeWhileFull(job, token, result.verdict, () => storeJobResult(redis, keys, job, result, queueWaitMs, attempt, options.lockDurationMs));
     } finally {
       // Before BullMQ completes the job (a large result's own key is written by then): the session
       // hears `end` before the job's completion.

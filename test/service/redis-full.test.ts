@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import type { ExecuteResult } from '../../src/executor/types.js';
+import type { ExecuteRequest, ExecuteResult } from '../../src/executor/types.js';
 import { freeLoopbackPortExcept } from '../../src/queue/redis-server.js';
 import { readMaxmemoryPolicy } from '../../src/queue/redis-health.js';
 import type { JobExecutor } from '../../src/queue/worker.js';
@@ -100,6 +100,89 @@ describe('Redis refusing writes while the service runs', () => {
     } finally {
       await admin.config('SET', 'save', '').catch(() => {});
       admin.disconnect();
+      await service.close();
+    }
+  });
+});
+
+/** Runs each job until the test releases it (by its stdin), then ends it ok with `outputBytes`
+ * of stdout: above 16 KiB, a result kept apart (result-store.ts), written by the worker itself. */
+function gatedExecutor(outputBytes: number): { executor: JobExecutor; started: string[]; release(name: string): void } {
+  const started: string[] = [];
+  const gates = new Map<string, () => void>();
+  const executor: JobExecutor = {
+    execute: async (request: ExecuteRequest): Promise<ExecuteResult> => {
+      const name = Buffer.from(request.stdin ?? '').toString();
+      // A run taken again (its lock lost) waits for the same release; one stopped ends (a close).
+      await new Promise<void>((resolve) => {
+        gates.set(name, resolve);
+        request.signal?.addEventListener('abort', () => resolve(), { once: true });
+        started.push(name);
+      });
+      const run = { verdict: 'ok' as const, exitCode: 0, signal: null, signalName: null, stdout: Buffer.alloc(outputBytes, 'x'), stderr: Buffer.alloc(0), stdoutTruncated: false, stderrTruncated: false, metrics: { cpuTimeMs: 1, wallTimeMs: 2, peakMemoryBytes: 3 } };
+      return { verdict: 'ok', runtime: { id: 'python', language: 'python', version: testRuntime.version }, run };
+    },
+    close: async () => {},
+  };
+  return { executor, started, release: (name) => gates.get(name)?.() };
+}
+
+describe("a finished job's result while Redis is full", () => {
+  const LOCK_DURATION_MS = 2000;
+  const RETRY_MS = 6000;
+
+  test('kept by the worker, its lock kept, and stored once Redis has room; refused past the bound: the job fails result_not_stored, logged under its id, nothing of its result left in Redis', async () => {
+    const service = await startService();
+    const { executor, started, release } = gatedExecutor(100_000);
+    const workerLog = collectingLogger();
+    const worker = await startStandInWorker(service, executor, { logger: workerLog.logger, lockDurationMs: LOCK_DURATION_MS, resultStoreFullRetryMs: RETRY_MS });
+    const admin = new Redis(service.redis.url);
+    const view = async (id: string) => (await service.app.inject({ url: `/v1/jobs/${id}` })).json();
+    const submitRunning = async (name: string): Promise<string> => {
+      const { id } = (await post(service, '/v1/jobs', { ...hello, stdin: name })).json();
+      await until(() => started.includes(name), 5000, 10, `${name} running`);
+      return id;
+    };
+    try {
+      // Full for longer than the job's lock lasts, less than the bound: stored once Redis has room.
+      const stored = await submitRunning('stored');
+      await admin.config('SET', 'maxmemory', '1');
+      release('stored');
+      await new Promise((resolve) => setTimeout(resolve, LOCK_DURATION_MS + 1500));
+      assert.equal((await view(stored)).status, 'running');
+      await admin.config('SET', 'maxmemory', '0');
+      await until(async () => (await view(stored)).status === 'done', 10_000, 50, 'stored');
+      const done = await view(stored);
+      assert.equal(done.attempts, 1);
+      assert.equal(done.result.stdout.length, 100_000);
+
+      // Full past the bound: failed, saying why.
+      const refused = await submitRunning('refused');
+      await admin.config('SET', 'maxmemory', '1');
+      release('refused');
+      await until(async () => (await view(refused)).status !== 'running', RETRY_MS + 5000, 100, 'refused ended');
+      const failed = await view(refused);
+      assert.equal(failed.status, 'failed', JSON.stringify(failed));
+      assert.equal(failed.failure.code, 'result_not_stored');
+      assert.match(failed.failure.message, /^result not stored: the job ran \(verdict ok\), but Redis is full \(its used memory is over its maxmemory\) and refused its result for [56] s; submit it again once Redis has room$/);
+      assert.deepEqual(await admin.keys(`${service.prefix}:cb:result:${refused}:*`), []);
+      const logged = workerLog.lines().filter((line) => line.jobId === refused && line.level === 50);
+      assert.equal(logged.length, 1, JSON.stringify(workerLog.lines()));
+      assert.match(logged[0]!.msg, /result is not stored: Redis is full/);
+      await admin.config('SET', 'maxmemory', '0');
+
+      // Room for the result's first write, not for its output's: each try's part is deleted.
+      const partial = await submitRunning('partial');
+      const usedBytes = Number(/^used_memory:(\d+)/m.exec(await admin.info('memory'))?.[1]);
+      await admin.config('SET', 'maxmemory', String(usedBytes + 40_000));
+      release('partial');
+      await until(async () => (await view(partial)).status !== 'running', RETRY_MS + 5000, 100, 'partial ended');
+      assert.equal((await view(partial)).failure?.code, 'result_not_stored');
+      assert.deepEqual(await admin.keys(`${service.prefix}:cb:result:${partial}:*`), []);
+    } finally {
+      await admin.config('SET', 'maxmemory', '0').catch(() => {});
+      admin.disconnect();
+      await worker.close();
       await service.close();
     }
   });
