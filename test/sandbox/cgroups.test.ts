@@ -395,7 +395,7 @@ await sandbox.close();
       const inContainer = [
         'umount /sys/fs/cgroup',
         'mount -t cgroup2 cgroup2 /sys/fs/cgroup',
-        'sleep 30 & sleeper=$!',
+        'sleep 600 & sleeper=$!',
         `${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(script)}`,
         'status=$?',
         'kill $sleeper',
@@ -471,7 +471,7 @@ console.log(JSON.stringify({ hello: [hello.verdict, hello.stdout.toString()], oo
 await sandbox.close();
 // The last instance closed: the processes are back in the unit's cgroup, where its manager put them.
 console.log(JSON.stringify({ selfAfterClose: fs.readFileSync('/proc/self/cgroup', 'utf8').trim() }));`,
-        'sleep 30 > /dev/null 2>&1 & echo "{\\"sleeper\\": $!}";',
+        'sleep 600 > /dev/null 2>&1 & echo "{\\"sleeper\\": $!}";',
       );
       assert.deepEqual(seen.hello, ['ok', 'hello\n']);
       assert.equal(seen.oom, 'memory_limit');

@@ -10,12 +10,13 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
-import pino from 'pino';
+import type pino from 'pino';
 import type { ExecuteRequest, ExecuteResult } from '../../src/executor/types.js';
 import { freeLoopbackPortExcept } from '../../src/queue/redis-server.js';
 import { readMaxmemoryPolicy } from '../../src/queue/redis-health.js';
 import type { JobExecutor } from '../../src/queue/worker.js';
 import { start as startRedis } from '../helpers/redis.js';
+import { collectingLogger } from '../helpers/log-lines.js';
 import { until } from '../helpers/until.js';
 import { builtRuntimes, cellblockSource, runCellblockToExit, scratchDir, startService, startStandInWorker, testRuntime, type ServiceHarness } from './fixtures.js';
 
@@ -26,9 +27,10 @@ const okExecutor: JobExecutor = {
   close: async () => {},
 };
 
-function collectingLogger(): { logger: pino.Logger; lines: () => { level: number; msg: string; [field: string]: unknown }[] } {
-  const written: string[] = [];
-  return { logger: pino({ level: 'info' }, { write: (line: string) => void written.push(line) }), lines: () => written.map((line) => JSON.parse(line)) };
+/** An info-level logger whose lines a test reads back parsed. */
+function parsedLogger(): { logger: pino.Logger; lines: () => { level: number; msg: string; [field: string]: unknown }[] } {
+  const { logger, lines } = collectingLogger('info');
+  return { logger, lines: () => lines.map((line) => JSON.parse(line)) };
 }
 
 const post = (service: ServiceHarness, url: string, payload: object) => service.app.inject({ method: 'POST', url, payload });
@@ -134,7 +136,7 @@ describe("a finished job's result while Redis is full", () => {
   test('kept by the worker, its lock kept, and stored once Redis has room; refused past the bound: the job fails result_not_stored, logged under its id, nothing of its result left in Redis', async () => {
     const service = await startService();
     const { executor, started, release } = gatedExecutor(100_000);
-    const workerLog = collectingLogger();
+    const workerLog = parsedLogger();
     const worker = await startStandInWorker(service, executor, { logger: workerLog.logger, lockDurationMs: LOCK_DURATION_MS, resultStoreFullRetryMs: RETRY_MS });
     const admin = new Redis(service.redis.url);
     const view = async (id: string) => (await service.app.inject({ url: `/v1/jobs/${id}` })).json();
@@ -210,9 +212,9 @@ describe('an evicting Redis', () => {
   });
 
   test('set while the service runs: /readyz 503 evicting with its reason, and the API and the workers each log it once, as an error', async () => {
-    const { logger, lines } = collectingLogger();
+    const { logger, lines } = parsedLogger();
     const service = await startService({ logger });
-    const workerLog = collectingLogger();
+    const workerLog = parsedLogger();
     const worker = await startStandInWorker(service, okExecutor, { logger: workerLog.logger, heartbeatTtlMs: 1500 });
     const admin = new Redis(service.redis.url);
     const evictionErrors = (log: typeof lines) => log().filter((line) => line.level === 50 && /maxmemory-policy is allkeys-lru/.test(line.msg));
