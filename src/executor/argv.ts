@@ -5,30 +5,40 @@
 // argv element and expands to zero or more elements.
 //
 // The stage's limits (LIMIT_PLACEHOLDER, src/images/placeholders.ts) expand anywhere inside an
-// argv element or an env value (`-Xmx{memoryMiB:75%}m`, `GOMEMLIMIT={memoryBytes:90%}`), from the
+// argv element or an env value (`-Xmx{memoryMiB:75%}m`, `GOMEMLIMIT={memoryBytes:90%}`, `-Xss{stackKiB}k`), from the
 // limits the stage runs with: its run's, or its compile's. Computed here only (expandLimits).
 import { LIMIT_PLACEHOLDER } from '../images/placeholders.js';
 import type { Limits } from '../sandbox/types.js';
-import { MiB } from '../units.js';
+import { KiB, MiB } from '../units.js';
 
 export const FILES_PLACEHOLDER = '{files}';
 export const ENTRY_PLACEHOLDER = '{entry}';
 export const ARGS_PLACEHOLDER = '{args}';
 
 /** What a limit placeholder is computed from: the stage's own limits (its run's, or its compile's). */
-export type StageLimits = Pick<Limits, 'memoryBytes' | 'cpuCores'>;
+export type StageLimits = Pick<Limits, 'memoryBytes' | 'stackBytes' | 'cpuCores'>;
+
+/** A sized placeholder's limit and unit (LIMIT_PLACEHOLDER's first group): its whole value. */
+function sizedValue(limits: StageLimits, sized: string): number {
+  switch (sized) {
+    case 'memoryMiB': return Math.floor(limits.memoryBytes / MiB);
+    case 'stackBytes': return limits.stackBytes;
+    case 'stackKiB': return Math.floor(limits.stackBytes / KiB);
+    default: return limits.memoryBytes;
+  }
+}
 
 /** The value of one limit placeholder (LIMIT_PLACEHOLDER's groups) for a stage's limits. */
-function limitValue(limits: StageLimits, memoryUnit: string | undefined, percent: string | undefined): string {
-  if (memoryUnit === undefined) return String(Math.ceil(limits.cpuCores));
-  const whole = memoryUnit === 'memoryMiB' ? Math.floor(limits.memoryBytes / MiB) : limits.memoryBytes;
+function limitValue(limits: StageLimits, sized: string | undefined, percent: string | undefined): string {
+  if (sized === undefined) return String(Math.ceil(limits.cpuCores));
+  const whole = sizedValue(limits, sized);
   return String(percent === undefined ? whole : Math.max(1, Math.floor((whole * Number(percent)) / 100)));
 }
 
 /** `text` with its limit placeholders replaced by the stage's values; other text as it is. */
 export function expandLimits(text: string, limits: StageLimits): string {
   if (!text.includes('{')) return text;
-  return text.replace(LIMIT_PLACEHOLDER, (_, unit: string | undefined, percent: string | undefined) => limitValue(limits, unit, percent));
+  return text.replace(LIMIT_PLACEHOLDER, (_, sized: string | undefined, percent: string | undefined) => limitValue(limits, sized, percent));
 }
 
 /** A stage's environment: the runtime's, its limit placeholders expanded (the same object where

@@ -3,14 +3,16 @@
 // (src/executor/argv.ts, expandLimits). A runtime whose garbage collector sizes its heap from the
 // machine's RAM cannot learn the limit itself (a container sees no cgroup files:
 // docs/theory-of-operation.md), so its file tells it: `-Xmx{memoryMiB:75%}m`,
-// `GOMEMLIMIT={memoryBytes:90%}`. Here: the grammar, which the loader checks and the executor
-// expands by.
+// `GOMEMLIMIT={memoryBytes:90%}`; one whose stack is its own, not the process's (a JVM's threads,
+// V8's and Ruby's limits), is told the stack limit: `-Xss{stackKiB}k`. Here: the grammar, which
+// the loader checks and the executor expands by.
 
-/** `{memoryBytes}` and `{memoryMiB}` (the stage's memory limit, MiB rounded down), either with a
- * whole percentage of it (`{memoryMiB:75%}`: 1-100, rounded down, at least 1); `{cpuCores}` (its
- * CPU limit in whole cores, rounded up: a thread count). Groups: the memory unit (absent for
+/** `{memoryBytes}` and `{memoryMiB}` (the stage's memory limit, MiB rounded down), `{stackBytes}`
+ * and `{stackKiB}` (its stack limit, KiB rounded down), each with a whole percentage of it or not
+ * (`{memoryMiB:75%}`: 1-100, rounded down, at least 1); `{cpuCores}` (its CPU limit in whole
+ * cores, rounded up: a thread count). Groups: the sized limit and its unit (absent for
  * `{cpuCores}`), the percentage. */
-export const LIMIT_PLACEHOLDER = /\{(?:(memoryBytes|memoryMiB)(?::([1-9][0-9]?|100)%)?|cpuCores)\}/g;
+export const LIMIT_PLACEHOLDER = /\{(?:(memoryBytes|memoryMiB|stackBytes|stackKiB)(?::([1-9][0-9]?|100)%)?|cpuCores)\}/g;
 
 /** Whether `text` names a limit placeholder anywhere (`search` ignores the pattern's lastIndex). */
 export function namesLimit(text: string): boolean {
@@ -36,7 +38,7 @@ export function placeholderProblem(text: string, wholeElements: readonly string[
   for (const [found] of text.matchAll(PLACEHOLDER_LIKE)) {
     if (isLimitPlaceholder(found)) continue;
     if (wholeElements.includes(found)) return `${found} expands only as an element of its own, not inside ${JSON.stringify(text)}`;
-    return `${found} is no placeholder: a stage's limits are {memoryBytes}, {memoryMiB} (either with a whole percentage of it, 1-100: {memoryMiB:75%}) and {cpuCores}`;
+    return `${found} is no placeholder: a stage's limits are {memoryBytes}, {memoryMiB}, {stackBytes}, {stackKiB} (each with a whole percentage of it or not, 1-100: {memoryMiB:75%}) and {cpuCores}`;
   }
   return undefined;
 }

@@ -217,7 +217,7 @@ test('argv: {files} and {args} expand to zero or more elements; run appends args
 });
 
 test("limit placeholders: a stage's own limits, anywhere in an argv element or an env value", () => {
-  const limits = { memoryBytes: 128 * MiB, cpuCores: 1 };
+  const limits = { memoryBytes: 128 * MiB, stackBytes: 64 * MiB, cpuCores: 1 };
   assert.equal(expandLimits('-Xmx{memoryMiB:75%}m', limits), '-Xmx96m');
   assert.equal(expandLimits('{memoryBytes}', limits), String(128 * MiB));
   assert.equal(expandLimits('{memoryMiB}', { ...limits, memoryBytes: 100 * MiB + 1 }), '100', 'MiB rounded down');
@@ -226,18 +226,24 @@ test("limit placeholders: a stage's own limits, anywhere in an argv element or a
   assert.equal(expandLimits('{memoryMiB:3%}', { ...limits, memoryBytes: 16 * MiB }), '1', 'at least 1: 0 would mean "unset" to most runtimes');
   assert.equal(expandLimits('{memoryMiB:100%}/{memoryMiB:1%}', limits), '128/1', 'every placeholder of a string');
   assert.deepEqual([0.5, 1, 1.5, 2].map((cpuCores) => expandLimits('{cpuCores}', { ...limits, cpuCores })), ['1', '1', '2', '2'], 'whole cores, rounded up: a thread count');
+  // The stack limit, for runtimes whose stack is their own (a JVM's threads, V8's and Ruby's limits).
+  assert.equal(expandLimits('-Xss{stackKiB}k', limits), '-Xss65536k');
+  assert.equal(expandLimits('--stack-size={stackKiB:75%}', limits), '--stack-size=49152');
+  assert.equal(expandLimits('{stackKiB}', { ...limits, stackBytes: 8 * 1024 + 1023 }), '8', 'KiB rounded down');
+  assert.equal(expandLimits('{stackBytes:50%}', { ...limits, stackBytes: 8 * MiB + 1 }), String(4 * MiB), 'a percentage rounded down to a whole byte');
+  assert.equal(expandLimits('{stackBytes}', limits), String(64 * MiB));
   // Nothing else is touched: text that is no placeholder, and the whole-element ones inside text.
-  for (const text of ['{memoryMiB:0%}', '{memoryMiB:101%}', '{memoryMib}', '{cpuCores:50%}', '{entry}', 'a{b}c', '${HOME}']) assert.equal(expandLimits(text, limits), text);
+  for (const text of ['{memoryMiB:0%}', '{memoryMiB:101%}', '{memoryMib}', '{cpuCores:50%}', '{stackMiB}', '{stackKiB:0%}', '{entry}', 'a{b}c', '${HOME}']) assert.equal(expandLimits(text, limits), text);
   // In argv, beside the whole-element placeholders; each stage with its own limits.
   const compile = { argv: ['javac', '-J-Xmx{memoryMiB:75%}m', '{args}', '{files}'] };
-  assert.deepEqual(compileArgv(compile, ['Main.java'], ['-g'], { memoryBytes: 1024 * MiB, cpuCores: 1 }), ['javac', '-J-Xmx768m', '-g', 'Main.java']);
+  assert.deepEqual(compileArgv(compile, ['Main.java'], ['-g'], { ...limits, memoryBytes: 1024 * MiB }), ['javac', '-J-Xmx768m', '-g', 'Main.java']);
   assert.deepEqual(runArgv(['java', '-Xmx{memoryMiB:75%}m', 'Main', '{args}'], ['Main.java'], ['{memoryMiB}'], limits), ['java', '-Xmx96m', 'Main', '{memoryMiB}'], "a job's arguments are its own, never expanded");
   assert.deepEqual(runArgv(['node', '{entry}'], ['{memoryMiB}.js'], [], limits), ['node', '{memoryMiB}.js'], "nor are its files' names");
   // env: the same object where no value names a limit (no copy on the job's path), else a copy.
   const plainEnv = { PATH: '/bin', HOME: '/tmp' };
   assert.equal(stageEnv(plainEnv, limits), plainEnv);
   const goEnv = { PATH: '/bin', GOMAXPROCS: '{cpuCores}', GOMEMLIMIT: '{memoryBytes:90%}' };
-  assert.deepEqual(stageEnv(goEnv, { memoryBytes: 100 * MiB, cpuCores: 2 }), { PATH: '/bin', GOMAXPROCS: '2', GOMEMLIMIT: String(Math.floor(100 * MiB * 0.9)) });
+  assert.deepEqual(stageEnv(goEnv, { ...limits, memoryBytes: 100 * MiB, cpuCores: 2 }), { PATH: '/bin', GOMAXPROCS: '2', GOMEMLIMIT: String(Math.floor(100 * MiB * 0.9)) });
   assert.equal(goEnv.GOMEMLIMIT, '{memoryBytes:90%}', "the runtime's env is not changed");
   // The check of what execve copies (leastMemoryBytes) counts the strings the stage gets: expanded.
   const told: Runtime = { id: 'told', language: 'sh', version: '1', aliases: [], image: 'busybox', sourceFile: 'main.sh', run: { argv: ['/bin/sh', '-m{memoryBytes}', '{entry}'] },

@@ -47,6 +47,11 @@ interface Cases {
    * unit, linking libc, an extension), each compiling cleanly and printing `stdout`: a package the
    * image lacks fails here rather than on a client's job (the image definition installs it). */
   features?: { what: string; source: string; stdout: string }[];
+  /** A runtime whose stack is its own (a JVM's thread, V8's limit, Ruby's VM stack), told the run's
+   * stackBytes ({stackKiB}, {stackBytes}): `source(depth)` recurses that deep and prints the depth.
+   * 10^5 (a DFS of a path of 10^5 nodes) runs at the default stackBytes, where the runtime's own
+   * stack ended it at 10-23 thousand; `deeper` does not, and runs at the largest stackBytes. */
+  stack?: { source: (depth: number) => string; deeper: number };
 }
 
 /** Programs for Cases.heap. */
@@ -54,6 +59,7 @@ const HEAP = {
   java: {
     garbage:
       'public class Main {\n  public static void main(String[] args) {\n    // ~16 MB live (a ring of 16 1 MB arrays), 3000 1 MB arrays allocated: 3 GB of garbage.\n    byte[][] ring = new byte[16][];\n    for (int i = 0; i < 3000; i++) ring[i % ring.length] = new byte[1 << 20];\n    System.out.println(ring.length);\n  }\n}\n',
+    array: 'public class Main {\n  public static void main(String[] args) {\n    int[] a = new int[34_000_000];\n    for (int i = 0; i < a.length; i += 1024) a[i] = i;\n    System.out.println(a.length);\n  }\n}\n',
     live: 'public class Main {\n  public static void main(String[] args) {\n    byte[][] keep = new byte[300][];\n    for (int i = 0; i < keep.length; i++) keep[i] = new byte[1 << 20];\n    System.out.println(keep.length);\n  }\n}\n',
   },
   javascript: {
@@ -72,6 +78,13 @@ const HEAP = {
   },
 };
 
+/** Programs for Cases.stack: a recursion `depth` deep, printing its depth. */
+const STACK = {
+  java: (depth: number) => `public class Main {\n  static int depth(int n) { return n == 0 ? 0 : 1 + depth(n - 1); }\n  public static void main(String[] args) { System.out.println(depth(${depth})); }\n}\n`,
+  javascript: (depth: number) => `function depth(n) { return n === 0 ? 0 : 1 + depth(n - 1); }\nconsole.log(depth(${depth}));\n`,
+  ruby: (depth: number) => `def depth(n) = n == 0 ? 0 : 1 + depth(n - 1)\nputs depth(${depth})\n`,
+};
+
 const CASES: Record<string, Cases> = {
   python: {
     sum: 'import sys\na, b = map(int, sys.stdin.read().split())\nprint(a + b)\n',
@@ -86,6 +99,8 @@ const CASES: Record<string, Cases> = {
       // V8's heap limit reached: its fatal error aborts.
       exceeds: { source: HEAP.javascript.live, memoryBytes: 128 * MiB, verdict: 'signaled', stderr: /JavaScript heap out of memory/ },
     },
+    // V8's own limit (984 KiB): ~11 thousand frames at any stackBytes.
+    stack: { source: STACK.javascript, deeper: 1_000_000 },
   },
   ruby: {
     sum: 'a, b = $stdin.read.split.map(&:to_i)\nputs a + b\n',
@@ -96,6 +111,8 @@ const CASES: Record<string, Cases> = {
       fits: [{ what: '3 GB of garbage, 16 MB live', source: HEAP.ruby.garbage, memoryBytes: 128 * MiB }],
       exceeds: { source: HEAP.ruby.live, memoryBytes: 128 * MiB, verdict: 'memory_limit' },
     },
+    // Ruby's VM stack (1 MiB): ~10 thousand frames at any stackBytes.
+    stack: { source: STACK.ruby, deeper: 1_000_000 },
   },
   c: {
     sum: '#include <stdio.h>\nint main(void) {\n  long a, b;\n  if (scanf("%ld %ld", &a, &b) != 2) return 2;\n  printf("%ld\\n", a + b);\n  return 0;\n}\n',
@@ -126,10 +143,23 @@ const CASES: Record<string, Cases> = {
     // The JVM's heap from the host's RAM (maxMemory 5827 MB on 24 GB): killed at 128 MiB (Judge0's
     // memory_limit 128000) and at 256.
     heap: {
-      fits: [{ what: '3 GB of garbage, 16 MB live', source: HEAP.java.garbage, memoryBytes: 128 * MiB }],
+      fits: [
+        { what: '3 GB of garbage, 16 MB live', source: HEAP.java.garbage, memoryBytes: 128 * MiB },
+        // 136 MB: more than the old generation of the serial collector's default shape (2/3 of the
+        // heap, 128 MB at 256 MiB), where an array too big for the young one must go: an
+        // OutOfMemoryError with the heap all but empty.
+        { what: 'one array of 53% of the limit', source: HEAP.java.array, memoryBytes: 256 * MiB },
+      ],
       // The heap (-Xmx) is below the limit, the JVM's own memory beside it: the JVM says so.
       exceeds: { source: HEAP.java.live, memoryBytes: 128 * MiB, verdict: 'runtime_error', stderr: /java\.lang\.OutOfMemoryError: Java heap space/ },
     },
+    // Runtime.availableProcessors(): the host's CPUs (2 here at any cpuCores) without being told.
+    threads: {
+      source: 'public class Main {\n  public static void main(String[] args) {\n    System.out.println(Runtime.getRuntime().availableProcessors());\n  }\n}\n',
+      stdout: (cpuCores: number) => `${Math.ceil(cpuCores)}\n`,
+    },
+    // The JVM's thread stack (1 MiB, which the launcher runs main on): ~23 thousand frames.
+    stack: { source: STACK.java, deeper: 3_000_000 },
   },
   rust: {
     sum: 'use std::io::Read;\nfn main() {\n    let mut text = String::new();\n    std::io::stdin().read_to_string(&mut text).unwrap();\n    let sum: i64 = text.split_whitespace().map(|n| n.parse::<i64>().unwrap()).sum();\n    println!("{}", sum);\n}\n',
@@ -466,6 +496,27 @@ describe('runtimes on their images, through the sandbox engine', { skip: engine.
           if (outcome.compile) assert.equal(`${outcome.compile.stdout}${outcome.compile.stderr}`, '');
           assert.equal(`${run.stdout}${run.stderr}`, feature.stdout);
         });
+      }
+
+      const stack = cases?.stack;
+      if (stack) {
+        for (const name of [undefined, ...Object.keys(runtime.variants ?? {})]) {
+          const varied = name === undefined ? runtime : variantOf(runtime, name)!;
+          const how = name === undefined ? '' : ` by its variant ${name}`;
+          it(`is told its stack limit${how}: a recursion 10^5 deep at the default, deeper only with a larger stackBytes`, async () => {
+            const run = expectRun(await submit(varied, stack.source(100_000)), 'ok');
+            assert.equal(run.stdout.toString(), '100000\n');
+            const deeper = await submit(varied, stack.source(stack.deeper));
+            assert.equal(deeper.compile?.verdict ?? 'ok', 'ok');
+            // The runtime's own stack overflow error, not a crash or the memory limit.
+            assert.equal(deeper.run?.verdict, 'runtime_error', `${stack.deeper} deep at the default stackBytes: ${deeper.run?.verdict}\n${deeper.run?.stderr}`);
+            assert.match(deeper.run!.stderr.toString(), /StackOverflowError|Maximum call stack size exceeded|stack level too deep/);
+            const largest = { stackBytes: runtime.maxLimits.stackBytes, cpuTimeMs: 10_000 };
+            const { stdout, metrics } = expectRun(await submit(varied, stack.source(stack.deeper), '', undefined, {}, largest), 'ok');
+            assert.equal(stdout.toString(), `${stack.deeper}\n`);
+            process.stderr.write(`# ${runtime.id}${how}: ${stack.deeper} deep at stackBytes ${largest.stackBytes / MiB} MiB: peak ${(metrics.peakMemoryBytes / MiB).toFixed(1)} MiB\n`);
+          });
+        }
       }
 
       it('returns stderr and the exit status of a runtime error', async () => {

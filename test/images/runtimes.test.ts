@@ -121,6 +121,20 @@ describe('the repository runtimes', () => {
     assert.deepEqual([ruby.RUBY_GC_MALLOC_LIMIT_MAX, ruby.RUBY_GC_OLDMALLOC_LIMIT_MAX], ['{memoryBytes:12%}', '{memoryBytes:25%}']);
   });
 
+  it('tell the runtimes whose stack is their own the stack limit, and the JVM its heap shape and CPUs', () => {
+    const java = byId.get('java')!;
+    // The launcher's main thread, not the process's stack; the old generation big enough for one
+    // array of most of the heap; the job's CPUs, not the host's (the run's and the launcher's).
+    for (const stage of [java.run, variantOf(java, 'piston')!.run]) {
+      for (const flag of ['-Xss{stackKiB}k', '-XX:NewRatio=5', '-XX:ActiveProcessorCount={cpuCores}']) assert.ok(stage.argv.includes(flag), flag);
+    }
+    // The JVM refuses a thread stack below 136 KiB.
+    assert.deepEqual(java.minLimits, { stackBytes: 136 * 1024 });
+    // V8's limit says how big the stack is: below it, with room for the C++ frames beneath.
+    assert.ok(byId.get('javascript')!.run.argv.includes('--stack-size={stackKiB:75%}'));
+    assert.equal(byId.get('ruby')!.env.RUBY_THREAD_VM_STACK_SIZE, '{stackBytes:50%}');
+  });
+
   it('have a hello world that prints something and absolute program paths', () => {
     for (const r of runtimes) {
       assert.ok(r.helloWorld.stdout.length > 0, r.id);
@@ -272,7 +286,7 @@ describe('bad runtime files are typed errors naming the field', () => {
 
   it('a placeholder that is none of the limits, or a whole-element one inside other text', () => {
     const run = (...flags: string[]) => ({ ...python.run, argv: ['/usr/bin/python3', ...flags, '{entry}'] });
-    for (const typo of ['{memoryMib}', '{memoryMiB:150%}', '{memoryMiB:0%}', '{memoryMiB:7.5%}', '{cpuCores:50%}', '{memory}']) {
+    for (const typo of ['{memoryMib}', '{memoryMiB:150%}', '{memoryMiB:0%}', '{memoryMiB:7.5%}', '{cpuCores:50%}', '{memory}', '{stackMiB}', '{stackKiB:101%}']) {
       rejects({ python: { ...python, run: run(`-X${typo}`) } }, new RegExp(`^run\\.argv\\[1\\]: \\${typo.replace(/[.%]/g, '\\$&')} is no placeholder: a stage's limits are`));
       rejects({ python: { ...python, env: { ...python.env, LIMIT: typo } } }, /^env\.LIMIT: .* is no placeholder/);
     }
@@ -281,13 +295,15 @@ describe('bad runtime files are typed errors naming the field', () => {
     rejects({ python: { ...python, variants: { piston: { run: run('-X{memoryMib}') } } } }, /^variants\.piston\.run\.argv\[1\]: \{memoryMib\} is no placeholder/);
     // The limits' placeholders load, anywhere in an argv element or an env value; braces that are
     // no placeholder's (a shell's ${HOME} or ${home}, a JSON object) are the program's.
-    const told = { argv: ['/usr/bin/python3', '-X{memoryMiB:75%}/{memoryBytes}', '{cpuCores}', 'echo ${HOME} ${home}', '{"A": 1}', '{entry}', '{args}'] };
-    const [loaded] = load({ python: { ...python, run: told, env: { ...python.env, LIMIT: '{memoryBytes:90%}', THREADS: '{cpuCores}' } } });
+    const told = { argv: ['/usr/bin/python3', '-X{memoryMiB:75%}/{memoryBytes}', '{cpuCores}', '-Xss{stackKiB}k', '{stackBytes:50%}', 'echo ${HOME} ${home}', '{"A": 1}', '{entry}', '{args}'] };
+    const [loaded] = load({ python: { ...python, run: told, env: { ...python.env, LIMIT: '{memoryBytes:90%}', THREADS: '{cpuCores}', STACK: '{stackBytes:50%}' } } });
     assert.deepEqual(loaded!.run.argv, told.argv);
     assert.equal(loaded!.env.LIMIT, '{memoryBytes:90%}');
+    assert.equal(loaded!.env.STACK, '{stackBytes:50%}');
     // Braces that are no placeholder's name no limit (the job's check copies such an env once).
     assert.equal(namesLimit('{memoryBytes:90%}'), true);
     assert.equal(namesLimit('{cpuCores}'), true);
+    assert.equal(namesLimit('-Xss{stackKiB}k'), true);
     assert.equal(namesLimit('${HOME} {"A": 1} {entry}'), false);
   });
 
