@@ -5,7 +5,7 @@
 // on the same queue and workers; results come back in Piston's shape.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
-import { pistonRuntimeList } from './compat/piston-runtimes.js';
+import { pistonRuntimeList, pistonVersion } from './compat/piston-runtimes.js';
 import { pistonFields, PistonRequestError, translatePistonExecute } from './compat/piston-request.js';
 import { PistonExecutionError, pistonResponse, PistonWaitTimeoutError } from './compat/piston-response.js';
 import { DEFAULT_MAX_WAIT_MS, serviceErrorStatus, type CompatPluginOptions } from './compat/plugin-options.js';
@@ -63,7 +63,7 @@ export const pistonPlugin: FastifyPluginAsync<CompatPluginOptions> = async (app,
 
   // Our runtimes are built into images, not installed at run time: every one is "installed".
   app.get('/packages', { schema: { tags: ['piston'], summary: 'Piston v2: runtime packages' }, config: { openapi: pistonDocuments.packages } }, async () =>
-    runtimes.map((runtime) => ({ language: runtime.language, language_version: runtime.version, installed: true })),
+    runtimes.map((runtime) => ({ language: runtime.language, language_version: pistonVersion(runtime), installed: true })),
   );
 
   app.route({

@@ -28,6 +28,30 @@ describe('piston runtimes', () => {
     ]);
   });
 
+  it("shows each version as Piston shows its packages': three-part SemVer, which finds the runtime when sent back", () => {
+    // Piston's are semver.parse(...).raw (api/src/runtime.js): a client may hand them to a SemVer
+    // library, which takes no 18.20. Ours of one or two parts name a release line: its first release.
+    const node = runtime({ id: 'javascript', language: 'javascript', version: '18.20', aliases: ['js'] });
+    const jdk = runtime({ id: 'java', language: 'java', version: '17', aliases: [] });
+    assert.deepEqual(pistonRuntimeList([node, jdk, go, gcc]).map((listed) => listed.version), ['18.20.0', '17.0.0', '1.19.0', '12.2.0']);
+    const ours = loadRuntimes();
+    // SemVer 2.0's version core: three numbers without leading zeros.
+    const semverCore = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$/;
+    for (const listed of pistonRuntimeList(ours)) {
+      assert.match(listed.version, semverCore, listed.language);
+      assert.equal(findPistonRuntime(ours, listed.language, listed.version)?.language, listed.language, `${listed.language} ${listed.version}`);
+    }
+    // The answer to an execute says the same version.
+    assert.equal(pistonResponse(done({ run: stage() }), node).version, '18.20.0');
+  });
+
+  it("lists no language among its own aliases, as Piston's lists do not (C++ is ours by the alias c++ on /v1)", () => {
+    const cpp = runtime({ id: 'cpp', language: 'c++', version: '12.2.0', aliases: ['c++', 'g++'] });
+    assert.deepEqual(pistonRuntimeList([cpp]), [{ language: 'c++', version: '12.2.0', aliases: ['g++', 'cpp'] }]);
+    assert.equal(findPistonRuntime([cpp], 'c++', '*'), cpp, 'found by its language name still');
+    for (const listed of pistonRuntimeList(loadRuntimes())) assert.ok(!listed.aliases.includes(listed.language), listed.language);
+  });
+
   it('selects the highest version satisfying the SemVer range, by name or alias', () => {
     assert.equal(findPistonRuntime(runtimes, 'python', '*'), python311);
     assert.equal(findPistonRuntime(runtimes, 'py', '3.x'), python311);

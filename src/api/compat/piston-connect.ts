@@ -10,6 +10,7 @@ import type { FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { liveJobProblem } from '../../executor/check.js';
 import type { Runtime } from '../../images/types.js';
+import { pistonVersion } from './piston-runtimes.js';
 import type { JobRequest, LiveEvent, LiveExit, LiveStage } from '../../jobs/model.js';
 import { JobSocket, LIVE_SEND_BUFFER_BYTES, StreamText, type LiveFrontOptions } from '../live-socket.js';
 import { admissionMessage, admissionProblem } from '../submission.js';
@@ -108,7 +109,7 @@ export function pistonConnect(socket: WebSocket, request: FastifyRequest, option
       return;
     }
     job.submit(jobs, jobRequest, onEvent, {
-      accepted: () => live.send({ type: 'runtime', language: runtime.language, version: runtime.version }),
+      accepted: () => live.send({ type: 'runtime', language: runtime.language, version: pistonVersion(runtime) }),
       refused: (error) => void notify((error as Error).message),
     });
   };

@@ -64,20 +64,23 @@ const pistonRoute = (what: string, document: Omit<RouteDocument, 'errorBody' | '
 });
 
 /** Each Piston route's document. */
+/** A runtime's version as the front shows it (pistonVersion). */
+const PistonVersion = Type.String({ description: "Three-part SemVer, as Piston's package versions are: a runtime naming a release line (`18.20`) shows its first release (`18.20.0`), which finds it when sent back." });
+
 export const pistonDocuments = {
-  runtimes: pistonRoute('The runtimes, one per runtime (its id among its aliases where it differs from its language).', {
-    responses: { 200: jsonAnswer('The runtimes', Type.Array(Type.Object({ language: Type.String(), version: Type.String(), aliases: Type.Array(Type.String()) }))) },
+  runtimes: pistonRoute('The runtimes, one per runtime (its id among its aliases where it differs from its language; never its language itself).', {
+    responses: { 200: jsonAnswer('The runtimes', Type.Array(Type.Object({ language: Type.String(), version: PistonVersion, aliases: Type.Array(Type.String()) }))) },
   }),
   packages: pistonRoute('Every runtime, installed: runtimes are built into images.', {
     responses: {
-      200: jsonAnswer('The runtimes as packages', Type.Array(Type.Object({ language: Type.String(), language_version: Type.String(), installed: Type.Boolean() }))),
+      200: jsonAnswer('The runtimes as packages', Type.Array(Type.Object({ language: Type.String(), language_version: PistonVersion, installed: Type.Boolean() }))),
     },
   }),
   execute: pistonRoute('Runs the files and answers once the job has finished (at most CELLBLOCK_MAX_WAIT_MS).', {
     body: PistonExecute,
     consumes: ['application/json', 'text/plain'],
     responses: {
-      200: jsonAnswer('The run, and the compile where the runtime compiles', Type.Object({ language: Type.String(), version: Type.String(), run: PistonStage, compile: Type.Optional(PistonStage) }, { additionalProperties: true })),
+      200: jsonAnswer('The run, and the compile where the runtime compiles', Type.Object({ language: Type.String(), version: PistonVersion, run: PistonStage, compile: Type.Optional(PistonStage) }, { additionalProperties: true })),
       400: jsonAnswer("Piston's refusal of the request, in its words (`{\"message\": \"python-9 runtime is unknown\"}`)", PistonError),
       500: jsonAnswer('The job failed in the service (as Piston answers a job that throws)', PistonError),
       503: jsonAnswer('The job did not finish within the wait, or before the API began to stop (it is cancelled), an unreachable Redis, or workers behind an upgrade; with Retry-After', PistonError),

@@ -2,6 +2,7 @@
 // Piston passes it through (api/src/job.js): a two-letter `status` (RE, SG, TO, OL, EL, XX) and
 // isolate's `message`; time in ms, memory in bytes.
 import type { Runtime } from '../../images/types.js';
+import { pistonVersion } from './piston-runtimes.js';
 import type { JobRecord, StoredStage } from '../../jobs/model.js';
 import { effectiveVerdict, lossyText, stderrBytes, stdoutBytes } from './stage-output.js';
 
@@ -119,7 +120,7 @@ export function pistonResponse(record: JobRecord, runtime: Runtime): PistonExecu
   const compile = result.compile ? pistonStage(result.compile) : undefined;
   const run = result.run ? pistonStage(result.run) : compile;
   if (run === undefined) throw new PistonExecutionError(`the job ended (${result.verdict}) without running`);
-  const response: PistonExecuteResponse = { language: runtime.language, version: runtime.version, run };
+  const response: PistonExecuteResponse = { language: runtime.language, version: pistonVersion(runtime), run };
   // Piston puts `run` first and `compile` after it only for compiled languages; when the compile
   // failed, `run` repeats the compile stage ("backward compatibility" in v2.js).
   if (compile) response.compile = compile;
