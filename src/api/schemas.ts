@@ -379,7 +379,7 @@ export const RuntimeView = Type.Object({
   sourceFile: Type.String(),
   defaultLimits: LimitsView,
   maxLimits: LimitsView,
-  minLimits: Type.Optional(Type.Partial(LimitsView, { description: "Least run limits a job may ask for, where the runtime does not start below them (R's openFiles); absent for most." })),
+  minLimits: Type.Optional(Type.Partial(LimitsView, { description: "Least run limits a job may ask for, where the runtime does not start below them (R's openFiles, Java's stackBytes); absent for most." })),
 });
 export const RuntimeList = Type.Array(RuntimeView);
 
