@@ -101,6 +101,26 @@ def look_up_startup_paths(root, paths):
         os.close(root_fd)
 
 
+def mount_overlay(target, lowers, upper, work):
+    # Each layer is named to overlayfs by a descriptor's /proc/self/fd path, not by its host path:
+    # the kernel shows the options as given in /proc/<pid>/mountinfo and /proc/<pid>/mounts, and
+    # the program reads those of its own root, where a host path would name the layers' dir and
+    # the pool's state dir with this worker's pid (owner-<pid>-...). overlayfs resolves the paths
+    # once, at the mount; the descriptors may be closed after it. (The new mount API's
+    # FSCONFIG_SET_FD, Linux 6.13+, would not do: overlayfs shows such a layer by its d_path.)
+    # Short names also keep many layers well within mount(2)'s one page of options.
+    fds = []
+    try:
+        for path in lowers + [upper, work]:
+            fds.append(os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        names = [f'/proc/self/fd/{fd}' for fd in fds]
+        mount('cellblock-root', target, 'overlay', MS_NOSUID | MS_NODEV,
+              f"lowerdir={':'.join(names[:-2])},upperdir={names[-2]},workdir={names[-1]}")
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def prepare_root(req):
     # One slot: a tmpfs of the slot's writable size holds the overlay's upper and work dirs and
     # the job's work dir, so that a reset is "umount, drop the tmpfs" (never deleting from a
@@ -129,9 +149,7 @@ def prepare_root(req):
         os.mkdir(box, 0o755)
         os.chown(box, req['uid'], req['gid'])
         os.chmod(box, 0o755)
-        lowerdir = ':'.join(reversed(layers))  # overlayfs wants the top layer first
-        mount('cellblock-root', root, 'overlay', MS_NOSUID | MS_NODEV,
-              f"lowerdir={lowerdir},upperdir={upper},workdir={os.path.join(rw, 'work')}")
+        mount_overlay(root, list(reversed(layers)), upper, os.path.join(rw, 'work'))  # top layer first
     except BaseException:
         umount(rw, True)
         raise

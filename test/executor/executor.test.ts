@@ -71,6 +71,16 @@ test('hello world: ok, stdout, metrics; runs as the sandbox user in /box', { ski
   assert.equal(r.tests, undefined);
 });
 
+test("the program's mount tables name nothing of the host: not the layers' dir, the pool's state dir or the worker's pid", { skip }, async () => {
+  const r = await executor.execute(sh('cat /proc/self/mountinfo /proc/self/mounts /proc/self/mountstats /proc/1/mountinfo 2>/dev/null; true'));
+  assert.equal(r.verdict, 'ok', JSON.stringify(r.run?.error));
+  const tables = r.run!.stdout.toString();
+  // The root's overlay, whose options the kernel shows as they were given at the mount.
+  assert.match(tables, / - overlay cellblock-root .*lowerdir=/, tables);
+  for (const host of [dataDir, stateRoot, 'owner-']) assert.ok(!tables.includes(host), `${host} in:\n${tables}`);
+  assert.doesNotMatch(tables, new RegExp(`\\b${process.pid}\\b`), `the worker's pid ${process.pid} in:\n${tables}`);
+});
+
 test('stdin and args reach the program', { skip }, async () => {
   const r = await executor.execute(sh('read x; echo "$x:$1:$2"', { stdin: 'in\n', args: ['one', 'two words'] }));
   assert.equal(r.run!.stdout.toString(), 'in:one:two words\n');
