@@ -74,9 +74,19 @@ int aboveStdio(int fd) {
   return moved;
 }
 
-int openMemfd(const char* name) {
-  int fd = memfd_create(name, MFD_CLOEXEC);
+/** A memfd for a stream. One for the program's output is sealed against shrinking: its size is
+ * what the output limit is judged by (init's poll, outputOverLimit in recipe.cc; the verdict, from
+ * the size at the run's end), and a program that wrote past the limit could otherwise truncate it
+ * back (ftruncate, an open with O_TRUNC) between two polls and end `ok`. Writes may still grow it
+ * and overwrite what it holds; F_SEAL_SEAL keeps the program from adding seals of its own. */
+int openMemfd(const char* name, bool output) {
+  int fd = memfd_create(name, MFD_CLOEXEC | (output ? MFD_ALLOW_SEALING : 0));
   if (fd < 0) throwSetup(step_open_memfd, errno);
+  if (output && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+    int err = errno;
+    close(fd);
+    throwSetup(step_open_memfd, err);
+  }
   return aboveStdio(fd);
 }
 
@@ -401,9 +411,9 @@ std::shared_ptr<ContainerState> createContainerState(const PrepareOptions& o) {
   s.stdinIsPipe = o.stdinPipeFd >= 0;
   s.stdoutIsPipe = o.stdoutPipeFd >= 0;
   s.stderrIsPipe = o.stderrPipeFd >= 0;
-  s.stdinFd = s.stdinIsPipe ? copyPipeEnd(o.stdinPipeFd) : openMemfd("cellblock-stdin");
-  s.stdoutFd = s.stdoutIsPipe ? copyPipeEnd(o.stdoutPipeFd) : openMemfd("cellblock-stdout");
-  s.stderrFd = s.stderrIsPipe ? copyPipeEnd(o.stderrPipeFd) : openMemfd("cellblock-stderr");
+  s.stdinFd = s.stdinIsPipe ? copyPipeEnd(o.stdinPipeFd) : openMemfd("cellblock-stdin", false);
+  s.stdoutFd = s.stdoutIsPipe ? copyPipeEnd(o.stdoutPipeFd) : openMemfd("cellblock-stdout", true);
+  s.stderrFd = s.stderrIsPipe ? copyPipeEnd(o.stderrPipeFd) : openMemfd("cellblock-stderr", true);
   openPipe(s.reportRead, s.reportWrite);
   openPipe(s.goRead, s.goWrite);
   openPipe(s.cancelRead, s.cancelWrite);

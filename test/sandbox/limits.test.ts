@@ -229,6 +229,26 @@ describe('sandbox limits and metrics', { skip }, () => {
     assert.equal(fits.verdict, 'ok');
   });
 
+  it('seals stdout and stderr against shrinking: output past outputBytes cannot be taken back', async () => {
+    const refused = 'ftruncate Operation not permitted open Operation not permitted';
+    // Within the limit: the seals are there, and both ways of shrinking are refused.
+    const small = await f.run([program('shrink'), '100']);
+    assert.equal(small.verdict, 'ok', text(small.stderr));
+    assert.equal(text(small.stderr), `seals shrink seal ${refused}\n`);
+    assert.equal(text(small.stdout), `small\n${'x'.repeat(94)}`);
+    // The same on stderr: fds 1 and 2 swapped.
+    const swapped = await f.run(['/bin/sh', '-c', `exec 3>&1 1>&2 2>&3 3>&-; exec ${program('shrink')} 100`]);
+    assert.equal(swapped.verdict, 'ok', text(swapped.stdout));
+    assert.equal(text(swapped.stdout), `seals shrink seal ${refused}\n`);
+    assert.equal(text(swapped.stderr), `small\n${'x'.repeat(94)}`);
+    // Past it: whether init's poll saw the 2 MiB before the try or not, the size stays.
+    for (let i = 0; i < 3; i++) {
+      const r = await f.run([program('shrink'), String(2 * MiB)], { limits: { outputBytes: MiB } });
+      assert.equal(r.verdict, 'output_limit', `${r.verdict}: ${text(r.stderr)}`);
+      assert.equal(r.stdout.length, MiB);
+    }
+  });
+
   it('enforces RLIMIT_FSIZE on files: SIGXFSZ is signaled, not output_limit', async () => {
     const r = await f.run(['/bin/sh', '-c', 'exec head -c 2000000 /dev/zero > /tmp/big'], {
       limits: { fileSizeBytes: 1 * MiB },
