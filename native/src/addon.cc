@@ -334,6 +334,7 @@ class ContainerWrap : public Napi::ObjectWrap<ContainerWrap> {
     options.openFiles = getInt(o, "openFiles");
     options.stackBytes = getInt(o, "stackBytes");
     options.tmpBytes = getInt(o, "tmpBytes");
+    options.pids = getInt(o, "pids");
     options.cpuRlimitSeconds = getInt(o, "cpuRlimitSeconds");
     options.pollIntervalNs = msToNs(getNumber(o, "pollIntervalMs"));
     options.backgroundAfterCpuNs = msToNs(getNumber(o, "backgroundAfterCpuMs"));

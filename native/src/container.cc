@@ -262,6 +262,17 @@ rlim_t programMemlockBytes() {
   return bytes;
 }
 
+/** RLIMIT_NPROC for a program of `pids` processes: that many, or fewer where the worker's own soft
+ * limit is lower (which its program would otherwise inherit, and which the host-limits check
+ * judges: docs/theory-of-operation.md, "Host limits"). Only ever lowered, so it needs no
+ * capability. Read at each start (one system call), so that it follows a change to the worker's. */
+rlim_t programProcesses(int64_t pids) {
+  const rlim_t wanted = static_cast<rlim_t>(pids);
+  rlimit current{};
+  if (getrlimit(RLIMIT_NPROC, &current) != 0) return wanted;
+  return std::min(wanted, current.rlim_cur);
+}
+
 }  // namespace
 
 RunEnd readRunEnd(ContainerState& s, Failure& failure) {
@@ -554,6 +565,14 @@ void configureProgram(ContainerState& s, const StartOptions& o) {
       {RLIMIT_NICE, 0, 0},
       {RLIMIT_MEMLOCK, programMemlockBytes(), programMemlockBytes()},
   };
+  // The pids cgroup's limit again, as the kernel's per-user count of processes and threads: a
+  // second bound beside the cgroup at no cost where the uid is the run's own (each pool slot's is:
+  // src/pool/slot-uids.ts), so that it counts this run's tasks alone. On a uid that runs side by
+  // side share (the sandbox's default) it would count them all together: none set there.
+  if (o.pids > 0) {
+    const rlim_t processes = programProcesses(o.pids);
+    s.rlimits.push_back({RLIMIT_NPROC, processes, processes});
+  }
   s.remountTmp = o.tmpBytes > 0 && o.tmpBytes != s.preparedTmpBytes;
   s.tmpRemountOptions = tmpfsOptions(o.tmpBytes, "1777");
 

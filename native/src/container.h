@@ -71,6 +71,9 @@ struct StartOptions {
   int64_t openFiles = 0;
   int64_t stackBytes = 0;
   int64_t tmpBytes = 0;
+  /** The program's RLIMIT_NPROC, the run's Limits.pids where its uid is its own (configureProgram);
+   * 0: none set (the worker's inherited), for a uid that runs side by side share. */
+  int64_t pids = 0;
   int64_t cpuRlimitSeconds = 0;
   int64_t pollIntervalNs = 0;
   int64_t backgroundAfterCpuNs = 0;  // 0: the run keeps the default CPU weight

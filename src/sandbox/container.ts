@@ -28,6 +28,10 @@ const UNDESTROYED_TEARDOWN_MS = 1000;
 export interface ContainerIdentity {
   uid: number;
   gid: number;
+  /** The uid is the container's alone (ContainerSpec.uid given: the pool's leased uid), not the
+   * sandbox's default, which runs side by side share: the program's RLIMIT_NPROC, a count over
+   * every process and thread of its uid on the machine, is then its pids limit. */
+  uidOfItsOwn: boolean;
 }
 
 /** A connected or streaming run's pipe ends (native createPipe's), the program's stdin and stdout
@@ -218,6 +222,7 @@ export class Container implements PreparedContainer {
         openFiles: limits.openFiles,
         stackBytes: limits.stackBytes,
         tmpBytes: limits.tmpBytes,
+        pids: this.identity.uidOfItsOwn ? limits.pids : 0,
         // A backstop one second above the limit: the kernel charges RLIMIT_CPU by scheduler ticks,
         // which over-count a busy program under load, so at the limit itself it would fire well
         // before the cgroup's exact CPU time reaches it. It can still fire first (SIGXCPU at

@@ -57,6 +57,9 @@ export interface NativeStartOptions {
   openFiles: number;
   stackBytes: number;
   tmpBytes: number;
+  /** The program's RLIMIT_NPROC (at most the worker's own): the run's pids limit where its uid is
+   * its own (ContainerIdentity.uidOfItsOwn); 0: none set, the worker's inherited. */
+  pids: number;
   cpuRlimitSeconds: number;
   /** How often init checks CPU time and output size. */
   pollIntervalMs: number;

@@ -126,7 +126,7 @@ class SandboxInstance implements Sandbox {
     const container = await Container.prepare(
       id,
       checked,
-      { uid, gid: this.gid },
+      { uid, gid: this.gid, uidOfItsOwn: checked.uid !== undefined },
       cgroup,
       (c) => this.containers.delete(c),
       connected,

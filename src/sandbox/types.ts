@@ -133,7 +133,10 @@ export interface ContainerSpec {
   limits?: Limits;
   /** The uid the program runs as (and owns its work dir); default the sandbox's. A uid of its own
    * per live container keeps apart what the kernel limits per user, not per namespace: inotify
-   * instances, pending signals, message queue bytes, pipe buffers (src/pool/uid-leases.ts). */
+   * instances, pending signals, message queue bytes, pipe buffers (src/pool/uid-leases.ts). Given,
+   * it is taken for the container's alone, and the program's RLIMIT_NPROC (which the kernel counts
+   * over every process and thread of the uid on the machine) is set to `limits.pids`; on the
+   * sandbox's default, which runs side by side share, the worker's is inherited. */
   uid?: number;
   /** The program starts with SIGPIPE ignored (every other signal at its default): a write to a
    * pipe whose reader is gone fails with EPIPE instead of killing it. For an interactor in a

@@ -81,6 +81,12 @@ test("the program's mount tables name nothing of the host: not the layers' dir, 
   assert.doesNotMatch(tables, new RegExp(`\\b${process.pid}\\b`), `the worker's pid ${process.pid} in:\n${tables}`);
 });
 
+test("a job's program has its pids limit as RLIMIT_NPROC (its slot's uid is its own)", { skip }, async () => {
+  const r = await executor.execute(sh('ulimit -u; ulimit -Hu', { limits: { pids: 12 } }));
+  assert.equal(r.verdict, 'ok', JSON.stringify(r.run?.error));
+  assert.equal(r.run!.stdout.toString(), '12\n12\n');
+});
+
 test('stdin and args reach the program', { skip }, async () => {
   const r = await executor.execute(sh('read x; echo "$x:$1:$2"', { stdin: 'in\n', args: ['one', 'two words'] }));
   assert.equal(r.run!.stdout.toString(), 'in:one:two words\n');

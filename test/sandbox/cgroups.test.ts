@@ -799,7 +799,7 @@ async function runEngineAlone(
   handle.start({
     argv: ['/bin/sh', '-c', script], env: ['PATH=/bin'], searchPath: '/bin', cwd: '/box', stdin: Buffer.alloc(0),
     uid: 60000, gid: 60000, cpuTimeMs: files.cpuTimeMs ?? 5000, wallTimeMs: files.wallTimeMs ?? 10000, outputBytes: MiB, fileSizeBytes: MiB, openFiles: 64,
-    stackBytes: 8 * MiB, tmpBytes: 16 * MiB, cpuRlimitSeconds: 6, pollIntervalMs: 5, backgroundAfterCpuMs: 0, somaxconn: 4096, stderrToStdout: false,
+    stackBytes: 8 * MiB, tmpBytes: 16 * MiB, cpuRlimitSeconds: 6, pollIntervalMs: 5, backgroundAfterCpuMs: 0, somaxconn: 4096, stderrToStdout: false, pids: 0,
     accountingFds: files.accountingFds ?? [],
   });
   await until(() => events.some((e) => e.kind === 'exit'), 10_000, 5, 'the run ended');

@@ -333,6 +333,42 @@ describe('sandbox limits and metrics', { skip }, () => {
     assert.match(text(r.stderr), /can't fork|Resource temporarily unavailable/);
   });
 
+  // A uid no other run shares (RLIMIT_NPROC counts every process of the uid on the machine; the
+  // fixture's default is every sandbox test's), outside the pool's range.
+  const nprocUid = 65000 + (process.pid % 500);
+  /** This process's RLIMIT_NPROC, "soft hard". */
+  const workerNproc = () =>
+    spawnSync('prlimit', ['--pid', String(process.pid), '--nproc', '--noheadings', '--raw', '--output', 'SOFT,HARD'], { encoding: 'utf8' }).stdout.trim();
+
+  it("sets the program's RLIMIT_NPROC to its pids limit: a fork past it fails", async () => {
+    const r = await f.run([program('nproc')], { uid: nprocUid, limits: { pids: 8 } });
+    assert.equal(r.verdict, 'ok', text(r.stderr));
+    assert.equal(text(r.stdout), 'nproc 8 8\nprocesses 8 fork Resource temporarily unavailable\n');
+  });
+
+  it("holds the program's RLIMIT_NPROC to the worker's soft limit where that is lower than pids", async () => {
+    const before = workerNproc();
+    const [soft, hard] = before.split(/\s+/);
+    assert.ok(soft && hard, `prlimit: ${before}`);
+    const set = (value: string) => assert.equal(spawnSync('prlimit', ['--pid', String(process.pid), `--nproc=${value}`]).status, 0);
+    set(`5:${hard}`);
+    try {
+      const r = await f.run([program('nproc')], { uid: nprocUid, limits: { pids: 8 } });
+      assert.equal(r.verdict, 'ok', text(r.stderr));
+      assert.equal(text(r.stdout), 'nproc 5 5\nprocesses 5 fork Resource temporarily unavailable\n');
+    } finally {
+      set(`${soft}:${hard}`);
+      assert.equal(workerNproc(), before);
+    }
+  });
+
+  it("leaves the worker's RLIMIT_NPROC on the sandbox's default uid, which runs side by side share", async () => {
+    const r = await f.run([program('nproc'), '1'], { limits: { pids: 8 } });
+    assert.equal(r.verdict, 'ok', text(r.stderr));
+    const [soft, hard] = workerNproc().split(/\s+/).map((v) => (v === 'unlimited' ? '18446744073709551615' : v));
+    assert.equal(text(r.stdout), `nproc ${soft} ${hard}\nprocesses 1 fork ok\n`);
+  });
+
   it('enforces start\'s limits when they differ from those expected at prepare', async () => {
     // CPU and wall time to spare: touching 600 MiB took more than 5 s of CPU in the cgroup v2 VM's
     // software emulation on a busy host. Neither is a cgroup setting, so prepare writes no less.
