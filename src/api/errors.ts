@@ -56,13 +56,22 @@ interface ValidationIssue {
   params?: Record<string, unknown>;
 }
 
+/** Unknown fields a message names: the first few, and how many more (a body may have 400,000). */
+const SHOWN_NAMES = 10;
+
+function shownNames(names: string[]): string {
+  const shown = names.slice(0, SHOWN_NAMES).map((name) => shownUnits(name)).join(', ');
+  return names.length > SHOWN_NAMES ? `${shown}, and ${names.length - SHOWN_NAMES} more` : shown;
+}
+
 function describeValidation(error: FastifyError): { message: string; issues: { path: string; message: string }[] } {
   const context = error.validationContext ?? 'request';
   const issues = ((error.validation ?? []) as ValidationIssue[])
-    // TypeBox reports an unknown property twice (as `schema is false` and as additionalProperties); keep the clear one.
+    // TypeBox reports an unknown property twice (as `schema is false` and as additionalProperties);
+    // the validator reports them itself, once per object (validator.ts), but keeps the clear one.
     .filter((issue) => issue.keyword !== 'boolean')
     .map((issue) => {
-      const extra = issue.keyword === 'additionalProperties' ? ` (${String((issue.params?.additionalProperties as string[] | undefined)?.join(', '))})` : '';
+      const extra = issue.keyword === 'additionalProperties' ? ` (${shownNames((issue.params?.additionalProperties as string[] | undefined) ?? [])})` : '';
       return { path: `${context}${issue.instancePath ?? ''}`, message: `${issue.message ?? 'is invalid'}${extra}` };
     });
   const first = issues[0];
