@@ -87,6 +87,8 @@ export interface Config {
   maxQueuedJobs: number;
   /** Longest `?wait=true` the API holds a request. */
   maxWaitMs: number;
+  /** Longest a request may take to arrive whole (its headers and body; not its answer). */
+  requestTimeoutMs: number;
   bodyLimitBytes: number;
   maxFiles: number;
   maxTests: number;
@@ -652,6 +654,7 @@ export function loadConfig(env: Env = process.env, host: HostFacts = {}): Config
     shutdownGraceMs: integer(env, 'CELLBLOCK_SHUTDOWN_GRACE_MS', 60_000),
     maxQueuedJobs: integer(env, 'CELLBLOCK_MAX_QUEUED_JOBS', 10_000, 1),
     maxWaitMs: integer(env, 'CELLBLOCK_MAX_WAIT_MS', 60_000, 1),
+    requestTimeoutMs: integer(env, 'CELLBLOCK_REQUEST_TIMEOUT_MS', 30_000, 1000),
     bodyLimitBytes: integer(env, 'CELLBLOCK_BODY_LIMIT_BYTES', 4 * 1024 * 1024, 1024),
     maxFiles: integer(env, 'CELLBLOCK_MAX_FILES', 64, 1),
     maxTests: integer(env, 'CELLBLOCK_MAX_TESTS', 100, 1),

@@ -7,6 +7,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { Runtime } from '../images/types.js';
@@ -32,6 +34,7 @@ export type ApiConfig = Pick<
   | 'maxJobOutputBytes'
   | 'maxBatchJobs'
   | 'maxWaitMs'
+  | 'requestTimeoutMs'
   | 'apiKeys'
   | 'rateLimitWindowMs'
   | 'defaultRequestsPerWindow'
@@ -111,10 +114,45 @@ function isJsonText(text: string): boolean {
   }
 }
 
+/** How long a stopping API lets the answers in flight be sent (to a client that reads them slowly,
+ * say) before it closes every connection left. */
+const STOP_CONNECTIONS_MS = 5_000;
+
+/** A connection's request in progress, and what it had read when its last answer was sent. */
+interface Exchange {
+  request?: IncomingMessage;
+  bytesReadBetween: number;
+}
+
+/** Whether a connection's request is still arriving: its body, or its headers (bytes have come
+ * since its last answer, and no request has begun: Node reports one once its headers are in). */
+const stillArriving = (socket: Socket, exchange: Exchange): boolean =>
+  exchange.request ? !exchange.request.complete : socket.bytesRead > exchange.bytesReadBetween;
+
+/** Node's default headers timeout, kept where the request timeout allows it. */
+const NODE_HEADERS_TIMEOUT_MS = 60_000;
+/** Bounds of how often Node looks for requests past their timeout (a quarter of it between). */
+const MIN_CONNECTIONS_CHECK_MS = 50;
+const MAX_CONNECTIONS_CHECK_MS = 5_000;
+
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const { jobs, runtimes, config } = options;
   const app = Fastify({
     bodyLimit: config.bodyLimitBytes,
+    // A request must arrive whole (headers and body) within this, or it is answered 408 where an
+    // answer can still be sent (clientErrorHandler) and its connection closed: fastify's default
+    // (0) let a body that never ends (a short one under a long Content-Length, a chunked one never
+    // closed, a byte a second) hold its socket and its bytes for ever, 4 MiB each. Node stops the
+    // clock once the request has arrived, so a `?wait` held past it is not cut.
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      // Node's own default (60 s), unless the whole request is allowed less: it refuses a headers
+      // timeout above the request's.
+      headersTimeout: Math.min(NODE_HEADERS_TIMEOUT_MS, config.requestTimeoutMs),
+      // Node looks for requests past their time only this often (its default: 30 s, which made a
+      // slow request's 408 come up to 30 s late): a request is cut within its timeout and a quarter.
+      connectionsCheckingInterval: Math.max(MIN_CONNECTIONS_CHECK_MS, Math.min(MAX_CONNECTIONS_CHECK_MS, Math.floor(config.requestTimeoutMs / 4))),
+    },
     frameworkErrors: frameworkErrorHandler,
     clientErrorHandler,
     // request.ip is then the address the nearest trusted proxy forwarded for (the rightmost
@@ -169,11 +207,37 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   // try again (on another API process, as a balancer would send it), and its connection closed.
   // Requests held for their job's end (?wait, Judge0's wait, Piston's execute) are answered at
   // once, as their wait's end would answer them: a wait of up to CELLBLOCK_MAX_WAIT_MS would hold
-  // the stop, and behind it (`cellblock start` stops the API first) the workers' SIGTERM.
+  // the stop (a rolling restart's next step waits for it).
+  // Requests that have not arrived whole hold the stop too (fastify's close waits for each
+  // connection, and Node's closes only those between requests: one whose headers are still coming
+  // is not): a connection whose request is still arriving (or never will: a short body under a
+  // long Content-Length, a chunked one never ended, headers cut off) is closed as the stop begins.
+  // One between requests is left to be answered 503 (below) or closed by Node; whatever is still
+  // open STOP_CONNECTIONS_MS later (an answer a slow client does not read) is closed then, so that
+  // the stop is bounded. Live sockets are not among them: the WebSocket layer ends those.
+  const connections = new Map<Socket, Exchange>();
+  app.server.on('connection', (socket: Socket) => {
+    connections.set(socket, { bytesReadBetween: 0 });
+    socket.once('close', () => connections.delete(socket));
+  });
+  app.server.on('upgrade', (_request: IncomingMessage, socket: Socket) => connections.delete(socket));
+  app.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    const exchange = connections.get(request.socket);
+    if (exchange) exchange.request = request;
+    response.once('finish', () => {
+      if (exchange?.request !== request) return;
+      exchange.request = undefined;
+      exchange.bytesReadBetween = request.socket.bytesRead;
+    });
+  });
   let stopping = false;
   app.addHook('preClose', async () => {
     stopping = true;
     jobs.endWaits();
+    for (const [socket, exchange] of connections) if (stillArriving(socket, exchange)) socket.destroy();
+    const closeAll = setTimeout(() => app.server.closeAllConnections(), STOP_CONNECTIONS_MS);
+    closeAll.unref();
+    app.server.once('close', () => clearTimeout(closeAll));
   });
   app.addHook('onRequest', async (_request, reply) => {
     if (!stopping) return;

@@ -198,9 +198,12 @@ async function start(config: Config, runtimes: Runtime[], limits: ProcessLimits)
   const fail = onShutdown(
     logger,
     async () => {
-      // Stop taking requests first, then let workers finish their jobs, then Redis.
-      await running.close();
-      await workers?.stop();
+      // The API stops taking requests as its close begins, and the workers are told to stop at
+      // once beside it, not behind it: nothing the API's close still does (answers in flight,
+      // live sockets' last messages) needs them, and a request that never finishes arriving must
+      // not hold their SIGTERM (the API's close is bounded, app.ts, but not short). Redis last.
+      const apiClosed = running.close();
+      await Promise.all([apiClosed, workers?.stop()]);
       await stopRedis();
     },
     { beforeForcedExit: () => workers?.kill() },

@@ -16,7 +16,7 @@ import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { QUEUE_NAME, redisKeys } from '../../src/queue/keys.js';
 import { until } from '../helpers/until.js';
-import { listen, startService, testRuntime, type ServiceHarness } from './fixtures.js';
+import { listen, postJson, startService, testRuntime, type ServiceHarness } from './fixtures.js';
 
 function assertError(response: LightMyRequestResponse, statusCode: number, code: string): { code: string; message: string; details?: Record<string, unknown> } {
   assert.equal(response.statusCode, statusCode, `expected ${statusCode} ${code}, got ${response.statusCode}: ${response.body}`);
@@ -1117,6 +1117,68 @@ describe('API under pressure', () => {
       const doc = (await service.app.inject({ url: '/docs/json' })).json();
       assert.deepEqual(doc.paths['/v1/runtimes'].get.security, [{ bearer: [] }, { 'X-API-Key': [] }]);
     } finally {
+      await service.close();
+    }
+  });
+});
+
+describe('requests that never finish arriving', () => {
+  /** A raw connection to the API: what it received, and when it closed. */
+  const opened = (port: number, text: string): { received: () => string; ended: Promise<number> } => {
+    const started = Date.now();
+    const socket = connect(port, '127.0.0.1', () => socket.write(text));
+    let received = '';
+    socket.on('data', (chunk) => (received += chunk.toString('latin1')));
+    socket.on('error', () => {});
+    return { received: () => received, ended: new Promise((resolve) => socket.on('close', () => resolve(Date.now() - started))) };
+  };
+  const post = 'POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n';
+  const hung = {
+    'a body short of its Content-Length': `${post}Content-Length: 100\r\n\r\n{"language":`,
+    'a chunked body never ended': `${post}Transfer-Encoding: chunked\r\n\r\n5\r\n{"lan\r\n`,
+    'headers cut off': 'POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Ty',
+  };
+
+  test('are cut at CELLBLOCK_REQUEST_TIMEOUT_MS with 408 request_timeout; a ?wait held longer than it is answered', async () => {
+    const service = await startService({ config: { requestTimeoutMs: 1000, maxWaitMs: 10_000 } });
+    try {
+      const url = await listen(service);
+      const port = Number(new URL(url).port);
+      const connections = Object.entries(hung).map(([name, text]) => ({ name, ...opened(port, text) }));
+      const waitStarted = Date.now();
+      const waited = await postJson(`${url}/v1/jobs?wait=true&timeoutMs=2500`, hello);
+      assert.equal(waited.status, 202, 'answered at its own deadline, no worker having run it');
+      assert.ok(Date.now() - waitStarted >= 2400, `a wait of 2.5 s answered after ${Date.now() - waitStarted} ms`);
+      for (const connection of connections) {
+        const closedAfterMs = await Promise.race([connection.ended, sleep(5000).then(() => Infinity)]);
+        assert.ok(closedAfterMs < 1000 + 250 + 500, `${connection.name}: closed after ${closedAfterMs} ms`);
+        assert.match(connection.received(), /^HTTP\/1\.1 408 [\s\S]*\r\n\r\n\{"error":\{"code":"request_timeout","message":/, connection.name);
+      }
+    } finally {
+      await service.close();
+    }
+  });
+
+  test('do not hold a stop: their connections are closed as it begins, answers in flight sent', async () => {
+    const service = await startService({ config: { requestTimeoutMs: 60_000, maxWaitMs: 30_000 } });
+    let closing: Promise<void> | undefined;
+    try {
+      const url = await listen(service);
+      const port = Number(new URL(url).port);
+      const connections = Object.entries(hung).map(([name, text]) => ({ name, ...opened(port, text) }));
+      const waited = postJson(`${url}/v1/jobs?wait=true&timeoutMs=30000`, hello);
+      await sleep(300);
+      const stopAt = Date.now();
+      closing = service.app.close();
+      await closing;
+      assert.ok(Date.now() - stopAt < 2000, `the stop took ${Date.now() - stopAt} ms`);
+      assert.equal((await waited).status, 202, 'the held request answered');
+      for (const connection of connections) {
+        assert.notEqual(await Promise.race([connection.ended, sleep(5000).then(() => Infinity)]), Infinity, `${connection.name}: still open`);
+        assert.equal(connection.received(), '', `${connection.name}: closed unanswered`);
+      }
+    } finally {
+      await (closing ?? service.app.close()).catch(() => {});
       await service.close();
     }
   });
