@@ -9,12 +9,13 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { Runtime } from '../images/types.js';
 import { API_KEY_SECURITY_SCHEMES, loggableUrl, openApiSecurity, registerAuth } from './auth.js';
 import type { CompatPluginOptions } from './compat/plugin-options.js';
-import { ApiError, badRequest, clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './errors.js';
+import { ApiError, badRequest, clientErrorHandler, frameworkErrorHandler, registerErrorHandling, writeRawAnswer } from './errors.js';
 import { jobRoutes } from './routes/jobs.js';
 import { liveRoutes } from './routes/live.js';
 import { LiveSockets } from './live-socket.js';
@@ -60,12 +61,14 @@ interface CompatFront {
   prefixes: readonly string[];
 }
 
+const PISTON_PREFIXES = ['/api/v2', '/api/v2/piston'] as const;
+
 /** Compat fronts, registered when their module is present (they are written alongside this one),
  * each under the path prefixes its original serves: the same routes under each. Piston's are also
  * under /api/v2/piston, the path of the public Piston instance (emkc.org), which its clients
  * hard-code (piston-client does for its default server): such a client then needs a new host only. */
 const COMPAT_FRONTS = [
-  { module: './piston.js', exportName: 'pistonPlugin', prefixes: ['/api/v2', '/api/v2/piston'] },
+  { module: './piston.js', exportName: 'pistonPlugin', prefixes: PISTON_PREFIXES },
   { module: './judge0.js', exportName: 'judge0Plugin', prefixes: [''] },
 ] as const;
 
@@ -298,6 +301,18 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       await liveSockets.closeAll();
       for (const client of app.websocketServer.clients) client.close(1001, 'server stopping');
     },
+  });
+  // ws refuses a handshake it cannot take (a malformed Sec-WebSocket-Key, an Upgrade other than
+  // websocket, h2c say, a version it does not speak) in a text/html 400 of its own: said instead
+  // as every refusal of the route is, in its front's shape (Piston's `{"message"}` under its
+  // prefixes). The connection is closed, which frees the place the upgrade had claimed.
+  app.websocketServer.on('wsClientError', (error: Error, socket: Duplex, request: IncomingMessage) => {
+    const message = `the WebSocket handshake is not valid: ${error.message}`;
+    const piston = PISTON_PREFIXES.some((prefix) => request.url?.startsWith(`${prefix}/`));
+    // Sec-WebSocket-Version names the versions it speaks, as RFC 6455 (4.4) asks and ws does.
+    const headers: Record<string, string> = /Sec-WebSocket-Version/i.test(error.message) ? { 'Sec-WebSocket-Version': '13, 8' } : {};
+    writeRawAnswer(socket, 400, piston ? { message } : { error: { code: 'invalid_upgrade', message } }, headers);
+    socket.destroy();
   });
   app.addSchema(ErrorBody);
 

@@ -153,12 +153,17 @@ export function clientErrorHandler(this: FastifyInstance, error: NodeJS.ErrnoExc
   // The code and message alone: Node's parser error carries the raw request (rawPacket), API keys
   // in its headers included, which the error serializer would log (as a Buffer's bytes).
   this.log.debug({ code: error.code, reason: error.message }, 'malformed HTTP request');
-  if (socket.writable) {
-    const body = JSON.stringify({ error: { code, message } });
-    const head = `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n`;
-    socket.write(head + body);
-  }
+  writeRawAnswer(socket, statusCode, { error: { code, message } });
   socket.destroy(error);
+}
+
+/** An answer written on a connection fastify does not answer on (Node's parser refused the
+ * request, or it asked for an upgrade), which is then closed: the caller destroys it. */
+export function writeRawAnswer(socket: Duplex, statusCode: number, answer: unknown, headers: Record<string, string> = {}): void {
+  if (!socket.writable) return;
+  const body = JSON.stringify(answer);
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  socket.write(`HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\n${extra}Connection: close\r\n\r\n${body}`);
 }
 
 /** For fastify's `frameworkErrors` option: errors the router raises before any route (a URL that

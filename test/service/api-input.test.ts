@@ -1184,6 +1184,43 @@ describe('requests that never finish arriving', () => {
   });
 });
 
+describe('WebSocket handshakes the WebSocket layer refuses', () => {
+  test('are 400 invalid_upgrade in our shape (Piston\'s `{"message"}` on its route), not ws\'s text/html', async () => {
+    const service = await startService();
+    try {
+      const port = Number(new URL(await listen(service)).port);
+      const answer = (path: string, headers: string) =>
+        new Promise<string>((resolve) => {
+          const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n${headers}\r\n`));
+          let received = '';
+          socket.on('data', (chunk) => (received += chunk.toString('latin1')));
+          socket.on('error', () => {});
+          socket.on('close', () => resolve(received));
+        });
+      const key = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+      const cases = {
+        'a malformed key': 'Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: not-a-key\r\n',
+        'Upgrade: h2c': `Upgrade: h2c\r\nSec-WebSocket-Version: 13\r\n${key}`,
+        'a version ws does not speak': `Upgrade: websocket\r\nSec-WebSocket-Version: 99\r\n${key}`,
+      };
+      for (const [name, headers] of Object.entries(cases)) {
+        const received = await answer('/v1/live', headers);
+        assert.match(received, /^HTTP\/1\.1 400 /, name);
+        assert.match(received, /\r\ncontent-type: application\/json; charset=utf-8\r\n/i, name);
+        const body = JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4)) as { error: { code: string; message: string } };
+        assert.equal(body.error.code, 'invalid_upgrade', name);
+        assert.match(body.error.message, /^the WebSocket handshake is not valid: /, name);
+        if (name === 'a version ws does not speak') assert.match(received, /\r\nSec-WebSocket-Version: 13, 8\r\n/i);
+      }
+      const piston = await answer('/api/v2/connect', cases['a malformed key']);
+      assert.match(piston, /^HTTP\/1\.1 400 /);
+      assert.equal(typeof (JSON.parse(piston.slice(piston.indexOf('\r\n\r\n') + 4)) as { message: string }).message, 'string');
+    } finally {
+      await service.close();
+    }
+  });
+});
+
 describe('unknown fields', () => {
   let service: ServiceHarness;
   const post = (body: unknown, url = '/v1/jobs') => service.app.inject({ method: 'POST', url, payload: body as object });
