@@ -15,7 +15,7 @@ import type { Config } from '../config.js';
 import type { Runtime } from '../images/types.js';
 import { API_KEY_SECURITY_SCHEMES, loggableUrl, openApiSecurity, registerAuth } from './auth.js';
 import type { CompatPluginOptions } from './compat/plugin-options.js';
-import { ApiError, badRequest, clientErrorHandler, frameworkErrorHandler, registerErrorHandling, writeRawAnswer } from './errors.js';
+import { ApiError, clientErrorHandler, frameworkErrorHandler, prototypeKeyRefusal, registerErrorHandling, writeRawAnswer } from './errors.js';
 import { jobRoutes } from './routes/jobs.js';
 import { liveRoutes } from './routes/live.js';
 import { LiveSockets } from './live-socket.js';
@@ -99,7 +99,7 @@ function takeJsonBodies(app: FastifyInstance): void {
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     parseJson(request, body as string, (error, parsed) => {
       if (error && (error as FastifyError).code === 'FST_ERR_CTP_INVALID_JSON_BODY' && isJsonText(body as string)) {
-        done(badRequest('invalid_request', 'a key named __proto__, or a constructor key holding a prototype key, is not accepted: it could set an object\'s prototype'));
+        done(prototypeKeyRefusal());
         return;
       }
       done(error, parsed);

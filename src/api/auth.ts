@@ -32,11 +32,13 @@ export function liveTicketHolder(request: FastifyRequest): string {
   return request.apiKey ? digest(request.apiKey.key) : '';
 }
 
-/** The `ticket` query parameter of a route that takes one. */
-function presentedTicket(request: FastifyRequest): string | undefined {
-  if (!request.routeOptions.config?.liveTicket) return undefined;
+/** The `ticket` query parameters of a route that takes one: none, one, or (a request that repeats
+ * the parameter, which is refused) several. */
+function presentedTickets(request: FastifyRequest): string[] {
+  if (!request.routeOptions.config?.liveTicket) return [];
   const ticket = (request.query as Record<string, unknown> | undefined)?.ticket;
-  return typeof ticket === 'string' ? ticket : undefined;
+  if (typeof ticket === 'string') return [ticket];
+  return Array.isArray(ticket) ? ticket.filter((each): each is string => typeof each === 'string') : [];
 }
 
 /** A URL as the access log writes it: a ticket in its query is not (one refused before it was
@@ -145,7 +147,15 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
     app.addHook('onRequest', async (request) => {
       // A ticket brought to a live route is spent, whatever else the request carries: one seen
       // (in a page's history, say) next to a key must not stay good.
-      const ticket = presentedTicket(request);
+      const tickets = presentedTickets(request);
+      if (tickets.length > 1) {
+        // Each spent all the same (one seen beside another must not stay good), then refused as
+        // the query it is: the schema takes one ticket (and says so, without keys).
+        await Promise.all(tickets.map((ticket) => options.redeemLiveTicket(ticket)));
+        const message = `is given ${tickets.length} times: give one ticket, once`;
+        throw new ApiError(400, 'invalid_request', `querystring/ticket ${message}`, { issues: [{ path: 'querystring/ticket', message }] });
+      }
+      const ticket = tickets[0];
       if (ticket !== undefined) {
         // Before the rate limit, as every authentication is: a well-shaped unknown ticket costs one
         // Redis round trip (as an unknown key costs a lookup), anything else none.

@@ -23,6 +23,31 @@ export class ApiError extends Error {
 export const badRequest = (code: string, message: string, details?: Record<string, unknown>) =>
   new ApiError(400, code, message, details);
 
+/** A JSON text with a key that could set an object's prototype, refused as what it is (HTTP bodies,
+ * /v1/live's messages). */
+export const prototypeKeyRefusal = (): ApiError =>
+  badRequest('invalid_request', "a key named __proto__, or a constructor key holding a prototype key, is not accepted: it could set an object's prototype");
+
+/** Could `text` hold such a key: the words, or a \u escape that could spell them (secure-json-parse
+ * reads escaped keys too). A cheap test before hasPrototypeKey's walk. */
+const MAYBE_PROTOTYPE_KEY = /__proto__|constructor|\\u00/;
+
+/** Whether a parsed JSON value (from `text`) has a key named `__proto__`, or a `constructor` key
+ * holding an object with a `prototype` key, at any depth: what fastify's JSON parser refuses. */
+export function hasPrototypeKey(text: string, value: unknown): boolean {
+  if (!MAYBE_PROTOTYPE_KEY.test(text)) return false;
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (next === null || typeof next !== 'object') continue;
+    if (Object.hasOwn(next, '__proto__')) return true;
+    const constructor = Object.hasOwn(next, 'constructor') ? (next as Record<string, unknown>).constructor : undefined;
+    if (constructor !== null && typeof constructor === 'object' && Object.hasOwn(constructor, 'prototype')) return true;
+    pending.push(...Object.values(next));
+  }
+  return false;
+}
+
 /** fastify's own errors, by code, as ours. */
 const FASTIFY_ERRORS: Record<string, { statusCode: number; code: string }> = {
   FST_ERR_CTP_INVALID_JSON_BODY: { statusCode: 400, code: 'invalid_json' },

@@ -13,7 +13,7 @@ import type { WebSocket } from 'ws';
 import type { Runtime } from '../images/types.js';
 import type { JobRequest, LiveEvent, LiveSession, LiveStage, TerminalSize } from '../jobs/model.js';
 import type { LiveSocketClaim } from '../queue/live-socket-ledger.js';
-import { ApiError } from './errors.js';
+import { ApiError, hasPrototypeKey } from './errors.js';
 import type { JobService } from './service.js';
 import { LIVE_FRAGMENT_PACE, StreamedMessage } from './streamed-message.js';
 import type { SubmissionPolicy } from './submission.js';
@@ -58,6 +58,9 @@ export interface JobSocketHandlers {
   message(message: unknown): void;
   /** A message that is not JSON. */
   notJson(error: Error): void;
+  /** A message with a key that could set an object's prototype (hasPrototypeKey); such messages
+   * are taken as any other where absent (Piston's socket, which parses as Piston does). */
+  prototypeKey?(): void;
   /** The client left more than LIVE_SEND_BUFFER_BYTES unread. */
   tooSlow(): void;
   /** The API is stopping: the front's last word (its end()). */
@@ -92,11 +95,17 @@ export class JobSocket {
     socket.on('message', (raw) => {
       if (this.over) return;
       let message: unknown;
+      let text: string;
       try {
         // A text or binary frame alike: ws hands both as bytes.
-        message = JSON.parse(raw.toString());
+        text = raw.toString();
+        message = JSON.parse(text);
       } catch (error) {
         handlers.notJson(error as Error);
+        return;
+      }
+      if (handlers.prototypeKey && hasPrototypeKey(text, message)) {
+        handlers.prototypeKey();
         return;
       }
       handlers.message(message);

@@ -66,6 +66,35 @@ describe('live tickets', () => {
     assertError(await service.app.inject({ url: `/v1/live?ticket=${ticket}` }), 401, 'invalid_ticket');
   });
 
+  test('a ticket given twice is 400 invalid_request naming the parameter, and spent', async () => {
+    const ticket = await issue();
+    const twice = await service.app.inject({ url: `/v1/live?ticket=${ticket}&ticket=${ticket}` });
+    assert.match(assertError(twice, 400, 'invalid_request'), /^querystring\/ticket is given 2 times/);
+    assert.deepEqual(twice.json().error.details, { issues: [{ path: 'querystring/ticket', message: 'is given 2 times: give one ticket, once' }] });
+    assertError(await service.app.inject({ url: `/v1/live?ticket=${ticket}` }), 401, 'invalid_ticket');
+  });
+
+  test('POST /v1/live/tickets takes no body: 415 for one not JSON, 400 invalid_request for JSON; none, or an empty one, is issued', async () => {
+    const post = (headers: Record<string, string>, payload?: string) =>
+      service.app.inject({ method: 'POST', url: '/v1/live/tickets', headers: { 'x-api-key': KEY, ...headers }, ...(payload === undefined ? {} : { payload }) });
+    assertError(await post({ 'content-type': 'text/plain' }, 'hello'), 415, 'unsupported_media_type');
+    assertError(await post({ 'content-type': 'application/json' }, '{"a": 1}'), 400, 'invalid_request');
+    assertError(await post({ 'content-type': 'application/json' }, 'null'), 400, 'invalid_request');
+    assert.equal((await post({})).statusCode, 201);
+    assert.equal((await post({ 'content-type': 'text/plain' }, '')).statusCode, 201);
+  });
+
+  test("a /v1/live message with a key that could set a prototype is refused as an HTTP body with one is: 400 invalid_request, close 4400", async () => {
+    for (const text of ['{"type": "submit", "__proto__": {"admin": true}}', '{"type": "submit", "job": {"constructor": {"prototype": {"admin": true}}}}']) {
+      const socket = await openLiveSocket(`${wsBase}/v1/live?ticket=${await issue()}`);
+      socket.send(JSON.parse(text));
+      const error = await socket.next((m) => m.type === 'error');
+      assert.equal(error.error.code, 'invalid_request', text);
+      assert.match(error.error.message, /__proto__.*constructor.*not accepted/);
+      assert.equal((await socket.closed).code, 4400);
+    }
+  });
+
   test("Piston's /api/v2/connect takes one too; a ticket stands for no key on any other route", async () => {
     const socket = await openLiveSocket(`${wsBase}/api/v2/connect?ticket=${await issue()}`);
     socket.close();

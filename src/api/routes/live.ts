@@ -10,7 +10,7 @@ import type { WebSocket } from 'ws';
 import { isTerminalSize, liveJobProblem } from '../../executor/check.js';
 import type { LiveEvent } from '../../jobs/model.js';
 import { liveTicketHolder } from '../auth.js';
-import { ApiError, badRequest, toApiError } from '../errors.js';
+import { ApiError, badRequest, prototypeKeyRefusal, toApiError } from '../errors.js';
 import { jsonTextStream, STREAMED_JSON_MIN_CHARS, stringChars } from '../json-stream.js';
 import { JobSocket, LIVE_SEND_BUFFER_BYTES, LIVE_SESSIONS_RETRY_AFTER_SECONDS, StreamText, type LiveFrontOptions, type SocketEnding } from '../live-socket.js';
 import { presentJob, type OutputEncoding } from '../present.js';
@@ -42,7 +42,15 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveFrontOptions> = async (ap
         description: `For browsers, which cannot set headers on a WebSocket: a page's server asks with its API key and hands the ticket to the page, which connects to GET /v1/live?ticket=... (or Piston's /api/v2/connect?ticket=...) within ${LIVE_TICKET_TTL_MS / 1000} s. The ticket stands for the key that asked (its rate limit and live socket cap), once.`,
         tags: ['jobs'],
         querystring: NoQuery,
-        response: { 201: LiveTicketView, 400: ErrorBody, 429: ErrorBody, 503: ErrorBody },
+        response: { 201: LiveTicketView, 400: ErrorBody, 415: ErrorBody, 429: ErrorBody, 503: ErrorBody },
+      },
+      // No body: refused as every /v1 route refuses one it does not take (415 for one that is not
+      // JSON, 400 invalid_request for JSON), not ignored.
+      preValidation: async (request) => {
+        if (request.body === undefined || request.body === '') return;
+        const type = request.headers['content-type']?.split(';')[0]!.trim().toLowerCase();
+        if (type !== 'application/json') throw new ApiError(415, 'unsupported_media_type', 'POST /v1/live/tickets takes no body (a /v1 body is application/json)');
+        throw badRequest('invalid_request', 'POST /v1/live/tickets takes no body');
       },
     },
     async (request, reply) => {
@@ -90,6 +98,8 @@ function handleLiveSocket(socket: WebSocket, request: FastifyRequest, options: L
   const live: JobSocket = new JobSocket(socket, request, options.liveSockets, LIVE_SUBMIT_TIMEOUT_MS, {
     message: (message) => onMessage(message),
     notJson: () => void fail(badRequest('invalid_json', 'a message is not JSON')),
+    // Refused as an HTTP body with such a key is (app.ts, takeJsonBodies).
+    prototypeKey: () => void fail(prototypeKeyRefusal()),
     tooSlow: () => void fail(new ApiError(429, 'client_too_slow', `more than ${LIVE_SEND_BUFFER_BYTES} bytes were left unread: read the socket as the program writes`)),
     shuttingDown: () => fail(new ApiError(503, 'shutting_down', 'the API is stopping: the job is cancelled')),
     noSubmit: () => void fail(new ApiError(408, 'submit_timeout', `no submit within ${LIVE_SUBMIT_TIMEOUT_MS} ms`)),
