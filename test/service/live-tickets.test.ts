@@ -74,13 +74,15 @@ describe('live tickets', () => {
     assertError(await service.app.inject({ url: `/v1/live?ticket=${ticket}` }), 401, 'invalid_ticket');
   });
 
-  test('POST /v1/live/tickets takes no body: 415 for one not JSON, 400 invalid_request for JSON; none, or an empty one, is issued', async () => {
+  test('POST /v1/live/tickets takes no body: 415 for one not JSON, 400 invalid_request for JSON; none, an empty one or `{}` is issued', async () => {
     const post = (headers: Record<string, string>, payload?: string) =>
       service.app.inject({ method: 'POST', url: '/v1/live/tickets', headers: { 'x-api-key': KEY, ...headers }, ...(payload === undefined ? {} : { payload }) });
     assertError(await post({ 'content-type': 'text/plain' }, 'hello'), 415, 'unsupported_media_type');
     assertError(await post({ 'content-type': 'application/json' }, '{"a": 1}'), 400, 'invalid_request');
     assertError(await post({ 'content-type': 'application/json' }, 'null'), 400, 'invalid_request');
+    assertError(await post({ 'content-type': 'application/json' }, '[]'), 400, 'invalid_request');
     assert.equal((await post({})).statusCode, 201);
+    assert.equal((await post({ 'content-type': 'application/json' }, '{}')).statusCode, 201, 'an empty object says nothing');
     assert.equal((await post({ 'content-type': 'text/plain' }, '')).statusCode, 201);
   });
 

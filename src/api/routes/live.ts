@@ -25,6 +25,8 @@ const LIVE_SUBMIT_TIMEOUT_MS = 10_000;
 const LIVE_TICKET_TTL_MS = 60_000;
 
 const submissionCheck = Compile(JobSubmission);
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
 const TERMINAL_SIZE_SHAPE = '{"rows": integer, "cols": integer}, each 1-65535';
 
 /** The `submit` message's job as a validation error fastify would make of a body, so that it reads
@@ -45,9 +47,11 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveFrontOptions> = async (ap
         response: { 201: LiveTicketView, 400: ErrorBody, 415: ErrorBody, 429: ErrorBody, 503: ErrorBody },
       },
       // No body: refused as every /v1 route refuses one it does not take (415 for one that is not
-      // JSON, 400 invalid_request for JSON), not ignored.
+      // JSON, 400 invalid_request for JSON), not ignored. `{}`, which clients that always send
+      // JSON send for a POST with nothing to say, says nothing: taken.
       preValidation: async (request) => {
-        if (request.body === undefined || request.body === '') return;
+        const body = request.body;
+        if (body === undefined || body === '' || (isPlainObject(body) && Object.keys(body).length === 0)) return;
         const type = request.headers['content-type']?.split(';')[0]!.trim().toLowerCase();
         if (type !== 'application/json') throw new ApiError(415, 'unsupported_media_type', 'POST /v1/live/tickets takes no body (a /v1 body is application/json)');
         throw badRequest('invalid_request', 'POST /v1/live/tickets takes no body');
