@@ -6,7 +6,8 @@
 // socket's upgrade may bring a live ticket instead (`?ticket=`, a route whose config says
 // `liveTicket`): a browser cannot set headers on a WebSocket, so its page's server asks for a
 // ticket with its key (POST /v1/live/tickets) and hands it on; the ticket stands for that key,
-// once. Without configured keys the API is open and callers are rate-limited by address.
+// once. Without configured keys the API is open and callers are rate-limited by address; with
+// them, requests that bring no valid key or ticket are, before they are refused.
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyContextConfig, FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -143,42 +144,56 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
   app.addHook('onRoute', (route) => {
     route.config = { ...route.config, apiKeyProtected: true };
   });
+  /** Sets request.apiKey from its key or live ticket; throws its refusal (401, a repeated ticket's 400). */
+  const authenticate = async (request: FastifyRequest): Promise<void> => {
+    // A ticket brought to a live route is spent, whatever else the request carries: one seen
+    // (in a page's history, say) next to a key must not stay good.
+    const tickets = presentedTickets(request);
+    if (tickets.length > 1) {
+      // Each spent all the same (one seen beside another must not stay good), then refused as
+      // the query it is: the schema takes one ticket (and says so, without keys).
+      await Promise.all(tickets.map((ticket) => options.redeemLiveTicket(ticket)));
+      const message = `is given ${tickets.length} times: give one ticket, once`;
+      throw new ApiError(400, 'invalid_request', `querystring/ticket ${message}`, { issues: [{ path: 'querystring/ticket', message }] });
+    }
+    const ticket = tickets[0];
+    if (ticket !== undefined) {
+      // A well-shaped unknown ticket costs one Redis round trip (as an unknown key costs a
+      // lookup), anything else none.
+      const holder = await options.redeemLiveTicket(ticket);
+      const apiKey = holder === undefined ? undefined : keysByDigest.get(holder);
+      if (!apiKey) throw new ApiError(401, 'invalid_ticket', 'the live ticket is unknown, used or expired: POST /v1/live/tickets issues one, for one connection');
+      request.apiKey = apiKey;
+      return;
+    }
+    const key = presentedKey(request);
+    if (!key) {
+      const orTicket = request.routeOptions.config?.liveTicket ? ', or a live ticket as ?ticket=' : '';
+      throw new ApiError(401, 'api_key_required', `this server needs an API key (${headersNamed(request)}${orTicket})`);
+    }
+    const apiKey = keysByDigest.get(digest(key));
+    if (!apiKey) throw new ApiError(401, 'invalid_api_key', 'the API key is not valid');
+    request.apiKey = apiKey;
+  };
+  /** A request's refusal for its key or ticket, thrown once the rate limit has counted it (below). */
+  const refusals = new WeakMap<FastifyRequest, ApiError>();
   if (keysByDigest.size > 0) {
     app.addHook('onRequest', async (request) => {
-      // A ticket brought to a live route is spent, whatever else the request carries: one seen
-      // (in a page's history, say) next to a key must not stay good.
-      const tickets = presentedTickets(request);
-      if (tickets.length > 1) {
-        // Each spent all the same (one seen beside another must not stay good), then refused as
-        // the query it is: the schema takes one ticket (and says so, without keys).
-        await Promise.all(tickets.map((ticket) => options.redeemLiveTicket(ticket)));
-        const message = `is given ${tickets.length} times: give one ticket, once`;
-        throw new ApiError(400, 'invalid_request', `querystring/ticket ${message}`, { issues: [{ path: 'querystring/ticket', message }] });
+      try {
+        await authenticate(request);
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        refusals.set(request, error);
       }
-      const ticket = tickets[0];
-      if (ticket !== undefined) {
-        // Before the rate limit, as every authentication is: a well-shaped unknown ticket costs one
-        // Redis round trip (as an unknown key costs a lookup), anything else none.
-        const holder = await options.redeemLiveTicket(ticket);
-        const apiKey = holder === undefined ? undefined : keysByDigest.get(holder);
-        if (!apiKey) throw new ApiError(401, 'invalid_ticket', 'the live ticket is unknown, used or expired: POST /v1/live/tickets issues one, for one connection');
-        request.apiKey = apiKey;
-        return;
-      }
-      const key = presentedKey(request);
-      if (!key) {
-        const orTicket = request.routeOptions.config?.liveTicket ? ', or a live ticket as ?ticket=' : '';
-        throw new ApiError(401, 'api_key_required', `this server needs an API key (${headersNamed(request)}${orTicket})`);
-      }
-      const apiKey = keysByDigest.get(digest(key));
-      if (!apiKey) throw new ApiError(401, 'invalid_api_key', 'the API key is not valid');
-      request.apiKey = apiKey;
     });
   }
   await app.register(rateLimit, {
     // After authentication (the scope's onRequest hook above runs before a route's own), so that
     // the limit is the key's own; before anything a refused request should not cost: its body's
-    // parsing, a live socket's claim on its place (a route preHandler).
+    // parsing, a live socket's claim on its place (a route preHandler). A request without a
+    // valid key (or ticket) counts against its client address, as without keys, before its
+    // refusal: thrown at once, those were never limited (1,400 401s a second from one client,
+    // slowing the keys' own requests).
     hook: 'onRequest',
     timeWindow: options.rateLimitWindowMs,
     max: (request) => request.apiKey?.requestsPerWindow ?? options.defaultRequestsPerWindow,
@@ -188,5 +203,15 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
     ...(options.rateLimitRedis ? { redis: options.rateLimitRedis } : {}),
     errorResponseBuilder: (_request, context) =>
       new ApiError(429, 'rate_limited', `rate limit of ${context.max} requests exceeded; retry in ${context.after}`),
+  });
+  // After the rate limit's own onRequest hook, which it adds to each route as it is declared
+  // (route hooks run after the scope's): this onRoute hook, registered after its, comes next.
+  const refuse = async (request: FastifyRequest): Promise<void> => {
+    const refusal = refusals.get(request);
+    if (refusal) throw refusal;
+  };
+  app.addHook('onRoute', (route) => {
+    const own = route.onRequest;
+    route.onRequest = [...(own === undefined ? [] : Array.isArray(own) ? own : [own]), refuse];
   });
 }

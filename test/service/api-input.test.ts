@@ -1120,6 +1120,28 @@ describe('API under pressure', () => {
       await service.close();
     }
   });
+
+  test('API keys: requests without a valid key are rate-limited by client address (CELLBLOCK_RATE_LIMIT_REQUESTS), a valid key from that address by its own', async () => {
+    const service = await startService({
+      rateLimitInRedis: true,
+      config: { apiKeys: [{ key: 'key-with-room-00', requestsPerWindow: 100 }], defaultRequestsPerWindow: 3, rateLimitWindowMs: 60_000 },
+    });
+    try {
+      const from = (remoteAddress: string, headers: Record<string, string> = {}) => service.app.inject({ url: '/v1/runtimes', remoteAddress, headers });
+      assertError(await from('192.0.2.1'), 401, 'api_key_required');
+      assertError(await from('192.0.2.1', { 'x-api-key': 'wrong-key-000' }), 401, 'invalid_api_key');
+      assertError(await service.app.inject({ url: '/v1/live?ticket=not-a-ticket', remoteAddress: '192.0.2.1' }), 401, 'invalid_ticket');
+      const limited = await from('192.0.2.1', { 'x-api-key': 'wrong-key-001' });
+      assertError(limited, 429, 'rate_limited');
+      assert.ok(Number(limited.headers['retry-after']) > 0);
+      assertError(await from('192.0.2.1'), 429, 'rate_limited');
+      // Another address has its own count; a valid key from the limited one, its key's.
+      assertError(await from('192.0.2.2'), 401, 'api_key_required');
+      assert.equal((await from('192.0.2.1', { 'x-api-key': 'key-with-room-00' })).statusCode, 200);
+    } finally {
+      await service.close();
+    }
+  });
 });
 
 describe('requests that never finish arriving', () => {
