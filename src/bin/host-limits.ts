@@ -1,9 +1,9 @@
 // The per-process limits a worker runs within, as its service manager or shell gave them
 // (/proc/self/limits): its open files (RLIMIT_NOFILE), which every container and job of the worker
-// count against, and its processes (RLIMIT_NPROC), which every sandbox inherits. Checked by the
-// process that would start workers, before it forks them (checkMachineForWorkers); the open files
-// limit also sizes each worker's pool (runWorkerProcess). docs/theory-of-operation.md, "Host
-// limits".
+// count against, and its processes (RLIMIT_NPROC), which bounds every sandbox's (inherited, or
+// lowered to the run's pids on a uid of its own). Checked by the process that would start
+// workers, before it forks them (checkMachineForWorkers); the open files limit also sizes each
+// worker's pool (runWorkerProcess). docs/theory-of-operation.md, "Host limits".
 import { readFileSync } from 'node:fs';
 import { describeJobsAtOnce, type Config } from '../config.js';
 import { JOB_DESCRIPTORS, jobsWithinOpenFiles, WORKER_OWN_DESCRIPTORS } from '../executor/descriptors.js';
@@ -101,13 +101,13 @@ function mostPids(runtimes: readonly Runtime[]): { byDefault?: { pids: number; r
 }
 
 /**
- * The processes limit (RLIMIT_NPROC) against the runtimes' pids limits. The engine sets no
- * RLIMIT_NPROC of its own (native/src/container.cc): every sandbox inherits the worker's, and the
- * kernel counts it per uid over the machine's processes and threads of that uid, each sandbox a
- * uid of its own, so that a program is held to the soft limit (the one the kernel applies) where
- * it is below the pids limit of its stage, and fails as the program's own doing (javac: "Failed to
- * start thread", a compile_error). Raising a hard limit takes CAP_SYS_RESOURCE, which a worker may
- * lack. Refuses (WorkerPreflightError) a limit below the pids a stage of some runtime has at its
+ * The processes limit (RLIMIT_NPROC) against the runtimes' pids limits. The engine only ever
+ * lowers it (native/src/container.cc: a run on a uid of its own gets its pids, at most the
+ * worker's soft limit; any other inherits the worker's), and the kernel counts it per uid over the
+ * machine's processes and threads of that uid, so that a program is held to the soft limit (the
+ * one the kernel applies) where it is below the pids limit of its stage, and fails as the
+ * program's own doing (javac: "Failed to start thread", a compile_error). Raising a hard limit
+ * takes CAP_SYS_RESOURCE, which a worker may lack. Refuses (WorkerPreflightError) a limit below the pids a stage of some runtime has at its
  * defaults; returns a warning for one below what a job may ask for (maxLimits).
  */
 export function checkProcesses(runtimes: readonly Runtime[], limit: ResourceLimit): string | undefined {

@@ -66,11 +66,6 @@ export async function runWorkerProcess(
     throw error;
   });
   const closeExecutor = () => executor.close().catch((closeError: unknown) => logger.warn({ err: closeError }, 'cannot close the executor of a worker that did not start'));
-  // Asked to stop while the executor was made (which does not stop midway): no queue side opened.
-  if (stop.aborted) {
-    await closeExecutor();
-    return undefined;
-  }
   let worker: QueueWorker;
   try {
     worker = await startQueueWorker({
@@ -97,9 +92,9 @@ export async function runWorkerProcess(
       stop,
     });
   } catch (error) {
-    // The queue side's start failed or was stopped (and closed what it had opened): the
-    // executor, opened before it, goes after it (its pool's mount agent would keep the process
-    // alive).
+    // The queue side's start failed or was stopped (and closed what it had opened; asked to stop
+    // while the executor was made, which does not stop midway, it opened nothing): the executor,
+    // opened before it, goes after it (its pool's mount agent would keep the process alive).
     await closeExecutor();
     if (error instanceof WorkerStartStopped) return undefined;
     throw error;

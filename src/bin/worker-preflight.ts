@@ -106,7 +106,7 @@ export function sandboxUidAccountsWarning(accounts: HostAccount[]): string {
 /** The least kernel a worker runs on: each container's init closes the descriptors it inherited
  * with close_range (Linux 5.9; native/src/recipe.cc). Below it every job would fail at that step
  * (close_inherited_fds, ENOSYS) while the worker looked ready. */
-export const LEAST_KERNEL = { major: 5, minor: 9 } as const;
+const LEAST_KERNEL = { major: 5, minor: 9 } as const;
 
 /** Throws WorkerPreflightError for a kernel release (uname -r, os.release()) below LEAST_KERNEL. A
  * release that does not begin with major.minor is let through: no kernel of ours names itself so,
@@ -145,9 +145,10 @@ export async function checkWorkerMachine(
     );
   }
   checkKernelRelease(kernelRelease);
-  // The cgroups each worker's sandbox would make, checked by the same code, reading only: no
-  // usable hierarchy (a container's namespace without memory, say), or a delegated base its
-  // manager gave too few controllers. Each worker would otherwise fail at its start, and a
+  // The cgroups each worker's sandbox would make, checked by the same code, making and removing
+  // one under each parent (no other change): no usable hierarchy (a container's namespace without
+  // memory, say), a read-only cgroup mount, or a delegated base its manager gave too few
+  // controllers. Each worker would otherwise fail at its start, and a
   // supervisor restart it for ever while the API took jobs.
   try {
     await checkCgroups(config.cgroupBase);

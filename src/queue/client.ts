@@ -15,7 +15,7 @@ import { sha256Hex } from '../digest.js';
 import { laterFieldsOf, type IdempotentSubmission, type JobClient, type JobRecord, type JobRequest, type LiveEvent, type LiveSession } from '../jobs/model.js';
 import { API_CONNECTION_NAME, createRedis, createRedisTemplate, disconnectWithDuplicates, warnUntilReady, workerConnectionName } from './connection.js';
 import { IdempotencyConflictError, QueueFullError, QueueUnavailableError, RedisRefusingWritesError, WorkersBehindError } from './errors.js';
-import { evictionMessage, evicts, memoryFigures, writeRefusal } from './redis-health.js';
+import { evictionMessage, evicts, memoryFigures, policyFromInfo, writeRefusal } from './redis-health.js';
 import { QUEUE_NAME, redisKeys, type RedisKeys } from './keys.js';
 import { readJobStats, type JobStats } from './stats.js';
 import { QueueAdmission } from './admission.js';
@@ -858,7 +858,7 @@ export class BullJobClient implements JobClient {
       if (error instanceof QueueUnavailableError) return { redis: 'unreachable', reason: reasonOf(error) };
       // INFO refused (a managed Redis's own rules): the write below still tells.
     }
-    const policy = info === undefined ? undefined : /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
+    const policy = info === undefined ? undefined : policyFromInfo(info);
     onPolicy?.(policy);
     if (policy !== undefined && evicts(policy)) return { redis: 'evicting', reason: evictionMessage(policy) };
     try {

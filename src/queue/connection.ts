@@ -112,8 +112,8 @@ export function onRun(listener: () => void): void {
   else runListeners.add(listener);
 }
 
-/** The eviction policy's check (checkEvictionPolicy): not yet made, under way, or made. */
-let evictionCheck: 'pending' | 'running' | 'done' = 'pending';
+/** Whether the eviction policy's check (checkEvictionPolicy) is under way or made. */
+let evictionCheckStarted = false;
 let evictionChecked: () => void = () => {};
 const evictionCheckMade = new Promise<void>((resolve) => (evictionChecked = resolve));
 
@@ -129,16 +129,15 @@ export async function evictionPolicyRead(timeoutMs: number): Promise<void> {
  * refused (`eviction`). A read that fails (the connection lost meanwhile, a subscriber's) is made
  * again by the next connection that is ready. */
 function checkEvictionPolicy(redis: Redis): void {
-  if (evictionCheck !== 'pending') return;
-  evictionCheck = 'running';
+  if (evictionCheckStarted) return;
+  evictionCheckStarted = true;
   readMaxmemoryPolicy(redis).then(
     (policy) => {
-      evictionCheck = 'done';
       if (policy !== undefined && evicts(policy)) refused(redis, { kind: 'eviction', answer: policy });
       evictionChecked();
     },
     () => {
-      evictionCheck = 'pending';
+      evictionCheckStarted = false;
     },
   );
 }

@@ -39,8 +39,8 @@ export function startHeartbeat(
   ttlMs: number,
   describe: () => WorkerLiveness,
   onError: (error: unknown) => void,
-  onFull: (full: boolean) => void = () => {},
-  onBeat: () => void = () => {},
+  onFull: (full: boolean) => void,
+  onBeat: () => void,
 ): Heartbeat {
   const key = keys.worker(describe().workerId);
   const beat = async () => {

@@ -42,7 +42,7 @@ export const LIVE_RETRY_REASON =
 const LIVE_RETRY_REASON_BEFORE = "a live job is not run again: the worker running it stopped, and its client's input went with it";
 /** The start of the failure reason a worker gives a job that ran but whose result Redis, full,
  * refused for as long as the worker kept trying (worker.ts): its failure is `result_not_stored`. */
-export const RESULT_NOT_STORED_REASON = 'result not stored:';
+const RESULT_NOT_STORED_REASON = 'result not stored:';
 
 /** A `result_not_stored` failure's reason: the job ran, its verdict, and why its result is not
  * here. */

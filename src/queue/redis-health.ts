@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
 /** The only maxmemory-policy under which Redis never drops a key of the queue's. */
-export const REQUIRED_MAXMEMORY_POLICY = 'noeviction';
+const REQUIRED_MAXMEMORY_POLICY = 'noeviction';
 
 /** Redis's maxmemory-policy: CONFIG GET's, or INFO memory's where CONFIG is refused (managed
  * Redis services rename or forbid it); undefined where neither tells (a Redis-like server that
@@ -20,12 +20,17 @@ export async function readMaxmemoryPolicy(redis: Redis): Promise<string | undefi
   } catch {
     // Refused (ERR unknown command, NOPERM): INFO says it too.
   }
-  return /^maxmemory_policy:(\S+)/m.exec(await redis.info('memory'))?.[1];
+  return policyFromInfo(await redis.info('memory'));
 }
 
-/** Whether a policy drops keys when Redis is full. */
-export function evicts(policy: string | undefined): boolean {
-  return policy !== undefined && policy !== REQUIRED_MAXMEMORY_POLICY;
+/** The maxmemory-policy INFO memory's answer states; undefined where it states none. */
+export function policyFromInfo(info: string): string | undefined {
+  return /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
+}
+
+/** Whether a policy drops keys when Redis is full (callers skip an unknown one: it refuses nothing). */
+export function evicts(policy: string): boolean {
+  return policy !== REQUIRED_MAXMEMORY_POLICY;
 }
 
 /** What an evicting policy does to the queue, and what to do: one line (the refusal at start,
@@ -38,7 +43,7 @@ export function evictionMessage(policy: string): string {
  * read, the API's /readyz): an error once it evicts, info once it no longer does. The first read
  * that finds it fine says nothing (the start refused an evicting one). */
 export function evictionPolicyLog(logger: Pick<Logger, 'error' | 'info'>): (policy: string | undefined) => void {
-  let last: string | undefined = REQUIRED_MAXMEMORY_POLICY;
+  let last: string = REQUIRED_MAXMEMORY_POLICY;
   return (policy) => {
     if (policy === undefined || policy === last) return;
     if (evicts(policy)) logger.error({ maxmemoryPolicy: policy }, evictionMessage(policy));

@@ -104,7 +104,8 @@ export interface QueueWorkerOptions {
   /** Aborted when the process is asked to stop while this start is under way: the start ends with
    * WorkerStartStopped, having closed what it had opened, the last first (a connection still
    * waiting for Redis, the liveness key's heartbeat, the Workers), rather than leave them to the
-   * process's exit (the liveness key would count a worker gone for its TTL). */
+   * process's exit (the liveness key would count a worker gone for its TTL). Already aborted: the
+   * start opens nothing and ends so. */
   stop?: AbortSignal;
   /** How long a finished job's result refused by a full Redis is kept here and tried again before
    * the job fails (`result_not_stored`); RESULT_STORE_FULL_RETRY_MS when absent. */
@@ -176,7 +177,7 @@ const HOST_SHORTAGE_RETRY: HostShortageRetry = { handBacks: 5, firstDelayMs: 100
 /** How long a result a full Redis refuses is tried again (QueueWorkerOptions.resultStoreFullRetryMs):
  * long enough for an operator paged by /readyz to free memory, short enough that a slot is not
  * held for long by a result that cannot be stored. The job's lock is kept meanwhile. */
-export const RESULT_STORE_FULL_RETRY_MS = 60_000;
+const RESULT_STORE_FULL_RETRY_MS = 60_000;
 /** Waits between tries, doubling from the first to the last. */
 const RESULT_STORE_RETRY_FIRST_MS = 250;
 const RESULT_STORE_RETRY_MAX_MS = 2000;
@@ -266,12 +267,13 @@ class OpenedSoFar {
 export async function startQueueWorker(options: QueueWorkerOptions): Promise<QueueWorker> {
   const opened = new OpenedSoFar();
   const { stop } = options;
+  // Stopped before it began (its caller's own start took a while): nothing to open.
+  if (stop?.aborted) throw new WorkerStartStopped();
   let onStop = () => {};
   // Never settles unless `stop` is aborted first.
   const stopped = new Promise<never>((_resolve, reject) => (onStop = () => reject(new WorkerStartStopped())));
   stopped.catch(() => {});
-  if (stop?.aborted) onStop();
-  else stop?.addEventListener('abort', onStop, { once: true });
+  stop?.addEventListener('abort', onStop, { once: true });
   const opening = openQueueWorker(options, opened);
   try {
     return await Promise.race([opening, stopped]);
@@ -280,10 +282,9 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
     // as it starts, a step that throws), or was stopped, leaves nothing open: its connections
     // would go on trying, keeping the process alive, subscribed, and its liveness key saying it
     // runs.
+    // Stopped: the steps under way end at their next opening, on the connections closed under
+    // them, or at the check after the last one (openQueueWorker), so that none finishes.
     await opened.closeAll();
-    // Stopped: the steps under way end at their next opening, or on the connections closed under
-    // them; one that had just finished closes what it made.
-    if (error instanceof WorkerStartStopped) void opening.then((late) => late.close(), () => {});
     throw error;
   } finally {
     stop?.removeEventListener('abort', onStop);
@@ -742,6 +743,10 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
 
   // Taking jobs (and notifications) once every part is ready: a start that fails has taken none.
   await Promise.all([...workers.map((worker) => worker.waitUntilReady()), notifier.waitUntilReady()]);
+  // A stop while they got ready has closed them (startQueueWorker): none is run, and the start
+  // ends as stopped. From here to the return nothing is awaited, so that a start that returns
+  // was not stopped first.
+  if (options.stop?.aborted) throw new WorkerStartStopped();
   for (const worker of workers.slice(0, options.concurrency)) void worker.run();
   notifier.run();
   log.info(

@@ -229,17 +229,21 @@ export async function runAsEcho(job: ExecuteRequest): Promise<ExecuteResult> {
   return { verdict: 'ok', runtime: { id: job.runtimeId, language: 'python', version: '3' }, run: okStage(stdout) };
 }
 
-/** A worker in this process against `redisUrl` that must run no job (its stand-in executor
- * throws if asked to, failing that job; the tests find no job or key either way): tests of its
- * start against a Redis that is away or refuses it. */
-export function startIdleWorker(redisUrl: string, prefix: string, logger: Logger): Promise<QueueWorker> {
-  const executor: JobExecutor = {
+/** A stand-in executor for a worker that is never given a job: one would fail. */
+export function idleExecutor(): JobExecutor {
+  return {
     execute: async () => {
       throw new Error('no job is run');
     },
     close: async () => {},
   };
-  return startStandInWorker({ redis: { url: redisUrl }, prefix }, executor, {
+}
+
+/** A worker in this process against `redisUrl` that must run no job (its stand-in executor
+ * throws if asked to, failing that job; the tests find no job or key either way): tests of its
+ * start against a Redis that is away or refuses it. */
+export function startIdleWorker(redisUrl: string, prefix: string, logger: Logger): Promise<QueueWorker> {
+  return startStandInWorker({ redis: { url: redisUrl }, prefix }, idleExecutor(), {
     logger,
     lockDurationMs: 2000,
     shutdownGraceMs: 1000,

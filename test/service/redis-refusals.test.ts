@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { describe, test } from 'node:test';
 import pino from 'pino';
+import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { runApi } from '../../src/bin/api-command.js';
 import { loadConfig } from '../../src/config.js';
@@ -18,7 +19,7 @@ import { reclaimPoolState } from '../helpers/pool-state.js';
 import { processExists } from '../helpers/processes.js';
 import { otherClients, start as startRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
-import { builtRuntimes, getJson, postJson, runCellblockToExit, scratchDir, spawnCellblock, startIdleWorker, startStandInWorker } from './fixtures.js';
+import { builtRuntimes, getJson, idleExecutor, postJson, runCellblockToExit, scratchDir, spawnCellblock, startIdleWorker, startStandInWorker } from './fixtures.js';
 import { WorkerStartStopped, type JobExecutor } from '../../src/queue/worker.js';
 import { CLOSE_REDIS_AWAY_MS } from '../../src/queue/unreachable.js';
 
@@ -184,10 +185,7 @@ describe('a stop while the worker starts', () => {
     // The heartbeat's first beat reads the executor's figures: the stop comes then, with the
     // connections, the clock, the Workers and the liveness key made, before the worker is ready.
     const executor: JobExecutor = {
-      execute: async () => {
-        throw new Error('no job is run');
-      },
-      close: async () => {},
+      ...idleExecutor(),
       judgeCompileStats: () => {
         asked++;
         stop.abort();
@@ -218,12 +216,7 @@ describe('a stop while the worker starts', () => {
       if (syncs++ === 0) stop.abort();
       return sync.apply(this);
     };
-    const executor: JobExecutor = {
-      execute: async () => {
-        throw new Error('no job is run');
-      },
-      close: async () => {},
-    };
+    const executor = idleExecutor();
     try {
       await assert.rejects(
         startStandInWorker({ redis, prefix: 'stopped-step' }, executor, { stop: stop.signal, logger: pino({ level: 'silent' }) }),
@@ -242,14 +235,54 @@ describe('a stop while the worker starts', () => {
     }
   });
 
+  test('before it began (its caller took a while to make the executor): the start ends at once (WorkerStartStopped), no connection made', async () => {
+    const redis = await startRedis();
+    const admin = new Redis(redis.url);
+    const connections = async () => Number(/^total_connections_received:(\d+)/m.exec(await admin.info('stats'))?.[1]);
+    try {
+      const before = await connections();
+      await assert.rejects(startStandInWorker({ redis, prefix: 'stopped-before' }, idleExecutor(), { stop: AbortSignal.abort() }), (error: unknown) => error instanceof WorkerStartStopped);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(await connections(), before, 'no connection made');
+    } finally {
+      admin.disconnect();
+      await redis.stop();
+    }
+  });
+
+  test('as its parts get ready (the last step): the start ends (WorkerStartStopped), none of them run and it never says it is ready', async () => {
+    const redis = await startRedis();
+    const admin = new Redis(redis.url);
+    const stop = new AbortController();
+    const { waitUntilReady, run } = Worker.prototype;
+    let runs = 0;
+    // The stop comes once a BullMQ Worker is ready, before the start goes on from its wait.
+    Worker.prototype.waitUntilReady = async function (this: Worker) {
+      const client = await waitUntilReady.apply(this);
+      stop.abort();
+      return client;
+    };
+    Worker.prototype.run = function (this: Worker) {
+      runs++;
+      return run.apply(this);
+    };
+    const { logger, lines } = collectingLogger('info');
+    try {
+      await assert.rejects(startStandInWorker({ redis, prefix: 'stopped-ready' }, idleExecutor(), { stop: stop.signal, logger }), (error: unknown) => error instanceof WorkerStartStopped);
+      assert.ok(stop.signal.aborted);
+      await until(async () => (await otherClients(admin)).length === 0, 5000, 20, 'no connection of it left');
+      assert.equal(runs, 0, 'no Worker run');
+      assert.deepEqual(lines.filter((line) => /"msg":"worker ready"/.test(line)), [], 'never said ready');
+    } finally {
+      Object.assign(Worker.prototype, { waitUntilReady, run });
+      admin.disconnect();
+      await redis.stop();
+    }
+  });
+
   test('while Redis is away: the start ends at the stop (within the bound on its closes), not when Redis comes', async () => {
     const stop = new AbortController();
-    const executor: JobExecutor = {
-      execute: async () => {
-        throw new Error('no job is run');
-      },
-      close: async () => {},
-    };
+    const executor = idleExecutor();
     const port = await freeLoopbackPort();
     const starting = startStandInWorker({ redis: { url: `redis://127.0.0.1:${port}` }, prefix: 'away' }, executor, { stop: stop.signal, logger: pino({ level: 'silent' }) });
     await new Promise((resolve) => setTimeout(resolve, 300));
