@@ -21,6 +21,15 @@ cd "$(dirname "$0")/.."
 #   strace           traces the runtimes' start-up paths (scripts/startup-paths.ts, and its test)
 PACKAGES=(redis-server debootstrap gpgv debian-archive-keyring busybox-static bubblewrap build-essential python3 iproute2 ca-certificates strace)
 
+# Installs Debian packages, updating apt's lists first: they may be missing (images that remove
+# them; a run where no package was missing skips the first update) or stale ("Unable to locate
+# package" without an update).
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,9 +38,7 @@ if ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
 if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_install "${missing[@]}"
 fi
 
 # Node.js 22 or newer: an LTS line that still gets security fixes (20's ended in April 2026), with
@@ -64,11 +71,7 @@ if [ -z "${npm_config_nodedir:-}" ]; then
   done
   if [ -z "${npm_config_nodedir:-}" ]; then
     echo "setup: node headers not found; installing Debian's libnode-dev"
-    # apt's lists may be missing (images that remove them, a run where no package was missing, so
-    # the update above was skipped) or stale: "Unable to locate package" without an update.
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends libnode-dev >/dev/null
+    apt_install libnode-dev
     export npm_config_nodedir=/usr
   fi
 fi

@@ -300,15 +300,21 @@ export function checkSandboxCgroups(options: Pick<SandboxOptions, 'cgroupParent'
     const backend = cgroupBackendFor(options);
     backend.checkUsable();
     // No instance's name: INSTANCE_ID has no ':'.
-    probeCgroupParents(backend.parentPaths, `preflight:${process.pid}-${crypto.randomBytes(3).toString('hex')}`);
+    probeCgroupParents(backend.parentPaths, `preflight:${newInstanceId()}`);
   } catch (error) {
     throw toSandboxError(error);
   }
 }
 
+/** An instance id of this process's own, unlike any other's: its pid, and random bytes beside it
+ * (a pid is reused). */
+function newInstanceId(): string {
+  return `${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+}
+
 /** Detects the cgroup version, takes the instance's lock and creates its cgroup subtree. */
 export function createSandbox(options: SandboxOptions = {}): Sandbox {
-  const instanceId = options.instanceId ?? `${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+  const instanceId = options.instanceId ?? newInstanceId();
   if (!INSTANCE_ID.test(instanceId)) throw new SandboxSpecError('instanceId', 'must be 1-64 of [A-Za-z0-9_.-]');
   const uid = options.uid ?? SANDBOX_UID;
   const gid = options.gid ?? SANDBOX_GID;

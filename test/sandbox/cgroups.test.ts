@@ -734,6 +734,40 @@ try {
   });
 });
 
+describe("a cgroup's mkdir on a read-only mount", () => {
+  it('says EROFS, naming the first dir it could not make, with what to do; not the ENOENT of a recursive mkdir', { skip: process.getuid?.() !== 0 && 'needs root (a mount namespace)' }, () => {
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cellblock-ro-mkdir-'));
+    try {
+      const script = path.join(scratch, 'make.mts');
+      fs.writeFileSync(
+        script,
+        `import { makeCgroupDir } from '${REPO}/src/sandbox/cgroups/cgroupfs.ts';
+try {
+  makeCgroupDir(process.argv[2] + '/a/b');
+  console.log(JSON.stringify({ made: true }));
+} catch (error) {
+  console.log(JSON.stringify({ name: error.name, code: error.code, path: error.path, message: error.message }));
+}
+`,
+      );
+      const readOnly = path.join(scratch, 'ro');
+      fs.mkdirSync(readOnly);
+      // A mount namespace of its own, where the dir is bind-mounted read-only onto itself.
+      const inside = spawnSync(
+        'unshare',
+        ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$2" "$2" && mount -o remount,bind,ro "$2" && exec "$0" --import tsx "$1" "$2"', process.execPath, script, readOnly],
+        { cwd: REPO, encoding: 'utf8' },
+      );
+      assert.equal(inside.status, 0, inside.stderr);
+      const seen = JSON.parse(inside.stdout.trim().split('\n').at(-1)!) as { name?: string; code?: string; path?: string; message?: string };
+      assert.deepEqual({ name: seen.name, code: seen.code, path: seen.path }, { name: 'CgroupError', code: 'EROFS', path: path.join(readOnly, 'a') }, inside.stdout);
+      assert.match(seen.message!, /^cannot make a cgroup: mkdir \S+\/a failed with EROFS: the cgroup filesystem is mounted read-only here/);
+    } finally {
+      fs.rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('sandbox instances and cleanupStale', { skip }, () => {
   it('removes the subtree of a dead instance, never a live one', async () => {
     const live = createSandbox({ instanceId: `live-${process.pid}` });

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { readProcessLimits } from '../../src/bin/host-limits.js';
 import { detectCgroupLayout } from '../../src/sandbox/cgroups/detect.js';
 import { MiB } from '../../src/units.js';
 import { until } from '../helpers/until.js';
@@ -336,9 +337,11 @@ describe('sandbox limits and metrics', { skip }, () => {
   // A uid no other run shares (RLIMIT_NPROC counts every process of the uid on the machine; the
   // fixture's default is every sandbox test's), outside the pool's range.
   const nprocUid = 65000 + (process.pid % 500);
-  /** This process's RLIMIT_NPROC, "soft hard". */
-  const workerNproc = () =>
-    spawnSync('prlimit', ['--pid', String(process.pid), '--nproc', '--noheadings', '--raw', '--output', 'SOFT,HARD'], { encoding: 'utf8' }).stdout.trim();
+  /** This process's RLIMIT_NPROC, "soft hard" (each a number or `unlimited`, as prlimit takes them). */
+  const workerNproc = () => {
+    const { soft, hard } = readProcessLimits().processes;
+    return [soft, hard].map((value) => (Number.isFinite(value) ? String(value) : 'unlimited')).join(' ');
+  };
 
   it("sets the program's RLIMIT_NPROC to its pids limit: a fork past it fails", async () => {
     const r = await f.run([program('nproc')], { uid: nprocUid, limits: { pids: 8 } });
@@ -349,7 +352,7 @@ describe('sandbox limits and metrics', { skip }, () => {
   it("holds the program's RLIMIT_NPROC to the worker's soft limit where that is lower than pids", async () => {
     const before = workerNproc();
     const [soft, hard] = before.split(/\s+/);
-    assert.ok(soft && hard, `prlimit: ${before}`);
+    assert.ok(soft && hard, `RLIMIT_NPROC: ${before}`);
     const set = (value: string) => assert.equal(spawnSync('prlimit', ['--pid', String(process.pid), `--nproc=${value}`]).status, 0);
     set(`5:${hard}`);
     try {

@@ -149,17 +149,45 @@ export interface CgroupLimitValues {
   cpuCores: number;
 }
 
+/** Makes `dir` and its missing parents. Refuses (CgroupError) with the dir whose mkdir failed, its
+ * errno and what to do about it (mkdirFailure). */
 export function makeCgroupDir(dir: string): void {
   for (let attempt = 0; ; attempt++) {
+    let failed: { dir: string; code: string } | undefined;
     try {
       fs.mkdirSync(dir, { recursive: true });
       return;
     } catch (error) {
-      // Another instance may remove the empty `cellblock` parent between our mkdirs: retry.
-      if (codeOf(error) === 'ENOENT' && attempt < 3) continue;
-      throw new CgroupError('mkdir', dir, codeOf(error));
+      failed = { dir, code: codeOf(error) };
+    }
+    // Node's recursive mkdir reports every failure of a missing dir's mkdir as ENOENT (a read-only
+    // cgroup mount's EROFS among them): one level at a time, each mkdir says its own.
+    if (failed.code === 'ENOENT') failed = makeDirsOneByOne(dir);
+    if (failed === undefined) return;
+    // Another instance may remove the empty `cellblock` parent between our mkdirs: retry.
+    if (failed.code === 'ENOENT' && attempt < 3) continue;
+    throw mkdirFailure(failed.dir, failed.code);
+  }
+}
+
+/** Makes `dir`'s missing parents, then `dir`, each alone: the first mkdir that fails, and its errno. */
+function makeDirsOneByOne(dir: string): { dir: string; code: string } | undefined {
+  const missing: string[] = [];
+  for (let at = dir; !fs.existsSync(at) && path.dirname(at) !== at; at = path.dirname(at)) missing.unshift(at);
+  for (const at of missing) {
+    try {
+      fs.mkdirSync(at);
+    } catch (error) {
+      // Made meanwhile by another instance: on to the next.
+      if (codeOf(error) !== 'EEXIST') return { dir: at, code: codeOf(error) };
     }
   }
+  return undefined;
+}
+
+/** A mkdir of `dir` that failed with errno `code`, in one line with what to do about it. */
+function mkdirFailure(dir: string, code: string): CgroupError {
+  return new CgroupError('mkdir', dir, code, `cannot make a cgroup: mkdir ${dir} failed with ${code}: ${MKDIR_ADVICE[code] ?? "a worker's sandbox makes cgroups there at its start and for each job"}`);
 }
 
 const MKDIR_REFUSED =
@@ -182,6 +210,8 @@ export function probeCgroupParents(parents: readonly string[], probeName: string
     const probe = path.join(parent, probeName);
     let madeParent = false;
     let madeProbe = false;
+    /** The dir whose mkdir is under way (the one that failed, if one does). */
+    let making = parent;
     let failed: string | undefined;
     try {
       if (!fs.existsSync(parent)) {
@@ -193,6 +223,7 @@ export function probeCgroupParents(parents: readonly string[], probeName: string
           if (codeOf(error) !== 'EEXIST') throw error;
         }
       }
+      making = probe;
       fs.mkdirSync(probe);
       madeProbe = true;
     } catch (error) {
@@ -201,15 +232,7 @@ export function probeCgroupParents(parents: readonly string[], probeName: string
     // Only what was made: on a read-only mount even the rmdir of a missing dir fails (EROFS).
     if (madeProbe) removeCgroupDirIfEmpty(probe);
     if (madeParent) removeCgroupDirIfEmpty(parent);
-    if (failed !== undefined) {
-      const where = madeParent || fs.existsSync(parent) ? probe : parent;
-      throw new CgroupError(
-        'mkdir',
-        where,
-        failed,
-        `cannot make a cgroup: mkdir ${where} failed with ${failed}: ${MKDIR_ADVICE[failed] ?? "a worker's sandbox makes cgroups there at its start and for each job"}`,
-      );
-    }
+    if (failed !== undefined) throw mkdirFailure(making, failed);
   }
 }
 
