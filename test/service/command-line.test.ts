@@ -9,10 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
-import { builtRuntimes } from './fixtures.js';
+import { workerStartSkip } from './fixtures.js';
 
-/** Why a worker cannot start here up to its pool (its start-up checks: root, images). */
-const workerSkip = process.getuid?.() !== 0 ? 'needs root' : builtRuntimes().runtimes.length === 0 && 'no language image is built';
+const workerSkip = workerStartSkip();
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'cellblock-command-line-test-'));

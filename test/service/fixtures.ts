@@ -176,6 +176,13 @@ export function builtRuntimes(): { runtimes: Runtime[]; missing: string[] } {
   };
 }
 
+/** Why a worker cannot start here (its start-up checks: an image, root), for a test's `skip`; false
+ * where it can. */
+export function workerStartSkip(): string | false {
+  if (!builtRuntimes().runtimes.length) return 'no image built (bin/cellblock images build python)';
+  return process.getuid?.() !== 0 && 'a worker runs as root';
+}
+
 /** Silent, unless CELLBLOCK_TEST_LOG_LEVEL names a level (then to stdout) or lines are collected. */
 function testLogger(lines: string[] | undefined): Logger {
   const printLevel = process.env.CELLBLOCK_TEST_LOG_LEVEL;
@@ -378,15 +385,17 @@ export async function spawnCellblock(
 
 /** Runs the `cellblock` command with `env` added (logging silenced) until it exits on its own:
  * its exit code and what it wrote to stderr. Killed after `timeoutMs` (code null). */
-export async function runCellblockToExit(args: string[], env: Record<string, string | undefined>, timeoutMs = 30_000): Promise<{ code: number | null; stderr: string }> {
+export async function runCellblockToExit(args: string[], env: Record<string, string | undefined>, timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', cellblockSource, ...args], {
     env: { ...process.env, CELLBLOCK_LOG_LEVEL: 'silent', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  let stdout = '';
   let stderr = '';
+  child.stdout!.on('data', (chunk) => (stdout += chunk));
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   clearTimeout(timer);
-  return { code, stderr };
+  return { code, stdout, stderr };
 }

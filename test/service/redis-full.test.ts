@@ -10,28 +10,22 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
-import type pino from 'pino';
 import type { ExecuteRequest, ExecuteResult } from '../../src/executor/types.js';
 import { freeLoopbackPortExcept } from '../../src/queue/redis-server.js';
 import { readMaxmemoryPolicy } from '../../src/queue/redis-health.js';
 import type { JobExecutor } from '../../src/queue/worker.js';
 import { start as startRedis } from '../helpers/redis.js';
-import { collectingLogger } from '../helpers/log-lines.js';
+import { parsedLogger } from '../helpers/log-lines.js';
+import { okResult } from '../helpers/stand-in-result.js';
 import { until } from '../helpers/until.js';
-import { builtRuntimes, cellblockSource, runCellblockToExit, scratchDir, startService, startStandInWorker, testRuntime, type ServiceHarness } from './fixtures.js';
+import { cellblockSource, runCellblockToExit, scratchDir, startService, startStandInWorker, testRuntime, workerStartSkip, type ServiceHarness } from './fixtures.js';
 
 const hello = { language: 'python', source: 'print("hi")' };
 
 const okExecutor: JobExecutor = {
-  execute: async (): Promise<ExecuteResult> => ({ verdict: 'ok', runtime: { id: 'python', language: 'python', version: testRuntime.version } }),
+  execute: async (): Promise<ExecuteResult> => okResult(Buffer.alloc(0)),
   close: async () => {},
 };
-
-/** An info-level logger whose lines a test reads back parsed. */
-function parsedLogger(): { logger: pino.Logger; lines: () => { level: number; msg: string; [field: string]: unknown }[] } {
-  const { logger, lines } = collectingLogger('info');
-  return { logger, lines: () => lines.map((line) => JSON.parse(line)) };
-}
 
 const post = (service: ServiceHarness, url: string, payload: object) => service.app.inject({ method: 'POST', url, payload });
 const readyz = (service: ServiceHarness) => service.app.inject({ url: '/readyz' });
@@ -121,8 +115,7 @@ function gatedExecutor(outputBytes: number): { executor: JobExecutor; started: s
         request.signal?.addEventListener('abort', () => resolve(), { once: true });
         started.push(name);
       });
-      const run = { verdict: 'ok' as const, exitCode: 0, signal: null, signalName: null, stdout: Buffer.alloc(outputBytes, 'x'), stderr: Buffer.alloc(0), stdoutTruncated: false, stderrTruncated: false, metrics: { cpuTimeMs: 1, wallTimeMs: 2, peakMemoryBytes: 3 } };
-      return { verdict: 'ok', runtime: { id: 'python', language: 'python', version: testRuntime.version }, run };
+      return okResult(Buffer.alloc(outputBytes, 'x'));
     },
     close: async () => {},
   };
@@ -246,18 +239,8 @@ describe('an evicting Redis', () => {
     try {
       await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
       const port = await freeLoopbackPortExcept([redis.port]);
-      const child = spawn(process.execPath, ['--import', 'tsx', cellblockSource, 'api'], {
-        env: { ...process.env, CELLBLOCK_REDIS_URL: redis.url, CELLBLOCK_PORT: String(port), CELLBLOCK_LOG_LEVEL: 'info' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk) => (stdout += chunk));
-      child.stderr.on('data', (chunk) => (stderr += chunk));
-      // Killed if it runs on (it would listen, as if Redis were fit).
-      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-      const code = await new Promise((resolve) => child.once('exit', resolve));
-      clearTimeout(timer);
+      // Killed if it runs on (it would listen, as if Redis were fit): code null.
+      const { code, stdout, stderr } = await runCellblockToExit(['api'], { CELLBLOCK_REDIS_URL: redis.url, CELLBLOCK_PORT: String(port), CELLBLOCK_LOG_LEVEL: 'info' });
       assert.equal(code, 78, stderr);
       assert.equal(stderr, `${EVICTING_LINE}\n`);
       const logged = stdout.trim().split('\n').map((line) => JSON.parse(line));
@@ -298,7 +281,7 @@ for (const text of [${JSON.stringify(warning)}, ${JSON.stringify(warning)}, 'ano
     assert.equal(stderr, 'another warning\n');
   });
 
-  const workerSkip = !builtRuntimes().runtimes.length ? 'no image built (bin/cellblock images build python)' : process.getuid?.() !== 0 && 'a worker runs as root';
+  const workerSkip = workerStartSkip();
 
   test('worker: refused at start in one line, status 78, one process or several under their supervisor (none restarted)', { skip: workerSkip }, async () => {
     const redis = await startRedis();

@@ -3,7 +3,6 @@
 // does not), none with a 500, none hanging. The app is built as `cellblock api` builds it, with
 // the rate limit's counters in Redis too. Real Redis, no workers.
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
@@ -11,7 +10,9 @@ import type { ExecuteRequest, ExecuteResult } from '../../src/executor/types.js'
 import type { JobRequest } from '../../src/jobs/model.js';
 import { createRedis, PRODUCER_COMMAND_TIMEOUT_MS, warnUntilReady } from '../../src/queue/connection.js';
 import { QueueUnavailableError } from '../../src/queue/errors.js';
+import { freeLoopbackPort } from '../../src/queue/redis-server.js';
 import type { JobExecutor } from '../../src/queue/worker.js';
+import { startCuttableLink } from '../helpers/cuttable-link.js';
 import { collectingLogger } from '../helpers/log-lines.js';
 import { start } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
@@ -304,23 +305,12 @@ test('a worker started while Redis is down says so once, and starts once it is b
   }
 });
 
-/** A server that takes connections and never answers (a frozen Redis): no attempt fails. */
-async function silentServer(): Promise<{ url: string; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => void sockets.add(socket));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `redis://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
-
 // The API's and a worker's start say it so (warnUntilReady), after UNREACHABLE_REASON_WAIT_MS.
 test('a Redis that takes the connection and never answers is said not reachable once the wait passes, with no answer as the reason; not after the connection ended', async () => {
-  const server = await silentServer();
+  // A link cut before any connection (to a port nothing listens on, never reached): each is
+  // taken and never answered, as by a frozen Redis; no attempt fails.
+  const server = await startCuttableLink(await freeLoopbackPort());
+  server.cut();
   const { logger, lines } = collectingLogger('warn');
   const waiting = createRedis(server.url, 'blocking', 'cellblock-test-silent');
   const ended = createRedis(server.url, 'blocking', 'cellblock-test-silent-ended');
@@ -329,7 +319,7 @@ test('a Redis that takes the connection and never answers is said not reachable 
     warnUntilReady(ended, logger.child({ connection: 'ended' }), 'redis not reachable yet', 300);
     ended.disconnect();
     await until(() => lines.length > 0, 5000, 10, 'the warning');
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    await nap(600);
     assert.equal(lines.length, 1, lines.join(''));
     assert.deepEqual(
       (({ level, connection, reason, msg }) => ({ level, connection, reason, msg }))(JSON.parse(lines[0]!)),

@@ -19,7 +19,7 @@ import { reclaimPoolState } from '../helpers/pool-state.js';
 import { processExists } from '../helpers/processes.js';
 import { otherClients, start as startRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
-import { builtRuntimes, getJson, idleExecutor, postJson, runCellblockToExit, scratchDir, spawnCellblock, startIdleWorker, startStandInWorker } from './fixtures.js';
+import { getJson, idleExecutor, postJson, runCellblockToExit, scratchDir, spawnCellblock, startIdleWorker, startStandInWorker, workerStartSkip } from './fixtures.js';
 import { WorkerStartStopped, type JobExecutor } from '../../src/queue/worker.js';
 import { CLOSE_REDIS_AWAY_MS } from '../../src/queue/unreachable.js';
 
@@ -295,7 +295,7 @@ describe('a stop while the worker starts', () => {
   });
 });
 
-const workerSkip = !builtRuntimes().runtimes.length ? 'no image built (bin/cellblock images build python)' : process.getuid?.() !== 0 && 'a worker runs as root';
+const workerSkip = workerStartSkip();
 const REFUSED_DATABASE_LINE = 'cellblock: CELLBLOCK_REDIS_URL names database 99, which Redis refuses (ERR DB index is out of range)';
 const REFUSED_LOGIN_LINE = /^cellblock: Redis refuses the login of CELLBLOCK_REDIS_URL \(WRONGPASS [^)]*\): check the URL's user and password$/;
 
