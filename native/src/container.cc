@@ -551,6 +551,8 @@ void configureProgram(ContainerState& s, const StartOptions& o) {
   s.fileSizeBytes = o.fileSizeBytes;
   const bool boundsAStream = (!s.stdoutIsPipe || !s.stderrIsPipe) && o.fileSizeBytes <= o.outputBytes;
   const rlim_t fileSize = static_cast<rlim_t>(boundsAStream ? o.fileSizeBytes + 1 : o.fileSizeBytes);
+  // The seven below and RLIMIT_NPROC after them: one allocation per start.
+  s.rlimits.reserve(8);
   s.rlimits = {
       {RLIMIT_CPU, cpuSoft, cpuSoft + 1},
       {RLIMIT_FSIZE, fileSize, fileSize},
