@@ -43,7 +43,9 @@ export function hasPrototypeKey(text: string, value: unknown): boolean {
     if (Object.hasOwn(next, '__proto__')) return true;
     const constructor = Object.hasOwn(next, 'constructor') ? (next as Record<string, unknown>).constructor : undefined;
     if (constructor !== null && typeof constructor === 'object' && Object.hasOwn(constructor, 'prototype')) return true;
-    pending.push(...Object.values(next));
+    // One push a value, never push(...values): a spread passes each value as an argument on the
+    // stack, and an array of ~150,000 items (a 300 KB message) overflowed it, ending the API.
+    for (const inner of Object.values(next)) if (inner !== null && typeof inner === 'object') pending.push(inner);
   }
   return false;
 }

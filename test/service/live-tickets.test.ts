@@ -97,6 +97,23 @@ describe('live tickets', () => {
     }
   });
 
+  test('a /v1/live message of an array of 200,000 items is walked for prototype keys without overflowing the stack: answered, the API up', async () => {
+    const items = new Array(200_000).fill(0).join(',');
+    // A \u escape has the message walked (it could spell a prototype key); the key deep in the
+    // array is found, the one without is answered as any message of no known type.
+    for (const [text, code] of [
+      [`{"x": "\\u0003", "a": [${items}]}`, 'invalid_message'],
+      [`{"type": "submit", "a": [${items}, {"__proto__": {"admin": true}}]}`, 'invalid_request'],
+    ] as const) {
+      const socket = await openLiveSocket(`${wsBase}/v1/live?ticket=${await issue()}`);
+      socket.send(text);
+      const error = await socket.next((m) => m.type === 'error');
+      assert.equal(error.error.code, code, error.error.message);
+      assert.equal((await socket.closed).code, 4400);
+    }
+    assert.equal((await service.app.inject({ url: '/healthz' })).statusCode, 200);
+  });
+
   test("Piston's /api/v2/connect takes one too; a ticket stands for no key on any other route", async () => {
     const socket = await openLiveSocket(`${wsBase}/api/v2/connect?ticket=${await issue()}`);
     socket.close();
