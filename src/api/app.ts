@@ -117,20 +117,30 @@ function isJsonText(text: string): boolean {
   }
 }
 
-/** How long a stopping API lets the answers in flight be sent (to a client that reads them slowly,
- * say) before it closes every connection left. */
+/** How long a stopping API lets the answers already made be sent (to a client that reads them
+ * slowly, say) before it closes their connections. */
 const STOP_CONNECTIONS_MS = 5_000;
+/** How often a stopping API, past STOP_CONNECTIONS_MS, looks for handlers that have answered since. */
+const STOP_CHECK_MS = 100;
 
-/** A connection's request in progress, and what it had read when its last answer was sent. */
+/** A connection's requests in progress, each with its answer (several where the client pipelines:
+ * Node answers them in turn), and what it had read when its last answer was sent. */
 interface Exchange {
-  request?: IncomingMessage;
+  responses: Set<ServerResponse>;
   bytesReadBetween: number;
 }
 
-/** Whether a connection's request is still arriving: its body, or its headers (bytes have come
- * since its last answer, and no request has begun: Node reports one once its headers are in). */
+/** Whether a connection's request is still arriving: a body, or headers (bytes have come since its
+ * last answer, and no request has begun: Node reports one once its headers are in). */
 const stillArriving = (socket: Socket, exchange: Exchange): boolean =>
-  exchange.request ? !exchange.request.complete : socket.bytesRead > exchange.bytesReadBetween;
+  exchange.responses.size > 0 ? [...exchange.responses].some((response) => !response.req.complete) : socket.bytesRead > exchange.bytesReadBetween;
+
+/** Whether a handler is still making one of a connection's answers: its request is all in, its
+ * answer not ended. Such a handler is bounded by its own steps' timeouts (Redis's 5 s a command,
+ * the submission's add answered 503 naming its jobs past it), and its answer is what a client
+ * needs most: a submit's 202 cut off would have it send the job again, to run twice. */
+const answering = (exchange: Exchange): boolean =>
+  [...exchange.responses].some((response) => response.req.complete && !response.writableEnded);
 
 /** Node's default headers timeout, kept where the request timeout allows it. */
 const NODE_HEADERS_TIMEOUT_MS = 60_000;
@@ -214,33 +224,58 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   // Requests that have not arrived whole hold the stop too (fastify's close waits for each
   // connection, and Node's closes only those between requests: one whose headers are still coming
   // is not): a connection whose request is still arriving (or never will: a short body under a
-  // long Content-Length, a chunked one never ended, headers cut off) is closed as the stop begins.
-  // One between requests is left to be answered 503 (below) or closed by Node; whatever is still
-  // open STOP_CONNECTIONS_MS later (an answer a slow client does not read) is closed then, so that
-  // the stop is bounded. Live sockets are not among them: the WebSocket layer ends those.
+  // long Content-Length, a chunked one never ended, headers cut off) is closed as the stop begins,
+  // unless a handler is still answering an earlier request of it (pipelined). One between requests
+  // is left to be answered 503 (below) or closed by Node. STOP_CONNECTIONS_MS later, every
+  // connection left is closed (an answer a slow client does not read), except those whose handler
+  // is still making an answer (`answering`: a submit whose Redis steps are slow): each of those is
+  // closed by Node once its answer is sent (Connection: close), or STOP_CONNECTIONS_MS after its
+  // answer was made where the client does not read it. So the stop is bounded by the handlers'
+  // own timeouts. Live sockets are not among them: the WebSocket layer ends those.
   const connections = new Map<Socket, Exchange>();
   app.server.on('connection', (socket: Socket) => {
-    connections.set(socket, { bytesReadBetween: 0 });
+    connections.set(socket, { responses: new Set(), bytesReadBetween: 0 });
     socket.once('close', () => connections.delete(socket));
   });
   app.server.on('upgrade', (_request: IncomingMessage, socket: Socket) => connections.delete(socket));
   app.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
     const exchange = connections.get(request.socket);
-    if (exchange) exchange.request = request;
+    if (!exchange) return;
+    exchange.responses.add(response);
     response.once('finish', () => {
-      if (exchange?.request !== request) return;
-      exchange.request = undefined;
-      exchange.bytesReadBetween = request.socket.bytesRead;
+      exchange.responses.delete(response);
+      if (exchange.responses.size === 0) exchange.bytesReadBetween = request.socket.bytesRead;
     });
   });
+  /** Closes the connections no handler is answering on; those left, once their answer is made,
+   * STOP_CONNECTIONS_MS after. */
+  const closeUnanswering = (): void => {
+    const left = new Set<Socket>();
+    for (const [socket, exchange] of connections) {
+      if (answering(exchange)) left.add(socket);
+      else socket.destroy();
+    }
+    if (left.size === 0) return;
+    const check = setInterval(() => {
+      for (const socket of left) {
+        const exchange = connections.get(socket);
+        if (exchange && answering(exchange)) continue;
+        left.delete(socket);
+        if (exchange) setTimeout(() => socket.destroy(), STOP_CONNECTIONS_MS).unref();
+      }
+      if (left.size === 0) clearInterval(check);
+    }, STOP_CHECK_MS);
+    check.unref();
+    app.server.once('close', () => clearInterval(check));
+  };
   let stopping = false;
   app.addHook('preClose', async () => {
     stopping = true;
     jobs.endWaits();
-    for (const [socket, exchange] of connections) if (stillArriving(socket, exchange)) socket.destroy();
-    const closeAll = setTimeout(() => app.server.closeAllConnections(), STOP_CONNECTIONS_MS);
-    closeAll.unref();
-    app.server.once('close', () => clearTimeout(closeAll));
+    for (const [socket, exchange] of connections) if (stillArriving(socket, exchange) && !answering(exchange)) socket.destroy();
+    const closeLeft = setTimeout(closeUnanswering, STOP_CONNECTIONS_MS);
+    closeLeft.unref();
+    app.server.once('close', () => clearTimeout(closeLeft));
   });
   app.addHook('onRequest', async (_request, reply) => {
     if (!stopping) return;

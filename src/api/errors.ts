@@ -1,7 +1,7 @@
 // One error shape for every front: `{ error: { code, message } }` with a 4xx for anything the
 // caller got wrong and 429/503 + Retry-After when the service is busy or Redis is away. Nothing
 // a client can send reaches the 500 branch.
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { shownUnits } from '../executor/check.js';
@@ -180,7 +180,10 @@ export function clientErrorHandler(this: FastifyInstance, error: NodeJS.ErrnoExc
   // The code and message alone: Node's parser error carries the raw request (rawPacket), API keys
   // in its headers included, which the error serializer would log (as a Buffer's bytes).
   this.log.debug({ code: error.code, reason: error.message }, 'malformed HTTP request');
-  writeRawAnswer(socket, statusCode, { error: { code, message } });
+  // Not once an answer on the connection has begun (a request timing out or malformed behind one
+  // being answered: pipelined, or a body still coming after an early answer): ours would land in
+  // its midst, and the client would read both as garbage. Node's own handler checks the same.
+  if (!(socket as { _httpMessage?: ServerResponse | null })._httpMessage?.headersSent) writeRawAnswer(socket, statusCode, { error: { code, message } });
   socket.destroy(error);
 }
 

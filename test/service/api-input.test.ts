@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import type { LightMyRequestResponse } from 'fastify';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { PassThrough } from 'node:stream';
+import { clientErrorHandler } from '../../src/api/errors.js';
 import { Queue } from 'bullmq';
 import pino from 'pino';
 import { loadRuntimes } from '../../src/images/runtimes.js';
@@ -1203,6 +1205,60 @@ describe('requests that never finish arriving', () => {
       await (closing ?? service.app.close()).catch(() => {});
       await service.close();
     }
+  });
+
+  test('do not cut an answer still being made: submits held 6 s by Redis are answered 202 across a stop, one with a request pipelined behind it', async () => {
+    const service = await startService({ config: { requestTimeoutMs: 60_000 } });
+    let closing: Promise<void> | undefined;
+    try {
+      const url = await listen(service);
+      const port = Number(new URL(url).port);
+      // A stand-in for Redis taking its time over each add (up to its 5 s timeout a step).
+      const submit = service.jobs.submit.bind(service.jobs);
+      let submits = 0;
+      service.jobs.submit = async (request) => {
+        submits += 1;
+        await sleep(6000);
+        return submit(request);
+      };
+      const body = JSON.stringify(hello);
+      const held = `${post}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      const alone = opened(port, held);
+      // Behind the held one, a request whose body is still coming as the stop begins.
+      const pipelined = opened(port, `${held}${hung['a body short of its Content-Length']}`);
+      await until(() => submits === 2, 5000);
+      const stopAt = Date.now();
+      closing = service.app.close();
+      await closing;
+      const tookMs = Date.now() - stopAt;
+      assert.ok(tookMs > 5000 && tookMs < 6000 + 2000, `the stop took ${tookMs} ms`);
+      for (const [name, connection] of Object.entries({ alone, pipelined })) {
+        assert.notEqual(await Promise.race([connection.ended, sleep(5000).then(() => Infinity)]), Infinity, `${name}: still open`);
+        assert.match(connection.received(), /^HTTP\/1\.1 202 [\s\S]*\r\n\r\n\{"id":/, name);
+      }
+    } finally {
+      await (closing ?? service.app.close()).catch(() => {});
+      await service.close();
+    }
+  });
+});
+
+describe("Node's parser's refusals (clientErrorHandler)", () => {
+  test('are answered in our shape, but not where an answer on the connection has begun: it would land in its midst', () => {
+    const refuse = (headersSent: boolean | undefined): { written: string; destroyed: boolean } => {
+      const socket = new PassThrough();
+      socket.on('error', () => {});
+      if (headersSent !== undefined) Object.assign(socket, { _httpMessage: { headersSent } });
+      const timeout = Object.assign(new Error('request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
+      clientErrorHandler.call({ log: pino({ level: 'silent' }) } as unknown as FastifyInstance, timeout, socket);
+      return { written: (socket.read() as Buffer | null)?.toString() ?? '', destroyed: socket.destroyed };
+    };
+    for (const headersSent of [undefined, false]) {
+      const { written, destroyed } = refuse(headersSent);
+      assert.match(written, /^HTTP\/1\.1 408 [\s\S]*\{"error":\{"code":"request_timeout"/, String(headersSent));
+      assert.ok(destroyed);
+    }
+    assert.deepEqual(refuse(true), { written: '', destroyed: true });
   });
 });
 
