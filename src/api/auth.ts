@@ -33,6 +33,9 @@ export function liveTicketHolder(request: FastifyRequest): string {
   return request.apiKey ? digest(request.apiKey.key) : '';
 }
 
+/** Of a request that repeats `?ticket=`, how many distinct tickets are spent at most. */
+const MAX_TICKETS_SPENT = 4;
+
 /** The `ticket` query parameters of a route that takes one: none, one, or (a request that repeats
  * the parameter, which is refused) several. */
 function presentedTickets(request: FastifyRequest): string[] {
@@ -150,9 +153,12 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
     // (in a page's history, say) next to a key must not stay good.
     const tickets = presentedTickets(request);
     if (tickets.length > 1) {
-      // Each spent all the same (one seen beside another must not stay good), then refused as
-      // the query it is: the schema takes one ticket (and says so, without keys).
-      await Promise.all(tickets.map((ticket) => options.redeemLiveTicket(ticket)));
+      // Spent all the same (one seen beside another must not stay good), then refused as the
+      // query it is: the schema takes one ticket (and says so, without keys). The first few
+      // distinct ones only: this runs before the rate limit counts the request, and the header
+      // limit fits ~320 (a Redis transaction each); a page's URL carries one, so a request with
+      // more than a few was made so, and its tickets are its maker's own.
+      await Promise.all([...new Set(tickets)].slice(0, MAX_TICKETS_SPENT).map((ticket) => options.redeemLiveTicket(ticket)));
       const message = `is given ${tickets.length} times: give one ticket, once`;
       throw new ApiError(400, 'invalid_request', `querystring/ticket ${message}`, { issues: [{ path: 'querystring/ticket', message }] });
     }

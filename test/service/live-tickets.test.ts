@@ -74,6 +74,23 @@ describe('live tickets', () => {
     assertError(await service.app.inject({ url: `/v1/live?ticket=${ticket}` }), 401, 'invalid_ticket');
   });
 
+  test('of a ticket given many times, the first 4 distinct are spent, not one Redis transaction each; the message counts them all', async () => {
+    const redeem = service.jobs.redeemLiveTicket.bind(service.jobs);
+    let redeemed = 0;
+    service.jobs.redeemLiveTicket = (ticket) => ((redeemed += 1), redeem(ticket));
+    try {
+      const tickets = await Promise.all([1, 2, 3, 4, 5].map(() => issue()));
+      const query = [...tickets, ...new Array<string>(300).fill(tickets[0]!)].map((ticket) => `ticket=${ticket}`).join('&');
+      const many = await service.app.inject({ url: `/v1/live?${query}` });
+      assert.match(assertError(many, 400, 'invalid_request'), /^querystring\/ticket is given 305 times/);
+      assert.equal(redeemed, 4);
+      for (const ticket of tickets.slice(0, 4)) assertError(await service.app.inject({ url: `/v1/live?ticket=${ticket}` }), 401, 'invalid_ticket');
+      assert.equal((await service.app.inject({ url: `/v1/live?ticket=${tickets[4]}` })).statusCode, 426, 'the fifth is left');
+    } finally {
+      service.jobs.redeemLiveTicket = redeem;
+    }
+  });
+
   test('POST /v1/live/tickets takes no body: 415 for one not JSON, 400 invalid_request for JSON; none, an empty one or `{}` is issued', async () => {
     const post = (headers: Record<string, string>, payload?: string) =>
       service.app.inject({ method: 'POST', url: '/v1/live/tickets', headers: { 'x-api-key': KEY, ...headers }, ...(payload === undefined ? {} : { payload }) });
