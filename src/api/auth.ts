@@ -210,14 +210,13 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
     errorResponseBuilder: (_request, context) =>
       new ApiError(429, 'rate_limited', `rate limit of ${context.max} requests exceeded; retry in ${context.after}`),
   });
-  // After the rate limit's own onRequest hook, which it adds to each route as it is declared
-  // (route hooks run after the scope's): this onRoute hook, registered after its, comes next.
-  const refuse = async (request: FastifyRequest): Promise<void> => {
-    const refusal = refusals.get(request);
-    if (refusal) throw refusal;
-  };
-  app.addHook('onRoute', (route) => {
-    const own = route.onRequest;
-    route.onRequest = [...(own === undefined ? [] : Array.isArray(own) ? own : [own]), refuse];
-  });
+  // Thrown once the rate limit has counted the request: its hook is each route's own onRequest
+  // (it adds one to each route as it is declared), and a scope's preParsing hooks run after every
+  // onRequest hook (fastify's lifecycle), GET's included. Only with keys: without, nothing is refused.
+  if (keysByDigest.size > 0) {
+    app.addHook('preParsing', async (request) => {
+      const refusal = refusals.get(request);
+      if (refusal) throw refusal;
+    });
+  }
 }
