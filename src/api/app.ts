@@ -61,7 +61,9 @@ interface CompatFront {
   prefixes: readonly string[];
 }
 
-const PISTON_PREFIXES = ['/api/v2', '/api/v2/piston'] as const;
+/** Piston's routes' root: each of its prefixes is under it. */
+const PISTON_ROOT = '/api/v2';
+const PISTON_PREFIXES = [PISTON_ROOT, `${PISTON_ROOT}/piston`] as const;
 
 /** Compat fronts, registered when their module is present (they are written alongside this one),
  * each under the path prefixes its original serves: the same routes under each. Piston's are also
@@ -159,8 +161,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     // clock once the request has arrived, so a `?wait` held past it is not cut.
     requestTimeout: config.requestTimeoutMs,
     http: {
-      // Node's own default (60 s), unless the whole request is allowed less: it refuses a headers
-      // timeout above the request's.
+      // Node's own default (60 s), unless the whole request is allowed less: where the headers'
+      // timeout is above the request's, Node's check for expired requests swaps the two, which
+      // would stretch the request timeout to 60 s. (fastify sets requestTimeout once the server is
+      // made, so Node's own refusal of such a pair at its creation does not see it.)
       headersTimeout: Math.min(NODE_HEADERS_TIMEOUT_MS, config.requestTimeoutMs),
       // Node looks for requests past their time only this often (its default: 30 s, which made a
       // slow request's 408 come up to 30 s late): a request is cut within its timeout and a quarter.
@@ -343,7 +347,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   // prefixes). The connection is closed, which frees the place the upgrade had claimed.
   app.websocketServer.on('wsClientError', (error: Error, socket: Duplex, request: IncomingMessage) => {
     const message = `the WebSocket handshake is not valid: ${error.message}`;
-    const piston = PISTON_PREFIXES.some((prefix) => request.url?.startsWith(`${prefix}/`));
+    const piston = request.url?.startsWith(`${PISTON_ROOT}/`) ?? false;
     // Sec-WebSocket-Version names the versions it speaks, as RFC 6455 (4.4) asks and ws does.
     const headers: Record<string, string> = /Sec-WebSocket-Version/i.test(error.message) ? { 'Sec-WebSocket-Version': '13, 8' } : {};
     writeRawAnswer(socket, 400, piston ? { message } : { error: { code: 'invalid_upgrade', message } }, headers);

@@ -199,7 +199,7 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
     // parsing, a live socket's claim on its place (a route preHandler). A request without a
     // valid key (or ticket) counts against its client address, as without keys, before its
     // refusal: thrown at once, those were never limited (1,400 401s a second from one client,
-    // slowing the keys' own requests).
+    // slowing the keys' own requests: a probe by hand, 2026-12-07).
     hook: 'onRequest',
     timeWindow: options.rateLimitWindowMs,
     max: (request) => request.apiKey?.requestsPerWindow ?? options.defaultRequestsPerWindow,

@@ -202,8 +202,7 @@ async function start(config: Config, runtimes: Runtime[], limits: ProcessLimits)
       // once beside it, not behind it: nothing the API's close still does (answers in flight,
       // live sockets' last messages) needs them, and a request that never finishes arriving must
       // not hold their SIGTERM (the API's close is bounded, app.ts, but not short). Redis last.
-      const apiClosed = running.close();
-      await Promise.all([apiClosed, workers?.stop()]);
+      await Promise.all([running.close(), workers?.stop()]);
       await stopRedis();
     },
     { beforeForcedExit: () => workers?.kill() },

@@ -1343,7 +1343,7 @@ describe('unknown fields', () => {
     assert.deepEqual(issues[7], { path: 'body/files/7', message: 'must not have additional properties (colour)' });
   });
 
-  test('a 4 MiB body of short unknown keys costs about its parsing, not seconds of the event loop', async () => {
+  test('a 4 MiB body of short unknown keys is refused with one issue naming the first 10 (its time printed, not asserted)', async () => {
     let text = '{"language":"python","source":"x"';
     for (let index = 0; ; index++) {
       const field = `,"${index}":0`;

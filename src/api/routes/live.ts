@@ -8,6 +8,7 @@ import type { FastifyRequest } from 'fastify';
 import { Compile } from 'typebox/compile';
 import type { WebSocket } from 'ws';
 import { isTerminalSize, liveJobProblem } from '../../executor/check.js';
+import { isRecord } from '../../images/validate.js';
 import type { LiveEvent } from '../../jobs/model.js';
 import { liveTicketHolder } from '../auth.js';
 import { ApiError, badRequest, prototypeKeyRefusal, toApiError } from '../errors.js';
@@ -26,7 +27,6 @@ const LIVE_TICKET_TTL_MS = 60_000;
 
 const submissionCheck = Compile(JobSubmission);
 
-const isPlainObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
 const TERMINAL_SIZE_SHAPE = '{"rows": integer, "cols": integer}, each 1-65535';
 
 /** The `submit` message's job as a validation error fastify would make of a body, so that it reads
@@ -51,7 +51,7 @@ export const liveRoutes: FastifyPluginAsyncTypebox<LiveFrontOptions> = async (ap
       // JSON send for a POST with nothing to say, says nothing: taken.
       preValidation: async (request) => {
         const body = request.body;
-        if (body === undefined || body === '' || (isPlainObject(body) && Object.keys(body).length === 0)) return;
+        if (body === undefined || body === '' || (isRecord(body) && Object.keys(body).length === 0)) return;
         const type = request.headers['content-type']?.split(';')[0]!.trim().toLowerCase();
         if (type !== 'application/json') throw new ApiError(415, 'unsupported_media_type', 'POST /v1/live/tickets takes no body (a /v1 body is application/json)');
         throw badRequest('invalid_request', 'POST /v1/live/tickets takes no body');
