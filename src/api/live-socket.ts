@@ -94,21 +94,15 @@ export class JobSocket {
     const forget = liveSockets.add(request, () => this.shutdown());
     socket.on('message', (raw) => {
       if (this.over) return;
-      let message: unknown;
-      let text: string;
       try {
-        // A text or binary frame alike: ws hands both as bytes.
-        text = raw.toString();
-        message = JSON.parse(text);
+        this.take(raw);
       } catch (error) {
-        handlers.notJson(error as Error);
-        return;
+        // ws calls this listener from its socket's data event, where a throw is uncaught and ends
+        // the API process: a fault in taking one message (a bug: 1f31de4's was one) ends that
+        // socket and its job instead, said in the log.
+        this.log.error({ err: error }, 'live socket: taking a message failed; socket ended');
+        void this.end(1011, 'internal_error');
       }
-      if (handlers.prototypeKey && hasPrototypeKey(text, message)) {
-        handlers.prototypeKey();
-        return;
-      }
-      handlers.message(message);
     });
     socket.on('close', () => {
       clearTimeout(deadline);
@@ -117,6 +111,25 @@ export class JobSocket {
       // against its client until its job is cancelled (that job holds a worker until then).
       void this.job.abandon().finally(forget);
     });
+  }
+
+  /** One message from the client, to its front's handlers. */
+  private take(raw: WebSocket.RawData): void {
+    let message: unknown;
+    let text: string;
+    try {
+      // A text or binary frame alike: ws hands both as bytes.
+      text = raw.toString();
+      message = JSON.parse(text);
+    } catch (error) {
+      this.handlers.notJson(error as Error);
+      return;
+    }
+    if (this.handlers.prototypeKey && hasPrototypeKey(text, message)) {
+      this.handlers.prototypeKey();
+      return;
+    }
+    this.handlers.message(message);
   }
 
   /** Whether the socket has ended (or is ending): nothing more is sent or taken. */

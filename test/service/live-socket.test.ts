@@ -186,7 +186,10 @@ test('a terminal\'s size asked for while the job is queued goes once its session
   assert.equal(plain.resize({ rows: 24, cols: 80 }), 'no_terminal');
 });
 
-function jobSocket(socket: FakeSocket, options: { logs?: { level: number; msg: string }[]; shutdown?: (stop: () => Promise<void>) => void } = {}): JobSocket {
+function jobSocket(
+  socket: FakeSocket,
+  options: { logs?: { level: number; msg: string }[]; shutdown?: (stop: () => Promise<void>) => void; message?: (message: unknown) => void } = {},
+): JobSocket {
   const log = options.logs
     ? pino({ level: 'debug' }, { write: (line: string) => void options.logs!.push(JSON.parse(line)) })
     : pino({ level: 'silent' });
@@ -194,7 +197,7 @@ function jobSocket(socket: FakeSocket, options: { logs?: { level: number; msg: s
   const add = (_request: unknown, stop: () => Promise<void>) => (options.shutdown?.(stop), () => {});
   const liveSockets = { maxStdinBytes: 100, add } as unknown as LiveSockets;
   const live: JobSocket = new JobSocket(socket as unknown as WebSocket, request, liveSockets, 60_000, {
-    message: () => {},
+    message: options.message ?? (() => {}),
     notJson: () => {},
     // As the fronts do: the end's last message is an error, sent to the same slow client.
     tooSlow: () => void live.end(4429, 'client_too_slow', { type: 'error', error: { code: 'client_too_slow' } }),
@@ -204,6 +207,18 @@ function jobSocket(socket: FakeSocket, options: { logs?: { level: number; msg: s
   });
   return live;
 }
+
+test("a fault in taking one message ends that socket (1011) and is logged, not thrown from ws's listener, which would end the API", () => {
+  const socket = new FakeSocket();
+  const logs: { level: number; msg: string }[] = [];
+  const live = jobSocket(socket, { logs, message: () => { throw new RangeError('Maximum call stack size exceeded'); } });
+  assert.doesNotThrow(() => socket.emit('message', Buffer.from('{"type":"submit"}')));
+  assert.deepEqual(socket.closes, [1011]);
+  assert.equal(live.ended, true);
+  assert.ok(logs.some((line) => line.level === 50 && /taking a message failed/.test(line.msg)), JSON.stringify(logs));
+  socket.emit('message', Buffer.from('{"type":"stdin"}'));
+  assert.deepEqual(socket.closes, [1011], 'nothing taken after the end');
+});
 
 test('a client too slow is ended once: its error is the last message, however much is unread (it recurred until the stack overflowed)', () => {
   const socket = new FakeSocket();
