@@ -6,7 +6,7 @@ import path from 'node:path';
 import { dataDirFromEnv } from './images/paths.js';
 import { MiB } from './units.js';
 import { jobsAtOnce } from './queue/background-lane.js';
-import { checkSubmission, outputAboveMaximum, type CheckedSubmission } from './executor/check.js';
+import { checkSubmission, MAX_LIST_ITEMS, outputAboveMaximum, type CheckedSubmission } from './executor/check.js';
 import type { Runtime } from './images/types.js';
 import { CGROUP_BASES, type CgroupBase } from './sandbox/types.js';
 import { DEFAULT_WEBHOOK_DENY, OutboundPolicy, parseSubnet } from './queue/outbound.js';
@@ -656,10 +656,10 @@ export function loadConfig(env: Env = process.env, host: HostFacts = {}): Config
     maxWaitMs: integer(env, 'CELLBLOCK_MAX_WAIT_MS', 60_000, 1),
     requestTimeoutMs: integer(env, 'CELLBLOCK_REQUEST_TIMEOUT_MS', 30_000, 1000),
     bodyLimitBytes: integer(env, 'CELLBLOCK_BODY_LIMIT_BYTES', 4 * 1024 * 1024, 1024),
-    maxFiles: integer(env, 'CELLBLOCK_MAX_FILES', 64, 1),
-    maxTests: integer(env, 'CELLBLOCK_MAX_TESTS', 100, 1),
-    maxBatchJobs: integer(env, 'CELLBLOCK_MAX_BATCH_JOBS', 100, 1),
-    maxArgs: integer(env, 'CELLBLOCK_MAX_ARGS', 128, 0),
+    maxFiles: integer(env, 'CELLBLOCK_MAX_FILES', 64, 1, MAX_LIST_ITEMS),
+    maxTests: integer(env, 'CELLBLOCK_MAX_TESTS', 100, 1, MAX_LIST_ITEMS),
+    maxBatchJobs: integer(env, 'CELLBLOCK_MAX_BATCH_JOBS', 100, 1, MAX_LIST_ITEMS),
+    maxArgs: integer(env, 'CELLBLOCK_MAX_ARGS', 128, 0, MAX_LIST_ITEMS),
     maxJobOutputBytes: integer(env, 'CELLBLOCK_MAX_JOB_OUTPUT_BYTES', DEFAULT_MAX_JOB_OUTPUT_BYTES, 1),
     judgeCompileCacheBytes: integer(env, 'CELLBLOCK_JUDGE_COMPILE_CACHE_BYTES', DEFAULT_JUDGE_COMPILE_CACHE_BYTES, 0),
     maxLiveSessionsPerClient: integer(env, 'CELLBLOCK_MAX_LIVE_SESSIONS_PER_CLIENT', 16, 1),

@@ -1,7 +1,7 @@
 // The /v1 API's shapes, written once in TypeBox: fastify validates requests with them, shapes
 // responses with them, and @fastify/swagger publishes them as the OpenAPI document at /docs.
 import { Type, type Static } from 'typebox';
-import { FILE_NAME_MAX_BYTES, MIN_MEMORY_BYTES, NAME_MAX_BYTES } from '../executor/check.js';
+import { FILE_NAME_MAX_BYTES, MAX_LIST_ITEMS, MIN_MEMORY_BYTES, NAME_MAX_BYTES } from '../executor/check.js';
 
 const description = (text: string) => ({ description: text });
 
@@ -91,6 +91,7 @@ export const TestInput = Type.Object(
 
 const compileArgsInput = (what: string) =>
   Type.Array(Type.String({ maxLength: MAX_ARG_CHARS }), {
+    maxItems: MAX_LIST_ITEMS,
     description: `Arguments for ${what} compiler ("-O0", "-DLOCAL", "-std=c11"), placed where the runtime's compile command takes them, after its own flags, so that they override them; only for runtimes that have a compile step (400 no_compile_step otherwise).`,
   });
 
@@ -101,7 +102,7 @@ const judgeProgramInput = (role: 'interactor' | 'checker', description: string) 
       language: Type.String({ minLength: 1, maxLength: 64, description: `The ${role}'s runtime id, language or alias.` }),
       version: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
       source: Type.Optional(Type.String({ description: "A single source file, written as the runtime's source file name." })),
-      files: Type.Optional(Type.Array(FileInput, { minItems: 1, description: 'Several files; the first is the entry point. Not input.txt, output.txt or answer.txt.' })),
+      files: Type.Optional(Type.Array(FileInput, { minItems: 1, maxItems: MAX_LIST_ITEMS, description: 'Several files; the first is the entry point. Not input.txt, output.txt or answer.txt.' })),
       compileArgs: Type.Optional(compileArgsInput(`the ${role}'s`)),
       limits: Type.Optional(LimitsInput),
       compileLimits: Type.Optional(CompileLimitsInput),
@@ -124,18 +125,19 @@ export const JobSubmission = Type.Object(
     language: Type.String({ minLength: 1, maxLength: 64, description: 'Runtime id, language or alias (see /v1/runtimes).' }),
     version: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'The runtime\'s version or a release line it is in, its parts compared as numbers, wildcards last ("3.11" and "3.x" find 3.11.2, "3.1" does not; anything else, "x.11" or "03", names a version exactly); a runtime of one or two parts names a line, found by its releases too ("18.20.4" finds 18.20). The newest match when absent.' })),
     source: Type.Optional(Type.String({ description: "A single source file, written as the runtime's source file name." })),
-    files: Type.Optional(Type.Array(FileInput, { minItems: 1, description: 'Several files; the first is the entry point.' })),
+    files: Type.Optional(Type.Array(FileInput, { minItems: 1, maxItems: MAX_LIST_ITEMS, description: 'Several files; the first is the entry point.' })),
     stdin: Type.Optional(
       Type.String({
         description: "The program's stdin. Not with tests, each of which runs with its own (tests[].stdin): a non-empty stdin beside tests is a 400 (stdin_not_applicable), as beside an interactor (interactor_not_applicable).",
       }),
     ),
-    args: Type.Optional(Type.Array(Type.String({ maxLength: MAX_ARG_CHARS }))),
+    args: Type.Optional(Type.Array(Type.String({ maxLength: MAX_ARG_CHARS }), { maxItems: MAX_LIST_ITEMS })),
     compileArgs: Type.Optional(compileArgsInput('the')),
     limits: Type.Optional(LimitsInput),
     compileLimits: Type.Optional(CompileLimitsInput),
     outputFiles: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
+        maxItems: MAX_LIST_ITEMS,
         description:
           `Files the program writes in its work dir (/box), relative paths named as files' are (parts of at most ${NAME_MAX_BYTES} bytes, at most ${FILE_NAME_MAX_BYTES} in all), returned with each run (outputFiles of run or of each test), each up to the run's limits.outputBytes and its limits.fileSizeBytes; at most CELLBLOCK_MAX_FILES.`,
       }),
@@ -146,7 +148,7 @@ export const JobSubmission = Type.Object(
           "Each run's stderr is written into its stdout, interleaved as the program wrote them (the result's stderr is then empty); the compile's streams stay apart.",
       }),
     ),
-    tests: Type.Optional(Type.Array(TestInput, { minItems: 1, description: 'Run once per test after one compile.' })),
+    tests: Type.Optional(Type.Array(TestInput, { minItems: 1, maxItems: MAX_LIST_ITEMS, description: 'Run once per test after one compile.' })),
     comparison: Type.Optional(ComparisonInput),
     stopOnFailure: Type.Optional(
       Type.Boolean({
@@ -163,7 +165,7 @@ export const JobSubmission = Type.Object(
 export type JobSubmission = Static<typeof JobSubmission>;
 
 export const BatchSubmission = Type.Object(
-  { jobs: Type.Array(JobSubmission, { minItems: 1 }) },
+  { jobs: Type.Array(JobSubmission, { minItems: 1, maxItems: MAX_LIST_ITEMS }) },
   { additionalProperties: false },
 );
 export type BatchSubmission = Static<typeof BatchSubmission>;

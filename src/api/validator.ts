@@ -24,9 +24,15 @@ interface ObjectSchema {
   patternProperties?: unknown;
   additionalProperties?: unknown;
   items?: unknown;
+  maxItems?: unknown;
 }
 
 type UnknownFieldsIssue = { instancePath: string; schemaPath: string; keyword: 'additionalProperties'; params: { additionalProperties: string[] }; message: string };
+
+/** An array longer than its schema's maxItems, worded as TypeBox words it. */
+type TooManyItemsIssue = { instancePath: string; schemaPath: string; keyword: 'maxItems'; params: { limit: number }; message: string };
+
+type WalkIssue = UnknownFieldsIssue | TooManyItemsIssue;
 
 /** Whether `shape` is an array's schema whose items are described. */
 const isArraySchema = (shape: ObjectSchema | undefined): shape is ObjectSchema & { items: object } =>
@@ -49,10 +55,21 @@ const isClosed = (shape: ObjectSchema): boolean => shape.additionalProperties ==
  * blocked throughout), where a set lookup costs ~0.05: figures profiled by hand (2026-12-07); the
  * api-input.test.ts test "a 4 MiB body of short unknown keys ..." prints that body's time now.
  * It runs on every check of a body, query and headers: nothing is copied, and a path is made only
- * for an issue (from `path`, the names and indexes down to `value`). */
-function unknownFields(schema: unknown, value: unknown, path: (string | number)[] = [], found: UnknownFieldsIssue[] = []): UnknownFieldsIssue[] {
+ * for an issue (from `path`, the names and indexes down to `value`). An array longer than its
+ * schema's maxItems is an issue of its own, its items unwalked. */
+function unknownFields(schema: unknown, value: unknown, path: (string | number)[] = [], found: WalkIssue[] = []): WalkIssue[] {
   const shape = schema as ObjectSchema | undefined;
   if (Array.isArray(value) && isArraySchema(shape)) {
+    // An array longer than its schema's maxItems is refused here for its length alone, neither its
+    // items walked nor the value given to TypeBox: its check and its issues went through every item
+    // whatever the length (a 4 MiB body's 10^6 numbers as `args`, 1.3 s of event loop; 10^6 `{}`
+    // as `tests`, 3 s), before the policy refused the count.
+    if (typeof shape.maxItems === 'number' && value.length > shape.maxItems) {
+      const [instancePath, schemaPath] = pointers(path);
+      const limit = shape.maxItems;
+      found.push({ instancePath, schemaPath, keyword: 'maxItems', params: { limit }, message: `must not have more than ${limit} items` });
+      return found;
+    }
     for (let index = 0; index < value.length; index++) {
       // Enough said (the caller answers with these alone): an array of 500,000 items with an
       // unknown field each is not walked to its end, nor answered with an issue for each.
@@ -124,7 +141,8 @@ function findingUnknownFields(schema: unknown, check: Check): Check {
   return (value: unknown) => {
     const issues = unknownFields(schema, value);
     if (issues.length === 0) return check(value);
-    if (issues.length >= MAX_ISSUES) return { error: issues };
+    // An overlong list is not checked by TypeBox (unknownFields).
+    if (issues.length >= MAX_ISSUES || issues.some((issue) => issue.keyword === 'maxItems')) return { error: issues };
     const rest = check(withoutUnknownFields(schema, value)) as { error?: FastifySchemaValidationError[] };
     return { error: [...issues, ...(Array.isArray(rest.error) ? rest.error : [])] };
   };

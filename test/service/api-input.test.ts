@@ -1362,6 +1362,49 @@ describe('unknown fields', () => {
     // A figure, not an assertion: timing on a shared machine. Before: 1.5-1.9 s (TypeBox's own search).
     console.log(`# ${keys} keys, ${text.length} bytes: JSON.parse ${parseMs.toFixed(0)} ms, answered in ${answerMs.toFixed(0)} ms`);
   });
+
+  /** A 4 MiB body whose `field` is a list of `item` (JSON text) repeated to the body limit. */
+  const fourMiBList = (field: string, item: string) => {
+    const opening = `{"language":"python","source":"x","${field}":[${item}`;
+    const count = Math.floor((4 * 1024 * 1024 - opening.length - 2) / (item.length + 1)) + 1;
+    return { text: `${opening}${`,${item}`.repeat(count - 1)}]}`, count };
+  };
+
+  for (const [field, item, before] of [
+    ['args', '1', '1.3-1.4 s'],
+    ['tests', '{}', '0.6 s'],
+  ] as const) {
+    test(`a 4 MiB body whose ${field} is a list of ${item} is refused for its length, its items unchecked (its time printed, not asserted)`, async () => {
+      const { text, count } = fourMiBList(field, item);
+      assert.ok(count > 100_000, `${count} items`);
+      const parseStarted = performance.now();
+      JSON.parse(text);
+      const parseMs = performance.now() - parseStarted;
+      const started = performance.now();
+      const response = await service.app.inject({ method: 'POST', url: '/v1/jobs', headers: { 'content-type': 'application/json' }, payload: text });
+      const answerMs = performance.now() - started;
+      const refused = assertError(response, 400, 'invalid_request');
+      assert.equal(refused.message, `body/${field} must not have more than 100000 items`);
+      assert.deepEqual(refused.details, { issues: [{ path: `body/${field}`, message: 'must not have more than 100000 items' }] });
+      // A figure, not an assertion: timing on a shared machine. Before: ${before}, TypeBox checking every item.
+      console.log(`# ${count} ${field} (${item}), ${text.length} bytes: JSON.parse ${parseMs.toFixed(0)} ms, answered in ${answerMs.toFixed(0)} ms (before: ${before})`);
+    });
+  }
+
+  test("a list within the schema's maxItems still gets the policy's refusal of its count, however long", async () => {
+    const tests = assertError(await post({ ...hello, tests: Array.from({ length: 10_000 }, () => ({})) }), 400, 'too_many_tests');
+    assert.deepEqual(tests.details, { maximum: 100 });
+    assertError(await post({ ...hello, args: Array.from({ length: 100_000 }, () => 'a') }), 400, 'too_many_args');
+    // One item past it is the schema's: no maximum the policy may be set to takes it.
+    assertError(await post({ ...hello, args: Array.from({ length: 100_001 }, () => 'a') }), 400, 'invalid_request');
+    // The batch's list, and one inside a judge program: each is bounded as its own.
+    assertError(await post({ jobs: Array.from({ length: 100_001 }, () => ({})) }, '/v1/jobs/batch'), 400, 'invalid_request');
+    const checkerFiles = assertError(await post({ ...hello, checker: { language: 'python', files: Array.from({ length: 100_001 }, () => ({})) } }), 400, 'invalid_request');
+    assert.equal(checkerFiles.message, 'body/checker/files must not have more than 100000 items');
+    // Refused for its length alone: the unknown-field walk does not go through its items either.
+    const unknownInItems = assertError(await post({ ...hello, tests: Array.from({ length: 100_001 }, () => ({ stdn: '' })) }), 400, 'invalid_request');
+    assert.deepEqual(unknownInItems.details, { issues: [{ path: 'body/tests', message: 'must not have more than 100000 items' }] });
+  });
 });
 
 describe('clients behind a balancer', () => {

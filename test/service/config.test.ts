@@ -389,7 +389,7 @@ describe('configuration', () => {
       [{ CELLBLOCK_PORT: 'abc' }, 'CELLBLOCK_PORT', /whole number/],
       [{ CELLBLOCK_PORT: '70000' }, 'CELLBLOCK_PORT', /from 0 to 65535/],
       [{ CELLBLOCK_LOG_LEVEL: 'loud' }, 'CELLBLOCK_LOG_LEVEL', /one of fatal, error, warn, info, debug, trace, silent/],
-      [{ CELLBLOCK_MAX_FILES: '0' }, 'CELLBLOCK_MAX_FILES', />= 1/],
+      [{ CELLBLOCK_MAX_FILES: '0' }, 'CELLBLOCK_MAX_FILES', /from 1 to 100000, got "0"/],
       [{ CELLBLOCK_MAX_FILES: '1.5' }, 'CELLBLOCK_MAX_FILES', /whole number/],
       [{ CELLBLOCK_BODY_LIMIT_BYTES: '1e99' }, 'CELLBLOCK_BODY_LIMIT_BYTES', /whole number/],
       [{ CELLBLOCK_WORKER_CONCURRENCY: '0' }, 'CELLBLOCK_WORKER_CONCURRENCY', />= 1/],
@@ -401,7 +401,10 @@ describe('configuration', () => {
       [{ CELLBLOCK_API_KEYS: `long-enough-key,${'k'.repeat(201)}` }, 'CELLBLOCK_API_KEYS', /entry 2: a key has 8 to 200 characters, this one 201$/],
       [{ CELLBLOCK_API_KEYS: 'kéy-long-enough' }, 'CELLBLOCK_API_KEYS', /entry 1: a key's characters are ASCII letters, digits and _ \. ~ \+ \/ = - \(its character 2 is not\)$/],
       // The maximum said, where the row does not state it.
-      [{ CELLBLOCK_MAX_FILES: '9007199254740992' }, 'CELLBLOCK_MAX_FILES', /expected a whole number from 1 to 9007199254740991, got "9007199254740992"/],
+      [{ CELLBLOCK_MAX_QUEUED_JOBS: '9007199254740992' }, 'CELLBLOCK_MAX_QUEUED_JOBS', /expected a whole number from 1 to 9007199254740991, got "9007199254740992"/],
+      // The request schemas' maxItems (MAX_LIST_ITEMS): above it the schema would refuse a count the policy takes.
+      [{ CELLBLOCK_MAX_TESTS: '100001' }, 'CELLBLOCK_MAX_TESTS', /expected a whole number from 1 to 100000, got "100001"/],
+      [{ CELLBLOCK_MAX_ARGS: '100001' }, 'CELLBLOCK_MAX_ARGS', /expected a whole number from 0 to 100000, got "100001"/],
       [{ CELLBLOCK_QUEUE_PREFIX: 'p'.repeat(65) }, 'CELLBLOCK_QUEUE_PREFIX', /^CELLBLOCK_QUEUE_PREFIX: at most 64 characters, got 65$/],
       [{ CELLBLOCK_QUEUE_PREFIX: 'café' }, 'CELLBLOCK_QUEUE_PREFIX', /ASCII letters \(A-Z, a-z\), digits, "_" and "-" only, got "café"/],
       [{ CELLBLOCK_CORS_ORIGINS: '*, https://ide.example.com' }, 'CELLBLOCK_CORS_ORIGINS', /"\*" \(any origin\) stands alone: set either \* or a list of origins/],

@@ -227,6 +227,16 @@ describe('live jobs end to end', { skip }, () => {
     });
   }
 
+  test("/v1/live refuses a list past the schema's maxItems for its length, as POST /v1/jobs does: its items not walked", async () => {
+    const socket = await open('/v1/live');
+    socket.send({ type: 'submit', job: { language: 'python', source: 'x', tests: Array.from({ length: 100_001 }, () => ({ stdn: '' })) } });
+    const error = await socket.next((m) => m.type === 'error');
+    assert.equal(error.error.code, 'invalid_request', JSON.stringify(error));
+    assert.equal(error.error.message, 'job/tests must not have more than 100000 items');
+    assert.deepEqual(error.error.details, { issues: [{ path: 'job/tests', message: 'must not have more than 100000 items' }] });
+    assert.deepEqual(await socket.closed, { code: 4400, reason: 'invalid_request' });
+  });
+
   test('/metrics counts the live sockets open on this API process', async () => {
     const liveSockets = async () => {
       const count = Number(/^cellblock_api_live_sockets (\d+)$/m.exec(await (await fetch(`${base}/metrics`)).text())?.[1]);
