@@ -15,9 +15,11 @@
 // Times that another host compares (a job's finish, BullMQ's finishedOn, against the expiry every
 // reader and cleaner computes; the run's start and end, against its creation, for its queue wait,
 // its latency and its record) are this process's estimate of Redis's clock (redis-clock.ts), as
-// the API's creation stamp is. The take (BullMQ's processedOn), which BullMQ's lock renewals and
-// the lock fence count from, and a delayed hand-back's time stay this process's own clock, as
-// BullMQ times its renewals, its delayed waits and their promotion (see hand-back.ts).
+// the API's creation stamp is (the finish to within 100 ms: where this process's clock agrees so
+// far, BullMQ's own stamp and its fetch of the next job stand). The take (BullMQ's processedOn),
+// which BullMQ's lock renewals and the lock fence count from, and a delayed hand-back's time stay
+// this process's own clock, as BullMQ times its renewals, its delayed waits and their promotion
+// (see hand-back.ts).
 //
 // The path from "taken" to "program started" makes no Redis round trip of its own: the cancel
 // marker is read only when a cancel message could have been missed (see cancel-watch.ts), a
@@ -607,7 +609,8 @@ async function openQueueWorker(options: QueueWorkerOptions, opened: OpenedSoFar)
         autorun: false,
       }),
   );
-  // Their finishes stamped by Redis's clock; their takes by this process's (stampByClock).
+  // Their finishes stamped by Redis's clock where this process's is off it; their takes by this
+  // process's (stampByClock).
   const unknownLayouts = new Set<string>();
   for (const worker of workers) {
     stampByClock(worker.scripts, clock, (command) => {

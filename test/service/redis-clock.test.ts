@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { RedisClock, stampByClock, type Clock } from '../../src/queue/redis-clock.js';
+import { CLOCKS_AGREE_MS, RedisClock, stampByClock, type Clock } from '../../src/queue/redis-clock.js';
 import { start, type TestRedis } from '../helpers/redis.js';
 
 let redis: TestRedis;
@@ -61,8 +61,8 @@ test('the reading with the shortest round trip is kept: a slow one is outweighed
   assert.ok(Math.abs(clock.offsetMs - aheadMs) <= 50, `a later slow reading does not displace it (offset ${clock.offsetMs})`);
 });
 
-test("BullMQ's finish is stamped by the clock where BullMQ put its time, taking no next job; its take, other calls, and a layout of another BullMQ are left as they are", () => {
-  const clock: Clock = { now: () => 42, offsetMs: 0 };
+test("BullMQ's finish, on a process whose clock is off Redis's, is stamped by the clock where BullMQ put its time, taking no next job; its take, other calls, and a layout of another BullMQ are left as they are", () => {
+  const clock: Clock = { now: () => 42, offsetMs: CLOCKS_AGREE_MS + 1 };
   const sent: { command: string; args: unknown[] }[] = [];
   const scripts = { execCommand: (_client: never, command: string, args: unknown[]) => void sent.push({ command, args }) };
   const unknown: string[] = [];
@@ -91,4 +91,16 @@ test("BullMQ's finish is stamped by the clock where BullMQ put its time, taking 
   // The finish takes no next job: that take, and the promotions before it, would be by Redis's time.
   assert.equal(sent[1]!.args[14 + 5], 0, 'fetchNext 0');
   assert.deepEqual(unknown, ['moveToFinished']);
+});
+
+test("BullMQ's finish, on a process whose clock agrees with Redis's, is left as BullMQ made it: its own time, and its fetch of the next job", () => {
+  for (const offsetMs of [0, CLOCKS_AGREE_MS, -CLOCKS_AGREE_MS]) {
+    const sent: unknown[][] = [];
+    const scripts = { execCommand: (_client: never, _command: string, args: unknown[]) => void sent.push(args) };
+    stampByClock(scripts, { now: () => 42, offsetMs }, (command) => assert.fail(`${command}: no time of BullMQ's`));
+    const finishedAt = Date.now();
+    const args = [...Array.from({ length: 14 }, (_, i) => `key${i}`), 'job-1', finishedAt, 'returnvalue', 'null', 'completed', 1, 'prefix'];
+    scripts.execCommand(undefined as never, 'moveToFinished', [...args]);
+    assert.deepEqual(sent, [args], `offset ${offsetMs}`);
+  }
 });
