@@ -3,7 +3,7 @@
 import { realpathSync } from 'node:fs';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { buildImages, planImage } from './builder.js';
+import { buildImages, DEFAULT_LAYERS_AT_ONCE, planImage } from './builder.js';
 import { ImageDefinitions } from './definitions.js';
 import { pruneLayers } from './prune.js';
 import { BuildStoppedError, DataDirError, ImageBuildError, ImageDefinitionError, ImageStoreError, UnknownImageError } from './errors.js';
@@ -11,10 +11,11 @@ import { dataDirFromEnv, defaultDefinitionsDir } from './paths.js';
 import { openImageStore, type ImageStore } from './store.js';
 import type { BuildProgress } from './types.js';
 
-const USAGE = `usage: cellblock images build [--verbose] [--data-dir DIR] [name...]
+const USAGE = `usage: cellblock images build [--verbose] [--data-dir DIR] [--layers-at-once N] [name...]
        cellblock images list [--data-dir DIR]
        cellblock images prune [--data-dir DIR]   (remove layers no image uses and nothing mounts)
-Images live in --data-dir, else $CELLBLOCK_DATA_DIR, else /var/lib/cellblock.`;
+Images live in --data-dir, else $CELLBLOCK_DATA_DIR, else /var/lib/cellblock.
+--layers-at-once: how many layers build side by side (default ${DEFAULT_LAYERS_AT_ONCE}).`;
 
 interface Options {
   command: string | undefined;
@@ -24,10 +25,11 @@ interface Options {
   /** Where dataDir came from, for a refusal of it: `--data-dir`, or the variable (also when unset
    * and its default is taken: setting it is the remedy). */
   dataDirFrom: string;
+  layersAtOnce: number;
 }
 
 function parse(argv: string[]): Options | string {
-  const opts: Options = { command: undefined, names: [], verbose: false, dataDir: dataDirFromEnv(), dataDirFrom: 'CELLBLOCK_DATA_DIR' };
+  const opts: Options = { command: undefined, names: [], verbose: false, dataDir: dataDirFromEnv(), dataDirFrom: 'CELLBLOCK_DATA_DIR', layersAtOnce: DEFAULT_LAYERS_AT_ONCE };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--verbose' || arg === '-v') opts.verbose = true;
@@ -36,6 +38,10 @@ function parse(argv: string[]): Options | string {
       if (!dir) return '--data-dir needs a directory';
       opts.dataDir = dir;
       opts.dataDirFrom = '--data-dir';
+    } else if (arg === '--layers-at-once') {
+      const count = argv[++i];
+      if (!count || !/^[1-9][0-9]{0,2}$/.test(count)) return '--layers-at-once needs a whole number from 1 to 999';
+      opts.layersAtOnce = Number(count);
     } else if (arg === '--help' || arg === '-h') return '';
     else if (arg.startsWith('-')) return `unknown option ${arg}`;
     else if (opts.command === undefined) opts.command = arg;
@@ -81,11 +87,11 @@ function stopOnSignals(): { signal: AbortSignal; dispose(): void } {
 
 /** `images build`: its exit status (128 + the signal's number when a signal stopped it). Takes
  * the definitions dir as an argument for tests. */
-export async function buildCommand(names: string[], store: ImageStore, definitionsDir: string, verbose: boolean): Promise<number> {
+export async function buildCommand(names: string[], store: ImageStore, definitionsDir: string, verbose: boolean, layersAtOnce = DEFAULT_LAYERS_AT_ONCE): Promise<number> {
   const started = Date.now();
   const stop = stopOnSignals();
   try {
-    const outcomes = await buildImages(names, { store, definitionsDir, onProgress: printProgress(verbose), signal: stop.signal });
+    const outcomes = await buildImages(names, { store, definitionsDir, onProgress: printProgress(verbose), signal: stop.signal, layersAtOnce });
     const built = outcomes.reduce((n, o) => n + o.builtLayers.length, 0);
     process.stdout.write(`images: ${outcomes.length} image(s) ready, ${built} layer(s) built, in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     return 0;
@@ -142,7 +148,7 @@ export async function imagesCommand(argv: string[]): Promise<number> {
     const store = openImageStore(opts.dataDir);
     switch (opts.command) {
       case 'build':
-        return await buildCommand(opts.names, store, defaultDefinitionsDir(), opts.verbose);
+        return await buildCommand(opts.names, store, defaultDefinitionsDir(), opts.verbose, opts.layersAtOnce);
       case 'list':
         list(store);
         return 0;

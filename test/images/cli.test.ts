@@ -29,7 +29,7 @@ function cliWith(options: { env?: Record<string, string>; timeoutMs?: number }, 
 
 describe('cellblock images', () => {
   it('builds the busybox image with progress lines, then finds it up to date', { skip: whyNoLayerBuilds() }, () => {
-    const first = cli('build', 'busybox');
+    const first = cli('build', '--layers-at-once', '2', 'busybox');
     assert.equal(first.status, 0, first.stderr);
     assert.match(first.stdout, /busybox: 1 of 1 layer\(s\) to build/);
     assert.match(first.stdout, /busybox: finalize/);
@@ -51,7 +51,7 @@ describe('cellblock images', () => {
   });
 
   it('answers usage errors with exit status 2 and the usage', () => {
-    for (const args of [['frobnicate'], [], ['build', '--fast'], ['list', '--data-dir']]) {
+    for (const args of [['frobnicate'], [], ['build', '--fast'], ['list', '--data-dir'], ['build', '--layers-at-once', '0'], ['build', '--layers-at-once', 'two'], ['build', '--layers-at-once']]) {
       const r = cli(...args);
       assert.equal(r.status, 2, args.join(' '));
       assert.match(r.stderr, /usage: cellblock images build/);

@@ -35,6 +35,9 @@ after(() => scratch.remove());
 
 const bb = { name: 'bb', from: null, build: { kind: 'busybox' } };
 const chroot = (name: string, from: string, commands: string[]): unknown => ({ name, from, build: { kind: 'chroot', commands } });
+/** A layer's commands that note in it when they began and ended (the machine's uptime, s), a
+ * second apart. */
+const notesWhenItRan = ['cut -d" " -f1 /proc/uptime > /began', 'sleep 1', 'cut -d" " -f1 /proc/uptime > /ended'];
 
 describe('image store on the busybox test image', { skip }, () => {
   const dataDir = join(scratch.dir, 'data');
@@ -48,6 +51,12 @@ describe('image store on the busybox test image', { skip }, () => {
       'bb-b': chroot('bb-b', 'bb', ['mkdir -p /opt/b', 'echo b > /opt/b/x']),
       'bb-fail': chroot('bb-fail', 'bb', ['echo about to fail', 'exit 3']),
       'bb-quiet': chroot('bb-quiet', 'bb', ['echo compiling the world', 'sleep 1', 'touch /quiet']),
+      // A layer two images share, each image's own above it: each notes when it ran (the
+      // machine's uptime, in its own layer).
+      'bb-mid': chroot('bb-mid', 'bb', ['echo mid > /mid']),
+      'bb-c1': chroot('bb-c1', 'bb-mid', ['echo c1 > /c', ...notesWhenItRan]),
+      'bb-c2': chroot('bb-c2', 'bb-mid', ['echo c2 > /c', ...notesWhenItRan]),
+      'bb-long': chroot('bb-long', 'bb', ['echo building for a minute', 'sleep 60', 'touch /long']),
     });
   });
 
@@ -173,6 +182,53 @@ describe('image store on the busybox test image', { skip }, () => {
     assert.ok(heartbeats.some((h) => h.message.endsWith(': compiling the world')), heartbeats.map((h) => h.message).join('\n'));
     const phases = progress.map((p) => p.phase);
     assert.ok(phases.indexOf('heartbeat') > phases.indexOf('plan') && phases.lastIndexOf('heartbeat') < phases.indexOf('done'));
+  });
+
+  it('builds images side by side, a layer they share once, up to layersAtOnce at a time', async () => {
+    const ran = (image: string, file: string) => Number(readFileSync(join(store.get(image)!.layerPaths.at(-1)!, file), 'utf8'));
+    await buildImages(['bb'], { store, definitionsDir: defs });
+    const outcomes = await buildImages(['bb-c1', 'bb-c2'], { store, definitionsDir: defs, layersAtOnce: 2 });
+    const mid = store.get('bb-c1')!.layerPaths[1]!;
+    assert.equal(store.get('bb-c2')!.layerPaths[1], mid, 'one bb-mid under both');
+    assert.deepEqual(outcomes.map((o) => o.builtLayers.length), [2, 1], 'bb-mid built once, by the first to ask');
+    // Each slept a second: their runs overlapped.
+    assert.ok(ran('bb-c1', 'began') < ran('bb-c2', 'ended') && ran('bb-c2', 'began') < ran('bb-c1', 'ended'), 'side by side');
+    // One at a time (definitions of their own, the same base and bb-mid, stored; the two above
+    // them changed): one after the other.
+    const oneAtATime = definitionsDir(join(scratch.dir, 'one-at-a-time'), {
+      bb,
+      'bb-mid': chroot('bb-mid', 'bb', ['echo mid > /mid']),
+      'bb-c1': chroot('bb-c1', 'bb-mid', ['echo c1 > /c', ...notesWhenItRan, 'true']),
+      'bb-c2': chroot('bb-c2', 'bb-mid', ['echo c2 > /c', ...notesWhenItRan, 'true']),
+    });
+    const serial = await buildImages(['bb-c1', 'bb-c2'], { store, definitionsDir: oneAtATime, layersAtOnce: 1 });
+    assert.deepEqual(serial.map((o) => o.builtLayers.length), [1, 1]);
+    assert.ok(ran('bb-c1', 'ended') <= ran('bb-c2', 'began') || ran('bb-c2', 'ended') <= ran('bb-c1', 'began'), 'one after the other');
+  });
+
+  it("removes the .debs every image once shared in cache/apt (each image has its own dir there now)", async () => {
+    const shared = join(store.cacheDir, 'apt');
+    mkdirSync(join(shared, 'python'), { recursive: true });
+    writeFileSync(join(shared, 'old_1.0_amd64.deb'), 'a .deb of before');
+    writeFileSync(join(shared, 'python', 'kept_1.0_amd64.deb'), "an image's own");
+    await buildImages(['bb'], { store, definitionsDir: defs });
+    assert.deepEqual(readdirSync(shared), ['python']);
+    assert.deepEqual(readdirSync(join(shared, 'python')), ['kept_1.0_amd64.deb']);
+  });
+
+  it('stops the layers building beside a failed one, and throws that failure', async () => {
+    const layersBefore = store.layers().sort();
+    const started = Date.now();
+    await assert.rejects(buildImages(['bb-long', 'bb-fail'], { store, definitionsDir: defs, layersAtOnce: 2 }), (err: unknown) => {
+      assert.ok(err instanceof ImageBuildError, String(err));
+      assert.equal(err.image, 'bb-fail');
+      return true;
+    });
+    assert.ok(Date.now() - started < 30_000, `stopped in ${Date.now() - started} ms, not after bb-long's minute`);
+    assert.equal(store.get('bb-long'), undefined);
+    assert.deepEqual(store.layers().sort(), layersBefore);
+    assert.deepEqual(readdirSync(store.layersDir).filter((d) => d.startsWith('.')), []);
+    assert.deepEqual(mountsUnder(dataDir), []);
   });
 
   it('rejects unknown image names before building anything', async () => {
